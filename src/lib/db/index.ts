@@ -1,0 +1,53 @@
+import {PgClient} from './pg-driver.js'
+import {PgliteClient} from './pglite-driver.js'
+import type {PoolOptions, SqlClient} from './types.js'
+import {parseDbUrl} from './url.js'
+
+export type {DriverKind, PoolOptions, Queryable, QueryResult, SqlClient} from './types.js'
+export {describeDbUrl, isPostgresUrl, maskUrl, parseDbUrl} from './url.js'
+
+/** Opens a client for a URL (see url.ts for the accepted forms). The caller closes it. */
+export function openDatabase(url: string, options: PoolOptions = {}): SqlClient {
+  const parsed = parseDbUrl(url, options.baseDir)
+  if (parsed.driver === 'pglite') return new PgliteClient(parsed.dataDir)
+  return new PgClient(parsed.connectionString, options)
+}
+
+/**
+ * One client per database URL, as upstream keeps one pool per URL: a permission backend on the
+ * storage URL shares the storage pool. PGlite must be opened once per folder per process.
+ */
+export class DatabaseRegistry {
+  private readonly clients = new Map<string, SqlClient>()
+
+  constructor(private readonly baseDir?: string) {}
+
+  get(url: string, options: PoolOptions = {}): SqlClient {
+    const parsed = parseDbUrl(url, this.baseDir)
+    const key = parsed.driver === 'pglite' ? `pglite:${parsed.dataDir ?? ':memory:'}` : parsed.connectionString
+    let client = this.clients.get(key)
+    if (!client) {
+      client = openDatabase(url, {...options, baseDir: this.baseDir})
+      this.clients.set(key, client)
+    }
+    return client
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.clients.values()]
+    this.clients.clear()
+    await Promise.all(all.map((c) => c.close().catch(() => {})))
+  }
+}
+
+/** Double-quotes an SQL identifier (the one quoting helper: never concatenate input into SQL). */
+export function quoteIdent(name: string): string {
+  if (name.includes('\0')) throw new Error('An SQL identifier cannot contain a NUL character.')
+  return '"' + name.replaceAll('"', '""') + '"'
+}
+
+/** Single-quotes an SQL literal, for the few statements that take no parameters (CREATE ROLE … PASSWORD). */
+export function quoteLiteral(value: string): string {
+  if (value.includes('\0')) throw new Error('An SQL literal cannot contain a NUL character.')
+  return "'" + value.replaceAll("'", "''") + "'"
+}

@@ -1,0 +1,80 @@
+import pg from 'pg'
+
+import type {PoolOptions, Queryable, QueryResult, SqlClient} from './types.js'
+import {maskUrl} from './url.js'
+
+// Timestamps without time zone come back as strings: Kinto converts them in SQL (as_epoch).
+pg.types.setTypeParser(1114, (v: string) => v)
+// BIGINT (as_epoch results) as JS numbers: epoch milliseconds fit in 2^53.
+pg.types.setTypeParser(20, (v: string) => Number(v))
+
+function wrap(client: pg.Pool | pg.PoolClient): Queryable {
+  return {
+    async query<T>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
+      const res = await client.query(sql, params as unknown[] | undefined)
+      return {rows: res.rows as T[], rowCount: res.rowCount ?? 0}
+    },
+    async exec(sql: string): Promise<void> {
+      await client.query(sql)
+    },
+  }
+}
+
+export class PgClient implements SqlClient {
+  readonly kind = 'pg' as const
+  readonly displayUrl: string
+  readonly pool: pg.Pool
+  private readonly q: Queryable
+
+  constructor(connectionString: string, options: PoolOptions = {}) {
+    this.displayUrl = maskUrl(connectionString)
+    this.pool = new pg.Pool({
+      connectionString,
+      max: (options.poolSize ?? 25) + (options.maxOverflow ?? 10),
+      connectionTimeoutMillis: options.connectTimeoutMs ?? (options.poolTimeoutSeconds ?? 30) * 1000,
+      idleTimeoutMillis: 30_000,
+    })
+    // An idle client that errors (server restart) must not crash the process.
+    this.pool.on('error', () => {})
+    this.q = wrap(this.pool)
+  }
+
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
+    return this.q.query<T>(sql, params)
+  }
+
+  exec(sql: string): Promise<void> {
+    return this.q.exec(sql)
+  }
+
+  async withConnection<T>(fn: (conn: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect()
+    let broken: Error | undefined
+    try {
+      return await fn(wrap(client))
+    } catch (error) {
+      broken = error instanceof Error && /terminat|connection/i.test(error.message) ? error : undefined
+      throw error
+    } finally {
+      client.release(broken)
+    }
+  }
+
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.withConnection(async (conn) => {
+      await conn.exec('BEGIN')
+      try {
+        const result = await fn(conn)
+        await conn.exec('COMMIT')
+        return result
+      } catch (error) {
+        await conn.exec('ROLLBACK').catch(() => {})
+        throw error
+      }
+    })
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end()
+  }
+}

@@ -1,0 +1,41 @@
+/** One SQL client interface; drivers: pg (PostgreSQL server) and PGlite (embedded). */
+
+export interface QueryResult<T = Record<string, unknown>> {
+  rows: T[]
+  /** Rows inserted, updated or deleted (0 for SELECT on PGlite; use rows.length there). */
+  rowCount: number
+}
+
+/** Something that runs statements: a pool, a checked-out connection or a transaction. */
+export interface Queryable {
+  /** One statement with $1.. parameters. */
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>>
+  /** Several statements in one string, no parameters (schema files). */
+  exec(sql: string): Promise<void>
+}
+
+export type DriverKind = 'pg' | 'pglite'
+
+export interface SqlClient extends Queryable {
+  readonly kind: DriverKind
+  /** The URL with any password masked: safe to print. */
+  readonly displayUrl: string
+  /** BEGIN … COMMIT around fn on one connection; ROLLBACK when fn throws (and rethrow). */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>
+  /** Runs fn on one dedicated connection (session state such as advisory locks stays on it). */
+  withConnection<T>(fn: (conn: Queryable) => Promise<T>): Promise<T>
+  close(): Promise<void>
+}
+
+export interface PoolOptions {
+  /** Pool size (pg only); Kinto's `<backend>_pool_size`, default 25. */
+  poolSize?: number
+  /** Extra connections beyond poolSize (Kinto's max_overflow, default 10). */
+  maxOverflow?: number
+  /** Seconds to wait for a free connection (Kinto's pool_timeout, default 30). */
+  poolTimeoutSeconds?: number
+  /** Milliseconds to wait for a TCP connection before failing. */
+  connectTimeoutMs?: number
+  /** Folder that relative `pglite:` paths are resolved against (the ini's folder). */
+  baseDir?: string
+}

@@ -1,0 +1,41 @@
+/**
+ * The permission backend interface (upstream: kinto.core.permission.PermissionBase), implemented by
+ * memory.ts and postgresql.ts, checked by one contract suite.
+ * Object ids are URIs without `/v1` (`/buckets/b1/collections/c1`).
+ */
+
+/** [objectUri, permission] pairs; `*` in a URI is a wildcard. */
+export type BoundPermissions = Array<[string, string]>
+
+export interface Permission {
+  heartbeat(readonly: boolean): Promise<boolean>
+  flush(): Promise<void>
+
+  /** Extra principals of a user (group URIs), including those of `system.Authenticated`. */
+  getUserPrincipals(userId: string): Promise<Set<string>>
+  addUserPrincipal(userId: string, principal: string): Promise<void>
+  removeUserPrincipal(userId: string, principal: string): Promise<void>
+  /** Drop every membership in `principal` (a deleted group). */
+  removePrincipal(principal: string): Promise<void>
+
+  getObjectPermissionPrincipals(objectId: string, permission: string): Promise<Set<string>>
+  addPrincipalToAce(objectId: string, permission: string, principal: string): Promise<void>
+  removePrincipalFromAce(objectId: string, permission: string, principal: string): Promise<void>
+
+  /** {perm: principals} of one object. */
+  getObjectPermissions(objectId: string, permissions?: string[]): Promise<Record<string, Set<string>>>
+  /** Same, for many objects (in order). */
+  getObjectsPermissions(objectIds: string[], permissions?: string[]): Promise<Array<Record<string, Set<string>>>>
+  /** Rewrites only the named permissions of the object (an empty list empties it). */
+  replaceObjectPermissions(objectId: string, permissions: Record<string, Iterable<string>>): Promise<void>
+  /** Deletes every ACE of the objects; ids may contain `*` (prefix wildcards for cascades). */
+  deleteObjectPermissions(...objectIds: string[]): Promise<void>
+
+  /** True when one of the principals holds one of the bound permissions. */
+  checkPermission(principals: Iterable<string>, boundPermissions: BoundPermissions): Promise<boolean>
+  /** Object URI → permissions, for objects matching the bound permissions and held by the principals. */
+  getAccessibleObjects(principals: Iterable<string>, boundPermissions?: BoundPermissions, options?: {withChildren?: boolean}): Promise<Map<string, Set<string>>>
+  /** Principals holding any of the bound permissions. */
+  getAuthorizedPrincipals(boundPermissions: BoundPermissions): Promise<Set<string>>
+  close(): Promise<void>
+}

@@ -1,0 +1,109 @@
+/**
+ * The storage backend interface (upstream: kinto.core.storage.StorageBase), implemented by
+ * memory.ts and postgresql.ts and checked by ONE contract suite (test/contract/storage.test.ts).
+ *
+ * Objects are plain JSON objects with `id` and `last_modified` (integer epoch milliseconds).
+ * `resourceName` is `bucket`, `collection`, `group`, `record`, `account`, `history`…;
+ * `parentId` is the parent URI without `/v1` (`/buckets/b1/collections/c1`), `""` for buckets.
+ */
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | {[key: string]: JsonValue}
+export type KintoObject = {id: string; last_modified: number; deleted?: boolean; [key: string]: JsonValue | undefined}
+
+export type FilterOperator =
+  | 'eq' | 'not' | 'lt' | 'gt' | 'min' | 'max' | 'in' | 'exclude' | 'like' | 'has' | 'contains' | 'contains_any'
+
+/** `field` may be dotted (`author.name`); `id` and `last_modified` are columns. */
+export interface Filter {
+  field: string
+  value: JsonValue
+  operator: FilterOperator
+}
+
+export interface Sort {
+  field: string
+  /** 1 ascending, -1 descending */
+  direction: 1 | -1
+}
+
+export interface ListOptions {
+  filters?: Filter[]
+  sorting?: Sort[]
+  /** Keyset pagination: OR over the groups, AND inside a group (upstream's pagination_rules). */
+  paginationRules?: Filter[][]
+  /** At most this many objects (the caller asks limit+1 to know whether a next page exists). */
+  limit?: number
+  includeDeleted?: boolean
+}
+
+/** A precondition checked atomically with the write (If-Match / If-None-Match). */
+export type WriteCondition =
+  | {kind: 'exists'}
+  | {kind: 'absent'}
+  | {kind: 'last_modified'; value: number}
+
+export class ObjectNotFoundError extends Error {
+  constructor(readonly resourceName: string, readonly objectId: string) {
+    super(`${resourceName} ${objectId} not found`)
+    this.name = 'ObjectNotFoundError'
+  }
+}
+
+/** Create of an id that is already live. `existing` is the stored object. */
+export class UnicityError extends Error {
+  constructor(readonly field: string, readonly existing: KintoObject) {
+    super(`${field} is not unique: ${existing.id}`)
+    this.name = 'UnicityError'
+  }
+}
+
+/** A WriteCondition did not hold. `existing` is the current object (undefined when absent). */
+export class PreconditionFailedError extends Error {
+  constructor(readonly existing: KintoObject | undefined) {
+    super('Resource was modified meanwhile')
+    this.name = 'PreconditionFailedError'
+  }
+}
+
+/** Upstream's errno 201 case: list timestamp cannot be written (read-only, nothing stored). */
+export class ReadonlyTimestampError extends Error {
+  constructor() {
+    super('Resource timestamp cannot be written. Plural endpoint must be hit at least once from a writable instance.')
+    this.name = 'ReadonlyTimestampError'
+  }
+}
+
+/** Any other failure of the backend (connection lost, …): becomes a 503. */
+export class BackendError extends Error {
+  constructor(message: string, options?: {cause?: unknown}) {
+    super(message, options)
+    this.name = 'BackendError'
+  }
+}
+
+export interface Storage {
+  /** Check that the backend works (heartbeat). Writes unless readonly. */
+  heartbeat(readonly: boolean): Promise<boolean>
+  /** Remove every object and timestamp (metadata kept). */
+  flush(): Promise<void>
+  /** The list timestamp (ms); see kinto-reference §3.6. May write a `timestamps` row unless readonly. */
+  resourceTimestamp(resourceName: string, parentId: string, options?: {readonly?: boolean}): Promise<number>
+  /** Max timestamp per (parent, resource) matching a parent pattern (`*` wildcard). */
+  allResourcesTimestamps?(resourceName: string): Promise<Record<string, number>>
+
+  create(resourceName: string, parentId: string, obj: Record<string, unknown>, options?: {idGenerator?: () => string}): Promise<KintoObject>
+  get(resourceName: string, parentId: string, objectId: string): Promise<KintoObject>
+  /** Upsert: creates when missing (or a tombstone), replaces the data otherwise. */
+  update(resourceName: string, parentId: string, objectId: string, obj: Record<string, unknown>, options?: {condition?: WriteCondition}): Promise<KintoObject>
+  /** Turns a live object into a tombstone (or removes it when withDeleted is false). Returns the tombstone. */
+  delete(resourceName: string, parentId: string, objectId: string, options?: {withDeleted?: boolean; lastModified?: number; condition?: WriteCondition}): Promise<KintoObject>
+  /** Deletes what list() would return for the same options; parentId may contain `*`. Returns tombstones. */
+  deleteAll(resourceName: string, parentId: string, options?: ListOptions & {withDeleted?: boolean}): Promise<KintoObject[]>
+  /** Hard-deletes tombstones; returns how many. */
+  purgeDeleted(resourceName: string | null, parentId: string, options?: {before?: number; maxRetained?: number}): Promise<number>
+  list(resourceName: string, parentId: string, options?: ListOptions): Promise<KintoObject[]>
+  count(resourceName: string, parentId: string, filters?: Filter[]): Promise<number>
+  /** History auto-trim: keep the newest `maxObjects` matching, delete the rest; returns how many deleted. */
+  trimObjects?(resourceName: string, parentId: string, filters: Filter[], maxObjects: number): Promise<number>
+  close(): Promise<void>
+}

@@ -1,0 +1,62 @@
+import {randomBytes} from 'node:crypto'
+import {mkdtempSync, rmSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
+import pg from 'pg'
+
+/**
+ * Test databases: a fresh database on the real server when KINTO_TEST_DATABASE_URL is set (CI),
+ * else a fresh PGlite folder (embedded). Each call gives an empty database and a cleanup function.
+ */
+export const realServerUrl = process.env.KINTO_TEST_DATABASE_URL || undefined
+export const dbKind: 'postgresql' | 'pglite' = realServerUrl ? 'postgresql' : 'pglite'
+
+export interface TestDatabase {
+  url: string
+  kind: 'postgresql' | 'pglite'
+  drop(): Promise<void>
+}
+
+/** A fresh database of the kind this run tests (PostgreSQL in CI, PGlite otherwise). */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  return realServerUrl ? createServerDatabase(realServerUrl) : createPgliteDatabase()
+}
+
+export function createPgliteDatabase(): TestDatabase {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-pglite-'))
+  return {
+    url: `pglite:${dir}`,
+    kind: 'pglite',
+    async drop() {
+      rmSync(dir, {recursive: true, force: true})
+    },
+  }
+}
+
+export async function createServerDatabase(adminUrl: string): Promise<TestDatabase> {
+  const name = `kinto_test_${randomBytes(6).toString('hex')}`
+  const admin = new pg.Client({connectionString: adminUrl})
+  await admin.connect()
+  try {
+    await admin.query(`CREATE DATABASE ${name} ENCODING 'UTF8' TEMPLATE template0`)
+    await admin.query(`ALTER DATABASE ${name} SET TIMEZONE TO 'UTC'`)
+  } finally {
+    await admin.end()
+  }
+  const url = new URL(adminUrl)
+  url.pathname = `/${name}`
+  return {
+    url: url.toString(),
+    kind: 'postgresql',
+    async drop() {
+      const c = new pg.Client({connectionString: adminUrl})
+      await c.connect()
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      } finally {
+        await c.end()
+      }
+    },
+  }
+}
