@@ -1,0 +1,177 @@
+/**
+ * Serialising concurrent `kinto migrate` runs.
+ *
+ * PostgreSQL: a session-level advisory lock. The key is a constant: the first 8 bytes of
+ * sha256("kinto-ops:migrate") read as a signed big-endian int64 (MIGRATION_LOCK_KEY). Advisory locks
+ * are scoped to the current database, so the same key serialises runs per database. We poll with
+ * pg_try_advisory_lock instead of blocking in pg_advisory_lock: a blocked waiter can deadlock
+ * with other sessions, cannot time out cleanly and cannot say who holds the lock.
+ *
+ * PGlite (embedded): one process may open a data folder at a time, so the lock is a file next to
+ * the folder (`<folder>.kinto-migrate.lock`, holding the owner's pid), taken before the folder is
+ * opened. A lock file whose process is gone is stale and taken over.
+ */
+import {closeSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync} from 'node:fs'
+import path from 'node:path'
+
+import type {Queryable} from '../db/index.js'
+import {ExitCode, KintoError} from '../errors.js'
+
+export const MIGRATION_LOCK_NAME = 'kinto-ops:migrate'
+/** int64 of the first 8 bytes of sha256(MIGRATION_LOCK_NAME), big-endian, signed. */
+export const MIGRATION_LOCK_KEY = '1303967871420726987'
+
+export interface LockWaitOptions {
+  /** Give up after this long (default 60 s). */
+  timeoutMs?: number
+  /** Fail at once when the lock is held (no waiting). */
+  noWait?: boolean
+  /** Poll interval (default 100 ms, with jitter). */
+  pollMs?: number
+  /** Called when the lock is held by someone else (again whenever the holder changes). */
+  onWait?: (holder: string) => void
+  /** What is being locked, for messages ("database localhost:5432/kinto"). */
+  target: string
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+function lockError(kind: 'busy' | 'timeout', opts: LockWaitOptions, holder: string | undefined): KintoError {
+  const who = holder ? ` (held by ${holder})` : ''
+  if (kind === 'busy') {
+    return new KintoError(`Another migration holds the migration lock on ${opts.target}${who}.`, {
+      code: 'KINTO_MIGRATE_LOCKED',
+      exit: ExitCode.LOCK_TIMEOUT,
+      hint: 'Run again without --no-wait to wait for it, or later.',
+    })
+  }
+  return new KintoError(
+    `Timed out after ${Math.round((opts.timeoutMs ?? 60_000) / 1000)} s waiting for the migration lock on ${opts.target}${who}.`,
+    {
+      code: 'KINTO_MIGRATE_LOCK_TIMEOUT',
+      exit: ExitCode.LOCK_TIMEOUT,
+      hint: 'Wait for the other migration to finish, or raise --lock-timeout.',
+    },
+  )
+}
+
+/** Splits the int64 key into pg_locks' (classid, objid) pair. */
+function keyParts(key: string): [string, string] {
+  const k = BigInt.asUintN(64, BigInt(key))
+  return [(k >> 32n).toString(), (k & 0xffffffffn).toString()]
+}
+
+async function advisoryHolder(conn: Queryable, key: string): Promise<string | undefined> {
+  const [classid, objid] = keyParts(key)
+  const res = await conn.query<{pid: number}>(
+    `SELECT l.pid FROM pg_locks l
+      WHERE l.locktype = 'advisory' AND l.granted
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1
+      LIMIT 1`,
+    [classid, objid],
+  )
+  return res.rows[0] ? `PostgreSQL backend pid ${res.rows[0].pid}` : undefined
+}
+
+/**
+ * Runs fn while holding the advisory lock `key` on conn (a dedicated connection). The lock is
+ * session-level and released in `finally` (and by the server if the connection dies).
+ */
+export async function withAdvisoryLock<T>(
+  conn: Queryable,
+  key: string,
+  opts: LockWaitOptions,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const started = Date.now()
+  const timeoutMs = opts.timeoutMs ?? 60_000
+  let lastHolder: string | undefined
+  for (;;) {
+    const res = await conn.query<{locked: boolean}>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [key])
+    if (res.rows[0]?.locked) break
+    const holder = await advisoryHolder(conn, key)
+    if (opts.noWait) throw lockError('busy', opts, holder)
+    if (holder && holder !== lastHolder) opts.onWait?.(holder)
+    lastHolder = holder ?? lastHolder
+    if (Date.now() - started >= timeoutMs) throw lockError('timeout', opts, holder)
+    await sleep(Math.min(jitter(opts.pollMs ?? 100), Math.max(1, timeoutMs - (Date.now() - started))))
+  }
+  try {
+    return await fn()
+  } finally {
+    await conn.query('SELECT pg_advisory_unlock($1::bigint)', [key]).catch(() => {})
+  }
+}
+
+const jitter = (ms: number) => Math.round(ms * (0.75 + Math.random() * 0.5))
+
+export function pgliteLockPath(dataDir: string): string {
+  return `${dataDir.replace(/[\\/]+$/, '')}.kinto-migrate.lock`
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** Exclusive lock file with the owner's pid; a file left by a dead process is taken over. */
+export async function withFileLock<T>(lockPath: string, opts: LockWaitOptions, fn: () => Promise<T>): Promise<T> {
+  mkdirSync(path.dirname(lockPath), {recursive: true})
+  const started = Date.now()
+  const timeoutMs = opts.timeoutMs ?? 60_000
+  let lastHolder: string | undefined
+  for (;;) {
+    try {
+      const fd = openSync(lockPath, 'wx', 0o600)
+      try {
+        writeSync(fd, String(process.pid))
+      } finally {
+        closeSync(fd)
+      }
+      break
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+    let pid = Number.NaN
+    try {
+      pid = Number(readFileSync(lockPath, 'utf8').trim())
+    } catch {
+      continue // removed between open and read: try again at once
+    }
+    if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) {
+      // Stale: its owner died (e.g. SIGKILL). Move it aside (rename is atomic), and if what we moved
+      // turns out to be a fresh lock another process took meanwhile, put it back.
+      const aside = `${lockPath}.${process.pid}.stale`
+      try {
+        renameSync(lockPath, aside)
+      } catch {
+        continue
+      }
+      try {
+        if (readFileSync(aside, 'utf8').trim() !== String(pid)) linkSync(aside, lockPath)
+      } catch {}
+      try {
+        unlinkSync(aside)
+      } catch {}
+      continue
+    }
+    const holder = Number.isInteger(pid) && pid > 0 ? `process ${pid}` : undefined
+    if (opts.noWait) throw lockError('busy', opts, holder)
+    if (holder && holder !== lastHolder) opts.onWait?.(holder)
+    lastHolder = holder ?? lastHolder
+    if (Date.now() - started >= timeoutMs) throw lockError('timeout', opts, holder)
+    await sleep(jitter(opts.pollMs ?? 100))
+  }
+  try {
+    return await fn()
+  } finally {
+    try {
+      if (readFileSync(lockPath, 'utf8').trim() === String(process.pid)) unlinkSync(lockPath)
+    } catch {}
+  }
+}
