@@ -1,0 +1,56 @@
+/**
+ * Library verbs of `kinto deploy nginx | uwsgi | apache`: options from the loaded ini and the
+ * flags, the snippet rendered from templates/, then printed, written or checked for drift.
+ */
+import {UsageError} from '../errors.js'
+import {renderApache} from './apache.js'
+import {renderNginx} from './nginx.js'
+import {type ApacheFlags, type DeployConfig, type NginxFlags, type UwsgiFlags, apacheOptionsFrom, nginxOptionsFrom, uwsgiOptionsFrom} from './options.js'
+import {type DeliverResult, deliver} from './output.js'
+import {renderUwsgi} from './uwsgi.js'
+import {renderAppWsgi} from './wsgi.js'
+
+export {renderApache, type ApacheOptions} from './apache.js'
+export {renderNginx, type NginxOptions} from './nginx.js'
+export {renderUwsgi, type UwsgiOptions} from './uwsgi.js'
+export {renderAppWsgi, type AppWsgiOptions} from './wsgi.js'
+export {DEPLOY_DEFAULTS, type DeployConfig, apacheOptionsFrom, nginxOptionsFrom, uwsgiOptionsFrom} from './options.js'
+export {type DeliverResult, deliver, unifiedDiff} from './output.js'
+export {DeployValueError} from './values.js'
+
+/** Where the snippet goes: printed (neither), written (`output`, `force` to replace), or compared (`check`). */
+export interface DeployTarget {
+  output?: string
+  check?: string
+  force?: boolean
+}
+
+export type DeployResult = DeliverResult & {snippet: string}
+
+export async function deployNginx(config: DeployConfig, flags: NginxFlags, target: DeployTarget): Promise<DeployResult> {
+  const content = renderNginx(nginxOptionsFrom(config, flags))
+  return {snippet: 'nginx', ...(await deliver({...target, content, label: 'nginx configuration', command: 'kinto deploy nginx'}))}
+}
+
+export async function deployUwsgi(config: DeployConfig, flags: UwsgiFlags & {'app-wsgi'?: boolean}, target: DeployTarget): Promise<DeployResult> {
+  if (flags['app-wsgi']) {
+    const content = renderAppWsgi({iniPath: config.path, command: 'uwsgi', origins: {iniPath: '--ini'}})
+    return {snippet: 'app.wsgi', ...(await deliver({...target, content, label: 'app.wsgi', command: 'kinto deploy uwsgi --app-wsgi'}))}
+  }
+  const content = renderUwsgi(uwsgiOptionsFrom(config, flags))
+  return {snippet: 'uwsgi', ...(await deliver({...target, content, label: 'uwsgi section', command: 'kinto deploy uwsgi'}))}
+}
+
+export async function deployApache(config: DeployConfig, flags: ApacheFlags & {'app-wsgi'?: boolean}, target: DeployTarget): Promise<DeployResult> {
+  const options = apacheOptionsFrom(config, flags)
+  if (flags['app-wsgi']) {
+    if (options.mode !== 'wsgi') {
+      throw new UsageError('--app-wsgi goes with --mode wsgi.', {hint: 'Run `kinto deploy apache --mode wsgi --app-wsgi`.'})
+    }
+    const content = renderAppWsgi({iniPath: config.path, command: 'apache', origins: {iniPath: '--ini'}})
+    return {snippet: 'app.wsgi', ...(await deliver({...target, content, label: 'app.wsgi', command: 'kinto deploy apache --mode wsgi --app-wsgi'}))}
+  }
+  const content = renderApache(options)
+  const command = options.mode === 'wsgi' ? 'kinto deploy apache --mode wsgi' : 'kinto deploy apache'
+  return {snippet: `apache-${options.mode}`, ...(await deliver({...target, content, label: 'Apache configuration', command}))}
+}

@@ -1,0 +1,188 @@
+/**
+ * From a loaded Kinto ini plus command-line flags to the plain options of the renderers.
+ * Every value comes from the ini unless a flag overrides it, and each one remembers where it
+ * came from so that an error can name the flag or the ini key to fix.
+ *
+ * The config is taken structurally (what lib/config's loadConfig returns), so the renderers do
+ * not depend on the loader.
+ */
+import path from 'node:path'
+
+import {UsageError} from '../errors.js'
+import type {ApacheOptions} from './apache.js'
+import type {NginxOptions} from './nginx.js'
+import {connectHost, hostPort} from './upstream.js'
+import type {UwsgiOptions} from './uwsgi.js'
+import type {Origins} from './values.js'
+import {serverNameFromHttpHost} from './values.js'
+
+export interface DeployConfig {
+  /** Absolute path of the ini file. */
+  path: string
+  /** Its folder. */
+  dir: string
+  /** Effective settings, keys without `kinto.`. */
+  settings: Record<string, unknown>
+  /** `[server:main]`: where the runtime listens. */
+  server: {host: string; port: number; unixSocket?: string; unixSocketMode?: string | number}
+}
+
+export const DEPLOY_DEFAULTS = {
+  listen: '80',
+  allow: ['127.0.0.1', '::1'],
+  maxBodySize: '75m',
+  cachePath: '/var/cache/nginx/kinto',
+  uid: 'kinto',
+  gid: 'kinto',
+  processes: 3,
+  harakiri: 120,
+  bufferSize: 65535,
+  plugin: 'python3',
+  socketMode: '666',
+} as const
+
+export interface CommonFlags {
+  'server-name'?: string[]
+  listen?: string
+  upstream?: string
+  allow?: string[]
+  'max-body-size'?: string
+}
+
+/** `--allow` values; `none` alone means nobody (the private URLs are closed to every address). */
+function allowList(flag: string[] | undefined, origins: Origins): string[] {
+  if (flag === undefined || flag.length === 0) return [...DEPLOY_DEFAULTS.allow]
+  origins.allow = '--allow'
+  return flag.filter((a) => a !== 'none')
+}
+
+function iniOrigin(config: DeployConfig, what: string): string {
+  return `${what} in ${config.path}`
+}
+
+function serverNames(config: DeployConfig, flags: CommonFlags, origins: Origins): string[] {
+  if (flags['server-name'] && flags['server-name'].length > 0) {
+    origins.serverNames = '--server-name'
+    return flags['server-name']
+  }
+  const httpHost = config.settings.http_host
+  if (httpHost === null || httpHost === undefined || httpHost === '') return []
+  origins.serverNames = iniOrigin(config, 'kinto.http_host')
+  return [serverNameFromHttpHost(String(httpHost), origins.serverNames)]
+}
+
+/** The ini's listening address as an upstream spelling, for a client of it. */
+function upstreamFromIni(config: DeployConfig, protocol: 'http' | 'uwsgi'): string {
+  const {server} = config
+  if (server.unixSocket) return `${protocol === 'uwsgi' ? 'uwsgi+' : ''}unix:${path.resolve(config.dir, server.unixSocket)}`
+  return `${protocol}://${hostPort(connectHost(server.host), server.port)}`
+}
+
+function take<T>(flag: T | undefined, fallback: T, name: string, origins: Origins, key: string, iniWhat?: string): T {
+  if (flag !== undefined) {
+    origins[key] = `--${name}`
+    return flag
+  }
+  if (iniWhat) origins[key] = iniWhat
+  return fallback
+}
+
+export interface NginxFlags extends CommonFlags {
+  uwsgi?: boolean
+  cache?: boolean
+  'cache-path'?: string
+}
+
+export function nginxOptionsFrom(config: DeployConfig, flags: NginxFlags): NginxOptions {
+  const origins: Origins = {}
+  return {
+    serverNames: serverNames(config, flags, origins),
+    listen: take(flags.listen, DEPLOY_DEFAULTS.listen, 'listen', origins, 'listen'),
+    upstream: take(flags.upstream, upstreamFromIni(config, flags.uwsgi ? 'uwsgi' : 'http'), 'upstream', origins, 'upstream', iniOrigin(config, '[server:main]')),
+    allow: allowList(flags.allow, origins),
+    cachePath: flags.cache ? take(flags['cache-path'], DEPLOY_DEFAULTS.cachePath, 'cache-path', origins, 'cachePath') : false,
+    maxBodySize: take(flags['max-body-size'], DEPLOY_DEFAULTS.maxBodySize, 'max-body-size', origins, 'maxBodySize'),
+    source: path.basename(config.path),
+    origins,
+  }
+}
+
+export interface UwsgiFlags {
+  'wsgi-file'?: string
+  virtualenv?: string
+  socket?: string
+  'socket-mode'?: string
+  uid?: string
+  gid?: string
+  processes?: number
+  harakiri?: number
+  'buffer-size'?: number
+  plugin?: string
+}
+
+export function uwsgiOptionsFrom(config: DeployConfig, flags: UwsgiFlags): UwsgiOptions {
+  const origins: Origins = {iniPath: '--ini'}
+  const {server} = config
+  // The uwsgi protocol lets a client set the app's environment: it must not face the network,
+  // so a wildcard listening address in the ini becomes loopback here (--socket overrides).
+  const iniSocket = server.unixSocket ? `unix:${path.resolve(config.dir, server.unixSocket)}` : hostPort(connectHost(server.host), server.port)
+  const iniMode = server.unixSocket && server.unixSocketMode !== undefined ? String(server.unixSocketMode) : undefined
+  return {
+    iniPath: config.path,
+    wsgiFile: take(flags['wsgi-file'], path.join(config.dir, 'app.wsgi'), 'wsgi-file', origins, 'wsgiFile', `the folder of ${config.path}`),
+    virtualenv: take(flags.virtualenv, undefined, 'virtualenv', origins, 'virtualenv'),
+    socket: take(flags.socket, iniSocket, 'socket', origins, 'socket', iniOrigin(config, '[server:main]')),
+    socketMode: take(flags['socket-mode'], iniMode ?? DEPLOY_DEFAULTS.socketMode, 'socket-mode', origins, 'socketMode', iniMode ? iniOrigin(config, '[server:main]') : undefined),
+    uid: take(flags.uid, DEPLOY_DEFAULTS.uid, 'uid', origins, 'uid'),
+    gid: take(flags.gid, DEPLOY_DEFAULTS.gid, 'gid', origins, 'gid'),
+    processes: take(flags.processes, DEPLOY_DEFAULTS.processes, 'processes', origins, 'processes'),
+    harakiri: take(flags.harakiri, DEPLOY_DEFAULTS.harakiri, 'harakiri', origins, 'harakiri'),
+    bufferSize: take(flags['buffer-size'], DEPLOY_DEFAULTS.bufferSize, 'buffer-size', origins, 'bufferSize'),
+    plugin: take(flags.plugin, DEPLOY_DEFAULTS.plugin, 'plugin', origins, 'plugin'),
+    source: path.basename(config.path),
+    origins,
+  }
+}
+
+export interface ApacheFlags extends CommonFlags {
+  mode?: 'proxy' | 'wsgi'
+  'wsgi-file'?: string
+  'python-path'?: string
+  virtualenv?: string
+}
+
+export function apacheOptionsFrom(config: DeployConfig, flags: ApacheFlags): ApacheOptions {
+  const origins: Origins = {iniPath: '--ini'}
+  const common = {
+    serverNames: serverNames(config, flags, origins),
+    listen: take(flags.listen, DEPLOY_DEFAULTS.listen, 'listen', origins, 'listen'),
+    allow: allowList(flags.allow, origins),
+    maxBodySize: take(flags['max-body-size'], DEPLOY_DEFAULTS.maxBodySize, 'max-body-size', origins, 'maxBodySize'),
+    source: path.basename(config.path),
+    origins,
+  }
+  const mode = flags.mode ?? 'proxy'
+  const misplaced = (mode === 'proxy' ? ['wsgi-file', 'python-path', 'virtualenv'] : ['upstream']).filter(
+    (name) => flags[name as keyof ApacheFlags] !== undefined,
+  )
+  if (misplaced.length > 0) {
+    throw new UsageError(`--${misplaced.join(', --')} ${misplaced.length > 1 ? 'do' : 'does'} not apply to --mode ${mode}.`, {
+      hint: mode === 'proxy' ? 'Add --mode wsgi to run upstream Kinto inside Apache.' : 'Drop --upstream: with mod_wsgi Apache runs Kinto itself.',
+    })
+  }
+  if (mode === 'proxy') {
+    return {
+      ...common,
+      mode: 'proxy',
+      upstream: take(flags.upstream, upstreamFromIni(config, 'http'), 'upstream', origins, 'upstream', iniOrigin(config, '[server:main]')),
+    }
+  }
+  return {
+    ...common,
+    mode: 'wsgi',
+    iniPath: config.path,
+    wsgiFile: take(flags['wsgi-file'], path.join(config.dir, 'app.wsgi'), 'wsgi-file', origins, 'wsgiFile', `the folder of ${config.path}`),
+    pythonPath: take(flags['python-path'], undefined, 'python-path', origins, 'pythonPath'),
+    virtualenv: take(flags.virtualenv, undefined, 'virtualenv', origins, 'virtualenv'),
+  }
+}
