@@ -1,0 +1,105 @@
+/**
+ * Atomic file writes: the data goes to a temporary file in the same folder, is flushed to disk,
+ * then takes the target's name in one step (rename, or link when the target must not exist).
+ * A reader sees the old file or the new one, never half of one; a crash leaves at most a stray
+ * temporary file.
+ */
+import {randomBytes} from 'node:crypto'
+import {
+  closeSync,
+  existsSync,
+  fchmodSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  realpathSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs'
+import path from 'node:path'
+
+import {KintoError} from '../errors.js'
+
+export interface AtomicWriteOptions {
+  /** File mode of the result (umask does not apply). */
+  mode: number
+  /** Replace an existing file (default). When false and the file exists: KINTO_FILE_EXISTS. */
+  overwrite?: boolean
+  /** Create missing parent folders. */
+  mkdirs?: boolean
+}
+
+export class FileExistsError extends KintoError {
+  constructor(readonly file: string) {
+    super(`${file} already exists.`, {code: 'KINTO_FILE_EXISTS', hint: 'Add --force to overwrite it.'})
+  }
+}
+
+function fsyncFolder(dir: string): void {
+  let fd: number | undefined
+  try {
+    fd = openSync(dir, 'r')
+    fsyncSync(fd)
+  } catch {
+    // Some platforms and file systems cannot fsync a folder; the rename is still atomic.
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
+}
+
+/** Follows a symbolic link so that the link is kept and its target is replaced. */
+function resolveTarget(file: string): string {
+  try {
+    return realpathSync(file)
+  } catch {
+    return path.resolve(file)
+  }
+}
+
+export function writeFileAtomic(file: string, data: string | Uint8Array, options: AtomicWriteOptions): string {
+  const target = resolveTarget(file)
+  const dir = path.dirname(target)
+  if (options.mkdirs) mkdirSync(dir, {recursive: true})
+  const tmp = path.join(dir, `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`)
+  const fd = openSync(tmp, 'wx', options.mode)
+  let done = false
+  try {
+    try {
+      fchmodSync(fd, options.mode)
+      const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data
+      let offset = 0
+      while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset)
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    if (options.overwrite === false) {
+      try {
+        linkSync(tmp, target)
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code
+        if (code === 'EEXIST') throw new FileExistsError(file)
+        // File systems without hard links: check, then rename (a small window, but no partial file).
+        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw error
+        if (existsSync(target)) throw new FileExistsError(file)
+        renameSync(tmp, target)
+      }
+      if (existsSync(tmp)) unlinkSync(tmp)
+    } else {
+      renameSync(tmp, target)
+    }
+    done = true
+    fsyncFolder(dir)
+    return target
+  } finally {
+    if (!done) {
+      try {
+        unlinkSync(tmp)
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
