@@ -13,10 +13,18 @@ export type KintoObject = {id: string; last_modified: number; deleted?: boolean;
 export type FilterOperator =
   | 'eq' | 'not' | 'lt' | 'gt' | 'min' | 'max' | 'in' | 'exclude' | 'like' | 'has' | 'contains' | 'contains_any'
 
+/**
+ * A value that is absent from an object (not JSON null). Only pagination rules carry it (upstream's
+ * MISSING): the last object of a page may lack a sorted field. Operators allowed with it: eq, lt, gt,
+ * min, max.
+ */
+export const MISSING: unique symbol = Symbol('MISSING')
+export type Missing = typeof MISSING
+
 /** `field` may be dotted (`author.name`); `id` and `last_modified` are columns. */
 export interface Filter {
   field: string
-  value: JsonValue
+  value: JsonValue | Missing
   operator: FilterOperator
 }
 
@@ -65,7 +73,7 @@ export class PreconditionFailedError extends Error {
   }
 }
 
-/** Upstream's errno 201 case: list timestamp cannot be written (read-only, nothing stored). */
+/** Upstream's errno 201 case. Our backends do not raise it (readonly lists without rows answer 0). */
 export class ReadonlyTimestampError extends Error {
   constructor() {
     super('Resource timestamp cannot be written. Plural endpoint must be hit at least once from a writable instance.')
@@ -73,11 +81,27 @@ export class ReadonlyTimestampError extends Error {
   }
 }
 
+/**
+ * A write hit the unique index on (parent_id, resource_name, last_modified): a client-given
+ * `last_modified` equal to another object's in the same list. Upstream: 409 errno 122 + Retry-After.
+ * (Concurrent writes never cause it: the backends serialise timestamp bumps per list.)
+ */
+export class IntegrityError extends Error {
+  constructor(message = 'Integrity constraint violated', options?: {cause?: unknown}) {
+    super(message, options)
+    this.name = 'IntegrityError'
+  }
+}
+
 /** Any other failure of the backend (connection lost, …): becomes a 503. */
 export class BackendError extends Error {
-  constructor(message: string, options?: {cause?: unknown}) {
+  /** True for a deadlock or serialisation failure: running the whole transaction again may succeed. */
+  readonly retryable: boolean
+
+  constructor(message: string, options?: {cause?: unknown; retryable?: boolean}) {
     super(message, options)
     this.name = 'BackendError'
+    this.retryable = options?.retryable ?? false
   }
 }
 
@@ -86,7 +110,13 @@ export interface Storage {
   heartbeat(readonly: boolean): Promise<boolean>
   /** Remove every object and timestamp (metadata kept). */
   flush(): Promise<void>
-  /** The list timestamp (ms); see kinto-reference §3.6. May write a `timestamps` row unless readonly. */
+  /**
+   * The list timestamp (ms): the newest of the list's objects and tombstones and of its `timestamps`
+   * row (kinto-reference §3.6). Unless readonly (the option, or the backend built readonly), it then
+   * stores that value (or the clock when the list is empty) as the `timestamps` row if there is none,
+   * as upstream does. Readonly never writes: a list never written answers 0 (upstream: 503 errno 201),
+   * a stable value that every process agrees on.
+   */
   resourceTimestamp(resourceName: string, parentId: string, options?: {readonly?: boolean}): Promise<number>
   /** Max timestamp per (parent, resource) matching a parent pattern (`*` wildcard). */
   allResourcesTimestamps?(resourceName: string): Promise<Record<string, number>>

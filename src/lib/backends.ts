@@ -1,0 +1,161 @@
+/**
+ * Builds the storage, permission and cache backends from Kinto settings (upstream module names),
+ * and the per-request transaction spanning storage and permission.
+ *
+ * Settings read (keys without `kinto.`): `storage_backend`, `storage_url`, `permission_backend`,
+ * `permission_url`, `cache_backend`, `cache_url`, `<backend>_pool_size` / `_max_overflow` /
+ * `_pool_timeout`, `cache_prefix`, `cache_max_size_bytes`, `storage_max_fetch_size`, `readonly`.
+ *
+ * Transactions — `backends.transaction(fn)`:
+ * - fn receives `{storage, permission}` bound to one transaction; it commits when fn resolves and rolls
+ *   back when fn throws (the error is rethrown). Use ONLY these bound instances inside fn: on PGlite
+ *   (one connection) calling `backends.storage` inside fn waits for the transaction forever, and on a
+ *   PostgreSQL server it would run outside the transaction.
+ * - postgresql storage and permission on the same URL share one connection: BEGIN … COMMIT covers
+ *   both (upstream: one transaction per request, one per batch). On different URLs, or with one memory
+ *   backend, each runs its own transaction, nested (storage outside, permission inside).
+ * - memory backends run one transaction at a time and undo the transaction's changes on throw.
+ * - Not reentrant: never call `backends.transaction` inside fn.
+ * - Reads and writes also work outside any transaction (`backends.storage`…): each write is then atomic
+ *   on its own.
+ * - Writes to a list take a per-list lock (postgresql: `pg_advisory_xact_lock`) held until commit, so
+ *   concurrent writers never collide on the unique timestamp index; a deadlock between two multi-list
+ *   transactions (PostgreSQL aborts one) surfaces as `BackendError` with `retryable: true`.
+ * - The cache is never part of a transaction (upstream: it commits after each operation).
+ */
+import type {Cache} from './cache/types.js'
+import {MemoryCache} from './cache/memory.js'
+import {asBool, asInt, asString, type Settings} from './config/settings.js'
+import {DatabaseRegistry, type PoolOptions, type SqlClient} from './db/index.js'
+import {KintoError} from './errors.js'
+import {MemoryPermission} from './permission/memory.js'
+import {PostgresPermission} from './permission/postgresql.js'
+import type {Permission} from './permission/types.js'
+import {MemoryStorage} from './storage/memory.js'
+import {PostgresStorage} from './storage/postgresql.js'
+import type {Storage} from './storage/types.js'
+import {PostgresCache} from './cache/postgresql.js'
+
+export interface TransactionBackends {
+  storage: Storage
+  permission: Permission
+}
+
+export interface Backends {
+  storage: Storage
+  permission: Permission
+  cache: Cache
+  /** kinto.readonly: the storage never writes list timestamps. */
+  readonly: boolean
+  /** Runs fn in one transaction over storage and permission (see the top of this file). */
+  transaction<T>(fn: (tx: TransactionBackends) => Promise<T>): Promise<T>
+  /** Closes the backends, and the database clients when the registry was created here. */
+  close(): Promise<void>
+}
+
+export interface CreateBackendsOptions {
+  /** Shared database clients (one per URL). When given, the caller closes it. */
+  registry?: DatabaseRegistry
+  /** Folder that relative `pglite:` URLs are resolved against (the ini's folder). */
+  baseDir?: string
+}
+
+type Kind = 'memory' | 'postgresql'
+
+const MODULES: Record<'storage' | 'permission' | 'cache', Record<string, Kind>> = {
+  storage: {'kinto.core.storage.memory': 'memory', 'kinto.core.storage.postgresql': 'postgresql'},
+  permission: {'kinto.core.permission.memory': 'memory', 'kinto.core.permission.postgresql': 'postgresql'},
+  cache: {'kinto.core.cache.memory': 'memory', 'kinto.core.cache.postgresql': 'postgresql'},
+}
+
+const UNSUPPORTED_CACHES = ['kinto.core.cache.memcached', 'kinto_redis.cache', 'kinto.core.cache.redis']
+
+function backendKind(settings: Settings, name: 'storage' | 'permission' | 'cache'): Kind {
+  const key = `${name}_backend`
+  const value = (asString(settings, key) ?? '').trim()
+  const kind = MODULES[name][value]
+  if (kind) return kind
+  if (name === 'cache' && UNSUPPORTED_CACHES.includes(value)) {
+    throw new KintoError(`The cache backend '${value}' (setting kinto.cache_backend) is not supported yet.`, {
+      code: 'KINTO_BACKEND_UNSUPPORTED',
+      hint: 'Use kinto.core.cache.memory or kinto.core.cache.postgresql.',
+    })
+  }
+  throw new KintoError(`Unknown ${name} backend '${value}' (setting kinto.${key}).`, {
+    code: 'KINTO_CONFIG_INVALID',
+    hint: `Use ${Object.keys(MODULES[name]).join(' or ')}.`,
+  })
+}
+
+function poolOptions(settings: Settings, prefix: string): PoolOptions {
+  return {
+    poolSize: asInt(settings, `${prefix}_pool_size`) ?? undefined,
+    maxOverflow: asInt(settings, `${prefix}_max_overflow`) ?? undefined,
+    poolTimeoutSeconds: asInt(settings, `${prefix}_pool_timeout`) ?? undefined,
+  }
+}
+
+function databaseUrl(settings: Settings, prefix: string): string {
+  const url = (asString(settings, `${prefix}_url`) ?? '').trim()
+  if (!url) {
+    throw new KintoError(`Setting kinto.${prefix}_url is required by the postgresql ${prefix} backend.`, {
+      code: 'KINTO_CONFIG_INVALID',
+      hint: `Set kinto.${prefix}_url = postgresql://user:password@host/dbname (or pglite:<folder>).`,
+    })
+  }
+  return url
+}
+
+export function createBackends(settings: Settings, options: CreateBackendsOptions = {}): Backends {
+  const ownsRegistry = !options.registry
+  const registry = options.registry ?? new DatabaseRegistry(options.baseDir)
+  const readonly = asBool(settings, 'readonly')
+  const maxFetchSize = asInt(settings, 'storage_max_fetch_size', 10000) ?? 10000
+
+  const storageKind = backendKind(settings, 'storage')
+  const permissionKind = backendKind(settings, 'permission')
+  const cacheKind = backendKind(settings, 'cache')
+
+  // Storage first: a permission backend on the same URL shares its pool (and its pool settings).
+  let storageClient: SqlClient | undefined
+  let permissionClient: SqlClient | undefined
+  const storage: MemoryStorage | PostgresStorage =
+    storageKind === 'memory'
+      ? new MemoryStorage({readonly, maxFetchSize})
+      : new PostgresStorage((storageClient = registry.get(databaseUrl(settings, 'storage'), poolOptions(settings, 'storage'))), {readonly, maxFetchSize})
+  const permission: MemoryPermission | PostgresPermission =
+    permissionKind === 'memory'
+      ? new MemoryPermission()
+      : new PostgresPermission((permissionClient = registry.get(databaseUrl(settings, 'permission'), poolOptions(settings, 'permission'))))
+  const cacheMaxSize = asInt(settings, 'cache_max_size_bytes', 524288)
+  const cachePrefix = asString(settings, 'cache_prefix') ?? ''
+  const cache: Cache =
+    cacheKind === 'memory'
+      ? new MemoryCache({prefix: cachePrefix, maxSizeBytes: cacheMaxSize})
+      : new PostgresCache(registry.get(databaseUrl(settings, 'cache'), poolOptions(settings, 'cache')), {prefix: cachePrefix})
+
+  const shared = storageClient !== undefined && storageClient === permissionClient
+
+  async function transaction<T>(fn: (tx: TransactionBackends) => Promise<T>): Promise<T> {
+    if (shared) {
+      const pgStorage = storage as PostgresStorage
+      const pgPermission = permission as PostgresPermission
+      return storageClient!.transaction((q) => fn({storage: pgStorage.bind(q), permission: pgPermission.bind(q)}))
+    }
+    return (storage as {transaction<R>(f: (s: Storage) => Promise<R>): Promise<R>}).transaction((s) =>
+      (permission as {transaction<R>(f: (p: Permission) => Promise<R>): Promise<R>}).transaction((p) => fn({storage: s, permission: p})),
+    )
+  }
+
+  return {
+    storage,
+    permission,
+    cache,
+    readonly,
+    transaction,
+    async close() {
+      await Promise.all([storage.close(), permission.close(), cache.close()])
+      if (ownsRegistry) await registry.closeAll()
+    },
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * PostgreSQL cache (upstream: kinto.core.cache.postgresql) over upstream's `cache(key, value, ttl)`
+ * table and `sec2ttl()` function. Values are JSON text; keys carry `cache_prefix`. Never part of a
+ * request transaction: each call is one statement, committed on its own.
+ *
+ * Differences from upstream, on purpose: a key set without a ttl never expires (upstream stores NULL
+ * and then never returns it); ttl() gives the whole remaining seconds (upstream: only the seconds
+ * field of the interval, so 3600 s read as 0); the expiry purge skips rows another session is
+ * purging instead of waiting for it.
+ */
+import type {Queryable, SqlClient} from '../db/index.js'
+import {translateError} from '../storage/postgresql.js'
+import type {Cache} from './types.js'
+
+export interface PostgresCacheOptions {
+  prefix?: string
+}
+
+export class PostgresCache implements Cache {
+  readonly kind = 'postgresql' as const
+  private readonly prefix: string
+
+  constructor(
+    readonly client: SqlClient,
+    options: PostgresCacheOptions = {},
+  ) {
+    this.prefix = options.prefix ?? ''
+  }
+
+  private get q(): Queryable {
+    return this.client
+  }
+
+  private async guard<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (error) {
+      throw translateError(error, 'Cache')
+    }
+  }
+
+  async heartbeat(): Promise<boolean> {
+    await this.set('__heartbeat__', 'alive', 3600)
+    const ok = (await this.get('__heartbeat__')) === 'alive'
+    await this.delete('__heartbeat__')
+    return ok
+  }
+
+  flush(): Promise<void> {
+    return this.guard(async () => {
+      await this.q.query('DELETE FROM cache')
+    })
+  }
+
+  get<T = unknown>(key: string): Promise<T | undefined> {
+    return this.guard(async () => {
+      // As upstream, each read first purges the expired rows (one statement here).
+      const res = await this.q.query<{value: string}>(
+        `WITH purged AS (
+           DELETE FROM cache WHERE key IN (
+             SELECT key FROM cache WHERE ttl IS NOT NULL AND now() > ttl ORDER BY key FOR UPDATE SKIP LOCKED
+           )
+         )
+         SELECT value FROM cache WHERE key = $1 AND (ttl IS NULL OR now() < ttl)`,
+        [this.prefix + key],
+      )
+      return res.rows[0] ? (JSON.parse(res.rows[0].value) as T) : undefined
+    })
+  }
+
+  set(key: string, value: unknown, ttlSeconds?: number): Promise<void> {
+    const json = JSON.stringify(value)
+    if (json === undefined) return Promise.reject(new TypeError('A cache value must be JSON-serialisable.'))
+    return this.guard(async () => {
+      await this.q.query(
+        `INSERT INTO cache (key, value, ttl) VALUES ($1, $2, sec2ttl($3::float8))
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, ttl = EXCLUDED.ttl`,
+        [this.prefix + key, json, ttlSeconds ?? null],
+      )
+    })
+  }
+
+  delete<T = unknown>(key: string): Promise<T | undefined> {
+    return this.guard(async () => {
+      const res = await this.q.query<{value: string; live: boolean}>(
+        'DELETE FROM cache WHERE key = $1 RETURNING value, (ttl IS NULL OR now() < ttl) AS live',
+        [this.prefix + key],
+      )
+      const row = res.rows[0]
+      return row && row.live ? (JSON.parse(row.value) as T) : undefined
+    })
+  }
+
+  expire(key: string, ttlSeconds: number): Promise<void> {
+    return this.guard(async () => {
+      await this.q.query('UPDATE cache SET ttl = sec2ttl($2::float8) WHERE key = $1', [this.prefix + key, ttlSeconds])
+    })
+  }
+
+  ttl(key: string): Promise<number> {
+    return this.guard(async () => {
+      const res = await this.q.query<{ttl: number}>(
+        'SELECT EXTRACT(EPOCH FROM (ttl - now()))::float8 AS ttl FROM cache WHERE key = $1 AND ttl IS NOT NULL AND now() < ttl',
+        [this.prefix + key],
+      )
+      return res.rows[0] ? Number(res.rows[0].ttl) : -1
+    })
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,228 @@
+/**
+ * PostgreSQL permission backend (upstream: kinto.core.permission.postgresql) over upstream's tables
+ * `user_principals(user_id, principal)` and `access_control_entries(object_id, permission, principal)`.
+ * Every operation is one statement; lists travel as array parameters (unnest / ANY).
+ */
+import type {Queryable, SqlClient} from '../db/index.js'
+import {translateError} from '../storage/postgresql.js'
+import {hasWildcard, wildcardToLike} from '../storage/wildcard.js'
+import type {BoundPermissions, Permission} from './types.js'
+
+const HEARTBEAT_KEY = '__heartbeat__'
+
+export class PostgresPermission implements Permission {
+  readonly kind = 'postgresql' as const
+
+  constructor(
+    readonly client: SqlClient,
+    private readonly tx?: Queryable,
+  ) {}
+
+  /** The same backend, running every statement on an open transaction. */
+  bind(tx: Queryable): PostgresPermission {
+    return new PostgresPermission(this.client, tx)
+  }
+
+  transaction<T>(fn: (permission: PostgresPermission) => Promise<T>): Promise<T> {
+    return this.guard(() => this.client.transaction((q) => fn(this.bind(q))))
+  }
+
+  private get q(): Queryable {
+    return this.tx ?? this.client
+  }
+
+  private async guard<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (error) {
+      throw translateError(error, 'Permission')
+    }
+  }
+
+  private async rows<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return this.guard(async () => (await this.q.query<T>(sql, params)).rows)
+  }
+
+  private async run(sql: string, params: unknown[] = []): Promise<void> {
+    await this.guard(() => this.q.query(sql, params))
+  }
+
+  async heartbeat(readonly: boolean): Promise<boolean> {
+    if (readonly) {
+      await this.getUserPrincipals(HEARTBEAT_KEY)
+      return true
+    }
+    await this.addUserPrincipal(HEARTBEAT_KEY, 'alive')
+    await this.removeUserPrincipal(HEARTBEAT_KEY, 'alive')
+    return true
+  }
+
+  async flush(): Promise<void> {
+    await this.run('DELETE FROM user_principals')
+    await this.run('DELETE FROM access_control_entries')
+  }
+
+  async getUserPrincipals(userId: string): Promise<Set<string>> {
+    const rows = await this.rows<{principal: string}>(
+      `SELECT principal FROM user_principals WHERE user_id = $1 OR user_id = 'system.Authenticated'`,
+      [userId],
+    )
+    return new Set(rows.map((r) => r.principal))
+  }
+
+  addUserPrincipal(userId: string, principal: string): Promise<void> {
+    return this.run('INSERT INTO user_principals (user_id, principal) VALUES ($1, $2) ON CONFLICT DO NOTHING', [userId, principal])
+  }
+
+  removeUserPrincipal(userId: string, principal: string): Promise<void> {
+    return this.run('DELETE FROM user_principals WHERE user_id = $1 AND principal = $2', [userId, principal])
+  }
+
+  removePrincipal(principal: string): Promise<void> {
+    return this.run('DELETE FROM user_principals WHERE principal = $1', [principal])
+  }
+
+  async getObjectPermissionPrincipals(objectId: string, permission: string): Promise<Set<string>> {
+    const rows = await this.rows<{principal: string}>(
+      'SELECT principal FROM access_control_entries WHERE object_id = $1 AND permission = $2',
+      [objectId, permission],
+    )
+    return new Set(rows.map((r) => r.principal))
+  }
+
+  addPrincipalToAce(objectId: string, permission: string, principal: string): Promise<void> {
+    return this.run(
+      'INSERT INTO access_control_entries (object_id, permission, principal) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
+      [objectId, permission, principal],
+    )
+  }
+
+  removePrincipalFromAce(objectId: string, permission: string, principal: string): Promise<void> {
+    return this.run('DELETE FROM access_control_entries WHERE object_id = $1 AND permission = $2 AND principal = $3', [
+      objectId,
+      permission,
+      principal,
+    ])
+  }
+
+  async getObjectPermissions(objectId: string, permissions?: string[]): Promise<Record<string, Set<string>>> {
+    return (await this.getObjectsPermissions([objectId], permissions))[0]
+  }
+
+  async getObjectsPermissions(objectIds: string[], permissions?: string[]): Promise<Array<Record<string, Set<string>>>> {
+    if (objectIds.length === 0) return []
+    const params: unknown[] = [objectIds]
+    let sql = 'SELECT object_id, permission, principal FROM access_control_entries WHERE object_id = ANY($1::text[])'
+    if (permissions !== undefined) {
+      params.push(permissions)
+      sql += ' AND permission = ANY($2::text[])'
+    }
+    const rows = await this.rows<{object_id: string; permission: string; principal: string}>(sql, params)
+    const byId = new Map<string, Record<string, Set<string>>>(objectIds.map((id) => [id, {}]))
+    for (const r of rows) {
+      const perms = byId.get(r.object_id)!
+      ;(perms[r.permission] ??= new Set()).add(r.principal)
+    }
+    return objectIds.map((id) => byId.get(id)!)
+  }
+
+  async replaceObjectPermissions(objectId: string, permissions: Record<string, Iterable<string>>): Promise<void> {
+    const names = Object.keys(permissions)
+    if (names.length === 0) return
+    const perms: string[] = []
+    const principals: string[] = []
+    for (const name of names) {
+      for (const principal of new Set(permissions[name])) {
+        perms.push(name)
+        principals.push(principal)
+      }
+    }
+    if (perms.length === 0) {
+      await this.run('DELETE FROM access_control_entries WHERE object_id = $1 AND permission = ANY($2::text[])', [objectId, names])
+      return
+    }
+    // One statement: the DELETE runs to completion first (the InitPlan reads all of it before the
+    // first row is inserted), then the new entries go in.
+    await this.run(
+      `WITH removed AS (
+         DELETE FROM access_control_entries WHERE object_id = $1 AND permission = ANY($2::text[]) RETURNING 1
+       )
+       INSERT INTO access_control_entries (object_id, permission, principal)
+       SELECT DISTINCT $1, n.permission, n.principal
+         FROM unnest($3::text[], $4::text[]) AS n(permission, principal)
+        WHERE (SELECT count(*) FROM removed) >= 0
+       ON CONFLICT DO NOTHING`,
+      [objectId, names, perms, principals],
+    )
+  }
+
+  async deleteObjectPermissions(...objectIds: string[]): Promise<void> {
+    if (objectIds.length === 0) return
+    const params: unknown[] = []
+    // One indexable condition per id (the object_id column is C-collated: LIKE 'prefix%' uses the index).
+    const conds = objectIds.map((id) => {
+      params.push(hasWildcard(id) ? wildcardToLike(id) : id)
+      return hasWildcard(id) ? `object_id LIKE $${params.length}` : `object_id = $${params.length}`
+    })
+    await this.run(`DELETE FROM access_control_entries WHERE ${conds.join(' OR ')}`, params)
+  }
+
+  async checkPermission(principals: Iterable<string>, boundPermissions: BoundPermissions): Promise<boolean> {
+    const who = [...principals]
+    if (who.length === 0 || boundPermissions.length === 0) return false
+    const rows = await this.rows<{allowed: boolean}>(
+      `SELECT EXISTS (
+         SELECT 1 FROM access_control_entries a
+           JOIN unnest($1::text[], $2::text[]) AS r(object_id, permission)
+             ON a.object_id = r.object_id AND a.permission = r.permission
+          WHERE a.principal = ANY($3::text[])
+       ) AS allowed`,
+      [boundPermissions.map((b) => b[0]), boundPermissions.map((b) => b[1]), who],
+    )
+    return rows[0]?.allowed === true
+  }
+
+  async getAccessibleObjects(
+    principals: Iterable<string>,
+    boundPermissions?: BoundPermissions,
+    options: {withChildren?: boolean} = {},
+  ): Promise<Map<string, Set<string>>> {
+    const who = [...principals]
+    let rows: Array<{object_id: string; permission: string}>
+    if (boundPermissions === undefined) {
+      rows = await this.rows('SELECT object_id, permission FROM access_control_entries WHERE principal = ANY($1::text[])', [who])
+    } else {
+      if (boundPermissions.length === 0 || who.length === 0) return new Map()
+      const withChildren = options.withChildren ?? true
+      rows = await this.rows(
+        `SELECT DISTINCT a.object_id, a.permission
+           FROM access_control_entries a
+           JOIN unnest($1::text[], $2::text[]) AS r(pattern, permission)
+             ON a.permission = r.permission AND a.object_id LIKE r.pattern
+                ${withChildren ? '' : "AND a.object_id NOT LIKE r.pattern || '/%'"}
+          WHERE a.principal = ANY($3::text[])`,
+        [boundPermissions.map((b) => wildcardToLike(b[0])), boundPermissions.map((b) => b[1]), who],
+      )
+    }
+    const result = new Map<string, Set<string>>()
+    for (const r of rows) {
+      let s = result.get(r.object_id)
+      if (!s) result.set(r.object_id, (s = new Set()))
+      s.add(r.permission)
+    }
+    return result
+  }
+
+  async getAuthorizedPrincipals(boundPermissions: BoundPermissions): Promise<Set<string>> {
+    if (boundPermissions.length === 0) return new Set()
+    const rows = await this.rows<{principal: string}>(
+      `SELECT DISTINCT a.principal FROM access_control_entries a
+         JOIN unnest($1::text[], $2::text[]) AS r(object_id, permission)
+           ON a.object_id = r.object_id AND a.permission = r.permission`,
+      [boundPermissions.map((b) => b[0]), boundPermissions.map((b) => b[1])],
+    )
+    return new Set(rows.map((r) => r.principal))
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,216 @@
+/**
+ * Filters, pagination rules and sorting evaluated in memory with the postgresql backend's semantics
+ * (kinto-reference §3.6): the same rows match and come out in the same order as the SQL would give.
+ */
+import {compareCodePoints, compareJsonb, ilikeMatcher, jsonbAsText, jsonbContains, jsonbEquals, pyTruthy} from './jsonb.js'
+import {type Filter, type JsonValue, type KintoObject, MISSING, type Missing, type Sort} from './types.js'
+
+export const ID_FIELD = 'id'
+export const MODIFIED_FIELD = 'last_modified'
+
+/** A dotted field of an object, as `data->'a'->'b'` reads it: only through objects. */
+export function fieldValue(obj: KintoObject, field: string): JsonValue | Missing {
+  if (field === ID_FIELD) return obj.id
+  if (field === MODIFIED_FIELD) return obj.last_modified
+  const parts = field.split('.')
+  // id and last_modified are columns, not part of `data`.
+  if (parts[0] === ID_FIELD || parts[0] === MODIFIED_FIELD) return MISSING
+  let cur: JsonValue | undefined = obj as unknown as JsonValue
+  for (const part of parts) {
+    if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return MISSING
+    if (!Object.hasOwn(cur, part)) return MISSING
+    cur = cur[part]
+    if (cur === undefined) return MISSING
+  }
+  return cur as JsonValue
+}
+
+/** The ILIKE pattern upstream builds for `like`: `*` → `%`, and `%v%` when there is no `*`. */
+export function likePattern(value: unknown): string {
+  const s = typeof value === 'string' ? value : String(value)
+  return (s.includes('*') ? s : `*${s}*`).replaceAll('*', '%')
+}
+
+const likeCache = new Map<string, (text: string) => boolean>()
+
+/** Compiled ILIKE matchers, kept for repeated filters (one list scans many objects). */
+function likeMatcher(value: unknown): (text: string) => boolean {
+  const pattern = likePattern(value)
+  let m = likeCache.get(pattern)
+  if (!m) {
+    if (likeCache.size >= 256) likeCache.clear()
+    m = ilikeMatcher(pattern)
+    likeCache.set(pattern, m)
+  }
+  return m
+}
+
+function asList(value: unknown): JsonValue[] {
+  return Array.isArray(value) ? (value as JsonValue[]) : [value as JsonValue]
+}
+
+function idText(v: unknown): string {
+  return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : JSON.stringify(v)
+}
+
+function epoch(v: unknown): number {
+  return typeof v === 'number' ? v : Number(v)
+}
+
+function matchMissing(field: string, operator: Filter['operator'], left: JsonValue | Missing): boolean {
+  if (field === ID_FIELD || field === MODIFIED_FIELD) return false
+  switch (operator) {
+    case 'eq':
+    case 'min':
+      return left === MISSING
+    case 'lt':
+      return left !== MISSING
+    case 'max':
+      return true
+    case 'gt':
+      return false
+    default:
+      throw new Error(`A filter with a missing value cannot use the '${operator}' operator.`)
+  }
+}
+
+function matchId(id: string, f: Filter): boolean {
+  const v = f.value
+  switch (f.operator) {
+    case 'eq':
+      return id === idText(v)
+    case 'not':
+      return id !== idText(v)
+    case 'lt':
+      return compareCodePoints(id, idText(v)) < 0
+    case 'max':
+      return compareCodePoints(id, idText(v)) <= 0
+    case 'gt':
+      return compareCodePoints(id, idText(v)) > 0
+    case 'min':
+      return compareCodePoints(id, idText(v)) >= 0
+    case 'in':
+      return asList(v).map(idText).includes(id)
+    case 'exclude': {
+      const list = asList(v)
+      return list.length > 0 && !list.map(idText).includes(id)
+    }
+    case 'like':
+      return likeMatcher(v)(id)
+    case 'has':
+      return pyTruthy(v)
+    default:
+      return false
+  }
+}
+
+function matchModified(ts: number, f: Filter): boolean {
+  const v = f.value
+  switch (f.operator) {
+    case 'eq':
+      return ts === epoch(v)
+    case 'not':
+      return ts !== epoch(v)
+    case 'lt':
+      return ts < epoch(v)
+    case 'max':
+      return ts <= epoch(v)
+    case 'gt':
+      return ts > epoch(v)
+    case 'min':
+      return ts >= epoch(v)
+    case 'in':
+      return asList(v).map(epoch).includes(ts)
+    case 'exclude': {
+      const list = asList(v)
+      return list.length > 0 && !list.map(epoch).includes(ts)
+    }
+    case 'like':
+      return likeMatcher(v)(String(ts))
+    case 'has':
+      return pyTruthy(v)
+    default:
+      return false
+  }
+}
+
+function matchData(left: JsonValue | Missing, f: Filter): boolean {
+  const v = f.value as JsonValue
+  const present = left !== MISSING
+  const l = left as JsonValue
+  switch (f.operator) {
+    case 'eq':
+      return present && jsonbEquals(l, v)
+    case 'not':
+      return !present || !jsonbEquals(l, v)
+    case 'lt':
+      return present && compareJsonb(l, v) < 0
+    case 'max':
+      return present && compareJsonb(l, v) <= 0
+    case 'gt':
+      return !present || compareJsonb(l, v) > 0
+    case 'min':
+      return !present || compareJsonb(l, v) >= 0
+    case 'in': {
+      const list = asList(v)
+      return present && list.some((x) => jsonbEquals(l, x))
+    }
+    case 'exclude': {
+      const list = asList(v)
+      if (list.length === 0) return !present
+      return !present || !list.some((x) => jsonbEquals(l, x))
+    }
+    case 'like': {
+      if (!present) return false
+      const text = jsonbAsText(l)
+      return text !== undefined && likeMatcher(v)(text)
+    }
+    case 'has':
+      return pyTruthy(v) ? present : !present
+    case 'contains':
+      return present && jsonbContains(l, v)
+    case 'contains_any': {
+      const list = asList(v)
+      return present && Array.isArray(l) && l.some((e) => list.some((x) => jsonbEquals(e, x)))
+    }
+    default:
+      return false
+  }
+}
+
+export function matchesFilter(obj: KintoObject, f: Filter): boolean {
+  const left = fieldValue(obj, f.field)
+  if (f.value === MISSING) return matchMissing(f.field, f.operator, left)
+  if (f.field === ID_FIELD) return matchId(obj.id, f)
+  if (f.field === MODIFIED_FIELD) return matchModified(obj.last_modified, f)
+  return matchData(left, f)
+}
+
+export function matchesAll(obj: KintoObject, filters: readonly Filter[] | undefined): boolean {
+  if (!filters) return true
+  for (const f of filters) if (!matchesFilter(obj, f)) return false
+  return true
+}
+
+/** Pagination rules: OR over the groups, AND inside a group. No rules: everything matches. */
+export function matchesRules(obj: KintoObject, rules: readonly Filter[][] | undefined): boolean {
+  if (!rules || rules.length === 0) return true
+  return rules.some((group) => matchesAll(obj, group))
+}
+
+/** ORDER BY with PostgreSQL's rules: jsonb order, missing values last ascending and first descending. */
+export function compareBySorting(a: KintoObject, b: KintoObject, sorting: readonly Sort[]): number {
+  for (const s of sorting) {
+    let c: number
+    if (s.field === ID_FIELD) c = compareCodePoints(a.id, b.id)
+    else if (s.field === MODIFIED_FIELD) c = a.last_modified === b.last_modified ? 0 : a.last_modified < b.last_modified ? -1 : 1
+    else {
+      const va = fieldValue(a, s.field)
+      const vb = fieldValue(b, s.field)
+      if (va === MISSING || vb === MISSING) c = va === vb ? 0 : va === MISSING ? 1 : -1
+      else c = compareJsonb(va, vb)
+    }
+    if (c !== 0) return s.direction < 0 ? -c : c
+  }
+  return 0
+}

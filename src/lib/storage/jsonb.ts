@@ -1,0 +1,262 @@
+/**
+ * PostgreSQL's jsonb semantics in TypeScript, so that the memory backend filters and sorts exactly
+ * as the postgresql backend does for the same data: ordering (`ORDER BY data->'f'`), equality,
+ * containment (`@>`), the text form of `->>` and ILIKE patterns. Strings compare as in the "C"
+ * collation (code point order), which is what the PGlite engine and C/C.UTF-8 databases use.
+ */
+import type {JsonValue} from './types.js'
+
+// jsonb value type codes, in PostgreSQL's order (jbvNull < jbvString < jbvNumeric < jbvBool < jbvArray < jbvObject).
+const T_NULL = 0
+const T_STRING = 1
+const T_NUMBER = 2
+const T_BOOL = 3
+const T_ARRAY = 16
+const T_OBJECT = 17
+
+type TokenKind = 'begin_array' | 'end_array' | 'begin_object' | 'end_object' | 'key' | 'value' | 'elem'
+
+interface Token {
+  kind: TokenKind
+  type: number
+  value?: JsonValue
+  /** Elements or pairs of a container. */
+  size?: number
+  /** A top-level scalar is a one-element pseudo array in PostgreSQL. */
+  raw?: boolean
+}
+
+function scalarType(v: JsonValue): number {
+  if (v === null) return T_NULL
+  switch (typeof v) {
+    case 'string':
+      return T_STRING
+    case 'number':
+      return T_NUMBER
+    case 'boolean':
+      return T_BOOL
+    default:
+      return Array.isArray(v) ? T_ARRAY : T_OBJECT
+  }
+}
+
+function isContainer(v: JsonValue): v is JsonValue[] | {[key: string]: JsonValue} {
+  return v !== null && typeof v === 'object'
+}
+
+/** Compares strings by Unicode code point (= UTF-8 byte order = the "C" collation). */
+export function compareCodePoints(a: string, b: string): number {
+  if (a === b) return 0
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const ca = a.charCodeAt(i)
+    const cb = b.charCodeAt(i)
+    if (ca === cb) continue
+    // Surrogates (astral code points) sort after every BMP character in code point order.
+    const sa = ca >= 0xd800 && ca <= 0xdfff
+    const sb = cb >= 0xd800 && cb <= 0xdfff
+    if (sa !== sb) return sa ? 1 : -1
+    return ca < cb ? -1 : 1
+  }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1
+}
+
+function utf8Length(s: string): number {
+  return Buffer.byteLength(s, 'utf8')
+}
+
+/** Object keys in jsonb storage order: shorter (in bytes) first, then bytewise. */
+export function jsonbKeyOrder(keys: string[]): string[] {
+  return [...keys].sort((a, b) => utf8Length(a) - utf8Length(b) || compareCodePoints(a, b))
+}
+
+function* tokens(v: JsonValue, top: boolean): Generator<Token> {
+  if (!isContainer(v)) {
+    if (top) {
+      yield {kind: 'begin_array', type: T_ARRAY, size: 1, raw: true}
+      yield {kind: 'elem', type: scalarType(v), value: v}
+      yield {kind: 'end_array', type: T_ARRAY}
+    }
+    return
+  }
+  if (Array.isArray(v)) {
+    yield {kind: 'begin_array', type: T_ARRAY, size: v.length, raw: false}
+    for (const e of v) {
+      if (isContainer(e)) yield* tokens(e, false)
+      else yield {kind: 'elem', type: scalarType(e), value: e}
+    }
+    yield {kind: 'end_array', type: T_ARRAY}
+    return
+  }
+  const keys = jsonbKeyOrder(Object.keys(v).filter((k) => v[k] !== undefined))
+  yield {kind: 'begin_object', type: T_OBJECT, size: keys.length}
+  for (const k of keys) {
+    yield {kind: 'key', type: T_STRING, value: k}
+    const e = v[k]
+    if (isContainer(e)) yield* tokens(e, false)
+    else yield {kind: 'value', type: scalarType(e), value: e}
+  }
+  yield {kind: 'end_object', type: T_OBJECT}
+}
+
+function compareScalars(type: number, a: JsonValue, b: JsonValue): number {
+  switch (type) {
+    case T_NULL:
+      return 0
+    case T_STRING:
+      return compareCodePoints(a as string, b as string)
+    case T_NUMBER:
+      return (a as number) === (b as number) ? 0 : (a as number) < (b as number) ? -1 : 1
+    case T_BOOL:
+      return a === b ? 0 : a ? 1 : -1
+    default:
+      return 0
+  }
+}
+
+/**
+ * jsonb ordering (PostgreSQL's compareJsonbContainers): Object > Array > Boolean > Number > String >
+ * Null; arrays and objects with more members are greater; an empty top-level array sorts below null;
+ * a top-level scalar sorts below a one-element array.
+ */
+export function compareJsonb(a: JsonValue, b: JsonValue): number {
+  // Fast path: two scalars.
+  if (!isContainer(a) && !isContainer(b)) {
+    const ta = scalarType(a)
+    const tb = scalarType(b)
+    if (ta !== tb) return ta > tb ? 1 : -1
+    return compareScalars(ta, a, b)
+  }
+  const ia = tokens(a, true)
+  const ib = tokens(b, true)
+  for (;;) {
+    const na = ia.next()
+    const nb = ib.next()
+    if (na.done || nb.done) {
+      if (na.done && nb.done) return 0
+      return na.done ? -1 : 1 // cannot happen: sizes were compared first
+    }
+    const ta = na.value
+    const tb = nb.value
+    let res = 0
+    if (ta.kind === tb.kind) {
+      if (ta.kind === 'end_array' || ta.kind === 'end_object') continue
+      if (ta.type === tb.type) {
+        if (ta.type === T_ARRAY) {
+          if (ta.raw !== tb.raw) res = ta.raw ? -1 : 1
+          if (ta.size !== tb.size) res = ta.size! > tb.size! ? 1 : -1
+        } else if (ta.type === T_OBJECT) {
+          if (ta.size !== tb.size) res = ta.size! > tb.size! ? 1 : -1
+        } else {
+          res = compareScalars(ta.type, ta.value!, tb.value!)
+        }
+      } else {
+        res = ta.type > tb.type ? 1 : -1
+      }
+    } else {
+      res = ta.type > tb.type ? 1 : -1
+    }
+    if (res !== 0) return res
+  }
+}
+
+export function jsonbEquals(a: JsonValue, b: JsonValue): boolean {
+  return compareJsonb(a, b) === 0
+}
+
+/** `lhs @> rhs` for containers below the top level (PostgreSQL's JsonbDeepContains). */
+export function jsonbContains(lhs: JsonValue, rhs: JsonValue): boolean {
+  if (!isContainer(lhs) || !isContainer(rhs)) {
+    if (isContainer(lhs) || isContainer(rhs)) return false
+    return scalarType(lhs) === scalarType(rhs) && jsonbEquals(lhs, rhs)
+  }
+  if (Array.isArray(lhs) !== Array.isArray(rhs)) return false
+  if (Array.isArray(lhs)) {
+    const right = rhs as JsonValue[]
+    return right.every((r) =>
+      isContainer(r) ? lhs.some((l) => isContainer(l) && jsonbContains(l, r)) : lhs.some((l) => !isContainer(l) && scalarType(l) === scalarType(r) && jsonbEquals(l, r)),
+    )
+  }
+  const left = lhs as {[key: string]: JsonValue}
+  const right = rhs as {[key: string]: JsonValue}
+  for (const [k, r] of Object.entries(right)) {
+    if (r === undefined) continue
+    if (!Object.hasOwn(left, k) || left[k] === undefined) return false
+    if (!jsonbContains(left[k], r)) return false
+  }
+  return true
+}
+
+/** PostgreSQL's numeric output for a JSON number (no exponent notation). */
+export function numericText(n: number): string {
+  const s = String(n)
+  if (!/e/i.test(s)) return s
+  const [mantissa, expPart] = s.toLowerCase().split('e')
+  const exp = Number(expPart)
+  const negative = mantissa.startsWith('-')
+  const digits = mantissa.replace('-', '')
+  const [intPart, fracPart = ''] = digits.split('.')
+  const all = intPart + fracPart
+  const point = intPart.length + exp
+  let out: string
+  if (point <= 0) out = '0.' + '0'.repeat(-point) + all
+  else if (point >= all.length) out = all + '0'.repeat(point - all.length)
+  else out = all.slice(0, point) + '.' + all.slice(point)
+  return (negative ? '-' : '') + out
+}
+
+/** The text PostgreSQL prints for a jsonb value (`jsonb::text`): `{"a": 1, "b": [1, 2]}`. */
+export function jsonbText(v: JsonValue): string {
+  if (v === null) return 'null'
+  if (typeof v === 'string') return JSON.stringify(v)
+  if (typeof v === 'number') return numericText(v)
+  if (typeof v === 'boolean') return v ? 'true' : 'false'
+  if (Array.isArray(v)) return '[' + v.map(jsonbText).join(', ') + ']'
+  const keys = jsonbKeyOrder(Object.keys(v).filter((k) => v[k] !== undefined))
+  return '{' + keys.map((k) => JSON.stringify(k) + ': ' + jsonbText(v[k])).join(', ') + '}'
+}
+
+/** `->>`: a string's own text, SQL NULL (undefined) for JSON null, the jsonb text otherwise. */
+export function jsonbAsText(v: JsonValue): string | undefined {
+  if (v === null) return undefined
+  if (typeof v === 'string') return v
+  return jsonbText(v)
+}
+
+function asciiLower(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => c.toLowerCase())
+}
+
+/**
+ * A matcher for an SQL ILIKE pattern: `%` any run, `_` one character, `\` escapes the next one.
+ * Case folding is ASCII-only, as in the "C" collation.
+ */
+export function ilikeMatcher(pattern: string): (text: string) => boolean {
+  let re = '^'
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]
+    if (c === '\\' && i + 1 < pattern.length) {
+      re += escapeRegex(asciiLower(pattern[++i]))
+    } else if (c === '%') {
+      re += '[\\s\\S]*'
+    } else if (c === '_') {
+      re += '[\\s\\S]'
+    } else {
+      re += escapeRegex(asciiLower(c))
+    }
+  }
+  const regex = new RegExp(re + '$', 'u')
+  return (text) => regex.test(asciiLower(text))
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
+}
+
+/** Python truthiness, as upstream reads the value of a `has_` filter. */
+export function pyTruthy(v: unknown): boolean {
+  if (v === null || v === undefined || v === false || v === 0 || v === '') return false
+  if (Array.isArray(v)) return v.length > 0
+  if (typeof v === 'object') return Object.keys(v).length > 0
+  return true
+}
