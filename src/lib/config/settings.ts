@@ -117,27 +117,59 @@ export class SettingsConflictError extends KintoError {
   }
 }
 
+/** Where an effective setting came from. */
+export type SettingSource =
+  | {kind: 'default'}
+  | {kind: 'ini'; key: string; line?: number}
+  | {kind: 'env'; variable: string}
+
+/** A raw `[app:main]` entry with its position, for sources and messages. */
+export interface RawSetting {
+  key: string
+  value: unknown
+  line?: number
+}
+
+/**
+ * Effective settings plus where each came from. Same rules as buildSettings: defaults fill missing
+ * keys; env overrides only keys that exist (`KINTO_X` wins over `X`); values JSON-decoded.
+ */
+export function resolveSettings(
+  raw: Record<string, unknown> | RawSetting[] = {},
+  env: NodeJS.ProcessEnv = {},
+): {settings: Settings; sources: Record<string, SettingSource>} {
+  const entries: RawSetting[] = Array.isArray(raw) ? raw : Object.entries(raw).map(([key, value]) => ({key, value}))
+  const settings: Settings = {...DEFAULT_SETTINGS}
+  const sources: Record<string, SettingSource> = {}
+  for (const key of Object.keys(settings)) sources[key] = {kind: 'default'}
+  const seen = new Map<string, unknown>()
+  for (const {key: rawKey, value, line} of entries) {
+    const key = settingKey(rawKey)
+    if (seen.has(key) && seen.get(key) !== value) throw new SettingsConflictError(key)
+    seen.set(key, value)
+    settings[key] = value
+    sources[key] = line === undefined ? {kind: 'ini', key: rawKey} : {kind: 'ini', key: rawKey, line}
+  }
+  for (const key of Object.keys(settings)) {
+    const [plain, prefixed] = envNames(key)
+    if (env[prefixed] !== undefined) {
+      settings[key] = env[prefixed]
+      sources[key] = {kind: 'env', variable: prefixed}
+    } else if (env[plain] !== undefined) {
+      settings[key] = env[plain]
+      sources[key] = {kind: 'env', variable: plain}
+    }
+  }
+  for (const key of Object.keys(settings)) settings[key] = nativeValue(settings[key])
+  return {settings, sources}
+}
+
 /**
  * Builds effective settings from raw `[app:main]` entries (strings, as in the ini) and the
  * environment, by upstream's rules: defaults fill missing keys; env overrides only keys that exist.
  */
 export function buildSettings(raw: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Settings {
-  const settings: Settings = {...DEFAULT_SETTINGS}
-  const seen = new Map<string, unknown>()
-  for (const [rawKey, value] of Object.entries(raw)) {
-    const key = settingKey(rawKey)
-    if (seen.has(key) && seen.get(key) !== value) throw new SettingsConflictError(key)
-    seen.set(key, value)
-    settings[key] = value
-  }
-  for (const key of Object.keys(settings)) {
-    const [plain, prefixed] = envNames(key)
-    if (env[prefixed] !== undefined) settings[key] = env[prefixed]
-    else if (env[plain] !== undefined) settings[key] = env[plain]
-    // Listener sub-keys are env-readable too.
-  }
-  for (const key of Object.keys(settings)) settings[key] = nativeValue(settings[key])
-  return settings
+  return resolveSettings(raw, env).settings
 }
 
 function invalid(key: string, value: unknown, allowed: string): KintoError {
@@ -153,8 +185,9 @@ export function asBool(settings: Settings, key: string): boolean {
   if (typeof v === 'number') return v !== 0
   if (typeof v === 'string') {
     const s = v.trim().toLowerCase()
-    if (['true', 'yes', 'on', '1'].includes(s)) return true
-    if (['false', 'no', 'off', '0'].includes(s)) return false
+    // Pyramid's asbool words (t, y too), and their opposites.
+    if (['true', 'yes', 'on', '1', 't', 'y'].includes(s)) return true
+    if (['false', 'no', 'off', '0', 'f', 'n'].includes(s)) return false
   }
   throw invalid(key, v, 'true or false')
 }

@@ -1,0 +1,229 @@
+/**
+ * The Kinto config every command and the runtime read: the ini file (PasteDeploy's view of it),
+ * the effective settings of [app:main] (defaults < ini < environment, validated), and the listen
+ * address of [server:main].
+ */
+import path from 'node:path'
+
+import {KintoError} from '../errors.js'
+import {DEFAULT_SECTION, IniDocument, iniError, iniLocation, readIniFile} from './ini.js'
+import {DEFAULT_SETTINGS, type RawSetting, type SettingSource, type Settings, resolveSettings, settingKey} from './settings.js'
+import {type OriginOf, ruleFor, validateSettings} from './validate.js'
+
+export {writeFileAtomic} from './atomic.js'
+export {DURATION_FORMAT, parseDuration, tryParseDuration} from './duration.js'
+export {editIniText, type IniChange, type IniChangeResult, setIniValue, setIniValues} from './edit.js'
+export {DEFAULT_SECTION, IniDocument, type IniEntry, type IniSection, parseIni, readIniFile} from './ini.js'
+export * from './settings.js'
+export {BACKENDS, backendKind, displayValue, ruleFor, type SettingRule, validateSettings} from './validate.js'
+
+/** The ini read when neither --ini nor KINTO_INI says otherwise (relative to the current folder). */
+export const DEFAULT_INI_PATH = 'config/kinto.ini'
+/** `%(http_port)s` when the caller gives no port (upstream's `kinto start` default). */
+export const DEFAULT_HTTP_PORT = 8888
+export const DEFAULT_HOST = '127.0.0.1'
+
+export interface ServerConfig {
+  host: string
+  port: number
+  unixSocket?: string
+}
+
+export interface KintoConfig {
+  /** Absolute path of the ini file. */
+  path: string
+  /** Its folder (`%(here)s`; relative pglite: URLs resolve from here). */
+  dir: string
+  /** Effective settings: keys without `kinto.`, values decoded and validated. */
+  settings: Settings
+  /** Where each setting came from (default, ini line, or environment variable). */
+  sources: Record<string, SettingSource>
+  server: ServerConfig
+  /** The parsed file, for modules that read other sections (logging, plugins). */
+  ini: IniDocument
+  /** The section holding the settings: `app:main` (or `application:main`). */
+  appSection: string
+  /** Things that are valid but probably not what was meant (e.g. a key in the wrong case). */
+  warnings: string[]
+}
+
+export interface LoadConfigOptions {
+  env?: NodeJS.ProcessEnv
+  /** Value of `%(http_port)s` (e.g. from `kinto start --port`); [DEFAULT] http_port in the file wins. */
+  httpPort?: number | string
+}
+
+/** The ini path to use: the flag's value, else $KINTO_INI, else config/kinto.ini; absolute. */
+export function resolveIniPath(
+  flagValue?: string,
+  {env = process.env, cwd = process.cwd()}: {env?: NodeJS.ProcessEnv; cwd?: string} = {},
+): string {
+  const chosen = flagValue?.trim() || env.KINTO_INI?.trim() || DEFAULT_INI_PATH
+  return path.resolve(cwd, chosen)
+}
+
+/** PasteDeploy's lookup of `[prefix:main]` (the name may have blanks around it). */
+function findSection(ini: IniDocument, prefixes: string[]): string | undefined {
+  return ini.sectionNames().find((name) => {
+    const i = name.indexOf(':')
+    return i > 0 && prefixes.includes(name.slice(0, i)) && name.slice(i + 1).trim() === 'main'
+  })
+}
+
+/** Keys of an app section that PasteDeploy consumes itself: they are not settings. */
+const PASTE_KEYS = new Set(['use', 'filter-with', 'require'])
+
+function appSettingsEntries(ini: IniDocument, section: string, vars: Record<string, string>): RawSetting[] {
+  const defaults = ini.defaultValues(vars)
+  const raw: RawSetting[] = []
+  for (const e of ini.section(section)!.entries) {
+    if (e.key.startsWith('set ')) continue // a global addition, not a setting
+    if (e.key.startsWith('get ')) {
+      const name = e.key.slice(4).trim()
+      const globalName = ini.get(section, e.key, {vars})!
+      if (!defaults.has(globalName)) {
+        throw iniError(ini.path, e.line, e.key, `takes the value of '${globalName}' from [DEFAULT], which does not set it.`)
+      }
+      raw.push({key: name, value: ini.get(DEFAULT_SECTION, globalName, {vars}) ?? defaults.get(globalName), line: e.line})
+      continue
+    }
+    if (defaults.has(e.key)) continue // PasteDeploy skips keys that [DEFAULT] also sets
+    if (PASTE_KEYS.has(e.key)) continue
+    raw.push({key: e.key, value: ini.get(section, e.key, {vars}), line: e.line})
+  }
+  return raw
+}
+
+function checkConflicts(ini: IniDocument, raw: RawSetting[]): void {
+  const seen = new Map<string, RawSetting>()
+  for (const r of raw) {
+    const key = settingKey(r.key)
+    const prev = seen.get(key)
+    if (prev && prev.value !== r.value) {
+      throw new KintoError(
+        `${ini.path}, lines ${prev.line} and ${r.line}: '${prev.key}' and '${r.key}' set the same setting to different values.`,
+        {code: 'KINTO_CONFIG_CONFLICT', hint: `Keep only one of '${prev.key}' and '${r.key}' in [app:main].`},
+      )
+    }
+    seen.set(key, r)
+  }
+}
+
+function caseWarnings(ini: IniDocument, raw: RawSetting[]): string[] {
+  const warnings: string[] = []
+  for (const r of raw) {
+    const key = settingKey(r.key)
+    if (key in DEFAULT_SETTINGS || ruleFor(key)) continue
+    const lower = settingKey(r.key.toLowerCase())
+    if (lower !== key && (lower in DEFAULT_SETTINGS || ruleFor(lower))) {
+      warnings.push(
+        `${iniLocation(ini.path, r.line, r.key)}: keys are case-sensitive, so Kinto ignores this one; did you mean '${r.key.toLowerCase()}'?`,
+      )
+    }
+  }
+  return warnings
+}
+
+function parsePort(ini: IniDocument, section: string, key: string, text: string): number {
+  const port = /^\d{1,5}$/.test(text.trim()) ? Number(text.trim()) : NaN
+  if (!(port >= 1 && port <= 65535)) {
+    throw iniError(
+      ini.path,
+      ini.entry(section, key)?.line,
+      key,
+      `${JSON.stringify(text)} is not a TCP port; expected a whole number from 1 to 65535 (or %(http_port)s).`,
+    )
+  }
+  return port
+}
+
+function serverConfig(ini: IniDocument, vars: Record<string, string>): ServerConfig {
+  const section = findSection(ini, ['server'])
+  const server: ServerConfig = {host: DEFAULT_HOST, port: Number(vars.http_port)}
+  if (!section) return server
+  const get = (key: string) => {
+    const v = ini.get(section, key, {vars})
+    return v === undefined || v.trim() === '' ? undefined : v.trim()
+  }
+  const host = get('host')
+  const port = get('port')
+  const listen = get('listen')
+  if (listen && host === undefined && port === undefined) {
+    // waitress: `listen = host:port [host:port…]`; we serve the first.
+    const first = listen.split(/\s+/)[0]
+    const m = /^(\[[^\]]+\]|[^:]*):(.+)$/.exec(first)
+    if (!m) {
+      throw iniError(ini.path, ini.entry(section, 'listen')?.line, 'listen', `${JSON.stringify(first)} is not host:port.`)
+    }
+    server.host = m[1] === '*' || m[1] === '' ? '0.0.0.0' : m[1].replace(/^\[|\]$/g, '')
+    server.port = parsePort(ini, section, 'listen', m[2])
+  } else {
+    if (host !== undefined) {
+      if (/\s/.test(host)) {
+        throw iniError(ini.path, ini.entry(section, 'host')?.line, 'host', `${JSON.stringify(host)} is not a host name or address.`)
+      }
+      server.host = host
+    }
+    if (port !== undefined) server.port = parsePort(ini, section, 'port', port)
+  }
+  const unixSocket = get('unix_socket')
+  if (unixSocket) server.unixSocket = path.resolve(ini.here, unixSocket)
+  return server
+}
+
+/**
+ * Reads a Kinto ini: settings of [app:main] with upstream's defaults and environment overrides,
+ * validated; [server:main]'s host and port. Synchronous (callers may `await` it all the same).
+ */
+export function loadConfig(iniPath: string, options: LoadConfigOptions = {}): KintoConfig {
+  const env = options.env ?? process.env
+  const file = path.resolve(iniPath)
+  const ini = readIniFile(file)
+  const vars = {http_port: String(options.httpPort ?? DEFAULT_HTTP_PORT)}
+
+  const appSection = findSection(ini, ['app', 'application'])
+  if (!appSection) {
+    throw iniError(file, undefined, undefined, 'there is no [app:main] section; Kinto reads its settings from [app:main].')
+  }
+  const raw = appSettingsEntries(ini, appSection, vars)
+  checkConflicts(ini, raw)
+  const {settings: resolved, sources} = resolveSettings(raw, env)
+  const rawByKey = new Map(raw.map((r) => [settingKey(r.key), r]))
+
+  const origin: OriginOf = (key) => {
+    const src = sources[key]
+    if (src?.kind === 'env') {
+      return {
+        where: `environment variable ${src.variable} (setting '${key}')`,
+        text: env[src.variable],
+        hint: `Fix or unset ${src.variable}.`,
+      }
+    }
+    if (src?.kind === 'ini') {
+      const r = rawByKey.get(key)
+      return {where: iniLocation(file, src.line, src.key), text: typeof r?.value === 'string' ? r.value : undefined}
+    }
+    return {where: `the default of setting '${key}'`}
+  }
+  const settings = validateSettings(resolved, {dir: ini.here, origin})
+  const server = serverConfig(ini, vars)
+  return {
+    path: file,
+    dir: ini.here,
+    settings,
+    sources,
+    server,
+    ini,
+    appSection,
+    warnings: caseWarnings(ini, raw),
+  }
+}
+
+/** "FILE, line N, key 'kinto.x'", "environment variable KINTO_X" or "default": for messages of other modules. */
+export function describeSettingSource(config: KintoConfig, key: string): string {
+  const src = config.sources[key]
+  if (src?.kind === 'ini') return iniLocation(config.path, src.line, src.key)
+  if (src?.kind === 'env') return `environment variable ${src.variable}`
+  return 'default'
+}
+

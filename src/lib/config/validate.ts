@@ -1,0 +1,291 @@
+/**
+ * Typed validation of the settings kinto-ops acts on. Every error names where the value came from
+ * (file, line and key, or the environment variable), shows the value (secrets hidden, URL passwords
+ * masked) and says what is allowed. Valid integers and booleans are normalised to numbers and
+ * booleans; other settings (plugin keys, `fxa-oauth.*`, `kinto.attachment.*`…) are kept as they are.
+ */
+import {maskUrl, parseDbUrl} from '../db/url.js'
+import {KintoError} from '../errors.js'
+import type {Settings} from './settings.js'
+
+export type SettingRule =
+  | {type: 'int'; min?: number; max?: number; nullable?: boolean}
+  | {type: 'number'; min?: number; nullable?: boolean}
+  | {type: 'bool'}
+  | {type: 'list'}
+  | {type: 'backend'; family: BackendFamily}
+  | {type: 'date'; nullable?: boolean}
+
+export type BackendFamily = 'storage' | 'permission' | 'cache'
+
+/** The backend modules kinto-ops implements, by family (upstream's module names). */
+export const BACKENDS: Record<BackendFamily, readonly string[]> = {
+  storage: ['kinto.core.storage.postgresql', 'kinto.core.storage.memory'],
+  permission: ['kinto.core.permission.postgresql', 'kinto.core.permission.memory'],
+  cache: ['kinto.core.cache.postgresql', 'kinto.core.cache.memory', 'kinto.core.cache.memcached', 'kinto.core.cache.redis'],
+}
+
+/** `kinto.core.storage.postgresql` -> `postgresql`. */
+export function backendKind(module: unknown): string {
+  return String(module ?? '').split('.').pop() ?? ''
+}
+
+const EXACT: Record<string, SettingRule> = {
+  batch_max_requests: {type: 'int', min: 0},
+  paginate_by: {type: 'int', min: 0, nullable: true},
+  storage_max_fetch_size: {type: 'int', min: 1},
+  pagination_token_validity_seconds: {type: 'int', min: 0},
+  cache_max_size_bytes: {type: 'int', min: 0},
+  cors_max_age_seconds: {type: 'int', min: -1, nullable: true},
+  backoff: {type: 'int', min: 0, nullable: true},
+  backoff_percentage: {type: 'int', min: 0, max: 100, nullable: true},
+  retry_after_seconds: {type: 'int', min: 0},
+  heartbeat_timeout_seconds: {type: 'number', min: 0},
+  root_cache_expires_seconds: {type: 'int', min: -1},
+  version_prefix_redirect_ttl_seconds: {type: 'int', min: -1},
+  trailing_slash_redirect_ttl_seconds: {type: 'int', min: -1},
+  sentry_breadcrumbs_min_level: {type: 'int', min: 0},
+  sentry_events_min_level: {type: 'int', min: 0},
+  account_cache_ttl_seconds: {type: 'int', min: 0},
+  'history.auto_trim_max_count': {type: 'int', min: -1},
+  'history.auto_trim_threshold': {type: 'int', min: 0},
+
+  readonly: {type: 'bool'},
+  flush_endpoint_enabled: {type: 'bool'},
+  explicit_permissions: {type: 'bool'},
+  experimental_collection_schema_validation: {type: 'bool'},
+  experimental_permissions_endpoint: {type: 'bool'},
+  version_prefix_redirect_enabled: {type: 'bool'},
+  trailing_slash_redirect_enabled: {type: 'bool'},
+  profiler_enabled: {type: 'bool'},
+  transaction_per_request: {type: 'bool'},
+  'tm.annotate_user': {type: 'bool'},
+  prometheus_created_metrics_enabled: {type: 'bool'},
+
+  includes: {type: 'list'},
+  event_listeners: {type: 'list'},
+  'multiauth.policies': {type: 'list'},
+  cors_origins: {type: 'list'},
+  metrics_matchdict_fields: {type: 'list'},
+  cache_hosts: {type: 'list'},
+
+  storage_backend: {type: 'backend', family: 'storage'},
+  permission_backend: {type: 'backend', family: 'permission'},
+  cache_backend: {type: 'backend', family: 'cache'},
+
+  eos: {type: 'date', nullable: true},
+}
+
+const PATTERNS: Array<[RegExp, SettingRule]> = [
+  [/^(storage|permission|cache)_(pool_size|max_overflow)$/, {type: 'int', min: 0}],
+  [/^(storage|permission|cache)_(pool_recycle|max_backlog)$/, {type: 'int', min: -1}],
+  [/^(storage|permission|cache)_pool_timeout$/, {type: 'number', min: 0}],
+  [/^[a-z0-9_-]+_cache_expires_seconds$/, {type: 'int', min: -1}],
+  [/^(plural|object)_[a-z0-9_-]+_(get|post|put|patch|delete)_enabled$/, {type: 'bool'}],
+  [/^[a-z0-9_-]+_principals$/, {type: 'list'}],
+]
+
+/** The rule for a setting key (without `kinto.`), if kinto-ops checks it. */
+export function ruleFor(key: string): SettingRule | undefined {
+  return EXACT[key] ?? PATTERNS.find(([re]) => re.test(key))?.[1]
+}
+
+/** Where a setting's value came from, for messages. */
+export interface SettingOrigin {
+  /** e.g. "/etc/kinto.ini, line 12, key 'kinto.readonly'" or "environment variable KINTO_READONLY". */
+  where: string
+  /** The text as written (before JSON decoding), when known. */
+  text?: string
+  hint?: string
+}
+
+export type OriginOf = (key: string) => SettingOrigin
+
+function isSecretKey(key: string): boolean {
+  return /secret|password|token|_dsn$/i.test(key)
+}
+
+/** A value as it may be shown: secrets hidden, passwords in URLs masked. */
+export function displayValue(key: string, value: unknown): string {
+  if (isSecretKey(key)) return '"***"'
+  const text = typeof value === 'string' ? value : JSON.stringify(value)
+  return JSON.stringify(maskUrl(text ?? String(value)))
+}
+
+function describeRule(rule: SettingRule): string {
+  switch (rule.type) {
+    case 'int': {
+      const range =
+        rule.max !== undefined
+          ? ` from ${rule.min ?? 0} to ${rule.max}`
+          : rule.min === -1
+            ? ' (-1 for none/unlimited)'
+            : rule.min === 1
+              ? ' of at least 1'
+              : ' (0 or more)'
+      return `a whole number${range}${rule.nullable ? ', or empty' : ''}`
+    }
+    case 'number':
+      return `a number of seconds (0 or more)${rule.nullable ? ', or empty' : ''}`
+    case 'bool':
+      return 'true or false'
+    case 'list':
+      return 'names separated by spaces or new lines'
+    case 'backend':
+      return `one of ${BACKENDS[rule.family].join(', ')}`
+    case 'date':
+      return 'a date such as 2030-01-31, or empty'
+  }
+}
+
+function isEmpty(v: unknown): boolean {
+  return v === null || v === undefined || (typeof v === 'string' && v.trim() === '')
+}
+
+/** Checks one value against a rule; returns the normalised value or throws. */
+function check(key: string, value: unknown, rule: SettingRule, origin: OriginOf): unknown {
+  const fail = () => {
+    const o = origin(key)
+    const shown = o.text !== undefined ? displayValue(key, o.text) : displayValue(key, value)
+    return new KintoError(`${o.where}: ${shown} is not valid; expected ${describeRule(rule)}.`, {
+      code: 'KINTO_CONFIG_INVALID',
+      hint: o.hint,
+    })
+  }
+  switch (rule.type) {
+    case 'int': {
+      if (isEmpty(value)) {
+        if (rule.nullable) return null
+        throw fail()
+      }
+      let n: number
+      if (typeof value === 'number') n = value
+      else if (typeof value === 'string' && /^\s*[-+]?\d+\s*$/.test(value)) n = Number(value)
+      else throw fail()
+      if (!Number.isSafeInteger(n)) throw fail()
+      if (rule.min !== undefined && n < rule.min) throw fail()
+      if (rule.max !== undefined && n > rule.max) throw fail()
+      return n
+    }
+    case 'number': {
+      if (isEmpty(value)) {
+        if (rule.nullable) return null
+        throw fail()
+      }
+      const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN
+      if (!Number.isFinite(n) || (rule.min !== undefined && n < rule.min)) throw fail()
+      return n
+    }
+    case 'bool': {
+      if (typeof value === 'boolean') return value
+      if (typeof value === 'number' && (value === 0 || value === 1)) return value === 1
+      if (typeof value === 'string') {
+        const s = value.trim().toLowerCase()
+        if (['true', 'yes', 'on', '1', 't', 'y'].includes(s)) return true
+        if (['false', 'no', 'off', '0', 'f', 'n'].includes(s)) return false
+      }
+      throw fail()
+    }
+    case 'list': {
+      if (isEmpty(value)) return value ?? ''
+      if (typeof value === 'string') return value
+      if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value
+      throw fail()
+    }
+    case 'backend': {
+      if (typeof value === 'string' && BACKENDS[rule.family].includes(value.trim())) return value.trim()
+      const o = origin(key)
+      const shown = o.text !== undefined ? displayValue(key, o.text) : displayValue(key, value)
+      throw new KintoError(
+        `${o.where}: ${shown} is not a ${rule.family} backend kinto-ops provides; expected ${describeRule(rule)}.`,
+        {code: 'KINTO_CONFIG_INVALID', hint: o.hint},
+      )
+    }
+    case 'date': {
+      if (isEmpty(value)) {
+        if (rule.nullable) return null
+        throw fail()
+      }
+      if (typeof value !== 'string' || Number.isNaN(Date.parse(value))) throw fail()
+      return value
+    }
+  }
+}
+
+function urlProblem(key: string, origin: OriginOf, problem: string): KintoError {
+  const o = origin(key)
+  return new KintoError(`${o.where}: ${problem}`, {code: 'KINTO_CONFIG_INVALID', hint: o.hint})
+}
+
+const DB_URL_FORMS = 'postgresql://user:password@host:5432/dbname, or pglite:<folder> for the embedded engine'
+
+function checkDbUrl(settings: Settings, family: BackendFamily, dir: string, origin: OriginOf): void {
+  const urlKey = `${family}_url`
+  const backendKey = `${family}_backend`
+  const url = settings[urlKey]
+  if (isEmpty(url)) {
+    const o = origin(backendKey)
+    throw new KintoError(
+      `${o.where}: ${settings[backendKey]} needs kinto.${urlKey}, which is empty; set it to ${DB_URL_FORMS}.`,
+      {code: 'KINTO_CONFIG_INVALID', hint: o.hint},
+    )
+  }
+  if (typeof url !== 'string') {
+    throw urlProblem(urlKey, origin, `${displayValue(urlKey, url)} is not a database URL; expected ${DB_URL_FORMS}.`)
+  }
+  try {
+    parseDbUrl(url, dir)
+  } catch (error) {
+    if (!(error instanceof KintoError)) throw error
+    throw urlProblem(urlKey, origin, `${JSON.stringify(maskUrl(url))} is not a database URL kinto-ops can use; expected ${DB_URL_FORMS}.`)
+  }
+}
+
+/**
+ * Validates and normalises settings in place order: one rule per known key, then the backend/URL
+ * pairs. Returns a new settings object. Throws the first problem as one KintoError.
+ */
+export function validateSettings(settings: Settings, options: {dir: string; origin: OriginOf}): Settings {
+  const {dir, origin} = options
+  const out: Settings = {...settings}
+  for (const [key, value] of Object.entries(settings)) {
+    const rule = ruleFor(key)
+    if (rule) out[key] = check(key, value, rule, origin)
+  }
+
+  for (const family of ['storage', 'permission'] as const) {
+    if (backendKind(out[`${family}_backend`]) === 'postgresql') checkDbUrl(out, family, dir, origin)
+  }
+  const cache = backendKind(out.cache_backend)
+  if (cache === 'postgresql') checkDbUrl(out, 'cache', dir, origin)
+  if (cache === 'redis') {
+    const url = out.cache_url
+    if (isEmpty(url) || typeof url !== 'string' || !/^(redis|rediss|unix):\/\/\S+$/i.test(url.trim())) {
+      const k = isEmpty(url) ? 'cache_backend' : 'cache_url'
+      throw urlProblem(
+        k,
+        origin,
+        isEmpty(url)
+          ? 'kinto.core.cache.redis needs kinto.cache_url, which is empty; set it to a URL such as redis://127.0.0.1:6379/0.'
+          : `${displayValue('cache_url', url)} is not a Redis URL; expected redis://host:port/db (or rediss://, unix://).`,
+      )
+    }
+  }
+  if (cache === 'memcached') {
+    const hosts = out.cache_hosts
+    const list = Array.isArray(hosts) ? hosts.map(String) : String(hosts ?? '').split(/\s+/).filter(Boolean)
+    if (list.length === 0) {
+      throw urlProblem(
+        'cache_backend',
+        origin,
+        'kinto.core.cache.memcached reads its servers from kinto.cache_hosts, which is empty; ' +
+          'set it to host:port entries separated by spaces, such as 127.0.0.1:11211.',
+      )
+    }
+    const bad = list.find((h) => !/^(\[[0-9a-f:.]+\]|[^\s:/]+):\d{1,5}$/i.test(h))
+    if (bad !== undefined) {
+      throw urlProblem('cache_hosts', origin, `${JSON.stringify(bad)} is not a memcached server; expected host:port such as 127.0.0.1:11211.`)
+    }
+  }
+  return out
+}

@@ -1,0 +1,289 @@
+import {execFileSync} from 'node:child_process'
+import {existsSync, mkdtempSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
+import {describe, expect, it} from 'vitest'
+
+import {loadConfig, parseDuration, resolveIniPath, tryParseDuration} from '../../src/lib/config/index.js'
+import {KintoError} from '../../src/lib/errors.js'
+import {repoRoot} from '../helpers/cli.js'
+
+const fixtures = path.join(repoRoot, 'test', 'fixtures', 'ini')
+const fixture = (name: string) => path.join(fixtures, name)
+
+function tmpIni(text: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-load-'))
+  const file = path.join(dir, 'kinto.ini')
+  writeFileSync(file, text)
+  return file
+}
+
+function errorOf(fn: () => unknown): KintoError {
+  try {
+    fn()
+  } catch (error) {
+    expect(error).toBeInstanceOf(KintoError)
+    return error as KintoError
+  }
+  throw new Error('expected an error')
+}
+
+const APP = '[app:main]\nuse = egg:kinto\n'
+
+describe('loadConfig', () => {
+  it('loads upstream init layout: settings, server with %(http_port)s, path and folder', () => {
+    const file = fixture('kinto-tpl-rendered.ini')
+    const c = loadConfig(file, {env: {}})
+    expect(c.path).toBe(file)
+    expect(c.dir).toBe(fixtures)
+    expect(c.appSection).toBe('app:main')
+    expect(c.server).toEqual({host: '127.0.0.1', port: 8888})
+    expect(loadConfig(file, {env: {}, httpPort: 9000}).server.port).toBe(9000)
+    expect(c.settings.storage_backend).toBe('kinto.core.storage.postgresql')
+    expect(c.settings.includes).toBe('kinto.plugins.default_bucket\nkinto.plugins.admin\nkinto.plugins.accounts')
+    expect(c.settings['multiauth.policy.account.use']).toBe('kinto.plugins.accounts.AccountsPolicy')
+    expect(c.settings.readonly).toBe(false)
+    expect(c.settings.batch_max_requests).toBe(25)
+    expect(c.settings).not.toHaveProperty('use')
+    expect(c.sources.storage_url).toEqual({kind: 'ini', key: 'kinto.storage_url', line: 31})
+    expect(c.sources.retry_after_seconds).toEqual({kind: 'default'})
+    expect(c.warnings).toEqual([])
+    expect(c.ini.get('logger_kinto', 'qualname')).toBe('kinto')
+  })
+
+  it('loads the production-guide style: postgres:// URLs, pool sizes, plugin settings kept and ignored', () => {
+    const c = loadConfig(fixture('production.ini'), {env: {}})
+    expect(c.server).toEqual({host: '0.0.0.0', port: 8000})
+    expect(c.settings.storage_url).toBe('postgres://dbuser:dbpassword@db.internal/kinto')
+    expect(c.settings.storage_pool_size).toBe(50)
+    expect(c.settings.paginate_by).toBe(100)
+    expect(c.settings.http_scheme).toBe('https')
+    expect(c.settings['fxa-oauth.cache_ttl_seconds']).toBe(3600)
+    expect(c.settings['attachment.folder']).toBe('{bucket_id}/{collection_id}')
+    expect(c.settings.eos).toBe('2030-12-31')
+  })
+
+  it('follows PasteDeploy: [DEFAULT] keys feed interpolation but are not settings, nor are app keys [DEFAULT] also sets', () => {
+    const c = loadConfig(fixture('interpolation.ini'), {env: {}})
+    expect(c.settings.storage_url).toBe('postgresql://kinto:secret@db.internal/kinto_prod')
+    expect(c.settings.cache_url).toBe(`pglite:${fixtures}/data`)
+    expect(c.settings.project_name).toBe('100% kinto')
+    expect(c.settings).not.toHaveProperty('dbname')
+    expect(c.settings).not.toHaveProperty('dsn')
+    expect(c.settings).not.toHaveProperty('here')
+  })
+
+  it('continuation file: list settings, `key: value`, CRLF, no trailing newline', () => {
+    const c = loadConfig(fixture('continuation.ini'), {env: {}})
+    expect(c.settings['multiauth.policies']).toBe('\naccount\nbasicauth')
+    expect(c.settings.readonly).toBe(true)
+    expect(c.server).toEqual({host: 'localhost', port: 9999})
+    expect(loadConfig(fixture('crlf.ini'), {env: {}}).settings.includes).toBe('kinto.plugins.default_bucket\nkinto.plugins.admin')
+    expect(loadConfig(fixture('no-trailing-newline.ini'), {env: {}}).settings.readonly).toBe(false)
+  })
+
+  it('has no [server:main]: 127.0.0.1 and the http port', () => {
+    expect(loadConfig(tmpIni(APP), {env: {}}).server).toEqual({host: '127.0.0.1', port: 8888})
+    expect(loadConfig(tmpIni(`${APP}[server:main]\nlisten = *:6543\n`), {env: {}}).server).toEqual({host: '0.0.0.0', port: 6543})
+    const sock = loadConfig(tmpIni(`${APP}[server:main]\nunix_socket = run/kinto.sock\n`), {env: {}})
+    expect(sock.server.unixSocket).toBe(path.join(sock.dir, 'run/kinto.sock'))
+  })
+
+  it('warns about a known setting written in the wrong case (Kinto would ignore it)', () => {
+    const file = tmpIni(`${APP}kinto.ReadOnly = true\n`)
+    const c = loadConfig(file, {env: {}})
+    expect(c.settings.readonly).toBe(false)
+    expect(c.warnings).toEqual([
+      `${file}, line 3, key 'kinto.ReadOnly': keys are case-sensitive, so Kinto ignores this one; did you mean 'kinto.readonly'?`,
+    ])
+  })
+})
+
+describe('environment overrides (upstream rules)', () => {
+  const file = fixture('kinto-tpl-rendered.ini')
+
+  it('KINTO_X wins over X, which wins over the ini', () => {
+    const both = loadConfig(file, {env: {STORAGE_URL: 'postgresql://plain/db', KINTO_STORAGE_URL: 'postgresql://prefixed/db'}})
+    expect(both.settings.storage_url).toBe('postgresql://prefixed/db')
+    expect(both.sources.storage_url).toEqual({kind: 'env', variable: 'KINTO_STORAGE_URL'})
+    const plain = loadConfig(file, {env: {STORAGE_URL: 'postgresql://plain/db'}})
+    expect(plain.settings.storage_url).toBe('postgresql://plain/db')
+  })
+
+  it('overrides defaults and un-prefixed keys, decodes JSON, and cannot add keys', () => {
+    const c = loadConfig(file, {
+      env: {
+        KINTO_READONLY: 'true',
+        KINTO_MULTIAUTH_POLICIES: 'account basicauth',
+        KINTO_ACCOUNT_WRITE_PRINCIPALS: 'account:root',
+        KINTO_SOMETHING_NEW: 'x',
+        KINTO_FXA_OAUTH_CACHE_TTL_SECONDS: '5',
+      },
+    })
+    expect(c.settings.readonly).toBe(true)
+    expect(c.settings['multiauth.policies']).toBe('account basicauth')
+    expect(c.settings.account_write_principals).toBe('account:root')
+    expect(c.settings).not.toHaveProperty('something_new')
+    expect(c.settings).not.toHaveProperty('fxa-oauth.cache_ttl_seconds')
+    const prod = loadConfig(fixture('production.ini'), {env: {FXA_OAUTH_CACHE_TTL_SECONDS: '5'}})
+    expect(prod.settings['fxa-oauth.cache_ttl_seconds']).toBe(5)
+  })
+
+  it('validates env values and names the variable', () => {
+    const err = errorOf(() => loadConfig(file, {env: {KINTO_BATCH_MAX_REQUESTS: 'lots'}}))
+    expect(err.code).toBe('KINTO_CONFIG_INVALID')
+    expect(err.message).toBe(
+      `environment variable KINTO_BATCH_MAX_REQUESTS (setting 'batch_max_requests'): "lots" is not valid; expected a whole number (0 or more).`,
+    )
+    expect(err.hint).toBe('Fix or unset KINTO_BATCH_MAX_REQUESTS.')
+    const url = errorOf(() => loadConfig(file, {env: {STORAGE_URL: 'mysql://root:hunter2@db/kinto'}}))
+    expect(url.message).toBe(
+      `environment variable STORAGE_URL (setting 'storage_url'): "mysql://root:***@db/kinto" is not a database URL kinto-ops can use; ` +
+        'expected postgresql://user:password@host:5432/dbname, or pglite:<folder> for the embedded engine.',
+    )
+    expect(url.message).not.toContain('hunter2')
+  })
+})
+
+describe('bad values: one error naming file, line and key, and what is allowed', () => {
+  const cases: Array<[string, string, string]> = [
+    ['kinto.batch_max_requests = many', 'line 3, key \'kinto.batch_max_requests\': "many" is not valid; expected a whole number (0 or more).', ''],
+    ['kinto.paginate_by = -5', 'line 3, key \'kinto.paginate_by\': "-5" is not valid; expected a whole number (0 or more), or empty.', ''],
+    ['kinto.backoff_percentage = 150', 'line 3, key \'kinto.backoff_percentage\': "150" is not valid; expected a whole number from 0 to 100, or empty.', ''],
+    ['kinto.storage_pool_size = 2.5', 'line 3, key \'kinto.storage_pool_size\': "2.5" is not valid; expected a whole number (0 or more).', ''],
+    ['kinto.readonly = maybe', 'line 3, key \'kinto.readonly\': "maybe" is not valid; expected true or false.', ''],
+    ['flush_endpoint_enabled = 2', 'line 3, key \'flush_endpoint_enabled\': "2" is not valid; expected true or false.', ''],
+    ['kinto.includes = 12', 'line 3, key \'kinto.includes\': "12" is not valid; expected names separated by spaces or new lines.', ''],
+    ['kinto.eos = someday', 'line 3, key \'kinto.eos\': "someday" is not valid; expected a date such as 2030-01-31, or empty.', ''],
+    [
+      'kinto.storage_backend = kinto.core.storage.mysql',
+      'line 3, key \'kinto.storage_backend\': "kinto.core.storage.mysql" is not a storage backend kinto-ops provides; expected one of kinto.core.storage.postgresql, kinto.core.storage.memory.',
+      '',
+    ],
+    [
+      'kinto.cache_backend = kinto_redis.cache',
+      'line 3, key \'kinto.cache_backend\': "kinto_redis.cache" is not a cache backend kinto-ops provides; expected one of kinto.core.cache.postgresql, kinto.core.cache.memory, kinto.core.cache.memcached, kinto.core.cache.redis.',
+      '',
+    ],
+    [
+      'kinto.permission_backend = kinto.core.permission.postgresql',
+      "line 3, key 'kinto.permission_backend': kinto.core.permission.postgresql needs kinto.permission_url, which is empty; set it to postgresql://user:password@host:5432/dbname, or pglite:<folder> for the embedded engine.",
+      '',
+    ],
+    [
+      'kinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = sqlite:///tmp/db',
+      'line 4, key \'kinto.storage_url\': "sqlite:///tmp/db" is not a database URL kinto-ops can use; expected postgresql://user:password@host:5432/dbname, or pglite:<folder> for the embedded engine.',
+      '',
+    ],
+    [
+      'kinto.cache_backend = kinto.core.cache.redis\nkinto.cache_url = localhost:6379',
+      'line 4, key \'kinto.cache_url\': "localhost:6379" is not a Redis URL; expected redis://host:port/db (or rediss://, unix://).',
+      '',
+    ],
+    [
+      'kinto.cache_backend = kinto.core.cache.memcached\nkinto.cache_url = 127.0.0.1:11211',
+      "line 3, key 'kinto.cache_backend': kinto.core.cache.memcached reads its servers from kinto.cache_hosts, which is empty; set it to host:port entries separated by spaces, such as 127.0.0.1:11211.",
+      '',
+    ],
+    [
+      'kinto.userid_hmac_secret = s3cr3t\nuserid_hmac_secret = other',
+      "lines 3 and 4: 'kinto.userid_hmac_secret' and 'userid_hmac_secret' set the same setting to different values.",
+      'KINTO_CONFIG_CONFLICT',
+    ],
+  ]
+  for (const [lines, message, code] of cases) {
+    it(lines.split('\n').at(-1)!, () => {
+      const file = tmpIni(`${APP}${lines}\n`)
+      const err = errorOf(() => loadConfig(file, {env: {}}))
+      expect(err.code).toBe(code || 'KINTO_CONFIG_INVALID')
+      expect(err.message).toBe(`${file}, ${message}`)
+      expect(err.message).not.toContain('s3cr3t')
+    })
+  }
+
+  it('a bad port, a missing [app:main], a bad reference in a setting', () => {
+    const port = tmpIni(`${APP}[server:main]\nport = http\n`)
+    expect(errorOf(() => loadConfig(port, {env: {}})).message).toBe(
+      `${port}, line 4, key 'port': "http" is not a TCP port; expected a whole number from 1 to 65535 (or %(http_port)s).`,
+    )
+    const noApp = tmpIni('[server:main]\nport = 8000\n')
+    expect(errorOf(() => loadConfig(noApp, {env: {}})).message).toBe(
+      `${noApp}: there is no [app:main] section; Kinto reads its settings from [app:main].`,
+    )
+    const ref = tmpIni(`${APP}kinto.storage_url = postgresql://%(dbhost)s/kinto\n`)
+    expect(errorOf(() => loadConfig(ref, {env: {}})).message).toBe(
+      `${ref}, line 3, key 'kinto.storage_url': %(dbhost)s refers to 'dbhost', which is not set in [app:main] or [DEFAULT]; define it there, or write %% for a literal '%'.`,
+    )
+  })
+
+  it('hides secrets and URL passwords in messages', () => {
+    const file = tmpIni(`${APP}kinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = mysql://kinto:hunter2@db/x\n`)
+    const err = errorOf(() => loadConfig(file, {env: {}}))
+    expect(err.message).toContain('"mysql://kinto:***@db/x"')
+    expect(err.message).not.toContain('hunter2')
+  })
+})
+
+describe('resolveIniPath and parseDuration', () => {
+  it('flag, then KINTO_INI, then config/kinto.ini, from the current folder', () => {
+    expect(resolveIniPath('a/b.ini', {env: {KINTO_INI: 'x.ini'}, cwd: '/srv'})).toBe('/srv/a/b.ini')
+    expect(resolveIniPath(undefined, {env: {KINTO_INI: 'x.ini'}, cwd: '/srv'})).toBe('/srv/x.ini')
+    expect(resolveIniPath(undefined, {env: {}, cwd: '/srv'})).toBe('/srv/config/kinto.ini')
+    expect(resolveIniPath('/etc/kinto.ini', {env: {}, cwd: '/srv'})).toBe('/etc/kinto.ini')
+  })
+
+  it('parses 90s, 30m, 2h, 1d, 1h30m and plain seconds; rejects the rest', () => {
+    expect(parseDuration('90s')).toBe(90)
+    expect(parseDuration('30m')).toBe(1800)
+    expect(parseDuration('2h')).toBe(7200)
+    expect(parseDuration('1d')).toBe(86400)
+    expect(parseDuration('1h30m')).toBe(5400)
+    expect(parseDuration('1h 30m')).toBe(5400)
+    expect(parseDuration('600')).toBe(600)
+    expect(parseDuration('500ms')).toBe(0.5)
+    for (const bad of ['', 'soon', '10x', '-5s', 'h', '5s!']) expect(tryParseDuration(bad)).toBeNull()
+    expect(errorOf(() => parseDuration('soon', '--lock-timeout')).message).toBe(
+      '--lock-timeout: "soon" is not a duration; expected a duration such as 90s, 30m, 2h, 1d or 1h30m (or a number of seconds).',
+    )
+  })
+})
+
+// Upstream Kinto's own template, rendered as its `kinto init` does, must load. Read from the local
+// mirror of upstream when present (it is not part of this repository).
+const mirror = '/work/.mirror/Kinto+kinto/repo'
+let upstreamTemplate: string | undefined
+if (existsSync(mirror)) {
+  try {
+    upstreamTemplate = execFileSync('git', ['-C', mirror, 'show', 'HEAD:kinto/config/kinto.tpl'], {encoding: 'utf8'})
+  } catch {
+    upstreamTemplate = undefined
+  }
+}
+
+describe.skipIf(!upstreamTemplate)("upstream's kinto.tpl rendered", () => {
+  for (const backend of ['postgresql', 'memory'] as const) {
+    it(`loads with the ${backend} backends`, () => {
+      const url = backend === 'postgresql' ? 'postgresql://postgres:postgres@localhost/postgres' : ''
+      const values: Record<string, string> = {
+        config_file_timestamp: 'Thu, 26 Nov 2026 12:00:00 +0000',
+        kinto_version: '26.3.1',
+        host: '127.0.0.1',
+        secret: 'a'.repeat(64),
+        bucket_id_salt: 'b'.repeat(64),
+        storage_backend: `kinto.core.storage.${backend}`,
+        storage_url: url,
+        permission_backend: `kinto.core.permission.${backend}`,
+        permission_url: url,
+        cache_backend: `kinto.core.cache.${backend}`,
+        cache_url: url,
+      }
+      const text = upstreamTemplate!.replace(/\{([a-z_]+)\}/g, (m, name: string) => values[name] ?? m)
+      const c = loadConfig(tmpIni(text), {env: {}})
+      expect(c.settings.storage_backend).toBe(`kinto.core.storage.${backend}`)
+      expect(c.settings.userid_hmac_secret).toBe('a'.repeat(64))
+      expect(c.server).toEqual({host: '127.0.0.1', port: 8888})
+      expect(c.ini.sectionNames()).toContain('formatter_json')
+    })
+  }
+})
