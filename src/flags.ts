@@ -32,3 +32,57 @@ export const dryRunFlag = Flags.boolean({
   summary: 'Print what would be done; change nothing.',
   default: false,
 })
+
+// ---- `kinto deploy nginx | uwsgi | apache` (shared by the three commands)
+
+export const deployOutputFlag = Flags.string({
+  char: 'o',
+  summary: 'Write the snippet to this file instead of printing it (an existing file needs --force).',
+  helpValue: 'FILE',
+})
+
+export const deployCheckFlag = Flags.string({
+  summary: 'Compare FILE with what would be generated; print a diff and exit 6 when they differ.',
+  helpValue: 'FILE',
+})
+
+export const deployServerNameFlag = Flags.string({
+  summary: 'Public host name (repeatable). Default: kinto.http_host of the ini.',
+  helpValue: 'NAME',
+  multiple: true,
+})
+
+export const deployListenFlag = Flags.string({
+  summary: 'Port or ADDR:PORT the proxy listens on. Default: 80.',
+  env: 'KINTO_DEPLOY_LISTEN',
+  helpValue: 'PORT|ADDR:PORT',
+})
+
+export const deployAllowFlag = Flags.string({
+  summary: 'Address or network allowed to reach the private __…__ URLs (repeatable; `none` for nobody). Default: 127.0.0.1 and ::1.',
+  helpValue: 'ADDR',
+  multiple: true,
+})
+
+export const deployMaxBodySizeFlag = Flags.string({
+  summary: 'Largest request body accepted, nginx syntax (75m, 512k, bytes). Default: 75m.',
+  env: 'KINTO_DEPLOY_MAX_BODY_SIZE',
+  helpValue: 'SIZE',
+})
+
+export const deployVirtualenvFlag = Flags.string({
+  summary: 'Python virtualenv where upstream Kinto is installed (absolute path).',
+  env: 'KINTO_DEPLOY_VIRTUALENV',
+  helpValue: 'DIR',
+})
+
+export const deployWsgiFileFlag = Flags.string({
+  summary: 'Absolute path of app.wsgi. Default: app.wsgi beside the ini.',
+  env: 'KINTO_DEPLOY_WSGI_FILE',
+  helpValue: 'FILE',
+})
+
+export const deployAppWsgiFlag = Flags.boolean({
+  summary: 'Print (or write, or check) the app.wsgi entry point instead of the server configuration.',
+  default: false,
+})

@@ -25,6 +25,8 @@ export interface DeployConfig {
   settings: Record<string, unknown>
   /** `[server:main]`: where the runtime listens. */
   server: {host: string; port: number; unixSocket?: string; unixSocketMode?: string | number}
+  /** Where a setting came from, for messages ("FILE, line 12, key 'kinto.http_host'", an env var). */
+  describeSetting?: (key: string) => string
 }
 
 export const DEPLOY_DEFAULTS = {
@@ -67,7 +69,7 @@ function serverNames(config: DeployConfig, flags: CommonFlags, origins: Origins)
   }
   const httpHost = config.settings.http_host
   if (httpHost === null || httpHost === undefined || httpHost === '') return []
-  origins.serverNames = iniOrigin(config, 'kinto.http_host')
+  origins.serverNames = config.describeSetting?.('http_host') ?? iniOrigin(config, 'kinto.http_host')
   return [serverNameFromHttpHost(String(httpHost), origins.serverNames)]
 }
 
@@ -95,12 +97,17 @@ export interface NginxFlags extends CommonFlags {
 
 export function nginxOptionsFrom(config: DeployConfig, flags: NginxFlags): NginxOptions {
   const origins: Origins = {}
+  if (flags.uwsgi && flags.upstream !== undefined) {
+    throw new UsageError('--uwsgi and --upstream cannot be used together.', {
+      hint: 'Write the protocol in --upstream instead: uwsgi://HOST:PORT or uwsgi+unix:/path.sock.',
+    })
+  }
   return {
     serverNames: serverNames(config, flags, origins),
     listen: take(flags.listen, DEPLOY_DEFAULTS.listen, 'listen', origins, 'listen'),
     upstream: take(flags.upstream, upstreamFromIni(config, flags.uwsgi ? 'uwsgi' : 'http'), 'upstream', origins, 'upstream', iniOrigin(config, '[server:main]')),
     allow: allowList(flags.allow, origins),
-    cachePath: flags.cache ? take(flags['cache-path'], DEPLOY_DEFAULTS.cachePath, 'cache-path', origins, 'cachePath') : false,
+    cachePath: flags.cache || flags['cache-path'] !== undefined ? take(flags['cache-path'], DEPLOY_DEFAULTS.cachePath, 'cache-path', origins, 'cachePath') : false,
     maxBodySize: take(flags['max-body-size'], DEPLOY_DEFAULTS.maxBodySize, 'max-body-size', origins, 'maxBodySize'),
     source: path.basename(config.path),
     origins,

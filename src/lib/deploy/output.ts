@@ -29,7 +29,11 @@ export type DeliverResult =
 
 export async function deliver(options: DeliverOptions): Promise<DeliverResult> {
   if (options.output !== undefined && options.check !== undefined) {
-    throw new KintoError('--output and --check cannot be used together.', {code: 'KINTO_USAGE', exit: ExitCode.USAGE})
+    throw new KintoError('--output and --check cannot be used together.', {
+      code: 'KINTO_USAGE',
+      exit: ExitCode.USAGE,
+      hint: 'Use --check FILE in CI to detect drift, --output FILE (with --force to replace) to write.',
+    })
   }
   if (options.check !== undefined) return check(options.check, options.content)
   if (options.output !== undefined) return write(options)
