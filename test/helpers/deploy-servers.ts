@@ -253,3 +253,78 @@ export async function waitFor(probe: () => Promise<boolean>, timeoutMs: number, 
   }
   throw new Error(`timed out after ${timeoutMs} ms: ${describe()}${lastError ? ` (last error: ${String(lastError)})` : ''}`)
 }
+
+// ---------------------------------------------------------------- HTTP client
+
+export interface HttpReply {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: string
+}
+
+/**
+ * One HTTP/1.1 request without keep-alive, optionally from a chosen loopback source address
+ * (`localAddress: '127.0.0.2'` to be a client that is not allowed). Bounded by `timeoutMs`.
+ */
+export async function httpRequest(
+  url: string,
+  options: {method?: string; headers?: Record<string, string>; localAddress?: string; body?: string; timeoutMs?: number} = {},
+): Promise<HttpReply> {
+  const {request} = await import('node:http')
+  return new Promise((resolve, reject) => {
+    const req = request(url, {method: options.method ?? 'GET', headers: options.headers, localAddress: options.localAddress, agent: false}, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (d) => (body += d))
+      res.on('end', () => resolve({status: res.statusCode ?? 0, headers: res.headers, body}))
+      res.on('error', reject)
+    })
+    req.setTimeout(options.timeoutMs ?? 10_000, () => req.destroy(new Error(`${options.method ?? 'GET'} ${url}: no answer in time`)))
+    req.on('error', reject)
+    req.end(options.body)
+  })
+}
+
+// ---------------------------------------------------------------- running servers
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:port. */
+export async function waitForPort(port: number, timeoutMs: number, describe: () => string, host = '127.0.0.1'): Promise<void> {
+  const {connect} = await import('node:net')
+  await waitFor(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const socket = connect({host, port})
+        socket.once('connect', () => {
+          socket.destroy()
+          resolve(true)
+        })
+        socket.once('error', () => resolve(false))
+      }),
+    timeoutMs,
+    describe,
+  )
+}
+
+/** Real nginx serving the snippet (which must listen on 127.0.0.1:port), in the foreground of its group. */
+export async function startNginx(snippet: string, port: number): Promise<Started & {setup: NginxSetup}> {
+  const setup = nginxSetup(snippet)
+  const started = startProcess(tools.nginx!, ['-p', `${setup.dir}/`, '-c', setup.conf, '-e', setup.errorLog])
+  await waitForPort(port, 10_000, () => `nginx on port ${port}: ${started.output()} ${readLog(setup.errorLog)}`)
+  return {...started, setup}
+}
+
+/** Real Apache serving the snippet with the modules loaded and `Listen 127.0.0.1:port`. */
+export async function startApache(snippet: string, modules: string[], port: number): Promise<Started & {setup: ApacheSetup}> {
+  const setup = apacheSetup(snippet, modules, `127.0.0.1:${port}`)
+  const started = startProcess(tools.apache2!, ['-f', setup.conf, '-DFOREGROUND'])
+  await waitForPort(port, 15_000, () => `apache on port ${port}: ${started.output()} ${readLog(setup.errorLog)}`)
+  return {...started, setup}
+}
+
+export function readLog(file: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch {
+    return ''
+  }
+}
