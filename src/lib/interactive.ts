@@ -1,3 +1,5 @@
+import {KintoError, UsageError} from './errors.js'
+
 /**
  * The one non-interactive rule: we may prompt only when a person is there to answer.
  * inquirer must only ever be reached after this returns true (a test enforces it).
@@ -9,4 +11,74 @@ export function canPrompt(
 ): boolean {
   if (env.CI !== undefined && env.CI !== '' && env.CI !== '0' && env.CI.toLowerCase() !== 'false') return false
   return Boolean(stdin.isTTY) && Boolean(stdout.isTTY)
+}
+
+/**
+ * The prompts. This module is the only one that imports @inquirer/prompts (a test enforces it),
+ * and each prompt checks canPrompt() first: without a person to answer, it throws a UsageError
+ * naming the flag to pass instead of waiting.
+ */
+export interface PromptChoice<T extends string> {
+  value: T
+  name?: string
+  description?: string
+}
+
+export class PromptUnavailableError extends UsageError {
+  constructor(question: string, flagHint?: string) {
+    super(`Cannot ask "${question}": no terminal to answer (stdin/stdout not a TTY, or CI is set).`, {
+      code: 'KINTO_NO_TTY',
+      hint: flagHint ?? 'Pass the value as a flag, or --yes to accept the defaults.',
+    })
+  }
+}
+
+function gate(question: string, flagHint?: string): void {
+  if (!canPrompt()) throw new PromptUnavailableError(question, flagHint)
+}
+
+/** Ctrl-C or a closed terminal during a prompt: one line, exit 1, no stack. */
+async function answered<T>(question: Promise<T>): Promise<T> {
+  try {
+    return await question
+  } catch (error) {
+    if (error instanceof Error && (error.name === 'ExitPromptError' || error.name === 'AbortPromptError')) {
+      throw new KintoError('Cancelled: the question was not answered.', {code: 'KINTO_CANCELLED'})
+    }
+    throw error
+  }
+}
+
+export async function askSelect<T extends string>(
+  message: string,
+  choices: ReadonlyArray<PromptChoice<T>>,
+  options: {default?: T; flagHint?: string} = {},
+): Promise<T> {
+  gate(message, options.flagHint)
+  const {select} = await import('@inquirer/prompts')
+  return answered(select<T>({message, choices: choices.map((c) => ({...c})), default: options.default}))
+}
+
+export async function askInput(
+  message: string,
+  options: {default?: string; flagHint?: string; validate?: (value: string) => true | string} = {},
+): Promise<string> {
+  gate(message, options.flagHint)
+  const {input} = await import('@inquirer/prompts')
+  return answered(input({message, default: options.default, validate: options.validate}))
+}
+
+export async function askPassword(
+  message: string,
+  options: {flagHint?: string; validate?: (value: string) => true | string} = {},
+): Promise<string> {
+  gate(message, options.flagHint)
+  const {password} = await import('@inquirer/prompts')
+  return answered(password({message, mask: true, validate: options.validate}))
+}
+
+export async function askConfirm(message: string, options: {default?: boolean; flagHint?: string} = {}): Promise<boolean> {
+  gate(message, options.flagHint)
+  const {confirm} = await import('@inquirer/prompts')
+  return answered(confirm({message, default: options.default}))
 }

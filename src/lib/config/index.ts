@@ -227,3 +227,4 @@ export function describeSettingSource(config: KintoConfig, key: string): string 
   return 'default'
 }
 
+export {initConfig, type InitOptions, type InitResult, type StorageChoice, type CacheChoice} from './init.js'

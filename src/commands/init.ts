@@ -1,0 +1,71 @@
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../base-command.js'
+import {forceFlag, iniFlag, yesFlag} from '../flags.js'
+import {CACHE_CHOICES, type CacheChoice, STORAGE_CHOICES, type StorageChoice, initConfig, interactiveInitPrompter} from '../lib/config/init.js'
+import {canPrompt} from '../lib/interactive.js'
+
+export default class Init extends BaseCommand<typeof Init> {
+  static summary = 'Write a new Kinto ini file (upstream layout, fresh secrets).'
+  static description = `Creates the ini that every other command reads: [server:main], [app:main] with the chosen backends and two new random secrets, and the logging sections. The file gets mode 0600 and is written atomically; parent folders are created.
+
+Backends: embedded (the default) is PostgreSQL running in-process (PGlite), keeping its data in kinto-data beside the ini (pglite:%(here)s/kinto-data), so nothing needs installing; postgresql uses a server (upstream's URL postgresql://postgres:postgres@localhost/postgres unless --storage-url); memory keeps nothing. The cache follows the storage unless --cache-backend says otherwise.
+
+On a terminal, the backends not given as flags are asked for. Without a terminal, with CI set, or with --yes, nothing is asked: flags or defaults are used and the choices are printed on stderr. The path written is printed on stdout.
+
+Exit codes: 0 written; 1 the file exists (add --force) or cannot be written; 2 usage error.`
+
+  static examples = [
+    '<%= config.bin %> init',
+    '<%= config.bin %> init --ini /etc/kinto/kinto.ini --backend postgresql --storage-url postgresql://kinto:secret@db/kinto --yes',
+    '<%= config.bin %> init --backend memory --cache-backend memory --json',
+  ]
+
+  static enableJsonFlag = true
+
+  static flags = {
+    ini: iniFlag,
+    backend: Flags.string({
+      summary: 'Storage and permission backend.',
+      options: [...STORAGE_CHOICES],
+      env: 'KINTO_INIT_BACKEND',
+      helpValue: 'embedded|postgresql|memory',
+    }),
+    'cache-backend': Flags.string({
+      summary: 'Cache backend (default: the same as --backend).',
+      options: [...CACHE_CHOICES],
+      env: 'KINTO_INIT_CACHE_BACKEND',
+      helpValue: 'embedded|postgresql|memory|memcached|redis',
+    }),
+    'storage-url': Flags.string({
+      summary: 'Database URL: postgresql://user:password@host:5432/db, or pglite:<folder> with --backend embedded.',
+      env: 'KINTO_INIT_STORAGE_URL',
+      helpValue: 'URL',
+    }),
+    host: Flags.string({
+      summary: 'Address the server listens on ([server:main] host).',
+      env: 'KINTO_INIT_HOST',
+      default: '127.0.0.1',
+      helpValue: 'HOST',
+    }),
+    yes: yesFlag,
+    force: forceFlag,
+  }
+
+  async run(): Promise<{path: string; backend: string; cacheBackend: string; host: string}> {
+    const {flags} = this
+    const json = this.jsonEnabled()
+    const result = await initConfig({
+      iniPath: flags.ini,
+      backend: flags.backend as StorageChoice | undefined,
+      cacheBackend: flags['cache-backend'] as CacheChoice | undefined,
+      storageUrl: flags['storage-url'],
+      host: flags.host,
+      force: flags.force,
+      prompter: !flags.yes && !json && canPrompt() ? interactiveInitPrompter() : undefined,
+      report: json ? undefined : (line) => this.logToStderr(line),
+    })
+    if (!json) this.log(result.path)
+    return {path: result.path, backend: result.backend, cacheBackend: result.cacheBackend, host: result.host}
+  }
+}

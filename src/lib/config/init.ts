@@ -1,0 +1,297 @@
+/**
+ * `kinto init`: writes a new Kinto ini from templates/kinto.ini, with upstream's layout and keys,
+ * the chosen backends, and two fresh secrets. The file is created with mode 0600, atomically; an
+ * existing file is only replaced with `force`.
+ */
+import {randomBytes} from 'node:crypto'
+import {readFileSync, statSync} from 'node:fs'
+import path from 'node:path'
+
+import {describeDbUrl, maskUrl, parseDbUrl} from '../db/url.js'
+import {KintoError, UsageError} from '../errors.js'
+import {askInput, askSelect} from '../interactive.js'
+import {packageRoot, packageVersion} from '../version.js'
+import {FileExistsError, writeFileAtomic} from './atomic.js'
+import {parseIni} from './ini.js'
+
+export const STORAGE_CHOICES = ['embedded', 'postgresql', 'memory'] as const
+export const CACHE_CHOICES = ['embedded', 'postgresql', 'memory', 'memcached', 'redis'] as const
+export type StorageChoice = (typeof STORAGE_CHOICES)[number]
+export type CacheChoice = (typeof CACHE_CHOICES)[number]
+
+/** Upstream's `kinto init` PostgreSQL URL. */
+export const DEFAULT_POSTGRESQL_URL = 'postgresql://postgres:postgres@localhost/postgres'
+/** The embedded database: folder kinto-data beside the ini, whatever the current folder. */
+export const EMBEDDED_URL = 'pglite:%(here)s/kinto-data'
+export const DEFAULT_MEMCACHED_HOSTS = '127.0.0.1:11211'
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379/0'
+
+/** Asks for what the flags did not say. Only given when a person can answer (canPrompt()). */
+export interface InitPrompter {
+  backend(defaultValue: StorageChoice): Promise<StorageChoice>
+  storageUrl(defaultValue: string): Promise<string>
+  cacheBackend(defaultValue: CacheChoice): Promise<CacheChoice>
+}
+
+export interface InitOptions {
+  /** Where to write (relative paths from `cwd`). */
+  iniPath: string
+  cwd?: string
+  backend?: StorageChoice
+  cacheBackend?: CacheChoice
+  /** PostgreSQL URL (backend postgresql), or a pglite: URL (backend embedded). */
+  storageUrl?: string
+  host?: string
+  force?: boolean
+  /** Asked for missing choices; without it, defaults are used. */
+  prompter?: InitPrompter
+  /** Lines telling what was chosen (the command prints them on stderr). */
+  report?: (line: string) => void
+  now?: Date
+}
+
+export interface InitResult {
+  path: string
+  backend: StorageChoice
+  cacheBackend: CacheChoice
+  host: string
+  /** True when an existing file was replaced (--force). */
+  replaced: boolean
+}
+
+function pad(n: number, width = 2): string {
+  return String(n).padStart(width, '0')
+}
+
+/** Local time as `Thu, 26 Nov 2026 12:55:11 +0000` (upstream's header timestamp format). */
+export function formatTimestamp(d: Date): string {
+  const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat']
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
+  const off = -d.getTimezoneOffset()
+  const sign = off >= 0 ? '+' : '-'
+  const tz = `${sign}${pad(Math.floor(Math.abs(off) / 60))}${pad(Math.abs(off) % 60)}`
+  return (
+    `${days[d.getDay()]}, ${pad(d.getDate())} ${months[d.getMonth()]} ${d.getFullYear()} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${tz}`
+  )
+}
+
+/** 32 bytes from the CSPRNG as 64 hex characters (upstream's random_bytes_hex(32)). */
+export function newSecret(): string {
+  return randomBytes(32).toString('hex')
+}
+
+/** A value written into the ini: a literal '%' must be doubled (configparser interpolation). */
+function iniLiteral(value: string): string {
+  return value.replaceAll('%', '%%')
+}
+
+function checkHost(host: string): string {
+  const h = host.trim()
+  if (h === '' || !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._:*-]+)$/.test(h)) {
+    throw new UsageError(`--host ${JSON.stringify(host)} is not a host name or IP address.`, {
+      hint: 'Use e.g. --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (every interface).',
+    })
+  }
+  return h
+}
+
+/** The storage URL to write, as ini text (with `%` doubled, except our own %(here)s). */
+function storageUrlFor(backend: StorageChoice, given: string | undefined): string {
+  if (backend === 'memory') {
+    if (given !== undefined) {
+      throw new UsageError('--storage-url does not apply to --backend memory (it keeps nothing on disk).', {
+        hint: 'Drop --storage-url, or choose --backend postgresql or embedded.',
+      })
+    }
+    return ''
+  }
+  if (backend === 'embedded') {
+    if (given === undefined) return EMBEDDED_URL
+    if (!/^pglite:/i.test(given.trim())) {
+      throw new UsageError(`--storage-url ${JSON.stringify(maskUrl(given))} is not an embedded database URL.`, {
+        hint: 'With --backend embedded use pglite:<folder> (relative to the ini folder); for a server use --backend postgresql.',
+      })
+    }
+    return iniLiteral(given.trim())
+  }
+  const url = (given ?? DEFAULT_POSTGRESQL_URL).trim()
+  if (!/^(postgres|postgresql)(\+[a-z0-9_]+)?:\/\//i.test(url)) {
+    throw new UsageError(`--storage-url ${JSON.stringify(maskUrl(url))} is not a PostgreSQL URL.`, {
+      hint: 'Use postgresql://user:password@host:5432/dbname.',
+    })
+  }
+  try {
+    parseDbUrl(url)
+  } catch {
+    throw new UsageError(`--storage-url ${JSON.stringify(maskUrl(url))} is not a valid PostgreSQL URL.`, {
+      hint: 'Use postgresql://user:password@host:5432/dbname (percent-encode special characters in the password).',
+    })
+  }
+  return iniLiteral(url)
+}
+
+interface BackendValues {
+  storage_backend: string
+  storage_url: string
+  permission_backend: string
+  permission_url: string
+  cache_backend: string
+  cache_settings: string
+}
+
+function backendValues(backend: StorageChoice, cache: CacheChoice, storageUrl: string): BackendValues {
+  const family = backend === 'memory' ? 'memory' : 'postgresql'
+  // A PostgreSQL cache shares the storage database when there is one, as upstream's init does.
+  const pgCacheUrl = backend === 'postgresql' ? storageUrl : iniLiteral(DEFAULT_POSTGRESQL_URL)
+  const embeddedCacheUrl = backend === 'embedded' ? storageUrl : EMBEDDED_URL
+  const cacheLines: Record<CacheChoice, [string, string]> = {
+    embedded: ['kinto.core.cache.postgresql', `kinto.cache_url = ${embeddedCacheUrl}`],
+    postgresql: ['kinto.core.cache.postgresql', `kinto.cache_url = ${pgCacheUrl}`],
+    memory: ['kinto.core.cache.memory', 'kinto.cache_url ='],
+    // The memcached backend reads cache_hosts (upstream's init writes cache_url, which it ignores).
+    memcached: ['kinto.core.cache.memcached', `kinto.cache_hosts = ${DEFAULT_MEMCACHED_HOSTS}`],
+    redis: ['kinto.core.cache.redis', `kinto.cache_url = ${DEFAULT_REDIS_URL}`],
+  }
+  return {
+    storage_backend: `kinto.core.storage.${family}`,
+    storage_url: storageUrl,
+    permission_backend: `kinto.core.permission.${family}`,
+    permission_url: storageUrl,
+    cache_backend: cacheLines[cache][0],
+    cache_settings: cacheLines[cache][1],
+  }
+}
+
+export function templatePath(): string {
+  return path.join(packageRoot, 'templates', 'kinto.ini')
+}
+
+/** Fills `{{name}}` placeholders; every placeholder must have a value. */
+export function renderTemplate(template: string, values: Record<string, string>): string {
+  return template.replace(/\{\{([a-z_]+)\}\}/g, (_, name: string) => {
+    const v = values[name]
+    if (v === undefined) throw new Error(`templates/kinto.ini: no value for {{${name}}}`)
+    return v
+  })
+}
+
+function readableUrl(iniText: string, dir: string): string {
+  // For messages: expand our own %(here)s, undo %% doubling, hide passwords.
+  const url = iniText.replaceAll('%(here)s', dir).replaceAll('%%', '%')
+  return describeDbUrl(url, dir)
+}
+
+function configExists(file: string): KintoError {
+  return new KintoError(`${file} already exists.`, {
+    code: 'KINTO_CONFIG_EXISTS',
+    hint: 'Add --force to replace it (new secrets: user ids of existing accounts change), or choose another --ini.',
+  })
+}
+
+/** Renders the ini text (no file access besides the template). */
+export function renderKintoIni(options: {
+  backend: StorageChoice
+  cacheBackend: CacheChoice
+  storageUrl?: string
+  host: string
+  now?: Date
+}): string {
+  const storageUrl = storageUrlFor(options.backend, options.storageUrl)
+  const values: Record<string, string> = {
+    created_at: formatTimestamp(options.now ?? new Date()),
+    version: packageVersion(),
+    host: checkHost(options.host),
+    userid_hmac_secret: newSecret(),
+    default_bucket_hmac_secret: newSecret(),
+    ...backendValues(options.backend, options.cacheBackend, storageUrl),
+  }
+  return renderTemplate(readFileSync(templatePath(), 'utf8'), values)
+}
+
+export async function initConfig(options: InitOptions): Promise<InitResult> {
+  const file = path.resolve(options.cwd ?? process.cwd(), options.iniPath)
+  const report = options.report ?? (() => {})
+  let existing = false
+  try {
+    const st = statSync(file)
+    if (st.isDirectory()) {
+      throw new UsageError(`${file} is a folder; --ini takes the path of the file to write.`, {
+        hint: `Use e.g. --ini ${path.join(file, 'kinto.ini')}.`,
+      })
+    }
+    existing = true
+  } catch (error) {
+    if (error instanceof KintoError) throw error
+  }
+  if (existing && !options.force) throw configExists(file)
+
+  const ask = options.prompter
+  const backend: StorageChoice = options.backend ?? (ask ? await ask.backend('embedded') : 'embedded')
+  let storageUrl = options.storageUrl
+  if (backend === 'postgresql' && storageUrl === undefined && ask) storageUrl = await ask.storageUrl(DEFAULT_POSTGRESQL_URL)
+  const defaultCache: CacheChoice = backend
+  const cacheBackend: CacheChoice = options.cacheBackend ?? (ask ? await ask.cacheBackend(defaultCache) : defaultCache)
+  const host = checkHost(options.host ?? '127.0.0.1')
+
+  const text = renderKintoIni({backend, cacheBackend, storageUrl, host, now: options.now})
+  // What we write must read back: parse it and expand every [app:main] and [server:main] value.
+  const doc = parseIni(text, {path: file})
+  doc.items('app:main')
+  doc.items('server:main', {vars: {http_port: '8888'}})
+
+  try {
+    writeFileAtomic(file, text, {mode: 0o600, overwrite: Boolean(options.force), mkdirs: true})
+  } catch (error) {
+    if (error instanceof FileExistsError) throw configExists(file)
+    const e = error as NodeJS.ErrnoException
+    if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS' || e.code === 'ENOTDIR' || e.code === 'EEXIST') {
+      throw new KintoError(`Cannot write ${file}: ${e.code === 'ENOTDIR' || e.code === 'EEXIST' ? 'a parent is not a folder' : 'permission denied'}.`, {
+        code: 'KINTO_CONFIG_WRITE_FAILED',
+        hint: 'Choose another --ini, or run as a user allowed to write there.',
+      })
+    }
+    throw error
+  }
+
+  const dir = path.dirname(file)
+  const storageUrlText = doc.get('app:main', 'kinto.storage_url', {raw: true}) ?? ''
+  const storageLine: Record<StorageChoice, string> = {
+    embedded: `embedded PostgreSQL (PGlite), ${readableUrl(storageUrlText, dir)}`,
+    postgresql: `PostgreSQL server ${readableUrl(storageUrlText, dir)}`,
+    memory: 'memory (nothing is kept when the server stops)',
+  }
+  report(`storage and permissions: ${backend} — ${storageLine[backend]}`)
+  report(`cache: ${cacheBackend}${cacheBackend === backend && backend !== 'memory' ? ' (same database)' : ''}`)
+  report(`host: ${host} (port from kinto start --port, 8888 by default)`)
+  report(`secrets: new kinto.userid_hmac_secret and kinto.default_bucket_hmac_secret written (file mode 0600)`)
+  return {path: file, backend, cacheBackend, host, replaced: existing}
+}
+
+/** Prompts for `kinto init` (each goes through the canPrompt() gate in interactive.ts). */
+export function interactiveInitPrompter(): InitPrompter {
+  return {
+    backend: (def) =>
+      askSelect<StorageChoice>(
+        'Storage and permission backend',
+        [
+          {value: 'embedded', name: 'embedded', description: 'PostgreSQL in-process (PGlite), data beside the ini; nothing to install'},
+          {value: 'postgresql', name: 'postgresql', description: 'a PostgreSQL server (production)'},
+          {value: 'memory', name: 'memory', description: 'in memory; lost when the server stops (tests, demos)'},
+        ],
+        {default: def, flagHint: 'Pass --backend embedded|postgresql|memory.'},
+      ),
+    storageUrl: (def) =>
+      askInput('PostgreSQL URL', {
+        default: def,
+        flagHint: 'Pass --storage-url postgresql://user:password@host:5432/dbname.',
+        validate: (v) => (/^(postgres|postgresql)(\+[a-z0-9_]+)?:\/\/\S+$/i.test(v.trim()) ? true : 'Expected postgresql://user:password@host:5432/dbname'),
+      }),
+    cacheBackend: (def) =>
+      askSelect<CacheChoice>(
+        'Cache backend',
+        CACHE_CHOICES.map((value) => ({value, name: value})),
+        {default: def, flagHint: 'Pass --cache-backend embedded|postgresql|memory|memcached|redis.'},
+      ),
+  }
+}
