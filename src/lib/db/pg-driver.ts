@@ -1,21 +1,26 @@
 import pg from 'pg'
 
+import {connectionError, type DbTarget} from './errors.js'
 import type {PoolOptions, Queryable, QueryResult, SqlClient} from './types.js'
-import {maskUrl} from './url.js'
+import {maskUrl, parseDbUrl} from './url.js'
 
 // Timestamps without time zone come back as strings: Kinto converts them in SQL (as_epoch).
 pg.types.setTypeParser(1114, (v: string) => v)
 // BIGINT (as_epoch results) as JS numbers: epoch milliseconds fit in 2^53.
 pg.types.setTypeParser(20, (v: string) => Number(v))
 
-function wrap(client: pg.Pool | pg.PoolClient): Queryable {
+function wrap(client: pg.Pool | pg.PoolClient, target?: DbTarget): Queryable {
+  // On the pool, a query also connects: report connection failures as one clear line.
+  const rethrow = (error: unknown): never => {
+    throw (target && connectionError(error, target)) || error
+  }
   return {
     async query<T>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
-      const res = await client.query(sql, params as unknown[] | undefined)
+      const res = await client.query(sql, params as unknown[] | undefined).catch(rethrow)
       return {rows: res.rows as T[], rowCount: res.rowCount ?? 0}
     },
     async exec(sql: string): Promise<void> {
-      await client.query(sql)
+      await client.query(sql).catch(rethrow)
     },
   }
 }
@@ -25,9 +30,15 @@ export class PgClient implements SqlClient {
   readonly displayUrl: string
   readonly pool: pg.Pool
   private readonly q: Queryable
+  private readonly target: DbTarget
 
   constructor(connectionString: string, options: PoolOptions = {}) {
     this.displayUrl = maskUrl(connectionString)
+    const parsed = parseDbUrl(connectionString)
+    this.target =
+      parsed.driver === 'pg'
+        ? {host: parsed.host, port: parsed.port, database: parsed.database, user: parsed.user}
+        : {host: '?', port: 0, database: '?'}
     this.pool = new pg.Pool({
       connectionString,
       max: (options.poolSize ?? 25) + (options.maxOverflow ?? 10),
@@ -36,7 +47,7 @@ export class PgClient implements SqlClient {
     })
     // An idle client that errors (server restart) must not crash the process.
     this.pool.on('error', () => {})
-    this.q = wrap(this.pool)
+    this.q = wrap(this.pool, this.target)
   }
 
   query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
@@ -48,7 +59,9 @@ export class PgClient implements SqlClient {
   }
 
   async withConnection<T>(fn: (conn: Queryable) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect()
+    const client = await this.pool.connect().catch((error: unknown) => {
+      throw connectionError(error, this.target) ?? error
+    })
     let broken: Error | undefined
     try {
       return await fn(wrap(client))

@@ -1,0 +1,61 @@
+/**
+ * Turning driver errors about reaching a database into one clear line: which server and database
+ * (never the password), what went wrong, what to check.
+ */
+import {KintoError} from '../errors.js'
+
+export interface DbTarget {
+  host: string
+  port: number
+  database: string
+  user?: string
+}
+
+const NETWORK: Record<string, string> = {
+  ECONNREFUSED: 'connection refused (is PostgreSQL running and listening there?)',
+  ENOTFOUND: 'unknown host name',
+  EAI_AGAIN: 'host name lookup failed (DNS)',
+  ETIMEDOUT: 'connection timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ECONNRESET: 'connection reset by the server',
+  EPIPE: 'connection closed by the server',
+  ENOENT: 'no such Unix socket',
+  EACCES: 'permission denied on the Unix socket',
+}
+
+/** SQLSTATE classes and codes that mean "could not get a usable session". */
+function sqlStateReason(code: string, message: string): string | undefined {
+  if (code === '3D000') return `database does not exist (${message})`
+  if (code === '28P01') return `password authentication failed (${message.replace(/ for user .*/, '')})`
+  if (code.startsWith('28')) return `login refused: ${message}`
+  if (code === '57P03') return `the server is not accepting connections yet (${message})`
+  if (code === '53300') return `too many connections (${message})`
+  if (code.startsWith('08')) return `connection failure: ${message}`
+  return undefined
+}
+
+/** A KintoError for an error raised while connecting, or undefined for any other error. */
+export function connectionError(error: unknown, target: DbTarget): KintoError | undefined {
+  if (!(error instanceof Error)) return undefined
+  const e = error as Error & {code?: string}
+  let reason: string | undefined
+  if (e.code && NETWORK[e.code]) reason = NETWORK[e.code]
+  else if (e.code && /^[0-9A-Z]{5}$/.test(e.code)) reason = sqlStateReason(e.code, e.message)
+  else if (/timeout exceeded when trying to connect|connection timeout/i.test(e.message)) reason = 'connection timed out'
+  else if (/Connection terminated unexpectedly/i.test(e.message)) reason = 'the server closed the connection'
+  else if (/self.signed certificate|certificate|SSL|ssl/.test(e.message) && /connect|SSL|ssl/.test(e.message)) reason = `TLS: ${e.message}`
+  if (!reason) return undefined
+  const who = target.user ? ` as ${target.user}` : ''
+  return new KintoError(
+    `Cannot connect to PostgreSQL at ${target.host}:${target.port}, database ${target.database}${who}: ${reason}.`,
+    {
+      code: 'KINTO_DB_UNREACHABLE',
+      hint:
+        (error as {code?: string}).code === '3D000'
+          ? 'Create it with `kinto db create` (UTF8, UTC), or fix the database name in the URL.'
+          : 'Check that the server runs and that the URL in the ini (host, port, database, user, password) is right.',
+      cause: error,
+    },
+  )
+}
