@@ -1,11 +1,12 @@
 /**
  * What happens to a generated snippet: printed, written to a file (never over an existing one
- * without `force`, always atomically), or compared with a file on disk (`--check`: drift in CI).
+ * without `force`; atomically, through lib/config's writeFileAtomic), or compared with a file
+ * on disk (`--check`: drift in CI).
  */
-import {randomBytes} from 'node:crypto'
 import {promises as fs} from 'node:fs'
 import path from 'node:path'
 
+import {FileExistsError, writeFileAtomic} from '../config/atomic.js'
 import {ExitCode, KintoError} from '../errors.js'
 
 export interface DeliverOptions {
@@ -71,29 +72,15 @@ async function write(options: DeliverOptions): Promise<DeliverResult> {
   if (!dirStat?.isDirectory()) {
     throw new KintoError(`Cannot write ${file}: the folder ${dir} does not exist.`, {code: 'KINTO_DEPLOY_OUTPUT_FAILED', hint: 'Create the folder first, or choose another --output.'})
   }
-  const temp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`)
   try {
-    const handle = await fs.open(temp, 'wx', 0o644)
-    try {
-      await handle.writeFile(options.content, 'utf8')
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-    if (options.force) {
-      await fs.rename(temp, file)
-    } else {
-      // link() refuses to replace a file that appeared meanwhile, unlike rename().
-      await fs.link(temp, file)
-    }
+    writeFileAtomic(file, options.content, {mode: 0o644, overwrite: Boolean(options.force)})
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    if (code === 'EEXIST') {
+    if (error instanceof FileExistsError) {
+      // Appeared since the check above.
       throw new KintoError(`${file} already exists; it was left unchanged.`, {code: 'KINTO_DEPLOY_OUTPUT_EXISTS', exit: ExitCode.USAGE, hint: 'Add --force to replace it.'})
     }
+    if (error instanceof KintoError) throw error
     throw new KintoError(`Cannot write ${file}: ${(error as Error).message}.`, {code: 'KINTO_DEPLOY_OUTPUT_FAILED', cause: error})
-  } finally {
-    await fs.rm(temp, {force: true})
   }
   return {action: 'write', file, replaced: Boolean(existing)}
 }
