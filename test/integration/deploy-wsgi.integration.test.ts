@@ -1,6 +1,7 @@
 /**
- * The WSGI path end to end, with the real servers: `kinto deploy uwsgi` (section + app.wsgi)
- * run by real uwsgi, `kinto deploy nginx --uwsgi --cache` in front of it. Upstream Kinto is not
+ * The WSGI paths end to end, with the real servers: `kinto deploy uwsgi` (section + app.wsgi)
+ * run by real uwsgi with `kinto deploy nginx --uwsgi --cache` in front of it, and
+ * `kinto deploy apache --mode wsgi` (+ app.wsgi) run by real Apache mod_wsgi. Upstream Kinto is not
  * installed here, so a stand-in `kinto` Python package provides `main(global_config, **settings)`
  * and echoes what it received; that proves the ini reaches the app, the headers pass through,
  * the private URLs are refused from 127.0.0.2 and the cache keys on the whole URI.
@@ -11,9 +12,22 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {runCli} from '../helpers/cli.js'
-import {freePort, httpRequest, missing, readLog, startNginx, startProcess, stopAll, tempDir, tools, waitForPort} from '../helpers/deploy-servers.js'
+import {
+  APACHE_WSGI_MODULES,
+  freePort,
+  httpRequest,
+  missing,
+  readLog,
+  startApache,
+  startNginx,
+  startProcess,
+  stopAll,
+  tempDir,
+  tools,
+  waitForPort,
+} from '../helpers/deploy-servers.js'
 
-const skip = missing('nginx', 'uwsgi', 'uwsgiPython')
+afterAll(stopAll)
 
 const STUB = `import itertools
 import json
@@ -37,6 +51,8 @@ def main(global_config, **settings):
             "method": environ["REQUEST_METHOD"],
             "host": host,
             "kinto_ini": os.environ.get("KINTO_INI"),
+            "environ_kinto_ini": environ.get("KINTO_INI"),
+            "authorization": environ.get("HTTP_AUTHORIZATION"),
             "served": next(counter),
         }).encode()
         headers = [
@@ -56,7 +72,43 @@ def main(global_config, **settings):
     return app
 `
 
-describe.skipIf(skip)('nginx (uwsgi_pass, --cache) in front of uwsgi running app.wsgi', () => {
+function writeIni(dir: string, port: number): string {
+  const file = path.join(dir, 'kinto.ini')
+  writeFileSync(
+    file,
+    [
+      '[server:main]',
+      'use = egg:waitress#main',
+      'host = 127.0.0.1',
+      `port = ${port}`,
+      '',
+      '[app:main]',
+      'use = egg:kinto',
+      'kinto.http_host = kinto.example.test',
+      'kinto.storage_url = %(here)s/data',
+      '',
+      '[loggers]',
+      'keys = root',
+      '[handlers]',
+      'keys = console',
+      '[formatters]',
+      'keys = generic',
+      '[logger_root]',
+      'level = INFO',
+      'handlers = console',
+      '[handler_console]',
+      'class = StreamHandler',
+      'args = (sys.stderr,)',
+      'formatter = generic',
+      '[formatter_generic]',
+      'format = %(levelname)s [%(name)s] %(message)s',
+      '',
+    ].join('\n'),
+  )
+  return file
+}
+
+describe.skipIf(missing('nginx', 'uwsgi', 'uwsgiPython'))('nginx (uwsgi_pass, --cache) in front of uwsgi running app.wsgi', () => {
   let base = ''
   let uwsgiOutput: () => string = () => ''
   let nginxErrors = ''
@@ -67,38 +119,8 @@ describe.skipIf(skip)('nginx (uwsgi_pass, --cache) in front of uwsgi running app
     const [uwsgiPort, nginxPort] = [await freePort(), await freePort()]
     mkdirSync(path.join(dir, 'py', 'kinto'), {recursive: true})
     writeFileSync(path.join(dir, 'py', 'kinto', '__init__.py'), STUB)
-    ini = path.join(dir, 'kinto.ini')
-    writeFileSync(
-      ini,
-      [
-        '[server:main]',
-        'use = egg:waitress#main',
-        'host = 127.0.0.1',
-        `port = ${uwsgiPort}`,
-        '',
-        '[app:main]',
-        'use = egg:kinto',
-        'kinto.http_host = kinto.example.test',
-        'kinto.storage_url = %(here)s/data',
-        '',
-        '[loggers]',
-        'keys = root',
-        '[handlers]',
-        'keys = console',
-        '[formatters]',
-        'keys = generic',
-        '[logger_root]',
-        'level = INFO',
-        'handlers = console',
-        '[handler_console]',
-        'class = StreamHandler',
-        'args = (sys.stderr,)',
-        'formatter = generic',
-        '[formatter_generic]',
-        'format = %(levelname)s [%(name)s] %(message)s',
-        '',
-      ].join('\n'),
-    )
+    ini = writeIni(dir, uwsgiPort)
+
     const root = process.getuid?.() === 0
     const section = path.join(dir, 'uwsgi.ini')
     const gen = await runCli(['deploy', 'uwsgi', '--ini', ini, '--processes', '1', '--uid', root ? 'nobody' : 'root', '--gid', root ? 'nogroup' : 'root', '--output', section])
@@ -119,8 +141,6 @@ describe.skipIf(skip)('nginx (uwsgi_pass, --cache) in front of uwsgi running app
     nginxErrors = nginx.setup.errorLog
     base = `http://127.0.0.1:${nginxPort}`
   }, 60_000)
-
-  afterAll(stopAll)
 
   it('the ini reaches the app: settings, %(here)s, KINTO_INI, and its logging config', async () => {
     const r = await httpRequest(`${base}/v1/`, {headers: {Host: `kinto.example.test:8443`}})
@@ -177,5 +197,47 @@ describe.skipIf(skip)('nginx (uwsgi_pass, --cache) in front of uwsgi running app
     const b = await httpRequest(`${base}/v1/buckets/b/collections/private/records`)
     expect(b.headers['x-cache-status']).toBe('MISS')
     expect(JSON.parse(b.body).served).toBeGreaterThan(JSON.parse(a.body).served)
+  })
+})
+
+describe.skipIf(missing('apache2', 'modWsgi'))('Apache mod_wsgi running app.wsgi (kinto deploy apache --mode wsgi)', () => {
+  let base = ''
+  let ini = ''
+  let errorLog = ''
+
+  beforeAll(async () => {
+    const dir = tempDir('modwsgi-e2e')
+    const port = await freePort()
+    // WSGIPythonPath defaults to the folder of app.wsgi: the stand-in package goes there.
+    mkdirSync(path.join(dir, 'kinto'))
+    writeFileSync(path.join(dir, 'kinto', '__init__.py'), STUB)
+    ini = writeIni(dir, port)
+    const app = await runCli(['deploy', 'apache', '--ini', ini, '--mode', 'wsgi', '--app-wsgi', '--output', path.join(dir, 'app.wsgi')])
+    expect(app.code, app.stderr).toBe(0)
+    const conf = await runCli(['deploy', 'apache', '--ini', ini, '--mode', 'wsgi', '--listen', `127.0.0.1:${port}`, '--allow', '127.0.0.1'])
+    expect(conf.code, conf.stderr).toBe(0)
+    const apache = await startApache(conf.stdout, APACHE_WSGI_MODULES, port)
+    errorLog = apache.setup.errorLog
+    base = `http://127.0.0.1:${port}`
+  }, 60_000)
+
+  it('serves the app with the ini, SetEnv KINTO_INI and the Authorization header', async () => {
+    const r = await httpRequest(`${base}/v1/buckets?_limit=3`, {headers: {Authorization: 'Basic dG9rZW46c2VjcmV0'}})
+    expect(r.status, `${r.body} ${readLog(errorLog)}`).toBe(200)
+    const body = JSON.parse(r.body)
+    expect(body.settings['kinto.http_host']).toBe('kinto.example.test')
+    expect(body.global_config).toEqual({__file__: ini, here: path.dirname(ini)})
+    expect(body.environ_kinto_ini).toBe(ini)
+    expect(body.authorization).toBe('Basic dG9rZW46c2VjcmV0')
+    expect(body.path).toBe('/v1/buckets')
+    expect(body.query).toBe('_limit=3')
+    expect(r.headers.etag).toBe('"1700000000000"')
+    expect(r.headers['next-page']).toMatch(/\?_token=abc$/)
+  })
+
+  it('private URLs: answered to 127.0.0.1, refused to 127.0.0.2', async () => {
+    expect((await httpRequest(`${base}/v1/__heartbeat__`)).status).toBe(200)
+    expect((await httpRequest(`${base}/v1/__heartbeat__`, {localAddress: '127.0.0.2'})).status).toBe(403)
+    expect((await httpRequest(`${base}/v1/`, {localAddress: '127.0.0.2'})).status).toBe(200)
   })
 })
