@@ -11,6 +11,14 @@ export interface MemoryCacheOptions {
   maxSizeBytes?: number | null
   /** Clock in epoch milliseconds (tests). */
   now?: () => number
+  /** Share the entries with another MemoryCache (e.g. one per prefix over one store). */
+  state?: MemoryCacheState
+}
+
+/** The entries of a memory cache and their accounted size. */
+export class MemoryCacheState {
+  readonly store = new Map<string, Entry>()
+  quota = 0
 }
 
 interface Entry {
@@ -28,8 +36,7 @@ function sizeOf(key: string, json: string): number {
 
 export class MemoryCache implements Cache {
   readonly kind = 'memory' as const
-  private readonly store = new Map<string, Entry>()
-  private quota = 0
+  readonly state: MemoryCacheState
   private readonly prefix: string
   private readonly maxSizeBytes: number | null
   private readonly now: () => number
@@ -38,6 +45,19 @@ export class MemoryCache implements Cache {
     this.prefix = options.prefix ?? ''
     this.maxSizeBytes = options.maxSizeBytes === undefined ? 524288 : options.maxSizeBytes
     this.now = options.now ?? Date.now
+    this.state = options.state ?? new MemoryCacheState()
+  }
+
+  private get store(): Map<string, Entry> {
+    return this.state.store
+  }
+
+  private get quota(): number {
+    return this.state.quota
+  }
+
+  private set quota(value: number) {
+    this.state.quota = value
   }
 
   /** Bytes currently accounted (tests, metrics). */

@@ -161,9 +161,14 @@ function dataCondition(f: Filter, params: Params): string {
 }
 
 export function filterCondition(f: Filter, params: Params): string {
-  if (f.field === 'id') return f.value === MISSING ? 'FALSE' : idCondition(f, params)
-  if (f.field === 'last_modified') return f.value === MISSING ? 'FALSE' : modifiedCondition(f, params)
-  return dataCondition(f, params)
+  const mark = params.values.length
+  let sql: string
+  if (f.field === 'id') sql = f.value === MISSING ? 'FALSE' : idCondition(f, params)
+  else if (f.field === 'last_modified') sql = f.value === MISSING ? 'FALSE' : modifiedCondition(f, params)
+  else sql = dataCondition(f, params)
+  // A constant condition uses no parameter: drop those added on the way (an unused $n has no type).
+  if (sql === 'TRUE' || sql === 'FALSE') params.values.length = mark
+  return sql
 }
 
 /** ` AND …` for every filter, or ''. */

@@ -1,0 +1,116 @@
+/**
+ * The cache contract (kinto-reference §3.4): every Cache implementation must pass it.
+ * `make(prefix)` gives a cache on the shared store with that `cache_prefix`.
+ */
+import {beforeEach, describe, expect, it} from 'vitest'
+
+import type {Cache} from '../../src/lib/cache/types.js'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+export function cacheContract(make: (prefix: string) => Cache): void {
+  let cache: Cache
+  beforeEach(async () => {
+    cache = make('')
+    await cache.flush()
+  })
+
+  describe('values', () => {
+    it('stores JSON values and returns copies', async () => {
+      const value = {a: [1, 'two', {three: null}], s: 'é "q"'}
+      await cache.set('k', value, 60)
+      const got = await cache.get<typeof value>('k')
+      expect(got).toEqual(value)
+      got!.a.push(4)
+      expect(await cache.get('k')).toEqual(value)
+      await cache.set('n', 42, 60)
+      await cache.set('s', 'text', 60)
+      await cache.set('z', null, 60)
+      expect(await cache.get('n')).toBe(42)
+      expect(await cache.get('s')).toBe('text')
+      expect(await cache.get('z')).toBeNull()
+    })
+
+    it('a missing key is undefined', async () => {
+      expect(await cache.get('missing')).toBeUndefined()
+    })
+
+    it('set overwrites value and ttl', async () => {
+      await cache.set('k', 1, 60)
+      await cache.set('k', 2, 600)
+      expect(await cache.get('k')).toBe(2)
+      expect(await cache.ttl('k')).toBeGreaterThan(590)
+    })
+
+    it('delete returns the previous value', async () => {
+      await cache.set('k', {v: 1}, 60)
+      expect(await cache.delete('k')).toEqual({v: 1})
+      expect(await cache.get('k')).toBeUndefined()
+      expect(await cache.delete('k')).toBeUndefined()
+    })
+
+    it('flush removes every key', async () => {
+      await cache.set('a', 1, 60)
+      await cache.set('b', 2, 60)
+      await cache.flush()
+      expect(await cache.get('a')).toBeUndefined()
+      expect(await cache.get('b')).toBeUndefined()
+    })
+
+    it('keys are namespaced by the prefix', async () => {
+      const other = make('other-')
+      await cache.set('k', 'plain', 60)
+      await other.set('k', 'prefixed', 60)
+      expect(await cache.get('k')).toBe('plain')
+      expect(await other.get('k')).toBe('prefixed')
+      expect(await cache.get('other-k')).toBe('prefixed')
+    })
+
+    it('rejects values that are not JSON', async () => {
+      await expect(cache.set('k', undefined, 60)).rejects.toThrow(TypeError)
+    })
+  })
+
+  describe('expiry', () => {
+    it('ttl gives the remaining seconds, -1 without ttl or key', async () => {
+      await cache.set('k', 1, 3600)
+      const ttl = await cache.ttl('k')
+      expect(ttl).toBeGreaterThan(3590)
+      expect(ttl).toBeLessThanOrEqual(3600)
+      await cache.set('forever', 1)
+      expect(await cache.ttl('forever')).toBe(-1)
+      expect(await cache.ttl('missing')).toBe(-1)
+    })
+
+    it('expired keys are gone', async () => {
+      await cache.set('short', 'x', 0.05)
+      await cache.set('long', 'y', 60)
+      expect(await cache.get('short')).toBe('x')
+      await sleep(120)
+      expect(await cache.get('short')).toBeUndefined()
+      expect(await cache.ttl('short')).toBe(-1)
+      expect(await cache.get('long')).toBe('y')
+    })
+
+    it('expire changes the ttl of a key', async () => {
+      await cache.set('k', 'v', 60)
+      await cache.expire('k', 0.05)
+      await sleep(120)
+      expect(await cache.get('k')).toBeUndefined()
+      await cache.set('k2', 'v', 0.05)
+      await cache.expire('k2', 60)
+      await sleep(120)
+      expect(await cache.get('k2')).toBe('v')
+    })
+
+    it('a key set without ttl never expires', async () => {
+      await cache.set('k', 'v')
+      expect(await cache.get('k')).toBe('v')
+    })
+  })
+
+  it('heartbeat works and leaves nothing behind', async () => {
+    expect(await cache.heartbeat()).toBe(true)
+    expect(await cache.get('__heartbeat__')).toBeUndefined()
+  })
+}

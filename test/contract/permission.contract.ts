@@ -1,0 +1,169 @@
+/**
+ * The permission contract (kinto-reference §3.7): every Permission implementation must pass it.
+ */
+import {beforeEach, describe, expect, it} from 'vitest'
+
+import type {Permission} from '../../src/lib/permission/types.js'
+
+const B = '/buckets/b1'
+const C = '/buckets/b1/collections/c1'
+const REC = '/buckets/b1/collections/c1/records/r1'
+
+const sorted = (m: Map<string, Set<string>>) => Object.fromEntries([...m].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, [...v].sort()]))
+
+export function permissionContract(get: () => Permission): void {
+  let perm: Permission
+  beforeEach(async () => {
+    perm = get()
+    await perm.flush()
+  })
+
+  describe('user principals', () => {
+    it('adds (idempotently), lists and removes principals of a user', async () => {
+      await perm.addUserPrincipal('basicauth:alice', '/buckets/b1/groups/g1')
+      await perm.addUserPrincipal('basicauth:alice', '/buckets/b1/groups/g1')
+      await perm.addUserPrincipal('basicauth:alice', '/buckets/b1/groups/g2')
+      expect(await perm.getUserPrincipals('basicauth:alice')).toEqual(new Set(['/buckets/b1/groups/g1', '/buckets/b1/groups/g2']))
+      await perm.removeUserPrincipal('basicauth:alice', '/buckets/b1/groups/g1')
+      await perm.removeUserPrincipal('basicauth:alice', '/not/there')
+      expect(await perm.getUserPrincipals('basicauth:alice')).toEqual(new Set(['/buckets/b1/groups/g2']))
+    })
+
+    it("includes the groups of system.Authenticated in every user's principals", async () => {
+      await perm.addUserPrincipal('system.Authenticated', '/buckets/b1/groups/everyone')
+      await perm.addUserPrincipal('basicauth:bob', '/buckets/b1/groups/g1')
+      expect(await perm.getUserPrincipals('basicauth:bob')).toEqual(new Set(['/buckets/b1/groups/g1', '/buckets/b1/groups/everyone']))
+      expect(await perm.getUserPrincipals('basicauth:nobody')).toEqual(new Set(['/buckets/b1/groups/everyone']))
+    })
+
+    it('removePrincipal drops every membership in a group', async () => {
+      await perm.addUserPrincipal('u1', '/g')
+      await perm.addUserPrincipal('u2', '/g')
+      await perm.addUserPrincipal('u2', '/h')
+      await perm.removePrincipal('/g')
+      expect(await perm.getUserPrincipals('u1')).toEqual(new Set())
+      expect(await perm.getUserPrincipals('u2')).toEqual(new Set(['/h']))
+    })
+  })
+
+  describe('access control entries', () => {
+    beforeEach(async () => {
+      await perm.addPrincipalToAce(B, 'write', 'alice')
+      await perm.addPrincipalToAce(B, 'read', 'system.Everyone')
+      await perm.addPrincipalToAce(C, 'write', 'bob')
+      await perm.addPrincipalToAce(C, 'record:create', 'carol')
+      await perm.addPrincipalToAce(REC, 'write', 'dave')
+      await perm.addPrincipalToAce('/buckets/b2', 'write', 'alice')
+      await perm.addPrincipalToAce('/buckets/b2/collections/c9', 'read', 'alice')
+    })
+
+    it('adds idempotently, reads and removes principals of an ACE', async () => {
+      await perm.addPrincipalToAce(B, 'write', 'alice')
+      await perm.addPrincipalToAce(B, 'write', 'erin')
+      expect(await perm.getObjectPermissionPrincipals(B, 'write')).toEqual(new Set(['alice', 'erin']))
+      await perm.removePrincipalFromAce(B, 'write', 'alice')
+      await perm.removePrincipalFromAce(B, 'write', 'ghost')
+      expect(await perm.getObjectPermissionPrincipals(B, 'write')).toEqual(new Set(['erin']))
+      expect(await perm.getObjectPermissionPrincipals('/nothing', 'write')).toEqual(new Set())
+    })
+
+    it('getObjectPermissions and getObjectsPermissions (in order, filtered)', async () => {
+      expect(await perm.getObjectPermissions(C)).toEqual({write: new Set(['bob']), 'record:create': new Set(['carol'])})
+      expect(await perm.getObjectPermissions(C, ['write', 'read'])).toEqual({write: new Set(['bob'])})
+      expect(await perm.getObjectsPermissions([REC, '/none', B])).toEqual([
+        {write: new Set(['dave'])},
+        {},
+        {write: new Set(['alice']), read: new Set(['system.Everyone'])},
+      ])
+      expect(await perm.getObjectsPermissions([])).toEqual([])
+    })
+
+    it('replaceObjectPermissions rewrites only the named permissions', async () => {
+      await perm.replaceObjectPermissions(B, {write: ['frank', 'frank', 'alice'], 'collection:create': ['gina']})
+      expect(await perm.getObjectPermissions(B)).toEqual({
+        write: new Set(['frank', 'alice']),
+        read: new Set(['system.Everyone']),
+        'collection:create': new Set(['gina']),
+      })
+      await perm.replaceObjectPermissions(B, {write: []})
+      expect(await perm.getObjectPermissions(B)).toEqual({read: new Set(['system.Everyone']), 'collection:create': new Set(['gina'])})
+      await perm.replaceObjectPermissions(B, {})
+      expect(Object.keys(await perm.getObjectPermissions(B)).sort()).toEqual(['collection:create', 'read'])
+    })
+
+    it('deleteObjectPermissions: exact ids and * wildcards (for cascades)', async () => {
+      await perm.deleteObjectPermissions(C + '/records/*')
+      expect(await perm.getObjectPermissions(REC)).toEqual({})
+      expect(await perm.getObjectPermissions(C)).not.toEqual({})
+      await perm.deleteObjectPermissions(B, B + '/*')
+      expect(await perm.getObjectPermissions(B)).toEqual({})
+      expect(await perm.getObjectPermissions(C)).toEqual({})
+      expect(await perm.getObjectPermissions('/buckets/b2')).toEqual({write: new Set(['alice'])})
+      await perm.deleteObjectPermissions()
+    })
+
+    it('deleteObjectPermissions: _ and % are not wildcards', async () => {
+      await perm.addPrincipalToAce('/buckets/a_b', 'write', 'x')
+      await perm.addPrincipalToAce('/buckets/aXb', 'write', 'x')
+      await perm.addPrincipalToAce('/buckets/aXb/collections/c', 'write', 'x')
+      await perm.deleteObjectPermissions('/buckets/a_b', '/buckets/a_b/*')
+      expect(await perm.getObjectPermissions('/buckets/aXb')).toEqual({write: new Set(['x'])})
+      expect(await perm.getObjectPermissions('/buckets/aXb/collections/c')).toEqual({write: new Set(['x'])})
+      expect(await perm.getObjectPermissions('/buckets/a_b')).toEqual({})
+    })
+
+    it('checkPermission: any bound permission held by any principal', async () => {
+      expect(await perm.checkPermission(['bob'], [[B, 'write'], [C, 'write']])).toBe(true)
+      expect(await perm.checkPermission(['nobody', 'system.Everyone'], [[B, 'read']])).toBe(true)
+      expect(await perm.checkPermission(['bob'], [[B, 'write']])).toBe(false)
+      expect(await perm.checkPermission(['bob'], [[B + '*', 'write']])).toBe(false)
+      expect(await perm.checkPermission([], [[B, 'write']])).toBe(false)
+      expect(await perm.checkPermission(['alice'], [])).toBe(false)
+    })
+
+    it('getAccessibleObjects: everything a principal holds', async () => {
+      expect(sorted(await perm.getAccessibleObjects(['alice']))).toEqual({
+        '/buckets/b1': ['write'],
+        '/buckets/b2': ['write'],
+        '/buckets/b2/collections/c9': ['read'],
+      })
+    })
+
+    it('getAccessibleObjects with bound permissions and wildcards, with or without children', async () => {
+      const who = ['alice', 'bob', 'dave', 'system.Everyone']
+      expect(sorted(await perm.getAccessibleObjects(who, [['/buckets/*', 'write']]))).toEqual({
+        '/buckets/b1': ['write'],
+        '/buckets/b1/collections/c1': ['write'],
+        '/buckets/b1/collections/c1/records/r1': ['write'],
+        '/buckets/b2': ['write'],
+      })
+      expect(sorted(await perm.getAccessibleObjects(who, [['/buckets/*', 'write'], ['/buckets/*', 'read']], {withChildren: false}))).toEqual({
+        '/buckets/b1': ['read', 'write'],
+        '/buckets/b2': ['write'],
+      })
+      expect(sorted(await perm.getAccessibleObjects(who, [['/buckets/b1/collections/*', 'write']], {withChildren: false}))).toEqual({
+        '/buckets/b1/collections/c1': ['write'],
+      })
+      expect(sorted(await perm.getAccessibleObjects(['carol'], [[C, 'record:create']]))).toEqual({[C]: ['record:create']})
+      expect((await perm.getAccessibleObjects(who, [])).size).toBe(0)
+    })
+
+    it('getAuthorizedPrincipals', async () => {
+      expect(await perm.getAuthorizedPrincipals([[B, 'write'], [C, 'write'], [C, 'read']])).toEqual(new Set(['alice', 'bob']))
+      expect(await perm.getAuthorizedPrincipals([])).toEqual(new Set())
+    })
+
+    it('flush empties everything', async () => {
+      await perm.addUserPrincipal('u', '/g')
+      await perm.flush()
+      expect(await perm.getObjectPermissions(B)).toEqual({})
+      expect(await perm.getUserPrincipals('u')).toEqual(new Set())
+    })
+  })
+
+  it('heartbeat works, readonly too, and leaves nothing behind', async () => {
+    expect(await perm.heartbeat(false)).toBe(true)
+    expect(await perm.heartbeat(true)).toBe(true)
+    expect(await perm.getUserPrincipals('__heartbeat__')).toEqual(new Set())
+  })
+}
