@@ -169,6 +169,40 @@ describe('kinto init (subprocess, stdin closed, no TTY)', () => {
     }
   })
 
+  const python = spawnSync('python3', ['-c', 'import configparser'], {encoding: 'utf8'}).status === 0
+  it.skipIf(!python)("Python's configparser, set up as PasteDeploy does, reads the same values (upstream can load it)", async () => {
+    const files = [newPath(), newPath()]
+    const runs = await Promise.all([
+      runCli(['init', '--ini', files[0], '--backend', 'postgresql', '--storage-url', 'postgresql://kinto:p%40ss@db/kinto']),
+      runCli(['init', '--ini', files[1], '--backend', 'memory', '--cache-backend', 'memcached']),
+    ])
+    for (const r of runs) expect(r.code).toBe(0)
+    const script = [
+      'import configparser, json, os, sys',
+      'out = []',
+      'for f in sys.argv[1:]:',
+      "    p = configparser.ConfigParser(defaults={'here': os.path.dirname(f), '__file__': f})",
+      '    p.optionxform = str',
+      "    p.read_file(open(f, encoding='utf-8'))",
+      "    p._defaults.setdefault('http_port', '8888')",
+      "    out.append({s: dict(p.items(s)) for s in ('app:main', 'server:main')})",
+      'print(json.dumps(out))',
+    ].join('\n')
+    const py = spawnSync('python3', ['-c', script, ...files], {encoding: 'utf8'})
+    expect(py.status, py.stderr).toBe(0)
+    const parsed = JSON.parse(py.stdout) as Array<Record<string, Record<string, string>>>
+    for (const [i, file] of files.entries()) {
+      const config = loadConfig(file, {env: {}})
+      const app = parsed[i]['app:main']
+      for (const key of ['storage_backend', 'storage_url', 'permission_url', 'cache_backend', 'userid_hmac_secret', 'default_bucket_hmac_secret', 'includes']) {
+        expect(config.settings[key], key).toBe(app[`kinto.${key}`] ?? '')
+      }
+      expect(config.server).toEqual({host: parsed[i]['server:main'].host, port: Number(parsed[i]['server:main'].port)})
+    }
+    expect(parsed[0]['app:main']['kinto.storage_url']).toBe('postgresql://kinto:p%40ss@db/kinto')
+    expect(parsed[1]['app:main']['kinto.cache_hosts']).toBe('127.0.0.1:11211')
+  })
+
   it('hides the password of --storage-url in what it prints', async () => {
     const file = newPath()
     const r = await runCli(['init', '--ini', file, '--backend', 'postgresql', '--storage-url', 'postgresql://kinto:hunter2@db:5432/kinto'])

@@ -5,7 +5,7 @@ import path from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
-import {loadConfig, parseDuration, resolveIniPath, tryParseDuration} from '../../src/lib/config/index.js'
+import {displayValue, loadConfig, parseDuration, resolveIniPath, tryParseDuration} from '../../src/lib/config/index.js'
 import {KintoError} from '../../src/lib/errors.js'
 import {repoRoot} from '../helpers/cli.js'
 
@@ -152,6 +152,11 @@ describe('bad values: one error naming file, line and key, and what is allowed',
     ['kinto.paginate_by = -5', 'line 3, key \'kinto.paginate_by\': "-5" is not valid; expected a whole number (0 or more), or empty.', ''],
     ['kinto.backoff_percentage = 150', 'line 3, key \'kinto.backoff_percentage\': "150" is not valid; expected a whole number from 0 to 100, or empty.', ''],
     ['kinto.storage_pool_size = 2.5', 'line 3, key \'kinto.storage_pool_size\': "2.5" is not valid; expected a whole number (0 or more).', ''],
+    [
+      'kinto.pagination_token_validity_seconds = soon',
+      'line 3, key \'kinto.pagination_token_validity_seconds\': "soon" is not valid; expected a whole number (0 or more).',
+      '',
+    ],
     ['kinto.readonly = maybe', 'line 3, key \'kinto.readonly\': "maybe" is not valid; expected true or false.', ''],
     ['flush_endpoint_enabled = 2', 'line 3, key \'flush_endpoint_enabled\': "2" is not valid; expected true or false.', ''],
     ['kinto.includes = 12', 'line 3, key \'kinto.includes\': "12" is not valid; expected names separated by spaces or new lines.', ''],
@@ -218,6 +223,12 @@ describe('bad values: one error naming file, line and key, and what is allowed',
   })
 
   it('hides secrets and URL passwords in messages', () => {
+    expect(displayValue('userid_hmac_secret', 'abc')).toBe('"***"')
+    expect(displayValue('default_bucket_hmac_secret', 'abc')).toBe('"***"')
+    expect(displayValue('sentry_dsn', 'https://key@sentry.example/1')).toBe('"***"')
+    expect(displayValue('event_listeners.x.api_token', 'abc')).toBe('"***"')
+    expect(displayValue('pagination_token_validity_seconds', 'soon')).toBe('"soon"')
+    expect(displayValue('storage_url', 'postgresql://u:pw@h/d')).toBe('"postgresql://u:***@h/d"')
     const file = tmpIni(`${APP}kinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = mysql://kinto:hunter2@db/x\n`)
     const err = errorOf(() => loadConfig(file, {env: {}}))
     expect(err.message).toContain('"mysql://kinto:***@db/x"')

@@ -102,7 +102,8 @@ export interface SettingOrigin {
 export type OriginOf = (key: string) => SettingOrigin
 
 function isSecretKey(key: string): boolean {
-  return /secret|password|token|_dsn$/i.test(key)
+  // hmac secrets, passwords, API tokens, Sentry DSNs (not e.g. pagination_token_validity_seconds).
+  return /secret|passw(or)?d|(^|[._])(api_)?token$|_dsn$/i.test(key)
 }
 
 /** A value as it may be shown: secrets hidden, passwords in URLs masked. */
