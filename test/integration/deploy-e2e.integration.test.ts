@@ -1,0 +1,197 @@
+/**
+ * End to end with the real proxies in front of a running `kinto start`:
+ * - nginx (`kinto deploy nginx --cache`): hello's `url` shows the public host; ETag,
+ *   Last-Modified, Next-Page and CORS headers reach the client; private URLs are refused from
+ *   127.0.0.2 when only 127.0.0.1 is allowed; a repeated GET is a cache hit, another `_limit` not.
+ * - Apache mod_proxy (`kinto deploy apache`): hello and a record GET work through it.
+ * Loopback ports only; every process is stopped in afterAll (also on failure).
+ */
+import {randomBytes} from 'node:crypto'
+import {existsSync, writeFileSync} from 'node:fs'
+import path from 'node:path'
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {cliBin, repoRoot, runCli} from '../helpers/cli.js'
+import {
+  APACHE_PROXY_MODULES,
+  type HttpReply,
+  freePort,
+  httpRequest,
+  missing,
+  readLog,
+  startApache,
+  startNginx,
+  startProcess,
+  stopAll,
+  tempDir,
+  waitFor,
+} from '../helpers/deploy-servers.js'
+
+const startExists = existsSync(path.join(repoRoot, 'src', 'commands', 'start.ts'))
+const skipReason = missing('nginx') || missing('apache2', 'modProxyHttp') || (startExists ? '' : 'SKIPPED: `kinto start` (src/commands/start.ts) is not in the tree yet')
+
+const PUBLIC_HOST = 'kinto.example.test'
+const AUTH = {Authorization: `Basic ${Buffer.from('deployer:secret').toString('base64')}`}
+const JSON_HEADERS = {...AUTH, 'Content-Type': 'application/json'}
+
+let kintoPort = 0
+let kintoBase = ''
+let kintoOutput: () => string = () => ''
+
+async function api(method: string, p: string, body?: unknown): Promise<HttpReply> {
+  const r = await httpRequest(`${kintoBase}${p}`, {method, headers: JSON_HEADERS, body: body === undefined ? undefined : JSON.stringify(body)})
+  if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${r.body}`)
+  return r
+}
+
+afterAll(stopAll)
+
+describe.skipIf(skipReason !== '')(`real proxies in front of kinto start ${skipReason}`, () => {
+  let dir = ''
+  let ini = ''
+
+  beforeAll(async () => {
+    dir = tempDir('deploy-e2e')
+    kintoPort = await freePort()
+    kintoBase = `http://127.0.0.1:${kintoPort}`
+    ini = path.join(dir, 'kinto.ini')
+    writeFileSync(
+      ini,
+      [
+        '[server:main]',
+        'use = egg:waitress#main',
+        'host = 127.0.0.1',
+        `port = ${kintoPort}`,
+        '',
+        '[app:main]',
+        'use = egg:kinto',
+        'kinto.storage_backend = kinto.core.storage.memory',
+        'kinto.permission_backend = kinto.core.permission.memory',
+        'kinto.cache_backend = kinto.core.cache.memory',
+        `kinto.userid_hmac_secret = ${randomBytes(32).toString('hex')}`,
+        'multiauth.policies = basicauth',
+        '',
+      ].join('\n'),
+      {mode: 0o600},
+    )
+    // Host and port come from [server:main], as for the deploy commands.
+    const kinto = startProcess(process.execPath, [cliBin, 'start', '--ini', ini], {
+      cwd: dir,
+      env: {NO_COLOR: '1', CI: 'true'},
+    })
+    kintoOutput = kinto.output
+    await waitFor(
+      async () => (await httpRequest(`${kintoBase}/v1/__lbheartbeat__`, {timeoutMs: 2000})).status === 200,
+      45_000,
+      () => `kinto start on port ${kintoPort}: ${kinto.output()}`,
+    )
+    // A collection that anonymous users may read, with cache headers (collection cache_expires).
+    await api('PUT', '/v1/buckets/site')
+    await api('PUT', '/v1/buckets/site/collections/articles', {data: {cache_expires: 3600}, permissions: {read: ['system.Everyone']}})
+    for (const n of [1, 2, 3]) await api('PUT', `/v1/buckets/site/collections/articles/records/article-${n}`, {data: {title: `Article ${n}`}})
+  }, 90_000)
+
+  describe('nginx', () => {
+    let base = ''
+    let publicHost = ''
+    let errorLog = ''
+
+    beforeAll(async () => {
+      const port = await freePort()
+      const conf = await runCli([
+        'deploy', 'nginx', '--ini', ini, '--server-name', PUBLIC_HOST, '--listen', `127.0.0.1:${port}`, '--allow', '127.0.0.1', '--cache-path', path.join(dir, 'nginx-cache'),
+      ])
+      expect(conf.code, conf.stderr).toBe(0)
+      expect(conf.stdout).toContain(`server 127.0.0.1:${kintoPort};`)
+      const nginx = await startNginx(conf.stdout, port)
+      errorLog = nginx.setup.errorLog
+      base = `http://127.0.0.1:${port}`
+      publicHost = `${PUBLIC_HOST}:${port}`
+    }, 60_000)
+
+    const get = (p: string, headers: Record<string, string> = {}, localAddress?: string) =>
+      httpRequest(`${base}${p}`, {headers: {Host: publicHost, ...headers}, localAddress})
+
+    it("hello's url shows the public host", async () => {
+      const r = await get('/v1/')
+      expect(r.status, `${r.body} ${readLog(errorLog)} ${kintoOutput()}`).toBe(200)
+      expect(JSON.parse(r.body).url).toBe(`http://${publicHost}/v1/`)
+    })
+
+    it('ETag, Last-Modified, Next-Page and CORS headers reach the client', async () => {
+      const r = await get('/v1/buckets/site/collections/articles/records?_limit=1&_sort=title', {Origin: 'https://app.example'})
+      expect(r.status, r.body).toBe(200)
+      expect(JSON.parse(r.body).data).toHaveLength(1)
+      expect(r.headers.etag).toMatch(/^"\d+"$/)
+      expect(r.headers['last-modified']).toMatch(/GMT$/)
+      expect(r.headers['next-page']).toMatch(new RegExp(`^http://${publicHost.replaceAll('.', '\\.')}/v1/buckets/site/collections/articles/records\\?`))
+      expect(r.headers['access-control-allow-origin']).toBeDefined()
+      expect(String(r.headers['access-control-expose-headers'])).toMatch(/Next-Page/)
+      const preflight = await httpRequest(`${base}/v1/buckets/site/collections/articles/records`, {
+        method: 'OPTIONS',
+        headers: {Host: publicHost, Origin: 'https://app.example', 'Access-Control-Request-Method': 'GET'},
+      })
+      expect(preflight.status).toBe(200)
+      expect(preflight.headers['access-control-allow-methods']).toMatch(/GET/)
+    })
+
+    it('private URLs are refused from 127.0.0.2 when only 127.0.0.1 is allowed', async () => {
+      const allowed = await get('/v1/__heartbeat__')
+      expect(allowed.status, allowed.body).toBe(200)
+      for (const p of ['/v1/__heartbeat__', '/v1/__lbheartbeat__', '/v1/__version__']) {
+        expect((await get(p, {}, '127.0.0.2')).status, p).toBe(403)
+      }
+      expect((await get('/v1/', {}, '127.0.0.2')).status).toBe(200)
+    })
+
+    it('--cache: a repeated GET is a cache hit, a different _limit is not', async () => {
+      const p = '/v1/buckets/site/collections/articles/records'
+      const first = await get(`${p}?_limit=2`)
+      expect(first.headers['cache-control']).toMatch(/max-age=3600/)
+      expect(first.headers['x-cache-status']).toBe('MISS')
+      const second = await get(`${p}?_limit=2`)
+      expect(second.headers['x-cache-status']).toBe('HIT')
+      expect(second.body).toBe(first.body)
+      const other = await get(`${p}?_limit=1`)
+      expect(other.headers['x-cache-status']).toBe('MISS')
+      expect(JSON.parse(other.body).data).toHaveLength(1)
+      const authed = await get(`${p}?_limit=2`, AUTH)
+      expect(authed.headers['x-cache-status']).toBe('BYPASS')
+    })
+  })
+
+  describe('Apache mod_proxy', () => {
+    let base = ''
+    let errorLog = ''
+
+    beforeAll(async () => {
+      const port = await freePort()
+      const conf = await runCli([
+        'deploy', 'apache', '--ini', ini, '--server-name', PUBLIC_HOST, '--listen', `127.0.0.1:${port}`, '--upstream', `http://127.0.0.1:${kintoPort}`,
+      ])
+      expect(conf.code, conf.stderr).toBe(0)
+      const apache = await startApache(conf.stdout, APACHE_PROXY_MODULES, port)
+      errorLog = apache.setup.errorLog
+      base = `http://127.0.0.1:${port}`
+    }, 60_000)
+
+    it('hello works through it, with the public host', async () => {
+      const r = await httpRequest(`${base}/v1/`, {headers: {Host: PUBLIC_HOST}})
+      expect(r.status, `${r.body} ${readLog(errorLog)}`).toBe(200)
+      expect(JSON.parse(r.body).url).toBe(`http://${PUBLIC_HOST}/v1/`)
+    })
+
+    it('a record GET works through it, with its ETag', async () => {
+      const r = await httpRequest(`${base}/v1/buckets/site/collections/articles/records/article-2`, {headers: {Host: PUBLIC_HOST}})
+      expect(r.status, `${r.body} ${readLog(errorLog)}`).toBe(200)
+      expect(JSON.parse(r.body).data).toMatchObject({id: 'article-2', title: 'Article 2'})
+      expect(r.headers.etag).toMatch(/^"\d+"$/)
+    })
+
+    it('private URLs are refused from 127.0.0.2', async () => {
+      expect((await httpRequest(`${base}/v1/__heartbeat__`, {headers: {Host: PUBLIC_HOST}})).status).toBe(200)
+      expect((await httpRequest(`${base}/v1/__heartbeat__`, {headers: {Host: PUBLIC_HOST}, localAddress: '127.0.0.2'})).status).toBe(403)
+    })
+  })
+})
