@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {forceFlag, iniFlag, yesFlag} from '../flags.js'
 import {CACHE_CHOICES, type CacheChoice, STORAGE_CHOICES, type StorageChoice, initConfig, interactiveInitPrompter} from '../lib/config/init.js'
+import {resolveIniPath} from '../lib/config/index.js'
 import {canPrompt} from '../lib/interactive.js'
 
 export default class Init extends BaseCommand<typeof Init> {
@@ -24,7 +25,7 @@ Exit codes: 0 written; 1 the file exists (add --force) or cannot be written; 2 u
   static enableJsonFlag = true
 
   static flags = {
-    ini: iniFlag,
+    ini: {...iniFlag, summary: 'Kinto ini file to write.'},
     backend: Flags.string({
       summary: 'Storage and permission backend.',
       options: [...STORAGE_CHOICES],
@@ -56,7 +57,7 @@ Exit codes: 0 written; 1 the file exists (add --force) or cannot be written; 2 u
     const {flags} = this
     const json = this.jsonEnabled()
     const result = await initConfig({
-      iniPath: flags.ini,
+      iniPath: resolveIniPath(flags.ini),
       backend: flags.backend as StorageChoice | undefined,
       cacheBackend: flags['cache-backend'] as CacheChoice | undefined,
       storageUrl: flags['storage-url'],
