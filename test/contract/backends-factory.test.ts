@@ -1,0 +1,134 @@
+/** createBackends(): settings → backends, errors naming the setting, shared pools, statement budget. */
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {createBackends} from '../../src/lib/backends.js'
+import {MemoryCache} from '../../src/lib/cache/memory.js'
+import {PostgresCache} from '../../src/lib/cache/postgresql.js'
+import {buildSettings} from '../../src/lib/config/settings.js'
+import {DatabaseRegistry, type Queryable} from '../../src/lib/db/index.js'
+import {PgClient} from '../../src/lib/db/pg-driver.js'
+import {KintoError} from '../../src/lib/errors.js'
+import {MemoryPermission} from '../../src/lib/permission/memory.js'
+import {PostgresPermission} from '../../src/lib/permission/postgresql.js'
+import {MemoryStorage} from '../../src/lib/storage/memory.js'
+import {PostgresStorage} from '../../src/lib/storage/postgresql.js'
+import {closeTarget, openTarget, type PgTarget} from './pg-target.js'
+
+function thrown(fn: () => unknown): KintoError {
+  try {
+    fn()
+  } catch (error) {
+    return error as KintoError
+  }
+  throw new Error('expected an error')
+}
+
+describe('createBackends', () => {
+  it('defaults to the memory backends', async () => {
+    const b = createBackends(buildSettings({}))
+    expect(b.storage).toBeInstanceOf(MemoryStorage)
+    expect(b.permission).toBeInstanceOf(MemoryPermission)
+    expect(b.cache).toBeInstanceOf(MemoryCache)
+    expect(b.readonly).toBe(false)
+    await b.close()
+  })
+
+  it('rejects an unknown backend, naming the setting', () => {
+    const err = thrown(() => createBackends(buildSettings({'kinto.storage_backend': 'kinto.core.storage.mongo'})))
+    expect(err).toBeInstanceOf(KintoError)
+    expect(err.code).toBe('KINTO_CONFIG_INVALID')
+    expect(err.message).toContain('kinto.storage_backend')
+  })
+
+  it('says memcached and redis caches are not supported yet', () => {
+    for (const value of ['kinto.core.cache.memcached', 'kinto_redis.cache']) {
+      const err = thrown(() => createBackends(buildSettings({'kinto.cache_backend': value})))
+      expect(err.code).toBe('KINTO_BACKEND_UNSUPPORTED')
+      expect(err.message).toContain('kinto.cache_backend')
+      expect(err.message).toContain('not supported yet')
+    }
+  })
+
+  it('requires a URL for postgresql backends, naming the setting', () => {
+    const err = thrown(() => createBackends(buildSettings({'kinto.permission_backend': 'kinto.core.permission.postgresql'})))
+    expect(err.code).toBe('KINTO_CONFIG_INVALID')
+    expect(err.message).toContain('kinto.permission_url')
+  })
+
+  it('shares one client per URL (storage pool settings win), the cache on its own URL', async () => {
+    const registry = new DatabaseRegistry()
+    const url = 'postgresql://kinto:s3cret@127.0.0.1:1/kinto'
+    const b = createBackends(
+      buildSettings({
+        'kinto.storage_backend': 'kinto.core.storage.postgresql',
+        'kinto.storage_url': url,
+        'kinto.storage_pool_size': '3',
+        'kinto.storage_max_overflow': '2',
+        'kinto.permission_backend': 'kinto.core.permission.postgresql',
+        'kinto.permission_url': url,
+        'kinto.permission_pool_size': '50',
+        'kinto.cache_backend': 'kinto.core.cache.postgresql',
+        'kinto.cache_url': 'postgresql://kinto@127.0.0.1:1/cache',
+        'kinto.cache_pool_size': '4',
+        'kinto.cache_prefix': 'p:',
+      }),
+      {registry},
+    )
+    const storage = b.storage as PostgresStorage
+    const permission = b.permission as PostgresPermission
+    const cache = b.cache as PostgresCache
+    expect(storage.client).toBe(permission.client)
+    expect(cache.client).not.toBe(storage.client)
+    expect((storage.client as PgClient).pool.options.max).toBe(5)
+    expect((cache.client as PgClient).pool.options.max).toBe(14)
+    expect(storage.client.displayUrl).not.toContain('s3cret')
+    await b.close()
+    await registry.closeAll()
+  })
+})
+
+describe('statement budget on PGlite', () => {
+  let target: PgTarget
+  beforeAll(async () => {
+    target = await openTarget('pglite')
+  })
+  afterAll(() => closeTarget(target))
+
+  it('get, list and count are one statement each; a write in a transaction is lock + one statement', async () => {
+    const storage = target.backends.storage as PostgresStorage
+    const P = '/buckets/b/collections/c'
+    for (let i = 0; i < 5; i++) await storage.create('record', P, {i, tag: i % 2 ? 'odd' : 'even'})
+    const statements: string[] = []
+    await storage.client.transaction(async (q) => {
+      const counting: Queryable = {
+        query: (sql, params) => {
+          statements.push(sql)
+          return q.query(sql, params)
+        },
+        exec: (sql) => {
+          statements.push(sql)
+          return q.exec(sql)
+        },
+      }
+      const s = storage.bind(counting)
+      const created = await s.create('record', P, {i: 9})
+      expect(statements).toHaveLength(2)
+      statements.length = 0
+      await s.get('record', P, created.id)
+      expect(statements).toHaveLength(1)
+      statements.length = 0
+      const page = await s.list('record', P, {filters: [{field: 'tag', operator: 'eq', value: 'odd'}], sorting: [{field: 'i', direction: -1}], limit: 3})
+      const total = await s.count('record', P, [{field: 'tag', operator: 'eq', value: 'odd'}])
+      expect(statements).toHaveLength(2)
+      expect(page).toHaveLength(2)
+      expect(total).toBe(2)
+      statements.length = 0
+      await s.update('record', P, created.id, {i: 10}, {condition: {kind: 'last_modified', value: created.last_modified}})
+      await s.resourceTimestamp('record', P)
+      expect(statements).toHaveLength(3)
+      statements.length = 0
+      await s.deleteAll('record', P, {filters: [{field: 'tag', operator: 'eq', value: 'even'}]})
+      expect(statements).toHaveLength(2)
+    })
+  })
+})
