@@ -87,6 +87,32 @@ describe('createBackends', () => {
   })
 })
 
+describe('storage_max_fetch_size', () => {
+  const check = async (storage: import('../../src/lib/storage/types.js').Storage) => {
+    const P = '/buckets/b/collections/c'
+    for (let i = 0; i < 6; i++) await storage.create('record', P, {i})
+    expect(await storage.list('record', P)).toHaveLength(3)
+    expect(await storage.list('record', P, {limit: 10})).toHaveLength(4)
+    expect(await storage.list('record', P, {limit: 2})).toHaveLength(2)
+    expect(await storage.deleteAll('record', P)).toHaveLength(3)
+    expect(await storage.count('record', P)).toBe(3)
+  }
+
+  it('caps lists (max+1 with a limit) and delete_all, on memory', async () => {
+    const b = createBackends(buildSettings({'kinto.storage_max_fetch_size': '3'}))
+    await check(b.storage)
+  })
+
+  it('caps lists (max+1 with a limit) and delete_all, on PGlite', async () => {
+    const target = await openTarget('pglite', {'kinto.storage_max_fetch_size': '3'})
+    try {
+      await check(target.backends.storage)
+    } finally {
+      await closeTarget(target)
+    }
+  })
+})
+
 describe('statement budget on PGlite', () => {
   let target: PgTarget
   beforeAll(async () => {
