@@ -1,0 +1,156 @@
+/**
+ * The Fastify application: HTTP in and out of the Kinto runtime. Fastify parses nothing but the
+ * raw body (with a size limit) and hands every request to one handler; routing, errors and
+ * headers are the runtime's, so that batch sub-requests take exactly the same path.
+ */
+import Fastify, {LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest} from 'fastify'
+
+import {asString, type Settings} from '../config/settings.js'
+import {ERRNO, HttpError, invalid, requestTooLarge} from './errors.js'
+import {parsePlugins} from './setup.js'
+import {decodePath, Runtime, type ConfigInfo, type Logger} from './runtime.js'
+import {parseQuery} from './querystring.js'
+import type {Backends, KintoRequest, KintoResponse} from './types.js'
+
+/** Largest request body accepted (413 errno 113 beyond). */
+export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024
+
+export interface CreateAppOptions {
+  settings: Settings
+  backends: Backends
+  /** hello's `config`: the ini path, its sha256 and mtime (null: not shown). */
+  configInfo?: ConfigInfo | null
+  /** A pino logger (Fastify's and the runtime's); none: silent. */
+  logger?: Logger & object
+  /** Folder of the ini (relative `version_json_path`). */
+  baseDir?: string
+  bodyLimit?: number
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    kinto: Runtime
+  }
+}
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE']
+
+/** Builds the app (synchronously: configuration errors are thrown here, as KintoError). */
+export function createApp(options: CreateAppOptions): FastifyInstance {
+  const runtime = new Runtime({
+    settings: options.settings,
+    backends: options.backends,
+    configInfo: options.configInfo ?? null,
+    logger: options.logger,
+  })
+  parsePlugins(runtime, options.baseDir)
+
+  const app = Fastify({
+    ...(options.logger ? {loggerInstance: options.logger as unknown as FastifyBaseLogger} : {logger: false}),
+    // The runtime logs one request.summary line per request itself.
+    logController: new LogController({disableRequestLogging: true}),
+    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    exposeHeadRoutes: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    frameworkErrors(error, req, reply) {
+      const err = new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: 'Invalid URL path.'})
+      void sendResponse(runtime, reply, minimalRequest(runtime, req), runtime.errorResponse(err, minimalRequest(runtime, req)))
+      void error
+    },
+  })
+  app.decorate('kinto', runtime)
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', {parseAs: 'buffer'}, (_req, body, done) => done(null, body))
+
+  app.route({
+    method: METHODS,
+    url: '*',
+    handler: async (req, reply) => {
+      let kreq: KintoRequest
+      try {
+        kreq = toKintoRequest(runtime, req)
+      } catch (err) {
+        const minimal = minimalRequest(runtime, req)
+        return sendResponse(runtime, reply, minimal, runtime.errorResponse(err, minimal))
+      }
+      const response = await runtime.handle(kreq)
+      return sendResponse(runtime, reply, kreq, response, true)
+    },
+  })
+
+  app.setNotFoundHandler(async (req, reply) => {
+    // Methods Fastify does not route (PROPFIND…): 405 as for any method an endpoint lacks.
+    const minimal = minimalRequest(runtime, req)
+    const err = new HttpError(405, {errno: ERRNO.METHOD_NOT_ALLOWED, message: 'Method not allowed on this endpoint.'})
+    return sendResponse(runtime, reply, minimal, runtime.errorResponse(err, minimal))
+  })
+
+  app.setErrorHandler(async (error: Error & {code?: string; statusCode?: number}, req, reply) => {
+    const minimal = minimalRequest(runtime, req)
+    let err: unknown = error
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') err = requestTooLarge()
+    else if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      err = invalid('header', 'Content-Type', 'Content-Type header is not supported')
+      err = new HttpError(415, {errno: ERRNO.INVALID_PARAMETERS, error: 'Invalid parameters', message: (err as HttpError).publicMessage})
+    } else if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+      err = new HttpError(error.statusCode === 413 ? 413 : 400, {
+        errno: error.statusCode === 413 ? ERRNO.REQUEST_TOO_LARGE : ERRNO.INVALID_PARAMETERS,
+        message: error.message,
+      })
+    }
+    return sendResponse(runtime, reply, minimal, runtime.errorResponse(err, minimal))
+  })
+
+  return app
+}
+
+function requestOrigin(runtime: Runtime, req: FastifyRequest): {scheme: string; host: string} {
+  const scheme = asString(runtime.settings, 'http_scheme') || req.protocol || 'http'
+  const host = asString(runtime.settings, 'http_host') || req.headers.host || `${req.hostname}`
+  return {scheme, host}
+}
+
+function headersOf(req: FastifyRequest): Record<string, string | undefined> {
+  const headers: Record<string, string | undefined> = {}
+  for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v
+  return headers
+}
+
+function splitUrl(url: string): {rawPath: string; rawQuery: string} {
+  const q = url.indexOf('?')
+  return q < 0 ? {rawPath: url, rawQuery: ''} : {rawPath: url.slice(0, q), rawQuery: url.slice(q + 1)}
+}
+
+function toKintoRequest(runtime: Runtime, req: FastifyRequest): KintoRequest {
+  const {rawPath, rawQuery} = splitUrl(req.raw.url ?? '/')
+  const {scheme, host} = requestOrigin(runtime, req)
+  const path = decodePath(rawPath)
+  if (path.includes('\u0000')) throw new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: 'Invalid URL path.'})
+  return {
+    method: req.method.toUpperCase(),
+    path,
+    rawPath,
+    rawQuery,
+    query: parseQuery(rawQuery),
+    headers: headersOf(req),
+    body: Buffer.isBuffer(req.body) ? req.body : null,
+    scheme,
+    host,
+  }
+}
+
+/** A request for error responses produced before the request could be read. */
+function minimalRequest(runtime: Runtime, req: FastifyRequest): KintoRequest {
+  const {rawPath} = splitUrl(req.raw.url ?? '/')
+  const {scheme, host} = requestOrigin(runtime, req)
+  return {method: req.method, path: rawPath, rawPath, rawQuery: '', query: new Map(), headers: headersOf(req), body: null, scheme, host}
+}
+
+function sendResponse(runtime: Runtime, reply: FastifyReply, req: KintoRequest, response: KintoResponse, finalized = false): FastifyReply {
+  if (!finalized) runtime.finalizeHeaders(req, response)
+  reply.code(response.status)
+  for (const [k, v] of Object.entries(response.headers)) reply.header(k, v)
+  if (response.body === undefined || req.method === 'HEAD' || response.status === 304) return reply.send()
+  return reply.send(JSON.stringify(response.body))
+}

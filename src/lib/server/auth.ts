@@ -1,0 +1,138 @@
+/**
+ * Authentication (kinto-reference §4.4): the `multiauth.policies` list, tried in order; the first
+ * policy that recognises the request gives the user id, prefixed with the policy name
+ * (`basicauth:<hmac>`). Plugins register more policies (accounts, openid…) by their dotted
+ * `multiauth.policy.<name>.use` value.
+ */
+import {createHmac} from 'node:crypto'
+
+import {KintoError} from '../errors.js'
+import {asList, asString, type Settings} from '../config/settings.js'
+import type {Cache} from '../cache/types.js'
+import type {Permission} from '../permission/types.js'
+import type {Storage} from '../storage/types.js'
+
+/** What a policy may use while authenticating (the request's transaction-bound backends). */
+export interface AuthenticationEnv {
+  settings: Settings
+  storage: Storage
+  permission: Permission
+  cache: Cache
+}
+
+export interface AuthenticationPolicy {
+  /** Prefix of the user ids it gives (`basicauth`, `account`). */
+  readonly name: string
+  /** The un-prefixed user id, or null when the request is not for this policy. */
+  authenticate(headers: Record<string, string | undefined>, env: AuthenticationEnv): Promise<string | null>
+  /** Headers for a 401 (WWW-Authenticate). */
+  challenge?(): Record<string, string>
+}
+
+export type PolicyFactory = (name: string, options: Record<string, unknown>, settings: Settings) => AuthenticationPolicy
+
+export function hmacDigest(secret: string, message: string): string {
+  return createHmac('sha256', Buffer.from(secret, 'utf8')).update(message, 'utf8').digest('hex')
+}
+
+/** `Authorization: Basic …` credentials, or null (malformed headers are simply not credentials). */
+export function basicCredentials(header: string | undefined): {username: string; password: string} | null {
+  if (!header) return null
+  const m = /^\s*basic\s+(\S+)\s*$/i.exec(header)
+  if (!m) return null
+  const encoded = m[1]
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(encoded) || encoded.length % 4 === 1) return null
+  const bytes = Buffer.from(encoded, 'base64')
+  let decoded: string
+  try {
+    decoded = new TextDecoder('utf-8', {fatal: true}).decode(bytes)
+  } catch {
+    decoded = bytes.toString('latin1')
+  }
+  const colon = decoded.indexOf(':')
+  if (colon < 0) return null
+  return {username: decoded.slice(0, colon), password: decoded.slice(colon + 1)}
+}
+
+/** upstream's BasicAuthAuthenticationPolicy: any credentials; the id is their HMAC. */
+export function basicAuthPolicy(name = 'basicauth'): AuthenticationPolicy {
+  return {
+    name,
+    async authenticate(headers, env) {
+      const credentials = basicCredentials(headers.authorization)
+      if (!credentials || !credentials.username) return null
+      const secret = asString(env.settings, 'userid_hmac_secret') ?? ''
+      return hmacDigest(secret, `${credentials.username}:${credentials.password}`)
+    },
+    challenge: () => ({'WWW-Authenticate': 'Basic realm="Realm"'}),
+  }
+}
+
+const POLICY_FACTORIES = new Map<string, PolicyFactory>([
+  ['kinto.core.authentication.BasicAuthAuthenticationPolicy', (name) => basicAuthPolicy(name.toLowerCase())],
+  ['pyramid.authentication.BasicAuthAuthenticationPolicy', (name) => basicAuthPolicy(name.toLowerCase())],
+])
+
+/** Plugins register their policy classes by the dotted name used in `multiauth.policy.<n>.use`. */
+export function registerAuthenticationPolicy(dottedName: string, factory: PolicyFactory): void {
+  POLICY_FACTORIES.set(dottedName, factory)
+}
+
+/**
+ * The configured policies, in order. An empty `multiauth.policies` means `basicauth` (so a
+ * default configuration accepts Basic Auth users, as the reference checks expect).
+ */
+export function policiesFromSettings(settings: Settings): AuthenticationPolicy[] {
+  let names = asList(settings, 'multiauth.policies')
+  if (names.length === 0) names = ['basicauth']
+  return names.map((name) => {
+    const prefix = `multiauth.policy.${name}.`
+    const options: Record<string, unknown> = {}
+    for (const [key, value] of Object.entries(settings)) {
+      if (key.startsWith(prefix)) options[key.slice(prefix.length)] = value
+    }
+    const use = typeof options.use === 'string' ? options.use : undefined
+    const factory = use ? POLICY_FACTORIES.get(use) : name === 'basicauth' ? POLICY_FACTORIES.get('kinto.core.authentication.BasicAuthAuthenticationPolicy') : undefined
+    if (!factory) {
+      throw new KintoError(
+        use
+          ? `Unknown authentication policy '${use}' for '${name}' (setting multiauth.policy.${name}.use).`
+          : `Authentication policy '${name}' in multiauth.policies has no multiauth.policy.${name}.use setting.`,
+        {
+          code: 'KINTO_CONFIG_INVALID',
+          hint: `Known policies: ${[...POLICY_FACTORIES.keys()].join(', ')}. Plugin policies need their plugin in kinto.includes.`,
+        },
+      )
+    }
+    delete options.use
+    return factory(name, options, settings)
+  })
+}
+
+export interface Identity {
+  /** `basicauth:<hmac>`, or null when anonymous. */
+  userId: string | null
+  authnType: string | null
+  /** The prefixed user id first, then system.Everyone, system.Authenticated and groups. */
+  principals: string[]
+}
+
+export const ANONYMOUS: Identity = Object.freeze({userId: null, authnType: null, principals: ['system.Everyone']}) as Identity
+
+/** Runs the policies and, for a user, adds group principals from the permission backend. */
+export async function identify(
+  policies: AuthenticationPolicy[],
+  headers: Record<string, string | undefined>,
+  env: AuthenticationEnv,
+): Promise<Identity> {
+  for (const policy of policies) {
+    const id = await policy.authenticate(headers, env)
+    if (id === null || id === undefined) continue
+    const userId = `${policy.name}:${id}`
+    const groups = await env.permission.getUserPrincipals(userId)
+    const principals = [userId, 'system.Everyone', 'system.Authenticated']
+    for (const g of groups) if (!principals.includes(g)) principals.push(g)
+    return {userId, authnType: policy.name, principals}
+  }
+  return ANONYMOUS
+}

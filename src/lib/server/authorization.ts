@@ -1,0 +1,181 @@
+/**
+ * Permission logic (kinto-reference §4.5): which (object URI, permission) pairs grant a
+ * permission on an object, the `*_principals` settings bypass, and the decision for one request
+ * (upstream's AuthorizationPolicy.permits with its RouteFactory), including shared lists.
+ *
+ * Object URIs never carry the `/v1` prefix: `/buckets/b1/collections/c1`.
+ */
+import {asList, type Settings} from '../config/settings.js'
+import type {BoundPermissions, Permission} from '../permission/types.js'
+
+export const EVERYONE = 'system.Everyone'
+export const AUTHENTICATED = 'system.Authenticated'
+
+type Tree = Record<string, Record<string, Record<string, string[]>>>
+
+/** Which permissions on which related objects grant a permission (upstream's inheritance tree). */
+const INHERITANCE: Tree = {
+  root: {'bucket:create': {}, write: {}, read: {}},
+  bucket: {
+    write: {bucket: ['write']},
+    read: {bucket: ['write', 'read']},
+    'read:attributes': {bucket: ['write', 'read', 'collection:create', 'group:create']},
+    'group:create': {bucket: ['write', 'group:create']},
+    'collection:create': {bucket: ['write', 'collection:create']},
+  },
+  group: {
+    write: {bucket: ['write'], group: ['write']},
+    read: {bucket: ['write', 'read'], group: ['write', 'read']},
+  },
+  collection: {
+    write: {bucket: ['write'], collection: ['write']},
+    read: {bucket: ['write', 'read'], collection: ['write', 'read']},
+    'read:attributes': {bucket: ['write', 'read'], collection: ['write', 'read', 'record:create']},
+    'record:create': {bucket: ['write'], collection: ['write', 'record:create']},
+  },
+  record: {
+    write: {bucket: ['write'], collection: ['write'], record: ['write']},
+    read: {bucket: ['write', 'read'], collection: ['write', 'read'], record: ['write', 'read']},
+  },
+}
+
+/** Plugins (history, accounts…) add their resources' rules here. */
+export function registerInheritance(resourceName: string, rules: Record<string, Record<string, string[]>>): void {
+  INHERITANCE[resourceName] = rules
+}
+
+/** Resource name of a URI and whether it is a plural endpoint; ['', false] for the root. */
+export function resourceEndpoint(uri: string): [string, boolean] {
+  let parts = uri.split('/')
+  const plural = parts.length % 2 === 0
+  if (plural) parts = parts.slice(0, -1)
+  if (parts.length <= 2) return ['', false]
+  return [parts[parts.length - 2].replace(/s+$/, ''), plural]
+}
+
+/** The URI of the ancestor (or self) of `uri` that is a `resourceName` object. */
+function relativeObjectUri(resourceName: string, uri: string): string {
+  const parts = uri.split('/')
+  for (let length = 0; length <= parts.length; length++) {
+    const parent = parts.slice(0, length).join('/')
+    if (resourceEndpoint(parent)[0] === resourceName) return parent
+  }
+  throw new Error(`Cannot get URL of resource '${resourceName}' from parent '${uri}'.`)
+}
+
+/** Every (uri, permission) pair that grants `permission` on `uri`, longest URIs first. */
+export function inheritedPermissions(uri: string, permission: string): BoundPermissions {
+  const [resourceName, plural] = resourceEndpoint(uri)
+  const tree = INHERITANCE[resourceName]
+  if (!tree) return []
+  const attributes = plural ? permission : `${permission}:attributes`
+  const rules = tree[attributes] ?? tree[permission]
+  if (!rules) return []
+  const seen = new Set<string>()
+  const granters: BoundPermissions = []
+  for (const [related, perms] of Object.entries(rules)) {
+    for (const perm of perms) {
+      const relatedUri = relativeObjectUri(related, uri)
+      const key = relatedUri + '\u0000' + perm
+      if (seen.has(key)) continue
+      seen.add(key)
+      granters.push([relatedUri, perm])
+    }
+  }
+  // Stable sort by URI length, longest first.
+  return granters
+    .map((g, i) => [g, i] as const)
+    .sort((a, b) => b[0][0].length - a[0][0].length || a[1] - b[1])
+    .map(([g]) => g)
+}
+
+/** What a request needs: the object URI, the permission and where it is asked. */
+export interface AuthorizationContext {
+  /** Name of the resource of the endpoint (`record`), '' when not on a resource. */
+  resourceName: string
+  onPluralEndpoint: boolean
+  /** `read`, `write`, `create`, or a plugin's own. */
+  requiredPermission: string
+  /** URI the permission applies to (`/buckets/b1`, or the plural URI for creations). */
+  permissionObjectId: string
+  /** The object targeted by a write (loaded before the check), null when absent or not loaded. */
+  currentObjectExists: boolean
+  /** `<object uri pattern>/*` used to find shared objects on plural endpoints. */
+  objectIdMatch: string | null
+}
+
+export interface AuthorizationResult {
+  allowed: boolean
+  /** On plural endpoints read without access to the whole list: ids the caller may see. */
+  sharedIds: string[] | null
+}
+
+/**
+ * Checks bound permissions: first the `*_principals` settings keyed on the endpoint's resource,
+ * then the permission backend.
+ */
+export async function checkPermission(
+  settings: Settings,
+  permission: Permission,
+  resourceName: string,
+  requiredPermission: string,
+  principals: string[],
+  boundPermissions: BoundPermissions,
+): Promise<boolean> {
+  const bound = boundPermissions.length > 0 ? boundPermissions : ([[resourceName, requiredPermission]] as BoundPermissions)
+  for (const [, perm] of bound) {
+    const key =
+      resourceName && perm && perm.startsWith(resourceName)
+        ? `${perm.replaceAll(':', '_')}_principals`
+        : `${resourceName}_${perm}_principals`
+    const allowedPrincipals = asList(settings, key)
+    if (allowedPrincipals.length > 0 && allowedPrincipals.some((p) => principals.includes(p))) return true
+  }
+  return permission.checkPermission(principals, bound)
+}
+
+/** upstream's AuthorizationPolicy.permits for the dynamic permission of resource endpoints. */
+export async function permits(
+  settings: Settings,
+  permission: Permission,
+  context: AuthorizationContext,
+  principals: string[],
+): Promise<AuthorizationResult> {
+  const createPermission = `${context.resourceName}:create`
+  let perm = context.requiredPermission
+  if (perm === 'create') perm = createPermission
+  const objectId = context.permissionObjectId
+  let bound = inheritedPermissions(objectId, perm)
+  const check = (b: BoundPermissions) =>
+    checkPermission(settings, permission, context.resourceName, context.requiredPermission, principals, b)
+  let allowed = await check(bound)
+
+  const parentUri = objectId ? objectId.split('/').slice(0, -1).join('/') : ''
+
+  // Writing a missing object is allowed when the parent is readable: a 404 follows.
+  const objectUnknown = !context.onPluralEndpoint && !context.currentObjectExists
+  if (context.requiredPermission === 'write' && objectUnknown) {
+    bound = inheritedPermissions(parentUri, 'read')
+    allowed = await check(bound)
+  }
+
+  let sharedIds: string[] | null = null
+  const isListOperation = context.onPluralEndpoint && !perm.endsWith('create') && !context.currentObjectExists
+  if (!allowed && isListOperation && context.objectIdMatch !== null) {
+    const sharedBound = inheritedPermissions(context.objectIdMatch, perm)
+    const fallback: BoundPermissions = sharedBound.length > 0 ? sharedBound : [[context.objectIdMatch, perm]]
+    const accessible = await permission.getAccessibleObjects(principals, fallback, {withChildren: false})
+    sharedIds = [...accessible.keys()].map((uri) => uri.split('/').pop() ?? uri)
+    allowed = sharedIds.length > 0
+    if (!allowed) {
+      const createBound: BoundPermissions = bound.length > 0 ? [[parentUri, createPermission]] : [['', 'create']]
+      allowed = await check(createBound)
+    }
+  }
+  return {allowed, sharedIds}
+}
+
+/** Principals granted a bound permission by settings alone (for `/permissions` and the like). */
+export function settingsPrincipals(settings: Settings, key: string): string[] {
+  return asList(settings, key)
+}

@@ -1,0 +1,176 @@
+/**
+ * The state of one request while it is dispatched: its transaction-bound backends, the data it
+ * shares with a batch (principals, parent collections, events), who the caller is, the parsed
+ * body and the response headers views add.
+ */
+import type {Settings} from '../config/settings.js'
+import type {KintoObject} from '../storage/types.js'
+import {identify, type Identity} from './auth.js'
+import {invalid} from './errors.js'
+import {EventCollector, type Action} from './events.js'
+import {parseJsonBody} from './json.js'
+import type {Service, ViewDef} from './router.js'
+import type {Runtime} from './runtime.js'
+import type {KintoRequest, TxBackends} from './types.js'
+
+/** Shared by a request and its batch sub-requests (upstream's bound_data). */
+export interface BoundData {
+  events: EventCollector
+  /** Parent collections already loaded (record requests), by collection URI. */
+  collections: Map<string, KintoObject>
+  /** Group principals by user id. */
+  principals: Map<string, Promise<Identity>>
+  /** Set when a sub-request asks the whole transaction to be rolled back (a 409 in a batch). */
+  abort: boolean
+  /** Pagination nonces consumed from the cache before the transaction: nonce → was valid. */
+  nonces: Map<string, boolean>
+  /** Cache writes and other work to run once the transaction has committed (awaited before responding). */
+  afterTransaction: Array<() => Promise<void>>
+  /** Free-form space for plugins. */
+  extra: Map<string, unknown>
+}
+
+export function newBoundData(): BoundData {
+  return {
+    events: new EventCollector(),
+    collections: new Map(),
+    principals: new Map(),
+    abort: false,
+    nonces: new Map(),
+    afterTransaction: [],
+    extra: new Map(),
+  }
+}
+
+export class RequestContext {
+  service?: Service
+  view?: ViewDef
+  params: Record<string, string> = {}
+  /** Headers views set on the response (ETag, Next-Page…). */
+  readonly responseHeaders: Record<string, string> = {}
+  /** Ids the caller may see on a plural endpoint without list permission (null: all). */
+  sharedIds: string[] | null = null
+  /** Per-request cache for resource helpers. */
+  readonly locals = new Map<string, unknown>()
+  /** The identity once computed (for logs). */
+  knownIdentity?: Identity
+  private identityPromise?: Promise<Identity>
+  private bodyValue: unknown = undefined
+  private bodyParsed = false
+  private bodyError: unknown
+
+  /**
+   * @param tx storage and permission: the request's transaction while the view runs; the plain
+   *   backends in `beforeTransaction` hooks and in views that run without a transaction.
+   */
+  constructor(
+    readonly runtime: Runtime,
+    readonly req: KintoRequest,
+    public tx: TxBackends,
+    readonly bound: BoundData,
+    readonly parent?: RequestContext,
+  ) {}
+
+  get settings(): Settings {
+    return this.runtime.settings
+  }
+
+  get method(): string {
+    return this.req.method
+  }
+
+  /** Who is calling (computed once; group principals cached per batch). */
+  identity(): Promise<Identity> {
+    if (!this.identityPromise) {
+      this.identityPromise = identify(this.runtime.policies, this.req.headers, {
+        settings: this.settings,
+        storage: this.tx.storage,
+        permission: this.tx.permission,
+        // Policies that cache (accounts) must not call it inside a transaction on PGlite.
+        cache: this.runtime.backends.cache,
+      }).then((identity) => (this.knownIdentity = identity))
+    }
+    return this.identityPromise
+  }
+
+  /** The media type of the request body, lower-cased, without parameters. */
+  get contentType(): string {
+    return (this.req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
+  }
+
+  /**
+   * The JSON body (an empty body is `{}`, as upstream). Throws 400 errno 107 for invalid JSON
+   * or a JSON scalar.
+   */
+  body(): unknown {
+    if (!this.bodyParsed) {
+      try {
+        const raw = this.req.body
+        if (!raw || raw.length === 0) {
+          this.bodyValue = {}
+        } else {
+          const value = parseJsonBody(raw)
+          if (value === null || typeof value !== 'object') {
+            throw invalid('body', '', 'Should be a JSON object or an array')
+          }
+          this.bodyValue = value
+        }
+      } catch (err) {
+        this.bodyError = err
+      }
+      this.bodyParsed = true
+    }
+    if (this.bodyError) throw this.bodyError
+    return this.bodyValue
+  }
+
+  /** The request path without the version prefix (`/buckets/b1`). */
+  get uri(): string {
+    return this.req.path.replace(/^\/v\d+/, '') || '/'
+  }
+
+  /** Absolute URL of a path below the version prefix. */
+  absoluteUrl(pathBelowPrefix: string, query?: string): string {
+    const q = query ? `?${query}` : ''
+    return `${this.req.scheme}://${this.req.host}/${this.runtime.routePrefix}${pathBelowPrefix}${q}`
+  }
+
+  /** Records a resource event (upstream's notify_resource_event). */
+  async notify(options: {
+    action: Action
+    resourceName: string
+    parentId: string
+    timestamp: number
+    data: Record<string, unknown> | Record<string, unknown>[]
+    old?: Record<string, unknown> | Record<string, unknown>[]
+    /** Ids locating the object (bucket_id, collection_id…); default: the route's params. */
+    resourceData?: Record<string, string>
+  }): Promise<void> {
+    const identity = await this.identity()
+    const matchdict: Record<string, unknown> = {...(options.resourceData ?? this.params)}
+    if (!options.resourceData && 'id' in matchdict) {
+      matchdict[`${options.resourceName}_id`] = matchdict.id
+      delete matchdict.id
+    }
+    const payload: Record<string, unknown> = {
+      timestamp: options.timestamp,
+      action: options.action,
+      uri: this.uri,
+      user_id: identity.userId,
+      resource_name: options.resourceName,
+      ...matchdict,
+    }
+    const list = (v: unknown) => (Array.isArray(v) ? v : [v]) as Record<string, unknown>[]
+    if (options.action === 'read') {
+      this.bound.events.add({action: 'read', resourceName: options.resourceName, parentId: options.parentId, payload, readObjects: list(options.data)})
+      return
+    }
+    let impacted
+    if (options.action === 'create') impacted = [{new: options.data as Record<string, unknown>}]
+    else if (options.action === 'delete' && Array.isArray(options.data)) {
+      const olds = list(options.old)
+      impacted = options.data.map((n, i) => ({new: n, old: olds[i]}))
+    } else impacted = [{new: options.data as Record<string, unknown>, old: options.old as Record<string, unknown>}]
+    this.bound.events.add({action: options.action, resourceName: options.resourceName, parentId: options.parentId, payload, impacted})
+  }
+}

@@ -1,0 +1,19 @@
+/** Response header helpers shared by the runtime and the resources. */
+
+/** `Cache-Control: max-age=N` + `Expires`, or the "expire now" set for 0 (webob's cache_expires). */
+export function cacheExpiresHeaders(seconds: number): Record<string, string> {
+  const now = Date.now()
+  if (seconds === 0) {
+    return {
+      'Cache-Control': 'max-age=0, must-revalidate, no-cache, no-store',
+      Expires: new Date(now).toUTCString(),
+      Pragma: 'no-cache',
+    }
+  }
+  return {'Cache-Control': `max-age=${seconds}`, Expires: new Date(now + seconds * 1000).toUTCString()}
+}
+
+/** ETag (the quoted timestamp) and Last-Modified (HTTP date, seconds) for a timestamp in ms. */
+export function timestampHeaders(timestamp: number): Record<string, string> {
+  return {ETag: `"${timestamp}"`, 'Last-Modified': new Date(Math.floor(timestamp / 1000) * 1000).toUTCString()}
+}

@@ -1,0 +1,114 @@
+/**
+ * JSON in and out of the runtime: request bodies are parsed defensively (valid UTF-8, a bounded
+ * nesting depth, no NUL characters, no lone surrogates, no numbers that overflow to Infinity),
+ * because everything accepted here may end up in a PostgreSQL jsonb column.
+ */
+import {invalid} from './errors.js'
+
+/** Deepest nesting of arrays/objects accepted in a request body. */
+export const MAX_JSON_DEPTH = 100
+
+const utf8 = new TextDecoder('utf-8', {fatal: true})
+
+/** Parses a request body; throws a 400 errno 107 "Invalid JSON: …" on anything unsafe. */
+export function parseJsonBody(raw: Buffer | string): unknown {
+  let text: string
+  if (typeof raw === 'string') {
+    text = raw
+  } else {
+    try {
+      text = utf8.decode(raw)
+    } catch {
+      throw invalid('body', '', 'Invalid JSON: the body is not valid UTF-8')
+    }
+  }
+  const depth = maxNesting(text)
+  if (depth > MAX_JSON_DEPTH) {
+    throw invalid('body', '', `Invalid JSON: nesting deeper than ${MAX_JSON_DEPTH} levels`)
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (error) {
+    throw invalid('body', '', `Invalid JSON: ${(error as Error).message}`)
+  }
+  const problem = unsafeValue(value)
+  if (problem) throw invalid('body', '', `Invalid JSON: ${problem}`)
+  return value
+}
+
+/** Deepest bracket nesting outside of strings; a linear scan with no recursion. */
+export function maxNesting(text: string): number {
+  let depth = 0
+  let max = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c /* \ */) i++
+      else if (c === 0x22 /* " */) inString = false
+      continue
+    }
+    if (c === 0x22) inString = true
+    else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      depth++
+      if (depth > max) max = depth
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) depth--
+  }
+  return max
+}
+
+/** Why a parsed value cannot be stored, or null. Depth is already bounded by the caller. */
+export function unsafeValue(value: unknown): string | null {
+  const stack: unknown[] = [value]
+  while (stack.length > 0) {
+    const v = stack.pop()
+    if (typeof v === 'string') {
+      const p = unsafeString(v)
+      if (p) return p
+    } else if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return 'number out of range'
+    } else if (Array.isArray(v)) {
+      for (const item of v) stack.push(item)
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, item] of Object.entries(v)) {
+        const p = unsafeString(k)
+        if (p) return p
+        stack.push(item)
+      }
+    }
+  }
+  return null
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+function unsafeString(s: string): string | null {
+  if (s.includes('\u0000')) return 'Invalid character 0x00'
+  if (LONE_SURROGATE.test(s)) return 'lone surrogate in string'
+  return null
+}
+
+/**
+ * upstream's native_value for querystring values: JSON-decode when it parses, else keep the raw
+ * string. Numbers that overflow stay strings.
+ */
+export function nativeValue(raw: string): unknown {
+  const trimmed = raw.trim()
+  if (trimmed === '') return raw
+  const first = trimmed[0]
+  // Fast path: most values are plain words, which never parse as JSON.
+  if (!/[-0-9"[{tfn]/.test(first)) return raw
+  try {
+    const v = JSON.parse(trimmed)
+    if (typeof v === 'number' && !Number.isFinite(v)) return raw
+    return v
+  } catch {
+    return raw
+  }
+}
+
+/** Serialises a response body as compact JSON. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value)
+}

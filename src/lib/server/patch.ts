@@ -1,0 +1,151 @@
+/**
+ * PATCH helpers: JSON merge-patch (RFC 7396) and JSON-Patch (RFC 6902), applied to copies.
+ */
+
+export type Json = null | boolean | number | string | Json[] | {[key: string]: Json}
+
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+}
+
+/** Deep equality of JSON values (Python's == on dicts and lists). */
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a !== typeof b || a === null || b === null) return false
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false
+    return a.every((v, i) => deepEqual(v, b[i]))
+  }
+  if (typeof a === 'object') {
+    if (Array.isArray(b)) return false
+    const ka = Object.keys(a as object)
+    const kb = Object.keys(b as object)
+    if (ka.length !== kb.length) return false
+    return ka.every((k) => Object.hasOwn(b as object, k) && deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+  }
+  return false
+}
+
+export function deepClone<T>(v: T): T {
+  return v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T)
+}
+
+/**
+ * upstream's recursive_update_dict: nested objects are merged, a value in `ignores` (null)
+ * removes the key, anything else replaces.
+ */
+export function recursiveUpdate(root: Record<string, unknown>, changes: unknown, removeNull = true): void {
+  if (!isPlainObject(changes)) return
+  for (const [k, v] of Object.entries(changes)) {
+    if (isPlainObject(v)) {
+      if (!isPlainObject(root[k])) root[k] = {}
+      recursiveUpdate(root[k] as Record<string, unknown>, v, removeNull)
+    } else if (v === null && removeNull) {
+      delete root[k]
+    } else {
+      root[k] = v
+    }
+  }
+}
+
+export class JsonPatchError extends Error {}
+
+function unescapeToken(t: string): string {
+  return t.replaceAll('~1', '/').replaceAll('~0', '~')
+}
+
+function parsePointer(pointer: string): string[] {
+  if (pointer === '') return []
+  if (!pointer.startsWith('/')) throw new JsonPatchError(`Location must start with /: ${pointer}`)
+  return pointer.slice(1).split('/').map(unescapeToken)
+}
+
+function arrayIndex(container: unknown[], token: string, forAdd: boolean): number {
+  if (forAdd && token === '-') return container.length
+  if (!/^(0|[1-9][0-9]*)$/.test(token)) throw new JsonPatchError(`'${token}' is not a valid sequence index`)
+  const i = Number(token)
+  if (i > container.length || (!forAdd && i === container.length)) throw new JsonPatchError(`index '${i}' out of range`)
+  return i
+}
+
+function resolveParent(doc: unknown, tokens: string[]): {parent: unknown; key: string} {
+  let cur = doc
+  for (const token of tokens.slice(0, -1)) {
+    if (Array.isArray(cur)) cur = cur[arrayIndex(cur, token, false)]
+    else if (isPlainObject(cur) && Object.hasOwn(cur, token)) cur = cur[token]
+    else throw new JsonPatchError(`member '${token}' not found`)
+  }
+  return {parent: cur, key: tokens[tokens.length - 1]}
+}
+
+function getAt(doc: unknown, pointer: string): unknown {
+  let cur = doc
+  for (const token of parsePointer(pointer)) {
+    if (Array.isArray(cur)) cur = cur[arrayIndex(cur, token, false)]
+    else if (isPlainObject(cur) && Object.hasOwn(cur, token)) cur = cur[token]
+    else throw new JsonPatchError(`member '${token}' not found`)
+  }
+  return cur
+}
+
+function add(doc: unknown, pointer: string, value: unknown): unknown {
+  const tokens = parsePointer(pointer)
+  if (tokens.length === 0) return value
+  const {parent, key} = resolveParent(doc, tokens)
+  if (Array.isArray(parent)) parent.splice(arrayIndex(parent, key, true), 0, value)
+  else if (isPlainObject(parent)) parent[key] = value
+  else throw new JsonPatchError(`cannot add to a scalar at ${pointer}`)
+  return doc
+}
+
+function remove(doc: unknown, pointer: string): unknown {
+  const tokens = parsePointer(pointer)
+  if (tokens.length === 0) throw new JsonPatchError('cannot remove the whole document')
+  const {parent, key} = resolveParent(doc, tokens)
+  if (Array.isArray(parent)) parent.splice(arrayIndex(parent, key, false), 1)
+  else if (isPlainObject(parent) && Object.hasOwn(parent, key)) delete parent[key]
+  else throw new JsonPatchError(`can't remove a non-existent object '${key}'`)
+  return doc
+}
+
+export interface PatchOperation {
+  op: string
+  path: string
+  from?: string
+  value?: unknown
+}
+
+/** Applies operations to a deep copy of `doc`; throws JsonPatchError. */
+export function applyJsonPatch(doc: unknown, ops: PatchOperation[]): unknown {
+  let result = deepClone(doc)
+  for (const op of ops) {
+    switch (op.op) {
+      case 'add':
+        result = add(result, op.path, deepClone(op.value))
+        break
+      case 'remove':
+        result = remove(result, op.path)
+        break
+      case 'replace':
+        getAt(result, op.path)
+        result = remove(result, op.path)
+        result = add(result, op.path, deepClone(op.value))
+        break
+      case 'move': {
+        const value = getAt(result, op.from ?? '')
+        result = remove(result, op.from ?? '')
+        result = add(result, op.path, value)
+        break
+      }
+      case 'copy':
+        result = add(result, op.path, deepClone(getAt(result, op.from ?? '')))
+        break
+      case 'test':
+        if (!deepEqual(getAt(result, op.path), op.value)) throw new JsonPatchError(`test failed at ${op.path}`)
+        break
+      default:
+        throw new JsonPatchError(`unknown operation '${op.op}'`)
+    }
+  }
+  return result
+}

@@ -1,0 +1,257 @@
+/**
+ * Querystrings as upstream reads them (form-urlencoded, UTF-8, blank values kept, a repeated key
+ * gives a list), and the list parameters of plural endpoints (kinto-reference §4.7): filters,
+ * `_sort`, `_limit`, `_token`, `_fields`, `_since`/`_before`/`_to`.
+ */
+import {ERRNO, HttpError, invalid} from './errors.js'
+import {nativeValue} from './json.js'
+import type {Filter, FilterOperator, JsonValue, Sort} from '../storage/types.js'
+
+export type RawQuery = Map<string, string | string[]>
+
+const utf8 = new TextDecoder('utf-8', {fatal: true})
+
+function decodeComponent(s: string): string {
+  const plus = s.replaceAll('+', ' ')
+  if (!plus.includes('%')) return plus
+  const bytes: number[] = []
+  for (let i = 0; i < plus.length; i++) {
+    const c = plus[i]
+    if (c === '%' && /^[0-9a-fA-F]{2}$/.test(plus.slice(i + 1, i + 3))) {
+      bytes.push(parseInt(plus.slice(i + 1, i + 3), 16))
+      i += 2
+    } else {
+      for (const b of Buffer.from(c, 'utf8')) bytes.push(b)
+    }
+  }
+  return utf8.decode(Uint8Array.from(bytes))
+}
+
+/** Parses `a=1&b=2`; throws 400 errno 107 when the encoding is not UTF-8. */
+export function parseQuery(raw: string): RawQuery {
+  const result: RawQuery = new Map()
+  if (!raw) return result
+  for (const part of raw.split('&')) {
+    if (part === '') continue
+    const eq = part.indexOf('=')
+    const rawKey = eq < 0 ? part : part.slice(0, eq)
+    const rawValue = eq < 0 ? '' : part.slice(eq + 1)
+    let key: string
+    let value: string
+    try {
+      key = decodeComponent(rawKey)
+      value = decodeComponent(rawValue)
+    } catch {
+      throw new HttpError(400, {
+        errno: ERRNO.INVALID_PARAMETERS,
+        message:
+          'A request with an incorrect encoding in the querystring was received. Please make sure your requests are encoded in UTF-8.',
+      })
+    }
+    const existing = result.get(key)
+    if (existing === undefined) result.set(key, value)
+    else if (Array.isArray(existing)) existing.push(value)
+    else result.set(key, [existing, value])
+  }
+  return result
+}
+
+/** Re-encodes a query (for Next-Page URLs): form encoding, spaces as `+`. */
+export function encodeQuery(entries: Iterable<[string, string | string[]]>): string {
+  const params = new URLSearchParams()
+  for (const [k, v] of entries) {
+    if (Array.isArray(v)) for (const item of v) params.append(k, item)
+    else params.append(k, v)
+  }
+  return params.toString()
+}
+
+export const POSTGRESQL_MAX_INTEGER = 2n ** 63n
+
+/** An integer query parameter in [0, 2^63] (upstream's positive_big_integer), or undefined. */
+export function queryInteger(query: RawQuery, name: string): number | undefined {
+  const raw = query.get(name)
+  if (raw === undefined) return undefined
+  const fail = (description: string) => invalid('querystring', name, description)
+  if (Array.isArray(raw)) throw fail(`${JSON.stringify(raw)} is not a number`)
+  const v = nativeValue(raw)
+  let n: number
+  if (typeof v === 'number') n = Math.trunc(v)
+  else if (typeof v === 'boolean') n = v ? 1 : 0
+  else if (typeof v === 'string' && /^\s*[-+]?\d+\s*$/.test(v)) n = Number(v.trim())
+  else throw fail(`"${raw}" is not a number`)
+  if (!Number.isFinite(n)) throw fail(`"${raw}" is not a number`)
+  if (n < 0) throw fail(`${n} is less than minimum value 0`)
+  if (BigInt(Math.trunc(n)) > POSTGRESQL_MAX_INTEGER) throw fail(`${raw} is greater than maximum value ${POSTGRESQL_MAX_INTEGER}`)
+  return n
+}
+
+/** A comma separated list parameter (`_sort`, `_fields`), or undefined. */
+export function queryFieldList(query: RawQuery, name: string): string[] | undefined {
+  const raw = query.get(name)
+  if (raw === undefined) return undefined
+  if (Array.isArray(raw)) return raw
+  const v = nativeValue(raw)
+  if (typeof v === 'string') return v.split(',')
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[]
+  throw invalid('querystring', name, 'The value should be a list of comma separated attributes')
+}
+
+/** Query values as upstream's QuerySchema deserialises them (JSON-decoded; lists for in_/exclude_/contains_). */
+export function decodedQuery(query: RawQuery): Map<string, unknown> {
+  const values = new Map<string, unknown>()
+  for (const [k, raw] of query) {
+    if (Array.isArray(raw)) {
+      values.set(k, raw)
+    } else if (k.startsWith('contains_')) {
+      const v = nativeValue(raw)
+      values.set(k, Array.isArray(v) ? v : [v])
+    } else if (k.startsWith('in_') || k.startsWith('exclude_')) {
+      values.set(
+        k,
+        raw.split(',').map((item) => nativeValue(item)),
+      )
+    } else {
+      values.set(k, nativeValue(raw))
+    }
+  }
+  return values
+}
+
+const OPERATORS: FilterOperator[] = ['lt', 'min', 'max', 'not', 'eq', 'gt', 'in', 'exclude', 'like', 'has', 'contains_any', 'contains']
+const FILTER_PARAM = new RegExp(`^(${OPERATORS.join('|')})_([\\p{L}\\p{N}_.]+)$`, 'u')
+const SORT_FIELD = /^([-+]?)([\p{L}\p{N}_.]+)$/u
+
+export interface ListParams {
+  filters: Filter[]
+  sorting: Sort[]
+  limit: number
+  token?: string
+  fields?: string[]
+  /** Alert header to send (`_to` is deprecated). */
+  alert?: string
+}
+
+function hasNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000')
+  if (Array.isArray(value)) return value.some(hasNul)
+  if (value && typeof value === 'object') return Object.entries(value).some(([k, v]) => k.includes('\u0000') || hasNul(v))
+  return false
+}
+
+function isValidTimestamp(value: unknown, nowMs: number): boolean {
+  let n: number
+  if (typeof value === 'string') {
+    if (!/^(\d+)$|^("\d+")$/.test(value)) return false
+    n = Number(value.replaceAll('"', ''))
+  } else if (typeof value === 'number') {
+    n = Math.trunc(value)
+  } else if (typeof value === 'boolean') {
+    n = value ? 1 : 0
+  } else {
+    return false
+  }
+  return Number.isFinite(n) && n >= 0 && n < nowMs + 24 * 3600 * 1000
+}
+
+function timestampValue(value: unknown): number {
+  if (typeof value === 'string') return Number(value.replaceAll('"', ''))
+  if (typeof value === 'boolean') return value ? 1 : 0
+  return Math.trunc(value as number)
+}
+
+/** Filters of a list request (upstream's _extract_filters), in querystring order. */
+export function extractFilters(query: RawQuery, options: {nowMs?: number} = {}): {filters: Filter[]; alert?: string} {
+  const nowMs = options.nowMs ?? Date.now()
+  const decoded = decodedQuery(query)
+  // Schema fields first: they validate even when not used as filters.
+  for (const name of ['_since', '_to', '_before', 'last_modified']) queryInteger(query, name)
+  const filters: Filter[] = []
+  let alert: string | undefined
+  for (const [rawParam, value] of decoded) {
+    const param = rawParam.trim()
+    const fail = (description = `Invalid value for ${param}`) => invalid('querystring', param, description)
+    if (param.startsWith('_') && !['_since', '_to', '_before'].includes(param)) continue
+    if (param === '_since' || param === '_to' || param === '_before') {
+      if (param === '_to') alert = '_to is now deprecated, you should use _before instead'
+      if (value !== null && !isValidTimestamp(value, nowMs)) throw fail()
+      filters.push({field: 'last_modified', value: timestampValue(value), operator: param === '_since' ? 'gt' : 'lt'})
+      continue
+    }
+    const m = FILTER_PARAM.exec(param)
+    let operator: FilterOperator = 'eq'
+    let field = param
+    if (m) {
+      operator = m[1] as FilterOperator
+      field = m[2]
+    }
+    let v: unknown = value
+    if (field === 'id' && operator === 'eq' && param === 'id') v = idString(value)
+    if (operator === 'like' && typeof v !== 'string') throw fail()
+    if (operator === 'in' || operator === 'exclude') {
+      const list = v as unknown[]
+      const allIntegers = list.every((x) => typeof x === 'number' && Number.isInteger(x))
+      const allStrings = list.every((x) => typeof x === 'string')
+      if ((field === 'id' && !allStrings) || (field === 'last_modified' && !allIntegers)) throw fail()
+    }
+    if (field.includes('\u0000') || hasNul(v)) throw fail('Invalid character 0x00')
+    if (field === 'last_modified') {
+      if (!isValidTimestamp(v, nowMs)) throw fail()
+      v = timestampValue(v)
+    }
+    if ((field === 'last_modified' || field === 'id') && (operator === 'contains' || operator === 'contains_any')) {
+      throw fail(`Field '${field}' is not an array`)
+    }
+    filters.push({field, value: v as JsonValue, operator})
+  }
+  return {filters, alert}
+}
+
+/** The `id` query parameter is a string field: `?id=12` means the id "12". */
+function idString(value: unknown): unknown {
+  if (typeof value === 'string') return value
+  if (typeof value === 'number') return String(value)
+  if (typeof value === 'boolean') return value ? 'True' : 'False'
+  return value
+}
+
+/** `_sort=a,-b` (invalid entries ignored as upstream does), with `-last_modified` appended. */
+export function extractSorting(query: RawQuery): Sort[] {
+  const specified = queryFieldList(query, '_sort') ?? []
+  const sorting: Sort[] = []
+  for (const entry of specified) {
+    const m = SORT_FIELD.exec(entry.trim())
+    if (!m) continue
+    sorting.push({field: m[2], direction: m[1] === '-' ? -1 : 1})
+  }
+  // As upstream: only the exact entry `last_modified` counts (so `-last_modified` is repeated; harmless).
+  if (!specified.includes('last_modified')) sorting.push({field: 'last_modified', direction: -1})
+  return sorting
+}
+
+/** Effective page size: min(_limit, paginate_by), capped by storage_max_fetch_size. */
+export function extractLimit(query: RawQuery, paginateBy: number | null, maxFetchSize: number): number {
+  let limit: number | null | undefined = queryInteger(query, '_limit')
+  if (limit === undefined) limit = paginateBy
+  if (limit && paginateBy) limit = Math.min(limit, paginateBy)
+  return limit ? Math.min(limit, maxFetchSize) : maxFetchSize
+}
+
+/** `_fields=a,b.c` with id and last_modified always kept; undefined when not asked. */
+export function extractFields(query: RawQuery): string[] | undefined {
+  const fields = queryFieldList(query, '_fields')
+  if (!fields || fields.length === 0) return undefined
+  return [...fields, 'id', 'last_modified']
+}
+
+/** The `_token` parameter as a string (numbers stringified as upstream's schema does). */
+export function extractToken(query: RawQuery): string | undefined {
+  const raw = query.get('_token')
+  if (raw === undefined) return undefined
+  if (Array.isArray(raw)) throw invalid('querystring', '_token', `${JSON.stringify(raw)} is not a string`)
+  const v = nativeValue(raw)
+  if (typeof v === 'string') return v
+  if (typeof v === 'number') return String(v)
+  if (v === null || v === '') return undefined
+  throw invalid('querystring', '_token', `${raw} is not a string`)
+}

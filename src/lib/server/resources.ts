@@ -1,0 +1,261 @@
+/**
+ * Kinto's resources (kinto-reference §4.3): buckets, collections, groups and records, with their
+ * fields, parents, cache rules and the cascades that run when they change (deleting a bucket
+ * deletes what is inside; group members get or lose the group principal).
+ */
+import {asBool} from '../config/settings.js'
+import {ObjectNotFoundError, type KintoObject} from '../storage/types.js'
+import type {RequestContext} from './context.js'
+import {invalid, invalidParameters, missingParent, type ValidationIssue} from './errors.js'
+import type {ResourceEvent} from './events.js'
+import {cacheExpiresHeaders} from './headers.js'
+import {checkSchema, SchemaValidationError, validateAgainstSchema} from './jsonschema.js'
+import {isPlainObject} from './patch.js'
+import {defaultCacheHeaders, PERMISSIONS_FIELD, pyRepr, type ResourceDefinition, type ResourceRequest} from './resource.js'
+import type {Runtime} from './runtime.js'
+
+function schemaField(data: Record<string, unknown>, field: string, prefix: string, issues: ValidationIssue[]): void {
+  if (!(field in data)) return
+  const value = data[field]
+  if (!isPlainObject(value)) {
+    issues.push({location: 'body', name: `${prefix}${field}`, description: `"${pyRepr(value)}" is not a mapping type: Does not implement dict-like functionality.`})
+    return
+  }
+  const problem = checkSchema(value)
+  if (problem) issues.push({location: 'body', name: `${prefix}${field}`, description: problem})
+}
+
+function throwIssues(issues: ValidationIssue[]): void {
+  if (issues.length > 0) throw invalidParameters(issues)
+}
+
+function schemaValidationEnabled(r: ResourceRequest): boolean {
+  return asBool(r.ctx.settings, 'experimental_collection_schema_validation')
+}
+
+/** The bucket of the request, loaded once per request (batch included); 404 errno 111 if missing. */
+async function requestBucket(r: ResourceRequest): Promise<KintoObject> {
+  const bucketId = r.params.bucket_id
+  let buckets = r.ctx.bound.extra.get('buckets') as Map<string, KintoObject> | undefined
+  if (!buckets) {
+    buckets = new Map()
+    r.ctx.bound.extra.set('buckets', buckets)
+  }
+  let bucket = buckets.get(bucketId)
+  if (!bucket) {
+    try {
+      bucket = await r.storage.get('bucket', '', bucketId)
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) throw missingParent('bucket', bucketId)
+      throw err
+    }
+    buckets.set(bucketId, bucket)
+  }
+  return bucket
+}
+
+/** upstream's validate_from_bucket_schema_or_400: the bucket's `<resource>:schema`, if any. */
+async function validateFromBucketSchema(r: ResourceRequest, obj: Record<string, unknown>, ignore: string[]): Promise<void> {
+  if (!schemaValidationEnabled(r)) return
+  const bucket = await requestBucket(r)
+  const schema = bucket[`${r.def.name}:schema`]
+  if (!isPlainObject(schema)) return
+  validateOr400(obj, schema, ignore)
+}
+
+function validateOr400(obj: Record<string, unknown>, schema: Record<string, unknown>, ignore: string[]): void {
+  try {
+    validateAgainstSchema(obj, schema, ignore)
+  } catch (err) {
+    if (err instanceof SchemaValidationError) throw invalid('body', err.field, err.message)
+    throw err
+  }
+}
+
+const INTERNAL_FIELDS = ['last_modified', PERMISSIONS_FIELD]
+
+export const bucketResource: ResourceDefinition = {
+  name: 'bucket',
+  pluralPath: '/buckets',
+  objectPath: '/buckets/{id}',
+  permissions: ['read', 'write', 'collection:create', 'group:create'],
+  parentId: () => '',
+  validateData(data, _r, prefix) {
+    const issues: ValidationIssue[] = []
+    for (const field of ['collection:schema', 'group:schema', 'record:schema']) schemaField(data, field, prefix, issues)
+    throwIssues(issues)
+    return data
+  },
+}
+
+export const collectionResource: ResourceDefinition = {
+  name: 'collection',
+  pluralPath: '/buckets/{bucket_id}/collections',
+  objectPath: '/buckets/{bucket_id}/collections/{id}',
+  permissions: ['read', 'write', 'record:create'],
+  parentId: (params) => `/buckets/${params.bucket_id}`,
+  validateData(data, _r, prefix) {
+    const issues: ValidationIssue[] = []
+    schemaField(data, 'schema', prefix, issues)
+    if ('cache_expires' in data) {
+      const v = data.cache_expires
+      if (typeof v === 'number' && Number.isFinite(v)) data.cache_expires = Math.trunc(v)
+      else if (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v)) data.cache_expires = Number(v)
+      else issues.push({location: 'body', name: `${prefix}cache_expires`, description: `"${pyRepr(v)}" is not a number`})
+    }
+    throwIssues(issues)
+    return data
+  },
+  async processObject(r, obj) {
+    await validateFromBucketSchema(r, obj, [...INTERNAL_FIELDS])
+    return obj
+  },
+}
+
+export const groupResource: ResourceDefinition = {
+  name: 'group',
+  pluralPath: '/buckets/{bucket_id}/groups',
+  objectPath: '/buckets/{bucket_id}/groups/{id}',
+  permissions: ['read', 'write'],
+  parentId: (params) => `/buckets/${params.bucket_id}`,
+  validateData(data, _r, prefix) {
+    const issues: ValidationIssue[] = []
+    if (!('members' in data) || data.members === undefined) data.members = []
+    const members = data.members
+    if (!Array.isArray(members)) {
+      issues.push({location: 'body', name: `${prefix}members`, description: `"${pyRepr(members)}" is not iterable`})
+    } else {
+      members.forEach((m, i) => {
+        if (typeof m !== 'string') {
+          issues.push({location: 'body', name: `${prefix}members.${i}`, description: `${pyRepr(m)} is not a string: {'': '${pyRepr(m)}'}`})
+        } else if (m.startsWith('/buckets/') || m === 'system.Everyone') {
+          issues.push({location: 'body', name: `${prefix}members.${i}`, description: `'${m}' is not a valid user ID.`})
+        }
+      })
+    }
+    throwIssues(issues)
+    return data
+  },
+  async processObject(r, obj) {
+    await validateFromBucketSchema(r, obj, [...INTERNAL_FIELDS])
+    return obj
+  },
+}
+
+/** The collection of a record request (checked before anything else; 404 errno 111). */
+export async function recordCollection(r: ResourceRequest): Promise<KintoObject> {
+  const uri = r.parentId
+  let collection = r.ctx.bound.collections.get(uri)
+  if (!collection) {
+    try {
+      collection = await r.storage.get('collection', `/buckets/${r.params.bucket_id}`, r.params.collection_id)
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) throw missingParent('collection', r.params.collection_id)
+      throw err
+    }
+    r.ctx.bound.collections.set(uri, collection)
+  }
+  return collection
+}
+
+export const recordResource: ResourceDefinition = {
+  name: 'record',
+  pluralPath: '/buckets/{bucket_id}/collections/{collection_id}/records',
+  objectPath: '/buckets/{bucket_id}/collections/{collection_id}/records/{id}',
+  permissions: ['read', 'write'],
+  parentId: (params) => `/buckets/${params.bucket_id}/collections/${params.collection_id}`,
+  async init(r) {
+    await recordCollection(r)
+  },
+  async processObject(r, obj) {
+    if (!schemaValidationEnabled(r)) return obj
+    const collection = await recordCollection(r)
+    const ignore = ['last_modified', 'schema', PERMISSIONS_FIELD]
+    if (isPlainObject(collection.schema)) {
+      validateOr400(obj, collection.schema as Record<string, unknown>, [...ignore])
+      obj.schema = collection.last_modified
+    }
+    await validateFromBucketSchema(r, obj, ignore)
+    return obj
+  },
+  cacheHeaders(r, headers) {
+    const anonymous = r.ctx.knownIdentity?.userId == null
+    defaultCacheHeaders(r, headers, anonymous)
+    if (!anonymous) return
+    const {bucket_id: bid, collection_id: cid} = r.params
+    const settings = r.ctx.settings
+    let cacheExpires: unknown
+    for (const key of [
+      `${bid}.${cid}.record_cache_expires_seconds`,
+      `${bid}.record_cache_expires_seconds`,
+      'record_cache_expires_seconds',
+      `${bid}_${cid}_record_cache_expires_seconds`,
+      `${bid}_record_cache_expires_seconds`,
+    ]) {
+      cacheExpires = settings[key]
+      if (cacheExpires !== undefined && cacheExpires !== null) break
+    }
+    const collection = r.ctx.bound.collections.get(r.parentId)
+    const metadata = collection?.cache_expires
+    if (metadata !== undefined && metadata !== null) {
+      const fromSetting = Number(cacheExpires) || -1
+      cacheExpires = Math.max(Math.trunc(fromSetting), Math.trunc(Number(metadata)))
+    }
+    if (cacheExpires !== undefined && cacheExpires !== null && Number.isFinite(Number(cacheExpires))) {
+      delete headers.Pragma
+      Object.assign(headers, cacheExpiresHeaders(Math.trunc(Number(cacheExpires))))
+    }
+  },
+}
+
+export const CORE_RESOURCES = [bucketResource, collectionResource, groupResource, recordResource]
+
+/** Resource names that live below a bucket or a collection (cascades reach them all). */
+function childResourceNames(runtime: Runtime): string[] {
+  return [...new Set([...runtime.resourceNames, 'history'])].filter((n) => n !== 'bucket')
+}
+
+async function deleteEverythingBelow(ctx: RequestContext, pattern: string): Promise<void> {
+  const {storage} = ctx.tx
+  for (const name of childResourceNames(ctx.runtime)) {
+    await storage.deleteAll(name, pattern, {withDeleted: false})
+  }
+  await storage.purgeDeleted(null, pattern)
+}
+
+/** Registers the core cascades (upstream's subscribers in kinto/views/*.py). */
+export function registerCoreListeners(runtime: Runtime): void {
+  runtime.events.onChanged({resources: ['bucket'], actions: ['delete']}, async (event: ResourceEvent, ctx) => {
+    for (const {old} of event.impacted) {
+      if (!old) continue
+      const uri = `/buckets/${old.id as string}`
+      for (const pattern of [uri, `${uri}/*`]) {
+        await deleteEverythingBelow(ctx, pattern)
+        await ctx.tx.permission.deleteObjectPermissions(pattern)
+      }
+    }
+  })
+  runtime.events.onChanged({resources: ['collection'], actions: ['delete']}, async (event, ctx) => {
+    for (const {old} of event.impacted) {
+      if (!old) continue
+      const uri = `${event.parentId}/collections/${old.id as string}`
+      await deleteEverythingBelow(ctx, uri)
+      await ctx.tx.permission.deleteObjectPermissions(`${uri}/*`)
+    }
+  })
+  runtime.events.onChanged({resources: ['group'], actions: ['delete']}, async (event, ctx) => {
+    for (const {old} of event.impacted) {
+      if (!old) continue
+      await ctx.tx.permission.removePrincipal(`${event.parentId}/groups/${old.id as string}`)
+    }
+  })
+  runtime.events.onChanged({resources: ['group'], actions: ['create', 'update']}, async (event, ctx) => {
+    for (const change of event.impacted) {
+      const before = new Set<string>(Array.isArray(change.old?.members) ? (change.old!.members as string[]) : [])
+      const after = new Set<string>(Array.isArray(change.new.members) ? (change.new.members as string[]) : [])
+      const groupUri = `${event.parentId}/groups/${change.new.id as string}`
+      for (const member of after) if (!before.has(member)) await ctx.tx.permission.addUserPrincipal(member, groupUri)
+      for (const member of before) if (!after.has(member)) await ctx.tx.permission.removeUserPrincipal(member, groupUri)
+    }
+  })
+}

@@ -1,0 +1,118 @@
+/**
+ * Services and their routes. A service is one URL pattern (below `/v1`) with views per method,
+ * named as upstream names them (`record-plural`, `hello`…). Patterns use `{name}` segments that
+ * match one non-empty path segment.
+ */
+import type {AuthorizationContext} from './authorization.js'
+import type {RequestContext} from './context.js'
+import type {ViewResult} from './types.js'
+
+export type PermissionMode =
+  /** Resource permissions, decided by the view's prepare() result. */
+  | 'dynamic'
+  /** No permission required. */
+  | 'public'
+  /** Any authenticated user. */
+  | 'authenticated'
+
+export interface ViewDef {
+  method: string
+  permission: PermissionMode
+  handler(ctx: RequestContext): Promise<ViewResult>
+  /**
+   * Runs after routing and before the permission check (upstream's route factory): loads the
+   * target of writes and checks parents; returns what the permission check needs.
+   */
+  prepare?(ctx: RequestContext): Promise<AuthorizationContext | void>
+  /**
+   * Runs before the request's transaction starts, with `ctx.tx` being the plain backends: the
+   * place for cache reads that decide the request (pagination nonces). Top-level requests only.
+   */
+  beforeTransaction?(ctx: RequestContext): Promise<void>
+  /** Accepted request Content-Types (415 otherwise); undefined: any. */
+  contentTypes?: string[]
+  /** Offered response types (406 when the Accept header allows none); undefined: no check. */
+  accept?: string[]
+  /** Headers exposed to browsers for this method, beyond the default ones. */
+  corsHeaders?: string[]
+  /** Parse the body as JSON (POST/PUT/PATCH views). */
+  parseBody?: boolean
+}
+
+export interface Service {
+  name: string
+  /** Pattern below the version prefix, e.g. `/buckets/{bucket_id}/collections/{id}`. */
+  pattern: string
+  /** Views by method, in definition order; HEAD falls back to GET. */
+  views: Map<string, ViewDef>
+  /** Set on resource services. */
+  resourceName?: string
+  endpointType?: 'plural' | 'object'
+  /** Views that manage their own backend access (heartbeat) run outside a transaction. */
+  noTransaction?: boolean
+}
+
+interface CompiledRoute {
+  service: Service
+  segments: Array<{literal: string} | {param: string}>
+}
+
+export class Router {
+  private readonly routes: CompiledRoute[] = []
+  private readonly byName = new Map<string, Service>()
+
+  add(service: Service): void {
+    if (this.byName.has(service.name)) throw new Error(`Service '${service.name}' is already registered.`)
+    this.byName.set(service.name, service)
+    const segments = service.pattern === '/' ? [] : service.pattern.split('/').slice(1).map((s) => {
+      const m = /^\{(\w+)\}$/.exec(s)
+      return m ? {param: m[1]} : {literal: s}
+    })
+    this.routes.push({service, segments})
+  }
+
+  get(name: string): Service | undefined {
+    return this.byName.get(name)
+  }
+
+  get services(): Service[] {
+    return this.routes.map((r) => r.service)
+  }
+
+  /** Matches a decoded path below the version prefix (`/buckets/b1`, `/` for the root). */
+  match(path: string): {service: Service; params: Record<string, string>} | null {
+    const parts = path === '/' ? [] : path.split('/').slice(1)
+    for (const route of this.routes) {
+      if (route.segments.length !== parts.length) continue
+      const params: Record<string, string> = {}
+      let ok = true
+      for (let i = 0; i < parts.length; i++) {
+        const seg = route.segments[i]
+        const part = parts[i]
+        if ('literal' in seg) {
+          if (seg.literal !== part) {
+            ok = false
+            break
+          }
+        } else {
+          if (part === '') {
+            ok = false
+            break
+          }
+          params[seg.param] = part
+        }
+      }
+      if (ok) return {service: route.service, params}
+    }
+    return null
+  }
+}
+
+/** Fills a pattern with values: `/buckets/{id}` + {id: 'b1'} → `/buckets/b1`. */
+export function formatPattern(pattern: string, params: Record<string, string>): string {
+  return pattern.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const v = params[name]
+    if (v === undefined) throw new Error(`Missing '${name}' for ${pattern}`)
+    return v
+  })
+}

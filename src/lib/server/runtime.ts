@@ -1,0 +1,566 @@
+/**
+ * The Kinto HTTP API v1 without the HTTP server: settings, backends, services and the request
+ * pipeline (kinto-reference §4). Fastify (app.ts) feeds it requests; batch feeds it sub-requests.
+ *
+ * Pipeline of a request, in upstream's order:
+ *   end-of-service (410/Alert) → readonly guard (405) → version prefix redirect (307) → route
+ *   (404/116, trailing-slash 307) → CORS preflight → method (405) → route factory (loads the target
+ *   of writes; a record's collection, 404) → Accept (406) / Content-Type (415) → authentication and
+ *   permission (401/403) → CORS origin → view (validation 400, …) → events → commit.
+ * Every response then gets the CSP, nosniff, Backoff and CORS headers.
+ */
+import {asBool, asInt, asList, asString, type Settings} from '../config/settings.js'
+import {
+  BackendError,
+  IntegrityError,
+  ObjectNotFoundError,
+  PreconditionFailedError,
+  ReadonlyTimestampError,
+  UnicityError,
+} from '../storage/types.js'
+import {policiesFromSettings, type AuthenticationPolicy} from './auth.js'
+import {permits} from './authorization.js'
+import {RequestContext, newBoundData, type BoundData} from './context.js'
+import {CorsPolicy, DEFAULT_EXPOSED_HEADERS} from './cors.js'
+import {
+  ERRNO,
+  HttpError,
+  MESSAGES,
+  forbidden,
+  integrityError,
+  internalError,
+  invalid,
+  invalidParameters,
+  isHttpError,
+  methodNotAllowed,
+  notFoundObject,
+  serviceUnavailable,
+  unauthorized,
+} from './errors.js'
+import {EventBus, drainEvents} from './events.js'
+import {idGeneratorsFromSettings, type IdGenerator} from './ids.js'
+import {parseQuery} from './querystring.js'
+import {cacheExpiresHeaders, timestampHeaders} from './headers.js'
+import {Router, type Service, type ViewDef} from './router.js'
+import type {Backends, KintoRequest, KintoResponse, TxBackends, ViewResult} from './types.js'
+
+export interface Logger {
+  info(obj: unknown, msg?: string): void
+  warn(obj: unknown, msg?: string): void
+  error(obj: unknown, msg?: string): void
+  fatal?(obj: unknown, msg?: string): void
+  debug?(obj: unknown, msg?: string): void
+}
+
+export const silentLogger: Logger = {info() {}, warn() {}, error() {}, fatal() {}, debug() {}}
+
+/** What hello's `config` shows about the ini file. */
+export interface ConfigInfo {
+  path: string
+  hash: string
+  modified: string
+}
+
+export interface Capability {
+  description: string
+  url: string
+  [key: string]: unknown
+}
+
+export type Heartbeat = (backends: Backends, readonly: boolean) => Promise<boolean | null>
+
+export interface RuntimeOptions {
+  settings: Settings
+  backends: Backends
+  configInfo?: ConfigInfo | null
+  logger?: Logger
+}
+
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+export class Runtime {
+  readonly settings: Settings
+  readonly backends: Backends
+  readonly logger: Logger
+  readonly configInfo: ConfigInfo | null
+  readonly router = new Router()
+  readonly events = new EventBus<RequestContext>()
+  readonly capabilities: Record<string, Capability> = {}
+  readonly heartbeats = new Map<string, Heartbeat>()
+  readonly publicSettings = new Set(['batch_max_requests', 'readonly', 'explicit_permissions'])
+  readonly policies: AuthenticationPolicy[]
+  readonly idGenerators: Map<string, IdGenerator>
+  readonly cors: CorsPolicy
+  readonly readonly: boolean
+  readonly routePrefix: string
+  readonly retryAfter: number
+  /** Resource names served (for cascades that must reach every kind of child). */
+  readonly resourceNames = new Set<string>()
+  private readonly backoff: string | null
+  private readonly backoffPercentage: number | null
+
+  constructor(options: RuntimeOptions) {
+    this.settings = options.settings
+    this.backends = options.backends
+    this.logger = options.logger ?? silentLogger
+    this.configInfo = options.configInfo ?? null
+    this.readonly = asBool(this.settings, 'readonly')
+    const apiVersion = asString(this.settings, 'http_api_version') ?? '1.23'
+    this.routePrefix = `v${apiVersion.split('.')[0]}`
+    this.retryAfter = asInt(this.settings, 'retry_after_seconds', 3) ?? 3
+    this.policies = policiesFromSettings(this.settings)
+    this.idGenerators = idGeneratorsFromSettings(this.settings)
+    const maxAge = asInt(this.settings, 'cors_max_age_seconds', null)
+    this.cors = new CorsPolicy(asList(this.settings, 'cors_origins'), maxAge || null)
+    const backoff = this.settings.backoff
+    this.backoff = backoff === null || backoff === undefined || backoff === '' ? null : String(backoff)
+    const pct = this.settings.backoff_percentage
+    this.backoffPercentage = pct === null || pct === undefined || pct === '' ? null : Number(pct)
+  }
+
+  /** Adds a capability to hello (upstream's config.add_api_capability). */
+  addCapability(id: string, capability: Capability): void {
+    if (this.capabilities[id]) throw new Error(`The '${id}' API capability was already registered.`)
+    this.capabilities[id] = capability
+  }
+
+  addService(service: Service): void {
+    this.router.add(service)
+    if (service.resourceName) this.resourceNames.add(service.resourceName)
+  }
+
+  idGeneratorFor(resourceName: string): IdGenerator {
+    return this.idGenerators.get(resourceName) ?? this.idGenerators.get('')!
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Outer requests
+
+  /** Serves one HTTP request. Never throws: every failure is a Kinto error response. */
+  async handle(req: KintoRequest): Promise<KintoResponse> {
+    const started = Date.now()
+    let response: KintoResponse
+    let ctx: RequestContext | undefined
+    let alert: string | undefined
+    try {
+      const eos = this.endOfService()
+      if (eos === 'hard') {
+        throw new HttpError(410, {errno: ERRNO.SERVICE_DEPRECATED, message: MESSAGES.deprecated})
+      }
+      const result = await this.handleInner(req)
+      response = result.response
+      ctx = result.ctx
+      if (eos === 'soft') alert = this.alertHeader('soft-eol')
+    } catch (err) {
+      response = this.errorResponse(err, req)
+      ctx = (err as {kintoContext?: RequestContext} | null)?.kintoContext
+      if (isHttpError(err) && err.status === 410) alert = this.alertHeader('hard-eol')
+    }
+    if (alert) response.headers.Alert = alert
+    this.finalizeHeaders(req, response, ctx)
+    this.logSummary(req, response, ctx, started)
+    return response
+  }
+
+  private async handleInner(req: KintoRequest): Promise<{response: KintoResponse; ctx?: RequestContext}> {
+    if (this.readonly && !READ_METHODS.has(req.method)) throw methodNotAllowed()
+    const prefix = `/${this.routePrefix}`
+    // Paths outside of /v<digits> go to the current version.
+    if (!/^\/v\d+/.test(req.path) && asBool(this.settings, 'version_prefix_redirect_enabled')) {
+      if (req.method === 'OPTIONS') return {response: {status: 200, headers: {}}}
+      const location = `${prefix}${req.rawPath}${req.rawQuery ? `?${req.rawQuery}` : ''}`
+      const ttl = asInt(this.settings, 'version_prefix_redirect_ttl_seconds', -1) ?? -1
+      return {response: redirect(location, ttl)}
+    }
+    const below = req.path.startsWith(prefix) ? req.path.slice(prefix.length) : null
+    const match = below !== null && below.startsWith('/') ? this.router.match(below) : null
+    if (!match) return {response: this.notFoundResponse(req, prefix)}
+
+    const {service, params} = match
+    // Preflight requests need no transaction.
+    if (req.method === 'OPTIONS' && !service.views.has('OPTIONS')) {
+      return {response: this.preflight(req, service)}
+    }
+    const view = findView(service, req.method)
+    if (!view) throw methodNotAllowed(allowedMethods(service))
+
+    const bound = newBoundData()
+    const ctx = new RequestContext(this, req, this.backends, bound)
+    ctx.service = service
+    ctx.view = view
+    ctx.params = params
+    if (view.beforeTransaction && !service.noTransaction) await view.beforeTransaction(ctx)
+    const run = async (tx: TxBackends) => {
+      ctx.tx = tx
+      const result = await this.runView(ctx, service, view)
+      await drainEvents(this.events, bound.events, ctx)
+      if (bound.abort) throw new AbortTransaction(result)
+      return result
+    }
+    let result: ViewResult
+    try {
+      result = service.noTransaction ? await run(this.backends) : await this.inTransaction(run)
+    } catch (err) {
+      if (err instanceof AbortTransaction) result = err.result
+      else {
+        ;(err as {kintoContext?: RequestContext}).kintoContext = ctx
+        throw err
+      }
+    } finally {
+      ctx.tx = this.backends
+    }
+    for (const task of bound.afterTransaction) {
+      try {
+        await task()
+      } catch (err) {
+        this.logger.error({err}, 'Post-transaction task failed.')
+      }
+    }
+    this.afterCommit(bound, ctx)
+    return {response: toResponse(result, req.method), ctx}
+  }
+
+  /** Runs fn in a backend transaction, retrying once on deadlocks and serialisation failures. */
+  private async inTransaction<T>(fn: (tx: TxBackends) => Promise<T>): Promise<T> {
+    try {
+      return await this.backends.transaction(fn)
+    } catch (err) {
+      if (err instanceof BackendError && err.retryable) return this.backends.transaction(fn)
+      throw err
+    }
+  }
+
+  private afterCommit(bound: BoundData, ctx: RequestContext | undefined): void {
+    if (!ctx || !this.events.hasAfterListeners) return
+    for (const event of bound.events.emitted) {
+      for (const listener of this.events.listenersFor(event, true)) {
+        Promise.resolve()
+          .then(() => listener(event, ctx))
+          .catch((error) => this.logger.error({err: error}, 'Unable to notify'))
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Sub-requests (batch)
+
+  /**
+   * Runs a sub-request inside the parent's transaction, sharing its bound data. Returns the
+   * response; 4xx are responses, 5xx are thrown (they fail the whole batch).
+   */
+  async subrequest(parent: RequestContext, req: KintoRequest): Promise<{response: KintoResponse; req: KintoRequest}> {
+    let current = req
+    for (let hops = 0; hops < 3; hops++) {
+      let response: KintoResponse
+      let ctx: RequestContext | undefined
+      try {
+        const prefix = `/${this.routePrefix}`
+        const below = current.path.startsWith(prefix) ? current.path.slice(prefix.length) : null
+        const match = below !== null && below.startsWith('/') ? this.router.match(below) : null
+        if (!match) {
+          response = this.notFoundResponse(current, prefix)
+        } else if (current.method === 'OPTIONS' && !match.service.views.has('OPTIONS')) {
+          response = this.preflight(current, match.service)
+        } else {
+          const view = findView(match.service, current.method)
+          if (!view) throw methodNotAllowed(allowedMethods(match.service))
+          ctx = new RequestContext(this, current, parent.tx, parent.bound, parent)
+          ctx.service = match.service
+          ctx.view = view
+          ctx.params = match.params
+          response = toResponse(await this.runView(ctx, match.service, view), current.method)
+        }
+      } catch (err) {
+        const rendered = this.errorResponse(err, current)
+        if (rendered.status >= 500) throw err
+        response = rendered
+        if (response.status === 409) parent.bound.abort = true
+      }
+      this.finalizeHeaders(current, response, ctx)
+      if (response.status === 307 && response.headers.Location) {
+        const location = new URL(response.headers.Location, `${current.scheme}://${current.host}`)
+        current = {
+          ...current,
+          path: decodePath(location.pathname),
+          rawPath: location.pathname,
+          rawQuery: location.search.slice(1),
+          query: parseQuery(location.search.slice(1)),
+        }
+        continue
+      }
+      return {response, req: current}
+    }
+    throw new HttpError(500, {message: 'Too many redirections in a batch sub-request.'})
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // One view
+
+  private async runView(ctx: RequestContext, service: Service, view: ViewDef): Promise<ViewResult> {
+    const authz = view.prepare ? await view.prepare(ctx) : undefined
+    if (view.accept && !acceptable(ctx.req.headers.accept, view.accept)) {
+      throw invalidParameters(
+        {location: 'header', name: 'Accept', description: `Accept header should be one of ${pyList(view.accept)}`},
+        406,
+      )
+    }
+    if (view.contentTypes && !view.contentTypes.includes(ctx.contentType)) {
+      throw invalidParameters(
+        {location: 'header', name: 'Content-Type', description: `Content-Type header should be one of ${pyList(view.contentTypes)}`},
+        415,
+      )
+    }
+    if (view.permission !== 'public') {
+      const identity = await ctx.identity()
+      let allowed: boolean
+      if (view.permission === 'authenticated') {
+        allowed = identity.userId !== null
+      } else {
+        if (!authz) throw new Error(`View ${service.name} ${view.method} has no authorization context.`)
+        const result = await permits(this.settings, ctx.tx.permission, authz, identity.principals)
+        allowed = result.allowed
+        ctx.sharedIds = result.sharedIds
+      }
+      if (!allowed) {
+        if (identity.userId === null) {
+          throw unauthorized()
+        }
+        this.logger.info({userid: identity.userId, uri: ctx.uri, perm: authz?.requiredPermission}, 'Permission not granted.')
+        throw forbidden()
+      }
+    }
+    const origin = ctx.req.headers.origin
+    if (origin && !this.cors.matches(origin)) {
+      throw invalid('header', 'Origin', `${origin} not allowed`)
+    }
+    return view.handler(ctx)
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Responses
+
+  private notFoundResponse(req: KintoRequest, prefix: string): KintoResponse {
+    if (!req.path.startsWith(prefix)) {
+      throw new HttpError(404, {errno: ERRNO.VERSION_NOT_AVAILABLE, message: MESSAGES.versionNotAvailable})
+    }
+    if (asBool(this.settings, 'trailing_slash_redirect_enabled')) {
+      const qs = req.rawQuery ? `?${req.rawQuery}` : ''
+      let location: string | null = null
+      if (req.path.endsWith('/')) location = req.rawPath.replace(/\/+$/, '') + qs
+      else if (req.path === prefix) location = `${prefix}/${qs}`
+      if (location !== null) {
+        const ttl = asInt(this.settings, 'trailing_slash_redirect_ttl_seconds', 3600) ?? 3600
+        return redirect(location || '/', ttl)
+      }
+    }
+    throw new HttpError(404, {errno: ERRNO.MISSING_RESOURCE, message: MESSAGES.notFound})
+  }
+
+  private preflight(req: KintoRequest, service: Service): KintoResponse {
+    const origin = req.headers.origin
+    const requestedMethod = req.headers['access-control-request-method']
+    const issues = []
+    if (!origin) issues.push({location: 'header', name: 'Origin', description: 'this header is mandatory'})
+    if (!requestedMethod) {
+      issues.push({location: 'header', name: 'Access-Control-Request-Method', description: 'this header is mandatory'})
+    }
+    if (issues.length > 0) throw invalidParameters(issues)
+    const methods = corsMethods(service)
+    if (!methods.includes(requestedMethod!)) {
+      throw invalid('header', 'Access-Control-Request-Method', 'Method not allowed')
+    }
+    const requestedHeaders = (req.headers['access-control-request-headers'] ?? '')
+      .split(',')
+      .map((h) => h.trim())
+      .filter(Boolean)
+    const supported = new Set<string>()
+    for (const view of service.views.values()) for (const h of exposedHeaders(view)) supported.add(h)
+    for (const h of requestedHeaders) supported.add(h)
+    const headers: Record<string, string> = {
+      'Access-Control-Allow-Headers': [...supported].join(','),
+      'Access-Control-Allow-Methods': methods.join(','),
+    }
+    if (this.cors.maxAgeSeconds !== null) headers['Access-Control-Max-Age'] = String(this.cors.maxAgeSeconds)
+    if (!this.cors.matches(origin!)) throw invalid('header', 'Origin', `${origin} not allowed`)
+    return {status: 200, headers}
+  }
+
+  /** Renders any failure; logs what is not the client's fault. */
+  errorResponse(err: unknown, req: KintoRequest): KintoResponse {
+    let error: HttpError
+    if (isHttpError(err)) error = err
+    else if (err instanceof AbortTransaction) return toResponse(err.result, req.method)
+    else if (err instanceof ObjectNotFoundError) error = notFoundObject(err.resourceName, err.objectId)
+    else if (err instanceof IntegrityError || err instanceof UnicityError) error = integrityError(this.retryAfter)
+    else if (err instanceof PreconditionFailedError) {
+      const details = err.existing ? {existing: err.existing} : undefined
+      error = new HttpError(412, {errno: ERRNO.MODIFIED_MEANWHILE, message: MESSAGES.modifiedMeanwhile, details})
+      if (err.existing) Object.assign(error.headers, timestampHeaders(err.existing.last_modified))
+    } else if (err instanceof ReadonlyTimestampError) {
+      error = serviceUnavailable(this.retryAfter, MESSAGES.readonlyTimestamp)
+    } else if (err instanceof BackendError) {
+      this.logger.error({err, path: req.path, method: req.method, errno: ERRNO.BACKEND}, err.message)
+      error = serviceUnavailable(this.retryAfter)
+    } else {
+      this.logger.error({err, path: req.path, method: req.method, errno: ERRNO.UNDEFINED}, (err as Error)?.message ?? String(err))
+      error = internalError(asString(this.settings, 'error_info_link') ?? '')
+    }
+    const headers = {...error.headers}
+    if (error.status === 503 && !headers['Retry-After']) headers['Retry-After'] = String(this.retryAfter)
+    return {status: error.status, headers, body: error.body()}
+  }
+
+  /** Headers every response gets: CSP, nosniff, Backoff, CORS, content type. */
+  finalizeHeaders(req: KintoRequest, response: KintoResponse, ctx?: RequestContext): void {
+    const h = response.headers
+    h['Content-Security-Policy'] ??= "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+    h['X-Content-Type-Options'] ??= 'nosniff'
+    if (this.backoff !== null) {
+      if (this.backoffPercentage === null || Math.random() < this.backoffPercentage / 100) h.Backoff = this.backoff
+    }
+    const origin = req.headers.origin
+    const service = ctx?.service ?? (origin ? this.matchService(req) : undefined)
+    if (service && origin) {
+      if (this.cors.matches(origin)) h['Access-Control-Allow-Origin'] = this.cors.allowOrigin(origin)
+      if (req.method !== 'OPTIONS') {
+        const view = findView(service, req.method)
+        h['Access-Control-Expose-Headers'] = (view ? exposedHeaders(view) : DEFAULT_EXPOSED_HEADERS).join(', ')
+      }
+    } else if (origin) {
+      const allowed = this.cors.allowOriginOutsideServices(origin)
+      if (allowed) h['Access-Control-Allow-Origin'] = allowed
+      h['Access-Control-Expose-Headers'] = DEFAULT_EXPOSED_HEADERS.join(',')
+    }
+    if (response.body !== undefined && !h['Content-Type']) h['Content-Type'] = 'application/json'
+  }
+
+  private matchService(req: KintoRequest): Service | undefined {
+    const prefix = `/${this.routePrefix}`
+    if (!req.path.startsWith(prefix + '/')) return undefined
+    return this.router.match(req.path.slice(prefix.length))?.service
+  }
+
+  private endOfService(): 'soft' | 'hard' | null {
+    const eos = asString(this.settings, 'eos')
+    if (!eos) return null
+    const date = parseEosDate(eos)
+    if (date === null) return null
+    return date.getTime() > Date.now() ? 'soft' : 'hard'
+  }
+
+  private alertHeader(code: 'soft-eol' | 'hard-eol'): string {
+    return JSON.stringify({
+      code,
+      message: this.settings.eos_message ?? null,
+      url: this.settings.eos_url ?? this.settings.project_docs ?? null,
+    })
+  }
+
+  private logSummary(req: KintoRequest, response: KintoResponse, ctx: RequestContext | undefined, started: number): void {
+    const body = response.body as {errno?: number} | undefined
+    const fields: Record<string, unknown> = {
+      agent: req.headers['user-agent'],
+      path: req.path,
+      method: req.method,
+      lang: req.headers['accept-language'],
+      errno: response.status >= 400 && body?.errno ? body.errno : 0,
+      code: response.status,
+      t: Date.now() - started,
+      time: new Date().toISOString(),
+    }
+    if (req.rawQuery) fields.querystring = Object.fromEntries(req.query)
+    const identity = ctx?.knownIdentity
+    if (identity?.userId) {
+      fields.uid = identity.userId.slice(identity.userId.indexOf(':') + 1)
+      fields.authn_type = identity.authnType
+    }
+    this.logger.info(fields, 'request.summary')
+  }
+}
+
+/** Thrown to roll back a transaction while still answering with a result (409 in a batch). */
+class AbortTransaction extends Error {
+  constructor(readonly result: ViewResult) {
+    super('transaction aborted')
+  }
+}
+
+function toResponse(result: ViewResult, method: string): KintoResponse {
+  const response: KintoResponse = {status: result.status ?? 200, headers: {...result.headers}}
+  if (result.body !== undefined && method !== 'HEAD') response.body = result.body
+  return response
+}
+
+function redirect(location: string, ttlSeconds: number): KintoResponse {
+  const headers: Record<string, string> = {Location: location}
+  if (ttlSeconds >= 0) Object.assign(headers, cacheExpiresHeaders(ttlSeconds))
+  return {status: 307, headers}
+}
+
+export function findView(service: Service, method: string): ViewDef | undefined {
+  return service.views.get(method) ?? (method === 'HEAD' ? service.views.get('GET') : undefined)
+}
+
+function allowedMethods(service: Service): string[] {
+  const methods = [...service.views.keys()]
+  if (methods.includes('GET') && !methods.includes('HEAD')) methods.push('HEAD')
+  return methods
+}
+
+function corsMethods(service: Service): string[] {
+  const methods = allowedMethods(service)
+  if (!methods.includes('OPTIONS')) methods.push('OPTIONS')
+  return methods
+}
+
+function exposedHeaders(view: ViewDef): string[] {
+  return [...DEFAULT_EXPOSED_HEADERS, ...(view.corsHeaders ?? [])]
+}
+
+function pyList(values: string[]): string {
+  return `[${values.map((v) => `'${v}'`).join(', ')}]`
+}
+
+/** True when the Accept header allows one of the offered types (a missing header allows all). */
+export function acceptable(header: string | undefined, offers: string[]): boolean {
+  if (header === undefined || header.trim() === '') return true
+  const ranges = header.split(',').map((part) => {
+    const [type, ...params] = part.trim().split(';')
+    let q = 1
+    for (const p of params) {
+      const m = /^\s*q\s*=\s*([0-9.]+)\s*$/i.exec(p)
+      if (m) q = Number(m[1])
+    }
+    return {type: type.trim().toLowerCase(), q}
+  })
+  if (ranges.every((r) => r.type === '')) return true
+  return offers.some((offer) => {
+    const [otype, osub] = offer.toLowerCase().split('/')
+    let best: {specificity: number; q: number} | null = null
+    for (const r of ranges) {
+      const [rtype, rsub] = r.type.split('/')
+      let specificity = -1
+      if (r.type === '*/*' || r.type === '*') specificity = 0
+      else if (rtype === otype && rsub === '*') specificity = 1
+      else if (rtype === otype && rsub === osub) specificity = 2
+      if (specificity >= 0 && (!best || specificity > best.specificity)) best = {specificity, q: r.q}
+    }
+    return best !== null && best.q > 0
+  })
+}
+
+/** Decodes a URL path; 400 "Invalid URL path." when it is not UTF-8. */
+export function decodePath(raw: string): string {
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    throw new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: 'Invalid URL path.'})
+  }
+}
+
+/** `eos` dates: ISO dates or datetimes, compared with the local clock as upstream does. */
+export function parseEosDate(value: string): Date | null {
+  const trimmed = value.trim()
+  const d = /^\d{4}-\d{2}-\d{2}$/.test(trimmed) ? new Date(`${trimmed}T00:00:00`) : new Date(trimmed)
+  return Number.isNaN(d.getTime()) ? null : d
+}

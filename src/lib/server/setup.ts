@@ -1,0 +1,45 @@
+/**
+ * Assembles a runtime: the core services (hello, heartbeats, version, batch), the core resources
+ * and their cascades, backend heartbeats, capabilities, then the `kinto.includes` plugins.
+ */
+import {asBool, asList} from '../config/settings.js'
+import {pluginApi, pluginsFromSettings} from './plugins.js'
+import {resourceServices} from './resource.js'
+import {CORE_RESOURCES, registerCoreListeners} from './resources.js'
+import type {Runtime} from './runtime.js'
+import {batchService, heartbeatService, helloService, lbHeartbeatService, versionService, type UserInfoHook} from './views.js'
+
+export function parsePlugins(runtime: Runtime, baseDir?: string): void {
+  const userInfoHooks: UserInfoHook[] = []
+  runtime.addService(helloService(runtime, userInfoHooks))
+  runtime.addService(heartbeatService(runtime))
+  runtime.addService(lbHeartbeatService())
+  runtime.addService(versionService(runtime, baseDir))
+  if (!runtime.readonly) runtime.addService(batchService(runtime))
+  else runtime.addService({...batchService(runtime), views: new Map()})
+  for (const def of CORE_RESOURCES) {
+    for (const service of resourceServices(def, {settings: runtime.settings, readonly: runtime.readonly})) runtime.addService(service)
+  }
+  registerCoreListeners(runtime)
+
+  runtime.heartbeats.set('storage', (b, readonly) => b.storage.heartbeat(readonly))
+  runtime.heartbeats.set('permission', (b, readonly) => b.permission.heartbeat(readonly))
+  runtime.heartbeats.set('cache', (b) => b.cache.heartbeat())
+
+  const policies = asList(runtime.settings, 'multiauth.policies')
+  if (policies.length === 0 || policies.includes('basicauth')) {
+    runtime.addCapability('basicauth', {
+      description: 'Very basic authentication sessions. Not for production use.',
+      url: 'http://kinto.readthedocs.io/en/stable/api/1.x/authentication.html',
+    })
+  }
+  if (asBool(runtime.settings, 'experimental_collection_schema_validation')) {
+    runtime.addCapability('schema', {
+      description: 'Validates collection records with JSON schemas.',
+      url: 'https://kinto.readthedocs.io/en/latest/api/1.x/collections.html#collection-json-schema',
+    })
+  }
+
+  const api = pluginApi(runtime, userInfoHooks)
+  for (const plugin of pluginsFromSettings(runtime.settings)) plugin.includeme(api)
+}

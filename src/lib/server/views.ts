@@ -1,0 +1,304 @@
+/**
+ * Utility endpoints (kinto-reference §4.2): hello `/`, `__heartbeat__`, `__lbheartbeat__`,
+ * `__version__`, and `POST /batch` (§4.12).
+ */
+import {existsSync, readFileSync} from 'node:fs'
+import path from 'node:path'
+
+import {asInt, asString} from '../config/settings.js'
+import {packageRoot, packageVersion} from '../version.js'
+import type {RequestContext} from './context.js'
+import {invalid, invalidParameters, type ValidationIssue} from './errors.js'
+import {cacheExpiresHeaders} from './headers.js'
+import {isPlainObject} from './patch.js'
+import {parseQuery} from './querystring.js'
+import {consumeTokenNonce, pyRepr} from './resource.js'
+import type {Service, ViewDef} from './router.js'
+import {decodePath, type Runtime} from './runtime.js'
+import type {KintoRequest, ViewResult} from './types.js'
+
+function service(name: string, pattern: string, views: ViewDef[], options: Partial<Service> = {}): Service {
+  return {name, pattern, views: new Map(views.map((v) => [v.method, v])), ...options}
+}
+
+function publicGet(handler: (ctx: RequestContext) => Promise<ViewResult>): ViewDef {
+  return {method: 'GET', permission: 'public', handler}
+}
+
+/** Extra `user` fields in hello (the default bucket plugin adds `bucket`). */
+export type UserInfoHook = (ctx: RequestContext, info: Record<string, unknown>) => Promise<void>
+
+export function helloService(runtime: Runtime, userInfoHooks: UserInfoHook[]): Service {
+  return service(
+    'hello',
+    '/',
+    [
+      publicGet(async (ctx) => {
+        const s = runtime.settings
+        const data: Record<string, unknown> = {
+          project_name: s.project_name,
+          project_version: asString(s, 'project_version') || packageVersion(),
+          http_api_version: asString(s, 'http_api_version'),
+          project_docs: s.project_docs,
+          url: ctx.absoluteUrl('/'),
+          config: runtime.configInfo,
+        }
+        if (s.eos) data.eos = s.eos
+        data.settings = Object.fromEntries([...runtime.publicSettings].map((k) => [k, s[k]]))
+        const identity = await ctx.identity()
+        if (identity.userId !== null) {
+          const user: Record<string, unknown> = {id: identity.userId, principals: identity.principals}
+          for (const hook of userInfoHooks) await hook(ctx, user)
+          data.user = user
+        }
+        data.capabilities = runtime.capabilities
+        const headers = runtime.readonly ? cacheExpiresHeaders(asInt(s, 'root_cache_expires_seconds', 86400) ?? 86400) : {}
+        return {headers, body: data}
+      }),
+    ],
+    {noTransaction: true},
+  )
+}
+
+export function heartbeatService(runtime: Runtime): Service {
+  return service(
+    'heartbeat',
+    '/__heartbeat__',
+    [
+      publicGet(async () => {
+        const seconds = Number(runtime.settings.heartbeat_timeout_seconds ?? 10)
+        const status: Record<string, boolean | null> = {}
+        const checks = [...runtime.heartbeats.entries()].map(async ([name, check]) => {
+          status[name] = false
+          try {
+            status[name] = await check(runtime.backends, runtime.readonly)
+          } catch (err) {
+            runtime.logger.error({err}, `'${name}' heartbeat failed.`)
+            status[name] = false
+          }
+        })
+        let timer: NodeJS.Timeout | undefined
+        const timeout = new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), Math.max(0, seconds) * 1000)
+        })
+        const outcome = await Promise.race([Promise.all(checks).then(() => 'done' as const), timeout])
+        clearTimeout(timer)
+        if (outcome === 'timeout') runtime.logger.error({}, `A heartbeat has exceeded the timeout of ${seconds} seconds.`)
+        const snapshot = {...status}
+        const failed = Object.values(snapshot).some((v) => v === false)
+        return {status: failed ? 503 : 200, body: snapshot}
+      }),
+    ],
+    {noTransaction: true},
+  )
+}
+
+export function lbHeartbeatService(): Service {
+  return service('lbheartbeat', '/__lbheartbeat__', [publicGet(async () => ({body: {}}))], {noTransaction: true})
+}
+
+export function versionService(runtime: Runtime, baseDir: string | undefined): Service {
+  let memo: unknown
+  return service(
+    'version',
+    '/__version__',
+    [
+      publicGet(async () => {
+        if (memo === undefined) memo = readVersionFile(runtime, baseDir)
+        return {body: memo}
+      }),
+    ],
+    {noTransaction: true},
+  )
+}
+
+/**
+ * The first of `version_json_path` (relative to the current folder, then to the ini's folder) and
+ * the package's version.json; without any, a version object made from package.json (upstream
+ * answers 500 when the file is missing).
+ */
+function readVersionFile(runtime: Runtime, baseDir: string | undefined): unknown {
+  const configured = asString(runtime.settings, 'version_json_path') ?? 'version.json'
+  const candidates = [path.resolve(configured)]
+  if (baseDir) candidates.push(path.resolve(baseDir, configured))
+  candidates.push(path.join(packageRoot, 'version.json'))
+  for (const file of candidates) {
+    if (existsSync(file)) {
+      try {
+        return JSON.parse(readFileSync(file, 'utf8'))
+      } catch (err) {
+        runtime.logger.error({err, file}, 'Invalid version file.')
+      }
+    }
+  }
+  return {name: 'kinto-ops', version: packageVersion(), source: '', commit: '', build: ''}
+}
+
+const BATCH_METHODS = ['GET', 'HEAD', 'DELETE', 'TRACE', 'POST', 'PUT', 'PATCH']
+
+/** upstream's merge_dicts: fills missing keys of `a` from `b`, recursively, never overwriting. */
+function mergeDefaults(a: Record<string, unknown>, b: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(b)) {
+    if (isPlainObject(v)) {
+      if (!isPlainObject(a[k])) {
+        if (k in a) continue
+        a[k] = {}
+      }
+      mergeDefaults(a[k] as Record<string, unknown>, v)
+    } else if (!(k in a)) {
+      a[k] = v
+    }
+  }
+}
+
+interface SubrequestSpec {
+  method: string
+  path: string
+  headers: Record<string, string>
+  body?: Record<string, unknown>
+}
+
+function validateBatchRequest(spec: unknown, where: string, issues: ValidationIssue[], pathRequired: boolean): SubrequestSpec | null {
+  if (!isPlainObject(spec)) {
+    issues.push({location: 'body', name: where, description: `"${pyRepr(spec)}" is not a mapping type: Does not implement dict-like functionality.`})
+    return null
+  }
+  const unknown = Object.keys(spec).filter((k) => !['method', 'path', 'headers', 'body'].includes(k))
+  if (unknown.length > 0) {
+    issues.push({location: 'body', name: where, description: `Unrecognized keys in mapping: "${pyRepr(Object.fromEntries(unknown.map((k) => [k, spec[k]])))}"`})
+  }
+  if (spec.method !== undefined && (typeof spec.method !== 'string' || !BATCH_METHODS.includes(spec.method))) {
+    issues.push({location: 'body', name: `${where}.method`, description: `"${pyRepr(spec.method)}" is not one of ${BATCH_METHODS.join(', ')}`})
+  }
+  if (spec.path === undefined) {
+    if (pathRequired) issues.push({location: 'body', name: `${where}.path`, description: 'Required'})
+  } else if (typeof spec.path !== 'string' || !spec.path.startsWith('/')) {
+    issues.push({location: 'body', name: `${where}.path`, description: 'String does not match expected pattern'})
+  }
+  if (spec.headers !== undefined) {
+    if (!isPlainObject(spec.headers)) {
+      issues.push({location: 'body', name: `${where}.headers`, description: `"${pyRepr(spec.headers)}" is not a mapping type: Does not implement dict-like functionality.`})
+    } else if (!Object.values(spec.headers).every((v) => typeof v === 'string')) {
+      issues.push({location: 'body', name: `${where}.headers`, description: `${pyRepr(spec.headers)} contains non string value`})
+    } else {
+      for (const [k, v] of Object.entries(spec.headers)) {
+        if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k) || /[\r\n\0]/.test(v as string)) {
+          issues.push({location: 'body', name: `${where}.headers`, description: `Invalid header ${pyRepr(k)}`})
+        }
+      }
+    }
+  }
+  if (spec.body !== undefined && !isPlainObject(spec.body)) {
+    issues.push({location: 'body', name: `${where}.body`, description: `"${pyRepr(spec.body)}" is not a mapping type: Does not implement dict-like functionality.`})
+  }
+  return {
+    method: (spec.method as string | undefined) ?? 'GET',
+    path: spec.path as string,
+    headers: (spec.headers as Record<string, string> | undefined) ?? {},
+    body: spec.body as Record<string, unknown> | undefined,
+  }
+}
+
+export function batchService(runtime: Runtime): Service {
+  return service('batch', '/batch', [
+    {
+      method: 'POST',
+      permission: 'public',
+      contentTypes: ['application/json'],
+      parseBody: true,
+      beforeTransaction: async (ctx) => {
+        let specs: SubrequestSpec[]
+        try {
+          specs = batchSpecs(ctx)
+        } catch {
+          return // reported by the handler
+        }
+        for (const spec of specs) {
+          if (spec.method !== 'DELETE' || !spec.path.includes('?')) continue
+          await consumeTokenNonce(ctx, parseQuery(spec.path.slice(spec.path.indexOf('?') + 1)))
+        }
+      },
+      handler: async (ctx) => {
+        const specs = batchSpecs(ctx)
+        const limit = asInt(runtime.settings, 'batch_max_requests', 25)
+        if (limit && specs.length > limit) throw invalid('body', 'requests', `Number of requests is limited to ${limit}`)
+        if (specs.some((s) => s.path.includes('/batch'))) {
+          throw invalid('body', 'requests', 'Recursive call on /batch endpoint is forbidden.')
+        }
+        const responses = []
+        for (const spec of specs) {
+          const sub = buildSubrequest(ctx, spec, runtime.routePrefix)
+          const {response, req} = await runtime.subrequest(ctx, sub)
+          responses.push({
+            status: response.status,
+            path: req.path,
+            headers: response.headers,
+            body: req.method === 'HEAD' ? '' : (response.body ?? ''),
+          })
+        }
+        return {body: {responses}}
+      },
+    },
+  ])
+}
+
+/** The validated sub-requests of a batch body (defaults merged), parsed once per request. */
+function batchSpecs(ctx: RequestContext): SubrequestSpec[] {
+  const cached = ctx.locals.get('batch:specs') as SubrequestSpec[] | undefined
+  if (cached) return cached
+  const body = ctx.body()
+  if (!isPlainObject(body)) {
+    throw invalid('body', '', `"${pyRepr(body)}" is not a mapping type: Does not implement dict-like functionality.`)
+  }
+  const issues: ValidationIssue[] = []
+  const unknown = Object.keys(body).filter((k) => k !== 'defaults' && k !== 'requests')
+  if (unknown.length > 0) {
+    issues.push({location: 'body', name: '', description: `Unrecognized keys in mapping: "${pyRepr(Object.fromEntries(unknown.map((k) => [k, body[k]])))}"`})
+  }
+  const defaults = body.defaults
+  const requests = body.requests
+  if (requests === undefined) issues.push({location: 'body', name: 'requests', description: 'Required'})
+  else if (!Array.isArray(requests)) issues.push({location: 'body', name: 'requests', description: `"${pyRepr(requests)}" is not iterable`})
+  if (defaults !== undefined) validateBatchRequest(defaults, 'defaults', issues, false)
+  const specs: SubrequestSpec[] = []
+  if (Array.isArray(requests)) {
+    requests.forEach((request, i) => {
+      if (isPlainObject(defaults) && isPlainObject(request)) mergeDefaults(request, defaults)
+      const spec = validateBatchRequest(request, `requests.${i}`, issues, true)
+      if (spec) specs.push(spec)
+    })
+  }
+  if (issues.length > 0) throw invalidParameters(issues)
+  ctx.locals.set('batch:specs', specs)
+  return specs
+}
+
+function buildSubrequest(parent: RequestContext, spec: SubrequestSpec, routePrefix: string): KintoRequest {
+  let target = spec.path
+  const apiPrefix = `/${routePrefix}`
+  if (!target.startsWith(apiPrefix)) target = apiPrefix + target
+  const q = target.indexOf('?')
+  const rawPath = q >= 0 ? target.slice(0, q) : target
+  const rawQuery = q >= 0 ? target.slice(q + 1) : ''
+  const headers: Record<string, string | undefined> = {...parent.req.headers}
+  delete headers['content-length']
+  for (const [k, v] of Object.entries(spec.headers)) headers[k.toLowerCase()] = v
+  let body: Buffer | null = null
+  if (spec.body !== undefined) {
+    headers['content-type'] = 'application/json; charset=utf-8'
+    body = Buffer.from(JSON.stringify(spec.body), 'utf8')
+  }
+  return {
+    method: spec.method,
+    path: decodePath(rawPath),
+    rawPath,
+    rawQuery,
+    query: parseQuery(rawQuery),
+    headers,
+    body,
+    scheme: parent.req.scheme,
+    host: parent.req.host,
+  }
+}
+
+export {service as defineService}
