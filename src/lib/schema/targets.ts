@@ -1,0 +1,65 @@
+/**
+ * Which backends of a configuration live in PostgreSQL, and on which database: what migrate,
+ * db status and db grant-readonly work on.
+ */
+import {DatabaseRegistry, describeDbUrl, parseDbUrl, type PoolOptions, type SqlClient} from '../db/index.js'
+import {asInt, asString, type Settings} from '../config/settings.js'
+import {KintoError} from '../errors.js'
+import {type BackendName, MIGRATION_ORDER} from './sql-files.js'
+
+export interface ConfiguredBackend {
+  backend: BackendName
+  /** The configured module, e.g. `kinto.core.storage.postgresql`. */
+  module: string
+  /** Last part of the module: postgresql, memory, memcached, redis… */
+  kind: string
+  /** Set for postgresql backends. */
+  url?: string
+  /** host:port/database or the embedded folder: safe to print. */
+  database?: string
+  /** Identifies the physical database (one migration lock each). */
+  databaseKey?: string
+  /** PGlite data folder (null: in memory) for embedded databases. */
+  pgliteDir?: string | null
+  pool: PoolOptions
+}
+
+/** The storage, permission and cache backends of the settings, in migration order. */
+export function configuredBackends(settings: Settings, dir: string): ConfiguredBackend[] {
+  return MIGRATION_ORDER.map((backend) => {
+    const module = asString(settings, `${backend}_backend`) ?? ''
+    const kind = module.split('.').pop() ?? ''
+    const entry: ConfiguredBackend = {backend, module, kind, pool: {}}
+    if (kind !== 'postgresql') return entry
+    const url = (asString(settings, `${backend}_url`) ?? '').trim()
+    if (!url) {
+      throw new KintoError(`kinto.${backend}_backend is ${module} but kinto.${backend}_url is empty.`, {
+        code: 'KINTO_CONFIG_INVALID',
+        hint: `Set kinto.${backend}_url to postgresql://user:password@host:5432/dbname (or pglite:<folder>).`,
+      })
+    }
+    const parsed = parseDbUrl(url, dir)
+    entry.url = url
+    entry.database = describeDbUrl(url, dir)
+    if (parsed.driver === 'pglite') {
+      entry.pgliteDir = parsed.dataDir
+      entry.databaseKey = `pglite:${parsed.dataDir ?? ':memory:'}`
+    } else {
+      entry.databaseKey = `pg:${parsed.host}:${parsed.port}/${parsed.database}`
+    }
+    entry.pool = {
+      // migrate holds one connection for its lock and works on another
+      poolSize: Math.max(2, asInt(settings, `${backend}_pool_size`, 25) ?? 25),
+      maxOverflow: asInt(settings, `${backend}_max_overflow`, 10) ?? 10,
+      connectTimeoutMs: 10_000,
+      baseDir: dir,
+    }
+    return entry
+  })
+}
+
+/** Opens (once per URL, as upstream's one pool per URL) the client of a postgresql backend. */
+export function clientFor(registry: DatabaseRegistry, b: ConfiguredBackend): SqlClient {
+  if (!b.url) throw new Error(`${b.backend} is not a PostgreSQL backend`)
+  return registry.get(b.url, b.pool)
+}
