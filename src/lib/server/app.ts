@@ -18,8 +18,8 @@ export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024
 export interface CreateAppOptions {
   settings: Settings
   backends: Backends
-  /** hello's `config`: the ini path, its sha256 and mtime (null: not shown). */
-  configInfo?: ConfigInfo | null
+  /** hello's `config`: the ini path, its sha256 and mtime (null: not shown; a function: per hello). */
+  configInfo?: ConfigInfo | (() => ConfigInfo | null) | null
   /** A pino logger (Fastify's and the runtime's); none: silent. */
   logger?: Logger & object
   /** Folder of the ini (relative `version_json_path`). */

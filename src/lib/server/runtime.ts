@@ -72,7 +72,8 @@ export type Heartbeat = (backends: Backends, readonly: boolean) => Promise<boole
 export interface RuntimeOptions {
   settings: Settings
   backends: Backends
-  configInfo?: ConfigInfo | null
+  /** hello's `config`; a function is called on each hello (upstream re-reads the file). */
+  configInfo?: ConfigInfo | (() => ConfigInfo | null) | null
   logger?: Logger
 }
 
@@ -82,7 +83,7 @@ export class Runtime {
   readonly settings: Settings
   readonly backends: Backends
   readonly logger: Logger
-  readonly configInfo: ConfigInfo | null
+  private readonly configInfoSource: ConfigInfo | (() => ConfigInfo | null) | null
   readonly router = new Router()
   readonly events = new EventBus<RequestContext>()
   readonly capabilities: Record<string, Capability> = {}
@@ -103,7 +104,7 @@ export class Runtime {
     this.settings = options.settings
     this.backends = options.backends
     this.logger = options.logger ?? silentLogger
-    this.configInfo = options.configInfo ?? null
+    this.configInfoSource = options.configInfo ?? null
     this.readonly = asBool(this.settings, 'readonly')
     const apiVersion = asString(this.settings, 'http_api_version') ?? '1.23'
     this.routePrefix = `v${apiVersion.split('.')[0]}`
@@ -116,6 +117,11 @@ export class Runtime {
     this.backoff = backoff === null || backoff === undefined || backoff === '' ? null : String(backoff)
     const pct = this.settings.backoff_percentage
     this.backoffPercentage = pct === null || pct === undefined || pct === '' ? null : Number(pct)
+  }
+
+  get configInfo(): ConfigInfo | null {
+    const source = this.configInfoSource
+    return typeof source === 'function' ? source() : source
   }
 
   /** Adds a capability to hello (upstream's config.add_api_capability). */
