@@ -124,6 +124,7 @@ describe('statement budget on PGlite', () => {
     const storage = target.backends.storage as PostgresStorage
     const P = '/buckets/b/collections/c'
     for (let i = 0; i < 5; i++) await storage.create('record', P, {i, tag: i % 2 ? 'odd' : 'even'})
+    await storage.resourceTimestamp('record', P)
     const statements: string[] = []
     await storage.client.transaction(async (q) => {
       const counting: Queryable = {
@@ -152,6 +153,13 @@ describe('statement budget on PGlite', () => {
       await s.update('record', P, created.id, {i: 10}, {condition: {kind: 'last_modified', value: created.last_modified}})
       await s.resourceTimestamp('record', P)
       expect(statements).toHaveLength(3)
+      statements.length = 0
+      // The first read of a list's timestamp in a transaction stores it under the list lock.
+      await s.resourceTimestamp('record', '/buckets/b/collections/new')
+      expect(statements).toHaveLength(3)
+      statements.length = 0
+      await s.resourceTimestamp('record', '/buckets/b/collections/new')
+      expect(statements).toHaveLength(1)
       statements.length = 0
       await s.deleteAll('record', P, {filters: [{field: 'tag', operator: 'eq', value: 'even'}]})
       expect(statements).toHaveLength(2)

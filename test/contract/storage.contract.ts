@@ -603,6 +603,25 @@ export function storageContract(get: () => Backends): void {
       expect(new Set(created.map((c) => c.last_modified)).size).toBe(40)
     })
 
+    it('transactions reading a new list timestamp and writing the list, in either order, do not deadlock', async () => {
+      const backends = get()
+      const work = Array.from({length: 10}, (_, i) => `/buckets/b/collections/fresh${i}`).flatMap((list) => [
+        backends.transaction(async (tx) => {
+          await tx.storage.resourceTimestamp(R, list)
+          await new Promise((r) => setTimeout(r, 5))
+          return tx.storage.create(R, list, {})
+        }),
+        backends.transaction(async (tx) => {
+          const obj = await tx.storage.create(R, list, {})
+          await new Promise((r) => setTimeout(r, 5))
+          await tx.storage.resourceTimestamp(R, list)
+          return obj
+        }),
+      ])
+      const results = await Promise.allSettled(work)
+      expect(results.filter((r) => r.status === 'rejected')).toEqual([])
+    })
+
     it('parallel updates, deletes and creates mixed in one list never collide', async () => {
       for (let i = 0; i < 10; i++) await storage.create(R, P, {id: `m${i}`})
       const ops = Array.from({length: 30}, (_, i) =>

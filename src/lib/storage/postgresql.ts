@@ -191,6 +191,19 @@ export class PostgresStorage implements Storage {
       }
       // As upstream: remember the timestamp of the list (its newest row, or now when empty) the
       // first time it is read, so an empty list keeps a stable timestamp.
+      if (this.tx) {
+        // Inside a request transaction, insert the row only under the list lock: an uncommitted
+        // `timestamps` row taken before the lock could deadlock with a writer of the list that
+        // reads this list's timestamp. Once the row exists (the usual case) this is one read.
+        const found = await this.tx.query<{ts: number | null; stored: boolean}>(
+          `SELECT as_epoch(e.last_modified) AS ts,
+                  EXISTS (SELECT 1 FROM timestamps WHERE parent_id = $1 AND resource_name = $2) AS stored
+             FROM (${existing}) AS e`,
+          [parentId, resourceName],
+        )
+        if (found.rows[0].stored) return Number(found.rows[0].ts)
+        await lockLists(this.tx, [[parentId, resourceName]])
+      }
       const res = await this.q.query<{ts: number}>(
         `WITH existing AS (${existing}),
          created AS (
