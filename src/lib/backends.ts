@@ -21,12 +21,15 @@
  * - Writes to a list take a per-list lock (postgresql: `pg_advisory_xact_lock`) held until commit, so
  *   concurrent writers never collide on the unique timestamp index; a deadlock between two multi-list
  *   transactions (PostgreSQL aborts one) surfaces as `BackendError` with `retryable: true`.
- * - The cache is never part of a transaction (upstream: it commits after each operation).
+ * - The cache is never part of a transaction (upstream: it commits after each operation). On a
+ *   PostgreSQL server it has its own pool even on the storage URL (as upstream). On PGlite it shares
+ *   the one connection: a cache call inside fn would wait for the transaction, so make cache calls
+ *   before or after the transaction there.
  */
 import type {Cache} from './cache/types.js'
 import {MemoryCache} from './cache/memory.js'
 import {asBool, asInt, asString, type Settings} from './config/settings.js'
-import {DatabaseRegistry, type PoolOptions, type SqlClient} from './db/index.js'
+import {DatabaseRegistry, openDatabase, parseDbUrl, type PoolOptions, type SqlClient} from './db/index.js'
 import {KintoError} from './errors.js'
 import {MemoryPermission} from './permission/memory.js'
 import {PostgresPermission} from './permission/postgresql.js'
@@ -129,10 +132,20 @@ export function createBackends(settings: Settings, options: CreateBackendsOption
       : new PostgresPermission((permissionClient = registry.get(databaseUrl(settings, 'permission'), poolOptions(settings, 'permission'))))
   const cacheMaxSize = asInt(settings, 'cache_max_size_bytes', 524288)
   const cachePrefix = asString(settings, 'cache_prefix') ?? ''
-  const cache: Cache =
-    cacheKind === 'memory'
-      ? new MemoryCache({prefix: cachePrefix, maxSizeBytes: cacheMaxSize})
-      : new PostgresCache(registry.get(databaseUrl(settings, 'cache'), poolOptions(settings, 'cache')), {prefix: cachePrefix})
+  // The cache gets its own pool, as upstream: a cache call made while a request transaction holds a
+  // connection then never waits for the storage pool. PGlite is one instance per folder: shared.
+  let ownCacheClient: SqlClient | undefined
+  let cache: Cache
+  if (cacheKind === 'memory') {
+    cache = new MemoryCache({prefix: cachePrefix, maxSizeBytes: cacheMaxSize})
+  } else {
+    const url = databaseUrl(settings, 'cache')
+    const client =
+      parseDbUrl(url, options.baseDir).driver === 'pglite'
+        ? registry.get(url, poolOptions(settings, 'cache'))
+        : (ownCacheClient = openDatabase(url, {...poolOptions(settings, 'cache'), baseDir: options.baseDir}))
+    cache = new PostgresCache(client, {prefix: cachePrefix})
+  }
 
   const shared = storageClient !== undefined && storageClient === permissionClient
 
@@ -155,6 +168,7 @@ export function createBackends(settings: Settings, options: CreateBackendsOption
     transaction,
     async close() {
       await Promise.all([storage.close(), permission.close(), cache.close()])
+      await ownCacheClient?.close()
       if (ownsRegistry) await registry.closeAll()
     },
   }

@@ -85,6 +85,23 @@ describe('createBackends', () => {
     await b.close()
     await registry.closeAll()
   })
+
+  it('gives the cache its own pool on the storage URL (PostgreSQL), but shares PGlite', async () => {
+    const pgUrl = 'postgresql://kinto@127.0.0.1:1/kinto'
+    const settings = (url: string) =>
+      buildSettings({
+        'kinto.storage_backend': 'kinto.core.storage.postgresql',
+        'kinto.storage_url': url,
+        'kinto.cache_backend': 'kinto.core.cache.postgresql',
+        'kinto.cache_url': url,
+      })
+    const onServer = createBackends(settings(pgUrl))
+    expect((onServer.cache as PostgresCache).client).not.toBe((onServer.storage as PostgresStorage).client)
+    await onServer.close()
+    const embedded = createBackends(settings('pglite:memory:'))
+    expect((embedded.cache as PostgresCache).client).toBe((embedded.storage as PostgresStorage).client)
+    await embedded.close()
+  })
 })
 
 describe('storage_max_fetch_size', () => {
