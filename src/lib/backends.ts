@@ -35,7 +35,7 @@ import {MemoryPermission} from './permission/memory.js'
 import {PostgresPermission} from './permission/postgresql.js'
 import type {Permission} from './permission/types.js'
 import {MemoryStorage} from './storage/memory.js'
-import {PostgresStorage} from './storage/postgresql.js'
+import {PostgresStorage, runTransaction} from './storage/postgresql.js'
 import type {Storage} from './storage/types.js'
 import {PostgresCache} from './cache/postgresql.js'
 
@@ -153,7 +153,7 @@ export function createBackends(settings: Settings, options: CreateBackendsOption
     if (shared) {
       const pgStorage = storage as PostgresStorage
       const pgPermission = permission as PostgresPermission
-      return storageClient!.transaction((q) => fn({storage: pgStorage.bind(q), permission: pgPermission.bind(q)}))
+      return runTransaction(storageClient!, (q) => fn({storage: pgStorage.bind(q), permission: pgPermission.bind(q)}))
     }
     return (storage as {transaction<R>(f: (s: Storage) => Promise<R>): Promise<R>}).transaction((s) =>
       (permission as {transaction<R>(f: (p: Permission) => Promise<R>): Promise<R>}).transaction((p) => fn({storage: s, permission: p})),

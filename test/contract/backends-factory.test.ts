@@ -104,6 +104,33 @@ describe('createBackends', () => {
   })
 })
 
+describe('transactions over backends on different stores', () => {
+  it('postgresql storage with memory permission: both commit, both roll back', async () => {
+    const target = await openTarget('pglite', {'kinto.permission_backend': 'kinto.core.permission.memory'})
+    try {
+      const b = target.backends
+      expect(b.permission).toBeInstanceOf(MemoryPermission)
+      await b.transaction(async (tx) => {
+        await tx.storage.create('bucket', '', {id: 'kept'})
+        await tx.permission.addPrincipalToAce('/buckets/kept', 'write', 'alice')
+      })
+      const boom = new Error('boom')
+      await expect(
+        b.transaction(async (tx) => {
+          await tx.storage.create('bucket', '', {id: 'gone'})
+          await tx.permission.addPrincipalToAce('/buckets/gone', 'write', 'alice')
+          throw boom
+        }),
+      ).rejects.toBe(boom)
+      expect((await b.storage.list('bucket', '')).map((o) => o.id)).toEqual(['kept'])
+      expect(await b.permission.getObjectPermissions('/buckets/kept')).toEqual({write: new Set(['alice'])})
+      expect(await b.permission.getObjectPermissions('/buckets/gone')).toEqual({})
+    } finally {
+      await closeTarget(target)
+    }
+  })
+})
+
 describe('storage_max_fetch_size', () => {
   const check = async (storage: import('../../src/lib/storage/types.js').Storage) => {
     const P = '/buckets/b/collections/c'

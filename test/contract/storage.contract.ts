@@ -666,11 +666,14 @@ export function storageContract(get: () => Backends): void {
       expect(await backends.permission.getUserPrincipals('alice')).toEqual(new Set())
     })
 
-    it('a typed error inside a transaction comes out unchanged', async () => {
+    it('errors thrown inside a transaction come out unchanged', async () => {
       const backends = get()
       await storage.create(R, P, {id: 'dup'})
       const err = await rejection(backends.transaction((tx) => tx.storage.create(R, P, {id: 'dup'})))
       expect(err).toBeInstanceOf(UnicityError)
+      class AppError extends Error {}
+      const custom = new AppError('from the caller')
+      expect(await rejection(backends.transaction(async () => Promise.reject(custom)))).toBe(custom)
     })
   })
 

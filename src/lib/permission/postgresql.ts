@@ -4,7 +4,7 @@
  * Every operation is one statement; lists travel as array parameters (unnest / ANY).
  */
 import type {Queryable, SqlClient} from '../db/index.js'
-import {translateError} from '../storage/postgresql.js'
+import {runTransaction, translateError} from '../storage/postgresql.js'
 import {hasWildcard, wildcardToLike} from '../storage/wildcard.js'
 import type {BoundPermissions, Permission} from './types.js'
 
@@ -24,7 +24,7 @@ export class PostgresPermission implements Permission {
   }
 
   transaction<T>(fn: (permission: PostgresPermission) => Promise<T>): Promise<T> {
-    return this.guard(() => this.client.transaction((q) => fn(this.bind(q))))
+    return runTransaction(this.client, (q) => fn(this.bind(q)), 'Permission')
   }
 
   private get q(): Queryable {

@@ -83,6 +83,27 @@ export function translateError(error: unknown, what = 'Storage'): Error {
   return new BackendError(`${what} backend failure: ${e?.message ?? String(error)}`, {cause: error})
 }
 
+/**
+ * BEGIN … COMMIT around fn on one connection. Errors thrown by fn come out unchanged (whatever
+ * their type); failures of the database itself (BEGIN, COMMIT, a lost connection) become
+ * BackendError.
+ */
+export async function runTransaction<T>(client: SqlClient, fn: (q: Queryable) => Promise<T>, what = 'Storage'): Promise<T> {
+  let fromFn = false
+  try {
+    return await client.transaction(async (q) => {
+      try {
+        return await fn(q)
+      } catch (error) {
+        fromFn = true
+        throw error
+      }
+    })
+  } catch (error) {
+    throw fromFn ? error : translateError(error, what)
+  }
+}
+
 /** Takes the per-list advisory locks (sorted, so that two writers always lock in the same order). */
 async function lockLists(q: Queryable, lists: Array<[string, string]>): Promise<void> {
   const keys = [...new Set(lists.map(([parent, resource]) => JSON.stringify([resource, parent])))].sort()
@@ -119,7 +140,7 @@ export class PostgresStorage implements Storage {
 
   /** Runs fn with a storage bound to a new transaction (COMMIT on success, ROLLBACK on throw). */
   transaction<T>(fn: (storage: PostgresStorage) => Promise<T>): Promise<T> {
-    return this.guard(() => this.client.transaction((q) => fn(this.bind(q))))
+    return runTransaction(this.client, (q) => fn(this.bind(q)))
   }
 
   private get q(): Queryable {
