@@ -12,6 +12,7 @@ import {MemoryPermission} from '../../src/lib/permission/memory.js'
 import {PostgresPermission} from '../../src/lib/permission/postgresql.js'
 import {MemoryStorage} from '../../src/lib/storage/memory.js'
 import {PostgresStorage} from '../../src/lib/storage/postgresql.js'
+import {BackendError} from '../../src/lib/storage/types.js'
 import {closeTarget, openTarget, type PgTarget} from './pg-target.js'
 
 function thrown(fn: () => unknown): KintoError {
@@ -127,6 +128,21 @@ describe('transactions over backends on different stores', () => {
       expect(await b.permission.getObjectPermissions('/buckets/gone')).toEqual({})
     } finally {
       await closeTarget(target)
+    }
+  })
+})
+
+describe('failures', () => {
+  it('a database without the schema gives a BackendError saying to run kinto migrate', async () => {
+    const b = createBackends(
+      buildSettings({'kinto.storage_backend': 'kinto.core.storage.postgresql', 'kinto.storage_url': 'pglite:memory:'}),
+    )
+    try {
+      const err = await b.storage.get('record', '/x', 'y').catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(BackendError)
+      expect((err as Error).message).toContain("run 'kinto migrate'")
+    } finally {
+      await b.close()
     }
   })
 })

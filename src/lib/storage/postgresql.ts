@@ -80,6 +80,10 @@ export function translateError(error: unknown, what = 'Storage'): Error {
   if (e?.code === '40P01' || e?.code === '40001') {
     return new BackendError(`${what} backend: transaction aborted by a concurrent one (${e.code}); retry it.`, {cause: error, retryable: true})
   }
+  if (e?.code === '42P01' || e?.code === '42883') {
+    // undefined table / function: the schema was never installed (or is incomplete).
+    return new BackendError(`${what} backend: the database has no Kinto schema (${e.message}); run 'kinto migrate'.`, {cause: error})
+  }
   return new BackendError(`${what} backend failure: ${e?.message ?? String(error)}`, {cause: error})
 }
 
