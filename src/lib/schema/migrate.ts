@@ -93,11 +93,14 @@ async function checkDatabaseForStorage(q: Queryable, database: string): Promise<
     : [`Database timezone is not UTC (${timezone}); timestamps are computed in the session zone. Run kinto db create (it sets UTC) or ALTER DATABASE … SET TIMEZONE TO UTC.`]
 }
 
-/** Runs fn holding the migration lock of every database (sorted, so two runs cannot cross). */
-async function withMigrationLocks<T>(
+/**
+ * Runs fn holding the migration lock of every database (sorted, so two runs cannot cross): the
+ * lock file of each embedded folder, and with needAdvisory the advisory lock of each server database.
+ */
+export async function withMigrationLocks<T>(
   pg: ConfiguredBackend[],
   registry: DatabaseRegistry,
-  opts: MigrateOptions,
+  opts: Pick<MigrateOptions, 'lockTimeoutMs' | 'noWait' | 'pollMs' | 'report'>,
   needAdvisory: boolean,
   fn: () => Promise<T>,
 ): Promise<T> {
@@ -121,7 +124,12 @@ async function withMigrationLocks<T>(
       if (b.pgliteDir === null) return lockOne(i + 1)
       return withFileLock(pgliteLockPath(b.pgliteDir), waitOpts, async () => {
         opts.report?.({type: 'lock-acquired', database})
-        return lockOne(i + 1)
+        try {
+          return await lockOne(i + 1)
+        } finally {
+          // closed (data flushed) before the lock file goes
+          await clientFor(registry, b).close()
+        }
       })
     }
     if (!needAdvisory) return lockOne(i + 1)
