@@ -59,3 +59,40 @@ export function client(app: FastifyInstance, defaultAuth: string | null = ALICE)
     return {status: res.statusCode, headers: res.headers as Res['headers'], body, raw: res.body}
   }
 }
+
+/**
+ * An app on the postgresql backends over a fresh test database (PGlite here, the real server
+ * when KINTO_TEST_DATABASE_URL is set), schema installed. `close()` also drops the database.
+ */
+export async function postgresApp(raw: Record<string, string> = {}): Promise<{app: FastifyInstance; url: string; close(): Promise<void>}> {
+  const {createTestDatabase} = await import('../helpers/db.js')
+  const {DatabaseRegistry} = await import('../../src/lib/db/index.js')
+  const {ensureSchema} = await import('../../src/lib/schema/index.js')
+  const db = await createTestDatabase()
+  const registry = new DatabaseRegistry()
+  await ensureSchema(registry.get(db.url), ['storage', 'permission', 'cache'])
+  const settings = buildSettings(
+    {
+      'kinto.storage_backend': 'kinto.core.storage.postgresql',
+      'kinto.storage_url': db.url,
+      'kinto.permission_backend': 'kinto.core.permission.postgresql',
+      'kinto.permission_url': db.url,
+      'kinto.cache_backend': 'kinto.core.cache.postgresql',
+      'kinto.cache_url': db.url,
+      ...raw,
+    },
+    {},
+  )
+  const backends = createBackends(settings, {registry})
+  const app = createApp({settings, backends})
+  return {
+    app,
+    url: db.url,
+    async close() {
+      await app.close()
+      await backends.close()
+      await registry.closeAll()
+      await db.drop()
+    },
+  }
+}

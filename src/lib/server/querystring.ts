@@ -118,6 +118,17 @@ export function decodedQuery(query: RawQuery): Map<string, unknown> {
   return values
 }
 
+/**
+ * Dotted field paths become nested jsonb accesses in SQL: keep them to a sane depth and length
+ * (PGlite fails on very deep expressions, and no real document needs more).
+ */
+export const MAX_FIELD_DEPTH = 32
+export const MAX_FIELD_LENGTH = 1024
+
+function fieldTooComplex(field: string): boolean {
+  return field.length > MAX_FIELD_LENGTH || field.split('.').length > MAX_FIELD_DEPTH
+}
+
 const OPERATORS: FilterOperator[] = ['lt', 'min', 'max', 'not', 'eq', 'gt', 'in', 'exclude', 'like', 'has', 'contains_any', 'contains']
 const FILTER_PARAM = new RegExp(`^(${OPERATORS.join('|')})_([\\p{L}\\p{N}_.]+)$`, 'u')
 const SORT_FIELD = /^([-+]?)([\p{L}\p{N}_.]+)$/u
@@ -195,6 +206,7 @@ export function extractFilters(query: RawQuery, options: {nowMs?: number} = {}):
       if ((field === 'id' && !allStrings) || (field === 'last_modified' && !allIntegers)) throw fail()
     }
     if (field.includes('\u0000') || hasNul(v)) throw fail('Invalid character 0x00')
+    if (fieldTooComplex(field)) throw fail(`Field '${field.slice(0, 64)}…' is too long or too deep`)
     if (field === 'last_modified') {
       if (!isValidTimestamp(v, nowMs)) throw fail()
       v = timestampValue(v)
@@ -222,6 +234,9 @@ export function extractSorting(query: RawQuery): Sort[] {
   for (const entry of specified) {
     const m = SORT_FIELD.exec(entry.trim())
     if (!m) continue
+    if (fieldTooComplex(m[2])) {
+      throw invalid('querystring', '_sort', `Sort field '${m[2].slice(0, 64)}…' is too long or too deep`)
+    }
     sorting.push({field: m[2], direction: m[1] === '-' ? -1 : 1})
   }
   // As upstream: only the exact entry `last_modified` counts (so `-last_modified` is repeated; harmless).

@@ -561,7 +561,8 @@ export class ResourceRequest {
     payload: Payload,
   ): Promise<Record<string, unknown>> {
     const lm = newObj.last_modified
-    if (typeof lm !== 'number' || !Number.isInteger(lm)) delete newObj.last_modified
+    // Integers only (upstream), and within what a bigint column and a JS number hold exactly.
+    if (typeof lm !== 'number' || !Number.isSafeInteger(lm)) delete newObj.last_modified
     else if (old && lm <= old.last_modified) delete newObj.last_modified
 
     let permissions: Record<string, string[]>
@@ -708,7 +709,10 @@ export class ResourceRequest {
     const headers: Record<string, string> = {}
     if (deleted.length > 0) {
       if (limit && objects.length === limit + 1) {
-        headers['Next-Page'] = await this.nextPageUrl(sorting, limit, deleted[deleted.length - 1], offset + objects.length)
+        // Upstream builds the cursor from the last tombstone, which lacks the sorted fields
+        // (a second page sorted on a data field then deletes nothing); the last object deleted,
+        // as it was, gives the same cursor for the default sort and a right one for the others.
+        headers['Next-Page'] = await this.nextPageUrl(sorting, limit, objects[limit - 1], offset + objects.length)
       }
       Object.assign(headers, timestampHeaders(Math.max(...deleted.map((d) => d.last_modified))))
     } else {
@@ -828,7 +832,9 @@ export class ResourceRequest {
     const obj = await this.getObjectOr404(id)
     await this.raise412IfModified(obj)
     let lastModified: number | undefined = queryInteger(this.ctx.req.query, 'last_modified')
-    if (lastModified !== undefined && (lastModified === 0 || lastModified <= obj.last_modified)) lastModified = undefined
+    if (lastModified !== undefined && (lastModified === 0 || lastModified <= obj.last_modified || !Number.isSafeInteger(lastModified))) {
+      lastModified = undefined
+    }
     let deleted: KintoObject
     try {
       deleted = await this.deleteObject(obj, lastModified, this.writeCondition())

@@ -227,7 +227,15 @@ export function batchService(runtime: Runtime): Service {
         }
         const responses = []
         for (const spec of specs) {
-          const sub = buildSubrequest(ctx, spec, runtime.routePrefix)
+          let sub: KintoRequest
+          try {
+            sub = buildSubrequest(ctx, spec, runtime.routePrefix)
+          } catch (err) {
+            // A path that is not UTF-8: that sub-request's own 400.
+            const failed = runtime.errorResponse(err, {...ctx.req, method: spec.method, path: spec.path, rawPath: spec.path})
+            responses.push({status: failed.status, path: spec.path, headers: failed.headers, body: failed.body ?? ''})
+            continue
+          }
           const {response, req} = await runtime.subrequest(ctx, sub)
           responses.push({
             status: response.status,

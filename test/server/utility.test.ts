@@ -1,0 +1,272 @@
+/**
+ * Utility endpoints, redirects, 404s, common headers, CORS, readonly, backoff and end-of-service,
+ * through app.inject on memory backends.
+ */
+import {afterEach, describe, expect, test} from 'vitest'
+
+import {ALICE, client, memoryApp} from './helpers.js'
+
+const apps: Array<ReturnType<typeof memoryApp>> = []
+function setup(raw: Record<string, string> = {}) {
+  const app = memoryApp(raw)
+  apps.push(app)
+  return {app, req: client(app)}
+}
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((a) => a.close()))
+})
+
+describe('hello', () => {
+  test('anonymous hello has every field and no user', async () => {
+    const {req} = setup()
+    const r = await req('GET', '/v1/', {auth: null})
+    expect(r.status).toBe(200)
+    expect(r.body).toMatchObject({
+      project_name: 'kinto',
+      http_api_version: '1.23',
+      project_docs: 'https://kinto.readthedocs.io/',
+      url: 'http://localhost:80/v1/',
+      config: null,
+      settings: {batch_max_requests: 25, readonly: false, explicit_permissions: true},
+      capabilities: {basicauth: {description: expect.any(String), url: expect.any(String)}},
+    })
+    expect(typeof r.body.project_version).toBe('string')
+    expect(r.body).not.toHaveProperty('user')
+    expect(r.headers['content-security-policy']).toBe("default-src 'none'; frame-ancestors 'none'; base-uri 'none'; ")
+    expect(r.headers['x-content-type-options']).toBe('nosniff')
+  })
+
+  test('authenticated hello shows the HMAC user id and principals', async () => {
+    const {req} = setup({'kinto.userid_hmac_secret': 'secret-key'})
+    const r = await req('GET', '/v1/')
+    const {createHmac} = await import('node:crypto')
+    const id = 'basicauth:' + createHmac('sha256', 'secret-key').update('alice:secret').digest('hex')
+    expect(r.body.user).toEqual({id, principals: [id, 'system.Everyone', 'system.Authenticated']})
+  })
+
+  test('url honours http_scheme and http_host', async () => {
+    const {req} = setup({'kinto.http_scheme': 'https', 'kinto.http_host': 'kinto.example.com'})
+    expect((await req('GET', '/v1/')).body.url).toBe('https://kinto.example.com/v1/')
+  })
+
+  test('readonly hello is cacheable and says readonly', async () => {
+    const {req} = setup({'kinto.readonly': 'true'})
+    const r = await req('GET', '/v1/', {auth: null})
+    expect(r.body.settings.readonly).toBe(true)
+    expect(r.headers['cache-control']).toBe('max-age=86400')
+    expect(r.headers.expires).toBeTruthy()
+  })
+
+  test('HEAD on hello has no body', async () => {
+    const {req} = setup()
+    const r = await req('HEAD', '/v1/')
+    expect(r.status).toBe(200)
+    expect(r.raw).toBe('')
+  })
+})
+
+describe('heartbeats and version', () => {
+  test('__heartbeat__ checks every backend', async () => {
+    const {req} = setup()
+    const r = await req('GET', '/v1/__heartbeat__', {auth: null})
+    expect(r.status).toBe(200)
+    expect(r.body).toEqual({storage: true, permission: true, cache: true})
+  })
+
+  test('__heartbeat__ is 503 when a backend fails', async () => {
+    const {app, req} = setup()
+    app.kinto.heartbeats.set('broken', async () => false)
+    const r = await req('GET', '/v1/__heartbeat__', {auth: null})
+    expect(r.status).toBe(503)
+    expect(r.body.broken).toBe(false)
+  })
+
+  test('__heartbeat__ answers within heartbeat_timeout_seconds when a check hangs', async () => {
+    const {app, req} = setup({'kinto.heartbeat_timeout_seconds': '0.2'})
+    app.kinto.heartbeats.set('slow', () => new Promise(() => {}))
+    const started = Date.now()
+    const r = await req('GET', '/v1/__heartbeat__', {auth: null})
+    expect(r.status).toBe(503)
+    expect(r.body.slow).toBe(false)
+    expect(Date.now() - started).toBeLessThan(5000)
+  })
+
+  test('__lbheartbeat__ and __version__', async () => {
+    const {req} = setup()
+    expect(await req('GET', '/v1/__lbheartbeat__', {auth: null})).toMatchObject({status: 200, body: {}})
+    const v = await req('GET', '/v1/__version__', {auth: null})
+    expect(v.status).toBe(200)
+    expect(v.body).toHaveProperty('version')
+  })
+})
+
+describe('redirects and unknown URLs', () => {
+  test('paths outside /v1 redirect to /v1 with the querystring', async () => {
+    const {req} = setup()
+    const r = await req('GET', '/buckets?a=1', {auth: null})
+    expect(r.status).toBe(307)
+    expect(r.headers.location).toBe('/v1/buckets?a=1')
+    expect((await req('GET', '/', {auth: null})).headers.location).toBe('/v1/')
+  })
+
+  test('OPTIONS outside /v1 answers 200 for CORS', async () => {
+    const {req} = setup()
+    expect((await req('OPTIONS', '/buckets', {auth: null})).status).toBe(200)
+  })
+
+  test('trailing slashes redirect, /v1 goes to /v1/', async () => {
+    const {req} = setup()
+    const r = await req('GET', '/v1/buckets/?_limit=2', {auth: null})
+    expect(r.status).toBe(307)
+    expect(r.headers.location).toBe('/v1/buckets?_limit=2')
+    expect(r.headers['cache-control']).toBe('max-age=3600')
+    const v1 = await req('GET', '/v1', {auth: null})
+    expect(v1.status).toBe(307)
+    expect(v1.headers.location).toBe('/v1/')
+  })
+
+  test('trailing slash redirect can be disabled', async () => {
+    const {req} = setup({'kinto.trailing_slash_redirect_enabled': 'false'})
+    const r = await req('GET', '/v1/buckets/', {auth: null})
+    expect(r.status).toBe(404)
+    expect(r.body.errno).toBe(111)
+  })
+
+  test('unknown routes: 404 errno 111; other versions: errno 116', async () => {
+    const {req} = setup()
+    expect((await req('GET', '/v1/nowhere/at/all')).body).toEqual({
+      code: 404,
+      errno: 111,
+      error: 'Not Found',
+      message: 'The resource you are looking for could not be found.',
+    })
+    const v2 = await req('GET', '/v2/buckets')
+    expect(v2.status).toBe(404)
+    expect(v2.body.errno).toBe(116)
+  })
+
+  test('methods an endpoint lacks: 405 errno 115', async () => {
+    const {req} = setup()
+    const r = await req('PUT', '/v1/buckets', {body: {}})
+    expect(r.status).toBe(405)
+    expect(r.body).toMatchObject({errno: 115, message: 'Method not allowed on this endpoint.'})
+    expect((await req('DELETE', '/v1/__heartbeat__')).status).toBe(405)
+  })
+})
+
+describe('CORS', () => {
+  test('preflight lists methods and headers', async () => {
+    const {req} = setup()
+    const r = await req('OPTIONS', '/v1/buckets/b/collections/c/records', {
+      auth: null,
+      headers: {origin: 'http://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'Authorization, If-Match'},
+    })
+    expect(r.status).toBe(200)
+    expect(r.headers['access-control-allow-origin']).toBe('*')
+    expect(String(r.headers['access-control-allow-methods']).split(',')).toEqual(expect.arrayContaining(['GET', 'POST', 'DELETE', 'HEAD']))
+    expect(String(r.headers['access-control-allow-headers'])).toContain('If-Match')
+    expect(r.headers['access-control-max-age']).toBe('3600')
+  })
+
+  test('preflight without Origin or method is a 400', async () => {
+    const {req} = setup()
+    const r = await req('OPTIONS', '/v1/buckets', {auth: null})
+    expect(r.status).toBe(400)
+    expect(r.body.errno).toBe(107)
+  })
+
+  test('exposed headers per endpoint', async () => {
+    const {req} = setup()
+    await req('PUT', '/v1/buckets/b', {body: {}})
+    const list = await req('GET', '/v1/buckets', {headers: {origin: 'http://app.example'}})
+    const exposed = String(list.headers['access-control-expose-headers'])
+    for (const h of ['Next-Page', 'ETag', 'Last-Modified', 'Backoff', 'Retry-After', 'Alert', 'Content-Length']) expect(exposed).toContain(h)
+    const head = await req('HEAD', '/v1/buckets', {headers: {origin: 'http://app.example'}})
+    expect(String(head.headers['access-control-expose-headers'])).toContain('Total-Objects')
+    const error = await req('GET', '/v1/buckets/nope', {auth: null, headers: {origin: 'http://app.example'}})
+    expect(error.headers['access-control-allow-origin']).toBe('*')
+  })
+
+  test('cors_origins restricts origins', async () => {
+    const {req} = setup({'kinto.cors_origins': 'https://*.example.com'})
+    const ok = await req('GET', '/v1/', {headers: {origin: 'https://app.example.com'}})
+    expect(ok.headers['access-control-allow-origin']).toBe('https://app.example.com')
+    const no = await req('GET', '/v1/buckets', {headers: {origin: 'https://evil.test'}})
+    expect(no.status).toBe(400)
+    expect(no.headers['access-control-allow-origin']).toBeUndefined()
+  })
+})
+
+describe('readonly, backoff, end of service', () => {
+  test('readonly refuses writes with 405 errno 115, batch included', async () => {
+    const {req} = setup({'kinto.readonly': 'true'})
+    for (const [m, u] of [
+      ['PUT', '/v1/buckets/b'],
+      ['POST', '/v1/buckets'],
+      ['POST', '/v1/batch'],
+      ['DELETE', '/v1/buckets'],
+      ['PATCH', '/v1/nowhere'],
+    ]) {
+      const r = await req(m, u, {body: {}})
+      expect(r.status, `${m} ${u}`).toBe(405)
+      expect(r.body.errno).toBe(115)
+    }
+  })
+
+  test('readonly serves lists that were never written', async () => {
+    const {req} = setup({'kinto.readonly': 'true', 'kinto.bucket_read_principals': 'system.Everyone'})
+    const r = await req('GET', '/v1/buckets', {auth: null})
+    expect(r.status).toBe(200)
+    expect(r.body.data).toEqual([])
+    expect(r.headers.etag).toBe('"0"')
+  })
+
+  test('Backoff on every response', async () => {
+    const {req} = setup({'kinto.backoff': '10'})
+    expect((await req('GET', '/v1/')).headers.backoff).toBe('10')
+    expect((await req('GET', '/v1/nowhere')).headers.backoff).toBe('10')
+  })
+
+  test('backoff_percentage 0 never sends it', async () => {
+    const {req} = setup({'kinto.backoff': '10', 'kinto.backoff_percentage': '0'})
+    expect((await req('GET', '/v1/')).headers.backoff).toBeUndefined()
+  })
+
+  test('soft end of service: Alert; hard: 410 errno 202', async () => {
+    const soft = setup({'kinto.eos': '2999-01-01', 'kinto.eos_message': 'Moving', 'kinto.eos_url': 'https://x.test'})
+    const r = await soft.req('GET', '/v1/')
+    expect(r.status).toBe(200)
+    expect(JSON.parse(String(r.headers.alert))).toEqual({code: 'soft-eol', message: 'Moving', url: 'https://x.test'})
+    expect(r.body.eos).toBe('2999-01-01')
+    const hard = setup({'kinto.eos': '2000-01-01'})
+    const g = await hard.req('GET', '/v1/buckets')
+    expect(g.status).toBe(410)
+    expect(g.body.errno).toBe(202)
+    expect(JSON.parse(String(g.headers.alert)).code).toBe('hard-eol')
+  })
+})
+
+describe('plugins', () => {
+  test('unknown plugins are a startup error', () => {
+    expect(() => memoryApp({'kinto.includes': 'kinto.plugins.nope'})).toThrow(/Unknown plugin 'kinto.plugins.nope'/)
+    expect(() => memoryApp({'kinto.includes': 'kinto.plugins.history'})).toThrow(/not available in this version/)
+  })
+
+  test('unknown authentication policies are a startup error', () => {
+    expect(() => memoryApp({'multiauth.policies': 'magic'})).toThrow(/no multiauth.policy.magic.use/)
+  })
+
+  test('flush plugin empties everything', async () => {
+    const {req} = setup({'kinto.includes': 'kinto.plugins.flush'})
+    await req('PUT', '/v1/buckets/b', {body: {}})
+    expect((await req('GET', '/v1/')).body.capabilities.flush_endpoint).toBeDefined()
+    const r = await req('POST', '/v1/__flush__', {auth: null})
+    expect(r.status).toBe(202)
+    expect((await req('GET', '/v1/buckets/b')).status).toBe(403)
+  })
+
+  test('a policy name other than basicauth gives its prefix', async () => {
+    const {req} = setup({'multiauth.policies': 'mine', 'multiauth.policy.mine.use': 'kinto.core.authentication.BasicAuthAuthenticationPolicy'})
+    expect((await req('GET', '/v1/', {auth: ALICE})).body.user.id).toMatch(/^mine:[0-9a-f]{64}$/)
+  })
+})
