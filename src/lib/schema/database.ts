@@ -50,7 +50,14 @@ async function exists(admin: SqlClient, database: string): Promise<{encoding: st
 }
 
 export async function createDatabase(opts: CreateDatabaseOptions): Promise<CreateDatabaseResult> {
-  const storage = serverStorage(configuredBackends(opts.settings, opts.dir), 'kinto db create')
+  const backends = configuredBackends(opts.settings, opts.dir)
+  const embedded = backends.find((b) => b.backend === 'storage' && b.kind === 'postgresql' && b.pgliteDir !== undefined)
+  if (embedded) {
+    // PGlite creates its folder on first use, always UTF8 and UTC: nothing to do.
+    opts.report?.(`The storage is the embedded engine (${embedded.database}): it is created on first use, UTF8 and UTC.`)
+    return {database: embedded.database!, server: 'embedded', created: false, encoding: 'UTF8', timezone: 'UTC', statements: []}
+  }
+  const storage = serverStorage(backends, 'kinto db create')
   const parsed = parseDbUrl(storage.url, opts.dir)
   if (parsed.driver !== 'pg') throw new Error('unreachable')
   const database = checkIdentifier('database', opts.database ?? parsed.database)
