@@ -800,13 +800,9 @@ export class ResourceRequest {
     let applied: Record<string, unknown>
     let updated: Record<string, unknown>
     if (Array.isArray(requested)) {
-      try {
-        applied = (applyJsonPatch(patchDocument(obj), withPermissionValues(requested)) as {data: Record<string, unknown>}).data
-      } catch (err) {
-        if (err instanceof JsonPatchError) throw invalid('body', null, `JSON Patch operation failed: ${err.message}`)
-        throw err
-      }
-      if (!isPlainObject(applied)) throw invalid('body', null, 'JSON Patch operation failed: data must stay an object')
+      const data = applyPatchDocument(obj, requested).data
+      if (!isPlainObject(data)) throw invalid('body', null, 'JSON Patch operation failed: data must stay an object')
+      applied = data
       updated = {...applied}
     } else {
       applied = {...requested}
@@ -1059,29 +1055,46 @@ function patchDocument(obj: Annotated): Record<string, unknown> {
   return {data, permissions}
 }
 
-/** `/permissions/read/<principal>` operations need no value: the principal is the value. */
-function withPermissionValues(ops: PatchOperation[]): PatchOperation[] {
-  return ops.map((op) =>
-    /^\/permissions\/(read|write)\//.test(op.path) ? {...op, value: op.path.split('/').pop()} : op,
-  )
+const PRINCIPAL_OP = /^\/permissions\/([^/]+)\/(.+)$/
+
+/**
+ * `add`/`remove` of `/permissions/<perm>/<principal>`: the principal is the value, and it is
+ * everything after the permission name. Upstream hands these to a JSON pointer, so principals
+ * with slashes (group URIs such as `/buckets/b/groups/g`, which kinto-http's addPermissions
+ * sends) fail there; we apply them to the permission sets directly.
+ */
+function isPrincipalOp(op: PatchOperation): boolean {
+  return (op.op === 'add' || op.op === 'remove') && PRINCIPAL_OP.test(op.path)
 }
 
-function jsonPatchPermissions(old: Annotated | null, ops: PatchOperation[]): Record<string, string[]> {
-  let doc: {permissions?: unknown}
+/** Applies a JSON-Patch to {data, permissions}; returns both (permissions as principal lists). */
+function applyPatchDocument(obj: Annotated | null, ops: PatchOperation[]): {data: unknown; permissions: Record<string, string[]>} {
+  let doc: {data?: unknown; permissions?: unknown}
   try {
-    doc = applyJsonPatch(patchDocument(old ?? ({} as Annotated)), withPermissionValues(ops)) as {permissions?: unknown}
+    doc = applyJsonPatch(patchDocument(obj ?? ({} as Annotated)), ops.filter((op) => !isPrincipalOp(op))) as typeof doc
   } catch (err) {
     if (err instanceof JsonPatchError) throw invalid('body', null, `JSON Patch operation failed: ${err.message}`)
     throw err
   }
-  const result: Record<string, string[]> = {}
+  const permissions: Record<string, string[]> = {}
   if (isPlainObject(doc.permissions)) {
     for (const [perm, principals] of Object.entries(doc.permissions)) {
-      if (isPlainObject(principals)) result[perm] = Object.keys(principals)
-      else if (Array.isArray(principals)) result[perm] = principals.filter((p): p is string => typeof p === 'string')
+      if (isPlainObject(principals)) permissions[perm] = Object.keys(principals)
+      else if (Array.isArray(principals)) permissions[perm] = principals.filter((p): p is string => typeof p === 'string')
     }
   }
-  return result
+  for (const op of ops.filter(isPrincipalOp)) {
+    const [, perm, principal] = PRINCIPAL_OP.exec(op.path)!
+    const set = new Set(permissions[perm] ?? [])
+    if (op.op === 'add') set.add(principal)
+    else set.delete(principal)
+    permissions[perm] = [...set]
+  }
+  return {data: doc.data, permissions}
+}
+
+function jsonPatchPermissions(old: Annotated | null, ops: PatchOperation[]): Record<string, string[]> {
+  return applyPatchDocument(old, ops).permissions
 }
 
 /** A Python-like rendering of a value for colander-style messages. */

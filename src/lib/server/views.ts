@@ -222,7 +222,7 @@ export function batchService(runtime: Runtime): Service {
         const specs = batchSpecs(ctx)
         const limit = asInt(runtime.settings, 'batch_max_requests', 25)
         if (limit && specs.length > limit) throw invalid('body', 'requests', `Number of requests is limited to ${limit}`)
-        if (specs.some((s) => s.path.includes('/batch'))) {
+        if (specs.some((s) => isBatchPath(s.path, runtime.routePrefix))) {
           throw invalid('body', 'requests', 'Recursive call on /batch endpoint is forbidden.')
         }
         const responses = []
@@ -279,6 +279,17 @@ function batchSpecs(ctx: RequestContext): SubrequestSpec[] {
   if (issues.length > 0) throw invalidParameters(issues)
   ctx.locals.set('batch:specs', specs)
   return specs
+}
+
+/**
+ * Whether a sub-request targets the batch endpoint itself. Upstream tests `'/batch' in path`,
+ * which also refuses `/buckets/batched/…`; we look at the endpoint only.
+ */
+function isBatchPath(path: string, routePrefix: string): boolean {
+  let p = path.split('?')[0]
+  if (p.startsWith(`/${routePrefix}/`)) p = p.slice(routePrefix.length + 1)
+  p = p.replace(/\/+$/, '')
+  return p === '/batch'
 }
 
 function buildSubrequest(parent: RequestContext, spec: SubrequestSpec, routePrefix: string): KintoRequest {

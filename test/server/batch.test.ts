@@ -1,0 +1,129 @@
+/**
+ * POST /v1/batch (kinto-reference §4.12): defaults, limits, one transaction, sub-request errors,
+ * redirects, and the same behaviour on the postgresql backends.
+ */
+import type {FastifyInstance} from 'fastify'
+import {afterAll, afterEach, beforeAll, describe, expect, test} from 'vitest'
+
+import {client, memoryApp, postgresApp} from './helpers.js'
+
+function suite(name: string, make: () => Promise<{app: FastifyInstance; close(): Promise<void>}>) {
+  describe(name, () => {
+    let env: {app: FastifyInstance; close(): Promise<void>}
+    let req: ReturnType<typeof client>
+    beforeAll(async () => {
+      env = await make()
+      req = client(env.app)
+    }, 120_000)
+    afterAll(async () => env?.close())
+
+    test('defaults are merged; responses come in order with status, path, headers, body', async () => {
+      const r = await req('POST', '/v1/batch', {
+        body: {
+          defaults: {method: 'PUT', body: {data: {kind: 'default'}}},
+          requests: [
+            {path: '/buckets/bb'},
+            {path: '/buckets/bb/collections/cc'},
+            {method: 'POST', path: '/buckets/bb/collections/cc/records', body: {data: {n: 1}}},
+            {method: 'GET', path: '/buckets/bb/collections/cc/records?_sort=n'},
+            {method: 'HEAD', path: '/v1/buckets/bb/collections/cc/records'},
+          ],
+        },
+      })
+      expect(r.status).toBe(200)
+      const responses = r.body.responses
+      expect(responses.map((x: {status: number}) => x.status)).toEqual([201, 201, 201, 200, 200])
+      expect(responses[0].path).toBe('/v1/buckets/bb')
+      expect(responses[0].body.data.kind).toBe('default')
+      expect(responses[0].headers.ETag).toMatch(/^"\d+"$/)
+      // defaults merge recursively without overriding: the body gets data.kind too.
+      expect(responses[2].body.data).toMatchObject({n: 1, kind: 'default'})
+      expect(responses[3].body.data).toHaveLength(1)
+      expect(responses[4].body).toBe('')
+      expect(responses[4].headers['Total-Objects']).toBe('1')
+    })
+
+    test('4xx sub-responses are recorded and the batch goes on', async () => {
+      const r = await req('POST', '/v1/batch', {
+        body: {
+          requests: [
+            {path: '/nowhere'},
+            {method: 'PUT', path: '/buckets/bb/collections/cc/records/r1', body: {data: {a: 1}}},
+            {path: '/buckets/bb/collections/missing/records'},
+            {method: 'PUT', path: '/buckets/bb/collections/cc/records/r1', body: {data: {}}, headers: {'If-None-Match': '*'}},
+          ],
+        },
+      })
+      expect(r.status).toBe(200)
+      expect(r.body.responses.map((x: {status: number}) => x.status)).toEqual([404, 201, 404, 412])
+      expect(r.body.responses[0].body.errno).toBe(111)
+      expect(r.body.responses[3].body.errno).toBe(114)
+    })
+
+    test('sub-requests follow redirects (trailing slash)', async () => {
+      const r = await req('POST', '/v1/batch', {body: {requests: [{path: '/buckets/bb/'}]}})
+      expect(r.body.responses[0]).toMatchObject({status: 200, path: '/v1/buckets/bb'})
+    })
+
+    test('sub-requests take their own headers (another user)', async () => {
+      const other = 'Basic ' + Buffer.from('mallory:x').toString('base64')
+      const r = await req('POST', '/v1/batch', {body: {requests: [{path: '/buckets/bb', headers: {Authorization: other}}]}})
+      expect(r.body.responses[0].status).toBe(403)
+    })
+
+    test('limits: batch_max_requests and no recursion', async () => {
+      const many = await req('POST', '/v1/batch', {body: {requests: Array.from({length: 26}, () => ({path: '/'}))}})
+      expect(many.status).toBe(400)
+      expect(many.body.message).toBe('Number of requests is limited to 25')
+      const rec = await req('POST', '/v1/batch', {body: {requests: [{path: '/batch', method: 'POST'}]}})
+      expect(rec.status).toBe(400)
+      expect(rec.body.message).toBe('requests in body: Recursive call on /batch endpoint is forbidden.')
+    })
+
+    test('a batch of creations emits one grouped event per list', async () => {
+      const seen: number[] = []
+      env.app.kinto.events.onChanged({resources: ['record'], actions: ['create']}, (event) => {
+        seen.push(event.impacted.length)
+      })
+      await req('POST', '/v1/batch', {
+        body: {defaults: {method: 'POST', path: '/buckets/bb/collections/cc/records'}, requests: [{body: {data: {}}}, {body: {data: {}}}, {body: {data: {}}}]},
+      })
+      expect(seen).toEqual([3])
+    })
+
+    test('DELETE pagination tokens work inside a batch', async () => {
+      for (let i = 0; i < 3; i++) await req('POST', '/v1/buckets/bb/collections/cc/records', {body: {data: {del: true}}})
+      const first = await req('DELETE', '/v1/buckets/bb/collections/cc/records?del=true&_limit=1')
+      const next = String(first.headers['next-page']).replace(/^http:\/\/[^/]+\/v1/, '')
+      const r = await req('POST', '/v1/batch', {body: {requests: [{method: 'DELETE', path: next}, {method: 'DELETE', path: next}]}})
+      expect(r.body.responses.map((x: {status: number}) => x.status)).toEqual([200, 400])
+    })
+  })
+}
+
+suite('batch on memory backends', async () => {
+  const app = memoryApp()
+  return {app, close: () => app.close()}
+})
+
+suite('batch on postgresql backends', () => postgresApp())
+
+describe('batch transactions', () => {
+  let app: FastifyInstance
+  afterEach(async () => app?.close())
+
+  test('a 5xx in a sub-request fails the whole batch and rolls it back', async () => {
+    app = memoryApp()
+    const req = client(app)
+    await req('PUT', '/v1/buckets/t', {body: {}})
+    app.kinto.events.onChanged({resources: ['collection'], actions: ['create']}, (event) => {
+      if (event.impacted.some((i) => i.new.id === 'boom')) throw new Error('listener exploded')
+    })
+    const r = await req('POST', '/v1/batch', {
+      body: {requests: [{method: 'PUT', path: '/buckets/t/collections/ok', body: {}}, {method: 'PUT', path: '/buckets/t/collections/boom', body: {}}]},
+    })
+    expect(r.status).toBe(500)
+    expect(r.body).toMatchObject({errno: 999, info: 'https://github.com/Kinto/kinto/issues/'})
+    expect((await req('GET', '/v1/buckets/t/collections')).body.data).toEqual([])
+  })
+})
