@@ -88,8 +88,15 @@ async function canWrite(q: Queryable, backend: BackendName, readOnly: boolean): 
   return !readOnly && writable === present
 }
 
-export async function databaseStatusReport(opts: {settings: Settings; dir: string; lockTimeoutMs?: number}): Promise<StatusResult> {
+export async function databaseStatusReport(opts: {
+  settings: Settings
+  dir: string
+  lockTimeoutMs?: number
+  /** Give up connecting after this long (default: the 10 s of configuredBackends). */
+  connectTimeoutMs?: number
+}): Promise<StatusResult> {
   const backends = configuredBackends(opts.settings, opts.dir)
+  if (opts.connectTimeoutMs !== undefined) for (const b of backends) b.pool.connectTimeoutMs = opts.connectTimeoutMs
   const registry = new DatabaseRegistry(opts.dir)
   const out: BackendStatus[] = []
   try {
