@@ -27,7 +27,7 @@ const NETWORK: Record<string, string> = {
 /** SQLSTATE classes and codes that mean "could not get a usable session". */
 function sqlStateReason(code: string, message: string): string | undefined {
   if (code === '3D000') return `database does not exist (${message})`
-  if (code === '28P01') return `password authentication failed (${message.replace(/ for user .*/, '')})`
+  if (code === '28P01') return 'password authentication failed'
   if (code.startsWith('28')) return `login refused: ${message}`
   if (code === '57P03') return `the server is not accepting connections yet (${message})`
   if (code === '53300') return `too many connections (${message})`
