@@ -1,0 +1,52 @@
+/**
+ * `kinto check`: upstream's production checklist as a linter over an ini (settings, then the
+ * database when asked), and a probe of a live deployment (`probeDeployment`). Library verbs:
+ * they return findings and never print or exit.
+ */
+import {type KintoConfig, loadConfig} from '../config/index.js'
+import {isKintoError} from '../errors.js'
+import {checkDatabases} from './database-checks.js'
+import {SETTINGS_CHECKS} from './settings-checks.js'
+import {checkStatsd} from './statsd-check.js'
+import {type CheckReport, type Finding, error, summarize, warning} from './types.js'
+
+export {DEFAULT_PROBE_ORIGIN, type ProbeOptions, probeDeployment, publicRoot} from './probe.js'
+export {renderReport, type RenderOptions} from './render.js'
+export type {CheckReport, CheckSummary, Finding, FindingLevel} from './types.js'
+
+export interface RunChecksOptions {
+  /** Also connect to the configured databases (default true). */
+  db?: boolean
+  /** Timeout for each network step: database connection and statements, DNS (default 5 s). */
+  timeoutMs?: number
+  /** For tests: resolves a host name to its addresses (statsd check). */
+  resolve?: (host: string) => Promise<string[]>
+}
+
+/** Every finding for a loaded configuration, settings first, then the database. */
+export async function runChecks(config: KintoConfig, options: RunChecksOptions = {}): Promise<Finding[]> {
+  const findings: Finding[] = config.warnings.map((w) =>
+    warning('config-warning', w, 'Fix the key named in the message (Kinto ignores it as written).'),
+  )
+  for (const check of SETTINGS_CHECKS) findings.push(...check(config))
+  findings.push(...(await checkStatsd(config, {timeoutMs: options.timeoutMs, resolve: options.resolve})))
+  if (options.db !== false) findings.push(...(await checkDatabases(config, {timeoutMs: options.timeoutMs})))
+  return findings
+}
+
+/**
+ * Loads the ini and checks it. An ini that does not load (missing, invalid setting) is reported
+ * as one `config` error finding, like any other problem.
+ */
+export async function checkIni(iniPath: string, options: RunChecksOptions & {env?: NodeJS.ProcessEnv} = {}): Promise<CheckReport> {
+  let config: KintoConfig
+  try {
+    config = loadConfig(iniPath, {env: options.env})
+  } catch (e) {
+    if (!isKintoError(e)) throw e
+    const findings = [error('config', e.message, e.hint ?? 'Fix the ini file, then run kinto check again.')]
+    return {target: {kind: 'ini', path: iniPath}, findings, summary: summarize(findings)}
+  }
+  const findings = await runChecks(config, options)
+  return {target: {kind: 'ini', path: config.path}, findings, summary: summarize(findings)}
+}
