@@ -6,6 +6,7 @@
 import {DatabaseRegistry, type Queryable, type SqlClient} from '../db/index.js'
 import {asBool, type Settings} from '../config/settings.js'
 import {ExitCode, KintoError} from '../errors.js'
+import {isUtcTimezone} from './inspect.js'
 import {MIGRATION_LOCK_KEY, pgliteLockPath, withAdvisoryLock, withFileLock} from './lock.js'
 import {applyBackend, assertActionable, type BackendPlan, type BackendState, driftError, type DriftItem, planBackend} from './migrator.js'
 import type {BackendName} from './sql-files.js'
@@ -87,8 +88,7 @@ async function checkDatabaseForStorage(q: Queryable, database: string): Promise<
       hint: 'Create the database with `kinto db create` (UTF8, UTC), or CREATE DATABASE … ENCODING UTF8 TEMPLATE template0.',
     })
   }
-  const tz = timezone.toUpperCase()
-  return tz === 'UTC' || tz === 'ETC/UTC' || tz === 'UCT' || tz === 'ZULU' || tz === 'GMT' || tz === 'ETC/GMT'
+  return isUtcTimezone(timezone)
     ? []
     : [`Database timezone is not UTC (${timezone}); timestamps are computed in the session zone. Run kinto db create (it sets UTC) or ALTER DATABASE … SET TIMEZONE TO UTC.`]
 }

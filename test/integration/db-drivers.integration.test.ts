@@ -1,0 +1,85 @@
+/**
+ * The one SQL client interface: the same tests for both drivers (PGlite always; pg against the
+ * real server when KINTO_TEST_DATABASE_URL is set).
+ */
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {openDatabase, type SqlClient} from '../../src/lib/db/index.js'
+import {createPgliteDatabase, createServerDatabase, realServerUrl, type TestDatabase} from '../helpers/db.js'
+
+const kinds: Array<['pglite' | 'pg', () => Promise<TestDatabase>]> = [['pglite', async () => createPgliteDatabase()]]
+if (realServerUrl) kinds.push(['pg', () => createServerDatabase(realServerUrl)])
+
+describe.each(kinds)('SqlClient on %s', (kind, create) => {
+  let db: TestDatabase
+  let c: SqlClient
+
+  beforeAll(async () => {
+    db = await create()
+    c = openDatabase(db.url)
+    await c.exec('CREATE TABLE t (id int PRIMARY KEY, ts timestamp, big bigint, doc jsonb); CREATE TABLE u (x int)')
+  })
+  afterAll(async () => {
+    await c.close()
+    await db.drop()
+  })
+
+  it('reports its kind and a printable URL', () => {
+    expect(c.kind).toBe(kind)
+    expect(c.displayUrl).not.toMatch(/:[^:@/]+@/) // no password
+  })
+
+  it('binds parameters and maps types the same way (timestamp as string, bigint as number, jsonb as object)', async () => {
+    await c.query('INSERT INTO t VALUES ($1, $2, $3, $4)', [1, '2020-01-02 03:04:05.678', 1577934245678, {a: [1, 'x']}])
+    const res = await c.query<{id: number; ts: string; big: number; doc: unknown}>('SELECT * FROM t WHERE id = $1', [1])
+    expect(res.rows).toEqual([{id: 1, ts: '2020-01-02 03:04:05.678', big: 1577934245678, doc: {a: [1, 'x']}}])
+    const upd = await c.query('UPDATE t SET big = big + 1 WHERE id = $1', [1])
+    expect(upd.rowCount).toBe(1)
+  })
+
+  it('never interpolates parameters into SQL', async () => {
+    const evil = "x'); DROP TABLE t; --"
+    const res = await c.query<{v: string}>('SELECT $1::text AS v', [evil])
+    expect(res.rows[0].v).toBe(evil)
+    expect((await c.query("SELECT to_regclass('t') IS NOT NULL AS ok")).rows[0]).toEqual({ok: true})
+  })
+
+  it('runs several statements with exec', async () => {
+    await c.exec('INSERT INTO u VALUES (1); INSERT INTO u VALUES (2);')
+    expect((await c.query<{n: number}>('SELECT count(*)::int AS n FROM u')).rows[0].n).toBe(2)
+  })
+
+  it('commits a transaction, and rolls it back when fn throws (rethrowing)', async () => {
+    await c.transaction(async (tx) => {
+      await tx.query('INSERT INTO u VALUES ($1)', [10])
+    })
+    await expect(
+      c.transaction(async (tx) => {
+        await tx.query('INSERT INTO u VALUES ($1)', [11])
+        throw new Error('boom')
+      }),
+    ).rejects.toThrow('boom')
+    const res = await c.query<{x: number}>('SELECT x FROM u WHERE x >= 10 ORDER BY x')
+    expect(res.rows).toEqual([{x: 10}])
+  })
+
+  it('rolls back a failed statement inside a transaction', async () => {
+    await expect(
+      c.transaction(async (tx) => {
+        await tx.query('INSERT INTO u VALUES (20)')
+        await tx.query('INSERT INTO t VALUES (1)') // duplicate key
+      }),
+    ).rejects.toMatchObject({code: '23505'})
+    expect((await c.query('SELECT 1 FROM u WHERE x = 20')).rows).toHaveLength(0)
+  })
+
+  it('keeps session state on one connection in withConnection (advisory locks)', async () => {
+    await c.withConnection(async (conn) => {
+      const got = await conn.query<{ok: boolean}>('SELECT pg_try_advisory_lock(42) AS ok')
+      expect(got.rows[0].ok).toBe(true)
+      const held = await conn.query<{n: number}>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 42 AND pid = pg_backend_pid()")
+      expect(held.rows[0].n).toBe(1)
+      await conn.query('SELECT pg_advisory_unlock(42)')
+    })
+  })
+})
