@@ -211,7 +211,7 @@ export function startProcess(bin: string, args: string[], options: {cwd?: string
 }
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+  if (child.pid === undefined) return
   try {
     process.kill(-child.pid, signal)
   } catch {
@@ -223,14 +223,30 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
-/** Stops one started process: TERM, then KILL after a grace period. */
+/**
+ * Stops one started process: TERM to the server's main process (which stops its own workers),
+ * then KILL to its whole process group after a grace period, also when it has already exited
+ * (nothing it started outlives the test).
+ */
 export async function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  killGroup(child, 'SIGTERM')
-  const timer = setTimeout(() => killGroup(child, 'SIGKILL'), graceMs)
-  await exited
-  clearTimeout(timer)
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+    try {
+      child.kill('SIGTERM')
+    } catch {
+      // already gone
+    }
+    const timer = setTimeout(() => killGroup(child, 'SIGKILL'), graceMs)
+    await exited
+    clearTimeout(timer)
+  }
+  if (child.pid !== undefined) {
+    try {
+      process.kill(-child.pid, 'SIGKILL')
+    } catch {
+      // the group is empty
+    }
+  }
 }
 
 /** Stops every started process and removes the temporary folders. */
