@@ -11,7 +11,7 @@ export default class Migrate extends BaseCommand<typeof Migrate> {
   static summary = 'Install or upgrade the PostgreSQL schema of the configured backends.'
   static description = `For each configured PostgreSQL backend, in upstream's order (cache, storage, permission), reads the installed schema version and installs or upgrades it to the current one: the same tables, functions, triggers and version rows as upstream Kinto, so either can serve the database. Memory, memcached and redis backends are skipped with a line saying so.
 
-Each backend is migrated in one transaction (its steps and their version rows commit together, so a run killed half-way leaves the old version intact). Runs are serialised per database by a PostgreSQL advisory lock (a lock file beside an embedded database): a second run waits, saying which process holds the lock, for up to --lock-timeout seconds. A content hash of every step applied is recorded in metadata; a step applied with different SQL, or one this release does not ship, is drift (exit 5).
+The lock is a session advisory lock whose key is the first 8 bytes of sha256("kinto-ops:migrate") as a signed int64 (1303967871420726987); advisory locks are per database. Each backend is migrated in one transaction (its steps and their version rows commit together, so a run killed half-way leaves the old version intact). Runs are serialised per database by a PostgreSQL advisory lock (a lock file beside an embedded database): a second run waits, saying which process holds the lock, for up to --lock-timeout seconds. A content hash of every step applied is recorded in metadata; a step applied with different SQL, or one this release does not ship, is drift (exit 5).
 
 With kinto.readonly = true nothing is written and the command fails (upstream exits 0 here). --check and --dry-run only read.
 
@@ -98,13 +98,13 @@ Exit codes: 0 done (or up to date); 1 failed (unreachable database, readonly, sc
         this.log(`${b.backend}: skipped (${b.skipped})`)
         continue
       }
-      const from = b.installed ?? 'none'
-      const to = b.current
       const where = `on ${b.database}`
-      if (b.state === 'current') this.log(`${b.backend}: up to date at version ${to} ${where}`)
-      else if (result.mode === 'apply')
-        this.log(`${b.backend}: ${b.installed === null ? 'installed' : 'upgraded'} ${from} -> ${to} (${b.steps!.length} step(s)) ${where}`)
-      else this.log(`${b.backend}: pending ${from} -> ${to} (${b.steps!.length} step(s)) ${where}`)
+      const cache = b.backend === 'cache'
+      const target = cache ? '' : ` version ${b.current}`
+      const steps = `${b.steps!.length} step(s)`
+      if (b.state === 'current') this.log(`${b.backend}: up to date${target} ${where}`)
+      else if (b.installed === null) this.log(`${b.backend}: ${result.mode === 'apply' ? 'installed' : 'would install'}${target} ${where}`)
+      else this.log(`${b.backend}: ${result.mode === 'apply' ? 'upgraded' : 'would upgrade'} ${b.installed} -> ${b.current} (${steps}) ${where}`)
       if (result.mode === 'dry-run') {
         for (const step of b.steps ?? []) {
           this.log(`-- ${b.backend} ${step.name}: ${step.file} (${step.hash})`)

@@ -77,7 +77,7 @@ async function sqlState(p: Promise<unknown>): Promise<string | undefined> {
 
 const adminUrl = () => realServerUrl!
 
-describe.skipIf(!realServerUrl)('kinto db grant-readonly (real PostgreSQL)', () => {
+describe.skipIf(!realServerUrl)('kinto db grant-readonly (real PostgreSQL only: PGlite has one user, so roles cannot be tested there)', () => {
   it('grants what a read-only instance needs, verified by connecting as the role', async () => {
     const {migrator, name, ini} = await migratedDatabase()
     const role = `kinto_ro_${suffix()}`
@@ -182,7 +182,7 @@ describe.skipIf(!realServerUrl)('kinto db grant-readonly (real PostgreSQL)', () 
   })
 })
 
-describe.skipIf(!realServerUrl)('kinto db create (real PostgreSQL)', () => {
+describe.skipIf(!realServerUrl)('kinto db create (real PostgreSQL only: PGlite has one database)', () => {
   it('creates a UTF8 database with timezone UTC, idempotently', async () => {
     const name = `kinto_create_${suffix()}`
     cleanups.push(() => admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)))
@@ -249,7 +249,7 @@ describe('kinto db commands on the embedded engine', () => {
   }, 60_000)
 })
 
-describe.skipIf(!realServerUrl)('kinto db status (real PostgreSQL)', () => {
+describe.skipIf(!realServerUrl)('kinto db status with a read-only role (real PostgreSQL only: PGlite has one user)', () => {
   it('shows versions, pending steps and whether the configured user can write', async () => {
     const {name, ini} = await migratedDatabase()
     const role = `kinto_ro_${suffix()}`

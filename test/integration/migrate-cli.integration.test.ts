@@ -47,8 +47,8 @@ describe(`kinto migrate on ${dbKind}`, () => {
     const first = await runCli(['migrate', '--ini', ini])
     expect(first.stderr).not.toMatch(/error/i)
     expect(first.code).toBe(0)
-    expect(first.stdout).toMatch(/storage: installed none -> 26/)
-    expect(first.stdout).toMatch(/permission: installed none -> 2/)
+    expect(first.stdout).toMatch(/storage: installed version 26 on /)
+    expect(first.stdout).toMatch(/permission: installed version 2 on /)
 
     const second = await runCli(['migrate', '--ini', ini, '--json'])
     expect(second.code).toBe(0)
@@ -74,7 +74,7 @@ describe(`kinto migrate on ${dbKind}`, () => {
 
     const dry = await runCli(['migrate', '--ini', ini, '--dry-run'])
     expect(dry.code).toBe(0)
-    expect(dry.stdout).toMatch(/storage: pending none -> 26/)
+    expect(dry.stdout).toMatch(/storage: would install version 26 on /)
     expect(dry.stdout).toContain('CREATE TABLE IF NOT EXISTS objects')
     expect(dry.stdout).toContain('sql/permission/schema.sql')
     expect(dry.stdout).toMatch(/Dry run: nothing was changed/)
@@ -91,7 +91,7 @@ describe(`kinto migrate on ${dbKind}`, () => {
       expect(r.code, r.stderr).toBe(0)
       expect(r.stderr + r.stdout).not.toMatch(/error|fail/i)
     }
-    expect(runs.filter((r) => /storage: installed none -> 26/.test(r.stdout))).toHaveLength(1)
+    expect(runs.filter((r) => /storage: installed version 26 on /.test(r.stdout))).toHaveLength(1)
     const counts = await withDb(db, async (c) =>
       (await c.query<{name: string; n: number}>("SELECT name, count(*)::int AS n FROM metadata GROUP BY name ORDER BY name")).rows,
     )
@@ -194,7 +194,7 @@ describe(`kinto migrate on ${dbKind}`, () => {
     const again = await runCli(['migrate', '--ini', ini])
     expect(again.stderr).not.toMatch(/error/i)
     expect(again.code).toBe(0)
-    expect(again.stdout).toMatch(/storage: upgraded 20 -> 26/)
+    expect(again.stdout).toMatch(/storage: upgraded 20 -> 26 \(6 step\(s\)\)/)
     if (hasAcceptance) expect(await withDb(db, acceptanceCatalog)).toEqual(expectedAcceptanceLines())
   }, 120_000)
 
