@@ -80,7 +80,7 @@ async function write(options: DeliverOptions): Promise<DeliverResult> {
       throw new KintoError(`${file} already exists; it was left unchanged.`, {code: 'KINTO_DEPLOY_OUTPUT_EXISTS', exit: ExitCode.USAGE, hint: 'Add --force to replace it.'})
     }
     if (error instanceof KintoError) throw error
-    throw new KintoError(`Cannot write ${file}: ${(error as Error).message}.`, {code: 'KINTO_DEPLOY_OUTPUT_FAILED', cause: error})
+    throw new KintoError(`Cannot write the ${options.label} to ${file}: ${(error as Error).message}.`, {code: 'KINTO_DEPLOY_OUTPUT_FAILED', cause: error})
   }
   return {action: 'write', file, replaced: Boolean(existing)}
 }
