@@ -36,23 +36,33 @@ Exit codes: 0 stopped by a signal; 1 failed to start (invalid configuration, sch
 
   async run(): Promise<void> {
     const {flags} = this
-    const config = loadConfig(resolveIniPath(flags.ini), {httpPort: flags.port})
+    // Port 0 (any free port) is no value for %(http_port)s; the listen call gets it.
+    const config = loadConfig(resolveIniPath(flags.ini), {httpPort: flags.port || undefined})
     for (const warning of config.warnings) this.logToStderr(`Warning: ${warning}`)
-    const server = await startServer(config, {host: flags.host, port: flags.port})
-    this.logToStderr(`Serving ${server.url} (${config.path}); SIGINT or SIGTERM to stop.`)
-    await new Promise<void>((resolve) => {
-      const stop = (signal: NodeJS.Signals) => {
-        process.off('SIGINT', stop)
-        process.off('SIGTERM', stop)
-        this.logToStderr(`${signal}: finishing requests in flight, then stopping.`)
-        server.close().then(resolve, (error: Error) => {
-          this.logToStderr(`Error while stopping: ${error.message}`)
-          process.exitCode = 1
-          resolve()
-        })
+    // Signal handlers first: a signal arriving while starting (or right after the "Serving" line)
+    // must stop the server cleanly, not kill the process.
+    let stopSignal: NodeJS.Signals | undefined
+    let wake: (() => void) | undefined
+    const onSignal = (signal: NodeJS.Signals) => {
+      stopSignal ??= signal
+      wake?.()
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+    try {
+      const server = await startServer(config, {host: flags.host, port: flags.port})
+      this.logToStderr(`Serving ${server.url} (${config.path}); SIGINT or SIGTERM to stop.`)
+      if (!stopSignal) await new Promise<void>((resolve) => (wake = resolve))
+      this.logToStderr(`${stopSignal}: finishing requests in flight, then stopping.`)
+      try {
+        await server.close()
+      } catch (error) {
+        this.logToStderr(`Error while stopping: ${(error as Error).message}`)
+        process.exitCode = 1
       }
-      process.on('SIGINT', stop)
-      process.on('SIGTERM', stop)
-    })
+    } finally {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+    }
   }
 }

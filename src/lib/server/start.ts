@@ -146,7 +146,14 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
     url,
     close() {
       closing ??= (async () => {
-        await app.close()
+        // Node closes idle keep-alive connections only when close() starts; connections whose
+        // request finishes later would hold the close for the whole keep-alive timeout.
+        const sweep = setInterval(() => app.server.closeIdleConnections?.(), 100)
+        try {
+          await app.close()
+        } finally {
+          clearInterval(sweep)
+        }
         await backends.close().catch((err) => logger.error({err}, 'Closing the backends failed.'))
         await registry.closeAll()
       })()

@@ -1,0 +1,54 @@
+/**
+ * The black-box yardstick: shared/acceptance/http_checks.py `core` (40 checks that upstream Kinto
+ * 26.3.1 passes) against a running server on each backend kind.
+ */
+import {execFile} from 'node:child_process'
+import {existsSync} from 'node:fs'
+import path from 'node:path'
+import {promisify} from 'node:util'
+
+import {afterAll, beforeAll, describe, expect, test} from 'vitest'
+
+import {repoRoot} from '../helpers/cli.js'
+import {BACKEND_KINDS, startTestServer, type TestServer} from './helpers.js'
+
+const run = promisify(execFile)
+const candidates = [
+  process.env.KINTO_ACCEPTANCE_DIR && path.join(process.env.KINTO_ACCEPTANCE_DIR, 'http_checks.py'),
+  path.resolve(repoRoot, '..', 'shared', 'acceptance', 'http_checks.py'),
+  '/work/shared/acceptance/http_checks.py',
+].filter((p): p is string => Boolean(p))
+const script = candidates.find((p) => existsSync(p))
+
+async function python(): Promise<string | undefined> {
+  try {
+    await run('python3', ['--version'])
+    return 'python3'
+  } catch {
+    return undefined
+  }
+}
+
+describe.each(BACKEND_KINDS)('http_checks.py core (%s)', (kind) => {
+  let srv: TestServer
+  beforeAll(async () => {
+    srv = await startTestServer(kind)
+  }, 120_000)
+  afterAll(async () => srv?.close())
+
+  test('all 40 core checks pass', async (ctx) => {
+    const py = await python()
+    if (!script || !py) {
+      console.log(`SKIPPED: ${script ? 'python3' : 'shared/acceptance/http_checks.py'} not found`)
+      ctx.skip()
+      return
+    }
+    let stdout = ''
+    try {
+      ;({stdout} = await run(py, [script, srv.remote, 'core'], {timeout: 120_000}))
+    } catch (err) {
+      stdout = (err as {stdout?: string}).stdout ?? String(err)
+    }
+    expect(stdout.trim().split('\n').pop()).toBe('40 passed, 0 failed')
+  }, 180_000)
+})

@@ -1,0 +1,161 @@
+/**
+ * `kinto start` as a real process: listens as configured, serves the API, exits 0 on SIGTERM
+ * after finishing; refuses to start (exit 1, one line and a hint) on configuration errors.
+ */
+import {spawn, type ChildProcess} from 'node:child_process'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {createServer} from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+
+import pino from 'pino'
+import {afterAll, afterEach, describe, expect, test} from 'vitest'
+
+import {loadConfig} from '../../src/lib/config/index.js'
+import {startServer} from '../../src/lib/server/start.js'
+import {iniText} from '../client/helpers.js'
+import {cliBin, repoRoot, runCli} from '../helpers/cli.js'
+
+const dirs: string[] = []
+function iniFile(settings: Record<string, string>, name = 'kinto.ini'): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-start-'))
+  dirs.push(dir)
+  const file = path.join(dir, name)
+  writeFileSync(file, iniText(settings))
+  return file
+}
+afterAll(() => {
+  for (const d of dirs) rmSync(d, {recursive: true, force: true})
+})
+
+interface Started {
+  child: ChildProcess
+  url: string
+  stderr(): string
+  exit: Promise<{code: number | null; signal: NodeJS.Signals | null}>
+}
+
+/** Spawns `kinto start` and waits for its "Serving <url>" line. */
+function spawnStart(args: string[]): Promise<Started> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliBin, 'start', ...args], {cwd: repoRoot, env: {...process.env, NO_COLOR: '1'}, stdio: ['ignore', 'pipe', 'pipe']})
+    let stderr = ''
+    const exit = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((res) => child.on('exit', (code, signal) => res({code, signal})))
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`kinto start did not start: ${stderr}`))
+    }, 60_000)
+    child.stdout!.resume()
+    child.stderr!.on('data', (d) => {
+      stderr += d
+      const m = /Serving (\S+)/.exec(stderr)
+      if (m) {
+        clearTimeout(timer)
+        resolve({child, url: m[1], stderr: () => stderr, exit})
+      }
+    })
+    void exit.then(({code}) => {
+      clearTimeout(timer)
+      reject(new Error(`kinto start exited (${code}) before serving: ${stderr}`))
+    })
+  })
+}
+
+describe('kinto start', () => {
+  const running: ChildProcess[] = []
+  afterEach(() => {
+    for (const c of running.splice(0)) if (c.exitCode === null) c.kill('SIGKILL')
+  })
+
+  test('serves the API and stops with exit 0 on SIGTERM', async () => {
+    const ini = iniFile({'kinto.userid_hmac_secret': 'x'})
+    const started = await spawnStart(['--ini', ini, '--port', '0'])
+    running.push(started.child)
+    expect(started.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1\/$/)
+    const hello = await fetch(started.url)
+    expect(hello.status).toBe(200)
+    expect((await hello.json()).config.path).toBe(ini)
+    const put = await fetch(`${started.url}buckets/b`, {
+      method: 'PUT',
+      headers: {Authorization: 'Basic ' + Buffer.from('a:b').toString('base64'), 'Content-Type': 'application/json'},
+      body: '{}',
+    })
+    expect(put.status).toBe(201)
+    started.child.kill('SIGTERM')
+    expect(await started.exit).toEqual({code: 0, signal: null})
+    expect(started.stderr()).toMatch(/SIGTERM: finishing requests in flight/)
+  }, 90_000)
+
+  test('[server:main] port is used unless --port says otherwise', async () => {
+    const free = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const port = (s.address() as {port: number}).port
+        s.close(() => resolve(port))
+      })
+    })
+    const ini = iniFile({})
+    const started = await spawnStart(['--ini', ini, '--port', String(free)])
+    running.push(started.child)
+    expect(started.url).toBe(`http://127.0.0.1:${free}/v1/`)
+    started.child.kill('SIGINT')
+    expect((await started.exit).code).toBe(0)
+  }, 90_000)
+
+  test('an address in use is exit 1 with a hint', async () => {
+    const blocker = createServer()
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()))
+    const port = (blocker.address() as {port: number}).port
+    try {
+      const r = await runCli(['start', '--ini', iniFile({}), '--port', String(port)])
+      expect(r.code).toBe(1)
+      expect(r.stderr).toMatch(/Cannot listen on 127\.0\.0\.1:\d+: the address is already in use/)
+      expect(r.stderr).not.toMatch(/\n\s+at /)
+    } finally {
+      blocker.close()
+    }
+  }, 90_000)
+
+  test('unknown plugins and policies refuse to start', async () => {
+    const plugin = await runCli(['start', '--ini', iniFile({'kinto.includes': 'kinto.plugins.unknown'}), '--port', '0'])
+    expect(plugin.code).toBe(1)
+    expect(plugin.stderr).toMatch(/Unknown plugin 'kinto.plugins.unknown' in kinto.includes/)
+    const policy = await runCli(['start', '--ini', iniFile({'multiauth.policies': 'magic'}), '--port', '0'])
+    expect(policy.code).toBe(1)
+    expect(policy.stderr).toMatch(/Authentication policy 'magic'/)
+  }, 90_000)
+
+  test('an embedded database without schema refuses to start, naming kinto migrate', async () => {
+    const settings: Record<string, string> = {}
+    for (const b of ['storage', 'permission', 'cache']) {
+      settings[`kinto.${b}_backend`] = `kinto.core.${b}.postgresql`
+      settings[`kinto.${b}_url`] = 'pglite:data'
+    }
+    const ini = iniFile(settings)
+    const r = await runCli(['start', '--ini', ini, '--port', '0'])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/schema is not installed/)
+    expect(r.stderr).toMatch(/kinto migrate --ini/)
+  }, 90_000)
+})
+
+describe('graceful close', () => {
+  test('requests in flight finish before close() resolves', async () => {
+    const config = loadConfig(iniFile({}), {env: {}})
+    const server = await startServer(config, {port: 0, logger: pino({level: 'silent'})})
+    let release!: () => void
+    server.app.kinto.heartbeats.set('slow', () => new Promise((resolve) => (release = () => resolve(true))))
+    const inFlight = fetch(`${server.url}__heartbeat__`)
+    await new Promise((r) => setTimeout(r, 100))
+    const closing = server.close()
+    let closed = false
+    void closing.then(() => (closed = true))
+    await new Promise((r) => setTimeout(r, 100))
+    expect(closed).toBe(false)
+    release()
+    const response = await inFlight
+    expect(response.status).toBe(200)
+    await closing
+    expect(closed).toBe(true)
+    await expect(fetch(`${server.url}__lbheartbeat__`)).rejects.toThrow()
+  }, 30_000)
+})
