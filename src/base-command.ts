@@ -60,7 +60,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     // oclif's own parse errors (unknown flag, missing arg): usage errors, exit 2.
     if (err instanceof Errors.CLIError && (err.oclif?.exit === 2 || /flag|argument|Unexpected/i.test(err.message))) {
       process.exitCode = ExitCode.USAGE
-      this.logToStderr(`Error: ${err.message.split('\n')[0]}`)
+      // oclif's messages may span lines (exclusive/dependsOn list every conflict): keep them, drop its own help line.
+      const lines = err.message.split('\n').filter((l) => l.trim() !== '' && !/^See more help with/.test(l.trim()))
+      this.logToStderr(`Error: ${lines.map((l) => l.trim()).join('\n  ')}`)
       this.logToStderr(`Hint: see \`kinto ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.`)
       return
     }
