@@ -18,8 +18,8 @@ export interface BoundData {
   events: EventCollector
   /** Parent collections already loaded (record requests), by collection URI. */
   collections: Map<string, KintoObject>
-  /** Group principals by user id. */
-  principals: Map<string, Promise<Identity>>
+  /** Identities by Authorization header: a batch authenticates each caller once. */
+  identities: Map<string, Promise<Identity>>
   /** Set when a sub-request asks the whole transaction to be rolled back (a 409 in a batch). */
   abort: boolean
   /** Pagination nonces consumed from the cache before the transaction: nonce → was valid. */
@@ -34,7 +34,7 @@ export function newBoundData(): BoundData {
   return {
     events: new EventCollector(),
     collections: new Map(),
-    principals: new Map(),
+    identities: new Map(),
     abort: false,
     nonces: new Map(),
     afterTransaction: [],
@@ -82,13 +82,21 @@ export class RequestContext {
   /** Who is calling (computed once; group principals cached per batch). */
   identity(): Promise<Identity> {
     if (!this.identityPromise) {
-      this.identityPromise = identify(this.runtime.policies, this.req.headers, {
-        settings: this.settings,
-        storage: this.tx.storage,
-        permission: this.tx.permission,
-        // Policies that cache (accounts) must not call it inside a transaction on PGlite.
-        cache: this.runtime.backends.cache,
-      }).then((identity) => (this.knownIdentity = identity))
+      const key = this.req.headers.authorization ?? ''
+      let shared = this.bound.identities.get(key)
+      if (!shared) {
+        shared = identify(this.runtime.policies, this.req.headers, {
+          settings: this.settings,
+          storage: this.tx.storage,
+          permission: this.tx.permission,
+          // Top-level requests authenticate before their transaction opens (see Runtime), so a
+          // policy may use the cache; a batch sub-request with its own credentials runs inside.
+          cache: this.runtime.backends.cache,
+        })
+        this.bound.identities.set(key, shared)
+        shared.catch(() => this.bound.identities.delete(key))
+      }
+      this.identityPromise = shared.then((identity) => (this.knownIdentity = identity))
     }
     return this.identityPromise
   }

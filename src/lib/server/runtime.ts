@@ -195,6 +195,11 @@ export class Runtime {
     ctx.service = service
     ctx.view = view
     ctx.params = params
+    if (!service.noTransaction || service.name === 'hello') {
+      // Authenticate before the transaction opens: policies may reach the cache, which PGlite's
+      // single connection cannot serve while a transaction holds it.
+      await ctx.identity()
+    }
     if (view.beforeTransaction && !service.noTransaction) await view.beforeTransaction(ctx)
     const run = async (tx: TxBackends) => {
       ctx.tx = tx
