@@ -135,6 +135,10 @@ function describeEvent(e: MigrateEvent, mode: MigrateMode): string {
       return `Migration lock taken on ${e.database}.`
     case 'plan': {
       const p = e.plan
+      if (e.backend === 'cache') {
+        const todo = p.state === 'missing' ? (mode === 'apply' ? 'not installed; installing' : 'not installed; would install') : 'installed'
+        return `cache on ${e.database}: ${todo}`
+      }
       const what =
         p.state === 'current'
           ? `up to date (version ${p.current})`

@@ -119,8 +119,13 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/** Exclusive lock file with the owner's pid; a file left by a dead process is taken over. */
-export async function withFileLock<T>(lockPath: string, opts: LockWaitOptions, fn: () => Promise<T>): Promise<T> {
+/**
+ * Takes the exclusive lock file (holding our pid), waiting as opts say; a file left by a dead
+ * process is taken over. Returns the release function. For a process that keeps an embedded
+ * folder open for its whole life (e.g. a server), so that `kinto migrate` waits instead of
+ * opening the folder twice.
+ */
+export async function acquireFileLock(lockPath: string, opts: LockWaitOptions): Promise<() => void> {
   mkdirSync(path.dirname(lockPath), {recursive: true})
   const started = Date.now()
   const timeoutMs = opts.timeoutMs ?? 60_000
@@ -167,11 +172,22 @@ export async function withFileLock<T>(lockPath: string, opts: LockWaitOptions, f
     if (Date.now() - started >= timeoutMs) throw lockError('timeout', opts, holder)
     await sleep(jitter(opts.pollMs ?? 100))
   }
-  try {
-    return await fn()
-  } finally {
+  let released = false
+  return () => {
+    if (released) return
+    released = true
     try {
       if (readFileSync(lockPath, 'utf8').trim() === String(process.pid)) unlinkSync(lockPath)
     } catch {}
+  }
+}
+
+/** Runs fn holding the lock file (see acquireFileLock); released in finally. */
+export async function withFileLock<T>(lockPath: string, opts: LockWaitOptions, fn: () => Promise<T>): Promise<T> {
+  const release = await acquireFileLock(lockPath, opts)
+  try {
+    return await fn()
+  } finally {
+    release()
   }
 }
