@@ -49,7 +49,7 @@ Every finding says what to change. Exit codes: 0 no errors (warnings allowed); 1
       dependsOn: ['url'],
     }),
     timeout: Flags.integer({
-      summary: 'Seconds to wait for each connection, statement or HTTP response.',
+      summary: 'Seconds to wait for each connection, DNS answer or HTTP response (a database gets four times this in all).',
       env: 'KINTO_CHECK_TIMEOUT',
       default: 5,
       min: 1,

@@ -7,7 +7,7 @@
  *   them; conditional requests work; responses differ by `_limit` (a cache keyed on the path
  *   alone would serve one page size for all);
  * - private `__…__` URLs are not public.
- * Only GET, HEAD-free, OPTIONS requests: nothing is written (never POST __flush__).
+ * Only GET and OPTIONS requests: nothing is written (__flush__ is never POSTed).
  */
 import {UsageError} from '../errors.js'
 import {HttpClient, type HttpResponse, describeHttpError} from './http.js'
@@ -76,6 +76,17 @@ function sameUrl(a: string, b: string): boolean {
     const y = new URL(b)
     const strip = (p: string) => p.replace(/\/+$/, '')
     return x.protocol === y.protocol && x.host === y.host && strip(x.pathname) === strip(y.pathname)
+  } catch {
+    return false
+  }
+}
+
+/** The URL is on the root's origin (default ports normalised) and under its path. */
+function underRoot(url: string, root: string): boolean {
+  try {
+    const u = new URL(url)
+    const r = new URL(`${root}/`)
+    return u.origin === r.origin && u.pathname.startsWith(r.pathname)
   } catch {
     return false
   }
@@ -244,7 +255,7 @@ async function checkList(state: ProbeState, listPath: string, explicit: boolean)
   } else {
     if (!nextPage) {
       findings.push(error('next-page', `GET ${target}?_limit=1 has more objects to give but no Next-Page header reached the client.`, 'Let the CDN/proxy pass the Next-Page header through.'))
-    } else if (!nextPage.startsWith(`${state.root}/`)) {
+    } else if (!underRoot(nextPage, state.root)) {
       findings.push(
         error('next-page', `Next-Page is ${nextPage}, outside the public URL ${state.root}/: clients following pages leave for the main server's address.`, `Set kinto.http_host = ${new URL(state.root).host} (and kinto.http_scheme) in [app:main].`),
       )
