@@ -449,3 +449,33 @@ describe('cascades', () => {
     expect((await req('GET', R, {auth: ALICE})).body.data).toEqual([])
   })
 })
+
+describe('JSON schema validation (experimental_collection_schema_validation)', () => {
+  test('records validate against the collection schema and the bucket record:schema', async () => {
+    await fresh({'kinto.experimental_collection_schema_validation': 'true'})
+    expect((await req('GET', '/v1/')).body.capabilities).toHaveProperty('schema')
+    const schema = {type: 'object', properties: {title: {type: 'string'}}, required: ['title']}
+    const col = await req('PUT', '/v1/buckets/b/collections/s', {body: {data: {schema}}})
+    expect(col.status).toBe(201)
+    const bad = await req('POST', '/v1/buckets/b/collections/s/records', {body: {data: {title: 12}}})
+    expect(bad.status).toBe(400)
+    expect(bad.body).toMatchObject({errno: 107, details: [{location: 'body', name: 'title'}]})
+    const missing = await req('POST', '/v1/buckets/b/collections/s/records', {body: {data: {}}})
+    expect(missing.status).toBe(400)
+    expect(missing.body.message).toContain("'title' is a required property")
+    const ok = await req('POST', '/v1/buckets/b/collections/s/records', {body: {data: {title: 'x'}}})
+    expect(ok.status).toBe(201)
+    expect(ok.body.data.schema).toBe(col.body.data.last_modified)
+
+    await req('PATCH', '/v1/buckets/b', {body: {data: {'record:schema': {type: 'object', properties: {n: {type: 'integer'}}}}}})
+    const badN = await req('POST', '/v1/buckets/b/collections/c/records', {body: {data: {n: 'one'}}})
+    expect(badN.status).toBe(400)
+    expect(badN.body.details[0].name).toBe('n')
+    expect((await req('POST', '/v1/buckets/b/collections/c/records', {body: {data: {n: 1}}})).status).toBe(201)
+  })
+
+  test('without the setting, schemas are stored but not enforced', async () => {
+    await req('PUT', '/v1/buckets/b/collections/s', {body: {data: {schema: {type: 'object', required: ['title']}}}})
+    expect((await req('POST', '/v1/buckets/b/collections/s/records', {body: {data: {}}})).status).toBe(201)
+  })
+})
