@@ -148,6 +148,19 @@ describe(`kinto check on ${dbKind}`, () => {
     expect(f.message).toContain('every authenticated user can read every bucket and list them all')
   })
 
+  it('kinto.readonly = true: only Kinto enforces it when the role may write', async () => {
+    const r = await check(['--ini', writeIni({...goodSettings(db.url), 'kinto.readonly': 'true'}), '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    const [f] = parse(r.stdout).findings.filter((x) => x.id === 'readonly-privileges')
+    if (dbKind === 'pglite') {
+      expect(f.level).toBe('ok')
+      expect(f.message).toContain('the embedded database has a single role, so only Kinto enforces it')
+    } else {
+      expect(f.level).toBe('warning')
+      expect(f.message).toContain('kinto.readonly is true but role postgres may still write there')
+    }
+  })
+
   it('a database without the schema: migrations errors, exit 1', async () => {
     const empty = await createTestDatabase()
     databases.push(empty)
