@@ -175,10 +175,10 @@ describe.skipIf(!realServerUrl)('kinto db grant-readonly (real PostgreSQL only: 
     const ini = writeTestIni(urlAs('postgres', 'postgres'))
     cleanups.push(() => ini.cleanup())
     const long = await runCli(['db', 'grant-readonly', '--ini', ini.ini, '--role', 'r'.repeat(64), '--dry-run'])
-    expect(long.code).toBe(1)
+    expect(long.code).toBe(2)
     expect(long.stderr).toMatch(/longer than 63 bytes/)
     const reserved = await runCli(['db', 'grant-readonly', '--ini', ini.ini, '--role', 'pg_mine', '--dry-run'])
-    expect(reserved.code).toBe(1)
+    expect(reserved.code).toBe(2)
   })
 })
 

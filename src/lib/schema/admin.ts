@@ -3,7 +3,7 @@
  * and how to point it at another database on the same server.
  */
 import {maskUrl, parseDbUrl} from '../db/index.js'
-import {KintoError} from '../errors.js'
+import {KintoError, UsageError} from '../errors.js'
 import type {ConfiguredBackend} from './targets.js'
 
 /** The same server and credentials, another database. */
@@ -36,8 +36,7 @@ export function serverStorage(backends: ConfiguredBackend[], what: string): Conf
 export function checkAdminUrl(url: string): string {
   const parsed = parseDbUrl(url)
   if (parsed.driver !== 'pg') {
-    throw new KintoError(`--admin-url must be a PostgreSQL server URL, not ${maskUrl(url)}.`, {
-      code: 'KINTO_USAGE',
+    throw new UsageError(`--admin-url must be a PostgreSQL server URL, not ${maskUrl(url)}.`, {
       hint: 'Use postgresql://admin:password@host:5432/postgres.',
     })
   }

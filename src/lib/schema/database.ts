@@ -4,7 +4,7 @@
  */
 import {type SqlClient, openDatabase, parseDbUrl, quoteIdent} from '../db/index.js'
 import type {Settings} from '../config/settings.js'
-import {KintoError} from '../errors.js'
+import {KintoError, UsageError} from '../errors.js'
 import {checkAdminUrl, serverStorage, urlForDatabase} from './admin.js'
 import {configuredBackends} from './targets.js'
 
@@ -33,11 +33,11 @@ export interface CreateDatabaseResult {
 export const MAX_IDENTIFIER_BYTES = 63
 
 export function checkIdentifier(kind: string, name: string): string {
-  if (name.length === 0) throw new KintoError(`The ${kind} name is empty.`, {code: 'KINTO_USAGE'})
+  if (name.length === 0) throw new UsageError(`The ${kind} name is empty.`)
   if (Buffer.byteLength(name, 'utf8') > MAX_IDENTIFIER_BYTES) {
-    throw new KintoError(`The ${kind} name is longer than ${MAX_IDENTIFIER_BYTES} bytes; PostgreSQL would truncate it.`, {code: 'KINTO_USAGE'})
+    throw new UsageError(`The ${kind} name is longer than ${MAX_IDENTIFIER_BYTES} bytes; PostgreSQL would truncate it.`)
   }
-  if (name.includes('\0')) throw new KintoError(`The ${kind} name contains a NUL character.`, {code: 'KINTO_USAGE'})
+  if (name.includes('\0')) throw new UsageError(`The ${kind} name contains a NUL character.`)
   return name
 }
 

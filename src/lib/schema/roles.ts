@@ -9,7 +9,7 @@ import {createHash, createHmac, pbkdf2Sync, randomBytes} from 'node:crypto'
 
 import {openDatabase, parseDbUrl, type Queryable, quoteIdent, quoteLiteral, type SqlClient} from '../db/index.js'
 import type {Settings} from '../config/settings.js'
-import {ExitCode, KintoError} from '../errors.js'
+import {ExitCode, KintoError, UsageError} from '../errors.js'
 import {checkAdminUrl, serverStorage, urlForDatabase} from './admin.js'
 import {checkIdentifier, mapAdminError} from './database.js'
 import {configuredBackends} from './targets.js'
@@ -212,10 +212,10 @@ export async function grantReadonly(opts: GrantReadonlyOptions): Promise<GrantRe
   const mode = opts.mode ?? 'apply'
   const role = checkIdentifier('role', opts.role)
   if (role.toLowerCase().startsWith('pg_')) {
-    throw new KintoError('Role names starting with pg_ are reserved by PostgreSQL.', {code: 'KINTO_USAGE'})
+    throw new UsageError('Role names starting with pg_ are reserved by PostgreSQL.')
   }
   if (opts.password !== undefined && opts.password.length === 0) {
-    throw new KintoError('The password read from stdin is empty.', {code: 'KINTO_USAGE', hint: 'Pipe a password: echo "$PW" | kinto db grant-readonly --role NAME --password-stdin'})
+    throw new UsageError('The password read from stdin is empty.', {hint: 'Pipe a password: echo "$PW" | kinto db grant-readonly --role NAME --password-stdin'})
   }
   const backends = configuredBackends(opts.settings, opts.dir)
   const storage = serverStorage(backends, 'kinto db grant-readonly')
