@@ -3,7 +3,7 @@
  * and their cascades, backend heartbeats, capabilities, then the `kinto.includes` plugins.
  */
 import {asBool, asList} from '../config/settings.js'
-import {pluginApi, pluginsFromSettings} from './plugins.js'
+import {pluginApi, pluginsFromSettings} from './plugins/index.js'
 import {resourceServices} from './resource.js'
 import {CORE_RESOURCES, registerCoreListeners} from './resources.js'
 import type {Runtime} from './runtime.js'
