@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {mkdtempSync, rmSync} from 'node:fs'
+import {cpSync, existsSync, mkdtempSync, rmSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -25,6 +25,9 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 
 export function createPgliteDatabase(): TestDatabase {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-pglite-'))
+  // A copy of the empty folder prepared by global-setup.ts (initdb once per run, not per database).
+  const template = process.env.KINTO_PGLITE_TEMPLATE
+  if (template && existsSync(template)) cpSync(template, dir, {recursive: true})
   return {
     url: `pglite:${dir}`,
     kind: 'pglite',
