@@ -1,0 +1,254 @@
+/**
+ * SQL statements per request on the postgresql backends (issue 9: no N+1 on any list).
+ *
+ * Every statement the storage and permission backends send goes through a counting wrapper around
+ * the SqlClient that the DatabaseRegistry hands to createBackends (a transaction counts as BEGIN
+ * and COMMIT on top of the statements run inside it). The cache is the memory one here: on a
+ * PostgreSQL server the postgresql cache opens its own pool outside the registry, so it could not
+ * be counted there; no request below reaches the cache anyway.
+ *
+ * The counts are exact: a new statement on a hot path must be a deliberate change of this file.
+ * The N+1 property itself is asserted as "the same count whatever the page size".
+ */
+import type {FastifyInstance} from 'fastify'
+import {afterAll, beforeAll, describe, expect, test} from 'vitest'
+
+import {createBackends, type Backends} from '../../src/lib/backends.js'
+import {buildSettings} from '../../src/lib/config/settings.js'
+import {DatabaseRegistry, type PoolOptions, type Queryable, type SqlClient} from '../../src/lib/db/index.js'
+import {ensureSchema} from '../../src/lib/schema/index.js'
+import {createApp} from '../../src/lib/server/app.js'
+import {createTestDatabase, dbKind, type TestDatabase} from '../helpers/db.js'
+
+/** The statements seen since the last reset (first word, upper-cased, and the SQL). */
+class StatementLog {
+  entries: string[] = []
+  reset(): void {
+    this.entries = []
+  }
+  get count(): number {
+    return this.entries.length
+  }
+  add(sql: string): void {
+    this.entries.push(sql.replace(/\s+/g, ' ').trim())
+  }
+}
+
+function countingQueryable(inner: Queryable, log: StatementLog): Queryable {
+  return {
+    query(sql, params) {
+      log.add(sql)
+      return inner.query(sql, params)
+    },
+    exec(sql) {
+      log.add(sql)
+      return inner.exec(sql)
+    },
+  }
+}
+
+function countingClient(inner: SqlClient, log: StatementLog): SqlClient {
+  const q = countingQueryable(inner, log)
+  return {
+    kind: inner.kind,
+    displayUrl: inner.displayUrl,
+    query: q.query,
+    exec: q.exec,
+    async transaction(fn) {
+      log.add('BEGIN')
+      const result = await inner.transaction((tx) => fn(countingQueryable(tx, log)))
+      log.add('COMMIT')
+      return result
+    },
+    withConnection(fn) {
+      return inner.withConnection((conn) => fn(countingQueryable(conn, log)))
+    },
+    close: () => inner.close(),
+  }
+}
+
+/** A registry whose clients count every statement into one log. */
+class CountingRegistry extends DatabaseRegistry {
+  private readonly wrapped = new Map<SqlClient, SqlClient>()
+  constructor(readonly log: StatementLog) {
+    super()
+  }
+  override get(url: string, options: PoolOptions = {}): SqlClient {
+    const inner = super.get(url, options)
+    let client = this.wrapped.get(inner)
+    if (!client) {
+      client = countingClient(inner, this.log)
+      this.wrapped.set(inner, client)
+    }
+    return client
+  }
+}
+
+const basic = (user: string) => 'Basic ' + Buffer.from(`${user}:secret`).toString('base64')
+const ALICE = basic('alice')
+const BOB = basic('bob')
+
+let db: TestDatabase
+let registry: CountingRegistry
+let backends: Backends
+let app: FastifyInstance
+const log = new StatementLog()
+
+interface Sent {
+  status: number
+  body: any
+  headers: Record<string, unknown>
+  statements: string[]
+}
+
+async function send(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, body?: unknown, auth = ALICE): Promise<Sent> {
+  log.reset()
+  const res = await app.inject({
+    method,
+    url,
+    headers: {authorization: auth, ...(body === undefined ? {} : {'content-type': 'application/json'})},
+    payload: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const statements = [...log.entries]
+  return {status: res.statusCode, body: res.body ? JSON.parse(res.body) : undefined, headers: res.headers, statements}
+}
+
+const RECORDS = 40
+const BASE = '/v1/buckets/bench/collections/items/records'
+
+beforeAll(async () => {
+  db = await createTestDatabase()
+  registry = new CountingRegistry(log)
+  await ensureSchema(registry.get(db.url), ['storage', 'permission'])
+  const settings = buildSettings(
+    {
+      'kinto.storage_backend': 'kinto.core.storage.postgresql',
+      'kinto.storage_url': db.url,
+      'kinto.permission_backend': 'kinto.core.permission.postgresql',
+      'kinto.permission_url': db.url,
+      'kinto.cache_backend': 'kinto.core.cache.memory',
+      'kinto.userid_hmac_secret': 'bench-secret',
+      'multiauth.policies': 'basicauth',
+    },
+    {},
+  )
+  backends = createBackends(settings, {registry})
+  app = createApp({settings, backends})
+  expect((await send('PUT', '/v1/buckets/bench', {})).status).toBe(201)
+  expect((await send('PUT', '/v1/buckets/bench/collections/items', {})).status).toBe(201)
+  for (let i = 0; i < RECORDS; i++) {
+    const r = await send('PUT', `${BASE}/r${String(i).padStart(3, '0')}`, {data: {n: i, kind: i % 2 ? 'odd' : 'even'}})
+    expect(r.status).toBe(201)
+  }
+  // Bob may read three records only: his list of the collection is a "shared objects" list.
+  for (const id of ['r001', 'r002', 'r003']) {
+    expect((await send('PATCH', `${BASE}/${id}`, {permissions: {read: [`basicauth:${await userIdOf(BOB)}`]}})).status).toBe(200)
+  }
+}, 120_000)
+
+async function userIdOf(auth: string): Promise<string> {
+  const res = await app.inject({method: 'GET', url: '/v1/', headers: {authorization: auth}})
+  return (JSON.parse(res.body).user.id as string).replace(/^basicauth:/, '')
+}
+
+afterAll(async () => {
+  await app?.close()
+  await backends?.close()
+  await registry?.closeAll()
+  await db?.drop()
+})
+
+/** Asserts the exact number of statements, showing them when it differs. */
+function expectStatements(sent: Sent, expected: number): void {
+  expect(sent.statements, `${sent.statements.length} statements:\n  ${sent.statements.join('\n  ')}`).toHaveLength(expected)
+}
+
+describe(`SQL statements per request (${dbKind})`, () => {
+  // Every authenticated request starts with one statement: the user's group principals.
+
+  test('GET one record: principals, permission, collection, record, its ACEs (5)', async () => {
+    const r = await send('GET', `${BASE}/r005`)
+    expect(r.status).toBe(200)
+    expect(r.body.data.n).toBe(5)
+    expectStatements(r, 5)
+    // A read runs outside any transaction.
+    expect(r.statements).not.toContain('BEGIN')
+  })
+
+  test('list _limit=10: principals, permission, collection, list timestamp, one SELECT (5)', async () => {
+    const r = await send('GET', `${BASE}?_limit=10`)
+    expect(r.status).toBe(200)
+    expect(r.body.data).toHaveLength(10)
+    expect(r.headers['next-page']).toBeTruthy()
+    expectStatements(r, 5)
+    expect(r.statements.filter((s) => s.startsWith('SELECT id, as_epoch(last_modified) AS last_modified, data FROM objects WHERE parent_id'))).toHaveLength(1)
+  })
+
+  test('no N+1: a list costs the same whatever its page size', async () => {
+    const counts: number[] = []
+    for (const limit of [1, 10, RECORDS]) {
+      const r = await send('GET', `${BASE}?_limit=${limit}`)
+      expect(r.body.data).toHaveLength(limit)
+      counts.push(r.statements.length)
+    }
+    expect(counts).toEqual([5, 5, 5])
+  })
+
+  test('list with filters and a sort on a data field (5)', async () => {
+    const r = await send('GET', `${BASE}?_limit=5&kind=odd&min_n=3&_sort=-n`)
+    expect(r.status).toBe(200)
+    expect(r.body.data.map((o: {n: number}) => o.n)).toEqual([39, 37, 35, 33, 31])
+    expectStatements(r, 5)
+  })
+
+  test('the next page (keyset rules from _token) costs as much as the first (5)', async () => {
+    const first = await send('GET', `${BASE}?_limit=10&_sort=n`)
+    const next = new URL(String(first.headers['next-page']))
+    const r = await send('GET', next.pathname + next.search)
+    expect(r.status).toBe(200)
+    expect(r.body.data.map((o: {n: number}) => o.n)).toEqual([10, 11, 12, 13, 14, 15, 16, 17, 18, 19])
+    expectStatements(r, 5)
+  })
+
+  test('_since sync (tombstones included) (5)', async () => {
+    const all = await send('GET', `${BASE}?_limit=${RECORDS}&_sort=last_modified`)
+    const since = all.body.data[RECORDS - 11].last_modified
+    const r = await send('GET', `${BASE}?_since=${since}`)
+    expect(r.status).toBe(200)
+    expect(r.body.data).toHaveLength(10)
+    expectStatements(r, 5)
+  })
+
+  test('a list of shared objects only (no read on the collection) adds one lookup of the shared ids (6)', async () => {
+    for (const limit of [1, 3]) {
+      const r = await send('GET', `${BASE}?_limit=${limit}`, undefined, BOB)
+      expect(r.status).toBe(200)
+      expect(r.body.data).toHaveLength(limit)
+      expectStatements(r, 6)
+    }
+  })
+
+  test('POST a record: one transaction, one INSERT, its ACEs (9 with BEGIN and COMMIT)', async () => {
+    const r = await send('POST', BASE, {data: {n: 1000}})
+    expect(r.status).toBe(201)
+    expectStatements(r, 9)
+    expect(r.statements[1]).toBe('BEGIN')
+    expect(r.statements.at(-1)).toBe('COMMIT')
+    expect(r.statements.filter((s) => s.startsWith('INSERT INTO objects'))).toHaveLength(1)
+  })
+
+  test('PUT with If-Match (record loaded once, one conditional UPDATE)', async () => {
+    const current = await send('GET', `${BASE}/r010`)
+    log.reset()
+    const res = await app.inject({
+      method: 'PUT',
+      url: `${BASE}/r010`,
+      headers: {authorization: ALICE, 'content-type': 'application/json', 'if-match': `"${current.body.data.last_modified}"`},
+      payload: JSON.stringify({data: {n: 10, kind: 'even', touched: true}}),
+    })
+    const sent: Sent = {status: res.statusCode, body: JSON.parse(res.body), headers: res.headers, statements: [...log.entries]}
+    expect(sent.status).toBe(200)
+    expect(sent.statements.filter((s) => s.startsWith('UPDATE objects'))).toHaveLength(1)
+    expectStatements(sent, 11)
+  })
+})
