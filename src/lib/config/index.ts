@@ -27,6 +27,8 @@ export interface ServerConfig {
   host: string
   port: number
   unixSocket?: string
+  /** waitress's `unix_socket_perms` (octal, e.g. `666`): the socket's mode after listening. */
+  unixSocketMode?: string
 }
 
 export interface KintoConfig {
@@ -168,6 +170,13 @@ function serverConfig(ini: IniDocument, vars: Record<string, string>): ServerCon
   }
   const unixSocket = get('unix_socket')
   if (unixSocket) server.unixSocket = path.resolve(ini.here, unixSocket)
+  const perms = get('unix_socket_perms')
+  if (perms !== undefined) {
+    if (!/^0?[0-7]{3}$/.test(perms)) {
+      throw iniError(ini.path, ini.entry(section, 'unix_socket_perms')?.line, 'unix_socket_perms', `${JSON.stringify(perms)} is not a file mode; expected octal digits such as 660 or 666.`)
+    }
+    server.unixSocketMode = perms.replace(/^0(?=[0-7]{3}$)/, '')
+  }
   return server
 }
 
