@@ -15,6 +15,7 @@ import {
   type JsonValue,
   type KintoObject,
   type Sort,
+  type Storage,
   type WriteCondition,
 } from '../storage/types.js'
 import {EVERYONE, type AuthorizationContext} from './authorization.js'
@@ -63,8 +64,24 @@ export interface ResourceDefinition {
   objectPath: string | null
   /** Permission names accepted in bodies. */
   permissions: readonly string[]
-  /** Parent id of the objects (`/buckets/b1`), from the route params. */
-  parentId(params: Record<string, string>): string
+  /**
+   * Parent id of the objects (`/buckets/b1`), from the route params. `ctx.knownIdentity` is set
+   * when it is called, for resources whose parent depends on the caller (accounts).
+   */
+  parentId(params: Record<string, string>, ctx: RequestContext): string
+  /** The principal given the write permission on what a request writes (default: the caller). */
+  writerPrincipal?(r: ResourceRequest, caller: string): string
+  /**
+   * A closed schema: the only fields lists accept in filters, `_sort` and `_fields` (besides
+   * id, last_modified, deleted); unknown ones are a 400 as upstream. Undefined: any field.
+   */
+  knownFields?: readonly string[]
+  /** Rewrites the list filters taken from the querystring (history: ids compared as strings). */
+  adjustFilters?(filters: Filter[]): Filter[]
+  /** Rewrites the list sorting taken from the querystring (permissions: by uri, no last_modified). */
+  adjustSorting?(sorting: Sort[]): Sort[]
+  /** Reads come from this instead of the storage backend (a computed list such as /permissions). */
+  model?(r: ResourceRequest): Storage
   /**
    * Validates and normalises `data` of a full object (create, replace, and after a PATCH);
    * returns the normalised data or throws a 400. `prefix` names fields in errors (`data.`).
@@ -117,7 +134,11 @@ function baseView(def: ResourceDefinition, kind: 'plural' | 'object', method: st
     accept: JSON_TYPES,
     contentTypes,
     parseBody: contentTypes !== undefined,
-    prepare: (ctx) => ResourceRequest.get(ctx, def, kind).authorizationContext(),
+    prepare: async (ctx) => {
+      // Who calls is known before the resource is set up (its parent may depend on it).
+      await ctx.identity()
+      return ResourceRequest.get(ctx, def, kind).authorizationContext()
+    },
   }
 }
 
@@ -208,12 +229,16 @@ export class ResourceRequest {
     readonly def: ResourceDefinition,
     readonly kind: 'plural' | 'object',
   ) {
-    this.parentId = def.parentId(ctx.params)
+    this.parentId = def.parentId(ctx.params, ctx)
     this.idGenerator = ctx.runtime.idGeneratorFor(def.name)
   }
 
-  get storage() {
-    return this.ctx.tx.storage
+  private modelValue?: Storage
+
+  get storage(): Storage {
+    if (!this.def.model) return this.ctx.tx.storage
+    this.modelValue ??= this.def.model(this)
+    return this.modelValue
   }
 
   get permission() {
@@ -326,7 +351,8 @@ export class ResourceRequest {
   }
 
   private async currentPrincipal(): Promise<string> {
-    return (await this.ctx.identity()).userId ?? EVERYONE
+    const caller = (await this.ctx.identity()).userId ?? EVERYONE
+    return this.def.writerPrincipal ? this.def.writerPrincipal(this, caller) : caller
   }
 
   /** Adds the object's permissions when the caller is in its own write ACE (else `{}`). */
@@ -632,8 +658,8 @@ export class ResourceRequest {
 
     const {filters, alert} = this.filters()
     const limit = this.limit()
-    const sorting = extractSorting(this.ctx.req.query)
-    const fields = head ? undefined : extractFields(this.ctx.req.query)
+    const sorting = this.sorting()
+    const fields = head ? undefined : this.fields()
     if (alert) headers.Alert = JSON.stringify({code: 'soft-eol', message: alert, url: LEGACY_TO_URL})
     const includeDeleted = filters.some((f) => f.field === 'last_modified')
     const {rules, offset} = await this.paginationRules(sorting)
@@ -700,7 +726,7 @@ export class ResourceRequest {
     await this.raise412IfModified({})
     const {filters} = this.filters()
     const limit = this.limit()
-    const sorting = extractSorting(this.ctx.req.query)
+    const sorting = this.sorting()
     const {rules, offset} = await this.paginationRules(sorting)
     const objects = await this.storage.list(this.def.name, this.parentId, {filters, sorting, limit: limit + 1, paginationRules: rules})
     const deleted = await this.storage.deleteAll(this.def.name, this.parentId, {filters, sorting, limit, paginationRules: rules})
@@ -732,7 +758,7 @@ export class ResourceRequest {
     const notModified = await this.raise304or(headers, obj)
     if (notModified) return notModified
     await this.raise412IfModified(obj)
-    const fields = extractFields(this.ctx.req.query)
+    const fields = this.fields()
     const shown = fields ? dictSubset(obj, fields) : obj
     return {headers, body: await this.postprocess(shown as Annotated)}
   }
@@ -848,9 +874,44 @@ export class ResourceRequest {
     const q = this.ctx.req.query
     // Schema-validated parameters (400 on bad values even when unused).
     queryInteger(q, '_limit')
-    const {filters, alert} = extractFilters(q)
+    const extracted = extractFilters(q)
+    let filters = extracted.filters
+    if (this.def.knownFields) {
+      for (const f of filters) {
+        if (this.isKnownField(f.field)) continue
+        const param = f.operator === 'eq' ? f.field : `${f.operator}_${f.field}`
+        throw invalid('querystring', param, `Unknown filter field '${param}'`)
+      }
+    }
+    if (this.def.adjustFilters) filters = this.def.adjustFilters(filters)
     if (this.ctx.sharedIds !== null) filters.unshift({field: 'id', value: this.ctx.sharedIds, operator: 'in'})
-    return {filters, alert}
+    return {filters, alert: extracted.alert}
+  }
+
+  /** Whether a (dotted) field may be used in lists: any, unless the schema is closed. */
+  private isKnownField(field: string): boolean {
+    const known = this.def.knownFields
+    if (!known) return true
+    const root = field.split('.')[0]
+    return known.includes(root) || root === 'id' || root === 'last_modified' || root === 'deleted'
+  }
+
+  private sorting(): Sort[] {
+    let sorting = extractSorting(this.ctx.req.query)
+    for (const {field} of sorting) {
+      if (!this.isKnownField(field)) throw invalid('querystring', null, `Unknown sort field '${field}'`)
+    }
+    if (this.def.adjustSorting) sorting = this.def.adjustSorting(sorting)
+    return sorting
+  }
+
+  private fields(): string[] | undefined {
+    const fields = extractFields(this.ctx.req.query)
+    if (fields && this.def.knownFields) {
+      const unknown = [...new Set(fields.map((f) => f.split('.')[0]).filter((f) => !this.isKnownField(f)))]
+      if (unknown.length > 0) throw invalid('body', 'Invalid _fields parameter', `Fields ${unknown.join(',')} do not exist`)
+    }
+    return fields
   }
 
   private limit(): number {
