@@ -17,3 +17,13 @@ export function cacheExpiresHeaders(seconds: number): Record<string, string> {
 export function timestampHeaders(timestamp: number): Record<string, string> {
   return {ETag: `"${timestamp}"`, 'Last-Modified': new Date(Math.floor(timestamp / 1000) * 1000).toUTCString()}
 }
+
+/**
+ * The `Backoff` header value for one response, or null: the configured seconds on every response,
+ * or at random on `backoff_percentage` % of them (upstream's setup_backoff).
+ */
+export function backoffHeader(active: {backoff: number | null; backoffPercentage: number | null}, random: () => number = Math.random): string | null {
+  if (active.backoff === null) return null
+  if (active.backoffPercentage !== null && !(random() < active.backoffPercentage / 100)) return null
+  return String(active.backoff)
+}

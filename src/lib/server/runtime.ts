@@ -10,6 +10,7 @@
  * Every response then gets the CSP, nosniff, Backoff and CORS headers.
  */
 import {asBool, asInt, asList, asString, type Settings} from '../config/settings.js'
+import {activeState, serviceStateFrom, type ActiveState, type ServiceState} from '../ops/state.js'
 import {
   BackendError,
   IntegrityError,
@@ -40,7 +41,7 @@ import {
 import {EventBus, drainEvents} from './events.js'
 import {idGeneratorsFromSettings, type IdGenerator} from './ids.js'
 import {parseQuery} from './querystring.js'
-import {cacheExpiresHeaders, timestampHeaders} from './headers.js'
+import {backoffHeader, cacheExpiresHeaders, timestampHeaders} from './headers.js'
 import {Router, type Service, type ViewDef} from './router.js'
 import type {Backends, KintoRequest, KintoResponse, TxBackends, ViewResult} from './types.js'
 
@@ -79,6 +80,51 @@ export interface RuntimeOptions {
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
+/**
+ * Settings a running runtime takes on reload (SIGHUP): each is read per request from
+ * `runtime.settings`, or rebuilt by applySettings(). Any other change needs a restart.
+ */
+const RELOADABLE_SETTINGS = new Set([
+  'backoff',
+  'backoff_percentage',
+  'backoff_expires',
+  'readonly',
+  'readonly_expires',
+  'maintenance',
+  'maintenance_expires',
+  'retry_after_seconds',
+  'eos',
+  'eos_message',
+  'eos_url',
+  'cors_origins',
+  'cors_max_age_seconds',
+  'heartbeat_timeout_seconds',
+  'root_cache_expires_seconds',
+  'batch_max_requests',
+  'paginate_by',
+  'pagination_token_validity_seconds',
+  'explicit_permissions',
+  'error_info_link',
+  'project_docs',
+  'http_host',
+  'http_scheme',
+  'version_prefix_redirect_enabled',
+  'version_prefix_redirect_ttl_seconds',
+  'trailing_slash_redirect_enabled',
+  'trailing_slash_redirect_ttl_seconds',
+])
+const RELOADABLE_PATTERNS = [/_principals$/, /_cache_expires_seconds$/]
+
+export function isReloadableSetting(key: string): boolean {
+  return RELOADABLE_SETTINGS.has(key) || RELOADABLE_PATTERNS.some((re) => re.test(key))
+}
+
+/** What applySettings() did: setting keys (never values) taken live, and those needing a restart. */
+export interface SettingsChange {
+  applied: string[]
+  needRestart: string[]
+}
+
 export class Runtime {
   readonly settings: Settings
   readonly backends: Backends
@@ -91,32 +137,69 @@ export class Runtime {
   readonly publicSettings = new Set(['batch_max_requests', 'readonly', 'explicit_permissions'])
   readonly policies: AuthenticationPolicy[]
   readonly idGenerators: Map<string, IdGenerator>
-  readonly cors: CorsPolicy
-  readonly readonly: boolean
+  cors: CorsPolicy
   readonly routePrefix: string
-  readonly retryAfter: number
+  retryAfter: number
   /** Resource names served (for cascades that must reach every kind of child). */
   readonly resourceNames = new Set<string>()
-  private readonly backoff: string | null
-  private readonly backoffPercentage: number | null
+  /** backoff / readonly / maintenance as configured, deadlines included (src/lib/ops/state.ts). */
+  private serviceState: ServiceState
 
   constructor(options: RuntimeOptions) {
     this.settings = options.settings
     this.backends = options.backends
     this.logger = options.logger ?? silentLogger
     this.configInfoSource = options.configInfo ?? null
-    this.readonly = asBool(this.settings, 'readonly')
+    this.serviceState = serviceStateFrom(this.settings)
     const apiVersion = asString(this.settings, 'http_api_version') ?? '1.23'
     this.routePrefix = `v${apiVersion.split('.')[0]}`
     this.retryAfter = asInt(this.settings, 'retry_after_seconds', 3) ?? 3
     this.policies = policiesFromSettings(this.settings)
     this.idGenerators = idGeneratorsFromSettings(this.settings)
-    const maxAge = asInt(this.settings, 'cors_max_age_seconds', null)
-    this.cors = new CorsPolicy(asList(this.settings, 'cors_origins'), maxAge || null)
-    const backoff = this.settings.backoff
-    this.backoff = backoff === null || backoff === undefined || backoff === '' ? null : String(backoff)
-    const pct = this.settings.backoff_percentage
-    this.backoffPercentage = pct === null || pct === undefined || pct === '' ? null : Number(pct)
+    this.cors = corsPolicyFrom(this.settings)
+  }
+
+  /** The toggles in force now (a toggle whose `<name>_expires` date has passed is off). */
+  get active(): ActiveState {
+    return activeState(this.serviceState)
+  }
+
+  /** kinto.readonly in force: writes answered 405 errno 115. */
+  get readonly(): boolean {
+    return this.active.readonly
+  }
+
+  /** kinto.maintenance in force: writes answered 503 errno 201 with Retry-After, reads served. */
+  get maintenance(): boolean {
+    return this.active.maintenance
+  }
+
+  /**
+   * Takes reloaded settings: the reloadable ones (see RELOADABLE_SETTINGS) change in place, so
+   * requests already running finish with the values they started with or the new ones, never a
+   * mix that fails; the others are left as they are and listed as needing a restart. Invalid
+   * toggle values throw before anything changes.
+   */
+  applySettings(next: Settings): SettingsChange {
+    const nextState = serviceStateFrom(next)
+    const nextRetryAfter = asInt(next, 'retry_after_seconds', 3) ?? 3
+    const nextCors = corsPolicyFrom(next)
+    const applied: string[] = []
+    const needRestart: string[] = []
+    for (const key of new Set([...Object.keys(this.settings), ...Object.keys(next)])) {
+      if (JSON.stringify(this.settings[key]) === JSON.stringify(next[key])) continue
+      if (!isReloadableSetting(key)) {
+        needRestart.push(key)
+        continue
+      }
+      applied.push(key)
+      if (key in next) this.settings[key] = next[key]
+      else delete this.settings[key]
+    }
+    this.serviceState = nextState
+    this.retryAfter = nextRetryAfter
+    this.cors = nextCors
+    return {applied: applied.sort(), needRestart: needRestart.sort()}
   }
 
   get configInfo(): ConfigInfo | null {
@@ -169,7 +252,8 @@ export class Runtime {
   }
 
   private async handleInner(req: KintoRequest): Promise<{response: KintoResponse; ctx?: RequestContext}> {
-    if (this.readonly && !READ_METHODS.has(req.method)) throw methodNotAllowed()
+    const active = this.active
+    if (active.readonly && !READ_METHODS.has(req.method)) throw methodNotAllowed()
     const prefix = `/${this.routePrefix}`
     // Paths outside of /v<digits> go to the current version.
     if (!/^\/v\d+/.test(req.path) && asBool(this.settings, 'version_prefix_redirect_enabled')) {
@@ -189,6 +273,8 @@ export class Runtime {
     }
     const view = findView(service, req.method)
     if (!view) throw methodNotAllowed(allowedMethods(service))
+    // Maintenance: writes wait; a batch runs, and fails as a whole if it holds a write.
+    if (active.maintenance && !READ_METHODS.has(req.method) && service.name !== 'batch') throw serviceUnavailable(this.retryAfter)
 
     const bound = newBoundData()
     const ctx = new RequestContext(this, req, this.backends, bound)
@@ -278,6 +364,7 @@ export class Runtime {
         } else {
           const view = findView(match.service, current.method)
           if (!view) throw methodNotAllowed(allowedMethods(match.service))
+          if (this.maintenance && !READ_METHODS.has(current.method)) throw serviceUnavailable(this.retryAfter)
           ctx = new RequestContext(this, current, parent.tx, parent.bound, parent)
           ctx.service = match.service
           ctx.view = view
@@ -379,7 +466,9 @@ export class Runtime {
       issues.push({location: 'header', name: 'Access-Control-Request-Method', description: 'this header is mandatory'})
     }
     if (issues.length > 0) throw invalidParameters(issues)
-    const methods = corsMethods(service)
+    // Write views stay registered so that readonly can be switched off live; preflights hide them.
+    const readonly = this.readonly
+    const methods = corsMethods(service).filter((m) => !readonly || READ_METHODS.has(m))
     if (!methods.includes(requestedMethod!)) {
       throw invalid('header', 'Access-Control-Request-Method', 'Method not allowed')
     }
@@ -429,9 +518,8 @@ export class Runtime {
     const h = response.headers
     h['Content-Security-Policy'] ??= "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
     h['X-Content-Type-Options'] ??= 'nosniff'
-    if (this.backoff !== null) {
-      if (this.backoffPercentage === null || Math.random() < this.backoffPercentage / 100) h.Backoff = this.backoff
-    }
+    const backoff = backoffHeader(this.active)
+    if (backoff !== null) h.Backoff = backoff
     const origin = req.headers.origin
     const service = ctx?.service ?? (origin ? this.matchService(req) : undefined)
     if (service && origin) {
@@ -509,6 +597,11 @@ function redirect(location: string, ttlSeconds: number): KintoResponse {
   const headers: Record<string, string> = {Location: location}
   if (ttlSeconds >= 0) Object.assign(headers, cacheExpiresHeaders(ttlSeconds))
   return {status: 307, headers}
+}
+
+function corsPolicyFrom(settings: Settings): CorsPolicy {
+  const maxAge = asInt(settings, 'cors_max_age_seconds', null)
+  return new CorsPolicy(asList(settings, 'cors_origins'), maxAge || null)
 }
 
 export function findView(service: Service, method: string): ViewDef | undefined {

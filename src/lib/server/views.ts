@@ -44,7 +44,11 @@ export function helloService(runtime: Runtime, userInfoHooks: UserInfoHook[]): S
           config: runtime.configInfo,
         }
         if (s.eos) data.eos = s.eos
-        data.settings = Object.fromEntries([...runtime.publicSettings].map((k) => [k, s[k]]))
+        const shown: Record<string, unknown> = Object.fromEntries([...runtime.publicSettings].map((k) => [k, s[k]]))
+        // The toggles in force (a `*_expires` date may have turned them off); maintenance only when on.
+        if ('readonly' in shown) shown.readonly = runtime.readonly
+        if (runtime.maintenance) shown.maintenance = true
+        data.settings = shown
         const identity = await ctx.identity()
         if (identity.userId !== null) {
           const user: Record<string, unknown> = {id: identity.userId, principals: identity.principals}
@@ -71,7 +75,8 @@ export function heartbeatService(runtime: Runtime): Service {
         const checks = [...runtime.heartbeats.entries()].map(async ([name, check]) => {
           status[name] = false
           try {
-            status[name] = await check(runtime.backends, runtime.readonly)
+            // In maintenance the checks only read, as in readonly (a migration may hold the tables).
+            status[name] = await check(runtime.backends, runtime.readonly || runtime.maintenance)
           } catch (err) {
             runtime.logger.error({err}, `'${name}' heartbeat failed.`)
             status[name] = false
@@ -86,6 +91,8 @@ export function heartbeatService(runtime: Runtime): Service {
         if (outcome === 'timeout') runtime.logger.error({}, `A heartbeat has exceeded the timeout of ${seconds} seconds.`)
         const snapshot = {...status}
         const failed = Object.values(snapshot).some((v) => v === false)
+        // Reads are served in maintenance, so the heartbeat stays 200 and says why writes are not.
+        if (runtime.maintenance) snapshot.maintenance = true
         return {status: failed ? 503 : 200, body: snapshot}
       }),
     ],
