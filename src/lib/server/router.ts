@@ -1,7 +1,10 @@
 /**
  * Services and their routes. A service is one URL pattern (below `/v1`) with views per method,
  * named as upstream names them (`record-plural`, `hello`…). Patterns use `{name}` segments that
- * match one non-empty path segment.
+ * match one non-empty path segment; a last `{name*}` segment matches the rest of the path (one
+ * segment or more, `/` included). Routes match in registration order, except that services marked
+ * `matchFirst` are tried before the others (the default bucket's `/buckets/default…` before
+ * `/buckets/{id}…`, as upstream registers plugin routes first).
  */
 import type {AuthorizationContext} from './authorization.js'
 import type {RequestContext} from './context.js'
@@ -50,11 +53,13 @@ export interface Service {
   endpointType?: 'plural' | 'object'
   /** Views that manage their own backend access (heartbeat) run outside a transaction. */
   noTransaction?: boolean
+  /** Tried before the services without it (aliases over resource routes). */
+  matchFirst?: boolean
 }
 
 interface CompiledRoute {
   service: Service
-  segments: Array<{literal: string} | {param: string}>
+  segments: Array<{literal: string} | {param: string} | {rest: string}>
 }
 
 export class Router {
@@ -64,11 +69,21 @@ export class Router {
   add(service: Service): void {
     if (this.byName.has(service.name)) throw new Error(`Service '${service.name}' is already registered.`)
     this.byName.set(service.name, service)
-    const segments = service.pattern === '/' ? [] : service.pattern.split('/').slice(1).map((s) => {
+    const parts = service.pattern === '/' ? [] : service.pattern.split('/').slice(1)
+    const segments = parts.map((s, i) => {
+      const rest = /^\{(\w+)\*\}$/.exec(s)
+      if (rest) {
+        if (i !== parts.length - 1) throw new Error(`'${s}' must be the last segment of ${service.pattern}.`)
+        return {rest: rest[1]}
+      }
       const m = /^\{(\w+)\}$/.exec(s)
       return m ? {param: m[1]} : {literal: s}
     })
-    this.routes.push({service, segments})
+    const route = {service, segments}
+    if (service.matchFirst) {
+      const firstOther = this.routes.findIndex((r) => !r.service.matchFirst)
+      this.routes.splice(firstOther < 0 ? this.routes.length : firstOther, 0, route)
+    } else this.routes.push(route)
   }
 
   get(name: string): Service | undefined {
@@ -83,13 +98,17 @@ export class Router {
   match(path: string): {service: Service; params: Record<string, string>} | null {
     const parts = path === '/' ? [] : path.split('/').slice(1)
     for (const route of this.routes) {
-      if (route.segments.length !== parts.length) continue
+      const last = route.segments[route.segments.length - 1]
+      const rest = last !== undefined && 'rest' in last
+      if (rest ? parts.length < route.segments.length : route.segments.length !== parts.length) continue
       const params: Record<string, string> = {}
       let ok = true
-      for (let i = 0; i < parts.length; i++) {
+      for (let i = 0; i < route.segments.length; i++) {
         const seg = route.segments[i]
         const part = parts[i]
-        if ('literal' in seg) {
+        if ('rest' in seg) {
+          params[seg.rest] = parts.slice(i).join('/')
+        } else if ('literal' in seg) {
           if (seg.literal !== part) {
             ok = false
             break
