@@ -44,6 +44,11 @@ export function registerInheritance(resourceName: string, rules: Record<string, 
   INHERITANCE[resourceName] = rules
 }
 
+/** The inheritance tree as registered so far (read by `/permissions` to expand permissions). */
+export function inheritanceTree(): Readonly<Tree> {
+  return INHERITANCE
+}
+
 /** Resource name of a URI and whether it is a plural endpoint; ['', false] for the root. */
 export function resourceEndpoint(uri: string): [string, boolean] {
   let parts = uri.split('/')
