@@ -7,7 +7,7 @@ import path from 'node:path'
 
 import {asInt, asString} from '../config/settings.js'
 import {packageRoot, packageVersion} from '../version.js'
-import type {RequestContext} from './context.js'
+import {RequestContext} from './context.js'
 import {invalid, invalidParameters, type ValidationIssue} from './errors.js'
 import {cacheExpiresHeaders} from './headers.js'
 import {isPlainObject} from './patch.js'
@@ -221,6 +221,14 @@ export function batchService(runtime: Runtime): Service {
           return // reported by the handler
         }
         for (const spec of specs) {
+          // Sub-requests with credentials of their own are authenticated now, before the
+          // transaction: policies may use the cache (accounts), which PGlite's single connection
+          // cannot serve while the transaction holds it.
+          const auth = Object.entries(spec.headers).find(([k]) => k.toLowerCase() === 'authorization')?.[1]
+          if (auth !== undefined && !ctx.bound.identities.has(auth)) {
+            const req = {...ctx.req, headers: {...ctx.req.headers, authorization: auth}}
+            await new RequestContext(runtime, req, ctx.tx, ctx.bound, ctx).identity()
+          }
           if (spec.method !== 'DELETE' || !spec.path.includes('?')) continue
           await consumeTokenNonce(ctx, parseQuery(spec.path.slice(spec.path.indexOf('?') + 1)))
         }
