@@ -9,7 +9,9 @@
  *
  * PGlite (embedded): one process may open a data folder at a time, so the lock is a file next to
  * the folder (`<folder>.kinto-migrate.lock`, holding the owner's pid), taken before the folder is
- * opened. A lock file whose process is gone is stale and taken over.
+ * opened. A lock file whose process is gone is stale and taken over. A server (`kinto start`) holds
+ * it for its whole life and says so in the file (second line, JSON owner): the other commands then
+ * fail at once naming its pid instead of waiting for a lock that will not be released.
  */
 import {closeSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync} from 'node:fs'
 import path from 'node:path'
@@ -32,6 +34,21 @@ export interface LockWaitOptions {
   onWait?: (holder: string) => void
   /** What is being locked, for messages ("database localhost:5432/kinto"). */
   target: string
+  /** File locks: who takes it, written in the lock file for the messages of other processes. */
+  owner?: LockOwner
+}
+
+/** Who holds a lock file. `serves`: a server that keeps it until it stops (waiting is pointless). */
+export interface LockOwner {
+  command: string
+  serves?: boolean
+  /** e.g. the URL served. */
+  detail?: string
+}
+
+export interface FileLockHolder {
+  pid: number
+  owner?: LockOwner
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -106,6 +123,45 @@ export async function withAdvisoryLock<T>(
 
 const jitter = (ms: number) => Math.round(ms * (0.75 + Math.random() * 0.5))
 
+function parseLockFile(text: string): FileLockHolder {
+  const [first, second] = text.split('\n')
+  const holder: FileLockHolder = {pid: Number(first.trim())}
+  if (second?.trim()) {
+    try {
+      const owner = JSON.parse(second) as LockOwner
+      if (owner && typeof owner.command === 'string') holder.owner = owner
+    } catch {}
+  }
+  return holder
+}
+
+function describeHolder(h: FileLockHolder): string {
+  const what = h.owner ? `, ${h.owner.command}${h.owner.detail ? ` on ${h.owner.detail}` : ''}` : ''
+  return `process ${h.pid}${what}`
+}
+
+/** The live holder of a lock file, or null (no file, or its process is gone). */
+export function readFileLockHolder(lockPath: string): FileLockHolder | null {
+  let holder: FileLockHolder
+  try {
+    holder = parseLockFile(readFileSync(lockPath, 'utf8'))
+  } catch {
+    return null
+  }
+  return Number.isInteger(holder.pid) && holder.pid > 0 && processAlive(holder.pid) ? holder : null
+}
+
+function inUseError(opts: LockWaitOptions, h: FileLockHolder): KintoError {
+  return new KintoError(
+    `The embedded database ${opts.target} is open in a running server (${describeHolder(h)}); PGlite lets one process use a folder at a time.`,
+    {
+      code: 'KINTO_DB_IN_USE',
+      exit: ExitCode.LOCK_TIMEOUT,
+      hint: `Stop that server (kill -TERM ${h.pid}) and run this again; \`kinto start --migrate\` upgrades the schema when the server starts.`,
+    },
+  )
+}
+
 export function pgliteLockPath(dataDir: string): string {
   return `${dataDir.replace(/[\\/]+$/, '')}.kinto-migrate.lock`
 }
@@ -134,7 +190,7 @@ export async function acquireFileLock(lockPath: string, opts: LockWaitOptions): 
     try {
       const fd = openSync(lockPath, 'wx', 0o600)
       try {
-        writeSync(fd, String(process.pid))
+        writeSync(fd, opts.owner ? `${process.pid}\n${JSON.stringify(opts.owner)}\n` : String(process.pid))
       } finally {
         closeSync(fd)
       }
@@ -143,8 +199,10 @@ export async function acquireFileLock(lockPath: string, opts: LockWaitOptions): 
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
     }
     let pid = Number.NaN
+    let held: FileLockHolder
     try {
-      pid = Number(readFileSync(lockPath, 'utf8').trim())
+      held = parseLockFile(readFileSync(lockPath, 'utf8'))
+      pid = held.pid
     } catch {
       continue // removed between open and read: try again at once
     }
@@ -158,14 +216,15 @@ export async function acquireFileLock(lockPath: string, opts: LockWaitOptions): 
         continue
       }
       try {
-        if (readFileSync(aside, 'utf8').trim() !== String(pid)) linkSync(aside, lockPath)
+        if (parseLockFile(readFileSync(aside, 'utf8')).pid !== pid) linkSync(aside, lockPath)
       } catch {}
       try {
         unlinkSync(aside)
       } catch {}
       continue
     }
-    const holder = Number.isInteger(pid) && pid > 0 ? `process ${pid}` : undefined
+    if (held.owner?.serves && Number.isInteger(pid) && pid > 0) throw inUseError(opts, held)
+    const holder = Number.isInteger(pid) && pid > 0 ? describeHolder(held) : undefined
     if (opts.noWait) throw lockError('busy', opts, holder)
     if (holder && holder !== lastHolder) opts.onWait?.(holder)
     lastHolder = holder ?? lastHolder
@@ -177,7 +236,7 @@ export async function acquireFileLock(lockPath: string, opts: LockWaitOptions): 
     if (released) return
     released = true
     try {
-      if (readFileSync(lockPath, 'utf8').trim() === String(process.pid)) unlinkSync(lockPath)
+      if (parseLockFile(readFileSync(lockPath, 'utf8')).pid === process.pid) unlinkSync(lockPath)
     } catch {}
   }
 }
