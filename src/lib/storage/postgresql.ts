@@ -123,6 +123,8 @@ export class PostgresStorage implements Storage {
   readonly kind = 'postgresql' as const
   private readonly readonly: boolean
   private readonly maxFetchSize: number
+  /** Lists whose lock this transaction already holds (bound instances only): no second statement. */
+  private readonly heldLocks = new Set<string>()
 
   /**
    * @param client the database (pool or PGlite)
@@ -159,11 +161,30 @@ export class PostgresStorage implements Storage {
     }
   }
 
+  /**
+   * Takes the write lock of a list until the end of the bound transaction (a no-op outside one).
+   * A request that reads an object before writing it takes it first: the read then sees the last
+   * committed version and nobody else writes the list until this transaction ends, so
+   * read-modify-write (PATCH, If-Match, creation of a given id) is atomic.
+   */
+  lockList(resourceName: string, parentId: string): Promise<void> {
+    if (!this.tx) return Promise.resolve()
+    return this.guard(() => this.lockHeld([[parentId, resourceName]]))
+  }
+
+  /** lockLists() for the lists this bound transaction does not hold yet. */
+  private async lockHeld(lists: Array<[string, string]>): Promise<void> {
+    const missing = lists.filter(([parent, resource]) => !this.heldLocks.has(JSON.stringify([resource, parent])))
+    if (missing.length === 0) return
+    await lockLists(this.tx!, missing)
+    for (const [parent, resource] of missing) this.heldLocks.add(JSON.stringify([resource, parent]))
+  }
+
   /** Runs fn in a transaction (the bound one, or a new one) holding the locks of the given lists. */
   private locked<T>(lists: Array<[string, string]>, fn: (q: Queryable) => Promise<T>): Promise<T> {
     return this.guard(async () => {
       if (this.tx) {
-        await lockLists(this.tx, lists)
+        await this.lockHeld(lists)
         return fn(this.tx)
       }
       return this.client.transaction(async (q) => {
@@ -227,7 +248,7 @@ export class PostgresStorage implements Storage {
           [parentId, resourceName],
         )
         if (found.rows[0].stored) return Number(found.rows[0].ts)
-        await lockLists(this.tx, [[parentId, resourceName]])
+        await this.lockHeld([[parentId, resourceName]])
       }
       const res = await this.q.query<{ts: number}>(
         `WITH existing AS (${existing}),

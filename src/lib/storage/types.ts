@@ -123,6 +123,12 @@ export interface Storage {
 
   create(resourceName: string, parentId: string, obj: Record<string, unknown>, options?: {idGenerator?: () => string}): Promise<KintoObject>
   get(resourceName: string, parentId: string, objectId: string): Promise<KintoObject>
+  /**
+   * Inside a transaction: takes the list's write lock (the one writes take) until the transaction
+   * ends, so what is read next stays current until the write. Without it (memory: transactions
+   * already run one at a time) or outside a transaction, nothing to do.
+   */
+  lockList?(resourceName: string, parentId: string): Promise<void>
   /** Upsert: creates when missing (or a tombstone), replaces the data otherwise. */
   update(resourceName: string, parentId: string, objectId: string, obj: Record<string, unknown>, options?: {condition?: WriteCondition}): Promise<KintoObject>
   /** Turns a live object into a tombstone (or removes it when withDeleted is false). Returns the tombstone. */
