@@ -304,6 +304,10 @@ export class ResourceRequest {
       const id = this.objectId()
       postedId = id
       if (id !== null) {
+        // Read under the list's write lock: concurrent writers of this list wait until this
+        // transaction ends, so the object read here is the one the write replaces (no lost
+        // update, If-Match and If-None-Match decided on the current version, no race to create).
+        await this.storage.lockList?.(this.def.name, this.parentId)
         try {
           this.currentObject = await this.getObject(id)
         } catch (err) {
@@ -723,6 +727,7 @@ export class ResourceRequest {
   }
 
   async pluralDelete(): Promise<ViewResult> {
+    await this.storage.lockList?.(this.def.name, this.parentId)
     await this.raise412IfModified({})
     const {filters} = this.filters()
     const limit = this.limit()
