@@ -18,6 +18,12 @@ export const ExitCode = {
   DRIFT: 5,
   /** a check found something missing (`db grant-readonly --check`, `deploy --check`). */
   CHECK_FAILED: 6,
+  /** `kinto create-user`: the ini is readonly (upstream's code). */
+  CREATE_USER_READONLY: 51,
+  /** `kinto create-user`: kinto.plugins.accounts is not in kinto.includes (upstream's code). */
+  CREATE_USER_NO_ACCOUNTS: 52,
+  /** `kinto create-user`: the questions were left unanswered (upstream's code). */
+  CREATE_USER_ABORTED: 53,
 } as const
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
 
