@@ -6,7 +6,7 @@
 import Fastify, {LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest} from 'fastify'
 
 import {asString, type Settings} from '../config/settings.js'
-import {ERRNO, HttpError, invalid, requestTooLarge} from './errors.js'
+import {ERRNO, HttpError, invalid, methodNotAllowed, rawHttpResponse, requestTooLarge, writeClientError} from './errors.js'
 import {parsePlugins} from './setup.js'
 import {decodePath, Runtime, type ConfigInfo, type Logger} from './runtime.js'
 import {parseQuery} from './querystring.js'
@@ -51,6 +51,10 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     logController: new LogController({disableRequestLogging: true}),
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     exposeHeadRoutes: false,
+    // Requests Node's parser refuses (bad request line, oversized headers) get Kinto's JSON error
+    // body; a request without Host is refused by toKintoRequest(), with the same body.
+    clientErrorHandler: writeClientError,
+    http: {requireHostHeader: false},
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     frameworkErrors(error, req, reply) {
@@ -60,6 +64,14 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     },
   })
   app.decorate('kinto', runtime)
+  // CONNECT never reaches Fastify (Node hands the socket to 'connect' listeners and, without
+  // one, drops it): answer 405. A bad `Expect` would get Node's empty 417.
+  app.server.on('connect', (_req, socket) => socket.end(rawHttpResponse(methodNotAllowed())))
+  app.server.on('checkExpectation', (_req, res) => {
+    const err = new HttpError(417, {errno: ERRNO.INVALID_PARAMETERS, error: 'Expectation Failed', message: 'Only "Expect: 100-continue" is supported.'})
+    res.shouldKeepAlive = false
+    res.socket?.end(rawHttpResponse(err))
+  })
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', {parseAs: 'buffer'}, (_req, body, done) => done(null, body))
 
@@ -117,7 +129,12 @@ function headersOf(req: FastifyRequest): Record<string, string | undefined> {
   return headers
 }
 
-function splitUrl(url: string): {rawPath: string; rawQuery: string} {
+function splitUrl(target: string): {rawPath: string; rawQuery: string} {
+  let url = target
+  // An absolute-form target (`GET http://host/v1/ HTTP/1.1`, RFC 9112 §3.2.2): its path and query.
+  const absolute = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(url)
+  if (absolute) url = url.slice(absolute[0].length) || '/'
+  if (!url.startsWith('/')) url = `/${url}`
   const q = url.indexOf('?')
   return q < 0 ? {rawPath: url, rawQuery: ''} : {rawPath: url.slice(0, q), rawQuery: url.slice(q + 1)}
 }
@@ -125,6 +142,9 @@ function splitUrl(url: string): {rawPath: string; rawQuery: string} {
 function toKintoRequest(runtime: Runtime, req: FastifyRequest): KintoRequest {
   const {rawPath, rawQuery} = splitUrl(req.raw.url ?? '/')
   const {scheme, host} = requestOrigin(runtime, req)
+  if (req.raw.httpVersionMajor === 1 && req.raw.httpVersionMinor >= 1 && !req.headers.host) {
+    throw new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: 'HTTP/1.1 requests need a Host header.'})
+  }
   const path = decodePath(rawPath)
   if (path.includes('\u0000')) throw new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: 'Invalid URL path.'})
   return {

@@ -216,3 +216,42 @@ export function requestTooLarge(): HttpError {
 export function isHttpError(err: unknown): err is HttpError {
   return err instanceof HttpError
 }
+
+/**
+ * What a request that never became a request gets (Node's HTTP parser refused it: a malformed
+ * request line or header, headers over the size limit, a timeout): Kinto's JSON error body on a
+ * raw HTTP/1.1 response, the connection then closed. Fastify's `clientErrorHandler`.
+ */
+export function clientErrorResponse(err: {code?: string}): string {
+  let error: HttpError
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    error = new HttpError(431, {errno: ERRNO.INVALID_PARAMETERS, error: 'Request Header Fields Too Large', message: 'Request headers are too large.'})
+  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    error = new HttpError(408, {errno: ERRNO.UNDEFINED, error: 'Request Timeout', message: 'The request was not received in time.'})
+  } else {
+    error = new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: 'Malformed HTTP request.'})
+  }
+  return rawHttpResponse(error)
+}
+
+/** An HttpError as a complete HTTP/1.1 response (for sockets outside Fastify: parser errors, CONNECT). */
+export function rawHttpResponse(error: HttpError): string {
+  const body = JSON.stringify(error.body())
+  const headers = [
+    `HTTP/1.1 ${error.status} ${error.error}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'; base-uri 'none'; ",
+    'X-Content-Type-Options: nosniff',
+    ...Object.entries(error.headers).map(([k, v]) => `${k}: ${v}`),
+    'Connection: close',
+  ]
+  return `${headers.join('\r\n')}\r\n\r\n${body}`
+}
+
+/** Writes clientErrorResponse() on a socket the parser gave up on, then closes it. */
+export function writeClientError(err: Error & {code?: string}, socket: {writable: boolean; destroyed: boolean; end(data: string): void; destroy(): void}): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  if (socket.writable) socket.end(clientErrorResponse(err))
+  else socket.destroy()
+}
