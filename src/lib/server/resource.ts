@@ -930,6 +930,11 @@ export class ResourceRequest {
     const fail = (description: string) => invalidParameters({location: 'querystring', name: null, description})
     const info = decodeToken(token)
     if (!info) throw fail('_token has invalid content')
+    // The cursor's timestamp meets a bigint column: only an integer we could have written.
+    const lastObject = info.last_object as Record<string, unknown>
+    if (Object.hasOwn(lastObject, 'last_modified') && !Number.isSafeInteger(lastObject.last_modified)) {
+      throw fail('_token has invalid content')
+    }
     if (this.ctx.method === 'DELETE') {
       // The nonce was taken from the cache before the transaction (consumeTokenNonce); single use.
       const nonce = info.nonce

@@ -8,7 +8,7 @@ import path from 'node:path'
 import {asInt, asString} from '../config/settings.js'
 import {packageRoot, packageVersion} from '../version.js'
 import {RequestContext} from './context.js'
-import {invalid, invalidParameters, type ValidationIssue} from './errors.js'
+import {ERRNO, HttpError, invalid, invalidParameters, type ValidationIssue} from './errors.js'
 import {cacheExpiresHeaders} from './headers.js'
 import {isPlainObject} from './patch.js'
 import {parseQuery} from './querystring.js'
@@ -237,9 +237,17 @@ export function batchService(runtime: Runtime): Service {
         const specs = batchSpecs(ctx)
         const limit = asInt(runtime.settings, 'batch_max_requests', 25)
         if (limit && specs.length > limit) throw invalid('body', 'requests', `Number of requests is limited to ${limit}`)
-        if (specs.some((s) => isBatchPath(s.path, runtime.routePrefix))) {
+        const targets = specs.map((s) => subrequestTarget(runtime, s.path))
+        if (targets.some((t) => t?.name === 'batch')) {
           throw invalid('body', 'requests', 'Recursive call on /batch endpoint is forbidden.')
         }
+        const privateIssues: ValidationIssue[] = []
+        targets.forEach((t, i) => {
+          if (t && isPrivateService(t)) {
+            privateIssues.push({location: 'body', name: `requests.${i}.path`, description: `${t.pattern} cannot be reached through /batch.`})
+          }
+        })
+        if (privateIssues.length > 0) throw invalidParameters(privateIssues)
         const responses = []
         for (const spec of specs) {
           let sub: KintoRequest
@@ -297,23 +305,45 @@ function batchSpecs(ctx: RequestContext): SubrequestSpec[] {
 }
 
 /**
- * Whether a sub-request targets the batch endpoint itself. Upstream tests `'/batch' in path`,
- * which also refuses `/buckets/batched/…`; we look at the endpoint only.
+ * The service a sub-request path reaches, decoded as the sub-request will be and with the
+ * trailing slashes its redirect would drop; null when nothing matches (or the path is not UTF-8).
+ * Upstream tests `'/batch' in path` on the raw path, which misses `/%62atch` (a batch inside a
+ * batch, whose `defaults` multiply the work at each level) and refuses `/buckets/batched/…`.
  */
-function isBatchPath(path: string, routePrefix: string): boolean {
-  let p = path.split('?')[0]
-  if (p.startsWith(`/${routePrefix}/`)) p = p.slice(routePrefix.length + 1)
-  p = p.replace(/\/+$/, '')
-  return p === '/batch'
+function subrequestTarget(runtime: Runtime, path: string): Service | null {
+  const {rawPath} = splitTarget(path, runtime.routePrefix)
+  let decoded: string
+  try {
+    decoded = decodePath(rawPath)
+  } catch {
+    return null
+  }
+  const prefix = `/${runtime.routePrefix}`
+  if (!decoded.startsWith(`${prefix}/`)) return null
+  const below = decoded.slice(prefix.length).replace(/(.)\/+$/, '$1')
+  return runtime.router.match(below)?.service ?? null
 }
 
-function buildSubrequest(parent: RequestContext, spec: SubrequestSpec, routePrefix: string): KintoRequest {
-  let target = spec.path
+/**
+ * The `__…__` endpoints (heartbeat, version, flush…): a reverse proxy restricts them by path
+ * (`location ~ ^/v[0-9]+/__` in our nginx snippet), which a batch sub-request would get around; upstream
+ * lets a batch reach them, we refuse them (400, nothing runs).
+ */
+function isPrivateService(service: Service): boolean {
+  return /^\/__[^/]*__(\/|$)/.test(service.pattern)
+}
+
+/** A sub-request path with the version prefix (added when missing), split at `?`. */
+function splitTarget(path: string, routePrefix: string): {rawPath: string; rawQuery: string} {
+  let target = path
   const apiPrefix = `/${routePrefix}`
   if (!target.startsWith(apiPrefix)) target = apiPrefix + target
   const q = target.indexOf('?')
-  const rawPath = q >= 0 ? target.slice(0, q) : target
-  const rawQuery = q >= 0 ? target.slice(q + 1) : ''
+  return {rawPath: q >= 0 ? target.slice(0, q) : target, rawQuery: q >= 0 ? target.slice(q + 1) : ''}
+}
+
+function buildSubrequest(parent: RequestContext, spec: SubrequestSpec, routePrefix: string): KintoRequest {
+  const {rawPath, rawQuery} = splitTarget(spec.path, routePrefix)
   const headers: Record<string, string | undefined> = {...parent.req.headers}
   delete headers['content-length']
   for (const [k, v] of Object.entries(spec.headers)) headers[k.toLowerCase()] = v
@@ -322,9 +352,12 @@ function buildSubrequest(parent: RequestContext, spec: SubrequestSpec, routePref
     headers['content-type'] = 'application/json; charset=utf-8'
     body = Buffer.from(JSON.stringify(spec.body), 'utf8')
   }
+  const path = decodePath(rawPath)
+  // As for a top-level request (app.ts): a NUL never reaches the router nor the database.
+  if (path.includes('\u0000')) throw new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: 'Invalid URL path.'})
   return {
     method: spec.method,
-    path: decodePath(rawPath),
+    path,
     rawPath,
     rawQuery,
     query: parseQuery(rawQuery),
