@@ -1,0 +1,251 @@
+/**
+ * The logging configuration of a Kinto ini: the `[loggers]`, `[handlers]` and `[formatters]`
+ * sections Python's logging.config.fileConfig reads, mapped to what we can do:
+ *
+ * - loggers: `[logger_root]` and `[logger_<key>]` (`qualname`, `level`, `handlers`, `propagate`);
+ *   a record goes to its logger's handlers, then up to its ancestors' while `propagate` is not 0.
+ * - handlers: StreamHandler (and kinto.core.StreamHandlerWithRequestID) on `sys.stdout` or
+ *   `sys.stderr` (the default), FileHandler-like classes on the file of their first argument,
+ *   NullHandler; others (Sentry, syslog…) are skipped with a warning. Each has its `level`.
+ * - formatters: upstream's JSON formatter classes (`kinto.core.JsonLogFormatter`, the older
+ *   `kinto.core.logs.JsonLogFormatter`, mozilla-cloud-services-logger's and dockerflow's) give
+ *   mozlog JSON lines; colour formatters and unknown classes give our readable lines (coloured on
+ *   a terminal); a `format =` without a class is rendered as Python would (`%(levelname)s`…).
+ *
+ * Without a `[loggers]` section: INFO and above, readable lines on stderr (as upstream's
+ * generated ini does).
+ */
+import path from 'node:path'
+
+import type {IniDocument} from '../config/ini.js'
+
+/** Python's level numbers: DEBUG 10, INFO 20, WARNING 30, ERROR 40, CRITICAL 50; 0 = NOTSET. */
+export type PyLevel = number
+
+export type FormatterSpec =
+  | {kind: 'json'}
+  | {kind: 'text'; color: boolean}
+  | {kind: 'format'; format: string; datefmt?: string}
+
+export type TargetSpec = {kind: 'stdout'} | {kind: 'stderr'} | {kind: 'file'; path: string} | {kind: 'null'}
+
+export interface HandlerSpec {
+  name: string
+  target: TargetSpec
+  level: PyLevel
+  formatter: FormatterSpec
+}
+
+export interface LoggerSpec {
+  /** Dotted logger name; '' for the root logger. */
+  qualname: string
+  level: PyLevel
+  handlers: HandlerSpec[]
+  propagate: boolean
+}
+
+export interface LoggingPlan {
+  /** By qualname; always has the root logger (''). */
+  loggers: Map<string, LoggerSpec>
+  /** Things in the configuration we could not follow (one sentence each). */
+  warnings: string[]
+}
+
+export const LEVELS: Record<string, PyLevel> = {
+  CRITICAL: 50,
+  FATAL: 50,
+  ERROR: 40,
+  WARN: 30,
+  WARNING: 30,
+  INFO: 20,
+  DEBUG: 10,
+  NOTSET: 0,
+}
+
+/** Formatter classes whose output is a mozlog JSON line. */
+export const JSON_FORMATTER_CLASSES = [
+  'kinto.core.JsonLogFormatter',
+  'kinto.core.logs.JsonLogFormatter',
+  'kinto.logs.JsonLogFormatter',
+  'mozilla_cloud_services_logger.formatters.JsonLogFormatter',
+  'dockerflow.logging.JsonLogFormatter',
+  'dockerflow.logging.MozlogFormatter',
+]
+
+const COLOR_FORMATTER_CLASSES = ['logging_color_formatter.ColorFormatter', 'kinto.core.logs.ColorFormatter']
+const PLAIN_FORMATTER_CLASSES = ['logging.Formatter', 'Formatter', '']
+
+const STREAM_HANDLERS = ['StreamHandler', 'logging.StreamHandler', 'kinto.core.StreamHandlerWithRequestID', 'kinto.core.logs.StreamHandlerWithRequestID']
+const FILE_HANDLERS = [
+  'FileHandler',
+  'logging.FileHandler',
+  'handlers.WatchedFileHandler',
+  'logging.handlers.WatchedFileHandler',
+  'handlers.RotatingFileHandler',
+  'logging.handlers.RotatingFileHandler',
+  'handlers.TimedRotatingFileHandler',
+  'logging.handlers.TimedRotatingFileHandler',
+]
+const NULL_HANDLERS = ['NullHandler', 'logging.NullHandler']
+
+/** What applies without any logging configuration. */
+export function defaultPlan(warnings: string[] = []): LoggingPlan {
+  const console: HandlerSpec = {name: 'console', target: {kind: 'stderr'}, level: 0, formatter: {kind: 'text', color: true}}
+  return {loggers: new Map([['', {qualname: '', level: LEVELS.INFO, handlers: [console], propagate: false}]]), warnings}
+}
+
+function list(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+}
+
+export function parseLevel(value: string | undefined, where: string, warnings: string[], fallback: PyLevel): PyLevel {
+  if (value === undefined || value.trim() === '') return fallback
+  const text = value.trim()
+  if (/^\d+$/.test(text)) return Number(text)
+  const level = LEVELS[text.toUpperCase()]
+  if (level !== undefined) return level
+  warnings.push(`${where}: level ${JSON.stringify(text)} is not a logging level (DEBUG, INFO, WARNING, ERROR, CRITICAL); using ${levelName(fallback)}.`)
+  return fallback
+}
+
+export function levelName(level: PyLevel): string {
+  if (level <= 0) return 'NOTSET'
+  if (level <= 10) return 'DEBUG'
+  if (level <= 20) return 'INFO'
+  if (level <= 30) return 'WARNING'
+  if (level <= 40) return 'ERROR'
+  return 'CRITICAL'
+}
+
+/** The first argument of `args = (…)` when it is a string literal or sys.stdout/sys.stderr. */
+function firstArg(args: string): string | null {
+  const m = /^\(\s*(?:(sys\.std(?:out|err))|'([^']*)'|"([^"]*)")\s*[,)]/.exec(args.trim())
+  if (!m) return null
+  return m[1] ?? m[2] ?? m[3] ?? null
+}
+
+function formatterSpec(ini: IniDocument, name: string | undefined, declared: Set<string>, warnings: string[]): FormatterSpec {
+  if (!name) return {kind: 'text', color: false}
+  const section = `formatter_${name}`
+  if (!declared.has(name) || !ini.hasSection(section)) {
+    warnings.push(`[${section}] is used by a handler but not declared in [formatters] keys or missing; readable lines are written instead.`)
+    return {kind: 'text', color: false}
+  }
+  const cls = (ini.get(section, 'class', {raw: true}) ?? '').trim()
+  if (JSON_FORMATTER_CLASSES.includes(cls) || /(?:JsonLogFormatter|MozlogFormatter)$/.test(cls)) return {kind: 'json'}
+  if (COLOR_FORMATTER_CLASSES.includes(cls)) return {kind: 'text', color: true}
+  if (PLAIN_FORMATTER_CLASSES.includes(cls)) {
+    const format = ini.get(section, 'format', {raw: true})
+    if (format === undefined || format.trim() === '') return {kind: 'text', color: false}
+    const datefmt = ini.get(section, 'datefmt', {raw: true})
+    return {kind: 'format', format: format.trim(), datefmt: datefmt?.trim() || undefined}
+  }
+  warnings.push(`[${section}] class = ${cls} is not a formatter kinto-ops knows; readable lines are written instead.`)
+  return {kind: 'text', color: false}
+}
+
+function handlerSpec(ini: IniDocument, name: string, formatters: Set<string>, warnings: string[]): HandlerSpec | null {
+  const section = `handler_${name}`
+  if (!ini.hasSection(section)) {
+    warnings.push(`Handler '${name}' is listed in [handlers] but has no [${section}] section; it is skipped.`)
+    return null
+  }
+  const cls = (ini.get(section, 'class', {raw: true}) ?? '').trim()
+  const args = ini.get(section, 'args') ?? '()'
+  const level = parseLevel(ini.get(section, 'level', {raw: true}), `[${section}]`, warnings, 0)
+  const formatter = formatterSpec(ini, ini.get(section, 'formatter', {raw: true})?.trim() || undefined, formatters, warnings)
+  let target: TargetSpec
+  if (STREAM_HANDLERS.includes(cls)) {
+    const first = args.trim() === '()' ? 'sys.stderr' : firstArg(args)
+    if (first === 'sys.stdout') target = {kind: 'stdout'}
+    else if (first === 'sys.stderr') target = {kind: 'stderr'}
+    else {
+      warnings.push(`[${section}] args = ${args.trim()}: only sys.stdout and sys.stderr are understood; writing to stderr.`)
+      target = {kind: 'stderr'}
+    }
+  } else if (FILE_HANDLERS.includes(cls)) {
+    const file = firstArg(args)
+    if (!file || file.startsWith('sys.')) {
+      warnings.push(`[${section}] args = ${args.trim()}: expected the file name as first argument; the handler is skipped.`)
+      return null
+    }
+    target = {kind: 'file', path: path.resolve(ini.here, file)}
+  } else if (NULL_HANDLERS.includes(cls)) {
+    target = {kind: 'null'}
+  } else {
+    warnings.push(`[${section}] class = ${cls || '(none)'} is not a handler kinto-ops supports (StreamHandler, FileHandler, NullHandler); it is skipped.`)
+    return null
+  }
+  return {name, target, level, formatter}
+}
+
+/** Reads the logging sections of an ini (see the top of this file). */
+export function loggingPlan(ini: IniDocument): LoggingPlan {
+  if (!ini.hasSection('loggers')) return defaultPlan()
+  const warnings: string[] = []
+  const loggerKeys = list(ini.get('loggers', 'keys', {raw: true}))
+  const handlerKeys = new Set(list(ini.hasSection('handlers') ? ini.get('handlers', 'keys', {raw: true}) : ''))
+  const formatterKeys = new Set(list(ini.hasSection('formatters') ? ini.get('formatters', 'keys', {raw: true}) : ''))
+
+  const handlers = new Map<string, HandlerSpec | null>()
+  const handlerFor = (name: string): HandlerSpec | null => {
+    if (!handlers.has(name)) {
+      if (!handlerKeys.has(name)) {
+        warnings.push(`Handler '${name}' is used by a logger but not listed in [handlers] keys; it is skipped.`)
+        handlers.set(name, null)
+      } else handlers.set(name, handlerSpec(ini, name, formatterKeys, warnings))
+    }
+    return handlers.get(name) ?? null
+  }
+
+  const loggers = new Map<string, LoggerSpec>()
+  for (const key of loggerKeys) {
+    const section = `logger_${key}`
+    if (!ini.hasSection(section)) {
+      warnings.push(`Logger '${key}' is listed in [loggers] but has no [${section}] section; it is skipped.`)
+      continue
+    }
+    const isRoot = key === 'root'
+    const qualname = isRoot ? '' : (ini.get(section, 'qualname', {raw: true})?.trim() ?? key)
+    const level = parseLevel(ini.get(section, 'level', {raw: true}), `[${section}]`, warnings, isRoot ? LEVELS.WARNING : 0)
+    const specs = list(ini.get(section, 'handlers', {raw: true}))
+      .map(handlerFor)
+      .filter((h): h is HandlerSpec => h !== null)
+    const propagate = !isRoot && (ini.get(section, 'propagate', {raw: true})?.trim() ?? '1') !== '0'
+    loggers.set(qualname, {qualname, level, handlers: specs, propagate})
+  }
+  if (!loggers.has('')) {
+    warnings.push('[loggers] has no root logger ([logger_root]); INFO and above go to stderr as readable lines.')
+    return {loggers: new Map([...defaultPlan().loggers, ...loggers]), warnings}
+  }
+  return {loggers, warnings}
+}
+
+/** The loggers a record of `name` goes through: itself (or its nearest configured ancestor) up to the root. */
+function chain(plan: LoggingPlan, name: string): LoggerSpec[] {
+  const out: LoggerSpec[] = []
+  let current = name
+  for (;;) {
+    const spec = plan.loggers.get(current)
+    if (spec) out.push(spec)
+    if (current === '') break
+    const dot = current.lastIndexOf('.')
+    current = dot < 0 ? '' : current.slice(0, dot)
+  }
+  return out
+}
+
+/** The effective level of a logger and the handlers its records reach (Python's rules). */
+export function resolveLogger(plan: LoggingPlan, name: string): {level: PyLevel; handlers: HandlerSpec[]} {
+  const loggers = chain(plan, name)
+  const level = loggers.find((l) => l.level > 0)?.level ?? 0
+  const handlers: HandlerSpec[] = []
+  for (const logger of loggers) {
+    handlers.push(...logger.handlers)
+    if (!logger.propagate) break
+  }
+  return {level, handlers}
+}

@@ -1,0 +1,206 @@
+/**
+ * Request logging of the runtime with the ini asking for JSON: one mozlog request.summary line
+ * per request with upstream's fields, subrequest.summary lines for a batch, summaries for the
+ * responses the runtime never sees (413), and no secret in any line: not the Authorization
+ * header, not the hmac secret of the ini, not a password in a body or a database URL.
+ */
+import {afterEach, describe, expect, test} from 'vitest'
+
+import {createBackends} from '../../src/lib/backends.js'
+import {parseIni} from '../../src/lib/config/ini.js'
+import {buildSettings} from '../../src/lib/config/settings.js'
+import {KintoLogging, loggingPlan} from '../../src/lib/monitoring/index.js'
+import {createApp} from '../../src/lib/server/app.js'
+import {knownPlugins} from '../../src/lib/server/plugins/index.js'
+import {basic} from './helpers.js'
+
+const HMAC_SECRET = 'hmac-SECRET-6f1d0c'
+const PASSWORD = 'pw-SECRET-93ab'
+const BODY_PASSWORD = 'body-SECRET-77e2'
+
+function jsonIni(level = 'INFO'): string {
+  return `[loggers]
+keys = root, kinto
+
+[handlers]
+keys = console
+
+[formatters]
+keys = json
+
+[logger_root]
+level = ${level}
+handlers = console
+
+[logger_kinto]
+level = DEBUG
+handlers = console
+qualname = kinto
+propagate = 0
+
+[handler_console]
+class = kinto.core.StreamHandlerWithRequestID
+args = (sys.stdout,)
+level = NOTSET
+formatter = json
+
+[formatter_json]
+class = kinto.core.JsonLogFormatter
+`
+}
+
+interface Line {
+  Type: string
+  Severity: number
+  Logger: string
+  Fields: Record<string, unknown>
+  [k: string]: unknown
+}
+
+const closers: Array<() => Promise<void>> = []
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close()
+})
+
+function setup(raw: Record<string, string> = {}, level = 'INFO') {
+  const out: string[] = []
+  const logging = new KintoLogging(loggingPlan(parseIni(jsonIni(level))), {projectName: 'kinto', stdout: {write: (s: string) => void out.push(s)}})
+  const settings = buildSettings({'kinto.userid_hmac_secret': HMAC_SECRET, ...raw}, {})
+  const backends = createBackends(settings)
+  const app = createApp({settings, backends, logger: logging.root, bodyLimit: 4096})
+  closers.push(async () => {
+    await app.close()
+    await backends.close()
+  })
+  const lines = () => out.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line)
+  return {app, out, lines}
+}
+
+const auth = basic('alice', PASSWORD)
+
+describe('request.summary', () => {
+  test('one mozlog line per request, with upstream fields', async () => {
+    const {app, lines} = setup()
+    const res = await app.inject({
+      method: 'GET',
+      url: '/v1/buckets?_limit=2',
+      headers: {authorization: auth, 'user-agent': 'tests/1.0', 'accept-language': 'fr', 'x-request-id': 'req-42'},
+    })
+    expect(res.statusCode).toBe(200)
+    const summaries = lines().filter((l) => l.Type === 'request.summary')
+    expect(summaries).toHaveLength(1)
+    const [line] = summaries
+    expect(line).toMatchObject({Logger: 'kinto', EnvVersion: '2.0', Severity: 6, Pid: process.pid})
+    expect(typeof line.Hostname).toBe('string')
+    expect(Number.isInteger(line.Timestamp)).toBe(true)
+    expect(line.Fields).toMatchObject({
+      agent: 'tests/1.0',
+      path: '/v1/buckets',
+      method: 'GET',
+      lang: 'fr',
+      rid: 'req-42',
+      errno: 0,
+      querystring: {_limit: '2'},
+      authn_type: 'basicauth',
+      code: 200,
+    })
+    expect(line.Fields.uid).toMatch(/^[0-9a-f]{64}$/)
+    expect(typeof line.Fields.t).toBe('number')
+    expect(typeof line.Fields.time).toBe('string')
+    expect(line.Fields).not.toHaveProperty('msg') // upstream's summary message is empty
+  })
+
+  test('errors carry their errno; a request without X-Request-Id gets a UUID; anonymous has no uid', async () => {
+    const {app, lines} = setup()
+    const res = await app.inject({method: 'GET', url: '/v1/buckets/unknown'})
+    expect(res.statusCode).toBe(401)
+    const [line] = lines().filter((l) => l.Type === 'request.summary')
+    expect(line.Fields).toMatchObject({path: '/v1/buckets/unknown', code: 401, errno: 104})
+    expect(line.Fields.rid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    expect(line.Fields).not.toHaveProperty('uid')
+    expect(line.Fields).not.toHaveProperty('authn_type')
+  })
+
+  test('a batch logs one subrequest.summary per sub-request, and batch_size', async () => {
+    const {app, lines} = setup()
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/batch',
+      headers: {authorization: auth, 'content-type': 'application/json', 'x-request-id': 'batch-1'},
+      payload: JSON.stringify({requests: [{method: 'PUT', path: '/buckets/b1'}, {path: '/buckets/b1'}, {path: '/buckets/missing'}]}),
+    })
+    expect(res.statusCode).toBe(200)
+    const all = lines()
+    const subs = all.filter((l) => l.Type === 'subrequest.summary')
+    expect(subs.map((l) => [l.Fields.method, l.Fields.path])).toEqual([
+      ['PUT', '/v1/buckets/b1'],
+      ['GET', '/v1/buckets/b1'],
+      ['GET', '/v1/buckets/missing'],
+    ])
+    for (const sub of subs) {
+      expect(sub.Fields).toMatchObject({rid: 'batch-1', batch_size: 3, authn_type: 'basicauth', msg: 'subrequest.summary', errno: 0})
+    }
+    const summaries = all.filter((l) => l.Type === 'request.summary')
+    expect(summaries).toHaveLength(1)
+    expect(summaries[0].Fields).toMatchObject({path: '/v1/batch', method: 'POST', code: 200, batch_size: 3, rid: 'batch-1'})
+  })
+
+  test('responses the runtime never sees are summarized too (413, unroutable method)', async () => {
+    const {app, lines} = setup()
+    const big = await app.inject({method: 'POST', url: '/v1/buckets', headers: {authorization: auth, 'content-type': 'application/json'}, payload: JSON.stringify({data: {x: 'y'.repeat(5000)}})})
+    expect(big.statusCode).toBe(413)
+    const odd = await app.inject({method: 'PROPFIND' as 'GET', url: '/v1/', headers: {'x-request-id': 'odd-1'}})
+    expect(odd.statusCode).toBe(405)
+    const summaries = lines().filter((l) => l.Type === 'request.summary')
+    expect(summaries.map((l) => [l.Fields.method, l.Fields.path, l.Fields.code, l.Fields.errno])).toEqual([
+      ['POST', '/v1/buckets', 413, 113],
+      ['PROPFIND', '/v1/', 405, 115],
+    ])
+    expect(summaries[1].Fields.rid).toBe('odd-1')
+  })
+
+  test('the start-up and runtime messages go to the kinto logger', async () => {
+    const {app, lines} = setup({'kinto.includes': 'kinto.plugins.prometheus'})
+    await app.ready()
+    const warning = lines().find((l) => l.Type === 'kinto' && l.Severity === 4)
+    expect(warning?.Fields.msg).toMatch(/kinto\.plugins\.prometheus/)
+  })
+})
+
+describe('no secret in the logs', () => {
+  test('Authorization, the hmac secret, passwords in bodies: never in a line, even at DEBUG', async () => {
+    const {app, out, lines} = setup({}, 'DEBUG')
+    const headers = {authorization: auth, 'content-type': 'application/json'}
+    await app.inject({method: 'PUT', url: '/v1/buckets/b1', headers, payload: JSON.stringify({data: {password: BODY_PASSWORD}})})
+    await app.inject({method: 'GET', url: '/v1/buckets/b1', headers})
+    await app.inject({method: 'GET', url: '/v1/', headers: {authorization: `Bearer ${PASSWORD}`}})
+    await app.inject({method: 'GET', url: '/v1/', headers: {authorization: 'Basic not-base64-' + PASSWORD}})
+    await app.inject({
+      method: 'POST',
+      url: '/v1/batch',
+      headers,
+      payload: JSON.stringify({defaults: {headers: {Authorization: basic('bob', PASSWORD)}}, requests: [{method: 'PUT', path: '/buckets/b2', body: {data: {password: BODY_PASSWORD}}}]}),
+    })
+    expect(lines().length).toBeGreaterThanOrEqual(6)
+    const text = out.join('')
+    const encoded = Buffer.from(`alice:${PASSWORD}`).toString('base64')
+    for (const secret of [PASSWORD, BODY_PASSWORD, HMAC_SECRET, encoded, 'Basic ', 'Bearer ']) expect(text).not.toContain(secret)
+  })
+
+  test.skipIf(!knownPlugins().includes('kinto.plugins.accounts'))('account passwords are not logged', async () => {
+    const {app, out} = setup({
+      'kinto.includes': 'kinto.plugins.accounts',
+      'multiauth.policies': 'account',
+      'multiauth.policy.account.use': 'kinto.plugins.accounts.authentication.AccountsAuthenticationPolicy',
+      'kinto.account_create_principals': 'system.Everyone',
+    })
+    const created = await app.inject({method: 'PUT', url: '/v1/accounts/bob', headers: {'content-type': 'application/json'}, payload: JSON.stringify({data: {password: BODY_PASSWORD}})})
+    expect(created.statusCode).toBe(201)
+    const me = await app.inject({method: 'GET', url: '/v1/', headers: {authorization: basic('bob', BODY_PASSWORD)}})
+    expect(JSON.parse(me.body).user.id).toBe('account:bob')
+    const text = out.join('')
+    expect(text).toContain('"uid":"bob"')
+    expect(text).not.toContain(BODY_PASSWORD)
+    expect(text).not.toContain(Buffer.from(`bob:${BODY_PASSWORD}`).toString('base64'))
+  })
+})

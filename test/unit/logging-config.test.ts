@@ -1,0 +1,245 @@
+/**
+ * The ini's logging sections mapped to our loggers: levels, handlers (stdout/stderr/file), JSON
+ * formatter class names (current and older upstream ones), Python `format =` lines, readable
+ * lines, and the field allowlist / secret scrubbing every line goes through.
+ */
+import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
+import {afterAll, describe, expect, test} from 'vitest'
+
+import {parseIni} from '../../src/lib/config/ini.js'
+import {
+  KintoLogging,
+  RUNTIME_LOGGER,
+  SUMMARY_LOGGER,
+  logFields,
+  loggingPlan,
+  renderReadable,
+  resolveLogger,
+  scrubSecrets,
+} from '../../src/lib/monitoring/index.js'
+
+const dirs: string[] = []
+afterAll(() => {
+  for (const d of dirs) rmSync(d, {recursive: true, force: true})
+})
+
+/** Upstream's generated ini (kinto.tpl) logging part, with the console formatter chosen. */
+function tplIni(formatter: string, stream = 'sys.stderr', extra = ''): string {
+  return `[app:main]
+use = egg:kinto
+
+[loggers]
+keys = root, kinto
+
+[handlers]
+keys = console
+
+[formatters]
+keys = color, json, generic
+
+[logger_root]
+level = INFO
+handlers = console
+
+[logger_kinto]
+level = DEBUG
+handlers = console
+qualname = kinto
+propagate = 0
+
+[handler_console]
+class = kinto.core.StreamHandlerWithRequestID
+args = (${stream},)
+level = NOTSET
+formatter = ${formatter}
+
+[formatter_color]
+class = logging_color_formatter.ColorFormatter
+
+[formatter_json]
+class = kinto.core.JsonLogFormatter
+
+[formatter_generic]
+format = %(asctime)s,%(msecs)03d %(levelname)-5.5s [%(name)s] %(message)s
+datefmt = %H:%M:%S
+${extra}`
+}
+
+function collector(isTTY = false) {
+  const lines: string[] = []
+  return {lines, sink: {isTTY, write: (s: string) => void lines.push(...s.split('\n').filter(Boolean))}}
+}
+
+describe('loggingPlan', () => {
+  test('without [loggers]: INFO and above, readable lines on stderr', () => {
+    const plan = loggingPlan(parseIni('[app:main]\nuse = egg:kinto\n'))
+    const {level, handlers} = resolveLogger(plan, SUMMARY_LOGGER)
+    expect(level).toBe(20)
+    expect(handlers).toHaveLength(1)
+    expect(handlers[0].target).toEqual({kind: 'stderr'})
+    expect(handlers[0].formatter.kind).toBe('text')
+    expect(plan.warnings).toEqual([])
+  })
+
+  test("upstream's template: root INFO, kinto DEBUG without propagation, handler on stderr", () => {
+    const plan = loggingPlan(parseIni(tplIni('color')))
+    expect(resolveLogger(plan, SUMMARY_LOGGER).level).toBe(20)
+    const kinto = resolveLogger(plan, RUNTIME_LOGGER)
+    expect(kinto.level).toBe(10)
+    // propagate = 0: the console handler once, not once more through the root logger.
+    expect(kinto.handlers.map((h) => h.name)).toEqual(['console'])
+    expect(kinto.handlers[0].formatter).toEqual({kind: 'text', color: true})
+    expect(resolveLogger(plan, 'kinto.core.storage').level).toBe(10)
+    expect(plan.warnings).toEqual([])
+  })
+
+  test.each([
+    'kinto.core.JsonLogFormatter',
+    'kinto.core.logs.JsonLogFormatter',
+    'mozilla_cloud_services_logger.formatters.JsonLogFormatter',
+    'dockerflow.logging.JsonLogFormatter',
+  ])('%s is a JSON formatter', (cls) => {
+    const ini = tplIni('json', 'sys.stdout').replace('class = kinto.core.JsonLogFormatter', `class = ${cls}`)
+    const {handlers} = resolveLogger(loggingPlan(parseIni(ini)), SUMMARY_LOGGER)
+    expect(handlers[0]).toMatchObject({target: {kind: 'stdout'}, formatter: {kind: 'json'}})
+  })
+
+  test('a format without class is a Python format; levels by name or number; handler levels', () => {
+    const ini = tplIni('generic').replace('[logger_root]\nlevel = INFO', '[logger_root]\nlevel = 30').replace('level = NOTSET', 'level = error')
+    const plan = loggingPlan(parseIni(ini))
+    const root = resolveLogger(plan, SUMMARY_LOGGER)
+    expect(root.level).toBe(30)
+    expect(root.handlers[0].level).toBe(40)
+    expect(root.handlers[0].formatter).toEqual({kind: 'format', format: '%(asctime)s,%(msecs)03d %(levelname)-5.5s [%(name)s] %(message)s', datefmt: '%H:%M:%S'})
+  })
+
+  test('file handlers resolve against the ini folder; unknown handlers and levels are warnings, not failures', () => {
+    const ini = `[loggers]
+keys = root
+
+[handlers]
+keys = file, sentry
+
+[formatters]
+keys = json
+
+[logger_root]
+level = LOUD
+handlers = file, sentry
+
+[handler_file]
+class = logging.FileHandler
+args = ('%(here)s/logs/kinto.log', 'a')
+formatter = json
+
+[handler_sentry]
+class = raven.handlers.logging.SentryHandler
+args = ()
+
+[formatter_json]
+class = kinto.core.JsonLogFormatter
+`
+    const plan = loggingPlan(parseIni(ini, {here: '/srv/kinto'}))
+    const root = resolveLogger(plan, SUMMARY_LOGGER)
+    expect(root.handlers.map((h) => h.target)).toEqual([{kind: 'file', path: '/srv/kinto/logs/kinto.log'}])
+    expect(root.level).toBe(30) // the root's default when the level is not understood
+    expect(plan.warnings).toHaveLength(2)
+    expect(plan.warnings[0]).toMatch(/\[logger_root\]: level "LOUD" is not a logging level/)
+    expect(plan.warnings[1]).toMatch(/SentryHandler is not a handler kinto-ops supports/)
+  })
+})
+
+describe('KintoLogging', () => {
+  test('JSON formatter: mozlog lines with the logger name as Type and the project as Logger', () => {
+    const out = collector()
+    const logging = new KintoLogging(loggingPlan(parseIni(tplIni('json', 'sys.stdout'))), {projectName: 'myproject', stdout: out.sink})
+    logging.logger(SUMMARY_LOGGER).info({path: '/v1/', code: 200, t: 3})
+    logging.root.error({err: new Error('boom')}, 'It broke.')
+    logging.root.debug('details')
+    expect(out.lines).toHaveLength(3)
+    const [summary, error, debug] = out.lines.map((l) => JSON.parse(l))
+    expect(Object.keys(summary).sort()).toEqual(['EnvVersion', 'Fields', 'Hostname', 'Logger', 'Pid', 'Severity', 'Timestamp', 'Type'])
+    expect(summary).toMatchObject({Type: 'request.summary', Logger: 'myproject', EnvVersion: '2.0', Severity: 6, Pid: process.pid, Hostname: os.hostname()})
+    expect(summary.Fields).toEqual({path: '/v1/', code: 200, t: 3}) // empty message: no msg
+    // Nanoseconds since the epoch.
+    expect(Math.abs(summary.Timestamp / 1e6 - Date.now())).toBeLessThan(60_000)
+    expect(error.Severity).toBe(3)
+    expect(error.Type).toBe('kinto')
+    expect(error.Fields).toMatchObject({msg: 'It broke.', error: 'Error: boom'})
+    expect(error.Fields.traceback).toContain('logging-config.test.ts')
+    expect(debug).toMatchObject({Severity: 7, Fields: {msg: 'details'}})
+  })
+
+  test('levels: the root at INFO drops debug summaries; handler levels filter', () => {
+    const out = collector()
+    const ini = tplIni('json', 'sys.stdout').replace('level = NOTSET', 'level = WARNING')
+    const logging = new KintoLogging(loggingPlan(parseIni(ini)), {stdout: out.sink})
+    logging.logger(SUMMARY_LOGGER).debug({path: '/'})
+    logging.logger(SUMMARY_LOGGER).info({path: '/'})
+    logging.root.warn('kept')
+    expect(out.lines.map((l) => JSON.parse(l).Fields.msg)).toEqual(['kept'])
+  })
+
+  test('colour formatter: readable lines, coloured only on a terminal without NO_COLOR', () => {
+    const plain = collector(false)
+    new KintoLogging(loggingPlan(parseIni(tplIni('color'))), {stderr: plain.sink, env: {}}).logger(SUMMARY_LOGGER).info({method: 'GET', path: '/v1/buckets', code: 200, t: 4, uid: 'abc', errno: 0, rid: 'r1'})
+    expect(plain.lines[0]).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO    \[request\.summary\] GET \/v1\/buckets 200 4ms uid=abc rid=r1$/)
+
+    const tty = collector(true)
+    new KintoLogging(loggingPlan(parseIni(tplIni('color'))), {stderr: tty.sink, env: {}}).root.warn('careful')
+    expect(tty.lines[0]).toContain('\u001b[')
+    const noColor = collector(true)
+    new KintoLogging(loggingPlan(parseIni(tplIni('color'))), {stderr: noColor.sink, env: {NO_COLOR: '1'}}).root.warn('careful')
+    expect(noColor.lines[0]).not.toContain('\u001b[')
+    expect(noColor.lines[0]).toMatch(/WARNING \[kinto\] careful$/)
+  })
+
+  test('Python format lines, extra fields after the message', () => {
+    const out = collector()
+    new KintoLogging(loggingPlan(parseIni(tplIni('generic'))), {stderr: out.sink}).logger(SUMMARY_LOGGER).info({path: '/v1/', code: 200})
+    expect(out.lines[0]).toMatch(/^\d\d:\d\d:\d\d,\d{3} INFO  \[request\.summary\] path=\/v1\/ code=200$/)
+  })
+
+  test('a file handler appends JSON lines to its file', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-log-'))
+    dirs.push(dir)
+    const ini = `[loggers]\nkeys = root\n[handlers]\nkeys = file\n[formatters]\nkeys = json\n[logger_root]\nlevel = INFO\nhandlers = file\n[handler_file]\nclass = FileHandler\nargs = ('logs/kinto.log',)\nformatter = json\n[formatter_json]\nclass = kinto.core.JsonLogFormatter\n`
+    const logging = new KintoLogging(loggingPlan(parseIni(ini, {here: dir})))
+    logging.root.info({url: 'http://127.0.0.1:8888/v1/'}, 'Running')
+    const line = JSON.parse(readFileSync(path.join(dir, 'logs', 'kinto.log'), 'utf8').trim())
+    expect(line.Fields).toEqual({url: 'http://127.0.0.1:8888/v1/', msg: 'Running'})
+  })
+})
+
+describe('what a log line may carry', () => {
+  test('only allowed fields; headers, bodies and settings are dropped', () => {
+    const fields = logFields({
+      path: '/v1/accounts/bob',
+      headers: {authorization: 'Basic Ym9iOnMzY3JldA=='},
+      body: {data: {password: 's3cret'}},
+      settings: {userid_hmac_secret: 'hmac-secret'},
+      password: 's3cret',
+      msg: '',
+    })
+    expect(fields).toEqual({path: '/v1/accounts/bob'})
+  })
+
+  test('secrets inside kept strings are masked', () => {
+    expect(scrubSecrets('connect to postgresql://kinto:pa55w0rd@db.internal/kinto failed')).toBe('connect to postgresql://kinto:***@db.internal/kinto failed')
+    expect(scrubSecrets('Authorization: Basic Ym9iOnMzY3JldA==')).toBe('Authorization: Basic ***')
+    expect(scrubSecrets('postgres://h/db?password=hunter2&sslmode=require')).toBe('postgres://h/db?password=***&sslmode=require')
+    expect(scrubSecrets('plain text, nothing to hide')).toBe('plain text, nothing to hide')
+    const fields = logFields({querystring: {_token: 'abc', password: 'x', _limit: '2'}, err: new Error('bad url postgresql://u:pw@h/db')})
+    expect(fields).toMatchObject({querystring: {_token: 'abc', password: '***', _limit: '2'}, error: 'Error: bad url postgresql://u:***@h/db'})
+    expect(String(fields.traceback)).not.toContain(':pw@')
+  })
+
+  test('readable rendering of a record with an error shows its traceback', () => {
+    const text = renderReadable({Timestamp: Date.now() * 1e6, Severity: 3, Type: 'kinto', Pid: 1, Fields: {msg: 'failed', error: 'Error: x', traceback: 'Error: x\n    at here'}})
+    expect(text.split('\n')).toHaveLength(3)
+    expect(text).toContain('ERROR   [kinto] failed error="Error: x"')
+  })
+})
