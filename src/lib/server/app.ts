@@ -6,7 +6,10 @@
 import Fastify, {LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest} from 'fastify'
 
 import {asString, type Settings} from '../config/settings.js'
+import {createMonitoring, type Monitoring} from '../monitoring/index.js'
 import {ERRNO, HttpError, invalid, methodNotAllowed, rawHttpResponse, requestTooLarge, writeClientError} from './errors.js'
+import {registerPlugin} from './plugins/index.js'
+import {statsdPlugin} from './plugins/statsd.js'
 import {parsePlugins} from './setup.js'
 import {decodePath, Runtime, type ConfigInfo, type Logger} from './runtime.js'
 import {parseQuery} from './querystring.js'
@@ -35,15 +38,25 @@ declare module 'fastify' {
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE']
 
+registerPlugin(statsdPlugin)
+
 /** Builds the app (synchronously: configuration errors are thrown here, as KintoError). */
 export function createApp(options: CreateAppOptions): FastifyInstance {
+  // Metrics (kinto.statsd_url) and request-summary logging: src/lib/monitoring.
+  const monitoring = createMonitoring({settings: options.settings, logger: options.logger})
   const runtime = new Runtime({
     settings: options.settings,
-    backends: options.backends,
+    backends: monitoring.instrumentBackends(options.backends),
     configInfo: options.configInfo ?? null,
-    logger: options.logger,
+    logger: monitoring.runtimeLogger,
   })
-  parsePlugins(runtime, options.baseDir)
+  try {
+    parsePlugins(runtime, options.baseDir)
+    monitoring.instrumentRuntime(runtime)
+  } catch (err) {
+    void monitoring.close()
+    throw err
+  }
 
   const app = Fastify({
     ...(options.logger ? {loggerInstance: options.logger as unknown as FastifyBaseLogger} : {logger: false}),
@@ -59,11 +72,12 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     forceCloseConnections: 'idle',
     frameworkErrors(error, req, reply) {
       const err = new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: 'Invalid URL path.'})
-      void sendResponse(runtime, reply, minimalRequest(runtime, req), runtime.errorResponse(err, minimalRequest(runtime, req)))
+      void sendResponse(runtime, monitoring, reply, minimalRequest(runtime, req), runtime.errorResponse(err, minimalRequest(runtime, req)))
       void error
     },
   })
   app.decorate('kinto', runtime)
+  app.addHook('onClose', async () => monitoring.close())
   // CONNECT never reaches Fastify (Node hands the socket to 'connect' listeners and, without
   // one, drops it): answer 405. A bad `Expect` would get Node's empty 417.
   app.server.on('connect', (_req, socket) => socket.end(rawHttpResponse(methodNotAllowed())))
@@ -78,24 +92,25 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
   app.route({
     method: METHODS,
     url: '*',
-    handler: async (req, reply) => {
-      let kreq: KintoRequest
-      try {
-        kreq = toKintoRequest(runtime, req)
-      } catch (err) {
-        const minimal = minimalRequest(runtime, req)
-        return sendResponse(runtime, reply, minimal, runtime.errorResponse(err, minimal))
-      }
-      const response = await runtime.handle(kreq)
-      return sendResponse(runtime, reply, kreq, response, true)
-    },
+    handler: async (req, reply) =>
+      monitoring.serve(req.headers, async () => {
+        let kreq: KintoRequest
+        try {
+          kreq = toKintoRequest(runtime, req)
+        } catch (err) {
+          const minimal = minimalRequest(runtime, req)
+          return sendResponse(runtime, monitoring, reply, minimal, runtime.errorResponse(err, minimal))
+        }
+        const response = await runtime.handle(kreq)
+        return sendResponse(runtime, monitoring, reply, kreq, response, true)
+      }),
   })
 
   app.setNotFoundHandler(async (req, reply) => {
     // Methods Fastify does not route (PROPFIND…): 405 as for any method an endpoint lacks.
     const minimal = minimalRequest(runtime, req)
     const err = new HttpError(405, {errno: ERRNO.METHOD_NOT_ALLOWED, message: 'Method not allowed on this endpoint.'})
-    return sendResponse(runtime, reply, minimal, runtime.errorResponse(err, minimal))
+    return sendResponse(runtime, monitoring, reply, minimal, runtime.errorResponse(err, minimal))
   })
 
   app.setErrorHandler(async (error: Error & {code?: string; statusCode?: number}, req, reply) => {
@@ -111,7 +126,7 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
         message: error.message,
       })
     }
-    return sendResponse(runtime, reply, minimal, runtime.errorResponse(err, minimal))
+    return sendResponse(runtime, monitoring, reply, minimal, runtime.errorResponse(err, minimal))
   })
 
   return app
@@ -167,10 +182,18 @@ function minimalRequest(runtime: Runtime, req: FastifyRequest): KintoRequest {
   return {method: req.method, path: rawPath, rawPath, rawQuery: '', query: new Map(), headers: headersOf(req), body: null, scheme, host}
 }
 
-function sendResponse(runtime: Runtime, reply: FastifyReply, req: KintoRequest, response: KintoResponse, finalized = false): FastifyReply {
+function sendResponse(
+  runtime: Runtime,
+  monitoring: Monitoring,
+  reply: FastifyReply,
+  req: KintoRequest,
+  response: KintoResponse,
+  finalized = false,
+): FastifyReply {
   if (!finalized) runtime.finalizeHeaders(req, response)
   reply.code(response.status)
   for (const [k, v] of Object.entries(response.headers)) reply.header(k, v)
-  if (response.body === undefined || req.method === 'HEAD' || response.status === 304) return reply.send()
-  return reply.send(JSON.stringify(response.body))
+  const payload = response.body === undefined || req.method === 'HEAD' || response.status === 304 ? undefined : JSON.stringify(response.body)
+  monitoring.responded(req, response, payload, reply.elapsedTime)
+  return payload === undefined ? reply.send() : reply.send(payload)
 }
