@@ -1,32 +1,42 @@
 /**
  * `kinto.includes` plugins, keyed by upstream's module names. A plugin adds services, resources,
  * capabilities, event listeners, authentication policies or hello `user` fields when the app is
- * built. An unknown name is a startup error, so a typo never silently drops a feature.
+ * built. An unknown name is a startup error, so a typo never silently drops a feature; upstream
+ * plugins that kinto-ops does not carry are reported once at startup (a warning in the log) and
+ * skipped, so an ini written for upstream Kinto still starts.
  *
  * Writing one (src/lib/server/plugins/<name>.ts, exporting a KintoPlugin, listed in BUILTIN):
  * - services: `api.addService({name, pattern, views})`; views get a RequestContext whose `tx`
  *   is the request transaction (storage, permission). Set `noTransaction` for views that manage
- *   backends themselves (flush).
+ *   backends themselves (flush). `matchFirst` puts a service before the core routes (aliases).
  * - resources: `api.addResource(definition)` gives plural and object endpoints with the whole
  *   resource framework (filters, pagination, permissions…); permission inheritance for a new
  *   resource type: registerInheritance() in authorization.ts.
  * - events: `api.runtime.events.onChanged(filter, listener)` runs in the transaction (history),
  *   `afterCommit` after it (notifications).
- * - authentication: registerAuthenticationPolicy(dotted name of `multiauth.policy.<n>.use`, factory).
+ * - authentication: registerAuthenticationPolicy(dotted name of `multiauth.policy.<n>.use`, factory),
+ *   at import time: policies are built with the runtime, before plugins are included (and, as
+ *   upstream, a policy works even when its plugin is not included).
  * - hello: `api.addUserInfo(hook)` (default bucket's `user.bucket`), `api.runtime.addCapability()`.
  * - the cache is never part of the request transaction, and PGlite (one connection) cannot
  *   serve it while a transaction is open: reach it in `beforeTransaction`, in
  *   `ctx.bound.afterTransaction`, from authentication policies (they run before the
  *   transaction), or in `noTransaction` views.
+ * - includeme runs synchronously: createApp throws configuration errors as KintoError.
  */
 import {KintoError} from '../../errors.js'
-import {asList} from '../../config/settings.js'
+import {asBool, asList} from '../../config/settings.js'
 import type {ResourceDefinition} from '../resource.js'
 import {resourceServices} from '../resource.js'
 import type {Runtime} from '../runtime.js'
 import type {Service} from '../router.js'
 import type {UserInfoHook} from '../views.js'
+import {accountsPlugin} from './accounts.js'
+import {adminPlugin} from './admin.js'
+import {defaultBucketPlugin} from './default-bucket.js'
 import {flushPlugin} from './flush.js'
+import {historyPlugin} from './history.js'
+import {permissionsEndpoint} from './permissions.js'
 
 /** What a plugin may do while the app is built. */
 export interface PluginApi {
@@ -39,52 +49,67 @@ export interface PluginApi {
 export interface KintoPlugin {
   /** Upstream's module name, as written in `kinto.includes`. */
   name: string
+  /** Runs synchronously while the app is built (a returned promise is not awaited). */
   includeme(api: PluginApi): void | Promise<void>
 }
 
 const REGISTRY = new Map<string, KintoPlugin>()
 
-/** Upstream plugins not available in this version (a clear error rather than "unknown"). */
-const NOT_YET = new Set([
-  'kinto.plugins.accounts',
-  'kinto.plugins.admin',
-  'kinto.plugins.default_bucket',
-  'kinto.plugins.history',
-  'kinto.plugins.openid',
-  'kinto.plugins.prometheus',
-  'kinto.plugins.statsd',
-  'kinto.plugins.quotas',
+/** Upstream plugins we do not carry, and what including them means here. */
+const NOT_CARRIED = new Map<string, string>([
+  ['kinto.plugins.openid', 'OpenID Connect login is not available; its authentication policies cannot be used.'],
+  ['kinto.plugins.prometheus', 'no /v1/__metrics__ endpoint is served.'],
+  ['kinto.plugins.statsd', 'no StatsD metrics are sent.'],
+  ['kinto.plugins.counters', 'no /v1/__counters__ endpoint is served.'],
+  ['kinto.plugins.quotas', 'upstream Kinto removed it in version 20.0.0.'],
 ])
 
 /** Plugins shipped with kinto-ops. */
-const BUILTIN: KintoPlugin[] = [flushPlugin]
+const BUILTIN: KintoPlugin[] = [flushPlugin, accountsPlugin, defaultBucketPlugin, historyPlugin, adminPlugin]
 
+/** Adds a plugin (or replaces one we did not carry: the statsd plugin of the monitoring module). */
 export function registerPlugin(plugin: KintoPlugin): void {
   REGISTRY.set(plugin.name, plugin)
-  NOT_YET.delete(plugin.name)
+  NOT_CARRIED.delete(plugin.name)
 }
 
 export function knownPlugins(): string[] {
   return [...REGISTRY.keys()].sort()
 }
 
-/** The plugins named in `includes`, in order; throws a KintoError for names we do not have. */
+function notCarried(name: string, consequence: string): KintoPlugin {
+  return {
+    name,
+    includeme(api) {
+      api.runtime.logger.warn(
+        {plugin: name},
+        `kinto.includes lists ${name}, an upstream Kinto plugin that kinto-ops does not carry: skipped (${consequence})`,
+      )
+    },
+  }
+}
+
+/**
+ * The plugins named in `includes`, in order (each once), then what core settings switch on
+ * (`/permissions`). Throws a KintoError for names that are no plugin we know.
+ */
 export function pluginsFromSettings(settings: Record<string, unknown>): KintoPlugin[] {
-  const names = asList(settings, 'includes')
-  return names.map((name) => {
+  const names = [...new Set(asList(settings, 'includes'))]
+  const plugins = names.map((name) => {
     const plugin = REGISTRY.get(name)
     if (plugin) return plugin
-    if (NOT_YET.has(name)) {
-      throw new KintoError(`Plugin '${name}' (kinto.includes) is not available in this version of kinto-ops.`, {
-        code: 'KINTO_PLUGIN_UNAVAILABLE',
-        hint: `Remove it from kinto.includes. Available plugins: ${knownPlugins().join(', ') || 'none'}.`,
-      })
-    }
+    const consequence = NOT_CARRIED.get(name)
+    if (consequence !== undefined) return notCarried(name, consequence)
     throw new KintoError(`Unknown plugin '${name}' in kinto.includes.`, {
       code: 'KINTO_PLUGIN_UNKNOWN',
-      hint: `Available plugins: ${knownPlugins().join(', ') || 'none'}.`,
+      hint: `Available plugins: ${knownPlugins().join(', ')}. Upstream plugins skipped with a warning: ${[...NOT_CARRIED.keys()].join(', ')}.`,
     })
   })
+  // As upstream: /permissions with the admin plugin, or when asked for.
+  if (names.includes('kinto.plugins.admin') || asBool(settings, 'experimental_permissions_endpoint')) {
+    plugins.push(permissionsEndpoint)
+  }
+  return plugins
 }
 
 /** Builds the plugin API over a runtime. */

@@ -1,0 +1,258 @@
+/**
+ * kinto.plugins.history (kinto-reference §4.13): every change of a bucket, group, collection or
+ * record is written, in the request's transaction, as a `history` object below its bucket:
+ * {action, uri, user_id, resource_name, <resource>_id, collection_id?, date, target: {data,
+ * permissions}} (no `timestamp`; `bucket_id` only on bucket entries). `GET|DELETE
+ * /buckets/{id}/history` lists them with the resource framework (filters on known fields,
+ * sorting, pagination); `/buckets/{id}/snapshot/collections/{cid}@{timestamp}` rebuilds a
+ * collection's records as they were at a timestamp.
+ *
+ * Who reads an entry: what grants reading the bucket, or the entry's own read ACE (the bucket's,
+ * the collection's and the object's readers and writers when it was written).
+ * Settings: history.exclude_resources, history.exclude_user_ids, history.auto_trim_max_count,
+ * history.auto_trim_threshold (100), history.auto_trim_user_ids.
+ */
+import {asBool, asInt, asList, type Settings} from '../../config/settings.js'
+import {KintoError} from '../../errors.js'
+import type {Filter, KintoObject} from '../../storage/types.js'
+import {registerInheritance} from '../authorization.js'
+import type {RequestContext} from '../context.js'
+import {forbidden, invalid, notFound, unauthorized} from '../errors.js'
+import type {ResourceEvent} from '../events.js'
+import type {ResourceDefinition} from '../resource.js'
+import type {ViewDef} from '../router.js'
+import type {KintoPlugin} from './index.js'
+
+/** `/buckets/a/collections/b` → {bucket: 'a', collection: 'b'} (the capability's excluded_resources). */
+export function uriToDict(uri: string): Record<string, string> {
+  const parts = uri.split('/')
+  if (parts.length === 3) return {bucket: parts[2]}
+  if (parts.length === 5) return parts[3] === 'collections' ? {bucket: parts[2], collection: parts[4]} : {bucket: parts[2], group: parts[4]}
+  if (parts.length === 7) return {bucket: parts[2], collection: parts[4], record: parts[6]}
+  throw new Error(`Invalid URI: ${uri}`)
+}
+
+/** Python's datetime.now(timezone.utc).isoformat(): microseconds and +00:00. */
+export function isoDateUtc(now: Date = new Date()): string {
+  return now.toISOString().replace(/\.(\d{3})Z$/, (_, ms: string) => `.${ms}000+00:00`)
+}
+
+function objectUri(resourceName: string, params: {id: string; bucket_id?: string; collection_id?: string}): string {
+  switch (resourceName) {
+    case 'bucket':
+      return `/buckets/${params.id}`
+    case 'collection':
+      return `/buckets/${params.bucket_id}/collections/${params.id}`
+    case 'group':
+      return `/buckets/${params.bucket_id}/groups/${params.id}`
+    case 'record':
+      return `/buckets/${params.bucket_id}/collections/${params.collection_id}/records/${params.id}`
+    default:
+      throw new Error(`No history for resource '${resourceName}'.`)
+  }
+}
+
+function asLists(perms: Record<string, Set<string>>): Record<string, string[]> {
+  return Object.fromEntries(Object.entries(perms).map(([k, v]) => [k, [...v].sort()]))
+}
+
+/** upstream's on_resource_changed, run before the request's transaction commits. */
+async function onResourceChanged(event: ResourceEvent, ctx: RequestContext): Promise<void> {
+  const {payload} = event
+  const settings = ctx.settings
+  const resourceName = payload.resource_name as string
+  const userId = payload.user_id as string | null
+  if (asList(settings, 'history.exclude_user_ids').includes(String(userId))) return
+  // A deleted bucket takes its history with it (upstream writes the entry, then the bucket's
+  // cascade removes it): nothing to write.
+  if (resourceName === 'bucket' && event.action === 'delete') return
+
+  const excluded = asList(settings, 'history.exclude_resources')
+  const trimMax = asInt(settings, 'history.auto_trim_max_count', -1) ?? -1
+  const trimUserIds = asList(settings, 'history.auto_trim_user_ids')
+  const trimThreshold = asInt(settings, 'history.auto_trim_threshold', 100) ?? 100
+  const {storage, permission} = ctx.tx
+
+  const targets: Array<{uri: string; target: Record<string, unknown>; bucketId: string}> = []
+  let bucketUri: string | null = null
+  let collectionUri: string | null = null
+  let bucketId = ''
+  for (const impacted of event.impacted) {
+    const target = impacted.new
+    const objId = target.id as string
+    bucketId = (payload.bucket_id as string | undefined) ?? objId
+    bucketUri = `/buckets/${bucketId}`
+    if (excluded.includes(bucketUri)) continue
+    if ('collection_id' in payload) {
+      collectionUri = `${bucketUri}/collections/${payload.collection_id as string}`
+      if (excluded.includes(collectionUri)) continue
+    }
+    const uri = objectUri(resourceName, {id: objId, bucket_id: bucketId, collection_id: payload.collection_id as string | undefined})
+    if (excluded.includes(uri)) continue
+    targets.push({uri, target, bucketId})
+  }
+  if (targets.length === 0 || bucketUri === null) return
+
+  const ids = [...new Set([...targets.map((t) => t.uri), bucketUri, ...(collectionUri ? [collectionUri] : [])])]
+  const all = await permission.getObjectsPermissions(ids)
+  const permsById = new Map(ids.map((id, i) => [id, all[i] ?? {}]))
+  const bucketPerms = permsById.get(bucketUri) ?? {}
+  const collectionPerms = collectionUri ? (permsById.get(collectionUri) ?? {}) : {}
+  const readPrincipals = new Set<string>()
+  for (const perms of [bucketPerms, collectionPerms]) {
+    for (const p of perms.read ?? []) readPrincipals.add(p)
+    for (const p of perms.write ?? []) readPrincipals.add(p)
+  }
+  const explicit = asBool(settings, 'explicit_permissions')
+  const trimEnabled = trimMax > 0 && (trimUserIds.length === 0 || trimUserIds.includes(String(userId)))
+
+  for (const {uri, target} of targets) {
+    const perms = asLists(permsById.get(uri) ?? {})
+    const {timestamp: _timestamp, bucket_id: _bucketId, ...attrs} = payload
+    attrs[`${resourceName}_id`] = target.id
+    attrs.uri = uri
+    const entry = await storage.create('history', bucketUri, {
+      date: isoDateUtc(),
+      target: {data: target, permissions: perms},
+      ...attrs,
+    })
+
+    if (trimEnabled) {
+      const filters: Filter[] = [{field: 'resource_name', value: resourceName, operator: 'eq'}]
+      if (trimUserIds.length > 0) filters.push({field: 'user_id', value: userId, operator: 'eq'})
+      const count = await storage.count('history', bucketUri, filters)
+      if (count > trimMax + trimThreshold && storage.trimObjects) {
+        const deleted = await storage.trimObjects('history', bucketUri, filters, trimMax)
+        ctx.runtime.logger.debug?.({deleted, bucket: bucketUri, resource: resourceName}, 'Trimmed old history entries.')
+      }
+    }
+
+    // Without explicit permissions, entries are readable through the bucket's permissions only.
+    if (!explicit) continue
+    const readers = new Set(readPrincipals)
+    for (const p of perms.read ?? []) readers.add(p)
+    for (const p of perms.write ?? []) readers.add(p)
+    await permission.replaceObjectPermissions(`${bucketUri}/history/${entry.id}`, {read: [...readers]})
+  }
+}
+
+export const historyResource: ResourceDefinition = {
+  name: 'history',
+  pluralPath: '/buckets/{bucket_id}/history',
+  objectPath: null,
+  permissions: ['read', 'write'],
+  pluralMethods: ['GET', 'DELETE'],
+  parentId: (params) => `/buckets/${params.bucket_id}`,
+  knownFields: ['user_id', 'uri', 'action', 'date', 'resource_name', 'bucket_id', 'collection_id', 'group_id', 'record_id', 'target'],
+  adjustFilters(filters) {
+    // Ids are strings: `?collection_id=1` is the collection "1", not the number 1.
+    return filters.map((f) =>
+      ['record_id', 'collection_id', 'bucket_id'].includes(f.field) && typeof f.value === 'number' ? {...f, value: String(f.value)} : f,
+    )
+  },
+}
+
+/** GET /buckets/{bid}/snapshot/collections/{cid}@{timestamp}: the records as they were then. */
+const snapshotView: ViewDef = {
+  method: 'GET',
+  permission: 'public',
+  accept: ['application/json'],
+  async handler(ctx) {
+    const spec = ctx.params.spec
+    const at = spec.lastIndexOf('@')
+    if (at < 1) throw notFound()
+    const bucketId = ctx.params.bucket_id
+    const collectionId = spec.slice(0, at)
+    const raw = spec.slice(at + 1)
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+      throw invalid('path', 'timestamp', `Invalid timestamp '${raw}'`)
+    }
+    const timestamp = Number(raw)
+    const bucketUri = `/buckets/${bucketId}`
+    const collectionUri = `${bucketUri}/collections/${collectionId}`
+    const identity = await ctx.identity()
+    const {storage, permission} = ctx.tx
+    const allowed = await permission.checkPermission(identity.principals, [
+      [bucketUri, 'read'],
+      [bucketUri, 'write'],
+      [collectionUri, 'read'],
+      [collectionUri, 'write'],
+    ])
+    if (!allowed) throw identity.userId === null ? unauthorized() : forbidden()
+
+    const all = await storage.list('record', collectionUri, {includeDeleted: true})
+    const unchanged = all.filter((r) => r.last_modified <= timestamp && !r.deleted)
+    const changed = all.filter((r) => r.last_modified > timestamp).map((r) => r.id)
+    const byNewest = (a: KintoObject, b: KintoObject) => b.last_modified - a.last_modified
+    if (changed.length === 0) return {body: {data: unchanged.sort(byNewest)}}
+
+    const entries = await storage.list('history', bucketUri, {
+      filters: [
+        {field: 'resource_name', value: 'record', operator: 'eq'},
+        {field: 'collection_id', value: collectionId, operator: 'eq'},
+        {field: 'record_id', value: changed, operator: 'in'},
+        {field: 'target.data.last_modified', value: timestamp, operator: 'max'},
+      ],
+      sorting: [{field: 'last_modified', direction: -1}],
+    })
+    const newestBefore = new Map<string, KintoObject>()
+    for (const entry of entries) {
+      const rid = entry.record_id as string
+      if (!newestBefore.has(rid)) newestBefore.set(rid, entry)
+    }
+    const result: KintoObject[] = [...unchanged]
+    for (const rid of changed) {
+      const entry = newestBefore.get(rid)
+      if (!entry) continue // created after the timestamp
+      const data = (entry.target as {data: KintoObject}).data
+      // An entry written by a deletion holds the tombstone: the record did not exist then.
+      if (data.deleted) continue
+      result.push(data)
+    }
+    return {body: {data: result.sort(byNewest)}}
+  },
+}
+
+function historyCapability(settings: Settings): Record<string, unknown> {
+  const exposed: Record<string, unknown> = {}
+  const trimMax = asInt(settings, 'history.auto_trim_max_count', -1) ?? -1
+  if (trimMax > 0) exposed.auto_trim_max_count = trimMax
+  const trimUserIds = asList(settings, 'history.auto_trim_user_ids')
+  if (trimUserIds.length > 0) exposed.auto_trim_user_ids = trimUserIds
+  const excluded = asList(settings, 'history.exclude_resources')
+  if (excluded.length > 0) exposed.excluded_resources = excluded.map(uriToDict)
+  return exposed
+}
+
+export const historyPlugin: KintoPlugin = {
+  name: 'kinto.plugins.history',
+  includeme(api) {
+    const {runtime} = api
+    const settings = runtime.settings
+    let capability: Record<string, unknown>
+    try {
+      capability = historyCapability(settings)
+    } catch (err) {
+      throw new KintoError(`kinto.history.exclude_resources: ${(err as Error).message}.`, {
+        code: 'KINTO_CONFIG_INVALID',
+        hint: 'List bucket, collection, group or record URIs without /v1, e.g. /buckets/b1 /buckets/b1/collections/c1.',
+      })
+    }
+    runtime.addCapability('history', {
+      description: 'Track changes on data.',
+      url: 'http://kinto.readthedocs.io/en/latest/api/1.x/history.html',
+      ...capability,
+    })
+    registerInheritance('history', {
+      read: {bucket: ['write', 'read'], history: ['write', 'read']},
+      write: {bucket: ['write'], history: ['write']},
+    })
+    api.addResource(historyResource)
+    api.addService({
+      name: 'history_snapshot',
+      pattern: '/buckets/{bucket_id}/snapshot/collections/{spec}',
+      views: new Map([['GET', snapshotView]]),
+    })
+    runtime.events.onChanged({resources: ['bucket', 'group', 'collection', 'record']}, onResourceChanged)
+  },
+}

@@ -1,0 +1,56 @@
+/** Helpers for the plugin tests: apps with the plugins' settings and a logger that keeps warnings. */
+import type {FastifyInstance} from 'fastify'
+import pino from 'pino'
+
+import {createBackends} from '../../src/lib/backends.js'
+import {buildSettings} from '../../src/lib/config/settings.js'
+import {createApp} from '../../src/lib/server/app.js'
+import type {Logger} from '../../src/lib/server/runtime.js'
+
+/** The settings http_checks.py's `plugins` group needs (shared/acceptance/README.md). */
+export const ACCEPTANCE_PLUGINS: Record<string, string> = {
+  'kinto.includes': 'kinto.plugins.default_bucket kinto.plugins.history kinto.plugins.accounts kinto.plugins.flush',
+  'kinto.flush_endpoint_enabled': 'true',
+  'kinto.experimental_permissions_endpoint': 'true',
+  'multiauth.policies': 'account basicauth',
+  'multiauth.policy.account.use': 'kinto.plugins.accounts.AccountsPolicy',
+  'kinto.account_create_principals': 'system.Everyone',
+}
+
+/** Accounts only (upstream's AccountsWebTest settings). */
+export const ACCOUNTS: Record<string, string> = {
+  'kinto.includes': 'kinto.plugins.accounts',
+  'multiauth.policies': 'account',
+  'multiauth.policy.account.use': 'kinto.plugins.accounts.authentication.AccountsAuthenticationPolicy',
+  'kinto.account_create_principals': 'system.Everyone',
+}
+
+export interface Captured {
+  /** Messages logged at warn level. */
+  warnings: string[]
+  errors: string[]
+  logger: Logger & object
+}
+
+/** A pino logger writing into arrays (warn and error messages). */
+export function capturingLogger(): Captured {
+  const warnings: string[] = []
+  const errors: string[] = []
+  const stream = {
+    write(line: string) {
+      const entry = JSON.parse(line) as {level: number; msg?: string}
+      if (entry.level === 40) warnings.push(entry.msg ?? '')
+      if (entry.level >= 50) errors.push(entry.msg ?? '')
+    },
+  }
+  return {warnings, errors, logger: pino({level: 'warn'}, stream)}
+}
+
+/** An app on fresh memory backends; `logger` receives the startup warnings. */
+export function pluginApp(raw: Record<string, string>, captured: Captured = capturingLogger()): FastifyInstance {
+  const settings = buildSettings({'kinto.userid_hmac_secret': 'plugin-tests', ...raw}, {})
+  const backends = createBackends(settings)
+  const app = createApp({settings, backends, logger: captured.logger})
+  app.addHook('onClose', async () => backends.close())
+  return app
+}

@@ -1,0 +1,135 @@
+/**
+ * kinto.includes (issue 5, item 8): upstream's plugin names, unknown names a startup error,
+ * upstream plugins we do not carry reported once and skipped, flush behind its setting, the admin
+ * plugin's side effect (/permissions) without a console to serve.
+ */
+import type {FastifyInstance} from 'fastify'
+import {afterEach, describe, expect, test} from 'vitest'
+
+import {KintoError} from '../../src/lib/errors.js'
+import {ALICE, client} from './helpers.js'
+import {capturingLogger, pluginApp} from './plugins-helpers.js'
+
+const apps: FastifyInstance[] = []
+function setup(raw: Record<string, string>) {
+  const captured = capturingLogger()
+  const app = pluginApp(raw, captured)
+  apps.push(app)
+  return {app, req: client(app), ...captured}
+}
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((a) => a.close()))
+})
+
+describe('kinto.includes', () => {
+  test('a name that is no plugin is a startup error naming it and what exists', () => {
+    let error: unknown
+    try {
+      setup({'kinto.includes': 'kinto.plugins.default_bucket kinto_attachment'})
+    } catch (err) {
+      error = err
+    }
+    expect(error).toBeInstanceOf(KintoError)
+    expect((error as KintoError).code).toBe('KINTO_PLUGIN_UNKNOWN')
+    expect((error as KintoError).message).toBe("Unknown plugin 'kinto_attachment' in kinto.includes.")
+    expect((error as KintoError).hint).toContain('kinto.plugins.history')
+  })
+
+  test.each([
+    ['kinto.plugins.openid', 'OpenID'],
+    ['kinto.plugins.prometheus', '__metrics__'],
+    ['kinto.plugins.quotas', '20.0.0'],
+    ['kinto.plugins.counters', '__counters__'],
+  ])('%s (upstream, not carried) is reported once and skipped', async (name, consequence) => {
+    const {req, warnings} = setup({'kinto.includes': `${name} kinto.plugins.default_bucket`})
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toContain(name)
+    expect(warnings[0]).toContain(consequence)
+    // The rest of the includes still works.
+    expect((await req('GET', '/v1/')).body.capabilities).toHaveProperty('default_bucket')
+    expect((await req('GET', '/v1/__metrics__')).status).toBe(404)
+  })
+
+  test('the kinto init template includes start (default_bucket, admin, accounts with the account policy)', async () => {
+    const {req, warnings} = setup({
+      'kinto.includes': 'kinto.plugins.default_bucket kinto.plugins.admin kinto.plugins.accounts',
+      'multiauth.policies': 'account',
+      'multiauth.policy.account.use': 'kinto.plugins.accounts.AccountsPolicy',
+      'kinto.account_create_principals': 'system.Everyone',
+      'kinto.account_write_principals': 'account:admin',
+      'kinto.bucket_create_principals': 'account:admin',
+    })
+    const hello = await req('GET', '/v1/', {auth: null})
+    expect(Object.keys(hello.body.capabilities).sort()).toEqual(['accounts', 'default_bucket', 'permissions_endpoint'])
+    // Reported: the admin console is not served; memory storage loses accounts.
+    expect(warnings.some((w) => w.includes('kinto.plugins.admin'))).toBe(true)
+    expect(warnings.some((w) => w.includes('memory storage backend'))).toBe(true)
+  })
+
+  test('a plugin listed twice is included once', async () => {
+    const {req} = setup({'kinto.includes': 'kinto.plugins.default_bucket kinto.plugins.default_bucket'})
+    expect((await req('GET', '/v1/buckets/default')).status).toBe(200)
+  })
+})
+
+describe('kinto.plugins.flush', () => {
+  test('needs kinto.flush_endpoint_enabled = true: without it nothing is served and a warning says why', async () => {
+    const {req, warnings} = setup({'kinto.includes': 'kinto.plugins.flush'})
+    expect(warnings).toEqual([expect.stringContaining('kinto.flush_endpoint_enabled is not true')])
+    expect((await req('GET', '/v1/')).body.capabilities).not.toHaveProperty('flush_endpoint')
+    await req('PUT', '/v1/buckets/kept', {body: {}})
+    const r = await req('POST', '/v1/__flush__', {auth: null})
+    expect(r.status).toBe(404)
+    expect((await req('GET', '/v1/buckets/kept')).status).toBe(200)
+  })
+
+  test('the setting alone serves nothing (the plugin is what adds the endpoint)', async () => {
+    const {req} = setup({'kinto.flush_endpoint_enabled': 'true'})
+    expect((await req('POST', '/v1/__flush__', {auth: null})).status).toBe(404)
+  })
+
+  test('with both: POST /__flush__ answers 202 {} to anyone and empties storage, permissions and cache', async () => {
+    const {app, req} = setup({'kinto.includes': 'kinto.plugins.flush', 'kinto.flush_endpoint_enabled': 'true'})
+    await req('PUT', '/v1/buckets/b', {body: {permissions: {read: ['system.Everyone']}}})
+    await app.kinto.backends.cache.set('k', 'v', 60)
+    expect((await req('GET', '/v1/')).body.capabilities.flush_endpoint).toEqual({
+      description: 'The __flush__ endpoint can be used to remove all data from all backends.',
+      url: 'https://kinto.readthedocs.io/en/latest/api/1.x/flush.html',
+    })
+    const r = await req('POST', '/v1/__flush__', {auth: null})
+    expect(r.status).toBe(202)
+    expect(r.body).toEqual({})
+    expect((await req('GET', '/v1/buckets/b')).status).toBe(403)
+    expect(await app.kinto.backends.cache.get('k')).toBeUndefined()
+    expect((await app.kinto.backends.permission.getObjectPermissions('/buckets/b')).read).toBeUndefined()
+  })
+
+  test('readonly: 405 like every write', async () => {
+    const {req} = setup({'kinto.includes': 'kinto.plugins.flush', 'kinto.flush_endpoint_enabled': 'true', 'kinto.readonly': 'true'})
+    const r = await req('POST', '/v1/__flush__', {auth: null})
+    expect(r.status).toBe(405)
+    expect(r.body.errno).toBe(115)
+  })
+})
+
+describe('kinto.plugins.admin', () => {
+  test('/v1/admin/ answers a clear 404 (no console shipped), /v1/permissions is on, no admin capability', async () => {
+    const {req} = setup({'kinto.includes': 'kinto.plugins.admin'})
+    for (const path of ['/v1/admin', '/v1/admin/', '/v1/admin/index.html', '/v1/admin/static/js/main.js']) {
+      const r = await req('GET', path, {auth: null})
+      expect(r.status, path).toBe(404)
+      expect(r.body.errno).toBe(111)
+      expect(r.body.message).toContain('Kinto Admin web console is not served')
+    }
+    const hello = await req('GET', '/v1/', {auth: null})
+    expect(hello.body.capabilities).toHaveProperty('permissions_endpoint')
+    expect(hello.body.capabilities).not.toHaveProperty('admin')
+    expect((await req('GET', '/v1/permissions', {auth: ALICE})).status).toBe(200)
+  })
+
+  test('without it (and without the setting) there is no /v1/permissions', async () => {
+    const {req} = setup({})
+    expect((await req('GET', '/v1/permissions')).status).toBe(404)
+    expect((await req('GET', '/v1/')).body.capabilities).not.toHaveProperty('permissions_endpoint')
+  })
+})
