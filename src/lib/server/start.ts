@@ -7,7 +7,6 @@ import {createHash} from 'node:crypto'
 import {readFileSync, statSync} from 'node:fs'
 
 import type {FastifyInstance} from 'fastify'
-import pino from 'pino'
 
 import {createBackends} from '../backends.js'
 import type {KintoConfig} from '../config/index.js'
@@ -15,6 +14,7 @@ import {asString} from '../config/settings.js'
 import {DatabaseRegistry, maskUrl, type SqlClient} from '../db/index.js'
 import {KintoError} from '../errors.js'
 import {planBackend, type BackendName, CURRENT_VERSIONS} from '../schema/index.js'
+import {createLogging} from '../monitoring/index.js'
 import {createApp} from './app.js'
 import type {ConfigInfo, Logger} from './runtime.js'
 
@@ -23,7 +23,7 @@ export interface StartServerOptions {
   host?: string
   /** Overrides [server:main] port (0: any free port). */
   port?: number
-  /** Default: JSON lines (pino) on stdout at info level. */
+  /** Default: the ini's logging sections (createLogging: mozlog JSON when they ask for it; readable lines on stderr without them). */
   logger?: Logger & object
   /** Skip the schema check (tests that install the schema themselves do not need it). */
   skipSchemaCheck?: boolean
@@ -87,7 +87,7 @@ async function checkSchemas(config: KintoConfig, registry: DatabaseRegistry): Pr
 }
 
 export async function startServer(config: KintoConfig, options: StartServerOptions = {}): Promise<RunningServer> {
-  const logger = options.logger ?? pino({level: 'info', base: {name: config.settings.project_name ?? 'kinto'}})
+  const logger = options.logger ?? createLogging(config).root
   const registry = new DatabaseRegistry(config.dir)
   let backends
   try {
