@@ -1,0 +1,175 @@
+/**
+ * `kinto start` as a real process: with the production guide's JSON logging sections the log is
+ * mozlog JSON lines on stdout (one request.summary per request, no secret from the ini or from
+ * an Authorization header); with upstream's generated ini (colour formatter on stderr) the log is
+ * readable lines on stderr and stdout stays empty.
+ */
+import {spawn, type ChildProcess} from 'node:child_process'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
+import {afterAll, afterEach, describe, expect, test} from 'vitest'
+
+import {cliBin, repoRoot} from '../helpers/cli.js'
+
+const HMAC_SECRET = 'hmac-SECRET-a41c9d'
+const PASSWORD = 'pw-SECRET-0b7e'
+
+const dirs: string[] = []
+afterAll(() => {
+  for (const d of dirs) rmSync(d, {recursive: true, force: true})
+})
+
+function iniWithLogging(formatter: 'json' | 'color', stream: 'sys.stdout' | 'sys.stderr'): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-logging-'))
+  dirs.push(dir)
+  const file = path.join(dir, 'kinto.ini')
+  writeFileSync(
+    file,
+    `[app:main]
+use = egg:kinto
+kinto.userid_hmac_secret = ${HMAC_SECRET}
+kinto.includes = kinto.plugins.flush
+
+[server:main]
+use = egg:waitress#main
+host = 127.0.0.1
+port = %(http_port)s
+
+[loggers]
+keys = root, kinto
+
+[handlers]
+keys = console
+
+[formatters]
+keys = color, json
+
+[logger_root]
+level = INFO
+handlers = console
+
+[logger_kinto]
+level = DEBUG
+handlers = console
+qualname = kinto
+propagate = 0
+
+[handler_console]
+class = kinto.core.StreamHandlerWithRequestID
+args = (${stream},)
+level = NOTSET
+formatter = ${formatter}
+
+[formatter_color]
+class = logging_color_formatter.ColorFormatter
+
+[formatter_json]
+class = kinto.core.JsonLogFormatter
+`,
+  )
+  return file
+}
+
+interface Started {
+  child: ChildProcess
+  url: string
+  stdout(): string
+  stderr(): string
+  exit: Promise<number | null>
+}
+
+function spawnStart(ini: string): Promise<Started> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliBin, 'start', '--ini', ini, '--port', '0'], {
+      cwd: repoRoot,
+      env: {...process.env, NO_COLOR: '1'},
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    const exit = new Promise<number | null>((res) => child.on('exit', (code) => res(code)))
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`kinto start did not start: ${stderr}`))
+    }, 60_000)
+    child.stdout!.on('data', (d) => (stdout += d))
+    child.stderr!.on('data', (d) => {
+      stderr += d
+      const m = /Serving (http\S+)/.exec(stderr)
+      if (m) {
+        clearTimeout(timer)
+        resolve({child, url: m[1], stdout: () => stdout, stderr: () => stderr, exit})
+      }
+    })
+    void exit.then((code) => {
+      clearTimeout(timer)
+      reject(new Error(`kinto start exited (${code}) before serving: ${stderr}`))
+    })
+  })
+}
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+const running: ChildProcess[] = []
+afterEach(() => {
+  for (const c of running.splice(0)) if (c.exitCode === null) c.kill('SIGKILL')
+})
+
+const authorization = 'Basic ' + Buffer.from(`alice:${PASSWORD}`).toString('base64')
+
+describe('kinto start logging', () => {
+  test('[formatter_json] on sys.stdout: mozlog JSON lines on stdout, no secrets', async () => {
+    const started = await spawnStart(iniWithLogging('json', 'sys.stdout'))
+    running.push(started.child)
+    const hello = await fetch(started.url, {headers: {Authorization: authorization, 'X-Request-Id': 'e2e-1'}})
+    expect(hello.status).toBe(200)
+    const put = await fetch(`${started.url}buckets/b1`, {
+      method: 'PUT',
+      headers: {Authorization: authorization, 'Content-Type': 'application/json'},
+      body: JSON.stringify({data: {password: PASSWORD}}),
+    })
+    expect(put.status).toBe(201)
+    expect((await fetch(`${started.url}buckets/b1`, {headers: {Authorization: 'Bearer ' + PASSWORD}})).status).toBe(401)
+    await until(() => started.stdout().split('\n').filter((l) => l.includes('"request.summary"')).length >= 3, 'three summaries')
+    started.child.kill('SIGTERM')
+    expect(await started.exit).toBe(0)
+
+    const lines = started.stdout().split('\n').filter(Boolean).map((l) => JSON.parse(l))
+    for (const line of lines) {
+      expect(Object.keys(line).sort()).toEqual(['EnvVersion', 'Fields', 'Hostname', 'Logger', 'Pid', 'Severity', 'Timestamp', 'Type'])
+      expect(line).toMatchObject({Logger: 'kinto', EnvVersion: '2.0', Pid: started.child.pid})
+    }
+    const summaries = lines.filter((l) => l.Type === 'request.summary')
+    expect(summaries.map((l) => [l.Fields.method, l.Fields.path, l.Fields.code])).toEqual([
+      ['GET', '/v1/', 200],
+      ['PUT', '/v1/buckets/b1', 201],
+      ['GET', '/v1/buckets/b1', 401],
+    ])
+    expect(summaries[0].Fields).toMatchObject({rid: 'e2e-1', authn_type: 'basicauth', errno: 0})
+    expect(summaries[2].Fields.errno).toBe(104)
+    // The start-up line goes through the kinto logger.
+    expect(lines.some((l) => l.Type === 'kinto' && /^Running kinto on http/.test(String(l.Fields.msg)))).toBe(true)
+    const all = started.stdout() + started.stderr()
+    for (const secret of [PASSWORD, HMAC_SECRET, Buffer.from(`alice:${PASSWORD}`).toString('base64')]) expect(all).not.toContain(secret)
+  })
+
+  test("upstream's generated ini (colour formatter on stderr): readable lines on stderr, nothing on stdout", async () => {
+    const started = await spawnStart(iniWithLogging('color', 'sys.stderr'))
+    running.push(started.child)
+    expect((await fetch(`${started.url}__heartbeat__`)).status).toBe(200)
+    await until(() => /\[request\.summary\] GET \/v1\/__heartbeat__ 200 \d+ms/.test(started.stderr()), 'the summary line')
+    started.child.kill('SIGTERM')
+    expect(await started.exit).toBe(0)
+    expect(started.stdout()).toBe('')
+    expect(started.stderr()).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO +\[kinto\] Running kinto on http/m)
+    expect(started.stderr()).not.toContain('\u001b[') // not a terminal
+  })
+})
