@@ -1,0 +1,164 @@
+// The HTTP scenarios of issue 9. Each gives autocannon its requests; some need a preparation
+// against the running server first (page 1000's URL, the _since timestamp, the PUT ETags).
+import {BIG, BUCKET, MAIN, PUT_POOL, USER, WRITES, putId, recordId} from './dataset.js'
+import {basic} from './util.js'
+
+export const AUTH = basic(...USER)
+const JSON_HEADERS = {'content-type': 'application/json', authorization: AUTH}
+const records = (cid) => `/v1/buckets/${BUCKET}/collections/${cid}/records`
+
+const randomRecord = (count) => `${records(MAIN)}/${recordId(1 + Math.floor(Math.random() * count))}`
+const postBody = () => JSON.stringify({data: {title: 'Posted by the bench', n: Math.floor(Math.random() * 1e6), done: false, tags: ['bench'], note: 'lorem ipsum '.repeat(6)}})
+
+async function getJson(origin, path, headers = {authorization: AUTH}) {
+  const res = await fetch(origin + path, {headers})
+  if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`)
+  return {body: await res.json(), headers: res.headers}
+}
+
+/** Follows Next-Page from page 1 to page `n`; returns page n's path and query. */
+export async function pageUrl(origin, firstPath, n) {
+  let path = firstPath
+  for (let page = 1; page < n; page++) {
+    const {headers} = await getJson(origin, path)
+    const next = headers.get('next-page')
+    if (!next) throw new Error(`no Next-Page after page ${page} of ${firstPath}`)
+    const u = new URL(next)
+    path = u.pathname + u.search
+  }
+  return path
+}
+
+/**
+ * Scenario list. `connections` is the number of concurrent clients. `prepare(origin)` runs
+ * against the server once before the load and returns the autocannon requests.
+ */
+export function scenarios({mainRecords, clients = 16, connections = 10}) {
+  return [
+    {
+      id: 'hello',
+      title: 'GET /v1/ (anonymous)',
+      connections,
+      prepare: async () => [{method: 'GET', path: '/v1/'}],
+    },
+    {
+      id: 'get-record',
+      title: 'GET one record (random of the 10k collection)',
+      connections,
+      floor: 'floor-get-record',
+      prepare: async () => [{method: 'GET', headers: {authorization: AUTH}, setupRequest: (req) => ({...req, path: randomRecord(mainRecords)})}],
+    },
+    {
+      id: 'list-10',
+      title: 'list `_limit=10` (10k collection)',
+      connections,
+      floor: 'floor-list-10',
+      prepare: async () => [{method: 'GET', path: `${records(MAIN)}?_limit=10`, headers: {authorization: AUTH}}],
+    },
+    {
+      id: 'page-1',
+      title: 'page 1 of the big collection (`_limit=10`)',
+      connections,
+      big: true,
+      prepare: async () => [{method: 'GET', path: `${records(BIG)}?_limit=10`, headers: {authorization: AUTH}}],
+    },
+    {
+      id: 'page-1000',
+      title: 'page 1000 of the big collection (followed Next-Page)',
+      connections,
+      big: true,
+      prepare: async (origin) => [{method: 'GET', path: await pageUrl(origin, `${records(BIG)}?_limit=10`, 1000), headers: {authorization: AUTH}}],
+    },
+    {
+      id: 'since-100',
+      title: '`_since` sync of the last 100 changes (10k collection)',
+      connections,
+      prepare: async (origin) => {
+        const {body} = await getJson(origin, `${records(MAIN)}?_limit=101&_fields=id`)
+        const since = body.data[100].last_modified
+        const check = await getJson(origin, `${records(MAIN)}?_since=${since}`)
+        if (check.body.data.length !== 100) throw new Error(`_since=${since} gave ${check.body.data.length} records, not 100`)
+        return [{method: 'GET', path: `${records(MAIN)}?_since=${since}`, headers: {authorization: AUTH}}]
+      },
+    },
+    {
+      id: 'clients-16',
+      title: `${clients} concurrent authenticated clients (distinct users, GET one record)`,
+      connections: clients,
+      prepare: async () => {
+        const users = Array.from({length: clients}, (_, i) => basic(`client-${i}`, `password-${i}`))
+        let next = 0
+        return [{method: 'GET', setupRequest: (req) => ({...req, path: randomRecord(mainRecords), headers: {...req.headers, authorization: users[next++ % clients]}})}]
+      },
+    },
+    {
+      id: 'post',
+      title: 'POST a record',
+      connections,
+      write: true,
+      prepare: async () => [{method: 'POST', path: records(WRITES), headers: JSON_HEADERS, setupRequest: (req) => ({...req, body: postBody()})}],
+    },
+    {
+      id: 'put-if-match',
+      title: 'PUT with If-Match (current ETag)',
+      connections,
+      write: true,
+      prepare: async (origin) => {
+        // A pool of records larger than the number of clients: a client takes a free record and
+        // its ETag, and gives both back with the new ETag, so no If-Match is ever stale (a 412
+        // would show up as non-2xx).
+        const ids = Array.from({length: PUT_POOL}, (_, i) => putId(i))
+        const {body} = await getJson(origin, `${records(WRITES)}?in_id=${ids.join(',')}&_limit=${PUT_POOL}`)
+        const free = body.data.map((r) => ({id: r.id, etag: `"${r.last_modified}"`}))
+        if (free.length !== PUT_POOL) throw new Error(`expected ${PUT_POOL} PUT records, found ${free.length}`)
+        let n = 0
+        return [
+          {
+            method: 'PUT',
+            setupRequest(req, context) {
+              const rec = free.shift()
+              context.rec = rec
+              const body = JSON.stringify({data: {title: 'Updated by the bench', n: n++, note: 'lorem ipsum '.repeat(6)}})
+              return {...req, path: `${records(WRITES)}/${rec.id}`, headers: {...JSON_HEADERS, 'if-match': rec.etag}, body}
+            },
+            onResponse(status, _body, context, headers) {
+              const rec = context.rec
+              if (!rec) return
+              if (status === 200 && headers.etag) rec.etag = headers.etag
+              free.push(rec)
+            },
+          },
+        ]
+      },
+    },
+    {
+      id: 'batch-25',
+      title: 'a batch of 25 writes (POST /v1/batch)',
+      connections,
+      write: true,
+      prepare: async (origin) => {
+        const batchBody = () =>
+          JSON.stringify({
+            defaults: {method: 'POST', path: `/buckets/${BUCKET}/collections/${WRITES}/records`},
+            requests: Array.from({length: 25}, () => ({body: JSON.parse(postBody())})),
+          })
+        // One probe first: a batch answers 200 even when sub-requests fail; all 25 must be 201.
+        const probe = await fetch(origin + '/v1/batch', {method: 'POST', headers: JSON_HEADERS, body: batchBody()})
+        const statuses = (await probe.json()).responses?.map((r) => r.status) ?? []
+        if (probe.status !== 200 || statuses.length !== 25 || statuses.some((s) => s !== 201)) {
+          throw new Error(`batch probe: ${probe.status}, sub-requests ${JSON.stringify(statuses)}`)
+        }
+        return [{method: 'POST', path: '/v1/batch', headers: JSON_HEADERS, setupRequest: (req) => ({...req, body: batchBody()})}]
+      },
+    },
+  ]
+}
+
+/** The floor's two scenarios: the same requests as get-record and list-10. */
+export function floorScenarios({mainRecords, connections = 10}) {
+  const all = scenarios({mainRecords, connections})
+  return [
+    {...all.find((s) => s.id === 'get-record'), id: 'floor-get-record', title: 'floor: GET one record', floor: undefined},
+    {...all.find((s) => s.id === 'list-10'), id: 'floor-list-10', title: 'floor: list `_limit=10`', floor: undefined},
+  ]
+}
