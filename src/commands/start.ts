@@ -3,19 +3,27 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {iniFlag} from '../flags.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
-import {startServer} from '../lib/server/start.js'
+import {parseDuration} from '../lib/config/duration.js'
+import {UsageError} from '../lib/errors.js'
+import {serve} from '../lib/ops/serve.js'
 
 export default class Start extends BaseCommand<typeof Start> {
   static summary = 'Serve the Kinto HTTP API (v1) as the ini file configures it.'
-  static description = `Listens on the host and port of [server:main] (default 127.0.0.1:8888; --host and --port override them; --port is also the value of %(http_port)s in the file) and serves /v1/ with the configured storage, permission and cache backends. PostgreSQL schemas must be installed first (kinto migrate); the server refuses to start otherwise.
+  static description = `Listens on the host and port of [server:main] (default 127.0.0.1:8888; --host and --port override them; --port is also the value of %(http_port)s in the file), or on its unix_socket (mode from unix_socket_perms; a stale socket file is removed first), and serves /v1/ with the configured storage, permission and cache backends. PostgreSQL schemas must be installed first (kinto migrate, or --migrate); the server refuses to start otherwise. An embedded database folder is locked while the server runs: kinto migrate, db status and check then fail at once naming this process.
 
-Logs are JSON lines on stdout (one request.summary per request). SIGTERM or SIGINT stops accepting connections, lets requests in flight finish, closes the database pools and exits 0.
+Logs are JSON lines on stdout (one request.summary per request).
 
-Exit codes: 0 stopped by a signal; 1 failed to start (invalid configuration, schema missing, address in use); 2 usage error.`
+Signals: SIGHUP re-reads the ini and applies what can change live (backoff, readonly, maintenance, end of service, CORS, principals, redirects, …) without refusing a connection; settings that need a restart (backend URLs, host, port, plugins…) are logged, and kinto status lists them. SIGTERM or SIGINT stops accepting connections, lets requests in flight finish (up to --shutdown-timeout), closes the database pools and exits. Each running server is recorded in .kinto-run/ beside the ini, which is how kinto backoff, readonly, maintenance, reload and status find it.
+
+--workers N (default: [uwsgi] processes of the ini, else 1) runs N processes sharing the port (PostgreSQL backends only). Every signal reaches every worker; SIGUSR2 restarts the workers one at a time, so new code and restart-only settings are taken without downtime.
+
+Exit codes: 0 stopped by a signal after finishing every request; 1 failed to start (invalid configuration, schema missing, address in use, database folder in use) or requests were cut at the shutdown deadline; 2 usage error.`
 
   static examples = [
     '<%= config.bin %> start',
     '<%= config.bin %> start --ini /etc/kinto/kinto.ini --host 0.0.0.0 --port 8888',
+    '<%= config.bin %> start --workers 4',
+    '<%= config.bin %> start --migrate --ini config/kinto.ini',
   ]
 
   static flags = {
@@ -32,37 +40,50 @@ Exit codes: 0 stopped by a signal; 1 failed to start (invalid configuration, sch
       max: 65535,
       helpValue: 'PORT',
     }),
+    workers: Flags.integer({
+      summary: 'Processes sharing the port (default: [uwsgi] processes of the ini, else 1).',
+      env: 'KINTO_WORKERS',
+      min: 1,
+      max: 256,
+      helpValue: 'N',
+    }),
+    migrate: Flags.boolean({
+      summary: 'Install or upgrade the PostgreSQL schemas before serving (as kinto migrate).',
+      env: 'KINTO_START_MIGRATE',
+      default: false,
+    }),
+    'shutdown-timeout': Flags.string({
+      summary: 'On SIGTERM, how long requests in flight may run before they are cut.',
+      env: 'KINTO_SHUTDOWN_TIMEOUT',
+      default: '30s',
+      helpValue: 'DURATION',
+    }),
   }
 
   async run(): Promise<void> {
     const {flags} = this
+    const shutdownSeconds = parseShutdownTimeout(flags['shutdown-timeout'])
     // Port 0 (any free port) is no value for %(http_port)s; the listen call gets it.
-    const config = loadConfig(resolveIniPath(flags.ini), {httpPort: flags.port || undefined})
+    const httpPort = flags.port || undefined
+    const config = loadConfig(resolveIniPath(flags.ini), {httpPort})
     for (const warning of config.warnings) this.logToStderr(`Warning: ${warning}`)
-    // Signal handlers first: a signal arriving while starting (or right after the "Serving" line)
-    // must stop the server cleanly, not kill the process.
-    let stopSignal: NodeJS.Signals | undefined
-    let wake: (() => void) | undefined
-    const onSignal = (signal: NodeJS.Signals) => {
-      stopSignal ??= signal
-      wake?.()
-    }
-    process.on('SIGINT', onSignal)
-    process.on('SIGTERM', onSignal)
-    try {
-      const server = await startServer(config, {host: flags.host, port: flags.port})
-      this.logToStderr(`Serving ${server.url} (${config.path}); SIGINT or SIGTERM to stop.`)
-      if (!stopSignal) await new Promise<void>((resolve) => (wake = resolve))
-      this.logToStderr(`${stopSignal}: finishing requests in flight, then stopping.`)
-      try {
-        await server.close()
-      } catch (error) {
-        this.logToStderr(`Error while stopping: ${(error as Error).message}`)
-        process.exitCode = 1
-      }
-    } finally {
-      process.off('SIGINT', onSignal)
-      process.off('SIGTERM', onSignal)
-    }
+    process.exitCode = await serve({
+      config,
+      host: flags.host,
+      port: flags.port,
+      httpPort,
+      workers: flags.workers,
+      migrate: flags.migrate,
+      shutdownTimeoutMs: shutdownSeconds * 1000,
+      log: (line) => this.logToStderr(line),
+    })
+  }
+}
+
+function parseShutdownTimeout(text: string): number {
+  try {
+    return parseDuration(text, '--shutdown-timeout')
+  } catch (error) {
+    throw new UsageError((error as Error).message)
   }
 }

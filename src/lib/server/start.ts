@@ -1,19 +1,32 @@
 /**
  * `kinto start`: builds the backends and the app from a loaded config, checks that PostgreSQL
  * schemas are installed, listens as [server:main] says (flags override), and closes gracefully:
- * stop accepting, finish in-flight requests, close the pools.
+ * stop accepting, finish in-flight requests (up to a deadline), close the pools.
+ *
+ * An embedded database folder is locked for the server's whole life (the lock file of
+ * src/lib/schema/lock.ts, marked as held by a server), so `kinto migrate` and friends fail at once
+ * naming this pid instead of opening the folder twice. reload() re-reads the ini and takes what
+ * can change live (see Runtime.applySettings); the run registry (src/lib/ops/registry.ts) tells
+ * the CLI what this process applied.
  */
 import {createHash} from 'node:crypto'
-import {readFileSync, statSync} from 'node:fs'
+import {chmodSync, lstatSync, readFileSync, statSync, unlinkSync} from 'node:fs'
+import {connect} from 'node:net'
 
 import type {FastifyInstance} from 'fastify'
 
 import {createBackends} from '../backends.js'
-import type {KintoConfig} from '../config/index.js'
-import {asString} from '../config/settings.js'
+import {loadConfig, type KintoConfig, type ServerConfig} from '../config/index.js'
+import {asString, type Settings} from '../config/settings.js'
 import {DatabaseRegistry, maskUrl, type SqlClient} from '../db/index.js'
 import {KintoError} from '../errors.js'
+import {RunRecord, type AppliedToggles, type RunRole} from '../ops/registry.js'
+import {EXPIRY_KEYS, serviceStateFrom} from '../ops/state.js'
 import {planBackend, type BackendName, CURRENT_VERSIONS} from '../schema/index.js'
+import {acquireFileLock, pgliteLockPath} from '../schema/lock.js'
+import {migrate, type MigrateEvent} from '../schema/migrate.js'
+import {configuredBackends} from '../schema/targets.js'
+import {packageVersion} from '../version.js'
 import {createLogging} from '../monitoring/index.js'
 import {createApp} from './app.js'
 import type {ConfigInfo, Logger} from './runtime.js'
@@ -27,15 +40,52 @@ export interface StartServerOptions {
   logger?: Logger & object
   /** Skip the schema check (tests that install the schema themselves do not need it). */
   skipSchemaCheck?: boolean
+  /** Install or upgrade the PostgreSQL schemas before serving (`kinto start --migrate`). */
+  migrate?: boolean
+  /** Record this runtime in the run registry (what `kinto start` does; embedded test servers need not). */
+  record?: {role: Exclude<RunRole, 'primary'>; primaryPid?: number}
+  /** `%(http_port)s` and environment for reloads: the same as the config was loaded with. */
+  httpPort?: number
+  env?: NodeJS.ProcessEnv
+  /** How long close() lets requests in flight finish before cutting them (default 30 s). */
+  shutdownTimeoutMs?: number
+  /**
+   * Unix socket: remove a stale socket file first (default true). Cluster workers leave it to
+   * their primary, which owns the socket.
+   */
+  prepareSocket?: boolean
+}
+
+/** What a reload did; setting names only, never values. */
+export interface ReloadReport {
+  ok: boolean
+  /** sha256 of the ini read. */
+  configHash: string
+  /** Settings taken live. */
+  applied: string[]
+  /** Settings that differ from what runs and need a restart (cumulative since start). */
+  needRestart: string[]
+  error?: string
+}
+
+export interface CloseReport {
+  /** Requests were still running at the deadline and their connections were cut. */
+  forced: boolean
 }
 
 export interface RunningServer {
   app: FastifyInstance
   /** Base URL of the API (`http://127.0.0.1:8888/v1/`), or the unix socket path. */
   url: string
-  /** Stops accepting, waits for in-flight requests, closes the backends. Idempotent. */
-  close(): Promise<void>
+  /** The run registry entry (when options.record was given). */
+  record?: RunRecord
+  /** Re-reads the ini and applies what can change live. Never throws; never drops a request. */
+  reload(): ReloadReport
+  /** Stops accepting, waits for in-flight requests (up to the deadline), closes the backends. Idempotent. */
+  close(): Promise<CloseReport>
 }
+
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000
 
 /** hello's `config` block: path, sha256 of the file and its modification time (local, as upstream). */
 export function configAttributes(iniPath: string): ConfigInfo | null {
@@ -86,30 +136,128 @@ async function checkSchemas(config: KintoConfig, registry: DatabaseRegistry): Pr
   }
 }
 
+/** Embedded folders of the config (one lock each). */
+function embeddedFolders(config: KintoConfig): string[] {
+  return [...new Set(configuredBackends(config.settings, config.dir).flatMap((b) => (b.pgliteDir ? [b.pgliteDir] : [])))]
+}
+
+/** Takes the lock of every embedded folder for the server's life; waits for a migration, not for a server. */
+async function lockEmbedded(config: KintoConfig, logger: Logger): Promise<Array<() => void>> {
+  const releases: Array<() => void> = []
+  try {
+    for (const folder of embeddedFolders(config)) {
+      releases.push(
+        await acquireFileLock(pgliteLockPath(folder), {
+          target: folder,
+          timeoutMs: 60_000,
+          owner: {command: 'kinto start', serves: true, detail: config.path},
+          onWait: (holder) => logger.warn({folder, holder}, `Waiting for ${holder} to release the embedded database ${folder}.`),
+        }),
+      )
+    }
+  } catch (err) {
+    for (const release of releases) release()
+    throw err
+  }
+  return releases
+}
+
+/** Removes a socket file no process listens on; refuses a live socket and anything that is not a socket. */
+export async function clearStaleSocket(file: string): Promise<void> {
+  let stat
+  try {
+    stat = lstatSync(file)
+  } catch {
+    return
+  }
+  const inUse = () =>
+    new KintoError(`Cannot listen on ${file}: another process is listening on it.`, {
+      code: 'KINTO_LISTEN_FAILED',
+      hint: 'Stop that process, or set another [server:main] unix_socket.',
+    })
+  if (!stat.isSocket()) {
+    throw new KintoError(`Cannot listen on ${file}: it exists and is not a socket.`, {
+      code: 'KINTO_LISTEN_FAILED',
+      hint: 'Remove it, or set another [server:main] unix_socket.',
+    })
+  }
+  const live = await new Promise<boolean>((resolve) => {
+    const socket = connect(file)
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+  if (live) throw inUse()
+  unlinkSync(file)
+}
+
+/** The toggles as this runtime holds them (for the run registry and `kinto status`). */
+export function appliedToggles(settings: Settings): AppliedToggles {
+  const state = serviceStateFrom(settings)
+  const text = (key: string) => (settings[key] === undefined || settings[key] === null || settings[key] === '' ? null : String(settings[key]))
+  return {
+    backoff: state.backoff,
+    backoffPercentage: state.backoffPercentage,
+    backoffExpires: text(EXPIRY_KEYS.backoff),
+    readonly: state.readonly,
+    readonlyExpires: text(EXPIRY_KEYS.readonly),
+    maintenance: state.maintenance,
+    maintenanceExpires: text(EXPIRY_KEYS.maintenance),
+  }
+}
+
+/** [server:main] fields whose change needs a restart. */
+function serverChanges(before: ServerConfig, after: ServerConfig): string[] {
+  const keys: Array<[keyof ServerConfig, string]> = [
+    ['host', 'server:main host'],
+    ['port', 'server:main port'],
+    ['unixSocket', 'server:main unix_socket'],
+    ['unixSocketMode', 'server:main unix_socket_perms'],
+  ]
+  return keys.filter(([k]) => before[k] !== after[k]).map(([, name]) => name)
+}
+
 export async function startServer(config: KintoConfig, options: StartServerOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogging(config).root
+  if (options.migrate) {
+    const report = (e: MigrateEvent) => {
+      if (e.type === 'done') logger.info({backend: e.backend, from: e.from, to: e.to}, `Migrated the ${e.backend} schema of ${e.database} to version ${e.to}.`)
+      if (e.type === 'lock-wait') logger.warn({holder: e.holder}, `Waiting for the migration lock on ${e.database} (held by ${e.holder}).`)
+    }
+    await migrate({settings: config.settings, dir: config.dir, mode: 'apply', report})
+  }
+  const releaseLocks = await lockEmbedded(config, logger)
   const registry = new DatabaseRegistry(config.dir)
+  const cleanup = async () => {
+    await registry.closeAll()
+    for (const release of releaseLocks) release()
+  }
   let backends
   try {
     backends = createBackends(config.settings, {registry, baseDir: config.dir})
     if (!options.skipSchemaCheck) await checkSchemas(config, registry)
   } catch (err) {
     await backends?.close().catch(() => {})
-    await registry.closeAll()
+    await cleanup()
     throw err
   }
   let app: FastifyInstance
   try {
+    // Write views are registered even in readonly mode (the runtime answers writes 405 while it
+    // is on), so that a reload can switch readonly off; the settings are then applied as a reload.
     app = createApp({
-      settings: config.settings,
+      settings: {...config.settings, readonly: false},
       backends,
       configInfo: () => configAttributes(config.path),
       logger,
       baseDir: config.dir,
     })
+    app.kinto.applySettings(config.settings)
   } catch (err) {
     await backends.close().catch(() => {})
-    await registry.closeAll()
+    await cleanup()
     throw err
   }
   const host = options.host ?? config.server.host
@@ -117,8 +265,11 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
   let url: string
   try {
     if (config.server.unixSocket && options.host === undefined && options.port === undefined) {
-      await app.listen({path: config.server.unixSocket})
-      url = config.server.unixSocket
+      const socket = config.server.unixSocket
+      if (options.prepareSocket !== false) await clearStaleSocket(socket)
+      await app.listen({path: socket})
+      if (config.server.unixSocketMode) chmodSync(socket, Number.parseInt(config.server.unixSocketMode, 8))
+      url = socket
     } else {
       await app.listen({host, port})
       const address = app.server.address()
@@ -129,7 +280,7 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
   } catch (err) {
     await app.close().catch(() => {})
     await backends.close().catch(() => {})
-    await registry.closeAll()
+    await cleanup()
     const e = err as NodeJS.ErrnoException
     if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND') {
       throw new KintoError(`Cannot listen on ${host}:${port}: ${e.code === 'EADDRINUSE' ? 'the address is already in use' : e.message}.`, {
@@ -140,24 +291,81 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
     throw err
   }
   logger.info({url}, `Running ${String(config.settings.project_name ?? 'kinto')} on ${url}`)
-  let closing: Promise<void> | undefined
+
+  const runtime = app.kinto
+  const startedHash = hashOf(config.path)
+  const record = options.record
+    ? new RunRecord({
+        role: options.record.role,
+        primaryPid: options.record.primaryPid,
+        ini: config.path,
+        url,
+        configHash: startedHash,
+        toggles: appliedToggles(runtime.settings),
+        needRestart: [],
+        version: packageVersion(),
+      })
+    : undefined
+  if (record?.error) logger.warn({error: record.error}, 'Cannot write the run registry entry: kinto backoff/readonly/maintenance will not find this server.')
+
+  const reload = (): ReloadReport => {
+    const configHash = hashOf(config.path)
+    try {
+      const next = loadConfig(config.path, {httpPort: options.httpPort, env: options.env ?? process.env})
+      const change = runtime.applySettings(next.settings)
+      const needRestart = [...change.needRestart, ...serverChanges(config.server, next.server)]
+      record?.update({configHash, reloadedAt: new Date().toISOString(), reloadError: undefined, toggles: appliedToggles(runtime.settings), needRestart})
+      logger.info({applied: change.applied, needRestart}, 'Configuration reloaded.')
+      return {ok: true, configHash, applied: change.applied, needRestart}
+    } catch (err) {
+      const message = (err as Error).message
+      record?.update({reloadError: {configHash, message, at: new Date().toISOString()}})
+      logger.error({error: message}, 'Configuration reload failed; the settings in force are kept.')
+      return {ok: false, configHash, applied: [], needRestart: record?.entry.needRestart ?? [], error: message}
+    }
+  }
+
+  let closing: Promise<CloseReport> | undefined
   return {
     app,
     url,
+    record,
+    reload,
     close() {
       closing ??= (async () => {
+        let forced = false
         // Node closes idle keep-alive connections only when close() starts; connections whose
         // request finishes later would hold the close for the whole keep-alive timeout.
         const sweep = setInterval(() => app.server.closeIdleConnections?.(), 100)
+        const deadline = setTimeout(() => {
+          forced = true
+          logger.error({}, 'Shutdown deadline reached: cutting the requests still running.')
+          app.server.closeAllConnections?.()
+        }, options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS)
         try {
           await app.close()
         } finally {
           clearInterval(sweep)
+          clearTimeout(deadline)
         }
-        await backends.close().catch((err) => logger.error({err}, 'Closing the backends failed.'))
-        await registry.closeAll()
+        record?.remove()
+        // Requests cut at the deadline may still hold connections: closing the pools waits for
+        // them, so that wait is bounded too.
+        const backendsClosed = backends.close().catch((err) => logger.error({err}, 'Closing the backends failed.'))
+        const bounded = forced ? Promise.race([backendsClosed, new Promise((r) => setTimeout(r, 5000).unref())]) : backendsClosed
+        await bounded
+        await cleanup()
+        return {forced}
       })()
       return closing
     },
+  }
+}
+
+function hashOf(file: string): string {
+  try {
+    return createHash('sha256').update(readFileSync(file)).digest('hex')
+  } catch {
+    return ''
   }
 }
