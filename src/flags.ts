@@ -86,3 +86,17 @@ export const deployAppWsgiFlag = Flags.boolean({
   summary: 'Print (or write, or check) the app.wsgi entry point instead of the server configuration.',
   default: false,
 })
+
+// ---- `kinto backoff | readonly | maintenance` (running servers and expiring toggles)
+
+export const reloadFlag = Flags.boolean({
+  summary: 'Make running servers of the ini apply the change (SIGHUP) and report it; --no-reload only edits the file.',
+  env: 'KINTO_RELOAD',
+  default: true,
+  allowNo: true,
+})
+
+export const forFlag = Flags.string({
+  summary: 'Turn it off by itself after this long (e.g. 30m, 2h); the ini says until when.',
+  helpValue: 'DURATION',
+})

@@ -1,0 +1,42 @@
+import {Args} from '@oclif/core'
+
+import {BaseCommand} from '../base-command.js'
+import {forFlag, iniFlag, reloadFlag} from '../flags.js'
+import {resolveIniPath} from '../lib/config/index.js'
+import {ExitCode, UsageError} from '../lib/errors.js'
+import {renderToggle} from '../lib/ops/render.js'
+import {parseForFlag} from '../lib/ops/toggle-command.js'
+import {setToggle, type ToggleResult} from '../lib/ops/toggle.js'
+
+export default class Maintenance extends BaseCommand<typeof Maintenance> {
+  static summary = 'Pause writes for maintenance (503 with Retry-After), or resume them.'
+  static description = `Sets kinto.maintenance in [app:main] (a kinto-ops setting; upstream Kinto ignores it) with a lossless edit, then makes every running server of the ini apply it within a second (SIGHUP) and prints which did. While it is on, writes are answered 503 (errno 201) with Retry-After (kinto.retry_after_seconds), reads are served, batches of reads too, hello shows "maintenance": true in its settings and the heartbeat answers 200 with "maintenance": true (its checks then only read).
+
+--for makes it end by itself (kinto.maintenance_expires = <date>). \`kinto maintenance off\` removes both keys.
+
+Exit codes: 0 done (and every running server took it); 1 failed, or a running server did not take the change; 2 usage error.`
+
+  static examples = ['<%= config.bin %> maintenance on --for 15m', '<%= config.bin %> maintenance off']
+
+  static enableJsonFlag = true
+
+  static args = {
+    state: Args.string({description: '`on` or `off`.', required: true, options: ['on', 'off']}),
+  }
+
+  static flags = {
+    ini: iniFlag,
+    for: forFlag,
+    reload: reloadFlag,
+  }
+
+  async run(): Promise<ToggleResult> {
+    const {args, flags} = this
+    const on = args.state === 'on'
+    if (!on && flags.for !== undefined) throw new UsageError('`kinto maintenance off` takes no --for.')
+    const result = await setToggle({iniPath: resolveIniPath(flags.ini), toggle: 'maintenance', on, forSeconds: parseForFlag(flags.for), reload: flags.reload})
+    if (!this.jsonEnabled()) for (const line of renderToggle(result)) this.log(line)
+    if (!result.reload.ok && result.reload.requested) process.exitCode = ExitCode.FAILED
+    return result
+  }
+}

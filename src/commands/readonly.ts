@@ -1,0 +1,44 @@
+import {Args} from '@oclif/core'
+
+import {BaseCommand} from '../base-command.js'
+import {forFlag, iniFlag, reloadFlag} from '../flags.js'
+import {resolveIniPath} from '../lib/config/index.js'
+import {ExitCode, UsageError} from '../lib/errors.js'
+import {renderToggle} from '../lib/ops/render.js'
+import {parseForFlag} from '../lib/ops/toggle-command.js'
+import {setToggle, type ToggleResult} from '../lib/ops/toggle.js'
+
+export default class Readonly extends BaseCommand<typeof Readonly> {
+  static summary = 'Turn read-only mode on or off (kinto.readonly).'
+  static description = `Sets kinto.readonly in [app:main] with a lossless edit, then makes every running server of the ini apply it within a second (SIGHUP) and prints which did. In read-only mode writes are answered 405 (errno 115) as upstream, hello shows "readonly": true, heartbeats only read, and lists are served without writing anything (so a role made by \`kinto db grant-readonly\` or a replica serves every read). The cache still writes.
+
+Read-only says the database cannot be written (a replica, a read-only role); for a pause in writes on a writable database (an upgrade), \`kinto maintenance on\` answers writes 503 with Retry-After instead.
+
+--for makes it end by itself (kinto.readonly_expires = <date>, which upstream ignores).
+
+Exit codes: 0 done (and every running server took it); 1 failed, or a running server did not take the change; 2 usage error.`
+
+  static examples = ['<%= config.bin %> readonly on', '<%= config.bin %> readonly off', '<%= config.bin %> readonly on --for 30m --json']
+
+  static enableJsonFlag = true
+
+  static args = {
+    state: Args.string({description: '`on` or `off`.', required: true, options: ['on', 'off']}),
+  }
+
+  static flags = {
+    ini: iniFlag,
+    for: forFlag,
+    reload: reloadFlag,
+  }
+
+  async run(): Promise<ToggleResult> {
+    const {args, flags} = this
+    const on = args.state === 'on'
+    if (!on && flags.for !== undefined) throw new UsageError('`kinto readonly off` takes no --for.')
+    const result = await setToggle({iniPath: resolveIniPath(flags.ini), toggle: 'readonly', on, forSeconds: parseForFlag(flags.for), reload: flags.reload})
+    if (!this.jsonEnabled()) for (const line of renderToggle(result)) this.log(line)
+    if (!result.reload.ok && result.reload.requested) process.exitCode = ExitCode.FAILED
+    return result
+  }
+}
