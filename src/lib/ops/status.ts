@@ -1,0 +1,160 @@
+/**
+ * `kinto status`: the three operating states (backoff, readonly, maintenance) and end of service
+ * as the ini configures them, the runtimes running that ini (from the run registry: what each
+ * applied, whether it runs the current file, what needs a restart), who holds each embedded
+ * database, and with a URL what a running server says (hello, heartbeat, Backoff header).
+ */
+import {existsSync} from 'node:fs'
+
+import {loadConfig} from '../config/index.js'
+import {asString} from '../config/settings.js'
+import {pgliteLockPath, readFileLockHolder} from '../schema/lock.js'
+import {configuredBackends} from '../schema/targets.js'
+import {parseEosDate} from '../server/runtime.js'
+import {describeHttpError, EndpointClient, type Endpoint} from './endpoint.js'
+import {describeServers} from './reload.js'
+import type {RunRole} from './registry.js'
+import {activeState, serviceStateFrom, toggleDeadline, toggleSet, TOGGLES, type ToggleName} from './state.js'
+
+export interface ToggleStatus {
+  /** Set in the ini. */
+  set: boolean
+  /** In force now (set, and its deadline not passed). */
+  active: boolean
+  until: string | null
+  expired: boolean
+}
+
+export interface ConfiguredStatus {
+  backoff: ToggleStatus & {seconds: number | null; percentage: number | null}
+  readonly: ToggleStatus
+  maintenance: ToggleStatus
+  eos: {date: string | null; state: 'soft' | 'hard' | null; message: string | null; url: string | null}
+}
+
+export interface ServerStatus {
+  pid: number
+  role: RunRole
+  url: string | null
+  /** Runs the ini as it is now (false: edited since, not reloaded). */
+  current: boolean
+  reloadError?: string
+  needRestart: string[]
+  /** What it applied: backoff seconds, readonly, maintenance (before deadlines). */
+  backoff: number | null
+  readonly: boolean
+  maintenance: boolean
+}
+
+export interface RemoteStatus {
+  url: string
+  reachable: boolean
+  error?: string
+  version?: string
+  readonly?: boolean
+  maintenance?: boolean
+  /** The Backoff header on hello (may be absent at random with backoff_percentage). */
+  backoff?: string | null
+  eos?: string | null
+  alert?: string | null
+  heartbeat?: {status: number; body: unknown}
+  /** Heartbeat 200. */
+  healthy?: boolean
+}
+
+export interface StatusResult {
+  ini: string | null
+  configured: ConfiguredStatus | null
+  servers: ServerStatus[]
+  embedded: Array<{folder: string; heldBy: {pid: number; command: string} | null}>
+  remote: RemoteStatus | null
+}
+
+export interface StatusOptions {
+  /** The ini (may not exist when only a URL is asked about). */
+  iniPath: string | null
+  endpoint?: Endpoint
+  timeoutMs?: number
+  now?: number
+  env?: NodeJS.ProcessEnv
+}
+
+function configuredStatus(settings: Record<string, unknown>, now: number): ConfiguredStatus {
+  const state = serviceStateFrom(settings)
+  const active = activeState(state, now)
+  const one = (t: ToggleName): ToggleStatus => {
+    const set = toggleSet(state, t)
+    const deadline = toggleDeadline(state, t)
+    const on = t === 'backoff' ? active.backoff !== null : active[t]
+    return {set, active: on, until: deadline === null ? null : new Date(deadline).toISOString(), expired: set && deadline !== null && deadline <= now}
+  }
+  const eosText = asString(settings, 'eos')
+  const eosDate = eosText ? parseEosDate(eosText) : null
+  const [backoff, readonly, maintenance] = TOGGLES.map(one)
+  return {
+    backoff: {...backoff, seconds: state.backoff, percentage: state.backoffPercentage},
+    readonly,
+    maintenance,
+    eos: {
+      date: eosText || null,
+      state: eosDate === null ? null : eosDate.getTime() > now ? 'soft' : 'hard',
+      message: asString(settings, 'eos_message'),
+      url: asString(settings, 'eos_url'),
+    },
+  }
+}
+
+async function probe(endpoint: Endpoint, timeoutMs: number): Promise<RemoteStatus> {
+  const client = new EndpointClient(endpoint, timeoutMs)
+  const remote: RemoteStatus = {url: endpoint.display, reachable: false}
+  try {
+    const hello = await client.get('', timeoutMs)
+    remote.reachable = true
+    const body = (hello.json ?? {}) as {project_version?: string; eos?: string; settings?: {readonly?: boolean; maintenance?: boolean}}
+    remote.version = body.project_version
+    remote.readonly = body.settings?.readonly === true
+    remote.maintenance = body.settings?.maintenance === true
+    remote.eos = body.eos ?? null
+    remote.backoff = hello.headers.backoff ?? null
+    remote.alert = hello.headers.alert ?? null
+    if (hello.status === 410) remote.eos = remote.eos ?? 'passed'
+    const hb = await client.get('__heartbeat__', timeoutMs)
+    remote.heartbeat = {status: hb.status, body: hb.json ?? hb.body}
+    remote.healthy = hb.status === 200
+  } catch (error) {
+    remote.error = describeHttpError(error)
+  } finally {
+    await client.close()
+  }
+  return remote
+}
+
+export async function status(options: StatusOptions): Promise<StatusResult> {
+  const env = options.env ?? process.env
+  const now = options.now ?? Date.now()
+  const result: StatusResult = {ini: null, configured: null, servers: [], embedded: [], remote: null}
+  if (options.iniPath && (existsSync(options.iniPath) || !options.endpoint)) {
+    const config = loadConfig(options.iniPath, {env})
+    result.ini = config.path
+    result.configured = configuredStatus(config.settings, now)
+    const {servers} = describeServers(config.path, env)
+    result.servers = servers.map((s) => ({
+      pid: s.pid,
+      role: s.role,
+      url: s.url,
+      current: s.outcome === 'reloaded',
+      ...(s.outcome === 'failed' ? {reloadError: s.message} : {}),
+      needRestart: s.needRestart,
+      backoff: s.toggles?.backoff ?? null,
+      readonly: s.toggles?.readonly ?? false,
+      maintenance: s.toggles?.maintenance ?? false,
+    }))
+    const folders = new Set(configuredBackends(config.settings, config.dir).flatMap((b) => (b.pgliteDir ? [b.pgliteDir] : [])))
+    for (const folder of folders) {
+      const holder = readFileLockHolder(pgliteLockPath(folder))
+      result.embedded.push({folder, heldBy: holder ? {pid: holder.pid, command: holder.owner?.command ?? 'unknown'} : null})
+    }
+  }
+  if (options.endpoint) result.remote = await probe(options.endpoint, options.timeoutMs ?? 5000)
+  return result
+}
