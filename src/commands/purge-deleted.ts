@@ -1,0 +1,49 @@
+import {Args} from '@oclif/core'
+
+import {BaseCommand} from '../base-command.js'
+import {iniFlag} from '../flags.js'
+import {loadConfig, resolveIniPath} from '../lib/config/index.js'
+import {UsageError} from '../lib/errors.js'
+import {purgeDeleted, type PurgeDeletedResult} from '../lib/ops/tasks.js'
+
+export default class PurgeDeleted extends BaseCommand<typeof PurgeDeleted> {
+  static summary = 'Keep only the newest tombstones of each list (as upstream kinto purge-deleted).'
+  static description = `For each resource named (record, collection, group, bucket…), deletes the tombstones of every list beyond the newest MAX-RETAINED (0 deletes them all). Clients syncing with ?_since older than the oldest kept tombstone may miss deletions: keep enough for your slowest client.
+
+A pglite: folder is locked first (a running server holding it makes this fail at once, naming its pid). Refused when kinto.readonly is true. A memory storage lives inside each server process: nothing is done from here.
+
+Exit codes: 0 done; 1 failed (readonly, database error); 2 usage error; 4 the embedded database is open in a running server.`
+
+  static examples = ['<%= config.bin %> purge-deleted record 1000', '<%= config.bin %> purge-deleted record collection group bucket 100 --json']
+
+  static enableJsonFlag = true
+  static strict = false
+
+  static args = {
+    resources: Args.string({description: 'Resource names, then the number of tombstones to keep per list.', required: true}),
+  }
+
+  static flags = {ini: iniFlag}
+
+  async run(): Promise<PurgeDeletedResult> {
+    // Every positional value (strict = false): resource names, then max-retained.
+    const {argv} = await this.parse(PurgeDeleted)
+    const positional = argv.map(String)
+    if (positional.length < 2) throw new UsageError('Give at least one resource name and the number of tombstones to keep, e.g. `kinto purge-deleted record 1000`.')
+    const last = positional.at(-1)!
+    if (!/^\d+$/.test(last)) throw new UsageError(`max-retained: ${JSON.stringify(last)} is not a whole number (0 or more).`)
+    const resources = positional.slice(0, -1)
+    const bad = resources.find((r) => !/^[a-z][a-z0-9_-]*$/i.test(r))
+    if (bad) throw new UsageError(`${JSON.stringify(bad)} is not a resource name (e.g. record, collection, group, bucket).`)
+    const config = loadConfig(resolveIniPath(this.flags.ini))
+    const result = await purgeDeleted({settings: config.settings, dir: config.dir, resources, maxRetained: Number(last)})
+    if (!this.jsonEnabled()) {
+      if (result.note) this.log(`Nothing purged: ${result.note}.`)
+      else {
+        this.log(`Keep only ${result.maxRetained} tombstones per parent and resource.`)
+        this.log(`${result.total} tombstone(s) deleted${resources.length > 1 ? ` (${resources.map((r) => `${r}: ${result.deleted[r]}`).join(', ')})` : ''}.`)
+      }
+    }
+    return result
+  }
+}

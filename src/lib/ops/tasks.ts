@@ -1,0 +1,95 @@
+/**
+ * Upstream's maintenance commands as library verbs: `flush-cache` (empty the cache backend) and
+ * `purge-deleted` (keep only the newest N tombstones of each list). Both open the configured
+ * PostgreSQL database themselves; an embedded folder is locked first (a running server holding
+ * it makes them fail at once, naming its pid). Memory backends live inside each server process:
+ * there is nothing to reach from here, and the result says so instead of pretending.
+ */
+import {PostgresCache} from '../cache/postgresql.js'
+import {asBool, asString, type Settings} from '../config/settings.js'
+import {DatabaseRegistry} from '../db/index.js'
+import {ExitCode, KintoError} from '../errors.js'
+import {withMigrationLocks} from '../schema/migrate.js'
+import {clientFor, configuredBackends} from '../schema/targets.js'
+import {PostgresStorage} from '../storage/postgresql.js'
+
+export interface TaskOptions {
+  settings: Settings
+  /** The ini's folder (relative pglite: URLs). */
+  dir: string
+  /** Wait this long for a migration holding an embedded folder (default 10 s). */
+  lockTimeoutMs?: number
+}
+
+export interface FlushCacheResult {
+  backend: string
+  flushed: boolean
+  database?: string
+  /** Why nothing was flushed. */
+  note?: string
+}
+
+const MEMORY_NOTE = 'lives inside each server process; restart the servers (kinto reload --restart with workers) to empty it'
+
+export async function flushCache(options: TaskOptions): Promise<FlushCacheResult> {
+  const cache = configuredBackends(options.settings, options.dir).find((b) => b.backend === 'cache')!
+  if (cache.kind === 'memory') return {backend: cache.module, flushed: false, note: `the memory cache ${MEMORY_NOTE}`}
+  if (cache.kind !== 'postgresql') {
+    throw new KintoError(`The cache backend '${cache.module}' is not supported by kinto-ops.`, {
+      code: 'KINTO_BACKEND_UNSUPPORTED',
+      hint: 'Use kinto.core.cache.postgresql or kinto.core.cache.memory.',
+    })
+  }
+  const registry = new DatabaseRegistry(options.dir)
+  try {
+    await withMigrationLocks([cache], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000}, false, async () => {
+      const backend = new PostgresCache(clientFor(registry, cache), {prefix: asString(options.settings, 'cache_prefix') ?? ''})
+      await backend.flush()
+    })
+  } finally {
+    await registry.closeAll()
+  }
+  return {backend: cache.module, flushed: true, database: cache.database}
+}
+
+export interface PurgeDeletedOptions extends TaskOptions {
+  /** Resource names (`record`, `bucket`, `collection`, `group`…). */
+  resources: string[]
+  maxRetained: number
+}
+
+export interface PurgeDeletedResult {
+  backend: string
+  database?: string
+  maxRetained: number
+  /** Tombstones deleted per resource. */
+  deleted: Record<string, number>
+  total: number
+  note?: string
+}
+
+export async function purgeDeleted(options: PurgeDeletedOptions): Promise<PurgeDeletedResult> {
+  const storage = configuredBackends(options.settings, options.dir).find((b) => b.backend === 'storage')!
+  const deleted: Record<string, number> = {}
+  const base = {backend: storage.module, maxRetained: options.maxRetained, deleted, total: 0}
+  if (storage.kind === 'memory') return {...base, note: `the memory storage ${MEMORY_NOTE.replace('empty it', 'start empty')}`}
+  if (asBool(options.settings, 'readonly')) {
+    throw new KintoError('kinto.readonly is true, so kinto purge-deleted deletes nothing.', {
+      code: 'KINTO_READONLY',
+      exit: ExitCode.FAILED,
+      hint: 'Run it with a writable configuration (kinto.readonly = false, or KINTO_READONLY=false).',
+    })
+  }
+  const registry = new DatabaseRegistry(options.dir)
+  try {
+    await withMigrationLocks([storage], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000}, false, async () => {
+      const backend = new PostgresStorage(clientFor(registry, storage))
+      for (const resource of options.resources) {
+        deleted[resource] = (deleted[resource] ?? 0) + (await backend.purgeDeleted(resource, '*', {maxRetained: options.maxRetained}))
+      }
+    })
+  } finally {
+    await registry.closeAll()
+  }
+  return {...base, database: storage.database, total: Object.values(deleted).reduce((a, b) => a + b, 0)}
+}
