@@ -1,0 +1,120 @@
+/**
+ * Helpers of the ops tests: inis in temporary folders over memory, an embedded folder or a fresh
+ * PostgreSQL database (schema installed), and `kinto start` as a real process.
+ */
+import {spawn, type ChildProcess} from 'node:child_process'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
+import {DatabaseRegistry} from '../../src/lib/db/index.js'
+import {ensureSchema} from '../../src/lib/schema/index.js'
+import {iniText} from '../client/helpers.js'
+import {cliBin, repoRoot} from './cli.js'
+import {createPgliteDatabase, createServerDatabase, realServerUrl, type TestDatabase} from './db.js'
+
+export type OpsKind = 'memory' | 'pglite' | 'postgresql'
+
+/** The kinds this run can test (PostgreSQL when KINTO_TEST_DATABASE_URL is set). */
+export const OPS_KINDS: OpsKind[] = realServerUrl ? ['memory', 'pglite', 'postgresql'] : ['memory', 'pglite']
+
+export interface OpsIni {
+  dir: string
+  ini: string
+  db?: TestDatabase
+  cleanup(): Promise<void>
+}
+
+export async function databaseSettings(kind: OpsKind, db?: TestDatabase): Promise<{settings: Record<string, string>; db?: TestDatabase}> {
+  if (kind === 'memory') return {settings: {}}
+  const database = db ?? (kind === 'pglite' ? createPgliteDatabase() : await createServerDatabase(realServerUrl!))
+  const registry = new DatabaseRegistry()
+  try {
+    await ensureSchema(registry.get(database.url), ['storage', 'permission', 'cache'])
+  } finally {
+    await registry.closeAll()
+  }
+  const settings: Record<string, string> = {}
+  for (const b of ['storage', 'permission', 'cache']) {
+    settings[`kinto.${b}_backend`] = `kinto.core.${b}.postgresql`
+    settings[`kinto.${b}_url`] = database.url
+  }
+  return {settings, db: database}
+}
+
+/** An ini over a database of this kind (schema installed), plus extra settings and sections. */
+export async function opsIni(kind: OpsKind, extra: Record<string, string> = {}, tail = ''): Promise<OpsIni> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-ops-'))
+  const {settings, db} = await databaseSettings(kind)
+  const ini = path.join(dir, 'kinto.ini')
+  writeFileSync(ini, iniText({'kinto.userid_hmac_secret': 'ops-tests', ...settings, ...extra}) + tail)
+  return {
+    dir,
+    ini,
+    db,
+    async cleanup() {
+      await db?.drop()
+      rmSync(dir, {recursive: true, force: true})
+    },
+  }
+}
+
+export interface Started {
+  child: ChildProcess
+  pid: number
+  url: string
+  output(): string
+  exit: Promise<{code: number | null; signal: NodeJS.Signals | null}>
+  /** SIGTERM, then the exit status (SIGKILL after 30 s). */
+  stop(): Promise<{code: number | null; signal: NodeJS.Signals | null}>
+}
+
+/** Spawns `kinto start ARGS` and waits for its "Serving <url>" line (stdout and stderr collected). */
+export function spawnStart(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Started> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliBin, 'start', ...args], {
+      cwd: repoRoot,
+      env: {...process.env, NO_COLOR: '1', ...env},
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    const exit = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((res) => child.on('exit', (code, signal) => res({code, signal})))
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`kinto start did not start: ${output}`))
+    }, 90_000)
+    const onData = (d: Buffer) => {
+      output += d
+      const m = /Serving (\S+)/.exec(output)
+      if (m) {
+        clearTimeout(timer)
+        child.stdout!.off('data', onData)
+        child.stderr!.off('data', onData)
+        child.stdout!.on('data', (x) => (output += x))
+        child.stderr!.on('data', (x) => (output += x))
+        resolve({
+          child,
+          pid: child.pid!,
+          url: m[1],
+          output: () => output,
+          exit,
+          async stop() {
+            if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+            const kill = setTimeout(() => child.kill('SIGKILL'), 30_000)
+            const status = await exit
+            clearTimeout(kill)
+            return status
+          },
+        })
+      }
+    }
+    child.stdout!.on('data', onData)
+    child.stderr!.on('data', onData)
+    void exit.then(({code}) => {
+      clearTimeout(timer)
+      reject(new Error(`kinto start exited (${code}) before serving: ${output}`))
+    })
+  })
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
