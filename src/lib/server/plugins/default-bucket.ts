@@ -185,9 +185,11 @@ async function defaultBucketView(ctx: RequestContext): Promise<ViewResult> {
 }
 
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']
+/** What the replayed views expose to browsers (lists and objects), kept on the alias' response. */
+const EXPOSED = ['Next-Page', 'Last-Modified', 'ETag', 'Cache-Control', 'Expires', 'Pragma', 'Total-Objects', 'Total-Records']
 
 function views(): Map<string, ViewDef> {
-  return new Map(METHODS.map((method) => [method, {method, permission: 'public', handler: defaultBucketView} as ViewDef]))
+  return new Map(METHODS.map((method) => [method, {method, permission: 'public', corsHeaders: EXPOSED, handler: defaultBucketView} as ViewDef]))
 }
 
 export const defaultBucketPlugin: KintoPlugin = {
