@@ -61,7 +61,7 @@ export function workersRefusal(config: KintoConfig, workers: number): string | n
   if (workers <= 1) return null
   for (const b of configuredBackends(config.settings, config.dir)) {
     if (b.pgliteDir !== undefined) {
-      return `the ${b.backend} backend is the embedded database ${b.database}, which one process at a time may open`
+      return `the ${b.backend} backend uses the ${b.database}, which one process at a time may open`
     }
   }
   for (const family of ['storage', 'permission'] as const) {

@@ -1,0 +1,136 @@
+/**
+ * `kinto start --workers N`: N processes share the port and answer; SIGHUP (kinto reload) reaches
+ * every one of them; a crashed worker is replaced; SIGUSR2 (kinto reload --restart) replaces them
+ * all one at a time without a failed request; SIGTERM stops them all, exit 0. Workers need
+ * PostgreSQL (KINTO_TEST_DATABASE_URL); the refusals on memory and embedded run everywhere.
+ */
+import {request as httpRequest} from 'node:http'
+
+import {afterAll, describe, expect, test} from 'vitest'
+
+import {listRuns, processAlive, type RunEntry} from '../../src/lib/ops/registry.js'
+import {runCli} from '../helpers/cli.js'
+import {realServerUrl} from '../helpers/db.js'
+import {opsIni, sleep, spawnStart, type OpsIni, type Started} from '../helpers/ops-servers.js'
+
+const inis: OpsIni[] = []
+const servers: Started[] = []
+afterAll(async () => {
+  for (const s of servers) await s.stop()
+  for (const i of inis) await i.cleanup()
+})
+
+describe('refusals', () => {
+  test('memory storage and embedded databases cannot be served by several processes (exit 2)', async () => {
+    const mem = await opsIni('memory', {}, '\n[uwsgi]\nprocesses = 2\n')
+    inis.push(mem)
+    const r = await runCli(['start', '--ini', mem.ini, '--port', '0'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/Cannot serve with 2 workers: the storage backend is memory/)
+    const lite = await opsIni('pglite')
+    inis.push(lite)
+    const l = await runCli(['start', '--ini', lite.ini, '--port', '0', '--workers', '3'])
+    expect(l.code).toBe(2)
+    expect(l.stderr).toMatch(/backend uses the embedded database in .*, which one process at a time may open/)
+  }, 120_000)
+})
+
+/** One GET on a fresh connection (cluster hands each connection to a worker). */
+function freshGet(url: string): Promise<{status: number; backoff: string | undefined}> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, {agent: false, headers: {connection: 'close'}}, (res) => {
+      res.resume()
+      res.on('end', () => resolve({status: res.statusCode!, backoff: res.headers.backoff as string | undefined}))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = fn()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
+describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
+  test('N processes answer, SIGHUP reaches each, crashes are replaced, rolling restart, SIGTERM stops all', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '3'])
+    servers.push(server)
+    expect(server.output()).toMatch(/with 3 workers, primary pid \d+/)
+    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker')
+    const first = await until('3 workers', () => workers().length === 3 && workers())
+    expect(listRuns(i.ini).filter((e) => e.role === 'primary').map((e) => e.pid)).toEqual([server.pid])
+    expect(first.every((w) => w.primaryPid === server.pid && w.url === server.url)).toBe(true)
+
+    // Only one worker reloads (signalled directly): fresh connections see both states, so
+    // several processes answer.
+    const edit = await runCli(['backoff', '30', '--no-reload', '--ini', i.ini, '--json'])
+    expect(edit.code, edit.stderr).toBe(0)
+    const hash = JSON.parse(edit.stdout).reload.configHash as string
+    process.kill(first[0].pid, 'SIGHUP')
+    await until('the signalled worker to reload', () => workers().find((w) => w.pid === first[0].pid)?.configHash === hash)
+    const mixed = await Promise.all(Array.from({length: 30}, () => freshGet(server.url)))
+    expect(mixed.every((r) => r.status === 200)).toBe(true)
+    expect(mixed.some((r) => r.backoff === '30')).toBe(true)
+    expect(mixed.some((r) => r.backoff === undefined)).toBe(true)
+
+    // kinto reload: the primary passes SIGHUP to every worker; all of them report it.
+    const reload = await runCli(['reload', '--ini', i.ini, '--json'])
+    expect(reload.code, reload.stderr).toBe(0)
+    const reloaded = JSON.parse(reload.stdout)
+    expect(reloaded.ok).toBe(true)
+    expect(reloaded.servers).toHaveLength(4)
+    expect(listRuns(i.ini).every((e: RunEntry) => e.configHash === hash)).toBe(true)
+    const all = await Promise.all(Array.from({length: 20}, () => freshGet(server.url)))
+    expect(all.every((r) => r.status === 200 && r.backoff === '30')).toBe(true)
+
+    // A crashed worker is replaced.
+    process.kill(first[1].pid, 'SIGKILL')
+    const replaced = await until('a replacement worker', () => {
+      const w = workers()
+      return w.length === 3 && !w.some((e) => e.pid === first[1].pid) && w
+    })
+    expect(replaced.map((w) => w.pid)).toContain(first[0].pid)
+    expect(server.output()).toMatch(new RegExp(`Worker ${first[1].pid} exited \\(SIGKILL\\); starting another`))
+
+    // Rolling restart under load: every request succeeds; every worker is new; the primary stays.
+    const failures: string[] = []
+    let statuses = 0
+    let running = true
+    const loops = Array.from({length: 3}, async () => {
+      while (running) {
+        try {
+          const r = await freshGet(server.url)
+          statuses++
+          if (r.status !== 200) failures.push(String(r.status))
+        } catch (error) {
+          failures.push(String(error))
+        }
+      }
+    })
+    const restart = await runCli(['reload', '--restart', '--ini', i.ini, '--json'])
+    running = false
+    await Promise.all(loops)
+    expect(restart.code, restart.stderr).toBe(0)
+    expect(JSON.parse(restart.stdout).servers).toEqual([expect.objectContaining({pid: server.pid, outcome: 'restarted'})])
+    expect(failures).toEqual([])
+    expect(statuses).toBeGreaterThan(10)
+    const fresh = await until('3 new workers', () => {
+      const w = workers()
+      return w.length === 3 && w.every((e) => !replaced.some((o) => o.pid === e.pid)) && w
+    })
+    expect(fresh.every((w) => w.primaryPid === server.pid)).toBe(true)
+
+    // SIGTERM to the primary stops every worker; exit 0; nothing left in the registry.
+    expect(await server.stop()).toEqual({code: 0, signal: null})
+    expect(listRuns(i.ini)).toEqual([])
+    expect(fresh.some((w) => processAlive(w.pid))).toBe(false)
+  }, 240_000)
+})
