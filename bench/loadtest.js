@@ -324,7 +324,7 @@ const sorted = (o) => Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[
 
 // ---------------------------------------------------------------------------------------------
 
-async function setup(run) {
+export async function setup(run) {
   const owner = run.users[0]
   const put = async (path, body) => {
     const r = await run.request('setup', 'PUT', path, {auth: owner, body})

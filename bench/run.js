@@ -209,7 +209,7 @@ async function benchEngine(engine, pg) {
       // On PostgreSQL the floor runs beside the runtime and each floor scenario right after its
       // runtime twin (less drift between the two figures of a ratio). PGlite is one process per
       // folder: there the floor runs once the runtime has stopped.
-      if (engine === 'postgresql' && list.some((s) => s.floor)) floor = await startFloor(db.url, secret)
+      if (engine === 'postgresql' && list.some((s) => s.floor)) floor = await startFloor(db.url, secret, db.dir)
       for (const s of list) {
         if (floor && s.floor) {
           const pair = await measurePair(server, floor, s, floorOf(s), cfg.rounds)
@@ -223,7 +223,7 @@ async function benchEngine(engine, pg) {
       await floor?.stop()
     }
     if (engine === 'pglite' && list.some((s) => s.floor)) {
-      floor = await startFloor(db.url, secret)
+      floor = await startFloor(db.url, secret, db.dir)
       try {
         await waitReady(floor.origin + '/v1/buckets/bench/collections/c000/records?_limit=1', {authorization: AUTH})
         for (const s of list) if (s.floor) result.floor.push(await measure(floor, floorOf(s)))

@@ -50,7 +50,7 @@ export function renderResults(r) {
   L.push(`- ${m.cores} cores (${m.cpu}), ${m.memGb} GB RAM, ${m.kernel}`)
   L.push(`- Node.js ${m.node}; PostgreSQL ${r.postgres ? `${r.postgres.version} on loopback (shared_buffers ${r.postgres.settings.shared_buffers} × 8 kB, synchronous_commit ${r.postgres.settings.synchronous_commit}, fsync ${r.postgres.settings.fsync})` : 'not reachable: skipped'}; PGlite ${r.pglite}`)
   L.push(`- load average when the run started: ${r.loadavg.map((x) => x.toFixed(2)).join(' / ')} (other processes on the machine add noise)`)
-  L.push(`- code: commit ${r.commit}; dist/: ${r.build.note}; the runtime is \`node bin/run.js start\` (the built CLI), request logs to /dev/null`)
+  L.push(`- code: commit ${r.commit}; dist/: ${r.build.note}; the runtime is \`node bin/run.js start\` (the built CLI); its log (with no logging sections in the ini: a readable line per request on stderr) goes to a file`)
   L.push(
     `- load: autocannon in the bench process, loopback, ${r.cfg.connections} connections unless stated, ${r.cfg.warmupS} s warm-up then ${r.cfg.durationS} s per scenario; ` +
       `dataset: bucket \`bench\` with 100 collections — \`c000\` ${r.cfg.mainRecords.toLocaleString('en')} records, \`c001\` ${r.cfg.bigRecords.toLocaleString('en')} records, \`c002\` the write target, 97 × 100 records — one write ACE per record, loaded with bulk SQL`,

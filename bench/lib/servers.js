@@ -1,33 +1,58 @@
 // Starting and stopping the processes under test: `kinto start` (the runtime as operators run
 // it, the built CLI) and the floor (bench/lib/floor.js). Each is its own process, so its RSS is
-// its own; the load generator runs in the bench process.
+// its own; the load generator runs in the bench process. Their stderr (the runtime's request log
+// with the bench's ini, which has no logging sections) goes to a file in the database's folder.
 import {spawn} from 'node:child_process'
+import {closeSync, openSync, readFileSync} from 'node:fs'
 import path from 'node:path'
 
 import {freePort, kintoBin, root, rssMb, sleep} from './util.js'
 
-function waitForUrl(child, pattern, what, timeoutMs = 180_000) {
-  return new Promise((resolve, reject) => {
-    let stderr = ''
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`${what} did not start within ${timeoutMs / 1000} s: ${stderr.slice(-2000)}`))
-    }, timeoutMs)
-    const onExit = (code) => {
-      clearTimeout(timer)
-      reject(new Error(`${what} exited (${code}) before serving: ${stderr.slice(-2000)}`))
-    }
-    child.once('exit', onExit)
-    child.stderr.on('data', (d) => {
-      stderr += d
-      const m = pattern.exec(stderr)
-      if (m) {
-        clearTimeout(timer)
-        child.off('exit', onExit)
-        resolve(m[1])
-      }
-    })
+/** Children still running, stopped if the bench itself is interrupted. */
+const live = new Set()
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    for (const child of live) child.kill('SIGTERM')
+    process.exit(130)
   })
+}
+
+/**
+ * Waits for a line matching `pattern` in a log file the child writes its stderr to. (A file, not
+ * a pipe: the runtime logs a line per request there, and a pipe would tie its speed to how fast
+ * the busy load-generating bench process drains it.)
+ */
+function waitForLine(child, logFile, pattern, what, timeoutMs = 180_000) {
+  return new Promise((resolve, reject) => {
+    const started = Date.now()
+    const timer = setInterval(() => {
+      let text = ''
+      try {
+        text = readFileSync(logFile, 'utf8')
+      } catch {}
+      const m = pattern.exec(text)
+      if (m) {
+        clearInterval(timer)
+        resolve(m[1])
+      } else if (child.exitCode !== null || child.signalCode !== null) {
+        clearInterval(timer)
+        reject(new Error(`${what} exited (${child.exitCode ?? child.signalCode}) before serving: ${text.slice(-2000)}`))
+      } else if (Date.now() - started > timeoutMs) {
+        clearInterval(timer)
+        child.kill('SIGKILL')
+        reject(new Error(`${what} did not start within ${timeoutMs / 1000} s: ${text.slice(-2000)}`))
+      }
+    }, 100)
+  })
+}
+
+function spawnLogged(args, logFile, env = {}) {
+  const fd = openSync(logFile, 'w')
+  const child = spawn(process.execPath, args, {cwd: root, env: {...process.env, NO_COLOR: '1', ...env}, stdio: ['ignore', 'ignore', fd]})
+  closeSync(fd)
+  live.add(child)
+  child.once('exit', () => live.delete(child))
+  return child
 }
 
 function stopper(child) {
@@ -46,26 +71,20 @@ function stopper(child) {
 /** `kinto start --ini <ini>` on a free loopback port; resolves when it serves. Logs go to /dev/null. */
 export async function startKinto(ini) {
   const port = await freePort()
-  const child = spawn(process.execPath, [kintoBin(), 'start', '--ini', ini, '--host', '127.0.0.1', '--port', String(port)], {
-    cwd: root,
-    env: {...process.env, NO_COLOR: '1'},
-    stdio: ['ignore', 'ignore', 'pipe'],
-  })
+  const logFile = path.join(path.dirname(ini), 'kinto-start.log')
+  const child = spawnLogged([kintoBin(), 'start', '--ini', ini, '--host', '127.0.0.1', '--port', String(port)], logFile)
   const started = Date.now()
-  const url = await waitForUrl(child, /Serving (\S+)/, 'kinto start')
+  const url = await waitForLine(child, logFile, /Serving (\S+)/, 'kinto start')
   const startMs = Date.now() - started
   return {kind: 'kinto', pid: child.pid, origin: `http://127.0.0.1:${port}`, url, startMs, rss: () => rssMb(child.pid), stop: stopper(child), child}
 }
 
 /** The floor: bare node:http + our SqlClient (same pool settings), same SQL as the runtime. */
-export async function startFloor(databaseUrl, secret) {
+export async function startFloor(databaseUrl, secret, logDir) {
   const port = await freePort()
-  const child = spawn(process.execPath, [path.join(root, 'bench', 'lib', 'floor.js'), '--url', databaseUrl, '--port', String(port)], {
-    cwd: root,
-    env: {...process.env, BENCH_FLOOR_SECRET: secret},
-    stdio: ['ignore', 'ignore', 'pipe'],
-  })
-  const url = await waitForUrl(child, /Floor serving (\S+)/, 'the floor server', 60_000)
+  const logFile = path.join(logDir, 'floor.log')
+  const child = spawnLogged([path.join(root, 'bench', 'lib', 'floor.js'), '--url', databaseUrl, '--port', String(port)], logFile, {BENCH_FLOOR_SECRET: secret})
+  const url = await waitForLine(child, logFile, /Floor serving (\S+)/, 'the floor server', 60_000)
   return {kind: 'floor', pid: child.pid, origin: `http://127.0.0.1:${port}`, url, rss: () => rssMb(child.pid), stop: stopper(child), child}
 }
 
