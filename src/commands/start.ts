@@ -11,7 +11,7 @@ export default class Start extends BaseCommand<typeof Start> {
   static summary = 'Serve the Kinto HTTP API (v1) as the ini file configures it.'
   static description = `Listens on the host and port of [server:main] (default 127.0.0.1:8888; --host and --port override them; --port is also the value of %(http_port)s in the file), or on its unix_socket (mode from unix_socket_perms; a stale socket file is removed first), and serves /v1/ with the configured storage, permission and cache backends. PostgreSQL schemas must be installed first (kinto migrate, or --migrate); the server refuses to start otherwise. An embedded database folder is locked while the server runs: kinto migrate, db status and check then fail at once naming this process.
 
-Logs are JSON lines on stdout (one request.summary per request).
+Logs follow the ini's [loggers]/[handlers]/[formatters] sections: mozlog JSON lines where a handler uses kinto.core.JsonLogFormatter (on stdout with args = (sys.stdout,)), readable lines otherwise (on stderr without logging sections); one request.summary line per request. kinto.statsd_url = udp://host:port sends StatsD metrics (docs/monitoring.md).
 
 Signals: SIGHUP re-reads the ini and applies what can change live (backoff, readonly, maintenance, end of service, CORS, principals, redirects, …) without refusing a connection; settings that need a restart (backend URLs, host, port, plugins…) are logged, and kinto status lists them. SIGTERM or SIGINT stops accepting connections, lets requests in flight finish (up to --shutdown-timeout), closes the database pools and exits. Each running server is recorded in .kinto-run/ beside the ini, which is how kinto backoff, readonly, maintenance, reload and status find it.
 
