@@ -290,8 +290,9 @@ export class Runtime {
     const run = async (tx: TxBackends) => {
       ctx.tx = tx
       const result = await this.runView(ctx, service, view)
-      await drainEvents(this.events, bound.events, ctx)
+      // A rolled-back batch runs no listeners (on PostgreSQL its transaction is already failed).
       if (bound.abort) throw new AbortTransaction(result)
+      await drainEvents(this.events, bound.events, ctx)
       return result
     }
     let result: ViewResult
