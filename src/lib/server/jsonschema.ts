@@ -8,16 +8,100 @@ import AjvModule, {type ErrorObject, type ValidateFunction} from 'ajv'
 type AjvClass = typeof AjvModule.default
 const Ajv = ((AjvModule as unknown as {default?: AjvClass}).default ?? AjvModule) as AjvClass
 
-const ajv = new Ajv({strict: false, validateFormats: false, allErrors: false})
+// verbose: errors carry the failing value and the keyword's value, for Python-style messages.
+const ajv = new Ajv({strict: false, validateFormats: false, allErrors: false, verbose: true})
 const draft7 = ajv.getSchema('http://json-schema.org/draft-07/schema')!
 
-/** Why `schema` is not a valid Draft 7 JSON schema, or null. */
+/**
+ * The error upstream's jsonschema would report (its best_match, roughly). ajv stops at the first
+ * failing keyword and lists the errors of anyOf/oneOf branches before the combinator's own: the
+ * last one is the outermost failure (but `if` reports its branch's error).
+ */
+function bestError(errors: ErrorObject[]): ErrorObject {
+  const last = errors[errors.length - 1]
+  return last.keyword === 'if' && errors.length > 1 ? errors[errors.length - 2] : last
+}
+
+/** Why `schema` is not a valid Draft 7 JSON schema (upstream: `<field><message>`), or null. */
 export function checkSchema(schema: unknown): string | null {
   if (draft7(schema)) return null
-  const error = draft7.errors?.[0]
-  if (!error) return 'Invalid JSON schema'
-  const where = error.instancePath ? error.instancePath.split('/').pop() : ''
-  return `${where ?? ''}${error.message ?? 'is invalid'}`
+  if (!draft7.errors?.length) return 'Invalid JSON schema'
+  const error = bestError(draft7.errors)
+  const where = error.instancePath ? (error.instancePath.split('/').pop() ?? '') : ''
+  return `${where}${pythonMessage(error)}`
+}
+
+/** Python's repr() of a JSON value, as jsonschema's messages show values. */
+export function pythonRepr(v: unknown): string {
+  if (v === null || v === undefined) return 'None'
+  if (v === true) return 'True'
+  if (v === false) return 'False'
+  if (typeof v === 'number') return String(v)
+  if (typeof v === 'string') {
+    if (v.includes("'") && !v.includes('"')) return `"${v}"`
+    return `'${v.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`
+  }
+  if (Array.isArray(v)) return `[${v.map(pythonRepr).join(', ')}]`
+  if (typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${pythonRepr(k)}: ${pythonRepr(x)}`).join(', ')}}`
+  return String(v)
+}
+
+/** jsonschema's (Python) message for an error, from ajv's (verbose) error object. */
+function pythonMessage(error: ErrorObject): string {
+  const value = pythonRepr(error.data)
+  const params = error.params as Record<string, unknown>
+  const schema = error.schema as unknown
+  switch (error.keyword) {
+    case 'type': {
+      const types = Array.isArray(schema) ? schema : [schema]
+      return `${value} is not of type ${types.map(pythonRepr).join(', ')}`
+    }
+    case 'required':
+      return `${pythonRepr(params.missingProperty)} is a required property`
+    case 'additionalProperties':
+      return `Additional properties are not allowed (${pythonRepr(params.additionalProperty)} was unexpected)`
+    case 'enum':
+      return `${value} is not one of ${pythonRepr(schema)}`
+    case 'const':
+      return `${pythonRepr(schema)} was expected`
+    case 'minimum':
+      return `${value} is less than the minimum of ${pythonRepr(schema)}`
+    case 'maximum':
+      return `${value} is greater than the maximum of ${pythonRepr(schema)}`
+    case 'exclusiveMinimum':
+      return `${value} is less than or equal to the minimum of ${pythonRepr(schema)}`
+    case 'exclusiveMaximum':
+      return `${value} is greater than or equal to the maximum of ${pythonRepr(schema)}`
+    case 'multipleOf':
+      return `${value} is not a multiple of ${pythonRepr(schema)}`
+    case 'minLength':
+    case 'minItems':
+      return `${value} is too short`
+    case 'maxLength':
+    case 'maxItems':
+      return `${value} is too long`
+    case 'minProperties':
+      return `${value} does not have enough properties`
+    case 'maxProperties':
+      return `${value} has too many properties`
+    case 'pattern':
+      return `${value} does not match ${pythonRepr(schema)}`
+    case 'uniqueItems':
+      return `${value} has non-unique elements`
+    case 'anyOf':
+    case 'oneOf':
+      return params.passingSchemas ? `${value} is valid under each of ${pythonRepr(error.parentSchema?.[error.keyword])}` : `${value} is not valid under any of the given schemas`
+    case 'not':
+      return `${value} should not be valid under ${pythonRepr(schema)}`
+    case 'dependencies':
+      return `${pythonRepr(params.missingProperty)} is a dependency of ${pythonRepr(params.property)}`
+    case 'contains':
+      return `${value} does not contain items matching the given schema`
+    case 'false schema':
+      return `False schema does not allow ${value}`
+    default:
+      return `${value} ${error.message ?? 'is invalid'}`
+  }
 }
 
 const compiled = new Map<string, ValidateFunction>()
@@ -49,18 +133,20 @@ function compile(schema: Record<string, unknown>): ValidateFunction {
   return fn
 }
 
+/**
+ * The field upstream names (its validate_schema): the last step of the value's path; at the root,
+ * the last item of the keyword's value when it is a non-empty list or string (`required` gives
+ * the last required field), else the keyword itself (`additionalProperties`).
+ */
 function describe(error: ErrorObject): {field: string; message: string} {
-  const path = error.instancePath.split('/').filter(Boolean)
-  if (error.keyword === 'required') {
-    const missing = (error.params as {missingProperty: string}).missingProperty
-    return {field: missing, message: `'${missing}' is a required property`}
+  const path = error.instancePath.split('/').filter(Boolean).map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'))
+  let field = path.pop()
+  if (field === undefined) {
+    const value = error.schema as unknown
+    if ((Array.isArray(value) || typeof value === 'string') && value.length > 0) field = String(value[value.length - 1])
+    else field = error.schemaPath.split('/').pop() ?? ''
   }
-  if (error.keyword === 'additionalProperties') {
-    const extra = (error.params as {additionalProperty: string}).additionalProperty
-    return {field: path.pop() ?? extra, message: `Additional properties are not allowed ('${extra}' was unexpected)`}
-  }
-  const field = path.pop() ?? error.schemaPath.split('/').pop() ?? ''
-  return {field, message: `${field} ${error.message ?? 'is invalid'}`.trim()}
+  return {field, message: pythonMessage(error)}
 }
 
 /**
@@ -85,7 +171,7 @@ export function validateAgainstSchema(
   const filtered = Object.fromEntries(Object.entries(data).filter(([k]) => !ignore.includes(k)))
   const fn = compile(effective)
   if (!fn(filtered)) {
-    const {field, message} = describe(fn.errors![0])
+    const {field, message} = describe(bestError(fn.errors!))
     throw new SchemaValidationError(field, message)
   }
 }
