@@ -1,0 +1,174 @@
+/**
+ * JSON-schema validation (issue 5, item 7): records against the collection `schema` and the
+ * bucket `record:schema`, collections and groups against the bucket `collection:schema` /
+ * `group:schema`, with upstream's error format (errno 107, Python jsonschema's messages, the field
+ * upstream names). Upstream's tests/test_views_schema_*.py scenarios, rewritten.
+ */
+import type {FastifyInstance} from 'fastify'
+import {afterEach, beforeEach, describe, expect, test} from 'vitest'
+
+import {client} from './helpers.js'
+import {pluginApp} from './plugins-helpers.js'
+
+const SCHEMA = {
+  title: 'Blog post schema',
+  type: 'object',
+  properties: {
+    title: {type: 'string'},
+    body: {type: 'string'},
+    file: {type: 'object', properties: {size: {type: 'number'}, name: {type: 'string'}}},
+    tags: {type: 'array', items: {type: 'string'}},
+    status: {enum: ['draft', 'published']},
+    stars: {type: 'integer', minimum: 0, maximum: 5},
+    slug: {type: 'string', pattern: '^[a-z-]+$', maxLength: 10},
+  },
+  required: ['title'],
+}
+
+const apps: FastifyInstance[] = []
+let req: ReturnType<typeof client>
+function setup(validation = true) {
+  const app = pluginApp(validation ? {'kinto.experimental_collection_schema_validation': 'true'} : {})
+  apps.push(app)
+  req = client(app)
+}
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((a) => a.close()))
+})
+
+const RECORDS = '/v1/buckets/blog/collections/articles/records'
+
+describe('records against the collection schema', () => {
+  beforeEach(async () => {
+    setup()
+    await req('PUT', '/v1/buckets/blog', {body: {}})
+    await req('PUT', '/v1/buckets/blog/collections/articles', {body: {data: {schema: SCHEMA}}})
+  })
+  const post = (data: Record<string, unknown>) => req('POST', RECORDS, {body: {data}})
+
+  // The message is `<name> in body: <description>`, or the description alone when it contains
+  // the name (upstream's error handler): "'much-too-long-slug' is too long".
+  test.each([
+    [{body: 'x'}, 'title', "'title' is a required property", "'title' is a required property"],
+    [{title: 'Some title', file: {size: 'hi!'}}, 'size', "'hi!' is not of type 'number'", "size in body: 'hi!' is not of type 'number'"],
+    [{title: 3.14}, 'title', "3.14 is not of type 'string'", "title in body: 3.14 is not of type 'string'"],
+    [{title: 't', status: 'gone'}, 'status', "'gone' is not one of ['draft', 'published']", "status in body: 'gone' is not one of ['draft', 'published']"],
+    [{title: 't', stars: 9}, 'stars', '9 is greater than the maximum of 5', 'stars in body: 9 is greater than the maximum of 5'],
+    [{title: 't', stars: -1}, 'stars', '-1 is less than the minimum of 0', 'stars in body: -1 is less than the minimum of 0'],
+    [{title: 't', slug: 'Not A Slug'}, 'slug', "'Not A Slug' does not match '^[a-z-]+$'", "slug in body: 'Not A Slug' does not match '^[a-z-]+$'"],
+    [{title: 't', slug: 'much-too-long-slug'}, 'slug', "'much-too-long-slug' is too long", "'much-too-long-slug' is too long"],
+  ])('%j → 400 naming %s: %s', async (data, name, description, message) => {
+    const r = await post(data)
+    expect(r.status).toBe(400)
+    expect(r.body).toMatchObject({code: 400, errno: 107, error: 'Invalid parameters', message})
+    expect(r.body.details).toEqual([{location: 'body', name, description}])
+  })
+
+  test('items of arrays are validated (the field is the index)', async () => {
+    const r = await post({title: 't', tags: ['ok', 0]})
+    expect(r.status).toBe(400)
+    expect(r.body.message).toBe("1 in body: 0 is not of type 'string'")
+  })
+
+  test('valid records get the collection timestamp as `schema`; PATCH and PUT are validated too', async () => {
+    const collection = (await req('GET', '/v1/buckets/blog/collections/articles')).body.data
+    const ok = await post({title: 'x'})
+    expect(ok.status).toBe(201)
+    expect(ok.body.data.schema).toBe(collection.last_modified)
+    const url = `${RECORDS}/${ok.body.data.id}`
+    expect((await req('PATCH', url, {body: {data: {title: 3.14}}})).status).toBe(400)
+    expect((await req('PUT', url, {body: {data: {body: 'no title'}}})).status).toBe(400)
+    // A record may carry id, last_modified and schema whatever the schema says.
+    const strict = {...SCHEMA, additionalProperties: false}
+    await req('PUT', '/v1/buckets/blog/collections/strict', {body: {data: {schema: strict}}})
+    const withMeta = await req('PUT', '/v1/buckets/blog/collections/strict/records/r1', {body: {data: {id: 'r1', title: 'x', last_modified: 1234, schema: 5}}})
+    expect(withMeta.status).toBe(201)
+    const extra = await req('POST', '/v1/buckets/blog/collections/strict/records', {body: {data: {title: 'x', extra: 1}}})
+    expect(extra.status).toBe(400)
+    expect(extra.body.message).toBe("additionalProperties in body: Additional properties are not allowed ('extra' was unexpected)")
+    expect(extra.body.details[0].name).toBe('additionalProperties')
+  })
+
+  test('a required field the schema requires but ignores (id) is not required; unknown required fields are', async () => {
+    await req('PUT', '/v1/buckets/blog/collections/ids', {body: {data: {schema: {type: 'object', required: ['id', 'unknown']}}}})
+    const r = await req('POST', '/v1/buckets/blog/collections/ids/records', {body: {data: {title: 'bug 1243'}}})
+    expect(r.status).toBe(400)
+    expect(r.body.message).toBe("'unknown' is a required property")
+    expect((await req('POST', '/v1/buckets/blog/collections/ids/records', {body: {data: {title: 'bug 1243'}}})).status).toBe(400)
+  })
+
+  test('a batch: one valid, one invalid record', async () => {
+    const r = await req('POST', '/v1/batch', {
+      body: {requests: [{method: 'POST', path: '/buckets/blog/collections/articles/records', body: {data: {title: 'a'}}}, {method: 'POST', path: '/buckets/blog/collections/articles/records', body: {data: {}}}]},
+    })
+    expect(r.body.responses.map((x: {status: number}) => x.status)).toEqual([201, 400])
+  })
+
+  test('very large numbers are numbers', async () => {
+    expect((await post({title: 'big', file: {size: 2 ** 65}})).status).toBe(201)
+  })
+})
+
+describe('the bucket schemas', () => {
+  beforeEach(() => setup())
+
+  test('record:schema applies to every collection of the bucket, with the collection schema', async () => {
+    await req('PUT', '/v1/buckets/blog', {body: {data: {'record:schema': {type: 'object', properties: {n: {type: 'integer'}}}}}})
+    await req('PUT', '/v1/buckets/blog/collections/any', {body: {}})
+    const bad = await req('POST', '/v1/buckets/blog/collections/any/records', {body: {data: {n: 'one'}}})
+    expect(bad.body.message).toBe("'one' is not of type 'integer'")
+    expect(bad.body.details[0].name).toBe('n')
+    expect((await req('POST', '/v1/buckets/blog/collections/any/records', {body: {data: {n: 1}}})).status).toBe(201)
+    await req('PUT', '/v1/buckets/blog/collections/articles', {body: {data: {schema: SCHEMA}}})
+    expect((await req('POST', RECORDS, {body: {data: {title: 't', n: 'x'}}})).status).toBe(400)
+    expect((await req('POST', RECORDS, {body: {data: {n: 1}}})).status).toBe(400)
+    expect((await req('POST', RECORDS, {body: {data: {title: 't', n: 1}}})).status).toBe(201)
+  })
+
+  test('collection:schema and group:schema validate collections and groups (metadata included)', async () => {
+    const collectionSchema = {type: 'object', required: ['displayFields'], properties: {displayFields: {type: 'array', items: {type: 'string'}}}}
+    await req('PUT', '/v1/buckets/blog', {body: {data: {'collection:schema': collectionSchema, 'group:schema': {type: 'object', properties: {members: {maxItems: 1}}}}}})
+    expect((await req('POST', '/v1/buckets/blog/collections', {body: {data: {}}})).status).toBe(400)
+    const bad = await req('PUT', '/v1/buckets/blog/collections/articles', {body: {data: {displayFields: 42}}})
+    expect(bad.body.message).toBe("displayFields in body: 42 is not of type 'array'")
+    expect((await req('PUT', '/v1/buckets/blog/collections/articles', {body: {data: {displayFields: ['name']}}})).status).toBe(201)
+    const group = await req('PUT', '/v1/buckets/blog/groups/g', {body: {data: {members: ['a', 'b']}}})
+    expect(group.status).toBe(400)
+    expect(group.body.message).toBe("members in body: ['a', 'b'] is too long")
+    expect((await req('PUT', '/v1/buckets/blog/groups/g', {body: {data: {members: ['a']}}})).status).toBe(201)
+  })
+
+  test('an unresolvable $ref is a 400 on the data it would validate', async () => {
+    await req('PUT', '/v1/buckets/blog', {body: {data: {'record:schema': {properties: {displayFields: {$ref: '#/definitions/displayFields'}}}}}})
+    await req('PUT', '/v1/buckets/blog/collections/c', {body: {}})
+    const r = await req('POST', '/v1/buckets/blog/collections/c/records', {body: {data: {title: 'b'}}})
+    expect(r.status).toBe(400)
+    expect(r.body.details[0].name).toBe('schema')
+  })
+})
+
+describe('schemas are JSON schemas (always checked)', () => {
+  test.each([
+    ['/v1/buckets/blog', {'collection:schema': {...SCHEMA, type: 'Washmachine'}}, 'data.collection:schema'],
+    ['/v1/buckets/blog/collections/articles', {schema: {...SCHEMA, type: 'Washmachine'}}, 'data.schema'],
+  ])('%s: an invalid schema is refused with upstream\'s message', async (path, data, name) => {
+    setup(false)
+    await req('PUT', '/v1/buckets/blog', {body: {}})
+    const r = await req('PUT', path, {body: {data}})
+    expect(r.status).toBe(400)
+    expect(r.body.message).toContain("'Washmachine' is not valid under any of the given schemas")
+    expect(r.body.details[0].name).toBe(name)
+  })
+
+  test('without the setting, records are not validated', async () => {
+    setup(false)
+    await req('PUT', '/v1/buckets/blog', {body: {data: {'collection:schema': {type: 'object', required: ['displayFields']}}}})
+    expect((await req('PUT', '/v1/buckets/blog/collections/articles', {body: {data: {displayFields: 42}}})).status).toBe(201)
+    const r = await req('PUT', '/v1/buckets/blog/collections/articles', {body: {data: {schema: SCHEMA}}})
+    expect(r.status).toBe(200)
+    const rec = await req('POST', RECORDS, {body: {data: {}}})
+    expect(rec.status).toBe(201)
+    expect(rec.body.data).not.toHaveProperty('schema')
+    expect((await req('GET', '/v1/')).body.capabilities).not.toHaveProperty('schema')
+  })
+})
