@@ -304,7 +304,9 @@ export class Runtime {
     } catch (err) {
       if (err instanceof AbortTransaction) result = err.result
       else {
-        ;(err as {kintoContext?: RequestContext}).kintoContext = ctx
+        // Not enumerable: loggers serialise errors, and the context holds settings (secrets)
+        // and request headers (credentials).
+        if (err !== null && typeof err === 'object') Object.defineProperty(err, 'kintoContext', {value: ctx, enumerable: false, configurable: true})
         throw err
       }
     } finally {
