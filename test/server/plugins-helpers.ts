@@ -29,6 +29,8 @@ export interface Captured {
   /** Messages logged at warn level. */
   warnings: string[]
   errors: string[]
+  /** Every line written, as JSON text. */
+  lines: string[]
   logger: Logger & object
 }
 
@@ -36,14 +38,16 @@ export interface Captured {
 export function capturingLogger(): Captured {
   const warnings: string[] = []
   const errors: string[] = []
+  const lines: string[] = []
   const stream = {
     write(line: string) {
+      lines.push(line)
       const entry = JSON.parse(line) as {level: number; msg?: string}
       if (entry.level === 40) warnings.push(entry.msg ?? '')
       if (entry.level >= 50) errors.push(entry.msg ?? '')
     },
   }
-  return {warnings, errors, logger: pino({level: 'warn'}, stream)}
+  return {warnings, errors, lines, logger: pino({level: 'warn'}, stream)}
 }
 
 /** An app on fresh memory backends; `logger` receives the startup warnings. */

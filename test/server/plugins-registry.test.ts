@@ -133,3 +133,23 @@ describe('kinto.plugins.admin', () => {
     expect((await req('GET', '/v1/')).body.capabilities).not.toHaveProperty('permissions_endpoint')
   })
 })
+
+describe('logs', () => {
+  test("a plugin view's unexpected failure is a 500 whose log line holds no secret and no credentials", async () => {
+    const {app, req, lines} = setup({'kinto.userid_hmac_secret': 'very-secret-hmac-key'})
+    app.kinto.addService({
+      name: 'broken',
+      pattern: '/broken',
+      views: new Map([['POST', {method: 'POST', permission: 'public', handler: async () => {
+        throw new Error('boom')
+      }}]]),
+    })
+    const r = await req('POST', '/v1/broken', {body: {}})
+    expect(r.status).toBe(500)
+    expect(r.body.errno).toBe(999)
+    const logged = lines.join('')
+    expect(logged).toContain('boom')
+    expect(logged).not.toContain('very-secret-hmac-key')
+    expect(logged).not.toContain(ALICE.slice('Basic '.length))
+  })
+})
