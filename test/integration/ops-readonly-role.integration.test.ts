@@ -81,7 +81,7 @@ describe.skipIf(!realServerUrl)('readonly over a read-only role (PostgreSQL)', (
     try {
       const get = async (p: string, who: string | null = auth) => {
         const res = await fetch(`${server.url}${p}`, {headers: who ? {Authorization: who} : {}})
-        return {status: res.status, body: await res.json()}
+        return {status: res.status, body: (await res.json()) as any}
       }
       const hello = await get('')
       expect(hello.body.settings.readonly).toBe(true)
@@ -102,7 +102,7 @@ describe.skipIf(!realServerUrl)('readonly over a read-only role (PostgreSQL)', (
       ]) {
         const res = await fetch(`${server.url}${p}`, {method, headers: {Authorization: auth, 'Content-Type': 'application/json'}, body: method === 'DELETE' ? undefined : '{}'})
         expect(res.status, `${method} ${p}`).toBe(405)
-        expect((await res.json()).errno).toBe(115)
+        expect(((await res.json()) as {errno: number}).errno).toBe(115)
       }
       // nothing was written by the reads
       const c = new pg.Client({connectionString: database.url})

@@ -80,7 +80,7 @@ describe('scripts/upgrade.sh', () => {
     expect(readFileSync(i.ini, 'utf8')).toBe(before)
     const after = await fetch(server.url)
     expect(after.headers.get('backoff')).toBeNull()
-    expect((await after.json()).settings.maintenance).toBeUndefined()
+    expect(((await after.json()) as {settings: {maintenance?: boolean}}).settings.maintenance).toBeUndefined()
     expect(server.child.exitCode).toBeNull()
   }, 180_000)
 
