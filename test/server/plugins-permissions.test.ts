@@ -87,6 +87,14 @@ describe('entries', () => {
     expect((await entries(ALICE, '?resource_name=collection')).map((e) => e.uri)).toEqual(['/buckets/beers/collections/barley'])
     expect((await entries(ALICE, '?in_resource_name=bucket,record')).length).toBe(2)
     expect((await entries(ALICE, '?_sort=uri')).map((e) => e.uri)[0]).toBe('/')
+    // kinto-http lists it sorted by id; the root entry has none.
+    expect((await entries(ALICE, '?_sort=id')).map((e) => e.uri)).toEqual([
+      '/',
+      '/buckets/beers/groups/amateurs',
+      '/buckets/beers/collections/barley',
+      '/buckets/beers',
+      '/buckets/beers/collections/barley/records/r1',
+    ])
     expect((await entries(ALICE, '?contains_permissions=group:create')).map((e) => e.uri)).toEqual(['/buckets/beers'])
     // id and last_modified are always kept (upstream); entries have no timestamp.
     expect(Object.keys((await entries(ALICE, '?_fields=uri'))[0]).sort()).toEqual(['id', 'uri'])
@@ -159,7 +167,9 @@ describe('on the postgresql backends (PGlite here, the server in CI)', () => {
     const req = client(pg.app)
     await req('PUT', '/v1/buckets/b', {body: {permissions: {read: [principal('bob')]}}})
     await req('PUT', '/v1/buckets/b/collections/c', {body: {}})
-    const alice = (await req('GET', '/v1/permissions')).body.data as Entry[]
+    const response = await req('GET', '/v1/permissions')
+    expect(response.status, JSON.stringify(response.body)).toBe(200)
+    const alice = response.body.data as Entry[]
     expect(alice.map((e) => e.uri)).toEqual(['/buckets/b/collections/c', '/buckets/b', '/'])
     const bob = (await req('GET', '/v1/permissions', {auth: BOB})).body.data as Entry[]
     expect(bob.map((e) => [e.uri, e.permissions])).toEqual([

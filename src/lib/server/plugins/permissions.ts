@@ -125,15 +125,20 @@ async function permissionEntries(ctx: RequestContext): Promise<KintoObject[]> {
 
 /** The computed list, read through the resource framework as if it were storage. */
 function permissionsModel(r: ResourceRequest): Storage {
-  let cached: Promise<KintoObject[]> | undefined
-  const entries = () => (cached ??= permissionEntries(r.ctx))
-  const select = async (filters?: Filter[], rules?: Filter[][]) => (await entries()).filter((e) => matchesAll(e, filters) && matchesRules(e, rules))
+  let cached: Promise<Array<{entry: KintoObject; shadow: KintoObject}>> | undefined
+  // Evaluated on a shadow whose id is '' when the entry has none (the root): ids are columns
+  // for the storage's evaluation, always strings (kinto-http sorts this list by id).
+  const entries = () =>
+    (cached ??= permissionEntries(r.ctx).then((list) => list.map((entry) => ({entry, shadow: {...entry, id: entry.id ?? ''} as KintoObject}))))
+  const select = async (filters?: Filter[], rules?: Filter[][]) =>
+    (await entries()).filter(({shadow}) => matchesAll(shadow, filters) && matchesRules(shadow, rules))
   const model: Partial<Storage> = {
     resourceTimestamp: async () => 0,
     async list(_name: string, _parent: string, options: ListOptions = {}) {
       const found = await select(options.filters, options.paginationRules)
-      if (options.sorting?.length) found.sort((a, b) => compareBySorting(a, b, options.sorting!))
-      return options.limit ? found.slice(0, options.limit) : found
+      if (options.sorting?.length) found.sort((a, b) => compareBySorting(a.shadow, b.shadow, options.sorting!))
+      const page = options.limit ? found.slice(0, options.limit) : found
+      return page.map(({entry}) => entry)
     },
     count: async (_name: string, _parent: string, filters?: Filter[]) => (await select(filters)).length,
   }
