@@ -13,8 +13,9 @@ import {afterAll, describe, expect, test} from 'vitest'
 import {loadConfig} from '../../src/lib/config/index.js'
 import {DatabaseRegistry} from '../../src/lib/db/index.js'
 import {startServer} from '../../src/lib/server/start.js'
+import {iniText} from '../client/helpers.js'
 import {runCli} from '../helpers/cli.js'
-import {dbKind} from '../helpers/db.js'
+import {createPgliteDatabase, dbKind} from '../helpers/db.js'
 import {opsIni, spawnStart, type OpsIni} from '../helpers/ops-servers.js'
 
 const inis: OpsIni[] = []
@@ -229,4 +230,28 @@ describe('flush-cache and purge-deleted', () => {
     const m = await runCli(['migrate', '--check', '--ini', i.ini])
     expect(m.code, m.stderr).toBe(0)
   }, 180_000)
+
+  test('kinto start --migrate installs the schema of an empty embedded database, then serves it', async () => {
+    const db = createPgliteDatabase()
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-ops-cli-'))
+    tmp.push(dir)
+    inis.push({dir, ini: '', db, cleanup: () => db.drop()})
+    const file = path.join(dir, 'kinto.ini')
+    const settings: Record<string, string> = {}
+    for (const b of ['storage', 'permission', 'cache']) {
+      settings[`kinto.${b}_backend`] = `kinto.core.${b}.postgresql`
+      settings[`kinto.${b}_url`] = db.url
+    }
+    writeFileSync(file, iniText(settings))
+    const server = await spawnStart(['--ini', file, '--port', '0', '--migrate'])
+    try {
+      const hb = await fetch(`${server.url}__heartbeat__`)
+      expect(await hb.json()).toEqual({storage: true, permission: true, cache: true})
+      const put = await fetch(`${server.url}buckets/b`, {method: 'PUT', headers: {Authorization: 'Basic ' + Buffer.from('u:p').toString('base64'), 'Content-Type': 'application/json'}, body: '{}'})
+      expect(put.status).toBe(201)
+      expect(server.output()).toMatch(/Migrated the storage schema .* to version 26/)
+    } finally {
+      expect((await server.stop()).code).toBe(0)
+    }
+  }, 120_000)
 })
