@@ -10,7 +10,8 @@ import type {KintoConfig} from '../config/index.js'
 import {asBool, asList, asString} from '../config/settings.js'
 import {DatabaseRegistry, describeDbUrl, parseDbUrl} from '../db/index.js'
 import {ExitCode, KintoError, UsageError} from '../errors.js'
-import {pgliteLockPath, withFileLock} from '../schema/lock.js'
+import {withMigrationLocks} from '../schema/migrate.js'
+import {configuredBackends} from '../schema/targets.js'
 import {ObjectNotFoundError} from '../storage/types.js'
 import {ACCOUNT_ID_PATTERN, ACCOUNT_RESOURCE, accountCacheKey, accountPrincipal, accountUri, hashPassword} from './index.js'
 
@@ -79,43 +80,35 @@ export async function createUser(options: CreateUserOptions): Promise<CreateUser
   const administrator = asList(settings, 'account_write_principals').includes(accountPrincipal(username))
   const hash = await hashPassword(password)
 
-  const write = async (): Promise<boolean> => {
-    const registry = new DatabaseRegistry(config.dir)
-    let backends
-    try {
-      backends = createBackends(settings, {registry, baseDir: config.dir})
-      const created = await backends.transaction(async (tx) => {
-        let existed = true
-        try {
-          await tx.storage.get(ACCOUNT_RESOURCE, username, username)
-        } catch (err) {
-          if (!(err instanceof ObjectNotFoundError)) throw err
-          existed = false
-        }
-        await tx.storage.update(ACCOUNT_RESOURCE, username, username, {id: username, password: hash})
-        await tx.permission.addPrincipalToAce(accountUri(username), 'write', accountPrincipal(username))
-        return !existed
-      })
-      // A server may have verified the old password recently: forget it (best effort).
-      await backends.cache.delete(accountCacheKey(settings, username)).catch(() => undefined)
-      return created
-    } finally {
-      await backends?.close().catch(() => undefined)
-      await registry.closeAll()
-    }
-  }
-
-  const parsed = /^pglite:/i.test(storageUrl.trim()) ? parseDbUrl(storageUrl, config.dir) : null
+  // One process per embedded folder: wait for a migration, refuse while a server holds one.
+  const databases = configuredBackends(settings, config.dir).filter((b) => b.kind === 'postgresql')
+  const registry = new DatabaseRegistry(config.dir)
   let created: boolean
-  if (parsed?.driver === 'pglite' && parsed.dataDir) {
-    // One process per embedded folder: wait for a migration, refuse while a server holds it.
-    created = await withFileLock(
-      pgliteLockPath(parsed.dataDir),
-      {target: describeDbUrl(storageUrl, config.dir), timeoutMs: options.lockTimeoutMs ?? 30_000, owner: {command: 'kinto create-user'}},
-      write,
-    )
-  } else {
-    created = await write()
+  try {
+    created = await withMigrationLocks(databases, registry, {lockTimeoutMs: options.lockTimeoutMs ?? 30_000}, false, async () => {
+      const backends = createBackends(settings, {registry, baseDir: config.dir})
+      try {
+        const isNew = await backends.transaction(async (tx) => {
+          let existed = true
+          try {
+            await tx.storage.get(ACCOUNT_RESOURCE, username, username)
+          } catch (err) {
+            if (!(err instanceof ObjectNotFoundError)) throw err
+            existed = false
+          }
+          await tx.storage.update(ACCOUNT_RESOURCE, username, username, {id: username, password: hash})
+          await tx.permission.addPrincipalToAce(accountUri(username), 'write', accountPrincipal(username))
+          return !existed
+        })
+        // A server may have verified the old password recently: forget it (best effort).
+        await backends.cache.delete(accountCacheKey(settings, username)).catch(() => undefined)
+        return isNew
+      } finally {
+        await backends.close().catch(() => undefined)
+      }
+    })
+  } finally {
+    await registry.closeAll()
   }
   return {
     username,

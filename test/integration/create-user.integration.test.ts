@@ -1,0 +1,227 @@
+/**
+ * `kinto create-user` as a real process, and the path a new user follows:
+ * `kinto init --yes && kinto migrate && kinto create-user -u admin && kinto start` serves the
+ * template's plugins (default bucket, admin, accounts) and the admin logs in. Also: upstream's
+ * exit codes (51 readonly, 52 no accounts plugin), usage errors without a terminal, an embedded
+ * folder held by a running server, and PostgreSQL when KINTO_TEST_DATABASE_URL is set.
+ */
+import {spawn, type ChildProcess} from 'node:child_process'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
+import {afterAll, describe, expect, test} from 'vitest'
+
+import {loadConfig} from '../../src/lib/config/index.js'
+import {DatabaseRegistry} from '../../src/lib/db/index.js'
+import {ensureSchema} from '../../src/lib/schema/index.js'
+import {createBackends} from '../../src/lib/backends.js'
+import {basicAuth, iniText} from '../client/helpers.js'
+import {cliBin, runCli} from '../helpers/cli.js'
+import {createServerDatabase, realServerUrl} from '../helpers/db.js'
+
+const dirs: string[] = []
+function tempDir(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-create-user-'))
+  dirs.push(dir)
+  return dir
+}
+afterAll(() => {
+  for (const d of dirs) rmSync(d, {recursive: true, force: true})
+})
+
+/** Spawns `kinto start` in a folder and waits for its "Serving <url>" line. */
+function spawnStart(cwd: string): Promise<{child: ChildProcess; url: string; exit: Promise<number | null>}> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliBin, 'start', '--port', '0'], {cwd, env: {...process.env, NO_COLOR: '1'}, stdio: ['ignore', 'ignore', 'pipe']})
+    let stderr = ''
+    const exit = new Promise<number | null>((res) => child.on('exit', (code) => res(code)))
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`kinto start did not start: ${stderr}`))
+    }, 60_000)
+    child.stderr!.on('data', (d) => {
+      stderr += d
+      const m = /Serving (\S+)/.exec(stderr)
+      if (m) {
+        clearTimeout(timer)
+        resolve({child, url: m[1].replace(/\/$/, ''), exit})
+      }
+    })
+    void exit.then((code) => {
+      clearTimeout(timer)
+      reject(new Error(`kinto start exited (${code}) before serving: ${stderr}`))
+    })
+  })
+}
+
+async function get(url: string, auth?: string, init: RequestInit = {}) {
+  const headers: Record<string, string> = {...(init.headers as Record<string, string>)}
+  if (auth) headers.Authorization = auth
+  if (init.body) headers['Content-Type'] = 'application/json'
+  const res = await fetch(url, {...init, headers})
+  const text = await res.text()
+  return {status: res.status, body: text ? JSON.parse(text) : undefined}
+}
+
+describe('a new deployment: init, migrate, create-user, start', () => {
+  test('the template serves its plugins and the admin created by create-user is an administrator', async () => {
+    const dir = tempDir()
+    expect((await runCli(['init', '--yes'], {cwd: dir})).code).toBe(0)
+    expect((await runCli(['migrate'], {cwd: dir})).code).toBe(0)
+    const created = await runCli(['create-user', '-u', 'admin', '--password-stdin'], {cwd: dir, input: 's3cret-admin\n'})
+    expect(created.code, created.stderr).toBe(0)
+    expect(created.stderr).toContain("Creating user 'admin'")
+    expect(created.stdout).toMatch(/^Account 'admin' created: user id account:admin, in embedded database in .*kinto-data\.\n$/)
+    expect(created.stdout + created.stderr).not.toContain('s3cret-admin')
+
+    const server = await spawnStart(dir)
+    try {
+      const admin = basicAuth('admin', 's3cret-admin')
+      const hello = await get(`${server.url}/`, admin)
+      expect(hello.body.user.id).toBe('account:admin')
+      expect(Object.keys(hello.body.capabilities).sort()).toEqual(['accounts', 'default_bucket', 'permissions_endpoint'])
+      // bucket_create_principals = account:admin in the template.
+      expect((await get(`${server.url}/buckets/team`, admin, {method: 'PUT', body: '{}'})).status).toBe(201)
+      // Anyone may create an account (account_create_principals = system.Everyone)…
+      expect((await get(`${server.url}/accounts/bob`, undefined, {method: 'PUT', body: JSON.stringify({data: {password: 'bob-pw'}})})).status).toBe(201)
+      const bob = basicAuth('bob', 'bob-pw')
+      // …that may not create buckets, but has its default bucket.
+      expect((await get(`${server.url}/buckets/bobs`, bob, {method: 'PUT', body: '{}'})).status).toBe(403)
+      expect((await get(`${server.url}/buckets/default/collections/notes/records`, bob, {method: 'POST', body: '{"data":{}}'})).status).toBe(201)
+      // The admin reaches bob's account (account_write_principals = account:admin).
+      expect((await get(`${server.url}/accounts/bob`, admin)).body.data.id).toBe('bob')
+      expect((await get(`${server.url}/accounts/admin`, bob)).status).toBe(403)
+      expect((await get(`${server.url}/admin/`)).status).toBe(404)
+      // While the server holds the embedded folder, create-user says so instead of waiting.
+      const busy = await runCli(['create-user', '-u', 'carol', '--generate-password'], {cwd: dir})
+      expect(busy.code).toBe(4)
+      expect(busy.stderr).toMatch(/open in a running server/)
+    } finally {
+      server.child.kill('SIGTERM')
+      expect(await server.exit).toBe(0)
+    }
+
+    // Run again: the password is replaced, and the stored hash is upstream's form.
+    const again = await runCli(['create-user', '-u', 'admin', '--generate-password', '--json'], {cwd: dir})
+    expect(again.code, again.stderr).toBe(0)
+    const result = JSON.parse(again.stdout)
+    expect(result).toMatchObject({username: 'admin', userId: 'account:admin', created: false, administrator: true})
+    expect(result.password).toMatch(/^[A-Za-z0-9_-]{24}$/)
+    const config = loadConfig(path.join(dir, 'config', 'kinto.ini'), {env: {}})
+    const registry = new DatabaseRegistry(config.dir)
+    const backends = createBackends(config.settings, {registry, baseDir: config.dir})
+    try {
+      const stored = await backends.storage.get('account', 'admin', 'admin')
+      expect(stored.password).toMatch(/^\$2b\$12\$/)
+      expect((await backends.permission.getObjectPermissions('/accounts/admin')).write).toEqual(new Set(['account:admin']))
+    } finally {
+      await backends.close()
+      await registry.closeAll()
+    }
+  }, 240_000)
+})
+
+describe('refusals', () => {
+  function ini(settings: Record<string, string>): string {
+    const dir = tempDir()
+    const file = path.join(dir, 'kinto.ini')
+    writeFileSync(file, iniText(settings))
+    return file
+  }
+  const ACCOUNTS = {
+    'kinto.includes': 'kinto.plugins.accounts',
+    'multiauth.policies': 'account',
+    'multiauth.policy.account.use': 'kinto.plugins.accounts.AccountsPolicy',
+    'kinto.storage_backend': 'kinto.core.storage.postgresql',
+    'kinto.storage_url': 'pglite:data',
+    'kinto.permission_backend': 'kinto.core.permission.postgresql',
+    'kinto.permission_url': 'pglite:data',
+  }
+
+  test.each([
+    ['readonly → 51 (upstream)', {...ACCOUNTS, 'kinto.readonly': 'true'}, 51, /kinto.readonly is true/],
+    ['no accounts plugin → 52 (upstream)', {...ACCOUNTS, 'kinto.includes': 'kinto.plugins.default_bucket'}, 52, /kinto.plugins.accounts is not in kinto.includes/],
+    ['memory storage → 1', {...ACCOUNTS, 'kinto.storage_backend': 'kinto.core.storage.memory'}, 1, /would vanish/],
+  ])('%s', async (_name, settings, code, message) => {
+    const file = ini(settings)
+    const r = await runCli(['create-user', '--ini', file, '-u', 'admin', '--password-stdin'], {input: 'pw\n'})
+    expect(r.code).toBe(code)
+    expect(r.stderr).toMatch(message)
+    expect(r.stderr).toMatch(/Hint: /)
+    expect(r.stderr).not.toMatch(/\n\s+at /)
+  })
+
+  test.each([
+    [['-u', 'admin'], /Missing --password-stdin or --generate-password/],
+    [['--generate-password'], /Missing --username NAME/],
+    [['-u', 'bad name', '--generate-password'], /'bad name' is not a valid username/],
+    [['-u', 'admin', '-p', 'secret'], /not taken on the command line/],
+    [['-u', 'admin', '--password-stdin', '--generate-password'], /cannot also be provided|--generate-password/],
+  ])('usage errors exit 2 without asking: %j', async (args, message) => {
+    const file = ini(ACCOUNTS)
+    const r = await runCli(['create-user', '--ini', file, ...args])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(message)
+  })
+
+  test('an empty password on stdin is refused', async () => {
+    const r = await runCli(['create-user', '--ini', ini(ACCOUNTS), '-u', 'admin', '--password-stdin'], {input: '\n'})
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/no password/)
+  })
+
+  test('a schema that is not installed says to run kinto migrate', async () => {
+    const r = await runCli(['create-user', '--ini', ini(ACCOUNTS), '-u', 'admin', '--password-stdin'], {input: 'pw\n'})
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/kinto migrate/)
+  })
+})
+
+describe.runIf(realServerUrl)('on PostgreSQL', () => {
+  test('creates the account in the server database; a second run replaces the password', async () => {
+    const db = await createServerDatabase(realServerUrl!)
+    try {
+      const registry = new DatabaseRegistry()
+      await ensureSchema(registry.get(db.url), ['storage', 'permission', 'cache'])
+      await registry.closeAll()
+      const dir = tempDir()
+      const file = path.join(dir, 'kinto.ini')
+      const settings: Record<string, string> = {
+        'kinto.includes': 'kinto.plugins.accounts',
+        'multiauth.policies': 'account',
+        'multiauth.policy.account.use': 'kinto.plugins.accounts.AccountsPolicy',
+        'kinto.account_write_principals': 'account:admin',
+      }
+      for (const b of ['storage', 'permission', 'cache']) {
+        settings[`kinto.${b}_backend`] = `kinto.core.${b}.postgresql`
+        settings[`kinto.${b}_url`] = db.url
+      }
+      writeFileSync(file, iniText(settings))
+      const first = await runCli(['create-user', '--ini', file, '-u', 'admin', '--password-stdin', '--json'], {input: 'one\n'})
+      expect(first.code, first.stderr).toBe(0)
+      expect(JSON.parse(first.stdout)).toMatchObject({created: true, administrator: true})
+      const second = await runCli(['create-user', '--ini', file, '-u', 'admin', '--password-stdin', '--json'], {input: 'two\n'})
+      expect(JSON.parse(second.stdout)).toMatchObject({created: false})
+      // The password read from stdin is never echoed; the database is shown without credentials.
+      expect(JSON.parse(first.stdout)).not.toHaveProperty('password')
+      expect(JSON.parse(first.stdout).database).not.toMatch(/postgres@/)
+      const {verifyPassword} = await import('../../src/lib/accounts/index.js')
+      const reg = new DatabaseRegistry()
+      const config = loadConfig(file, {env: {}})
+      const backends = createBackends(config.settings, {registry: reg})
+      try {
+        const stored = await backends.storage.get('account', 'admin', 'admin')
+        expect(await verifyPassword('two', stored.password)).toBe(true)
+        expect(await verifyPassword('one', stored.password)).toBe(false)
+      } finally {
+        await backends.close()
+        await reg.closeAll()
+      }
+    } finally {
+      await db.drop()
+    }
+  }, 120_000)
+})
+
+
