@@ -162,6 +162,18 @@ describe('the replayed request', () => {
     expect(cached.headers.etag).toBe(etag)
   })
 
+  test('a paginated DELETE through the alias follows its Next-Page token', async () => {
+    const {req} = setup({'kinto.paginate_by': '2'})
+    for (let i = 0; i < 3; i++) await req('POST', '/v1/buckets/default/collections/tasks/records', {body: {data: {i}}})
+    const first = await req('DELETE', '/v1/buckets/default/collections/tasks/records')
+    expect(first.body.data).toHaveLength(2)
+    const next = String(first.headers['next-page']).replace(/^http:\/\/[^/]+/, '')
+    expect(next).toContain('/v1/buckets/')
+    const second = await req('DELETE', next.replace(/\/buckets\/[^/]+\//, '/buckets/default/'))
+    expect(second.status).toBe(200)
+    expect(second.body.data).toHaveLength(1)
+  })
+
   test('preflight needs no authentication', async () => {
     const {req} = setup()
     const r = await req('OPTIONS', '/v1/buckets/default/collections/tasks/records', {

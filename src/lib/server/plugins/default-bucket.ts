@@ -16,7 +16,7 @@ import {invalid, methodNotAllowed, unauthorized} from '../errors.js'
 import {drainEvents} from '../events.js'
 import {cacheExpiresHeaders} from '../headers.js'
 import {isPlainObject} from '../patch.js'
-import {PERMISSIONS_FIELD, ResourceRequest, type ResourceDefinition} from '../resource.js'
+import {PERMISSIONS_FIELD, ResourceRequest, consumeTokenNonce, type ResourceDefinition} from '../resource.js'
 import {bucketResource, collectionResource} from '../resources.js'
 import type {ViewDef} from '../router.js'
 import type {KintoRequest, TxBackends, ViewResult} from '../types.js'
@@ -189,7 +189,14 @@ const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']
 const EXPOSED = ['Next-Page', 'Last-Modified', 'ETag', 'Cache-Control', 'Expires', 'Pragma', 'Total-Objects', 'Total-Records']
 
 function views(): Map<string, ViewDef> {
-  return new Map(METHODS.map((method) => [method, {method, permission: 'public', corsHeaders: EXPOSED, handler: defaultBucketView} as ViewDef]))
+  return new Map(
+    METHODS.map((method) => {
+      const view: ViewDef = {method, permission: 'public', corsHeaders: EXPOSED, handler: defaultBucketView}
+      // A list DELETE's pagination token is taken from the cache before the transaction.
+      if (method === 'DELETE') view.beforeTransaction = (ctx) => consumeTokenNonce(ctx, ctx.req.query)
+      return [method, view]
+    }),
+  )
 }
 
 export const defaultBucketPlugin: KintoPlugin = {
