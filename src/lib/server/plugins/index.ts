@@ -5,7 +5,8 @@
  * plugins that kinto-ops does not carry are reported once at startup (a warning in the log) and
  * skipped, so an ini written for upstream Kinto still starts.
  *
- * Writing one (src/lib/server/plugins/<name>.ts, exporting a KintoPlugin, listed in BUILTIN):
+ * Writing one (src/lib/server/plugins/<name>.ts, exporting a KintoPlugin, listed in BUILTIN; the
+ * module must not import this one's values, only its types, so BUILTIN's imports form no cycle):
  * - services: `api.addService({name, pattern, views})`; views get a RequestContext whose `tx`
  *   is the request transaction (storage, permission). Set `noTransaction` for views that manage
  *   backends themselves (flush). `matchFirst` puts a service before the core routes (aliases).
@@ -37,6 +38,7 @@ import {defaultBucketPlugin} from './default-bucket.js'
 import {flushPlugin} from './flush.js'
 import {historyPlugin} from './history.js'
 import {permissionsEndpoint} from './permissions.js'
+import {statsdPlugin} from './statsd.js'
 
 /** What a plugin may do while the app is built. */
 export interface PluginApi {
@@ -59,15 +61,14 @@ const REGISTRY = new Map<string, KintoPlugin>()
 const NOT_CARRIED = new Map<string, string>([
   ['kinto.plugins.openid', 'OpenID Connect login is not available; its authentication policies cannot be used.'],
   ['kinto.plugins.prometheus', 'no /v1/__metrics__ endpoint is served.'],
-  ['kinto.plugins.statsd', 'no StatsD metrics are sent.'],
   ['kinto.plugins.counters', 'no /v1/__counters__ endpoint is served.'],
   ['kinto.plugins.quotas', 'upstream Kinto removed it in version 20.0.0.'],
 ])
 
 /** Plugins shipped with kinto-ops. */
-const BUILTIN: KintoPlugin[] = [flushPlugin, accountsPlugin, defaultBucketPlugin, historyPlugin, adminPlugin]
+const BUILTIN: KintoPlugin[] = [flushPlugin, accountsPlugin, defaultBucketPlugin, historyPlugin, adminPlugin, statsdPlugin]
 
-/** Adds a plugin (or replaces one we did not carry: the statsd plugin of the monitoring module). */
+/** Adds a plugin (or replaces an upstream one listed as not carried). */
 export function registerPlugin(plugin: KintoPlugin): void {
   REGISTRY.set(plugin.name, plugin)
   NOT_CARRIED.delete(plugin.name)
