@@ -1,7 +1,7 @@
 import pg from 'pg'
 
 import {connectionError, type DbTarget} from './errors.js'
-import type {PoolOptions, Queryable, QueryResult, SqlClient} from './types.js'
+import type {PoolOptions, Queryable, QueryOptions, QueryResult, SqlClient} from './types.js'
 import {maskUrl, parseDbUrl} from './url.js'
 
 // Timestamps without time zone come back as strings: Kinto converts them in SQL (as_epoch).
@@ -9,14 +9,31 @@ pg.types.setTypeParser(1114, (v: string) => v)
 // BIGINT (as_epoch results) as JS numbers: epoch milliseconds fit in 2^53.
 pg.types.setTypeParser(20, (v: string) => Number(v))
 
-function wrap(client: pg.Pool | pg.PoolClient, target?: DbTarget): Queryable {
+/** Whether named prepared statements work on this database (not behind a pooler that drops them). */
+interface NamedStatements {
+  usable: boolean
+}
+
+function wrap(client: pg.Pool | pg.PoolClient, named: NamedStatements, target?: DbTarget): Queryable {
   // On the pool, a query also connects: report connection failures as one clear line.
   const rethrow = (error: unknown): never => {
     throw (target && connectionError(error, target)) || error
   }
   return {
-    async query<T>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
-      const res = await client.query(sql, params as unknown[] | undefined).catch(rethrow)
+    async query<T>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<T>> {
+      const values = params as unknown[] | undefined
+      let res
+      if (options?.name && named.usable) {
+        res = await client.query({name: options.name, text: sql, values}).catch(async (error: {code?: string}) => {
+          // 26000: the statement is not on the server connection (a transaction-pooling PgBouncer
+          // before 1.21 moves clients between connections): run everything unnamed from now on.
+          if (error?.code !== '26000') return rethrow(error)
+          named.usable = false
+          return client.query(sql, values).catch(rethrow)
+        })
+      } else {
+        res = await client.query(sql, values).catch(rethrow)
+      }
       return {rows: res.rows as T[], rowCount: res.rowCount ?? 0}
     },
     async exec(sql: string): Promise<void> {
@@ -31,6 +48,7 @@ export class PgClient implements SqlClient {
   readonly pool: pg.Pool
   private readonly q: Queryable
   private readonly target: DbTarget
+  private readonly named: NamedStatements = {usable: true}
 
   constructor(connectionString: string, options: PoolOptions = {}) {
     this.displayUrl = maskUrl(connectionString)
@@ -47,11 +65,11 @@ export class PgClient implements SqlClient {
     })
     // An idle client that errors (server restart) must not crash the process.
     this.pool.on('error', () => {})
-    this.q = wrap(this.pool, this.target)
+    this.q = wrap(this.pool, this.named, this.target)
   }
 
-  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
-    return this.q.query<T>(sql, params)
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<T>> {
+    return this.q.query<T>(sql, params, options)
   }
 
   exec(sql: string): Promise<void> {
@@ -64,7 +82,7 @@ export class PgClient implements SqlClient {
     })
     let broken: Error | undefined
     try {
-      return await fn(wrap(client))
+      return await fn(wrap(client, this.named))
     } catch (error) {
       broken = error instanceof Error && /terminat|connection/i.test(error.message) ? error : undefined
       throw error

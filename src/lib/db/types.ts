@@ -6,10 +6,21 @@ export interface QueryResult<T = Record<string, unknown>> {
   rowCount: number
 }
 
+/** Options of one statement. */
+export interface QueryOptions {
+  /**
+   * Run it as a named prepared statement (pg): PostgreSQL parses it once per connection and may
+   * reuse its plan, which matters for a hot statement that is costly to plan. The same name must
+   * always carry the same SQL. Ignored by PGlite; wrappers may drop it (the statement then runs
+   * unnamed, with the same result).
+   */
+  name?: string
+}
+
 /** Something that runs statements: a pool, a checked-out connection or a transaction. */
 export interface Queryable {
   /** One statement with $1.. parameters. */
-  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>>
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<T>>
   /** Several statements in one string, no parameters (schema files). */
   exec(sql: string): Promise<void>
 }
