@@ -58,14 +58,21 @@ export function resourceEndpoint(uri: string): [string, boolean] {
   return [parts[parts.length - 2].replace(/s+$/, ''), plural]
 }
 
-/** The URI of the ancestor (or self) of `uri` that is a `resourceName` object. */
-function relativeObjectUri(resourceName: string, uri: string): string {
+/**
+ * The objects a URI lies in, by resource name: `/buckets/b/collections/c/records/r` gives
+ * bucket → `/buckets/b`, collection → `/buckets/b/collections/c`, record → itself (the shortest
+ * prefix that is an object of each resource, as upstream's get_object_uri finds it).
+ */
+function ancestorObjects(uri: string): Map<string, string> {
   const parts = uri.split('/')
-  for (let length = 0; length <= parts.length; length++) {
-    const parent = parts.slice(0, length).join('/')
-    if (resourceEndpoint(parent)[0] === resourceName) return parent
+  const found = new Map<string, string>()
+  // Prefixes of an odd number of parts are objects (`/buckets/b`); an even one is the plural
+  // endpoint of the object before it, so never the shortest for a name.
+  for (let length = 3; length <= parts.length; length += 2) {
+    const name = parts[length - 2].replace(/s+$/, '')
+    if (!found.has(name)) found.set(name, parts.slice(0, length).join('/'))
   }
-  throw new Error(`Cannot get URL of resource '${resourceName}' from parent '${uri}'.`)
+  return found
 }
 
 /** Every (uri, permission) pair that grants `permission` on `uri`, longest URIs first. */
@@ -76,11 +83,13 @@ export function inheritedPermissions(uri: string, permission: string): BoundPerm
   const attributes = plural ? permission : `${permission}:attributes`
   const rules = tree[attributes] ?? tree[permission]
   if (!rules) return []
+  const ancestors = ancestorObjects(uri)
   const seen = new Set<string>()
   const granters: BoundPermissions = []
   for (const [related, perms] of Object.entries(rules)) {
+    const relatedUri = ancestors.get(related)
+    if (relatedUri === undefined) throw new Error(`Cannot get URL of resource '${related}' from parent '${uri}'.`)
     for (const perm of perms) {
-      const relatedUri = relativeObjectUri(related, uri)
       const key = relatedUri + '\u0000' + perm
       if (seen.has(key)) continue
       seen.add(key)
