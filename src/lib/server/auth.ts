@@ -119,20 +119,35 @@ export interface Identity {
 
 export const ANONYMOUS: Identity = Object.freeze({userId: null, authnType: null, principals: ['system.Everyone']}) as Identity
 
+/** Runs the policies: the first that recognises the request gives the (prefixed) user id. */
+export async function authenticate(
+  policies: AuthenticationPolicy[],
+  headers: Record<string, string | undefined>,
+  env: AuthenticationEnv,
+): Promise<{userId: string; authnType: string} | null> {
+  for (const policy of policies) {
+    const id = await policy.authenticate(headers, env)
+    if (id === null || id === undefined) continue
+    return {userId: `${policy.name}:${id}`, authnType: policy.name}
+  }
+  return null
+}
+
+/** The identity of an authenticated user with their group principals (null: anonymous). */
+export function identityFor(user: {userId: string; authnType: string} | null, groups: Iterable<string>): Identity {
+  if (!user) return ANONYMOUS
+  const principals = [user.userId, 'system.Everyone', 'system.Authenticated']
+  for (const g of groups) if (!principals.includes(g)) principals.push(g)
+  return {userId: user.userId, authnType: user.authnType, principals}
+}
+
 /** Runs the policies and, for a user, adds group principals from the permission backend. */
 export async function identify(
   policies: AuthenticationPolicy[],
   headers: Record<string, string | undefined>,
   env: AuthenticationEnv,
 ): Promise<Identity> {
-  for (const policy of policies) {
-    const id = await policy.authenticate(headers, env)
-    if (id === null || id === undefined) continue
-    const userId = `${policy.name}:${id}`
-    const groups = await env.permission.getUserPrincipals(userId)
-    const principals = [userId, 'system.Everyone', 'system.Authenticated']
-    for (const g of groups) if (!principals.includes(g)) principals.push(g)
-    return {userId, authnType: policy.name, principals}
-  }
-  return ANONYMOUS
+  const user = await authenticate(policies, headers, env)
+  if (!user) return ANONYMOUS
+  return identityFor(user, await env.permission.getUserPrincipals(user.userId))
 }
