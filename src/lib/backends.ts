@@ -38,6 +38,7 @@ import {MemoryStorage} from './storage/memory.js'
 import {PostgresStorage, runTransaction} from './storage/postgresql.js'
 import type {Storage} from './storage/types.js'
 import {PostgresCache} from './cache/postgresql.js'
+import {postgresPrefetch, type Prefetched, type PrefetchQuery} from './prefetch.js'
 
 export interface TransactionBackends {
   storage: Storage
@@ -54,6 +55,11 @@ export interface Backends {
   transaction<T>(fn: (tx: TransactionBackends) => Promise<T>): Promise<T>
   /** Closes the backends, and the database clients when the registry was created here. */
   close(): Promise<void>
+  /**
+   * What a read needs from storage and permission in one statement (src/lib/prefetch.ts); only
+   * when both are PostgreSQL on one database. Outside any transaction.
+   */
+  prefetch?(query: PrefetchQuery): Promise<Prefetched>
 }
 
 export interface CreateBackendsOptions {
@@ -166,6 +172,7 @@ export function createBackends(settings: Settings, options: CreateBackendsOption
     cache,
     readonly,
     transaction,
+    ...(shared ? {prefetch: (query: PrefetchQuery) => postgresPrefetch(storageClient!, query)} : {}),
     async close() {
       await Promise.all([storage.close(), permission.close(), cache.close()])
       await ownCacheClient?.close()

@@ -11,7 +11,7 @@ import type {RawQuery} from './querystring.js'
 export type TxBackends = TransactionBackends
 
 /** What `createBackends()` (src/lib/backends.ts) returns. */
-export type Backends = Pick<CreatedBackends, 'storage' | 'permission' | 'cache' | 'transaction' | 'close'>
+export type Backends = Pick<CreatedBackends, 'storage' | 'permission' | 'cache' | 'transaction' | 'close' | 'prefetch'>
 
 /** One HTTP request as the dispatcher sees it (also built for batch sub-requests). */
 export interface KintoRequest {

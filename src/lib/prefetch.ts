@@ -1,0 +1,139 @@
+/**
+ * Read prefetch: what a read request needs from storage AND permission, in ONE statement, when
+ * both backends are PostgreSQL on the same database (issue 9: "hot paths are single SQL
+ * statements"). A GET of one record otherwise costs five round trips (the caller's groups, the
+ * permission check, the parent collection, the record, its ACL); a list costs five too.
+ *
+ * The statement only reads, through the primary keys upstream's schema defines (objects by
+ * (id, parent_id, resource_name), access_control_entries by (object_id, permission, …),
+ * user_principals by (user_id, …), timestamps by (parent_id, resource_name)); its answers are
+ * exactly what the separate backend calls would give (see the contract test in
+ * test/integration/bench-sql-per-request.integration.test.ts). The server uses them through
+ * src/lib/server/prefetch.ts; anything not prefetched still goes to the backends.
+ */
+import type {Queryable} from './db/index.js'
+import type {BoundPermissions} from './permission/types.js'
+import {translateError} from './storage/postgresql.js'
+import type {KintoObject} from './storage/types.js'
+
+export interface ObjectKey {
+  resourceName: string
+  parentId: string
+  id: string
+}
+
+export interface PrefetchQuery {
+  /** Look up this user's group principals (upstream's get_user_principals); null: none to look up. */
+  userId: string | null
+  /** The caller's principals known without groups (tested together with the groups found). */
+  principals: string[]
+  /** Test whether the principals hold one of these (checkPermission); empty: no test. */
+  bound: BoundPermissions
+  /** Live objects to load (storage.get). */
+  objects: ObjectKey[]
+  /** Object URIs whose whole ACL to load (getObjectPermissions). */
+  acls: string[]
+  /** A list whose timestamp to read, when its `timestamps` row exists (resourceTimestamp). */
+  timestamp?: {resourceName: string; parentId: string}
+}
+
+export interface Prefetched {
+  /** Group principals of query.userId (null when not looked up). */
+  groups: string[] | null
+  /** checkPermission(principals + groups, bound); null when bound was empty. */
+  allowed: boolean | null
+  /** In query order; null for a missing (or deleted) object. */
+  objects: Array<KintoObject | null>
+  /** In query order: {permission: principals}. */
+  acls: Array<Record<string, Set<string>>>
+  /** The list's timestamp when its row is stored (else null: ask the storage, which stores it). */
+  timestamp: number | null
+}
+
+/**
+ * The statement for one shape of query (how many bound permissions, objects, ACLs; a timestamp
+ * or not), with scalar parameters: PostgreSQL then settles on one generic plan for the named
+ * statement instead of planning every execution (planning this statement costs several times
+ * running it). Built once per shape.
+ */
+function statementFor(shape: {bound: number; objects: number; acls: number; timestamp: boolean}): {name: string; sql: string} {
+  let n = 1
+  const next = () => `$${++n}`
+  const columns = ["CASE WHEN $1::text IS NULL THEN NULL ELSE ARRAY(SELECT principal FROM g) END AS groups"]
+  if (shape.bound > 0) {
+    const principals = next()
+    const pairs = Array.from({length: shape.bound}, () => `(${next()}::text, ${next()}::text)`)
+    columns.push(`EXISTS (
+    SELECT 1 FROM access_control_entries a
+     WHERE (a.object_id, a.permission) IN (${pairs.join(', ')})
+       AND (a.principal = ANY(${principals}::text[]) OR a.principal IN (SELECT principal FROM g))
+  ) AS allowed`)
+  } else columns.push('NULL::boolean AS allowed')
+  for (let i = 0; i < shape.objects; i++) {
+    columns.push(`(SELECT json_build_array(o.id, as_epoch(o.last_modified), o.data) FROM objects o
+     WHERE o.id = ${next()} AND o.parent_id = ${next()} AND o.resource_name = ${next()} AND NOT o.deleted) AS o${i}`)
+  }
+  for (let i = 0; i < shape.acls; i++) {
+    columns.push(`(SELECT json_agg(json_build_array(permission, principal)) FROM access_control_entries
+     WHERE object_id = ${next()}) AS acl${i}`)
+  }
+  if (shape.timestamp) {
+    const parent = next()
+    const resource = next()
+    columns.push(`(SELECT json_build_array(as_epoch(MAX(t.last_modified)), bool_or(t.stored)) FROM (
+     (SELECT last_modified, FALSE AS stored FROM objects
+       WHERE parent_id = ${parent} AND resource_name = ${resource} ORDER BY last_modified DESC LIMIT 1)
+     UNION ALL
+     (SELECT last_modified, TRUE AS stored FROM timestamps WHERE parent_id = ${parent} AND resource_name = ${resource})
+   ) AS t) AS ts`)
+  }
+  const sql = `WITH g AS (
+  SELECT principal FROM user_principals
+   WHERE $1::text IS NOT NULL AND (user_id = $1 OR user_id = 'system.Authenticated')
+)
+SELECT ${columns.join(',\n  ')}`
+  return {name: `kinto_prefetch_${shape.bound}_${shape.objects}_${shape.acls}_${shape.timestamp ? 1 : 0}`, sql}
+}
+
+const statements = new Map<string, {name: string; sql: string}>()
+
+type Row = {groups: string[] | null; allowed: boolean | null; ts?: [number | null, boolean | null] | null} & Record<string, unknown>
+
+/** Runs the prefetch statement (PostgreSQL server or PGlite). */
+export async function postgresPrefetch(q: Queryable, query: PrefetchQuery): Promise<Prefetched> {
+  const shape = {bound: query.bound.length, objects: query.objects.length, acls: query.acls.length, timestamp: query.timestamp !== undefined}
+  const key = `${shape.bound}/${shape.objects}/${shape.acls}/${shape.timestamp}`
+  let statement = statements.get(key)
+  if (!statement) statements.set(key, (statement = statementFor(shape)))
+  const params: unknown[] = [query.userId]
+  if (query.bound.length > 0) params.push(query.principals)
+  for (const [uri, perm] of query.bound) params.push(uri, perm)
+  for (const o of query.objects) params.push(o.id, o.parentId, o.resourceName)
+  params.push(...query.acls)
+  if (query.timestamp) params.push(query.timestamp.parentId, query.timestamp.resourceName)
+  let row: Row
+  try {
+    row = (await q.query<Row>(statement.sql, params, {name: statement.name})).rows[0]
+  } catch (error) {
+    throw translateError(error)
+  }
+  const objects = query.objects.map((_, i) => {
+    const found = row[`o${i}`] as [string, number, Record<string, unknown>] | null
+    return found ? ({...found[2], id: found[0], last_modified: Number(found[1])} as KintoObject) : null
+  })
+  const acls = query.acls.map((_, i) => {
+    const perms: Record<string, Set<string>> = {}
+    for (const [permission, principal] of (row[`acl${i}`] as Array<[string, string]> | null) ?? []) {
+      ;(perms[permission] ??= new Set()).add(principal)
+    }
+    return perms
+  })
+  const [ts, stored] = row.ts ?? [null, null]
+  return {
+    groups: row.groups,
+    allowed: row.allowed,
+    objects,
+    acls,
+    timestamp: stored === true && ts !== null ? Number(ts) : null,
+  }
+}
