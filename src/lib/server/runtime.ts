@@ -281,9 +281,13 @@ export class Runtime {
     ctx.service = service
     ctx.view = view
     ctx.params = params
-    if (!service.noTransaction || service.name === 'hello') {
+    // Reads need no BEGIN/COMMIT (upstream's READ COMMITTED transaction gives no snapshot
+    // across statements either): two round trips less on every GET.
+    const readOnly = req.method === 'GET' || req.method === 'HEAD'
+    if ((!service.noTransaction && !readOnly) || service.name === 'hello') {
       // Authenticate before the transaction opens: policies may reach the cache, which PGlite's
-      // single connection cannot serve while a transaction holds it.
+      // single connection cannot serve while a transaction holds it. Reads open none: they
+      // authenticate when they need to (a resource read fetches the groups with its data).
       await ctx.identity()
     }
     if (view.beforeTransaction && !service.noTransaction) await view.beforeTransaction(ctx)
@@ -297,9 +301,6 @@ export class Runtime {
     }
     let result: ViewResult
     try {
-      // Reads need no BEGIN/COMMIT (upstream's READ COMMITTED transaction gives no snapshot
-      // across statements either): two round trips less on every GET.
-      const readOnly = req.method === 'GET' || req.method === 'HEAD'
       result = service.noTransaction || readOnly ? await run(this.backends) : await this.inTransaction(run)
     } catch (err) {
       if (err instanceof AbortTransaction) result = err.result
