@@ -1,0 +1,117 @@
+/**
+ * Reads in one statement (issue 9's hot path): a resource GET or HEAD asks the backends' prefetch
+ * (src/lib/prefetch.ts) for everything its pipeline is about to read — the caller's groups, the
+ * permission decision, the parent collection, the object, its ACL, the list timestamp — and then
+ * runs unchanged against backends that answer those calls from the result. Every rule stays where
+ * it is (authorization.ts, resource.ts, resources.ts); only the round trips go. A call the
+ * prefetch did not cover (another object, a shared-objects lookup, a list) goes to the backends.
+ *
+ * Only top-level reads outside any transaction prefetch (a batch's sub-requests run inside the
+ * batch's transaction, which the prefetch would not see), and only when the backends offer it
+ * (PostgreSQL storage and permission on one database).
+ */
+import type {BoundPermissions, Permission} from '../permission/types.js'
+import type {ObjectKey, Prefetched} from '../prefetch.js'
+import {ObjectNotFoundError, type KintoObject, type Storage} from '../storage/types.js'
+import {authenticate, identityFor, type Identity} from './auth.js'
+import type {RequestContext} from './context.js'
+import type {TxBackends} from './types.js'
+
+/** What a read will ask the backends. */
+export interface ReadPlan {
+  /** Objects it will get (the target, its parent collection…). */
+  objects: ObjectKey[]
+  /** Object URIs whose ACL it will read. */
+  acls: string[]
+  /** The permission check it will make (inheritedPermissions of the target). */
+  bound: BoundPermissions
+  /** The list whose timestamp it will read. */
+  timestamp?: {resourceName: string; parentId: string}
+}
+
+/**
+ * Prefetches a read's data when possible: afterwards the request's identity is known (groups
+ * included) and `ctx.tx` answers the planned calls without a round trip.
+ */
+export async function prefetchRead(ctx: RequestContext, plan: ReadPlan): Promise<void> {
+  const backends = ctx.runtime.backends
+  if (!backends.prefetch || ctx.tx !== backends) return
+  const key = ctx.req.headers.authorization ?? ''
+  const known = ctx.bound.identities.get(key)
+  let identity: Identity | undefined = known ? await known : undefined
+  let user: {userId: string; authnType: string} | null = null
+  if (!identity) {
+    user = await authenticate(ctx.runtime.policies, ctx.req.headers, {
+      settings: ctx.settings,
+      storage: backends.storage,
+      permission: backends.permission,
+      cache: backends.cache,
+    })
+  }
+  const facts = await backends.prefetch({
+    userId: identity ? null : (user?.userId ?? null),
+    principals: identity ? identity.principals : identityFor(user, []).principals,
+    bound: plan.bound,
+    objects: plan.objects,
+    acls: plan.acls,
+    timestamp: plan.timestamp,
+  })
+  if (!identity) {
+    identity = identityFor(user, facts.groups ?? [])
+    // RequestContext.identity() takes it from there (as for a batch's second sub-request).
+    ctx.bound.identities.set(key, Promise.resolve(identity))
+  }
+  ctx.tx = prefetchedBackends(ctx.tx, plan, facts, identity.principals)
+}
+
+const objectKey = (resourceName: string, parentId: string, id: string) => JSON.stringify([resourceName, parentId, id])
+
+/** The backends, with the planned calls answered from the prefetch. */
+function prefetchedBackends(inner: TxBackends, plan: ReadPlan, facts: Prefetched, principals: string[]): TxBackends {
+  const objects = new Map<string, KintoObject | null>(plan.objects.map((k, i) => [objectKey(k.resourceName, k.parentId, k.id), facts.objects[i]]))
+  const acls = new Map(plan.acls.map((uri, i) => [uri, facts.acls[i]]))
+  const boundKey = JSON.stringify(plan.bound)
+  const principalSet = new Set(principals)
+  const storage = override<Storage>(inner.storage, {
+    async get(resourceName, parentId, id) {
+      const key = objectKey(resourceName, parentId, id)
+      if (!objects.has(key)) return inner.storage.get(resourceName, parentId, id)
+      const found = objects.get(key)
+      if (!found) throw new ObjectNotFoundError(resourceName, id)
+      return {...found}
+    },
+    async resourceTimestamp(resourceName, parentId, options) {
+      const t = plan.timestamp
+      if (facts.timestamp !== null && t && t.resourceName === resourceName && t.parentId === parentId) return facts.timestamp
+      return inner.storage.resourceTimestamp(resourceName, parentId, options)
+    },
+  })
+  const permission = override<Permission>(inner.permission, {
+    async getObjectPermissions(uri, permissions) {
+      const acl = permissions === undefined ? acls.get(uri) : undefined
+      if (!acl) return inner.permission.getObjectPermissions(uri, permissions)
+      return Object.fromEntries(Object.entries(acl).map(([perm, set]) => [perm, new Set(set)]))
+    },
+    async checkPermission(who, bound) {
+      const asked = [...who]
+      const same =
+        facts.allowed !== null &&
+        JSON.stringify(bound) === boundKey &&
+        asked.length === principalSet.size &&
+        asked.every((p) => principalSet.has(p))
+      return same ? facts.allowed! : inner.permission.checkPermission(asked, bound)
+    },
+  })
+  return {...inner, storage, permission}
+}
+
+/** `target` with some methods replaced (the others still run on target itself). */
+function override<T extends object>(target: T, methods: Partial<T>): T {
+  return new Proxy(target, {
+    get(t, prop) {
+      if (Object.hasOwn(methods, prop)) return methods[prop as keyof T]
+      const value = Reflect.get(t, prop, t)
+      return typeof value === 'function' ? value.bind(t) : value
+    },
+  })
+}

@@ -1,0 +1,206 @@
+/**
+ * The read prefetch (src/lib/prefetch.ts, src/lib/server/prefetch.ts) changes round trips, not
+ * answers: two apps on the same database, one with the prefetch and one without, must answer
+ * every read identically — status, body and the headers that carry state — for every kind of
+ * caller (owner, group member, member through system.Authenticated, reader of one record,
+ * stranger, anonymous) and every kind of target (present, missing, deleted, in a missing parent,
+ * lists never read before, conditional requests). PGlite here, the real server in CI.
+ */
+import type {FastifyInstance} from 'fastify'
+import {afterAll, beforeAll, describe, expect, test} from 'vitest'
+
+import {createBackends, type Backends} from '../../src/lib/backends.js'
+import {buildSettings} from '../../src/lib/config/settings.js'
+import {DatabaseRegistry} from '../../src/lib/db/index.js'
+import {ensureSchema} from '../../src/lib/schema/index.js'
+import {createApp} from '../../src/lib/server/app.js'
+import {createTestDatabase, dbKind, type TestDatabase} from '../helpers/db.js'
+import {basic} from './helpers.js'
+
+const ALICE = basic('alice')
+const BOB = basic('bob')
+const CAROL = basic('carol')
+const DAVE = basic('dave')
+const CALLERS: Array<[string, string | null]> = [
+  ['alice (owner)', ALICE],
+  ['bob (group member)', BOB],
+  ['carol (authenticated)', CAROL],
+  ['dave (reader of r3)', DAVE],
+  ['anonymous', null],
+]
+
+let db: TestDatabase
+let registry: DatabaseRegistry
+const opened: Array<{app: FastifyInstance; backends: Backends}> = []
+let withPrefetch: FastifyInstance
+let without: FastifyInstance
+let prefetchCalls = 0
+
+function open(prefetch: boolean): FastifyInstance {
+  const settings = buildSettings(
+    {
+      'kinto.storage_backend': 'kinto.core.storage.postgresql',
+      'kinto.storage_url': db.url,
+      'kinto.permission_backend': 'kinto.core.permission.postgresql',
+      'kinto.permission_url': db.url,
+      'kinto.cache_backend': 'kinto.core.cache.memory',
+      'kinto.userid_hmac_secret': 'prefetch-tests',
+      'kinto.record_cache_expires_seconds': '15',
+    },
+    {},
+  )
+  const backends = createBackends(settings, {registry})
+  if (!prefetch) delete backends.prefetch
+  else {
+    const inner = backends.prefetch!
+    backends.prefetch = (query) => {
+      prefetchCalls++
+      return inner(query)
+    }
+  }
+  const app = createApp({settings, backends})
+  opened.push({app, backends})
+  return app
+}
+
+async function call(app: FastifyInstance, method: string, url: string, auth: string | null, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await app.inject({
+    method: method as 'GET',
+    url,
+    headers: {...(auth ? {authorization: auth} : {}), ...(body === undefined ? {} : {'content-type': 'application/json'}), ...headers},
+    payload: body === undefined ? undefined : JSON.stringify(body),
+  })
+  return res
+}
+
+async function userId(auth: string): Promise<string> {
+  return JSON.parse((await call(without, 'GET', '/v1/', auth)).body).user.id
+}
+
+const STATE_HEADERS = ['etag', 'last-modified', 'cache-control', 'expires', 'pragma', 'total-objects', 'total-records', 'alert', 'www-authenticate']
+
+/** What must not differ: status, body, state headers; Next-Page without its (random) token. */
+function observable(res: Awaited<ReturnType<typeof call>>) {
+  const headers: Record<string, unknown> = {}
+  for (const h of STATE_HEADERS) if (res.headers[h] !== undefined) headers[h] = res.headers[h]
+  if (res.headers['next-page']) {
+    const next = new URL(String(res.headers['next-page']))
+    next.searchParams.delete('_token')
+    headers['next-page'] = next.toString()
+  }
+  return {status: res.statusCode, headers, body: res.body ? JSON.parse(res.body) : undefined}
+}
+
+const C = '/v1/buckets/b/collections/c'
+let recordEtag = ''
+let listEtag = ''
+
+beforeAll(async () => {
+  db = await createTestDatabase()
+  registry = new DatabaseRegistry()
+  await ensureSchema(registry.get(db.url), ['storage', 'permission'])
+  withPrefetch = open(true)
+  without = open(false)
+  const bob = await userId(BOB)
+  const dave = await userId(DAVE)
+  const w = (method: string, url: string, body?: unknown) => call(without, method, url, ALICE, body)
+  expect((await w('PUT', '/v1/buckets/b', {})).statusCode).toBe(201)
+  expect((await w('PUT', '/v1/buckets/b/groups/friends', {data: {members: [bob]}})).statusCode).toBe(201)
+  expect((await w('PUT', '/v1/buckets/b/groups/everybody', {data: {members: ['system.Authenticated']}})).statusCode).toBe(201)
+  expect((await w('PUT', C, {data: {cache_expires: 30}, permissions: {read: ['/buckets/b/groups/friends']}})).statusCode).toBe(201)
+  expect((await w('PUT', '/v1/buckets/b/collections/open', {permissions: {read: ['/buckets/b/groups/everybody']}})).statusCode).toBe(201)
+  expect((await w('PUT', '/v1/buckets/b/collections/public', {permissions: {read: ['system.Everyone']}})).statusCode).toBe(201)
+  expect((await w('PUT', '/v1/buckets/b/collections/never-read', {})).statusCode).toBe(201)
+  for (const [id, perms] of [
+    ['r1', {}],
+    ['r2', {read: ['system.Everyone']}],
+    ['r3', {read: [dave]}],
+    ['r4', {}],
+  ] as const) {
+    const res = await w('PUT', `${C}/records/${id}`, {data: {title: id, n: id.length}, permissions: perms})
+    expect(res.statusCode).toBe(201)
+    if (id === 'r1') recordEtag = String(res.headers.etag)
+  }
+  expect((await w('DELETE', `${C}/records/r4`)).statusCode).toBe(200)
+  for (const c of ['open', 'public']) expect((await w('PUT', `/v1/buckets/b/collections/${c}/records/x`, {data: {in: c}})).statusCode).toBe(201)
+  listEtag = String((await w('GET', `${C}/records`)).headers.etag)
+}, 120_000)
+
+afterAll(async () => {
+  for (const {app, backends} of opened) {
+    await app.close()
+    await backends.close()
+  }
+  await registry?.closeAll()
+  await db?.drop()
+})
+
+const READS: Array<[string, string, Record<string, string>?]> = [
+  ['GET', '/v1/buckets'],
+  ['GET', '/v1/buckets/b'],
+  ['GET', '/v1/buckets/nope'],
+  ['GET', '/v1/buckets/b/groups'],
+  ['GET', '/v1/buckets/b/groups/friends'],
+  ['GET', '/v1/buckets/b/collections'],
+  ['GET', C],
+  ['HEAD', C],
+  ['GET', `${C}/records`],
+  ['HEAD', `${C}/records`],
+  ['GET', `${C}/records?_limit=1&_sort=title`],
+  ['GET', `${C}/records?_since=0`],
+  ['GET', `${C}/records?_fields=title`],
+  ['GET', `${C}/records/r1`],
+  ['HEAD', `${C}/records/r1`],
+  ['GET', `${C}/records/r1?_fields=n`],
+  ['GET', `${C}/records/r2`],
+  ['GET', `${C}/records/r3`],
+  ['GET', `${C}/records/r4`],
+  ['GET', `${C}/records/missing`],
+  ['GET', `${C}/records/${'x'.repeat(300)}`],
+  ['GET', `${C}/records/a.b`],
+  ['GET', '/v1/buckets/b/collections/nope/records'],
+  ['GET', '/v1/buckets/b/collections/nope/records/r1'],
+  ['GET', '/v1/buckets/nope/collections/c/records/r1'],
+  ['GET', '/v1/buckets/b/collections/open/records'],
+  ['GET', '/v1/buckets/b/collections/open/records/x'],
+  ['GET', '/v1/buckets/b/collections/public/records'],
+  ['GET', '/v1/buckets/b/collections/public/records/x'],
+  ['GET', `${C}/records/r1`, {'If-None-Match': 'RECORD_ETAG'}],
+  ['GET', `${C}/records/r1`, {'If-Match': '"1"'}],
+  ['GET', `${C}/records`, {'If-None-Match': 'LIST_ETAG'}],
+  ['GET', `${C}/records`, {'If-Match': '"1"'}],
+  ['GET', `${C}/records/r1`, {Accept: 'text/html'}],
+]
+
+describe(`reads with and without the prefetch answer the same (${dbKind})`, () => {
+  test.each(CALLERS)('%s', async (_name, auth) => {
+    const before = prefetchCalls
+    for (const [method, url, rawHeaders] of READS) {
+      const headers: Record<string, string> = {}
+      for (const [k, v] of Object.entries(rawHeaders ?? {})) headers[k] = v === 'RECORD_ETAG' ? recordEtag : v === 'LIST_ETAG' ? listEtag : v
+      const a = observable(await call(without, method, url, auth, undefined, headers))
+      const b = observable(await call(withPrefetch, method, url, auth, undefined, headers))
+      expect(b, `${method} ${url} ${JSON.stringify(headers)}`).toEqual(a)
+    }
+    // The prefetch app did go through the prefetch.
+    expect(prefetchCalls - before).toBeGreaterThan(READS.length / 2)
+  })
+
+  test('a list never read before: the prefetch app stores its timestamp as the storage does', async () => {
+    const a = observable(await call(withPrefetch, 'GET', '/v1/buckets/b/collections/never-read/records', ALICE))
+    const b = observable(await call(without, 'GET', '/v1/buckets/b/collections/never-read/records', ALICE))
+    expect(a.status).toBe(200)
+    expect(b).toEqual(a)
+  })
+
+  test('group membership changes are seen by the next read (no cached principals)', async () => {
+    const url = `${C}/records/r1`
+    expect((await call(withPrefetch, 'GET', url, CAROL)).statusCode).toBe(403)
+    const carol = await userId(CAROL)
+    const friends = JSON.parse((await call(without, 'GET', '/v1/buckets/b/groups/friends', ALICE)).body).data.members
+    expect((await call(without, 'PATCH', '/v1/buckets/b/groups/friends', ALICE, {data: {members: [...friends, carol]}})).statusCode).toBe(200)
+    expect((await call(withPrefetch, 'GET', url, CAROL)).statusCode).toBe(200)
+    expect((await call(without, 'PATCH', '/v1/buckets/b/groups/friends', ALICE, {data: {members: friends}})).statusCode).toBe(200)
+    expect((await call(withPrefetch, 'GET', url, CAROL)).statusCode).toBe(403)
+  })
+})
