@@ -167,6 +167,7 @@ export const recordResource: ResourceDefinition = {
   async init(r) {
     await recordCollection(r)
   },
+  prefetchObjects: (params) => [{resourceName: 'collection', parentId: `/buckets/${params.bucket_id}`, id: params.collection_id}],
   async processObject(r, obj) {
     if (!schemaValidationEnabled(r)) return obj
     const collection = await recordCollection(r)
