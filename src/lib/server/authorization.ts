@@ -42,6 +42,7 @@ const INHERITANCE: Tree = {
 /** Plugins (history, accounts…) add their resources' rules here. */
 export function registerInheritance(resourceName: string, rules: Record<string, Record<string, string[]>>): void {
   INHERITANCE[resourceName] = rules
+  plans.clear()
 }
 
 /** The inheritance tree as registered so far (read by `/permissions` to expand permissions). */
@@ -59,48 +60,70 @@ export function resourceEndpoint(uri: string): [string, boolean] {
 }
 
 /**
- * The objects a URI lies in, by resource name: `/buckets/b/collections/c/records/r` gives
- * bucket → `/buckets/b`, collection → `/buckets/b/collections/c`, record → itself (the shortest
- * prefix that is an object of each resource, as upstream's get_object_uri finds it).
+ * The objects a URI lies in, by resource name, as prefix lengths (in `/`-separated parts):
+ * `/buckets/b/collections/c/records/r` gives bucket → 3 (`/buckets/b`), collection → 5,
+ * record → 7 (itself): the shortest prefix that is an object of each resource, as upstream's
+ * get_object_uri finds it.
  */
-function ancestorObjects(uri: string): Map<string, string> {
-  const parts = uri.split('/')
-  const found = new Map<string, string>()
+function ancestorObjects(parts: string[]): Map<string, number> {
+  const found = new Map<string, number>()
   // Prefixes of an odd number of parts are objects (`/buckets/b`); an even one is the plural
   // endpoint of the object before it, so never the shortest for a name.
   for (let length = 3; length <= parts.length; length += 2) {
     const name = parts[length - 2].replace(/s+$/, '')
-    if (!found.has(name)) found.set(name, parts.slice(0, length).join('/'))
+    if (!found.has(name)) found.set(name, length)
   }
   return found
 }
 
-/** Every (uri, permission) pair that grants `permission` on `uri`, longest URIs first. */
-export function inheritedPermissions(uri: string, permission: string): BoundPermissions {
+/**
+ * What inheritedPermissions() gives for a URI shape (its resource names, not its ids): the
+ * granting pairs as (prefix length, permission). Reads compute it twice per request; the ids are
+ * the only part that changes between requests.
+ */
+const plans = new Map<string, Array<[number, string]> | {missing: string}>()
+const MAX_PLANS = 1000
+
+function planFor(parts: string[], uri: string, permission: string): Array<[number, string]> | {missing: string} {
   const [resourceName, plural] = resourceEndpoint(uri)
   const tree = INHERITANCE[resourceName]
   if (!tree) return []
   const attributes = plural ? permission : `${permission}:attributes`
   const rules = tree[attributes] ?? tree[permission]
   if (!rules) return []
-  const ancestors = ancestorObjects(uri)
+  const ancestors = ancestorObjects(parts)
   const seen = new Set<string>()
-  const granters: BoundPermissions = []
+  const granters: Array<[number, string]> = []
   for (const [related, perms] of Object.entries(rules)) {
-    const relatedUri = ancestors.get(related)
-    if (relatedUri === undefined) throw new Error(`Cannot get URL of resource '${related}' from parent '${uri}'.`)
+    const length = ancestors.get(related)
+    if (length === undefined) return {missing: related}
     for (const perm of perms) {
-      const key = relatedUri + '\u0000' + perm
+      const key = `${length}\u0000${perm}`
       if (seen.has(key)) continue
       seen.add(key)
-      granters.push([relatedUri, perm])
+      granters.push([length, perm])
     }
   }
-  // Stable sort by URI length, longest first.
+  // Longest URIs first (a longer prefix is a longer URI), stable otherwise.
   return granters
     .map((g, i) => [g, i] as const)
-    .sort((a, b) => b[0][0].length - a[0][0].length || a[1] - b[1])
+    .sort((a, b) => b[0][0] - a[0][0] || a[1] - b[1])
     .map(([g]) => g)
+}
+
+/** Every (uri, permission) pair that grants `permission` on `uri`, longest URIs first. */
+export function inheritedPermissions(uri: string, permission: string): BoundPermissions {
+  const parts = uri.split('/')
+  let key = `${parts.length}\u0000${permission}`
+  for (let i = 1; i < parts.length; i += 2) key += `\u0000${parts[i]}`
+  let plan = plans.get(key)
+  if (plan === undefined) {
+    plan = planFor(parts, uri, permission)
+    if (plans.size >= MAX_PLANS) plans.clear()
+    plans.set(key, plan)
+  }
+  if (!Array.isArray(plan)) throw new Error(`Cannot get URL of resource '${plan.missing}' from parent '${uri}'.`)
+  return plan.map(([length, perm]) => [length === parts.length ? uri : parts.slice(0, length).join('/'), perm])
 }
 
 /** What a request needs: the object URI, the permission and where it is asked. */
