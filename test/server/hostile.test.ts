@@ -78,3 +78,35 @@ describe('hostile input on the postgresql backends', () => {
     for (const c of ALL) await check(env.app, c)
   }, 120_000)
 })
+
+describe('private endpoints through /batch', () => {
+  let app: FastifyInstance
+  beforeAll(async () => {
+    app = memoryApp({'kinto.includes': 'kinto.plugins.flush', 'kinto.flush_endpoint_enabled': 'true'})
+    await prepare(app)
+  })
+  afterAll(async () => app.close())
+
+  const batch = (requests: unknown[]) =>
+    app.inject({method: 'POST', url: '/v1/batch', headers: {authorization: ALICE, 'content-type': 'application/json'}, payload: JSON.stringify({requests})})
+  const recordCount = async () => JSON.parse((await app.inject({method: 'GET', url: R, headers: {authorization: ALICE}})).body).data.length
+
+  test.each(['/__flush__', '/v1/__flush__', '/__flush__/', '/%5F%5Fflush%5F%5F', '/v1%2F__flush__'])('POST %s in a batch is refused whole, nothing flushed', async (path) => {
+    const before = await recordCount()
+    expect(before).toBeGreaterThan(0)
+    const res = await batch([{method: 'PUT', path: '/buckets/b/collections/c/records/kept', body: {}}, {method: 'POST', path}])
+    expect(res.statusCode).toBe(400)
+    const body = JSON.parse(res.body)
+    expect(body).toMatchObject({errno: 107, details: [{location: 'body', name: 'requests.1.path'}]})
+    expect(body.message).toContain('/__flush__ cannot be reached through /batch')
+    // Nothing of the batch ran: no flush, and not the PUT before it either.
+    expect(await recordCount()).toBe(before)
+    expect((await app.inject({method: 'GET', url: `${R}/kept`, headers: {authorization: ALICE}})).statusCode).toBe(404)
+  })
+
+  test('the endpoint itself still answers where the proxy lets it through', async () => {
+    const res = await app.inject({method: 'POST', url: '/v1/__flush__'})
+    expect(res.statusCode).toBe(202)
+    expect((await app.inject({method: 'GET', url: '/v1/buckets/b', headers: {authorization: ALICE}})).statusCode).toBe(403)
+  })
+})
