@@ -5,7 +5,6 @@ import {iniFlag} from '../flags.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {parseDuration} from '../lib/config/duration.js'
 import {UsageError} from '../lib/errors.js'
-import {serve} from '../lib/ops/serve.js'
 
 export default class Start extends BaseCommand<typeof Start> {
   static summary = 'Serve the Kinto HTTP API (v1) as the ini file configures it.'
@@ -67,6 +66,9 @@ Exit codes: 0 stopped by a signal after finishing every request; 1 failed to sta
     const httpPort = flags.port || undefined
     const config = loadConfig(resolveIniPath(flags.ini), {httpPort})
     for (const warning of config.warnings) this.logToStderr(`Warning: ${warning}`)
+    // Loaded here, not at the top: oclif imports every command module to list commands, and the
+    // runtime (Fastify, pg, PGlite, Ajv…) must not slow `kinto --version` or any other command.
+    const {serve} = await import('../lib/ops/serve.js')
     process.exitCode = await serve({
       config,
       host: flags.host,
