@@ -409,7 +409,9 @@ export class Runtime {
         406,
       )
     }
-    if (view.contentTypes && !view.contentTypes.includes(ctx.contentType)) {
+    // No Content-Type at all is accepted and the body read as JSON, as upstream (cornice registers
+    // every view for the empty content type too): `PUT /buckets/b` with no body creates the bucket.
+    if (view.contentTypes && ctx.contentType !== '' && !view.contentTypes.includes(ctx.contentType)) {
       throw invalidParameters(
         {location: 'header', name: 'Content-Type', description: `Content-Type header should be one of ${pyList(view.contentTypes)}`},
         415,
