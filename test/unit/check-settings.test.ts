@@ -114,6 +114,7 @@ const CASES: Case[] = [
   ['in-memory embedded storage', {'kinto.storage_url': 'pglite:memory:'}, 'storage-backend', 'error', /in-memory embedded database/],
   ['embedded storage folder', {'kinto.storage_url': 'pglite:data'}, 'storage-backend', 'warning', /embedded engine/],
   ['no metrics', {'kinto.statsd_url': undefined, 'kinto.includes': undefined}, 'statsd', 'warning', /No metrics/],
+  ['statsd plugin without its URL', {'kinto.statsd_url': undefined}, 'statsd', 'error', /refuses to start/],
   ['statsd over http', {'kinto.statsd_url': 'http://statsd.internal:8125'}, 'statsd', 'error', /StatsD takes udp/],
   ['statsd without port', {'kinto.statsd_url': 'udp://statsd.internal'}, 'statsd', 'error', /no port/],
   ['statsd host unknown', {'kinto.statsd_url': 'udp://nowhere.invalid:8125'}, 'statsd', 'error', /does not resolve \(no such host\)/],

@@ -51,6 +51,16 @@ export async function checkStatsd(config: KintoConfig, options: StatsdCheckOptio
   const includes = asList(config.settings, 'includes')
   const where = describeSettingSource(config, 'statsd_url')
   if (url === null || url.trim() === '') {
+    if (includes.includes('kinto.plugins.statsd')) {
+      // Upstream's plugin raises at startup without a URL, and so does our runtime.
+      return [
+        error(
+          'statsd',
+          `kinto.includes lists kinto.plugins.statsd but kinto.statsd_url is not set${where ? ` (${where})` : ''}: the server refuses to start.`,
+          'Set kinto.statsd_url = udp://<statsd host>:8125, or remove kinto.plugins.statsd from kinto.includes.',
+        ),
+      ]
+    }
     if (includes.includes('kinto.plugins.prometheus')) {
       return [ok('statsd', 'kinto.statsd_url is not set; metrics are served to Prometheus (kinto.plugins.prometheus, /v1/__metrics__).')]
     }
