@@ -153,7 +153,7 @@ export function readFileLockHolder(lockPath: string): FileLockHolder | null {
 
 function inUseError(opts: LockWaitOptions, h: FileLockHolder): KintoError {
   return new KintoError(
-    `The embedded database ${opts.target} is open in a running server (${describeHolder(h)}); PGlite lets one process use a folder at a time.`,
+    `The ${opts.target} is open in a running server (${describeHolder(h)}); PGlite lets one process use a folder at a time.`,
     {
       code: 'KINTO_DB_IN_USE',
       exit: ExitCode.LOCK_TIMEOUT,
