@@ -3,10 +3,10 @@ import {Args} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {forFlag, iniFlag, reloadFlag} from '../flags.js'
 import {resolveIniPath} from '../lib/config/index.js'
-import {ExitCode, UsageError} from '../lib/errors.js'
+import {ExitCode} from '../lib/errors.js'
 import {renderToggle} from '../lib/ops/render.js'
-import {parseForFlag} from '../lib/ops/toggle-command.js'
-import {setToggle, type ToggleResult} from '../lib/ops/toggle.js'
+import {switchToggle} from '../lib/ops/toggle-command.js'
+import type {ToggleResult} from '../lib/ops/toggle.js'
 
 export default class Readonly extends BaseCommand<typeof Readonly> {
   static summary = 'Turn read-only mode on or off (kinto.readonly).'
@@ -34,9 +34,7 @@ Exit codes: 0 done (and every running server took it); 1 failed, or a running se
 
   async run(): Promise<ToggleResult> {
     const {args, flags} = this
-    const on = args.state === 'on'
-    if (!on && flags.for !== undefined) throw new UsageError('`kinto readonly off` takes no --for.')
-    const result = await setToggle({iniPath: resolveIniPath(flags.ini), toggle: 'readonly', on, forSeconds: parseForFlag(flags.for), reload: flags.reload})
+    const result = await switchToggle({toggle: 'readonly', state: args.state, iniPath: resolveIniPath(flags.ini), for: flags.for, reload: flags.reload})
     if (!this.jsonEnabled()) for (const line of renderToggle(result)) this.log(line)
     if (!result.reload.ok && result.reload.requested) process.exitCode = ExitCode.FAILED
     return result
