@@ -38,7 +38,7 @@ import {
   serviceUnavailable,
   unauthorized,
 } from './errors.js'
-import {EventBus, drainEvents} from './events.js'
+import {EventBus, EventCollector, drainEvents} from './events.js'
 import {idGeneratorsFromSettings, type IdGenerator} from './ids.js'
 import {parseQuery} from './querystring.js'
 import {backoffHeader, cacheExpiresHeaders, timestampHeaders} from './headers.js'
@@ -291,7 +291,11 @@ export class Runtime {
       await ctx.identity()
     }
     if (view.beforeTransaction && !service.noTransaction) await view.beforeTransaction(ctx)
+    let restore: (() => void) | undefined
     const run = async (tx: TxBackends) => {
+      // A retried transaction (deadlock) starts again from what the request had before it.
+      if (restore) restore()
+      else restore = attemptSnapshot(ctx)
       ctx.tx = tx
       const result = await this.runView(ctx, service, view)
       // A rolled-back batch runs no listeners (on PostgreSQL its transaction is already failed).
@@ -326,11 +330,14 @@ export class Runtime {
 
   /** Runs fn in a backend transaction, retrying once on deadlocks and serialisation failures. */
   private async inTransaction<T>(fn: (tx: TxBackends) => Promise<T>): Promise<T> {
-    try {
-      return await this.backends.transaction(fn)
-    } catch (err) {
-      if (err instanceof BackendError && err.retryable) return this.backends.transaction(fn)
-      throw err
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.backends.transaction(fn)
+      } catch (err) {
+        if (!(err instanceof BackendError && err.retryable) || attempt >= TRANSACTION_ATTEMPTS) throw err
+        // Apart, so that the transactions that deadlocked do not meet again at once.
+        await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20 * attempt))
+      }
     }
   }
 
@@ -583,6 +590,38 @@ export class Runtime {
       fields.authn_type = identity.authnType
     }
     this.logger.info(fields, 'request.summary')
+  }
+}
+
+/** Runs of a request transaction aborted by a deadlock or serialisation failure, at most. */
+const TRANSACTION_ATTEMPTS = 4
+
+/**
+ * What a transaction attempt may change in the request's state (caches of objects read, events,
+ * queued post-commit work, plugin data, response headers), and a function putting it back as it
+ * was before the first attempt; what came before the transaction (identities, nonces taken from
+ * the cache, parsed batch specs, work queued by authentication) stays.
+ */
+function attemptSnapshot(ctx: RequestContext): () => void {
+  const bound = ctx.bound
+  const locals = new Map(ctx.locals)
+  const extra = new Map(bound.extra)
+  const collections = new Map(bound.collections)
+  const queued = bound.afterTransaction.length
+  const headers = {...ctx.responseHeaders}
+  return () => {
+    ctx.locals.clear()
+    for (const [k, v] of locals) ctx.locals.set(k, v)
+    bound.extra.clear()
+    for (const [k, v] of extra) bound.extra.set(k, v)
+    bound.collections.clear()
+    for (const [k, v] of collections) bound.collections.set(k, v)
+    bound.afterTransaction.length = queued
+    bound.events = new EventCollector()
+    bound.abort = false
+    ctx.sharedIds = null
+    for (const k of Object.keys(ctx.responseHeaders)) delete ctx.responseHeaders[k]
+    Object.assign(ctx.responseHeaders, headers)
   }
 }
 
