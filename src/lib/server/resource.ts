@@ -128,7 +128,22 @@ export function resourceServices(def: ResourceDefinition, ctx: {settings: Record
     }
     services.push(object)
   }
+  for (const service of services) definitions.set(service, def)
   return services
+}
+
+const definitions = new WeakMap<Service, ResourceDefinition>()
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+
+/**
+ * The list (resource name, parent id) a write on a resource endpoint writes to — the one whose
+ * lock it takes — when it can be told from the route alone (not for a parent that depends on the
+ * caller, nor a computed model). A batch takes the locks of all its writes first, in one order.
+ */
+export function writeTarget(service: Service, method: string, params: Record<string, string>): [string, string] | null {
+  const def = definitions.get(service)
+  if (!def || def.model || !WRITE_METHODS.has(method) || def.parentId.length > 1) return null
+  return [def.name, (def.parentId as (p: Record<string, string>) => string)(params)]
 }
 
 function baseView(def: ResourceDefinition, kind: 'plural' | 'object', method: string): Omit<ViewDef, 'handler'> {

@@ -12,7 +12,7 @@ import {ERRNO, HttpError, invalid, invalidParameters, type ValidationIssue} from
 import {cacheExpiresHeaders} from './headers.js'
 import {isPlainObject} from './patch.js'
 import {parseQuery} from './querystring.js'
-import {consumeTokenNonce, pyRepr} from './resource.js'
+import {consumeTokenNonce, pyRepr, writeTarget} from './resource.js'
 import type {Service, ViewDef} from './router.js'
 import {decodePath, type Runtime} from './runtime.js'
 import type {KintoRequest, ViewResult} from './types.js'
@@ -248,6 +248,7 @@ export function batchService(runtime: Runtime): Service {
           }
         })
         if (privateIssues.length > 0) throw invalidParameters(privateIssues)
+        await lockWriteTargets(ctx, runtime, specs)
         const responses = []
         for (const spec of specs) {
           let sub: KintoRequest
@@ -311,6 +312,10 @@ function batchSpecs(ctx: RequestContext): SubrequestSpec[] {
  * batch, whose `defaults` multiply the work at each level) and refuses `/buckets/batched/…`.
  */
 function subrequestTarget(runtime: Runtime, path: string): Service | null {
+  return subrequestMatch(runtime, path)?.service ?? null
+}
+
+function subrequestMatch(runtime: Runtime, path: string): {service: Service; params: Record<string, string>} | null {
   const {rawPath} = splitTarget(path, runtime.routePrefix)
   let decoded: string
   try {
@@ -321,7 +326,25 @@ function subrequestTarget(runtime: Runtime, path: string): Service | null {
   const prefix = `/${runtime.routePrefix}`
   if (!decoded.startsWith(`${prefix}/`)) return null
   const below = decoded.slice(prefix.length).replace(/(.)\/+$/, '$1')
-  return runtime.router.match(below)?.service ?? null
+  return runtime.router.match(below)
+}
+
+/**
+ * Takes, in one global order, the list locks of every write of the batch before running any:
+ * two batches writing the same lists in opposite orders would otherwise each hold one lock and
+ * wait for the other's (a deadlock PostgreSQL breaks by aborting one). Locks taken later (a
+ * listener's, such as history's) come after all these in every transaction.
+ */
+async function lockWriteTargets(ctx: RequestContext, runtime: Runtime, specs: SubrequestSpec[]): Promise<void> {
+  const lockList = ctx.tx.storage.lockList?.bind(ctx.tx.storage)
+  if (!lockList) return
+  const lists = new Map<string, [string, string]>()
+  for (const spec of specs) {
+    const matched = subrequestMatch(runtime, spec.path)
+    const target = matched && writeTarget(matched.service, spec.method, matched.params)
+    if (target) lists.set(JSON.stringify(target), target)
+  }
+  for (const key of [...lists.keys()].sort()) await lockList(...lists.get(key)!)
 }
 
 /**
