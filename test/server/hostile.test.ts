@@ -47,9 +47,12 @@ describe('hostile input on memory backends', () => {
     }
   })
 
-  test('a body without content type on POST is 415', async () => {
+  test('a body without content type is read as JSON (as upstream); invalid JSON then is 400', async () => {
     const res = await app.inject({method: 'POST', url: R, headers: {authorization: ALICE}, payload: Buffer.from('{"data":{}}')})
-    expect(res.statusCode).toBe(415)
+    expect(res.statusCode).toBe(201)
+    const bad = await app.inject({method: 'POST', url: R, headers: {authorization: ALICE}, payload: Buffer.from('{"data":')})
+    expect(bad.statusCode).toBe(400)
+    expect(JSON.parse(bad.body).errno).toBe(107)
   })
 
   test('invalid UTF-8 in a body is 400', async () => {
