@@ -7,6 +7,7 @@
  * lists never read before, conditional requests). PGlite here, the real server in CI.
  */
 import type {FastifyInstance} from 'fastify'
+import pino from 'pino'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
 import {createBackends, type Backends} from '../../src/lib/backends.js'
@@ -36,6 +37,8 @@ let withPrefetch: FastifyInstance
 let without: FastifyInstance
 let prefetchCalls = 0
 
+const logLines: Array<Record<string, unknown>> = []
+
 function open(prefetch: boolean): FastifyInstance {
   const settings = buildSettings(
     {
@@ -58,7 +61,8 @@ function open(prefetch: boolean): FastifyInstance {
       return inner(query)
     }
   }
-  const app = createApp({settings, backends})
+  const logger = pino({level: 'info'}, {write: (line: string) => void logLines.push(JSON.parse(line))})
+  const app = createApp({settings, backends, ...(prefetch ? {logger} : {})})
   opened.push({app, backends})
   return app
 }
@@ -191,6 +195,16 @@ describe(`reads with and without the prefetch answer the same (${dbKind})`, () =
     const b = observable(await call(without, 'GET', '/v1/buckets/b/collections/never-read/records', ALICE))
     expect(a.status).toBe(200)
     expect(b).toEqual(a)
+  })
+
+  test('the log line of a read names its user, even when the read fails before its permission check', async () => {
+    logLines.length = 0
+    expect((await call(withPrefetch, 'GET', `${C}/records/r1`, BOB, undefined, {Accept: 'text/html'})).statusCode).toBe(406)
+    expect((await call(withPrefetch, 'GET', `${C}/records/r1`, BOB)).statusCode).toBe(200)
+    const summaries = logLines.filter((l) => l.msg === 'request.summary' || l.code !== undefined)
+    expect(summaries.map((l) => l.code)).toEqual([406, 200])
+    const bob = (await userId(BOB)).replace(/^basicauth:/, '')
+    for (const line of summaries) expect(line.uid).toBe(bob)
   })
 
   test('group membership changes are seen by the next read (no cached principals)', async () => {

@@ -158,7 +158,11 @@ function baseView(def: ResourceDefinition, kind: 'plural' | 'object', method: st
       // Who calls is known before the resource is set up when its parent depends on it (a
       // parentId that takes the context, as accounts'). Otherwise a read learns it with its data.
       if (def.parentId.length > 1) await ctx.identity()
-      return ResourceRequest.get(ctx, def, kind).authorizationContext()
+      const authz = await ResourceRequest.get(ctx, def, kind).authorizationContext()
+      // Known from here on (a read's prefetch brought the groups): the request's log line names
+      // the user even when the request fails before its permission check (406, 415…).
+      await ctx.identity()
+      return authz
     },
   }
 }
