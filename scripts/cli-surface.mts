@@ -1,6 +1,6 @@
 // The CLI surface as data: every command with its args and flags. Used by the contract test
 // (test/unit/cli-surface.test.ts) and to regenerate README's command table:
-//   npx tsx scripts/cli-surface.mts --write   (rewrites test/fixtures/cli-surface.json and README.md)
+//   npm run surface   (rewrites test/fixtures/cli-surface.json and README.md)
 import {readFileSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'

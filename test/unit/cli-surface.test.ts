@@ -1,7 +1,7 @@
 /**
  * The CLI surface is a contract: every command's args and flags (names, types, env twins, defaults)
  * are compared to test/fixtures/cli-surface.json, and README's command table to the commands. A
- * renamed flag must be a visible, deliberate change: run `npx tsx scripts/cli-surface.mts --write`.
+ * renamed flag must be a visible, deliberate change: run `npm run surface`.
  */
 import {readFileSync} from 'node:fs'
 
