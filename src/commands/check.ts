@@ -5,6 +5,7 @@ import {iniFlag} from '../flags.js'
 import {type CheckReport, checkIni, DEFAULT_PROBE_ORIGIN, probeDeployment, renderReport} from '../lib/check/index.js'
 import {resolveIniPath} from '../lib/config/index.js'
 import {ExitCode} from '../lib/errors.js'
+import {colorEnabled} from '../lib/interactive.js'
 
 export default class Check extends BaseCommand<typeof Check> {
   static summary = "Lint a Kinto ini against the production checklist, or probe a live deployment with --url."
@@ -70,15 +71,9 @@ Every finding says what to change. Exit codes: 0 no errors (warnings allowed); 1
       ? await probeDeployment(flags.url, {timeoutMs, listPath: flags.list, origin: flags.origin})
       : await checkIni(resolveIniPath(flags.ini), {db: flags.db, timeoutMs})
     if (!this.jsonEnabled()) {
-      process.stdout.write(renderReport(report, {color: useColor(), problemsOnly: flags.quiet}))
+      process.stdout.write(renderReport(report, {color: colorEnabled(), problemsOnly: flags.quiet}))
     }
     process.exitCode = report.summary.errors > 0 ? ExitCode.FAILED : ExitCode.OK
     return report
   }
-}
-
-function useColor(): boolean {
-  if (process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '') return false
-  if (process.env.TERM === 'dumb') return false
-  return Boolean(process.stdout.isTTY)
 }

@@ -4,6 +4,7 @@ import {BaseCommand} from '../base-command.js'
 import {dryRunFlag, iniFlag} from '../flags.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {ExitCode} from '../lib/errors.js'
+import {richProgress} from '../lib/interactive.js'
 import {describeDrift} from '../lib/schema/migrator.js'
 import {migrate, type MigrateEvent, type MigrateMode, type MigrateResult} from '../lib/schema/migrate.js'
 
@@ -65,7 +66,7 @@ Exit codes: 0 done (or up to date); 1 failed (unreachable database, readonly, sc
     let result: MigrateResult
     if (json) {
       result = await migrate(options)
-    } else if (useListr()) {
+    } else if (richProgress()) {
       const {Listr} = await import('listr2')
       let out: MigrateResult | undefined
       await new Listr(
@@ -116,13 +117,6 @@ Exit codes: 0 done (or up to date); 1 failed (unreachable database, readonly, sc
     if (result.mode === 'check') this.log(result.pending ? 'Migrations are pending.' : 'Schema is current.')
     if (result.mode === 'dry-run') this.log('Dry run: nothing was changed.')
   }
-}
-
-function useListr(): boolean {
-  const ci = process.env.CI
-  if (ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false') return false
-  if (process.env.TERM === 'dumb') return false
-  return Boolean(process.stderr.isTTY) && Boolean(process.stdout.isTTY)
 }
 
 function describeEvent(e: MigrateEvent, mode: MigrateMode): string {

@@ -9,8 +9,26 @@ export function canPrompt(
   stdin: {isTTY?: boolean} = process.stdin,
   stdout: {isTTY?: boolean} = process.stdout,
 ): boolean {
-  if (env.CI !== undefined && env.CI !== '' && env.CI !== '0' && env.CI.toLowerCase() !== 'false') return false
+  if (isCI(env)) return false
   return Boolean(stdin.isTTY) && Boolean(stdout.isTTY)
+}
+
+/** `CI` set to anything but empty, `0` or `false`. */
+export function isCI(env: NodeJS.ProcessEnv = process.env): boolean {
+  const ci = env.CI
+  return ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false'
+}
+
+/** Live progress (listr2's default renderer) only for a person at a terminal: never in CI, on TERM=dumb or a pipe. */
+export function richProgress(env: NodeJS.ProcessEnv = process.env, streams: Array<{isTTY?: boolean}> = [process.stdout, process.stderr]): boolean {
+  if (isCI(env) || env.TERM === 'dumb') return false
+  return streams.every((s) => Boolean(s.isTTY))
+}
+
+/** Colour only on a terminal, and never with NO_COLOR (no-color.org) or TERM=dumb. */
+export function colorEnabled(env: NodeJS.ProcessEnv = process.env, stream: {isTTY?: boolean} = process.stdout): boolean {
+  if ((env.NO_COLOR !== undefined && env.NO_COLOR !== '') || env.TERM === 'dumb') return false
+  return Boolean(stream.isTTY)
 }
 
 /**
