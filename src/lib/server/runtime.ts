@@ -9,6 +9,7 @@
  *   permission (401/403) → CORS origin → view (validation 400, …) → events → commit.
  * Every response then gets the CSP, nosniff, Backoff and CORS headers.
  */
+import {isKintoError} from '../errors.js'
 import {asBool, asInt, asList, asString, type Settings} from '../config/settings.js'
 import {activeState, serviceStateFrom, type ActiveState, type ServiceState} from '../ops/state.js'
 import {
@@ -514,8 +515,10 @@ export class Runtime {
       if (err.existing) Object.assign(error.headers, timestampHeaders(err.existing.last_modified))
     } else if (err instanceof ReadonlyTimestampError) {
       error = serviceUnavailable(this.retryAfter, MESSAGES.readonlyTimestamp)
-    } else if (err instanceof BackendError) {
-      this.logger.error({err, path: req.path, method: req.method, errno: ERRNO.BACKEND}, err.message)
+    } else if (err instanceof BackendError || isDatabaseUnreachable(err)) {
+      // A database that cannot be reached (down, restarting, out of connections) is the backend's
+      // failure, not a bug: 503 errno 201 with Retry-After, so clients back off and retry.
+      this.logger.error({err, path: req.path, method: req.method, errno: ERRNO.BACKEND}, (err as Error).message)
       error = serviceUnavailable(this.retryAfter)
     } else {
       this.logger.error({err, path: req.path, method: req.method, errno: ERRNO.UNDEFINED}, (err as Error)?.message ?? String(err))
@@ -715,4 +718,8 @@ export function parseEosDate(value: string): Date | null {
   const trimmed = value.trim()
   const d = /^\d{4}-\d{2}-\d{2}$/.test(trimmed) ? new Date(`${trimmed}T00:00:00`) : new Date(trimmed)
   return Number.isNaN(d.getTime()) ? null : d
+}
+
+function isDatabaseUnreachable(err: unknown): boolean {
+  return isKintoError(err) && err.code === 'KINTO_DB_UNREACHABLE'
 }
