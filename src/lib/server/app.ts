@@ -68,7 +68,10 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     // body; a request without Host is refused by toKintoRequest(), with the same body.
     clientErrorHandler: writeClientError,
     http: {requireHostHeader: false},
-    return503OnClosing: true,
+    // While closing (SIGTERM, a worker's rolling restart), a request already on an open connection is
+    // served, not answered with Fastify's own 503: the server stops accepting new connections, idle
+    // keep-alive ones are closed, and in-flight ones finish (bounded by --shutdown-timeout).
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
     frameworkErrors(error, req, reply) {
       const err = new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: 'Invalid URL path.'})
