@@ -203,6 +203,30 @@ describe('KintoLogging', () => {
     expect(out.lines[0]).toMatch(/^\d\d:\d\d:\d\d,\d{3} INFO  \[request\.summary\] path=\/v1\/ code=200$/)
   })
 
+  test('the direct INFO writer (readable handlers) writes the lines the pino path writes', () => {
+    const summary = {agent: 'kinto-http', path: '/v1/buckets/b/collections/c/records/r1', method: 'GET', querystring: {_limit: '10', _sort: '-last_modified'}, code: 200, t: 4, uid: 'basicauth:abc', errno: 0, authn_type: 'basicauth', lang: undefined, time: '2026-01-01T00:00:00.000Z', password: 'secret', msg: ''}
+    for (const formatter of ['color', 'generic']) {
+      for (const tty of [false, true]) {
+        const viaPino = collector(tty)
+        const direct = collector(tty)
+        new KintoLogging(loggingPlan(parseIni(tplIni(formatter))), {stderr: viaPino.sink, env: {}}).logger(SUMMARY_LOGGER).info(summary)
+        const write = new KintoLogging(loggingPlan(parseIni(tplIni(formatter))), {stderr: direct.sink, env: {}}).infoWriter(SUMMARY_LOGGER)
+        expect(write).not.toBeNull()
+        write!(summary)
+        // Equal but for the clock (milliseconds of the timestamp).
+        const strip = (l: string) => l.replace(/\d\d:\d\d:\d\d[.,]\d{3}/, 'TIME')
+        expect(viaPino.lines).toHaveLength(1)
+        expect(direct.lines.map(strip)).toEqual(viaPino.lines.map(strip))
+        expect(direct.lines[0]).not.toContain('secret')
+      }
+    }
+    // JSON handlers keep pino's serialisation; a logger off at INFO writes nothing.
+    expect(new KintoLogging(loggingPlan(parseIni(tplIni('json', 'sys.stdout'))), {stdout: collector().sink}).infoWriter(SUMMARY_LOGGER)).toBeNull()
+    const quiet = tplIni('color').replace(/\[logger_root\]\nlevel = INFO/, '[logger_root]\nlevel = WARNING')
+    expect(quiet).toContain('level = WARNING')
+    expect(new KintoLogging(loggingPlan(parseIni(quiet)), {stderr: collector().sink}).infoWriter(SUMMARY_LOGGER)).toBeNull()
+  })
+
   test('a file handler appends JSON lines to its file', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-log-'))
     dirs.push(dir)

@@ -55,7 +55,7 @@ export class Monitoring {
     if (logging) {
       const summary = logging.logger(SUMMARY_LOGGER)
       const subrequest = logging.logger(SUBREQUEST_LOGGER)
-      this.writeSummary = (fields) => summary.info(fields)
+      this.writeSummary = logging.infoWriter(SUMMARY_LOGGER) ?? ((fields) => summary.info(fields))
       this.writeSubrequest = (fields) => subrequest.info(fields, 'subrequest.summary')
     } else {
       this.writeSummary = (fields) => base.info(fields, 'request.summary')

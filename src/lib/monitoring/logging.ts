@@ -14,7 +14,7 @@
  */
 import os from 'node:os'
 
-import {Chalk} from 'chalk'
+import {Chalk, type ChalkInstance} from 'chalk'
 import pino, {type DestinationStream, type Logger as PinoLogger, type StreamEntry} from 'pino'
 
 import type {IniDocument} from '../config/ini.js'
@@ -78,6 +78,11 @@ interface MozlogRecord {
   Type: string
   Pid: number
   Fields?: Record<string, unknown>
+}
+
+/** Whether a handler lets through everything its logger does (so it needs no level check of its own). */
+function handlerLevelCovers(entry: StreamEntry, loggerLevel: PyLevel): boolean {
+  return pino.levels.values[entry.level ?? 'info'] <= pino.levels.values[pinoLevel(loggerLevel)]
 }
 
 export class KintoLogging {
@@ -167,7 +172,9 @@ export class KintoLogging {
           },
         },
       },
-      streams.length === 0 ? {write() {}} : pino.multistream(streams),
+      // One handler (the usual case): its stream directly, at the handler's level folded into the
+      // logger's (multistream would re-check the level and copy per line).
+      streams.length === 0 ? {write() {}} : streams.length === 1 && handlerLevelCovers(streams[0], level) ? streams[0].stream : pino.multistream(streams),
     )
   }
 
@@ -197,13 +204,48 @@ export class KintoLogging {
     return sink
   }
 
+  /** How a handler that does not write JSON renders a record (null: a JSON handler). */
+  private rendererFor(handler: HandlerSpec, target: LineSink): ((record: MozlogRecord) => string) | null {
+    const formatter = handler.formatter
+    if (formatter.kind === 'json') return null
+    if (formatter.kind === 'format') return (r) => renderPythonFormat(r, formatter)
+    const color = formatter.kind === 'text' && formatter.color && target.isTTY === true && !this.env.NO_COLOR && this.env.TERM !== 'dumb'
+    return (r) => renderReadable(r, color)
+  }
+
+  /**
+   * A writer of INFO records for one logger that builds the record itself instead of going through
+   * pino, when every handler of that logger renders readable lines (the default, and `kinto init`'s
+   * template): pino would serialise the record to JSON only for the handler to parse it back. The
+   * same record, the same lines (a test compares both paths). Null when a handler writes JSON or
+   * the logger is not enabled at INFO: use the pino logger then.
+   */
+  infoWriter(name: string): ((fields: Record<string, unknown>) => void) | null {
+    const {level, handlers} = resolveLogger(this.plan, name)
+    if (handlers.length === 0 || pino.levels.values[pinoLevel(level)] > pino.levels.values.info) return null
+    const outputs: Array<{target: LineSink; render: (record: MozlogRecord) => string}> = []
+    for (const handler of handlers) {
+      const target = this.target(handler.target)
+      if (!target) continue
+      const render = this.rendererFor(handler, target)
+      if (!render) return null
+      if (pino.levels.values[pinoLevel(handler.level)] <= pino.levels.values.info) outputs.push({target, render})
+    }
+    const pid = process.pid
+    return (fields) => {
+      const scope = currentScope()
+      // As pino merges its mixin: the scope's rid first, the fields' own keys over it.
+      const merged = scope ? Object.assign({rid: scope.rid}, fields) : fields
+      const record: MozlogRecord = {Timestamp: Number(nanoTimestamp()), Severity: 6, Type: name, Pid: pid, Fields: logFields(merged)}
+      for (const {target, render} of outputs) target.write(render(record) + '\n')
+    }
+  }
+
   private sinkFor(handler: HandlerSpec): LineSink | null {
     const target = this.target(handler.target)
     if (!target) return null
-    const formatter = handler.formatter
-    if (formatter.kind === 'json') return target
-    const color = formatter.kind === 'text' && formatter.color && target.isTTY === true && !this.env.NO_COLOR && this.env.TERM !== 'dumb'
-    const render = formatter.kind === 'format' ? (r: MozlogRecord) => renderPythonFormat(r, formatter) : (r: MozlogRecord) => renderReadable(r, color)
+    const render = this.rendererFor(handler, target)
+    if (!render) return target
     return {
       write(line: string) {
         let record: MozlogRecord
@@ -255,9 +297,20 @@ function keyValues(fields: Record<string, unknown>, skip: Set<string>): string {
   return parts.join(' ')
 }
 
+/**
+ * The styles a readable line uses, made once: a Chalk instance per line (and chalk's style getters)
+ * cost more than the rest of the line, and a line is written per request.
+ */
+type Painter = Record<'red' | 'yellow' | 'green' | 'gray' | 'bold' | 'cyan', (text: string) => string>
+function painter(c: ChalkInstance): Painter {
+  const {red, yellow, green, gray, bold, cyan} = c
+  return {red, yellow, green, gray, bold, cyan}
+}
+const PAINTERS = {plain: painter(new Chalk({level: 0})), color: painter(new Chalk({level: 1}))}
+
 /** `2025-01-31 12:00:00.123 INFO  [request.summary] GET /v1/buckets 200 3ms rid=… uid=…` */
 export function renderReadable(record: MozlogRecord, color = false): string {
-  const c = new Chalk({level: color ? 1 : 0})
+  const c = color ? PAINTERS.color : PAINTERS.plain
   const fields = record.Fields ?? {}
   const level = SEVERITY_NAME[record.Severity] ?? 'DEBUG'
   const paint = record.Severity <= 3 ? c.red : record.Severity === 4 ? c.yellow : record.Severity === 6 ? c.green : c.gray
