@@ -154,6 +154,8 @@ export class RequestContext {
     /** Ids locating the object (bucket_id, collection_id…); default: the route's params. */
     resourceData?: Record<string, string>
   }): Promise<void> {
+    // A read event nobody listens to is not built (every GET would pay for it).
+    if (options.action === 'read' && !this.runtime.events.listensTo('read')) return
     const identity = await this.identity()
     const matchdict: Record<string, unknown> = {...(options.resourceData ?? this.params)}
     if (!options.resourceData && 'id' in matchdict) {

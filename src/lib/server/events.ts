@@ -38,6 +38,9 @@ interface Registered<C> {
   listener: EventListener<C>
 }
 
+/** What a listener registered without `actions` takes (upstream: everything but reads). */
+const DEFAULT_ACTIONS: readonly Action[] = ['create', 'update', 'delete']
+
 /** Listeners registered at startup (core cascades, plugins). */
 export class EventBus<C> {
   private readonly before: Registered<C>[] = []
@@ -53,6 +56,12 @@ export class EventBus<C> {
     this.after.push({filter, listener})
   }
 
+  /** Whether any listener (before or after commit) takes events of this action. */
+  listensTo(action: Action): boolean {
+    const takes = ({filter}: Registered<C>) => (filter.actions ?? DEFAULT_ACTIONS).includes(action)
+    return this.before.some(takes) || this.after.some(takes)
+  }
+
   get hasAfterListeners(): boolean {
     return this.after.length > 0
   }
@@ -64,7 +73,7 @@ export class EventBus<C> {
 }
 
 function matches(filter: EventFilter, event: ResourceEvent): boolean {
-  const actions = filter.actions ?? ['create', 'update', 'delete']
+  const actions = filter.actions ?? DEFAULT_ACTIONS
   if (!actions.includes(event.action)) return false
   if (filter.resources && filter.resources.length > 0 && !filter.resources.includes(event.resourceName)) return false
   return true
@@ -78,7 +87,7 @@ export class EventCollector {
   readonly emitted: ResourceEvent[] = []
 
   add(event: Omit<ResourceEvent, 'readObjects' | 'impacted'> & {impacted?: ImpactedObject[]; readObjects?: Record<string, unknown>[]}): void {
-    const key = JSON.stringify([this.cascadeLevel, event.resourceName, event.parentId, event.action])
+    const key = `${this.cascadeLevel}\u0000${event.resourceName}\u0000${event.action}\u0000${event.parentId}`
     const existing = this.events.get(key)
     if (existing) {
       existing.impacted.push(...(event.impacted ?? []))

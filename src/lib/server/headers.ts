@@ -15,7 +15,20 @@ export function cacheExpiresHeaders(seconds: number): Record<string, string> {
 
 /** ETag (the quoted timestamp) and Last-Modified (HTTP date, seconds) for a timestamp in ms. */
 export function timestampHeaders(timestamp: number): Record<string, string> {
-  return {ETag: `"${timestamp}"`, 'Last-Modified': new Date(Math.floor(timestamp / 1000) * 1000).toUTCString()}
+  return {ETag: `"${timestamp}"`, 'Last-Modified': httpDate(Math.floor(timestamp / 1000))}
+}
+
+// Most responses in a row carry the same few Last-Modified seconds: the last one is kept.
+let lastSeconds = Number.NaN
+let lastDate = ''
+
+/** The HTTP date of a Unix time in seconds. */
+function httpDate(seconds: number): string {
+  if (seconds !== lastSeconds) {
+    lastDate = new Date(seconds * 1000).toUTCString()
+    lastSeconds = seconds
+  }
+  return lastDate
 }
 
 /**

@@ -64,13 +64,13 @@ export async function prefetchRead(ctx: RequestContext, plan: ReadPlan): Promise
   ctx.tx = prefetchedBackends(ctx.tx, plan, facts, identity.principals)
 }
 
-const objectKey = (resourceName: string, parentId: string, id: string) => JSON.stringify([resourceName, parentId, id])
+const objectKey = (resourceName: string, parentId: string, id: string) => `${resourceName}\u0000${parentId}\u0000${id}`
 
 /** The backends, with the planned calls answered from the prefetch. */
 function prefetchedBackends(inner: TxBackends, plan: ReadPlan, facts: Prefetched, principals: string[]): TxBackends {
   const objects = new Map<string, KintoObject | null>(plan.objects.map((k, i) => [objectKey(k.resourceName, k.parentId, k.id), facts.objects[i]]))
   const acls = new Map(plan.acls.map((uri, i) => [uri, facts.acls[i]]))
-  const boundKey = JSON.stringify(plan.bound)
+  let boundKey: string | undefined
   const principalSet = new Set(principals)
   const storage = override<Storage>(inner.storage, {
     async get(resourceName, parentId, id) {
@@ -96,7 +96,7 @@ function prefetchedBackends(inner: TxBackends, plan: ReadPlan, facts: Prefetched
       const asked = [...who]
       const same =
         facts.allowed !== null &&
-        JSON.stringify(bound) === boundKey &&
+        (bound === plan.bound || JSON.stringify(bound) === (boundKey ??= JSON.stringify(plan.bound))) &&
         asked.length === principalSet.size &&
         asked.every((p) => principalSet.has(p))
       return same ? facts.allowed! : inner.permission.checkPermission(asked, bound)
@@ -107,11 +107,27 @@ function prefetchedBackends(inner: TxBackends, plan: ReadPlan, facts: Prefetched
 
 /** `target` with some methods replaced (the others still run on target itself). */
 function override<T extends object>(target: T, methods: Partial<T>): T {
+  const bound = boundMethods(target)
   return new Proxy(target, {
     get(t, prop) {
       if (Object.hasOwn(methods, prop)) return methods[prop as keyof T]
-      const value = Reflect.get(t, prop, t)
-      return typeof value === 'function' ? value.bind(t) : value
+      const value: unknown = Reflect.get(t, prop, t)
+      if (typeof value !== 'function') return value
+      // The backends live as long as the server: their methods are bound once, not per request.
+      const known = bound.get(prop)
+      if (known && known.original === value) return known.bound
+      const fresh = {original: value, bound: value.bind(t) as Function}
+      bound.set(prop, fresh)
+      return fresh.bound
     },
   })
+}
+
+type BoundMethod = {original: Function; bound: Function}
+const boundByTarget = new WeakMap<object, Map<string | symbol, BoundMethod>>()
+
+function boundMethods(target: object): Map<string | symbol, BoundMethod> {
+  let map = boundByTarget.get(target)
+  if (!map) boundByTarget.set(target, (map = new Map()))
+  return map
 }

@@ -129,9 +129,20 @@ export class Router {
 
 /** Fills a pattern with values: `/buckets/{id}` + {id: 'b1'} → `/buckets/b1`. */
 export function formatPattern(pattern: string, params: Record<string, string>): string {
-  return pattern.replace(/\{(\w+)\}/g, (_, name: string) => {
-    const v = params[name]
-    if (v === undefined) throw new Error(`Missing '${name}' for ${pattern}`)
-    return v
-  })
+  let parts = compiledPatterns.get(pattern)
+  if (!parts) {
+    // Split on the placeholders: literals at even indexes, parameter names at odd ones.
+    parts = pattern.split(/\{(\w+)\}/)
+    compiledPatterns.set(pattern, parts)
+  }
+  let out = parts[0]
+  for (let i = 1; i < parts.length; i += 2) {
+    const v = params[parts[i]]
+    if (v === undefined) throw new Error(`Missing '${parts[i]}' for ${pattern}`)
+    out += v + parts[i + 1]
+  }
+  return out
 }
+
+/** Patterns are the services' own (a handful): each is split once. */
+const compiledPatterns = new Map<string, string[]>()
