@@ -1,6 +1,7 @@
 import {PgClient} from './pg-driver.js'
 import {PgliteClient} from './pglite-driver.js'
 import type {PoolOptions, SqlClient} from './types.js'
+import {KintoError} from '../errors.js'
 import {parseDbUrl} from './url.js'
 
 export type {DriverKind, PoolOptions, Queryable, QueryResult, SqlClient} from './types.js'
@@ -9,7 +10,7 @@ export {describeDbUrl, isPostgresUrl, maskUrl, parseDbUrl} from './url.js'
 /** Opens a client for a URL (see url.ts for the accepted forms). The caller closes it. */
 export function openDatabase(url: string, options: PoolOptions = {}): SqlClient {
   const parsed = parseDbUrl(url, options.baseDir)
-  if (parsed.driver === 'pglite') return new PgliteClient(parsed.dataDir)
+  if (parsed.driver === 'pglite') return new PgliteClient(parsed.dataDir, {sharedBuffers: parsed.sharedBuffers})
   return new PgClient(parsed.connectionString, options)
 }
 
@@ -29,6 +30,14 @@ export class DatabaseRegistry {
     if (!client) {
       client = openDatabase(url, {...options, baseDir: this.baseDir})
       this.clients.set(key, client)
+    } else if (parsed.driver === 'pglite' && parsed.sharedBuffers !== undefined && client instanceof PgliteClient) {
+      // One engine per folder: a shared_buffers given on any of its URLs applies; two different ones are an error.
+      if (!client.adopt({sharedBuffers: parsed.sharedBuffers})) {
+        throw new KintoError(`The embedded database ${parsed.dataDir ?? 'in memory'} is given two different shared_buffers in its URLs.`, {
+          code: 'KINTO_DB_URL_INVALID',
+          hint: 'Give shared_buffers once, or the same on every pglite: URL of that folder (storage, permission, cache).',
+        })
+      }
     }
     return client
   }

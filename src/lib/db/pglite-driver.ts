@@ -1,4 +1,4 @@
-import type {PGlite as PGliteType, Transaction} from '@electric-sql/pglite'
+import type {PGlite as PGliteType, PGliteOptions, Transaction} from '@electric-sql/pglite'
 
 import type {Queryable, QueryResult, SqlClient} from './types.js'
 
@@ -21,6 +21,34 @@ const parsers = {
 }
 
 /**
+ * PostgreSQL's default of 128MB of shared buffers lives in the wasm memory: an idle `kinto start`
+ * was ~360 MB, ~220 MB with 16MB; reads of a database far larger than that are as fast (pages
+ * outside the buffers come from the OS cache; see README).
+ */
+export const DEFAULT_SHARED_BUFFERS = '16MB'
+
+export interface PgliteOptions {
+  /** PostgreSQL's shared_buffers (a size such as `16MB`; validated by url.ts). */
+  sharedBuffers?: string
+}
+
+/** PGlite.create options for these settings: PGlite's own start parameters plus ours. */
+export async function pgliteCreateOptions(options: PgliteOptions = {}): Promise<PGliteOptions> {
+  const {PGlite} = await import('@electric-sql/pglite')
+  return {
+    parsers,
+    // startParams replaces PGlite's defaults (single-user mode, io_method=sync, …): extend them.
+    startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${options.sharedBuffers ?? DEFAULT_SHARED_BUFFERS}`],
+  }
+}
+
+/** Opens (creating when needed) the embedded database in `dataDir` (null: in memory). */
+export async function openPglite(dataDir: string | null, options: PgliteOptions = {}): Promise<PGliteType> {
+  const {PGlite} = await import('@electric-sql/pglite')
+  return PGlite.create(dataDir ?? undefined, await pgliteCreateOptions(options))
+}
+
+/**
  * Embedded PostgreSQL. PGlite is one connection: statements and transactions are queued by PGlite
  * itself, so transaction() and withConnection() simply run on the single connection.
  */
@@ -30,17 +58,29 @@ export class PgliteClient implements SqlClient {
   private db: PGliteType | undefined
   private opening: Promise<PGliteType> | undefined
   private readonly dataDir: string | null
+  private options: PgliteOptions
 
-  constructor(dataDir: string | null) {
+  constructor(dataDir: string | null, options: PgliteOptions = {}) {
     this.dataDir = dataDir
+    this.options = options
     this.displayUrl = dataDir ? `pglite:${dataDir}` : 'pglite:memory:'
+  }
+
+  /**
+   * Takes options given on another URL of the same folder: false when they conflict (another
+   * shared_buffers, or this one is already open with another).
+   */
+  adopt(options: PgliteOptions): boolean {
+    if (options.sharedBuffers === undefined || options.sharedBuffers === this.options.sharedBuffers) return true
+    if (this.options.sharedBuffers !== undefined || this.opening) return false
+    this.options = {...this.options, ...options}
+    return true
   }
 
   private async open(): Promise<PGliteType> {
     if (this.db) return this.db
     this.opening ??= (async () => {
-      const {PGlite} = await import('@electric-sql/pglite')
-      const db = await PGlite.create(this.dataDir ?? undefined, {parsers})
+      const db = await openPglite(this.dataDir, this.options)
       this.db = db
       return db
     })()

@@ -9,10 +9,42 @@ import {KintoError} from '../errors.js'
  *   driver suffix) is accepted and the suffix ignored.
  * - `pglite:` embedded PostgreSQL (PGlite). `pglite:PATH` or `pglite://PATH` keeps the data in folder
  *   PATH (absolute, or relative to the ini's folder); `pglite:memory:` (or `pglite:`) keeps it in memory.
+ *   One query parameter is taken: `?shared_buffers=SIZE` (PostgreSQL's setting, default 16MB for
+ *   the embedded engine). A `?` in a folder name is written %3F.
  */
 export type ParsedDbUrl =
   | {driver: 'pg'; connectionString: string; host: string; port: number; database: string; user?: string}
-  | {driver: 'pglite'; dataDir: string | null}
+  | {driver: 'pglite'; dataDir: string | null; sharedBuffers?: string}
+
+const SIZE_UNITS: Record<string, [string, number]> = {kb: ['kB', 1024], mb: ['MB', 1024 ** 2], gb: ['GB', 1024 ** 3]}
+/** PostgreSQL's floor (16 buffers); the ceiling leaves room in PGlite's 32-bit wasm memory. */
+const SHARED_BUFFERS_MIN = 128 * 1024
+const SHARED_BUFFERS_MAX = 1024 ** 3
+
+function pgliteUrlError(url: string, problem: string): KintoError {
+  return new KintoError(`Invalid embedded database URL ${url}: ${problem}.`, {
+    code: 'KINTO_DB_URL_INVALID',
+    hint: 'Write it as pglite:<folder> or pglite:<folder>?shared_buffers=64MB (a size in kB, MB or GB, from 128kB to 1GB).',
+  })
+}
+
+/** The options of a pglite: URL's query string (only shared_buffers), normalised to PostgreSQL's spelling. */
+function pgliteOptions(query: string, url: string): {sharedBuffers?: string} {
+  const out: {sharedBuffers?: string} = {}
+  if (query === '') return out
+  for (const [key, value] of new URLSearchParams(query)) {
+    if (key !== 'shared_buffers') throw pgliteUrlError(url, `unknown option ${JSON.stringify(key)} (the embedded engine takes shared_buffers)`)
+    const m = /^\s*(\d+)\s*(kb|mb|gb)?\s*$/i.exec(value)
+    const unit = m?.[2] ? SIZE_UNITS[m[2].toLowerCase()] : undefined
+    // a bare number is in 8kB pages, as in postgresql.conf
+    const bytes = m ? Number(m[1]) * (unit ? unit[1] : 8192) : NaN
+    if (!m || !(bytes >= SHARED_BUFFERS_MIN && bytes <= SHARED_BUFFERS_MAX)) {
+      throw pgliteUrlError(url, `shared_buffers=${value} is not a size from 128kB to 1GB`)
+    }
+    out.sharedBuffers = unit ? `${Number(m[1])}${unit[0]}` : String(Number(m[1]))
+  }
+  return out
+}
 
 export function isPostgresUrl(url: string): boolean {
   return /^(postgres|postgresql)(\+[a-z0-9_]+)?:\/\//i.test(url) || /^pglite:/i.test(url)
@@ -24,9 +56,12 @@ export function parseDbUrl(url: string, baseDir: string = process.cwd()): Parsed
   if (pglite) {
     let rest = pglite[1]
     if (rest.startsWith('//')) rest = rest.slice(2)
-    if (rest === '' || rest === 'memory:' || rest === ':memory:') return {driver: 'pglite', dataDir: null}
+    const q = rest.indexOf('?')
+    const options = pgliteOptions(q < 0 ? '' : rest.slice(q + 1), trimmed)
+    if (q >= 0) rest = rest.slice(0, q)
+    if (rest === '' || rest === 'memory:' || rest === ':memory:') return {driver: 'pglite', dataDir: null, ...options}
     rest = decodeURIComponent(rest)
-    return {driver: 'pglite', dataDir: path.resolve(baseDir, rest)}
+    return {driver: 'pglite', dataDir: path.resolve(baseDir, rest), ...options}
   }
 
   const m = /^(postgres|postgresql)(\+[a-z0-9_]+)?:\/\//i.exec(trimmed)

@@ -1,0 +1,108 @@
+/** The embedded engine's settings: shared_buffers from the pglite: URL, validated, reaching the engine. */
+import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
+import {afterAll, describe, expect, it} from 'vitest'
+
+import {DatabaseRegistry, openDatabase, parseDbUrl} from '../../src/lib/db/index.js'
+import {DEFAULT_SHARED_BUFFERS} from '../../src/lib/db/pglite-driver.js'
+import {isKintoError} from '../../src/lib/errors.js'
+import {runCli} from '../helpers/cli.js'
+import {createPgliteDatabase} from '../helpers/db.js'
+
+const tmpDirs: string[] = []
+function tmp(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-pglite-engine-'))
+  tmpDirs.push(dir)
+  return dir
+}
+afterAll(() => {
+  for (const d of tmpDirs) rmSync(d, {recursive: true, force: true})
+})
+
+function urlError(url: string): unknown {
+  try {
+    parseDbUrl(url, '/base')
+  } catch (error) {
+    return error
+  }
+  return undefined
+}
+
+describe('pglite: URL options', () => {
+  it('reads shared_buffers, in PostgreSQL spelling', () => {
+    expect(parseDbUrl('pglite:data?shared_buffers=64mb', '/base')).toEqual({driver: 'pglite', dataDir: '/base/data', sharedBuffers: '64MB'})
+    expect(parseDbUrl('pglite:///srv/k?shared_buffers=512kB', '/base')).toEqual({driver: 'pglite', dataDir: '/srv/k', sharedBuffers: '512kB'})
+    // a bare number is in 8kB pages, as in postgresql.conf
+    expect(parseDbUrl('pglite:data?shared_buffers=2048', '/base')).toMatchObject({sharedBuffers: '2048'})
+    expect(parseDbUrl('pglite:memory:?shared_buffers=8MB', '/base')).toEqual({driver: 'pglite', dataDir: null, sharedBuffers: '8MB'})
+    expect(parseDbUrl('pglite:data', '/base')).toEqual({driver: 'pglite', dataDir: '/base/data'})
+    expect(parseDbUrl('pglite:odd%3Fname', '/base')).toEqual({driver: 'pglite', dataDir: '/base/odd?name'})
+  })
+
+  it.each([
+    ['pglite:data?shared_buffers=lots', /shared_buffers=lots is not a size from 128kB to 1GB/],
+    ['pglite:data?shared_buffers=64TB', /shared_buffers=64TB is not a size/],
+    ['pglite:data?shared_buffers=64kB', /shared_buffers=64kB is not a size/],
+    ['pglite:data?shared_buffers=2GB', /shared_buffers=2GB is not a size/],
+    ['pglite:data?shared_buffers=', /shared_buffers= is not a size/],
+    ['pglite:data?work_mem=4MB', /unknown option "work_mem"/],
+  ])('refuses %s with KINTO_DB_URL_INVALID', (url, message) => {
+    const error = urlError(url)
+    expect(isKintoError(error)).toBe(true)
+    expect(error).toMatchObject({code: 'KINTO_DB_URL_INVALID', message: expect.stringMatching(message), hint: expect.stringMatching(/shared_buffers=64MB/)})
+  })
+})
+
+describe('shared_buffers reaches the engine', () => {
+  const show = async (url: string) => {
+    const c = openDatabase(url)
+    try {
+      return (await c.query<{shared_buffers: string}>('SHOW shared_buffers')).rows[0].shared_buffers
+    } finally {
+      await c.close()
+    }
+  }
+
+  it(`is ${DEFAULT_SHARED_BUFFERS} by default, and what the URL says`, async () => {
+    const db = createPgliteDatabase()
+    try {
+      expect(await show(db.url)).toBe(DEFAULT_SHARED_BUFFERS)
+      expect(await show(`${db.url}?shared_buffers=8MB`)).toBe('8MB')
+      expect(await show('pglite:memory:?shared_buffers=4MB')).toBe('4MB')
+    } finally {
+      await db.drop()
+    }
+  })
+
+  it('one folder, several URLs: the one that gives shared_buffers applies; two different ones are an error', async () => {
+    const db = createPgliteDatabase()
+    const registry = new DatabaseRegistry()
+    try {
+      const storage = registry.get(db.url)
+      expect(registry.get(`${db.url}?shared_buffers=8MB`)).toBe(storage)
+      expect((await storage.query<{shared_buffers: string}>('SHOW shared_buffers')).rows[0].shared_buffers).toBe('8MB')
+      expect(registry.get(`${db.url}?shared_buffers=8MB`)).toBe(storage)
+      expect(() => registry.get(`${db.url}?shared_buffers=32MB`)).toThrow(/two different shared_buffers/)
+    } finally {
+      await registry.closeAll()
+      await db.drop()
+    }
+  })
+
+  it('a bad value is one clear error from the CLI, with no stack trace', async () => {
+    const dir = tmp()
+    const ini = path.join(dir, 'kinto.ini')
+    const url = 'pglite:%(here)s/kinto-data?shared_buffers=12XB'
+    writeFileSync(
+      ini,
+      ['[app:main]', 'kinto.storage_backend = kinto.core.storage.postgresql', `kinto.storage_url = ${url}`, ''].join('\n'),
+    )
+    const r = await runCli(['migrate', '--ini', ini])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/shared_buffers=12XB is not a size from 128kB to 1GB/)
+    expect(r.stderr).not.toMatch(/\n\s+at /)
+    expect(existsSync(path.join(dir, 'kinto-data'))).toBe(false)
+  })
+})
