@@ -75,17 +75,26 @@ const out = path.resolve(opt('--out', path.join(root, 'bench', filtered ? 'RESUL
 // ---------------------------------------------------------------------------------------------
 // Build: the bench measures the built CLI (bin/run.js), as operators run it.
 
+/** `npm run build`'s second step: the empty PGlite cluster new embedded databases are unpacked from. */
+async function pgliteTemplate(dir) {
+  const script = path.join(dir, 'scripts', 'pglite-template.mjs')
+  if (!existsSync(script)) return
+  const r = await run(process.execPath, [script], {cwd: dir, timeoutMs: 300_000})
+  if (r.code !== 0) note(`no PGlite template, new embedded databases run initdb: ${r.stderr.trim().split('\n').pop()}`)
+}
+
 async function ensureBuild() {
   const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc')
   if (flag('--head')) {
     // The committed HEAD, exported and built apart from the work tree (whose uncommitted work in
     // progress may not even build).
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-bench-head-'))
-    execFileSync('sh', ['-c', `git archive HEAD bin src sql templates package.json tsconfig.json | tar -x -C "${dir}"`], {cwd: root})
+    execFileSync('sh', ['-c', `git archive HEAD bin scripts src sql templates package.json tsconfig.json | tar -x -C "${dir}"`], {cwd: root})
     symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'))
     note('building the committed HEAD apart (tsc)…')
     const r = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], {cwd: dir, timeoutMs: 600_000})
     if (!existsSync(path.join(dir, 'dist', 'commands', 'start.js'))) throw new Error(`the build of HEAD produced no dist/: ${r.stdout}${r.stderr}`)
+    await pgliteTemplate(dir)
     process.env.KINTO_BENCH_TARGET = dir
     process.on('exit', () => rmSync(dir, {recursive: true, force: true}))
     return {built: true, head: true, note: `committed HEAD exported and built apart from the work tree${r.code === 0 ? '' : ` (tsc exit ${r.code})`}`}
@@ -93,10 +102,14 @@ async function ensureBuild() {
   if (flag('--no-build')) return {built: false, note: 'not rebuilt (--no-build)'}
   const distStart = path.join(root, 'dist', 'commands', 'start.js')
   const fresh = existsSync(distStart) && newestMtime(path.join(root, 'src')) <= newestMtime(path.join(root, 'dist'), '.js')
-  if (fresh) return {built: false, note: 'dist/ up to date'}
+  if (fresh) {
+    await pgliteTemplate(root)
+    return {built: false, note: 'dist/ up to date'}
+  }
   note('building dist/ (tsc -p tsconfig.json)…')
   const r = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], {timeoutMs: 600_000})
   if (!existsSync(distStart)) throw new Error(`the build produced no dist/: ${r.stdout}${r.stderr}`)
+  await pgliteTemplate(root)
   return {built: true, note: r.code === 0 ? 'rebuilt' : `rebuilt with type errors (tsc exit ${r.code}; others may be mid-work)`}
 }
 

@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {cpSync, existsSync, mkdtempSync, rmSync} from 'node:fs'
+import {mkdtempSync, rmSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -24,10 +24,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 }
 
 export function createPgliteDatabase(): TestDatabase {
+  // An empty folder: the driver unpacks the template into it when it is first opened (see global-setup.ts).
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-pglite-'))
-  // A copy of the empty folder prepared by global-setup.ts (initdb once per run, not per database).
-  const template = process.env.KINTO_PGLITE_TEMPLATE
-  if (template && existsSync(template)) cpSync(template, dir, {recursive: true})
   return {
     url: `pglite:${dir}`,
     kind: 'pglite',

@@ -2,17 +2,19 @@ import {mkdtempSync, rmSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
+import {buildTemplate, loadTemplate} from '../../src/lib/db/pglite-template.js'
+
 /**
- * Creating a PGlite folder runs initdb (seconds); copying a prepared empty one takes a fraction of
- * that. Made once per test run; test/helpers/db.ts copies it for each fresh embedded database.
+ * New embedded databases are unpacked from the template that `npm run build` makes
+ * (dist/pglite-template.tar.gz) instead of running initdb (seconds each). When that one is missing
+ * or made by another PGlite release, one is made for this run (the same code) and named in
+ * KINTO_PGLITE_TEMPLATE, which the driver and the CLI subprocesses read.
  */
 export default async function setup(): Promise<() => void> {
-  if (process.env.KINTO_TEST_DATABASE_URL || process.env.KINTO_PGLITE_TEMPLATE) return () => {}
+  if (process.env.KINTO_TEST_DATABASE_URL) return () => {}
+  if (loadTemplate().template) return () => {}
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-pglite-template-'))
-  const {PGlite} = await import('@electric-sql/pglite')
-  const db = await PGlite.create(dir)
-  await db.exec('SELECT 1')
-  await db.close()
-  process.env.KINTO_PGLITE_TEMPLATE = dir
+  await buildTemplate(path.join(dir, 'pglite-template.tar.gz'))
+  process.env.KINTO_PGLITE_TEMPLATE = path.join(dir, 'pglite-template.tar.gz')
   return () => rmSync(dir, {recursive: true, force: true})
 }

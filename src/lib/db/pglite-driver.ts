@@ -1,5 +1,6 @@
 import type {PGlite as PGliteType, PGliteOptions, Transaction} from '@electric-sql/pglite'
 
+import {loadTemplate, prepareDataDir} from './pglite-template.js'
 import type {Queryable, QueryResult, SqlClient} from './types.js'
 
 function wrap(db: PGliteType | Transaction): Queryable {
@@ -42,10 +43,29 @@ export async function pgliteCreateOptions(options: PgliteOptions = {}): Promise<
   }
 }
 
-/** Opens (creating when needed) the embedded database in `dataDir` (null: in memory). */
+/**
+ * Opens (creating when needed) the embedded database in `dataDir` (null: in memory). A new folder
+ * is unpacked from the build's template instead of running initdb (see pglite-template.ts).
+ */
 export async function openPglite(dataDir: string | null, options: PgliteOptions = {}): Promise<PGliteType> {
   const {PGlite} = await import('@electric-sql/pglite')
-  return PGlite.create(dataDir ?? undefined, await pgliteCreateOptions(options))
+  const createOptions = await pgliteCreateOptions(options)
+  if (dataDir === null) {
+    const {template} = loadTemplate()
+    if (template) {
+      try {
+        return await PGlite.create({...createOptions, loadDataDir: new Blob([template.bytes], {type: 'application/x-gzip'})})
+      } catch {
+        // an unusable template: a normal initdb below
+      }
+    }
+    return PGlite.create(createOptions)
+  }
+  await prepareDataDir(dataDir, async (dir) => {
+    const db = await PGlite.create(dir, createOptions)
+    await db.close()
+  })
+  return PGlite.create(dataDir, createOptions)
 }
 
 /**
