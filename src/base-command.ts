@@ -1,5 +1,6 @@
 import {Command, Errors, Flags, Interfaces} from '@oclif/core'
 
+import {useBaselineWasm} from './lib/db/pglite-driver.js'
 import {ExitCode, isKintoError} from './lib/errors.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
@@ -31,6 +32,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   public async init(): Promise<void> {
     await super.init()
+    // Every command but the server is one-shot: no optimising compile of PGlite's wasm (see there).
+    if (this.id !== 'start') useBaselineWasm()
     const {args, flags} = await this.parse({
       flags: this.ctor.flags,
       baseFlags: (super.ctor as typeof BaseCommand).baseFlags,

@@ -33,9 +33,31 @@ export interface PgliteOptions {
   sharedBuffers?: string
 }
 
+/**
+ * One-shot commands (migrate, create-user, status…) open PGlite, run a few statements and exit:
+ * V8's optimising compile of the 10 MB PostgreSQL wasm module never pays off there, competes for
+ * the CPU while PostgreSQL starts and is waited for when the process ends (~0.1 s). With this set
+ * before the module is loaded, the process keeps the baseline compiler only. `kinto start` does
+ * not set it: a server wants the optimised code.
+ */
+let baselineOnly = false
+let wasmLoaded = false
+export function useBaselineWasm(): void {
+  baselineOnly = true
+}
+
+async function importPglite() {
+  if (baselineOnly && !wasmLoaded) {
+    const v8 = await import('node:v8')
+    v8.setFlagsFromString('--liftoff-only')
+  }
+  wasmLoaded = true
+  return import('@electric-sql/pglite')
+}
+
 /** PGlite.create options for these settings: PGlite's own start parameters plus ours. */
 export async function pgliteCreateOptions(options: PgliteOptions = {}): Promise<PGliteOptions> {
-  const {PGlite} = await import('@electric-sql/pglite')
+  const {PGlite} = await importPglite()
   return {
     parsers,
     // startParams replaces PGlite's defaults (single-user mode, io_method=sync, …): extend them.
@@ -48,7 +70,7 @@ export async function pgliteCreateOptions(options: PgliteOptions = {}): Promise<
  * is unpacked from the build's template instead of running initdb (see pglite-template.ts).
  */
 export async function openPglite(dataDir: string | null, options: PgliteOptions = {}): Promise<PGliteType> {
-  const {PGlite} = await import('@electric-sql/pglite')
+  const {PGlite} = await importPglite()
   const createOptions = await pgliteCreateOptions(options)
   if (dataDir === null) {
     const {template} = loadTemplate()
