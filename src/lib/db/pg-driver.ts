@@ -1,13 +1,25 @@
-import pg from 'pg'
+import {createRequire} from 'node:module'
+
+import type pg from 'pg'
 
 import {connectionError, type DbTarget} from './errors.js'
 import type {PoolOptions, Queryable, QueryOptions, QueryResult, SqlClient} from './types.js'
 import {maskUrl, parseDbUrl} from './url.js'
 
-// Timestamps without time zone come back as strings: Kinto converts them in SQL (as_epoch).
-pg.types.setTypeParser(1114, (v: string) => v)
-// BIGINT (as_epoch results) as JS numbers: epoch milliseconds fit in 2^53.
-pg.types.setTypeParser(20, (v: string) => Number(v))
+/**
+ * `pg`, loaded when the first server client is made: the commands on the embedded engine never
+ * need it (~30 ms of every start).
+ */
+let pgModule: typeof pg | undefined
+function loadPg(): typeof pg {
+  if (pgModule) return pgModule
+  pgModule = createRequire(import.meta.url)('pg') as typeof pg
+  // Timestamps without time zone come back as strings: Kinto converts them in SQL (as_epoch).
+  pgModule.types.setTypeParser(1114, (v: string) => v)
+  // BIGINT (as_epoch results) as JS numbers: epoch milliseconds fit in 2^53.
+  pgModule.types.setTypeParser(20, (v: string) => Number(v))
+  return pgModule
+}
 
 /** Whether named prepared statements work on this database (not behind a pooler that drops them). */
 interface NamedStatements {
@@ -57,7 +69,7 @@ export class PgClient implements SqlClient {
       parsed.driver === 'pg'
         ? {host: parsed.host, port: parsed.port, database: parsed.database, user: parsed.user}
         : {host: '?', port: 0, database: '?'}
-    this.pool = new pg.Pool({
+    this.pool = new (loadPg().Pool)({
       connectionString,
       max: (options.poolSize ?? 25) + (options.maxOverflow ?? 10),
       connectionTimeoutMillis: options.connectTimeoutMs ?? (options.poolTimeoutSeconds ?? 30) * 1000,
