@@ -121,6 +121,20 @@ describe('request.summary', () => {
     expect(line.Fields).not.toHaveProperty('authn_type')
   })
 
+  test("a line the runtime logs while serving a request carries that request's rid", async () => {
+    const {app, lines} = setup()
+    expect((await app.inject({method: 'PUT', url: '/v1/buckets/mine', headers: {authorization: auth}})).statusCode).toBe(201)
+    const res = await app.inject({method: 'GET', url: '/v1/buckets/mine', headers: {authorization: basic('bob', 'other'), 'x-request-id': 'req-7'}})
+    expect(res.statusCode).toBe(403)
+    const denied = lines().filter((l) => l.Fields?.msg === 'Permission not granted.')
+    expect(denied).toHaveLength(1)
+    expect(denied[0]).toMatchObject({Type: 'kinto', Fields: {rid: 'req-7', uri: '/buckets/mine'}})
+    const summary = lines().filter((l) => l.Type === 'request.summary').at(-1)!
+    expect(summary.Fields).toMatchObject({rid: 'req-7', code: 403})
+    // rid first, as upstream's lines (and the readable line: `… 403 2ms rid=req-7 …`).
+    expect(Object.keys(summary.Fields)[0]).toBe('rid')
+  })
+
   test('a batch logs one subrequest.summary per sub-request, and batch_size', async () => {
     const {app, lines} = setup()
     const res = await app.inject({

@@ -4,7 +4,7 @@
  *
  *   instrumentBackends(backends)  before the Runtime is built (timers, when metrics are on)
  *   instrumentRuntime(runtime)    once plugins are included (view/policy timers, batch summaries)
- *   serve(headers, fn)            around each request (its `rid`, shared by every log line)
+ *   scope(headers)                as each request arrives (its `rid`, carried by the request)
  *   responded(req, response, …)   as each response leaves (per-response metrics; the summary line
  *                                 of responses the runtime never saw: 413, unroutable methods…)
  *
@@ -20,7 +20,7 @@ import type {Backends, KintoRequest, KintoResponse} from '../server/types.js'
 import {instrumentBackends, instrumentRuntime, ResponseMetrics} from './instrument.js'
 import {loggingOf, SUBREQUEST_LOGGER, SUMMARY_LOGGER} from './logging.js'
 import {StatsdMetrics, type Metrics} from './metrics.js'
-import {currentScope, requestIdFrom, runInScope, type RequestScope} from './request-scope.js'
+import {newRequestScope, REQUEST_SCOPE, requestIdFrom, type RequestScope} from './request-scope.js'
 import {statsdBackendWarning, statsdTarget} from './statsd-settings.js'
 
 export {instrumentBackends, instrumentRuntime, matchService, upstreamMethodName} from './instrument.js'
@@ -28,7 +28,7 @@ export {createLogging, KintoLogging, loggingOf, renderReadable, RUNTIME_LOGGER, 
 export {defaultPlan, JSON_FORMATTER_CLASSES, loggingPlan, resolveLogger, type LoggingPlan} from './logging-config.js'
 export {formatLabels, RecordingMetrics, sanitizeLabel, StatsdMetrics, type Label, type Metrics, type StatsdTarget} from './metrics.js'
 export {allowLogFields, logFields, scrubSecrets} from './redact.js'
-export {currentScope, requestIdFrom, type RequestScope} from './request-scope.js'
+export {newRequestScope, REQUEST_SCOPE, requestIdFrom, type RequestScope} from './request-scope.js'
 export {statsdTarget} from './statsd-settings.js'
 
 export interface MonitoringOptions {
@@ -91,7 +91,7 @@ export class Monitoring {
     }
     const subrequest = runtime.subrequest.bind(runtime)
     runtime.subrequest = async (parent, req) => {
-      const scope = currentScope()
+      const scope = parent.req.scope
       if (scope && scope.batchSize === undefined) scope.batchSize = batchSize(parent)
       const started = performance.now()
       const result = await subrequest(parent, req)
@@ -109,10 +109,9 @@ export class Monitoring {
     }
   }
 
-  /** Runs a request's handling in its scope (request id from X-Request-Id, or a new one). */
-  serve<T>(headers: Record<string, string | string[] | undefined>, fn: () => Promise<T>): Promise<T> {
-    const scope: RequestScope = {rid: requestIdFrom(headers['x-request-id'])}
-    return runInScope(scope, fn)
+  /** A new request's scope (request id from X-Request-Id, or a new one). */
+  scope(headers: Record<string, string | string[] | undefined>): RequestScope {
+    return newRequestScope(headers)
   }
 
   /**
@@ -120,16 +119,16 @@ export class Monitoring {
    * one (errors raised before a request reaches it).
    */
   responded(req: KintoRequest, response: KintoResponse, payload: string | undefined, elapsedMs: number): void {
-    const scope = currentScope()
+    const scope = req.scope
     let summary = scope?.summary
     if (!summary) {
       const body = response.body as {errno?: number} | undefined
       summary = {
+        rid: scope?.rid ?? requestIdFrom(req.headers['x-request-id']),
         agent: req.headers['user-agent'],
         path: req.path,
         method: req.method,
         lang: req.headers['accept-language'],
-        rid: scope?.rid ?? requestIdFrom(req.headers['x-request-id']),
         errno: response.status >= 400 && body?.errno ? body.errno : 0,
         code: response.status,
         t: Math.round(elapsedMs),
@@ -153,11 +152,11 @@ export class Monitoring {
     await this.metrics?.close()
   }
 
-  private summary(obj: Record<string, unknown>): void {
-    const scope = currentScope()
-    const fields: Record<string, unknown> = {...obj}
+  private summary(obj: Record<string, unknown> & {[REQUEST_SCOPE]?: RequestScope}): void {
+    const scope = obj[REQUEST_SCOPE]
+    // `rid` first, where upstream's lines have it.
+    const fields: Record<string, unknown> = scope ? {rid: scope.rid, ...obj} : {...obj}
     if (scope) {
-      fields.rid = scope.rid
       if (scope.batchSize !== undefined) fields.batch_size = scope.batchSize
       scope.summary = fields
     }
@@ -182,11 +181,11 @@ function batchSize(parent: RequestContext): number | undefined {
 function subrequestFields(parent: RequestContext, req: KintoRequest, scope: RequestScope | undefined): Record<string, unknown> {
   const outer = parent.req
   const fields: Record<string, unknown> = {
+    rid: scope?.rid,
     agent: outer.headers['user-agent'],
     path: req.path,
     method: req.method,
     lang: outer.headers['accept-language'],
-    rid: scope?.rid,
     errno: 0,
   }
   if (outer.rawQuery) fields.querystring = Object.fromEntries(outer.query)

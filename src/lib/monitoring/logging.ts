@@ -21,7 +21,6 @@ import type {IniDocument} from '../config/ini.js'
 import {asString, type Settings} from '../config/settings.js'
 import {type FormatterSpec, type HandlerSpec, type LoggingPlan, type PyLevel, type TargetSpec, levelName, loggingPlan, resolveLogger} from './logging-config.js'
 import {logFields} from './redact.js'
-import {currentScope} from './request-scope.js'
 
 export const RUNTIME_LOGGER = 'kinto'
 export const SUMMARY_LOGGER = 'request.summary'
@@ -149,10 +148,6 @@ export class KintoLogging {
           bindings: (bindings) => ('EnvVersion' in bindings ? bindings : {}),
           log: (obj) => ({Fields: logFields(obj)}),
         },
-        mixin: () => {
-          const scope = currentScope()
-          return scope ? {rid: scope.rid} : {}
-        },
         hooks: {
           logMethod(args, method) {
             const [first, second] = args as unknown[]
@@ -233,10 +228,7 @@ export class KintoLogging {
     }
     const pid = process.pid
     return (fields) => {
-      const scope = currentScope()
-      // As pino merges its mixin: the scope's rid first, the fields' own keys over it.
-      const merged = scope ? Object.assign({rid: scope.rid}, fields) : fields
-      const record: MozlogRecord = {Timestamp: Number(nanoTimestamp()), Severity: 6, Type: name, Pid: pid, Fields: logFields(merged)}
+      const record: MozlogRecord = {Timestamp: Number(nanoTimestamp()), Severity: 6, Type: name, Pid: pid, Fields: logFields(fields)}
       for (const {target, render} of outputs) target.write(render(record) + '\n')
     }
   }
@@ -272,8 +264,18 @@ function pad(n: number, width = 2): string {
   return String(n).padStart(width, '0')
 }
 
+// Lines come many per second: the date and time up to the second are formatted once per second.
+let localSecond = Number.NaN
+let localPrefix = ''
+
 function localTime(d: Date): string {
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`
+  const ms = d.getTime()
+  const second = Math.floor(ms / 1000)
+  if (second !== localSecond) {
+    localPrefix = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+    localSecond = second
+  }
+  return `${localPrefix}.${pad(ms - second * 1000, 3)}`
 }
 
 function recordDate(record: MozlogRecord): Date {

@@ -6,7 +6,7 @@
 import Fastify, {LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest} from 'fastify'
 
 import {asString, type Settings} from '../config/settings.js'
-import {createMonitoring, type Monitoring} from '../monitoring/index.js'
+import {createMonitoring, type Monitoring, type RequestScope} from '../monitoring/index.js'
 import {ERRNO, HttpError, invalid, methodNotAllowed, rawHttpResponse, requestTooLarge, writeClientError} from './errors.js'
 import {registerPlugin} from './plugins/index.js'
 import {statsdPlugin} from './plugins/statsd.js'
@@ -95,18 +95,18 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
   app.route({
     method: METHODS,
     url: '*',
-    handler: async (req, reply) =>
-      monitoring.serve(req.headers, async () => {
-        let kreq: KintoRequest
-        try {
-          kreq = toKintoRequest(runtime, req)
-        } catch (err) {
-          const minimal = minimalRequest(runtime, req)
-          return sendResponse(runtime, monitoring, reply, minimal, runtime.errorResponse(err, minimal))
-        }
-        const response = await runtime.handle(kreq)
-        return sendResponse(runtime, monitoring, reply, kreq, response, true)
-      }),
+    handler: async (req, reply) => {
+      const scope = monitoring.scope(req.headers)
+      let kreq: KintoRequest
+      try {
+        kreq = toKintoRequest(runtime, req, scope)
+      } catch (err) {
+        const minimal = minimalRequest(runtime, req, scope)
+        return sendResponse(runtime, monitoring, reply, minimal, runtime.errorResponse(err, minimal))
+      }
+      const response = await runtime.handle(kreq)
+      return sendResponse(runtime, monitoring, reply, kreq, response, true)
+    },
   })
 
   app.setNotFoundHandler(async (req, reply) => {
@@ -157,7 +157,7 @@ function splitUrl(target: string): {rawPath: string; rawQuery: string} {
   return q < 0 ? {rawPath: url, rawQuery: ''} : {rawPath: url.slice(0, q), rawQuery: url.slice(q + 1)}
 }
 
-function toKintoRequest(runtime: Runtime, req: FastifyRequest): KintoRequest {
+function toKintoRequest(runtime: Runtime, req: FastifyRequest, scope?: RequestScope): KintoRequest {
   const {rawPath, rawQuery} = splitUrl(req.raw.url ?? '/')
   const {scheme, host} = requestOrigin(runtime, req)
   if (req.raw.httpVersionMajor === 1 && req.raw.httpVersionMinor >= 1 && !req.headers.host) {
@@ -175,14 +175,15 @@ function toKintoRequest(runtime: Runtime, req: FastifyRequest): KintoRequest {
     body: Buffer.isBuffer(req.body) ? req.body : null,
     scheme,
     host,
+    scope,
   }
 }
 
 /** A request for error responses produced before the request could be read. */
-function minimalRequest(runtime: Runtime, req: FastifyRequest): KintoRequest {
+function minimalRequest(runtime: Runtime, req: FastifyRequest, scope?: RequestScope): KintoRequest {
   const {rawPath} = splitUrl(req.raw.url ?? '/')
   const {scheme, host} = requestOrigin(runtime, req)
-  return {method: req.method, path: rawPath, rawPath, rawQuery: '', query: new Map(), headers: headersOf(req), body: null, scheme, host}
+  return {method: req.method, path: rawPath, rawPath, rawQuery: '', query: new Map(), headers: headersOf(req), body: null, scheme, host, scope}
 }
 
 function sendResponse(

@@ -39,6 +39,7 @@ import {
   serviceUnavailable,
   unauthorized,
 } from './errors.js'
+import {REQUEST_SCOPE} from '../monitoring/request-scope.js'
 import {EventBus, EventCollector, drainEvents} from './events.js'
 import {idGeneratorsFromSettings, type IdGenerator} from './ids.js'
 import {parseQuery} from './querystring.js'
@@ -322,7 +323,7 @@ export class Runtime {
       try {
         await task()
       } catch (err) {
-        this.logger.error({err}, 'Post-transaction task failed.')
+        this.logger.error({rid: req.scope?.rid, err}, 'Post-transaction task failed.')
       }
     }
     this.afterCommit(bound, ctx)
@@ -348,7 +349,7 @@ export class Runtime {
       for (const listener of this.events.listenersFor(event, true)) {
         Promise.resolve()
           .then(() => listener(event, ctx))
-          .catch((error) => this.logger.error({err: error}, 'Unable to notify'))
+          .catch((error) => this.logger.error({rid: ctx.req.scope?.rid, err: error}, 'Unable to notify'))
       }
     }
   }
@@ -440,7 +441,7 @@ export class Runtime {
         if (identity.userId === null) {
           throw unauthorized()
         }
-        this.logger.info({userid: identity.userId, uri: ctx.uri, perm: authz?.requiredPermission}, 'Permission not granted.')
+        this.logger.info({rid: ctx.req.scope?.rid, userid: identity.userId, uri: ctx.uri, perm: authz?.requiredPermission}, 'Permission not granted.')
         throw forbidden()
       }
     }
@@ -518,10 +519,10 @@ export class Runtime {
     } else if (err instanceof BackendError || isDatabaseUnreachable(err)) {
       // A database that cannot be reached (down, restarting, out of connections) is the backend's
       // failure, not a bug: 503 errno 201 with Retry-After, so clients back off and retry.
-      this.logger.error({err, path: req.path, method: req.method, errno: ERRNO.BACKEND}, (err as Error).message)
+      this.logger.error({rid: req.scope?.rid, err, path: req.path, method: req.method, errno: ERRNO.BACKEND}, (err as Error).message)
       error = serviceUnavailable(this.retryAfter)
     } else {
-      this.logger.error({err, path: req.path, method: req.method, errno: ERRNO.UNDEFINED}, (err as Error)?.message ?? String(err))
+      this.logger.error({rid: req.scope?.rid, err, path: req.path, method: req.method, errno: ERRNO.UNDEFINED}, (err as Error)?.message ?? String(err))
       error = internalError(asString(this.settings, 'error_info_link') ?? '')
     }
     const headers = {...error.headers}
@@ -576,7 +577,7 @@ export class Runtime {
 
   private logSummary(req: KintoRequest, response: KintoResponse, ctx: RequestContext | undefined, started: number): void {
     const body = response.body as {errno?: number} | undefined
-    const fields: Record<string, unknown> = {
+    const fields: Record<string | symbol, unknown> = {
       agent: req.headers['user-agent'],
       path: req.path,
       method: req.method,
@@ -592,6 +593,7 @@ export class Runtime {
       fields.uid = identity.userId.slice(identity.userId.indexOf(':') + 1)
       fields.authn_type = identity.authnType
     }
+    if (req.scope) fields[REQUEST_SCOPE] = req.scope
     this.logger.info(fields, 'request.summary')
   }
 }

@@ -1,6 +1,7 @@
 /** Shared types of the HTTP runtime. */
 import type {Backends as CreatedBackends, TransactionBackends} from '../backends.js'
 import type {RawQuery} from './querystring.js'
+import type {RequestScope} from '../monitoring/request-scope.js'
 
 /**
  * Storage and permission as one request sees them: bound to its transaction. The cache is not
@@ -30,6 +31,8 @@ export interface KintoRequest {
   /** For absolute URLs (hello `url`, Next-Page): from http_scheme/http_host or the request. */
   scheme: string
   host: string
+  /** What the request's log lines and metrics share (its `rid`); a batch's sub-requests carry the batch's. */
+  scope?: RequestScope
 }
 
 /** What a view returns; the dispatcher adds the common headers. */

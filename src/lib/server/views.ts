@@ -69,7 +69,8 @@ export function heartbeatService(runtime: Runtime): Service {
     'heartbeat',
     '/__heartbeat__',
     [
-      publicGet(async () => {
+      publicGet(async (ctx) => {
+        const rid = ctx.req.scope?.rid
         const seconds = Number(runtime.settings.heartbeat_timeout_seconds ?? 10)
         const status: Record<string, boolean | null> = {}
         const checks = [...runtime.heartbeats.entries()].map(async ([name, check]) => {
@@ -78,7 +79,7 @@ export function heartbeatService(runtime: Runtime): Service {
             // In maintenance the checks only read, as in readonly (a migration may hold the tables).
             status[name] = await check(runtime.backends, runtime.readonly || runtime.maintenance)
           } catch (err) {
-            runtime.logger.error({err}, `'${name}' heartbeat failed.`)
+            runtime.logger.error({rid, err}, `'${name}' heartbeat failed.`)
             status[name] = false
           }
         })
@@ -88,7 +89,7 @@ export function heartbeatService(runtime: Runtime): Service {
         })
         const outcome = await Promise.race([Promise.all(checks).then(() => 'done' as const), timeout])
         clearTimeout(timer)
-        if (outcome === 'timeout') runtime.logger.error({}, `A heartbeat has exceeded the timeout of ${seconds} seconds.`)
+        if (outcome === 'timeout') runtime.logger.error({rid}, `A heartbeat has exceeded the timeout of ${seconds} seconds.`)
         const snapshot = {...status}
         const failed = Object.values(snapshot).some((v) => v === false)
         // Reads are served in maintenance, so the heartbeat stays 200 and says why writes are not.
@@ -388,6 +389,7 @@ function buildSubrequest(parent: RequestContext, spec: SubrequestSpec, routePref
     body,
     scheme: parent.req.scheme,
     host: parent.req.host,
+    scope: parent.req.scope,
   }
 }
 

@@ -123,7 +123,7 @@ async function onResourceChanged(event: ResourceEvent, ctx: RequestContext): Pro
       const count = await storage.count('history', bucketUri, filters)
       if (count > trimMax + trimThreshold && storage.trimObjects) {
         const deleted = await storage.trimObjects('history', bucketUri, filters, trimMax)
-        ctx.runtime.logger.debug?.({deleted, bucket: bucketUri, resource: resourceName}, 'Trimmed old history entries.')
+        ctx.runtime.logger.debug?.({rid: ctx.req.scope?.rid, deleted, bucket: bucketUri, resource: resourceName}, 'Trimmed old history entries.')
       }
     }
 
