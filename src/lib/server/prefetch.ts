@@ -70,7 +70,6 @@ const objectKey = (resourceName: string, parentId: string, id: string) => `${res
 function prefetchedBackends(inner: TxBackends, plan: ReadPlan, facts: Prefetched, principals: string[]): TxBackends {
   const objects = new Map<string, KintoObject | null>(plan.objects.map((k, i) => [objectKey(k.resourceName, k.parentId, k.id), facts.objects[i]]))
   const acls = new Map(plan.acls.map((uri, i) => [uri, facts.acls[i]]))
-  let boundKey: string | undefined
   const principalSet = new Set(principals)
   const storage = override<Storage>(inner.storage, {
     async get(resourceName, parentId, id) {
@@ -96,13 +95,20 @@ function prefetchedBackends(inner: TxBackends, plan: ReadPlan, facts: Prefetched
       const asked = [...who]
       const same =
         facts.allowed !== null &&
-        (bound === plan.bound || JSON.stringify(bound) === (boundKey ??= JSON.stringify(plan.bound))) &&
+        sameBound(bound, plan.bound) &&
         asked.length === principalSet.size &&
         asked.every((p) => principalSet.has(p))
       return same ? facts.allowed! : inner.permission.checkPermission(asked, bound)
     },
   })
   return {...inner, storage, permission}
+}
+
+function sameBound(a: BoundPermissions, b: BoundPermissions): boolean {
+  if (a === b) return true
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i][0] !== b[i][0] || a[i][1] !== b[i][1]) return false
+  return true
 }
 
 /** `target` with some methods replaced (the others still run on target itself). */
