@@ -108,6 +108,18 @@ describe('new folders from the template', () => {
     }
   })
 
+  it('removes what a crashed run left under a temporary name, not what a live one is making', async () => {
+    const parent = tmp()
+    const dead = path.join(parent, '.data.new-999999999-0123abcd')
+    const live = path.join(parent, `.data.new-${process.pid}-89abcdef`)
+    for (const d of [dead, live]) {
+      mkdirSync(d)
+      writeFileSync(path.join(d, 'PG_VERSION'), '18\n')
+    }
+    expect(await prepareDataDir(path.join(parent, 'data'), fakeInitdb([]))).toEqual({how: 'template'})
+    expect(readdirSync(parent).sort()).toEqual([path.basename(live), 'data'])
+  })
+
   it('an initdb that fails leaves no folder behind', async () => {
     const parent = tmp()
     const dir = path.join(parent, 'data')

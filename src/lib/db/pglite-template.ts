@@ -157,6 +157,30 @@ function siblingTemp(dir: string): string {
   return path.join(path.dirname(dir), `.${path.basename(dir)}.new-${process.pid}-${randomBytes(4).toString('hex')}`)
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** Removes the temporary siblings of dir that a process which has since died left (a crash mid-way). */
+function removeAbandoned(dir: string): void {
+  const prefix = `.${path.basename(dir)}.new-`
+  let names: string[]
+  try {
+    names = readdirSync(path.dirname(dir))
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const m = name.startsWith(prefix) ? /^(\d+)-[0-9a-f]{8}$/.exec(name.slice(prefix.length)) : null
+    if (m && !processAlive(Number(m[1]))) rmSync(path.join(path.dirname(dir), name), {recursive: true, force: true})
+  }
+}
+
 /** Moves a complete folder into place; false when another process put one there first. */
 function moveIntoPlace(tmp: string, dir: string): boolean {
   try {
@@ -187,6 +211,7 @@ export interface PrepareResult {
 export async function prepareDataDir(dir: string, initdb: Initdb, templateFile?: string): Promise<PrepareResult> {
   if (isDatabaseFolder(dir) || !isEmptyOrMissing(dir)) return {how: 'existing'}
   mkdirSync(path.dirname(dir), {recursive: true})
+  removeAbandoned(dir)
   const {template, reason} = loadTemplate(templateFile)
   let why = reason
   if (template) {
