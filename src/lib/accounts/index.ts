@@ -6,8 +6,6 @@
  */
 import {createHmac} from 'node:crypto'
 
-import bcrypt from 'bcryptjs'
-
 import {asInt, asString, type Settings} from '../config/settings.js'
 
 /** Resource name and user id prefix of accounts. */
@@ -41,6 +39,7 @@ export function accountCacheTtl(settings: Settings): number {
 
 /** A `$2b$` bcrypt hash of the password (UTF-8), cost 12, as upstream stores it. */
 export async function hashPassword(password: string): Promise<string> {
+  const {default: bcrypt} = await import('bcryptjs')
   return bcrypt.hash(password, BCRYPT_ROUNDS)
 }
 
@@ -51,6 +50,7 @@ export async function hashPassword(password: string): Promise<string> {
 export async function verifyPassword(password: string, hash: unknown): Promise<boolean> {
   if (typeof hash !== 'string' || !/^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/.test(hash)) return false
   try {
+    const {default: bcrypt} = await import('bcryptjs')
     return await bcrypt.compare(password, hash)
   } catch {
     return false

@@ -2,9 +2,12 @@
  * The small HTTP client of `kinto check --url`: undici with connect/header/body timeouts, bodies
  * read up to a cap, and redirects followed only on the same host name (never to another host).
  */
-import {Agent, request} from 'undici'
+import type {Agent} from 'undici'
 
+import {lazyRequire} from '../lazy.js'
 import {packageVersion} from '../version.js'
+
+const undici = lazyRequire<typeof import('undici')>('undici')
 
 export interface HttpResponse {
   status: number
@@ -48,7 +51,7 @@ export class HttpClient {
   private readonly userAgent = `kinto-ops-check/${packageVersion()}`
 
   constructor(private readonly options: HttpClientOptions) {
-    this.agent = new Agent({
+    this.agent = new (undici().Agent)({
       connect: {timeout: options.timeoutMs},
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
@@ -76,7 +79,7 @@ export class HttpClient {
 
   private async once(url: string, method: string, headers: Record<string, string>): Promise<Omit<HttpResponse, 'url' | 'redirects'>> {
     const signal = AbortSignal.timeout(this.options.timeoutMs * 2)
-    const res = await request(url, {
+    const res = await undici().request(url, {
       method: method as 'GET',
       headers: {'user-agent': this.userAgent, accept: 'application/json', ...headers},
       dispatcher: this.agent,

@@ -16,9 +16,13 @@
 import {lookup} from 'node:dns'
 import {isIP} from 'node:net'
 
-import {StatsD} from 'hot-shots'
+import type {StatsD} from 'hot-shots'
 
+import {lazyRequire} from '../lazy.js'
 import type {Logger} from '../server/runtime.js'
+
+// Loaded when metrics are on: most servers never send any.
+const hotShots = lazyRequire<typeof import('hot-shots')>('hot-shots')
 
 export type Label = readonly [name: string, value: string]
 
@@ -118,7 +122,7 @@ export class StatsdMetrics implements Metrics {
   }
 
   private connect(address: string): void {
-    this.client = new StatsD({
+    this.client = new (hotShots().StatsD)({
       host: address,
       port: this.target.port,
       protocol: 'udp',

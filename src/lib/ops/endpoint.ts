@@ -2,13 +2,16 @@
  * Where a running Kinto answers, and one small undici GET to it: `http(s)://host[:port][/prefix]/v1/`
  * or `unix:/path/to/socket` (the API then at http://localhost/v1/ over that socket).
  */
-import {Agent, request} from 'undici'
+import type {Agent} from 'undici'
 
 import {describeHttpError} from '../check/http.js'
 import {loadConfig} from '../config/index.js'
 import {UsageError} from '../errors.js'
+import {lazyRequire} from '../lazy.js'
 import {packageVersion} from '../version.js'
 import {listRuns} from './registry.js'
+
+const undici = lazyRequire<typeof import('undici')>('undici')
 
 export interface Endpoint {
   /** The API base as given or derived, for messages: `http://127.0.0.1:8888/v1/` or `unix:/run/kinto.sock`. */
@@ -72,7 +75,7 @@ export class EndpointClient {
     readonly endpoint: Endpoint,
     timeoutMs: number,
   ) {
-    this.agent = new Agent({
+    this.agent = new (undici().Agent)({
       connect: {timeout: timeoutMs, ...(endpoint.socketPath ? {socketPath: endpoint.socketPath} : {})},
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
@@ -82,7 +85,7 @@ export class EndpointClient {
 
   /** GET `path` below the API base (`''` for hello, `__heartbeat__`…). Network errors throw. */
   async get(path: string, timeoutMs: number): Promise<GetResult> {
-    const res = await request(new URL(path, this.endpoint.base).href, {
+    const res = await undici().request(new URL(path, this.endpoint.base).href, {
       method: 'GET',
       headers: {'user-agent': `kinto-ops/${packageVersion()}`, accept: 'application/json'},
       dispatcher: this.agent,

@@ -3,14 +3,21 @@
  * against Draft 7 (always), and record/collection/group validation when
  * `experimental_collection_schema_validation` is on.
  */
-import AjvModule, {type ErrorObject, type ValidateFunction} from 'ajv'
+import type AjvModule from 'ajv'
+import type {ErrorObject, ValidateFunction} from 'ajv'
+
+import {lazy, lazyRequire} from '../lazy.js'
 
 type AjvClass = typeof AjvModule.default
-const Ajv = ((AjvModule as unknown as {default?: AjvClass}).default ?? AjvModule) as AjvClass
+const ajvModule = lazyRequire<{default?: AjvClass} & AjvClass>('ajv')
 
-// verbose: errors carry the failing value and the keyword's value, for Python-style messages.
-const ajv = new Ajv({strict: false, validateFormats: false, allErrors: false, verbose: true})
-const draft7 = ajv.getSchema('http://json-schema.org/draft-07/schema')!
+/** The validator and the Draft 7 meta-schema check, made when a schema is first seen. */
+const validator = lazy(() => {
+  const Ajv = ajvModule().default ?? ajvModule()
+  // verbose: errors carry the failing value and the keyword's value, for Python-style messages.
+  const ajv = new Ajv({strict: false, validateFormats: false, allErrors: false, verbose: true})
+  return {ajv, draft7: ajv.getSchema('http://json-schema.org/draft-07/schema')!}
+})
 
 /**
  * The error upstream's jsonschema would report (its best_match, roughly). ajv stops at the first
@@ -24,6 +31,7 @@ function bestError(errors: ErrorObject[]): ErrorObject {
 
 /** Why `schema` is not a valid Draft 7 JSON schema (upstream: `<field><message>`), or null. */
 export function checkSchema(schema: unknown): string | null {
+  const {draft7} = validator()
   if (draft7(schema)) return null
   if (!draft7.errors?.length) return 'Invalid JSON schema'
   const error = bestError(draft7.errors)
@@ -123,7 +131,7 @@ function compile(schema: Record<string, unknown>): ValidateFunction {
     // Schemas are checked as Draft 7 whatever their `$schema` says, as upstream's checks do.
     const {$schema: _ignored, ...rest} = schema
     try {
-      fn = ajv.compile(rest)
+      fn = validator().ajv.compile(rest)
     } catch (err) {
       throw new SchemaValidationError('schema', (err as Error).message)
     }
