@@ -2,7 +2,7 @@
  * New embedded folders: unpacked from the build's template (initdb only when it cannot be used),
  * complete or not at all.
  */
-import {copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {gunzipSync} from 'node:zlib'
@@ -67,6 +67,15 @@ describe('new folders from the template', () => {
     } finally {
       await c.close()
     }
+  })
+
+  it('fills the folder a symlink points to, keeping the link', async () => {
+    const parent = tmp()
+    mkdirSync(path.join(parent, 'disk'))
+    symlinkSync(path.join(parent, 'disk'), path.join(parent, 'data'))
+    expect(await prepareDataDir(path.join(parent, 'data'), fakeInitdb([]))).toEqual({how: 'template'})
+    expect(lstatSync(path.join(parent, 'data')).isSymbolicLink()).toBe(true)
+    expect(isDatabaseFolder(path.join(parent, 'disk'))).toBe(true)
   })
 
   it('leaves a folder with other files in it alone', async () => {

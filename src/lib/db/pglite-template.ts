@@ -12,7 +12,7 @@
  * test suite makes one when the build's is missing or stale.
  */
 import {randomBytes} from 'node:crypto'
-import {existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
@@ -210,6 +210,8 @@ export interface PrepareResult {
  */
 export async function prepareDataDir(dir: string, initdb: Initdb, templateFile?: string): Promise<PrepareResult> {
   if (isDatabaseFolder(dir) || !isEmptyOrMissing(dir)) return {how: 'existing'}
+  // a symlink to an empty folder: fill that folder (a rename would not replace the link)
+  if (existsSync(dir)) dir = realpathSync(dir)
   mkdirSync(path.dirname(dir), {recursive: true})
   removeAbandoned(dir)
   const {template, reason} = loadTemplate(templateFile)
