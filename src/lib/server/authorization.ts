@@ -113,6 +113,18 @@ function planFor(parts: string[], uri: string, permission: string): Array<[numbe
 
 /** Every (uri, permission) pair that grants `permission` on `uri`, longest URIs first. */
 export function inheritedPermissions(uri: string, permission: string): BoundPermissions {
+  // A read asks twice for the same pairs (the prefetch plans them, the check uses them): the last
+  // answer is kept, and the same array lets the prefetched check recognise its pairs at once.
+  if (uri === last.uri && permission === last.permission) return last.bound
+  const bound = computeInheritedPermissions(uri, permission)
+  last = {uri, permission, bound}
+  return bound
+}
+
+/** The last answer of inheritedPermissions (its arrays are never modified by callers). */
+let last: {uri: string; permission: string; bound: BoundPermissions} = {uri: '\u0000', permission: '', bound: []}
+
+function computeInheritedPermissions(uri: string, permission: string): BoundPermissions {
   const parts = uri.split('/')
   let key = `${parts.length}\u0000${permission}`
   for (let i = 1; i < parts.length; i += 2) key += `\u0000${parts[i]}`
