@@ -24,7 +24,7 @@ import {existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import os from 'node:os'
 import path from 'node:path'
 
-import {cliFigures, manifestCopy} from './lib/cli-figures.js'
+import {cliFigures, noManifestCopy} from './lib/cli-figures.js'
 import {createBenchDatabase, loadDataset, migrate, writeBenchIni} from './lib/dataset.js'
 import {runLoad} from './lib/load.js'
 import {renderResults} from './lib/report.js'
@@ -75,12 +75,21 @@ const out = path.resolve(opt('--out', path.join(root, 'bench', filtered ? 'RESUL
 // ---------------------------------------------------------------------------------------------
 // Build: the bench measures the built CLI (bin/run.js), as operators run it.
 
-/** `npm run build`'s second step: the empty PGlite cluster new embedded databases are unpacked from. */
+/**
+ * `npm run build`'s steps after tsc: the empty PGlite cluster new embedded databases are unpacked
+ * from, and the oclif manifest bin/run.js starts from.
+ */
 async function pgliteTemplate(dir) {
-  const script = path.join(dir, 'scripts', 'pglite-template.mjs')
-  if (!existsSync(script)) return
-  const r = await run(process.execPath, [script], {cwd: dir, timeoutMs: 300_000})
-  if (r.code !== 0) note(`no PGlite template, new embedded databases run initdb: ${r.stderr.trim().split('\n').pop()}`)
+  const template = path.join(dir, 'scripts', 'pglite-template.mjs')
+  if (existsSync(template)) {
+    const r = await run(process.execPath, [template], {cwd: dir, timeoutMs: 300_000})
+    if (r.code !== 0) note(`no PGlite template, new embedded databases run initdb: ${r.stderr.trim().split('\n').pop()}`)
+  }
+  const manifest = path.join(dir, 'scripts', 'manifest.mjs')
+  if (existsSync(manifest)) {
+    const r = await run(process.execPath, [manifest], {cwd: dir, timeoutMs: 120_000})
+    if (r.code !== 0) note(`no oclif manifest, the CLI imports every command at start: ${r.stderr.trim().split('\n').pop()}`)
+  }
 }
 
 async function ensureBuild() {
@@ -287,12 +296,12 @@ if (selected.some((id) => HTTP_IDS.includes(id))) {
 
 if (selected.includes('cli')) {
   note(`CLI figures (median of ${cfg.cliRuns} runs)…`)
-  const copy = await manifestCopy()
+  const copy = await noManifestCopy()
   try {
-    const bins = {built: kintoBin(), ...(copy ? {manifest: copy.bin} : {})}
+    const bins = {built: kintoBin(), ...(copy ? {noManifest: copy.bin} : {})}
     const fig = await cliFigures({bins, runs: cfg.cliRuns, adminUrl: pg?.url, full: !quick})
     report.cli = fig.built
-    report.cliManifest = fig.manifest
+    report.cliNoManifest = fig.noManifest
   } finally {
     copy?.cleanup()
   }

@@ -5,7 +5,7 @@ import {readFileSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 
-import {Config} from '@oclif/core'
+import {Config, Plugin} from '@oclif/core'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -26,7 +26,10 @@ export interface SurfaceCommand {
 }
 
 export async function cliSurface(): Promise<SurfaceCommand[]> {
-  const config = await Config.load({root})
+  // The commands as src/ defines them now, not as the last build's oclif.manifest.json lists them.
+  const plugin = new Plugin({root, isRoot: true, ignoreManifest: true})
+  await plugin.load()
+  const config = await Config.load({root, plugins: new Map([[plugin.name, plugin]])})
   const out: SurfaceCommand[] = []
   for (const c of [...config.commands].sort((a, b) => a.id.localeCompare(b.id))) {
     const flags: Record<string, SurfaceFlag> = {}

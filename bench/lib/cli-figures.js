@@ -40,35 +40,27 @@ export async function migrateFigures(bin, engine, adminUrl, runs) {
 }
 
 /**
- * A copy of the built CLI with an oclif.manifest.json, as a packaged release ships it (package.json
- * `files` lists it). Without one, oclif imports every command module to learn the commands at
- * each start. Returns the bin path and a cleanup, or null when it cannot be made.
+ * A copy of the built CLI without the oclif.manifest.json the build writes: what a start costs when
+ * oclif must import every command module to learn the commands (a build that skipped that step).
+ * Returns the bin path and a cleanup, or null when it cannot be made.
  */
-export async function manifestCopy() {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-bench-manifest-'))
+export async function noManifestCopy() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-bench-nomanifest-'))
   try {
     for (const d of ['bin', 'dist', 'templates', 'sql']) if (existsSync(path.join(targetRoot(), d))) cpSync(path.join(targetRoot(), d), path.join(dir, d), {recursive: true})
     cpSync(path.join(targetRoot(), 'package.json'), path.join(dir, 'package.json'))
     symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'))
-    const script = `
-      import {Plugin} from '@oclif/core'
-      import {writeFileSync} from 'node:fs'
-      const p = new Plugin({root: process.cwd(), type: 'core', ignoreManifest: true, errorOnManifestCreate: true})
-      await p.load()
-      writeFileSync('oclif.manifest.json', JSON.stringify(p.manifest))`
-    const r = await run(process.execPath, ['--input-type=module', '-e', script], {cwd: dir})
-    if (r.code !== 0) throw new Error(r.stderr)
     return {bin: path.join(dir, 'bin', 'run.js'), dir, cleanup: () => rmSync(dir, {recursive: true, force: true})}
   } catch (err) {
-    note(`could not make a copy with an oclif manifest: ${err.message}`)
+    note(`could not make a copy without the oclif manifest: ${err.message}`)
     rmSync(dir, {recursive: true, force: true})
     return null
   }
 }
 
 /**
- * Every CLI figure of issue 9. `bins` maps a label to a bin (the build as is, and the same with an
- * oclif manifest); the runs of the bins alternate, so that noise from other processes hits them
+ * Every CLI figure of issue 9. `bins` maps a label to a bin (the build as is, and the same without
+ * its oclif manifest); the runs of the bins alternate, so that noise from other processes hits them
  * alike. The migrate figures run fresh databases; PGlite's full install (initdb) is slow, so it is
  * measured for the first bin only and only when `full`.
  */
