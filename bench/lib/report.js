@@ -111,7 +111,7 @@ export function renderResults(r) {
       L.push(`| \`kinto migrate\`, no-op, PostgreSQL | ${sec(c.pg.noop)} | ${sec(k.pg?.noop)} | < 0.500 s | ${verdict(c.pg.noop < 500)} |`)
     }
     if (c.pglite) {
-      L.push(`| \`kinto migrate\`, full install, PGlite (initdb included; median of ${c.pglite.runs}) | ${sec(c.pglite.install)} | | < 2 s | ${verdict(c.pglite.install < 2000)} |`)
+      L.push(`| \`kinto migrate\`, full install, PGlite (new cluster included: the build's template, else initdb; median of ${c.pglite.runs}) | ${sec(c.pglite.install)} | | < 2 s | ${verdict(c.pglite.install < 2000)} |`)
       L.push(`| \`kinto migrate\`, no-op, PGlite | ${sec(c.pglite.noop)} | | < 0.500 s | ${verdict(c.pglite.noop < 500)} |`)
     }
     L.push('')
