@@ -113,16 +113,22 @@ function planFor(parts: string[], uri: string, permission: string): Array<[numbe
 
 /** Every (uri, permission) pair that grants `permission` on `uri`, longest URIs first. */
 export function inheritedPermissions(uri: string, permission: string): BoundPermissions {
-  // A read asks twice for the same pairs (the prefetch plans them, the check uses them): the last
-  // answer is kept, and the same array lets the prefetched check recognise its pairs at once.
-  if (uri === last.uri && permission === last.permission) return last.bound
-  const bound = computeInheritedPermissions(uri, permission)
-  last = {uri, permission, bound}
+  // A read asks twice for the same pairs (the prefetch plans them, the check uses them), with
+  // other requests' reads in between: recent answers are kept, and the same array lets the
+  // prefetched check recognise its pairs at once.
+  const key = `${permission}\u0000${uri}`
+  let bound = recent.get(key)
+  if (bound === undefined) {
+    bound = computeInheritedPermissions(uri, permission)
+    if (recent.size >= MAX_RECENT) recent.clear()
+    recent.set(key, bound)
+  }
   return bound
 }
 
-/** The last answer of inheritedPermissions (its arrays are never modified by callers). */
-let last: {uri: string; permission: string; bound: BoundPermissions} = {uri: '\u0000', permission: '', bound: []}
+/** Recent answers of inheritedPermissions (their arrays are never modified by callers). */
+const recent = new Map<string, BoundPermissions>()
+const MAX_RECENT = 256
 
 function computeInheritedPermissions(uri: string, permission: string): BoundPermissions {
   const parts = uri.split('/')
