@@ -8,7 +8,8 @@ import {request as httpRequest} from 'node:http'
 
 import {afterAll, describe, expect, test} from 'vitest'
 
-import {listRuns, processAlive, type RunEntry} from '../../src/lib/ops/registry.js'
+import {listRuns, type RunEntry} from '../../src/lib/ops/registry.js'
+import {processAlive} from '../../src/lib/process.js'
 import {runCli} from '../helpers/cli.js'
 import {realServerUrl} from '../helpers/db.js'
 import {opsIni, sleep, spawnStart, type OpsIni, type Started} from '../helpers/ops-servers.js'

@@ -18,6 +18,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {gunzipSync} from 'node:zlib'
+import {processAlive} from '../process.js'
 
 export interface TemplateStamp {
   /** @electric-sql/pglite version that made the template. */
@@ -155,15 +156,6 @@ function isEmptyOrMissing(dir: string): boolean {
 /** A temporary sibling of dir, on the same file system (so that the rename is atomic). */
 function siblingTemp(dir: string): string {
   return path.join(path.dirname(dir), `.${path.basename(dir)}.new-${process.pid}-${randomBytes(4).toString('hex')}`)
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 /** Removes the temporary siblings of dir that a process which has since died left (a crash mid-way). */

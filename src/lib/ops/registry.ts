@@ -17,6 +17,7 @@ import os from 'node:os'
 import path from 'node:path'
 
 import {writeFileAtomic} from '../config/atomic.js'
+import {processAlive} from '../process.js'
 
 export type RunRole = 'server' | 'primary' | 'worker'
 
@@ -98,15 +99,6 @@ export function processStartTime(pid: number): string | undefined {
     return fields[19]
   } catch {
     return undefined
-  }
-}
-
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

@@ -18,6 +18,7 @@ import path from 'node:path'
 
 import type {Queryable} from '../db/index.js'
 import {ExitCode, KintoError} from '../errors.js'
+import {processAlive} from '../process.js'
 
 export const MIGRATION_LOCK_NAME = 'kinto-ops:migrate'
 /** int64 of the first 8 bytes of sha256(MIGRATION_LOCK_NAME), big-endian, signed. */
@@ -164,15 +165,6 @@ function inUseError(opts: LockWaitOptions, h: FileLockHolder): KintoError {
 
 export function pgliteLockPath(dataDir: string): string {
   return `${dataDir.replace(/[\\/]+$/, '')}.kinto-migrate.lock`
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 /**
