@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 
 /** Shared flags, defined once. Every command that reads config takes --ini. */
 export const iniFlag = Flags.string({
@@ -100,3 +100,9 @@ export const forFlag = Flags.string({
   summary: 'Turn it off by itself after this long (e.g. 30m, 2h); the ini says until when.',
   helpValue: 'DURATION',
 })
+
+/** The flags of `kinto readonly|maintenance` (backoff adds --percentage). */
+export const toggleFlags = {ini: iniFlag, for: forFlag, reload: reloadFlag}
+
+/** The `on`/`off` argument of `kinto readonly|maintenance`. */
+export const onOffArg = Args.string({description: '`on` or `off`.', required: true, options: ['on', 'off']})

@@ -3,10 +3,10 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {forFlag, iniFlag, reloadFlag} from '../flags.js'
 import {resolveIniPath} from '../lib/config/index.js'
-import {ExitCode, UsageError} from '../lib/errors.js'
-import {renderToggle} from '../lib/ops/render.js'
+import {UsageError} from '../lib/errors.js'
 import {parseForFlag} from '../lib/ops/toggle-command.js'
 import {setToggle, type ToggleResult} from '../lib/ops/toggle.js'
+import {reportToggle} from '../toggle-output.js'
 
 export default class Backoff extends BaseCommand<typeof Backoff> {
   static summary = 'Ask clients to back off (the Backoff header), or stop asking.'
@@ -62,8 +62,6 @@ Exit codes: 0 done (and every running server took it); 1 failed, or a running se
       forSeconds: parseForFlag(flags.for),
       reload: flags.reload,
     })
-    if (!this.jsonEnabled()) for (const line of renderToggle(result)) this.log(line)
-    if (!result.reload.ok && result.reload.requested) process.exitCode = ExitCode.FAILED
-    return result
+    return reportToggle(this, result)
   }
 }

@@ -1,12 +1,9 @@
-import {Args} from '@oclif/core'
-
 import {BaseCommand} from '../base-command.js'
-import {forFlag, iniFlag, reloadFlag} from '../flags.js'
+import {onOffArg, toggleFlags} from '../flags.js'
 import {resolveIniPath} from '../lib/config/index.js'
-import {ExitCode} from '../lib/errors.js'
-import {renderToggle} from '../lib/ops/render.js'
 import {switchToggle} from '../lib/ops/toggle-command.js'
 import type {ToggleResult} from '../lib/ops/toggle.js'
+import {reportToggle} from '../toggle-output.js'
 
 export default class Readonly extends BaseCommand<typeof Readonly> {
   static summary = 'Turn read-only mode on or off (kinto.readonly).'
@@ -22,21 +19,12 @@ Exit codes: 0 done (and every running server took it); 1 failed, or a running se
 
   static enableJsonFlag = true
 
-  static args = {
-    state: Args.string({description: '`on` or `off`.', required: true, options: ['on', 'off']}),
-  }
+  static args = {state: onOffArg}
 
-  static flags = {
-    ini: iniFlag,
-    for: forFlag,
-    reload: reloadFlag,
-  }
+  static flags = toggleFlags
 
   async run(): Promise<ToggleResult> {
     const {args, flags} = this
-    const result = await switchToggle({toggle: 'readonly', state: args.state, iniPath: resolveIniPath(flags.ini), for: flags.for, reload: flags.reload})
-    if (!this.jsonEnabled()) for (const line of renderToggle(result)) this.log(line)
-    if (!result.reload.ok && result.reload.requested) process.exitCode = ExitCode.FAILED
-    return result
+    return reportToggle(this, await switchToggle({toggle: 'readonly', state: args.state, iniPath: resolveIniPath(flags.ini), for: flags.for, reload: flags.reload}))
   }
 }
