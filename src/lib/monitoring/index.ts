@@ -1,13 +1,13 @@
 /**
  * Observability of the runtime: StatsD metrics and the request-summary logs. createApp builds one
- * Monitoring per app and calls it at four points:
+ * Monitoring per app and calls it at three points:
  *
  *   instrumentBackends(backends)  before the Runtime is built (timers, when metrics are on)
  *   instrumentRuntime(runtime)    once plugins are included (view/policy timers, batch summaries)
- *   scope(headers)                as each request arrives (its `rid`, carried by the request)
  *   responded(req, response, …)   as each response leaves (per-response metrics; the summary line
  *                                 of responses the runtime never saw: 413, unroutable methods…)
  *
+ * Each request carries its scope (`rid`: newRequestScope() as it arrives, KintoRequest.scope).
  * The runtime logs `request.summary` itself (`logger.info(fields, 'request.summary')`); the logger
  * handed to it here adds `rid` and `batch_size`, and writes the line to the `request.summary`
  * logger when the app's logger comes from createLogging() (else to the app's logger as it is).
@@ -20,7 +20,7 @@ import type {Backends, KintoRequest, KintoResponse} from '../server/types.js'
 import {instrumentBackends, instrumentRuntime, ResponseMetrics} from './instrument.js'
 import {loggingOf, SUBREQUEST_LOGGER, SUMMARY_LOGGER} from './logging.js'
 import {StatsdMetrics, type Metrics} from './metrics.js'
-import {newRequestScope, REQUEST_SCOPE, requestIdFrom, type RequestScope} from './request-scope.js'
+import {REQUEST_SCOPE, requestIdFrom, type RequestScope} from './request-scope.js'
 import {statsdBackendWarning, statsdTarget} from './statsd-settings.js'
 
 export {instrumentBackends, instrumentRuntime, matchService, upstreamMethodName} from './instrument.js'
@@ -107,11 +107,6 @@ export class Monitoring {
       })
       return result
     }
-  }
-
-  /** A new request's scope (request id from X-Request-Id, or a new one). */
-  scope(headers: Record<string, string | string[] | undefined>): RequestScope {
-    return newRequestScope(headers)
   }
 
   /**

@@ -79,9 +79,9 @@ interface MozlogRecord {
   Fields?: Record<string, unknown>
 }
 
-/** Whether a handler lets through everything its logger does (so it needs no level check of its own). */
-function handlerLevelCovers(entry: StreamEntry, loggerLevel: PyLevel): boolean {
-  return pino.levels.values[entry.level ?? 'info'] <= pino.levels.values[pinoLevel(loggerLevel)]
+/** Whether a logger or handler at `threshold` lets records of `level` through. */
+function passes(threshold: pino.Level, level: pino.Level): boolean {
+  return pino.levels.values[threshold] <= pino.levels.values[level]
 }
 
 export class KintoLogging {
@@ -169,7 +169,7 @@ export class KintoLogging {
       },
       // One handler (the usual case): its stream directly, at the handler's level folded into the
       // logger's (multistream would re-check the level and copy per line).
-      streams.length === 0 ? {write() {}} : streams.length === 1 && handlerLevelCovers(streams[0], level) ? streams[0].stream : pino.multistream(streams),
+      streams.length === 0 ? {write() {}} : streams.length === 1 && passes(streams[0].level ?? 'info', pinoLevel(level)) ? streams[0].stream : pino.multistream(streams),
     )
   }
 
@@ -217,14 +217,14 @@ export class KintoLogging {
    */
   infoWriter(name: string): ((fields: Record<string, unknown>) => void) | null {
     const {level, handlers} = resolveLogger(this.plan, name)
-    if (handlers.length === 0 || pino.levels.values[pinoLevel(level)] > pino.levels.values.info) return null
+    if (handlers.length === 0 || !passes(pinoLevel(level), 'info')) return null
     const outputs: Array<{target: LineSink; render: (record: MozlogRecord) => string}> = []
     for (const handler of handlers) {
       const target = this.target(handler.target)
       if (!target) continue
       const render = this.rendererFor(handler, target)
       if (!render) return null
-      if (pino.levels.values[pinoLevel(handler.level)] <= pino.levels.values.info) outputs.push({target, render})
+      if (passes(pinoLevel(handler.level), 'info')) outputs.push({target, render})
     }
     const pid = process.pid
     return (fields) => {

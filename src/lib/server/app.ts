@@ -6,7 +6,7 @@
 import Fastify, {LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest} from 'fastify'
 
 import {asString, type Settings} from '../config/settings.js'
-import {createMonitoring, type Monitoring, type RequestScope} from '../monitoring/index.js'
+import {createMonitoring, newRequestScope, type Monitoring, type RequestScope} from '../monitoring/index.js'
 import {ERRNO, HttpError, invalid, methodNotAllowed, rawHttpResponse, requestTooLarge, writeClientError} from './errors.js'
 import {registerPlugin} from './plugins/index.js'
 import {statsdPlugin} from './plugins/statsd.js'
@@ -99,7 +99,7 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     method: METHODS,
     url: '*',
     handler: async (req, reply) => {
-      const scope = monitoring.scope(req.headers)
+      const scope = newRequestScope(req.headers)
       let kreq: KintoRequest
       try {
         kreq = toKintoRequest(runtime, req, scope)
