@@ -1,7 +1,6 @@
-import {createRequire} from 'node:module'
-
 import type pg from 'pg'
 
+import {lazy, lazyRequire} from '../lazy.js'
 import {connectionError, type DbTarget} from './errors.js'
 import type {PoolOptions, Queryable, QueryOptions, QueryResult, SqlClient} from './types.js'
 import {maskUrl, parseDbUrl} from './url.js'
@@ -10,16 +9,15 @@ import {maskUrl, parseDbUrl} from './url.js'
  * `pg`, loaded when the first server client is made: the commands on the embedded engine never
  * need it (~30 ms of every start).
  */
-let pgModule: typeof pg | undefined
-function loadPg(): typeof pg {
-  if (pgModule) return pgModule
-  pgModule = createRequire(import.meta.url)('pg') as typeof pg
+const requirePg = lazyRequire<typeof pg>('pg')
+const loadPg = lazy(() => {
+  const pgModule = requirePg()
   // Timestamps without time zone come back as strings: Kinto converts them in SQL (as_epoch).
   pgModule.types.setTypeParser(1114, (v: string) => v)
   // BIGINT (as_epoch results) as JS numbers: epoch milliseconds fit in 2^53.
   pgModule.types.setTypeParser(20, (v: string) => Number(v))
   return pgModule
-}
+})
 
 /** Whether named prepared statements work on this database (not behind a pooler that drops them). */
 interface NamedStatements {

@@ -18,6 +18,8 @@ import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {gunzipSync} from 'node:zlib'
+
+import {lazy} from '../lazy.js'
 import {processAlive} from '../process.js'
 
 export interface TemplateStamp {
@@ -36,17 +38,12 @@ export interface Template {
 
 const TEMPLATE_FILE = 'pglite-template.tar.gz'
 
-let installedVersion: string | undefined
-
 /** The installed @electric-sql/pglite version. */
-export function pgliteVersion(): string {
-  if (installedVersion) return installedVersion
-  const require = createRequire(import.meta.url)
+export const pgliteVersion = lazy((): string => {
   // dist/index.cjs → the package folder (package.json itself is not exported)
-  const pkg = path.join(path.dirname(require.resolve('@electric-sql/pglite')), '..', 'package.json')
-  installedVersion = String(JSON.parse(readFileSync(pkg, 'utf8')).version)
-  return installedVersion
-}
+  const pkg = path.join(path.dirname(createRequire(import.meta.url).resolve('@electric-sql/pglite')), '..', 'package.json')
+  return String(JSON.parse(readFileSync(pkg, 'utf8')).version)
+})
 
 /** Where the build puts the template: dist/ of this package (also when running from src/). */
 export function shippedTemplatePath(): string {
