@@ -1,25 +1,17 @@
 /** The embedded engine's settings: shared_buffers from the pglite: URL, validated, reaching the engine. */
-import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
-import os from 'node:os'
+import {existsSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
-import {afterAll, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {DatabaseRegistry, openDatabase, parseDbUrl} from '../../src/lib/db/index.js'
 import {DEFAULT_SHARED_BUFFERS} from '../../src/lib/db/pglite-driver.js'
 import {isKintoError} from '../../src/lib/errors.js'
 import {runCli} from '../helpers/cli.js'
 import {createPgliteDatabase} from '../helpers/db.js'
+import {tempFolders} from '../helpers/tmp.js'
 
-const tmpDirs: string[] = []
-function tmp(): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-pglite-engine-'))
-  tmpDirs.push(dir)
-  return dir
-}
-afterAll(() => {
-  for (const d of tmpDirs) rmSync(d, {recursive: true, force: true})
-})
+const tmp = tempFolders('pglite-engine')
 
 function urlError(url: string): unknown {
   try {

@@ -2,25 +2,17 @@
  * New embedded folders: unpacked from the build's template (initdb only when it cannot be used),
  * complete or not at all.
  */
-import {copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
-import os from 'node:os'
+import {copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {gunzipSync} from 'node:zlib'
 
-import {afterAll, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {openDatabase} from '../../src/lib/db/index.js'
 import {isDatabaseFolder, loadTemplate, prepareDataDir, readTar, stampPath} from '../../src/lib/db/pglite-template.js'
+import {tempFolders} from '../helpers/tmp.js'
 
-const tmpDirs: string[] = []
-function tmp(): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-pglite-engine-'))
-  tmpDirs.push(dir)
-  return dir
-}
-afterAll(() => {
-  for (const d of tmpDirs) rmSync(d, {recursive: true, force: true})
-})
+const tmp = tempFolders('pglite-engine')
 
 describe('new folders from the template', () => {
   const {template} = loadTemplate()
