@@ -5,7 +5,7 @@ import pino from 'pino'
 import {createBackends} from '../../src/lib/backends.js'
 import {buildSettings} from '../../src/lib/config/settings.js'
 import {createApp} from '../../src/lib/server/app.js'
-import type {Logger} from '../../src/lib/server/runtime.js'
+import type {Logger} from '../../src/lib/logger.js'
 
 /** The settings http_checks.py's `plugins` group needs (shared/acceptance/README.md). */
 export const ACCEPTANCE_PLUGINS: Record<string, string> = {

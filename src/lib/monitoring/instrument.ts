@@ -190,11 +190,7 @@ export function instrumentRuntime(runtime: Runtime, metrics: Metrics): void {
 
 /** The service and route params serving a decoded path, or null (404, redirects). */
 export function matchService(runtime: Runtime, path: string): {service: Service; params: Record<string, string>} | null {
-  const prefix = `/${runtime.routePrefix}`
-  if (!path.startsWith(prefix)) return null
-  const below = path.slice(prefix.length)
-  if (!below.startsWith('/')) return null
-  return runtime.router.match(below)
+  return runtime.route(path)
 }
 
 export interface ResponseFacts {

@@ -19,7 +19,7 @@ import {isIP} from 'node:net'
 import type {StatsD} from 'hot-shots'
 
 import {lazyRequire} from '../lazy.js'
-import type {Logger} from '../server/runtime.js'
+import type {Logger} from '../logger.js'
 
 // Loaded when metrics are on: most servers never send any.
 const hotShots = lazyRequire<typeof import('hot-shots')>('hot-shots')

@@ -11,7 +11,9 @@ import {ERRNO, HttpError, invalid, methodNotAllowed, rawHttpResponse, requestToo
 import {registerPlugin} from './plugins/index.js'
 import {statsdPlugin} from './plugins/statsd.js'
 import {parsePlugins} from './setup.js'
-import {decodePath, Runtime, type ConfigInfo, type Logger} from './runtime.js'
+import type {Logger} from '../logger.js'
+import {decodePath} from './router.js'
+import {Runtime, type ConfigInfo} from './runtime.js'
 import {parseQuery} from './querystring.js'
 import type {Backends, KintoRequest, KintoResponse} from './types.js'
 

@@ -2,6 +2,12 @@
  * CORS as upstream's services do it (kinto-reference §4.9): `cors_origins` glob patterns, the
  * exposed headers per method, and the preflight answer.
  */
+import {asInt, asList, type Settings} from '../config/settings.js'
+import {invalid, invalidParameters} from './errors.js'
+import {allowedMethods, type Service, type ViewDef} from './router.js'
+import type {KintoRequest, KintoResponse} from './types.js'
+
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 /** Exposed on every response (upstream's Service.default_cors_headers). */
 export const DEFAULT_EXPOSED_HEADERS = ['Backoff', 'Retry-After', 'Alert', 'Content-Length', 'Content-Type']
@@ -60,4 +66,52 @@ export class CorsPolicy {
     if (this.origins.includes(origin)) return origin
     return null
   }
+}
+
+/** The CORS policy of `cors_origins` and `cors_max_age_seconds`. */
+export function corsPolicyFrom(settings: Settings): CorsPolicy {
+  const maxAge = asInt(settings, 'cors_max_age_seconds', null)
+  return new CorsPolicy(asList(settings, 'cors_origins'), maxAge || null)
+}
+
+/** The answer to a CORS preflight (OPTIONS with Access-Control-Request-Method) on a service. */
+export function preflight(req: KintoRequest, service: Service, cors: CorsPolicy, readonly: boolean): KintoResponse {
+  const origin = req.headers.origin
+  const requestedMethod = req.headers['access-control-request-method']
+  const issues = []
+  if (!origin) issues.push({location: 'header', name: 'Origin', description: 'this header is mandatory'})
+  if (!requestedMethod) {
+    issues.push({location: 'header', name: 'Access-Control-Request-Method', description: 'this header is mandatory'})
+  }
+  if (issues.length > 0) throw invalidParameters(issues)
+  // Write views stay registered so that readonly can be switched off live; preflights hide them.
+  const methods = corsMethods(service).filter((m) => !readonly || READ_METHODS.has(m))
+  if (!methods.includes(requestedMethod!)) {
+    throw invalid('header', 'Access-Control-Request-Method', 'Method not allowed')
+  }
+  const requestedHeaders = (req.headers['access-control-request-headers'] ?? '')
+    .split(',')
+    .map((h) => h.trim())
+    .filter(Boolean)
+  const supported = new Set<string>()
+  for (const view of service.views.values()) for (const h of exposedHeaders(view)) supported.add(h)
+  for (const h of requestedHeaders) supported.add(h)
+  const headers: Record<string, string> = {
+    'Access-Control-Allow-Headers': [...supported].join(','),
+    'Access-Control-Allow-Methods': methods.join(','),
+  }
+  if (cors.maxAgeSeconds !== null) headers['Access-Control-Max-Age'] = String(cors.maxAgeSeconds)
+  if (!cors.matches(origin!)) throw invalid('header', 'Origin', `${origin} not allowed`)
+  return {status: 200, headers}
+}
+
+function corsMethods(service: Service): string[] {
+  const methods = allowedMethods(service)
+  if (!methods.includes('OPTIONS')) methods.push('OPTIONS')
+  return methods
+}
+
+/** The headers exposed to browsers on responses of a view. */
+export function exposedHeaders(view: ViewDef): string[] {
+  return [...DEFAULT_EXPOSED_HEADERS, ...(view.corsHeaders ?? [])]
 }

@@ -3,7 +3,7 @@
  * (src/lib/prefetch.ts) for everything its pipeline is about to read — the caller's groups, the
  * permission decision, the parent collection, the object, its ACL, the list timestamp — and then
  * runs unchanged against backends that answer those calls from the result. Every rule stays where
- * it is (authorization.ts, resource.ts, resources.ts); only the round trips go. A call the
+ * it is (authorization.ts, resource/request.ts, resources.ts); only the round trips go. A call the
  * prefetch did not cover (another object, a shared-objects lookup, a list) goes to the backends.
  *
  * Only top-level reads outside any transaction prefetch (a batch's sub-requests run inside the

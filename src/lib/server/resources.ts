@@ -11,7 +11,9 @@ import type {ResourceEvent} from './events.js'
 import {cacheExpiresHeaders} from './headers.js'
 import {checkSchema, SchemaValidationError, validateAgainstSchema} from './jsonschema.js'
 import {isPlainObject} from './patch.js'
-import {defaultCacheHeaders, PERMISSIONS_FIELD, pyRepr, type ResourceDefinition, type ResourceRequest} from './resource.js'
+import {PERMISSIONS_FIELD, type ResourceDefinition} from './resource/definition.js'
+import {pyRepr} from './resource/py-repr.js'
+import {defaultCacheHeaders, type ResourceRequest} from './resource/request.js'
 import type {Runtime} from './runtime.js'
 
 function schemaField(data: Record<string, unknown>, field: string, prefix: string, issues: ValidationIssue[]): void {

@@ -8,6 +8,7 @@
  */
 import type {AuthorizationContext} from './authorization.js'
 import type {RequestContext} from './context.js'
+import {ERRNO, HttpError} from './errors.js'
 import type {ViewResult} from './types.js'
 
 export type PermissionMode =
@@ -146,3 +147,24 @@ export function formatPattern(pattern: string, params: Record<string, string>): 
 
 /** Patterns are the services' own (a handful): each is split once. */
 const compiledPatterns = new Map<string, string[]>()
+
+/** The view serving a method (HEAD falls back to GET). */
+export function findView(service: Service, method: string): ViewDef | undefined {
+  return service.views.get(method) ?? (method === 'HEAD' ? service.views.get('GET') : undefined)
+}
+
+/** The methods a service answers (405 Allow), HEAD included when it serves GET. */
+export function allowedMethods(service: Service): string[] {
+  const methods = [...service.views.keys()]
+  if (methods.includes('GET') && !methods.includes('HEAD')) methods.push('HEAD')
+  return methods
+}
+
+/** Decodes a URL path; 400 "Invalid URL path." when it is not UTF-8. */
+export function decodePath(raw: string): string {
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    throw new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: 'Invalid URL path.'})
+  }
+}

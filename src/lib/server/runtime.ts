@@ -9,53 +9,36 @@
  *   permission (401/403) → CORS origin → view (validation 400, …) → events → commit.
  * Every response then gets the CSP, nosniff, Backoff and CORS headers.
  */
-import {isKintoError} from '../errors.js'
-import {asBool, asInt, asList, asString, type Settings} from '../config/settings.js'
+import {asBool, asInt, asString, type Settings} from '../config/settings.js'
+import {silentLogger, type Logger} from '../logger.js'
 import {activeState, serviceStateFrom, type ActiveState, type ServiceState} from '../ops/state.js'
-import {
-  BackendError,
-  IntegrityError,
-  ObjectNotFoundError,
-  PreconditionFailedError,
-  ReadonlyTimestampError,
-  UnicityError,
-} from '../storage/types.js'
+import {BackendError} from '../storage/types.js'
 import {policiesFromSettings, type AuthenticationPolicy} from './auth.js'
 import {permits} from './authorization.js'
 import {RequestContext, newBoundData, type BoundData} from './context.js'
-import {CorsPolicy, DEFAULT_EXPOSED_HEADERS} from './cors.js'
+import {CorsPolicy, DEFAULT_EXPOSED_HEADERS, corsPolicyFrom, exposedHeaders, preflight} from './cors.js'
+import {endOfService, eosAlertHeader} from './eos.js'
+import {httpErrorFor} from './error-mapping.js'
 import {
   ERRNO,
   HttpError,
   MESSAGES,
   forbidden,
-  integrityError,
-  internalError,
   invalid,
-  invalidParameters,
   isHttpError,
   methodNotAllowed,
-  notFoundObject,
   serviceUnavailable,
   unauthorized,
 } from './errors.js'
 import {REQUEST_SCOPE} from '../monitoring/request-scope.js'
 import {EventBus, EventCollector, drainEvents} from './events.js'
 import {idGeneratorsFromSettings, type IdGenerator} from './ids.js'
+import {checkNegotiation} from './negotiation.js'
 import {parseQuery} from './querystring.js'
-import {backoffHeader, cacheExpiresHeaders, timestampHeaders} from './headers.js'
-import {Router, type Service, type ViewDef} from './router.js'
+import {backoffHeader, cacheExpiresHeaders} from './headers.js'
+import {Router, allowedMethods, decodePath, findView, type Service, type ViewDef} from './router.js'
+import {isReloadableSetting, type SettingsChange} from './settings-reload.js'
 import type {Backends, KintoRequest, KintoResponse, TxBackends, ViewResult} from './types.js'
-
-export interface Logger {
-  info(obj: unknown, msg?: string): void
-  warn(obj: unknown, msg?: string): void
-  error(obj: unknown, msg?: string): void
-  fatal?(obj: unknown, msg?: string): void
-  debug?(obj: unknown, msg?: string): void
-}
-
-export const silentLogger: Logger = {info() {}, warn() {}, error() {}, fatal() {}, debug() {}}
 
 /** What hello's `config` shows about the ini file. */
 export interface ConfigInfo {
@@ -81,51 +64,6 @@ export interface RuntimeOptions {
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
-
-/**
- * Settings a running runtime takes on reload (SIGHUP): each is read per request from
- * `runtime.settings`, or rebuilt by applySettings(). Any other change needs a restart.
- */
-const RELOADABLE_SETTINGS = new Set([
-  'backoff',
-  'backoff_percentage',
-  'backoff_expires',
-  'readonly',
-  'readonly_expires',
-  'maintenance',
-  'maintenance_expires',
-  'retry_after_seconds',
-  'eos',
-  'eos_message',
-  'eos_url',
-  'cors_origins',
-  'cors_max_age_seconds',
-  'heartbeat_timeout_seconds',
-  'root_cache_expires_seconds',
-  'batch_max_requests',
-  'paginate_by',
-  'pagination_token_validity_seconds',
-  'explicit_permissions',
-  'error_info_link',
-  'project_docs',
-  'http_host',
-  'http_scheme',
-  'version_prefix_redirect_enabled',
-  'version_prefix_redirect_ttl_seconds',
-  'trailing_slash_redirect_enabled',
-  'trailing_slash_redirect_ttl_seconds',
-])
-const RELOADABLE_PATTERNS = [/_principals$/, /_cache_expires_seconds$/]
-
-export function isReloadableSetting(key: string): boolean {
-  return RELOADABLE_SETTINGS.has(key) || RELOADABLE_PATTERNS.some((re) => re.test(key))
-}
-
-/** What applySettings() did: setting keys (never values) taken live, and those needing a restart. */
-export interface SettingsChange {
-  applied: string[]
-  needRestart: string[]
-}
 
 export class Runtime {
   readonly settings: Settings
@@ -234,18 +172,18 @@ export class Runtime {
     let ctx: RequestContext | undefined
     let alert: string | undefined
     try {
-      const eos = this.endOfService()
+      const eos = endOfService(this.settings)
       if (eos === 'hard') {
         throw new HttpError(410, {errno: ERRNO.SERVICE_DEPRECATED, message: MESSAGES.deprecated})
       }
       const result = await this.handleInner(req)
       response = result.response
       ctx = result.ctx
-      if (eos === 'soft') alert = this.alertHeader('soft-eol')
+      if (eos === 'soft') alert = eosAlertHeader(this.settings, 'soft-eol')
     } catch (err) {
       response = this.errorResponse(err, req)
       ctx = (err as {kintoContext?: RequestContext} | null)?.kintoContext
-      if (isHttpError(err) && err.status === 410) alert = this.alertHeader('hard-eol')
+      if (isHttpError(err) && err.status === 410) alert = eosAlertHeader(this.settings, 'hard-eol')
     }
     if (alert) response.headers.Alert = alert
     this.finalizeHeaders(req, response, ctx)
@@ -264,14 +202,13 @@ export class Runtime {
       const ttl = asInt(this.settings, 'version_prefix_redirect_ttl_seconds', -1) ?? -1
       return {response: redirect(location, ttl)}
     }
-    const below = req.path.startsWith(prefix) ? req.path.slice(prefix.length) : null
-    const match = below !== null && below.startsWith('/') ? this.router.match(below) : null
+    const match = this.route(req.path)
     if (!match) return {response: this.notFoundResponse(req, prefix)}
 
     const {service, params} = match
     // Preflight requests need no transaction.
     if (req.method === 'OPTIONS' && !service.views.has('OPTIONS')) {
-      return {response: this.preflight(req, service)}
+      return {response: preflight(req, service, this.cors, this.readonly)}
     }
     const view = findView(service, req.method)
     if (!view) throw methodNotAllowed(allowedMethods(service))
@@ -367,13 +304,11 @@ export class Runtime {
       let response: KintoResponse
       let ctx: RequestContext | undefined
       try {
-        const prefix = `/${this.routePrefix}`
-        const below = current.path.startsWith(prefix) ? current.path.slice(prefix.length) : null
-        const match = below !== null && below.startsWith('/') ? this.router.match(below) : null
+        const match = this.route(current.path)
         if (!match) {
-          response = this.notFoundResponse(current, prefix)
+          response = this.notFoundResponse(current, `/${this.routePrefix}`)
         } else if (current.method === 'OPTIONS' && !match.service.views.has('OPTIONS')) {
-          response = this.preflight(current, match.service)
+          response = preflight(current, match.service, this.cors, this.readonly)
         } else {
           const view = findView(match.service, current.method)
           if (!view) throw methodNotAllowed(allowedMethods(match.service))
@@ -412,20 +347,7 @@ export class Runtime {
 
   private async runView(ctx: RequestContext, service: Service, view: ViewDef): Promise<ViewResult> {
     const authz = view.prepare ? await view.prepare(ctx) : undefined
-    if (view.accept && !acceptable(ctx.req.headers.accept, view.accept)) {
-      throw invalidParameters(
-        {location: 'header', name: 'Accept', description: `Accept header should be one of ${pyList(view.accept)}`},
-        406,
-      )
-    }
-    // No Content-Type at all is accepted and the body read as JSON, as upstream (cornice registers
-    // every view for the empty content type too): `PUT /buckets/b` with no body creates the bucket.
-    if (view.contentTypes && ctx.contentType !== '' && !view.contentTypes.includes(ctx.contentType)) {
-      throw invalidParameters(
-        {location: 'header', name: 'Content-Type', description: `Content-Type header should be one of ${pyList(view.contentTypes)}`},
-        415,
-      )
-    }
+    checkNegotiation(view, ctx)
     if (view.permission !== 'public') {
       const identity = await ctx.identity()
       let allowed: boolean
@@ -472,64 +394,14 @@ export class Runtime {
     throw new HttpError(404, {errno: ERRNO.MISSING_RESOURCE, message: MESSAGES.notFound})
   }
 
-  private preflight(req: KintoRequest, service: Service): KintoResponse {
-    const origin = req.headers.origin
-    const requestedMethod = req.headers['access-control-request-method']
-    const issues = []
-    if (!origin) issues.push({location: 'header', name: 'Origin', description: 'this header is mandatory'})
-    if (!requestedMethod) {
-      issues.push({location: 'header', name: 'Access-Control-Request-Method', description: 'this header is mandatory'})
-    }
-    if (issues.length > 0) throw invalidParameters(issues)
-    // Write views stay registered so that readonly can be switched off live; preflights hide them.
-    const readonly = this.readonly
-    const methods = corsMethods(service).filter((m) => !readonly || READ_METHODS.has(m))
-    if (!methods.includes(requestedMethod!)) {
-      throw invalid('header', 'Access-Control-Request-Method', 'Method not allowed')
-    }
-    const requestedHeaders = (req.headers['access-control-request-headers'] ?? '')
-      .split(',')
-      .map((h) => h.trim())
-      .filter(Boolean)
-    const supported = new Set<string>()
-    for (const view of service.views.values()) for (const h of exposedHeaders(view)) supported.add(h)
-    for (const h of requestedHeaders) supported.add(h)
-    const headers: Record<string, string> = {
-      'Access-Control-Allow-Headers': [...supported].join(','),
-      'Access-Control-Allow-Methods': methods.join(','),
-    }
-    if (this.cors.maxAgeSeconds !== null) headers['Access-Control-Max-Age'] = String(this.cors.maxAgeSeconds)
-    if (!this.cors.matches(origin!)) throw invalid('header', 'Origin', `${origin} not allowed`)
-    return {status: 200, headers}
-  }
 
-  /** Renders any failure; logs what is not the client's fault. */
   errorResponse(err: unknown, req: KintoRequest): KintoResponse {
-    let error: HttpError
-    if (isHttpError(err)) error = err
-    else if (err instanceof AbortTransaction) return toResponse(err.result, req.method)
-    else if (err instanceof ObjectNotFoundError) error = notFoundObject(err.resourceName, err.objectId)
-    else if (err instanceof IntegrityError || err instanceof UnicityError) error = integrityError(this.retryAfter)
-    else if (err instanceof PreconditionFailedError) {
-      const details = err.existing ? {existing: err.existing} : undefined
-      error = new HttpError(412, {errno: ERRNO.MODIFIED_MEANWHILE, message: MESSAGES.modifiedMeanwhile, details})
-      if (err.existing) Object.assign(error.headers, timestampHeaders(err.existing.last_modified))
-    } else if (err instanceof ReadonlyTimestampError) {
-      error = serviceUnavailable(this.retryAfter, MESSAGES.readonlyTimestamp)
-    } else if (err instanceof BackendError || isDatabaseUnreachable(err)) {
-      // A database that cannot be reached (down, restarting, out of connections) is the backend's
-      // failure, not a bug: 503 errno 201 with Retry-After, so clients back off and retry.
-      this.logger.error({rid: req.scope?.rid, err, path: req.path, method: req.method, errno: ERRNO.BACKEND}, (err as Error).message)
-      error = serviceUnavailable(this.retryAfter)
-    } else {
-      this.logger.error({rid: req.scope?.rid, err, path: req.path, method: req.method, errno: ERRNO.UNDEFINED}, (err as Error)?.message ?? String(err))
-      error = internalError(asString(this.settings, 'error_info_link') ?? '')
-    }
+    if (err instanceof AbortTransaction) return toResponse(err.result, req.method)
+    const error = httpErrorFor(err, req, {logger: this.logger, retryAfter: this.retryAfter, settings: this.settings})
     const headers = {...error.headers}
     if (error.status === 503 && !headers['Retry-After']) headers['Retry-After'] = String(this.retryAfter)
     return {status: error.status, headers, body: error.body()}
   }
-
   /** Headers every response gets: CSP, nosniff, Backoff, CORS, content type. */
   finalizeHeaders(req: KintoRequest, response: KintoResponse, ctx?: RequestContext): void {
     const h = response.headers
@@ -538,7 +410,7 @@ export class Runtime {
     const backoff = backoffHeader(this.active)
     if (backoff !== null) h.Backoff = backoff
     const origin = req.headers.origin
-    const service = ctx?.service ?? (origin ? this.matchService(req) : undefined)
+    const service = ctx?.service ?? (origin ? this.route(req.path)?.service : undefined)
     if (service && origin) {
       if (this.cors.matches(origin)) h['Access-Control-Allow-Origin'] = this.cors.allowOrigin(origin)
       if (req.method !== 'OPTIONS') {
@@ -553,26 +425,16 @@ export class Runtime {
     if (response.body !== undefined && !h['Content-Type']) h['Content-Type'] = 'application/json'
   }
 
-  private matchService(req: KintoRequest): Service | undefined {
+  /**
+   * The service and route params serving a decoded path (`/v1/buckets/b1`), or null when none
+   * does (outside the version prefix, or no route). `ignoreTrailingSlash` matches
+   * `/v1/buckets/` as `/v1/buckets` (what its redirect leads to).
+   */
+  route(path: string, ignoreTrailingSlash = false): {service: Service; params: Record<string, string>} | null {
     const prefix = `/${this.routePrefix}`
-    if (!req.path.startsWith(prefix + '/')) return undefined
-    return this.router.match(req.path.slice(prefix.length))?.service
-  }
-
-  private endOfService(): 'soft' | 'hard' | null {
-    const eos = asString(this.settings, 'eos')
-    if (!eos) return null
-    const date = parseEosDate(eos)
-    if (date === null) return null
-    return date.getTime() > Date.now() ? 'soft' : 'hard'
-  }
-
-  private alertHeader(code: 'soft-eol' | 'hard-eol'): string {
-    return JSON.stringify({
-      code,
-      message: this.settings.eos_message ?? null,
-      url: this.settings.eos_url ?? this.settings.project_docs ?? null,
-    })
+    if (!path.startsWith(`${prefix}/`)) return null
+    const below = path.slice(prefix.length)
+    return this.router.match(ignoreTrailingSlash ? below.replace(/(.)\/+$/, '$1') : below)
   }
 
   private logSummary(req: KintoRequest, response: KintoResponse, ctx: RequestContext | undefined, started: number): void {
@@ -647,81 +509,4 @@ function redirect(location: string, ttlSeconds: number): KintoResponse {
   const headers: Record<string, string> = {Location: location}
   if (ttlSeconds >= 0) Object.assign(headers, cacheExpiresHeaders(ttlSeconds))
   return {status: 307, headers}
-}
-
-function corsPolicyFrom(settings: Settings): CorsPolicy {
-  const maxAge = asInt(settings, 'cors_max_age_seconds', null)
-  return new CorsPolicy(asList(settings, 'cors_origins'), maxAge || null)
-}
-
-export function findView(service: Service, method: string): ViewDef | undefined {
-  return service.views.get(method) ?? (method === 'HEAD' ? service.views.get('GET') : undefined)
-}
-
-function allowedMethods(service: Service): string[] {
-  const methods = [...service.views.keys()]
-  if (methods.includes('GET') && !methods.includes('HEAD')) methods.push('HEAD')
-  return methods
-}
-
-function corsMethods(service: Service): string[] {
-  const methods = allowedMethods(service)
-  if (!methods.includes('OPTIONS')) methods.push('OPTIONS')
-  return methods
-}
-
-function exposedHeaders(view: ViewDef): string[] {
-  return [...DEFAULT_EXPOSED_HEADERS, ...(view.corsHeaders ?? [])]
-}
-
-function pyList(values: string[]): string {
-  return `[${values.map((v) => `'${v}'`).join(', ')}]`
-}
-
-/** True when the Accept header allows one of the offered types (a missing header allows all). */
-export function acceptable(header: string | undefined, offers: string[]): boolean {
-  if (header === undefined || header.trim() === '') return true
-  const ranges = header.split(',').map((part) => {
-    const [type, ...params] = part.trim().split(';')
-    let q = 1
-    for (const p of params) {
-      const m = /^\s*q\s*=\s*([0-9.]+)\s*$/i.exec(p)
-      if (m) q = Number(m[1])
-    }
-    return {type: type.trim().toLowerCase(), q}
-  })
-  if (ranges.every((r) => r.type === '')) return true
-  return offers.some((offer) => {
-    const [otype, osub] = offer.toLowerCase().split('/')
-    let best: {specificity: number; q: number} | null = null
-    for (const r of ranges) {
-      const [rtype, rsub] = r.type.split('/')
-      let specificity = -1
-      if (r.type === '*/*' || r.type === '*') specificity = 0
-      else if (rtype === otype && rsub === '*') specificity = 1
-      else if (rtype === otype && rsub === osub) specificity = 2
-      if (specificity >= 0 && (!best || specificity > best.specificity)) best = {specificity, q: r.q}
-    }
-    return best !== null && best.q > 0
-  })
-}
-
-/** Decodes a URL path; 400 "Invalid URL path." when it is not UTF-8. */
-export function decodePath(raw: string): string {
-  try {
-    return decodeURIComponent(raw)
-  } catch {
-    throw new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: 'Invalid URL path.'})
-  }
-}
-
-/** `eos` dates: ISO dates or datetimes, compared with the local clock as upstream does. */
-export function parseEosDate(value: string): Date | null {
-  const trimmed = value.trim()
-  const d = /^\d{4}-\d{2}-\d{2}$/.test(trimmed) ? new Date(`${trimmed}T00:00:00`) : new Date(trimmed)
-  return Number.isNaN(d.getTime()) ? null : d
-}
-
-function isDatabaseUnreachable(err: unknown): boolean {
-  return isKintoError(err) && err.code === 'KINTO_DB_UNREACHABLE'
 }

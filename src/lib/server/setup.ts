@@ -4,7 +4,7 @@
  */
 import {asBool, asList} from '../config/settings.js'
 import {pluginApi, pluginsFromSettings} from './plugins/index.js'
-import {resourceServices} from './resource.js'
+import {resourceServices} from './resource/services.js'
 import {CORE_RESOURCES, registerCoreListeners} from './resources.js'
 import type {Runtime} from './runtime.js'
 import {batchService, heartbeatService, helloService, lbHeartbeatService, versionService, type UserInfoHook} from './views.js'

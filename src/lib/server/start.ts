@@ -29,7 +29,8 @@ import {configuredBackends} from '../schema/targets.js'
 import {packageVersion} from '../version.js'
 import {createLogging} from '../monitoring/index.js'
 import {createApp} from './app.js'
-import type {ConfigInfo, Logger} from './runtime.js'
+import type {Logger} from '../logger.js'
+import type {ConfigInfo} from './runtime.js'
 
 export interface StartServerOptions {
   /** Overrides [server:main] host. */

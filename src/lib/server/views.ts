@@ -12,9 +12,11 @@ import {ERRNO, HttpError, invalid, invalidParameters, type ValidationIssue} from
 import {cacheExpiresHeaders} from './headers.js'
 import {isPlainObject} from './patch.js'
 import {parseQuery} from './querystring.js'
-import {consumeTokenNonce, pyRepr, writeTarget} from './resource.js'
-import type {Service, ViewDef} from './router.js'
-import {decodePath, type Runtime} from './runtime.js'
+import {consumeTokenNonce} from './resource/pagination.js'
+import {pyRepr} from './resource/py-repr.js'
+import {writeTarget} from './resource/services.js'
+import {decodePath, type Service, type ViewDef} from './router.js'
+import type {Runtime} from './runtime.js'
 import type {KintoRequest, ViewResult} from './types.js'
 
 function service(name: string, pattern: string, views: ViewDef[], options: Partial<Service> = {}): Service {
@@ -324,10 +326,7 @@ function subrequestMatch(runtime: Runtime, path: string): {service: Service; par
   } catch {
     return null
   }
-  const prefix = `/${runtime.routePrefix}`
-  if (!decoded.startsWith(`${prefix}/`)) return null
-  const below = decoded.slice(prefix.length).replace(/(.)\/+$/, '$1')
-  return runtime.router.match(below)
+  return runtime.route(decoded, true)
 }
 
 /**

@@ -19,7 +19,7 @@ import {registerInheritance} from '../authorization.js'
 import type {RequestContext} from '../context.js'
 import {forbidden, invalid, notFound, unauthorized} from '../errors.js'
 import type {ResourceEvent} from '../events.js'
-import type {ResourceDefinition} from '../resource.js'
+import type {ResourceDefinition} from '../resource/definition.js'
 import type {ViewDef} from '../router.js'
 import type {KintoPlugin} from './index.js'
 

@@ -27,8 +27,8 @@
  */
 import {KintoError} from '../../errors.js'
 import {asBool, asList} from '../../config/settings.js'
-import type {ResourceDefinition} from '../resource.js'
-import {resourceServices} from '../resource.js'
+import type {ResourceDefinition} from '../resource/definition.js'
+import {resourceServices} from '../resource/services.js'
 import type {Runtime} from '../runtime.js'
 import type {Service} from '../router.js'
 import type {UserInfoHook} from '../views.js'

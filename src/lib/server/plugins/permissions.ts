@@ -11,7 +11,8 @@ import {compareBySorting, matchesAll, matchesRules} from '../../storage/evaluate
 import type {Filter, KintoObject, ListOptions, Storage} from '../../storage/types.js'
 import {inheritanceTree} from '../authorization.js'
 import type {RequestContext} from '../context.js'
-import type {ResourceDefinition, ResourceRequest} from '../resource.js'
+import type {ResourceDefinition} from '../resource/definition.js'
+import type {ResourceRequest} from '../resource/request.js'
 import type {KintoPlugin} from './index.js'
 
 /** Parent of the objects a `<resource>_create_principals` setting lets one create. */

@@ -1,0 +1,58 @@
+/** Maps any failure of a request to the Kinto error it is answered with, logging what is not the client's fault. */
+import {asString, type Settings} from '../config/settings.js'
+import {isKintoError} from '../errors.js'
+import type {Logger} from '../logger.js'
+import {
+  BackendError,
+  IntegrityError,
+  ObjectNotFoundError,
+  PreconditionFailedError,
+  ReadonlyTimestampError,
+  UnicityError,
+} from '../storage/types.js'
+import {
+  ERRNO,
+  HttpError,
+  MESSAGES,
+  integrityError,
+  internalError,
+  isHttpError,
+  notFoundObject,
+  serviceUnavailable,
+} from './errors.js'
+import {timestampHeaders} from './headers.js'
+import type {KintoRequest} from './types.js'
+
+export interface ErrorMappingOptions {
+  logger: Logger
+  retryAfter: number
+  /** Read for `error_info_link`, shown in 500 responses. */
+  settings: Settings
+}
+
+/** The HTTP error a failure is answered with. */
+export function httpErrorFor(err: unknown, req: KintoRequest, options: ErrorMappingOptions): HttpError {
+  const {logger, retryAfter} = options
+  if (isHttpError(err)) return err
+  if (err instanceof ObjectNotFoundError) return notFoundObject(err.resourceName, err.objectId)
+  if (err instanceof IntegrityError || err instanceof UnicityError) return integrityError(retryAfter)
+  if (err instanceof PreconditionFailedError) {
+    const details = err.existing ? {existing: err.existing} : undefined
+    const error = new HttpError(412, {errno: ERRNO.MODIFIED_MEANWHILE, message: MESSAGES.modifiedMeanwhile, details})
+    if (err.existing) Object.assign(error.headers, timestampHeaders(err.existing.last_modified))
+    return error
+  }
+  if (err instanceof ReadonlyTimestampError) return serviceUnavailable(retryAfter, MESSAGES.readonlyTimestamp)
+  if (err instanceof BackendError || isDatabaseUnreachable(err)) {
+    // A database that cannot be reached (down, restarting, out of connections) is the backend's
+    // failure, not a bug: 503 errno 201 with Retry-After, so clients back off and retry.
+    logger.error({rid: req.scope?.rid, err, path: req.path, method: req.method, errno: ERRNO.BACKEND}, (err as Error).message)
+    return serviceUnavailable(retryAfter)
+  }
+  logger.error({rid: req.scope?.rid, err, path: req.path, method: req.method, errno: ERRNO.UNDEFINED}, (err as Error)?.message ?? String(err))
+  return internalError(asString(options.settings, 'error_info_link') ?? '')
+}
+
+function isDatabaseUnreachable(err: unknown): boolean {
+  return isKintoError(err) && err.code === 'KINTO_DB_UNREACHABLE'
+}

@@ -1,0 +1,59 @@
+/**
+ * What a resource type is: its paths, permissions and the hooks that make it special. Buckets,
+ * collections, groups and records are definitions (../resources.ts); plugins add theirs the same way.
+ */
+import type {Filter, KintoObject, Sort, Storage} from '../../storage/types.js'
+import type {ObjectKey} from '../../prefetch.js'
+import type {RequestContext} from '../context.js'
+import type {ResourceRequest} from './request.js'
+
+export const PERMISSIONS_FIELD = '__permissions__'
+
+export type Annotated = KintoObject & {[PERMISSIONS_FIELD]?: Record<string, string[]>}
+
+/** A resource type and what makes it special. */
+export interface ResourceDefinition {
+  name: string
+  /** e.g. `/buckets/{bucket_id}/collections` */
+  pluralPath: string
+  /** e.g. `/buckets/{bucket_id}/collections/{id}`; null for plural-only resources. */
+  objectPath: string | null
+  /** Permission names accepted in bodies. */
+  permissions: readonly string[]
+  /**
+   * Parent id of the objects (`/buckets/b1`), from the route params. For resources whose parent
+   * depends on the caller (accounts), declare the `ctx` parameter: `ctx.knownIdentity` is then
+   * set when it is called (a parentId without it lets reads authenticate with their prefetch).
+   */
+  parentId(params: Record<string, string>, ctx: RequestContext): string
+  /** The principal given the write permission on what a request writes (default: the caller). */
+  writerPrincipal?(r: ResourceRequest, caller: string): string
+  /**
+   * A closed schema: the only fields lists accept in filters, `_sort` and `_fields` (besides
+   * id, last_modified, deleted); unknown ones are a 400 as upstream. Undefined: any field.
+   */
+  knownFields?: readonly string[]
+  /** Rewrites the list filters taken from the querystring (history: ids compared as strings). */
+  adjustFilters?(filters: Filter[]): Filter[]
+  /** Rewrites the list sorting taken from the querystring (permissions: by uri, no last_modified). */
+  adjustSorting?(sorting: Sort[]): Sort[]
+  /** Reads come from this instead of the storage backend (a computed list such as /permissions). */
+  model?(r: ResourceRequest): Storage
+  /**
+   * Validates and normalises `data` of a full object (create, replace, and after a PATCH);
+   * returns the normalised data or throws a 400. `prefix` names fields in errors (`data.`).
+   */
+  validateData?(data: Record<string, unknown>, r: ResourceRequest, prefix: string): Record<string, unknown>
+  /** Fields that cannot change once set. */
+  readonlyFields?: readonly string[]
+  /** Called once when the resource is set up for a request (a record checks its collection). */
+  init?(r: ResourceRequest): Promise<void>
+  /** Objects init() reads (a record's collection), fetched with a read's other data in one statement. */
+  prefetchObjects?(params: Record<string, string>): ObjectKey[]
+  /** Extra processing of an object before it is stored (schema validation…). */
+  processObject?(r: ResourceRequest, obj: Record<string, unknown>, old: Annotated | null): Promise<Record<string, unknown>>
+  /** Adds cache headers to GET responses (default: `<name>_cache_expires_seconds`). */
+  cacheHeaders?(r: ResourceRequest, headers: Record<string, string>): void
+  pluralMethods?: readonly string[]
+  objectMethods?: readonly string[]
+}

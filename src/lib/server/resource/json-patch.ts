@@ -1,0 +1,86 @@
+/**
+ * JSON Patch (RFC 6902) bodies of PATCH: their validation (colander-style messages, as
+ * upstream), and their application to an object's data and permissions.
+ */
+import {invalid, invalidParameters, type ValidationIssue} from '../errors.js'
+import {applyJsonPatch, isPlainObject, JsonPatchError, type PatchOperation} from '../patch.js'
+import {PERMISSIONS_FIELD, type Annotated} from './definition.js'
+import {pyRepr} from './py-repr.js'
+
+export function validateJsonPatch(body: unknown): PatchOperation[] {
+  if (!Array.isArray(body)) throw invalid('body', '', `"${pyRepr(body)}" is not iterable`)
+  const issues: ValidationIssue[] = []
+  const ops: PatchOperation[] = []
+  body.forEach((op, i) => {
+    if (!isPlainObject(op)) {
+      issues.push({location: 'body', name: String(i), description: `"${pyRepr(op)}" is not a mapping type: Does not implement dict-like functionality.`})
+      return
+    }
+    const unknown = Object.keys(op).filter((k) => !['op', 'path', 'from', 'value'].includes(k))
+    if (unknown.length > 0) issues.push({location: 'body', name: String(i), description: `Unrecognized keys in mapping: "${pyRepr(Object.fromEntries(unknown.map((k) => [k, op[k]])))}"`})
+    if (typeof op.op !== 'string' || !['test', 'add', 'remove', 'replace', 'move', 'copy'].includes(op.op)) {
+      issues.push({location: 'body', name: `${i}.op`, description: `"${pyRepr(op.op)}" is not one of test, add, remove, replace, move, copy`})
+    }
+    for (const key of ['path', 'from'] as const) {
+      if (key === 'from' && op.from === undefined) continue
+      if (typeof op[key] !== 'string' || !/^(\/\w*)+/u.test(op[key] as string)) {
+        issues.push({location: 'body', name: `${i}.${key}`, description: op[key] === undefined ? 'Required' : 'String does not match expected pattern'})
+      }
+    }
+    ops.push(op as unknown as PatchOperation)
+  })
+  if (issues.length > 0) throw invalidParameters(issues)
+  return ops
+}
+
+/** The document JSON-Patch operations apply to: {data, permissions: {perm: {principal: principal}}}. */
+function patchDocument(obj: Annotated): Record<string, unknown> {
+  const {[PERMISSIONS_FIELD]: perms, ...data} = obj
+  const permissions: Record<string, Record<string, string>> = {read: {}, write: {}}
+  for (const [perm, principals] of Object.entries(perms ?? {})) {
+    permissions[perm] = Object.fromEntries(principals.map((p) => [p, p]))
+  }
+  return {data, permissions}
+}
+
+const PRINCIPAL_OP = /^\/permissions\/([^/]+)\/(.+)$/
+
+/**
+ * `add`/`remove` of `/permissions/<perm>/<principal>`: the principal is the value, and it is
+ * everything after the permission name. Upstream hands these to a JSON pointer, so principals
+ * with slashes (group URIs such as `/buckets/b/groups/g`, which kinto-http's addPermissions
+ * sends) fail there; we apply them to the permission sets directly.
+ */
+function isPrincipalOp(op: PatchOperation): boolean {
+  return (op.op === 'add' || op.op === 'remove') && PRINCIPAL_OP.test(op.path)
+}
+
+/** Applies a JSON-Patch to {data, permissions}; returns both (permissions as principal lists). */
+export function applyPatchDocument(obj: Annotated | null, ops: PatchOperation[]): {data: unknown; permissions: Record<string, string[]>} {
+  let doc: {data?: unknown; permissions?: unknown}
+  try {
+    doc = applyJsonPatch(patchDocument(obj ?? ({} as Annotated)), ops.filter((op) => !isPrincipalOp(op))) as typeof doc
+  } catch (err) {
+    if (err instanceof JsonPatchError) throw invalid('body', null, `JSON Patch operation failed: ${err.message}`)
+    throw err
+  }
+  const permissions: Record<string, string[]> = {}
+  if (isPlainObject(doc.permissions)) {
+    for (const [perm, principals] of Object.entries(doc.permissions)) {
+      if (isPlainObject(principals)) permissions[perm] = Object.keys(principals)
+      else if (Array.isArray(principals)) permissions[perm] = principals.filter((p): p is string => typeof p === 'string')
+    }
+  }
+  for (const op of ops.filter(isPrincipalOp)) {
+    const [, perm, principal] = PRINCIPAL_OP.exec(op.path)!
+    const set = new Set(permissions[perm] ?? [])
+    if (op.op === 'add') set.add(principal)
+    else set.delete(principal)
+    permissions[perm] = [...set]
+  }
+  return {data: doc.data, permissions}
+}
+
+export function jsonPatchPermissions(old: Annotated | null, ops: PatchOperation[]): Record<string, string[]> {
+  return applyPatchDocument(old, ops).permissions
+}

@@ -1,0 +1,516 @@
+/**
+ * The resource as one request uses it (upstream's Resource instance with its Model): ids and
+ * URIs, the route factory's authorization context, reading and writing objects with their
+ * permissions, preconditions (If-Match, If-None-Match), body validation and the response body
+ * with its event. The endpoints themselves are endpoints.ts.
+ */
+import {asBool} from '../../config/settings.js'
+import {ObjectNotFoundError, type KintoObject, type Storage, type WriteCondition} from '../../storage/types.js'
+import {EVERYONE, inheritedPermissions, type AuthorizationContext} from '../authorization.js'
+import type {RequestContext} from '../context.js'
+import {ERRNO, HttpError, MESSAGES, invalid, invalidParameters, notFoundObject, type ValidationIssue} from '../errors.js'
+import type {Action} from '../events.js'
+import {cacheExpiresHeaders, timestampHeaders} from '../headers.js'
+import type {IdGenerator} from '../ids.js'
+import {deepClone, isPlainObject, recursiveUpdate, type PatchOperation} from '../patch.js'
+import {prefetchRead} from '../prefetch.js'
+import {extractToken, queryFieldList, queryInteger} from '../querystring.js'
+import {formatPattern} from '../router.js'
+import {PERMISSIONS_FIELD, type Annotated, type ResourceDefinition} from './definition.js'
+import {jsonPatchPermissions, validateJsonPatch} from './json-patch.js'
+import {pyRepr} from './py-repr.js'
+
+export type BodyPayload = {data?: Record<string, unknown>; permissions?: Record<string, string[] | null>}
+export type Payload = BodyPayload | PatchOperation[]
+
+interface Preconditions {
+  ifMatch?: number | '*'
+  ifNoneMatch?: number | '*'
+}
+
+function preconditionHeader(value: string | undefined, name: string): number | '*' | undefined {
+  if (value === undefined) return undefined
+  const v = value.trim()
+  if (v === '*') return '*'
+  const m = /^"([0-9]+)"$/.exec(v)
+  if (!m) throw invalid('header', name, 'The value should be integer between double quotes.')
+  return Number(m[1])
+}
+
+/** The resource as one request uses it (upstream's Resource instance with its Model). */
+export class ResourceRequest {
+  readonly parentId: string
+  readonly idGenerator: IdGenerator
+  private initialized = false
+  private timestampValue?: number
+  private currentObject: Annotated | null = null
+  private currentObjectLoaded = false
+  private preconditionsValue?: Preconditions
+  private payloadValue?: Payload
+
+  static get(ctx: RequestContext, def: ResourceDefinition, kind: 'plural' | 'object'): ResourceRequest {
+    const key = `resource:${def.name}:${kind}`
+    let r = ctx.locals.get(key) as ResourceRequest | undefined
+    if (!r) {
+      r = new ResourceRequest(ctx, def, kind)
+      ctx.locals.set(key, r)
+    }
+    return r
+  }
+
+  constructor(
+    readonly ctx: RequestContext,
+    readonly def: ResourceDefinition,
+    readonly kind: 'plural' | 'object',
+  ) {
+    this.parentId = def.parentId(ctx.params, ctx)
+    this.idGenerator = ctx.runtime.idGeneratorFor(def.name)
+  }
+
+  private modelValue?: Storage
+
+  get storage(): Storage {
+    if (!this.def.model) return this.ctx.tx.storage
+    this.modelValue ??= this.def.model(this)
+    return this.modelValue
+  }
+
+  get permission() {
+    return this.ctx.tx.permission
+  }
+
+  get params(): Record<string, string> {
+    return this.ctx.params
+  }
+
+  async init(): Promise<void> {
+    if (this.initialized) return
+    this.initialized = true
+    await this.def.init?.(this)
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Ids and URIs
+
+  /** URI of an object of this resource (for permissions): `/buckets/b1/collections/c1`. */
+  objectUri(id: string): string {
+    if (!this.def.objectPath) return `${formatPattern(this.def.pluralPath, this.params)}/${id}`
+    return formatPattern(this.def.objectPath, {...this.params, id})
+  }
+
+  get pluralUri(): string {
+    return formatPattern(this.def.pluralPath, this.params)
+  }
+
+  /** The object id of this request: the URL's, or `data.id` of a POST (null when absent). */
+  objectId(): string | null {
+    if (this.ctx.method === 'POST') {
+      let body: unknown
+      try {
+        body = this.ctx.body()
+      } catch {
+        return null
+      }
+      if (!isPlainObject(body) || !isPlainObject(body.data) || !Object.hasOwn(body.data, 'id')) return null
+      const id = body.data.id
+      this.checkId(id)
+      return id as string
+    }
+    return this.params.id ?? null
+  }
+
+  checkId(id: unknown): void {
+    if (typeof id !== 'string' || !this.idGenerator.match(id)) {
+      throw invalid('path', null, 'Invalid object id')
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Authorization (upstream's RouteFactory)
+
+  async authorizationContext(): Promise<AuthorizationContext> {
+    const method = this.ctx.method
+    const writeOnObject = this.kind === 'object' && ['PUT', 'DELETE', 'PATCH'].includes(method)
+    const postOnPlural = this.kind === 'plural' && method === 'POST'
+    let postedId: string | null = null
+    if (writeOnObject || postOnPlural) {
+      await this.init()
+      const id = this.objectId()
+      postedId = id
+      if (id !== null) {
+        // Read under the list's write lock: concurrent writers of this list wait until this
+        // transaction ends, so the object read here is the one the write replaces (no lost
+        // update, If-Match and If-None-Match decided on the current version, no race to create).
+        await this.storage.lockList?.(this.def.name, this.parentId)
+        try {
+          this.currentObject = await this.getObject(id)
+        } catch (err) {
+          if (!(err instanceof ObjectNotFoundError)) throw err
+        }
+        this.currentObjectLoaded = true
+      }
+    }
+    let permissionObjectId = this.kind === 'plural' ? this.pluralUri : this.objectUri(this.params.id)
+    let required = {HEAD: 'read', GET: 'read', POST: 'create', DELETE: 'write', PATCH: 'write', PUT: 'write'}[method] ?? 'read'
+    if (method === 'PUT') {
+      if (this.currentObject === null || this.ctx.req.headers['if-none-match'] === '*') {
+        permissionObjectId = this.pluralUri
+        required = 'create'
+      }
+    }
+    if (method === 'POST' && this.currentObject !== null && postedId !== null) {
+      permissionObjectId = this.objectUri(postedId)
+      required = 'read'
+    }
+    if (method === 'GET' || method === 'HEAD') await this.prefetch(permissionObjectId)
+    return {
+      resourceName: this.def.name,
+      onPluralEndpoint: this.kind === 'plural',
+      requiredPermission: required,
+      permissionObjectId,
+      currentObjectExists: this.currentObject !== null,
+      objectIdMatch: this.kind === 'plural' ? this.objectUri('*') : null,
+    }
+  }
+
+  /**
+   * A read's data in one statement when the backends can (prefetch.ts): the caller's groups,
+   * the read permission check (as permits() will ask it), init()'s objects, and the target
+   * object with its ACL (object endpoint) or the list timestamp (plural endpoint).
+   */
+  private async prefetch(permissionObjectId: string): Promise<void> {
+    const objects = this.def.prefetchObjects?.(this.params) ?? []
+    const acls: string[] = []
+    const id = this.params.id
+    if (this.kind === 'object' && id !== undefined && this.idGenerator.match(id)) {
+      objects.push({resourceName: this.def.name, parentId: this.parentId, id})
+      acls.push(this.objectUri(id))
+    }
+    await prefetchRead(this.ctx, {
+      objects,
+      acls,
+      bound: inheritedPermissions(permissionObjectId, 'read'),
+      timestamp: this.kind === 'plural' ? {resourceName: this.def.name, parentId: this.parentId} : undefined,
+    })
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Model
+
+  /** The list timestamp (upstream's resource_timestamp), computed once per request. */
+  async timestamp(): Promise<number> {
+    if (this.timestampValue === undefined) {
+      this.timestampValue = await this.storage.resourceTimestamp(this.def.name, this.parentId, {readonly: this.ctx.runtime.readonly})
+    }
+    return this.timestampValue
+  }
+
+  private async callerPrincipals(): Promise<string[]> {
+    const identity = await this.ctx.identity()
+    return [...identity.principals, identity.userId ?? EVERYONE]
+  }
+
+  private async currentPrincipal(): Promise<string> {
+    const caller = (await this.ctx.identity()).userId ?? EVERYONE
+    return this.def.writerPrincipal ? this.def.writerPrincipal(this, caller) : caller
+  }
+
+  /** Adds the object's permissions when the caller is in its own write ACE (else `{}`). */
+  async annotate(obj: KintoObject, uri: string): Promise<Annotated> {
+    const perms = await this.permission.getObjectPermissions(uri)
+    const writers = perms.write ?? new Set<string>()
+    const principals = await this.callerPrincipals()
+    const shown: Record<string, string[]> = {}
+    if (principals.some((p) => writers.has(p))) {
+      for (const [perm, set] of Object.entries(perms)) if (set.size > 0) shown[perm] = [...set].sort()
+    }
+    return {...obj, [PERMISSIONS_FIELD]: shown}
+  }
+
+  async getObject(id: string): Promise<Annotated> {
+    const obj = await this.storage.get(this.def.name, this.parentId, id)
+    return this.annotate(obj, this.objectUri(id))
+  }
+
+  /** The object of this request, loaded by the route factory when it was a write. */
+  async getObjectOr404(id: string): Promise<Annotated> {
+    if (this.currentObjectLoaded && this.currentObject && this.currentObject.id === id) return this.currentObject
+    try {
+      return await this.getObject(id)
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) throw notFoundObject(this.def.name, id)
+      throw err
+    }
+  }
+
+  async getObjectOrNull(id: string): Promise<Annotated | null> {
+    try {
+      return await this.getObjectOr404(id)
+    } catch (err) {
+      if (err instanceof HttpError && err.status === 404) return null
+      throw err
+    }
+  }
+
+  private async allowWrite(uri: string): Promise<void> {
+    if (asBool(this.ctx.settings, 'explicit_permissions')) {
+      await this.permission.addPrincipalToAce(uri, 'write', await this.currentPrincipal())
+    }
+  }
+
+  async createObject(obj: Record<string, unknown>): Promise<Annotated> {
+    const {[PERMISSIONS_FIELD]: perms, ...data} = obj as Record<string, unknown>
+    const created = await this.storage.create(this.def.name, this.parentId, data, {idGenerator: () => this.idGenerator.generate()})
+    const uri = this.objectUri(created.id)
+    await this.permission.replaceObjectPermissions(uri, (perms as Record<string, string[]>) ?? {})
+    await this.allowWrite(uri)
+    return this.annotate(created, uri)
+  }
+
+  async updateObject(obj: Record<string, unknown>, condition?: WriteCondition): Promise<Annotated> {
+    const {[PERMISSIONS_FIELD]: perms, ...data} = obj as Record<string, unknown>
+    const id = data.id as string
+    const updated = await this.storage.update(this.def.name, this.parentId, id, data, condition ? {condition} : undefined)
+    const uri = this.objectUri(id)
+    await this.permission.replaceObjectPermissions(uri, (perms as Record<string, string[]>) ?? {})
+    await this.allowWrite(uri)
+    return this.annotate(updated, uri)
+  }
+
+  async deleteObject(obj: KintoObject, lastModified?: number, condition?: WriteCondition): Promise<KintoObject> {
+    const uri = this.objectUri(obj.id)
+    await this.permission.deleteObjectPermissions(uri)
+    return this.storage.delete(this.def.name, this.parentId, obj.id, {lastModified, condition})
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Request helpers
+
+  preconditions(): Preconditions {
+    if (!this.preconditionsValue) {
+      const headers = this.ctx.req.headers
+      this.preconditionsValue = {
+        ifMatch: preconditionHeader(headers['if-match'], 'If-Match'),
+        ifNoneMatch: preconditionHeader(headers['if-none-match'], 'If-None-Match'),
+      }
+    }
+    return this.preconditionsValue
+  }
+
+  /** 412 when If-Match / If-None-Match do not hold (upstream's _raise_412_if_modified). */
+  async raise412IfModified(obj: Annotated | Record<string, never> | null): Promise<void> {
+    const {ifMatch, ifNoneMatch} = this.preconditions()
+    if (ifMatch === undefined && ifNoneMatch === undefined) return
+    const exists = obj !== null
+    let expected: number
+    if (ifNoneMatch === '*' && exists) expected = -1
+    else if (ifMatch !== undefined && !exists) expected = -1
+    else if (ifMatch !== undefined && ifMatch !== '*') expected = ifMatch
+    else return
+    const hasObject = obj !== null && Object.keys(obj).length > 0
+    const current = hasObject ? (obj as Annotated).last_modified : await this.timestamp()
+    if (current !== expected) {
+      let details: unknown
+      if (hasObject) {
+        const {[PERMISSIONS_FIELD]: _perms, ...existing} = obj as Annotated
+        details = {existing}
+      }
+      throw new HttpError(412, {
+        errno: ERRNO.MODIFIED_MEANWHILE,
+        message: MESSAGES.modifiedMeanwhile,
+        details,
+        headers: timestampHeaders(current),
+      })
+    }
+  }
+
+  /** 304 when If-None-Match is the current timestamp. */
+  async raise304IfNotModified(obj: Annotated | null): Promise<void> {
+    const {ifNoneMatch} = this.preconditions()
+    if (ifNoneMatch === undefined || ifNoneMatch === '*') return
+    const current = obj ? obj.last_modified : await this.timestamp()
+    if (current === ifNoneMatch) throw new NotModified(current)
+  }
+
+  /**
+   * Validates headers, querystring and body as upstream's request schemas do, before the
+   * endpoint runs (400 errno 107).
+   */
+  validateRequest(): void {
+    this.preconditions()
+    const q = this.ctx.req.query
+    const method = this.ctx.method
+    if (this.kind === 'plural') {
+      for (const name of ['_limit', '_since', '_to', '_before', 'last_modified']) queryInteger(q, name)
+      queryFieldList(q, '_sort')
+      extractToken(q)
+      if (method === 'GET' || method === 'HEAD') queryFieldList(q, '_fields')
+    } else if (method === 'GET' || method === 'HEAD') {
+      queryFieldList(q, '_fields')
+    }
+    if (method === 'PATCH') {
+      const behavior = (this.ctx.req.headers['response-behavior'] ?? 'full').trim()
+      if (!['full', 'light', 'diff'].includes(behavior)) {
+        throw invalid('header', 'Response-Behavior', `"${behavior}" is not one of full, light, diff`)
+      }
+    }
+    if (method === 'POST' || method === 'PUT' || method === 'PATCH') this.payloadValue = this.validatedBody(method)
+  }
+
+  /** The validated body (validateRequest() reads it first). */
+  get payload(): Payload {
+    if (!this.payloadValue) this.payloadValue = this.validatedBody(this.ctx.method)
+    return this.payloadValue
+  }
+
+  private isJsonPatch(): boolean {
+    return this.ctx.contentType === 'application/json-patch+json'
+  }
+
+  isMergePatch(): boolean {
+    return this.ctx.contentType === 'application/merge-patch+json'
+  }
+
+  /** Validates the body of POST/PUT/PATCH (upstream's request schema). */
+  validatedBody(method: string): Payload {
+    const body = this.ctx.body()
+    if (method === 'PATCH' && this.isJsonPatch()) return validateJsonPatch(body)
+    if (!isPlainObject(body)) {
+      throw invalid('body', '', `"${pyRepr(body)}" is not a mapping type: Does not implement dict-like functionality.`)
+    }
+    const unknown = Object.keys(body).filter((k) => k !== 'data' && k !== 'permissions')
+    if (unknown.length > 0) {
+      const shown = Object.fromEntries(unknown.map((k) => [k, body[k]]))
+      throw invalid('body', '', `Unrecognized keys in mapping: "${pyRepr(shown)}"`)
+    }
+    const result: {data?: Record<string, unknown>; permissions?: Record<string, string[] | null>} = {}
+    if (body.data !== undefined) {
+      if (!isPlainObject(body.data)) {
+        throw invalid('body', 'data', `"${pyRepr(body.data)}" is not a mapping type: Does not implement dict-like functionality.`)
+      }
+      result.data = method === 'PATCH' ? {...body.data} : this.validateData({...body.data}, 'data.')
+    }
+    if (body.permissions !== undefined) result.permissions = this.validatePermissions(body.permissions)
+    return result
+  }
+
+  validateData(data: Record<string, unknown>, prefix: string): Record<string, unknown> {
+    return this.def.validateData ? this.def.validateData(data, this, prefix) : data
+  }
+
+  private validatePermissions(value: unknown): Record<string, string[] | null> {
+    if (!isPlainObject(value)) {
+      throw invalid('body', 'permissions', `"${pyRepr(value)}" is not a mapping type: Does not implement dict-like functionality.`)
+    }
+    const issues: ValidationIssue[] = []
+    const result: Record<string, string[] | null> = {}
+    for (const [perm, principals] of Object.entries(value)) {
+      if (principals === null) {
+        result[perm] = null
+        continue
+      }
+      if (!this.def.permissions.includes(perm)) {
+        issues.push({location: 'body', name: `permissions.${perm}`, description: `"${perm}" is not one of ${this.def.permissions.join(', ')}`})
+        continue
+      }
+      if (!Array.isArray(principals)) {
+        issues.push({location: 'body', name: `permissions.${perm}`, description: `"${pyRepr(principals)}" is not iterable`})
+        continue
+      }
+      principals.forEach((p, i) => {
+        if (typeof p !== 'string') issues.push({location: 'body', name: `permissions.${perm}.${i}`, description: `${pyRepr(p)} is not a string: {'${pyRepr(p)}'}`})
+      })
+      result[perm] = principals as string[]
+    }
+    if (issues.length > 0) throw invalidParameters(issues)
+    return result
+  }
+
+  /** upstream's process_object: last_modified rules and permissions from the payload. */
+  async processObject(
+    newObj: Record<string, unknown>,
+    old: Annotated | null,
+    payload: Payload,
+  ): Promise<Record<string, unknown>> {
+    const lm = newObj.last_modified
+    // Integers only (upstream), and within what a bigint column and a JS number hold exactly.
+    if (typeof lm !== 'number' || !Number.isSafeInteger(lm)) delete newObj.last_modified
+    else if (old && lm <= old.last_modified) delete newObj.last_modified
+
+    let permissions: Record<string, string[]>
+    if (Array.isArray(payload)) {
+      permissions = jsonPatchPermissions(old, payload)
+    } else if (this.isMergePatch()) {
+      permissions = deepClone(old?.[PERMISSIONS_FIELD] ?? {}) as Record<string, string[]>
+      recursiveUpdate(permissions, payload.permissions ?? {})
+    } else {
+      permissions = {}
+      for (const [k, v] of Object.entries(payload.permissions ?? {})) if (v !== null) permissions[k] = v
+    }
+    const annotated: Record<string, unknown> = {...newObj}
+    if (Object.keys(permissions).length > 0) {
+      if (this.ctx.method === 'PUT' || this.isMergePatch()) {
+        for (const perm of this.def.permissions) if (!(perm in permissions)) permissions[perm] = []
+      }
+      annotated[PERMISSIONS_FIELD] = permissions
+    }
+    return this.def.processObject ? this.def.processObject(this, annotated, old) : annotated
+  }
+
+  /** Response body + event (upstream's postprocess). */
+  async postprocess(
+    result: Annotated | KintoObject | Record<string, unknown> | Array<Record<string, unknown>>,
+    action: Action = 'read',
+    old?: Annotated | KintoObject | Array<Record<string, unknown>> | null,
+    /** What listeners see as the new object when the body shows less (PATCH light/diff). */
+    eventData?: Record<string, unknown>,
+  ): Promise<Record<string, unknown>> {
+    const body: Record<string, unknown> = {}
+    let data: unknown = result
+    if (!Array.isArray(result)) {
+      const {[PERMISSIONS_FIELD]: perms, ...rest} = result as Annotated
+      if (perms !== undefined) body.permissions = perms
+      data = rest
+      if (old && !Array.isArray(old)) {
+        const {[PERMISSIONS_FIELD]: _p, ...oldRest} = old as Annotated
+        old = oldRest as KintoObject
+      }
+    }
+    body.data = data
+    const timestamp = eventTimestamp(data, this.timestampValue)
+    await this.ctx.notify({
+      action,
+      resourceName: this.def.name,
+      parentId: this.parentId,
+      timestamp,
+      data: (eventData ?? data) as Record<string, unknown>,
+      old: (old ?? undefined) as Record<string, unknown> | undefined,
+    })
+    return body
+  }
+}
+
+/** Thrown by raise304IfNotModified(); the endpoints answer 304. */
+export class NotModified extends Error {
+  constructor(readonly timestamp: number) {
+    super('Not Modified')
+  }
+}
+
+/** Default cache headers: `<resource>_cache_expires_seconds` for anonymous requests. */
+export function defaultCacheHeaders(r: ResourceRequest, headers: Record<string, string>, anonymous: boolean): void {
+  const value = r.ctx.settings[`${r.def.name}_cache_expires_seconds`]
+  const seconds = value === undefined || value === null || value === '' ? 0 : Number(value)
+  if (seconds && anonymous && Number.isFinite(seconds)) Object.assign(headers, cacheExpiresHeaders(Math.trunc(seconds)))
+  else headers['Cache-Control'] = 'no-cache, no-store'
+}
+
+function eventTimestamp(data: unknown, listTimestamp: number | undefined): number {
+  if (Array.isArray(data)) {
+    let max = listTimestamp ?? 0
+    for (const o of data) if (typeof (o as KintoObject).last_modified === 'number') max = Math.max(max, (o as KintoObject).last_modified)
+    return max
+  }
+  const lm = (data as KintoObject | undefined)?.last_modified
+  return typeof lm === 'number' ? lm : (listTimestamp ?? 0)
+}
