@@ -54,13 +54,20 @@ export async function backendSettings(kind: BackendKind, db?: TestDatabase): Pro
   return {settings, db: database}
 }
 
-export async function startTestServer(kind: BackendKind, extra: Record<string, string> = {}, db?: TestDatabase): Promise<TestServer> {
+export async function startTestServer(kind: BackendKind, extra: Record<string, string> = {}, db?: TestDatabase, port = 0): Promise<TestServer> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-client-'))
   const backends = await backendSettings(kind, db)
   const iniPath = path.join(dir, 'kinto.ini')
   writeFileSync(iniPath, iniText({'kinto.userid_hmac_secret': 'client-tests', ...backends.settings, ...extra}))
   const config = loadConfig(iniPath, {env: {}})
-  const server = await startServer(config, {port: 0, logger: pino({level: 'silent'})})
+  let server: RunningServer
+  try {
+    server = await startServer(config, {port, logger: pino({level: 'silent'})})
+  } catch (err) {
+    if (!db) await backends.db?.drop()
+    rmSync(dir, {recursive: true, force: true})
+    throw err
+  }
   return {
     remote: server.url.replace(/\/$/, ''),
     server,

@@ -35,22 +35,27 @@ export interface HttpClientOptions {
   /** Largest body read (bytes); the rest is discarded. */
   maxBodyBytes?: number
   maxRedirects?: number
+  /** User-Agent sent (default: kinto-ops-check/<version>). */
+  userAgent?: string
 }
 
 export interface RequestOptions {
   method?: string
   headers?: Record<string, string>
-  /** Follow same-host redirects (default true). */
+  /** Follow same-host redirects (default true; never for a request with a body). */
   followRedirects?: boolean
+  /** Request body (a form for OAuth token requests). */
+  body?: string
 }
 
 const MAX_BODY = 2 * 1024 * 1024
 
 export class HttpClient {
   private readonly agent: Agent
-  private readonly userAgent = `kinto-ops-check/${packageVersion()}`
+  private readonly userAgent: string
 
   constructor(private readonly options: HttpClientOptions) {
+    this.userAgent = options.userAgent ?? `kinto-ops-check/${packageVersion()}`
     this.agent = new (undici().Agent)({
       connect: {timeout: options.timeoutMs},
       headersTimeout: options.timeoutMs,
@@ -64,9 +69,9 @@ export class HttpClient {
     let current = url
     const method = options.method ?? 'GET'
     for (;;) {
-      const res = await this.once(current, method, options.headers ?? {})
+      const res = await this.once(current, method, options.headers ?? {}, options.body)
       const location = res.headers.location
-      if (options.followRedirects === false || res.status < 300 || res.status >= 400 || res.status === 304 || !location) {
+      if (options.followRedirects === false || options.body !== undefined || res.status < 300 || res.status >= 400 || res.status === 304 || !location) {
         return {...res, url: current, redirects}
       }
       const next = new URL(location, current)
@@ -77,12 +82,13 @@ export class HttpClient {
     }
   }
 
-  private async once(url: string, method: string, headers: Record<string, string>): Promise<Omit<HttpResponse, 'url' | 'redirects'>> {
+  private async once(url: string, method: string, headers: Record<string, string>, body?: string): Promise<Omit<HttpResponse, 'url' | 'redirects'>> {
     const signal = AbortSignal.timeout(this.options.timeoutMs * 2)
     const res = await undici().request(url, {
       method: method as 'GET',
       headers: {'user-agent': this.userAgent, accept: 'application/json', ...headers},
       dispatcher: this.agent,
+      body,
       signal,
     })
     const chunks: Buffer[] = []

@@ -85,6 +85,9 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     },
   })
   app.decorate('kinto', runtime)
+  app.addHook('onReady', async () => {
+    for (const policy of runtime.policies) await policy.ready?.()
+  })
   app.addHook('onClose', async () => monitoring.close())
   // CONNECT never reaches Fastify (Node hands the socket to 'connect' listeners and, without
   // one, drops it): answer 405. A bad `Expect` would get Node's empty 417.

@@ -27,6 +27,11 @@ export interface AuthenticationPolicy {
   authenticate(headers: Record<string, string | undefined>, env: AuthenticationEnv): Promise<string | null>
   /** Headers for a 401 (WWW-Authenticate). */
   challenge?(): Record<string, string>
+  /**
+   * Start-up work before the first request (an OpenID provider's discovery document). The app
+   * runs it when it gets ready (listen, inject); a rejection stops the start.
+   */
+  ready?(): Promise<unknown>
 }
 
 export type PolicyFactory = (name: string, options: Record<string, unknown>, settings: Settings) => AuthenticationPolicy

@@ -37,6 +37,7 @@ import {adminPlugin} from './admin.js'
 import {defaultBucketPlugin} from './default-bucket.js'
 import {flushPlugin} from './flush.js'
 import {historyPlugin} from './history.js'
+import {openidPlugin} from './openid/index.js'
 import {permissionsEndpoint} from './permissions.js'
 import {statsdPlugin} from './statsd.js'
 
@@ -59,14 +60,13 @@ const REGISTRY = new Map<string, KintoPlugin>()
 
 /** Upstream plugins we do not carry, and what including them means here. */
 const NOT_CARRIED = new Map<string, string>([
-  ['kinto.plugins.openid', 'OpenID Connect login is not available; its authentication policies cannot be used.'],
   ['kinto.plugins.prometheus', 'no /v1/__metrics__ endpoint is served.'],
   ['kinto.plugins.counters', 'no /v1/__counters__ endpoint is served.'],
   ['kinto.plugins.quotas', 'upstream Kinto removed it in version 20.0.0.'],
 ])
 
 /** Plugins shipped with kinto-ops. */
-const BUILTIN: KintoPlugin[] = [flushPlugin, accountsPlugin, defaultBucketPlugin, historyPlugin, adminPlugin, statsdPlugin]
+const BUILTIN: KintoPlugin[] = [flushPlugin, accountsPlugin, defaultBucketPlugin, historyPlugin, adminPlugin, statsdPlugin, openidPlugin]
 
 /** Adds a plugin (or replaces an upstream one listed as not carried). */
 export function registerPlugin(plugin: KintoPlugin): void {

@@ -1,0 +1,347 @@
+/**
+ * kinto.plugins.openid against a real OpenID Connect provider (the npm `oidc-provider`, on
+ * loopback): the authorization-code flow through /openid/<provider>/login and /token with a
+ * cookie-keeping client that submits the provider's login and consent forms, then kinto-http
+ * with the access token; revoked and expired tokens; one userinfo call per token within the
+ * verification ttl; the JWT check when an audience is set; start-up without the provider.
+ */
+import {createHmac} from 'node:crypto'
+
+import KintoClient from 'kinto-http'
+import pg from 'pg'
+import pino from 'pino'
+import {afterAll, beforeAll, describe, expect, test} from 'vitest'
+
+import {buildSettings} from '../../src/lib/config/settings.js'
+import {createBackends} from '../../src/lib/backends.js'
+import {createApp} from '../../src/lib/server/app.js'
+import {verifyJwt} from '../../src/lib/server/plugins/openid/jwt.js'
+import {freePort} from '../helpers/deploy-servers.js'
+import {Browser, startProvider, tokensFrom, type ClientConfig, type TestProvider} from '../helpers/oidc-provider.js'
+import {BACKEND_KINDS, startTestServer, type TestServer} from './helpers.js'
+
+const HMAC_SECRET = 'openid-tests'
+const CALLBACK = 'http://127.0.0.1:9/app/#tokens='
+
+function openidSettings(issuer: string, secondIssuer = issuer): Record<string, string> {
+  return {
+    'kinto.userid_hmac_secret': HMAC_SECRET,
+    'kinto.includes': 'kinto.plugins.openid',
+    'multiauth.policies': 'oidc shortlived',
+    'multiauth.policy.oidc.use': 'kinto.plugins.openid.OpenIDConnectPolicy',
+    'multiauth.policy.oidc.issuer': issuer,
+    'multiauth.policy.oidc.client_id': 'kinto',
+    'multiauth.policy.oidc.client_secret': 'kinto-secret',
+    'multiauth.policy.shortlived.use': 'kinto.plugins.openid.OpenIDConnectPolicy',
+    'multiauth.policy.shortlived.issuer': secondIssuer,
+    'multiauth.policy.shortlived.client_id': 'kinto-short',
+    'multiauth.policy.shortlived.client_secret': 'short-secret',
+    'multiauth.policy.shortlived.userid_field': 'email',
+    'multiauth.policy.shortlived.verification_ttl_seconds': '1',
+  }
+}
+
+/** Status and errno of a failed client call. */
+async function failure(promise: Promise<unknown>): Promise<{status?: number; errno?: number}> {
+  try {
+    await promise
+  } catch (err) {
+    const e = err as {response?: {status: number}; data?: {errno: number; code: number}}
+    return {status: e.response?.status ?? e.data?.code, errno: e.data?.errno}
+  }
+  throw new Error('expected the call to fail')
+}
+
+function bearer(remote: string, token: string): KintoClient {
+  return new KintoClient(remote, {headers: {Authorization: `Bearer ${token}`}, retry: 0})
+}
+
+describe.each(BACKEND_KINDS)('OpenID Connect against oidc-provider (%s)', (kind) => {
+  let provider: TestProvider
+  /** The second provider (policy `shortlived`). */
+  let other: TestProvider
+  let srv: TestServer
+  let kintoPort: number
+  let clients: Record<'kinto' | 'short', ClientConfig>
+
+  beforeAll(async () => {
+    provider = await startProvider()
+    other = await startProvider()
+    kintoPort = await freePort()
+    const base = `http://127.0.0.1:${kintoPort}/v1/openid`
+    clients = {
+      kinto: {client_id: 'kinto', client_secret: 'kinto-secret', redirect_uris: [`${base}/oidc/token`]},
+      short: {client_id: 'kinto-short', client_secret: 'short-secret', redirect_uris: [`${base}/shortlived/token`], accessTokenTtl: 2},
+    }
+    await provider.configure([clients.kinto])
+    await other.configure([clients.short])
+    srv = await startTestServer(kind, openidSettings(provider.issuer, other.issuer), undefined, kintoPort)
+  }, 120_000)
+  afterAll(async () => {
+    await srv?.close()
+    await provider?.close()
+    await other?.close()
+  })
+
+  /** The whole login: Kinto's /login, the provider's forms, Kinto's /token, back to the callback. */
+  async function login(providerName: string, account: string, browser = new Browser()) {
+    const scope = 'openid email'
+    const start = `${srv.remote}/openid/${providerName}/login?callback=${encodeURIComponent(CALLBACK)}&scope=${encodeURIComponent(scope)}`
+    const visit = await browser.visit(start, CALLBACK, account)
+    return {visit, tokens: tokensFrom(visit.location, CALLBACK), browser}
+  }
+
+  test('hello lists both providers in the openid capability', async () => {
+    const info = await new KintoClient(srv.remote).fetchServerInfo()
+    const openid = info.capabilities.openid as {description: string; url: string; providers: Array<Record<string, string>>}
+    expect(openid.description).toBe('OpenID connect support.')
+    expect(openid.providers).toEqual([
+      {
+        name: 'oidc',
+        issuer: provider.issuer,
+        auth_path: '/openid/oidc/login',
+        client_id: 'kinto',
+        audience: '',
+        header_type: 'Bearer',
+        userinfo_endpoint: `${provider.issuer}/me`,
+      },
+      {
+        name: 'shortlived',
+        issuer: other.issuer,
+        auth_path: '/openid/shortlived/login',
+        client_id: 'kinto-short',
+        audience: '',
+        header_type: 'Bearer',
+        userinfo_endpoint: `${other.issuer}/me`,
+      },
+    ])
+  })
+
+  test('login flow, then kinto-http with the access token; userinfo is called once per token', async () => {
+    const {visit, tokens} = await login('oidc', 'alice')
+    // Kinto's login endpoint, the provider's pages, Kinto's token endpoint.
+    expect(visit.urls[0]).toContain('/v1/openid/oidc/login?')
+    expect(visit.urls.some((u) => u.startsWith(`${provider.issuer}/interaction/`))).toBe(true)
+    expect(visit.urls[visit.urls.length - 1]).toMatch(new RegExp(`^${srv.remote}/openid/oidc/token\\?code=.+&state=[0-9a-f]{64}`))
+    expect(tokens.token_type).toBe('Bearer')
+    expect(typeof tokens.access_token).toBe('string')
+    expect(typeof tokens.id_token).toBe('string')
+    const token = tokens.access_token as string
+
+    const before = provider.hitsOf('/me')
+    const client = bearer(srv.remote, token)
+    const info = await client.fetchServerInfo()
+    expect(info.user?.id).toBe('oidc:alice')
+    expect((info.user as {profile?: unknown}).profile).toEqual({sub: 'alice', email: 'alice@example.com', email_verified: true})
+    await client.createBucket('oidc-bucket')
+    const {data, permissions} = await client.bucket('oidc-bucket').getData<{id: string}>().then(async (d) => ({
+      data: d,
+      permissions: await client.bucket('oidc-bucket').getPermissions(),
+    }))
+    expect(data.id).toBe('oidc-bucket')
+    expect(permissions.write).toContain('oidc:alice')
+    // Four authenticated requests, one verification at the provider.
+    expect(provider.hitsOf('/me') - before).toBe(1)
+
+    // The verification is cached under an HMAC of issuer, client, audience and token.
+    const key = `openid:verify:${createHmac('sha256', HMAC_SECRET).update(`${provider.issuer}:kinto::${token}`).digest('hex')}`
+    expect(await srv.server.app.kinto.backends.cache.get(key)).toEqual({sub: 'alice', email: 'alice@example.com', email_verified: true})
+    const ttl = await srv.server.app.kinto.backends.cache.ttl(key)
+    expect(ttl).toBeGreaterThan(86000)
+    if (srv.databaseUrl && kind === 'postgresql') {
+      const db = new pg.Client({connectionString: srv.databaseUrl})
+      await db.connect()
+      try {
+        const {rows} = await db.query<{key: string; value: string}>('SELECT key, value::text AS value FROM cache')
+        expect(rows.some((r) => r.key === key)).toBe(true)
+        expect(rows.filter((r) => r.key.includes(token) || r.value.includes(token))).toEqual([])
+      } finally {
+        await db.end()
+      }
+    }
+  })
+
+  test('a state is used once; the code exchange goes to the provider with the client secret', async () => {
+    const {visit} = await login('oidc', 'carol')
+    const tokenUrl = visit.urls[visit.urls.length - 1]
+    const tokenHits = provider.hitsOf('/token')
+    const res = await fetch(tokenUrl, {redirect: 'manual', signal: AbortSignal.timeout(10_000)})
+    expect(res.status).toBe(400)
+    expect(await res.json()).toMatchObject({errno: 105, message: 'state in body: Invalid state'})
+    expect(provider.hitsOf('/token')).toBe(tokenHits)
+  })
+
+  test('a revoked token is refused (401)', async () => {
+    const {tokens} = await login('oidc', 'dave')
+    const token = tokens.access_token as string
+    expect(await provider.revoke(token, clients.kinto)).toBe(200)
+    const before = [provider.hitsOf('/me'), other.hitsOf('/me')]
+    expect(await failure(bearer(srv.remote, token).createBucket('dave-bucket'))).toMatchObject({status: 401, errno: 104})
+    // Each OpenID policy asks its provider, as upstream's multiauth tries every policy.
+    expect([provider.hitsOf('/me') - before[0], other.hitsOf('/me') - before[1]]).toEqual([1, 1])
+    const info = await bearer(srv.remote, token).fetchServerInfo()
+    expect(info.user).toBeUndefined()
+  })
+
+  test('a second provider: user id from the email field; an expired token is refused (401)', async () => {
+    const {tokens} = await login('shortlived', 'erin')
+    const token = tokens.access_token as string
+    expect(tokens.expires_in).toBe(2)
+    const client = bearer(srv.remote, token)
+    expect((await client.fetchServerInfo()).user?.id).toBe('shortlived:erin@example.com')
+    await client.createBucket('erin-bucket')
+    // The token expires at the provider after 2 s, our verification after 1 s.
+    await new Promise((resolve) => setTimeout(resolve, 3100))
+    const before = other.hitsOf('/me')
+    expect(await failure(client.bucket('erin-bucket').getData())).toMatchObject({status: 401})
+    expect(other.hitsOf('/me') - before).toBe(1)
+  })
+
+  test('login and token endpoints validate their parameters as upstream', async () => {
+    const get = async (path: string) => {
+      const res = await fetch(`${srv.remote}${path}`, {redirect: 'manual', signal: AbortSignal.timeout(10_000)})
+      return {status: res.status, location: res.headers.get('location'), body: res.status === 307 ? null : ((await res.json()) as Record<string, unknown>)}
+    }
+    const cb = encodeURIComponent('http://ui.example.com/#tokens=')
+    expect((await get('/openid/oidc/login')).body).toMatchObject({errno: 107, message: 'callback in querystring: Required'})
+    expect((await get('/openid/oidc/login?callback=http://no-scope.example.com')).body).toMatchObject({errno: 107, message: 'scope in querystring: Required'})
+    expect((await get('/openid/oidc/login?callback=bad&scope=openid')).body).toMatchObject({errno: 107, message: 'callback in querystring: Must be a URL'})
+    expect((await get(`/openid/fxa/login?callback=${cb}&scope=openid`)).body).toMatchObject({
+      errno: 107,
+      details: [{location: 'path', name: 'provider', description: "Unknown provider 'fxa'"}],
+    })
+    expect((await get(`/openid/oidc/login?callback=${cb}&scope=openid&prompt=login`)).status).toBe(400)
+    // userid_field = email needs the email scope.
+    expect((await get(`/openid/shortlived/login?callback=${cb}&scope=openid`)).body).toMatchObject({
+      errno: 107,
+      message: "Provider shortlived requires 'email' scope",
+      details: [{location: 'body', name: 'scope', description: "Provider shortlived requires 'email' scope"}],
+    })
+    const redirect = await get(`/openid/oidc/login?callback=${cb}&scope=openid&prompt=none`)
+    expect(redirect.status).toBe(307)
+    const location = new URL(redirect.location!)
+    expect(`${location.origin}${location.pathname}`).toBe(`${provider.issuer}/auth`)
+    expect(Object.fromEntries(location.searchParams)).toMatchObject({
+      client_id: 'kinto',
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: `${srv.remote}/openid/oidc/token`,
+      prompt: 'none',
+    })
+    expect(location.searchParams.get('state')).toMatch(/^[0-9a-f]{64}$/)
+    expect(location.searchParams.has('audience')).toBe(false)
+    // The callback waits in the cache under the state.
+    expect(await srv.server.app.kinto.backends.cache.get(`openid:state:${location.searchParams.get('state')}`)).toBe('http://ui.example.com/#tokens=')
+
+    expect((await get('/openid/oidc/token')).status).toBe(400)
+    expect((await get('/openid/oidc/token?code=abc')).body).toMatchObject({message: 'state in querystring: Required'})
+    expect((await get('/openid/oidc/token?state=abc')).body).toMatchObject({message: 'code in querystring: Required'})
+    expect((await get('/openid/oidc/token?code=abc&state=abc')).body).toMatchObject({errno: 105})
+    expect((await get('/openid/fxa/token?code=abc&state=abc')).body).toMatchObject({errno: 107, details: [{name: 'provider'}]})
+  })
+})
+
+describe('OpenID Connect: JWT access tokens when an audience is set', () => {
+  let provider: TestProvider
+  const machine: ClientConfig = {client_id: 'machine', client_secret: 'machine-secret', grant_types: ['client_credentials']}
+
+  beforeAll(async () => {
+    provider = await startProvider()
+    await provider.configure([machine])
+  }, 60_000)
+  afterAll(async () => provider?.close())
+
+  function audienceApp(audience: string) {
+    const settings = buildSettings(
+      {
+        'kinto.userid_hmac_secret': HMAC_SECRET,
+        'kinto.includes': 'kinto.plugins.openid',
+        'multiauth.policies': 'corp',
+        'multiauth.policy.corp.use': 'kinto.plugins.openid.OpenIDConnectPolicy',
+        'multiauth.policy.corp.issuer': provider.issuer,
+        'multiauth.policy.corp.client_id': 'machine',
+        'multiauth.policy.corp.audience': audience,
+      },
+      {},
+    )
+    const backends = createBackends(settings)
+    const app = createApp({settings, backends, logger: pino({level: 'silent'})})
+    app.addHook('onClose', async () => backends.close())
+    return app
+  }
+
+  test('the provider-signed JWT passes the check; another audience, a forged signature, another issuer do not', async () => {
+    const token = await provider.clientCredentialsToken(machine)
+    const jwksUri = `${provider.issuer}/jwks`
+    const claims = await verifyJwt(token, {issuer: provider.issuer, audience: provider.jwtResource.audience, jwksUri})
+    expect(claims).toMatchObject({iss: provider.issuer, aud: provider.jwtResource.audience, client_id: 'machine'})
+    expect(await verifyJwt(token, {issuer: provider.issuer, audience: 'another-api', jwksUri})).toBeNull()
+    expect(await verifyJwt(token, {issuer: 'https://elsewhere.example', audience: provider.jwtResource.audience, jwksUri})).toBeNull()
+    const [h, p, s] = token.split('.')
+    const forged = `${h}.${p}.${s.slice(0, -4)}${s.slice(-4) === 'AAAA' ? 'BBBB' : 'AAAA'}`
+    expect(await verifyJwt(forged, {issuer: provider.issuer, audience: provider.jwtResource.audience, jwksUri})).toBeNull()
+    // Expired: checked against a clock past `exp`.
+    expect(await verifyJwt(token, {issuer: provider.issuer, audience: provider.jwtResource.audience, jwksUri}, (claims!.exp as number) + 1)).toBeNull()
+    expect(await verifyJwt('not-a-jwt', {issuer: provider.issuer, audience: provider.jwtResource.audience, jwksUri})).toBeNull()
+  })
+
+  test('a token for another audience is refused without asking userinfo; the audience is sent at login', async () => {
+    const token = await provider.clientCredentialsToken(machine)
+    const app = audienceApp('another-api')
+    try {
+      const before = provider.hitsOf('/me')
+      const res = await app.inject({method: 'PUT', url: '/v1/buckets/b1', headers: {authorization: `Bearer ${token}`}})
+      expect(res.statusCode).toBe(401)
+      expect(provider.hitsOf('/me')).toBe(before)
+      const login = await app.inject({method: 'GET', url: `/v1/openid/corp/login?callback=${encodeURIComponent('http://ui.example.com/#t=')}&scope=openid`})
+      expect(login.statusCode).toBe(307)
+      expect(new URL(login.headers.location as string).searchParams.get('audience')).toBe('another-api')
+    } finally {
+      await app.close()
+    }
+  })
+
+  test('a token for the configured audience passes the JWT check and goes on to userinfo', async () => {
+    const token = await provider.clientCredentialsToken(machine)
+    const app = audienceApp(provider.jwtResource.audience)
+    try {
+      const before = provider.hitsOf('/me')
+      const res = await app.inject({method: 'PUT', url: '/v1/buckets/b1', headers: {authorization: `Bearer ${token}`}})
+      // oidc-provider's userinfo refuses tokens issued for a resource server (it has no `openid`
+      // scope and an audience), so the request stays anonymous: the point is that it was asked.
+      expect(provider.hitsOf('/me') - before).toBe(1)
+      expect(res.statusCode).toBe(401)
+    } finally {
+      await app.close()
+    }
+  })
+})
+
+describe('OpenID Connect: start-up', () => {
+  test('an unreachable issuer stops the start with an error naming the discovery URL', async () => {
+    const port = await freePort()
+    const issuer = `http://127.0.0.1:${port}`
+    const err = await startTestServer('memory', openidSettings(issuer)).then(
+      async (srv) => {
+        await srv.close()
+        return null
+      },
+      (e: unknown) => e as {code?: string; message: string},
+    )
+    expect(err?.code).toBe('KINTO_OPENID_DISCOVERY')
+    expect(err?.message).toBe(`Cannot read the OpenID Connect discovery document ${issuer}/.well-known/openid-configuration: connection refused.`)
+  })
+
+  test('a policy without issuer is a configuration error', () => {
+    const settings = buildSettings(
+      {
+        'multiauth.policies': 'corp',
+        'multiauth.policy.corp.use': 'kinto.plugins.openid.OpenIDConnectPolicy',
+        'multiauth.policy.corp.client_id': 'abc',
+      },
+      {},
+    )
+    const backends = createBackends(settings)
+    expect(() => createApp({settings, backends})).toThrow("The OpenID Connect policy 'corp' has no multiauth.policy.corp.issuer setting.")
+  })
+})
