@@ -17,6 +17,7 @@ import {createBackends} from '../../src/lib/backends.js'
 import {createApp} from '../../src/lib/server/app.js'
 import {verifyJwt} from '../../src/lib/server/plugins/openid/jwt.js'
 import {freePort} from '../helpers/deploy-servers.js'
+import {statsdListener, type StatsdListener} from '../server/statsd-listener.js'
 import {Browser, startProvider, tokensFrom, type ClientConfig, type TestProvider} from '../helpers/oidc-provider.js'
 import {BACKEND_KINDS, startTestServer, type TestServer} from './helpers.js'
 
@@ -62,6 +63,7 @@ describe.each(BACKEND_KINDS)('OpenID Connect against oidc-provider (%s)', (kind)
   let other: TestProvider
   let srv: TestServer
   let kintoPort: number
+  let statsd: StatsdListener
   let clients: Record<'kinto' | 'short', ClientConfig>
 
   beforeAll(async () => {
@@ -75,12 +77,14 @@ describe.each(BACKEND_KINDS)('OpenID Connect against oidc-provider (%s)', (kind)
     }
     await provider.configure([clients.kinto])
     await other.configure([clients.short])
-    srv = await startTestServer(kind, openidSettings(provider.issuer, other.issuer), undefined, kintoPort)
+    statsd = await statsdListener()
+    srv = await startTestServer(kind, {...openidSettings(provider.issuer, other.issuer), 'kinto.statsd_url': statsd.url}, undefined, kintoPort)
   }, 120_000)
   afterAll(async () => {
     await srv?.close()
     await provider?.close()
     await other?.close()
+    await statsd?.close()
   })
 
   /** The whole login: Kinto's /login, the provider's forms, Kinto's /token, back to the callback. */
@@ -142,6 +146,9 @@ describe.each(BACKEND_KINDS)('OpenID Connect against oidc-provider (%s)', (kind)
     expect(permissions.write).toContain('oidc:alice')
     // Four authenticated requests, one verification at the provider.
     expect(provider.hitsOf('/me') - before).toBe(1)
+    // Counted under the policy's name, like the other policies; the token is in no metric.
+    await statsd.waitFor('kinto.authn_type.oidc')
+    expect(statsd.lines.filter((l) => l.includes(token))).toEqual([])
 
     // The verification is cached under an HMAC of issuer, client, audience and token.
     const key = `openid:verify:${createHmac('sha256', HMAC_SECRET).update(`${provider.issuer}:kinto::${token}`).digest('hex')}`

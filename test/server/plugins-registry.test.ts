@@ -35,8 +35,16 @@ describe('kinto.includes', () => {
     expect((error as KintoError).hint).toContain('kinto.plugins.history')
   })
 
+  test('kinto.plugins.openid without an OpenID policy: no capability, and its endpoints know no provider', async () => {
+    const {req, warnings} = setup({'kinto.includes': 'kinto.plugins.openid'})
+    expect(warnings).toEqual([])
+    expect((await req('GET', '/v1/')).body.capabilities).not.toHaveProperty('openid')
+    const login = await req('GET', '/v1/openid/google/login?callback=http%3A%2F%2Fui.example.com%2F&scope=openid')
+    expect(login.status).toBe(400)
+    expect(login.body.details).toEqual([{location: 'path', name: 'provider', description: "Unknown provider 'google'"}])
+  })
+
   test.each([
-    ['kinto.plugins.openid', 'OpenID'],
     ['kinto.plugins.prometheus', '__metrics__'],
     ['kinto.plugins.quotas', '20.0.0'],
     ['kinto.plugins.counters', '__counters__'],

@@ -250,7 +250,7 @@ describe('plugins', () => {
   test('unknown plugins are a startup error', () => {
     expect(() => memoryApp({'kinto.includes': 'kinto.plugins.nope'})).toThrow(/Unknown plugin 'kinto.plugins.nope'/)
     // Upstream plugins we do not carry are skipped with a warning (test/server/plugins-registry.test.ts).
-    expect(() => memoryApp({'kinto.includes': 'kinto.plugins.openid'})).not.toThrow()
+    expect(() => memoryApp({'kinto.includes': 'kinto.plugins.quotas'})).not.toThrow()
   })
 
   test('unknown authentication policies are a startup error', () => {

@@ -153,6 +153,13 @@ describe('each mistake of the checklist', () => {
     expect(f.fix).toMatch(/^chmod 600 /)
   })
 
+  it('counts an OpenID Connect client secret among the secrets of an ini', async () => {
+    const findings = await lint({'multiauth.policy.google.client_secret': 'UAlL-054uyh5in4b6u8jhg5o3hnj'}, 0o644)
+    const f = findings.find((x) => x.id === 'ini-permissions')!
+    expect(f.message).toContain('multiauth.policy.google.client_secret')
+    expect(f.message).not.toContain('UAlL-054uyh5in4b6u8jhg5o3hnj')
+  })
+
   it('reports every mistake of a bad ini at once', async () => {
     const findings = await lint({
       'kinto.http_scheme': undefined,

@@ -360,6 +360,10 @@ function iniHoldsSecrets(config: KintoConfig): string[] {
   for (const key of ['userid_hmac_secret', 'default_bucket_hmac_secret']) {
     if (config.sources[key]?.kind === 'ini' && isSet(config.settings[key])) keys.push(`kinto.${key}`)
   }
+  // OpenID Connect client secrets (kinto.plugins.openid).
+  for (const key of Object.keys(config.settings)) {
+    if (/^multiauth\.policy\.[^.]+\.client_secret$/.test(key) && config.sources[key]?.kind === 'ini' && isSet(config.settings[key])) keys.push(key)
+  }
   for (const backend of ['storage', 'cache', 'permission']) {
     const url = config.settings[`${backend}_url`]
     if (config.sources[`${backend}_url`]?.kind === 'ini' && typeof url === 'string' && /^[a-z0-9+]+:\/\/[^:/@?#]*:[^@/?#]+@/i.test(url)) {
