@@ -339,6 +339,25 @@ describe('OpenID Connect: start-up', () => {
     expect(err?.message).toBe(`Cannot read the OpenID Connect discovery document ${issuer}/.well-known/openid-configuration: connection refused.`)
   })
 
+  test('a provider that answers with an error stops the start too', async () => {
+    // Not configured yet: the provider's server answers 503 to everything.
+    const down = await startProvider()
+    try {
+      const err = await startTestServer('memory', openidSettings(down.issuer)).then(
+        async (srv) => {
+          await srv.close()
+          return null
+        },
+        (e: unknown) => e as {code?: string; message: string},
+      )
+      expect(err?.code).toBe('KINTO_OPENID_DISCOVERY')
+      expect(err?.message).toBe(`Cannot read the OpenID Connect discovery document ${down.issuer}/.well-known/openid-configuration: the provider answered HTTP 503.`)
+      expect(down.hitsOf('/.well-known/openid-configuration')).toBe(1)
+    } finally {
+      await down.close()
+    }
+  })
+
   test('a policy without issuer is a configuration error', () => {
     const settings = buildSettings(
       {

@@ -31,7 +31,8 @@ export function providerClient(): HttpClient {
   sharedClient ??= new HttpClient({
     timeoutMs: PROVIDER_TIMEOUT_SECONDS * 1000,
     maxBodyBytes: 1024 * 1024,
-    maxRedirects: 0,
+    // Same-host redirects only, and only where no token is sent (discovery, JWKS).
+    maxRedirects: 3,
     userAgent: `kinto-ops/${packageVersion()}`,
   })
   return sharedClient
@@ -67,7 +68,7 @@ async function loadConfiguration(issuer: string): Promise<OpenIdConfiguration> {
     })
   let res: HttpResponse
   try {
-    res = await providerClient().request(url, {followRedirects: false})
+    res = await providerClient().request(url)
   } catch (err) {
     throw fail(describeHttpError(err))
   }
@@ -120,7 +121,7 @@ export async function exchangeCode(
 
 /** The provider's JSON Web Key Set. */
 export async function fetchJwks(jwksUri: string): Promise<unknown[]> {
-  const res = await providerClient().request(jwksUri, {followRedirects: false})
+  const res = await providerClient().request(jwksUri)
   if (res.status !== 200) throw new Error(`the JWKS endpoint answered HTTP ${res.status}`)
   const doc = JSON.parse(res.body) as {keys?: unknown}
   if (!Array.isArray(doc.keys)) throw new Error('the JWKS document has no keys')
