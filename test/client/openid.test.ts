@@ -12,7 +12,9 @@ import pg from 'pg'
 import pino from 'pino'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
+import {loadConfig} from '../../src/lib/config/index.js'
 import {buildSettings} from '../../src/lib/config/settings.js'
+import {startServer} from '../../src/lib/server/start.js'
 import {createBackends} from '../../src/lib/backends.js'
 import {createApp} from '../../src/lib/server/app.js'
 import {verifyJwt} from '../../src/lib/server/plugins/openid/jwt.js'
@@ -168,6 +170,22 @@ describe.each(BACKEND_KINDS)('OpenID Connect against oidc-provider (%s)', (kind)
     }
   })
 
+  // Two servers share a cache only on a PostgreSQL server (PGlite and memory are one process's).
+  if (kind === 'postgresql') test('a token verified by one server is not verified again by another sharing the cache', async () => {
+    const {tokens} = await login('oidc', 'frank')
+    const token = tokens.access_token as string
+    const before = provider.hitsOf('/me')
+    expect((await bearer(srv.remote, token).fetchServerInfo()).user?.id).toBe('oidc:frank')
+    const second = await startServer(loadConfig(srv.iniPath, {env: {}}), {port: 0, logger: pino({level: 'silent'})})
+    try {
+      const remote = second.url.replace(/\/$/, '')
+      expect((await bearer(remote, token).fetchServerInfo()).user?.id).toBe('oidc:frank')
+      expect(provider.hitsOf('/me') - before).toBe(1)
+    } finally {
+      await second.close()
+    }
+  })
+
   test('a state is used once; the code exchange goes to the provider with the client secret', async () => {
     const {visit} = await login('oidc', 'carol')
     const tokenUrl = visit.urls[visit.urls.length - 1]
@@ -258,9 +276,10 @@ describe('OpenID Connect: JWT access tokens when an audience is set', () => {
   }, 60_000)
   afterAll(async () => provider?.close())
 
-  function audienceApp(audience: string) {
+  function audienceApp(audience: string, extra: Record<string, string> = {}) {
     const settings = buildSettings(
       {
+        ...extra,
         'kinto.userid_hmac_secret': HMAC_SECRET,
         'kinto.includes': 'kinto.plugins.openid',
         'multiauth.policies': 'corp',
@@ -303,6 +322,24 @@ describe('OpenID Connect: JWT access tokens when an audience is set', () => {
       const login = await app.inject({method: 'GET', url: `/v1/openid/corp/login?callback=${encodeURIComponent('http://ui.example.com/#t=')}&scope=openid`})
       expect(login.statusCode).toBe(307)
       expect(new URL(login.headers.location as string).searchParams.get('audience')).toBe('another-api')
+    } finally {
+      await app.close()
+    }
+  })
+
+  test('header_type: the Authorization scheme the policy accepts (case-insensitive)', async () => {
+    const token = await provider.clientCredentialsToken(machine)
+    const app = audienceApp(provider.jwtResource.audience, {'multiauth.policy.corp.header_type': 'Bearer+OIDC'})
+    try {
+      const before = provider.hitsOf('/me')
+      // Another scheme is not this policy's: the token goes nowhere.
+      expect((await app.inject({method: 'PUT', url: '/v1/buckets/b1', headers: {authorization: `Bearer ${token}`}})).statusCode).toBe(401)
+      expect(provider.hitsOf('/me')).toBe(before)
+      // Its own scheme, in any case: the token passes the JWT check and reaches userinfo.
+      expect((await app.inject({method: 'PUT', url: '/v1/buckets/b1', headers: {authorization: `bearer+oidc ${token}`}})).statusCode).toBe(401)
+      expect(provider.hitsOf('/me') - before).toBe(1)
+      const hello = await app.inject({method: 'GET', url: '/v1/'})
+      expect(hello.json().capabilities.openid.providers[0]).toMatchObject({name: 'corp', header_type: 'Bearer+OIDC', audience: provider.jwtResource.audience})
     } finally {
       await app.close()
     }
