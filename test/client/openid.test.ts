@@ -13,7 +13,10 @@ import pino from 'pino'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
 import {loadConfig} from '../../src/lib/config/index.js'
+import {parseIni} from '../../src/lib/config/ini.js'
+import {KintoLogging, loggingPlan} from '../../src/lib/monitoring/index.js'
 import {buildSettings} from '../../src/lib/config/settings.js'
+import type {Logger} from '../../src/lib/server/runtime.js'
 import {startServer} from '../../src/lib/server/start.js'
 import {createBackends} from '../../src/lib/backends.js'
 import {createApp} from '../../src/lib/server/app.js'
@@ -276,7 +279,7 @@ describe('OpenID Connect: JWT access tokens when an audience is set', () => {
   }, 60_000)
   afterAll(async () => provider?.close())
 
-  function audienceApp(audience: string, extra: Record<string, string> = {}) {
+  function audienceApp(audience: string, extra: Record<string, string> = {}, logger: Logger & object = pino({level: 'silent'})) {
     const settings = buildSettings(
       {
         ...extra,
@@ -291,7 +294,7 @@ describe('OpenID Connect: JWT access tokens when an audience is set', () => {
       {},
     )
     const backends = createBackends(settings)
-    const app = createApp({settings, backends, logger: pino({level: 'silent'})})
+    const app = createApp({settings, backends, logger})
     app.addHook('onClose', async () => backends.close())
     return app
   }
@@ -322,6 +325,24 @@ describe('OpenID Connect: JWT access tokens when an audience is set', () => {
       const login = await app.inject({method: 'GET', url: `/v1/openid/corp/login?callback=${encodeURIComponent('http://ui.example.com/#t=')}&scope=openid`})
       expect(login.statusCode).toBe(307)
       expect(new URL(login.headers.location as string).searchParams.get('audience')).toBe('another-api')
+    } finally {
+      await app.close()
+    }
+  })
+
+  test('the authorization code, the state and the token are in no log line', async () => {
+    const token = await provider.clientCredentialsToken(machine)
+    const lines: string[] = []
+    // The logging `kinto start` sets up (with the default plan of an ini without logging sections).
+    const logging = new KintoLogging(loggingPlan(parseIni('[app:main]\n')), {projectName: 'kinto', stderr: {write: (line: string) => void lines.push(line)}})
+    const app = audienceApp('another-api', {}, logging.root)
+    try {
+      const res = await app.inject({method: 'GET', url: '/v1/openid/corp/token?code=one-time-code-1234&state=state-5678'})
+      expect(res.statusCode).toBe(400)
+      await app.inject({method: 'GET', url: '/v1/', headers: {authorization: `Bearer ${token}`}})
+      const summaries = lines.filter((l) => l.includes('/v1/openid/corp/token'))
+      expect(summaries.length).toBeGreaterThan(0)
+      for (const secret of ['one-time-code-1234', 'state-5678', token]) expect(lines.filter((l) => l.includes(secret))).toEqual([])
     } finally {
       await app.close()
     }

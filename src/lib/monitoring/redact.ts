@@ -61,6 +61,8 @@ export function scrubSecrets(text: string): string {
 }
 
 const SECRET_KEY = /pass|secret|token|auth/i
+/** OAuth parameters that are one-time credentials (`/openid/<provider>/token?code=…&state=…`). */
+const OAUTH_KEYS = new Set(['code', 'state'])
 
 function scrubValue(value: unknown, depth: number): unknown {
   if (typeof value === 'string') return scrubSecrets(value)
@@ -70,7 +72,7 @@ function scrubValue(value: unknown, depth: number): unknown {
   const out: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(value)) {
     // `_token` (pagination) is not a secret; other keys that look like one are masked.
-    out[k] = SECRET_KEY.test(k) && k !== '_token' ? '***' : scrubValue(v, depth + 1)
+    out[k] = (SECRET_KEY.test(k) && k !== '_token') || OAUTH_KEYS.has(k) ? '***' : scrubValue(v, depth + 1)
   }
   return out
 }
