@@ -416,6 +416,28 @@ describe('OpenID Connect: start-up', () => {
     }
   })
 
+  test('a provider that goes away after the start: 503 with Retry-After, not a 401', async () => {
+    const gone = await startProvider()
+    await gone.configure([])
+    const settings = buildSettings({...openidSettings(gone.issuer), 'multiauth.policies': 'oidc'}, {})
+    const backends = createBackends(settings)
+    const app = createApp({settings, backends})
+    try {
+      await app.ready()
+      await gone.close()
+      const res = await app.inject({method: 'GET', url: '/v1/buckets', headers: {authorization: 'Bearer some-opaque-token'}})
+      expect(res.statusCode).toBe(503)
+      expect(res.headers['retry-after']).toBe('30')
+      expect(res.json().errno).toBe(201)
+      // Refused, or closed when a kept-alive connection is tried first.
+      expect(res.json().message).toMatch(new RegExp(`^The OpenID Connect provider ${gone.issuer} cannot be reached \\(connection (refused|closed by the server)\\); please retry later\\.$`))
+      expect(res.body).not.toContain('some-opaque-token')
+    } finally {
+      await app.close()
+      await backends.close()
+    }
+  })
+
   test('a policy without issuer is a configuration error', () => {
     const settings = buildSettings(
       {
