@@ -6,12 +6,16 @@
  * verification ttl; the JWT check when an audience is set; start-up without the provider.
  */
 import {createHmac} from 'node:crypto'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 
 import KintoClient from 'kinto-http'
 import pg from 'pg'
 import pino from 'pino'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
+import {checkIni} from '../../src/lib/check/index.js'
 import {loadConfig} from '../../src/lib/config/index.js'
 import {parseIni} from '../../src/lib/config/ini.js'
 import {KintoLogging, loggingPlan} from '../../src/lib/monitoring/index.js'
@@ -24,7 +28,7 @@ import {verifyJwt} from '../../src/lib/server/plugins/openid/jwt.js'
 import {freePort} from '../helpers/deploy-servers.js'
 import {statsdListener, type StatsdListener} from '../server/statsd-listener.js'
 import {Browser, startProvider, tokensFrom, type ClientConfig, type TestProvider} from '../helpers/oidc-provider.js'
-import {BACKEND_KINDS, startTestServer, type TestServer} from './helpers.js'
+import {BACKEND_KINDS, iniText, startTestServer, type TestServer} from './helpers.js'
 
 const HMAC_SECRET = 'openid-tests'
 const CALLBACK = 'http://127.0.0.1:9/app/#tokens='
@@ -395,6 +399,41 @@ describe('OpenID Connect: start-up', () => {
     )
     expect(err?.code).toBe('KINTO_OPENID_DISCOVERY')
     expect(err?.message).toBe(`Cannot read the OpenID Connect discovery document ${issuer}/.well-known/openid-configuration: connection refused.`)
+  })
+
+  test('kinto check reads each provider\'s discovery document and names the one it cannot read', async () => {
+    const up = await startProvider()
+    const port = await freePort()
+    try {
+      await up.configure([])
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-openid-check-'))
+      try {
+        const ini = path.join(dir, 'kinto.ini')
+        const settings = {
+          ...openidSettings(up.issuer, `http://127.0.0.1:${port}`),
+          'multiauth.policy.oidc.client_secret': '',
+        }
+        writeFileSync(ini, iniText(settings), {mode: 0o600})
+        const report = await checkIni(ini, {db: false, env: {}})
+        const openid = report.findings.filter((f) => f.id === 'openid')
+        expect(openid.map((f) => [f.level, f.message])).toEqual([
+          ['ok', `multiauth.policy.oidc: ${up.issuer} publishes its discovery document (userinfo: ${up.issuer}/me).`],
+          [
+            'warning',
+            'multiauth.policy.oidc.client_secret is not set: /v1/openid/oidc/token cannot trade login codes for tokens (tokens obtained elsewhere are still accepted).',
+          ],
+          [
+            'error',
+            `multiauth.policy.shortlived: Cannot read the OpenID Connect discovery document http://127.0.0.1:${port}/.well-known/openid-configuration: connection refused. The server refuses to start.`,
+          ],
+        ])
+        expect(JSON.stringify(report)).not.toContain('short-secret')
+      } finally {
+        rmSync(dir, {recursive: true, force: true})
+      }
+    } finally {
+      await up.close()
+    }
   })
 
   test('a provider that answers with an error stops the start too', async () => {

@@ -6,6 +6,7 @@
 import {type KintoConfig, loadConfig} from '../config/index.js'
 import {isKintoError} from '../errors.js'
 import {checkDatabases} from './database-checks.js'
+import {checkOpenId} from './openid-check.js'
 import {SETTINGS_CHECKS} from './settings-checks.js'
 import {checkStatsd} from './statsd-check.js'
 import {type CheckReport, type Finding, error, summarize, warning} from './types.js'
@@ -30,6 +31,7 @@ export async function runChecks(config: KintoConfig, options: RunChecksOptions =
   )
   for (const check of SETTINGS_CHECKS) findings.push(...check(config))
   findings.push(...(await checkStatsd(config, {timeoutMs: options.timeoutMs, resolve: options.resolve})))
+  findings.push(...(await checkOpenId(config)))
   if (options.db !== false) findings.push(...(await checkDatabases(config, {timeoutMs: options.timeoutMs})))
   return findings
 }
