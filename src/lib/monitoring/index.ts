@@ -114,7 +114,7 @@ export class Monitoring {
    * A response leaves: per-response metrics, and the summary line when the runtime did not log
    * one (errors raised before a request reaches it).
    */
-  responded(req: KintoRequest, response: KintoResponse, payload: string | undefined, elapsedMs: number): void {
+  responded(req: KintoRequest, response: KintoResponse, payload: string | Buffer | undefined, elapsedMs: number): void {
     const scope = req.scope
     let summary = scope?.summary
     if (!summary) {

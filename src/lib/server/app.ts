@@ -15,7 +15,7 @@ import type {Logger} from '../logger.js'
 import {decodePath} from './router.js'
 import {Runtime, type ConfigInfo} from './runtime.js'
 import {parseQuery} from './querystring.js'
-import type {Backends, KintoRequest, KintoResponse} from './types.js'
+import {RawBody, type Backends, type KintoRequest, type KintoResponse} from './types.js'
 
 /** Largest request body accepted (413 errno 113 beyond). */
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024
@@ -209,7 +209,8 @@ function sendResponse(
   if (!finalized) runtime.finalizeHeaders(req, response)
   reply.code(response.status)
   for (const [k, v] of Object.entries(response.headers)) reply.header(k, v)
-  const payload = response.body === undefined || req.method === 'HEAD' || response.status === 304 ? undefined : JSON.stringify(response.body)
+  const body = response.body
+  const payload = body === undefined || req.method === 'HEAD' || response.status === 304 ? undefined : body instanceof RawBody ? body.bytes : JSON.stringify(body)
   monitoring.responded(req, response, payload, reply.elapsedTime)
   return payload === undefined ? reply.send() : reply.send(payload)
 }

@@ -40,6 +40,6 @@ export function parsePlugins(runtime: Runtime, baseDir?: string): void {
     })
   }
 
-  const api = pluginApi(runtime, userInfoHooks)
+  const api = pluginApi(runtime, userInfoHooks, baseDir)
   for (const plugin of pluginsFromSettings(runtime.settings)) plugin.includeme(api)
 }

@@ -35,10 +35,22 @@ export interface KintoRequest {
   scope?: RequestScope
 }
 
+/**
+ * A body sent as it is instead of as JSON (the admin console's files); the view sets its
+ * Content-Type. In a batch response it stands as its text.
+ */
+export class RawBody {
+  constructor(readonly bytes: Buffer) {}
+
+  toJSON(): string {
+    return this.bytes.toString('utf8')
+  }
+}
+
 /** What a view returns; the dispatcher adds the common headers. */
 export interface ViewResult {
   status?: number
-  /** JSON body; undefined for none (304, HEAD). */
+  /** JSON body (or a RawBody); undefined for none (304, HEAD). */
   body?: unknown
   headers?: Record<string, string>
 }
@@ -47,7 +59,7 @@ export interface ViewResult {
 export interface KintoResponse {
   status: number
   headers: Record<string, string>
-  /** JSON value to serialise, or undefined for an empty body. */
+  /** JSON value to serialise (a RawBody as it is), or undefined for an empty body. */
   body?: unknown
 }
 

@@ -123,14 +123,23 @@ export function versionService(runtime: Runtime, baseDir: string | undefined): S
 }
 
 /**
+ * Where a path setting may point, in order: relative to the current folder (upstream's reading),
+ * then to the ini's folder (so an ini moved with its files keeps working).
+ */
+export function settingPathCandidates(configured: string, baseDir: string | undefined): string[] {
+  const candidates = [path.resolve(configured)]
+  if (baseDir && !path.isAbsolute(configured)) candidates.push(path.resolve(baseDir, configured))
+  return candidates
+}
+
+/**
  * The first of `version_json_path` (relative to the current folder, then to the ini's folder) and
  * the package's version.json; without any, a version object made from package.json (upstream
  * answers 500 when the file is missing).
  */
 function readVersionFile(runtime: Runtime, baseDir: string | undefined): unknown {
   const configured = asString(runtime.settings, 'version_json_path') ?? 'version.json'
-  const candidates = [path.resolve(configured)]
-  if (baseDir) candidates.push(path.resolve(baseDir, configured))
+  const candidates = settingPathCandidates(configured, baseDir)
   candidates.push(path.join(packageRoot, 'version.json'))
   for (const file of candidates) {
     if (existsSync(file)) {

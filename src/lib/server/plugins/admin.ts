@@ -1,34 +1,214 @@
 /**
- * kinto.plugins.admin: upstream serves the Kinto Admin web app (a built JavaScript bundle) at
- * /v1/admin/. kinto-ops does not ship that bundle: including the plugin is reported once at
- * startup, /v1/admin and everything below answer a 404 saying so (instead of a bare "not found"),
- * and its side effect is kept — it turns on GET /v1/permissions (see index.ts), which the admin
- * app uses. No `admin` capability is advertised, since there is no console to link to.
+ * kinto.plugins.admin: the Kinto Admin web console at /v1/admin/, as upstream's plugin serves it.
+ * - The build: the `kinto-admin` npm package bundled into dist/admin/ at `npm run build`
+ *   (scripts/kinto-admin/build.mjs), or the folder named by `kinto.admin_assets_path` (another
+ *   build, e.g. an operator's newer release: index.html, VERSION and its files).
+ * - /v1/admin → 307 to /v1/admin/; /v1/admin/ (and /v1/admin/index.html) → index.html, never
+ *   cached by clients or proxies, with upstream's Content-Security-Policy; any other path → that
+ *   file of the build, with its content type, cached for a year when its name carries a content
+ *   hash (an hour otherwise), with an ETag answered by 304.
+ * - The capability `admin` with the build's VERSION.
+ * - Our own build gets the server's `multiauth.policies` in index.html, so the login form opens on
+ *   the server's authentication method (the page finds the server URL from its own address).
+ * - As upstream, including the plugin turns on GET /v1/permissions (see index.ts), which the app
+ *   uses. Without a build (sources never built), /v1/admin/ answers a 404 saying how to make one.
  */
-import {ERRNO, HttpError} from '../errors.js'
+import {createHash} from 'node:crypto'
+import {existsSync, readFileSync, statSync} from 'node:fs'
+import {readFile, stat} from 'node:fs/promises'
+import path from 'node:path'
+
+import {asList, asString} from '../../config/settings.js'
+import {KintoError} from '../../errors.js'
+import {packageRoot} from '../../version.js'
+import type {RequestContext} from '../context.js'
+import {ERRNO, HttpError, notFound} from '../errors.js'
 import type {ViewDef} from '../router.js'
+import {RawBody, type ViewResult} from '../types.js'
+import {settingPathCandidates} from '../views.js'
 import type {KintoPlugin} from './index.js'
 
-export const ADMIN_NOT_SERVED =
-  'The Kinto Admin web console is not served by this server (kinto-ops does not ship it). Run a kinto-admin build elsewhere and point it at this server; kinto.plugins.admin only enables /v1/permissions here.'
+/** Where `npm run build` puts the bundled console. */
+export const BUNDLED_ADMIN_DIR = path.join(packageRoot, 'dist', 'admin')
+/** Where our index.html takes the server's settings (scripts/kinto-admin/index.html). */
+const SETTINGS_MARK = '<!--kinto:server-settings-->'
 
-const notServed: ViewDef = {
+/** Upstream's policy for the console page: its own scripts and styles, data from this origin. */
+export const ADMIN_CSP = "default-src 'self'; img-src data: *; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+const LONG_CACHE = 'public, max-age=31536000, immutable'
+const SHORT_CACHE = 'public, max-age=3600'
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.map': 'application/json',
+  '.webmanifest': 'application/manifest+json',
+  '.txt': 'text/plain; charset=utf-8',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.gif': 'image/gif',
+  '.svg': 'image/svg+xml',
+  '.ico': 'image/x-icon',
+  '.webp': 'image/webp',
+  '.woff': 'font/woff',
+  '.woff2': 'font/woff2',
+  '.ttf': 'font/ttf',
+  '.eot': 'application/vnd.ms-fontobject',
+}
+
+export function contentTypeOf(file: string): string {
+  return CONTENT_TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream'
+}
+
+/**
+ * A file name with a content hash (`main-PFHQUTYB.js`, `main.8f3a2c1d.chunk.js`, `index-Bx1_aZ9k.css`):
+ * 8 or more letters, digits or `_` after a `-` or `.`, at least one of them a digit or a capital.
+ */
+export function isHashedName(file: string): boolean {
+  return /[.-](?=[A-Za-z0-9_]*[A-Z0-9])[A-Za-z0-9_]{8,}\.[A-Za-z0-9]+(\.map)?$/.test(path.basename(file))
+}
+
+/** The build a server serves: its folder, the kinto-admin release and whether it is ours. */
+export interface AdminBuild {
+  dir: string
+  version: string
+  bundled: boolean
+}
+
+/**
+ * The build to serve: `admin_assets_path` (relative to the current folder, then to the ini's) or
+ * dist/admin. A configured folder without index.html or VERSION is a configuration error (upstream
+ * fails on a missing VERSION too); no bundled build gives null.
+ */
+export function findAdminBuild(settings: Record<string, unknown>, baseDir?: string, bundledDir = BUNDLED_ADMIN_DIR): AdminBuild | null {
+  const configured = asString(settings, 'admin_assets_path')
+  if (configured) {
+    const candidates = settingPathCandidates(configured, baseDir)
+    const dir = candidates.find((c) => existsSync(c) && statSync(c).isDirectory())
+    const hint = 'Point kinto.admin_assets_path to a Kinto Admin build (a folder with index.html and VERSION), or remove it to serve the bundled console.'
+    if (!dir) throw new KintoError(`kinto.admin_assets_path = ${configured}: no such folder (looked at ${candidates.join(', ')}).`, {code: 'KINTO_ADMIN_ASSETS', hint})
+    for (const needed of ['index.html', 'VERSION']) {
+      if (!existsSync(path.join(dir, needed))) {
+        throw new KintoError(`kinto.admin_assets_path = ${configured}: ${path.join(dir, needed)} is missing.`, {code: 'KINTO_ADMIN_ASSETS', hint})
+      }
+    }
+    return {dir, version: readFileSync(path.join(dir, 'VERSION'), 'utf8').trim(), bundled: false}
+  }
+  if (!existsSync(path.join(bundledDir, 'index.html')) || !existsSync(path.join(bundledDir, 'VERSION'))) return null
+  return {dir: bundledDir, version: readFileSync(path.join(bundledDir, 'VERSION'), 'utf8').trim(), bundled: true}
+}
+
+function etagOf(bytes: Buffer): string {
+  return `"${createHash('sha256').update(bytes).digest('base64url').slice(0, 27)}"`
+}
+
+function notModified(ctx: RequestContext, etag: string): boolean {
+  const header = ctx.req.headers['if-none-match']
+  return header !== undefined && header.split(',').some((t) => t.trim() === etag || t.trim() === '*')
+}
+
+function fileResult(ctx: RequestContext, bytes: Buffer, etag: string, headers: Record<string, string>): ViewResult {
+  const all = {...headers, ETag: etag}
+  if (notModified(ctx, etag)) return {status: 304, headers: all}
+  return {body: new RawBody(bytes), headers: all}
+}
+
+/** The `multiauth.policies` the page is told about (basicauth when none is configured, as the runtime does). */
+function pageSettings(settings: Record<string, unknown>): {authMethods: string[]} {
+  const policies = asList(settings, 'multiauth.policies')
+  return {authMethods: policies.length ? policies : ['basicauth']}
+}
+
+/** JSON inside a <script> element: no `<` can close it. */
+function scriptJson(value: unknown): string {
+  return JSON.stringify(value).replace(/</g, '\\u003c')
+}
+
+function adminViews(build: AdminBuild, settings: Record<string, unknown>): {home: ViewDef; files: ViewDef} {
+  const indexFile = path.join(build.dir, 'index.html')
+  // index.html is read once (upstream's cache_forever); our build gets the server's settings.
+  let page: {bytes: Buffer; etag: string} | undefined
+  const index = async (ctx: RequestContext): Promise<ViewResult> => {
+    if (!page) {
+      let html = await readFile(indexFile, 'utf8')
+      if (build.bundled) {
+        html = html.replace(SETTINGS_MARK, `<script id="kinto-server-settings" type="application/json">${scriptJson(pageSettings(settings))}</script>`)
+      }
+      const bytes = Buffer.from(html)
+      page = {bytes, etag: etagOf(bytes)}
+    }
+    return fileResult(ctx, page.bytes, page.etag, {
+      'Content-Type': CONTENT_TYPES['.html'],
+      'Cache-Control': 'no-cache',
+      'Content-Security-Policy': ADMIN_CSP,
+    })
+  }
+  const files: ViewDef = {
+    method: 'GET',
+    permission: 'public',
+    async handler(ctx) {
+      const subpath = ctx.params.subpath ?? ''
+      if (subpath === 'index.html') return index(ctx)
+      const parts = subpath.split('/')
+      // Hidden files (the build stamp) and anything leaving the folder are not part of the app.
+      if (parts.some((p) => p === '' || p.startsWith('.') || p.includes('\\'))) throw notFound()
+      const file = path.join(build.dir, ...parts)
+      const info = await stat(file).catch(() => null)
+      if (!info?.isFile()) throw notFound()
+      // Files are small and cached by clients; an ETag from the bytes stays right across builds.
+      const bytes = await readFile(file)
+      return fileResult(ctx, bytes, etagOf(bytes), {
+        'Content-Type': contentTypeOf(file),
+        'Cache-Control': isHashedName(file) ? LONG_CACHE : SHORT_CACHE,
+      })
+    },
+  }
+  return {home: {...files, handler: index}, files}
+}
+
+/** Upstream: /v1/admin → 307 /v1/admin/. */
+const redirectToSlash: ViewDef = {
   method: 'GET',
   permission: 'public',
-  async handler() {
-    throw new HttpError(404, {errno: ERRNO.MISSING_RESOURCE, message: ADMIN_NOT_SERVED})
+  async handler(ctx) {
+    return {status: 307, headers: {Location: `${ctx.req.rawPath}/`}}
   },
 }
+
+export const ADMIN_NOT_BUILT =
+  'The Kinto Admin console has not been built: run `npm run build` in kinto-ops (it bundles the kinto-admin package into dist/admin), or set kinto.admin_assets_path to a Kinto Admin build.'
 
 export const adminPlugin: KintoPlugin = {
   name: 'kinto.plugins.admin',
   includeme(api) {
-    api.runtime.logger.warn(
-      {plugin: 'kinto.plugins.admin'},
-      'kinto.includes lists kinto.plugins.admin: the Kinto Admin web console is not bundled with kinto-ops, so /v1/admin/ is not served (404); /v1/permissions is enabled as upstream does with this plugin.',
-    )
-    const views = new Map([['GET', notServed]])
-    api.addService({name: 'admin_home', pattern: '/admin', views, noTransaction: true})
-    api.addService({name: 'admin_static', pattern: '/admin/{subpath*}', views, noTransaction: true})
+    const {runtime} = api
+    const build = findAdminBuild(runtime.settings, api.baseDir)
+    const redirect = new Map([['GET', redirectToSlash]])
+    if (!build) {
+      runtime.logger.warn({plugin: 'kinto.plugins.admin'}, `${ADMIN_NOT_BUILT} /v1/admin/ answers 404 until then.`)
+      const notBuilt: ViewDef = {
+        method: 'GET',
+        permission: 'public',
+        async handler() {
+          throw new HttpError(404, {errno: ERRNO.MISSING_RESOURCE, message: ADMIN_NOT_BUILT})
+        },
+      }
+      api.addService({name: 'admin_redirect', pattern: '/admin', views: redirect, noTransaction: true})
+      api.addService({name: 'catchall_static', pattern: '/admin/{subpath*}', views: new Map([['GET', notBuilt]]), noTransaction: true})
+      return
+    }
+    runtime.addCapability('admin', {
+      description: 'Serves the admin console.',
+      url: 'https://github.com/Kinto/kinto-admin/',
+      version: build.version,
+    })
+    const {home, files} = adminViews(build, runtime.settings)
+    api.addService({name: 'admin_redirect', pattern: '/admin', views: redirect, noTransaction: true})
+    api.addService({name: 'admin_home', pattern: '/admin/', views: new Map([['GET', home]]), noTransaction: true})
+    api.addService({name: 'catchall_static', pattern: '/admin/{subpath*}', views: new Map([['GET', files]]), noTransaction: true})
   },
 }

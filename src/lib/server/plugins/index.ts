@@ -44,6 +44,8 @@ import {statsdPlugin} from './statsd.js'
 /** What a plugin may do while the app is built. */
 export interface PluginApi {
   readonly runtime: Runtime
+  /** The ini's folder: relative path settings are looked up there too (settingPathCandidates). */
+  readonly baseDir?: string
   addService(service: Service): void
   addResource(def: ResourceDefinition): void
   addUserInfo(hook: UserInfoHook): void
@@ -114,9 +116,10 @@ export function pluginsFromSettings(settings: Record<string, unknown>): KintoPlu
 }
 
 /** Builds the plugin API over a runtime. */
-export function pluginApi(runtime: Runtime, userInfoHooks: UserInfoHook[]): PluginApi {
+export function pluginApi(runtime: Runtime, userInfoHooks: UserInfoHook[], baseDir?: string): PluginApi {
   return {
     runtime,
+    baseDir,
     addService: (service) => runtime.addService(service),
     addResource: (def) => {
       for (const s of resourceServices(def, {settings: runtime.settings, readonly: runtime.readonly})) runtime.addService(s)
