@@ -1,7 +1,7 @@
 /**
  * kinto.includes (issue 5, item 8): upstream's plugin names, unknown names a startup error,
  * upstream plugins we do not carry reported once and skipped, flush behind its setting, the admin
- * plugin's side effect (/permissions) without a console to serve.
+ * plugin's side effect (/permissions).
  */
 import type {FastifyInstance} from 'fastify'
 import {afterEach, describe, expect, test} from 'vitest'
@@ -68,10 +68,11 @@ describe('kinto.includes', () => {
       'kinto.bucket_create_principals': 'account:admin',
     })
     const hello = await req('GET', '/v1/', {auth: null})
-    expect(Object.keys(hello.body.capabilities).sort()).toEqual(['accounts', 'default_bucket', 'permissions_endpoint'])
-    // Reported: the admin console is not served; memory storage loses accounts.
-    expect(warnings.some((w) => w.includes('kinto.plugins.admin'))).toBe(true)
+    expect(Object.keys(hello.body.capabilities).sort()).toEqual(['accounts', 'admin', 'default_bucket', 'permissions_endpoint'])
+    // Reported: memory storage loses accounts. The admin console is served (no warning about it).
     expect(warnings.some((w) => w.includes('memory storage backend'))).toBe(true)
+    expect(warnings.filter((w) => w.includes('admin'))).toEqual([])
+    expect((await req('GET', '/v1/admin/', {auth: null})).status).toBe(200)
   })
 
   test('a plugin listed twice is included once', async () => {
@@ -121,17 +122,12 @@ describe('kinto.plugins.flush', () => {
 })
 
 describe('kinto.plugins.admin', () => {
-  test('/v1/admin/ answers a clear 404 (no console shipped), /v1/permissions is on, no admin capability', async () => {
+  // The console itself: plugins-admin.test.ts.
+  test('turns /v1/permissions on, as upstream', async () => {
     const {req} = setup({'kinto.includes': 'kinto.plugins.admin'})
-    for (const path of ['/v1/admin', '/v1/admin/', '/v1/admin/index.html', '/v1/admin/static/js/main.js']) {
-      const r = await req('GET', path, {auth: null})
-      expect(r.status, path).toBe(404)
-      expect(r.body.errno).toBe(111)
-      expect(r.body.message).toContain('Kinto Admin web console is not served')
-    }
     const hello = await req('GET', '/v1/', {auth: null})
     expect(hello.body.capabilities).toHaveProperty('permissions_endpoint')
-    expect(hello.body.capabilities).not.toHaveProperty('admin')
+    expect(hello.body.capabilities).toHaveProperty('admin')
     expect((await req('GET', '/v1/permissions', {auth: ALICE})).status).toBe(200)
   })
 

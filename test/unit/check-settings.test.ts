@@ -76,6 +76,14 @@ describe('a good production ini', () => {
     for (const f of findings) expect(f.fix).toBeNull()
   })
 
+  it('with kinto.plugins.admin: the console and its version are reported as served (no warning)', async () => {
+    const findings = await lint({'kinto.includes': 'kinto.plugins.statsd kinto.plugins.admin'})
+    expect(problems(findings)).toEqual([])
+    const admin = findings.find((f) => f.id === 'admin-console')!
+    expect(admin.level).toBe('ok')
+    expect(admin.message).toMatch(/^The Kinto Admin console \d+\.\d+\.\d+ \(bundled with kinto-ops\) is served at \/v1\/admin\/\.$/)
+  })
+
   it('says precisely what the statsd check verified', async () => {
     const statsd = (await lint()).find((f) => f.id === 'statsd')!
     expect(statsd.message).toContain('statsd.internal resolves to 10.0.0.7')
@@ -120,6 +128,7 @@ const CASES: Case[] = [
   ['statsd host unknown', {'kinto.statsd_url': 'udp://nowhere.invalid:8125'}, 'statsd', 'error', /does not resolve \(no such host\)/],
   ['statsd without the plugin', {'kinto.includes': undefined}, 'statsd-plugin', 'warning', /upstream Kinto sends no metrics/],
   ['a key in the wrong case', {'kinto.PAGINATE_BY': '50'}, 'config-warning', 'warning', /case-sensitive/],
+  ['admin console folder missing', {'kinto.includes': 'kinto.plugins.statsd kinto.plugins.admin', 'kinto.admin_assets_path': 'no-such-build'}, 'admin-console', 'error', /no-such-build: no such folder .*refuses to start/],
 ]
 
 describe('each mistake of the checklist', () => {

@@ -5,9 +5,11 @@
  */
 import {statSync} from 'node:fs'
 
+import {type AdminBuild, findAdminBuild} from '../admin-console.js'
 import {type KintoConfig, backendKind, describeSettingSource} from '../config/index.js'
 import {asBool, asInt, asList, asString} from '../config/settings.js'
 import {parseDbUrl} from '../db/url.js'
+import {isKintoError} from '../errors.js'
 import {serverNameFromHttpHost} from '../deploy/values.js'
 import {type Finding, error, ok, warning} from './types.js'
 
@@ -443,6 +445,29 @@ export const checkFlushEndpoint: SettingsCheck = (config) => {
   return [ok('flush-endpoint', 'The __flush__ endpoint is not enabled.')]
 }
 
+/** kinto.plugins.admin: the console the server will serve, or why it will not start / serve one. */
+export const checkAdminConsole: SettingsCheck = (config) => {
+  if (!asList(config.settings, 'includes').includes('kinto.plugins.admin')) return []
+  let build: AdminBuild | null
+  try {
+    build = findAdminBuild(config.settings, config.dir)
+  } catch (e) {
+    if (!isKintoError(e)) throw e
+    return [error('admin-console', `${e.message.replace(/\.$/, '')}${from(config, 'admin_assets_path')}: the server refuses to start.`, e.hint ?? '')]
+  }
+  if (!build) {
+    return [
+      warning(
+        'admin-console',
+        'kinto.includes lists kinto.plugins.admin but this kinto-ops has no built Kinto Admin console (dist/admin): /v1/admin/ answers 404.',
+        'Run npm run build in kinto-ops, or set kinto.admin_assets_path to a Kinto Admin build.',
+      ),
+    ]
+  }
+  const source = build.bundled ? 'bundled with kinto-ops' : `from ${build.dir}`
+  return [ok('admin-console', `The Kinto Admin console ${build.version} (${source}) is served at /v1/admin/.`)]
+}
+
 export const SETTINGS_CHECKS: readonly SettingsCheck[] = [
   checkBackends,
   checkHttpScheme,
@@ -455,4 +480,5 @@ export const SETTINGS_CHECKS: readonly SettingsCheck[] = [
   checkDatabasePasswords,
   checkIniPermissions,
   checkFlushEndpoint,
+  checkAdminConsole,
 ]

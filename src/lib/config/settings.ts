@@ -3,6 +3,8 @@
  * Keys are stored without the `kinto.` prefix (`storage_backend`), un-prefixed keys such as
  * `multiauth.policies` stay as they are. Values are JSON-decoded as upstream's native_value does.
  */
+import path from 'node:path'
+
 import {KintoError} from '../errors.js'
 
 export type Settings = Record<string, unknown>
@@ -213,4 +215,14 @@ export function asString(settings: Settings, key: string): string | null {
   const v = settings[key]
   if (v === undefined || v === null) return null
   return typeof v === 'string' ? v : JSON.stringify(v)
+}
+
+/**
+ * Where a path setting may point, in order: relative to the current folder (upstream's reading),
+ * then to the ini's folder (so an ini moved with its files keeps working).
+ */
+export function settingPathCandidates(configured: string, baseDir: string | undefined): string[] {
+  const candidates = [path.resolve(configured)]
+  if (baseDir && !path.isAbsolute(configured)) candidates.push(path.resolve(baseDir, configured))
+  return candidates
 }

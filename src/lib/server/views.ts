@@ -5,7 +5,7 @@
 import {existsSync, readFileSync} from 'node:fs'
 import path from 'node:path'
 
-import {asInt, asString} from '../config/settings.js'
+import {asInt, asString, settingPathCandidates} from '../config/settings.js'
 import {packageRoot, packageVersion} from '../version.js'
 import {RequestContext} from './context.js'
 import {ERRNO, HttpError, invalid, invalidParameters, type ValidationIssue} from './errors.js'
@@ -120,16 +120,6 @@ export function versionService(runtime: Runtime, baseDir: string | undefined): S
     ],
     {noTransaction: true},
   )
-}
-
-/**
- * Where a path setting may point, in order: relative to the current folder (upstream's reading),
- * then to the ini's folder (so an ini moved with its files keeps working).
- */
-export function settingPathCandidates(configured: string, baseDir: string | undefined): string[] {
-  const candidates = [path.resolve(configured)]
-  if (baseDir && !path.isAbsolute(configured)) candidates.push(path.resolve(baseDir, configured))
-  return candidates
 }
 
 /**

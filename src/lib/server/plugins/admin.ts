@@ -14,22 +14,17 @@
  *   uses. Without a build (sources never built), /v1/admin/ answers a 404 saying how to make one.
  */
 import {createHash} from 'node:crypto'
-import {existsSync, readFileSync, statSync} from 'node:fs'
 import {readFile, stat} from 'node:fs/promises'
 import path from 'node:path'
 
-import {asList, asString} from '../../config/settings.js'
-import {KintoError} from '../../errors.js'
-import {packageRoot} from '../../version.js'
+import {type AdminBuild, findAdminBuild} from '../../admin-console.js'
+import {asList} from '../../config/settings.js'
 import type {RequestContext} from '../context.js'
 import {ERRNO, HttpError, notFound} from '../errors.js'
 import type {ViewDef} from '../router.js'
 import {RawBody, type ViewResult} from '../types.js'
-import {settingPathCandidates} from '../views.js'
 import type {KintoPlugin} from './index.js'
 
-/** Where `npm run build` puts the bundled console. */
-export const BUNDLED_ADMIN_DIR = path.join(packageRoot, 'dist', 'admin')
 /** Where our index.html takes the server's settings (scripts/kinto-admin/index.html). */
 const SETTINGS_MARK = '<!--kinto:server-settings-->'
 
@@ -69,37 +64,7 @@ export function contentTypeOf(file: string): string {
  * 8 or more letters, digits or `_` after a `-` or `.`, at least one of them a digit or a capital.
  */
 export function isHashedName(file: string): boolean {
-  return /[.-](?=[A-Za-z0-9_]*[A-Z0-9])[A-Za-z0-9_]{8,}\.[A-Za-z0-9]+(\.map)?$/.test(path.basename(file))
-}
-
-/** The build a server serves: its folder, the kinto-admin release and whether it is ours. */
-export interface AdminBuild {
-  dir: string
-  version: string
-  bundled: boolean
-}
-
-/**
- * The build to serve: `admin_assets_path` (relative to the current folder, then to the ini's) or
- * dist/admin. A configured folder without index.html or VERSION is a configuration error (upstream
- * fails on a missing VERSION too); no bundled build gives null.
- */
-export function findAdminBuild(settings: Record<string, unknown>, baseDir?: string, bundledDir = BUNDLED_ADMIN_DIR): AdminBuild | null {
-  const configured = asString(settings, 'admin_assets_path')
-  if (configured) {
-    const candidates = settingPathCandidates(configured, baseDir)
-    const dir = candidates.find((c) => existsSync(c) && statSync(c).isDirectory())
-    const hint = 'Point kinto.admin_assets_path to a Kinto Admin build (a folder with index.html and VERSION), or remove it to serve the bundled console.'
-    if (!dir) throw new KintoError(`kinto.admin_assets_path = ${configured}: no such folder (looked at ${candidates.join(', ')}).`, {code: 'KINTO_ADMIN_ASSETS', hint})
-    for (const needed of ['index.html', 'VERSION']) {
-      if (!existsSync(path.join(dir, needed))) {
-        throw new KintoError(`kinto.admin_assets_path = ${configured}: ${path.join(dir, needed)} is missing.`, {code: 'KINTO_ADMIN_ASSETS', hint})
-      }
-    }
-    return {dir, version: readFileSync(path.join(dir, 'VERSION'), 'utf8').trim(), bundled: false}
-  }
-  if (!existsSync(path.join(bundledDir, 'index.html')) || !existsSync(path.join(bundledDir, 'VERSION'))) return null
-  return {dir: bundledDir, version: readFileSync(path.join(bundledDir, 'VERSION'), 'utf8').trim(), bundled: true}
+  return /[.-](?=[A-Za-z0-9_]*[A-Z0-9])[A-Za-z0-9_]{8,}(\.[A-Za-z0-9]+)+$/.test(path.basename(file))
 }
 
 function etagOf(bytes: Buffer): string {
