@@ -2,7 +2,8 @@
  * End to end with the real proxies in front of a running `kinto start`:
  * - nginx (`kinto deploy nginx --cache`): hello's `url` shows the public host; ETag,
  *   Last-Modified, Next-Page and CORS headers reach the client; private URLs are refused from
- *   127.0.0.2 when only 127.0.0.1 is allowed; a repeated GET is a cache hit, another `_limit` not.
+ *   127.0.0.2 when only 127.0.0.1 is allowed while the admin console (/v1/admin/) stays public; a
+ *   repeated GET is a cache hit, another `_limit` not; the console's page is never cached.
  * - Apache mod_proxy (`kinto deploy apache`): hello and a record GET work through it.
  * - nginx to the runtime on the unix socket of [server:main] (`unix_socket`).
  * Loopback ports only; every process is stopped in afterAll (also on failure).
@@ -55,6 +56,7 @@ function writeIni(file: string, listen: string[]): void {
       'kinto.cache_backend = kinto.core.cache.memory',
       `kinto.userid_hmac_secret = ${randomBytes(32).toString('hex')}`,
       'multiauth.policies = basicauth',
+      'kinto.includes = kinto.plugins.admin',
       '',
     ].join('\n'),
     {mode: 0o600},
@@ -147,6 +149,21 @@ describe.skipIf(skipReason !== '')(`real proxies in front of kinto start ${skipR
         expect((await get(p, {}, '127.0.0.2')).status, p).toBe(403)
       }
       expect((await get('/v1/', {}, '127.0.0.2')).status).toBe(200)
+    })
+
+    it('the admin console stays public (also from 127.0.0.2); its page is never cached, its hashed files are', async () => {
+      const page = await get('/v1/admin/', {}, '127.0.0.2')
+      expect(page.status, `${page.body} ${readLog(errorLog)}`).toBe(200)
+      expect(page.headers['content-type']).toBe('text/html; charset=utf-8')
+      expect((await get('/v1/admin', {}, '127.0.0.2')).status).toBe(307)
+      expect((await get('/v1/admin/')).headers['x-cache-status']).toBe('MISS')
+      const script = /src="(assets\/[^"]+\.js)"/.exec(page.body)![1]
+      const first = await get(`/v1/admin/${script}`, {}, '127.0.0.2')
+      expect(first.status).toBe(200)
+      expect(first.headers['content-type']).toBe('text/javascript; charset=utf-8')
+      const second = await get(`/v1/admin/${script}`)
+      expect(second.headers['x-cache-status']).toBe('HIT')
+      expect(second.body).toBe(first.body)
     })
 
     it('--cache: a repeated GET is a cache hit, a different _limit is not', async () => {
