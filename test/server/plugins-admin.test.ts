@@ -17,7 +17,8 @@ import {buildSettings} from '../../src/lib/config/settings.js'
 import {KintoError} from '../../src/lib/errors.js'
 import {createApp} from '../../src/lib/server/app.js'
 import {BUNDLED_ADMIN_DIR, findAdminBuild} from '../../src/lib/admin-console.js'
-import {contentTypeOf, isHashedName} from '../../src/lib/server/plugins/admin.js'
+import {adminPlugin, contentTypeOf, isHashedName, makeAdminPlugin} from '../../src/lib/server/plugins/admin.js'
+import {registerPlugin} from '../../src/lib/server/plugins/index.js'
 import {repoRoot} from '../helpers/cli.js'
 import {ALICE, client} from './helpers.js'
 import {capturingLogger} from './plugins-helpers.js'
@@ -196,6 +197,27 @@ describe('kinto.admin_assets_path: an operator build', () => {
       expect((error as KintoError).code).toBe('KINTO_ADMIN_ASSETS')
       expect((error as KintoError).message).toMatch(message)
       expect((error as KintoError).hint).toContain('VERSION')
+    }
+  })
+})
+
+describe('no build (sources never built) and no kinto.admin_assets_path', () => {
+  test('one startup warning saying how to build it; /v1/admin/ answers 404 saying so; /v1/permissions still on', async () => {
+    registerPlugin(makeAdminPlugin(path.join(FIXTURE, 'nope')))
+    try {
+      const {req, warnings} = setup(ADMIN)
+      expect(warnings).toEqual([expect.stringContaining('run `npm run build` in kinto-ops')])
+      for (const p of ['/v1/admin/', '/v1/admin/assets/main.js']) {
+        const r = await req('GET', p)
+        expect(r.status, p).toBe(404)
+        expect(r.body.message).toContain('The Kinto Admin console has not been built')
+      }
+      expect((await req('GET', '/v1/admin')).status).toBe(307)
+      const hello = await req('GET', '/v1/')
+      expect(hello.body.capabilities).not.toHaveProperty('admin')
+      expect(hello.body.capabilities).toHaveProperty('permissions_endpoint')
+    } finally {
+      registerPlugin(adminPlugin)
     }
   })
 })

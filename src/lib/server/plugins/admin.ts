@@ -17,13 +17,13 @@ import {createHash} from 'node:crypto'
 import {readFile, stat} from 'node:fs/promises'
 import path from 'node:path'
 
-import {type AdminBuild, findAdminBuild} from '../../admin-console.js'
+import {type AdminBuild, BUNDLED_ADMIN_DIR, findAdminBuild} from '../../admin-console.js'
 import {asList} from '../../config/settings.js'
 import type {RequestContext} from '../context.js'
 import {ERRNO, HttpError, notFound} from '../errors.js'
 import type {ViewDef} from '../router.js'
 import {RawBody, type ViewResult} from '../types.js'
-import type {KintoPlugin} from './index.js'
+import type {KintoPlugin, PluginApi} from './index.js'
 
 /** Where our index.html takes the server's settings (scripts/kinto-admin/index.html). */
 const SETTINGS_MARK = '<!--kinto:server-settings-->'
@@ -147,33 +147,39 @@ const redirectToSlash: ViewDef = {
 export const ADMIN_NOT_BUILT =
   'The Kinto Admin console has not been built: run `npm run build` in kinto-ops (it bundles the kinto-admin package into dist/admin), or set kinto.admin_assets_path to a Kinto Admin build.'
 
-export const adminPlugin: KintoPlugin = {
-  name: 'kinto.plugins.admin',
-  includeme(api) {
-    const {runtime} = api
-    const build = findAdminBuild(runtime.settings, api.baseDir)
-    const redirect = new Map([['GET', redirectToSlash]])
-    if (!build) {
-      runtime.logger.warn({plugin: 'kinto.plugins.admin'}, `${ADMIN_NOT_BUILT} /v1/admin/ answers 404 until then.`)
-      const notBuilt: ViewDef = {
-        method: 'GET',
-        permission: 'public',
-        async handler() {
-          throw new HttpError(404, {errno: ERRNO.MISSING_RESOURCE, message: ADMIN_NOT_BUILT})
-        },
-      }
-      api.addService({name: 'admin_redirect', pattern: '/admin', views: redirect, noTransaction: true})
-      api.addService({name: 'catchall_static', pattern: '/admin/{subpath*}', views: new Map([['GET', notBuilt]]), noTransaction: true})
-      return
+/** The plugin, serving the bundled console from `bundledDir` (another folder in tests). */
+export function makeAdminPlugin(bundledDir = BUNDLED_ADMIN_DIR): KintoPlugin {
+  return {
+    name: 'kinto.plugins.admin',
+    includeme: (api) => includeAdmin(api, findAdminBuild(api.runtime.settings, api.baseDir, bundledDir)),
+  }
+}
+
+export const adminPlugin = makeAdminPlugin()
+
+function includeAdmin(api: PluginApi, build: AdminBuild | null): void {
+  const {runtime} = api
+  const redirect = new Map([['GET', redirectToSlash]])
+  if (!build) {
+    runtime.logger.warn({plugin: 'kinto.plugins.admin'}, `${ADMIN_NOT_BUILT} /v1/admin/ answers 404 until then.`)
+    const notBuilt: ViewDef = {
+      method: 'GET',
+      permission: 'public',
+      async handler() {
+        throw new HttpError(404, {errno: ERRNO.MISSING_RESOURCE, message: ADMIN_NOT_BUILT})
+      },
     }
-    runtime.addCapability('admin', {
-      description: 'Serves the admin console.',
-      url: 'https://github.com/Kinto/kinto-admin/',
-      version: build.version,
-    })
-    const {home, files} = adminViews(build, runtime.settings)
     api.addService({name: 'admin_redirect', pattern: '/admin', views: redirect, noTransaction: true})
-    api.addService({name: 'admin_home', pattern: '/admin/', views: new Map([['GET', home]]), noTransaction: true})
-    api.addService({name: 'catchall_static', pattern: '/admin/{subpath*}', views: new Map([['GET', files]]), noTransaction: true})
-  },
+    api.addService({name: 'catchall_static', pattern: '/admin/{subpath*}', views: new Map([['GET', notBuilt]]), noTransaction: true})
+    return
+  }
+  runtime.addCapability('admin', {
+    description: 'Serves the admin console.',
+    url: 'https://github.com/Kinto/kinto-admin/',
+    version: build.version,
+  })
+  const {home, files} = adminViews(build, runtime.settings)
+  api.addService({name: 'admin_redirect', pattern: '/admin', views: redirect, noTransaction: true})
+  api.addService({name: 'admin_home', pattern: '/admin/', views: new Map([['GET', home]]), noTransaction: true})
+  api.addService({name: 'catchall_static', pattern: '/admin/{subpath*}', views: new Map([['GET', files]]), noTransaction: true})
 }
