@@ -6,7 +6,7 @@
  *   answers (timeout), something that is not Kinto. The probe only ever sends GET and OPTIONS.
  * - Against the real runtime (`kinto start`): directly, the host leak is found (hello's url
  *   follows the Host header, private URLs answer); through nginx (`kinto deploy nginx`) with a
- *   proper kinto.http_host, the report is clean.
+ *   proper kinto.http_host, the report is clean, the admin console reachable.
  */
 import {randomBytes} from 'node:crypto'
 import {existsSync, writeFileSync} from 'node:fs'
@@ -38,6 +38,8 @@ interface Fake {
   redirectHelloTo?: string
   hang?: boolean
   html?: boolean
+  /** Capability admin, and what GET /v1/admin/ gets. */
+  admin?: 'served' | 'blocked'
 }
 
 const RECORDS = [1, 2, 3].map((n) => ({id: `r${n}`, last_modified: 1700000000000 + n, title: `Record ${n}`}))
@@ -81,9 +83,14 @@ async function fake(behaviour: Fake = {}): Promise<FakeServer> {
         http_api_version: '1.23',
         url: behaviour.helloUrl ? behaviour.helloUrl(host) : `http://${host}/v1/`,
         settings: {batch_max_requests: 25, readonly: false, explicit_permissions: true},
-        capabilities: behaviour.flushEndpoint ? {flush_endpoint: {description: 'flush', url: 'x'}} : {},
+        capabilities: {
+          ...(behaviour.flushEndpoint ? {flush_endpoint: {description: 'flush', url: 'x'}} : {}),
+          ...(behaviour.admin ? {admin: {description: 'Serves the admin console.', url: 'x', version: '3.7.0'}} : {}),
+        },
       })
     }
+    if (url.pathname === '/v1/admin/' && behaviour.admin === 'served') return void res.writeHead(200, {'content-type': 'text/html; charset=utf-8'}).end('<div id="root"></div>')
+    if (url.pathname === '/v1/admin/' && behaviour.admin === 'blocked') return void res.writeHead(403, {'content-type': 'text/html'}).end('<html>403 Forbidden</html>')
     if (/^\/v1\/__\w+__$/.test(url.pathname)) {
       if (url.pathname === '/v1/__flush__' && behaviour.flushEndpoint) return send(405, {errno: 115})
       if (url.pathname === '/v1/__flush__') return send(404, {errno: 111})
@@ -232,6 +239,17 @@ describe('probe against a fake Kinto', () => {
     expect(new Set(s.methods)).toEqual(new Set(['GET', 'OPTIONS']))
   })
 
+  it('the admin console: advertised and served is ok; advertised but blocked is a warning; absent says nothing', async () => {
+    const served = await probe(await fake({admin: 'served'}))
+    expect(byId(served, 'admin-console')).toEqual([expect.objectContaining({level: 'ok', message: expect.stringMatching(/^The admin console \(kinto-admin 3\.7\.0\) is served at http:\/\/127\.0\.0\.1:\d+\/v1\/admin\/\.$/)})])
+    const blocked = await probe(await fake({admin: 'blocked'}))
+    const [finding] = byId(blocked, 'admin-console')
+    expect(finding.level).toBe('warning')
+    expect(finding.message).toMatch(/advertised \(capability admin\), but GET .*\/v1\/admin\/ answered 403 \(text\/html\)/)
+    expect(finding.fix).toContain('kinto deploy nginx keeps it public')
+    expect(byId(await probe(await fake()), 'admin-console')).toEqual([])
+  })
+
   it('a list anonymous clients cannot read: the list checks say "not verified" and how to fix that', async () => {
     const s = await fake({listStatus: 401})
     const report = await probe(s)
@@ -375,7 +393,7 @@ describe.skipIf(runtimeSkip !== '')(`kinto check --url against kinto start ${run
     beforeAll(async () => {
       const nginxPort = await freePort()
       publicUrl = `http://127.0.0.1:${nginxPort}`
-      const {ini} = await startKinto([`kinto.http_host = 127.0.0.1:${nginxPort}`])
+      const {ini} = await startKinto([`kinto.http_host = 127.0.0.1:${nginxPort}`, 'kinto.includes = kinto.plugins.admin'])
       // private URLs for nobody (the probe runs from 127.0.0.1)
       const conf = await runCli(['deploy', 'nginx', '--ini', ini, '--listen', `127.0.0.1:${nginxPort}`, '--allow', 'none'])
       expect(conf.code, conf.stderr).toBe(0)
@@ -390,6 +408,8 @@ describe.skipIf(runtimeSkip !== '')(`kinto check --url against kinto start ${run
       expect(byId(report, 'hello-url')[0].message).toBe(`hello's url is ${publicUrl}/v1/, the public URL.`)
       expect(byId(report, 'host-leak')[0].message).toContain('whatever the Host header (kinto.http_host is set)')
       expect(byId(report, 'private-urls')[0].message).toContain('__heartbeat__ 403')
+      // The console stays public while every private URL is closed (--allow none).
+      expect(byId(report, 'admin-console')[0].message).toMatch(/^The admin console \(kinto-admin \d+\.\d+\.\d+\) is served at /)
     })
   })
 })

@@ -354,6 +354,26 @@ async function checkPrivateUrls(state: ProbeState, capabilities: Record<string, 
   return findings
 }
 
+/** kinto.plugins.admin advertises the console (capability `admin`): its page must reach the public too. */
+async function checkAdminConsole(state: ProbeState, capabilities: Record<string, unknown>): Promise<Finding[]> {
+  const admin = capabilities.admin
+  if (!admin || typeof admin !== 'object') return []
+  const version = (admin as {version?: unknown}).version
+  const what = `The admin console${typeof version === 'string' ? ` (kinto-admin ${version})` : ''}`
+  const target = `${state.root}/v1/admin/`
+  const fix = 'Let /v1/admin/ through the proxy (kinto deploy nginx keeps it public), or remove kinto.plugins.admin from kinto.includes.'
+  let answer: string
+  try {
+    const res = await get(state, '/admin/')
+    const type = res.headers['content-type'] ?? ''
+    if (res.status === 200 && type.startsWith('text/html')) return [ok('admin-console', `${what} is served at ${target}.`)]
+    answer = `answered ${res.status}${type ? ` (${type.split(';')[0]})` : ''}`
+  } catch (e) {
+    answer = `failed: ${describeHttpError(e)}`
+  }
+  return [warning('admin-console', `${what} is advertised (capability admin), but GET ${target} ${answer}: people cannot open it.`, fix)]
+}
+
 export async function probeDeployment(url: string, options: ProbeOptions = {}): Promise<CheckReport> {
   const root = publicRoot(url)
   const listPath = normaliseListPath(options.listPath ?? '/buckets')
@@ -396,6 +416,7 @@ export async function probeDeployment(url: string, options: ProbeOptions = {}): 
     findings.push(...(await checkList(state, listPath, options.listPath !== undefined)))
     const capabilities = body.capabilities && typeof body.capabilities === 'object' ? (body.capabilities as Record<string, unknown>) : {}
     findings.push(...(await checkPrivateUrls(state, capabilities)))
+    findings.push(...(await checkAdminConsole(state, capabilities)))
     return report()
   } finally {
     await http.close()
