@@ -112,6 +112,7 @@ function adminViews(build: AdminBuild, settings: Record<string, unknown>): {home
       'Content-Security-Policy': ADMIN_CSP,
     })
   }
+  const read = new Map<string, {mtimeMs: number; size: number; bytes: Buffer; etag: string}>()
   const files: ViewDef = {
     method: 'GET',
     permission: 'public',
@@ -124,9 +125,15 @@ function adminViews(build: AdminBuild, settings: Record<string, unknown>): {home
       const file = path.join(build.dir, ...parts)
       const info = await stat(file).catch(() => null)
       if (!info?.isFile()) throw notFound()
-      // Files are small and cached by clients; an ETag from the bytes stays right across builds.
-      const bytes = await readFile(file)
-      return fileResult(ctx, bytes, etagOf(bytes), {
+      // Read and hashed once per version of the file (a build is a few MB); the ETag comes from
+      // the bytes, so it stays right when a build is replaced.
+      let entry = read.get(file)
+      if (!entry || entry.mtimeMs !== info.mtimeMs || entry.size !== info.size) {
+        const bytes = await readFile(file)
+        entry = {mtimeMs: info.mtimeMs, size: info.size, bytes, etag: etagOf(bytes)}
+        read.set(file, entry)
+      }
+      return fileResult(ctx, entry.bytes, entry.etag, {
         'Content-Type': contentTypeOf(file),
         'Cache-Control': isHashedName(file) ? LONG_CACHE : SHORT_CACHE,
       })
