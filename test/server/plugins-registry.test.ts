@@ -25,13 +25,13 @@ describe('kinto.includes', () => {
   test('a name that is no plugin is a startup error naming it and what exists', () => {
     let error: unknown
     try {
-      setup({'kinto.includes': 'kinto.plugins.default_bucket kinto_attachment'})
+      setup({'kinto.includes': 'kinto.plugins.default_bucket kinto_signer'})
     } catch (err) {
       error = err
     }
     expect(error).toBeInstanceOf(KintoError)
     expect((error as KintoError).code).toBe('KINTO_PLUGIN_UNKNOWN')
-    expect((error as KintoError).message).toBe("Unknown plugin 'kinto_attachment' in kinto.includes.")
+    expect((error as KintoError).message).toBe("Unknown plugin 'kinto_signer' in kinto.includes.")
     expect((error as KintoError).hint).toContain('kinto.plugins.history')
   })
 

@@ -8,6 +8,7 @@ import Fastify, {LogController, type FastifyBaseLogger, type FastifyInstance, ty
 import {asString, type Settings} from '../config/settings.js'
 import {createMonitoring, newRequestScope, type Monitoring, type RequestScope} from '../monitoring/index.js'
 import {ERRNO, HttpError, invalid, methodNotAllowed, rawHttpResponse, requestTooLarge, writeClientError} from './errors.js'
+import {registerAttachmentHttp, type Serve} from './plugins/attachment/http.js'
 import {registerPlugin} from './plugins/index.js'
 import {statsdPlugin} from './plugins/statsd.js'
 import {parsePlugins} from './setup.js'
@@ -100,22 +101,24 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', {parseAs: 'buffer'}, (_req, body, done) => done(null, body))
 
-  app.route({
-    method: METHODS,
-    url: '*',
-    handler: async (req, reply) => {
-      const scope = newRequestScope(req.headers)
-      let kreq: KintoRequest
-      try {
-        kreq = toKintoRequest(runtime, req, scope)
-      } catch (err) {
-        const minimal = minimalRequest(runtime, req, scope)
-        return sendResponse(runtime, monitoring, reply, minimal, runtime.errorResponse(err, minimal))
-      }
-      const response = await runtime.handle(kreq)
-      return sendResponse(runtime, monitoring, reply, kreq, response, true)
-    },
-  })
+  const serve: Serve = async (req, reply, multipart) => {
+    const scope = newRequestScope(req.headers)
+    let kreq: KintoRequest
+    try {
+      kreq = toKintoRequest(runtime, req, scope)
+    } catch (err) {
+      await multipart?.settle()
+      const minimal = minimalRequest(runtime, req, scope)
+      return sendResponse(runtime, monitoring, reply, minimal, runtime.errorResponse(err, minimal))
+    }
+    if (multipart) kreq.multipart = multipart
+    const response = await runtime.handle(kreq)
+    // An upload's file is kept only if its record was committed.
+    if (multipart) await multipart.settle()
+    return sendResponse(runtime, monitoring, reply, kreq, response, true)
+  }
+  app.route({method: METHODS, url: '*', handler: (req, reply) => serve(req, reply)})
+  registerAttachmentHttp(app, runtime, serve, options.bodyLimit ?? DEFAULT_BODY_LIMIT)
 
   app.setNotFoundHandler(async (req, reply) => {
     // Methods Fastify does not route (PROPFIND…): 405 as for any method an endpoint lacks.

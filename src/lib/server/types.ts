@@ -2,6 +2,7 @@
 import type {Backends as CreatedBackends, TransactionBackends} from '../backends.js'
 import type {RawQuery} from './querystring.js'
 import type {RequestScope} from '../monitoring/request-scope.js'
+import type {MultipartBody} from './plugins/attachment/upload.js'
 
 /**
  * Storage and permission as one request sees them: bound to its transaction. The cache is not
@@ -28,6 +29,8 @@ export interface KintoRequest {
   /** Lower-case header names. */
   headers: Record<string, string | undefined>
   body: Buffer | null
+  /** A multipart body left unread by the HTTP layer (attachment uploads stream it to disk). */
+  multipart?: MultipartBody
   /** For absolute URLs (hello `url`, Next-Page): from http_scheme/http_host or the request. */
   scheme: string
   host: string

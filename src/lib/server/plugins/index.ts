@@ -34,6 +34,7 @@ import type {Service} from '../router.js'
 import type {UserInfoHook} from '../views.js'
 import {accountsPlugin} from './accounts.js'
 import {adminPlugin} from './admin.js'
+import {attachmentPlugin} from './attachment/index.js'
 import {defaultBucketPlugin} from './default-bucket.js'
 import {flushPlugin} from './flush.js'
 import {historyPlugin} from './history.js'
@@ -68,7 +69,7 @@ const NOT_CARRIED = new Map<string, string>([
 ])
 
 /** Plugins shipped with kinto-ops. */
-const BUILTIN: KintoPlugin[] = [flushPlugin, accountsPlugin, defaultBucketPlugin, historyPlugin, adminPlugin, statsdPlugin, openidPlugin]
+const BUILTIN: KintoPlugin[] = [flushPlugin, accountsPlugin, defaultBucketPlugin, historyPlugin, adminPlugin, statsdPlugin, openidPlugin, attachmentPlugin]
 
 /** Adds a plugin (or replaces an upstream one listed as not carried). */
 export function registerPlugin(plugin: KintoPlugin): void {
