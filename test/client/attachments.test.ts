@@ -20,6 +20,7 @@ import {BACKEND_KINDS, basicAuth, startTestServer, type TestServer} from './help
 const ALICE = basicAuth('alice', 'pw-alice')
 const tmp = tempFolders('attach-client')
 const hasCurl = spawnSync('curl', ['--version']).status === 0
+const curlSkip = hasCurl ? '' : ' (SKIPPED: curl is not installed)'
 // kinto-http's Node build posts the `form-data` package's bodies, which its own fetch (node-fetch) sends.
 const requireFromKintoHttp = createRequire(createRequire(import.meta.url).resolve('kinto-http'))
 const nodeFetch = requireFromKintoHttp('node-fetch') as typeof fetch
@@ -130,7 +131,7 @@ describe.each(BACKEND_KINDS)('attachments with real clients (%s)', (kind) => {
     await docs.deleteRecord('race')
   })
 
-  test.skipIf(!hasCurl)('curl -F uploads, with data and permissions', async () => {
+  test.skipIf(!hasCurl)(`curl -F uploads, with data and permissions${curlSkip}`, async () => {
     const dir = tmp()
     const file = path.join(dir, 'data.csv')
     const content = Buffer.from('a,b\n1,2\n')
@@ -148,5 +149,4 @@ describe.each(BACKEND_KINDS)('attachments with real clients (%s)', (kind) => {
     const refused = await curl(['-sS', '-u', 'alice:pw-alice', '-F', `attachment=@${file};filename=tool.exe`, url])
     expect(JSON.parse(refused.stdout)).toMatchObject({code: 400, errno: 107, message: 'body: File extension is not allowed.'})
   })
-  if (!hasCurl) test('curl', () => console.log('SKIPPED: curl is not installed'))
 })

@@ -1,7 +1,7 @@
 /** `kinto deploy nginx`: a reverse-proxy server block (http {} context) from templates/nginx.conf. */
 import {renderTemplateFile} from './template.js'
 import {type Upstream, nginxServerAddress, parseUpstream} from './upstream.js'
-import {type Origins, checkAllowAddress, checkListen, checkPath, checkServerName, checkSize} from './values.js'
+import {type Origins, checkAllowAddress, checkListen, checkPath, checkServerName, checkSize, checkUrlPath} from './values.js'
 
 export interface NginxOptions {
   /** `server_name` values; `_` (any host) when empty. */
@@ -18,6 +18,8 @@ export interface NginxOptions {
   maxBodySize: string
   /** Shown in the header comment (the ini file's name). */
   source: string
+  /** kinto_attachment's files, served by nginx from base_path at base_url's path. */
+  attachments?: {urlPath: string; basePath: string}
   /** Where each value came from, for error messages (keys: the option names above). */
   origins?: Origins
 }
@@ -34,6 +36,9 @@ export function renderNginx(options: NginxOptions): string {
   const cachePath = options.cachePath ? checkPath('cache path', options.cachePath, origins.cachePath) : undefined
   const maxBodySize = checkSize(options.maxBodySize, origins.maxBodySize).text
   const http = upstream.protocol === 'http'
+  const attachments = options.attachments
+    ? {url: checkUrlPath(options.attachments.urlPath, origins.attachments), path: checkPath('attachments folder', options.attachments.basePath, origins.attachments)}
+    : undefined
   return renderTemplateFile('nginx.conf', {
     source: sourceName(options.source),
     prefix: http ? 'proxy' : 'uwsgi',
@@ -50,6 +55,9 @@ export function renderNginx(options: NginxOptions): string {
     server_names: [...new Set(serverNames)].join(' '),
     max_body_size: maxBodySize,
     allow: [...new Set(allow)],
+    attachments: Boolean(attachments),
+    attachments_url: attachments?.url,
+    attachments_path: attachments?.path.replace(/\/+$/, ''),
   })
 }
 

@@ -8,7 +8,9 @@
  */
 import path from 'node:path'
 
+import {asList, asString} from '../config/settings.js'
 import {UsageError} from '../errors.js'
+import {servedPrefix} from '../server/plugins/attachment/settings.js'
 import type {ApacheOptions} from './apache.js'
 import type {NginxOptions} from './nginx.js'
 import {connectHost, hostPort} from './upstream.js'
@@ -110,8 +112,19 @@ export function nginxOptionsFrom(config: DeployConfig, flags: NginxFlags): Nginx
     cachePath: flags.cache || flags['cache-path'] !== undefined ? take(flags['cache-path'], DEPLOY_DEFAULTS.cachePath, 'cache-path', origins, 'cachePath') : false,
     maxBodySize: take(flags['max-body-size'], DEPLOY_DEFAULTS.maxBodySize, 'max-body-size', origins, 'maxBodySize'),
     source: path.basename(config.path),
+    attachments: attachmentsFrom(config, origins),
     origins,
   }
+}
+
+/** kinto_attachment on local storage with a base_url path nginx can serve: where and from what folder. */
+function attachmentsFrom(config: DeployConfig, origins: Origins): NginxOptions['attachments'] {
+  if (!asList(config.settings, 'includes').includes('kinto_attachment')) return undefined
+  const basePath = asString(config.settings, 'attachment.base_path')
+  const urlPath = servedPrefix(asString(config.settings, 'attachment.base_url') ?? '', 'v1')
+  if (!basePath || !urlPath) return undefined
+  origins.attachments = config.describeSetting?.('attachment.base_url') ?? iniOrigin(config, 'kinto.attachment.base_url')
+  return {urlPath, basePath: path.resolve(config.dir, basePath)}
 }
 
 export interface UwsgiFlags {

@@ -98,6 +98,15 @@ export function checkPath(what: string, value: string, origin?: string): string 
   return path.normalize(value)
 }
 
+/** A URL path for a `location` (`/attachments/`): letters, digits, `._~-` and slashes, starting and ending with `/`. */
+export function checkUrlPath(value: string, origin?: string): string {
+  const hint = 'Use a plain path such as /attachments/ in kinto.attachment.base_url.'
+  if (typeof value !== 'string' || !/^\/(?:[A-Za-z0-9._~-]+\/)+$/.test(value) || value.split('/').some((s) => s === '.' || s === '..')) {
+    throw new DeployValueError('attachments URL path', value, 'it is not a plain URL path ending with /', origin, hint)
+  }
+  return value
+}
+
 /** A host name or IP address to connect to (not a pattern). IPv6 literals may be bracketed. */
 export function checkHost(what: string, value: string, origin?: string): string {
   const hint = 'Use a host name or an IP address, such as 127.0.0.1.'

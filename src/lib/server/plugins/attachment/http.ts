@@ -17,6 +17,7 @@ import type {FastifyInstance, FastifyReply, FastifyRequest} from 'fastify'
 import {ERRNO, HttpError, MESSAGES} from '../../errors.js'
 import type {Runtime} from '../../runtime.js'
 import {attachmentsOf, type AttachmentRuntime} from './index.js'
+import {servedPrefix} from './settings.js'
 import type {MultipartBody, MultipartPart} from './upload.js'
 
 export type Serve = (req: FastifyRequest, reply: FastifyReply, multipart?: MultipartBody) => Promise<FastifyReply>
@@ -76,18 +77,6 @@ function multipartBody(req: FastifyRequest, limits: Record<string, number>): Mul
       for (const settle of settlers.splice(0)) await settle()
     },
   }
-}
-
-/** The URL path served from base_path: base_url's path, unless it is `/` or below the API. */
-export function servedPrefix(baseUrl: string, routePrefix: string): string | null {
-  if (!baseUrl) return null
-  let pathname: string
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(baseUrl)) pathname = new URL(baseUrl).pathname
-  else if (baseUrl.startsWith('/')) pathname = baseUrl
-  else return null
-  if (!pathname.endsWith('/')) pathname = pathname.slice(0, pathname.lastIndexOf('/') + 1)
-  if (pathname === '/' || pathname === `/${routePrefix}/` || pathname.startsWith(`/${routePrefix}/`)) return null
-  return pathname
 }
 
 /** Parses `bytes=a-b` (one range); null: serve everything; 'unsatisfiable': 416. */

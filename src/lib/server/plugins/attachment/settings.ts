@@ -162,3 +162,15 @@ export function locationUrl(baseUrl: string, relative: string): string {
   const resolved = new URL(relative, new URL(baseUrl, 'http://placeholder.invalid/'))
   return baseUrl.startsWith('/') ? resolved.pathname : resolved.pathname.slice(1)
 }
+
+/** The URL path below which base_url's files live (`/attachments/`), unless it is `/` or below the API. */
+export function servedPrefix(baseUrl: string, routePrefix: string): string | null {
+  if (!baseUrl) return null
+  let pathname: string
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(baseUrl)) pathname = new URL(baseUrl).pathname
+  else if (baseUrl.startsWith('/')) pathname = baseUrl
+  else return null
+  if (!pathname.endsWith('/')) pathname = pathname.slice(0, pathname.lastIndexOf('/') + 1)
+  if (pathname === '/' || pathname.startsWith(`/${routePrefix}/`)) return null
+  return pathname
+}

@@ -1,0 +1,111 @@
+/**
+ * Attachments behind the real nginx: `kinto start` (a subprocess) with kinto_attachment on local
+ * storage, `kinto deploy nginx` from the same ini, nginx started on its output. A file uploaded
+ * through nginx is stored by kinto start and downloaded through nginx — served from base_path by
+ * nginx itself (long cache headers) — byte-identical; hidden (in-progress) files are never served.
+ */
+import {createHash, randomBytes} from 'node:crypto'
+import {writeFileSync} from 'node:fs'
+import path from 'node:path'
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {cliBin, runCli} from '../helpers/cli.js'
+import {freePort, httpRequest, missing, readLog, startNginx, startProcess, stopAll, tempDir, waitFor} from '../helpers/deploy-servers.js'
+
+const skipReason = missing('nginx')
+const AUTH = `Basic ${Buffer.from('uploader:secret').toString('base64')}`
+
+afterAll(stopAll)
+
+describe.skipIf(skipReason !== '')(`attachments through nginx ${skipReason}`, () => {
+  let base = ''
+  let files = ''
+  let snippet = ''
+  let logs: () => string = () => ''
+
+  beforeAll(async () => {
+    const dir = tempDir('attach-nginx')
+    files = path.join(dir, 'files')
+    const kintoPort = await freePort()
+    const nginxPort = await freePort()
+    base = `http://127.0.0.1:${nginxPort}`
+    const ini = path.join(dir, 'kinto.ini')
+    writeFileSync(
+      ini,
+      [
+        '[server:main]',
+        'use = egg:waitress#main',
+        'host = 127.0.0.1',
+        `port = ${kintoPort}`,
+        '',
+        '[app:main]',
+        'use = egg:kinto',
+        'kinto.storage_backend = kinto.core.storage.memory',
+        'kinto.permission_backend = kinto.core.permission.memory',
+        'kinto.cache_backend = kinto.core.cache.memory',
+        `kinto.userid_hmac_secret = ${randomBytes(16).toString('hex')}`,
+        'multiauth.policies = basicauth',
+        'kinto.bucket_create_principals = system.Authenticated',
+        'kinto.includes = kinto_attachment',
+        `kinto.attachment.base_path = ${files}`,
+        `kinto.attachment.base_url = ${base}/attachments/`,
+        'kinto.attachment.folder = {bucket_id}/{collection_id}',
+        '',
+      ].join('\n'),
+      {mode: 0o600},
+    )
+    const kinto = startProcess(process.execPath, [cliBin, 'start', '--ini', ini], {cwd: dir, env: {NO_COLOR: '1', CI: 'true'}})
+    await waitFor(
+      async () => (await httpRequest(`http://127.0.0.1:${kintoPort}/v1/__lbheartbeat__`, {timeoutMs: 2000})).status === 200,
+      45_000,
+      () => `kinto start on port ${kintoPort}: ${kinto.output()}`,
+    )
+    const conf = await runCli(['deploy', 'nginx', '--ini', ini, '--listen', `127.0.0.1:${nginxPort}`])
+    expect(conf.code, conf.stderr).toBe(0)
+    snippet = conf.stdout
+    const nginx = await startNginx(snippet, nginxPort)
+    logs = () => `${kinto.output()}\n${readLog(nginx.setup.errorLog)}`
+  }, 90_000)
+
+  it('the snippet serves base_path at base_url’s path', () => {
+    expect(snippet).toContain('location ^~ /attachments/ {')
+    expect(snippet).toContain(`alias ${files}/;`)
+  })
+
+  it('a file uploaded through nginx is downloaded through nginx, byte-identical, with long cache headers', async () => {
+    const put = async (p: string) => {
+      const r = await fetch(`${base}${p}`, {method: 'PUT', headers: {Authorization: AUTH}})
+      expect(r.status, `${await r.text()} ${logs()}`).toBe(201)
+    }
+    await put('/v1/buckets/site')
+    await put('/v1/buckets/site/collections/assets')
+    const content = randomBytes(3 * 1024 * 1024 + 17)
+    const body = new FormData()
+    body.append('attachment', new Blob([content], {type: 'application/pdf'}), 'manual.pdf')
+    body.append('data', JSON.stringify({title: 'Manual'}))
+    const up = await fetch(`${base}/v1/buckets/site/collections/assets/records/manual/attachment`, {method: 'POST', headers: {Authorization: AUTH}, body})
+    const attachment = (await up.json()) as Record<string, any>
+    expect(up.status, JSON.stringify(attachment)).toBe(201)
+    expect(attachment.hash).toBe(createHash('sha256').update(content).digest('hex'))
+    expect(attachment.location).toMatch(new RegExp(`^${base}/attachments/site/assets/[0-9a-f-]{36}\\.pdf$`))
+
+    const down = await fetch(attachment.location)
+    expect(down.status, logs()).toBe(200)
+    expect(Buffer.from(await down.arrayBuffer()).equals(content)).toBe(true)
+    // nginx answered from the disk (kinto start sends max-age=3600, never `immutable`).
+    expect(down.headers.get('server')).toMatch(/nginx/)
+    expect(down.headers.get('cache-control')).toBe('public, max-age=31536000, immutable')
+    expect(down.headers.get('x-content-type-options')).toBe('nosniff')
+
+    const ranged = await fetch(attachment.location, {headers: {Range: 'bytes=10-19'}})
+    expect(ranged.status).toBe(206)
+    expect(Buffer.from(await ranged.arrayBuffer()).equals(content.subarray(10, 20))).toBe(true)
+  })
+
+  it('hidden files and writes are refused by the files location', async () => {
+    writeFileSync(path.join(files, 'site', 'assets', '.upload-pending.tmp'), 'partial')
+    expect((await fetch(`${base}/attachments/site/assets/.upload-pending.tmp`)).status).toBe(404)
+    expect((await fetch(`${base}/attachments/site/assets/x.pdf`, {method: 'PUT', body: 'x'})).status).toBe(403)
+  })
+})

@@ -1,0 +1,43 @@
+/** `kinto deploy nginx` with kinto_attachment configured: the files location, and its checked values. */
+import {describe, expect, test} from 'vitest'
+
+import {DeployValueError, nginxOptionsFrom, renderNginx, type DeployConfig} from '../../src/lib/deploy/index.js'
+
+function config(settings: Record<string, unknown>): DeployConfig {
+  return {path: '/etc/kinto/kinto.ini', dir: '/etc/kinto', settings, server: {host: '127.0.0.1', port: 8888}}
+}
+
+const ATTACHMENTS = {includes: 'kinto_attachment', 'attachment.base_path': '/srv/kinto/files', 'attachment.base_url': 'https://cdn.example.com/files/'}
+
+describe('deploy nginx and attachments', () => {
+  test('a location serves base_path at base_url’s path, with long cache headers', () => {
+    const out = renderNginx(nginxOptionsFrom(config(ATTACHMENTS), {}))
+    expect(out).toContain('    location ^~ /files/ {\n        alias /srv/kinto/files/;\n')
+    expect(out).toContain('add_header Cache-Control "public, max-age=31536000, immutable" always;')
+    expect(out.indexOf('location ^~ /files/')).toBeLessThan(out.indexOf('location / {'))
+  })
+
+  test('a relative base_path is taken from the ini’s folder', () => {
+    const out = renderNginx(nginxOptionsFrom(config({...ATTACHMENTS, 'attachment.base_path': 'files'}), {}))
+    expect(out).toContain('alias /etc/kinto/files/;')
+  })
+
+  test.each([
+    ['without kinto_attachment', {...ATTACHMENTS, includes: 'kinto.plugins.history'}],
+    ['with base_url at the root', {...ATTACHMENTS, 'attachment.base_url': 'https://cdn.example.com/'}],
+    ['with relative locations', {...ATTACHMENTS, 'attachment.base_url': ''}],
+  ])('no files location %s', (_name, settings) => {
+    expect(renderNginx(nginxOptionsFrom(config(settings), {}))).not.toContain('alias')
+  })
+
+  test('a base_url path that would break the file is refused, naming the setting', () => {
+    let error: unknown
+    try {
+      renderNginx(nginxOptionsFrom(config({...ATTACHMENTS, 'attachment.base_url': 'https://cdn.example.com/a;b/'}), {}))
+    } catch (err) {
+      error = err
+    }
+    expect(error).toBeInstanceOf(DeployValueError)
+    expect((error as Error).message).toMatch(/kinto.attachment.base_url/)
+  })
+})
