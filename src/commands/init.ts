@@ -20,6 +20,7 @@ Exit codes: 0 written; 1 the file exists (add --force) or cannot be written; 2 u
     '<%= config.bin %> init',
     '<%= config.bin %> init --ini /etc/kinto/kinto.ini --backend postgresql --storage-url postgresql://kinto:secret@db/kinto --yes',
     '<%= config.bin %> init --backend memory --cache-backend memory --json',
+    '<%= config.bin %> init --attachments /var/lib/kinto/attachments',
   ]
 
   static enableJsonFlag = true
@@ -49,6 +50,11 @@ Exit codes: 0 written; 1 the file exists (add --force) or cannot be written; 2 u
       default: '127.0.0.1',
       helpValue: 'HOST',
     }),
+    attachments: Flags.string({
+      summary: 'Turn attachments on (kinto_attachment), storing the files in this folder.',
+      env: 'KINTO_INIT_ATTACHMENTS',
+      helpValue: 'DIR',
+    }),
     yes: yesFlag,
     force: forceFlag,
   }
@@ -62,6 +68,7 @@ Exit codes: 0 written; 1 the file exists (add --force) or cannot be written; 2 u
       cacheBackend: flags['cache-backend'] as CacheChoice | undefined,
       storageUrl: flags['storage-url'],
       host: flags.host,
+      attachments: flags.attachments,
       force: flags.force,
       prompter: !flags.yes && !json && canPrompt() ? interactiveInitPrompter() : undefined,
       report: json ? undefined : (line) => this.logToStderr(line),

@@ -5,6 +5,7 @@
  */
 import {type KintoConfig, loadConfig} from '../config/index.js'
 import {isKintoError} from '../errors.js'
+import {checkAttachments} from './attachments-check.js'
 import {checkDatabases} from './database-checks.js'
 import {checkOpenId} from './openid-check.js'
 import {SETTINGS_CHECKS} from './settings-checks.js'
@@ -32,6 +33,7 @@ export async function runChecks(config: KintoConfig, options: RunChecksOptions =
   for (const check of SETTINGS_CHECKS) findings.push(...check(config))
   findings.push(...(await checkStatsd(config, {timeoutMs: options.timeoutMs, resolve: options.resolve})))
   findings.push(...(await checkOpenId(config)))
+  findings.push(...(await checkAttachments(config, {timeoutMs: options.timeoutMs})))
   if (options.db !== false) findings.push(...(await checkDatabases(config, {timeoutMs: options.timeoutMs})))
   return findings
 }

@@ -42,6 +42,8 @@ export interface InitOptions {
   /** PostgreSQL URL (backend postgresql), or a pglite: URL (backend embedded). */
   storageUrl?: string
   host?: string
+  /** Turn kinto_attachment on, files stored in this folder (relative paths from `cwd`). */
+  attachments?: string
   force?: boolean
   /** Asked for missing choices; without it, defaults are used. */
   prompter?: InitPrompter
@@ -195,6 +197,8 @@ export function renderKintoIni(options: {
   cacheBackend: CacheChoice
   storageUrl?: string
   host: string
+  /** Absolute folder for attachments (kinto_attachment on), or undefined (off). */
+  attachments?: string
   now?: Date
 }): string {
   const storageUrl = storageUrlFor(options.backend, options.storageUrl)
@@ -205,8 +209,30 @@ export function renderKintoIni(options: {
     userid_hmac_secret: newSecret(),
     default_bucket_hmac_secret: newSecret(),
     ...backendValues(options.backend, options.cacheBackend, storageUrl),
+    ...attachmentValues(options.attachments, options.host),
   }
   return renderTemplate(readFileSync(templatePath(), 'utf8'), values)
+}
+
+/** The attachment lines: on (include + base_path + base_url served by kinto start) or commented out. */
+function attachmentValues(folder: string | undefined, host: string): Record<string, string> {
+  if (folder === undefined) {
+    return {
+      attachment_include: '#                kinto_attachment',
+      attachment_settings: '# kinto.attachment.base_path = /var/lib/kinto/attachments\n# kinto.attachment.base_url = http://localhost:8888/attachments/',
+    }
+  }
+  if (/[\r\n]/.test(folder)) throw new UsageError('--attachments: the folder name holds a line break.', {hint: 'Choose a plain folder path.'})
+  const publicHost = ['0.0.0.0', '::', '[::]'].includes(host) ? 'localhost' : host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
+  return {
+    attachment_include: '                 kinto_attachment',
+    attachment_settings: [
+      `kinto.attachment.base_path = ${folder.replaceAll('%', '%%')}`,
+      '# Where clients download the files: kinto start serves this path itself (change the port if',
+      '# `kinto start --port` is not 8888, or use the public URL of the web server serving base_path).',
+      `kinto.attachment.base_url = http://${publicHost}:8888/attachments/`,
+    ].join('\n'),
+  }
 }
 
 export async function initConfig(options: InitOptions): Promise<InitResult> {
@@ -234,7 +260,8 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
   const cacheBackend: CacheChoice = options.cacheBackend ?? (ask ? await ask.cacheBackend(defaultCache) : defaultCache)
   const host = checkHost(options.host ?? '127.0.0.1')
 
-  const text = renderKintoIni({backend, cacheBackend, storageUrl, host, now: options.now})
+  const attachments = options.attachments === undefined ? undefined : path.resolve(options.cwd ?? process.cwd(), options.attachments)
+  const text = renderKintoIni({backend, cacheBackend, storageUrl, host, attachments, now: options.now})
   // What we write must read back: parse it and expand every [app:main] and [server:main] value.
   const doc = parseIni(text, {path: file})
   doc.items('app:main')
@@ -264,6 +291,7 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
   report(`storage and permissions: ${backend} — ${storageLine[backend]}`)
   report(`cache: ${cacheBackend}${cacheBackend === backend && backend !== 'memory' ? ' (same database)' : ''}`)
   report(`host: ${host} (port from kinto start --port, 8888 by default)`)
+  if (attachments) report(`attachments: kinto_attachment, files in ${attachments}`)
   report(`secrets: new kinto.userid_hmac_secret and kinto.default_bucket_hmac_secret written (file mode 0600)`)
   return {path: file, backend, cacheBackend, host, replaced: existing}
 }

@@ -282,9 +282,10 @@ function heartbeat(a: AttachmentRuntime) {
   }
 }
 
-export function includeAttachments(runtime: Runtime, settings: Settings): AttachmentRuntime {
+export function includeAttachments(runtime: Runtime, settings: Settings, baseDir?: string): AttachmentRuntime {
   const parsed = readAttachmentSettings(settings)
-  const a: AttachmentRuntime = {settings: parsed, store: new LocalStore(parsed.basePath)}
+  // A relative base_path is taken from the ini's folder, as other paths of the ini.
+  const a: AttachmentRuntime = {settings: parsed, store: new LocalStore(path.resolve(baseDir ?? '.', parsed.basePath))}
   byRuntime.set(runtime, a)
   if (!parsed.global.randomize || [...parsed.overrides.values()].some((o) => o.randomize === false)) {
     runtime.logger.warn({}, 'kinto.attachment.randomize = false is ignored: kinto-ops never names stored files after the client\'s filename.')
@@ -295,7 +296,7 @@ export function includeAttachments(runtime: Runtime, settings: Settings): Attach
 export const attachmentPlugin: KintoPlugin = {
   name: 'kinto_attachment',
   includeme(api) {
-    const a = includeAttachments(api.runtime, api.runtime.settings)
+    const a = includeAttachments(api.runtime, api.runtime.settings, api.baseDir)
     api.addService({
       name: 'attachment',
       pattern: `${RECORD_PATTERN}/attachment`,
