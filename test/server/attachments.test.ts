@@ -204,6 +204,8 @@ describe('kinto_attachment on kinto start', () => {
     ['malformed data JSON', () => form([['attachment', {content: 'a', filename: 'a.txt'}], ['data', '{"a": ']]), 109, /^body: data is not valid JSON \(/],
     ['data sent as a file', () => form([['attachment', {content: 'a', filename: 'a.txt'}], ['data', {content: '{}', filename: 'd.json'}]]), 109, "body: 'data' field should be passed as form data, not files"],
     ['an unexpected field', () => form([['attachment', {content: 'a', filename: 'a.txt'}], ['extra', '1']]), 109, "body: 'extra' not in ('data', 'permissions')"],
+    // The file is on disk under its final name when the record's write fails: it is removed.
+    ['a record the write refuses', () => form([['attachment', {content: 'a', filename: 'a.txt'}], ['data', '{"id": "another"}']]), 107, /id/],
     ['a file over max_size_bytes', () => form([['attachment', {content: Buffer.alloc(1500, 1), filename: 'big.txt'}]]), 107, 'body: File size (1500 bytes) exceeds the limit (1000 bytes).'],
   ])('%s: 400 with Kinto’s error body, nothing written', async (_name, body, errno, message) => {
     const before = filesIn(files)
@@ -228,6 +230,13 @@ describe('kinto_attachment on kinto start', () => {
     })
     expect(truncated.status).toBe(400)
     expect(truncated.body.errno).toBe(107)
+    const multipart = (body: string, contentType = 'multipart/form-data; boundary=x') =>
+      call(srv.remote, 'POST', `${REC}/hostile/attachment`, {body, headers: {'Content-Type': contentType}})
+    expect((await multipart('abc', 'multipart/form-data')).body).toMatchObject({code: 400, errno: 107, message: 'Multipart: Boundary not found'})
+    expect((await multipart('--x\r\nContent-Disposition: form-data; name="__proto__"\r\n\r\n1\r\n--x--\r\n')).status).toBe(400)
+    const many = `--x\r\n${Array.from({length: 500}, (_, i) => `Content-Disposition: form-data; name="f${i}"\r\n\r\n1\r\n--x\r\n`).join('').slice(0, -2)}--\r\n`
+    expect((await multipart(many)).body).toMatchObject({code: 413, errno: 113})
+    expect((await call(srv.remote, 'GET', `${REC}/hostile`)).status).toBe(404)
   })
 
   test('names never come from the client', async () => {
