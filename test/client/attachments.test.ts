@@ -110,6 +110,22 @@ describe.each(BACKEND_KINDS)('attachments with real clients (%s)', (kind) => {
     expect((await download(data.attachment.location)).status).toBe(404)
   })
 
+  test('deleting a collection or a bucket deletes the files below it', async () => {
+    await client.createBucket('temp')
+    const bucket = client.bucket('temp')
+    await bucket.createCollection('one')
+    await bucket.createCollection('two')
+    const add = (cid: string, id: string) => bucket.collection(cid).addAttachment(`data:text/plain;name=${id}.txt;base64,${Buffer.from(id).toString('base64')}`, {id})
+    await add('one', 'a')
+    await add('two', 'b')
+    await add('two', 'c')
+    expect(filesIn(files)).toHaveLength(3)
+    await bucket.deleteCollection('one')
+    expect(filesIn(files)).toHaveLength(2)
+    await client.deleteBucket('temp')
+    expect(filesIn(files)).toEqual([])
+  })
+
   test('the default bucket, through kinto-http', async () => {
     const mine = client.bucket('default').collection('mine')
     const {data} = (await mine.addAttachment(`data:text/plain;name=mine.txt;base64,${Buffer.from('mine').toString('base64')}`, {id: 'm1'})) as {data: Json}
