@@ -11,7 +11,8 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {cliBin, runCli} from '../helpers/cli.js'
-import {freePort, httpRequest, missing, readLog, startNginx, startProcess, stopAll, tempDir, waitFor} from '../helpers/deploy-servers.js'
+import {nginxOptionsFrom, renderNginx} from '../../src/lib/deploy/index.js'
+import {freePort, httpRequest, missing, nginxTest, readLog, startNginx, startProcess, stopAll, tempDir, waitFor} from '../helpers/deploy-servers.js'
 
 const skipReason = missing('nginx')
 const AUTH = `Basic ${Buffer.from('uploader:secret').toString('base64')}`
@@ -107,5 +108,17 @@ describe.skipIf(skipReason !== '')(`attachments through nginx ${skipReason}`, ()
     writeFileSync(path.join(files, 'site', 'assets', '.upload-pending.tmp'), 'partial')
     expect((await fetch(`${base}/attachments/site/assets/.upload-pending.tmp`)).status).toBe(404)
     expect((await fetch(`${base}/attachments/site/assets/x.pdf`, {method: 'PUT', body: 'x'})).status).toBe(403)
+  })
+
+  it('the uwsgi and cache variants with attachments pass nginx -t', () => {
+    const settings = {includes: 'kinto_attachment', 'attachment.base_path': files, 'attachment.base_url': 'https://cdn.example.test/files/'}
+    for (const uwsgi of [false, true]) {
+      const out = renderNginx(
+        nginxOptionsFrom({path: '/etc/kinto/kinto.ini', dir: '/etc/kinto', settings, server: {host: '127.0.0.1', port: 8888}}, {uwsgi, cache: true, 'cache-path': path.join(files, '..', 'nginx-cache'), listen: '127.0.0.1:18099'}),
+      )
+      expect(out).toContain(`${uwsgi ? 'uwsgi' : 'proxy'}_request_buffering off;`)
+      const result = nginxTest(out)
+      expect(result.code, result.output).toBe(0)
+    }
   })
 })

@@ -15,6 +15,7 @@ describe('deploy nginx and attachments', () => {
     expect(out).toContain('    location ^~ /files/ {\n        alias /srv/kinto/files/;\n')
     expect(out).toContain('add_header Cache-Control "public, max-age=31536000, immutable" always;')
     expect(out.indexOf('location ^~ /files/')).toBeLessThan(out.indexOf('location / {'))
+    expect(out).toMatch(/location ~ \^\/v\[0-9\]\+\/buckets\/.*\/attachment\$ \{\n        proxy_request_buffering off;\n        proxy_pass http:\/\/kinto_backend;/)
   })
 
   test('a relative base_path is taken from the ini’s folder', () => {
