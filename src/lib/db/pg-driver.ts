@@ -1,5 +1,6 @@
 import type pg from 'pg'
 
+import {parseJson} from '../json.js'
 import {lazy, lazyRequire} from '../lazy.js'
 import {connectionError, type DbTarget} from './errors.js'
 import type {PoolOptions, Queryable, QueryOptions, QueryResult, SqlClient} from './types.js'
@@ -16,6 +17,9 @@ const loadPg = lazy(() => {
   pgModule.types.setTypeParser(1114, (v: string) => v)
   // BIGINT (as_epoch results) as JS numbers: epoch milliseconds fit in 2^53.
   pgModule.types.setTypeParser(20, (v: string) => Number(v))
+  // json and jsonb: integers beyond 2^53 keep every digit (see lib/json.ts).
+  pgModule.types.setTypeParser(114, parseJson)
+  pgModule.types.setTypeParser(3802, parseJson)
   return pgModule
 })
 

@@ -1,5 +1,6 @@
 import type {PGlite as PGliteType, PGliteOptions, Transaction} from '@electric-sql/pglite'
 
+import {parseJson} from '../json.js'
 import {loadTemplate, prepareDataDir} from './pglite-template.js'
 import type {Queryable, QueryResult, SqlClient} from './types.js'
 
@@ -19,6 +20,8 @@ function wrap(db: PGliteType | Transaction): Queryable {
 const parsers = {
   1114: (v: string) => v,
   20: (v: string) => Number(v),
+  114: parseJson,
+  3802: parseJson,
 }
 
 /**

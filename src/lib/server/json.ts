@@ -3,6 +3,7 @@
  * nesting depth, no NUL characters, no lone surrogates, no numbers that overflow to Infinity),
  * because everything accepted here may end up in a PostgreSQL jsonb column.
  */
+import {exactValue, stringifyJson} from '../json.js'
 import {invalid} from './errors.js'
 
 /** Deepest nesting of arrays/objects accepted in a request body. */
@@ -34,7 +35,7 @@ export function parseJsonBody(raw: Buffer | string): unknown {
   }
   const problem = unsafeValue(value)
   if (problem) throw invalid('body', '', `Invalid JSON: ${problem}`)
-  return value
+  return exactValue(text, value)
 }
 
 /** Deepest bracket nesting outside of strings; a linear scan with no recursion. */
@@ -110,5 +111,5 @@ export function nativeValue(raw: string): unknown {
 
 /** Serialises a response body as compact JSON. */
 export function toJson(value: unknown): string {
-  return JSON.stringify(value)
+  return stringifyJson(value)
 }

@@ -10,6 +10,7 @@ import {packageRoot, packageVersion} from '../version.js'
 import {RequestContext} from './context.js'
 import {ERRNO, HttpError, invalid, invalidParameters, type ValidationIssue} from './errors.js'
 import {cacheExpiresHeaders} from './headers.js'
+import {toJson} from './json.js'
 import {isPlainObject} from './patch.js'
 import {parseQuery} from './querystring.js'
 import {consumeTokenNonce} from './resource/pagination.js'
@@ -372,7 +373,7 @@ function buildSubrequest(parent: RequestContext, spec: SubrequestSpec, routePref
   let body: Buffer | null = null
   if (spec.body !== undefined) {
     headers['content-type'] = 'application/json; charset=utf-8'
-    body = Buffer.from(JSON.stringify(spec.body), 'utf8')
+    body = Buffer.from(toJson(spec.body), 'utf8')
   }
   const path = decodePath(rawPath)
   // As for a top-level request (app.ts): a NUL never reaches the router nor the database.

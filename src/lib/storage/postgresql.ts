@@ -14,6 +14,7 @@ import {randomUUID} from 'node:crypto'
 
 import type {Queryable, SqlClient} from '../db/index.js'
 import {isKintoError} from '../errors.js'
+import {parseJson, stringifyJson} from '../json.js'
 import {Params, filtersSql, orderSql, parentSql, rulesSql} from './sql.js'
 import {
   BackendError,
@@ -56,7 +57,7 @@ function toEpoch(value: unknown): number | null {
 /** The `data` column: the object without id and last_modified. */
 function dataJson(obj: Record<string, unknown>): string {
   const {id: _id, last_modified: _lm, ...data} = obj
-  return JSON.stringify(data)
+  return stringifyJson(data)
 }
 
 function toObject(row: ObjectRow): KintoObject {
@@ -298,7 +299,7 @@ export class PostgresStorage implements Storage {
         const existing = await this.fetchLive(q, resourceName, parentId, id)
         throw new UnicityError('id', existing ?? ({id, last_modified: 0} as KintoObject))
       }
-      return {...JSON.parse(data), id, last_modified: Number(res.rows[0].last_modified)} as KintoObject
+      return {...(parseJson(data) as object), id, last_modified: Number(res.rows[0].last_modified)} as KintoObject
     })
   }
 
@@ -352,7 +353,7 @@ export class PostgresStorage implements Storage {
         rows = res.rows
       }
       if (rows.length === 0) throw new PreconditionFailedError(await this.fetchLive(q, resourceName, parentId, objectId))
-      return {...JSON.parse(data), id: objectId, last_modified: Number(rows[0].last_modified)} as KintoObject
+      return {...(parseJson(data) as object), id: objectId, last_modified: Number(rows[0].last_modified)} as KintoObject
     })
   }
 

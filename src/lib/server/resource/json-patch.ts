@@ -75,7 +75,8 @@ export function applyPatchDocument(obj: Annotated | null, ops: PatchOperation[])
     const [, perm, principal] = PRINCIPAL_OP.exec(op.path)!
     const set = new Set(permissions[perm] ?? [])
     if (op.op === 'add') set.add(principal)
-    else set.delete(principal)
+    // As a JSON pointer would (upstream): removing what is not there fails the whole patch.
+    else if (!set.delete(principal)) throw invalid('body', null, `JSON Patch operation failed: can't remove a non-existent object '${principal}'`)
     permissions[perm] = [...set]
   }
   return {data: doc.data, permissions}

@@ -205,6 +205,15 @@ export class ResourceRequest {
     return this.timestampValue
   }
 
+  /**
+   * Upstream reads (and so stores) the list timestamp at the start of every resource request. It
+   * matters for a write that gives its own last_modified: the list keeps its timestamp (now, for a
+   * list never read) instead of taking a client's value from the past, so it never goes backwards.
+   */
+  private async settleListTimestamp(data: Record<string, unknown>): Promise<void> {
+    if (data.last_modified !== undefined) await this.timestamp()
+  }
+
   private async callerPrincipals(): Promise<string[]> {
     const identity = await this.ctx.identity()
     return [...identity.principals, identity.userId ?? EVERYONE]
@@ -260,6 +269,7 @@ export class ResourceRequest {
 
   async createObject(obj: Record<string, unknown>): Promise<Annotated> {
     const {[PERMISSIONS_FIELD]: perms, ...data} = obj as Record<string, unknown>
+    await this.settleListTimestamp(data)
     const created = await this.storage.create(this.def.name, this.parentId, data, {idGenerator: () => this.idGenerator.generate()})
     const uri = this.objectUri(created.id)
     await this.permission.replaceObjectPermissions(uri, (perms as Record<string, string[]>) ?? {})
@@ -270,6 +280,7 @@ export class ResourceRequest {
   async updateObject(obj: Record<string, unknown>, condition?: WriteCondition): Promise<Annotated> {
     const {[PERMISSIONS_FIELD]: perms, ...data} = obj as Record<string, unknown>
     const id = data.id as string
+    await this.settleListTimestamp(data)
     const updated = await this.storage.update(this.def.name, this.parentId, id, data, condition ? {condition} : undefined)
     const uri = this.objectUri(id)
     await this.permission.replaceObjectPermissions(uri, (perms as Record<string, string[]>) ?? {})
@@ -384,13 +395,23 @@ export class ResourceRequest {
       throw invalid('body', '', `Unrecognized keys in mapping: "${pyRepr(shown)}"`)
     }
     const result: {data?: Record<string, unknown>; permissions?: Record<string, string[] | null>} = {}
+    // As colander: every invalid field of the body is reported, not only the first.
+    const issues: ValidationIssue[] = []
     if (body.data !== undefined) {
-      if (!isPlainObject(body.data)) {
-        throw invalid('body', 'data', `"${pyRepr(body.data)}" is not a mapping type: Does not implement dict-like functionality.`)
-      }
-      result.data = method === 'PATCH' ? {...body.data} : this.validateData({...body.data}, 'data.')
+      const data = body.data
+      collectIssues(issues, () => {
+        if (!isPlainObject(data)) {
+          throw invalid('body', 'data', `"${pyRepr(data)}" is not a mapping type: Does not implement dict-like functionality.`)
+        }
+        result.data = method === 'PATCH' ? {...data} : this.validateData({...data}, 'data.')
+      })
     }
-    if (body.permissions !== undefined) result.permissions = this.validatePermissions(body.permissions)
+    if (body.permissions !== undefined) {
+      collectIssues(issues, () => {
+        result.permissions = this.validatePermissions(body.permissions)
+      })
+    }
+    if (issues.length > 0) throw invalidParameters(issues)
     return result
   }
 
@@ -402,6 +423,11 @@ export class ResourceRequest {
     if (!isPlainObject(value)) {
       throw invalid('body', 'permissions', `"${pyRepr(value)}" is not a mapping type: Does not implement dict-like functionality.`)
     }
+    // An unknown permission name fails the whole mapping, as upstream's OneOf check on it.
+    const unknownPerm = Object.keys(value).find((perm) => value[perm] !== null && !this.def.permissions.includes(perm))
+    if (unknownPerm !== undefined) {
+      throw invalid('body', 'permissions', `"${unknownPerm}" is not one of ${this.def.permissions.join(', ')}`)
+    }
     const issues: ValidationIssue[] = []
     const result: Record<string, string[] | null> = {}
     for (const [perm, principals] of Object.entries(value)) {
@@ -409,16 +435,15 @@ export class ResourceRequest {
         result[perm] = null
         continue
       }
-      if (!this.def.permissions.includes(perm)) {
-        issues.push({location: 'body', name: `permissions.${perm}`, description: `"${perm}" is not one of ${this.def.permissions.join(', ')}`})
-        continue
-      }
       if (!Array.isArray(principals)) {
         issues.push({location: 'body', name: `permissions.${perm}`, description: `"${pyRepr(principals)}" is not iterable`})
         continue
       }
       principals.forEach((p, i) => {
-        if (typeof p !== 'string') issues.push({location: 'body', name: `permissions.${perm}.${i}`, description: `${pyRepr(p)} is not a string: {'${pyRepr(p)}'}`})
+        const name = `permissions.${perm}.${i}`
+        if (typeof p !== 'string') issues.push({location: 'body', name, description: `${pyRepr(p)} is not a string: {'${pyRepr(p)}'}`})
+        // colander reads an empty string as a missing value.
+        else if (p === '') issues.push({location: 'body', name, description: 'Required'})
       })
       result[perm] = principals as string[]
     }
@@ -513,4 +538,14 @@ function eventTimestamp(data: unknown, listTimestamp: number | undefined): numbe
   }
   const lm = (data as KintoObject | undefined)?.last_modified
   return typeof lm === 'number' ? lm : (listTimestamp ?? 0)
+}
+
+/** Runs a validation step, keeping its 400 errno 107 details instead of stopping at them. */
+function collectIssues(issues: ValidationIssue[], step: () => void): void {
+  try {
+    step()
+  } catch (err) {
+    if (!(err instanceof HttpError) || err.status !== 400 || err.errno !== ERRNO.INVALID_PARAMETERS || !Array.isArray(err.details)) throw err
+    issues.push(...(err.details as ValidationIssue[]))
+  }
 }

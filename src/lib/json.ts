@@ -1,0 +1,50 @@
+/**
+ * JSON text <-> values without bending integers. JavaScript numbers are doubles: an integer
+ * beyond 2^53 (`12345678901234567890`) would come back as `12345678901234567000`, while upstream
+ * Kinto (Python ints) and PostgreSQL's jsonb (numeric) keep every digit. Such an integer is held
+ * in memory as a marked string (`EXACT_INTEGER` + its digits) that every serialiser here writes
+ * back as a bare number; everything else is what JSON.parse / JSON.stringify give. Floats stay
+ * doubles, as upstream's parser makes them.
+ *
+ * The marker starts with a NUL, which a request body may never contain (server/json.ts refuses
+ * it) and PostgreSQL cannot store: it can only come from this module.
+ */
+import {lazyRequire} from './lazy.js'
+
+export const EXACT_INTEGER = '\u0000n:'
+
+/** A run of 16 digits: the only texts that may hold an integer beyond 2^53 (a cheap test). */
+const LONG_DIGITS = /\d{16}/
+/** The marker as JSON.stringify writes it, in a string of its own. */
+const MARKED = /"\\u0000n:(-?\d+)"/g
+const MARKED_TEXT = '"\\u0000n:'
+
+const losslessJson = lazyRequire<typeof import('lossless-json')>('lossless-json')
+
+function exactNumber(text: string): number | string {
+  const n = Number(text)
+  if (Number.isSafeInteger(n) || /[.eE]/.test(text)) return n
+  return EXACT_INTEGER + text
+}
+
+/** JSON.parse, but integers beyond 2^53 keep every digit. Throws JSON.parse's SyntaxError. */
+export function parseJson(text: string): unknown {
+  return exactValue(text, JSON.parse(text))
+}
+
+/** `parsed` (JSON.parse of `text`), or `text` parsed again keeping big integers exact when it has any. */
+export function exactValue(text: string, parsed: unknown): unknown {
+  if (!LONG_DIGITS.test(text)) return parsed
+  return losslessJson().parse(text, null, exactNumber)
+}
+
+/** JSON.stringify, writing exact integers back as numbers. */
+export function stringifyJson(value: unknown): string {
+  const text = JSON.stringify(value)
+  return text !== undefined && text.includes(MARKED_TEXT) ? text.replace(MARKED, '$1') : text
+}
+
+/** The exact integer a marked string holds, or undefined. */
+export function exactIntegerText(value: unknown): string | undefined {
+  return typeof value === 'string' && value.startsWith(EXACT_INTEGER) ? value.slice(EXACT_INTEGER.length) : undefined
+}
