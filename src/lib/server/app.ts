@@ -99,6 +99,13 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     res.shouldKeepAlive = false
     res.socket?.end(rawHttpResponse(err))
   })
+  // An empty `Content-Type:` is read as none (upstream parses the body as JSON then); Fastify
+  // would refuse it as an invalid media type before the runtime sees the request.
+  app.addHook('onRequest', (req, _reply, done) => {
+    const type = req.headers['content-type']
+    if (type !== undefined && type.trim() === '') delete req.headers['content-type']
+    done()
+  })
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', {parseAs: 'buffer'}, (_req, body, done) => done(null, body))
 

@@ -102,7 +102,8 @@ export function preflight(req: KintoRequest, service: Service, cors: CorsPolicy,
   }
   if (cors.maxAgeSeconds !== null) headers['Access-Control-Max-Age'] = String(cors.maxAgeSeconds)
   if (!cors.matches(origin!)) throw invalid('header', 'Origin', `${origin} not allowed`)
-  return {status: 200, headers}
+  // Upstream's preflight view renders None: the JSON `null`.
+  return {status: 200, headers, body: null}
 }
 
 function corsMethods(service: Service): string[] {

@@ -200,7 +200,7 @@ export class Runtime {
       if (req.method === 'OPTIONS') return {response: {status: 200, headers: {}}}
       const location = `${prefix}${req.rawPath}${req.rawQuery ? `?${req.rawQuery}` : ''}`
       const ttl = asInt(this.settings, 'version_prefix_redirect_ttl_seconds', -1) ?? -1
-      return {response: redirect(location, ttl)}
+      return {response: redirect(req, location, ttl)}
     }
     const match = this.route(req.path)
     if (!match) return {response: this.notFoundResponse(req, prefix)}
@@ -388,7 +388,7 @@ export class Runtime {
       else if (req.path === prefix) location = `${prefix}/${qs}`
       if (location !== null) {
         const ttl = asInt(this.settings, 'trailing_slash_redirect_ttl_seconds', 3600) ?? 3600
-        return redirect(location || '/', ttl)
+        return redirect(req, location || '/', ttl)
       }
     }
     throw new HttpError(404, {errno: ERRNO.MISSING_RESOURCE, message: MESSAGES.notFound})
@@ -410,9 +410,11 @@ export class Runtime {
     const backoff = backoffHeader(this.active)
     if (backoff !== null) h.Backoff = backoff
     const origin = req.headers.origin
-    const service = ctx?.service ?? (origin ? this.route(req.path)?.service : undefined)
-    if (service && origin) {
-      if (this.cors.matches(origin)) h['Access-Control-Allow-Origin'] = this.cors.allowOrigin(origin)
+    const service = ctx?.service ?? this.route(req.path)?.service
+    if (service) {
+      // As upstream's CORS layer: the exposed headers on every answer of a service (batch
+      // sub-responses included), the allowed origin only when the request names one.
+      if (origin && this.cors.matches(origin)) h['Access-Control-Allow-Origin'] = this.cors.allowOrigin(origin)
       if (req.method !== 'OPTIONS') {
         const view = findView(service, req.method)
         h['Access-Control-Expose-Headers'] = (view ? exposedHeaders(view) : DEFAULT_EXPOSED_HEADERS).join(', ')
@@ -422,7 +424,9 @@ export class Runtime {
       if (allowed) h['Access-Control-Allow-Origin'] = allowed
       h['Access-Control-Expose-Headers'] = DEFAULT_EXPOSED_HEADERS.join(',')
     }
-    if (response.body !== undefined && !h['Content-Type']) h['Content-Type'] = 'application/json'
+    // HEAD and preflight answers carry GET's Content-Type, as upstream's; a 304 has no body type.
+    const typed = response.body !== undefined || ((req.method === 'HEAD' || req.method === 'OPTIONS') && response.status !== 304)
+    if (typed && !h['Content-Type']) h['Content-Type'] = 'application/json'
   }
 
   /**
@@ -505,8 +509,14 @@ function toResponse(result: ViewResult, method: string): KintoResponse {
   return response
 }
 
-function redirect(location: string, ttlSeconds: number): KintoResponse {
-  const headers: Record<string, string> = {Location: location}
+/**
+ * A 307 as upstream's web framework answers it: an absolute Location and, for a client that
+ * accepts JSON, a JSON body that names the target (built from the path as given).
+ */
+function redirect(req: KintoRequest, location: string, ttlSeconds: number): KintoResponse {
+  const headers: Record<string, string> = {Location: `${req.scheme}://${req.host}${location}`}
   if (ttlSeconds >= 0) Object.assign(headers, cacheExpiresHeaders(ttlSeconds))
-  return {status: 307, headers}
+  if (!(req.headers.accept ?? '').includes('application/json')) return {status: 307, headers}
+  const message = `The resource has been moved to ${location}; you should be redirected automatically.\n\n`
+  return {status: 307, headers, body: {message, code: '307 Temporary Redirect', title: 'Temporary Redirect'}}
 }

@@ -264,12 +264,10 @@ export function batchService(runtime: Runtime): Service {
             continue
           }
           const {response, req} = await runtime.subrequest(ctx, sub)
-          responses.push({
-            status: response.status,
-            path: req.path,
-            headers: response.headers,
-            body: req.method === 'HEAD' ? '' : (response.body ?? ''),
-          })
+          const body = req.method === 'HEAD' ? '' : (response.body ?? '')
+          // The length its body would have had as a response of its own, as upstream reports.
+          const headers = body === '' ? response.headers : {...response.headers, 'Content-Length': String(Buffer.byteLength(toJson(body)))}
+          responses.push({status: response.status, path: req.path, headers, body})
         }
         return {body: {responses}}
       },

@@ -8,9 +8,10 @@
  */
 import {asList, type Settings} from '../../config/settings.js'
 import {compareBySorting, matchesAll, matchesRules} from '../../storage/evaluate.js'
-import type {Filter, KintoObject, ListOptions, Storage} from '../../storage/types.js'
+import type {Filter, KintoObject, ListOptions, Sort, Storage} from '../../storage/types.js'
 import {inheritanceTree} from '../authorization.js'
 import type {RequestContext} from '../context.js'
+import {invalid} from '../errors.js'
 import type {ResourceDefinition} from '../resource/definition.js'
 import type {ResourceRequest} from '../resource/request.js'
 import type {KintoPlugin} from './index.js'
@@ -124,9 +125,23 @@ async function permissionEntries(ctx: RequestContext): Promise<KintoObject[]> {
   return entries
 }
 
+type Shadowed = {entry: KintoObject; shadow: KintoObject}
+
+/** compareBySorting, but the root entry's missing id sorts as any missing value: last ascending. */
+function compareEntries(a: Shadowed, b: Shadowed, sorting: readonly Sort[]): number {
+  for (const s of sorting) {
+    const c =
+      s.field === 'id' && (a.entry.id === undefined || b.entry.id === undefined)
+        ? (a.entry.id === b.entry.id ? 0 : a.entry.id === undefined ? 1 : -1) * (s.direction < 0 ? -1 : 1)
+        : compareBySorting(a.shadow, b.shadow, [s])
+    if (c !== 0) return c
+  }
+  return 0
+}
+
 /** The computed list, read through the resource framework as if it were storage. */
 function permissionsModel(r: ResourceRequest): Storage {
-  let cached: Promise<Array<{entry: KintoObject; shadow: KintoObject}>> | undefined
+  let cached: Promise<Shadowed[]> | undefined
   // Evaluated on a shadow whose id is '' when the entry has none (the root): ids are columns
   // for the storage's evaluation, always strings (kinto-http sorts this list by id).
   const entries = () =>
@@ -134,10 +149,12 @@ function permissionsModel(r: ResourceRequest): Storage {
   const select = async (filters?: Filter[], rules?: Filter[][]) =>
     (await entries()).filter(({shadow}) => matchesAll(shadow, filters) && matchesRules(shadow, rules))
   const model: Partial<Storage> = {
-    resourceTimestamp: async () => 0,
+    // Upstream reads this list's timestamp from storage (as for any resource) before it swaps in
+    // its computed model: the time of the first request, kept by the storage from then on.
+    resourceTimestamp: (name, parent, options) => r.ctx.tx.storage.resourceTimestamp(name, parent, options),
     async list(_name: string, _parent: string, options: ListOptions = {}) {
       const found = await select(options.filters, options.paginationRules)
-      if (options.sorting?.length) found.sort((a, b) => compareBySorting(a.shadow, b.shadow, options.sorting!))
+      if (options.sorting?.length) found.sort((a, b) => compareEntries(a, b, options.sorting!))
       const page = options.limit ? found.slice(0, options.limit) : found
       return page.map(({entry}) => entry)
     },
@@ -158,9 +175,20 @@ export const permissionsResource: ResourceDefinition = {
   permissions: [],
   pluralMethods: ['HEAD', 'GET'],
   parentId: () => '',
-  knownFields: ['uri', 'resource_name', 'permissions', 'bucket_id', 'collection_id', 'group_id', 'record_id'],
+  // Upstream's schema declares `permissions` as a bare type, not a field: it is shown in every
+  // entry but is no field to filter, sort or pick with _fields.
+  knownFields: ['uri', 'resource_name', 'bucket_id', 'collection_id', 'group_id', 'record_id'],
   // Entries have no timestamp: not a filter, not a sort; `uri` (unique) keeps pages stable.
-  adjustFilters: (filters) => filters.filter((f) => f.field !== 'last_modified'),
+  adjustFilters(filters) {
+    for (const f of filters) {
+      const values = Array.isArray(f.value) ? f.value : [f.value]
+      // Ids are strings: `?id=5`, `?id=true` or a repeated id are refused, as upstream.
+      if (f.field === 'id' && (Array.isArray(f.value) !== ['in', 'exclude'].includes(f.operator) || values.some((v) => typeof v !== 'string'))) {
+        throw invalid('querystring', 'id', 'Invalid value for id')
+      }
+    }
+    return filters.filter((f) => f.field !== 'last_modified')
+  },
   adjustSorting(sorting) {
     const kept = sorting.filter((s) => s.field !== 'last_modified')
     if (!kept.some((s) => s.field === 'uri')) kept.push({field: 'uri', direction: -1})

@@ -214,9 +214,10 @@ export class ResourceRequest {
     if (data.last_modified !== undefined) await this.timestamp()
   }
 
+  /** Upstream's model principals: the caller's, plus the principal its writes are made as. */
   private async callerPrincipals(): Promise<string[]> {
     const identity = await this.ctx.identity()
-    return [...identity.principals, identity.userId ?? EVERYONE]
+    return [...identity.principals, await this.currentPrincipal()]
   }
 
   private async currentPrincipal(): Promise<string> {
