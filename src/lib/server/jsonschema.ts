@@ -16,8 +16,51 @@ const validator = lazy(() => {
   const Ajv = ajvModule().default ?? ajvModule()
   // verbose: errors carry the failing value and the keyword's value, for Python-style messages.
   const ajv = new Ajv({strict: false, validateFormats: false, allErrors: false, verbose: true})
+  // Stands for a `$ref` that resolves nowhere: fails only when validation reaches it.
+  ajv.addKeyword({keyword: UNRESOLVABLE, schemaType: 'string', validate: () => false, errors: false})
   return {ajv, draft7: ajv.getSchema('http://json-schema.org/draft-07/schema')!}
 })
+
+const UNRESOLVABLE = 'x-kinto-unresolvable-ref'
+
+/** The value a JSON pointer (`#/definitions/a`) names in `root`, or undefined. */
+function pointerTarget(root: unknown, ref: string): unknown {
+  if (ref === '#') return root
+  if (!ref.startsWith('#/')) return undefined
+  let cur: unknown = root
+  for (const raw of ref.slice(2).split('/')) {
+    const part = decodeURIComponent(raw).replaceAll('~1', '/').replaceAll('~0', '~')
+    if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, part)) return undefined
+    cur = (cur as Record<string, unknown>)[part]
+  }
+  return cur
+}
+
+/**
+ * The schema with each `$ref` that resolves nowhere replaced by a keyword that fails when reached.
+ * Upstream's validator resolves references lazily: data that never reaches a bad reference is
+ * valid, data that does fails on it (ajv would refuse the whole schema up front).
+ */
+function withLazyRefs(root: Record<string, unknown>): Record<string, unknown> {
+  const walk = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(walk)
+    if (node === null || typeof node !== 'object') return node
+    const obj = node as Record<string, unknown>
+    if (typeof obj.$ref === 'string' && pointerTarget(root, obj.$ref) === undefined) return {[UNRESOLVABLE]: obj.$ref}
+    return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, k === 'enum' || k === 'const' ? v : walk(v)]))
+  }
+  return walk(root) as Record<string, unknown>
+}
+
+/** Why a valid Draft 7 schema cannot be used for validation at all (an invalid regex…), or null. */
+export function unusableSchema(schema: Record<string, unknown>): string | null {
+  try {
+    compile(schema)
+    return null
+  } catch (err) {
+    return err instanceof SchemaValidationError ? err.message : (err as Error).message
+  }
+}
 
 /**
  * The error upstream's jsonschema would report (its best_match, roughly). ajv stops at the first
@@ -131,7 +174,7 @@ function compile(schema: Record<string, unknown>): ValidateFunction {
     // Schemas are checked as Draft 7 whatever their `$schema` says, as upstream's checks do.
     const {$schema: _ignored, ...rest} = schema
     try {
-      fn = validator().ajv.compile(rest)
+      fn = validator().ajv.compile(withLazyRefs(rest))
     } catch (err) {
       throw new SchemaValidationError('schema', (err as Error).message)
     }
@@ -179,6 +222,12 @@ export function validateAgainstSchema(
   const filtered = Object.fromEntries(Object.entries(data).filter(([k]) => !ignore.includes(k)))
   const fn = compile(effective)
   if (!fn(filtered)) {
+    const unresolved = fn.errors!.find((e) => e.keyword === UNRESOLVABLE)
+    if (unresolved) {
+      const ref = String(unresolved.schema)
+      const message = ref.startsWith('#') ? `Unresolvable JSON pointer: ${pythonRepr(ref.slice(2))}` : `Unresolvable: ${ref}`
+      throw new SchemaValidationError('schema', message)
+    }
     const {field, message} = describe(bestError(fn.errors!))
     throw new SchemaValidationError(field, message)
   }

@@ -9,7 +9,7 @@ import type {RequestContext} from './context.js'
 import {invalid, invalidParameters, missingParent, type ValidationIssue} from './errors.js'
 import type {ResourceEvent} from './events.js'
 import {cacheExpiresHeaders} from './headers.js'
-import {checkSchema, SchemaValidationError, validateAgainstSchema} from './jsonschema.js'
+import {checkSchema, SchemaValidationError, unusableSchema, validateAgainstSchema} from './jsonschema.js'
 import {isPlainObject} from './patch.js'
 import {PERMISSIONS_FIELD, type ResourceDefinition} from './resource/definition.js'
 import {pyRepr} from './resource/py-repr.js'
@@ -23,7 +23,9 @@ function schemaField(data: Record<string, unknown>, field: string, prefix: strin
     issues.push({location: 'body', name: `${prefix}${field}`, description: `"${pyRepr(value)}" is not a mapping type: Does not implement dict-like functionality.`})
     return
   }
-  const problem = checkSchema(value)
+  // A valid Draft 7 schema that still cannot validate anything (an invalid regex…) is refused
+  // here, once, rather than failing every record written later.
+  const problem = checkSchema(value) ?? unusableSchema(value)
   if (problem) issues.push({location: 'body', name: `${prefix}${field}`, description: problem})
 }
 

@@ -12,6 +12,7 @@ import type {Filter, KintoObject, ListOptions, Sort, Storage} from '../../storag
 import {inheritanceTree} from '../authorization.js'
 import type {RequestContext} from '../context.js'
 import {invalid} from '../errors.js'
+import {nativeValue} from '../json.js'
 import type {ResourceDefinition} from '../resource/definition.js'
 import type {ResourceRequest} from '../resource/request.js'
 import type {KintoPlugin} from './index.js'
@@ -141,6 +142,12 @@ function compareEntries(a: Shadowed, b: Shadowed, sorting: readonly Sort[]): num
 
 /** The computed list, read through the resource framework as if it were storage. */
 function permissionsModel(r: ResourceRequest): Storage {
+  // Entry ids are strings: `?id=5`, `?id=true` or a repeated id are refused here, as upstream
+  // (elsewhere `?id=5` means the id "5").
+  const rawId = r.ctx.req.query.get('id')
+  if (rawId !== undefined && (Array.isArray(rawId) || typeof nativeValue(rawId) !== 'string')) {
+    throw invalid('querystring', 'id', 'Invalid value for id')
+  }
   let cached: Promise<Shadowed[]> | undefined
   // Evaluated on a shadow whose id is '' when the entry has none (the root): ids are columns
   // for the storage's evaluation, always strings (kinto-http sorts this list by id).
@@ -179,16 +186,7 @@ export const permissionsResource: ResourceDefinition = {
   // entry but is no field to filter, sort or pick with _fields.
   knownFields: ['uri', 'resource_name', 'bucket_id', 'collection_id', 'group_id', 'record_id'],
   // Entries have no timestamp: not a filter, not a sort; `uri` (unique) keeps pages stable.
-  adjustFilters(filters) {
-    for (const f of filters) {
-      const values = Array.isArray(f.value) ? f.value : [f.value]
-      // Ids are strings: `?id=5`, `?id=true` or a repeated id are refused, as upstream.
-      if (f.field === 'id' && (Array.isArray(f.value) !== ['in', 'exclude'].includes(f.operator) || values.some((v) => typeof v !== 'string'))) {
-        throw invalid('querystring', 'id', 'Invalid value for id')
-      }
-    }
-    return filters.filter((f) => f.field !== 'last_modified')
-  },
+  adjustFilters: (filters) => filters.filter((f) => f.field !== 'last_modified'),
   adjustSorting(sorting) {
     const kept = sorting.filter((s) => s.field !== 'last_modified')
     if (!kept.some((s) => s.field === 'uri')) kept.push({field: 'uri', direction: -1})

@@ -1,0 +1,305 @@
+/**
+ * The HTTP API as upstream Kinto 26 answers it, as a table: each row is a request (after its own
+ * set-up requests) and what upstream answers — status, errno, headers present or absent, and a
+ * check of the body. It runs on the memory backends and on PostgreSQL (PGlite here, the real
+ * server when KINTO_TEST_DATABASE_URL is set). A difference from upstream found later is one more
+ * row. Expected values come from upstream's source (resource schemas, storage rules, views).
+ */
+import type {FastifyInstance} from 'fastify'
+import {afterAll, beforeAll, describe, expect, test} from 'vitest'
+
+import {ACCEPTANCE_PLUGINS} from './plugins-helpers.js'
+import {ALICE, client, memoryApp, postgresApp, type Res} from './helpers.js'
+
+const SETTINGS: Record<string, string> = {
+  ...ACCEPTANCE_PLUGINS,
+  'kinto.experimental_collection_schema_validation': 'true',
+  'kinto.bucket_create_principals': 'system.Authenticated',
+}
+
+type Request = ReturnType<typeof client>
+
+interface Row {
+  name: string
+  /** Requests made first (their answers are not checked), then the request under test. */
+  setup?: (req: Request) => Promise<unknown>
+  run: (req: Request) => Promise<Res>
+  status: number
+  errno?: number
+  /** Header name (lower case) → expected value, a pattern, or null for "absent". */
+  headers?: Record<string, string | RegExp | null>
+  body?: (body: any, res: Res) => void
+}
+
+const B = '/v1/buckets/b'
+const C = `${B}/collections/c`
+const BIG = '12345678901234567890'
+const JSON_PATCH = {'content-type': 'application/json-patch+json'}
+
+/** A fresh collection per row that needs one, so rows do not see each other's records. */
+let seq = 0
+const fresh = () => `${B}/collections/c${++seq}`
+
+const rows: Row[] = [
+  // ---- numbers and timestamps
+  {
+    name: 'an integer beyond 2^53 comes back with every digit (write answer)',
+    run: (r) => r('PUT', `${C}/records/big`, {raw: `{"data": {"big": ${BIG}, "neg": -${BIG}, "small": 3, "f": 1.5}}`}),
+    status: 201,
+    body: (_b, res) => {
+      expect(res.raw).toContain(`"big":${BIG}`)
+      expect(res.raw).toContain(`"neg":-${BIG}`)
+      expect(res.raw).toContain('"small":3')
+      expect(res.raw).toContain('"f":1.5')
+    },
+  },
+  {
+    name: 'an integer beyond 2^53 comes back with every digit (read, list, history)',
+    setup: (r) => r('PUT', `${C}/records/big2`, {raw: `{"data": {"nested": {"list": [${BIG}]}}}`}),
+    run: async (r) => {
+      const one = await r('GET', `${C}/records/big2`)
+      expect(one.raw).toContain(`[${BIG}]`)
+      const history = await r("GET", `${B}/history?record_id=big2`)
+      expect(history.raw).toContain(`[${BIG}]`)
+      return r('GET', `${C}/records?id=big2`)
+    },
+    status: 200,
+    body: (_b, res) => expect(res.raw).toContain(`[${BIG}]`),
+  },
+  {
+    name: 'an integer beyond 2^53 in a batch body and its sub-response',
+    run: (r) => r('POST', '/v1/batch', {raw: `{"requests": [{"method": "PUT", "path": "/buckets/b/collections/c/records/big3", "body": {"data": {"v": ${BIG}}}}]}`}),
+    status: 200,
+    body: (b, res) => {
+      expect(b.responses[0].status).toBe(201)
+      expect(res.raw).toContain(`"v":${BIG}`)
+    },
+  },
+  {
+    name: "a client-given last_modified in the past never becomes the list's timestamp",
+    run: async (r) => {
+      const col = fresh()
+      await r('PUT', col)
+      const before = Date.now()
+      const first = await r('POST', `${col}/records`, {body: {data: {last_modified: 5}}})
+      expect(first.body.data.last_modified).toBe(5)
+      const list = await r('GET', `${col}/records`)
+      const etag = Number(JSON.parse(list.headers.etag as string))
+      expect(etag).toBeGreaterThanOrEqual(before)
+      await r('POST', `${col}/records`, {body: {data: {last_modified: 3}}})
+      const again = await r('GET', `${col}/records`)
+      expect(again.headers.etag).toBe(list.headers.etag)
+      return again
+    },
+    status: 200,
+    body: (b) => expect(b.data.map((o: {last_modified: number}) => o.last_modified).sort()).toEqual([3, 5]),
+  },
+  // ---- validation
+  {
+    name: 'an empty principal is a 400 (colander: Required)',
+    run: (r) => r('PUT', `${B}/collections/e1`, {body: {permissions: {read: ['']}}}),
+    status: 400,
+    errno: 107,
+    body: (b) => {
+      expect(b.details).toEqual([{location: 'body', name: 'permissions.read.0', description: 'Required'}])
+      expect(b.message).toBe('permissions.read.0 in body: Required')
+    },
+  },
+  {
+    name: "a body's validation error comes before preconditions and existence",
+    run: (r) => r('PATCH', `${C}/records/missing-record`, {body: {permissions: {read: ['']}}, headers: {'if-match': '"1"'}}),
+    status: 400,
+    errno: 107,
+  },
+  {
+    name: 'every invalid field of the body is listed',
+    run: (r) => r('PUT', `${C}/records/r-invalid`, {body: {data: 'x', permissions: {read: 'x'}}}),
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.details.map((d: {name: string}) => d.name).sort()).toEqual(['data', 'permissions.read']),
+  },
+  {
+    name: 'an unknown permission name fails the permissions mapping',
+    run: (r) => r('PUT', `${B}/collections/e2`, {body: {permissions: {bogus: ['a']}}}),
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.details[0]).toEqual({location: 'body', name: 'permissions', description: '"bogus" is not one of read, write, record:create'}),
+  },
+  {
+    name: 'a JSON-patch removing a principal that is not there is a 400',
+    run: (r) => r('PATCH', C, {raw: '[{"op": "remove", "path": "/permissions/read/system.Everyone"}]', headers: JSON_PATCH}),
+    status: 400,
+    errno: 107,
+  },
+  {
+    name: 'a JSON-patch removing a principal that is there is applied',
+    setup: (r) => r('PATCH', C, {raw: '[{"op": "add", "path": "/permissions/read/bob"}]', headers: JSON_PATCH}),
+    run: (r) => r('PATCH', C, {raw: '[{"op": "remove", "path": "/permissions/read/bob"}]', headers: JSON_PATCH}),
+    status: 200,
+    body: (b) => expect(b.permissions.read ?? []).not.toContain('bob'),
+  },
+  {
+    name: 'a $ref that resolves nowhere fails only the records that reach it',
+    setup: async (r) => {
+      await r('PUT', `${B}/collections/s`, {body: {data: {schema: {type: 'object', properties: {a: {$ref: '#/definitions/nope'}}}}}})
+      const other = await r('PUT', `${B}/collections/s/records/other`, {body: {data: {b: 1}}})
+      expect(other.status).toBe(201)
+    },
+    run: (r) => r('PUT', `${B}/collections/s/records/x`, {body: {data: {a: 1}}}),
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.details[0]).toMatchObject({name: 'schema', description: "Unresolvable JSON pointer: 'definitions/nope'"}),
+  },
+  {
+    name: 'a schema that cannot validate anything is refused at the collection write',
+    run: (r) => r('PUT', `${B}/collections/s2`, {body: {data: {schema: {type: 'object', properties: {a: {type: 'string', pattern: '('}}}}}}),
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.details[0].name).toBe('data.schema'),
+  },
+  // ---- the permissions endpoint
+  {
+    name: '/permissions: _fields=permissions is not a field',
+    run: (r) => r('GET', '/v1/permissions?_fields=permissions'),
+    status: 400,
+    errno: 107,
+  },
+  ...['id=5', 'id=true', 'id=a&id=b'].map(
+    (qs): Row => ({name: `/permissions: a non-string id filter (${qs}) is a 400`, run: (r) => r('GET', `/v1/permissions?${qs}`), status: 400, errno: 107}),
+  ),
+  {
+    name: '/permissions: the timestamp of the first request, kept',
+    run: async (r) => {
+      const first = await r('GET', '/v1/permissions')
+      expect(first.headers.etag).not.toBe('"0"')
+      const second = await r('GET', '/v1/permissions')
+      expect(second.headers.etag).toBe(first.headers.etag)
+      return second
+    },
+    status: 200,
+    headers: {'last-modified': /GMT$/},
+    body: (_b, res) => expect(res.headers['last-modified']).not.toMatch(/1970/),
+  },
+  {
+    name: '/permissions?_sort=id: the root entry (no id) sorts last ascending',
+    run: (r) => r('GET', '/v1/permissions?_sort=id'),
+    status: 200,
+    body: (b) => {
+      expect(b.data.length).toBeGreaterThan(1)
+      expect(b.data[b.data.length - 1].id).toBeUndefined()
+      expect(b.data[b.data.length - 1].resource_name).toBe('root')
+    },
+  },
+  // ---- headers and shapes
+  {
+    name: 'HEAD carries GET\'s Content-Type',
+    run: (r) => r('HEAD', B),
+    status: 200,
+    headers: {'content-type': /^application\/json/, etag: /^"\d+"$/},
+  },
+  {
+    name: 'a CORS preflight carries a Content-Type and the body null',
+    run: (r) => r('OPTIONS', B, {auth: null, headers: {origin: 'http://example.org', 'access-control-request-method': 'GET'}}),
+    status: 200,
+    headers: {'content-type': /^application\/json/},
+    body: (_b, res) => expect(res.raw).toBe('null'),
+  },
+  {
+    name: 'a 304 carries the timestamp headers only (no Cache-Control)',
+    run: async (r) => {
+      const get = await r('GET', B)
+      return r('GET', B, {headers: {'if-none-match': get.headers.etag as string}})
+    },
+    status: 304,
+    headers: {etag: /^"\d+"$/, 'cache-control': null, 'content-type': null},
+  },
+  {
+    name: 'a group created without data gets no members field',
+    run: (r) => r('PUT', `${B}/groups/g-nodata`, {body: {permissions: {read: ['bob']}}}),
+    status: 201,
+    body: (b) => expect(b.data).not.toHaveProperty('members'),
+  },
+  {
+    name: 'a group created with empty data gets members: [] (the schema default)',
+    run: (r) => r('PUT', `${B}/groups/g-empty`, {body: {data: {}}}),
+    status: 201,
+    body: (b) => expect(b.data.members).toEqual([]),
+  },
+  {
+    name: 'an empty Content-Type with a JSON body is read as JSON',
+    run: (r) => r('PUT', `${B}/groups/g-ct`, {raw: '{"data": {"members": ["bob"]}}', headers: {'content-type': ''}}),
+    status: 201,
+    body: (b) => expect(b.data.members).toEqual(['bob']),
+  },
+  {
+    name: 'the trailing-slash redirect: absolute Location and a JSON body',
+    run: (r) => r('GET', `${B}/`, {headers: {accept: 'application/json'}}),
+    status: 307,
+    headers: {location: /^http:\/\/[^/]+\/v1\/buckets\/b$/, 'content-type': /^application\/json/},
+    body: (b) => expect(b).toMatchObject({code: '307 Temporary Redirect', title: 'Temporary Redirect'}),
+  },
+  {
+    name: 'an anonymous account creation shows the write permission of the account',
+    run: (r) => r('PUT', '/v1/accounts/bob', {auth: null, body: {data: {password: 's3cret-passw0rd'}}}),
+    status: 201,
+    body: (b) => expect(b.permissions).toEqual({write: ['account:bob']}),
+  },
+  {
+    name: 'batch sub-responses carry Content-Length and the exposed headers',
+    run: (r) =>
+      r('POST', '/v1/batch', {
+        body: {
+          requests: [
+            {method: 'GET', path: '/buckets/b'},
+            {method: 'HEAD', path: '/buckets/b'},
+          ],
+        },
+      }),
+    status: 200,
+    body: (b) => {
+      const [get, head] = b.responses
+      expect(Number(get.headers['Content-Length'])).toBe(Buffer.byteLength(JSON.stringify(get.body)))
+      expect(get.headers['Access-Control-Expose-Headers']).toMatch(/ETag/)
+      expect(head.headers['Content-Type']).toMatch(/^application\/json/)
+    },
+  },
+]
+
+for (const backend of ['memory', 'postgresql'] as const) {
+  describe(`upstream's answers (${backend})`, () => {
+    let app: FastifyInstance
+    let close: () => Promise<void>
+    let req: Request
+
+    beforeAll(async () => {
+      if (backend === 'memory') {
+        app = memoryApp(SETTINGS)
+        close = () => app.close()
+      } else {
+        const pg = await postgresApp(SETTINGS)
+        app = pg.app
+        close = pg.close
+      }
+      req = client(app, ALICE)
+      expect((await req('PUT', B)).status).toBe(201)
+      expect((await req('PUT', C)).status).toBe(201)
+    })
+    afterAll(async () => close?.())
+
+    for (const row of rows) {
+      test(row.name, async () => {
+        await row.setup?.(req)
+        const res = await row.run(req)
+        expect(res.status, res.raw).toBe(row.status)
+        if (row.errno !== undefined) expect(res.body.errno).toBe(row.errno)
+        for (const [name, want] of Object.entries(row.headers ?? {})) {
+          const got = res.headers[name]
+          if (want === null) expect(got, name).toBeUndefined()
+          else if (want instanceof RegExp) expect(String(got), name).toMatch(want)
+          else expect(got, name).toBe(want)
+        }
+        row.body?.(res.body, res)
+      })
+    }
+  })
+}
