@@ -35,7 +35,13 @@ export function parseJson(text: string): unknown {
 /** `parsed` (JSON.parse of `text`), or `text` parsed again keeping big integers exact when it has any. */
 export function exactValue(text: string, parsed: unknown): unknown {
   if (!LONG_DIGITS.test(text)) return parsed
-  return losslessJson().parse(text, null, exactNumber)
+  try {
+    return losslessJson().parse(text, null, exactNumber)
+  } catch {
+    // Its only refusal of what JSON.parse accepted: a key repeated with another value (the last
+    // one wins, as in JSON.parse and upstream). Such a text keeps JSON.parse's numbers.
+    return parsed
+  }
 }
 
 /** JSON.stringify, writing exact integers back as numbers. */

@@ -1,0 +1,31 @@
+import {describe, expect, test} from 'vitest'
+
+import {EXACT_INTEGER, exactIntegerText, parseJson, stringifyJson} from '../../src/lib/json.js'
+
+describe('the JSON codec keeps integers exact', () => {
+  test('integers beyond 2^53 round-trip with every digit, others are plain numbers', () => {
+    const text = '{"a":12345678901234567890,"b":[-98765432109876543210,1.5,3,9007199254740991],"c":"12345678901234567890"}'
+    const value = parseJson(text) as {a: unknown; b: unknown[]; c: unknown}
+    expect(exactIntegerText(value.a)).toBe('12345678901234567890')
+    expect(value.b.slice(1)).toEqual([1.5, 3, 9007199254740991])
+    expect(value.c).toBe('12345678901234567890')
+    expect(stringifyJson(value)).toBe(text)
+  })
+
+  test('floats stay doubles (as upstream parses them), even with many digits', () => {
+    expect(parseJson('{"x": 1.2345678901234567890}')).toEqual({x: 1.2345678901234568})
+    expect(parseJson('[1e400000000000000000]')).toEqual([Infinity])
+  })
+
+  test('texts without a long digit run take the plain path; a repeated key keeps JSON.parse', () => {
+    expect(parseJson('{"a": 1}')).toEqual({a: 1})
+    const dup = parseJson('{"a": 1, "a": 12345678901234567890}') as {a: unknown}
+    expect(dup.a).toBe(12345678901234567000)
+  })
+
+  test('a string that merely looks like the marker is not rewritten', () => {
+    const text = stringifyJson({s: '\\u0000n:12'})
+    expect(JSON.parse(text)).toEqual({s: '\\u0000n:12'})
+    expect(EXACT_INTEGER.startsWith('\u0000')).toBe(true)
+  })
+})
