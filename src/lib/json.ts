@@ -54,3 +54,29 @@ export function stringifyJson(value: unknown): string {
 export function exactIntegerText(value: unknown): string | undefined {
   return typeof value === 'string' && value.startsWith(EXACT_INTEGER) ? value.slice(EXACT_INTEGER.length) : undefined
 }
+
+/**
+ * The value with each exact integer as the nearest double: for code that must see numbers (JSON
+ * schema validation), never for what is stored or answered. Unchanged parts are not copied.
+ */
+export function withDoubles(value: unknown): unknown {
+  if (typeof value === 'string') {
+    const digits = exactIntegerText(value)
+    return digits === undefined ? value : Number(digits)
+  }
+  if (value === null || typeof value !== 'object') return value
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined
+    value.forEach((item, i) => {
+      const next = withDoubles(item)
+      if (next !== item) (out ??= value.slice())[i] = next
+    })
+    return out ?? value
+  }
+  let out: Record<string, unknown> | undefined
+  for (const [k, item] of Object.entries(value)) {
+    const next = withDoubles(item)
+    if (next !== item) (out ??= {...value})[k] = next
+  }
+  return out ?? value
+}

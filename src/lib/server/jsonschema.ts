@@ -6,6 +6,7 @@
 import type AjvModule from 'ajv'
 import type {ErrorObject, ValidateFunction} from 'ajv'
 
+import {withDoubles} from '../json.js'
 import {lazy, lazyRequire} from '../lazy.js'
 
 type AjvClass = typeof AjvModule.default
@@ -219,7 +220,8 @@ export function validateAgainstSchema(
     if (required.length > 0) effective.required = required
     else delete effective.required
   }
-  const filtered = Object.fromEntries(Object.entries(data).filter(([k]) => !ignore.includes(k)))
+  // Integers beyond 2^53 are validated as the numbers they are (lib/json.ts keeps their digits).
+  const filtered = withDoubles(Object.fromEntries(Object.entries(data).filter(([k]) => !ignore.includes(k))))
   const fn = compile(effective)
   if (!fn(filtered)) {
     const unresolved = fn.errors!.find((e) => e.keyword === UNRESOLVABLE)
