@@ -83,24 +83,26 @@ describe('entries', () => {
     expect(list.map((e) => e.uri)).toEqual(['/buckets/beers'])
   })
 
-  test('filters, sorting, _fields, _limit with Next-Page, HEAD with Total-Objects, ETag "0"', async () => {
+  test('filters, sorting, _fields, _limit with Next-Page, HEAD with Total-Objects, a stored ETag', async () => {
     expect((await entries(ALICE, '?resource_name=collection')).map((e) => e.uri)).toEqual(['/buckets/beers/collections/barley'])
     expect((await entries(ALICE, '?in_resource_name=bucket,record')).length).toBe(2)
     expect((await entries(ALICE, '?_sort=uri')).map((e) => e.uri)[0]).toBe('/')
-    // kinto-http lists it sorted by id; the root entry has none.
+    // kinto-http lists it sorted by id; the root entry has none: last ascending, as upstream
+    // sorts a missing field (this test had it first).
     expect((await entries(ALICE, '?_sort=id')).map((e) => e.uri)).toEqual([
-      '/',
       '/buckets/beers/groups/amateurs',
       '/buckets/beers/collections/barley',
       '/buckets/beers',
       '/buckets/beers/collections/barley/records/r1',
+      '/',
     ])
-    expect((await entries(ALICE, '?contains_permissions=group:create')).map((e) => e.uri)).toEqual(['/buckets/beers'])
+    // `permissions` is no field of upstream's schema: not a filter (this test filtered on it).
+    expect((await req('GET', '/v1/permissions?contains_permissions=group:create')).status).toBe(400)
     // id and last_modified are always kept (upstream); entries have no timestamp.
     expect(Object.keys((await entries(ALICE, '?_fields=uri'))[0]).sort()).toEqual(['id', 'uri'])
     const page = await req('GET', '/v1/permissions?_limit=2')
     expect(page.body.data).toHaveLength(2)
-    expect(page.headers.etag).toBe('"0"')
+    expect(page.headers.etag).toMatch(/^"\d{13}"$/)
     const next = await req('GET', String(page.headers['next-page']).replace(/^http:\/\/[^/]+/, ''))
     const rest = await req('GET', String(next.headers['next-page']).replace(/^http:\/\/[^/]+/, ''))
     const seen = [...page.body.data, ...next.body.data, ...rest.body.data].map((e: Entry) => e.uri)
