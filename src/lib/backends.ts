@@ -3,7 +3,7 @@
  * and the per-request transaction spanning storage and permission.
  *
  * Settings read (keys without `kinto.`): `storage_backend`, `storage_url`, `permission_backend`,
- * `permission_url`, `cache_backend`, `cache_url`, `<backend>_pool_size` / `_max_overflow` /
+ * `permission_url`, `cache_backend`, `cache_url`, `cache_hosts`, `<backend>_pool_size` / `_max_overflow` /
  * `_pool_timeout`, `cache_prefix`, `cache_max_size_bytes`, `storage_max_fetch_size`, `readonly`.
  *
  * Transactions — `backends.transaction(fn)`:
@@ -27,7 +27,9 @@
  *   before or after the transaction there.
  */
 import type {Cache} from './cache/types.js'
+import {networkCache} from './cache/index.js'
 import {MemoryCache} from './cache/memory.js'
+import {BACKEND_MODULES, type BackendFamily, type BackendKind, backendModules} from './config/backend-modules.js'
 import {asBool, asInt, asString, type Settings} from './config/settings.js'
 import {DatabaseRegistry, openDatabase, parseDbUrl, type PoolOptions, type SqlClient} from './db/index.js'
 import {KintoError} from './errors.js'
@@ -69,30 +71,15 @@ export interface CreateBackendsOptions {
   baseDir?: string
 }
 
-type Kind = 'memory' | 'postgresql'
-
-const MODULES: Record<'storage' | 'permission' | 'cache', Record<string, Kind>> = {
-  storage: {'kinto.core.storage.memory': 'memory', 'kinto.core.storage.postgresql': 'postgresql'},
-  permission: {'kinto.core.permission.memory': 'memory', 'kinto.core.permission.postgresql': 'postgresql'},
-  cache: {'kinto.core.cache.memory': 'memory', 'kinto.core.cache.postgresql': 'postgresql'},
-}
-
-const UNSUPPORTED_CACHES = ['kinto.core.cache.memcached', 'kinto_redis.cache', 'kinto.core.cache.redis']
-
-function backendKind(settings: Settings, name: 'storage' | 'permission' | 'cache'): Kind {
-  const key = `${name}_backend`
+/** The kind of the configured `<family>_backend` module (src/lib/config/backend-modules.ts). */
+function configuredKind(settings: Settings, family: BackendFamily): BackendKind {
+  const key = `${family}_backend`
   const value = (asString(settings, key) ?? '').trim()
-  const kind = MODULES[name][value]
-  if (kind) return kind
-  if (name === 'cache' && UNSUPPORTED_CACHES.includes(value)) {
-    throw new KintoError(`The cache backend '${value}' (setting kinto.cache_backend) is not supported yet.`, {
-      code: 'KINTO_BACKEND_UNSUPPORTED',
-      hint: 'Use kinto.core.cache.memory or kinto.core.cache.postgresql.',
-    })
-  }
-  throw new KintoError(`Unknown ${name} backend '${value}' (setting kinto.${key}).`, {
+  const module = BACKEND_MODULES[value]
+  if (module && module.family === family) return module.kind
+  throw new KintoError(`Unknown ${family} backend '${value}' (setting kinto.${key}).`, {
     code: 'KINTO_CONFIG_INVALID',
-    hint: `Use ${Object.keys(MODULES[name]).join(' or ')}.`,
+    hint: `Use ${backendModules(family).join(' or ')}.`,
   })
 }
 
@@ -121,9 +108,9 @@ export function createBackends(settings: Settings, options: CreateBackendsOption
   const readonly = asBool(settings, 'readonly')
   const maxFetchSize = asInt(settings, 'storage_max_fetch_size', 10000) ?? 10000
 
-  const storageKind = backendKind(settings, 'storage')
-  const permissionKind = backendKind(settings, 'permission')
-  const cacheKind = backendKind(settings, 'cache')
+  const storageKind = configuredKind(settings, 'storage')
+  const permissionKind = configuredKind(settings, 'permission')
+  const cacheKind = configuredKind(settings, 'cache')
 
   // Storage first: a permission backend on the same URL shares its pool (and its pool settings).
   let storageClient: SqlClient | undefined
@@ -144,6 +131,8 @@ export function createBackends(settings: Settings, options: CreateBackendsOption
   let cache: Cache
   if (cacheKind === 'memory') {
     cache = new MemoryCache({prefix: cachePrefix, maxSizeBytes: cacheMaxSize})
+  } else if (cacheKind === 'redis' || cacheKind === 'memcached') {
+    cache = networkCache(settings)!
   } else {
     const url = databaseUrl(settings, 'cache')
     const client =

@@ -1,6 +1,9 @@
 /**
  * The cache contract (kinto-reference §3.4): every Cache implementation must pass it.
- * `make(prefix)` gives a cache on the shared store with that `cache_prefix`.
+ * `make(prefix)` gives a cache on the shared store with that `cache_prefix` (as a second server
+ * configured with another prefix would). `limits` says what the backend holds: a value of
+ * `largeBytes` must round-trip, one of `tooLargeBytes` (when the backend has a limit a test can
+ * reach) must fail with a clear error.
  */
 import {beforeEach, describe, expect, it} from 'vitest'
 
@@ -8,7 +11,12 @@ import type {Cache} from '../../src/lib/cache/types.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-export function cacheContract(make: (prefix: string) => Cache): void {
+export interface CacheLimits {
+  largeBytes: number
+  tooLargeBytes?: number
+}
+
+export function cacheContract(make: (prefix: string) => Cache, limits: CacheLimits = {largeBytes: 256 * 1024}): void {
   let cache: Cache
   beforeEach(async () => {
     cache = make('')
@@ -65,6 +73,62 @@ export function cacheContract(make: (prefix: string) => Cache): void {
       expect(await other.get('k')).toBe('prefixed')
       expect(await cache.get('other-k')).toBe('prefixed')
     })
+
+    it('flush empties only its own prefix (two servers sharing one cache)', async () => {
+      const a = make('a-')
+      const b = make('b-')
+      await a.set('k', 'from a', 60)
+      await b.set('k', 'from b', 60)
+      await b.set('other', 2, 60)
+      await a.flush()
+      expect(await a.get('k')).toBeUndefined()
+      expect(await b.get('k')).toBe('from b')
+      expect(await b.get('other')).toBe(2)
+      expect(await a.delete('k')).toBeUndefined()
+      expect(await b.delete('k')).toBe('from b')
+    })
+
+    it('values round-trip exactly: every code point, escapes, numbers, nesting', async () => {
+      const text = 'nul\u0000 tab\t nl\n quote" backslash\\ é ß 漢字 emoji 😀 lone \ud800 bom \ufeff end'
+      const value = {text, big: 9007199254740991, neg: -0.5, exp: 1e-7, nested: [[[{k: [true, false, null]}]]], '': 'empty key', 'sp ace': 1}
+      await cache.set('exact', value, 60)
+      const got = await cache.get('exact')
+      expect(got).toEqual(value)
+      expect(JSON.stringify(got)).toBe(JSON.stringify(value))
+      await cache.set('str', text, 60)
+      expect(await cache.get('str')).toBe(text)
+    })
+
+    // 150 two-byte characters: within PostgreSQL's VARCHAR(256), over memcached's 250-byte keys.
+    it('keys may be long or hold any character', async () => {
+      const keys = ['with space', 'tab\tand\nnewline', 'ünïcödé 😀', 'ü'.repeat(150), 'pagination-token-' + 'f'.repeat(36)]
+      for (const [i, key] of keys.entries()) await cache.set(key, i, 60)
+      for (const [i, key] of keys.entries()) expect(await cache.get(key)).toBe(i)
+      expect(await cache.delete(keys[3]!)).toBe(3)
+      expect(await cache.get(keys[3]!)).toBeUndefined()
+    })
+
+    it(`a large value (${limits.largeBytes} bytes) round-trips`, async () => {
+      const big = 'x'.repeat(limits.largeBytes - 64) + '😀'.repeat(8)
+      await cache.set('big', {big}, 60)
+      expect(await cache.get('big')).toEqual({big})
+    })
+
+    if (limits.tooLargeBytes !== undefined) {
+      const size = limits.tooLargeBytes
+      it(`a value over the backend's limit (${size} bytes) fails with a clear error and stores nothing`, async () => {
+        const error = await cache.set('huge', 'y'.repeat(size), 60).then(
+          () => null,
+          (e: Error) => e,
+        )
+        expect(error).toBeInstanceOf(Error)
+        expect(error!.message).toMatch(/^The cache value for "huge" is [\d.]+ MB, more than .+ accepts \(.+\)\.$/)
+        // Nothing was stored, and the connection still works.
+        expect(await cache.get('huge')).toBeUndefined()
+        await cache.set('after', 'ok', 60)
+        expect(await cache.get('after')).toBe('ok')
+      })
+    }
 
     it('rejects values that are not JSON', async () => {
       await expect(cache.set('k', undefined, 60)).rejects.toThrow(TypeError)

@@ -1,8 +1,9 @@
 /**
  * In-process cache (upstream: kinto.core.cache.memory): keys prefixed by `cache_prefix`, values
- * stored as JSON (a get returns a fresh copy), per-key ttl, and `cache_max_size_bytes`: when the
- * estimated size reaches it, the oldest entries go until it is below 80%.
+ * stored as JSON (a get returns a fresh copy), per-key ttl, flush limited to the prefix, and
+ * `cache_max_size_bytes`: when the estimated size reaches it, the oldest entries go until it is below 80%.
  */
+import {encodeJson} from './codec.js'
 import type {Cache} from './types.js'
 
 export interface MemoryCacheOptions {
@@ -104,9 +105,14 @@ export class MemoryCache implements Cache {
     return ok
   }
 
+  /** Empties the keys under this cache's prefix (all of them when the prefix is empty). */
   async flush(): Promise<void> {
-    this.store.clear()
-    this.quota = 0
+    if (this.prefix === '') {
+      this.store.clear()
+      this.quota = 0
+      return
+    }
+    for (const k of [...this.store.keys()]) if (k.startsWith(this.prefix)) this.drop(k)
   }
 
   async get<T = unknown>(key: string): Promise<T | undefined> {
@@ -116,8 +122,7 @@ export class MemoryCache implements Cache {
   }
 
   async set(key: string, value: unknown, ttlSeconds?: number): Promise<void> {
-    const json = JSON.stringify(value)
-    if (json === undefined) throw new TypeError('A cache value must be JSON-serialisable.')
+    const json = encodeJson(value)
     this.cleanExpired()
     this.cleanOversized()
     const fullKey = this.prefix + key

@@ -3,13 +3,15 @@
  * table and `sec2ttl()` function. Values are JSON text; keys carry `cache_prefix`. Never part of a
  * request transaction: each call is one statement, committed on its own.
  *
- * Differences from upstream, on purpose: a key set without a ttl never expires (upstream stores NULL
+ * Differences from upstream, on purpose: flush deletes only the keys under the prefix (upstream
+ * empties the table, whichever deployment the rows belong to); a key set without a ttl never expires (upstream stores NULL
  * and then never returns it); ttl() gives the whole remaining seconds (upstream: only the seconds
  * field of the interval, so 3600 s read as 0); the expiry purge skips rows another session is
  * purging instead of waiting for it.
  */
 import type {Queryable, SqlClient} from '../db/index.js'
 import {translateError} from '../storage/postgresql.js'
+import {encodeJson} from './codec.js'
 import type {Cache} from './types.js'
 
 export interface PostgresCacheOptions {
@@ -48,7 +50,8 @@ export class PostgresCache implements Cache {
 
   flush(): Promise<void> {
     return this.guard(async () => {
-      await this.q.query('DELETE FROM cache')
+      if (this.prefix === '') await this.q.query('DELETE FROM cache')
+      else await this.q.query("DELETE FROM cache WHERE left(key, length($1)) = $1", [this.prefix])
     })
   }
 
@@ -69,8 +72,12 @@ export class PostgresCache implements Cache {
   }
 
   set(key: string, value: unknown, ttlSeconds?: number): Promise<void> {
-    const json = JSON.stringify(value)
-    if (json === undefined) return Promise.reject(new TypeError('A cache value must be JSON-serialisable.'))
+    let json: string
+    try {
+      json = encodeJson(value)
+    } catch (error) {
+      return Promise.reject(error)
+    }
     return this.guard(async () => {
       await this.q.query(
         `INSERT INTO cache (key, value, ttl) VALUES ($1, $2, sec2ttl($3::float8))

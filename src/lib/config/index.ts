@@ -15,7 +15,8 @@ export {DURATION_FORMAT, parseDuration, tryParseDuration} from './duration.js'
 export {editIniText, type IniChange, type IniChangeResult, setIniValue, setIniValues} from './edit.js'
 export {DEFAULT_SECTION, IniDocument, type IniEntry, type IniSection, parseIni, readIniFile} from './ini.js'
 export * from './settings.js'
-export {BACKENDS, backendKind, displayValue, ruleFor, type SettingRule, validateSettings} from './validate.js'
+export {BACKEND_MODULES, type BackendFamily, type BackendKind, backendKind, backendModules} from './backend-modules.js'
+export {displayValue, ruleFor, type SettingRule, validateSettings} from './validate.js'
 
 /** The ini read when neither --ini nor KINTO_INI says otherwise (relative to the current folder). */
 export const DEFAULT_INI_PATH = 'config/kinto.ini'

@@ -6,6 +6,7 @@
  */
 import {maskUrl, parseDbUrl} from '../db/url.js'
 import {KintoError} from '../errors.js'
+import {type BackendFamily, backendKind, backendModules} from './backend-modules.js'
 import type {Settings} from './settings.js'
 
 export type SettingRule =
@@ -16,19 +17,6 @@ export type SettingRule =
   | {type: 'backend'; family: BackendFamily}
   | {type: 'date'; nullable?: boolean}
 
-export type BackendFamily = 'storage' | 'permission' | 'cache'
-
-/** The backend modules kinto-ops implements, by family (upstream's module names). */
-export const BACKENDS: Record<BackendFamily, readonly string[]> = {
-  storage: ['kinto.core.storage.postgresql', 'kinto.core.storage.memory'],
-  permission: ['kinto.core.permission.postgresql', 'kinto.core.permission.memory'],
-  cache: ['kinto.core.cache.postgresql', 'kinto.core.cache.memory', 'kinto.core.cache.memcached', 'kinto.core.cache.redis'],
-}
-
-/** `kinto.core.storage.postgresql` -> `postgresql`. */
-export function backendKind(module: unknown): string {
-  return String(module ?? '').split('.').pop() ?? ''
-}
 
 const EXACT: Record<string, SettingRule> = {
   batch_max_requests: {type: 'int', min: 0},
@@ -133,7 +121,7 @@ function describeRule(rule: SettingRule): string {
     case 'list':
       return 'names separated by spaces or new lines'
     case 'backend':
-      return `one of ${BACKENDS[rule.family].join(', ')}`
+      return `one of ${backendModules(rule.family).join(', ')}`
     case 'date':
       return 'a date such as 2030-01-31, or empty'
   }
@@ -194,7 +182,7 @@ function check(key: string, value: unknown, rule: SettingRule, origin: OriginOf)
       throw fail()
     }
     case 'backend': {
-      if (typeof value === 'string' && BACKENDS[rule.family].includes(value.trim())) return value.trim()
+      if (typeof value === 'string' && backendModules(rule.family).includes(value.trim())) return value.trim()
       const o = origin(key)
       const shown = o.text !== undefined ? displayValue(key, o.text) : displayValue(key, value)
       throw new KintoError(

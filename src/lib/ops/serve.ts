@@ -15,7 +15,7 @@
 import cluster, {type Worker} from 'node:cluster'
 
 import {loadConfig, type KintoConfig} from '../config/index.js'
-import {backendKind} from '../config/validate.js'
+import {backendKind} from '../config/backend-modules.js'
 import {ExitCode, KintoError, UsageError} from '../errors.js'
 import {migrate} from '../schema/migrate.js'
 import {configuredBackends} from '../schema/targets.js'

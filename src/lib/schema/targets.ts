@@ -3,6 +3,7 @@
  * db status and db grant-readonly work on.
  */
 import {DatabaseRegistry, describeDbUrl, parseDbUrl, type PoolOptions, type SqlClient} from '../db/index.js'
+import {type BackendKind, backendKind} from '../config/backend-modules.js'
 import {asInt, asString, type Settings} from '../config/settings.js'
 import {KintoError} from '../errors.js'
 import {type BackendName, MIGRATION_ORDER} from './sql-files.js'
@@ -11,8 +12,8 @@ export interface ConfiguredBackend {
   backend: BackendName
   /** The configured module, e.g. `kinto.core.storage.postgresql`. */
   module: string
-  /** Last part of the module: postgresql, memory, memcached, redis… */
-  kind: string
+  /** postgresql, memory, redis, memcached ('' for a module kinto-ops does not know). */
+  kind: BackendKind | ''
   /** Set for postgresql backends. */
   url?: string
   /** host:port/database or the embedded folder: safe to print. */
@@ -28,7 +29,7 @@ export interface ConfiguredBackend {
 export function configuredBackends(settings: Settings, dir: string): ConfiguredBackend[] {
   return MIGRATION_ORDER.map((backend) => {
     const module = asString(settings, `${backend}_backend`) ?? ''
-    const kind = module.split('.').pop() ?? ''
+    const kind = backendKind(module)
     const entry: ConfiguredBackend = {backend, module, kind, pool: {}}
     if (kind !== 'postgresql') return entry
     const url = (asString(settings, `${backend}_url`) ?? '').trim()

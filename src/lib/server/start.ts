@@ -16,13 +16,13 @@ import {connect} from 'node:net'
 import type {FastifyInstance} from 'fastify'
 
 import {createBackends} from '../backends.js'
-import {loadConfig, type KintoConfig, type ServerConfig} from '../config/index.js'
+import {backendKind, loadConfig, type KintoConfig, type ServerConfig} from '../config/index.js'
 import {asString, type Settings} from '../config/settings.js'
 import {DatabaseRegistry, maskUrl, type SqlClient} from '../db/index.js'
 import {KintoError} from '../errors.js'
 import {RunRecord, type AppliedToggles, type RunRole} from '../ops/registry.js'
 import {EXPIRY_KEYS, serviceStateFrom} from '../ops/state.js'
-import {planBackend, type BackendName, CURRENT_VERSIONS} from '../schema/index.js'
+import {planBackend, CURRENT_VERSIONS} from '../schema/index.js'
 import {acquireFileLock, pgliteLockPath} from '../schema/lock.js'
 import {migrate, type MigrateEvent} from '../schema/migrate.js'
 import {configuredBackends} from '../schema/targets.js'
@@ -105,16 +105,10 @@ function localIso(d: Date): string {
   return d.getMilliseconds() ? `${base}.${pad(d.getMilliseconds() * 1000, 6)}` : base
 }
 
-const POSTGRESQL_BACKENDS: Record<string, BackendName> = {
-  'kinto.core.storage.postgresql': 'storage',
-  'kinto.core.permission.postgresql': 'permission',
-  'kinto.core.cache.postgresql': 'cache',
-}
-
 /** Refuses to serve a database whose schema is missing or not the version we serve. */
 async function checkSchemas(config: KintoConfig, registry: DatabaseRegistry): Promise<void> {
-  for (const [module, backend] of Object.entries(POSTGRESQL_BACKENDS)) {
-    if (asString(config.settings, `${backend}_backend`) !== module) continue
+  for (const backend of ['storage', 'permission', 'cache'] as const) {
+    if (backendKind(config.settings[`${backend}_backend`]) !== 'postgresql') continue
     const url = asString(config.settings, `${backend}_url`) ?? ''
     const client: SqlClient = registry.get(url)
     const plan = await planBackend(client, backend)

@@ -1,0 +1,254 @@
+/**
+ * memcached cache (upstream: kinto.core.cache.memcached) through memjs (binary protocol).
+ * Settings as upstream: `cache_hosts` (host:port entries, keys spread over them by hash),
+ * `cache_prefix`; `cache_pool_timeout` bounds one call (seconds, default 5).
+ *
+ * Layout as upstream: key `<cache_prefix><key>`, value the JSON of `{"value": …, "ttl": <expiry,
+ * epoch seconds>}` and the same expiry given to memcached, so values written by upstream are read
+ * here and the other way round. memcached counts expiries in whole seconds (and a number over 30
+ * days as a date): the envelope keeps the exact expiry, and a get past it answers nothing even
+ * while memcached still holds the item. Keys memcached refuses (over 250 bytes, spaces, control
+ * characters) are stored under `<cache_prefix>sha256-<hex of the key>`.
+ *
+ * `flush` deletes the keys under the prefix only, listing them with `lru_crawler metadump` (upstream
+ * runs flush_all, emptying every application on those servers); with an empty prefix it is
+ * flush_all. Values over memcached's item size (1 MB unless `memcached -I` says otherwise) are
+ * refused with CacheValueTooLarge. A server down or silent fails the call within the timeout as a
+ * BackendError (HTTP 503 for a request that needed the cache).
+ */
+import {createHash} from 'node:crypto'
+import {connect} from 'node:net'
+
+import type * as Memjs from 'memjs'
+
+import {lazyRequire} from '../lazy.js'
+import {BackendError} from '../storage/types.js'
+import {type CacheAddress, CacheValueTooLarge, decodeJson, encodeJson, tooLargeMessage} from './codec.js'
+import type {Cache} from './types.js'
+
+const loadMemjs = lazyRequire<typeof Memjs>('memjs')
+
+/** memcached reads an expiry over 30 days as a Unix time. */
+const RELATIVE_EXPIRY_MAX = 60 * 60 * 24 * 30
+const MAX_KEY_BYTES = 250
+
+export interface MemcachedCacheOptions {
+  /** host:port entries (IPv6 as [addr]:port). */
+  hosts: string[]
+  prefix?: string
+  /** Bound on one call (default 5000 ms). */
+  timeoutMs?: number
+}
+
+interface Envelope {
+  value: unknown
+  /** Expiry in epoch seconds; absent (or null) = never. */
+  ttl?: number | null
+}
+
+export function parseMemcachedHost(entry: string): {host: string; port: number} {
+  const m = /^(?:\[([0-9a-f:.]+)\]|([^\s:/[\]]+)):(\d{1,5})$/i.exec(entry.trim())
+  if (!m) throw new BackendError(`${JSON.stringify(entry)} is not a memcached server; expected host:port such as 127.0.0.1:11211.`)
+  return {host: m[1] ?? m[2]!, port: Number(m[3])}
+}
+
+export class MemcachedCache implements Cache {
+  readonly kind = 'memcached' as const
+  readonly address: CacheAddress
+  private readonly prefix: string
+  private readonly client: Memjs.Client
+  private readonly servers: Array<{host: string; port: number}>
+  private readonly timeoutMs: number
+
+  constructor(options: MemcachedCacheOptions) {
+    if (options.hosts.length === 0) throw new BackendError('The memcached cache needs at least one server in kinto.cache_hosts.')
+    this.prefix = options.prefix ?? ''
+    this.timeoutMs = options.timeoutMs ?? 5000
+    this.servers = options.hosts.map(parseMemcachedHost)
+    this.address = {backend: 'memcached', where: options.hosts.join(' ')}
+    const memjs = loadMemjs()
+    const seconds = this.timeoutMs / 1000
+    const servers = this.servers.map(
+      ({host, port}) => new memjs.Server(host, port, undefined, undefined, {timeout: seconds, conntimeout: Math.min(seconds, 3), keepAlive: true}),
+    )
+    // One attempt per call: a dead server fails the call at once instead of after retries.
+    this.client = new memjs.Client(servers, {retries: 1, logger: {log() {}}})
+  }
+
+  /** The memcached key of a cache key: upstream's when memcached accepts it, else a digest. */
+  private keyOf(key: string): string {
+    const full = this.prefix + key
+    // eslint-disable-next-line no-control-regex
+    if (Buffer.byteLength(full) <= MAX_KEY_BYTES && !/[\s\x00-\x1f\x7f]/.test(full)) return full
+    return `${this.prefix}sha256-${createHash('sha256').update(key).digest('hex')}`
+  }
+
+  private async call<T>(what: string, fn: () => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs)
+    })
+    try {
+      return await Promise.race([fn(), timeout])
+    } catch (error) {
+      if (error instanceof BackendError || error instanceof TypeError) throw error
+      const reason = (error as Error)?.message ?? String(error)
+      throw new BackendError(`Cache backend failure (memcached ${this.address.where}, ${what}): ${reason}`, {cause: error})
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  private async read(key: string): Promise<Envelope | undefined> {
+    const {value} = await this.client.get(this.keyOf(key))
+    if (!value || value.length === 0) return undefined
+    const envelope = decodeJson<Envelope>(value.toString('utf8'), this.address, key)
+    if (envelope === null || typeof envelope !== 'object' || !('value' in envelope)) return undefined
+    if (typeof envelope.ttl === 'number' && Date.now() >= envelope.ttl * 1000) return undefined
+    return envelope
+  }
+
+  private async write(key: string, value: unknown, ttlSeconds: number | undefined): Promise<void> {
+    const memKey = this.keyOf(key)
+    if (ttlSeconds !== undefined && ttlSeconds !== null && ttlSeconds <= 0) {
+      await this.client.delete(memKey)
+      return
+    }
+    const hasTtl = ttlSeconds !== undefined && ttlSeconds !== null
+    const expiry = hasTtl ? Date.now() / 1000 + ttlSeconds : undefined
+    const text = encodeJson(hasTtl ? {value, ttl: Math.round(expiry! * 1000) / 1000} : {value})
+    let expires = 0
+    if (hasTtl) expires = ttlSeconds > RELATIVE_EXPIRY_MAX ? Math.ceil(expiry!) : Math.max(1, Math.ceil(ttlSeconds))
+    try {
+      await this.client.set(memKey, text, {expires})
+    } catch (error) {
+      if (/too large/i.test((error as Error)?.message ?? '')) {
+        const bytes = Buffer.byteLength(text)
+        throw new CacheValueTooLarge(tooLargeMessage(bytes, this.address, key, 'its item size limit, 1 MB unless memcached -I says otherwise'))
+      }
+      throw error
+    }
+  }
+
+  async heartbeat(): Promise<boolean> {
+    await this.set('__heartbeat__', 'alive', 3600)
+    const ok = (await this.get('__heartbeat__')) === 'alive'
+    await this.delete('__heartbeat__')
+    return ok
+  }
+
+  flush(): Promise<void> {
+    if (this.prefix === '') {
+      return this.call('flush', async () => {
+        await this.client.flush()
+      })
+    }
+    // Listing keys can take longer than one call on a big server: bounded by 6 call timeouts.
+    return this.call('flush', async () => {
+      for (const server of this.servers) {
+        const keys = (await metadumpKeys(server, this.timeoutMs * 6)).filter((k) => k.startsWith(this.prefix))
+        for (let i = 0; i < keys.length; i += 100) await Promise.all(keys.slice(i, i + 100).map((k) => this.client.delete(k)))
+      }
+    }, this.timeoutMs * 6)
+  }
+
+  get<T = unknown>(key: string): Promise<T | undefined> {
+    return this.call('get', async () => (await this.read(key))?.value as T | undefined)
+  }
+
+  set(key: string, value: unknown, ttlSeconds?: number): Promise<void> {
+    try {
+      encodeJson(value)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return this.call('set', () => this.write(key, value, ttlSeconds))
+  }
+
+  delete<T = unknown>(key: string): Promise<T | undefined> {
+    return this.call('delete', async () => {
+      const envelope = await this.read(key)
+      await this.client.delete(this.keyOf(key))
+      return envelope?.value as T | undefined
+    })
+  }
+
+  /** As upstream: memcached cannot change the expiry inside the value, so the value is written again. */
+  expire(key: string, ttlSeconds: number): Promise<void> {
+    return this.call('expire', async () => {
+      const envelope = await this.read(key)
+      if (envelope) await this.write(key, envelope.value, ttlSeconds)
+    })
+  }
+
+  ttl(key: string): Promise<number> {
+    return this.call('ttl', async () => {
+      const envelope = await this.read(key)
+      if (!envelope || typeof envelope.ttl !== 'number') return -1
+      return Math.max(0, envelope.ttl - Date.now() / 1000)
+    })
+  }
+
+  /** Reaches every server now (kinto check). */
+  ping(): Promise<void> {
+    return this.call('ping', async () => {
+      for (const server of this.servers) {
+        await textCommand(server, 'version', this.timeoutMs, (line) => (line.startsWith('VERSION ') ? 'done' : {error: `${server.host}:${server.port} answered ${JSON.stringify(line)} to version`}))
+      }
+    })
+  }
+
+  async close(): Promise<void> {
+    this.client.close()
+  }
+}
+
+type LineVerdict = 'more' | 'done' | {error: string}
+
+/** Sends one text-protocol command to one server and reads lines until `onLine` says done. */
+function textCommand(server: {host: string; port: number}, command: string, timeoutMs: number, onLine: (line: string) => LineVerdict): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({host: server.host, port: server.port})
+    let buffer = ''
+    let settled = false
+    const fail = (message: string) => {
+      if (settled) return
+      settled = true
+      socket.destroy()
+      reject(new Error(message))
+    }
+    socket.setTimeout(timeoutMs, () => fail(`${server.host}:${server.port} did not answer within ${timeoutMs / 1000} s`))
+    socket.on('error', (e) => fail(`${server.host}:${server.port}: ${e.message}`))
+    socket.on('close', () => fail(`${server.host}:${server.port} closed the connection`))
+    socket.on('connect', () => socket.write(`${command}\r\n`))
+    socket.on('data', (chunk) => {
+      buffer += chunk.toString('latin1')
+      let nl: number
+      while (!settled && (nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl).replace(/\r$/, '')
+        buffer = buffer.slice(nl + 1)
+        const verdict = onLine(line)
+        if (verdict === 'done') {
+          settled = true
+          socket.end()
+          resolve()
+        } else if (verdict !== 'more') fail(verdict.error)
+      }
+    })
+  })
+}
+
+/** Every key one memcached server holds (`lru_crawler metadump all`). */
+async function metadumpKeys(server: {host: string; port: number}, timeoutMs: number): Promise<string[]> {
+  const keys: string[] = []
+  await textCommand(server, 'lru_crawler metadump all', timeoutMs, (line) => {
+    if (line === 'END') return 'done'
+    const m = /^key=(\S+)/.exec(line)
+    if (m) keys.push(decodeURIComponent(m[1]!))
+    else if (/^(ERROR|CLIENT_ERROR|SERVER_ERROR|BUSY)/.test(line)) {
+      return {error: `${server.host}:${server.port} cannot list its keys (lru_crawler metadump: ${line}), so the keys under a prefix cannot be flushed alone`}
+    }
+    return 'more'
+  })
+  return keys
+}

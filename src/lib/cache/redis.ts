@@ -1,0 +1,212 @@
+/**
+ * Redis cache (upstream: kinto.core.cache.redis) through ioredis. Settings as upstream:
+ * `cache_url = redis://[[user]:password@]host:port/db` (also rediss:// and unix:///path?db=N),
+ * `cache_pool_size` (connections; ioredis pipelines, so the default is one), `cache_pool_timeout`
+ * (seconds a command may take, default 5), `cache_prefix`.
+ *
+ * Key layout as upstream: `<cache_prefix><key>`, the value JSON text, TTLs as Redis expirations
+ * (PX, so fractions of a second are kept). Differences from upstream, on purpose: `flush` deletes
+ * only the keys under the prefix (upstream runs FLUSHDB, emptying whatever else shares the
+ * database); a set without a ttl never expires (upstream cannot express it); ttl() answers -1 for a
+ * missing key (upstream: Redis's -2).
+ *
+ * A Redis that is down or silent fails the call within the command timeout as a BackendError
+ * (HTTP 503 for a request that needed the cache); the client reconnects on its own meanwhile.
+ * Error messages name host:port/db, never the password.
+ */
+import type {Redis, RedisOptions} from 'ioredis'
+
+import {lazyRequire} from '../lazy.js'
+import {BackendError} from '../storage/types.js'
+import {type CacheAddress, checkValueSize, decodeJson, encodeJson} from './codec.js'
+import type {Cache} from './types.js'
+
+const loadIoredis = lazyRequire<{Redis: new (options: RedisOptions) => Redis}>('ioredis')
+
+/** Redis refuses bulk strings over proto-max-bulk-len, 512 MB by default. */
+export const REDIS_MAX_VALUE_BYTES = 512 * 1024 * 1024
+
+export interface RedisCacheOptions {
+  url: string
+  prefix?: string
+  /** Connections opened (round robin); default 1. */
+  poolSize?: number
+  /** Bound on one command, connection included (default 5000 ms). */
+  commandTimeoutMs?: number
+}
+
+/** Where a Redis URL points, without its credentials (for messages). */
+export function describeRedisUrl(url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.protocol === 'unix:') return `unix:${u.pathname}${u.searchParams.get('db') ? `?db=${u.searchParams.get('db')}` : ''}`
+    return `${u.hostname || '127.0.0.1'}:${u.port || 6379}/${u.pathname.replace(/^\//, '') || '0'}`
+  } catch {
+    return 'the configured Redis'
+  }
+}
+
+/** ioredis options for a cache_url (throws a one-line error for a URL it cannot use). */
+export function redisOptions(url: string, commandTimeoutMs: number): RedisOptions {
+  let u: URL
+  try {
+    u = new URL(url.trim())
+  } catch {
+    throw new BackendError('kinto.cache_url is not a Redis URL; expected redis://[:password@]host:port/db.')
+  }
+  const base: RedisOptions = {
+    lazyConnect: true,
+    connectTimeout: Math.min(commandTimeoutMs, 3000),
+    commandTimeout: commandTimeoutMs,
+    // A command issued while disconnected waits for one reconnection attempt, then fails.
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times) => Math.min(100 * times, 2000),
+    enableAutoPipelining: false,
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+  }
+  if (u.protocol === 'unix:') return {...base, path: u.pathname, db: Number(u.searchParams.get('db') ?? 0)}
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
+    throw new BackendError(`kinto.cache_url uses ${u.protocol}//; the Redis cache needs redis://, rediss:// or unix://.`)
+  }
+  const db = u.pathname.replace(/^\//, '') || u.searchParams.get('db') || '0'
+  if (!/^\d+$/.test(db)) throw new BackendError(`kinto.cache_url names the database ${JSON.stringify(db)}; Redis databases are numbers (redis://host:6379/0).`)
+  return {
+    ...base,
+    host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
+    port: Number(u.port || 6379),
+    db: Number(db),
+    ...(u.protocol === 'rediss:' ? {tls: {}} : {}),
+  }
+}
+
+/** Escapes a literal for a Redis glob pattern (SCAN MATCH). */
+function globLiteral(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
+}
+
+export class RedisCache implements Cache {
+  readonly kind = 'redis' as const
+  readonly address: CacheAddress
+  private readonly prefix: string
+  private readonly clients: Redis[]
+  private next = 0
+  private closed = false
+
+  constructor(options: RedisCacheOptions) {
+    this.prefix = options.prefix ?? ''
+    this.address = {backend: 'Redis', where: describeRedisUrl(options.url)}
+    const redisOpts = redisOptions(options.url, options.commandTimeoutMs ?? 5000)
+    const {Redis: RedisClient} = loadIoredis()
+    const size = Math.max(1, options.poolSize ?? 1)
+    this.clients = Array.from({length: size}, () => {
+      const client = new RedisClient(redisOpts)
+      // Connection errors surface in the calls that need Redis; without a listener ioredis would
+      // print each one to stderr.
+      client.on('error', () => {})
+      return client
+    })
+  }
+
+  private get client(): Redis {
+    this.next = (this.next + 1) % this.clients.length
+    return this.clients[this.next]!
+  }
+
+  private async call<T>(what: string, fn: (client: Redis) => Promise<T>): Promise<T> {
+    if (this.closed) throw new BackendError(`Cache backend (${this.address.backend} ${this.address.where}) is closed.`)
+    try {
+      return await fn(this.client)
+    } catch (error) {
+      if (error instanceof BackendError || error instanceof TypeError) throw error
+      const reason = (error as Error)?.message ?? String(error)
+      throw new BackendError(`Cache backend failure (Redis ${this.address.where}, ${what}): ${reason}`, {cause: error})
+    }
+  }
+
+  async heartbeat(): Promise<boolean> {
+    await this.set('__heartbeat__', 'alive', 3600)
+    const ok = (await this.get('__heartbeat__')) === 'alive'
+    await this.delete('__heartbeat__')
+    return ok
+  }
+
+  /** Deletes the keys under the prefix (every key of the database when the prefix is empty). */
+  flush(): Promise<void> {
+    return this.call('flush', async (client) => {
+      const pattern = `${globLiteral(this.prefix)}*`
+      let cursor = '0'
+      do {
+        const [nextCursor, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
+        if (keys.length > 0) await client.unlink(...keys)
+        cursor = nextCursor
+      } while (cursor !== '0')
+    })
+  }
+
+  get<T = unknown>(key: string): Promise<T | undefined> {
+    return this.call('get', async (client) => {
+      const text = await client.get(this.prefix + key)
+      return text === null ? undefined : decodeJson<T>(text, this.address, key)
+    })
+  }
+
+  set(key: string, value: unknown, ttlSeconds?: number): Promise<void> {
+    let json: string
+    try {
+      json = encodeJson(value)
+      checkValueSize(Buffer.byteLength(json), REDIS_MAX_VALUE_BYTES, this.address, key, "Redis's proto-max-bulk-len")
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return this.call('set', async (client) => {
+      const full = this.prefix + key
+      if (ttlSeconds === undefined || ttlSeconds === null) await client.set(full, json)
+      else if (ttlSeconds <= 0) await client.del(full)
+      else await client.set(full, json, 'PX', Math.max(1, Math.round(ttlSeconds * 1000)))
+    })
+  }
+
+  delete<T = unknown>(key: string): Promise<T | undefined> {
+    return this.call('delete', async (client) => {
+      const text = await client.getdel(this.prefix + key)
+      return text === null ? undefined : decodeJson<T>(text, this.address, key)
+    })
+  }
+
+  expire(key: string, ttlSeconds: number): Promise<void> {
+    return this.call('expire', async (client) => {
+      if (ttlSeconds <= 0) await client.del(this.prefix + key)
+      else await client.pexpire(this.prefix + key, Math.max(1, Math.round(ttlSeconds * 1000)))
+    })
+  }
+
+  ttl(key: string): Promise<number> {
+    return this.call('ttl', async (client) => {
+      const ms = await client.pttl(this.prefix + key)
+      return ms < 0 ? -1 : ms / 1000
+    })
+  }
+
+  /** Connects (and authenticates) now: `kinto check` and the start-up ping. */
+  ping(): Promise<void> {
+    return this.call('ping', async (client) => {
+      await client.ping()
+    })
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await Promise.all(
+      this.clients.map(async (client) => {
+        if (client.status === 'wait' || client.status === 'end') return client.disconnect()
+        try {
+          await client.quit()
+        } catch {
+          client.disconnect()
+        }
+      }),
+    )
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * The cache contract against a real Redis (the machine's on 127.0.0.1:6379, else a private
+ * redis-server), under a prefix of this run's own: the test never empties anything else.
+ */
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {RedisCache} from '../../src/lib/cache/redis.js'
+import {BackendError} from '../../src/lib/storage/types.js'
+import {redisBinary, redisMissing, stopAll, testRedisUrl, uniquePrefix} from '../helpers/cache-servers.js'
+import {freePort, startProcess, waitForPort} from '../helpers/deploy-servers.js'
+import {cacheContract} from './cache.contract.js'
+
+const skip = await redisMissing()
+const url = (await testRedisUrl()) ?? ''
+
+describe.skipIf(skip !== '')(`redis cache ${skip}`, () => {
+  const base = uniquePrefix('redis')
+  const opened: RedisCache[] = []
+  const make = (prefix: string) => {
+    const cache = new RedisCache({url, prefix: base + prefix})
+    opened.push(cache)
+    return cache
+  }
+  afterAll(async () => {
+    await make('').flush()
+    await Promise.all(opened.map((c) => c.close()))
+    await stopAll()
+  })
+
+  describe('contract', () => cacheContract(make, {largeBytes: 4 * 1024 * 1024}))
+
+  it('stores upstream’s layout: <prefix><key> holding the JSON text, the ttl as a Redis expiry', async () => {
+    const cache = make('layout-')
+    await cache.set('k', {a: 'é'}, 100)
+    const raw = make('')
+    const {Redis} = await import('ioredis')
+    const direct = new Redis(url, {lazyConnect: true})
+    try {
+      expect(await direct.get(`${base}layout-k`)).toBe('{"a":"é"}')
+      const pttl = await direct.pttl(`${base}layout-k`)
+      expect(pttl).toBeGreaterThan(99_000)
+      expect(pttl).toBeLessThanOrEqual(100_000)
+    } finally {
+      direct.disconnect()
+    }
+    expect(await raw.get('layout-k')).toEqual({a: 'é'})
+  })
+
+  it('a pool of connections shares one store', async () => {
+    const pooled = new RedisCache({url, prefix: base, poolSize: 3})
+    opened.push(pooled)
+    await Promise.all(Array.from({length: 12}, (_, i) => pooled.set(`pool-${i}`, i, 60)))
+    expect(await Promise.all(Array.from({length: 12}, (_, i) => pooled.get(`pool-${i}`)))).toEqual(Array.from({length: 12}, (_, i) => i))
+  })
+
+  it('a Redis that is not there fails each call within the timeout as a BackendError, without the password', async () => {
+    const port = await freePort()
+    const down = new RedisCache({url: `redis://:s3cret-pass@127.0.0.1:${port}/0`, commandTimeoutMs: 1000})
+    opened.push(down)
+    const started = Date.now()
+    const error = await down.get('k').then(
+      () => null,
+      (e: Error) => e,
+    )
+    expect(error).toBeInstanceOf(BackendError)
+    expect(error!.message).toContain(`Redis 127.0.0.1:${port}/0`)
+    expect(error!.message).not.toContain('s3cret')
+    expect(Date.now() - started).toBeLessThan(5000)
+    await expect(down.heartbeat()).rejects.toBeInstanceOf(BackendError)
+  })
+
+  it.skipIf(!redisBinary)('a password in cache_url authenticates; a wrong one fails clearly, the password never shown', async () => {
+    const port = await freePort()
+    const server = startProcess(redisBinary!, ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--requirepass', 'right-p@ss'])
+    await waitForPort(port, 10_000, () => `redis-server: ${server.output()}`)
+    const good = new RedisCache({url: `redis://:${encodeURIComponent('right-p@ss')}@127.0.0.1:${port}/2`, commandTimeoutMs: 2000})
+    const bad = new RedisCache({url: `redis://:wrong-secret-xyz@127.0.0.1:${port}/2`, commandTimeoutMs: 2000})
+    const none = new RedisCache({url: `redis://127.0.0.1:${port}/2`, commandTimeoutMs: 2000})
+    opened.push(good, bad, none)
+    await good.set('k', 'v', 60)
+    expect(await good.get('k')).toBe('v')
+    for (const cache of [bad, none]) {
+      const message = await cache.get('k').then(
+        () => 'no error',
+        (e: Error) => e.message,
+      )
+      expect(message).toMatch(new RegExp(`^Cache backend failure \\(Redis 127\\.0\\.0\\.1:${port}/2, get\\): .*(WRONGPASS|NOAUTH)`))
+      expect(message).not.toContain('wrong-secret-xyz')
+      expect(message).not.toContain('right-p@ss')
+    }
+  })
+})
