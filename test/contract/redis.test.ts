@@ -6,8 +6,8 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {RedisCache} from '../../src/lib/cache/redis.js'
 import {BackendError} from '../../src/lib/storage/types.js'
-import {redisBinary, redisMissing, stopAll, testRedisUrl, uniquePrefix} from '../helpers/cache-servers.js'
-import {freePort, startProcess, waitForPort} from '../helpers/deploy-servers.js'
+import {redisBinary, redisMissing, startRedis, stopAll, testRedisUrl, uniquePrefix} from '../helpers/cache-servers.js'
+import {freePort} from '../helpers/deploy-servers.js'
 import {cacheContract} from './cache.contract.js'
 
 const skip = await redisMissing()
@@ -70,9 +70,7 @@ describe.skipIf(skip !== '')(`redis cache ${skip}`, () => {
   })
 
   it.skipIf(!redisBinary)('a password in cache_url authenticates; a wrong one fails clearly, the password never shown', async () => {
-    const port = await freePort()
-    const server = startProcess(redisBinary!, ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--requirepass', 'right-p@ss'])
-    await waitForPort(port, 10_000, () => `redis-server: ${server.output()}`)
+    const {port} = await startRedis(['--requirepass', 'right-p@ss'])
     const good = new RedisCache({url: `redis://:${encodeURIComponent('right-p@ss')}@127.0.0.1:${port}/2`, commandTimeoutMs: 2000})
     const bad = new RedisCache({url: `redis://:wrong-secret-xyz@127.0.0.1:${port}/2`, commandTimeoutMs: 2000})
     const none = new RedisCache({url: `redis://127.0.0.1:${port}/2`, commandTimeoutMs: 2000})

@@ -19,15 +19,39 @@ export function uniquePrefix(name: string): string {
   return `kinto-test-${name}-${process.pid}-${randomBytes(4).toString('hex')}:`
 }
 
-/** Starts a private memcached; `args` adds options (e.g. `-I 2m`). */
-export async function startMemcached(args: string[] = []): Promise<{hosts: string; port: number; stop(): void}> {
+export interface CacheServer {
+  port: number
+  /** SIGKILL, resolved once the process is gone. */
+  stop(): Promise<void>
+}
+
+function stopper(child: import('node:child_process').ChildProcess): () => Promise<void> {
+  return async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+    child.kill('SIGKILL')
+    await gone
+  }
+}
+
+/** Starts a private memcached (on `port`, else a free one); `args` adds options (e.g. `-I 2m`). */
+export async function startMemcached(args: string[] = [], port?: number): Promise<CacheServer & {hosts: string}> {
   if (!memcachedBinary) throw new Error('memcached is not installed')
-  const port = await freePort()
+  port ??= await freePort()
   // memcached refuses to run as root without a user to switch to.
   const user = os.userInfo().uid === 0 ? ['-u', 'nobody'] : []
   const started = startProcess(memcachedBinary, ['-l', '127.0.0.1', '-p', String(port), '-U', '0', '-m', '64', ...user, ...args])
   await waitForPort(port, 10_000, () => `memcached on port ${port}: ${started.output()}`)
-  return {hosts: `127.0.0.1:${port}`, port, stop: () => started.child.kill('SIGKILL')}
+  return {hosts: `127.0.0.1:${port}`, port, stop: stopper(started.child)}
+}
+
+/** Starts a private redis-server (on `port`, else a free one), no persistence. */
+export async function startRedis(args: string[] = [], port?: number): Promise<CacheServer & {url: string}> {
+  if (!redisBinary) throw new Error('redis-server is not installed')
+  port ??= await freePort()
+  const started = startProcess(redisBinary, ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', ...args])
+  await waitForPort(port, 10_000, () => `redis-server on port ${port}: ${started.output()}`)
+  return {url: `redis://127.0.0.1:${port}/0`, port, stop: stopper(started.child)}
 }
 
 function answersPing(host: string, port: number): Promise<boolean> {
@@ -55,10 +79,7 @@ export function testRedisUrl(): Promise<string | null> {
     if (process.env.KINTO_TEST_REDIS_URL) return process.env.KINTO_TEST_REDIS_URL
     if (await answersPing('127.0.0.1', 6379)) return 'redis://127.0.0.1:6379/0'
     if (!redisBinary) return null
-    const port = await freePort()
-    const started = startProcess(redisBinary, ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'])
-    await waitForPort(port, 10_000, () => `redis-server on port ${port}: ${started.output()}`)
-    return `redis://127.0.0.1:${port}/0`
+    return (await startRedis()).url
   })()
   return redisUrl
 }
