@@ -9,7 +9,7 @@ import {colorEnabled} from '../lib/interactive.js'
 
 export default class Check extends BaseCommand<typeof Check> {
   static summary = "Lint a Kinto ini against the production checklist, or probe a live deployment with --url."
-  static description = `Without --url, reads the ini and reports each item of upstream's production checklist: http_scheme is https, http_host (behind a CDN), paginate_by, batch_max_requests, pool sizes, bucket_read_principals, weak or published secrets, the flush endpoint, memory backends, statsd_url (its form and that its host resolves: StatsD is UDP, so a listening daemon cannot be confirmed). Then, unless --no-db, it connects to each configured database (with timeouts; an unreachable one is an error finding) and checks encoding UTF8, time zone UTC, that migrations are current, that kinto.readonly matches the role's privileges, and that the pools fit in max_connections.
+  static description = `Without --url, reads the ini and reports each item of upstream's production checklist: http_scheme is https, http_host (behind a CDN), paginate_by, batch_max_requests, pool sizes, bucket_read_principals, weak or published secrets, the flush endpoint, memory backends, statsd_url (its form and that its host resolves: StatsD is UDP, so a listening daemon cannot be confirmed). Then, unless --no-db, it connects to each configured database (with timeouts; an unreachable one is an error finding) and checks encoding UTF8, time zone UTC, that migrations are current, that kinto.readonly matches the role's privileges, and that the pools fit in max_connections; and it pings a Redis or memcached cache (kinto.cache_url / kinto.cache_hosts) with its credentials.
 
 With --url, probes the deployment from the outside instead (GET and OPTIONS only; never follows a redirect to another host): hello's url equals the public URL and does not follow a forged Host header, the CORS preflight answers, ETag, Last-Modified and Next-Page reach the client and browsers may read them, If-None-Match gives 304, responses differ by _limit, and the private __…__ URLs are not public. The list checks need a list anonymous clients can read with at least 2 objects: pass it with --list.
 
@@ -27,7 +27,7 @@ Every finding says what to change. Exit codes: 0 no errors (warnings allowed); 1
   static flags = {
     ini: iniFlag,
     db: Flags.boolean({
-      summary: 'Connect to the configured databases (--no-db: settings only).',
+      summary: 'Connect to the configured databases and cache servers (--no-db: settings only).',
       env: 'KINTO_CHECK_DB',
       default: true,
       allowNo: true,

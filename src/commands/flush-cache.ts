@@ -5,7 +5,7 @@ import {flushCache, type FlushCacheResult} from '../lib/ops/tasks.js'
 
 export default class FlushCache extends BaseCommand<typeof FlushCache> {
   static summary = 'Empty the cache backend (as upstream kinto flush-cache).'
-  static description = `Deletes every entry of the PostgreSQL cache of the ini (a pglite: folder is locked first: a running server holding it makes this fail at once, naming its pid). A memory cache lives inside each server process and cannot be reached from here: the command says so and changes nothing.
+  static description = `Deletes the entries of the cache of the ini: PostgreSQL, Redis or memcached, only the keys under kinto.cache_prefix when it is set (others sharing the server keep theirs). A pglite: folder is locked first: a running server holding it makes this fail at once, naming its pid. A memory cache lives inside each server process and cannot be reached from here: the command says so and changes nothing.
 
 Exit codes: 0 done (or nothing to do); 1 failed; 2 usage error; 4 the embedded database is open in a running server.`
 
@@ -18,7 +18,8 @@ Exit codes: 0 done (or nothing to do); 1 failed; 2 usage error; 4 the embedded d
   async run(): Promise<FlushCacheResult> {
     const config = loadConfig(resolveIniPath(this.flags.ini))
     const result = await flushCache({settings: config.settings, dir: config.dir})
-    if (!this.jsonEnabled()) this.log(result.flushed ? `Cache has been cleared (${result.database}).` : `Nothing flushed: ${result.note}.`)
+    const under = result.prefix ? `, keys under ${JSON.stringify(result.prefix)}` : ''
+    if (!this.jsonEnabled()) this.log(result.flushed ? `Cache has been cleared (${result.database}${under}).` : `Nothing flushed: ${result.note}.`)
     return result
   }
 }

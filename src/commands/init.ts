@@ -10,7 +10,7 @@ export default class Init extends BaseCommand<typeof Init> {
   static summary = 'Write a new Kinto ini file (upstream layout, fresh secrets).'
   static description = `Creates the ini that every other command reads: [server:main], [app:main] with the chosen backends and two new random secrets, and the logging sections. The file gets mode 0600 and is written atomically; parent folders are created.
 
-Backends: embedded (the default) is PostgreSQL running in-process (PGlite), keeping its data in kinto-data beside the ini (pglite:%(here)s/kinto-data), so nothing needs installing; postgresql uses a server (upstream's URL postgresql://postgres:postgres@localhost/postgres unless --storage-url); memory keeps nothing. The cache follows the storage unless --cache-backend says otherwise.
+Backends: embedded (the default) is PostgreSQL running in-process (PGlite), keeping its data in kinto-data beside the ini (pglite:%(here)s/kinto-data), so nothing needs installing; postgresql uses a server (upstream's URL postgresql://postgres:postgres@localhost/postgres unless --storage-url); memory keeps nothing. The cache follows the storage unless --cache-backend says otherwise: redis writes kinto.cache_url (--cache-url), memcached kinto.cache_hosts (--cache-hosts), as upstream's backends read them.
 
 On a terminal, the backends not given as flags are asked for. Without a terminal, with CI set, or with --yes, nothing is asked: flags or defaults are used and the choices are printed on stderr. The path written is printed on stdout.
 
@@ -21,6 +21,7 @@ Exit codes: 0 written; 1 the file exists (add --force) or cannot be written; 2 u
     '<%= config.bin %> init --ini /etc/kinto/kinto.ini --backend postgresql --storage-url postgresql://kinto:secret@db/kinto --yes',
     '<%= config.bin %> init --backend memory --cache-backend memory --json',
     '<%= config.bin %> init --attachments /var/lib/kinto/attachments',
+    '<%= config.bin %> init --backend postgresql --storage-url postgresql://kinto:secret@db/kinto --cache-backend redis --cache-url redis://:secret@cache:6379/0 --yes',
   ]
 
   static enableJsonFlag = true
@@ -38,6 +39,16 @@ Exit codes: 0 written; 1 the file exists (add --force) or cannot be written; 2 u
       options: [...CACHE_CHOICES],
       env: 'KINTO_INIT_CACHE_BACKEND',
       helpValue: 'embedded|postgresql|memory|memcached|redis',
+    }),
+    'cache-url': Flags.string({
+      summary: 'Redis URL for --cache-backend redis (default redis://127.0.0.1:6379/0).',
+      env: 'KINTO_INIT_CACHE_URL',
+      helpValue: 'redis://[:password@]host:port/db',
+    }),
+    'cache-hosts': Flags.string({
+      summary: 'memcached servers for --cache-backend memcached, separated by spaces (default 127.0.0.1:11211).',
+      env: 'KINTO_INIT_CACHE_HOSTS',
+      helpValue: 'HOST:PORT ...',
     }),
     'storage-url': Flags.string({
       summary: 'Database URL: postgresql://user:password@host:5432/db, or pglite:<folder> with --backend embedded.',
@@ -66,6 +77,8 @@ Exit codes: 0 written; 1 the file exists (add --force) or cannot be written; 2 u
       iniPath: resolveIniPath(flags.ini),
       backend: flags.backend as StorageChoice | undefined,
       cacheBackend: flags['cache-backend'] as CacheChoice | undefined,
+      cacheUrl: flags['cache-url'],
+      cacheHosts: flags['cache-hosts'],
       storageUrl: flags['storage-url'],
       host: flags.host,
       attachments: flags.attachments,

@@ -154,10 +154,11 @@ describe('kinto init (subprocess, stdin closed, no TTY)', () => {
       settings: {storage_url: 'pglite:data/kinto', cache_url: 'pglite:data/kinto'},
     },
   ]
-  it('writes each backend combination; --json gives {path, backend, cacheBackend, host}; the file loads', async () => {
-    const files = combos.map(() => newPath())
-    const runs = await Promise.all(combos.map((c, i) => runCli(['init', '--ini', files[i], '--json', ...c.args])))
-    for (const [i, c] of combos.entries()) {
+  type Combo = (typeof combos)[number]
+  async function checkCombos(list: Combo[]): Promise<void> {
+    const files = list.map(() => newPath())
+    const runs = await Promise.all(list.map((c, i) => runCli(['init', '--ini', files[i], '--json', ...c.args])))
+    for (const [i, c] of list.entries()) {
       const r = runs[i]
       expect(r.code, `${c.args.join(' ')}: ${r.stderr}`).toBe(0)
       expect(r.stderr).toBe('')
@@ -166,6 +167,37 @@ describe('kinto init (subprocess, stdin closed, no TTY)', () => {
       const config = loadConfig(files[i], {env: {}})
       expect(config.settings).toMatchObject(c.settings)
       expect(config.server.host).toBe(c.json.host)
+    }
+  }
+  it('writes each backend combination; --json gives {path, backend, cacheBackend, host}; the file loads', () => checkCombos(combos))
+
+  it('--cache-url and --cache-hosts are written as upstream\'s kinto.cache_url / kinto.cache_hosts', () =>
+    checkCombos([
+      {
+        args: ['--backend', 'memory', '--cache-backend', 'redis', '--cache-url', 'redis://:p%40ss%25word@cache.example:6380/2'],
+        json: {backend: 'memory', cacheBackend: 'redis', host: '127.0.0.1'},
+        settings: {cache_backend: 'kinto.core.cache.redis', cache_url: 'redis://:p%40ss%25word@cache.example:6380/2'},
+      },
+      {
+        args: ['--backend', 'memory', '--cache-backend', 'memcached', '--cache-hosts', '10.0.0.5:11211, [::1]:11212'],
+        json: {backend: 'memory', cacheBackend: 'memcached', host: '127.0.0.1'},
+        settings: {cache_backend: 'kinto.core.cache.memcached', cache_hosts: '10.0.0.5:11211 [::1]:11212'},
+      },
+    ]))
+
+  it('--cache-url and --cache-hosts: checked, only with their backend, the password never echoed (exit 2)', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['--cache-backend', 'memcached', '--cache-url', 'redis://127.0.0.1/0'], /--cache-url applies to --cache-backend redis, not memcached/],
+      [['--cache-backend', 'redis', '--cache-hosts', '127.0.0.1:11211'], /--cache-hosts applies to --cache-backend memcached, not redis/],
+      [['--cache-backend', 'redis', '--cache-url', 'http://:hunter2@127.0.0.1/0'], /--cache-url "http:\/\/:\*\*\*@127.0.0.1\/0" is not a Redis URL/],
+      [['--cache-backend', 'memcached', '--cache-hosts', '127.0.0.1'], /--cache-hosts "127.0.0.1" is not a list of memcached servers/],
+    ]
+    const runs = await Promise.all(cases.map(([args]) => runCli(['init', '--ini', newPath(), '--backend', 'memory', ...args])))
+    for (const [i, [args, message]] of cases.entries()) {
+      expect(runs[i]!.code, args.join(' ')).toBe(2)
+      expect(runs[i]!.stderr).toMatch(message)
+      expect(runs[i]!.stderr).not.toContain('hunter2')
+      expect(runs[i]!.stderr).not.toMatch(/\n\s+at /)
     }
   })
 

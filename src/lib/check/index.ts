@@ -6,6 +6,7 @@
 import {type KintoConfig, loadConfig} from '../config/index.js'
 import {isKintoError} from '../errors.js'
 import {checkAttachments} from './attachments-check.js'
+import {checkCache} from './cache-check.js'
 import {checkDatabases} from './database-checks.js'
 import {checkOpenId} from './openid-check.js'
 import {SETTINGS_CHECKS} from './settings-checks.js'
@@ -17,7 +18,7 @@ export {renderReport, type RenderOptions} from './render.js'
 export type {CheckReport, CheckSummary, Finding, FindingLevel} from './types.js'
 
 export interface RunChecksOptions {
-  /** Also connect to the configured databases (default true). */
+  /** Also connect to the configured databases and cache servers (default true). */
   db?: boolean
   /** Timeout for each network step: database connection and statements, DNS (default 5 s). */
   timeoutMs?: number
@@ -34,7 +35,10 @@ export async function runChecks(config: KintoConfig, options: RunChecksOptions =
   findings.push(...(await checkStatsd(config, {timeoutMs: options.timeoutMs, resolve: options.resolve})))
   findings.push(...(await checkOpenId(config)))
   findings.push(...(await checkAttachments(config, {timeoutMs: options.timeoutMs})))
-  if (options.db !== false) findings.push(...(await checkDatabases(config, {timeoutMs: options.timeoutMs})))
+  if (options.db !== false) {
+    findings.push(...(await checkDatabases(config, {timeoutMs: options.timeoutMs})))
+    findings.push(...(await checkCache(config, {timeoutMs: options.timeoutMs})))
+  }
   return findings
 }
 

@@ -31,6 +31,10 @@ export interface InitPrompter {
   backend(defaultValue: StorageChoice): Promise<StorageChoice>
   storageUrl(defaultValue: string): Promise<string>
   cacheBackend(defaultValue: CacheChoice): Promise<CacheChoice>
+  /** The Redis URL (cache backend redis). */
+  cacheUrl(defaultValue: string): Promise<string>
+  /** The memcached servers (cache backend memcached), host:port separated by spaces. */
+  cacheHosts(defaultValue: string): Promise<string>
 }
 
 export interface InitOptions {
@@ -39,6 +43,10 @@ export interface InitOptions {
   cwd?: string
   backend?: StorageChoice
   cacheBackend?: CacheChoice
+  /** redis://[:password@]host:port/db (cache backend redis). */
+  cacheUrl?: string
+  /** host:port entries separated by spaces or commas (cache backend memcached). */
+  cacheHosts?: string
   /** PostgreSQL URL (backend postgresql), or a pglite: URL (backend embedded). */
   storageUrl?: string
   host?: string
@@ -142,7 +150,41 @@ interface BackendValues {
   cache_settings: string
 }
 
-function backendValues(backend: StorageChoice, cache: CacheChoice, storageUrl: string): BackendValues {
+const REDIS_URL = /^(redis|rediss):\/\/[^\s/]*(\/\d+)?$|^unix:\/\/\/\S+$/i
+const MEMCACHED_HOST = /^(\[[0-9a-f:.]+\]|[^\s:/[\],]+):\d{1,5}$/i
+
+/** The Redis URL to write (checked; `%` doubled). */
+function redisUrlFor(cache: CacheChoice, given: string | undefined): string {
+  if (given === undefined) return DEFAULT_REDIS_URL
+  if (cache !== 'redis') {
+    throw new UsageError(`--cache-url applies to --cache-backend redis, not ${cache}.`, {hint: 'Drop --cache-url, or add --cache-backend redis.'})
+  }
+  const url = given.trim()
+  if (!REDIS_URL.test(url)) {
+    throw new UsageError(`--cache-url ${JSON.stringify(maskUrl(url))} is not a Redis URL.`, {
+      hint: 'Use redis://[:password@]host:6379/0 (percent-encode special characters in the password), rediss:// for TLS.',
+    })
+  }
+  return iniLiteral(url)
+}
+
+/** The memcached servers to write: host:port entries, one space between them. */
+function memcachedHostsFor(cache: CacheChoice, given: string | undefined): string {
+  if (given === undefined) return DEFAULT_MEMCACHED_HOSTS
+  if (cache !== 'memcached') {
+    throw new UsageError(`--cache-hosts applies to --cache-backend memcached, not ${cache}.`, {hint: 'Drop --cache-hosts, or add --cache-backend memcached.'})
+  }
+  const hosts = given.split(/[\s,]+/).filter(Boolean)
+  const bad = hosts.find((h) => !MEMCACHED_HOST.test(h))
+  if (hosts.length === 0 || bad !== undefined) {
+    throw new UsageError(`--cache-hosts ${JSON.stringify(bad ?? given)} is not a list of memcached servers.`, {
+      hint: 'Use host:port entries separated by spaces, e.g. --cache-hosts "10.0.0.5:11211 10.0.0.6:11211".',
+    })
+  }
+  return hosts.join(' ')
+}
+
+function backendValues(backend: StorageChoice, cache: CacheChoice, storageUrl: string, cacheUrl?: string, cacheHosts?: string): BackendValues {
   const family = backend === 'memory' ? 'memory' : 'postgresql'
   // A PostgreSQL cache shares the storage database when there is one, as upstream's init does.
   const pgCacheUrl = backend === 'postgresql' ? storageUrl : iniLiteral(DEFAULT_POSTGRESQL_URL)
@@ -152,8 +194,8 @@ function backendValues(backend: StorageChoice, cache: CacheChoice, storageUrl: s
     postgresql: ['kinto.core.cache.postgresql', `kinto.cache_url = ${pgCacheUrl}`],
     memory: ['kinto.core.cache.memory', 'kinto.cache_url ='],
     // The memcached backend reads cache_hosts (upstream's init writes cache_url, which it ignores).
-    memcached: ['kinto.core.cache.memcached', `kinto.cache_hosts = ${DEFAULT_MEMCACHED_HOSTS}`],
-    redis: ['kinto.core.cache.redis', `kinto.cache_url = ${DEFAULT_REDIS_URL}`],
+    memcached: ['kinto.core.cache.memcached', `kinto.cache_hosts = ${memcachedHostsFor(cache, cacheHosts)}`],
+    redis: ['kinto.core.cache.redis', `kinto.cache_url = ${redisUrlFor(cache, cacheUrl)}`],
   }
   return {
     storage_backend: `kinto.core.storage.${family}`,
@@ -196,6 +238,8 @@ export function renderKintoIni(options: {
   backend: StorageChoice
   cacheBackend: CacheChoice
   storageUrl?: string
+  cacheUrl?: string
+  cacheHosts?: string
   host: string
   /** Absolute folder for attachments (kinto_attachment on), or undefined (off). */
   attachments?: string
@@ -208,7 +252,7 @@ export function renderKintoIni(options: {
     host: checkHost(options.host),
     userid_hmac_secret: newSecret(),
     default_bucket_hmac_secret: newSecret(),
-    ...backendValues(options.backend, options.cacheBackend, storageUrl),
+    ...backendValues(options.backend, options.cacheBackend, storageUrl, options.cacheUrl, options.cacheHosts),
     ...attachmentValues(options.attachments, options.host),
   }
   return renderTemplate(readFileSync(templatePath(), 'utf8'), values)
@@ -258,10 +302,13 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
   if (backend === 'postgresql' && storageUrl === undefined && ask) storageUrl = await ask.storageUrl(DEFAULT_POSTGRESQL_URL)
   const defaultCache: CacheChoice = backend
   const cacheBackend: CacheChoice = options.cacheBackend ?? (ask ? await ask.cacheBackend(defaultCache) : defaultCache)
+  let {cacheUrl, cacheHosts} = options
+  if (cacheBackend === 'redis' && cacheUrl === undefined && ask) cacheUrl = await ask.cacheUrl(DEFAULT_REDIS_URL)
+  if (cacheBackend === 'memcached' && cacheHosts === undefined && ask) cacheHosts = await ask.cacheHosts(DEFAULT_MEMCACHED_HOSTS)
   const host = checkHost(options.host ?? '127.0.0.1')
 
   const attachments = options.attachments === undefined ? undefined : path.resolve(options.cwd ?? process.cwd(), options.attachments)
-  const text = renderKintoIni({backend, cacheBackend, storageUrl, host, attachments, now: options.now})
+  const text = renderKintoIni({backend, cacheBackend, storageUrl, cacheUrl, cacheHosts, host, attachments, now: options.now})
   // What we write must read back: parse it and expand every [app:main] and [server:main] value.
   const doc = parseIni(text, {path: file})
   doc.items('app:main')
@@ -289,7 +336,11 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
     memory: 'memory (nothing is kept when the server stops)',
   }
   report(`storage and permissions: ${backend} — ${storageLine[backend]}`)
-  report(`cache: ${cacheBackend}${cacheBackend === backend && backend !== 'memory' ? ' (same database)' : ''}`)
+  const cacheWhere: Partial<Record<CacheChoice, string>> = {
+    redis: ` — ${maskUrl((doc.get('app:main', 'kinto.cache_url') ?? '').trim())}`,
+    memcached: ` — ${doc.get('app:main', 'kinto.cache_hosts') ?? ''}`,
+  }
+  report(`cache: ${cacheBackend}${cacheBackend === backend && backend !== 'memory' ? ' (same database)' : (cacheWhere[cacheBackend] ?? '')}`)
   report(`host: ${host} (port from kinto start --port, 8888 by default)`)
   if (attachments) report(`attachments: kinto_attachment, files in ${attachments}`)
   report(`secrets: new kinto.userid_hmac_secret and kinto.default_bucket_hmac_secret written (file mode 0600)`)
@@ -321,5 +372,20 @@ export function interactiveInitPrompter(): InitPrompter {
         CACHE_CHOICES.map((value) => ({value, name: value})),
         {default: def, flagHint: 'Pass --cache-backend embedded|postgresql|memory|memcached|redis.'},
       ),
+    cacheUrl: (def) =>
+      askInput('Redis URL', {
+        default: def,
+        flagHint: 'Pass --cache-url redis://[:password@]host:6379/0.',
+        validate: (v) => (REDIS_URL.test(v.trim()) ? true : 'Expected redis://[:password@]host:6379/0'),
+      }),
+    cacheHosts: (def) =>
+      askInput('memcached servers (host:port, separated by spaces)', {
+        default: def,
+        flagHint: 'Pass --cache-hosts "host:11211 host2:11211".',
+        validate: (v) => {
+          const hosts = v.split(/[\s,]+/).filter(Boolean)
+          return hosts.length > 0 && hosts.every((h) => MEMCACHED_HOST.test(h)) ? true : 'Expected host:port entries such as 127.0.0.1:11211'
+        },
+      }),
   }
 }

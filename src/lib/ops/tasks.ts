@@ -1,10 +1,12 @@
 /**
- * Upstream's maintenance commands as library verbs: `flush-cache` (empty the cache backend) and
+ * Upstream's maintenance commands as library verbs: `flush-cache` (empty the cache backend: the
+ * keys under `cache_prefix` only, on PostgreSQL, Redis or memcached) and
  * `purge-deleted` (keep only the newest N tombstones of each list). Both open the configured
  * PostgreSQL database themselves; an embedded folder is locked first (a running server holding
  * it makes them fail at once, naming its pid). Memory backends live inside each server process:
  * there is nothing to reach from here, and the result says so instead of pretending.
  */
+import {networkCache} from '../cache/index.js'
 import {PostgresCache} from '../cache/postgresql.js'
 import {asBool, asString, type Settings} from '../config/settings.js'
 import {DatabaseRegistry} from '../db/index.js'
@@ -24,7 +26,10 @@ export interface TaskOptions {
 export interface FlushCacheResult {
   backend: string
   flushed: boolean
+  /** The database or the cache servers (host:port, never a password). */
   database?: string
+  /** cache_prefix when set: only the keys under it were deleted. */
+  prefix?: string
   /** Why nothing was flushed. */
   note?: string
 }
@@ -34,22 +39,37 @@ const MEMORY_NOTE = 'lives inside each server process; restart the servers (kint
 export async function flushCache(options: TaskOptions): Promise<FlushCacheResult> {
   const cache = configuredBackends(options.settings, options.dir).find((b) => b.backend === 'cache')!
   if (cache.kind === 'memory') return {backend: cache.module, flushed: false, note: `the memory cache ${MEMORY_NOTE}`}
+  const prefix = asString(options.settings, 'cache_prefix') ?? ''
+  const shared = networkCache(options.settings)
+  if (shared) {
+    try {
+      await shared.flush()
+    } catch (error) {
+      throw new KintoError(`Could not flush the cache: ${(error as Error).message}`, {
+        code: 'KINTO_CACHE_UNREACHABLE',
+        hint: `Check that ${shared.address.backend} at ${shared.address.where} is running and reachable from this machine.`,
+      })
+    } finally {
+      await shared.close()
+    }
+    return {backend: cache.module, flushed: true, database: shared.address.where, ...(prefix ? {prefix} : {})}
+  }
   if (cache.kind !== 'postgresql') {
     throw new KintoError(`The cache backend '${cache.module}' is not supported by kinto-ops.`, {
       code: 'KINTO_BACKEND_UNSUPPORTED',
-      hint: 'Use kinto.core.cache.postgresql or kinto.core.cache.memory.',
+      hint: 'Use kinto.core.cache.postgresql, .redis, .memcached or .memory.',
     })
   }
   const registry = new DatabaseRegistry(options.dir)
   try {
     await withMigrationLocks([cache], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000}, false, async () => {
-      const backend = new PostgresCache(clientFor(registry, cache), {prefix: asString(options.settings, 'cache_prefix') ?? ''})
+      const backend = new PostgresCache(clientFor(registry, cache), {prefix})
       await backend.flush()
     })
   } finally {
     await registry.closeAll()
   }
-  return {backend: cache.module, flushed: true, database: cache.database}
+  return {backend: cache.module, flushed: true, database: cache.database, ...(prefix ? {prefix} : {})}
 }
 
 export interface PurgeDeletedOptions extends TaskOptions {
