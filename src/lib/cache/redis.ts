@@ -92,6 +92,8 @@ export class RedisCache implements Cache {
   private readonly clients: Redis[]
   private next = 0
   private closed = false
+  /** The last connection error (the reason a command failed while reconnecting). */
+  private connectionError: Error | undefined
 
   constructor(options: RedisCacheOptions) {
     this.prefix = options.prefix ?? ''
@@ -103,7 +105,8 @@ export class RedisCache implements Cache {
       const client = new RedisClient(redisOpts)
       // Connection errors surface in the calls that need Redis; without a listener ioredis would
       // print each one to stderr.
-      client.on('error', () => {})
+      client.on('error', (error: Error) => (this.connectionError = error))
+      client.on('ready', () => (this.connectionError = undefined))
       return client
     })
   }
@@ -119,7 +122,11 @@ export class RedisCache implements Cache {
       return await fn(this.client)
     } catch (error) {
       if (error instanceof BackendError || error instanceof TypeError) throw error
-      const reason = (error as Error)?.message ?? String(error)
+      let reason = (error as Error)?.message ?? String(error)
+      // A command given up while reconnecting: say why the connection fails, not ioredis's retry count.
+      if ((error as Error)?.name === 'MaxRetriesPerRequestError' || /max retries per request/i.test(reason)) {
+        reason = `cannot connect (${this.connectionError?.message ?? 'no connection'})`
+      }
       throw new BackendError(`Cache backend failure (Redis ${this.address.where}, ${what}): ${reason}`, {cause: error})
     }
   }
