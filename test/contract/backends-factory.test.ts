@@ -43,24 +43,24 @@ describe('createBackends', () => {
     expect(err.message).toContain('kinto.storage_backend')
   })
 
-  it('builds the Redis cache (also under kinto-redis\'s module name) and the memcached cache from upstream\'s settings', async () => {
-    for (const module of ['kinto.core.cache.redis', 'kinto_redis.cache']) {
-      const b = createBackends(buildSettings({'kinto.cache_backend': module, 'kinto.cache_url': 'redis://:pw@127.0.0.1:1/3', 'kinto.cache_pool_size': '2'}))
-      expect(b.cache).toBeInstanceOf(RedisCache)
-      expect((b.cache as RedisCache).address).toEqual({backend: 'Redis', where: '127.0.0.1:1/3'})
-      await b.close()
-    }
+  it('builds the Redis and memcached caches from upstream\'s settings', async () => {
+    const redis = createBackends(buildSettings({'kinto.cache_backend': 'kinto.core.cache.redis', 'kinto.cache_url': 'redis://:pw@127.0.0.1:1/3', 'kinto.cache_pool_size': '2'}))
+    expect(redis.cache).toBeInstanceOf(RedisCache)
+    expect((redis.cache as RedisCache).address).toEqual({backend: 'Redis', where: '127.0.0.1:1/3'})
+    await redis.close()
     const b = createBackends(buildSettings({'kinto.cache_backend': 'kinto.core.cache.memcached', 'kinto.cache_hosts': '127.0.0.1:1 [::1]:2'}))
     expect(b.cache).toBeInstanceOf(MemcachedCache)
     expect((b.cache as MemcachedCache).address).toEqual({backend: 'memcached', where: '127.0.0.1:1 [::1]:2'})
     await b.close()
   })
 
-  it('rejects a module of another family as cache_backend, naming the setting', () => {
-    const err = thrown(() => createBackends(buildSettings({'kinto.cache_backend': 'kinto.core.storage.memory'})))
-    expect(err.code).toBe('KINTO_CONFIG_INVALID')
-    expect(err.message).toContain('kinto.cache_backend')
-    expect(err.hint).toContain('kinto.core.cache.redis')
+  it('rejects a module of another family, or kinto-redis\'s old module, as cache_backend, naming the setting', () => {
+    for (const value of ['kinto.core.storage.memory', 'kinto_redis.cache']) {
+      const err = thrown(() => createBackends(buildSettings({'kinto.cache_backend': value})))
+      expect(err.code).toBe('KINTO_CONFIG_INVALID')
+      expect(err.message).toContain('kinto.cache_backend')
+      expect(err.hint).toContain('kinto.core.cache.redis')
+    }
   })
 
   it('requires a URL for postgresql backends, naming the setting', () => {

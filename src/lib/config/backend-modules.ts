@@ -21,10 +21,8 @@ export const BACKEND_MODULES: Readonly<Record<string, BackendModule>> = {
   'kinto.core.permission.memory': {family: 'permission', kind: 'memory', driver: null},
   'kinto.core.cache.postgresql': {family: 'cache', kind: 'postgresql', driver: 'pg'},
   'kinto.core.cache.memory': {family: 'cache', kind: 'memory', driver: null},
-  'kinto.core.cache.redis': {family: 'cache', kind: 'redis', driver: 'ioredis'},
   'kinto.core.cache.memcached': {family: 'cache', kind: 'memcached', driver: 'memjs'},
-  // The kinto-redis package's module (before Redis moved into kinto.core): same settings.
-  'kinto_redis.cache': {family: 'cache', kind: 'redis', driver: 'ioredis'},
+  'kinto.core.cache.redis': {family: 'cache', kind: 'redis', driver: 'ioredis'},
 }
 
 /** The module names of one family, in table order (error messages list them). */
