@@ -6,7 +6,7 @@
  * for `admin`), that account is an administrator.
  */
 import {createBackends} from '../backends.js'
-import type {KintoConfig} from '../config/index.js'
+import {backendKind, type KintoConfig} from '../config/index.js'
 import {asBool, asList, asString} from '../config/settings.js'
 import {DatabaseRegistry, describeDbUrl, parseDbUrl} from '../db/index.js'
 import {ExitCode, KintoError, UsageError} from '../errors.js'
@@ -61,10 +61,10 @@ export function checkCreateUser(config: CreateUserOptions['config'], username: s
   if (password === '') {
     throw new UsageError('The password is empty.', {code: 'KINTO_PASSWORD_EMPTY', hint: 'Give a non-empty password (or --generate-password).'})
   }
-  const storage = asString(settings, 'storage_backend')
+  const storage = backendKind(settings.storage_backend)
   const url = asString(settings, 'storage_url') ?? ''
-  const embedded = storage === 'kinto.core.storage.postgresql' && /^pglite:/i.test(url.trim()) ? parseDbUrl(url, config.dir) : null
-  if (storage === 'kinto.core.storage.memory' || (embedded?.driver === 'pglite' && embedded.dataDir === null)) {
+  const embedded = storage === 'postgresql' && /^pglite:/i.test(url.trim()) ? parseDbUrl(url, config.dir) : null
+  if (storage === 'memory' || (embedded?.driver === 'pglite' && embedded.dataDir === null)) {
     throw new KintoError(`Cannot create a user: the storage of ${config.path} is in memory, so the account would vanish when this command exits.`, {
       code: 'KINTO_STORAGE_MEMORY',
       hint: 'Use a PostgreSQL or embedded (pglite:<folder>) storage, or create the account over HTTP: PUT /v1/accounts/<name> with {"data": {"password": "…"}}.',

@@ -11,7 +11,8 @@
  *   (PUT /accounts/<id>, or POST with data.id); reading the list needs credentials.
  * Accounts are stored with parent id = their own id, so each user's list holds one object.
  */
-import {asList, asString} from '../../config/settings.js'
+import {backendKind} from '../../config/backend-modules.js'
+import {asList} from '../../config/settings.js'
 import {
   ACCOUNT_ID_PATTERN,
   ACCOUNT_POLICY_NAME,
@@ -183,7 +184,7 @@ export const accountsPlugin: KintoPlugin = {
   includeme(api) {
     const {runtime} = api
     checkSettings(runtime.settings)
-    if (asString(runtime.settings, 'storage_backend') === 'kinto.core.storage.memory') {
+    if (backendKind(runtime.settings.storage_backend) === 'memory') {
       runtime.logger.warn(
         {plugin: 'kinto.plugins.accounts'},
         'The accounts plugin with the memory storage backend loses every account when the server stops (and kinto create-user cannot reach it).',
