@@ -135,11 +135,11 @@ export function createBackends(settings: Settings, options: CreateBackendsOption
     cache = networkCache(settings)!
   } else {
     const url = databaseUrl(settings, 'cache')
-    const client =
-      parseDbUrl(url, options.baseDir).driver === 'pglite'
-        ? registry.get(url, poolOptions(settings, 'cache'))
-        : (ownCacheClient = openDatabase(url, {...poolOptions(settings, 'cache'), baseDir: options.baseDir}))
-    cache = new PostgresCache(client, {prefix: cachePrefix})
+    const embedded = parseDbUrl(url, options.baseDir).driver === 'pglite'
+    const client = embedded
+      ? registry.get(url, poolOptions(settings, 'cache'))
+      : (ownCacheClient = openDatabase(url, {...poolOptions(settings, 'cache'), baseDir: options.baseDir}))
+    cache = new PostgresCache(client, {prefix: cachePrefix, waitsForTransaction: embedded})
   }
 
   const shared = storageClient !== undefined && storageClient === permissionClient

@@ -1,6 +1,7 @@
 /**
  * A shared cache (Redis, memcached) going away and coming back, against real servers the test
- * starts and kills: requests that need the cache (an account login) get 503 errno 201 with
+ * starts and kills: requests that need the cache (an account login, a DELETE page whose token
+ * must be stored: rolled back) get 503 errno 201 with
  * Retry-After, never a 500 or a crash; requests that do not need it are served; the heartbeat
  * reports the cache; once the server is back the next requests succeed without a restart.
  */
@@ -53,9 +54,15 @@ for (const kind of KINDS) {
       app = pluginApp({...ACCOUNTS, ...kind.settings(server), 'kinto.cache_prefix': uniquePrefix(kind.name), 'kinto.cache_pool_timeout': '1'}, captured)
       const req = client(app, null)
       const alice = basic('alice', 'alice-password')
-
       expect((await req('PUT', '/v1/accounts/alice', {body: {data: {password: 'alice-password'}}})).status).toBe(201)
       expect((await req('GET', '/v1/', {auth: alice})).body.user?.id).toBe('account:alice')
+      // A bucket anyone may write: anonymous requests need no cache, they show what keeps working.
+      // (Any Authorization header goes through the accounts policy, which reads the cache first.)
+      const records = '/v1/buckets/b/collections/c/records'
+      expect((await req('PUT', '/v1/buckets/b', {auth: alice, body: {permissions: {write: ['system.Everyone']}}})).status).toBe(201)
+      expect((await req('PUT', '/v1/buckets/b/collections/c')).status).toBe(201)
+      for (let i = 0; i < 5; i++) expect((await req('POST', records, {body: {data: {i}}})).status).toBe(201)
+
       expect((await req('GET', '/v1/__heartbeat__')).body).toEqual({storage: true, permission: true, cache: true})
 
       await server.stop()
@@ -63,8 +70,15 @@ for (const kind of KINDS) {
       // Not needing the cache: served as before.
       expect((await req('GET', '/v1/')).status).toBe(200)
       expect((await req('GET', '/v1/__lbheartbeat__')).status).toBe(200)
-      expect((await req('GET', '/v1/buckets')).status).toBe(401)
-      // Needing it: an account login.
+      expect((await req('GET', '/v1/buckets')).body.data.map((b: {id: string}) => b.id)).toEqual(['b'])
+      expect((await req('GET', records)).body.data).toHaveLength(5)
+      expect((await req('POST', records, {body: {data: {i: 5}}})).status).toBe(201)
+      // Needing it: a DELETE page whose token must be stored (rolled back: nothing deleted)…
+      const page = await req('DELETE', `${records}?_limit=2`)
+      expect(page.status).toBe(503)
+      expect(page.body).toMatchObject({code: 503, errno: 201})
+      expect((await req('GET', records)).body.data).toHaveLength(6)
+      // …and an account login.
       const down = await req('GET', '/v1/buckets', {auth: alice})
       expect(down.status).toBe(503)
       expect(down.body).toMatchObject({code: 503, errno: 201, error: 'Service Unavailable'})
@@ -79,6 +93,9 @@ for (const kind of KINDS) {
       await waitFor(async () => (await req('GET', '/v1/buckets', {auth: alice})).status === 200, 10_000, () => 'login after the cache came back')
       expect(Date.now() - started).toBeLessThan(5000)
       expect((await req('GET', '/v1/__heartbeat__')).status).toBe(200)
+      const again = await req('DELETE', `${records}?_limit=2`)
+      expect(again.status).toBe(200)
+      expect(again.headers['next-page']).toMatch(/_token=/)
       await server.stop()
     })
   })

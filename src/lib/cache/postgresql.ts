@@ -16,10 +16,13 @@ import type {Cache} from './types.js'
 
 export interface PostgresCacheOptions {
   prefix?: string
+  /** The client is the request transaction's one connection (PGlite): see Cache.waitsForTransaction. */
+  waitsForTransaction?: boolean
 }
 
 export class PostgresCache implements Cache {
   readonly kind = 'postgresql' as const
+  readonly waitsForTransaction: boolean
   private readonly prefix: string
 
   constructor(
@@ -27,6 +30,7 @@ export class PostgresCache implements Cache {
     options: PostgresCacheOptions = {},
   ) {
     this.prefix = options.prefix ?? ''
+    this.waitsForTransaction = options.waitsForTransaction ?? false
   }
 
   private get q(): Queryable {

@@ -1,4 +1,8 @@
-/** The cache backend interface (upstream: kinto.core.cache.CacheBase). Values are JSON. */
+/**
+ * The cache backend interface (upstream: kinto.core.cache.CacheBase). Values are JSON; keys carry
+ * `cache_prefix`; TTLs in seconds (fractions kept). It holds what every process of a deployment
+ * must share: verified logins, single-use pagination tokens, OpenID verifications and login states.
+ */
 export interface Cache {
   heartbeat(): Promise<boolean>
   flush(): Promise<void>
@@ -11,4 +15,10 @@ export interface Cache {
   /** Remaining seconds, -1 when the key has no ttl or is missing. */
   ttl(key: string): Promise<number>
   close(): Promise<void>
+  /**
+   * True when the cache shares the request transaction's only connection (a PostgreSQL cache on
+   * the embedded engine): calls made during a request's transaction would wait for it forever, so
+   * they go after it (RequestContext's afterTransaction). Every other cache may be used at any time.
+   */
+  readonly waitsForTransaction?: boolean
 }

@@ -38,10 +38,12 @@ export async function paginationRules(r: ResourceRequest, sorting: Sort[]): Prom
 export async function nextPageUrl(r: ResourceRequest, sorting: Sort[], limit: number, lastObject: Record<string, unknown>, offset: number): Promise<string> {
   const nonce = `pagination-token-${randomUUID()}`
   if (r.ctx.method === 'DELETE') {
-    // Stored once the transaction has committed, before the client gets the token.
+    // Stored before the client gets the token: now, so that a cache that is down fails the request
+    // (503, the deletion rolled back), or after the commit when the cache must wait for it.
     const validity = asInt(r.ctx.settings, 'pagination_token_validity_seconds', 600) ?? 600
     const cache = r.ctx.runtime.backends.cache
-    r.ctx.bound.afterTransaction.push(() => cache.set(nonce, '', validity))
+    if (cache.waitsForTransaction) r.ctx.bound.afterTransaction.push(() => cache.set(nonce, '', validity))
+    else await cache.set(nonce, '', validity)
   }
   const last: Record<string, unknown> = {}
   for (const {field} of sorting) {
