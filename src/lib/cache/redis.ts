@@ -207,7 +207,8 @@ export class RedisCache implements Cache {
     this.closed = true
     await Promise.all(
       this.clients.map(async (client) => {
-        if (client.status === 'wait' || client.status === 'end') return client.disconnect()
+        // Only a ready connection says goodbye; any other is dropped (QUIT would wait for a reconnection).
+        if (client.status !== 'ready') return client.disconnect()
         try {
           await client.quit()
         } catch {
