@@ -18,6 +18,7 @@
  */
 import {createHash} from 'node:crypto'
 import {connect} from 'node:net'
+import {setTimeout as sleep} from 'node:timers/promises'
 
 import type * as Memjs from 'memjs'
 
@@ -240,15 +241,23 @@ function textCommand(server: {host: string; port: number}, command: string, time
 
 /** Every key one memcached server holds (`lru_crawler metadump all`). */
 async function metadumpKeys(server: {host: string; port: number}, timeoutMs: number): Promise<string[]> {
-  const keys: string[] = []
-  await textCommand(server, 'lru_crawler metadump all', timeoutMs, (line) => {
-    if (line === 'END') return 'done'
-    const m = /^key=(\S+)/.exec(line)
-    if (m) keys.push(decodeURIComponent(m[1]!))
-    else if (/^(ERROR|CLIENT_ERROR|SERVER_ERROR|BUSY)/.test(line)) {
-      return {error: `${server.host}:${server.port} cannot list its keys (lru_crawler metadump: ${line}), so the keys under a prefix cannot be flushed alone`}
-    }
-    return 'more'
-  })
-  return keys
+  // BUSY: another crawl (another flush) is running on that server; it ends soon, so wait a little.
+  for (let attempt = 1; ; attempt++) {
+    const keys: string[] = []
+    let busy = false
+    await textCommand(server, 'lru_crawler metadump all', timeoutMs, (line) => {
+      if (line === 'END') return 'done'
+      const m = /^key=(\S+)/.exec(line)
+      if (m) keys.push(decodeURIComponent(m[1]!))
+      else if (line.startsWith('BUSY') && attempt < 10) {
+        busy = true
+        return 'done'
+      } else if (/^(ERROR|CLIENT_ERROR|SERVER_ERROR|BUSY)/.test(line)) {
+        return {error: `${server.host}:${server.port} cannot list its keys (lru_crawler metadump: ${line}), so the keys under a prefix cannot be flushed alone`}
+      }
+      return 'more'
+    })
+    if (!busy) return keys
+    await sleep(100 * attempt)
+  }
 }
