@@ -1,7 +1,8 @@
 /**
  * docs/scaling.md, run: two `kinto start` processes on two ports sharing one PostgreSQL database and
  * one Redis. An account login verified (and cached) by one is honoured by the other from the cache;
- * a pagination token of a DELETE issued by one is accepted by the other, once.
+ * an OpenID access token verified by one (at a real provider, oidc-provider) is not verified again
+ * by the other; a pagination token of a DELETE issued by one is accepted by the other, once.
  *
  * PostgreSQL: KINTO_TEST_DATABASE_URL when set, else the server on 127.0.0.1:5432 when it answers
  * (a database of the test's own is created and dropped); SKIPPED when there is none, or no Redis.
@@ -20,7 +21,11 @@ import {buildSettings} from '../../src/lib/config/settings.js'
 import {redisMissing, stopAll, testRedisUrl, uniquePrefix} from '../helpers/cache-servers.js'
 import {runCli} from '../helpers/cli.js'
 import {createServerDatabase, realServerUrl, type TestDatabase} from '../helpers/db.js'
+import {freePort} from '../helpers/deploy-servers.js'
+import {Browser, startProvider, tokensFrom, type TestProvider} from '../helpers/oidc-provider.js'
 import {spawnStart, type Started} from '../helpers/ops-servers.js'
+
+const CALLBACK = 'http://127.0.0.1:9/app/#tokens='
 
 const LOCAL_ADMIN_URL = 'postgresql://postgres@127.0.0.1:5432/postgres'
 
@@ -49,6 +54,7 @@ describe.skipIf(skip !== '')(`two kinto start sharing PostgreSQL and Redis ${ski
   let a: Started
   let b: Started
   let cache: RedisCache
+  let provider: TestProvider
   const secret = randomBytes(32).toString('hex')
   const prefix = uniquePrefix('scaling')
   const alice = `Basic ${Buffer.from('alice:alice-secret').toString('base64')}`
@@ -56,6 +62,12 @@ describe.skipIf(skip !== '')(`two kinto start sharing PostgreSQL and Redis ${ski
   beforeAll(async () => {
     db = await createServerDatabase(admin!)
     const redisUrl = (await testRedisUrl())!
+    // The provider is read at start (discovery), and knows both servers' token endpoints.
+    const ports = [await freePort(), await freePort()]
+    provider = await startProvider()
+    await provider.configure([
+      {client_id: 'kinto', client_secret: 'kinto-secret', redirect_uris: ports.map((p) => `http://127.0.0.1:${p}/v1/openid/oidc/token`)},
+    ])
     dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-scaling-'))
     ini = path.join(dir, 'kinto.ini')
     const settings: Record<string, string> = {
@@ -67,9 +79,13 @@ describe.skipIf(skip !== '')(`two kinto start sharing PostgreSQL and Redis ${ski
       'kinto.cache_url': redisUrl,
       'kinto.cache_prefix': prefix,
       'kinto.userid_hmac_secret': secret,
-      'kinto.includes': 'kinto.plugins.accounts',
-      'multiauth.policies': 'account',
+      'kinto.includes': 'kinto.plugins.accounts kinto.plugins.openid',
+      'multiauth.policies': 'account oidc',
       'multiauth.policy.account.use': 'kinto.plugins.accounts.AccountsPolicy',
+      'multiauth.policy.oidc.use': 'kinto.plugins.openid.OpenIDConnectPolicy',
+      'multiauth.policy.oidc.issuer': provider.issuer,
+      'multiauth.policy.oidc.client_id': 'kinto',
+      'multiauth.policy.oidc.client_secret': 'kinto-secret',
       'kinto.account_create_principals': 'system.Everyone',
       'kinto.bucket_create_principals': 'account:alice',
     }
@@ -77,12 +93,13 @@ describe.skipIf(skip !== '')(`two kinto start sharing PostgreSQL and Redis ${ski
     writeFileSync(ini, ['[server:main]', 'use = egg:waitress#main', 'host = 127.0.0.1', 'port = %(http_port)s', '', '[app:main]', 'use = egg:kinto', ...lines, ''].join('\n'), {mode: 0o600})
     const migrated = await runCli(['migrate', '--ini', ini], {env: {KINTO_TEST_DATABASE_URL: undefined}, timeoutMs: 120_000})
     expect(migrated.code, migrated.stderr).toBe(0)
-    ;[a, b] = await Promise.all([spawnStart(['--ini', ini, '--port', '0']), spawnStart(['--ini', ini, '--port', '0'])])
+    ;[a, b] = await Promise.all(ports.map((p) => spawnStart(['--ini', ini, '--port', String(p)])))
     cache = new RedisCache({url: redisUrl, prefix})
   }, 240_000)
 
   afterAll(async () => {
     await Promise.all([a?.stop(), b?.stop()])
+    await provider?.close()
     await cache?.flush()
     await cache?.close()
     await db?.drop()
@@ -137,6 +154,34 @@ describe.skipIf(skip !== '')(`two kinto start sharing PostgreSQL and Redis ${ski
       await repaired.end()
     }
     expect((await call(a, 'PUT', '/v1/accounts/alice', {data: {password: 'alice-secret'}}, null)).status).toBe(201)
+  }, 120_000)
+
+  it('an OpenID access token verified by one is not verified again by the other', async () => {
+    const start = `${new URL(a.url).origin}/v1/openid/oidc/login?callback=${encodeURIComponent(CALLBACK)}&scope=${encodeURIComponent('openid email')}`
+    const visit = await new Browser().visit(start, CALLBACK, 'carol')
+    const token = tokensFrom(visit.location, CALLBACK).access_token as string
+    expect(typeof token).toBe('string')
+    const bearer = `Bearer ${token}`
+    const before = provider.hitsOf('/me')
+    const viaA = (await (await call(a, 'GET', '/v1/', undefined, bearer)).json()) as {user?: {id: string}}
+    expect(viaA.user?.id).toBe('oidc:carol')
+    expect(provider.hitsOf('/me') - before).toBe(1)
+    const viaB = (await (await call(b, 'GET', '/v1/', undefined, bearer)).json()) as {user?: {id: string}}
+    expect(viaB.user?.id).toBe('oidc:carol')
+    // Authenticated (403, not 401): only account:alice may create buckets in this ini.
+    expect((await call(b, 'PUT', '/v1/buckets/carol-bucket', {}, bearer)).status).toBe(403)
+    // One verification at the provider for both servers: B found A's in the shared cache.
+    expect(provider.hitsOf('/me') - before).toBe(1)
+    // The cache holds an HMAC of the token, never the token itself.
+    const {Redis} = await import('ioredis')
+    const direct = new Redis((await testRedisUrl())!, {lazyConnect: true})
+    try {
+      const keys = await direct.keys(`${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`)
+      expect(keys.length).toBeGreaterThan(0)
+      expect(keys.filter((k) => k.includes(token))).toEqual([])
+    } finally {
+      direct.disconnect()
+    }
   }, 120_000)
 
   it('a pagination token of a DELETE issued by one is accepted by the other, and only once', async () => {
