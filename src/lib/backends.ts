@@ -4,7 +4,8 @@
  *
  * Settings read (keys without `kinto.`): `storage_backend`, `storage_url`, `permission_backend`,
  * `permission_url`, `cache_backend`, `cache_url`, `cache_hosts`, `<backend>_pool_size` / `_max_overflow` /
- * `_pool_timeout`, `cache_prefix`, `cache_max_size_bytes`, `storage_max_fetch_size`, `readonly`.
+ * `_pool_timeout` / `_connect_timeout` / `_statement_timeout`, `cache_prefix`, `cache_max_size_bytes`,
+ * `storage_max_fetch_size`, `readonly`.
  *
  * Transactions — `backends.transaction(fn)`:
  * - fn receives `{storage, permission}` bound to one transaction; it commits when fn resolves and rolls
@@ -83,11 +84,24 @@ function configuredKind(settings: Settings, family: BackendFamily): BackendKind 
   })
 }
 
+/** Server runtime default of `<backend>_statement_timeout` (seconds): no request holds a connection longer. */
+export const DEFAULT_STATEMENT_TIMEOUT_SECONDS = 30
+
+/** A duration setting in seconds (validated as a number ≥ 0 by config/validate.ts), in ms. */
+function millis(settings: Settings, key: string): number | undefined {
+  const v = settings[key]
+  if (v === undefined || v === null || v === '') return undefined
+  const n = typeof v === 'number' ? v : Number(String(v).trim())
+  return Number.isFinite(n) && n >= 0 ? Math.round(n * 1000) : undefined
+}
+
 function poolOptions(settings: Settings, prefix: string): PoolOptions {
   return {
     poolSize: asInt(settings, `${prefix}_pool_size`) ?? undefined,
     maxOverflow: asInt(settings, `${prefix}_max_overflow`) ?? undefined,
     poolTimeoutSeconds: asInt(settings, `${prefix}_pool_timeout`) ?? undefined,
+    connectTimeoutMs: millis(settings, `${prefix}_connect_timeout`),
+    statementTimeoutMs: millis(settings, `${prefix}_statement_timeout`) ?? DEFAULT_STATEMENT_TIMEOUT_SECONDS * 1000,
   }
 }
 

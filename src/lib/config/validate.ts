@@ -67,7 +67,7 @@ const EXACT: Record<string, SettingRule> = {
 const PATTERNS: Array<[RegExp, SettingRule]> = [
   [/^(storage|permission|cache)_(pool_size|max_overflow)$/, {type: 'int', min: 0}],
   [/^(storage|permission|cache)_(pool_recycle|max_backlog)$/, {type: 'int', min: -1}],
-  [/^(storage|permission|cache)_pool_timeout$/, {type: 'number', min: 0}],
+  [/^(storage|permission|cache)_(pool_timeout|connect_timeout|statement_timeout)$/, {type: 'number', min: 0}],
   [/^[a-z0-9_-]+_cache_expires_seconds$/, {type: 'int', min: -1}],
   [/^(plural|object)_[a-z0-9_-]+_(get|post|put|patch|delete)_enabled$/, {type: 'bool'}],
   [/^[a-z0-9_-]+_principals$/, {type: 'list'}],

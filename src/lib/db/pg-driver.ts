@@ -28,13 +28,41 @@ interface NamedStatements {
   usable: boolean
 }
 
-function wrap(client: pg.Pool | pg.PoolClient, named: NamedStatements, target?: DbTarget): Queryable {
-  // On the pool, a query also connects: report connection failures as one clear line.
+/** Default time to open a connection (TCP, TLS, login). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
+/** TCP keepalive probes start after this much silence on a connection. */
+const KEEPALIVE_IDLE_MS = 10_000
+
+/**
+ * Whether an error raised by a statement leaves its connection unusable: the server ended the
+ * session (class 08 connection exception, 57P01-57P05 shutdown or idle-session timeouts), or the
+ * driver gave up on the socket (no SQLSTATE: reset, timeout, "Connection terminated"). A
+ * statement cancelled by statement_timeout (57014) or any other SQL error leaves it usable.
+ */
+export function connectionLost(error: unknown): boolean {
+  const code = (error as {code?: unknown})?.code
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code.startsWith('08') || code.startsWith('57P')
+  return true
+}
+
+/** The state of one checked-out connection: set once it must not go back to the pool. */
+interface Session {
+  broken?: Error
+}
+
+function wrap(client: pg.Pool | pg.PoolClient, named: NamedStatements, target: DbTarget, session?: Session): Queryable {
+  // Connection failures become one clear line (KINTO_DB_UNREACHABLE); a checked-out connection
+  // that failed that way is marked, so that it is destroyed instead of being pooled again.
   const rethrow = (error: unknown): never => {
-    throw (target && connectionError(error, target)) || error
+    if (session && connectionLost(error)) session.broken ??= error instanceof Error ? error : new Error(String(error))
+    throw connectionError(error, target) || error
+  }
+  const live = () => {
+    if (session?.broken) rethrow(session.broken)
   }
   return {
     async query<T>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<T>> {
+      live()
       const values = params as unknown[] | undefined
       let res
       if (options?.name && named.usable) {
@@ -51,6 +79,7 @@ function wrap(client: pg.Pool | pg.PoolClient, named: NamedStatements, target?: 
       return {rows: res.rows as T[], rowCount: res.rowCount ?? 0}
     },
     async exec(sql: string): Promise<void> {
+      live()
       await client.query(sql).catch(rethrow)
     },
   }
@@ -71,13 +100,38 @@ export class PgClient implements SqlClient {
       parsed.driver === 'pg'
         ? {host: parsed.host, port: parsed.port, database: parsed.database, user: parsed.user}
         : {host: '?', port: 0, database: '?'}
-    this.pool = new (loadPg().Pool)({
+    const pgModule = loadPg()
+    const connectMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
+    const statementMs = options.statementTimeoutMs ?? 0
+    const clientConfig: pg.ClientConfig = {
+      // Opening a connection is bounded on its own, apart from the wait for a free pool slot.
+      connectionTimeoutMillis: connectMs,
+      // A peer that vanished (host down, cable cut, NAT dropped the flow) is noticed on idle
+      // connections, not only when a statement waits on it.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
+    }
+    if (statementMs > 0) {
+      clientConfig.statement_timeout = statementMs
+      // The server cancels a statement at statement_timeout; an answer that never comes at all
+      // (a blackholed connection) is given up on a little later by the driver.
+      clientConfig.query_timeout = statementMs + connectMs
+    }
+    const TimedClient = class extends pgModule.Client {
+      constructor(config?: pg.ClientConfig) {
+        super({...config, ...clientConfig})
+      }
+    }
+    this.pool = new pgModule.Pool({
       connectionString,
+      Client: TimedClient,
       max: (options.poolSize ?? 25) + (options.maxOverflow ?? 10),
-      connectionTimeoutMillis: options.connectTimeoutMs ?? (options.poolTimeoutSeconds ?? 30) * 1000,
+      // The wait for a free connection of the pool (Kinto's pool_timeout).
+      connectionTimeoutMillis: Math.max(connectMs, (options.poolTimeoutSeconds ?? 30) * 1000),
       idleTimeoutMillis: 30_000,
     })
-    // An idle client that errors (server restart) must not crash the process.
+    // An idle connection that dies (server restart, pg_terminate_backend) is dropped by the pool
+    // and reported here; the next statement opens a new one.
     this.pool.on('error', () => {})
     this.q = wrap(this.pool, this.named, this.target)
   }
@@ -94,14 +148,19 @@ export class PgClient implements SqlClient {
     const client = await this.pool.connect().catch((error: unknown) => {
       throw connectionError(error, this.target) ?? error
     })
-    let broken: Error | undefined
+    // A checked-out connection has no listener of the pool: without one, the connection dying
+    // while it is held (the server restarts mid-transaction) would be an unhandled 'error' event.
+    const session: Session = {}
+    const onError = (error: Error) => {
+      session.broken ??= error
+    }
+    client.on('error', onError)
     try {
-      return await fn(wrap(client, this.named))
-    } catch (error) {
-      broken = error instanceof Error && /terminat|connection/i.test(error.message) ? error : undefined
-      throw error
+      return await fn(wrap(client, this.named, this.target, session))
     } finally {
-      client.release(broken)
+      client.off('error', onError)
+      // A broken connection is destroyed (release with an error), never handed out again.
+      client.release(session.broken ?? undefined)
     }
   }
 

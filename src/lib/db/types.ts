@@ -45,8 +45,18 @@ export interface PoolOptions {
   maxOverflow?: number
   /** Seconds to wait for a free connection (Kinto's pool_timeout, default 30). */
   poolTimeoutSeconds?: number
-  /** Milliseconds to wait for a TCP connection before failing. */
+  /**
+   * Milliseconds to open a connection (TCP + TLS + login) before failing; default 10 s (setting
+   * `kinto.<backend>_connect_timeout`, seconds).
+   */
   connectTimeoutMs?: number
+  /**
+   * PostgreSQL's statement_timeout for the connections (ms; 0: none). A statement past it is
+   * cancelled by the server; the driver also gives up on an answer that does not come within this
+   * plus the connect timeout (a dead or blackholed TCP connection). Setting
+   * `kinto.<backend>_statement_timeout` (seconds, default 30 for the server runtime).
+   */
+  statementTimeoutMs?: number
   /** Folder that relative `pglite:` paths are resolved against (the ini's folder). */
   baseDir?: string
 }
