@@ -1,0 +1,68 @@
+/**
+ * `kinto start --workers 2` on a private PostgreSQL cluster, under a write+read load: a database
+ * restart kills no worker, and a worker killed by SIGKILL is replaced by the primary while the
+ * other one keeps answering.
+ */
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {listRuns} from '../../src/lib/ops/registry.js'
+import {startLoad, until} from '../helpers/fault-load.js'
+import {clusterUnavailable} from '../helpers/pg-cluster.js'
+import {checkFault, createRig, lostWrites, partialWrites, report, type FaultRig} from '../helpers/pg-faults.js'
+
+const skip = clusterUnavailable()
+if (skip) console.log(`SKIPPED: ${skip}`)
+
+describe.skipIf(skip !== null)('workers under faults', () => {
+  let rig: FaultRig
+  const workers = () => listRuns(rig.ini).filter((e) => e.role === 'worker')
+  beforeAll(async () => {
+    rig = await createRig()
+    await rig.start(['--workers', '2'])
+    expect(await until(() => workers().length === 2, 30_000)).toBe(true)
+  }, 120_000)
+  afterAll(async () => rig?.destroy())
+
+  it('a PostgreSQL restart kills no worker', async () => {
+    const before = workers().map((w) => w.pid).sort()
+    const load = await startLoad({url: rig.server!.url, bucket: 'b', collection: 'restart'})
+    await sleep(1000)
+    const faultAt = load.now()
+    await rig.cluster.restart('fast')
+    const upAt = load.now()
+    await sleep(3000)
+    await load.stop()
+    const fig = await checkFault(rig, load, 'b', 'restart', {faultAt, upAt, expectUnavailable: false})
+    expect(workers().map((w) => w.pid).sort()).toEqual(before)
+    expect(rig.server!.output()).not.toMatch(/Worker \d+ exited/)
+    report('pg_ctl restart -m fast, --workers 2', fig)
+  })
+
+  it('SIGKILL of a worker under load: the service keeps answering and the worker is replaced', async () => {
+    const [victim, survivor] = workers()
+    const load = await startLoad({url: rig.server!.url, bucket: 'b', collection: 'sigkill'})
+    await sleep(1000)
+    const killAt = load.now()
+    process.kill(victim.pid, 'SIGKILL')
+    expect(await until(() => workers().length === 2 && !workers().some((w) => w.pid === victim.pid), 30_000)).toBe(true)
+    const replacedAt = load.now()
+    await sleep(2000)
+    await load.stop()
+    expect(rig.server!.child.exitCode).toBeNull()
+    expect(rig.server!.output()).toMatch(new RegExp(`Worker ${victim.pid} exited \\(SIGKILL\\); starting another`))
+    expect(workers().some((w) => w.pid === survivor.pid)).toBe(true)
+    const api = load.samples.filter((s) => s.kind === 'write' || s.kind === 'read')
+    // Only requests in flight on the killed process may fail (their connection is reset).
+    const failed = api.filter((s) => !(s.status >= 200 && s.status < 300))
+    expect(failed.every((s) => s.start <= killAt + 50 || s.status === 0)).toBe(true)
+    expect(failed.length).toBeLessThanOrEqual(6)
+    // The survivor answered while the new worker started.
+    expect(api.some((s) => s.start > killAt && s.end < replacedAt && s.status < 300) || replacedAt - killAt < 500).toBe(true)
+    expect(api.filter((s) => s.start > killAt + 1000).every((s) => s.status >= 200 && s.status < 300)).toBe(true)
+    expect(await lostWrites(rig.cluster, load, 'b', 'sigkill')).toEqual([])
+    expect(await partialWrites(rig.cluster, 'b', 'sigkill')).toEqual([])
+    console.log(`FIGURES SIGKILL of a worker: ${failed.length}/${api.length} requests failed (connections of the killed worker); replaced in ${replacedAt - killAt} ms; ${load.acknowledged().length} acknowledged writes, 0 lost`)
+  })
+})
