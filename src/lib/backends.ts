@@ -31,7 +31,7 @@ import type {Cache} from './cache/types.js'
 import {networkCache} from './cache/index.js'
 import {MemoryCache} from './cache/memory.js'
 import {BACKEND_MODULES, type BackendFamily, type BackendKind, backendModules} from './config/backend-modules.js'
-import {asBool, asInt, asString, type Settings} from './config/settings.js'
+import {asBool, asInt, asSeconds, asString, type Settings} from './config/settings.js'
 import {DatabaseRegistry, openDatabase, parseDbUrl, type PoolOptions, type SqlClient} from './db/index.js'
 import {KintoError} from './errors.js'
 import {MemoryPermission} from './permission/memory.js'
@@ -87,21 +87,15 @@ function configuredKind(settings: Settings, family: BackendFamily): BackendKind 
 /** Server runtime default of `<backend>_statement_timeout` (seconds): no request holds a connection longer. */
 export const DEFAULT_STATEMENT_TIMEOUT_SECONDS = 30
 
-/** A duration setting in seconds (validated as a number ≥ 0 by config/validate.ts), in ms. */
-function millis(settings: Settings, key: string): number | undefined {
-  const v = settings[key]
-  if (v === undefined || v === null || v === '') return undefined
-  const n = typeof v === 'number' ? v : Number(String(v).trim())
-  return Number.isFinite(n) && n >= 0 ? Math.round(n * 1000) : undefined
-}
+const ms = (seconds: number | null) => (seconds === null ? undefined : Math.round(seconds * 1000))
 
 function poolOptions(settings: Settings, prefix: string): PoolOptions {
   return {
     poolSize: asInt(settings, `${prefix}_pool_size`) ?? undefined,
     maxOverflow: asInt(settings, `${prefix}_max_overflow`) ?? undefined,
     poolTimeoutSeconds: asInt(settings, `${prefix}_pool_timeout`) ?? undefined,
-    connectTimeoutMs: millis(settings, `${prefix}_connect_timeout`),
-    statementTimeoutMs: millis(settings, `${prefix}_statement_timeout`) ?? DEFAULT_STATEMENT_TIMEOUT_SECONDS * 1000,
+    connectTimeoutMs: ms(asSeconds(settings, `${prefix}_connect_timeout`)),
+    statementTimeoutMs: ms(asSeconds(settings, `${prefix}_statement_timeout`) ?? DEFAULT_STATEMENT_TIMEOUT_SECONDS),
   }
 }
 

@@ -203,6 +203,15 @@ export function asInt(settings: Settings, key: string, fallback: number | null =
   throw invalid(key, v, 'an integer')
 }
 
+/** A duration in seconds (a number, fractions allowed, ≥ 0); null/undefined/'' give null. */
+export function asSeconds(settings: Settings, key: string): number | null {
+  const v = settings[key]
+  if (v === undefined || v === null || v === '') return null
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v.trim()) : Number.NaN
+  if (!Number.isFinite(n) || n < 0) throw invalid(key, v, 'a number of seconds')
+  return n
+}
+
 /** Whitespace/newline separated list (upstream's aslist); arrays kept. */
 export function asList(settings: Settings, key: string): string[] {
   const v = settings[key]

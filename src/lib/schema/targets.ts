@@ -2,9 +2,9 @@
  * Which backends of a configuration live in PostgreSQL, and on which database: what migrate,
  * db status and db grant-readonly work on.
  */
-import {DatabaseRegistry, describeDbUrl, parseDbUrl, type PoolOptions, type SqlClient} from '../db/index.js'
+import {DatabaseRegistry, DEFAULT_CONNECT_TIMEOUT_MS, describeDbUrl, parseDbUrl, type PoolOptions, type SqlClient} from '../db/index.js'
 import {type BackendKind, backendKind} from '../config/backend-modules.js'
-import {asInt, asString, type Settings} from '../config/settings.js'
+import {asInt, asSeconds, asString, type Settings} from '../config/settings.js'
 import {KintoError} from '../errors.js'
 import {type BackendName, MIGRATION_ORDER} from './sql-files.js'
 
@@ -52,7 +52,7 @@ export function configuredBackends(settings: Settings, dir: string): ConfiguredB
       // migrate holds one connection for its lock and works on another
       poolSize: Math.max(2, asInt(settings, `${backend}_pool_size`, 25) ?? 25),
       maxOverflow: asInt(settings, `${backend}_max_overflow`, 10) ?? 10,
-      connectTimeoutMs: 10_000,
+      connectTimeoutMs: Math.round((asSeconds(settings, `${backend}_connect_timeout`) ?? DEFAULT_CONNECT_TIMEOUT_MS / 1000) * 1000),
       baseDir: dir,
     }
     return entry
@@ -64,3 +64,4 @@ export function clientFor(registry: DatabaseRegistry, b: ConfiguredBackend): Sql
   if (!b.url) throw new Error(`${b.backend} is not a PostgreSQL backend`)
   return registry.get(b.url, b.pool)
 }
+

@@ -40,6 +40,9 @@ export interface PostgresStorageOptions {
 /** First key of our advisory locks (two-int form: cannot collide with single-bigint locks). 'KiTo'. */
 export const LIST_LOCK_NAMESPACE = 0x4b69546f
 
+/** SQLSTATEs of a write refused for lack of room or rights to write: disk_full, read_only_sql_transaction. */
+const CANNOT_WRITE = new Set(['53100', '25006'])
+
 const TOMBSTONE_DATA = JSON.stringify({deleted: true})
 
 interface ObjectRow {
@@ -251,7 +254,7 @@ export class PostgresStorage implements Storage {
         if (found.rows[0].stored) return Number(found.rows[0].ts)
         await this.lockHeld([[parentId, resourceName]])
       }
-      const res = await this.q.query<{ts: number}>(
+      const remember = this.q.query<{ts: number}>(
         `WITH existing AS (${existing}),
          created AS (
            INSERT INTO timestamps (parent_id, resource_name, last_modified)
@@ -262,6 +265,12 @@ export class PostgresStorage implements Storage {
          SELECT as_epoch(COALESCE((SELECT last_modified FROM created), (SELECT last_modified FROM existing))) AS ts`,
         [parentId, resourceName],
       )
+      // A read outside a transaction whose timestamp cannot be stored (the disk is full, the
+      // database is read-only) still gets the list's timestamp: reads keep working.
+      const res = this.tx ? await remember : await remember.catch(async (error: {code?: string}) => {
+        if (!CANNOT_WRITE.has(error?.code ?? '')) throw error
+        return this.q.query<{ts: number}>(`SELECT as_epoch(COALESCE(e.last_modified, clock_timestamp()::timestamp)) AS ts FROM (${existing}) AS e`, [parentId, resourceName])
+      })
       return Number(res.rows[0].ts)
     })
   }
