@@ -1,6 +1,7 @@
 import {describe, expect, it} from 'vitest'
 
 import {connectionError} from '../../src/lib/db/errors.js'
+import {connectionLost} from '../../src/lib/db/pg-driver.js'
 
 const target = {host: 'db.example', port: 5433, database: 'kinto', user: 'kinto'}
 const err = (message: string, code?: string) => Object.assign(new Error(message), code ? {code} : {})
@@ -25,9 +26,32 @@ describe('connectionError', () => {
     expect(missing.hint).toMatch(/kinto db create/)
   })
 
+  it('maps a connection ended by the server or left unanswered (restart, pg_terminate_backend, blackhole)', () => {
+    expect(connectionError(err('terminating connection due to administrator command', '57P01'), target)!.message).toMatch(/ended the connection \(a restart/)
+    expect(connectionError(err('terminating connection because of crash of another server process', '57P02'), target)!.message).toMatch(/crash restart/)
+    expect(connectionError(err('timeout expired'), target)!.message).toMatch(/connection timed out\.$/)
+    expect(connectionError(err('Query read timeout'), target)!.message).toMatch(/no answer within the statement timeout/)
+  })
+
   it('leaves other errors alone', () => {
     expect(connectionError(err('relation "objects" does not exist', '42P01'), target)).toBeUndefined()
     expect(connectionError(err('syntax error', '42601'), target)).toBeUndefined()
     expect(connectionError('not an error', target)).toBeUndefined()
+  })
+})
+
+describe('connectionLost', () => {
+  const err = (message: string, code?: string) =>
+    Object.assign(new Error(message), code ? {code} : {}, code && /^[0-9A-Z]{5}$/.test(code) && code !== 'EPIPE' ? {severity: 'ERROR'} : {})
+  it('is true when the connection cannot be used again, false for statement errors', () => {
+    expect(connectionLost(err('write EPIPE', 'EPIPE'))).toBe(true)
+    expect(connectionLost(err('terminating connection due to administrator command', '57P01'))).toBe(true)
+    expect(connectionLost(err('connection failure', '08006'))).toBe(true)
+    expect(connectionLost(err('Connection terminated unexpectedly'))).toBe(true)
+    expect(connectionLost(err('read ECONNRESET', 'ECONNRESET'))).toBe(true)
+    expect(connectionLost(err('Query read timeout'))).toBe(true)
+    expect(connectionLost(err('canceling statement due to statement timeout', '57014'))).toBe(false)
+    expect(connectionLost(err('duplicate key', '23505'))).toBe(false)
+    expect(connectionLost(err('deadlock detected', '40P01'))).toBe(false)
   })
 })

@@ -30,6 +30,8 @@ function sqlStateReason(code: string, message: string): string | undefined {
   if (code === '28P01') return 'password authentication failed'
   if (code.startsWith('28')) return `login refused: ${message}`
   if (code === '57P03') return `the server is not accepting connections yet (${message})`
+  if (code === '57P01') return 'the server ended the connection (a restart, a shutdown or pg_terminate_backend)'
+  if (code === '57P02') return 'the server ended the connection after a crash of another session (crash restart)'
   if (code === '53300') return `too many connections (${message})`
   if (code.startsWith('08')) return `connection failure: ${message}`
   return undefined
@@ -42,7 +44,8 @@ export function connectionError(error: unknown, target: DbTarget): KintoError | 
   let reason: string | undefined
   if (e.code && NETWORK[e.code]) reason = NETWORK[e.code]
   else if (e.code && /^[0-9A-Z]{5}$/.test(e.code)) reason = sqlStateReason(e.code, e.message)
-  else if (/timeout exceeded when trying to connect|connection timeout/i.test(e.message)) reason = 'connection timed out'
+  else if (/timeout exceeded when trying to connect|connection timeout|^timeout expired$/i.test(e.message)) reason = 'connection timed out'
+  else if (/^Query read timeout$/i.test(e.message)) reason = 'no answer within the statement timeout (the connection stopped answering)'
   else if (/Connection terminated unexpectedly/i.test(e.message)) reason = 'the server closed the connection'
   else if (/self.signed certificate|certificate|SSL|ssl/.test(e.message) && /connect|SSL|ssl/.test(e.message)) reason = `TLS: ${e.message}`
   if (!reason) return undefined

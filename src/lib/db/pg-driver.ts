@@ -40,8 +40,9 @@ const KEEPALIVE_IDLE_MS = 10_000
  * statement cancelled by statement_timeout (57014) or any other SQL error leaves it usable.
  */
 export function connectionLost(error: unknown): boolean {
-  const code = (error as {code?: unknown})?.code
-  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code.startsWith('08') || code.startsWith('57P')
+  const e = error as {code?: unknown; severity?: unknown}
+  // An error the server sent carries a severity (pg's DatabaseError); socket errors (EPIPE…) do not.
+  if (typeof e?.severity === 'string' && typeof e.code === 'string') return e.code.startsWith('08') || e.code.startsWith('57P')
   return true
 }
 
