@@ -11,6 +11,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import {afterAll, describe, expect, it} from 'vitest'
 
+import {PgliteClient} from '../../src/lib/db/pglite-driver.js'
 import {iniText} from '../client/helpers.js'
 import {AUTH, startLoad, type Sample} from '../helpers/fault-load.js'
 import {spawnStart, type Started} from '../helpers/ops-servers.js'
@@ -77,6 +78,21 @@ describe('kill -9 of kinto start on an embedded database', () => {
     console.log(`FIGURES kill -9 x5 (embedded): ${acknowledged.length} acknowledged writes, 0 lost; every restart opened the folder without repair`)
     await last.stop()
   }, 420_000)
+})
+
+describe('an embedded engine that dies under the runtime', () => {
+  it('is dropped and the folder opened again on the next statement, data kept', async () => {
+    const client = new PgliteClient(path.join(tempDir(), 'data'))
+    try {
+      await client.exec('CREATE TABLE t (v int); INSERT INTO t VALUES (1)')
+      // What an aborted wasm module leaves: a closed engine under the client.
+      await (client as unknown as {db: {close(): Promise<void>}}).db.close()
+      await expect(client.query('SELECT v FROM t')).rejects.toThrow(/closed/)
+      expect((await client.query<{v: number}>('SELECT v FROM t')).rows).toEqual([{v: 1}])
+    } finally {
+      await client.close()
+    }
+  }, 120_000)
 })
 
 /** Why a tmpfs cannot be mounted here, or null. */

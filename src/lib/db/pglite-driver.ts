@@ -132,21 +132,40 @@ export class PgliteClient implements SqlClient {
     return this.opening
   }
 
-  async query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
-    return wrap(await this.open()).query<T>(sql, params)
-  }
-
-  async exec(sql: string): Promise<void> {
-    return wrap(await this.open()).exec(sql)
-  }
-
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  /**
+   * Runs fn on the engine. An engine that died under it (the wasm module aborted: out of memory,
+   * a PANIC such as a failed WAL write) is unusable: it is dropped, so that the next call opens
+   * the folder again (PostgreSQL's crash recovery replays the WAL) instead of failing forever.
+   * An engine in memory has nothing to reopen.
+   */
+  private async use<R>(fn: (db: PGliteType) => Promise<R>): Promise<R> {
     const db = await this.open()
-    return db.transaction((tx) => fn(wrap(tx)))
+    try {
+      return await fn(db)
+    } catch (error) {
+      if (this.dataDir !== null && this.db === db && (db.closed || (error as Error)?.name === 'RuntimeError')) {
+        this.db = undefined
+        this.opening = undefined
+        await db.close().catch(() => {})
+      }
+      throw error
+    }
   }
 
-  async withConnection<T>(fn: (conn: Queryable) => Promise<T>): Promise<T> {
-    return fn(wrap(await this.open()))
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
+    return this.use((db) => wrap(db).query<T>(sql, params))
+  }
+
+  exec(sql: string): Promise<void> {
+    return this.use((db) => wrap(db).exec(sql))
+  }
+
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.use((db) => db.transaction((tx) => fn(wrap(tx))))
+  }
+
+  withConnection<T>(fn: (conn: Queryable) => Promise<T>): Promise<T> {
+    return this.use((db) => fn(wrap(db)))
   }
 
   async close(): Promise<void> {
