@@ -26,7 +26,7 @@ export const FAULT_SETTINGS = {
 export interface FaultRig {
   cluster: PgCluster
   proxy?: TcpProxy
-  /** The database URL the runtime uses (as role kinto; through the proxy when there is one). */
+  /** The database URL through the proxy when there is one (as role kinto), else the direct one. */
   url: string
   dir: string
   ini: string
@@ -35,7 +35,14 @@ export interface FaultRig {
   destroy(): Promise<void>
 }
 
-export async function createRig(options: {proxy?: boolean; cluster?: ClusterOptions; settings?: Record<string, string>} = {}): Promise<FaultRig> {
+export interface RigOptions {
+  /** Reach the database through a TCP proxy: every backend (true) or only those listed. */
+  proxy?: boolean | Array<'storage' | 'permission' | 'cache'>
+  cluster?: ClusterOptions
+  settings?: Record<string, string>
+}
+
+export async function createRig(options: RigOptions = {}): Promise<FaultRig> {
   const cluster = await createCluster(options.cluster)
   await cluster.sql('CREATE ROLE kinto LOGIN')
   await cluster.sql(`CREATE DATABASE kinto OWNER kinto ENCODING 'UTF8' TEMPLATE template0`)
@@ -52,9 +59,9 @@ export async function createRig(options: {proxy?: boolean; cluster?: ClusterOpti
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-faults-'))
   const ini = path.join(dir, 'kinto.ini')
   const settings: Record<string, string> = {'kinto.userid_hmac_secret': 'fault-tests'}
-  for (const b of ['storage', 'permission', 'cache']) {
+  for (const b of ['storage', 'permission', 'cache'] as const) {
     settings[`kinto.${b}_backend`] = `kinto.core.${b}.postgresql`
-    settings[`kinto.${b}_url`] = url
+    settings[`kinto.${b}_url`] = options.proxy === true || (Array.isArray(options.proxy) && options.proxy.includes(b)) ? url : direct
     settings[`kinto.${b}_pool_size`] = '5'
     settings[`kinto.${b}_connect_timeout`] = String(FAULT_SETTINGS.connectTimeout)
     settings[`kinto.${b}_statement_timeout`] = String(FAULT_SETTINGS.statementTimeout)
