@@ -84,6 +84,9 @@ function configuredKind(settings: Settings, family: BackendFamily): BackendKind 
   })
 }
 
+/** Upstream's default `<backend>_pool_timeout` (seconds): the wait for a free pool connection. */
+export const DEFAULT_POOL_TIMEOUT_SECONDS = 30
+
 /** Server runtime default of `<backend>_statement_timeout` (seconds): no request holds a connection longer. */
 export const DEFAULT_STATEMENT_TIMEOUT_SECONDS = 30
 
@@ -93,7 +96,7 @@ function poolOptions(settings: Settings, prefix: string): PoolOptions {
   return {
     poolSize: asInt(settings, `${prefix}_pool_size`) ?? undefined,
     maxOverflow: asInt(settings, `${prefix}_max_overflow`) ?? undefined,
-    poolTimeoutSeconds: asInt(settings, `${prefix}_pool_timeout`) ?? undefined,
+    poolTimeoutSeconds: asSeconds(settings, `${prefix}_pool_timeout`) ?? DEFAULT_POOL_TIMEOUT_SECONDS,
     connectTimeoutMs: ms(asSeconds(settings, `${prefix}_connect_timeout`)),
     statementTimeoutMs: ms(asSeconds(settings, `${prefix}_statement_timeout`) ?? DEFAULT_STATEMENT_TIMEOUT_SECONDS),
   }

@@ -127,8 +127,9 @@ export class PgClient implements SqlClient {
       connectionString,
       Client: TimedClient,
       max: (options.poolSize ?? 25) + (options.maxOverflow ?? 10),
-      // The wait for a free connection of the pool (Kinto's pool_timeout).
-      connectionTimeoutMillis: Math.max(connectMs, (options.poolTimeoutSeconds ?? 30) * 1000),
+      // The wait for a free connection of the pool: Kinto's pool_timeout when given (the server
+      // runtime), else the connect timeout (one-shot commands: one bound for everything).
+      connectionTimeoutMillis: options.poolTimeoutSeconds !== undefined ? options.poolTimeoutSeconds * 1000 : (options.connectTimeoutMs ?? 30_000),
       idleTimeoutMillis: 30_000,
     })
     // An idle connection that dies (server restart, pg_terminate_backend) is dropped by the pool

@@ -43,7 +43,7 @@ export interface PoolOptions {
   poolSize?: number
   /** Extra connections beyond poolSize (Kinto's max_overflow, default 10). */
   maxOverflow?: number
-  /** Seconds to wait for a free connection (Kinto's pool_timeout, default 30). */
+  /** Seconds to wait for a free connection (Kinto's pool_timeout); unset: the connect timeout, else 30 s. */
   poolTimeoutSeconds?: number
   /**
    * Milliseconds to open a connection (TCP + TLS + login) before failing; default 10 s (setting
