@@ -145,9 +145,10 @@ export async function checkFault(rig: FaultRig, load: Load, bucket: string, coll
   expect(lb.filter((s) => s.status !== 200)).toEqual([])
   if (check.heartbeatDown) {
     const during = load.samples.filter((s) => s.kind === 'heartbeat' && s.start >= check.faultAt && s.start < check.upAt)
-    const down = during.find((s) => s.status === 503)
-    expect(down, `a __heartbeat__ 503 during the outage (${during.length} probes)`).toBeDefined()
-    for (const name of check.heartbeatDown) expect((down!.body as Record<string, boolean>)[name]).toBe(false)
+    // Some outages set in gradually (slots taken one by one): one probe must name them all down.
+    const names = check.heartbeatDown
+    const down = during.filter((s) => s.status === 503 && names.every((n) => (s.body as Record<string, boolean>)[n] === false))
+    expect(down.length, `a __heartbeat__ 503 naming ${names.join(', ')} during the outage: ${JSON.stringify(during.map((s) => [s.status, s.body]))}`).toBeGreaterThan(0)
   }
   // 3. Recovery within 2 s of the database accepting connections: every write started later succeeded.
   const late = api.filter((s) => s.start >= check.upAt + 2000)
