@@ -1,30 +1,29 @@
 /**
- * Observability of the runtime: StatsD metrics and the request-summary logs. createApp builds one
- * Monitoring per app and calls it at three points:
+ * Observability of the runtime: metrics (StatsD, Prometheus) and the request-summary logs, all
+ * subscribed to the runtime's hook points (src/lib/server/hooks.ts). createApp builds one
+ * Monitoring per app with the hooks the Runtime will get, then:
  *
- *   instrumentBackends(backends)  before the Runtime is built (timers, when metrics are on)
- *   instrumentRuntime(runtime)    once plugins are included (view/policy timers, batch summaries)
+ *   attach(runtime)               once plugins are included (routes for the per-response metrics)
  *   responded(req, response, …)   as each response leaves (per-response metrics; the summary line
  *                                 of responses the runtime never saw: 413, unroutable methods…)
  *
  * Each request carries its scope (`rid`: newRequestScope() as it arrives, KintoRequest.scope).
- * The runtime logs `request.summary` itself (`logger.info(fields, 'request.summary')`); the logger
- * handed to it here adds `rid` and `batch_size`, and writes the line to the `request.summary`
- * logger when the app's logger comes from createLogging() (else to the app's logger as it is).
+ * The request.summary and subrequest.summary fields are built in one place (summaryFields), and
+ * written to the `request.summary` logger when the app's logger comes from createLogging() (else
+ * to the app's logger as it is).
  */
-import type {Backends as CreatedBackends} from '../backends.js'
 import type {Settings} from '../config/settings.js'
-import type {RequestContext} from '../server/context.js'
 import {silentLogger, type Logger} from '../logger.js'
-import type {Runtime} from '../server/runtime.js'
-import type {Backends, KintoRequest, KintoResponse} from '../server/types.js'
-import {instrumentBackends, instrumentRuntime, ResponseMetrics} from './instrument.js'
+import type {RequestContext} from '../server/context.js'
+import type {ResponseEvent, RuntimeHooks, SubrequestEvent} from '../server/hooks.js'
+import type {KintoRequest, KintoResponse} from '../server/types.js'
+import {ResponseMetrics, subscribeTimers, type RouteOf} from './instrument.js'
 import {loggingOf, SUBREQUEST_LOGGER, SUMMARY_LOGGER} from './logging.js'
 import {StatsdMetrics, type Metrics} from './metrics.js'
-import {REQUEST_SCOPE, requestIdFrom, type RequestScope} from './request-scope.js'
+import {requestIdFrom, type RequestScope} from './request-scope.js'
 import {statsdBackendWarning, statsdTarget} from './statsd-settings.js'
 
-export {instrumentBackends, instrumentRuntime, matchService, upstreamMethodName} from './instrument.js'
+export {subscribeTimers, upstreamMethodName} from './instrument.js'
 export {createLogging, KintoLogging, loggingOf, renderReadable, RUNTIME_LOGGER, SUBREQUEST_LOGGER, SUMMARY_LOGGER, type LineSink, type LoggingOptions} from './logging.js'
 export {defaultPlan, JSON_FORMATTER_CLASSES, loggingPlan, resolveLogger, type LoggingPlan} from './logging-config.js'
 export {formatLabels, RecordingMetrics, sanitizeLabel, StatsdMetrics, type Label, type Metrics, type StatsdTarget} from './metrics.js'
@@ -34,9 +33,11 @@ export {statsdTarget} from './statsd-settings.js'
 
 export interface MonitoringOptions {
   settings: Settings
+  /** The runtime's hook points (given to the Runtime when it is built). */
+  hooks: RuntimeHooks
   /** The app's logger (pino; from createLogging() for mozlog routing). None: silent. */
   logger?: Logger & object
-  /** Metrics to use instead of the StatsD client the settings ask for (tests); null: none. */
+  /** Metrics to use instead of the exporters the settings ask for (tests); null: none. */
   metrics?: Metrics | null
 }
 
@@ -44,8 +45,6 @@ type Write = (fields: Record<string, unknown>) => void
 
 export class Monitoring {
   readonly metrics: Metrics | null
-  /** The logger to give the Runtime (summaries get `rid`, `batch_size` and their own logger). */
-  readonly runtimeLogger: Logger
   private readonly writeSummary: Write
   private readonly writeSubrequest: Write
   private responseMetrics?: ResponseMetrics
@@ -62,13 +61,6 @@ export class Monitoring {
       this.writeSummary = (fields) => base.info(fields, 'request.summary')
       this.writeSubrequest = (fields) => base.info(fields, 'subrequest.summary')
     }
-    this.runtimeLogger = {
-      info: (obj, msg) => (msg === 'request.summary' ? this.summary(obj as Record<string, unknown>) : base.info(obj, msg)),
-      warn: (obj, msg) => base.warn(obj, msg),
-      error: (obj, msg) => base.error(obj, msg),
-      fatal: (obj, msg) => (base.fatal ?? base.error).call(base, obj, msg),
-      debug: (obj, msg) => base.debug?.call(base, obj, msg),
-    }
     if (options.metrics !== undefined) {
       this.metrics = options.metrics
     } else {
@@ -77,37 +69,15 @@ export class Monitoring {
       const warning = target ? statsdBackendWarning(options.settings) : null
       if (warning) base.warn({setting: 'statsd_backend'}, warning)
     }
+    const {hooks} = options
+    hooks.on('response', (event) => this.summary(event))
+    hooks.on('subrequest', (event) => this.subrequest(event))
+    if (this.metrics) subscribeTimers(hooks, this.metrics)
   }
 
-  /** The backends the runtime should use: timed when metrics are on. */
-  instrumentBackends<B extends Backends | CreatedBackends>(backends: B): B {
-    return this.metrics ? instrumentBackends(backends, this.metrics) : backends
-  }
-
-  /** Timers on views and policies (metrics on), and a summary line per batch sub-request. */
-  instrumentRuntime(runtime: Runtime): void {
-    if (this.metrics) {
-      instrumentRuntime(runtime, this.metrics)
-      this.responseMetrics = new ResponseMetrics(runtime, this.metrics, this.options.settings)
-    }
-    const subrequest = runtime.subrequest.bind(runtime)
-    runtime.subrequest = async (parent, req) => {
-      const scope = parent.req.scope
-      if (scope && scope.batchSize === undefined) scope.batchSize = batchSize(parent)
-      const started = performance.now()
-      const result = await subrequest(parent, req)
-      const fields = subrequestFields(parent, req, scope)
-      this.writeSubrequest(fields)
-      this.responseMetrics?.emit({
-        method: result.req.method,
-        path: result.req.path,
-        status: result.response.status,
-        durationMs: performance.now() - started,
-        uid: fields.uid as string | undefined,
-        authnType: fields.authn_type as string | undefined,
-      })
-      return result
-    }
+  /** Once the runtime's services are known: per-response metrics need its routes. */
+  attach(route: RouteOf): void {
+    if (this.metrics) this.responseMetrics = new ResponseMetrics(route, this.metrics, this.options.settings)
   }
 
   /**
@@ -118,18 +88,7 @@ export class Monitoring {
     const scope = req.scope
     let summary = scope?.summary
     if (!summary) {
-      const body = response.body as {errno?: number} | undefined
-      summary = {
-        rid: scope?.rid ?? requestIdFrom(req.headers['x-request-id']),
-        agent: req.headers['user-agent'],
-        path: req.path,
-        method: req.method,
-        lang: req.headers['accept-language'],
-        errno: response.status >= 400 && body?.errno ? body.errno : 0,
-        code: response.status,
-        t: Math.round(elapsedMs),
-        time: new Date().toISOString(),
-      }
+      summary = summaryFields(req, response, undefined, elapsedMs, scope)
       this.writeSummary(summary)
     }
     this.responseMetrics?.emit({
@@ -148,15 +107,26 @@ export class Monitoring {
     await this.metrics?.close()
   }
 
-  private summary(obj: Record<string, unknown> & {[REQUEST_SCOPE]?: RequestScope}): void {
-    const scope = obj[REQUEST_SCOPE]
-    // `rid` first, where upstream's lines have it.
-    const fields: Record<string, unknown> = scope ? {rid: scope.rid, ...obj} : {...obj}
-    if (scope) {
-      if (scope.batchSize !== undefined) fields.batch_size = scope.batchSize
-      scope.summary = fields
-    }
+  private summary({req, response, ctx, elapsedMs}: ResponseEvent): void {
+    const fields = summaryFields(req, response, ctx, elapsedMs, req.scope)
+    if (req.scope) req.scope.summary = fields
     this.writeSummary(fields)
+  }
+
+  private subrequest({parent, req, response, elapsedMs}: SubrequestEvent): void {
+    const scope = parent.req.scope
+    if (scope && scope.batchSize === undefined) scope.batchSize = batchSize(parent)
+    // upstream's subrequest.summary: the batch's own context, with the sub-request's path and method.
+    const fields = summaryFields(parent.req, undefined, parent, undefined, scope, req)
+    this.writeSubrequest(fields)
+    this.responseMetrics?.emit({
+      method: req.method,
+      path: req.path,
+      status: response.status,
+      durationMs: elapsedMs,
+      uid: fields.uid as string | undefined,
+      authnType: fields.authn_type as string | undefined,
+    })
   }
 }
 
@@ -173,19 +143,35 @@ function batchSize(parent: RequestContext): number | undefined {
   }
 }
 
-/** upstream's subrequest.summary: the batch's own context, with the sub-request's path and method. */
-function subrequestFields(parent: RequestContext, req: KintoRequest, scope: RequestScope | undefined): Record<string, unknown> {
-  const outer = parent.req
+/**
+ * The fields of upstream's request.summary (response given) and subrequest.summary (`sub` given:
+ * the sub-request's path and method over the batch's context, errno 0, no code or time), with
+ * `rid` first where upstream's lines have it and `batch_size` last.
+ */
+export function summaryFields(
+  req: KintoRequest,
+  response: KintoResponse | undefined,
+  ctx: RequestContext | undefined,
+  elapsedMs: number | undefined,
+  scope: RequestScope | undefined,
+  sub?: KintoRequest,
+): Record<string, unknown> {
+  const body = response?.body as {errno?: number} | undefined
   const fields: Record<string, unknown> = {
-    rid: scope?.rid,
-    agent: outer.headers['user-agent'],
-    path: req.path,
-    method: req.method,
-    lang: outer.headers['accept-language'],
-    errno: 0,
+    rid: scope?.rid ?? requestIdFrom(req.headers['x-request-id']),
+    agent: req.headers['user-agent'],
+    path: (sub ?? req).path,
+    method: (sub ?? req).method,
+    lang: req.headers['accept-language'],
+    errno: response && response.status >= 400 && body?.errno ? body.errno : 0,
   }
-  if (outer.rawQuery) fields.querystring = Object.fromEntries(outer.query)
-  const identity = parent.knownIdentity
+  if (response) {
+    fields.code = response.status
+    fields.t = Math.round(elapsedMs ?? 0)
+    fields.time = new Date().toISOString()
+  }
+  if (req.rawQuery) fields.querystring = Object.fromEntries(req.query)
+  const identity = ctx?.knownIdentity
   if (identity?.userId) {
     fields.uid = identity.userId.slice(identity.userId.indexOf(':') + 1)
     fields.authn_type = identity.authnType

@@ -8,6 +8,7 @@ import Fastify, {LogController, type FastifyBaseLogger, type FastifyInstance, ty
 import {asString, type Settings} from '../config/settings.js'
 import {createMonitoring, newRequestScope, type Monitoring, type RequestScope} from '../monitoring/index.js'
 import {ERRNO, HttpError, invalid, methodNotAllowed, rawHttpResponse, requestTooLarge, writeClientError} from './errors.js'
+import {RuntimeHooks} from './hooks.js'
 import {registerAttachmentHttp, type Serve} from './plugins/attachment/http.js'
 import {registerPlugin} from './plugins/index.js'
 import {statsdPlugin} from './plugins/statsd.js'
@@ -47,16 +48,20 @@ registerPlugin(statsdPlugin)
 /** Builds the app (synchronously: configuration errors are thrown here, as KintoError). */
 export function createApp(options: CreateAppOptions): FastifyInstance {
   // Metrics (kinto.statsd_url) and request-summary logging: src/lib/monitoring.
-  const monitoring = createMonitoring({settings: options.settings, logger: options.logger})
+  // They subscribe to the runtime's hook points before it is built (backend calls are observed
+  // only when someone listens).
+  const hooks = new RuntimeHooks()
+  const monitoring = createMonitoring({settings: options.settings, logger: options.logger, hooks})
   const runtime = new Runtime({
     settings: options.settings,
-    backends: monitoring.instrumentBackends(options.backends),
+    backends: options.backends,
     configInfo: options.configInfo ?? null,
-    logger: monitoring.runtimeLogger,
+    logger: options.logger,
+    hooks,
   })
   try {
     parsePlugins(runtime, options.baseDir)
-    monitoring.instrumentRuntime(runtime)
+    monitoring.attach((path) => runtime.route(path))
   } catch (err) {
     void monitoring.close()
     throw err

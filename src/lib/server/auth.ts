@@ -11,6 +11,7 @@ import {asList, asString, type Settings} from '../config/settings.js'
 import type {Cache} from '../cache/types.js'
 import type {Permission} from '../permission/types.js'
 import type {Storage} from '../storage/types.js'
+import type {RuntimeHooks} from './hooks.js'
 
 /** What a policy may use while authenticating (the request's transaction-bound backends). */
 export interface AuthenticationEnv {
@@ -18,6 +19,8 @@ export interface AuthenticationEnv {
   storage: Storage
   permission: Permission
   cache: Cache
+  /** Where each policy's authenticate() duration is reported (the authentication hook). */
+  hooks?: RuntimeHooks
 }
 
 export interface AuthenticationPolicy {
@@ -130,8 +133,15 @@ export async function authenticate(
   headers: Record<string, string | undefined>,
   env: AuthenticationEnv,
 ): Promise<{userId: string; authnType: string} | null> {
+  const hooks = env.hooks?.has('authentication') ? env.hooks : undefined
   for (const policy of policies) {
-    const id = await policy.authenticate(headers, env)
+    const started = hooks ? performance.now() : 0
+    let id: string | null
+    try {
+      id = await policy.authenticate(headers, env)
+    } finally {
+      hooks?.emit('authentication', {policy: policy.name, elapsedMs: performance.now() - started})
+    }
     if (id === null || id === undefined) continue
     return {userId: `${policy.name}:${id}`, authnType: policy.name}
   }

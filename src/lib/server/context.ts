@@ -92,6 +92,7 @@ export class RequestContext {
           // Top-level requests authenticate before their transaction opens (see Runtime), so a
           // policy may use the cache; a batch sub-request with its own credentials runs inside.
           cache: this.runtime.backends.cache,
+          hooks: this.runtime.hooks,
         })
         this.bound.identities.set(key, shared)
         shared.catch(() => this.bound.identities.delete(key))

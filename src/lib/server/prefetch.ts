@@ -46,6 +46,7 @@ export async function prefetchRead(ctx: RequestContext, plan: ReadPlan): Promise
       storage: backends.storage,
       permission: backends.permission,
       cache: backends.cache,
+      hooks: ctx.runtime.hooks,
     })
   }
   const facts = await backends.prefetch({

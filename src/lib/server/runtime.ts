@@ -30,8 +30,8 @@ import {
   serviceUnavailable,
   unauthorized,
 } from './errors.js'
-import {REQUEST_SCOPE} from '../monitoring/request-scope.js'
 import {EventBus, EventCollector, drainEvents} from './events.js'
+import {RuntimeHooks, measure, observedBackends} from './hooks.js'
 import {idGeneratorsFromSettings, type IdGenerator} from './ids.js'
 import {checkNegotiation} from './negotiation.js'
 import {parseQuery} from './querystring.js'
@@ -61,6 +61,11 @@ export interface RuntimeOptions {
   /** hello's `config`; a function is called on each hello (upstream re-reads the file). */
   configInfo?: ConfigInfo | (() => ConfigInfo | null) | null
   logger?: Logger
+  /**
+   * Hook points (src/lib/server/hooks.ts); backend calls are observed when a backendCall
+   * listener is subscribed before the Runtime is built.
+   */
+  hooks?: RuntimeHooks
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
@@ -69,6 +74,7 @@ export class Runtime {
   readonly settings: Settings
   readonly backends: Backends
   readonly logger: Logger
+  readonly hooks: RuntimeHooks
   private readonly configInfoSource: ConfigInfo | (() => ConfigInfo | null) | null
   readonly router = new Router()
   readonly events = new EventBus<RequestContext>()
@@ -87,8 +93,15 @@ export class Runtime {
 
   constructor(options: RuntimeOptions) {
     this.settings = options.settings
-    this.backends = options.backends
+    this.hooks = options.hooks ?? new RuntimeHooks()
+    this.backends = this.hooks.has('backendCall') ? observedBackends(options.backends, this.hooks) : options.backends
     this.logger = options.logger ?? silentLogger
+    const reported = new Set<string>()
+    this.hooks.onListenerError = (name, err) => {
+      if (reported.has(name)) return
+      reported.add(name)
+      this.logger.error({err, hook: name}, `A ${name} hook listener failed; its later failures are not logged.`)
+    }
     this.configInfoSource = options.configInfo ?? null
     this.serviceState = serviceStateFrom(this.settings)
     const apiVersion = asString(this.settings, 'http_api_version') ?? '1.23'
@@ -167,7 +180,8 @@ export class Runtime {
 
   /** Serves one HTTP request. Never throws: every failure is a Kinto error response. */
   async handle(req: KintoRequest): Promise<KintoResponse> {
-    const started = Date.now()
+    const started = performance.now()
+    this.hooks.emit('requestStart', req)
     let response: KintoResponse
     let ctx: RequestContext | undefined
     let alert: string | undefined
@@ -184,10 +198,11 @@ export class Runtime {
       response = this.errorResponse(err, req)
       ctx = (err as {kintoContext?: RequestContext} | null)?.kintoContext
       if (isHttpError(err) && err.status === 410) alert = eosAlertHeader(this.settings, 'hard-eol')
+      if (response.status >= 500) this.unexpected(err, req, response.status, ctx)
     }
     if (alert) response.headers.Alert = alert
     this.finalizeHeaders(req, response, ctx)
-    this.logSummary(req, response, ctx, started)
+    this.hooks.emit('response', {req, response, ctx, elapsedMs: performance.now() - started})
     return response
   }
 
@@ -299,6 +314,13 @@ export class Runtime {
    * response; 4xx are responses, 5xx are thrown (they fail the whole batch).
    */
   async subrequest(parent: RequestContext, req: KintoRequest): Promise<{response: KintoResponse; req: KintoRequest}> {
+    const started = performance.now()
+    const result = await this.subrequestInner(parent, req)
+    this.hooks.emit('subrequest', {parent, req: result.req, response: result.response, elapsedMs: performance.now() - started})
+    return result
+  }
+
+  private async subrequestInner(parent: RequestContext, req: KintoRequest): Promise<{response: KintoResponse; req: KintoRequest}> {
     let current = req
     for (let hops = 0; hops < 3; hops++) {
       let response: KintoResponse
@@ -347,6 +369,7 @@ export class Runtime {
 
   private async runView(ctx: RequestContext, service: Service, view: ViewDef): Promise<ViewResult> {
     const authz = view.prepare ? await view.prepare(ctx) : undefined
+    const preparedAt = view.permission === 'dynamic' && view.prepare && this.hooks.has('permission') ? performance.now() : -1
     checkNegotiation(view, ctx)
     if (view.permission !== 'public') {
       const identity = await ctx.identity()
@@ -371,7 +394,20 @@ export class Runtime {
     if (origin && !this.cors.matches(origin)) {
       throw invalid('header', 'Origin', `${origin} not allowed`)
     }
-    return view.handler(ctx)
+    if (preparedAt >= 0) this.hooks.emit('permission', {service, elapsedMs: performance.now() - preparedAt})
+    if (!this.hooks.has('view')) return view.handler(ctx)
+    const method = ctx.req.method
+    return measure(
+      () => view.handler(ctx),
+      (elapsedMs) => this.hooks.emit('view', {service, method, elapsedMs}),
+    )
+  }
+
+  /** An unexpected failure (a 5xx that is not a deliberate 503): the error hook. */
+  private unexpected(err: unknown, req: KintoRequest, status: number, ctx: RequestContext | undefined): void {
+    if (isHttpError(err) && err.status === 503) return
+    if (err instanceof AbortTransaction) return
+    this.hooks.emit('error', {req, error: err, status, ctx})
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -439,28 +475,6 @@ export class Runtime {
     if (!path.startsWith(`${prefix}/`)) return null
     const below = path.slice(prefix.length)
     return this.router.match(ignoreTrailingSlash ? below.replace(/(.)\/+$/, '$1') : below)
-  }
-
-  private logSummary(req: KintoRequest, response: KintoResponse, ctx: RequestContext | undefined, started: number): void {
-    const body = response.body as {errno?: number} | undefined
-    const fields: Record<string | symbol, unknown> = {
-      agent: req.headers['user-agent'],
-      path: req.path,
-      method: req.method,
-      lang: req.headers['accept-language'],
-      errno: response.status >= 400 && body?.errno ? body.errno : 0,
-      code: response.status,
-      t: Date.now() - started,
-      time: new Date().toISOString(),
-    }
-    if (req.rawQuery) fields.querystring = Object.fromEntries(req.query)
-    const identity = ctx?.knownIdentity
-    if (identity?.userId) {
-      fields.uid = identity.userId.slice(identity.userId.indexOf(':') + 1)
-      fields.authn_type = identity.authnType
-    }
-    if (req.scope) fields[REQUEST_SCOPE] = req.scope
-    this.logger.info(fields, 'request.summary')
   }
 }
 
