@@ -19,17 +19,19 @@ import type {ResponseEvent, RuntimeHooks, SubrequestEvent} from '../server/hooks
 import type {KintoRequest, KintoResponse} from '../server/types.js'
 import {ResponseMetrics, subscribeTimers, type RouteOf} from './instrument.js'
 import {loggingOf, SUBREQUEST_LOGGER, SUMMARY_LOGGER} from './logging.js'
-import {StatsdMetrics, type Metrics} from './metrics.js'
+import {FanoutMetrics, StatsdMetrics, type Metrics} from './metrics.js'
+import {prometheusEnabled, prometheusFor} from './prometheus.js'
 import {requestIdFrom, type RequestScope} from './request-scope.js'
 import {statsdBackendWarning, statsdTarget} from './statsd-settings.js'
 
 export {subscribeTimers, upstreamMethodName} from './instrument.js'
 export {createLogging, KintoLogging, loggingOf, renderReadable, RUNTIME_LOGGER, SUBREQUEST_LOGGER, SUMMARY_LOGGER, type LineSink, type LoggingOptions} from './logging.js'
 export {defaultPlan, JSON_FORMATTER_CLASSES, loggingPlan, resolveLogger, type LoggingPlan} from './logging-config.js'
-export {formatLabels, RecordingMetrics, sanitizeLabel, StatsdMetrics, type Label, type Metrics, type StatsdTarget} from './metrics.js'
+export {FanoutMetrics, formatLabels, RecordingMetrics, sanitizeLabel, StatsdMetrics, type Label, type Metrics, type StatsdTarget} from './metrics.js'
 export {allowLogFields, logFields, scrubSecrets} from './redact.js'
 export {newRequestScope, REQUEST_SCOPE, requestIdFrom, type RequestScope} from './request-scope.js'
 export {statsdTarget} from './statsd-settings.js'
+export {PROMETHEUS_CONTENT_TYPE, prometheusEnabled, prometheusFor, primaryScrapeRelay, scrape, type PrometheusMetrics} from './prometheus.js'
 
 export interface MonitoringOptions {
   settings: Settings
@@ -65,7 +67,10 @@ export class Monitoring {
       this.metrics = options.metrics
     } else {
       const target = statsdTarget(options.settings)
-      this.metrics = target ? new StatsdMetrics(target, {logger: base}) : null
+      const exporters: Metrics[] = []
+      if (target) exporters.push(new StatsdMetrics(target, {logger: base}))
+      if (prometheusEnabled(options.settings)) exporters.push(prometheusFor(options.settings))
+      this.metrics = exporters.length === 0 ? null : exporters.length === 1 ? exporters[0] : new FanoutMetrics(exporters)
       const warning = target ? statsdBackendWarning(options.settings) : null
       if (warning) base.warn({setting: 'statsd_backend'}, warning)
     }

@@ -174,6 +174,26 @@ export class StatsdMetrics implements Metrics {
   }
 }
 
+/** Several exporters fed the same calls (StatsD and Prometheus). */
+export class FanoutMetrics implements Metrics {
+  constructor(readonly exporters: readonly Metrics[]) {}
+  timer(key: string, ms: number, labels?: readonly Label[]): void {
+    for (const m of this.exporters) m.timer(key, ms, labels)
+  }
+  count(key: string, n = 1): void {
+    for (const m of this.exporters) m.count(key, n)
+  }
+  unique(key: string, labels: readonly Label[]): void {
+    for (const m of this.exporters) m.unique(key, labels)
+  }
+  observe(key: string, value: number): void {
+    for (const m of this.exporters) m.observe(key, value)
+  }
+  async close(): Promise<void> {
+    await Promise.all(this.exporters.map((m) => m.close()))
+  }
+}
+
 /** Metrics recorded in memory (tests, and a way to see what would be sent). */
 export class RecordingMetrics implements Metrics {
   readonly lines: string[] = []

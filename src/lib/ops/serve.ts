@@ -17,6 +17,7 @@ import cluster, {type Worker} from 'node:cluster'
 import {loadConfig, type KintoConfig} from '../config/index.js'
 import {backendKind} from '../config/backend-modules.js'
 import {ExitCode, KintoError, UsageError} from '../errors.js'
+import {primaryScrapeRelay} from '../monitoring/prometheus.js'
 import {migrate} from '../schema/migrate.js'
 import {configuredBackends} from '../schema/targets.js'
 import {appliedToggles, clearStaleSocket, startServer, type RunningServer} from '../server/start.js'
@@ -252,10 +253,13 @@ async function servePrimary(options: ServeOptions, count: number): Promise<numbe
     return `http://${shown}:${address.port}/v1/`
   }
 
+  // kinto.plugins.prometheus: a worker answering a scrape asks here for every worker's metrics.
+  const scrapeRelay = primaryScrapeRelay(config.settings)
   const fork = (): Worker => {
     const worker = cluster.fork()
     current.add(worker)
     worker.on('message', (msg: WorkerMessage) => {
+      if (scrapeRelay?.(worker, msg)) return
       if (msg?.kind === 'kinto-worker-failed') failure ??= msg
     })
     worker.on('exit', (code, signal) => {

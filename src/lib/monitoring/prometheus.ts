@@ -1,0 +1,234 @@
+/**
+ * kinto.plugins.prometheus' exporter: the same metric calls as StatsD (src/lib/monitoring/instrument.ts
+ * decides what is measured) kept in a prom-client registry and served as Prometheus' text format
+ * on /__metrics__, with upstream 26's mapping:
+ *
+ * - timer(key, ms, labels) → a histogram `<prefix>_<key>` in seconds (buckets from
+ *   `prometheus_histogram_buckets`, default `0.01 0.05 0.1 0.5 1.0 3.0 6.0 Inf`);
+ * - unique(key, labels) and count(key) → a counter `<prefix>_<key>_total`;
+ * - observe(key, value) → a summary `<prefix>_<key>` (count and sum, no quantiles);
+ * - each series also has `<prefix>_<key>_created` (a gauge: when the series was first seen), as
+ *   Python's client writes, unless `prometheus_created_metrics_enabled = false`.
+ *
+ * Names: `.`, `-` and spaces become `_`; the prefix is `prometheus_prefix` (default the project
+ * name) without its `_`, lower-cased, then `_` (`remote-settings` → `remotesettings_`).
+ * `prometheus_disabled_metrics` lists names (with or without the prefix) never exported.
+ *
+ * With `--workers N` each worker keeps its own registry; the worker answering a scrape asks the
+ * primary, which gathers every worker's (prom-client's AggregatorRegistry over the cluster IPC
+ * channel) and sums them: one scrape shows the whole server.
+ */
+import cluster from 'node:cluster'
+
+import type {Counter, Gauge, Histogram, Registry, Summary} from 'prom-client'
+
+import {asBool, asList, asString, type Settings} from '../config/settings.js'
+import {KintoError} from '../errors.js'
+import {lazyRequire} from '../lazy.js'
+import type {Label, Metrics} from './metrics.js'
+
+// Loaded when the plugin is included: most servers never export to Prometheus.
+const promClient = lazyRequire<typeof import('prom-client')>('prom-client')
+
+export const PROMETHEUS_PLUGIN = 'kinto.plugins.prometheus'
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+const DEFAULT_BUCKETS = '0.01 0.05 0.1 0.5 1.0 3.0 6.0 Inf'
+
+/** Whether `kinto.includes` has the Prometheus plugin. */
+export function prometheusEnabled(settings: Settings): boolean {
+  return asList(settings, 'includes').includes(PROMETHEUS_PLUGIN)
+}
+
+/** `view.record-plural.POST` → `view_record_plural_POST`. */
+export function prometheusName(key: string): string {
+  return key.replace(/[-. ]/g, '_')
+}
+
+/** Upstream's prefix: `remote-settings` → `remotesettings_`, `` → ``. */
+export function prometheusPrefix(settings: Settings): string {
+  const configured = asString(settings, 'prometheus_prefix') ?? asString(settings, 'project_name') ?? 'kinto'
+  return configured ? `${prometheusName(configured).replace(/_/g, '').toLowerCase()}_` : ''
+}
+
+interface Family {
+  kind: 'histogram' | 'counter' | 'summary'
+  metric: Histogram | Counter | Summary
+  labelNames: string[]
+  created?: Gauge
+  seen: Set<string>
+}
+
+export class PrometheusMetrics implements Metrics {
+  readonly registry: Registry
+  readonly prefix: string
+  readonly disabled: Set<string>
+  private readonly buckets: number[]
+  private readonly created: boolean
+  private readonly families = new Map<string, Family>()
+
+  constructor(settings: Settings) {
+    const client = promClient()
+    this.prefix = prometheusPrefix(settings)
+    this.disabled = new Set(asList(settings, 'prometheus_disabled_metrics').map((m) => (this.prefix && m.startsWith(this.prefix) ? m.slice(this.prefix.length) : m)))
+    this.created = settings.prometheus_created_metrics_enabled === undefined || asBool(settings, 'prometheus_created_metrics_enabled')
+    const buckets: number[] = []
+    for (const word of asList(settings, 'prometheus_histogram_buckets').length ? asList(settings, 'prometheus_histogram_buckets') : DEFAULT_BUCKETS.split(' ')) {
+      const value = Number(/^\+?inf$/i.test(word) ? Infinity : word)
+      if (Number.isNaN(value)) {
+        throw new KintoError(`kinto.prometheus_histogram_buckets has ${JSON.stringify(word)}, which is not a number.`, {
+          code: 'KINTO_CONFIG_INVALID',
+          hint: `Give increasing bucket bounds in seconds, e.g. ${DEFAULT_BUCKETS}.`,
+        })
+      }
+      if (value !== Infinity) buckets.push(value)
+    }
+    this.buckets = buckets
+    // In a worker, an AggregatorRegistry also answers the primary's requests for its metrics.
+    this.registry = cluster.isWorker ? new client.AggregatorRegistry() : new client.Registry()
+    if (cluster.isWorker) client.AggregatorRegistry.setRegistries([this.registry])
+  }
+
+  private family(kind: Family['kind'], key: string, labels: readonly Label[] | undefined): {family: Family; values: string[]} | null {
+    const name = prometheusName(key)
+    if (this.disabled.has(name)) return null
+    let family = this.families.get(name)
+    const labelNames = (labels ?? []).map(([n]) => prometheusName(n))
+    if (!family) {
+      const client = promClient()
+      const full = this.prefix + name
+      const common = {name: full, labelNames, registers: [this.registry]}
+      let metric: Family['metric']
+      if (kind === 'histogram') metric = new client.Histogram({...common, help: `Histogram of ${full}`, buckets: this.buckets})
+      else if (kind === 'summary') metric = new client.Summary({...common, help: `Summary of ${full}`, percentiles: []})
+      else metric = new client.Counter({...common, name: `${full}_total`, help: `Counter of ${full}`})
+      const created = this.created
+        ? new client.Gauge({name: `${full}_created`, help: `${kind === 'counter' ? 'Counter' : kind === 'histogram' ? 'Histogram' : 'Summary'} of ${full}`, labelNames, registers: [this.registry], aggregator: 'min'})
+        : undefined
+      family = {kind, metric, labelNames, created, seen: new Set()}
+      this.families.set(name, family)
+    } else if (family.kind !== kind || family.labelNames.length !== labelNames.length) {
+      // One name, one type and label set (upstream raises; a metric is never worth a failed request).
+      return null
+    }
+    const values = (labels ?? []).map(([, v]) => v)
+    if (family.created) {
+      const id = values.join('\u0000')
+      if (!family.seen.has(id)) {
+        family.seen.add(id)
+        family.created.set(labelObject(family.labelNames, values), Date.now() / 1000)
+      }
+    }
+    return {family, values}
+  }
+
+  timer(key: string, ms: number, labels?: readonly Label[]): void {
+    const found = this.family('histogram', key, labels)
+    if (found) (found.family.metric as Histogram).observe(labelObject(found.family.labelNames, found.values), ms / 1000)
+  }
+
+  count(key: string, n = 1): void {
+    const found = this.family('counter', key, undefined)
+    if (found) (found.family.metric as Counter).inc(n)
+  }
+
+  unique(key: string, labels: readonly Label[]): void {
+    const found = this.family('counter', key, labels)
+    if (found) (found.family.metric as Counter).inc(labelObject(found.family.labelNames, found.values), 1)
+  }
+
+  observe(key: string, value: number): void {
+    const found = this.family('summary', key, undefined)
+    if (found) (found.family.metric as Summary).observe(value)
+  }
+
+  /** This process' metrics in the text format. */
+  text(): Promise<string> {
+    return this.registry.metrics()
+  }
+
+  async close(): Promise<void> {}
+}
+
+function labelObject(names: string[], values: string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (let i = 0; i < names.length; i++) out[names[i]] = values[i]
+  return out
+}
+
+const INSTANCES = new WeakMap<Settings, PrometheusMetrics>()
+
+/** The exporter of an app's settings (one per app: monitoring feeds it, the plugin serves it). */
+export function prometheusFor(settings: Settings): PrometheusMetrics {
+  let metrics = INSTANCES.get(settings)
+  if (!metrics) {
+    metrics = new PrometheusMetrics(settings)
+    INSTANCES.set(settings, metrics)
+  }
+  return metrics
+}
+
+// -------------------------------------------------------------------------------------------------
+// Workers
+
+interface ScrapeRequest {
+  kind: 'kinto-metrics-request'
+  id: number
+}
+interface ScrapeResponse {
+  kind: 'kinto-metrics-response'
+  id: number
+  text?: string
+  error?: string
+}
+
+const SCRAPE_TIMEOUT_MS = 5000
+let scrapeIds = 0
+
+/**
+ * The metrics of the whole server: in a worker of `--workers N`, every worker's summed (asked to
+ * the primary); else this process'.
+ */
+export async function scrape(metrics: PrometheusMetrics): Promise<string> {
+  if (!cluster.isWorker || !process.send) return metrics.text()
+  const id = ++scrapeIds
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      process.off('message', onMessage)
+      reject(new Error('The primary process did not answer for the other workers’ metrics in time.'))
+    }, SCRAPE_TIMEOUT_MS)
+    const onMessage = (msg: ScrapeResponse) => {
+      if (msg?.kind !== 'kinto-metrics-response' || msg.id !== id) return
+      clearTimeout(timer)
+      process.off('message', onMessage)
+      if (msg.error !== undefined || msg.text === undefined) reject(new Error(msg.error ?? 'no metrics'))
+      else resolve(msg.text)
+    }
+    process.on('message', onMessage)
+    process.send!({kind: 'kinto-metrics-request', id} satisfies ScrapeRequest)
+  })
+}
+
+/**
+ * In the primary of `--workers N` with Prometheus on: a handler of worker messages answering
+ * scrape requests with every worker's metrics summed. Returns null when Prometheus is off.
+ */
+export function primaryScrapeRelay(settings: Settings): ((worker: {send(msg: unknown): unknown}, msg: unknown) => boolean) | null {
+  if (!prometheusEnabled(settings)) return null
+  const aggregator = new (promClient().AggregatorRegistry)()
+  return (worker, msg) => {
+    const request = msg as ScrapeRequest | null
+    if (request?.kind !== 'kinto-metrics-request') return false
+    const reply = (answer: ScrapeResponse) => {
+      try {
+        worker.send(answer)
+      } catch {
+        // The worker is gone: nobody waits for the answer.
+      }
+    }
+    aggregator.clusterMetrics().then(
+      (text) => reply({kind: 'kinto-metrics-response', id: request.id, text}),
+      (err: Error) => reply({kind: 'kinto-metrics-response', id: request.id, error: err.message}),
+    )
+    return true
+  }
+}
