@@ -1,0 +1,95 @@
+/**
+ * kinto.plugins.prometheus in process: upstream's settings (prefix, disabled metrics, created
+ * series), StatsD and Prometheus fed together from the same hooks, and the runtime's hook points
+ * themselves (response, sub-request, view, backend call) as a subscriber sees them.
+ */
+import {afterEach, describe, expect, test} from 'vitest'
+
+import {memoryApp, client} from './helpers.js'
+import {statsdListener} from './statsd-listener.js'
+
+const cleanups: Array<() => Promise<void>> = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c()
+})
+
+function app(raw: Record<string, string>) {
+  const a = memoryApp(raw)
+  cleanups.push(() => a.close())
+  return a
+}
+
+describe('kinto.plugins.prometheus', () => {
+  test('default prefix is the project name; created series; anonymous GET, text format', async () => {
+    const a = app({'kinto.includes': 'kinto.plugins.prometheus'})
+    const req = client(a)
+    expect((await req('GET', '/v1/')).status).toBe(200)
+    const res = await req('GET', '/v1/__metrics__', {auth: null})
+    expect(res.status).toBe(200)
+    expect(res.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8')
+    expect(res.raw).toMatch(/^kinto_request_summary_total\{method="get",endpoint="hello",[^}]*status="200"\} 1$/m)
+    expect(res.raw).toMatch(/^kinto_request_summary_created\{method="get",endpoint="hello",[^}]*\} \d+(\.\d+)?(e\+\d+)?$/m)
+    expect(res.raw).toMatch(/^kinto_authentication_basicauth_seconds_count\{method="authenticated_userid"\} 1$/m)
+    expect(res.raw).toMatch(/^kinto_backend_permission_seconds_count\{method="get_user_principals"\} 1$/m)
+  })
+
+  test('prometheus_prefix, prometheus_disabled_metrics, prometheus_created_metrics_enabled', async () => {
+    const a = app({
+      'kinto.includes': 'kinto.plugins.prometheus',
+      'kinto.prometheus_prefix': 'remote-settings',
+      'kinto.prometheus_disabled_metrics': 'remotesettings_request_size view_hello_GET',
+      'kinto.prometheus_created_metrics_enabled': 'false',
+    })
+    const req = client(a)
+    const hello = await req('GET', '/v1/')
+    expect(hello.body.capabilities.prometheus).toMatchObject({prefix: 'remotesettings_', disabled_metrics: ['request_size', 'view_hello_GET']})
+    const text = (await req('GET', '/v1/__metrics__')).raw
+    expect(text).toMatch(/^remotesettings_request_summary_total\{/m)
+    expect(text).not.toMatch(/request_size|view_hello_GET/)
+    expect(text).not.toMatch(/_created/)
+    expect(text).not.toMatch(/^kinto_/m)
+  })
+
+  test('with kinto.statsd_url too, both exporters get the same measures', async () => {
+    const statsd = await statsdListener()
+    cleanups.push(() => statsd.close())
+    const a = app({'kinto.includes': 'kinto.plugins.prometheus', 'kinto.statsd_url': statsd.url})
+    const req = client(a)
+    expect((await req('PUT', '/v1/buckets/b1', {body: {}})).status).toBe(201)
+    await statsd.waitFor(/^kinto\.view\.bucket-object\.PUT:/)
+    const text = (await req('GET', '/v1/__metrics__')).raw
+    expect(text).toMatch(/^kinto_view_bucket_object_PUT_count 1$/m)
+  })
+})
+
+describe('runtime hook points', () => {
+  test('a subscriber sees request start, response, sub-requests, views and backend calls', async () => {
+    const a = app({})
+    const hooks = a.kinto.hooks
+    const seen: string[] = []
+    hooks.on('requestStart', (req) => seen.push(`start ${req.method} ${req.path}`))
+    hooks.on('response', ({req, response}) => seen.push(`response ${req.method} ${req.path} ${response.status}`))
+    hooks.on('subrequest', ({req, response}) => seen.push(`sub ${req.method} ${req.path} ${response.status}`))
+    hooks.on('view', ({service, method}) => seen.push(`view ${service.name} ${method}`))
+    const req = client(a)
+    const batch = await req('POST', '/v1/batch', {body: {requests: [{method: 'PUT', path: '/buckets/b1'}, {path: '/buckets/b1'}]}})
+    expect(batch.status).toBe(200)
+    expect(seen).toEqual([
+      'start POST /v1/batch',
+      'view bucket-object PUT',
+      'sub PUT /v1/buckets/b1 201',
+      'view bucket-object GET',
+      'sub GET /v1/buckets/b1 200',
+      'view batch POST',
+      'response POST /v1/batch 200',
+    ])
+  })
+
+  test('a failing listener does not fail the request', async () => {
+    const a = app({})
+    a.kinto.hooks.on('response', () => {
+      throw new Error('listener bug')
+    })
+    expect((await client(a)('GET', '/v1/')).status).toBe(200)
+  })
+})
