@@ -56,7 +56,7 @@ function writeIni(file: string, listen: string[]): void {
       'kinto.cache_backend = kinto.core.cache.memory',
       `kinto.userid_hmac_secret = ${randomBytes(32).toString('hex')}`,
       'multiauth.policies = basicauth',
-      'kinto.includes = kinto.plugins.admin',
+      'kinto.includes = kinto.plugins.admin kinto.plugins.prometheus',
       '',
     ].join('\n'),
     {mode: 0o600},
@@ -145,7 +145,9 @@ describe.skipIf(skipReason !== '')(`real proxies in front of kinto start ${skipR
     it('private URLs are refused from 127.0.0.2 when only 127.0.0.1 is allowed', async () => {
       const allowed = await get('/v1/__heartbeat__')
       expect(allowed.status, allowed.body).toBe(200)
-      for (const p of ['/v1/__heartbeat__', '/v1/__lbheartbeat__', '/v1/__version__']) {
+      // Prometheus' /__metrics__ too: served to the allowed address, refused to the others.
+      expect((await get('/v1/__metrics__')).status).toBe(200)
+      for (const p of ['/v1/__heartbeat__', '/v1/__lbheartbeat__', '/v1/__version__', '/v1/__metrics__', '/v1/__counters__']) {
         expect((await get(p, {}, '127.0.0.2')).status, p).toBe(403)
       }
       expect((await get('/v1/', {}, '127.0.0.2')).status).toBe(200)
