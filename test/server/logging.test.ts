@@ -174,10 +174,10 @@ describe('request.summary', () => {
   })
 
   test('the start-up and runtime messages go to the kinto logger', async () => {
-    const {app, lines} = setup({'kinto.includes': 'kinto.plugins.prometheus'})
+    const {app, lines} = setup({'kinto.includes': 'kinto.plugins.quotas'})
     await app.ready()
     const warning = lines().find((l) => l.Type === 'kinto' && l.Severity === 4)
-    expect(warning?.Fields.msg).toMatch(/kinto\.plugins\.prometheus/)
+    expect(warning?.Fields.msg).toMatch(/kinto\.plugins\.quotas/)
   })
 })
 

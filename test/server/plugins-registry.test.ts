@@ -44,11 +44,7 @@ describe('kinto.includes', () => {
     expect(login.body.details).toEqual([{location: 'path', name: 'provider', description: "Unknown provider 'google'"}])
   })
 
-  test.each([
-    ['kinto.plugins.prometheus', '__metrics__'],
-    ['kinto.plugins.quotas', '20.0.0'],
-    ['kinto.plugins.counters', '__counters__'],
-  ])('%s (upstream, not carried) is reported once and skipped', async (name, consequence) => {
+  test.each([['kinto.plugins.quotas', '20.0.0']])('%s (upstream, not carried) is reported once and skipped', async (name, consequence) => {
     const {req, warnings} = setup({'kinto.includes': `${name} kinto.plugins.default_bucket`})
     expect(warnings).toHaveLength(1)
     expect(warnings[0]).toContain(name)
@@ -56,6 +52,16 @@ describe('kinto.includes', () => {
     // The rest of the includes still works.
     expect((await req('GET', '/v1/')).body.capabilities).toHaveProperty('default_bucket')
     expect((await req('GET', '/v1/__metrics__')).status).toBe(404)
+  })
+
+  test('kinto.plugins.prometheus and kinto.plugins.counters are carried: no warning, endpoints served', async () => {
+    const {req, warnings} = setup({'kinto.includes': 'kinto.plugins.prometheus kinto.plugins.counters'})
+    expect(warnings).toEqual([])
+    const hello = await req('GET', '/v1/', {auth: null})
+    expect(hello.body.capabilities).toHaveProperty('prometheus')
+    expect(hello.body.capabilities).toHaveProperty('counters_endpoint')
+    expect((await req('GET', '/v1/__metrics__', {auth: null})).status).toBe(200)
+    expect((await req('GET', '/v1/__counters__', {auth: null})).status).toBe(200)
   })
 
   test('the kinto init template includes start (default_bucket, admin, accounts with the account policy)', async () => {

@@ -368,6 +368,18 @@ export class MemoryStorage implements Storage {
     return n
   }
 
+  async countAll(resourceName: string): Promise<{objects: number; tombstones: number}> {
+    let objects = 0
+    let tombstones = 0
+    for (const byResource of this.state.parents.values()) {
+      const coll = byResource.get(resourceName)
+      if (!coll) continue
+      objects += coll.live.size
+      tombstones += coll.tombs.size
+    }
+    return {objects, tombstones}
+  }
+
   async trimObjects(resourceName: string, parentId: string, filters: Filter[], maxObjects: number): Promise<number> {
     const coll = this.collection(parentId, resourceName)
     if (!coll) return 0

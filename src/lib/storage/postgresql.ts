@@ -511,6 +511,16 @@ export class PostgresStorage implements Storage {
     })
   }
 
+  countAll(resourceName: string): Promise<{objects: number; tombstones: number}> {
+    // One pass over the (resource_name, parent_id, deleted) index, both counts at once.
+    const sql = `SELECT COUNT(*) FILTER (WHERE NOT deleted) AS objects, COUNT(*) FILTER (WHERE deleted) AS tombstones
+                   FROM objects WHERE resource_name = $1`
+    return this.guard(async () => {
+      const res = await this.q.query<{objects: number; tombstones: number}>(sql, [resourceName])
+      return {objects: Number(res.rows[0].objects), tombstones: Number(res.rows[0].tombstones)}
+    })
+  }
+
   trimObjects(resourceName: string, parentId: string, filters: Filter[], maxObjects: number): Promise<number> {
     const params = new Params()
     const sql = `WITH doomed AS (

@@ -139,6 +139,8 @@ export interface Storage {
   purgeDeleted(resourceName: string | null, parentId: string, options?: {before?: number; maxRetained?: number}): Promise<number>
   list(resourceName: string, parentId: string, options?: ListOptions): Promise<KintoObject[]>
   count(resourceName: string, parentId: string, filters?: Filter[]): Promise<number>
+  /** Live objects and tombstones of a resource type under every parent (one query: /__counters__). */
+  countAll(resourceName: string): Promise<{objects: number; tombstones: number}>
   /** History auto-trim: keep the newest `maxObjects` matching, delete the rest; returns how many deleted. */
   trimObjects?(resourceName: string, parentId: string, filters: Filter[], maxObjects: number): Promise<number>
   close(): Promise<void>

@@ -40,6 +40,7 @@ import {flushPlugin} from './flush.js'
 import {historyPlugin} from './history.js'
 import {openidPlugin} from './openid/index.js'
 import {permissionsEndpoint} from './permissions.js'
+import {countersPlugin} from './counters.js'
 import {prometheusPlugin} from './prometheus.js'
 import {statsdPlugin} from './statsd.js'
 
@@ -64,12 +65,11 @@ const REGISTRY = new Map<string, KintoPlugin>()
 
 /** Upstream plugins we do not carry, and what including them means here. */
 const NOT_CARRIED = new Map<string, string>([
-  ['kinto.plugins.counters', 'no /v1/__counters__ endpoint is served.'],
   ['kinto.plugins.quotas', 'upstream Kinto removed it in version 20.0.0.'],
 ])
 
 /** Plugins shipped with kinto-ops. */
-const BUILTIN: KintoPlugin[] = [flushPlugin, accountsPlugin, defaultBucketPlugin, historyPlugin, adminPlugin, statsdPlugin, prometheusPlugin, openidPlugin, attachmentPlugin]
+const BUILTIN: KintoPlugin[] = [flushPlugin, accountsPlugin, defaultBucketPlugin, historyPlugin, adminPlugin, statsdPlugin, prometheusPlugin, countersPlugin, openidPlugin, attachmentPlugin]
 
 /** Adds a plugin (or replaces an upstream one listed as not carried). */
 export function registerPlugin(plugin: KintoPlugin): void {
