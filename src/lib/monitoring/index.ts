@@ -22,6 +22,7 @@ import {loggingOf, SUBREQUEST_LOGGER, SUMMARY_LOGGER} from './logging.js'
 import {FanoutMetrics, StatsdMetrics, type Metrics} from './metrics.js'
 import {prometheusEnabled, prometheusFor} from './prometheus.js'
 import {requestIdFrom, type RequestScope} from './request-scope.js'
+import {startSentry, type SentryReporting} from './sentry.js'
 import {statsdBackendWarning, statsdTarget} from './statsd-settings.js'
 
 export {subscribeTimers, upstreamMethodName} from './instrument.js'
@@ -50,6 +51,8 @@ export class Monitoring {
   private readonly writeSummary: Write
   private readonly writeSubrequest: Write
   private responseMetrics?: ResponseMetrics
+  /** Error reports (kinto.sentry_dsn), null when off. */
+  readonly sentry: SentryReporting | null
 
   constructor(private readonly options: MonitoringOptions) {
     const base: Logger = options.logger ?? silentLogger
@@ -75,6 +78,7 @@ export class Monitoring {
       if (warning) base.warn({setting: 'statsd_backend'}, warning)
     }
     const {hooks} = options
+    this.sentry = startSentry(options.settings, hooks, logging, base)
     hooks.on('response', (event) => this.summary(event))
     hooks.on('subrequest', (event) => this.subrequest(event))
     if (this.metrics) subscribeTimers(hooks, this.metrics)
@@ -107,9 +111,9 @@ export class Monitoring {
     })
   }
 
-  /** Sends buffered metrics and closes the StatsD socket. */
+  /** Sends buffered metrics and error reports, closes the StatsD socket. */
   async close(): Promise<void> {
-    await this.metrics?.close()
+    await Promise.all([this.metrics?.close(), this.sentry?.close()])
   }
 
   private summary({req, response, ctx, elapsedMs}: ResponseEvent): void {

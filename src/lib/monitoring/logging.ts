@@ -84,8 +84,12 @@ function passes(threshold: pino.Level, level: pino.Level): boolean {
   return pino.levels.values[threshold] <= pino.levels.values[level]
 }
 
+/** A log record as a listener gets it: the pino level, its logger's name, its fields (redacted). */
+export type RecordListener = (level: number, logger: string, fields: Record<string, unknown>) => void
+
 export class KintoLogging {
   readonly warnings: string[]
+  private readonly recordListeners: RecordListener[] = []
   private readonly loggers = new Map<string, PinoLogger>()
   private readonly targets = new Map<string, LineSink>()
   private readonly projectName: string
@@ -115,6 +119,14 @@ export class KintoLogging {
     return this.logger(RUNTIME_LOGGER)
   }
 
+  /**
+   * Calls listener with every record of every logger at or above `minLevel` (pino), whatever the
+   * handlers keep (error reporting: Sentry's breadcrumbs and events).
+   */
+  onRecord(listener: RecordListener): void {
+    this.recordListeners.push(listener)
+  }
+
   /** The logger of a dotted name, levels and handlers as the configuration says. */
   logger(name: string): PinoLogger {
     let logger = this.loggers.get(name)
@@ -134,6 +146,7 @@ export class KintoLogging {
       if (sink) streams.push({level: pinoLevel(handler.level), stream: sink as DestinationStream})
     }
     const base = {Type: name, Logger: this.projectName, Hostname: this.hostname, EnvVersion: '2.0', Pid: process.pid}
+    const listeners = this.recordListeners
     return pino(
       {
         level: streams.length === 0 ? 'silent' : pinoLevel(level),
@@ -149,7 +162,7 @@ export class KintoLogging {
           log: (obj) => ({Fields: logFields(obj)}),
         },
         hooks: {
-          logMethod(args, method) {
+          logMethod(args, method, level) {
             const [first, second] = args as unknown[]
             let fields: Record<string, unknown>
             let msg: unknown = second
@@ -163,6 +176,10 @@ export class KintoLogging {
               fields = first && typeof first === 'object' ? {...(first as Record<string, unknown>)} : {}
             }
             if (typeof msg === 'string' && msg !== '') fields.msg = msg
+            if (listeners.length > 0) {
+              const kept = logFields(fields)
+              for (const listener of listeners) listener(level, name, kept)
+            }
             return method.call(this, fields as never)
           },
         },

@@ -405,7 +405,8 @@ export class Runtime {
 
   /** An unexpected failure (a 5xx that is not a deliberate 503): the error hook. */
   private unexpected(err: unknown, req: KintoRequest, status: number, ctx: RequestContext | undefined): void {
-    if (isHttpError(err) && err.status === 503) return
+    // Deliberate 503s (maintenance, readonly timestamps) are no failure; a backend's is.
+    if (status === 503 && !(err instanceof BackendError)) return
     if (err instanceof AbortTransaction) return
     this.hooks.emit('error', {req, error: err, status, ctx})
   }

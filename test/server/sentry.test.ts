@@ -1,0 +1,168 @@
+/**
+ * Sentry with the real SDK (@sentry/node) against a loopback ingest: an HTTP listener on
+ * 127.0.0.1 accepting envelopes plays sentry.io. An unexpected error (500) arrives as an event
+ * with the request id, method, path and user id; a warning record arrives as an event at the
+ * events level; and no secret of the ini or of the requests (hmac secret, Authorization header,
+ * passwords, tokens) is in any byte received.
+ */
+import {createServer, type Server} from 'node:http'
+import {gunzipSync} from 'node:zlib'
+
+import {afterEach, describe, expect, test} from 'vitest'
+
+import {createBackends} from '../../src/lib/backends.js'
+import {parseIni} from '../../src/lib/config/ini.js'
+import {buildSettings} from '../../src/lib/config/settings.js'
+import {KintoLogging, loggingPlan} from '../../src/lib/monitoring/index.js'
+import {createApp} from '../../src/lib/server/app.js'
+
+const HMAC_SECRET = 'hmac-sentry-Zq81xw0p'
+const PASSWORD = 'pw-sentry-Lk29vbn4'
+const BEARER = 'tok-sentry-Qw73Rt55yy'
+const PUBLIC_KEY = 'abcdef0123456789abcdef0123456789'
+
+interface Ingest {
+  server: Server
+  dsn: string
+  /** Every byte received: request lines, headers and bodies (decompressed). */
+  raw: string[]
+  envelopes: Array<{header: Record<string, unknown>; items: Array<{header: Record<string, unknown>; payload: Record<string, unknown>}>}>
+}
+
+async function ingest(): Promise<Ingest> {
+  const raw: string[] = []
+  const envelopes: Ingest['envelopes'] = []
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      let body = Buffer.concat(chunks)
+      raw.push(`${req.method} ${req.url}\n${JSON.stringify(req.headers)}\n${body.toString('latin1')}`)
+      if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body)
+      const text = body.toString('utf8')
+      raw.push(text)
+      const lines = text.split('\n').filter(Boolean)
+      const envelope: Ingest['envelopes'][number] = {header: JSON.parse(lines[0]), items: []}
+      for (let i = 1; i + 1 < lines.length; i += 2) envelope.items.push({header: JSON.parse(lines[i]), payload: JSON.parse(lines[i + 1])})
+      envelopes.push(envelope)
+      res.writeHead(200, {'content-type': 'application/json'})
+      res.end('{}')
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const {port} = server.address() as {port: number}
+  return {server, dsn: `http://${PUBLIC_KEY}@127.0.0.1:${port}/42`, raw, envelopes}
+}
+
+const closers: Array<() => Promise<void>> = []
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c()
+})
+
+function jsonIni(): string {
+  return [
+    '[loggers]',
+    'keys = root',
+    '[handlers]',
+    'keys = console',
+    '[formatters]',
+    'keys = json',
+    '[logger_root]',
+    'level = DEBUG',
+    'handlers = console',
+    '[handler_console]',
+    'class = StreamHandler',
+    'args = (sys.stdout,)',
+    'level = DEBUG',
+    'formatter = json',
+    '[formatter_json]',
+    'class = kinto.core.JsonLogFormatter',
+    '',
+  ].join('\n')
+}
+
+describe('Sentry', () => {
+  // First: the other test loads the SDK into this process.
+  test('no DSN: the SDK is not loaded', async () => {
+    const settings = buildSettings({'kinto.userid_hmac_secret': HMAC_SECRET}, {})
+    const backends = createBackends(settings)
+    const app = createApp({settings, backends})
+    closers.push(async () => {
+      await app.close()
+      await backends.close()
+    })
+    expect((await app.inject({method: 'GET', url: '/v1/'})).statusCode).toBe(200)
+    const loaded = Object.keys((await import('node:module')).createRequire(import.meta.url).cache).some((p) => p.includes('@sentry/node'))
+    expect(loaded).toBe(false)
+  })
+
+  test('an unexpected error and a warning arrive as events, scrubbed', async () => {
+    const sink = await ingest()
+    closers.push(() => new Promise((r) => sink.server.close(() => r())))
+    const logging = new KintoLogging(loggingPlan(parseIni(jsonIni())), {projectName: 'kinto', stdout: {write: () => true}})
+    const settings = buildSettings(
+      {
+        'kinto.userid_hmac_secret': HMAC_SECRET,
+        'kinto.sentry_dsn': sink.dsn,
+        'kinto.sentry_env': 'test-env',
+        // Upstream plugin we do not carry: a WARNING at start-up.
+        'kinto.includes': 'kinto.plugins.quotas',
+      },
+      {},
+    )
+    const backends = createBackends(settings)
+    // A bug in the storage, whose message happens to carry the hmac secret.
+    const transaction = backends.transaction.bind(backends)
+    backends.transaction = (fn) =>
+      transaction((tx) => {
+        const storage = Object.create(tx.storage) as typeof tx.storage
+        storage.create = async () => {
+          throw new TypeError(`storage bug near ${HMAC_SECRET}`)
+        }
+        return fn({...tx, storage})
+      })
+    const app = createApp({settings, backends, logger: logging.root})
+    let closed = false
+    closers.push(async () => {
+      if (!closed) await app.close()
+      await backends.close()
+    })
+
+    const basic = `Basic ${Buffer.from(`alice:${PASSWORD}`).toString('base64')}`
+    const ok = await app.inject({method: 'GET', url: '/v1/', headers: {authorization: `Bearer ${BEARER}`}})
+    expect(ok.statusCode).toBe(200)
+    const failed = await app.inject({
+      method: 'PUT',
+      url: '/v1/buckets/b1?token=' + BEARER,
+      headers: {authorization: basic, 'x-request-id': 'req-sentry-1', 'content-type': 'application/json', cookie: `session=${BEARER}`},
+      payload: JSON.stringify({data: {password: PASSWORD}}),
+    })
+    expect(failed.statusCode).toBe(500)
+    const userId = JSON.parse((await app.inject({method: 'GET', url: '/v1/', headers: {authorization: basic}})).body).user.id as string
+    // Closing the app flushes the SDK (bounded: 2 s).
+    await app.close()
+    closed = true
+
+    const events = sink.envelopes.flatMap((e) => e.items.filter((i) => i.header.type === 'event').map((i) => i.payload as any))
+    const error = events.find((e) => e.exception?.values?.[0]?.type === 'TypeError')
+    expect(error, JSON.stringify(events.map((e) => [e.message, e.exception?.values?.[0]?.type]))).toBeDefined()
+    expect(error.exception.values[0].type).toBe('TypeError')
+    expect(error.tags).toMatchObject({request_id: 'req-sentry-1', status: '500'})
+    expect(error.request).toEqual({method: 'PUT', url: '/v1/buckets/b1'})
+    expect(error.user).toEqual({id: userId})
+    expect(userId).toMatch(/^basicauth:[0-9a-f]{64}$/)
+    expect(error.environment).toBe('test-env')
+    expect(error.exception.values[0].value).toContain('[Filtered]')
+
+    const warning = events.find((e) => /kinto\.plugins\.quotas/.test(JSON.stringify(e.message ?? e.exception)))
+    expect(warning).toBeDefined()
+    expect(warning.level).toBe('warning')
+    // Only one event per failure: the error's log line is not a second event.
+    expect(events.filter((e) => e.exception?.values?.[0]?.type === 'TypeError')).toHaveLength(1)
+
+    const received = sink.raw.join('\n')
+    expect(received.length).toBeGreaterThan(0)
+    for (const secret of [HMAC_SECRET, PASSWORD, BEARER, basic, basic.slice(6)]) expect(received, secret).not.toContain(secret)
+  }, 60_000)
+
+})
