@@ -9,6 +9,7 @@ import {checkAttachments} from './attachments-check.js'
 import {checkCache} from './cache-check.js'
 import {checkDatabases} from './database-checks.js'
 import {checkOpenId} from './openid-check.js'
+import {checkSentry} from './sentry-check.js'
 import {SETTINGS_CHECKS} from './settings-checks.js'
 import {checkStatsd} from './statsd-check.js'
 import {type CheckReport, type Finding, error, summarize, warning} from './types.js'
@@ -34,6 +35,7 @@ export async function runChecks(config: KintoConfig, options: RunChecksOptions =
   for (const check of SETTINGS_CHECKS) findings.push(...check(config))
   findings.push(...(await checkStatsd(config, {timeoutMs: options.timeoutMs, resolve: options.resolve})))
   findings.push(...(await checkOpenId(config)))
+  findings.push(...(await checkSentry(config, {timeoutMs: options.timeoutMs})))
   findings.push(...(await checkAttachments(config, {timeoutMs: options.timeoutMs})))
   if (options.db !== false) {
     findings.push(...(await checkDatabases(config, {timeoutMs: options.timeoutMs})))

@@ -29,6 +29,11 @@ export const DEFAULT_PROBE_ORIGIN = 'https://kinto-check.example'
 /** A host name that is nobody's (RFC 2606), sent to see whether URLs follow the Host header. */
 const FORGED_HOST = 'kinto-check.invalid'
 const PRIVATE_PATHS = ['__heartbeat__', '__lbheartbeat__', '__version__']
+/** Private URLs of plugins, checked when hello advertises their capability. */
+const PLUGIN_PRIVATE_PATHS: Array<[capability: string, path: string, why: string]> = [
+  ['prometheus', '__metrics__', 'the metrics show who uses the service and how (user ids, endpoints)'],
+  ['counters_endpoint', '__counters__', 'the counters show how much is stored'],
+]
 
 /** The public root of the service (without /v1 and without a trailing slash). */
 export function publicRoot(input: string): URL {
@@ -305,7 +310,14 @@ async function checkList(state: ProbeState, listPath: string, explicit: boolean)
 async function checkPrivateUrls(state: ProbeState, capabilities: Record<string, unknown>): Promise<Finding[]> {
   const exposed: string[] = []
   const refused: string[] = []
-  for (const name of PRIVATE_PATHS) {
+  const why = ['The heartbeat shows which backends fail and makes every backend work on each call']
+  const paths = [...PRIVATE_PATHS]
+  for (const [capability, path, reason] of PLUGIN_PRIVATE_PATHS) {
+    if (!Object.prototype.hasOwnProperty.call(capabilities, capability)) continue
+    paths.push(path)
+    why.push(reason)
+  }
+  for (const name of paths) {
     try {
       const res = await get(state, `/${name}`)
       if ([401, 403, 404].includes(res.status) || res.status >= 300 && res.status < 400) refused.push(`${name} ${res.status}`)
@@ -319,7 +331,7 @@ async function checkPrivateUrls(state: ProbeState, capabilities: Record<string, 
     findings.push(
       error(
         'private-urls',
-        `Private URLs answer anyone: ${exposed.join(', ')}. The heartbeat shows which backends fail and makes every backend work on each call.`,
+        `Private URLs answer anyone: ${exposed.join(', ')}. ${why.join('; ')}.`,
         'Restrict /v1/__…__ to your monitoring addresses at the proxy (kinto deploy nginx --allow ADDR writes such a block).',
       ),
     )
