@@ -371,7 +371,7 @@ afterAll(stopAll)
 
 describe.skipIf(runtimeSkip !== '')(`kinto check --url against kinto start ${runtimeSkip}`, () => {
   it('directly: the host leak is found (and the private URLs are public)', async () => {
-    const {base} = await startKinto()
+    const {base} = await startKinto(['kinto.includes = kinto.plugins.prometheus kinto.plugins.counters'])
     const r = await runCli(['check', '--url', base, '--list', LIST, '--json'])
     const report = JSON.parse(r.stdout) as CheckReport
     expect(levels(report, 'hello'), JSON.stringify(report.findings)).toEqual(['ok'])
@@ -380,6 +380,9 @@ describe.skipIf(runtimeSkip !== '')(`kinto check --url against kinto start ${run
     expect(leak.message).toContain("hello's url follows the request's Host header")
     expect(leak.fix).toBe(`Set kinto.http_host = ${new URL(base).host} in [app:main].`)
     expect(levels(report, 'private-urls')).toEqual(['error'])
+    // The plugins' private URLs are probed when hello advertises them.
+    expect(byId(report, 'private-urls')[0].message).toContain('/v1/__metrics__ (200)')
+    expect(byId(report, 'private-urls')[0].message).toContain('/v1/__counters__ (200)')
     // what a client sees directly is otherwise right: CORS, ETag, Last-Modified, Next-Page, _limit
     for (const id of ['hello-url', 'cors-preflight', 'etag', 'last-modified', 'next-page', 'limit-varies', 'cors-expose', 'if-none-match', 'flush-endpoint']) {
       expect(levels(report, id), `${id}: ${JSON.stringify(byId(report, id))}`).toEqual(['ok'])
@@ -393,7 +396,7 @@ describe.skipIf(runtimeSkip !== '')(`kinto check --url against kinto start ${run
     beforeAll(async () => {
       const nginxPort = await freePort()
       publicUrl = `http://127.0.0.1:${nginxPort}`
-      const {ini} = await startKinto([`kinto.http_host = 127.0.0.1:${nginxPort}`, 'kinto.includes = kinto.plugins.admin'])
+      const {ini} = await startKinto([`kinto.http_host = 127.0.0.1:${nginxPort}`, 'kinto.includes = kinto.plugins.admin kinto.plugins.prometheus kinto.plugins.counters'])
       // private URLs for nobody (the probe runs from 127.0.0.1)
       const conf = await runCli(['deploy', 'nginx', '--ini', ini, '--listen', `127.0.0.1:${nginxPort}`, '--allow', 'none'])
       expect(conf.code, conf.stderr).toBe(0)
@@ -408,6 +411,8 @@ describe.skipIf(runtimeSkip !== '')(`kinto check --url against kinto start ${run
       expect(byId(report, 'hello-url')[0].message).toBe(`hello's url is ${publicUrl}/v1/, the public URL.`)
       expect(byId(report, 'host-leak')[0].message).toContain('whatever the Host header (kinto.http_host is set)')
       expect(byId(report, 'private-urls')[0].message).toContain('__heartbeat__ 403')
+      expect(byId(report, 'private-urls')[0].message).toContain('__metrics__ 403')
+      expect(byId(report, 'private-urls')[0].message).toContain('__counters__ 403')
       // The console stays public while every private URL is closed (--allow none).
       expect(byId(report, 'admin-console')[0].message).toMatch(/^The admin console \(kinto-admin \d+\.\d+\.\d+\) is served at /)
     })
