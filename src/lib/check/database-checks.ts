@@ -11,6 +11,7 @@ import type {KintoConfig} from '../config/index.js'
 import {asBool, asInt, type Settings} from '../config/settings.js'
 import {DatabaseRegistry, quoteIdent} from '../db/index.js'
 import {isKintoError} from '../errors.js'
+import {markerPath, readMarker, RECENT_BACKUP_DAYS} from '../backup/marker.js'
 import {connectionLimits, isUtcTimezone} from '../schema/inspect.js'
 import {describeDrift} from '../schema/migrator.js'
 import type {BackendName} from '../schema/sql-files.js'
@@ -238,8 +239,25 @@ async function checkGroup(config: KintoConfig, group: ConfiguredBackend[], timeo
     ...encodingFindings(where, db),
     ...backends.flatMap((b) => migrationFindings(first.database!, b)),
     ...privilegeFindings(config, first.database!, db, backends),
+    ...backupFindings(config, backends),
     ...(embedded ? [] : await connectionFindings(config, group, timeoutMs)),
   ]
+}
+
+/**
+ * One reminder when the storage holds data and the last `kinto backup` of this ini (the marker
+ * beside it) is missing or older than RECENT_BACKUP_DAYS.
+ */
+function backupFindings(config: KintoConfig, backends: BackendStatus[]): Finding[] {
+  if (!backends.some((b) => b.backend === 'storage' && b.holdsData)) return []
+  const marker = readMarker(config.dir)
+  const ageDays = marker ? (Date.now() - Date.parse(marker.at)) / 86_400_000 : Infinity
+  const fix = `Run kinto backup --ini ${config.path} -o <file> (and schedule it); see docs/backup.md.`
+  if (!marker) return [warning('backup', `No backup of this data was taken with kinto backup (no ${markerPath(config.dir)}).`, fix)]
+  if (ageDays > RECENT_BACKUP_DAYS) {
+    return [warning('backup', `The last kinto backup of this data is ${Math.floor(ageDays)} days old (${marker.at}, ${marker.file}).`, fix)]
+  }
+  return [ok('backup', `Last kinto backup at ${marker.at} (${marker.file}).`)]
 }
 
 /** Database findings for every PostgreSQL backend of the config; [] when none is configured. */

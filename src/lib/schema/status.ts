@@ -35,6 +35,8 @@ export interface BackendStatus {
   drift?: DriftItem[]
   /** The configured user may INSERT, UPDATE and DELETE on every table of this backend (null: not installed). */
   canWrite?: boolean | null
+  /** Storage only: the objects table holds at least one row (kinto check's backup reminder). */
+  holdsData?: boolean
   notes?: string[]
 }
 
@@ -88,6 +90,11 @@ async function canWrite(q: Queryable, backend: BackendName, readOnly: boolean): 
   return !readOnly && writable === present
 }
 
+async function holdsData(conn: Queryable): Promise<boolean> {
+  const res = await conn.query<{any: boolean}>('SELECT EXISTS (SELECT 1 FROM objects) AS any').catch(() => ({rows: [{any: false}]}))
+  return Boolean(res.rows[0]?.any)
+}
+
 export async function databaseStatusReport(opts: {
   settings: Settings
   dir: string
@@ -125,6 +132,7 @@ export async function databaseStatusReport(opts: {
             pending: plan.steps.map((s) => s.name),
             drift: plan.drift,
             canWrite: await canWrite(conn, b.backend, db.readOnly),
+            ...(b.backend === 'storage' && plan.installed !== null ? {holdsData: await holdsData(conn)} : {}),
             notes: plan.notes,
           }
         })

@@ -1,0 +1,56 @@
+import path from 'node:path'
+
+import {Args} from '@oclif/core'
+
+import {interruptible, terminalProgress} from '../backup-output.js'
+import {BaseCommand} from '../base-command.js'
+import {forceFlag, iniFlag} from '../flags.js'
+import {restore, type RestoreResult} from '../lib/backup/index.js'
+import {loadConfig, resolveIniPath} from '../lib/config/index.js'
+
+export default class Restore extends BaseCommand<typeof Restore> {
+  static summary = 'Restore a backup file into the database of the ini, all or nothing.'
+  static description = `Installs or upgrades the target's schema (the normal migrations), then copies every row of FILE in one transaction per database: the checksum and the counts are verified before COMMIT, and any failure (a truncated or damaged file, Ctrl-C) rolls back, leaving the target as it was. Timestamps, ETags, tombstones, permissions, accounts and history come back exactly.
+
+The target must be empty; --force replaces everything it holds, in the same transaction. A file from a newer schema than this release knows is refused. Servers may keep running on a PostgreSQL target (their writes wait for the restore); an embedded folder held by a running server is refused. Restart the servers afterwards (their caches hold the old data).
+
+Exit codes: 0 restored; 1 failed (nothing restored); 2 usage error, or the target holds data and --force was not given; 4 the embedded database is open in a running server, or a writer held the tables too long.`
+
+  static examples = ['<%= config.bin %> restore kinto-backup-20261204T230552Z.ndjson.gz', '<%= config.bin %> restore backup.ndjson.gz --ini /etc/kinto/kinto.ini --force --json']
+
+  static enableJsonFlag = true
+
+  static args = {
+    file: Args.string({description: 'Backup file written by kinto backup.', required: true}),
+  }
+
+  static flags = {
+    ini: iniFlag,
+    force: {...forceFlag, summary: 'Replace what the target database holds (in the same transaction).'},
+  }
+
+  async run(): Promise<RestoreResult> {
+    const config = loadConfig(resolveIniPath(this.flags.ini))
+    const progress = terminalProgress(this.jsonEnabled(), 'restoring')
+    const result = await interruptible(progress, (signal) =>
+      restore({
+        settings: config.settings,
+        dir: config.dir,
+        file: path.resolve(this.args.file),
+        force: this.flags.force,
+        signal,
+        onProgress: progress && ((table, done, total) => progress.update(table, done, total)),
+      }),
+    )
+    if (!this.jsonEnabled()) {
+      const c = result.counts
+      for (const step of result.migrated) this.log(`Migrated the target: ${step}.`)
+      for (const n of result.notes) this.log(`Note: ${n}.`)
+      const replaced = Object.values(result.replaced).some((n) => n > 0) ? ' (replacing what it held)' : ''
+      this.log(`Restored ${result.file} (snapshot at ${result.createdAt}) into ${[...new Set(Object.values(result.target))].join(' and ')}${replaced}.`)
+      this.log(`  ${c.objects} objects, ${c.timestamps} list timestamps, ${c.access_control_entries} permissions, ${c.user_principals} principals; counts and checksum verified.`)
+      this.log('Restart the servers of this database so that they drop their caches.')
+    }
+    return result
+  }
+}

@@ -1,0 +1,389 @@
+/**
+ * `kinto backup`, `kinto restore` and `kinto db copy` as library verbs (docs/backup.md).
+ *
+ * backup: a consistent snapshot (snapshot.ts) streamed through the format's encoder and gzip into
+ * FILE.partial, renamed to FILE when complete. restore: the file decoded as it streams into one
+ * transaction per database (restore.ts). copy: the snapshot streamed straight into the restore.
+ * Embedded folders are locked first (a running server holding one makes these fail at once).
+ */
+import {closeSync, createWriteStream, existsSync, fsyncSync, linkSync, openSync, renameSync, statSync, unlinkSync} from 'node:fs'
+import path from 'node:path'
+import {Readable} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
+import {createGzip} from 'node:zlib'
+
+import {FileExistsError} from '../config/atomic.js'
+import {loadConfig} from '../config/index.js'
+import type {Settings} from '../config/settings.js'
+import {DatabaseRegistry, isPostgresUrl, maskUrl, type Queryable} from '../db/index.js'
+import {KintoError, UsageError} from '../errors.js'
+import {ensureSchema} from '../schema/index.js'
+import {withMigrationLocks} from '../schema/migrate.js'
+import {planBackend} from '../schema/migrator.js'
+import {type BackendName, CURRENT_VERSIONS} from '../schema/sql-files.js'
+import {clientFor, type ConfiguredBackend} from '../schema/targets.js'
+import {packageVersion} from '../version.js'
+import {type BackupHeader, type Counts, decodeBackup, emptyCounts, encodeBackup, FORMAT_NAME, FORMAT_VERSION, type RowBatch, type TableName} from './format.js'
+import {writeMarker} from './marker.js'
+import {restoreInto} from './restore.js'
+import {type ProgressEvent, ROW_FORMAT_SINCE, snapshotRows, snapshotSchema, withSnapshot} from './snapshot.js'
+import {assertNotServed, backendsForUrl, type DataBackends, dataBackends, sameDatabase} from './targets.js'
+
+export {FORMAT_VERSION, TABLE_NAMES, type Counts, type TableName} from './format.js'
+export {markerPath, readMarker, RECENT_BACKUP_DAYS} from './marker.js'
+export type {ProgressEvent} from './snapshot.js'
+
+/** Wait this long for a command holding an embedded folder (a migration, a backup). */
+const FOLDER_LOCK_MS = 10_000
+
+const engine = (b: ConfiguredBackend) => (b.pgliteDir !== undefined ? 'pglite' : 'postgresql')
+const where = (b: DataBackends) => ({storage: b.storage.database!, permission: b.permission.database!})
+
+/** The snapshot's own time (the transaction's start, on the database's clock). */
+async function snapshotTime(conn: Queryable): Promise<string> {
+  const res = await conn.query<{t: string}>(`SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS t`)
+  return res.rows[0].t
+}
+
+// ---- backup
+
+export interface BackupOptions {
+  settings: Settings
+  /** The ini's folder: relative pglite: URLs, and where the backup marker is written. */
+  dir: string
+  /** Absolute path of the file to write. */
+  file: string
+  /** Replace an existing file. */
+  force?: boolean
+  /** Count each table first and report progress (a terminal). */
+  onProgress?: (event: ProgressEvent) => void
+  /** When aborted the backup stops, and FILE.partial is removed. */
+  signal?: AbortSignal
+}
+
+export interface BackupResult {
+  file: string
+  /** Size of the compressed file. */
+  bytes: number
+  /** sha256 of the uncompressed content before the trailer (as in the trailer). */
+  sha256: string
+  counts: Counts
+  createdAt: string
+  schema: {storage: number; permission: number}
+  source: {storage: string; permission: string}
+  marker: string
+  seconds: number
+}
+
+/** Default file name: kinto-backup-20261204T230552Z.ndjson.gz */
+export function defaultBackupName(at: Date): string {
+  return `kinto-backup-${at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.ndjson.gz`
+}
+
+function fsyncPath(p: string): void {
+  let fd: number | undefined
+  try {
+    fd = openSync(p, 'r')
+    fsyncSync(fd)
+  } catch {
+    // folders cannot be fsynced everywhere; the rename is atomic anyway
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
+}
+
+/** FILE.partial becomes FILE (refused when FILE appeared meanwhile, unless force). */
+function publish(partial: string, file: string, force: boolean): void {
+  fsyncPath(partial)
+  if (force) renameSync(partial, file)
+  else {
+    try {
+      linkSync(partial, file)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new FileExistsError(file)
+      throw error
+    }
+    unlinkSync(partial)
+  }
+  fsyncPath(path.dirname(file))
+}
+
+async function* abortable(batches: AsyncIterable<RowBatch>, signal: AbortSignal | undefined): AsyncGenerator<RowBatch> {
+  for await (const batch of batches) {
+    if (signal?.aborted) throw new KintoError('Interrupted: no backup was written.', {code: 'KINTO_INTERRUPTED'})
+    yield batch
+  }
+}
+
+export async function backup(options: BackupOptions): Promise<BackupResult> {
+  const started = Date.now()
+  const b = dataBackends(options.settings, options.dir, 'kinto backup')
+  assertNotServed([b.storage, b.permission], 'back up')
+  const file = options.file
+  if (!options.force && existsSync(file)) throw new FileExistsError(file)
+  if (!existsSync(path.dirname(file))) {
+    throw new UsageError(`The folder of ${file} does not exist.`, {hint: 'Create it, or give -o a file in an existing folder.'})
+  }
+  const partial = `${file}.partial`
+  const registry = new DatabaseRegistry(options.dir)
+  try {
+    return await withMigrationLocks([b.storage, b.permission], registry, {lockTimeoutMs: FOLDER_LOCK_MS}, false, async () => {
+      const clients = {storage: clientFor(registry, b.storage), permission: clientFor(registry, b.permission)}
+      return withSnapshot(clients, async (conns) => {
+        const schema = await snapshotSchema(conns, where(b))
+        const header: BackupHeader = {
+          format: FORMAT_NAME,
+          version: FORMAT_VERSION,
+          created_at: await snapshotTime(conns.storage),
+          kinto_ops: packageVersion(),
+          source: {storage: engine(b.storage), permission: engine(b.permission)},
+          schema,
+        }
+        const written: {counts?: Counts; sha256?: string} = {}
+        const rows = abortable(snapshotRows(conns, {countFirst: Boolean(options.onProgress), onProgress: options.onProgress}), options.signal)
+        await pipeline(Readable.from(encodeBackup(header, rows, written)), createGzip(), createWriteStream(partial, {mode: 0o600}))
+        publish(partial, file, Boolean(options.force))
+        const marker = writeMarker(options.dir, {at: header.created_at, file, sha256: written.sha256!, counts: written.counts!})
+        return {
+          file,
+          bytes: statSync(file).size,
+          sha256: written.sha256!,
+          counts: written.counts!,
+          createdAt: header.created_at,
+          schema,
+          source: where(b),
+          marker,
+          seconds: (Date.now() - started) / 1000,
+        }
+      })
+    })
+  } catch (error) {
+    try {
+      unlinkSync(partial)
+    } catch {}
+    throw error
+  } finally {
+    await registry.closeAll()
+  }
+}
+
+// ---- restore
+
+/** A file's schema versions: newer than ours refused; older ones restore when their rows have this layout. */
+function checkFileSchema(header: BackupHeader, file: string): string[] {
+  const notes: string[] = []
+  for (const backend of ['storage', 'permission'] as const) {
+    const v = header.schema[backend]
+    if (v > CURRENT_VERSIONS[backend]) {
+      throw new KintoError(
+        `${file} was taken from a ${backend} schema version ${v}, newer than this kinto-ops knows (${CURRENT_VERSIONS[backend]}); nothing was restored.`,
+        {code: 'KINTO_BACKUP_NEWER', hint: `Restore it with kinto-ops ${header.kinto_ops} or newer.`},
+      )
+    }
+    if (v < ROW_FORMAT_SINCE[backend]) {
+      throw new KintoError(`${file} claims a ${backend} schema version ${v}, older than any this format was written from; nothing was restored.`, {
+        code: 'KINTO_BACKUP_INVALID',
+        hint: 'Use a file written by `kinto backup`.',
+      })
+    }
+    if (v < CURRENT_VERSIONS[backend]) {
+      notes.push(`${backend} rows of schema ${v} restored into schema ${CURRENT_VERSIONS[backend]} (the migrations in between change no rows)`)
+    }
+  }
+  return notes
+}
+
+/** Reads a whole file, checking its checksum and counts; throws KINTO_BACKUP_INVALID when it is damaged. */
+export async function verifyBackup(file: string): Promise<{header: BackupHeader; counts: Counts}> {
+  const decoded = await decodeBackup(file)
+  for await (const batch of decoded.batches) void batch
+  return {header: decoded.header, counts: decoded.trailer.counts!}
+}
+
+/** Per distinct database, the backends whose schema lives there. */
+function schemaTargets(b: DataBackends, withCache: boolean): Array<{backend: ConfiguredBackend; names: BackendName[]}> {
+  const list = [b.storage, b.permission, ...(withCache && b.cache.kind === 'postgresql' ? [b.cache] : [])]
+  const out: Array<{backend: ConfiguredBackend; names: BackendName[]}> = []
+  for (const x of list) {
+    const same = out.find((o) => sameDatabase(o.backend, x))
+    if (same) same.names.push(x.backend)
+    else out.push({backend: x, names: [x.backend]})
+  }
+  return out
+}
+
+async function pendingSchema(registry: DatabaseRegistry, targets: ReturnType<typeof schemaTargets>): Promise<boolean> {
+  for (const t of targets) {
+    const client = clientFor(registry, t.backend)
+    for (const name of t.names) {
+      const plan = await client.withConnection((conn) => planBackend(conn, name))
+      if (plan.steps.length > 0) return true
+    }
+  }
+  return false
+}
+
+/** Installs or upgrades the target's schemas (the normal migrations); the steps that ran. */
+async function migrateTargets(registry: DatabaseRegistry, targets: ReturnType<typeof schemaTargets>): Promise<string[]> {
+  const steps: string[] = []
+  for (const t of targets) {
+    for (const plan of await ensureSchema(clientFor(registry, t.backend), t.names)) steps.push(...plan.steps.map((s) => `${plan.backend} ${s.name}`))
+  }
+  return steps
+}
+
+export interface RestoreOptions {
+  settings: Settings
+  dir: string
+  /** The backup file (absolute path). */
+  file: string
+  force?: boolean
+  signal?: AbortSignal
+  onProgress?: (table: TableName, done: number, total: number | null) => void
+}
+
+export interface RestoreResult {
+  file: string
+  createdAt: string
+  /** The kinto-ops that wrote the file. */
+  writtenBy: string
+  schema: {storage: number; permission: number}
+  target: {storage: string; permission: string}
+  counts: Counts
+  /** Rows the target held before and that --force replaced. */
+  replaced: Counts
+  /** Migration steps run on the target first. */
+  migrated: string[]
+  notes: string[]
+  seconds: number
+}
+
+export async function restore(options: RestoreOptions): Promise<RestoreResult> {
+  const started = Date.now()
+  const b = dataBackends(options.settings, options.dir, 'kinto restore')
+  const decoded = await decodeBackup(options.file)
+  try {
+    const notes = checkFileSchema(decoded.header, options.file)
+    assertNotServed([b.storage, b.permission], 'restore into')
+    const registry = new DatabaseRegistry(options.dir)
+    try {
+      return await withMigrationLocks([b.storage, b.permission], registry, {lockTimeoutMs: FOLDER_LOCK_MS}, false, async () => {
+        const targets = schemaTargets(b, true)
+        // A target that needs migrations is changed before the first row: check the whole file first.
+        if (await pendingSchema(registry, targets)) await verifyBackup(options.file)
+        const migrated = await migrateTargets(registry, targets)
+        const clients = {storage: clientFor(registry, b.storage), permission: clientFor(registry, b.permission)}
+        const res = await restoreInto(clients, decoded, {force: options.force, signal: options.signal, where: where(b), onProgress: options.onProgress})
+        return {
+          file: options.file,
+          createdAt: decoded.header.created_at,
+          writtenBy: decoded.header.kinto_ops,
+          schema: decoded.header.schema,
+          target: where(b),
+          ...res,
+          migrated,
+          notes,
+          seconds: (Date.now() - started) / 1000,
+        }
+      })
+    } finally {
+      await registry.closeAll()
+    }
+  } finally {
+    decoded.close()
+  }
+}
+
+// ---- db copy
+
+export interface CopyOptions {
+  settings: Settings
+  dir: string
+  /** A database URL (postgresql://…, pglite:<folder>) or the path of another ini. */
+  to: string
+  /** Folder a relative --to (URL folder or ini path) is resolved against. */
+  cwd: string
+  force?: boolean
+  signal?: AbortSignal
+  onProgress?: (table: TableName, done: number, total: number | null) => void
+}
+
+export interface CopyResult {
+  from: {storage: string; permission: string}
+  to: {storage: string; permission: string}
+  /** The ini that already points at the target, when --to named one. */
+  toIni?: string
+  counts: Counts
+  replaced: Counts
+  schema: {storage: number; permission: number}
+  migrated: string[]
+  /** The lines that make an ini use the target (password masked). */
+  iniLines: string[]
+  seconds: number
+}
+
+function targetOf(options: CopyOptions): {backends: DataBackends; dir: string; ini?: string; url?: string} {
+  if (isPostgresUrl(options.to)) return {backends: backendsForUrl(options.to, options.cwd), dir: options.cwd, url: options.to}
+  const config = loadConfig(path.resolve(options.cwd, options.to))
+  return {backends: dataBackends(config.settings, config.dir, 'kinto db copy'), dir: config.dir, ini: config.path}
+}
+
+/** Counts rows as they go by; fills `trailer.counts` at the end (what restoreInto verifies against). */
+async function* counted(batches: AsyncIterable<RowBatch>, trailer: {counts?: Counts}): AsyncGenerator<RowBatch> {
+  const counts = emptyCounts()
+  for await (const batch of batches) {
+    counts[batch.table] += batch.rows.length
+    yield batch
+  }
+  trailer.counts = counts
+}
+
+export async function copy(options: CopyOptions): Promise<CopyResult> {
+  const started = Date.now()
+  const src = dataBackends(options.settings, options.dir, 'kinto db copy')
+  const tgt = targetOf(options)
+  for (const s of [src.storage, src.permission]) {
+    for (const t of [tgt.backends.storage, tgt.backends.permission]) {
+      if (sameDatabase(s, t)) throw new UsageError(`The target ${t.database} is the source database: copy it to another one.`)
+    }
+  }
+  assertNotServed([src.storage, src.permission, tgt.backends.storage, tgt.backends.permission], 'copy')
+  const srcRegistry = new DatabaseRegistry(options.dir)
+  const tgtRegistry = new DatabaseRegistry(tgt.dir)
+  const lockOpts = {lockTimeoutMs: FOLDER_LOCK_MS}
+  try {
+    return await withMigrationLocks([src.storage, src.permission], srcRegistry, lockOpts, false, () =>
+      withMigrationLocks([tgt.backends.storage, tgt.backends.permission, tgt.backends.cache].filter((x) => x.kind === 'postgresql'), tgtRegistry, lockOpts, false, async () => {
+        const migrated = await migrateTargets(tgtRegistry, schemaTargets(tgt.backends, tgt.url !== undefined))
+        const srcClients = {storage: clientFor(srcRegistry, src.storage), permission: clientFor(srcRegistry, src.permission)}
+        const tgtClients = {storage: clientFor(tgtRegistry, tgt.backends.storage), permission: clientFor(tgtRegistry, tgt.backends.permission)}
+        return withSnapshot(srcClients, async (conns) => {
+          const schema = await snapshotSchema(conns, where(src))
+          const trailer: {counts?: Counts} = {}
+          const res = await restoreInto(tgtClients, {batches: counted(snapshotRows(conns), trailer), trailer}, {
+            force: options.force,
+            signal: options.signal,
+            where: where(tgt.backends),
+            onProgress: options.onProgress,
+          })
+          const iniLines = tgt.url
+            ? (['storage', 'permission', 'cache'] as const).flatMap((x) => [`kinto.${x}_backend = kinto.core.${x}.postgresql`, `kinto.${x}_url = ${maskUrl(tgt.url!)}`])
+            : []
+          return {
+            from: where(src),
+            to: where(tgt.backends),
+            ...(tgt.ini ? {toIni: tgt.ini} : {}),
+            ...res,
+            schema,
+            migrated,
+            iniLines,
+            seconds: (Date.now() - started) / 1000,
+          }
+        })
+      }),
+    )
+  } finally {
+    await srcRegistry.closeAll()
+    await tgtRegistry.closeAll()
+  }
+}
