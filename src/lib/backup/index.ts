@@ -200,9 +200,9 @@ export async function verifyBackup(file: string): Promise<{header: BackupHeader;
   return {header: decoded.header, counts: decoded.trailer.counts!}
 }
 
-/** Per distinct database, the backends whose schema lives there. */
-function schemaTargets(b: DataBackends, withCache: boolean): Array<{backend: ConfiguredBackend; names: BackendName[]}> {
-  const list = [b.storage, b.permission, ...(withCache && b.cache.kind === 'postgresql' ? [b.cache] : [])]
+/** Per distinct database, the backends whose schema lives there (the cache too, so that the target can be served). */
+function schemaTargets(b: DataBackends): Array<{backend: ConfiguredBackend; names: BackendName[]}> {
+  const list = [b.storage, b.permission, ...(b.cache.kind === 'postgresql' ? [b.cache] : [])]
   const out: Array<{backend: ConfiguredBackend; names: BackendName[]}> = []
   for (const x of list) {
     const same = out.find((o) => sameDatabase(o.backend, x))
@@ -268,7 +268,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const registry = new DatabaseRegistry(options.dir)
     try {
       return await withMigrationLocks([b.storage, b.permission], registry, {lockTimeoutMs: FOLDER_LOCK_MS}, false, async () => {
-        const targets = schemaTargets(b, true)
+        const targets = schemaTargets(b)
         // A target that needs migrations is changed before the first row: check the whole file first.
         if (await pendingSchema(registry, targets)) await verifyBackup(options.file)
         const migrated = await migrateTargets(registry, targets)
@@ -354,7 +354,7 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
   try {
     return await withMigrationLocks([src.storage, src.permission], srcRegistry, lockOpts, false, () =>
       withMigrationLocks([tgt.backends.storage, tgt.backends.permission, tgt.backends.cache].filter((x) => x.kind === 'postgresql'), tgtRegistry, lockOpts, false, async () => {
-        const migrated = await migrateTargets(tgtRegistry, schemaTargets(tgt.backends, tgt.url !== undefined))
+        const migrated = await migrateTargets(tgtRegistry, schemaTargets(tgt.backends))
         const srcClients = {storage: clientFor(srcRegistry, src.storage), permission: clientFor(srcRegistry, src.permission)}
         const tgtClients = {storage: clientFor(tgtRegistry, tgt.backends.storage), permission: clientFor(tgtRegistry, tgt.backends.permission)}
         return withSnapshot(srcClients, async (conns) => {
