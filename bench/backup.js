@@ -72,7 +72,7 @@ for (const engine of engines) {
     if (engine === 'postgresql' && pgTool('pg_dump')) {
       const dump = path.join(source.dir, 'floor.dump')
       const tables = ['objects', 'timestamps', 'access_control_entries', 'user_principals'].flatMap((t) => ['--table', t])
-      note('postgresql: pg_dump / pg_restore floor…')
+      note('postgresql: pg_dump floor…')
       row.dump = must(await measured(pgTool('pg_dump'), ['--format=custom', '--data-only', ...tables, '-f', dump, source.url]), 'pg_dump')
     }
     rows.push(row)
