@@ -406,3 +406,18 @@ describe('kinto backup and restore on the embedded engine', () => {
     console.log('SKIPPED: PostgreSQL round trips (db copy embedded -> PostgreSQL -> embedded, backup under write load) need KINTO_TEST_DATABASE_URL')
   })
 })
+
+describe('backends with nothing to back up', () => {
+  it('memory storage: backup, restore and db copy say so (exit 1, JSON error)', async () => {
+    const dir = tmp()
+    const ini = path.join(dir, 'kinto.ini')
+    writeFileSync(ini, '[app:main]\nkinto.storage_backend = kinto.core.storage.memory\nkinto.permission_backend = kinto.core.permission.memory\nkinto.cache_backend = kinto.core.cache.memory\n')
+    for (const args of [['backup', '-o', path.join(dir, 'x.gz')], ['restore', path.join(dir, 'x.gz')], ['db', 'copy', '--to', 'pglite:' + path.join(dir, 'data')]]) {
+      const r = await kinto([...args, '--ini', ini, '--json'])
+      expect(r.code, r.stdout + r.stderr).toBe(1)
+      expect(json(r.stdout).error.code).toBe('KINTO_BACKUP_UNSUPPORTED')
+      expect(json(r.stdout).error.message).toMatch(/memory/)
+    }
+    expect(readdirSync(dir)).toEqual(['kinto.ini'])
+  }, 120_000)
+})
