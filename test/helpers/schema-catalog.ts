@@ -14,6 +14,8 @@ import {repoRoot} from './cli.js'
 const acceptanceDir = process.env.KINTO_ACCEPTANCE_DIR ?? path.resolve(repoRoot, '..', 'shared', 'acceptance')
 export const acceptanceCatalogSql = path.join(acceptanceDir, 'catalog.sql')
 export const acceptanceCatalogTxt = path.join(acceptanceDir, 'kinto-catalog.txt')
+/** shared/acceptance/http_checks.py (the black-box HTTP checks), when present. */
+export const acceptanceHttpChecks = existsSync(path.join(acceptanceDir, 'http_checks.py')) ? path.join(acceptanceDir, 'http_checks.py') : undefined
 export const hasAcceptance = existsSync(acceptanceCatalogSql) && existsSync(acceptanceCatalogTxt)
 
 export function expectedAcceptanceLines(): string[] {

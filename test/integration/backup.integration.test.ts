@@ -4,9 +4,10 @@
  * API, request by request (bodies, ETags, Last-Modified, permissions, `_since`); every bad file a
  * clear error with the target unchanged.
  */
-import {type ChildProcess, spawn} from 'node:child_process'
+import {type ChildProcess, execFile, spawn} from 'node:child_process'
 import {existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
+import {promisify} from 'node:util'
 import {gunzipSync, gzipSync} from 'node:zlib'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -15,10 +16,14 @@ import {openDatabase} from '../../src/lib/db/index.js'
 import {ensureSchema} from '../../src/lib/schema/index.js'
 import {cliBin, repoRoot, runCli} from '../helpers/cli.js'
 import {createServerDatabase, realServerUrl, type TestDatabase} from '../helpers/db.js'
+import {acceptanceHttpChecks} from '../helpers/schema-catalog.js'
 import {tempFolders} from '../helpers/tmp.js'
+import {startTestServer} from '../client/helpers.js'
 import {ALICE, type Answer, apiAnswers, openApp, populate, writeIni} from './backup-helpers.js'
 
 const tmp = tempFolders('backup')
+const execFileP = promisify(execFile)
+const acceptanceScript = acceptanceHttpChecks
 
 async function migrated(url: string): Promise<void> {
   const c = openDatabase(url)
@@ -306,7 +311,25 @@ describe('kinto backup and restore on the embedded engine', () => {
       expect(b.code, b.stdout + b.stderr).toBe(0)
       expect(json(b.stdout).toIni).toBe(back.ini)
       expect(await answersOf(back.url)).toEqual(answers)
-    }, 240_000)
+
+      // the PostgreSQL database made by the copy, served by kinto start, passes the acceptance checks
+      if (!acceptanceScript) {
+        console.log('SKIPPED: acceptance checks on the copied database (shared/acceptance/http_checks.py not found)')
+        return
+      }
+      const srv = await startTestServer('postgresql', {}, {...pg, drop: async () => {}})
+      try {
+        let stdout = ''
+        try {
+          ;({stdout} = await execFileP('python3', [acceptanceScript, srv.remote, 'core'], {timeout: 180_000}))
+        } catch (err) {
+          stdout = (err as {stdout?: string}).stdout ?? String(err)
+        }
+        expect(stdout.trim().split('\n').pop()).toBe('40 passed, 0 failed')
+      } finally {
+        await srv.close()
+      }
+    }, 480_000)
 
     it('a backup under write load restores a consistent snapshot', async () => {
       const pg = await pgDatabase()
