@@ -24,8 +24,9 @@ export const ROW_FORMAT_SINCE = {storage: 21, permission: 1} as const
 const SELECTS: Record<TableName, string> = {
   objects:
     'SELECT id, parent_id, resource_name, last_modified::text AS last_modified, deleted, data::text AS data FROM objects ' +
-    'ORDER BY parent_id DESC, resource_name DESC, last_modified ASC',
-  timestamps: 'SELECT parent_id, resource_name, last_modified::text AS last_modified FROM timestamps ORDER BY parent_id, resource_name',
+    // objects.last_modified: the column (a timestamp, as the index), not the text output of the same name
+    'ORDER BY objects.parent_id DESC, objects.resource_name DESC, objects.last_modified ASC',
+  timestamps: 'SELECT parent_id, resource_name, last_modified::text AS last_modified FROM timestamps ORDER BY timestamps.parent_id, timestamps.resource_name',
   access_control_entries: 'SELECT object_id, permission, principal FROM access_control_entries ORDER BY object_id, permission, principal',
   user_principals: 'SELECT user_id, principal FROM user_principals ORDER BY user_id, principal',
 }
@@ -33,7 +34,7 @@ const SELECTS: Record<TableName, string> = {
 export type ProgressEvent = {type: 'progress'; table: TableName; done: number; total: number | null}
 
 export interface SnapshotOptions {
-  /** Rows per FETCH (default 1000). */
+  /** Rows per FETCH (default 5000). */
   batchRows?: number
   /** Count each table first (one more scan) so that progress has a total. */
   countFirst?: boolean
@@ -104,7 +105,7 @@ function toArray(table: TableName, row: Record<string, unknown>): unknown[] {
 
 /** Every row of the four tables, in file order, as batches (inside the snapshot of `conns`). */
 export async function* snapshotRows(conns: {storage: Queryable; permission: Queryable}, options: SnapshotOptions = {}): AsyncGenerator<RowBatch> {
-  const batchRows = options.batchRows ?? 1000
+  const batchRows = options.batchRows ?? 5000
   for (const table of TABLE_NAMES) {
     const conn = conns[TABLE_BACKEND[table]]
     let total: number | null = null
