@@ -1,7 +1,7 @@
 import {BaseCommand} from '../base-command.js'
 import {iniFlag} from '../flags.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
-import {flushCache, type FlushCacheResult} from '../lib/ops/tasks.js'
+import {flushCache, type FlushCacheResult} from '../lib/maintenance/index.js'
 
 export default class FlushCache extends BaseCommand<typeof FlushCache> {
   static summary = 'Empty the cache backend (as upstream kinto flush-cache).'

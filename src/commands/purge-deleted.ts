@@ -4,7 +4,7 @@ import {BaseCommand} from '../base-command.js'
 import {iniFlag} from '../flags.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {UsageError} from '../lib/errors.js'
-import {purgeDeleted, type PurgeDeletedResult} from '../lib/ops/tasks.js'
+import {purgeDeleted, type PurgeDeletedResult} from '../lib/maintenance/index.js'
 
 export default class PurgeDeleted extends BaseCommand<typeof PurgeDeleted> {
   static summary = 'Keep only the newest tombstones of each list (as upstream kinto purge-deleted).'

@@ -68,7 +68,7 @@ Exit codes: 0 stopped by a signal after finishing every request; 1 failed to sta
     for (const warning of config.warnings) this.logToStderr(`Warning: ${warning}`)
     // Loaded here, not at the top: oclif imports every command module to list commands, and the
     // runtime (Fastify, pg, PGlite, Ajv…) must not slow `kinto --version` or any other command.
-    const {serve} = await import('../lib/ops/serve.js')
+    const {serve} = await import('../lib/serve/index.js')
     process.exitCode = await serve({
       config,
       host: flags.host,

@@ -9,7 +9,7 @@ import {request as httpRequest} from 'node:http'
 
 import {afterAll, describe, expect, test} from 'vitest'
 
-import {listRuns} from '../../src/lib/ops/registry.js'
+import {listRuns} from '../../src/lib/runs/registry.js'
 import {runCli} from '../helpers/cli.js'
 import {OPS_KINDS, opsIni, sleep, spawnStart, type OpsIni, type Started} from '../helpers/ops-servers.js'
 

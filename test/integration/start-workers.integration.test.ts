@@ -8,7 +8,7 @@ import {request as httpRequest} from 'node:http'
 
 import {afterAll, describe, expect, test} from 'vitest'
 
-import {listRuns, type RunEntry} from '../../src/lib/ops/registry.js'
+import {listRuns, type RunEntry} from '../../src/lib/runs/registry.js'
 import {processAlive} from '../../src/lib/process.js'
 import {runCli} from '../helpers/cli.js'
 import {realServerUrl} from '../helpers/db.js'

@@ -12,7 +12,7 @@ import pino from 'pino'
 import {afterEach, describe, expect, test} from 'vitest'
 
 import {loadConfig, setIniValue, setIniValues} from '../../src/lib/config/index.js'
-import {listRuns} from '../../src/lib/ops/registry.js'
+import {listRuns} from '../../src/lib/runs/registry.js'
 import {backoffHeader} from '../../src/lib/server/headers.js'
 import {startServer, type RunningServer} from '../../src/lib/server/start.js'
 import {iniText} from '../client/helpers.js'

@@ -10,7 +10,7 @@ import path from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 
 import {checkIni, type Finding, runChecks} from '../../src/lib/check/index.js'
-import {parseStatsdUrl} from '../../src/lib/check/statsd-check.js'
+import {parseStatsdUrl} from '../../src/lib/monitoring/statsd-settings.js'
 import {loadConfig} from '../../src/lib/config/index.js'
 
 const SECRET = '5f0c1e9a7b3d42e8a6c0f19d2b7e4a3c8d1f6b0e9a2c5d7f3b8e1a4c6d9f0b2e'

@@ -10,8 +10,8 @@ import path from 'node:path'
 import {afterAll, describe, expect, test} from 'vitest'
 
 import {parseEndpoint} from '../../src/lib/ops/endpoint.js'
-import {listRuns, processStartTime, RunRecord, waitForConfig} from '../../src/lib/ops/registry.js'
-import {activeState, formatDeadline, parseDeadline, serviceStateFrom} from '../../src/lib/ops/state.js'
+import {listRuns, processStartTime, RunRecord, waitForConfig} from '../../src/lib/runs/registry.js'
+import {activeState, formatDeadline, parseDeadline, serviceStateFrom} from '../../src/lib/state/toggles.js'
 
 const dirs: string[] = []
 afterAll(() => {

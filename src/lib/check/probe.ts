@@ -10,7 +10,7 @@
  * Only GET and OPTIONS requests: nothing is written (__flush__ is never POSTed).
  */
 import {UsageError} from '../errors.js'
-import {HttpClient, type HttpResponse, describeHttpError} from './http.js'
+import {HttpClient, type HttpResponse, describeHttpError} from '../http.js'
 import {type CheckReport, type Finding, error, ok, summarize, warning} from './types.js'
 
 export interface ProbeOptions {

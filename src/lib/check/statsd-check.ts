@@ -6,6 +6,7 @@ import {lookup} from 'node:dns/promises'
 
 import {type KintoConfig, describeSettingSource} from '../config/index.js'
 import {asList, asString} from '../config/settings.js'
+import {parseStatsdUrl} from '../monitoring/statsd-settings.js'
 import {type Finding, error, ok, warning} from './types.js'
 
 export interface StatsdCheckOptions {
@@ -26,24 +27,6 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
     timer = setTimeout(() => reject(new Error(`${what} did not answer within ${Math.round(ms / 100) / 10} s`)), ms)
   })
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
-
-/** `udp://host:port` → host and port, or a description of what is wrong. */
-export function parseStatsdUrl(url: string): {host: string; port: number} | {problem: string} {
-  let parsed: URL
-  try {
-    parsed = new URL(url.trim())
-  } catch {
-    return {problem: 'it is not a URL'}
-  }
-  if (parsed.protocol !== 'udp:') return {problem: `its scheme is ${parsed.protocol.replace(/:$/, '')}, StatsD takes udp`}
-  const host = parsed.hostname.replace(/^\[|\]$/g, '')
-  if (!host) return {problem: 'it has no host'}
-  if (!parsed.port) return {problem: 'it has no port (StatsD usually listens on 8125)'}
-  if ((parsed.pathname && parsed.pathname !== '/') || parsed.search || parsed.username) {
-    return {problem: 'it has a path, query or credentials, which StatsD URLs do not take'}
-  }
-  return {host, port: Number(parsed.port)}
 }
 
 export async function checkStatsd(config: KintoConfig, options: StatsdCheckOptions = {}): Promise<Finding[]> {

@@ -6,10 +6,27 @@
  * Prefix, as upstream: `project_name` (default `kinto`); `statsd_prefix` only when the project
  * name is empty.
  */
-import {parseStatsdUrl} from '../check/statsd-check.js'
 import {asString, type Settings} from '../config/settings.js'
 import {KintoError} from '../errors.js'
 import type {StatsdTarget} from './metrics.js'
+
+/** `udp://host:port` → host and port, or a description of what is wrong. */
+export function parseStatsdUrl(url: string): {host: string; port: number} | {problem: string} {
+  let parsed: URL
+  try {
+    parsed = new URL(url.trim())
+  } catch {
+    return {problem: 'it is not a URL'}
+  }
+  if (parsed.protocol !== 'udp:') return {problem: `its scheme is ${parsed.protocol.replace(/:$/, '')}, StatsD takes udp`}
+  const host = parsed.hostname.replace(/^\[|\]$/g, '')
+  if (!host) return {problem: 'it has no host'}
+  if (!parsed.port) return {problem: 'it has no port (StatsD usually listens on 8125)'}
+  if ((parsed.pathname && parsed.pathname !== '/') || parsed.search || parsed.username) {
+    return {problem: 'it has a path, query or credentials, which StatsD URLs do not take'}
+  }
+  return {host, port: Number(parsed.port)}
+}
 
 /** statsd_backend values that mean the plain StatsD client (the only one we have). */
 export const BUILTIN_STATSD_BACKENDS = ['kinto.core.statsd', 'kinto.plugins.statsd']

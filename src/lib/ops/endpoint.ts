@@ -4,12 +4,12 @@
  */
 import type {Agent} from 'undici'
 
-import {describeHttpError} from '../check/http.js'
+import {describeHttpError} from '../http.js'
 import {loadConfig} from '../config/index.js'
 import {UsageError} from '../errors.js'
 import {lazyRequire} from '../lazy.js'
 import {packageVersion} from '../version.js'
-import {listRuns} from './registry.js'
+import {listRuns} from '../runs/registry.js'
 
 const undici = lazyRequire<typeof import('undici')>('undici')
 

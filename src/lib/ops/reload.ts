@@ -3,7 +3,7 @@
  * (single servers and primaries; a primary passes it to its workers), then wait until every
  * process, workers included, reports the new file's sha256 in the run registry.
  */
-import {type AppliedToggles, listRuns, type RunEntry, type RunRole, sha256File, signalRuns, waitForConfig} from './registry.js'
+import {type AppliedToggles, listRuns, type RunEntry, type RunRole, sha256File, signalRuns, waitForConfig} from '../runs/registry.js'
 
 export interface ServerReport {
   pid: number

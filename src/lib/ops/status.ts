@@ -10,11 +10,11 @@ import {loadConfig} from '../config/index.js'
 import {asString} from '../config/settings.js'
 import {pgliteLockPath, readFileLockHolder} from '../schema/lock.js'
 import {configuredBackends} from '../schema/targets.js'
-import {parseEosDate} from '../server/eos.js'
+import {parseEosDate} from '../state/eos.js'
 import {describeHttpError, EndpointClient, type Endpoint} from './endpoint.js'
 import {describeServers} from './reload.js'
-import type {RunRole} from './registry.js'
-import {activeState, serviceStateFrom, toggleDeadline, toggleSet, TOGGLES, type ToggleName} from './state.js'
+import type {RunRole} from '../runs/registry.js'
+import {activeState, serviceStateFrom, toggleDeadline, toggleSet, TOGGLES, type ToggleName} from '../state/toggles.js'
 
 export interface ToggleStatus {
   /** Set in the ini. */

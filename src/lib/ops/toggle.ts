@@ -6,7 +6,7 @@
 import {loadConfig, setIniValues, type IniChange, type IniChangeResult, type KintoConfig} from '../config/index.js'
 import {envNames} from '../config/settings.js'
 import {describeServers, reloadServers, type ReloadResult} from './reload.js'
-import {EXPIRY_KEYS, formatDeadline, type ToggleName} from './state.js'
+import {EXPIRY_KEYS, formatDeadline, type ToggleName} from '../state/toggles.js'
 
 export interface ToggleOptions {
   iniPath: string

@@ -11,13 +11,13 @@
  */
 import {asBool, asInt, asString, type Settings} from '../config/settings.js'
 import {silentLogger, type Logger} from '../logger.js'
-import {activeState, serviceStateFrom, type ActiveState, type ServiceState} from '../ops/state.js'
+import {activeState, serviceStateFrom, type ActiveState, type ServiceState} from '../state/toggles.js'
 import {BackendError} from '../storage/types.js'
 import {policiesFromSettings, type AuthenticationPolicy} from './auth.js'
 import {permits} from './authorization.js'
 import {RequestContext, newBoundData, type BoundData} from './context.js'
 import {CorsPolicy, DEFAULT_EXPOSED_HEADERS, corsPolicyFrom, exposedHeaders, preflight} from './cors.js'
-import {endOfService, eosAlertHeader} from './eos.js'
+import {endOfService, eosAlertHeader} from '../state/eos.js'
 import {httpErrorFor} from './error-mapping.js'
 import {
   ERRNO,
@@ -88,7 +88,7 @@ export class Runtime {
   retryAfter: number
   /** Resource names served (for cascades that must reach every kind of child). */
   readonly resourceNames = new Set<string>()
-  /** backoff / readonly / maintenance as configured, deadlines included (src/lib/ops/state.ts). */
+  /** backoff / readonly / maintenance as configured, deadlines included (src/lib/state/toggles.ts). */
   private serviceState: ServiceState
 
   constructor(options: RuntimeOptions) {

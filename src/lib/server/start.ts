@@ -6,7 +6,7 @@
  * An embedded database folder is locked for the server's whole life (the lock file of
  * src/lib/schema/lock.ts, marked as held by a server), so `kinto migrate` and friends fail at once
  * naming this pid instead of opening the folder twice. reload() re-reads the ini and takes what
- * can change live (see Runtime.applySettings); the run registry (src/lib/ops/registry.ts) tells
+ * can change live (see Runtime.applySettings); the run registry (src/lib/runs/registry.ts) tells
  * the CLI what this process applied.
  */
 import {createHash} from 'node:crypto'
@@ -20,8 +20,8 @@ import {backendKind, loadConfig, type KintoConfig, type ServerConfig} from '../c
 import {asString, type Settings} from '../config/settings.js'
 import {DatabaseRegistry, maskUrl, type SqlClient} from '../db/index.js'
 import {KintoError} from '../errors.js'
-import {RunRecord, type AppliedToggles, type RunRole} from '../ops/registry.js'
-import {EXPIRY_KEYS, serviceStateFrom} from '../ops/state.js'
+import {RunRecord, type AppliedToggles, type RunRole} from '../runs/registry.js'
+import {EXPIRY_KEYS, serviceStateFrom} from '../state/toggles.js'
 import {planBackend, CURRENT_VERSIONS} from '../schema/index.js'
 import {acquireFileLock, pgliteLockPath} from '../schema/lock.js'
 import {migrate, type MigrateEvent} from '../schema/migrate.js'

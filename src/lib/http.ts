@@ -1,11 +1,12 @@
 /**
- * The small HTTP client of `kinto check --url`: undici with connect/header/body timeouts, bodies
+ * The small HTTP client of the commands that talk to a server (`kinto check --url`, `kinto status`,
+ * `kinto wait-ready`): undici with connect/header/body timeouts, bodies
  * read up to a cap, and redirects followed only on the same host name (never to another host).
  */
 import type {Agent} from 'undici'
 
-import {lazyRequire} from '../lazy.js'
-import {packageVersion} from '../version.js'
+import {lazyRequire} from './lazy.js'
+import {packageVersion} from './version.js'
 
 const undici = lazyRequire<typeof import('undici')>('undici')
 

@@ -1,0 +1,74 @@
+/**
+ * The `kinto start` process: one server, or a primary keeping N workers (node:cluster) that share
+ * the listening socket so that one machine's cores are used.
+ *
+ * Signals (to the single server, or to the primary, which passes them on to every worker):
+ * - SIGHUP: reload the ini (src/lib/server/start.ts reload()); nothing is refused or dropped;
+ * - SIGTERM / SIGINT: stop accepting, finish requests in flight (bounded), close the pools, exit 0
+ *   (1 when requests had to be cut at the deadline);
+ * - SIGUSR2 (workers only): rolling restart, one worker at a time (a new one listens before the old
+ *   one stops), so new code and settings that need a restart are taken without downtime.
+ *
+ * This is the one place below src/commands that handles process signals and exit codes: it is the
+ * process's main loop. It returns the exit code; the command sets it.
+ */
+import cluster from 'node:cluster'
+
+import {ExitCode, UsageError} from '../errors.js'
+import {startServer, type RunningServer} from '../server/start.js'
+import {workersFromIni, workersRefusal, type ServeOptions} from './options.js'
+import {Primary} from './primary.js'
+import {reloadAndLog, signalQueue} from './signals.js'
+import {serveWorker} from './worker.js'
+
+export type {ServeOptions} from './options.js'
+
+/** Runs until a stop signal; returns the exit code. */
+export async function serve(options: ServeOptions): Promise<number> {
+  if (cluster.isWorker) return serveWorker(options)
+  const workers = options.workers ?? workersFromIni(options.config) ?? 1
+  if (workers > 1) {
+    const refusal = workersRefusal(options.config, workers)
+    if (refusal) {
+      throw new UsageError(`Cannot serve with ${workers} workers: ${refusal}.`, {
+        code: 'KINTO_WORKERS_REFUSED',
+        hint: 'Use PostgreSQL for storage and permission (kinto.*_url = postgresql://…), or --workers 1.',
+      })
+    }
+    return new Primary(options, workers).run()
+  }
+  return serveSingle(options)
+}
+
+async function serveSingle(options: ServeOptions): Promise<number> {
+  const {config, log} = options
+  const signals = signalQueue()
+  let server: RunningServer | undefined
+  let pendingReload = false
+  // Until the server runs, a SIGHUP is remembered (the default action would kill the process).
+  signals.on('SIGHUP', () => {
+    if (!server) {
+      pendingReload = true
+      return
+    }
+    reloadAndLog(server, log)
+  })
+  try {
+    server = await startServer(config, {
+      host: options.host,
+      port: options.port,
+      httpPort: options.httpPort,
+      migrate: options.migrate,
+      shutdownTimeoutMs: options.shutdownTimeoutMs,
+      record: {role: 'server'},
+    })
+    log(`Serving ${server.url} (${config.path}, pid ${process.pid}); SIGHUP reloads, SIGINT or SIGTERM stops.`)
+    if (pendingReload) reloadAndLog(server, log)
+    const signal = await signals.stopped()
+    log(`${signal}: finishing requests in flight, then stopping.`)
+    const {forced} = await server.close()
+    return forced ? ExitCode.FAILED : ExitCode.OK
+  } finally {
+    signals.dispose()
+  }
+}

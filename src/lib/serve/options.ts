@@ -1,0 +1,54 @@
+/** What `kinto start` serves with: its options, and the number of worker processes and whether the config allows them. */
+import type {KintoConfig} from '../config/index.js'
+import {backendKind} from '../config/backend-modules.js'
+import {KintoError} from '../errors.js'
+import {configuredBackends} from '../schema/targets.js'
+
+export interface ServeOptions {
+  config: KintoConfig
+  host?: string
+  port?: number
+  /** `%(http_port)s` the config was loaded with (reloads use it again). */
+  httpPort?: number
+  /** From --workers; undefined: the ini's [uwsgi] processes, else 1. */
+  workers?: number
+  migrate?: boolean
+  shutdownTimeoutMs?: number
+  /** Lines for the operator (stderr). */
+  log: (line: string) => void
+}
+
+/** Workers from the ini: `[uwsgi] processes` (or its alias `workers`), as a uwsgi deployment says. */
+export function workersFromIni(config: KintoConfig): number | undefined {
+  const section = config.ini.sectionNames().find((n) => n.trim() === 'uwsgi')
+  if (!section) return undefined
+  for (const key of ['processes', 'workers']) {
+    const raw = config.ini.get(section, key)?.trim()
+    if (raw === undefined || raw === '') continue
+    const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN
+    if (!(n >= 1 && n <= 256)) {
+      throw new KintoError(`${config.path}: [uwsgi] ${key} = ${JSON.stringify(raw)} is not a number of processes (1 to 256).`, {
+        code: 'KINTO_CONFIG_INVALID',
+        hint: 'Fix the value, or give --workers.',
+      })
+    }
+    return n
+  }
+  return undefined
+}
+
+/** Why N processes cannot serve this config, or null. */
+export function workersRefusal(config: KintoConfig, workers: number): string | null {
+  if (workers <= 1) return null
+  for (const b of configuredBackends(config.settings, config.dir)) {
+    if (b.pgliteDir !== undefined) {
+      return `the ${b.backend} backend uses the ${b.database}, which one process at a time may open`
+    }
+  }
+  for (const family of ['storage', 'permission'] as const) {
+    if (backendKind(config.settings[`${family}_backend`]) === 'memory') {
+      return `the ${family} backend is memory: each process would hold its own data`
+    }
+  }
+  return null
+}

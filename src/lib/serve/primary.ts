@@ -1,0 +1,227 @@
+/**
+ * The primary of `kinto start --workers N`. It serves nothing itself: it forks the workers (which
+ * share its listening socket), replaces one that crashes (and stops when none ever served or they
+ * keep crashing), passes SIGHUP on, restarts them one at a time on SIGUSR2 and stops them on
+ * SIGINT/SIGTERM. Its run record tells `kinto status` and `kinto reload` about the deployment.
+ */
+import cluster, {type Worker} from 'node:cluster'
+
+import {loadConfig} from '../config/index.js'
+import {ExitCode} from '../errors.js'
+import {primaryScrapeRelay} from '../monitoring/prometheus.js'
+import {RunRecord, sha256File} from '../runs/registry.js'
+import {migrate} from '../schema/migrate.js'
+import {appliedToggles, clearStaleSocket} from '../server/start.js'
+import {packageVersion} from '../version.js'
+import {workersFromIni, type ServeOptions} from './options.js'
+import {signalQueue, type SignalQueue} from './signals.js'
+import type {WorkerMessage} from './worker.js'
+
+/** Worker exits within a minute (after serving began) past which the primary gives up. */
+const MAX_CRASHES_PER_MINUTE = 5
+
+export class Primary {
+  /** Taken at once: a signal while the primary starts is not lost. */
+  private readonly signals: SignalQueue
+  /** Listening on the ini's unix socket (no --host/--port given). */
+  private readonly usesSocket: boolean
+  /** Workers serving (or starting); those a rolling restart is replacing. */
+  private readonly current = new Set<Worker>()
+  private readonly retiring = new Set<Worker>()
+  /** Set when the first worker listens. */
+  private url: string | null = null
+  private stopping = false
+  private restarting = false
+  /** A worker exited non-zero while stopping (requests cut), or workers kept crashing. */
+  private anyForced = false
+  /** The first start failure a worker reported. */
+  private failure: WorkerMessage | undefined
+  /** Times of recent unexpected worker exits. */
+  private readonly crashes: number[] = []
+  /** kinto.plugins.prometheus: a worker answering a scrape asks here for every worker's metrics. */
+  private scrapeRelay: ReturnType<typeof primaryScrapeRelay> = null
+  private readonly done: Promise<number>
+  private resolveDone: (code: number) => void = () => {}
+
+  constructor(
+    private readonly options: ServeOptions,
+    private readonly count: number,
+  ) {
+    this.signals = signalQueue()
+    const {config} = options
+    this.usesSocket = Boolean(config.server.unixSocket && options.host === undefined && options.port === undefined)
+    this.done = new Promise<number>((resolve) => (this.resolveDone = resolve))
+  }
+
+  /** Runs until the workers have stopped; returns the exit code. */
+  async run(): Promise<number> {
+    const {config, log} = this.options
+    if (this.options.migrate) {
+      // Once, before the workers start (they would otherwise queue on the migration lock).
+      await migrate({settings: config.settings, dir: config.dir, mode: 'apply'})
+    }
+    if (this.usesSocket) await clearStaleSocket(config.server.unixSocket!)
+
+    const record = new RunRecord({
+      role: 'primary',
+      ini: config.path,
+      url: null,
+      configHash: sha256File(config.path),
+      toggles: appliedToggles(config.settings),
+      needRestart: [],
+      workers: this.count,
+      version: packageVersion(),
+    })
+    this.scrapeRelay = primaryScrapeRelay(config.settings)
+    this.signals.on('SIGHUP', () => this.reload(record))
+    this.signals.on('SIGUSR2', () => void this.rollingRestart(record))
+    cluster.on('listening', (_worker, address) => {
+      if (this.url !== null) return
+      this.url = this.urlOf(address)
+      record.update({url: this.url})
+      log(
+        `Serving ${this.url} (${config.path}) with ${this.count} workers, primary pid ${process.pid}; SIGHUP reloads, SIGUSR2 restarts the workers one by one, SIGINT or SIGTERM stops.`,
+      )
+    })
+
+    try {
+      for (let i = 0; i < this.count; i++) this.fork()
+      const stopSignal = this.signals.stopped().then((signal) => {
+        log(`${signal}: the workers finish requests in flight, then stop.`)
+        this.stopAll()
+      })
+      const code = await this.done
+      void stopSignal
+      return this.url === null && !this.signals.stopSignal ? ExitCode.FAILED : code
+    } finally {
+      record.remove()
+      this.signals.dispose()
+      cluster.removeAllListeners('listening')
+    }
+  }
+
+  private urlOf(address: {address: string | null; port: number; addressType: number | string}): string {
+    const {config, host} = this.options
+    if (this.usesSocket) return config.server.unixSocket!
+    const shown = host ?? config.server.host
+    return `http://${shown.includes(':') ? `[${shown}]` : shown}:${address.port}/v1/`
+  }
+
+  private fork(): Worker {
+    const worker = cluster.fork()
+    this.current.add(worker)
+    worker.on('message', (msg: WorkerMessage) => {
+      if (this.scrapeRelay?.(worker, msg)) return
+      if (msg?.kind === 'kinto-worker-failed') this.failure ??= msg
+    })
+    worker.on('exit', (code, signal) => this.exited(worker, code, signal))
+    return worker
+  }
+
+  /** A worker is gone: the end of a stop or of its retirement, or a crash to recover from. */
+  private exited(worker: Worker, code: number | null, signal: string | null): void {
+    const {log} = this.options
+    this.current.delete(worker)
+    const wasRetiring = this.retiring.delete(worker)
+    if (code !== 0 && code !== null) this.anyForced ||= this.stopping
+    if (this.stopping || wasRetiring) {
+      if (this.current.size === 0 && this.stopping) this.resolveDone(this.anyForced ? ExitCode.FAILED : ExitCode.OK)
+      return
+    }
+    if (this.url === null) {
+      // A worker that never served: the configuration cannot start; stop everything.
+      this.stopAll()
+      log(`Error: ${this.failure?.message ?? `a worker exited (${signal ?? code}) before serving.`}`)
+      if (this.failure?.hint) log(`Hint: ${this.failure.hint}`)
+      return
+    }
+    const now = Date.now()
+    this.crashes.push(now)
+    while (this.crashes.length && this.crashes[0] < now - 60_000) this.crashes.shift()
+    if (this.crashes.length > MAX_CRASHES_PER_MINUTE) {
+      log(`Error: workers keep exiting (${this.crashes.length} in a minute; last: ${signal ?? code}); stopping.`)
+      this.anyForced = true
+      this.stopAll()
+      return
+    }
+    log(`Worker ${worker.process.pid} exited (${signal ?? code}); starting another.`)
+    this.fork()
+  }
+
+  private stopAll(): void {
+    if (this.stopping) return
+    this.stopping = true
+    if (this.current.size === 0) {
+      this.resolveDone(this.url === null ? ExitCode.FAILED : this.anyForced ? ExitCode.FAILED : ExitCode.OK)
+    }
+    for (const w of this.current) w.process.kill('SIGTERM')
+    // Bounded: workers cut their requests at the shutdown deadline; past it, kill what is left.
+    setTimeout(
+      () => {
+        for (const w of this.current) w.process.kill('SIGKILL')
+      },
+      (this.options.shutdownTimeoutMs ?? 30_000) + 10_000,
+    ).unref()
+  }
+
+  /** SIGHUP: the primary re-reads the ini to report it, and passes the signal on. */
+  private reload(record: RunRecord): void {
+    const {config, log} = this.options
+    try {
+      const next = loadConfig(config.path, {httpPort: this.options.httpPort})
+      const workersChanged = (workersFromIni(next) ?? this.count) !== this.count && this.options.workers === undefined
+      record.update({
+        configHash: sha256File(config.path),
+        toggles: appliedToggles(next.settings),
+        needRestart: workersChanged ? ['uwsgi processes'] : [],
+        reloadError: undefined,
+        reloadedAt: new Date().toISOString(),
+      })
+    } catch (error) {
+      record.update({reloadError: {configHash: sha256File(config.path), message: (error as Error).message, at: new Date().toISOString()}})
+    }
+    for (const w of this.current) w.process.kill('SIGHUP')
+    log(`SIGHUP: reloading ${this.current.size} workers.`)
+  }
+
+  /** SIGUSR2: each worker replaced in turn, the new one listening before the old one stops. */
+  private async rollingRestart(record: RunRecord): Promise<void> {
+    const {config, log} = this.options
+    if (this.restarting || this.stopping) return
+    this.restarting = true
+    log(`SIGUSR2: restarting ${this.current.size} workers one at a time.`)
+    try {
+      for (const old of [...this.current]) {
+        if (this.stopping) return
+        const fresh = this.fork()
+        if (!(await listening(fresh))) {
+          log(`Error: a new worker did not start; the rolling restart stops and the running workers stay.`)
+          return
+        }
+        this.retiring.add(old)
+        this.current.delete(old)
+        old.process.kill('SIGTERM')
+      }
+      record.update({configHash: sha256File(config.path), needRestart: [], reloadedAt: new Date().toISOString()})
+      log('SIGUSR2: every worker was restarted.')
+    } finally {
+      this.restarting = false
+    }
+  }
+}
+
+/** Whether a worker starts listening (false: it exited first). */
+function listening(worker: Worker): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const onListen = () => {
+      worker.off('exit', onExit)
+      resolve(true)
+    }
+    const onExit = () => {
+      worker.off('listening', onListen)
+      resolve(false)
+    }
+    worker.once('listening', onListen)
+    worker.once('exit', onExit)
+  })
+}

@@ -1,0 +1,58 @@
+/** A worker process of `kinto start --workers N`: one server on the socket the primary shares. */
+import cluster from 'node:cluster'
+
+import {ExitCode, type KintoError} from '../errors.js'
+import {startServer, type RunningServer} from '../server/start.js'
+import type {ServeOptions} from './options.js'
+import {reloadAndLog, signalQueue} from './signals.js'
+
+/** What a worker that could not start tells the primary (which reports it once). */
+export interface WorkerMessage {
+  kind: 'kinto-worker-failed'
+  message: string
+  hint?: string
+}
+
+export async function serveWorker(options: ServeOptions): Promise<number> {
+  const {config, log} = options
+  const signals = signalQueue()
+  let server: RunningServer | undefined
+  let pendingReload = false
+  signals.on('SIGHUP', () => {
+    if (!server) pendingReload = true
+    else reloadAndLog(server, log, ` (worker ${process.pid})`)
+  })
+  // The primary is gone (killed): stop as if told to.
+  const orphaned = () => process.emit('SIGTERM', 'SIGTERM')
+  process.on('disconnect', orphaned)
+  try {
+    try {
+      server = await startServer(config, {
+        host: options.host,
+        port: options.port,
+        httpPort: options.httpPort,
+        shutdownTimeoutMs: options.shutdownTimeoutMs,
+        record: {role: 'worker', primaryPid: process.ppid},
+        prepareSocket: false,
+      })
+    } catch (error) {
+      // The primary reports it once, instead of N workers printing the same line.
+      const e = error as KintoError
+      const message: WorkerMessage = {kind: 'kinto-worker-failed', message: e.message, hint: e.hint}
+      if (process.send) {
+        await new Promise<void>((resolve) => process.send!(message, undefined, {}, () => resolve()))
+        return ExitCode.FAILED
+      }
+      throw error
+    }
+    if (pendingReload) reloadAndLog(server, log, ` (worker ${process.pid})`)
+    await signals.stopped()
+    const {forced} = await server.close()
+    return forced ? ExitCode.FAILED : ExitCode.OK
+  } finally {
+    process.off('disconnect', orphaned)
+    signals.dispose()
+    // The IPC channel would keep this process alive: let go of the primary.
+    cluster.worker?.disconnect()
+  }
+}
