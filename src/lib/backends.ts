@@ -31,6 +31,7 @@ import type {Cache} from './cache/types.js'
 import {networkCache} from './cache/index.js'
 import {MemoryCache} from './cache/memory.js'
 import {BACKEND_MODULES, type BackendFamily, type BackendKind, backendModules} from './config/backend-modules.js'
+import {requireDatabaseUrl} from './config/database-url.js'
 import {asBool, asInt, asSeconds, asString, type Settings} from './config/settings.js'
 import {DatabaseRegistry, openDatabase, parseDbUrl, type PoolOptions, type SqlClient} from './db/index.js'
 import {KintoError} from './errors.js'
@@ -102,17 +103,6 @@ function poolOptions(settings: Settings, prefix: string): PoolOptions {
   }
 }
 
-function databaseUrl(settings: Settings, prefix: string): string {
-  const url = (asString(settings, `${prefix}_url`) ?? '').trim()
-  if (!url) {
-    throw new KintoError(`Setting kinto.${prefix}_url is required by the postgresql ${prefix} backend.`, {
-      code: 'KINTO_CONFIG_INVALID',
-      hint: `Set kinto.${prefix}_url = postgresql://user:password@host/dbname (or pglite:<folder>).`,
-    })
-  }
-  return url
-}
-
 export function createBackends(settings: Settings, options: CreateBackendsOptions = {}): Backends {
   const ownsRegistry = !options.registry
   const registry = options.registry ?? new DatabaseRegistry(options.baseDir)
@@ -129,11 +119,11 @@ export function createBackends(settings: Settings, options: CreateBackendsOption
   const storage: MemoryStorage | PostgresStorage =
     storageKind === 'memory'
       ? new MemoryStorage({readonly, maxFetchSize})
-      : new PostgresStorage((storageClient = registry.get(databaseUrl(settings, 'storage'), poolOptions(settings, 'storage'))), {readonly, maxFetchSize})
+      : new PostgresStorage((storageClient = registry.get(requireDatabaseUrl(settings, 'storage'), poolOptions(settings, 'storage'))), {readonly, maxFetchSize})
   const permission: MemoryPermission | PostgresPermission =
     permissionKind === 'memory'
       ? new MemoryPermission()
-      : new PostgresPermission((permissionClient = registry.get(databaseUrl(settings, 'permission'), poolOptions(settings, 'permission'))))
+      : new PostgresPermission((permissionClient = registry.get(requireDatabaseUrl(settings, 'permission'), poolOptions(settings, 'permission'))))
   const cacheMaxSize = asInt(settings, 'cache_max_size_bytes', 524288)
   const cachePrefix = asString(settings, 'cache_prefix') ?? ''
   // The cache gets its own pool, as upstream: a cache call made while a request transaction holds a
@@ -145,7 +135,7 @@ export function createBackends(settings: Settings, options: CreateBackendsOption
   } else if (cacheKind === 'redis' || cacheKind === 'memcached') {
     cache = networkCache(settings)!
   } else {
-    const url = databaseUrl(settings, 'cache')
+    const url = requireDatabaseUrl(settings, 'cache')
     const embedded = parseDbUrl(url, options.baseDir).driver === 'pglite'
     const client = embedded
       ? registry.get(url, poolOptions(settings, 'cache'))

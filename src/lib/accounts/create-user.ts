@@ -8,7 +8,7 @@
 import {createBackends} from '../backends.js'
 import {backendKind, type KintoConfig} from '../config/index.js'
 import {asBool, asList, asString} from '../config/settings.js'
-import {DatabaseRegistry, describeDbUrl, parseDbUrl} from '../db/index.js'
+import {describeDbUrl, parseDbUrl, withRegistry} from '../db/index.js'
 import {ExitCode, KintoError, UsageError} from '../errors.js'
 import {withMigrationLocks} from '../schema/migrate.js'
 import {configuredBackends} from '../schema/targets.js'
@@ -82,10 +82,8 @@ export async function createUser(options: CreateUserOptions): Promise<CreateUser
 
   // One process per embedded folder: wait for a migration, refuse while a server holds one.
   const databases = configuredBackends(settings, config.dir).filter((b) => b.kind === 'postgresql')
-  const registry = new DatabaseRegistry(config.dir)
-  let created: boolean
-  try {
-    created = await withMigrationLocks(databases, registry, {lockTimeoutMs: options.lockTimeoutMs ?? 30_000}, false, async () => {
+  const created = await withRegistry(config.dir, (registry) =>
+    withMigrationLocks(databases, registry, {lockTimeoutMs: options.lockTimeoutMs ?? 30_000}, false, async () => {
       const backends = createBackends(settings, {registry, baseDir: config.dir})
       try {
         const isNew = await backends.transaction(async (tx) => {
@@ -106,10 +104,8 @@ export async function createUser(options: CreateUserOptions): Promise<CreateUser
       } finally {
         await backends.close().catch(() => undefined)
       }
-    })
-  } finally {
-    await registry.closeAll()
-  }
+    }),
+  )
   return {
     username,
     userId: accountPrincipal(username),

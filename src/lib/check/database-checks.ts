@@ -9,7 +9,7 @@ import {existsSync} from 'node:fs'
 
 import type {KintoConfig} from '../config/index.js'
 import {asBool, asInt, type Settings} from '../config/settings.js'
-import {DatabaseRegistry, quoteIdent} from '../db/index.js'
+import {quoteIdent, withRegistry} from '../db/index.js'
 import {isKintoError} from '../errors.js'
 import {markerPath, readMarker, RECENT_BACKUP_DAYS} from '../backup/marker.js'
 import {connectionLimits, isUtcTimezone} from '../schema/inspect.js'
@@ -173,8 +173,7 @@ async function connectionFindings(config: KintoConfig, group: ConfiguredBackend[
     pools.set(key, size + overflow)
   }
   const perProcess = [...pools.values()].reduce((a, b) => a + b, 0)
-  const registry = new DatabaseRegistry(config.dir)
-  try {
+  return withRegistry(config.dir, async (registry) => {
     const client = registry.get(group[0].url!, {poolSize: 1, maxOverflow: 0, connectTimeoutMs: timeoutMs})
     const limits = await withTimeout(connectionLimits(client), timeoutMs * 2, label(group))
     const available = limits.maxConnections - limits.reservedConnections
@@ -193,11 +192,7 @@ async function connectionFindings(config: KintoConfig, group: ConfiguredBackend[
         `${label(group)}: one process may open up to ${perProcess} connections; the server accepts ${available}, so ${Math.floor(available / Math.max(1, perProcess))} such process(es) at most at full load.`,
       ),
     ]
-  } catch {
-    return [] // the connection finding already says what is wrong
-  } finally {
-    await withTimeout(registry.closeAll(), timeoutMs, 'closing').catch(() => {})
-  }
+  }, {closeTimeoutMs: timeoutMs}).catch(() => [] as Finding[]) // the connection finding already says what is wrong
 }
 
 async function checkGroup(config: KintoConfig, group: ConfiguredBackend[], timeoutMs: number): Promise<Finding[]> {

@@ -6,6 +6,7 @@
 import path from 'node:path'
 
 import {KintoError} from '../errors.js'
+import {HTTP_API_VERSION} from '../version.js'
 
 export type Settings = Record<string, unknown>
 
@@ -48,7 +49,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   project_name: 'kinto',
   project_docs: 'https://kinto.readthedocs.io/',
   project_version: '',
-  http_api_version: '1.23',
+  http_api_version: HTTP_API_VERSION,
   root_cache_expires_seconds: 86400,
   version_prefix_redirect_enabled: true,
   version_prefix_redirect_ttl_seconds: -1,

@@ -7,6 +7,7 @@
 import {maskUrl, parseDbUrl} from '../db/url.js'
 import {KintoError} from '../errors.js'
 import {type BackendFamily, backendKind, backendModules} from './backend-modules.js'
+import {DB_URL_FORMS, emptyDatabaseUrlError} from './database-url.js'
 import type {Settings} from './settings.js'
 
 export type SettingRule =
@@ -206,19 +207,11 @@ function urlProblem(key: string, origin: OriginOf, problem: string): KintoError 
   return new KintoError(`${o.where}: ${problem}`, {code: 'KINTO_CONFIG_INVALID', hint: o.hint})
 }
 
-const DB_URL_FORMS = 'postgresql://user:password@host:5432/dbname, or pglite:<folder> for the embedded engine'
-
 function checkDbUrl(settings: Settings, family: BackendFamily, dir: string, origin: OriginOf): void {
   const urlKey = `${family}_url`
   const backendKey = `${family}_backend`
   const url = settings[urlKey]
-  if (isEmpty(url)) {
-    const o = origin(backendKey)
-    throw new KintoError(
-      `${o.where}: ${settings[backendKey]} needs kinto.${urlKey}, which is empty; set it to ${DB_URL_FORMS}.`,
-      {code: 'KINTO_CONFIG_INVALID', hint: o.hint},
-    )
-  }
+  if (isEmpty(url)) throw emptyDatabaseUrlError(settings, family, origin(backendKey))
   if (typeof url !== 'string') {
     throw urlProblem(urlKey, origin, `${displayValue(urlKey, url)} is not a database URL; expected ${DB_URL_FORMS}.`)
   }

@@ -50,6 +50,30 @@ export class DatabaseRegistry {
   }
 }
 
+/**
+ * Runs fn with a registry of the databases it opens, and closes them all when fn ends, however it
+ * ends (as graphile-migrate's withClient). `closeTimeoutMs` bounds the wait for the closing: a
+ * database that stopped answering does not hold the caller.
+ */
+export async function withRegistry<T>(
+  baseDir: string | undefined,
+  fn: (registry: DatabaseRegistry) => Promise<T>,
+  options: {closeTimeoutMs?: number} = {},
+): Promise<T> {
+  const registry = new DatabaseRegistry(baseDir)
+  try {
+    return await fn(registry)
+  } finally {
+    const closing = registry.closeAll()
+    if (options.closeTimeoutMs === undefined) await closing
+    else {
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, options.closeTimeoutMs)))
+      await Promise.race([closing, timeout]).finally(() => clearTimeout(timer))
+    }
+  }
+}
+
 /** Double-quotes an SQL identifier (the one quoting helper: never concatenate input into SQL). */
 export function quoteIdent(name: string): string {
   if (name.includes('\0')) throw new Error('An SQL identifier cannot contain a NUL character.')

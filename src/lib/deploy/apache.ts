@@ -9,8 +9,6 @@ import {renderTemplateFile} from './template.js'
 import {apacheProxyTarget, hostPort, parseUpstream} from './upstream.js'
 import {type Origins, DeployValueError, checkAllowAddress, checkListen, checkPath, checkServerName, checkSize} from './values.js'
 
-export type ApacheMode = 'proxy' | 'wsgi'
-
 interface ApacheCommon {
   /** ServerName then ServerAlias values; none: the virtual host answers whatever name it is reached by. */
   serverNames: string[]

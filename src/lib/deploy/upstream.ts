@@ -5,8 +5,8 @@
  * Accepted spellings: `http://HOST:PORT`, `HOST:PORT`, `unix:/path.sock`, `uwsgi://HOST:PORT`,
  * `uwsgi+unix:/path.sock`.
  */
-import {isIP} from 'node:net'
 
+import {bracketHost} from '../net.js'
 import {DeployValueError, checkHost, checkPath, checkPort} from './values.js'
 
 export type Upstream =
@@ -37,7 +37,7 @@ export function connectHost(listenHost: string): string {
 
 /** `host:port` with IPv6 literals bracketed. */
 export function hostPort(host: string, port: number): string {
-  return `${isIP(host) === 6 ? `[${host}]` : host}:${port}`
+  return `${bracketHost(host)}:${port}`
 }
 
 /** As nginx writes an `upstream { server … }` address. */
@@ -53,9 +53,4 @@ export function apacheProxyTarget(upstream: Upstream): string {
 /** As uwsgi writes its `socket` option. */
 export function uwsgiSocket(upstream: Upstream): string {
   return upstream.kind === 'unix' ? upstream.path : hostPort(upstream.host, upstream.port)
-}
-
-export function describeUpstream(upstream: Upstream): string {
-  const where = upstream.kind === 'unix' ? `unix:${upstream.path}` : hostPort(upstream.host, upstream.port)
-  return upstream.protocol === 'uwsgi' ? `uwsgi at ${where}` : `http at ${where}`
 }

@@ -8,6 +8,7 @@ import {isIP} from 'node:net'
 import path from 'node:path'
 
 import {ExitCode, KintoError} from '../errors.js'
+import {bracketHost} from '../net.js'
 
 /** Where each option came from (`--server-name`, `kinto.http_host in config/kinto.ini`), for messages. */
 export type Origins = Record<string, string | undefined>
@@ -181,8 +182,7 @@ export function checkListen(value: string, origin?: string, allowBarePort = true
   if ((match = /^(\*|\[[0-9A-Fa-f:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text))) {
     const host = match[1] === '*' ? '*' : checkHost('listen address', match[1], origin)
     const port = checkPort('listen port', match[2], origin)
-    const shownHost = isIP(host) === 6 ? `[${host}]` : host
-    return {host, port, text: `${shownHost}:${port}`}
+    return {host, port, text: `${bracketHost(host)}:${port}`}
   }
   throw new DeployValueError('listen address', value, 'it is not a port or an address:port', origin, hint)
 }

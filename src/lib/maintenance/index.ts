@@ -9,7 +9,7 @@
 import {networkCache} from '../cache/index.js'
 import {PostgresCache} from '../cache/postgresql.js'
 import {asBool, asString, type Settings} from '../config/settings.js'
-import {DatabaseRegistry} from '../db/index.js'
+import {withRegistry} from '../db/index.js'
 import {ExitCode, KintoError} from '../errors.js'
 import {withMigrationLocks} from '../schema/migrate.js'
 import {clientFor, configuredBackends} from '../schema/targets.js'
@@ -60,15 +60,12 @@ export async function flushCache(options: TaskOptions): Promise<FlushCacheResult
       hint: 'Use kinto.core.cache.postgresql, .redis, .memcached or .memory.',
     })
   }
-  const registry = new DatabaseRegistry(options.dir)
-  try {
-    await withMigrationLocks([cache], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000}, false, async () => {
+  await withRegistry(options.dir, (registry) =>
+    withMigrationLocks([cache], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000}, false, async () => {
       const backend = new PostgresCache(clientFor(registry, cache), {prefix})
       await backend.flush()
-    })
-  } finally {
-    await registry.closeAll()
-  }
+    }),
+  )
   return {backend: cache.module, flushed: true, database: cache.database, ...(prefix ? {prefix} : {})}
 }
 
@@ -100,16 +97,13 @@ export async function purgeDeleted(options: PurgeDeletedOptions): Promise<PurgeD
       hint: 'Run it with a writable configuration (kinto.readonly = false, or KINTO_READONLY=false).',
     })
   }
-  const registry = new DatabaseRegistry(options.dir)
-  try {
-    await withMigrationLocks([storage], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000}, false, async () => {
+  await withRegistry(options.dir, (registry) =>
+    withMigrationLocks([storage], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000}, false, async () => {
       const backend = new PostgresStorage(clientFor(registry, storage))
       for (const resource of options.resources) {
         deleted[resource] = (deleted[resource] ?? 0) + (await backend.purgeDeleted(resource, '*', {maxRetained: options.maxRetained}))
       }
-    })
-  } finally {
-    await registry.closeAll()
-  }
+    }),
+  )
   return {...base, database: storage.database, total: Object.values(deleted).reduce((a, b) => a + b, 0)}
 }

@@ -46,10 +46,6 @@ export function allowLogFields(...names: string[]): void {
   for (const name of names) ALLOWED.add(name)
 }
 
-export function isAllowedField(name: string): boolean {
-  return ALLOWED.has(name)
-}
-
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@?#]*):[^\s@/?#]*@/gi
 const PASSWORD_PARAM = /([?&;\s](?:password|passwd|pwd|secret)=)[^&\s]*/gi
 const CREDENTIALS = /\b(Basic|Bearer|Token|Portier)\s+[A-Za-z0-9._~+/=-]{8,}/g

@@ -8,6 +8,7 @@ import {describeHttpError} from '../http.js'
 import {loadConfig} from '../config/index.js'
 import {UsageError} from '../errors.js'
 import {lazyRequire} from '../lazy.js'
+import {bracketHost} from '../net.js'
 import {packageVersion} from '../version.js'
 import {listRuns} from '../runs/registry.js'
 
@@ -57,7 +58,7 @@ export function endpointFromIni(iniPath: string, env: NodeJS.ProcessEnv = proces
   let host = config.server.host
   if (host === '0.0.0.0' || host === '*' || host === '') host = '127.0.0.1'
   if (host === '::') host = '::1'
-  return parseEndpoint(`http://${host.includes(':') ? `[${host}]` : host}:${config.server.port}/v1/`)
+  return parseEndpoint(`http://${bracketHost(host)}:${config.server.port}/v1/`)
 }
 
 export interface GetResult {

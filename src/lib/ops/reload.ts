@@ -3,6 +3,8 @@
  * (single servers and primaries; a primary passes it to its workers), then wait until every
  * process, workers included, reports the new file's sha256 in the run registry.
  */
+import {setTimeout as sleep} from 'node:timers/promises'
+
 import {type AppliedToggles, listRuns, type RunEntry, type RunRole, sha256File, signalRuns, waitForConfig} from '../runs/registry.js'
 
 export interface ServerReport {
@@ -117,7 +119,7 @@ export async function restartServers(iniPath: string, options: ReloadOptions & {
       if (!now) outcome = {pid: p.pid, role: p.role, url: p.url, outcome: 'gone', needRestart: []}
       else if ((now.reloadedAt ?? '') !== before.get(p.pid) && now.configHash === configHash) outcome = report(now, 'restarted')
       else if (Date.now() >= deadline) outcome = report(now, 'timeout', `the restart did not finish within ${Math.round(timeoutMs / 1000)} s`)
-      else await new Promise((r) => setTimeout(r, 100))
+      else await sleep(100)
     }
     servers.push(outcome)
   }

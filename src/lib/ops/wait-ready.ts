@@ -3,6 +3,8 @@
  * passed), so CI scripts need no curl loop. Connection errors and 503s are retried until the
  * deadline; the error then says what the last attempt saw.
  */
+import {setTimeout as sleep} from 'node:timers/promises'
+
 import {ExitCode, KintoError} from '../errors.js'
 import {describeHttpError, EndpointClient, type Endpoint} from './endpoint.js'
 
@@ -53,7 +55,7 @@ export async function waitReady(options: WaitReadyOptions): Promise<WaitReadyRes
       options.onAttempt?.(attempts, observed)
       const left = deadline - Date.now()
       if (left <= 0) break
-      await new Promise((r) => setTimeout(r, Math.min(interval, left)))
+      await sleep(Math.min(interval, left))
     }
   } finally {
     await client.close()

@@ -15,6 +15,7 @@ import {createHash} from 'node:crypto'
 import {mkdirSync, readFileSync, readdirSync, realpathSync, unlinkSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
 
 import {writeFileAtomic} from '../config/atomic.js'
 import {processAlive} from '../process.js'
@@ -223,8 +224,6 @@ export function signalRuns(entries: RunEntry[], signal: NodeJS.Signals): SignalO
     }
   })
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 export type ReloadWait =
   | {pid: number; outcome: 'reloaded'; entry: RunEntry}

@@ -15,6 +15,7 @@
  */
 import {closeSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync} from 'node:fs'
 import path from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
 
 import type {Queryable} from '../db/index.js'
 import {ExitCode, KintoError} from '../errors.js'
@@ -51,8 +52,6 @@ export interface FileLockHolder {
   pid: number
   owner?: LockOwner
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 function lockError(kind: 'busy' | 'timeout', opts: LockWaitOptions, holder: string | undefined): KintoError {
   const who = holder ? ` (held by ${holder})` : ''

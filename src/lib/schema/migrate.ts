@@ -3,7 +3,7 @@
  * permission), read the installed version and install or upgrade to current, under a migration
  * lock per database. Dry-run and check modes read only.
  */
-import {DatabaseRegistry, type Queryable, type SqlClient} from '../db/index.js'
+import {withRegistry, type DatabaseRegistry, type Queryable, type SqlClient} from '../db/index.js'
 import {asBool, type Settings} from '../config/settings.js'
 import {ExitCode, KintoError} from '../errors.js'
 import {isUtcTimezone} from './inspect.js'
@@ -192,9 +192,8 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     })
   }
 
-  const registry = new DatabaseRegistry(opts.dir)
-  try {
-    return await withMigrationLocks(pg, registry, opts, mode === 'apply', async () => {
+  return withRegistry(opts.dir, (registry) =>
+    withMigrationLocks(pg, registry, opts, mode === 'apply', async () => {
       const plans = await planAll(pg, registry, opts)
       for (const {b, plan} of plans) {
         reports.set(b.backend, {
@@ -241,8 +240,6 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
         })
       }
       return {...result(), pending: false}
-    })
-  } finally {
-    await registry.closeAll()
-  }
+    }),
+  )
 }

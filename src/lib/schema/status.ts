@@ -3,7 +3,7 @@
  * PostgreSQL backend: server, encoding, timezone, installed and current schema versions, pending
  * steps, drift, and whether the configured user can write.
  */
-import {DatabaseRegistry, type Queryable} from '../db/index.js'
+import {withRegistry, type Queryable} from '../db/index.js'
 import type {Settings} from '../config/settings.js'
 import {type BackendState, type DriftItem, planBackend} from './migrator.js'
 import type {BackendName} from './sql-files.js'
@@ -104,9 +104,8 @@ export async function databaseStatusReport(opts: {
 }): Promise<StatusResult> {
   const backends = configuredBackends(opts.settings, opts.dir)
   if (opts.connectTimeoutMs !== undefined) for (const b of backends) b.pool.connectTimeoutMs = opts.connectTimeoutMs
-  const registry = new DatabaseRegistry(opts.dir)
   const out: BackendStatus[] = []
-  try {
+  return withRegistry(opts.dir, async (registry) => {
     for (const b of backends) {
       if (b.kind !== 'postgresql') {
         out.push({backend: b.backend, module: b.module, skipped: `${b.module || 'not configured'}: not a PostgreSQL backend`})
@@ -140,7 +139,5 @@ export async function databaseStatusReport(opts: {
       }
     })
     return {backends: out}
-  } finally {
-    await registry.closeAll()
-  }
+  })
 }

@@ -4,8 +4,8 @@
  */
 import {DatabaseRegistry, DEFAULT_CONNECT_TIMEOUT_MS, describeDbUrl, parseDbUrl, type PoolOptions, type SqlClient} from '../db/index.js'
 import {type BackendKind, backendKind} from '../config/backend-modules.js'
+import {requireDatabaseUrl} from '../config/database-url.js'
 import {asInt, asSeconds, asString, type Settings} from '../config/settings.js'
-import {KintoError} from '../errors.js'
 import {type BackendName, MIGRATION_ORDER} from './sql-files.js'
 
 export interface ConfiguredBackend {
@@ -32,13 +32,7 @@ export function configuredBackends(settings: Settings, dir: string): ConfiguredB
     const kind = backendKind(module)
     const entry: ConfiguredBackend = {backend, module, kind, pool: {}}
     if (kind !== 'postgresql') return entry
-    const url = (asString(settings, `${backend}_url`) ?? '').trim()
-    if (!url) {
-      throw new KintoError(`kinto.${backend}_backend is ${module} but kinto.${backend}_url is empty.`, {
-        code: 'KINTO_CONFIG_INVALID',
-        hint: `Set kinto.${backend}_url to postgresql://user:password@host:5432/dbname (or pglite:<folder>).`,
-      })
-    }
+    const url = requireDatabaseUrl(settings, backend)
     const parsed = parseDbUrl(url, dir)
     entry.url = url
     entry.database = describeDbUrl(url, dir)

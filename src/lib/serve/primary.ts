@@ -9,6 +9,7 @@ import cluster, {type Worker} from 'node:cluster'
 import {loadConfig} from '../config/index.js'
 import {ExitCode} from '../errors.js'
 import {primaryScrapeRelay} from '../monitoring/prometheus.js'
+import {bracketHost} from '../net.js'
 import {RunRecord, sha256File} from '../runs/registry.js'
 import {migrate} from '../schema/migrate.js'
 import {appliedToggles, clearStaleSocket} from '../server/start.js'
@@ -104,7 +105,7 @@ export class Primary {
     const {config, host} = this.options
     if (this.usesSocket) return config.server.unixSocket!
     const shown = host ?? config.server.host
-    return `http://${shown.includes(':') ? `[${shown}]` : shown}:${address.port}/v1/`
+    return `http://${bracketHost(shown)}:${address.port}/v1/`
   }
 
   private fork(): Worker {

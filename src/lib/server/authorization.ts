@@ -9,8 +9,6 @@ import {asList, type Settings} from '../config/settings.js'
 import type {BoundPermissions, Permission} from '../permission/types.js'
 
 export const EVERYONE = 'system.Everyone'
-export const AUTHENTICATED = 'system.Authenticated'
-
 type Tree = Record<string, Record<string, Record<string, string[]>>>
 
 /** Which permissions on which related objects grant a permission (upstream's inheritance tree). */
@@ -228,9 +226,4 @@ export async function permits(
     }
   }
   return {allowed, sharedIds}
-}
-
-/** Principals granted a bound permission by settings alone (for `/permissions` and the like). */
-export function settingsPrincipals(settings: Settings, key: string): string[] {
-  return asList(settings, key)
 }

@@ -28,8 +28,6 @@ export const ERRNO = {
   SERVICE_DEPRECATED: 202,
   UNDEFINED: 999,
 } as const
-export type Errno = (typeof ERRNO)[keyof typeof ERRNO]
-
 /** Reason phrases as the reference server spells them in the `error` field. */
 export const STATUS_TITLES: Record<number, string> = {
   304: 'Not Modified',

@@ -8,6 +8,7 @@ import type {ErrorObject, ValidateFunction} from 'ajv'
 
 import {withDoubles} from '../json.js'
 import {lazy, lazyRequire} from '../lazy.js'
+import {pythonRepr} from './py-repr.js'
 
 type AjvClass = typeof AjvModule.default
 const ajvModule = lazyRequire<{default?: AjvClass} & AjvClass>('ajv')
@@ -81,21 +82,6 @@ export function checkSchema(schema: unknown): string | null {
   const error = bestError(draft7.errors)
   const where = error.instancePath ? (error.instancePath.split('/').pop() ?? '') : ''
   return `${where}${pythonMessage(error)}`
-}
-
-/** Python's repr() of a JSON value, as jsonschema's messages show values. */
-export function pythonRepr(v: unknown): string {
-  if (v === null || v === undefined) return 'None'
-  if (v === true) return 'True'
-  if (v === false) return 'False'
-  if (typeof v === 'number') return String(v)
-  if (typeof v === 'string') {
-    if (v.includes("'") && !v.includes('"')) return `"${v}"`
-    return `'${v.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`
-  }
-  if (Array.isArray(v)) return `[${v.map(pythonRepr).join(', ')}]`
-  if (typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${pythonRepr(k)}: ${pythonRepr(x)}`).join(', ')}}`
-  return String(v)
 }
 
 /** jsonschema's (Python) message for an error, from ajv's (verbose) error object. */

@@ -1,13 +1,14 @@
 /** Content negotiation of a view: the Accept header (406) and the request Content-Type (415). */
 import type {RequestContext} from './context.js'
 import {invalidParameters} from './errors.js'
+import {pythonRepr} from './py-repr.js'
 import type {ViewDef} from './router.js'
 
 /** 406 when the Accept header allows none of the view's types, 415 when its Content-Type is not one it reads. */
 export function checkNegotiation(view: ViewDef, ctx: RequestContext): void {
   if (view.accept && !acceptable(ctx.req.headers.accept, view.accept)) {
     throw invalidParameters(
-      {location: 'header', name: 'Accept', description: `Accept header should be one of ${pyList(view.accept)}`},
+      {location: 'header', name: 'Accept', description: `Accept header should be one of ${pythonRepr(view.accept)}`},
       406,
     )
   }
@@ -15,14 +16,10 @@ export function checkNegotiation(view: ViewDef, ctx: RequestContext): void {
   // every view for the empty content type too): `PUT /buckets/b` with no body creates the bucket.
   if (view.contentTypes && ctx.contentType !== '' && !view.contentTypes.includes(ctx.contentType)) {
     throw invalidParameters(
-      {location: 'header', name: 'Content-Type', description: `Content-Type header should be one of ${pyList(view.contentTypes)}`},
+      {location: 'header', name: 'Content-Type', description: `Content-Type header should be one of ${pythonRepr(view.contentTypes)}`},
       415,
     )
   }
-}
-
-function pyList(values: string[]): string {
-  return `[${values.map((v) => `'${v}'`).join(', ')}]`
 }
 
 /** True when the Accept header allows one of the offered types (a missing header allows all). */

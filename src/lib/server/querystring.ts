@@ -133,16 +133,6 @@ const OPERATORS: FilterOperator[] = ['lt', 'min', 'max', 'not', 'eq', 'gt', 'in'
 const FILTER_PARAM = new RegExp(`^(${OPERATORS.join('|')})_([\\p{L}\\p{N}_.]+)$`, 'u')
 const SORT_FIELD = /^([-+]?)([\p{L}\p{N}_.]+)$/u
 
-export interface ListParams {
-  filters: Filter[]
-  sorting: Sort[]
-  limit: number
-  token?: string
-  fields?: string[]
-  /** Alert header to send (`_to` is deprecated). */
-  alert?: string
-}
-
 function hasNul(value: unknown): boolean {
   if (typeof value === 'string') return value.includes('\u0000')
   if (Array.isArray(value)) return value.some(hasNul)

@@ -12,7 +12,7 @@ import {cacheExpiresHeaders} from './headers.js'
 import {checkSchema, SchemaValidationError, unusableSchema, validateAgainstSchema} from './jsonschema.js'
 import {isPlainObject} from './patch.js'
 import {PERMISSIONS_FIELD, type ResourceDefinition} from './resource/definition.js'
-import {pyRepr} from './resource/py-repr.js'
+import {pyRepr} from './py-repr.js'
 import {defaultCacheHeaders, type ResourceRequest} from './resource/request.js'
 import type {Runtime} from './runtime.js'
 

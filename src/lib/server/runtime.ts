@@ -9,8 +9,11 @@
  *   permission (401/403) → CORS origin → view (validation 400, …) → events → commit.
  * Every response then gets the CSP, nosniff, Backoff and CORS headers.
  */
+import {setTimeout as sleep} from 'node:timers/promises'
+
 import {asBool, asInt, asString, type Settings} from '../config/settings.js'
 import {silentLogger, type Logger} from '../logger.js'
+import {HTTP_API_VERSION} from '../version.js'
 import {activeState, serviceStateFrom, type ActiveState, type ServiceState} from '../state/toggles.js'
 import {BackendError} from '../storage/types.js'
 import {policiesFromSettings, type AuthenticationPolicy} from './auth.js'
@@ -104,7 +107,7 @@ export class Runtime {
     }
     this.configInfoSource = options.configInfo ?? null
     this.serviceState = serviceStateFrom(this.settings)
-    const apiVersion = asString(this.settings, 'http_api_version') ?? '1.23'
+    const apiVersion = asString(this.settings, 'http_api_version') ?? HTTP_API_VERSION
     this.routePrefix = `v${apiVersion.split('.')[0]}`
     this.retryAfter = asInt(this.settings, 'retry_after_seconds', 3) ?? 3
     this.policies = policiesFromSettings(this.settings)
@@ -290,7 +293,7 @@ export class Runtime {
       } catch (err) {
         if (!(err instanceof BackendError && err.retryable) || attempt >= TRANSACTION_ATTEMPTS) throw err
         // Apart, so that the transactions that deadlocked do not meet again at once.
-        await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20 * attempt))
+        await sleep(5 + Math.random() * 20 * attempt)
       }
     }
   }

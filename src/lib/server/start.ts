@@ -12,6 +12,7 @@
 import {createHash} from 'node:crypto'
 import {chmodSync, lstatSync, readFileSync, statSync, unlinkSync} from 'node:fs'
 import {connect} from 'node:net'
+import {setTimeout as sleep} from 'node:timers/promises'
 
 import type {FastifyInstance} from 'fastify'
 
@@ -20,7 +21,8 @@ import {backendKind, loadConfig, type KintoConfig, type ServerConfig} from '../c
 import {asString, type Settings} from '../config/settings.js'
 import {DatabaseRegistry, maskUrl, type SqlClient} from '../db/index.js'
 import {KintoError} from '../errors.js'
-import {RunRecord, type AppliedToggles, type RunRole} from '../runs/registry.js'
+import {bracketHost} from '../net.js'
+import {RunRecord, sha256File, type AppliedToggles, type RunRole} from '../runs/registry.js'
 import {EXPIRY_KEYS, serviceStateFrom} from '../state/toggles.js'
 import {planBackend, CURRENT_VERSIONS} from '../schema/index.js'
 import {acquireFileLock, pgliteLockPath} from '../schema/lock.js'
@@ -269,8 +271,7 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
       await app.listen({host, port})
       const address = app.server.address()
       const actualPort = typeof address === 'object' && address ? address.port : port
-      const shownHost = host.includes(':') ? `[${host}]` : host
-      url = `http://${shownHost}:${actualPort}/v1/`
+      url = `http://${bracketHost(host)}:${actualPort}/v1/`
     }
   } catch (err) {
     await app.close().catch(() => {})
@@ -347,7 +348,7 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
         // Requests cut at the deadline may still hold connections: closing the pools waits for
         // them, so that wait is bounded too.
         const backendsClosed = backends.close().catch((err) => logger.error({err}, 'Closing the backends failed.'))
-        const bounded = forced ? Promise.race([backendsClosed, new Promise((r) => setTimeout(r, 5000).unref())]) : backendsClosed
+        const bounded = forced ? Promise.race([backendsClosed, sleep(5000, undefined, {ref: false})]) : backendsClosed
         await bounded
         await cleanup()
         return {forced}
@@ -359,7 +360,7 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
 
 function hashOf(file: string): string {
   try {
-    return createHash('sha256').update(readFileSync(file)).digest('hex')
+    return sha256File(file)
   } catch {
     return ''
   }

@@ -66,4 +66,3 @@ export interface KintoResponse {
   body?: unknown
 }
 
-export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS'

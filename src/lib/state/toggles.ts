@@ -26,9 +26,6 @@ export const EXPIRY_KEYS: Record<ToggleName, string> = {
   maintenance: 'maintenance_expires',
 }
 
-/** Every setting key a toggle command may write. */
-export const TOGGLE_KEYS = ['backoff', 'backoff_percentage', 'readonly', 'maintenance', ...Object.values(EXPIRY_KEYS)]
-
 /** The toggles as configured (deadlines in epoch ms; null: none). */
 export interface ServiceState {
   backoff: number | null

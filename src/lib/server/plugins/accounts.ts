@@ -31,7 +31,7 @@ import {ERRNO, HttpError, invalid} from '../errors.js'
 import {MAX_ID_LENGTH} from '../ids.js'
 import {isPlainObject} from '../patch.js'
 import type {ResourceDefinition} from '../resource/definition.js'
-import {pyRepr} from '../resource/py-repr.js'
+import {pyRepr} from '../py-repr.js'
 import {KintoError} from '../../errors.js'
 import type {KintoPlugin} from './index.js'
 

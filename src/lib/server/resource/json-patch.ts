@@ -5,7 +5,7 @@
 import {invalid, invalidParameters, type ValidationIssue} from '../errors.js'
 import {applyJsonPatch, isPlainObject, JsonPatchError, type PatchOperation} from '../patch.js'
 import {PERMISSIONS_FIELD, type Annotated} from './definition.js'
-import {pyRepr} from './py-repr.js'
+import {pyRepr} from '../py-repr.js'
 
 export function validateJsonPatch(body: unknown): PatchOperation[] {
   if (!Array.isArray(body)) throw invalid('body', '', `"${pyRepr(body)}" is not iterable`)

@@ -18,7 +18,7 @@ import {extractToken, queryFieldList, queryInteger} from '../querystring.js'
 import {formatPattern} from '../router.js'
 import {PERMISSIONS_FIELD, type Annotated, type ResourceDefinition} from './definition.js'
 import {jsonPatchPermissions, validateJsonPatch} from './json-patch.js'
-import {pyRepr} from './py-repr.js'
+import {pyRepr} from '../py-repr.js'
 
 export type BodyPayload = {data?: Record<string, unknown>; permissions?: Record<string, string[] | null>}
 export type Payload = BodyPayload | PatchOperation[]
