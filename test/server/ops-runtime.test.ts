@@ -26,12 +26,12 @@ afterEach(async () => {
   }
 })
 
-async function serve(settings: Record<string, string> = {}, record = false) {
+async function serve(settings: Record<string, string> = {}, record = false, clock?: () => number) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-ops-runtime-'))
   const ini = path.join(dir, 'kinto.ini')
   writeFileSync(ini, iniText({'kinto.userid_hmac_secret': 'ops', ...settings}))
   const config = loadConfig(ini, {env: {}})
-  const server = await startServer(config, {port: 0, logger: pino({level: 'silent'}), env: {}, record: record ? {role: 'server'} : undefined})
+  const server = await startServer(config, {port: 0, logger: pino({level: 'silent'}), env: {}, record: record ? {role: 'server'} : undefined, clock})
   open.push({server, dir})
   const set = (key: string, value: string | null) => {
     setIniValue(ini, 'app:main', key, value)
@@ -64,12 +64,15 @@ describe('backoff', () => {
   })
 
   test('a deadline in the past turns it off; one reached while serving turns it off by itself', async () => {
-    const {request, ini, server} = await serve({'kinto.backoff': '10', 'kinto.backoff_expires': iso(Date.now() - 1000)})
+    let now = Date.now()
+    const {request, ini, server} = await serve({'kinto.backoff': '10', 'kinto.backoff_expires': iso(now - 1000)}, false, () => now)
     expect((await request('GET', '/v1/')).headers.backoff).toBeUndefined()
-    setIniValues(ini, [{section: 'app:main', key: 'kinto.backoff_expires', value: iso(Date.now() + 800)}])
+    setIniValues(ini, [{section: 'app:main', key: 'kinto.backoff_expires', value: iso(now + 60_000)}])
     expect(server.reload().ok).toBe(true)
     expect((await request('GET', '/v1/')).headers.backoff).toBe('10')
-    await new Promise((r) => setTimeout(r, 900))
+    now += 59_000
+    expect((await request('GET', '/v1/')).headers.backoff).toBe('10')
+    now += 2_000
     expect((await request('GET', '/v1/')).headers.backoff).toBeUndefined()
   })
 })
@@ -98,16 +101,17 @@ describe('readonly', () => {
   })
 
   test('switched on by a reload, and off again when readonly_expires passes', async () => {
-    const {request, ini, server} = await serve()
+    let now = Date.now()
+    const {request, ini, server} = await serve({}, false, () => now)
     expect((await request('PUT', '/v1/buckets/b', {body: {}})).status).toBe(201)
     setIniValues(ini, [
       {section: 'app:main', key: 'kinto.readonly', value: 'true'},
-      {section: 'app:main', key: 'kinto.readonly_expires', value: iso(Date.now() + 700)},
+      {section: 'app:main', key: 'kinto.readonly_expires', value: iso(now + 60_000)},
     ])
     expect(server.reload()).toMatchObject({ok: true, applied: ['readonly', 'readonly_expires']})
     expect((await request('PUT', '/v1/buckets/c', {body: {}})).status).toBe(405)
     expect((await request('GET', '/v1/buckets/b')).status).toBe(200)
-    await new Promise((r) => setTimeout(r, 800))
+    now += 61_000
     expect((await request('PUT', '/v1/buckets/c', {body: {}})).status).toBe(201)
     expect((await request('GET', '/v1/')).body.settings.readonly).toBe(false)
   })

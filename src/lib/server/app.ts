@@ -30,6 +30,8 @@ export interface CreateAppOptions {
   configInfo?: ConfigInfo | (() => ConfigInfo | null) | null
   /** A pino logger (Fastify's and the runtime's); none: silent. */
   logger?: Logger & object
+  /** The runtime's clock for deadlines (RuntimeOptions.clock); default Date.now. */
+  clock?: () => number
   /** Folder of the ini (relative `version_json_path`). */
   baseDir?: string
   bodyLimit?: number
@@ -58,6 +60,7 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     configInfo: options.configInfo ?? null,
     logger: options.logger,
     hooks,
+    clock: options.clock,
   })
   try {
     parsePlugins(runtime, options.baseDir)

@@ -69,6 +69,8 @@ export interface RuntimeOptions {
    * listener is subscribed before the Runtime is built.
    */
   hooks?: RuntimeHooks
+  /** The clock deadlines are read with (toggle `*_expires`, `eos`), in epoch ms; tests move it. */
+  clock?: () => number
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
@@ -78,6 +80,8 @@ export class Runtime {
   readonly backends: Backends
   readonly logger: Logger
   readonly hooks: RuntimeHooks
+  /** Now, in epoch ms, for the deadlines of the service state (RuntimeOptions.clock). */
+  readonly clock: () => number
   private readonly configInfoSource: ConfigInfo | (() => ConfigInfo | null) | null
   readonly router = new Router()
   readonly events = new EventBus<RequestContext>()
@@ -105,6 +109,7 @@ export class Runtime {
       reported.add(name)
       this.logger.error({err, hook: name}, `A ${name} hook listener failed; its later failures are not logged.`)
     }
+    this.clock = options.clock ?? Date.now
     this.configInfoSource = options.configInfo ?? null
     this.serviceState = serviceStateFrom(this.settings)
     const apiVersion = asString(this.settings, 'http_api_version') ?? HTTP_API_VERSION
@@ -117,7 +122,7 @@ export class Runtime {
 
   /** The toggles in force now (a toggle whose `<name>_expires` date has passed is off). */
   get active(): ActiveState {
-    return activeState(this.serviceState)
+    return activeState(this.serviceState, this.clock())
   }
 
   /** kinto.readonly in force: writes answered 405 errno 115. */
@@ -189,7 +194,7 @@ export class Runtime {
     let ctx: RequestContext | undefined
     let alert: string | undefined
     try {
-      const eos = endOfService(this.settings)
+      const eos = endOfService(this.settings, this.clock())
       if (eos === 'hard') {
         throw new HttpError(410, {errno: ERRNO.SERVICE_DEPRECATED, message: MESSAGES.deprecated})
       }

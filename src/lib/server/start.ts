@@ -41,6 +41,8 @@ export interface StartServerOptions {
   port?: number
   /** Default: the ini's logging sections (createLogging: mozlog JSON when they ask for it; readable lines on stderr without them). */
   logger?: Logger & object
+  /** The runtime's clock for deadlines (RuntimeOptions.clock); default Date.now. */
+  clock?: () => number
   /** Skip the schema check (tests that install the schema themselves do not need it). */
   skipSchemaCheck?: boolean
   /** Install or upgrade the PostgreSQL schemas before serving (`kinto start --migrate`). */
@@ -249,6 +251,7 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
       backends,
       configInfo: () => configAttributes(config.path),
       logger,
+      clock: options.clock,
       baseDir: config.dir,
     })
     app.kinto.applySettings(config.settings)

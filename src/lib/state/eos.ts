@@ -12,12 +12,12 @@ export function parseEosDate(value: string): Date | null {
 }
 
 /** Whether the service has reached its end: 'soft' before the `eos` date, 'hard' after, null without one. */
-export function endOfService(settings: Settings): 'soft' | 'hard' | null {
+export function endOfService(settings: Settings, now: number = Date.now()): 'soft' | 'hard' | null {
   const eos = asString(settings, 'eos')
   if (!eos) return null
   const date = parseEosDate(eos)
   if (date === null) return null
-  return date.getTime() > Date.now() ? 'soft' : 'hard'
+  return date.getTime() > now ? 'soft' : 'hard'
 }
 
 /** The Alert header of an end-of-service response. */
