@@ -4,7 +4,7 @@
  * its JWKS. Every call goes through one small undici client with timeouts; tokens and secrets
  * never appear in the errors raised here.
  */
-import {describeHttpError, HttpClient, type HttpResponse} from '../../../check/http.js'
+import {describeHttpError, HttpClient, type HttpResponse} from '../../../http.js'
 import {KintoError} from '../../../errors.js'
 import {packageVersion} from '../../../version.js'
 

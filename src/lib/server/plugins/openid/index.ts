@@ -11,7 +11,7 @@
 import {randomBytes} from 'node:crypto'
 
 import {asString, type Settings} from '../../../config/settings.js'
-import {describeHttpError} from '../../../check/http.js'
+import {describeHttpError} from '../../../http.js'
 import {registerAuthenticationPolicy} from '../../auth.js'
 import type {RequestContext} from '../../context.js'
 import {ERRNO, HttpError, invalidParameters, serviceUnavailable, type ValidationIssue} from '../../errors.js'

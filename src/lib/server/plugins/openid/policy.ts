@@ -11,7 +11,7 @@ import {KintoError} from '../../../errors.js'
 import {hmacDigest, type AuthenticationEnv, type AuthenticationPolicy} from '../../auth.js'
 import type {Cache} from '../../../cache/types.js'
 import {serviceUnavailable} from '../../errors.js'
-import {describeHttpError} from '../../../check/http.js'
+import {describeHttpError} from '../../../http.js'
 import {fetchOpenIdConfiguration, fetchUserInfo, type OpenIdConfiguration} from './discovery.js'
 import {verifyJwt} from './jwt.js'
 
