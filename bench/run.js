@@ -136,7 +136,7 @@ async function adminUrl() {
     const settings = await c.query(`SELECT name, setting FROM pg_settings WHERE name IN ('shared_buffers', 'max_connections', 'synchronous_commit', 'fsync')`)
     return {url, version: v.rows[0].server_version, settings: Object.fromEntries(settings.rows.map((r) => [r.name, r.setting]))}
   } catch (err) {
-    if (explicit) throw new Error(`Cannot reach PostgreSQL at the bench URL: ${err.message}`)
+    if (explicit) throw new Error(`Cannot reach PostgreSQL at the bench URL: ${err.message}`, {cause: err})
     return null
   } finally {
     await c.end().catch(() => {})

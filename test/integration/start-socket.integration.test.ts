@@ -7,7 +7,6 @@
 import {spawn} from 'node:child_process'
 import {existsSync, mkdtempSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {connect} from 'node:net'
-import os from 'node:os'
 import path from 'node:path'
 
 import {Agent, request} from 'undici'

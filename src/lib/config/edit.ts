@@ -100,7 +100,7 @@ function leadingBlanks(text: string): string {
 }
 
 /** Applies one change to the lines of `doc`; returns the new lines and the result (line set later). */
-function applyChange(doc: IniDocument, change: IniChange, file: string | undefined): {lines: IniLine[]; result: IniChangeResult} {
+function applyChange(doc: IniDocument, change: IniChange): {lines: IniLine[]; result: IniChangeResult} {
   const lines = doc.lines.map((l) => ({...l}))
   const eol = dominantEol(lines)
   const section = doc.section(change.section)
@@ -198,7 +198,7 @@ export function editIniText(text: string, changes: IniChange[], options: EditOpt
       throw iniError(file, undefined, undefined, `[${change.section}] cannot be written as a section name.`)
     }
     if (change.value !== null) checkValue(file, change.key, change.value)
-    const {lines, result} = applyChange(doc, change, file)
+    const {lines, result} = applyChange(doc, change)
     if (result.changed) {
       const newText = (doc.bom ? '\uFEFF' : '') + lines.map((l) => l.text + l.eol).join('')
       doc = new IniDocument(newText, {path: file, here})

@@ -31,6 +31,7 @@ function dangerousChar(value: string, allowed = ''): string | undefined {
   for (const ch of value) {
     if (allowed.includes(ch)) continue
     if (ch === '\n' || ch === '\r') return 'a line break'
+    // eslint-disable-next-line no-control-regex -- control characters are what this looks for
     if (/[\u0000-\u001f\u007f]/.test(ch)) return 'a control character'
     if (/\s/.test(ch)) return 'white space'
     if (ch === ';') return "';'"

@@ -123,14 +123,15 @@ function override<T extends object>(target: T, methods: Partial<T>): T {
       // The backends live as long as the server: their methods are bound once, not per request.
       const known = bound.get(prop)
       if (known && known.original === value) return known.bound
-      const fresh = {original: value, bound: value.bind(t) as Function}
+      const fresh = {original: value, bound: value.bind(t) as AnyMethod}
       bound.set(prop, fresh)
       return fresh.bound
     },
   })
 }
 
-type BoundMethod = {original: Function; bound: Function}
+type AnyMethod = (...args: never[]) => unknown
+type BoundMethod = {original: unknown; bound: AnyMethod}
 const boundByTarget = new WeakMap<object, Map<string | symbol, BoundMethod>>()
 
 function boundMethods(target: object): Map<string | symbol, BoundMethod> {
