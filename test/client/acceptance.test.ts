@@ -4,22 +4,15 @@
  * shared/acceptance/README.md, against a running server on each backend kind.
  */
 import {execFile} from 'node:child_process'
-import {existsSync} from 'node:fs'
-import path from 'node:path'
 import {promisify} from 'node:util'
 
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
-import {repoRoot} from '../helpers/cli.js'
+import {acceptanceFile} from '../helpers/schema-catalog.js'
 import {BACKEND_KINDS, startTestServer, type TestServer} from './helpers.js'
 
 const run = promisify(execFile)
-const candidates = [
-  process.env.KINTO_ACCEPTANCE_DIR && path.join(process.env.KINTO_ACCEPTANCE_DIR, 'http_checks.py'),
-  path.resolve(repoRoot, '..', 'shared', 'acceptance', 'http_checks.py'),
-  '/work/shared/acceptance/http_checks.py',
-].filter((p): p is string => Boolean(p))
-const script = candidates.find((p) => existsSync(p))
+const script = acceptanceFile('http_checks.py')
 
 async function python(): Promise<string | undefined> {
   try {

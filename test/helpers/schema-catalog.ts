@@ -1,6 +1,10 @@
 /**
  * Schema fingerprints for the schema tests.
- * - acceptanceCatalog: the lines of /work/shared/acceptance/catalog.sql (the project's yardstick).
+ * - acceptanceCatalog: the lines of ../shared/acceptance/catalog.sql (the project's yardstick).
+ *
+ * ../shared/acceptance (or KINTO_ACCEPTANCE_DIR) is reached only through acceptanceFile() here.
+ * It is not part of this repository: a test that needs it skips without it, except in CI
+ * (CI=true), where its absence is an error, so that no check is silently lost.
  * - fullCatalog: a stricter fingerprint (tables, columns with types/defaults/collations,
  *   constraints, indexes, functions with volatility/language and body, trigger definitions,
  *   highest version rows), to prove an upgraded database equals a fresh install.
@@ -12,11 +16,22 @@ import type {Queryable} from '../../src/lib/db/index.js'
 import {repoRoot} from './cli.js'
 
 const acceptanceDir = process.env.KINTO_ACCEPTANCE_DIR ?? path.resolve(repoRoot, '..', 'shared', 'acceptance')
+
+/** A file of ../shared/acceptance, or undefined when it is missing (an error in CI). */
+export function acceptanceFile(name: string): string | undefined {
+  const file = path.join(acceptanceDir, name)
+  if (existsSync(file)) return file
+  if (process.env.CI === 'true') {
+    throw new Error(`${file} is missing: CI runs the acceptance checks (set KINTO_ACCEPTANCE_DIR to the folder holding ${name}).`)
+  }
+  return undefined
+}
+
 export const acceptanceCatalogSql = path.join(acceptanceDir, 'catalog.sql')
 export const acceptanceCatalogTxt = path.join(acceptanceDir, 'kinto-catalog.txt')
 /** shared/acceptance/http_checks.py (the black-box HTTP checks), when present. */
-export const acceptanceHttpChecks = existsSync(path.join(acceptanceDir, 'http_checks.py')) ? path.join(acceptanceDir, 'http_checks.py') : undefined
-export const hasAcceptance = existsSync(acceptanceCatalogSql) && existsSync(acceptanceCatalogTxt)
+export const acceptanceHttpChecks = acceptanceFile('http_checks.py')
+export const hasAcceptance = Boolean(acceptanceFile('catalog.sql') && acceptanceFile('kinto-catalog.txt'))
 
 export function expectedAcceptanceLines(): string[] {
   return readFileSync(acceptanceCatalogTxt, 'utf8').split('\n').filter(Boolean)
