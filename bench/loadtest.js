@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Mixed load test (issue 10, item 4): many clients read and write at once for a bounded time,
+// Mixed load test: many clients read and write at once for a bounded time,
 // then the run is checked:
 //   1. no response was a 5xx (nor a network error or a timeout);
 //   2. every acknowledged write is readable: each record ends in the state of its acknowledged

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run bench`: the runtime and the CLI measured against their floors, in one run on one
-// machine (issue 9). Writes bench/RESULTS.md (full run) and prints the same tables.
+// machine. Writes bench/RESULTS.md (full run) and prints the same tables.
 //
 //   npm run bench                         full run (~10-12 min on 2 cores): PostgreSQL and PGlite,
 //                                         10k + 1M records, 10 s per scenario, CLI figures

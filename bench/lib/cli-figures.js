@@ -59,7 +59,7 @@ export async function noManifestCopy() {
 }
 
 /**
- * Every CLI figure of issue 9. `bins` maps a label to a bin (the build as is, and the same without
+ * Every CLI figure the bench reports. `bins` maps a label to a bin (the build as is, and the same without
  * its oclif manifest); the runs of the bins alternate, so that noise from other processes hits them
  * alike. The migrate figures run fresh databases; PGlite's full install (initdb) is slow, so it is
  * measured for the first bin only and only when `full`.

@@ -1,5 +1,5 @@
 // bench/RESULTS.md from one run's figures: the machine, every scenario, the ratios to the floor
-// and the verdict on each target of issue 9.
+// and the verdict on each of its targets.
 
 const f0 = (x) => (Number.isFinite(x) ? x.toFixed(0) : '–')
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : '–')

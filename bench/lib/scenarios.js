@@ -1,4 +1,4 @@
-// The HTTP scenarios of issue 9. Each gives autocannon its requests; some need a preparation
+// The HTTP scenarios of the bench. Each gives autocannon its requests; some need a preparation
 // against the running server first (page 1000's URL, the _since timestamp, the PUT ETags).
 import {BIG, BUCKET, MAIN, PUT_POOL, USER, WRITES, putId, recordId} from './dataset.js'
 import {basic} from './util.js'

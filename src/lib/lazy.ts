@@ -2,7 +2,7 @@
  * Dependencies loaded when first used, not when a module is imported. Without an oclif manifest
  * (the work tree, `npm start`) oclif imports every command at each start, and the runtime imports
  * what all its features could need: loading undici, hot-shots, ajv and bcryptjs up front cost
- * `kinto start` tens of MB of resident memory it never used (issue 9's idle RSS target).
+ * `kinto start` tens of MB of resident memory it never used (bench/ measures the idle RSS).
  */
 import {createRequire} from 'node:module'
 

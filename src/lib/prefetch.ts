@@ -1,7 +1,7 @@
 /**
  * Read prefetch: what a read request needs from storage AND permission, in ONE statement, when
- * both backends are PostgreSQL on the same database (issue 9: "hot paths are single SQL
- * statements"). A GET of one record otherwise costs five round trips (the caller's groups, the
+ * both backends are PostgreSQL on the same database: a hot path is a single SQL statement. A GET
+ * of one record otherwise costs five round trips (the caller's groups, the
  * permission check, the parent collection, the record, its ACL); a list costs five too.
  *
  * The statement only reads, through the primary keys upstream's schema defines (objects by

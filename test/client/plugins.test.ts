@@ -1,5 +1,5 @@
 /**
- * The plugins of issue 5 on a running `kinto start`, through the official kinto-http client and
+ * The plugins (accounts, default bucket, history, permissions, schema) on a running `kinto start`, through the official kinto-http client and
  * through raw HTTP (undici's fetch), on memory, the embedded engine (PGlite) and PostgreSQL (when
  * KINTO_TEST_DATABASE_URL is set): batch, accounts, default bucket, history, flush, /permissions,
  * schema validation; and an account and a history written by one server read back by the next one

@@ -1,5 +1,5 @@
 /**
- * The cache contract (kinto-reference §3.4): every Cache implementation must pass it.
+ * The cache contract: every Cache implementation must pass it.
  * `make(prefix)` gives a cache on the shared store with that `cache_prefix` (as a second server
  * configured with another prefix would). `limits` says what the backend holds: a value of
  * `largeBytes` must round-trip, one of `tooLargeBytes` (when the backend has a limit a test can

@@ -1,5 +1,5 @@
 /**
- * The permission contract (kinto-reference §3.7): every Permission implementation must pass it.
+ * The permission contract: every Permission implementation must pass it.
  */
 import {beforeEach, describe, expect, it} from 'vitest'
 

@@ -2,7 +2,7 @@
  * Cross-check with upstream's storage layout: what our postgresql backends write must be the rows
  * upstream Kinto would have written (so one database can be served alternately by both), and rows
  * written the way upstream writes them must read back correctly through our backends.
- * "Upstream's statements" below are the row shapes its storage issues (kinto-reference §3.6).
+ * "Upstream's statements" below are the row shapes its storage issues.
  */
 import {afterAll, beforeAll, beforeEach, describe, expect, it} from 'vitest'
 

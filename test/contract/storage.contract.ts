@@ -1,6 +1,6 @@
 /**
  * The storage contract: every Storage implementation must pass it (memory, PGlite, PostgreSQL).
- * Expected values are written out by hand from upstream's PostgreSQL semantics (kinto-reference §3.6),
+ * Expected values are written out by hand from upstream's PostgreSQL semantics,
  * so memory and postgresql are each held to the same answers, not to each other.
  */
 import {beforeEach, describe, expect, it} from 'vitest'

@@ -1,5 +1,5 @@
 /**
- * SQL statements per request on the postgresql backends (issue 9: no N+1 on any list).
+ * SQL statements per request on the postgresql backends (no N+1 on any list).
  *
  * Every statement the storage and permission backends send goes through a counting wrapper around
  * the SqlClient that the DatabaseRegistry hands to createBackends (a transaction counts as BEGIN

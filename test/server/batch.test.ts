@@ -1,5 +1,5 @@
 /**
- * POST /v1/batch (kinto-reference §4.12): defaults, limits, one transaction, sub-request errors,
+ * POST /v1/batch: defaults, limits, one transaction, sub-request errors,
  * redirects, and the same behaviour on the postgresql backends.
  */
 import type {FastifyInstance} from 'fastify'

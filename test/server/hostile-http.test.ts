@@ -1,5 +1,5 @@
 /**
- * Hostile input through real HTTP (issue 10, item 3): a `kinto start` server listening on
+ * Hostile input through real HTTP: a `kinto start` server listening on
  * loopback, on memory, embedded (PGlite) and PostgreSQL (when KINTO_TEST_DATABASE_URL is set).
  * Every case of hostile-cases.ts is written on its own socket, plus what only a socket can
  * carry: requests Node's parser refuses (odd methods, bad request lines, control characters,

@@ -1,5 +1,5 @@
 /**
- * Authentication and permissions (kinto-reference §4.4, §4.5): 401 versus 403, inheritance from
+ * Authentication and permissions: 401 versus 403, inheritance from
  * parents, *_principals settings, shared lists, creation rights.
  */
 import {createHmac} from 'node:crypto'

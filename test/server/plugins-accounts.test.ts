@@ -1,5 +1,5 @@
 /**
- * kinto.plugins.accounts (issue 5, item 2) in-process: /accounts create, read, update, delete,
+ * kinto.plugins.accounts in-process: /accounts create, read, update, delete,
  * account_create_principals / account_write_principals, the account:<id> principal, passwords as
  * upstream stores them, the verification cache, the multiauth.policies order and startup checks.
  * Upstream's tests/plugins/test_accounts.py scenarios, rewritten.

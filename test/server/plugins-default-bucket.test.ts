@@ -1,5 +1,5 @@
 /**
- * kinto.plugins.default_bucket (issue 5, item 3) in-process: /buckets/default maps to the user's
+ * kinto.plugins.default_bucket in-process: /buckets/default maps to the user's
  * personal bucket (id derived as upstream derives it), bucket and collection created implicitly
  * with their events, requests replayed on the real path. Upstream's
  * tests/plugins/test_default_bucket.py scenarios, rewritten.

@@ -1,5 +1,5 @@
 /**
- * kinto.plugins.history (issue 5, item 4) in-process: entries for every change of a bucket and its
+ * kinto.plugins.history in-process: entries for every change of a bucket and its
  * children with upstream's fields, filters (closed schema), sorting, pagination, deletion,
  * permissions, history.exclude_resources / exclude_user_ids / auto_trim_*, entries gone with their
  * bucket, and the snapshot endpoint. Upstream's tests/plugins/test_history.py scenarios, rewritten.

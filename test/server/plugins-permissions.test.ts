@@ -1,5 +1,5 @@
 /**
- * GET /v1/permissions (issue 5, item 6) in-process: every object the caller has a permission on,
+ * GET /v1/permissions in-process: every object the caller has a permission on,
  * with implied permissions, objects granted by `*_principals` settings, filters, sorting and
  * pagination; upstream's tests/test_views_permissions.py and the accounts plugin's scenarios.
  */

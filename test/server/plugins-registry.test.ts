@@ -1,5 +1,5 @@
 /**
- * kinto.includes (issue 5, item 8): upstream's plugin names, unknown names a startup error,
+ * kinto.includes: upstream's plugin names, unknown names a startup error,
  * upstream plugins we do not carry reported once and skipped, flush behind its setting, the admin
  * plugin's side effect (/permissions).
  */

@@ -1,5 +1,5 @@
 /**
- * JSON-schema validation (issue 5, item 7): records against the collection `schema` and the
+ * JSON-schema validation: records against the collection `schema` and the
  * bucket `record:schema`, collections and groups against the bucket `collection:schema` /
  * `group:schema`, with upstream's error format (errno 107, Python jsonschema's messages, the field
  * upstream names). Upstream's tests/test_views_schema_*.py scenarios, rewritten.

@@ -1,5 +1,5 @@
 /**
- * Kinto accounts (kinto-reference §4.4, §4.13): what the `kinto.plugins.accounts` plugin and
+ * Kinto accounts: what the `kinto.plugins.accounts` plugin and
  * `kinto create-user` share — the id rule, bcrypt hashes as upstream stores them (`$2b$`, cost 12,
  * so an account written by upstream Kinto logs in here and the other way round) and the
  * verification cache keys.

@@ -1,5 +1,5 @@
 /**
- * Effective Kinto settings: defaults (kinto-reference §2.3) < ini `[app:main]` < environment.
+ * Effective Kinto settings: defaults < ini `[app:main]` < environment.
  * Keys are stored without the `kinto.` prefix (`storage_backend`), un-prefixed keys such as
  * `multiauth.policies` stay as they are. Values are JSON-decoded as upstream's native_value does.
  */

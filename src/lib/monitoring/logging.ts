@@ -1,7 +1,7 @@
 /**
  * The runtime's loggers (pino), configured by the ini's logging sections (logging-config.ts).
  *
- * Every logger writes mozlog lines (kinto-reference §5.2), the shape of upstream's
+ * Every logger writes mozlog lines, the shape of upstream's
  * kinto.core.JsonLogFormatter:
  *   {"Severity":6,"Timestamp":<ns>,"Type":"request.summary","Logger":"kinto","Hostname":…,
  *    "EnvVersion":"2.0","Pid":…,"Fields":{"agent":…,"path":…,"rid":…,…}}

@@ -1,7 +1,7 @@
 /**
  * The metrics service (upstream's IMetricsService) and its StatsD implementation over hot-shots.
  *
- * Wire form, as upstream's StatsD plugin writes it (kinto-reference §5.1):
+ * Wire form, as upstream's StatsD plugin writes it:
  * - `timer(key, ms, labels)` → `<prefix>.<key>.<label>.<value>…:<ms>|ms`
  * - `count(key, n)` → `<prefix>.<key>:<n>|c`
  * - `unique(key, labels)` → a StatsD set: `<prefix>.<key>:<label>.<value>.<label>.<value>…|s`

@@ -7,7 +7,7 @@
 
 /** Fields a log line may carry (in `Fields` of a JSON line, as key=value on a readable one). */
 const ALLOWED = new Set([
-  // request.summary / subrequest.summary (kinto-reference §5.2)
+  // request.summary / subrequest.summary
   'agent',
   'path',
   'method',

@@ -1,6 +1,6 @@
 /**
  * In-process permission backend (upstream: kinto.core.permission.memory), answering as the
- * postgresql one does (kinto-reference §3.7). Transactions run one at a time and undo on throw.
+ * postgresql one does. Transactions run one at a time and undo on throw.
  */
 import {type Journal, Mutex, rollback} from '../storage/mutex.js'
 import {hasWildcard, wildcardMatcher} from '../storage/wildcard.js'

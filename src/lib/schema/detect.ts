@@ -1,6 +1,6 @@
 /**
  * Reads the installed schema version of a backend with upstream Kinto's rules
- * (kinto-reference §3.5), so that we agree with upstream on every database it made.
+ *, so that we agree with upstream on every database it made.
  */
 import type {Queryable} from '../db/index.js'
 import {KintoError} from '../errors.js'

@@ -1,5 +1,5 @@
 /**
- * Authentication (kinto-reference §4.4): the `multiauth.policies` list, tried in order; the first
+ * Authentication: the `multiauth.policies` list, tried in order; the first
  * policy that recognises the request gives the user id, prefixed with the policy name
  * (`basicauth:<hmac>`). Plugins register more policies (accounts, openid…) by their dotted
  * `multiauth.policy.<name>.use` value.

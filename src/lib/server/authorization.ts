@@ -1,5 +1,5 @@
 /**
- * Permission logic (kinto-reference §4.5): which (object URI, permission) pairs grant a
+ * Permission logic: which (object URI, permission) pairs grant a
  * permission on an object, the `*_principals` settings bypass, and the decision for one request
  * (upstream's AuthorizationPolicy.permits with its RouteFactory), including shared lists.
  *

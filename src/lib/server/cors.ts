@@ -1,5 +1,5 @@
 /**
- * CORS as upstream's services do it (kinto-reference §4.9): `cors_origins` glob patterns, the
+ * CORS as upstream's services do it: `cors_origins` glob patterns, the
  * exposed headers per method, and the preflight answer.
  */
 import {asInt, asList, type Settings} from '../config/settings.js'

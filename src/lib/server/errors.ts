@@ -1,5 +1,5 @@
 /**
- * The HTTP runtime's errors: one error type carrying Kinto's errno table (kinto-reference §4.10).
+ * The HTTP runtime's errors: one error type carrying Kinto's errno table.
  * Every failure leaves the server as Kinto's JSON error body:
  *   {code, errno, error, message?, info?, details?}
  * Validation failures all use errno 107 "Invalid parameters" with a list of

@@ -1,5 +1,5 @@
 /**
- * JSON schemas stored in buckets and collections (kinto-reference §4.3, §4.13): meta-validation
+ * JSON schemas stored in buckets and collections: meta-validation
  * against Draft 7 (always), and record/collection/group validation when
  * `experimental_collection_schema_validation` is on.
  */

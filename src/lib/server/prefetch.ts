@@ -1,5 +1,5 @@
 /**
- * Reads in one statement (issue 9's hot path): a resource GET or HEAD asks the backends' prefetch
+ * Reads in one statement (the hot path): a resource GET or HEAD asks the backends' prefetch
  * (src/lib/prefetch.ts) for everything its pipeline is about to read — the caller's groups, the
  * permission decision, the parent collection, the object, its ACL, the list timestamp — and then
  * runs unchanged against backends that answer those calls from the result. Every rule stays where

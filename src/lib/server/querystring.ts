@@ -1,6 +1,6 @@
 /**
  * Querystrings as upstream reads them (form-urlencoded, UTF-8, blank values kept, a repeated key
- * gives a list), and the list parameters of plural endpoints (kinto-reference §4.7): filters,
+ * gives a list), and the list parameters of plural endpoints: filters,
  * `_sort`, `_limit`, `_token`, `_fields`, `_since`/`_before`/`_to`.
  */
 import {ERRNO, HttpError, invalid} from './errors.js'

@@ -1,5 +1,5 @@
 /**
- * Kinto's resources (kinto-reference §4.3): buckets, collections, groups and records, with their
+ * Kinto's resources: buckets, collections, groups and records, with their
  * fields, parents, cache rules and the cascades that run when they change (deleting a bucket
  * deletes what is inside; group members get or lose the group principal).
  */

@@ -1,6 +1,6 @@
 /**
  * The Kinto HTTP API v1 without the HTTP server: settings, backends, services and the request
- * pipeline (kinto-reference §4). Fastify (app.ts) feeds it requests; batch feeds it sub-requests.
+ * pipeline. Fastify (app.ts) feeds it requests; batch feeds it sub-requests.
  *
  * Pipeline of a request, in upstream's order:
  *   end-of-service (410/Alert) → readonly guard (405) → version prefix redirect (307) → route

@@ -1,6 +1,6 @@
 /**
- * Utility endpoints (kinto-reference §4.2): hello `/`, `__heartbeat__`, `__lbheartbeat__`,
- * `__version__`, and `POST /batch` (§4.12).
+ * Utility endpoints: hello `/`, `__heartbeat__`, `__lbheartbeat__`,
+ * `__version__`, and `POST /batch`.
  */
 import {existsSync, readFileSync} from 'node:fs'
 import path from 'node:path'

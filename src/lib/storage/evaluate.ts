@@ -1,6 +1,6 @@
 /**
  * Filters, pagination rules and sorting evaluated in memory with the postgresql backend's semantics
- * (kinto-reference §3.6): the same rows match and come out in the same order as the SQL would give.
+ *: the same rows match and come out in the same order as the SQL would give.
  */
 import {compareCodePoints, compareJsonb, ilikeMatcher, jsonbAsText, jsonbContains, jsonbEquals, pyTruthy} from './jsonb.js'
 import {type Filter, type JsonValue, type KintoObject, MISSING, type Missing, type Sort} from './types.js'

@@ -112,7 +112,7 @@ export interface Storage {
   flush(): Promise<void>
   /**
    * The list timestamp (ms): the newest of the list's objects and tombstones and of its `timestamps`
-   * row (kinto-reference §3.6). Unless readonly (the option, or the backend built readonly), it then
+   * row. Unless readonly (the option, or the backend built readonly), it then
    * stores that value (or the clock when the list is empty) as the `timestamps` row if there is none,
    * as upstream does. Readonly never writes: a list never written answers 0 (upstream: 503 errno 201),
    * a stable value that every process agrees on.

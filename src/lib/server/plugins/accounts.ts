@@ -1,5 +1,5 @@
 /**
- * kinto.plugins.accounts (kinto-reference §4.4, §4.13): `/accounts` and `/accounts/{id}` with
+ * kinto.plugins.accounts: `/accounts` and `/accounts/{id}` with
  * bcrypt passwords, and the `account` authentication policy (Basic Auth checked against them).
  *
  * Who sees what (upstream's rules):

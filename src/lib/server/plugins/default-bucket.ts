@@ -1,5 +1,5 @@
 /**
- * kinto.plugins.default_bucket (kinto-reference §4.6): `/buckets/default[/…]` is each user's
+ * kinto.plugins.default_bucket: `/buckets/default[/…]` is each user's
  * personal bucket. Its id is the first 32 hex digits of HMAC-SHA256(default_bucket_hmac_secret,
  * user id), shaped as a UUID, so upstream Kinto and kinto-ops give a user the same bucket.
  *

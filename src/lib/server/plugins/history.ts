@@ -1,5 +1,5 @@
 /**
- * kinto.plugins.history (kinto-reference §4.13): every change of a bucket, group, collection or
+ * kinto.plugins.history: every change of a bucket, group, collection or
  * record is written, in the request's transaction, as a `history` object below its bucket:
  * {action, uri, user_id, resource_name, <resource>_id, collection_id?, date, target: {data,
  * permissions}} (no `timestamp`; `bucket_id` only on bucket entries). `GET|DELETE

@@ -1,5 +1,5 @@
 /**
- * `GET /v1/permissions` (kinto-reference §4.5): every object the caller holds a permission on,
+ * `GET /v1/permissions`: every object the caller holds a permission on,
  * from the permission backend and from the `<resource>_<perm>_principals` settings, with the
  * permissions each one implies on the same object (bucket write → read, collection:create…).
  * Served with `experimental_permissions_endpoint` or the admin plugin, as upstream; readable by
