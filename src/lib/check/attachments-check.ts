@@ -12,7 +12,7 @@ import {type KintoConfig, describeSettingSource} from '../config/index.js'
 import {asList} from '../config/settings.js'
 import {isKintoError} from '../errors.js'
 import {readAttachmentSettings} from '../server/plugins/attachment/settings.js'
-import {HttpClient, describeHttpError} from './http.js'
+import {HttpClient, describeHttpError} from '../http.js'
 import {type Finding, error, ok, warning} from './types.js'
 
 export interface AttachmentsCheckOptions {

@@ -38,6 +38,7 @@ export interface WrittenFile {
 /** upstream's secure_filename: the last path component, ASCII letters, digits, `_`, `.`, `-` only. */
 export function secureFilename(filename: string): string {
   const base = filename.split(/[/\\]/).pop() ?? ''
+  // eslint-disable-next-line no-control-regex -- keeps the ASCII range, NUL included
   const ascii = base.normalize('NFKD').replace(/[^\x00-\x7f]/g, '')
   return ascii
     .split(/\s+/)
