@@ -13,7 +13,7 @@
  */
 import type {Queryable} from './db/index.js'
 import type {BoundPermissions} from './permission/types.js'
-import {translateError} from './storage/postgresql.js'
+import {translateError} from './db/backend.js'
 import type {KintoObject} from './storage/types.js'
 
 export interface ObjectKey {

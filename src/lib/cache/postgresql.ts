@@ -9,8 +9,8 @@
  * field of the interval, so 3600 s read as 0); the expiry purge skips rows another session is
  * purging instead of waiting for it.
  */
-import type {Queryable, SqlClient} from '../db/index.js'
-import {translateError} from '../storage/postgresql.js'
+import type {SqlClient} from '../db/index.js'
+import {PostgresBackend} from '../db/backend.js'
 import {encodeJson} from './codec.js'
 import type {Cache} from './types.js'
 
@@ -20,29 +20,16 @@ export interface PostgresCacheOptions {
   waitsForTransaction?: boolean
 }
 
-export class PostgresCache implements Cache {
+export class PostgresCache extends PostgresBackend implements Cache {
   readonly kind = 'postgresql' as const
   readonly waitsForTransaction: boolean
   private readonly prefix: string
 
-  constructor(
-    readonly client: SqlClient,
-    options: PostgresCacheOptions = {},
-  ) {
+  constructor(client: SqlClient, options: PostgresCacheOptions = {}) {
+    // Never part of a request transaction: every statement goes to the client.
+    super(client, undefined, 'Cache')
     this.prefix = options.prefix ?? ''
     this.waitsForTransaction = options.waitsForTransaction ?? false
-  }
-
-  private get q(): Queryable {
-    return this.client
-  }
-
-  private async guard<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn()
-    } catch (error) {
-      throw translateError(error, 'Cache')
-    }
   }
 
   async heartbeat(): Promise<boolean> {

@@ -4,19 +4,18 @@
  * Every operation is one statement; lists travel as array parameters (unnest / ANY).
  */
 import type {Queryable, SqlClient} from '../db/index.js'
-import {runTransaction, translateError} from '../storage/postgresql.js'
+import {PostgresBackend, runTransaction} from '../db/backend.js'
 import {hasWildcard, wildcardToLike} from '../storage/wildcard.js'
 import type {BoundPermissions, Permission} from './types.js'
 
 const HEARTBEAT_KEY = '__heartbeat__'
 
-export class PostgresPermission implements Permission {
+export class PostgresPermission extends PostgresBackend implements Permission {
   readonly kind = 'postgresql' as const
 
-  constructor(
-    readonly client: SqlClient,
-    private readonly tx?: Queryable,
-  ) {}
+  constructor(client: SqlClient, tx?: Queryable) {
+    super(client, tx, 'Permission')
+  }
 
   /** The same backend, running every statement on an open transaction. */
   bind(tx: Queryable): PostgresPermission {
@@ -25,18 +24,6 @@ export class PostgresPermission implements Permission {
 
   transaction<T>(fn: (permission: PostgresPermission) => Promise<T>): Promise<T> {
     return runTransaction(this.client, (q) => fn(this.bind(q)), 'Permission')
-  }
-
-  private get q(): Queryable {
-    return this.tx ?? this.client
-  }
-
-  private async guard<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn()
-    } catch (error) {
-      throw translateError(error, 'Permission')
-    }
   }
 
   private async rows<T>(sql: string, params: unknown[] = []): Promise<T[]> {

@@ -13,13 +13,11 @@
 import {randomUUID} from 'node:crypto'
 
 import type {Queryable, SqlClient} from '../db/index.js'
-import {isKintoError} from '../errors.js'
+import {PostgresBackend, runTransaction} from '../db/backend.js'
 import {parseJson, stringifyJson} from '../json.js'
 import {Params, filtersSql, orderSql, parentSql, rulesSql} from './sql.js'
 import {
-  BackendError,
   type Filter,
-  IntegrityError,
   type KintoObject,
   type ListOptions,
   ObjectNotFoundError,
@@ -67,51 +65,6 @@ function toObject(row: ObjectRow): KintoObject {
   return {...row.data, id: row.id, last_modified: Number(row.last_modified)} as KintoObject
 }
 
-/** Driver errors → backend errors (typed storage errors pass through). */
-export function translateError(error: unknown, what = 'Storage'): Error {
-  if (
-    error instanceof ObjectNotFoundError ||
-    error instanceof UnicityError ||
-    error instanceof PreconditionFailedError ||
-    error instanceof IntegrityError ||
-    error instanceof BackendError ||
-    isKintoError(error)
-  ) {
-    return error as Error
-  }
-  const e = error as {code?: string; constraint?: string; message?: string}
-  if (e?.code === '23505') return new IntegrityError('Integrity constraint violated', {cause: error})
-  if (e?.code === '40P01' || e?.code === '40001') {
-    return new BackendError(`${what} backend: transaction aborted by a concurrent one (${e.code}); retry it.`, {cause: error, retryable: true})
-  }
-  if (e?.code === '42P01' || e?.code === '42883') {
-    // undefined table / function: the schema was never installed (or is incomplete).
-    return new BackendError(`${what} backend: the database has no Kinto schema (${e.message}); run 'kinto migrate'.`, {cause: error})
-  }
-  return new BackendError(`${what} backend failure: ${e?.message ?? String(error)}`, {cause: error})
-}
-
-/**
- * BEGIN … COMMIT around fn on one connection. Errors thrown by fn come out unchanged (whatever
- * their type); failures of the database itself (BEGIN, COMMIT, a lost connection) become
- * BackendError.
- */
-export async function runTransaction<T>(client: SqlClient, fn: (q: Queryable) => Promise<T>, what = 'Storage'): Promise<T> {
-  let fromFn = false
-  try {
-    return await client.transaction(async (q) => {
-      try {
-        return await fn(q)
-      } catch (error) {
-        fromFn = true
-        throw error
-      }
-    })
-  } catch (error) {
-    throw fromFn ? error : translateError(error, what)
-  }
-}
-
 /** Takes the per-list advisory locks (sorted, so that two writers always lock in the same order). */
 async function lockLists(q: Queryable, lists: Array<[string, string]>): Promise<void> {
   const keys = [...new Set(lists.map(([parent, resource]) => JSON.stringify([resource, parent])))].sort()
@@ -123,7 +76,7 @@ async function lockLists(q: Queryable, lists: Array<[string, string]>): Promise<
   await q.query(`SELECT pg_advisory_xact_lock(${LIST_LOCK_NAMESPACE}, hashtext(k)) FROM unnest($1::text[]) AS k`, [keys])
 }
 
-export class PostgresStorage implements Storage {
+export class PostgresStorage extends PostgresBackend implements Storage {
   readonly kind = 'postgresql' as const
   private readonly readonly: boolean
   private readonly maxFetchSize: number
@@ -135,10 +88,11 @@ export class PostgresStorage implements Storage {
    * @param tx when set, every statement runs on this transaction (see bind())
    */
   constructor(
-    readonly client: SqlClient,
+    client: SqlClient,
     private readonly options: PostgresStorageOptions = {},
-    private readonly tx?: Queryable,
+    tx?: Queryable,
   ) {
+    super(client, tx, 'Storage')
     this.readonly = options.readonly ?? false
     this.maxFetchSize = options.maxFetchSize ?? 10000
   }
@@ -151,18 +105,6 @@ export class PostgresStorage implements Storage {
   /** Runs fn with a storage bound to a new transaction (COMMIT on success, ROLLBACK on throw). */
   transaction<T>(fn: (storage: PostgresStorage) => Promise<T>): Promise<T> {
     return runTransaction(this.client, (q) => fn(this.bind(q)))
-  }
-
-  private get q(): Queryable {
-    return this.tx ?? this.client
-  }
-
-  private async guard<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn()
-    } catch (error) {
-      throw translateError(error)
-    }
   }
 
   /**

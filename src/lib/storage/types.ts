@@ -6,6 +6,9 @@
  * `resourceName` is `bucket`, `collection`, `group`, `record`, `account`, `history`…;
  * `parentId` is the parent URI without `/v1` (`/buckets/b1/collections/c1`), `""` for buckets.
  */
+import {TypedBackendError} from '../db/backend.js'
+
+export {BackendError, IntegrityError} from '../db/backend.js'
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | {[key: string]: JsonValue}
 export type KintoObject = {id: string; last_modified: number; deleted?: boolean; [key: string]: JsonValue | undefined}
@@ -50,7 +53,7 @@ export type WriteCondition =
   | {kind: 'absent'}
   | {kind: 'last_modified'; value: number}
 
-export class ObjectNotFoundError extends Error {
+export class ObjectNotFoundError extends TypedBackendError {
   constructor(readonly resourceName: string, readonly objectId: string) {
     super(`${resourceName} ${objectId} not found`)
     this.name = 'ObjectNotFoundError'
@@ -58,7 +61,7 @@ export class ObjectNotFoundError extends Error {
 }
 
 /** Create of an id that is already live. `existing` is the stored object. */
-export class UnicityError extends Error {
+export class UnicityError extends TypedBackendError {
   constructor(readonly field: string, readonly existing: KintoObject) {
     super(`${field} is not unique: ${existing.id}`)
     this.name = 'UnicityError'
@@ -66,7 +69,7 @@ export class UnicityError extends Error {
 }
 
 /** A WriteCondition did not hold. `existing` is the current object (undefined when absent). */
-export class PreconditionFailedError extends Error {
+export class PreconditionFailedError extends TypedBackendError {
   constructor(readonly existing: KintoObject | undefined) {
     super('Resource was modified meanwhile')
     this.name = 'PreconditionFailedError'
@@ -78,30 +81,6 @@ export class ReadonlyTimestampError extends Error {
   constructor() {
     super('Resource timestamp cannot be written. Plural endpoint must be hit at least once from a writable instance.')
     this.name = 'ReadonlyTimestampError'
-  }
-}
-
-/**
- * A write hit the unique index on (parent_id, resource_name, last_modified): a client-given
- * `last_modified` equal to another object's in the same list. Upstream: 409 errno 122 + Retry-After.
- * (Concurrent writes never cause it: the backends serialise timestamp bumps per list.)
- */
-export class IntegrityError extends Error {
-  constructor(message = 'Integrity constraint violated', options?: {cause?: unknown}) {
-    super(message, options)
-    this.name = 'IntegrityError'
-  }
-}
-
-/** Any other failure of the backend (connection lost, …): becomes a 503. */
-export class BackendError extends Error {
-  /** True for a deadlock or serialisation failure: running the whole transaction again may succeed. */
-  readonly retryable: boolean
-
-  constructor(message: string, options?: {cause?: unknown; retryable?: boolean}) {
-    super(message, options)
-    this.name = 'BackendError'
-    this.retryable = options?.retryable ?? false
   }
 }
 
