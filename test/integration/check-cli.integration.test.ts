@@ -74,10 +74,10 @@ async function installedDatabase(): Promise<TestDatabase> {
 }
 
 /** Runs kinto check; the environment is cleared of KINTO_* so only the ini speaks. */
-async function check(args: string[]) {
+async function check(args: string[], timeoutMs = 60_000) {
   const env: NodeJS.ProcessEnv = {}
   for (const k of Object.keys(process.env)) if (k.startsWith('KINTO_')) env[k] = undefined
-  return runCli(['check', ...args], {env: {...env, KINTO_TEST_DATABASE_URL: undefined}, timeoutMs: 60_000})
+  return runCli(['check', ...args], {env: {...env, KINTO_TEST_DATABASE_URL: undefined}, timeoutMs})
 }
 
 function parse(stdout: string): CheckReport {
@@ -231,9 +231,8 @@ describe('databases that cannot be used', () => {
 
   it('silent: the connection timeout makes it a finding, the command ends', async () => {
     const url = `postgresql://kinto:${PASSWORD}@127.0.0.1:${silentPort}/kinto`
-    const started = Date.now()
-    const r = await check(['--ini', writeIni(goodSettings(url)), '--timeout', '1', '--json'])
-    expect(Date.now() - started).toBeLessThan(20_000)
+    // The command ends: one still running after 20 s is killed (code null).
+    const r = await check(['--ini', writeIni(goodSettings(url)), '--timeout', '1', '--json'], 20_000)
     expect(r.code).toBe(1)
     const f = parse(r.stdout).findings.find((x) => x.id === 'db-connect')!
     expect(f.level).toBe('error')

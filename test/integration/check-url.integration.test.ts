@@ -270,14 +270,13 @@ describe('probe against a fake Kinto', () => {
     expect(elsewhere.hits).toBe(0)
   })
 
+  // No hang: the probe must end well within the test's 5 s bound.
   it('a server that never answers: an error within the timeout, no hang', async () => {
     const s = await fake({hang: true})
-    const started = Date.now()
     const report = await probe(s, {timeoutMs: 500})
-    expect(Date.now() - started).toBeLessThan(5000)
     expect(problems(report)).toEqual(['error hello'])
     expect(byId(report, 'hello')[0].message).toMatch(/no response within the timeout|no complete response/)
-  })
+  }, 5000)
 
   it('something that is not Kinto', async () => {
     const report = await probe(await fake({html: true}))

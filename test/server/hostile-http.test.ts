@@ -227,11 +227,10 @@ describe.each(BACKEND_KINDS)('hostile input over HTTP (%s)', (kind) => {
 
   test('a body of 5 MB nested and bracket-heavy is refused quickly, without a 5xx', async () => {
     const body = `{"data": {"a": ${'['.repeat(2_500_000)}${']'.repeat(2_500_000)}}}`
-    const started = Date.now()
-    const reply = await rawRequest(port, encodeRequest('POST', R, {Authorization: ALICE, 'Content-Type': 'application/json'}, body), 60_000)
+    // Quickly: no reply within 10 s fails the request.
+    const reply = await rawRequest(port, encodeRequest('POST', R, {Authorization: ALICE, 'Content-Type': 'application/json'}, body), 10_000)
     expect(reply.status).toBe(400)
     expect(JSON.parse(reply.body.toString())).toMatchObject({errno: 107})
-    expect(Date.now() - started).toBeLessThan(10_000)
   }, 60_000)
 
   test('a client that goes away mid-body does not hurt the server', async () => {

@@ -180,13 +180,12 @@ describe('StatsD metrics', () => {
     expect(a.kinto.backends.permission).toBe(backends.permission)
   })
 
+  // Startup does not wait for the name: the test's 3 s bound covers building the app and a request.
   test('a StatsD host that does not resolve: requests are served, startup does not wait', async () => {
-    const started = Date.now()
     const a = app({'kinto.statsd_url': 'udp://statsd.invalid:8125'})
     const res = await client(a, ALICE)('GET', '/v1/')
     expect(res.status).toBe(200)
-    expect(Date.now() - started).toBeLessThan(3000)
-  })
+  }, 3000)
 })
 
 describe('StatsdMetrics', () => {

@@ -84,12 +84,11 @@ describe('heartbeats and version', () => {
   test('__heartbeat__ answers within heartbeat_timeout_seconds when a check hangs', async () => {
     const {app, req} = setup({'kinto.heartbeat_timeout_seconds': '0.2'})
     app.kinto.heartbeats.set('slow', () => new Promise(() => {}))
-    const started = Date.now()
+    // The check never settles: only the timeout can answer, within the test's 5 s bound.
     const r = await req('GET', '/v1/__heartbeat__', {auth: null})
     expect(r.status).toBe(503)
     expect(r.body.slow).toBe(false)
-    expect(Date.now() - started).toBeLessThan(5000)
-  })
+  }, 5000)
 
   test('__lbheartbeat__ and __version__', async () => {
     const {req} = setup()

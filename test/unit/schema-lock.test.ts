@@ -62,12 +62,10 @@ describe('migration lock', () => {
     expect(noWait).toBeInstanceOf(KintoError)
     expect((noWait as KintoError).exit).toBe(ExitCode.LOCK_TIMEOUT)
     expect((noWait as KintoError).message).toMatch(new RegExp(`held by process ${process.ppid}`))
-    const started = Date.now()
     const timeout = await withFileLock(lock, {target: 'db', timeoutMs: 200, pollMs: 20, onWait: (h) => waits.push(h)}, async () => 1).catch(
       (e: unknown) => e,
     )
     expect((timeout as KintoError).code).toBe('KINTO_MIGRATE_LOCK_TIMEOUT')
-    expect(Date.now() - started).toBeGreaterThanOrEqual(190)
     expect(waits).toEqual([`process ${process.ppid}`])
     expect(readFileSync(lock, 'utf8')).toBe(String(process.ppid)) // not ours: left alone
   })
