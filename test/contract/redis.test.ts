@@ -2,7 +2,7 @@
  * The cache contract against a real Redis (the machine's on 127.0.0.1:6379, else a private
  * redis-server), under a prefix of this run's own: the test never empties anything else.
  */
-import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, describe, expect, it} from 'vitest'
 
 import {RedisCache} from '../../src/lib/cache/redis.js'
 import {BackendError} from '../../src/lib/storage/types.js'
