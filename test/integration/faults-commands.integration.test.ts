@@ -7,7 +7,6 @@
 import {writeFileSync} from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import {setTimeout as sleep} from 'node:timers/promises'
 
 import pg from 'pg'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
