@@ -129,13 +129,24 @@ export async function createCluster(options: ClusterOptions = {}): Promise<PgClu
       running = true
     },
     async sql<T>(text: string, params: unknown[] = [], database = 'postgres') {
-      const client = new pg.Client({connectionString: url(database), connectionTimeoutMillis: 5000})
-      client.on('error', () => {})
-      await client.connect()
-      try {
-        return (await client.query(text, params)).rows as T[]
-      } finally {
-        await client.end().catch(() => {})
+      // While a test fills every connection slot, connection attempts that are still starting up
+      // hold the superuser-reserved slots for an instant too: a refusal (53300) is retried.
+      for (let attempt = 1; ; attempt++) {
+        const client = new pg.Client({connectionString: url(database), connectionTimeoutMillis: 5000})
+        client.on('error', () => {})
+        try {
+          await client.connect()
+        } catch (error) {
+          await client.end().catch(() => {})
+          if ((error as {code?: string}).code !== '53300' || attempt >= 20) throw error
+          await new Promise((resolve) => setTimeout(resolve, 250))
+          continue
+        }
+        try {
+          return (await client.query(text, params)).rows as T[]
+        } finally {
+          await client.end().catch(() => {})
+        }
       }
     },
     async destroy() {

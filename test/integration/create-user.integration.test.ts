@@ -93,7 +93,9 @@ describe('a new deployment: init, migrate, create-user, start', () => {
       // The admin reaches bob's account (account_write_principals = account:admin).
       expect((await get(`${server.url}/accounts/bob`, admin)).body.data.id).toBe('bob')
       expect((await get(`${server.url}/accounts/admin`, bob)).status).toBe(403)
-      expect((await get(`${server.url}/admin/`)).status).toBe(200)
+      const page = await fetch(`${server.url}/admin/`)
+      expect(page.status).toBe(200)
+      expect(await page.text()).toMatch(/^<!doctype html>/i)
       // While the server holds the embedded folder, create-user says so instead of waiting.
       const busy = await runCli(['create-user', '-u', 'carol', '--generate-password'], {cwd: dir})
       expect(busy.code).toBe(4)

@@ -7,7 +7,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {listRuns} from '../../src/lib/ops/registry.js'
+import {listRuns} from '../../src/lib/runs/registry.js'
 import {startLoad, until} from '../helpers/fault-load.js'
 import {clusterUnavailable} from '../helpers/pg-cluster.js'
 import {checkFault, createRig, lostWrites, partialWrites, report, type FaultRig} from '../helpers/pg-faults.js'
