@@ -22,9 +22,9 @@ import {DatabaseRegistry, maskUrl, type SqlClient} from '../db/index.js'
 import {KintoError} from '../errors.js'
 import {RunRecord, type AppliedToggles, type RunRole} from '../ops/registry.js'
 import {EXPIRY_KEYS, serviceStateFrom} from '../ops/state.js'
-import {planBackend, CURRENT_VERSIONS} from '../schema/index.js'
 import {acquireFileLock, pgliteLockPath} from '../schema/lock.js'
 import {migrate, type MigrateEvent} from '../schema/migrate.js'
+import {requireSchema} from '../schema/require.js'
 import {configuredBackends} from '../schema/targets.js'
 import {packageVersion} from '../version.js'
 import {createLogging} from '../monitoring/index.js'
@@ -111,23 +111,7 @@ async function checkSchemas(config: KintoConfig, registry: DatabaseRegistry): Pr
     if (backendKind(config.settings[`${backend}_backend`]) !== 'postgresql') continue
     const url = asString(config.settings, `${backend}_url`) ?? ''
     const client: SqlClient = registry.get(url)
-    const plan = await planBackend(client, backend)
-    if (plan.state === 'current') continue
-    const where = `${maskUrl(url)} (${backend})`
-    const hint = `Run \`kinto migrate --ini ${config.path}\` first.`
-    if (plan.state === 'missing') {
-      throw new KintoError(`The ${backend} schema is not installed in ${where}.`, {code: 'KINTO_SCHEMA_MISSING', hint})
-    }
-    if (plan.state === 'behind') {
-      throw new KintoError(`The ${backend} schema of ${where} is at version ${plan.installed ?? '?'}; this server needs ${CURRENT_VERSIONS[backend]}.`, {
-        code: 'KINTO_SCHEMA_BEHIND',
-        hint,
-      })
-    }
-    throw new KintoError(`The ${backend} schema of ${where} is newer (${plan.installed ?? '?'}) than this server knows (${CURRENT_VERSIONS[backend]}).`, {
-      code: 'KINTO_SCHEMA_NEWER',
-      hint: 'Upgrade kinto-ops, or serve this database with the Kinto that migrated it.',
-    })
+    await requireSchema(client, backend, `${maskUrl(url)} (${backend})`, config.path)
   }
 }
 
@@ -143,7 +127,7 @@ async function lockEmbedded(config: KintoConfig, logger: Logger): Promise<Array<
     for (const folder of embeddedFolders(config)) {
       releases.push(
         await acquireFileLock(pgliteLockPath(folder), {
-          target: folder,
+          target: `embedded database in ${folder}`,
           timeoutMs: 60_000,
           owner: {command: 'kinto start', serves: true, detail: config.path},
           onWait: (holder) => logger.warn({folder, holder}, `Waiting for ${holder} to release the embedded database ${folder}.`),
