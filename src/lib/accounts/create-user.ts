@@ -22,6 +22,8 @@ export interface CreateUserOptions {
   password: string
   /** How long to wait for the lock of an embedded database another command holds (default 30 s). */
   lockTimeoutMs?: number
+  /** The open databases of a running server (through its control channel): no lock taken, nothing closed. */
+  registry?: DatabaseRegistry
 }
 
 export interface CreateUserResult {
@@ -83,10 +85,11 @@ export async function createUser(options: CreateUserOptions): Promise<CreateUser
 
   // One process per embedded folder: wait for a migration, refuse while a server holds one.
   const databases = configuredBackends(settings, config.dir).filter((b) => b.kind === 'postgresql')
-  const registry = new DatabaseRegistry(config.dir)
+  const registry = options.registry ?? new DatabaseRegistry(config.dir)
   let created: boolean
   try {
-    created = await withMigrationLocks(databases, registry, {lockTimeoutMs: options.lockTimeoutMs ?? 30_000}, false, async () => {
+    const lockOpts = {lockTimeoutMs: options.lockTimeoutMs ?? 30_000, held: options.registry !== undefined}
+    created = await withMigrationLocks(databases, registry, lockOpts, false, async () => {
       const storage = databases.find((b) => b.backend === 'storage')!
       await requireSchema(clientFor(registry, storage), 'storage', storage.database!, config.path)
       const permission = databases.find((b) => b.backend === 'permission')
@@ -109,11 +112,11 @@ export async function createUser(options: CreateUserOptions): Promise<CreateUser
         await backends.cache.delete(accountCacheKey(settings, username)).catch(() => undefined)
         return isNew
       } finally {
-        await backends.close().catch(() => undefined)
+        if (!options.registry) await backends.close().catch(() => undefined)
       }
     })
   } finally {
-    await registry.closeAll()
+    if (!options.registry) await registry.closeAll()
   }
   return {
     username,

@@ -24,6 +24,8 @@ export interface TaskOptions {
   iniPath: string
   /** Wait this long for a migration holding an embedded folder (default 10 s). */
   lockTimeoutMs?: number
+  /** The open databases of a running server (through its control channel): no lock taken, nothing closed. */
+  registry?: DatabaseRegistry
 }
 
 export interface FlushCacheResult {
@@ -63,16 +65,16 @@ export async function flushCache(options: TaskOptions): Promise<FlushCacheResult
       hint: 'Use kinto.core.cache.postgresql, .redis, .memcached or .memory.',
     })
   }
-  const registry = new DatabaseRegistry(options.dir)
+  const registry = options.registry ?? new DatabaseRegistry(options.dir)
   try {
-    await withMigrationLocks([cache], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000}, false, async () => {
+    await withMigrationLocks([cache], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000, held: options.registry !== undefined}, false, async () => {
       const client = clientFor(registry, cache)
       await requireSchema(client, 'cache', cache.database!, options.iniPath)
       const backend = new PostgresCache(client, {prefix})
       await backend.flush()
     })
   } finally {
-    await registry.closeAll()
+    if (!options.registry) await registry.closeAll()
   }
   return {backend: cache.module, flushed: true, database: cache.database, ...(prefix ? {prefix} : {})}
 }
@@ -105,9 +107,9 @@ export async function purgeDeleted(options: PurgeDeletedOptions): Promise<PurgeD
       hint: 'Run it with a writable configuration (kinto.readonly = false, or KINTO_READONLY=false).',
     })
   }
-  const registry = new DatabaseRegistry(options.dir)
+  const registry = options.registry ?? new DatabaseRegistry(options.dir)
   try {
-    await withMigrationLocks([storage], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000}, false, async () => {
+    await withMigrationLocks([storage], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000, held: options.registry !== undefined}, false, async () => {
       const client = clientFor(registry, storage)
       await requireSchema(client, 'storage', storage.database!, options.iniPath)
       const backend = new PostgresStorage(client)
@@ -116,7 +118,7 @@ export async function purgeDeleted(options: PurgeDeletedOptions): Promise<PurgeD
       }
     })
   } finally {
-    await registry.closeAll()
+    if (!options.registry) await registry.closeAll()
   }
   return {...base, database: storage.database, total: Object.values(deleted).reduce((a, b) => a + b, 0)}
 }

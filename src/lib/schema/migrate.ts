@@ -37,6 +37,11 @@ export interface MigrateOptions {
   noWait?: boolean
   pollMs?: number
   report?: (event: MigrateEvent) => void
+  /**
+   * Open databases to work on, held by the caller (a running server): its embedded folders are
+   * already locked and stay open; nothing is closed here.
+   */
+  registry?: DatabaseRegistry
 }
 
 export interface StepReport {
@@ -120,11 +125,13 @@ export async function withMigrationLocks<T>(
     inUseHint?: string
     /** The caller only reads: an embedded folder holding no database is read as an empty one, never created. */
     readOnly?: boolean
+    /** The caller (a running server) holds the embedded folders: no lock file, and they stay open. */
+    held?: boolean
   },
   needAdvisory: boolean,
   fn: () => Promise<T>,
 ): Promise<T> {
-  if (opts.readOnly) for (const b of pg) readFromNothing(b)
+  if (opts.readOnly && !opts.held) for (const b of pg) readFromNothing(b)
   const byDb = new Map<string, ConfiguredBackend>()
   for (const b of pg) if (!byDb.has(b.databaseKey!)) byDb.set(b.databaseKey!, b)
   const dbs = [...byDb.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, b]) => b)
@@ -143,7 +150,7 @@ export async function withMigrationLocks<T>(
     }
     if (b.pgliteDir !== undefined) {
       // Embedded: one process per folder. The file lock comes before the folder is opened.
-      if (b.pgliteDir === null) return lockOne(i + 1)
+      if (b.pgliteDir === null || opts.held) return lockOne(i + 1)
       return withFileLock(pgliteLockPath(b.pgliteDir), waitOpts, async () => {
         opts.report?.({type: 'lock-acquired', database})
         try {
@@ -214,10 +221,11 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     })
   }
 
-  const registry = new DatabaseRegistry(opts.dir)
+  const registry = opts.registry ?? new DatabaseRegistry(opts.dir)
   try {
     const inUseHint = '`kinto start --migrate` upgrades the schema when the server starts.'
-    return await withMigrationLocks(pg, registry, {...opts, inUseHint, readOnly: mode !== 'apply'}, mode === 'apply', async () => {
+    const lockOpts = {...opts, inUseHint, readOnly: mode !== 'apply', held: opts.registry !== undefined}
+    return await withMigrationLocks(pg, registry, lockOpts, mode === 'apply', async () => {
       const plans = await planAll(pg, registry, opts)
       for (const {b, plan} of plans) {
         reports.set(b.backend, {
@@ -270,7 +278,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       return {...result(), pending: false}
     })
   } finally {
-    await registry.closeAll()
+    if (!opts.registry) await registry.closeAll()
   }
 }
 

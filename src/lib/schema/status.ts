@@ -101,10 +101,12 @@ export async function databaseStatusReport(opts: {
   lockTimeoutMs?: number
   /** Give up connecting after this long (default: the 10 s of configuredBackends). */
   connectTimeoutMs?: number
+  /** The open databases of a running server (through its control channel): no lock taken, nothing closed. */
+  registry?: DatabaseRegistry
 }): Promise<StatusResult> {
   const backends = configuredBackends(opts.settings, opts.dir)
   if (opts.connectTimeoutMs !== undefined) for (const b of backends) b.pool.connectTimeoutMs = opts.connectTimeoutMs
-  const registry = new DatabaseRegistry(opts.dir)
+  const registry = opts.registry ?? new DatabaseRegistry(opts.dir)
   const out: BackendStatus[] = []
   try {
     for (const b of backends) {
@@ -116,7 +118,7 @@ export async function databaseStatusReport(opts: {
     }
     const pg = backends.filter((b) => b.kind === 'postgresql')
     // Embedded folders are opened by one process at a time: hold their lock files while reading.
-    await withMigrationLocks(pg, registry, {lockTimeoutMs: opts.lockTimeoutMs ?? 10_000, readOnly: true}, false, async () => {
+    await withMigrationLocks(pg, registry, {lockTimeoutMs: opts.lockTimeoutMs ?? 10_000, readOnly: true, held: opts.registry !== undefined}, false, async () => {
       for (const b of pg) {
         const client = clientFor(registry, b)
         const status = await client.withConnection(async (conn): Promise<BackendStatus> => {
@@ -141,6 +143,6 @@ export async function databaseStatusReport(opts: {
     })
     return {backends: out}
   } finally {
-    await registry.closeAll()
+    if (!opts.registry) await registry.closeAll()
   }
 }
