@@ -84,7 +84,13 @@ describe.skipIf(Boolean(skipReason))(`Prometheus scrapes /__metrics__ (${workers
     for (let i = 1; i < HELLO_REQUESTS; i++) expect((await freshGet(`${base}/`)).status).toBe(200)
     expect((await freshGet(`${base}/buckets/nope`)).status).toBe(401)
 
-    const scraped = await freshGet(`${base}/__metrics__`)
+    // A scrape is 503 until every worker answers the primary's collection (a worker still
+    // connecting to PostgreSQL on a loaded machine): wait for the whole server, bounded.
+    let scraped = await freshGet(`${base}/__metrics__`)
+    for (const deadline = Date.now() + 30_000; scraped.status === 503 && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      scraped = await freshGet(`${base}/__metrics__`)
+    }
     expect(scraped.status).toBe(200)
     expect(scraped.type).toMatch(/^text\/plain; version=0\.0\.4/)
     const text = scraped.body
