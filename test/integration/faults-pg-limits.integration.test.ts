@@ -32,11 +32,16 @@ describe.skipIf(skip !== null)('PostgreSQL out of slots, stuck or unreachable', 
     const faultAt = load.now()
     const hogs: pg.Client[] = []
     // Take every slot not reserved for superusers: the runtime's connections are terminated until
-    // the other client holds them all.
+    // the other client holds them all. Meanwhile the proxy resets the runtime's connections, so
+    // its reconnects cannot race the other client for each slot freed (under load they won one
+    // of them every round, and the slots never filled: CI failed once that way); once they are
+    // all taken, its connections reach PostgreSQL again and are refused there (53300).
+    rig.proxy!.setMode('drop')
     const deadline = Date.now() + 15_000
     let full = false
     // The slots are given back whatever happens, so a failure here does not fail the next tests.
     onTestFinished(() => Promise.all(hogs.splice(0).map((c) => c.end().catch(() => {}))).then(() => undefined))
+    onTestFinished(() => rig.proxy!.setMode('pass'))
     while (!full && Date.now() < deadline) {
       await rig.cluster.sql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'kinto'`)
       for (;;) {
@@ -53,7 +58,12 @@ describe.skipIf(skip !== null)('PostgreSQL out of slots, stuck or unreachable', 
       const left = await rig.cluster.sql<{n: number}>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = 'kinto'`)
       full = left[0].n === 0
     }
+    rig.proxy!.setMode('pass')
     expect(full).toBe(true)
+    // What the runtime meets now: PostgreSQL itself refuses its role a connection.
+    const probe = new pg.Client({connectionString: `postgresql://kinto@127.0.0.1:${rig.cluster.port}/kinto`})
+    probe.on('error', () => {})
+    await expect(probe.connect()).rejects.toMatchObject({code: '53300'})
     await sleep(3000)
     const hogCount = hogs.length
     await Promise.all(hogs.splice(0).map((c) => c.end().catch(() => {})))
