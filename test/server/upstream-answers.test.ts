@@ -190,6 +190,25 @@ const rows: Row[] = [
       expect(b.data[b.data.length - 1].resource_name).toBe('root')
     },
   },
+  {
+    name: '/permissions?_sort=id in pages of one: every entry once, in the order of one page, the root last',
+    run: async (r) => {
+      const whole = await r('GET', '/v1/permissions?_sort=id')
+      const uris: string[] = []
+      let page = await r('GET', '/v1/permissions?_sort=id&_limit=1')
+      for (;;) {
+        expect(page.status).toBe(200)
+        uris.push(...page.body.data.map((e: {uri: string}) => e.uri))
+        const next = page.headers['next-page']
+        if (!next || uris.length > whole.body.data.length) break
+        page = await r('GET', String(next).replace(/^http:\/\/[^/]+/, ''))
+      }
+      expect(uris).toEqual(whole.body.data.map((e: {uri: string}) => e.uri))
+      return whole
+    },
+    status: 200,
+    body: (b) => expect(b.data.at(-1).resource_name).toBe('root'),
+  },
   // ---- headers and shapes
   {
     name: 'HEAD carries GET\'s Content-Type',

@@ -10,7 +10,8 @@ export const MODIFIED_FIELD = 'last_modified'
 
 /** A dotted field of an object, as `data->'a'->'b'` reads it: only through objects. */
 export function fieldValue(obj: KintoObject, field: string): JsonValue | Missing {
-  if (field === ID_FIELD) return obj.id
+  // An object without id is the root entry of /permissions: its id is a missing value.
+  if (field === ID_FIELD) return obj.id === undefined ? MISSING : obj.id
   if (field === MODIFIED_FIELD) return obj.last_modified
   const parts = field.split('.')
   // id and last_modified are columns, not part of `data`.
@@ -58,7 +59,7 @@ function epoch(v: unknown): number {
 }
 
 function matchMissing(field: string, operator: Filter['operator'], left: JsonValue | Missing): boolean {
-  if (field === ID_FIELD || field === MODIFIED_FIELD) return false
+  if (field === MODIFIED_FIELD) return false
   switch (operator) {
     case 'eq':
     case 'min':
@@ -181,7 +182,7 @@ function matchData(left: JsonValue | Missing, f: Filter): boolean {
 export function matchesFilter(obj: KintoObject, f: Filter): boolean {
   const left = fieldValue(obj, f.field)
   if (f.value === MISSING) return matchMissing(f.field, f.operator, left)
-  if (f.field === ID_FIELD) return matchId(obj.id, f)
+  if (f.field === ID_FIELD && left !== MISSING) return matchId(obj.id, f)
   if (f.field === MODIFIED_FIELD) return matchModified(obj.last_modified, f)
   return matchData(left, f)
 }
@@ -202,7 +203,7 @@ export function matchesRules(obj: KintoObject, rules: readonly Filter[][] | unde
 export function compareBySorting(a: KintoObject, b: KintoObject, sorting: readonly Sort[]): number {
   for (const s of sorting) {
     let c: number
-    if (s.field === ID_FIELD) c = compareCodePoints(a.id, b.id)
+    if (s.field === ID_FIELD && a.id !== undefined && b.id !== undefined) c = compareCodePoints(a.id, b.id)
     else if (s.field === MODIFIED_FIELD) c = a.last_modified === b.last_modified ? 0 : a.last_modified < b.last_modified ? -1 : 1
     else {
       const va = fieldValue(a, s.field)

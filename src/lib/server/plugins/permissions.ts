@@ -8,7 +8,7 @@
  */
 import {asList, type Settings} from '../../config/settings.js'
 import {compareBySorting, matchesAll, matchesRules} from '../../storage/evaluate.js'
-import type {Filter, KintoObject, ListOptions, Sort, Storage} from '../../storage/types.js'
+import type {Filter, KintoObject, ListOptions, Storage} from '../../storage/types.js'
 import {inheritanceTree} from '../authorization.js'
 import type {RequestContext} from '../context.js'
 import {invalid} from '../errors.js'
@@ -126,20 +126,6 @@ async function permissionEntries(ctx: RequestContext): Promise<KintoObject[]> {
   return entries
 }
 
-type Shadowed = {entry: KintoObject; shadow: KintoObject}
-
-/** compareBySorting, but the root entry's missing id sorts as any missing value: last ascending. */
-function compareEntries(a: Shadowed, b: Shadowed, sorting: readonly Sort[]): number {
-  for (const s of sorting) {
-    const c =
-      s.field === 'id' && (a.entry.id === undefined || b.entry.id === undefined)
-        ? (a.entry.id === b.entry.id ? 0 : a.entry.id === undefined ? 1 : -1) * (s.direction < 0 ? -1 : 1)
-        : compareBySorting(a.shadow, b.shadow, [s])
-    if (c !== 0) return c
-  }
-  return 0
-}
-
 /** The computed list, read through the resource framework as if it were storage. */
 function permissionsModel(r: ResourceRequest): Storage {
   // Entry ids are strings: `?id=5`, `?id=true` or a repeated id are refused here, as upstream
@@ -148,22 +134,20 @@ function permissionsModel(r: ResourceRequest): Storage {
   if (rawId !== undefined && (Array.isArray(rawId) || typeof nativeValue(rawId) !== 'string')) {
     throw invalid('querystring', 'id', 'Invalid value for id')
   }
-  let cached: Promise<Shadowed[]> | undefined
-  // Evaluated on a shadow whose id is '' when the entry has none (the root): ids are columns
-  // for the storage's evaluation, always strings (kinto-http sorts this list by id).
-  const entries = () =>
-    (cached ??= permissionEntries(r.ctx).then((list) => list.map((entry) => ({entry, shadow: {...entry, id: entry.id ?? ''} as KintoObject}))))
+  let cached: Promise<KintoObject[]> | undefined
+  // Evaluated as storage evaluates objects: the root entry's missing id is a missing value, sorted
+  // last ascending and matched as one by filters and pagination rules.
+  const entries = () => (cached ??= permissionEntries(r.ctx))
   const select = async (filters?: Filter[], rules?: Filter[][]) =>
-    (await entries()).filter(({shadow}) => matchesAll(shadow, filters) && matchesRules(shadow, rules))
+    (await entries()).filter((entry) => matchesAll(entry, filters) && matchesRules(entry, rules))
   const model: Partial<Storage> = {
     // Upstream reads this list's timestamp from storage (as for any resource) before it swaps in
     // its computed model: the time of the first request, kept by the storage from then on.
     resourceTimestamp: (name, parent, options) => r.ctx.tx.storage.resourceTimestamp(name, parent, options),
     async list(_name: string, _parent: string, options: ListOptions = {}) {
       const found = await select(options.filters, options.paginationRules)
-      if (options.sorting?.length) found.sort((a, b) => compareEntries(a, b, options.sorting!))
-      const page = options.limit ? found.slice(0, options.limit) : found
-      return page.map(({entry}) => entry)
+      if (options.sorting?.length) found.sort((a, b) => compareBySorting(a, b, options.sorting!))
+      return options.limit ? found.slice(0, options.limit) : found
     },
     count: async (_name: string, _parent: string, filters?: Filter[]) => (await select(filters)).length,
   }
