@@ -14,7 +14,7 @@ import {registerPlugin} from './plugins/index.js'
 import {statsdPlugin} from './plugins/statsd.js'
 import {parsePlugins} from './setup.js'
 import type {Logger} from '../logger.js'
-import {toJson} from './json.js'
+import {stringifyJson} from '../json.js'
 import {decodePath} from './router.js'
 import {Runtime, type ConfigInfo} from './runtime.js'
 import {parseQuery} from './querystring.js'
@@ -229,7 +229,7 @@ function sendResponse(
   reply.code(response.status)
   for (const [k, v] of Object.entries(response.headers)) reply.header(k, v)
   const body = response.body
-  const payload = body === undefined || req.method === 'HEAD' || response.status === 304 ? undefined : body instanceof RawBody ? body.bytes : toJson(body)
+  const payload = body === undefined || req.method === 'HEAD' || response.status === 304 ? undefined : body instanceof RawBody ? body.bytes : stringifyJson(body)
   monitoring.responded(req, response, payload, reply.elapsedTime)
   return payload === undefined ? reply.send() : reply.send(payload)
 }

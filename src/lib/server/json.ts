@@ -3,7 +3,7 @@
  * nesting depth, no NUL characters, no lone surrogates, no numbers that overflow to Infinity),
  * because everything accepted here may end up in a PostgreSQL jsonb column.
  */
-import {exactValue, stringifyJson} from '../json.js'
+import {exactValue} from '../json.js'
 import {invalid} from './errors.js'
 
 /** Deepest nesting of arrays/objects accepted in a request body. */
@@ -107,9 +107,4 @@ export function nativeValue(raw: string): unknown {
   } catch {
     return raw
   }
-}
-
-/** Serialises a response body as compact JSON. */
-export function toJson(value: unknown): string {
-  return stringifyJson(value)
 }

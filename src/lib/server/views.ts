@@ -10,7 +10,7 @@ import {packageRoot, packageVersion} from '../version.js'
 import {RequestContext} from './context.js'
 import {ERRNO, HttpError, invalid, invalidParameters, type ValidationIssue} from './errors.js'
 import {cacheExpiresHeaders} from './headers.js'
-import {toJson} from './json.js'
+import {stringifyJson} from '../json.js'
 import {isPlainObject} from './patch.js'
 import {parseQuery} from './querystring.js'
 import {consumeTokenNonce} from './resource/pagination.js'
@@ -266,7 +266,7 @@ export function batchService(runtime: Runtime): Service {
           const {response, req} = await runtime.subrequest(ctx, sub)
           const body = req.method === 'HEAD' ? '' : (response.body ?? '')
           // The length its body would have had as a response of its own, as upstream reports.
-          const headers = body === '' ? response.headers : {...response.headers, 'Content-Length': String(Buffer.byteLength(toJson(body)))}
+          const headers = body === '' ? response.headers : {...response.headers, 'Content-Length': String(Buffer.byteLength(stringifyJson(body)))}
           responses.push({status: response.status, path: req.path, headers, body})
         }
         return {body: {responses}}
@@ -371,7 +371,7 @@ function buildSubrequest(parent: RequestContext, spec: SubrequestSpec, routePref
   let body: Buffer | null = null
   if (spec.body !== undefined) {
     headers['content-type'] = 'application/json; charset=utf-8'
-    body = Buffer.from(toJson(spec.body), 'utf8')
+    body = Buffer.from(stringifyJson(spec.body), 'utf8')
   }
   const path = decodePath(rawPath)
   // As for a top-level request (app.ts): a NUL never reaches the router nor the database.

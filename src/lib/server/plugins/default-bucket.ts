@@ -15,7 +15,7 @@ import {RequestContext} from '../context.js'
 import {invalid, methodNotAllowed, unauthorized} from '../errors.js'
 import {drainEvents} from '../events.js'
 import {cacheExpiresHeaders} from '../headers.js'
-import {toJson} from '../json.js'
+import {stringifyJson} from '../../json.js'
 import {isPlainObject} from '../patch.js'
 import {PERMISSIONS_FIELD, type ResourceDefinition} from '../resource/definition.js'
 import {consumeTokenNonce} from '../resource/pagination.js'
@@ -158,7 +158,7 @@ function rewrittenBody(ctx: RequestContext, bucketId: string): {body: Buffer; js
   }
   if (isPlainObject(parsed) && isPlainObject(parsed.data) && typeof parsed.data.id === 'string') {
     const data = {...parsed.data, id: parsed.data.id.replaceAll('default', bucketId)}
-    return {body: Buffer.from(toJson({...parsed, data}), 'utf8'), json: true}
+    return {body: Buffer.from(stringifyJson({...parsed, data}), 'utf8'), json: true}
   }
   return {body: raw, json: false}
 }
