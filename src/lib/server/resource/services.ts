@@ -80,14 +80,19 @@ function baseView(def: ResourceDefinition, kind: 'plural' | 'object', method: st
   }
 }
 
-function pluralView(def: ResourceDefinition, method: string): ViewDef {
-  const base = baseView(def, 'plural', method)
-  const run = (fn: (r: ResourceRequest) => Promise<ViewResult>) => async (ctx: RequestContext) => {
-    const r = ResourceRequest.get(ctx, def, 'plural')
+/** A view's handler: the resource request set up and validated, then the endpoint. */
+function runner(def: ResourceDefinition, kind: 'plural' | 'object') {
+  return (fn: (r: ResourceRequest) => Promise<ViewResult>) => async (ctx: RequestContext) => {
+    const r = ResourceRequest.get(ctx, def, kind)
     await r.init()
     r.validateRequest()
     return fn(r)
   }
+}
+
+function pluralView(def: ResourceDefinition, method: string): ViewDef {
+  const base = baseView(def, 'plural', method)
+  const run = runner(def, 'plural')
   switch (method) {
     case 'HEAD':
       return {...base, corsHeaders: [...LIST_CORS, 'Total-Objects', 'Total-Records'], handler: run((r) => pluralGet(r, true))}
@@ -104,12 +109,7 @@ function pluralView(def: ResourceDefinition, method: string): ViewDef {
 
 function objectView(def: ResourceDefinition, method: string): ViewDef {
   const base = baseView(def, 'object', method)
-  const run = (fn: (r: ResourceRequest) => Promise<ViewResult>) => async (ctx: RequestContext) => {
-    const r = ResourceRequest.get(ctx, def, 'object')
-    await r.init()
-    r.validateRequest()
-    return fn(r)
-  }
+  const run = runner(def, 'object')
   switch (method) {
     case 'GET':
       return {...base, corsHeaders: OBJECT_CORS, handler: run((r) => objectGet(r))}
