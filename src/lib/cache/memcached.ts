@@ -25,7 +25,7 @@ import type * as Memjs from 'memjs'
 import {lazyRequire} from '../lazy.js'
 import {BackendError} from '../storage/types.js'
 import {type CacheAddress, CacheValueTooLarge, decodeJson, encodeJson, tooLargeMessage} from './codec.js'
-import type {Cache} from './types.js'
+import {type Cache, writeReadHeartbeat} from './types.js'
 
 const loadMemjs = lazyRequire<typeof Memjs>('memjs')
 
@@ -131,11 +131,8 @@ export class MemcachedCache implements Cache {
     }
   }
 
-  async heartbeat(): Promise<boolean> {
-    await this.set('__heartbeat__', 'alive', 3600)
-    const ok = (await this.get('__heartbeat__')) === 'alive'
-    await this.delete('__heartbeat__')
-    return ok
+  heartbeat(): Promise<boolean> {
+    return writeReadHeartbeat(this)
   }
 
   flush(): Promise<void> {

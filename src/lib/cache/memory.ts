@@ -4,7 +4,7 @@
  * `cache_max_size_bytes`: when the estimated size reaches it, the oldest entries go until it is below 80%.
  */
 import {encodeJson} from './codec.js'
-import type {Cache} from './types.js'
+import {type Cache, writeReadHeartbeat} from './types.js'
 
 export interface MemoryCacheOptions {
   prefix?: string
@@ -98,11 +98,8 @@ export class MemoryCache implements Cache {
     }
   }
 
-  async heartbeat(): Promise<boolean> {
-    await this.set('__heartbeat__', 'alive', 3600)
-    const ok = (await this.get('__heartbeat__')) === 'alive'
-    await this.delete('__heartbeat__')
-    return ok
+  heartbeat(): Promise<boolean> {
+    return writeReadHeartbeat(this)
   }
 
   /** Empties the keys under this cache's prefix (all of them when the prefix is empty). */

@@ -12,7 +12,7 @@
 import type {SqlClient} from '../db/index.js'
 import {PostgresBackend} from '../db/backend.js'
 import {encodeJson} from './codec.js'
-import type {Cache} from './types.js'
+import {type Cache, writeReadHeartbeat} from './types.js'
 
 export interface PostgresCacheOptions {
   prefix?: string
@@ -32,11 +32,8 @@ export class PostgresCache extends PostgresBackend implements Cache {
     this.waitsForTransaction = options.waitsForTransaction ?? false
   }
 
-  async heartbeat(): Promise<boolean> {
-    await this.set('__heartbeat__', 'alive', 3600)
-    const ok = (await this.get('__heartbeat__')) === 'alive'
-    await this.delete('__heartbeat__')
-    return ok
+  heartbeat(): Promise<boolean> {
+    return writeReadHeartbeat(this)
   }
 
   flush(): Promise<void> {

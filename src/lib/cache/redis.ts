@@ -19,7 +19,7 @@ import type {Redis, RedisOptions} from 'ioredis'
 import {lazyRequire} from '../lazy.js'
 import {BackendError} from '../storage/types.js'
 import {type CacheAddress, checkValueSize, decodeJson, encodeJson} from './codec.js'
-import type {Cache} from './types.js'
+import {type Cache, writeReadHeartbeat} from './types.js'
 
 const loadIoredis = lazyRequire<{Redis: new (options: RedisOptions) => Redis}>('ioredis')
 
@@ -131,11 +131,8 @@ export class RedisCache implements Cache {
     }
   }
 
-  async heartbeat(): Promise<boolean> {
-    await this.set('__heartbeat__', 'alive', 3600)
-    const ok = (await this.get('__heartbeat__')) === 'alive'
-    await this.delete('__heartbeat__')
-    return ok
+  heartbeat(): Promise<boolean> {
+    return writeReadHeartbeat(this)
   }
 
   /** Deletes the keys under the prefix (every key of the database when the prefix is empty). */

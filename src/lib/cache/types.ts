@@ -22,3 +22,11 @@ export interface Cache {
    */
   readonly waitsForTransaction?: boolean
 }
+
+/** Every backend's heartbeat, as upstream's: a key written, read back and removed. */
+export async function writeReadHeartbeat(cache: Pick<Cache, 'set' | 'get' | 'delete'>): Promise<boolean> {
+  await cache.set('__heartbeat__', 'alive', 3600)
+  const ok = (await cache.get('__heartbeat__')) === 'alive'
+  await cache.delete('__heartbeat__')
+  return ok
+}
