@@ -12,7 +12,9 @@ export default class Init extends BaseCommand<typeof Init> {
 
 Backends: embedded (the default) is PostgreSQL running in-process (PGlite), keeping its data in kinto-data beside the ini (pglite:%(here)s/kinto-data), so nothing needs installing; postgresql uses a server (upstream's URL postgresql://postgres:postgres@localhost/postgres unless --storage-url); memory keeps nothing. The cache follows the storage unless --cache-backend says otherwise: redis writes kinto.cache_url (--cache-url), memcached kinto.cache_hosts (--cache-hosts), as upstream's backends read them.
 
-On a terminal, the backends not given as flags are asked for. Without a terminal, with CI set, or with --yes, nothing is asked: flags or defaults are used and the choices are printed on stderr. The path written is printed on stdout.
+--public-url (https://kinto.example.com) writes kinto.http_scheme and kinto.http_host, which kinto check asks for in production; without it they stay commented out.
+
+On a terminal, the backends (and the PostgreSQL password, masked) not given as flags are asked for. Without a terminal, with CI set, or with --yes, nothing is asked: flags or defaults are used and the choices are printed on stderr. The path written is printed on stdout, then the next steps (db create, migrate, check, start) on stderr; --json gives them as nextSteps.
 
 Exit codes: 0 written; 1 the file exists (add --force) or cannot be written; 2 usage error.`
 
@@ -61,6 +63,11 @@ Exit codes: 0 written; 1 the file exists (add --force) or cannot be written; 2 u
       default: '127.0.0.1',
       helpValue: 'HOST',
     }),
+    'public-url': Flags.string({
+      summary: 'The URL clients use, e.g. https://kinto.example.com (written as kinto.http_scheme and kinto.http_host).',
+      env: 'KINTO_INIT_PUBLIC_URL',
+      helpValue: 'URL',
+    }),
     attachments: Flags.string({
       summary: 'Turn attachments on (kinto_attachment), storing the files in this folder.',
       env: 'KINTO_INIT_ATTACHMENTS',
@@ -70,23 +77,25 @@ Exit codes: 0 written; 1 the file exists (add --force) or cannot be written; 2 u
     force: forceFlag,
   }
 
-  async run(): Promise<{path: string; backend: string; cacheBackend: string; host: string}> {
+  async run(): Promise<{path: string; backend: string; cacheBackend: string; host: string; nextSteps: string[]}> {
     const {flags} = this
     const json = this.jsonEnabled()
     const result = await initConfig({
       iniPath: resolveIniPath(flags.ini),
+      iniArg: flags.ini,
       backend: flags.backend as StorageChoice | undefined,
       cacheBackend: flags['cache-backend'] as CacheChoice | undefined,
       cacheUrl: flags['cache-url'],
       cacheHosts: flags['cache-hosts'],
       storageUrl: flags['storage-url'],
       host: flags.host,
+      publicUrl: flags['public-url'],
       attachments: flags.attachments,
       force: flags.force,
       prompter: !flags.yes && !json && canPrompt() ? interactiveInitPrompter() : undefined,
       report: json ? undefined : (line) => this.logToStderr(line),
     })
     if (!json) this.log(result.path)
-    return {path: result.path, backend: result.backend, cacheBackend: result.cacheBackend, host: result.host}
+    return {path: result.path, backend: result.backend, cacheBackend: result.cacheBackend, host: result.host, nextSteps: result.nextSteps}
   }
 }

@@ -29,7 +29,12 @@ describe('kinto init (subprocess, stdin closed, no TTY)', () => {
         `storage and permissions: embedded — embedded PostgreSQL (PGlite), embedded database in ${path.dirname(file)}/kinto-data`,
         'cache: embedded (same database)',
         'host: 127.0.0.1 (port from kinto start --port, 8888 by default)',
+        'public URL: not set; kinto check reports kinto.http_scheme until it is (rerun with --public-url https://kinto.example.com, or set kinto.http_scheme and kinto.http_host)',
         'secrets: new kinto.userid_hmac_secret and kinto.default_bucket_hmac_secret written (file mode 0600)',
+        'next steps:',
+        `  kinto migrate --ini ${file}`,
+        `  kinto check --ini ${file}`,
+        `  kinto start --ini ${file}`,
         '',
       ].join('\n'),
     )
@@ -155,6 +160,13 @@ describe('kinto init (subprocess, stdin closed, no TTY)', () => {
     },
   ]
   type Combo = (typeof combos)[number]
+  /** The commands that follow init: a server's database, the schema wherever one is kept, check, start. */
+  const stepsFor = (backend: string, cache: string, file: string) => [
+    ...(backend === 'postgresql' ? [`kinto db create --ini ${file}`] : []),
+    ...(backend !== 'memory' || cache === 'postgresql' ? [`kinto migrate --ini ${file}`] : []),
+    `kinto check --ini ${file}`,
+    `kinto start --ini ${file}`,
+  ]
   async function checkCombos(list: Combo[]): Promise<void> {
     const files = list.map(() => newPath())
     const runs = await Promise.all(list.map((c, i) => runCli(['init', '--ini', files[i], '--json', ...c.args])))
@@ -162,7 +174,9 @@ describe('kinto init (subprocess, stdin closed, no TTY)', () => {
       const r = runs[i]
       expect(r.code, `${c.args.join(' ')}: ${r.stderr}`).toBe(0)
       expect(r.stderr).toBe('')
-      expect(JSON.parse(r.stdout)).toEqual({path: files[i], ...c.json})
+      const {nextSteps, ...rest} = JSON.parse(r.stdout)
+      expect(rest).toEqual({path: files[i], ...c.json})
+      expect(nextSteps).toEqual(stepsFor(c.json.backend, c.json.cacheBackend, files[i]))
       expect(r.stdout).not.toContain('p%40ss')
       const config = loadConfig(files[i], {env: {}})
       expect(config.settings).toMatchObject(c.settings)
@@ -243,6 +257,34 @@ describe('kinto init (subprocess, stdin closed, no TTY)', () => {
     expect(r.stdout + r.stderr).not.toContain('hunter2')
   })
 
+  it('--public-url writes kinto.http_scheme and kinto.http_host, and kinto check accepts the scheme', async () => {
+    const file = newPath()
+    const r = await runCli(['init', '--ini', file, '--public-url', 'https://Kinto.Example.com:8443'])
+    expect(r.code).toBe(0)
+    expect(r.stderr).toContain('public URL: https://kinto.example.com:8443 (kinto.http_scheme, kinto.http_host)')
+    const config = loadConfig(file, {env: {}})
+    expect(config.settings).toMatchObject({http_scheme: 'https', http_host: 'kinto.example.com:8443'})
+    const check = await runCli(['check', '--ini', file, '--json'])
+    const findings = JSON.parse(check.stdout).findings as Array<{id: string; level: string}>
+    expect(findings.find((f) => f.id === 'http-scheme')?.level).toBe('ok')
+    expect(findings.find((f) => f.id === 'http-host')?.level).toBe('ok')
+    // Without it, the ini says nothing of either (commented out) and init says what check will say.
+    const plain = newPath()
+    await runCli(['init', '--ini', plain])
+    const without = await runCli(['check', '--ini', plain, '--json'])
+    expect((JSON.parse(without.stdout).findings as Array<{id: string; level: string}>).find((f) => f.id === 'http-scheme')?.level).toBe('error')
+  })
+
+  it('says when the PostgreSQL URL is upstream\'s default, and names the next steps (no --ini when it is the default file)', async () => {
+    const dir = path.join(root, `case-${++n}`)
+    mkdirSync(dir, {recursive: true})
+    const r = await runCli(['init', '--backend', 'postgresql'], {cwd: dir, env: {KINTO_INI: ''}})
+    expect(r.code).toBe(0)
+    expect(r.stdout).toBe(`${path.join(dir, 'config', 'kinto.ini')}\n`)
+    expect(r.stderr).toContain("no --storage-url given: upstream's default postgresql://postgres:***@localhost/postgres was written")
+    expect(r.stderr).toContain('next steps:\n  kinto db create\n  kinto migrate\n  kinto check\n  kinto start\n')
+  })
+
   it('rejects bad flags with exit 2 and no stack trace', async () => {
     const cases: Array<[string[], string]> = [
       [['--backend', 'mysql'], 'Expected --backend=mysql to be one of: embedded, postgresql, memory'],
@@ -250,6 +292,8 @@ describe('kinto init (subprocess, stdin closed, no TTY)', () => {
       [['--backend', 'postgresql', '--storage-url', 'mysql://root:pw@db/x'], 'Error: --storage-url "mysql://root:***@db/x" is not a PostgreSQL URL.'],
       [['--backend', 'embedded', '--storage-url', 'postgresql://x/y'], 'is not an embedded database URL'],
       [['--host', 'my host'], 'Error: --host "my host" is not a host name or IP address.'],
+      [['--public-url', 'https://kinto.example.com/v1'], 'Error: --public-url "https://kinto.example.com/v1" is not a public URL'],
+      [['--public-url', 'kinto.example.com'], 'Error: --public-url "kinto.example.com" is not a public URL'],
     ]
     const runs = await Promise.all(cases.map(([args]) => runCli(['init', '--ini', newPath(), ...args])))
     for (const [i, [args, text]] of cases.entries()) {
@@ -332,12 +376,29 @@ describe.skipIf(!hasScript)('kinto init on a terminal', () => {
     const r = await runOnTerminal(['init', '--ini', file], {CI: '', KINTO_YES: ''}, [
       [/Storage and permission backend/, '\r'],
       [/Cache backend/, '\r'],
+      [/Public URL/, '\r'],
     ])
     expect(r.output).toContain('Storage and permission backend')
     expect(r.output).toContain('Cache backend')
+    expect(r.output).toContain('Public URL')
     expect(r.code).toBe(0)
     const c = loadConfig(file, {env: {}})
     expect(c.settings.storage_url).toBe(`pglite:${path.dirname(file)}/kinto-data`)
+  })
+
+  it('asks for the PostgreSQL password apart from the URL and never shows it', async () => {
+    const file = newPath()
+    const r = await runOnTerminal(['init', '--ini', file, '--backend', 'postgresql', '--cache-backend', 'memory'], {CI: '', KINTO_YES: ''}, [
+      [/PostgreSQL URL/, 'postgresql://kinto@db.internal:5433/kinto\r'],
+      [/Password of kinto/, 'pa:ss-w0rd!\r'],
+      [/Public URL/, 'https://kinto.example.com\r'],
+    ])
+    expect(r.code).toBe(0)
+    expect(r.output).toContain('Password of kinto')
+    expect(r.output).not.toContain('pa:ss-w0rd!')
+    const c = loadConfig(file, {env: {}})
+    expect(c.settings.storage_url).toBe('postgresql://kinto:pa%3Ass-w0rd!@db.internal:5433/kinto')
+    expect(c.settings.http_scheme).toBe('https')
   })
 })
 

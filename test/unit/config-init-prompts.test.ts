@@ -84,7 +84,13 @@ describe('the prompt gate', () => {
       const {result, error} = await captureOutput(() => Init.run(['--ini', file], repoRoot))
       expect(error).toBeUndefined()
       expect(inquirerCalls).toEqual([])
-      expect(result).toEqual({path: file, backend: 'embedded', cacheBackend: 'embedded', host: '127.0.0.1'})
+      expect(result).toEqual({
+        path: file,
+        backend: 'embedded',
+        cacheBackend: 'embedded',
+        host: '127.0.0.1',
+        nextSteps: [`kinto migrate --ini ${file}`, `kinto check --ini ${file}`, `kinto start --ini ${file}`],
+      })
       expect(readFileSync(file, 'utf8')).toContain('kinto.storage_url = pglite:%(here)s/kinto-data')
     })
   })

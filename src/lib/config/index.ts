@@ -18,8 +18,9 @@ export * from './settings.js'
 export {BACKEND_MODULES, type BackendFamily, type BackendKind, backendKind, backendModules} from './backend-modules.js'
 export {displayValue, ruleFor, type SettingRule, validateSettings} from './validate.js'
 
-/** The ini read when neither --ini nor KINTO_INI says otherwise (relative to the current folder). */
-export const DEFAULT_INI_PATH = 'config/kinto.ini'
+import {DEFAULT_INI_PATH} from './init.js'
+
+export {DEFAULT_INI_PATH} from './init.js'
 /** `%(http_port)s` when the caller gives no port (upstream's `kinto start` default). */
 export const DEFAULT_HTTP_PORT = 8888
 export const DEFAULT_HOST = '127.0.0.1'

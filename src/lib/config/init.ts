@@ -9,7 +9,7 @@ import path from 'node:path'
 
 import {describeDbUrl, maskUrl, parseDbUrl} from '../db/url.js'
 import {KintoError, UsageError} from '../errors.js'
-import {askInput, askSelect} from '../interactive.js'
+import {askInput, askPassword, askSelect} from '../interactive.js'
 import {packageRoot, packageVersion} from '../version.js'
 import {FileExistsError, writeFileAtomic} from './atomic.js'
 import {parseIni} from './ini.js'
@@ -20,6 +20,9 @@ export type StorageChoice = (typeof STORAGE_CHOICES)[number]
 export type CacheChoice = (typeof CACHE_CHOICES)[number]
 
 /** Upstream's `kinto init` PostgreSQL URL. */
+/** The ini read when neither --ini nor KINTO_INI says otherwise (relative to the current folder). */
+export const DEFAULT_INI_PATH = 'config/kinto.ini'
+
 export const DEFAULT_POSTGRESQL_URL = 'postgresql://postgres:postgres@localhost/postgres'
 /** The embedded database: folder kinto-data beside the ini, whatever the current folder. */
 export const EMBEDDED_URL = 'pglite:%(here)s/kinto-data'
@@ -35,11 +38,15 @@ export interface InitPrompter {
   cacheUrl(defaultValue: string): Promise<string>
   /** The memcached servers (cache backend memcached), host:port separated by spaces. */
   cacheHosts(defaultValue: string): Promise<string>
+  /** The public URL clients use (https://host[:port]), or '' for none yet. */
+  publicUrl(): Promise<string>
 }
 
 export interface InitOptions {
   /** Where to write (relative paths from `cwd`). */
   iniPath: string
+  /** The --ini as given, repeated in the next steps unless every command reads it by default. */
+  iniArg?: string
   cwd?: string
   backend?: StorageChoice
   cacheBackend?: CacheChoice
@@ -50,6 +57,8 @@ export interface InitOptions {
   /** PostgreSQL URL (backend postgresql), or a pglite: URL (backend embedded). */
   storageUrl?: string
   host?: string
+  /** The URL clients use (https://kinto.example.com): written as kinto.http_scheme and kinto.http_host. */
+  publicUrl?: string
   /** Turn kinto_attachment on, files stored in this folder (relative paths from `cwd`). */
   attachments?: string
   force?: boolean
@@ -67,6 +76,8 @@ export interface InitResult {
   host: string
   /** True when an existing file was replaced (--force). */
   replaced: boolean
+  /** The commands that bring the new configuration into service, in order. */
+  nextSteps: string[]
 }
 
 function pad(n: number, width = 2): string {
@@ -104,6 +115,31 @@ function checkHost(host: string): string {
     })
   }
   return h
+}
+
+/** kinto.http_scheme and kinto.http_host from a public URL (scheme and host only, no path). */
+export function publicUrlParts(given: string): {scheme: 'http' | 'https'; host: string} {
+  let url: URL | undefined
+  try {
+    url = new URL(given.trim())
+  } catch {
+    url = undefined
+  }
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) {
+    throw new UsageError(`--public-url ${JSON.stringify(given)} is not a public URL (a scheme and a host, nothing else).`, {
+      hint: 'Use e.g. --public-url https://kinto.example.com (the address clients use; the /v1 prefix is added by Kinto).',
+    })
+  }
+  return {scheme: url.protocol === 'https:' ? 'https' : 'http', host: url.host}
+}
+
+/** The production lines: http_scheme and http_host written when the public URL is known. */
+function publicValues(publicUrl: string | undefined): Record<string, string> {
+  if (publicUrl === undefined || publicUrl.trim() === '') {
+    return {public_settings: '# kinto.http_scheme = https\n# kinto.http_host = kinto.example.com'}
+  }
+  const {scheme, host} = publicUrlParts(publicUrl)
+  return {public_settings: `kinto.http_scheme = ${scheme}\nkinto.http_host = ${host}`}
 }
 
 /** The storage URL to write, as ini text (with `%` doubled, except our own %(here)s). */
@@ -241,6 +277,7 @@ export function renderKintoIni(options: {
   cacheUrl?: string
   cacheHosts?: string
   host: string
+  publicUrl?: string
   /** Absolute folder for attachments (kinto_attachment on), or undefined (off). */
   attachments?: string
   now?: Date
@@ -254,6 +291,7 @@ export function renderKintoIni(options: {
     default_bucket_hmac_secret: newSecret(),
     ...backendValues(options.backend, options.cacheBackend, storageUrl, options.cacheUrl, options.cacheHosts),
     ...attachmentValues(options.attachments, options.host),
+    ...publicValues(options.publicUrl),
   }
   return renderTemplate(readFileSync(templatePath(), 'utf8'), values)
 }
@@ -306,9 +344,11 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
   if (cacheBackend === 'redis' && cacheUrl === undefined && ask) cacheUrl = await ask.cacheUrl(DEFAULT_REDIS_URL)
   if (cacheBackend === 'memcached' && cacheHosts === undefined && ask) cacheHosts = await ask.cacheHosts(DEFAULT_MEMCACHED_HOSTS)
   const host = checkHost(options.host ?? '127.0.0.1')
+  let publicUrl = options.publicUrl
+  if (publicUrl === undefined && ask) publicUrl = await ask.publicUrl()
 
   const attachments = options.attachments === undefined ? undefined : path.resolve(options.cwd ?? process.cwd(), options.attachments)
-  const text = renderKintoIni({backend, cacheBackend, storageUrl, cacheUrl, cacheHosts, host, attachments, now: options.now})
+  const text = renderKintoIni({backend, cacheBackend, storageUrl, cacheUrl, cacheHosts, host, publicUrl, attachments, now: options.now})
   // What we write must read back: parse it and expand every [app:main] and [server:main] value.
   const doc = parseIni(text, {path: file})
   doc.items('app:main')
@@ -336,15 +376,40 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
     memory: 'memory (nothing is kept when the server stops)',
   }
   report(`storage and permissions: ${backend} — ${storageLine[backend]}`)
+  if (backend === 'postgresql' && storageUrl === undefined) {
+    report(`  no --storage-url given: upstream's default ${maskUrl(DEFAULT_POSTGRESQL_URL)} was written; edit kinto.storage_url (and kinto.cache_url) or rerun with --storage-url`)
+  }
   const cacheWhere: Partial<Record<CacheChoice, string>> = {
     redis: ` — ${maskUrl((doc.get('app:main', 'kinto.cache_url') ?? '').trim())}`,
     memcached: ` — ${doc.get('app:main', 'kinto.cache_hosts') ?? ''}`,
   }
   report(`cache: ${cacheBackend}${cacheBackend === backend && backend !== 'memory' ? ' (same database)' : (cacheWhere[cacheBackend] ?? '')}`)
   report(`host: ${host} (port from kinto start --port, 8888 by default)`)
+  const httpHost = doc.get('app:main', 'kinto.http_host')
+  if (httpHost) report(`public URL: ${doc.get('app:main', 'kinto.http_scheme')}://${httpHost} (kinto.http_scheme, kinto.http_host)`)
+  else report('public URL: not set; kinto check reports kinto.http_scheme until it is (rerun with --public-url https://kinto.example.com, or set kinto.http_scheme and kinto.http_host)')
   if (attachments) report(`attachments: kinto_attachment, files in ${attachments}`)
   report(`secrets: new kinto.userid_hmac_secret and kinto.default_bucket_hmac_secret written (file mode 0600)`)
-  return {path: file, backend, cacheBackend, host, replaced: existing}
+  const nextSteps = initNextSteps(backend, cacheBackend, options.iniArg)
+  report('next steps:')
+  for (const step of nextSteps) report(`  ${step}`)
+  return {path: file, backend, cacheBackend, host, replaced: existing, nextSteps}
+}
+
+/**
+ * What brings a new ini into service: the database (a server's), the schema, the check, the
+ * server. `--ini` is repeated unless every command finds the file without it ($KINTO_INI, else
+ * config/kinto.ini).
+ */
+export function initNextSteps(backend: StorageChoice, cacheBackend: CacheChoice, iniArg: string | undefined, env = process.env): string[] {
+  const found = env.KINTO_INI?.trim() || DEFAULT_INI_PATH
+  const given = iniArg?.trim()
+  const ini = !given || given === found ? '' : ` --ini ${/^[\w./@:+-]+$/.test(given) ? given : `'${given.replaceAll("'", "'\\''")}'`}`
+  const steps: string[] = []
+  if (backend === 'postgresql') steps.push(`kinto db create${ini}`)
+  if (backend !== 'memory' || cacheBackend === 'postgresql' || cacheBackend === 'embedded') steps.push(`kinto migrate${ini}`)
+  steps.push(`kinto check${ini}`, `kinto start${ini}`)
+  return steps
 }
 
 /** Prompts for `kinto init` (each goes through the canPrompt() gate in interactive.ts). */
@@ -360,12 +425,7 @@ export function interactiveInitPrompter(): InitPrompter {
         ],
         {default: def, flagHint: 'Pass --backend embedded|postgresql|memory.'},
       ),
-    storageUrl: (def) =>
-      askInput('PostgreSQL URL', {
-        default: def,
-        flagHint: 'Pass --storage-url postgresql://user:password@host:5432/dbname.',
-        validate: (v) => (/^(postgres|postgresql)(\+[a-z0-9_]+)?:\/\/\S+$/i.test(v.trim()) ? true : 'Expected postgresql://user:password@host:5432/dbname'),
-      }),
+    storageUrl: (def) => askStorageUrl(def),
     cacheBackend: (def) =>
       askSelect<CacheChoice>(
         'Cache backend',
@@ -387,5 +447,45 @@ export function interactiveInitPrompter(): InitPrompter {
           return hosts.length > 0 && hosts.every((h) => MEMCACHED_HOST.test(h)) ? true : 'Expected host:port entries such as 127.0.0.1:11211'
         },
       }),
+    publicUrl: () =>
+      askInput('Public URL clients use (Enter: none yet)', {
+        default: '',
+        flagHint: 'Pass --public-url https://kinto.example.com.',
+        validate: (v) => {
+          if (v.trim() === '') return true
+          try {
+            publicUrlParts(v)
+            return true
+          } catch {
+            return 'Expected https://host[:port], nothing after the host'
+          }
+        },
+      }),
   }
+}
+
+/**
+ * The PostgreSQL URL, asked without its password (which a terminal would echo), then the password
+ * alone, masked. A password typed inside the URL is kept as typed.
+ */
+async function askStorageUrl(def: string): Promise<string> {
+  const shown = new URL(def)
+  const defaultPassword = decodeURIComponent(shown.password)
+  shown.password = ''
+  const typed = (
+    await askInput('PostgreSQL URL (the password is asked next)', {
+      default: shown.toString(),
+      flagHint: 'Pass --storage-url postgresql://user:password@host:5432/dbname.',
+      validate: (v) => (/^(postgres|postgresql)(\+[a-z0-9_]+)?:\/\/\S+$/i.test(v.trim()) ? true : 'Expected postgresql://user@host:5432/dbname'),
+    })
+  ).trim()
+  const url = new URL(typed)
+  if (url.password !== '' || url.username === '') return typed
+  const sameServer = url.username === shown.username && url.host === shown.host
+  const fallback = sameServer ? defaultPassword : ''
+  const password = await askPassword(`Password of ${decodeURIComponent(url.username)}${fallback ? ' (Enter: the default)' : ' (Enter: none)'}`, {
+    flagHint: 'Pass --storage-url postgresql://user:password@host:5432/dbname.',
+  })
+  url.password = encodeURIComponent(password === '' ? fallback : password)
+  return url.toString()
 }
