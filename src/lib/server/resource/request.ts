@@ -226,8 +226,8 @@ export class ResourceRequest {
   }
 
   /** Adds the object's permissions when the caller is in its own write ACE (else `{}`). */
-  async annotate(obj: KintoObject, uri: string): Promise<Annotated> {
-    const perms = await this.permission.getObjectPermissions(uri)
+  async annotate(obj: KintoObject, uri: string, acl?: Record<string, Set<string>>): Promise<Annotated> {
+    const perms = acl ?? (await this.permission.getObjectPermissions(uri))
     const writers = perms.write ?? new Set<string>()
     const principals = await this.callerPrincipals()
     const shown: Record<string, string[]> = {}
@@ -262,10 +262,10 @@ export class ResourceRequest {
     }
   }
 
-  private async allowWrite(uri: string): Promise<void> {
-    if (asBool(this.ctx.settings, 'explicit_permissions')) {
-      await this.permission.addPrincipalToAce(uri, 'write', await this.currentPrincipal())
-    }
+  /** The writer's write ACE (explicit_permissions), and the object's ACL when that read it too. */
+  private async allowWrite(uri: string): Promise<Record<string, Set<string>> | undefined> {
+    if (!asBool(this.ctx.settings, 'explicit_permissions')) return undefined
+    return this.permission.addPrincipalToAceAndRead(uri, 'write', await this.currentPrincipal())
   }
 
   async createObject(obj: Record<string, unknown>): Promise<Annotated> {
@@ -274,8 +274,7 @@ export class ResourceRequest {
     const created = await this.storage.create(this.def.name, this.parentId, data, {idGenerator: () => this.idGenerator.generate()})
     const uri = this.objectUri(created.id)
     await this.permission.replaceObjectPermissions(uri, (perms as Record<string, string[]>) ?? {})
-    await this.allowWrite(uri)
-    return this.annotate(created, uri)
+    return this.annotate(created, uri, await this.allowWrite(uri))
   }
 
   async updateObject(obj: Record<string, unknown>, condition?: WriteCondition): Promise<Annotated> {
@@ -285,8 +284,7 @@ export class ResourceRequest {
     const updated = await this.storage.update(this.def.name, this.parentId, id, data, condition ? {condition} : undefined)
     const uri = this.objectUri(id)
     await this.permission.replaceObjectPermissions(uri, (perms as Record<string, string[]>) ?? {})
-    await this.allowWrite(uri)
-    return this.annotate(updated, uri)
+    return this.annotate(updated, uri, await this.allowWrite(uri))
   }
 
   async deleteObject(obj: KintoObject, lastModified?: number, condition?: WriteCondition): Promise<KintoObject> {
