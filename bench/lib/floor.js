@@ -100,12 +100,14 @@ async function listRecords(req, res, bid, cid, query, user) {
 }
 
 /** The bare list floor: one statement, the page and one more row (as a keyset page would). */
+// (objects.last_modified: a bare `last_modified` in ORDER BY would name the as_epoch() output
+// column, whose index the generic plan of the named statement then scans through every list.)
 async function bareList(res, bid, cid, query) {
   const limit = Number(query.get('_limit') ?? 10000)
   const {rows} = await db.query(
     `SELECT id, as_epoch(last_modified) AS last_modified, data FROM objects
       WHERE parent_id = $1 AND resource_name = 'record' AND NOT deleted
-      ORDER BY last_modified DESC LIMIT $2`,
+      ORDER BY objects.last_modified DESC LIMIT $2`,
     [`/buckets/${bid}/collections/${cid}`, limit + 1],
     {name: 'floor_bare_list'},
   )
