@@ -13,7 +13,7 @@ import type {Action} from '../events.js'
 import {cacheExpiresHeaders, timestampHeaders} from '../headers.js'
 import type {IdGenerator} from '../ids.js'
 import {deepClone, isPlainObject, recursiveUpdate, type PatchOperation} from '../patch.js'
-import {prefetchRead} from '../prefetch.js'
+import {prefetchRead, prefetchWrite} from '../prefetch.js'
 import {extractToken, queryFieldList, queryInteger} from '../querystring.js'
 import {formatPattern} from '../router.js'
 import {PERMISSIONS_FIELD, type Annotated, type ResourceDefinition} from './definition.js'
@@ -119,6 +119,15 @@ export class ResourceRequest {
     return this.params.id ?? null
   }
 
+  /** A POST whose body gives no id (an invalid one is refused later, where it was before). */
+  private postsWithoutId(): boolean {
+    try {
+      return this.objectId() === null
+    } catch {
+      return false
+    }
+  }
+
   checkId(id: unknown): void {
     if (typeof id !== 'string' || !this.idGenerator.match(id)) {
       throw invalid('path', null, 'Invalid object id')
@@ -133,6 +142,10 @@ export class ResourceRequest {
     const writeOnObject = this.kind === 'object' && ['PUT', 'DELETE', 'PATCH'].includes(method)
     const postOnPlural = this.kind === 'plural' && method === 'POST'
     let postedId: string | null = null
+    if (postOnPlural && this.def.prefetchObjects && this.postsWithoutId()) {
+      // A record POST without an id: the parent and the create permission in one statement.
+      await prefetchWrite(this.ctx, {objects: this.def.prefetchObjects(this.params), bound: inheritedPermissions(this.pluralUri, `${this.def.name}:create`)})
+    }
     if (writeOnObject || postOnPlural) {
       await this.init()
       const id = this.objectId()
