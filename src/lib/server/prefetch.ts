@@ -8,7 +8,8 @@
  *
  * Only top-level reads outside any transaction prefetch (a batch's sub-requests run inside the
  * batch's transaction, which the prefetch would not see), and only when the backends offer it
- * (PostgreSQL storage and permission on one database).
+ * (PostgreSQL storage and permission on one database). A record POST (prefetchWrite) runs the
+ * same statement on its own transaction for its parent collection and its create permission.
  */
 import type {BoundPermissions, Permission} from '../permission/types.js'
 import type {ObjectKey, Prefetched} from '../prefetch.js'
