@@ -30,7 +30,7 @@ import {runLoad} from './lib/load.js'
 import {renderResults} from './lib/report.js'
 import {AUTH, floorScenarios, scenarios} from './lib/scenarios.js'
 import {startFloor, startKinto, waitReady} from './lib/servers.js'
-import {kintoBin, machine, median, newestMtime, note, randomSecret, root, rssMb, rssSampler, run, sleep} from './lib/util.js'
+import {kintoBin, machine, median, newestMtime, note, randomSecret, root, rssMb, rssSampler, run, sleep, targetRoot} from './lib/util.js'
 
 const argv = process.argv.slice(2)
 const flag = (name) => argv.includes(name)
@@ -285,6 +285,8 @@ const report = {
     try {
       const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {cwd: root, encoding: 'utf8'}).trim()
       const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], {cwd: root, encoding: 'utf8'}).trim() !== ''
+      // A runtime taken from elsewhere (KINTO_BENCH_TARGET set by hand) is not this checkout's code.
+      if (!build.head && targetRoot() !== root) return `the build in KINTO_BENCH_TARGET (floors and harness: ${head})`
       return dirty && !build.head ? `${head} (+ uncommitted changes in src/)` : head
     } catch {
       return '?'
