@@ -9,8 +9,8 @@
 //   npm run bench -- --duration 20 --big 200000 --no-build --out /tmp/results.md
 //
 // Options: --quick, --scenarios ids (hello get-record list-10 page-1 page-1000 since-100
-// clients-16 post put-if-match batch-25, `cli` and `loadtest`; the floor runs with get-record /
-// list-10), --loadtest-duration s (60; quick 8),
+// clients-16 post put-if-match batch-25, `cli` and `loadtest`; the floors run with get-record,
+// list-10 and post), --loadtest-duration s (60; quick 8),
 // --engines postgresql,pglite, --duration s, --warmup s, --connections n, --main n, --big n,
 // --runs n (CLI repetitions), --rounds n (runtime/floor alternations on PostgreSQL), --no-build,
 // --out file.
@@ -30,7 +30,7 @@ import {runLoad} from './lib/load.js'
 import {renderResults} from './lib/report.js'
 import {AUTH, floorScenarios, scenarios} from './lib/scenarios.js'
 import {startFloor, startKinto, waitReady} from './lib/servers.js'
-import {kintoBin, machine, median, newestMtime, note, randomSecret, root, rssMb, rssSampler, run, sleep} from './lib/util.js'
+import {kintoBin, machine, median, newestMtime, note, randomSecret, root, rssMb, rssSampler, run, sleep, targetRoot} from './lib/util.js'
 
 const argv = process.argv.slice(2)
 const flag = (name) => argv.includes(name)
@@ -174,6 +174,7 @@ function mergeRounds(rounds) {
   return {
     ...rounds[0],
     rps: rounds.reduce((a, r) => a + r.rps, 0) / rounds.length,
+    okRps: rounds.reduce((a, r) => a + r.okRps, 0) / rounds.length,
     p50: median(rounds.map((r) => r.p50)),
     p99: median(rounds.map((r) => r.p99)),
     total: sum('total'),
@@ -187,21 +188,29 @@ function mergeRounds(rounds) {
 }
 
 /**
- * A runtime scenario and its floor twin, alternated in `rounds` rounds of half the duration, so
- * that noise from other processes hits both alike; the ratio is the median of the per-round ratios.
+ * A runtime scenario and its floor twins, alternated in `rounds` rounds of half the duration, so
+ * that noise from other processes hits all alike; each ratio is the median of the per-round
+ * ratios, of 2xx answers per second (a floor's POST counts only its successes).
  */
-async function measurePair(server, floor, scenario, floorScenario, rounds) {
+async function measurePair(server, floor, scenario, floorScenarios, rounds) {
   const durationS = Math.max(1, cfg.rounds > 1 ? cfg.durationS / 2 : cfg.durationS)
   const a = []
-  const b = []
+  const b = floorScenarios.map(() => [])
   const runtimeRequests = await scenario.prepare(server.origin)
-  const floorRequests = await floorScenario.prepare(floor.origin)
+  const floorRequests = []
+  for (const f of floorScenarios) floorRequests.push(await f.prepare(floor.origin))
   for (let i = 0; i < rounds; i++) {
     a.push(await measure(server, scenario, {durationS, warmup: i === 0, requests: runtimeRequests}))
-    b.push(await measure(floor, floorScenario, {durationS, warmup: i === 0, requests: floorRequests}))
+    for (const [k, f] of floorScenarios.entries()) b[k].push(await measure(floor, f, {durationS, warmup: i === 0, requests: floorRequests[k]}))
   }
-  const ratios = a.map((r, i) => r.rps / b[i].rps)
-  return {runtime: {...mergeRounds(a), floorRatios: ratios, floorRatio: median(ratios)}, floor: mergeRounds(b)}
+  const ratiosTo = Object.fromEntries(
+    floorScenarios.map((f, k) => {
+      const ratios = a.map((r, i) => r.okRps / b[k][i].okRps)
+      return [f.id, {ratios, ratio: median(ratios)}]
+    }),
+  )
+  const first = ratiosTo[floorScenarios[0].id]
+  return {runtime: {...mergeRounds(a), floorRatios: first.ratios, floorRatio: first.ratio, ratiosTo}, floors: b.map(mergeRounds)}
 }
 
 async function benchEngine(engine, pg) {
@@ -217,7 +226,7 @@ async function benchEngine(engine, pg) {
 
     const list = scenarios({mainRecords: cfg.mainRecords, connections: cfg.connections}).filter((s) => httpIds.includes(s.id))
     const floors = floorScenarios({mainRecords: cfg.mainRecords, connections: cfg.connections})
-    const floorOf = (s) => floors.find((f) => f.id === s.floor)
+    const floorsOf = (s) => [s.floor ?? []].flat().map((id) => floors.find((f) => f.id === id))
 
     const server = await startKinto(ini)
     let floor
@@ -234,9 +243,9 @@ async function benchEngine(engine, pg) {
       if (engine === 'postgresql' && list.some((s) => s.floor)) floor = await startFloor(db.url, secret, db.dir)
       for (const s of list) {
         if (floor && s.floor) {
-          const pair = await measurePair(server, floor, s, floorOf(s), cfg.rounds)
+          const pair = await measurePair(server, floor, s, floorsOf(s), cfg.rounds)
           result.scenarios.push(pair.runtime)
-          result.floor.push(pair.floor)
+          result.floor.push(...pair.floors)
         } else result.scenarios.push(await measure(server, s))
       }
       result.rssAfter = rssMb(server.pid)
@@ -248,7 +257,7 @@ async function benchEngine(engine, pg) {
       floor = await startFloor(db.url, secret, db.dir)
       try {
         await waitReady(floor.origin + '/v1/buckets/bench/collections/c000/records?_limit=1', {authorization: AUTH})
-        for (const s of list) if (s.floor) result.floor.push(await measure(floor, floorOf(s)))
+        for (const s of list) for (const f of floorsOf(s)) result.floor.push(await measure(floor, f))
       } finally {
         await floor.stop()
       }
@@ -276,6 +285,8 @@ const report = {
     try {
       const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {cwd: root, encoding: 'utf8'}).trim()
       const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], {cwd: root, encoding: 'utf8'}).trim() !== ''
+      // A runtime taken from elsewhere (KINTO_BENCH_TARGET set by hand) is not this checkout's code.
+      if (!build.head && targetRoot() !== root) return `the build in KINTO_BENCH_TARGET (floors and harness: ${head})`
       return dirty && !build.head ? `${head} (+ uncommitted changes in src/)` : head
     } catch {
       return '?'

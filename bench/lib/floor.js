@@ -14,8 +14,15 @@
 // No routing framework, no validation, no logging, no pagination token: the runtime/floor ratio
 // is what everything else costs.
 //
+// Under /bare, the independent floors of issue 20 (what the database alone makes the request
+// cost, not the runtime's statements; the same HMAC on the Basic credentials, JSON out):
+//   GET /bare/v1/…/records?_limit=N: ONE `SELECT … ORDER BY last_modified DESC LIMIT N+1`;
+//   POST /bare/v1/…/records: ONE `INSERT INTO objects` whose bump_timestamp trigger assigns the
+//     timestamp, without the runtime's list lock: concurrent inserts may take the same timestamp
+//     and hit the unique index (answered 409 here); the bench counts only the 201s.
+//
 //   node bench/lib/floor.js --url <database url> --port <port>   (BENCH_FLOOR_SECRET in env)
-import {createHmac} from 'node:crypto'
+import {createHmac, randomUUID} from 'node:crypto'
 import {createServer} from 'node:http'
 import path from 'node:path'
 
@@ -92,6 +99,50 @@ async function listRecords(req, res, bid, cid, query, user) {
   send(res, 200, {data: page.slice(0, limit)}, {ETag: `"${ts}"`})
 }
 
+/** The bare list floor: one statement, the page and one more row (as a keyset page would). */
+// (objects.last_modified: a bare `last_modified` in ORDER BY would name the as_epoch() output
+// column, whose index the generic plan of the named statement then scans through every list.)
+async function bareList(res, bid, cid, query) {
+  const limit = Number(query.get('_limit') ?? 10000)
+  const {rows} = await db.query(
+    `SELECT id, as_epoch(last_modified) AS last_modified, data FROM objects
+      WHERE parent_id = $1 AND resource_name = 'record' AND NOT deleted
+      ORDER BY objects.last_modified DESC LIMIT $2`,
+    [`/buckets/${bid}/collections/${cid}`, limit + 1],
+    {name: 'floor_bare_list'},
+  )
+  const data = rows.slice(0, limit).map((r) => ({...r.data, id: r.id, last_modified: Number(r.last_modified)}))
+  send(res, 200, {data}, {ETag: `"${data[0]?.last_modified ?? 0}"`})
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = []
+    req.on('data', (c) => chunks.push(c))
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+    req.on('error', reject)
+  })
+}
+
+/** The bare POST floor: one INSERT, the trigger assigns the timestamp; a collision is a 409. */
+async function barePost(req, res, bid, cid) {
+  const body = JSON.parse(await readBody(req))
+  const id = randomUUID()
+  try {
+    const {rows} = await db.query(
+      `INSERT INTO objects (id, parent_id, resource_name, data, last_modified, deleted)
+       VALUES ($1, $2, 'record', $3::jsonb, NULL, FALSE)
+       RETURNING as_epoch(last_modified) AS last_modified`,
+      [id, `/buckets/${bid}/collections/${cid}`, JSON.stringify(body.data ?? {})],
+      {name: 'floor_bare_post'},
+    )
+    send(res, 201, {data: {...body.data, id, last_modified: Number(rows[0].last_modified)}})
+  } catch (err) {
+    if (err?.code === '23505' || err?.cause?.code === '23505') return send(res, 409, {code: 409})
+    throw err
+  }
+}
+
 const RECORD = /^\/v1\/buckets\/([^/]+)\/collections\/([^/]+)\/records\/([^/]+)$/
 const RECORDS = /^\/v1\/buckets\/([^/]+)\/collections\/([^/]+)\/records$/
 
@@ -101,6 +152,12 @@ const server = createServer(async (req, res) => {
     const user = userId(req.headers.authorization)
     if (!user) return send(res, 401, {code: 401})
     let m
+    if (url.pathname.startsWith('/bare/')) {
+      const bare = url.pathname.slice('/bare'.length)
+      if (req.method === 'GET' && (m = RECORDS.exec(bare))) return await bareList(res, m[1], m[2], url.searchParams)
+      if (req.method === 'POST' && (m = RECORDS.exec(bare))) return await barePost(req, res, m[1], m[2])
+      return send(res, 404, {code: 404})
+    }
     if (req.method === 'GET' && (m = RECORD.exec(url.pathname))) return await getRecord(req, res, m[1], m[2], m[3], user)
     if (req.method === 'GET' && (m = RECORDS.exec(url.pathname))) return await listRecords(req, res, m[1], m[2], url.searchParams, user)
     send(res, 404, {code: 404})

@@ -52,7 +52,7 @@ export function scenarios({mainRecords, clients = 16, connections = 10}) {
       id: 'list-10',
       title: 'list `_limit=10` (10k collection)',
       connections,
-      floor: 'floor-list-10',
+      floor: ['floor-list-10', 'floor-list-bare'],
       prepare: async () => [{method: 'GET', path: `${records(MAIN)}?_limit=10`, headers: {authorization: AUTH}}],
     },
     {
@@ -93,9 +93,10 @@ export function scenarios({mainRecords, clients = 16, connections = 10}) {
     },
     {
       id: 'post',
-      title: 'POST a record',
-      connections,
+      title: 'POST a record (8 clients, as issue 20 measures writes)',
+      connections: 8,
       write: true,
+      floor: 'floor-post',
       prepare: async () => [{method: 'POST', path: records(WRITES), headers: JSON_HEADERS, setupRequest: (req) => ({...req, body: postBody()})}],
     },
     {
@@ -154,11 +155,41 @@ export function scenarios({mainRecords, clients = 16, connections = 10}) {
   ]
 }
 
-/** The floor's two scenarios: the same requests as get-record and list-10. */
+/** The requests of `requests` with every path under the floor's /bare prefix. */
+const bare = (requests) =>
+  requests.map((r) => ({
+    ...r,
+    ...(r.path ? {path: '/bare' + r.path} : {}),
+    ...(r.setupRequest ? {setupRequest: (req, ctx) => {
+      const out = r.setupRequest(req, ctx)
+      return out.path.startsWith('/bare/') ? out : {...out, path: '/bare' + out.path}
+    }} : {}),
+  }))
+
+/**
+ * The floor's scenarios: the same requests as get-record and list-10, served with the runtime's
+ * own statements; and the independent floors of issue 20 (bench/lib/floor.js, under /bare): the
+ * list as one SELECT, a POST as one INSERT (only its 201s count: `okRps`).
+ */
 export function floorScenarios({mainRecords, connections = 10}) {
   const all = scenarios({mainRecords, connections})
+  const of = (id) => all.find((s) => s.id === id)
   return [
-    {...all.find((s) => s.id === 'get-record'), id: 'floor-get-record', title: 'floor: GET one record', floor: undefined},
-    {...all.find((s) => s.id === 'list-10'), id: 'floor-list-10', title: 'floor: list `_limit=10`', floor: undefined},
+    {...of('get-record'), id: 'floor-get-record', title: 'floor: GET one record', floor: undefined},
+    {...of('list-10'), id: 'floor-list-10', title: 'floor: list `_limit=10`', floor: undefined},
+    {
+      ...of('list-10'),
+      id: 'floor-list-bare',
+      title: 'floor: list `_limit=10` as one SELECT … LIMIT 11',
+      floor: undefined,
+      prepare: async (origin) => bare(await of('list-10').prepare(origin)),
+    },
+    {
+      ...of('post'),
+      id: 'floor-post',
+      title: 'floor: POST as one INSERT (trigger timestamp, no lock; 201s counted)',
+      floor: undefined,
+      prepare: async (origin) => bare(await of('post').prepare(origin)),
+    },
   ]
 }

@@ -48,6 +48,8 @@ import {postgresPrefetch, type Prefetched, type PrefetchQuery} from './prefetch.
 export interface TransactionBackends {
   storage: Storage
   permission: Permission
+  /** The read prefetch (src/lib/prefetch.ts) on this transaction; only when `Backends.prefetch` is offered. */
+  prefetch?(query: PrefetchQuery): Promise<Prefetched>
 }
 
 export interface Backends {
@@ -150,7 +152,9 @@ export function createBackends(settings: Settings, options: CreateBackendsOption
     if (shared) {
       const pgStorage = storage as PostgresStorage
       const pgPermission = permission as PostgresPermission
-      return runTransaction(storageClient!, (q) => fn({storage: pgStorage.bind(q), permission: pgPermission.bind(q)}))
+      return runTransaction(storageClient!, (q) =>
+        fn({storage: pgStorage.bind(q), permission: pgPermission.bind(q), prefetch: (query: PrefetchQuery) => postgresPrefetch(q, query)}),
+      )
     }
     return (storage as {transaction<R>(f: (s: Storage) => Promise<R>): Promise<R>}).transaction((s) =>
       (permission as {transaction<R>(f: (p: Permission) => Promise<R>): Promise<R>}).transaction((p) => fn({storage: s, permission: p})),

@@ -67,6 +67,14 @@ export function permissionContract(get: () => Permission): void {
       expect(await perm.getObjectPermissionPrincipals('/nothing', 'write')).toEqual(new Set())
     })
 
+    it('addPrincipalToAceAndRead adds (idempotently) and answers the whole ACL, each entry once', async () => {
+      expect(await perm.addPrincipalToAceAndRead(C, 'write', 'erin')).toEqual({write: new Set(['bob', 'erin']), 'record:create': new Set(['carol'])})
+      expect(await perm.addPrincipalToAceAndRead(C, 'write', 'erin')).toEqual({write: new Set(['bob', 'erin']), 'record:create': new Set(['carol'])})
+      expect(await perm.getObjectPermissions(C)).toEqual({write: new Set(['bob', 'erin']), 'record:create': new Set(['carol'])})
+      expect(await perm.addPrincipalToAceAndRead('/buckets/b1/collections/new', 'write', 'frank')).toEqual({write: new Set(['frank'])})
+      expect(await perm.getObjectPermissionPrincipals('/buckets/b1/collections/new', 'write')).toEqual(new Set(['frank']))
+    })
+
     it('getObjectPermissions and getObjectsPermissions (in order, filtered)', async () => {
       expect(await perm.getObjectPermissions(C)).toEqual({write: new Set(['bob']), 'record:create': new Set(['carol'])})
       expect(await perm.getObjectPermissions(C, ['write', 'read'])).toEqual({write: new Set(['bob'])})

@@ -280,11 +280,14 @@ describe(`SQL statements per request (${dbKind})`, () => {
     expect(r.statements[1]).toBe('BEGIN')
   })
 
-  test('POST a record: one transaction, one INSERT, its ACEs (9 with BEGIN and COMMIT)', async () => {
+  test('POST a record: one transaction, the collection and the permission in one statement, one INSERT, its ACE written and the ACL read in one statement (7 with BEGIN and COMMIT)', async () => {
     const r = await send('POST', BASE, {data: {n: 1000}})
     expect(r.status).toBe(201)
-    expectStatements(r, 9)
+    expectStatements(r, 7)
     expect(r.statements[1]).toBe('BEGIN')
+    // The prefetch, on the transaction: no lookup of the groups again (authentication did it).
+    expect(r.statements[2]).toMatch(PREFETCH)
+    expect(r.names[2]).toMatch(/^kinto_prefetch_\d+_1_0_0$/)
     expect(r.statements.at(-1)).toBe('COMMIT')
     expect(r.statements.filter((s) => s.startsWith('INSERT INTO objects'))).toHaveLength(1)
   })
@@ -301,6 +304,6 @@ describe(`SQL statements per request (${dbKind})`, () => {
     const sent: Sent = {status: res.statusCode, body: JSON.parse(res.body), headers: res.headers, statements: [...log.entries]}
     expect(sent.status).toBe(200)
     expect(sent.statements.filter((s) => s.startsWith('UPDATE objects'))).toHaveLength(1)
-    expectStatements(sent, 11)
+    expectStatements(sent, 10)
   })
 })

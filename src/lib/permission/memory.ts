@@ -146,6 +146,11 @@ export class MemoryPermission implements Permission {
     this.setAce(objectId, permission, new Set([...(current ?? []), principal]))
   }
 
+  async addPrincipalToAceAndRead(objectId: string, permission: string, principal: string): Promise<Record<string, Set<string>>> {
+    await this.addPrincipalToAce(objectId, permission, principal)
+    return this.getObjectPermissions(objectId)
+  }
+
   async removePrincipalFromAce(objectId: string, permission: string, principal: string): Promise<void> {
     const current = this.state.aces.get(objectId)?.get(permission)
     if (!current?.has(principal)) return

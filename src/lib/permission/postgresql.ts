@@ -84,6 +84,30 @@ export class PostgresPermission extends PostgresBackend implements Permission {
     )
   }
 
+  /**
+   * One statement: the entry goes in (unless it is there), and the ACL is read. The SELECT runs on
+   * the statement's snapshot, which does not see the row its own CTE inserts: that row comes from
+   * RETURNING (ON CONFLICT DO NOTHING returns nothing when the row was already there, and then the
+   * SELECT sees it), so each entry appears exactly once. Ordered as the primary key orders them.
+   */
+  async addPrincipalToAceAndRead(objectId: string, permission: string, principal: string): Promise<Record<string, Set<string>>> {
+    const rows = await this.rows<{permission: string; principal: string}>(
+      `WITH added AS (
+         INSERT INTO access_control_entries (object_id, permission, principal) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING
+         RETURNING permission, principal
+       )
+       SELECT permission, principal FROM access_control_entries WHERE object_id = $1
+       UNION ALL
+       SELECT permission, principal FROM added
+       ORDER BY permission, principal`,
+      [objectId, permission, principal],
+    )
+    const perms: Record<string, Set<string>> = {}
+    for (const r of rows) (perms[r.permission] ??= new Set()).add(r.principal)
+    return perms
+  }
+
   removePrincipalFromAce(objectId: string, permission: string, principal: string): Promise<void> {
     return this.run('DELETE FROM access_control_entries WHERE object_id = $1 AND permission = $2 AND principal = $3', [
       objectId,

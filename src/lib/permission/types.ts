@@ -21,6 +21,11 @@ export interface Permission {
   getObjectPermissionPrincipals(objectId: string, permission: string): Promise<Set<string>>
   addPrincipalToAce(objectId: string, permission: string, principal: string): Promise<void>
   removePrincipalFromAce(objectId: string, permission: string, principal: string): Promise<void>
+  /**
+   * addPrincipalToAce, then the object's whole ACL as getObjectPermissions gives it after the
+   * write: what a create or update answers with, in one round trip where the backend can.
+   */
+  addPrincipalToAceAndRead(objectId: string, permission: string, principal: string): Promise<Record<string, Set<string>>>
 
   /** {perm: principals} of one object. */
   getObjectPermissions(objectId: string, permissions?: string[]): Promise<Record<string, Set<string>>>

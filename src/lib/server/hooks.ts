@@ -125,6 +125,7 @@ export const OBSERVED_METHODS: Record<BackendFamily, readonly string[]> = {
     'removePrincipal',
     'getObjectPermissionPrincipals',
     'addPrincipalToAce',
+    'addPrincipalToAceAndRead',
     'removePrincipalFromAce',
     'getObjectPermissions',
     'getObjectsPermissions',

@@ -8,7 +8,8 @@
  *
  * Only top-level reads outside any transaction prefetch (a batch's sub-requests run inside the
  * batch's transaction, which the prefetch would not see), and only when the backends offer it
- * (PostgreSQL storage and permission on one database).
+ * (PostgreSQL storage and permission on one database). A record POST (prefetchWrite) runs the
+ * same statement on its own transaction for its parent collection and its create permission.
  */
 import type {BoundPermissions, Permission} from '../permission/types.js'
 import type {ObjectKey, Prefetched} from '../prefetch.js'
@@ -63,6 +64,20 @@ export async function prefetchRead(ctx: RequestContext, plan: ReadPlan): Promise
     ctx.bound.identities.set(key, Promise.resolve(identity))
   }
   ctx.tx = prefetchedBackends(ctx.tx, plan, facts, identity.principals)
+}
+
+/**
+ * A record POST's reads in one statement, inside its transaction: the parent collection and the
+ * `create` permission check (the caller's groups are known: authentication ran before the
+ * transaction). Run on the transaction, so it sees what the transaction (a batch) already wrote;
+ * a call that differs from the plan still goes to the backends.
+ */
+export async function prefetchWrite(ctx: RequestContext, plan: {objects: ObjectKey[]; bound: BoundPermissions}): Promise<void> {
+  const tx = ctx.tx
+  if (!tx.prefetch || tx === ctx.runtime.backends) return
+  const identity = await ctx.identity()
+  const facts = await tx.prefetch({userId: null, principals: identity.principals, bound: plan.bound, objects: plan.objects, acls: []})
+  ctx.tx = prefetchedBackends(tx, {objects: plan.objects, acls: [], bound: plan.bound}, facts, identity.principals)
 }
 
 const objectKey = (resourceName: string, parentId: string, id: string) => `${resourceName}\u0000${parentId}\u0000${id}`

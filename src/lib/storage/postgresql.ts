@@ -61,8 +61,21 @@ function dataJson(obj: Record<string, unknown>): string {
   return stringifyJson(data)
 }
 
+/**
+ * The object of a row. Its `data` was parsed for this row alone (the driver's jsonb parser), so it
+ * takes id and last_modified in place: a key already in data keeps its position, a new one goes
+ * last, exactly as `{...data, id, last_modified}` orders them, without a copy per object (a list
+ * builds one per row). A non-object `data` (never written by Kinto) is spread as before.
+ */
 function toObject(row: ObjectRow): KintoObject {
-  return {...row.data, id: row.id, last_modified: Number(row.last_modified)} as KintoObject
+  const data = row.data as unknown
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    return {...(data as object), id: row.id, last_modified: Number(row.last_modified)} as KintoObject
+  }
+  const obj = data as Record<string, unknown>
+  obj.id = row.id
+  obj.last_modified = Number(row.last_modified)
+  return obj as KintoObject
 }
 
 /** Takes the per-list advisory locks (sorted, so that two writers always lock in the same order). */

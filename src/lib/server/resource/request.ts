@@ -13,7 +13,7 @@ import type {Action} from '../events.js'
 import {cacheExpiresHeaders, timestampHeaders} from '../headers.js'
 import type {IdGenerator} from '../ids.js'
 import {deepClone, isPlainObject, recursiveUpdate, type PatchOperation} from '../patch.js'
-import {prefetchRead} from '../prefetch.js'
+import {prefetchRead, prefetchWrite} from '../prefetch.js'
 import {extractToken, queryFieldList, queryInteger} from '../querystring.js'
 import {formatPattern} from '../router.js'
 import {PERMISSIONS_FIELD, type Annotated, type ResourceDefinition} from './definition.js'
@@ -119,6 +119,15 @@ export class ResourceRequest {
     return this.params.id ?? null
   }
 
+  /** A POST whose body gives no id (an invalid one is refused later, where it was before). */
+  private postsWithoutId(): boolean {
+    try {
+      return this.objectId() === null
+    } catch {
+      return false
+    }
+  }
+
   checkId(id: unknown): void {
     if (typeof id !== 'string' || !this.idGenerator.match(id)) {
       throw invalid('path', null, 'Invalid object id')
@@ -133,6 +142,10 @@ export class ResourceRequest {
     const writeOnObject = this.kind === 'object' && ['PUT', 'DELETE', 'PATCH'].includes(method)
     const postOnPlural = this.kind === 'plural' && method === 'POST'
     let postedId: string | null = null
+    if (postOnPlural && this.def.prefetchObjects && this.postsWithoutId()) {
+      // A record POST without an id: the parent and the create permission in one statement.
+      await prefetchWrite(this.ctx, {objects: this.def.prefetchObjects(this.params), bound: inheritedPermissions(this.pluralUri, `${this.def.name}:create`)})
+    }
     if (writeOnObject || postOnPlural) {
       await this.init()
       const id = this.objectId()
@@ -226,8 +239,8 @@ export class ResourceRequest {
   }
 
   /** Adds the object's permissions when the caller is in its own write ACE (else `{}`). */
-  async annotate(obj: KintoObject, uri: string): Promise<Annotated> {
-    const perms = await this.permission.getObjectPermissions(uri)
+  async annotate(obj: KintoObject, uri: string, acl?: Record<string, Set<string>>): Promise<Annotated> {
+    const perms = acl ?? (await this.permission.getObjectPermissions(uri))
     const writers = perms.write ?? new Set<string>()
     const principals = await this.callerPrincipals()
     const shown: Record<string, string[]> = {}
@@ -262,10 +275,10 @@ export class ResourceRequest {
     }
   }
 
-  private async allowWrite(uri: string): Promise<void> {
-    if (asBool(this.ctx.settings, 'explicit_permissions')) {
-      await this.permission.addPrincipalToAce(uri, 'write', await this.currentPrincipal())
-    }
+  /** The writer's write ACE (explicit_permissions), and the object's ACL when that read it too. */
+  private async allowWrite(uri: string): Promise<Record<string, Set<string>> | undefined> {
+    if (!asBool(this.ctx.settings, 'explicit_permissions')) return undefined
+    return this.permission.addPrincipalToAceAndRead(uri, 'write', await this.currentPrincipal())
   }
 
   async createObject(obj: Record<string, unknown>): Promise<Annotated> {
@@ -274,8 +287,7 @@ export class ResourceRequest {
     const created = await this.storage.create(this.def.name, this.parentId, data, {idGenerator: () => this.idGenerator.generate()})
     const uri = this.objectUri(created.id)
     await this.permission.replaceObjectPermissions(uri, (perms as Record<string, string[]>) ?? {})
-    await this.allowWrite(uri)
-    return this.annotate(created, uri)
+    return this.annotate(created, uri, await this.allowWrite(uri))
   }
 
   async updateObject(obj: Record<string, unknown>, condition?: WriteCondition): Promise<Annotated> {
@@ -285,8 +297,7 @@ export class ResourceRequest {
     const updated = await this.storage.update(this.def.name, this.parentId, id, data, condition ? {condition} : undefined)
     const uri = this.objectUri(id)
     await this.permission.replaceObjectPermissions(uri, (perms as Record<string, string[]>) ?? {})
-    await this.allowWrite(uri)
-    return this.annotate(updated, uri)
+    return this.annotate(updated, uri, await this.allowWrite(uri))
   }
 
   async deleteObject(obj: KintoObject, lastModified?: number, condition?: WriteCondition): Promise<KintoObject> {
