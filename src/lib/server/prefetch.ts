@@ -1,10 +1,11 @@
 /**
  * Reads in one statement (the hot path): a resource GET or HEAD asks the backends' prefetch
  * (src/lib/prefetch.ts) for everything its pipeline is about to read — the caller's groups, the
- * permission decision, the parent collection, the object, its ACL, the list timestamp — and then
- * runs unchanged against backends that answer those calls from the result. Every rule stays where
- * it is (authorization.ts, resource/request.ts, resources.ts); only the round trips go. A call the
- * prefetch did not cover (another object, a shared-objects lookup, a list) goes to the backends.
+ * permission decision, the parent collection, the object, its ACL, the list timestamp, a list's
+ * page — and then runs unchanged against backends that answer those calls from the result. Every
+ * rule stays where it is (authorization.ts, resource/request.ts, resources.ts); only the round
+ * trips go. A call the prefetch did not cover (another object, a shared-objects lookup, a list
+ * call other than the planned one) goes to the backends.
  *
  * Only top-level reads outside any transaction prefetch (a batch's sub-requests run inside the
  * batch's transaction, which the prefetch would not see), and only when the backends offer it
