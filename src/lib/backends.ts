@@ -167,7 +167,7 @@ export function createBackends(settings: Settings, options: CreateBackendsOption
     cache,
     readonly,
     transaction,
-    ...(shared ? {prefetch: (query: PrefetchQuery) => postgresPrefetch(storageClient!, query)} : {}),
+    ...(shared ? {prefetch: (query: PrefetchQuery) => postgresPrefetch(storageClient!, query, storage as PostgresStorage)} : {}),
     async close() {
       await Promise.all([storage.close(), permission.close(), cache.close()])
       await ownCacheClient?.close()

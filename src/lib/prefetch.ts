@@ -6,15 +6,18 @@
  *
  * The statement only reads, through the primary keys upstream's schema defines (objects by
  * (id, parent_id, resource_name), access_control_entries by (object_id, permission, …),
- * user_principals by (user_id, …), timestamps by (parent_id, resource_name)); its answers are
- * exactly what the separate backend calls would give (see the contract test in
- * test/integration/bench-sql-per-request.integration.test.ts). The server uses them through
- * src/lib/server/prefetch.ts; anything not prefetched still goes to the backends.
+ * user_principals by (user_id, …), timestamps by (parent_id, resource_name)), plus, for a list
+ * GET, the storage's own page statement (PostgresStorage.listSql) as a column; its answers are
+ * exactly what the separate backend calls would give (test/server/prefetch.test.ts compares the
+ * answers with and without it; test/integration/bench-sql-per-request.integration.test.ts counts
+ * the statements). The server uses them through src/lib/server/prefetch.ts; anything not
+ * prefetched still goes to the backends.
  */
 import type {Queryable} from './db/index.js'
 import type {BoundPermissions} from './permission/types.js'
 import {translateError} from './db/backend.js'
-import type {KintoObject} from './storage/types.js'
+import {Params} from './storage/sql.js'
+import type {KintoObject, ListOptions} from './storage/types.js'
 
 export interface ObjectKey {
   resourceName: string
@@ -35,6 +38,16 @@ export interface PrefetchQuery {
   acls: string[]
   /** A list whose timestamp to read, when its `timestamps` row exists (resourceTimestamp). */
   timestamp?: {resourceName: string; parentId: string}
+  /**
+   * A list page to read (storage.list's call), only when `bound` is not empty: the page is read
+   * only when that test passes (else null, as when the storage cannot build its statement).
+   */
+  page?: {resourceName: string; parentId: string; options: ListOptions}
+}
+
+/** Builds storage.list's statement for a call (PostgresStorage.listSql). */
+export interface PageSql {
+  listSql(resourceName: string, parentId: string, options: ListOptions, params: Params): string
 }
 
 export interface Prefetched {
@@ -48,6 +61,8 @@ export interface Prefetched {
   acls: Array<Record<string, Set<string>>>
   /** The list's timestamp when its row is stored (else null: ask the storage, which stores it). */
   timestamp: number | null
+  /** The page storage.list would answer, in its order; null when no page was read. */
+  page: KintoObject[] | null
 }
 
 /**
@@ -56,18 +71,22 @@ export interface Prefetched {
  * statement instead of planning every execution (planning this statement costs several times
  * running it). Built once per shape.
  */
-function statementFor(shape: {bound: number; objects: number; acls: number; timestamp: boolean}): {name: string; sql: string} {
+function statementFor(shape: {bound: number; objects: number; acls: number; timestamp: boolean}, page?: string): {name: string; sql: string} {
   let n = 1
   const next = () => `$${++n}`
+  const ctes: string[] = []
   const columns = ["CASE WHEN $1::text IS NULL THEN NULL ELSE ARRAY(SELECT principal FROM g) END AS groups"]
   if (shape.bound > 0) {
     const principals = next()
     const pairs = Array.from({length: shape.bound}, () => `(${next()}::text, ${next()}::text)`)
-    columns.push(`EXISTS (
+    const allowed = `EXISTS (
     SELECT 1 FROM access_control_entries a
      WHERE (a.object_id, a.permission) IN (${pairs.join(', ')})
        AND (a.principal = ANY(${principals}::text[]) OR a.principal IN (SELECT principal FROM g))
-  ) AS allowed`)
+  )`
+    // With a page, the test is a CTE (evaluated once) that the page's column waits on.
+    columns.push(page === undefined ? `${allowed} AS allowed` : '(SELECT allowed FROM p) AS allowed')
+    if (page !== undefined) ctes.push(`p AS (SELECT ${allowed} AS allowed)`)
   } else columns.push('NULL::boolean AS allowed')
   for (let i = 0; i < shape.objects; i++) {
     columns.push(`(SELECT json_build_array(o.id, as_epoch(o.last_modified), o.data) FROM objects o
@@ -87,33 +106,73 @@ function statementFor(shape: {bound: number; objects: number; acls: number; time
      (SELECT last_modified, TRUE AS stored FROM timestamps WHERE parent_id = ${parent} AND resource_name = ${resource})
    ) AS t) AS ts`)
   }
+  if (page !== undefined) {
+    // storage.list's own statement, its rows in its order (an aggregate over a sorted, limited
+    // subquery keeps the order), read only when the permission test passed.
+    columns.push(`CASE WHEN (SELECT allowed FROM p) THEN (SELECT COALESCE(json_agg(json_build_array(l.id, l.last_modified, l.data)), '[]'::json) FROM (
+    ${page}
+   ) AS l) END AS page`)
+  }
   const sql = `WITH g AS (
   SELECT principal FROM user_principals
    WHERE $1::text IS NOT NULL AND (user_id = $1 OR user_id = 'system.Authenticated')
-)
+)${ctes.map((c) => `, ${c}`).join('')}
 SELECT ${columns.join(',\n  ')}`
   return {name: `kinto_prefetch_${shape.bound}_${shape.objects}_${shape.acls}_${shape.timestamp ? 1 : 0}`, sql}
 }
 
+/**
+ * Page statements get a name each (one generic plan per text, as above) up to this many texts;
+ * past it they run unnamed (every connection would otherwise keep them all prepared).
+ */
+const MAX_NAMED_PAGES = 256
+const pageNames = new Map<string, number>()
+
 const statements = new Map<string, {name: string; sql: string}>()
 
-type Row = {groups: string[] | null; allowed: boolean | null; ts?: [number | null, boolean | null] | null} & Record<string, unknown>
+type Row = {
+  groups: string[] | null
+  allowed: boolean | null
+  ts?: [number | null, boolean | null] | null
+  page?: Array<[string, number, unknown]> | null
+} & Record<string, unknown>
 
 /** Runs the prefetch statement (PostgreSQL server or PGlite). */
-export async function postgresPrefetch(q: Queryable, query: PrefetchQuery): Promise<Prefetched> {
+export async function postgresPrefetch(q: Queryable, query: PrefetchQuery, pages?: PageSql): Promise<Prefetched> {
   const shape = {bound: query.bound.length, objects: query.objects.length, acls: query.acls.length, timestamp: query.timestamp !== undefined}
-  const key = `${shape.bound}/${shape.objects}/${shape.acls}/${shape.timestamp}`
-  let statement = statements.get(key)
-  if (!statement) statements.set(key, (statement = statementFor(shape)))
   const params: unknown[] = [query.userId]
   if (query.bound.length > 0) params.push(query.principals)
   for (const [uri, perm] of query.bound) params.push(uri, perm)
   for (const o of query.objects) params.push(o.id, o.parentId, o.resourceName)
   params.push(...query.acls)
   if (query.timestamp) params.push(query.timestamp.parentId, query.timestamp.resourceName)
+  let page: string | undefined
+  if (query.page && pages && shape.bound > 0) {
+    // The page's values are numbered after the statement's own.
+    const p = new Params()
+    p.values.push(...params)
+    page = pages.listSql(query.page.resourceName, query.page.parentId, query.page.options, p)
+    params.splice(0, params.length, ...p.values)
+  }
+  const key = `${shape.bound}/${shape.objects}/${shape.acls}/${shape.timestamp}`
+  let statement: {name?: string; sql: string} | undefined
+  if (page === undefined) {
+    statement = statements.get(key)
+    if (!statement) statements.set(key, (statement = statementFor(shape)))
+  } else {
+    const pageKey = `${key}\u0000${page}`
+    statement = statements.get(pageKey)
+    if (!statement) {
+      const built = statementFor(shape, page)
+      let index = pageNames.get(pageKey)
+      if (index === undefined && pageNames.size < MAX_NAMED_PAGES) pageNames.set(pageKey, (index = pageNames.size))
+      if (index === undefined) statement = {sql: built.sql}
+      else statements.set(pageKey, (statement = {name: `${built.name}_page${index}`, sql: built.sql}))
+    }
+  }
   let row: Row
   try {
-    row = (await q.query<Row>(statement.sql, params, {name: statement.name})).rows[0]
+    row = (await q.query<Row>(statement.sql, params, statement.name === undefined ? undefined : {name: statement.name})).rows[0]
   } catch (error) {
     throw translateError(error)
   }
@@ -135,5 +194,18 @@ export async function postgresPrefetch(q: Queryable, query: PrefetchQuery): Prom
     objects,
     acls,
     timestamp: stored === true && ts !== null ? Number(ts) : null,
+    // Null when the test failed (the CASE), an array (maybe empty) when the page was read.
+    page: page === undefined || !row.page ? null : row.page.map(pageObject),
   }
+}
+
+/** A page row as storage.list gives it (its toObject: the data, then id and last_modified). */
+function pageObject([id, lastModified, data]: [string, number, unknown]): KintoObject {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    return {...(data as object), id, last_modified: Number(lastModified)} as KintoObject
+  }
+  const obj = data as Record<string, unknown>
+  obj.id = id
+  obj.last_modified = Number(lastModified)
+  return obj as KintoObject
 }

@@ -159,6 +159,21 @@ const READS: Array<[string, string, Record<string, string>?]> = [
   ['GET', `${C}/records?_limit=1&_sort=title`],
   ['GET', `${C}/records?_since=0`],
   ['GET', `${C}/records?_fields=title`],
+  // Lists whose page the prefetch reads in its statement (filters, sorts, limits, tombstones).
+  ['GET', `${C}/records?_limit=2&_sort=-n,title`],
+  ['GET', `${C}/records?has_title=true&_sort=title`],
+  ['GET', `${C}/records?in_title=r1,r3&_limit=1`],
+  ['GET', `${C}/records?_since=0&_sort=last_modified`],
+  ['GET', `${C}/records?_before=1`],
+  ['GET', `${C}/records?title=r2`],
+  ['GET', '/v1/buckets?_limit=1'],
+  ['GET', '/v1/buckets/b/collections?_sort=id&_limit=2'],
+  // Invalid querystrings: the 400 keeps its place among the checks (404, 403, 401).
+  ['GET', `${C}/records?_limit=abc`],
+  ['GET', `${C}/records?_token=abc`],
+  ['GET', `${C}/records?_sort=`],
+  ['GET', '/v1/buckets/b/collections/nope/records?_limit=abc'],
+  ['GET', '/v1/buckets/nope/collections/c/records?_limit=1'],
   ['GET', `${C}/records/r1`],
   ['HEAD', `${C}/records/r1`],
   ['GET', `${C}/records/r1?_fields=n`],
@@ -196,6 +211,19 @@ describe(`reads with and without the prefetch answer the same (${dbKind})`, () =
     }
     // The prefetch app did go through the prefetch.
     expect(prefetchCalls - before).toBeGreaterThan(READS.length / 2)
+  })
+
+  test.each(CALLERS)('the next page of a list (keyset rules from _token): %s', async (_name, auth) => {
+    for (const query of ['_limit=1&_sort=title', '_limit=2', '_limit=1&_sort=-n,title&has_title=true']) {
+      const first = await call(without, 'GET', `${C}/records?${query}`, auth)
+      const next = first.headers['next-page']
+      if (!next) continue
+      const url = new URL(String(next))
+      await sameSecond()
+      const a = observable(await call(without, 'GET', url.pathname + url.search, auth))
+      const b = observable(await call(withPrefetch, 'GET', url.pathname + url.search, auth))
+      expect(b, `${url.pathname}${url.search}`).toEqual(a)
+    }
   })
 
   test('a list never read before: the prefetch app stores its timestamp as the storage does', async () => {

@@ -1,10 +1,11 @@
 /**
  * Reads in one statement (the hot path): a resource GET or HEAD asks the backends' prefetch
  * (src/lib/prefetch.ts) for everything its pipeline is about to read — the caller's groups, the
- * permission decision, the parent collection, the object, its ACL, the list timestamp — and then
- * runs unchanged against backends that answer those calls from the result. Every rule stays where
- * it is (authorization.ts, resource/request.ts, resources.ts); only the round trips go. A call the
- * prefetch did not cover (another object, a shared-objects lookup, a list) goes to the backends.
+ * permission decision, the parent collection, the object, its ACL, the list timestamp, a list's
+ * page — and then runs unchanged against backends that answer those calls from the result. Every
+ * rule stays where it is (authorization.ts, resource/request.ts, resources.ts); only the round
+ * trips go. A call the prefetch did not cover (another object, a shared-objects lookup, a list
+ * call other than the planned one) goes to the backends.
  *
  * Only top-level reads outside any transaction prefetch (a batch's sub-requests run inside the
  * batch's transaction, which the prefetch would not see), and only when the backends offer it
@@ -13,7 +14,7 @@
  */
 import type {BoundPermissions, Permission} from '../permission/types.js'
 import type {ObjectKey, Prefetched} from '../prefetch.js'
-import {ObjectNotFoundError, type KintoObject, type Storage} from '../storage/types.js'
+import {ObjectNotFoundError, type KintoObject, type ListOptions, type Storage} from '../storage/types.js'
 import {authenticate, identityFor, type Identity} from './auth.js'
 import type {RequestContext} from './context.js'
 import type {TxBackends} from './types.js'
@@ -28,6 +29,8 @@ export interface ReadPlan {
   bound: BoundPermissions
   /** The list whose timestamp it will read. */
   timestamp?: {resourceName: string; parentId: string}
+  /** The storage.list call it will make (a list GET whose options are known before its checks). */
+  page?: {resourceName: string; parentId: string; options: ListOptions}
 }
 
 /**
@@ -57,6 +60,7 @@ export async function prefetchRead(ctx: RequestContext, plan: ReadPlan): Promise
     objects: plan.objects,
     acls: plan.acls,
     timestamp: plan.timestamp,
+    page: plan.page,
   })
   if (!identity) {
     identity = identityFor(user, facts.groups ?? [])
@@ -87,6 +91,7 @@ function prefetchedBackends(inner: TxBackends, plan: ReadPlan, facts: Prefetched
   const objects = new Map<string, KintoObject | null>(plan.objects.map((k, i) => [objectKey(k.resourceName, k.parentId, k.id), facts.objects[i]]))
   const acls = new Map(plan.acls.map((uri, i) => [uri, facts.acls[i]]))
   const principalSet = new Set(principals)
+  let page = facts.page
   const storage = override<Storage>(inner.storage, {
     async get(resourceName, parentId, id) {
       const key = objectKey(resourceName, parentId, id)
@@ -99,6 +104,18 @@ function prefetchedBackends(inner: TxBackends, plan: ReadPlan, facts: Prefetched
       const t = plan.timestamp
       if (facts.timestamp !== null && t && t.resourceName === resourceName && t.parentId === parentId) return facts.timestamp
       return inner.storage.resourceTimestamp(resourceName, parentId, options)
+    },
+    async list(resourceName, parentId, options) {
+      // The page only with the timestamp of the same statement: a timestamp read later (the
+      // first read of a list stores it) could be newer than the page, and a client syncing with
+      // _since would then skip what it missed. Answered once; another call reads again.
+      const p = plan.page
+      const found = page
+      if (found && facts.timestamp !== null && p && p.resourceName === resourceName && p.parentId === parentId && sameValue(options ?? {}, p.options)) {
+        page = null
+        return found
+      }
+      return inner.storage.list(resourceName, parentId, options)
     },
   })
   const permission = override<Permission>(inner.permission, {
@@ -118,6 +135,23 @@ function prefetchedBackends(inner: TxBackends, plan: ReadPlan, facts: Prefetched
     },
   })
   return {...inner, storage, permission}
+}
+
+/** Structural equality of list options (JSON-like values; a key set to undefined counts as absent). */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (Object.is(a, b)) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  if (Array.isArray(a) !== Array.isArray(b)) return false
+  if (Array.isArray(a)) {
+    const other = b as unknown[]
+    return a.length === other.length && a.every((v, i) => sameValue(v, other[i]))
+  }
+  const ra = a as Record<string, unknown>
+  const rb = b as Record<string, unknown>
+  if (Object.getPrototypeOf(ra) !== Object.prototype || Object.getPrototypeOf(rb) !== Object.prototype) return false
+  const ka = Object.keys(ra).filter((k) => ra[k] !== undefined)
+  const kb = Object.keys(rb).filter((k) => rb[k] !== undefined)
+  return ka.length === kb.length && ka.every((k) => Object.hasOwn(rb, k) && sameValue(ra[k], rb[k]))
 }
 
 function sameBound(a: BoundPermissions, b: BoundPermissions): boolean {

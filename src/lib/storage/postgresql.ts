@@ -437,8 +437,11 @@ export class PostgresStorage extends PostgresBackend implements Storage {
     return this.guard(() => (clearTimestamps && !this.tx ? this.client.transaction(run) : run(this.q)))
   }
 
-  list(resourceName: string, parentId: string, options: ListOptions = {}): Promise<KintoObject[]> {
-    const params = new Params()
+  /**
+   * list()'s statement, its values added to `params`: also run as a column of the read prefetch
+   * (src/lib/prefetch.ts), which then answers exactly what list() would.
+   */
+  listSql(resourceName: string, parentId: string, options: ListOptions, params: Params): string {
     const parent = parentSql(parentId, params)
     const resource = params.add(resourceName)
     const deleted = options.includeDeleted ? '' : ' AND NOT deleted'
@@ -446,9 +449,14 @@ export class PostgresStorage extends PostgresBackend implements Storage {
     const rules = rulesSql(options.paginationRules, params)
     const order = orderSql(options.sorting, params)
     const limit = params.add(options.limit ? Math.min(this.maxFetchSize + 1, options.limit) : this.maxFetchSize)
-    const sql = `SELECT id, as_epoch(last_modified) AS last_modified, data FROM objects
+    return `SELECT id, as_epoch(last_modified) AS last_modified, data FROM objects
                   WHERE ${parent} AND resource_name = ${resource}${deleted}${filters}${rules}${order}
                   LIMIT ${limit}`
+  }
+
+  list(resourceName: string, parentId: string, options: ListOptions = {}): Promise<KintoObject[]> {
+    const params = new Params()
+    const sql = this.listSql(resourceName, parentId, options, params)
     return this.guard(async () => {
       const res = await this.q.query<ObjectRow>(sql, params.values)
       return res.rows.map(toObject)

@@ -12,7 +12,7 @@ import type {ViewResult} from '../types.js'
 import {PERMISSIONS_FIELD, type Annotated} from './definition.js'
 import {dictSubset} from './fields.js'
 import {applyPatchDocument} from './json-patch.js'
-import {listFields, listFilters, listLimit, listSorting} from './list-query.js'
+import {listFields, listFilters, listLimit, listSorting, pageOptions} from './list-query.js'
 import {nextPageUrl, paginationRules} from './pagination.js'
 import {NotModified, defaultCacheHeaders, type BodyPayload, type ResourceRequest} from './request.js'
 
@@ -33,7 +33,6 @@ export async function pluralGet(r: ResourceRequest, head: boolean): Promise<View
   const sorting = listSorting(r)
   const fields = head ? undefined : listFields(r)
   if (alert) headers.Alert = JSON.stringify({code: 'soft-eol', message: alert, url: LEGACY_TO_URL})
-  const includeDeleted = filters.some((f) => f.field === 'last_modified')
   const {rules, offset} = await paginationRules(r, sorting)
 
   if (head) {
@@ -42,13 +41,7 @@ export async function pluralGet(r: ResourceRequest, head: boolean): Promise<View
     return {headers, body: await r.postprocess([])}
   }
 
-  const objects = await r.storage.list(r.def.name, r.parentId, {
-    filters,
-    sorting,
-    limit: limit + 1,
-    paginationRules: rules,
-    includeDeleted,
-  })
+  const objects = await r.storage.list(r.def.name, r.parentId, pageOptions(filters, sorting, limit, rules))
   if (limit && objects.length === limit + 1) {
     headers['Next-Page'] = await nextPageUrl(r, sorting, limit, objects[objects.length - 2], offset + objects.length)
   }

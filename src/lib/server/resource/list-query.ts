@@ -3,7 +3,7 @@
  * against a closed schema when the resource has one (unknown fields are a 400 as upstream).
  */
 import {asInt} from '../../config/settings.js'
-import type {Filter, Sort} from '../../storage/types.js'
+import type {Filter, ListOptions, Sort} from '../../storage/types.js'
 import {invalid} from '../errors.js'
 import {extractFields, extractFilters, extractLimit, extractSorting, queryInteger} from '../querystring.js'
 import type {ResourceDefinition} from './definition.js'
@@ -56,4 +56,18 @@ export function listFields(r: ResourceRequest): string[] | undefined {
 export function listLimit(r: ResourceRequest): number {
   const s = r.ctx.settings
   return extractLimit(r.ctx.req.query, asInt(s, 'paginate_by', null), asInt(s, 'storage_max_fetch_size', 10000) ?? 10000)
+}
+
+/**
+ * The storage.list call of a list page (built here for the list GET and for its prefetch, which
+ * answers only a call equal to the one it planned).
+ */
+export function pageOptions(filters: Filter[], sorting: Sort[], limit: number, rules: Filter[][] | undefined): ListOptions {
+  return {
+    filters,
+    sorting,
+    limit: limit + 1,
+    paginationRules: rules,
+    includeDeleted: filters.some((f) => f.field === 'last_modified'),
+  }
 }

@@ -13,7 +13,9 @@ import type {Action} from '../events.js'
 import {cacheExpiresHeaders, timestampHeaders} from '../headers.js'
 import type {IdGenerator} from '../ids.js'
 import {deepClone, isPlainObject, recursiveUpdate, type PatchOperation} from '../patch.js'
-import {prefetchRead, prefetchWrite} from '../prefetch.js'
+import {prefetchRead, prefetchWrite, type ReadPlan} from '../prefetch.js'
+import {listFilters, listLimit, listSorting, pageOptions} from './list-query.js'
+import {paginationRules} from './pagination.js'
 import {extractToken, queryFieldList, queryInteger} from '../querystring.js'
 import {formatPattern} from '../router.js'
 import {PERMISSIONS_FIELD, type Annotated, type ResourceDefinition} from './definition.js'
@@ -175,7 +177,7 @@ export class ResourceRequest {
       permissionObjectId = this.objectUri(postedId)
       required = 'read'
     }
-    if (method === 'GET' || method === 'HEAD') await this.prefetch(permissionObjectId)
+    if (method === 'GET' || method === 'HEAD') await this.prefetch(permissionObjectId, method)
     return {
       resourceName: this.def.name,
       onPluralEndpoint: this.kind === 'plural',
@@ -191,7 +193,7 @@ export class ResourceRequest {
    * the read permission check (as permits() will ask it), init()'s objects, and the target
    * object with its ACL (object endpoint) or the list timestamp (plural endpoint).
    */
-  private async prefetch(permissionObjectId: string): Promise<void> {
+  private async prefetch(permissionObjectId: string, method: string): Promise<void> {
     const objects = this.def.prefetchObjects?.(this.params) ?? []
     const acls: string[] = []
     const id = this.params.id
@@ -204,7 +206,29 @@ export class ResourceRequest {
       acls,
       bound: inheritedPermissions(permissionObjectId, 'read'),
       timestamp: this.kind === 'plural' ? {resourceName: this.def.name, parentId: this.parentId} : undefined,
+      page: method === 'GET' ? await this.plannedPage() : undefined,
     })
+  }
+
+  /**
+   * The page a list GET will read (pluralGet's storage.list call), read by the prefetch too when
+   * its options are known now: not when the list may end in a 304 or 412 (a precondition header:
+   * the page would be read for nothing), nor when the querystring is invalid (the 400 comes later,
+   * in its place among the checks). Per-record read (shared objects) adds a filter afterwards:
+   * that call differs from the planned one and goes to the storage.
+   */
+  private async plannedPage(): Promise<ReadPlan['page']> {
+    const headers = this.ctx.req.headers
+    if (this.kind !== 'plural' || headers['if-match'] !== undefined || headers['if-none-match'] !== undefined) return undefined
+    try {
+      const {filters} = listFilters(this)
+      const limit = listLimit(this)
+      const sorting = listSorting(this)
+      const {rules} = await paginationRules(this, sorting)
+      return {resourceName: this.def.name, parentId: this.parentId, options: pageOptions(filters, sorting, limit, rules)}
+    } catch {
+      return undefined
+    }
   }
 
   // -------------------------------------------------------------------------------------------
