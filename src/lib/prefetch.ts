@@ -121,6 +121,13 @@ SELECT ${columns.join(',\n  ')}`
   return {name: `kinto_prefetch_${shape.bound}_${shape.objects}_${shape.acls}_${shape.timestamp ? 1 : 0}`, sql}
 }
 
+/**
+ * Page statements get a name each (one generic plan per text, as above) up to this many texts;
+ * past it they run unnamed (every connection would otherwise keep them all prepared).
+ */
+const MAX_NAMED_PAGES = 256
+const pageNames = new Map<string, number>()
+
 const statements = new Map<string, {name: string; sql: string}>()
 
 type Row = {
@@ -153,10 +160,15 @@ export async function postgresPrefetch(q: Queryable, query: PrefetchQuery, pages
     statement = statements.get(key)
     if (!statement) statements.set(key, (statement = statementFor(shape)))
   } else {
-    // Unnamed, so planned for its values each time, as storage.list's own statement is: one
-    // generic plan shared by every collection could pick, for a small collection of a big table,
-    // the plan that suits a big one (walking the whole last_modified index).
-    statement = {sql: statementFor(shape, page).sql}
+    const pageKey = `${key}\u0000${page}`
+    statement = statements.get(pageKey)
+    if (!statement) {
+      const built = statementFor(shape, page)
+      let index = pageNames.get(pageKey)
+      if (index === undefined && pageNames.size < MAX_NAMED_PAGES) pageNames.set(pageKey, (index = pageNames.size))
+      if (index === undefined) statement = {sql: built.sql}
+      else statements.set(pageKey, (statement = {name: `${built.name}_page${index}`, sql: built.sql}))
+    }
   }
   let row: Row
   try {
