@@ -3,7 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {forFlag, iniFlag, reloadFlag} from '../flags.js'
 import {resolveIniPath} from '../lib/config/index.js'
-import {UsageError} from '../lib/errors.js'
+import {exitCodes, UsageError} from '../lib/errors.js'
 import {parseForFlag} from '../lib/ops/toggle-command.js'
 import {setToggle, type ToggleResult} from '../lib/ops/toggle.js'
 import {reportToggle} from '../toggle-output.js'
@@ -12,9 +12,9 @@ export default class Backoff extends BaseCommand<typeof Backoff> {
   static summary = 'Ask clients to back off (the Backoff header), or stop asking.'
   static description = `Sets kinto.backoff (and kinto.backoff_percentage) in [app:main] with a lossless edit (comments and every other line kept), then makes every running server of the ini apply it within a second (SIGHUP; no connection is refused, no request dropped) and prints which did. Clients such as kinto-http wait that many seconds before their next request.
 
---for makes it end by itself: kinto.backoff_expires = <date> is written beside it, and the servers drop the header when the date passes (upstream Kinto ignores that key). \`kinto backoff off\` removes the three keys.
+--for makes it end by itself: kinto.backoff_expires = <date> is written beside it, and the servers drop the header when the date passes (upstream Kinto ignores that key). \`kinto backoff off\` removes the three keys.`
 
-Exit codes: 0 done (and every running server took it); 1 failed, or a running server did not take the change (the file is changed all the same; see the report); 2 usage error.`
+  static exitCodes = exitCodes({0: 'done, and every running server took the change', 1: 'failed, or a running server did not take the change (the file is changed all the same; see the report)'})
 
   static examples = [
     '<%= config.bin %> backoff 60 --for 2h',

@@ -5,6 +5,7 @@ import {forceFlag, iniFlag, yesFlag} from '../flags.js'
 import {CACHE_CHOICES, type CacheChoice, STORAGE_CHOICES, type StorageChoice, initConfig, interactiveInitPrompter} from '../lib/config/init.js'
 import {resolveIniPath} from '../lib/config/index.js'
 import {canPrompt} from '../lib/interactive.js'
+import {exitCodes} from '../lib/errors.js'
 
 export default class Init extends BaseCommand<typeof Init> {
   static summary = 'Write a new Kinto ini file (upstream layout, fresh secrets).'
@@ -12,9 +13,9 @@ export default class Init extends BaseCommand<typeof Init> {
 
 Backends: embedded (the default) is PostgreSQL running in-process (PGlite), keeping its data in kinto-data beside the ini (pglite:%(here)s/kinto-data), so nothing needs installing; postgresql uses a server (upstream's URL postgresql://postgres:postgres@localhost/postgres unless --storage-url); memory keeps nothing. The cache follows the storage unless --cache-backend says otherwise: redis writes kinto.cache_url (--cache-url), memcached kinto.cache_hosts (--cache-hosts), as upstream's backends read them.
 
-On a terminal, the backends not given as flags are asked for. Without a terminal, with CI set, or with --yes, nothing is asked: flags or defaults are used and the choices are printed on stderr. The path written is printed on stdout.
+On a terminal, the backends not given as flags are asked for. Without a terminal, with CI set, or with --yes, nothing is asked: flags or defaults are used and the choices are printed on stderr. The path written is printed on stdout.`
 
-Exit codes: 0 written; 1 the file exists (add --force) or cannot be written; 2 usage error.`
+  static exitCodes = exitCodes({0: 'written', 1: 'the file exists (add --force) or cannot be written'})
 
   static examples = [
     '<%= config.bin %> init',

@@ -4,6 +4,7 @@ import {resolveIniPath} from '../lib/config/index.js'
 import {switchToggle} from '../lib/ops/toggle-command.js'
 import type {ToggleResult} from '../lib/ops/toggle.js'
 import {reportToggle} from '../toggle-output.js'
+import {exitCodes} from '../lib/errors.js'
 
 export default class Readonly extends BaseCommand<typeof Readonly> {
   static summary = 'Turn read-only mode on or off (kinto.readonly).'
@@ -11,9 +12,9 @@ export default class Readonly extends BaseCommand<typeof Readonly> {
 
 Read-only says the database cannot be written (a replica, a read-only role); for a pause in writes on a writable database (an upgrade), \`kinto maintenance on\` answers writes 503 with Retry-After instead.
 
---for makes it end by itself (kinto.readonly_expires = <date>, which upstream ignores).
+--for makes it end by itself (kinto.readonly_expires = <date>, which upstream ignores).`
 
-Exit codes: 0 done (and every running server took it); 1 failed, or a running server did not take the change; 2 usage error.`
+  static exitCodes = exitCodes({0: 'done, and every running server took the change', 1: 'failed, or a running server did not take the change (the file is changed all the same)'})
 
   static examples = ['<%= config.bin %> readonly on', '<%= config.bin %> readonly off', '<%= config.bin %> readonly on --for 30m --json']
 

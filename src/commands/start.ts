@@ -4,7 +4,7 @@ import {BaseCommand} from '../base-command.js'
 import {iniFlag} from '../flags.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {parseDuration} from '../lib/config/duration.js'
-import {UsageError} from '../lib/errors.js'
+import {exitCodes, UsageError} from '../lib/errors.js'
 
 export default class Start extends BaseCommand<typeof Start> {
   static summary = 'Serve the Kinto HTTP API (v1) as the ini file configures it.'
@@ -14,9 +14,9 @@ Logs follow the ini's [loggers]/[handlers]/[formatters] sections: mozlog JSON li
 
 Signals: SIGHUP re-reads the ini and applies what can change live (backoff, readonly, maintenance, end of service, CORS, principals, redirects, …) without refusing a connection; settings that need a restart (backend URLs, host, port, plugins…) are logged, and kinto status lists them. SIGTERM or SIGINT stops accepting connections, lets requests in flight finish (up to --shutdown-timeout), closes the database pools and exits. Each running server is recorded in .kinto-run/ beside the ini, which is how kinto backoff, readonly, maintenance, reload and status find it.
 
---workers N (default: [uwsgi] processes of the ini, else 1) runs N processes sharing the port (PostgreSQL backends only). Every signal reaches every worker; SIGUSR2 restarts the workers one at a time, so new code and restart-only settings are taken without downtime.
+--workers N (default: [uwsgi] processes of the ini, else 1) runs N processes sharing the port (PostgreSQL backends only). Every signal reaches every worker; SIGUSR2 restarts the workers one at a time, so new code and restart-only settings are taken without downtime.`
 
-Exit codes: 0 stopped by a signal after finishing every request; 1 failed to start (invalid configuration, schema missing, address in use, database folder in use) or requests were cut at the shutdown deadline; 2 usage error.`
+  static exitCodes = exitCodes({0: 'stopped by a signal after finishing every request', 1: 'failed to start (invalid configuration, schema missing, address in use), or requests were cut at the shutdown deadline', 4: 'the embedded database folder is held by another process'})
 
   static examples = [
     '<%= config.bin %> start',

@@ -4,7 +4,7 @@ import {BaseCommand} from '../base-command.js'
 import {iniFlag} from '../flags.js'
 import {resolveIniPath} from '../lib/config/index.js'
 import {parseDuration} from '../lib/config/duration.js'
-import {UsageError} from '../lib/errors.js'
+import {exitCodes, UsageError} from '../lib/errors.js'
 import {endpointFromIni, parseEndpoint} from '../lib/ops/endpoint.js'
 import {waitReady, type WaitReadyResult} from '../lib/ops/wait-ready.js'
 
@@ -12,9 +12,9 @@ export default class WaitReady extends BaseCommand<typeof WaitReady> {
   static summary = 'Wait until a Kinto answers its heartbeat with 200.'
   static description = `Polls <url>__heartbeat__ until every backend check passes (200), retrying refused connections and 503s, so CI scripts need no curl loop. Without --url: the running server of the ini (.kinto-run/), else the address of its [server:main] (unix_socket, or host and port; 0.0.0.0 read as 127.0.0.1).
 
-A server in maintenance is ready (it serves reads; its heartbeat says "maintenance": true).
+A server in maintenance is ready (it serves reads; its heartbeat says "maintenance": true).`
 
-Exit codes: 0 ready; 1 not ready within --timeout (the error says what the last attempt saw); 2 usage error.`
+  static exitCodes = exitCodes({0: 'ready', 1: 'not ready within --timeout (the error says what the last attempt saw)'})
 
   static examples = ['<%= config.bin %> wait-ready --timeout 60', '<%= config.bin %> wait-ready --url http://127.0.0.1:8888/v1/', '<%= config.bin %> wait-ready --url unix:/run/kinto/kinto.sock']
 

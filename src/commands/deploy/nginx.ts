@@ -14,14 +14,15 @@ import {
 import {describeSettingSource, loadConfig, resolveIniPath} from '../../lib/config/index.js'
 import {type DeployResult, deployNginx} from '../../lib/deploy/index.js'
 import {reportDeployResult} from '../../lib/deploy/report.js'
+import {exitCodes} from '../../lib/errors.js'
 
 export default class DeployNginx extends BaseCommand<typeof DeployNginx> {
   static summary = 'Print an nginx reverse-proxy server block for this Kinto.'
   static description = `The block goes in nginx's http {} context (e.g. /etc/nginx/conf.d/kinto.conf). It proxies to the kinto runtime ([server:main] host and port, or its unix_socket), or with --uwsgi to upstream Kinto under uwsgi (uwsgi_pass). server_name comes from kinto.http_host. The private URLs (/v1/__heartbeat__ and the other __…__ ones) answer only the --allow addresses; every method (OPTIONS included) and Kinto's headers (ETag, Last-Modified, Expires, Next-Page, CORS) pass through. --cache adds a cache zone keyed on scheme, method, host and the whole URI, which honours Kinto's Cache-Control and skips authenticated requests.
 
-Values that would break the file (a ';', a brace, a line break in a name) are refused. Output is deterministic, so --check can detect drift in CI.
+Values that would break the file (a ';', a brace, a line break in a name) are refused. Output is deterministic, so --check can detect drift in CI.`
 
-Exit codes: 0 done (or up to date); 1 failed (bad ini value, cannot write); 2 usage error (bad flag, file exists without --force); 6 --check found a difference.`
+  static exitCodes = exitCodes({0: 'done (or up to date)', 1: 'failed (bad ini value, cannot write)', 2: 'usage error (bad flag, file exists without --force)', 6: '--check found a difference'})
 
   static examples = [
     '<%= config.bin %> deploy nginx --server-name kinto.example.com > /etc/nginx/conf.d/kinto.conf',

@@ -13,14 +13,15 @@ import {
 import {describeSettingSource, loadConfig, resolveIniPath} from '../../lib/config/index.js'
 import {type DeployResult, deployUwsgi} from '../../lib/deploy/index.js'
 import {reportDeployResult} from '../../lib/deploy/report.js'
+import {exitCodes} from '../../lib/errors.js'
 
 export default class DeployUwsgi extends BaseCommand<typeof DeployUwsgi> {
   static summary = 'Print the [uwsgi] section (or app.wsgi) to run upstream Kinto under uwsgi.'
   static description = `For WSGI deployments of upstream (Python) Kinto with the same ini. The section sets wsgi-file, virtualenv, socket, uid, gid, processes, master, harakiri, lazy-apps, the buffer sizes and the Python plugin, and exports KINTO_INI. The socket is [server:main]'s unix_socket, else its host and port (a wildcard host becomes 127.0.0.1: the uwsgi protocol must not face the network). Run it with \`uwsgi --ini FILE\`, or paste it into the ini. --app-wsgi gives the matching app.wsgi, which loads the ini named by $KINTO_INI, else this one.
 
-Put nginx in front with \`kinto deploy nginx --uwsgi\`.
+Put nginx in front with \`kinto deploy nginx --uwsgi\`.`
 
-Exit codes: 0 done (or up to date); 1 failed (bad ini value, cannot write); 2 usage error (bad flag, file exists without --force); 6 --check found a difference.`
+  static exitCodes = exitCodes({0: 'done (or up to date)', 1: 'failed (bad ini value, cannot write)', 2: 'usage error (bad flag, file exists without --force)', 6: '--check found a difference'})
 
   static examples = [
     '<%= config.bin %> deploy uwsgi --virtualenv /srv/kinto/.venv --output /etc/uwsgi/kinto.ini',

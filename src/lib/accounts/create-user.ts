@@ -11,7 +11,8 @@ import {asBool, asList, asString} from '../config/settings.js'
 import {describeDbUrl, parseDbUrl, withRegistry} from '../db/index.js'
 import {ExitCode, KintoError, UsageError} from '../errors.js'
 import {withMigrationLocks} from '../schema/migrate.js'
-import {configuredBackends} from '../schema/targets.js'
+import {requireSchema} from '../schema/require.js'
+import {clientFor, configuredBackends} from '../schema/targets.js'
 import {ObjectNotFoundError} from '../storage/types.js'
 import {ACCOUNT_ID_PATTERN, ACCOUNT_RESOURCE, accountCacheKey, accountPrincipal, accountUri, hashPassword} from './index.js'
 
@@ -84,6 +85,10 @@ export async function createUser(options: CreateUserOptions): Promise<CreateUser
   const databases = configuredBackends(settings, config.dir).filter((b) => b.kind === 'postgresql')
   const created = await withRegistry(config.dir, (registry) =>
     withMigrationLocks(databases, registry, {lockTimeoutMs: options.lockTimeoutMs ?? 30_000}, false, async () => {
+      const storage = databases.find((b) => b.backend === 'storage')!
+      await requireSchema(clientFor(registry, storage), 'storage', storage.database!, config.path)
+      const permission = databases.find((b) => b.backend === 'permission')
+      if (permission) await requireSchema(clientFor(registry, permission), 'permission', permission.database!, config.path)
       const backends = createBackends(settings, {registry, baseDir: config.dir})
       try {
         const isNew = await backends.transaction(async (tx) => {

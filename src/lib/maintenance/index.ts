@@ -12,6 +12,7 @@ import {asBool, asString, type Settings} from '../config/settings.js'
 import {withRegistry} from '../db/index.js'
 import {ExitCode, KintoError} from '../errors.js'
 import {withMigrationLocks} from '../schema/migrate.js'
+import {requireSchema} from '../schema/require.js'
 import {clientFor, configuredBackends} from '../schema/targets.js'
 import {PostgresStorage} from '../storage/postgresql.js'
 
@@ -19,6 +20,8 @@ export interface TaskOptions {
   settings: Settings
   /** The ini's folder (relative pglite: URLs). */
   dir: string
+  /** The ini file, for hints. */
+  iniPath: string
   /** Wait this long for a migration holding an embedded folder (default 10 s). */
   lockTimeoutMs?: number
 }
@@ -62,7 +65,9 @@ export async function flushCache(options: TaskOptions): Promise<FlushCacheResult
   }
   await withRegistry(options.dir, (registry) =>
     withMigrationLocks([cache], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000}, false, async () => {
-      const backend = new PostgresCache(clientFor(registry, cache), {prefix})
+      const client = clientFor(registry, cache)
+      await requireSchema(client, 'cache', cache.database!, options.iniPath)
+      const backend = new PostgresCache(client, {prefix})
       await backend.flush()
     }),
   )
@@ -99,7 +104,9 @@ export async function purgeDeleted(options: PurgeDeletedOptions): Promise<PurgeD
   }
   await withRegistry(options.dir, (registry) =>
     withMigrationLocks([storage], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000}, false, async () => {
-      const backend = new PostgresStorage(clientFor(registry, storage))
+      const client = clientFor(registry, storage)
+      await requireSchema(client, 'storage', storage.database!, options.iniPath)
+      const backend = new PostgresStorage(client)
       for (const resource of options.resources) {
         deleted[resource] = (deleted[resource] ?? 0) + (await backend.purgeDeleted(resource, '*', {maxRetained: options.maxRetained}))
       }

@@ -3,7 +3,7 @@
  * permission), read the installed version and install or upgrade to current, under a migration
  * lock per database. Dry-run and check modes read only.
  */
-import {withRegistry, type DatabaseRegistry, type Queryable, type SqlClient} from '../db/index.js'
+import {parseDbUrl, withRegistry, type DatabaseRegistry, type Queryable, type SqlClient} from '../db/index.js'
 import {asBool, type Settings} from '../config/settings.js'
 import {ExitCode, KintoError} from '../errors.js'
 import {isUtcTimezone} from './inspect.js'
@@ -100,7 +100,7 @@ async function checkDatabaseForStorage(q: Queryable, database: string): Promise<
 export async function withMigrationLocks<T>(
   pg: ConfiguredBackend[],
   registry: DatabaseRegistry,
-  opts: Pick<MigrateOptions, 'lockTimeoutMs' | 'noWait' | 'pollMs' | 'report'>,
+  opts: Pick<MigrateOptions, 'lockTimeoutMs' | 'noWait' | 'pollMs' | 'report'> & {inUseHint?: string},
   needAdvisory: boolean,
   fn: () => Promise<T>,
 ): Promise<T> {
@@ -117,6 +117,7 @@ export async function withMigrationLocks<T>(
       timeoutMs: opts.lockTimeoutMs,
       noWait: opts.noWait,
       pollMs: opts.pollMs,
+      inUseHint: opts.inUseHint,
       onWait: (holder: string) => opts.report?.({type: 'lock-wait', database, holder}),
     }
     if (b.pgliteDir !== undefined) {
@@ -192,8 +193,9 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     })
   }
 
+  const inUseHint = '`kinto start --migrate` upgrades the schema when the server starts.'
   return withRegistry(opts.dir, (registry) =>
-    withMigrationLocks(pg, registry, opts, mode === 'apply', async () => {
+    withMigrationLocks(pg, registry, {...opts, inUseHint}, mode === 'apply', async () => {
       const plans = await planAll(pg, registry, opts)
       for (const {b, plan} of plans) {
         reports.set(b.backend, {
@@ -222,11 +224,15 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
 
       for (const {b, client, plan} of plans) {
         if (plan.steps.length === 0) continue
-        const applied = await client.withConnection((conn) =>
-          applyBackend(conn, b.backend, plan.installed, {
-            onStep: (step) => opts.report?.({type: 'step', backend: b.backend, step: step.name, file: step.file}),
-          }),
-        )
+        const applied = await client
+          .withConnection((conn) =>
+            applyBackend(conn, b.backend, plan.installed, {
+              onStep: (step) => opts.report?.({type: 'step', backend: b.backend, step: step.name, file: step.file}),
+            }),
+          )
+          .catch((error: unknown) => {
+            throw privilegeError(error, b) ?? error
+          })
         const report = reports.get(b.backend)!
         report.applied = true
         report.steps = stepReports(applied, false)
@@ -242,4 +248,20 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       return {...result(), pending: false}
     }),
   )
+}
+
+/**
+ * SQLSTATE 42501 (insufficient_privilege) while applying: which role lacks what, and the fix. Since
+ * PostgreSQL 15 only the database owner may create in schema public unless granted.
+ */
+function privilegeError(error: unknown, b: ConfiguredBackend): KintoError | undefined {
+  if ((error as {code?: string} | null)?.code !== '42501') return undefined
+  const parsed = b.url ? parseDbUrl(b.url, '.') : undefined
+  const role = parsed?.driver === 'pg' && parsed.user ? parsed.user : 'the role of the URL'
+  const database = parsed?.driver === 'pg' ? parsed.database : b.database!
+  return new KintoError(`Role ${role} may not install the ${b.backend} schema in ${b.database}: ${(error as Error).message}.`, {
+    code: 'KINTO_DB_PERMISSION',
+    hint: `Run kinto migrate with the database owner's URL (e.g. KINTO_${b.backend.toUpperCase()}_URL=postgresql://OWNER@…/${database}), or as the owner run GRANT CREATE ON SCHEMA public TO ${role}; (\`kinto db create\` makes the ini's role the owner).`,
+    cause: error,
+  })
 }

@@ -24,9 +24,9 @@ import {KintoError} from '../errors.js'
 import {bracketHost} from '../net.js'
 import {RunRecord, sha256File, type AppliedToggles, type RunRole} from '../runs/registry.js'
 import {EXPIRY_KEYS, serviceStateFrom} from '../state/toggles.js'
-import {planBackend, CURRENT_VERSIONS} from '../schema/index.js'
 import {acquireFileLock, pgliteLockPath} from '../schema/lock.js'
 import {migrate, type MigrateEvent} from '../schema/migrate.js'
+import {requireSchema} from '../schema/require.js'
 import {configuredBackends} from '../schema/targets.js'
 import {packageVersion} from '../version.js'
 import {createLogging} from '../monitoring/index.js'
@@ -115,23 +115,7 @@ async function checkSchemas(config: KintoConfig, registry: DatabaseRegistry): Pr
     if (backendKind(config.settings[`${backend}_backend`]) !== 'postgresql') continue
     const url = asString(config.settings, `${backend}_url`) ?? ''
     const client: SqlClient = registry.get(url)
-    const plan = await planBackend(client, backend)
-    if (plan.state === 'current') continue
-    const where = `${maskUrl(url)} (${backend})`
-    const hint = `Run \`kinto migrate --ini ${config.path}\` first.`
-    if (plan.state === 'missing') {
-      throw new KintoError(`The ${backend} schema is not installed in ${where}.`, {code: 'KINTO_SCHEMA_MISSING', hint})
-    }
-    if (plan.state === 'behind') {
-      throw new KintoError(`The ${backend} schema of ${where} is at version ${plan.installed ?? '?'}; this server needs ${CURRENT_VERSIONS[backend]}.`, {
-        code: 'KINTO_SCHEMA_BEHIND',
-        hint,
-      })
-    }
-    throw new KintoError(`The ${backend} schema of ${where} is newer (${plan.installed ?? '?'}) than this server knows (${CURRENT_VERSIONS[backend]}).`, {
-      code: 'KINTO_SCHEMA_NEWER',
-      hint: 'Upgrade kinto-ops, or serve this database with the Kinto that migrated it.',
-    })
+    await requireSchema(client, backend, `${maskUrl(url)} (${backend})`, config.path)
   }
 }
 
@@ -147,7 +131,7 @@ async function lockEmbedded(config: KintoConfig, logger: Logger): Promise<Array<
     for (const folder of embeddedFolders(config)) {
       releases.push(
         await acquireFileLock(pgliteLockPath(folder), {
-          target: folder,
+          target: `embedded database in ${folder}`,
           timeoutMs: 60_000,
           owner: {command: 'kinto start', serves: true, detail: config.path},
           onWait: (holder) => logger.warn({folder, holder}, `Waiting for ${holder} to release the embedded database ${folder}.`),
