@@ -44,7 +44,7 @@ The connection: --admin-url when given (a role allowed to create databases), els
     })
     if (!json) {
       this.log(
-        `${result.database} on ${result.server}: ${result.created ? 'created' : 'exists'}, encoding ${result.encoding}, timezone UTC${result.owner ? `, owner ${result.owner}` : ''}.`,
+        `${result.database} on ${result.server}: ${result.created ? 'created' : result.ownerChanged ? 'exists (owner fixed)' : 'exists'}, encoding ${result.encoding}, timezone UTC${result.owner ? `, owner ${result.owner}` : ''}.`,
       )
     }
     return result

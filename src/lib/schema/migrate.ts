@@ -3,6 +3,9 @@
  * permission), read the installed version and install or upgrade to current, under a migration
  * lock per database. Dry-run and check modes read only.
  */
+import {existsSync} from 'node:fs'
+import path from 'node:path'
+
 import {parseDbUrl, withRegistry, type DatabaseRegistry, type Queryable, type SqlClient} from '../db/index.js'
 import {asBool, type Settings} from '../config/settings.js'
 import {ExitCode, KintoError} from '../errors.js'
@@ -94,16 +97,34 @@ async function checkDatabaseForStorage(q: Queryable, database: string): Promise<
 }
 
 /**
+ * A read-only command on an embedded folder that holds no database yet reads an empty in-memory one
+ * instead (what the folder would be): opening the folder would create a cluster there, and its lock
+ * file beside it.
+ */
+function readFromNothing(b: ConfiguredBackend): void {
+  if (!b.pgliteDir || existsSync(path.join(b.pgliteDir, 'PG_VERSION'))) return
+  b.absent = true
+  b.url = 'pglite:memory:'
+  b.pgliteDir = null
+  b.databaseKey = 'pglite::memory:'
+}
+
+/**
  * Runs fn holding the migration lock of every database (sorted, so two runs cannot cross): the
  * lock file of each embedded folder, and with needAdvisory the advisory lock of each server database.
  */
 export async function withMigrationLocks<T>(
   pg: ConfiguredBackend[],
   registry: DatabaseRegistry,
-  opts: Pick<MigrateOptions, 'lockTimeoutMs' | 'noWait' | 'pollMs' | 'report'> & {inUseHint?: string},
+  opts: Pick<MigrateOptions, 'lockTimeoutMs' | 'noWait' | 'pollMs' | 'report'> & {
+    inUseHint?: string
+    /** The caller only reads: an embedded folder holding no database is read as an empty one, never created. */
+    readOnly?: boolean
+  },
   needAdvisory: boolean,
   fn: () => Promise<T>,
 ): Promise<T> {
+  if (opts.readOnly) for (const b of pg) readFromNothing(b)
   const byDb = new Map<string, ConfiguredBackend>()
   for (const b of pg) if (!byDb.has(b.databaseKey!)) byDb.set(b.databaseKey!, b)
   const dbs = [...byDb.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, b]) => b)
@@ -195,7 +216,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
 
   const inUseHint = '`kinto start --migrate` upgrades the schema when the server starts.'
   return withRegistry(opts.dir, (registry) =>
-    withMigrationLocks(pg, registry, {...opts, inUseHint}, mode === 'apply', async () => {
+    withMigrationLocks(pg, registry, {...opts, inUseHint, readOnly: mode !== 'apply'}, mode === 'apply', async () => {
       const plans = await planAll(pg, registry, opts)
       for (const {b, plan} of plans) {
         reports.set(b.backend, {

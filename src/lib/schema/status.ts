@@ -115,7 +115,7 @@ export async function databaseStatusReport(opts: {
     }
     const pg = backends.filter((b) => b.kind === 'postgresql')
     // Embedded folders are opened by one process at a time: hold their lock files while reading.
-    await withMigrationLocks(pg, registry, {lockTimeoutMs: opts.lockTimeoutMs ?? 10_000}, false, async () => {
+    await withMigrationLocks(pg, registry, {lockTimeoutMs: opts.lockTimeoutMs ?? 10_000, readOnly: true}, false, async () => {
       for (const b of pg) {
         const client = clientFor(registry, b)
         const status = await client.withConnection(async (conn): Promise<BackendStatus> => {
@@ -132,7 +132,7 @@ export async function databaseStatusReport(opts: {
             drift: plan.drift,
             canWrite: await canWrite(conn, b.backend, db.readOnly),
             ...(b.backend === 'storage' && plan.installed !== null ? {holdsData: await holdsData(conn)} : {}),
-            notes: plan.notes,
+            notes: b.absent ? [`${b.database} holds no database yet (nothing was created); kinto migrate creates it`, ...plan.notes] : plan.notes,
           }
         })
         out[out.findIndex((o) => o.backend === b.backend)] = status
