@@ -9,6 +9,7 @@ import {checkCreateUser, createUser, type CreateUserResult} from '../lib/account
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {ExitCode, exitCodes, KintoError, UsageError} from '../lib/errors.js'
 import {askInput, askPassword, canPrompt} from '../lib/interactive.js'
+import {viaServerWhenHeld} from '../lib/ops/control.js'
 
 export default class CreateUser extends BaseCommand<typeof CreateUser> {
   static summary = 'Create an account (kinto.plugins.accounts) in the configured storage, or replace its password.'
@@ -18,7 +19,7 @@ The password is never taken on the command line: pipe it with --password-stdin (
 
 An embedded database (pglite:<folder>) is used by one process at a time: stop a server using it first, or create the account over HTTP (PUT /v1/accounts/<name>).`
 
-  static exitCodes = exitCodes({0: 'done', 1: 'failed (database unreachable, schema missing, memory storage)', 4: 'the embedded database is held by a running server that does not answer on its control socket', 51: 'the ini is readonly (upstream\'s code)', 52: 'kinto.plugins.accounts is not in kinto.includes (upstream\'s code)', 53: 'the questions were left unanswered (upstream\'s code)'})
+  static exitCodes = exitCodes({0: 'done', 1: 'failed (database unreachable, schema missing, memory storage)', 4: 'the embedded database is held by a running server that offers no control socket (it could not write its run registry)', 51: 'the ini is readonly (upstream\'s code)', 52: 'kinto.plugins.accounts is not in kinto.includes (upstream\'s code)', 53: 'the questions were left unanswered (upstream\'s code)'})
 
   static examples = [
     '<%= config.bin %> create-user -u admin',
@@ -93,7 +94,8 @@ An embedded database (pglite:<folder>) is used by one process at a time: stop a 
     }
 
     if (!json) this.logToStderr(`Creating user '${username}'`)
-    const result = await createUser({config, username, password})
+    const pass = password
+    const result = await viaServerWhenHeld(config, 'create-user', {username, password: pass}, () => createUser({config, username, password: pass}))
     if (!json) {
       this.log(`Account '${result.username}' ${result.created ? 'created' : 'updated (password replaced)'}: user id ${result.userId}, in ${result.database}.`)
       if (generated) this.log(`Password: ${generated}`)

@@ -5,6 +5,7 @@ import {dryRunFlag, iniFlag} from '../flags.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {ExitCode, exitCodes} from '../lib/errors.js'
 import {richProgress} from '../lib/interactive.js'
+import {viaServerWhenHeld} from '../lib/ops/control.js'
 import {describeDrift} from '../lib/schema/migrator.js'
 import {migrate, type MigrateEvent, type MigrateMode, type MigrateResult} from '../lib/schema/migrate.js'
 
@@ -16,7 +17,7 @@ The lock is a session advisory lock whose key is the first 8 bytes of sha256("ki
 
 With kinto.readonly = true nothing is written and the command fails (upstream exits 0 here). --check and --dry-run only read.`
 
-  static exitCodes = exitCodes({0: 'done (or up to date)', 1: 'failed (unreachable database, permission denied, readonly, schema newer than this release)', 3: 'pending (--check)', 4: 'lock timeout (or lock held with --no-wait), or a running server holds the embedded folder', 5: 'drift: an applied step differs from the shipped one'})
+  static exitCodes = exitCodes({0: 'done (or up to date)', 1: 'failed (unreachable database, permission denied, readonly, schema newer than this release)', 3: 'pending (--check)', 4: 'lock timeout (or lock held with --no-wait), or a running server holds the embedded folder and the schema needs a change (use `kinto start --migrate`)', 5: 'drift: an applied step differs from the shipped one'})
 
   static examples = [
     '<%= config.bin %> migrate',
@@ -63,9 +64,14 @@ With kinto.readonly = true nothing is written and the command fails (upstream ex
       noWait: flags['no-wait'],
     }
 
+    // An embedded folder a running server holds: that server reads the schema (and answers "up to
+    // date"; a change it refuses, pointing to `kinto start --migrate`).
+    const run = (report?: (e: MigrateEvent) => void): Promise<MigrateResult> =>
+      viaServerWhenHeld(config, 'migrate', {mode}, () => migrate({...options, report}), {onEvent: (e) => report?.(e as MigrateEvent)})
+
     let result: MigrateResult
     if (json) {
-      result = await migrate(options)
+      result = await run()
     } else if (richProgress()) {
       const {Listr} = await import('listr2')
       let out: MigrateResult | undefined
@@ -74,7 +80,7 @@ With kinto.readonly = true nothing is written and the command fails (upstream ex
           {
             title: mode === 'apply' ? 'Migrating the PostgreSQL schema' : 'Reading the PostgreSQL schema',
             task: async (_ctx, task) => {
-              out = await migrate({...options, report: (e) => (task.output = describeEvent(e, mode))})
+              out = await run((e) => (task.output = describeEvent(e, mode)))
               task.title = mode === 'apply' ? 'PostgreSQL schema migrated' : 'PostgreSQL schema read'
             },
             rendererOptions: {persistentOutput: true, outputBar: Infinity},
@@ -96,7 +102,7 @@ With kinto.readonly = true nothing is written and the command fails (upstream ex
       }
       result = out!
     } else {
-      result = await migrate({...options, report: (e) => this.logToStderr(describeEvent(e, mode))})
+      result = await run((e) => this.logToStderr(describeEvent(e, mode)))
     }
 
     if (!json) this.printSummary(result)

@@ -37,6 +37,11 @@ export interface MigrateOptions {
   noWait?: boolean
   pollMs?: number
   report?: (event: MigrateEvent) => void
+  /**
+   * Open databases to work on, held by the caller (a running server): its embedded folders are
+   * already locked and stay open; nothing is closed here.
+   */
+  registry?: DatabaseRegistry
 }
 
 export interface StepReport {
@@ -120,11 +125,13 @@ export async function withMigrationLocks<T>(
     inUseHint?: string
     /** The caller only reads: an embedded folder holding no database is read as an empty one, never created. */
     readOnly?: boolean
+    /** The caller (a running server) holds the embedded folders: no lock file, and they stay open. */
+    held?: boolean
   },
   needAdvisory: boolean,
   fn: () => Promise<T>,
 ): Promise<T> {
-  if (opts.readOnly) for (const b of pg) readFromNothing(b)
+  if (opts.readOnly && !opts.held) for (const b of pg) readFromNothing(b)
   const byDb = new Map<string, ConfiguredBackend>()
   for (const b of pg) if (!byDb.has(b.databaseKey!)) byDb.set(b.databaseKey!, b)
   const dbs = [...byDb.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, b]) => b)
@@ -143,7 +150,7 @@ export async function withMigrationLocks<T>(
     }
     if (b.pgliteDir !== undefined) {
       // Embedded: one process per folder. The file lock comes before the folder is opened.
-      if (b.pgliteDir === null) return lockOne(i + 1)
+      if (b.pgliteDir === null || opts.held) return lockOne(i + 1)
       return withFileLock(pgliteLockPath(b.pgliteDir), waitOpts, async () => {
         opts.report?.({type: 'lock-acquired', database})
         try {
@@ -215,59 +222,63 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   }
 
   const inUseHint = '`kinto start --migrate` upgrades the schema when the server starts.'
-  return withRegistry(opts.dir, (registry) =>
-    withMigrationLocks(pg, registry, {...opts, inUseHint, readOnly: mode !== 'apply'}, mode === 'apply', async () => {
-      const plans = await planAll(pg, registry, opts)
-      for (const {b, plan} of plans) {
-        reports.set(b.backend, {
-          backend: b.backend,
-          module: b.module,
-          database: b.database,
-          installed: plan.installed,
-          current: plan.current,
-          state: plan.state,
-          steps: stepReports(plan, mode === 'dry-run'),
-          applied: false,
-          notes: plan.notes,
-        })
-      }
-      const drift = plans.flatMap((p) => p.plan.drift)
-      if (mode !== 'apply') {
-        // newer than we know is an error in every mode; drift is reported in the result
-        assertActionable(
-          plans.map((p) => ({...p.plan, drift: []})),
-          [...new Set(pg.map((b) => b.database))].join(', '),
-        )
-        return {...result(), drift}
-      }
-      for (const {b, plan} of plans) assertActionable([{...plan, drift: []}], b.database!)
-      if (drift.length > 0) throw driftError(drift, [...new Set(pg.map((b) => b.database))].join(', '))
-
-      for (const {b, client, plan} of plans) {
-        if (plan.steps.length === 0) continue
-        const applied = await client
-          .withConnection((conn) =>
-            applyBackend(conn, b.backend, plan.installed, {
-              onStep: (step) => opts.report?.({type: 'step', backend: b.backend, step: step.name, file: step.file}),
-            }),
-          )
-          .catch((error: unknown) => {
-            throw privilegeError(error, b) ?? error
+  const lockOpts = {...opts, inUseHint, readOnly: mode !== 'apply', held: opts.registry !== undefined}
+  return withRegistry(
+    opts.dir,
+    (registry) =>
+        withMigrationLocks(pg, registry, lockOpts, mode === 'apply', async () => {
+        const plans = await planAll(pg, registry, opts)
+        for (const {b, plan} of plans) {
+          reports.set(b.backend, {
+            backend: b.backend,
+            module: b.module,
+            database: b.database,
+            installed: plan.installed,
+            current: plan.current,
+            state: plan.state,
+            steps: stepReports(plan, mode === 'dry-run'),
+            applied: false,
+            notes: plan.notes,
           })
-        const report = reports.get(b.backend)!
-        report.applied = true
-        report.steps = stepReports(applied, false)
-        opts.report?.({
-          type: 'done',
-          backend: b.backend,
-          database: b.database!,
-          from: applied.installed,
-          to: applied.current,
-          steps: applied.steps.length,
-        })
-      }
-      return {...result(), pending: false}
-    }),
+        }
+        const drift = plans.flatMap((p) => p.plan.drift)
+        if (mode !== 'apply') {
+          // newer than we know is an error in every mode; drift is reported in the result
+          assertActionable(
+            plans.map((p) => ({...p.plan, drift: []})),
+            [...new Set(pg.map((b) => b.database))].join(', '),
+          )
+          return {...result(), drift}
+        }
+        for (const {b, plan} of plans) assertActionable([{...plan, drift: []}], b.database!)
+        if (drift.length > 0) throw driftError(drift, [...new Set(pg.map((b) => b.database))].join(', '))
+
+        for (const {b, client, plan} of plans) {
+          if (plan.steps.length === 0) continue
+          const applied = await client
+            .withConnection((conn) =>
+              applyBackend(conn, b.backend, plan.installed, {
+                onStep: (step) => opts.report?.({type: 'step', backend: b.backend, step: step.name, file: step.file}),
+              }),
+            )
+            .catch((error: unknown) => {
+              throw privilegeError(error, b) ?? error
+            })
+          const report = reports.get(b.backend)!
+          report.applied = true
+          report.steps = stepReports(applied, false)
+          opts.report?.({
+            type: 'done',
+            backend: b.backend,
+            database: b.database!,
+            from: applied.installed,
+            to: applied.current,
+            steps: applied.steps.length,
+          })
+        }
+        return {...result(), pending: false}
+      }),
+    {borrowed: opts.registry},
   )
 }
 

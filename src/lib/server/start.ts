@@ -84,6 +84,8 @@ export interface RunningServer {
   url: string
   /** The run registry entry (when options.record was given). */
   record?: RunRecord
+  /** The databases the server serves from (its embedded folders stay open and locked while it runs). */
+  registry: DatabaseRegistry
   /** Re-reads the ini and applies what can change live. Never throws; never drops a request. */
   reload(): ReloadReport
   /** Stops accepting, waits for in-flight requests (up to the deadline), closes the backends. Idempotent. */
@@ -204,13 +206,6 @@ function serverChanges(before: ServerConfig, after: ServerConfig): string[] {
 
 export async function startServer(config: KintoConfig, options: StartServerOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogging(config).root
-  if (options.migrate) {
-    const report = (e: MigrateEvent) => {
-      if (e.type === 'done') logger.info({backend: e.backend, from: e.from, to: e.to}, `Migrated the ${e.backend} schema of ${e.database} to version ${e.to}.`)
-      if (e.type === 'lock-wait') logger.warn({holder: e.holder}, `Waiting for the migration lock on ${e.database} (held by ${e.holder}).`)
-    }
-    await migrate({settings: config.settings, dir: config.dir, mode: 'apply', report})
-  }
   const releaseLocks = await lockEmbedded(config, logger)
   const registry = new DatabaseRegistry(config.dir)
   const cleanup = async () => {
@@ -220,6 +215,15 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
   let backends
   try {
     backends = createBackends(config.settings, {registry, baseDir: config.dir})
+    if (options.migrate) {
+      const report = (e: MigrateEvent) => {
+        if (e.type === 'done') logger.info({backend: e.backend, from: e.from, to: e.to}, `Migrated the ${e.backend} schema of ${e.database} to version ${e.to}.`)
+        if (e.type === 'lock-wait') logger.warn({holder: e.holder}, `Waiting for the migration lock on ${e.database} (held by ${e.holder}).`)
+      }
+      // On the clients the server serves from (made first, with its pool sizes): an in-memory
+      // database (pglite:memory:) is the one migrated, and an embedded folder is not reopened.
+      await migrate({settings: config.settings, dir: config.dir, mode: 'apply', report, registry})
+    }
     if (!options.skipSchemaCheck) await checkSchemas(config, registry)
   } catch (err) {
     await backends?.close().catch(() => {})
@@ -313,6 +317,7 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
     app,
     url,
     record,
+    registry,
     reload,
     close() {
       closing ??= (async () => {
