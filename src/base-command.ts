@@ -58,7 +58,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       // The command did parse its arguments, and failed: no "did not parse" warning from oclif
       // (`parsed` is a public field of Command, set by parse() only on success).
       this.parsed = true
-      if (isKintoError(error)) throw error
+      if (isKintoError(error)) {
+        // oclif prefixes the message of a flag's own error ("Parsing --x … See more help"): undo it.
+        throw new KintoError(parseMessage(error), {code: error.code, exit: error.exit, hint: error.hint, cause: error})
+      }
       throw new UsageError(parseMessage(error), {hint: `see \`kinto ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.`, cause: error})
     }
     this.flags = parsed.flags as BaseFlags<T>
@@ -106,7 +109,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 /** oclif's parse messages may span lines (exclusive/dependsOn list every conflict): keep them, drop its help line. */
 function parseMessage(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error)
-  const lines = text.split('\n').filter((l) => l.trim() !== '' && !/^See more help with/.test(l.trim()))
+  // A flag's own parse error comes wrapped as "Parsing --x\n\t<our message>": keep ours.
+  const lines = text.split('\n').filter((l) => l.trim() !== '' && !/^(See more help with|Parsing --\S+$)/.test(l.trim()))
   return lines.map((l) => l.trim()).join('\n  ')
 }
 

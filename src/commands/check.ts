@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {iniFlag} from '../flags.js'
+import {iniFlag, durationFlag} from '../flags.js'
 import {type CheckReport, checkIni, DEFAULT_PROBE_ORIGIN, probeDeployment, renderReport} from '../lib/check/index.js'
 import {resolveIniPath} from '../lib/config/index.js'
 import {ExitCode, exitCodes} from '../lib/errors.js'
@@ -51,13 +51,12 @@ Every finding says what to change.`
       helpValue: 'ORIGIN',
       dependsOn: ['url'],
     }),
-    timeout: Flags.integer({
-      summary: 'Seconds to wait for each connection, DNS answer or HTTP response (a database gets four times this in all).',
+    timeout: durationFlag({
+      summary: 'How long to wait for each connection, DNS answer or HTTP response (a database gets four times this in all).',
       env: 'KINTO_CHECK_TIMEOUT',
       default: 5,
       min: 1,
       max: 300,
-      helpValue: 'SECONDS',
     }),
     quiet: Flags.boolean({
       char: 'q',

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {dryRunFlag, iniFlag} from '../flags.js'
+import {dryRunFlag, iniFlag, durationFlag} from '../flags.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {ExitCode, exitCodes} from '../lib/errors.js'
 import {richProgress} from '../lib/interactive.js'
@@ -37,12 +37,11 @@ With kinto.readonly = true nothing is written and the command fails (upstream ex
       default: false,
       exclusive: ['dry-run'],
     }),
-    'lock-timeout': Flags.integer({
-      summary: 'Seconds to wait for another migration holding the lock.',
+    'lock-timeout': durationFlag({
+      summary: 'How long to wait for another migration holding the lock (60, 5m…).',
       env: 'KINTO_MIGRATE_LOCK_TIMEOUT',
       default: 60,
       min: 0,
-      helpValue: 'SECONDS',
     }),
     'no-wait': Flags.boolean({
       summary: 'Fail at once (exit 4) when another migration holds the lock.',

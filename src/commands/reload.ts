@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {iniFlag} from '../flags.js'
+import {iniFlag, durationFlag} from '../flags.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {ExitCode, exitCodes} from '../lib/errors.js'
 import {reloadServers, restartServers, type ReloadResult} from '../lib/ops/reload.js'
@@ -22,7 +22,7 @@ export default class Reload extends BaseCommand<typeof Reload> {
   static flags = {
     ini: iniFlag,
     restart: Flags.boolean({summary: 'Restart the workers one at a time instead (new code, every setting).', default: false}),
-    timeout: Flags.integer({summary: 'Seconds to wait for the servers (default 3; 120 with --restart).', min: 1, helpValue: 'SECONDS'}),
+    timeout: durationFlag({summary: 'How long to wait for the servers (default 3s; 2m with --restart).', above: 0}),
   }
 
   async run(): Promise<ReloadResult> {

@@ -1,10 +1,9 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {iniFlag} from '../flags.js'
+import {iniFlag, durationFlag} from '../flags.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
-import {parseDuration} from '../lib/config/duration.js'
-import {exitCodes, UsageError} from '../lib/errors.js'
+import {exitCodes} from '../lib/errors.js'
 
 export default class Start extends BaseCommand<typeof Start> {
   static summary = 'Serve the Kinto HTTP API (v1) as the ini file configures it.'
@@ -51,17 +50,16 @@ Signals: SIGHUP re-reads the ini and applies what can change live (backoff, read
       env: 'KINTO_START_MIGRATE',
       default: false,
     }),
-    'shutdown-timeout': Flags.string({
+    'shutdown-timeout': durationFlag({
       summary: 'On SIGTERM, how long requests in flight may run before they are cut.',
       env: 'KINTO_SHUTDOWN_TIMEOUT',
-      default: '30s',
-      helpValue: 'DURATION',
+      default: 30,
     }),
   }
 
   async run(): Promise<void> {
     const {flags} = this
-    const shutdownSeconds = parseShutdownTimeout(flags['shutdown-timeout'])
+    const shutdownSeconds = flags['shutdown-timeout']
     // Port 0 (any free port) is no value for %(http_port)s; the listen call gets it.
     const httpPort = flags.port || undefined
     const config = loadConfig(resolveIniPath(flags.ini), {httpPort})
@@ -79,13 +77,5 @@ Signals: SIGHUP re-reads the ini and applies what can change live (backoff, read
       shutdownTimeoutMs: shutdownSeconds * 1000,
       log: (line) => this.logToStderr(line),
     })
-  }
-}
-
-function parseShutdownTimeout(text: string): number {
-  try {
-    return parseDuration(text, '--shutdown-timeout')
-  } catch (error) {
-    throw new UsageError((error as Error).message)
   }
 }

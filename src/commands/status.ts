@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {iniFlag} from '../flags.js'
+import {iniFlag, durationFlag} from '../flags.js'
 import {resolveIniPath} from '../lib/config/index.js'
 import {ExitCode, exitCodes} from '../lib/errors.js'
 import {parseEndpoint} from '../lib/ops/endpoint.js'
@@ -23,7 +23,7 @@ With --url: what the server there says: heartbeat, the Backoff header, hello's r
   static flags = {
     ini: iniFlag,
     url: Flags.string({summary: 'Also ask the server at this URL (http(s)://…/v1/ or unix:/path/to/socket).', env: 'KINTO_URL', helpValue: 'URL'}),
-    timeout: Flags.integer({summary: 'Seconds to wait for each answer of --url.', default: 5, min: 1, helpValue: 'SECONDS'}),
+    timeout: durationFlag({summary: 'How long to wait for each answer of --url (5, 90s, 2m…).', default: 5, above: 0}),
   }
 
   async run(): Promise<StatusResult> {

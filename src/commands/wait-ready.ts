@@ -1,10 +1,9 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {iniFlag} from '../flags.js'
+import {iniFlag, durationFlag} from '../flags.js'
 import {resolveIniPath} from '../lib/config/index.js'
-import {parseDuration} from '../lib/config/duration.js'
-import {exitCodes, UsageError} from '../lib/errors.js'
+import {exitCodes} from '../lib/errors.js'
 import {endpointFromIni, parseEndpoint} from '../lib/ops/endpoint.js'
 import {waitReady, type WaitReadyResult} from '../lib/ops/wait-ready.js'
 
@@ -23,20 +22,14 @@ A server in maintenance is ready (it serves reads; its heartbeat says "maintenan
   static flags = {
     ini: iniFlag,
     url: Flags.string({summary: 'Base URL of the API (http(s)://…/v1/ or unix:/path/to/socket).', env: 'KINTO_URL', helpValue: 'URL'}),
-    timeout: Flags.string({summary: 'Give up after this long (seconds, or 90s, 2m…).', env: 'KINTO_WAIT_TIMEOUT', default: '30', helpValue: 'DURATION'}),
+    timeout: durationFlag({summary: 'Give up after this long (seconds, or 90s, 2m…).', env: 'KINTO_WAIT_TIMEOUT', default: 30, above: 0}),
     interval: Flags.integer({summary: 'Milliseconds between attempts.', default: 250, min: 10, helpValue: 'MS'}),
   }
 
   async run(): Promise<WaitReadyResult> {
     const {flags} = this
-    let timeoutSeconds: number
-    try {
-      timeoutSeconds = parseDuration(flags.timeout, '--timeout')
-    } catch (error) {
-      throw new UsageError((error as Error).message)
-    }
     const endpoint = flags.url ? parseEndpoint(flags.url) : endpointFromIni(resolveIniPath(flags.ini))
-    const result = await waitReady({endpoint, timeoutMs: timeoutSeconds * 1000, intervalMs: flags.interval})
+    const result = await waitReady({endpoint, timeoutMs: flags.timeout * 1000, intervalMs: flags.interval})
     if (!this.jsonEnabled()) this.log(`${result.url} is ready (${result.attempts} attempt${result.attempts === 1 ? '' : 's'}, ${(result.elapsedMs / 1000).toFixed(1)} s).`)
     return result
   }

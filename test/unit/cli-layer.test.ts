@@ -11,6 +11,7 @@ import {describe, expect, it} from 'vitest'
 import {cliSurface, errorsDocFile, renderErrorsDoc} from '../../scripts/cli-surface.mjs'
 import {EXIT_CODE_MEANING} from '../../src/lib/errors.js'
 import {richProgress} from '../../src/lib/interactive.js'
+import {hoistGlobalFlags} from '../../src/global-flags.js'
 import {commandSuggestion, nearest} from '../../src/lib/text/nearest.js'
 import {cliBin, runCli} from '../helpers/cli.js'
 import {tempFolders} from '../helpers/tmp.js'
@@ -146,4 +147,62 @@ describe('progress on a terminal', () => {
     expect(out).toContain('Migrating the PostgreSQL schema')
     expect(code).toBe(130)
   }, 60_000)
+})
+
+describe('flags every command reads the same way', () => {
+  const iniWithMaintenance = () => {
+    const dir = tmp()
+    const ini = path.join(dir, 'kinto.ini')
+    writeFileSync(ini, '[app:main]\nkinto.userid_hmac_secret = cli-layer\n')
+    return ini
+  }
+
+  it('one duration type: `status --timeout 2m` as `wait-ready --timeout 2m`; a bad one is a usage error naming the flag', async () => {
+    const ini = iniWithMaintenance()
+    const ok = await runCli(['status', '--ini', ini, '--timeout', '2m', '--json'])
+    expect(ok.code, ok.stderr).toBe(0)
+    const bad = await runCli(['status', '--ini', ini, '--timeout', 'soon'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toBe('Error: --timeout: "soon" is not a duration; expected a duration such as 90s, 30m, 2h, 1d or 1h30m (or a number of seconds).\nHint: See `kinto status --help`.\n')
+    const lock = await runCli(['migrate', '--ini', ini, '--lock-timeout', '1m', '--check'])
+    expect(lock.code, lock.stderr).toBe(0)
+  })
+
+  it('`maintenance ON` is `maintenance on`', async () => {
+    const ini = iniWithMaintenance()
+    const r = await runCli(['maintenance', 'ON', '--no-reload', '--ini', ini])
+    expect(r.code, r.stderr).toBe(0)
+    expect(readFileSync(ini, 'utf8')).toContain('kinto.maintenance = true')
+    expect((await runCli(['maintenance', 'Off', '--no-reload', '--ini', ini])).code).toBe(0)
+    expect(readFileSync(ini, 'utf8')).not.toContain('kinto.maintenance = true')
+  })
+
+  it('global flags before the command, as upstream: `kinto --ini X migrate`, `kinto -q …`', async () => {
+    const ini = iniWithMaintenance()
+    const r = await runCli(['--ini', ini, 'migrate', '--check'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain('storage: skipped')
+    const quiet = await runCli(['-q', `--ini=${ini}`, 'maintenance', 'on', '--no-reload', '--json'])
+    expect(quiet.code, quiet.stderr).toBe(0)
+    expect(JSON.parse(quiet.stdout)).toMatchObject({toggle: 'maintenance', state: 'on'})
+    expect(hoistGlobalFlags(['--ini', 'x.ini', '-v', 'deploy', 'nginx', '--cache'])).toEqual({words: ['deploy', 'nginx'], rest: ['--cache', '--ini', 'x.ini', '-v']})
+    expect(hoistGlobalFlags(['--bogus', 'migrate'])).toBeNull()
+    const unknown = await runCli(['--bogus', 'migrate'])
+    expect(unknown.code).toBe(2)
+  })
+
+  it('-q/--quiet keeps progress off stderr (errors still shown); -v/--verbose is --debug', async () => {
+    const ini = iniWithMaintenance()
+    writeFileSync(ini, '[app:main]\nkinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = pglite:data\n')
+    const loud = await runCli(['migrate', '--check', '--ini', ini])
+    expect(loud.stderr).toContain('storage on embedded database')
+    const quiet = await runCli(['migrate', '--check', '--ini', ini, '-q'])
+    expect(quiet.code).toBe(3)
+    expect(quiet.stderr).toBe('')
+    const failing = await runCli(['migrate', '--ini', path.join(path.dirname(ini), 'missing.ini'), '-q'])
+    expect(failing.code).toBe(1)
+    expect(failing.stderr).toMatch(/^Error: /)
+    const verbose = await runCli(['migrate', '--ini', path.join(path.dirname(ini), 'missing.ini'), '--verbose'])
+    expect(verbose.stderr).toMatch(/\n\s+at /)
+  })
 })
