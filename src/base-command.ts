@@ -58,11 +58,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       // The command did parse its arguments, and failed: no "did not parse" warning from oclif
       // (`parsed` is a public field of Command, set by parse() only on success).
       this.parsed = true
+      const usageHint = `See \`kinto ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.`
       if (isKintoError(error)) {
         // oclif prefixes the message of a flag's own error ("Parsing --x … See more help"): undo it.
-        throw new KintoError(parseMessage(error), {code: error.code, exit: error.exit, hint: error.hint, cause: error})
+        throw new KintoError(parseMessage(error), {code: error.code, exit: error.exit, hint: error.hint ?? usageHint, cause: error})
       }
-      throw new UsageError(parseMessage(error), {hint: `see \`kinto ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.`, cause: error})
+      throw new UsageError(parseMessage(error), {hint: usageHint, cause: error})
     }
     this.flags = parsed.flags as BaseFlags<T>
     this.args = parsed.args as BaseArgs<T>
