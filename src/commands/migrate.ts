@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {dryRunFlag, iniFlag, durationFlag} from '../flags.js'
+import {durationFlag, dryRunFlag, iniFlag} from '../flags.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {ExitCode, exitCodes} from '../lib/errors.js'
 import {richProgress} from '../lib/interactive.js'

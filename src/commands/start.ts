@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {iniFlag, durationFlag} from '../flags.js'
+import {durationFlag, iniFlag} from '../flags.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {exitCodes} from '../lib/errors.js'
 

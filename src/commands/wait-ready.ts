@@ -1,11 +1,11 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {iniFlag, durationFlag} from '../flags.js'
+import {durationFlag, iniFlag} from '../flags.js'
 import {resolveIniPath} from '../lib/config/index.js'
 import {exitCodes} from '../lib/errors.js'
-import {endpointFromIni, parseEndpoint} from '../lib/ops/endpoint.js'
-import {waitReady, type WaitReadyResult} from '../lib/ops/wait-ready.js'
+import {parseEndpoint} from '../lib/ops/endpoint.js'
+import {targetFromIni, waitReady, type WaitReadyResult, type WaitTarget} from '../lib/ops/wait-ready.js'
 
 export default class WaitReady extends BaseCommand<typeof WaitReady> {
   static summary = 'Wait until a Kinto answers its heartbeat with 200.'
@@ -28,8 +28,10 @@ A server in maintenance is ready (it serves reads; its heartbeat says "maintenan
 
   async run(): Promise<WaitReadyResult> {
     const {flags} = this
-    const endpoint = flags.url ? parseEndpoint(flags.url) : endpointFromIni(resolveIniPath(flags.ini))
-    const result = await waitReady({endpoint, timeoutMs: flags.timeout * 1000, intervalMs: flags.interval})
+    const iniPath = resolveIniPath(flags.ini)
+    const endpoint = flags.url ? parseEndpoint(flags.url) : () => targetFromIni(iniPath)
+    const onTarget = (t: WaitTarget) => this.logToStderr(t.endpoint ? `Polling ${t.endpoint.display}__heartbeat__ (${t.why}).` : `Waiting: ${t.why}.`)
+    const result = await waitReady({endpoint, timeoutMs: flags.timeout * 1000, intervalMs: flags.interval, onTarget: this.jsonEnabled() ? undefined : onTarget})
     if (!this.jsonEnabled()) this.log(`${result.url} is ready (${result.attempts} attempt${result.attempts === 1 ? '' : 's'}, ${(result.elapsedMs / 1000).toFixed(1)} s).`)
     return result
   }

@@ -6,7 +6,7 @@ import {spawnSync} from 'node:child_process'
 import {readFileSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
-import {describe, expect, it} from 'vitest'
+import {describe, expect, it, vi} from 'vitest'
 
 import {cliSurface, errorsDocFile, renderErrorsDoc} from '../../scripts/cli-surface.mjs'
 import {EXIT_CODE_MEANING} from '../../src/lib/errors.js'
@@ -15,6 +15,9 @@ import {hoistGlobalFlags} from '../../src/global-flags.js'
 import {commandSuggestion, nearest} from '../../src/lib/text/nearest.js'
 import {cliBin, runCli} from '../helpers/cli.js'
 import {tempFolders} from '../helpers/tmp.js'
+
+// Every test runs the CLI as subprocesses (a few seconds each on a loaded machine).
+vi.setConfig({testTimeout: 120_000})
 
 const tmp = tempFolders('cli-layer')
 

@@ -206,9 +206,30 @@ function serverChanges(before: ServerConfig, after: ServerConfig): string[] {
 
 export async function startServer(config: KintoConfig, options: StartServerOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogging(config).root
-  const releaseLocks = await lockEmbedded(config, logger)
+  // Registered from the start (url null until listening): `kinto wait-ready` then waits for this
+  // server instead of polling [server:main]'s address, where another server may answer.
+  const record = options.record
+    ? new RunRecord({
+        role: options.record.role,
+        primaryPid: options.record.primaryPid,
+        ini: config.path,
+        url: null,
+        configHash: hashOf(config.path),
+        toggles: appliedToggles(config.settings),
+        needRestart: [],
+        version: packageVersion(),
+      })
+    : undefined
+  let releaseLocks: Array<() => void>
+  try {
+    releaseLocks = await lockEmbedded(config, logger)
+  } catch (err) {
+    record?.remove()
+    throw err
+  }
   const registry = new DatabaseRegistry(config.dir)
   const cleanup = async () => {
+    record?.remove()
     await registry.closeAll()
     for (const release of releaseLocks) release()
   }
@@ -281,18 +302,7 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
 
   const runtime = app.kinto
   const startedHash = hashOf(config.path)
-  const record = options.record
-    ? new RunRecord({
-        role: options.record.role,
-        primaryPid: options.record.primaryPid,
-        ini: config.path,
-        url,
-        configHash: startedHash,
-        toggles: appliedToggles(runtime.settings),
-        needRestart: [],
-        version: packageVersion(),
-      })
-    : undefined
+  record?.update({url, configHash: startedHash, toggles: appliedToggles(runtime.settings)})
   if (record?.error) logger.warn({error: record.error}, 'Cannot write the run registry entry: kinto backoff/readonly/maintenance will not find this server.')
 
   const reload = (): ReloadReport => {
