@@ -26,6 +26,10 @@ export abstract class DeployCommand<T extends typeof Command> extends BaseComman
   async run(): Promise<DeployResult> {
     const config = loadConfig(resolveIniPath((this.flags as {ini: string}).ini))
     const result = await this.deploy({...config, describeSetting: (key) => describeSettingSource(config, key)})
+    const named = ((this.flags as {'server-name'?: string[]})['server-name'] ?? []).length > 0 || Boolean(config.settings.http_host)
+    if (!named && this.id === 'deploy:nginx' && !(this.flags as {'app-wsgi'?: boolean})['app-wsgi']) {
+      this.logToStderr('Warning: no server name (--server-name or kinto.http_host): the block says `server_name _;` and answers any Host.')
+    }
     const report = reportDeployResult(result)
     if (!this.jsonEnabled()) {
       if (report.stdout) process.stdout.write(report.stdout)
