@@ -25,8 +25,11 @@ import {listRuns} from '../runs/registry.js'
 export interface ControlStream {
   /** A progress event (a JSON value), passed to the client's onEvent. */
   event(data: unknown): void
-  /** A piece of a streamed result, passed to the client's onChunk. */
-  chunk(data: Buffer): void
+  /**
+   * A piece of a streamed result, passed to the client's onChunk. Resolves when the socket can take
+   * more (a slow client slows the producer; memory stays flat); rejects when the client has gone.
+   */
+  chunk(data: Buffer): Promise<void>
 }
 
 /** A server-side operation: JSON args in, a JSON result out (or a KintoError). */
@@ -97,9 +100,21 @@ export async function startControlServer(socketPath: string, operations: Record<
 function handleConnection(socket: Socket, operations: Record<string, ControlOperation>): void {
   let buffer = ''
   let started = false
-  const send = (message: unknown) => {
-    if (!socket.destroyed) socket.write(`${JSON.stringify(message)}\n`)
-  }
+  const send = (message: unknown): boolean => (socket.destroyed ? false : socket.write(`${JSON.stringify(message)}\n`))
+  const gone = () => new KintoError('The client closed the control connection.', {code: 'KINTO_INTERRUPTED'})
+  const chunk = (data: Buffer) =>
+    new Promise<void>((resolve, reject) => {
+      if (socket.destroyed) return reject(gone())
+      if (send({chunk: data.toString('base64')})) return resolve()
+      const done = () => {
+        socket.off('drain', done)
+        socket.off('close', done)
+        if (socket.destroyed) reject(gone())
+        else resolve()
+      }
+      socket.on('drain', done)
+      socket.on('close', done)
+    })
   socket.setEncoding('utf8')
   socket.on('data', (data: string) => {
     if (started) return
@@ -125,7 +140,7 @@ function handleConnection(socket: Socket, operations: Record<string, ControlOper
       return
     }
     const args = request.args && typeof request.args === 'object' ? (request.args as Record<string, unknown>) : {}
-    const stream: ControlStream = {event: (event) => send({event}), chunk: (chunk) => send({chunk: chunk.toString('base64')})}
+    const stream: ControlStream = {event: (event) => void send({event}), chunk}
     operation(args, stream).then(
       (result) => {
         send({result: result ?? null})
@@ -147,6 +162,8 @@ export interface RunViaServerOptions {
   onChunk?: (chunk: Buffer) => void
   /** Give up when the server has not answered within this long (default 10 min). */
   timeoutMs?: number
+  /** Aborting closes the connection (the server's operation then stops) and fails with KINTO_INTERRUPTED. */
+  signal?: AbortSignal
 }
 
 /**
@@ -162,6 +179,7 @@ export function runViaServer<T = unknown>(socketPath: string, op: string, args: 
       if (settled) return
       settled = true
       clearTimeout(timer)
+      options.signal?.removeEventListener('abort', onAbort)
       socket.destroy()
       fn()
     }
@@ -169,6 +187,9 @@ export function runViaServer<T = unknown>(socketPath: string, op: string, args: 
       () => finish(() => reject(new KintoError(`The server at ${socketPath} did not answer ${op} within ${Math.round((options.timeoutMs ?? 600_000) / 1000)} s.`, {code: 'KINTO_CONTROL_FAILED'}))),
       options.timeoutMs ?? 600_000,
     )
+    const onAbort = () => finish(() => reject(new KintoError(`Interrupted: ${op} stopped.`, {code: 'KINTO_INTERRUPTED'})))
+    if (options.signal?.aborted) return onAbort()
+    options.signal?.addEventListener('abort', onAbort, {once: true})
     socket.setEncoding('utf8')
     socket.on('connect', () => socket.write(`${JSON.stringify({op, args})}\n`))
     socket.on('data', (data: string) => {

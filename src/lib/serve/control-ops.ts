@@ -4,8 +4,11 @@
  * the settings it runs with. Each takes the JSON arguments its command sends and returns the
  * result object the command prints; errors are the same KintoErrors (codes, exit codes).
  */
+import {Writable} from 'node:stream'
+
 import {accountCacheKey} from '../accounts/index.js'
 import {createUser} from '../accounts/create-user.js'
+import {readBackup} from '../backup/index.js'
 import type {Settings} from '../config/settings.js'
 import type {DatabaseRegistry} from '../db/index.js'
 import {ExitCode, KintoError, UsageError} from '../errors.js'
@@ -51,6 +54,17 @@ export function controlOperations(target: ControlTarget): Record<string, Control
       // This server may hold the old password in its own cache (a memory cache lives here only).
       await target.cache.delete(accountCacheKey(settings, username)).catch(() => undefined)
       return result
+    },
+    // The snapshot read here, its compressed bytes streamed to `kinto backup`, which writes the file.
+    backup: async (args, stream) => {
+      const sink = () =>
+        new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            stream.chunk(chunk).then(() => done(), done)
+          },
+        })
+      const onProgress = args.progress === true ? (event: unknown) => stream.event(event) : undefined
+      return readBackup({settings: target.settings(), dir: target.dir, registry: target.registry, onProgress}, sink)
     },
     'db-status': async () => databaseStatusReport({settings: target.settings(), dir: target.dir, registry: target.registry}),
     migrate: async (args, stream) => {
