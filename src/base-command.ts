@@ -1,81 +1,118 @@
-import {Command, Errors, Flags, Interfaces} from '@oclif/core'
+import {Command, Flags, Interfaces} from '@oclif/core'
 
 import {useBaselineWasm} from './lib/db/pglite-driver.js'
-import {ExitCode, isKintoError} from './lib/errors.js'
+import {type ExitCodeTable, ExitCode, isKintoError, KintoError, UsageError} from './lib/errors.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
 
-/** The exit-code table every command shows in its help. */
-export const exitCodeHelp = {
-  '0': 'done',
-  '1': 'failed',
-  '2': 'usage error (bad flag, missing value without a TTY)',
-}
-
 /**
- * Base of every command: --debug, typed errors rendered as one line plus a hint, exit codes set
- * through process.exitCode (nobody calls process.exit deep in the code).
+ * Base of every command: --debug/-v, --quiet/-q, typed errors rendered as one line plus a hint
+ * (or the `{"error": …}` object under --json, whatever failed), exit codes set through
+ * process.exitCode (nobody calls process.exit deep in the code). Each command declares its exit
+ * codes as data (`static exitCodes`); help and docs render them from there.
  */
 export abstract class BaseCommand<T extends typeof Command> extends Command {
   static baseFlags = {
     debug: Flags.boolean({
-      summary: 'Show debug output and stack traces.',
+      char: 'v',
+      aliases: ['verbose'],
+      summary: 'Show debug output and stack traces (-v/--verbose, as upstream\'s -v/--debug).',
       env: 'KINTO_DEBUG',
+      default: false,
+      helpGroup: 'GLOBAL',
+    }),
+    quiet: Flags.boolean({
+      char: 'q',
+      summary: 'Show only errors (and, for `kinto check`, warnings).',
+      env: 'KINTO_QUIET',
       default: false,
       helpGroup: 'GLOBAL',
     }),
   }
 
+  /** What each exit code means for this command (rendered under EXIT CODES in its help). */
+  static exitCodes: ExitCodeTable
+
   protected flags!: BaseFlags<T>
   protected args!: BaseArgs<T>
+  /** Every positional value as typed (for commands with `strict = false`). */
+  protected positional: string[] = []
 
   public async init(): Promise<void> {
     await super.init()
     // Every command but the server is one-shot: no optimising compile of PGlite's wasm (see there).
     if (this.id !== 'start') useBaselineWasm()
-    const {args, flags} = await this.parse({
-      flags: this.ctor.flags,
-      baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
-      enableJsonFlag: this.ctor.enableJsonFlag,
-      args: this.ctor.args,
-      strict: this.ctor.strict,
-    })
-    this.flags = flags as BaseFlags<T>
-    this.args = args as BaseArgs<T>
+    let parsed
+    try {
+      parsed = await this.parse({
+        flags: this.ctor.flags,
+        baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
+        enableJsonFlag: this.ctor.enableJsonFlag,
+        args: this.ctor.args,
+        strict: this.ctor.strict,
+      })
+    } catch (error) {
+      // Whatever the parser throws is about the command line: a usage error (exit 2). A flag's own
+      // parse function may already throw one of ours (e.g. a bad duration).
+      // The command did parse its arguments, and failed: no "did not parse" warning from oclif
+      // (`parsed` is a public field of Command, set by parse() only on success).
+      this.parsed = true
+      const usageHint = `See \`kinto ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.`
+      if (isKintoError(error)) {
+        // oclif prefixes the message of a flag's own error ("Parsing --x … See more help"): undo it.
+        throw new KintoError(parseMessage(error), {code: error.code, exit: error.exit, hint: error.hint ?? usageHint, cause: error})
+      }
+      throw new UsageError(parseMessage(error), {hint: usageHint, cause: error})
+    }
+    this.flags = parsed.flags as BaseFlags<T>
+    this.args = parsed.args as BaseArgs<T>
+    this.positional = parsed.argv.map(String)
   }
 
-  protected async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
-    // A parse failure is reported below; stop oclif's "did not parse its arguments" warning.
-    ;(this as unknown as {parsed: boolean}).parsed = true
+  /** Progress and warnings on stderr; silenced by --quiet (errors are written by catch()). */
+  public logToStderr(message = '', ...args: unknown[]): void {
+    if (this.quiet()) return
+    super.logToStderr(message, ...args)
+  }
+
+  protected quiet(): boolean {
+    return Boolean((this.flags as {quiet?: boolean} | undefined)?.quiet)
+  }
+
+  protected async catch(err: Error): Promise<unknown> {
     const debug = Boolean((this.flags as {debug?: boolean} | undefined)?.debug) || process.argv.includes('--debug')
-    if (isKintoError(err)) {
-      process.exitCode = err.exit
-      if (this.jsonEnabled()) {
-        this.logJson({error: {code: err.code, message: err.message, hint: err.hint}})
-      } else {
-        this.logToStderr(`Error: ${err.message}`)
-        if (err.hint) this.logToStderr(`Hint: ${err.hint}`)
-        if (debug && err.stack) this.logToStderr(err.stack)
-      }
+    const known: KintoError = isKintoError(err)
+      ? err
+      : new KintoError(`unexpected failure: ${err.message}`, {
+          code: 'KINTO_UNEXPECTED',
+          hint: 'Run again with --debug for the stack trace, and report it as a bug.',
+          cause: err,
+        })
+    process.exitCode = known.exit
+    if (this.jsonEnabled()) {
+      this.logJson({error: {code: known.code, message: known.message, ...(known.hint ? {hint: known.hint} : {})}})
+      if (debug && err.stack) process.stderr.write(`${err.stack}\n`)
       return
     }
-    // oclif's own parse errors (unknown flag, missing arg): usage errors, exit 2.
-    if (err instanceof Errors.CLIError && (err.oclif?.exit === 2 || /flag|argument|Unexpected/i.test(err.message))) {
-      process.exitCode = ExitCode.USAGE
-      // oclif's messages may span lines (exclusive/dependsOn list every conflict): keep them, drop its own help line.
-      const lines = err.message.split('\n').filter((l) => l.trim() !== '' && !/^See more help with/.test(l.trim()))
-      this.logToStderr(`Error: ${lines.map((l) => l.trim()).join('\n  ')}`)
-      this.logToStderr(`Hint: see \`kinto ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.`)
+    if (debug && !isKintoError(err)) {
+      process.stderr.write(`${err.stack ?? String(err)}\n`)
       return
     }
-    if (err instanceof Errors.ExitError) throw err
-    process.exitCode = ExitCode.FAILED
-    if (debug) {
-      this.logToStderr(err.stack ?? String(err))
-    } else {
-      this.logToStderr(`Error: unexpected failure: ${err.message}`)
-      this.logToStderr('Hint: run again with --debug for the stack trace, and report it as a bug.')
-    }
+    // Errors go to stderr even under --quiet.
+    const lines = [`Error: ${known.message}`]
+    if (known.hint) lines.push(`Hint: ${known.hint}`)
+    if (debug && err.stack) lines.push(err.stack)
+    process.stderr.write(`${lines.join('\n')}\n`)
   }
 }
+
+/** oclif's parse messages may span lines (exclusive/dependsOn list every conflict): keep them, drop its help line. */
+function parseMessage(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error)
+  // A flag's own parse error comes wrapped as "Parsing --x\n\t<our message>": keep ours.
+  const lines = text.split('\n').filter((l) => l.trim() !== '' && !/^(See more help with|Parsing --\S+$)/.test(l.trim()))
+  return lines.map((l) => l.trim()).join('\n  ')
+}
+
+export {ExitCode}

@@ -1,4 +1,7 @@
-import {Args, Flags} from '@oclif/core'
+import {Args, Flags, type Interfaces} from '@oclif/core'
+
+import {DURATION_FORMAT, tryParseDuration} from './lib/config/duration.js'
+import {UsageError} from './lib/errors.js'
 
 /** Shared flags, defined once. Every command that reads config takes --ini. */
 export const iniFlag = Flags.string({
@@ -32,6 +35,38 @@ export const dryRunFlag = Flags.boolean({
   summary: 'Print what would be done; change nothing.',
   default: false,
 })
+
+/**
+ * A duration flag (`90s`, `2m`, `1h30m`, or seconds), the one type of every duration the CLI takes;
+ * its value is in seconds. `min`/`max` bound it (in seconds), `above` excludes a lower bound.
+ */
+interface DurationOptions {
+  summary: string
+  env?: string
+  default?: number
+  min?: number
+  max?: number
+  above?: number
+  description?: string
+}
+export function durationFlag(options: DurationOptions & {default: number}): Interfaces.OptionFlag<number>
+export function durationFlag(options: DurationOptions): Interfaces.OptionFlag<number | undefined>
+export function durationFlag(options: DurationOptions): Interfaces.OptionFlag<number | undefined> {
+  const {min, max, above, ...rest} = options
+  return Flags.custom<number>({
+    helpValue: 'DURATION',
+    ...rest,
+    async parse(input, _context, flag) {
+      const name = `--${flag.name}`
+      const seconds = tryParseDuration(input)
+      if (seconds === null) throw new UsageError(`${name}: ${JSON.stringify(input)} is not a duration; expected ${DURATION_FORMAT}.`)
+      if (above !== undefined && seconds <= above) throw new UsageError(`${name} must be longer than ${above} s.`)
+      if (min !== undefined && seconds < min) throw new UsageError(`${name} must be at least ${min} s.`)
+      if (max !== undefined && seconds > max) throw new UsageError(`${name} must be at most ${max} s.`)
+      return seconds
+    },
+  })()
+}
 
 // ---- `kinto deploy nginx | uwsgi | apache` (shared by the three commands)
 
@@ -96,13 +131,21 @@ export const reloadFlag = Flags.boolean({
   allowNo: true,
 })
 
-export const forFlag = Flags.string({
+export const forFlag = durationFlag({
   summary: 'Turn it off by itself after this long (e.g. 30m, 2h); the ini says until when.',
-  helpValue: 'DURATION',
+  above: 0,
 })
 
 /** The flags of `kinto readonly|maintenance` (backoff adds --percentage). */
 export const toggleFlags = {ini: iniFlag, for: forFlag, reload: reloadFlag}
 
-/** The `on`/`off` argument of `kinto readonly|maintenance`. */
-export const onOffArg = Args.string({description: '`on` or `off`.', required: true, options: ['on', 'off']})
+/** The `on`/`off` argument of `kinto readonly|maintenance` (any case: `ON`, `Off`). */
+export const onOffArg = Args.custom<'on' | 'off'>({
+  description: '`on` or `off`.',
+  required: true,
+  async parse(input) {
+    const value = input.trim().toLowerCase()
+    if (value !== 'on' && value !== 'off') throw new UsageError(`${JSON.stringify(input)} is neither \`on\` nor \`off\`.`)
+    return value
+  },
+})()

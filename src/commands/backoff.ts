@@ -1,20 +1,16 @@
 import {Args, Flags} from '@oclif/core'
 
-import {BaseCommand} from '../base-command.js'
 import {forFlag, iniFlag, reloadFlag} from '../flags.js'
 import {resolveIniPath} from '../lib/config/index.js'
 import {UsageError} from '../lib/errors.js'
-import {parseForFlag} from '../lib/ops/toggle-command.js'
 import {setToggle, type ToggleResult} from '../lib/ops/toggle.js'
-import {reportToggle} from '../toggle-output.js'
+import {ToggleCommand} from '../toggle-command.js'
 
-export default class Backoff extends BaseCommand<typeof Backoff> {
+export default class Backoff extends ToggleCommand<typeof Backoff> {
   static summary = 'Ask clients to back off (the Backoff header), or stop asking.'
   static description = `Sets kinto.backoff (and kinto.backoff_percentage) in [app:main] with a lossless edit (comments and every other line kept), then makes every running server of the ini apply it within a second (SIGHUP; no connection is refused, no request dropped) and prints which did. Clients such as kinto-http wait that many seconds before their next request.
 
---for makes it end by itself: kinto.backoff_expires = <date> is written beside it, and the servers drop the header when the date passes (upstream Kinto ignores that key). \`kinto backoff off\` removes the three keys.
-
-Exit codes: 0 done (and every running server took it); 1 failed, or a running server did not take the change (the file is changed all the same; see the report); 2 usage error.`
+--for makes it end by itself: kinto.backoff_expires = <date> is written beside it, and the servers drop the header when the date passes (upstream Kinto ignores that key). \`kinto backoff off\` removes the three keys.`
 
   static examples = [
     '<%= config.bin %> backoff 60 --for 2h',
@@ -22,8 +18,6 @@ Exit codes: 0 done (and every running server took it); 1 failed, or a running se
     '<%= config.bin %> backoff off',
     '<%= config.bin %> backoff 60 --ini /etc/kinto/kinto.ini --no-reload --json',
   ]
-
-  static enableJsonFlag = true
 
   static args = {
     seconds: Args.string({description: 'Seconds clients should wait, or `off`.', required: true}),
@@ -59,9 +53,9 @@ Exit codes: 0 done (and every running server took it); 1 failed, or a running se
       on: !off,
       seconds,
       percentage: flags.percentage,
-      forSeconds: parseForFlag(flags.for),
+      forSeconds: flags.for,
       reload: flags.reload,
     })
-    return reportToggle(this, result)
+    return this.report(result)
   }
 }

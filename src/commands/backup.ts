@@ -7,14 +7,15 @@ import {BaseCommand} from '../base-command.js'
 import {forceFlag, iniFlag} from '../flags.js'
 import {backup, type BackupResult, defaultBackupName} from '../lib/backup/index.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
+import {exitCodes} from '../lib/errors.js'
 
 export default class Backup extends BaseCommand<typeof Backup> {
   static summary = 'Write a consistent, compressed backup of the storage and permission data to one file.'
   static description = `Reads every object (buckets, collections, groups, records, accounts, history entries, tombstones), list timestamp, permission and principal in one consistent snapshot while servers keep serving and writing: on PostgreSQL one REPEATABLE READ, READ ONLY transaction (a read-only role is enough). The cache is left out. The file is gzip-compressed newline-delimited JSON with a header (format version, schema versions, kinto-ops version, time) and a trailer (per-table counts, sha256); see docs/backup.md. It is written as FILE.partial and renamed when complete, with mode 0600 (it holds account password hashes). Memory stays flat whatever the size; a terminal shows progress.
 
-On success .kinto-backup beside the ini records the time (kinto check reminds when it is old). An embedded folder held by a running server is refused (stop the server first).
+On success .kinto-backup beside the ini records the time (kinto check reminds when it is old). An embedded folder a running server holds is read by that server, through its control socket (the same snapshot, streamed here), so it needs no downtime.`
 
-Exit codes: 0 written; 1 failed (nothing left under FILE); 2 usage error; 4 the embedded database is open in a running server.`
+  static exitCodes = exitCodes({0: 'written', 1: 'failed (nothing left under FILE)', 4: 'the embedded database is held by a running server that offers no control socket (it could not write its run registry)'})
 
   static examples = ['<%= config.bin %> backup', '<%= config.bin %> backup -o /var/backups/kinto.ndjson.gz --json']
 
@@ -39,6 +40,7 @@ Exit codes: 0 written; 1 failed (nothing left under FILE); 2 usage error; 4 the 
       backup({
         settings: config.settings,
         dir: config.dir,
+        iniPath: config.path,
         file,
         force: this.flags.force,
         signal,

@@ -1,10 +1,10 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {iniFlag} from '../flags.js'
+import {durationFlag, iniFlag} from '../flags.js'
 import {type CheckReport, checkIni, DEFAULT_PROBE_ORIGIN, probeDeployment, renderReport} from '../lib/check/index.js'
 import {resolveIniPath} from '../lib/config/index.js'
-import {ExitCode} from '../lib/errors.js'
+import {ExitCode, exitCodes} from '../lib/errors.js'
 import {colorEnabled} from '../lib/interactive.js'
 
 export default class Check extends BaseCommand<typeof Check> {
@@ -13,7 +13,9 @@ export default class Check extends BaseCommand<typeof Check> {
 
 With --url, probes the deployment from the outside instead (GET and OPTIONS only; never follows a redirect to another host): hello's url equals the public URL and does not follow a forged Host header, the CORS preflight answers, ETag, Last-Modified and Next-Page reach the client and browsers may read them, If-None-Match gives 304, responses differ by _limit, and the private __…__ URLs are not public. The list checks need a list anonymous clients can read with at least 2 objects: pass it with --list.
 
-Every finding says what to change. Exit codes: 0 no errors (warnings allowed); 1 at least one error; 2 usage error.`
+Every finding says what to change.`
+
+  static exitCodes = exitCodes({0: 'no errors (warnings allowed)', 1: 'at least one error'})
 
   static examples = [
     '<%= config.bin %> check',
@@ -49,13 +51,12 @@ Every finding says what to change. Exit codes: 0 no errors (warnings allowed); 1
       helpValue: 'ORIGIN',
       dependsOn: ['url'],
     }),
-    timeout: Flags.integer({
-      summary: 'Seconds to wait for each connection, DNS answer or HTTP response (a database gets four times this in all).',
+    timeout: durationFlag({
+      summary: 'How long to wait for each connection, DNS answer or HTTP response (a database gets four times this in all).',
       env: 'KINTO_CHECK_TIMEOUT',
       default: 5,
       min: 1,
       max: 300,
-      helpValue: 'SECONDS',
     }),
     quiet: Flags.boolean({
       char: 'q',

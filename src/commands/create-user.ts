@@ -7,8 +7,9 @@ import {iniFlag} from '../flags.js'
 import {ACCOUNT_ID_PATTERN} from '../lib/accounts/index.js'
 import {checkCreateUser, createUser, type CreateUserResult} from '../lib/accounts/create-user.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
-import {ExitCode, KintoError, UsageError} from '../lib/errors.js'
+import {ExitCode, exitCodes, KintoError, UsageError} from '../lib/errors.js'
 import {askInput, askPassword, canPrompt} from '../lib/interactive.js'
+import {viaServerWhenHeld} from '../lib/ops/control.js'
 
 export default class CreateUser extends BaseCommand<typeof CreateUser> {
   static summary = 'Create an account (kinto.plugins.accounts) in the configured storage, or replace its password.'
@@ -16,9 +17,9 @@ export default class CreateUser extends BaseCommand<typeof CreateUser> {
 
 The password is never taken on the command line: pipe it with --password-stdin (the first line of stdin), let --generate-password make one (printed once), or type it twice on a terminal. Without a terminal, every missing value is an error (exit 2) rather than a question.
 
-An embedded database (pglite:<folder>) is used by one process at a time: stop a server using it first, or create the account over HTTP (PUT /v1/accounts/<name>).
+An embedded database (pglite:<folder>) is used by one process at a time: stop a server using it first, or create the account over HTTP (PUT /v1/accounts/<name>).`
 
-Exit codes: 0 done; 1 failed (database unreachable or in use, schema missing, memory storage); 2 usage error; 51 the ini is readonly; 52 kinto.plugins.accounts is not in kinto.includes; 53 the questions were left unanswered (upstream's codes).`
+  static exitCodes = exitCodes({0: 'done', 1: 'failed (database unreachable, schema missing, memory storage)', 4: 'the embedded database is held by a running server that offers no control socket (it could not write its run registry)', 51: 'the ini is readonly (upstream\'s code)', 52: 'kinto.plugins.accounts is not in kinto.includes (upstream\'s code)', 53: 'the questions were left unanswered (upstream\'s code)'})
 
   static examples = [
     '<%= config.bin %> create-user -u admin',
@@ -93,7 +94,8 @@ Exit codes: 0 done; 1 failed (database unreachable or in use, schema missing, me
     }
 
     if (!json) this.logToStderr(`Creating user '${username}'`)
-    const result = await createUser({config, username, password})
+    const pass = password
+    const result = await viaServerWhenHeld(config, 'create-user', {username, password: pass}, () => createUser({config, username, password: pass}))
     if (!json) {
       this.log(`Account '${result.username}' ${result.created ? 'created' : 'updated (password replaced)'}: user id ${result.userId}, in ${result.database}.`)
       if (generated) this.log(`Password: ${generated}`)

@@ -5,6 +5,7 @@ import {forceFlag, iniFlag, yesFlag} from '../flags.js'
 import {CACHE_CHOICES, type CacheChoice, STORAGE_CHOICES, type StorageChoice, initConfig, interactiveInitPrompter} from '../lib/config/init.js'
 import {resolveIniPath} from '../lib/config/index.js'
 import {canPrompt} from '../lib/interactive.js'
+import {exitCodes} from '../lib/errors.js'
 
 export default class Init extends BaseCommand<typeof Init> {
   static summary = 'Write a new Kinto ini file (upstream layout, fresh secrets).'
@@ -14,9 +15,9 @@ Backends: embedded (the default) is PostgreSQL running in-process (PGlite), keep
 
 --public-url (https://kinto.example.com) writes kinto.http_scheme and kinto.http_host, which kinto check asks for in production; without it they stay commented out.
 
-On a terminal, the backends (and the PostgreSQL password, masked) not given as flags are asked for. Without a terminal, with CI set, or with --yes, nothing is asked: flags or defaults are used and the choices are printed on stderr. The path written is printed on stdout, then the next steps (db create, migrate, check, start) on stderr; --json gives them as nextSteps.
+On a terminal, the backends (and the PostgreSQL password, masked) not given as flags are asked for. Without a terminal, with CI set, or with --yes, nothing is asked: flags or defaults are used and the choices are printed on stderr. The path written is printed on stdout, then the next steps (db create, migrate, check, start) on stderr; --json gives them as nextSteps.`
 
-Exit codes: 0 written; 1 the file exists (add --force) or cannot be written; 2 usage error.`
+  static exitCodes = exitCodes({0: 'written', 1: 'the file exists (add --force) or cannot be written'})
 
   static examples = [
     '<%= config.bin %> init',

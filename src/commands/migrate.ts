@@ -1,10 +1,11 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {dryRunFlag, iniFlag} from '../flags.js'
+import {durationFlag, dryRunFlag, iniFlag} from '../flags.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
-import {ExitCode} from '../lib/errors.js'
+import {ExitCode, exitCodes} from '../lib/errors.js'
 import {richProgress} from '../lib/interactive.js'
+import {viaServerWhenHeld} from '../lib/ops/control.js'
 import {describeDrift} from '../lib/schema/migrator.js'
 import {migrate, type MigrateEvent, type MigrateMode, type MigrateResult} from '../lib/schema/migrate.js'
 
@@ -14,9 +15,9 @@ export default class Migrate extends BaseCommand<typeof Migrate> {
 
 The lock is a session advisory lock whose key is the first 8 bytes of sha256("kinto-ops:migrate") as a signed int64 (1303967871420726987); advisory locks are per database. Each backend is migrated in one transaction (its steps and their version rows commit together, so a run killed half-way leaves the old version intact). Runs are serialised per database by a PostgreSQL advisory lock (a lock file beside an embedded database): a second run waits, saying which process holds the lock, for up to --lock-timeout seconds. A content hash of every step applied is recorded in metadata; a step applied with different SQL, or one this release does not ship, is drift (exit 5).
 
-With kinto.readonly = true nothing is written and the command fails (upstream exits 0 here). --check and --dry-run only read.
+With kinto.readonly = true nothing is written and the command fails (upstream exits 0 here). --check and --dry-run only read.`
 
-Exit codes: 0 done (or up to date); 1 failed (unreachable database, readonly, schema newer than this release); 2 usage error; 3 pending (--check); 4 lock timeout (or lock held with --no-wait); 5 drift.`
+  static exitCodes = exitCodes({0: 'done (or up to date)', 1: 'failed (unreachable database, permission denied, readonly, schema newer than this release)', 3: 'pending (--check)', 4: 'lock timeout (or lock held with --no-wait), or a running server holds the embedded folder and the schema needs a change (use `kinto start --migrate`)', 5: 'drift: an applied step differs from the shipped one'})
 
   static examples = [
     '<%= config.bin %> migrate',
@@ -36,12 +37,11 @@ Exit codes: 0 done (or up to date); 1 failed (unreachable database, readonly, sc
       default: false,
       exclusive: ['dry-run'],
     }),
-    'lock-timeout': Flags.integer({
-      summary: 'Seconds to wait for another migration holding the lock.',
+    'lock-timeout': durationFlag({
+      summary: 'How long to wait for another migration holding the lock (60, 5m…).',
       env: 'KINTO_MIGRATE_LOCK_TIMEOUT',
       default: 60,
       min: 0,
-      helpValue: 'SECONDS',
     }),
     'no-wait': Flags.boolean({
       summary: 'Fail at once (exit 4) when another migration holds the lock.',
@@ -63,28 +63,45 @@ Exit codes: 0 done (or up to date); 1 failed (unreachable database, readonly, sc
       noWait: flags['no-wait'],
     }
 
+    // An embedded folder a running server holds: that server reads the schema (and answers "up to
+    // date"; a change it refuses, pointing to `kinto start --migrate`).
+    const run = (report?: (e: MigrateEvent) => void): Promise<MigrateResult> =>
+      viaServerWhenHeld(config, 'migrate', {mode}, () => migrate({...options, report}), {onEvent: (e) => report?.(e as MigrateEvent)})
+
     let result: MigrateResult
     if (json) {
-      result = await migrate(options)
+      result = await run()
     } else if (richProgress()) {
       const {Listr} = await import('listr2')
       let out: MigrateResult | undefined
-      await new Listr(
+      const list = new Listr(
         [
           {
             title: mode === 'apply' ? 'Migrating the PostgreSQL schema' : 'Reading the PostgreSQL schema',
             task: async (_ctx, task) => {
-              out = await migrate({...options, report: (e) => (task.output = describeEvent(e, mode))})
+              out = await run((e) => (task.output = describeEvent(e, mode)))
               task.title = mode === 'apply' ? 'PostgreSQL schema migrated' : 'PostgreSQL schema read'
             },
             rendererOptions: {persistentOutput: true, outputBar: Infinity},
           },
         ],
-        {rendererOptions: {collapseErrors: false}, exitOnError: true},
-      ).run()
+        // listr2's own Ctrl-C handler exits 127; ours ends the display and dies of the signal, so the
+        // shell sees 130 as without a terminal (a migration cut there leaves the old version intact).
+        {rendererOptions: {collapseErrors: false}, exitOnError: true, registerSignalListeners: false},
+      )
+      const onInterrupt = () => {
+        process.stderr.write('\u001B[?25h\n')
+        process.kill(process.pid, 'SIGINT')
+      }
+      process.once('SIGINT', onInterrupt)
+      try {
+        await list.run()
+      } finally {
+        process.removeListener('SIGINT', onInterrupt)
+      }
       result = out!
     } else {
-      result = await migrate({...options, report: (e) => this.logToStderr(describeEvent(e, mode))})
+      result = await run((e) => this.logToStderr(describeEvent(e, mode)))
     }
 
     if (!json) this.printSummary(result)

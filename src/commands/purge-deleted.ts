@@ -3,16 +3,17 @@ import {Args} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {iniFlag} from '../flags.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
-import {UsageError} from '../lib/errors.js'
+import {exitCodes, UsageError} from '../lib/errors.js'
 import {purgeDeleted, type PurgeDeletedResult} from '../lib/maintenance/index.js'
+import {viaServerWhenHeld} from '../lib/ops/control.js'
 
 export default class PurgeDeleted extends BaseCommand<typeof PurgeDeleted> {
   static summary = 'Keep only the newest tombstones of each list (as upstream kinto purge-deleted).'
   static description = `For each resource named (record, collection, group, bucket…), deletes the tombstones of every list beyond the newest MAX-RETAINED (0 deletes them all). Clients syncing with ?_since older than the oldest kept tombstone may miss deletions: keep enough for your slowest client.
 
-A pglite: folder is locked first (a running server holding it makes this fail at once, naming its pid). Refused when kinto.readonly is true. A memory storage lives inside each server process: nothing is done from here.
+A pglite: folder a running server holds is purged by that server, through its control socket (so cron can run this against a live server). Refused when kinto.readonly is true. A memory storage lives inside each server process: nothing is done from here.`
 
-Exit codes: 0 done; 1 failed (readonly, database error); 2 usage error; 4 the embedded database is open in a running server.`
+  static exitCodes = exitCodes({0: 'done (or nothing to do on a memory storage)', 1: 'failed (readonly, database error)', 4: 'the embedded database is held by a running server that offers no control socket (it could not write its run registry)'})
 
   static examples = ['<%= config.bin %> purge-deleted record 1000', '<%= config.bin %> purge-deleted record collection group bucket 100 --json']
 
@@ -27,8 +28,7 @@ Exit codes: 0 done; 1 failed (readonly, database error); 2 usage error; 4 the em
 
   async run(): Promise<PurgeDeletedResult> {
     // Every positional value (strict = false): resource names, then max-retained.
-    const {argv} = await this.parse(PurgeDeleted)
-    const positional = argv.map(String)
+    const {positional} = this
     if (positional.length < 2) throw new UsageError('Give at least one resource name and the number of tombstones to keep, e.g. `kinto purge-deleted record 1000`.')
     const last = positional.at(-1)!
     if (!/^\d+$/.test(last)) throw new UsageError(`max-retained: ${JSON.stringify(last)} is not a whole number (0 or more).`)
@@ -36,7 +36,10 @@ Exit codes: 0 done; 1 failed (readonly, database error); 2 usage error; 4 the em
     const bad = resources.find((r) => !/^[a-z][a-z0-9_-]*$/i.test(r))
     if (bad) throw new UsageError(`${JSON.stringify(bad)} is not a resource name (e.g. record, collection, group, bucket).`)
     const config = loadConfig(resolveIniPath(this.flags.ini))
-    const result = await purgeDeleted({settings: config.settings, dir: config.dir, resources, maxRetained: Number(last)})
+    const maxRetained = Number(last)
+    const result = await viaServerWhenHeld(config, 'purge-deleted', {resources, maxRetained}, () =>
+      purgeDeleted({settings: config.settings, dir: config.dir, iniPath: config.path, resources, maxRetained}),
+    )
     if (!this.jsonEnabled()) {
       if (result.note) this.log(`Nothing purged: ${result.note}.`)
       else {

@@ -7,14 +7,15 @@ import {BaseCommand} from '../base-command.js'
 import {forceFlag, iniFlag} from '../flags.js'
 import {restore, type RestoreResult} from '../lib/backup/index.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
+import {exitCodes} from '../lib/errors.js'
 
 export default class Restore extends BaseCommand<typeof Restore> {
   static summary = 'Restore a backup file into the database of the ini, all or nothing.'
   static description = `Installs or upgrades the target's schema (the normal migrations), then copies every row of FILE in one transaction per database: the checksum and the counts are verified before COMMIT, and any failure (a truncated or damaged file, Ctrl-C) rolls back, leaving the target as it was. Timestamps, ETags, tombstones, permissions, accounts and history come back exactly.
 
-The target must be empty; --force replaces everything it holds, in the same transaction. A file from a newer schema than this release knows is refused. Servers may keep running on a PostgreSQL target (their writes wait for the restore); an embedded folder held by a running server is refused. Restart the servers afterwards (their caches hold the old data).
+The target must be empty; --force replaces everything it holds, in the same transaction. A file from a newer schema than this release knows is refused. Servers may keep running on a PostgreSQL target (their writes wait for the restore); an embedded folder held by a running server is refused. Restart the servers afterwards (their caches hold the old data).`
 
-Exit codes: 0 restored; 1 failed (nothing restored); 2 usage error, or the target holds data and --force was not given; 4 the embedded database is open in a running server, or a writer held the tables too long.`
+  static exitCodes = exitCodes({0: 'restored', 1: 'failed (nothing restored)', 2: 'usage error, or the target holds data and --force was not given', 4: 'the embedded database is open in a running server, or a writer held the tables too long'})
 
   static examples = ['<%= config.bin %> restore kinto-backup-20261204T230552Z.ndjson.gz', '<%= config.bin %> restore backup.ndjson.gz --ini /etc/kinto/kinto.ini --force --json']
 

@@ -1,22 +1,21 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {iniFlag} from '../flags.js'
+import {durationFlag, iniFlag} from '../flags.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
-import {parseDuration} from '../lib/config/duration.js'
-import {UsageError} from '../lib/errors.js'
+import {exitCodes} from '../lib/errors.js'
 
 export default class Start extends BaseCommand<typeof Start> {
   static summary = 'Serve the Kinto HTTP API (v1) as the ini file configures it.'
-  static description = `Listens on the host and port of [server:main] (default 127.0.0.1:8888; --host and --port override them; --port is also the value of %(http_port)s in the file), or on its unix_socket (mode from unix_socket_perms; a stale socket file is removed first), and serves /v1/ with the configured storage, permission and cache backends. PostgreSQL schemas must be installed first (kinto migrate, or --migrate); the server refuses to start otherwise. An embedded database folder is locked while the server runs: kinto migrate, db status and check then fail at once naming this process.
+  static description = `Listens on the host and port of [server:main] (default 127.0.0.1:8888; --host and --port override them; --port is also the value of %(http_port)s in the file), or on its unix_socket (mode from unix_socket_perms; a stale socket file is removed first), and serves /v1/ with the configured storage, permission and cache backends. PostgreSQL schemas must be installed first (kinto migrate, or --migrate); the server refuses to start otherwise. An embedded database folder is locked while the server runs; kinto flush-cache, purge-deleted, create-user, db status, check, backup and migrate --check reach it through the server's control socket (.kinto-run/<pid>.sock beside the ini, mode 0600: the server's user only). --migrate migrates on the connection it then serves from (pglite:memory: is served that way).
 
 Logs follow the ini's [loggers]/[handlers]/[formatters] sections: mozlog JSON lines where a handler uses kinto.core.JsonLogFormatter (on stdout with args = (sys.stdout,)), readable lines otherwise (on stderr without logging sections); one request.summary line per request. kinto.statsd_url = udp://host:port sends StatsD metrics (docs/monitoring.md).
 
 Signals: SIGHUP re-reads the ini and applies what can change live (backoff, readonly, maintenance, end of service, CORS, principals, redirects, …) without refusing a connection; settings that need a restart (backend URLs, host, port, plugins…) are logged, and kinto status lists them. SIGTERM or SIGINT stops accepting connections, lets requests in flight finish (up to --shutdown-timeout), closes the database pools and exits. Each running server is recorded in .kinto-run/ beside the ini, which is how kinto backoff, readonly, maintenance, reload and status find it.
 
---workers N (default: [uwsgi] processes of the ini, else 1) runs N processes sharing the port (PostgreSQL backends only). Every signal reaches every worker; SIGUSR2 restarts the workers one at a time, so new code and restart-only settings are taken without downtime.
+--workers N (default: [uwsgi] processes of the ini, else 1) runs N processes sharing the port (PostgreSQL backends only). Every signal reaches every worker; SIGUSR2 restarts the workers one at a time, so new code and restart-only settings are taken without downtime.`
 
-Exit codes: 0 stopped by a signal after finishing every request; 1 failed to start (invalid configuration, schema missing, address in use, database folder in use) or requests were cut at the shutdown deadline; 2 usage error.`
+  static exitCodes = exitCodes({0: 'stopped by a signal after finishing every request', 1: 'failed to start (invalid configuration, schema missing, address in use), or requests were cut at the shutdown deadline', 4: 'the embedded database folder is held by another process'})
 
   static examples = [
     '<%= config.bin %> start',
@@ -51,17 +50,16 @@ Exit codes: 0 stopped by a signal after finishing every request; 1 failed to sta
       env: 'KINTO_START_MIGRATE',
       default: false,
     }),
-    'shutdown-timeout': Flags.string({
+    'shutdown-timeout': durationFlag({
       summary: 'On SIGTERM, how long requests in flight may run before they are cut.',
       env: 'KINTO_SHUTDOWN_TIMEOUT',
-      default: '30s',
-      helpValue: 'DURATION',
+      default: 30,
     }),
   }
 
   async run(): Promise<void> {
     const {flags} = this
-    const shutdownSeconds = parseShutdownTimeout(flags['shutdown-timeout'])
+    const shutdownSeconds = flags['shutdown-timeout']
     // Port 0 (any free port) is no value for %(http_port)s; the listen call gets it.
     const httpPort = flags.port || undefined
     const config = loadConfig(resolveIniPath(flags.ini), {httpPort})
@@ -79,13 +77,5 @@ Exit codes: 0 stopped by a signal after finishing every request; 1 failed to sta
       shutdownTimeoutMs: shutdownSeconds * 1000,
       log: (line) => this.logToStderr(line),
     })
-  }
-}
-
-function parseShutdownTimeout(text: string): number {
-  try {
-    return parseDuration(text, '--shutdown-timeout')
-  } catch (error) {
-    throw new UsageError((error as Error).message)
   }
 }

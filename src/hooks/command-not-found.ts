@@ -1,12 +1,34 @@
 import {Errors, Hook} from '@oclif/core'
 
-/** An unknown command is a usage error: one line, a hint, exit 2 (oclif's default is a stack trace). */
+import {hoistGlobalFlags} from '../global-flags.js'
+import {commandSuggestion} from '../lib/text/nearest.js'
+
+/**
+ * Global flags before the command (`kinto --ini X migrate`, upstream's order) run that command.
+ * Any other unknown command is a usage error: one line, a hint, exit 2 (oclif's default is a stack
+ * trace); as a JSON error object when --json is on the line.
+ */
 const hook: Hook.CommandNotFound = async function (opts) {
+  const argv = opts.argv ?? []
+  if (opts.id.startsWith('-')) {
+    const hoisted = hoistGlobalFlags([opts.id, ...argv])
+    if (hoisted) {
+      // The longest run of words that names a command (`deploy nginx`), the other words are its arguments.
+      for (let n = hoisted.words.length; n > 0; n--) {
+        const id = hoisted.words.slice(0, n).join(':')
+        if (opts.config.findCommand(id)) return opts.config.runCommand(id, [...hoisted.words.slice(n), ...hoisted.rest])
+      }
+    }
+  }
   const known = opts.config.commandIDs.map((id) => id.replaceAll(':', ' '))
   const asked = opts.id.replaceAll(':', ' ')
-  const close = known.filter((id) => id.startsWith(asked.slice(0, 3)) || asked.startsWith(id))
-  process.stderr.write(`Error: unknown command "${asked}".\n`)
-  process.stderr.write(close.length > 0 ? `Hint: did you mean ${close.map((c) => `\`kinto ${c}\``).join(' or ')}? See \`kinto --help\`.\n` : 'Hint: see `kinto --help` for the list of commands.\n')
+  const message = `unknown command "${asked}".`
+  const hint = commandSuggestion(asked, known)
+  if (argv.includes('--json') || process.argv.includes('--json')) {
+    process.stdout.write(JSON.stringify({error: {code: 'KINTO_USAGE', message: `Unknown command "${asked}".`, hint}}, null, 2) + '\n')
+  } else {
+    process.stderr.write(`Error: ${message}\nHint: ${hint}\n`)
+  }
   throw new Errors.ExitError(2)
 }
 

@@ -27,6 +27,31 @@ export const ExitCode = {
 } as const
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
 
+/**
+ * What each exit code means, whatever the command. A command's own table (below) says what it
+ * means for that command; help, docs/errors.md and the README are rendered from these tables.
+ */
+export const EXIT_CODE_MEANING: Record<ExitCodeValue, string> = {
+  0: 'done',
+  1: 'failed (the message says what, where, and what to do)',
+  2: 'usage error: unknown command or flag, bad flag value or combination, a value that is needed but cannot be asked (no TTY, `CI` set)',
+  3: '`kinto migrate --check`: migrations are pending',
+  4: 'the migration lock is held by another process past `--lock-timeout` (or at once with `--no-wait`), or an embedded database folder is held by a running server',
+  5: 'drift: an applied migration step differs from the one we ship',
+  6: 'a check found something missing or different (`db grant-readonly --check`, `deploy … --check`)',
+  51: '`kinto create-user`, as upstream: the ini is readonly',
+  52: '`kinto create-user`, as upstream: kinto.plugins.accounts is not in kinto.includes',
+  53: '`kinto create-user`, as upstream: the questions were left unanswered',
+}
+
+/** One command's exit codes: code -> what it means for that command (a static of every command). */
+export type ExitCodeTable = Partial<Record<ExitCodeValue, string>>
+
+/** A command's table: 0, 1 and 2 (every command has them) with the command's words, plus its own codes. */
+export function exitCodes(table: ExitCodeTable & {0: string; 1: string}): ExitCodeTable {
+  return {[ExitCode.USAGE]: 'usage error (bad flag or argument, a missing value without a TTY)', ...table}
+}
+
 export interface KintoErrorOptions {
   /** Stable machine-readable code, e.g. `KINTO_CONFIG_INVALID`. */
   code: string

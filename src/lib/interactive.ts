@@ -19,10 +19,16 @@ export function isCI(env: NodeJS.ProcessEnv = process.env): boolean {
   return ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false'
 }
 
-/** Live progress (listr2's default renderer) only for a person at a terminal: never in CI, on TERM=dumb or a pipe. */
-export function richProgress(env: NodeJS.ProcessEnv = process.env, streams: Array<{isTTY?: boolean}> = [process.stdout, process.stderr]): boolean {
+/**
+ * Live progress (listr2's default renderer) only for a person at a terminal: never in CI, on
+ * TERM=dumb, a pipe, or a terminal that says it is 0 columns wide (a pty nobody sized).
+ */
+export function richProgress(
+  env: NodeJS.ProcessEnv = process.env,
+  streams: Array<{isTTY?: boolean; columns?: number}> = [process.stdout, process.stderr],
+): boolean {
   if (isCI(env) || env.TERM === 'dumb') return false
-  return streams.every((s) => Boolean(s.isTTY))
+  return streams.every((s) => Boolean(s.isTTY) && (s.columns === undefined || s.columns > 0))
 }
 
 /** Colour only on a terminal, and never with NO_COLOR (no-color.org) or TERM=dumb. */

@@ -143,7 +143,7 @@ export interface ApacheSetup {
   errorLog: string
 }
 
-/** A complete Apache config in a temp folder: the modules, a Listen line, then the snippet. */
+/** A complete Apache config in a temp folder: the modules, a Listen line (unless the snippet has it: `deploy apache --listen`), then the snippet. */
 export function apacheSetup(snippet: string, modules: string[], listen: string): ApacheSetup {
   const dir = tempDir('apache')
   writeFileSync(path.join(dir, 'kinto.conf'), snippet)
@@ -164,7 +164,7 @@ export function apacheSetup(snippet: string, modules: string[], listen: string):
       'StartServers 1',
       'MaxRequestWorkers 16',
       'ServerLimit 16',
-      `Listen ${listen}`,
+      ...(new RegExp(`^Listen ${listen.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm').test(snippet) ? [] : [`Listen ${listen}`]),
       `Include ${dir}/kinto.conf`,
       '',
     ].join('\n'),

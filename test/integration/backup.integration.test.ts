@@ -250,34 +250,52 @@ describe('kinto backup and restore on the embedded engine', () => {
       if (server && server.exitCode === null) server.kill('SIGKILL')
     })
 
-    it('backup and restore fail at once naming the server', async () => {
+    it('backup goes through the serving server (its control socket) and restores elsewhere intact; restore into that folder is refused', async () => {
       server = spawn(process.execPath, [cliBin, 'start', '--ini', source.ini, '--port', '0'], {cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe']})
       let stderr = ''
-      await new Promise<void>((resolve, reject) => {
+      const url = await new Promise<string>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`kinto start did not start: ${stderr}`)), 60_000)
         server!.stdout!.resume()
         server!.stderr!.on('data', (d) => {
           stderr += d
-          if (/Serving \S+/.test(stderr)) {
+          const serving = /Serving (\S+)/.exec(stderr)
+          if (serving) {
             clearTimeout(timer)
-            resolve()
+            resolve(serving[1])
           }
         })
       })
-      const b = await kinto(['backup', '--ini', source.ini, '-o', path.join(source.dir, 'held.gz'), '--json'])
-      expect(b.code).toBe(4)
-      const err = json(b.stdout).error
+      const held = path.join(source.dir, 'held.ndjson.gz')
+      const b = await kinto(['backup', '--ini', source.ini, '-o', held, '--json'])
+      expect(b.code, b.stdout + b.stderr).toBe(0)
+      const out = json(b.stdout)
+      expect(out).toMatchObject({file: held, schema: {storage: 26, permission: 2}})
+      expect(out.counts.objects).toBeGreaterThan(100)
+      expect(out.bytes).toBe(statSync(held).size)
+      expect(statSync(held).mode & 0o777).toBe(0o600)
+      expect(existsSync(`${held}.partial`)).toBe(false)
+      expect(JSON.parse(readFileSync(path.join(source.dir, '.kinto-backup'), 'utf8')).sha256).toBe(out.sha256)
+      // the server kept serving, and it is the same process
+      expect((await fetch(`${url}__heartbeat__`)).status).toBe(200)
+      expect(server.exitCode).toBeNull()
+
+      // the file restores elsewhere, every answer identical to the source's
+      const elsewhere = await embedded()
+      const r = await kinto(['restore', held, '--ini', elsewhere.ini, '--json'])
+      expect(r.code, r.stdout + r.stderr).toBe(0)
+      expect(json(r.stdout).counts).toEqual(out.counts)
+      expect(await answersOf(elsewhere.url)).toEqual(answers)
+
+      // a restore would replace what the server serves: refused at once, naming it
+      const into = await kinto(['restore', held, '--ini', source.ini, '--force', '--json'])
+      expect(into.code).toBe(4)
+      const err = json(into.stdout).error
       expect(err.code).toBe('KINTO_DB_IN_USE')
       expect(err.message).toMatch(new RegExp(`running server holds it \\(kinto start.*pid ${server.pid}\\)`))
-      expect(err.hint).toMatch(/control channel/)
-      expect(existsSync(path.join(source.dir, 'held.gz'))).toBe(false)
-      expect(existsSync(path.join(source.dir, 'held.gz.partial'))).toBe(false)
-      const r = await kinto(['restore', file, '--ini', source.ini, '--force', '--json'])
-      expect(r.code).toBe(4)
-      expect(json(r.stdout).error.code).toBe('KINTO_DB_IN_USE')
+      expect(err.hint).toBe(`Stop that server (kill -TERM ${server.pid}), run this again, then start it again.`)
       server.kill('SIGTERM')
       await new Promise((resolve) => server!.once('exit', resolve))
-    }, 120_000)
+    }, 180_000)
   })
 
   describe.runIf(realServerUrl)('with PostgreSQL', () => {

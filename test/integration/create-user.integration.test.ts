@@ -3,7 +3,8 @@
  * `kinto init --yes && kinto migrate && kinto create-user -u admin && kinto start` serves the
  * template's plugins (default bucket, admin, accounts) and the admin logs in. Also: upstream's
  * exit codes (51 readonly, 52 no accounts plugin), usage errors without a terminal, an embedded
- * folder held by a running server, and PostgreSQL when KINTO_TEST_DATABASE_URL is set.
+ * folder held by a running server (the work runs in it, through its control socket), and
+ * PostgreSQL when KINTO_TEST_DATABASE_URL is set.
  */
 import {spawn, type ChildProcess} from 'node:child_process'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
@@ -96,10 +97,13 @@ describe('a new deployment: init, migrate, create-user, start', () => {
       const page = await fetch(`${server.url}/admin/`)
       expect(page.status).toBe(200)
       expect(await page.text()).toMatch(/^<!doctype html>/i)
-      // While the server holds the embedded folder, create-user says so instead of waiting.
-      const busy = await runCli(['create-user', '-u', 'carol', '--generate-password'], {cwd: dir})
-      expect(busy.code).toBe(4)
-      expect(busy.stderr).toMatch(/open in a running server/)
+      // While the server holds the embedded folder, create-user runs in it (its control socket),
+      // and the account works at once on that server.
+      const live = await runCli(['create-user', '-u', 'carol', '--generate-password', '--json'], {cwd: dir})
+      expect(live.code, live.stderr).toBe(0)
+      const carol = JSON.parse(live.stdout)
+      expect(carol).toMatchObject({username: 'carol', userId: 'account:carol', created: true})
+      expect((await get(`${server.url}/`, basicAuth('carol', carol.password))).body.user.id).toBe('account:carol')
     } finally {
       server.child.kill('SIGTERM')
       expect(await server.exit).toBe(0)

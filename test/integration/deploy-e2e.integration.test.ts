@@ -182,6 +182,26 @@ describe.skipIf(skipReason !== '')(`real proxies in front of kinto start ${skipR
       const authed = await get(`${p}?_limit=2`, AUTH)
       expect(authed.headers['x-cache-status']).toBe('BYPASS')
     })
+
+    it.each([
+      ['a list with cache headers (cache_expires)', '/v1/buckets/site/collections/articles/records?_limit=3&_sort=title'],
+      ['an object without them', '/v1/buckets/site/collections/articles'],
+    ])('--cache: an anonymous If-None-Match GET of %s is answered 304 as Kinto answers it directly', async (_what, p) => {
+      const direct = await httpRequest(`http://127.0.0.1:${kintoPort}${p}`)
+      const etag = String(direct.headers.etag)
+      expect((await httpRequest(`http://127.0.0.1:${kintoPort}${p}`, {headers: {'If-None-Match': etag}})).status).toBe(304)
+      // not in nginx's cache yet
+      const first = await get(p, {'If-None-Match': etag})
+      expect(first.status, first.body).toBe(304)
+      expect(first.body).toBe('')
+      // after a plain GET (which may fill the cache) the conditional one is still 304; a stale ETag gets the page
+      const plain = await get(p)
+      expect(plain.status).toBe(200)
+      expect((await get(p, {'If-None-Match': etag})).status).toBe(304)
+      const stale = await get(p, {'If-None-Match': '"1"'})
+      expect(stale.status).toBe(200)
+      expect(stale.body).toBe(plain.body)
+    })
   })
 
   describe('Apache mod_proxy', () => {

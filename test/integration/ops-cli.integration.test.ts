@@ -205,23 +205,26 @@ describe('flush-cache and purge-deleted', () => {
     }
   }, 120_000)
 
-  test('an embedded database held by a running server: migrate, flush-cache and db status fail at once naming its pid (exit 4)', async () => {
+  test('an embedded database held by a running server without a control channel: migrate, flush-cache and db status fail at once naming its pid (exit 4)', async () => {
     const i = await opsIni('pglite')
     inis.push(i)
-    const server = await spawnStart(['--ini', i.ini, '--port', '0'])
+    // No run registry (its folder cannot be made: the ini is a file), so no control socket to send the work to.
+    const env = {KINTO_RUN_DIR: path.join(i.ini, 'runs')}
+    const server = await spawnStart(['--ini', i.ini, '--port', '0'], env)
     try {
       for (const args of [['migrate'], ['migrate', '--check'], ['flush-cache'], ['db', 'status']]) {
         // Refused at once: a command still running after 15 s is killed (code null).
-        const r = await runCli([...args, '--ini', i.ini], {timeoutMs: 15_000})
+        const r = await runCli([...args, '--ini', i.ini], {env, timeoutMs: 15_000})
         expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(4)
         expect(r.stderr + r.stdout).toContain(`is open in a running server (process ${server.pid}, kinto start on ${i.ini})`)
       }
-      const s = await runCli(['status', '--ini', i.ini, '--json'])
+      const s = await runCli(['status', '--ini', i.ini, '--json'], {env})
       expect(JSON.parse(s.stdout).embedded).toEqual([{folder: expect.any(String), heldBy: {pid: server.pid, command: 'kinto start'}}])
       // a second server on the same folder refuses to start, naming the first
-      const second = await runCli(['start', '--ini', i.ini, '--port', '0'])
+      const second = await runCli(['start', '--ini', i.ini, '--port', '0'], {env})
       expect(second.code).toBe(4)
       expect(second.stderr).toContain(`process ${server.pid}`)
+      expect(second.stderr).toContain('Error: The embedded database in ')
     } finally {
       expect((await server.stop()).code).toBe(0)
     }

@@ -65,7 +65,8 @@ describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
     const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '3'])
     servers.push(server)
     expect(server.output()).toMatch(/with 3 workers, primary pid \d+/)
-    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker')
+    // A worker counts once it listens (it registers before, with url null, while it starts).
+    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
     const first = await until('3 workers', () => workers().length === 3 && workers())
     expect(listRuns(i.ini).filter((e) => e.role === 'primary').map((e) => e.pid)).toEqual([server.pid])
     expect(first.every((w) => w.primaryPid === server.pid && w.url === server.url)).toBe(true)

@@ -1,4 +1,5 @@
 /** Snippet rendering: the template engine, value checks, options from the ini, output and drift. */
+import {spawnSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -311,5 +312,26 @@ describe('unifiedDiff', () => {
     expect(diff.match(/^@@/gm)).toHaveLength(2)
     expect(diff).toContain('@@ -1,5 +1,5 @@\n line 0\n-line 1\n+changed 1\n line 2\n')
     expect(diff).toContain('@@ -16,5 +16,5 @@\n line 15\n line 16\n line 17\n-line 18\n+changed 18\n line 19\n')
+  })
+
+  it('is a patch `patch` applies, a missing final newline included', (ctx) => {
+    if (spawnSync('patch', ['--version']).status !== 0) {
+      console.log('SKIPPED: no `patch` program')
+      return ctx.skip()
+    }
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-diff-'))
+    try {
+      const before = 'server {\n  listen 80;\n}'
+      const after = 'server {\n  listen 8080;\n}\n'
+      const file = path.join(dir, 'kinto.conf')
+      writeFileSync(file, before)
+      const diff = unifiedDiff(before, after, file, 'generated')
+      expect(diff).toContain('\\ No newline at end of file')
+      const r = spawnSync('patch', [file], {input: diff})
+      expect(r.status, String(r.stderr) + String(r.stdout)).toBe(0)
+      expect(readFileSync(file, 'utf8')).toBe(after)
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
   })
 })

@@ -5,14 +5,15 @@ import {BaseCommand} from '../../base-command.js'
 import {forceFlag, iniFlag} from '../../flags.js'
 import {copy, type CopyResult} from '../../lib/backup/index.js'
 import {loadConfig, resolveIniPath} from '../../lib/config/index.js'
+import {exitCodes} from '../../lib/errors.js'
 
 export default class DbCopy extends BaseCommand<typeof DbCopy> {
   static summary = 'Copy the storage and permission data to another database (e.g. embedded to PostgreSQL) in one step.'
   static description = `A backup streamed straight into a restore, with the same checks: one consistent snapshot of the source, the target migrated, then filled in one transaction per database, counts verified before COMMIT; all or nothing. --to is a database URL (postgresql://user:password@host/db, or pglite:<folder>) or another ini whose storage and permission backends are the target. With a URL, prints the ini lines that switch to it (password masked).
 
-The target must be empty unless --force. Stop the server of an embedded source first (PGlite lets one process open a folder).
+The target must be empty unless --force. Stop the server of an embedded source first (PGlite lets one process open a folder).`
 
-Exit codes: 0 copied; 1 failed (target left as it was); 2 usage error, or the target holds data and --force was not given; 4 an embedded database is open in a running server.`
+  static exitCodes = exitCodes({0: 'copied', 1: 'failed (target left as it was)', 2: 'usage error, or the target holds data and --force was not given', 4: 'an embedded database is open in a running server'})
 
   static examples = [
     '<%= config.bin %> db copy --to postgresql://kinto:secret@db.internal/kinto',

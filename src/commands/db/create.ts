@@ -4,14 +4,15 @@ import {BaseCommand} from '../../base-command.js'
 import {adminUrlFlag, iniFlag} from '../../flags.js'
 import {loadConfig, resolveIniPath} from '../../lib/config/index.js'
 import {createDatabase, type CreateDatabaseResult} from '../../lib/schema/database.js'
+import {exitCodes} from '../../lib/errors.js'
 
 export default class DbCreate extends BaseCommand<typeof DbCreate> {
   static summary = 'Create the storage database (UTF8, timezone UTC); idempotent.'
   static description = `Runs CREATE DATABASE … WITH ENCODING UTF8 (from template0) and ALTER DATABASE … SET TIMEZONE TO UTC, as Kinto's storage needs. On an existing database it checks the encoding (not UTF8 fails) and sets the timezone. The database is the one of kinto.storage_url unless --database names another.
 
-The connection: --admin-url when given (a role allowed to create databases), else the storage URL's server and credentials on the maintenance database postgres. When the storage URL's user differs from the admin and exists, it becomes the new database's owner, so that kinto migrate can create the tables. Nothing to do for the embedded engine (pglite:).
+The connection: --admin-url when given (a role allowed to create databases), else the storage URL's server and credentials on the maintenance database postgres. When the storage URL's user differs from the admin and exists, it becomes the new database's owner, so that kinto migrate can create the tables. Nothing to do for the embedded engine (pglite:).`
 
-Exit codes: 0 done; 1 failed (unreachable, permission denied, wrong encoding); 2 usage error.`
+  static exitCodes = exitCodes({0: 'done', 1: 'failed (unreachable, permission denied, wrong encoding, owner role missing)'})
 
   static examples = [
     '<%= config.bin %> db create',
@@ -43,7 +44,7 @@ Exit codes: 0 done; 1 failed (unreachable, permission denied, wrong encoding); 2
     })
     if (!json) {
       this.log(
-        `${result.database} on ${result.server}: ${result.created ? 'created' : 'exists'}, encoding ${result.encoding}, timezone UTC${result.owner ? `, owner ${result.owner}` : ''}.`,
+        `${result.database} on ${result.server}: ${result.created ? 'created' : result.ownerChanged ? 'exists (owner fixed)' : 'exists'}, encoding ${result.encoding}, timezone UTC${result.owner ? `, owner ${result.owner}` : ''}.`,
       )
     }
     return result

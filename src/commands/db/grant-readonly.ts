@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import {adminUrlFlag, dryRunFlag, iniFlag} from '../../flags.js'
 import {loadConfig, resolveIniPath} from '../../lib/config/index.js'
-import {ExitCode, UsageError} from '../../lib/errors.js'
+import {ExitCode, exitCodes, UsageError} from '../../lib/errors.js'
 import {grantReadonly, type GrantReadonlyResult} from '../../lib/schema/roles.js'
 
 export default class DbGrantReadonly extends BaseCommand<typeof DbGrantReadonly> {
@@ -12,9 +12,9 @@ export default class DbGrantReadonly extends BaseCommand<typeof DbGrantReadonly>
 
 The connection: --admin-url (a role allowed to create roles and grant on the tables), pointed at the storage database; else the storage URL itself. The password is sent as a SCRAM-SHA-256 verifier, so it does not reach the server's logs.
 
---dry-run prints the SQL (password masked); --check verifies the grants as they stand and lists what is missing.
+--dry-run prints the SQL (password masked); --check verifies the grants as they stand and lists what is missing.`
 
-Exit codes: 0 done (or all grants hold); 1 failed; 2 usage error; 6 --check found something missing.`
+  static exitCodes = exitCodes({0: 'done (or all grants hold)', 1: 'failed', 6: '--check found something missing'})
 
   static examples = [
     '<%= config.bin %> db grant-readonly --role kinto_ro',

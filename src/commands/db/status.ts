@@ -3,12 +3,14 @@ import {iniFlag} from '../../flags.js'
 import {loadConfig, resolveIniPath} from '../../lib/config/index.js'
 import {describeDrift} from '../../lib/schema/migrator.js'
 import {databaseStatusReport, type StatusResult} from '../../lib/schema/status.js'
+import {exitCodes} from '../../lib/errors.js'
+import {viaServerWhenHeld} from '../../lib/ops/control.js'
 
 export default class DbStatus extends BaseCommand<typeof DbStatus> {
   static summary = 'Show the database and schema state of each PostgreSQL backend.'
-  static description = `For each configured PostgreSQL backend: the server version, the database encoding and timezone, the installed and current schema versions, the pending steps, any drift (applied steps whose SQL differs from the shipped one), and whether the configured user can write (a standby or a read-only role cannot). Changes nothing.
+  static description = `For each configured PostgreSQL backend: the server version, the database encoding and timezone, the installed and current schema versions, the pending steps, any drift (applied steps whose SQL differs from the shipped one), and whether the configured user can write (a standby or a read-only role cannot). Changes nothing.`
 
-Exit codes: 0 shown; 1 failed (e.g. unreachable database); 2 usage error.`
+  static exitCodes = exitCodes({0: 'shown', 1: 'failed (e.g. unreachable database)', 4: 'the embedded database is held by a running server that offers no control socket (it could not write its run registry)'})
 
   static examples = ['<%= config.bin %> db status', '<%= config.bin %> db status --ini /etc/kinto/kinto.ini --json']
 
@@ -20,7 +22,7 @@ Exit codes: 0 shown; 1 failed (e.g. unreachable database); 2 usage error.`
 
   async run(): Promise<StatusResult> {
     const config = loadConfig(resolveIniPath(this.flags.ini))
-    const result = await databaseStatusReport({settings: config.settings, dir: config.dir})
+    const result = await viaServerWhenHeld(config, 'db-status', {}, () => databaseStatusReport({settings: config.settings, dir: config.dir}))
     if (this.jsonEnabled()) return result
     for (const b of result.backends) {
       if (b.skipped) {

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {BaseCommand} from '../../base-command.js'
+import {DeployCommand} from '../../deploy-command.js'
 import {
   deployAllowFlag,
   deployAppWsgiFlag,
@@ -14,25 +14,20 @@ import {
   forceFlag,
   iniFlag,
 } from '../../flags.js'
-import {describeSettingSource, loadConfig, resolveIniPath} from '../../lib/config/index.js'
 import {type DeployResult, deployApache} from '../../lib/deploy/index.js'
-import {reportDeployResult} from '../../lib/deploy/report.js'
+import type {DeployConfig} from '../../lib/deploy/options.js'
 
-export default class DeployApache extends BaseCommand<typeof DeployApache> {
+export default class DeployApache extends DeployCommand<typeof DeployApache> {
   static summary = 'Print an Apache virtual host: mod_proxy in front of the runtime, or mod_wsgi running upstream Kinto.'
   static description = `--mode proxy (the default) proxies to the kinto runtime ([server:main] host and port, or its unix_socket) with mod_proxy_http, keeping the Host header. --mode wsgi runs upstream (Python) Kinto inside Apache with mod_wsgi: WSGIScriptAlias, WSGIPythonPath, SetEnv KINTO_INI and the Directory block; --app-wsgi gives the matching app.wsgi. In both modes the private URLs (/v1/__heartbeat__ and the other __…__ ones) answer only the --allow addresses, and ServerName comes from kinto.http_host.
 
-Values that would break the file are refused. Output is deterministic, so --check can detect drift in CI.
-
-Exit codes: 0 done (or up to date); 1 failed (bad ini value, cannot write); 2 usage error (bad flag, file exists without --force); 6 --check found a difference.`
+Values that would break the file are refused. Output is deterministic, so --check can detect drift in CI.`
 
   static examples = [
     '<%= config.bin %> deploy apache --server-name kinto.example.com --output /etc/apache2/sites-available/kinto.conf',
     '<%= config.bin %> deploy apache --mode wsgi --virtualenv /srv/kinto/.venv',
     '<%= config.bin %> deploy apache --mode wsgi --app-wsgi --output /srv/kinto/config/app.wsgi',
   ]
-
-  static enableJsonFlag = true
 
   static flags = {
     ini: iniFlag,
@@ -64,20 +59,8 @@ Exit codes: 0 done (or up to date); 1 failed (bad ini value, cannot write); 2 us
     force: forceFlag,
   }
 
-  async run(): Promise<DeployResult> {
+  protected deploy(config: DeployConfig): Promise<DeployResult> {
     const {flags} = this
-    const config = loadConfig(resolveIniPath(flags.ini))
-    const result = await deployApache(
-      {...config, describeSetting: (key) => describeSettingSource(config, key)},
-      {...flags, mode: flags.mode as 'proxy' | 'wsgi'},
-      flags,
-    )
-    const report = reportDeployResult(result)
-    if (!this.jsonEnabled()) {
-      if (report.stdout) process.stdout.write(report.stdout)
-      if (report.stderr) this.logToStderr(report.stderr)
-    }
-    process.exitCode = report.exitCode
-    return result
+    return deployApache(config, {...flags, mode: flags.mode as 'proxy' | 'wsgi'}, flags)
   }
 }

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {BaseCommand} from '../../base-command.js'
+import {DeployCommand} from '../../deploy-command.js'
 import {
   deployAllowFlag,
   deployCheckFlag,
@@ -11,17 +11,14 @@ import {
   forceFlag,
   iniFlag,
 } from '../../flags.js'
-import {describeSettingSource, loadConfig, resolveIniPath} from '../../lib/config/index.js'
 import {type DeployResult, deployNginx} from '../../lib/deploy/index.js'
-import {reportDeployResult} from '../../lib/deploy/report.js'
+import type {DeployConfig} from '../../lib/deploy/options.js'
 
-export default class DeployNginx extends BaseCommand<typeof DeployNginx> {
+export default class DeployNginx extends DeployCommand<typeof DeployNginx> {
   static summary = 'Print an nginx reverse-proxy server block for this Kinto.'
-  static description = `The block goes in nginx's http {} context (e.g. /etc/nginx/conf.d/kinto.conf). It proxies to the kinto runtime ([server:main] host and port, or its unix_socket), or with --uwsgi to upstream Kinto under uwsgi (uwsgi_pass). server_name comes from kinto.http_host. The private URLs (/v1/__heartbeat__ and the other __…__ ones) answer only the --allow addresses; every method (OPTIONS included) and Kinto's headers (ETag, Last-Modified, Expires, Next-Page, CORS) pass through. --cache adds a cache zone keyed on scheme, method, host and the whole URI, which honours Kinto's Cache-Control and skips authenticated requests.
+  static description = `The block goes in nginx's http {} context (e.g. /etc/nginx/conf.d/kinto.conf). It proxies to the kinto runtime ([server:main] host and port, or its unix_socket), or with --uwsgi to upstream Kinto under uwsgi (uwsgi_pass). server_name comes from kinto.http_host. The private URLs (/v1/__heartbeat__ and the other __…__ ones) answer only the --allow addresses; every method (OPTIONS included) and Kinto's headers (ETag, Last-Modified, Expires, Next-Page, CORS) pass through. --cache adds a cache zone keyed on scheme, method, host and the whole URI, which honours Kinto's Cache-Control and skips authenticated requests; a request with If-None-Match goes to Kinto untouched (its 304 as without the cache).
 
-Values that would break the file (a ';', a brace, a line break in a name) are refused. Output is deterministic, so --check can detect drift in CI.
-
-Exit codes: 0 done (or up to date); 1 failed (bad ini value, cannot write); 2 usage error (bad flag, file exists without --force); 6 --check found a difference.`
+Values that would break the file (a ';', a brace, a line break in a name) are refused. Output is deterministic, so --check can detect drift in CI.`
 
   static examples = [
     '<%= config.bin %> deploy nginx --server-name kinto.example.com > /etc/nginx/conf.d/kinto.conf',
@@ -29,8 +26,6 @@ Exit codes: 0 done (or up to date); 1 failed (bad ini value, cannot write); 2 us
     '<%= config.bin %> deploy nginx --uwsgi --upstream uwsgi+unix:/run/uwsgi/kinto.sock',
     '<%= config.bin %> deploy nginx --check deploy/nginx.conf',
   ]
-
-  static enableJsonFlag = true
 
   static flags = {
     ini: iniFlag,
@@ -58,16 +53,8 @@ Exit codes: 0 done (or up to date); 1 failed (bad ini value, cannot write); 2 us
     force: forceFlag,
   }
 
-  async run(): Promise<DeployResult> {
+  protected deploy(config: DeployConfig): Promise<DeployResult> {
     const {flags} = this
-    const config = loadConfig(resolveIniPath(flags.ini))
-    const result = await deployNginx({...config, describeSetting: (key) => describeSettingSource(config, key)}, flags, flags)
-    const report = reportDeployResult(result)
-    if (!this.jsonEnabled()) {
-      if (report.stdout) process.stdout.write(report.stdout)
-      if (report.stderr) this.logToStderr(report.stderr)
-    }
-    process.exitCode = report.exitCode
-    return result
+    return deployNginx(config, flags, flags)
   }
 }

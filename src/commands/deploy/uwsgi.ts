@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {BaseCommand} from '../../base-command.js'
+import {DeployCommand} from '../../deploy-command.js'
 import {
   deployAppWsgiFlag,
   deployCheckFlag,
@@ -10,25 +10,20 @@ import {
   forceFlag,
   iniFlag,
 } from '../../flags.js'
-import {describeSettingSource, loadConfig, resolveIniPath} from '../../lib/config/index.js'
 import {type DeployResult, deployUwsgi} from '../../lib/deploy/index.js'
-import {reportDeployResult} from '../../lib/deploy/report.js'
+import type {DeployConfig} from '../../lib/deploy/options.js'
 
-export default class DeployUwsgi extends BaseCommand<typeof DeployUwsgi> {
+export default class DeployUwsgi extends DeployCommand<typeof DeployUwsgi> {
   static summary = 'Print the [uwsgi] section (or app.wsgi) to run upstream Kinto under uwsgi.'
   static description = `For WSGI deployments of upstream (Python) Kinto with the same ini. The section sets wsgi-file, virtualenv, socket, uid, gid, processes, master, harakiri, lazy-apps, the buffer sizes and the Python plugin, and exports KINTO_INI. The socket is [server:main]'s unix_socket, else its host and port (a wildcard host becomes 127.0.0.1: the uwsgi protocol must not face the network). Run it with \`uwsgi --ini FILE\`, or paste it into the ini. --app-wsgi gives the matching app.wsgi, which loads the ini named by $KINTO_INI, else this one.
 
-Put nginx in front with \`kinto deploy nginx --uwsgi\`.
-
-Exit codes: 0 done (or up to date); 1 failed (bad ini value, cannot write); 2 usage error (bad flag, file exists without --force); 6 --check found a difference.`
+Put nginx in front with \`kinto deploy nginx --uwsgi\`.`
 
   static examples = [
     '<%= config.bin %> deploy uwsgi --virtualenv /srv/kinto/.venv --output /etc/uwsgi/kinto.ini',
     '<%= config.bin %> deploy uwsgi --app-wsgi --output /srv/kinto/app.wsgi',
     '<%= config.bin %> deploy uwsgi --socket unix:/run/uwsgi/kinto.sock --socket-mode 660 --uid www-data --gid www-data',
   ]
-
-  static enableJsonFlag = true
 
   static flags = {
     ini: iniFlag,
@@ -56,16 +51,8 @@ Exit codes: 0 done (or up to date); 1 failed (bad ini value, cannot write); 2 us
     force: forceFlag,
   }
 
-  async run(): Promise<DeployResult> {
+  protected deploy(config: DeployConfig): Promise<DeployResult> {
     const {flags} = this
-    const config = loadConfig(resolveIniPath(flags.ini))
-    const result = await deployUwsgi({...config, describeSetting: (key) => describeSettingSource(config, key)}, flags, flags)
-    const report = reportDeployResult(result)
-    if (!this.jsonEnabled()) {
-      if (report.stdout) process.stdout.write(report.stdout)
-      if (report.stderr) this.logToStderr(report.stderr)
-    }
-    process.exitCode = report.exitCode
-    return result
+    return deployUwsgi(config, flags, flags)
   }
 }

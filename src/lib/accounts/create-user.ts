@@ -8,10 +8,11 @@
 import {createBackends} from '../backends.js'
 import {backendKind, type KintoConfig} from '../config/index.js'
 import {asBool, asList, asString} from '../config/settings.js'
-import {describeDbUrl, parseDbUrl, withRegistry} from '../db/index.js'
+import {describeDbUrl, parseDbUrl, withRegistry, type DatabaseRegistry} from '../db/index.js'
 import {ExitCode, KintoError, UsageError} from '../errors.js'
 import {withMigrationLocks} from '../schema/migrate.js'
-import {configuredBackends} from '../schema/targets.js'
+import {requireSchema} from '../schema/require.js'
+import {clientFor, configuredBackends} from '../schema/targets.js'
 import {ObjectNotFoundError} from '../storage/types.js'
 import {ACCOUNT_ID_PATTERN, ACCOUNT_RESOURCE, accountCacheKey, accountPrincipal, accountUri, hashPassword} from './index.js'
 
@@ -21,6 +22,8 @@ export interface CreateUserOptions {
   password: string
   /** How long to wait for the lock of an embedded database another command holds (default 30 s). */
   lockTimeoutMs?: number
+  /** The open databases of a running server (through its control channel): no lock taken, nothing closed. */
+  registry?: DatabaseRegistry
 }
 
 export interface CreateUserResult {
@@ -82,29 +85,37 @@ export async function createUser(options: CreateUserOptions): Promise<CreateUser
 
   // One process per embedded folder: wait for a migration, refuse while a server holds one.
   const databases = configuredBackends(settings, config.dir).filter((b) => b.kind === 'postgresql')
-  const created = await withRegistry(config.dir, (registry) =>
-    withMigrationLocks(databases, registry, {lockTimeoutMs: options.lockTimeoutMs ?? 30_000}, false, async () => {
-      const backends = createBackends(settings, {registry, baseDir: config.dir})
-      try {
-        const isNew = await backends.transaction(async (tx) => {
-          let existed = true
-          try {
-            await tx.storage.get(ACCOUNT_RESOURCE, username, username)
-          } catch (err) {
-            if (!(err instanceof ObjectNotFoundError)) throw err
-            existed = false
-          }
-          await tx.storage.update(ACCOUNT_RESOURCE, username, username, {id: username, password: hash})
-          await tx.permission.addPrincipalToAce(accountUri(username), 'write', accountPrincipal(username))
-          return !existed
-        })
-        // A server may have verified the old password recently: forget it (best effort).
-        await backends.cache.delete(accountCacheKey(settings, username)).catch(() => undefined)
-        return isNew
-      } finally {
-        await backends.close().catch(() => undefined)
-      }
-    }),
+  const lockOpts = {lockTimeoutMs: options.lockTimeoutMs ?? 30_000, held: options.registry !== undefined}
+  const created = await withRegistry(
+    config.dir,
+    (registry) =>
+        withMigrationLocks(databases, registry, lockOpts, false, async () => {
+        const storage = databases.find((b) => b.backend === 'storage')!
+        await requireSchema(clientFor(registry, storage), 'storage', storage.database!, config.path)
+        const permission = databases.find((b) => b.backend === 'permission')
+        if (permission) await requireSchema(clientFor(registry, permission), 'permission', permission.database!, config.path)
+        const backends = createBackends(settings, {registry, baseDir: config.dir})
+        try {
+          const isNew = await backends.transaction(async (tx) => {
+            let existed = true
+            try {
+              await tx.storage.get(ACCOUNT_RESOURCE, username, username)
+            } catch (err) {
+              if (!(err instanceof ObjectNotFoundError)) throw err
+              existed = false
+            }
+            await tx.storage.update(ACCOUNT_RESOURCE, username, username, {id: username, password: hash})
+            await tx.permission.addPrincipalToAce(accountUri(username), 'write', accountPrincipal(username))
+            return !existed
+          })
+          // A server may have verified the old password recently: forget it (best effort).
+          await backends.cache.delete(accountCacheKey(settings, username)).catch(() => undefined)
+          return isNew
+        } finally {
+          if (!options.registry) await backends.close().catch(() => undefined)
+        }
+      }),
+    {borrowed: options.registry},
   )
   return {
     username,

@@ -4,19 +4,21 @@
  * backup: a consistent snapshot (snapshot.ts) streamed through the format's encoder and gzip into
  * FILE.partial, renamed to FILE when complete. restore: the file decoded as it streams into one
  * transaction per database (restore.ts). copy: the snapshot streamed straight into the restore.
- * Embedded folders are locked first (a running server holding one makes these fail at once).
+ * Embedded folders are locked first. A backup of a folder a running server holds is read by that
+ * server (its control channel) and streamed here; restore and copy refuse such a folder.
  */
-import {closeSync, createWriteStream, existsSync, fsyncSync, linkSync, openSync, renameSync, statSync, unlinkSync} from 'node:fs'
+import {closeSync, createWriteStream, existsSync, fsyncSync, linkSync, openSync, renameSync, statSync, unlinkSync, writeSync} from 'node:fs'
 import path from 'node:path'
-import {Readable} from 'node:stream'
+import {Readable, Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {createGzip} from 'node:zlib'
 
 import {FileExistsError} from '../config/atomic.js'
 import {loadConfig} from '../config/index.js'
 import type {Settings} from '../config/settings.js'
-import {DatabaseRegistry, isPostgresUrl, maskUrl, type Queryable} from '../db/index.js'
+import {DatabaseRegistry, isPostgresUrl, maskUrl, type Queryable, withRegistry} from '../db/index.js'
 import {KintoError, UsageError} from '../errors.js'
+import {runViaServer, serverHolding} from '../ops/control.js'
 import {ensureSchema} from '../schema/index.js'
 import {withMigrationLocks} from '../schema/migrate.js'
 import {planBackend} from '../schema/migrator.js'
@@ -51,6 +53,11 @@ export interface BackupOptions {
   settings: Settings
   /** The ini's folder: relative pglite: URLs, and where the backup marker is written. */
   dir: string
+  /**
+   * The ini file: a running server of it holding an embedded folder reads the backup through its
+   * control channel (without it such a folder is refused).
+   */
+  iniPath?: string
   /** Absolute path of the file to write. */
   file: string
   /** Replace an existing file. */
@@ -115,55 +122,99 @@ async function* abortable(batches: AsyncIterable<RowBatch>, signal: AbortSignal 
   }
 }
 
+/** What a snapshot read put in the file (the rest of BackupResult is about the file written here). */
+export interface BackupContent {
+  sha256: string
+  counts: Counts
+  createdAt: string
+  schema: {storage: number; permission: number}
+}
+
+export interface ReadBackupOptions {
+  settings: Settings
+  dir: string
+  /** The open databases of a running server (its control channel): no lock taken, nothing closed. */
+  registry?: DatabaseRegistry
+  /** Count each table first and report progress. */
+  onProgress?: (event: ProgressEvent) => void
+  signal?: AbortSignal
+}
+
+/**
+ * The reading half of a backup: one consistent snapshot encoded and gzip-compressed into the
+ * stream `sink()` opens once the snapshot is taken (nothing is opened when the read fails first).
+ * Runs in `kinto backup`, or in the server holding the embedded folder (src/lib/serve/control-ops.ts).
+ */
+export async function readBackup(options: ReadBackupOptions, sink: () => Writable): Promise<BackupContent> {
+  const b = dataBackends(options.settings, options.dir, 'kinto backup')
+  const lockOpts = {lockTimeoutMs: FOLDER_LOCK_MS, held: options.registry !== undefined}
+  return withRegistry(
+    options.dir,
+    (registry) =>
+      withMigrationLocks([b.storage, b.permission], registry, lockOpts, false, async () => {
+        const clients = {storage: clientFor(registry, b.storage), permission: clientFor(registry, b.permission)}
+        return withSnapshot(clients, async (conns) => {
+          const schema = await snapshotSchema(conns, where(b))
+          const header: BackupHeader = {
+            format: FORMAT_NAME,
+            version: FORMAT_VERSION,
+            created_at: await snapshotTime(conns.storage),
+            kinto_ops: packageVersion(),
+            source: {storage: engine(b.storage), permission: engine(b.permission)},
+            schema,
+          }
+          const written: {counts?: Counts; sha256?: string} = {}
+          const rows = abortable(snapshotRows(conns, {countFirst: Boolean(options.onProgress), onProgress: options.onProgress}), options.signal)
+          await pipeline(Readable.from(encodeBackup(header, rows, written)), createGzip(), sink())
+          return {sha256: written.sha256!, counts: written.counts!, createdAt: header.created_at, schema}
+        })
+      }),
+    {borrowed: options.registry},
+  )
+}
+
+/** The file's bytes as the server sends them, written as they come (memory stays flat). */
+async function receiveBackup(control: string, partial: string, options: BackupOptions): Promise<BackupContent> {
+  const fd = openSync(partial, 'w', 0o600)
+  try {
+    return await runViaServer<BackupContent>(
+      control,
+      'backup',
+      {progress: Boolean(options.onProgress)},
+      {
+        onChunk: (chunk) => void writeSync(fd, chunk),
+        onEvent: (event) => options.onProgress?.(event as ProgressEvent),
+        signal: options.signal,
+      },
+    )
+  } finally {
+    closeSync(fd)
+  }
+}
+
 export async function backup(options: BackupOptions): Promise<BackupResult> {
   const started = Date.now()
   const b = dataBackends(options.settings, options.dir, 'kinto backup')
-  assertNotServed([b.storage, b.permission], 'back up')
+  const server = options.iniPath ? serverHolding({settings: options.settings, dir: options.dir, path: options.iniPath}) : null
+  if (!server) assertNotServed([b.storage, b.permission], 'back up')
   const file = options.file
   if (!options.force && existsSync(file)) throw new FileExistsError(file)
   if (!existsSync(path.dirname(file))) {
     throw new UsageError(`The folder of ${file} does not exist.`, {hint: 'Create it, or give -o a file in an existing folder.'})
   }
   const partial = `${file}.partial`
-  const registry = new DatabaseRegistry(options.dir)
   try {
-    return await withMigrationLocks([b.storage, b.permission], registry, {lockTimeoutMs: FOLDER_LOCK_MS}, false, async () => {
-      const clients = {storage: clientFor(registry, b.storage), permission: clientFor(registry, b.permission)}
-      return withSnapshot(clients, async (conns) => {
-        const schema = await snapshotSchema(conns, where(b))
-        const header: BackupHeader = {
-          format: FORMAT_NAME,
-          version: FORMAT_VERSION,
-          created_at: await snapshotTime(conns.storage),
-          kinto_ops: packageVersion(),
-          source: {storage: engine(b.storage), permission: engine(b.permission)},
-          schema,
-        }
-        const written: {counts?: Counts; sha256?: string} = {}
-        const rows = abortable(snapshotRows(conns, {countFirst: Boolean(options.onProgress), onProgress: options.onProgress}), options.signal)
-        await pipeline(Readable.from(encodeBackup(header, rows, written)), createGzip(), createWriteStream(partial, {mode: 0o600}))
-        publish(partial, file, Boolean(options.force))
-        const marker = writeMarker(options.dir, {at: header.created_at, file, sha256: written.sha256!, counts: written.counts!})
-        return {
-          file,
-          bytes: statSync(file).size,
-          sha256: written.sha256!,
-          counts: written.counts!,
-          createdAt: header.created_at,
-          schema,
-          source: where(b),
-          marker,
-          seconds: (Date.now() - started) / 1000,
-        }
-      })
-    })
+    const content = server
+      ? await receiveBackup(server.control, partial, options)
+      : await readBackup(options, () => createWriteStream(partial, {mode: 0o600}))
+    publish(partial, file, Boolean(options.force))
+    const marker = writeMarker(options.dir, {at: content.createdAt, file, sha256: content.sha256, counts: content.counts})
+    return {file, bytes: statSync(file).size, ...content, source: where(b), marker, seconds: (Date.now() - started) / 1000}
   } catch (error) {
     try {
       unlinkSync(partial)
     } catch {}
     throw error
-  } finally {
-    await registry.closeAll()
   }
 }
 

@@ -55,8 +55,9 @@ export function backendsForUrl(url: string, dir: string): DataBackends {
 
 /**
  * Fails at once when a running server holds one of these embedded folders. PGlite lets one
- * process open a folder: a backup or restore needs the server's own connection, which no control
- * channel offers yet, so the operator stops the server (or, for backups, moves to PostgreSQL).
+ * process open a folder: a backup goes through the server's control channel when it offers one
+ * (src/lib/backup/index.ts); a restore or a copy replaces what the server serves, so it waits for
+ * the server to stop.
  */
 export function assertNotServed(backends: ConfiguredBackend[], action: 'back up' | 'restore into' | 'copy'): void {
   for (const b of backends) {
@@ -64,12 +65,13 @@ export function assertNotServed(backends: ConfiguredBackend[], action: 'back up'
     const holder = readFileLockHolder(pgliteLockPath(b.pgliteDir))
     if (!holder?.owner?.serves) continue
     const server = `${holder.owner.command}${holder.owner.detail ? ` on ${holder.owner.detail}` : ''}, pid ${holder.pid}`
+    const why = action === 'back up' ? ' and that server offers no control socket to read it through (it could not write its run registry)' : ''
     throw new KintoError(
-      `Cannot ${action} the embedded database ${b.pgliteDir}: a running server holds it (${server}), and PGlite lets one process open a folder at a time.`,
+      `Cannot ${action} the embedded database ${b.pgliteDir}: a running server holds it (${server}), and PGlite lets one process open a folder at a time${why}.`,
       {
         code: 'KINTO_DB_IN_USE',
         exit: ExitCode.LOCK_TIMEOUT,
-        hint: `Stop that server (kill -TERM ${holder.pid}), run this again, then start it again; a backup through the running server needs its local control channel, which this release does not have yet.`,
+        hint: `Stop that server (kill -TERM ${holder.pid}), run this again, then start it again.`,
       },
     )
   }

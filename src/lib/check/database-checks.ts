@@ -15,6 +15,7 @@ import {markerPath, readMarker, RECENT_BACKUP_DAYS} from '../backup/marker.js'
 import {connectionLimits, isUtcTimezone} from '../schema/inspect.js'
 import {describeDrift} from '../schema/migrator.js'
 import type {BackendName} from '../schema/sql-files.js'
+import {viaServerWhenHeld} from '../ops/control.js'
 import {type BackendStatus, type DatabaseStatus, databaseStatusReport} from '../schema/status.js'
 import {type ConfiguredBackend, configuredBackends} from '../schema/targets.js'
 import {type Finding, error, ok, warning} from './types.js'
@@ -207,12 +208,16 @@ async function checkGroup(config: KintoConfig, group: ConfiguredBackend[], timeo
   }
   let backends: BackendStatus[]
   try {
+    // An embedded folder a running server holds is read by that server (its control channel).
     const report = await withTimeout(
-      databaseStatusReport({settings: settingsFor(config.settings, group), dir: config.dir, connectTimeoutMs: timeoutMs, lockTimeoutMs: timeoutMs}),
+      viaServerWhenHeld(config, 'db-status', {}, () =>
+        databaseStatusReport({settings: settingsFor(config.settings, group), dir: config.dir, connectTimeoutMs: timeoutMs, lockTimeoutMs: timeoutMs}),
+      ),
       timeoutMs * 4,
       where,
     )
-    backends = report.backends.filter((b) => !b.skipped && b.database)
+    const inGroup = new Set(group.map((b) => b.backend))
+    backends = report.backends.filter((b) => !b.skipped && b.database && inGroup.has(b.backend))
   } catch (e) {
     const message = (e instanceof Error ? e.message : String(e)).replace(/\.$/, '')
     const code = isKintoError(e) ? e.code : ''

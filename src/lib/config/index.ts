@@ -7,8 +7,9 @@ import path from 'node:path'
 
 import {KintoError} from '../errors.js'
 import {DEFAULT_SECTION, IniDocument, iniError, iniLocation, readIniFile} from './ini.js'
+import {nearest} from '../text/nearest.js'
 import {DEFAULT_SETTINGS, type RawSetting, type SettingSource, type Settings, resolveSettings, settingKey} from './settings.js'
-import {type OriginOf, ruleFor, validateSettings} from './validate.js'
+import {knownSettingKeys, type OriginOf, ruleFor, validateSettings} from './validate.js'
 
 export {writeFileAtomic} from './atomic.js'
 export {DURATION_FORMAT, parseDuration, tryParseDuration} from './duration.js'
@@ -49,6 +50,8 @@ export interface KintoConfig {
   appSection: string
   /** Things that are valid but probably not what was meant (e.g. a key in the wrong case). */
   warnings: string[]
+  /** The warnings about keys, with how serious each is for `kinto check`. */
+  keyProblems: KeyProblem[]
 }
 
 export interface LoadConfigOptions {
@@ -113,19 +116,44 @@ function checkConflicts(ini: IniDocument, raw: RawSetting[]): void {
   }
 }
 
-function caseWarnings(ini: IniDocument, raw: RawSetting[]): string[] {
-  const warnings: string[] = []
+/** A key of [app:main] Kinto would not read as meant: `error` ones make `kinto check` fail. */
+export interface KeyProblem {
+  message: string
+  error: boolean
+}
+
+/**
+ * Keys Kinto reads differently than meant: a wrong case, a typo of a known setting (the nearest one
+ * named), and a line without `=` (Python's parser reads `kinto.bucket_create_principals account:admin`
+ * as a key holding a space, with an empty value: the setting stays at its default).
+ */
+function keyProblems(ini: IniDocument, raw: RawSetting[]): KeyProblem[] {
+  const problems: KeyProblem[] = []
+  const known = [...new Set([...Object.keys(DEFAULT_SETTINGS), ...knownSettingKeys()])]
   for (const r of raw) {
     const key = settingKey(r.key)
+    const where = iniLocation(ini.path, r.line, r.key)
+    if (/\s/.test(r.key)) {
+      const [first] = r.key.split(/\s+/)
+      problems.push({
+        error: true,
+        message: `${where}: the key holds a space, so Kinto reads it as a key named '${r.key}' and leaves '${first}' at its default; is the '=' after '${first}' missing?`,
+      })
+      continue
+    }
     if (key in DEFAULT_SETTINGS || ruleFor(key)) continue
     const lower = settingKey(r.key.toLowerCase())
     if (lower !== key && (lower in DEFAULT_SETTINGS || ruleFor(lower))) {
-      warnings.push(
-        `${iniLocation(ini.path, r.line, r.key)}: keys are case-sensitive, so Kinto ignores this one; did you mean '${r.key.toLowerCase()}'?`,
-      )
+      problems.push({error: false, message: `${where}: keys are case-sensitive, so Kinto ignores this one; did you mean '${r.key.toLowerCase()}'?`})
+      continue
+    }
+    const close = nearest(key, known, 2)
+    if (close.length > 0) {
+      const prefix = r.key.startsWith('kinto.') ? 'kinto.' : ''
+      problems.push({error: false, message: `${where}: Kinto knows no such setting, so it ignores this one; did you mean '${prefix}${close[0]}'?`})
     }
   }
-  return warnings
+  return problems
 }
 
 function parsePort(ini: IniDocument, section: string, key: string, text: string): number {
@@ -218,6 +246,7 @@ export function loadConfig(iniPath: string, options: LoadConfigOptions = {}): Ki
   }
   const settings = validateSettings(resolved, {dir: ini.here, origin})
   const server = serverConfig(ini, vars)
+  const problems = keyProblems(ini, raw)
   return {
     path: file,
     dir: ini.here,
@@ -226,7 +255,8 @@ export function loadConfig(iniPath: string, options: LoadConfigOptions = {}): Ki
     server,
     ini,
     appSection,
-    warnings: caseWarnings(ini, raw),
+    keyProblems: problems,
+    warnings: problems.map((p) => p.message),
   }
 }
 

@@ -75,6 +75,11 @@ const PATTERNS: Array<[RegExp, SettingRule]> = [
 ]
 
 /** The rule for a setting key (without `kinto.`), if kinto-ops checks it. */
+/** The settings with a rule of their own (for typo suggestions). */
+export function knownSettingKeys(): string[] {
+  return Object.keys(EXACT)
+}
+
 export function ruleFor(key: string): SettingRule | undefined {
   return EXACT[key] ?? PATTERNS.find(([re]) => re.test(key))?.[1]
 }

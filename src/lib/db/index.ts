@@ -53,13 +53,15 @@ export class DatabaseRegistry {
 /**
  * Runs fn with a registry of the databases it opens, and closes them all when fn ends, however it
  * ends (as graphile-migrate's withClient). `closeTimeoutMs` bounds the wait for the closing: a
- * database that stopped answering does not hold the caller.
+ * database that stopped answering does not hold the caller. `borrowed`: the open registry of
+ * another owner (a running server, through its control channel): fn runs on it, nothing is closed.
  */
 export async function withRegistry<T>(
   baseDir: string | undefined,
   fn: (registry: DatabaseRegistry) => Promise<T>,
-  options: {closeTimeoutMs?: number} = {},
+  options: {closeTimeoutMs?: number; borrowed?: DatabaseRegistry} = {},
 ): Promise<T> {
+  if (options.borrowed) return fn(options.borrowed)
   const registry = new DatabaseRegistry(baseDir)
   try {
     return await fn(registry)

@@ -54,6 +54,8 @@ export function renderApache(options: ApacheOptions): string {
   const common = {
     source: sourceName(options.source),
     listen: listen.host === undefined ? `*:${listen.port}` : listen.text,
+    // Asked for with --listen: a Listen directive too (Apache's own config listens on 80 and 443 only).
+    listen_directive: o.listen === '--listen' ? (listen.host === undefined ? String(listen.port) : listen.text) : undefined,
     server_name: names[0],
     server_aliases: names.slice(1),
     max_body_bytes: checkSize(options.maxBodySize, o.maxBodySize).bytes,

@@ -10,6 +10,7 @@ import path from 'node:path'
 
 import {asList, asString} from '../config/settings.js'
 import {UsageError} from '../errors.js'
+import {listRuns} from '../runs/registry.js'
 import {servedPrefix} from '../server/plugins/attachment/settings.js'
 import type {ApacheOptions} from './apache.js'
 import type {NginxOptions} from './nginx.js'
@@ -78,6 +79,12 @@ function serverNames(config: DeployConfig, flags: CommonFlags, origins: Origins)
 /** The ini's listening address as an upstream spelling, for a client of it. */
 function upstreamFromIni(config: DeployConfig, protocol: 'http' | 'uwsgi'): string {
   const {server} = config
+  // A runtime of this ini running on another port (kinto start --port) is where requests must go.
+  const running = protocol === 'http' ? listRuns(config.path).find((e) => e.url?.startsWith('http://')) : undefined
+  if (running?.url) {
+    const url = new URL(running.url)
+    return `http://${url.host}`
+  }
   if (server.unixSocket) return `${protocol === 'uwsgi' ? 'uwsgi+' : ''}unix:${path.resolve(config.dir, server.unixSocket)}`
   return `${protocol}://${hostPort(connectHost(server.host), server.port)}`
 }

@@ -6,6 +6,8 @@
 import {promises as fs} from 'node:fs'
 import path from 'node:path'
 
+import {createTwoFilesPatch, FILE_HEADERS_ONLY} from 'diff'
+
 import {FileExistsError, writeFileAtomic} from '../config/atomic.js'
 import {ExitCode, KintoError} from '../errors.js'
 
@@ -85,72 +87,12 @@ async function write(options: DeliverOptions): Promise<DeliverResult> {
   return {action: 'write', file, replaced: Boolean(existing)}
 }
 
-/** A unified diff (3 lines of context) from `before` to `after`; '' when they are equal. */
+/**
+ * A unified diff (3 lines of context) from `before` to `after`, as `diff -u` writes it and `patch`
+ * applies it (jsdiff; a missing final newline is marked `\\ No newline at end of file`); '' when
+ * they are equal.
+ */
 export function unifiedDiff(before: string, after: string, beforeLabel: string, afterLabel: string, context = 3): string {
   if (before === after) return ''
-  const a = splitLines(before)
-  const b = splitLines(after)
-  const ops = diffLines(a, b)
-  const lines = [`--- ${beforeLabel}`, `+++ ${afterLabel}`]
-  // Hunks: every change with `context` unchanged lines around it, overlapping ranges merged.
-  const ranges: [number, number][] = []
-  ops.forEach((op, k) => {
-    if (op.op === ' ') return
-    const from = Math.max(0, k - context)
-    const to = Math.min(ops.length, k + context + 1)
-    const last = ranges.at(-1)
-    if (last && from <= last[1]) last[1] = Math.max(last[1], to)
-    else ranges.push([from, to])
-  })
-  for (const [from, to] of ranges) {
-    const hunk = ops.slice(from, to)
-    const aCount = hunk.filter((h) => h.op !== '+').length
-    const bCount = hunk.filter((h) => h.op !== '-').length
-    lines.push(`@@ -${hunk[0].aIndex + (aCount ? 1 : 0)},${aCount} +${hunk[0].bIndex + (bCount ? 1 : 0)},${bCount} @@`)
-    for (const h of hunk) lines.push(`${h.op}${h.text}`)
-  }
-  return `${lines.join('\n')}\n`
-}
-
-interface Op {
-  op: ' ' | '-' | '+'
-  text: string
-  aIndex: number
-  bIndex: number
-}
-
-function splitLines(text: string): string[] {
-  if (text === '') return []
-  const lines = text.split('\n')
-  if (lines.at(-1) === '') lines.pop()
-  else lines[lines.length - 1] += '\\ (no newline at end of file)'
-  return lines
-}
-
-/** Longest-common-subsequence edit script; the files are small (a few hundred lines at most). */
-function diffLines(a: string[], b: string[]): Op[] {
-  const n = a.length
-  const m = b.length
-  if (n * m > 4_000_000) {
-    return [...a.map((text, k) => ({op: '-' as const, text, aIndex: k, bIndex: 0})), ...b.map((text, k) => ({op: '+' as const, text, aIndex: n, bIndex: k}))]
-  }
-  const lcs = Array.from({length: n + 1}, () => new Uint32Array(m + 1))
-  for (let x = n - 1; x >= 0; x--) {
-    for (let y = m - 1; y >= 0; y--) {
-      lcs[x][y] = a[x] === b[y] ? lcs[x + 1][y + 1] + 1 : Math.max(lcs[x + 1][y], lcs[x][y + 1])
-    }
-  }
-  const ops: Op[] = []
-  let x = 0
-  let y = 0
-  while (x < n || y < m) {
-    if (x < n && y < m && a[x] === b[y]) {
-      ops.push({op: ' ', text: a[x], aIndex: x++, bIndex: y++})
-    } else if (x < n && (y >= m || lcs[x + 1][y] >= lcs[x][y + 1])) {
-      ops.push({op: '-', text: a[x], aIndex: x++, bIndex: y})
-    } else {
-      ops.push({op: '+', text: b[y], aIndex: x, bIndex: y++})
-    }
-  }
-  return ops
+  return createTwoFilesPatch(beforeLabel, afterLabel, before, after, undefined, undefined, {context, headerOptions: FILE_HEADERS_ONLY})
 }

@@ -9,9 +9,10 @@
 import {networkCache} from '../cache/index.js'
 import {PostgresCache} from '../cache/postgresql.js'
 import {asBool, asString, type Settings} from '../config/settings.js'
-import {withRegistry} from '../db/index.js'
+import {withRegistry, type DatabaseRegistry} from '../db/index.js'
 import {ExitCode, KintoError} from '../errors.js'
 import {withMigrationLocks} from '../schema/migrate.js'
+import {requireSchema} from '../schema/require.js'
 import {clientFor, configuredBackends} from '../schema/targets.js'
 import {PostgresStorage} from '../storage/postgresql.js'
 
@@ -19,8 +20,12 @@ export interface TaskOptions {
   settings: Settings
   /** The ini's folder (relative pglite: URLs). */
   dir: string
+  /** The ini file, for hints. */
+  iniPath: string
   /** Wait this long for a migration holding an embedded folder (default 10 s). */
   lockTimeoutMs?: number
+  /** The open databases of a running server (through its control channel): no lock taken, nothing closed. */
+  registry?: DatabaseRegistry
 }
 
 export interface FlushCacheResult {
@@ -60,11 +65,16 @@ export async function flushCache(options: TaskOptions): Promise<FlushCacheResult
       hint: 'Use kinto.core.cache.postgresql, .redis, .memcached or .memory.',
     })
   }
-  await withRegistry(options.dir, (registry) =>
-    withMigrationLocks([cache], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000}, false, async () => {
-      const backend = new PostgresCache(clientFor(registry, cache), {prefix})
-      await backend.flush()
-    }),
+  await withRegistry(
+    options.dir,
+    (registry) =>
+        withMigrationLocks([cache], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000, held: options.registry !== undefined}, false, async () => {
+        const client = clientFor(registry, cache)
+        await requireSchema(client, 'cache', cache.database!, options.iniPath)
+        const backend = new PostgresCache(client, {prefix})
+        await backend.flush()
+      }),
+    {borrowed: options.registry},
   )
   return {backend: cache.module, flushed: true, database: cache.database, ...(prefix ? {prefix} : {})}
 }
@@ -97,13 +107,18 @@ export async function purgeDeleted(options: PurgeDeletedOptions): Promise<PurgeD
       hint: 'Run it with a writable configuration (kinto.readonly = false, or KINTO_READONLY=false).',
     })
   }
-  await withRegistry(options.dir, (registry) =>
-    withMigrationLocks([storage], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000}, false, async () => {
-      const backend = new PostgresStorage(clientFor(registry, storage))
-      for (const resource of options.resources) {
-        deleted[resource] = (deleted[resource] ?? 0) + (await backend.purgeDeleted(resource, '*', {maxRetained: options.maxRetained}))
-      }
-    }),
+  await withRegistry(
+    options.dir,
+    (registry) =>
+        withMigrationLocks([storage], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000, held: options.registry !== undefined}, false, async () => {
+        const client = clientFor(registry, storage)
+        await requireSchema(client, 'storage', storage.database!, options.iniPath)
+        const backend = new PostgresStorage(client)
+        for (const resource of options.resources) {
+          deleted[resource] = (deleted[resource] ?? 0) + (await backend.purgeDeleted(resource, '*', {maxRetained: options.maxRetained}))
+        }
+      }),
+    {borrowed: options.registry},
   )
   return {...base, database: storage.database, total: Object.values(deleted).reduce((a, b) => a + b, 0)}
 }

@@ -53,6 +53,8 @@ export interface RunEntry {
   toggles?: AppliedToggles
   /** Settings changed in the file that the runtime cannot take without a restart. */
   needRestart: string[]
+  /** The unix socket of its control channel (src/lib/ops/control.ts), when it offers one. */
+  control?: string
   /** Primary: number of workers it keeps. */
   workers?: number
   version?: string

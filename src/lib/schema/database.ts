@@ -26,6 +26,8 @@ export interface CreateDatabaseResult {
   timezone: 'UTC'
   /** Owner given to a new database (the storage URL's user), when it differs from the admin. */
   owner?: string
+  /** The existing database was owned by another role and now belongs to `owner`. */
+  ownerChanged?: boolean
   statements: string[]
 }
 
@@ -70,13 +72,23 @@ export async function createDatabase(opts: CreateDatabaseOptions): Promise<Creat
   try {
     let found = await exists(admin, database)
     let created = false
-    let owner: string | undefined
+    // The storage URL's role owns the database (so `kinto migrate` may create the schema in it),
+    // unless it is the admin itself. A role that does not exist is an error, before anything is made.
+    const who = await admin.query<{me: string; target: boolean; current: string | null}>(
+      `SELECT current_user AS me, EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS target,
+              (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $2) AS current`,
+      [parsed.user ?? '', database],
+    )
+    const {me, target, current} = who.rows[0]
+    const owner = parsed.user && parsed.user !== me ? parsed.user : undefined
+    if (owner && !target) {
+      throw new KintoError(`The role ${owner} of kinto.storage_url does not exist on ${server}; the database would be owned by ${me}, and ${owner} could not log in.`, {
+        code: 'KINTO_DB_ROLE_MISSING',
+        hint: `Create it first (as ${me}: CREATE ROLE ${quoteIdent(owner)} LOGIN PASSWORD '…'), then run kinto db create again.`,
+      })
+    }
+    let ownerChanged = false
     if (!found) {
-      const who = await admin.query<{me: string; target: boolean}>(
-        'SELECT current_user AS me, EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS target',
-        [parsed.user ?? ''],
-      )
-      if (parsed.user && parsed.user !== who.rows[0].me && who.rows[0].target) owner = parsed.user
       // template0: the only template guaranteed to accept any encoding.
       const sql =
         `CREATE DATABASE ${quoteIdent(database)} WITH ENCODING 'UTF8' TEMPLATE template0` +
@@ -93,6 +105,15 @@ export async function createDatabase(opts: CreateDatabaseOptions): Promise<Creat
       found = await exists(admin, database)
     } else {
       opts.report?.(`Database ${database} exists on ${server}.`)
+      if (owner && current !== owner) {
+        const sql = `ALTER DATABASE ${quoteIdent(database)} OWNER TO ${quoteIdent(owner)}`
+        statements.push(sql)
+        await admin.exec(sql).catch((error: unknown) => {
+          throw mapAdminError(error, database, server)
+        })
+        ownerChanged = true
+        opts.report?.(`Database ${database}: owner changed from ${current ?? '?'} to ${owner}.`)
+      }
     }
     const encoding = found?.encoding ?? 'UTF8'
     if (encoding.toUpperCase() !== 'UTF8') {
@@ -107,7 +128,7 @@ export async function createDatabase(opts: CreateDatabaseOptions): Promise<Creat
       throw mapAdminError(error, database, server)
     })
     opts.report?.(`Database ${database}: timezone set to UTC (for new sessions).`)
-    return {database, server, created, encoding, timezone: 'UTC', ...(owner ? {owner} : {}), statements}
+    return {database, server, created, encoding, timezone: 'UTC', ...(owner ? {owner} : {}), ...(ownerChanged ? {ownerChanged} : {}), statements}
   } finally {
     await admin.close()
   }

@@ -36,6 +36,8 @@ export interface LockWaitOptions {
   onWait?: (holder: string) => void
   /** What is being locked, for messages ("database localhost:5432/kinto"). */
   target: string
+  /** File locks held by a server: what else the operator can do (appended to "stop that server"). */
+  inUseHint?: string
   /** File locks: who takes it, written in the lock file for the messages of other processes. */
   owner?: LockOwner
 }
@@ -157,7 +159,7 @@ function inUseError(opts: LockWaitOptions, h: FileLockHolder): KintoError {
     {
       code: 'KINTO_DB_IN_USE',
       exit: ExitCode.LOCK_TIMEOUT,
-      hint: `Stop that server (kill -TERM ${h.pid}) and run this again; \`kinto start --migrate\` upgrades the schema when the server starts.`,
+      hint: `Stop that server (kill -TERM ${h.pid}) and run this again${opts.inUseHint ? `; ${opts.inUseHint}` : '.'}`,
     },
   )
 }

@@ -3,7 +3,10 @@
  * permission), read the installed version and install or upgrade to current, under a migration
  * lock per database. Dry-run and check modes read only.
  */
-import {withRegistry, type DatabaseRegistry, type Queryable, type SqlClient} from '../db/index.js'
+import {existsSync} from 'node:fs'
+import path from 'node:path'
+
+import {parseDbUrl, withRegistry, type DatabaseRegistry, type Queryable, type SqlClient} from '../db/index.js'
 import {asBool, type Settings} from '../config/settings.js'
 import {ExitCode, KintoError} from '../errors.js'
 import {isUtcTimezone} from './inspect.js'
@@ -34,6 +37,11 @@ export interface MigrateOptions {
   noWait?: boolean
   pollMs?: number
   report?: (event: MigrateEvent) => void
+  /**
+   * Open databases to work on, held by the caller (a running server): its embedded folders are
+   * already locked and stay open; nothing is closed here.
+   */
+  registry?: DatabaseRegistry
 }
 
 export interface StepReport {
@@ -94,16 +102,36 @@ async function checkDatabaseForStorage(q: Queryable, database: string): Promise<
 }
 
 /**
+ * A read-only command on an embedded folder that holds no database yet reads an empty in-memory one
+ * instead (what the folder would be): opening the folder would create a cluster there, and its lock
+ * file beside it.
+ */
+function readFromNothing(b: ConfiguredBackend): void {
+  if (!b.pgliteDir || existsSync(path.join(b.pgliteDir, 'PG_VERSION'))) return
+  b.absent = true
+  b.url = 'pglite:memory:'
+  b.pgliteDir = null
+  b.databaseKey = 'pglite::memory:'
+}
+
+/**
  * Runs fn holding the migration lock of every database (sorted, so two runs cannot cross): the
  * lock file of each embedded folder, and with needAdvisory the advisory lock of each server database.
  */
 export async function withMigrationLocks<T>(
   pg: ConfiguredBackend[],
   registry: DatabaseRegistry,
-  opts: Pick<MigrateOptions, 'lockTimeoutMs' | 'noWait' | 'pollMs' | 'report'>,
+  opts: Pick<MigrateOptions, 'lockTimeoutMs' | 'noWait' | 'pollMs' | 'report'> & {
+    inUseHint?: string
+    /** The caller only reads: an embedded folder holding no database is read as an empty one, never created. */
+    readOnly?: boolean
+    /** The caller (a running server) holds the embedded folders: no lock file, and they stay open. */
+    held?: boolean
+  },
   needAdvisory: boolean,
   fn: () => Promise<T>,
 ): Promise<T> {
+  if (opts.readOnly && !opts.held) for (const b of pg) readFromNothing(b)
   const byDb = new Map<string, ConfiguredBackend>()
   for (const b of pg) if (!byDb.has(b.databaseKey!)) byDb.set(b.databaseKey!, b)
   const dbs = [...byDb.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, b]) => b)
@@ -117,11 +145,12 @@ export async function withMigrationLocks<T>(
       timeoutMs: opts.lockTimeoutMs,
       noWait: opts.noWait,
       pollMs: opts.pollMs,
+      inUseHint: opts.inUseHint,
       onWait: (holder: string) => opts.report?.({type: 'lock-wait', database, holder}),
     }
     if (b.pgliteDir !== undefined) {
       // Embedded: one process per folder. The file lock comes before the folder is opened.
-      if (b.pgliteDir === null) return lockOne(i + 1)
+      if (b.pgliteDir === null || opts.held) return lockOne(i + 1)
       return withFileLock(pgliteLockPath(b.pgliteDir), waitOpts, async () => {
         opts.report?.({type: 'lock-acquired', database})
         try {
@@ -192,54 +221,79 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
     })
   }
 
-  return withRegistry(opts.dir, (registry) =>
-    withMigrationLocks(pg, registry, opts, mode === 'apply', async () => {
-      const plans = await planAll(pg, registry, opts)
-      for (const {b, plan} of plans) {
-        reports.set(b.backend, {
-          backend: b.backend,
-          module: b.module,
-          database: b.database,
-          installed: plan.installed,
-          current: plan.current,
-          state: plan.state,
-          steps: stepReports(plan, mode === 'dry-run'),
-          applied: false,
-          notes: plan.notes,
-        })
-      }
-      const drift = plans.flatMap((p) => p.plan.drift)
-      if (mode !== 'apply') {
-        // newer than we know is an error in every mode; drift is reported in the result
-        assertActionable(
-          plans.map((p) => ({...p.plan, drift: []})),
-          [...new Set(pg.map((b) => b.database))].join(', '),
-        )
-        return {...result(), drift}
-      }
-      for (const {b, plan} of plans) assertActionable([{...plan, drift: []}], b.database!)
-      if (drift.length > 0) throw driftError(drift, [...new Set(pg.map((b) => b.database))].join(', '))
+  const inUseHint = '`kinto start --migrate` upgrades the schema when the server starts.'
+  const lockOpts = {...opts, inUseHint, readOnly: mode !== 'apply', held: opts.registry !== undefined}
+  return withRegistry(
+    opts.dir,
+    (registry) =>
+        withMigrationLocks(pg, registry, lockOpts, mode === 'apply', async () => {
+        const plans = await planAll(pg, registry, opts)
+        for (const {b, plan} of plans) {
+          reports.set(b.backend, {
+            backend: b.backend,
+            module: b.module,
+            database: b.database,
+            installed: plan.installed,
+            current: plan.current,
+            state: plan.state,
+            steps: stepReports(plan, mode === 'dry-run'),
+            applied: false,
+            notes: plan.notes,
+          })
+        }
+        const drift = plans.flatMap((p) => p.plan.drift)
+        if (mode !== 'apply') {
+          // newer than we know is an error in every mode; drift is reported in the result
+          assertActionable(
+            plans.map((p) => ({...p.plan, drift: []})),
+            [...new Set(pg.map((b) => b.database))].join(', '),
+          )
+          return {...result(), drift}
+        }
+        for (const {b, plan} of plans) assertActionable([{...plan, drift: []}], b.database!)
+        if (drift.length > 0) throw driftError(drift, [...new Set(pg.map((b) => b.database))].join(', '))
 
-      for (const {b, client, plan} of plans) {
-        if (plan.steps.length === 0) continue
-        const applied = await client.withConnection((conn) =>
-          applyBackend(conn, b.backend, plan.installed, {
-            onStep: (step) => opts.report?.({type: 'step', backend: b.backend, step: step.name, file: step.file}),
-          }),
-        )
-        const report = reports.get(b.backend)!
-        report.applied = true
-        report.steps = stepReports(applied, false)
-        opts.report?.({
-          type: 'done',
-          backend: b.backend,
-          database: b.database!,
-          from: applied.installed,
-          to: applied.current,
-          steps: applied.steps.length,
-        })
-      }
-      return {...result(), pending: false}
-    }),
+        for (const {b, client, plan} of plans) {
+          if (plan.steps.length === 0) continue
+          const applied = await client
+            .withConnection((conn) =>
+              applyBackend(conn, b.backend, plan.installed, {
+                onStep: (step) => opts.report?.({type: 'step', backend: b.backend, step: step.name, file: step.file}),
+              }),
+            )
+            .catch((error: unknown) => {
+              throw privilegeError(error, b) ?? error
+            })
+          const report = reports.get(b.backend)!
+          report.applied = true
+          report.steps = stepReports(applied, false)
+          opts.report?.({
+            type: 'done',
+            backend: b.backend,
+            database: b.database!,
+            from: applied.installed,
+            to: applied.current,
+            steps: applied.steps.length,
+          })
+        }
+        return {...result(), pending: false}
+      }),
+    {borrowed: opts.registry},
   )
+}
+
+/**
+ * SQLSTATE 42501 (insufficient_privilege) while applying: which role lacks what, and the fix. Since
+ * PostgreSQL 15 only the database owner may create in schema public unless granted.
+ */
+function privilegeError(error: unknown, b: ConfiguredBackend): KintoError | undefined {
+  if ((error as {code?: string} | null)?.code !== '42501') return undefined
+  const parsed = b.url ? parseDbUrl(b.url, '.') : undefined
+  const role = parsed?.driver === 'pg' && parsed.user ? parsed.user : 'the role of the URL'
+  const database = parsed?.driver === 'pg' ? parsed.database : b.database!
+  return new KintoError(`Role ${role} may not install the ${b.backend} schema in ${b.database}: ${(error as Error).message}.`, {
+    code: 'KINTO_DB_PERMISSION',
+    hint: `Run kinto migrate with the database owner's URL (e.g. KINTO_${b.backend.toUpperCase()}_URL=postgresql://OWNER@…/${database}), or as the owner run GRANT CREATE ON SCHEMA public TO ${role}; (\`kinto db create\` makes the ini's role the owner).`,
+    cause: error,
+  })
 }

@@ -3,7 +3,7 @@
  * PostgreSQL backend: server, encoding, timezone, installed and current schema versions, pending
  * steps, drift, and whether the configured user can write.
  */
-import {withRegistry, type Queryable} from '../db/index.js'
+import {withRegistry, type DatabaseRegistry, type Queryable} from '../db/index.js'
 import type {Settings} from '../config/settings.js'
 import {type BackendState, type DriftItem, planBackend} from './migrator.js'
 import type {BackendName} from './sql-files.js'
@@ -101,6 +101,8 @@ export async function databaseStatusReport(opts: {
   lockTimeoutMs?: number
   /** Give up connecting after this long (default: the 10 s of configuredBackends). */
   connectTimeoutMs?: number
+  /** The open databases of a running server (through its control channel): no lock taken, nothing closed. */
+  registry?: DatabaseRegistry
 }): Promise<StatusResult> {
   const backends = configuredBackends(opts.settings, opts.dir)
   if (opts.connectTimeoutMs !== undefined) for (const b of backends) b.pool.connectTimeoutMs = opts.connectTimeoutMs
@@ -115,7 +117,7 @@ export async function databaseStatusReport(opts: {
     }
     const pg = backends.filter((b) => b.kind === 'postgresql')
     // Embedded folders are opened by one process at a time: hold their lock files while reading.
-    await withMigrationLocks(pg, registry, {lockTimeoutMs: opts.lockTimeoutMs ?? 10_000}, false, async () => {
+    await withMigrationLocks(pg, registry, {lockTimeoutMs: opts.lockTimeoutMs ?? 10_000, readOnly: true, held: opts.registry !== undefined}, false, async () => {
       for (const b of pg) {
         const client = clientFor(registry, b)
         const status = await client.withConnection(async (conn): Promise<BackendStatus> => {
@@ -132,12 +134,12 @@ export async function databaseStatusReport(opts: {
             drift: plan.drift,
             canWrite: await canWrite(conn, b.backend, db.readOnly),
             ...(b.backend === 'storage' && plan.installed !== null ? {holdsData: await holdsData(conn)} : {}),
-            notes: plan.notes,
+            notes: b.absent ? [`${b.database} holds no database yet (nothing was created); kinto migrate creates it`, ...plan.notes] : plan.notes,
           }
         })
         out[out.findIndex((o) => o.backend === b.backend)] = status
       }
     })
     return {backends: out}
-  })
+  }, {borrowed: opts.registry})
 }

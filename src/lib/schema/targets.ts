@@ -22,6 +22,8 @@ export interface ConfiguredBackend {
   databaseKey?: string
   /** PGlite data folder (null: in memory) for embedded databases. */
   pgliteDir?: string | null
+  /** A read-only command found no database in the folder (see withMigrationLocks): read as empty, not created. */
+  absent?: boolean
   pool: PoolOptions
 }
 

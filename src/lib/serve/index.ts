@@ -14,8 +14,11 @@
  */
 import cluster from 'node:cluster'
 
+import type {KintoConfig} from '../config/index.js'
 import {ExitCode, UsageError} from '../errors.js'
+import {type ControlServer, controlSocketPath, startControlServer} from '../ops/control.js'
 import {startServer, type RunningServer} from '../server/start.js'
+import {controlOperations} from './control-ops.js'
 import {workersFromIni, workersRefusal, type ServeOptions} from './options.js'
 import {Primary} from './primary.js'
 import {reloadAndLog, signalQueue} from './signals.js'
@@ -44,6 +47,7 @@ async function serveSingle(options: ServeOptions): Promise<number> {
   const {config, log} = options
   const signals = signalQueue()
   let server: RunningServer | undefined
+  let control: ControlServer | undefined
   let pendingReload = false
   // Until the server runs, a SIGHUP is remembered (the default action would kill the process).
   signals.on('SIGHUP', () => {
@@ -62,13 +66,41 @@ async function serveSingle(options: ServeOptions): Promise<number> {
       shutdownTimeoutMs: options.shutdownTimeoutMs,
       record: {role: 'server'},
     })
+    control = await openControl(server, config, log)
     log(`Serving ${server.url} (${config.path}, pid ${process.pid}); SIGHUP reloads, SIGINT or SIGTERM stops.`)
     if (pendingReload) reloadAndLog(server, log)
     const signal = await signals.stopped()
     log(`${signal}: finishing requests in flight, then stopping.`)
+    await control?.close()
     const {forced} = await server.close()
     return forced ? ExitCode.FAILED : ExitCode.OK
   } finally {
+    await control?.close()
     signals.dispose()
+  }
+}
+
+/**
+ * The control channel of a single server (workers serve PostgreSQL only, which every command
+ * reaches directly): its socket beside the run registry entry, recorded there. A server that
+ * cannot offer one still serves, and says so.
+ */
+async function openControl(server: RunningServer, config: KintoConfig, log: (line: string) => void): Promise<ControlServer | undefined> {
+  const socketPath = server.record ? controlSocketPath(server.record.path) : null
+  if (!socketPath || !server.record) return undefined
+  try {
+    const operations = controlOperations({
+      iniPath: config.path,
+      dir: config.dir,
+      settings: () => server.app.kinto.settings,
+      registry: server.registry,
+      cache: server.app.kinto.backends.cache,
+    })
+    const control = await startControlServer(socketPath, operations)
+    server.record.update({control: control.path})
+    return control
+  } catch (error) {
+    log(`Warning: no control socket (${(error as Error).message}): maintenance commands cannot reach this server's embedded database while it runs.`)
+    return undefined
   }
 }

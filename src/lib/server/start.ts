@@ -24,9 +24,9 @@ import {KintoError} from '../errors.js'
 import {bracketHost} from '../net.js'
 import {RunRecord, sha256File, type AppliedToggles, type RunRole} from '../runs/registry.js'
 import {EXPIRY_KEYS, serviceStateFrom} from '../state/toggles.js'
-import {planBackend, CURRENT_VERSIONS} from '../schema/index.js'
 import {acquireFileLock, pgliteLockPath} from '../schema/lock.js'
 import {migrate, type MigrateEvent} from '../schema/migrate.js'
+import {requireSchema} from '../schema/require.js'
 import {configuredBackends} from '../schema/targets.js'
 import {packageVersion} from '../version.js'
 import {createLogging} from '../monitoring/index.js'
@@ -84,6 +84,8 @@ export interface RunningServer {
   url: string
   /** The run registry entry (when options.record was given). */
   record?: RunRecord
+  /** The databases the server serves from (its embedded folders stay open and locked while it runs). */
+  registry: DatabaseRegistry
   /** Re-reads the ini and applies what can change live. Never throws; never drops a request. */
   reload(): ReloadReport
   /** Stops accepting, waits for in-flight requests (up to the deadline), closes the backends. Idempotent. */
@@ -115,23 +117,7 @@ async function checkSchemas(config: KintoConfig, registry: DatabaseRegistry): Pr
     if (backendKind(config.settings[`${backend}_backend`]) !== 'postgresql') continue
     const url = asString(config.settings, `${backend}_url`) ?? ''
     const client: SqlClient = registry.get(url)
-    const plan = await planBackend(client, backend)
-    if (plan.state === 'current') continue
-    const where = `${maskUrl(url)} (${backend})`
-    const hint = `Run \`kinto migrate --ini ${config.path}\` first.`
-    if (plan.state === 'missing') {
-      throw new KintoError(`The ${backend} schema is not installed in ${where}.`, {code: 'KINTO_SCHEMA_MISSING', hint})
-    }
-    if (plan.state === 'behind') {
-      throw new KintoError(`The ${backend} schema of ${where} is at version ${plan.installed ?? '?'}; this server needs ${CURRENT_VERSIONS[backend]}.`, {
-        code: 'KINTO_SCHEMA_BEHIND',
-        hint,
-      })
-    }
-    throw new KintoError(`The ${backend} schema of ${where} is newer (${plan.installed ?? '?'}) than this server knows (${CURRENT_VERSIONS[backend]}).`, {
-      code: 'KINTO_SCHEMA_NEWER',
-      hint: 'Upgrade kinto-ops, or serve this database with the Kinto that migrated it.',
-    })
+    await requireSchema(client, backend, `${maskUrl(url)} (${backend})`, config.path)
   }
 }
 
@@ -147,7 +133,7 @@ async function lockEmbedded(config: KintoConfig, logger: Logger): Promise<Array<
     for (const folder of embeddedFolders(config)) {
       releases.push(
         await acquireFileLock(pgliteLockPath(folder), {
-          target: folder,
+          target: `embedded database in ${folder}`,
           timeoutMs: 60_000,
           owner: {command: 'kinto start', serves: true, detail: config.path},
           onWait: (holder) => logger.warn({folder, holder}, `Waiting for ${holder} to release the embedded database ${folder}.`),
@@ -220,22 +206,45 @@ function serverChanges(before: ServerConfig, after: ServerConfig): string[] {
 
 export async function startServer(config: KintoConfig, options: StartServerOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogging(config).root
-  if (options.migrate) {
-    const report = (e: MigrateEvent) => {
-      if (e.type === 'done') logger.info({backend: e.backend, from: e.from, to: e.to}, `Migrated the ${e.backend} schema of ${e.database} to version ${e.to}.`)
-      if (e.type === 'lock-wait') logger.warn({holder: e.holder}, `Waiting for the migration lock on ${e.database} (held by ${e.holder}).`)
-    }
-    await migrate({settings: config.settings, dir: config.dir, mode: 'apply', report})
+  // Registered from the start (url null until listening): `kinto wait-ready` then waits for this
+  // server instead of polling [server:main]'s address, where another server may answer.
+  const record = options.record
+    ? new RunRecord({
+        role: options.record.role,
+        primaryPid: options.record.primaryPid,
+        ini: config.path,
+        url: null,
+        configHash: hashOf(config.path),
+        toggles: appliedToggles(config.settings),
+        needRestart: [],
+        version: packageVersion(),
+      })
+    : undefined
+  let releaseLocks: Array<() => void>
+  try {
+    releaseLocks = await lockEmbedded(config, logger)
+  } catch (err) {
+    record?.remove()
+    throw err
   }
-  const releaseLocks = await lockEmbedded(config, logger)
   const registry = new DatabaseRegistry(config.dir)
   const cleanup = async () => {
+    record?.remove()
     await registry.closeAll()
     for (const release of releaseLocks) release()
   }
   let backends
   try {
     backends = createBackends(config.settings, {registry, baseDir: config.dir})
+    if (options.migrate) {
+      const report = (e: MigrateEvent) => {
+        if (e.type === 'done') logger.info({backend: e.backend, from: e.from, to: e.to}, `Migrated the ${e.backend} schema of ${e.database} to version ${e.to}.`)
+        if (e.type === 'lock-wait') logger.warn({holder: e.holder}, `Waiting for the migration lock on ${e.database} (held by ${e.holder}).`)
+      }
+      // On the clients the server serves from (made first, with its pool sizes): an in-memory
+      // database (pglite:memory:) is the one migrated, and an embedded folder is not reopened.
+      await migrate({settings: config.settings, dir: config.dir, mode: 'apply', report, registry})
+    }
     if (!options.skipSchemaCheck) await checkSchemas(config, registry)
   } catch (err) {
     await backends?.close().catch(() => {})
@@ -293,18 +302,7 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
 
   const runtime = app.kinto
   const startedHash = hashOf(config.path)
-  const record = options.record
-    ? new RunRecord({
-        role: options.record.role,
-        primaryPid: options.record.primaryPid,
-        ini: config.path,
-        url,
-        configHash: startedHash,
-        toggles: appliedToggles(runtime.settings),
-        needRestart: [],
-        version: packageVersion(),
-      })
-    : undefined
+  record?.update({url, configHash: startedHash, toggles: appliedToggles(runtime.settings)})
   if (record?.error) logger.warn({error: record.error}, 'Cannot write the run registry entry: kinto backoff/readonly/maintenance will not find this server.')
 
   const reload = (): ReloadReport => {
@@ -329,6 +327,7 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
     app,
     url,
     record,
+    registry,
     reload,
     close() {
       closing ??= (async () => {

@@ -1,0 +1,211 @@
+/**
+ * The declarative CLI layer: exit codes as data (help, docs and behaviour agree), `kinto help`,
+ * errors that are always printed (as JSON under --json), typo suggestions, Ctrl-C under a terminal.
+ */
+import {spawnSync} from 'node:child_process'
+import {readFileSync, writeFileSync} from 'node:fs'
+import path from 'node:path'
+
+import {describe, expect, it, vi} from 'vitest'
+
+import {cliSurface, errorsDocFile, renderErrorsDoc} from '../../scripts/cli-surface.mjs'
+import {EXIT_CODE_MEANING} from '../../src/lib/errors.js'
+import {richProgress} from '../../src/lib/interactive.js'
+import {hoistGlobalFlags} from '../../src/global-flags.js'
+import {commandSuggestion, nearest} from '../../src/lib/text/nearest.js'
+import {cliBin, runCli} from '../helpers/cli.js'
+import {tempFolders} from '../helpers/tmp.js'
+
+// Every test runs the CLI as subprocesses (a few seconds each on a loaded machine).
+vi.setConfig({testTimeout: 120_000})
+
+const tmp = tempFolders('cli-layer')
+
+describe('exit codes as data', () => {
+  it('every command declares 0, 1 and 2, only codes of the one table, and no prose copy in its description', async () => {
+    const surface = await cliSurface()
+    expect(surface.length).toBeGreaterThan(15)
+    for (const c of surface) {
+      expect(Object.keys(c.exitCodes), c.id).toEqual(expect.arrayContaining(['0', '1', '2']))
+      for (const code of Object.keys(c.exitCodes)) expect(Object.keys(EXIT_CODE_MEANING), `${c.id} exit ${code}`).toContain(code)
+    }
+    const {Config} = await import('@oclif/core')
+    const config = await Config.load({root: path.resolve(import.meta.dirname, '..', '..'), devPlugins: false})
+    for (const c of config.commands) expect(c.description ?? '', c.id).not.toMatch(/Exit codes:/)
+  })
+
+  it('docs/errors.md shows the same tables (npm run surface regenerates them)', async () => {
+    const doc = readFileSync(errorsDocFile, 'utf8')
+    expect(renderErrorsDoc(doc, await cliSurface())).toBe(doc)
+  })
+
+  it('each command\'s help lists its table under EXIT CODES', async () => {
+    const surface = await cliSurface()
+    for (const id of ['migrate', 'start', 'deploy nginx']) {
+      const r = await runCli([...id.split(' '), '--help'])
+      expect(r.code).toBe(0)
+      const section = r.stdout.slice(r.stdout.indexOf('EXIT CODES'))
+      expect(section, id).toMatch(/^EXIT CODES\n/)
+      const table = surface.find((c) => c.id === id)!.exitCodes
+      for (const [code, meaning] of Object.entries(table)) {
+        expect(section.replace(/\s+/g, ' '), `${id} ${code}`).toContain(`${code} ${meaning.split(' ').slice(0, 4).join(' ')}`)
+      }
+    }
+    // start's help says 4 for a held folder, as the code does (ops-cli.integration.test.ts runs it)
+    expect(surface.find((c) => c.id === 'start')!.exitCodes['4']).toMatch(/held/)
+  })
+})
+
+describe('kinto help', () => {
+  it('`kinto help` and `kinto help <command>` show the help', async () => {
+    const root = await runCli(['help'])
+    expect(root.code, root.stderr).toBe(0)
+    expect(root.stdout).toContain('COMMANDS')
+    expect(root.stdout).toContain('migrate')
+    const one = await runCli(['help', 'deploy', 'nginx'])
+    expect(one.code, one.stderr).toBe(0)
+    expect(one.stdout).toContain('$ kinto deploy nginx')
+    expect(one.stdout).toContain('EXIT CODES')
+  })
+
+  it('`kinto help <unknown>` is a usage error with the nearest command', async () => {
+    const r = await runCli(['help', 'migrat'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('Did you mean `kinto migrate`?')
+  })
+})
+
+describe('typo suggestions', () => {
+  it('`kinto deploy ngnix` suggests nginx alone, not the three deploy commands', async () => {
+    const r = await runCli(['deploy', 'ngnix'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('Did you mean `kinto deploy nginx`?')
+    expect(r.stderr).not.toContain('deploy uwsgi')
+    expect(commandSuggestion('db', ['db status', 'db create', 'migrate'])).toContain('`kinto db status` or `kinto db create`')
+    expect(nearest('kinto.batch_max_request', ['kinto.batch_max_requests', 'kinto.bucket_create_principals'])).toEqual(['kinto.batch_max_requests'])
+  })
+
+  it('`kinto migrat --json` answers a JSON error object', async () => {
+    const r = await runCli(['migrat', '--json'])
+    expect(r.code).toBe(2)
+    expect(JSON.parse(r.stdout)).toEqual({error: {code: 'KINTO_USAGE', message: 'Unknown command "migrat".', hint: expect.stringContaining('kinto migrate')}})
+  })
+})
+
+describe('errors that are always printed', () => {
+  it('an unexpected failure under --json prints the error object (not zero bytes), exit 1', async () => {
+    const dir = tmp()
+    writeFileSync(path.join(dir, 'a-file'), '')
+    const ini = path.join(dir, 'kinto.ini')
+    writeFileSync(ini, '[app:main]\nkinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = pglite:a-file/data\n')
+    const r = await runCli(['migrate', '--json', '--ini', ini])
+    expect(r.code).toBe(1)
+    const out = JSON.parse(r.stdout) as {error: {code: string; message: string}}
+    expect(out.error.code).toMatch(/^KINTO_/)
+    expect(out.error.message).toContain('a-file')
+  })
+
+  it('a usage error under --json is a JSON object too (exit 2)', async () => {
+    const r = await runCli(['migrate', '--json', '--bogus'])
+    expect(r.code).toBe(2)
+    expect(JSON.parse(r.stdout).error).toMatchObject({code: 'KINTO_USAGE', message: expect.stringContaining('--bogus')})
+    expect(r.stderr).not.toContain('did not parse')
+  })
+})
+
+describe('progress on a terminal', () => {
+  it('a terminal 0 columns wide gets plain lines, not one character per line', () => {
+    expect(richProgress({}, [{isTTY: true, columns: 0}])).toBe(false)
+    expect(richProgress({}, [{isTTY: true, columns: 80}])).toBe(true)
+  })
+
+  it('Ctrl-C during `kinto migrate` on a terminal dies of SIGINT (130), as without a terminal', async (ctx) => {
+    if (spawnSync('script', ['--version']).status !== 0) {
+      console.log('SKIPPED: no `script` (util-linux) to give the command a terminal')
+      ctx.skip()
+    }
+    const dir = tmp()
+    const ini = path.join(dir, 'kinto.ini')
+    writeFileSync(ini, '[app:main]\nkinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = pglite:data\n')
+    // A live process (this one) holds the migration lock: migrate waits there, showing its progress.
+    writeFileSync(path.join(dir, 'data.kinto-migrate.lock'), String(process.pid))
+    const command = `stty rows 24 cols 80; exec ${JSON.stringify(process.execPath)} ${JSON.stringify(cliBin)} migrate --ini ${JSON.stringify(ini)}`
+    const {spawn} = await import('node:child_process')
+    const child = spawn('script', ['-qefc', command, '/dev/null'], {env: {...process.env, TERM: 'xterm'}, stdio: ['pipe', 'pipe', 'pipe']})
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    const code = await new Promise<number | null>((resolve) => {
+      const killer = setTimeout(() => child.kill('SIGKILL'), 40_000)
+      const poll = setInterval(() => {
+        if (!out.includes('Migrating the PostgreSQL schema')) return
+        clearInterval(poll)
+        child.stdin.write('\u0003')
+      }, 100)
+      child.on('close', (c) => {
+        clearTimeout(killer)
+        clearInterval(poll)
+        resolve(c)
+      })
+    })
+    expect(out).toContain('Migrating the PostgreSQL schema')
+    expect(code).toBe(130)
+  }, 60_000)
+})
+
+describe('flags every command reads the same way', () => {
+  const iniWithMaintenance = () => {
+    const dir = tmp()
+    const ini = path.join(dir, 'kinto.ini')
+    writeFileSync(ini, '[app:main]\nkinto.userid_hmac_secret = cli-layer\n')
+    return ini
+  }
+
+  it('one duration type: `status --timeout 2m` as `wait-ready --timeout 2m`; a bad one is a usage error naming the flag', async () => {
+    const ini = iniWithMaintenance()
+    const ok = await runCli(['status', '--ini', ini, '--timeout', '2m', '--json'])
+    expect(ok.code, ok.stderr).toBe(0)
+    const bad = await runCli(['status', '--ini', ini, '--timeout', 'soon'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toBe('Error: --timeout: "soon" is not a duration; expected a duration such as 90s, 30m, 2h, 1d or 1h30m (or a number of seconds).\nHint: See `kinto status --help`.\n')
+    const lock = await runCli(['migrate', '--ini', ini, '--lock-timeout', '1m', '--check'])
+    expect(lock.code, lock.stderr).toBe(0)
+  })
+
+  it('`maintenance ON` is `maintenance on`', async () => {
+    const ini = iniWithMaintenance()
+    const r = await runCli(['maintenance', 'ON', '--no-reload', '--ini', ini])
+    expect(r.code, r.stderr).toBe(0)
+    expect(readFileSync(ini, 'utf8')).toContain('kinto.maintenance = true')
+    expect((await runCli(['maintenance', 'Off', '--no-reload', '--ini', ini])).code).toBe(0)
+    expect(readFileSync(ini, 'utf8')).not.toContain('kinto.maintenance = true')
+  })
+
+  it('global flags before the command, as upstream: `kinto --ini X migrate`, `kinto -q …`', async () => {
+    const ini = iniWithMaintenance()
+    const r = await runCli(['--ini', ini, 'migrate', '--check'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain('storage: skipped')
+    const quiet = await runCli(['-q', `--ini=${ini}`, 'maintenance', 'on', '--no-reload', '--json'])
+    expect(quiet.code, quiet.stderr).toBe(0)
+    expect(JSON.parse(quiet.stdout)).toMatchObject({toggle: 'maintenance', state: 'on'})
+    expect(hoistGlobalFlags(['--ini', 'x.ini', '-v', 'deploy', 'nginx', '--cache'])).toEqual({words: ['deploy', 'nginx'], rest: ['--cache', '--ini', 'x.ini', '-v']})
+    expect(hoistGlobalFlags(['--bogus', 'migrate'])).toBeNull()
+    const unknown = await runCli(['--bogus', 'migrate'])
+    expect(unknown.code).toBe(2)
+  })
+
+  it('-q/--quiet keeps progress off stderr (errors still shown); -v/--verbose is --debug', async () => {
+    const ini = iniWithMaintenance()
+    writeFileSync(ini, '[app:main]\nkinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = pglite:data\n')
+    const loud = await runCli(['migrate', '--check', '--ini', ini])
+    expect(loud.stderr).toContain('storage on embedded database')
+    const quiet = await runCli(['migrate', '--check', '--ini', ini, '-q'])
+    expect(quiet.code).toBe(3)
+    expect(quiet.stderr).toBe('')
+    const failing = await runCli(['migrate', '--ini', path.join(path.dirname(ini), 'missing.ini'), '-q'])
+    expect(failing.code).toBe(1)
+    expect(failing.stderr).toMatch(/^Error: /)
+    const verbose = await runCli(['migrate', '--ini', path.join(path.dirname(ini), 'missing.ini'), '--verbose'])
+    expect(verbose.stderr).toMatch(/\n\s+at /)
+  })
+})
