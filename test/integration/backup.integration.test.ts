@@ -177,7 +177,9 @@ describe('kinto backup and restore on the embedded engine', () => {
           return f
         },
         'KINTO_BACKUP_INVALID',
-        /damaged|checksum|not valid JSON|truncated|row/,
+        // Where the flip lands decides which check sees it first: each of these came up in 3,000
+        // random flips of a backup of this dataset (the table and column lines too, 7 times).
+        /damaged|checksum|not valid JSON|truncated|row|the columns of|was expected/,
       ],
       [
         'a changed row (checksum)',
