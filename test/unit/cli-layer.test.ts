@@ -131,7 +131,8 @@ describe('progress on a terminal', () => {
     writeFileSync(path.join(dir, 'data.kinto-migrate.lock'), String(process.pid))
     const command = `stty rows 24 cols 80; exec ${JSON.stringify(process.execPath)} ${JSON.stringify(cliBin)} migrate --ini ${JSON.stringify(ini)}`
     const {spawn} = await import('node:child_process')
-    const child = spawn('script', ['-qefc', command, '/dev/null'], {env: {...process.env, TERM: 'xterm'}, stdio: ['pipe', 'pipe', 'pipe']})
+    // CI unset: with CI set the command shows plain lines, not the terminal's progress (CI sets it).
+    const child = spawn('script', ['-qefc', command, '/dev/null'], {env: {...process.env, TERM: 'xterm', CI: ''}, stdio: ['pipe', 'pipe', 'pipe']})
     let out = ''
     child.stdout.on('data', (d) => (out += d))
     const code = await new Promise<number | null>((resolve) => {
