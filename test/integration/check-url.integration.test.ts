@@ -9,9 +9,10 @@
  *   proper kinto.http_host, the report is clean, the admin console reachable.
  */
 import {randomBytes} from 'node:crypto'
-import {existsSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, writeFileSync} from 'node:fs'
 import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import type {Socket} from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -40,6 +41,8 @@ interface Fake {
   html?: boolean
   /** Capability admin, and what GET /v1/admin/ gets. */
   admin?: 'served' | 'blocked'
+  /** The list answers 401 unless this `user:password` comes as Basic credentials. */
+  listAuth?: string
 }
 
 const RECORDS = [1, 2, 3].map((n) => ({id: `r${n}`, last_modified: 1700000000000 + n, title: `Record ${n}`}))
@@ -54,6 +57,8 @@ interface FakeServer {
 }
 
 const servers: FakeServer[] = []
+/** The Authorization header of every request the fakes got, by path. */
+const authorizations: Array<{path: string; authorization: string | undefined}> = []
 
 async function fake(behaviour: Fake = {}): Promise<FakeServer> {
   const sockets = new Set<Socket>()
@@ -65,6 +70,7 @@ async function fake(behaviour: Fake = {}): Promise<FakeServer> {
     if (behaviour.hang) return // never answers
     const host = req.headers.host ?? ''
     const url = new URL(req.url ?? '/', `http://${host}`)
+    authorizations.push({path: url.pathname, authorization: req.headers.authorization})
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       res.writeHead(status, {'content-type': 'application/json', ...headers})
       res.end(typeof body === 'string' ? body : JSON.stringify(body))
@@ -98,6 +104,7 @@ async function fake(behaviour: Fake = {}): Promise<FakeServer> {
     }
     if (url.pathname === LIST) {
       if (behaviour.listStatus) return send(behaviour.listStatus, {errno: 104})
+      if (behaviour.listAuth && req.headers.authorization !== `Basic ${Buffer.from(behaviour.listAuth).toString('base64')}`) return send(401, {errno: 104}, cors)
       if (req.headers['if-none-match'] === '"1700000000003"') return send(304, '', {etag: '"1700000000003"'})
       if (behaviour.ignoreQuery && firstListAnswer) return send(200, firstListAnswer.body, firstListAnswer.headers)
       const limit = Number(url.searchParams.get('_limit') ?? 100)
@@ -144,8 +151,8 @@ afterAll(async () => {
   for (const s of servers) await s.close()
 })
 
-async function probe(server: FakeServer, options: {listPath?: string; timeoutMs?: number} = {}): Promise<CheckReport> {
-  return probeDeployment(server.url, {listPath: options.listPath ?? LIST, timeoutMs: options.timeoutMs ?? 3000})
+async function probe(server: FakeServer, options: {listPath?: string; timeoutMs?: number; auth?: string} = {}): Promise<CheckReport> {
+  return probeDeployment(server.url, {listPath: options.listPath ?? LIST, timeoutMs: options.timeoutMs ?? 3000, auth: options.auth})
 }
 
 const byId = (report: CheckReport, id: string): Finding[] => report.findings.filter((f) => f.id === id)
@@ -261,6 +268,28 @@ describe('probe against a fake Kinto', () => {
     expect(report.findings.filter((f) => f.message.startsWith('Not verified'))).toHaveLength(1)
   })
 
+  it('a list only an account may read: the checks run with --user, whose credentials go to the list alone', async () => {
+    const s = await fake({listAuth: 'reader:s3cret:pw'})
+    const anonymous = await probe(s)
+    expect(levels(anonymous, 'list')).toEqual(['warning'])
+    expect(byId(anonymous, 'list')[0].message).toMatch(/answered 401, so there is no list to look at anonymously\.$/)
+    expect(byId(anonymous, 'list')[0].fix).toContain('--user (KINTO_CHECK_AUTH) USER:PASSWORD')
+
+    authorizations.length = 0
+    const report = await probe(s, {auth: 'reader:s3cret:pw'})
+    expect(problems(report)).toEqual(['warning host-leak'])
+    for (const id of ['etag', 'last-modified', 'next-page', 'limit-varies', 'cors-expose', 'if-none-match']) expect(levels(report, id), id).toEqual(['ok'])
+    const sent = authorizations.filter((a) => a.authorization !== undefined).map((a) => a.path)
+    expect(sent.length).toBeGreaterThanOrEqual(3)
+    expect(new Set(sent)).toEqual(new Set([LIST]))
+    expect(authorizations.some((a) => a.path !== LIST && a.authorization === undefined)).toBe(true)
+    expect(JSON.stringify(report)).not.toContain('s3cret')
+
+    // An account that may not read it: the same warning, naming the account.
+    const wrong = await probe(s, {auth: 'reader:wrong'})
+    expect(byId(wrong, 'list')[0].message).toMatch(/answered 401, so there is no list to look at as reader\.$/)
+  })
+
   it('a redirect to another host is not followed', async () => {
     const elsewhere = await fake()
     const s = await fake({redirectHelloTo: `${elsewhere.url.replace('127.0.0.1', 'localhost')}/v1/`})
@@ -311,6 +340,29 @@ describe('kinto check --url (CLI)', () => {
     expect(r.stdout).toContain(`kinto check ${s.url}/v1/`)
     expect(r.stdout).toMatch(/^WARN +host-leak: /m)
     expect(r.stdout).toMatch(/^0 errors, 1 warning, \d+ ok: review the warnings\.$/m)
+  })
+
+  it('KINTO_CHECK_AUTH reads the list as an account and is never printed; a value without a colon is a usage error', async () => {
+    const s = await fake({listAuth: 'reader:s3cret'})
+    const r = await runCli(['check', '--url', s.url, '--list', LIST, '--json'], {env: {KINTO_CHECK_AUTH: 'reader:s3cret'}})
+    expect(r.code, r.stderr).toBe(0)
+    expect(levels(JSON.parse(r.stdout) as CheckReport, 'etag')).toEqual(['ok'])
+    expect(r.stdout + r.stderr).not.toContain('s3cret')
+    const bad = await runCli(['check', '--url', s.url, '--user', 'reader'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('--user (KINTO_CHECK_AUTH) must be USER:PASSWORD')
+  })
+
+  it('the list, origin and account flags need --url on the command line, not in the environment', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-check-env-'))
+    const ini = path.join(dir, 'kinto.ini')
+    writeFileSync(ini, '[app:main]\nkinto.storage_backend = kinto.core.storage.memory\n')
+    const env = {KINTO_CHECK_AUTH: 'reader:s3cret', KINTO_CHECK_LIST: '/buckets', KINTO_CHECK_ORIGIN: 'https://app.example'}
+    const plain = await runCli(['check', '--ini', ini, '--no-db', '--json'], {env})
+    expect(JSON.parse(plain.stdout).target).toEqual({kind: 'ini', path: ini})
+    const flag = await runCli(['check', '--ini', ini, '--no-db', '--list', '/buckets'])
+    expect(flag.code).toBe(2)
+    expect(flag.stderr).toContain('--list only applies with --url.')
   })
 
   it('a URL that is not http(s): usage error, exit 2', async () => {

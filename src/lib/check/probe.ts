@@ -23,6 +23,12 @@ export interface ProbeOptions {
   listPath?: string
   /** Origin sent in CORS requests (must be allowed by kinto.cors_origins). */
   origin?: string
+  /**
+   * `USER:PASSWORD`: the list is read with these Basic credentials (for a list only accounts may
+   * read). Sent with the list's requests alone; hello, the preflight and the private URLs stay
+   * anonymous. Never shown.
+   */
+  auth?: string
 }
 
 export const DEFAULT_PROBE_ORIGIN = 'https://kinto-check.example'
@@ -47,7 +53,7 @@ export function publicRoot(input: string): URL {
     throw new UsageError(`--url ${JSON.stringify(input)} is not an http(s) URL.`, {hint: 'Pass the public address, e.g. --url https://kinto.example.com'})
   }
   if (url.username || url.password) {
-    throw new UsageError('--url must not carry credentials.', {hint: 'The probe reads what anonymous clients can read; remove user:password@ from the URL.'})
+    throw new UsageError('--url must not carry credentials.', {hint: 'Remove user:password@ from the URL; to read the list as an account, set KINTO_CHECK_AUTH=user:password (or --user).'})
   }
   url.search = ''
   url.hash = ''
@@ -109,6 +115,20 @@ interface ProbeState {
   root: string
   origin: string
   findings: Finding[]
+  /** The Authorization header of the list's requests, when --user is given. */
+  listAuth: Record<string, string>
+  /** How the list is read, for messages: "anonymously" or "as USER". */
+  reader: string
+}
+
+/** The list's Authorization header and how messages name its reader, from `USER:PASSWORD`. */
+function listReader(auth: string | undefined): Pick<ProbeState, 'listAuth' | 'reader'> {
+  if (auth === undefined || auth === '') return {listAuth: {}, reader: 'anonymously'}
+  const colon = auth.indexOf(':')
+  if (colon <= 0) {
+    throw new UsageError('--user (KINTO_CHECK_AUTH) must be USER:PASSWORD.', {hint: 'Pass the account and its password separated by a colon, e.g. KINTO_CHECK_AUTH=reader:password.'})
+  }
+  return {listAuth: {authorization: `Basic ${Buffer.from(auth, 'utf8').toString('base64')}`}, reader: `as ${auth.slice(0, colon)}`}
 }
 
 async function get(state: ProbeState, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<HttpResponse> {
@@ -202,7 +222,7 @@ interface ListPage {
 }
 
 async function readPage(state: ProbeState, listPath: string, limit: number, headers: Record<string, string> = {}): Promise<ListPage> {
-  const res = await get(state, `${listPath}?_limit=${limit}`, {origin: state.origin, ...headers})
+  const res = await get(state, `${listPath}?_limit=${limit}`, {origin: state.origin, ...state.listAuth, ...headers})
   const body = parseJson(res.body) as {data?: unknown} | undefined
   return {res, count: Array.isArray(body?.data) ? body!.data.length : undefined}
 }
@@ -216,15 +236,17 @@ async function checkList(state: ProbeState, listPath: string, explicit: boolean)
     return [error('list', `GET ${target} failed: ${describeHttpError(e)}.`, 'Check the list path given with --list.')]
   }
   if (one.res.status !== 200 || one.count === undefined) {
+    const refused = one.res.status === 401 || one.res.status === 403
+    const account = refused && state.reader === 'anonymously' ? ', or read it as an account that may: --user (KINTO_CHECK_AUTH) USER:PASSWORD' : ''
     const hint = explicit
-      ? `Pass --list with a list anonymous clients may read (GET ${target} answered ${one.res.status}).`
-      : 'Pass --list /buckets/<bid>/collections/<cid>/records: a list anonymous clients may read, holding at least 2 objects.'
+      ? `Pass --list with a list ${state.reader === 'anonymously' ? 'anonymous clients' : 'this account'} may read (GET ${target} answered ${one.res.status})${account}.`
+      : `Pass --list /buckets/<bid>/collections/<cid>/records: a list ${state.reader === 'anonymously' ? 'anonymous clients' : 'this account'} may read, holding at least 2 objects${account}.`
     // One finding for the six checks a list gives (ETag, Last-Modified, Next-Page, _limit, CORS exposure, If-None-Match).
     const seen = `${one.res.status}${one.count === undefined && one.res.status === 200 ? ' without a data list' : ''}`
     return [
       warning(
         'list',
-        `Not verified: ETag, Last-Modified, Next-Page, _limit, the CORS exposed headers and If-None-Match, because GET ${target} answered ${seen}, so there is no list to look at anonymously.`,
+        `Not verified: ETag, Last-Modified, Next-Page, _limit, the CORS exposed headers and If-None-Match, because GET ${target} answered ${seen}, so there is no list to look at ${state.reader}.`,
         hint,
       ),
     ]
@@ -299,7 +321,7 @@ async function checkList(state: ProbeState, listPath: string, explicit: boolean)
 
   if (etag) {
     try {
-      const again = await get(state, `${listPath}?_limit=1`, {'if-none-match': etag})
+      const again = await get(state, `${listPath}?_limit=1`, {...state.listAuth, 'if-none-match': etag})
       if (again.status === 304) findings.push(ok('if-none-match', `If-None-Match: ${etag} got 304 Not Modified.`))
       else
         findings.push(
@@ -395,7 +417,7 @@ export async function probeDeployment(url: string, options: ProbeOptions = {}): 
   const root = publicRoot(url)
   const listPath = normaliseListPath(options.listPath ?? '/buckets')
   const http = new HttpClient({timeoutMs: options.timeoutMs ?? 10_000})
-  const state: ProbeState = {http, root: rootString(root), origin: options.origin ?? DEFAULT_PROBE_ORIGIN, findings: []}
+  const state: ProbeState = {http, root: rootString(root), origin: options.origin ?? DEFAULT_PROBE_ORIGIN, findings: [], ...listReader(options.auth)}
   const findings = state.findings
   const report = (): CheckReport => ({target: {kind: 'url', url: `${state.root}/v1/`}, findings, summary: summarize(findings)})
   try {
