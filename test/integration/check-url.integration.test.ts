@@ -240,6 +240,10 @@ describe('probe against a fake Kinto', () => {
     const [priv] = byId(report, 'private-urls')
     expect(priv.level).toBe('error')
     expect(priv.message).toContain('/v1/__heartbeat__ (200), /v1/__lbheartbeat__ (200), /v1/__version__ (200)')
+    // Probed on loopback: what answered this probe may be refused to everyone else (an allow list).
+    expect(priv.message).toMatch(/^Private URLs answer this probe: /)
+    expect(priv.message).toContain('This probe reached them from a loopback address (127.0.0.1 is loopback)')
+    expect(priv.message).toContain('run kinto check --url from outside your network')
     const [flush] = byId(report, 'flush-endpoint')
     expect(flush.level).toBe('error')
     expect(flush.message).toContain('GET answered 405')

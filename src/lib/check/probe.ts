@@ -9,6 +9,9 @@
  * - private `__…__` URLs are not public.
  * Only GET and OPTIONS requests: nothing is written (__flush__ is never POSTed).
  */
+import {lookup} from 'node:dns/promises'
+import {BlockList, isIP} from 'node:net'
+
 import {UsageError} from '../errors.js'
 import {HttpClient, type HttpResponse, describeHttpError} from '../http.js'
 import {type CheckReport, type Finding, error, ok, summarize, warning} from './types.js'
@@ -40,6 +43,35 @@ const PLUGIN_PRIVATE_PATHS: Array<[capability: string, path: string, why: string
   ['prometheus', '__metrics__', 'the metrics show who uses the service and how (user ids, endpoints)'],
   ['counters_endpoint', '__counters__', 'the counters show how much is stored'],
 ]
+
+/** Loopback and private ranges: a probe reaching the service there connects from such an address. */
+const LOCAL_RANGES = new BlockList()
+LOCAL_RANGES.addSubnet('127.0.0.0', 8)
+LOCAL_RANGES.addSubnet('10.0.0.0', 8)
+LOCAL_RANGES.addSubnet('172.16.0.0', 12)
+LOCAL_RANGES.addSubnet('192.168.0.0', 16)
+LOCAL_RANGES.addSubnet('169.254.0.0', 16)
+LOCAL_RANGES.addSubnet('100.64.0.0', 10)
+LOCAL_RANGES.addAddress('::1', 'ipv6')
+LOCAL_RANGES.addSubnet('fc00::', 7, 'ipv6')
+LOCAL_RANGES.addSubnet('fe80::', 10, 'ipv6')
+
+/**
+ * 'loopback' or 'private' when every address of the root's host is one (this probe then connects
+ * from such an address too, which a proxy's allow list may well admit), else null.
+ */
+async function localReach(root: string): Promise<'loopback' | 'private' | null> {
+  const host = new URL(root).hostname.replace(/^\[|\]$/g, '')
+  let addresses: string[]
+  try {
+    addresses = isIP(host) ? [host] : (await lookup(host, {all: true})).map((a) => a.address)
+  } catch {
+    return null
+  }
+  const kind = (a: string) => (isIP(a) === 6 ? 'ipv6' : 'ipv4') as 'ipv4' | 'ipv6'
+  if (addresses.length === 0 || !addresses.every((a) => LOCAL_RANGES.check(a, kind(a)))) return null
+  return addresses.every((a) => a === '::1' || a.startsWith('127.')) ? 'loopback' : 'private'
+}
 
 /** The public root of the service (without /v1 and without a trailing slash). */
 export function publicRoot(input: string): URL {
@@ -355,10 +387,14 @@ async function checkPrivateUrls(state: ProbeState, capabilities: Record<string, 
   }
   const findings: Finding[] = []
   if (exposed.length > 0) {
+    const local = await localReach(state.root)
+    const from = local
+      ? ` This probe reached them from a ${local} address (${new URL(state.root).hostname} is ${local}), which the proxy's allow list may admit: run kinto check --url from outside your network to see what everyone else gets.`
+      : ''
     findings.push(
       error(
         'private-urls',
-        `Private URLs answer anyone: ${exposed.join(', ')}. ${why.join('; ')}.`,
+        `Private URLs answer ${local ? 'this probe' : 'anyone'}: ${exposed.join(', ')}. ${why.join('; ')}.${from}`,
         'Restrict /v1/__…__ to your monitoring addresses at the proxy (kinto deploy nginx --allow ADDR writes such a block).',
       ),
     )
