@@ -4,7 +4,7 @@
 // 1 MB and 50 MB (multipart, streamed by this process in 64 kB chunks) and samples the server's
 // RSS every 20 ms: idle RSS, peak RSS during each upload, and the peak's growth over the idle
 // figure against the file's size. Then downloads the 50 MB file from the server and checks it.
-// Prints a Markdown section for bench/RESULTS.md. Uses the built dist/ (npm run build).
+// Prints a Markdown section for bench/ANALYSIS.md (hand-written results). Uses the built dist/ (npm run build).
 //
 //   node bench/attachment-upload.js [--mb 50]
 import {spawn} from 'node:child_process'
