@@ -21,7 +21,7 @@ import path from 'node:path'
 
 import {createBenchDatabase, migrate, writeBenchIni} from './lib/dataset.js'
 import {startKinto, waitReady} from './lib/servers.js'
-import {basic, note, randomSecret, root, rssSampler} from './lib/util.js'
+import {basic, note, randomSecret, root, rssMb, rssSampler} from './lib/util.js'
 
 const argv = process.argv.slice(2)
 const opt = (name, fallback) => {
@@ -356,6 +356,8 @@ export async function loadtest(base, {pid} = {}) {
   await Promise.all(Array.from({length: cfg.clients}, (_, i) => client(run, i, deadline)))
   const elapsed = (performance.now() - started) / 1000
   const rssPeak = sampler?.stop()
+  // The server's RSS when the load ends (issue 20: < 150 MB on PostgreSQL after the 60 s), before the checks' reads.
+  const rssEnd = pid ? rssMb(pid) : undefined
   const loadRequests = run.counts.requests
   checkOrdering(run)
   const checked = await checkFinalState(run)
@@ -375,6 +377,7 @@ export async function loadtest(base, {pid} = {}) {
     byStatus: run.counts.byStatus,
     byOp: run.counts.byOp,
     rssPeakMb: rssPeak === undefined ? null : Math.round(rssPeak),
+    rssEndMb: rssEnd === undefined ? null : Math.round(rssEnd),
     violations: run.violations,
     ok: run.violations.length === 0,
   }
@@ -399,7 +402,7 @@ export function render(engine, r) {
   const lines = [
     `${engine}: ${r.ok ? 'PASS' : 'FAIL'} — ${r.clients} clients, ${r.durationS} s: ${r.requests} requests (${r.rps}/s, p50 ${r.p50} ms, p99 ${r.p99} ms), ` +
       `${r.acknowledgedWrites} acknowledged writes (${r.writesPerS}/s), ${r.recordsChecked} records checked; statuses ${JSON.stringify(r.byStatus)}` +
-      (r.rssPeakMb ? `; server peak RSS ${r.rssPeakMb} MB` : ''),
+      (r.rssPeakMb ? `; server RSS peak ${r.rssPeakMb} MB, ${r.rssEndMb} MB at the end of the load` : ''),
   ]
   for (const v of r.violations.slice(0, 20)) lines.push(`  VIOLATION ${v.kind}: ${v.detail}`)
   if (r.violations.length > 20) lines.push(`  … ${r.violations.length - 20} more`)
