@@ -33,3 +33,27 @@ export function runLoad({origin, connections, durationS, requests, headers = {}}
     instance.on('error', reject)
   })
 }
+
+/**
+ * Several loads at once over the same duration (e.g. one autocannon client per collection: a
+ * client of autocannon cannot keep state across its requests), merged into one result: their
+ * rates and counts add up; the latencies are the slowest load's.
+ */
+export async function runLoads({origin, durationS, loads}) {
+  if (loads.length === 1) return runLoad({origin, durationS, ...loads[0]})
+  const results = await Promise.all(loads.map((l) => runLoad({origin, durationS, ...l})))
+  const sum = (k) => results.reduce((a, r) => a + r[k], 0)
+  const codes = {}
+  for (const r of results) for (const [c, n] of Object.entries(r.codes)) codes[c] = (codes[c] ?? 0) + n
+  return {
+    rps: sum('rps'),
+    okRps: sum('okRps'),
+    p50: Math.max(...results.map((r) => r.p50)),
+    p99: Math.max(...results.map((r) => r.p99)),
+    total: sum('total'),
+    errors: sum('errors'),
+    timeouts: sum('timeouts'),
+    non2xx: sum('non2xx'),
+    codes,
+  }
+}

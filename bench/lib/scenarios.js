@@ -1,13 +1,24 @@
 // The HTTP scenarios of the bench. Each gives autocannon its requests; some need a preparation
 // against the running server first (page 1000's URL, the _since timestamp, the PUT ETags).
-import {BIG, BUCKET, MAIN, PUT_POOL, USER, WRITES, putId, recordId} from './dataset.js'
+//
+// A scenario may name `twins`: scenarios measured in the same rounds, alternating with it, so
+// that the ratio of the two comes from one stretch of time (bench/run.js measurePair): its floors
+// (served by bench/lib/floor.js) and runtime variants (another load on the same server, or the
+// same load on `kinto start --workers 2`). `server` says which process a scenario loads (`kinto`
+// unless stated), `engines` where it runs (both unless stated).
+import {BIG, BUCKET, MAIN, PUT_POOL, USER, WRITES, collectionId, putId, recordId} from './dataset.js'
 import {basic} from './util.js'
 
 export const AUTH = basic(...USER)
 const JSON_HEADERS = {'content-type': 'application/json', authorization: AUTH}
-const records = (cid) => `/v1/buckets/${BUCKET}/collections/${cid}/records`
+/** The collections of the spread POST scenario, one per client (100-record collections of the dataset). */
+const SPREAD = Array.from({length: 8}, (_, i) => collectionId(3 + i))
+/**
+ * The batch's collection: not the POST's, whose list lock the last batches of a round (still
+ * running on the server when the load generator stops) would otherwise hold into the next one.
+ */
+const BATCHES = collectionId(11)
 
-const randomRecord = (count) => `${records(MAIN)}/${recordId(1 + Math.floor(Math.random() * count))}`
 const postBody = () => JSON.stringify({data: {title: 'Posted by the bench', n: Math.floor(Math.random() * 1e6), done: false, tags: ['bench'], note: 'lorem ipsum '.repeat(6)}})
 
 async function getJson(origin, path, headers = {authorization: AUTH}) {
@@ -31,9 +42,14 @@ export async function pageUrl(origin, firstPath, n) {
 
 /**
  * Scenario list. `connections` is the number of concurrent clients. `prepare(origin)` runs
- * against the server once before the load and returns the autocannon requests.
+ * against the server once before the load and returns the autocannon requests, or `{loads}`:
+ * several autocannon loads run at once (one per client that must keep to its own collection).
+ * `prefix` goes before every path (the floor serves issue 20's independent floors under /bare).
  */
-export function scenarios({mainRecords, clients = 16, connections = 10}) {
+export function scenarios({mainRecords, clients = 16, connections = 10, prefix = ''}) {
+  const records = (cid) => `${prefix}/v1/buckets/${BUCKET}/collections/${cid}/records`
+  const randomRecord = (count) => `${records(MAIN)}/${recordId(1 + Math.floor(Math.random() * count))}`
+  const list = (query) => async () => [{method: 'GET', path: `${records(MAIN)}?${query}`, headers: {authorization: AUTH}}]
   return [
     {
       id: 'hello',
@@ -45,15 +61,48 @@ export function scenarios({mainRecords, clients = 16, connections = 10}) {
       id: 'get-record',
       title: 'GET one record (random of the 10k collection)',
       connections,
-      floor: 'floor-get-record',
+      twins: ['floor-get-record', 'workers-2'],
+      prepare: async () => [{method: 'GET', headers: {authorization: AUTH}, setupRequest: (req) => ({...req, path: randomRecord(mainRecords)})}],
+    },
+    {
+      id: 'workers-2',
+      title: 'GET one record, `kinto start --workers 2`',
+      connections,
+      server: 'workers2',
+      // `--workers` serves PostgreSQL backends only (one process holds an embedded folder).
+      engines: ['postgresql'],
       prepare: async () => [{method: 'GET', headers: {authorization: AUTH}, setupRequest: (req) => ({...req, path: randomRecord(mainRecords)})}],
     },
     {
       id: 'list-10',
       title: 'list `_limit=10` (10k collection)',
       connections,
-      floor: ['floor-list-10', 'floor-list-bare'],
-      prepare: async () => [{method: 'GET', path: `${records(MAIN)}?_limit=10`, headers: {authorization: AUTH}}],
+      twins: ['floor-list-10', 'floor-list-bare'],
+      prepare: list('_limit=10'),
+    },
+    {
+      id: 'list-100',
+      title: 'list `_limit=100` (10k collection)',
+      connections,
+      twins: ['floor-list-100'],
+      engines: ['postgresql'],
+      prepare: list('_limit=100'),
+    },
+    {
+      id: 'list-sort',
+      title: 'list `_sort=n` (a data field), `_limit=10` (10k collection)',
+      connections,
+      twins: ['floor-list-sort'],
+      engines: ['postgresql'],
+      prepare: list('_sort=n&_limit=10'),
+    },
+    {
+      id: 'list-filter',
+      title: 'list filtered `done=true` (half the records), `_limit=10` (10k collection)',
+      connections,
+      twins: ['floor-list-filter'],
+      engines: ['postgresql'],
+      prepare: list('done=true&_limit=10'),
     },
     {
       id: 'page-1',
@@ -73,6 +122,7 @@ export function scenarios({mainRecords, clients = 16, connections = 10}) {
       id: 'since-100',
       title: '`_since` sync of the last 100 changes (10k collection)',
       connections,
+      twins: ['floor-since'],
       prepare: async (origin) => {
         const {body} = await getJson(origin, `${records(MAIN)}?_limit=101&_fields=id`)
         const since = body.data[100].last_modified
@@ -96,8 +146,19 @@ export function scenarios({mainRecords, clients = 16, connections = 10}) {
       title: 'POST a record (8 clients, as issue 20 measures writes)',
       connections: 8,
       write: true,
-      floor: 'floor-post',
+      twins: ['floor-post', 'post-spread', 'batch-25'],
       prepare: async () => [{method: 'POST', path: records(WRITES), headers: JSON_HEADERS, setupRequest: (req) => ({...req, body: postBody()})}],
+    },
+    {
+      id: 'post-spread',
+      title: `POST a record, 8 clients each to its own collection (${SPREAD[0]}–${SPREAD.at(-1)})`,
+      connections: 8,
+      write: true,
+      // One process serves an embedded folder, all its writes on one connection: nothing to spread.
+      engines: ['postgresql'],
+      prepare: async () => ({
+        loads: SPREAD.map((cid) => ({connections: 1, requests: [{method: 'POST', path: records(cid), headers: JSON_HEADERS, setupRequest: (req) => ({...req, body: postBody()})}]})),
+      }),
     },
     {
       id: 'put-if-match',
@@ -134,13 +195,13 @@ export function scenarios({mainRecords, clients = 16, connections = 10}) {
     },
     {
       id: 'batch-25',
-      title: 'a batch of 25 writes (POST /v1/batch)',
-      connections,
+      title: `a batch of 25 creates (POST /v1/batch to ${BATCHES}, 8 clients as the POST)`,
+      connections: 8,
       write: true,
       prepare: async (origin) => {
         const batchBody = () =>
           JSON.stringify({
-            defaults: {method: 'POST', path: `/buckets/${BUCKET}/collections/${WRITES}/records`},
+            defaults: {method: 'POST', path: `/buckets/${BUCKET}/collections/${BATCHES}/records`},
             requests: Array.from({length: 25}, () => ({body: JSON.parse(postBody())})),
           })
         // One probe first: a batch answers 200 even when sub-requests fail; all 25 must be 201.
@@ -155,41 +216,27 @@ export function scenarios({mainRecords, clients = 16, connections = 10}) {
   ]
 }
 
-/** The requests of `requests` with every path under the floor's /bare prefix. */
-const bare = (requests) =>
-  requests.map((r) => ({
-    ...r,
-    ...(r.path ? {path: '/bare' + r.path} : {}),
-    ...(r.setupRequest ? {setupRequest: (req, ctx) => {
-      const out = r.setupRequest(req, ctx)
-      return out.path.startsWith('/bare/') ? out : {...out, path: '/bare' + out.path}
-    }} : {}),
-  }))
-
 /**
- * The floor's scenarios: the same requests as get-record and list-10, served with the runtime's
- * own statements; and the independent floors of issue 20 (bench/lib/floor.js, under /bare): the
- * list as one SELECT, a POST as one INSERT (only its 201s count: `okRps`).
+ * The floor's scenarios (bench/lib/floor.js). Twins of get-record and list-10 served with the
+ * runtime's own statements; and, under /bare, issue 20's independent floors, each the same
+ * requests answered by ONE statement: a list page as one `SELECT … LIMIT page+1` with the SQL
+ * clause the runtime generates for the querystring (`_sort` on a data field, an equality filter,
+ * `_since`), a POST as one `INSERT` (only its 201s count: `okRps`).
  */
 export function floorScenarios({mainRecords, connections = 10}) {
   const all = scenarios({mainRecords, connections})
-  const of = (id) => all.find((s) => s.id === id)
+  const bare = scenarios({mainRecords, connections, prefix: '/bare'})
+  const twin = (id, list, fields) => ({...list.find((s) => s.id === id), twins: undefined, server: 'floor', ...fields})
+  // The independent floors of the list scenarios that issue 20 sets on PostgreSQL only.
+  const pgOnly = {engines: ['postgresql']}
   return [
-    {...of('get-record'), id: 'floor-get-record', title: 'floor: GET one record', floor: undefined},
-    {...of('list-10'), id: 'floor-list-10', title: 'floor: list `_limit=10`', floor: undefined},
-    {
-      ...of('list-10'),
-      id: 'floor-list-bare',
-      title: 'floor: list `_limit=10` as one SELECT … LIMIT 11',
-      floor: undefined,
-      prepare: async (origin) => bare(await of('list-10').prepare(origin)),
-    },
-    {
-      ...of('post'),
-      id: 'floor-post',
-      title: 'floor: POST as one INSERT (trigger timestamp, no lock; 201s counted)',
-      floor: undefined,
-      prepare: async (origin) => bare(await of('post').prepare(origin)),
-    },
+    twin('get-record', all, {id: 'floor-get-record', title: 'floor: GET one record'}),
+    twin('list-10', all, {id: 'floor-list-10', title: 'floor: list `_limit=10`'}),
+    twin('list-10', bare, {id: 'floor-list-bare', title: 'floor: list `_limit=10` as one SELECT … LIMIT 11'}),
+    twin('list-100', bare, {id: 'floor-list-100', title: 'floor: list `_limit=100` as one SELECT … LIMIT 101', ...pgOnly}),
+    twin('list-sort', bare, {id: 'floor-list-sort', title: 'floor: `_sort=n` as one SELECT … ORDER BY data->\'n\', last_modified DESC LIMIT 11', ...pgOnly}),
+    twin('list-filter', bare, {id: 'floor-list-filter', title: 'floor: `done=true` as one SELECT … AND data @> \'{"done":true}\' … LIMIT 11', ...pgOnly}),
+    twin('since-100', bare, {id: 'floor-since', title: 'floor: `_since` as one SELECT … AND last_modified > … LIMIT 10001', ...pgOnly}),
+    twin('post', bare, {id: 'floor-post', title: 'floor: POST as one INSERT (trigger timestamp, no lock; 201s counted)'}),
   ]
 }

@@ -6,7 +6,7 @@ import {spawn} from 'node:child_process'
 import {closeSync, openSync, readFileSync} from 'node:fs'
 import path from 'node:path'
 
-import {freePort, kintoBin, root, rssMb, sleep} from './util.js'
+import {freePort, kintoBin, processTree, root, rssMb, rssSumMb, sleep} from './util.js'
 
 /** Children still running, stopped if the bench itself is interrupted. */
 const live = new Set()
@@ -68,24 +68,29 @@ function stopper(child) {
   }
 }
 
-/** `kinto start --ini <ini>` on a free loopback port; resolves when it serves. Logs go to /dev/null. */
-export async function startKinto(ini) {
+/**
+ * `kinto start --ini <ini>` on a free loopback port (`workers`: `--workers N`); resolves when it
+ * serves. Its log goes to a file beside the ini. `pids()`: the process and its workers.
+ */
+export async function startKinto(ini, {workers} = {}) {
   const port = await freePort()
-  const logFile = path.join(path.dirname(ini), 'kinto-start.log')
-  const child = spawnLogged([kintoBin(), 'start', '--ini', ini, '--host', '127.0.0.1', '--port', String(port)], logFile)
+  const logFile = path.join(path.dirname(ini), workers ? `kinto-start-workers-${workers}.log` : 'kinto-start.log')
+  const args = [kintoBin(), 'start', '--ini', ini, '--host', '127.0.0.1', '--port', String(port), ...(workers ? ['--workers', String(workers)] : [])]
+  const child = spawnLogged(args, logFile)
   const started = Date.now()
   const url = await waitForLine(child, logFile, /Serving (\S+)/, 'kinto start')
   const startMs = Date.now() - started
-  return {kind: 'kinto', pid: child.pid, origin: `http://127.0.0.1:${port}`, url, startMs, rss: () => rssMb(child.pid), stop: stopper(child), child}
+  const pids = () => (workers ? processTree(child.pid) : [child.pid])
+  return {kind: 'kinto', pid: child.pid, pids, origin: `http://127.0.0.1:${port}`, url, startMs, rss: () => rssSumMb(pids()), stop: stopper(child), child}
 }
 
-/** The floor: bare node:http + our SqlClient (same pool settings), same SQL as the runtime. */
+/** The floor (bench/lib/floor.js) on a database URL (for PGlite, a copy of the runtime's folder). */
 export async function startFloor(databaseUrl, secret, logDir) {
   const port = await freePort()
   const logFile = path.join(logDir, 'floor.log')
   const child = spawnLogged([path.join(root, 'bench', 'lib', 'floor.js'), '--url', databaseUrl, '--port', String(port)], logFile, {BENCH_FLOOR_SECRET: secret})
   const url = await waitForLine(child, logFile, /Floor serving (\S+)/, 'the floor server', 60_000)
-  return {kind: 'floor', pid: child.pid, origin: `http://127.0.0.1:${port}`, url, rss: () => rssMb(child.pid), stop: stopper(child), child}
+  return {kind: 'floor', pid: child.pid, pids: () => [child.pid], origin: `http://127.0.0.1:${port}`, url, rss: () => rssMb(child.pid), stop: stopper(child), child}
 }
 
 /** GETs a URL until it answers 200 (or gives up). */

@@ -1,5 +1,5 @@
 // Small helpers shared by the bench scripts (plain ESM, no build step).
-import {spawn} from 'node:child_process'
+import {execFileSync, spawn} from 'node:child_process'
 import {randomBytes, createHmac} from 'node:crypto'
 import {existsSync, readFileSync, readdirSync, statSync} from 'node:fs'
 import {createServer} from 'node:net'
@@ -46,18 +46,95 @@ export function rssMb(pid) {
   }
 }
 
-/** Samples a process's RSS every `everyMs` until stopped; returns the peak. */
-export function rssSampler(pid, everyMs = 200) {
-  let peak = rssMb(pid)
+/** Sum of the RSS of several processes in MB (shared pages counted in each), or NaN. */
+export const rssSumMb = (pids) => pids.reduce((sum, pid) => sum + rssMb(pid), 0)
+
+/** A process and its descendants (the workers of `kinto start --workers N`), from /proc. */
+export function processTree(pid) {
+  const parentOf = new Map()
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      // Field 4 of /proc/PID/stat, after the command name in parentheses (which may hold spaces).
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
+      parentOf.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]))
+    } catch {}
+  }
+  const tree = [pid]
+  for (let i = 0; i < tree.length; i++) for (const [child, parent] of parentOf) if (parent === tree[i]) tree.push(child)
+  return tree
+}
+
+/**
+ * Samples the RSS of a process (a pid, or a function giving the pids to add up) every `everyMs`
+ * until stopped; returns the peak.
+ */
+export function rssSampler(pids, everyMs = 200) {
+  const sample = () => (typeof pids === 'function' ? rssSumMb(pids()) : rssMb(pids))
+  let peak = sample()
   const timer = setInterval(() => {
-    const v = rssMb(pid)
+    const v = sample()
     if (v > peak || !Number.isFinite(peak)) peak = v
   }, everyMs)
   return {
     stop() {
       clearInterval(timer)
-      const v = rssMb(pid)
+      const v = sample()
       return Math.max(peak, Number.isFinite(v) ? v : 0)
+    },
+  }
+}
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], {encoding: 'utf8'}).trim()) || 100
+  } catch {
+    return 100
+  }
+})()
+
+/** CPU seconds (user + system) a process has used, from /proc; 0 once it is gone. */
+function cpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  } catch {
+    return 0
+  }
+}
+
+/** Busy and total jiffies of the whole machine (first line of /proc/stat). */
+function machineJiffies() {
+  const [, ...values] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/)
+  const n = values.map(Number)
+  const idle = n[3] + (n[4] ?? 0) // idle + iowait
+  const total = n.slice(0, 8).reduce((a, b) => a + b, 0) // without guest time (counted in user)
+  return {busy: total - idle, total}
+}
+
+/**
+ * Where the cores went during a measurement: CPU used by the server's processes, by this (load
+ * generating) process, and by the whole machine (PostgreSQL and everyone else included), each in
+ * cores (1.0 = one core busy all along).
+ */
+export function cpuMeter(pids) {
+  const t0 = performance.now()
+  const server0 = pids.reduce((s, p) => s + cpuSeconds(p), 0)
+  const self0 = process.cpuUsage()
+  const m0 = machineJiffies()
+  return {
+    stop() {
+      const seconds = (performance.now() - t0) / 1000
+      const server = pids.reduce((s, p) => s + cpuSeconds(p), 0) - server0
+      const self = process.cpuUsage(self0)
+      const m1 = machineJiffies()
+      const cores = os.cpus().length
+      return {
+        server: server / seconds,
+        bench: (self.user + self.system) / 1e6 / seconds,
+        machine: m1.total > m0.total ? ((m1.busy - m0.busy) / (m1.total - m0.total)) * cores : NaN,
+      }
     },
   }
 }
