@@ -263,10 +263,13 @@ async function benchEngine(engine, pg) {
     const folder = engine === 'pglite' ? db.url.slice('pglite:'.length).replace(/\?.*$/, '') : null
     let floorUrl = db.url
     if (engine === 'pglite') {
-      // Bare PGlite on the same folder and shared_buffers, before any server opens it.
+      // Bare PGlite on the same folder and shared_buffers, before any server opens it: the median
+      // of 3 processes (one process's idle RSS varies by ~20 MB with when its collector ran).
       const sharedBuffers = await pgliteSharedBuffers(db.url)
-      result.bare = await barePglite('idle', folder, sharedBuffers)
-      note(`pglite: bare PGlite (shared_buffers ${result.bare.shown}) idles at ${result.bare.rssIdle.toFixed(0)} MB`)
+      const bare = []
+      for (let i = 0; i < 3; i++) bare.push(await barePglite('idle', folder, sharedBuffers))
+      result.bare = {...bare[0], rssIdle: median(bare.map((b) => b.rssIdle)), rssIdles: bare.map((b) => b.rssIdle)}
+      note(`pglite: bare PGlite (shared_buffers ${result.bare.shown}) idles at ${result.bare.rssIdles.map((x) => x.toFixed(0)).join(', ')} MB`)
       if (needs('floor')) {
         // PGlite allows one process per folder: the floor serves a copy, beside the runtime.
         const started = Date.now()

@@ -37,7 +37,10 @@ async function measure(mode, folder, size, big) {
   if (mode === 'idle') {
     for (let i = 0; i < 20; i++) await st.list('record', main, {sorting: [{field: 'last_modified', direction: -1}], limit: 2})
     await sleep(1000)
-    return {size, shown, openMs, rssOpen, rssIdle: rss()}
+    const result = {size, shown, openMs, rssOpen, rssIdle: rss()}
+    // Closed cleanly: the folder is then copied for the floor and opened by the runtime.
+    await client.close()
+    return result
   }
   let seed = 42
   const rnd = (n) => (seed = (seed * 1103515245 + 12345) % 2147483648) % n

@@ -173,7 +173,9 @@ export function renderResults(r) {
     L.push(
       `Dataset: ${d.rows.toLocaleString('en')} objects loaded in ${f1(d.timings.total)} s (the ${d.bigRecords.toLocaleString('en')}-record collection: ${f1(d.timings.big)} s; ANALYZE ${f1(d.timings.analyze)} s). ` +
         `\`kinto migrate\` (schema install, CLI start included) ${sec(e.migrateMs)}; \`kinto start\` serving after ${f0(e.startMs)} ms; idle RSS ${f0(e.idleRss)} MB, after the load ${f0(e.rssAfter)} MB.` +
-        (e.bare ? ` Bare PGlite on the same folder (bench/lib/pglite-bare.js: our SqlClient alone, shared_buffers ${e.bare.shown}, the same 20 reads then 1 s of rest): ${f0(e.bare.rssIdle)} MB idle.` : '') +
+        (e.bare
+          ? ` Bare PGlite on the same folder (bench/lib/pglite-bare.js: our SqlClient alone, shared_buffers ${e.bare.shown}, the same 20 reads then 1 s of rest): ${f0(e.bare.rssIdle)} MB idle (median of ${(e.bare.rssIdles ?? [e.bare.rssIdle]).map(f0).join(', ')}).`
+          : '') +
         (e.workers2 ? ` \`kinto start --workers 2\` served after ${f0(e.workers2.startMs)} ms (${e.workers2.processes} processes; its RSS is their sum).` : ''),
     )
     L.push('')
