@@ -16,6 +16,7 @@
 import type {Queryable} from './db/index.js'
 import type {BoundPermissions} from './permission/types.js'
 import {translateError} from './db/backend.js'
+import {objectOfRow} from './storage/postgresql.js'
 import {Params} from './storage/sql.js'
 import type {KintoObject, ListOptions} from './storage/types.js'
 
@@ -177,8 +178,8 @@ export async function postgresPrefetch(q: Queryable, query: PrefetchQuery, pages
     throw translateError(error)
   }
   const objects = query.objects.map((_, i) => {
-    const found = row[`o${i}`] as [string, number, Record<string, unknown>] | null
-    return found ? ({...found[2], id: found[0], last_modified: Number(found[1])} as KintoObject) : null
+    const found = row[`o${i}`] as [string, number, unknown] | null
+    return found ? objectOfRow(found[0], found[1], found[2]) : null
   })
   const acls = query.acls.map((_, i) => {
     const perms: Record<string, Set<string>> = {}
@@ -195,17 +196,6 @@ export async function postgresPrefetch(q: Queryable, query: PrefetchQuery, pages
     acls,
     timestamp: stored === true && ts !== null ? Number(ts) : null,
     // Null when the test failed (the CASE), an array (maybe empty) when the page was read.
-    page: page === undefined || !row.page ? null : row.page.map(pageObject),
+    page: page === undefined || !row.page ? null : row.page.map(([id, lastModified, data]) => objectOfRow(id, lastModified, data)),
   }
-}
-
-/** A page row as storage.list gives it (its toObject: the data, then id and last_modified). */
-function pageObject([id, lastModified, data]: [string, number, unknown]): KintoObject {
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-    return {...(data as object), id, last_modified: Number(lastModified)} as KintoObject
-  }
-  const obj = data as Record<string, unknown>
-  obj.id = id
-  obj.last_modified = Number(lastModified)
-  return obj as KintoObject
 }

@@ -12,6 +12,15 @@ describe('the JSON codec keeps integers exact', () => {
     expect(stringifyJson(value)).toBe(text)
   })
 
+  test('the first integers beyond 2^53 (16 digits) are exact; 15-digit runs take the plain path', () => {
+    const text = '[9007199254740993,-9007199254740993,"x",123456789012345]'
+    const value = parseJson(text) as unknown[]
+    expect(exactIntegerText(value[0])).toBe('9007199254740993')
+    expect(exactIntegerText(value[1])).toBe('-9007199254740993')
+    expect(value[3]).toBe(123456789012345)
+    expect(stringifyJson(value)).toBe(text)
+  })
+
   test('floats stay doubles (as upstream parses them), even with many digits', () => {
     // eslint-disable-next-line no-loss-of-precision -- the nearest double is what is expected
     expect(parseJson('{"x": 1.2345678901234567890}')).toEqual({x: 1.2345678901234568})

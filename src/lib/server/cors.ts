@@ -116,3 +116,19 @@ function corsMethods(service: Service): string[] {
 export function exposedHeaders(view: ViewDef): string[] {
   return [...DEFAULT_EXPOSED_HEADERS, ...(view.corsHeaders ?? [])]
 }
+
+const exposedValues = new WeakMap<ViewDef, {of: string[] | undefined; value: string}>()
+const DEFAULT_EXPOSED_VALUE = DEFAULT_EXPOSED_HEADERS.join(', ')
+
+/**
+ * The Access-Control-Expose-Headers value of a view's answers (no view: the default headers),
+ * joined once per view and list of headers instead of on every response.
+ */
+export function exposedHeadersValue(view: ViewDef | undefined): string {
+  if (!view) return DEFAULT_EXPOSED_VALUE
+  const known = exposedValues.get(view)
+  if (known && known.of === view.corsHeaders) return known.value
+  const value = exposedHeaders(view).join(', ')
+  exposedValues.set(view, {of: view.corsHeaders, value})
+  return value
+}

@@ -19,7 +19,7 @@ import {BackendError} from '../storage/types.js'
 import {policiesFromSettings, type AuthenticationPolicy} from './auth.js'
 import {permits} from './authorization.js'
 import {RequestContext, newBoundData, type BoundData} from './context.js'
-import {CorsPolicy, DEFAULT_EXPOSED_HEADERS, corsPolicyFrom, exposedHeaders, preflight} from './cors.js'
+import {CorsPolicy, DEFAULT_EXPOSED_HEADERS, corsPolicyFrom, exposedHeadersValue, preflight} from './cors.js'
 import {endOfService, eosAlertHeader} from '../state/eos.js'
 import {httpErrorFor} from './error-mapping.js'
 import {
@@ -462,7 +462,7 @@ export class Runtime {
       if (origin && this.cors.matches(origin)) h['Access-Control-Allow-Origin'] = this.cors.allowOrigin(origin)
       if (req.method !== 'OPTIONS') {
         const view = findView(service, req.method)
-        h['Access-Control-Expose-Headers'] = (view ? exposedHeaders(view) : DEFAULT_EXPOSED_HEADERS).join(', ')
+        h['Access-Control-Expose-Headers'] = exposedHeadersValue(view)
       }
     } else if (origin) {
       const allowed = this.cors.allowOriginOutsideServices(origin)

@@ -68,13 +68,20 @@ function dataJson(obj: Record<string, unknown>): string {
  * builds one per row). A non-object `data` (never written by Kinto) is spread as before.
  */
 function toObject(row: ObjectRow): KintoObject {
-  const data = row.data as unknown
+  return objectOfRow(row.id, row.last_modified, row.data)
+}
+
+/**
+ * The object a row holds: its data, then id and last_modified (kept in place when the data has
+ * such keys). The data was parsed for this row alone: it is completed in place, not copied.
+ */
+export function objectOfRow(id: string, lastModified: number | string, data: unknown): KintoObject {
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-    return {...(data as object), id: row.id, last_modified: Number(row.last_modified)} as KintoObject
+    return {...(data as object), id, last_modified: Number(lastModified)} as KintoObject
   }
   const obj = data as Record<string, unknown>
-  obj.id = row.id
-  obj.last_modified = Number(row.last_modified)
+  obj.id = id
+  obj.last_modified = Number(lastModified)
   return obj as KintoObject
 }
 
