@@ -48,7 +48,8 @@ export default defineConfig({
       fast('fast', {include: fastInclude, exclude: [...ownProcess, ...cliInProcess], isolate: false}),
       fast('fast-cli', {include: cliInProcess, isolate: false}),
       fast('fast-isolated', {include: ownProcess}),
-      {extends: true, test: {name: 'slow', include: ['test/integration/**/*.test.ts', 'test/client/**/*.test.ts']}},
+      // After the fast lane (its own group: vitest's default number of workers).
+      {extends: true, test: {name: 'slow', include: ['test/integration/**/*.test.ts', 'test/client/**/*.test.ts'], sequence: {groupOrder: 1}}},
     ],
   },
 })
