@@ -13,7 +13,7 @@ export interface PgTarget {
 
 /** A fresh database with upstream's schema, and backends on it (storage, permission, cache: one URL). */
 export async function openTarget(kind: 'pglite' | 'postgresql', extra: Record<string, string> = {}): Promise<PgTarget> {
-  const db = kind === 'pglite' ? createPgliteDatabase() : await createServerDatabase(realServerUrl!)
+  const db = kind === 'pglite' ? createPgliteDatabase({schema: true}) : await createServerDatabase(realServerUrl!)
   const registry = new DatabaseRegistry()
   await ensureSchema(registry.get(db.url), ['storage', 'permission', 'cache'])
   const settings = buildSettings({

@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {mkdtempSync, rmSync} from 'node:fs'
+import {cpSync, mkdtempSync, rmSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -8,6 +8,9 @@ import pg from 'pg'
 /**
  * Test databases: a fresh database on the real server when KINTO_TEST_DATABASE_URL is set (CI),
  * else a fresh PGlite folder (embedded). Each call gives an empty database and a cleanup function.
+ * With `{schema: true}` the caller is about to install the schema anyway: a PGlite folder is then a
+ * copy of one that has it (made once per run, see schema-setup.ts), instead of a new cluster whose
+ * schema is installed again in each test (seconds each); the caller's install finds it current.
  */
 export const realServerUrl = process.env.KINTO_TEST_DATABASE_URL || undefined
 export const dbKind: 'postgresql' | 'pglite' = realServerUrl ? 'postgresql' : 'pglite'
@@ -19,13 +22,15 @@ export interface TestDatabase {
 }
 
 /** A fresh database of the kind this run tests (PostgreSQL in CI, PGlite otherwise). */
-export async function createTestDatabase(): Promise<TestDatabase> {
-  return realServerUrl ? createServerDatabase(realServerUrl) : createPgliteDatabase()
+export async function createTestDatabase(options: {schema?: boolean} = {}): Promise<TestDatabase> {
+  return realServerUrl ? createServerDatabase(realServerUrl) : createPgliteDatabase(options)
 }
 
-export function createPgliteDatabase(): TestDatabase {
+export function createPgliteDatabase(options: {schema?: boolean} = {}): TestDatabase {
   // An empty folder: the driver unpacks the template into it when it is first opened (see global-setup.ts).
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-pglite-'))
+  const withSchema = process.env.KINTO_TEST_PGLITE_SCHEMA
+  if (options.schema && withSchema) cpSync(withSchema, dir, {recursive: true})
   return {
     url: `pglite:${dir}`,
     kind: 'pglite',

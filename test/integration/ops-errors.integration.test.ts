@@ -7,7 +7,7 @@ import {readdirSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
 import pg from 'pg'
-import {describe, expect, it} from 'vitest'
+import {describe, expect, it, type TestContext} from 'vitest'
 
 import {runCli} from '../helpers/cli.js'
 import {realServerUrl} from '../helpers/db.js'
@@ -64,59 +64,62 @@ describe('a missing schema is named as such, with the fix', () => {
   }, 120_000)
 })
 
+interface RoleRig {
+  /** A role and a database of names of their own on the real server; neither exists yet. */
+  role: string
+  database: string
+  /** A connection to the real server as its administrator. */
+  admin: pg.Client
+  /** An ini whose storage_url connects as the role (no password) to the database. */
+  ini: string
+}
+
+/**
+ * Runs `fn` with a role and a database name of its own on the real server (skipped without one);
+ * whatever `fn` created of them is dropped after, pass or fail.
+ */
+async function withRoleRig(ctx: TestContext, prefix: string, fn: (rig: RoleRig) => Promise<void>): Promise<void> {
+  if (!realServerUrl) {
+    console.log('SKIPPED: KINTO_TEST_DATABASE_URL is not set (needs a real PostgreSQL server)')
+    return ctx.skip()
+  }
+  const suffix = randomBytes(4).toString('hex')
+  const role = `kinto_${prefix}_role_${suffix}`
+  const database = `kinto_${prefix}_db_${suffix}`
+  const admin = new pg.Client({connectionString: realServerUrl})
+  await admin.connect()
+  try {
+    const url = new URL(realServerUrl)
+    url.username = role
+    url.password = ''
+    url.pathname = `/${database}`
+    const ini = path.join(tmp(), 'kinto.ini')
+    writeFileSync(ini, `[app:main]\nkinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = ${url}\n`)
+    await fn({role, database, admin, ini})
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
+    await admin.query(`DROP ROLE IF EXISTS ${role}`)
+    await admin.end()
+  }
+}
+
 describe('PostgreSQL roles', () => {
-  it('migrate with a role that may not create in schema public names the role and the fix', async (ctx) => {
-    if (!realServerUrl) {
-      console.log('SKIPPED: KINTO_TEST_DATABASE_URL is not set (needs a real PostgreSQL server)')
-      return ctx.skip()
-    }
-    const suffix = randomBytes(4).toString('hex')
-    const role = `kinto_low_${suffix}`
-    const database = `kinto_perm_${suffix}`
-    const admin = new pg.Client({connectionString: realServerUrl})
-    await admin.connect()
-    try {
+  it('migrate with a role that may not create in schema public names the role and the fix', (ctx) =>
+    withRoleRig(ctx, 'low', async ({role, database, admin, ini}) => {
       await admin.query(`CREATE ROLE ${role} LOGIN`)
       await admin.query(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`)
-      const url = new URL(realServerUrl)
-      url.username = role
-      url.password = ''
-      url.pathname = `/${database}`
-      const dir = tmp()
-      const ini = path.join(dir, 'kinto.ini')
-      writeFileSync(ini, `[app:main]\nkinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = ${url}\n`)
       const r = await runCli(['migrate', '--ini', ini, '--json'])
       expect(r.code).toBe(1)
       const error = JSON.parse(r.stdout).error as {code: string; message: string; hint: string}
       expect(error.code).toBe('KINTO_DB_PERMISSION')
       expect(error.message).toContain(`Role ${role} may not install the storage schema`)
       expect(error.hint).toContain(`GRANT CREATE ON SCHEMA public TO ${role}`)
-    } finally {
-      await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
-      await admin.query(`DROP ROLE IF EXISTS ${role}`)
-      await admin.end()
-    }
-  }, 60_000)
+    }), 60_000)
 
-  it('db create refuses an owner role that does not exist, and fixes the owner of an existing database', async (ctx) => {
-    if (!realServerUrl) {
-      console.log('SKIPPED: KINTO_TEST_DATABASE_URL is not set (needs a real PostgreSQL server)')
-      return ctx.skip()
-    }
-    const suffix = randomBytes(4).toString('hex')
-    const role = `kinto_owner_${suffix}`
-    const database = `kinto_owned_${suffix}`
-    const admin = new pg.Client({connectionString: realServerUrl})
-    await admin.connect()
-    const ownerOf = async () => (await admin.query<{o: string}>('SELECT pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = $1', [database])).rows[0]?.o
-    try {
-      const url = new URL(realServerUrl)
-      url.username = role
-      url.pathname = `/${database}`
-      const dir = tmp()
-      const ini = path.join(dir, 'kinto.ini')
-      writeFileSync(ini, `[app:main]\nkinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = ${url}\n`)
-      const adminUrl = new URL(realServerUrl)
+  it('db create refuses an owner role that does not exist, and fixes the owner of an existing database', (ctx) =>
+    withRoleRig(ctx, 'owner', async ({role, database, admin, ini}) => {
+      const ownerOf = async () => (await admin.query<{o: string}>('SELECT pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = $1', [database])).rows[0]?.o
+      const adminUrl = new URL(realServerUrl!)
       adminUrl.pathname = '/postgres'
       const missing = await runCli(['db', 'create', '--ini', ini, '--admin-url', adminUrl.toString()])
       expect(missing.code).toBe(1)
@@ -129,11 +132,5 @@ describe('PostgreSQL roles', () => {
       expect(fixed.code, fixed.stderr).toBe(0)
       expect(JSON.parse(fixed.stdout)).toMatchObject({created: false, owner: role, ownerChanged: true})
       expect(await ownerOf()).toBe(role)
-    } finally {
-      await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
-      await admin.query(`DROP ROLE IF EXISTS ${role}`)
-      await admin.end()
-    }
-  }, 60_000)
+    }), 60_000)
 })
-

@@ -11,7 +11,7 @@ import {checkIni} from '../../src/lib/check/index.js'
 import {loadConfig} from '../../src/lib/config/index.js'
 import {initConfig} from '../../src/lib/config/init.js'
 import {freePort} from '../helpers/deploy-servers.js'
-import {runCli} from '../helpers/cli.js'
+import {runCliInProcess as runCli} from '../helpers/cli-in-process.js'
 import {tempFolders} from '../helpers/tmp.js'
 import {iniText, startTestServer, type TestServer} from '../client/helpers.js'
 

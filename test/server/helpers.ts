@@ -68,7 +68,7 @@ export async function postgresApp(raw: Record<string, string> = {}): Promise<{ap
   const {createTestDatabase} = await import('../helpers/db.js')
   const {DatabaseRegistry} = await import('../../src/lib/db/index.js')
   const {ensureSchema} = await import('../../src/lib/schema/index.js')
-  const db = await createTestDatabase()
+  const db = await createTestDatabase({schema: true})
   const registry = new DatabaseRegistry()
   await ensureSchema(registry.get(db.url), ['storage', 'permission', 'cache'])
   const settings = buildSettings(

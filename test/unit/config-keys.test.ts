@@ -5,7 +5,7 @@ import path from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {loadConfig} from '../../src/lib/config/index.js'
-import {runCli} from '../helpers/cli.js'
+import {runCliInProcess as runCli} from '../helpers/cli-in-process.js'
 import {tempFolders} from '../helpers/tmp.js'
 
 const tmp = tempFolders('config-keys')

@@ -9,11 +9,12 @@
 import {networkCache} from '../cache/index.js'
 import {PostgresCache} from '../cache/postgresql.js'
 import {asBool, asString, type Settings} from '../config/settings.js'
-import {withRegistry, type DatabaseRegistry} from '../db/index.js'
+import {withRegistry, type DatabaseRegistry, type SqlClient} from '../db/index.js'
 import {ExitCode, KintoError} from '../errors.js'
 import {withMigrationLocks} from '../schema/migrate.js'
 import {requireSchema} from '../schema/require.js'
-import {clientFor, configuredBackends} from '../schema/targets.js'
+import type {BackendName} from '../schema/sql-files.js'
+import {clientFor, type ConfiguredBackend, configuredBackends} from '../schema/targets.js'
 import {PostgresStorage} from '../storage/postgresql.js'
 
 export interface TaskOptions {
@@ -41,8 +42,32 @@ export interface FlushCacheResult {
 
 const MEMORY_NOTE = 'lives inside each server process; restart the servers (kinto reload --restart with workers) to empty it'
 
+/** The configured storage, permission or cache backend of the task's settings. */
+function configured(options: TaskOptions, name: BackendName): ConfiguredBackend {
+  return configuredBackends(options.settings, options.dir).find((b) => b.backend === name)!
+}
+
+/**
+ * Runs `fn` on the client of one PostgreSQL backend, as every task does: the task's registry (or
+ * the running server's), the embedded folder locked (or the server's hold on it), the schema
+ * checked as installed and current.
+ */
+async function withBackendClient<T>(options: TaskOptions, backend: ConfiguredBackend, fn: (client: SqlClient) => Promise<T>): Promise<T> {
+  const lockOpts = {lockTimeoutMs: options.lockTimeoutMs ?? 10_000, held: options.registry !== undefined}
+  return withRegistry(
+    options.dir,
+    (registry) =>
+      withMigrationLocks([backend], registry, lockOpts, false, async () => {
+        const client = clientFor(registry, backend)
+        await requireSchema(client, backend.backend, backend.database!, options.iniPath)
+        return fn(client)
+      }),
+    {borrowed: options.registry},
+  )
+}
+
 export async function flushCache(options: TaskOptions): Promise<FlushCacheResult> {
-  const cache = configuredBackends(options.settings, options.dir).find((b) => b.backend === 'cache')!
+  const cache = configured(options, 'cache')
   if (cache.kind === 'memory') return {backend: cache.module, flushed: false, note: `the memory cache ${MEMORY_NOTE}`}
   const prefix = asString(options.settings, 'cache_prefix') ?? ''
   const shared = networkCache(options.settings)
@@ -65,17 +90,7 @@ export async function flushCache(options: TaskOptions): Promise<FlushCacheResult
       hint: 'Use kinto.core.cache.postgresql, .redis, .memcached or .memory.',
     })
   }
-  await withRegistry(
-    options.dir,
-    (registry) =>
-        withMigrationLocks([cache], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000, held: options.registry !== undefined}, false, async () => {
-        const client = clientFor(registry, cache)
-        await requireSchema(client, 'cache', cache.database!, options.iniPath)
-        const backend = new PostgresCache(client, {prefix})
-        await backend.flush()
-      }),
-    {borrowed: options.registry},
-  )
+  await withBackendClient(options, cache, (client) => new PostgresCache(client, {prefix}).flush())
   return {backend: cache.module, flushed: true, database: cache.database, ...(prefix ? {prefix} : {})}
 }
 
@@ -96,7 +111,7 @@ export interface PurgeDeletedResult {
 }
 
 export async function purgeDeleted(options: PurgeDeletedOptions): Promise<PurgeDeletedResult> {
-  const storage = configuredBackends(options.settings, options.dir).find((b) => b.backend === 'storage')!
+  const storage = configured(options, 'storage')
   const deleted: Record<string, number> = {}
   const base = {backend: storage.module, maxRetained: options.maxRetained, deleted, total: 0}
   if (storage.kind === 'memory') return {...base, note: `the memory storage ${MEMORY_NOTE.replace('empty it', 'start empty')}`}
@@ -107,18 +122,11 @@ export async function purgeDeleted(options: PurgeDeletedOptions): Promise<PurgeD
       hint: 'Run it with a writable configuration (kinto.readonly = false, or KINTO_READONLY=false).',
     })
   }
-  await withRegistry(
-    options.dir,
-    (registry) =>
-        withMigrationLocks([storage], registry, {lockTimeoutMs: options.lockTimeoutMs ?? 10_000, held: options.registry !== undefined}, false, async () => {
-        const client = clientFor(registry, storage)
-        await requireSchema(client, 'storage', storage.database!, options.iniPath)
-        const backend = new PostgresStorage(client)
-        for (const resource of options.resources) {
-          deleted[resource] = (deleted[resource] ?? 0) + (await backend.purgeDeleted(resource, '*', {maxRetained: options.maxRetained}))
-        }
-      }),
-    {borrowed: options.registry},
-  )
+  await withBackendClient(options, storage, async (client) => {
+    const backend = new PostgresStorage(client)
+    for (const resource of options.resources) {
+      deleted[resource] = (deleted[resource] ?? 0) + (await backend.purgeDeleted(resource, '*', {maxRetained: options.maxRetained}))
+    }
+  })
   return {...base, database: storage.database, total: Object.values(deleted).reduce((a, b) => a + b, 0)}
 }

@@ -1,23 +1,20 @@
 /**
  * The declarative CLI layer: exit codes as data (help, docs and behaviour agree), `kinto help`,
- * errors that are always printed (as JSON under --json), typo suggestions, Ctrl-C under a terminal.
+ * errors that are always printed (as JSON under --json), typo suggestions. The commands run
+ * in-process; Ctrl-C under a terminal needs a process of its own (integration/cli-terminal).
  */
-import {spawnSync} from 'node:child_process'
 import {readFileSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
-import {describe, expect, it, vi} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {cliSurface, errorsDocFile, renderErrorsDoc} from '../../scripts/cli-surface.mjs'
 import {EXIT_CODE_MEANING} from '../../src/lib/errors.js'
 import {richProgress} from '../../src/lib/interactive.js'
 import {hoistGlobalFlags} from '../../src/global-flags.js'
 import {commandSuggestion, nearest} from '../../src/lib/text/nearest.js'
-import {cliBin, runCli} from '../helpers/cli.js'
+import {runCliInProcess as runCli} from '../helpers/cli-in-process.js'
 import {tempFolders} from '../helpers/tmp.js'
-
-// Every test runs the CLI as subprocesses (a few seconds each on a loaded machine).
-vi.setConfig({testTimeout: 120_000})
 
 const tmp = tempFolders('cli-layer')
 
@@ -118,39 +115,6 @@ describe('progress on a terminal', () => {
     expect(richProgress({}, [{isTTY: true, columns: 0}])).toBe(false)
     expect(richProgress({}, [{isTTY: true, columns: 80}])).toBe(true)
   })
-
-  it('Ctrl-C during `kinto migrate` on a terminal dies of SIGINT (130), as without a terminal', async (ctx) => {
-    if (spawnSync('script', ['--version']).status !== 0) {
-      console.log('SKIPPED: no `script` (util-linux) to give the command a terminal')
-      ctx.skip()
-    }
-    const dir = tmp()
-    const ini = path.join(dir, 'kinto.ini')
-    writeFileSync(ini, '[app:main]\nkinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = pglite:data\n')
-    // A live process (this one) holds the migration lock: migrate waits there, showing its progress.
-    writeFileSync(path.join(dir, 'data.kinto-migrate.lock'), String(process.pid))
-    const command = `stty rows 24 cols 80; exec ${JSON.stringify(process.execPath)} ${JSON.stringify(cliBin)} migrate --ini ${JSON.stringify(ini)}`
-    const {spawn} = await import('node:child_process')
-    // CI unset: with CI set the command shows plain lines, not the terminal's progress (CI sets it).
-    const child = spawn('script', ['-qefc', command, '/dev/null'], {env: {...process.env, TERM: 'xterm', CI: ''}, stdio: ['pipe', 'pipe', 'pipe']})
-    let out = ''
-    child.stdout.on('data', (d) => (out += d))
-    const code = await new Promise<number | null>((resolve) => {
-      const killer = setTimeout(() => child.kill('SIGKILL'), 40_000)
-      const poll = setInterval(() => {
-        if (!out.includes('Migrating the PostgreSQL schema')) return
-        clearInterval(poll)
-        child.stdin.write('\u0003')
-      }, 100)
-      child.on('close', (c) => {
-        clearTimeout(killer)
-        clearInterval(poll)
-        resolve(c)
-      })
-    })
-    expect(out).toContain('Migrating the PostgreSQL schema')
-    expect(code).toBe(130)
-  }, 60_000)
 })
 
 describe('flags every command reads the same way', () => {

@@ -1,11 +1,11 @@
-/** `kinto deploy nginx | uwsgi | apache` as a user runs them: a subprocess, no TTY. */
+/** `kinto deploy nginx | uwsgi | apache` as a user runs them (in-process, the same contract as a subprocess: no TTY). */
 import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {runCli} from '../helpers/cli.js'
+import {runCliInProcess as runCli} from '../helpers/cli-in-process.js'
 
 let dir: string
 let ini: string

@@ -2,13 +2,12 @@
 import {writeFileSync} from 'node:fs'
 import path from 'node:path'
 
-import {describe, expect, it, vi} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {RunRecord} from '../../src/lib/runs/registry.js'
-import {runCli} from '../helpers/cli.js'
+import {runCliInProcess as runCli} from '../helpers/cli-in-process.js'
 import {tempFolders} from '../helpers/tmp.js'
 
-vi.setConfig({testTimeout: 120_000})
 const tmp = tempFolders('deploy-paths')
 
 function ini(): string {
