@@ -124,6 +124,10 @@ async function send(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: st
 }
 
 const RECORDS = 40
+/** Statements of a batch of 25 record creates in one collection, without and with ids in the bodies. */
+const BATCH_NO_IDS = 55
+const BATCH_IDS = 81
+const BATCH_INSERTS = 25
 const BASE = '/v1/buckets/bench/collections/items/records'
 
 beforeAll(async () => {
@@ -305,6 +309,30 @@ describe(`SQL statements per request (${dbKind})`, () => {
     expect(r.names[2]).toMatch(/^kinto_prefetch_\d+_1_0_0$/)
     expect(r.statements.at(-1)).toBe('COMMIT')
     expect(r.statements.filter((s) => s.startsWith('INSERT INTO objects'))).toHaveLength(1)
+  })
+
+  const creates = (withIds: boolean, tag: string) =>
+    Array.from({length: 25}, (_, i) => ({method: 'POST', path: BASE.slice(3), body: {data: withIds ? {id: `${tag}${i}`, n: i} : {n: i}}}))
+  const COUNT = /^SELECT EXISTS \( SELECT 1 FROM access_control_entries/
+
+  test('a batch of 25 record creates without ids: the collection and the permission read once (BATCH_NO_IDS)', async () => {
+    const r = await send('POST', '/v1/batch', {requests: creates(false, '')})
+    expect(r.body.responses.map((x: {status: number}) => x.status)).toEqual(Array(25).fill(201))
+    // The groups (authentication, before the transaction), BEGIN, the list lock, then the first
+    // create's prefetch only: its answers serve the 24 others.
+    expect(r.statements.slice(0, 3)).toEqual([r.statements[0], 'BEGIN', r.statements[2]])
+    expect(r.statements[2]).toMatch(/pg_advisory_xact_lock/)
+    expect(r.statements.filter((s) => PREFETCH.test(s))).toHaveLength(1)
+    expect(r.statements.filter((s) => COUNT.test(s))).toHaveLength(0)
+    expect(r.statements.filter((s) => s.startsWith('INSERT INTO objects'))).toHaveLength(BATCH_INSERTS)
+    expectStatements(r, BATCH_NO_IDS)
+  })
+
+  test('a batch of 25 record creates with ids: each id read once, the collection and the permission once (BATCH_IDS)', async () => {
+    const r = await send('POST', '/v1/batch', {requests: creates(true, 'bid')})
+    expect(r.body.responses.map((x: {status: number}) => x.status)).toEqual(Array(25).fill(201))
+    expect(r.statements.filter((s) => COUNT.test(s))).toHaveLength(1)
+    expectStatements(r, BATCH_IDS)
   })
 
   test('PUT with If-Match (record loaded once, one conditional UPDATE)', async () => {

@@ -14,6 +14,7 @@ import {stringifyJson} from '../json.js'
 import {isPlainObject} from './patch.js'
 import {parseQuery} from './querystring.js'
 import {consumeTokenNonce} from './resource/pagination.js'
+import {batchBackends} from './prefetch.js'
 import {pyRepr} from './py-repr.js'
 import {writeTarget} from './resource/services.js'
 import {decodePath, type Service, type ViewDef} from './router.js'
@@ -252,6 +253,8 @@ export function batchService(runtime: Runtime): Service {
         })
         if (privateIssues.length > 0) throw invalidParameters(privateIssues)
         await lockWriteTargets(ctx, runtime, specs)
+        // Sub-requests share the batch's permission checks (prefetch.ts batchBackends).
+        ctx.tx = batchBackends(ctx.tx, () => !ctx.bound.abort)
         const responses = []
         for (const spec of specs) {
           let sub: KintoRequest

@@ -47,6 +47,8 @@ export class ResourceRequest {
   private timestampValue?: number
   private currentObject: Annotated | null = null
   private currentObjectLoaded = false
+  /** The id the route factory read (currentObject: what it found, null when nothing). */
+  private currentObjectId: string | null = null
   private preconditionsValue?: Preconditions
   private payloadValue?: Payload
 
@@ -146,7 +148,7 @@ export class ResourceRequest {
     let postedId: string | null = null
     if (postOnPlural && this.def.prefetchObjects && this.postsWithoutId()) {
       // A record POST without an id: the parent and the create permission in one statement.
-      await prefetchWrite(this.ctx, {objects: this.def.prefetchObjects(this.params), bound: inheritedPermissions(this.pluralUri, `${this.def.name}:create`)})
+      await prefetchWrite(this.ctx, {objects: this.def.prefetchObjects(this.params, this.ctx.bound), bound: inheritedPermissions(this.pluralUri, `${this.def.name}:create`)})
     }
     if (writeOnObject || postOnPlural) {
       await this.init()
@@ -163,6 +165,7 @@ export class ResourceRequest {
           if (!(err instanceof ObjectNotFoundError)) throw err
         }
         this.currentObjectLoaded = true
+        this.currentObjectId = id
       }
     }
     let permissionObjectId = this.kind === 'plural' ? this.pluralUri : this.objectUri(this.params.id)
@@ -194,7 +197,7 @@ export class ResourceRequest {
    * object with its ACL (object endpoint) or the list timestamp (plural endpoint).
    */
   private async prefetch(permissionObjectId: string, method: string): Promise<void> {
-    const objects = this.def.prefetchObjects?.(this.params) ?? []
+    const objects = this.def.prefetchObjects?.(this.params, this.ctx.bound) ?? []
     const acls: string[] = []
     const id = this.params.id
     if (this.kind === 'object' && id !== undefined && this.idGenerator.match(id)) {
@@ -281,7 +284,11 @@ export class ResourceRequest {
 
   /** The object of this request, loaded by the route factory when it was a write. */
   async getObjectOr404(id: string): Promise<Annotated> {
-    if (this.currentObjectLoaded && this.currentObject && this.currentObject.id === id) return this.currentObject
+    if (this.currentObjectLoaded && this.currentObjectId === id) {
+      // Read under the list lock by this request: nothing has written it since.
+      if (this.currentObject) return this.currentObject
+      throw notFoundObject(this.def.name, id)
+    }
     try {
       return await this.getObject(id)
     } catch (err) {
