@@ -125,9 +125,9 @@ async function send(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: st
 
 const RECORDS = 40
 /** Statements of a batch of 25 record creates in one collection, without and with ids in the bodies. */
-const BATCH_NO_IDS = 55
-const BATCH_IDS = 81
-const BATCH_INSERTS = 25
+const BATCH_NO_IDS = 7
+const BATCH_IDS = 33
+const BATCH_INSERTS = 1
 const BASE = '/v1/buckets/bench/collections/items/records'
 
 beforeAll(async () => {

@@ -80,7 +80,7 @@ export async function prefetchWrite(ctx: RequestContext, plan: {objects: ObjectK
   const tx = ctx.tx
   if (!tx.prefetch || tx === ctx.runtime.backends) return
   const identity = await ctx.identity()
-  const memo = checkMemos.get(tx.permission)
+  const memo = checkMemoOf(tx.permission)
   // A batch's later creates in the collection: the parent is loaded and the check answered.
   if (plan.objects.length === 0 && memo?.answer(identity.principals, plan.bound) !== undefined) return
   const facts = await tx.prefetch({userId: null, principals: identity.principals, bound: plan.bound, objects: plan.objects, acls: []})
@@ -133,6 +133,15 @@ class CheckMemo {
 
 const checkMemos = new WeakMap<Permission, CheckMemo>()
 
+/** The batch's CheckMemo under this permission backend (itself, or what it overrides). */
+function checkMemoOf(permission: Permission): CheckMemo | undefined {
+  for (let p: object | undefined = permission; p; p = overridden.get(p)) {
+    const memo = checkMemos.get(p as Permission)
+    if (memo) return memo
+  }
+  return undefined
+}
+
 /**
  * The batch's backends: its sub-requests ask permission checks through a CheckMemo. Every write
  * method of the permission backend goes through `written()` first; reads pass unchanged.
@@ -158,6 +167,8 @@ export function batchBackends(tx: TxBackends, active: () => boolean): TxBackends
     addPrincipalToAceAndRead: (objectId, perm, principal) => (memo.written([objectId]), inner.addPrincipalToAceAndRead(objectId, perm, principal)),
     replaceObjectPermissions: (objectId, perms) => (memo.written([objectId]), inner.replaceObjectPermissions(objectId, perms)),
     deleteObjectPermissions: (...objectIds) => (memo.written(objectIds), inner.deleteObjectPermissions(...objectIds)),
+    addPrincipalsToAcesAndRead:
+      inner.addPrincipalsToAcesAndRead && ((entries) => (memo.written(entries.map((e) => e[0])), inner.addPrincipalsToAcesAndRead!(entries))),
   })
   checkMemos.set(permission, memo)
   return {...tx, permission}
@@ -241,9 +252,9 @@ function sameBound(a: BoundPermissions, b: BoundPermissions): boolean {
 }
 
 /** `target` with some methods replaced (the others still run on target itself). */
-function override<T extends object>(target: T, methods: Partial<T>): T {
+export function override<T extends object>(target: T, methods: Partial<T>): T {
   const bound = boundMethods(target)
-  return new Proxy(target, {
+  const proxy = new Proxy(target, {
     get(t, prop) {
       if (Object.hasOwn(methods, prop)) return methods[prop as keyof T]
       const value: unknown = Reflect.get(t, prop, t)
@@ -256,7 +267,12 @@ function override<T extends object>(target: T, methods: Partial<T>): T {
       return fresh.bound
     },
   })
+  overridden.set(proxy, target)
+  return proxy
 }
+
+/** What each override() proxy overrides. */
+const overridden = new WeakMap<object, object>()
 
 type AnyMethod = (...args: never[]) => unknown
 type BoundMethod = {original: unknown; bound: AnyMethod}
