@@ -299,7 +299,7 @@ describe(`SQL statements per request (${dbKind})`, () => {
     expect(r.statements[1]).toBe('BEGIN')
   })
 
-  test('POST a record: one transaction, the collection and the permission in one statement, one INSERT, its ACE written and the ACL read in one statement (7 with BEGIN and COMMIT)', async () => {
+  test('POST a record: one transaction, the collection and the permission in one statement, its ACE written and the ACL read in one statement, then the lock and one INSERT (7 with BEGIN and COMMIT)', async () => {
     const r = await send('POST', BASE, {data: {n: 1000}})
     expect(r.status).toBe(201)
     expectStatements(r, 7)
@@ -309,6 +309,11 @@ describe(`SQL statements per request (${dbKind})`, () => {
     expect(r.names[2]).toMatch(/^kinto_prefetch_\d+_1_0_0$/)
     expect(r.statements.at(-1)).toBe('COMMIT')
     expect(r.statements.filter((s) => s.startsWith('INSERT INTO objects'))).toHaveLength(1)
+    // The writer's ACE and the ACL come before the list lock: inside it (until COMMIT, where
+    // every other writer of the list waits) only the INSERT.
+    const lock = r.statements.findIndex((s) => s.includes('pg_advisory_xact_lock'))
+    expect(r.statements[lock - 1]).toMatch(/^WITH added AS \( INSERT INTO access_control_entries/)
+    expect(r.statements.slice(lock + 1).map((s) => s.split(' (')[0])).toEqual(['INSERT INTO objects', 'COMMIT'])
   })
 
   const creates = (withIds: boolean, tag: string) =>

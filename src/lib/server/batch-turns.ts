@@ -6,14 +6,16 @@
  * would get), and each goes on, in order, up to its writer's ACE (`permission
  * addPrincipalToAceAndRead`), written for all in one statement too; then each ends, in order.
  *
- * One sub-request runs at a time, and each reaches its events, its answer and its `subrequest`
- * hook in the order of the batch; a sub-request ending early (a 4xx) waits for those before it
- * to report. What changes is only when the INSERT and the ACE of the run's creates happen: a
+ * One sub-request runs at a time; its events reach the batch's collector when it ends, and it
+ * ends (answer and `subrequest` hook) only after those before it: both in the batch's order. A
+ * sub-request ending early (a 4xx) waits for those before it to report. Hooks emitted while a
+ * view runs (`view`, `permission`) come as each gets there. What changes is only when the INSERT and the ACE of the run's creates happen: a
  * sub-request of the run has read (its parent, its permission, its own id) before the creates
  * before it were written. The batch view makes a run only of sub-requests for which that reads
  * the same (views.ts `coalescable`).
  */
 import type {KintoObject} from '../storage/types.js'
+import type {EventCollector} from './events.js'
 import {override} from './prefetch.js'
 import type {TxBackends} from './types.js'
 
@@ -73,9 +75,34 @@ export class Turns {
    * Runs `count` sub-requests (`start(i, ready)`, which awaits `ready()` before reporting) and
    * gives their outcomes in order.
    */
-  async run<T>(count: number, start: (i: number, ready: () => Promise<void>) => Promise<T>): Promise<Array<Settled<T>>> {
+  async run<T>(events: EventCollector, count: number, start: (i: number, ready: () => Promise<void>) => Promise<T>): Promise<Array<Settled<T>>> {
     const settled: Array<Settled<T>> = []
     const ready = () => this.wait('ready', []) as Promise<void>
+    // A sub-request's events reach the batch's collector when it ends, in the batch's order,
+    // whatever the order in which their views got to them.
+    const add = events.add
+    const held = new Map<number, Array<Parameters<EventCollector['add']>[0]>>()
+    events.add = (event) => void (held.get(this.running) ?? held.set(this.running, []).get(this.running)!).push(event)
+    this.flushEvents = (i) => {
+      for (const event of held.get(i) ?? []) add.call(events, event)
+      held.delete(i)
+    }
+    try {
+      await this.runAll(count, start, ready, settled)
+    } finally {
+      events.add = add
+    }
+    return settled
+  }
+
+  private flushEvents: (i: number) => void = () => {}
+
+  private async runAll<T>(
+    count: number,
+    start: (i: number, ready: () => Promise<void>) => Promise<T>,
+    ready: () => Promise<void>,
+    settled: Array<Settled<T>>,
+  ): Promise<void> {
     for (let i = 0; i < count; i++) {
       await this.turn(i, () => {
         start(i, ready).then(
@@ -90,7 +117,7 @@ export class Turns {
       for (const i of [...this.waiting.keys()].sort((a, b) => a - b)) {
         const w = this.waiting.get(i)!
         if (!w.outcome) continue
-        if (w.kind === 'ready' && !this.endedBefore(i)) break
+        if (w.kind === 'ready' && !this.endedBefore(i)) continue
         this.waiting.delete(i)
         const outcome = w.outcome
         await this.turn(i, () => {
@@ -105,7 +132,6 @@ export class Turns {
         }
       }
     }
-    return settled
   }
 
   private endedBefore(i: number): boolean {
@@ -124,6 +150,7 @@ export class Turns {
 
   private end(i: number, record: () => void): void {
     record()
+    this.flushEvents(i)
     this.ended.add(i)
     this.paused?.()
   }

@@ -266,7 +266,7 @@ export function batchService(runtime: Runtime): Service {
             ctx.tx = turns.tx
             let outcomes
             try {
-              outcomes = await turns.run(run.subs.length, (k, ready) => runtime.subrequest(ctx, run.subs[k], ready))
+              outcomes = await turns.run(ctx.bound.events, run.subs.length, (k, ready) => runtime.subrequest(ctx, run.subs[k], ready))
             } finally {
               ctx.tx = batchTx
             }

@@ -284,11 +284,8 @@ export class ResourceRequest {
 
   /** The object of this request, loaded by the route factory when it was a write. */
   async getObjectOr404(id: string): Promise<Annotated> {
-    if (this.currentObjectLoaded && this.currentObjectId === id) {
-      // Read under the list lock by this request: nothing has written it since.
-      if (this.currentObject) return this.currentObject
-      throw notFoundObject(this.def.name, id)
-    }
+    // Read under the list lock by this request: nothing has written it since.
+    if (this.currentObjectLoaded && this.currentObjectId === id) return this.currentObject ?? Promise.reject(notFoundObject(this.def.name, id))
     try {
       return await this.getObject(id)
     } catch (err) {
@@ -312,13 +309,21 @@ export class ResourceRequest {
     return this.permission.addPrincipalToAceAndRead(uri, 'write', await this.currentPrincipal())
   }
 
-  async createObject(obj: Record<string, unknown>): Promise<Annotated> {
+  /** `absent` (read under the list's lock, or a new id): the ACL first, so that only the INSERT
+   * runs in the lock until COMMIT (a failing create rolls it back: a 409 rolls a batch back). */
+  async createObject(obj: Record<string, unknown>, absent = false): Promise<Annotated> {
     const {[PERMISSIONS_FIELD]: perms, ...data} = obj as Record<string, unknown>
     await this.settleListTimestamp(data)
+    if (absent) data.id ??= this.idGenerator.generate()
+    const early = absent ? await this.writeAcl(String(data.id), perms) : undefined
     const created = await this.storage.create(this.def.name, this.parentId, data, {idGenerator: () => this.idGenerator.generate()})
-    const uri = this.objectUri(created.id)
-    await this.permission.replaceObjectPermissions(uri, (perms as Record<string, string[]>) ?? {})
-    return this.annotate(created, uri, await this.allowWrite(uri))
+    const {uri, acl} = early ?? (await this.writeAcl(created.id, perms))
+    return this.annotate(created, uri, acl)
+  }
+
+  private async writeAcl(id: string, perms: unknown): Promise<{uri: string; acl?: Record<string, Set<string>>}> {
+    await this.permission.replaceObjectPermissions(this.objectUri(id), (perms as Record<string, string[]>) ?? {})
+    return {uri: this.objectUri(id), acl: await this.allowWrite(this.objectUri(id))}
   }
 
   async updateObject(obj: Record<string, unknown>, condition?: WriteCondition): Promise<Annotated> {
