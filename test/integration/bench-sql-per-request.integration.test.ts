@@ -323,10 +323,17 @@ describe(`SQL statements per request (${dbKind})`, () => {
   test('a batch of 25 record creates without ids: the collection and the permission read once (BATCH_NO_IDS)', async () => {
     const r = await send('POST', '/v1/batch', {requests: creates(false, '')})
     expect(r.body.responses.map((x: {status: number}) => x.status)).toEqual(Array(25).fill(201))
-    // The groups (authentication, before the transaction), BEGIN, the list lock, then the first
-    // create's prefetch only: its answers serve the 24 others.
-    expect(r.statements.slice(0, 3)).toEqual([r.statements[0], 'BEGIN', r.statements[2]])
-    expect(r.statements[2]).toMatch(/pg_advisory_xact_lock/)
+    // The groups (authentication, before the transaction), BEGIN, the first create's prefetch
+    // only (its answers serve the 24 others), the 25 ACEs in one statement, then the list lock
+    // (one list: taken by the INSERT) and one INSERT of the 25 rows.
+    expect(r.statements[1]).toBe('BEGIN')
+    expect(r.statements[2]).toMatch(PREFETCH)
+    expect(r.statements.slice(3).map((s) => s.split(/ ?\(/)[0])).toEqual([
+      'WITH added AS',
+      'SELECT pg_advisory_xact_lock',
+      'INSERT INTO objects',
+      'COMMIT',
+    ])
     expect(r.statements.filter((s) => PREFETCH.test(s))).toHaveLength(1)
     expect(r.statements.filter((s) => COUNT.test(s))).toHaveLength(0)
     expect(r.statements.filter((s) => s.startsWith('INSERT INTO objects'))).toHaveLength(BATCH_INSERTS)

@@ -395,7 +395,8 @@ function subrequestMatch(runtime: Runtime, path: string): {service: Service; par
 }
 
 /**
- * Takes, in one global order, the list locks of every write of the batch before running any:
+ * Takes, in one global order, the list locks of every write of the batch before running any
+ * (when it writes to two lists or more):
  * two batches writing the same lists in opposite orders would otherwise each hold one lock and
  * wait for the other's (a deadlock PostgreSQL breaks by aborting one). Locks taken later (a
  * listener's, such as history's) come after all these in every transaction.
@@ -409,6 +410,10 @@ async function lockWriteTargets(ctx: RequestContext, runtime: Runtime, specs: Su
     const target = matched && writeTarget(matched.service, spec.method, matched.params)
     if (target) lists.set(JSON.stringify(target), target)
   }
+  // One list: no order to keep. Its lock is taken where the storage needs it (the first write,
+  // or a read under the lock before one), so a batch of creates holds it for its INSERT and the
+  // rest of the batch, not while each sub-request is validated.
+  if (lists.size < 2) return
   for (const key of [...lists.keys()].sort()) await lockList(...lists.get(key)!)
 }
 
