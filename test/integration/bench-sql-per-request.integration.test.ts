@@ -124,6 +124,10 @@ async function send(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: st
 }
 
 const RECORDS = 40
+/** Statements of a batch of 25 record creates in one collection, without and with ids in the bodies. */
+const BATCH_NO_IDS = 7
+const BATCH_IDS = 33
+const BATCH_INSERTS = 1
 const BASE = '/v1/buckets/bench/collections/items/records'
 
 beforeAll(async () => {
@@ -295,7 +299,7 @@ describe(`SQL statements per request (${dbKind})`, () => {
     expect(r.statements[1]).toBe('BEGIN')
   })
 
-  test('POST a record: one transaction, the collection and the permission in one statement, one INSERT, its ACE written and the ACL read in one statement (7 with BEGIN and COMMIT)', async () => {
+  test('POST a record: one transaction, the collection and the permission in one statement, its ACE written and the ACL read in one statement, then the lock and one INSERT (7 with BEGIN and COMMIT)', async () => {
     const r = await send('POST', BASE, {data: {n: 1000}})
     expect(r.status).toBe(201)
     expectStatements(r, 7)
@@ -305,6 +309,42 @@ describe(`SQL statements per request (${dbKind})`, () => {
     expect(r.names[2]).toMatch(/^kinto_prefetch_\d+_1_0_0$/)
     expect(r.statements.at(-1)).toBe('COMMIT')
     expect(r.statements.filter((s) => s.startsWith('INSERT INTO objects'))).toHaveLength(1)
+    // The writer's ACE and the ACL come before the list lock: inside it (until COMMIT, where
+    // every other writer of the list waits) only the INSERT.
+    const lock = r.statements.findIndex((s) => s.includes('pg_advisory_xact_lock'))
+    expect(r.statements[lock - 1]).toMatch(/^WITH added AS \( INSERT INTO access_control_entries/)
+    expect(r.statements.slice(lock + 1).map((s) => s.split(' (')[0])).toEqual(['INSERT INTO objects', 'COMMIT'])
+  })
+
+  const creates = (withIds: boolean, tag: string) =>
+    Array.from({length: 25}, (_, i) => ({method: 'POST', path: BASE.slice(3), body: {data: withIds ? {id: `${tag}${i}`, n: i} : {n: i}}}))
+  const COUNT = /^SELECT EXISTS \( SELECT 1 FROM access_control_entries/
+
+  test('a batch of 25 record creates without ids: the collection and the permission read once (BATCH_NO_IDS)', async () => {
+    const r = await send('POST', '/v1/batch', {requests: creates(false, '')})
+    expect(r.body.responses.map((x: {status: number}) => x.status)).toEqual(Array(25).fill(201))
+    // The groups (authentication, before the transaction), BEGIN, the first create's prefetch
+    // only (its answers serve the 24 others), the 25 ACEs in one statement, then the list lock
+    // (one list: taken by the INSERT) and one INSERT of the 25 rows.
+    expect(r.statements[1]).toBe('BEGIN')
+    expect(r.statements[2]).toMatch(PREFETCH)
+    expect(r.statements.slice(3).map((s) => s.split(/ ?\(/)[0])).toEqual([
+      'WITH added AS',
+      'SELECT pg_advisory_xact_lock',
+      'INSERT INTO objects',
+      'COMMIT',
+    ])
+    expect(r.statements.filter((s) => PREFETCH.test(s))).toHaveLength(1)
+    expect(r.statements.filter((s) => COUNT.test(s))).toHaveLength(0)
+    expect(r.statements.filter((s) => s.startsWith('INSERT INTO objects'))).toHaveLength(BATCH_INSERTS)
+    expectStatements(r, BATCH_NO_IDS)
+  })
+
+  test('a batch of 25 record creates with ids: each id read once, the collection and the permission once (BATCH_IDS)', async () => {
+    const r = await send('POST', '/v1/batch', {requests: creates(true, 'bid')})
+    expect(r.body.responses.map((x: {status: number}) => x.status)).toEqual(Array(25).fill(201))
+    expect(r.statements.filter((s) => COUNT.test(s))).toHaveLength(1)
+    expectStatements(r, BATCH_IDS)
   })
 
   test('PUT with If-Match (record loaded once, one conditional UPDATE)', async () => {

@@ -108,6 +108,27 @@ export class PostgresPermission extends PostgresBackend implements Permission {
     return perms
   }
 
+  /** addPrincipalToAceAndRead's statement for many entries (the same union, per object). */
+  async addPrincipalsToAcesAndRead(entries: Array<[string, string, string]>): Promise<Array<Record<string, Set<string>>>> {
+    if (entries.length === 0) return []
+    const rows = await this.rows<{object_id: string; permission: string; principal: string}>(
+      `WITH added AS (
+         INSERT INTO access_control_entries (object_id, permission, principal)
+         SELECT DISTINCT e.object_id, e.permission, e.principal FROM unnest($1::text[], $2::text[], $3::text[]) AS e(object_id, permission, principal)
+         ON CONFLICT DO NOTHING
+         RETURNING object_id, permission, principal
+       )
+       SELECT object_id, permission, principal FROM access_control_entries WHERE object_id = ANY($1::text[])
+       UNION ALL
+       SELECT object_id, permission, principal FROM added
+       ORDER BY object_id, permission, principal`,
+      [entries.map((e) => e[0]), entries.map((e) => e[1]), entries.map((e) => e[2])],
+    )
+    const byId = new Map<string, Record<string, Set<string>>>(entries.map(([id]) => [id, {}]))
+    for (const r of rows) (byId.get(r.object_id)![r.permission] ??= new Set()).add(r.principal)
+    return entries.map(([id]) => byId.get(id)!)
+  }
+
   removePrincipalFromAce(objectId: string, permission: string, principal: string): Promise<void> {
     return this.run('DELETE FROM access_control_entries WHERE object_id = $1 AND permission = $2 AND principal = $3', [
       objectId,

@@ -26,6 +26,12 @@ export interface Permission {
    * write: what a create or update answers with, in one round trip where the backend can.
    */
   addPrincipalToAceAndRead(objectId: string, permission: string, principal: string): Promise<Record<string, Set<string>>>
+  /**
+   * addPrincipalToAceAndRead for several [objectId, permission, principal] entries in one write
+   * (a batch's consecutive creates): each object's ACL after it, in order. Offered where one
+   * statement does it (postgresql).
+   */
+  addPrincipalsToAcesAndRead?(entries: Array<[string, string, string]>): Promise<Array<Record<string, Set<string>>>>
 
   /** {perm: principals} of one object. */
   getObjectPermissions(objectId: string, permissions?: string[]): Promise<Record<string, Set<string>>>

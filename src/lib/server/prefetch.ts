@@ -80,8 +80,98 @@ export async function prefetchWrite(ctx: RequestContext, plan: {objects: ObjectK
   const tx = ctx.tx
   if (!tx.prefetch || tx === ctx.runtime.backends) return
   const identity = await ctx.identity()
+  const memo = checkMemoOf(tx.permission)
+  // A batch's later creates in the collection: the parent is loaded and the check answered.
+  if (plan.objects.length === 0 && memo?.answer(identity.principals, plan.bound) !== undefined) return
   const facts = await tx.prefetch({userId: null, principals: identity.principals, bound: plan.bound, objects: plan.objects, acls: []})
+  if (facts.allowed !== null) memo?.remember(identity.principals, plan.bound, facts.allowed)
   ctx.tx = prefetchedBackends(tx, {objects: plan.objects, acls: [], bound: plan.bound}, facts, identity.principals)
+}
+
+/**
+ * Permission checks already answered in a batch's transaction, kept until an entry one of them
+ * read may have changed: a write to the ACL of one of their objects, any wildcard delete or
+ * membership change forgets them all. Record creates write their new record's ACL only, so the
+ * `create` check of 25 creates in one collection is read once. Nothing is answered while
+ * `active()` is false (a 409 has rolled the batch back: the backend answers as before).
+ */
+class CheckMemo {
+  private readonly answers = new Map<string, boolean>()
+  private readonly objectIds = new Set<string>()
+
+  constructor(private readonly active: () => boolean) {}
+
+  private static key(principals: Iterable<string>, bound: BoundPermissions): string | null {
+    let key = [...new Set(principals)].sort().join('\u0001') + '\u0002'
+    for (const [objectId, permission] of bound) {
+      if (objectId.includes('*')) return null
+      key += `${objectId}\u0001${permission}\u0002`
+    }
+    return key
+  }
+
+  answer(principals: Iterable<string>, bound: BoundPermissions): boolean | undefined {
+    if (!this.active()) return undefined
+    const key = CheckMemo.key(principals, bound)
+    return key === null ? undefined : this.answers.get(key)
+  }
+
+  remember(principals: Iterable<string>, bound: BoundPermissions, allowed: boolean): void {
+    const key = CheckMemo.key(principals, bound)
+    if (key === null || !this.active()) return
+    this.answers.set(key, allowed)
+    for (const [objectId] of bound) this.objectIds.add(objectId)
+  }
+
+  /** Before a write to the ACL of these objects (`*`: a wildcard; none: any principal's entries). */
+  written(objectIds: string[] | null): void {
+    if (objectIds !== null && objectIds.every((id) => !id.includes('*') && !this.objectIds.has(id))) return
+    this.answers.clear()
+    this.objectIds.clear()
+  }
+}
+
+const checkMemos = new WeakMap<Permission, CheckMemo>()
+
+/** The batch's CheckMemo under this permission backend (itself, or what it overrides). */
+function checkMemoOf(permission: Permission): CheckMemo | undefined {
+  for (let p: object | undefined = permission; p; p = overridden.get(p)) {
+    const memo = checkMemos.get(p as Permission)
+    if (memo) return memo
+  }
+  return undefined
+}
+
+/**
+ * The batch's backends: its sub-requests ask permission checks through a CheckMemo. Every write
+ * method of the permission backend goes through `written()` first; reads pass unchanged.
+ */
+export function batchBackends(tx: TxBackends, active: () => boolean): TxBackends {
+  const memo = new CheckMemo(active)
+  const inner = tx.permission
+  const permission = override<Permission>(inner, {
+    async checkPermission(principals, bound) {
+      const asked = [...principals]
+      const known = memo.answer(asked, bound)
+      if (known !== undefined) return known
+      const allowed = await inner.checkPermission(asked, bound)
+      memo.remember(asked, bound, allowed)
+      return allowed
+    },
+    flush: () => (memo.written(null), inner.flush()),
+    addUserPrincipal: (userId, principal) => (memo.written(null), inner.addUserPrincipal(userId, principal)),
+    removeUserPrincipal: (userId, principal) => (memo.written(null), inner.removeUserPrincipal(userId, principal)),
+    removePrincipal: (principal) => (memo.written(null), inner.removePrincipal(principal)),
+    addPrincipalToAce: (objectId, perm, principal) => (memo.written([objectId]), inner.addPrincipalToAce(objectId, perm, principal)),
+    removePrincipalFromAce: (objectId, perm, principal) => (memo.written([objectId]), inner.removePrincipalFromAce(objectId, perm, principal)),
+    addPrincipalToAceAndRead: (objectId, perm, principal) => (memo.written([objectId]), inner.addPrincipalToAceAndRead(objectId, perm, principal)),
+    replaceObjectPermissions: (objectId, perms) => (memo.written([objectId]), inner.replaceObjectPermissions(objectId, perms)),
+    deleteObjectPermissions: (...objectIds) => (memo.written(objectIds), inner.deleteObjectPermissions(...objectIds)),
+    addPrincipalsToAcesAndRead:
+      inner.addPrincipalsToAcesAndRead && ((entries) => (memo.written(entries.map((e) => e[0])), inner.addPrincipalsToAcesAndRead!(entries))),
+  })
+  checkMemos.set(permission, memo)
+  return {...tx, permission}
 }
 
 const objectKey = (resourceName: string, parentId: string, id: string) => `${resourceName}\u0000${parentId}\u0000${id}`
@@ -162,9 +252,9 @@ function sameBound(a: BoundPermissions, b: BoundPermissions): boolean {
 }
 
 /** `target` with some methods replaced (the others still run on target itself). */
-function override<T extends object>(target: T, methods: Partial<T>): T {
+export function override<T extends object>(target: T, methods: Partial<T>): T {
   const bound = boundMethods(target)
-  return new Proxy(target, {
+  const proxy = new Proxy(target, {
     get(t, prop) {
       if (Object.hasOwn(methods, prop)) return methods[prop as keyof T]
       const value: unknown = Reflect.get(t, prop, t)
@@ -177,7 +267,12 @@ function override<T extends object>(target: T, methods: Partial<T>): T {
       return fresh.bound
     },
   })
+  overridden.set(proxy, target)
+  return proxy
 }
+
+/** What each override() proxy overrides. */
+const overridden = new WeakMap<object, object>()
 
 type AnyMethod = (...args: never[]) => unknown
 type BoundMethod = {original: unknown; bound: AnyMethod}

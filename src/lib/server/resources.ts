@@ -171,7 +171,11 @@ export const recordResource: ResourceDefinition = {
   async init(r) {
     await recordCollection(r)
   },
-  prefetchObjects: (params) => [{resourceName: 'collection', parentId: `/buckets/${params.bucket_id}`, id: params.collection_id}],
+  // Not once loaded (recordCollection keeps it for the request and its batch).
+  prefetchObjects: (params, bound) =>
+    bound.collections.has(`/buckets/${params.bucket_id}/collections/${params.collection_id}`)
+      ? []
+      : [{resourceName: 'collection', parentId: `/buckets/${params.bucket_id}`, id: params.collection_id}],
   async processObject(r, obj) {
     if (!schemaValidationEnabled(r)) return obj
     const collection = await recordCollection(r)

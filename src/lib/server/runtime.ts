@@ -321,9 +321,15 @@ export class Runtime {
    * Runs a sub-request inside the parent's transaction, sharing its bound data. Returns the
    * response; 4xx are responses, 5xx are thrown (they fail the whole batch).
    */
-  async subrequest(parent: RequestContext, req: KintoRequest): Promise<{response: KintoResponse; req: KintoRequest}> {
+  async subrequest(
+    parent: RequestContext,
+    req: KintoRequest,
+    /** Awaited before the `subrequest` hook: sub-requests run side by side report in their order. */
+    ready?: () => Promise<void>,
+  ): Promise<{response: KintoResponse; req: KintoRequest}> {
     const started = performance.now()
     const result = await this.subrequestInner(parent, req)
+    if (ready) await ready()
     this.hooks.emit('subrequest', {parent, req: result.req, response: result.response, elapsedMs: performance.now() - started})
     return result
   }

@@ -14,11 +14,13 @@ import {stringifyJson} from '../json.js'
 import {isPlainObject} from './patch.js'
 import {parseQuery} from './querystring.js'
 import {consumeTokenNonce} from './resource/pagination.js'
+import {Turns} from './batch-turns.js'
+import {batchBackends} from './prefetch.js'
 import {pyRepr} from './py-repr.js'
 import {writeTarget} from './resource/services.js'
 import {decodePath, type Service, type ViewDef} from './router.js'
 import type {Runtime} from './runtime.js'
-import type {KintoRequest, ViewResult} from './types.js'
+import type {KintoRequest, KintoResponse, ViewResult} from './types.js'
 
 function service(name: string, pattern: string, views: ViewDef[], options: Partial<Service> = {}): Service {
   return {name, pattern, views: new Map(views.map((v) => [v.method, v])), ...options}
@@ -252,8 +254,30 @@ export function batchService(runtime: Runtime): Service {
         })
         if (privateIssues.length > 0) throw invalidParameters(privateIssues)
         await lockWriteTargets(ctx, runtime, specs)
+        // Sub-requests share the batch's permission checks (prefetch.ts batchBackends).
+        ctx.tx = batchBackends(ctx.tx, () => !ctx.bound.abort)
         const responses = []
-        for (const spec of specs) {
+        for (let i = 0; i < specs.length; ) {
+          const run = createRun(ctx, runtime, specs, i)
+          if (run) {
+            // Consecutive creates in one list: their INSERTs and ACEs written together (batch-turns.ts).
+            const turns = new Turns(ctx.tx, run.list)
+            const batchTx = ctx.tx
+            ctx.tx = turns.tx
+            let outcomes
+            try {
+              outcomes = await turns.run(ctx.bound.events, run.subs.length, (k, ready) => runtime.subrequest(ctx, run.subs[k], ready))
+            } finally {
+              ctx.tx = batchTx
+            }
+            for (const outcome of outcomes) {
+              if ('error' in outcome) throw outcome.error
+              responses.push(batchResponse(outcome.value))
+            }
+            i += run.subs.length
+            continue
+          }
+          const spec = specs[i++]
           let sub: KintoRequest
           try {
             sub = buildSubrequest(ctx, spec, runtime.routePrefix)
@@ -263,16 +287,59 @@ export function batchService(runtime: Runtime): Service {
             responses.push({status: failed.status, path: spec.path, headers: failed.headers, body: failed.body ?? ''})
             continue
           }
-          const {response, req} = await runtime.subrequest(ctx, sub)
-          const body = req.method === 'HEAD' ? '' : (response.body ?? '')
-          // The length its body would have had as a response of its own, as upstream reports.
-          const headers = body === '' ? response.headers : {...response.headers, 'Content-Length': String(Buffer.byteLength(stringifyJson(body)))}
-          responses.push({status: response.status, path: req.path, headers, body})
+          responses.push(batchResponse(await runtime.subrequest(ctx, sub)))
         }
         return {body: {responses}}
       },
     },
   ])
+}
+
+/** A sub-response as the batch answers it. */
+function batchResponse({response, req}: {response: KintoResponse; req: KintoRequest}) {
+  const body = req.method === 'HEAD' ? '' : (response.body ?? '')
+  // The length its body would have had as a response of its own, as upstream reports.
+  const headers = body === '' ? response.headers : {...response.headers, 'Content-Length': String(Buffer.byteLength(stringifyJson(body)))}
+  return {status: response.status, path: req.path, headers, body}
+}
+
+/**
+ * The run of sub-requests from `start` whose creates can be written together (batch-turns.ts),
+ * when there are two or more: record POSTs to one list whose reads before their INSERT do not
+ * depend on the creates before them in the run: no `last_modified` in the data (it would read
+ * the list timestamp), no If-Match / If-None-Match (a 412 reads it too), ids that differ, and an
+ * id only when nobody listens to reads (an existing id answers with a read event, which would
+ * come before the run's earlier create events).
+ */
+function createRun(ctx: RequestContext, runtime: Runtime, specs: SubrequestSpec[], start: number): {list: {resourceName: string; parentId: string}; subs: KintoRequest[]} | null {
+  if (!Turns.offered(ctx.tx)) return null
+  const subs: KintoRequest[] = []
+  const ids = new Set<string>()
+  let list: [string, string] | null = null
+  for (let i = start; i < specs.length; i++) {
+    const spec = specs[i]
+    if (spec.method !== 'POST' || !isPlainObject(spec.body) || !isPlainObject(spec.body.data)) break
+    const data = spec.body.data
+    if (data.last_modified !== undefined) break
+    if (Object.hasOwn(data, 'id')) {
+      const id = JSON.stringify(data.id)
+      if (ids.has(id) || runtime.events.listensTo('read')) break
+      ids.add(id)
+    }
+    let sub: KintoRequest
+    try {
+      sub = buildSubrequest(ctx, spec, runtime.routePrefix)
+    } catch {
+      break
+    }
+    if (sub.headers['if-match'] !== undefined || sub.headers['if-none-match'] !== undefined) break
+    const matched = runtime.route(sub.path)
+    const target = matched?.service.resourceName === 'record' && matched.service.endpointType === 'plural' ? writeTarget(matched.service, 'POST', matched.params) : null
+    if (!target || (list && (target[0] !== list[0] || target[1] !== list[1]))) break
+    list = target
+    subs.push(sub)
+  }
+  return list && subs.length >= 2 ? {list: {resourceName: list[0], parentId: list[1]}, subs} : null
 }
 
 /** The validated sub-requests of a batch body (defaults merged), parsed once per request. */
@@ -328,7 +395,8 @@ function subrequestMatch(runtime: Runtime, path: string): {service: Service; par
 }
 
 /**
- * Takes, in one global order, the list locks of every write of the batch before running any:
+ * Takes, in one global order, the list locks of every write of the batch before running any
+ * (when it writes to two lists or more):
  * two batches writing the same lists in opposite orders would otherwise each hold one lock and
  * wait for the other's (a deadlock PostgreSQL breaks by aborting one). Locks taken later (a
  * listener's, such as history's) come after all these in every transaction.
@@ -342,6 +410,10 @@ async function lockWriteTargets(ctx: RequestContext, runtime: Runtime, specs: Su
     const target = matched && writeTarget(matched.service, spec.method, matched.params)
     if (target) lists.set(JSON.stringify(target), target)
   }
+  // One list: no order to keep. Its lock is taken where the storage needs it (the first write,
+  // or a read under the lock before one), so a batch of creates holds it for its INSERT and the
+  // rest of the batch, not while each sub-request is validated.
+  if (lists.size < 2) return
   for (const key of [...lists.keys()].sort()) await lockList(...lists.get(key)!)
 }
 

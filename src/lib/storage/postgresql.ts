@@ -56,6 +56,11 @@ function toEpoch(value: unknown): number | null {
 }
 
 /** The `data` column: the object without id and last_modified. */
+/** The id create() gives an object: its own (as text), else a new one. */
+function newObjectId(obj: Record<string, unknown>, idGenerator?: () => string): string {
+  return typeof obj.id === 'string' ? obj.id : obj.id !== undefined && obj.id !== null ? String(obj.id) : (idGenerator ?? randomUUID)()
+}
+
 function dataJson(obj: Record<string, unknown>): string {
   const {id: _id, last_modified: _lm, ...data} = obj
   return stringifyJson(data)
@@ -253,7 +258,7 @@ export class PostgresStorage extends PostgresBackend implements Storage {
   }
 
   create(resourceName: string, parentId: string, obj: Record<string, unknown>, options: {idGenerator?: () => string} = {}): Promise<KintoObject> {
-    const id = typeof obj.id === 'string' ? obj.id : obj.id !== undefined && obj.id !== null ? String(obj.id) : (options.idGenerator ?? randomUUID)()
+    const id = newObjectId(obj, options.idGenerator)
     const data = dataJson(obj)
     return this.locked([[parentId, resourceName]], async (q) => {
       // A tombstone with this id is revived; a live object is left alone (no row returned).
@@ -271,6 +276,34 @@ export class PostgresStorage extends PostgresBackend implements Storage {
         throw new UnicityError('id', existing ?? ({id, last_modified: 0} as KintoObject))
       }
       return {...(parseJson(data) as object), id, last_modified: Number(res.rows[0].last_modified)} as KintoObject
+    })
+  }
+
+  createMany(resourceName: string, parentId: string, items: Array<{obj: Record<string, unknown>; idGenerator?: () => string}>): Promise<Array<KintoObject | null>> {
+    const ids = items.map(({obj, idGenerator}) => newObjectId(obj, idGenerator))
+    if (new Set(ids).size !== ids.length) throw new Error('createMany: the ids must differ.')
+    if (items.some(({obj}) => obj.last_modified !== undefined)) throw new Error('createMany: an object with a last_modified goes through create().')
+    const data = items.map(({obj}) => dataJson(obj))
+    return this.locked([[parentId, resourceName]], async (q) => {
+      // create()'s statement for many rows, inserted in their order: the trigger gives each row
+      // a timestamp above the previous row's (a row-level trigger sees the rows its statement
+      // inserted before).
+      const res = await q.query<{id: string; last_modified: number}>(
+        `INSERT INTO objects (id, parent_id, resource_name, data, last_modified, deleted)
+         SELECT n.id, $2, $3, n.data::jsonb, NULL, FALSE
+           FROM unnest($1::text[], $4::text[]) WITH ORDINALITY AS n(id, data, i)
+          ORDER BY n.i
+         ON CONFLICT (id, parent_id, resource_name) DO UPDATE
+            SET last_modified = NULL, data = EXCLUDED.data, deleted = FALSE
+          WHERE objects.deleted
+         RETURNING id, as_epoch(last_modified) AS last_modified`,
+        [ids, parentId, resourceName, data],
+      )
+      const written = new Map(res.rows.map((r) => [r.id, Number(r.last_modified)]))
+      return ids.map((id, i) => {
+        const lastModified = written.get(id)
+        return lastModified === undefined ? null : ({...(parseJson(data[i]) as object), id, last_modified: lastModified} as KintoObject)
+      })
     })
   }
 

@@ -101,6 +101,13 @@ export interface Storage {
   allResourcesTimestamps?(resourceName: string): Promise<Record<string, number>>
 
   create(resourceName: string, parentId: string, obj: Record<string, unknown>, options?: {idGenerator?: () => string}): Promise<KintoObject>
+  /**
+   * create() of several objects of one list in one write (a batch's consecutive creates), in
+   * order: their timestamps increase in that order. For objects without a `last_modified` of
+   * their own, with distinct ids. An id that is live is not created: null in its place (create()
+   * says why). Offered where one statement does it (postgresql).
+   */
+  createMany?(resourceName: string, parentId: string, items: Array<{obj: Record<string, unknown>; idGenerator?: () => string}>): Promise<Array<KintoObject | null>>
   get(resourceName: string, parentId: string, objectId: string): Promise<KintoObject>
   /**
    * Inside a transaction: takes the list's write lock (the one writes take) until the transaction

@@ -4,7 +4,7 @@
  */
 import type {Filter, KintoObject, Sort, Storage} from '../../storage/types.js'
 import type {ObjectKey} from '../../prefetch.js'
-import type {RequestContext} from '../context.js'
+import type {BoundData, RequestContext} from '../context.js'
 import type {ResourceRequest} from './request.js'
 
 export const PERMISSIONS_FIELD = '__permissions__'
@@ -48,8 +48,11 @@ export interface ResourceDefinition {
   readonlyFields?: readonly string[]
   /** Called once when the resource is set up for a request (a record checks its collection). */
   init?(r: ResourceRequest): Promise<void>
-  /** Objects init() reads (a record's collection), fetched with a read's other data in one statement. */
-  prefetchObjects?(params: Record<string, string>): ObjectKey[]
+  /**
+   * Objects init() reads (a record's collection), fetched with a read's other data in one
+   * statement; without those the request (or its batch) already holds.
+   */
+  prefetchObjects?(params: Record<string, string>, bound: BoundData): ObjectKey[]
   /** Extra processing of an object before it is stored (schema validation…). */
   processObject?(r: ResourceRequest, obj: Record<string, unknown>, old: Annotated | null): Promise<Record<string, unknown>>
   /** Adds cache headers to GET responses (default: `<name>_cache_expires_seconds`). */

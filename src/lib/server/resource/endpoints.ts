@@ -81,7 +81,7 @@ export async function pluralPost(r: ResourceRequest): Promise<ViewResult> {
     action = 'read'
   } else {
     newObject = await r.processObject(newObject, null, payload)
-    obj = await r.createObject(newObject)
+    obj = await r.createObject(newObject, true)
     status = 201
     action = 'create'
   }
@@ -150,7 +150,7 @@ export async function objectPut(r: ResourceRequest): Promise<ViewResult> {
   if (existing) {
     obj = await r.updateObject(newObject, writeCondition(r))
   } else {
-    obj = await r.createObject(newObject)
+    obj = await r.createObject(newObject, true)
     status = 201
   }
   return {status, headers: timestampHeaders(obj.last_modified), body: await r.postprocess(obj, existing ? 'update' : 'create', existing)}

@@ -47,6 +47,8 @@ export class ResourceRequest {
   private timestampValue?: number
   private currentObject: Annotated | null = null
   private currentObjectLoaded = false
+  /** The id the route factory read (currentObject: what it found, null when nothing). */
+  private currentObjectId: string | null = null
   private preconditionsValue?: Preconditions
   private payloadValue?: Payload
 
@@ -146,7 +148,7 @@ export class ResourceRequest {
     let postedId: string | null = null
     if (postOnPlural && this.def.prefetchObjects && this.postsWithoutId()) {
       // A record POST without an id: the parent and the create permission in one statement.
-      await prefetchWrite(this.ctx, {objects: this.def.prefetchObjects(this.params), bound: inheritedPermissions(this.pluralUri, `${this.def.name}:create`)})
+      await prefetchWrite(this.ctx, {objects: this.def.prefetchObjects(this.params, this.ctx.bound), bound: inheritedPermissions(this.pluralUri, `${this.def.name}:create`)})
     }
     if (writeOnObject || postOnPlural) {
       await this.init()
@@ -163,6 +165,7 @@ export class ResourceRequest {
           if (!(err instanceof ObjectNotFoundError)) throw err
         }
         this.currentObjectLoaded = true
+        this.currentObjectId = id
       }
     }
     let permissionObjectId = this.kind === 'plural' ? this.pluralUri : this.objectUri(this.params.id)
@@ -194,7 +197,7 @@ export class ResourceRequest {
    * object with its ACL (object endpoint) or the list timestamp (plural endpoint).
    */
   private async prefetch(permissionObjectId: string, method: string): Promise<void> {
-    const objects = this.def.prefetchObjects?.(this.params) ?? []
+    const objects = this.def.prefetchObjects?.(this.params, this.ctx.bound) ?? []
     const acls: string[] = []
     const id = this.params.id
     if (this.kind === 'object' && id !== undefined && this.idGenerator.match(id)) {
@@ -281,7 +284,8 @@ export class ResourceRequest {
 
   /** The object of this request, loaded by the route factory when it was a write. */
   async getObjectOr404(id: string): Promise<Annotated> {
-    if (this.currentObjectLoaded && this.currentObject && this.currentObject.id === id) return this.currentObject
+    // Read under the list lock by this request: nothing has written it since.
+    if (this.currentObjectLoaded && this.currentObjectId === id) return this.currentObject ?? Promise.reject(notFoundObject(this.def.name, id))
     try {
       return await this.getObject(id)
     } catch (err) {
@@ -305,13 +309,21 @@ export class ResourceRequest {
     return this.permission.addPrincipalToAceAndRead(uri, 'write', await this.currentPrincipal())
   }
 
-  async createObject(obj: Record<string, unknown>): Promise<Annotated> {
+  /** `absent` (read under the list's lock, or a new id): the ACL first, so that only the INSERT
+   * runs in the lock until COMMIT (a failing create rolls it back: a 409 rolls a batch back). */
+  async createObject(obj: Record<string, unknown>, absent = false): Promise<Annotated> {
     const {[PERMISSIONS_FIELD]: perms, ...data} = obj as Record<string, unknown>
     await this.settleListTimestamp(data)
+    if (absent) data.id ??= this.idGenerator.generate()
+    const early = absent ? await this.writeAcl(String(data.id), perms) : undefined
     const created = await this.storage.create(this.def.name, this.parentId, data, {idGenerator: () => this.idGenerator.generate()})
-    const uri = this.objectUri(created.id)
-    await this.permission.replaceObjectPermissions(uri, (perms as Record<string, string[]>) ?? {})
-    return this.annotate(created, uri, await this.allowWrite(uri))
+    const {uri, acl} = early ?? (await this.writeAcl(created.id, perms))
+    return this.annotate(created, uri, acl)
+  }
+
+  private async writeAcl(id: string, perms: unknown): Promise<{uri: string; acl?: Record<string, Set<string>>}> {
+    await this.permission.replaceObjectPermissions(this.objectUri(id), (perms as Record<string, string[]>) ?? {})
+    return {uri: this.objectUri(id), acl: await this.allowWrite(this.objectUri(id))}
   }
 
   async updateObject(obj: Record<string, unknown>, condition?: WriteCondition): Promise<Annotated> {

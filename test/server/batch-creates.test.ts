@@ -1,0 +1,146 @@
+/**
+ * A batch's consecutive record creates are written together on the postgresql backends
+ * (src/lib/server/batch-turns.ts): one INSERT and one ACE statement for the run. The same batch
+ * must answer as when each sub-request runs alone after the one before it (the storage without
+ * `createMany`): the same statuses, headers and bodies (ids and timestamps aside, which differ
+ * by nature), timestamps increasing in the batch's order, the same events in the same order for
+ * listeners and history, the same `subrequest` hooks in the same order (and the same `view` hooks).
+ */
+import type {FastifyInstance} from 'fastify'
+import {afterAll, beforeAll, describe, expect, test} from 'vitest'
+
+import {PostgresStorage} from '../../src/lib/storage/postgresql.js'
+import {client, postgresApp} from './helpers.js'
+
+const basic = (user: string) => 'Basic ' + Buffer.from(`${user}:x`).toString('base64')
+const BOB = basic('bob')
+const MALLORY = basic('mallory')
+
+let env: {app: FastifyInstance; close(): Promise<void>}
+let req: ReturnType<typeof client>
+let bobId: string
+
+beforeAll(async () => {
+  env = await postgresApp({'kinto.includes': 'kinto.plugins.history', 'kinto.experimental_collection_schema_validation': 'true'})
+  req = client(env.app)
+  bobId = (await req('GET', '/v1/', {auth: BOB})).body.user.id
+  expect((await req('PUT', '/v1/buckets/tw', {body: {}})).status).toBe(201)
+}, 120_000)
+afterAll(async () => env?.close())
+
+const schema = {type: 'object', properties: {n: {type: 'number'}}}
+
+/** The batch: creates with 4xx, 200s, other users, permissions and a PUT among them. */
+function requests(cid: string) {
+  const records = `/buckets/tw/collections/${cid}/records`
+  return [
+    {method: 'POST', path: records, body: {data: {n: 1}}},
+    {method: 'POST', path: records, body: {data: {n: 2}, permissions: {read: ['system.Everyone']}}},
+    {method: 'POST', path: records, body: {data: {id: 'given-1', n: 3}}},
+    {method: 'POST', path: records, body: {data: {n: 'not a number'}}},
+    {method: 'POST', path: records, headers: {Authorization: BOB}, body: {data: {n: 5}}},
+    {method: 'POST', path: records, headers: {Authorization: MALLORY}, body: {data: {n: 6}}},
+    {method: 'POST', path: records, body: {data: {id: 'existing', n: 7}}},
+    {method: 'POST', path: records, body: {data: {id: 'not valid!', n: 8}}},
+    {method: 'POST', path: records, body: {data: {n: 9}, permissions: {unknown: ['x']}}},
+    {method: 'POST', path: records, body: {data: {n: 10}}},
+    {method: 'PUT', path: `${records}/given-1`, body: {data: {n: 11}}},
+    {method: 'POST', path: records, body: {data: {n: 12}}},
+    {method: 'POST', path: `/buckets/tw/collections/missing/records`, body: {data: {n: 13}}},
+    {method: 'POST', path: records, body: {data: {n: 14}}},
+    {method: 'POST', path: records, body: {data: {n: 15}}},
+  ]
+}
+
+interface Seen {
+  responses: Array<{status: number; path: string; headers: Record<string, string>; body: unknown}>
+  hooks: string[]
+  events: string[]
+  history: unknown[]
+}
+
+async function runBatch(cid: string, together: boolean): Promise<Seen> {
+  expect((await req('PUT', `/v1/buckets/tw/collections/${cid}`, {body: {data: {schema}, permissions: {'record:create': [bobId]}}})).status).toBe(201)
+  expect((await req('PUT', `/v1/buckets/tw/collections/${cid}/records/existing`, {body: {data: {n: 0}}})).status).toBe(201)
+  const hooks: string[] = []
+  const events: string[] = []
+  const kinto = env.app.kinto
+  let listening = true
+  kinto.hooks.on('subrequest', ({req: sub, response}) => void (listening && hooks.push(`sub ${sub.method} ${sub.path} ${response.status}`)))
+  kinto.hooks.on('view', ({service, method}) => void (listening && hooks.push(`view ${service.name} ${method}`)))
+  kinto.events.onChanged({resources: ['record']}, (event) => {
+    if (listening) events.push(`${event.action} ${event.parentId} ${event.impacted.map((c) => (c.new as {n: number}).n).join(',')}`)
+  })
+  const saved = PostgresStorage.prototype.createMany
+  if (!together) (PostgresStorage.prototype as {createMany?: unknown}).createMany = undefined
+  let r
+  try {
+    r = await req('POST', '/v1/batch', {body: {requests: requests(cid)}})
+  } finally {
+    PostgresStorage.prototype.createMany = saved
+    listening = false
+  }
+  expect(r.status).toBe(200)
+  const history = (await req('GET', `/v1/buckets/tw/history?collection_id=${cid}&_sort=last_modified`)).body.data
+  return {responses: r.body.responses, hooks, events, history}
+}
+
+/** Ids and timestamps replaced by their rank, the collection id by C. */
+function normalised(seen: Seen, cid: string): unknown {
+  const ranks = new Map<string, string>()
+  const rank = (prefix: string, value: string) => {
+    if (!ranks.has(value)) ranks.set(value, `${prefix}${ranks.size}`)
+    return ranks.get(value)!
+  }
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'number') return v > 1e12 ? rank('ts', String(v)) : v
+    if (typeof v === 'string') {
+      return v
+        .replaceAll(cid, 'C')
+        .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, (id) => rank('id', id))
+        .replace(/1\d{12}/g, (t) => rank('ts', t))
+        .replace(/^\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT$/, 'DATE')
+        .replace(/^\d{4}-\d\d-\d\dT[\d:.]+\+00:00$/, 'DATE')
+    }
+    if (Array.isArray(v)) return v.map(walk)
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [walk(k) as string, walk(x)]))
+    return v
+  }
+  return walk(seen)
+}
+
+describe('a batch of creates written together answers as one after the other', () => {
+  test('responses, hooks, events and history', async () => {
+    const alone = await runBatch('c-alone', false)
+    const together = await runBatch('c-together', true)
+    expect(together.responses.map((x) => x.status)).toEqual([201, 201, 201, 400, 201, 403, 200, 400, 400, 201, 200, 201, 404, 201, 201])
+    // The `view` hooks of a run's sub-requests come as each view ends: a 4xx before the run's
+    // writes reports before the creates ahead of it. The same hooks, and `subrequest` in order.
+    const views = (seen: Seen) => seen.hooks.filter((h) => h.startsWith('view ')).sort()
+    expect(views(together)).toEqual(views(alone))
+    const inOrder = (seen: Seen) => ({...seen, hooks: seen.hooks.filter((h) => !h.startsWith('view '))})
+    expect(normalised(inOrder(together), 'c-together')).toEqual(normalised(inOrder(alone), 'c-alone'))
+    // Timestamps increase in the batch's order.
+    const stamps = together.responses.filter((x) => x.status === 201).map((x) => (x.body as {data: {last_modified: number}}).data.last_modified)
+    expect(stamps).toEqual([...stamps].sort((a, b) => a - b))
+    expect(new Set(stamps).size).toBe(stamps.length)
+    expect(together.events.length).toBeGreaterThan(0)
+  })
+
+  test('a run written together: one INSERT for its creates', async () => {
+    const seen: string[] = []
+    const saved = PostgresStorage.prototype.createMany
+    PostgresStorage.prototype.createMany = async function (this: PostgresStorage, ...args: Parameters<typeof saved>) {
+      seen.push(`${args[2].length}`)
+      return saved.apply(this, args)
+    }
+    try {
+      await runBatch('c-count', true)
+    } finally {
+      PostgresStorage.prototype.createMany = saved
+    }
+    // 0-9 (their creates: 0, 1, 2, 4, and 9 for n: 10), then 11-14 (12 and the missing
+    // collection end the runs: 11 alone, 13-14 together).
+    expect(seen).toEqual(['5', '2'])
+  })
+})
