@@ -55,12 +55,12 @@ function toEpoch(value: unknown): number | null {
   return null
 }
 
-/** The `data` column: the object without id and last_modified. */
 /** The id create() gives an object: its own (as text), else a new one. */
 function newObjectId(obj: Record<string, unknown>, idGenerator?: () => string): string {
   return typeof obj.id === 'string' ? obj.id : obj.id !== undefined && obj.id !== null ? String(obj.id) : (idGenerator ?? randomUUID)()
 }
 
+/** The `data` column: the object without id and last_modified. */
 function dataJson(obj: Record<string, unknown>): string {
   const {id: _id, last_modified: _lm, ...data} = obj
   return stringifyJson(data)
