@@ -97,6 +97,19 @@ export function storageContract(get: () => Backends): void {
       expect(await rejection(storage.get('collection', P, 'x'))).toBeInstanceOf(ObjectNotFoundError)
     })
 
+    it('getMany reads the live objects among ids of one list (where offered)', async (ctx) => {
+      if (!storage.getMany) return ctx.skip('getMany is not offered by this storage')
+      const a = await storage.create(R, P, {id: 'a', v: 1})
+      const b = await storage.create(R, P, {id: 'b', v: 2})
+      await storage.create(R, P, {id: 'gone'})
+      await storage.delete(R, P, 'gone')
+      await storage.create(R, '/buckets/b1/collections/c2', {id: 'c'})
+      await storage.create('collection', P, {id: 'a'})
+      const found = await storage.getMany(R, P, ['b', 'gone', 'c', 'missing', 'a'])
+      expect([...found].sort((x, y) => x.id.localeCompare(y.id))).toEqual([a, b])
+      expect(await storage.getMany(R, P, [])).toEqual([])
+    })
+
     it('update creates, then replaces the whole body', async () => {
       const a = await storage.update(R, P, 'u1', {a: 1, b: 2})
       expect(a).toMatchObject({id: 'u1', a: 1, b: 2})

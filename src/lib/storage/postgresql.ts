@@ -315,6 +315,18 @@ export class PostgresStorage extends PostgresBackend implements Storage {
     })
   }
 
+  getMany(resourceName: string, parentId: string, objectIds: string[]): Promise<KintoObject[]> {
+    return this.guard(async () => {
+      const res = await this.q.query<ObjectRow>(
+        `SELECT id, as_epoch(last_modified) AS last_modified, data
+           FROM objects
+          WHERE id = ANY($1::text[]) AND parent_id = $2 AND resource_name = $3 AND NOT deleted`,
+        [objectIds, parentId, resourceName],
+      )
+      return res.rows.map(toObject)
+    })
+  }
+
   update(
     resourceName: string,
     parentId: string,

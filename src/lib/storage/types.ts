@@ -110,6 +110,12 @@ export interface Storage {
   createMany?(resourceName: string, parentId: string, items: Array<{obj: Record<string, unknown>; idGenerator?: () => string}>): Promise<Array<KintoObject | null>>
   get(resourceName: string, parentId: string, objectId: string): Promise<KintoObject>
   /**
+   * get() of several ids of one list in one read (a batch's creates with ids): the live objects
+   * among them, in no particular order (a missing id or a tombstone is not there). Offered where
+   * one statement does it (postgresql).
+   */
+  getMany?(resourceName: string, parentId: string, objectIds: string[]): Promise<KintoObject[]>
+  /**
    * Inside a transaction: takes the list's write lock (the one writes take) until the transaction
    * ends, so what is read next stays current until the write. Without it (memory: transactions
    * already run one at a time) or outside a transaction, nothing to do.
