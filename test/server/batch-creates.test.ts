@@ -59,9 +59,14 @@ interface Seen {
   history: unknown[]
 }
 
-async function runBatch(cid: string, together: boolean): Promise<Seen> {
+/** Creates before the batch: a live record `existing`. */
+async function existing(records: string): Promise<void> {
+  expect((await req('PUT', `${records}/existing`, {body: {data: {n: 0}}})).status).toBe(201)
+}
+
+async function runBatch(cid: string, together: boolean, batch = requests, prepare = existing): Promise<Seen> {
   expect((await req('PUT', `/v1/buckets/tw/collections/${cid}`, {body: {data: {schema}, permissions: {'record:create': [bobId]}}})).status).toBe(201)
-  expect((await req('PUT', `/v1/buckets/tw/collections/${cid}/records/existing`, {body: {data: {n: 0}}})).status).toBe(201)
+  await prepare(`/v1/buckets/tw/collections/${cid}/records`)
   const hooks: string[] = []
   const events: string[] = []
   const kinto = env.app.kinto
@@ -75,7 +80,7 @@ async function runBatch(cid: string, together: boolean): Promise<Seen> {
   if (!together) (PostgresStorage.prototype as {createMany?: unknown}).createMany = undefined
   let r
   try {
-    r = await req('POST', '/v1/batch', {body: {requests: requests(cid)}})
+    r = await req('POST', '/v1/batch', {body: {requests: batch(cid)}})
   } finally {
     PostgresStorage.prototype.createMany = saved
     listening = false
@@ -142,5 +147,69 @@ describe('a batch of creates written together answers as one after the other', (
     // 0-9 (their creates: 0, 1, 2, 4, and 9 for n: 10), then 11-14 (12 and the missing
     // collection end the runs: 11 alone, 13-14 together).
     expect(seen).toEqual(['5', '2'])
+  })
+})
+
+/** Live ids and tombstones before the batch. */
+async function liveAndDeleted(records: string): Promise<void> {
+  for (const [id, n] of [['live-a', 100], ['live-b', 101], ['tomb-a', 102], ['tomb-b', 103]] as const) {
+    expect((await req('PUT', `${records}/${id}`, {body: {data: {n}}})).status).toBe(201)
+  }
+  for (const id of ['tomb-a', 'tomb-b']) expect((await req('DELETE', `${records}/${id}`)).status).toBe(200)
+}
+
+/** Creates with ids: new ones, live ones (200), tombstones (201), one without an id, an id given twice. */
+function withIds(cid: string) {
+  const records = `/buckets/tw/collections/${cid}/records`
+  const post = (data: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({method: 'POST', path: records, body: {data, ...extra}})
+  return [
+    post({id: 'new-1', n: 1}),
+    post({id: 'live-a', n: 2}),
+    post({id: 'tomb-a', n: 3}),
+    post({n: 4}),
+    post({id: 'live-b', n: 5}),
+    post({id: 'tomb-b', n: 6}, {permissions: {read: ['system.Everyone']}}),
+    post({id: 'new-2', n: 7}),
+    post({id: 'new-3', n: 8}),
+    // The same id again: a new run, which reads it live (created by the run before).
+    post({id: 'new-3', n: 9}),
+    post({id: 'new-4', n: 10}),
+    post({id: 5, n: 11}),
+  ]
+}
+
+describe('a batch of creates with ids reads the run\'s ids in one statement', () => {
+  test('live ids answer 200 with the record, tombstones and new ids 201: as one after the other', async () => {
+    const reads: string[][] = []
+    const saved = PostgresStorage.prototype.getMany
+    PostgresStorage.prototype.getMany = async function (this: PostgresStorage, ...args: Parameters<typeof saved>) {
+      reads.push([...args[2]])
+      return saved.apply(this, args)
+    }
+    let alone: Seen
+    let together: Seen
+    try {
+      alone = await runBatch('i-alone', false, withIds, liveAndDeleted)
+      // One after the other (no createMany: no run), each id is read alone.
+      expect(reads).toEqual([])
+      together = await runBatch('i-together', true, withIds, liveAndDeleted)
+    } finally {
+      PostgresStorage.prototype.getMany = saved
+    }
+    // Two runs: new-3 given twice ends the first; the second reads new-3 once the first wrote it.
+    expect(reads).toEqual([['new-1', 'live-a', 'tomb-a', 'live-b', 'tomb-b', 'new-2', 'new-3'], ['new-3', 'new-4']])
+    expect(together.responses.map((x) => x.status)).toEqual([201, 200, 201, 201, 200, 201, 201, 201, 200, 201, 400])
+    const body = (k: number) => (together.responses[k].body as {data: Record<string, unknown>}).data
+    expect(body(1)).toMatchObject({id: 'live-a', n: 100})
+    expect(body(4)).toMatchObject({id: 'live-b', n: 101})
+    expect(body(2)).toMatchObject({id: 'tomb-a', n: 3})
+    expect(body(8)).toMatchObject({id: 'new-3', n: 8})
+    // The same `subrequest` hooks in order, events, history and bodies; the same `view` hooks.
+    const inOrder = (seen: Seen) => ({...seen, hooks: seen.hooks.filter((h) => !h.startsWith('view '))})
+    expect(inOrder(together).hooks).toHaveLength(withIds('x').length)
+    expect(normalised(inOrder(together), 'i-together')).toEqual(normalised(inOrder(alone!), 'i-alone'))
+    const views = (seen: Seen) => seen.hooks.filter((h) => h.startsWith('view ')).sort()
+    expect(views(together)).toEqual(views(alone!))
+    expect(together.events.length).toBeGreaterThan(0)
   })
 })

@@ -12,9 +12,17 @@
  * view runs (`view`, `permission`) come as each gets there. What changes is only when the INSERT and the ACE of the run's creates happen: a
  * sub-request of the run has read (its parent, its permission, its own id) before the creates
  * before it were written. The batch view makes a run only of sub-requests for which that reads
- * the same (views.ts `coalescable`).
+ * the same (views.ts `createRun`).
+ *
+ * The run's ids (creates with an id read it first: a live object answers 200) are read in one
+ * statement too (`storage.getMany`), at the first sub-request's read of its id, and each
+ * sub-request's read is answered from it, once. That reads what one after the other would:
+ * nothing writes the run's list before its creates (the run has no `last_modified`, no
+ * conditional header, and only its creates write the list, all after every read), the ids differ
+ * (no create of the run makes another's id live), and a tombstone reads as absent in both (its
+ * create revives it). Once the creates are written, reads go to the storage again.
  */
-import type {KintoObject} from '../storage/types.js'
+import {ObjectNotFoundError, type KintoObject} from '../storage/types.js'
 import type {EventCollector} from './events.js'
 import {override} from './prefetch.js'
 import type {TxBackends} from './types.js'
@@ -37,26 +45,38 @@ export class Turns {
   private running = -1
   private readonly waiting = new Map<number, Waiting>()
   private readonly ended = new Set<number>()
+  /** The run's ids not yet asked for (before the creates are written); all of them. */
+  private readonly unread: Set<string>
+  private readonly ids: string[]
+  /** The live objects among the run's ids, read at the first read of one. */
+  private live: Promise<Map<string, KintoObject>> | null = null
   /** Called when the running sub-request waits or ends. */
   private paused: (() => void) | null = null
 
   /**
    * @param inner the batch's backends
    * @param list the run's list: its creates wait (the storage must offer createMany)
+   * @param ids the ids given in the run's bodies (distinct), read together when getMany is offered
    */
   constructor(
     readonly inner: TxBackends,
     private readonly list: {resourceName: string; parentId: string},
+    ids: readonly string[] = [],
   ) {
+    this.unread = new Set(inner.storage.getMany ? ids : [])
+    this.ids = [...this.unread]
     const {storage, permission} = inner
+    const inList = (resourceName: string, parentId: string) => resourceName === list.resourceName && parentId === list.parentId
     const aclTogether = permission.addPrincipalsToAcesAndRead !== undefined
     this.tx = {
       ...inner,
       storage: override(storage, {
         create: (resourceName, parentId, obj, options) =>
-          resourceName === list.resourceName && parentId === list.parentId && obj.last_modified === undefined
+          inList(resourceName, parentId) && obj.last_modified === undefined
             ? (this.wait('create', [obj, options?.idGenerator]) as Promise<KintoObject>)
             : storage.create(resourceName, parentId, obj, options),
+        get: (resourceName, parentId, id) =>
+          inList(resourceName, parentId) && this.unread.has(id) ? this.readId(id) : storage.get(resourceName, parentId, id),
       }),
       permission: aclTogether
         ? override(permission, {
@@ -96,6 +116,16 @@ export class Turns {
   }
 
   private flushEvents: (i: number) => void = () => {}
+
+  /** storage.get of one of the run's ids, answered from one read of them all. */
+  private async readId(id: string): Promise<KintoObject> {
+    this.unread.delete(id)
+    const {resourceName, parentId} = this.list
+    this.live ??= this.inner.storage.getMany!(resourceName, parentId, this.ids).then((objs) => new Map(objs.map((o) => [o.id, o])))
+    const found = (await this.live).get(id)
+    if (!found) throw new ObjectNotFoundError(resourceName, id)
+    return found
+  }
 
   private async runAll<T>(
     count: number,
@@ -165,6 +195,8 @@ export class Turns {
 
   /** The waiting writes, each kind in one statement; `ready` needs none. */
   private async write(): Promise<void> {
+    // What the run read of its ids is about to be written over.
+    this.unread.clear()
     const pending = [...this.waiting.entries()].filter(([, w]) => !w.outcome).sort((a, b) => a[0] - b[0])
     const creates = pending.filter(([, w]) => w.kind === 'create').map(([, w]) => w)
     const acls = pending.filter(([, w]) => w.kind === 'acl').map(([, w]) => w)

@@ -261,7 +261,7 @@ export function batchService(runtime: Runtime): Service {
           const run = createRun(ctx, runtime, specs, i)
           if (run) {
             // Consecutive creates in one list: their INSERTs and ACEs written together (batch-turns.ts).
-            const turns = new Turns(ctx.tx, run.list)
+            const turns = new Turns(ctx.tx, run.list, run.ids)
             const batchTx = ctx.tx
             ctx.tx = turns.tx
             let outcomes
@@ -309,12 +309,18 @@ function batchResponse({response, req}: {response: KintoResponse; req: KintoRequ
  * depend on the creates before them in the run: no `last_modified` in the data (it would read
  * the list timestamp), no If-Match / If-None-Match (a 412 reads it too), ids that differ, and an
  * id only when nobody listens to reads (an existing id answers with a read event, which would
- * come before the run's earlier create events).
+ * come before the run's earlier create events). `ids`: the run's ids (strings), read together.
  */
-function createRun(ctx: RequestContext, runtime: Runtime, specs: SubrequestSpec[], start: number): {list: {resourceName: string; parentId: string}; subs: KintoRequest[]} | null {
+function createRun(
+  ctx: RequestContext,
+  runtime: Runtime,
+  specs: SubrequestSpec[],
+  start: number,
+): {list: {resourceName: string; parentId: string}; subs: KintoRequest[]; ids: string[]} | null {
   if (!Turns.offered(ctx.tx)) return null
   const subs: KintoRequest[] = []
   const ids = new Set<string>()
+  const given: string[] = []
   let list: [string, string] | null = null
   for (let i = start; i < specs.length; i++) {
     const spec = specs[i]
@@ -338,8 +344,9 @@ function createRun(ctx: RequestContext, runtime: Runtime, specs: SubrequestSpec[
     if (!target || (list && (target[0] !== list[0] || target[1] !== list[1]))) break
     list = target
     subs.push(sub)
+    if (typeof data.id === 'string') given.push(data.id)
   }
-  return list && subs.length >= 2 ? {list: {resourceName: list[0], parentId: list[1]}, subs} : null
+  return list && subs.length >= 2 ? {list: {resourceName: list[0], parentId: list[1]}, subs, ids: given} : null
 }
 
 /** The validated sub-requests of a batch body (defaults merged), parsed once per request. */
