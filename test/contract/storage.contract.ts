@@ -110,6 +110,21 @@ export function storageContract(get: () => Backends): void {
       expect(await storage.getMany(R, P, [])).toEqual([])
     })
 
+    it('createMany writes rows in order, increasing timestamps; a live id is left alone, a tombstone revived (where offered)', async (ctx) => {
+      if (!storage.createMany) return ctx.skip('createMany is not offered by this storage')
+      const live = await storage.create(R, P, {id: 'live', v: 0})
+      await storage.create(R, P, {id: 'tomb', v: 0})
+      await storage.delete(R, P, 'tomb')
+      const rows = await storage.createMany(R, P, [{obj: {id: 'n1', v: 1}}, {obj: {id: 'live', v: 2}}, {obj: {id: 'tomb', v: 3}}, {obj: {v: 4}, idGenerator: () => 'gen'}])
+      expect(rows.map((r) => r && {id: r.id, v: r.v})).toEqual([{id: 'n1', v: 1}, null, {id: 'tomb', v: 3}, {id: 'gen', v: 4}])
+      const stamps = rows.filter((r) => r !== null).map((r) => r.last_modified)
+      expect(stamps[0]).toBeGreaterThan(live.last_modified)
+      expect(stamps).toEqual([...stamps].sort((a, b) => a - b))
+      expect(new Set(stamps).size).toBe(stamps.length)
+      expect(await storage.get(R, P, 'live')).toEqual(live)
+      expect(await storage.get(R, P, 'tomb')).toMatchObject({id: 'tomb', v: 3})
+    })
+
     it('update creates, then replaces the whole body', async () => {
       const a = await storage.update(R, P, 'u1', {a: 1, b: 2})
       expect(a).toMatchObject({id: 'u1', a: 1, b: 2})
