@@ -14,6 +14,7 @@ import {randomUUID} from 'node:crypto'
 
 import type {Queryable, SqlClient} from '../db/index.js'
 import {PostgresBackend, runTransaction} from '../db/backend.js'
+import {statementName} from '../db/statement-names.js'
 import {parseJson, stringifyJson} from '../json.js'
 import {Params, filtersSql, orderSql, parentSql, rulesSql} from './sql.js'
 import {
@@ -509,8 +510,11 @@ export class PostgresStorage extends PostgresBackend implements Storage {
   list(resourceName: string, parentId: string, options: ListOptions = {}): Promise<KintoObject[]> {
     const params = new Params()
     const sql = this.listSql(resourceName, parentId, options, params)
+    // Named per text: parsed once per connection, and planned for its values when that is
+    // cheaper than its generic plan (a filter PostgreSQL cannot estimate without its value).
+    const name = statementName('kinto_list_', sql)
     return this.guard(async () => {
-      const res = await this.q.query<ObjectRow>(sql, params.values)
+      const res = await this.q.query<ObjectRow>(sql, params.values, name === undefined ? undefined : {name})
       return res.rows.map(toObject)
     })
   }
