@@ -75,6 +75,68 @@ export function permissionContract(get: () => Permission): void {
       expect(await perm.getObjectPermissionPrincipals('/buckets/b1/collections/new', 'write')).toEqual(new Set(['frank']))
     })
 
+    it('addPrincipalsToAcesAndRead writes every entry and answers each object\'s whole ACL, in entry order (where offered)', async (ctx) => {
+      if (!perm.addPrincipalsToAcesAndRead) return ctx.skip('addPrincipalsToAcesAndRead is not offered by this permission backend')
+      const NEW = C + '/records/new'
+      // Not in the objects' order: the answers follow the entries.
+      const acls = await perm.addPrincipalsToAcesAndRead([
+        [NEW, 'write', 'erin'],
+        [REC, 'write', 'erin'],
+        [C, 'write', 'erin'],
+        [B, 'read', 'frank'],
+      ])
+      expect(acls).toEqual([
+        {write: new Set(['erin'])},
+        {write: new Set(['dave', 'erin'])},
+        {write: new Set(['bob', 'erin']), 'record:create': new Set(['carol'])},
+        {write: new Set(['alice']), read: new Set(['system.Everyone', 'frank'])},
+      ])
+      // Written: the regular reads see them (and each answer is the object's ACL as read now).
+      expect(await perm.getObjectsPermissions([NEW, REC, C, B])).toEqual(acls)
+      expect(await perm.getObjectPermissionPrincipals(NEW, 'write')).toEqual(new Set(['erin']))
+      expect(await perm.getObjectPermissionPrincipals(B, 'read')).toEqual(new Set(['system.Everyone', 'frank']))
+      // Other objects untouched.
+      expect(await perm.getObjectPermissions('/buckets/b2')).toEqual({write: new Set(['alice'])})
+      expect(await perm.getObjectPermissions('/buckets/b2/collections/c9')).toEqual({read: new Set(['alice'])})
+    })
+
+    it('addPrincipalsToAcesAndRead is idempotent: entries already there, or given twice, are written and answered once (where offered)', async (ctx) => {
+      if (!perm.addPrincipalsToAcesAndRead) return ctx.skip('addPrincipalsToAcesAndRead is not offered by this permission backend')
+      const NEW = C + '/records/twice'
+      const entries: Array<[string, string, string]> = [
+        [C, 'write', 'bob'],
+        [NEW, 'write', 'gina'],
+        [NEW, 'write', 'gina'],
+        [REC, 'write', 'dave'],
+      ]
+      const expected = [
+        {write: new Set(['bob']), 'record:create': new Set(['carol'])},
+        {write: new Set(['gina'])},
+        {write: new Set(['gina'])},
+        {write: new Set(['dave'])},
+      ]
+      expect(await perm.addPrincipalsToAcesAndRead(entries)).toEqual(expected)
+      expect(await perm.addPrincipalsToAcesAndRead(entries)).toEqual(expected)
+      expect(await perm.getObjectsPermissions([C, NEW, REC])).toEqual([expected[0], expected[1], expected[3]])
+      // Each ACE once: removing it once leaves none.
+      await perm.removePrincipalFromAce(NEW, 'write', 'gina')
+      expect(await perm.getObjectPermissions(NEW)).toEqual({})
+    })
+
+    it('addPrincipalsToAcesAndRead: several entries for one object each answer its ACL after the whole write; an empty list answers [] (where offered)', async (ctx) => {
+      if (!perm.addPrincipalsToAcesAndRead) return ctx.skip('addPrincipalsToAcesAndRead is not offered by this permission backend')
+      const acls = await perm.addPrincipalsToAcesAndRead([
+        [C, 'write', 'hank'],
+        [B, 'write', 'ivy'],
+        [C, 'read', 'jo'],
+        [C, 'write', 'kim'],
+      ])
+      const c = {write: new Set(['bob', 'hank', 'kim']), 'record:create': new Set(['carol']), read: new Set(['jo'])}
+      expect(acls).toEqual([c, {write: new Set(['alice', 'ivy']), read: new Set(['system.Everyone'])}, c, c])
+      expect(await perm.getObjectPermissions(C)).toEqual(c)
+      expect(await perm.addPrincipalsToAcesAndRead([])).toEqual([])
+    })
+
     it('getObjectPermissions and getObjectsPermissions (in order, filtered)', async () => {
       expect(await perm.getObjectPermissions(C)).toEqual({write: new Set(['bob']), 'record:create': new Set(['carol'])})
       expect(await perm.getObjectPermissions(C, ['write', 'read'])).toEqual({write: new Set(['bob'])})

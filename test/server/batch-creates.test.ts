@@ -7,8 +7,9 @@
  * listeners and history, the same `subrequest` hooks in the same order (and the same `view` hooks).
  */
 import type {FastifyInstance} from 'fastify'
-import {afterAll, beforeAll, describe, expect, test} from 'vitest'
+import {afterAll, beforeAll, describe, expect, test, vi} from 'vitest'
 
+import * as querystring from '../../src/lib/server/querystring.js'
 import {PostgresStorage} from '../../src/lib/storage/postgresql.js'
 import {client, postgresApp} from './helpers.js'
 
@@ -217,5 +218,54 @@ describe('a batch of creates with ids reads the run\'s ids in one statement', ()
     const views = (seen: Seen) => seen.hooks.filter((h) => h.startsWith('view ')).sort()
     expect(views(together)).toEqual(views(alone!))
     expect(together.events.length).toBeGreaterThan(0)
+  })
+})
+
+describe('run detection builds each sub-request once', () => {
+  test('the sub-requests it looks at and does not run together are built once, not again by the loop', async () => {
+    // buildSubrequest parses each sub-request's query string once (parseQuery): each path here
+    // has its own (`b=k`), so the calls per query string count the builds of that sub-request.
+    const cid = 'b-once'
+    expect((await req('PUT', `/v1/buckets/tw/collections/${cid}`, {body: {data: {}}})).status).toBe(201)
+    const records = `/buckets/tw/collections/${cid}/records`
+    const batch = [
+      {method: 'POST', path: `${records}?b=0`, body: {data: {n: 0}}},
+      {method: 'POST', path: `${records}?b=1`, body: {data: {n: 1}}},
+      // Not a record create: ends the run above, starts none.
+      {method: 'POST', path: '/buckets/tw/collections?b=2', body: {data: {id: 'b-once-other'}}},
+      // A conditional create: starts no run.
+      {method: 'POST', path: `${records}?b=3`, headers: {'If-None-Match': '*'}, body: {data: {n: 3}}},
+      // A run of one (the PUT after it ends it): no run.
+      {method: 'POST', path: `${records}?b=4`, body: {data: {n: 4}}},
+      {method: 'PUT', path: `${records}/b-once-put?b=5`, body: {data: {n: 5}}},
+      {method: 'POST', path: `${records}?b=6`, body: {data: {n: 6}}},
+      {method: 'POST', path: `${records}?b=7`, body: {data: {n: 7}}},
+      // A path that is not UTF-8 ends the run above; its build's error is its 400.
+      {method: 'POST', path: '/buckets/%C3%28/collections/c/records', body: {data: {n: 8}}},
+    ]
+    const parsed = new Map<string, number>()
+    const original = querystring.parseQuery
+    const spy = vi.spyOn(querystring, 'parseQuery').mockImplementation((raw) => {
+      if (raw.startsWith('b=')) parsed.set(raw, (parsed.get(raw) ?? 0) + 1)
+      return original(raw)
+    })
+    const runs: number[] = []
+    const saved = PostgresStorage.prototype.createMany
+    PostgresStorage.prototype.createMany = async function (this: PostgresStorage, ...args: Parameters<typeof saved>) {
+      runs.push(args[2].length)
+      return saved.apply(this, args)
+    }
+    let r
+    try {
+      r = await req('POST', '/v1/batch', {body: {requests: batch}})
+    } finally {
+      spy.mockRestore()
+      PostgresStorage.prototype.createMany = saved
+    }
+    expect(r.body.responses.map((x: {status: number}) => x.status)).toEqual([201, 201, 201, 201, 201, 201, 201, 201, 400])
+    expect(r.body.responses[8]).toMatchObject({path: batch[8].path, body: {errno: 107}})
+    // Run detection did run: 0-1 and 6-7 were written together.
+    expect(runs).toEqual([2, 2])
+    expect(Object.fromEntries(parsed)).toEqual(Object.fromEntries(batch.slice(0, 8).map((_, k) => [`b=${k}`, 1])))
   })
 })

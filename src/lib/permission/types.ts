@@ -28,8 +28,9 @@ export interface Permission {
   addPrincipalToAceAndRead(objectId: string, permission: string, principal: string): Promise<Record<string, Set<string>>>
   /**
    * addPrincipalToAceAndRead for several [objectId, permission, principal] entries in one write
-   * (a batch's consecutive creates): each object's ACL after it, in order. Offered where one
-   * statement does it (postgresql).
+   * (a batch's consecutive creates): for each entry, in order, its object's whole ACL after the
+   * write (entries of one object all answer it, every one of them in it; [] for no entries).
+   * Offered where one statement does it (postgresql).
    */
   addPrincipalsToAcesAndRead?(entries: Array<[string, string, string]>): Promise<Array<Record<string, Set<string>>>>
 

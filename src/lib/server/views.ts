@@ -257,8 +257,12 @@ export function batchService(runtime: Runtime): Service {
         // Sub-requests share the batch's permission checks (prefetch.ts batchBackends).
         ctx.tx = batchBackends(ctx.tx, () => !ctx.bound.abort)
         const responses = []
+        // Each sub-request is built once: run detection builds those it looks at (the first of
+        // a run that does not start, the one that ends a run) and the loop uses what it built.
+        const built: Built[] = []
+        const build = (i: number): Built => (built[i] ??= tryBuildSubrequest(ctx, specs[i], runtime.routePrefix))
         for (let i = 0; i < specs.length; ) {
-          const run = createRun(ctx, runtime, specs, i)
+          const run = createRun(ctx, runtime, specs, i, build)
           if (run) {
             // Consecutive creates in one list: their INSERTs and ACEs written together (batch-turns.ts).
             const turns = new Turns(ctx.tx, run.list, run.ids)
@@ -277,17 +281,15 @@ export function batchService(runtime: Runtime): Service {
             i += run.subs.length
             continue
           }
-          const spec = specs[i++]
-          let sub: KintoRequest
-          try {
-            sub = buildSubrequest(ctx, spec, runtime.routePrefix)
-          } catch (err) {
+          const spec = specs[i]
+          const one = build(i++)
+          if ('error' in one) {
             // A path that is not UTF-8: that sub-request's own 400.
-            const failed = runtime.errorResponse(err, {...ctx.req, method: spec.method, path: spec.path, rawPath: spec.path})
+            const failed = runtime.errorResponse(one.error, {...ctx.req, method: spec.method, path: spec.path, rawPath: spec.path})
             responses.push({status: failed.status, path: spec.path, headers: failed.headers, body: failed.body ?? ''})
             continue
           }
-          responses.push(batchResponse(await runtime.subrequest(ctx, sub)))
+          responses.push(batchResponse(await runtime.subrequest(ctx, one.sub)))
         }
         return {body: {responses}}
       },
@@ -316,6 +318,8 @@ function createRun(
   runtime: Runtime,
   specs: SubrequestSpec[],
   start: number,
+  /** The sub-request of spec i, built once per batch (the loop runs what this builds). */
+  build: (i: number) => Built,
 ): {list: {resourceName: string; parentId: string}; subs: KintoRequest[]; ids: string[]} | null {
   if (!Turns.offered(ctx.tx)) return null
   const subs: KintoRequest[] = []
@@ -332,12 +336,9 @@ function createRun(
       if (ids.has(id) || runtime.events.listensTo('read')) break
       ids.add(id)
     }
-    let sub: KintoRequest
-    try {
-      sub = buildSubrequest(ctx, spec, runtime.routePrefix)
-    } catch {
-      break
-    }
+    const one = build(i)
+    if ('error' in one) break
+    const {sub} = one
     if (sub.headers['if-match'] !== undefined || sub.headers['if-none-match'] !== undefined) break
     const matched = runtime.route(sub.path)
     const target = matched?.service.resourceName === 'record' && matched.service.endpointType === 'plural' ? writeTarget(matched.service, 'POST', matched.params) : null
@@ -440,6 +441,17 @@ function splitTarget(path: string, routePrefix: string): {rawPath: string; rawQu
   if (!target.startsWith(apiPrefix)) target = apiPrefix + target
   const q = target.indexOf('?')
   return {rawPath: q >= 0 ? target.slice(0, q) : target, rawQuery: q >= 0 ? target.slice(q + 1) : ''}
+}
+
+/** A sub-request as built from its spec, or why it could not be (buildSubrequest's error). */
+type Built = {sub: KintoRequest} | {error: unknown}
+
+function tryBuildSubrequest(parent: RequestContext, spec: SubrequestSpec, routePrefix: string): Built {
+  try {
+    return {sub: buildSubrequest(parent, spec, routePrefix)}
+  } catch (error) {
+    return {error}
+  }
 }
 
 function buildSubrequest(parent: RequestContext, spec: SubrequestSpec, routePrefix: string): KintoRequest {
