@@ -268,7 +268,7 @@ async function benchEngine(engine, pg) {
       const sharedBuffers = await pgliteSharedBuffers(db.url)
       const bare = []
       for (let i = 0; i < 3; i++) bare.push(await barePglite('idle', folder, sharedBuffers))
-      result.bare = {...bare[0], rssIdle: median(bare.map((b) => b.rssIdle)), rssIdles: bare.map((b) => b.rssIdle)}
+      result.bare = {...bare[0], openMs: median(bare.map((b) => b.openMs)), rssIdle: median(bare.map((b) => b.rssIdle)), rssIdles: bare.map((b) => b.rssIdle)}
       note(`pglite: bare PGlite (shared_buffers ${result.bare.shown}) idles at ${result.bare.rssIdles.map((x) => x.toFixed(0)).join(', ')} MB`)
       if (needs('floor')) {
         // PGlite allows one process per folder: the floor serves a copy, beside the runtime.
