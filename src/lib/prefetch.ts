@@ -174,9 +174,8 @@ export async function postgresPrefetch(q: Queryable, query: PrefetchQuery, pages
     if (!statement) {
       const built = statementFor(shape, page)
       // One name per page text (statement-names.ts); past the bound it runs unnamed, built again.
-      const name = statementName(`${built.name}_page`, pageKey)
-      statement = name === undefined ? {sql: built.sql} : {name, sql: built.sql}
-      if (name !== undefined) statements.set(pageKey, statement)
+      statement = {name: statementName(`${built.name}_page`, pageKey), sql: built.sql}
+      if (statement.name !== undefined) statements.set(pageKey, statement)
     }
   }
   let row: Row

@@ -13,7 +13,8 @@
  * Reads: one statement (src/lib/prefetch.ts) brings the caller's groups, the permission decision,
  * the parent collection, and the object with its ACL (object GET) or the list timestamp and the
  * page (list), as a named statement (PostgreSQL keeps its plan: planning it costs more than
- * running it).
+ * running it). A list filtered on data fields reads its page in a second statement, planned for
+ * its values (src/lib/prefetch.ts planFollowsValues).
  */
 import type {FastifyInstance} from 'fastify'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'

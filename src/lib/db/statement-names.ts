@@ -6,7 +6,7 @@
  * bench/ANALYSIS.md round three), so past MAX_NAMED_TEXTS texts in a process new texts run
  * unnamed (the same answers, planned at each execution).
  */
-export const MAX_NAMED_TEXTS = 64
+const MAX_NAMED_TEXTS = 64
 
 export class StatementNames {
   private readonly names = new Map<string, string>()
