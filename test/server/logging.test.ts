@@ -9,7 +9,7 @@ import {afterEach, describe, expect, test} from 'vitest'
 import {createBackends} from '../../src/lib/backends.js'
 import {parseIni} from '../../src/lib/config/ini.js'
 import {buildSettings} from '../../src/lib/config/settings.js'
-import {KintoLogging, loggingPlan} from '../../src/lib/monitoring/index.js'
+import {flushLogLines, KintoLogging, loggingPlan} from '../../src/lib/monitoring/index.js'
 import {createApp} from '../../src/lib/server/app.js'
 import {knownPlugins} from '../../src/lib/server/plugins/index.js'
 import {basic} from './helpers.js'
@@ -72,7 +72,8 @@ function setup(raw: Record<string, string> = {}, level = 'INFO') {
     await app.close()
     await backends.close()
   })
-  const lines = () => out.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line)
+  // Summaries are written at the end of the event-loop turn: write what waits before reading.
+  const lines = () => (flushLogLines(), out).join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line)
   return {app, out, lines}
 }
 
@@ -202,7 +203,7 @@ describe('no secret in the logs', () => {
   })
 
   test.skipIf(!knownPlugins().includes('kinto.plugins.accounts'))('account passwords are not logged', async () => {
-    const {app, out} = setup({
+    const {app, out, lines} = setup({
       'kinto.includes': 'kinto.plugins.accounts',
       'multiauth.policies': 'account',
       'multiauth.policy.account.use': 'kinto.plugins.accounts.authentication.AccountsAuthenticationPolicy',
@@ -212,6 +213,7 @@ describe('no secret in the logs', () => {
     expect(created.statusCode).toBe(201)
     const me = await app.inject({method: 'GET', url: '/v1/', headers: {authorization: basic('bob', BODY_PASSWORD)}})
     expect(JSON.parse(me.body).user.id).toBe('account:bob')
+    expect(lines().length).toBeGreaterThanOrEqual(2)
     const text = out.join('')
     expect(text).toContain('"uid":"bob"')
     expect(text).not.toContain(BODY_PASSWORD)

@@ -3,16 +3,20 @@
  * formatter class names (current and older upstream ones), Python `format =` lines, readable
  * lines, and the field allowlist / secret scrubbing every line goes through.
  */
+import {spawnSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import {pathToFileURL} from 'node:url'
 
 import {afterAll, describe, expect, test} from 'vitest'
 
 import {parseIni} from '../../src/lib/config/ini.js'
 import {
+  flushLogLines,
   KintoLogging,
   RUNTIME_LOGGER,
+  SUBREQUEST_LOGGER,
   SUMMARY_LOGGER,
   logFields,
   loggingPlan,
@@ -186,6 +190,7 @@ describe('KintoLogging', () => {
   test('colour formatter: readable lines, coloured only on a terminal without NO_COLOR', () => {
     const plain = collector(false)
     new KintoLogging(loggingPlan(parseIni(tplIni('color'))), {stderr: plain.sink, env: {}}).logger(SUMMARY_LOGGER).info({method: 'GET', path: '/v1/buckets', code: 200, t: 4, uid: 'abc', errno: 0, rid: 'r1'})
+    flushLogLines()
     expect(plain.lines[0]).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO    \[request\.summary\] GET \/v1\/buckets 200 4ms uid=abc rid=r1$/)
 
     const tty = collector(true)
@@ -200,6 +205,7 @@ describe('KintoLogging', () => {
   test('Python format lines, extra fields after the message', () => {
     const out = collector()
     new KintoLogging(loggingPlan(parseIni(tplIni('generic'))), {stderr: out.sink}).logger(SUMMARY_LOGGER).info({path: '/v1/', code: 200})
+    flushLogLines()
     expect(out.lines[0]).toMatch(/^\d\d:\d\d:\d\d,\d{3} INFO  \[request\.summary\] path=\/v1\/ code=200$/)
   })
 
@@ -213,6 +219,7 @@ describe('KintoLogging', () => {
         const write = new KintoLogging(loggingPlan(parseIni(tplIni(formatter))), {stderr: direct.sink, env: {}}).infoWriter(SUMMARY_LOGGER)
         expect(write).not.toBeNull()
         write!(summary)
+        flushLogLines()
         // Equal but for the clock (milliseconds of the timestamp).
         const strip = (l: string) => l.replace(/\d\d:\d\d:\d\d[.,]\d{3}/, 'TIME')
         expect(viaPino.lines).toHaveLength(1)
@@ -225,6 +232,65 @@ describe('KintoLogging', () => {
     const quiet = tplIni('color').replace(/\[logger_root\]\nlevel = INFO/, '[logger_root]\nlevel = WARNING')
     expect(quiet).toContain('level = WARNING')
     expect(new KintoLogging(loggingPlan(parseIni(quiet)), {stderr: collector().sink}).infoWriter(SUMMARY_LOGGER)).toBeNull()
+  })
+
+  test('summaries of one turn are written together at its end, before any other line and on exit', async () => {
+    const out: string[] = []
+    const logging = new KintoLogging(loggingPlan(parseIni(tplIni('color'))), {stderr: {write: (s: string) => void out.push(s)}, env: {}})
+    const write = logging.infoWriter(SUMMARY_LOGGER)!
+    write({method: 'GET', path: '/v1/a', code: 200, t: 1})
+    write({method: 'GET', path: '/v1/b', code: 200, t: 1})
+    expect(out).toEqual([])
+    await new Promise((resolve) => setImmediate(resolve))
+    // One write for the turn's two lines.
+    expect(out).toHaveLength(1)
+    expect(out[0].split('\n').filter(Boolean).map((l) => l.replace(/.*\] /, ''))).toEqual(['GET /v1/a 200 1ms', 'GET /v1/b 200 1ms'])
+
+    // A warning is written at once, after the summaries queued before it.
+    out.length = 0
+    write({method: 'GET', path: '/v1/c', code: 200, t: 1})
+    logging.root.warn('careful')
+    expect(out.join('').split('\n').filter(Boolean).map((l) => l.replace(/.*\] /, ''))).toEqual(['GET /v1/c 200 1ms', 'careful'])
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(out.join('').split('\n').filter(Boolean)).toHaveLength(2)
+
+    // The same for JSON lines (pino's path) and for the sub-request summaries.
+    const json: string[] = []
+    const mozlog = new KintoLogging(loggingPlan(parseIni(tplIni('json'))), {stderr: {write: (s: string) => void json.push(s)}, env: {}})
+    expect(mozlog.infoWriter(SUMMARY_LOGGER)).toBeNull()
+    mozlog.logger(SUMMARY_LOGGER).info({method: 'GET', path: '/v1/d', code: 200})
+    mozlog.logger(SUBREQUEST_LOGGER).info({method: 'GET', path: '/v1/e', code: 200}, 'subrequest.summary')
+    expect(json).toEqual([])
+    mozlog.root.error('broken')
+    expect(json.join('').split('\n').filter(Boolean).map((l) => [JSON.parse(l).Type, JSON.parse(l).Fields.path ?? JSON.parse(l).Fields.msg])).toEqual([
+      ['request.summary', '/v1/d'],
+      ['subrequest.summary', '/v1/e'],
+      ['kinto', 'broken'],
+    ])
+  })
+
+  test('a process that exits in the turn of a request still writes its summary', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-log-'))
+    dirs.push(dir)
+    const file = path.join(dir, 'kinto.log')
+    const ini = tplIni('color').replace('args = (sys.stderr,)', `args = ('${file}',)`).replace('class = kinto.core.StreamHandlerWithRequestID', 'class = FileHandler')
+    expect(ini).toContain(`args = ('${file}',)`)
+    expect(ini).toContain('class = FileHandler')
+    const module = pathToFileURL(path.resolve('src/lib/monitoring/index.ts')).href
+    const iniModule = pathToFileURL(path.resolve('src/lib/config/ini.ts')).href
+    for (const end of ['process.exit(3)', "throw new Error('boom')"]) {
+      const script = `
+        const {KintoLogging, loggingPlan, SUMMARY_LOGGER} = await import(${JSON.stringify(module)})
+        const {parseIni} = await import(${JSON.stringify(iniModule)})
+        const write = new KintoLogging(loggingPlan(parseIni(${JSON.stringify(ini)}))).infoWriter(SUMMARY_LOGGER)
+        write({method: 'GET', path: ${JSON.stringify(`/v1/${end.slice(0, 5)}`)}, code: 200, t: 1})
+        ${end}`
+      const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {encoding: 'utf8'})
+      expect(r.stderr).not.toContain("ERR_")
+      expect(r.status, r.stderr).toBe(end.startsWith("process") ? 3 : 1)
+    }
+    const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => l.replace(/.*\] /, ''))
+    expect(lines).toEqual(['GET /v1/proce 200 1ms', 'GET /v1/throw 200 1ms'])
   })
 
   test('a file handler appends JSON lines to its file', () => {
