@@ -74,6 +74,10 @@ export async function cliFigures({bins, runs, adminUrl, full = true}) {
     for (const l of labels) fig[l][name] = median(times[l])
   }
   try {
+    // Node.js alone (`node -e 0`): the part of every start that is not ours.
+    const node = []
+    for (let i = 0; i < runs; i++) node.push((await run(process.execPath, ['-e', '0'], {cwd, timeoutMs: 60_000})).ms)
+    for (const l of labels) fig[l].node = median(node)
     await alternate('version', () => ['--version'])
     await alternate('init', (l, i) => {
       const ini = path.join(cwd, `init-${l}-${i}`, 'kinto.ini')

@@ -113,7 +113,8 @@ export function targetRows(r) {
     }
   }
   if (r.cli) {
-    add(6, '`kinto --version` (cold start)', '–', {shown: sec(r.cli.version)}, '< 0.300 s', r.cli.version < 300)
+    const node = r.cli.node == null ? '' : `; \`node -e 0\` alone: ${sec(r.cli.node)}`
+    add(6, '`kinto --version` (cold start)', '–', {shown: `${sec(r.cli.version)}${node}`}, '< 0.300 s', r.cli.version < 300)
     if (r.cli.pg) add(6, '`kinto migrate`, no-op', 'postgresql', {shown: sec(r.cli.pg.noop)}, '< 0.500 s', r.cli.pg.noop < 500)
     if (r.cli.pglite) {
       // What opening the embedded engine alone costs (bare PGlite, same shared_buffers, median of 3
@@ -206,12 +207,13 @@ export function renderResults(r) {
     L.push('## CLI')
     L.push('')
     L.push(
-      `Wall time as a script sees it (process start included), median of ${r.cfg.cliRuns} runs, \`node bin/run.js\`. ` +
+      `Wall time as a script sees it (process start included), median of ${r.cfg.cliRuns} runs, \`node bin/run.js\`, measured first in the run (before the load scenarios). ` +
         'As built = `npm run build`, whose last step writes `oclif.manifest.json` (packed releases ship it too). The second column is the same build without it: oclif then imports every command module, and so all their dependencies, at each start.',
     )
     L.push('')
     L.push('| command | as built | without oclif manifest | target | verdict (as built) |')
     L.push('|---|---:|---:|---|---|')
+    if (c.node != null) L.push(`| \`node -e 0\` (Node.js alone, for scale) | ${sec(c.node)} | ${sec(k.node)} | | |`)
     L.push(`| \`kinto --version\` (cold start) | ${sec(c.version)} | ${sec(k.version)} | < 0.300 s | ${verdict(c.version < 300)} |`)
     L.push(`| \`kinto init --yes\` | ${sec(c.init)} | ${sec(k.init)} | | |`)
     L.push(`| \`kinto deploy nginx\` | ${sec(c.deployNginx)} | ${sec(k.deployNginx)} | | |`)
