@@ -254,6 +254,18 @@ describe('KintoLogging', () => {
     await new Promise((resolve) => setImmediate(resolve))
     expect(out.join('').split('\n').filter(Boolean)).toHaveLength(2)
 
+    // A write holds whole lines and at most 4096 bytes (PIPE_BUF: a pipe shared by workers never
+    // interleaves it), so a busy turn takes several.
+    out.length = 0
+    for (let i = 0; i < 60; i++) write({method: 'GET', path: `/v1/${'é'.repeat(40)}/${i}`, code: 200, t: 1})
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(out.length).toBeGreaterThan(1)
+    for (const chunk of out) {
+      expect(Buffer.byteLength(chunk)).toBeLessThanOrEqual(4096)
+      expect(chunk.endsWith('\n')).toBe(true)
+    }
+    expect(out.join('').split('\n').filter(Boolean).map((l) => l.split('/').at(-1)?.split(' ')[0])).toEqual(Array.from({length: 60}, (_, i) => String(i)))
+
     // The same for JSON lines (pino's path) and for the sub-request summaries.
     const json: string[] = []
     const mozlog = new KintoLogging(loggingPlan(parseIni(tplIni('json'))), {stderr: {write: (s: string) => void json.push(s)}, env: {}})

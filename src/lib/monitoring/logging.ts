@@ -46,15 +46,20 @@ export interface LoggingOptions {
 /**
  * A target's request summaries (the lines of request.summary and subrequest.summary) of one
  * event-loop turn, written to it together at the turn's end (one write(2) instead of one per
- * request: the summary line was a tenth of a GET's CPU). Any
- * other line written to the target first writes what is pending, so lines keep their order and
- * warnings and errors are written at once. What is pending is written on process exit too (an
- * uncaught exception, process.exit, the end of a graceful stop); only a process killed outright
- * (SIGKILL, the OOM killer) loses the summaries of the turn it was in.
+ * request: the summary line was a tenth of a GET's CPU). Any other line written to the target
+ * first writes what is pending, so lines keep their order and warnings and errors are written at
+ * once. What is pending is written on process exit too (an uncaught exception, process.exit, the
+ * end of a graceful stop); only a process killed outright (SIGKILL, the OOM killer) loses the
+ * summaries of the turn it was in.
+ *
+ * One write holds whole lines and at most PIPE_BUF bytes (unless a line alone is longer): a pipe
+ * takes such a write in one piece, so the workers of `kinto start --workers` sharing a stderr
+ * pipe never cut into each other's lines, as when each line was a write of its own.
  */
 class TurnBuffer implements LineSink {
   readonly isTTY?: boolean
   private pending = ''
+  private pendingBytes = 0
 
   constructor(private readonly sink: LineSink) {
     this.isTTY = sink.isTTY
@@ -67,18 +72,24 @@ class TurnBuffer implements LineSink {
 
   /** Queues a line for the end of this turn. */
   defer(line: string): void {
+    const bytes = Buffer.byteLength(line)
+    if (this.pending !== '' && this.pendingBytes + bytes > PIPE_BUF) this.flush()
     if (this.pending === '') scheduleFlush(this)
     this.pending += line
+    this.pendingBytes += bytes
   }
 
   flush(): void {
     const lines = this.pending
     if (lines === '') return
     this.pending = ''
+    this.pendingBytes = 0
     this.sink.write(lines)
   }
 }
 
+/** Linux's PIPE_BUF: the largest write a pipe never interleaves with another writer's. */
+const PIPE_BUF = 4096
 const unflushed = new Set<TurnBuffer>()
 let exitHooked = false
 
