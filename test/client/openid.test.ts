@@ -18,7 +18,7 @@ import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 import {checkIni} from '../../src/lib/check/index.js'
 import {loadConfig} from '../../src/lib/config/index.js'
 import {parseIni} from '../../src/lib/config/ini.js'
-import {KintoLogging, loggingPlan} from '../../src/lib/monitoring/index.js'
+import {flushLogLines, KintoLogging, loggingPlan} from '../../src/lib/monitoring/index.js'
 import {buildSettings} from '../../src/lib/config/settings.js'
 import type {Logger} from '../../src/lib/server/runtime.js'
 import {startServer} from '../../src/lib/server/start.js'
@@ -338,12 +338,14 @@ describe('OpenID Connect: JWT access tokens when an audience is set', () => {
     const token = await provider.clientCredentialsToken(machine)
     const lines: string[] = []
     // The logging `kinto start` sets up (with the default plan of an ini without logging sections).
-    const logging = new KintoLogging(loggingPlan(parseIni('[app:main]\n')), {projectName: 'kinto', stderr: {write: (line: string) => void lines.push(line)}})
+    const logging = new KintoLogging(loggingPlan(parseIni('[app:main]\n')), {projectName: 'kinto', stderr: {write: (text: string) => void lines.push(...text.split('\n').filter(Boolean))}})
     const app = audienceApp('another-api', {}, logging.root)
     try {
       const res = await app.inject({method: 'GET', url: '/v1/openid/corp/token?code=one-time-code-1234&state=state-5678'})
       expect(res.statusCode).toBe(400)
       await app.inject({method: 'GET', url: '/v1/', headers: {authorization: `Bearer ${token}`}})
+      // Summaries are written at the end of the event-loop turn: write what waits.
+      flushLogLines()
       const summaries = lines.filter((l) => l.includes('/v1/openid/corp/token'))
       expect(summaries.length).toBeGreaterThan(0)
       for (const secret of ['one-time-code-1234', 'state-5678', token]) expect(lines.filter((l) => l.includes(secret))).toEqual([])
