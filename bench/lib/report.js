@@ -35,6 +35,12 @@ function ratioOf(x, y, scale = 1) {
 const errorsOf = (s) => s.non2xx + s.errors + s.timeouts
 
 /**
+ * Server CPU per request in µs (its cores ÷ its req/s): what a request costs the server process.
+ * A throughput ratio hides it when one side is bound by its core and the other is not.
+ */
+const cpuUs = (s) => (s?.cores && s.rps > 0 ? (s.cores.server / s.rps) * 1e6 : NaN)
+
+/**
  * Every target of issue 20 (#1-6) with its figure from this run and its verdict. `on` lists the
  * engines the issue sets a target on; elsewhere the same figure is shown as reported.
  */
@@ -49,8 +55,10 @@ export function targetRows(r) {
     const pgOnly = e.engine === 'postgresql'
     const targetOn = (on, target) => (on ? target : '(reported)')
     const vs = (n, what, runtimeId, floorId, min, on) => {
-      const q = ratioOf(by(runtimeId), floor(floorId))
-      if (q) add(n, what, e.engine, q, targetOn(on, `≥ ${f2(min)}`), on ? check(q, atLeast(min)) : undefined)
+      const ratio = ratioOf(by(runtimeId), floor(floorId))
+      if (!ratio) return
+      const q = {...ratio, shown: `${ratio.shown}; server CPU per request ${f0(cpuUs(by(runtimeId)))} vs ${f0(cpuUs(floor(floorId)))} µs`}
+      add(n, what, e.engine, q, targetOn(on, `≥ ${f2(min)}`), on ? check(q, atLeast(min)) : undefined)
     }
     vs(1, 'GET one record / its floor (the same request, one statement, the runtime\'s own)', 'get-record', 'floor-get-record', 0.8, true)
     vs(2, 'list `_limit=10` / one `SELECT … LIMIT 11`', 'list-10', 'floor-list-bare', 0.7, pgOnly)
@@ -158,6 +166,7 @@ export function renderResults(r) {
     `- pairs: each ratio's two figures come from alternated rounds — a scenario, then its twins (its floors; \`kinto start --workers 2\` for GET one record; POSTs spread over 8 collections and the batch for the POST), ${r.cfg.rounds} round(s) of ${half} s each (the first after ${r.cfg.warmupS} s of warm-up) — and the ratio is the median of the per-round ratios of 2xx answers per second`,
   )
   L.push('- cores: CPU used during each load, in cores (1.0 = one core busy throughout): by the server process(es), by the load generator (this bench process), and by the whole machine (PostgreSQL and other users included)')
+  L.push('- server CPU per request (µs): the server\'s cores ÷ its req/s, what one request costs the server process; shown beside the GET and list ratios, because a throughput ratio falls when the floor (not bound by its core) gets more of the machine while the runtime (bound by its core) cannot')
   L.push(`- total time of the run: ${f0(r.elapsedS)} s`)
   L.push('')
 
@@ -186,14 +195,14 @@ export function renderResults(r) {
         (e.workers2 ? ` \`kinto start --workers 2\` served after ${f0(e.workers2.startMs)} ms (${e.workers2.processes} processes; its RSS is their sum).` : ''),
     )
     L.push('')
-    L.push('| scenario | clients | req/s | p50 ms | p99 ms | peak RSS MB | cores: server / load gen. / machine | non-2xx / errors |')
-    L.push('|---|---:|---:|---:|---:|---:|---|---|')
+    L.push('| scenario | clients | req/s | p50 ms | p99 ms | peak RSS MB | cores: server / load gen. / machine | server CPU µs/request | non-2xx / errors |')
+    L.push('|---|---:|---:|---:|---:|---:|---|---:|---|')
     const rows = [...e.scenarios]
     for (const fl of e.floor) rows.push(fl)
     for (const s of rows) {
       const bad = s.non2xx || s.errors || s.timeouts ? `**${s.non2xx} / ${s.errors}** ${JSON.stringify(s.codes)}` : '0 / 0'
       const c = s.cores ? `${f2(s.cores.server)} / ${f2(s.cores.bench)} / ${f2(s.cores.machine)}` : '–'
-      L.push(`| ${s.title} | ${s.connections} | ${f0(s.rps)} | ${s.p50} | ${s.p99} | ${f0(s.rssPeak)} | ${c} | ${bad} |`)
+      L.push(`| ${s.title} | ${s.connections} | ${f0(s.rps)} | ${s.p50} | ${s.p99} | ${f0(s.rssPeak)} | ${c} | ${f0(cpuUs(s))} | ${bad} |`)
     }
     L.push('')
     const batch = e.scenarios.find((s) => s.id === 'batch-25')
