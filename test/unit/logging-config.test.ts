@@ -298,8 +298,8 @@ describe('KintoLogging', () => {
         write({method: 'GET', path: ${JSON.stringify(`/v1/${end.slice(0, 5)}`)}, code: 200, t: 1})
         ${end}`
       const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {encoding: 'utf8'})
-      expect(r.stderr).not.toContain("ERR_")
-      expect(r.status, r.stderr).toBe(end.startsWith("process") ? 3 : 1)
+      expect(r.stderr).not.toContain('ERR_')
+      expect(r.status, r.stderr).toBe(end.startsWith('process') ? 3 : 1)
     }
     const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => l.replace(/.*\] /, ''))
     expect(lines).toEqual(['GET /v1/proce 200 1ms', 'GET /v1/throw 200 1ms'])

@@ -102,6 +102,16 @@ function scheduleFlush(buffer: TurnBuffer): void {
   }
 }
 
+/** The loggers whose lines wait for the end of the turn: the per-request summaries. */
+function summaryLogger(name: string): boolean {
+  return name === SUMMARY_LOGGER || name === SUBREQUEST_LOGGER
+}
+
+/** How a logger's lines reach a target: a summary logger's wait for the end of the turn. */
+function linesTo(target: TurnBuffer, name: string): (line: string) => unknown {
+  return summaryLogger(name) ? (line) => target.defer(line) : (line) => target.write(line)
+}
+
 /** Writes every summary line still waiting for the end of the turn (tests; exit does it itself). */
 export function flushLogLines(): void {
   for (const buffer of unflushed) buffer.flush()
@@ -207,7 +217,7 @@ export class KintoLogging {
     const {level, handlers} = resolveLogger(this.plan, name)
     const streams: StreamEntry[] = []
     for (const handler of handlers) {
-      const sink = this.sinkFor(handler, name === SUMMARY_LOGGER || name === SUBREQUEST_LOGGER)
+      const sink = this.sinkFor(handler, name)
       if (sink) streams.push({level: pinoLevel(handler.level), stream: sink as DestinationStream})
     }
     const base = {Type: name, Logger: this.projectName, Hostname: this.hostname, EnvVersion: '2.0', Pid: process.pid}
@@ -297,35 +307,35 @@ export class KintoLogging {
    * A writer of INFO records for one logger that builds the record itself instead of going through
    * pino, when every handler of that logger renders readable lines (the default, and `kinto init`'s
    * template): pino would serialise the record to JSON only for the handler to parse it back. The
-   * same record, the same lines (a test compares both paths). Its lines are written at the end of
-   * the event-loop turn (TurnBuffer). Null when a handler writes JSON or the logger is not enabled
+   * same record, the same lines (a test compares both paths). A summary logger's lines wait for
+   * the end of the event-loop turn, as on the pino path (linesTo). Null when a handler writes JSON or the logger is not enabled
    * at INFO: use the pino logger then.
    */
   infoWriter(name: string): ((fields: Record<string, unknown>) => void) | null {
     const {level, handlers} = resolveLogger(this.plan, name)
     if (handlers.length === 0 || !passes(pinoLevel(level), 'info')) return null
-    const outputs: Array<{target: TurnBuffer; render: (record: MozlogRecord) => string}> = []
+    const outputs: Array<{out: (line: string) => unknown; render: (record: MozlogRecord) => string}> = []
     for (const handler of handlers) {
       const target = this.target(handler.target)
       if (!target) continue
       const render = this.rendererFor(handler, target)
       if (!render) return null
-      if (passes(pinoLevel(handler.level), 'info')) outputs.push({target, render})
+      if (passes(pinoLevel(handler.level), 'info')) outputs.push({out: linesTo(target, name), render})
     }
     const pid = process.pid
     return (fields) => {
       const record: MozlogRecord = {Timestamp: Number(nanoTimestamp()), Severity: 6, Type: name, Pid: pid, Fields: logFields(fields)}
-      for (const {target, render} of outputs) target.defer(render(record) + '\n')
+      for (const {out, render} of outputs) out(render(record) + '\n')
     }
   }
 
-  /** Where a handler's pino lines go; a summary logger's wait for the end of the turn (TurnBuffer). */
-  private sinkFor(handler: HandlerSpec, summaries: boolean): LineSink | null {
+  /** Where a handler's pino lines of logger `name` go (linesTo: summaries wait for the turn's end). */
+  private sinkFor(handler: HandlerSpec, name: string): LineSink | null {
     const target = this.target(handler.target)
     if (!target) return null
-    const out = summaries ? (line: string) => target.defer(line) : (line: string) => target.write(line)
+    const out = linesTo(target, name)
     const render = this.rendererFor(handler, target)
-    if (!render) return summaries ? {write: out} : target
+    if (!render) return summaryLogger(name) ? {write: out} : target
     return {
       write(line: string) {
         let record: MozlogRecord
