@@ -1,14 +1,20 @@
 /**
  * The Fastify application: HTTP in and out of the Kinto runtime. Fastify parses nothing but the
  * raw body (with a size limit) and hands every request to one handler; routing, errors and
- * headers are the runtime's, so that batch sub-requests take exactly the same path.
+ * headers are the runtime's, so that batch sub-requests take exactly the same path. Reads without
+ * a body below the API prefix skip Fastify altogether (see servedDirectly); every answer, routed
+ * by Fastify or not, leaves through writeResponse (http-response.ts).
  */
-import Fastify, {LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest} from 'fastify'
+import type {IncomingMessage, ServerResponse} from 'node:http'
+import type {TLSSocket} from 'node:tls'
+
+import Fastify, {LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply} from 'fastify'
 
 import {asString, type Settings} from '../config/settings.js'
 import {createMonitoring, newRequestScope, type Monitoring, type RequestScope} from '../monitoring/index.js'
 import {ERRNO, HttpError, invalid, methodNotAllowed, rawHttpResponse, requestTooLarge, writeClientError} from './errors.js'
 import {RuntimeHooks} from './hooks.js'
+import {writeResponse} from './http-response.js'
 import {registerAttachmentHttp, type Serve} from './plugins/attachment/http.js'
 import {registerPlugin} from './plugins/index.js'
 import {statsdPlugin} from './plugins/statsd.js'
@@ -90,11 +96,26 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     schemaController: {compilersFactory: {buildValidator: unusedSchemaCompiler, buildSerializer: unusedSchemaCompiler}},
     frameworkErrors(error, req, reply) {
       const err = new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: 'Invalid URL path.'})
-      void sendResponse(runtime, monitoring, reply, minimalRequest(runtime, req), runtime.errorResponse(err, minimalRequest(runtime, req)))
+      const minimal = minimalRequest(runtime, req.raw)
+      void replyWith(reply, minimal, runtime.errorResponse(err, minimal))
       void error
     },
   })
   app.decorate('kinto', runtime)
+  // From the start of close() on, answers say `Connection: close` (as Fastify's own did).
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
+  /** Writes a runtime response (finalized: handle() already added the common headers). */
+  const respond = (res: ServerResponse, req: KintoRequest, response: KintoResponse, elapsedMs: () => number, finalized = false): void =>
+    sendResponse(runtime, monitoring, res, req, response, {elapsedMs, finalized, closing})
+  /** The same through Fastify's reply, which then leaves the response to us. */
+  const replyWith = (reply: FastifyReply, req: KintoRequest, response: KintoResponse, finalized = false): FastifyReply => {
+    reply.hijack()
+    respond(reply.raw, req, response, () => reply.elapsedTime, finalized)
+    return reply
+  }
   app.addHook('onReady', async () => {
     for (const policy of runtime.policies) await policy.ready?.()
   })
@@ -121,30 +142,65 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     const scope = newRequestScope(req.headers)
     let kreq: KintoRequest
     try {
-      kreq = toKintoRequest(runtime, req, scope)
+      kreq = toKintoRequest(runtime, req.raw, Buffer.isBuffer(req.body) ? req.body : null, scope)
     } catch (err) {
       await multipart?.settle()
-      const minimal = minimalRequest(runtime, req, scope)
-      return sendResponse(runtime, monitoring, reply, minimal, runtime.errorResponse(err, minimal))
+      const minimal = minimalRequest(runtime, req.raw, scope)
+      return replyWith(reply, minimal, runtime.errorResponse(err, minimal))
     }
     if (multipart) kreq.multipart = multipart
     const response = await runtime.handle(kreq)
     // An upload's file is kept only if its record was committed.
     if (multipart) await multipart.settle()
-    return sendResponse(runtime, monitoring, reply, kreq, response, true)
+    return replyWith(reply, kreq, response, true)
   }
   app.route({method: METHODS, url: '*', handler: (req, reply) => serve(req, reply)})
   registerAttachmentHttp(app, runtime, serve, options.bodyLimit ?? DEFAULT_BODY_LIMIT)
 
+  // Reads without a body below the API prefix (nearly all of the traffic) skip Fastify's request
+  // and reply objects, hooks and routing: the runtime routes, and nothing of Fastify's applies to
+  // them (no body to parse, no content type to check, no route of its own there). Everything
+  // else, and every request of app.inject(), goes through Fastify as before. The answer is the
+  // same either way (writeResponse).
+  const apiPrefix = `/${runtime.routePrefix}/`
+  const serveDirect = async (raw: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = performance.now()
+    const elapsedMs = () => performance.now() - started
+    const scope = newRequestScope(raw.headers)
+    let kreq: KintoRequest
+    try {
+      kreq = toKintoRequest(runtime, raw, null, scope)
+    } catch (err) {
+      const minimal = minimalRequest(runtime, raw, scope)
+      return respond(res, minimal, runtime.errorResponse(err, minimal), elapsedMs)
+    }
+    respond(res, kreq, await runtime.handle(kreq), elapsedMs, true)
+  }
+  const routing = app.routing
+  const listeners = app.server.listeners('request')
+  if (listeners.length === 1 && listeners[0] === routing) {
+    app.server.removeListener('request', routing)
+    app.server.on('request', (raw: IncomingMessage, res: ServerResponse) => {
+      if (!servedDirectly(raw, apiPrefix)) routing(raw, res)
+      else {
+        serveDirect(raw, res).catch((err: unknown) => {
+          // handle() answers every failure and sendResponse() its own: this is a bug, not a request's fault.
+          runtime.logger.error({err}, 'Unable to answer a request.')
+          res.destroy()
+        })
+      }
+    })
+  }
+
   app.setNotFoundHandler(async (req, reply) => {
     // Methods Fastify does not route (PROPFIND…): 405 as for any method an endpoint lacks.
-    const minimal = minimalRequest(runtime, req)
+    const minimal = minimalRequest(runtime, req.raw)
     const err = new HttpError(405, {errno: ERRNO.METHOD_NOT_ALLOWED, message: 'Method not allowed on this endpoint.'})
-    return sendResponse(runtime, monitoring, reply, minimal, runtime.errorResponse(err, minimal))
+    return replyWith(reply, minimal, runtime.errorResponse(err, minimal))
   })
 
   app.setErrorHandler(async (error: Error & {code?: string; statusCode?: number}, req, reply) => {
-    const minimal = minimalRequest(runtime, req)
+    const minimal = minimalRequest(runtime, req.raw)
     let err: unknown = error
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') err = requestTooLarge()
     else if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
@@ -156,25 +212,37 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
         message: error.message,
       })
     }
-    return sendResponse(runtime, monitoring, reply, minimal, runtime.errorResponse(err, minimal))
+    return replyWith(reply, minimal, runtime.errorResponse(err, minimal))
   })
 
   return app
+}
+
+/** A read with no body below the API prefix: served without Fastify (see createApp). */
+function servedDirectly(raw: IncomingMessage, apiPrefix: string): boolean {
+  const method = raw.method
+  if (method !== 'GET' && method !== 'HEAD') return false
+  const headers = raw.headers
+  return headers['content-length'] === undefined && headers['transfer-encoding'] === undefined && (raw.url ?? '').startsWith(apiPrefix)
 }
 
 function unusedSchemaCompiler(): never {
   throw new Error('Fastify route schemas are not used by the runtime.')
 }
 
-function requestOrigin(runtime: Runtime, req: FastifyRequest): {scheme: string; host: string} {
-  const scheme = asString(runtime.settings, 'http_scheme') || req.protocol || 'http'
-  const host = asString(runtime.settings, 'http_host') || req.headers.host || `${req.hostname}`
+function requestOrigin(runtime: Runtime, raw: IncomingMessage): {scheme: string; host: string} {
+  const scheme = asString(runtime.settings, 'http_scheme') || ((raw.socket as TLSSocket | null)?.encrypted ? 'https' : 'http')
+  const host = asString(runtime.settings, 'http_host') || raw.headers.host || ''
   return {scheme, host}
 }
 
-function headersOf(req: FastifyRequest): Record<string, string | undefined> {
+function headersOf(raw: IncomingMessage): Record<string, string | undefined> {
   const headers: Record<string, string | undefined> = {}
-  for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v
+  const given = raw.headers
+  for (const k in given) {
+    const v = given[k]
+    headers[k] = Array.isArray(v) ? v.join(', ') : v
+  }
   return headers
 }
 
@@ -188,22 +256,22 @@ function splitUrl(target: string): {rawPath: string; rawQuery: string} {
   return q < 0 ? {rawPath: url, rawQuery: ''} : {rawPath: url.slice(0, q), rawQuery: url.slice(q + 1)}
 }
 
-function toKintoRequest(runtime: Runtime, req: FastifyRequest, scope?: RequestScope): KintoRequest {
-  const {rawPath, rawQuery} = splitUrl(req.raw.url ?? '/')
-  const {scheme, host} = requestOrigin(runtime, req)
-  if (req.raw.httpVersionMajor === 1 && req.raw.httpVersionMinor >= 1 && !req.headers.host) {
+function toKintoRequest(runtime: Runtime, raw: IncomingMessage, body: Buffer | null, scope?: RequestScope): KintoRequest {
+  const {rawPath, rawQuery} = splitUrl(raw.url ?? '/')
+  const {scheme, host} = requestOrigin(runtime, raw)
+  if (raw.httpVersionMajor === 1 && raw.httpVersionMinor >= 1 && !raw.headers.host) {
     throw new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: 'HTTP/1.1 requests need a Host header.'})
   }
   const path = decodePath(rawPath)
   if (path.includes('\u0000')) throw new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: 'Invalid URL path.'})
   return {
-    method: req.method.toUpperCase(),
+    method: (raw.method ?? 'GET').toUpperCase(),
     path,
     rawPath,
     rawQuery,
     query: parseQuery(rawQuery),
-    headers: headersOf(req),
-    body: Buffer.isBuffer(req.body) ? req.body : null,
+    headers: headersOf(raw),
+    body,
     scheme,
     host,
     scope,
@@ -211,25 +279,47 @@ function toKintoRequest(runtime: Runtime, req: FastifyRequest, scope?: RequestSc
 }
 
 /** A request for error responses produced before the request could be read. */
-function minimalRequest(runtime: Runtime, req: FastifyRequest, scope?: RequestScope): KintoRequest {
-  const {rawPath} = splitUrl(req.raw.url ?? '/')
-  const {scheme, host} = requestOrigin(runtime, req)
-  return {method: req.method, path: rawPath, rawPath, rawQuery: '', query: new Map(), headers: headersOf(req), body: null, scheme, host, scope}
+function minimalRequest(runtime: Runtime, raw: IncomingMessage, scope?: RequestScope): KintoRequest {
+  const {rawPath} = splitUrl(raw.url ?? '/')
+  const {scheme, host} = requestOrigin(runtime, raw)
+  return {method: raw.method ?? 'GET', path: rawPath, rawPath, rawQuery: '', query: new Map(), headers: headersOf(raw), body: null, scheme, host, scope}
 }
 
-function sendResponse(
-  runtime: Runtime,
-  monitoring: Monitoring,
-  reply: FastifyReply,
-  req: KintoRequest,
-  response: KintoResponse,
-  finalized = false,
-): FastifyReply {
-  if (!finalized) runtime.finalizeHeaders(req, response)
-  reply.code(response.status)
-  for (const [k, v] of Object.entries(response.headers)) reply.header(k, v)
+/** The serialised body (undefined: none, as for HEAD and 304). */
+function payloadOf(req: KintoRequest, response: KintoResponse): string | Buffer | undefined {
   const body = response.body
-  const payload = body === undefined || req.method === 'HEAD' || response.status === 304 ? undefined : body instanceof RawBody ? body.bytes : stringifyJson(body)
-  monitoring.responded(req, response, payload, reply.elapsedTime)
-  return payload === undefined ? reply.send() : reply.send(payload)
+  if (body === undefined || req.method === 'HEAD' || response.status === 304) return undefined
+  return body instanceof RawBody ? body.bytes : stringifyJson(body)
+}
+
+interface SendOptions {
+  /** Since the request arrived (the summary's and the metrics' duration). */
+  elapsedMs: () => number
+  /** handle() already added the headers every response gets. */
+  finalized: boolean
+  closing: boolean
+}
+
+/**
+ * Serialises and writes a runtime response. When that fails (a value JSON cannot hold, a header
+ * Node refuses), the client gets a 500 in Kinto's shape instead, and the error hook hears of it.
+ */
+function sendResponse(runtime: Runtime, monitoring: Monitoring, res: ServerResponse, req: KintoRequest, response: KintoResponse, options: SendOptions): void {
+  try {
+    if (!options.finalized) runtime.finalizeHeaders(req, response)
+    const payload = payloadOf(req, response)
+    monitoring.responded(req, response, payload, options.elapsedMs())
+    writeResponse(res, response.status, response.headers, payload, {method: req.method, closing: options.closing})
+  } catch (err) {
+    if (res.headersSent) {
+      res.destroy(err as Error)
+      return
+    }
+    const failed = runtime.errorResponse(err, req)
+    runtime.finalizeHeaders(req, failed)
+    runtime.hooks.emit('error', {req, error: err, status: failed.status})
+    const payload = payloadOf(req, failed)
+    monitoring.responded(req, failed, payload, options.elapsedMs())
+    writeResponse(res, failed.status, failed.headers, payload, {method: req.method, closing: options.closing})
+  }
 }
