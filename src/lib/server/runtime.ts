@@ -456,7 +456,7 @@ export class Runtime {
   /** Headers every response gets: CSP, nosniff, Backoff, CORS, content type. */
   finalizeHeaders(req: KintoRequest, response: KintoResponse, ctx?: RequestContext): void {
     const h = response.headers
-    h['Content-Security-Policy'] ??= "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+    h['Content-Security-Policy'] ??= CONTENT_SECURITY_POLICY
     h['X-Content-Type-Options'] ??= 'nosniff'
     const backoff = backoffHeader(this.active)
     if (backoff !== null) h.Backoff = backoff
@@ -532,8 +532,16 @@ class AbortTransaction extends Error {
   }
 }
 
+/** The Content-Security-Policy of every answer (the admin's pages set their own). */
+const CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+
 function toResponse(result: ViewResult, method: string): KintoResponse {
-  const response: KintoResponse = {status: result.status ?? 200, headers: {...result.headers}}
+  // The two headers every answer gets (finalizeHeaders) are in the object from the start, and a
+  // view's own values replace them. Added later to the copy of the view's headers, their two
+  // stores cost more than everything else finalizeHeaders does (~7 µs of a GET in the profile:
+  // a new property on an object cloned by spread).
+  const headers = {'Content-Security-Policy': CONTENT_SECURITY_POLICY, 'X-Content-Type-Options': 'nosniff', ...result.headers}
+  const response: KintoResponse = {status: result.status ?? 200, headers}
   if (result.body !== undefined && method !== 'HEAD') response.body = result.body
   return response
 }
