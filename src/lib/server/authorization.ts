@@ -177,15 +177,33 @@ export async function checkPermission(
 ): Promise<boolean> {
   const bound = boundPermissions.length > 0 ? boundPermissions : ([[resourceName, requiredPermission]] as BoundPermissions)
   for (const [, perm] of bound) {
-    const key =
-      resourceName && perm && perm.startsWith(resourceName)
-        ? `${perm.replaceAll(':', '_')}_principals`
-        : `${resourceName}_${perm}_principals`
-    const allowedPrincipals = asList(settings, key)
+    const allowedPrincipals = asList(settings, principalsSetting(resourceName, perm))
     if (allowedPrincipals.length > 0 && allowedPrincipals.some((p) => principals.includes(p))) return true
   }
   return permission.checkPermission(principals, bound)
 }
+
+/**
+ * The setting naming principals granted `perm` on the endpoint's resource (`record_read_principals`,
+ * `bucket_create_principals`). Every permission check asks for it, with the same few pairs: each
+ * name is built once (the setting itself is read each time: settings reload).
+ */
+function principalsSetting(resourceName: string, perm: string): string {
+  let byPerm = settingNames.get(resourceName)
+  if (byPerm === undefined) {
+    byPerm = new Map()
+    settingNames.set(resourceName, byPerm)
+  }
+  let key = byPerm.get(perm)
+  if (key === undefined) {
+    key = resourceName && perm && perm.startsWith(resourceName) ? `${perm.replaceAll(':', '_')}_principals` : `${resourceName}_${perm}_principals`
+    // Resource names and permissions are the runtime's own (a handful); the cap guards a plugin that would not be.
+    if (byPerm.size < 100) byPerm.set(perm, key)
+  }
+  return key
+}
+
+const settingNames = new Map<string, Map<string, string>>()
 
 /** upstream's AuthorizationPolicy.permits for the dynamic permission of resource endpoints. */
 export async function permits(

@@ -1,0 +1,22 @@
+/** httpDate(): the Last-Modified of every answer, written by hand, must be Date#toUTCString's. */
+import {describe, expect, test} from 'vitest'
+
+import {httpDate} from '../../src/lib/server/headers.js'
+
+const reference = (seconds: number) => new Date(seconds * 1000).toUTCString()
+
+describe('httpDate', () => {
+  test('edges: the epoch, day and year boundaries, before 1970, beyond year 9999', () => {
+    for (const s of [0, 1, 59, 60, 3599, 3600, 86_399, 86_400, 86_401, -1, -86_400, -86_401, 951_782_399, 951_782_400, 1_796_482_849, 253_402_300_799, 253_402_300_800]) {
+      expect(httpDate(s), String(s)).toBe(reference(s))
+    }
+  })
+
+  test('random seconds, in order and shuffled (the day kept from one call to the next)', () => {
+    let seed = 42
+    const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31
+    const near = Array.from({length: 2000}, () => 1_796_400_000 + Math.floor(random() * 3 * 86_400))
+    const far = Array.from({length: 2000}, () => Math.floor(random() * 4_000_000_000) - 1_000_000_000)
+    for (const s of [...near, ...near.slice().sort((a, b) => a - b), ...far]) expect(httpDate(s)).toBe(reference(s))
+  })
+})
