@@ -1,6 +1,7 @@
-/** httpDate(): the Last-Modified of every answer, written by hand, must be Date#toUTCString's. */
+/** httpDate() and isoNow(): the Last-Modified of every answer and the time of every summary, written by hand, must be what Date writes. */
 import {describe, expect, test} from 'vitest'
 
+import {isoNow} from '../../src/lib/monitoring/index.js'
 import {httpDate} from '../../src/lib/server/headers.js'
 
 const reference = (seconds: number) => new Date(seconds * 1000).toUTCString()
@@ -18,5 +19,15 @@ describe('httpDate', () => {
     const near = Array.from({length: 2000}, () => 1_796_400_000 + Math.floor(random() * 3 * 86_400))
     const far = Array.from({length: 2000}, () => Math.floor(random() * 4_000_000_000) - 1_000_000_000)
     for (const s of [...near, ...near.slice().sort((a, b) => a - b), ...far]) expect(httpDate(s)).toBe(reference(s))
+  })
+})
+
+describe('isoNow (the request summary time)', () => {
+  test('is Date#toISOString for the same instant, edges and random ones', () => {
+    let seed = 7
+    const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31
+    const instants = [0, 1, 9, 10, 99, 100, 999, 1000, -1, -999, -1001, 1_796_482_849_372, 253_402_300_799_999, 253_402_300_800_000]
+    for (let i = 0; i < 3000; i++) instants.push(1_796_400_000_000 + Math.floor(random() * 5_000_000))
+    for (const ms of instants) expect(isoNow(ms), String(ms)).toBe(new Date(ms).toISOString())
   })
 })
