@@ -1,8 +1,8 @@
 /** httpDate() and isoNow(): the Last-Modified of every answer and the time of every summary, written by hand, must be what Date writes. */
 import {describe, expect, test} from 'vitest'
 
-import {isoNow} from '../../src/lib/monitoring/index.js'
 import {httpDate} from '../../src/lib/server/headers.js'
+import {isoNow} from '../../src/lib/time-text.js'
 
 const reference = (seconds: number) => new Date(seconds * 1000).toUTCString()
 

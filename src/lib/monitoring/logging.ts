@@ -20,6 +20,7 @@ import pino, {type DestinationStream, type Logger as PinoLogger, type StreamEntr
 import type {IniDocument} from '../config/ini.js'
 import {asString, type Settings} from '../config/settings.js'
 import {type FormatterSpec, type HandlerSpec, type LoggingPlan, type PyLevel, type TargetSpec, levelName, loggingPlan, resolveLogger} from './logging-config.js'
+import {PeriodText, pad} from '../time-text.js'
 import {logFields} from './redact.js'
 
 export const RUNTIME_LOGGER = 'kinto'
@@ -358,22 +359,16 @@ export function createLogging(config: {ini: IniDocument; settings: Settings}, op
 // -------------------------------------------------------------------------------------------------
 // Readable lines
 
-function pad(n: number, width = 2): string {
-  return String(n).padStart(width, '0')
-}
-
 // Lines come many per second: the date and time up to the second are formatted once per second.
-let localSecond = Number.NaN
-let localPrefix = ''
+const localSecond = new PeriodText(1000, (start) => {
+  const d = new Date(start)
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+})
 
 function localTime(d: Date): string {
   const ms = d.getTime()
-  const second = Math.floor(ms / 1000)
-  if (second !== localSecond) {
-    localPrefix = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
-    localSecond = second
-  }
-  return `${localPrefix}.${pad(ms - second * 1000, 3)}`
+  const second = localSecond.at(ms)
+  return `${second}.${pad(ms - localSecond.start, 3)}`
 }
 
 function recordDate(record: MozlogRecord): Date {

@@ -307,9 +307,7 @@ interface SendOptions {
 function sendResponse(runtime: Runtime, monitoring: Monitoring, res: ServerResponse, req: KintoRequest, response: KintoResponse, options: SendOptions): void {
   try {
     if (!options.finalized) runtime.finalizeHeaders(req, response)
-    const payload = payloadOf(req, response)
-    monitoring.responded(req, response, payload, options.elapsedMs())
-    writeResponse(res, response.status, response.headers, payload, {method: req.method, closing: options.closing})
+    sendAnswer(monitoring, res, req, response, options)
   } catch (err) {
     if (res.headersSent) {
       res.destroy(err as Error)
@@ -318,8 +316,13 @@ function sendResponse(runtime: Runtime, monitoring: Monitoring, res: ServerRespo
     const failed = runtime.errorResponse(err, req)
     runtime.finalizeHeaders(req, failed)
     runtime.hooks.emit('error', {req, error: err, status: failed.status})
-    const payload = payloadOf(req, failed)
-    monitoring.responded(req, failed, payload, options.elapsedMs())
-    writeResponse(res, failed.status, failed.headers, payload, {method: req.method, closing: options.closing})
+    sendAnswer(monitoring, res, req, failed, options)
   }
+}
+
+/** Serialises an answer, tells monitoring, writes it. */
+function sendAnswer(monitoring: Monitoring, res: ServerResponse, req: KintoRequest, answer: KintoResponse, options: SendOptions): void {
+  const payload = payloadOf(req, answer)
+  monitoring.responded(req, answer, payload, options.elapsedMs())
+  writeResponse(res, answer.status, answer.headers, payload, {method: req.method, closing: options.closing})
 }

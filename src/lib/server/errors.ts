@@ -5,6 +5,7 @@
  * Validation failures all use errno 107 "Invalid parameters" with a list of
  * {location, name, description} details, sorted by name, the first one giving the message.
  */
+import {CONTENT_SECURITY_POLICY} from './headers.js'
 
 /** Kinto's errno values. Stable: clients test them. */
 export const ERRNO = {
@@ -239,7 +240,7 @@ export function rawHttpResponse(error: HttpError): string {
     `HTTP/1.1 ${error.status} ${error.error}`,
     'Content-Type: application/json',
     `Content-Length: ${Buffer.byteLength(body)}`,
-    "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'; base-uri 'none'; ",
+    `Content-Security-Policy: ${CONTENT_SECURITY_POLICY}`,
     'X-Content-Type-Options: nosniff',
     ...Object.entries(error.headers).map(([k, v]) => `${k}: ${v}`),
     'Connection: close',

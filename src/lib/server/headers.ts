@@ -1,4 +1,8 @@
 /** Response header helpers shared by the runtime and the resources. */
+import {PeriodText, pad} from '../time-text.js'
+
+/** The Content-Security-Policy of every answer of the API (the admin's pages set their own). */
+export const CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
 
 /** `Cache-Control: max-age=N` + `Expires`, or the "expire now" set for 0 (webob's cache_expires). */
 export function cacheExpiresHeaders(seconds: number): Record<string, string> {
@@ -20,33 +24,18 @@ export function timestampHeaders(timestamp: number): Record<string, string> {
 
 // Most responses in a row carry the same few Last-Modified seconds: the last one is kept. A
 // record read at random has a second of its own, but shares its day with many: the date part is
-// kept per day and the time written from the seconds (Date#toUTCString costs ~2 µs a call).
-let lastSeconds = Number.NaN
-let lastDate = ''
-let lastDay = Number.NaN
-let dayPrefix = ''
+// kept per day and the time of day written from the seconds.
+const utcDay = new PeriodText(86_400, (start) => new Date(start * 1000).toUTCString().slice(0, -12))
+const utcSecond = new PeriodText(1, (seconds) => {
+  // `Sat, 05 Dec 2026 ` + `15:00:49 GMT`
+  const day = utcDay.at(seconds)
+  const inDay = seconds - utcDay.start
+  return `${day}${pad(Math.floor(inDay / 3600))}:${pad(Math.floor((inDay % 3600) / 60))}:${pad(inDay % 60)} GMT`
+})
 
 /** The HTTP date (RFC 9110 IMF-fixdate, what Date#toUTCString writes) of a Unix time in seconds. */
 export function httpDate(seconds: number): string {
-  if (seconds !== lastSeconds) {
-    const day = Math.floor(seconds / 86_400)
-    if (day !== lastDay) {
-      // `Sat, 05 Dec 2026 00:00:00 GMT` without its time of day.
-      const midnight = new Date(day * 86_400_000).toUTCString()
-      dayPrefix = midnight.slice(0, midnight.length - 12)
-      lastDay = day
-    }
-    const inDay = seconds - day * 86_400
-    const h = Math.floor(inDay / 3600)
-    const m = Math.floor((inDay % 3600) / 60)
-    lastDate = `${dayPrefix}${twoDigits(h)}:${twoDigits(m)}:${twoDigits(inDay % 60)} GMT`
-    lastSeconds = seconds
-  }
-  return lastDate
-}
-
-function twoDigits(n: number): string {
-  return n < 10 ? `0${n}` : String(n)
+  return utcSecond.at(seconds)
 }
 
 /**

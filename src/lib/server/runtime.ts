@@ -38,7 +38,7 @@ import {RuntimeHooks, measure, observedBackends} from './hooks.js'
 import {idGeneratorsFromSettings, type IdGenerator} from './ids.js'
 import {checkNegotiation} from './negotiation.js'
 import {parseQuery} from './querystring.js'
-import {backoffHeader, cacheExpiresHeaders} from './headers.js'
+import {CONTENT_SECURITY_POLICY, backoffHeader, cacheExpiresHeaders} from './headers.js'
 import {Router, allowedMethods, decodePath, findView, type Service, type ViewDef} from './router.js'
 import {isReloadableSetting, type SettingsChange} from './settings-reload.js'
 import type {Backends, KintoRequest, KintoResponse, TxBackends, ViewResult} from './types.js'
@@ -531,9 +531,6 @@ class AbortTransaction extends Error {
     super('transaction aborted')
   }
 }
-
-/** The Content-Security-Policy of every answer (the admin's pages set their own). */
-const CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
 
 function toResponse(result: ViewResult, method: string): KintoResponse {
   // The two headers every answer gets (finalizeHeaders) are in the object from the start, and a
