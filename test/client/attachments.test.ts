@@ -11,9 +11,9 @@ import {createHash, randomBytes} from 'node:crypto'
 import {readdirSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
-import KintoClient from 'kinto-http'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
+import {KintoClient} from '../helpers/kinto-http.js'
 import {tempFolders} from '../helpers/tmp.js'
 import {BACKEND_KINDS, basicAuth, startTestServer, type TestServer} from './helpers.js'
 

@@ -3,9 +3,9 @@
  * published API only), on memory, the embedded engine (PGlite) and PostgreSQL (when
  * KINTO_TEST_DATABASE_URL is set).
  */
-import KintoClient from 'kinto-http'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
+import {KintoClient, type KintoBatchClient} from '../helpers/kinto-http.js'
 import {BACKEND_KINDS, basicAuth, startTestServer, type TestServer} from './helpers.js'
 
 type Rec = {id: string; last_modified: number; title?: string; n?: number; [k: string]: unknown}
@@ -154,7 +154,7 @@ describe.each(BACKEND_KINDS)('kinto-http against kinto start (%s)', (kind) => {
     expect(responses.every((r) => r.status === 201)).toBe(true)
     expect(await alice.bucket('batched').collection('c').getTotalRecords()).toBe(30)
     const aggregate = await alice.batch(
-      (batch) => {
+      (batch: KintoBatchClient) => {
         batch.createBucket('batched', {safe: true})
         batch.bucket('batched').createCollection('d')
       },

@@ -5,9 +5,9 @@
  * schema validation; and an account and a history written by one server read back by the next one
  * on the same database.
  */
-import KintoClient from 'kinto-http'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
+import {executeJson, KintoClient} from '../helpers/kinto-http.js'
 import {BACKEND_KINDS, basicAuth, startTestServer, type TestServer} from './helpers.js'
 
 const PLUGINS: Record<string, string> = {
@@ -82,14 +82,14 @@ describe.each(BACKEND_KINDS)('plugins on kinto start (%s)', (kind) => {
     expect((await raw('POST', '/accounts', {body: {data: {id: 'carol', password: 'first'}}})).status).toBe(201)
     const carol = new KintoClient(srv.remote, {headers: {Authorization: basicAuth('carol', 'first')}})
     expect((await carol.fetchUser())?.id).toBe('account:carol')
-    const mine = await carol.execute<Json>({path: '/accounts', headers: {Authorization: basicAuth('carol', 'first')}})
+    const mine = await executeJson<Json>(carol, {path: '/accounts', headers: {Authorization: basicAuth('carol', 'first')}})
     expect(mine.data.map((a: Json) => a.id)).toEqual(['carol'])
     expect((await failure(carol.execute({path: '/accounts/alice', headers: {Authorization: basicAuth('carol', 'first')}}))).status).toBe(403)
     await carol.execute({path: '/accounts/carol', method: 'PATCH', body: {data: {password: 'second'}}, headers: {Authorization: basicAuth('carol', 'first'), 'Content-Type': 'application/json'}})
     // The old password is no account any more: Basic Auth takes it, and it may not read carol.
     expect((await failure(carol.execute({path: '/accounts/carol', headers: {Authorization: basicAuth('carol', 'first')}}))).status).toBe(403)
     const again = new KintoClient(srv.remote, {headers: {Authorization: basicAuth('carol', 'second')}})
-    expect((await again.execute<Json>({path: '/accounts/carol', headers: {Authorization: basicAuth('carol', 'second')}})).data.password).toMatch(/^\$2b\$12\$/)
+    expect((await executeJson<Json>(again, {path: '/accounts/carol', headers: {Authorization: basicAuth('carol', 'second')}})).data.password).toMatch(/^\$2b\$12\$/)
     // A wrong password falls back to Basic Auth (multiauth.policies = account basicauth).
     expect((await raw('GET', '/', {auth: basicAuth('carol', 'first')})).body.user.id).toMatch(/^basicauth:/)
     await again.execute({path: '/accounts/carol', method: 'DELETE', headers: {Authorization: basicAuth('carol', 'second')}})

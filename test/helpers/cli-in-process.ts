@@ -14,6 +14,7 @@
  * output goes through), and the listeners added to `process`.
  */
 import {Console} from 'node:console'
+import type {EventEmitter} from 'node:events'
 import {Readable} from 'node:stream'
 
 import type {Config} from '@oclif/core'
@@ -45,6 +46,9 @@ function restoreEnvKey(key: string, value: string | undefined): void {
 
 const PROCESS_EVENTS = ['exit', 'beforeExit', 'SIGINT', 'SIGTERM', 'SIGHUP', 'uncaughtException', 'unhandledRejection', 'warning'] as const
 
+/** `process` as the plain event emitter it is: its typings overload listeners() per event name, and no overload takes a union of names. */
+const processEvents: EventEmitter = process
+
 /** Runs `kinto ARGS` in this process. `timeoutMs` is not supported (nothing to kill): use runCli. */
 export async function runCliInProcess(args: string[], options: Omit<CliOptions, 'timeoutMs'> = {}): Promise<CliResult> {
   const loaded = await devConfig()
@@ -60,7 +64,7 @@ export async function runCliInProcess(args: string[], options: Omit<CliOptions, 
     stdin: Object.getOwnPropertyDescriptor(process, 'stdin')!,
     console: globalThis.console,
     exit: Exit.exit,
-    listeners: new Map(PROCESS_EVENTS.map((e) => [e, process.listeners(e)])),
+    listeners: new Map(PROCESS_EVENTS.map((e) => [e, processEvents.listeners(e)])),
   }
   let stdout = ''
   let stderr = ''
@@ -84,9 +88,12 @@ export async function runCliInProcess(args: string[], options: Omit<CliOptions, 
   // oclif prints through console.log/error: vitest's console would send that to its reporter.
   globalThis.console = new Console({stdout: process.stdout, stderr: process.stderr, colorMode: false})
   // oclif's error handler ends with process.exit(code) through this object (meant to be replaced in tests).
-  Exit.exit = (code = 0) => {
+  // oclif types it `never`, as process.exit is; this stand-in records the code and returns, which
+  // handle() tolerates: it calls exit() last (a `SIGINT` error's early exit(1) is followed by the
+  // printing and exit() every error gets, which records the code again).
+  Exit.exit = ((code = 0) => {
     exitCode = code
-  }
+  }) as typeof Exit.exit
   try {
     try {
       await run(args, loaded)
@@ -106,7 +113,7 @@ export async function runCliInProcess(args: string[], options: Omit<CliOptions, 
     process.argv = saved.argv
     process.exitCode = saved.exitCode
     for (const [event, before] of saved.listeners) {
-      for (const listener of process.listeners(event)) if (!before.includes(listener)) process.removeListener(event, listener as (...a: unknown[]) => void)
+      for (const listener of processEvents.listeners(event)) if (!before.includes(listener)) processEvents.removeListener(event, listener as (...a: unknown[]) => void)
     }
   }
 }

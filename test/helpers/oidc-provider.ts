@@ -6,7 +6,7 @@
  * the HTML forms the provider shows.
  */
 import {generateKeyPairSync} from 'node:crypto'
-import {createServer, type Server} from 'node:http'
+import {createServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import type {AddressInfo} from 'node:net'
 
 export interface ClientConfig {
@@ -38,14 +38,11 @@ const JWT_RESOURCE = {resource: 'https://kinto.test/', audience: 'kinto-api'}
 
 /** Starts the provider's HTTP server (clients come with configure()). */
 export async function startProvider(): Promise<TestProvider> {
-  const {default: Provider, errors} = (await import('oidc-provider')) as unknown as {
-    default: new (issuer: string, config: Record<string, unknown>) => {callback(): (req: unknown, res: unknown) => void}
-    errors: {InvalidTarget: new () => Error}
-  }
+  const {default: Provider, errors} = await import('oidc-provider')
   const {privateKey} = generateKeyPairSync('rsa', {modulusLength: 2048})
   const jwk = {...privateKey.export({format: 'jwk'}), kid: 'kinto-test-key', use: 'sig', alg: 'RS256'}
   const hits = new Map<string, number>()
-  let handler: ((req: unknown, res: unknown) => void) | null = null
+  let handler: ((req: IncomingMessage, res: ServerResponse) => unknown) | null = null
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]
     hits.set(path, (hits.get(path) ?? 0) + 1)

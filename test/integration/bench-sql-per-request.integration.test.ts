@@ -385,7 +385,7 @@ describe(`SQL statements per request (${dbKind})`, () => {
       headers: {authorization: ALICE, 'content-type': 'application/json', 'if-match': `"${current.body.data.last_modified}"`},
       payload: JSON.stringify({data: {n: 10, kind: 'even', touched: true}}),
     })
-    const sent: Sent = {status: res.statusCode, body: JSON.parse(res.body), headers: res.headers, statements: [...log.entries]}
+    const sent: Sent = {status: res.statusCode, body: JSON.parse(res.body), headers: res.headers, statements: [...log.entries], names: [...log.names]}
     expect(sent.status).toBe(200)
     expect(sent.statements.filter((s) => s.startsWith('UPDATE objects'))).toHaveLength(1)
     expectStatements(sent, 10)

@@ -8,7 +8,8 @@ import {openDatabase, type SqlClient} from '../../src/lib/db/index.js'
 import {createPgliteDatabase, createServerDatabase, realServerUrl, type TestDatabase} from '../helpers/db.js'
 
 const kinds: Array<['pglite' | 'pg', () => Promise<TestDatabase>]> = [['pglite', async () => createPgliteDatabase()]]
-if (realServerUrl) kinds.push(['pg', () => createServerDatabase(realServerUrl)])
+const serverUrl = realServerUrl // a local const stays narrowed inside the closure
+if (serverUrl) kinds.push(['pg', () => createServerDatabase(serverUrl)])
 
 describe.each(kinds)('SqlClient on %s', (kind, create) => {
   let db: TestDatabase

@@ -74,7 +74,7 @@ describe('kinto start', () => {
     expect(started.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1\/$/)
     const hello = await fetch(started.url)
     expect(hello.status).toBe(200)
-    expect((await hello.json()).config.path).toBe(ini)
+    expect(((await hello.json()) as {config: {path: string}}).config.path).toBe(ini)
     const put = await fetch(`${started.url}buckets/b`, {
       method: 'PUT',
       headers: {Authorization: 'Basic ' + Buffer.from('a:b').toString('base64'), 'Content-Type': 'application/json'},

@@ -4,10 +4,10 @@
  * plays StatsD: the metric names of the issue and of upstream 26 arrive, with the prefix of the
  * ini, and the backend timers cover the PostgreSQL backends inside request transactions.
  */
-import KintoClient from 'kinto-http'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
 import {realServerUrl} from '../helpers/db.js'
+import {KintoClient, type KintoBatchClient} from '../helpers/kinto-http.js'
 import {basicAuth, startTestServer, type TestServer} from '../client/helpers.js'
 import {statsdListener, type StatsdListener} from '../server/statsd-listener.js'
 
@@ -39,7 +39,7 @@ describe(`StatsD from a running server (${kind})`, () => {
     const coll = bucket.collection('c1')
     await coll.createRecord({title: 'one'})
     await coll.listRecords()
-    await alice.batch((batch) => {
+    await alice.batch((batch: KintoBatchClient) => {
       batch.bucket('b1').collection('c1').createRecord({title: 'two'})
       batch.bucket('b1').createGroup('g1', [])
     })

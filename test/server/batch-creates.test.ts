@@ -31,8 +31,16 @@ afterAll(async () => env?.close())
 
 const schema = {type: 'object', properties: {n: {type: 'number'}}}
 
+/** A sub-request of a batch, as the tests write them. */
+interface SubRequest {
+  method: string
+  path: string
+  headers?: Record<string, string>
+  body: {data: Record<string, unknown>; permissions?: Record<string, string[]>}
+}
+
 /** The batch: creates with 4xx, 200s, other users, permissions and a PUT among them. */
-function requests(cid: string) {
+function requests(cid: string): SubRequest[] {
   const records = `/buckets/tw/collections/${cid}/records`
   return [
     {method: 'POST', path: records, body: {data: {n: 1}}},
@@ -65,7 +73,7 @@ async function existing(records: string): Promise<void> {
   expect((await req('PUT', `${records}/existing`, {body: {data: {n: 0}}})).status).toBe(201)
 }
 
-async function runBatch(cid: string, together: boolean, batch = requests, prepare = existing): Promise<Seen> {
+async function runBatch(cid: string, together: boolean, batch: (cid: string) => SubRequest[] = requests, prepare = existing): Promise<Seen> {
   expect((await req('PUT', `/v1/buckets/tw/collections/${cid}`, {body: {data: {schema}, permissions: {'record:create': [bobId]}}})).status).toBe(201)
   await prepare(`/v1/buckets/tw/collections/${cid}/records`)
   const hooks: string[] = []
@@ -166,9 +174,9 @@ async function liveAndDeleted(records: string): Promise<void> {
 }
 
 /** Creates with ids: new ones, live ones (200), tombstones (201), one without an id, an id given twice. */
-function withIds(cid: string) {
+function withIds(cid: string): SubRequest[] {
   const records = `/buckets/tw/collections/${cid}/records`
-  const post = (data: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({method: 'POST', path: records, body: {data, ...extra}})
+  const post = (data: Record<string, unknown>, extra: Omit<SubRequest['body'], 'data'> = {}): SubRequest => ({method: 'POST', path: records, body: {data, ...extra}})
   return [
     post({id: 'new-1', n: 1}),
     post({id: 'live-a', n: 2}),

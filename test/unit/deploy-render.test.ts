@@ -18,7 +18,7 @@ import {
   unifiedDiff,
   uwsgiOptionsFrom,
 } from '../../src/lib/deploy/index.js'
-import type {DeployConfig} from '../../src/lib/deploy/options.js'
+import type {ApacheFlags, DeployConfig, NginxFlags, UwsgiFlags} from '../../src/lib/deploy/options.js'
 import {renderTemplate} from '../../src/lib/deploy/template.js'
 import {parseUpstream} from '../../src/lib/deploy/upstream.js'
 import {ExitCode, KintoError} from '../../src/lib/errors.js'
@@ -85,7 +85,7 @@ describe('values that would break a file are refused with a clear error', () => 
     expect(error.exit).toBe(ExitCode.FAILED)
   })
 
-  it.each([
+  it.each<[NginxFlags, RegExp]>([
     [{allow: ['127.0.0.1; allow all']}, /allowed address/],
     [{allow: ['10.0.0.0/33']}, /prefix is out of range/],
     [{allow: ['example.com']}, /not an IP address/],
@@ -97,13 +97,13 @@ describe('values that would break a file are refused with a clear error', () => 
     [{'max-body-size': '10 m'}, /body size/],
     [{'max-body-size': '3g'}, /between/],
     [{cache: true, 'cache-path': '/var/cache/{x}'}, /cache path/],
-  ] as const)('nginx flags %j', (flags, message) => {
+  ])('nginx flags %j', (flags, message) => {
     const error = thrown(() => renderNginx(nginxOptionsFrom(config(), flags)))
     expect(error.message).toMatch(message)
     expect(error.exit).toBe(ExitCode.USAGE)
   })
 
-  it.each([
+  it.each<[UwsgiFlags, RegExp]>([
     [{uid: 'kinto;rm'}, /uid/],
     [{gid: 'a b'}, /gid/],
     [{socket: 'http://127.0.0.1:3031'}, /its own protocol/],
@@ -112,16 +112,16 @@ describe('values that would break a file are refused with a clear error', () => 
     [{virtualenv: '/srv/%d/venv'}, /'%'/],
     [{processes: 0}, /number of processes/],
     [{plugin: 'python3\nmaster = false'}, /plugin/],
-  ] as const)('uwsgi flags %j', (flags, message) => {
+  ])('uwsgi flags %j', (flags, message) => {
     expect(thrown(() => renderUwsgi(uwsgiOptionsFrom(config(), flags))).message).toMatch(message)
   })
 
-  it.each([
+  it.each<[ApacheFlags, RegExp]>([
     [{'server-name': ['*.example.com']}, /ServerName/],
     [{'server-name': ['_']}, /ServerName/],
     [{upstream: 'uwsgi://127.0.0.1:3031'}, /talks HTTP/],
     [{mode: 'wsgi', 'python-path': '/srv/kinto lib'}, /python path/],
-  ] as const)('apache flags %j', (flags, message) => {
+  ])('apache flags %j', (flags, message) => {
     expect(thrown(() => renderApache(apacheOptionsFrom(config(), flags))).message).toMatch(message)
   })
 
