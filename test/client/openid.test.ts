@@ -344,7 +344,7 @@ describe('OpenID Connect: JWT access tokens when an audience is set', () => {
       const res = await app.inject({method: 'GET', url: '/v1/openid/corp/token?code=one-time-code-1234&state=state-5678'})
       expect(res.statusCode).toBe(400)
       await app.inject({method: 'GET', url: '/v1/', headers: {authorization: `Bearer ${token}`}})
-      // Summaries are written at the end of the event-loop turn: write what waits.
+      // Summaries wait to be written together (up to SUMMARY_LINGER_MS): write what waits.
       flushLogLines()
       const summaries = lines.filter((l) => l.includes('/v1/openid/corp/token'))
       expect(summaries.length).toBeGreaterThan(0)

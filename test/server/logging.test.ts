@@ -72,7 +72,7 @@ function setup(raw: Record<string, string> = {}, level = 'INFO') {
     await app.close()
     await backends.close()
   })
-  // Summaries are written at the end of the event-loop turn: write what waits before reading.
+  // Summaries wait to be written together (up to SUMMARY_LINGER_MS): write what waits before reading.
   const lines = () => (flushLogLines(), out).join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line)
   return {app, out, lines}
 }

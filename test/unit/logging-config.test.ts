@@ -17,6 +17,7 @@ import {
   KintoLogging,
   RUNTIME_LOGGER,
   SUBREQUEST_LOGGER,
+  SUMMARY_LINGER_MS,
   SUMMARY_LOGGER,
   logFields,
   loggingPlan,
@@ -234,15 +235,18 @@ describe('KintoLogging', () => {
     expect(new KintoLogging(loggingPlan(parseIni(quiet)), {stderr: collector().sink}).infoWriter(SUMMARY_LOGGER)).toBeNull()
   })
 
-  test('summaries of one turn are written together at its end, before any other line and on exit', async () => {
+  test('summaries are written together, SUMMARY_LINGER_MS after the first or at 4096 bytes, before any other line', async () => {
     const out: string[] = []
     const logging = new KintoLogging(loggingPlan(parseIni(tplIni('color'))), {stderr: {write: (s: string) => void out.push(s)}, env: {}})
     const write = logging.infoWriter(SUMMARY_LOGGER)!
+    const linger = () => new Promise((resolve) => setTimeout(resolve, SUMMARY_LINGER_MS + 20))
     write({method: 'GET', path: '/v1/a', code: 200, t: 1})
+    // Lines wait beyond the turn that wrote them, for the others of the next few milliseconds.
+    await new Promise((resolve) => setImmediate(resolve))
     write({method: 'GET', path: '/v1/b', code: 200, t: 1})
     expect(out).toEqual([])
-    await new Promise((resolve) => setImmediate(resolve))
-    // One write for the turn's two lines.
+    await linger()
+    // One write for both lines.
     expect(out).toHaveLength(1)
     expect(out[0].split('\n').filter(Boolean).map((l) => l.replace(/.*\] /, ''))).toEqual(['GET /v1/a 200 1ms', 'GET /v1/b 200 1ms'])
 
@@ -251,15 +255,15 @@ describe('KintoLogging', () => {
     write({method: 'GET', path: '/v1/c', code: 200, t: 1})
     logging.root.warn('careful')
     expect(out.join('').split('\n').filter(Boolean).map((l) => l.replace(/.*\] /, ''))).toEqual(['GET /v1/c 200 1ms', 'careful'])
-    await new Promise((resolve) => setImmediate(resolve))
+    await linger()
     expect(out.join('').split('\n').filter(Boolean)).toHaveLength(2)
 
     // A write holds whole lines and at most 4096 bytes (PIPE_BUF: a pipe shared by workers never
-    // interleaves it), so a busy turn takes several.
+    // interleaves it): a busy moment writes as soon as 4096 bytes wait, and takes several.
     out.length = 0
     for (let i = 0; i < 60; i++) write({method: 'GET', path: `/v1/${'é'.repeat(40)}/${i}`, code: 200, t: 1})
-    await new Promise((resolve) => setImmediate(resolve))
     expect(out.length).toBeGreaterThan(1)
+    await linger()
     for (const chunk of out) {
       expect(Buffer.byteLength(chunk)).toBeLessThanOrEqual(4096)
       expect(chunk.endsWith('\n')).toBe(true)

@@ -45,19 +45,20 @@ export interface LoggingOptions {
 }
 
 /**
- * A target's request summaries (the lines of request.summary and subrequest.summary) of one
- * event-loop turn, written to it together at the turn's end (one write(2) instead of one per
- * request: the summary line was a tenth of a GET's CPU). Any other line written to the target
- * first writes what is pending, so lines keep their order and warnings and errors are written at
- * once. What is pending is written on process exit too (an uncaught exception, process.exit, the
- * end of a graceful stop); only a process killed outright (SIGKILL, the OOM killer) loses the
- * summaries of the turn it was in.
+ * A target's request summaries (the lines of request.summary and subrequest.summary), written to
+ * it together: once PIPE_BUF bytes wait, or SUMMARY_LINGER_MS after the first of them, whichever
+ * comes first. Under load that is one write(2) for some fifteen requests instead of one per
+ * request (a tenth of a GET's CPU) or one per event-loop turn (a few requests). Any other line
+ * written to the target first writes what is pending, so lines keep their order and warnings and
+ * errors are written at once. What is pending is written on process exit too (an uncaught
+ * exception, process.exit, the end of a graceful stop); only a process killed outright (SIGKILL,
+ * the OOM killer) loses the summaries of its last SUMMARY_LINGER_MS.
  *
  * One write holds whole lines and at most PIPE_BUF bytes (unless a line alone is longer): a pipe
  * takes such a write in one piece, so the workers of `kinto start --workers` sharing a stderr
  * pipe never cut into each other's lines, as when each line was a write of its own.
  */
-class TurnBuffer implements LineSink {
+class SummaryBatch implements LineSink {
   readonly isTTY?: boolean
   private pending = ''
   private pendingBytes = 0
@@ -71,7 +72,7 @@ class TurnBuffer implements LineSink {
     return this.sink.write(line)
   }
 
-  /** Queues a line for the end of this turn. */
+  /** Queues a line: written with the others, SUMMARY_LINGER_MS from the first at the latest. */
   defer(line: string): void {
     const bytes = Buffer.byteLength(line)
     if (this.pending !== '' && this.pendingBytes + bytes > PIPE_BUF) this.flush()
@@ -91,31 +92,37 @@ class TurnBuffer implements LineSink {
 
 /** Linux's PIPE_BUF: the largest write a pipe never interleaves with another writer's. */
 const PIPE_BUF = 4096
-const unflushed = new Set<TurnBuffer>()
+/** How long a summary line may wait for others before it is written, in ms. */
+export const SUMMARY_LINGER_MS = 10
+const unflushed = new Set<SummaryBatch>()
+let flushTimer: NodeJS.Timeout | undefined
 let exitHooked = false
 
-function scheduleFlush(buffer: TurnBuffer): void {
-  if (unflushed.size === 0) setImmediate(flushLogLines)
-  unflushed.add(buffer)
+function scheduleFlush(batch: SummaryBatch): void {
+  // Unref'd: waiting lines never keep a process alive (the exit hook writes them).
+  flushTimer ??= setTimeout(flushLogLines, SUMMARY_LINGER_MS).unref()
+  unflushed.add(batch)
   if (!exitHooked) {
     process.on('exit', flushLogLines)
     exitHooked = true
   }
 }
 
-/** The loggers whose lines wait for the end of the turn: the per-request summaries. */
+/** The loggers whose lines wait to be written together (SummaryBatch): the per-request summaries. */
 function summaryLogger(name: string): boolean {
   return name === SUMMARY_LOGGER || name === SUBREQUEST_LOGGER
 }
 
-/** How a logger's lines reach a target: a summary logger's wait for the end of the turn. */
-function linesTo(target: TurnBuffer, name: string): (line: string) => unknown {
+/** How a logger's lines reach a target: a summary logger's wait to be written together. */
+function linesTo(target: SummaryBatch, name: string): (line: string) => unknown {
   return summaryLogger(name) ? (line) => target.defer(line) : (line) => target.write(line)
 }
 
-/** Writes every summary line still waiting for the end of the turn (tests; exit does it itself). */
+/** Writes every summary line still waiting (tests; the timer and exit do it themselves). */
 export function flushLogLines(): void {
-  for (const buffer of unflushed) buffer.flush()
+  clearTimeout(flushTimer)
+  flushTimer = undefined
+  for (const batch of unflushed) batch.flush()
   unflushed.clear()
 }
 
@@ -167,7 +174,7 @@ export class KintoLogging {
   readonly warnings: string[]
   private readonly recordListeners: RecordListener[] = []
   private readonly loggers = new Map<string, PinoLogger>()
-  private readonly targets = new Map<string, TurnBuffer | null>()
+  private readonly targets = new Map<string, SummaryBatch | null>()
   private readonly projectName: string
   private readonly env: NodeJS.ProcessEnv
   private readonly hostname = os.hostname()
@@ -266,7 +273,7 @@ export class KintoLogging {
     )
   }
 
-  private target(spec: TargetSpec): TurnBuffer | null {
+  private target(spec: TargetSpec): SummaryBatch | null {
     const key = spec.kind === 'file' ? `file:${spec.path}` : spec.kind
     if (this.targets.has(key)) return this.targets.get(key)!
     let sink: LineSink | null
@@ -290,7 +297,7 @@ export class KintoLogging {
       default:
         sink = null
     }
-    const buffered = sink ? new TurnBuffer(sink) : null
+    const buffered = sink ? new SummaryBatch(sink) : null
     this.targets.set(key, buffered)
     return buffered
   }
@@ -309,7 +316,7 @@ export class KintoLogging {
    * pino, when every handler of that logger renders readable lines (the default, and `kinto init`'s
    * template): pino would serialise the record to JSON only for the handler to parse it back. The
    * same record, the same lines (a test compares both paths). A summary logger's lines wait for
-   * the end of the event-loop turn, as on the pino path (linesTo). Null when a handler writes JSON or the logger is not enabled
+   * their batch, as on the pino path (linesTo). Null when a handler writes JSON or the logger is not enabled
    * at INFO: use the pino logger then.
    */
   infoWriter(name: string): ((fields: Record<string, unknown>) => void) | null {
@@ -330,7 +337,7 @@ export class KintoLogging {
     }
   }
 
-  /** Where a handler's pino lines of logger `name` go (linesTo: summaries wait for the turn's end). */
+  /** Where a handler's pino lines of logger `name` go (linesTo: summaries wait for their batch). */
   private sinkFor(handler: HandlerSpec, name: string): LineSink | null {
     const target = this.target(handler.target)
     if (!target) return null
