@@ -52,7 +52,10 @@ export class RequestContext {
   sharedIds: string[] | null = null
   /** Per-request cache for resource helpers. */
   readonly locals = new Map<string, unknown>()
-  /** The identity once computed (for logs). */
+  /**
+   * The identity once computed (for logs). The hot paths read it here when it is known rather
+   * than awaiting identity() again: each await of the settled promise is a microtask turn.
+   */
   knownIdentity?: Identity
   private identityPromise?: Promise<Identity>
   private bodyValue: unknown = undefined
@@ -155,8 +158,6 @@ export class RequestContext {
     /** Ids locating the object (bucket_id, collection_id…); default: the route's params. */
     resourceData?: Record<string, string>
   }): Promise<void> {
-    // A read event nobody listens to is not built (every GET would pay for it).
-    if (options.action === 'read' && !this.runtime.events.listensTo('read')) return
     const identity = await this.identity()
     const matchdict: Record<string, unknown> = {...(options.resourceData ?? this.params)}
     if (!options.resourceData && 'id' in matchdict) {

@@ -13,7 +13,8 @@ import {checkSchema, SchemaValidationError, unusableSchema, validateAgainstSchem
 import {isPlainObject} from './patch.js'
 import {PERMISSIONS_FIELD, type ResourceDefinition} from './resource/definition.js'
 import {pyRepr} from './py-repr.js'
-import {defaultCacheHeaders, type ResourceRequest} from './resource/request.js'
+import {defaultCacheHeaders} from './resource/endpoints.js'
+import type {ResourceRequest} from './resource/request.js'
 import type {Runtime} from './runtime.js'
 
 function schemaField(data: Record<string, unknown>, field: string, prefix: string, issues: ValidationIssue[]): void {

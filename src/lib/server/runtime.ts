@@ -246,7 +246,8 @@ export class Runtime {
     // Reads need no BEGIN/COMMIT (upstream's READ COMMITTED transaction gives no snapshot
     // across statements either): two round trips less on every GET.
     const readOnly = req.method === 'GET' || req.method === 'HEAD'
-    if ((!service.noTransaction && !readOnly) || service.name === 'hello') {
+    const transactional = !service.noTransaction && !readOnly
+    if (transactional || service.name === 'hello') {
       // Authenticate before the transaction opens: policies may reach the cache, which PGlite's
       // single connection cannot serve while a transaction holds it. Reads open none: they
       // authenticate when they need to (a resource read fetches the groups with its data).
@@ -255,9 +256,10 @@ export class Runtime {
     if (view.beforeTransaction && !service.noTransaction) await view.beforeTransaction(ctx)
     let restore: (() => void) | undefined
     const run = async (tx: TxBackends) => {
-      // A retried transaction (deadlock) starts again from what the request had before it.
+      // A retried transaction (deadlock) starts again from what the request had before it; a
+      // request without one runs once (nothing to take).
       if (restore) restore()
-      else restore = attemptSnapshot(ctx)
+      else if (transactional) restore = attemptSnapshot(ctx)
       ctx.tx = tx
       const result = await this.runView(ctx, service, view)
       // A rolled-back batch runs no listeners (on PostgreSQL its transaction is already failed).
@@ -267,7 +269,7 @@ export class Runtime {
     }
     let result: ViewResult
     try {
-      result = service.noTransaction || readOnly ? await run(this.backends) : await this.inTransaction(run)
+      result = transactional ? await this.inTransaction(run) : await run(this.backends)
     } catch (err) {
       if (err instanceof AbortTransaction) result = err.result
       else {
@@ -386,7 +388,7 @@ export class Runtime {
     const preparedAt = view.permission === 'dynamic' && view.prepare && this.hooks.has('permission') ? performance.now() : -1
     checkNegotiation(view, ctx)
     if (view.permission !== 'public') {
-      const identity = await ctx.identity()
+      const identity = ctx.knownIdentity ?? (await ctx.identity())
       let allowed: boolean
       if (view.permission === 'authenticated') {
         allowed = identity.userId !== null

@@ -5,7 +5,7 @@
 import {ObjectNotFoundError, type KintoObject, type WriteCondition} from '../../storage/types.js'
 import {invalid, notFoundObject} from '../errors.js'
 import type {Action} from '../events.js'
-import {timestampHeaders} from '../headers.js'
+import {cacheExpiresHeaders, timestampHeaders} from '../headers.js'
 import {deepEqual, isPlainObject, recursiveUpdate, type PatchOperation} from '../patch.js'
 import {queryInteger} from '../querystring.js'
 import type {ViewResult} from '../types.js'
@@ -14,19 +14,21 @@ import {dictSubset} from './fields.js'
 import {applyPatchDocument} from './json-patch.js'
 import {listFields, listFilters, listLimit, listSorting, pageOptions} from './list-query.js'
 import {nextPageUrl, paginationRules} from './pagination.js'
-import {NotModified, defaultCacheHeaders, type BodyPayload, type ResourceRequest} from './request.js'
+import {NotModified, type BodyPayload, type ResourceRequest} from './request.js'
 
 const LEGACY_TO_URL = 'https://kinto.readthedocs.io/en/2.4.0/api/resource.html#list-of-available-url-parameters'
 
 export async function pluralGet(r: ResourceRequest, head: boolean): Promise<ViewResult> {
-  const identity = await r.ctx.identity()
+  const identity = r.ctx.knownIdentity ?? (await r.ctx.identity())
   const headers: Record<string, string> = {}
   const timestamp = await r.timestamp()
   Object.assign(headers, timestampHeaders(timestamp))
   cacheHeaders(r, headers, identity.userId === null)
-  const notModified = await raise304or(r, null)
-  if (notModified) return notModified
-  await r.raise412IfModified({})
+  if (hasPreconditions(r)) {
+    const notModified = await raise304or(r, null)
+    if (notModified) return notModified
+    await r.raise412IfModified({})
+  }
 
   const {filters, alert} = listFilters(r)
   const limit = listLimit(r)
@@ -48,6 +50,12 @@ export async function pluralGet(r: ResourceRequest, head: boolean): Promise<View
   let page: Array<Record<string, unknown>> = objects.slice(0, limit)
   if (fields) page = page.map((o) => dictSubset(o, fields))
   return {headers, body: await r.postprocess(page)}
+}
+
+/** Whether If-Match or If-None-Match came: without them a read has no condition to check. */
+function hasPreconditions(r: ResourceRequest): boolean {
+  const {ifMatch, ifNoneMatch} = r.preconditions()
+  return ifMatch !== undefined || ifNoneMatch !== undefined
 }
 
 export async function raise304or(r: ResourceRequest, obj: Annotated | null): Promise<ViewResult | null> {
@@ -118,13 +126,15 @@ export async function pluralDelete(r: ResourceRequest): Promise<ViewResult> {
 export async function objectGet(r: ResourceRequest): Promise<ViewResult> {
   const id = r.params.id
   r.checkId(id)
-  const identity = await r.ctx.identity()
+  const identity = r.ctx.knownIdentity ?? (await r.ctx.identity())
   const obj = await r.getObjectOr404(id)
   const headers = timestampHeaders(obj.last_modified)
   cacheHeaders(r, headers, identity.userId === null)
-  const notModified = await raise304or(r, obj)
-  if (notModified) return notModified
-  await r.raise412IfModified(obj)
+  if (hasPreconditions(r)) {
+    const notModified = await raise304or(r, obj)
+    if (notModified) return notModified
+    await r.raise412IfModified(obj)
+  }
   const fields = listFields(r)
   const shown = fields ? dictSubset(obj, fields) : obj
   return {headers, body: await r.postprocess(shown as Annotated)}
@@ -256,4 +266,12 @@ function cacheHeaders(r: ResourceRequest, headers: Record<string, string>, ident
 function emptyData(r: ResourceRequest): Record<string, unknown> {
   r.validateData({}, 'data.')
   return {}
+}
+
+/** Default cache headers: `<resource>_cache_expires_seconds` for anonymous requests. */
+export function defaultCacheHeaders(r: ResourceRequest, headers: Record<string, string>, anonymous: boolean): void {
+  const value = r.ctx.settings[`${r.def.name}_cache_expires_seconds`]
+  const seconds = value === undefined || value === null || value === '' ? 0 : Number(value)
+  if (seconds && anonymous && Number.isFinite(seconds)) Object.assign(headers, cacheExpiresHeaders(Math.trunc(seconds)))
+  else headers['Cache-Control'] = 'no-cache, no-store'
 }

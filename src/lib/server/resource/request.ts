@@ -7,10 +7,11 @@
 import {asBool} from '../../config/settings.js'
 import {ObjectNotFoundError, type KintoObject, type Storage, type WriteCondition} from '../../storage/types.js'
 import {EVERYONE, inheritedPermissions, type AuthorizationContext} from '../authorization.js'
+import type {Identity} from '../auth.js'
 import type {RequestContext} from '../context.js'
 import {ERRNO, HttpError, MESSAGES, invalid, invalidParameters, notFoundObject, type ValidationIssue} from '../errors.js'
 import type {Action} from '../events.js'
-import {cacheExpiresHeaders, timestampHeaders} from '../headers.js'
+import {timestampHeaders} from '../headers.js'
 import type {IdGenerator} from '../ids.js'
 import {deepClone, isPlainObject, recursiveUpdate, type PatchOperation} from '../patch.js'
 import {prefetchRead, prefetchWrite, type ReadPlan} from '../prefetch.js'
@@ -209,7 +210,7 @@ export class ResourceRequest {
       acls,
       bound: inheritedPermissions(permissionObjectId, 'read'),
       timestamp: this.kind === 'plural' ? {resourceName: this.def.name, parentId: this.parentId} : undefined,
-      page: method === 'GET' ? await this.plannedPage() : undefined,
+      page: method === 'GET' && this.kind === 'plural' ? await this.plannedPage() : undefined,
     })
   }
 
@@ -256,12 +257,16 @@ export class ResourceRequest {
 
   /** Upstream's model principals: the caller's, plus the principal its writes are made as. */
   private async callerPrincipals(): Promise<string[]> {
-    const identity = await this.ctx.identity()
-    return [...identity.principals, await this.currentPrincipal()]
+    const identity = this.ctx.knownIdentity ?? (await this.ctx.identity())
+    return [...identity.principals, this.principalOf(identity)]
   }
 
   private async currentPrincipal(): Promise<string> {
-    const caller = (await this.ctx.identity()).userId ?? EVERYONE
+    return this.principalOf(this.ctx.knownIdentity ?? (await this.ctx.identity()))
+  }
+
+  private principalOf(identity: Identity): string {
+    const caller = identity.userId ?? EVERYONE
     return this.def.writerPrincipal ? this.def.writerPrincipal(this, caller) : caller
   }
 
@@ -550,15 +555,17 @@ export class ResourceRequest {
       }
     }
     body.data = data
-    const timestamp = eventTimestamp(data, this.timestampValue)
-    await this.ctx.notify({
-      action,
-      resourceName: this.def.name,
-      parentId: this.parentId,
-      timestamp,
-      data: (eventData ?? data) as Record<string, unknown>,
-      old: (old ?? undefined) as Record<string, unknown> | undefined,
-    })
+    // A read event nobody listens to is not built (every GET would pay for it).
+    if (action !== 'read' || this.ctx.runtime.events.listensTo('read')) {
+      await this.ctx.notify({
+        action,
+        resourceName: this.def.name,
+        parentId: this.parentId,
+        timestamp: eventTimestamp(data, this.timestampValue),
+        data: (eventData ?? data) as Record<string, unknown>,
+        old: (old ?? undefined) as Record<string, unknown> | undefined,
+      })
+    }
     return body
   }
 }
@@ -568,14 +575,6 @@ export class NotModified extends Error {
   constructor(readonly timestamp: number) {
     super('Not Modified')
   }
-}
-
-/** Default cache headers: `<resource>_cache_expires_seconds` for anonymous requests. */
-export function defaultCacheHeaders(r: ResourceRequest, headers: Record<string, string>, anonymous: boolean): void {
-  const value = r.ctx.settings[`${r.def.name}_cache_expires_seconds`]
-  const seconds = value === undefined || value === null || value === '' ? 0 : Number(value)
-  if (seconds && anonymous && Number.isFinite(seconds)) Object.assign(headers, cacheExpiresHeaders(Math.trunc(seconds)))
-  else headers['Cache-Control'] = 'no-cache, no-store'
 }
 
 function eventTimestamp(data: unknown, listTimestamp: number | undefined): number {

@@ -74,7 +74,7 @@ function baseView(def: ResourceDefinition, kind: 'plural' | 'object', method: st
       const authz = await ResourceRequest.get(ctx, def, kind).authorizationContext()
       // Known from here on (a read's prefetch brought the groups): the request's log line names
       // the user even when the request fails before its permission check (406, 415…).
-      await ctx.identity()
+      if (!ctx.knownIdentity) await ctx.identity()
       return authz
     },
   }
