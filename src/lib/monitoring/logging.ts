@@ -316,8 +316,8 @@ export class KintoLogging {
    * pino, when every handler of that logger renders readable lines (the default, and `kinto init`'s
    * template): pino would serialise the record to JSON only for the handler to parse it back. The
    * same record, the same lines (a test compares both paths). A summary logger's lines wait for
-   * their batch, as on the pino path (linesTo). Null when a handler writes JSON or the logger is not enabled
-   * at INFO: use the pino logger then.
+   * their batch, as on the pino path (linesTo). Null when a handler writes JSON or the logger is
+   * not enabled at INFO: use the pino logger then.
    */
   infoWriter(name: string): ((fields: Record<string, unknown>) => void) | null {
     const {level, handlers} = resolveLogger(this.plan, name)

@@ -147,7 +147,15 @@ export class RequestContext {
     return `${this.req.scheme}://${this.req.host}/${this.runtime.routePrefix}${pathBelowPrefix}${q}`
   }
 
-  /** Records a resource event (upstream's notify_resource_event). */
+  /**
+   * Whether an event of this action is recorded: a read event nobody listens to is not built
+   * (every GET would pay for it). Callers on hot paths ask first, to skip notify()'s await.
+   */
+  notifies(action: Action): boolean {
+    return action !== 'read' || this.runtime.events.listensTo('read')
+  }
+
+  /** Records a resource event (upstream's notify_resource_event), when notifies() says so. */
   async notify(options: {
     action: Action
     resourceName: string
@@ -158,6 +166,7 @@ export class RequestContext {
     /** Ids locating the object (bucket_id, collection_id…); default: the route's params. */
     resourceData?: Record<string, string>
   }): Promise<void> {
+    if (!this.notifies(options.action)) return
     const identity = await this.identity()
     const matchdict: Record<string, unknown> = {...(options.resourceData ?? this.params)}
     if (!options.resourceData && 'id' in matchdict) {

@@ -555,8 +555,7 @@ export class ResourceRequest {
       }
     }
     body.data = data
-    // A read event nobody listens to is not built (every GET would pay for it).
-    if (action !== 'read' || this.ctx.runtime.events.listensTo('read')) {
+    if (this.ctx.notifies(action)) {
       await this.ctx.notify({
         action,
         resourceName: this.def.name,
