@@ -7,13 +7,14 @@
  * The statement only reads, through the primary keys upstream's schema defines (objects by
  * (id, parent_id, resource_name), access_control_entries by (object_id, permission, …),
  * user_principals by (user_id, …), timestamps by (parent_id, resource_name)), plus, for a list
- * GET, the storage's own page statement (PostgresStorage.listSql) as a column; its answers are
+ * GET, the storage's own page statement (PostgresStorage.listSql) as a column (or right behind
+ * it, in the same round trip, when filters make its plan depend on their values); its answers are
  * exactly what the separate backend calls would give (test/server/prefetch.test.ts compares the
  * answers with and without it; test/integration/bench-sql-per-request.integration.test.ts counts
- * the statements). The server uses them through src/lib/server/prefetch.ts; anything not
+ * the statements and the round trips). The server uses them through src/lib/server/prefetch.ts; anything not
  * prefetched still goes to the backends.
  */
-import type {Queryable} from './db/index.js'
+import type {Queryable, SqlClient} from './db/index.js'
 import type {BoundPermissions} from './permission/types.js'
 import {translateError} from './db/backend.js'
 import {statementName} from './db/statement-names.js'
@@ -41,15 +42,17 @@ export interface PrefetchQuery {
   /** A list whose timestamp to read, when its `timestamps` row exists (resourceTimestamp). */
   timestamp?: {resourceName: string; parentId: string}
   /**
-   * A list page to read (storage.list's call), only when `bound` is not empty: the page is read
-   * only when that test passes (else null, as when the storage cannot build its statement).
+   * A list page to read (storage.list's call), only when `bound` is not empty: the page is
+   * answered only when that test passes (else null, as when the storage cannot build its
+   * statement).
    */
   page?: {resourceName: string; parentId: string; options: ListOptions}
 }
 
-/** Builds storage.list's statement for a call (PostgresStorage.listSql). */
+/** storage.list's statement for a call (PostgresStorage.listSql), and storage.list on a connection. */
 export interface PageSql {
   listSql(resourceName: string, parentId: string, options: ListOptions, params: Params): string
+  bind(q: Queryable): {list(resourceName: string, parentId: string, options: ListOptions): Promise<KintoObject[]>}
 }
 
 export interface Prefetched {
@@ -138,16 +141,18 @@ type Row = {
  * plan only when PostgreSQL finds it no costlier than planning for the values; for a filter on a
  * value it does not know it guesses almost no row matches, finds that plan (read the whole list,
  * then sort) costlier, and plans the whole prefetch again at every execution (~0.5 ms, several
- * times the statement's run). Such a page is left out: storage.list reads it after the prefetch
- * (the order upstream reads a list in: the timestamp, then the page), as its own statement planned
- * for its values in a tenth of that. Filters on last_modified (`_since`) keep a good generic plan.
+ * times the statement's run). Such a page is left out of the statement: storage.list's own
+ * statement, planned for its values in a tenth of that, is sent right behind it on the same
+ * connection, in the same round trip (pg's pipeline mode, db/pg-driver.ts). PostgreSQL runs them
+ * in order, so the timestamp is read before the page, the order upstream reads a list in. Filters
+ * on last_modified (`_since`) keep a good generic plan.
  */
 function planFollowsValues(options: ListOptions): boolean {
   return (options.filters ?? []).some((f) => f.field !== 'last_modified')
 }
 
 /** Runs the prefetch statement (PostgreSQL server or PGlite). */
-export async function postgresPrefetch(q: Queryable, query: PrefetchQuery, pages?: PageSql): Promise<Prefetched> {
+export async function postgresPrefetch(q: Queryable | SqlClient, query: PrefetchQuery, pages?: PageSql): Promise<Prefetched> {
   const shape = {bound: query.bound.length, objects: query.objects.length, acls: query.acls.length, timestamp: query.timestamp !== undefined}
   const params: unknown[] = [query.userId]
   if (query.bound.length > 0) params.push(query.principals)
@@ -156,7 +161,9 @@ export async function postgresPrefetch(q: Queryable, query: PrefetchQuery, pages
   params.push(...query.acls)
   if (query.timestamp) params.push(query.timestamp.parentId, query.timestamp.resourceName)
   let page: string | undefined
-  if (query.page && pages && shape.bound > 0 && !planFollowsValues(query.page.options)) {
+  // A page read beside the statement rather than in it (planFollowsValues).
+  const beside = query.page && pages && shape.bound > 0 && planFollowsValues(query.page.options) ? {...query.page, pages} : undefined
+  if (query.page && pages && shape.bound > 0 && !beside) {
     // The page's values are numbered after the statement's own.
     const p = new Params()
     p.values.push(...params)
@@ -178,11 +185,32 @@ export async function postgresPrefetch(q: Queryable, query: PrefetchQuery, pages
       if (statement.name !== undefined) statements.set(pageKey, statement)
     }
   }
+  const {sql} = statement
+  const named = statement.name === undefined ? undefined : {name: statement.name}
+  const run = (conn: Queryable) =>
+    conn.query<Row>(sql, params, named).catch((error: unknown) => {
+      throw translateError(error)
+    })
   let row: Row
-  try {
-    row = (await q.query<Row>(statement.sql, params, statement.name === undefined ? undefined : {name: statement.name})).rows[0]
-  } catch (error) {
-    throw translateError(error)
+  let pageRows: KintoObject[] | null
+  if (beside) {
+    // Both statements on one connection, the second sent before the first is answered: one
+    // round trip. Both settle before the connection goes back to the pool.
+    const both = async (conn: Queryable) => {
+      const start = () => [run(conn), beside.pages.bind(conn).list(beside.resourceName, beside.parentId, beside.options)] as const
+      const [res, found] = await Promise.allSettled(conn.together ? conn.together(start) : start())
+      if (res.status === 'rejected') throw res.reason
+      if (found.status === 'rejected') throw found.reason
+      return [res.value, found.value] as const
+    }
+    const [res, found] = 'withConnection' in q ? await q.withConnection(both) : await both(q)
+    row = res.rows[0]
+    // Read before the permission test was known: dropped unless it passed.
+    pageRows = row.allowed ? found : null
+  } else {
+    row = (await run(q)).rows[0]
+    // Null when the test failed (the CASE), an array (maybe empty) when the page was read.
+    pageRows = page === undefined || !row.page ? null : row.page.map(([id, lastModified, data]) => objectOfRow(id, lastModified, data))
   }
   const objects = query.objects.map((_, i) => {
     const found = row[`o${i}`] as [string, number, unknown] | null
@@ -201,7 +229,6 @@ export async function postgresPrefetch(q: Queryable, query: PrefetchQuery, pages
     objects,
     acls,
     timestamp: row.ts === undefined || row.ts === null ? null : Number(row.ts),
-    // Null when the test failed (the CASE), an array (maybe empty) when the page was read.
-    page: page === undefined || !row.page ? null : row.page.map(([id, lastModified, data]) => objectOfRow(id, lastModified, data)),
+    page: pageRows,
   }
 }

@@ -4,6 +4,7 @@
  * - `drop`: every connection (open and new) is reset at once (RST);
  * - `blackhole`: connections stay open but nothing flows either way (a dead peer, a cut cable, a
  *   NAT that forgot the flow); new connections are accepted and then hear nothing.
+ * It also counts round trips (`turns`).
  */
 import net from 'node:net'
 
@@ -15,12 +16,20 @@ export interface TcpProxy {
   setMode(mode: ProxyMode): void
   /** Connections accepted so far. */
   accepted: number
+  /**
+   * Round trips so far, over all connections: the times a client sent bytes first or after the
+   * server had answered (statements sent together count once; a client's bytes that came in
+   * several chunks before any answer count once).
+   */
+  turns: number
   close(): Promise<void>
 }
 
 interface Pair {
   client: net.Socket
   upstream: net.Socket
+  /** Whether the last bytes that passed came from the client. */
+  clientSpokeLast: boolean
 }
 
 export function startProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
@@ -40,11 +49,13 @@ export function startProxy(targetPort: number, targetHost = '127.0.0.1'): Promis
     const upstream = net.connect(targetPort, targetHost)
     upstream.on('error', () => client.destroy())
     client.on('error', () => upstream.destroy())
-    const pair: Pair = {client, upstream}
+    const pair: Pair = {client, upstream, clientSpokeLast: false}
 
     pairs.add(pair)
     const forward = (from: net.Socket, to: net.Socket) => {
       from.on('data', (chunk) => {
+        if (from === client && !pair.clientSpokeLast) proxy.turns++
+        pair.clientSpokeLast = from === client
         if (proxy.mode === 'pass') to.write(chunk)
         // blackhole: swallowed; drop: the pair is already reset
       })
@@ -61,6 +72,7 @@ export function startProxy(targetPort: number, targetHost = '127.0.0.1'): Promis
     port: 0,
     mode: 'pass',
     accepted: 0,
+    turns: 0,
     setMode(mode) {
       proxy.mode = mode
       if (mode === 'drop') for (const p of [...pairs]) reset(p)

@@ -14,7 +14,10 @@
  * the parent collection, and the object with its ACL (object GET) or the list timestamp and the
  * page (list), as a named statement (PostgreSQL keeps its plan: planning it costs more than
  * running it). A list filtered on data fields reads its page in a second statement, planned for
- * its values (src/lib/prefetch.ts planFollowsValues).
+ * its values (src/lib/prefetch.ts planFollowsValues), sent in the same round trip.
+ *
+ * On a PostgreSQL server the backends reach it through a TCP proxy (test/helpers/tcp-proxy.ts)
+ * that also counts the round trips of each request.
  */
 import type {FastifyInstance} from 'fastify'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
@@ -25,6 +28,7 @@ import {DatabaseRegistry, type PoolOptions, type Queryable, type SqlClient} from
 import {ensureSchema} from '../../src/lib/schema/index.js'
 import {createApp} from '../../src/lib/server/app.js'
 import {createTestDatabase, dbKind, type TestDatabase} from '../helpers/db.js'
+import {startProxy, type TcpProxy} from '../helpers/tcp-proxy.js'
 
 /** The statements seen since the last reset (the SQL, whitespace collapsed), and their names. */
 class StatementLog {
@@ -45,7 +49,7 @@ class StatementLog {
 }
 
 function countingQueryable(inner: Queryable, log: StatementLog): Queryable {
-  return {
+  const q: Queryable = {
     query(sql, params, options) {
       log.add(sql, options?.name)
       return inner.query(sql, params, options)
@@ -55,6 +59,9 @@ function countingQueryable(inner: Queryable, log: StatementLog): Queryable {
       return inner.exec(sql)
     },
   }
+  const together = inner.together?.bind(inner)
+  if (together) q.together = (fn) => together(fn)
+  return q
 }
 
 function countingClient(inner: SqlClient, log: StatementLog): SqlClient {
@@ -102,6 +109,7 @@ let db: TestDatabase
 let registry: CountingRegistry
 let backends: Backends
 let app: FastifyInstance
+let proxy: TcpProxy | undefined
 const log = new StatementLog()
 
 interface Sent {
@@ -110,10 +118,13 @@ interface Sent {
   headers: Record<string, unknown>
   statements: string[]
   names: Array<string | undefined>
+  /** Round trips to the PostgreSQL server (undefined on PGlite). */
+  trips?: number
 }
 
 async function send(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, body?: unknown, auth = ALICE): Promise<Sent> {
   log.reset()
+  const turns = proxy?.turns
   const res = await app.inject({
     method,
     url,
@@ -121,7 +132,8 @@ async function send(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: st
     payload: body === undefined ? undefined : JSON.stringify(body),
   })
   const statements = [...log.entries]
-  return {status: res.statusCode, body: res.body ? JSON.parse(res.body) : undefined, headers: res.headers, statements, names: [...log.names]}
+  const trips = proxy && turns !== undefined ? proxy.turns - turns : undefined
+  return {status: res.statusCode, body: res.body ? JSON.parse(res.body) : undefined, headers: res.headers, statements, names: [...log.names], trips}
 }
 
 const RECORDS = 40
@@ -133,14 +145,21 @@ const BASE = '/v1/buckets/bench/collections/items/records'
 
 beforeAll(async () => {
   db = await createTestDatabase()
+  let url = db.url
+  if (db.kind === 'postgresql') {
+    const direct = new URL(db.url)
+    proxy = await startProxy(Number(direct.port || 5432), direct.hostname)
+    direct.host = `127.0.0.1:${proxy.port}`
+    url = direct.toString()
+  }
   registry = new CountingRegistry(log)
-  await ensureSchema(registry.get(db.url), ['storage', 'permission'])
+  await ensureSchema(registry.get(url), ['storage', 'permission'])
   const settings = buildSettings(
     {
       'kinto.storage_backend': 'kinto.core.storage.postgresql',
-      'kinto.storage_url': db.url,
+      'kinto.storage_url': url,
       'kinto.permission_backend': 'kinto.core.permission.postgresql',
-      'kinto.permission_url': db.url,
+      'kinto.permission_url': url,
       'kinto.cache_backend': 'kinto.core.cache.memory',
       'kinto.userid_hmac_secret': 'bench-secret',
       'multiauth.policies': 'basicauth',
@@ -170,6 +189,7 @@ afterAll(async () => {
   await app?.close()
   await backends?.close()
   await registry?.closeAll()
+  await proxy?.close()
   await db?.drop()
 })
 
@@ -258,6 +278,22 @@ describe(`SQL statements per request (${dbKind})`, () => {
     expect(r.statements[0]).not.toContain('AS page')
     expect(r.statements[1]).toMatch(/^SELECT id, as_epoch\(last_modified\) AS last_modified, data FROM objects/)
     expect(r.names[1]).toMatch(/^kinto_list_\d+$/)
+  })
+
+  test.skipIf(dbKind !== 'postgresql')('round trips to the server: one per read, the filtered list included', async () => {
+    const trips: Record<string, number | undefined> = {}
+    for (const [what, url] of [
+      ['record', `${BASE}/r005`],
+      ['list', `${BASE}?_limit=5`],
+      ['filtered list', `${BASE}?_limit=5&kind=odd&min_n=3&_sort=-n`],
+      ['another filter', `${BASE}?_limit=5&kind=even`],
+    ]) {
+      await send('GET', url) // the list's timestamp is stored, its statements named on a connection
+      const r = await send('GET', url)
+      expect(r.status).toBe(200)
+      trips[what] = r.trips
+    }
+    expect(trips).toEqual({record: 1, list: 1, 'filtered list': 1, 'another filter': 1})
   })
 
   test('a list sorted on a data field, no filter: one statement (1)', async () => {

@@ -6,6 +6,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {openDatabase, type SqlClient} from '../../src/lib/db/index.js'
 import {createPgliteDatabase, createServerDatabase, realServerUrl, type TestDatabase} from '../helpers/db.js'
+import {startProxy, type TcpProxy} from '../helpers/tcp-proxy.js'
 
 const kinds: Array<['pglite' | 'pg', () => Promise<TestDatabase>]> = [['pglite', async () => createPgliteDatabase()]]
 const serverUrl = realServerUrl // a local const stays narrowed inside the closure
@@ -81,6 +82,59 @@ describe.each(kinds)('SqlClient on %s', (kind, create) => {
       const held = await conn.query<{n: number}>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 42 AND pid = pg_backend_pid()")
       expect(held.rows[0].n).toBe(1)
       await conn.query('SELECT pg_advisory_unlock(42)')
+    })
+  })
+
+  it('answers statements started together on one connection each with its own result; a failure stays its own', async () => {
+    await c.withConnection(async (conn) => {
+      const start = () =>
+        [
+          conn.query<{v: number}>('SELECT $1::int AS v', [1], {name: 'together_first'}),
+          conn.query('SELECT 1 / $1::int AS v', [0]),
+          conn.query<{v: number}>('SELECT $1::int AS v', [3]),
+        ] as const
+      const [first, failed, third] = await Promise.allSettled(conn.together ? conn.together(start) : start())
+      expect(first).toMatchObject({status: 'fulfilled', value: {rows: [{v: 1}]}})
+      expect(failed).toMatchObject({status: 'rejected', reason: {code: '22012'}})
+      expect(third).toMatchObject({status: 'fulfilled', value: {rows: [{v: 3}]}})
+      // The connection is still usable, named statement included.
+      expect((await conn.query<{v: number}>('SELECT $1::int AS v', [4], {name: 'together_first'})).rows).toEqual([{v: 4}])
+    })
+  })
+})
+
+const proxySkip = serverUrl ? '' : 'SKIPPED: needs KINTO_TEST_DATABASE_URL (a PostgreSQL server to reach over TCP)'
+
+describe.skipIf(proxySkip !== '')(`pg round trips, counted on the wire ${proxySkip}`, () => {
+  let db: TestDatabase
+  let proxy: TcpProxy
+  let c: SqlClient
+
+  beforeAll(async () => {
+    db = await createServerDatabase(serverUrl!)
+    const url = new URL(db.url)
+    proxy = await startProxy(Number(url.port || 5432), url.hostname)
+    url.host = `127.0.0.1:${proxy.port}`
+    c = openDatabase(url.toString())
+  })
+  afterAll(async () => {
+    await c?.close()
+    await proxy?.close()
+    await db?.drop()
+  })
+
+  it('sends statements started together in one round trip, and awaited ones in one each', async () => {
+    await c.withConnection(async (conn) => {
+      await conn.query('SELECT 1') // connected and logged in
+      expect(conn.together).toBeTypeOf('function')
+      const before = proxy.turns
+      const [a, b] = await Promise.all(conn.together!(() => [conn.query('SELECT 1 AS v'), conn.query('SELECT $1::int AS v', [2], {name: 'trip_b'})] as const))
+      expect(proxy.turns - before).toBe(1)
+      expect([a.rows, b.rows]).toEqual([[{v: 1}], [{v: 2}]])
+      const between = proxy.turns
+      await conn.query('SELECT 1 AS v')
+      await conn.query('SELECT $1::int AS v', [2], {name: 'trip_b'})
+      expect(proxy.turns - between).toBe(2)
     })
   })
 })

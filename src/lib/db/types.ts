@@ -23,6 +23,11 @@ export interface Queryable {
   query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<T>>
   /** Several statements in one string, no parameters (schema files). */
   exec(sql: string): Promise<void>
+  /**
+   * Runs fn, which starts statements without awaiting them, so that what they send leaves in one
+   * write (a checked-out pg connection); elsewhere simply fn().
+   */
+  together?<T>(fn: () => T): T
 }
 
 export type DriverKind = 'pg' | 'pglite'

@@ -196,9 +196,10 @@ function prefetchedBackends(inner: TxBackends, plan: ReadPlan, facts: Prefetched
       return inner.storage.resourceTimestamp(resourceName, parentId, options)
     },
     async list(resourceName, parentId, options) {
-      // The page only with the timestamp of the same statement: a timestamp read later (the
-      // first read of a list stores it) could be newer than the page, and a client syncing with
-      // _since would then skip what it missed. Answered once; another call reads again.
+      // The page only with the timestamp the prefetch read (in the page's statement, or in the
+      // one before it): a timestamp read later (the first read of a list stores it) could be
+      // newer than the page, and a client syncing with _since would then skip what it missed.
+      // Answered once; another call reads again.
       const p = plan.page
       const found = page
       if (found && facts.timestamp !== null && p && p.resourceName === resourceName && p.parentId === parentId && sameValue(options ?? {}, p.options)) {
