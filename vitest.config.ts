@@ -2,7 +2,7 @@ import {readdirSync, readFileSync} from 'node:fs'
 import {availableParallelism} from 'node:os'
 import path from 'node:path'
 
-import {defineConfig} from 'vitest/config'
+import {defineConfig, type TestProjectInlineConfiguration} from 'vitest/config'
 
 const FAST = ['test/unit', 'test/server', 'test/contract']
 
@@ -33,7 +33,7 @@ const fastInclude = FAST.map((dir) => `${dir}/**/*.test.ts`)
  * one on a 2-core machine, where the main process is mostly idle.
  */
 /** A project of the fast lane: two workers at least (see above), the schema folder (schema-setup.ts). */
-function fast(name: string, test: {include: string[]; exclude?: string[]; isolate?: boolean}) {
+function fast(name: string, test: {include: string[]; exclude?: string[]; isolate?: boolean}): TestProjectInlineConfiguration {
   return {extends: true, test: {name, maxWorkers: Math.max(2, availableParallelism() - 1), globalSetup: ['./test/helpers/schema-setup.ts'], ...test}}
 }
 
