@@ -11,8 +11,8 @@
  * it, in the same round trip, when filters make its plan depend on their values); its answers are
  * exactly what the separate backend calls would give (test/server/prefetch.test.ts compares the
  * answers with and without it; test/integration/bench-sql-per-request.integration.test.ts counts
- * the statements and the round trips). The server uses them through src/lib/server/prefetch.ts; anything not
- * prefetched still goes to the backends.
+ * the statements and the round trips). The server uses them through src/lib/server/prefetch.ts;
+ * anything not prefetched still goes to the backends.
  */
 import type {Queryable, SqlClient} from './db/index.js'
 import type {BoundPermissions} from './permission/types.js'
@@ -68,6 +68,12 @@ export interface Prefetched {
   timestamp: number | null
   /** The page storage.list would answer, in its order; null when no page was read. */
   page: KintoObject[] | null
+  /**
+   * Set when the page read beside the statement (planFollowsValues) failed and the permission
+   * test passed: storage.list's own error, for the caller to raise where it asks for that page,
+   * as storage.list would have (not earlier: a caller refused gets its 403 as before).
+   */
+  pageFailed?: {error: unknown}
 }
 
 /**
@@ -192,7 +198,8 @@ export async function postgresPrefetch(q: Queryable | SqlClient, query: Prefetch
       throw translateError(error)
     })
   let row: Row
-  let pageRows: KintoObject[] | null
+  let pageRows: KintoObject[] | null = null
+  let pageFailed: {error: unknown} | undefined
   if (beside) {
     // Both statements on one connection, the second sent before the first is answered: one
     // round trip. Both settle before the connection goes back to the pool.
@@ -200,13 +207,15 @@ export async function postgresPrefetch(q: Queryable | SqlClient, query: Prefetch
       const start = () => [run(conn), beside.pages.bind(conn).list(beside.resourceName, beside.parentId, beside.options)] as const
       const [res, found] = await Promise.allSettled(conn.together ? conn.together(start) : start())
       if (res.status === 'rejected') throw res.reason
-      if (found.status === 'rejected') throw found.reason
-      return [res.value, found.value] as const
+      return [res.value, found] as const
     }
     const [res, found] = 'withConnection' in q ? await q.withConnection(both) : await both(q)
     row = res.rows[0]
-    // Read before the permission test was known: dropped unless it passed.
-    pageRows = row.allowed ? found : null
+    // Read before the permission test was known: kept (answer or error) only when it passed.
+    if (row.allowed) {
+      if (found.status === 'fulfilled') pageRows = found.value
+      else pageFailed = {error: found.reason}
+    }
   } else {
     row = (await run(q)).rows[0]
     // Null when the test failed (the CASE), an array (maybe empty) when the page was read.
@@ -230,5 +239,6 @@ export async function postgresPrefetch(q: Queryable | SqlClient, query: Prefetch
     acls,
     timestamp: row.ts === undefined || row.ts === null ? null : Number(row.ts),
     page: pageRows,
+    ...(pageFailed ? {pageFailed} : {}),
   }
 }

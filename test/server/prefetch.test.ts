@@ -8,13 +8,15 @@
  */
 import type {FastifyInstance} from 'fastify'
 import pino from 'pino'
-import {afterAll, beforeAll, describe, expect, test} from 'vitest'
+import {afterAll, beforeAll, describe, expect, test, vi} from 'vitest'
 
 import {createBackends, type Backends} from '../../src/lib/backends.js'
 import {buildSettings} from '../../src/lib/config/settings.js'
+import {BackendError} from '../../src/lib/db/backend.js'
 import {DatabaseRegistry} from '../../src/lib/db/index.js'
 import {ensureSchema} from '../../src/lib/schema/index.js'
 import {createApp} from '../../src/lib/server/app.js'
+import {PostgresStorage} from '../../src/lib/storage/postgresql.js'
 import {createTestDatabase, dbKind, type TestDatabase} from '../helpers/db.js'
 import {basic} from './helpers.js'
 
@@ -261,6 +263,40 @@ describe(`reads with and without the prefetch answer the same (${dbKind})`, () =
     expect(summaries.map((l) => l.code)).toEqual([406, 200])
     const bob = (await userId(BOB)).replace(/^basicauth:/, '')
     for (const line of summaries) expect(line.uid).toBe(bob)
+  })
+
+  test('a filtered page whose statement fails: the same answer as the storage gives, and a refused caller still gets its 403 or 401', async () => {
+    // The prefetch sends a filtered page beside its statement, before the permission answer is
+    // known; the page's error must come where storage.list's would, after the checks.
+    const list = PostgresStorage.prototype.list
+    const failing = vi.spyOn(PostgresStorage.prototype, 'list').mockImplementation(function (this: PostgresStorage, resourceName, parentId, options) {
+      if (options?.filters?.some((f) => f.field === 'fails')) return Promise.reject(new BackendError('Storage backend failure: canceling statement due to statement timeout'))
+      return list.call(this, resourceName, parentId, options)
+    })
+    try {
+      // A collection only alice reads, with nothing shared in it.
+      const closed = '/v1/buckets/b/collections/closed'
+      expect((await call(without, 'PUT', closed, ALICE, {})).statusCode).toBe(201)
+      expect((await call(without, 'PUT', `${closed}/records/x`, ALICE, {data: {n: 1}})).statusCode).toBe(201)
+      const statuses: number[] = []
+      for (const list of [C, closed]) {
+        expect((await call(without, 'GET', `${list}/records`, ALICE)).statusCode).toBe(200) // its timestamp is stored
+        for (const [name, auth] of CALLERS) {
+          const a = observable(await call(without, 'GET', `${list}/records?fails=1`, auth))
+          const b = observable(await call(withPrefetch, 'GET', `${list}/records?fails=1`, auth))
+          expect(b, `${name} ${list}`).toEqual(a)
+          statuses.push(a.status)
+        }
+      }
+      // In the closed collection alice gets the storage's 503, the others their 403 or 401.
+      expect(statuses.slice(CALLERS.length)).toEqual([503, 403, 403, 403, 401])
+      // There the page was read once by the app without the prefetch (alice's), and beside the
+      // statement for every caller by the other.
+      const pageReads = failing.mock.calls.filter((c) => c[1] === closed.slice('/v1'.length) && c[2]?.filters?.some((f) => f.field === 'fails'))
+      expect(pageReads).toHaveLength(1 + CALLERS.length)
+    } finally {
+      failing.mockRestore()
+    }
   })
 
   test('group membership changes are seen by the next read (no cached principals)', async () => {

@@ -182,6 +182,7 @@ function prefetchedBackends(inner: TxBackends, plan: ReadPlan, facts: Prefetched
   const acls = new Map(plan.acls.map((uri, i) => [uri, facts.acls[i]]))
   const principalSet = new Set(principals)
   let page = facts.page
+  let pageFailed = facts.pageFailed
   const storage = override<Storage>(inner.storage, {
     async get(resourceName, parentId, id) {
       const key = objectKey(resourceName, parentId, id)
@@ -199,12 +200,15 @@ function prefetchedBackends(inner: TxBackends, plan: ReadPlan, facts: Prefetched
       // The page only with the timestamp the prefetch read (in the page's statement, or in the
       // one before it): a timestamp read later (the first read of a list stores it) could be
       // newer than the page, and a client syncing with _since would then skip what it missed.
-      // Answered once; another call reads again.
+      // Answered once (the page, or the error its statement raised); another call reads again.
       const p = plan.page
       const found = page
-      if (found && facts.timestamp !== null && p && p.resourceName === resourceName && p.parentId === parentId && sameValue(options ?? {}, p.options)) {
+      const failed = pageFailed
+      if ((found || failed) && facts.timestamp !== null && p && p.resourceName === resourceName && p.parentId === parentId && sameValue(options ?? {}, p.options)) {
         page = null
-        return found
+        pageFailed = undefined
+        if (failed) throw failed.error
+        return found!
       }
       return inner.storage.list(resourceName, parentId, options)
     },
