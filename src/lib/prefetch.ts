@@ -167,13 +167,14 @@ export async function postgresPrefetch(q: Queryable | SqlClient, query: Prefetch
   params.push(...query.acls)
   if (query.timestamp) params.push(query.timestamp.parentId, query.timestamp.resourceName)
   let page: string | undefined
+  const asked = query.page && pages && shape.bound > 0 ? {...query.page, pages} : undefined
   // A page read beside the statement rather than in it (planFollowsValues).
-  const beside = query.page && pages && shape.bound > 0 && planFollowsValues(query.page.options) ? {...query.page, pages} : undefined
-  if (query.page && pages && shape.bound > 0 && !beside) {
+  const beside = asked && planFollowsValues(asked.options) ? asked : undefined
+  if (asked && !beside) {
     // The page's values are numbered after the statement's own.
     const p = new Params()
     p.values.push(...params)
-    page = pages.listSql(query.page.resourceName, query.page.parentId, query.page.options, p)
+    page = asked.pages.listSql(asked.resourceName, asked.parentId, asked.options, p)
     params.splice(0, params.length, ...p.values)
   }
   const key = `${shape.bound}/${shape.objects}/${shape.acls}/${shape.timestamp}`

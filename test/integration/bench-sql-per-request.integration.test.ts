@@ -59,8 +59,7 @@ function countingQueryable(inner: Queryable, log: StatementLog): Queryable {
       return inner.exec(sql)
     },
   }
-  const together = inner.together?.bind(inner)
-  if (together) q.together = (fn) => together(fn)
+  if (inner.together) q.together = inner.together.bind(inner)
   return q
 }
 

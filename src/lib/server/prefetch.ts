@@ -181,8 +181,8 @@ function prefetchedBackends(inner: TxBackends, plan: ReadPlan, facts: Prefetched
   const objects = new Map<string, KintoObject | null>(plan.objects.map((k, i) => [objectKey(k.resourceName, k.parentId, k.id), facts.objects[i]]))
   const acls = new Map(plan.acls.map((uri, i) => [uri, facts.acls[i]]))
   const principalSet = new Set(principals)
-  let page = facts.page
-  let pageFailed = facts.pageFailed
+  // The planned page's outcome, until the planned call takes it.
+  let page: {rows: KintoObject[]} | {error: unknown} | null = facts.pageFailed ?? (facts.page ? {rows: facts.page} : null)
   const storage = override<Storage>(inner.storage, {
     async get(resourceName, parentId, id) {
       const key = objectKey(resourceName, parentId, id)
@@ -203,12 +203,10 @@ function prefetchedBackends(inner: TxBackends, plan: ReadPlan, facts: Prefetched
       // Answered once (the page, or the error its statement raised); another call reads again.
       const p = plan.page
       const found = page
-      const failed = pageFailed
-      if ((found || failed) && facts.timestamp !== null && p && p.resourceName === resourceName && p.parentId === parentId && sameValue(options ?? {}, p.options)) {
+      if (found && facts.timestamp !== null && p && p.resourceName === resourceName && p.parentId === parentId && sameValue(options ?? {}, p.options)) {
         page = null
-        pageFailed = undefined
-        if (failed) throw failed.error
-        return found!
+        if ('error' in found) throw found.error
+        return found.rows
       }
       return inner.storage.list(resourceName, parentId, options)
     },
