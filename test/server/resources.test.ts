@@ -117,6 +117,29 @@ describe('objects', () => {
     expect(bad.body.message).toMatch(/JSON Patch operation failed/)
   })
 
+  test('JSON-Patch operations missing their value or from fail (400) and change nothing', async () => {
+    const rec = await create({keep: 1})
+    const patch = (ops: unknown) => req('PATCH', `${R}/${rec.id}`, {raw: JSON.stringify(ops), headers: {'content-type': 'application/json-patch+json'}})
+    for (const [op, name] of [
+      [{op: 'copy', path: '/data/y'}, 'from'],
+      [{op: 'move', path: '/data/y'}, 'from'],
+      [{op: 'add', path: '/data/q'}, 'value'],
+      [{op: 'replace', path: '/data/keep'}, 'value'],
+      [{op: 'test', path: '/data/keep'}, 'value'],
+    ] as const) {
+      const r = await patch([op])
+      expect(r.status, JSON.stringify(op)).toBe(400)
+      expect(r.body).toMatchObject({errno: 107, message: `body: JSON Patch operation failed: The operation does not contain a '${name}' member`})
+    }
+    const after = await req('GET', `${R}/${rec.id}`)
+    expect(after.body.data).toEqual({keep: 1, id: rec.id, last_modified: rec.last_modified})
+    // A null value is a value; a principal's path is its value (upstream), whatever is given.
+    expect((await patch([{op: 'replace', path: '/data/keep', value: null}])).body.data.keep).toBeNull()
+    const writer = after.body.permissions.write[0] as string
+    expect((await patch([{op: 'test', path: `/permissions/write/${writer}`}])).status).toBe(200)
+    expect((await patch([{op: 'replace', path: `/permissions/write/${writer}`, value: 'someone'}])).body.permissions.write).toEqual([writer])
+  })
+
   test('PATCH needs data or permissions; Response-Behavior light and diff', async () => {
     const rec = await create({a: 1, b: 1})
     const empty = await req('PATCH', `${R}/${rec.id}`, {body: {}})

@@ -115,33 +115,45 @@ export interface PatchOperation {
   value?: unknown
 }
 
+/**
+ * The member an operation needs (RFC 6902 §4: `value` for add, replace and test, `from` for move
+ * and copy). Missing, the operation fails; a `null` value is a value.
+ */
+function member(op: PatchOperation, name: 'value' | 'from'): unknown {
+  if (op[name] === undefined) throw new JsonPatchError(`The operation does not contain a '${name}' member`)
+  return op[name]
+}
+
 /** Applies operations to a deep copy of `doc`; throws JsonPatchError. */
 export function applyJsonPatch(doc: unknown, ops: PatchOperation[]): unknown {
   let result = deepClone(doc)
   for (const op of ops) {
     switch (op.op) {
       case 'add':
-        result = add(result, op.path, deepClone(op.value))
+        result = add(result, op.path, deepClone(member(op, 'value')))
         break
       case 'remove':
         result = remove(result, op.path)
         break
-      case 'replace':
+      case 'replace': {
+        const value = member(op, 'value')
         getAt(result, op.path)
         result = remove(result, op.path)
-        result = add(result, op.path, deepClone(op.value))
+        result = add(result, op.path, deepClone(value))
         break
+      }
       case 'move': {
-        const value = getAt(result, op.from ?? '')
-        result = remove(result, op.from ?? '')
+        const from = member(op, 'from') as string
+        const value = getAt(result, from)
+        result = remove(result, from)
         result = add(result, op.path, value)
         break
       }
       case 'copy':
-        result = add(result, op.path, deepClone(getAt(result, op.from ?? '')))
+        result = add(result, op.path, deepClone(getAt(result, member(op, 'from') as string)))
         break
       case 'test':
-        if (!deepEqual(getAt(result, op.path), op.value)) throw new JsonPatchError(`test failed at ${op.path}`)
+        if (!deepEqual(getAt(result, op.path), member(op, 'value'))) throw new JsonPatchError(`test failed at ${op.path}`)
         break
       default:
         throw new JsonPatchError(`unknown operation '${op.op}'`)

@@ -55,11 +55,21 @@ function isPrincipalOp(op: PatchOperation): boolean {
   return (op.op === 'add' || op.op === 'remove') && PRINCIPAL_OP.test(op.path)
 }
 
+/**
+ * Upstream's rule for the other operations on a read or write principal (`replace`, `test`…):
+ * the principal is the value (its key and its value are the same in the patched document), so
+ * the operation needs none and any given is replaced.
+ */
+function principalValue(op: PatchOperation): PatchOperation {
+  if (!/^\/permissions\/(read|write)\//.test(op.path)) return op
+  return {...op, value: op.path.split('/').pop()}
+}
+
 /** Applies a JSON-Patch to {data, permissions}; returns both (permissions as principal lists). */
 export function applyPatchDocument(obj: Annotated | null, ops: PatchOperation[]): {data: unknown; permissions: Record<string, string[]>} {
   let doc: {data?: unknown; permissions?: unknown}
   try {
-    doc = applyJsonPatch(patchDocument(obj ?? ({} as Annotated)), ops.filter((op) => !isPrincipalOp(op))) as typeof doc
+    doc = applyJsonPatch(patchDocument(obj ?? ({} as Annotated)), ops.filter((op) => !isPrincipalOp(op)).map(principalValue)) as typeof doc
   } catch (err) {
     if (err instanceof JsonPatchError) throw invalid('body', null, `JSON Patch operation failed: ${err.message}`)
     throw err
