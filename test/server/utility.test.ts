@@ -149,7 +149,11 @@ describe('redirects and unknown URLs', () => {
     const r = await req('PUT', '/v1/buckets', {body: {}})
     expect(r.status).toBe(405)
     expect(r.body).toMatchObject({errno: 115, message: 'Method not allowed on this endpoint.'})
-    expect((await req('DELETE', '/v1/__heartbeat__')).status).toBe(405)
+    // Allow lists what the endpoint answers, preflights included (upstream's cornice).
+    expect(String(r.headers.allow).split(', ').sort()).toEqual(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST'])
+    const heartbeat = await req('DELETE', '/v1/__heartbeat__')
+    expect(heartbeat.status).toBe(405)
+    expect(heartbeat.headers.allow).toBe('GET, HEAD, OPTIONS')
   })
 })
 

@@ -85,7 +85,7 @@ export function preflight(req: KintoRequest, service: Service, cors: CorsPolicy,
   }
   if (issues.length > 0) throw invalidParameters(issues)
   // Write views stay registered so that readonly can be switched off live; preflights hide them.
-  const methods = corsMethods(service).filter((m) => !readonly || READ_METHODS.has(m))
+  const methods = allowedMethods(service).filter((m) => !readonly || READ_METHODS.has(m))
   if (!methods.includes(requestedMethod!)) {
     throw invalid('header', 'Access-Control-Request-Method', 'Method not allowed')
   }
@@ -104,12 +104,6 @@ export function preflight(req: KintoRequest, service: Service, cors: CorsPolicy,
   if (!cors.matches(origin!)) throw invalid('header', 'Origin', `${origin} not allowed`)
   // Upstream's preflight view renders None: the JSON `null`.
   return {status: 200, headers, body: null}
-}
-
-function corsMethods(service: Service): string[] {
-  const methods = allowedMethods(service)
-  if (!methods.includes('OPTIONS')) methods.push('OPTIONS')
-  return methods
 }
 
 /** The headers exposed to browsers on responses of a view. */

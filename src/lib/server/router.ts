@@ -157,6 +157,8 @@ export function findView(service: Service, method: string): ViewDef | undefined 
 export function allowedMethods(service: Service): string[] {
   const methods = [...service.views.keys()]
   if (methods.includes('GET') && !methods.includes('HEAD')) methods.push('HEAD')
+  // Every service answers preflights (upstream's cornice adds an OPTIONS view to each).
+  if (!methods.includes('OPTIONS')) methods.push('OPTIONS')
   return methods
 }
 
