@@ -3,7 +3,7 @@
  * denied, an owner role that does not exist), and commands that only read create nothing.
  */
 import {randomBytes} from 'node:crypto'
-import {readdirSync, writeFileSync} from 'node:fs'
+import {existsSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
 import pg from 'pg'
@@ -39,6 +39,59 @@ describe('commands that only read create nothing', () => {
     await runCli(['check', '--ini', ini])
     expect(readdirSync(dir)).toEqual(['kinto.ini'])
   }, 120_000)
+})
+
+describe('a path that is not an embedded database is refused and left as it is', () => {
+  it('a folder with files but no PG_VERSION, another major, a file: KINTO_DB_FOLDER_INVALID, nothing written', async () => {
+    const dir = tmp()
+    const ini = embeddedIni(dir)
+    const made = await runCli(['migrate', '--ini', ini])
+    expect(made.code, made.stderr).toBe(0)
+    const data = path.join(dir, 'data')
+    const version = readFileSync(path.join(data, 'PG_VERSION'), 'utf8').trim()
+    // PGlite would run initdb over this folder (a new catalog over the user's tables).
+    rmSync(path.join(data, 'PG_VERSION'))
+    const before = readFileSync(path.join(data, 'global', 'pg_control'))
+    const runs = [
+      ['backup', '--ini', ini, '-o', path.join(dir, 'b.ndjson.gz'), '--json'],
+      ['migrate', '--ini', ini, '--json'],
+      ['migrate', '--check', '--ini', ini, '--json'],
+      ['db', 'status', '--ini', ini, '--json'],
+      ['flush-cache', '--ini', ini, '--json'],
+    ]
+    for (const args of runs) {
+      const r = await runCli(args)
+      expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(1)
+      const error = JSON.parse(r.stdout).error as {code: string; message: string}
+      expect(error.code, args.join(' ')).toBe('KINTO_DB_FOLDER_INVALID')
+      expect(error.message).toContain(`${data} holds files but no database`)
+    }
+    const start = await runCli(['start', '--ini', ini, '--port', '0'], {timeoutMs: 60_000})
+    expect(start.code, start.stderr).toBe(1)
+    expect(start.stderr).toContain('holds files but no database')
+    expect(existsSync(path.join(data, 'PG_VERSION'))).toBe(false)
+    expect(readFileSync(path.join(data, 'global', 'pg_control')).equals(before)).toBe(true)
+    // No backup file, no lock left; the run registry's folder holds no entry of the failed start.
+    expect(readdirSync(dir).sort()).toEqual(['.kinto-run', 'data', 'kinto.ini'])
+    expect(readdirSync(path.join(dir, '.kinto-run'))).toEqual([])
+
+    // Written by another PostgreSQL major: both majors named, with the way across.
+    writeFileSync(path.join(data, 'PG_VERSION'), '16\n')
+    const other = await runCli(['db', 'status', '--ini', ini, '--json'])
+    expect(other.code, other.stdout).toBe(1)
+    const otherError = JSON.parse(other.stdout).error as {code: string; message: string; hint: string}
+    expect(otherError).toMatchObject({code: 'KINTO_DB_FOLDER_INVALID'})
+    expect(otherError.message).toBe(`The embedded database folder ${data} was written by PostgreSQL 16, and this kinto-ops embeds PostgreSQL ${version}.`)
+    expect(otherError.hint).toMatch(/kinto backup.*kinto restore/)
+    expect(readFileSync(path.join(data, 'global', 'pg_control')).equals(before)).toBe(true)
+
+    // A file where the folder should be.
+    const fileIni = path.join(dir, 'file.ini')
+    writeFileSync(fileIni, readFileSync(ini, 'utf8').replaceAll('pglite:data', 'pglite:kinto.ini'))
+    const file = await runCli(['migrate', '--ini', fileIni, '--json'])
+    expect(file.code, file.stdout).toBe(1)
+    expect(JSON.parse(file.stdout).error).toMatchObject({code: 'KINTO_DB_FOLDER_INVALID', message: `The embedded database folder ${path.join(dir, 'kinto.ini')} is not a folder.`})
+  }, 180_000)
 })
 
 describe('a missing schema is named as such, with the fix', () => {

@@ -7,6 +7,7 @@ import {parseDbUrl} from './url.js'
 export type {DriverKind, PoolOptions, Queryable, QueryResult, SqlClient} from './types.js'
 export {DEFAULT_CONNECT_TIMEOUT_MS} from './pg-driver.js'
 export {describeDbUrl, isPostgresUrl, maskUrl, parseDbUrl} from './url.js'
+export {isDatabaseFolder, refuseForeignFolder} from './pglite-template.js'
 
 /** Opens a client for a URL (see url.ts for the accepted forms). The caller closes it. */
 export function openDatabase(url: string, options: PoolOptions = {}): SqlClient {

@@ -1,7 +1,7 @@
 import type {PGlite as PGliteType, PGliteOptions, Transaction} from '@electric-sql/pglite'
 
 import {parseJson} from '../json.js'
-import {loadTemplate, prepareDataDir} from './pglite-template.js'
+import {loadTemplate, prepareDataDir, refuseForeignFolder, unopenableFolder} from './pglite-template.js'
 import type {Queryable, QueryResult, SqlClient} from './types.js'
 
 function wrap(db: PGliteType | Transaction): Queryable {
@@ -86,11 +86,16 @@ export async function openPglite(dataDir: string | null, options: PgliteOptions 
     }
     return PGlite.create(createOptions)
   }
+  refuseForeignFolder(dataDir)
   await prepareDataDir(dataDir, async (dir) => {
     const db = await PGlite.create(dir, createOptions)
     await db.close()
   })
-  return PGlite.create(dataDir, createOptions)
+  try {
+    return await PGlite.create(dataDir, createOptions)
+  } catch (error) {
+    throw unopenableFolder(dataDir, error)
+  }
 }
 
 /**

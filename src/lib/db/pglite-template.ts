@@ -12,13 +12,14 @@
  * test suite makes one when the build's is missing or stale.
  */
 import {randomBytes} from 'node:crypto'
-import {existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {gunzipSync} from 'node:zlib'
 
+import {KintoError} from '../errors.js'
 import {lazy} from '../lazy.js'
 import {processAlive} from '../process.js'
 
@@ -140,6 +141,61 @@ export function unpackTemplate(template: Template, dir: string): void {
 /** A folder holds a database when PGlite would resume it (its PG_VERSION file). */
 export function isDatabaseFolder(dir: string): boolean {
   return existsSync(path.join(dir, 'PG_VERSION'))
+}
+
+function folderError(dir: string, what: string, hint: string, cause?: unknown): KintoError {
+  return new KintoError(`The embedded database folder ${dir} ${what}.`, {code: 'KINTO_DB_FOLDER_INVALID', hint, cause})
+}
+
+/**
+ * Refuses a data path PGlite must not open: a file, or a folder with files but no database in it
+ * (no PG_VERSION: a wrong path, or a damaged folder). PGlite would run initdb over such a folder,
+ * and the files there would be lost. A missing or empty folder is fine (a new database).
+ */
+export function refuseForeignFolder(dir: string): void {
+  let isDir: boolean
+  try {
+    isDir = statSync(dir).isDirectory()
+  } catch {
+    return
+  }
+  if (!isDir) throw folderError(dir, 'is not a folder', 'Point the storage URL (pglite:<folder>) at a folder.')
+  if (!isDatabaseFolder(dir) && !isEmptyOrMissing(dir)) {
+    throw folderError(
+      dir,
+      'holds files but no database (it has no PG_VERSION file); it was left as it is',
+      'Point the storage URL at the folder of the database, or restore the database from a backup into a new folder (kinto restore).',
+    )
+  }
+}
+
+/**
+ * Why PGlite could not open a database folder, as an error naming it: another PostgreSQL major
+ * (a folder written by another PGlite release), read-only, or damaged.
+ */
+export function unopenableFolder(dir: string, error: unknown): KintoError {
+  let version: string | null = null
+  try {
+    version = readFileSync(path.join(dir, 'PG_VERSION'), 'utf8').trim()
+  } catch {
+    // unreadable: said below
+  }
+  const embedded = loadTemplate().template?.stamp.pg ?? null
+  if (version !== null && embedded !== null && version !== embedded) {
+    return folderError(
+      dir,
+      `was written by PostgreSQL ${version}, and this kinto-ops embeds PostgreSQL ${embedded}`,
+      'Back it up with the kinto-ops release that wrote it (kinto backup), then restore the file into a new folder with this one (kinto restore); see docs/upgrade.md.',
+      error,
+    )
+  }
+  try {
+    accessSync(dir, constants.R_OK | constants.W_OK)
+  } catch {
+    return folderError(dir, 'cannot be read and written by this user', 'Run as the user that owns the folder, or fix its permissions (the engine writes to it on every start).', error)
+  }
+  const reason = error instanceof Error && error.message && !/^Aborted\(/.test(error.message) ? error.message : 'the engine stopped while reading it'
+  return folderError(dir, `cannot be opened (${reason}); it may be damaged`, 'Restore the database from a backup into a new folder (kinto restore); keep this folder for inspection.', error)
 }
 
 function isEmptyOrMissing(dir: string): boolean {

@@ -3,10 +3,8 @@
  * permission), read the installed version and install or upgrade to current, under a migration
  * lock per database. Dry-run and check modes read only.
  */
-import {existsSync} from 'node:fs'
-import path from 'node:path'
 
-import {parseDbUrl, withRegistry, type DatabaseRegistry, type Queryable, type SqlClient} from '../db/index.js'
+import {isDatabaseFolder, parseDbUrl, refuseForeignFolder, withRegistry, type DatabaseRegistry, type Queryable, type SqlClient} from '../db/index.js'
 import {asBool, type Settings} from '../config/settings.js'
 import {ExitCode, KintoError} from '../errors.js'
 import {isUtcTimezone} from './inspect.js'
@@ -107,7 +105,8 @@ async function checkDatabaseForStorage(q: Queryable, database: string): Promise<
  * file beside it.
  */
 function readFromNothing(b: ConfiguredBackend): void {
-  if (!b.pgliteDir || existsSync(path.join(b.pgliteDir, 'PG_VERSION'))) return
+  if (!b.pgliteDir || isDatabaseFolder(b.pgliteDir)) return
+  refuseForeignFolder(b.pgliteDir)
   b.absent = true
   b.url = 'pglite:memory:'
   b.pgliteDir = null
