@@ -100,7 +100,9 @@ export async function openPglite(dataDir: string | null, options: PgliteOptions 
 
 /**
  * Embedded PostgreSQL. PGlite is one connection: statements and transactions are queued by PGlite
- * itself, so transaction() and withConnection() simply run on the single connection.
+ * itself. withConnection() is that connection taken for fn alone, as a pool's checked-out
+ * connection is: the client's other calls (the server's requests) wait until fn ends, so a
+ * session fn opens (a backup's snapshot transaction, a lock) never runs their statements.
  */
 export class PgliteClient implements SqlClient {
   readonly kind = 'pglite' as const
@@ -157,20 +159,41 @@ export class PgliteClient implements SqlClient {
     }
   }
 
+  /** Set while a withConnection() holds the engine; resolved when it lets go. */
+  private held: Promise<void> | null = null
+
+  /** Runs fn once no withConnection() holds the engine (at once in the usual case). */
+  private async whenFree<R>(fn: () => Promise<R>): Promise<R> {
+    // Checked again after each wait: another caller may have taken it first.
+    while (this.held) await this.held
+    return fn()
+  }
+
   query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
-    return this.use((db) => wrap(db).query<T>(sql, params))
+    const run = () => this.use((db) => wrap(db).query<T>(sql, params))
+    return this.held ? this.whenFree(run) : run()
   }
 
   exec(sql: string): Promise<void> {
-    return this.use((db) => wrap(db).exec(sql))
+    const run = () => this.use((db) => wrap(db).exec(sql))
+    return this.held ? this.whenFree(run) : run()
   }
 
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    return this.use((db) => db.transaction((tx) => fn(wrap(tx))))
+    const run = () => this.use((db) => db.transaction((tx) => fn(wrap(tx))))
+    return this.held ? this.whenFree(run) : run()
   }
 
-  withConnection<T>(fn: (conn: Queryable) => Promise<T>): Promise<T> {
-    return this.use((db) => fn(wrap(db)))
+  async withConnection<T>(fn: (conn: Queryable) => Promise<T>): Promise<T> {
+    while (this.held) await this.held
+    let release!: () => void
+    this.held = new Promise((resolve) => (release = resolve))
+    try {
+      return await this.use((db) => fn(wrap(db)))
+    } finally {
+      this.held = null
+      release()
+    }
   }
 
   async close(): Promise<void> {
