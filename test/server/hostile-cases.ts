@@ -132,7 +132,11 @@ const headerCases: Case[] = [
   {name: 'Accept html', method: 'GET', url: R, headers: {accept: 'text/html'}, status: 406, errno: 107},
   {name: 'Accept json q=0', method: 'GET', url: R, headers: {accept: 'application/json;q=0'}, status: 406},
   {name: 'Accept wildcard', method: 'GET', url: R, headers: {accept: 'text/html, */*;q=0.1'}, status: 200},
-  {name: 'Accept garbage', method: 'GET', url: R, headers: {accept: ';;;,,='}},
+  {name: 'Accept garbage', method: 'GET', url: R, headers: {accept: ';;;,,='}, status: 200},
+  // A header that does not parse is no header (upstream's WebOb): not a 406.
+  {name: 'Accept not a media range', method: 'GET', url: R, headers: {accept: 'garbage'}, status: 200},
+  {name: 'Accept with a bad q', method: 'GET', url: R, headers: {accept: 'text/html;q=2'}, status: 200},
+  {name: 'Accept html, parameters', method: 'GET', url: R, headers: {accept: 'text/html;level=1;q=0.9'}, status: 406},
   {name: 'Response-Behavior garbage', method: 'PATCH', url: `${R}/x`, body: '{"data":{}}', headers: {'response-behavior': '\u00e9'}},
   {name: 'Origin garbage', method: 'GET', url: R, headers: {origin: '\u0001'}},
   {name: 'JSON-Patch not a list', method: 'PATCH', url: `${R}/x`, body: '{"op":"add"}', headers: {'content-type': 'application/json-patch+json'}},

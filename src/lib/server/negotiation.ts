@@ -22,26 +22,49 @@ export function checkNegotiation(view: ViewDef, ctx: RequestContext): void {
   }
 }
 
-/** True when the Accept header allows one of the offered types (a missing header allows all). */
-function acceptable(header: string | undefined, offers: string[]): boolean {
-  if (header === undefined || header.trim() === '') return true
-  const ranges = header.split(',').map((part) => {
-    const [type, ...params] = part.trim().split(';')
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}$`)
+const PARAM = new RegExp(`^\\s*(${TOKEN})\\s*=\\s*(${TOKEN}|"(?:[^"\\\\]|\\\\.)*")\\s*$`)
+const QVALUE = /^(0(\.\d{0,3})?|1(\.0{0,3})?)$/
+
+/**
+ * The media ranges of an Accept header, or null when it does not parse as one (RFC 7231 §5.3.2:
+ * `type/subtype` and parameters, a q from 0 to 1); empty elements are allowed.
+ */
+function mediaRanges(header: string): Array<{type: string; q: number}> | null {
+  const ranges: Array<{type: string; q: number}> = []
+  for (const part of header.split(',')) {
+    if (part.trim() === '') continue
+    const [type, ...params] = part.split(';')
+    if (!MEDIA_TYPE.test(type.trim())) return null
     let q = 1
     for (const p of params) {
-      const m = /^\s*q\s*=\s*([0-9.]+)\s*$/i.exec(p)
-      if (m) q = Number(m[1])
+      const m = PARAM.exec(p)
+      if (!m) return null
+      if (m[1].toLowerCase() === 'q') {
+        if (!QVALUE.test(m[2])) return null
+        q = Number(m[2])
+      }
     }
-    return {type: type.trim().toLowerCase(), q}
-  })
-  if (ranges.every((r) => r.type === '')) return true
+    ranges.push({type: type.trim().toLowerCase(), q})
+  }
+  return ranges
+}
+
+/**
+ * True when the Accept header allows one of the offered types. A missing, empty or malformed
+ * header allows all (upstream: WebOb reads a header it cannot parse as no header).
+ */
+function acceptable(header: string | undefined, offers: string[]): boolean {
+  const ranges = header === undefined ? null : mediaRanges(header)
+  if (ranges === null || ranges.length === 0) return true
   return offers.some((offer) => {
     const [otype, osub] = offer.toLowerCase().split('/')
     let best: {specificity: number; q: number} | null = null
     for (const r of ranges) {
       const [rtype, rsub] = r.type.split('/')
       let specificity = -1
-      if (r.type === '*/*' || r.type === '*') specificity = 0
+      if (r.type === '*/*') specificity = 0
       else if (rtype === otype && rsub === '*') specificity = 1
       else if (rtype === otype && rsub === osub) specificity = 2
       if (specificity >= 0 && (!best || specificity > best.specificity)) best = {specificity, q: r.q}
