@@ -29,6 +29,13 @@ import {RawBody, type Backends, type KintoRequest, type KintoResponse} from './t
 /** Largest request body accepted (413 errno 113 beyond). */
 export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024
 
+/**
+ * Largest request line and headers accepted together (431 beyond): upstream's server (waitress)
+ * takes 256 KiB, and clients send long querystrings (`in_id=` with hundreds of ids) where Node's
+ * default (16 KiB) would refuse them.
+ */
+export const MAX_HEADER_BYTES = 256 * 1024
+
 export interface CreateAppOptions {
   settings: Settings
   backends: Backends
@@ -85,7 +92,7 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     // Requests Node's parser refuses (bad request line, oversized headers) get Kinto's JSON error
     // body; a request without Host is refused by toKintoRequest(), with the same body.
     clientErrorHandler: writeClientError,
-    http: {requireHostHeader: false},
+    http: {requireHostHeader: false, maxHeaderSize: MAX_HEADER_BYTES},
     // While closing (SIGTERM, a worker's rolling restart), a request already on an open connection is
     // served, not answered with Fastify's own 503: the server stops accepting new connections, idle
     // keep-alive ones are closed, and in-flight ones finish (bounded by --shutdown-timeout).
