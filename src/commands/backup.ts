@@ -54,6 +54,7 @@ On success .kinto-backup beside the ini records the time (kinto check reminds wh
       this.log(`  sha256 ${result.sha256}`)
       this.log(`Restore it with: kinto restore ${result.file} --ini <target ini>`)
     }
+    if (result.markerError) this.logToStderr(`Warning: ${result.markerError}.`)
     return result
   }
 }

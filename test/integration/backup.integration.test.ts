@@ -5,7 +5,7 @@
  * clear error with the target unchanged.
  */
 import {type ChildProcess, execFile, spawn} from 'node:child_process'
-import {existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {promisify} from 'node:util'
 import {gunzipSync, gzipSync} from 'node:zlib'
@@ -137,6 +137,23 @@ describe('kinto backup and restore on the embedded engine', () => {
     const again = await kinto(['backup', '--ini', source.ini, '-o', file, '--json'])
     expect(again.code).toBe(1)
     expect(json(again.stdout).error.code).toBe('KINTO_FILE_EXISTS')
+  }, 120_000)
+
+  it('a marker that cannot be written is a warning: the backup is complete and exits 0', async () => {
+    const other = await embedded()
+    // A folder where the marker file goes: its atomic rename fails (as a read-only ini folder would).
+    mkdirSync(path.join(other.dir, '.kinto-backup'))
+    const out = path.join(other.dir, 'b.ndjson.gz')
+    const r = await kinto(['backup', '--ini', other.ini, '-o', out, '--json'])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    const result = json(r.stdout)
+    expect(result).toMatchObject({file: out, marker: null})
+    expect(result.markerError).toMatch(/\.kinto-backup could not be written \(E[A-Z]+\); kinto check will not know of this backup$/)
+    expect(statSync(out).size).toBe(result.bytes)
+    const text = await kinto(['backup', '--ini', other.ini, '-o', out, '--force'])
+    expect(text.code, text.stderr).toBe(0)
+    expect(text.stdout).toContain(`Backup written to ${out}`)
+    expect(text.stderr).toMatch(/^Warning: .*\.kinto-backup could not be written/m)
   }, 120_000)
 
   it('restore into a new folder answers every request exactly as the original', async () => {

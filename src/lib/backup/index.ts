@@ -26,7 +26,7 @@ import {type BackendName, CURRENT_VERSIONS} from '../schema/sql-files.js'
 import {clientFor, type ConfiguredBackend} from '../schema/targets.js'
 import {packageVersion} from '../version.js'
 import {type BackupHeader, type Counts, decodeBackup, emptyCounts, encodeBackup, FORMAT_NAME, FORMAT_VERSION, type RowBatch, type TableName} from './format.js'
-import {writeMarker} from './marker.js'
+import {markerPath, writeMarker} from './marker.js'
 import {restoreInto} from './restore.js'
 import {type ProgressEvent, ROW_FORMAT_SINCE, snapshotRows, snapshotSchema, withSnapshot} from './snapshot.js'
 import {assertNotServed, backendsForUrl, type DataBackends, dataBackends, sameDatabase} from './targets.js'
@@ -78,7 +78,10 @@ export interface BackupResult {
   createdAt: string
   schema: {storage: number; permission: number}
   source: {storage: string; permission: string}
-  marker: string
+  /** The marker written (`kinto check` reads it), or null when it could not be: see markerError. */
+  marker: string | null
+  /** Why the marker could not be written (the backup itself is complete). */
+  markerError?: string
   seconds: number
 }
 
@@ -208,8 +211,15 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
       ? await receiveBackup(server.control, partial, options)
       : await readBackup(options, () => createWriteStream(partial, {mode: 0o600}))
     publish(partial, file, Boolean(options.force))
-    const marker = writeMarker(options.dir, {at: content.createdAt, file, sha256: content.sha256, counts: content.counts})
-    return {file, bytes: statSync(file).size, ...content, source: where(b), marker, seconds: (Date.now() - started) / 1000}
+    // The file is complete from here on: a marker that cannot be written is said, not a failure.
+    let marker: string | null = null
+    let markerError: string | undefined
+    try {
+      marker = writeMarker(options.dir, {at: content.createdAt, file, sha256: content.sha256, counts: content.counts})
+    } catch (error) {
+      markerError = `${markerPath(options.dir)} could not be written (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); kinto check will not know of this backup`
+    }
+    return {file, bytes: statSync(file).size, ...content, source: where(b), marker, ...(markerError ? {markerError} : {}), seconds: (Date.now() - started) / 1000}
   } catch (error) {
     try {
       unlinkSync(partial)
