@@ -3,7 +3,8 @@
  * denied, an owner role that does not exist), and commands that only read create nothing.
  */
 import {randomBytes} from 'node:crypto'
-import {existsSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {execFileSync} from 'node:child_process'
+import {chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
 import pg from 'pg'
@@ -92,6 +93,48 @@ describe('a path that is not an embedded database is refused and left as it is',
     expect(file.code, file.stdout).toBe(1)
     expect(JSON.parse(file.stdout).error).toMatchObject({code: 'KINTO_DB_FOLDER_INVALID', message: `The embedded database folder ${path.join(dir, 'kinto.ini')} is not a folder.`})
   }, 180_000)
+})
+
+/**
+ * Makes a folder refuse new files: chmod for a user, the immutable attribute for root (whom
+ * permissions do not stop). Returns how to undo it, or why it cannot be done here.
+ */
+function freezeFolder(dir: string): {undo: () => void} | {skip: string} {
+  if (process.getuid?.() !== 0) {
+    chmodSync(dir, 0o555)
+    return {undo: () => chmodSync(dir, 0o755)}
+  }
+  try {
+    execFileSync('chattr', ['+i', dir], {stdio: 'ignore'})
+  } catch {
+    return {skip: 'SKIPPED: running as root on a file system without chattr +i (nothing else stops root writing a folder)'}
+  }
+  return {undo: () => execFileSync('chattr', ['-i', dir], {stdio: 'ignore'})}
+}
+
+describe('an ini that cannot be written', () => {
+  it('readonly, backoff and maintenance say KINTO_CONFIG_WRITE_FAILED and leave the ini as it was', async (ctx: TestContext) => {
+    const dir = tmp()
+    const ini = embeddedIni(dir)
+    const before = readFileSync(ini, 'utf8')
+    const frozen = freezeFolder(dir)
+    if ('skip' in frozen) {
+      console.log(frozen.skip)
+      return ctx.skip()
+    }
+    try {
+      for (const args of [['readonly', 'on'], ['backoff', '30'], ['maintenance', 'on']]) {
+        const r = await runCli([...args, '--ini', ini, '--json'])
+        expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(1)
+        const error = JSON.parse(r.stdout).error as {code: string; message: string}
+        expect(error).toMatchObject({code: 'KINTO_CONFIG_WRITE_FAILED', message: `Cannot write ${ini}: permission denied; it was left as it was.`})
+      }
+    } finally {
+      frozen.undo()
+    }
+    expect(readFileSync(ini, 'utf8')).toBe(before)
+    expect(readdirSync(dir)).toEqual(['kinto.ini'])
+  }, 120_000)
 })
 
 describe('a missing schema is named as such, with the fix', () => {

@@ -37,6 +37,31 @@ export class FileExistsError extends KintoError {
   }
 }
 
+const WRITE_FAILURES: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is exhausted',
+  ENOTDIR: 'a parent is not a folder',
+  EEXIST: 'a parent is not a folder',
+}
+
+/**
+ * KINTO_CONFIG_WRITE_FAILED for an ini that could not be written (permissions, a read-only or
+ * full disk), or undefined for any other error. An existing file is unchanged (the write is
+ * atomic): the message says so.
+ */
+export function configWriteError(file: string, error: unknown, options: {existing: boolean; hint: string}): KintoError | undefined {
+  const reason = WRITE_FAILURES[(error as NodeJS.ErrnoException | null)?.code ?? '']
+  if (!reason) return undefined
+  return new KintoError(`Cannot write ${file}: ${reason}${options.existing ? '; it was left as it was' : ''}.`, {
+    code: 'KINTO_CONFIG_WRITE_FAILED',
+    hint: options.hint,
+    cause: error,
+  })
+}
+
 function fsyncFolder(dir: string): void {
   let fd: number | undefined
   try {

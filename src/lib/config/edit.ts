@@ -7,7 +7,7 @@ import {statSync} from 'node:fs'
 import path from 'node:path'
 
 import {KintoError} from '../errors.js'
-import {writeFileAtomic} from './atomic.js'
+import {configWriteError, writeFileAtomic} from './atomic.js'
 import {DEFAULT_SECTION, IniDocument, type IniEntry, type IniLine, iniError, readIniFile} from './ini.js'
 import {settingKey} from './settings.js'
 
@@ -228,7 +228,16 @@ export function setIniValues(file: string, changes: IniChange[]): IniChangeResul
   const {text, results} = editIniText(before, changes, {path: abs})
   if (text !== before) {
     const mode = statSync(abs).mode & 0o7777
-    writeFileAtomic(abs, text, {mode})
+    try {
+      writeFileAtomic(abs, text, {mode})
+    } catch (error) {
+      throw (
+        configWriteError(abs, error, {
+          existing: true,
+          hint: 'Run as a user allowed to write the file and its folder (the new file is written beside it, then renamed).',
+        }) ?? error
+      )
+    }
   }
   return results
 }

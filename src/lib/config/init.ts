@@ -11,7 +11,7 @@ import {describeDbUrl, maskUrl, parseDbUrl} from '../db/url.js'
 import {KintoError, UsageError} from '../errors.js'
 import {askInput, askPassword, askSelect} from '../interactive.js'
 import {packageRoot, packageVersion} from '../version.js'
-import {FileExistsError, writeFileAtomic} from './atomic.js'
+import {configWriteError, FileExistsError, writeFileAtomic} from './atomic.js'
 import {parseIni} from './ini.js'
 
 export const STORAGE_CHOICES = ['embedded', 'postgresql', 'memory'] as const
@@ -358,14 +358,7 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
     writeFileAtomic(file, text, {mode: 0o600, overwrite: Boolean(options.force), mkdirs: true})
   } catch (error) {
     if (error instanceof FileExistsError) throw configExists(file)
-    const e = error as NodeJS.ErrnoException
-    if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS' || e.code === 'ENOTDIR' || e.code === 'EEXIST') {
-      throw new KintoError(`Cannot write ${file}: ${e.code === 'ENOTDIR' || e.code === 'EEXIST' ? 'a parent is not a folder' : 'permission denied'}.`, {
-        code: 'KINTO_CONFIG_WRITE_FAILED',
-        hint: 'Choose another --ini, or run as a user allowed to write there.',
-      })
-    }
-    throw error
+    throw configWriteError(file, error, {existing: false, hint: 'Choose another --ini, or run as a user allowed to write there.'}) ?? error
   }
 
   const dir = path.dirname(file)
