@@ -53,11 +53,15 @@ describe('run registry', () => {
     const dead = spawnSync(process.execPath, ['-e', 'process.exit(0)']).pid!
     const run = path.join(dir, '.kinto-run')
     new RunRecord({...base, ini: file}, {}).remove() // creates the folder
-    writeFileSync(path.join(run, `${dead}.json`), JSON.stringify({...base, pid: dead, ini: file, startedAt: ''}))
+    // A server killed outright also leaves its control socket (here a file in its place).
+    const socket = path.join(run, `${dead}.sock`)
+    writeFileSync(socket, '')
+    writeFileSync(path.join(run, `${dead}.json`), JSON.stringify({...base, pid: dead, ini: file, startedAt: '', control: socket}))
     const reused = {...base, pid: process.pid, ini: file, startedAt: '', procStart: 'not-the-start-time'}
     writeFileSync(path.join(run, `${process.pid}.json`), JSON.stringify(reused))
     expect(listRuns(file, {})).toEqual(processStartTime(process.pid) === undefined ? [expect.objectContaining({pid: process.pid})] : [])
     expect(existsSync(path.join(run, `${dead}.json`))).toBe(false)
+    expect(existsSync(socket)).toBe(false)
   })
 
   test('when the folder beside the ini cannot be made, the per-user temporary folder is used and still found', () => {

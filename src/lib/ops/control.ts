@@ -214,12 +214,14 @@ export function runViaServer<T = unknown>(socketPath: string, op: string, args: 
       }
     })
     socket.on('error', (error: NodeJS.ErrnoException) => {
-      const why = error.code === 'EACCES' ? 'permission denied (only the user running the server may use its control socket)' : error.message
+      const denied = error.code === 'EACCES'
+      // Refused or gone: nothing listens any more (a server stopping, or killed outright).
+      const why = denied ? 'permission denied (only the user running the server may use its control socket)' : error.code === 'ECONNREFUSED' || error.code === 'ENOENT' ? 'nothing listens on it (the server is stopping, or was killed)' : error.message
       finish(() =>
         reject(
           new KintoError(`Cannot reach the server through its control socket ${socketPath}: ${why}.`, {
             code: 'KINTO_CONTROL_FAILED',
-            hint: 'Run this command as the user the server runs as.',
+            hint: denied ? 'Run this command as the user the server runs as.' : 'Run it again in a moment: once the server has stopped, the command works on the folder itself.',
           }),
         ),
       )

@@ -138,9 +138,12 @@ export function listRuns(iniPath: string, env: NodeJS.ProcessEnv = process.env):
       const entry = readEntry(file)
       if (!entry) continue
       if (!entryAlive(entry)) {
-        try {
-          unlinkSync(file)
-        } catch {}
+        // A server killed outright leaves its entry and its control socket: both go.
+        for (const stale of entry.control ? [file, entry.control] : [file]) {
+          try {
+            unlinkSync(stale)
+          } catch {}
+        }
         continue
       }
       if (canonical(entry.ini) === ini && !found.has(entry.pid)) found.set(entry.pid, entry)
