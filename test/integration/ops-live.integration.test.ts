@@ -175,4 +175,6 @@ test('backoff --for: the running server drops the header by itself when the time
   expect(server.output().match(/SIGHUP: reloaded/g)).toHaveLength(1)
   const s = JSON.parse((await runCli(['status', '--ini', i.ini, '--json'])).stdout)
   expect(s.configured.backoff).toMatchObject({set: true, active: false, expired: true})
+  // The server applied the toggle with its date: past it, the server is shown without it too.
+  expect(s.servers).toEqual([expect.objectContaining({pid: server.pid, current: true, backoff: null})])
 }, 90_000)

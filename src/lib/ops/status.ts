@@ -13,8 +13,8 @@ import {configuredBackends} from '../schema/targets.js'
 import {parseEosDate} from '../state/eos.js'
 import {describeHttpError, EndpointClient, type Endpoint} from './endpoint.js'
 import {describeServers} from './reload.js'
-import type {RunRole} from '../runs/registry.js'
-import {activeState, serviceStateFrom, toggleDeadline, toggleSet, TOGGLES, type ToggleName} from '../state/toggles.js'
+import type {AppliedToggles, RunRole} from '../runs/registry.js'
+import {activeState, EXPIRY_KEYS, parseDeadline, type ServiceState, serviceStateFrom, toggleDeadline, toggleSet, TOGGLES, type ToggleName} from '../state/toggles.js'
 
 export interface ToggleStatus {
   /** Set in the ini. */
@@ -129,6 +129,20 @@ async function probe(endpoint: Endpoint, timeoutMs: number): Promise<RemoteStatu
   return remote
 }
 
+/** The toggles a server applied, as the state they came from (their dates parsed again). */
+function appliedState(t: AppliedToggles): ServiceState {
+  const until = (toggle: ToggleName, text: string | null) => (text === null ? null : parseDeadline(EXPIRY_KEYS[toggle], text))
+  return {
+    backoff: t.backoff,
+    backoffPercentage: t.backoffPercentage,
+    backoffUntil: until('backoff', t.backoffExpires),
+    readonly: t.readonly,
+    readonlyUntil: until('readonly', t.readonlyExpires),
+    maintenance: t.maintenance,
+    maintenanceUntil: until('maintenance', t.maintenanceExpires),
+  }
+}
+
 export async function status(options: StatusOptions): Promise<StatusResult> {
   const env = options.env ?? process.env
   const now = options.now ?? Date.now()
@@ -138,17 +152,21 @@ export async function status(options: StatusOptions): Promise<StatusResult> {
     result.ini = config.path
     result.configured = configuredStatus(config.settings, now)
     const {servers} = describeServers(config.path, env)
-    result.servers = servers.map((s) => ({
-      pid: s.pid,
-      role: s.role,
-      url: s.url,
-      current: s.outcome === 'reloaded',
-      ...(s.outcome === 'failed' ? {reloadError: s.message} : {}),
-      needRestart: s.needRestart,
-      backoff: s.toggles?.backoff ?? null,
-      readonly: s.toggles?.readonly ?? false,
-      maintenance: s.toggles?.maintenance ?? false,
-    }))
+    result.servers = servers.map((s) => {
+      // In force now: a toggle the server applied with a --for date that has passed is off there.
+      const active = s.toggles ? activeState(appliedState(s.toggles), now) : null
+      return {
+        pid: s.pid,
+        role: s.role,
+        url: s.url,
+        current: s.outcome === 'reloaded',
+        ...(s.outcome === 'failed' ? {reloadError: s.message} : {}),
+        needRestart: s.needRestart,
+        backoff: active?.backoff ?? null,
+        readonly: active?.readonly ?? false,
+        maintenance: active?.maintenance ?? false,
+      }
+    })
     const folders = new Set(configuredBackends(config.settings, config.dir).flatMap((b) => (b.pgliteDir ? [b.pgliteDir] : [])))
     for (const folder of folders) {
       const holder = readFileLockHolder(pgliteLockPath(folder))
