@@ -24,7 +24,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     }),
     quiet: Flags.boolean({
       char: 'q',
-      summary: 'Show only errors (and, for `kinto check`, warnings).',
+      summary: 'No progress lines or warnings on stderr: errors and the result only (for `kinto check`, only errors and warnings).',
       env: 'KINTO_QUIET',
       default: false,
       helpGroup: 'GLOBAL',
