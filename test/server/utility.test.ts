@@ -97,6 +97,15 @@ describe('heartbeats and version', () => {
     expect(v.status).toBe(200)
     expect(v.body).toHaveProperty('version')
   })
+
+  test('/contribute.json: the project and where to take part (upstream endpoint), public', async () => {
+    const {req} = setup({project_docs: 'https://docs.example.com/'})
+    const r = await req('GET', '/v1/contribute.json', {auth: null})
+    expect(r.status).toBe(200)
+    expect(r.body).toMatchObject({name: 'kinto', repository: {url: 'https://github.com/Kinto/kinto'}, participate: {docs: 'https://docs.example.com/'}})
+    expect(typeof r.body.description).toBe('string')
+    expect((await req('POST', '/v1/contribute.json', {body: {}})).status).toBe(405)
+  })
 })
 
 describe('redirects and unknown URLs', () => {

@@ -7,7 +7,7 @@ import {pluginApi, pluginsFromSettings} from './plugins/index.js'
 import {resourceServices} from './resource/services.js'
 import {CORE_RESOURCES, registerCoreListeners} from './resources.js'
 import type {Runtime} from './runtime.js'
-import {batchService, heartbeatService, helloService, lbHeartbeatService, versionService, type UserInfoHook} from './views.js'
+import {batchService, contributeService, heartbeatService, helloService, lbHeartbeatService, versionService, type UserInfoHook} from './views.js'
 
 export function parsePlugins(runtime: Runtime, baseDir?: string): void {
   const userInfoHooks: UserInfoHook[] = []
@@ -15,6 +15,7 @@ export function parsePlugins(runtime: Runtime, baseDir?: string): void {
   runtime.addService(heartbeatService(runtime))
   runtime.addService(lbHeartbeatService())
   runtime.addService(versionService(runtime, baseDir))
+  runtime.addService(contributeService(runtime))
   if (!runtime.readonly) runtime.addService(batchService(runtime))
   else runtime.addService({...batchService(runtime), views: new Map()})
   for (const def of CORE_RESOURCES) {

@@ -110,6 +110,26 @@ export function lbHeartbeatService(): Service {
   return service('lbheartbeat', '/__lbheartbeat__', [publicGet(async () => ({body: {}}))], {noTransaction: true})
 }
 
+/** Upstream's `/contribute.json` (Mozilla's format): where the project lives and how to take part. */
+export function contributeService(runtime: Runtime): Service {
+  return service(
+    'contribute.json',
+    '/contribute.json',
+    [
+      publicGet(async () => ({
+        body: {
+          name: asString(runtime.settings, 'project_name') ?? 'kinto',
+          description: 'JSON storage service: buckets, collections and records with permissions (Kinto HTTP API v1).',
+          repository: {url: 'https://github.com/Kinto/kinto', license: 'Apache License (2.0)'},
+          participate: {docs: asString(runtime.settings, 'project_docs') ?? 'https://kinto.readthedocs.io/'},
+          keywords: ['JSON', 'Offline', 'Sync', 'Storage'],
+        },
+      })),
+    ],
+    {noTransaction: true},
+  )
+}
+
 export function versionService(runtime: Runtime, baseDir: string | undefined): Service {
   let memo: unknown
   return service(
