@@ -1,4 +1,4 @@
-import {chmodSync, copyFileSync, mkdtempSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
+import {chmodSync, chownSync, copyFileSync, mkdtempSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -44,6 +44,14 @@ describe('lossless ini edits', () => {
     expect(statSync(file).mode & 0o777).toBe(0o640)
     // No temporary file left behind.
     expect(readdirSync(path.dirname(file))).toEqual(['kinto-tpl-rendered.ini'])
+  })
+
+  it.runIf(process.getuid?.() === 0)('keeps the owner and group of the file it replaces (root editing a server user\'s ini)', () => {
+    const file = copyFixture('kinto-tpl-rendered.ini', 0o600)
+    chownSync(file, 65534, 65534)
+    setIniValue(file, 'app:main', 'kinto.readonly', 'true')
+    const st = statSync(file)
+    expect([st.uid, st.gid, st.mode & 0o777]).toEqual([65534, 65534, 0o600])
   })
 
   it('matches `readonly` when asked for `kinto.readonly` (and keeps the form written)', () => {

@@ -9,6 +9,7 @@ import {
   closeSync,
   existsSync,
   fchmodSync,
+  fchownSync,
   fsyncSync,
   linkSync,
   mkdirSync,
@@ -29,6 +30,11 @@ export interface AtomicWriteOptions {
   overwrite?: boolean
   /** Create missing parent folders. */
   mkdirs?: boolean
+  /**
+   * Owner and group to give the new file (those of the file it replaces): an ini edited by root
+   * stays readable by the server's own user. Not settable (a user other than root): left as made.
+   */
+  owner?: {uid: number; gid: number}
 }
 
 export class FileExistsError extends KintoError {
@@ -93,6 +99,13 @@ export function writeFileAtomic(file: string, data: string | Uint8Array, options
   try {
     try {
       fchmodSync(fd, options.mode)
+      if (options.owner) {
+        try {
+          fchownSync(fd, options.owner.uid, options.owner.gid)
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error
+        }
+      }
       const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data
       let offset = 0
       while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset)

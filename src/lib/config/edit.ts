@@ -227,9 +227,9 @@ export function setIniValues(file: string, changes: IniChange[]): IniChangeResul
   const before = doc.toString()
   const {text, results} = editIniText(before, changes, {path: abs})
   if (text !== before) {
-    const mode = statSync(abs).mode & 0o7777
+    const st = statSync(abs)
     try {
-      writeFileAtomic(abs, text, {mode})
+      writeFileAtomic(abs, text, {mode: st.mode & 0o7777, owner: {uid: st.uid, gid: st.gid}})
     } catch (error) {
       throw (
         configWriteError(abs, error, {
