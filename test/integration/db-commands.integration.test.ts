@@ -77,6 +77,19 @@ async function sqlState(p: Promise<unknown>): Promise<string | undefined> {
 
 const adminUrl = () => realServerUrl!
 
+describe('kinto db grant-readonly refuses the role Kinto writes with', () => {
+  it('the user of a backend URL, before connecting anywhere (exit 2, nothing changed)', async () => {
+    // Nothing listens on port 1: the refusal must come before any connection.
+    const ini = writeTestIni('postgresql://kinto_writer@127.0.0.1:1/kinto', {cache: true})
+    cleanups.push(() => ini.cleanup())
+    for (const mode of [[], ['--dry-run']]) {
+      const r = await runCli(['db', 'grant-readonly', '--ini', ini.ini, '--role', 'kinto_writer', ...mode, '--json'])
+      expect(r.code, r.stdout + r.stderr).toBe(2)
+      expect(JSON.parse(r.stdout).error.message).toBe('--role kinto_writer is the role Kinto writes with (kinto.storage_url): read-only, it would make every write fail.')
+    }
+  })
+})
+
 describe.skipIf(!realServerUrl)('kinto db grant-readonly (real PostgreSQL only: PGlite has one user, so roles cannot be tested there)', () => {
   it('grants what a read-only instance needs, verified by connecting as the role', async () => {
     const {migrator, name, ini} = await migratedDatabase()

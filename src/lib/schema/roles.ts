@@ -208,6 +208,9 @@ async function plan(
   return {statements: out, created}
 }
 
+/** The backend URLs named first when a role is the writer of several. */
+const WRITER_ORDER = ['storage', 'permission', 'cache']
+
 export async function grantReadonly(opts: GrantReadonlyOptions): Promise<GrantReadonlyResult> {
   const mode = opts.mode ?? 'apply'
   const role = checkIdentifier('role', opts.role)
@@ -236,6 +239,20 @@ export async function grantReadonly(opts: GrantReadonlyOptions): Promise<GrantRe
     targets.set(p.database, t)
   }
   const list = [...targets.values()]
+  // The roles the ini writes with: made read-only, Kinto could write nothing any more.
+  const writers = new Map<string, string>()
+  for (const b of [...backends].sort((x, y) => WRITER_ORDER.indexOf(x.backend) - WRITER_ORDER.indexOf(y.backend))) {
+    if (b.kind !== 'postgresql' || !b.url || b.pgliteDir !== undefined) continue
+    const p = parseDbUrl(b.url, opts.dir)
+    if (p.driver === 'pg' && p.user && !writers.has(p.user)) writers.set(p.user, `kinto.${b.backend}_url`)
+  }
+  const refuseWriter = (name: string, where: string) => {
+    if (name !== role) return
+    throw new UsageError(`--role ${role} is the role Kinto writes with (${where}): read-only, it would make every write fail.`, {
+      hint: 'Name another role for the read-only access (a new one is created).',
+    })
+  }
+  for (const [user, where] of writers) refuseWriter(user, where)
 
   const clients: SqlClient[] = []
   const warnings: string[] = []
@@ -248,7 +265,10 @@ export async function grantReadonly(opts: GrantReadonlyOptions): Promise<GrantRe
     for (const [i, t] of list.entries()) {
       const client = openDatabase(t.url, {poolSize: 1, maxOverflow: 0, connectTimeoutMs: 10_000})
       clients.push(client)
-      if (!migrator) migrator = (await client.query<{u: string}>('SELECT current_user AS u')).rows[0].u
+      if (!migrator) {
+        migrator = (await client.query<{u: string}>('SELECT current_user AS u')).rows[0].u
+        refuseWriter(migrator, 'kinto.storage_url, as the user it connects as')
+      }
       if (mode === 'check') {
         checks.push(...(await inspect(client, role, migrator, t)).map((c) => (list.length > 1 ? {...c, what: `${t.database}: ${c.what}`} : c)))
         continue
