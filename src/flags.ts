@@ -1,6 +1,6 @@
 import {Args, Flags, type Interfaces} from '@oclif/core'
 
-import {DURATION_FORMAT, tryParseDuration} from './lib/config/duration.js'
+import {DURATION_FORMAT, MAX_DURATION_SECONDS, tryParseDuration} from './lib/config/duration.js'
 import {UsageError} from './lib/errors.js'
 
 /** Shared flags, defined once. Every command that reads config takes --ini. */
@@ -63,6 +63,7 @@ export function durationFlag(options: DurationOptions): Interfaces.OptionFlag<nu
       if (above !== undefined && seconds <= above) throw new UsageError(`${name} must be longer than ${above} s.`)
       if (min !== undefined && seconds < min) throw new UsageError(`${name} must be at least ${min} s.`)
       if (max !== undefined && seconds > max) throw new UsageError(`${name} must be at most ${max} s.`)
+      if (seconds > MAX_DURATION_SECONDS) throw new UsageError(`${name} must be at most ${MAX_DURATION_SECONDS} s (100 years).`)
       return seconds
     },
   })()

@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 
 import {forFlag, iniFlag, reloadFlag} from '../flags.js'
 import {resolveIniPath} from '../lib/config/index.js'
+import {MAX_DURATION_SECONDS} from '../lib/config/duration.js'
 import {UsageError} from '../lib/errors.js'
 import {setToggle, type ToggleResult} from '../lib/ops/toggle.js'
 import {ToggleCommand} from '../toggle-command.js'
@@ -46,6 +47,7 @@ export default class Backoff extends ToggleCommand<typeof Backoff> {
         throw new UsageError(`${JSON.stringify(args.seconds)} is not a number of seconds (1 or more) nor \`off\`.`, {hint: 'e.g. `kinto backoff 60`, `kinto backoff off`.'})
       }
       seconds = Number(args.seconds)
+      if (seconds > MAX_DURATION_SECONDS) throw new UsageError(`${args.seconds.trim()} seconds is more than 100 years: at most ${MAX_DURATION_SECONDS}.`)
     }
     const result = await setToggle({
       iniPath: resolveIniPath(flags.ini),

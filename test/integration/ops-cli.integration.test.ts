@@ -94,6 +94,10 @@ describe('toggle commands edit the ini losslessly', () => {
       ['backoff', '10', '--percentage', '101'],
       ['readonly', 'maybe'],
       ['maintenance', 'off', '--for', '1h'],
+      // Beyond 100 years: numbers lose digits, dates cannot be written.
+      ['backoff', '99999999999999999'],
+      ['backoff', '10', '--for', '99999999999999999h'],
+      ['readonly', 'on', '--for', '300000000d'],
     ]) {
       const r = await runCli([...args, '--ini', ini])
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2)

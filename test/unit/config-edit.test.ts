@@ -54,6 +54,22 @@ describe('lossless ini edits', () => {
     expect([st.uid, st.gid, st.mode & 0o777]).toEqual([65534, 65534, 0o600])
   })
 
+  it('puts the file back as it was when the written file fails its check', () => {
+    const file = copyFixture('kinto-tpl-rendered.ini', 0o640)
+    const before = readFileSync(file, 'utf8')
+    let seen = ''
+    expect(() =>
+      setIniValues(file, [{section: 'app:main', key: 'kinto.backoff', value: '1e17'}], (written) => {
+        seen = readFileSync(written, 'utf8')
+        throw new Error('does not load')
+      }),
+    ).toThrow('does not load')
+    expect(seen).toContain('kinto.backoff = 1e17')
+    expect(readFileSync(file, 'utf8')).toBe(before)
+    expect(statSync(file).mode & 0o777).toBe(0o640)
+    expect(readdirSync(path.dirname(file))).toEqual(['kinto-tpl-rendered.ini'])
+  })
+
   it('matches `readonly` when asked for `kinto.readonly` (and keeps the form written)', () => {
     const text = '[app:main]\nuse = egg:kinto\nreadonly=false\n# end\n'
     const {text: out, results} = editIniText(text, [{section: 'app:main', key: 'kinto.readonly', value: 'true'}])

@@ -17,6 +17,9 @@ const UNIT_SECONDS: Record<string, number> = {
 
 export const DURATION_FORMAT = 'a duration such as 90s, 30m, 2h, 1d or 1h30m (or a number of seconds)'
 
+/** The longest duration a flag takes (100 years): beyond, dates cannot be written and values lose digits. */
+export const MAX_DURATION_SECONDS = 100 * 365 * 86_400
+
 /** Seconds in `text`, or null when it is not a duration. */
 export function tryParseDuration(text: string | number): number | null {
   if (typeof text === 'number') return Number.isFinite(text) && text >= 0 ? text : null

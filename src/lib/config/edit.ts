@@ -220,23 +220,36 @@ export function editIniText(text: string, changes: IniChange[], options: EditOpt
   return {text: doc.toString(), results}
 }
 
-/** Sets or removes several keys of an ini file in one atomic write (mode kept). */
-export function setIniValues(file: string, changes: IniChange[]): IniChangeResult[] {
+/**
+ * Sets or removes several keys of an ini file in one atomic write (mode, owner and group kept).
+ * `verify` reads the written file (e.g. loads it): when it throws, the file is put back as it was
+ * and the error is rethrown, so a change that does not load never stays.
+ */
+export function setIniValues(file: string, changes: IniChange[], verify?: (file: string) => void): IniChangeResult[] {
   const doc = readIniFile(file)
   const abs = doc.path!
   const before = doc.toString()
   const {text, results} = editIniText(before, changes, {path: abs})
   if (text !== before) {
     const st = statSync(abs)
+    const write = (content: string) => {
+      try {
+        writeFileAtomic(abs, content, {mode: st.mode & 0o7777, owner: {uid: st.uid, gid: st.gid}})
+      } catch (error) {
+        throw (
+          configWriteError(abs, error, {
+            existing: true,
+            hint: 'Run as a user allowed to write the file and its folder (the new file is written beside it, then renamed).',
+          }) ?? error
+        )
+      }
+    }
+    write(text)
     try {
-      writeFileAtomic(abs, text, {mode: st.mode & 0o7777, owner: {uid: st.uid, gid: st.gid}})
+      verify?.(abs)
     } catch (error) {
-      throw (
-        configWriteError(abs, error, {
-          existing: true,
-          hint: 'Run as a user allowed to write the file and its folder (the new file is written beside it, then renamed).',
-        }) ?? error
-      )
+      write(before)
+      throw error
     }
   }
   return results

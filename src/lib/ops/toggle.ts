@@ -75,9 +75,8 @@ export async function setToggle(options: ToggleOptions): Promise<ToggleResult> {
   // Loading validates the file first: an ini that does not load is not edited.
   const config = loadConfig(options.iniPath, {env})
   const requested = changesFor(options, config)
-  const results: IniChangeResult[] = setIniValues(config.path, requested)
-  // What was written must load (the toggles' own values are checked here).
-  loadConfig(config.path, {env})
+  // What was written must load (the toggles' own values are checked there), else it is undone.
+  const results: IniChangeResult[] = setIniValues(config.path, requested, (file) => void loadConfig(file, {env}))
   const changes = results.filter((r) => r.changed).map((r) => ({key: r.key, from: r.previous, to: r.value, line: r.line}))
   const overriddenBy: string[] = []
   for (const key of ['backoff', 'backoff_percentage', 'readonly']) {
