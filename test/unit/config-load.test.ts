@@ -228,6 +228,11 @@ describe('bad values: one error naming file, line and key, and what is allowed',
     expect(displayValue('event_listeners.x.api_token', 'abc')).toBe('"***"')
     expect(displayValue('pagination_token_validity_seconds', 'soon')).toBe('"soon"')
     expect(displayValue('storage_url', 'postgresql://u:pw@h/d')).toBe('"postgresql://u:***@h/d"')
+    // Not quite URLs (a typo, a bad environment value) are masked too; a URL without password is left.
+    expect(displayValue('storage_url', 'postgresql//u:TypoS3cret@h/d')).toBe('"postgresql//u:***@h/d"')
+    expect(displayValue('storage_url', 'garb:EnvS3cretPW@x')).toBe('"garb:***@x"')
+    expect(displayValue('storage_url', 'postgresql://u@h/d')).toBe('"postgresql://u@h/d"')
+    expect(displayValue('storage_url', 'pglite:/data/kinto')).toBe('"pglite:/data/kinto"')
     const file = tmpIni(`${APP}kinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = mysql://kinto:hunter2@db/x\n`)
     const err = errorOf(() => loadConfig(file, {env: {}}))
     expect(err.message).toContain('"mysql://kinto:***@db/x"')

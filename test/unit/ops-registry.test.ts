@@ -106,6 +106,9 @@ describe('endpoints', () => {
     expect(parseEndpoint('https://example.org/kinto').base).toBe('https://example.org/kinto/v1/')
     expect(parseEndpoint('unix:/run/kinto.sock')).toEqual({display: 'unix:/run/kinto.sock', base: 'http://localhost/v1/', socketPath: '/run/kinto.sock'})
     for (const bad of ['unix:relative.sock', 'ftp://x', 'not a url']) expect(() => parseEndpoint(bad)).toThrow(expect.objectContaining({exit: 2}))
+    // Credentials in the URL are refused, and never shown in a message.
+    expect(() => parseEndpoint('http://admin:UrlSecretPW@127.0.0.1:8888/v1/')).toThrow(expect.objectContaining({exit: 2, message: '--url must not carry credentials.'}))
+    expect(() => parseEndpoint('ftp://admin:UrlSecretPW@host/')).toThrow(expect.objectContaining({message: '--url "ftp://admin:***@host/": only http, https and unix: URLs are supported.'}))
   })
 })
 

@@ -91,9 +91,13 @@ export function parseDbUrl(url: string, baseDir: string = process.cwd()): Parsed
   }
 }
 
-/** The URL with its password replaced by `***`: the only form of a URL that may be printed or logged. */
+/**
+ * The URL with its password replaced by `***`: the only form of a URL that may be printed or logged.
+ * A text that is not quite a URL (`postgresql//user:pw@host`, a typo) is masked the same way.
+ */
 export function maskUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*):[^@/?#]*@/i, '$1:***@').replace(/([?&]password=)[^&]*/gi, '$1***')
+  const masked = url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*):[^@/?#]*@/i, '$1:***@')
+  return (masked === url && !url.includes('://') ? url.replace(/^([^\s:@]*:?\/*[^\s:/@?#]*):[^\s@]*@/, '$1:***@') : masked).replace(/([?&]password=)[^&]*/gi, '$1***')
 }
 
 /** "host:port/database" for messages. */

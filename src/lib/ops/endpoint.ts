@@ -4,6 +4,7 @@
  */
 import type {Agent} from 'undici'
 
+import {maskUrl} from '../db/url.js'
 import {describeHttpError} from '../http.js'
 import {loadConfig} from '../config/index.js'
 import {UsageError} from '../errors.js'
@@ -31,13 +32,19 @@ export function parseEndpoint(text: string): Endpoint {
     return {display: `unix:${socketPath}`, base: 'http://localhost/v1/', socketPath}
   }
   let url: URL
+  // Shown masked: a URL given with user:password@ never reaches the output.
+  const shown = JSON.stringify(maskUrl(text))
   try {
     url = new URL(raw)
   } catch {
-    throw new UsageError(`--url ${JSON.stringify(text)} is not a URL; expected e.g. http://127.0.0.1:8888/v1/ or unix:/run/kinto.sock.`)
+    throw new UsageError(`--url ${shown} is not a URL; expected e.g. http://127.0.0.1:8888/v1/ or unix:/run/kinto.sock.`)
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UsageError(`--url ${JSON.stringify(text)}: only http, https and unix: URLs are supported.`)
+    throw new UsageError(`--url ${shown}: only http, https and unix: URLs are supported.`)
+  }
+  if (url.username || url.password) {
+    // What these commands read (heartbeat, hello) is public; the URL would be printed everywhere.
+    throw new UsageError('--url must not carry credentials.', {hint: 'Remove user:password@ from the URL: the heartbeat and the root URL need none.'})
   }
   url.search = ''
   url.hash = ''
