@@ -5,7 +5,7 @@
  * clear error with the target unchanged.
  */
 import {type ChildProcess, execFile, spawn} from 'node:child_process'
-import {existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync} from 'node:fs'
+import {existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {promisify} from 'node:util'
 import {gunzipSync, gzipSync} from 'node:zlib'
@@ -137,6 +137,16 @@ describe('kinto backup and restore on the embedded engine', () => {
     const again = await kinto(['backup', '--ini', source.ini, '-o', file, '--json'])
     expect(again.code).toBe(1)
     expect(json(again.stdout).error.code).toBe('KINTO_FILE_EXISTS')
+    // what is not a regular file is never replaced, --force or not (the file is renamed into place)
+    const link = path.join(source.dir, 'link.gz')
+    symlinkSync(file, link)
+    for (const [target, kind] of [[source.dir, 'a folder'], ['/dev/null', 'a device'], [link, 'a symbolic link']]) {
+      const r = await kinto(['backup', '--ini', source.ini, '-o', target, '--force', '--json'])
+      expect(r.code, r.stdout).toBe(2)
+      expect(json(r.stdout).error.message).toBe(`${target} is ${kind}: a backup is written to a regular file.`)
+    }
+    expect(statSync('/dev/null').isCharacterDevice()).toBe(true)
+    expect(lstatSync(link).isSymbolicLink()).toBe(true)
   }, 120_000)
 
   it('a marker that cannot be written is a warning: the backup is complete and exits 0', async () => {

@@ -7,7 +7,7 @@
  * Embedded folders are locked first. A backup of a folder a running server holds is read by that
  * server (its control channel) and streamed here; restore and copy refuse such a folder.
  */
-import {closeSync, createWriteStream, existsSync, fsyncSync, linkSync, openSync, renameSync, statSync, unlinkSync, writeSync} from 'node:fs'
+import {closeSync, createWriteStream, existsSync, fsyncSync, linkSync, lstatSync, openSync, renameSync, statSync, unlinkSync, writeSync} from 'node:fs'
 import path from 'node:path'
 import {Readable, Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
@@ -88,6 +88,22 @@ export interface BackupResult {
 /** Default file name: kinto-backup-20261204T230552Z.ndjson.gz */
 export function defaultBackupName(at: Date): string {
   return `kinto-backup-${at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.ndjson.gz`
+}
+
+/** What stands at `file` when it is not a regular file (a folder, a device, a link…), or null. */
+function nonRegular(file: string): string | null {
+  let st
+  try {
+    st = lstatSync(file)
+  } catch {
+    return null
+  }
+  if (st.isFile()) return null
+  if (st.isDirectory()) return 'a folder'
+  if (st.isSymbolicLink()) return 'a symbolic link'
+  if (st.isFIFO()) return 'a named pipe'
+  if (st.isSocket()) return 'a socket'
+  return 'a device'
 }
 
 function fsyncPath(p: string): void {
@@ -201,6 +217,11 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
   const server = options.iniPath ? serverHolding({settings: options.settings, dir: options.dir, path: options.iniPath}) : null
   if (!server) assertNotServed([b.storage, b.permission], 'back up')
   const file = options.file
+  const kind = nonRegular(file)
+  if (kind) {
+    // The file is written beside and renamed into place: that would replace the device or the link.
+    throw new UsageError(`${file} is ${kind}: a backup is written to a regular file.`, {hint: 'Give -o the path of a new file (or of an earlier backup, with --force).'})
+  }
   if (!options.force && existsSync(file)) throw new FileExistsError(file)
   if (!existsSync(path.dirname(file))) {
     throw new UsageError(`The folder of ${file} does not exist.`, {hint: 'Create it, or give -o a file in an existing folder.'})
