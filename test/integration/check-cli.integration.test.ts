@@ -139,6 +139,17 @@ describe(`kinto check on ${dbKind}`, () => {
     expect(r.stdout).toMatch(/^1 error, \d+ warnings?, \d+ ok: not ready for production\.$/m)
   })
 
+  it('a plugin kinto start does not know is an error (start would refuse the ini)', async () => {
+    const ini = writeIni({...goodSettings(db.url), 'kinto.includes': 'kinto.plugins.statsd kinto.plugins.nosuch'})
+    const r = await check(['--ini', ini, '--no-db', '--json'])
+    expect(r.code, r.stderr).toBe(1)
+    const f = parse(r.stdout).findings.find((x) => x.id === 'includes')!
+    expect(f).toMatchObject({level: 'error'})
+    expect(f.message).toMatch(/^Unknown plugin 'kinto\.plugins\.nosuch' in kinto\.includes \(.*key 'kinto\.includes'\): kinto start refuses to start\.$/)
+    const good = await check(['--ini', writeIni(goodSettings(db.url)), '--no-db', '--json'])
+    expect(parse(good.stdout).findings.filter((x) => x.id === 'includes')).toEqual([])
+  })
+
   it('warnings alone exit 0 (bucket_read_principals widened)', async () => {
     const ini = writeIni({...goodSettings(db.url), 'kinto.bucket_read_principals': 'system.Authenticated'})
     const r = await check(['--ini', ini, '--no-db', '--json'])

@@ -3,7 +3,7 @@
  * database when asked), and a probe of a live deployment (`probeDeployment`). Library verbs:
  * they return findings and never print or exit.
  */
-import {type KintoConfig, loadConfig} from '../config/index.js'
+import {describeSettingSource, type KintoConfig, loadConfig} from '../config/index.js'
 import {isKintoError} from '../errors.js'
 import {checkAttachments} from './attachments-check.js'
 import {checkCache} from './cache-check.js'
@@ -33,6 +33,7 @@ export async function runChecks(config: KintoConfig, options: RunChecksOptions =
     (p.error ? error : warning)('config-warning', p.message, 'Fix the key named in the message (Kinto ignores it as written).'),
   )
   for (const check of SETTINGS_CHECKS) findings.push(...check(config))
+  findings.push(...(await checkIncludes(config)))
   findings.push(...(await checkStatsd(config, {timeoutMs: options.timeoutMs, resolve: options.resolve})))
   findings.push(...(await checkOpenId(config)))
   findings.push(...(await checkSentry(config, {timeoutMs: options.timeoutMs})))
@@ -42,6 +43,20 @@ export async function runChecks(config: KintoConfig, options: RunChecksOptions =
     findings.push(...(await checkCache(config, {timeoutMs: options.timeoutMs})))
   }
   return findings
+}
+
+/** kinto.includes names plugins kinto start knows (an unknown one stops it at start-up). */
+async function checkIncludes(config: KintoConfig): Promise<Finding[]> {
+  // Loaded here only: the plugins are the server's code, which the other checks do not need.
+  const {pluginsFromSettings} = await import('../server/plugins/index.js')
+  try {
+    pluginsFromSettings(config.settings)
+  } catch (e) {
+    if (!isKintoError(e)) throw e
+    const where = describeSettingSource(config, 'includes')
+    return [error('includes', `${e.message.replace(/\.$/, '')}${where === 'default' ? '' : ` (${where})`}: kinto start refuses to start.`, e.hint ?? 'Remove it from kinto.includes.')]
+  }
+  return []
 }
 
 /**
