@@ -5,6 +5,7 @@
  * clear error with the target unchanged.
  */
 import {type ChildProcess, execFile, spawn} from 'node:child_process'
+import {createHash} from 'node:crypto'
 import {existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {promisify} from 'node:util'
@@ -228,6 +229,22 @@ describe('kinto backup and restore on the embedded engine', () => {
         () => rewrite(file, path.join(target.dir, 'newer.gz'), (l) => [l[0].replace('"storage":26', '"storage":27'), ...l.slice(1)]),
         'KINTO_BACKUP_NEWER',
         /newer than this kinto-ops knows/,
+      ],
+      [
+        // A file another tool made (or edited, then signed again): its rows are what the database refuses.
+        'a duplicated row, signed again',
+        () =>
+          rewrite(file, path.join(target.dir, 'dup.gz'), (l) => {
+            const at = l.findIndex((x) => x.startsWith('{"table":"objects"')) + 1
+            const end = l.findIndex((x) => x.startsWith('{"trailer"'))
+            const body = [...l.slice(0, at + 1), l[at], ...l.slice(at + 1, end)]
+            const sha256 = createHash('sha256').update(body.map((x) => `${x}\n`).join('')).digest('hex')
+            const {counts} = (JSON.parse(l[end]) as {trailer: {counts: Record<string, number>}}).trailer
+            counts.objects += 1
+            return [...body, JSON.stringify({trailer: {counts, sha256}}), '']
+          }),
+        'KINTO_RESTORE_FAILED',
+        /refused the backup's objects rows \(duplicate key value violates unique constraint .*\); nothing was restored\.$/,
       ],
       ['not a backup', () => (writeFileSync(path.join(target.dir, 'x.gz'), 'hello'), path.join(target.dir, 'x.gz')), 'KINTO_BACKUP_INVALID', /damaged|not a/],
       ['missing', () => path.join(target.dir, 'nope.gz'), 'KINTO_BACKUP_INVALID', /does not exist/],

@@ -118,6 +118,28 @@ function interrupted(): KintoError {
 }
 
 /**
+ * A database error while inserting the backup's rows, said as such (the transaction rolls back):
+ * rows the schema refuses (a file made or edited by other means that kept a valid checksum), or a
+ * role that may not write. Anything else is rethrown as it is.
+ */
+function rowsRefused(table: string, error: unknown, where: string): unknown {
+  const e = error as {code?: unknown; message?: unknown} | null
+  if (typeof e?.code !== 'string' || !/^[0-9A-Z]{5}$/.test(e.code)) return error
+  if (e.code === '42501') {
+    return new KintoError(`The role of ${where} may not write ${table} (${String(e.message)}); nothing was restored.`, {
+      code: 'KINTO_DB_PERMISSION',
+      hint: 'Restore as the role that owns the Kinto tables (the one kinto migrate ran as).',
+      cause: error,
+    })
+  }
+  return new KintoError(`${where} refused the backup's ${table} rows (${String(e.message)}); nothing was restored.`, {
+    code: 'KINTO_RESTORE_FAILED',
+    hint: 'The file holds rows the schema does not accept although its checksum is right: restore another backup, or the file as kinto backup wrote it.',
+    cause: error,
+  })
+}
+
+/**
  * Restores `source` into the target clients (schemas installed and current), in one transaction
  * per database, verifying counts before COMMIT.
  */
@@ -148,7 +170,9 @@ export async function restoreInto(clients: {storage: SqlClient; permission: SqlC
     for await (const batch of source.batches) {
       if (options.signal?.aborted) throw interrupted()
       if (batch.rows.length === 0) continue
-      await insertBatch(conns[TABLE_BACKEND[batch.table]], batch)
+      await insertBatch(conns[TABLE_BACKEND[batch.table]], batch).catch((error: unknown) => {
+        throw rowsRefused(batch.table, error, options.where[TABLE_BACKEND[batch.table]])
+      })
       counts[batch.table] += batch.rows.length
       options.onProgress?.(batch.table, counts[batch.table], source.trailer.counts?.[batch.table] ?? null)
     }
