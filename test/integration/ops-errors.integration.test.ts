@@ -113,7 +113,7 @@ function freezeFolder(dir: string): {undo: () => void} | {skip: string} {
 }
 
 describe('an ini that cannot be written', () => {
-  it('readonly, backoff and maintenance say KINTO_CONFIG_WRITE_FAILED and leave the ini as it was', async (ctx: TestContext) => {
+  it('readonly, backoff and maintenance say KINTO_CONFIG_WRITE_FAILED and leave the ini as it was; migrate names the lock file it cannot make', async (ctx: TestContext) => {
     const dir = tmp()
     const ini = embeddedIni(dir)
     const before = readFileSync(ini, 'utf8')
@@ -129,6 +129,13 @@ describe('an ini that cannot be written', () => {
         const error = JSON.parse(r.stdout).error as {code: string; message: string}
         expect(error).toMatchObject({code: 'KINTO_CONFIG_WRITE_FAILED', message: `Cannot write ${ini}: permission denied; it was left as it was.`})
       }
+      // The embedded folder's lock file goes beside it, in the same folder.
+      const m = await runCli(['migrate', '--ini', ini, '--json'])
+      expect(m.code, m.stdout + m.stderr).toBe(1)
+      expect(JSON.parse(m.stdout).error).toMatchObject({
+        code: 'KINTO_DB_FOLDER_INVALID',
+        message: `Cannot create the lock file ${path.join(dir, 'data')}.kinto-migrate.lock of the embedded database in ${path.join(dir, 'data')}: permission denied.`,
+      })
     } finally {
       frozen.undo()
     }

@@ -189,7 +189,15 @@ export async function acquireFileLock(lockPath: string, opts: LockWaitOptions): 
       }
       break
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      const code = (error as NodeJS.ErrnoException).code
+      if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+        throw new KintoError(`Cannot create the lock file ${lockPath} of the ${opts.target}: ${code === 'EROFS' ? 'the file system is read-only' : 'permission denied'}.`, {
+          code: 'KINTO_DB_FOLDER_INVALID',
+          hint: 'Run as the user that owns the embedded folder and the folder it is in (the lock file goes beside it).',
+          cause: error,
+        })
+      }
+      if (code !== 'EEXIST') throw error
     }
     let pid = Number.NaN
     let held: FileLockHolder
