@@ -98,6 +98,28 @@ describe('heartbeats and version', () => {
     expect(v.body).toHaveProperty('version')
   })
 
+  test('/__api__: an OpenAPI 2.0 description of what this instance serves, public', async () => {
+    const {req} = setup({http_scheme: 'https', includes: 'kinto.plugins.history'})
+    const r = await req('GET', '/v1/__api__', {auth: null, headers: {host: 'kinto.example.com:8443'}})
+    expect(r.status).toBe(200)
+    expect(r.body).toMatchObject({swagger: '2.0', info: {title: 'kinto', version: '1.23'}, host: 'kinto.example.com:8443', basePath: '/v1', schemes: ['https']})
+    expect(r.body.securityDefinitions).toEqual({basicauth: expect.objectContaining({type: 'basic'})})
+    const paths = r.body.paths as Record<string, Record<string, {operationId: string; tags: string[]; parameters: Array<{name: string; in: string}>; security: unknown[]}>>
+    expect(Object.keys(paths['/buckets/{id}']).sort()).toEqual(['delete', 'get', 'head', 'patch', 'put'])
+    expect(Object.keys(paths['/buckets']).sort()).toEqual(['delete', 'get', 'head', 'post'])
+    expect(paths['/buckets/{bucket_id}/collections/{collection_id}/records/{id}'].put).toMatchObject({
+      operationId: 'update_record',
+      tags: ['Records'],
+      parameters: [{name: 'bucket_id', in: 'path'}, {name: 'collection_id', in: 'path'}, {name: 'id', in: 'path'}, {name: 'body', in: 'body'}],
+      security: [{basicauth: []}],
+    })
+    expect(paths['/buckets'].get.operationId).toBe('get_buckets')
+    expect(paths['/__heartbeat__'].get).toMatchObject({tags: ['Utilities'], security: []})
+    // a plugin's endpoints are described too
+    expect(paths['/buckets/{bucket_id}/history']?.get).toBeDefined()
+    expect(paths['/__api__'].get.operationId).toBe('get_openapi')
+  })
+
   test('/contribute.json: the project and where to take part (upstream endpoint), public', async () => {
     const {req} = setup({project_docs: 'https://docs.example.com/'})
     const r = await req('GET', '/v1/contribute.json', {auth: null})

@@ -5,6 +5,7 @@
 import {asBool, asList} from '../config/settings.js'
 import {pluginApi, pluginsFromSettings} from './plugins/index.js'
 import {resourceServices} from './resource/services.js'
+import {openapiService} from './openapi.js'
 import {CORE_RESOURCES, registerCoreListeners} from './resources.js'
 import type {Runtime} from './runtime.js'
 import {batchService, contributeService, heartbeatService, helloService, lbHeartbeatService, versionService, type UserInfoHook} from './views.js'
@@ -16,6 +17,7 @@ export function parsePlugins(runtime: Runtime, baseDir?: string): void {
   runtime.addService(lbHeartbeatService())
   runtime.addService(versionService(runtime, baseDir))
   runtime.addService(contributeService(runtime))
+  runtime.addService(openapiService(runtime))
   if (!runtime.readonly) runtime.addService(batchService(runtime))
   else runtime.addService({...batchService(runtime), views: new Map()})
   for (const def of CORE_RESOURCES) {

@@ -22,11 +22,11 @@ import {decodePath, type Service, type ViewDef} from './router.js'
 import type {Runtime} from './runtime.js'
 import type {KintoRequest, KintoResponse, ViewResult} from './types.js'
 
-function service(name: string, pattern: string, views: ViewDef[], options: Partial<Service> = {}): Service {
+export function service(name: string, pattern: string, views: ViewDef[], options: Partial<Service> = {}): Service {
   return {name, pattern, views: new Map(views.map((v) => [v.method, v])), ...options}
 }
 
-function publicGet(handler: (ctx: RequestContext) => Promise<ViewResult>): ViewDef {
+export function publicGet(handler: (ctx: RequestContext) => Promise<ViewResult>): ViewDef {
   return {method: 'GET', permission: 'public', handler}
 }
 
