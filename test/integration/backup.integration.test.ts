@@ -52,6 +52,21 @@ async function answersOf(url: string): Promise<Record<string, Answer>> {
   }
 }
 
+/** `n` records of ~200 bytes in /buckets/bulk/collections/rows, in one statement (timestamps by the trigger, as for any write). */
+async function insertBulkRows(url: string, n: number): Promise<void> {
+  const c = openDatabase(url)
+  try {
+    await c.query(
+      `INSERT INTO objects (id, parent_id, resource_name, data, deleted)
+       SELECT 'bulk' || i, '/buckets/bulk/collections/rows', 'record', jsonb_build_object('i', i, 'pad', repeat('x', 200)), FALSE
+         FROM generate_series(1, $1::int) AS i`,
+      [n],
+    )
+  } finally {
+    await c.close()
+  }
+}
+
 async function rowCounts(url: string): Promise<number[]> {
   const c = openDatabase(url)
   try {
@@ -231,6 +246,20 @@ describe('kinto backup and restore on the embedded engine', () => {
         /newer than this kinto-ops knows/,
       ],
       [
+        // The damage reaches the database before the checksum is read: the file is still said damaged.
+        'a row the database refuses, not signed again',
+        () =>
+          rewrite(file, path.join(target.dir, 'badts.gz'), (l) => {
+            const at = l.findIndex((x) => x.startsWith('{"table":"objects"'))
+            const column = (JSON.parse(l[at]) as {columns: string[]}).columns.indexOf('last_modified')
+            const row = JSON.parse(l[at + 1]) as unknown[]
+            row[column] = 'not a time'
+            return [...l.slice(0, at + 1), JSON.stringify(row), ...l.slice(at + 2)]
+          }),
+        'KINTO_BACKUP_INVALID',
+        /checksum does not match/,
+      ],
+      [
         // A file another tool made (or edited, then signed again): its rows are what the database refuses.
         'a duplicated row, signed again',
         () =>
@@ -351,14 +380,8 @@ describe('kinto backup and restore on the embedded engine', () => {
 
     it('a backup while the server takes writes: every request answered, the snapshot consistent', async () => {
       const live = await embedded()
-      // Rows enough for the snapshot to stay open a while (written as the runtime's trigger stamps them).
-      const c = openDatabase(live.url)
-      await c.query(
-        `INSERT INTO objects (id, parent_id, resource_name, data, deleted)
-         SELECT 'bulk' || i, '/buckets/bulk/collections/rows', 'record', jsonb_build_object('i', i, 'pad', repeat('x', 200)), FALSE
-           FROM generate_series(1, 20000) AS i`,
-      )
-      await c.close()
+      // Rows enough for the snapshot to stay open a while.
+      await insertBulkRows(live.url, 20_000)
       const {server, url} = await serve(live.ini)
       const call = (method: string, p: string, body?: unknown) =>
         fetch(`${url}${p}`, {method, headers: {Authorization: ALICE, 'Content-Type': 'application/json'}, body: body === undefined ? undefined : JSON.stringify(body)})
@@ -468,14 +491,8 @@ describe('kinto backup and restore on the embedded engine', () => {
         await populate(app)
         await app.request('PUT', '/v1/buckets/bulk', {body: {data: {}}})
         await app.request('PUT', '/v1/buckets/bulk/collections/rows', {body: {data: {}}})
-        // bulk rows so that the dump takes a while (ids, timestamps by the trigger as for any write)
-        const c = openDatabase(pg.url)
-        await c.query(
-          `INSERT INTO objects (id, parent_id, resource_name, data, deleted)
-           SELECT 'bulk' || i, '/buckets/bulk/collections/rows', 'record', jsonb_build_object('i', i, 'pad', repeat('x', 200)), FALSE
-             FROM generate_series(1, 30000) AS i`,
-        )
-        await c.close()
+        // bulk rows so that the dump takes a while
+        await insertBulkRows(pg.url, 30_000)
         // a first read of every list: reading an empty list stores its timestamp (a write), which
         // must happen before the snapshot for the answers after it to be comparable
         await apiAnswers(app)

@@ -167,14 +167,23 @@ export async function restoreInto(clients: {storage: SqlClient; permission: SqlC
       }
       for (const t of nonEmpty) await conns[TABLE_BACKEND[t]].exec(`TRUNCATE ${t}`)
     }
-    for await (const batch of source.batches) {
-      if (options.signal?.aborted) throw interrupted()
-      if (batch.rows.length === 0) continue
-      await insertBatch(conns[TABLE_BACKEND[batch.table]], batch).catch((error: unknown) => {
-        throw rowsRefused(batch.table, error, options.where[TABLE_BACKEND[batch.table]])
-      })
-      counts[batch.table] += batch.rows.length
-      options.onProgress?.(batch.table, counts[batch.table], source.trailer.counts?.[batch.table] ?? null)
+    const batches = source.batches[Symbol.asyncIterator]()
+    try {
+      for (let next = await batches.next(); !next.done; next = await batches.next()) {
+        const batch = next.value
+        if (options.signal?.aborted) throw interrupted()
+        if (batch.rows.length === 0) continue
+        await insertBatch(conns[TABLE_BACKEND[batch.table]], batch).catch(async (error: unknown) => {
+          // Rows the database refuses may come from a damaged file: its checksum, at its end, says
+          // so first (the rest is read, and a damaged file throws KINTO_BACKUP_INVALID there).
+          while (!(await batches.next()).done);
+          throw rowsRefused(batch.table, error, options.where[TABLE_BACKEND[batch.table]])
+        })
+        counts[batch.table] += batch.rows.length
+        options.onProgress?.(batch.table, counts[batch.table], source.trailer.counts?.[batch.table] ?? null)
+      }
+    } finally {
+      await batches.return?.()
     }
     if (options.signal?.aborted) throw interrupted()
     // the decoder has verified checksum and trailer counts; now the tables themselves
