@@ -89,23 +89,29 @@ describe.each(kinds)('SqlClient on %s', (kind, create) => {
     await c.exec('DELETE FROM u')
     const order: string[] = []
     let writes: Array<Promise<unknown>> = []
+    const count = async (q: {query: SqlClient['query']}) => (await q.query<{n: number}>('SELECT count(*)::int AS n FROM u')).rows[0].n
     await c.withConnection(async (conn) => {
       await conn.exec('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
-      // Started by other callers while the snapshot is open (a server's requests during a backup).
-      writes = [1, 2, 3].map((x) => c.query('INSERT INTO u (x) VALUES ($1)', [x]).then(() => order.push(`insert ${x}`)))
-      writes.push(c.transaction(async (tx) => tx.query('INSERT INTO u (x) VALUES (4)')).then(() => order.push('transaction')))
-      for (let i = 0; i < 3; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 10))
-        expect((await conn.query<{n: number}>('SELECT count(*)::int AS n FROM u')).rows[0].n).toBe(0)
+      try {
+        // The transaction's first statement takes its snapshot.
+        expect(await count(conn)).toBe(0)
+        // Started by other callers while the snapshot is open (a server's requests during a backup).
+        writes = [1, 2, 3].map((x) => c.query('INSERT INTO u (x) VALUES ($1)', [x]).then(() => order.push(`insert ${x}`)))
+        writes.push(c.transaction(async (tx) => tx.query('INSERT INTO u (x) VALUES (4)')).then(() => order.push('transaction')))
+        for (let i = 0; i < 3; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 10))
+          expect(await count(conn)).toBe(0)
+        }
+        order.push('snapshot read')
+      } finally {
+        await conn.exec('ROLLBACK')
       }
-      order.push('snapshot read')
-      await conn.exec('ROLLBACK')
     })
     await Promise.all(writes)
     // On the server driver the inserts run on other connections meanwhile (the snapshot does not
     // see them); on PGlite, one connection, they wait for the snapshot to end.
     if (kind === 'pglite') expect(order[0]).toBe('snapshot read')
-    expect((await c.query<{n: number}>('SELECT count(*)::int AS n FROM u')).rows[0].n).toBe(4)
+    expect(await count(c)).toBe(4)
   })
 
   it('answers statements started together on one connection each with its own result; a failure stays its own', async () => {
