@@ -162,38 +162,42 @@ export class PgliteClient implements SqlClient {
   /** Set while a withConnection() holds the engine; resolved when it lets go. */
   private held: Promise<void> | null = null
 
-  /** Runs fn once no withConnection() holds the engine (at once in the usual case). */
-  private async whenFree<R>(fn: () => Promise<R>): Promise<R> {
-    // Checked again after each wait: another caller may have taken it first.
-    while (this.held) await this.held
-    return fn()
+  /**
+   * Runs fn once no withConnection() holds the engine: at once in the usual case (no extra turn),
+   * else after it lets go. fn starts in the same turn as the last check, so it may take the engine.
+   */
+  private whenFree<R>(fn: () => Promise<R>): Promise<R> {
+    if (!this.held) return fn()
+    return (async () => {
+      // Checked again after each wait: another caller may have taken it first.
+      while (this.held) await this.held
+      return fn()
+    })()
   }
 
   query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
-    const run = () => this.use((db) => wrap(db).query<T>(sql, params))
-    return this.held ? this.whenFree(run) : run()
+    return this.whenFree(() => this.use((db) => wrap(db).query<T>(sql, params)))
   }
 
   exec(sql: string): Promise<void> {
-    const run = () => this.use((db) => wrap(db).exec(sql))
-    return this.held ? this.whenFree(run) : run()
+    return this.whenFree(() => this.use((db) => wrap(db).exec(sql)))
   }
 
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    const run = () => this.use((db) => db.transaction((tx) => fn(wrap(tx))))
-    return this.held ? this.whenFree(run) : run()
+    return this.whenFree(() => this.use((db) => db.transaction((tx) => fn(wrap(tx)))))
   }
 
-  async withConnection<T>(fn: (conn: Queryable) => Promise<T>): Promise<T> {
-    while (this.held) await this.held
-    let release!: () => void
-    this.held = new Promise((resolve) => (release = resolve))
-    try {
-      return await this.use((db) => fn(wrap(db)))
-    } finally {
-      this.held = null
-      release()
-    }
+  withConnection<T>(fn: (conn: Queryable) => Promise<T>): Promise<T> {
+    return this.whenFree(async () => {
+      let release!: () => void
+      this.held = new Promise((resolve) => (release = resolve))
+      try {
+        return await this.use((db) => fn(wrap(db)))
+      } finally {
+        this.held = null
+        release()
+      }
+    })
   }
 
   async close(): Promise<void> {

@@ -208,7 +208,7 @@ async function plan(
   return {statements: out, created}
 }
 
-/** The backend URLs named first when a role is the writer of several. */
+/** Which backend URL is named when --role is the user of several. */
 const WRITER_ORDER = ['storage', 'permission', 'cache']
 
 export async function grantReadonly(opts: GrantReadonlyOptions): Promise<GrantReadonlyResult> {
@@ -228,10 +228,13 @@ export async function grantReadonly(opts: GrantReadonlyOptions): Promise<GrantRe
 
   // The databases involved: the storage's, plus the permission's and cache's when on other ones.
   const targets = new Map<string, Target>()
+  // The backends whose URL connects as --role: made read-only, Kinto could write nothing any more.
+  const writesAs: string[] = []
   for (const b of backends) {
     if (b.kind !== 'postgresql' || !b.url || b.pgliteDir !== undefined) continue
     const p = parseDbUrl(b.url, opts.dir)
     if (p.driver !== 'pg') continue
+    if (p.user === role) writesAs.push(b.backend)
     const t = targets.get(p.database) ?? {url: urlForDatabase(adminBase, p.database), database: p.database, tables: [], cache: false}
     if (b.backend === 'storage') t.tables.push(...STORAGE_TABLES)
     if (b.backend === 'permission') t.tables.push(...PERMISSION_TABLES)
@@ -239,20 +242,13 @@ export async function grantReadonly(opts: GrantReadonlyOptions): Promise<GrantRe
     targets.set(p.database, t)
   }
   const list = [...targets.values()]
-  // The roles the ini writes with: made read-only, Kinto could write nothing any more.
-  const writers = new Map<string, string>()
-  for (const b of [...backends].sort((x, y) => WRITER_ORDER.indexOf(x.backend) - WRITER_ORDER.indexOf(y.backend))) {
-    if (b.kind !== 'postgresql' || !b.url || b.pgliteDir !== undefined) continue
-    const p = parseDbUrl(b.url, opts.dir)
-    if (p.driver === 'pg' && p.user && !writers.has(p.user)) writers.set(p.user, `kinto.${b.backend}_url`)
-  }
-  const refuseWriter = (name: string, where: string) => {
-    if (name !== role) return
+  const refuseWriter = (where: string): never => {
     throw new UsageError(`--role ${role} is the role Kinto writes with (${where}): read-only, it would make every write fail.`, {
       hint: 'Name another role for the read-only access (a new one is created).',
     })
   }
-  for (const [user, where] of writers) refuseWriter(user, where)
+  const named = WRITER_ORDER.find((backend) => writesAs.includes(backend))
+  if (named) refuseWriter(`kinto.${named}_url`)
 
   const clients: SqlClient[] = []
   const warnings: string[] = []
@@ -267,7 +263,7 @@ export async function grantReadonly(opts: GrantReadonlyOptions): Promise<GrantRe
       clients.push(client)
       if (!migrator) {
         migrator = (await client.query<{u: string}>('SELECT current_user AS u')).rows[0].u
-        refuseWriter(migrator, 'kinto.storage_url, as the user it connects as')
+        if (migrator === role) refuseWriter('kinto.storage_url, as the user it connects as')
       }
       if (mode === 'check') {
         checks.push(...(await inspect(client, role, migrator, t)).map((c) => (list.length > 1 ? {...c, what: `${t.database}: ${c.what}`} : c)))
