@@ -21,7 +21,7 @@ export default class DeployApache extends DeployCommand<typeof DeployApache> {
   static summary = 'Print an Apache virtual host: mod_proxy in front of the runtime, or mod_wsgi running upstream Kinto.'
   static description = `--mode proxy (the default) proxies to the kinto runtime ([server:main] host and port, or its unix_socket) with mod_proxy_http, keeping the Host header. --mode wsgi runs upstream (Python) Kinto inside Apache with mod_wsgi: WSGIScriptAlias, WSGIPythonPath, SetEnv KINTO_INI and the Directory block; --app-wsgi gives the matching app.wsgi. In both modes the private URLs (/v1/__heartbeat__ and the other __…__ ones) answer only the --allow addresses, and ServerName comes from kinto.http_host.
 
-Values that would break the file are refused. Output is deterministic, so --check can detect drift in CI.`
+Values that would break the file are refused. The output depends only on the ini and the flags, so --check can detect drift in CI; one exception: while this ini's runtime runs on another port (kinto start --port), the proxy points at that port.`
 
   static examples = [
     '<%= config.bin %> deploy apache --server-name kinto.example.com --output /etc/apache2/sites-available/kinto.conf',

@@ -18,7 +18,7 @@ export default class DeployNginx extends DeployCommand<typeof DeployNginx> {
   static summary = 'Print an nginx reverse-proxy server block for this Kinto.'
   static description = `The block goes in nginx's http {} context (e.g. /etc/nginx/conf.d/kinto.conf). It proxies to the kinto runtime ([server:main] host and port, or its unix_socket), or with --uwsgi to upstream Kinto under uwsgi (uwsgi_pass). server_name comes from kinto.http_host. The private URLs (/v1/__heartbeat__ and the other __…__ ones) answer only the --allow addresses; every method (OPTIONS included) and Kinto's headers (ETag, Last-Modified, Expires, Next-Page, CORS) pass through. --cache adds a cache zone keyed on scheme, method, host and the whole URI, which honours Kinto's Cache-Control and skips authenticated requests; a request with If-None-Match goes to Kinto untouched (its 304 as without the cache).
 
-Values that would break the file (a ';', a brace, a line break in a name) are refused. Output is deterministic, so --check can detect drift in CI.`
+Values that would break the file (a ';', a brace, a line break in a name) are refused. The output depends only on the ini and the flags, so --check can detect drift in CI; one exception: while this ini's runtime runs on another port (kinto start --port), the proxy points at that port.`
 
   static examples = [
     '<%= config.bin %> deploy nginx --server-name kinto.example.com > /etc/nginx/conf.d/kinto.conf',
