@@ -313,6 +313,18 @@ describe('kinto init (subprocess, stdin closed, no TTY)', () => {
     expect(r.stderr).toMatch(/^Error: Cannot write .*blocker\/kinto\.ini: a parent is not a folder\.\nHint: /)
   })
 
+  // mkdir answers ENOENT under /proc, where Node's recursive mkdir makes the parent again forever.
+  it.skipIf(!existsSync('/proc/self'))(`a folder that cannot be made (under /proc): exit 1 at once, one line, JSON under --json${existsSync('/proc/self') ? '' : ' SKIPPED: no /proc here'}`, async () => {
+    const file = path.join('/proc', `kinto-ops-${process.pid}`, 'kinto.ini')
+    const text = await runCli(['init', '--ini', file], {timeoutMs: 20_000})
+    expect(text.signal).toBeNull()
+    expect(text.code).toBe(1)
+    expect(text.stderr).toMatch(/^Error: Cannot write \/proc\/kinto-ops-\d+\/kinto\.ini: a folder on its path cannot be made\.\nHint: /)
+    const json = await runCli(['init', '--ini', file, '--json'], {timeoutMs: 20_000})
+    expect(json.code).toBe(1)
+    expect(JSON.parse(json.stdout).error).toMatchObject({code: 'KINTO_CONFIG_WRITE_FAILED'})
+  })
+
   it('the storage URL it writes opens (real PostgreSQL in CI, PGlite otherwise)', async () => {
     const file = newPath()
     const args = realServerUrl ? ['--backend', 'postgresql', '--storage-url', realServerUrl] : ['--backend', 'embedded']

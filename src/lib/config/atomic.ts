@@ -12,7 +12,6 @@ import {
   fchownSync,
   fsyncSync,
   linkSync,
-  mkdirSync,
   openSync,
   realpathSync,
   renameSync,
@@ -22,6 +21,7 @@ import {
 import path from 'node:path'
 
 import {KintoError} from '../errors.js'
+import {mkdirs} from '../fs.js'
 
 export interface AtomicWriteOptions {
   /** File mode of the result (umask does not apply). */
@@ -51,6 +51,7 @@ const WRITE_FAILURES: Record<string, string> = {
   EDQUOT: 'the disk quota is exhausted',
   ENOTDIR: 'a parent is not a folder',
   EEXIST: 'a parent is not a folder',
+  ENOENT: 'a folder on its path cannot be made',
 }
 
 /**
@@ -92,7 +93,7 @@ function resolveTarget(file: string): string {
 export function writeFileAtomic(file: string, data: string | Uint8Array, options: AtomicWriteOptions): string {
   const target = resolveTarget(file)
   const dir = path.dirname(target)
-  if (options.mkdirs) mkdirSync(dir, {recursive: true})
+  if (options.mkdirs) mkdirs(dir)
   const tmp = path.join(dir, `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`)
   const fd = openSync(tmp, 'wx', options.mode)
   let done = false

@@ -20,6 +20,7 @@ import {fileURLToPath} from 'node:url'
 import {gunzipSync} from 'node:zlib'
 
 import {KintoError} from '../errors.js'
+import {mkdirs} from '../fs.js'
 import {lazy} from '../lazy.js'
 import {processAlive} from '../process.js'
 
@@ -257,7 +258,7 @@ export async function prepareDataDir(dir: string, initdb: Initdb, templateFile?:
   if (isDatabaseFolder(dir) || !isEmptyOrMissing(dir)) return {how: 'existing'}
   // a symlink to an empty folder: fill that folder (a rename would not replace the link)
   if (existsSync(dir)) dir = realpathSync(dir)
-  mkdirSync(path.dirname(dir), {recursive: true})
+  mkdirs(path.dirname(dir))
   removeAbandoned(dir)
   const {template, reason} = loadTemplate(templateFile)
   let why = reason
@@ -300,7 +301,7 @@ export async function buildTemplate(file: string): Promise<TemplateStamp> {
       await db.close()
     }
     const stamp: TemplateStamp = {pglite: pgliteVersion(), pg: readFileSync(path.join(scratch, 'PG_VERSION'), 'utf8').trim()}
-    mkdirSync(path.dirname(file), {recursive: true})
+    mkdirs(path.dirname(file))
     const tmp = `${file}.${process.pid}.tmp`
     writeFileSync(tmp, bytes)
     writeFileSync(`${tmp}.json`, JSON.stringify(stamp) + '\n')

@@ -10,13 +10,14 @@
  * e.g. a backup) lines, then exactly one `{"result": …}` or `{"error": {code, message, hint, exit}}`,
  * and closes. Operations are registered by name (src/lib/serve/control-ops.ts); the channel knows none.
  */
-import {chmodSync, mkdirSync, unlinkSync} from 'node:fs'
+import {chmodSync, unlinkSync} from 'node:fs'
 import {createConnection, createServer, type Server, type Socket} from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 
 import type {Settings} from '../config/settings.js'
 import {ExitCode, type ExitCodeValue, isKintoError, KintoError} from '../errors.js'
+import {mkdirs} from '../fs.js'
 import {pgliteLockPath, readFileLockHolder} from '../schema/lock.js'
 import {configuredBackends} from '../schema/targets.js'
 import {listRuns} from '../runs/registry.js'
@@ -57,7 +58,7 @@ export interface ControlServer {
  * runs the named operations. A stale socket file of a dead process is replaced.
  */
 export async function startControlServer(socketPath: string, operations: Record<string, ControlOperation>): Promise<ControlServer> {
-  mkdirSync(path.dirname(socketPath), {recursive: true, mode: 0o700})
+  mkdirs(path.dirname(socketPath), 0o700)
   try {
     unlinkSync(socketPath)
   } catch {}

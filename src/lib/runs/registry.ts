@@ -12,12 +12,13 @@
  * recorded (setting names, never values, except the toggles).
  */
 import {createHash} from 'node:crypto'
-import {mkdirSync, readFileSync, readdirSync, realpathSync, unlinkSync} from 'node:fs'
+import {readFileSync, readdirSync, realpathSync, unlinkSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {writeFileAtomic} from '../config/atomic.js'
+import {mkdirs} from '../fs.js'
 import {processAlive} from '../process.js'
 
 export type RunRole = 'server' | 'primary' | 'worker'
@@ -191,7 +192,7 @@ export class RunRecord {
     const errors: string[] = []
     for (const dir of candidates) {
       try {
-        mkdirSync(dir, {recursive: true, mode: 0o755})
+        mkdirs(dir, 0o755)
         const file = path.join(dir, `${this.entry.pid}.json`)
         writeFileAtomic(file, data, {mode: 0o644})
         this.file = file

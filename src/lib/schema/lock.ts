@@ -13,12 +13,13 @@
  * it for its whole life and says so in the file (second line, JSON owner): the other commands then
  * fail at once naming its pid instead of waiting for a lock that will not be released.
  */
-import {closeSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync} from 'node:fs'
+import {closeSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync} from 'node:fs'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import type {Queryable} from '../db/index.js'
 import {ExitCode, KintoError} from '../errors.js'
+import {mkdirs} from '../fs.js'
 import {processAlive} from '../process.js'
 
 export const MIGRATION_LOCK_NAME = 'kinto-ops:migrate'
@@ -175,7 +176,7 @@ export function pgliteLockPath(dataDir: string): string {
  * opening the folder twice.
  */
 export async function acquireFileLock(lockPath: string, opts: LockWaitOptions): Promise<() => void> {
-  mkdirSync(path.dirname(lockPath), {recursive: true})
+  mkdirs(path.dirname(lockPath))
   const started = Date.now()
   const timeoutMs = opts.timeoutMs ?? 60_000
   let lastHolder: string | undefined
