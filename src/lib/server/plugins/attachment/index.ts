@@ -204,7 +204,8 @@ function postView(a: AttachmentRuntime): ViewDef {
       bound.afterTransaction.push(async () => {
         if (!bound.abort) state.committed = true
       })
-      const headers: Record<string, string> = {Location: `/${ctx.runtime.routePrefix}${u.record}`}
+      // Absolute, as upstream's web framework sends a Location.
+      const headers: Record<string, string> = {Location: ctx.absoluteUrl(u.record)}
       for (const h of ['ETag', 'Last-Modified']) if (response.headers[h]) headers[h] = response.headers[h]
       return {status: response.status, body: attachment, headers}
     },
