@@ -190,6 +190,7 @@ describe('kinto_attachment on kinto start', () => {
     ['a forbidden extension', () => form([['attachment', {content: 'MZ', filename: 'tool.exe'}]]), 107, 'body: File extension is not allowed.'],
     ['no file field', () => form([['data', '{"a": 1}']]), 109, 'Attachment missing.'],
     ['the file field as text', () => form([['attachment', 'not a file']]), 107, 'body: Filename is required.'],
+    ['a file with an empty filename (a form sent with no file chosen)', () => form([['attachment', {content: '', filename: ''}]]), 107, 'body: Filename is required.'],
     [
       'two file fields',
       () => form([['attachment', {content: 'a', filename: 'a.txt'}], ['attachment', {content: 'b', filename: 'b.txt'}]]),
@@ -235,6 +236,9 @@ describe('kinto_attachment on kinto start', () => {
       call(srv.remote, 'POST', `${REC}/hostile/attachment`, {body, headers: {'Content-Type': contentType}})
     expect((await multipart('abc', 'multipart/form-data')).body).toMatchObject({code: 400, errno: 107, message: 'Multipart: Boundary not found'})
     expect((await multipart('--x\r\nContent-Disposition: form-data; name="__proto__"\r\n\r\n1\r\n--x--\r\n')).status).toBe(400)
+    // A binary part without a filename is no file either.
+    const nameless = '--x\r\nContent-Disposition: form-data; name="attachment"\r\nContent-Type: application/octet-stream\r\n\r\nabc\r\n--x--\r\n'
+    expect((await multipart(nameless)).body).toMatchObject({code: 400, errno: 107, message: 'body: Filename is required.'})
     const many = `--x\r\n${Array.from({length: 500}, (_, i) => `Content-Disposition: form-data; name="f${i}"\r\n\r\n1\r\n--x\r\n`).join('').slice(0, -2)}--\r\n`
     expect((await multipart(many)).body).toMatchObject({code: 413, errno: 113})
     expect((await call(srv.remote, 'GET', `${REC}/hostile`)).status).toBe(404)

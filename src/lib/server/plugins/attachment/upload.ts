@@ -92,6 +92,12 @@ export async function receiveUpload(
             : postedDataError(`body: ${pyRepr(part.fieldname)} not in ('data', 'permissions')`)
         continue
       }
+      if (!part.filename) {
+        // A file part without a name (a form sent with no file chosen) is no file, as upstream.
+        await drain(part.file)
+        textAttachment = true
+        continue
+      }
       if (file || fileError) {
         await drain(part.file)
         fileError ??= postedDataError(`body: only one ${pyRepr(FILE_FIELD)} file is accepted.`)
