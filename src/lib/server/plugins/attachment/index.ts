@@ -22,6 +22,7 @@ import {RequestContext} from '../../context.js'
 import {ERRNO, forbidden, HttpError, unauthorized} from '../../errors.js'
 import type {ResourceEvent} from '../../events.js'
 import type {Runtime} from '../../runtime.js'
+import {deepEqual} from '../../patch.js'
 import type {ViewDef} from '../../router.js'
 import type {KintoRequest, KintoResponse, ViewResult} from '../../types.js'
 import type {KintoPlugin} from '../index.js'
@@ -256,7 +257,7 @@ function onUpdated(event: ResourceEvent, ctx: RequestContext): void {
     if (saving?.has(uri)) continue
     const before = change.old?.[FILE_FIELD]
     const after = change.new[FILE_FIELD]
-    if (before && after && JSON.stringify(before) !== JSON.stringify(after)) {
+    if (before && after && !deepEqual(before, after)) {
       throw new HttpError(400, {message: 'Attachment metadata cannot be modified.'})
     }
   }
