@@ -380,6 +380,13 @@ describe('attachment settings', () => {
     expect(() => readAttachmentSettings(buildSettings({...base, 'kinto.attachment.resources.a.b.c.gzipped': 'true'}))).toThrow(/malformed/)
     expect(() => readAttachmentSettings(buildSettings({...base, 'kinto.attachment.resources.a.extensions': 'any'}))).toThrow(/not a supported setting/)
   })
+  test('the capability advertises base_url as set, an empty one included (clients prefix locations with it)', () => {
+    const base = {'kinto.attachment.base_path': '/srv/files'}
+    expect(readAttachmentSettings(buildSettings(base)).capabilityBaseUrl).toBeNull()
+    expect(readAttachmentSettings(buildSettings({...base, 'kinto.attachment.base_url': ''})).capabilityBaseUrl).toBe('')
+    expect(readAttachmentSettings(buildSettings({...base, 'kinto.attachment.base_url': 'https://cdn.example.com/a'})).capabilityBaseUrl).toBe('https://cdn.example.com/a/')
+    expect(readAttachmentSettings(buildSettings({...base, 'kinto.attachment.base_url': '', 'kinto.attachment.extra.base_url': 'https://x/'})).capabilityBaseUrl).toBe('https://x/')
+  })
   test('extensions default to documents, text, images and data; groups combine', () => {
     const s = readAttachmentSettings(buildSettings({'kinto.attachment.base_path': '/srv/files'}))
     expect(s.extensions.has('json') && s.extensions.has('pdf') && s.extensions.has('png') && s.extensions.has('txt')).toBe(true)

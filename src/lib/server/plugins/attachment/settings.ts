@@ -137,7 +137,8 @@ export function readAttachmentSettings(settings: Settings): AttachmentSettings {
     overrides.set(uri, entry)
   }
   const baseUrl = asString(settings, 'attachment.base_url') ?? ''
-  let capabilityBaseUrl = asString(settings, 'attachment.extra.base_url') ?? (baseUrl || null)
+  // As upstream: an empty base_url is advertised as '' (clients prefix relative locations with it).
+  let capabilityBaseUrl = asString(settings, 'attachment.extra.base_url') ?? asString(settings, 'attachment.base_url')
   if (capabilityBaseUrl && !capabilityBaseUrl.endsWith('/')) capabilityBaseUrl += '/'
   return {
     basePath,
