@@ -104,6 +104,17 @@ describe.skipIf(skipReason !== '')(`attachments through nginx ${skipReason}`, ()
     expect(Buffer.from(await ranged.arrayBuffer()).equals(content.subarray(10, 20))).toBe(true)
   })
 
+  it('a file nginx serves runs no script in the origin (an uploaded SVG could)', async () => {
+    const body = new FormData()
+    body.append('attachment', new Blob(['<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'], {type: 'image/svg+xml'}), 'logo.svg')
+    const up = await fetch(`${base}/v1/buckets/site/collections/assets/records/logo/attachment`, {method: 'POST', headers: {Authorization: AUTH}, body})
+    const attachment = (await up.json()) as Record<string, any>
+    expect(up.status, JSON.stringify(attachment)).toBe(201)
+    const down = await fetch(attachment.location)
+    expect(down.headers.get('server')).toMatch(/nginx/)
+    expect(down.headers.get('content-security-policy')).toBe("default-src 'none'; style-src 'unsafe-inline'; sandbox")
+  })
+
   it('hidden files and writes are refused by the files location', async () => {
     writeFileSync(path.join(files, 'site', 'assets', '.upload-pending.tmp'), 'partial')
     expect((await fetch(`${base}/attachments/site/assets/.upload-pending.tmp`)).status).toBe(404)

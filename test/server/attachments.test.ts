@@ -174,6 +174,15 @@ describe('kinto_attachment on kinto start', () => {
     expect((await fetch(`${origin}/files/b1/c1/.upload-x.tmp`)).status).toBe(404)
   })
 
+  test('a served file runs no script in the API’s origin (an uploaded SVG could)', async () => {
+    const svg = '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.domain)</script></svg>'
+    const up = await call(srv.remote, 'POST', `${REC}/svg/attachment`, {body: form([['attachment', {content: svg, filename: 'logo.svg', type: 'image/svg+xml'}]])})
+    expect(up.status).toBe(201)
+    const res = await served(up.body.location)
+    expect(res.headers.get('content-type')).toBe('image/svg+xml')
+    expect(res.headers.get('content-security-policy')).toBe("default-src 'none'; style-src 'unsafe-inline'; sandbox")
+  })
+
   test('DELETE …/attachment removes the file and the attribute', async () => {
     const up = await call(srv.remote, 'POST', `${REC}/del/attachment`, {body: form([['attachment', {content: 'x', filename: 'x.txt'}]])})
     expect(up.status).toBe(201)

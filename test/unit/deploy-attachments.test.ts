@@ -14,6 +14,9 @@ describe('deploy nginx and attachments', () => {
     const out = renderNginx(nginxOptionsFrom(config(ATTACHMENTS), {}))
     expect(out).toContain('    location ^~ /files/ {\n        alias /srv/kinto/files/;\n')
     expect(out).toContain('add_header Cache-Control "public, max-age=31536000, immutable" always;')
+    // No script of an uploaded file runs in the origin (PDFs aside, which Chromium would not show).
+    expect(out).toContain('add_header Content-Security-Policy $kinto_attachment_csp always;')
+    expect(out).toContain(`map $sent_http_content_type $kinto_attachment_csp {\n    default "default-src 'none'; style-src 'unsafe-inline'; sandbox";\n    ~^application/pdf "";\n}`)
     expect(out.indexOf('location ^~ /files/')).toBeLessThan(out.indexOf('location / {'))
     expect(out).toMatch(/location ~ \^\/v\[0-9\]\+\/buckets\/.*\/attachment\$ \{\n        proxy_request_buffering off;\n        proxy_pass http:\/\/kinto_backend;/)
   })

@@ -46,6 +46,9 @@ const CONTENT_TYPES: Record<string, string> = {
   '.mp4': 'video/mp4',
 }
 
+/** The policy of a served file: no script, no plugin, no request, its own opaque origin. */
+const FILE_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+
 /** Adds the attachment routes when kinto_attachment is included. */
 export function registerAttachmentHttp(app: FastifyInstance, runtime: Runtime, serve: Serve, fieldSizeLimit: number): void {
   const a = attachmentsOf(runtime)
@@ -123,7 +126,12 @@ async function serveFile(a: AttachmentRuntime, prefix: string, req: FastifyReque
   if (!info.isFile()) return fallback()
   const etag = `"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`
   const ext = path.extname(full).toLowerCase()
-  reply.header('Content-Type', a.settings.mimetypes[ext] ?? CONTENT_TYPES[ext] ?? 'application/octet-stream')
+  const type = a.settings.mimetypes[ext] ?? CONTENT_TYPES[ext] ?? 'application/octet-stream'
+  reply.header('Content-Type', type)
+  // Files are served from the API's (and the admin console's) origin: one opened in a browser
+  // must run no script there (an uploaded SVG, XML or HTML file would). Not on PDFs: Chromium
+  // refuses to show them in a sandboxed document.
+  if (!/^application\/pdf\b/i.test(type)) reply.header('Content-Security-Policy', FILE_CSP)
   reply.header('ETag', etag)
   reply.header('Last-Modified', info.mtime.toUTCString())
   reply.header('Accept-Ranges', 'bytes')
