@@ -359,6 +359,31 @@ describe('kinto_attachment on kinto start', () => {
     expect(await (await served(res.body.location)).text()).toBe('mine')
   })
 
+  test('an upload through the default bucket holds no transaction while the file arrives', async () => {
+    let finish!: () => void
+    const finished = new Promise<void>((resolve) => (finish = resolve))
+    const enc = new TextEncoder()
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        controller.enqueue(enc.encode('--zz\r\nContent-Disposition: form-data; name="attachment"; filename="slow.txt"\r\n\r\nfirst half, '))
+        await finished
+        controller.enqueue(enc.encode('second half\r\n--zz--\r\n'))
+        controller.close()
+      },
+    })
+    const headers = {Authorization: ALICE, 'Content-Type': 'multipart/form-data; boundary=zz'}
+    const upload = fetch(`${srv.remote}/buckets/default/collections/slow/records/s1/attachment`, {method: 'POST', headers, body, duplex: 'half'} as RequestInit)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    // While the file arrives, other writes go on (the memory backend runs one transaction at a time).
+    const write = call(srv.remote, 'PUT', '/buckets/meanwhile').then((r) => r.status)
+    const outcome = await Promise.race([write, new Promise((resolve) => setTimeout(() => resolve('still waiting'), 3000))])
+    finish()
+    expect(outcome).toBe(201)
+    const res = await upload
+    expect(res.status).toBe(201)
+    expect(((await res.json()) as Json).size).toBe('first half, second half'.length)
+  })
+
   test('concurrent uploads to one record: each answers cleanly, one file remains, the record names it', async () => {
     await call(srv.remote, 'PUT', '/buckets/race')
     await call(srv.remote, 'PUT', '/buckets/race/collections/c1')

@@ -21,7 +21,7 @@ import {PERMISSIONS_FIELD, type ResourceDefinition} from '../resource/definition
 import {consumeTokenNonce} from '../resource/pagination.js'
 import {ResourceRequest} from '../resource/request.js'
 import {bucketResource, collectionResource} from '../resources.js'
-import type {ViewDef} from '../router.js'
+import {findView, type ViewDef} from '../router.js'
 import type {KintoRequest, TxBackends, ViewResult} from '../types.js'
 import type {KintoPlugin} from './index.js'
 
@@ -163,6 +163,35 @@ function rewrittenBody(ctx: RequestContext, bucketId: string): {body: Buffer; js
   return {body: raw, json: false}
 }
 
+/** The request on the personal bucket's real path (`default` replaced by its id). */
+function realPaths(ctx: RequestContext, bucketId: string): {path: string; rawPath: string} {
+  const prefix = `/${ctx.runtime.routePrefix}/buckets/`
+  const replace = (p: string) => p.replace(`${prefix}default`, `${prefix}${bucketId}`)
+  return {path: replace(ctx.req.path), rawPath: replace(ctx.req.rawPath)}
+}
+
+/**
+ * An upload (a multipart body, kinto_attachment) is read before the transaction opens, as on
+ * the real path: the bucket and collection are created first (in a transaction of their own, as
+ * for a read), then the real view's own pre-transaction step runs.
+ */
+async function beforeUpload(ctx: RequestContext): Promise<void> {
+  if (!ctx.req.multipart) return
+  const identity = await ctx.identity()
+  if (identity.userId === null || ctx.runtime.readonly) return
+  const bucketId = defaultBucketId(ctx.settings, identity.userId)
+  const real = realPaths(ctx, bucketId)
+  const match = ctx.runtime.route(real.path)
+  const view = match ? findView(match.service, ctx.req.method) : undefined
+  if (!match || !view?.beforeTransaction) return
+  await createImplicitObjects(ctx, bucketId)
+  const sub = new RequestContext(ctx.runtime, {...ctx.req, ...real}, ctx.tx, ctx.bound, ctx)
+  sub.params = match.params
+  sub.service = match.service
+  sub.view = view
+  await view.beforeTransaction(sub)
+}
+
 async function defaultBucketView(ctx: RequestContext): Promise<ViewResult> {
   const identity = await ctx.identity()
   if (identity.userId === null) throw unauthorized()
@@ -176,13 +205,11 @@ async function defaultBucketView(ctx: RequestContext): Promise<ViewResult> {
   const bucketId = defaultBucketId(ctx.settings, identity.userId)
   await createImplicitObjects(ctx, bucketId)
 
-  const prefix = `/${ctx.runtime.routePrefix}/buckets/`
-  const replace = (p: string) => p.replace(`${prefix}default`, `${prefix}${bucketId}`)
   const {body, json} = rewrittenBody(ctx, bucketId)
   const headers = {...ctx.req.headers}
   delete headers['content-length']
   if (json && !(ctx.req.body && ctx.req.body.length > 0)) headers['content-type'] = 'application/json'
-  const sub: KintoRequest = {...ctx.req, path: replace(ctx.req.path), rawPath: replace(ctx.req.rawPath), headers, body}
+  const sub: KintoRequest = {...ctx.req, ...realPaths(ctx, bucketId), headers, body}
   const {response} = await ctx.runtime.subrequest(ctx, sub)
   return {status: response.status, headers: response.headers, body: response.body}
 }
@@ -197,6 +224,7 @@ function views(): Map<string, ViewDef> {
       const view: ViewDef = {method, permission: 'public', corsHeaders: EXPOSED, handler: defaultBucketView}
       // A list DELETE's pagination token is taken from the cache before the transaction.
       if (method === 'DELETE') view.beforeTransaction = (ctx) => consumeTokenNonce(ctx, ctx.req.query)
+      if (method === 'POST') view.beforeTransaction = beforeUpload
       return [method, view]
     }),
   )
