@@ -413,6 +413,12 @@ describe('attachment settings', () => {
     const base = {'kinto.attachment.base_path': '/srv/files'}
     expect(() => readAttachmentSettings(buildSettings({...base, 'kinto.attachment.resources.a.b.c.gzipped': 'true'}))).toThrow(/malformed/)
     expect(() => readAttachmentSettings(buildSettings({...base, 'kinto.attachment.resources.a.extensions': 'any'}))).toThrow(/not a supported setting/)
+    // A folder that leaves base_path is refused at startup, not by every upload (a 500).
+    expect(() => readAttachmentSettings(buildSettings({...base, 'kinto.attachment.folder': '{bucket_id}/../../elsewhere'}))).toThrow(
+      "Invalid value for 'attachment.folder': '{bucket_id}/../../elsewhere' leaves kinto.attachment.base_path.",
+    )
+    expect(() => readAttachmentSettings(buildSettings({...base, 'kinto.attachment.resources.a.folder': '..'}))).toThrow(KintoError)
+    expect(readAttachmentSettings(buildSettings({...base, 'kinto.attachment.folder': '/{bucket_id}/../{collection_id}'})).global.folder).toBe('/{bucket_id}/../{collection_id}')
   })
   test('the capability advertises base_url as set, an empty one included (clients prefix locations with it)', () => {
     const base = {'kinto.attachment.base_path': '/srv/files'}

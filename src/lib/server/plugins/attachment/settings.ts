@@ -4,6 +4,8 @@
  * gzipped, randomize, filename_pattern, extensions, mimetypes, max_size_bytes, and the
  * per-bucket / per-collection overrides `attachment.resources.<bid>[.<cid>].<name>`.
  */
+import path from 'node:path'
+
 import {asBool, asInt, asString, type Settings} from '../../../config/settings.js'
 import {KintoError} from '../../../errors.js'
 
@@ -83,8 +85,13 @@ function parseMimetypes(raw: string | null): Record<string, string> {
 
 function readOption(settings: Settings, key: string, name: string): unknown {
   switch (name) {
-    case 'folder':
-      return asString(settings, key) ?? ''
+    case 'folder': {
+      // Ids hold no `/` nor `..`: whether the folder stays below base_path is known now.
+      const folder = asString(settings, key) ?? ''
+      const sample = path.posix.normalize(folder.replace(/\{(bucket_id|collection_id|id)\}/g, 'x').replace(/^\/+/, ''))
+      if (sample === '..' || sample.startsWith('../')) throw configError(`Invalid value for '${key}': '${folder}' leaves kinto.attachment.base_path.`)
+      return folder
+    }
     case 'filename_pattern':
       return asString(settings, key) || null
     case 'max_size_bytes': {
