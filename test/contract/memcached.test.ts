@@ -100,6 +100,31 @@ describe.skipIf(memcachedMissing !== '')(`memcached cache ${memcachedMissing}`, 
     expect(await keep.get('x')).toBe('kept')
   })
 
+  it('with several servers, each key is on the server upstream (python-memcached) picks for it', async () => {
+    const second = await startMemcached()
+    const third = await startMemcached()
+    // python-memcached's server index for the keys pm-0 … pm-19 over two and over three servers
+    // (computed with Python's binascii.crc32, as cmemcache_hash does).
+    const upstream: Record<number, number[]> = {
+      2: [1, 0, 1, 0, 0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 0, 1, 0, 1, 0, 1],
+      3: [0, 2, 1, 1, 2, 1, 2, 2, 1, 1, 1, 2, 1, 2, 0, 0, 0, 2, 2, 1],
+    }
+    for (const servers of [[hosts, second.hosts], [hosts, second.hosts, third.hosts]]) {
+      const all = make('pm-', {hosts: servers.join(' ')})
+      for (let i = 0; i < 20; i++) await all.set(`${i}`, i, 60)
+      const singles = servers.map((h) => make('pm-', {hosts: h}))
+      const holders: number[] = []
+      for (let i = 0; i < 20; i++) {
+        const found = []
+        for (const [index, single] of singles.entries()) if ((await single.get(`${i}`)) === i) found.push(index)
+        expect(found).toHaveLength(1)
+        holders.push(found[0]!)
+      }
+      expect(holders).toEqual(upstream[servers.length])
+      await all.flush()
+    }
+  })
+
   it('a memcached that is not there fails within the timeout as a BackendError', async () => {
     const free = await freePort()
     const down = new MemcachedCache({hosts: [`127.0.0.1:${free}`], timeoutMs: 1000})

@@ -1,7 +1,10 @@
 /**
  * memcached cache (upstream: kinto.core.cache.memcached) through memjs (binary protocol).
  * Settings as upstream: `cache_hosts` (host:port entries, keys spread over them by hash),
- * `cache_prefix`; `cache_pool_timeout` bounds one call (seconds, default 5).
+ * `cache_prefix`; `cache_pool_timeout` bounds one call (seconds, default 5). A key goes to the
+ * server upstream's client (python-memcached) picks for it, so upstream and this backend find each
+ * other's keys on a cache of several servers (a fleet switched over host by host shares logins,
+ * OpenID states and verifications).
  *
  * Layout as upstream: key `<cache_prefix><key>`, value the JSON of `{"value": …, "ttl": <expiry,
  * epoch seconds>}` and the same expiry given to memcached, so values written by upstream are read
@@ -19,6 +22,7 @@
 import {createHash} from 'node:crypto'
 import {connect} from 'node:net'
 import {setTimeout as sleep} from 'node:timers/promises'
+import {crc32} from 'node:zlib'
 
 import type * as Memjs from 'memjs'
 
@@ -53,6 +57,16 @@ export function parseMemcachedHost(entry: string): {host: string; port: number} 
   return {host: m[1] ?? m[2]!, port: Number(m[3])}
 }
 
+/**
+ * The index of the server holding `key` among `count`, as python-memcached chooses it
+ * (cmemcache_hash: bits 16 to 30 of the CRC-32 of the key's UTF-8 bytes, 0 counted as 1, modulo
+ * the number of servers). memjs's own choice (a Java-style string hash) would put keys elsewhere.
+ */
+export function upstreamServerIndex(key: string, count: number): number {
+  const hash = ((crc32(Buffer.from(key, 'utf8')) >>> 16) & 0x7fff) || 1
+  return hash % count
+}
+
 export class MemcachedCache implements Cache {
   readonly kind = 'memcached' as const
   readonly address: CacheAddress
@@ -74,6 +88,9 @@ export class MemcachedCache implements Cache {
     )
     // One attempt per call: a dead server fails the call at once instead of after retries.
     this.client = new memjs.Client(servers, {retries: 1, logger: {log() {}}})
+    // memjs calls getServer for an index (its typings say string).
+    const count = servers.length
+    this.client.getServer = ((key: string) => upstreamServerIndex(key, count)) as unknown as Memjs.Client['getServer']
   }
 
   /** The memcached key of a cache key: upstream's when memcached accepts it, else a digest. */
