@@ -372,6 +372,46 @@ describe('OpenID Connect: JWT access tokens when an audience is set', () => {
     }
   })
 
+  test('a 401 challenges with the scheme of each configured policy, as upstream (not Basic alone)', async () => {
+    const anonymousPut = async (app: ReturnType<typeof audienceApp>) => {
+      const res = await app.inject({method: 'PUT', url: '/v1/buckets/b1'})
+      expect(res.statusCode).toBe(401)
+      expect(res.json().errno).toBe(104)
+      return res.headers['www-authenticate']
+    }
+    const only = audienceApp(provider.jwtResource.audience)
+    try {
+      expect(await anonymousPut(only)).toBe('Bearer realm="Realm"')
+    } finally {
+      await only.close()
+    }
+    const custom = audienceApp(provider.jwtResource.audience, {'multiauth.policy.corp.header_type': 'Bearer+OIDC'})
+    try {
+      expect(await anonymousPut(custom)).toBe('Bearer+OIDC realm="Realm"')
+    } finally {
+      await custom.close()
+    }
+    const settings = buildSettings(
+      {
+        'kinto.userid_hmac_secret': HMAC_SECRET,
+        'kinto.includes': 'kinto.plugins.openid',
+        'multiauth.policies': 'corp basicauth',
+        'multiauth.policy.corp.use': 'kinto.plugins.openid.OpenIDConnectPolicy',
+        'multiauth.policy.corp.issuer': provider.issuer,
+        'multiauth.policy.corp.client_id': 'machine',
+      },
+      {},
+    )
+    const backends = createBackends(settings)
+    const both = createApp({settings, backends})
+    try {
+      expect(await anonymousPut(both)).toBe('Bearer realm="Realm", Basic realm="Realm"')
+    } finally {
+      await both.close()
+      await backends.close()
+    }
+  })
+
   test('a token for the configured audience passes the JWT check and goes on to userinfo', async () => {
     const token = await provider.clientCredentialsToken(machine)
     const app = audienceApp(provider.jwtResource.audience)

@@ -453,7 +453,24 @@ export class Runtime {
     const error = httpErrorFor(err, req, {logger: this.logger, retryAfter: this.retryAfter, settings: this.settings})
     const headers = {...error.headers}
     if (error.status === 503 && !headers['Retry-After']) headers['Retry-After'] = String(this.retryAfter)
+    // "Please authenticate": as upstream's multiauth forget(), the challenge of every configured
+    // policy (`Bearer realm="Realm"` for OpenID), not Basic alone.
+    if (error.status === 401 && headers['WWW-Authenticate'] !== undefined) {
+      const challenge = this.authenticationChallenge()
+      if (challenge) headers['WWW-Authenticate'] = challenge
+      else delete headers['WWW-Authenticate']
+    }
     return {status: error.status, headers, body: error.body()}
+  }
+
+  /** The policies' WWW-Authenticate challenges, in policy order, each once (comma-separated, RFC 9110). */
+  private authenticationChallenge(): string {
+    const challenges: string[] = []
+    for (const policy of this.policies) {
+      const value = policy.challenge?.()['WWW-Authenticate']
+      if (value && !challenges.includes(value)) challenges.push(value)
+    }
+    return challenges.join(', ')
   }
   /** Headers every response gets: CSP, nosniff, Backoff, CORS, content type. */
   finalizeHeaders(req: KintoRequest, response: KintoResponse, ctx?: RequestContext): void {
