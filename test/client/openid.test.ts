@@ -203,6 +203,16 @@ describe.each(BACKEND_KINDS)('OpenID Connect against oidc-provider (%s)', (kind)
     expect(provider.hitsOf('/token')).toBe(tokenHits)
   })
 
+  test('a callback with non-ASCII characters gets its tokens, percent-encoded (not a 500 once signed in)', async () => {
+    const callback = 'http://127.0.0.1:9/app/café€/#tokens='
+    const sent = 'http://127.0.0.1:9/app/caf%C3%A9%E2%82%AC/#tokens='
+    const start = `${srv.remote}/openid/oidc/login?callback=${encodeURIComponent(callback)}&scope=${encodeURIComponent('openid email')}`
+    const visit = await new Browser().visit(start, sent, 'grace')
+    const tokens = tokensFrom(visit.location, sent)
+    expect(tokens.token_type).toBe('Bearer')
+    expect((await bearer(srv.remote, tokens.access_token as string).fetchServerInfo()).user?.id).toBe('oidc:grace')
+  })
+
   test('a revoked token is refused (401)', async () => {
     const {tokens} = await login('oidc', 'dave')
     const token = tokens.access_token as string

@@ -93,6 +93,15 @@ function quoteBase64(text: string): string {
   return text.replace(/\+/g, '%2B').replace(/=/g, '%3D')
 }
 
+/**
+ * The callback as a Location header can carry it: what is not printable ASCII (`é`, `€`, a control
+ * character) percent-encoded as UTF-8, as a browser sends such a URL. Node refuses those characters
+ * in a header (a 500 after the user signed in, the state already spent).
+ */
+function headerSafeUrl(url: string): string {
+  return url.replace(/[^\x21-\x7e]/gu, (c) => [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''))
+}
+
 function positiveInt(ctx: RequestContext, key: string, fallback: number): number {
   const raw = (asString(ctx.settings, key) ?? '').trim()
   return /^\d+$/.test(raw) ? Number(raw) : fallback
@@ -169,7 +178,7 @@ const tokenView: ViewDef = {
     }
     // The provider's answer (tokens, or its error) goes to the client in the callback URL.
     const encoded = Buffer.from(answer, 'utf8').toString('base64')
-    return {status: 307, headers: {Location: `${String(callback)}${quoteBase64(encoded)}`}}
+    return {status: 307, headers: {Location: `${headerSafeUrl(String(callback))}${quoteBase64(encoded)}`}}
   },
 }
 
