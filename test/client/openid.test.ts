@@ -382,6 +382,17 @@ describe('OpenID Connect: JWT access tokens when an audience is set', () => {
     }
   })
 
+  test('/__api__ describes each provider as upstream: an oauth2 method with its authorization endpoint', async () => {
+    const app = audienceApp(provider.jwtResource.audience)
+    try {
+      const res = await app.inject({method: 'GET', url: '/v1/__api__'})
+      expect(res.statusCode).toBe(200)
+      expect(res.json().securityDefinitions).toEqual({corp: {type: 'oauth2', authorizationUrl: `${provider.issuer}/auth`}})
+    } finally {
+      await app.close()
+    }
+  })
+
   test('a 401 challenges with the scheme of each configured policy, as upstream (not Basic alone)', async () => {
     const anonymousPut = async (app: ReturnType<typeof audienceApp>) => {
       const res = await app.inject({method: 'PUT', url: '/v1/buckets/b1'})

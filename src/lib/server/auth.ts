@@ -30,6 +30,8 @@ export interface AuthenticationPolicy {
   authenticate(headers: Record<string, string | undefined>, env: AuthenticationEnv): Promise<string | null>
   /** Headers for a 401 (WWW-Authenticate). */
   challenge?(): Record<string, string>
+  /** The policy's entry in `/__api__`'s securityDefinitions, when it exposes one of its own. */
+  securityDefinition?(): {name: string; definition: Record<string, string>}
   /**
    * Start-up work before the first request (an OpenID provider's discovery document). The app
    * runs it when it gets ready (listen, inject); a rejection stops the start.

@@ -72,7 +72,9 @@ export function openapiService(runtime: Runtime): Service {
         if (!built) {
           const securityDefinitions: Record<string, Record<string, string>> = {}
           for (const p of runtime.policies) {
-            securityDefinitions[p.name] = p.name === 'basicauth' || p.name === 'account' ? {type: 'basic', description: `${p.name} (HTTP Basic)`} : {type: 'apiKey', name: 'Authorization', in: 'header'}
+            const own = p.securityDefinition?.()
+            if (own) securityDefinitions[own.name] = own.definition
+            else securityDefinitions[p.name] = p.name === 'basicauth' || p.name === 'account' ? {type: 'basic', description: `${p.name} (HTTP Basic)`} : {type: 'apiKey', name: 'Authorization', in: 'header'}
           }
           const security = Object.keys(securityDefinitions).map((name) => ({[name]: []}))
           const services = runtime.router.services

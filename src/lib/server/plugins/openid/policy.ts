@@ -165,6 +165,11 @@ export class OpenIdConnectPolicy implements AuthenticationPolicy {
     }
   }
 
+  /** As upstream exposes each provider in /__api__: an OAuth2 method named as configured. */
+  securityDefinition(): {name: string; definition: Record<string, string>} {
+    return {name: this.configuredName, definition: {type: 'oauth2', authorizationUrl: this.config?.authorization_endpoint ?? ''}}
+  }
+
   challenge(): Record<string, string> {
     return {'WWW-Authenticate': `${this.headerType} realm="Realm"`}
   }
