@@ -2,13 +2,35 @@
  * The cache contract against a real Redis (the machine's on 127.0.0.1:6379, else a private
  * redis-server), under a prefix of this run's own: the test never empties anything else.
  */
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
 import {afterAll, describe, expect, it} from 'vitest'
 
+import {networkCache} from '../../src/lib/cache/index.js'
 import {RedisCache} from '../../src/lib/cache/redis.js'
+import {loadConfig} from '../../src/lib/config/index.js'
 import {BackendError} from '../../src/lib/storage/types.js'
 import {redisBinary, redisMissing, startRedis, stopAll, testRedisUrl, uniquePrefix} from '../helpers/cache-servers.js'
 import {freePort} from '../helpers/deploy-servers.js'
 import {cacheContract} from './cache.contract.js'
+
+it('an ini naming the Redis cache without kinto.cache_url loads, and uses upstream\'s default Redis (localhost:6379/0)', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-redis-default-'))
+  try {
+    const ini = path.join(dir, 'kinto.ini')
+    writeFileSync(ini, '[app:main]\nkinto.cache_backend = kinto.core.cache.redis\n')
+    const cache = networkCache(loadConfig(ini, {env: {}}).settings)
+    try {
+      expect(cache?.address).toEqual({backend: 'Redis', where: 'localhost:6379/0'})
+    } finally {
+      await cache?.close()
+    }
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
+})
 
 const skip = await redisMissing()
 const url = (await testRedisUrl()) ?? ''

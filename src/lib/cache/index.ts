@@ -20,7 +20,8 @@ export function networkCache(settings: Settings): NetworkCache | null {
   if (kind === 'redis') {
     const poolSize = Number(settings.cache_pool_size)
     return new RedisCache({
-      url: (asString(settings, 'cache_url') ?? '').trim(),
+      // Upstream reads an empty cache_url as localhost, port 6379, database 0.
+      url: (asString(settings, 'cache_url') ?? '').trim() || 'redis://localhost:6379/0',
       prefix,
       poolSize: Number.isInteger(poolSize) && poolSize > 0 ? poolSize : 1,
       commandTimeoutMs: callTimeoutMs(settings),

@@ -248,16 +248,10 @@ export function validateSettings(settings: Settings, options: {dir: string; orig
   const cache = backendKind(out.cache_backend)
   if (cache === 'postgresql') checkDbUrl(out, 'cache', dir, origin)
   if (cache === 'redis') {
+    // An empty cache_url is upstream's default Redis, localhost:6379/0 (src/lib/cache/index.ts).
     const url = out.cache_url
-    if (isEmpty(url) || typeof url !== 'string' || !/^(redis|rediss|unix):\/\/\S+$/i.test(url.trim())) {
-      const k = isEmpty(url) ? 'cache_backend' : 'cache_url'
-      throw urlProblem(
-        k,
-        origin,
-        isEmpty(url)
-          ? 'kinto.core.cache.redis needs kinto.cache_url, which is empty; set it to a URL such as redis://127.0.0.1:6379/0.'
-          : `${displayValue('cache_url', url)} is not a Redis URL; expected redis://host:port/db (or rediss://, unix://).`,
-      )
+    if (!isEmpty(url) && (typeof url !== 'string' || !/^(redis|rediss|unix):\/\/\S+$/i.test(url.trim()))) {
+      throw urlProblem('cache_url', origin, `${displayValue('cache_url', url)} is not a Redis URL; expected redis://host:port/db (or rediss://, unix://).`)
     }
   }
   if (cache === 'memcached') {
