@@ -518,10 +518,10 @@ describe('OpenID Connect: start-up', () => {
     }
   })
 
-  test('a provider that goes away after the start: 503 with Retry-After, not a 401', async () => {
+  test('a provider that goes away after the start: 503 with Retry-After (retry_after_seconds, as every 503), not a 401', async () => {
     const gone = await startProvider()
     await gone.configure([])
-    const settings = buildSettings({...openidSettings(gone.issuer), 'multiauth.policies': 'oidc'}, {})
+    const settings = buildSettings({...openidSettings(gone.issuer), 'multiauth.policies': 'oidc', 'kinto.retry_after_seconds': '7'}, {})
     const backends = createBackends(settings)
     const app = createApp({settings, backends})
     try {
@@ -529,11 +529,17 @@ describe('OpenID Connect: start-up', () => {
       await gone.close()
       const res = await app.inject({method: 'GET', url: '/v1/buckets', headers: {authorization: 'Bearer some-opaque-token'}})
       expect(res.statusCode).toBe(503)
-      expect(res.headers['retry-after']).toBe('30')
+      expect(res.headers['retry-after']).toBe('7')
       expect(res.json().errno).toBe(201)
       // Refused, or closed when a kept-alive connection is tried first.
       expect(res.json().message).toMatch(new RegExp(`^The OpenID Connect provider ${gone.issuer} cannot be reached \\(connection (refused|closed by the server)\\); please retry later\\.$`))
       expect(res.body).not.toContain('some-opaque-token')
+      // The code exchange of a login under way: the same 503.
+      await backends.cache.set('openid:state:pending', 'http://ui.example.com/#tokens=', 60)
+      const token = await app.inject({method: 'GET', url: '/v1/openid/oidc/token?code=abc&state=pending'})
+      expect(token.statusCode).toBe(503)
+      expect(token.headers['retry-after']).toBe('7')
+      expect(token.json().errno).toBe(201)
     } finally {
       await app.close()
       await backends.close()

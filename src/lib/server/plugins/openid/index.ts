@@ -76,11 +76,11 @@ function providerSettings(ctx: RequestContext, provider: string): {issuer: strin
   return {issuer: get('issuer'), clientId: get('client_id'), clientSecret: get('client_secret'), audience: get('audience')}
 }
 
-async function providerConfiguration(issuer: string) {
+async function providerConfiguration(ctx: RequestContext, issuer: string) {
   try {
     return await fetchOpenIdConfiguration(issuer)
   } catch (err) {
-    throw serviceUnavailable(30, `${(err as Error).message} Please retry later.`)
+    throw serviceUnavailable(ctx.runtime.retryAfter, `${(err as Error).message} Please retry later.`)
   }
 }
 
@@ -134,7 +134,7 @@ const loginView: ViewDef = {
     if (asString(ctx.settings, `${prefix}userid_field`) === 'email' && !scope.includes('email')) {
       throw invalidParameters({location: 'body', name: 'scope', description: `Provider ${provider} requires 'email' scope`})
     }
-    const config = await providerConfiguration(issuer)
+    const config = await providerConfiguration(ctx, issuer)
     const stateTtl = positiveInt(ctx, `${prefix}state_ttl_seconds`, DEFAULT_STATE_TTL_SECONDS)
     const stateLength = positiveInt(ctx, `${prefix}state_length`, DEFAULT_STATE_LENGTH)
     const state = randomBytes(stateLength).toString('hex')
@@ -159,7 +159,7 @@ const tokenView: ViewDef = {
     if (issues.length > 0) throw invalidParameters(issues)
 
     const {issuer, clientId, clientSecret} = providerSettings(ctx, provider)
-    const config = await providerConfiguration(issuer)
+    const config = await providerConfiguration(ctx, issuer)
     // A state is used once.
     const callback = await ctx.runtime.backends.cache.delete<string>(`openid:state:${state}`)
     if (callback === undefined || callback === null) {
@@ -174,7 +174,7 @@ const tokenView: ViewDef = {
     try {
       answer = await exchangeCode(config, {code, client_id: clientId, client_secret: clientSecret, redirect_uri: tokenUrl(ctx, provider)})
     } catch (err) {
-      throw serviceUnavailable(30, `The OpenID Connect provider ${issuer} cannot be reached (${describeHttpError(err)}); please retry later.`)
+      throw serviceUnavailable(ctx.runtime.retryAfter, `The OpenID Connect provider ${issuer} cannot be reached (${describeHttpError(err)}); please retry later.`)
     }
     // The provider's answer (tokens, or its error) goes to the client in the callback URL.
     const encoded = Buffer.from(answer, 'utf8').toString('base64')

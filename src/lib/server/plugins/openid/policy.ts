@@ -10,7 +10,7 @@ import {asString, type Settings} from '../../../config/settings.js'
 import {KintoError} from '../../../errors.js'
 import {hmacDigest, type AuthenticationEnv, type AuthenticationPolicy} from '../../auth.js'
 import type {Cache} from '../../../cache/types.js'
-import {serviceUnavailable} from '../../errors.js'
+import {ERRNO, HttpError} from '../../errors.js'
 import {describeHttpError} from '../../../http.js'
 import {fetchOpenIdConfiguration, fetchUserInfo, type OpenIdConfiguration} from './discovery.js'
 import {verifyJwt} from './jwt.js'
@@ -161,7 +161,11 @@ export class OpenIdConnectPolicy implements AuthenticationPolicy {
       return await fetchUserInfo(config, token)
     } catch (err) {
       // The provider is down or slow: not the caller's fault, and not a reason to drop their token.
-      throw serviceUnavailable(30, `The OpenID Connect provider ${this.issuer} cannot be reached (${describeHttpError(err)}); please retry later.`)
+      // A 503 like a backend's: the runtime adds Retry-After (retry_after_seconds).
+      throw new HttpError(503, {
+        errno: ERRNO.BACKEND,
+        message: `The OpenID Connect provider ${this.issuer} cannot be reached (${describeHttpError(err)}); please retry later.`,
+      })
     }
   }
 
