@@ -546,6 +546,56 @@ describe('OpenID Connect: start-up', () => {
     }
   })
 
+  test('one provider down does not lock out the users of another; its outage is a 503 when no policy knows the token', async () => {
+    const gone = await startProvider()
+    const live = await startProvider()
+    const callback = 'http://127.0.0.1:9/cb'
+    await gone.configure([])
+    await live.configure([{client_id: 'live', client_secret: 'live-secret', redirect_uris: [callback]}])
+    const settings = buildSettings(
+      {
+        'kinto.userid_hmac_secret': HMAC_SECRET,
+        'kinto.includes': 'kinto.plugins.openid',
+        'multiauth.policies': 'gone live',
+        'multiauth.policy.gone.use': 'kinto.plugins.openid.OpenIDConnectPolicy',
+        'multiauth.policy.gone.issuer': gone.issuer,
+        'multiauth.policy.gone.client_id': 'other',
+        'multiauth.policy.live.use': 'kinto.plugins.openid.OpenIDConnectPolicy',
+        'multiauth.policy.live.issuer': live.issuer,
+        'multiauth.policy.live.client_id': 'live',
+      },
+      {},
+    )
+    const backends = createBackends(settings)
+    const app = createApp({settings, backends})
+    try {
+      await app.ready()
+      await gone.close()
+      // An access token of the live provider, from its own authorization-code flow.
+      const auth = `${live.issuer}/auth?${new URLSearchParams({client_id: 'live', response_type: 'code', scope: 'openid', redirect_uri: callback, state: 'st'})}`
+      const visit = await new Browser().visit(auth, callback, 'zoe')
+      const code = new URL(visit.location).searchParams.get('code') ?? ''
+      const exchange = await fetch(`${live.issuer}/token`, {
+        method: 'POST',
+        headers: {'content-type': 'application/x-www-form-urlencoded'},
+        body: new URLSearchParams({grant_type: 'authorization_code', code, redirect_uri: callback, client_id: 'live', client_secret: 'live-secret'}),
+        signal: AbortSignal.timeout(10_000),
+      })
+      const {access_token: token} = (await exchange.json()) as {access_token: string}
+      const hello = await app.inject({method: 'GET', url: '/v1/', headers: {authorization: `Bearer ${token}`}})
+      expect(hello.statusCode).toBe(200)
+      expect(hello.json().user?.id).toBe('live:zoe')
+      // A token the reachable provider refuses: the other one could not be asked, so 503.
+      const unknown = await app.inject({method: 'GET', url: '/v1/buckets', headers: {authorization: 'Bearer nobody-knows-it'}})
+      expect(unknown.statusCode).toBe(503)
+      expect(unknown.json().errno).toBe(201)
+    } finally {
+      await app.close()
+      await backends.close()
+      await live.close()
+    }
+  })
+
   test('a policy without issuer is a configuration error', () => {
     const settings = buildSettings(
       {

@@ -30,6 +30,12 @@ export interface AuthenticationPolicy {
   authenticate(headers: Record<string, string | undefined>, env: AuthenticationEnv): Promise<string | null>
   /** Headers for a 401 (WWW-Authenticate). */
   challenge?(): Record<string, string>
+  /**
+   * True for an error of authenticate() meaning the policy could not check the credentials (its
+   * OpenID provider is down): the next policies are still tried, and the error is raised only
+   * when none of them recognises the request.
+   */
+  isOutage?(err: unknown): boolean
   /** The policy's entry in `/__api__`'s securityDefinitions, when it exposes one of its own. */
   securityDefinition?(): {name: string; definition: Record<string, string>}
   /**
@@ -159,17 +165,24 @@ export async function authenticate(
   env: AuthenticationEnv,
 ): Promise<{userId: string; authnType: string} | null> {
   const hooks = env.hooks?.has('authentication') ? env.hooks : undefined
+  let outage: unknown
   for (const policy of policies) {
     const started = hooks ? performance.now() : 0
     let id: string | null
     try {
       id = await policy.authenticate(headers, env)
+    } catch (err) {
+      // One provider down must not lock out the users of the others.
+      if (!policy.isOutage?.(err)) throw err
+      outage ??= err
+      continue
     } finally {
       hooks?.emit('authentication', {policy: policy.name, elapsedMs: performance.now() - started})
     }
     if (id === null || id === undefined) continue
     return {userId: `${policy.name}:${id}`, authnType: policy.name}
   }
+  if (outage !== undefined) throw outage
   return null
 }
 

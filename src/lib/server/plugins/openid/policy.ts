@@ -35,6 +35,9 @@ function option(options: Record<string, unknown>, key: string, fallback: string)
   return typeof value === 'string' ? value.trim() : value === undefined || value === null ? fallback : String(value)
 }
 
+/** A provider that cannot be reached: a 503 unless another policy recognises the request. */
+class ProviderUnreachable extends HttpError {}
+
 /** The verified profile of a request, by its headers object (the request's bound data). */
 const requestProfiles = new WeakMap<object, Record<string, unknown>>()
 
@@ -162,11 +165,16 @@ export class OpenIdConnectPolicy implements AuthenticationPolicy {
     } catch (err) {
       // The provider is down or slow: not the caller's fault, and not a reason to drop their token.
       // A 503 like a backend's: the runtime adds Retry-After (retry_after_seconds).
-      throw new HttpError(503, {
+      throw new ProviderUnreachable(503, {
         errno: ERRNO.BACKEND,
         message: `The OpenID Connect provider ${this.issuer} cannot be reached (${describeHttpError(err)}); please retry later.`,
       })
     }
+  }
+
+  /** Its provider could not be asked: the token may be another provider's, so the next policies are tried. */
+  isOutage(err: unknown): boolean {
+    return err instanceof ProviderUnreachable
   }
 
   /** As upstream exposes each provider in /__api__: an OAuth2 method named as configured. */
