@@ -91,6 +91,42 @@ describe.skipIf(skip !== '')(`redis cache ${skip}`, () => {
     await expect(down.heartbeat()).rejects.toBeInstanceOf(BackendError)
   })
 
+  it.skipIf(!redisBinary)('a stopped Redis fails each call at once (not after a reconnection wait), and is used again soon after it is back', async () => {
+    const server = await startRedis()
+    const cache = new RedisCache({url: server.url, prefix: base, commandTimeoutMs: 5000})
+    opened.push(cache)
+    await cache.set('k', 'v', 60)
+    await server.stop()
+    // The first call may wait for the one attempt that finds Redis gone.
+    await expect(cache.get('k')).rejects.toBeInstanceOf(BackendError)
+    const started = Date.now()
+    for (let i = 0; i < 10; i++) {
+      const error = await cache.get('k').then(
+        () => null,
+        (e: Error) => e,
+      )
+      expect(error).toBeInstanceOf(BackendError)
+      expect(error!.message).toContain('cannot connect')
+    }
+    // Each call used to wait for ioredis's next reconnection attempt (up to 2 s): over 20 s for these ten.
+    expect(Date.now() - started).toBeLessThan(1500)
+    const back = await startRedis([], server.port)
+    try {
+      const again = Date.now()
+      let value: unknown
+      while (Date.now() - again < 5000) {
+        value = await cache.get('k').catch(() => 'down')
+        if (value !== 'down') break
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      // A fresh server: the key is gone, and the call succeeds.
+      expect(value).toBeUndefined()
+      expect(Date.now() - again).toBeLessThan(2000)
+    } finally {
+      await back.stop()
+    }
+  })
+
   it.skipIf(!redisBinary)('a password in cache_url authenticates; a wrong one fails clearly, the password never shown', async () => {
     const {port} = await startRedis(['--requirepass', 'right-p@ss'])
     const good = new RedisCache({url: `redis://:${encodeURIComponent('right-p@ss')}@127.0.0.1:${port}/2`, commandTimeoutMs: 2000})
