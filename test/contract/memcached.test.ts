@@ -125,6 +125,23 @@ describe.skipIf(memcachedMissing !== '')(`memcached cache ${memcachedMissing}`, 
     }
   })
 
+  it('one of two servers down: its keys go to the other meanwhile, as upstream (not a failure for half the keys)', async () => {
+    const first = await startMemcached()
+    const second = await startMemcached()
+    const both = make('dn-', {hosts: `${first.hosts} ${second.hosts}`})
+    for (let i = 0; i < 20; i++) await both.set(`${i}`, i, 60)
+    await second.stop()
+    for (let i = 0; i < 20; i++) {
+      await both.set(`${i}`, `again-${i}`, 60)
+      expect(await both.get(`${i}`)).toBe(`again-${i}`)
+    }
+    // All on the live server now.
+    const live = make('dn-', {hosts: first.hosts})
+    for (let i = 0; i < 20; i++) expect(await live.get(`${i}`)).toBe(`again-${i}`)
+    await first.stop()
+    await expect(both.get('0')).rejects.toBeInstanceOf(BackendError)
+  })
+
   it('a memcached that is not there fails within the timeout as a BackendError', async () => {
     const free = await freePort()
     const down = new MemcachedCache({hosts: [`127.0.0.1:${free}`], timeoutMs: 1000})

@@ -4,7 +4,8 @@
  * `cache_prefix`; `cache_pool_timeout` bounds one call (seconds, default 5). A key goes to the
  * server upstream's client (python-memcached) picks for it, so upstream and this backend find each
  * other's keys on a cache of several servers (a fleet switched over host by host shares logins,
- * OpenID states and verifications).
+ * OpenID states and verifications); as upstream, a server that fails is left aside for 30 s and
+ * its keys go to the others meanwhile.
  *
  * Layout as upstream: key `<cache_prefix><key>`, value the JSON of `{"value": …, "ttl": <expiry,
  * epoch seconds>}` and the same expiry given to memcached, so values written by upstream are read
@@ -57,14 +58,28 @@ export function parseMemcachedHost(entry: string): {host: string; port: number} 
   return {host: m[1] ?? m[2]!, port: Number(m[3])}
 }
 
+/** python-memcached's cmemcache_hash: bits 16 to 30 of the CRC-32, 0 counted as 1. */
+function cmemcacheHash(bytes: Buffer): number {
+  return ((crc32(bytes) >>> 16) & 0x7fff) || 1
+}
+
+/** How long a server that failed is left aside (python-memcached's dead_retry). */
+const DEAD_RETRY_SECONDS = 30
+
 /**
- * The index of the server holding `key` among `count`, as python-memcached chooses it
- * (cmemcache_hash: bits 16 to 30 of the CRC-32 of the key's UTF-8 bytes, 0 counted as 1, modulo
- * the number of servers). memjs's own choice (a Java-style string hash) would put keys elsewhere.
+ * The server for `key`, as python-memcached finds it: the hash of the key's UTF-8 bytes modulo the
+ * number of servers (memjs's own Java-style string hash would put keys elsewhere), or while that
+ * server is left aside after a failure, the first of up to ten rehashes (`<hash><attempt>`) that
+ * lands on a live one.
  */
-export function upstreamServerIndex(key: string, count: number): number {
-  const hash = ((crc32(Buffer.from(key, 'utf8')) >>> 16) & 0x7fff) || 1
-  return hash % count
+function upstreamServer<S extends {wakeupAt?: number}>(key: string, servers: readonly S[], now: number): S | undefined {
+  let hash = cmemcacheHash(Buffer.from(key, 'utf8'))
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const server = servers[hash % servers.length]!
+    if (!server.wakeupAt || server.wakeupAt <= now) return server
+    hash = cmemcacheHash(Buffer.from(`${hash}${attempt}`, 'ascii'))
+  }
+  return undefined
 }
 
 export class MemcachedCache implements Cache {
@@ -72,6 +87,8 @@ export class MemcachedCache implements Cache {
   readonly address: CacheAddress
   private readonly prefix: string
   private readonly client: Memjs.Client
+  /** memjs's servers; `wakeupAt` marks one left aside after a failure (memjs's failover). */
+  private readonly pool: ReadonlyArray<{wakeupAt?: number}>
   private readonly servers: Array<{host: string; port: number}>
   private readonly timeoutMs: number
 
@@ -86,11 +103,13 @@ export class MemcachedCache implements Cache {
     const servers = this.servers.map(
       ({host, port}) => new memjs.Server(host, port, undefined, undefined, {timeout: seconds, conntimeout: Math.min(seconds, 3), keepAlive: true}),
     )
-    // One attempt per call: a dead server fails the call at once instead of after retries.
-    this.client = new memjs.Client(servers, {retries: 1, logger: {log() {}}})
-    // memjs calls getServer for an index (its typings say string).
-    const count = servers.length
-    this.client.getServer = ((key: string) => upstreamServerIndex(key, count)) as unknown as Memjs.Client['getServer']
+    // One attempt per server: a server that fails is left aside for 30 s (memjs marks it), and
+    // the call goes on to the server upstream would use instead (a key of its own on one server
+    // down is not an outage); when none is left the call fails at once.
+    this.client = new memjs.Client(servers, {retries: 1, failover: true, failoverTime: DEAD_RETRY_SECONDS, logger: {log() {}}})
+    const client = this.client as unknown as {servers: ReadonlyArray<{wakeupAt?: number}>; server(key: string): unknown}
+    this.pool = client.servers
+    client.server = (key: string) => upstreamServer(key, this.pool, Date.now())
   }
 
   /** The memcached key of a cache key: upstream's when memcached accepts it, else a digest. */
@@ -102,6 +121,10 @@ export class MemcachedCache implements Cache {
   }
 
   private async call<T>(what: string, fn: () => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+    // Every server left aside: try them again now (a refused connection fails at once), so a cache
+    // that is back is used by the next call, not 30 s later.
+    const now = Date.now()
+    if (this.pool.every((server) => (server.wakeupAt ?? 0) > now)) for (const server of this.pool) server.wakeupAt = 0
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs)
