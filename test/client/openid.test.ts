@@ -412,6 +412,13 @@ describe('OpenID Connect: JWT access tokens when an audience is set', () => {
     } finally {
       await custom.close()
     }
+    // upstream's policy takes a `realm` argument (multiauth.policy.<name>.realm).
+    const realm = audienceApp(provider.jwtResource.audience, {'multiauth.policy.corp.realm': 'Kinto'})
+    try {
+      expect(await anonymousPut(realm)).toBe('Bearer realm="Kinto"')
+    } finally {
+      await realm.close()
+    }
     const settings = buildSettings(
       {
         'kinto.userid_hmac_secret': HMAC_SECRET,

@@ -55,6 +55,8 @@ export class OpenIdConnectPolicy implements AuthenticationPolicy {
   readonly audience: string
   readonly headerType: string
   readonly useridField: string
+  /** The realm of its 401 challenge (upstream's `realm` argument). */
+  readonly realm: string
   readonly verificationTtl: number
   /** Filled by ready(): the capability's entry for this provider. */
   readonly info: ProviderInfo
@@ -82,6 +84,7 @@ export class OpenIdConnectPolicy implements AuthenticationPolicy {
     this.audience = option(options, 'audience', '')
     this.headerType = option(options, 'header_type', 'Bearer')
     this.useridField = option(options, 'userid_field', 'sub')
+    this.realm = option(options, 'realm', 'Realm')
     const ttl = option(options, 'verification_ttl_seconds', String(DEFAULT_VERIFICATION_TTL))
     if (!/^\d+$/.test(ttl)) {
       throw new KintoError(`multiauth.policy.${configuredName}.verification_ttl_seconds must be a whole number of seconds, not '${ttl}'.`, {
@@ -183,7 +186,7 @@ export class OpenIdConnectPolicy implements AuthenticationPolicy {
   }
 
   challenge(): Record<string, string> {
-    return {'WWW-Authenticate': `${this.headerType} realm="Realm"`}
+    return {'WWW-Authenticate': `${this.headerType} realm="${this.realm}"`}
   }
 }
 
