@@ -213,6 +213,18 @@ describe.each(BACKEND_KINDS)('OpenID Connect against oidc-provider (%s)', (kind)
     expect((await bearer(srv.remote, tokens.access_token as string).fetchServerInfo()).user?.id).toBe('oidc:grace')
   })
 
+  test('hello as a batch sub-request with a token shows that user\'s profile, as upstream', async () => {
+    const {tokens} = await login('oidc', 'henry')
+    const res = await fetch(`${srv.remote}/batch`, {
+      method: 'POST',
+      headers: {'content-type': 'application/json'},
+      body: JSON.stringify({requests: [{path: '/', headers: {Authorization: `Bearer ${tokens.access_token as string}`}}]}),
+      signal: AbortSignal.timeout(10_000),
+    })
+    const body = (await res.json()) as {responses: Array<{body: {user?: Record<string, unknown>}}>}
+    expect(body.responses[0].body.user).toMatchObject({id: 'oidc:henry', profile: {sub: 'henry', email: 'henry@example.com', email_verified: true}})
+  })
+
   test('a revoked token is refused (401)', async () => {
     const {tokens} = await login('oidc', 'dave')
     const token = tokens.access_token as string

@@ -21,6 +21,11 @@ export interface AuthenticationEnv {
   cache: Cache
   /** Where each policy's authenticate() duration is reported (the authentication hook). */
   hooks?: RuntimeHooks
+  /**
+   * The request's bound data (shared by a batch and its sub-requests): what a policy learns of the
+   * request (an OpenID profile) is kept under it, so a sub-request that reuses an identity finds it.
+   */
+  scope?: object
 }
 
 export interface AuthenticationPolicy {

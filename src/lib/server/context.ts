@@ -96,6 +96,7 @@ export class RequestContext {
           // policy may use the cache; a batch sub-request with its own credentials runs inside.
           cache: this.runtime.backends.cache,
           hooks: this.runtime.hooks,
+          scope: this.bound,
         })
         this.bound.identities.set(key, shared)
         shared.catch(() => this.bound.identities.delete(key))

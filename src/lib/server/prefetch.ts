@@ -51,6 +51,7 @@ export async function prefetchRead(ctx: RequestContext, plan: ReadPlan): Promise
       permission: backends.permission,
       cache: backends.cache,
       hooks: ctx.runtime.hooks,
+      scope: ctx.bound,
     })
   }
   const facts = await backends.prefetch({

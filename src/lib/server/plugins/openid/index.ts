@@ -203,7 +203,7 @@ export const openidPlugin: KintoPlugin = {
       providers: policies.map((p) => p.info),
     })
     api.addUserInfo(async (ctx, info) => {
-      info.profile = requestProfile(ctx.req.headers) ?? {}
+      info.profile = requestProfile(ctx.bound, ctx.req.headers) ?? {}
     })
   },
 }
