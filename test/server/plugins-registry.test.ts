@@ -87,6 +87,31 @@ describe('kinto.includes', () => {
   })
 })
 
+describe('kinto.event_listeners', () => {
+  test('a listed listener is a startup error naming it and its module (its events would go nowhere)', () => {
+    let error: unknown
+    try {
+      setup({
+        'kinto.event_listeners': 'redis',
+        'kinto.event_listeners.redis.use': 'kinto_redis.listeners',
+        'kinto.event_listeners.redis.url': 'redis://localhost:6379/0',
+      })
+    } catch (err) {
+      error = err
+    }
+    expect(error).toBeInstanceOf(KintoError)
+    expect((error as KintoError).code).toBe('KINTO_PLUGIN_UNKNOWN')
+    expect((error as KintoError).message).toBe(
+      "kinto.event_listeners lists 'redis' (kinto_redis.listeners): kinto-ops runs no event listener modules, so nothing would receive the events.",
+    )
+  })
+
+  test('empty (the default): the server starts', async () => {
+    const {req} = setup({'kinto.event_listeners': ''})
+    expect((await req('GET', '/v1/')).status).toBe(200)
+  })
+})
+
 describe('kinto.plugins.flush', () => {
   test('needs kinto.flush_endpoint_enabled = true: without it nothing is served and a warning says why', async () => {
     const {req, warnings} = setup({'kinto.includes': 'kinto.plugins.flush'})

@@ -127,6 +127,7 @@ const CASES: Case[] = [
   ['statsd without port', {'kinto.statsd_url': 'udp://statsd.internal'}, 'statsd', 'error', /no port/],
   ['statsd host unknown', {'kinto.statsd_url': 'udp://nowhere.invalid:8125'}, 'statsd', 'error', /does not resolve \(no such host\)/],
   ['statsd without the plugin', {'kinto.includes': undefined}, 'statsd-plugin', 'warning', /upstream Kinto sends no metrics/],
+  ['an event listener', {'kinto.event_listeners': 'redis', 'kinto.event_listeners.redis.use': 'kinto_redis.listeners'}, 'event-listeners', 'error', /'redis' \(kinto_redis\.listeners\).*line \d+, key 'kinto\.event_listeners'\): kinto start refuses to start/],
   ['a key in the wrong case', {'kinto.PAGINATE_BY': '50'}, 'config-warning', 'warning', /case-sensitive/],
   ['admin console folder missing', {'kinto.includes': 'kinto.plugins.statsd kinto.plugins.admin', 'kinto.admin_assets_path': 'no-such-build'}, 'admin-console', 'error', /no-such-build: no such folder .*refuses to start/],
 ]

@@ -45,18 +45,27 @@ export async function runChecks(config: KintoConfig, options: RunChecksOptions =
   return findings
 }
 
-/** kinto.includes names plugins kinto start knows (an unknown one stops it at start-up). */
+/**
+ * kinto.includes names plugins kinto start knows, and kinto.event_listeners none (kinto start
+ * refuses either at start-up).
+ */
 async function checkIncludes(config: KintoConfig): Promise<Finding[]> {
   // Loaded here only: the plugins are the server's code, which the other checks do not need.
-  const {pluginsFromSettings} = await import('../server/plugins/index.js')
-  try {
-    pluginsFromSettings(config.settings)
-  } catch (e) {
-    if (!isKintoError(e)) throw e
-    const where = describeSettingSource(config, 'includes')
-    return [error('includes', `${e.message.replace(/\.$/, '')}${where === 'default' ? '' : ` (${where})`}: kinto start refuses to start.`, e.hint ?? 'Remove it from kinto.includes.')]
+  const {checkEventListeners, pluginsFromSettings} = await import('../server/plugins/index.js')
+  const s = config.settings
+  const findings: Finding[] = []
+  const refused = (id: string, key: string, check: () => unknown, fix: string) => {
+    try {
+      check()
+    } catch (e) {
+      if (!isKintoError(e)) throw e
+      const where = describeSettingSource(config, key)
+      findings.push(error(id, `${e.message.replace(/\.$/, '')}${where === 'default' ? '' : ` (${where})`}: kinto start refuses to start.`, e.hint ?? fix))
+    }
   }
-  return []
+  refused('includes', 'includes', () => pluginsFromSettings(s), 'Remove it from kinto.includes.')
+  refused('event-listeners', 'event_listeners', () => checkEventListeners(s), 'Remove kinto.event_listeners.')
+  return findings
 }
 
 /**

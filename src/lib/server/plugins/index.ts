@@ -26,7 +26,7 @@
  * - includeme runs synchronously: createApp throws configuration errors as KintoError.
  */
 import {KintoError} from '../../errors.js'
-import {asBool, asList} from '../../config/settings.js'
+import {asBool, asList, asString} from '../../config/settings.js'
 import type {ResourceDefinition} from '../resource/definition.js'
 import {resourceServices} from '../resource/services.js'
 import type {Runtime} from '../runtime.js'
@@ -114,6 +114,28 @@ export function pluginsFromSettings(settings: Record<string, unknown>): KintoPlu
     plugins.push(permissionsEndpoint)
   }
   return plugins
+}
+
+/**
+ * `event_listeners`: upstream imports each listed listener (the module of
+ * `event_listeners.<name>.use`, e.g. kinto_redis.listeners) and sends it every change. kinto-ops
+ * runs no listener module, so a listed one is a startup error: its consumers would otherwise
+ * silently stop receiving events.
+ */
+export function checkEventListeners(settings: Record<string, unknown>): void {
+  const names = [...new Set(asList(settings, 'event_listeners'))]
+  if (names.length === 0) return
+  const described = names.map((name) => {
+    const use = asString(settings, `event_listeners.${name}.use`)
+    return use ? `'${name}' (${use})` : `'${name}'`
+  })
+  throw new KintoError(
+    `kinto.event_listeners lists ${described.join(', ')}: kinto-ops runs no event listener modules, so nothing would receive the events.`,
+    {
+      code: 'KINTO_PLUGIN_UNKNOWN',
+      hint: 'Remove kinto.event_listeners (and its kinto.event_listeners.<name>.* settings) to serve without them, or keep serving this ini with upstream Kinto.',
+    },
+  )
 }
 
 /** Builds the plugin API over a runtime. */
