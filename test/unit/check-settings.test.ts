@@ -128,6 +128,27 @@ const CASES: Case[] = [
   ['statsd host unknown', {'kinto.statsd_url': 'udp://nowhere.invalid:8125'}, 'statsd', 'error', /does not resolve \(no such host\)/],
   ['statsd without the plugin', {'kinto.includes': undefined}, 'statsd-plugin', 'warning', /upstream Kinto sends no metrics/],
   ['an event listener', {'kinto.event_listeners': 'redis', 'kinto.event_listeners.redis.use': 'kinto_redis.listeners'}, 'event-listeners', 'error', /'redis' \(kinto_redis\.listeners\).*line \d+, key 'kinto\.event_listeners'\): kinto start refuses to start/],
+  ['an authentication policy without its class', {'multiauth.policies': 'ldap'}, 'auth-policies', 'error', /'ldap' in multiauth\.policies has no multiauth\.policy\.ldap\.use setting \(.*key 'multiauth\.policies'\): kinto start refuses to start/],
+  [
+    'an authentication policy class kinto-ops does not know',
+    {'multiauth.policies': 'fxa', 'multiauth.policy.fxa.use': 'kinto_fxa.authentication.FxAOAuthAuthenticationPolicy'},
+    'auth-policies',
+    'error',
+    /Unknown authentication policy 'kinto_fxa\.authentication\.FxAOAuthAuthenticationPolicy'.*refuses to start/,
+  ],
+  ['an id generator kinto-ops does not know', {'kinto.collection_id_generator': 'name_generator.CollectionGenerator'}, 'id-generators', 'error', /Unknown id generator 'name_generator\.CollectionGenerator' in setting 'collection_id_generator': kinto start refuses to start/],
+  [
+    'accounts creators who are not administrators',
+    {
+      'kinto.includes': 'kinto.plugins.statsd kinto.plugins.accounts',
+      'multiauth.policies': 'account',
+      'multiauth.policy.account.use': 'kinto.plugins.accounts.AccountsPolicy',
+      'kinto.account_create_principals': 'account:bob',
+    },
+    'includes',
+    'error',
+    /account_create_principals lists account:bob, not in kinto\.account_write_principals.*refuses to start/,
+  ],
   ['a key in the wrong case', {'kinto.PAGINATE_BY': '50'}, 'config-warning', 'warning', /case-sensitive/],
   ['admin console folder missing', {'kinto.includes': 'kinto.plugins.statsd kinto.plugins.admin', 'kinto.admin_assets_path': 'no-such-build'}, 'admin-console', 'error', /no-such-build: no such folder .*refuses to start/],
 ]

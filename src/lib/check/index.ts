@@ -46,25 +46,33 @@ export async function runChecks(config: KintoConfig, options: RunChecksOptions =
 }
 
 /**
- * kinto.includes names plugins kinto start knows, and kinto.event_listeners none (kinto start
- * refuses either at start-up).
+ * What kinto start refuses when it builds the app: a kinto.includes plugin it does not know (or
+ * whose settings the plugin refuses), any kinto.event_listeners, an authentication policy or an
+ * id generator it does not know.
  */
 async function checkIncludes(config: KintoConfig): Promise<Finding[]> {
   // Loaded here only: the plugins are the server's code, which the other checks do not need.
+  // The plugins first: importing them registers their authentication policies.
   const {checkEventListeners, pluginsFromSettings} = await import('../server/plugins/index.js')
+  const {policyDefinitions} = await import('../server/auth.js')
+  const {idGeneratorsFromSettings} = await import('../server/ids.js')
   const s = config.settings
   const findings: Finding[] = []
-  const refused = (id: string, key: string, check: () => unknown, fix: string) => {
+  const refused = (id: string, key: string | null, check: () => unknown, fix: string) => {
     try {
       check()
     } catch (e) {
       if (!isKintoError(e)) throw e
-      const where = describeSettingSource(config, key)
+      const where = key === null ? 'default' : describeSettingSource(config, key)
       findings.push(error(id, `${e.message.replace(/\.$/, '')}${where === 'default' ? '' : ` (${where})`}: kinto start refuses to start.`, e.hint ?? fix))
     }
   }
-  refused('includes', 'includes', () => pluginsFromSettings(s), 'Remove it from kinto.includes.')
+  refused('includes', 'includes', () => {
+    for (const plugin of pluginsFromSettings(s)) plugin.checkSettings?.(s)
+  }, 'Remove it from kinto.includes.')
   refused('event-listeners', 'event_listeners', () => checkEventListeners(s), 'Remove kinto.event_listeners.')
+  refused('auth-policies', 'multiauth.policies', () => policyDefinitions(s), 'Fix multiauth.policies and its multiauth.policy.<name>.use settings.')
+  refused('id-generators', null, () => idGeneratorsFromSettings(s), 'Use one of the id generators kinto-ops provides.')
   return findings
 }
 

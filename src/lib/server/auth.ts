@@ -122,11 +122,20 @@ export function registerAuthenticationPolicy(dottedName: string, factory: Policy
   POLICY_FACTORIES.set(dottedName, factory)
 }
 
+/** A configured policy before it is built: its name, its class's factory and its other settings. */
+export interface PolicyDefinition {
+  name: string
+  factory: PolicyFactory
+  options: Record<string, unknown>
+}
+
 /**
- * The configured policies, in order. An empty `multiauth.policies` means `basicauth` (so a
- * default configuration accepts Basic Auth users, as the reference checks expect).
+ * The configured policies, in order, resolved to their factories but not built (`kinto check`
+ * runs this: it throws the KintoError the start would for a policy kinto-ops does not know).
+ * An empty `multiauth.policies` means `basicauth` (so a default configuration accepts Basic
+ * Auth users, as the reference checks expect).
  */
-export function policiesFromSettings(settings: Settings): AuthenticationPolicy[] {
+export function policyDefinitions(settings: Settings): PolicyDefinition[] {
   let names = asList(settings, 'multiauth.policies')
   if (names.length === 0) names = ['basicauth']
   return names.map((name) => {
@@ -149,8 +158,13 @@ export function policiesFromSettings(settings: Settings): AuthenticationPolicy[]
       )
     }
     delete options.use
-    return factory(name, options, settings)
+    return {name, factory, options}
   })
+}
+
+/** The configured policies, in order, built. */
+export function policiesFromSettings(settings: Settings): AuthenticationPolicy[] {
+  return policyDefinitions(settings).map(({name, factory, options}) => factory(name, options, settings))
 }
 
 export interface Identity {

@@ -181,6 +181,7 @@ function checkSettings(settings: Record<string, unknown>): void {
 
 export const accountsPlugin: KintoPlugin = {
   name: 'kinto.plugins.accounts',
+  checkSettings,
   includeme(api) {
     const {runtime} = api
     checkSettings(runtime.settings)

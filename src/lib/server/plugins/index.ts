@@ -59,6 +59,11 @@ export interface KintoPlugin {
   name: string
   /** Runs synchronously while the app is built (a returned promise is not awaited). */
   includeme(api: PluginApi): void | Promise<void>
+  /**
+   * Throws the KintoError its includeme would for these settings, without building anything
+   * (`kinto check` runs it, so that it agrees with the start).
+   */
+  checkSettings?(settings: Record<string, unknown>): void
 }
 
 const REGISTRY = new Map<string, KintoPlugin>()
