@@ -47,6 +47,7 @@ function goodSettings(url: string): Record<string, string> {
     'kinto.includes': 'kinto.plugins.statsd',
     // localhost resolves everywhere (/etc/hosts): the statsd check needs no network.
     'kinto.statsd_url': 'udp://localhost:8125',
+    'multiauth.policies': 'basicauth',
   }
 }
 

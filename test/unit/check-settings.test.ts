@@ -34,6 +34,7 @@ const GOOD: Record<string, string> = {
   'kinto.userid_hmac_secret': SECRET,
   'kinto.includes': 'kinto.plugins.statsd',
   'kinto.statsd_url': 'udp://statsd.internal:8125',
+  'multiauth.policies': 'basicauth',
 }
 
 const dirs: string[] = []
@@ -128,6 +129,7 @@ const CASES: Case[] = [
   ['statsd host unknown', {'kinto.statsd_url': 'udp://nowhere.invalid:8125'}, 'statsd', 'error', /does not resolve \(no such host\)/],
   ['statsd without the plugin', {'kinto.includes': undefined}, 'statsd-plugin', 'warning', /upstream Kinto sends no metrics/],
   ['an event listener', {'kinto.event_listeners': 'redis', 'kinto.event_listeners.redis.use': 'kinto_redis.listeners'}, 'event-listeners', 'error', /'redis' \(kinto_redis\.listeners\).*line \d+, key 'kinto\.event_listeners'\): kinto start refuses to start/],
+  ['no authentication policy', {'multiauth.policies': undefined}, 'multiauth-policies', 'warning', /any Basic Auth credentials.*upstream Kinto authenticates nobody/],
   ['an authentication policy without its class', {'multiauth.policies': 'ldap'}, 'auth-policies', 'error', /'ldap' in multiauth\.policies has no multiauth\.policy\.ldap\.use setting \(.*key 'multiauth\.policies'\): kinto start refuses to start/],
   [
     'an authentication policy class kinto-ops does not know',

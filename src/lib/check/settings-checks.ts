@@ -234,6 +234,18 @@ export const checkBucketReadPrincipals: SettingsCheck = (config) => {
   ]
 }
 
+export const checkAuthPolicies: SettingsCheck = (config) => {
+  const policies = asList(config.settings, 'multiauth.policies')
+  if (policies.length > 0) return [ok('multiauth-policies', `multiauth.policies = ${policies.join(' ')}.`)]
+  return [
+    warning(
+      'multiauth-policies',
+      `multiauth.policies is empty${from(config, 'multiauth.policies')}: kinto-ops then takes any Basic Auth credentials as a basicauth user (system.Authenticated, so allowed to create buckets by default), where upstream Kinto authenticates nobody with this setting.`,
+      'Set multiauth.policies to the policies this server accepts (e.g. account, with kinto.plugins.accounts), or to basicauth to say that this is meant.',
+    ),
+  ]
+}
+
 /**
  * Secrets published in upstream's documentation, tests and tutorials, and placeholders people
  * type: whoever uses one has no secret at all.
@@ -476,6 +488,7 @@ export const SETTINGS_CHECKS: readonly SettingsCheck[] = [
   checkBatchMaxRequests,
   checkPoolSizes,
   checkBucketReadPrincipals,
+  checkAuthPolicies,
   checkSecrets,
   checkDatabasePasswords,
   checkIniPermissions,
