@@ -89,6 +89,13 @@ describe('loadConfig', () => {
     expect(sock.server.unixSocket).toBe(path.join(sock.dir, 'run/kinto.sock'))
   })
 
+  it('reads an empty boolean as false, as upstream\'s asbool (from the ini or the environment)', () => {
+    const c = loadConfig(tmpIni(`${APP}kinto.readonly =\nkinto.version_prefix_redirect_enabled =\n`), {env: {KINTO_EXPLICIT_PERMISSIONS: ''}})
+    expect(c.settings.readonly).toBe(false)
+    expect(c.settings.version_prefix_redirect_enabled).toBe(false)
+    expect(c.settings.explicit_permissions).toBe(false)
+  })
+
   it('warns about a known setting written in the wrong case (Kinto would ignore it)', () => {
     const file = tmpIni(`${APP}kinto.ReadOnly = true\n`)
     const c = loadConfig(file, {env: {}})

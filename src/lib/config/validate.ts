@@ -173,6 +173,8 @@ function check(key: string, value: unknown, rule: SettingRule, origin: OriginOf)
     }
     case 'bool': {
       if (typeof value === 'boolean') return value
+      // upstream's asbool: an empty value (`kinto.readonly =`, KINTO_READONLY='') is false
+      if (isEmpty(value)) return false
       if (typeof value === 'number' && (value === 0 || value === 1)) return value === 1
       if (typeof value === 'string') {
         const s = value.trim().toLowerCase()
