@@ -228,6 +228,13 @@ describe('bad values: one error naming file, line and key, and what is allowed',
     )
   })
 
+  it('an [app:main] inheriting another file (use = config:…) is refused: its settings would be missed', () => {
+    const file = tmpIni('[app:main]\nuse = config:base.ini#main\nkinto.storage_url =\n')
+    expect(errorOf(() => loadConfig(file, {env: {}})).message).toBe(
+      `${file}, line 2, key 'use': [app:main] takes its settings from another file (config:base.ini#main), which kinto-ops does not read; copy that file's settings into [app:main] and write use = egg:kinto.`,
+    )
+  })
+
   it('hides secrets and URL passwords in messages', () => {
     expect(displayValue('userid_hmac_secret', 'abc')).toBe('"***"')
     expect(displayValue('default_bucket_hmac_secret', 'abc')).toBe('"***"')

@@ -95,6 +95,15 @@ function appSettingsEntries(ini: IniDocument, section: string, vars: Record<stri
       continue
     }
     if (defaults.has(e.key)) continue // PasteDeploy skips keys that [DEFAULT] also sets
+    if (e.key === 'use' && /^\s*config:/.test(e.value)) {
+      // PasteDeploy would read the other file's app section first: its settings would be missed.
+      throw iniError(
+        ini.path,
+        e.line,
+        e.key,
+        `[${section}] takes its settings from another file (${e.value.trim()}), which kinto-ops does not read; copy that file's settings into [${section}] and write use = egg:kinto.`,
+      )
+    }
     if (PASTE_KEYS.has(e.key)) continue
     raw.push({key: e.key, value: ini.get(section, e.key, {vars}), line: e.line})
   }
