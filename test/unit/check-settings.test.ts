@@ -151,6 +151,20 @@ const CASES: Case[] = [
     'error',
     /account_create_principals lists account:bob, not in kinto\.account_write_principals.*refuses to start/,
   ],
+  [
+    'history: an excluded resource that is no URI',
+    {'kinto.includes': 'kinto.plugins.statsd kinto.plugins.history', 'kinto.history.exclude_resources': '/not/a/uri'},
+    'includes',
+    'error',
+    /^kinto\.history\.exclude_resources: Invalid URI: \/not\/a\/uri: kinto start refuses to start\.$/,
+  ],
+  [
+    'prometheus: a histogram bound that is no number',
+    {'kinto.includes': 'kinto.plugins.statsd kinto.plugins.prometheus', 'kinto.prometheus_histogram_buckets': '0.1 fast Inf'},
+    'includes',
+    'error',
+    /"fast", which is not a number: kinto start refuses to start/,
+  ],
   ['a key in the wrong case', {'kinto.PAGINATE_BY': '50'}, 'config-warning', 'warning', /case-sensitive/],
   ['admin console folder missing', {'kinto.includes': 'kinto.plugins.statsd kinto.plugins.admin', 'kinto.admin_assets_path': 'no-such-build'}, 'admin-console', 'error', /no-such-build: no such folder .*refuses to start/],
 ]

@@ -67,9 +67,10 @@ async function checkIncludes(config: KintoConfig): Promise<Finding[]> {
       findings.push(error(id, `${e.message.replace(/\.$/, '')}${where === 'default' ? '' : ` (${where})`}: kinto start refuses to start.`, e.hint ?? fix))
     }
   }
-  refused('includes', 'includes', () => {
-    for (const plugin of pluginsFromSettings(s)) plugin.checkSettings?.(s)
-  }, 'Remove it from kinto.includes.')
+  let plugins: ReturnType<typeof pluginsFromSettings> = []
+  refused('includes', 'includes', () => (plugins = pluginsFromSettings(s)), 'Remove it from kinto.includes.')
+  // Each included plugin's own settings (their messages name them).
+  for (const plugin of plugins) refused('includes', null, () => plugin.checkSettings?.(s), `Fix the settings of ${plugin.name}.`)
   refused('event-listeners', 'event_listeners', () => checkEventListeners(s), 'Remove kinto.event_listeners.')
   refused('auth-policies', 'multiauth.policies', () => policyDefinitions(s), 'Fix multiauth.policies and its multiauth.policy.<name>.use settings.')
   refused('id-generators', null, () => idGeneratorsFromSettings(s), 'Use one of the id generators kinto-ops provides.')

@@ -58,6 +58,22 @@ interface Family {
   seen: Set<string>
 }
 
+/** The finite bounds of `prometheus_histogram_buckets` (or the default); throws for a word that is no number. */
+export function histogramBuckets(settings: Settings): number[] {
+  const buckets: number[] = []
+  for (const word of asList(settings, 'prometheus_histogram_buckets').length ? asList(settings, 'prometheus_histogram_buckets') : DEFAULT_BUCKETS.split(' ')) {
+    const value = Number(/^\+?inf$/i.test(word) ? Infinity : word)
+    if (Number.isNaN(value)) {
+      throw new KintoError(`kinto.prometheus_histogram_buckets has ${JSON.stringify(word)}, which is not a number.`, {
+        code: 'KINTO_CONFIG_INVALID',
+        hint: `Give increasing bucket bounds in seconds, e.g. ${DEFAULT_BUCKETS}.`,
+      })
+    }
+    if (value !== Infinity) buckets.push(value)
+  }
+  return buckets
+}
+
 export class PrometheusMetrics implements Metrics {
   readonly registry: Registry
   readonly prefix: string
@@ -71,18 +87,7 @@ export class PrometheusMetrics implements Metrics {
     this.prefix = prometheusPrefix(settings)
     this.disabled = new Set(asList(settings, 'prometheus_disabled_metrics').map((m) => (this.prefix && m.startsWith(this.prefix) ? m.slice(this.prefix.length) : m)))
     this.created = settings.prometheus_created_metrics_enabled === undefined || asBool(settings, 'prometheus_created_metrics_enabled')
-    const buckets: number[] = []
-    for (const word of asList(settings, 'prometheus_histogram_buckets').length ? asList(settings, 'prometheus_histogram_buckets') : DEFAULT_BUCKETS.split(' ')) {
-      const value = Number(/^\+?inf$/i.test(word) ? Infinity : word)
-      if (Number.isNaN(value)) {
-        throw new KintoError(`kinto.prometheus_histogram_buckets has ${JSON.stringify(word)}, which is not a number.`, {
-          code: 'KINTO_CONFIG_INVALID',
-          hint: `Give increasing bucket bounds in seconds, e.g. ${DEFAULT_BUCKETS}.`,
-        })
-      }
-      if (value !== Infinity) buckets.push(value)
-    }
-    this.buckets = buckets
+    this.buckets = histogramBuckets(settings)
     // In a worker, an AggregatorRegistry also answers the primary's requests for its metrics.
     this.registry = cluster.isWorker ? new client.AggregatorRegistry() : new client.Registry()
     if (cluster.isWorker) client.AggregatorRegistry.setRegistries([this.registry])

@@ -224,20 +224,24 @@ function historyCapability(settings: Settings): Record<string, unknown> {
   return exposed
 }
 
+/** The history capability of these settings; a KintoError for an exclude_resources entry that is no URI. */
+function checkedHistoryCapability(settings: Settings): Record<string, unknown> {
+  try {
+    return historyCapability(settings)
+  } catch (err) {
+    throw new KintoError(`kinto.history.exclude_resources: ${(err as Error).message}.`, {
+      code: 'KINTO_CONFIG_INVALID',
+      hint: 'List bucket, collection, group or record URIs without /v1, e.g. /buckets/b1 /buckets/b1/collections/c1.',
+    })
+  }
+}
+
 export const historyPlugin: KintoPlugin = {
   name: 'kinto.plugins.history',
+  checkSettings: (settings) => void checkedHistoryCapability(settings),
   includeme(api) {
     const {runtime} = api
-    const settings = runtime.settings
-    let capability: Record<string, unknown>
-    try {
-      capability = historyCapability(settings)
-    } catch (err) {
-      throw new KintoError(`kinto.history.exclude_resources: ${(err as Error).message}.`, {
-        code: 'KINTO_CONFIG_INVALID',
-        hint: 'List bucket, collection, group or record URIs without /v1, e.g. /buckets/b1 /buckets/b1/collections/c1.',
-      })
-    }
+    const capability = checkedHistoryCapability(runtime.settings)
     runtime.addCapability('history', {
       description: 'Track changes on data.',
       url: 'http://kinto.readthedocs.io/en/latest/api/1.x/history.html',

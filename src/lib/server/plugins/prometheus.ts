@@ -4,13 +4,14 @@
  * gets the `prometheus` capability with the prefix and the disabled metrics. What is measured is
  * the same as for StatsD; the exporter is src/lib/monitoring/prometheus.ts.
  */
-import {PROMETHEUS_CONTENT_TYPE, prometheusFor, scrape} from '../../monitoring/prometheus.js'
+import {histogramBuckets, PROMETHEUS_CONTENT_TYPE, prometheusFor, scrape} from '../../monitoring/prometheus.js'
 import {serviceUnavailable} from '../errors.js'
 import {RawBody} from '../types.js'
 import type {KintoPlugin} from './index.js'
 
 export const prometheusPlugin: KintoPlugin = {
   name: 'kinto.plugins.prometheus',
+  checkSettings: (settings) => void histogramBuckets(settings),
   includeme(api) {
     const metrics = prometheusFor(api.runtime.settings)
     api.runtime.addCapability('prometheus', {
