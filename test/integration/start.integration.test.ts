@@ -81,6 +81,8 @@ describe('kinto start', () => {
       body: '{}',
     })
     expect(put.status).toBe(201)
+    // Any Basic credentials were a user: upstream Kinto would have answered 401, so it is said.
+    expect(started.stderr()).toMatch(/^Warning: multiauth\.policies is empty: .*where upstream Kinto authenticates nobody/m)
     started.child.kill('SIGTERM')
     expect(await started.exit).toEqual({code: 0, signal: null})
     expect(started.stderr()).toMatch(/SIGTERM: finishing requests in flight/)

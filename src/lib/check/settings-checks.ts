@@ -7,7 +7,7 @@ import {statSync} from 'node:fs'
 
 import {type AdminBuild, findAdminBuild} from '../admin-console.js'
 import {type KintoConfig, backendKind, describeSettingSource} from '../config/index.js'
-import {asBool, asInt, asList, asString} from '../config/settings.js'
+import {asBool, asInt, asList, asString, EMPTY_POLICIES_MEANING} from '../config/settings.js'
 import {parseDbUrl} from '../db/url.js'
 import {isKintoError} from '../errors.js'
 import {serverNameFromHttpHost} from '../deploy/values.js'
@@ -240,7 +240,7 @@ export const checkAuthPolicies: SettingsCheck = (config) => {
   return [
     warning(
       'multiauth-policies',
-      `multiauth.policies is empty${from(config, 'multiauth.policies')}: kinto-ops then takes any Basic Auth credentials as a basicauth user (system.Authenticated, so allowed to create buckets by default), where upstream Kinto authenticates nobody with this setting.`,
+      `multiauth.policies is empty${from(config, 'multiauth.policies')}: ${EMPTY_POLICIES_MEANING}`,
       'Set multiauth.policies to the policies this server accepts (e.g. account, with kinto.plugins.accounts), or to basicauth to say that this is meant.',
     ),
   ]

@@ -85,6 +85,13 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   'multiauth.authorization_policy': 'kinto.authorization.AuthorizationPolicy',
 })
 
+/**
+ * What an empty `multiauth.policies` means in kinto-ops, where upstream differs (kinto start
+ * prints it after "multiauth.policies is empty: ", kinto check reports it).
+ */
+export const EMPTY_POLICIES_MEANING =
+  'kinto-ops then takes any Basic Auth credentials as a basicauth user (system.Authenticated, so allowed to create buckets by default), where upstream Kinto authenticates nobody with this setting.'
+
 /** upstream's native_value: JSON-decode a string when it parses, else keep it raw. */
 export function nativeValue(value: unknown): unknown {
   if (typeof value !== 'string') return value

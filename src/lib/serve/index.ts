@@ -15,6 +15,7 @@
 import cluster from 'node:cluster'
 
 import type {KintoConfig} from '../config/index.js'
+import {asList, EMPTY_POLICIES_MEANING} from '../config/settings.js'
 import {ExitCode, UsageError} from '../errors.js'
 import {type ControlServer, controlSocketPath, startControlServer} from '../ops/control.js'
 import {startServer, type RunningServer} from '../server/start.js'
@@ -29,6 +30,9 @@ export type {ServeOptions} from './options.js'
 /** Runs until a stop signal; returns the exit code. */
 export async function serve(options: ServeOptions): Promise<number> {
   if (cluster.isWorker) return serveWorker(options)
+  if (asList(options.config.settings, 'multiauth.policies').length === 0) {
+    options.log(`Warning: multiauth.policies is empty: ${EMPTY_POLICIES_MEANING}`)
+  }
   const workers = options.workers ?? workersFromIni(options.config) ?? 1
   if (workers > 1) {
     const refusal = workersRefusal(options.config, workers)
