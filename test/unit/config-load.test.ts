@@ -96,6 +96,20 @@ describe('loadConfig', () => {
     expect(c.settings.explicit_permissions).toBe(false)
   })
 
+  it('warns that a filter-with of [app:main] is not applied (kinto-ops runs no PasteDeploy filter)', () => {
+    const file = tmpIni(`${APP}filter-with = proxy-prefix\n\n[filter:proxy-prefix]\nuse = egg:PasteDeploy#prefix\nprefix = /kinto\n`)
+    const c = loadConfig(file, {env: {}})
+    expect(c.settings).not.toHaveProperty('filter-with')
+    expect(c.keyProblems).toEqual([
+      {
+        error: false,
+        message: `${file}, line 3, key 'filter-with': kinto-ops runs no PasteDeploy filter, so [filter:proxy-prefix] (egg:PasteDeploy#prefix) is not applied: the app is served as if filter-with were not there.`,
+        fix: 'Do what the filter did in front of kinto start (a URL prefix or proxy headers in the reverse proxy), then remove filter-with.',
+      },
+    ])
+    expect(c.warnings).toEqual([c.keyProblems[0].message])
+  })
+
   it('warns about a known setting written in the wrong case (Kinto would ignore it)', () => {
     const file = tmpIni(`${APP}kinto.ReadOnly = true\n`)
     const c = loadConfig(file, {env: {}})

@@ -30,7 +30,7 @@ export interface RunChecksOptions {
 /** Every finding for a loaded configuration, settings first, then the database. */
 export async function runChecks(config: KintoConfig, options: RunChecksOptions = {}): Promise<Finding[]> {
   const findings: Finding[] = config.keyProblems.map((p) =>
-    (p.error ? error : warning)('config-warning', p.message, 'Fix the key named in the message (Kinto ignores it as written).'),
+    (p.error ? error : warning)('config-warning', p.message, p.fix ?? 'Fix the key named in the message (Kinto ignores it as written).'),
   )
   for (const check of SETTINGS_CHECKS) findings.push(...check(config))
   findings.push(...(await checkIncludes(config)))

@@ -129,6 +129,8 @@ function checkConflicts(ini: IniDocument, raw: RawSetting[]): void {
 export interface KeyProblem {
   message: string
   error: boolean
+  /** What to do, when not "fix the key". */
+  fix?: string
 }
 
 /**
@@ -163,6 +165,26 @@ function keyProblems(ini: IniDocument, raw: RawSetting[]): KeyProblem[] {
     }
   }
   return problems
+}
+
+/**
+ * `filter-with = NAME` in the app section: PasteDeploy wraps the app in [filter:NAME] (a URL
+ * prefix, a proxy fix…). kinto-ops runs no WSGI filter, so the app is served without it.
+ */
+function filterProblems(ini: IniDocument, section: string, vars: Record<string, string>): KeyProblem[] {
+  const entry = ini.ownEntry(section, 'filter-with')
+  const name = entry ? ini.get(section, 'filter-with', {vars})?.trim() : undefined
+  if (!entry || !name) return []
+  const filter = ini.sectionNames().find((n) => /^filter\s*:/.test(n) && n.slice(n.indexOf(':') + 1).trim() === name)
+  const use = filter ? ini.get(filter, 'use', {raw: true})?.trim() : undefined
+  const what = filter ? `[${filter}]${use ? ` (${use})` : ''}` : `the filter '${name}'`
+  return [
+    {
+      error: false,
+      message: `${iniLocation(ini.path, entry.line, entry.key)}: kinto-ops runs no PasteDeploy filter, so ${what} is not applied: the app is served as if filter-with were not there.`,
+      fix: 'Do what the filter did in front of kinto start (a URL prefix or proxy headers in the reverse proxy), then remove filter-with.',
+    },
+  ]
 }
 
 function parsePort(ini: IniDocument, section: string, key: string, text: string): number {
@@ -255,7 +277,7 @@ export function loadConfig(iniPath: string, options: LoadConfigOptions = {}): Ki
   }
   const settings = validateSettings(resolved, {dir: ini.here, origin})
   const server = serverConfig(ini, vars)
-  const problems = keyProblems(ini, raw)
+  const problems = [...keyProblems(ini, raw), ...filterProblems(ini, appSection, vars)]
   return {
     path: file,
     dir: ini.here,
