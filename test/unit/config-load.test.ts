@@ -110,6 +110,24 @@ describe('loadConfig', () => {
     expect(c.warnings).toEqual([c.keyProblems[0].message])
   })
 
+  it('warns about the waitress options of [server:main] that would change the URLs Kinto builds', () => {
+    const file = tmpIni(`${APP}\n[server:main]\nuse = egg:waitress#main\nport = 8000\nthreads = 8\nurl_scheme = https\ntrusted_proxy_headers = x-forwarded-proto\n`)
+    const c = loadConfig(file, {env: {}})
+    expect(c.server.port).toBe(8000)
+    expect(c.keyProblems).toEqual([
+      {
+        error: false,
+        message: `${file}, line 8, key 'url_scheme': kinto start does not read this waitress option, so the URLs Kinto builds (hello's url, Next-Page) do not follow it.`,
+        fix: 'Remove url_scheme from [server:main] and set kinto.http_scheme in [app:main] instead.',
+      },
+      {
+        error: false,
+        message: `${file}, line 9, key 'trusted_proxy_headers': kinto start does not read this waitress option, so the URLs Kinto builds (hello's url, Next-Page) do not follow it.`,
+        fix: 'Remove trusted_proxy_headers from [server:main] and set kinto.http_scheme and kinto.http_host in [app:main] instead.',
+      },
+    ])
+  })
+
   it('warns about a known setting written in the wrong case (Kinto would ignore it)', () => {
     const file = tmpIni(`${APP}kinto.ReadOnly = true\n`)
     const c = loadConfig(file, {env: {}})

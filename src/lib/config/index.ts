@@ -187,6 +187,33 @@ function filterProblems(ini: IniDocument, section: string, vars: Record<string, 
   ]
 }
 
+/**
+ * waitress options of [server:main] that change the scheme, host or path of the URLs the app
+ * builds (hello's url, Next-Page). kinto-ops serves with its own server and does not read them.
+ */
+const WAITRESS_URL_KEYS: Record<string, string> = {
+  url_scheme: 'set kinto.http_scheme in [app:main] instead',
+  url_prefix: 'serve the prefix from the reverse proxy instead',
+  trusted_proxy: 'set kinto.http_scheme and kinto.http_host in [app:main] instead',
+  trusted_proxy_headers: 'set kinto.http_scheme and kinto.http_host in [app:main] instead',
+}
+
+function serverProblems(ini: IniDocument): KeyProblem[] {
+  const section = findSection(ini, ['server'])
+  if (!section) return []
+  const problems: KeyProblem[] = []
+  for (const [key, instead] of Object.entries(WAITRESS_URL_KEYS)) {
+    const entry = ini.ownEntry(section, key)
+    if (!entry || entry.value.trim() === '') continue
+    problems.push({
+      error: false,
+      message: `${iniLocation(ini.path, entry.line, entry.key)}: kinto start does not read this waitress option, so the URLs Kinto builds (hello's url, Next-Page) do not follow it.`,
+      fix: `Remove ${key} from [${section}] and ${instead}.`,
+    })
+  }
+  return problems
+}
+
 function parsePort(ini: IniDocument, section: string, key: string, text: string): number {
   const port = /^\d{1,5}$/.test(text.trim()) ? Number(text.trim()) : NaN
   if (!(port >= 1 && port <= 65535)) {
@@ -277,7 +304,7 @@ export function loadConfig(iniPath: string, options: LoadConfigOptions = {}): Ki
   }
   const settings = validateSettings(resolved, {dir: ini.here, origin})
   const server = serverConfig(ini, vars)
-  const problems = [...keyProblems(ini, raw), ...filterProblems(ini, appSection, vars)]
+  const problems = [...keyProblems(ini, raw), ...filterProblems(ini, appSection, vars), ...serverProblems(ini)]
   return {
     path: file,
     dir: ini.here,
