@@ -3,7 +3,7 @@
  * warning; each mistake of the production checklist gives its finding (id, level, and a fix);
  * secrets never appear in any finding.
  */
-import {chmodSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {appendFileSync, chmodSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -179,6 +179,19 @@ describe('each mistake of the checklist', () => {
     // exactly this problem: nothing else of the good ini turned bad (the statsd plugin cases give two)
     const others = problems(findings).filter((f) => f !== found[0])
     expect(others.every((f) => ['statsd-plugin', 'statsd', 'pool-size'].includes(f.id) || f.id === 'flush-endpoint'), JSON.stringify(others)).toBe(true)
+  })
+
+  it('[uwsgi] processes with memory storage: kinto start refuses that many workers, so check says so', async () => {
+    const file = writeIni({...GOOD, 'kinto.storage_backend': 'kinto.core.storage.memory'})
+    appendFileSync(file, '\n[uwsgi]\nprocesses = 3\n')
+    const f = (await runChecks(loadConfig(file, {env: {}}), {db: false, resolve})).find((x) => x.id === 'workers')
+    expect(f?.level).toBe('error')
+    expect(f?.message).toBe(
+      '[uwsgi] processes = 3 makes kinto start (without --workers) serve with 3 workers, but the storage backend is memory: each process would hold its own data: kinto start refuses to start.',
+    )
+    expect(f?.fix).toMatch(/--workers 1/)
+    // With the default (one process), nothing to say.
+    expect((await lint({'kinto.storage_backend': 'kinto.core.storage.memory'})).find((x) => x.id === 'workers')).toBeUndefined()
   })
 
   it('names where a bad value was set', async () => {

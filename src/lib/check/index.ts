@@ -4,7 +4,8 @@
  * they return findings and never print or exit.
  */
 import {describeSettingSource, type KintoConfig, loadConfig} from '../config/index.js'
-import {isKintoError} from '../errors.js'
+import {isKintoError, KintoError} from '../errors.js'
+import {workersFromIni, workersRefusal} from '../serve/options.js'
 import {checkAttachments} from './attachments-check.js'
 import {checkCache} from './cache-check.js'
 import {checkDatabases} from './database-checks.js'
@@ -74,6 +75,17 @@ async function checkIncludes(config: KintoConfig): Promise<Finding[]> {
   refused('event-listeners', 'event_listeners', () => checkEventListeners(s), 'Remove kinto.event_listeners.')
   refused('auth-policies', 'multiauth.policies', () => policyDefinitions(s), 'Fix multiauth.policies and its multiauth.policy.<name>.use settings.')
   refused('id-generators', null, () => idGeneratorsFromSettings(s), 'Use one of the id generators kinto-ops provides.')
+  // Without --workers, kinto start serves with the ini's [uwsgi] processes.
+  refused('workers', null, () => {
+    const workers = workersFromIni(config)
+    const refusal = workers === undefined ? null : workersRefusal(config, workers)
+    if (refusal) {
+      throw new KintoError(`[uwsgi] processes = ${workers} makes kinto start (without --workers) serve with ${workers} workers, but ${refusal}.`, {
+        code: 'KINTO_WORKERS_REFUSED',
+        hint: 'Start it with --workers 1, or use PostgreSQL for storage and permission (kinto.*_url = postgresql://…).',
+      })
+    }
+  }, 'Start it with --workers 1.')
   return findings
 }
 
