@@ -267,6 +267,13 @@ describe('bad values: one error naming file, line and key, and what is allowed',
     )
   })
 
+  it('a [pipeline:main] instead of [app:main] is refused, naming the app section to move', () => {
+    const file = tmpIni('[pipeline:main]\npipeline =\n    translogger\n    kinto\n\n[filter:translogger]\nuse = egg:Paste#translogger\n\n[app:kinto]\nuse = egg:kinto\nkinto.readonly = true\n')
+    expect(errorOf(() => loadConfig(file, {env: {}})).message).toBe(
+      `${file}, line 1: [pipeline:main] builds the app from other sections (WSGI filters, URL maps), which kinto-ops does not run; move the settings of [app:kinto] to [app:main] and remove [pipeline:main].`,
+    )
+  })
+
   it('hides secrets and URL passwords in messages', () => {
     expect(displayValue('userid_hmac_secret', 'abc')).toBe('"***"')
     expect(displayValue('default_bucket_hmac_secret', 'abc')).toBe('"***"')

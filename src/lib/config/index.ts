@@ -280,6 +280,13 @@ export function loadConfig(iniPath: string, options: LoadConfigOptions = {}): Ki
 
   const appSection = findSection(ini, ['app', 'application'])
   if (!appSection) {
+    // PasteDeploy may build `main` from a pipeline or a composite of other sections; we do not.
+    const other = findSection(ini, ['pipeline', 'composite', 'filter-app'])
+    if (other) {
+      const apps = ini.sectionNames().filter((n) => /^(app|application)\s*:/.test(n))
+      const move = apps.length > 0 ? `move the settings of [${apps[0]}] to [app:main]` : 'put the settings in [app:main]'
+      throw iniError(file, ini.section(other)?.line, undefined, `[${other}] builds the app from other sections (WSGI filters, URL maps), which kinto-ops does not run; ${move} and remove [${other}].`)
+    }
     throw iniError(file, undefined, undefined, 'there is no [app:main] section; Kinto reads its settings from [app:main].')
   }
   const raw = appSettingsEntries(ini, appSection, vars)
