@@ -128,6 +128,19 @@ describe('loadConfig', () => {
     ])
   })
 
+  it('warns about principals separated by commas (upstream reads them as one principal, as we do)', () => {
+    const file = tmpIni(`${APP}kinto.bucket_create_principals = account:admin,account:bob\nkinto.record_read_principals = system.Everyone\n`)
+    const c = loadConfig(file, {env: {}})
+    expect(c.settings.bucket_create_principals).toBe('account:admin,account:bob')
+    expect(c.keyProblems).toEqual([
+      {
+        error: false,
+        message: `${file}, line 3, key 'kinto.bucket_create_principals': principals are separated by spaces or new lines, not commas: Kinto (upstream Kinto too) reads 'account:admin,account:bob' as one principal.`,
+        fix: 'Write kinto.bucket_create_principals = account:admin account:bob',
+      },
+    ])
+  })
+
   it('warns about a known setting written in the wrong case (Kinto would ignore it)', () => {
     const file = tmpIni(`${APP}kinto.ReadOnly = true\n`)
     const c = loadConfig(file, {env: {}})

@@ -152,6 +152,15 @@ function keyProblems(ini: IniDocument, raw: RawSetting[]): KeyProblem[] {
       })
       continue
     }
+    if (/_principals$/.test(key) && typeof r.value === 'string' && r.value.includes(',')) {
+      // upstream's docs say "comma,separated,principals"; its code (aslist) splits on blanks only
+      const glued = r.value.split(/\s+/).find((p) => p.includes(','))
+      problems.push({
+        error: false,
+        message: `${where}: principals are separated by spaces or new lines, not commas: Kinto (upstream Kinto too) reads '${glued}' as one principal.`,
+        fix: `Write ${r.key} = ${r.value.split(/[\s,]+/).filter(Boolean).join(' ')}`,
+      })
+    }
     if (key in DEFAULT_SETTINGS || ruleFor(key)) continue
     const lower = settingKey(r.key.toLowerCase())
     if (lower !== key && (lower in DEFAULT_SETTINGS || ruleFor(lower))) {
