@@ -141,6 +141,19 @@ describe('loadConfig', () => {
     ])
   })
 
+  it('warns about a comment after a value (configparser keeps it in the value)', () => {
+    const file = tmpIni(`${APP}kinto.http_host = kinto.example.com  # public name\nkinto.eos_url = https://example.com/eol#notice\n`)
+    const c = loadConfig(file, {env: {}})
+    expect(c.settings.http_host).toBe('kinto.example.com  # public name')
+    expect(c.keyProblems).toEqual([
+      {
+        error: false,
+        message: `${file}, line 3, key 'kinto.http_host': ini files have no comments after a value, so '# public name' is part of this setting's value (for Kinto too).`,
+        fix: 'Move the comment to a line of its own, starting with #.',
+      },
+    ])
+  })
+
   it('warns about a known setting written in the wrong case (Kinto would ignore it)', () => {
     const file = tmpIni(`${APP}kinto.ReadOnly = true\n`)
     const c = loadConfig(file, {env: {}})

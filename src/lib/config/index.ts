@@ -152,6 +152,15 @@ function keyProblems(ini: IniDocument, raw: RawSetting[]): KeyProblem[] {
       })
       continue
     }
+    const comment = typeof r.value === 'string' ? /(?:^|\s)([#;].*)$/m.exec(r.value) : null
+    if (comment) {
+      // configparser (as PasteDeploy sets it up) has full-line comments only
+      problems.push({
+        error: false,
+        message: `${where}: ini files have no comments after a value, so '${comment[1]}' is part of this setting's value (for Kinto too).`,
+        fix: `Move the comment to a line of its own, starting with ${comment[1][0]}.`,
+      })
+    }
     if (/_principals$/.test(key) && typeof r.value === 'string' && r.value.includes(',')) {
       // upstream's docs say "comma,separated,principals"; its code (aslist) splits on blanks only
       const glued = r.value.split(/\s+/).find((p) => p.includes(','))
