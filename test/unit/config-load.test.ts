@@ -154,6 +154,19 @@ describe('loadConfig', () => {
     ])
   })
 
+  it('warns about an app key that [DEFAULT] also sets (PasteDeploy passes neither to Kinto)', () => {
+    const file = tmpIni(`[DEFAULT]\nkinto.readonly = false\n\n${APP}kinto.readonly = true\n`)
+    const c = loadConfig(file, {env: {}})
+    expect(c.settings.readonly).toBe(false)
+    expect(c.keyProblems).toEqual([
+      {
+        error: false,
+        message: `${file}, line 6, key 'kinto.readonly': [DEFAULT] sets this key too, so PasteDeploy passes it to Kinto as a global value and the setting stays at its default (in upstream Kinto too).`,
+        fix: 'Remove kinto.readonly from [DEFAULT] (or give the [DEFAULT] entry another name for %(name)s references).',
+      },
+    ])
+  })
+
   it('warns about a known setting written in the wrong case (Kinto would ignore it)', () => {
     const file = tmpIni(`${APP}kinto.ReadOnly = true\n`)
     const c = loadConfig(file, {env: {}})

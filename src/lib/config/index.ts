@@ -186,6 +186,21 @@ function keyProblems(ini: IniDocument, raw: RawSetting[]): KeyProblem[] {
 }
 
 /**
+ * Keys of the app section that the file's [DEFAULT] also sets: PasteDeploy takes them as global
+ * values, so neither reaches the settings (upstream Kinto and kinto-ops alike).
+ */
+function shadowedProblems(ini: IniDocument, section: string): KeyProblem[] {
+  const inDefault = new Set(ini.defaults.entries.map((e) => e.key))
+  return ini.section(section)!.entries
+    .filter((e) => inDefault.has(e.key) && !PASTE_KEYS.has(e.key))
+    .map((e) => ({
+      error: false,
+      message: `${iniLocation(ini.path, e.line, e.key)}: [DEFAULT] sets this key too, so PasteDeploy passes it to Kinto as a global value and the setting stays at its default (in upstream Kinto too).`,
+      fix: `Remove ${e.key} from [DEFAULT] (or give the [DEFAULT] entry another name for %(name)s references).`,
+    }))
+}
+
+/**
  * `filter-with = NAME` in the app section: PasteDeploy wraps the app in [filter:NAME] (a URL
  * prefix, a proxy fix…). kinto-ops runs no WSGI filter, so the app is served without it.
  */
@@ -329,7 +344,7 @@ export function loadConfig(iniPath: string, options: LoadConfigOptions = {}): Ki
   }
   const settings = validateSettings(resolved, {dir: ini.here, origin})
   const server = serverConfig(ini, vars)
-  const problems = [...keyProblems(ini, raw), ...filterProblems(ini, appSection, vars), ...serverProblems(ini)]
+  const problems = [...keyProblems(ini, raw), ...shadowedProblems(ini, appSection), ...filterProblems(ini, appSection, vars), ...serverProblems(ini)]
   return {
     path: file,
     dir: ini.here,
