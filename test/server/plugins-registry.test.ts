@@ -112,6 +112,26 @@ describe('kinto.event_listeners', () => {
   })
 })
 
+describe('multiauth.authorization_policy and multiauth.groupfinder', () => {
+  test("upstream's own classes start; another class is a startup error (it would decide permissions)", async () => {
+    const {req} = setup({
+      'multiauth.authorization_policy': 'kinto.authorization.AuthorizationPolicy',
+      'multiauth.groupfinder': 'kinto.core.authorization.groupfinder',
+    })
+    expect((await req('GET', '/v1/')).status).toBe(200)
+    let error: unknown
+    try {
+      setup({'multiauth.groupfinder': 'myproject.ldap.groupfinder'})
+    } catch (err) {
+      error = err
+    }
+    expect(error).toBeInstanceOf(KintoError)
+    expect((error as KintoError).message).toBe(
+      "multiauth.groupfinder = myproject.ldap.groupfinder: kinto-ops uses upstream's own kinto.core.authorization.groupfinder and cannot load another.",
+    )
+  })
+})
+
 describe('kinto.plugins.flush', () => {
   test('needs kinto.flush_endpoint_enabled = true: without it nothing is served and a warning says why', async () => {
     const {req, warnings} = setup({'kinto.includes': 'kinto.plugins.flush'})

@@ -138,6 +138,13 @@ const CASES: Case[] = [
     'error',
     /Unknown authentication policy 'kinto_fxa\.authentication\.FxAOAuthAuthenticationPolicy'.*refuses to start/,
   ],
+  [
+    'a custom authorization policy',
+    {'multiauth.authorization_policy': 'myproject.authz.StrictPolicy'},
+    'auth-policies',
+    'error',
+    /^multiauth\.authorization_policy = myproject\.authz\.StrictPolicy: kinto-ops uses upstream's own kinto\.authorization\.AuthorizationPolicy and cannot load another: kinto start refuses to start\.$/,
+  ],
   ['an id generator kinto-ops does not know', {'kinto.collection_id_generator': 'name_generator.CollectionGenerator'}, 'id-generators', 'error', /Unknown id generator 'name_generator\.CollectionGenerator' in setting 'collection_id_generator': kinto start refuses to start/],
   [
     'accounts creators who are not administrators',

@@ -55,7 +55,7 @@ async function checkIncludes(config: KintoConfig): Promise<Finding[]> {
   // Loaded here only: the plugins are the server's code, which the other checks do not need.
   // The plugins first: importing them registers their authentication policies.
   const {checkEventListeners, pluginsFromSettings} = await import('../server/plugins/index.js')
-  const {policyDefinitions} = await import('../server/auth.js')
+  const {checkAuthorizationHooks, policyDefinitions} = await import('../server/auth.js')
   const {idGeneratorsFromSettings} = await import('../server/ids.js')
   const s = config.settings
   const findings: Finding[] = []
@@ -74,6 +74,7 @@ async function checkIncludes(config: KintoConfig): Promise<Finding[]> {
   for (const plugin of plugins) refused('includes', null, () => plugin.checkSettings?.(s), `Fix the settings of ${plugin.name}.`)
   refused('event-listeners', 'event_listeners', () => checkEventListeners(s), 'Remove kinto.event_listeners.')
   refused('auth-policies', 'multiauth.policies', () => policyDefinitions(s), 'Fix multiauth.policies and its multiauth.policy.<name>.use settings.')
+  refused('auth-policies', null, () => checkAuthorizationHooks(s), 'Remove the custom multiauth class.')
   refused('id-generators', null, () => idGeneratorsFromSettings(s), 'Use one of the id generators kinto-ops provides.')
   // Without --workers, kinto start serves with the ini's [uwsgi] processes.
   refused('workers', null, () => {

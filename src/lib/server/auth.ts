@@ -162,6 +162,28 @@ export function policyDefinitions(settings: Settings): PolicyDefinition[] {
   })
 }
 
+/** Upstream's classes for the pyramid_multiauth hooks kinto-ops implements itself. */
+const BUILTIN_HOOKS: Record<string, string[]> = {
+  'multiauth.authorization_policy': ['kinto.authorization.AuthorizationPolicy', 'kinto.core.authorization.AuthorizationPolicy'],
+  'multiauth.groupfinder': ['kinto.core.authorization.groupfinder'],
+}
+
+/**
+ * Refuses a custom authorization policy or group finder: kinto-ops checks permissions and finds
+ * groups as upstream's own classes do and cannot load another, and serving without it would grant
+ * what the custom class refuses (or the reverse).
+ */
+export function checkAuthorizationHooks(settings: Settings): void {
+  for (const [key, builtin] of Object.entries(BUILTIN_HOOKS)) {
+    const value = asString(settings, key)?.trim()
+    if (!value || builtin.includes(value)) continue
+    throw new KintoError(`${key} = ${value}: kinto-ops uses upstream's own ${builtin[0]} and cannot load another.`, {
+      code: 'KINTO_CONFIG_INVALID',
+      hint: `Remove ${key} to serve with upstream's default, or keep serving this ini with upstream Kinto.`,
+    })
+  }
+}
+
 /** The configured policies, in order, built. */
 export function policiesFromSettings(settings: Settings): AuthenticationPolicy[] {
   return policyDefinitions(settings).map(({name, factory, options}) => factory(name, options, settings))

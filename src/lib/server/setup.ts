@@ -3,6 +3,7 @@
  * and their cascades, backend heartbeats, capabilities, then the `kinto.includes` plugins.
  */
 import {asBool, asList} from '../config/settings.js'
+import {checkAuthorizationHooks} from './auth.js'
 import {checkEventListeners, pluginApi, pluginsFromSettings} from './plugins/index.js'
 import {resourceServices} from './resource/services.js'
 import {openapiService} from './openapi.js'
@@ -44,6 +45,7 @@ export function parsePlugins(runtime: Runtime, baseDir?: string): void {
   }
 
   checkEventListeners(runtime.settings)
+  checkAuthorizationHooks(runtime.settings)
   const api = pluginApi(runtime, userInfoHooks, baseDir)
   for (const plugin of pluginsFromSettings(runtime.settings)) plugin.includeme(api)
 }
