@@ -142,7 +142,7 @@ describe('loadConfig', () => {
   })
 
   it('warns about a comment after a value (configparser keeps it in the value)', () => {
-    const file = tmpIni(`${APP}kinto.http_host = kinto.example.com  # public name\nkinto.eos_url = https://example.com/eol#notice\n`)
+    const file = tmpIni(`${APP}kinto.http_host = kinto.example.com  # public name\nkinto.eos_url = https://example.com/eol#notice\nkinto.userid_hmac_secret = 5f0c1e9a7b3d ;S3cretTail\n`)
     const c = loadConfig(file, {env: {}})
     expect(c.settings.http_host).toBe('kinto.example.com  # public name')
     expect(c.keyProblems).toEqual([
@@ -150,6 +150,12 @@ describe('loadConfig', () => {
         error: false,
         message: `${file}, line 3, key 'kinto.http_host': ini files have no comments after a value, so '# public name' is part of this setting's value (for Kinto too).`,
         fix: 'Move the comment to a line of its own, starting with #.',
+      },
+      {
+        // a secret is never shown, not even its tail
+        error: false,
+        message: `${file}, line 5, key 'kinto.userid_hmac_secret': ini files have no comments after a value, so the text from its ';' on is part of this setting's value (for Kinto too).`,
+        fix: 'Move the comment to a line of its own, starting with ;.',
       },
     ])
   })

@@ -9,7 +9,7 @@ import {KintoError} from '../errors.js'
 import {DEFAULT_SECTION, IniDocument, iniError, iniLocation, readIniFile} from './ini.js'
 import {nearest} from '../text/nearest.js'
 import {DEFAULT_SETTINGS, type RawSetting, type SettingSource, type Settings, resolveSettings, settingKey} from './settings.js'
-import {knownSettingKeys, type OriginOf, ruleFor, validateSettings} from './validate.js'
+import {isSecretKey, knownSettingKeys, type OriginOf, ruleFor, validateSettings} from './validate.js'
 
 export {writeFileAtomic} from './atomic.js'
 export {DURATION_FORMAT, parseDuration, tryParseDuration} from './duration.js'
@@ -154,10 +154,11 @@ function keyProblems(ini: IniDocument, raw: RawSetting[]): KeyProblem[] {
     }
     const comment = typeof r.value === 'string' ? /(?:^|\s)([#;].*)$/m.exec(r.value) : null
     if (comment) {
-      // configparser (as PasteDeploy sets it up) has full-line comments only
+      // configparser (as PasteDeploy sets it up) has full-line comments only; a secret is not shown
+      const shown = isSecretKey(key) ? `the text from its '${comment[1][0]}' on` : `'${comment[1]}'`
       problems.push({
         error: false,
-        message: `${where}: ini files have no comments after a value, so '${comment[1]}' is part of this setting's value (for Kinto too).`,
+        message: `${where}: ini files have no comments after a value, so ${shown} is part of this setting's value (for Kinto too).`,
         fix: `Move the comment to a line of its own, starting with ${comment[1][0]}.`,
       })
     }

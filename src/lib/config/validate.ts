@@ -95,7 +95,7 @@ export interface SettingOrigin {
 
 export type OriginOf = (key: string) => SettingOrigin
 
-function isSecretKey(key: string): boolean {
+export function isSecretKey(key: string): boolean {
   // hmac secrets, passwords, API tokens, Sentry DSNs (not e.g. pagination_token_validity_seconds).
   return /secret|passw(or)?d|(^|[._])(api_)?token$|_dsn$/i.test(key)
 }
