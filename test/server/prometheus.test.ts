@@ -33,6 +33,16 @@ describe('kinto.plugins.prometheus', () => {
     expect(res.raw).toMatch(/^kinto_backend_permission_seconds_count\{method="get_user_principals"\} 1$/m)
   })
 
+  test('request_size is labelled as upstream 26 observes it: method, endpoint, matchdict fields', async () => {
+    const a = app({'kinto.includes': 'kinto.plugins.prometheus'})
+    const req = client(a)
+    expect((await req('GET', '/v1/')).status).toBe(200)
+    expect((await req('PUT', '/v1/buckets/b1', {body: {}})).status).toBe(201)
+    const text = (await req('GET', '/v1/__metrics__')).raw
+    expect(text).toMatch(/^kinto_request_size_count\{method="get",endpoint="hello",bucket_id="",collection_id="",group_id="",record_id=""\} 1$/m)
+    expect(text).toMatch(/^kinto_request_size_sum\{method="put",endpoint="bucket-object",bucket_id="b1",collection_id="",group_id="",record_id=""\} [1-9]\d*$/m)
+  })
+
   test('prometheus_prefix, prometheus_disabled_metrics, prometheus_created_metrics_enabled', async () => {
     const a = app({
       'kinto.includes': 'kinto.plugins.prometheus',

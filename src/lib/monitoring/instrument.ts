@@ -101,7 +101,8 @@ export class ResponseMetrics {
     for (const field of this.matchdictFields) labels.push([field, params[field] ?? ''])
     metrics.unique('request_summary', [...labels, ['status', String(facts.status)]])
     metrics.timer('request_duration_seconds', facts.durationMs, labels)
-    if (facts.bytes !== undefined) metrics.observe('request_size', facts.bytes)
+    // Labelled as upstream 26 observes it (StatsD drops the labels of a gauge).
+    if (facts.bytes !== undefined) metrics.observe('request_size', facts.bytes, labels)
     if (facts.authnType) {
       metrics.unique('authentication', [['type', facts.authnType]])
       metrics.count(`authn_type.${facts.authnType}`)

@@ -5,7 +5,7 @@
  * - `timer(key, ms, labels)` → `<prefix>.<key>.<label>.<value>…:<ms>|ms`
  * - `count(key, n)` → `<prefix>.<key>:<n>|c`
  * - `unique(key, labels)` → a StatsD set: `<prefix>.<key>:<label>.<value>.<label>.<value>…|s`
- * - `observe(key, value)` → a gauge, labels dropped: `<prefix>.<key>:<value>|g`
+ * - `observe(key, value, labels)` → a gauge, labels dropped: `<prefix>.<key>:<value>|g`
  * Label values lose their `:` (Telegraf does not accept it), and the characters that would break
  * a StatsD line (`|`, line breaks) become `_`.
  *
@@ -33,8 +33,8 @@ export interface Metrics {
   count(key: string, n?: number): void
   /** A labelled count: a StatsD set whose member is the labels. */
   unique(key: string, labels: readonly Label[]): void
-  /** A value (a gauge). */
-  observe(key: string, value: number): void
+  /** A value (a StatsD gauge, without its labels; a Prometheus summary, with them). */
+  observe(key: string, value: number, labels?: readonly Label[]): void
   /** Sends what is buffered and closes the socket. */
   close(): Promise<void>
 }
@@ -186,8 +186,8 @@ export class FanoutMetrics implements Metrics {
   unique(key: string, labels: readonly Label[]): void {
     for (const m of this.exporters) m.unique(key, labels)
   }
-  observe(key: string, value: number): void {
-    for (const m of this.exporters) m.observe(key, value)
+  observe(key: string, value: number, labels?: readonly Label[]): void {
+    for (const m of this.exporters) m.observe(key, value, labels)
   }
   async close(): Promise<void> {
     await Promise.all(this.exporters.map((m) => m.close()))

@@ -6,7 +6,7 @@
  * - timer(key, ms, labels) → a histogram `<prefix>_<key>` in seconds (buckets from
  *   `prometheus_histogram_buckets`, default `0.01 0.05 0.1 0.5 1.0 3.0 6.0 Inf`);
  * - unique(key, labels) and count(key) → a counter `<prefix>_<key>_total`;
- * - observe(key, value) → a summary `<prefix>_<key>` (count and sum, no quantiles);
+ * - observe(key, value, labels) → a summary `<prefix>_<key>` (count and sum, no quantiles);
  * - each series also has `<prefix>_<key>_created` (a gauge: when the series was first seen), as
  *   Python's client writes, unless `prometheus_created_metrics_enabled = false`.
  *
@@ -141,9 +141,9 @@ export class PrometheusMetrics implements Metrics {
     if (found) (found.family.metric as Counter).inc(labelObject(found.family.labelNames, found.values), 1)
   }
 
-  observe(key: string, value: number): void {
-    const found = this.family('summary', key, undefined)
-    if (found) (found.family.metric as Summary).observe(value)
+  observe(key: string, value: number, labels?: readonly Label[]): void {
+    const found = this.family('summary', key, labels)
+    if (found) (found.family.metric as Summary).observe(labelObject(found.family.labelNames, found.values), value)
   }
 
   /** This process' metrics in the text format. */
