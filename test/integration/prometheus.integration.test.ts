@@ -170,5 +170,10 @@ describe.skipIf(Boolean(skipReason))(`Prometheus scrapes /__metrics__ (${workers
     expect(health, `${lastError}\n${promOutput}`).toBe('up')
     // Scrapes do not count as hello requests: the counter is exactly what the test did.
     expect(value).toBe(HELLO_REQUESTS)
+    // Bucket bounds as upstream writes them, which Prometheus 2 stores as scraped: a query
+    // written for upstream (`le="1.0"`) finds the series.
+    const bucketQuery = `sum(kintoprod_request_duration_seconds_bucket{endpoint="hello",method="get",le="1.0"})`
+    const bucket = (await (await fetch(`${api}/query?query=${encodeURIComponent(bucketQuery)}`)).json()) as {data: {result: {value: [number, string]}[]}}
+    expect(bucket.data.result.map((r) => Number(r.value[1]))).toEqual([HELLO_REQUESTS])
   }, 240_000)
 })

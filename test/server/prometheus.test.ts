@@ -43,6 +43,15 @@ describe('kinto.plugins.prometheus', () => {
     expect(text).toMatch(/^kinto_request_size_sum\{method="put",endpoint="bucket-object",bucket_id="b1",collection_id="",group_id="",record_id=""\} [1-9]\d*$/m)
   })
 
+  test('bucket bounds are written as upstream (Python) writes them: le="1.0", not le="1"', async () => {
+    const a = app({'kinto.includes': 'kinto.plugins.prometheus'})
+    const req = client(a)
+    expect((await req('GET', '/v1/')).status).toBe(200)
+    const text = (await req('GET', '/v1/__metrics__')).raw
+    const bounds = [...text.matchAll(/^kinto_request_duration_seconds_bucket\{le="([^"]*)",method="get",endpoint="hello",/gm)].map((m) => m[1])
+    expect(bounds).toEqual(['0.01', '0.05', '0.1', '0.5', '1.0', '3.0', '6.0', '+Inf'])
+  })
+
   test('prometheus_prefix, prometheus_disabled_metrics, prometheus_created_metrics_enabled', async () => {
     const a = app({
       'kinto.includes': 'kinto.plugins.prometheus',

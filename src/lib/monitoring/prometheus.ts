@@ -8,7 +8,8 @@
  * - unique(key, labels) and count(key) → a counter `<prefix>_<key>_total`;
  * - observe(key, value, labels) → a summary `<prefix>_<key>` (count and sum, no quantiles);
  * - each series also has `<prefix>_<key>_created` (a gauge: when the series was first seen), as
- *   Python's client writes, unless `prometheus_created_metrics_enabled = false`.
+ *   Python's client writes, unless `prometheus_created_metrics_enabled = false`;
+ * - bucket bounds are written as Python's client writes them: `le="1.0"`, not `le="1"`.
  *
  * Names: `.`, `-` and spaces become `_`; the prefix is `prometheus_prefix` (default the project
  * name) without its `_`, lower-cased, then `_` (`remote-settings` → `remotesettings_`).
@@ -190,10 +191,23 @@ const SCRAPE_TIMEOUT_MS = 5000
 let scrapeIds = 0
 
 /**
+ * Bucket bounds as Python's client writes them (Go's float format): `le="1.0"` where prom-client
+ * writes `le="1"`. Prometheus 2 stores the label as scraped, so a query or an alert written against
+ * upstream's `le="1.0"` would find no series.
+ */
+function goBucketBounds(text: string): string {
+  return text.replace(/\ble="(\d{1,6})"/g, 'le="$1.0"')
+}
+
+/**
  * The metrics of the whole server: in a worker of `--workers N`, every worker's summed (asked to
  * the primary); else this process'.
  */
 export async function scrape(metrics: PrometheusMetrics): Promise<string> {
+  return goBucketBounds(await scrapeText(metrics))
+}
+
+async function scrapeText(metrics: PrometheusMetrics): Promise<string> {
   if (!cluster.isWorker || !process.send) return metrics.text()
   const id = ++scrapeIds
   return new Promise<string>((resolve, reject) => {
