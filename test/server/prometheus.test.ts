@@ -52,6 +52,21 @@ describe('kinto.plugins.prometheus', () => {
     expect(bounds).toEqual(['0.01', '0.05', '0.1', '0.5', '1.0', '3.0', '6.0', '+Inf'])
   })
 
+  test('prometheus_histogram_buckets out of order, repeated or not numbers stop the start, as upstream', async () => {
+    for (const [buckets, word] of [
+      ['0.5 0.1 1.0 Inf', '0.1'],
+      ['0.1 0.1 1.0', '0.1'],
+      ['0.1 Inf 1.0', '1.0'],
+      ['0.1 fast', 'fast'],
+    ]) {
+      expect(() => memoryApp({'kinto.includes': 'kinto.plugins.prometheus', 'kinto.prometheus_histogram_buckets': buckets}), buckets).toThrow(
+        new RegExp(`^kinto\\.prometheus_histogram_buckets has "${word.replace('.', '\\.')}", which is not`),
+      )
+    }
+    const a = app({'kinto.includes': 'kinto.plugins.prometheus', 'kinto.prometheus_histogram_buckets': '0.005 0.1 1 Inf'})
+    expect((await client(a)('GET', '/v1/')).status).toBe(200)
+  })
+
   test('prometheus_prefix, prometheus_disabled_metrics, prometheus_created_metrics_enabled', async () => {
     const a = app({
       'kinto.includes': 'kinto.plugins.prometheus',

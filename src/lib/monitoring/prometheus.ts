@@ -59,17 +59,24 @@ interface Family {
   seen: Set<string>
 }
 
-/** The finite bounds of `prometheus_histogram_buckets` (or the default); throws for a word that is no number. */
+/**
+ * The finite bounds of `prometheus_histogram_buckets` (or the default); throws for a word that is
+ * no number, or a bound not above the one before it.
+ */
 export function histogramBuckets(settings: Settings): number[] {
   const buckets: number[] = []
+  let previous = -Infinity
   for (const word of asList(settings, 'prometheus_histogram_buckets').length ? asList(settings, 'prometheus_histogram_buckets') : DEFAULT_BUCKETS.split(' ')) {
     const value = Number(/^\+?inf$/i.test(word) ? Infinity : word)
-    if (Number.isNaN(value)) {
-      throw new KintoError(`kinto.prometheus_histogram_buckets has ${JSON.stringify(word)}, which is not a number.`, {
+    // Out of order, a bound would count the wrong observations (upstream refuses them too).
+    const problem = Number.isNaN(value) ? 'which is not a number' : value <= previous ? `which is not above the bound before it (${previous})` : null
+    if (problem) {
+      throw new KintoError(`kinto.prometheus_histogram_buckets has ${JSON.stringify(word)}, ${problem}.`, {
         code: 'KINTO_CONFIG_INVALID',
         hint: `Give increasing bucket bounds in seconds, e.g. ${DEFAULT_BUCKETS}.`,
       })
     }
+    previous = value
     if (value !== Infinity) buckets.push(value)
   }
   return buckets
