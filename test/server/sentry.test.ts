@@ -165,4 +165,22 @@ describe('Sentry', () => {
     for (const secret of [HMAC_SECRET, PASSWORD, BEARER, basic, basic.slice(6)]) expect(received, secret).not.toContain(secret)
   }, 60_000)
 
+  test('once the app is built, the start-up event upstream documents as the setup check', async () => {
+    const sink = await ingest()
+    closers.push(() => new Promise((r) => sink.server.close(() => r())))
+    const settings = buildSettings(
+      {'kinto.userid_hmac_secret': HMAC_SECRET, 'kinto.sentry_dsn': sink.dsn, 'kinto.project_name': 'remote-settings', 'kinto.project_version': '9.8.7'},
+      {},
+    )
+    const backends = createBackends(settings)
+    closers.push(() => backends.close())
+    const app = createApp({settings, backends})
+    // Closing the app flushes the SDK (bounded: 2 s).
+    await app.close()
+    const events = sink.envelopes.flatMap((e) => e.items.filter((i) => i.header.type === 'event').map((i) => i.payload as any))
+    const started = events.filter((e) => e.message === 'Running remote-settings 9.8.7.')
+    expect(started, JSON.stringify(events.map((e) => e.message))).toHaveLength(1)
+    expect(started[0].level).toBe('info')
+  }, 60_000)
+
 })

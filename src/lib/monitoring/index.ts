@@ -85,9 +85,10 @@ export class Monitoring {
     if (this.metrics) subscribeTimers(hooks, this.metrics)
   }
 
-  /** Once the runtime's services are known: per-response metrics need its routes. */
+  /** Once the runtime's services are known (the app is built): per-response metrics need its routes. */
   attach(route: RouteOf): void {
     if (this.metrics) this.responseMetrics = new ResponseMetrics(route, this.metrics, this.options.settings)
+    this.sentry?.started()
   }
 
   /**

@@ -4,7 +4,8 @@
  * environment, and log records become breadcrumbs from `sentry_breadcrumbs_min_level` (Python
  * levels, default 10: DEBUG) and events from `sentry_events_min_level` (default 30: WARNING).
  * Unexpected errors (a 5xx that is not a deliberate 503: the runtime's error hook) become events
- * with the request id, method, path and user id.
+ * with the request id, method, path and user id. Once the app is built, one info event says
+ * `Running <project_name> <project_version>.`, as upstream sends (its documented setup check).
  *
  * Secrets never leave: no request headers, cookies or bodies are attached, log fields are the
  * redacted ones (redact.ts), and every event and breadcrumb is scrubbed before sending: the
@@ -17,6 +18,7 @@ import {asInt, asString, type Settings} from '../config/settings.js'
 import {lazyRequire} from '../lazy.js'
 import type {Logger} from '../logger.js'
 import type {RuntimeHooks} from '../server/hooks.js'
+import {packageVersion} from '../version.js'
 import type {KintoLogging} from './logging.js'
 import {scrubSecrets} from './redact.js'
 
@@ -87,6 +89,8 @@ function scrub(value: unknown, secrets: string[], depth = 0): unknown {
 
 export interface SentryReporting {
   client: NodeClient | undefined
+  /** The app is built: upstream's start-up event (`Running kinto <version>.`, level info), the setup check. */
+  started(): void
   flush(timeoutMs?: number): Promise<boolean>
   close(timeoutMs?: number): Promise<boolean>
 }
@@ -151,6 +155,10 @@ export function startSentry(settings: Settings, hooks: RuntimeHooks, logging: Ki
 
   return {
     client,
+    started: () => {
+      const version = asString(settings, 'project_version') || packageVersion()
+      Sentry.captureMessage(`Running ${asString(settings, 'project_name') ?? 'kinto'} ${version}.`, 'info')
+    },
     flush: (timeoutMs = 2000) => Sentry.flush(timeoutMs),
     close: (timeoutMs = 2000) => Sentry.close(timeoutMs),
   }
