@@ -4,6 +4,7 @@
  * gets the `prometheus` capability with the prefix and the disabled metrics. What is measured is
  * the same as for StatsD; the exporter is src/lib/monitoring/prometheus.ts.
  */
+import {asList} from '../../config/settings.js'
 import {histogramBuckets, PROMETHEUS_CONTENT_TYPE, prometheusFor, scrape} from '../../monitoring/prometheus.js'
 import {serviceUnavailable} from '../errors.js'
 import {RawBody} from '../types.js'
@@ -18,7 +19,8 @@ export const prometheusPlugin: KintoPlugin = {
       description: 'Prometheus metrics.',
       url: 'https://github.com/Kinto/kinto/',
       prefix: metrics.prefix,
-      disabled_metrics: [...metrics.disabled],
+      // As written in the ini, as upstream shows them (with their prefix when they have one).
+      disabled_metrics: asList(api.runtime.settings, 'prometheus_disabled_metrics'),
     })
     api.addService({
       name: 'prometheus_metrics',
