@@ -213,6 +213,15 @@ describe('environment overrides (upstream rules)', () => {
     expect(prod.settings['fxa-oauth.cache_ttl_seconds']).toBe(5)
   })
 
+  it('Sentry levels: numbers or Python level names, as upstream (Python logging) takes them', () => {
+    const named = loadConfig(tmpIni(`${APP}kinto.sentry_events_min_level = ERROR\nkinto.sentry_breadcrumbs_min_level = info\n`), {env: {}})
+    expect(named.settings.sentry_events_min_level).toBe(40)
+    expect(named.settings.sentry_breadcrumbs_min_level).toBe(20)
+    const fromEnv = loadConfig(tmpIni(APP), {env: {SENTRY_EVENTS_MIN_LEVEL: 'CRITICAL', SENTRY_BREADCRUMBS_MIN_LEVEL: '25'}})
+    expect(fromEnv.settings.sentry_events_min_level).toBe(50)
+    expect(fromEnv.settings.sentry_breadcrumbs_min_level).toBe(25)
+  })
+
   it('validates env values and names the variable', () => {
     const err = errorOf(() => loadConfig(file, {env: {KINTO_BATCH_MAX_REQUESTS: 'lots'}}))
     expect(err.code).toBe('KINTO_CONFIG_INVALID')
@@ -244,6 +253,11 @@ describe('bad values: one error naming file, line and key, and what is allowed',
     ['flush_endpoint_enabled = 2', 'line 3, key \'flush_endpoint_enabled\': "2" is not valid; expected true or false.', ''],
     ['kinto.includes = 12', 'line 3, key \'kinto.includes\': "12" is not valid; expected names separated by spaces or new lines.', ''],
     ['kinto.eos = someday', 'line 3, key \'kinto.eos\': "someday" is not valid; expected a date such as 2030-01-31, or empty.', ''],
+    [
+      'kinto.sentry_events_min_level = LOUD',
+      'line 3, key \'kinto.sentry_events_min_level\': "LOUD" is not valid; expected a logging level: DEBUG, INFO, WARNING, ERROR, CRITICAL or a number such as 30.',
+      '',
+    ],
     [
       'kinto.storage_backend = kinto.core.storage.mysql',
       'line 3, key \'kinto.storage_backend\': "kinto.core.storage.mysql" is not a storage backend kinto-ops provides; expected one of kinto.core.storage.postgresql, kinto.core.storage.memory.',

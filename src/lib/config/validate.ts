@@ -17,6 +17,7 @@ export type SettingRule =
   | {type: 'list'}
   | {type: 'backend'; family: BackendFamily}
   | {type: 'date'; nullable?: boolean}
+  | {type: 'level'}
 
 
 const EXACT: Record<string, SettingRule> = {
@@ -33,8 +34,8 @@ const EXACT: Record<string, SettingRule> = {
   root_cache_expires_seconds: {type: 'int', min: -1},
   version_prefix_redirect_ttl_seconds: {type: 'int', min: -1},
   trailing_slash_redirect_ttl_seconds: {type: 'int', min: -1},
-  sentry_breadcrumbs_min_level: {type: 'int', min: 0},
-  sentry_events_min_level: {type: 'int', min: 0},
+  sentry_breadcrumbs_min_level: {type: 'level'},
+  sentry_events_min_level: {type: 'level'},
   account_cache_ttl_seconds: {type: 'int', min: 0},
   'history.auto_trim_max_count': {type: 'int', min: -1},
   'history.auto_trim_threshold': {type: 'int', min: 0},
@@ -130,8 +131,13 @@ function describeRule(rule: SettingRule): string {
       return `one of ${backendModules(rule.family).join(', ')}`
     case 'date':
       return 'a date such as 2030-01-31, or empty'
+    case 'level':
+      return 'a logging level: DEBUG, INFO, WARNING, ERROR, CRITICAL or a number such as 30'
   }
 }
+
+/** Python's level names, which its logging (so upstream's Sentry settings) takes as well as numbers. */
+const PY_LEVELS: Record<string, number> = {NOTSET: 0, DEBUG: 10, INFO: 20, WARN: 30, WARNING: 30, ERROR: 40, FATAL: 50, CRITICAL: 50}
 
 function isEmpty(v: unknown): boolean {
   return v === null || v === undefined || (typeof v === 'string' && v.trim() === '')
@@ -205,6 +211,12 @@ function check(key: string, value: unknown, rule: SettingRule, origin: OriginOf)
       }
       if (typeof value !== 'string' || Number.isNaN(Date.parse(value))) throw fail()
       return value
+    }
+    case 'level': {
+      if (typeof value === 'string' && PY_LEVELS[value.trim().toUpperCase()] !== undefined) return PY_LEVELS[value.trim().toUpperCase()]
+      const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : NaN
+      if (!Number.isSafeInteger(n) || n < 0) throw fail()
+      return n
     }
   }
 }
