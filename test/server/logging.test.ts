@@ -174,6 +174,23 @@ describe('request.summary', () => {
     expect(summaries[1].Fields.rid).toBe('odd-1')
   })
 
+  test('a backend failure is logged CRITICAL (mozlog Severity 2), as upstream', async () => {
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    const url = 'postgresql://kinto:db-SECRET-5d1c@127.0.0.1:1/kinto'
+    const {app, lines} = setup({
+      'kinto.storage_backend': 'kinto.core.storage.postgresql',
+      'kinto.storage_url': url,
+      'kinto.permission_backend': 'kinto.core.permission.postgresql',
+      'kinto.permission_url': url,
+    })
+    const res = await app.inject({method: 'GET', url: '/v1/buckets/b1', headers: {authorization: auth, 'x-request-id': 'req-db-down'}})
+    expect(res.statusCode).toBe(503)
+    const failure = lines().filter((l) => l.Type === 'kinto' && l.Fields.rid === 'req-db-down' && l.Fields.errno === 201)
+    expect(failure).toHaveLength(1)
+    expect(failure[0].Severity).toBe(2)
+    expect(JSON.stringify(failure[0])).not.toContain('db-SECRET-5d1c')
+  })
+
   test('the start-up and runtime messages go to the kinto logger', async () => {
     const {app, lines} = setup({'kinto.includes': 'kinto.plugins.quotas'})
     await app.ready()

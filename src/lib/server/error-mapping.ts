@@ -45,8 +45,11 @@ export function httpErrorFor(err: unknown, req: KintoRequest, options: ErrorMapp
   if (err instanceof ReadonlyTimestampError) return serviceUnavailable(retryAfter, MESSAGES.readonlyTimestamp)
   if (err instanceof BackendError || isDatabaseUnreachable(err)) {
     // A database that cannot be reached (down, restarting, out of connections) is the backend's
-    // failure, not a bug: 503 errno 201 with Retry-After, so clients back off and retry.
-    logger.error({rid: req.scope?.rid, err, path: req.path, method: req.method, errno: ERRNO.BACKEND}, (err as Error).message)
+    // failure, not a bug: 503 errno 201 with Retry-After, so clients back off and retry. Logged
+    // CRITICAL as upstream logs backend errors (what log-based alerts on an outage look for).
+    const fields = {rid: req.scope?.rid, err, path: req.path, method: req.method, errno: ERRNO.BACKEND}
+    if (logger.fatal) logger.fatal(fields, (err as Error).message)
+    else logger.error(fields, (err as Error).message)
     return serviceUnavailable(retryAfter)
   }
   logger.error({rid: req.scope?.rid, err, path: req.path, method: req.method, errno: ERRNO.UNDEFINED}, (err as Error)?.message ?? String(err))
