@@ -165,6 +165,39 @@ describe('Sentry', () => {
     for (const secret of [HMAC_SECRET, PASSWORD, BEARER, basic, basic.slice(6)]) expect(received, secret).not.toContain(secret)
   }, 60_000)
 
+  test('a database that cannot be reached is reported (a backend failure, not a deliberate 503)', async () => {
+    const sink = await ingest()
+    closers.push(() => new Promise((r) => sink.server.close(() => r())))
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    const url = `postgresql://kinto:${PASSWORD}@127.0.0.1:1/kinto`
+    const settings = buildSettings(
+      {
+        'kinto.userid_hmac_secret': HMAC_SECRET,
+        'kinto.sentry_dsn': sink.dsn,
+        'kinto.storage_backend': 'kinto.core.storage.postgresql',
+        'kinto.storage_url': url,
+        'kinto.permission_backend': 'kinto.core.permission.postgresql',
+        'kinto.permission_url': url,
+      },
+      {},
+    )
+    const backends = createBackends(settings)
+    closers.push(() => backends.close())
+    const app = createApp({settings, backends})
+    const basic = `Basic ${Buffer.from(`alice:${PASSWORD}`).toString('base64')}`
+    const res = await app.inject({method: 'PUT', url: '/v1/buckets/b1', headers: {authorization: basic, 'x-request-id': 'req-db-down'}})
+    expect(res.statusCode).toBe(503)
+    expect(JSON.parse(res.body).errno).toBe(201)
+    // Closing the app flushes the SDK (bounded: 2 s).
+    await app.close()
+    const events = sink.envelopes.flatMap((e) => e.items.filter((i) => i.header.type === 'event').map((i) => i.payload as any))
+    const reported = events.filter((e) => e.tags?.request_id === 'req-db-down')
+    expect(reported, JSON.stringify(events.map((e) => e.message ?? e.exception?.values?.[0]?.value))).toHaveLength(1)
+    expect(reported[0].tags.status).toBe('503')
+    expect(reported[0].exception.values[0].value).toMatch(/Cannot connect to PostgreSQL/)
+    expect(sink.raw.join('\n')).not.toContain(PASSWORD)
+  }, 60_000)
+
   test('once the app is built, the start-up event upstream documents as the setup check', async () => {
     const sink = await ingest()
     closers.push(() => new Promise((r) => sink.server.close(() => r())))

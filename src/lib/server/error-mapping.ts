@@ -43,7 +43,7 @@ export function httpErrorFor(err: unknown, req: KintoRequest, options: ErrorMapp
     return error
   }
   if (err instanceof ReadonlyTimestampError) return serviceUnavailable(retryAfter, MESSAGES.readonlyTimestamp)
-  if (err instanceof BackendError || isDatabaseUnreachable(err)) {
+  if (isBackendFailure(err)) {
     // A database that cannot be reached (down, restarting, out of connections) is the backend's
     // failure, not a bug: 503 errno 201 with Retry-After, so clients back off and retry. Logged
     // CRITICAL as upstream logs backend errors (what log-based alerts on an outage look for).
@@ -56,6 +56,7 @@ export function httpErrorFor(err: unknown, req: KintoRequest, options: ErrorMapp
   return internalError(asString(options.settings, 'error_info_link') ?? '')
 }
 
-function isDatabaseUnreachable(err: unknown): boolean {
-  return isKintoError(err) && err.code === 'KINTO_DB_UNREACHABLE'
+/** A failure of a backend (answered 503 errno 201): a BackendError, or a database that cannot be reached. */
+export function isBackendFailure(err: unknown): boolean {
+  return err instanceof BackendError || (isKintoError(err) && err.code === 'KINTO_DB_UNREACHABLE')
 }

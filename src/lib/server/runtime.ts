@@ -21,7 +21,7 @@ import {permits} from './authorization.js'
 import {RequestContext, newBoundData, type BoundData} from './context.js'
 import {CorsPolicy, DEFAULT_EXPOSED_HEADERS, corsPolicyFrom, exposedHeadersValue, preflight} from './cors.js'
 import {endOfService, eosAlertHeader} from '../state/eos.js'
-import {httpErrorFor} from './error-mapping.js'
+import {httpErrorFor, isBackendFailure} from './error-mapping.js'
 import {
   ERRNO,
   HttpError,
@@ -421,8 +421,9 @@ export class Runtime {
 
   /** An unexpected failure (a 5xx that is not a deliberate 503): the error hook. */
   private unexpected(err: unknown, req: KintoRequest, status: number, ctx: RequestContext | undefined): void {
-    // Deliberate 503s (maintenance, readonly timestamps) are no failure; a backend's is.
-    if (status === 503 && !(err instanceof BackendError)) return
+    // Deliberate 503s (maintenance, readonly timestamps) are no failure; a backend's is (an
+    // unreachable database included).
+    if (status === 503 && !isBackendFailure(err)) return
     if (err instanceof AbortTransaction) return
     this.hooks.emit('error', {req, error: err, status, ctx})
   }
