@@ -165,6 +165,40 @@ describe('Sentry', () => {
     for (const secret of [HMAC_SECRET, PASSWORD, BEARER, basic, basic.slice(6)]) expect(received, secret).not.toContain(secret)
   }, 60_000)
 
+  test("an error's breadcrumbs are its own request's, never other users' requests", async () => {
+    const sink = await ingest()
+    closers.push(() => new Promise((r) => sink.server.close(() => r())))
+    const logging = new KintoLogging(loggingPlan(parseIni(jsonIni())), {projectName: 'kinto', stdout: {write: () => true}})
+    const settings = buildSettings({'kinto.userid_hmac_secret': HMAC_SECRET, 'kinto.sentry_dsn': sink.dsn}, {})
+    const backends = createBackends(settings)
+    // A bug in the storage when Bob creates a bucket.
+    const transaction = backends.transaction.bind(backends)
+    backends.transaction = (fn) =>
+      transaction((tx) => {
+        const storage = Object.create(tx.storage) as typeof tx.storage
+        storage.create = async () => {
+          throw new TypeError('storage bug')
+        }
+        return fn({...tx, storage})
+      })
+    const app = createApp({settings, backends, logger: logging.root})
+    closers.push(() => backends.close())
+    const alice = `Basic ${Buffer.from('alice:alice-pw').toString('base64')}`
+    const bob = `Basic ${Buffer.from('bob:bob-pw').toString('base64')}`
+    expect((await app.inject({method: 'GET', url: '/v1/buckets?private=alice-query', headers: {authorization: alice, 'x-request-id': 'req-alice'}})).statusCode).toBe(200)
+    expect((await app.inject({method: 'PUT', url: '/v1/buckets/b1', headers: {authorization: bob, 'x-request-id': 'req-bob'}})).statusCode).toBe(500)
+    // Closing the app flushes the SDK (bounded: 2 s).
+    await app.close()
+    const events = sink.envelopes.flatMap((e) => e.items.filter((i) => i.header.type === 'event').map((i) => i.payload as any))
+    const error = events.find((e) => e.tags?.request_id === 'req-bob')
+    expect(error).toBeDefined()
+    const crumbs = (error.breadcrumbs ?? []) as Array<{category: string; data?: {rid?: string}}>
+    // Bob's request's own records are kept; Alice's request is not Bob's error's context.
+    expect(crumbs.some((c) => c.data?.rid === 'req-bob')).toBe(true)
+    expect(crumbs.filter((c) => c.data?.rid !== undefined && c.data.rid !== 'req-bob')).toEqual([])
+    expect(JSON.stringify(error)).not.toContain('alice-query')
+  }, 60_000)
+
   test('a database that cannot be reached is reported (a backend failure, not a deliberate 503)', async () => {
     const sink = await ingest()
     closers.push(() => new Promise((r) => sink.server.close(() => r())))

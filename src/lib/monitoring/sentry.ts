@@ -87,6 +87,19 @@ function scrub(value: unknown, secrets: string[], depth = 0): unknown {
   return out
 }
 
+/**
+ * The breadcrumbs an event may carry: those of its own request (same `rid`) and those of no
+ * request. Breadcrumbs are kept process-wide, so without this an error of one user's request
+ * carried the summaries of other users' requests (their ids, paths and query strings); upstream's
+ * SDK keeps each request's breadcrumbs to itself.
+ */
+function ownBreadcrumbs(event: SentryEvent): SentryEvent {
+  if (!event.breadcrumbs?.length) return event
+  const rid = event.tags?.request_id
+  event.breadcrumbs = event.breadcrumbs.filter((crumb) => crumb.data?.rid === undefined || crumb.data.rid === rid)
+  return event
+}
+
 export interface SentryReporting {
   client: NodeClient | undefined
   /** The app is built: upstream's start-up event (`Running kinto <version>.`, level info), the setup check. */
@@ -112,7 +125,7 @@ export function startSentry(settings: Settings, hooks: RuntimeHooks, logging: Ki
       // (the runtime's hooks say what happened).
       defaultIntegrations: false,
       enableRuntimeChannelInjection: false,
-      beforeSend: (event) => scrub(event, secrets) as SentryEvent,
+      beforeSend: (event) => scrub(ownBreadcrumbs(event), secrets) as SentryEvent,
       beforeBreadcrumb: (crumb) => scrub(crumb, secrets) as Breadcrumb,
     })
   } catch (err) {
