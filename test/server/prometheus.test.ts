@@ -67,6 +67,21 @@ describe('kinto.plugins.prometheus', () => {
     expect((await client(a)('GET', '/v1/')).status).toBe(200)
   })
 
+  test("the process series of Python's client, as upstream's scrape has them", async () => {
+    const a = app({'kinto.includes': 'kinto.plugins.prometheus', 'kinto.prometheus_prefix': 'remote-settings'})
+    const text = (await client(a)('GET', '/v1/__metrics__')).raw
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1])
+    expect(text).toMatch(/^# TYPE process_cpu_seconds_total counter$/m)
+    expect(value('process_cpu_seconds_total')).toBeGreaterThan(0)
+    expect(value('process_resident_memory_bytes')).toBeGreaterThan(1e6)
+    expect(Math.abs(value('process_start_time_seconds') - (Date.now() / 1000 - process.uptime()))).toBeLessThan(5)
+    if (process.platform === 'linux') {
+      expect(value('process_virtual_memory_bytes')).toBeGreaterThanOrEqual(value('process_resident_memory_bytes'))
+      expect(value('process_open_fds')).toBeGreaterThan(2)
+      expect(value('process_max_fds')).toBeGreaterThanOrEqual(value('process_open_fds'))
+    }
+  })
+
   test('prometheus_prefix, prometheus_disabled_metrics, prometheus_created_metrics_enabled', async () => {
     const a = app({
       'kinto.includes': 'kinto.plugins.prometheus',

@@ -10,6 +10,7 @@
  * - each series also has `<prefix>_<key>_created` (a gauge: when the series was first seen), as
  *   Python's client writes, unless `prometheus_created_metrics_enabled = false`;
  * - bucket bounds are written as Python's client writes them: `le="1.0"`, not `le="1"`.
+ * - the process series Python's client adds (`process_cpu_seconds_total`, `process_resident_memory_bytes`…).
  *
  * Names: `.`, `-` and spaces become `_`; the prefix is `prometheus_prefix` (default the project
  * name) without its `_`, lower-cased, then `_` (`remote-settings` → `remotesettings_`).
@@ -20,6 +21,7 @@
  * channel) and sums them: one scrape shows the whole server.
  */
 import cluster from 'node:cluster'
+import {readdirSync, readFileSync} from 'node:fs'
 
 import type {Counter, Gauge, Histogram, Registry, Summary} from 'prom-client'
 
@@ -99,6 +101,7 @@ export class PrometheusMetrics implements Metrics {
     // In a worker, an AggregatorRegistry also answers the primary's requests for its metrics.
     this.registry = cluster.isWorker ? new client.AggregatorRegistry() : new client.Registry()
     if (cluster.isWorker) client.AggregatorRegistry.setRegistries([this.registry])
+    registerProcessMetrics(client, this.registry)
   }
 
   private family(kind: Family['kind'], key: string, labels: readonly Label[] | undefined): {family: Family; values: string[]} | null {
@@ -160,6 +163,88 @@ export class PrometheusMetrics implements Metrics {
   }
 
   async close(): Promise<void> {}
+}
+
+/** A number read from a /proc file at scrape time, or undefined (not Linux, or unreadable). */
+function procNumber(file: string, pick: (text: string) => string | undefined): number | undefined {
+  try {
+    const value = Number(pick(readFileSync(file, 'utf8')))
+    return Number.isFinite(value) ? value : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The process series Python's client exports by default, so upstream's /__metrics__ has them
+ * (one process per scrape): process_cpu_seconds_total, process_resident_memory_bytes,
+ * process_virtual_memory_bytes, process_start_time_seconds, process_open_fds, process_max_fds.
+ * Read when scraped, never on a request. With `--workers N` they are summed over the workers
+ * (the start time is the earliest, the limit the first worker's).
+ */
+function registerProcessMetrics(client: typeof import('prom-client'), registry: Registry): void {
+  const registers = [registry]
+  const startTime = Date.now() / 1000 - process.uptime()
+  new client.Counter({
+    name: 'process_cpu_seconds_total',
+    help: 'CPU time (user and system) used by the process, in seconds.',
+    registers,
+    collect() {
+      const usage = process.cpuUsage()
+      this.reset()
+      this.inc((usage.user + usage.system) / 1e6)
+    },
+  })
+  new client.Gauge({
+    name: 'process_resident_memory_bytes',
+    help: 'Resident memory of the process, in bytes.',
+    registers,
+    collect() {
+      this.set(process.memoryUsage.rss())
+    },
+  })
+  new client.Gauge({
+    name: 'process_start_time_seconds',
+    help: 'When the process started, in seconds since the Unix epoch.',
+    registers,
+    aggregator: 'min',
+    collect() {
+      this.set(startTime)
+    },
+  })
+  if (process.platform !== 'linux') return
+  new client.Gauge({
+    name: 'process_virtual_memory_bytes',
+    help: 'Virtual memory of the process, in bytes.',
+    registers,
+    collect() {
+      // /proc/self/stat: the 23rd field (vsize), counted after the command name in parentheses.
+      const vsize = procNumber('/proc/self/stat', (text) => text.slice(text.lastIndexOf(')') + 2).split(' ')[20])
+      if (vsize !== undefined) this.set(vsize)
+    },
+  })
+  new client.Gauge({
+    name: 'process_open_fds',
+    help: 'Open file descriptors of the process.',
+    registers,
+    collect() {
+      try {
+        this.set(readdirSync('/proc/self/fd').length)
+      } catch {
+        // not readable: the series keeps its last value
+      }
+    },
+  })
+  new client.Gauge({
+    name: 'process_max_fds',
+    help: 'Most file descriptors the process may open.',
+    registers,
+    aggregator: 'first',
+    collect() {
+      const max = procNumber('/proc/self/limits', (text) => /^Max open files\s+(\d+)/m.exec(text)?.[1])
+      if (max !== undefined) this.set(max)
+    },
+  })
 }
 
 function labelObject(names: string[], values: string[]): Record<string, string> {
