@@ -3,8 +3,13 @@
  * series), StatsD and Prometheus fed together from the same hooks, and the runtime's hook points
  * themselves (response, sub-request, view, backend call) as a subscriber sees them.
  */
+import pino from 'pino'
 import {afterEach, describe, expect, test} from 'vitest'
 
+import {createBackends} from '../../src/lib/backends.js'
+import {buildSettings} from '../../src/lib/config/settings.js'
+import {prometheusFor} from '../../src/lib/monitoring/index.js'
+import {createApp} from '../../src/lib/server/app.js'
 import {memoryApp, client} from './helpers.js'
 import {statsdListener} from './statsd-listener.js'
 
@@ -138,6 +143,31 @@ describe('runtime hook points', () => {
       'view batch POST',
       'response POST /v1/batch 200',
     ])
+  })
+
+  test('a failing metrics exporter does not fail the response (logged once)', async () => {
+    const settings = buildSettings({'kinto.includes': 'kinto.plugins.prometheus'}, {})
+    const backends = createBackends(settings)
+    const lines: string[] = []
+    const logger = pino({level: 'error'}, {write: (line: string) => void lines.push(line)})
+    const a = createApp({settings, backends, logger})
+    cleanups.push(async () => {
+      await a.close()
+      await backends.close()
+    })
+    const exporter = prometheusFor(settings)
+    exporter.unique = () => {
+      throw new Error('exporter bug')
+    }
+    const req = client(a)
+    for (let i = 0; i < 2; i++) {
+      const hello = await req('GET', '/v1/')
+      expect(hello.status).toBe(200)
+      expect(hello.body.project_name).toBe('kinto')
+    }
+    const batch = await req('POST', '/v1/batch', {body: {requests: [{path: '/buckets/b1'}]}})
+    expect(batch.status).toBe(200)
+    expect(lines.filter((l) => /metrics of a response/.test(l))).toHaveLength(1)
   })
 
   test('a failing listener does not fail the request', async () => {

@@ -18,7 +18,7 @@ import type {RequestContext} from '../server/context.js'
 import type {ResponseEvent, RuntimeHooks, SubrequestEvent} from '../server/hooks.js'
 import type {KintoRequest, KintoResponse} from '../server/types.js'
 import {isoNow} from '../time-text.js'
-import {ResponseMetrics, subscribeTimers, type RouteOf} from './instrument.js'
+import {ResponseMetrics, subscribeTimers, type ResponseFacts, type RouteOf} from './instrument.js'
 import {loggingOf, SUBREQUEST_LOGGER, SUMMARY_LOGGER} from './logging.js'
 import {FanoutMetrics, StatsdMetrics, type Metrics} from './metrics.js'
 import {prometheusEnabled, prometheusFor} from './prometheus.js'
@@ -52,11 +52,14 @@ export class Monitoring {
   private readonly writeSummary: Write
   private readonly writeSubrequest: Write
   private responseMetrics?: ResponseMetrics
+  private readonly logger: Logger
+  private metricsFailed = false
   /** Error reports (kinto.sentry_dsn), null when off. */
   readonly sentry: SentryReporting | null
 
   constructor(private readonly options: MonitoringOptions) {
     const base: Logger = options.logger ?? silentLogger
+    this.logger = base
     const logging = loggingOf(options.logger)
     if (logging) {
       const summary = logging.logger(SUMMARY_LOGGER)
@@ -102,7 +105,7 @@ export class Monitoring {
       summary = summaryFields(req, response, undefined, elapsedMs, scope)
       this.writeSummary(summary)
     }
-    this.responseMetrics?.emit({
+    this.emitMetrics({
       method: req.method,
       path: req.path,
       status: response.status,
@@ -111,6 +114,18 @@ export class Monitoring {
       authnType: summary.authn_type as string | undefined,
       bytes: payload === undefined ? 0 : Buffer.byteLength(payload),
     })
+  }
+
+  /** A response's metrics: a failing exporter is logged once and never fails the response. */
+  private emitMetrics(facts: ResponseFacts): void {
+    if (!this.responseMetrics) return
+    try {
+      this.responseMetrics.emit(facts)
+    } catch (err) {
+      if (this.metricsFailed) return
+      this.metricsFailed = true
+      this.logger.error({err}, 'Recording the metrics of a response failed; its later failures are not logged.')
+    }
   }
 
   /** Sends buffered metrics and error reports, closes the StatsD socket. */
@@ -130,7 +145,7 @@ export class Monitoring {
     // upstream's subrequest.summary: the batch's own context, with the sub-request's path and method.
     const fields = summaryFields(parent.req, undefined, parent, undefined, scope, req)
     this.writeSubrequest(fields)
-    this.responseMetrics?.emit({
+    this.emitMetrics({
       method: req.method,
       path: req.path,
       status: response.status,
