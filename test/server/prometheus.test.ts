@@ -87,6 +87,18 @@ describe('kinto.plugins.prometheus', () => {
     }
   })
 
+  test('a prefix or matchdict field Prometheus cannot take stops the start, naming the setting', () => {
+    const start = (raw: Record<string, string>) => () => memoryApp({'kinto.includes': 'kinto.plugins.prometheus', ...raw})
+    expect(start({'kinto.prometheus_prefix': '1kinto'})).toThrow(/^kinto\.prometheus_prefix = 1kinto makes metric names \(1kinto_request_summary…\)/)
+    expect(start({'kinto.project_name': 'kinto/prod'})).toThrow(/^kinto\.project_name = kinto\/prod makes metric names/)
+    expect(start({'kinto.metrics_matchdict_fields': 'bucket_id 2nd'})).toThrow(/^kinto\.metrics_matchdict_fields has "2nd", which is not a label name/)
+    expect(start({'kinto.metrics_matchdict_fields': 'bucket_id status'})).toThrow(/"status", which is already a label/)
+    expect(start({'kinto.metrics_matchdict_fields': 'bucket_id bucket-id'})).toThrow(/"bucket-id", which is already a label/)
+    expect(start({'kinto.metrics_matchdict_fields': 'le'})).toThrow(/"le", which is already a label/)
+    // Without Prometheus, StatsD takes any name.
+    expect(() => memoryApp({'kinto.project_name': 'kinto/prod'})).not.toThrow()
+  })
+
   test('prometheus_prefix, prometheus_disabled_metrics, prometheus_created_metrics_enabled', async () => {
     const a = app({
       'kinto.includes': 'kinto.plugins.prometheus',

@@ -95,6 +95,7 @@ export class PrometheusMetrics implements Metrics {
   constructor(settings: Settings) {
     const client = promClient()
     this.prefix = prometheusPrefix(settings)
+    checkNames(settings, this.prefix)
     this.disabled = new Set(asList(settings, 'prometheus_disabled_metrics').map((m) => (this.prefix && m.startsWith(this.prefix) ? m.slice(this.prefix.length) : m)))
     this.created = settings.prometheus_created_metrics_enabled === undefined || asBool(settings, 'prometheus_created_metrics_enabled')
     this.buckets = histogramBuckets(settings)
@@ -163,6 +164,34 @@ export class PrometheusMetrics implements Metrics {
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * Names Prometheus takes, checked at start-up (upstream's client refuses others as its app is
+ * built): the prefix starts metric names, the matchdict fields are labels beside `method`,
+ * `endpoint` and `status`.
+ */
+function checkNames(settings: Settings, prefix: string): void {
+  if (!/^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/.test(prefix)) {
+    const key = asString(settings, 'prometheus_prefix') !== null ? 'prometheus_prefix' : 'project_name'
+    throw new KintoError(`kinto.${key} = ${asString(settings, key)} makes metric names (${prefix}request_summary…) that Prometheus does not take.`, {
+      code: 'KINTO_CONFIG_INVALID',
+      hint: 'Set kinto.prometheus_prefix to letters, digits and underscores, not starting with a digit (e.g. kinto).',
+    })
+  }
+  // `le` and `quantile` are the bucket and quantile labels of histograms and summaries.
+  const labels = new Set(['method', 'endpoint', 'status', 'le', 'quantile'])
+  for (const field of asList(settings, 'metrics_matchdict_fields')) {
+    const label = prometheusName(field)
+    const problem = !/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(label) || label.startsWith('__') ? 'is not a label name Prometheus takes' : labels.has(label) ? 'is already a label of the request metrics' : null
+    if (problem) {
+      throw new KintoError(`kinto.metrics_matchdict_fields has ${JSON.stringify(field)}, which ${problem}.`, {
+        code: 'KINTO_CONFIG_INVALID',
+        hint: 'List route fields such as bucket_id collection_id group_id record_id, each once.',
+      })
+    }
+    labels.add(label)
+  }
 }
 
 /** A number read from a /proc file at scrape time, or undefined (not Linux, or unreadable). */
