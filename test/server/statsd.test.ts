@@ -189,6 +189,28 @@ describe('StatsD metrics', () => {
 })
 
 describe('StatsdMetrics', () => {
+  test('a name with IPv6 and IPv4 addresses (localhost, dual-stack): sent to IPv4, as upstream', async () => {
+    const statsd = await listener()
+    const asked: Array<number | undefined> = []
+    const metrics = new StatsdMetrics(
+      {host: 'statsd.dual-stack.example', port: statsd.port, prefix: 'kinto'},
+      {
+        maxBufferSize: 0,
+        // A resolver answering IPv6 first unless asked for IPv4, as getaddrinfo often does.
+        lookup: (_host, options, cb) => {
+          asked.push(options.family)
+          setImmediate(() => cb(null, options.family === 4 ? '127.0.0.1' : '::1'))
+        },
+      },
+    )
+    cleanups.push(() => metrics.close())
+    const deadline = Date.now() + 5000
+    while (!metrics.connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+    metrics.count('sent')
+    await statsd.waitFor('kinto.sent')
+    expect(asked).toEqual([4])
+  })
+
   test('warns once while the host does not resolve, sends once it does', async () => {
     const statsd = await listener()
     const warnings: string[] = []

@@ -10,8 +10,9 @@
  * a StatsD line (`|`, line breaks) become `_`.
  *
  * Nothing here is ever awaited in a request: hot-shots buffers the lines and sends UDP datagrams
- * on its own, and the host name is resolved once, in the background. While it does not resolve,
- * metrics are dropped (one warning), and resolution is retried every 30 seconds.
+ * on its own, and the host name is resolved once (IPv4 first, as upstream), in the background.
+ * While it does not resolve, metrics are dropped (one warning), and resolution is retried every
+ * 30 seconds.
  */
 import {lookup} from 'node:dns'
 import {isIP} from 'node:net'
@@ -64,8 +65,10 @@ export interface StatsdTarget {
 export interface StatsdOptions {
   /** Where the one warning about an unresolvable host (or a socket error) goes. */
   logger?: Logger
-  /** For tests: the resolver (default: the system's, as getaddrinfo sees it). */
+  /** For tests: the resolver (default: the system's, as getaddrinfo sees it, IPv4 first). */
   resolve?: (host: string, cb: (err: Error | null, address?: string) => void) => void
+  /** For tests: the system lookup the default resolver asks (node:dns lookup). */
+  lookup?: SystemLookup
   /** Retry delay while the host does not resolve (default 30 s). */
   retryMs?: number
   /** Largest datagram (default 1432 bytes: one Ethernet frame); 0 sends each line at once. */
@@ -74,8 +77,22 @@ export interface StatsdOptions {
   flushIntervalMs?: number
 }
 
-const defaultResolve = (host: string, cb: (err: Error | null, address?: string) => void) =>
-  lookup(host, (err, address) => cb(err, address))
+export type SystemLookup = (host: string, options: {family?: 4}, cb: (err: Error | null, address?: string) => void) => void
+
+const systemLookup: SystemLookup = (host, options, cb) => lookup(host, options, (err, address) => cb(err, address))
+
+/**
+ * The host's IPv4 address when it has one, as upstream's StatsD client resolves it (IPv4 only):
+ * StatsD daemons commonly listen on IPv4 alone, and `localhost` or a dual-stack name often
+ * resolves to IPv6 first, where the datagrams would be lost. Otherwise any address.
+ */
+function resolveWith(lookupHost: SystemLookup): (host: string, cb: (err: Error | null, address?: string) => void) => void {
+  return (host, cb) =>
+    lookupHost(host, {family: 4}, (err, address) => {
+      if (!err && address) cb(null, address)
+      else lookupHost(host, {}, cb)
+    })
+}
 
 /** Metrics sent to a StatsD daemon over UDP. */
 export class StatsdMetrics implements Metrics {
@@ -102,7 +119,7 @@ export class StatsdMetrics implements Metrics {
   }
 
   private resolveHost(): void {
-    const resolve = this.options.resolve ?? defaultResolve
+    const resolve = this.options.resolve ?? resolveWith(this.options.lookup ?? systemLookup)
     resolve(this.target.host, (err, address) => {
       if (this.closed) return
       if (err || !address) {
