@@ -122,6 +122,20 @@ describe('kinto.plugins.prometheus', () => {
     expect(text).not.toMatch(/^kinto_/m)
   })
 
+  test('the history plugin is timed as upstream times it: plugins.history.seconds', async () => {
+    const statsd = await statsdListener()
+    cleanups.push(() => statsd.close())
+    const a = app({'kinto.includes': 'kinto.plugins.prometheus kinto.plugins.history', 'kinto.statsd_url': statsd.url})
+    const req = client(a)
+    expect((await req('PUT', '/v1/buckets/b1', {body: {}})).status).toBe(201)
+    expect((await req('PUT', '/v1/buckets/b1/collections/c1', {body: {}})).status).toBe(201)
+    expect((await req('GET', '/v1/buckets/b1/history')).body.data).toHaveLength(2)
+    await statsd.waitFor(/^kinto\.plugins\.history\.seconds:\d+(\.\d+)?\|ms$/)
+    const text = (await req('GET', '/v1/__metrics__')).raw
+    expect(text).toMatch(/^# TYPE kinto_plugins_history_seconds histogram$/m)
+    expect(text).toMatch(/^kinto_plugins_history_seconds_count 2$/m)
+  })
+
   test('with kinto.statsd_url too, both exporters get the same measures', async () => {
     const statsd = await statsdListener()
     cleanups.push(() => statsd.close())

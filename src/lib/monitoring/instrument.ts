@@ -9,6 +9,7 @@
  *   `cache_misses`. Method names are upstream's (`list_all`, `get_user_principals`…; the
  *   heartbeat is `ping`).
  * - authentication policies → `authentication.<policy>.seconds.method.authenticated_userid`.
+ * - plugins' event listeners → `<name>.seconds` (`plugins.history.seconds`, as upstream).
  * - views → `view.<service>.<METHOD>` (`view.hello.GET`, `view.record-plural.POST`), and the time
  *   from the end of a resource view's loading to its start, i.e. the permission check, as
  *   `authentication.permits` (emitted when the check lets the request through).
@@ -44,6 +45,7 @@ export function subscribeTimers(hooks: RuntimeHooks, metrics: Metrics): void {
   hooks.on('authentication', ({policy, elapsedMs}) => metrics.timer(`authentication.${policy}.seconds`, elapsedMs, authLabels))
   hooks.on('permission', ({elapsedMs}) => metrics.timer('authentication.permits', elapsedMs))
   hooks.on('view', ({service, method, elapsedMs}) => metrics.timer(`view.${service.name}.${method}`, elapsedMs))
+  hooks.on('listener', ({name, elapsedMs}) => metrics.timer(`${name}.seconds`, elapsedMs))
 }
 
 // -------------------------------------------------------------------------------------------------

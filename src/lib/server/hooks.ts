@@ -14,6 +14,7 @@
  *   backendCall   a storage, permission or cache method has settled (its duration and result);
  *                 observed only when a listener is there when the Runtime is built
  *   error         a request failed with an unexpected error (a 5xx that is not a deliberate 503)
+ *   listener      a plugin's event listener has run (its name and duration; timedListener)
  */
 import type {Backends as CreatedBackends, TransactionBackends} from '../backends.js'
 import type {RequestContext} from './context.js'
@@ -71,6 +72,7 @@ export interface HookEvents {
   authentication: {policy: string; elapsedMs: number}
   backendCall: BackendCallEvent
   error: ErrorEvent
+  listener: {name: string; elapsedMs: number}
 }
 
 export type HookName = keyof HookEvents
@@ -86,6 +88,7 @@ export class RuntimeHooks {
     authentication: [],
     backendCall: [],
     error: [],
+    listener: [],
   }
   /** Called with a listener's exception (the runtime logs it). */
   onListenerError: (name: HookName, err: unknown) => void = () => {}
@@ -108,6 +111,16 @@ export class RuntimeHooks {
       }
     }
   }
+}
+
+/**
+ * A plugin's event listener whose runs make `listener` events named `name` (upstream's
+ * listener_with_timer: the `plugins.history.seconds` timer). Only when someone listens: the
+ * listener itself otherwise.
+ */
+export function timedListener<A extends unknown[], R>(hooks: RuntimeHooks, name: string, fn: (...args: A) => R): (...args: A) => R {
+  if (!hooks.has('listener')) return fn
+  return (...args) => measure(() => fn(...args), (elapsedMs) => hooks.emit('listener', {name, elapsedMs}))
 }
 
 // -------------------------------------------------------------------------------------------------
