@@ -172,6 +172,20 @@ const CASES: Case[] = [
     'error',
     /"fast", which is not a number: kinto start refuses to start/,
   ],
+  [
+    'prometheus: histogram bounds out of order',
+    {'kinto.includes': 'kinto.plugins.statsd kinto.plugins.prometheus', 'kinto.prometheus_histogram_buckets': '0.5 0.1 Inf'},
+    'includes',
+    'error',
+    /"0\.1", which is not above the bound before it \(0\.5\): kinto start refuses to start/,
+  ],
+  [
+    'prometheus: a prefix metric names cannot start with',
+    {'kinto.includes': 'kinto.plugins.statsd kinto.plugins.prometheus', 'kinto.prometheus_prefix': '1kinto'},
+    'includes',
+    'error',
+    /kinto\.prometheus_prefix = 1kinto makes metric names .*: kinto start refuses to start/,
+  ],
   ['a key in the wrong case', {'kinto.PAGINATE_BY': '50'}, 'config-warning', 'warning', /case-sensitive/],
   ['admin console folder missing', {'kinto.includes': 'kinto.plugins.statsd kinto.plugins.admin', 'kinto.admin_assets_path': 'no-such-build'}, 'admin-console', 'error', /no-such-build: no such folder .*refuses to start/],
 ]

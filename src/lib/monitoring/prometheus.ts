@@ -95,7 +95,7 @@ export class PrometheusMetrics implements Metrics {
   constructor(settings: Settings) {
     const client = promClient()
     this.prefix = prometheusPrefix(settings)
-    checkNames(settings, this.prefix)
+    checkPrometheusNames(settings)
     this.disabled = new Set(asList(settings, 'prometheus_disabled_metrics').map((m) => (this.prefix && m.startsWith(this.prefix) ? m.slice(this.prefix.length) : m)))
     this.created = settings.prometheus_created_metrics_enabled === undefined || asBool(settings, 'prometheus_created_metrics_enabled')
     this.buckets = histogramBuckets(settings)
@@ -171,7 +171,8 @@ export class PrometheusMetrics implements Metrics {
  * built): the prefix starts metric names, the matchdict fields are labels beside `method`,
  * `endpoint` and `status`.
  */
-function checkNames(settings: Settings, prefix: string): void {
+export function checkPrometheusNames(settings: Settings): void {
+  const prefix = prometheusPrefix(settings)
   if (!/^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/.test(prefix)) {
     const key = asString(settings, 'prometheus_prefix') !== null ? 'prometheus_prefix' : 'project_name'
     throw new KintoError(`kinto.${key} = ${asString(settings, key)} makes metric names (${prefix}request_summary…) that Prometheus does not take.`, {

@@ -5,14 +5,17 @@
  * the same as for StatsD; the exporter is src/lib/monitoring/prometheus.ts.
  */
 import {asList} from '../../config/settings.js'
-import {histogramBuckets, PROMETHEUS_CONTENT_TYPE, prometheusFor, scrape} from '../../monitoring/prometheus.js'
+import {checkPrometheusNames, histogramBuckets, PROMETHEUS_CONTENT_TYPE, prometheusFor, scrape} from '../../monitoring/prometheus.js'
 import {serviceUnavailable} from '../errors.js'
 import {RawBody} from '../types.js'
 import type {KintoPlugin} from './index.js'
 
 export const prometheusPlugin: KintoPlugin = {
   name: 'kinto.plugins.prometheus',
-  checkSettings: (settings) => void histogramBuckets(settings),
+  checkSettings(settings) {
+    histogramBuckets(settings)
+    checkPrometheusNames(settings)
+  },
   includeme(api) {
     const metrics = prometheusFor(api.runtime.settings)
     api.runtime.addCapability('prometheus', {
