@@ -48,6 +48,16 @@ describe('kinto.plugins.prometheus', () => {
     expect(text).toMatch(/^kinto_request_size_sum\{method="put",endpoint="bucket-object",bucket_id="b1",collection_id="",group_id="",record_id=""\} [1-9]\d*$/m)
   })
 
+  test('anonymous CORS preflights for made-up ids make no new series', async () => {
+    const a = app({'kinto.includes': 'kinto.plugins.prometheus'})
+    const req = client(a, null)
+    const preflight = {origin: 'https://app.example', 'access-control-request-method': 'GET'}
+    for (let i = 0; i < 3; i++) expect((await req('OPTIONS', `/v1/buckets/made-up-${i}/collections/c${i}/records/r${i}`, {headers: preflight})).status).toBe(200)
+    const text = (await req('GET', '/v1/__metrics__')).raw
+    expect(text).not.toMatch(/made-up-/)
+    expect(text).toMatch(/^kinto_request_summary_total\{method="options",endpoint="record-object",bucket_id="",collection_id="",group_id="",record_id="",status="200"\} 3$/m)
+  })
+
   test('bucket bounds are written as upstream (Python) writes them: le="1.0", not le="1"', async () => {
     const a = app({'kinto.includes': 'kinto.plugins.prometheus'})
     const req = client(a)

@@ -93,7 +93,9 @@ export class ResponseMetrics {
       ])
     }
     const match = this.route(facts.path)
-    const params: Record<string, string> = facts.status >= 400 || !match ? {} : {...match.params}
+    // No URL values from errors (404s) nor from CORS preflights, which anyone may send for any
+    // id without being authenticated: each made new series, without bound.
+    const params: Record<string, string> = facts.status >= 400 || facts.method === 'OPTIONS' || !match ? {} : {...match.params}
     if (match?.service.resourceName) params[`${match.service.resourceName}_id`] = params.id ?? ''
     const endpoint = match ? match.service.name : facts.status === 404 ? 'unknown' : 'unnamed'
     const labels: Label[] = [
