@@ -105,7 +105,8 @@ export class Monitoring {
       summary = summaryFields(req, response, undefined, elapsedMs, scope)
       this.writeSummary(summary)
     }
-    this.emitMetrics({
+    // Only with metrics on: the facts (the payload's byte length) cost a request nothing otherwise.
+    if (this.responseMetrics) this.emitMetrics({
       method: req.method,
       path: req.path,
       status: response.status,
@@ -118,9 +119,8 @@ export class Monitoring {
 
   /** A response's metrics: a failing exporter is logged once and never fails the response. */
   private emitMetrics(facts: ResponseFacts): void {
-    if (!this.responseMetrics) return
     try {
-      this.responseMetrics.emit(facts)
+      this.responseMetrics!.emit(facts)
     } catch (err) {
       if (this.metricsFailed) return
       this.metricsFailed = true
@@ -145,7 +145,7 @@ export class Monitoring {
     // upstream's subrequest.summary: the batch's own context, with the sub-request's path and method.
     const fields = summaryFields(parent.req, undefined, parent, undefined, scope, req)
     this.writeSubrequest(fields)
-    this.emitMetrics({
+    if (this.responseMetrics) this.emitMetrics({
       method: req.method,
       path: req.path,
       status: response.status,
