@@ -92,6 +92,21 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
 export const EMPTY_POLICIES_MEANING =
   'kinto-ops then takes any Basic Auth credentials as a basicauth user (system.Authenticated, so allowed to create buckets by default), where upstream Kinto authenticates nobody with this setting.'
 
+/**
+ * Python's logging level names and their numbers: the ini's logging sections and upstream's
+ * `sentry_*_min_level` settings take either.
+ */
+export const PYTHON_LEVELS: Readonly<Record<string, number>> = Object.freeze({
+  CRITICAL: 50,
+  FATAL: 50,
+  ERROR: 40,
+  WARN: 30,
+  WARNING: 30,
+  INFO: 20,
+  DEBUG: 10,
+  NOTSET: 0,
+})
+
 /** upstream's native_value: JSON-decode a string when it parses, else keep it raw. */
 export function nativeValue(value: unknown): unknown {
   if (typeof value !== 'string') return value

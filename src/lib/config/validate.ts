@@ -8,7 +8,7 @@ import {maskUrl, parseDbUrl} from '../db/url.js'
 import {KintoError} from '../errors.js'
 import {type BackendFamily, backendKind, backendModules} from './backend-modules.js'
 import {DB_URL_FORMS, emptyDatabaseUrlError} from './database-url.js'
-import type {Settings} from './settings.js'
+import {PYTHON_LEVELS, type Settings} from './settings.js'
 
 export type SettingRule =
   | {type: 'int'; min?: number; max?: number; nullable?: boolean}
@@ -136,9 +136,6 @@ function describeRule(rule: SettingRule): string {
   }
 }
 
-/** Python's level names, which its logging (so upstream's Sentry settings) takes as well as numbers. */
-const PY_LEVELS: Record<string, number> = {NOTSET: 0, DEBUG: 10, INFO: 20, WARN: 30, WARNING: 30, ERROR: 40, FATAL: 50, CRITICAL: 50}
-
 function isEmpty(v: unknown): boolean {
   return v === null || v === undefined || (typeof v === 'string' && v.trim() === '')
 }
@@ -213,7 +210,8 @@ function check(key: string, value: unknown, rule: SettingRule, origin: OriginOf)
       return value
     }
     case 'level': {
-      if (typeof value === 'string' && PY_LEVELS[value.trim().toUpperCase()] !== undefined) return PY_LEVELS[value.trim().toUpperCase()]
+      const named = typeof value === 'string' ? PYTHON_LEVELS[value.trim().toUpperCase()] : undefined
+      if (named !== undefined) return named
       const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : NaN
       if (!Number.isSafeInteger(n) || n < 0) throw fail()
       return n

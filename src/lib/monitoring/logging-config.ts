@@ -18,6 +18,7 @@
 import path from 'node:path'
 
 import type {IniDocument} from '../config/ini.js'
+import {PYTHON_LEVELS} from '../config/settings.js'
 
 /** Python's level numbers: DEBUG 10, INFO 20, WARNING 30, ERROR 40, CRITICAL 50; 0 = NOTSET. */
 export type PyLevel = number
@@ -51,16 +52,7 @@ export interface LoggingPlan {
   warnings: string[]
 }
 
-export const LEVELS: Record<string, PyLevel> = {
-  CRITICAL: 50,
-  FATAL: 50,
-  ERROR: 40,
-  WARN: 30,
-  WARNING: 30,
-  INFO: 20,
-  DEBUG: 10,
-  NOTSET: 0,
-}
+export const LEVELS: Readonly<Record<string, PyLevel>> = PYTHON_LEVELS
 
 /** Formatter classes whose output is a mozlog JSON line. */
 export const JSON_FORMATTER_CLASSES = [

@@ -68,7 +68,8 @@ interface Family {
 export function histogramBuckets(settings: Settings): number[] {
   const buckets: number[] = []
   let previous = -Infinity
-  for (const word of asList(settings, 'prometheus_histogram_buckets').length ? asList(settings, 'prometheus_histogram_buckets') : DEFAULT_BUCKETS.split(' ')) {
+  const words = asList(settings, 'prometheus_histogram_buckets')
+  for (const word of words.length > 0 ? words : DEFAULT_BUCKETS.split(' ')) {
     const value = Number(/^\+?inf$/i.test(word) ? Infinity : word)
     // Out of order, a bound would count the wrong observations (upstream refuses them too).
     const problem = Number.isNaN(value) ? 'which is not a number' : value <= previous ? `which is not above the bound before it (${previous})` : null

@@ -25,7 +25,7 @@ export interface AuthenticationEnv {
    * The request's bound data (shared by a batch and its sub-requests): what a policy learns of the
    * request (an OpenID profile) is kept under it, so a sub-request that reuses an identity finds it.
    */
-  scope?: object
+  scope: object
 }
 
 export interface AuthenticationPolicy {

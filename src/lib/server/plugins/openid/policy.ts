@@ -40,15 +40,13 @@ class ProviderUnreachable extends HttpError {}
 
 /**
  * The verified profiles of a request, by its scope (the bound data a batch shares with its
- * sub-requests, as upstream's bound_data) and Authorization header; without a scope, by the
- * headers object.
+ * sub-requests, as upstream's bound_data) and Authorization header.
  */
 const scopedProfiles = new WeakMap<object, Map<string, Record<string, unknown>>>()
-const requestProfiles = new WeakMap<object, Record<string, unknown>>()
 
 /** The profile an OpenID policy verified for this request's credentials, if one did. */
 export function requestProfile(scope: object, headers: Record<string, string | undefined>): Record<string, unknown> | undefined {
-  return scopedProfiles.get(scope)?.get(headers.authorization ?? '') ?? requestProfiles.get(headers)
+  return scopedProfiles.get(scope)?.get(headers.authorization ?? '')
 }
 
 export class OpenIdConnectPolicy implements AuthenticationPolicy {
@@ -139,11 +137,9 @@ export class OpenIdConnectPolicy implements AuthenticationPolicy {
     const id = profile?.[this.useridField]
     if (id === undefined || id === null || id === '') return null
     // upstream's request.bound_data["user_profile"]: what hello shows as `user.profile`.
-    if (env.scope) {
-      let profiles = scopedProfiles.get(env.scope)
-      if (!profiles) scopedProfiles.set(env.scope, (profiles = new Map()))
-      profiles.set(headers.authorization ?? '', profile!)
-    } else requestProfiles.set(headers, profile!)
+    let profiles = scopedProfiles.get(env.scope)
+    if (!profiles) scopedProfiles.set(env.scope, (profiles = new Map()))
+    profiles.set(headers.authorization ?? '', profile!)
     return typeof id === 'string' ? id : JSON.stringify(id)
   }
 
