@@ -5,6 +5,7 @@
  * password of cache_url never shows.
  */
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {type AddressInfo, createServer} from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -109,13 +110,42 @@ describe.skipIf(memcachedMissing !== '')(`memcached ${memcachedMissing}`, () => 
       const finding = (JSON.parse(check.stdout) as {findings: Array<{id: string; level: string; message: string}>}).findings.find((f) => f.id === 'cache-reachable')
       expect(finding).toEqual(expect.objectContaining({level: 'ok', message: `The memcached cache at ${hosts} answers.`}))
 
+      // One of two down: its keys go to the other (upstream's failover), so no request gets a 503:
+      // a warning that names it, not an error.
       await two.stop()
+      const half = await cli(['check', '--ini', ini, '--json'])
+      const warning = (JSON.parse(half.stdout) as {findings: Array<{id: string; level: string; message: string; fix: string}>}).findings.find((f) => f.id === 'cache-reachable')
+      expect(warning?.level, half.stdout).toBe('warning')
+      expect(warning?.message).toContain(`One memcached server does not answer: ${two.hosts}`)
+      expect(warning?.message).toContain(`its keys go to ${one.hosts};`)
+      expect(warning?.fix).toBe(`Start memcached on ${two.hosts}, or remove it from kinto.cache_hosts.`)
+
+      await one.stop()
       const down = await cli(['check', '--ini', ini, '--json'])
       const error = (JSON.parse(down.stdout) as {findings: Array<{id: string; level: string; message: string}>}).findings.find((f) => f.id === 'cache-reachable')
       expect(error?.level).toBe('error')
+      expect(error?.message).toContain(one.hosts)
       expect(error?.message).toContain(two.hosts)
+      expect(error?.message).toContain('would get 503')
     } finally {
       await Promise.all([mine.close(), theirs.close()])
     }
   }, 120_000)
+
+  it('flush-cache against a server that accepts and never answers fails after one call timeout, not six', async () => {
+    const one = await startMemcached()
+    const hung = createServer(() => {}) // accepts, reads nothing, answers nothing: a hung memcached
+    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve))
+    const hungHost = `127.0.0.1:${(hung.address() as AddressInfo).port}`
+    try {
+      const ini = writeIni({'kinto.cache_backend': 'kinto.core.cache.memcached', 'kinto.cache_hosts': `${one.hosts} ${hungHost}`, 'kinto.cache_prefix': 'deploy-c:', 'kinto.cache_pool_timeout': '2'})
+      // Six call timeouts would be 12 s: the CLI is given 9.
+      const r = await runCli(['flush-cache', '--ini', ini], {env: {KINTO_TEST_DATABASE_URL: undefined}, timeoutMs: 9_000})
+      expect(r.code, r.stderr).toBe(1)
+      expect(r.stderr).toContain(`${hungHost} did not answer within 2 s`)
+    } finally {
+      hung.close()
+      await one.stop()
+    }
+  }, 60_000)
 })

@@ -90,6 +90,8 @@ export class MemcachedCache implements Cache {
   /** memjs's servers; `wakeupAt` marks one left aside after a failure (memjs's failover). */
   private readonly pool: ReadonlyArray<{wakeupAt?: number}>
   private readonly servers: Array<{host: string; port: number}>
+  /** The servers as `host:port` (`[v6]:port`), in kinto.cache_hosts' order. */
+  readonly hosts: readonly string[]
   private readonly timeoutMs: number
 
   constructor(options: MemcachedCacheOptions) {
@@ -97,6 +99,7 @@ export class MemcachedCache implements Cache {
     this.prefix = options.prefix ?? ''
     this.timeoutMs = options.timeoutMs ?? 5000
     this.servers = options.hosts.map(parseMemcachedHost)
+    this.hosts = this.servers.map(formatHost)
     this.address = {backend: 'memcached', where: options.hosts.join(' ')}
     const memjs = loadMemjs()
     const seconds = this.timeoutMs / 1000
@@ -181,8 +184,10 @@ export class MemcachedCache implements Cache {
         await this.client.flush()
       })
     }
-    // Listing keys can take longer than one call on a big server: bounded by 6 call timeouts.
+    // Listing keys can take longer than one call on a big server: bounded by 6 call timeouts. A
+    // server that is down or hung is found first, within one call timeout, before any key goes.
     return this.call('flush', async () => {
+      await this.everyServerAnswers()
       for (const server of this.servers) {
         const keys = (await metadumpKeys(server, this.timeoutMs * 6)).filter((k) => k.startsWith(this.prefix))
         for (let i = 0; i < keys.length; i += 100) await Promise.all(keys.slice(i, i + 100).map((k) => this.client.delete(k)))
@@ -227,13 +232,26 @@ export class MemcachedCache implements Cache {
     })
   }
 
-  /** Reaches every server now (kinto check). */
+  /** Reaches every server now, each within the call timeout: fails naming those that do not answer. */
   ping(): Promise<void> {
-    return this.call('ping', async () => {
-      for (const server of this.servers) {
-        await textCommand(server, 'version', this.timeoutMs, (line) => (line.startsWith('VERSION ') ? 'done' : {error: `${server.host}:${server.port} answered ${JSON.stringify(line)} to version`}))
-      }
-    })
+    return this.call('ping', () => this.everyServerAnswers())
+  }
+
+  private async everyServerAnswers(): Promise<void> {
+    const down = await this.unreachable()
+    if (down.length > 0) throw new Error(down.map((d) => d.reason).join('; '))
+  }
+
+  /**
+   * Asks every server at once, each within the call timeout: the ones that do not answer, with
+   * why (`kinto check` tells one server down among several, whose keys go to the others, from all
+   * of them down).
+   */
+  async unreachable(): Promise<Array<{where: string; reason: string}>> {
+    const outcomes = await Promise.allSettled(this.servers.map((server) => versionOf(server, this.timeoutMs)))
+    return outcomes.flatMap((outcome, i) =>
+      outcome.status === 'rejected' ? [{where: this.hosts[i]!, reason: (outcome.reason as Error).message}] : [],
+    )
   }
 
   async close(): Promise<void> {
@@ -242,6 +260,15 @@ export class MemcachedCache implements Cache {
 }
 
 type LineVerdict = 'more' | 'done' | {error: string}
+
+function formatHost(server: {host: string; port: number}): string {
+  return server.host.includes(':') ? `[${server.host}]:${server.port}` : `${server.host}:${server.port}`
+}
+
+/** One server's `version`, within timeoutMs: a server that is down or hung fails here. */
+function versionOf(server: {host: string; port: number}, timeoutMs: number): Promise<void> {
+  return textCommand(server, 'version', timeoutMs, (line) => (line.startsWith('VERSION ') ? 'done' : {error: `${formatHost(server)} answered ${JSON.stringify(line)} to version`}))
+}
 
 /** Sends one text-protocol command to one server and reads lines until `onLine` says done. */
 function textCommand(server: {host: string; port: number}, command: string, timeoutMs: number, onLine: (line: string) => LineVerdict): Promise<void> {
@@ -255,9 +282,9 @@ function textCommand(server: {host: string; port: number}, command: string, time
       socket.destroy()
       reject(new Error(message))
     }
-    socket.setTimeout(timeoutMs, () => fail(`${server.host}:${server.port} did not answer within ${timeoutMs / 1000} s`))
-    socket.on('error', (e) => fail(`${server.host}:${server.port}: ${e.message}`))
-    socket.on('close', () => fail(`${server.host}:${server.port} closed the connection`))
+    socket.setTimeout(timeoutMs, () => fail(`${formatHost(server)} did not answer within ${timeoutMs / 1000} s`))
+    socket.on('error', (e) => fail(`${formatHost(server)}: ${e.message}`))
+    socket.on('close', () => fail(`${formatHost(server)} closed the connection`))
     socket.on('connect', () => socket.write(`${command}\r\n`))
     socket.on('data', (chunk) => {
       buffer += chunk.toString('latin1')
@@ -290,7 +317,7 @@ async function metadumpKeys(server: {host: string; port: number}, timeoutMs: num
         busy = true
         return 'done'
       } else if (/^(ERROR|CLIENT_ERROR|SERVER_ERROR|BUSY)/.test(line)) {
-        return {error: `${server.host}:${server.port} cannot list its keys (lru_crawler metadump: ${line}), so the keys under a prefix cannot be flushed alone`}
+        return {error: `${formatHost(server)} cannot list its keys (lru_crawler metadump: ${line}), so the keys under a prefix cannot be flushed alone`}
       }
       return 'more'
     })
