@@ -36,6 +36,12 @@ describe('hello', () => {
     expect(r.headers['x-content-type-options']).toBe('nosniff')
   })
 
+  test('project_version and http_api_version show as written (1.0 is not 1, 1.10 is not 1.1)', async () => {
+    const {req} = setup({'kinto.project_version': '1.0', 'kinto.http_api_version': '1.20'})
+    const r = await req('GET', '/v1/', {auth: null})
+    expect(r.body).toMatchObject({project_version: '1.0', http_api_version: '1.20'})
+  })
+
   test('authenticated hello shows the HMAC user id and principals', async () => {
     const {req} = setup({'kinto.userid_hmac_secret': 'secret-key'})
     const r = await req('GET', '/v1/')

@@ -107,6 +107,12 @@ export const PYTHON_LEVELS: Readonly<Record<string, number>> = Object.freeze({
   NOTSET: 0,
 })
 
+/**
+ * Versions, kept as written: decoded, `1.0` would be the number 1 and show as "1" (upstream's
+ * str() of the float shows "1.0"), and `1.10` would show as "1.1".
+ */
+const VERSION_TEXTS: ReadonlySet<string> = new Set(['project_version', 'http_api_version'])
+
 /** upstream's native_value: JSON-decode a string when it parses, else keep it raw. */
 export function nativeValue(value: unknown): unknown {
   if (typeof value !== 'string') return value
@@ -185,7 +191,10 @@ export function resolveSettings(
       sources[key] = {kind: 'env', variable: plain}
     }
   }
-  for (const key of Object.keys(settings)) settings[key] = nativeValue(settings[key])
+  for (const key of Object.keys(settings)) {
+    const value = settings[key]
+    settings[key] = VERSION_TEXTS.has(key) && typeof value === 'string' ? value.trim() : nativeValue(value)
+  }
   return {settings, sources}
 }
 
