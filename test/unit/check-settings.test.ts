@@ -139,6 +139,20 @@ const CASES: Case[] = [
     /Unknown authentication policy 'kinto_fxa\.authentication\.FxAOAuthAuthenticationPolicy'.*refuses to start/,
   ],
   [
+    'an OpenID provider whose verification TTL is no whole number of seconds',
+    {
+      'kinto.includes': 'kinto.plugins.statsd kinto.plugins.openid',
+      'multiauth.policies': 'google',
+      'multiauth.policy.google.use': 'kinto.plugins.openid.OpenIDConnectPolicy',
+      'multiauth.policy.google.issuer': 'https://accounts.google.com',
+      'multiauth.policy.google.client_id': 'kinto-client',
+      'multiauth.policy.google.verification_ttl_seconds': '1h',
+    },
+    'openid',
+    'error',
+    /^multiauth\.policy\.google\.verification_ttl_seconds must be a whole number of seconds, not '1h'\. The server refuses to start\.$/,
+  ],
+  [
     'a custom authorization policy',
     {'multiauth.authorization_policy': 'myproject.authz.StrictPolicy'},
     'auth-policies',

@@ -1,12 +1,14 @@
 /**
- * `openid`: each OpenID Connect policy of `multiauth.policies` has an issuer and a client id, its
+ * `openid`: each OpenID Connect policy of `multiauth.policies` has the settings start needs, its
  * issuer's discovery document can be read (what `kinto start` needs, or it refuses to start), and
  * a client secret for the login flow's code exchange. Secrets are never shown.
  */
 import type {KintoConfig} from '../config/index.js'
 import {asList, asString} from '../config/settings.js'
 import {isKintoError} from '../errors.js'
+import {policyOptions} from '../server/auth.js'
 import {fetchOpenIdConfiguration} from '../server/plugins/openid/discovery.js'
+import {openIdPolicy} from '../server/plugins/openid/policy.js'
 import {type Finding, error, ok, warning} from './types.js'
 
 export async function checkOpenId(config: KintoConfig): Promise<Finding[]> {
@@ -14,15 +16,13 @@ export async function checkOpenId(config: KintoConfig): Promise<Finding[]> {
   for (const name of asList(config.settings, 'multiauth.policies')) {
     const setting = (key: string) => (asString(config.settings, `multiauth.policy.${name}.${key}`) ?? '').trim()
     if (!setting('use').endsWith('OpenIDConnectPolicy')) continue
-    const missing = ['issuer', 'client_id'].filter((key) => setting(key) === '')
-    if (missing.length > 0) {
-      findings.push(
-        error(
-          'openid',
-          `The OpenID Connect policy '${name}' has no ${missing.map((k) => `multiauth.policy.${name}.${k}`).join(' and ')}: the server refuses to start.`,
-          `Set ${missing.map((k) => `multiauth.policy.${name}.${k}`).join(' and ')} (see docs/auth.md).`,
-        ),
-      )
+    // Built as kinto start builds it: the settings it refuses (no issuer or client id, a
+    // verification_ttl_seconds that is no whole number) are refused here with the same words.
+    try {
+      openIdPolicy(name, policyOptions(config.settings, name))
+    } catch (err) {
+      if (!isKintoError(err)) throw err
+      findings.push(error('openid', `${err.message} The server refuses to start.`, err.hint ?? `Fix the multiauth.policy.${name}.* settings (see docs/auth.md).`))
       continue
     }
     const issuer = setting('issuer')

@@ -135,15 +135,21 @@ export interface PolicyDefinition {
  * An empty `multiauth.policies` means `basicauth` (so a default configuration accepts Basic
  * Auth users, as the reference checks expect).
  */
+/** The `multiauth.policy.<name>.*` settings of one policy, by their last part (`use`, `issuer`…). */
+export function policyOptions(settings: Settings, name: string): Record<string, unknown> {
+  const prefix = `multiauth.policy.${name}.`
+  const options: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(settings)) {
+    if (key.startsWith(prefix)) options[key.slice(prefix.length)] = value
+  }
+  return options
+}
+
 export function policyDefinitions(settings: Settings): PolicyDefinition[] {
   let names = asList(settings, 'multiauth.policies')
   if (names.length === 0) names = ['basicauth']
   return names.map((name) => {
-    const prefix = `multiauth.policy.${name}.`
-    const options: Record<string, unknown> = {}
-    for (const [key, value] of Object.entries(settings)) {
-      if (key.startsWith(prefix)) options[key.slice(prefix.length)] = value
-    }
+    const options = policyOptions(settings, name)
     const use = typeof options.use === 'string' ? options.use : undefined
     const factory = use ? POLICY_FACTORIES.get(use) : name === 'basicauth' ? POLICY_FACTORIES.get('kinto.core.authentication.BasicAuthAuthenticationPolicy') : undefined
     if (!factory) {
