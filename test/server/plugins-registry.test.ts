@@ -35,6 +35,12 @@ describe('kinto.includes', () => {
     expect((error as KintoError).hint).toContain('kinto.plugins.history')
   })
 
+  test('several names that are no plugin are named in one error, not one start at a time', () => {
+    expect(() => setup({'kinto.includes': 'kinto_signer kinto.plugins.history kinto_emailer'})).toThrow(
+      "Unknown plugins 'kinto_signer', 'kinto_emailer' in kinto.includes.",
+    )
+  })
+
   test('kinto.plugins.openid without an OpenID policy: no capability, and its endpoints know no provider', async () => {
     const {req, warnings} = setup({'kinto.includes': 'kinto.plugins.openid'})
     expect(warnings).toEqual([])

@@ -104,16 +104,15 @@ function notCarried(name: string, consequence: string): KintoPlugin {
  */
 export function pluginsFromSettings(settings: Record<string, unknown>): KintoPlugin[] {
   const names = [...new Set(asList(settings, 'includes'))]
-  const plugins = names.map((name) => {
-    const plugin = REGISTRY.get(name)
-    if (plugin) return plugin
-    const consequence = NOT_CARRIED.get(name)
-    if (consequence !== undefined) return notCarried(name, consequence)
-    throw new KintoError(`Unknown plugin '${name}' in kinto.includes.`, {
+  // Every name nobody knows in one message, so that an ini is not fixed one start at a time.
+  const unknown = names.filter((name) => !REGISTRY.has(name) && !NOT_CARRIED.has(name))
+  if (unknown.length > 0) {
+    throw new KintoError(`Unknown ${unknown.length === 1 ? 'plugin' : 'plugins'} ${unknown.map((name) => `'${name}'`).join(', ')} in kinto.includes.`, {
       code: 'KINTO_PLUGIN_UNKNOWN',
       hint: `Available plugins: ${knownPlugins().join(', ')}. Upstream plugins skipped with a warning: ${[...NOT_CARRIED.keys()].join(', ')}.`,
     })
-  })
+  }
+  const plugins = names.map((name) => REGISTRY.get(name) ?? notCarried(name, NOT_CARRIED.get(name)!))
   // As upstream: /permissions with the admin plugin, or when asked for.
   if (names.includes('kinto.plugins.admin') || asBool(settings, 'experimental_permissions_endpoint')) {
     plugins.push(permissionsEndpoint)
