@@ -21,6 +21,21 @@ describe('deploy nginx and attachments', () => {
     expect(out).toMatch(/location ~ \^\/v\[0-9\]\+\/buckets\/.*\/attachment\$ \{\n        proxy_request_buffering off;\n        proxy_pass http:\/\/kinto_backend;/)
   })
 
+  test.each([
+    ['a filename_pattern without {filename}', {'attachment.filename_pattern': '{rid}'}],
+    ['a collection’s filename_pattern without {filename}', {'attachment.resources.main.icons.filename_pattern': '{rid}-{datetime}'}],
+  ])('%s: the same URL may serve a new file, so it is revalidated, never immutable', (_name, extra) => {
+    const out = renderNginx(nginxOptionsFrom(config({...ATTACHMENTS, ...extra}), {}))
+    expect(out).toContain('add_header Cache-Control "public, no-cache" always;')
+    expect(out).not.toContain('immutable')
+  })
+
+  test('a filename_pattern with {filename} (its random part) keeps the long cache', () => {
+    const out = renderNginx(nginxOptionsFrom(config({...ATTACHMENTS, 'attachment.filename_pattern': '{rid}/{filename}'}), {}))
+    expect(out).toContain('add_header Cache-Control "public, max-age=31536000, immutable" always;')
+    expect(out).not.toContain('no-cache')
+  })
+
   test('a relative base_path is taken from the ini’s folder', () => {
     const out = renderNginx(nginxOptionsFrom(config({...ATTACHMENTS, 'attachment.base_path': 'files'}), {}))
     expect(out).toContain('alias /etc/kinto/files/;')

@@ -18,8 +18,11 @@ export interface NginxOptions {
   maxBodySize: string
   /** Shown in the header comment (the ini file's name). */
   source: string
-  /** kinto_attachment's files, served by nginx from base_path at base_url's path. */
-  attachments?: {urlPath: string; basePath: string}
+  /**
+   * kinto_attachment's files, served by nginx from base_path at base_url's path. `namesReused`: a
+   * new upload may take an old file's name (then its URL is revalidated, never cached as immutable).
+   */
+  attachments?: {urlPath: string; basePath: string; namesReused?: boolean}
   /** Where each value came from, for error messages (keys: the option names above). */
   origins?: Origins
 }
@@ -58,6 +61,7 @@ export function renderNginx(options: NginxOptions): string {
     attachments: Boolean(attachments),
     attachments_url: attachments?.url,
     attachments_path: attachments?.path.replace(/\/+$/, ''),
+    attachments_names_reused: options.attachments?.namesReused === true,
   })
 }
 

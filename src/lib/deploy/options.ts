@@ -131,7 +131,22 @@ function attachmentsFrom(config: DeployConfig, origins: Origins): NginxOptions['
   const urlPath = servedPrefix(asString(config.settings, 'attachment.base_url') ?? '', 'v1')
   if (!basePath || !urlPath) return undefined
   origins.attachments = config.describeSetting?.('attachment.base_url') ?? iniOrigin(config, 'kinto.attachment.base_url')
-  return {urlPath, basePath: path.resolve(config.dir, basePath)}
+  return {urlPath, basePath: path.resolve(config.dir, basePath), namesReused: reusesFileNames(config.settings)}
+}
+
+/**
+ * A stored file's name is new at each upload unless a `filename_pattern` (global, or a bucket's or
+ * collection's) leaves out `{filename}`, its random part: `{rid}` names every upload of a record
+ * alike, so the same URL serves a new file.
+ */
+function reusesFileNames(settings: DeployConfig['settings']): boolean {
+  return Object.entries(settings).some(
+    ([key, value]) =>
+      (key === 'attachment.filename_pattern' || (key.startsWith('attachment.resources.') && key.endsWith('.filename_pattern'))) &&
+      typeof value === 'string' &&
+      value.trim() !== '' &&
+      !value.includes('{filename}'),
+  )
 }
 
 export interface UwsgiFlags {
