@@ -157,6 +157,49 @@ const rows: Row[] = [
     errno: 107,
     body: (b) => expect(b.details[0].name).toBe('data.schema'),
   },
+  // ---- a collection's cache_expires is colander.Int(missing=drop): Python's int() of what is
+  // sent, and a value colander reads as "nothing" (null, "", [], {}) drops the field
+  ...(['null', '""', '[]', '{}'] as const).map(
+    (value): Row => ({
+      name: `cache_expires: ${value} drops the field (colander null → missing=drop)`,
+      run: (r) => r('PUT', fresh(), {raw: `{"data": {"cache_expires": ${value}, "x": 1}}`}),
+      status: 201,
+      body: (b) => {
+        expect(b.data).not.toHaveProperty('cache_expires')
+        expect(b.data.x).toBe(1)
+      },
+    }),
+  ),
+  ...([
+    ['true', 1],
+    ['false', 0],
+    ['" 12 "', 12],
+    ['"+5"', 5],
+    ['"1_000"', 1000],
+    ['"-007"', -7],
+  ] as const).map(
+    ([value, want]): Row => ({
+      name: `cache_expires: ${value} is int(${value}) = ${want}`,
+      run: (r) => r('PUT', fresh(), {raw: `{"data": {"cache_expires": ${value}}}`}),
+      status: 201,
+      body: (b) => expect(b.data.cache_expires).toBe(want),
+    }),
+  ),
+  {
+    name: 'cache_expires: an integer beyond 2^53 keeps every digit',
+    run: (r) => r('PUT', fresh(), {raw: `{"data": {"cache_expires": ${BIG}}}`}),
+    status: 201,
+    body: (_b, res) => expect(res.raw).toContain(`"cache_expires":${BIG}`),
+  },
+  ...(['"1.5"', '"1__0"', '"_1"', '[1]', '{"a": 1}'] as const).map(
+    (value): Row => ({
+      name: `cache_expires: ${value} is not a number`,
+      run: (r) => r('PUT', fresh(), {raw: `{"data": {"cache_expires": ${value}}}`}),
+      status: 400,
+      errno: 107,
+      body: (b) => expect(b.details[0].name).toBe('data.cache_expires'),
+    }),
+  ),
   // ---- the permissions endpoint
   {
     name: '/permissions: _fields=permissions is not a field',
