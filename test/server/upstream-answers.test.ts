@@ -200,6 +200,24 @@ const rows: Row[] = [
       body: (b) => expect(b.details[0].name).toBe('data.cache_expires'),
     }),
   ),
+  // ---- filters
+  {
+    name: 'like_ ignores the case of every letter, not only ASCII ones (ILIKE, re.IGNORECASE)',
+    run: async (r) => {
+      const col = fresh()
+      await r('PUT', col)
+      for (const [id, v] of [['a', 'Émile'], ['b', 'émile'], ['c', 'ÉMILE'], ['d', 'emile'], ['e', 'İstanbul'], ['f', 'ΣΟΦΙΑ']]) {
+        await r('PUT', `${col}/records/${id}`, {body: {data: {v}}})
+      }
+      const ids = async (qs: string) => (await r('GET', `${col}/records?${qs}&_sort=id`)).body.data.map((o: {id: string}) => o.id)
+      expect(await ids(`like_v=${encodeURIComponent('ÉMILE')}`)).toEqual(['a', 'b', 'c'])
+      expect(await ids(`like_v=${encodeURIComponent('istanbul')}`)).toEqual(['e'])
+      expect(await ids(`like_v=${encodeURIComponent('σοφια')}`)).toEqual(['f'])
+      return r('GET', `${col}/records?like_v=${encodeURIComponent('émile')}&_sort=id`)
+    },
+    status: 200,
+    body: (b) => expect(b.data.map((o: {id: string}) => o.id)).toEqual(['a', 'b', 'c']),
+  },
   // ---- the permissions endpoint
   {
     name: '/permissions: _fields=permissions is not a field',
