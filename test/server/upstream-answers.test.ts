@@ -218,6 +218,43 @@ const rows: Row[] = [
     status: 200,
     body: (b) => expect(b.data.map((o: {id: string}) => o.id)).toEqual(['a', 'b', 'c']),
   },
+  // `_sort` and `_fields` are FieldList: the raw text split on commas, never JSON-decoded; an
+  // empty entry is dropped (colander String), so `_fields=` asks for no projection at all
+  ...(['_sort=null', '_sort=1', '_sort=true', '_fields=null', '_fields=1'] as const).map(
+    (qs): Row => ({
+      name: `${qs} names a field (the text, not its JSON value)`,
+      run: (r) => r('GET', `${C}/records?${qs}`),
+      status: 200,
+    }),
+  ),
+  {
+    name: '_sort="n" and _sort=["n"] are no sort field (ignored), not the field n',
+    run: async (r) => {
+      const col = fresh()
+      await r('PUT', col)
+      await r('PUT', `${col}/records/first`, {body: {data: {n: 1}}})
+      await r('PUT', `${col}/records/second`, {body: {data: {n: 2}}})
+      const ids = async (qs: string) => (await r('GET', `${col}/records?${qs}`)).body.data.map((o: {id: string}) => o.id)
+      expect(await ids('_sort=n')).toEqual(['first', 'second'])
+      expect(await ids(`_sort=${encodeURIComponent('["n"]')}`)).toEqual(['second', 'first'])
+      return r('GET', `${col}/records?_sort=${encodeURIComponent('"n"')}`)
+    },
+    status: 200,
+    body: (b) => expect(b.data.map((o: {id: string}) => o.id)).toEqual(['second', 'first']),
+  },
+  {
+    name: '_fields="n" selects no field; _fields= (empty) selects every field',
+    setup: (r) => r('PUT', `${C}/records/fields1`, {body: {data: {n: 1, m: 2}}}),
+    run: async (r) => {
+      const quoted = await r('GET', `${C}/records/fields1?_fields=${encodeURIComponent('"n"')}`)
+      expect(quoted.body.data).toEqual({id: 'fields1', last_modified: quoted.body.data.last_modified})
+      const list = await r('GET', `${C}/records?id=fields1&_fields=`)
+      expect(list.body.data[0]).toMatchObject({n: 1, m: 2})
+      return r('GET', `${C}/records/fields1?_fields=`)
+    },
+    status: 200,
+    body: (b) => expect(b.data).toMatchObject({n: 1, m: 2}),
+  },
   // ---- the permissions endpoint
   {
     name: '/permissions: _fields=permissions is not a field',

@@ -86,15 +86,16 @@ export function queryInteger(query: RawQuery, name: string): number | undefined 
   return n
 }
 
-/** A comma separated list parameter (`_sort`, `_fields`), or undefined. */
+/**
+ * A comma separated list parameter (`_sort`, `_fields`), or undefined. As upstream's FieldList:
+ * the raw text split on commas, never JSON-decoded (`_sort=1` is the field "1", `_sort="a"` is
+ * the entry `"a"`), and an empty entry dropped (so `_fields=` is no projection at all).
+ */
 export function queryFieldList(query: RawQuery, name: string): string[] | undefined {
   const raw = query.get(name)
   if (raw === undefined) return undefined
-  if (Array.isArray(raw)) return raw
-  const v = nativeValue(raw)
-  if (typeof v === 'string') return v.split(',')
-  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[]
-  throw invalid('querystring', name, 'The value should be a list of comma separated attributes')
+  const entries = Array.isArray(raw) ? raw : raw.split(',')
+  return entries.includes('') ? entries.filter((e) => e !== '') : entries
 }
 
 /** Query values as upstream's QuerySchema deserialises them (JSON-decoded; lists for in_/exclude_/contains_). */
