@@ -68,13 +68,26 @@ export function encodeQuery(entries: Iterable<[string, string | string[]]>): str
 
 export const POSTGRESQL_MAX_INTEGER = 2n ** 63n
 
-/** An integer query parameter in [0, 2^63] (upstream's positive_big_integer), or undefined. */
-export function queryInteger(query: RawQuery, name: string): number | undefined {
+/** Whether colander's Number types read a (JSON-decoded) value as null: `cstruct != 0 and not cstruct`. */
+function colanderNull(v: unknown): boolean {
+  if (v === null || v === '') return true
+  if (Array.isArray(v)) return v.length === 0
+  return typeof v === 'object' && Object.keys(v as object).length === 0
+}
+
+/**
+ * An integer query parameter in [0, 2^63] (upstream's positive_big_integer), or undefined. Null
+ * when its value is one colander's Integer reads as nothing (`null`, empty, `[]`, `{}`): the
+ * schema drops it and lets it pass, and the view decides (`_limit` is then no limit,
+ * `_since=null` no bound, `_since=` "Invalid value for _since").
+ */
+export function queryInteger(query: RawQuery, name: string): number | null | undefined {
   const raw = query.get(name)
   if (raw === undefined) return undefined
   const fail = (description: string) => invalid('querystring', name, description)
   if (Array.isArray(raw)) throw fail(`${JSON.stringify(raw)} is not a number`)
   const v = nativeValue(raw)
+  if (colanderNull(v)) return null
   let n: number
   if (typeof v === 'number') n = Math.trunc(v)
   else if (typeof v === 'boolean') n = v ? 1 : 0
