@@ -288,6 +288,34 @@ const rows: Row[] = [
       body: (b) => expect(b.message).toBe(`Invalid value for ${qs.split('=')[0]}`),
     }),
   ),
+  // `id` is a colander String of every plural endpoint's querystring: a value that is not a
+  // string (once JSON-decoded) is refused, unless colander reads it as nothing (null, 0, false…)
+  ...([
+    ['id=5', '5'],
+    ['id=true', 'True'],
+    ['id=1.5', '1.5'],
+    ['id=a&id=b', "['a', 'b']"],
+    [`id=${encodeURIComponent('[1]')}`, '[1]'],
+  ] as const).flatMap(([qs, shown]): Row[] =>
+    ([['GET', `${C}/records`], ['DELETE', `${B}/collections/id-delete/records`], ['GET', '/v1/buckets'], ['GET', '/v1/permissions']] as const).map(
+      ([method, path]): Row => ({
+        name: `${method} ${path}?${qs} is a 400 (not a string)`,
+        setup: (r) => r('PUT', `${B}/collections/id-delete`),
+        run: (r) => r(method, `${path}?${qs}`),
+        status: 400,
+        errno: 107,
+        body: (b) => {
+          expect(b.message).toBe(`${shown} is not a string: {'id': ''}`)
+          expect(b.details).toEqual([{location: 'querystring', name: 'id', description: `${shown} is not a string: {'id': ''}`}])
+        },
+      }),
+    ),
+  ),
+  ...(['id=null', 'id=0', 'id=false', `id=${encodeURIComponent('{}')}`, 'id='] as const).flatMap((qs): Row[] =>
+    [`${C}/records`, '/v1/permissions'].map(
+      (path): Row => ({name: `GET ${path}?${qs} passes (colander reads it as no value)`, run: (r) => r('GET', `${path}?${qs}`), status: 200}),
+    ),
+  ),
   // ---- the permissions endpoint
   {
     name: '/permissions: _fields=permissions is not a field',

@@ -5,6 +5,9 @@
  */
 import {ERRNO, HttpError, invalid} from './errors.js'
 import {nativeValue} from './json.js'
+import {pythonRepr} from './py-repr.js'
+import {exactIntegerText} from '../json.js'
+import {pyTruthy} from '../storage/jsonb.js'
 import type {Filter, FilterOperator, JsonValue, Sort} from '../storage/types.js'
 
 export type RawQuery = Map<string, string | string[]>
@@ -97,6 +100,20 @@ export function queryInteger(query: RawQuery, name: string): number | null | und
   if (n < 0) throw fail(`${n} is less than minimum value 0`)
   if (BigInt(Math.trunc(n)) > POSTGRESQL_MAX_INTEGER) throw fail(`${raw} is greater than maximum value ${POSTGRESQL_MAX_INTEGER}`)
   return n
+}
+
+/**
+ * `id`, a colander String in every plural endpoint's querystring schema: once JSON-decoded, a
+ * value other than a string is a 400 (`?id=5`, `?id=true`, a repeated `id`), unless Python
+ * reads it as false (`null`, `0`, `false`, `{}`…), which the schema lets pass.
+ */
+export function checkIdParameter(query: RawQuery): void {
+  const raw = query.get('id')
+  if (raw === undefined) return
+  const v = Array.isArray(raw) ? raw : nativeValue(raw)
+  const digits = exactIntegerText(v)
+  if ((typeof v === 'string' && digits === undefined) || !pyTruthy(v)) return
+  throw invalid('querystring', 'id', `${digits ?? pythonRepr(v)} is not a string: {'id': ''}`)
 }
 
 /**
