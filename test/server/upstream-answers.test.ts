@@ -316,6 +316,33 @@ const rows: Row[] = [
       (path): Row => ({name: `GET ${path}?${qs} passes (colander reads it as no value)`, run: (r) => r('GET', `${path}?${qs}`), status: 200}),
     ),
   ),
+  // Group members and principals are colander Strings in a sequence: a value Python reads as
+  // false is "Required", another non-string "<value> is not a string: {'': ''}"
+  ...([
+    ['""', 'Required'],
+    ['null', 'Required'],
+    ['0', 'Required'],
+    ['false', 'Required'],
+    ['[]', 'Required'],
+    ['1', "1 is not a string: {'': ''}"],
+    ['true', "True is not a string: {'': ''}"],
+    ['{"a": 1}', "{'a': 1} is not a string: {'': ''}"],
+  ] as const).flatMap(([item, description]): Row[] => [
+    {
+      name: `group members [${item}]: ${description}`,
+      run: (r) => r('PUT', `${B}/groups/members-item`, {raw: `{"data": {"members": ["ok", ${item}]}}`}),
+      status: 400,
+      errno: 107,
+      body: (b) => expect(b.details).toEqual([{location: 'body', name: 'data.members.1', description}]),
+    },
+    {
+      name: `permissions read [${item}]: ${description}`,
+      run: (r) => r('PUT', `${B}/collections/principal-item`, {raw: `{"permissions": {"read": ["ok", ${item}]}}`}),
+      status: 400,
+      errno: 107,
+      body: (b) => expect(b.details).toEqual([{location: 'body', name: 'permissions.read.1', description}]),
+    },
+  ]),
   // ---- the permissions endpoint
   {
     name: '/permissions: _fields=permissions is not a field',

@@ -13,7 +13,7 @@ import {cacheExpiresHeaders} from './headers.js'
 import {checkSchema, SchemaValidationError, unusableSchema, validateAgainstSchema} from './jsonschema.js'
 import {isPlainObject} from './patch.js'
 import {PERMISSIONS_FIELD, type ResourceDefinition} from './resource/definition.js'
-import {pyRepr} from './py-repr.js'
+import {colanderStringItemError, pyRepr} from './py-repr.js'
 import {defaultCacheHeaders} from './resource/endpoints.js'
 import type {ResourceRequest} from './resource/request.js'
 import type {Runtime} from './runtime.js'
@@ -158,8 +158,9 @@ export const groupResource: ResourceDefinition = {
       issues.push({location: 'body', name: `${prefix}members`, description: `"${pyRepr(members)}" is not iterable`})
     } else {
       members.forEach((m, i) => {
-        if (typeof m !== 'string') {
-          issues.push({location: 'body', name: `${prefix}members.${i}`, description: `${pyRepr(m)} is not a string: {'': '${pyRepr(m)}'}`})
+        const error = colanderStringItemError(m)
+        if (error !== undefined) {
+          issues.push({location: 'body', name: `${prefix}members.${i}`, description: error})
         } else if (m.startsWith('/buckets/') || m === 'system.Everyone') {
           issues.push({location: 'body', name: `${prefix}members.${i}`, description: `'${m}' is not a valid user ID.`})
         }

@@ -21,7 +21,7 @@ import {checkIdParameter, extractToken, queryFieldList, queryInteger} from '../q
 import {formatPattern} from '../router.js'
 import {PERMISSIONS_FIELD, type Annotated, type ResourceDefinition} from './definition.js'
 import {jsonPatchPermissions, validateJsonPatch} from './json-patch.js'
-import {pyRepr} from '../py-repr.js'
+import {colanderStringItemError, pyRepr} from '../py-repr.js'
 
 export type BodyPayload = {data?: Record<string, unknown>; permissions?: Record<string, string[] | null>}
 export type Payload = BodyPayload | PatchOperation[]
@@ -494,10 +494,8 @@ export class ResourceRequest {
         continue
       }
       principals.forEach((p, i) => {
-        const name = `permissions.${perm}.${i}`
-        if (typeof p !== 'string') issues.push({location: 'body', name, description: `${pyRepr(p)} is not a string: {'${pyRepr(p)}'}`})
-        // colander reads an empty string as a missing value.
-        else if (p === '') issues.push({location: 'body', name, description: 'Required'})
+        const error = colanderStringItemError(p)
+        if (error !== undefined) issues.push({location: 'body', name: `permissions.${perm}.${i}`, description: error})
       })
       result[perm] = principals as string[]
     }
