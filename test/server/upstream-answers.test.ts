@@ -343,6 +343,21 @@ const rows: Row[] = [
       body: (b) => expect(b.details).toEqual([{location: 'body', name: 'permissions.read.1', description}]),
     },
   ]),
+  ...([
+    ['12', "12 is not a string: {'password': ''}"],
+    ['["a"]', "['a'] is not a string: {'password': ''}"],
+    ['null', 'Required'],
+    ['0', 'Required'],
+    ['""', 'Required'],
+  ] as const).map(
+    ([password, description]): Row => ({
+      name: `an account password ${password}: ${description}`,
+      run: (r) => r('PUT', '/v1/accounts/pw-check', {auth: null, raw: `{"data": {"password": ${password}}}`}),
+      status: 400,
+      errno: 107,
+      body: (b) => expect(b.details).toEqual([{location: 'body', name: 'data.password', description}]),
+    }),
+  ),
   // ---- the permissions endpoint
   {
     name: '/permissions: _fields=permissions is not a field',

@@ -24,12 +24,14 @@ export function pyRepr(v: unknown): string {
 }
 
 /**
- * colander's error for an item of a sequence of Strings (group members, principals), or
- * undefined for a valid one: a value Python reads as false is missing ("Required"), another
- * non-string is "<value> is not a string: {'': ''}" (the item node has no name).
+ * colander's error for a required String node (a password; an item of a sequence of Strings,
+ * whose node has no name: group members, principals), or undefined for a valid value: a value
+ * Python reads as false is missing ("Required"), another non-string is
+ * "<value> is not a string: {'<node name>': ''}".
  */
-export function colanderStringItemError(v: unknown): string | undefined {
+export function colanderStringError(v: unknown, nodeName = ''): string | undefined {
   if (typeof v === 'string') return v === '' ? 'Required' : undefined
-  const falsy = v === null || v === false || v === 0 || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && Object.keys(v as object).length === 0)
-  return falsy ? 'Required' : `${pyRepr(v)} is not a string: {'': ''}`
+  const falsy =
+    v === undefined || v === null || v === false || v === 0 || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && Object.keys(v as object).length === 0)
+  return falsy ? 'Required' : `${pyRepr(v)} is not a string: {'${nodeName}': ''}`
 }

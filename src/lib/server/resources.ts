@@ -13,7 +13,7 @@ import {cacheExpiresHeaders} from './headers.js'
 import {checkSchema, SchemaValidationError, unusableSchema, validateAgainstSchema} from './jsonschema.js'
 import {isPlainObject} from './patch.js'
 import {PERMISSIONS_FIELD, type ResourceDefinition} from './resource/definition.js'
-import {colanderStringItemError, pyRepr} from './py-repr.js'
+import {colanderStringError, pyRepr} from './py-repr.js'
 import {defaultCacheHeaders} from './resource/endpoints.js'
 import type {ResourceRequest} from './resource/request.js'
 import type {Runtime} from './runtime.js'
@@ -158,7 +158,7 @@ export const groupResource: ResourceDefinition = {
       issues.push({location: 'body', name: `${prefix}members`, description: `"${pyRepr(members)}" is not iterable`})
     } else {
       members.forEach((m, i) => {
-        const error = colanderStringItemError(m)
+        const error = colanderStringError(m)
         if (error !== undefined) {
           issues.push({location: 'body', name: `${prefix}members.${i}`, description: error})
         } else if (m.startsWith('/buckets/') || m === 'system.Everyone') {

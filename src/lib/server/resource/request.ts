@@ -21,7 +21,7 @@ import {checkIdParameter, extractToken, queryFieldList, queryInteger} from '../q
 import {formatPattern} from '../router.js'
 import {PERMISSIONS_FIELD, type Annotated, type ResourceDefinition} from './definition.js'
 import {jsonPatchPermissions, validateJsonPatch} from './json-patch.js'
-import {colanderStringItemError, pyRepr} from '../py-repr.js'
+import {colanderStringError, pyRepr} from '../py-repr.js'
 
 export type BodyPayload = {data?: Record<string, unknown>; permissions?: Record<string, string[] | null>}
 export type Payload = BodyPayload | PatchOperation[]
@@ -494,7 +494,7 @@ export class ResourceRequest {
         continue
       }
       principals.forEach((p, i) => {
-        const error = colanderStringItemError(p)
+        const error = colanderStringError(p)
         if (error !== undefined) issues.push({location: 'body', name: `permissions.${perm}.${i}`, description: error})
       })
       result[perm] = principals as string[]
