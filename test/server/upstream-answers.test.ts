@@ -358,6 +358,15 @@ const rows: Row[] = [
       body: (b) => expect(b.details).toEqual([{location: 'body', name: 'data.password', description}]),
     }),
   ),
+  // a plural POST reads no querystring (its request schema has none): nothing there is refused
+  ...(['_limit=abc', '_since=abc', '_before=-1', 'last_modified=abc', 'id=5', 'id=a&id=b'] as const).map(
+    (qs): Row => ({
+      name: `POST on a list ignores ?${qs}`,
+      run: (r) => r('POST', `${C}/records?${qs}`, {body: {data: {posted: qs}}}),
+      status: 201,
+      body: (b) => expect(b.data.posted).toBe(qs),
+    }),
+  ),
   // ---- the permissions endpoint
   {
     name: '/permissions: _fields=permissions is not a field',
