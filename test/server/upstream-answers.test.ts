@@ -395,6 +395,15 @@ const rows: Row[] = [
       }),
     ),
   ),
+  {
+    name: 'schema errors: every unexpected property is named, sorted',
+    setup: (r) => r('PUT', `${B}/collections/extras`, {body: {data: {schema: {type: 'object', properties: {x: {type: 'string'}}, additionalProperties: false}}}}),
+    run: (r) => r('PUT', `${B}/collections/extras/records/x`, {body: {data: {w: 1, v: 2, x: 'a'}}}),
+    status: 400,
+    errno: 107,
+    body: (b) =>
+      expect(b.details).toEqual([{location: 'body', name: 'additionalProperties', description: "Additional properties are not allowed ('v', 'w' were unexpected)"}]),
+  },
   // ---- the permissions endpoint
   {
     name: '/permissions: _fields=permissions is not a field',

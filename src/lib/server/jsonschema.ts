@@ -104,8 +104,11 @@ function pythonMessage(error: ErrorObject): string {
     }
     case 'required':
       return `${pythonRepr(params.missingProperty)} is a required property`
-    case 'additionalProperties':
-      return `Additional properties are not allowed (${pythonRepr(params.additionalProperty)} was unexpected)`
+    case 'additionalProperties': {
+      // Every unexpected property, sorted, as upstream lists them (see withAllExtras).
+      const extras = Array.isArray(params.additionalProperty) ? params.additionalProperty : [params.additionalProperty]
+      return `Additional properties are not allowed (${extras.map(pythonRepr).join(', ')} ${extras.length === 1 ? 'was' : 'were'} unexpected)`
+    }
     case 'enum':
       return `${value} is not one of ${pythonRepr(schema)}`
     case 'const':
@@ -230,6 +233,16 @@ function firstInSchemaOrder(errors: ErrorObject[], schema: Record<string, unknow
   return best
 }
 
+/** An additionalProperties error naming every unexpected property of its object (ajv: one each). */
+function withAllExtras(error: ErrorObject, errors: ErrorObject[]): ErrorObject {
+  if (error.keyword !== 'additionalProperties') return error
+  const extras = errors
+    .filter((e) => e.keyword === 'additionalProperties' && e.instancePath === error.instancePath && e.schemaPath === error.schemaPath)
+    .map((e) => String((e.params as Record<string, unknown>).additionalProperty))
+    .sort()
+  return {...error, params: {...error.params, additionalProperty: extras}}
+}
+
 /**
  * The field upstream names (its validate_schema): the last step of the value's path; at the root,
  * the last item of the keyword's value when it is a non-empty list or string (`required` gives
@@ -278,7 +291,7 @@ export function validateAgainstSchema(
     const all = compile(effective, true)
     all(filtered)
     const {$schema: _ignored, ...rest} = effective
-    const {field, message} = describe(all.errors?.length ? firstInSchemaOrder(all.errors, rest) : bestError(fn.errors!))
+    const {field, message} = describe(all.errors?.length ? withAllExtras(firstInSchemaOrder(all.errors, rest), all.errors) : bestError(fn.errors!))
     throw new SchemaValidationError(field, message)
   }
 }
