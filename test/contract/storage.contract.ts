@@ -375,6 +375,7 @@ export function storageContract(get: () => Backends): void {
       ['in on id', {field: 'id', operator: 'in', value: ['a', 'f', 'zz']}, ['a', 'f']],
       ['exclude on id', {field: 'id', operator: 'exclude', value: ['a', 'f']}, ['b', 'c', 'd', 'e']],
       ['like is case-insensitive and implicitly %v%', {field: 's', operator: 'like', value: 'AN'}, ['b']],
+      ['like folds non-ASCII letters too (ILIKE under a UTF-8 ctype)', {field: 's', operator: 'like', value: 'ÉCLAIR'}, ['e']],
       ['like with * wildcard anchors', {field: 's', operator: 'like', value: 'c*'}, ['c']],
       ['like: _ is a single-character wildcard', {field: 's', operator: 'like', value: 'cherry_p*'}, ['c']],
       ['like on a number field uses its text', {field: 'n', operator: 'like', value: '2.'}, ['f']],

@@ -13,15 +13,23 @@ import {pythonRepr} from './py-repr.js'
 type AjvClass = typeof AjvModule.default
 const ajvModule = lazyRequire<{default?: AjvClass} & AjvClass>('ajv')
 
-/** The validator and the Draft 7 meta-schema check, made when a schema is first seen. */
-const validator = lazy(() => {
+function makeAjv(allErrors: boolean) {
   const Ajv = ajvModule().default ?? ajvModule()
   // verbose: errors carry the failing value and the keyword's value, for Python-style messages.
-  const ajv = new Ajv({strict: false, validateFormats: false, allErrors: false, verbose: true})
+  const ajv = new Ajv({strict: false, validateFormats: false, allErrors, verbose: true})
   // Stands for a `$ref` that resolves nowhere: fails only when validation reaches it.
   ajv.addKeyword({keyword: UNRESOLVABLE, schemaType: 'string', validate: () => false, errors: false})
+  return ajv
+}
+
+/** The validator and the Draft 7 meta-schema check, made when a schema is first seen. */
+const validator = lazy(() => {
+  const ajv = makeAjv(false)
   return {ajv, draft7: ajv.getSchema('http://json-schema.org/draft-07/schema')!}
 })
+
+/** A validator listing every error: only asked once data is known to be invalid, to pick one. */
+const allErrorsValidator = lazy(() => makeAjv(true))
 
 const UNRESOLVABLE = 'x-kinto-unresolvable-ref'
 
@@ -96,8 +104,11 @@ function pythonMessage(error: ErrorObject): string {
     }
     case 'required':
       return `${pythonRepr(params.missingProperty)} is a required property`
-    case 'additionalProperties':
-      return `Additional properties are not allowed (${pythonRepr(params.additionalProperty)} was unexpected)`
+    case 'additionalProperties': {
+      // Every unexpected property, sorted, as upstream lists them (see withAllExtras).
+      const extras = Array.isArray(params.additionalProperty) ? params.additionalProperty : [params.additionalProperty]
+      return `Additional properties are not allowed (${extras.map(pythonRepr).join(', ')} ${extras.length === 1 ? 'was' : 'were'} unexpected)`
+    }
     case 'enum':
       return `${value} is not one of ${pythonRepr(schema)}`
     case 'const':
@@ -154,21 +165,82 @@ export class SchemaValidationError extends Error {
   }
 }
 
-function compile(schema: Record<string, unknown>): ValidateFunction {
+function compile(schema: Record<string, unknown>, allErrors = false): ValidateFunction {
+  const cache = allErrors ? compiledAll : compiled
   const key = JSON.stringify(schema)
-  let fn = compiled.get(key)
+  let fn = cache.get(key)
   if (!fn) {
     // Schemas are checked as Draft 7 whatever their `$schema` says, as upstream's checks do.
     const {$schema: _ignored, ...rest} = schema
     try {
-      fn = validator().ajv.compile(withLazyRefs(rest))
+      fn = (allErrors ? allErrorsValidator() : validator().ajv).compile(withLazyRefs(rest))
     } catch (err) {
       throw new SchemaValidationError('schema', (err as Error).message)
     }
-    if (compiled.size >= MAX_CACHED) compiled.clear()
-    compiled.set(key, fn)
+    if (cache.size >= MAX_CACHED) cache.clear()
+    cache.set(key, fn)
   }
   return fn
+}
+
+const compiledAll = new Map<string, ValidateFunction>()
+
+/** Keywords whose failure upstream reports as one error of their own, not their branches'. */
+const WHOLE = /\/(anyOf|oneOf|not|contains|if)\//
+
+/**
+ * The error upstream raises: its validator walks the schema's keywords in their written order
+ * (the entries of `properties` in theirs, array items by index) and raises the first failure,
+ * where ajv checks `required` before `properties`, for one. `errors` come from the all-errors
+ * validator; the keyword positions along each error's schema path order them.
+ */
+function firstInSchemaOrder(errors: ErrorObject[], schema: Record<string, unknown>): ErrorObject {
+  const candidates = errors.filter((e) => e.keyword !== 'if' && !WHOLE.test(e.schemaPath))
+  if (candidates.length === 0) return bestError(errors)
+  const rank = (e: ErrorObject): number[] => {
+    const key: number[] = []
+    let node: unknown = schema
+    for (const raw of e.schemaPath.replace(/^#\/?/, '').split('/').filter(Boolean)) {
+      const seg = decodeURIComponent(raw).replaceAll('~1', '/').replaceAll('~0', '~')
+      if (Array.isArray(node)) {
+        key.push(Number(seg))
+        node = node[Number(seg)]
+      } else if (node !== null && typeof node === 'object') {
+        const at = Object.keys(node).indexOf(seg)
+        key.push(at < 0 ? Number.MAX_SAFE_INTEGER : at)
+        node = (node as Record<string, unknown>)[seg]
+      } else {
+        key.push(Number.MAX_SAFE_INTEGER)
+      }
+    }
+    // Array items are checked in index order.
+    for (const seg of e.instancePath.split('/')) if (/^\d+$/.test(seg)) key.push(Number(seg))
+    return key
+  }
+  const compare = (a: number[], b: number[]): number => {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i]
+    return a.length - b.length
+  }
+  let best = candidates[0]
+  let bestRank = rank(best)
+  for (const e of candidates.slice(1)) {
+    const r = rank(e)
+    if (compare(r, bestRank) < 0) {
+      best = e
+      bestRank = r
+    }
+  }
+  return best
+}
+
+/** An additionalProperties error naming every unexpected property of its object (ajv: one each). */
+function withAllExtras(error: ErrorObject, errors: ErrorObject[]): ErrorObject {
+  if (error.keyword !== 'additionalProperties') return error
+  const extras = errors
+    .filter((e) => e.keyword === 'additionalProperties' && e.instancePath === error.instancePath && e.schemaPath === error.schemaPath)
+    .map((e) => String((e.params as Record<string, unknown>).additionalProperty))
+    .sort()
+  return {...error, params: {...error.params, additionalProperty: extras}}
 }
 
 /**
@@ -216,7 +288,10 @@ export function validateAgainstSchema(
       const message = ref.startsWith('#') ? `Unresolvable JSON pointer: ${pythonRepr(ref.slice(2))}` : `Unresolvable: ${ref}`
       throw new SchemaValidationError('schema', message)
     }
-    const {field, message} = describe(bestError(fn.errors!))
+    const all = compile(effective, true)
+    all(filtered)
+    const {$schema: _ignored, ...rest} = effective
+    const {field, message} = describe(all.errors?.length ? withAllExtras(firstInSchemaOrder(all.errors, rest), all.errors) : bestError(fn.errors!))
     throw new SchemaValidationError(field, message)
   }
 }

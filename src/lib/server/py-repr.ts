@@ -22,3 +22,16 @@ export function pythonRepr(v: unknown): string {
 export function pyRepr(v: unknown): string {
   return typeof v === 'string' ? v : pythonRepr(v)
 }
+
+/**
+ * colander's error for a required String node (a password; an item of a sequence of Strings,
+ * whose node has no name: group members, principals), or undefined for a valid value: a value
+ * Python reads as false is missing ("Required"), another non-string is
+ * "<value> is not a string: {'<node name>': ''}".
+ */
+export function colanderStringError(v: unknown, nodeName = ''): string | undefined {
+  if (typeof v === 'string') return v === '' ? 'Required' : undefined
+  const falsy =
+    v === undefined || v === null || v === false || v === 0 || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && Object.keys(v as object).length === 0)
+  return falsy ? 'Required' : `${pyRepr(v)} is not a string: {'${nodeName}': ''}`
+}

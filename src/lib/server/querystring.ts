@@ -5,6 +5,9 @@
  */
 import {ERRNO, HttpError, invalid} from './errors.js'
 import {nativeValue} from './json.js'
+import {pythonRepr} from './py-repr.js'
+import {exactIntegerText} from '../json.js'
+import {pyTruthy} from '../storage/jsonb.js'
 import type {Filter, FilterOperator, JsonValue, Sort} from '../storage/types.js'
 
 export type RawQuery = Map<string, string | string[]>
@@ -68,13 +71,26 @@ export function encodeQuery(entries: Iterable<[string, string | string[]]>): str
 
 export const POSTGRESQL_MAX_INTEGER = 2n ** 63n
 
-/** An integer query parameter in [0, 2^63] (upstream's positive_big_integer), or undefined. */
-export function queryInteger(query: RawQuery, name: string): number | undefined {
+/** Whether colander's Number types read a (JSON-decoded) value as null: `cstruct != 0 and not cstruct`. */
+function colanderNull(v: unknown): boolean {
+  if (v === null || v === '') return true
+  if (Array.isArray(v)) return v.length === 0
+  return typeof v === 'object' && Object.keys(v as object).length === 0
+}
+
+/**
+ * An integer query parameter in [0, 2^63] (upstream's positive_big_integer), or undefined. Null
+ * when its value is one colander's Integer reads as nothing (`null`, empty, `[]`, `{}`): the
+ * schema drops it and lets it pass, and the view decides (`_limit` is then no limit,
+ * `_since=null` no bound, `_since=` "Invalid value for _since").
+ */
+export function queryInteger(query: RawQuery, name: string): number | null | undefined {
   const raw = query.get(name)
   if (raw === undefined) return undefined
   const fail = (description: string) => invalid('querystring', name, description)
   if (Array.isArray(raw)) throw fail(`${JSON.stringify(raw)} is not a number`)
   const v = nativeValue(raw)
+  if (colanderNull(v)) return null
   let n: number
   if (typeof v === 'number') n = Math.trunc(v)
   else if (typeof v === 'boolean') n = v ? 1 : 0
@@ -86,15 +102,30 @@ export function queryInteger(query: RawQuery, name: string): number | undefined 
   return n
 }
 
-/** A comma separated list parameter (`_sort`, `_fields`), or undefined. */
+/**
+ * `id`, a colander String in every plural endpoint's querystring schema: once JSON-decoded, a
+ * value other than a string is a 400 (`?id=5`, `?id=true`, a repeated `id`), unless Python
+ * reads it as false (`null`, `0`, `false`, `{}`…), which the schema lets pass.
+ */
+export function checkIdParameter(query: RawQuery): void {
+  const raw = query.get('id')
+  if (raw === undefined) return
+  const v = Array.isArray(raw) ? raw : nativeValue(raw)
+  const digits = exactIntegerText(v)
+  if ((typeof v === 'string' && digits === undefined) || !pyTruthy(v)) return
+  throw invalid('querystring', 'id', `${digits ?? pythonRepr(v)} is not a string: {'id': ''}`)
+}
+
+/**
+ * A comma separated list parameter (`_sort`, `_fields`), or undefined. As upstream's FieldList:
+ * the raw text split on commas, never JSON-decoded (`_sort=1` is the field "1", `_sort="a"` is
+ * the entry `"a"`), and an empty entry dropped (so `_fields=` is no projection at all).
+ */
 export function queryFieldList(query: RawQuery, name: string): string[] | undefined {
   const raw = query.get(name)
   if (raw === undefined) return undefined
-  if (Array.isArray(raw)) return raw
-  const v = nativeValue(raw)
-  if (typeof v === 'string') return v.split(',')
-  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[]
-  throw invalid('querystring', name, 'The value should be a list of comma separated attributes')
+  const entries = Array.isArray(raw) ? raw : raw.split(',')
+  return entries.includes('') ? entries.filter((e) => e !== '') : entries
 }
 
 /** Query values as upstream's QuerySchema deserialises them (JSON-decoded; lists for in_/exclude_/contains_). */

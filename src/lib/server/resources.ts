@@ -4,6 +4,7 @@
  * deletes what is inside; group members get or lose the group principal).
  */
 import {asBool} from '../config/settings.js'
+import {EXACT_INTEGER, exactIntegerText} from '../json.js'
 import {ObjectNotFoundError, type KintoObject} from '../storage/types.js'
 import type {RequestContext} from './context.js'
 import {invalid, invalidParameters, missingParent, type ValidationIssue} from './errors.js'
@@ -12,7 +13,7 @@ import {cacheExpiresHeaders} from './headers.js'
 import {checkSchema, SchemaValidationError, unusableSchema, validateAgainstSchema} from './jsonschema.js'
 import {isPlainObject} from './patch.js'
 import {PERMISSIONS_FIELD, type ResourceDefinition} from './resource/definition.js'
-import {pyRepr} from './py-repr.js'
+import {colanderStringError, pyRepr} from './py-repr.js'
 import {defaultCacheHeaders} from './resource/endpoints.js'
 import type {ResourceRequest} from './resource/request.js'
 import type {Runtime} from './runtime.js'
@@ -93,6 +94,32 @@ export const bucketResource: ResourceDefinition = {
   },
 }
 
+const DROP = Symbol('drop')
+
+/**
+ * colander.Int() deserialising a JSON value, as upstream's `cache_expires` field: a value colander
+ * takes for "nothing" (null, "", [], {}) is DROP (the field is `missing=drop`); anything else is
+ * Python's `int()` of it (true is 1, a float is truncated, a string may carry blanks, a sign and
+ * `_` between digits), or undefined when int() refuses it. Integers beyond 2^53 keep their digits.
+ */
+function colanderInt(v: unknown): number | string | typeof DROP | undefined {
+  if (v === null || v === '') return DROP
+  if (typeof v === 'boolean') return v ? 1 : 0
+  if (typeof v === 'number') return Number.isFinite(v) ? Math.trunc(v) || 0 : undefined
+  if (typeof v === 'string') {
+    if (exactIntegerText(v) !== undefined) return v
+    const m = /^([+-]?)(\d+(?:_\d+)*)$/.exec(v.trim())
+    if (!m) return undefined
+    const digits = m[2].replaceAll('_', '').replace(/^0+(?=\d)/, '')
+    const text = (m[1] === '-' && digits !== '0' ? '-' : '') + digits
+    const n = Number(text)
+    return Number.isSafeInteger(n) ? n : EXACT_INTEGER + text
+  }
+  if (Array.isArray(v)) return v.length === 0 ? DROP : undefined
+  if (isPlainObject(v)) return Object.keys(v).length === 0 ? DROP : undefined
+  return undefined
+}
+
 export const collectionResource: ResourceDefinition = {
   name: 'collection',
   pluralPath: '/buckets/{bucket_id}/collections',
@@ -103,10 +130,10 @@ export const collectionResource: ResourceDefinition = {
     const issues: ValidationIssue[] = []
     schemaField(data, 'schema', prefix, issues)
     if ('cache_expires' in data) {
-      const v = data.cache_expires
-      if (typeof v === 'number' && Number.isFinite(v)) data.cache_expires = Math.trunc(v)
-      else if (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v)) data.cache_expires = Number(v)
-      else issues.push({location: 'body', name: `${prefix}cache_expires`, description: `"${pyRepr(v)}" is not a number`})
+      const v = colanderInt(data.cache_expires)
+      if (v === DROP) delete data.cache_expires
+      else if (v === undefined) issues.push({location: 'body', name: `${prefix}cache_expires`, description: `"${pyRepr(data.cache_expires)}" is not a number`})
+      else data.cache_expires = v
     }
     throwIssues(issues)
     return data
@@ -131,8 +158,9 @@ export const groupResource: ResourceDefinition = {
       issues.push({location: 'body', name: `${prefix}members`, description: `"${pyRepr(members)}" is not iterable`})
     } else {
       members.forEach((m, i) => {
-        if (typeof m !== 'string') {
-          issues.push({location: 'body', name: `${prefix}members.${i}`, description: `${pyRepr(m)} is not a string: {'': '${pyRepr(m)}'}`})
+        const error = colanderStringError(m)
+        if (error !== undefined) {
+          issues.push({location: 'body', name: `${prefix}members.${i}`, description: error})
         } else if (m.startsWith('/buckets/') || m === 'system.Everyone') {
           issues.push({location: 'body', name: `${prefix}members.${i}`, description: `'${m}' is not a valid user ID.`})
         }

@@ -223,30 +223,43 @@ export function jsonbAsText(v: JsonValue): string | undefined {
   return jsonbText(v)
 }
 
-function asciiLower(s: string): string {
-  return s.replace(/[A-Z]/g, (c) => c.toLowerCase())
+const NON_ASCII = /[\u0080-\uffff]/
+
+/**
+ * Lower case as PostgreSQL's ILIKE folds it under a UTF-8 ctype (C.UTF-8, en_US.UTF-8…), and as
+ * upstream's memory backend (Python's re.IGNORECASE) matches: one code point at a time, so
+ * `İ` is `i` and a final `Σ` is `σ` (String.toLowerCase alone makes `i̇` and `ς` of them).
+ */
+function ilikeLower(s: string): string {
+  if (!NON_ASCII.test(s)) return s.toLowerCase()
+  let out = ''
+  for (const c of s) {
+    const lower = c.toLowerCase()
+    out += lower.length === c.length ? lower : String.fromCodePoint(lower.codePointAt(0)!)
+  }
+  return out
 }
 
 /**
  * A matcher for an SQL ILIKE pattern: `%` any run, `_` one character, `\` escapes the next one.
- * Case folding is ASCII-only, as in the "C" collation.
+ * Letters are compared lower-cased, non-ASCII ones too (ilikeLower).
  */
 export function ilikeMatcher(pattern: string): (text: string) => boolean {
   let re = '^'
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i]
     if (c === '\\' && i + 1 < pattern.length) {
-      re += escapeRegex(asciiLower(pattern[++i]))
+      re += escapeRegex(ilikeLower(pattern[++i]))
     } else if (c === '%') {
       re += '[\\s\\S]*'
     } else if (c === '_') {
       re += '[\\s\\S]'
     } else {
-      re += escapeRegex(asciiLower(c))
+      re += escapeRegex(ilikeLower(c))
     }
   }
   const regex = new RegExp(re + '$', 'u')
-  return (text) => regex.test(asciiLower(text))
+  return (text) => regex.test(ilikeLower(text))
 }
 
 function escapeRegex(s: string): string {

@@ -31,7 +31,7 @@ import {ERRNO, HttpError, invalid} from '../errors.js'
 import {MAX_ID_LENGTH} from '../ids.js'
 import {isPlainObject} from '../patch.js'
 import type {ResourceDefinition} from '../resource/definition.js'
-import {pyRepr} from '../py-repr.js'
+import {colanderStringError} from '../py-repr.js'
 import {KintoError} from '../../errors.js'
 import type {KintoPlugin} from './index.js'
 
@@ -128,13 +128,8 @@ export const accountResource: ResourceDefinition = {
     return caller
   },
   validateData(data, _r, prefix) {
-    const password = data.password
-    if (password === undefined || password === null || password === '') {
-      throw invalid('body', `${prefix}password`, 'Required')
-    }
-    if (typeof password !== 'string') {
-      throw invalid('body', `${prefix}password`, `${pyRepr(password)} is not a string`)
-    }
+    const error = colanderStringError(data.password, 'password')
+    if (error !== undefined) throw invalid('body', `${prefix}password`, error)
     return data
   },
   async processObject(r, obj, old) {

@@ -11,8 +11,6 @@ import {compareBySorting, matchesAll, matchesRules} from '../../storage/evaluate
 import type {Filter, KintoObject, ListOptions, Storage} from '../../storage/types.js'
 import {inheritanceTree} from '../authorization.js'
 import type {RequestContext} from '../context.js'
-import {invalid} from '../errors.js'
-import {nativeValue} from '../json.js'
 import type {ResourceDefinition} from '../resource/definition.js'
 import type {ResourceRequest} from '../resource/request.js'
 import type {KintoPlugin} from './index.js'
@@ -128,12 +126,6 @@ async function permissionEntries(ctx: RequestContext): Promise<KintoObject[]> {
 
 /** The computed list, read through the resource framework as if it were storage. */
 function permissionsModel(r: ResourceRequest): Storage {
-  // Entry ids are strings: `?id=5`, `?id=true` or a repeated id are refused here, as upstream
-  // (elsewhere `?id=5` means the id "5").
-  const rawId = r.ctx.req.query.get('id')
-  if (rawId !== undefined && (Array.isArray(rawId) || typeof nativeValue(rawId) !== 'string')) {
-    throw invalid('querystring', 'id', 'Invalid value for id')
-  }
   let cached: Promise<KintoObject[]> | undefined
   // Evaluated as storage evaluates objects: the root entry's missing id is a missing value, sorted
   // last ascending and matched as one by filters and pagination rules.

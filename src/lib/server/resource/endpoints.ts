@@ -230,7 +230,7 @@ export async function objectDelete(r: ResourceRequest): Promise<ViewResult> {
   r.checkId(id)
   const obj = await r.getObjectOr404(id)
   await r.raise412IfModified(obj)
-  let lastModified: number | undefined = queryInteger(r.ctx.req.query, 'last_modified')
+  let lastModified: number | undefined = queryInteger(r.ctx.req.query, 'last_modified') ?? undefined
   if (lastModified !== undefined && (lastModified === 0 || lastModified <= obj.last_modified || !Number.isSafeInteger(lastModified))) {
     lastModified = undefined
   }

@@ -17,11 +17,11 @@ import {deepClone, isPlainObject, recursiveUpdate, type PatchOperation} from '..
 import {prefetchRead, prefetchWrite, type ReadPlan} from '../prefetch.js'
 import {listFilters, listLimit, listSorting, pageOptions} from './list-query.js'
 import {paginationRules} from './pagination.js'
-import {extractToken, queryFieldList, queryInteger} from '../querystring.js'
+import {checkIdParameter, extractToken, queryFieldList, queryInteger} from '../querystring.js'
 import {formatPattern} from '../router.js'
 import {PERMISSIONS_FIELD, type Annotated, type ResourceDefinition} from './definition.js'
 import {jsonPatchPermissions, validateJsonPatch} from './json-patch.js'
-import {pyRepr} from '../py-repr.js'
+import {colanderStringError, pyRepr} from '../py-repr.js'
 
 export type BodyPayload = {data?: Record<string, unknown>; permissions?: Record<string, string[] | null>}
 export type Payload = BodyPayload | PatchOperation[]
@@ -404,8 +404,10 @@ export class ResourceRequest {
     this.preconditions()
     const q = this.ctx.req.query
     const method = this.ctx.method
-    if (this.kind === 'plural') {
+    // A plural POST has no querystring schema upstream: what is there is not read, so not refused.
+    if (this.kind === 'plural' && method !== 'POST') {
       for (const name of ['_limit', '_since', '_to', '_before', 'last_modified']) queryInteger(q, name)
+      checkIdParameter(q)
       queryFieldList(q, '_sort')
       extractToken(q)
       if (method === 'GET' || method === 'HEAD') queryFieldList(q, '_fields')
@@ -493,10 +495,8 @@ export class ResourceRequest {
         continue
       }
       principals.forEach((p, i) => {
-        const name = `permissions.${perm}.${i}`
-        if (typeof p !== 'string') issues.push({location: 'body', name, description: `${pyRepr(p)} is not a string: {'${pyRepr(p)}'}`})
-        // colander reads an empty string as a missing value.
-        else if (p === '') issues.push({location: 'body', name, description: 'Required'})
+        const error = colanderStringError(p)
+        if (error !== undefined) issues.push({location: 'body', name: `permissions.${perm}.${i}`, description: error})
       })
       result[perm] = principals as string[]
     }
