@@ -16,7 +16,7 @@ import {appliedToggles, clearStaleSocket} from '../server/start.js'
 import {packageVersion} from '../version.js'
 import {workersFromIni, type ServeOptions} from './options.js'
 import {signalQueue, type SignalQueue} from './signals.js'
-import type {WorkerMessage} from './worker.js'
+import {REPLACEMENT_ENV, type WorkerMessage} from './worker.js'
 
 /** Worker exits within a minute (after serving began) past which the primary gives up. */
 const MAX_CRASHES_PER_MINUTE = 5
@@ -109,7 +109,8 @@ export class Primary {
   }
 
   private fork(): Worker {
-    const worker = cluster.fork()
+    // Once the deployment serves, a new worker must not exit because the database is down.
+    const worker = cluster.fork(this.url === null ? {} : {[REPLACEMENT_ENV]: '1'})
     this.current.add(worker)
     worker.on('message', (msg: WorkerMessage) => {
       if (this.scrapeRelay?.(worker, msg)) return
