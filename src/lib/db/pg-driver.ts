@@ -128,7 +128,6 @@ export class PgClient implements SqlClient {
       pipeline: true,
     }
     if (statementMs > 0) {
-      clientConfig.statement_timeout = statementMs
       // The server cancels a statement at statement_timeout; an answer that never comes at all
       // (a blackholed connection) is given up on a little later by the driver.
       clientConfig.query_timeout = statementMs + connectMs
@@ -150,6 +149,16 @@ export class PgClient implements SqlClient {
     // An idle connection that dies (server restart, pg_terminate_backend) is dropped by the pool
     // and reported here; the next statement opens a new one.
     this.pool.on('error', () => {})
+    if (statementMs > 0) {
+      // statement_timeout is set once the connection is open, not sent among the startup
+      // parameters: PgBouncer refuses a connection whose startup packet carries a parameter it
+      // does not track ("unsupported startup parameter: statement_timeout"). Queued before the
+      // first statement of the connection (sent with it, in pipeline mode); a failure here is the
+      // connection's, and that statement fails with it.
+      this.pool.on('connect', (client) => {
+        client.query("SELECT set_config('statement_timeout', $1, false)", [`${Math.round(statementMs)}ms`]).catch(() => {})
+      })
+    }
     this.q = wrap(this.pool, this.named, this.target)
   }
 
