@@ -120,14 +120,18 @@ function localIso(d: Date): string {
 
 /** Refuses to serve a database whose schema is missing or not the version we serve. */
 async function checkSchemas(config: KintoConfig, registry: DatabaseRegistry, unreachable?: (error: KintoError) => void): Promise<void> {
+  const unreached = new Set<SqlClient>()
   for (const backend of ['storage', 'permission', 'cache'] as const) {
     if (backendKind(config.settings[`${backend}_backend`]) !== 'postgresql') continue
     const url = asString(config.settings, `${backend}_url`) ?? ''
     const client: SqlClient = registry.get(url)
+    // One warning per database, not one per backend on it.
+    if (unreached.has(client)) continue
     try {
       await requireSchema(client, backend, `${maskUrl(url)} (${backend})`, config.path)
     } catch (error) {
       if (!unreachable || !isKintoError(error) || error.code !== 'KINTO_DB_UNREACHABLE') throw error
+      unreached.add(client)
       unreachable(error)
     }
   }
@@ -259,7 +263,7 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
     }
     if (!options.skipSchemaCheck) {
       const unreachable = options.serveWhileUnreachable
-        ? (error: KintoError) => logger.warn({error: error.message}, `Serving without checking the schema: ${error.message} Requests that need it get 503 until it answers.`)
+        ? (error: KintoError) => logger.warn({}, `Serving without checking the schema: ${error.message} Requests that need it get 503 until it answers.`)
         : undefined
       await checkSchemas(config, registry, unreachable)
     }
