@@ -103,6 +103,8 @@ export class PgClient implements SqlClient {
   private readonly q: Queryable
   private readonly target: DbTarget
   private readonly named: NamedStatements = {usable: true}
+  /** Every connection of the pool until it ends (abort() reaches those opening or checked out). */
+  private readonly connections = new Set<pg.Client>()
 
   constructor(connectionString: string, options: PoolOptions = {}) {
     this.displayUrl = maskUrl(connectionString)
@@ -132,9 +134,12 @@ export class PgClient implements SqlClient {
       // (a blackholed connection) is given up on a little later by the driver.
       clientConfig.query_timeout = statementMs + connectMs
     }
+    const connections = this.connections
     const TimedClient = class extends pgModule.Client {
       constructor(config?: pg.ClientConfig) {
         super({...config, ...clientConfig})
+        connections.add(this)
+        this.once('end', () => connections.delete(this))
       }
     }
     this.pool = new pgModule.Pool({
@@ -206,5 +211,9 @@ export class PgClient implements SqlClient {
 
   async close(): Promise<void> {
     await this.pool.end()
+  }
+
+  abort(): void {
+    for (const client of this.connections) client.connection?.stream?.destroy()
   }
 }

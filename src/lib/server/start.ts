@@ -360,6 +360,9 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
           forced = true
           logger.error({}, 'Shutdown deadline reached: cutting the requests still running.')
           app.server.closeAllConnections?.()
+          // Requests waiting on a database that stopped answering would hold the process until the
+          // driver gives up on their connections (statement + connect timeout): cut those too.
+          backends.abort?.()
         }, options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS)
         try {
           await app.close()
