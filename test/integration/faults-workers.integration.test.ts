@@ -94,4 +94,16 @@ describe.skipIf(skip !== null)('workers under faults', () => {
       expect(res.status).toBe(200)
     }
   })
+
+  // Last: this one ends the deployment.
+  it('replacements that cannot start say why before the primary gives up', async () => {
+    // A newer release migrated the database meanwhile: a new worker refuses to serve it.
+    await rig.cluster.sql("UPDATE metadata SET value = '999' WHERE name = 'storage_schema_version'", [], 'kinto')
+    process.kill(workers()[0].pid, 'SIGKILL')
+    const status = await rig.server!.exit
+    expect(status.code).toBe(1)
+    const output = rig.server!.output()
+    expect(output).toMatch(/workers keep exiting/)
+    expect(output).toMatch(/Worker \d+ exited \(1\): The storage schema of .* is newer \(999\)/)
+  })
 })
