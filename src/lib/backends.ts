@@ -62,6 +62,8 @@ export interface Backends {
   transaction<T>(fn: (tx: TransactionBackends) => Promise<T>): Promise<T>
   /** Closes the backends, and the database clients when the registry was created here. */
   close(): Promise<void>
+  /** Destroys the database connections at once, the registry's included (SqlClient.abort). */
+  abort?(): void
   /**
    * What a read needs from storage and permission in one statement (src/lib/prefetch.ts); only
    * when both are PostgreSQL on one database. Outside any transaction.
@@ -168,6 +170,10 @@ export function createBackends(settings: Settings, options: CreateBackendsOption
     readonly,
     transaction,
     ...(shared ? {prefetch: (query: PrefetchQuery) => postgresPrefetch(storageClient!, query, storage as PostgresStorage)} : {}),
+    abort() {
+      registry.abortAll()
+      ownCacheClient?.abort?.()
+    },
     async close() {
       await Promise.all([storage.close(), permission.close(), cache.close()])
       await ownCacheClient?.close()

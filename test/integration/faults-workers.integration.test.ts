@@ -8,7 +8,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {listRuns} from '../../src/lib/runs/registry.js'
-import {startLoad, until} from '../helpers/fault-load.js'
+import {AUTH, startLoad, until} from '../helpers/fault-load.js'
 import {clusterUnavailable} from '../helpers/pg-cluster.js'
 import {checkFault, createRig, lostWrites, partialWrites, report, type FaultRig} from '../helpers/pg-faults.js'
 
@@ -65,5 +65,45 @@ describe.skipIf(skip !== null)('workers under faults', () => {
     expect(await lostWrites(rig.cluster, load, 'b', 'sigkill')).toEqual([])
     expect(await partialWrites(rig.cluster, 'b', 'sigkill')).toEqual([])
     console.log(`FIGURES SIGKILL of a worker: ${failed.length}/${api.length} requests failed (connections of the killed worker); replaced in ${replacedAt - killAt} ms; ${load.acknowledged().length} acknowledged writes, 0 lost`)
+  })
+
+  it('a worker that dies while the database is down is replaced all the same; the service recovers', async () => {
+    const [victim, survivor] = workers()
+    await rig.cluster.stop('fast')
+    try {
+      process.kill(victim.pid, 'SIGKILL')
+      // The replacement starts while the database is down: it serves (503 until the database is
+      // back) instead of exiting on the schema check, again and again until the primary gives up.
+      expect(await until(() => workers().length === 2 && !workers().some((w) => w.pid === victim.pid), 30_000), rig.server!.output().slice(-2000)).toBe(true)
+      await sleep(2000)
+      expect(rig.server!.child.exitCode, rig.server!.output().slice(-2000)).toBeNull()
+      expect(rig.server!.output()).not.toMatch(/keep exiting/)
+      // Once per database (storage, permission and cache share it here).
+      expect(rig.server!.output().match(/Serving without checking the schema/g)).toHaveLength(1)
+      const down = await fetch(rig.server!.url + 'buckets/b', {headers: {Authorization: AUTH}})
+      expect(down.status).toBe(503)
+      expect(((await down.json()) as {errno: number}).errno).toBe(201)
+    } finally {
+      await rig.cluster.start()
+    }
+    expect(workers().some((w) => w.pid === survivor.pid)).toBe(true)
+    // Both workers answer once the database is back: every request of a series succeeds.
+    await sleep(2500)
+    for (let i = 0; i < 20; i++) {
+      const res = await fetch(rig.server!.url + 'buckets/b', {headers: {Authorization: AUTH, Connection: 'close'}})
+      expect(res.status).toBe(200)
+    }
+  })
+
+  // Last: this one ends the deployment.
+  it('replacements that cannot start say why before the primary gives up', async () => {
+    // A newer release migrated the database meanwhile: a new worker refuses to serve it.
+    await rig.cluster.sql("UPDATE metadata SET value = '999' WHERE name = 'storage_schema_version'", [], 'kinto')
+    process.kill(workers()[0].pid, 'SIGKILL')
+    const status = await rig.server!.exit
+    expect(status.code).toBe(1)
+    const output = rig.server!.output()
+    expect(output).toMatch(/workers keep exiting/)
+    expect(output).toMatch(/Worker \d+ exited \(1\): The storage schema of .* is newer \(999\)/)
   })
 })

@@ -44,6 +44,11 @@ export class DatabaseRegistry {
     return client
   }
 
+  /** SqlClient.abort() of every client (those that have one). */
+  abortAll(): void {
+    for (const client of this.clients.values()) client.abort?.()
+  }
+
   async closeAll(): Promise<void> {
     const all = [...this.clients.values()]
     this.clients.clear()

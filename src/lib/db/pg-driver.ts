@@ -103,6 +103,8 @@ export class PgClient implements SqlClient {
   private readonly q: Queryable
   private readonly target: DbTarget
   private readonly named: NamedStatements = {usable: true}
+  /** Every connection of the pool until it ends (abort() reaches those opening or checked out). */
+  private readonly connections = new Set<pg.Client>()
 
   constructor(connectionString: string, options: PoolOptions = {}) {
     this.displayUrl = maskUrl(connectionString)
@@ -128,14 +130,16 @@ export class PgClient implements SqlClient {
       pipeline: true,
     }
     if (statementMs > 0) {
-      clientConfig.statement_timeout = statementMs
       // The server cancels a statement at statement_timeout; an answer that never comes at all
       // (a blackholed connection) is given up on a little later by the driver.
       clientConfig.query_timeout = statementMs + connectMs
     }
+    const connections = this.connections
     const TimedClient = class extends pgModule.Client {
       constructor(config?: pg.ClientConfig) {
         super({...config, ...clientConfig})
+        connections.add(this)
+        this.once('end', () => connections.delete(this))
       }
     }
     this.pool = new pgModule.Pool({
@@ -150,6 +154,16 @@ export class PgClient implements SqlClient {
     // An idle connection that dies (server restart, pg_terminate_backend) is dropped by the pool
     // and reported here; the next statement opens a new one.
     this.pool.on('error', () => {})
+    if (statementMs > 0) {
+      // statement_timeout is set once the connection is open, not sent among the startup
+      // parameters: PgBouncer refuses a connection whose startup packet carries a parameter it
+      // does not track ("unsupported startup parameter: statement_timeout"). Queued before the
+      // first statement of the connection (sent with it, in pipeline mode); a failure here is the
+      // connection's, and that statement fails with it.
+      this.pool.on('connect', (client) => {
+        client.query("SELECT set_config('statement_timeout', $1, false)", [`${Math.round(statementMs)}ms`]).catch(() => {})
+      })
+    }
     this.q = wrap(this.pool, this.named, this.target)
   }
 
@@ -197,5 +211,9 @@ export class PgClient implements SqlClient {
 
   async close(): Promise<void> {
     await this.pool.end()
+  }
+
+  abort(): void {
+    for (const client of this.connections) client.connection?.stream?.destroy()
   }
 }

@@ -41,6 +41,11 @@ export interface SqlClient extends Queryable {
   /** Runs fn on one dedicated connection (session state such as advisory locks stays on it). */
   withConnection<T>(fn: (conn: Queryable) => Promise<T>): Promise<T>
   close(): Promise<void>
+  /**
+   * Destroys every connection at once, open, opening or checked out: their statements fail now
+   * instead of waiting on the network (a shutdown past its deadline). close() still follows.
+   */
+  abort?(): void
 }
 
 export interface PoolOptions {

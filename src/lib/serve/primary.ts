@@ -16,7 +16,7 @@ import {appliedToggles, clearStaleSocket} from '../server/start.js'
 import {packageVersion} from '../version.js'
 import {workersFromIni, type ServeOptions} from './options.js'
 import {signalQueue, type SignalQueue} from './signals.js'
-import type {WorkerMessage} from './worker.js'
+import {REPLACEMENT_ENV, type WorkerMessage} from './worker.js'
 
 /** Worker exits within a minute (after serving began) past which the primary gives up. */
 const MAX_CRASHES_PER_MINUTE = 5
@@ -37,6 +37,8 @@ export class Primary {
   private anyForced = false
   /** The first start failure a worker reported. */
   private failure: WorkerMessage | undefined
+  /** Why a worker could not start, as it reported it (until it exits). */
+  private readonly failures = new Map<Worker, WorkerMessage>()
   /** Times of recent unexpected worker exits. */
   private readonly crashes: number[] = []
   /** kinto.plugins.prometheus: a worker answering a scrape asks here for every worker's metrics. */
@@ -109,11 +111,15 @@ export class Primary {
   }
 
   private fork(): Worker {
-    const worker = cluster.fork()
+    // Once the deployment serves, a new worker must not exit because the database is down.
+    const worker = cluster.fork(this.url === null ? {} : {[REPLACEMENT_ENV]: '1'})
     this.current.add(worker)
     worker.on('message', (msg: WorkerMessage) => {
       if (this.scrapeRelay?.(worker, msg)) return
-      if (msg?.kind === 'kinto-worker-failed') this.failure ??= msg
+      if (msg?.kind === 'kinto-worker-failed') {
+        this.failure ??= msg
+        this.failures.set(worker, msg)
+      }
     })
     worker.on('exit', (code, signal) => this.exited(worker, code, signal))
     return worker
@@ -124,6 +130,8 @@ export class Primary {
     const {log} = this.options
     this.current.delete(worker)
     const wasRetiring = this.retiring.delete(worker)
+    const failure = this.failures.get(worker)
+    this.failures.delete(worker)
     if (code !== 0 && code !== null) this.anyForced ||= this.stopping
     if (this.stopping || wasRetiring) {
       if (this.current.size === 0 && this.stopping) this.resolveDone(this.anyForced ? ExitCode.FAILED : ExitCode.OK)
@@ -136,16 +144,19 @@ export class Primary {
       if (this.failure?.hint) log(`Hint: ${this.failure.hint}`)
       return
     }
+    // A replacement that could not start says why (the schema changed, …), not only its exit code.
+    const exit = `(${signal ?? code})${failure ? `: ${failure.message}` : ''}`
     const now = Date.now()
     this.crashes.push(now)
     while (this.crashes.length && this.crashes[0] < now - 60_000) this.crashes.shift()
     if (this.crashes.length > MAX_CRASHES_PER_MINUTE) {
-      log(`Error: workers keep exiting (${this.crashes.length} in a minute; last: ${signal ?? code}); stopping.`)
+      log(`Error: workers keep exiting (${this.crashes.length} in a minute); stopping. The last one exited ${exit}`)
+      if (failure?.hint) log(`Hint: ${failure.hint}`)
       this.anyForced = true
       this.stopAll()
       return
     }
-    log(`Worker ${worker.process.pid} exited (${signal ?? code}); starting another.`)
+    log(`Worker ${worker.process.pid} exited ${exit}${failure ? ' Starting another.' : '; starting another.'}`)
     this.fork()
   }
 

@@ -6,6 +6,13 @@ import {startServer, type RunningServer} from '../server/start.js'
 import type {ServeOptions} from './options.js'
 import {reloadAndLog, signalQueue} from './signals.js'
 
+/**
+ * Set by the primary in the environment of a worker it forks once the deployment serves (a
+ * replacement, or a rolling restart's new worker): such a worker serves through a database outage
+ * (503 until the database answers) instead of exiting on the schema check.
+ */
+export const REPLACEMENT_ENV = 'KINTO_WORKER_REPLACEMENT'
+
 /** What a worker that could not start tells the primary (which reports it once). */
 export interface WorkerMessage {
   kind: 'kinto-worker-failed'
@@ -34,6 +41,7 @@ export async function serveWorker(options: ServeOptions): Promise<number> {
         shutdownTimeoutMs: options.shutdownTimeoutMs,
         record: {role: 'worker', primaryPid: process.ppid},
         prepareSocket: false,
+        serveWhileUnreachable: process.env[REPLACEMENT_ENV] === '1',
       })
     } catch (error) {
       // The primary reports it once, instead of N workers printing the same line.

@@ -20,7 +20,7 @@ import {createBackends} from '../backends.js'
 import {backendKind, loadConfig, type KintoConfig, type ServerConfig} from '../config/index.js'
 import {asString, type Settings} from '../config/settings.js'
 import {DatabaseRegistry, maskUrl, type SqlClient} from '../db/index.js'
-import {KintoError} from '../errors.js'
+import {isKintoError, KintoError} from '../errors.js'
 import {bracketHost} from '../net.js'
 import {RunRecord, sha256File, type AppliedToggles, type RunRole} from '../runs/registry.js'
 import {EXPIRY_KEYS, serviceStateFrom} from '../state/toggles.js'
@@ -45,6 +45,13 @@ export interface StartServerOptions {
   clock?: () => number
   /** Skip the schema check (tests that install the schema themselves do not need it). */
   skipSchemaCheck?: boolean
+  /**
+   * A database the schema check cannot reach is warned about, and the server serves (503 errno
+   * 201 until the database answers) instead of refusing to start. For a worker that replaces one
+   * that died: its deployment checked the schemas when it started, and a replacement that exited
+   * during a database outage would be replaced again and again until the primary gave up.
+   */
+  serveWhileUnreachable?: boolean
   /** Install or upgrade the PostgreSQL schemas before serving (`kinto start --migrate`). */
   migrate?: boolean
   /** Record this runtime in the run registry (what `kinto start` does; embedded test servers need not). */
@@ -112,12 +119,21 @@ function localIso(d: Date): string {
 }
 
 /** Refuses to serve a database whose schema is missing or not the version we serve. */
-async function checkSchemas(config: KintoConfig, registry: DatabaseRegistry): Promise<void> {
+async function checkSchemas(config: KintoConfig, registry: DatabaseRegistry, unreachable?: (error: KintoError) => void): Promise<void> {
+  const unreached = new Set<SqlClient>()
   for (const backend of ['storage', 'permission', 'cache'] as const) {
     if (backendKind(config.settings[`${backend}_backend`]) !== 'postgresql') continue
     const url = asString(config.settings, `${backend}_url`) ?? ''
     const client: SqlClient = registry.get(url)
-    await requireSchema(client, backend, `${maskUrl(url)} (${backend})`, config.path)
+    // One warning per database, not one per backend on it.
+    if (unreached.has(client)) continue
+    try {
+      await requireSchema(client, backend, `${maskUrl(url)} (${backend})`, config.path)
+    } catch (error) {
+      if (!unreachable || !isKintoError(error) || error.code !== 'KINTO_DB_UNREACHABLE') throw error
+      unreached.add(client)
+      unreachable(error)
+    }
   }
 }
 
@@ -245,7 +261,12 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
       // database (pglite:memory:) is the one migrated, and an embedded folder is not reopened.
       await migrate({settings: config.settings, dir: config.dir, mode: 'apply', report, registry})
     }
-    if (!options.skipSchemaCheck) await checkSchemas(config, registry)
+    if (!options.skipSchemaCheck) {
+      const unreachable = options.serveWhileUnreachable
+        ? (error: KintoError) => logger.warn({}, `Serving without checking the schema: ${error.message} Requests that need it get 503 until it answers.`)
+        : undefined
+      await checkSchemas(config, registry, unreachable)
+    }
   } catch (err) {
     await backends?.close().catch(() => {})
     await cleanup()
@@ -339,6 +360,9 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
           forced = true
           logger.error({}, 'Shutdown deadline reached: cutting the requests still running.')
           app.server.closeAllConnections?.()
+          // Requests waiting on a database that stopped answering would hold the process until the
+          // driver gives up on their connections (statement + connect timeout): cut those too.
+          backends.abort?.()
         }, options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS)
         try {
           await app.close()
