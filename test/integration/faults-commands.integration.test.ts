@@ -155,6 +155,29 @@ describe.skipIf(skip !== null)('commands under faults', () => {
     }, 120_000)
   })
 
+  it('kinto flush-cache and purge-deleted give up on a lock another transaction holds, with exit 4 and one clear line', async () => {
+    const url = await cluster.createDatabase('locked')
+    const ini = writeIni(url)
+    const migrated = await runCli(['migrate', '--ini', ini], {timeoutMs: 90_000})
+    expect(migrated.code, migrated.stderr).toBe(0)
+    const holder = new pg.Client({connectionString: url})
+    await holder.connect()
+    try {
+      await holder.query('BEGIN')
+      await holder.query('LOCK TABLE cache, objects IN ACCESS EXCLUSIVE MODE')
+      for (const [args, tables] of [[['flush-cache'], 'cache'], [['purge-deleted', 'record', '10'], 'storage']] as const) {
+        // Without a lock timeout they wait for as long as the transaction lives: killed at 60 s.
+        const command = args[0]
+        const r = await runCli([...args, '--ini', ini], {timeoutMs: 60_000})
+        expect(r.signal, `${command}: ${r.stderr}`).toBeNull()
+        expect(r.code, r.stderr).toBe(4)
+        expectClearError(r.stderr, new RegExp(`Waited 10 s for a lock on the ${tables} tables of .*another session's transaction holds it`))
+      }
+    } finally {
+      await holder.end()
+    }
+  }, 180_000)
+
   describe('a server that accepts connections and never answers', () => {
     it('kinto wait-ready gives up at --timeout', async () => {
       const [r, ms] = await timed(() => runCli(['wait-ready', '--url', silentUrl, '--timeout', '3'], {timeoutMs: 90_000}))

@@ -24,6 +24,15 @@ const NETWORK: Record<string, string> = {
   EACCES: 'permission denied on the Unix socket',
 }
 
+/** The SQLSTATE of a database error, looked for through the errors that wrap it (`cause`). */
+export function sqlStateOf(error: unknown): string | undefined {
+  for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as {code?: unknown}).code
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code
+  }
+  return undefined
+}
+
 /** SQLSTATE classes and codes that mean "could not get a usable session". */
 function sqlStateReason(code: string, message: string): string | undefined {
   if (code === '3D000') return `database does not exist (${message})`

@@ -154,14 +154,18 @@ export class PgClient implements SqlClient {
     // An idle connection that dies (server restart, pg_terminate_backend) is dropped by the pool
     // and reported here; the next statement opens a new one.
     this.pool.on('error', () => {})
-    if (statementMs > 0) {
-      // statement_timeout is set once the connection is open, not sent among the startup
-      // parameters: PgBouncer refuses a connection whose startup packet carries a parameter it
-      // does not track ("unsupported startup parameter: statement_timeout"). Queued before the
-      // first statement of the connection (sent with it, in pipeline mode); a failure here is the
-      // connection's, and that statement fails with it.
+    const lockMs = options.lockTimeoutMs ?? 0
+    if (statementMs > 0 || lockMs > 0) {
+      // statement_timeout (and lock_timeout) are set once the connection is open, not sent among
+      // the startup parameters: PgBouncer refuses a connection whose startup packet carries a
+      // parameter it does not track ("unsupported startup parameter: statement_timeout"). Queued
+      // before the first statement of the connection (sent with it, in pipeline mode); a failure
+      // here is the connection's, and that statement fails with it.
+      const ms = (n: number) => `${Math.round(n)}ms`
       this.pool.on('connect', (client) => {
-        client.query("SELECT set_config('statement_timeout', $1, false)", [`${Math.round(statementMs)}ms`]).catch(() => {})
+        client
+          .query("SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false)", [ms(statementMs), ms(lockMs)])
+          .catch(() => {})
       })
     }
     this.q = wrap(this.pool, this.named, this.target)

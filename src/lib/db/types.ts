@@ -67,6 +67,12 @@ export interface PoolOptions {
    * `kinto.<backend>_statement_timeout` (seconds, default 30 for the server runtime).
    */
   statementTimeoutMs?: number
+  /**
+   * PostgreSQL's lock_timeout for the connections (ms; 0 or unset: none): a statement that waits
+   * longer for a lock fails with 55P03. For maintenance commands, whose statements may run long
+   * but must not wait forever behind another session's transaction.
+   */
+  lockTimeoutMs?: number
   /** Folder that relative `pglite:` paths are resolved against (the ini's folder). */
   baseDir?: string
 }

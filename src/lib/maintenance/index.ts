@@ -10,6 +10,7 @@ import {networkCache} from '../cache/index.js'
 import {PostgresCache} from '../cache/postgresql.js'
 import {asBool, asString, type Settings} from '../config/settings.js'
 import {withRegistry, type DatabaseRegistry, type SqlClient} from '../db/index.js'
+import {sqlStateOf} from '../db/errors.js'
 import {ExitCode, KintoError} from '../errors.js'
 import {withMigrationLocks} from '../schema/migrate.js'
 import {requireSchema} from '../schema/require.js'
@@ -52,15 +53,31 @@ function configured(options: TaskOptions, name: BackendName): ConfiguredBackend 
  * the running server's), the embedded folder locked (or the server's hold on it), the schema
  * checked as installed and current.
  */
-async function withBackendClient<T>(options: TaskOptions, backend: ConfiguredBackend, fn: (client: SqlClient) => Promise<T>): Promise<T> {
-  const lockOpts = {lockTimeoutMs: options.lockTimeoutMs ?? 10_000, held: options.registry !== undefined}
+async function withBackendClient<T>(options: TaskOptions, configuredBackend: ConfiguredBackend, fn: (client: SqlClient) => Promise<T>): Promise<T> {
+  const lockTimeoutMs = options.lockTimeoutMs ?? 10_000
+  const lockOpts = {lockTimeoutMs, held: options.registry !== undefined}
+  // A statement may run long (a purge of many tombstones), but never waits longer than the lock
+  // timeout behind another session's transaction.
+  const backend = {...configuredBackend, pool: {...configuredBackend.pool, lockTimeoutMs}}
   return withRegistry(
     options.dir,
     (registry) =>
       withMigrationLocks([backend], registry, lockOpts, false, async () => {
         const client = clientFor(registry, backend)
         await requireSchema(client, backend.backend, backend.database!, options.iniPath)
-        return fn(client)
+        try {
+          return await fn(client)
+        } catch (error) {
+          if (sqlStateOf(error) !== '55P03') throw error
+          throw new KintoError(
+            `Waited ${lockTimeoutMs / 1000} s for a lock on the ${backend.backend} tables of ${backend.database} (another session's transaction holds it), and gave up.`,
+            {
+              code: 'KINTO_DB_LOCKED',
+              exit: ExitCode.LOCK_TIMEOUT,
+              hint: 'Run it again once that transaction ends; it completes the work (pg_stat_activity shows the sessions idle in transaction).',
+            },
+          )
+        }
       }),
     {borrowed: options.registry},
   )
