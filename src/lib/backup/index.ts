@@ -20,7 +20,7 @@ import {DatabaseRegistry, isPostgresUrl, maskUrl, type Queryable, withRegistry} 
 import {KintoError, UsageError} from '../errors.js'
 import {runViaServer, serverHolding} from '../ops/control.js'
 import {ensureSchema} from '../schema/index.js'
-import {withMigrationLocks} from '../schema/migrate.js'
+import {privilegeError, withMigrationLocks} from '../schema/migrate.js'
 import {planBackend} from '../schema/migrator.js'
 import {type BackendName, CURRENT_VERSIONS} from '../schema/sql-files.js'
 import {clientFor, type ConfiguredBackend} from '../schema/targets.js'
@@ -298,7 +298,9 @@ async function pendingSchema(registry: DatabaseRegistry, targets: ReturnType<typ
   for (const t of targets) {
     const client = clientFor(registry, t.backend)
     for (const name of t.names) {
-      const plan = await client.withConnection((conn) => planBackend(conn, name))
+      const plan = await client.withConnection((conn) => planBackend(conn, name)).catch((error: unknown) => {
+        throw privilegeError(error, t.backend, 'read', name) ?? error
+      })
       if (plan.steps.length > 0) return true
     }
   }
@@ -309,7 +311,13 @@ async function pendingSchema(registry: DatabaseRegistry, targets: ReturnType<typ
 async function migrateTargets(registry: DatabaseRegistry, targets: ReturnType<typeof schemaTargets>): Promise<string[]> {
   const steps: string[] = []
   for (const t of targets) {
-    for (const plan of await ensureSchema(clientFor(registry, t.backend), t.names)) steps.push(...plan.steps.map((s) => `${plan.backend} ${s.name}`))
+    // ensureSchema reads each backend's version, then installs: say which role lacks what
+    const plans = await ensureSchema(clientFor(registry, t.backend), t.names).catch(async (error: unknown) => {
+      if ((error as {code?: string} | null)?.code !== '42501') throw error
+      const pending = await pendingSchema(registry, [t])
+      throw privilegeError(error, t.backend, pending ? 'install' : 'read', t.names.find((n) => n !== 'cache') ?? t.names[0]) ?? error
+    })
+    for (const plan of plans) steps.push(...plan.steps.map((s) => `${plan.backend} ${s.name}`))
   }
   return steps
 }
