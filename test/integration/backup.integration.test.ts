@@ -6,7 +6,7 @@
  */
 import {type ChildProcess, execFile, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {promisify} from 'node:util'
 import {gunzipSync, gzipSync} from 'node:zlib'
@@ -163,6 +163,26 @@ describe('kinto backup and restore on the embedded engine', () => {
     }
     expect(statSync('/dev/null').isCharacterDevice()).toBe(true)
     expect(lstatSync(link).isSymbolicLink()).toBe(true)
+  }, 120_000)
+
+  it('a FILE.partial left behind (a killed run, or planted) never decides the mode or the place of the backup', async () => {
+    const dir = tmp()
+    const decoy = path.join(dir, 'decoy')
+    writeFileSync(decoy, 'not a backup\n', {mode: 0o644})
+    // a stale partial with a wider mode, and a symbolic link where FILE.partial goes
+    const stale = path.join(dir, 'stale.ndjson.gz')
+    writeFileSync(`${stale}.partial`, 'junk', {mode: 0o644})
+    chmodSync(`${stale}.partial`, 0o644)
+    const linked = path.join(dir, 'linked.ndjson.gz')
+    symlinkSync(decoy, `${linked}.partial`)
+    for (const out of [stale, linked]) {
+      const r = await kinto(['backup', '--ini', source.ini, '-o', out, '--json'])
+      expect(r.code, r.stdout + r.stderr).toBe(0)
+      expect(lstatSync(out).isFile()).toBe(true)
+      expect(statSync(out).mode & 0o777).toBe(0o600)
+      expect(existsSync(`${out}.partial`)).toBe(false)
+    }
+    expect(readFileSync(decoy, 'utf8')).toBe('not a backup\n')
   }, 120_000)
 
   it('a marker that cannot be written is a warning: the backup is complete and exits 0', async () => {

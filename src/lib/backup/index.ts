@@ -118,6 +118,19 @@ function fsyncPath(p: string): void {
   }
 }
 
+/**
+ * Makes way for a new FILE.partial: whatever a killed run (or anyone) left there is removed (a link
+ * itself, never its target), so that the partial is created here, by this run, with mode 0600; it
+ * is then opened exclusively (O_EXCL), which also refuses a link put there meanwhile.
+ */
+function clearPartial(partial: string): void {
+  try {
+    unlinkSync(partial)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+  }
+}
+
 /** FILE.partial becomes FILE (refused when FILE appeared meanwhile, unless force). */
 function publish(partial: string, file: string, force: boolean): void {
   fsyncPath(partial)
@@ -194,7 +207,7 @@ export async function readBackup(options: ReadBackupOptions, sink: () => Writabl
 
 /** The file's bytes as the server sends them, written as they come (memory stays flat). */
 async function receiveBackup(control: string, partial: string, options: BackupOptions): Promise<BackupContent> {
-  const fd = openSync(partial, 'w', 0o600)
+  const fd = openSync(partial, 'wx', 0o600)
   try {
     return await runViaServer<BackupContent>(
       control,
@@ -227,10 +240,11 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
     throw new UsageError(`The folder of ${file} does not exist.`, {hint: 'Create it, or give -o a file in an existing folder.'})
   }
   const partial = `${file}.partial`
+  clearPartial(partial)
   try {
     const content = server
       ? await receiveBackup(server.control, partial, options)
-      : await readBackup(options, () => createWriteStream(partial, {mode: 0o600}))
+      : await readBackup(options, () => createWriteStream(partial, {mode: 0o600, flags: 'wx'}))
     publish(partial, file, Boolean(options.force))
     // The file is complete from here on: a marker that cannot be written is said, not a failure.
     let marker: string | null = null
