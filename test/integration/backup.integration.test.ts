@@ -185,6 +185,18 @@ describe('kinto backup and restore on the embedded engine', () => {
     expect(readFileSync(decoy, 'utf8')).toBe('not a backup\n')
   }, 120_000)
 
+  it('db copy --to a relative pglite: folder prints ini lines naming that folder wherever the ini is', async () => {
+    const cwd = tmp()
+    const r = await runCli(['db', 'copy', '--ini', source.ini, '--to', 'pglite:moved/data', '--json'], {cwd, timeoutMs: 120_000, env: {KINTO_INI: undefined}})
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    const folder = path.join(cwd, 'moved', 'data')
+    expect(json(r.stdout).to.storage).toContain(folder)
+    // an ini reads a relative pglite: folder from its own folder: the lines must name this one
+    expect(json(r.stdout).iniLines).toContain(`kinto.storage_url = pglite:${folder}`)
+    expect(json(r.stdout).iniLines).toContain(`kinto.permission_url = pglite:${folder}`)
+    expect((await rowCounts(`pglite:${folder}`))[0]).toBeGreaterThan(100)
+  }, 120_000)
+
   it('a marker that cannot be written is a warning: the backup is complete and exits 0', async () => {
     const other = await embedded()
     // A folder where the marker file goes: its atomic rename fails (as a read-only ini folder would).

@@ -470,9 +470,10 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
             where: where(tgt.backends),
             onProgress: options.onProgress,
           })
-          const iniLines = tgt.url
-            ? (['storage', 'permission', 'cache'] as const).flatMap((x) => [`kinto.${x}_backend = kinto.core.${x}.postgresql`, `kinto.${x}_url = ${maskUrl(tgt.url!)}`])
-            : []
+          // A relative pglite: folder was resolved against the current folder; an ini reads one
+          // from its own folder: name the folder itself.
+          const url = tgt.backends.storage.pgliteDir ? `pglite:${tgt.backends.storage.pgliteDir}` : maskUrl(tgt.url ?? '')
+          const iniLines = tgt.url ? (['storage', 'permission', 'cache'] as const).flatMap((x) => [`kinto.${x}_backend = kinto.core.${x}.postgresql`, `kinto.${x}_url = ${url}`]) : []
           return {
             from: where(src),
             to: where(tgt.backends),
