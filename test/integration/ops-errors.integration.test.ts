@@ -222,11 +222,14 @@ describe('PostgreSQL roles', () => {
       expect(error.hint).toContain(`GRANT CREATE ON SCHEMA public TO ${role}`)
     }), 60_000)
 
-  /** A valid backup file with no rows (as kinto backup writes it of an empty database). */
-  async function emptyBackup(): Promise<string> {
+  /** A valid backup file with these objects rows and no other (as kinto backup writes it). */
+  async function emptyBackup(objects: unknown[][] = []): Promise<string> {
     const header = {format: FORMAT_NAME, version: FORMAT_VERSION, created_at: new Date().toISOString(), kinto_ops: '0.1.0', source: {storage: 'postgresql', permission: 'postgresql'}, schema: {storage: CURRENT_VERSIONS.storage, permission: CURRENT_VERSIONS.permission}}
     const chunks: Buffer[] = []
-    for await (const chunk of encodeBackup(header as never, (async function* () {})(), {})) chunks.push(chunk)
+    const rows = (async function* () {
+      if (objects.length > 0) yield {table: 'objects' as const, rows: objects}
+    })()
+    for await (const chunk of encodeBackup(header as never, rows, {})) chunks.push(chunk)
     const file = path.join(tmp(), 'empty.ndjson.gz')
     writeFileSync(file, gzipSync(Buffer.concat(chunks)))
     return file
@@ -271,6 +274,31 @@ describe('PostgreSQL roles', () => {
         expect(error.message).toContain(`Role ${role} may not read the storage schema`)
         expect(error.hint).toContain('owner')
       }
+    }), 90_000)
+
+  it('restore and migrate into a read-only database (a standby, default_transaction_read_only) say so, not a bug', (ctx) =>
+    withRoleRig(ctx, 'rdo', async ({database, admin, ini}) => {
+      await admin.query(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`)
+      await admin.query(`ALTER DATABASE ${database} SET default_transaction_read_only = on`)
+      const url = new URL(realServerUrl!)
+      url.pathname = `/${database}`
+      writeFileSync(ini, `[app:main]\nkinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = ${url}\n`)
+      withPermission(ini)
+      for (const args of [['restore', await emptyBackup()], ['migrate']]) {
+        const r = await runCli([...args, '--ini', ini, '--json'])
+        expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(1)
+        const error = JSON.parse(r.stdout).error as {code: string; message: string; hint: string}
+        expect(error.code, args.join(' ')).toBe('KINTO_DB_READONLY')
+        expect(error.message).toContain(`is read-only`)
+        expect(error.hint).toContain('primary')
+      }
+      // the schema installed while writable, then the database turned read-only: the rows are refused as such
+      await admin.query(`ALTER DATABASE ${database} RESET default_transaction_read_only`)
+      expect((await runCli(['migrate', '--ini', ini])).code).toBe(0)
+      await admin.query(`ALTER DATABASE ${database} SET default_transaction_read_only = on`)
+      const r = await runCli(['restore', await emptyBackup([['b1', '', 'bucket', '2026-01-01 00:00:00.001', false, '{}']]), '--ini', ini, '--json'])
+      expect(r.code, r.stdout + r.stderr).toBe(1)
+      expect(JSON.parse(r.stdout).error.code).toBe('KINTO_DB_READONLY')
     }), 90_000)
 
   it('db create refuses an owner role that does not exist, and fixes the owner of an existing database', (ctx) =>

@@ -327,7 +327,8 @@ async function migrateTargets(registry: DatabaseRegistry, targets: ReturnType<ty
   for (const t of targets) {
     // ensureSchema reads each backend's version, then installs: say which role lacks what
     const plans = await ensureSchema(clientFor(registry, t.backend), t.names).catch(async (error: unknown) => {
-      if ((error as {code?: string} | null)?.code !== '42501') throw error
+      const code = (error as {code?: string} | null)?.code
+      if (code !== '42501' && code !== '25006') throw error
       const pending = await pendingSchema(registry, [t])
       throw privilegeError(error, t.backend, pending ? 'install' : 'read', t.names.find((n) => n !== 'cache') ?? t.names[0]) ?? error
     })

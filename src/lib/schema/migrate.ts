@@ -286,12 +286,27 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
 }
 
 /**
+ * SQLSTATE 25006 (read_only_sql_transaction): the URL leads to a standby (a read replica) or to a
+ * database whose transactions are read-only by default; nothing can be written there.
+ */
+export function readOnlyDatabaseError(error: unknown, database: string): KintoError | undefined {
+  if ((error as {code?: string} | null)?.code !== '25006') return undefined
+  return new KintoError(`The database ${database} is read-only (${(error as Error).message}): nothing was written there.`, {
+    code: 'KINTO_DB_READONLY',
+    hint: 'Point the URL at the primary server, not a standby or read replica (or, if it was set on purpose, ALTER DATABASE … RESET default_transaction_read_only).',
+    cause: error,
+  })
+}
+
+/**
  * SQLSTATE 42501 (insufficient_privilege) while reading a backend's schema (its metadata, to plan)
  * or installing it: which role lacks what, and the fix. Since PostgreSQL 15 only the database owner
  * may create in schema public unless granted; tables installed by another role are that role's.
  * Used by migrate and by restore / db copy, which migrate their target first.
  */
 export function privilegeError(error: unknown, b: ConfiguredBackend, doing: 'read' | 'install', backend: BackendName = b.backend): KintoError | undefined {
+  const readOnly = readOnlyDatabaseError(error, b.database!)
+  if (readOnly) return readOnly
   if ((error as {code?: string} | null)?.code !== '42501') return undefined
   const parsed = b.url ? parseDbUrl(b.url, '.') : undefined
   const role = parsed?.driver === 'pg' && parsed.user ? parsed.user : 'the role of the URL'
