@@ -15,6 +15,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {openDatabase} from '../../src/lib/db/index.js'
 import {ensureSchema} from '../../src/lib/schema/index.js'
+import {pgliteLockPath, withFileLock} from '../../src/lib/schema/lock.js'
 import {cliBin, repoRoot, runCli} from '../helpers/cli.js'
 import {createServerDatabase, realServerUrl, type TestDatabase} from '../helpers/db.js'
 import {acceptanceHttpChecks} from '../helpers/schema-catalog.js'
@@ -195,6 +196,23 @@ describe('kinto backup and restore on the embedded engine', () => {
     expect(json(r.stdout).iniLines).toContain(`kinto.storage_url = pglite:${folder}`)
     expect(json(r.stdout).iniLines).toContain(`kinto.permission_url = pglite:${folder}`)
     expect((await rowCounts(`pglite:${folder}`))[0]).toBeGreaterThan(100)
+  }, 120_000)
+
+  it('a folder another command holds (a long restore): backup and restore time out with a hint they can follow', async () => {
+    const other = await embedded()
+    const taken = path.join(other.dir, 'taken.gz')
+    expect((await kinto(['backup', '--ini', other.ini, '-o', taken])).code).toBe(0)
+    await withFileLock(pgliteLockPath(path.join(other.dir, 'data')), {target: 'test', owner: {command: 'kinto restore'}}, async () => {
+      for (const args of [['backup', '-o', path.join(other.dir, 'x.gz')], ['restore', taken, '--force']]) {
+        const r = await kinto([...args, '--ini', other.ini, '--json'])
+        expect(r.code, r.stdout + r.stderr).toBe(4)
+        const error = json(r.stdout).error
+        expect(error.message).toContain('kinto restore')
+        // these commands have no --lock-timeout, and what holds the folder need not be a migration
+        expect(error.hint).not.toMatch(/--lock-timeout|other migration/)
+        expect(error.hint).toMatch(/run this again/i)
+      }
+    })
   }, 120_000)
 
   it('a marker that cannot be written is a warning: the backup is complete and exits 0', async () => {

@@ -37,6 +37,9 @@ export type {ProgressEvent} from './snapshot.js'
 
 /** Wait this long for a command holding an embedded folder (a migration, a backup). */
 const FOLDER_LOCK_MS = 10_000
+/** backup, restore and copy have no --lock-timeout: what the operator can do when the wait ends. */
+const FOLDER_LOCK_HINT = 'Another kinto command (a migration, backup, restore or copy) is using this database: run this again once it has finished.'
+const lockOptions = {lockTimeoutMs: FOLDER_LOCK_MS, timeoutHint: FOLDER_LOCK_HINT}
 
 const engine = (b: ConfiguredBackend) => (b.pgliteDir !== undefined ? 'pglite' : 'postgresql')
 const where = (b: DataBackends) => ({storage: b.storage.database!, permission: b.permission.database!})
@@ -179,7 +182,7 @@ export interface ReadBackupOptions {
  */
 export async function readBackup(options: ReadBackupOptions, sink: () => Writable): Promise<BackupContent> {
   const b = dataBackends(options.settings, options.dir, 'kinto backup')
-  const lockOpts = {lockTimeoutMs: FOLDER_LOCK_MS, held: options.registry !== undefined}
+  const lockOpts = {...lockOptions, held: options.registry !== undefined}
   return withRegistry(
     options.dir,
     (registry) =>
@@ -372,7 +375,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     assertNotServed([b.storage, b.permission], 'restore into')
     const registry = new DatabaseRegistry(options.dir)
     try {
-      return await withMigrationLocks([b.storage, b.permission], registry, {lockTimeoutMs: FOLDER_LOCK_MS}, false, async () => {
+      return await withMigrationLocks([b.storage, b.permission], registry, lockOptions, false, async () => {
         const targets = schemaTargets(b)
         // A target that needs migrations is changed before the first row: check the whole file first.
         if (await pendingSchema(registry, targets)) await verifyBackup(options.file)
@@ -455,7 +458,7 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
   assertNotServed([src.storage, src.permission, tgt.backends.storage, tgt.backends.permission], 'copy')
   const srcRegistry = new DatabaseRegistry(options.dir)
   const tgtRegistry = new DatabaseRegistry(tgt.dir)
-  const lockOpts = {lockTimeoutMs: FOLDER_LOCK_MS}
+  const lockOpts = lockOptions
   try {
     return await withMigrationLocks([src.storage, src.permission], srcRegistry, lockOpts, false, () =>
       withMigrationLocks([tgt.backends.storage, tgt.backends.permission, tgt.backends.cache].filter((x) => x.kind === 'postgresql'), tgtRegistry, lockOpts, false, async () => {

@@ -122,6 +122,8 @@ export async function withMigrationLocks<T>(
   registry: DatabaseRegistry,
   opts: Pick<MigrateOptions, 'lockTimeoutMs' | 'noWait' | 'pollMs' | 'report'> & {
     inUseHint?: string
+    /** What to do when the wait for a lock times out (default: migrate's). */
+    timeoutHint?: string
     /** The caller only reads: an embedded folder holding no database is read as an empty one, never created. */
     readOnly?: boolean
     /** The caller (a running server) holds the embedded folders: no lock file, and they stay open. */
@@ -145,6 +147,7 @@ export async function withMigrationLocks<T>(
       noWait: opts.noWait,
       pollMs: opts.pollMs,
       inUseHint: opts.inUseHint,
+      timeoutHint: opts.timeoutHint,
       onWait: (holder: string) => opts.report?.({type: 'lock-wait', database, holder}),
     }
     if (b.pgliteDir !== undefined) {
