@@ -491,6 +491,38 @@ describe('kinto backup and restore on the embedded engine', () => {
       for (const db of dbs) await db.drop().catch(() => {})
     })
 
+    it('SIGTERM stops a restore stuck waiting on the database (here db copy --force onto its own source under another host name)', async () => {
+      const pg = await pgDatabase()
+      await migrated(pg.url)
+      const t = openApp(pg.url)
+      try {
+        await populate(t)
+      } finally {
+        await t.close()
+      }
+      const before = await rowCounts(pg.url)
+      const dir = tmp()
+      const ini = writeIni(dir, pg.url)
+      const other = new URL(pg.url)
+      other.hostname = other.hostname === 'localhost' ? '127.0.0.1' : 'localhost'
+      const child = spawn(process.execPath, [cliBin, 'db', 'copy', '--ini', ini, '--to', other.toString(), '--force', '--json'], {cwd: repoRoot, env: {...process.env, KINTO_INI: undefined}})
+      let stdout = ''
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+      // whatever it waits on (here: its own snapshot, which waits on the target's lock), it must stop
+      await new Promise((resolve) => setTimeout(resolve, 8000))
+      const sent = Date.now()
+      child.kill('SIGTERM')
+      const timeout = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 30_000))
+      const code = await Promise.race([exited, timeout])
+      if (code === 'hung') child.kill('SIGKILL')
+      expect(code, stdout).not.toBe('hung')
+      expect(code).not.toBe(0)
+      expect(Date.now() - sent).toBeLessThan(20_000)
+      expect(json(stdout).error.code).toMatch(/^KINTO_(INTERRUPTED|USAGE)$/)
+      expect(await rowCounts(pg.url)).toEqual(before)
+    }, 120_000)
+
     it('db copy: embedded -> PostgreSQL -> embedded, every answer identical', async () => {
       const pg = await pgDatabase()
       const r = await kinto(['db', 'copy', '--ini', source.ini, '--to', pg.url, '--json'])
