@@ -16,7 +16,7 @@ import {createGzip} from 'node:zlib'
 import {FileExistsError} from '../config/atomic.js'
 import {loadConfig} from '../config/index.js'
 import type {Settings} from '../config/settings.js'
-import {DatabaseRegistry, isPostgresUrl, maskUrl, type Queryable, withRegistry} from '../db/index.js'
+import {DatabaseRegistry, isPostgresUrl, maskUrl, type Queryable, type SqlClient, withRegistry} from '../db/index.js'
 import {KintoError, UsageError} from '../errors.js'
 import {runViaServer, serverHolding} from '../ops/control.js'
 import {ensureSchema} from '../schema/index.js'
@@ -446,6 +446,19 @@ async function* counted(batches: AsyncIterable<RowBatch>, trailer: {counts?: Cou
   trailer.counts = counts
 }
 
+/**
+ * Whether a source connection and a target client reach the same database of the same server,
+ * whatever the URLs say (localhost and 127.0.0.1, a DNS alias): the target sees the source's
+ * session in its pg_stat_activity, on a server started at the same instant.
+ */
+async function sameServerDatabase(source: Queryable, target: SqlClient): Promise<boolean> {
+  const s = (await source.query<{pid: number; db: string; started: string}>('SELECT pg_backend_pid() AS pid, current_database() AS db, pg_postmaster_start_time()::text AS started')).rows[0]
+  return target.withConnection(async (t) => {
+    const sql = 'SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1 AND datname = $2 AND datname = current_database() AND pg_postmaster_start_time()::text = $3'
+    return (await t.query<{n: number}>(sql, [s.pid, s.db, s.started])).rows[0].n > 0
+  })
+}
+
 export async function copy(options: CopyOptions): Promise<CopyResult> {
   const started = Date.now()
   const src = dataBackends(options.settings, options.dir, 'kinto db copy')
@@ -466,6 +479,15 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
         const srcClients = {storage: clientFor(srcRegistry, src.storage), permission: clientFor(srcRegistry, src.permission)}
         const tgtClients = {storage: clientFor(tgtRegistry, tgt.backends.storage), permission: clientFor(tgtRegistry, tgt.backends.permission)}
         return withSnapshot(srcClients, async (conns) => {
+          // the same database under another name: a copy onto itself (with --force it would empty the source)
+          for (const s of ['storage', 'permission'] as const) {
+            for (const t of ['storage', 'permission'] as const) {
+              if (src[s].pgliteDir !== undefined || tgt.backends[t].pgliteDir !== undefined) continue
+              if (await sameServerDatabase(conns[s], tgtClients[t])) {
+                throw new UsageError(`The target ${tgt.backends[t].database} is the source database ${src[s].database} under another name: copy it to another one.`)
+              }
+            }
+          }
           const schema = await snapshotSchema(conns, where(src))
           const trailer: {counts?: Counts} = {}
           const res = await restoreInto(tgtClients, {batches: counted(snapshotRows(conns), trailer), trailer}, {
