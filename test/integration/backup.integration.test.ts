@@ -6,15 +6,17 @@
  */
 import {type ChildProcess, execFile, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {promisify} from 'node:util'
 import {gunzipSync, gzipSync} from 'node:zlib'
 
+import Pg from 'pg'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {openDatabase} from '../../src/lib/db/index.js'
 import {ensureSchema} from '../../src/lib/schema/index.js'
+import {pgliteLockPath, withFileLock} from '../../src/lib/schema/lock.js'
 import {cliBin, repoRoot, runCli} from '../helpers/cli.js'
 import {createServerDatabase, realServerUrl, type TestDatabase} from '../helpers/db.js'
 import {acceptanceHttpChecks} from '../helpers/schema-catalog.js'
@@ -163,6 +165,55 @@ describe('kinto backup and restore on the embedded engine', () => {
     }
     expect(statSync('/dev/null').isCharacterDevice()).toBe(true)
     expect(lstatSync(link).isSymbolicLink()).toBe(true)
+  }, 120_000)
+
+  it('a FILE.partial left behind (a killed run, or planted) never decides the mode or the place of the backup', async () => {
+    const dir = tmp()
+    const decoy = path.join(dir, 'decoy')
+    writeFileSync(decoy, 'not a backup\n', {mode: 0o644})
+    // a stale partial with a wider mode, and a symbolic link where FILE.partial goes
+    const stale = path.join(dir, 'stale.ndjson.gz')
+    writeFileSync(`${stale}.partial`, 'junk', {mode: 0o644})
+    chmodSync(`${stale}.partial`, 0o644)
+    const linked = path.join(dir, 'linked.ndjson.gz')
+    symlinkSync(decoy, `${linked}.partial`)
+    for (const out of [stale, linked]) {
+      const r = await kinto(['backup', '--ini', source.ini, '-o', out, '--json'])
+      expect(r.code, r.stdout + r.stderr).toBe(0)
+      expect(lstatSync(out).isFile()).toBe(true)
+      expect(statSync(out).mode & 0o777).toBe(0o600)
+      expect(existsSync(`${out}.partial`)).toBe(false)
+    }
+    expect(readFileSync(decoy, 'utf8')).toBe('not a backup\n')
+  }, 120_000)
+
+  it('db copy --to a relative pglite: folder prints ini lines naming that folder wherever the ini is', async () => {
+    const cwd = tmp()
+    const r = await runCli(['db', 'copy', '--ini', source.ini, '--to', 'pglite:moved/data', '--json'], {cwd, timeoutMs: 120_000, env: {KINTO_INI: undefined}})
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    const folder = path.join(cwd, 'moved', 'data')
+    expect(json(r.stdout).to.storage).toContain(folder)
+    // an ini reads a relative pglite: folder from its own folder: the lines must name this one
+    expect(json(r.stdout).iniLines).toContain(`kinto.storage_url = pglite:${folder}`)
+    expect(json(r.stdout).iniLines).toContain(`kinto.permission_url = pglite:${folder}`)
+    expect((await rowCounts(`pglite:${folder}`))[0]).toBeGreaterThan(100)
+  }, 120_000)
+
+  it('a folder another command holds (a long restore): backup and restore time out with a hint they can follow', async () => {
+    const other = await embedded()
+    const taken = path.join(other.dir, 'taken.gz')
+    expect((await kinto(['backup', '--ini', other.ini, '-o', taken])).code).toBe(0)
+    await withFileLock(pgliteLockPath(path.join(other.dir, 'data')), {target: 'test', owner: {command: 'kinto restore'}}, async () => {
+      for (const args of [['backup', '-o', path.join(other.dir, 'x.gz')], ['restore', taken, '--force']]) {
+        const r = await kinto([...args, '--ini', other.ini, '--json'])
+        expect(r.code, r.stdout + r.stderr).toBe(4)
+        const error = json(r.stdout).error
+        expect(error.message).toContain('kinto restore')
+        // these commands have no --lock-timeout, and what holds the folder need not be a migration
+        expect(error.hint).not.toMatch(/--lock-timeout|other migration/)
+        expect(error.hint).toMatch(/run this again/i)
+      }
+    })
   }, 120_000)
 
   it('a marker that cannot be written is a warning: the backup is complete and exits 0', async () => {
@@ -440,6 +491,56 @@ describe('kinto backup and restore on the embedded engine', () => {
     afterAll(async () => {
       for (const db of dbs) await db.drop().catch(() => {})
     })
+
+    it('SIGTERM stops a restore stuck waiting on the database (a long transaction holds its tables)', async () => {
+      const pg = await pgDatabase()
+      await migrated(pg.url)
+      const t = openApp(pg.url)
+      try {
+        await populate(t)
+      } finally {
+        await t.close()
+      }
+      const dir = tmp()
+      const ini = writeIni(dir, pg.url)
+      const file = path.join(dir, 'b.ndjson.gz')
+      expect((await kinto(['backup', '--ini', ini, '-o', file])).code).toBe(0)
+      const before = await rowCounts(pg.url)
+      const holder = new Pg.Client({connectionString: pg.url})
+      await holder.connect()
+      try {
+        await holder.query('BEGIN')
+        await holder.query('LOCK TABLE objects IN ACCESS EXCLUSIVE MODE')
+        const child = spawn(process.execPath, [cliBin, 'restore', file, '--ini', ini, '--force', '--json'], {cwd: repoRoot, env: {...process.env, KINTO_INI: undefined}})
+        let stdout = ''
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+        const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+        await new Promise((resolve) => setTimeout(resolve, 6000))
+        const sent = Date.now()
+        child.kill('SIGTERM')
+        const code = await exited
+        // it waited on the lock (up to 30 s) instead of stopping
+        expect(Date.now() - sent, stdout).toBeLessThan(15_000)
+        expect(code).toBe(1)
+        expect(json(stdout).error.code).toBe('KINTO_INTERRUPTED')
+      } finally {
+        await holder.query('ROLLBACK').catch(() => {})
+        await holder.end()
+      }
+      expect(await rowCounts(pg.url)).toEqual(before)
+    }, 120_000)
+
+    it('db copy refuses its own source under another host name (with --force it deadlocked on itself)', async () => {
+      const pg = await pgDatabase()
+      await migrated(pg.url)
+      const dir = tmp()
+      const ini = writeIni(dir, pg.url)
+      const other = new URL(pg.url)
+      other.hostname = other.hostname === 'localhost' ? '127.0.0.1' : 'localhost'
+      const r = await kinto(['db', 'copy', '--ini', ini, '--to', other.toString(), '--force', '--json'], 60_000)
+      expect(r.code, r.stdout + r.stderr).toBe(2)
+      expect(json(r.stdout).error.message).toMatch(/is the source database .* under another name/)
+    }, 120_000)
 
     it('db copy: embedded -> PostgreSQL -> embedded, every answer identical', async () => {
       const pg = await pgDatabase()

@@ -3,6 +3,7 @@
  * denied, an owner role that does not exist), and commands that only read create nothing.
  */
 import {randomBytes} from 'node:crypto'
+import {gzipSync} from 'node:zlib'
 import {execFileSync} from 'node:child_process'
 import {chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
@@ -10,6 +11,8 @@ import path from 'node:path'
 import pg from 'pg'
 import {describe, expect, it, type TestContext} from 'vitest'
 
+import {encodeBackup, FORMAT_NAME, FORMAT_VERSION} from '../../src/lib/backup/format.js'
+import {CURRENT_VERSIONS} from '../../src/lib/schema/sql-files.js'
 import {runCli} from '../helpers/cli.js'
 import {realServerUrl} from '../helpers/db.js'
 import {tempFolders} from '../helpers/tmp.js'
@@ -218,6 +221,85 @@ describe('PostgreSQL roles', () => {
       expect(error.message).toContain(`Role ${role} may not install the storage schema`)
       expect(error.hint).toContain(`GRANT CREATE ON SCHEMA public TO ${role}`)
     }), 60_000)
+
+  /** A valid backup file with these objects rows and no other (as kinto backup writes it). */
+  async function emptyBackup(objects: unknown[][] = []): Promise<string> {
+    const header = {format: FORMAT_NAME, version: FORMAT_VERSION, created_at: new Date().toISOString(), kinto_ops: '0.1.0', source: {storage: 'postgresql', permission: 'postgresql'}, schema: {storage: CURRENT_VERSIONS.storage, permission: CURRENT_VERSIONS.permission}}
+    const chunks: Buffer[] = []
+    const rows = (async function* () {
+      if (objects.length > 0) yield {table: 'objects' as const, rows: objects}
+    })()
+    for await (const chunk of encodeBackup(header as never, rows, {})) chunks.push(chunk)
+    const file = path.join(tmp(), 'empty.ndjson.gz')
+    writeFileSync(file, gzipSync(Buffer.concat(chunks)))
+    return file
+  }
+
+  /** The rig's ini with the permission backend on the same database (what restore needs). */
+  function withPermission(ini: string): string {
+    const url = /kinto\.storage_url = (.*)/.exec(readFileSync(ini, 'utf8'))![1]
+    writeFileSync(ini, `${readFileSync(ini, 'utf8')}kinto.permission_backend = kinto.core.permission.postgresql\nkinto.permission_url = ${url}\n`)
+    return ini
+  }
+
+  it('restore with a role that may not create in schema public names the role and the fix', (ctx) =>
+    withRoleRig(ctx, 'rlow', async ({role, database, admin, ini}) => {
+      await admin.query(`CREATE ROLE ${role} LOGIN`)
+      await admin.query(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`)
+      const r = await runCli(['restore', await emptyBackup(), '--ini', withPermission(ini), '--json'])
+      expect(r.code, r.stdout + r.stderr).toBe(1)
+      const error = JSON.parse(r.stdout).error as {code: string; message: string; hint: string}
+      expect(error.code).toBe('KINTO_DB_PERMISSION')
+      expect(error.message).toContain(`Role ${role} may not install the storage schema`)
+      expect(error.hint).toContain(`GRANT CREATE ON SCHEMA public TO ${role}`)
+    }), 60_000)
+
+  it('restore and migrate with a role that may not read the installed schema name the role, not a bug', (ctx) =>
+    withRoleRig(ctx, 'rread', async ({role, database, admin, ini}) => {
+      await admin.query(`CREATE ROLE ${role} LOGIN`)
+      await admin.query(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`)
+      const ownerUrl = new URL(realServerUrl!)
+      ownerUrl.pathname = `/${database}`
+      const ownerIni = path.join(tmp(), 'kinto.ini')
+      writeFileSync(ownerIni, `[app:main]\nkinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = ${ownerUrl}\n`)
+      withPermission(ownerIni)
+      withPermission(ini)
+      const installed = await runCli(['migrate', '--ini', ownerIni])
+      expect(installed.code, installed.stderr).toBe(0)
+      for (const args of [['restore', await emptyBackup()], ['migrate'], ['migrate', '--check']]) {
+        const r = await runCli([...args, '--ini', ini, '--json'])
+        expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(1)
+        const error = JSON.parse(r.stdout).error as {code: string; message: string; hint: string}
+        expect(error.code, args.join(' ')).toBe('KINTO_DB_PERMISSION')
+        expect(error.message).toContain(`Role ${role} may not read the storage schema`)
+        expect(error.hint).toContain('owner')
+      }
+    }), 90_000)
+
+  it('restore and migrate into a read-only database (a standby, default_transaction_read_only) say so, not a bug', (ctx) =>
+    withRoleRig(ctx, 'rdo', async ({database, admin, ini}) => {
+      await admin.query(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`)
+      await admin.query(`ALTER DATABASE ${database} SET default_transaction_read_only = on`)
+      const url = new URL(realServerUrl!)
+      url.pathname = `/${database}`
+      writeFileSync(ini, `[app:main]\nkinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = ${url}\n`)
+      withPermission(ini)
+      for (const args of [['restore', await emptyBackup()], ['migrate']]) {
+        const r = await runCli([...args, '--ini', ini, '--json'])
+        expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(1)
+        const error = JSON.parse(r.stdout).error as {code: string; message: string; hint: string}
+        expect(error.code, args.join(' ')).toBe('KINTO_DB_READONLY')
+        expect(error.message).toContain(`is read-only`)
+        expect(error.hint).toContain('primary')
+      }
+      // the schema installed while writable, then the database turned read-only: the rows are refused as such
+      await admin.query(`ALTER DATABASE ${database} RESET default_transaction_read_only`)
+      expect((await runCli(['migrate', '--ini', ini])).code).toBe(0)
+      await admin.query(`ALTER DATABASE ${database} SET default_transaction_read_only = on`)
+      const r = await runCli(['restore', await emptyBackup([['b1', '', 'bucket', '2026-01-01 00:00:00.001', false, '{}']]), '--ini', ini, '--json'])
+      expect(r.code, r.stdout + r.stderr).toBe(1)
+      expect(JSON.parse(r.stdout).error.code).toBe('KINTO_DB_READONLY')
+    }), 90_000)
 
   it('db create refuses an owner role that does not exist, and fixes the owner of an existing database', (ctx) =>
     withRoleRig(ctx, 'owner', async ({role, database, admin, ini}) => {

@@ -16,11 +16,11 @@ import {createGzip} from 'node:zlib'
 import {FileExistsError} from '../config/atomic.js'
 import {loadConfig} from '../config/index.js'
 import type {Settings} from '../config/settings.js'
-import {DatabaseRegistry, isPostgresUrl, maskUrl, type Queryable, withRegistry} from '../db/index.js'
+import {DatabaseRegistry, isPostgresUrl, maskUrl, type Queryable, type SqlClient, withRegistry} from '../db/index.js'
 import {KintoError, UsageError} from '../errors.js'
 import {runViaServer, serverHolding} from '../ops/control.js'
 import {ensureSchema} from '../schema/index.js'
-import {withMigrationLocks} from '../schema/migrate.js'
+import {privilegeError, withMigrationLocks} from '../schema/migrate.js'
 import {planBackend} from '../schema/migrator.js'
 import {type BackendName, CURRENT_VERSIONS} from '../schema/sql-files.js'
 import {clientFor, type ConfiguredBackend} from '../schema/targets.js'
@@ -37,6 +37,9 @@ export type {ProgressEvent} from './snapshot.js'
 
 /** Wait this long for a command holding an embedded folder (a migration, a backup). */
 const FOLDER_LOCK_MS = 10_000
+/** backup, restore and copy have no --lock-timeout: what the operator can do when the wait ends. */
+const FOLDER_LOCK_HINT = 'Another kinto command (a migration, backup, restore or copy) is using this database: run this again once it has finished.'
+const lockOptions = {lockTimeoutMs: FOLDER_LOCK_MS, timeoutHint: FOLDER_LOCK_HINT}
 
 const engine = (b: ConfiguredBackend) => (b.pgliteDir !== undefined ? 'pglite' : 'postgresql')
 const where = (b: DataBackends) => ({storage: b.storage.database!, permission: b.permission.database!})
@@ -118,6 +121,19 @@ function fsyncPath(p: string): void {
   }
 }
 
+/**
+ * Makes way for a new FILE.partial: whatever a killed run (or anyone) left there is removed (a link
+ * itself, never its target), so that the partial is created here, by this run, with mode 0600; it
+ * is then opened exclusively (O_EXCL), which also refuses a link put there meanwhile.
+ */
+function clearPartial(partial: string): void {
+  try {
+    unlinkSync(partial)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+  }
+}
+
 /** FILE.partial becomes FILE (refused when FILE appeared meanwhile, unless force). */
 function publish(partial: string, file: string, force: boolean): void {
   fsyncPath(partial)
@@ -166,7 +182,7 @@ export interface ReadBackupOptions {
  */
 export async function readBackup(options: ReadBackupOptions, sink: () => Writable): Promise<BackupContent> {
   const b = dataBackends(options.settings, options.dir, 'kinto backup')
-  const lockOpts = {lockTimeoutMs: FOLDER_LOCK_MS, held: options.registry !== undefined}
+  const lockOpts = {...lockOptions, held: options.registry !== undefined}
   return withRegistry(
     options.dir,
     (registry) =>
@@ -194,7 +210,7 @@ export async function readBackup(options: ReadBackupOptions, sink: () => Writabl
 
 /** The file's bytes as the server sends them, written as they come (memory stays flat). */
 async function receiveBackup(control: string, partial: string, options: BackupOptions): Promise<BackupContent> {
-  const fd = openSync(partial, 'w', 0o600)
+  const fd = openSync(partial, 'wx', 0o600)
   try {
     return await runViaServer<BackupContent>(
       control,
@@ -227,10 +243,11 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
     throw new UsageError(`The folder of ${file} does not exist.`, {hint: 'Create it, or give -o a file in an existing folder.'})
   }
   const partial = `${file}.partial`
+  clearPartial(partial)
   try {
     const content = server
       ? await receiveBackup(server.control, partial, options)
-      : await readBackup(options, () => createWriteStream(partial, {mode: 0o600}))
+      : await readBackup(options, () => createWriteStream(partial, {mode: 0o600, flags: 'wx'}))
     publish(partial, file, Boolean(options.force))
     // The file is complete from here on: a marker that cannot be written is said, not a failure.
     let marker: string | null = null
@@ -298,7 +315,9 @@ async function pendingSchema(registry: DatabaseRegistry, targets: ReturnType<typ
   for (const t of targets) {
     const client = clientFor(registry, t.backend)
     for (const name of t.names) {
-      const plan = await client.withConnection((conn) => planBackend(conn, name))
+      const plan = await client.withConnection((conn) => planBackend(conn, name)).catch((error: unknown) => {
+        throw privilegeError(error, t.backend, 'read', name) ?? error
+      })
       if (plan.steps.length > 0) return true
     }
   }
@@ -309,7 +328,14 @@ async function pendingSchema(registry: DatabaseRegistry, targets: ReturnType<typ
 async function migrateTargets(registry: DatabaseRegistry, targets: ReturnType<typeof schemaTargets>): Promise<string[]> {
   const steps: string[] = []
   for (const t of targets) {
-    for (const plan of await ensureSchema(clientFor(registry, t.backend), t.names)) steps.push(...plan.steps.map((s) => `${plan.backend} ${s.name}`))
+    // ensureSchema reads each backend's version, then installs: say which role lacks what
+    const plans = await ensureSchema(clientFor(registry, t.backend), t.names).catch(async (error: unknown) => {
+      const code = (error as {code?: string} | null)?.code
+      if (code !== '42501' && code !== '25006') throw error
+      const pending = await pendingSchema(registry, [t])
+      throw privilegeError(error, t.backend, pending ? 'install' : 'read', t.names.find((n) => n !== 'cache') ?? t.names[0]) ?? error
+    })
+    for (const plan of plans) steps.push(...plan.steps.map((s) => `${plan.backend} ${s.name}`))
   }
   return steps
 }
@@ -349,7 +375,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     assertNotServed([b.storage, b.permission], 'restore into')
     const registry = new DatabaseRegistry(options.dir)
     try {
-      return await withMigrationLocks([b.storage, b.permission], registry, {lockTimeoutMs: FOLDER_LOCK_MS}, false, async () => {
+      return await withMigrationLocks([b.storage, b.permission], registry, lockOptions, false, async () => {
         const targets = schemaTargets(b)
         // A target that needs migrations is changed before the first row: check the whole file first.
         if (await pendingSchema(registry, targets)) await verifyBackup(options.file)
@@ -420,6 +446,19 @@ async function* counted(batches: AsyncIterable<RowBatch>, trailer: {counts?: Cou
   trailer.counts = counts
 }
 
+/**
+ * Whether a source connection and a target client reach the same database of the same server,
+ * whatever the URLs say (localhost and 127.0.0.1, a DNS alias): the target sees the source's
+ * session in its pg_stat_activity, on a server started at the same instant.
+ */
+async function sameServerDatabase(source: Queryable, target: SqlClient): Promise<boolean> {
+  const s = (await source.query<{pid: number; db: string; started: string}>('SELECT pg_backend_pid() AS pid, current_database() AS db, pg_postmaster_start_time()::text AS started')).rows[0]
+  return target.withConnection(async (t) => {
+    const sql = 'SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1 AND datname = $2 AND datname = current_database() AND pg_postmaster_start_time()::text = $3'
+    return (await t.query<{n: number}>(sql, [s.pid, s.db, s.started])).rows[0].n > 0
+  })
+}
+
 export async function copy(options: CopyOptions): Promise<CopyResult> {
   const started = Date.now()
   const src = dataBackends(options.settings, options.dir, 'kinto db copy')
@@ -432,7 +471,7 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
   assertNotServed([src.storage, src.permission, tgt.backends.storage, tgt.backends.permission], 'copy')
   const srcRegistry = new DatabaseRegistry(options.dir)
   const tgtRegistry = new DatabaseRegistry(tgt.dir)
-  const lockOpts = {lockTimeoutMs: FOLDER_LOCK_MS}
+  const lockOpts = lockOptions
   try {
     return await withMigrationLocks([src.storage, src.permission], srcRegistry, lockOpts, false, () =>
       withMigrationLocks([tgt.backends.storage, tgt.backends.permission, tgt.backends.cache].filter((x) => x.kind === 'postgresql'), tgtRegistry, lockOpts, false, async () => {
@@ -440,6 +479,15 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
         const srcClients = {storage: clientFor(srcRegistry, src.storage), permission: clientFor(srcRegistry, src.permission)}
         const tgtClients = {storage: clientFor(tgtRegistry, tgt.backends.storage), permission: clientFor(tgtRegistry, tgt.backends.permission)}
         return withSnapshot(srcClients, async (conns) => {
+          // the same database under another name: a copy onto itself (with --force it would empty the source)
+          for (const s of ['storage', 'permission'] as const) {
+            for (const t of ['storage', 'permission'] as const) {
+              if (src[s].pgliteDir !== undefined || tgt.backends[t].pgliteDir !== undefined) continue
+              if (await sameServerDatabase(conns[s], tgtClients[t])) {
+                throw new UsageError(`The target ${tgt.backends[t].database} is the source database ${src[s].database} under another name: copy it to another one.`)
+              }
+            }
+          }
           const schema = await snapshotSchema(conns, where(src))
           const trailer: {counts?: Counts} = {}
           const res = await restoreInto(tgtClients, {batches: counted(snapshotRows(conns), trailer), trailer}, {
@@ -448,9 +496,10 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
             where: where(tgt.backends),
             onProgress: options.onProgress,
           })
-          const iniLines = tgt.url
-            ? (['storage', 'permission', 'cache'] as const).flatMap((x) => [`kinto.${x}_backend = kinto.core.${x}.postgresql`, `kinto.${x}_url = ${maskUrl(tgt.url!)}`])
-            : []
+          // A relative pglite: folder was resolved against the current folder; an ini reads one
+          // from its own folder: name the folder itself.
+          const url = tgt.backends.storage.pgliteDir ? `pglite:${tgt.backends.storage.pgliteDir}` : maskUrl(tgt.url ?? '')
+          const iniLines = tgt.url ? (['storage', 'permission', 'cache'] as const).flatMap((x) => [`kinto.${x}_backend = kinto.core.${x}.postgresql`, `kinto.${x}_url = ${url}`]) : []
           return {
             from: where(src),
             to: where(tgt.backends),

@@ -14,6 +14,7 @@
  */
 import type {Queryable, SqlClient} from '../db/index.js'
 import {ExitCode, KintoError} from '../errors.js'
+import {readOnlyDatabaseError} from '../schema/migrate.js'
 import {type Counts, emptyCounts, type RowBatch, TABLE_BACKEND, TABLE_NAMES, type TableName} from './format.js'
 
 const INSERTS: Record<TableName, string> = {
@@ -81,7 +82,7 @@ async function lockAndCount(conn: Queryable, tables: TableName[], timeoutS: numb
         hint: 'Stop the servers writing to the target (or wait for their transactions), then run this again.',
       })
     }
-    throw error
+    throw readOnlyDatabaseError(error, where) ?? error
   }
   const out: Partial<Counts> = {}
   for (const t of tables) out[t] = Number((await conn.query<{n: number}>(`SELECT count(*) AS n FROM ${t}`)).rows[0].n)
@@ -125,6 +126,8 @@ function interrupted(): KintoError {
 function rowsRefused(table: string, error: unknown, where: string): unknown {
   const e = error as {code?: unknown; message?: unknown} | null
   if (typeof e?.code !== 'string' || !/^[0-9A-Z]{5}$/.test(e.code)) return error
+  const readOnly = readOnlyDatabaseError(error, where)
+  if (readOnly) return readOnly
   if (e.code === '42501') {
     return new KintoError(`The role of ${where} may not write ${table} (${String(e.message)}); nothing was restored.`, {
       code: 'KINTO_DB_PERMISSION',

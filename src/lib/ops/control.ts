@@ -57,7 +57,20 @@ export interface ControlServer {
  * Listens on `socketPath` (mode 0600 from the start: the umask is narrowed around the bind) and
  * runs the named operations. A stale socket file of a dead process is replaced.
  */
-export async function startControlServer(socketPath: string, operations: Record<string, ControlOperation>): Promise<ControlServer> {
+export interface ControlServerOptions {
+  /**
+   * How long a streamed result may wait for a client that reads nothing (stopped with Ctrl-Z, a
+   * hung disk) before the operation is failed (default 20 s): an operation streaming from the
+   * server's own database connection (a backup of its embedded folder) holds the server's requests
+   * until it ends, so a stalled client must not hold them for longer than this.
+   */
+  stallMs?: number
+}
+
+/** Default of ControlServerOptions.stallMs. */
+export const CONTROL_STALL_MS = 20_000
+
+export async function startControlServer(socketPath: string, operations: Record<string, ControlOperation>, options: ControlServerOptions = {}): Promise<ControlServer> {
   mkdirs(path.dirname(socketPath), 0o700)
   try {
     unlinkSync(socketPath)
@@ -67,7 +80,7 @@ export async function startControlServer(socketPath: string, operations: Record<
     connections.add(socket)
     socket.on('close', () => connections.delete(socket))
     socket.on('error', () => socket.destroy())
-    handleConnection(socket, operations)
+    handleConnection(socket, operations, options.stallMs ?? CONTROL_STALL_MS)
   })
   const umask = process.umask(0o177)
   try {
@@ -98,7 +111,7 @@ export async function startControlServer(socketPath: string, operations: Record<
   }
 }
 
-function handleConnection(socket: Socket, operations: Record<string, ControlOperation>): void {
+function handleConnection(socket: Socket, operations: Record<string, ControlOperation>, stallMs: number): void {
   let buffer = ''
   let started = false
   const send = (message: unknown): boolean => (socket.destroyed ? false : socket.write(`${JSON.stringify(message)}\n`))
@@ -108,11 +121,23 @@ function handleConnection(socket: Socket, operations: Record<string, ControlOper
       if (socket.destroyed) return reject(gone())
       if (send({chunk: data.toString('base64')})) return resolve()
       const done = () => {
+        clearTimeout(stall)
         socket.off('drain', done)
         socket.off('close', done)
         if (socket.destroyed) reject(gone())
         else resolve()
       }
+      // The client reads nothing: fail the operation (and drop the client) rather than wait forever.
+      const stall = setTimeout(() => {
+        socket.off('drain', done)
+        socket.off('close', done)
+        socket.destroy()
+        reject(
+          new KintoError(`The client read nothing for ${Math.round(stallMs / 1000)} s; the operation was stopped so that the server keeps serving.`, {
+            code: 'KINTO_CONTROL_STALLED',
+          }),
+        )
+      }, stallMs)
       socket.on('drain', done)
       socket.on('close', done)
     })
@@ -161,7 +186,7 @@ function handleConnection(socket: Socket, operations: Record<string, ControlOper
 export interface RunViaServerOptions {
   onEvent?: (event: unknown) => void
   onChunk?: (chunk: Buffer) => void
-  /** Give up when the server has not answered within this long (default 10 min). */
+  /** Give up when the server has sent nothing for this long (default 10 min). */
   timeoutMs?: number
   /** Aborting closes the connection (the server's operation then stops) and fails with KINTO_INTERRUPTED. */
   signal?: AbortSignal
@@ -184,16 +209,18 @@ export function runViaServer<T = unknown>(socketPath: string, op: string, args: 
       socket.destroy()
       fn()
     }
-    const timer = setTimeout(
-      () => finish(() => reject(new KintoError(`The server at ${socketPath} did not answer ${op} within ${Math.round((options.timeoutMs ?? 600_000) / 1000)} s.`, {code: 'KINTO_CONTROL_FAILED'}))),
-      options.timeoutMs ?? 600_000,
-    )
+    // Silence, not the whole run, is timed: a streamed result (a large backup) may take longer.
+    const timeoutMs = options.timeoutMs ?? 600_000
+    const silent = () => finish(() => reject(new KintoError(`The server at ${socketPath} sent nothing for ${Math.round(timeoutMs / 1000)} s while running ${op}.`, {code: 'KINTO_CONTROL_FAILED'})))
+    let timer = setTimeout(silent, timeoutMs)
     const onAbort = () => finish(() => reject(new KintoError(`Interrupted: ${op} stopped.`, {code: 'KINTO_INTERRUPTED'})))
     if (options.signal?.aborted) return onAbort()
     options.signal?.addEventListener('abort', onAbort, {once: true})
     socket.setEncoding('utf8')
     socket.on('connect', () => socket.write(`${JSON.stringify({op, args})}\n`))
     socket.on('data', (data: string) => {
+      clearTimeout(timer)
+      timer = setTimeout(silent, timeoutMs)
       buffer += data
       let newline: number
       while ((newline = buffer.indexOf('\n')) >= 0) {

@@ -37,6 +37,8 @@ export interface LockWaitOptions {
   onWait?: (holder: string) => void
   /** What is being locked, for messages ("database localhost:5432/kinto"). */
   target: string
+  /** What to do when the wait times out (default: wait for the other migration, or raise --lock-timeout). */
+  timeoutHint?: string
   /** File locks held by a server: what else the operator can do (appended to "stop that server"). */
   inUseHint?: string
   /** File locks: who takes it, written in the lock file for the messages of other processes. */
@@ -70,7 +72,7 @@ function lockError(kind: 'busy' | 'timeout', opts: LockWaitOptions, holder: stri
     {
       code: 'KINTO_MIGRATE_LOCK_TIMEOUT',
       exit: ExitCode.LOCK_TIMEOUT,
-      hint: 'Wait for the other migration to finish, or raise --lock-timeout.',
+      hint: opts.timeoutHint ?? 'Wait for the other migration to finish, or raise --lock-timeout.',
     },
   )
 }

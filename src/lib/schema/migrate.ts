@@ -122,6 +122,8 @@ export async function withMigrationLocks<T>(
   registry: DatabaseRegistry,
   opts: Pick<MigrateOptions, 'lockTimeoutMs' | 'noWait' | 'pollMs' | 'report'> & {
     inUseHint?: string
+    /** What to do when the wait for a lock times out (default: migrate's). */
+    timeoutHint?: string
     /** The caller only reads: an embedded folder holding no database is read as an empty one, never created. */
     readOnly?: boolean
     /** The caller (a running server) holds the embedded folders: no lock file, and they stay open. */
@@ -145,6 +147,7 @@ export async function withMigrationLocks<T>(
       noWait: opts.noWait,
       pollMs: opts.pollMs,
       inUseHint: opts.inUseHint,
+      timeoutHint: opts.timeoutHint,
       onWait: (holder: string) => opts.report?.({type: 'lock-wait', database, holder}),
     }
     if (b.pgliteDir !== undefined) {
@@ -176,11 +179,15 @@ async function planAll(pg: ConfiguredBackend[], registry: DatabaseRegistry, opts
   const plans: Array<{b: ConfiguredBackend; client: SqlClient; plan: BackendPlan}> = []
   for (const b of pg) {
     const client = clientFor(registry, b)
-    const plan = await client.withConnection(async (conn) => {
-      const p = await planBackend(conn, b.backend)
-      if (b.backend === 'storage' && p.state === 'missing') p.notes.push(...(await checkDatabaseForStorage(conn, b.database!)))
-      return p
-    })
+    const plan = await client
+      .withConnection(async (conn) => {
+        const p = await planBackend(conn, b.backend)
+        if (b.backend === 'storage' && p.state === 'missing') p.notes.push(...(await checkDatabaseForStorage(conn, b.database!)))
+        return p
+      })
+      .catch((error: unknown) => {
+        throw privilegeError(error, b, 'read') ?? error
+      })
     if (b.backend === 'cache') plan.notes.push(CACHE_NOTE)
     for (const message of plan.notes) if (message !== CACHE_NOTE) opts.report?.({type: 'warning', backend: b.backend, message})
     opts.report?.({type: 'plan', backend: b.backend, database: b.database!, plan})
@@ -261,7 +268,7 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
               }),
             )
             .catch((error: unknown) => {
-              throw privilegeError(error, b) ?? error
+              throw privilegeError(error, b, 'install') ?? error
             })
           const report = reports.get(b.backend)!
           report.applied = true
@@ -282,17 +289,39 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
 }
 
 /**
- * SQLSTATE 42501 (insufficient_privilege) while applying: which role lacks what, and the fix. Since
- * PostgreSQL 15 only the database owner may create in schema public unless granted.
+ * SQLSTATE 25006 (read_only_sql_transaction): the URL leads to a standby (a read replica) or to a
+ * database whose transactions are read-only by default; nothing can be written there.
  */
-function privilegeError(error: unknown, b: ConfiguredBackend): KintoError | undefined {
+export function readOnlyDatabaseError(error: unknown, database: string): KintoError | undefined {
+  if ((error as {code?: string} | null)?.code !== '25006') return undefined
+  return new KintoError(`The database ${database} is read-only (${(error as Error).message}): nothing was written there.`, {
+    code: 'KINTO_DB_READONLY',
+    hint: 'Point the URL at the primary server, not a standby or read replica (or, if it was set on purpose, ALTER DATABASE … RESET default_transaction_read_only).',
+    cause: error,
+  })
+}
+
+/**
+ * SQLSTATE 42501 (insufficient_privilege) while reading a backend's schema (its metadata, to plan)
+ * or installing it: which role lacks what, and the fix. Since PostgreSQL 15 only the database owner
+ * may create in schema public unless granted; tables installed by another role are that role's.
+ * Used by migrate and by restore / db copy, which migrate their target first.
+ */
+export function privilegeError(error: unknown, b: ConfiguredBackend, doing: 'read' | 'install', backend: BackendName = b.backend): KintoError | undefined {
+  const readOnly = readOnlyDatabaseError(error, b.database!)
+  if (readOnly) return readOnly
   if ((error as {code?: string} | null)?.code !== '42501') return undefined
   const parsed = b.url ? parseDbUrl(b.url, '.') : undefined
   const role = parsed?.driver === 'pg' && parsed.user ? parsed.user : 'the role of the URL'
   const database = parsed?.driver === 'pg' ? parsed.database : b.database!
-  return new KintoError(`Role ${role} may not install the ${b.backend} schema in ${b.database}: ${(error as Error).message}.`, {
+  const ownerUrl = `KINTO_${backend.toUpperCase()}_URL=postgresql://OWNER@…/${database}`
+  const hint =
+    doing === 'install'
+      ? `Run kinto migrate with the database owner's URL (e.g. ${ownerUrl}), or as the owner run GRANT CREATE ON SCHEMA public TO ${role}; (\`kinto db create\` makes the ini's role the owner).`
+      : `Use the URL of the role that installed the Kinto tables, usually the database owner's (e.g. ${ownerUrl}); \`kinto db status\` as that role shows the schema.`
+  return new KintoError(`Role ${role} may not ${doing} the ${backend} schema in ${b.database}: ${(error as Error).message}.`, {
     code: 'KINTO_DB_PERMISSION',
-    hint: `Run kinto migrate with the database owner's URL (e.g. KINTO_${b.backend.toUpperCase()}_URL=postgresql://OWNER@…/${database}), or as the owner run GRANT CREATE ON SCHEMA public TO ${role}; (\`kinto db create\` makes the ini's role the owner).`,
+    hint,
     cause: error,
   })
 }

@@ -1,0 +1,85 @@
+/**
+ * The control channel streaming a long result (a backup of a served embedded folder): the client
+ * waits as long as bytes keep coming, and a client that stops reading cannot hold the server (whose
+ * one database connection the snapshot holds) for longer than the stall limit.
+ */
+import {mkdtempSync, rmSync} from 'node:fs'
+import {createConnection} from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+
+import {afterEach, describe, expect, it} from 'vitest'
+
+import {type ControlServer, runViaServer, startControlServer} from '../../src/lib/ops/control.js'
+
+const cleanup: Array<() => Promise<void>> = []
+afterEach(async () => {
+  for (const fn of cleanup.splice(0)) await fn()
+})
+
+function socketIn(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kctl-'))
+  cleanup.push(async () => rmSync(dir, {recursive: true, force: true}))
+  return path.join(dir, 's.sock')
+}
+
+async function serve(operations: Parameters<typeof startControlServer>[1], options?: Parameters<typeof startControlServer>[2]): Promise<ControlServer> {
+  const server = await startControlServer(socketIn(), operations, options)
+  cleanup.push(() => server.close())
+  return server
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+describe('control channel streams', () => {
+  it('a result that keeps streaming is not cut by the answer timeout (it counts silence, not the whole run)', async () => {
+    const server = await serve({
+      slow: async (_args, stream) => {
+        for (let i = 0; i < 8; i++) {
+          await stream.chunk(Buffer.from(`part ${i}\n`))
+          await sleep(100)
+        }
+        return {parts: 8}
+      },
+    })
+    const got: string[] = []
+    const result = await runViaServer(server.path, 'slow', {}, {timeoutMs: 400, onChunk: (c) => got.push(c.toString())})
+    expect(result).toEqual({parts: 8})
+    expect(got).toHaveLength(8)
+  })
+
+  it('still gives up on a server silent for longer than the timeout', async () => {
+    const server = await serve({mute: async () => sleep(1000)})
+    await expect(runViaServer(server.path, 'mute', {}, {timeoutMs: 200})).rejects.toMatchObject({code: 'KINTO_CONTROL_FAILED'})
+  })
+
+  it('a client that stops reading (Ctrl-Z, a hung disk) is dropped after the stall limit: the operation fails and releases what it holds', async () => {
+    let failure: unknown
+    let sent = 0
+    const server = await serve(
+      {
+        flood: async (_args, stream) => {
+          try {
+            for (;;) {
+              await stream.chunk(Buffer.alloc(64 * 1024, 1))
+              sent++
+            }
+          } catch (error) {
+            failure = error
+            throw error
+          }
+        },
+      },
+      {stallMs: 300},
+    )
+    const socket = createConnection(server.path)
+    cleanup.push(async () => void socket.destroy())
+    await new Promise<void>((resolve) => socket.on('connect', () => resolve()))
+    socket.write(`${JSON.stringify({op: 'flood', args: {}})}\n`)
+    socket.pause() // reads nothing: the server's writes back up
+    const started = Date.now()
+    while (failure === undefined && Date.now() - started < 5000) await sleep(50)
+    expect(failure, `the server still waits on a stalled client after ${sent} chunks`).toMatchObject({code: 'KINTO_CONTROL_STALLED'})
+    expect(Date.now() - started).toBeLessThan(3000)
+  })
+})
