@@ -243,6 +243,15 @@ describe('kinto backup and restore on the embedded engine', () => {
     expect(await answersOf(restored.url)).toEqual(answers)
   }, 180_000)
 
+  it('restore into an ini that says kinto.readonly = true writes nothing (KINTO_READONLY), as migrate and purge-deleted', async () => {
+    const target = await embedded()
+    const before = await answersOf(target.url)
+    const r = await runCli(['restore', file, '--ini', target.ini, '--json'], {timeoutMs: 120_000, env: {KINTO_INI: undefined, KINTO_READONLY: 'true'}})
+    expect(r.code, r.stderr).toBe(1)
+    expect(json(r.stdout).error).toEqual(expect.objectContaining({code: 'KINTO_READONLY', message: expect.stringMatching(/kinto\.readonly is true, so kinto restore writes nothing/)}))
+    expect(await answersOf(target.url)).toEqual(before)
+  }, 120_000)
+
   describe('bad files: a clear error, nothing written', () => {
     let target: {ini: string; url: string; dir: string}
     beforeAll(async () => {

@@ -15,9 +15,9 @@ import {createGzip} from 'node:zlib'
 
 import {FileExistsError} from '../config/atomic.js'
 import {loadConfig} from '../config/index.js'
-import type {Settings} from '../config/settings.js'
+import {asBool, type Settings} from '../config/settings.js'
 import {DatabaseRegistry, isPostgresUrl, maskUrl, type Queryable, type SqlClient, withRegistry} from '../db/index.js'
-import {KintoError, UsageError} from '../errors.js'
+import {ExitCode, KintoError, UsageError} from '../errors.js'
 import {runViaServer, serverHolding} from '../ops/control.js'
 import {ensureSchema} from '../schema/index.js'
 import {privilegeError, withMigrationLocks} from '../schema/migrate.js'
@@ -368,6 +368,15 @@ export interface RestoreResult {
 
 export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const started = Date.now()
+  // As migrate and purge-deleted: an ini that says its database is not to be written (a replica,
+  // a read-only role) is not written.
+  if (asBool(options.settings, 'readonly')) {
+    throw new KintoError('kinto.readonly is true, so kinto restore writes nothing.', {
+      code: 'KINTO_READONLY',
+      exit: ExitCode.FAILED,
+      hint: 'Restore with the ini of a writable instance (kinto.readonly = false, or KINTO_READONLY=false).',
+    })
+  }
   const b = dataBackends(options.settings, options.dir, 'kinto restore')
   const decoded = await decodeBackup(options.file)
   try {
