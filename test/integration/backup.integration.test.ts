@@ -197,6 +197,11 @@ describe('kinto backup and restore on the embedded engine', () => {
     expect(json(r.stdout).iniLines).toContain(`kinto.storage_url = pglite:${folder}`)
     expect(json(r.stdout).iniLines).toContain(`kinto.permission_url = pglite:${folder}`)
     expect((await rowCounts(`pglite:${folder}`))[0]).toBeGreaterThan(100)
+    // Without --json: the lines to paste, and no password to put back into an embedded URL.
+    const text = await runCli(['db', 'copy', '--ini', source.ini, '--to', 'pglite:moved2/data'], {cwd, timeoutMs: 120_000, env: {KINTO_INI: undefined}})
+    expect(text.code, text.stderr).toBe(0)
+    expect(text.stdout).toContain('To serve it, set these lines in [app:main] of the ini, then kinto start:')
+    expect(text.stdout).toContain(`  kinto.storage_url = pglite:${path.join(cwd, 'moved2', 'data')}`)
   }, 120_000)
 
   it('a folder another command holds (a long restore): backup and restore time out with a hint they can follow', async () => {

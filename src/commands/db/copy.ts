@@ -54,7 +54,7 @@ The target must be empty unless --force. Stop the server of an embedded source f
       this.log(`  from ${[...new Set(Object.values(result.from))].join(' and ')} to ${[...new Set(Object.values(result.to))].join(' and ')}; counts verified.`)
       if (result.toIni) this.log(`${result.toIni} already uses the target: serve it with kinto start --ini ${result.toIni}.`)
       else {
-        this.log('To serve it, set these lines in [app:main] of the ini (with the real password), then kinto start:')
+        this.log(`To serve it, set these lines in [app:main] of the ini${result.iniLines.some((l) => l.includes(':***@') || l.includes('password=***')) ? ' (with the real password)' : ''}, then kinto start:`)
         for (const line of result.iniLines) this.log(`  ${line}`)
       }
     }

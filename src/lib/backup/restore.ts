@@ -115,7 +115,7 @@ async function inTransactions<T>(clients: {storage: SqlClient; permission: SqlCl
 }
 
 function interrupted(): KintoError {
-  return new KintoError('Interrupted: the restore was rolled back and the target is as it was.', {code: 'KINTO_INTERRUPTED'})
+  return new KintoError('Interrupted: the writes were rolled back and the target is as it was.', {code: 'KINTO_INTERRUPTED'})
 }
 
 /**
