@@ -528,6 +528,10 @@ export class ResourceRequest {
     let permissions: Record<string, string[]>
     if (Array.isArray(payload)) {
       permissions = jsonPatchPermissions(old, payload)
+      // As upstream, where the patched document only has the resource's permissions: an
+      // operation on another name (`/permissions/foo/…`, `/permissions/__proto__/…`) fails.
+      const unknown = Object.keys(permissions).find((k) => !this.def.permissions.includes(k))
+      if (unknown !== undefined) throw invalid('body', null, `JSON Patch operation failed: member '${unknown}' not found`)
     } else if (this.isMergePatch()) {
       permissions = deepClone(old?.[PERMISSIONS_FIELD] ?? {}) as Record<string, string[]>
       recursiveUpdate(permissions, payload.permissions ?? {})
