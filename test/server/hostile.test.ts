@@ -133,8 +133,10 @@ describe('__proto__ in batch defaults', () => {
         method: 'POST',
         url: '/v1/batch',
         headers: {'content-type': 'application/json'},
-        payload: '{"defaults": {"body": {"data": {"__proto__": {"polluted": "yes"}}}}, "requests": [{"method": "PUT", "path": "/buckets/b/collections/c/records/z", "body": {"data": {}}}]}',
+        payload: '{"defaults": {"body": {"data": {"__proto__": {"record_read_principals": "system.Everyone"}}}}, "requests": [{"method": "PUT", "path": "/buckets/b/collections/c/records/z", "body": {"data": {}}}]}',
       })
+      // the polluted prototype was read as a setting: anonymous readers of every record
+      expect((await app.inject({method: 'GET', url: `${R}/x`})).statusCode).toBe(401)
       expect(Object.keys(Object.prototype)).toEqual([])
       expect(res.statusCode).toBe(200)
       const authed = await app.inject({
