@@ -95,6 +95,8 @@ const queries = [
   'n=1e400',
   'n=-0',
   'like_title=' + encodeURIComponent("'; DROP TABLE objects; --"),
+  // a pattern of 60,000 characters: a regular expression that large does not compile
+  'like_title=' + '*a'.repeat(30000) + 'b',
   encodeURIComponent("title'); DELETE FROM objects; --") + '=1',
   encodeURIComponent('data->>\'x\'') + '=1',
 ]

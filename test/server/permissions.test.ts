@@ -159,6 +159,26 @@ describe('inheritance and shared lists', () => {
     expect(r.status).toBe(412)
   })
 
+  test('a 412 of If-None-Match: * shows the existing object only to who may read it', async () => {
+    const {req} = await setup()
+    await req('PUT', '/v1/buckets/b', {body: {data: {note: 'bucket-private'}}})
+    await req('PUT', '/v1/buckets/b/collections/c', {body: {permissions: {'record:create': [userId('bob')]}}})
+    await req('PUT', '/v1/buckets/b/collections/c/records/secret', {body: {data: {pin: 1234}}})
+    // record:create on the collection, no read on the record
+    const r = await req('PUT', '/v1/buckets/b/collections/c/records/secret', {body: {data: {}}, headers: {'if-none-match': '*'}, auth: BOB})
+    expect(r.status).toBe(412)
+    expect(r.body).toMatchObject({code: 412, errno: 114, message: 'Resource was modified meanwhile'})
+    expect(JSON.stringify(r.body)).not.toContain('1234')
+    // bucket:create (every authenticated user by default), no read on the bucket
+    const b = await req('PUT', '/v1/buckets/b', {body: {}, headers: {'if-none-match': '*'}, auth: BOB})
+    expect(b.status).toBe(412)
+    expect(JSON.stringify(b.body)).not.toContain('bucket-private')
+    // a reader still gets it, as upstream
+    const own = await req('PUT', '/v1/buckets/b/collections/c/records/secret', {body: {data: {}}, headers: {'if-none-match': '*'}})
+    expect(own.status).toBe(412)
+    expect(own.body.details.existing).toMatchObject({id: 'secret', pin: 1234})
+  })
+
   test('a POST of an existing id needs read on it', async () => {
     const {req} = await setup()
     await req('PUT', '/v1/buckets/b', {body: {}})

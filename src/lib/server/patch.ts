@@ -38,14 +38,29 @@ export function recursiveUpdate(root: Record<string, unknown>, changes: unknown,
   if (!isPlainObject(changes)) return
   for (const [k, v] of Object.entries(changes)) {
     if (isPlainObject(v)) {
-      if (!isPlainObject(root[k])) root[k] = {}
+      if (!isPlainObject(ownValue(root, k))) setOwn(root, k, {})
       recursiveUpdate(root[k] as Record<string, unknown>, v, removeNull)
     } else if (v === null && removeNull) {
       delete root[k]
     } else {
-      root[k] = v
+      setOwn(root, k, v)
     }
   }
+}
+
+/** `obj[key]` when it is the object's own member: never a prototype's (`__proto__`, `constructor`). */
+export function ownValue(obj: Record<string, unknown>, key: string): unknown {
+  return Object.hasOwn(obj, key) ? obj[key] : undefined
+}
+
+/**
+ * `obj[key] = value` as a JSON member: a key `__proto__` (JSON.parse makes it an own member, and
+ * upstream stores it as any other) is defined as one, where an assignment would replace the
+ * object's prototype, and a merge into it would write into Object.prototype for the whole process.
+ */
+export function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(obj, key, {value, writable: true, enumerable: true, configurable: true})
+  else obj[key] = value
 }
 
 export class JsonPatchError extends Error {}
@@ -93,7 +108,7 @@ function add(doc: unknown, pointer: string, value: unknown): unknown {
   if (tokens.length === 0) return value
   const {parent, key} = resolveParent(doc, tokens)
   if (Array.isArray(parent)) parent.splice(arrayIndex(parent, key, true), 0, value)
-  else if (isPlainObject(parent)) parent[key] = value
+  else if (isPlainObject(parent)) setOwn(parent, key, value)
   else throw new JsonPatchError(`cannot add to a scalar at ${pointer}`)
   return doc
 }

@@ -11,7 +11,7 @@ import {RequestContext} from './context.js'
 import {ERRNO, HttpError, invalid, invalidParameters, type ValidationIssue} from './errors.js'
 import {cacheExpiresHeaders} from './headers.js'
 import {stringifyJson} from '../json.js'
-import {isPlainObject} from './patch.js'
+import {isPlainObject, ownValue, setOwn} from './patch.js'
 import {parseQuery} from './querystring.js'
 import {consumeTokenNonce} from './resource/pagination.js'
 import {Turns} from './batch-turns.js'
@@ -171,14 +171,16 @@ const BATCH_METHODS = ['GET', 'HEAD', 'DELETE', 'TRACE', 'POST', 'PUT', 'PATCH']
 /** upstream's merge_dicts: fills missing keys of `a` from `b`, recursively, never overwriting. */
 function mergeDefaults(a: Record<string, unknown>, b: Record<string, unknown>): void {
   for (const [k, v] of Object.entries(b)) {
+    // Own members only (`__proto__`, `toString`… are keys like any other): merging into
+    // a[`__proto__`] would write into Object.prototype for the whole process.
     if (isPlainObject(v)) {
-      if (!isPlainObject(a[k])) {
-        if (k in a) continue
-        a[k] = {}
+      if (!isPlainObject(ownValue(a, k))) {
+        if (Object.hasOwn(a, k)) continue
+        setOwn(a, k, {})
       }
       mergeDefaults(a[k] as Record<string, unknown>, v)
-    } else if (!(k in a)) {
-      a[k] = v
+    } else if (!Object.hasOwn(a, k)) {
+      setOwn(a, k, v)
     }
   }
 }

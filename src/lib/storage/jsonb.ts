@@ -240,30 +240,60 @@ function ilikeLower(s: string): string {
   return out
 }
 
+/** One character of an ILIKE pattern: a lower-cased code point, or `_` (ANY). */
+const ANY = null
+type LikeToken = string | typeof ANY
+
 /**
  * A matcher for an SQL ILIKE pattern: `%` any run, `_` one character, `\` escapes the next one.
  * Letters are compared lower-cased, non-ASCII ones too (ilikeLower).
+ * No regular expression: a pattern of many `%` (`like_x=*a*a*a…b`) would make one backtrack for
+ * minutes on a long value, and a very long pattern does not compile. The pattern is cut at each
+ * `%` into runs; the first run must match at the start, the last at the end, and each run between
+ * at its leftmost place after the previous one, which is exact for `%` and takes at most
+ * (pattern length × text length) steps.
  */
 export function ilikeMatcher(pattern: string): (text: string) => boolean {
-  let re = '^'
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]
-    if (c === '\\' && i + 1 < pattern.length) {
-      re += escapeRegex(ilikeLower(pattern[++i]))
-    } else if (c === '%') {
-      re += '[\\s\\S]*'
-    } else if (c === '_') {
-      re += '[\\s\\S]'
-    } else {
-      re += escapeRegex(ilikeLower(c))
-    }
+  const runs: LikeToken[][] = [[]]
+  const chars = Array.from(pattern)
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i]
+    if (c === '\\' && i + 1 < chars.length) runs.at(-1)!.push(ilikeLower(chars[++i]))
+    else if (c === '%') runs.push([])
+    else if (c === '_') runs.at(-1)!.push(ANY)
+    else runs.at(-1)!.push(ilikeLower(c))
   }
-  const regex = new RegExp(re + '$', 'u')
-  return (text) => regex.test(ilikeLower(text))
+  const first = runs[0]
+  const last = runs.at(-1)!
+  const middle = runs.slice(1, -1)
+  return (input) => {
+    const text = Array.from(ilikeLower(input))
+    if (runs.length === 1) return text.length === first.length && runAt(first, text, 0)
+    if (text.length < first.length + last.length || !runAt(first, text, 0)) return false
+    const end = text.length - last.length
+    if (!runAt(last, text, end)) return false
+    let at = first.length
+    for (const run of middle) {
+      let found = -1
+      for (let i = at; i + run.length <= end; i++) {
+        if (runAt(run, text, i)) {
+          found = i
+          break
+        }
+      }
+      if (found < 0) return false
+      at = found + run.length
+    }
+    return true
+  }
 }
 
-function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
+function runAt(run: LikeToken[], text: string[], at: number): boolean {
+  for (let j = 0; j < run.length; j++) {
+    const t = run[j]
+    if (t !== ANY && t !== text[at + j]) return false
+  }
+  return true
 }
 
 /** Python truthiness, as upstream reads the value of a `has_` filter. */

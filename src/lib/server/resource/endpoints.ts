@@ -6,7 +6,7 @@ import {ObjectNotFoundError, type KintoObject, type WriteCondition} from '../../
 import {invalid, notFoundObject} from '../errors.js'
 import type {Action} from '../events.js'
 import {cacheExpiresHeaders, timestampHeaders} from '../headers.js'
-import {deepEqual, isPlainObject, recursiveUpdate, type PatchOperation} from '../patch.js'
+import {deepEqual, isPlainObject, recursiveUpdate, setOwn, type PatchOperation} from '../patch.js'
 import {queryInteger} from '../querystring.js'
 import type {ViewResult} from '../types.js'
 import {PERMISSIONS_FIELD, type Annotated} from './definition.js'
@@ -211,7 +211,7 @@ export function applyChanges(r: ResourceRequest, obj: Annotated, requested: Reco
     applied = {...requested}
     updated = {...obj}
     if (r.isMergePatch()) recursiveUpdate(updated, applied)
-    else Object.assign(updated, applied)
+    else for (const [k, v] of Object.entries(applied)) setOwn(updated, k, v)
   }
   for (const [field, value] of Object.entries(applied)) {
     const has = Object.hasOwn(obj, field)

@@ -1,6 +1,6 @@
 /** Dotted field paths in objects: values for pagination cursors, subsets for `_fields`. */
 import {MISSING} from '../../storage/types.js'
-import {isPlainObject} from '../patch.js'
+import {isPlainObject, ownValue, setOwn} from '../patch.js'
 
 /** upstream's find_nested_value: dotted paths, preferring the longest existing key. */
 export function findNestedValue(d: Record<string, unknown>, path: string): unknown {
@@ -26,11 +26,13 @@ export function dictSubset(d: Record<string, unknown>, keys: string[]): Record<s
     if (dot >= 0) {
       const field = key.slice(0, dot)
       const sub = key.slice(dot + 1)
-      if (isPlainObject(d[field])) {
-        const subvalue = dictSubset(d[field] as Record<string, unknown>, [sub])
-        result[field] = dictMerge(subvalue, isPlainObject(result[field]) ? (result[field] as Record<string, unknown>) : {})
-      } else if (Object.hasOwn(d, field)) result[field] = d[field]
-    } else if (Object.hasOwn(d, key)) result[key] = d[key]
+      const value = ownValue(d, field)
+      if (isPlainObject(value)) {
+        const subvalue = dictSubset(value, [sub])
+        const merged = ownValue(result, field)
+        setOwn(result, field, dictMerge(subvalue, isPlainObject(merged) ? merged : {}))
+      } else if (Object.hasOwn(d, field)) setOwn(result, field, d[field])
+    } else if (Object.hasOwn(d, key)) setOwn(result, key, d[key])
   }
   return result
 }
@@ -38,7 +40,8 @@ export function dictSubset(d: Record<string, unknown>, keys: string[]): Record<s
 function dictMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
   const result: Record<string, unknown> = {...b}
   for (const [k, v] of Object.entries(a)) {
-    result[k] = isPlainObject(v) ? dictMerge(v, isPlainObject(result[k]) ? (result[k] as Record<string, unknown>) : {}) : v
+    const merged = ownValue(result, k)
+    setOwn(result, k, isPlainObject(v) ? dictMerge(v, isPlainObject(merged) ? merged : {}) : v)
   }
   return result
 }

@@ -3,7 +3,7 @@
  * upstream), and their application to an object's data and permissions.
  */
 import {invalid, invalidParameters, type ValidationIssue} from '../errors.js'
-import {applyJsonPatch, isPlainObject, JsonPatchError, type PatchOperation} from '../patch.js'
+import {applyJsonPatch, isPlainObject, JsonPatchError, setOwn, type PatchOperation} from '../patch.js'
 import {PERMISSIONS_FIELD, type Annotated} from './definition.js'
 import {pyRepr} from '../py-repr.js'
 
@@ -77,17 +77,17 @@ export function applyPatchDocument(obj: Annotated | null, ops: PatchOperation[])
   const permissions: Record<string, string[]> = {}
   if (isPlainObject(doc.permissions)) {
     for (const [perm, principals] of Object.entries(doc.permissions)) {
-      if (isPlainObject(principals)) permissions[perm] = Object.keys(principals)
-      else if (Array.isArray(principals)) permissions[perm] = principals.filter((p): p is string => typeof p === 'string')
+      if (isPlainObject(principals)) setOwn(permissions, perm, Object.keys(principals))
+      else if (Array.isArray(principals)) setOwn(permissions, perm, principals.filter((p): p is string => typeof p === 'string'))
     }
   }
   for (const op of ops.filter(isPrincipalOp)) {
     const [, perm, principal] = PRINCIPAL_OP.exec(op.path)!
-    const set = new Set(permissions[perm] ?? [])
+    const set = new Set(Object.hasOwn(permissions, perm) ? permissions[perm] : [])
     if (op.op === 'add') set.add(principal)
     // As a JSON pointer would (upstream): removing what is not there fails the whole patch.
     else if (!set.delete(principal)) throw invalid('body', null, `JSON Patch operation failed: can't remove a non-existent object '${principal}'`)
-    permissions[perm] = [...set]
+    setOwn(permissions, perm, [...set])
   }
   return {data: doc.data, permissions}
 }

@@ -6,7 +6,7 @@
  */
 import {asBool} from '../../config/settings.js'
 import {ObjectNotFoundError, type KintoObject, type Storage, type WriteCondition} from '../../storage/types.js'
-import {EVERYONE, inheritedPermissions, type AuthorizationContext} from '../authorization.js'
+import {EVERYONE, checkPermission, inheritedPermissions, type AuthorizationContext} from '../authorization.js'
 import type {Identity} from '../auth.js'
 import type {RequestContext} from '../context.js'
 import {ERRNO, HttpError, MESSAGES, invalid, invalidParameters, notFoundObject, type ValidationIssue} from '../errors.js'
@@ -375,7 +375,10 @@ export class ResourceRequest {
     const current = hasObject ? (obj as Annotated).last_modified : await this.timestamp()
     if (current !== expected) {
       let details: unknown
-      if (hasObject) {
+      // A PUT with If-None-Match: * is allowed by the create permission alone (upstream's rule):
+      // the object it finds is shown only to a caller who may read it. Upstream shows it to
+      // anyone with `record:create` or `bucket:create` (every authenticated user, by default).
+      if (hasObject && (expected !== -1 || ifNoneMatch !== '*' || (await this.callerMayRead((obj as Annotated).id)))) {
         const {[PERMISSIONS_FIELD]: _perms, ...existing} = obj as Annotated
         details = {existing}
       }
@@ -386,6 +389,13 @@ export class ResourceRequest {
         headers: timestampHeaders(current),
       })
     }
+  }
+
+  /** Whether the caller has read (or write) on object `id` of this resource, inherited or its own. */
+  private async callerMayRead(id: string): Promise<boolean> {
+    const identity = this.ctx.knownIdentity ?? (await this.ctx.identity())
+    const bound = inheritedPermissions(this.objectUri(id), 'read')
+    return checkPermission(this.ctx.settings, this.permission, this.def.name, 'read', identity.principals, bound)
   }
 
   /** 304 when If-None-Match is the current timestamp. */
@@ -518,6 +528,10 @@ export class ResourceRequest {
     let permissions: Record<string, string[]>
     if (Array.isArray(payload)) {
       permissions = jsonPatchPermissions(old, payload)
+      // As upstream, where the patched document only has the resource's permissions: an
+      // operation on another name (`/permissions/foo/…`, `/permissions/__proto__/…`) fails.
+      const unknown = Object.keys(permissions).find((k) => !this.def.permissions.includes(k))
+      if (unknown !== undefined) throw invalid('body', null, `JSON Patch operation failed: member '${unknown}' not found`)
     } else if (this.isMergePatch()) {
       permissions = deepClone(old?.[PERMISSIONS_FIELD] ?? {}) as Record<string, string[]>
       recursiveUpdate(permissions, payload.permissions ?? {})
