@@ -21,7 +21,8 @@ import {checkIdParameter, extractToken, queryFieldList, queryInteger} from '../q
 import {formatPattern} from '../router.js'
 import {PERMISSIONS_FIELD, type Annotated, type ResourceDefinition} from './definition.js'
 import {jsonPatchPermissions, validateJsonPatch} from './json-patch.js'
-import {colanderStringError, pyRepr} from '../py-repr.js'
+import {validatePermissions} from './body-permissions.js'
+import {pyRepr} from '../py-repr.js'
 
 export type BodyPayload = {data?: Record<string, unknown>; permissions?: Record<string, string[] | null>}
 export type Payload = BodyPayload | PatchOperation[]
@@ -473,7 +474,7 @@ export class ResourceRequest {
     }
     if (body.permissions !== undefined) {
       collectIssues(issues, () => {
-        result.permissions = this.validatePermissions(body.permissions)
+        result.permissions = validatePermissions(body.permissions, this.def.permissions)
       })
     }
     if (issues.length > 0) throw invalidParameters(issues)
@@ -482,36 +483,6 @@ export class ResourceRequest {
 
   validateData(data: Record<string, unknown>, prefix: string): Record<string, unknown> {
     return this.def.validateData ? this.def.validateData(data, this, prefix) : data
-  }
-
-  private validatePermissions(value: unknown): Record<string, string[] | null> {
-    if (!isPlainObject(value)) {
-      throw invalid('body', 'permissions', `"${pyRepr(value)}" is not a mapping type: Does not implement dict-like functionality.`)
-    }
-    // An unknown permission name fails the whole mapping, as upstream's OneOf check on it.
-    const unknownPerm = Object.keys(value).find((perm) => value[perm] !== null && !this.def.permissions.includes(perm))
-    if (unknownPerm !== undefined) {
-      throw invalid('body', 'permissions', `"${unknownPerm}" is not one of ${this.def.permissions.join(', ')}`)
-    }
-    const issues: ValidationIssue[] = []
-    const result: Record<string, string[] | null> = {}
-    for (const [perm, principals] of Object.entries(value)) {
-      if (principals === null) {
-        result[perm] = null
-        continue
-      }
-      if (!Array.isArray(principals)) {
-        issues.push({location: 'body', name: `permissions.${perm}`, description: `"${pyRepr(principals)}" is not iterable`})
-        continue
-      }
-      principals.forEach((p, i) => {
-        const error = colanderStringError(p)
-        if (error !== undefined) issues.push({location: 'body', name: `permissions.${perm}.${i}`, description: error})
-      })
-      result[perm] = principals as string[]
-    }
-    if (issues.length > 0) throw invalidParameters(issues)
-    return result
   }
 
   /** upstream's process_object: last_modified rules and permissions from the payload. */
