@@ -163,6 +163,29 @@ describe('end of service', () => {
     expect(hard.body.errno).toBe(202)
     expect(JSON.parse(String(hard.headers.alert)).code).toBe('hard-eol')
   })
+
+  test('the Alert header is written as upstream writes it (Python json.dumps: ", " and ": ", non-ASCII escaped), so any eos_message is served', async () => {
+    const {ini, server} = await serve({'kinto.eos_message': 'Fin du service — merci 🙂 "é"', 'kinto.eos_url': 'https://example.test/new'})
+    setIniValue(ini, 'app:main', 'kinto.eos', '2999-01-01')
+    server.reload()
+    // Over a real socket: Node refuses a header value with characters beyond Latin-1.
+    const soft = await fetch(`${server.url}`)
+    expect(soft.status).toBe(200)
+    expect(soft.headers.get('alert')).toBe(
+      '{"code": "soft-eol", "message": "Fin du service \\u2014 merci \\ud83d\\ude42 \\"\\u00e9\\"", "url": "https://example.test/new"}',
+    )
+    setIniValue(ini, 'app:main', 'kinto.eos', '2000-01-01')
+    server.reload()
+    const hard = await fetch(`${server.url}buckets`)
+    expect(hard.status).toBe(410)
+    expect(JSON.parse(hard.headers.get('alert')!)).toEqual({code: 'hard-eol', message: 'Fin du service — merci 🙂 "é"', url: 'https://example.test/new'})
+    // The deprecated `_to` filter's soft-eol Alert has the same form.
+    const {request} = await serve({'kinto.bucket_create_principals': 'system.Authenticated'})
+    await request('PUT', '/v1/buckets/b', {body: {}})
+    await request('PUT', '/v1/buckets/b/collections/c', {body: {}})
+    const to = await request('GET', '/v1/buckets/b/collections/c/records?_to=5')
+    expect(String(to.headers.alert)).toMatch(/^\{"code": "soft-eol", "message": "_to is now deprecated, you should use _before instead", "url": "[^"]+"\}$/)
+  })
 })
 
 describe('reload', () => {
