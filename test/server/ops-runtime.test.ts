@@ -5,6 +5,7 @@
  * without changing anything, the run registry entry of a server.
  */
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -237,5 +238,47 @@ describe('reload', () => {
     await server.close()
     expect(existsSync(file)).toBe(false)
     expect(listRuns(ini)).toEqual([])
+  })
+})
+
+describe('stopping under keep-alive load', () => {
+  // A retiring worker of a rolling restart (or a server told SIGTERM) must not close a kept-alive
+  // connection under a client that is about to reuse it: that client's request fails with
+  // ECONNRESET. Such connections get `Connection: close` with their next answer instead.
+  test('clients reusing their connections see no reset while the server closes', async () => {
+    const {server} = await serve()
+    const agent = new http.Agent({keepAlive: true, maxSockets: 4})
+    const errors: string[] = []
+    let stop = false
+    let answered = 0
+    const get = () =>
+      new Promise<void>((resolve) => {
+        const r = http.get(`${server.url}__heartbeat__`, {agent}, (res) => {
+          res.resume()
+          res.on('end', () => {
+            answered++
+            resolve()
+          })
+        })
+        r.on('error', (e: NodeJS.ErrnoException) => {
+          // Refused: the server no longer accepts new connections (expected once it closes).
+          if (e.code === 'ECONNREFUSED') stop = true
+          else errors.push(e.code ?? e.message)
+          resolve()
+        })
+      })
+    const loop = async () => {
+      while (!stop) await get()
+    }
+    const loops = [loop(), loop(), loop(), loop()]
+    await new Promise((r) => setTimeout(r, 300))
+    const before = answered
+    const report = await server.close()
+    stop = true
+    await Promise.all(loops)
+    agent.destroy()
+    expect(before).toBeGreaterThan(10)
+    expect(errors).toEqual([])
+    expect(report.forced).toBe(false)
   })
 })
