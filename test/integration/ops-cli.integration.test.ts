@@ -154,6 +154,34 @@ describe('status and wait-ready', () => {
   }, 90_000)
 })
 
+describe('two operators at once', () => {
+  test('concurrent toggles on one ini: no edit is lost, each is reported as taken by the running server', async () => {
+    const i = await opsIni('memory')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0'])
+    try {
+      for (let round = 0; round < 3; round++) {
+        const on = round % 2 === 0
+        const runs = await Promise.all([
+          runCli(['backoff', on ? String(10 + round) : 'off', '--ini', i.ini, '--json']),
+          runCli(['readonly', on ? 'on' : 'off', '--ini', i.ini, '--json']),
+          runCli(['maintenance', on ? 'on' : 'off', '--ini', i.ini, '--json']),
+        ])
+        for (const r of runs) {
+          expect(r.code, r.stdout + r.stderr).toBe(0)
+          expect(JSON.parse(r.stdout).reload.servers).toEqual([expect.objectContaining({pid: server.pid, outcome: 'reloaded'})])
+        }
+        const text = readFileSync(i.ini, 'utf8')
+        expect(text.includes(`kinto.backoff = ${10 + round}`)).toBe(on)
+        expect(text.includes('kinto.readonly = true')).toBe(on)
+        expect(text.includes('kinto.maintenance = true')).toBe(on)
+      }
+    } finally {
+      await server.stop()
+    }
+  }, 120_000)
+})
+
 describe('flush-cache and purge-deleted', () => {
   test('memory backends: nothing reachable from here, said so, exit 0', async () => {
     const i = await opsIni('memory')

@@ -4,6 +4,7 @@
  * all one at a time without a failed request; SIGTERM stops them all, exit 0. Workers need
  * PostgreSQL (KINTO_TEST_DATABASE_URL); the refusals on memory and embedded run everywhere.
  */
+import {readFileSync, writeFileSync} from 'node:fs'
 import {request as httpRequest} from 'node:http'
 
 import {afterAll, describe, expect, test} from 'vitest'
@@ -135,4 +136,30 @@ describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
     expect(listRuns(i.ini)).toEqual([])
     expect(fresh.some((w) => processAlive(w.pid))).toBe(false)
   }, 240_000)
+
+  test('a rolling restart whose new worker cannot start: the running workers stay, reload --restart says why and exits 1 at once', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2'])
+    servers.push(server)
+    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
+    const before = await until('2 workers', () => workers().length === 2 && workers())
+    // A file that loads, but with which no worker can start.
+    const text = readFileSync(i.ini, 'utf8').replace('[app:main]\n', '[app:main]\nkinto.includes = kinto.plugins.nosuchplugin\n')
+    writeFileSync(i.ini, text)
+    const started = Date.now()
+    const restart = await runCli(['reload', '--restart', '--ini', i.ini, '--json'])
+    expect(Date.now() - started).toBeLessThan(30_000)
+    expect(restart.code, restart.stderr).toBe(1)
+    const result = JSON.parse(restart.stdout)
+    expect(result.ok).toBe(false)
+    expect(result.servers).toEqual([expect.objectContaining({pid: server.pid, outcome: 'restart-failed', message: expect.stringMatching(/nosuchplugin/)})])
+    // The deployment keeps serving with the workers it had, and does not fall into a crash loop.
+    await sleep(3000)
+    expect(server.child.exitCode).toBeNull()
+    expect((await freshGet(server.url)).status).toBe(200)
+    expect(workers().map((w) => w.pid).sort()).toEqual(before.map((w) => w.pid).sort())
+    expect(server.output()).toMatch(/a new worker did not start \(Unknown plugin 'kinto.plugins.nosuchplugin'/)
+    expect(server.output()).not.toMatch(/keep exiting/)
+  }, 120_000)
 })

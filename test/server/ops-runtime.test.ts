@@ -5,6 +5,7 @@
  * without changing anything, the run registry entry of a server.
  */
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -163,6 +164,29 @@ describe('end of service', () => {
     expect(hard.body.errno).toBe(202)
     expect(JSON.parse(String(hard.headers.alert)).code).toBe('hard-eol')
   })
+
+  test('the Alert header is written as upstream writes it (Python json.dumps: ", " and ": ", non-ASCII escaped), so any eos_message is served', async () => {
+    const {ini, server} = await serve({'kinto.eos_message': 'Fin du service — merci 🙂 "é"', 'kinto.eos_url': 'https://example.test/new'})
+    setIniValue(ini, 'app:main', 'kinto.eos', '2999-01-01')
+    server.reload()
+    // Over a real socket: Node refuses a header value with characters beyond Latin-1.
+    const soft = await fetch(`${server.url}`)
+    expect(soft.status).toBe(200)
+    expect(soft.headers.get('alert')).toBe(
+      '{"code": "soft-eol", "message": "Fin du service \\u2014 merci \\ud83d\\ude42 \\"\\u00e9\\"", "url": "https://example.test/new"}',
+    )
+    setIniValue(ini, 'app:main', 'kinto.eos', '2000-01-01')
+    server.reload()
+    const hard = await fetch(`${server.url}buckets`)
+    expect(hard.status).toBe(410)
+    expect(JSON.parse(hard.headers.get('alert')!)).toEqual({code: 'hard-eol', message: 'Fin du service — merci 🙂 "é"', url: 'https://example.test/new'})
+    // The deprecated `_to` filter's soft-eol Alert has the same form.
+    const {request} = await serve({'kinto.bucket_create_principals': 'system.Authenticated'})
+    await request('PUT', '/v1/buckets/b', {body: {}})
+    await request('PUT', '/v1/buckets/b/collections/c', {body: {}})
+    const to = await request('GET', '/v1/buckets/b/collections/c/records?_to=5')
+    expect(String(to.headers.alert)).toMatch(/^\{"code": "soft-eol", "message": "_to is now deprecated, you should use _before instead", "url": "[^"]+"\}$/)
+  })
 })
 
 describe('reload', () => {
@@ -214,5 +238,47 @@ describe('reload', () => {
     await server.close()
     expect(existsSync(file)).toBe(false)
     expect(listRuns(ini)).toEqual([])
+  })
+})
+
+describe('stopping under keep-alive load', () => {
+  // A retiring worker of a rolling restart (or a server told SIGTERM) must not close a kept-alive
+  // connection under a client that is about to reuse it: that client's request fails with
+  // ECONNRESET. Such connections get `Connection: close` with their next answer instead.
+  test('clients reusing their connections see no reset while the server closes', async () => {
+    const {server} = await serve()
+    const agent = new http.Agent({keepAlive: true, maxSockets: 4})
+    const errors: string[] = []
+    let stop = false
+    let answered = 0
+    const get = () =>
+      new Promise<void>((resolve) => {
+        const r = http.get(`${server.url}__heartbeat__`, {agent}, (res) => {
+          res.resume()
+          res.on('end', () => {
+            answered++
+            resolve()
+          })
+        })
+        r.on('error', (e: NodeJS.ErrnoException) => {
+          // Refused: the server no longer accepts new connections (expected once it closes).
+          if (e.code === 'ECONNREFUSED') stop = true
+          else errors.push(e.code ?? e.message)
+          resolve()
+        })
+      })
+    const loop = async () => {
+      while (!stop) await get()
+    }
+    const loops = [loop(), loop(), loop(), loop()]
+    await new Promise((r) => setTimeout(r, 300))
+    const before = answered
+    const report = await server.close()
+    stop = true
+    await Promise.all(loops)
+    agent.destroy()
+    expect(before).toBeGreaterThan(10)
+    expect(errors).toEqual([])
+    expect(report.forced).toBe(false)
   })
 })

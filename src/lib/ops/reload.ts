@@ -14,9 +14,10 @@ export interface ServerReport {
   /**
    * reloaded: it runs the file as it is now; failed: it rejected the file (kept its settings);
    * unreachable: the signal could not be sent; timeout: no answer in time; gone: it stopped;
-   * restarted: (restart) a new generation of workers runs.
+   * restarted: (restart) a new generation of workers runs; restart-failed: (restart) a new worker
+   * could not start, the running ones were kept.
    */
-  outcome: 'reloaded' | 'failed' | 'unreachable' | 'timeout' | 'gone' | 'restarted' | 'not-restartable'
+  outcome: 'reloaded' | 'failed' | 'unreachable' | 'timeout' | 'gone' | 'restarted' | 'restart-failed' | 'not-restartable'
   message?: string
   toggles?: AppliedToggles
   needRestart: string[]
@@ -104,6 +105,7 @@ export async function restartServers(iniPath: string, options: ReloadOptions & {
   const configHash = sha256File(iniPath)
   const primaries = entries.filter((e) => e.role === 'primary')
   const before = new Map(primaries.map((p) => [p.pid, p.reloadedAt ?? '']))
+  const failedBefore = new Map(primaries.map((p) => [p.pid, p.restartError?.at ?? '']))
   const sent = new Map(signalRuns(primaries, 'SIGUSR2').map((s) => [s.pid, s]))
   const deadline = Date.now() + timeoutMs
   const servers: ServerReport[] = []
@@ -116,7 +118,10 @@ export async function restartServers(iniPath: string, options: ReloadOptions & {
     let outcome: ServerReport | undefined
     while (!outcome) {
       const now = listRuns(iniPath, env).find((e) => e.pid === p.pid)
-      if (!now) outcome = {pid: p.pid, role: p.role, url: p.url, outcome: 'gone', needRestart: []}
+      if (!now) outcome = {pid: p.pid, role: p.role, url: p.url, outcome: 'gone', message: 'it stopped during the restart', needRestart: []}
+      else if (now.restartError && now.restartError.at !== failedBefore.get(p.pid)) {
+        outcome = report(now, 'restart-failed', `a new worker could not start (${now.restartError.message}); the running workers were kept`)
+      }
       else if ((now.reloadedAt ?? '') !== before.get(p.pid) && now.configHash === configHash) outcome = report(now, 'restarted')
       else if (Date.now() >= deadline) outcome = report(now, 'timeout', `the restart did not finish within ${Math.round(timeoutMs / 1000)} s`)
       else await sleep(100)
@@ -130,6 +135,7 @@ export async function restartServers(iniPath: string, options: ReloadOptions & {
     requested: true,
     configHash,
     servers,
-    ok: servers.every((s) => s.outcome === 'restarted' || s.outcome === 'gone'),
+    // A primary gone during its restart leaves nothing serving: not a success.
+    ok: servers.every((s) => s.outcome === 'restarted'),
   }
 }

@@ -17,6 +17,8 @@ function serverLine(s: ServerReport): string {
       return `  ${who(s)}: workers restarted${restart}`
     case 'failed':
       return `  ${who(s)}: REJECTED the file, kept its settings: ${s.message}`
+    case 'restart-failed':
+      return `  ${who(s)}: NOT restarted: ${s.message}`
     case 'gone':
       return `  ${who(s)}: stopped meanwhile`
     default:

@@ -3,8 +3,14 @@
  * keys in [app:main] (every other byte of the ini kept), then a reload of the running runtimes of
  * that ini (reload.ts), reporting what each one applied.
  */
+import {existsSync} from 'node:fs'
+import path from 'node:path'
+
 import {loadConfig, setIniValues, type IniChange, type IniChangeResult, type KintoConfig} from '../config/index.js'
 import {envNames} from '../config/settings.js'
+import {configWriteError} from '../config/atomic.js'
+import {isKintoError, KintoError} from '../errors.js'
+import {acquireFileLock} from '../schema/lock.js'
 import {describeServers, reloadServers, type ReloadResult} from './reload.js'
 import {EXPIRY_KEYS, formatDeadline, type ToggleName} from '../state/toggles.js'
 
@@ -69,8 +75,50 @@ function changesFor(options: ToggleOptions, config: KintoConfig): IniChange[] {
   }
 }
 
-/** Edits the ini, then reloads the servers running it. */
-export async function setToggle(options: ToggleOptions): Promise<ToggleResult> {
+/** How long a toggle waits for another kinto command editing the same ini. */
+const EDIT_LOCK_TIMEOUT_MS = 30_000
+
+/**
+ * Runs fn holding `<ini>.lock` (the pid of the holder in it; one left by a dead process is taken
+ * over). Two operators toggling at once would otherwise each read the file, and the last rename
+ * would drop the other's edit; and a reload waiting for its own version of the file would see the
+ * servers run the other's, and report a timeout.
+ */
+async function withIniEditLock<T>(iniPath: string, fn: () => Promise<T>): Promise<T> {
+  // A missing ini: the edit fails as it always did, without creating a folder for the lock.
+  if (!existsSync(iniPath)) return fn()
+  const lockPath = `${path.resolve(iniPath)}.lock`
+  let release: () => void
+  try {
+    release = await acquireFileLock(lockPath, {target: iniPath, timeoutMs: EDIT_LOCK_TIMEOUT_MS, owner: {command: 'kinto toggle', detail: iniPath}})
+  } catch (error) {
+    if (isKintoError(error) && error.code === 'KINTO_MIGRATE_LOCK_TIMEOUT') {
+      const holder = / \(held by ([^)]*)\)/.exec(error.message)?.[1]
+      throw new KintoError(`Another kinto command${holder ? ` (${holder})` : ''} has been editing ${iniPath} for ${EDIT_LOCK_TIMEOUT_MS / 1000} s; nothing was changed.`, {
+        code: 'KINTO_CONFIG_BUSY',
+        hint: `Run it again once that command has finished (if no kinto command runs, remove ${lockPath}).`,
+      })
+    }
+    if (isKintoError(error) && error.code === 'KINTO_DB_FOLDER_INVALID') {
+      // The lock file goes where the edit's new file would: the same refusal, the same words.
+      const hint = 'Run as a user allowed to write the file and its folder (the new file is written beside it, then renamed).'
+      throw configWriteError(iniPath, (error as {cause?: unknown}).cause, {existing: true, hint}) ?? error
+    }
+    throw error
+  }
+  try {
+    return await fn()
+  } finally {
+    release()
+  }
+}
+
+/** Edits the ini, then reloads the servers running it (one toggle of an ini at a time). */
+export function setToggle(options: ToggleOptions): Promise<ToggleResult> {
+  return withIniEditLock(options.iniPath, () => editAndReload(options))
+}
+
+async function editAndReload(options: ToggleOptions): Promise<ToggleResult> {
   const env = options.env ?? process.env
   // Loading validates the file first: an ini that does not load is not edited.
   const config = loadConfig(options.iniPath, {env})

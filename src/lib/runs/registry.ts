@@ -51,6 +51,8 @@ export interface RunEntry {
   reloadedAt?: string
   /** The last reload that failed (the runtime kept its settings). */
   reloadError?: {configHash: string; message: string; at: string}
+  /** Primary: the last rolling restart that stopped because a new worker could not start (the running workers were kept). */
+  restartError?: {message: string; at: string}
   toggles?: AppliedToggles
   /** Settings changed in the file that the runtime cannot take without a restart. */
   needRestart: string[]

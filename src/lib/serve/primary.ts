@@ -29,6 +29,10 @@ export class Primary {
   /** Workers serving (or starting); those a rolling restart is replacing. */
   private readonly current = new Set<Worker>()
   private readonly retiring = new Set<Worker>()
+  /** New workers of a rolling restart until they listen: one that exits first is not replaced. */
+  private readonly candidates = new Set<Worker>()
+  /** Why the last such candidate could not start. */
+  private candidateFailure: string | undefined
   /** Set when the first worker listens. */
   private url: string | null = null
   private stopping = false
@@ -133,6 +137,14 @@ export class Primary {
     const failure = this.failures.get(worker)
     this.failures.delete(worker)
     if (code !== 0 && code !== null) this.anyForced ||= this.stopping
+    if (this.candidates.delete(worker)) {
+      // A rolling restart's new worker that never listened: the restart stops there (see
+      // rollingRestart) and the workers serving stay. Replacing it would only repeat the
+      // failure until the crash limit stops the whole deployment.
+      this.candidateFailure = failure?.message ?? `it exited (${signal ?? code}) before listening`
+      if (this.stopping && this.current.size === 0) this.resolveDone(this.anyForced ? ExitCode.FAILED : ExitCode.OK)
+      return
+    }
     if (this.stopping || wasRetiring) {
       if (this.current.size === 0 && this.stopping) this.resolveDone(this.anyForced ? ExitCode.FAILED : ExitCode.OK)
       return
@@ -206,15 +218,20 @@ export class Primary {
       for (const old of [...this.current]) {
         if (this.stopping) return
         const fresh = this.fork()
-        if (!(await listening(fresh))) {
-          log(`Error: a new worker did not start; the rolling restart stops and the running workers stay.`)
+        this.candidates.add(fresh)
+        const started = await listening(fresh)
+        this.candidates.delete(fresh)
+        if (!started) {
+          const why = this.candidateFailure ?? 'it exited before listening'
+          log(`Error: a new worker did not start (${why}); the rolling restart stops and the running workers stay.`)
+          record.update({restartError: {message: why, at: new Date().toISOString()}})
           return
         }
         this.retiring.add(old)
         this.current.delete(old)
         old.process.kill('SIGTERM')
       }
-      record.update({configHash: sha256File(config.path), needRestart: [], reloadedAt: new Date().toISOString()})
+      record.update({configHash: sha256File(config.path), needRestart: [], reloadedAt: new Date().toISOString(), restartError: undefined})
       log('SIGUSR2: every worker was restarted.')
     } finally {
       this.restarting = false

@@ -11,7 +11,7 @@
  */
 import {createHash} from 'node:crypto'
 import {chmodSync, lstatSync, readFileSync, statSync, unlinkSync} from 'node:fs'
-import {connect} from 'node:net'
+import {connect, Server} from 'node:net'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import type {FastifyInstance} from 'fastify'
@@ -100,6 +100,9 @@ export interface RunningServer {
 }
 
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000
+
+/** How long a stopping server tells kept-alive connections to close before it closes the idle ones. */
+export const DRAIN_GRACE_MS = 1000
 
 /** hello's `config` block: path, sha256 of the file and its modification time (local, as upstream). */
 export function configAttributes(iniPath: string): ConfigInfo | null {
@@ -343,6 +346,12 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
     }
   }
 
+  // While stopping, every answer says `Connection: close` (see close()).
+  let draining = false
+  app.server.prependListener('request', (_req, res) => {
+    if (draining && !res.headersSent) res.setHeader('Connection', 'close')
+  })
+
   let closing: Promise<CloseReport> | undefined
   return {
     app,
@@ -353,6 +362,7 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
     close() {
       closing ??= (async () => {
         let forced = false
+        await drainKeptAlive(app, options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS, () => (draining = true))
         // Node closes idle keep-alive connections only when close() starts; connections whose
         // request finishes later would hold the close for the whole keep-alive timeout.
         const sweep = setInterval(() => app.server.closeIdleConnections?.(), 100)
@@ -382,6 +392,28 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
       return closing
     },
   }
+}
+
+/**
+ * The first step of a graceful stop. Node's server.close() closes idle kept-alive connections at
+ * once, which races a client reusing one at that moment: its request fails with ECONNRESET (a
+ * rolling restart under load broke requests that way). Here the server stops accepting, answers
+ * each request on an open connection with `Connection: close` (its client then closes it), and
+ * only after a short grace (or once every connection is gone) lets the usual close reap what is
+ * still idle. The later server.close() (Fastify's) then waits for the same drain.
+ */
+async function drainKeptAlive(app: FastifyInstance, limitMs: number, startDraining: () => void): Promise<void> {
+  const server = app.server
+  if (!server.listening) return
+  const drained = new Promise<void>((resolve) => server.once('close', () => resolve()))
+  // net.Server's close: stops accepting; unlike http.Server's, it leaves the connections open.
+  Server.prototype.close.call(server)
+  server.close = ((callback?: (err?: Error) => void) => {
+    void drained.then(() => callback?.())
+    return server
+  }) as typeof server.close
+  startDraining()
+  await Promise.race([drained, sleep(Math.min(DRAIN_GRACE_MS, limitMs), undefined, {ref: false})])
 }
 
 function hashOf(file: string): string {

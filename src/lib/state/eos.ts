@@ -20,11 +20,18 @@ export function endOfService(settings: Settings, now: number = Date.now()): 'sof
   return date.getTime() > now ? 'soft' : 'hard'
 }
 
+/**
+ * An `Alert` header value as upstream writes it (`json.dumps` of {code, message, url}): Python's
+ * default separators (", " and ": ") and every non-ASCII character escaped as \uXXXX. The
+ * escaping is also what makes any message servable: an HTTP header value cannot carry characters
+ * beyond Latin-1 (Node refuses the whole response).
+ */
+export function alertHeader(code: 'soft-eol' | 'hard-eol', message: string | null, url: string | null): string {
+  const entries = Object.entries({code, message, url}).map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`)
+  return `{${entries.join(', ')}}`.replace(/[^ -~]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
 /** The Alert header of an end-of-service response. */
 export function eosAlertHeader(settings: Settings, code: 'soft-eol' | 'hard-eol'): string {
-  return JSON.stringify({
-    code,
-    message: settings.eos_message ?? null,
-    url: settings.eos_url ?? settings.project_docs ?? null,
-  })
+  return alertHeader(code, asString(settings, 'eos_message') ?? null, asString(settings, 'eos_url') ?? asString(settings, 'project_docs') ?? null)
 }

@@ -2,6 +2,7 @@
  * What each resource endpoint does (upstream's Resource views): list, create, delete a list;
  * read, replace, patch, delete an object. Each takes the request's ResourceRequest.
  */
+import {alertHeader} from '../../state/eos.js'
 import {ObjectNotFoundError, type KintoObject, type WriteCondition} from '../../storage/types.js'
 import {invalid, notFoundObject} from '../errors.js'
 import type {Action} from '../events.js'
@@ -34,7 +35,7 @@ export async function pluralGet(r: ResourceRequest, head: boolean): Promise<View
   const limit = listLimit(r)
   const sorting = listSorting(r)
   const fields = head ? undefined : listFields(r)
-  if (alert) headers.Alert = JSON.stringify({code: 'soft-eol', message: alert, url: LEGACY_TO_URL})
+  if (alert) headers.Alert = alertHeader('soft-eol', alert, LEGACY_TO_URL)
   const {rules, offset} = await paginationRules(r, sorting)
 
   if (head) {
