@@ -10,7 +10,7 @@ import {loadConfig, setIniValues, type IniChange, type IniChangeResult, type Kin
 import {envNames} from '../config/settings.js'
 import {configWriteError} from '../config/atomic.js'
 import {isKintoError, KintoError} from '../errors.js'
-import {acquireFileLock} from '../schema/lock.js'
+import {acquireFileLock, LockWaitError} from '../schema/lock.js'
 import {describeServers, reloadServers, type ReloadResult} from './reload.js'
 import {EXPIRY_KEYS, formatDeadline, type ToggleName} from '../state/toggles.js'
 
@@ -92,8 +92,8 @@ async function withIniEditLock<T>(iniPath: string, fn: () => Promise<T>): Promis
   try {
     release = await acquireFileLock(lockPath, {target: iniPath, timeoutMs: EDIT_LOCK_TIMEOUT_MS, owner: {command: 'kinto toggle', detail: iniPath}})
   } catch (error) {
-    if (isKintoError(error) && error.code === 'KINTO_MIGRATE_LOCK_TIMEOUT') {
-      const holder = / \(held by ([^)]*)\)/.exec(error.message)?.[1]
+    if (error instanceof LockWaitError) {
+      const {holder} = error
       throw new KintoError(`Another kinto command${holder ? ` (${holder})` : ''} has been editing ${iniPath} for ${EDIT_LOCK_TIMEOUT_MS / 1000} s; nothing was changed.`, {
         code: 'KINTO_CONFIG_BUSY',
         hint: `Run it again once that command has finished (if no kinto command runs, remove ${lockPath}).`,

@@ -18,7 +18,7 @@ import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import type {Queryable} from '../db/index.js'
-import {ExitCode, KintoError} from '../errors.js'
+import {ExitCode, KintoError, type KintoErrorOptions} from '../errors.js'
 import {mkdirs} from '../fs.js'
 import {processAlive} from '../process.js'
 
@@ -58,22 +58,34 @@ export interface FileLockHolder {
   owner?: LockOwner
 }
 
+/** A lock that stayed taken (`--no-wait`, or past the timeout), with who held it when known. */
+export class LockWaitError extends KintoError {
+  constructor(
+    message: string,
+    options: KintoErrorOptions,
+    readonly holder: string | undefined,
+  ) {
+    super(message, options)
+  }
+}
+
 function lockError(kind: 'busy' | 'timeout', opts: LockWaitOptions, holder: string | undefined): KintoError {
   const who = holder ? ` (held by ${holder})` : ''
   if (kind === 'busy') {
-    return new KintoError(`Another migration holds the migration lock on ${opts.target}${who}.`, {
-      code: 'KINTO_MIGRATE_LOCKED',
-      exit: ExitCode.LOCK_TIMEOUT,
-      hint: 'Run again without --no-wait to wait for it, or later.',
-    })
+    return new LockWaitError(
+      `Another migration holds the migration lock on ${opts.target}${who}.`,
+      {code: 'KINTO_MIGRATE_LOCKED', exit: ExitCode.LOCK_TIMEOUT, hint: 'Run again without --no-wait to wait for it, or later.'},
+      holder,
+    )
   }
-  return new KintoError(
+  return new LockWaitError(
     `Timed out after ${Math.round((opts.timeoutMs ?? 60_000) / 1000)} s waiting for the migration lock on ${opts.target}${who}.`,
     {
       code: 'KINTO_MIGRATE_LOCK_TIMEOUT',
       exit: ExitCode.LOCK_TIMEOUT,
       hint: opts.timeoutHint ?? 'Wait for the other migration to finish, or raise --lock-timeout.',
     },
+    holder,
   )
 }
 

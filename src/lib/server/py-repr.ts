@@ -35,3 +35,10 @@ export function colanderStringError(v: unknown, nodeName = ''): string | undefin
     v === undefined || v === null || v === false || v === 0 || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && Object.keys(v as object).length === 0)
   return falsy ? 'Required' : `${pyRepr(v)} is not a string: {'${nodeName}': ''}`
 }
+
+/** Whether colander reads a (JSON-decoded) value as nothing: null, "", [] or {} (`cstruct != 0 and not cstruct`). */
+export function colanderNull(v: unknown): boolean {
+  if (v === null || v === '') return true
+  if (Array.isArray(v)) return v.length === 0
+  return typeof v === 'object' && Object.keys(v as object).length === 0
+}

@@ -5,7 +5,7 @@
  */
 import {ERRNO, HttpError, invalid} from './errors.js'
 import {nativeValue} from './json.js'
-import {pythonRepr} from './py-repr.js'
+import {colanderNull, pythonRepr} from './py-repr.js'
 import {exactIntegerText} from '../json.js'
 import {pyTruthy} from '../storage/jsonb.js'
 import type {Filter, FilterOperator, JsonValue, Sort} from '../storage/types.js'
@@ -70,13 +70,6 @@ export function encodeQuery(entries: Iterable<[string, string | string[]]>): str
 }
 
 export const POSTGRESQL_MAX_INTEGER = 2n ** 63n
-
-/** Whether colander's Number types read a (JSON-decoded) value as null: `cstruct != 0 and not cstruct`. */
-function colanderNull(v: unknown): boolean {
-  if (v === null || v === '') return true
-  if (Array.isArray(v)) return v.length === 0
-  return typeof v === 'object' && Object.keys(v as object).length === 0
-}
 
 /**
  * An integer query parameter in [0, 2^63] (upstream's positive_big_integer), or undefined. Null

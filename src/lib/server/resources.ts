@@ -13,7 +13,7 @@ import {cacheExpiresHeaders} from './headers.js'
 import {checkSchema, SchemaValidationError, unusableSchema, validateAgainstSchema} from './jsonschema.js'
 import {isPlainObject} from './patch.js'
 import {PERMISSIONS_FIELD, type ResourceDefinition} from './resource/definition.js'
-import {colanderStringError, pyRepr} from './py-repr.js'
+import {colanderNull, colanderStringError, pyRepr} from './py-repr.js'
 import {defaultCacheHeaders} from './resource/endpoints.js'
 import type {ResourceRequest} from './resource/request.js'
 import type {Runtime} from './runtime.js'
@@ -103,7 +103,7 @@ const DROP = Symbol('drop')
  * `_` between digits), or undefined when int() refuses it. Integers beyond 2^53 keep their digits.
  */
 function colanderInt(v: unknown): number | string | typeof DROP | undefined {
-  if (v === null || v === '') return DROP
+  if (colanderNull(v)) return DROP
   if (typeof v === 'boolean') return v ? 1 : 0
   if (typeof v === 'number') return Number.isFinite(v) ? Math.trunc(v) || 0 : undefined
   if (typeof v === 'string') {
@@ -115,8 +115,6 @@ function colanderInt(v: unknown): number | string | typeof DROP | undefined {
     const n = Number(text)
     return Number.isSafeInteger(n) ? n : EXACT_INTEGER + text
   }
-  if (Array.isArray(v)) return v.length === 0 ? DROP : undefined
-  if (isPlainObject(v)) return Object.keys(v).length === 0 ? DROP : undefined
   return undefined
 }
 
