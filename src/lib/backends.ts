@@ -103,6 +103,8 @@ function poolOptions(settings: Settings, prefix: string): PoolOptions {
     poolSize: asInt(settings, `${prefix}_pool_size`) ?? undefined,
     maxOverflow: asInt(settings, `${prefix}_max_overflow`) ?? undefined,
     poolTimeoutSeconds: asSeconds(settings, `${prefix}_pool_timeout`) ?? DEFAULT_POOL_TIMEOUT_SECONDS,
+    maxBacklog: asInt(settings, `${prefix}_max_backlog`) ?? undefined,
+    recycleSeconds: asInt(settings, `${prefix}_pool_recycle`) ?? undefined,
     connectTimeoutMs: ms(asSeconds(settings, `${prefix}_connect_timeout`)),
     statementTimeoutMs: ms(asSeconds(settings, `${prefix}_statement_timeout`) ?? DEFAULT_STATEMENT_TIMEOUT_SECONDS),
   }

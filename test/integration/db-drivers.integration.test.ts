@@ -4,6 +4,7 @@
  */
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {BackendError} from '../../src/lib/db/backend.js'
 import {openDatabase, type SqlClient} from '../../src/lib/db/index.js'
 import {createPgliteDatabase, createServerDatabase, realServerUrl, type TestDatabase} from '../helpers/db.js'
 import {startProxy, type TcpProxy} from '../helpers/tcp-proxy.js'
@@ -165,5 +166,89 @@ describe.skipIf(proxySkip !== '')(`pg round trips, counted on the wire ${proxySk
       await conn.query('SELECT $1::int AS v', [2], {name: 'trip_b'})
       expect(proxy.turns - between).toBe(2)
     })
+  })
+})
+
+describe.skipIf(proxySkip !== '')(`pg pool bounds from Kinto's settings ${proxySkip}`, () => {
+  let db: TestDatabase
+  beforeAll(async () => {
+    db = await createServerDatabase(serverUrl!)
+  })
+  afterAll(async () => db?.drop())
+
+  /** Holds the pool's only connection until release() is called. */
+  function hold(c: SqlClient): {release: () => void; done: Promise<void>} {
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    let held!: () => void
+    const holding = new Promise<void>((resolve) => (held = resolve))
+    const done = c.withConnection(async () => {
+      held()
+      await gate
+    })
+    return {release, done: holding.then(() => done)}
+  }
+
+  it('max_backlog: callers beyond it are refused at once (BackendError), those within it wait and are served', async () => {
+    const c = openDatabase(db.url, {poolSize: 1, maxOverflow: 0, maxBacklog: 1, poolTimeoutSeconds: 20})
+    try {
+      await c.query('SELECT 1')
+      const holder = hold(c)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      const waiting = c.query<{v: number}>('SELECT 2 AS v')
+      const started = Date.now()
+      const refused = await c.query('SELECT 3').then(
+        () => undefined,
+        (error: unknown) => error,
+      )
+      expect(Date.now() - started).toBeLessThan(1000)
+      expect(refused).toBeInstanceOf(BackendError)
+      expect((refused as Error).message).toMatch(/max_backlog = 1/)
+      await expect(c.withConnection(async () => 1)).rejects.toBeInstanceOf(BackendError)
+      holder.release()
+      await holder.done
+      expect((await waiting).rows).toEqual([{v: 2}])
+      expect((await c.query<{v: number}>('SELECT 4 AS v')).rows).toEqual([{v: 4}])
+    } finally {
+      await c.close()
+    }
+  })
+
+  it('max_backlog 0 refuses any wait; unset, callers queue', async () => {
+    for (const maxBacklog of [0, undefined]) {
+      const c = openDatabase(db.url, {poolSize: 1, maxOverflow: 0, maxBacklog, poolTimeoutSeconds: 20})
+      try {
+        await c.query('SELECT 1')
+        const holder = hold(c)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        const second = c.query<{v: number}>('SELECT 2 AS v').then(
+          (r) => r.rows,
+          (error: unknown) => error,
+        )
+        if (maxBacklog === 0) expect(await second).toBeInstanceOf(BackendError)
+        holder.release()
+        await holder.done
+        if (maxBacklog === undefined) expect(await second).toEqual([{v: 2}])
+      } finally {
+        await c.close()
+      }
+    }
+  })
+
+  it('pool_recycle: a connection older than it is replaced; without it the same one is reused', async () => {
+    const pids: Record<string, number[]> = {}
+    for (const [name, recycleSeconds] of [['recycled', 1], ['kept', undefined]] as const) {
+      const c = openDatabase(db.url, {poolSize: 1, maxOverflow: 0, recycleSeconds})
+      try {
+        const first = (await c.query<{pid: number}>('SELECT pg_backend_pid() AS pid')).rows[0].pid
+        await new Promise((resolve) => setTimeout(resolve, 1500))
+        const second = (await c.query<{pid: number}>('SELECT pg_backend_pid() AS pid')).rows[0].pid
+        pids[name] = [first, second]
+      } finally {
+        await c.close()
+      }
+    }
+    expect(pids.recycled[0]).not.toBe(pids.recycled[1])
+    expect(pids.kept[0]).toBe(pids.kept[1])
   })
 })

@@ -2,6 +2,7 @@ import type pg from 'pg'
 
 import {parseJson} from '../json.js'
 import {lazy, lazyRequire} from '../lazy.js'
+import {BackendError} from './backend.js'
 import {connectionError, type DbTarget} from './errors.js'
 import type {PoolOptions, Queryable, QueryOptions, QueryResult, SqlClient} from './types.js'
 import {maskUrl, parseDbUrl} from './url.js'
@@ -105,6 +106,9 @@ export class PgClient implements SqlClient {
   private readonly named: NamedStatements = {usable: true}
   /** Every connection of the pool until it ends (abort() reaches those opening or checked out). */
   private readonly connections = new Set<pg.Client>()
+  /** Kinto's max_backlog (negative: no bound) and the pool's size, for refusal(). */
+  private readonly maxBacklog: number
+  private readonly maxConnections: number
 
   constructor(connectionString: string, options: PoolOptions = {}) {
     this.displayUrl = maskUrl(connectionString)
@@ -142,10 +146,14 @@ export class PgClient implements SqlClient {
         this.once('end', () => connections.delete(this))
       }
     }
+    this.maxBacklog = options.maxBacklog ?? -1
+    this.maxConnections = (options.poolSize ?? 25) + (options.maxOverflow ?? 10)
     this.pool = new pgModule.Pool({
       connectionString,
       Client: TimedClient,
-      max: (options.poolSize ?? 25) + (options.maxOverflow ?? 10),
+      max: this.maxConnections,
+      // Kinto's pool_recycle: a connection older than this is closed once it is back in the pool.
+      maxLifetimeSeconds: options.recycleSeconds !== undefined && options.recycleSeconds > 0 ? options.recycleSeconds : 0,
       // The wait for a free connection of the pool: Kinto's pool_timeout when given (the server
       // runtime), else the connect timeout (one-shot commands: one bound for everything).
       connectionTimeoutMillis: options.poolTimeoutSeconds !== undefined ? options.poolTimeoutSeconds * 1000 : (options.connectTimeoutMs ?? 30_000),
@@ -171,15 +179,35 @@ export class PgClient implements SqlClient {
     this.q = wrap(this.pool, this.named, this.target)
   }
 
+  /**
+   * Kinto's max_backlog: a caller that would have to wait for a connection behind that many
+   * others is refused at once (503 errno 201 for a request), as upstream's pool refuses it,
+   * instead of queueing until pool_timeout while the database is slow.
+   */
+  private refusal(): BackendError | undefined {
+    const bound = this.maxBacklog
+    if (bound < 0) return undefined
+    const pool = this.pool
+    if (pool.idleCount > 0 || pool.totalCount < this.maxConnections || pool.waitingCount < bound) return undefined
+    const {host, port, database} = this.target
+    return new BackendError(
+      `All ${this.maxConnections} connections to PostgreSQL at ${host}:${port}, database ${database} are busy and ${pool.waitingCount} callers already wait for one (max_backlog = ${bound}).`,
+    )
+  }
+
   query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<T>> {
-    return this.q.query<T>(sql, params, options)
+    const refused = this.refusal()
+    return refused ? Promise.reject(refused) : this.q.query<T>(sql, params, options)
   }
 
   exec(sql: string): Promise<void> {
-    return this.q.exec(sql)
+    const refused = this.refusal()
+    return refused ? Promise.reject(refused) : this.q.exec(sql)
   }
 
   async withConnection<T>(fn: (conn: Queryable) => Promise<T>): Promise<T> {
+    const refused = this.refusal()
+    if (refused) throw refused
     const client = await this.pool.connect().catch((error: unknown) => {
       throw connectionError(error, this.target) ?? error
     })

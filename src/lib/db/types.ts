@@ -56,6 +56,14 @@ export interface PoolOptions {
   /** Seconds to wait for a free connection (Kinto's pool_timeout); unset: the connect timeout, else 30 s. */
   poolTimeoutSeconds?: number
   /**
+   * How many callers may wait for a free connection when all are busy (Kinto's max_backlog);
+   * one more is refused at once (a BackendError: 503 errno 201) instead of queueing. Unset or
+   * negative: no bound.
+   */
+  maxBacklog?: number
+  /** Seconds after which a connection is closed and replaced (Kinto's pool_recycle); unset or ≤ 0: never. */
+  recycleSeconds?: number
+  /**
    * Milliseconds to open a connection (TCP + TLS + login) before failing; default 10 s (setting
    * `kinto.<backend>_connect_timeout`, seconds).
    */
