@@ -46,6 +46,21 @@ function pgliteOptions(query: string, url: string): {sharedBuffers?: string} {
   return out
 }
 
+/** libpq's sslmode values (how they are read: tls.ts). */
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const
+export type SslMode = (typeof SSL_MODES)[number]
+
+/** The sslmode of a URL, checked (libpq refuses an unknown one); undefined when not given. */
+export function sslModeOf(params: URLSearchParams, shown: string): SslMode | undefined {
+  const mode = params.get('sslmode')
+  if (mode === null) return undefined
+  if ((SSL_MODES as readonly string[]).includes(mode)) return mode as SslMode
+  throw new KintoError(`Invalid sslmode ${JSON.stringify(mode)} in the database URL ${shown}.`, {
+    code: 'KINTO_DB_URL_INVALID',
+    hint: `Use one of ${SSL_MODES.join(', ')} (libpq's values).`,
+  })
+}
+
 export function isPostgresUrl(url: string): boolean {
   return /^(postgres|postgresql)(\+[a-z0-9_]+)?:\/\//i.test(url) || /^pglite:/i.test(url)
 }
@@ -73,21 +88,27 @@ export function parseDbUrl(url: string, baseDir: string = process.cwd()): Parsed
   }
   const connectionString = 'postgresql://' + trimmed.slice(m[0].length)
   let parsed: URL
+  const noHost = /^postgresql:\/\/[^@/?#]*@(?=[/?#]|$)/.test(connectionString)
   try {
-    parsed = new URL(connectionString)
+    // `user:pass@/db?host=/run/postgresql`: credentials and no host name, the server in the
+    // query (SQLAlchemy's and libpq's form for a Unix socket, so upstream's). node-postgres
+    // reads it as written; WHATWG URLs refuse credentials without a host, so this reading only
+    // puts a stand-in host there.
+    parsed = new URL(noHost ? connectionString.replace('@', '@_') : connectionString)
   } catch {
     throw new KintoError(`Invalid database URL ${maskUrl(trimmed)}.`, {
       code: 'KINTO_DB_URL_INVALID',
       hint: 'Use postgresql://user:password@host:5432/dbname.',
     })
   }
+  sslModeOf(parsed.searchParams, maskUrl(trimmed))
   return {
     driver: 'pg',
     connectionString,
-    host: parsed.hostname || parsed.searchParams.get('host') || 'localhost',
-    port: parsed.port ? Number(parsed.port) : 5432,
+    host: (noHost ? '' : parsed.hostname) || parsed.searchParams.get('host') || 'localhost',
+    port: Number(parsed.port || parsed.searchParams.get('port') || 5432),
     database: decodeURIComponent(parsed.pathname.replace(/^\//, '')) || decodeURIComponent(parsed.username) || 'postgres',
-    user: parsed.username ? decodeURIComponent(parsed.username) : undefined,
+    user: parsed.username ? decodeURIComponent(parsed.username) : (parsed.searchParams.get('user') ?? undefined),
   }
 }
 

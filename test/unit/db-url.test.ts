@@ -1,0 +1,42 @@
+/**
+ * Database URLs as upstream Kinto's configs write them (SQLAlchemy URLs, read by libpq): an ini
+ * that upstream serves must be one kinto-ops reads the same way.
+ */
+import {describe, expect, it} from 'vitest'
+
+import {describeDbUrl, parseDbUrl} from '../../src/lib/db/url.js'
+
+describe('parseDbUrl', () => {
+  it('takes the Unix-socket form user:password@/db?host=DIR (SQLAlchemy, libpq), passing it to the driver as written', () => {
+    const url = 'postgresql://kinto:s3cret@/kintodb?host=/var/run/postgresql&port=5433'
+    expect(parseDbUrl(url)).toEqual({
+      driver: 'pg',
+      connectionString: url,
+      host: '/var/run/postgresql',
+      port: 5433,
+      database: 'kintodb',
+      user: 'kinto',
+    })
+    expect(parseDbUrl('postgresql+psycopg2://kinto@/kintodb?host=%2Fcloudsql%2Fproj%3Aeu%3Adb')).toMatchObject({
+      connectionString: 'postgresql://kinto@/kintodb?host=%2Fcloudsql%2Fproj%3Aeu%3Adb',
+      host: '/cloudsql/proj:eu:db',
+      database: 'kintodb',
+      user: 'kinto',
+    })
+    expect(describeDbUrl('postgresql://kinto:s3cret@/kintodb?host=/var/run/postgresql')).toBe('/var/run/postgresql:5432/kintodb')
+  })
+
+  it('names the user and port given in the query string', () => {
+    expect(parseDbUrl('postgresql:///kintodb?host=/run/pg&user=kinto&port=6432')).toMatchObject({host: '/run/pg', port: 6432, database: 'kintodb', user: 'kinto'})
+  })
+
+  it("refuses an sslmode libpq does not know, naming libpq's values, the password masked", () => {
+    expect(() => parseDbUrl('postgresql://kinto:s3cret@db/kinto?sslmode=required')).toThrow(
+      'Invalid sslmode "required" in the database URL postgresql://kinto:***@db/kinto?sslmode=required.',
+    )
+  })
+
+  it('still refuses what is not a URL', () => {
+    expect(() => parseDbUrl('postgresql://kinto@db host/kinto')).toThrow(/Invalid database URL/)
+  })
+})
