@@ -3,6 +3,7 @@ import type pg from 'pg'
 import {parseJson} from '../json.js'
 import {lazy, lazyRequire} from '../lazy.js'
 import {connectionError, type DbTarget} from './errors.js'
+import {pgTls, serverOffersTls} from './tls.js'
 import type {PoolOptions, Queryable, QueryOptions, QueryResult, SqlClient} from './types.js'
 import {maskUrl, parseDbUrl} from './url.js'
 
@@ -134,6 +135,11 @@ export class PgClient implements SqlClient {
       // (a blackholed connection) is given up on a little later by the driver.
       clientConfig.query_timeout = statementMs + connectMs
     }
+    const tlsOptions = parsed.driver === 'pg' ? pgTls(connectionString, parsed.host, this.displayUrl) : {connectionString, plainIfRefused: false}
+    if (tlsOptions.ssl !== undefined) clientConfig.ssl = tlsOptions.ssl
+    // sslmode=prefer: whether the server offers TLS, asked once (libpq asks at each connection).
+    let offersTls: Promise<boolean> | undefined
+    const target = this.target
     const connections = this.connections
     const TimedClient = class extends pgModule.Client {
       constructor(config?: pg.ClientConfig) {
@@ -141,9 +147,23 @@ export class PgClient implements SqlClient {
         connections.add(this)
         this.once('end', () => connections.delete(this))
       }
+
+      connect(): Promise<pg.Client>
+      connect(callback: (error: Error) => void): void
+      connect(callback?: (error: Error) => void): Promise<pg.Client> | void {
+        if (!tlsOptions.plainIfRefused) return callback ? super.connect(callback) : super.connect()
+        offersTls ??= serverOffersTls(target.host, target.port, connectMs).catch(() => true)
+        const ready = offersTls.then((offers) => {
+          // read by node-postgres when the socket opens (Client.ssl, its Connection's ssl)
+          const self = this as unknown as {ssl: unknown; connection: {ssl: unknown}}
+          if (!offers) self.ssl = self.connection.ssl = false
+        })
+        if (!callback) return ready.then(() => super.connect())
+        void ready.then(() => super.connect(callback))
+      }
     }
     this.pool = new pgModule.Pool({
-      connectionString,
+      connectionString: tlsOptions.connectionString,
       Client: TimedClient,
       max: (options.poolSize ?? 25) + (options.maxOverflow ?? 10),
       // The wait for a free connection of the pool: Kinto's pool_timeout when given (the server
