@@ -5,6 +5,7 @@
 import {describe, expect, it} from 'vitest'
 
 import {describeDbUrl, parseDbUrl} from '../../src/lib/db/url.js'
+import {urlForDatabase} from '../../src/lib/schema/admin.js'
 
 describe('parseDbUrl', () => {
   it('takes the Unix-socket form user:password@/db?host=DIR (SQLAlchemy, libpq), passing it to the driver as written', () => {
@@ -38,5 +39,13 @@ describe('parseDbUrl', () => {
 
   it('still refuses what is not a URL', () => {
     expect(() => parseDbUrl('postgresql://kinto@db host/kinto')).toThrow(/Invalid database URL/)
+  })
+})
+
+describe('urlForDatabase (kinto db create, grant-readonly)', () => {
+  it('points a URL at another database, the server, credentials and options kept, Unix-socket form included', () => {
+    expect(urlForDatabase('postgresql://kinto:s3cret@db:5433/kinto?sslmode=require', 'postgres')).toBe('postgresql://kinto:s3cret@db:5433/postgres?sslmode=require')
+    expect(urlForDatabase('postgresql://kinto@/kinto?host=/run/postgresql', 'postgres')).toBe('postgresql://kinto@/postgres?host=/run/postgresql')
+    expect(urlForDatabase('postgresql://kinto@db', 'my db')).toBe('postgresql://kinto@db/my%20db')
   })
 })
