@@ -5,6 +5,7 @@
 import {describe, expect, it} from 'vitest'
 
 import {describeDbUrl, parseDbUrl} from '../../src/lib/db/url.js'
+import {pgTls} from '../../src/lib/db/tls.js'
 import {urlForDatabase} from '../../src/lib/schema/admin.js'
 
 describe('parseDbUrl', () => {
@@ -47,5 +48,24 @@ describe('urlForDatabase (kinto db create, grant-readonly)', () => {
     expect(urlForDatabase('postgresql://kinto:s3cret@db:5433/kinto?sslmode=require', 'postgres')).toBe('postgresql://kinto:s3cret@db:5433/postgres?sslmode=require')
     expect(urlForDatabase('postgresql://kinto@/kinto?host=/run/postgresql', 'postgres')).toBe('postgresql://kinto@/postgres?host=/run/postgresql')
     expect(urlForDatabase('postgresql://kinto@db', 'my db')).toBe('postgresql://kinto@db/my%20db')
+  })
+})
+
+describe('pgTls: sslmode as libpq reads it', () => {
+  const base = 'postgresql://kinto:pw@db.example/kinto'
+  it('maps each mode, taking the TLS parameters out of the URL node-postgres sees', () => {
+    expect(pgTls(`${base}?sslmode=disable&application_name=k`, 'db.example', base, {})).toEqual({connectionString: `${base}?application_name=k`, ssl: false, plainIfRefused: false})
+    expect(pgTls(`${base}?sslmode=prefer`, 'db.example', base, {})).toEqual({connectionString: base, ssl: {rejectUnauthorized: false}, plainIfRefused: true})
+    expect(pgTls(`${base}?sslmode=require`, 'db.example', base, {})).toEqual({connectionString: base, ssl: {rejectUnauthorized: false}, plainIfRefused: false})
+    expect(pgTls(`${base}?sslmode=verify-full`, 'db.example', base, {})).toEqual({connectionString: base, ssl: {}, plainIfRefused: false})
+    // no TLS on a Unix socket, as libpq
+    expect(pgTls(`${base}?sslmode=require&host=/run/pg`, '/run/pg', base, {})).toEqual({connectionString: `${base}?host=%2Frun%2Fpg`, ssl: false, plainIfRefused: false})
+  })
+
+  it('takes PGSSLMODE when the URL has no sslmode, and leaves a URL without either to node-postgres', () => {
+    expect(pgTls(base, 'db.example', base, {PGSSLMODE: 'require'})).toEqual({connectionString: base, ssl: {rejectUnauthorized: false}, plainIfRefused: false})
+    expect(pgTls(`${base}?sslmode=disable`, 'db.example', base, {PGSSLMODE: 'require'}).ssl).toBe(false)
+    expect(pgTls(base, 'db.example', base, {})).toEqual({connectionString: base, plainIfRefused: false})
+    expect(() => pgTls(base, 'db.example', base, {PGSSLMODE: 'yes'})).toThrow('Invalid sslmode "yes" in PGSSLMODE.')
   })
 })

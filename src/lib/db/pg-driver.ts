@@ -152,14 +152,24 @@ export class PgClient implements SqlClient {
       connect(callback: (error: Error) => void): void
       connect(callback?: (error: Error) => void): Promise<pg.Client> | void {
         if (!tlsOptions.plainIfRefused) return callback ? super.connect(callback) : super.connect()
-        offersTls ??= serverOffersTls(target.host, target.port, connectMs).catch(() => true)
-        const ready = offersTls.then((offers) => {
-          // read by node-postgres when the socket opens (Client.ssl, its Connection's ssl)
-          const self = this as unknown as {ssl: unknown; connection: {ssl: unknown}}
-          if (!offers) self.ssl = self.connection.ssl = false
-        })
+        // a failed probe is this connection's failure, asked again by the next one
+        const probe = (offersTls ??= serverOffersTls(target.host, target.port, connectMs).catch((error: unknown) => {
+          offersTls = undefined
+          throw error
+        }))
+        const ready = probe.then(
+          (offers) => {
+            // read by node-postgres when the socket opens (Client.ssl, its Connection's ssl)
+            const self = this as unknown as {ssl: unknown; connection: {ssl: unknown}}
+            if (!offers) self.ssl = self.connection.ssl = false
+          },
+          (error: unknown) => {
+            connections.delete(this) // never opened, so never 'end'
+            throw error
+          },
+        )
         if (!callback) return ready.then(() => super.connect())
-        void ready.then(() => super.connect(callback))
+        ready.then(() => super.connect(callback), callback)
       }
     }
     this.pool = new pgModule.Pool({

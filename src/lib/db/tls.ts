@@ -45,17 +45,19 @@ function readPem(params: URLSearchParams, name: string): string | undefined {
  * | verify-full | TLS, the certificate and the host name checked |
  *
  * (*) allow tries without TLS first in libpq; both connect to the same servers, prefer encrypts
- * more often. No TLS on a Unix socket (libpq never uses it there). A URL without sslmode is left
- * to node-postgres as it was (no TLS unless `ssl=`).
+ * more often. No TLS on a Unix socket (libpq never uses it there). A URL without sslmode takes
+ * PGSSLMODE, as libpq; without either it is left to node-postgres (no TLS unless `ssl=`), where
+ * libpq would prefer TLS: a server that demands TLS needs `?sslmode=require` in the URL.
  */
-export function pgTls(connectionString: string, host: string, shown: string): PgTls {
+export function pgTls(connectionString: string, host: string, shown: string, env: NodeJS.ProcessEnv = process.env): PgTls {
   const q = connectionString.indexOf('?')
   const params = new URLSearchParams(q < 0 ? '' : connectionString.slice(q + 1))
-  const mode = sslModeOf(params, shown)
+  // libpq's environment variable when the URL has none (node-postgres reads it as verify-full too)
+  const mode = sslModeOf(params, `in the database URL ${shown}`) ?? sslModeOf(new URLSearchParams(env.PGSSLMODE ? {sslmode: env.PGSSLMODE} : {}), 'in PGSSLMODE')
   if (mode === undefined) return {connectionString, plainIfRefused: false}
   const rest = new URLSearchParams([...params].filter(([k]) => !TLS_PARAMS.includes(k)))
   const query = rest.toString()
-  const stripped = connectionString.slice(0, q) + (query ? `?${query}` : '')
+  const stripped = q < 0 ? connectionString : connectionString.slice(0, q) + (query ? `?${query}` : '')
   if (mode === 'disable' || host.startsWith('/')) return {connectionString: stripped, ssl: false, plainIfRefused: false}
   const ca = readPem(params, 'sslrootcert')
   const cert = readPem(params, 'sslcert')

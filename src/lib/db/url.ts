@@ -51,11 +51,11 @@ export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 
 export type SslMode = (typeof SSL_MODES)[number]
 
 /** The sslmode of a URL, checked (libpq refuses an unknown one); undefined when not given. */
-export function sslModeOf(params: URLSearchParams, shown: string): SslMode | undefined {
+export function sslModeOf(params: URLSearchParams, where: string): SslMode | undefined {
   const mode = params.get('sslmode')
   if (mode === null) return undefined
   if ((SSL_MODES as readonly string[]).includes(mode)) return mode as SslMode
-  throw new KintoError(`Invalid sslmode ${JSON.stringify(mode)} in the database URL ${shown}.`, {
+  throw new KintoError(`Invalid sslmode ${JSON.stringify(mode)} ${where}.`, {
     code: 'KINTO_DB_URL_INVALID',
     hint: `Use one of ${SSL_MODES.join(', ')} (libpq's values).`,
   })
@@ -101,7 +101,7 @@ export function parseDbUrl(url: string, baseDir: string = process.cwd()): Parsed
       hint: 'Use postgresql://user:password@host:5432/dbname.',
     })
   }
-  sslModeOf(parsed.searchParams, maskUrl(trimmed))
+  sslModeOf(parsed.searchParams, `in the database URL ${maskUrl(trimmed)}`)
   return {
     driver: 'pg',
     connectionString,
