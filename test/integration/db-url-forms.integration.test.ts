@@ -75,7 +75,25 @@ describe.skipIf(skip !== null)('database URLs read as libpq reads them', () => {
       expect(await encrypted(`${base}?sslmode=prefer`)).toBe(false)
       expect(await encrypted(`${base}?sslmode=allow`)).toBe(false)
     } finally {
-      await cluster.sql('ALTER SYSTEM RESET ssl')
+      // (the cluster's settings are in postgresql.auto.conf, which RESET would empty of ssl)
+      await cluster.sql('ALTER SYSTEM SET ssl = on')
+      await cluster.sql('SELECT pg_reload_conf()')
+    }
+  })
+
+  it('sslmode=prefer: a server down at the first connection is that connection\'s error, and the next one asks again', async () => {
+    const c = openDatabase(`${base}?sslmode=prefer`, {connectTimeoutMs: 3000})
+    await cluster.sql('ALTER SYSTEM SET ssl = off')
+    try {
+      await cluster.stop()
+      await expect(c.query('SELECT 1')).rejects.toThrow(/Cannot connect to PostgreSQL at 127\.0\.0\.1:\d+, database postgres as postgres: connection refused/)
+      await cluster.start()
+      // back without TLS: asked again, not taken for a server that offers it
+      const r = await c.query<{ssl: boolean}>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')
+      expect(r.rows[0].ssl).toBe(false)
+    } finally {
+      await c.close()
+      await cluster.sql('ALTER SYSTEM SET ssl = on')
       await cluster.sql('SELECT pg_reload_conf()')
     }
   })
