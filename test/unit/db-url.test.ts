@@ -2,9 +2,11 @@
  * Database URLs as upstream Kinto's configs write them (SQLAlchemy URLs, read by libpq): an ini
  * that upstream serves must be one kinto-ops reads the same way.
  */
+import pg from 'pg'
 import {describe, expect, it} from 'vitest'
 
-import {describeDbUrl, parseDbUrl} from '../../src/lib/db/url.js'
+import {describeDbUrl, maskUrl, parseDbUrl} from '../../src/lib/db/url.js'
+import {scrubSecrets} from '../../src/lib/monitoring/redact.js'
 import {pgTls} from '../../src/lib/db/tls.js'
 import {urlForDatabase} from '../../src/lib/schema/admin.js'
 
@@ -67,5 +69,23 @@ describe('pgTls: sslmode as libpq reads it', () => {
     expect(pgTls(`${base}?sslmode=disable`, 'db.example', base, {PGSSLMODE: 'require'}).ssl).toBe(false)
     expect(pgTls(base, 'db.example', base, {})).toEqual({connectionString: base, plainIfRefused: false})
     expect(() => pgTls(base, 'db.example', base, {PGSSLMODE: 'yes'})).toThrow('Invalid sslmode "yes" in PGSSLMODE.')
+  })
+})
+
+describe('passwords as upstream (SQLAlchemy) reads them: up to the first @', () => {
+  const url = 'postgresql://kinto:Ab3/xy+Z==?#x@db.internal:5433/kinto?sslmode=disable'
+  it('connects with the whole password, to the host after it', () => {
+    const parsed = parseDbUrl(url)
+    expect(parsed).toMatchObject({host: 'db.internal', port: 5433, database: 'kinto', user: 'kinto'})
+    // node-postgres's own reading of the URL it is given
+    const client = new pg.Client({connectionString: parsed.driver === 'pg' ? parsed.connectionString : ''})
+    expect([client.user, client.password, client.host, client.port, client.database]).toEqual(['kinto', 'Ab3/xy+Z==?#x', 'db.internal', 5433, 'kinto'])
+  })
+
+  it('never shows that password: messages, logs and the config error of an unusable URL', () => {
+    expect(maskUrl(url)).toBe('postgresql://kinto:***@db.internal:5433/kinto?sslmode=disable')
+    expect(scrubSecrets(`connect to ${url} failed`)).toBe('connect to postgresql://kinto:***@db.internal:5433/kinto?sslmode=disable failed')
+    const bad = 'postgresql://kinto:Ab3/xy+Z==@db internal/kinto'
+    expect(() => parseDbUrl(bad)).toThrow('Invalid database URL postgresql://kinto:***@db internal/kinto.')
   })
 })

@@ -61,6 +61,17 @@ export function sslModeOf(params: URLSearchParams, where: string): SslMode | und
   })
 }
 
+/**
+ * Upstream reads a URL's credentials as SQLAlchemy does: the user up to ':' (or '/'), the password
+ * up to the first '@', whatever it holds, such as the '/' of a generated base64 password. Here
+ * its '/', '?' and '#' are percent-encoded, the form WHATWG URLs and node-postgres read the same.
+ */
+const SQLALCHEMY_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):([^@]*)@/i
+
+function encodePassword(url: string): string {
+  return url.replace(SQLALCHEMY_PASSWORD, (_, head: string, password: string) => `${head}:${password.replace(/[/?#]/g, encodeURIComponent)}@`)
+}
+
 export function isPostgresUrl(url: string): boolean {
   return /^(postgres|postgresql)(\+[a-z0-9_]+)?:\/\//i.test(url) || /^pglite:/i.test(url)
 }
@@ -86,7 +97,7 @@ export function parseDbUrl(url: string, baseDir: string = process.cwd()): Parsed
       hint: 'Use postgresql://user:password@host:5432/dbname, or pglite:<folder> for the embedded engine.',
     })
   }
-  const connectionString = 'postgresql://' + trimmed.slice(m[0].length)
+  const connectionString = 'postgresql://' + encodePassword(trimmed).slice(m[0].length)
   let parsed: URL
   const noHost = /^postgresql:\/\/[^@/?#]*@(?=[/?#]|$)/.test(connectionString)
   try {
@@ -117,7 +128,8 @@ export function parseDbUrl(url: string, baseDir: string = process.cwd()): Parsed
  * A text that is not quite a URL (`postgresql//user:pw@host`, a typo) is masked the same way.
  */
 export function maskUrl(url: string): string {
-  const masked = url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*):[^@/?#]*@/i, '$1:***@')
+  // the password as upstream reads it: up to the first '@' (SQLALCHEMY_PASSWORD)
+  const masked = url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*):[^@]*@/i, '$1:***@')
   return (masked === url && !url.includes('://') ? url.replace(/^([^\s:@]*:?\/*[^\s:/@?#]*):[^\s@]*@/, '$1:***@') : masked).replace(/([?&]password=)[^&]*/gi, '$1***')
 }
 

@@ -46,7 +46,8 @@ export function allowLogFields(...names: string[]): void {
   for (const name of names) ALLOWED.add(name)
 }
 
-const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@?#]*):[^\s@/?#]*@/gi
+/** A URL's password up to the first '@', as upstream (SQLAlchemy) reads it: it may hold '/', '?' or '#'. */
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@?#]*):[^\s@]*@/gi
 const PASSWORD_PARAM = /([?&;\s](?:password|passwd|pwd|secret)=)[^&\s]*/gi
 const CREDENTIALS = /\b(Basic|Bearer|Token|Portier)\s+[A-Za-z0-9._~+/=-]{8,}/g
 
