@@ -85,6 +85,11 @@ describe('passwords as upstream (SQLAlchemy) reads them: up to the first @', () 
   it('never shows that password: messages, logs and the config error of an unusable URL', () => {
     expect(maskUrl(url)).toBe('postgresql://kinto:***@db.internal:5433/kinto?sslmode=disable')
     expect(scrubSecrets(`connect to ${url} failed`)).toBe('connect to postgresql://kinto:***@db.internal:5433/kinto?sslmode=disable failed')
+    // an http URL is read as WHATWG reads it: an account path with an @ is not a password
+    const account = 'http://localhost:8888/v1/accounts/bob@example.com'
+    expect(maskUrl(account)).toBe(account)
+    expect(scrubSecrets(`GET ${account} 200`)).toBe(`GET ${account} 200`)
+    expect(scrubSecrets('see https://admin:hunter2@kinto.example/v1/')).toBe('see https://admin:***@kinto.example/v1/')
     const bad = 'postgresql://kinto:Ab3/xy+Z==@db internal/kinto'
     expect(() => parseDbUrl(bad)).toThrow('Invalid database URL postgresql://kinto:***@db internal/kinto.')
   })

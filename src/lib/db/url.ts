@@ -128,8 +128,10 @@ export function parseDbUrl(url: string, baseDir: string = process.cwd()): Parsed
  * A text that is not quite a URL (`postgresql//user:pw@host`, a typo) is masked the same way.
  */
 export function maskUrl(url: string): string {
-  // the password as upstream reads it: up to the first '@' (SQLALCHEMY_PASSWORD)
-  const masked = url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*):[^@]*@/i, '$1:***@')
+  // the password as upstream reads it: up to the first '@' (SQLALCHEMY_PASSWORD); http(s) as WHATWG
+  const masked = /^https?:/i.test(url)
+    ? url.replace(/^([a-z]+:\/\/[^:/@?#]*):[^@/?#]*@/i, '$1:***@')
+    : url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*):[^@]*@/i, '$1:***@')
   return (masked === url && !url.includes('://') ? url.replace(/^([^\s:@]*:?\/*[^\s:/@?#]*):[^\s@]*@/, '$1:***@') : masked).replace(/([?&]password=)[^&]*/gi, '$1***')
 }
 
