@@ -57,6 +57,8 @@ function run(cmd: string, args: string[], timeoutMs = 60_000): Promise<{stdout: 
 
 export interface PgCluster {
   port: number
+  /** The folder of its Unix socket (`.s.PGSQL.<port>`). */
+  socketDir: string
   /** Superuser URL of `database` (default `postgres`). */
   url(database?: string): string
   /** A fresh UTF8/UTC database; returns its URL. */
@@ -74,6 +76,8 @@ export interface PgCluster {
 export interface ClusterOptions {
   /** Extra postgresql.conf lines. */
   conf?: Record<string, string | number>
+  /** Files written into the data folder before the start, the server's own, mode 0600 (e.g. a TLS key). */
+  files?: Record<string, string>
 }
 
 /** initdb + start a cluster. The caller destroys it (afterAll). */
@@ -104,12 +108,18 @@ export async function createCluster(options: ClusterOptions = {}): Promise<PgClu
   const confPath = path.join(data, 'postgresql.auto.conf')
   writeFileSync(confPath, Object.entries(conf).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n')
   if (process.getuid?.() === 0) execFileSync('chown', ['postgres:postgres', confPath])
+  for (const [name, text] of Object.entries(options.files ?? {})) {
+    const file = path.join(data, name)
+    writeFileSync(file, text, {mode: 0o600})
+    if (process.getuid?.() === 0) execFileSync('chown', ['postgres:postgres', file])
+  }
   const pgCtl = (args: string[]) => run(path.join(PG_BIN, 'pg_ctl'), ['-D', data, '-l', log, '-w', '-t', '30', ...args])
   await pgCtl(['start'])
   const url = (database = 'postgres') => `postgresql://postgres@127.0.0.1:${port}/${database}`
   let running = true
   const cluster: PgCluster = {
     port,
+    socketDir: root,
     url,
     async createDatabase(name) {
       await cluster.sql(`CREATE DATABASE ${name} ENCODING 'UTF8' TEMPLATE template0`)

@@ -13,7 +13,7 @@ import {describe, expect, it, type TestContext} from 'vitest'
 
 import {encodeBackup, FORMAT_NAME, FORMAT_VERSION} from '../../src/lib/backup/format.js'
 import {CURRENT_VERSIONS} from '../../src/lib/schema/sql-files.js'
-import {runCli} from '../helpers/cli.js'
+import {repoRoot, runCli} from '../helpers/cli.js'
 import {realServerUrl} from '../helpers/db.js'
 import {tempFolders} from '../helpers/tmp.js'
 
@@ -220,6 +220,31 @@ describe('PostgreSQL roles', () => {
       expect(error.code).toBe('KINTO_DB_PERMISSION')
       expect(error.message).toContain(`Role ${role} may not install the storage schema`)
       expect(error.hint).toContain(`GRANT CREATE ON SCHEMA public TO ${role}`)
+    }), 60_000)
+
+  it("migrate with a role that may create but owns none of the tables (upstream's schema installed by a superuser) says who must run it", (ctx) =>
+    withRoleRig(ctx, 'nown', async ({role, database, admin, ini}) => {
+      await admin.query(`CREATE ROLE ${role} LOGIN`)
+      await admin.query(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`)
+      const ownerUrl = new URL(realServerUrl!)
+      ownerUrl.pathname = `/${database}`
+      const owner = new pg.Client({connectionString: ownerUrl.toString()})
+      await owner.connect()
+      try {
+        await owner.query(readFileSync(path.join(repoRoot, 'test', 'fixtures', 'sql', 'storage_v020.sql'), 'utf8'))
+        // the privileges an operator gives the application's role, short of ownership
+        await owner.query(`GRANT CREATE ON SCHEMA public TO ${role}; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`)
+      } finally {
+        await owner.end()
+      }
+      const r = await runCli(['migrate', '--ini', ini, '--json'])
+      expect(r.code, r.stdout + r.stderr).toBe(1)
+      const error = JSON.parse(r.stdout).error as {code: string; message: string; hint: string}
+      expect(error.code).toBe('KINTO_DB_PERMISSION')
+      expect(error.message).toMatch(new RegExp(`^Role ${role} may not change the storage schema in \\S+/${database}: must be owner of table records\\.$`))
+      expect(error.hint).toContain('the role that owns the Kinto tables')
+      expect(error.hint).toContain(`OWNER TO ${role}`)
+      expect(error.hint).not.toContain('GRANT CREATE')
     }), 60_000)
 
   /** A valid backup file with these objects rows and no other (as kinto backup writes it). */

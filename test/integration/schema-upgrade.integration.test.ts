@@ -122,6 +122,22 @@ describe(`schema upgrades on ${dbKind}`, () => {
     expect(ts.rows).toEqual([{resource_name: 'record'}])
   })
 
+  it('keeps every row of a version 20 database as upstream filled it: objects to the byte and millisecond, timestamps, permissions', async () => {
+    const c = await newDb('storage_v020.sql', 'permission_v001.sql', 'data_v020.sql')
+    const rows = (table: string, kind: string) =>
+      c.query(`SELECT id, parent_id, ${kind} AS kind, data::text AS data, as_epoch(last_modified) AS ts, deleted FROM ${table} ORDER BY 2, 3, 1`)
+    const timestamps = (kind: string) => c.query(`SELECT parent_id, ${kind} AS kind, as_epoch(last_modified) AS ts FROM timestamps ORDER BY 1, 2`)
+    const acl = () => c.query('SELECT * FROM access_control_entries ORDER BY 1, 2, 3')
+    const principals = () => c.query('SELECT * FROM user_principals ORDER BY 1, 2')
+    const before = [await rows('records', 'collection_id'), await timestamps('collection_id'), await acl(), await principals()].map((r) => r.rows)
+    expect(before[0]).toHaveLength(12)
+
+    await ensureSchema(c, ['cache', 'storage', 'permission'])
+    await expectLikeFresh(c)
+    const after = [await rows('objects', 'resource_name'), await timestamps('resource_name'), await acl(), await principals()].map((r) => r.rows)
+    expect(after).toEqual(before)
+  })
+
   it('resumes from versions our own chain stopped at (5, 17 and 18)', async () => {
     for (const stop of [5, 17, 18]) {
       const c = await newDb('storage_v001.sql', 'permission_v001.sql')

@@ -279,6 +279,11 @@ describe('bad values: one error naming file, line and key, and what is allowed',
       '',
     ],
     [
+      'kinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = postgresql://kinto:s3cr3t@db/kinto?sslmode=on',
+      'line 4, key \'kinto.storage_url\': Invalid sslmode "on" in the database URL postgresql://kinto:***@db/kinto?sslmode=on. Use one of disable, allow, prefer, require, verify-ca, verify-full (libpq\'s values).',
+      '',
+    ],
+    [
       'kinto.cache_backend = kinto.core.cache.redis\nkinto.cache_url = localhost:6379',
       'line 4, key \'kinto.cache_url\': "localhost:6379" is not a Redis URL; expected redis://host:port/db (or rediss://, unix://).',
       '',

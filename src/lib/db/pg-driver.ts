@@ -4,6 +4,7 @@ import {parseJson} from '../json.js'
 import {lazy, lazyRequire} from '../lazy.js'
 import {BackendError} from './backend.js'
 import {connectionError, type DbTarget} from './errors.js'
+import {pgTls, serverOffersTls} from './tls.js'
 import type {PoolOptions, Queryable, QueryOptions, QueryResult, SqlClient} from './types.js'
 import {maskUrl, parseDbUrl} from './url.js'
 
@@ -138,6 +139,11 @@ export class PgClient implements SqlClient {
       // (a blackholed connection) is given up on a little later by the driver.
       clientConfig.query_timeout = statementMs + connectMs
     }
+    const tlsOptions = parsed.driver === 'pg' ? pgTls(connectionString, parsed.host, this.displayUrl) : {connectionString, plainIfRefused: false}
+    if (tlsOptions.ssl !== undefined) clientConfig.ssl = tlsOptions.ssl
+    // sslmode=prefer: whether the server offers TLS, asked once (libpq asks at each connection).
+    let offersTls: Promise<boolean> | undefined
+    const target = this.target
     const connections = this.connections
     const TimedClient = class extends pgModule.Client {
       constructor(config?: pg.ClientConfig) {
@@ -145,11 +151,35 @@ export class PgClient implements SqlClient {
         connections.add(this)
         this.once('end', () => connections.delete(this))
       }
+
+      connect(): Promise<pg.Client>
+      connect(callback: (error: Error) => void): void
+      connect(callback?: (error: Error) => void): Promise<pg.Client> | void {
+        if (!tlsOptions.plainIfRefused) return callback ? super.connect(callback) : super.connect()
+        // a failed probe is this connection's failure, asked again by the next one
+        const probe = (offersTls ??= serverOffersTls(target.host, target.port, connectMs).catch((error: unknown) => {
+          offersTls = undefined
+          throw error
+        }))
+        const ready = probe.then(
+          (offers) => {
+            // read by node-postgres when the socket opens (Client.ssl, its Connection's ssl)
+            const self = this as unknown as {ssl: unknown; connection: {ssl: unknown}}
+            if (!offers) self.ssl = self.connection.ssl = false
+          },
+          (error: unknown) => {
+            connections.delete(this) // never opened, so never 'end'
+            throw error
+          },
+        )
+        if (!callback) return ready.then(() => super.connect())
+        ready.then(() => super.connect(callback), callback)
+      }
     }
     this.maxBacklog = options.maxBacklog ?? -1
     this.maxConnections = (options.poolSize ?? 25) + (options.maxOverflow ?? 10)
     this.pool = new pgModule.Pool({
-      connectionString,
+      connectionString: tlsOptions.connectionString,
       Client: TimedClient,
       max: this.maxConnections,
       // Kinto's pool_recycle: a connection older than this is closed once it is back in the pool.

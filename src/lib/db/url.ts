@@ -46,6 +46,32 @@ function pgliteOptions(query: string, url: string): {sharedBuffers?: string} {
   return out
 }
 
+/** libpq's sslmode values (how they are read: tls.ts). */
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const
+export type SslMode = (typeof SSL_MODES)[number]
+
+/** The sslmode of a URL, checked (libpq refuses an unknown one); undefined when not given. */
+export function sslModeOf(params: URLSearchParams, where: string): SslMode | undefined {
+  const mode = params.get('sslmode')
+  if (mode === null) return undefined
+  if ((SSL_MODES as readonly string[]).includes(mode)) return mode as SslMode
+  throw new KintoError(`Invalid sslmode ${JSON.stringify(mode)} ${where}.`, {
+    code: 'KINTO_DB_URL_INVALID',
+    hint: `Use one of ${SSL_MODES.join(', ')} (libpq's values).`,
+  })
+}
+
+/**
+ * Upstream reads a URL's credentials as SQLAlchemy does: the user up to ':' (or '/'), the password
+ * up to the first '@', whatever it holds, such as the '/' of a generated base64 password. Here
+ * its '/', '?' and '#' are percent-encoded, the form WHATWG URLs and node-postgres read the same.
+ */
+const SQLALCHEMY_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):([^@]*)@/i
+
+function encodePassword(url: string): string {
+  return url.replace(SQLALCHEMY_PASSWORD, (_, head: string, password: string) => `${head}:${password.replace(/[/?#]/g, encodeURIComponent)}@`)
+}
+
 export function isPostgresUrl(url: string): boolean {
   return /^(postgres|postgresql)(\+[a-z0-9_]+)?:\/\//i.test(url) || /^pglite:/i.test(url)
 }
@@ -71,23 +97,29 @@ export function parseDbUrl(url: string, baseDir: string = process.cwd()): Parsed
       hint: 'Use postgresql://user:password@host:5432/dbname, or pglite:<folder> for the embedded engine.',
     })
   }
-  const connectionString = 'postgresql://' + trimmed.slice(m[0].length)
+  const connectionString = 'postgresql://' + encodePassword(trimmed).slice(m[0].length)
   let parsed: URL
+  const noHost = /^postgresql:\/\/[^@/?#]*@(?=[/?#]|$)/.test(connectionString)
   try {
-    parsed = new URL(connectionString)
+    // `user:pass@/db?host=/run/postgresql`: credentials and no host name, the server in the
+    // query (SQLAlchemy's and libpq's form for a Unix socket, so upstream's). node-postgres
+    // reads it as written; WHATWG URLs refuse credentials without a host, so this reading only
+    // puts a stand-in host there.
+    parsed = new URL(noHost ? connectionString.replace('@', '@_') : connectionString)
   } catch {
     throw new KintoError(`Invalid database URL ${maskUrl(trimmed)}.`, {
       code: 'KINTO_DB_URL_INVALID',
       hint: 'Use postgresql://user:password@host:5432/dbname.',
     })
   }
+  sslModeOf(parsed.searchParams, `in the database URL ${maskUrl(trimmed)}`)
   return {
     driver: 'pg',
     connectionString,
-    host: parsed.hostname || parsed.searchParams.get('host') || 'localhost',
-    port: parsed.port ? Number(parsed.port) : 5432,
+    host: (noHost ? '' : parsed.hostname) || parsed.searchParams.get('host') || 'localhost',
+    port: Number(parsed.port || parsed.searchParams.get('port') || 5432),
     database: decodeURIComponent(parsed.pathname.replace(/^\//, '')) || decodeURIComponent(parsed.username) || 'postgres',
-    user: parsed.username ? decodeURIComponent(parsed.username) : undefined,
+    user: parsed.username ? decodeURIComponent(parsed.username) : (parsed.searchParams.get('user') ?? undefined),
   }
 }
 
@@ -96,7 +128,10 @@ export function parseDbUrl(url: string, baseDir: string = process.cwd()): Parsed
  * A text that is not quite a URL (`postgresql//user:pw@host`, a typo) is masked the same way.
  */
 export function maskUrl(url: string): string {
-  const masked = url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*):[^@/?#]*@/i, '$1:***@')
+  // the password as upstream reads it: up to the first '@' (SQLALCHEMY_PASSWORD); http(s) as WHATWG
+  const masked = /^https?:/i.test(url)
+    ? url.replace(/^([a-z]+:\/\/[^:/@?#]*):[^@/?#]*@/i, '$1:***@')
+    : url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*):[^@]*@/i, '$1:***@')
   return (masked === url && !url.includes('://') ? url.replace(/^([^\s:@]*:?\/*[^\s:/@?#]*):[^\s@]*@/, '$1:***@') : masked).replace(/([?&]password=)[^&]*/gi, '$1***')
 }
 

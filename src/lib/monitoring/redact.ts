@@ -46,14 +46,19 @@ export function allowLogFields(...names: string[]): void {
   for (const name of names) ALLOWED.add(name)
 }
 
-const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@?#]*):[^\s@/?#]*@/gi
+/**
+ * A URL's password: up to the first '@' in a database or cache URL, as upstream (SQLAlchemy) reads
+ * it, so it may hold '/', '?' or '#'; in an http(s) URL as WHATWG reads it, so that a path with an
+ * '@' (`http://host:8888/v1/accounts/bob@example.com`) is not taken for credentials.
+ */
+const URL_PASSWORD = /\b((?!https?:)[a-z][a-z0-9+.-]*:\/\/[^\s:/@?#]*):[^\s@]*@|\b(https?:\/\/[^\s:/@?#]*):[^\s@/?#]*@/gi
 const PASSWORD_PARAM = /([?&;\s](?:password|passwd|pwd|secret)=)[^&\s]*/gi
 const CREDENTIALS = /\b(Basic|Bearer|Token|Portier)\s+[A-Za-z0-9._~+/=-]{8,}/g
 
 /** Masks passwords in URLs (`postgresql://u:***@h`), `password=` parameters and HTTP credentials. */
 export function scrubSecrets(text: string): string {
   if (!text.includes('@') && !text.includes('=') && !/(Basic|Bearer|Token|Portier)\s/.test(text)) return text
-  return text.replace(URL_PASSWORD, '$1:***@').replace(PASSWORD_PARAM, '$1***').replace(CREDENTIALS, '$1 ***')
+  return text.replace(URL_PASSWORD, (_, other: string | undefined, http: string | undefined) => `${other ?? http}:***@`).replace(PASSWORD_PARAM, '$1***').replace(CREDENTIALS, '$1 ***')
 }
 
 const SECRET_KEY = /pass|secret|token|auth/i

@@ -10,9 +10,9 @@ import type {ConfiguredBackend} from './targets.js'
 export function urlForDatabase(url: string, database: string): string {
   const parsed = parseDbUrl(url)
   if (parsed.driver !== 'pg') throw new Error('not a PostgreSQL server URL')
-  const u = new URL(parsed.connectionString)
-  u.pathname = '/' + encodeURIComponent(database)
-  return u.toString()
+  // the path replaced as text: a WHATWG URL refuses the Unix-socket form user@/db?host=DIR
+  const [, server, rest] = /^(postgresql:\/\/[^/?#]*)(?:\/[^?#]*)?(.*)$/s.exec(parsed.connectionString)!
+  return `${server}/${encodeURIComponent(database)}${rest}`
 }
 
 /** The storage backend, which must be on a PostgreSQL server (not embedded) for role/database admin. */

@@ -315,11 +315,15 @@ export function privilegeError(error: unknown, b: ConfiguredBackend, doing: 'rea
   const role = parsed?.driver === 'pg' && parsed.user ? parsed.user : 'the role of the URL'
   const database = parsed?.driver === 'pg' ? parsed.database : b.database!
   const ownerUrl = `KINTO_${backend.toUpperCase()}_URL=postgresql://OWNER@…/${database}`
-  const hint =
-    doing === 'install'
+  // "must be owner of table records": the tables are another role's (an upstream deployment whose
+  // schema a superuser installed); a GRANT on the schema would not help.
+  const notOwner = doing === 'install' && /must be owner of/.test((error as Error).message)
+  const hint = notOwner
+    ? `Run kinto migrate with the URL of the role that owns the Kinto tables, the one that installed them (e.g. ${ownerUrl}), or have that role (or a superuser) give them to ${role} (ALTER TABLE … OWNER TO ${role}; for each Kinto table and function).`
+    : doing === 'install'
       ? `Run kinto migrate with the database owner's URL (e.g. ${ownerUrl}), or as the owner run GRANT CREATE ON SCHEMA public TO ${role}; (\`kinto db create\` makes the ini's role the owner).`
       : `Use the URL of the role that installed the Kinto tables, usually the database owner's (e.g. ${ownerUrl}); \`kinto db status\` as that role shows the schema.`
-  return new KintoError(`Role ${role} may not ${doing} the ${backend} schema in ${b.database}: ${(error as Error).message}.`, {
+  return new KintoError(`Role ${role} may not ${notOwner ? 'change' : doing} the ${backend} schema in ${b.database}: ${(error as Error).message}.`, {
     code: 'KINTO_DB_PERMISSION',
     hint,
     cause: error,

@@ -1,0 +1,125 @@
+/**
+ * Database URLs as upstream Kinto deployments write them, where SQLAlchemy hands them to libpq:
+ * `sslmode` with libpq's meaning, and `user@/db?host=DIR` for a Unix socket. A team moving its
+ * ini onto kinto-ops must not find that the same URL no longer connects. A private cluster of
+ * our own, with TLS on a certificate of its own (signed by no CA), as many managed databases.
+ */
+import {execFileSync} from 'node:child_process'
+import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {openDatabase} from '../../src/lib/db/index.js'
+import {runCli} from '../helpers/cli.js'
+import {clusterUnavailable, createCluster, type PgCluster} from '../helpers/pg-cluster.js'
+
+function opensslMissing(): string | null {
+  try {
+    execFileSync('openssl', ['version'], {stdio: 'ignore'})
+    return null
+  } catch {
+    return 'openssl is missing'
+  }
+}
+
+const skip = clusterUnavailable() ?? opensslMissing()
+if (skip) console.log(`SKIPPED: database URL forms: ${skip}`)
+
+/** Whether the connection of this URL is encrypted, as the server sees it. */
+async function encrypted(url: string): Promise<boolean> {
+  const c = openDatabase(url, {connectTimeoutMs: 5000})
+  try {
+    const r = await c.query<{ssl: boolean}>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')
+    return r.rows[0].ssl
+  } finally {
+    await c.close()
+  }
+}
+
+describe.skipIf(skip !== null)('database URLs read as libpq reads them', () => {
+  let cluster: PgCluster
+  let certDir: string
+  let base: string
+
+  beforeAll(async () => {
+    certDir = mkdtempSync(path.join(os.tmpdir(), 'kinto-tls-'))
+    const key = path.join(certDir, 'server.key')
+    const crt = path.join(certDir, 'server.crt')
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', crt, '-subj', '/CN=kinto-test-db', '-days', '2'], {stdio: 'ignore'})
+    cluster = await createCluster({
+      conf: {ssl: 'on', ssl_cert_file: "'server.crt'", ssl_key_file: "'server.key'"},
+      files: {'server.crt': readFileSync(crt, 'utf8'), 'server.key': readFileSync(key, 'utf8')},
+    })
+    base = `postgresql://postgres@127.0.0.1:${cluster.port}/postgres`
+  }, 120_000)
+
+  afterAll(async () => {
+    await cluster?.destroy()
+    if (certDir) rmSync(certDir, {recursive: true, force: true})
+  })
+
+  it('sslmode=require encrypts without checking the certificate; verify-full checks it; verify-ca takes sslrootcert', async () => {
+    expect(await encrypted(`${base}?sslmode=require`)).toBe(true)
+    await expect(encrypted(`${base}?sslmode=verify-full`)).rejects.toThrow(/self.signed|certificate/i)
+    expect(await encrypted(`${base}?sslmode=verify-ca&sslrootcert=${encodeURIComponent(path.join(certDir, 'server.crt'))}`)).toBe(true)
+    expect(await encrypted(`${base}?sslmode=disable&application_name=kinto`)).toBe(false)
+  })
+
+  it('sslmode=prefer encrypts when the server offers TLS and connects in clear when it does not', async () => {
+    expect(await encrypted(`${base}?sslmode=prefer`)).toBe(true)
+    await cluster.sql('ALTER SYSTEM SET ssl = off')
+    await cluster.sql('SELECT pg_reload_conf()')
+    try {
+      expect(await encrypted(`${base}?sslmode=prefer`)).toBe(false)
+      expect(await encrypted(`${base}?sslmode=allow`)).toBe(false)
+    } finally {
+      // (the cluster's settings are in postgresql.auto.conf, which RESET would empty of ssl)
+      await cluster.sql('ALTER SYSTEM SET ssl = on')
+      await cluster.sql('SELECT pg_reload_conf()')
+    }
+  })
+
+  it('sslmode=prefer: a server down at the first connection is that connection\'s error, and the next one asks again', async () => {
+    const c = openDatabase(`${base}?sslmode=prefer`, {connectTimeoutMs: 3000})
+    await cluster.sql('ALTER SYSTEM SET ssl = off')
+    try {
+      await cluster.stop()
+      await expect(c.query('SELECT 1')).rejects.toThrow(/Cannot connect to PostgreSQL at 127\.0\.0\.1:\d+, database postgres as postgres: connection refused/)
+      await cluster.start()
+      // back without TLS: asked again, not taken for a server that offers it
+      const r = await c.query<{ssl: boolean}>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')
+      expect(r.rows[0].ssl).toBe(false)
+    } finally {
+      await c.close()
+      await cluster.sql('ALTER SYSTEM SET ssl = on')
+      await cluster.sql('SELECT pg_reload_conf()')
+    }
+  })
+
+  it('a Unix socket as SQLAlchemy writes it (user@/db?host=DIR) connects, kinto migrate included', async () => {
+    const socketUrl = `postgresql://postgres@/postgres?host=${encodeURIComponent(cluster.socketDir)}&port=${cluster.port}`
+    expect(await encrypted(socketUrl)).toBe(false)
+    // libpq uses no TLS on a Unix socket, whatever sslmode says
+    expect(await encrypted(`${socketUrl}&sslmode=require`)).toBe(false)
+
+    const dbUrl = (await cluster.createDatabase('kinto_socket')).replace(`@127.0.0.1:${cluster.port}/`, '@/')
+    // as an ini holds it: the folder written out (a % would be configparser's interpolation)
+    const url = `${dbUrl}?host=${cluster.socketDir}&port=${cluster.port}`
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-socket-ini-'))
+    try {
+      const ini = path.join(dir, 'kinto.ini')
+      writeFileSync(
+        ini,
+        ['[app:main]', 'use = egg:kinto', 'kinto.storage_backend = kinto.core.storage.postgresql', `kinto.storage_url = ${url}`, ''].join('\n'),
+      )
+      const r = await runCli(['migrate', '--ini', ini])
+      expect(r.stderr).not.toMatch(/Error/)
+      expect(r.code).toBe(0)
+      expect(r.stdout).toMatch(/storage: installed version 26 on .*:\d+\/kinto_socket/)
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
+  })
+})
