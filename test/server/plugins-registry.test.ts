@@ -139,23 +139,26 @@ describe('multiauth.authorization_policy and multiauth.groupfinder', () => {
 })
 
 describe('kinto.plugins.flush', () => {
-  test('needs kinto.flush_endpoint_enabled = true: without it nothing is served and a warning says why', async () => {
+  test('the plugin alone serves it, as upstream since Kinto 7 (flush_endpoint_enabled plays no part), with a warning at start', async () => {
     const {req, warnings} = setup({'kinto.includes': 'kinto.plugins.flush'})
-    expect(warnings).toEqual([expect.stringContaining('kinto.flush_endpoint_enabled is not true')])
-    expect((await req('GET', '/v1/')).body.capabilities).not.toHaveProperty('flush_endpoint')
-    await req('PUT', '/v1/buckets/kept', {body: {}})
+    expect(warnings).toEqual([expect.stringContaining('POST /v1/__flush__ deletes every bucket')])
+    await req('PUT', '/v1/buckets/gone', {body: {}})
     const r = await req('POST', '/v1/__flush__', {auth: null})
-    expect(r.status).toBe(404)
-    expect((await req('GET', '/v1/buckets/kept')).status).toBe(200)
+    expect(r.status).toBe(202)
+    expect((await req('GET', '/v1/buckets/gone')).status).toBe(403)
   })
 
   test('the setting alone serves nothing (the plugin is what adds the endpoint)', async () => {
-    const {req} = setup({'kinto.flush_endpoint_enabled': 'true'})
+    const {req, warnings} = setup({'kinto.flush_endpoint_enabled': 'true'})
+    expect(warnings).toEqual([])
+    expect((await req('GET', '/v1/')).body.capabilities).not.toHaveProperty('flush_endpoint')
+    await req('PUT', '/v1/buckets/kept', {body: {}})
     expect((await req('POST', '/v1/__flush__', {auth: null})).status).toBe(404)
+    expect((await req('GET', '/v1/buckets/kept')).status).toBe(200)
   })
 
-  test('with both: POST /__flush__ answers 202 {} to anyone and empties storage, permissions and cache', async () => {
-    const {app, req} = setup({'kinto.includes': 'kinto.plugins.flush', 'kinto.flush_endpoint_enabled': 'true'})
+  test('POST /__flush__ answers 202 {} to anyone and empties storage, permissions and cache', async () => {
+    const {app, req} = setup({'kinto.includes': 'kinto.plugins.flush'})
     await req('PUT', '/v1/buckets/b', {body: {permissions: {read: ['system.Everyone']}}})
     await app.kinto.backends.cache.set('k', 'v', 60)
     expect((await req('GET', '/v1/')).body.capabilities.flush_endpoint).toEqual({

@@ -1,23 +1,19 @@
 /**
  * kinto.plugins.flush: POST /__flush__ empties every backend (no permission, as upstream), 202 {}.
  *
- * The endpoint deletes everything for anyone, so it takes two switches: the plugin in
- * kinto.includes and `kinto.flush_endpoint_enabled = true` (the setting older Kinto used for it).
- * With the plugin alone, a startup warning says which setting is missing and nothing is served.
+ * As upstream since Kinto 7, including the plugin is what serves the endpoint;
+ * `kinto.flush_endpoint_enabled`, the switch of older Kinto, plays no part (`kinto check` flags
+ * both). The endpoint deletes everything for anyone, so the server says so once at start.
  */
-import {asBool} from '../../config/settings.js'
 import type {KintoPlugin} from './index.js'
 
 export const flushPlugin: KintoPlugin = {
   name: 'kinto.plugins.flush',
   includeme(api) {
-    if (!asBool(api.runtime.settings, 'flush_endpoint_enabled')) {
-      api.runtime.logger.warn(
-        {plugin: 'kinto.plugins.flush'},
-        'kinto.includes lists kinto.plugins.flush but kinto.flush_endpoint_enabled is not true: POST /v1/__flush__ (deletes everything, no authentication) is not served.',
-      )
-      return
-    }
+    api.runtime.logger.warn(
+      {plugin: 'kinto.plugins.flush'},
+      'kinto.includes lists kinto.plugins.flush: POST /v1/__flush__ deletes every bucket, collection, record and permission, without authentication (for test servers only).',
+    )
     api.runtime.addCapability('flush_endpoint', {
       description: 'The __flush__ endpoint can be used to remove all data from all backends.',
       url: 'https://kinto.readthedocs.io/en/latest/api/1.x/flush.html',
