@@ -213,6 +213,36 @@ describe('who sees what', () => {
     expect((await req('PATCH', '/v1/accounts/bob', {body: {data: {password: 'x'}}, auth: alice})).status).toBe(403)
   })
 
+  test('anonymous list when anonymous may not create accounts → the usual 401 (errno 104, WWW-Authenticate), as upstream', async () => {
+    // Upstream checks the permission before it looks for whose accounts to list: an anonymous
+    // caller without account:create (nor any account shared with them) is refused as on any
+    // endpoint; "Cannot read accounts." is only for those who get past the check (26.3.1's answers).
+    const {req} = setup({'kinto.account_create_principals': 'account:admin', 'kinto.account_write_principals': 'account:admin'})
+    for (const method of ['GET', 'HEAD', 'DELETE'] as const) {
+      const res = await req(method, '/v1/accounts')
+      expect(res.status, method).toBe(401)
+      expect(res.headers['www-authenticate'], method).toBe('Basic realm="Realm"')
+      if (method !== 'HEAD') {
+        expect(res.body, method).toEqual({code: 401, errno: 104, error: 'Unauthorized', message: 'Please authenticate yourself to use this endpoint.'})
+      }
+    }
+    const batch = await req('POST', '/v1/batch', {body: {requests: [{method: 'GET', path: '/accounts'}]}})
+    expect(batch.body.responses[0].status).toBe(401)
+    expect(batch.body.responses[0].body.errno).toBe(104)
+  })
+
+  test('anonymous list past the permission check (an account shared with everyone) → 401 "Cannot read accounts."', async () => {
+    const {app, req} = setup({'kinto.account_create_principals': 'account:admin', 'kinto.account_write_principals': 'account:admin'})
+    // Nobody may create the administrator's account here: it is put in storage.
+    await app.kinto.backends.storage.create('account', 'admin', {id: 'admin', password: bcrypt.hashSync('adminpw', 4)})
+    const created = await req('PUT', '/v1/accounts/eve', {body: {data: {password: 'e'}, permissions: {read: ['system.Everyone']}}, auth: basic('admin', 'adminpw')})
+    expect(created.status).toBe(201)
+    const res = await req('GET', '/v1/accounts')
+    expect(res.status).toBe(401)
+    expect(res.body).toEqual({code: 401, errno: 999, error: 'Cannot read accounts.'})
+    expect(res.headers['www-authenticate']).toBeUndefined()
+  })
+
   test('administrators (account_write_principals, with account_read_principals to list) manage every account', async () => {
     const {req} = setup({'kinto.account_write_principals': 'account:admin', 'kinto.account_read_principals': 'account:admin'})
     await req('PUT', '/v1/accounts/admin', {body: {data: {password: '123456'}}})

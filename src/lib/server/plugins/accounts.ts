@@ -89,6 +89,15 @@ function selectedUserId(ctx: RequestContext): string | null {
   return userId.slice(userId.indexOf(':') + 1)
 }
 
+/**
+ * The parent of an anonymous list (GET, HEAD or DELETE /accounts without credentials): no account
+ * has it (it is no account id). Upstream checks the permission before it looks for whose accounts
+ * to list: a caller refused there gets the usual 401 (errno 104, WWW-Authenticate); one let through
+ * (account_create_principals has system.Everyone, or an account is shared with everyone) gets
+ * "Cannot read accounts." from init(), which runs after the check.
+ */
+const ANONYMOUS_LIST = '/accounts'
+
 /** `data.id` of a POST body (anonymous or administrator creation). */
 function postedId(ctx: RequestContext): string {
   let body: unknown
@@ -100,7 +109,7 @@ function postedId(ctx: RequestContext): string {
   const id = isPlainObject(body) && isPlainObject(body.data) ? body.data.id : undefined
   if (id !== undefined && id !== null) return String(id)
   if (ctx.method === 'POST') throw invalid('body', 'data.id', 'data.id in body: Required')
-  throw new HttpError(401, {errno: ERRNO.UNDEFINED, error: 'Cannot read accounts.'})
+  return ANONYMOUS_LIST
 }
 
 /** upstream's Account.get_parent_id. */
@@ -122,6 +131,9 @@ export const accountResource: ResourceDefinition = {
   objectPath: '/accounts/{id}',
   permissions: ['read', 'write'],
   parentId: accountParentId,
+  async init(r) {
+    if (r.parentId === ANONYMOUS_LIST) throw new HttpError(401, {errno: ERRNO.UNDEFINED, error: 'Cannot read accounts.'})
+  },
   writerPrincipal(r, caller) {
     // Anonymous and administrator creations belong to the account itself.
     if (caller === EVERYONE || isAdministrator(r.ctx)) return accountPrincipal(r.parentId)
