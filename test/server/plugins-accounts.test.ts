@@ -319,6 +319,51 @@ describe('configuration', () => {
   })
 })
 
+/**
+ * A batch's sub-request that logs in with an account an earlier sub-request of the batch creates,
+ * or with the password it has just been given: upstream authenticates each sub-request at its turn
+ * inside the batch's transaction, so these log in (26.3.1's answers).
+ */
+async function batchSignsUpAndLogsIn(req: ReturnType<typeof client>): Promise<void> {
+  const signUp = await req('POST', '/v1/batch', {
+    body: {
+      requests: [
+        {method: 'PUT', path: '/accounts/newbie', body: {data: {password: 'pw-n'}}},
+        {method: 'PUT', path: '/buckets/newbies', headers: {Authorization: basic('newbie', 'pw-n')}},
+        {method: 'GET', path: '/v1/accounts/newbie', headers: {Authorization: basic('newbie', 'pw-n')}},
+      ],
+    },
+  })
+  expect(signUp.body.responses.map((r: {status: number}) => r.status)).toEqual([201, 201, 200])
+  expect(signUp.body.responses[1].body.permissions.write).toEqual(['account:newbie'])
+}
+
+async function batchChangesPasswordAndLogsIn(req: ReturnType<typeof client>): Promise<void> {
+  expect((await req('PUT', '/v1/accounts/alice', {body: {data: {password: 'pw-a'}}})).status).toBe(201)
+  const change = await req('POST', '/v1/batch', {
+    auth: basic('alice', 'pw-a'),
+    body: {
+      requests: [
+        {method: 'PATCH', path: '/accounts/alice', body: {data: {password: 'pw-new'}}},
+        {method: 'GET', path: '/accounts/alice', headers: {Authorization: basic('alice', 'pw-new')}},
+      ],
+    },
+  })
+  expect(change.body.responses.map((r: {status: number}) => r.status)).toEqual([200, 200])
+}
+
+describe('batches', () => {
+  test('a sub-request logs in with an account created earlier in its batch', async () => {
+    const {req} = setup({'multiauth.policies': 'account basicauth'})
+    await batchSignsUpAndLogsIn(req)
+  })
+
+  test('a sub-request logs in with the password given earlier in its batch', async () => {
+    const {req} = setup({'multiauth.policies': 'account basicauth'})
+    await batchChangesPasswordAndLogsIn(req)
+  })
+})
+
 describe('on the postgresql backends (PGlite here, the server in CI)', () => {
   let pg: Awaited<ReturnType<typeof postgresApp>>
   afterAll(async () => pg?.close())
@@ -349,5 +394,16 @@ describe('on the postgresql backends (PGlite here, the server in CI)', () => {
     expect((await req('PATCH', '/v1/accounts/alice', {body: {data: {password: 'new'}}, auth: basic('alice', 'pw-a')})).status).toBe(200)
     expect((await req('GET', '/v1/', {auth: basic('alice', 'pw-a')})).body.user).toBeUndefined()
     expect((await req('GET', '/v1/', {auth: basic('alice', 'new')})).body.user.id).toBe('account:alice')
+  }, 60_000)
+
+  test('a sub-request logs in with an account written earlier in its batch (inside the transaction, without the cache PGlite cannot serve there)', async () => {
+    const other = await postgresApp({...ACCOUNTS, 'multiauth.policies': 'account basicauth', 'kinto.userid_hmac_secret': 'pg-tests'})
+    try {
+      const req = client(other.app, null)
+      await batchSignsUpAndLogsIn(req)
+      await batchChangesPasswordAndLogsIn(req)
+    } finally {
+      await other.close()
+    }
   }, 60_000)
 })

@@ -24,7 +24,7 @@ import {
   verifyPassword,
 } from '../../accounts/index.js'
 import {ObjectNotFoundError} from '../../storage/types.js'
-import {basicCredentials, registerAuthenticationPolicy, type AuthenticationEnv, type AuthenticationPolicy} from '../auth.js'
+import {basicCredentials, registerAuthenticationPolicy, type AuthenticationEnv, type AuthenticationPolicy, type BatchWrite} from '../auth.js'
 import {EVERYONE, inheritanceTree, registerInheritance} from '../authorization.js'
 import type {RequestContext} from '../context.js'
 import {ERRNO, HttpError, invalid} from '../errors.js'
@@ -58,6 +58,25 @@ export async function checkAccountCredentials(username: string, password: string
   return true
 }
 
+/** `/accounts/<id>` (with or without the version prefix and a querystring): the id, else null. */
+const ACCOUNT_PATH = /^(?:\/v\d+)?\/accounts\/([^/?#]+)\/?(?:[?#].*)?$/
+const ACCOUNTS_PATH = /^(?:\/v\d+)?\/accounts\/?(?:[?#].*)?$/
+
+/** The account a batch write creates, changes or deletes (null: none it can name). */
+function writtenAccount(write: BatchWrite): string | null {
+  const one = ACCOUNT_PATH.exec(write.path)
+  if (one) {
+    try {
+      return decodeURIComponent(one[1])
+    } catch {
+      return one[1]
+    }
+  }
+  if (write.method !== 'POST' || !ACCOUNTS_PATH.test(write.path)) return null
+  const data = write.body?.data
+  return isPlainObject(data) && typeof data.id === 'string' ? data.id : null
+}
+
 /** upstream's AccountsAuthenticationPolicy: user ids `account:<username>` whatever the policy's name. */
 export function accountsPolicy(): AuthenticationPolicy {
   return {
@@ -66,6 +85,10 @@ export function accountsPolicy(): AuthenticationPolicy {
       const credentials = basicCredentials(headers.authorization)
       if (!credentials || !credentials.username) return null
       return (await checkAccountCredentials(credentials.username, credentials.password, env)) ? credentials.username : null
+    },
+    readsBatchWrites(headers, earlier) {
+      const username = basicCredentials(headers.authorization)?.username
+      return !!username && earlier.some((write) => writtenAccount(write) === username)
     },
     challenge: () => ({'WWW-Authenticate': 'Basic realm="Realm"'}),
   }
