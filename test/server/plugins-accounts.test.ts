@@ -352,6 +352,32 @@ async function batchChangesPasswordAndLogsIn(req: ReturnType<typeof client>): Pr
   expect(change.body.responses.map((r: {status: number}) => r.status)).toEqual([200, 200])
 }
 
+describe('bodies', () => {
+  test('PUT without data → 400 "data in body: Required" (an account has a required password), as upstream', async () => {
+    const {req} = setup()
+    const alice = basic('alice', 'pw')
+    await req('PUT', '/v1/accounts/alice', {body: {data: {password: 'pw', x: 1}}})
+    const required = {
+      code: 400,
+      errno: 107,
+      error: 'Invalid parameters',
+      message: 'data in body: Required',
+      details: [{location: 'body', name: 'data', description: 'Required'}],
+    }
+    for (const body of [{permissions: {read: ['system.Everyone']}}, {}]) {
+      const replaced = await req('PUT', '/v1/accounts/alice', {body, auth: alice})
+      expect(replaced.status, JSON.stringify(body)).toBe(400)
+      expect(replaced.body, JSON.stringify(body)).toEqual(required)
+      const created = await req('PUT', '/v1/accounts/bob', {body})
+      expect(created.body, JSON.stringify(body)).toEqual(required)
+    }
+    // Nothing changed: the account is not readable by everyone.
+    expect((await req('GET', '/v1/accounts/alice')).status).toBe(401)
+    // PATCH still takes permissions alone.
+    expect((await req('PATCH', '/v1/accounts/alice', {body: {permissions: {read: ['system.Everyone']}}, auth: alice})).status).toBe(200)
+  })
+})
+
 describe('batches', () => {
   test('a sub-request logs in with an account created earlier in its batch', async () => {
     const {req} = setup({'multiauth.policies': 'account basicauth'})

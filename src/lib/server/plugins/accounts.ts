@@ -153,6 +153,7 @@ export const accountResource: ResourceDefinition = {
   pluralPath: '/accounts',
   objectPath: '/accounts/{id}',
   permissions: ['read', 'write'],
+  dataRequired: true,
   parentId: accountParentId,
   async init(r) {
     if (r.parentId === ANONYMOUS_LIST) throw new HttpError(401, {errno: ERRNO.UNDEFINED, error: 'Cannot read accounts.'})
