@@ -488,7 +488,7 @@ export class Runtime {
       if (origin && this.cors.matches(origin)) h['Access-Control-Allow-Origin'] = this.cors.allowOrigin(origin)
       if (req.method !== 'OPTIONS') {
         const view = findView(service, req.method)
-        h['Access-Control-Expose-Headers'] = exposedHeadersValue(view)
+        if (!(view?.replaysExposedHeaders && h['Access-Control-Expose-Headers'])) h['Access-Control-Expose-Headers'] = exposedHeadersValue(view)
       }
     } else if (origin) {
       const allowed = this.cors.allowOriginOutsideServices(origin)
