@@ -312,6 +312,12 @@ describe('configuration', () => {
     expect((await req('GET', '/v1/', {auth: basic('me', 'bouh')})).body.user.id).toBe('account:me')
   })
 
+  test('kinto.account_validation (Kinto 19 and older) is warned about: nothing validates accounts any more', () => {
+    const captured = capturingLogger()
+    apps.push(pluginApp({...ACCOUNTS, 'kinto.account_validation': 'true'}, captured))
+    expect(captured.warnings).toContainEqual(expect.stringMatching(/account_validation.*Kinto 20 and later.*log in.*data\.validated false/))
+  })
+
   test('with the memory storage, a warning says accounts are lost on restart', () => {
     const captured = capturingLogger()
     apps.push(pluginApp(ACCOUNTS, captured))

@@ -19,6 +19,7 @@ import {
   accountCacheKey,
   accountCacheTtl,
   accountPrincipal,
+  accountValidationWarning,
   hashPassword,
   verifiedCacheValue,
   verifyPassword,
@@ -222,6 +223,8 @@ export const accountsPlugin: KintoPlugin = {
         'The accounts plugin with the memory storage backend loses every account when the server stops (and kinto create-user cannot reach it).',
       )
     }
+    const validation = accountValidationWarning(runtime.settings)
+    if (validation) runtime.logger.warn({plugin: 'kinto.plugins.accounts'}, validation)
     runtime.addCapability('accounts', {
       description: 'Manage user accounts.',
       url: 'https://kinto.readthedocs.io/en/latest/api/1.x/accounts.html',
