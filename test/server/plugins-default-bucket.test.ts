@@ -185,6 +185,13 @@ describe('the replayed request', () => {
       const viaReal = await req(method, `${real}${sub}`, {body, headers: origin})
       expect(exposed(viaAlias), `${method} ${sub}`).toEqual(exposed(viaReal))
     }
+    // What the alias answers itself (an invalid collection id met by the implicit creation, a
+    // path below it that nothing serves) exposes the default headers only, as upstream's errors.
+    for (const sub of ['/collections/Bad%20Id', '/unknown']) {
+      const own = await req('GET', `/v1/buckets/default${sub}`, {headers: origin})
+      expect(own.status, sub).toBeGreaterThanOrEqual(400)
+      expect(exposed(own), sub).toEqual(['Alert', 'Backoff', 'Content-Length', 'Content-Type', 'Retry-After'])
+    }
     // The record list exposes no Total-Records (a HEAD's): as upstream's record GET.
     expect(exposed(await req('GET', '/v1/buckets/default/collections/tasks/records'))).not.toContain('Total-Records')
   })

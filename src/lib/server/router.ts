@@ -41,7 +41,7 @@ export interface ViewDef {
   corsHeaders?: string[]
   /**
    * Its answers are another view's, replayed (the default bucket alias): they keep the headers
-   * that view exposes to browsers instead of getting this one's.
+   * that view exposes to browsers instead of getting this one's; its own (errors) the default ones.
    */
   replaysExposedHeaders?: boolean
   /** Parse the body as JSON (POST/PUT/PATCH views). */

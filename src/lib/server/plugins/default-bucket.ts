@@ -217,7 +217,7 @@ async function defaultBucketView(ctx: RequestContext): Promise<ViewResult> {
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']
 /**
  * What the replayed views may expose to browsers (lists and objects): a preflight's allowed
- * headers, and the alias' own answers (401, 405). A replayed answer keeps its view's.
+ * headers. A replayed answer keeps its view's exposed headers; the alias' own errors get the defaults.
  */
 const EXPOSED = ['Next-Page', 'Last-Modified', 'ETag', 'Cache-Control', 'Expires', 'Pragma', 'Total-Objects', 'Total-Records']
 
