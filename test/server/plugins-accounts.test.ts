@@ -213,6 +213,36 @@ describe('who sees what', () => {
     expect((await req('PATCH', '/v1/accounts/bob', {body: {data: {password: 'x'}}, auth: alice})).status).toBe(403)
   })
 
+  test('anonymous list when anonymous may not create accounts → the usual 401 (errno 104, WWW-Authenticate), as upstream', async () => {
+    // Upstream checks the permission before it looks for whose accounts to list: an anonymous
+    // caller without account:create (nor any account shared with them) is refused as on any
+    // endpoint; "Cannot read accounts." is only for those who get past the check (26.3.1's answers).
+    const {req} = setup({'kinto.account_create_principals': 'account:admin', 'kinto.account_write_principals': 'account:admin'})
+    for (const method of ['GET', 'HEAD', 'DELETE'] as const) {
+      const res = await req(method, '/v1/accounts')
+      expect(res.status, method).toBe(401)
+      expect(res.headers['www-authenticate'], method).toBe('Basic realm="Realm"')
+      if (method !== 'HEAD') {
+        expect(res.body, method).toEqual({code: 401, errno: 104, error: 'Unauthorized', message: 'Please authenticate yourself to use this endpoint.'})
+      }
+    }
+    const batch = await req('POST', '/v1/batch', {body: {requests: [{method: 'GET', path: '/accounts'}]}})
+    expect(batch.body.responses[0].status).toBe(401)
+    expect(batch.body.responses[0].body.errno).toBe(104)
+  })
+
+  test('anonymous list past the permission check (an account shared with everyone) → 401 "Cannot read accounts."', async () => {
+    const {app, req} = setup({'kinto.account_create_principals': 'account:admin', 'kinto.account_write_principals': 'account:admin'})
+    // Nobody may create the administrator's account here: it is put in storage.
+    await app.kinto.backends.storage.create('account', 'admin', {id: 'admin', password: bcrypt.hashSync('adminpw', 4)})
+    const created = await req('PUT', '/v1/accounts/eve', {body: {data: {password: 'e'}, permissions: {read: ['system.Everyone']}}, auth: basic('admin', 'adminpw')})
+    expect(created.status).toBe(201)
+    const res = await req('GET', '/v1/accounts')
+    expect(res.status).toBe(401)
+    expect(res.body).toEqual({code: 401, errno: 999, error: 'Cannot read accounts.'})
+    expect(res.headers['www-authenticate']).toBeUndefined()
+  })
+
   test('administrators (account_write_principals, with account_read_principals to list) manage every account', async () => {
     const {req} = setup({'kinto.account_write_principals': 'account:admin', 'kinto.account_read_principals': 'account:admin'})
     await req('PUT', '/v1/accounts/admin', {body: {data: {password: '123456'}}})
@@ -282,10 +312,87 @@ describe('configuration', () => {
     expect((await req('GET', '/v1/', {auth: basic('me', 'bouh')})).body.user.id).toBe('account:me')
   })
 
+  test('kinto.account_validation (Kinto 19 and older) is warned about: nothing validates accounts any more', () => {
+    const captured = capturingLogger()
+    apps.push(pluginApp({...ACCOUNTS, 'kinto.account_validation': 'true'}, captured))
+    expect(captured.warnings).toContainEqual(expect.stringMatching(/account_validation.*Kinto 20 and later.*log in.*data\.validated false/))
+  })
+
   test('with the memory storage, a warning says accounts are lost on restart', () => {
     const captured = capturingLogger()
     apps.push(pluginApp(ACCOUNTS, captured))
     expect(captured.warnings).toEqual([expect.stringContaining('loses every account when the server stops')])
+  })
+})
+
+/**
+ * A batch's sub-request that logs in with an account an earlier sub-request of the batch creates,
+ * or with the password it has just been given: upstream authenticates each sub-request at its turn
+ * inside the batch's transaction, so these log in (26.3.1's answers).
+ */
+async function batchSignsUpAndLogsIn(req: ReturnType<typeof client>): Promise<void> {
+  const signUp = await req('POST', '/v1/batch', {
+    body: {
+      requests: [
+        {method: 'PUT', path: '/accounts/newbie', body: {data: {password: 'pw-n'}}},
+        {method: 'PUT', path: '/buckets/newbies', headers: {Authorization: basic('newbie', 'pw-n')}},
+        {method: 'GET', path: '/v1/accounts/newbie', headers: {Authorization: basic('newbie', 'pw-n')}},
+      ],
+    },
+  })
+  expect(signUp.body.responses.map((r: {status: number}) => r.status)).toEqual([201, 201, 200])
+  expect(signUp.body.responses[1].body.permissions.write).toEqual(['account:newbie'])
+}
+
+async function batchChangesPasswordAndLogsIn(req: ReturnType<typeof client>): Promise<void> {
+  expect((await req('PUT', '/v1/accounts/alice', {body: {data: {password: 'pw-a'}}})).status).toBe(201)
+  const change = await req('POST', '/v1/batch', {
+    auth: basic('alice', 'pw-a'),
+    body: {
+      requests: [
+        {method: 'PATCH', path: '/accounts/alice', body: {data: {password: 'pw-new'}}},
+        {method: 'GET', path: '/accounts/alice', headers: {Authorization: basic('alice', 'pw-new')}},
+      ],
+    },
+  })
+  expect(change.body.responses.map((r: {status: number}) => r.status)).toEqual([200, 200])
+}
+
+describe('bodies', () => {
+  test('PUT without data → 400 "data in body: Required" (an account has a required password), as upstream', async () => {
+    const {req} = setup()
+    const alice = basic('alice', 'pw')
+    await req('PUT', '/v1/accounts/alice', {body: {data: {password: 'pw', x: 1}}})
+    const required = {
+      code: 400,
+      errno: 107,
+      error: 'Invalid parameters',
+      message: 'data in body: Required',
+      details: [{location: 'body', name: 'data', description: 'Required'}],
+    }
+    for (const body of [{permissions: {read: ['system.Everyone']}}, {}]) {
+      const replaced = await req('PUT', '/v1/accounts/alice', {body, auth: alice})
+      expect(replaced.status, JSON.stringify(body)).toBe(400)
+      expect(replaced.body, JSON.stringify(body)).toEqual(required)
+      const created = await req('PUT', '/v1/accounts/bob', {body})
+      expect(created.body, JSON.stringify(body)).toEqual(required)
+    }
+    // Nothing changed: the account is not readable by everyone.
+    expect((await req('GET', '/v1/accounts/alice')).status).toBe(401)
+    // PATCH still takes permissions alone.
+    expect((await req('PATCH', '/v1/accounts/alice', {body: {permissions: {read: ['system.Everyone']}}, auth: alice})).status).toBe(200)
+  })
+})
+
+describe('batches', () => {
+  test('a sub-request logs in with an account created earlier in its batch', async () => {
+    const {req} = setup({'multiauth.policies': 'account basicauth'})
+    await batchSignsUpAndLogsIn(req)
+  })
+
+  test('a sub-request logs in with the password given earlier in its batch', async () => {
+    const {req} = setup({'multiauth.policies': 'account basicauth'})
+    await batchChangesPasswordAndLogsIn(req)
   })
 })
 
@@ -319,5 +426,16 @@ describe('on the postgresql backends (PGlite here, the server in CI)', () => {
     expect((await req('PATCH', '/v1/accounts/alice', {body: {data: {password: 'new'}}, auth: basic('alice', 'pw-a')})).status).toBe(200)
     expect((await req('GET', '/v1/', {auth: basic('alice', 'pw-a')})).body.user).toBeUndefined()
     expect((await req('GET', '/v1/', {auth: basic('alice', 'new')})).body.user.id).toBe('account:alice')
+  }, 60_000)
+
+  test('a sub-request logs in with an account written earlier in its batch (inside the transaction, without the cache PGlite cannot serve there)', async () => {
+    const other = await postgresApp({...ACCOUNTS, 'multiauth.policies': 'account basicauth', 'kinto.userid_hmac_secret': 'pg-tests'})
+    try {
+      const req = client(other.app, null)
+      await batchSignsUpAndLogsIn(req)
+      await batchChangesPasswordAndLogsIn(req)
+    } finally {
+      await other.close()
+    }
   }, 60_000)
 })

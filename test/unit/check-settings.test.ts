@@ -117,6 +117,7 @@ const CASES: Case[] = [
   ['http_host as a URL', {'kinto.http_host': 'https://kinto.example.com/'}, 'http-host', 'error', /not a host name/],
   ['flush plugin', {'kinto.includes': 'kinto.plugins.statsd kinto.plugins.flush'}, 'flush-endpoint', 'error', /deletes every bucket/],
   ['old flush setting', {'kinto.flush_endpoint_enabled': 'true'}, 'flush-endpoint', 'warning', /ignore it/],
+  ['account validation of Kinto 19 and older', {'kinto.account_validation': 'true'}, 'account-validation', 'warning', /Kinto 20 and later.*log in.*data\.validated false/],
   ['memory storage', {'kinto.storage_backend': 'kinto.core.storage.memory'}, 'storage-backend', 'error', /lost on restart/],
   ['memory permission', {'kinto.permission_backend': 'kinto.core.permission.memory'}, 'permission-backend', 'error', /lost on restart/],
   ['memory cache', {'kinto.cache_backend': 'kinto.core.cache.memory'}, 'cache-backend', 'warning', /each process keeps its own cache/],

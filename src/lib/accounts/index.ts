@@ -6,7 +6,7 @@
  */
 import {createHmac} from 'node:crypto'
 
-import {asInt, asString, type Settings} from '../config/settings.js'
+import {asBool, asInt, asString, type Settings} from '../config/settings.js'
 
 /** Resource name and user id prefix of accounts. */
 export const ACCOUNT_RESOURCE = 'account'
@@ -64,4 +64,17 @@ export function accountUri(username: string): string {
 
 export function accountPrincipal(username: string): string {
   return `${ACCOUNT_POLICY_NAME}:${username}`
+}
+
+/**
+ * What `kinto.account_validation = true` means now, or null when it is not set: Kinto 20 removed
+ * account validation (and so does kinto-ops), so nothing stops an account that was never
+ * validated from logging in. Said by the server at startup and by `kinto check`.
+ */
+export function accountValidationWarning(settings: Settings): string | null {
+  if (!asBool(settings, 'account_validation')) return null
+  return (
+    'kinto.account_validation is true, but Kinto 20 and later (and kinto-ops) have no account validation: ' +
+    'an account can log in as soon as it is created, and so can the accounts an older Kinto left unvalidated (data.validated false).'
+  )
 }

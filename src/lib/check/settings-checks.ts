@@ -5,6 +5,7 @@
  */
 import {statSync} from 'node:fs'
 
+import {accountValidationWarning} from '../accounts/index.js'
 import {type AdminBuild, findAdminBuild} from '../admin-console.js'
 import {type KintoConfig, backendKind, describeSettingSource} from '../config/index.js'
 import {asBool, asInt, asList, asString, EMPTY_POLICIES_MEANING} from '../config/settings.js'
@@ -457,6 +458,19 @@ export const checkFlushEndpoint: SettingsCheck = (config) => {
   return [ok('flush-endpoint', 'The __flush__ endpoint is not enabled.')]
 }
 
+/** kinto.account_validation of Kinto 19 and older: no longer validates anything. */
+export const checkAccountValidation: SettingsCheck = (config) => {
+  const message = accountValidationWarning(config.settings)
+  if (message === null) return []
+  return [
+    warning(
+      'account-validation',
+      message.replace('is true,', `is true${from(config, 'account_validation')},`),
+      'Remove kinto.account_validation and its account_validation.* settings; to keep unvalidated accounts out, delete the accounts whose data.validated is false (or set validated to true on those you trust), and limit kinto.account_create_principals to administrators if sign-ups must be vetted.',
+    ),
+  ]
+}
+
 /** kinto.plugins.admin: the console the server will serve, or why it will not start / serve one. */
 export const checkAdminConsole: SettingsCheck = (config) => {
   if (!asList(config.settings, 'includes').includes('kinto.plugins.admin')) return []
@@ -493,5 +507,6 @@ export const SETTINGS_CHECKS: readonly SettingsCheck[] = [
   checkDatabasePasswords,
   checkIniPermissions,
   checkFlushEndpoint,
+  checkAccountValidation,
   checkAdminConsole,
 ]

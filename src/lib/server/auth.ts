@@ -36,6 +36,13 @@ export interface AuthenticationPolicy {
   /** Headers for a 401 (WWW-Authenticate). */
   challenge?(): Record<string, string>
   /**
+   * Whether these credentials depend on what a write of the same batch made (the account an
+   * earlier sub-request creates or gives a new password). A batch authenticates its sub-requests
+   * before its transaction opens; such a one is authenticated at its turn instead, inside the
+   * transaction, where that write is seen (as upstream authenticates every sub-request).
+   */
+  readsBatchWrites?(headers: Record<string, string | undefined>, earlier: readonly BatchWrite[]): boolean
+  /**
    * True for an error of authenticate() meaning the policy could not check the credentials (its
    * OpenID provider is down): the next policies are still tried, and the error is raised only
    * when none of them recognises the request.
@@ -48,6 +55,13 @@ export interface AuthenticationPolicy {
    * runs it when it gets ready (listen, inject); a rejection stops the start.
    */
   ready?(): Promise<unknown>
+}
+
+/** A write sub-request of a batch, as its spec gives it (path without the host, maybe with /v1). */
+export interface BatchWrite {
+  method: string
+  path: string
+  body?: Record<string, unknown>
 }
 
 export type PolicyFactory = (name: string, options: Record<string, unknown>, settings: Settings) => AuthenticationPolicy

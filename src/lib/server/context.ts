@@ -3,6 +3,7 @@
  * shares with a batch (principals, parent collections, events), who the caller is, the parsed
  * body and the response headers views add.
  */
+import type {Cache} from '../cache/types.js'
 import type {Settings} from '../config/settings.js'
 import type {KintoObject} from '../storage/types.js'
 import {identify, type Identity} from './auth.js'
@@ -28,6 +29,34 @@ export interface BoundData {
   afterTransaction: Array<() => Promise<void>>
   /** Free-form space for plugins. */
   extra: Map<string, unknown>
+}
+
+/**
+ * The cache as a batch's sub-request sees it while authenticating inside the transaction: one that
+ * would wait for the transaction (PGlite's one connection) answers nothing there, and what is
+ * written to it is written once the transaction is over. Any other cache is itself.
+ */
+function cacheInTransaction(cache: Cache, bound: BoundData): Cache {
+  if (!cache.waitsForTransaction) return cache
+  const later = (write: () => Promise<unknown>) => {
+    bound.afterTransaction.push(async () => {
+      await write()
+    })
+  }
+  return {
+    waitsForTransaction: true,
+    heartbeat: () => cache.heartbeat(),
+    flush: () => cache.flush(),
+    close: () => cache.close(),
+    get: async () => undefined,
+    ttl: async () => -1,
+    set: async (key, value, ttl) => later(() => cache.set(key, value, ttl)),
+    expire: async (key, ttl) => later(() => cache.expire(key, ttl)),
+    delete: async (key) => {
+      later(() => cache.delete(key))
+      return undefined
+    },
+  }
 }
 
 export function newBoundData(): BoundData {
@@ -92,9 +121,9 @@ export class RequestContext {
           settings: this.settings,
           storage: this.tx.storage,
           permission: this.tx.permission,
-          // Top-level requests authenticate before their transaction opens (see Runtime), so a
-          // policy may use the cache; a batch sub-request with its own credentials runs inside.
-          cache: this.runtime.backends.cache,
+          // Top-level requests authenticate before their transaction opens (see Runtime), and so
+          // do a batch's sub-requests but those whose credentials a write of the batch makes.
+          cache: this.parent ? cacheInTransaction(this.runtime.backends.cache, this.bound) : this.runtime.backends.cache,
           hooks: this.runtime.hooks,
           scope: this.bound,
         })

@@ -39,6 +39,11 @@ export interface ViewDef {
   accept?: string[]
   /** Headers exposed to browsers for this method, beyond the default ones. */
   corsHeaders?: string[]
+  /**
+   * Its answers are another view's, replayed (the default bucket alias): they keep the headers
+   * that view exposes to browsers instead of getting this one's; its own (errors) the default ones.
+   */
+  replaysExposedHeaders?: boolean
   /** Parse the body as JSON (POST/PUT/PATCH views). */
   parseBody?: boolean
 }

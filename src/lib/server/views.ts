@@ -7,6 +7,7 @@ import path from 'node:path'
 
 import {asInt, asString, settingPathCandidates} from '../config/settings.js'
 import {packageRoot, packageVersion} from '../version.js'
+import type {BatchWrite} from './auth.js'
 import {RequestContext} from './context.js'
 import {ERRNO, HttpError, invalid, invalidParameters, type ValidationIssue} from './errors.js'
 import {cacheExpiresHeaders} from './headers.js'
@@ -247,15 +248,20 @@ export function batchService(runtime: Runtime): Service {
         } catch {
           return // reported by the handler
         }
+        const writes: BatchWrite[] = []
         for (const spec of specs) {
           // Sub-requests with credentials of their own are authenticated now, before the
           // transaction: policies may use the cache (accounts), which PGlite's single connection
-          // cannot serve while the transaction holds it.
+          // cannot serve while the transaction holds it. Not those whose credentials an earlier
+          // write of the batch makes (a new account): they are authenticated at their turn.
           const auth = Object.entries(spec.headers).find(([k]) => k.toLowerCase() === 'authorization')?.[1]
           if (auth !== undefined && !ctx.bound.identities.has(auth)) {
-            const req = {...ctx.req, headers: {...ctx.req.headers, authorization: auth}}
-            await new RequestContext(runtime, req, ctx.tx, ctx.bound, ctx).identity()
+            const headers = {...ctx.req.headers, authorization: auth}
+            if (!runtime.policies.some((p) => p.readsBatchWrites?.(headers, writes))) {
+              await new RequestContext(runtime, {...ctx.req, headers}, ctx.tx, ctx.bound, ctx).identity()
+            }
           }
+          if (spec.method !== 'GET' && spec.method !== 'HEAD') writes.push({method: spec.method, path: spec.path, body: spec.body})
           if (spec.method !== 'DELETE' || !spec.path.includes('?')) continue
           await consumeTokenNonce(ctx, parseQuery(spec.path.slice(spec.path.indexOf('?') + 1)))
         }

@@ -19,12 +19,13 @@ import {
   accountCacheKey,
   accountCacheTtl,
   accountPrincipal,
+  accountValidationWarning,
   hashPassword,
   verifiedCacheValue,
   verifyPassword,
 } from '../../accounts/index.js'
 import {ObjectNotFoundError} from '../../storage/types.js'
-import {basicCredentials, registerAuthenticationPolicy, type AuthenticationEnv, type AuthenticationPolicy} from '../auth.js'
+import {basicCredentials, registerAuthenticationPolicy, type AuthenticationEnv, type AuthenticationPolicy, type BatchWrite} from '../auth.js'
 import {EVERYONE, inheritanceTree, registerInheritance} from '../authorization.js'
 import type {RequestContext} from '../context.js'
 import {ERRNO, HttpError, invalid} from '../errors.js'
@@ -58,6 +59,25 @@ export async function checkAccountCredentials(username: string, password: string
   return true
 }
 
+/** `/accounts/<id>` (with or without the version prefix and a querystring): the id, else null. */
+const ACCOUNT_PATH = /^(?:\/v\d+)?\/accounts\/([^/?#]+)\/?(?:[?#].*)?$/
+const ACCOUNTS_PATH = /^(?:\/v\d+)?\/accounts\/?(?:[?#].*)?$/
+
+/** The account a batch write creates, changes or deletes (null: none it can name). */
+function writtenAccount(write: BatchWrite): string | null {
+  const one = ACCOUNT_PATH.exec(write.path)
+  if (one) {
+    try {
+      return decodeURIComponent(one[1])
+    } catch {
+      return one[1]
+    }
+  }
+  if (write.method !== 'POST' || !ACCOUNTS_PATH.test(write.path)) return null
+  const data = write.body?.data
+  return isPlainObject(data) && typeof data.id === 'string' ? data.id : null
+}
+
 /** upstream's AccountsAuthenticationPolicy: user ids `account:<username>` whatever the policy's name. */
 export function accountsPolicy(): AuthenticationPolicy {
   return {
@@ -66,6 +86,10 @@ export function accountsPolicy(): AuthenticationPolicy {
       const credentials = basicCredentials(headers.authorization)
       if (!credentials || !credentials.username) return null
       return (await checkAccountCredentials(credentials.username, credentials.password, env)) ? credentials.username : null
+    },
+    readsBatchWrites(headers, earlier) {
+      const username = basicCredentials(headers.authorization)?.username
+      return !!username && earlier.some((write) => writtenAccount(write) === username)
     },
     challenge: () => ({'WWW-Authenticate': 'Basic realm="Realm"'}),
   }
@@ -89,6 +113,15 @@ function selectedUserId(ctx: RequestContext): string | null {
   return userId.slice(userId.indexOf(':') + 1)
 }
 
+/**
+ * The parent of an anonymous list (GET, HEAD or DELETE /accounts without credentials): no account
+ * has it (it is no account id). Upstream checks the permission before it looks for whose accounts
+ * to list: a caller refused there gets the usual 401 (errno 104, WWW-Authenticate); one let through
+ * (account_create_principals has system.Everyone, or an account is shared with everyone) gets
+ * "Cannot read accounts." from init(), which runs after the check.
+ */
+const ANONYMOUS_LIST = '/accounts'
+
 /** `data.id` of a POST body (anonymous or administrator creation). */
 function postedId(ctx: RequestContext): string {
   let body: unknown
@@ -100,7 +133,7 @@ function postedId(ctx: RequestContext): string {
   const id = isPlainObject(body) && isPlainObject(body.data) ? body.data.id : undefined
   if (id !== undefined && id !== null) return String(id)
   if (ctx.method === 'POST') throw invalid('body', 'data.id', 'data.id in body: Required')
-  throw new HttpError(401, {errno: ERRNO.UNDEFINED, error: 'Cannot read accounts.'})
+  return ANONYMOUS_LIST
 }
 
 /** upstream's Account.get_parent_id. */
@@ -121,7 +154,11 @@ export const accountResource: ResourceDefinition = {
   pluralPath: '/accounts',
   objectPath: '/accounts/{id}',
   permissions: ['read', 'write'],
+  dataRequired: true,
   parentId: accountParentId,
+  async init(r) {
+    if (r.parentId === ANONYMOUS_LIST) throw new HttpError(401, {errno: ERRNO.UNDEFINED, error: 'Cannot read accounts.'})
+  },
   writerPrincipal(r, caller) {
     // Anonymous and administrator creations belong to the account itself.
     if (caller === EVERYONE || isAdministrator(r.ctx)) return accountPrincipal(r.parentId)
@@ -186,6 +223,8 @@ export const accountsPlugin: KintoPlugin = {
         'The accounts plugin with the memory storage backend loses every account when the server stops (and kinto create-user cannot reach it).',
       )
     }
+    const validation = accountValidationWarning(runtime.settings)
+    if (validation) runtime.logger.warn({plugin: 'kinto.plugins.accounts'}, validation)
     runtime.addCapability('accounts', {
       description: 'Manage user accounts.',
       url: 'https://kinto.readthedocs.io/en/latest/api/1.x/accounts.html',

@@ -215,13 +215,16 @@ async function defaultBucketView(ctx: RequestContext): Promise<ViewResult> {
 }
 
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']
-/** What the replayed views expose to browsers (lists and objects), kept on the alias' response. */
+/**
+ * What the replayed views may expose to browsers (lists and objects): a preflight's allowed
+ * headers. A replayed answer keeps its view's exposed headers; the alias' own errors get the defaults.
+ */
 const EXPOSED = ['Next-Page', 'Last-Modified', 'ETag', 'Cache-Control', 'Expires', 'Pragma', 'Total-Objects', 'Total-Records']
 
 function views(): Map<string, ViewDef> {
   return new Map(
     METHODS.map((method) => {
-      const view: ViewDef = {method, permission: 'public', corsHeaders: EXPOSED, handler: defaultBucketView}
+      const view: ViewDef = {method, permission: 'public', corsHeaders: EXPOSED, replaysExposedHeaders: true, handler: defaultBucketView}
       // A list DELETE's pagination token is taken from the cache before the transaction.
       if (method === 'DELETE') view.beforeTransaction = (ctx) => consumeTokenNonce(ctx, ctx.req.query)
       if (method === 'POST') view.beforeTransaction = beforeUpload

@@ -44,6 +44,11 @@ export interface ResourceDefinition {
    * returns the normalised data or throws a 400. `prefix` names fields in errors (`data.`).
    */
   validateData?(data: Record<string, unknown>, r: ResourceRequest, prefix: string): Record<string, unknown>
+  /**
+   * Its data has required fields (an account's password): a PUT or POST body without `data` is a
+   * 400 "data in body: Required", as upstream's schema when it refuses an empty object.
+   */
+  dataRequired?: boolean
   /** Fields that cannot change once set. */
   readonlyFields?: readonly string[]
   /** Called once when the resource is set up for a request (a record checks its collection). */

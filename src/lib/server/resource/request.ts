@@ -471,6 +471,8 @@ export class ResourceRequest {
         }
         result.data = method === 'PATCH' ? {...data} : this.validateData({...data}, 'data.')
       })
+    } else if (this.def.dataRequired && method !== 'PATCH') {
+      issues.push({location: 'body', name: 'data', description: 'Required'})
     }
     if (body.permissions !== undefined) {
       collectIssues(issues, () => {
