@@ -30,7 +30,7 @@
 import type {Cache} from './cache/types.js'
 import {networkCache} from './cache/index.js'
 import {MemoryCache} from './cache/memory.js'
-import {BACKEND_MODULES, type BackendFamily, type BackendKind, backendModules} from './config/backend-modules.js'
+import {BACKEND_MODULES, type BackendFamily, type BackendKind, backendModules, POOL_CLASSES} from './config/backend-modules.js'
 import {requireDatabaseUrl} from './config/database-url.js'
 import {asBool, asInt, asSeconds, asString, type Settings} from './config/settings.js'
 import {DatabaseRegistry, openDatabase, parseDbUrl, type PoolOptions, type SqlClient} from './db/index.js'
@@ -105,6 +105,7 @@ function poolOptions(settings: Settings, prefix: string): PoolOptions {
     poolTimeoutSeconds: asSeconds(settings, `${prefix}_pool_timeout`) ?? DEFAULT_POOL_TIMEOUT_SECONDS,
     maxBacklog: asInt(settings, `${prefix}_max_backlog`) ?? undefined,
     recycleSeconds: asInt(settings, `${prefix}_pool_recycle`) ?? undefined,
+    noPooling: POOL_CLASSES[(asString(settings, `${prefix}_poolclass`) ?? '').trim()]?.pooled === false,
     connectTimeoutMs: ms(asSeconds(settings, `${prefix}_connect_timeout`)),
     statementTimeoutMs: ms(asSeconds(settings, `${prefix}_statement_timeout`) ?? DEFAULT_STATEMENT_TIMEOUT_SECONDS),
   }

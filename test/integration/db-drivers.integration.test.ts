@@ -5,7 +5,10 @@
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {BackendError} from '../../src/lib/db/backend.js'
-import {openDatabase, type SqlClient} from '../../src/lib/db/index.js'
+import {createBackends} from '../../src/lib/backends.js'
+import {buildSettings} from '../../src/lib/config/settings.js'
+import {DatabaseRegistry, openDatabase, type SqlClient} from '../../src/lib/db/index.js'
+import type {PoolOptions} from '../../src/lib/db/types.js'
 import {createPgliteDatabase, createServerDatabase, realServerUrl, type TestDatabase} from '../helpers/db.js'
 import {startProxy, type TcpProxy} from '../helpers/tcp-proxy.js'
 
@@ -232,6 +235,28 @@ describe.skipIf(proxySkip !== '')(`pg pool bounds from Kinto's settings ${proxyS
       } finally {
         await c.close()
       }
+    }
+  })
+
+  it('poolclass NullPool (read from the settings as createBackends reads them): each statement on a new connection', async () => {
+    const settings = buildSettings({'kinto.storage_backend': 'kinto.core.storage.postgresql', 'kinto.storage_url': db.url, 'kinto.storage_poolclass': 'sqlalchemy.pool.NullPool'}, {})
+    const registry = new (class extends DatabaseRegistry {
+      seen: PoolOptions[] = []
+      get(url: string, options: PoolOptions = {}): SqlClient {
+        this.seen.push(options)
+        return super.get(url, options)
+      }
+    })()
+    const backends = createBackends(settings, {registry})
+    try {
+      expect(registry.seen[0]).toMatchObject({noPooling: true})
+      const c = registry.get(db.url)
+      const pids = []
+      for (let i = 0; i < 3; i++) pids.push((await c.query<{pid: number}>('SELECT pg_backend_pid() AS pid')).rows[0].pid)
+      expect(new Set(pids).size).toBe(3)
+    } finally {
+      await backends.close()
+      await registry.closeAll()
     }
   })
 

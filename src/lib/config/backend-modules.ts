@@ -36,3 +36,16 @@ export function backendModules(family: BackendFamily): string[] {
 export function backendKind(module: unknown): BackendKind | '' {
   return BACKEND_MODULES[String(module ?? '').trim()]?.kind ?? ''
 }
+
+/**
+ * The SQLAlchemy pool classes an upstream ini may name in `<family>_poolclass`, and whether each
+ * pools connections. Upstream's default keeps them (a queue bounded by max_backlog); NullPool
+ * opens one per checkout and closes it when given back (deployments behind PgBouncer use it).
+ */
+export const POOL_CLASSES: Readonly<Record<string, {pooled: boolean}>> = {
+  'kinto.core.storage.postgresql.pool.QueuePoolWithMaxBacklog': {pooled: true},
+  'sqlalchemy.pool.QueuePool': {pooled: true},
+  'sqlalchemy.pool.impl.QueuePool': {pooled: true},
+  'sqlalchemy.pool.NullPool': {pooled: false},
+  'sqlalchemy.pool.impl.NullPool': {pooled: false},
+}

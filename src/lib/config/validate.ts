@@ -6,7 +6,7 @@
  */
 import {maskUrl, parseDbUrl} from '../db/url.js'
 import {KintoError} from '../errors.js'
-import {type BackendFamily, backendKind, backendModules} from './backend-modules.js'
+import {type BackendFamily, backendKind, backendModules, POOL_CLASSES} from './backend-modules.js'
 import {DB_URL_FORMS, emptyDatabaseUrlError} from './database-url.js'
 import {PYTHON_LEVELS, type Settings} from './settings.js'
 
@@ -18,6 +18,7 @@ export type SettingRule =
   | {type: 'backend'; family: BackendFamily}
   | {type: 'date'; nullable?: boolean}
   | {type: 'level'}
+  | {type: 'choice'; values: readonly string[]}
 
 
 const EXACT: Record<string, SettingRule> = {
@@ -70,6 +71,7 @@ const PATTERNS: Array<[RegExp, SettingRule]> = [
   [/^(storage|permission|cache)_(pool_size|max_overflow)$/, {type: 'int', min: 0}],
   [/^(storage|permission|cache)_(pool_recycle|max_backlog)$/, {type: 'int', min: -1}],
   [/^(storage|permission|cache)_(pool_timeout|connect_timeout|statement_timeout)$/, {type: 'number', min: 0}],
+  [/^(storage|permission|cache)_poolclass$/, {type: 'choice', values: Object.keys(POOL_CLASSES)}],
   [/^[a-z0-9_-]+_cache_expires_seconds$/, {type: 'int', min: -1}],
   [/^(plural|object)_[a-z0-9_-]+_(get|post|put|patch|delete)_enabled$/, {type: 'bool'}],
   [/^[a-z0-9_-]+_principals$/, {type: 'list'}],
@@ -133,6 +135,8 @@ function describeRule(rule: SettingRule): string {
       return 'a date such as 2030-01-31, or empty'
     case 'level':
       return 'a logging level: DEBUG, INFO, WARNING, ERROR, CRITICAL or a number such as 30'
+    case 'choice':
+      return `one of ${rule.values.join(', ')}`
   }
 }
 
@@ -215,6 +219,10 @@ function check(key: string, value: unknown, rule: SettingRule, origin: OriginOf)
       const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : NaN
       if (!Number.isSafeInteger(n) || n < 0) throw fail()
       return n
+    }
+    case 'choice': {
+      if (typeof value === 'string' && rule.values.includes(value.trim())) return value.trim()
+      throw fail()
     }
   }
 }

@@ -184,6 +184,8 @@ export class PgClient implements SqlClient {
       max: this.maxConnections,
       // Kinto's pool_recycle: a connection older than this is closed once it is back in the pool.
       maxLifetimeSeconds: options.recycleSeconds !== undefined && options.recycleSeconds > 0 ? options.recycleSeconds : 0,
+      // NullPool: a connection serves one checkout, then is closed.
+      ...(options.noPooling ? {maxUses: 1} : {}),
       // The wait for a free connection of the pool: Kinto's pool_timeout when given (the server
       // runtime), else the connect timeout (one-shot commands: one bound for everything).
       connectionTimeoutMillis: options.poolTimeoutSeconds !== undefined ? options.poolTimeoutSeconds * 1000 : (options.connectTimeoutMs ?? 30_000),

@@ -64,6 +64,12 @@ export interface PoolOptions {
   /** Seconds after which a connection is closed and replaced (Kinto's pool_recycle); unset or ≤ 0: never. */
   recycleSeconds?: number
   /**
+   * SQLAlchemy's NullPool (Kinto's `<backend>_poolclass`): a connection serves one checkout and
+   * is closed when given back, none kept open between requests. Still at most poolSize +
+   * maxOverflow at once.
+   */
+  noPooling?: boolean
+  /**
    * Milliseconds to open a connection (TCP + TLS + login) before failing; default 10 s (setting
    * `kinto.<backend>_connect_timeout`, seconds).
    */
