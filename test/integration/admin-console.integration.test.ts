@@ -2,7 +2,8 @@
  * The Kinto Admin console in a real browser: Debian's chromium, driven by playwright-core, against
  * `kinto start` (memory backends, accounts and basicauth, kinto.plugins.admin serving the console
  * that `npm run build` bundled). A person's path through it: open /v1/admin, see the login form
- * already on the server's first auth method, fail with a wrong password, sign in with Basic Auth
+ * already on the server's first auth method, fail with a wrong password, sign in as Anonymous (a
+ * refused write is an error on the page, never the browser's own sign-in dialog), with Basic Auth
  * and with an account, create a bucket, a collection and a record through the forms, then read
  * them back through the HTTP API. Every page request stays on this server (no network needed).
  *
@@ -138,6 +139,31 @@ describe.skipIf(skipReason !== '')(`the admin console in chromium ${skipReason}`
       await page.getByText('Could not authenticate with Kinto Account Auth').waitFor()
       expect(await page.getByText('Connected as').count()).toBe(0)
       expect(await page.getByRole('button', {name: 'Sign in using Kinto Account Auth'}).count()).toBe(1)
+      expect(errors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  }, 60_000)
+
+  it('Anonymous: the lists load and a refused write is an error on the page, not a browser sign-in dialog', async () => {
+    const {context, page, errors} = await newPage()
+    try {
+      // A 401 with a Basic challenge makes chromium answer the page's fetch with its own sign-in
+      // dialog (headless: the request is dropped and the console waits for ever).
+      const listed = page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/buckets')
+      await page.goto(`${base}/v1/admin/`)
+      await page.getByLabel('Anonymous').check()
+      await page.getByRole('button', {name: 'Sign in using Anonymous'}).click()
+      expect((await listed).status()).toBe(401)
+      await page.locator('.user-info', {hasText: 'Anonymous'}).waitFor()
+      await expect.poll(() => page.locator('.sidebar .spinner, .spinner').count(), {timeout: STEP_MS}).toBe(0)
+      expect(await page.getByText("Couldn't list buckets").count()).toBe(0)
+
+      await page.goto(`${base}/v1/admin/#/buckets/create`)
+      await page.locator('#root_id').fill('anonymous-bucket')
+      await page.getByRole('button', {name: 'Create bucket'}).click()
+      await page.getByText("Couldn't create bucket.").waitFor()
+      await page.getByText(/HTTP 401/).first().waitFor()
       expect(errors).toEqual([])
     } finally {
       await context.close()
