@@ -121,7 +121,11 @@ const outputs = Object.keys(result.metafile.outputs).map((f) => path.relative(ou
 const script = outputs.find((f) => /^assets\/main-[^/]+\.js$/.test(f))
 const style = outputs.find((f) => /^assets\/main-[^/]+\.css$/.test(f))
 if (!script || !style) fail(`esbuild produced no main script or stylesheet (${outputs.join(', ')}).`)
-const page = readFileSync(path.join(here, 'index.html'), 'utf8').replaceAll('{{script}}', script).replaceAll('{{style}}', style)
+// The Kinto logo (which the stylesheet uses) is the page's icon: without one, browsers ask for
+// /favicon.ico, a 404 and an error in the console at every load.
+const icon = outputs.find((f) => /^assets\/logo-[^/]+\.png$/.test(f))
+if (!icon) fail(`esbuild produced no logo for the page's icon (${outputs.join(', ')}).`)
+const page = readFileSync(path.join(here, 'index.html'), 'utf8').replaceAll('{{script}}', script).replaceAll('{{style}}', style).replaceAll('{{icon}}', icon)
 writeFileSync(path.join(outDir, 'index.html'), page)
 writeFileSync(path.join(outDir, 'VERSION'), `${adminVersion}\n`)
 writeFileSync(stampFile, stampValue)

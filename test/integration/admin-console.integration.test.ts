@@ -40,7 +40,7 @@ async function api(method: string, p: string, auth: string, body?: unknown): Pro
 }
 
 /** A fresh browser profile: no saved server history nor session. Page errors and off-server requests are kept. */
-async function newPage(): Promise<{context: BrowserContext; page: Page; errors: string[]; foreign: string[]}> {
+async function newPage(): Promise<{context: BrowserContext; page: Page; errors: string[]; foreign: string[]; consoleErrors: string[]}> {
   const context = await browser!.newContext({viewport: {width: 1280, height: 800}})
   const page = await context.newPage()
   page.setDefaultTimeout(STEP_MS)
@@ -48,10 +48,14 @@ async function newPage(): Promise<{context: BrowserContext; page: Page; errors: 
   const errors: string[] = []
   const foreign: string[] = []
   page.on('pageerror', (e) => errors.push(e.message))
+  const consoleErrors: string[] = []
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(`${m.text()} ${m.location().url}`)
+  })
   page.on('request', (r) => {
     if (!r.url().startsWith(`${base}/`) && !r.url().startsWith('data:')) foreign.push(r.url())
   })
-  return {context, page, errors, foreign}
+  return {context, page, errors, foreign, consoleErrors}
 }
 
 async function signIn(page: Page, method: 'Basic Auth' | 'Kinto Account Auth', user: string, password: string): Promise<void> {
@@ -113,7 +117,9 @@ describe.skipIf(skipReason !== '')(`the admin console in chromium ${skipReason}`
   }, 90_000)
 
   it('opens from /v1/admin on the login form, preset to the server and its first auth method', async () => {
-    const {context, page, errors, foreign} = await newPage()
+    const {context, page, errors, foreign, consoleErrors} = await newPage()
+    const requested: string[] = []
+    page.on('request', (r) => requested.push(new URL(r.url()).pathname))
     try {
       const response = await page.goto(`${base}/v1/admin`)
       expect(response?.status()).toBe(200)
@@ -123,6 +129,10 @@ describe.skipIf(skipReason !== '')(`the admin console in chromium ${skipReason}`
       expect(await page.locator('#root_server').inputValue()).toBe(`${base}/v1/`)
       expect(await page.getByLabel('Kinto Account Auth').isChecked()).toBe(true)
       expect(await page.getByLabel('Basic Auth').count()).toBe(1)
+      // Nothing the page asks for is missing (the icon is the bundle's logo, not /favicon.ico).
+      await expect.poll(() => requested.some((p) => /^\/v1\/admin\/assets\/logo-[^/]+\.png$/.test(p)), {timeout: STEP_MS}).toBe(true)
+      expect(requested).not.toContain('/favicon.ico')
+      expect(consoleErrors).toEqual([])
       expect(errors).toEqual([])
       expect(foreign).toEqual([])
     } finally {
