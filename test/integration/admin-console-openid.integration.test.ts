@@ -20,6 +20,11 @@ const skipReason = chromiumPath ? '' : 'SKIPPED: chromium not installed (CI inst
 const STEP_MS = 15_000
 const HISTORY_KEY = 'kinto-admin-server-history'
 
+/** The console's server history in the page's localStorage (the tests have no DOM types). */
+async function savedHistory(page: Page): Promise<unknown> {
+  return JSON.parse((await page.evaluate<string | null>(`localStorage.getItem(${JSON.stringify(HISTORY_KEY)})`)) ?? '[]')
+}
+
 let base = ''
 let browser: Browser | undefined
 let provider: TestProvider | undefined
@@ -34,7 +39,7 @@ afterAll(async () => {
 async function formState(page: Page): Promise<{checked: string[]; button: string}> {
   const button = page.getByRole('button', {name: /^Sign in using/})
   await button.waitFor()
-  return {checked: await page.locator('input[type=radio]:checked').evaluateAll((els) => els.map((e) => (e as HTMLInputElement).value)), button: (await button.innerText()).trim()}
+  return {checked: await page.locator('input[type=radio]:checked').evaluateAll((els) => els.map((e) => (e as unknown as {value: string}).value)), button: (await button.innerText()).trim()}
 }
 
 describe.skipIf(skipReason !== '')(`the admin console signing in with OpenID Connect ${skipReason}`, () => {
@@ -98,7 +103,7 @@ describe.skipIf(skipReason !== '')(`the admin console signing in with OpenID Con
 
       await page.getByText('Logout').click()
       expect(await formState(page)).toEqual({checked: ['openid-oidc'], button: 'Sign in using OpenID Connect (Oidc)'})
-      expect(JSON.parse((await page.evaluate((key) => localStorage.getItem(key), HISTORY_KEY)) ?? '[]')).toEqual([{server: `${base}/v1/`, authType: 'openid-oidc'}])
+      expect(await savedHistory(page)).toEqual([{server: `${base}/v1/`, authType: 'openid-oidc'}])
       await page.reload()
       expect(await formState(page)).toEqual({checked: ['openid-oidc'], button: 'Sign in using OpenID Connect (Oidc)'})
       expect(errors).toEqual([])
@@ -111,20 +116,13 @@ describe.skipIf(skipReason !== '')(`the admin console signing in with OpenID Con
     const context = await browser!.newContext()
     try {
       const server = `${base}/v1/`
-      await context.addInitScript(
-        ({key, value}) => {
-          if (!sessionStorage.getItem('seeded')) {
-            localStorage.setItem(key, value)
-            sessionStorage.setItem('seeded', '1')
-          }
-        },
-        {key: HISTORY_KEY, value: JSON.stringify([{server, authType: 'openid'}, {server: 'http://elsewhere.example/v1/', authType: 'basicauth'}])},
-      )
+      const remembered = JSON.stringify([{server, authType: 'openid'}, {server: 'http://elsewhere.example/v1/', authType: 'basicauth'}])
+      await context.addInitScript({content: `localStorage.setItem(${JSON.stringify(HISTORY_KEY)}, ${JSON.stringify(remembered)})`})
       const page = await context.newPage()
       page.setDefaultTimeout(STEP_MS)
       await page.goto(`${base}/v1/admin/`)
       expect(await formState(page)).toEqual({checked: ['openid-oidc'], button: 'Sign in using OpenID Connect (Oidc)'})
-      expect(JSON.parse((await page.evaluate((key) => localStorage.getItem(key), HISTORY_KEY)) ?? '[]')).toEqual([
+      expect(await savedHistory(page)).toEqual([
         {server, authType: 'openid-oidc'},
         {server: 'http://elsewhere.example/v1/', authType: 'basicauth'},
       ])
