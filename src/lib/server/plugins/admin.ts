@@ -102,17 +102,21 @@ function scriptJson(value: unknown): string {
 
 function adminViews(build: AdminBuild, runtime: Runtime): {home: ViewDef; files: ViewDef} {
   const indexFile = path.join(build.dir, 'index.html')
-  // index.html is read once (upstream's cache_forever); our build gets the server's settings.
-  let page: {bytes: Buffer; etag: string} | undefined
+  // index.html is read again only when the file changes (upstream reads it once: a build replaced
+  // while serving, whose files have other hashed names, gave a page naming files gone); our build
+  // gets the server's settings.
+  let page: {mtimeMs: number; size: number; bytes: Buffer; etag: string} | undefined
   const index = async (ctx: RequestContext): Promise<ViewResult> => {
-    if (!page) {
+    const info = await stat(indexFile).catch(() => null)
+    if (!info?.isFile()) throw notFound()
+    if (!page || page.mtimeMs !== info.mtimeMs || page.size !== info.size) {
       let html = await readFile(indexFile, 'utf8')
       if (build.bundled) {
         const pageData = pageSettings(runtime.settings, runtime.capabilities)
         html = html.replace(SETTINGS_MARK, `<script id="kinto-server-settings" type="application/json">${scriptJson(pageData)}</script>`)
       }
       const bytes = Buffer.from(html)
-      page = {bytes, etag: etagOf(bytes)}
+      page = {mtimeMs: info.mtimeMs, size: info.size, bytes, etag: etagOf(bytes)}
     }
     return fileResult(ctx, page.bytes, page.etag, {
       'Content-Type': CONTENT_TYPES['.html'],
