@@ -572,7 +572,8 @@ function toResponse(result: ViewResult, method: string): KintoResponse {
  * send), such as the admin console's. Its 401 carries no Basic challenge: the browser would
  * answer one with its own sign-in dialog over the page (headless, by dropping the request), where
  * the page shows the error and its own sign-in form. Other clients and a page opened in the
- * browser get the challenge, as upstream.
+ * browser get the challenge, as upstream (Node's fetch sends `Sec-Fetch-Mode: cors` but no
+ * `Sec-Fetch-Dest`: kinto-http on Node keeps it).
  */
 function fromPageScript(req: KintoRequest): boolean {
   return req.headers['sec-fetch-dest'] === 'empty'
