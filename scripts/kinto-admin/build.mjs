@@ -66,6 +66,32 @@ const missingFiles = {
   },
 }
 
+/**
+ * Fixes to the published package's code, each replacing one exact text that must be found once
+ * (a new release without it fails the build, to be looked at again):
+ * - after an OpenID sign-in, 1.31.1 remembers the server with the auth type `openid`, which is
+ *   not one of the login form's choices (`openid-<provider>`): once signed out, the form had no
+ *   method chosen and its button did nothing. Later kinto-admin releases remember the full type.
+ */
+const SOURCE_FIXES = new Map([
+  ['lib/sagas/session.js', [['serversActions.addServer(serverInfo.url, authType)', 'serversActions.addServer(serverInfo.url, fullAuthType)']]],
+])
+const sourceFixes = {
+  name: 'kinto-admin-source-fixes',
+  setup(build) {
+    build.onLoad({filter: /[\\/]kinto-admin[\\/]lib[\\/].*\.js$/}, (args) => {
+      const fixes = SOURCE_FIXES.get(path.relative(adminRoot, args.path).split(path.sep).join('/'))
+      if (!fixes) return undefined
+      let text = readFileSync(args.path, 'utf8')
+      for (const [from, to] of fixes) {
+        if (text.split(from).length !== 2) fail(`${args.path} does not hold \`${from}\` once: check the fix in scripts/kinto-admin/build.mjs against this kinto-admin release.`)
+        text = text.replace(from, to)
+      }
+      return {contents: text, loader: 'jsx'}
+    })
+  },
+}
+
 const started = Date.now()
 rmSync(outDir, {recursive: true, force: true})
 mkdirSync(outDir, {recursive: true})
@@ -85,7 +111,7 @@ const result = await esbuild.build({
     'process.env.KINTO_ADMIN_VERSION': JSON.stringify(adminVersion),
     global: 'window',
   },
-  plugins: [tildeImports, missingFiles],
+  plugins: [tildeImports, missingFiles, sourceFixes],
   metafile: true,
   legalComments: 'linked',
   logLevel: 'warning',
@@ -95,7 +121,11 @@ const outputs = Object.keys(result.metafile.outputs).map((f) => path.relative(ou
 const script = outputs.find((f) => /^assets\/main-[^/]+\.js$/.test(f))
 const style = outputs.find((f) => /^assets\/main-[^/]+\.css$/.test(f))
 if (!script || !style) fail(`esbuild produced no main script or stylesheet (${outputs.join(', ')}).`)
-const page = readFileSync(path.join(here, 'index.html'), 'utf8').replaceAll('{{script}}', script).replaceAll('{{style}}', style)
+// The Kinto logo (which the stylesheet uses) is the page's icon: without one, browsers ask for
+// /favicon.ico, a 404 and an error in the console at every load.
+const icon = outputs.find((f) => /^assets\/logo-[^/]+\.png$/.test(f))
+if (!icon) fail(`esbuild produced no logo for the page's icon (${outputs.join(', ')}).`)
+const page = readFileSync(path.join(here, 'index.html'), 'utf8').replaceAll('{{script}}', script).replaceAll('{{style}}', style).replaceAll('{{icon}}', icon)
 writeFileSync(path.join(outDir, 'index.html'), page)
 writeFileSync(path.join(outDir, 'VERSION'), `${adminVersion}\n`)
 writeFileSync(stampFile, stampValue)

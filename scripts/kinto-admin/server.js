@@ -23,15 +23,29 @@ function ownServer() {
   return url.toString()
 }
 
-/** The first configured policy the form knows, remembered for this server unless one already is. */
+/** The form's authentication type of a policy: its name's, or `openid-<provider>` as the server sends it. */
+function authTypeOf(policy) {
+  const name = String(policy)
+  return name.startsWith('openid-') ? name : AUTH_TYPES[name.toLowerCase()]
+}
+
+/**
+ * The first configured policy the form knows, remembered for this server unless one already is.
+ * An entry saying `openid` (what kinto-admin 1.31 remembered after an OpenID sign-in, not one of the
+ * form's choices: it opened with none) becomes the server's first OpenID provider.
+ */
 function preselectAuthType(server, policies) {
-  const authType = policies.map((p) => AUTH_TYPES[String(p).toLowerCase()]).find(Boolean)
-  if (!authType) return
+  const types = policies.map(authTypeOf).filter(Boolean)
+  if (!types.length) return
   try {
     const saved = JSON.parse(localStorage.getItem(SERVER_HISTORY_KEY) || '[]')
-    const history = Array.isArray(saved) ? saved : []
-    if (history.some((entry) => entry && entry.server === server)) return
-    localStorage.setItem(SERVER_HISTORY_KEY, JSON.stringify([{server, authType}, ...history]))
+    let history = Array.isArray(saved) ? saved : []
+    const openid = types.find((t) => t.startsWith('openid-'))
+    history = history
+      .map((entry) => (entry && entry.server === server && entry.authType === 'openid' ? {...entry, authType: openid} : entry))
+      .filter((entry) => !(entry && entry.server === server && !entry.authType))
+    if (!history.some((entry) => entry && entry.server === server)) history = [{server, authType: types[0]}, ...history]
+    localStorage.setItem(SERVER_HISTORY_KEY, JSON.stringify(history))
   } catch {
     // No storage (private browsing): the form starts on "Anonymous".
   }

@@ -446,6 +446,11 @@ describe('OpenID Connect: JWT access tokens when an audience is set', () => {
     const both = createApp({settings, backends})
     try {
       expect(await anonymousPut(both)).toBe('Bearer realm="Realm", Basic realm="Realm"')
+      // From a page's script (the admin console), the Basic one is left out: a browser would open
+      // its own sign-in dialog over the page for it; the Bearer one keeps the 401 a challenge.
+      const fromScript = await both.inject({method: 'PUT', url: '/v1/buckets/b1', headers: {'sec-fetch-dest': 'empty'}})
+      expect(fromScript.statusCode).toBe(401)
+      expect(fromScript.headers['www-authenticate']).toBe('Bearer realm="Realm"')
     } finally {
       await both.close()
       await backends.close()

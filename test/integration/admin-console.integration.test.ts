@@ -2,7 +2,8 @@
  * The Kinto Admin console in a real browser: Debian's chromium, driven by playwright-core, against
  * `kinto start` (memory backends, accounts and basicauth, kinto.plugins.admin serving the console
  * that `npm run build` bundled). A person's path through it: open /v1/admin, see the login form
- * already on the server's first auth method, fail with a wrong password, sign in with Basic Auth
+ * already on the server's first auth method, fail with a wrong password, sign in as Anonymous (a
+ * refused write is an error on the page, never the browser's own sign-in dialog), with Basic Auth
  * and with an account, create a bucket, a collection and a record through the forms, then read
  * them back through the HTTP API. Every page request stays on this server (no network needed).
  *
@@ -39,7 +40,7 @@ async function api(method: string, p: string, auth: string, body?: unknown): Pro
 }
 
 /** A fresh browser profile: no saved server history nor session. Page errors and off-server requests are kept. */
-async function newPage(): Promise<{context: BrowserContext; page: Page; errors: string[]; foreign: string[]}> {
+async function newPage(): Promise<{context: BrowserContext; page: Page; errors: string[]; foreign: string[]; consoleErrors: string[]}> {
   const context = await browser!.newContext({viewport: {width: 1280, height: 800}})
   const page = await context.newPage()
   page.setDefaultTimeout(STEP_MS)
@@ -47,10 +48,14 @@ async function newPage(): Promise<{context: BrowserContext; page: Page; errors: 
   const errors: string[] = []
   const foreign: string[] = []
   page.on('pageerror', (e) => errors.push(e.message))
+  const consoleErrors: string[] = []
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(`${m.text()} ${m.location().url}`)
+  })
   page.on('request', (r) => {
     if (!r.url().startsWith(`${base}/`) && !r.url().startsWith('data:')) foreign.push(r.url())
   })
-  return {context, page, errors, foreign}
+  return {context, page, errors, foreign, consoleErrors}
 }
 
 async function signIn(page: Page, method: 'Basic Auth' | 'Kinto Account Auth', user: string, password: string): Promise<void> {
@@ -112,7 +117,9 @@ describe.skipIf(skipReason !== '')(`the admin console in chromium ${skipReason}`
   }, 90_000)
 
   it('opens from /v1/admin on the login form, preset to the server and its first auth method', async () => {
-    const {context, page, errors, foreign} = await newPage()
+    const {context, page, errors, foreign, consoleErrors} = await newPage()
+    const requested: string[] = []
+    page.on('request', (r) => requested.push(new URL(r.url()).pathname))
     try {
       const response = await page.goto(`${base}/v1/admin`)
       expect(response?.status()).toBe(200)
@@ -122,6 +129,10 @@ describe.skipIf(skipReason !== '')(`the admin console in chromium ${skipReason}`
       expect(await page.locator('#root_server').inputValue()).toBe(`${base}/v1/`)
       expect(await page.getByLabel('Kinto Account Auth').isChecked()).toBe(true)
       expect(await page.getByLabel('Basic Auth').count()).toBe(1)
+      // Nothing the page asks for is missing (the icon is the bundle's logo, not /favicon.ico).
+      await expect.poll(() => requested.some((p) => /^\/v1\/admin\/assets\/logo-[^/]+\.png$/.test(p)), {timeout: STEP_MS}).toBe(true)
+      expect(requested).not.toContain('/favicon.ico')
+      expect(consoleErrors).toEqual([])
       expect(errors).toEqual([])
       expect(foreign).toEqual([])
     } finally {
@@ -138,6 +149,31 @@ describe.skipIf(skipReason !== '')(`the admin console in chromium ${skipReason}`
       await page.getByText('Could not authenticate with Kinto Account Auth').waitFor()
       expect(await page.getByText('Connected as').count()).toBe(0)
       expect(await page.getByRole('button', {name: 'Sign in using Kinto Account Auth'}).count()).toBe(1)
+      expect(errors).toEqual([])
+    } finally {
+      await context.close()
+    }
+  }, 60_000)
+
+  it('Anonymous: the lists load and a refused write is an error on the page, not a browser sign-in dialog', async () => {
+    const {context, page, errors} = await newPage()
+    try {
+      // A 401 with a Basic challenge makes chromium answer the page's fetch with its own sign-in
+      // dialog (headless: the request is dropped and the console waits for ever).
+      const listed = page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/buckets')
+      await page.goto(`${base}/v1/admin/`)
+      await page.getByLabel('Anonymous').check()
+      await page.getByRole('button', {name: 'Sign in using Anonymous'}).click()
+      expect((await listed).status()).toBe(401)
+      await page.locator('.user-info', {hasText: 'Anonymous'}).waitFor()
+      await expect.poll(() => page.locator('.sidebar .spinner, .spinner').count(), {timeout: STEP_MS}).toBe(0)
+      expect(await page.getByText("Couldn't list buckets").count()).toBe(0)
+
+      await page.goto(`${base}/v1/admin/#/buckets/create`)
+      await page.locator('#root_id').fill('anonymous-bucket')
+      await page.getByRole('button', {name: 'Create bucket'}).click()
+      await page.getByText("Couldn't create bucket.").waitFor()
+      await page.getByText(/HTTP 401/).first().waitFor()
       expect(errors).toEqual([])
     } finally {
       await context.close()

@@ -32,6 +32,19 @@ describe('authentication', () => {
     expect(r.headers['www-authenticate']).toBe('Basic realm="Realm"')
   })
 
+  test("a page script's 401 has no Basic challenge (the browser would open its own sign-in dialog)", async () => {
+    // fetch()/XHR from a page (the admin console signed in as Anonymous, or with an expired
+    // session): Sec-Fetch-Dest: empty. A page opened in the browser keeps the challenge.
+    const {req} = await setup()
+    await req('PUT', '/v1/buckets/b', {body: {}})
+    const script = await req('GET', '/v1/buckets/b', {auth: null, headers: {'sec-fetch-dest': 'empty', 'sec-fetch-mode': 'cors'}})
+    expect(script.status).toBe(401)
+    expect(script.body).toMatchObject({errno: 104})
+    expect(script.headers).not.toHaveProperty('www-authenticate')
+    const page = await req('GET', '/v1/buckets/b', {auth: null, headers: {'sec-fetch-dest': 'document', 'sec-fetch-mode': 'navigate'}})
+    expect(page.headers['www-authenticate']).toBe('Basic realm="Realm"')
+  })
+
   test('another user: 403 errno 121', async () => {
     const {req} = await setup()
     await req('PUT', '/v1/buckets/b', {body: {}})

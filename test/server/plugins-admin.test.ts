@@ -6,7 +6,7 @@
  * clear startup errors for a wrong folder. The console itself is driven in a real browser by
  * test/integration/admin-console.integration.test.ts.
  */
-import {existsSync, readFileSync, readdirSync} from 'node:fs'
+import {cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
 import type {FastifyInstance} from 'fastify'
@@ -20,10 +20,12 @@ import {BUNDLED_ADMIN_DIR, findAdminBuild} from '../../src/lib/admin-console.js'
 import {adminPlugin, contentTypeOf, isHashedName, makeAdminPlugin} from '../../src/lib/server/plugins/admin.js'
 import {registerPlugin} from '../../src/lib/server/plugins/index.js'
 import {repoRoot} from '../helpers/cli.js'
+import {tempFolders} from '../helpers/tmp.js'
 import {ALICE, client} from './helpers.js'
 import {capturingLogger} from './plugins-helpers.js'
 
 const FIXTURE = path.join(repoRoot, 'test', 'fixtures', 'admin-build')
+const newFolder = tempFolders('admin-build')
 const ADMIN = {'kinto.includes': 'kinto.plugins.admin'}
 
 const apps: FastifyInstance[] = []
@@ -81,13 +83,17 @@ describe('the bundled console (dist/admin, made by npm run build)', () => {
     const {req} = setup(ADMIN)
     const page = (await req('GET', '/v1/admin/')).raw
     const assets = [...page.matchAll(/(?:src|href)="(assets\/[^"]+)"/g)].map((m) => m[1])
-    expect(assets).toHaveLength(2)
+    // Its icon (the logo: no request for a missing /favicon.ico), stylesheet and script.
+    expect(assets.map((a) => path.extname(a))).toEqual(['.png', '.css', '.js'])
+    const types: Record<string, string> = {'.png': 'image/png', '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8'}
     for (const asset of assets) {
       const r = await req('GET', `/v1/admin/${asset}`)
       expect(r.status, asset).toBe(200)
-      expect(r.headers['content-type']).toBe(asset.endsWith('.js') ? 'text/javascript; charset=utf-8' : 'text/css; charset=utf-8')
+      expect(r.headers['content-type']).toBe(types[path.extname(asset)])
       expect(r.headers['cache-control']).toBe('public, max-age=31536000, immutable')
-      expect(Buffer.byteLength(r.raw)).toBe(readFileSync(path.join(BUNDLED_ADMIN_DIR, asset)).length)
+      const size = readFileSync(path.join(BUNDLED_ADMIN_DIR, asset)).length
+      expect(Number(r.headers['content-length'])).toBe(size)
+      if (!asset.endsWith('.png')) expect(Buffer.byteLength(r.raw)).toBe(size)
     }
     // The files the stylesheet refers to (logo, icons) too.
     const images = readdirSync(path.join(BUNDLED_ADMIN_DIR, 'assets')).filter((f) => /\.(png|svg)$/.test(f))
@@ -138,6 +144,24 @@ describe('kinto.admin_assets_path: an operator build', () => {
     // The bundled build's files are not reachable through it.
     const bundledScript = readdirSync(path.join(BUNDLED_ADMIN_DIR, 'assets')).find((f) => f.endsWith('.js'))!
     expect((await req('GET', `/v1/admin/assets/${bundledScript}`)).status).toBe(404)
+  })
+
+  test('a new build put in the folder while serving: its page is served, not the old one naming files now gone', async () => {
+    const dir = newFolder()
+    cpSync(FIXTURE, dir, {recursive: true})
+    const {req} = setup({...ADMIN, 'kinto.admin_assets_path': dir})
+    const old = await req('GET', '/v1/admin/')
+    expect(old.raw).toContain('assets/app-B7xQ2kLm.js')
+    // The operator deploys the next release: other hashed names, the old files removed.
+    writeFileSync(path.join(dir, 'assets', 'app-Q9wE3rTy.js'), 'document.body.dataset.loaded = "2"\n')
+    writeFileSync(path.join(dir, 'index.html'), old.raw.replace('assets/app-B7xQ2kLm.js', 'assets/app-Q9wE3rTy.js').replace('mine!', 'mine, again!'))
+    rmSync(path.join(dir, 'assets', 'app-B7xQ2kLm.js'))
+    const page = await req('GET', '/v1/admin/', {headers: {'if-none-match': String(old.headers.etag)}})
+    expect(page.status).toBe(200)
+    expect(page.raw).toContain('assets/app-Q9wE3rTy.js')
+    expect(page.headers.etag).not.toBe(old.headers.etag)
+    expect((await req('GET', '/v1/admin/assets/app-Q9wE3rTy.js')).status).toBe(200)
+    expect((await req('GET', '/v1/admin/index.html')).raw).toBe(page.raw)
   })
 
   test('a relative path is found from the ini folder', async () => {

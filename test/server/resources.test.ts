@@ -423,6 +423,8 @@ describe('cache headers', () => {
     const anon = await req('GET', `${R}/${rec.id}`, {auth: null})
     expect(anon.headers['cache-control']).toBe('max-age=3600')
     expect(anon.headers.expires).toBeTruthy()
+    // A kept anonymous answer is not given to a signed-in request of the same URL (who may see more).
+    expect(anon.headers.vary).toBe('Authorization')
     await req('PATCH', '/v1/buckets/b/collections/c', {body: {data: {cache_expires: 0}}})
     await fresh({'kinto.b.c.record_cache_expires_seconds': '0'})
     await req('PATCH', '/v1/buckets/b', {body: {permissions: {read: ['system.Everyone']}}})

@@ -63,6 +63,20 @@ describe('hello', () => {
     expect(r.headers.expires).toBeTruthy()
   })
 
+  test('readonly hello varies on Authorization: a kept anonymous hello is not a signed-in one', async () => {
+    // A browser keeps the anonymous hello the admin console reads first; without Vary it answered
+    // the sign-in's hello from that copy (no `user`), and signing in failed.
+    const {req} = setup({'kinto.readonly': 'true'})
+    const anonymous = await req('GET', '/v1/', {auth: null})
+    const signedIn = await req('GET', '/v1/')
+    expect(anonymous.headers.vary).toBe('Authorization')
+    expect(signedIn.headers.vary).toBe('Authorization')
+    expect(anonymous.body).not.toHaveProperty('user')
+    expect(signedIn.body.user.id).toMatch(/^basicauth:/)
+    // Not readonly: nothing is kept, nothing varies.
+    expect((await setup().req('GET', '/v1/', {auth: null})).headers.vary).toBeUndefined()
+  })
+
   test('HEAD on hello has no body', async () => {
     const {req} = setup()
     const r = await req('HEAD', '/v1/')

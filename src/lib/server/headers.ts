@@ -4,7 +4,13 @@ import {PeriodText, pad} from '../time-text.js'
 /** The Content-Security-Policy of every answer of the API (the admin's pages set their own). */
 export const CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
 
-/** `Cache-Control: max-age=N` + `Expires`, or the "expire now" set for 0 (webob's cache_expires). */
+/**
+ * `Cache-Control: max-age=N` + `Expires`, or the "expire now" set for 0 (webob's cache_expires).
+ * An answer that may be kept also says `Vary: Authorization`: what the API answers depends on who
+ * asks (hello's `user`, lists filtered by permissions), and a browser that kept an anonymous answer
+ * would otherwise give it to a signed-in request for the same URL (on a readonly server, the
+ * admin console's sign-in read the anonymous hello from the cache and failed).
+ */
 export function cacheExpiresHeaders(seconds: number): Record<string, string> {
   const now = Date.now()
   if (seconds === 0) {
@@ -14,7 +20,7 @@ export function cacheExpiresHeaders(seconds: number): Record<string, string> {
       Pragma: 'no-cache',
     }
   }
-  return {'Cache-Control': `max-age=${seconds}`, Expires: new Date(now + seconds * 1000).toUTCString()}
+  return {'Cache-Control': `max-age=${seconds}`, Expires: new Date(now + seconds * 1000).toUTCString(), Vary: 'Authorization'}
 }
 
 /** ETag (the quoted timestamp) and Last-Modified (HTTP date, seconds) for a timestamp in ms. */

@@ -457,18 +457,22 @@ export class Runtime {
     // "Please authenticate": as upstream's multiauth forget(), the challenge of every configured
     // policy (`Bearer realm="Realm"` for OpenID), not Basic alone.
     if (error.status === 401 && headers['WWW-Authenticate'] !== undefined) {
-      const challenge = this.authenticationChallenge()
+      const challenge = this.authenticationChallenge(fromPageScript(req))
       if (challenge) headers['WWW-Authenticate'] = challenge
       else delete headers['WWW-Authenticate']
     }
     return {status: error.status, headers, body: error.body()}
   }
 
-  /** The policies' WWW-Authenticate challenges, in policy order, each once (comma-separated, RFC 9110). */
-  private authenticationChallenge(): string {
+  /**
+   * The policies' WWW-Authenticate challenges, in policy order, each once (comma-separated, RFC 9110).
+   * `noBasic`: without the Basic ones (see fromPageScript).
+   */
+  private authenticationChallenge(noBasic = false): string {
     const challenges: string[] = []
     for (const policy of this.policies) {
       const value = policy.challenge?.()['WWW-Authenticate']
+      if (noBasic && value && /^basic\b/i.test(value)) continue
       if (value && !challenges.includes(value)) challenges.push(value)
     }
     return challenges.join(', ')
@@ -563,6 +567,18 @@ function toResponse(result: ViewResult, method: string): KintoResponse {
   const response: KintoResponse = {status: result.status ?? 200, headers}
   if (result.body !== undefined && method !== 'HEAD') response.body = result.body
   return response
+}
+
+/**
+ * A request made by a web page's script (fetch or XHR: `Sec-Fetch-Dest: empty`, which only browsers
+ * send), such as the admin console's. Its 401 carries no Basic challenge: the browser would
+ * answer one with its own sign-in dialog over the page (headless, by dropping the request), where
+ * the page shows the error and its own sign-in form. Other clients and a page opened in the
+ * browser get the challenge, as upstream (Node's fetch sends `Sec-Fetch-Mode: cors` but no
+ * `Sec-Fetch-Dest`: kinto-http on Node keeps it).
+ */
+function fromPageScript(req: KintoRequest): boolean {
+  return req.headers['sec-fetch-dest'] === 'empty'
 }
 
 /**

@@ -22,6 +22,7 @@ import {asList} from '../../config/settings.js'
 import type {RequestContext} from '../context.js'
 import {ERRNO, HttpError, notFound} from '../errors.js'
 import type {ViewDef} from '../router.js'
+import type {Capability, Runtime} from '../runtime.js'
 import {RawBody, type ViewResult} from '../types.js'
 import type {KintoPlugin, PluginApi} from './index.js'
 
@@ -82,10 +83,16 @@ function fileResult(ctx: RequestContext, bytes: Buffer, etag: string, headers: R
   return {body: new RawBody(bytes), headers: all}
 }
 
-/** The `multiauth.policies` the page is told about (basicauth when none is configured, as the runtime does). */
-function pageSettings(settings: Record<string, unknown>): {authMethods: string[]} {
+/**
+ * The `multiauth.policies` the page is told about (basicauth when none is configured, as the
+ * runtime does); an OpenID provider (hello's `openid` capability) as the login form names it,
+ * `openid-<provider>`, so that a server signing in with OpenID first opens the form on it.
+ */
+function pageSettings(settings: Record<string, unknown>, capabilities: Record<string, Capability>): {authMethods: string[]} {
   const policies = asList(settings, 'multiauth.policies')
-  return {authMethods: policies.length ? policies : ['basicauth']}
+  const providers = capabilities.openid?.providers
+  const openid = new Set(Array.isArray(providers) ? providers.map((p: {name?: unknown}) => p?.name).filter((n): n is string => typeof n === 'string') : [])
+  return {authMethods: (policies.length ? policies : ['basicauth']).map((p) => (openid.has(p) ? `openid-${p}` : p))}
 }
 
 /** JSON inside a <script> element: no `<` can close it. */
@@ -93,18 +100,23 @@ function scriptJson(value: unknown): string {
   return JSON.stringify(value).replace(/</g, '\\u003c')
 }
 
-function adminViews(build: AdminBuild, settings: Record<string, unknown>): {home: ViewDef; files: ViewDef} {
+function adminViews(build: AdminBuild, runtime: Runtime): {home: ViewDef; files: ViewDef} {
   const indexFile = path.join(build.dir, 'index.html')
-  // index.html is read once (upstream's cache_forever); our build gets the server's settings.
-  let page: {bytes: Buffer; etag: string} | undefined
+  // index.html is read again only when the file changes (upstream reads it once: a build replaced
+  // while serving, whose files have other hashed names, gave a page naming files gone); our build
+  // gets the server's settings.
+  let page: {mtimeMs: number; size: number; bytes: Buffer; etag: string} | undefined
   const index = async (ctx: RequestContext): Promise<ViewResult> => {
-    if (!page) {
+    const info = await stat(indexFile).catch(() => null)
+    if (!info?.isFile()) throw notFound()
+    if (!page || page.mtimeMs !== info.mtimeMs || page.size !== info.size) {
       let html = await readFile(indexFile, 'utf8')
       if (build.bundled) {
-        html = html.replace(SETTINGS_MARK, `<script id="kinto-server-settings" type="application/json">${scriptJson(pageSettings(settings))}</script>`)
+        const pageData = pageSettings(runtime.settings, runtime.capabilities)
+        html = html.replace(SETTINGS_MARK, `<script id="kinto-server-settings" type="application/json">${scriptJson(pageData)}</script>`)
       }
       const bytes = Buffer.from(html)
-      page = {bytes, etag: etagOf(bytes)}
+      page = {mtimeMs: info.mtimeMs, size: info.size, bytes, etag: etagOf(bytes)}
     }
     return fileResult(ctx, page.bytes, page.etag, {
       'Content-Type': CONTENT_TYPES['.html'],
@@ -185,7 +197,7 @@ function includeAdmin(api: PluginApi, build: AdminBuild | null): void {
     url: 'https://github.com/Kinto/kinto-admin/',
     version: build.version,
   })
-  const {home, files} = adminViews(build, runtime.settings)
+  const {home, files} = adminViews(build, runtime)
   api.addService({name: 'admin_redirect', pattern: '/admin', views: redirect, noTransaction: true})
   api.addService({name: 'admin_home', pattern: '/admin/', views: new Map([['GET', home]]), noTransaction: true})
   api.addService({name: 'catchall_static', pattern: '/admin/{subpath*}', views: new Map([['GET', files]]), noTransaction: true})
