@@ -9,6 +9,7 @@ import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
+import pg from 'pg'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {openDatabase} from '../../src/lib/db/index.js'
@@ -120,6 +121,47 @@ describe.skipIf(skip !== null)('database URLs read as libpq reads them', () => {
       expect(r.stdout).toMatch(/storage: installed version 26 on .*:\d+\/kinto_socket/)
     } finally {
       rmSync(dir, {recursive: true, force: true})
+    }
+  })
+
+  it('a URL without sslmode reaches a server that takes encrypted connections only (libpq tries TLS by default); one that takes clear ones stays in clear', async () => {
+    expect(await encrypted(base)).toBe(false)
+    const hba = path.join(cluster.socketDir, 'data', 'pg_hba.conf')
+    const before = readFileSync(hba, 'utf8')
+    // over the socket: TCP in clear is what the new rules refuse
+    const reload = async () => {
+      const admin = new pg.Client({host: cluster.socketDir, port: cluster.port, user: 'postgres', database: 'postgres'})
+      await admin.connect()
+      try {
+        await admin.query('SELECT pg_reload_conf()')
+      } finally {
+        await admin.end()
+      }
+    }
+    writeFileSync(hba, 'local all all trust\nhostssl all all 127.0.0.1/32 trust\n')
+    await reload()
+    try {
+      const c = openDatabase(base, {connectTimeoutMs: 5000})
+      try {
+        const r = await c.query<{ssl: boolean}>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')
+        expect(r.rows[0].ssl).toBe(true)
+        // and a checked-out connection of the same pool
+        expect(await c.withConnection(async (conn) => (await conn.query<{ssl: boolean}>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0].ssl)).toBe(true)
+      } finally {
+        await c.close()
+      }
+      // a transaction first, on a new pool
+      const t = openDatabase(base, {connectTimeoutMs: 5000})
+      try {
+        expect(await t.transaction(async (tx) => (await tx.query<{ssl: boolean}>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0].ssl)).toBe(true)
+      } finally {
+        await t.close()
+      }
+      // sslmode=disable means it: refused, with the server's reason
+      await expect(encrypted(`${base}?sslmode=disable`)).rejects.toThrow(/no encryption/)
+    } finally {
+      writeFileSync(hba, before)
+      await reload()
     }
   })
 })

@@ -3,7 +3,7 @@ import type pg from 'pg'
 import {parseJson} from '../json.js'
 import {lazy, lazyRequire} from '../lazy.js'
 import {BackendError} from './backend.js'
-import {connectionError, type DbTarget} from './errors.js'
+import {connectionError, sqlStateOf, type DbTarget} from './errors.js'
 import {pgTls, serverOffersTls} from './tls.js'
 import type {PoolOptions, Queryable, QueryOptions, QueryResult, SqlClient} from './types.js'
 import {maskUrl, parseDbUrl} from './url.js'
@@ -46,6 +46,19 @@ export function connectionLost(error: unknown): boolean {
   // An error the server sent carries a severity (pg's DatabaseError); socket errors (EPIPE…) do not.
   if (typeof e?.severity === 'string' && typeof e.code === 'string') return e.code.startsWith('08') || e.code.startsWith('57P')
   return true
+}
+
+/**
+ * Whether the server refused a connection because it was not encrypted (a pg_hba.conf with
+ * `hostssl` lines only, as managed databases that force TLS): SQLSTATE 28000, "no encryption"
+ * (PostgreSQL 14 and later) or "SSL off" (before).
+ */
+function refusedInClear(error: unknown): boolean {
+  if (sqlStateOf(error) !== '28000') return false
+  for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (/no encryption|SSL off/.test(e.message)) return true
+  }
+  return false
 }
 
 /** The state of one checked-out connection: set once it must not go back to the pool. */
@@ -110,6 +123,14 @@ export class PgClient implements SqlClient {
   /** Kinto's max_backlog (negative: no bound) and the pool's size, for refusal(). */
   private readonly maxBacklog: number
   private readonly maxConnections: number
+  /**
+   * The connections' settings while a URL without sslmode (nor PGSSLMODE) over TCP has not
+   * connected yet: libpq, which reads upstream's URLs, tries TLS by default (prefer), so such a URL
+   * reaches a server that takes encrypted connections only. Here connections are in clear, as
+   * before; if the server refuses one for that, they use TLS from then on (clearOrTls). Unset
+   * once a connection has opened.
+   */
+  private tlsOnRefusal: pg.ClientConfig | undefined
 
   constructor(connectionString: string, options: PoolOptions = {}) {
     this.displayUrl = maskUrl(connectionString)
@@ -208,7 +229,25 @@ export class PgClient implements SqlClient {
           .catch(() => {})
       })
     }
+    if (tlsOptions.ssl === undefined && parsed.driver === 'pg' && !parsed.host.startsWith('/')) {
+      this.tlsOnRefusal = clientConfig
+      this.pool.once('connect', () => (this.tlsOnRefusal = undefined))
+    }
     this.q = wrap(this.pool, this.named, this.target)
+  }
+
+  /** Runs fn, and once more over TLS if the server refused it a connection in clear (tlsOnRefusal). */
+  private async clearOrTls<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (error) {
+      const config = this.tlsOnRefusal
+      if (!config || !refusedInClear(error)) throw error
+      // as libpq's default: encrypted, the certificate not checked (sslmode=verify-full checks it)
+      config.ssl = {rejectUnauthorized: false}
+      this.tlsOnRefusal = undefined
+      return fn()
+    }
   }
 
   /**
@@ -229,20 +268,24 @@ export class PgClient implements SqlClient {
 
   query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<T>> {
     const refused = this.refusal()
-    return refused ? Promise.reject(refused) : this.q.query<T>(sql, params, options)
+    if (refused) return Promise.reject(refused)
+    return this.tlsOnRefusal ? this.clearOrTls(() => this.q.query<T>(sql, params, options)) : this.q.query<T>(sql, params, options)
   }
 
   exec(sql: string): Promise<void> {
     const refused = this.refusal()
-    return refused ? Promise.reject(refused) : this.q.exec(sql)
+    if (refused) return Promise.reject(refused)
+    return this.tlsOnRefusal ? this.clearOrTls(() => this.q.exec(sql)) : this.q.exec(sql)
   }
 
   async withConnection<T>(fn: (conn: Queryable) => Promise<T>): Promise<T> {
     const refused = this.refusal()
     if (refused) throw refused
-    const client = await this.pool.connect().catch((error: unknown) => {
-      throw connectionError(error, this.target) ?? error
-    })
+    const connect = () =>
+      this.pool.connect().catch((error: unknown) => {
+        throw connectionError(error, this.target) ?? error
+      })
+    const client = await (this.tlsOnRefusal ? this.clearOrTls(connect) : connect())
     // A checked-out connection has no listener of the pool: without one, the connection dying
     // while it is held (the server restarts mid-transaction) would be an unhandled 'error' event.
     const session: Session = {}

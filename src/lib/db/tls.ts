@@ -47,7 +47,8 @@ function readPem(params: URLSearchParams, name: string): string | undefined {
  * (*) allow tries without TLS first in libpq; both connect to the same servers, prefer encrypts
  * more often. No TLS on a Unix socket (libpq never uses it there). A URL without sslmode takes
  * PGSSLMODE, as libpq; without either it is left to node-postgres (no TLS unless `ssl=`), where
- * libpq would prefer TLS: a server that demands TLS needs `?sslmode=require` in the URL.
+ * libpq would prefer TLS; a server that refuses clear connections gets TLS then (pg-driver.ts,
+ * clearOrTls).
  */
 export function pgTls(connectionString: string, host: string, shown: string, env: NodeJS.ProcessEnv = process.env): PgTls {
   const q = connectionString.indexOf('?')
