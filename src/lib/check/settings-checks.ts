@@ -450,7 +450,7 @@ export const checkFlushEndpoint: SettingsCheck = (config) => {
     return [
       warning(
         'flush-endpoint',
-        `kinto.flush_endpoint_enabled is true${from(config, 'flush_endpoint_enabled')}: Kinto 5 and later ignore it (only kinto.plugins.flush adds __flush__), but older Kinto exposed an unauthenticated POST /v1/__flush__ that deletes everything.`,
+        `kinto.flush_endpoint_enabled is true${from(config, 'flush_endpoint_enabled')}: Kinto 7 and later ignore it (only kinto.plugins.flush adds __flush__), but older Kinto exposed an unauthenticated POST /v1/__flush__ that deletes everything.`,
         'Remove kinto.flush_endpoint_enabled.',
       ),
     ]
