@@ -5,18 +5,13 @@
  * signs in through the provider's pages, signs out, and finds the form still on OpenID (kinto-admin
  * 1.31 remembered `openid`, which is none of the form's choices: the button then did nothing).
  */
-import {writeFileSync} from 'node:fs'
-import path from 'node:path'
-
 import type {Browser, Page} from 'playwright-core'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {cliBin} from '../helpers/cli.js'
-import {findBinary, freePort, httpRequest, startProcess, stopAll, tempDir, waitFor} from '../helpers/deploy-servers.js'
+import {freePort, stopAll} from '../helpers/deploy-servers.js'
+import {chromiumSkip as skipReason, launchChromium, startMemoryKinto} from '../helpers/kinto-server.js'
 import {startProvider, type TestProvider} from '../helpers/oidc-provider.js'
 
-const chromiumPath = findBinary('chromium')
-const skipReason = chromiumPath ? '' : 'SKIPPED: chromium not installed (CI installs the Debian chromium package)'
 const STEP_MS = 15_000
 const HISTORY_KEY = 'kinto-admin-server-history'
 
@@ -44,26 +39,14 @@ async function formState(page: Page): Promise<{checked: string[]; button: string
 
 describe.skipIf(skipReason !== '')(`the admin console signing in with OpenID Connect ${skipReason}`, () => {
   beforeAll(async () => {
-    const dir = tempDir('admin-openid')
     const port = await freePort()
     base = `http://127.0.0.1:${port}`
     provider = await startProvider()
     await provider.configure([{client_id: 'kinto', client_secret: 'kinto-secret', redirect_uris: [`${base}/v1/openid/oidc/token`]}])
-    const ini = path.join(dir, 'kinto.ini')
-    writeFileSync(
-      ini,
+    await startMemoryKinto(
+      'admin-openid',
       [
-        '[server:main]',
-        'use = egg:waitress#main',
-        'host = 127.0.0.1',
-        `port = ${port}`,
-        '',
-        '[app:main]',
-        'use = egg:kinto',
         'kinto.includes = kinto.plugins.admin kinto.plugins.accounts kinto.plugins.openid',
-        'kinto.storage_backend = kinto.core.storage.memory',
-        'kinto.permission_backend = kinto.core.permission.memory',
-        'kinto.cache_backend = kinto.core.cache.memory',
         'kinto.userid_hmac_secret = 3c2a49f8a7e6d5c4b3a291806b1f0d1ef7e6d5c4b3a2918',
         'kinto.bucket_create_principals = system.Authenticated',
         'multiauth.policies = oidc account',
@@ -72,14 +55,10 @@ describe.skipIf(skipReason !== '')(`the admin console signing in with OpenID Con
         `multiauth.policy.oidc.issuer = ${provider.issuer}`,
         'multiauth.policy.oidc.client_id = kinto',
         'multiauth.policy.oidc.client_secret = kinto-secret',
-        '',
-      ].join('\n'),
-      {mode: 0o600},
+      ],
+      port,
     )
-    const kinto = startProcess(process.execPath, [cliBin, 'start', '--ini', ini], {cwd: dir, env: {NO_COLOR: '1', CI: 'true'}})
-    await waitFor(async () => (await httpRequest(`${base}/v1/__lbheartbeat__`, {timeoutMs: 2000})).status === 200, 45_000, () => `kinto start: ${kinto.output()}`)
-    const {chromium} = await import('playwright-core')
-    browser = await chromium.launch({executablePath: chromiumPath, headless: true, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [], timeout: 30_000})
+    browser = await launchChromium()
   }, 90_000)
 
   it('opens on OpenID, signs in through the provider, and stays on OpenID once signed out', async () => {

@@ -10,17 +10,15 @@
  * The screenshot of the signed-in console is written to a temporary folder on every run, and to
  * docs/admin.png (shown in the README) when KINTO_UPDATE_SCREENSHOT=1.
  */
-import {copyFileSync, readFileSync, writeFileSync} from 'node:fs'
+import {copyFileSync, readFileSync} from 'node:fs'
 import path from 'node:path'
 
 import type {Browser, BrowserContext, Page} from 'playwright-core'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {cliBin, repoRoot} from '../helpers/cli.js'
-import {findBinary, freePort, httpRequest, startProcess, stopAll, tempDir, waitFor} from '../helpers/deploy-servers.js'
-
-const chromiumPath = findBinary('chromium')
-const skipReason = chromiumPath ? '' : 'SKIPPED: chromium not installed (CI installs the Debian chromium package)'
+import {repoRoot} from '../helpers/cli.js'
+import {httpRequest, stopAll} from '../helpers/deploy-servers.js'
+import {chromiumSkip as skipReason, launchChromium, startMemoryKinto} from '../helpers/kinto-server.js'
 
 const ADMIN_PASSWORD = 'c0nsole-Passw0rd'
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
@@ -72,48 +70,22 @@ afterAll(async () => {
 
 describe.skipIf(skipReason !== '')(`the admin console in chromium ${skipReason}`, () => {
   beforeAll(async () => {
-    const dir = tempDir('admin-console')
-    screenshotDir = dir
-    const port = await freePort()
-    base = `http://127.0.0.1:${port}`
-    const ini = path.join(dir, 'kinto.ini')
-    writeFileSync(
-      ini,
-      [
-        '[server:main]',
-        'use = egg:waitress#main',
-        'host = 127.0.0.1',
-        `port = ${port}`,
-        '',
-        '[app:main]',
-        'use = egg:kinto',
-        'kinto.includes = kinto.plugins.default_bucket kinto.plugins.admin kinto.plugins.accounts',
-        'kinto.storage_backend = kinto.core.storage.memory',
-        'kinto.permission_backend = kinto.core.permission.memory',
-        'kinto.cache_backend = kinto.core.cache.memory',
-        'kinto.userid_hmac_secret = 6b1f0d1e3c2a49f8a7e6d5c4b3a29180f7e6d5c4b3a2918',
-        'multiauth.policies = account basicauth',
-        'multiauth.policy.account.use = kinto.plugins.accounts.AccountsPolicy',
-        'kinto.account_create_principals = system.Everyone',
-        'kinto.account_write_principals = account:admin',
-        'kinto.bucket_create_principals = system.Authenticated',
-        '',
-      ].join('\n'),
-      {mode: 0o600},
-    )
-    const kinto = startProcess(process.execPath, [cliBin, 'start', '--ini', ini], {cwd: dir, env: {NO_COLOR: '1', CI: 'true'}})
-    serverOutput = kinto.output
-    await waitFor(async () => (await httpRequest(`${base}/v1/__lbheartbeat__`, {timeoutMs: 2000})).status === 200, 45_000, () => `kinto start: ${kinto.output()}`)
+    const server = await startMemoryKinto('admin-console', [
+      'kinto.includes = kinto.plugins.default_bucket kinto.plugins.admin kinto.plugins.accounts',
+      'kinto.userid_hmac_secret = 6b1f0d1e3c2a49f8a7e6d5c4b3a29180f7e6d5c4b3a2918',
+      'multiauth.policies = account basicauth',
+      'multiauth.policy.account.use = kinto.plugins.accounts.AccountsPolicy',
+      'kinto.account_create_principals = system.Everyone',
+      'kinto.account_write_principals = account:admin',
+      'kinto.bucket_create_principals = system.Authenticated',
+    ])
+    base = server.base
+    screenshotDir = server.dir
+    serverOutput = server.output
     const created = await api('PUT', '/v1/accounts/admin', '', {data: {password: ADMIN_PASSWORD}})
     expect(created.status, JSON.stringify(created.json)).toBe(201)
 
-    const {chromium} = await import('playwright-core')
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      headless: true,
-      args: process.getuid?.() === 0 ? ['--no-sandbox'] : [],
-      timeout: 30_000,
-    })
+    browser = await launchChromium()
   }, 90_000)
 
   it('opens from /v1/admin on the login form, preset to the server and its first auth method', async () => {

@@ -18,8 +18,9 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {type CheckReport, type Finding, probeDeployment} from '../../src/lib/check/index.js'
-import {cliBin, repoRoot, runCli} from '../helpers/cli.js'
-import {freePort, httpRequest, missing, startNginx, startProcess, stopAll, tempDir, waitFor} from '../helpers/deploy-servers.js'
+import {repoRoot, runCli} from '../helpers/cli.js'
+import {freePort, httpRequest, missing, startNginx, stopAll} from '../helpers/deploy-servers.js'
+import {startMemoryKinto} from '../helpers/kinto-server.js'
 
 // ------------------------------------------------------------------------------ a fake Kinto
 
@@ -387,32 +388,7 @@ const AUTH = {Authorization: `Basic ${Buffer.from('editor:secret').toString('bas
 
 /** Starts `kinto start` on memory backends with a public collection of 3 records; returns its base URL. */
 async function startKinto(extra: string[] = []): Promise<{base: string; ini: string; dir: string}> {
-  const dir = tempDir('check-url')
-  const port = await freePort()
-  const ini = path.join(dir, 'kinto.ini')
-  writeFileSync(
-    ini,
-    [
-      '[server:main]',
-      'use = egg:waitress#main',
-      'host = 127.0.0.1',
-      `port = ${port}`,
-      '',
-      '[app:main]',
-      'use = egg:kinto',
-      'kinto.storage_backend = kinto.core.storage.memory',
-      'kinto.permission_backend = kinto.core.permission.memory',
-      'kinto.cache_backend = kinto.core.cache.memory',
-      `kinto.userid_hmac_secret = ${randomBytes(32).toString('hex')}`,
-      'multiauth.policies = basicauth',
-      ...extra,
-      '',
-    ].join('\n'),
-    {mode: 0o600},
-  )
-  const kinto = startProcess(process.execPath, [cliBin, 'start', '--ini', ini], {cwd: dir, env: {NO_COLOR: '1', CI: 'true'}})
-  const base = `http://127.0.0.1:${port}`
-  await waitFor(async () => (await httpRequest(`${base}/v1/__lbheartbeat__`, {timeoutMs: 2000})).status === 200, 45_000, () => `kinto start: ${kinto.output()}`)
+  const {base, ini, dir} = await startMemoryKinto('check-url', [`kinto.userid_hmac_secret = ${randomBytes(32).toString('hex')}`, 'multiauth.policies = basicauth', ...extra])
   const put = async (p: string, body: unknown) => {
     const r = await httpRequest(`${base}/v1${p}`, {method: 'PUT', headers: AUTH, body: JSON.stringify(body)})
     if (r.status >= 300) throw new Error(`PUT ${p}: ${r.status} ${r.body}`)
