@@ -4,7 +4,7 @@
  */
 import {randomBytes} from 'node:crypto'
 import {gzipSync} from 'node:zlib'
-import {execFileSync} from 'node:child_process'
+import {execFileSync, spawnSync} from 'node:child_process'
 import {chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
@@ -114,6 +114,44 @@ function freezeFolder(dir: string): {undo: () => void} | {skip: string} {
   }
   return {undo: () => execFileSync('chattr', ['-i', dir], {stdio: 'ignore'})}
 }
+
+describe('an embedded folder this user cannot read', () => {
+  it('is named as such (run as its owner), not as a folder that holds no database', async (ctx: TestContext) => {
+    const dir = tmp()
+    const ini = embeddedIni(dir)
+    const migrated = await runCli(['migrate', '--ini', ini])
+    expect(migrated.code, migrated.stderr).toBe(0)
+    const data = path.join(dir, 'data')
+    // Root reads every folder: as root, the commands run as nobody, who may read the ini only.
+    let user: string | undefined
+    if (process.getuid?.() === 0) {
+      if (spawnSync('runuser', ['-u', 'nobody', '--', 'true']).status !== 0) {
+        console.log('SKIPPED: running as root without runuser and a nobody user to run as')
+        return ctx.skip()
+      }
+      user = 'nobody'
+      // (its folder open to it: the lock files go beside the database folder)
+      chmodSync(dir, 0o777)
+      chmodSync(ini, 0o644)
+      chmodSync(data, 0o700)
+    } else {
+      chmodSync(data, 0o000)
+    }
+    try {
+      for (const args of [['db', 'status'], ['migrate', '--check'], ['flush-cache']]) {
+        const r = await runCli([...args, '--ini', ini, '--json'], {user})
+        expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(1)
+        expect(JSON.parse(r.stdout).error, args.join(' ')).toEqual({
+          code: 'KINTO_DB_FOLDER_INVALID',
+          message: `The embedded database folder ${data} cannot be read and written by this user.`,
+          hint: 'Run as the user that owns the folder, or fix its permissions (the engine writes to it on every start).',
+        })
+      }
+    } finally {
+      chmodSync(data, 0o700)
+    }
+  }, 120_000)
+})
 
 describe('an ini that cannot be written', () => {
   it('readonly, backoff and maintenance say KINTO_CONFIG_WRITE_FAILED and leave the ini as it was; migrate names the lock file it cannot make', async (ctx: TestContext) => {
