@@ -40,6 +40,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected positional: string[] = []
 
   public async init(): Promise<void> {
+    guardStdout()
     await super.init()
     // Every command but the server is one-shot: no optimising compile of PGlite's wasm (see there).
     if (this.id !== 'start') useBaselineWasm()
@@ -105,6 +106,41 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     if (debug && err.stack) lines.push(err.stack)
     process.stderr.write(`${lines.join('\n')}\n`)
   }
+}
+
+let stdoutGuarded = false
+
+/**
+ * A stdout that cannot be written (a full disk, an I/O error) fails the command with one line on
+ * stderr, whatever the command had done: exit 1 (or the command's own failure code). oclif's
+ * listener rethrows the error, which Node printed as an uncaught exception with its stack. A
+ * reader that went away (EPIPE: `| head`) still ends the output quietly.
+ */
+function guardStdout(): void {
+  if (stdoutGuarded) return
+  stdoutGuarded = true
+  // oclif's own listener (swallow EPIPE, rethrow the rest) is the one to replace; others stay.
+  for (const listener of process.stdout.listeners('error')) {
+    const text = String(listener)
+    if (text.includes("'EPIPE'") && text.includes('throw err')) process.stdout.removeListener('error', listener as (...args: unknown[]) => void)
+  }
+  let failed = false
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE' || failed) return
+    failed = true
+    const reason = err.code ? (OUTPUT_FAILURES[err.code] ?? err.code) : err.message
+    process.stderr.write(`Error: the output could not be written (${reason}).\nHint: Free space where stdout goes, or send it elsewhere.\n`)
+  })
+  process.on('exit', () => {
+    if (failed && !process.exitCode) process.exitCode = ExitCode.FAILED
+  })
+}
+
+const OUTPUT_FAILURES: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is exhausted',
+  EIO: 'an input/output error',
+  EBADF: 'stdout is closed',
 }
 
 /** oclif's parse messages may span lines (exclusive/dependsOn list every conflict): keep them, drop its help line. */
