@@ -1,5 +1,6 @@
 import {Command, Flags, Interfaces} from '@oclif/core'
 
+import {databaseConditionError} from './lib/db/errors.js'
 import {useBaselineWasm} from './lib/db/pglite-driver.js'
 import {type ExitCodeTable, ExitCode, isKintoError, KintoError, UsageError} from './lib/errors.js'
 
@@ -85,11 +86,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     const debug = Boolean((this.flags as {debug?: boolean} | undefined)?.debug) || process.argv.includes('--debug')
     const known: KintoError = isKintoError(err)
       ? err
-      : new KintoError(`unexpected failure: ${err.message}`, {
+      : (databaseConditionError(err) ??
+        new KintoError(`unexpected failure: ${err.message}`, {
           code: 'KINTO_UNEXPECTED',
           hint: 'Run again with --debug for the stack trace, and report it as a bug.',
           cause: err,
-        })
+        }))
     process.exitCode = known.exit
     if (this.jsonEnabled()) {
       this.logJson({error: {code: known.code, message: known.message, ...(known.hint ? {hint: known.hint} : {})}})

@@ -5,7 +5,7 @@
 import {randomBytes} from 'node:crypto'
 import {gzipSync} from 'node:zlib'
 import {execFileSync, spawnSync} from 'node:child_process'
-import {chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
 import pg from 'pg'
@@ -149,6 +149,46 @@ describe('an embedded folder this user cannot read', () => {
       }
     } finally {
       chmodSync(data, 0o700)
+    }
+  }, 120_000)
+})
+
+describe('a full disk', () => {
+  it('a write the database has no room for is KINTO_DB_DISK_FULL; a lock file that cannot be written is named and not left behind', async (ctx: TestContext) => {
+    const dir = tmp()
+    // A small file system of its own (root only): the embedded database fills it.
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=80m', 'tmpfs', dir], {stdio: 'ignore'})
+    } catch {
+      console.log('SKIPPED: cannot mount a tmpfs (needs root) to fill a file system')
+      return ctx.skip()
+    }
+    try {
+      const ini = embeddedIni(dir)
+      const migrated = await runCli(['migrate', '--ini', ini])
+      expect(migrated.code, migrated.stderr).toBe(0)
+      const fill = (leaveBytes: number) => {
+        const {bavail, bsize} = statfsSync(dir)
+        writeFileSync(path.join(dir, `filler-${randomBytes(4).toString('hex')}`), Buffer.alloc(Math.max(0, bavail * bsize - leaveBytes)))
+      }
+      // Room for the lock file, not for the rows.
+      fill(8192)
+      const user = await runCli(['create-user', '--ini', ini, '-u', 'carol', '--generate-password', '--json'])
+      expect(user.code, user.stdout + user.stderr).toBe(1)
+      expect(JSON.parse(user.stdout).error).toMatchObject({code: 'KINTO_DB_DISK_FULL', message: expect.stringMatching(/^The database has no space left to write \(.*\); the transaction was rolled back\.$/)})
+      // No room at all: the lock files cannot be filled, and none is left to hold off the next command.
+      try {
+        fill(0)
+      } catch {}
+      const status = await runCli(['db', 'status', '--ini', ini, '--json'])
+      expect(status.code, status.stdout + status.stderr).toBe(1)
+      expect(JSON.parse(status.stdout).error).toMatchObject({code: 'KINTO_DB_FOLDER_INVALID', message: expect.stringMatching(/: no space left on the device\.$/)})
+      const toggle = await runCli(['readonly', 'on', '--ini', ini, '--json'])
+      expect(toggle.code, toggle.stdout + toggle.stderr).toBe(1)
+      expect(JSON.parse(toggle.stdout).error).toMatchObject({code: 'KINTO_CONFIG_WRITE_FAILED', message: `Cannot write ${ini}: no space left on the device; it was left as it was.`})
+      expect(readdirSync(dir).filter((f) => f.endsWith('.lock'))).toEqual([])
+    } finally {
+      execFileSync('umount', [dir], {stdio: 'ignore'})
     }
   }, 120_000)
 })
