@@ -187,6 +187,14 @@ describe('a full disk', () => {
       expect(toggle.code, toggle.stdout + toggle.stderr).toBe(1)
       expect(JSON.parse(toggle.stdout).error).toMatchObject({code: 'KINTO_CONFIG_WRITE_FAILED', message: `Cannot write ${ini}: no space left on the device; it was left as it was.`})
       expect(readdirSync(dir).filter((f) => f.endsWith('.lock'))).toEqual([])
+      // A backup (of a database elsewhere) written to the full file system: said so, nothing left.
+      const elsewhere = embeddedIni(tmp())
+      expect((await runCli(['migrate', '--ini', elsewhere])).code).toBe(0)
+      const file = path.join(dir, 'kinto.kbak')
+      const backup = await runCli(['backup', '--ini', elsewhere, '-o', file, '--json'])
+      expect(backup.code, backup.stdout + backup.stderr).toBe(1)
+      expect(JSON.parse(backup.stdout).error).toMatchObject({code: 'KINTO_BACKUP_WRITE_FAILED', message: `Cannot write the backup ${file}: no space left on the device; nothing was left there.`})
+      expect(readdirSync(dir).filter((f) => f.startsWith('kinto.kbak'))).toEqual([])
     } finally {
       execFileSync('umount', [dir], {stdio: 'ignore'})
     }
