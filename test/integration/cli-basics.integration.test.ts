@@ -15,7 +15,7 @@ function runToFullDisk(args: string[]): Promise<{code: number | null; stderr: st
   const child = spawn(process.execPath, [cliBin, ...args], {env: {...process.env, NO_COLOR: '1'}, stdio: ['ignore', full, 'pipe']})
   closeSync(full)
   let stderr = ''
-  child.stderr.on('data', (d) => (stderr += d))
+  child.stderr!.on('data', (d) => (stderr += d))
   return new Promise((resolve) => child.on('close', (code) => resolve({code, stderr})))
 }
 
