@@ -3,6 +3,7 @@ import {Command, Flags, Interfaces} from '@oclif/core'
 import {databaseConditionError} from './lib/db/errors.js'
 import {useBaselineWasm} from './lib/db/pglite-driver.js'
 import {type ExitCodeTable, ExitCode, isKintoError, KintoError, UsageError} from './lib/errors.js'
+import {scrubSecrets} from './lib/monitoring/redact.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
@@ -147,7 +148,8 @@ const OUTPUT_FAILURES: Record<string, string> = {
 
 /** oclif's parse messages may span lines (exclusive/dependsOn list every conflict): keep them, drop its help line. */
 function parseMessage(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error)
+  // What was typed is echoed (an unknown flag, an unexpected argument, a bad value): never a URL's password.
+  const text = scrubSecrets(error instanceof Error ? error.message : String(error))
   // A flag's own parse error comes wrapped as "Parsing --x\n\t<our message>": keep ours.
   const lines = text.split('\n').filter((l) => l.trim() !== '' && !/^(See more help with|Parsing --\S+$)/.test(l.trim()))
   return lines.map((l) => l.trim()).join('\n  ')
