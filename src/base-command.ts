@@ -1,7 +1,9 @@
 import {Command, Flags, Interfaces} from '@oclif/core'
 
+import {databaseConditionError} from './lib/db/errors.js'
 import {useBaselineWasm} from './lib/db/pglite-driver.js'
 import {type ExitCodeTable, ExitCode, isKintoError, KintoError, UsageError} from './lib/errors.js'
+import {scrubSecrets} from './lib/monitoring/redact.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
@@ -40,6 +42,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected positional: string[] = []
 
   public async init(): Promise<void> {
+    guardStdout()
     await super.init()
     // Every command but the server is one-shot: no optimising compile of PGlite's wasm (see there).
     if (this.id !== 'start') useBaselineWasm()
@@ -84,11 +87,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     const debug = Boolean((this.flags as {debug?: boolean} | undefined)?.debug) || process.argv.includes('--debug')
     const known: KintoError = isKintoError(err)
       ? err
-      : new KintoError(`unexpected failure: ${err.message}`, {
+      : (databaseConditionError(err) ??
+        new KintoError(`unexpected failure: ${err.message}`, {
           code: 'KINTO_UNEXPECTED',
           hint: 'Run again with --debug for the stack trace, and report it as a bug.',
           cause: err,
-        })
+        }))
     process.exitCode = known.exit
     if (this.jsonEnabled()) {
       this.logJson({error: {code: known.code, message: known.message, ...(known.hint ? {hint: known.hint} : {})}})
@@ -107,9 +111,45 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 }
 
+let stdoutGuarded = false
+
+/**
+ * A stdout that cannot be written (a full disk, an I/O error) fails the command with one line on
+ * stderr, whatever the command had done: exit 1 (or the command's own failure code). oclif's
+ * listener rethrows the error, which Node printed as an uncaught exception with its stack. A
+ * reader that went away (EPIPE: `| head`) still ends the output quietly.
+ */
+function guardStdout(): void {
+  if (stdoutGuarded) return
+  stdoutGuarded = true
+  // oclif's own listener (swallow EPIPE, rethrow the rest) is the one to replace; others stay.
+  for (const listener of process.stdout.listeners('error')) {
+    const text = String(listener)
+    if (text.includes("'EPIPE'") && text.includes('throw err')) process.stdout.removeListener('error', listener as (...args: unknown[]) => void)
+  }
+  let failed = false
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE' || failed) return
+    failed = true
+    const reason = err.code ? (OUTPUT_FAILURES[err.code] ?? err.code) : err.message
+    process.stderr.write(`Error: the output could not be written (${reason}).\nHint: Free space where stdout goes, or send it elsewhere.\n`)
+  })
+  process.on('exit', () => {
+    if (failed && !process.exitCode) process.exitCode = ExitCode.FAILED
+  })
+}
+
+const OUTPUT_FAILURES: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is exhausted',
+  EIO: 'an input/output error',
+  EBADF: 'stdout is closed',
+}
+
 /** oclif's parse messages may span lines (exclusive/dependsOn list every conflict): keep them, drop its help line. */
 function parseMessage(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error)
+  // What was typed is echoed (an unknown flag, an unexpected argument, a bad value): never a URL's password.
+  const text = scrubSecrets(error instanceof Error ? error.message : String(error))
   // A flag's own parse error comes wrapped as "Parsing --x\n\t<our message>": keep ours.
   const lines = text.split('\n').filter((l) => l.trim() !== '' && !/^(See more help with|Parsing --\S+$)/.test(l.trim()))
   return lines.map((l) => l.trim()).join('\n  ')

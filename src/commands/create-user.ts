@@ -8,7 +8,7 @@ import {ACCOUNT_ID_PATTERN} from '../lib/accounts/index.js'
 import {checkCreateUser, createUser, type CreateUserResult} from '../lib/accounts/create-user.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {ExitCode, exitCodes, KintoError, UsageError} from '../lib/errors.js'
-import {askInput, askPassword, canPrompt} from '../lib/interactive.js'
+import {askInput, askPassword, mayAsk} from '../lib/interactive.js'
 import {viaServerWhenHeld} from '../lib/ops/control.js'
 
 export default class CreateUser extends BaseCommand<typeof CreateUser> {
@@ -63,12 +63,12 @@ An embedded database (pglite:<folder>) is used by one process at a time: stop a 
       })
     }
     const config = loadConfig(resolveIniPath(flags.ini))
-    const interactive = canPrompt()
+    const interactive = mayAsk(json)
     const missing: string[] = []
     if (flags.username === undefined && !interactive) missing.push('--username NAME')
     if (!flags['password-stdin'] && !flags['generate-password'] && !interactive) missing.push('--password-stdin or --generate-password')
     if (missing.length > 0) {
-      throw new UsageError(`Missing ${missing.join(' and ')} (no terminal to ask on).`, {
+      throw new UsageError(`Missing ${missing.join(' and ')} (${json ? '--json asks no questions' : 'no terminal to ask on'}).`, {
         code: 'KINTO_NO_TTY',
         hint: 'Example: printf %s "$PASSWORD" | kinto create-user -u admin --password-stdin',
       })

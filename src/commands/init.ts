@@ -4,7 +4,7 @@ import {BaseCommand} from '../base-command.js'
 import {forceFlag, iniFlag, yesFlag} from '../flags.js'
 import {CACHE_CHOICES, type CacheChoice, STORAGE_CHOICES, type StorageChoice, initConfig, interactiveInitPrompter} from '../lib/config/init.js'
 import {resolveIniPath} from '../lib/config/index.js'
-import {canPrompt} from '../lib/interactive.js'
+import {mayAsk} from '../lib/interactive.js'
 import {exitCodes} from '../lib/errors.js'
 
 export default class Init extends BaseCommand<typeof Init> {
@@ -93,7 +93,7 @@ On a terminal, the backends (and the PostgreSQL password, masked) not given as f
       publicUrl: flags['public-url'],
       attachments: flags.attachments,
       force: flags.force,
-      prompter: !flags.yes && !json && canPrompt() ? interactiveInitPrompter() : undefined,
+      prompter: !flags.yes && mayAsk(json) ? interactiveInitPrompter() : undefined,
       report: json ? undefined : (line) => this.logToStderr(line),
     })
     if (!json) this.log(result.path)

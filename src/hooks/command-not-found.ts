@@ -1,6 +1,7 @@
 import {Errors, Hook} from '@oclif/core'
 
 import {hoistGlobalFlags} from '../global-flags.js'
+import {scrubSecrets} from '../lib/monitoring/redact.js'
 import {commandSuggestion} from '../lib/text/nearest.js'
 
 /**
@@ -21,7 +22,8 @@ const hook: Hook.CommandNotFound = async function (opts) {
     }
   }
   const known = opts.config.commandIDs.map((id) => id.replaceAll(':', ' '))
-  const asked = opts.id.replaceAll(':', ' ')
+  // The words as typed are echoed: never a URL's password (`kinto migrate postgresql://u:pw@db/x`).
+  const asked = scrubSecrets(opts.id).replaceAll(':', ' ')
   const message = `unknown command "${asked}".`
   const hint = commandSuggestion(asked, known)
   if (argv.includes('--json') || process.argv.includes('--json')) {

@@ -13,6 +13,15 @@ export function canPrompt(
   return Boolean(stdin.isTTY) && Boolean(stdout.isTTY)
 }
 
+/**
+ * Whether a command may ask its questions: canPrompt(), and not under --json (its stdout is the
+ * one JSON document; a question written there would break it). Missing values are then flags to
+ * give (KINTO_NO_TTY), as without a terminal.
+ */
+export function mayAsk(json: boolean): boolean {
+  return !json && canPrompt()
+}
+
 /** `CI` set to anything but empty, `0` or `false`. */
 export function isCI(env: NodeJS.ProcessEnv = process.env): boolean {
   const ci = env.CI

@@ -19,12 +19,15 @@ export interface CliOptions {
   /** Written to stdin, then closed. Without it stdin is closed at once (no TTY: never prompts). */
   input?: string
   timeoutMs?: number
+  /** Run as this user (through runuser: the caller is root), e.g. to meet files it may not read. */
+  user?: string
 }
 
 /** Runs `kinto ARGS` as a subprocess with stdin closed and no TTY, as CI does. */
 export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliBin, ...args], {
+    const command = options.user ? ['runuser', '-u', options.user, '--', process.execPath] : [process.execPath]
+    const child = spawn(command[0]!, [...command.slice(1), cliBin, ...args], {
       cwd: options.cwd ?? repoRoot,
       env: {...process.env, NO_COLOR: '1', ...options.env},
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -1,6 +1,23 @@
+import {spawn} from 'node:child_process'
+import {closeSync, existsSync, openSync, writeFileSync} from 'node:fs'
+import path from 'node:path'
+
 import {describe, expect, it} from 'vitest'
 
-import {runCli} from '../helpers/cli.js'
+import {cliBin, runCli} from '../helpers/cli.js'
+import {tempFolders} from '../helpers/tmp.js'
+
+const tmp = tempFolders('cli-basics')
+
+/** Runs kinto with its stdout on a full disk (/dev/full): every write fails with ENOSPC. */
+function runToFullDisk(args: string[]): Promise<{code: number | null; stderr: string}> {
+  const full = openSync('/dev/full', 'w')
+  const child = spawn(process.execPath, [cliBin, ...args], {env: {...process.env, NO_COLOR: '1'}, stdio: ['ignore', full, 'pipe']})
+  closeSync(full)
+  let stderr = ''
+  child.stderr!.on('data', (d) => (stderr += d))
+  return new Promise((resolve) => child.on('close', (code) => resolve({code, stderr})))
+}
 
 describe('kinto CLI basics', () => {
   it('prints the version with `version` and `--version`', async () => {
@@ -27,5 +44,17 @@ describe('kinto CLI basics', () => {
     expect(r.stderr).toContain('Nonexistent flag: --bogus')
     expect(r.stderr).toContain('kinto version --help')
     expect(r.stderr).not.toMatch(/\n\s+at /)
+  })
+
+  it.skipIf(!existsSync('/dev/full'))('an output that cannot be written (a full disk) is one line on stderr and exit 1, no stack trace', async () => {
+    const dir = tmp()
+    const ini = path.join(dir, 'kinto.ini')
+    writeFileSync(ini, '[app:main]\nkinto.userid_hmac_secret = abc\n')
+    for (const args of [['version'], ['status', '--ini', ini, '--json'], ['deploy', 'nginx', '--ini', ini, '--server-name', 'kinto.example.com'], ['migrate', '--ini', path.join(dir, 'none.ini'), '--json']]) {
+      const r = await runToFullDisk(args)
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(1)
+      expect(r.stderr, args.join(' ')).toContain('Error: the output could not be written (no space left on the device).')
+      expect(r.stderr, args.join(' ')).not.toMatch(/\n\s+at /)
+    }
   })
 })

@@ -42,4 +42,35 @@ describe('progress on a terminal', () => {
     expect(out).toContain('Migrating the PostgreSQL schema')
     expect(code).toBe(130)
   }, 60_000)
+
+  it('`kinto create-user --json` on a terminal asks nothing: the missing flags as the one JSON document, exit 2', async (ctx) => {
+    if (spawnSync('script', ['--version']).status !== 0) {
+      console.log('SKIPPED: no `script` (util-linux) to give the command a terminal')
+      ctx.skip()
+    }
+    const dir = tmp()
+    const ini = path.join(dir, 'kinto.ini')
+    writeFileSync(ini, '[app:main]\nkinto.includes = kinto.plugins.accounts\nkinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = pglite:data\n')
+    const command = `stty rows 24 cols 80; exec ${JSON.stringify(process.execPath)} ${JSON.stringify(cliBin)} create-user --json --ini ${JSON.stringify(ini)}`
+    const child = spawn('script', ['-qefc', command, '/dev/null'], {env: {...process.env, TERM: 'xterm', CI: ''}, stdio: ['pipe', 'pipe', 'pipe']})
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    const code = await new Promise<number | null>((resolve) => {
+      // A question waits for an answer: end it, so the test fails instead of hanging.
+      const killer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+      child.on('close', (c) => {
+        clearTimeout(killer)
+        resolve(c)
+      })
+    })
+    expect(out).not.toContain('Username')
+    expect(JSON.parse(out.replaceAll('\r\n', '\n'))).toEqual({
+      error: {
+        code: 'KINTO_NO_TTY',
+        message: 'Missing --username NAME and --password-stdin or --generate-password (--json asks no questions).',
+        hint: expect.any(String),
+      },
+    })
+    expect(code).toBe(2)
+  }, 60_000)
 })

@@ -205,6 +205,9 @@ describe('kinto init (subprocess, stdin closed, no TTY)', () => {
       [['--cache-backend', 'redis', '--cache-hosts', '127.0.0.1:11211'], /--cache-hosts applies to --cache-backend memcached, not redis/],
       [['--cache-backend', 'redis', '--cache-url', 'http://:hunter2@127.0.0.1/0'], /--cache-url "http:\/\/:\*\*\*@127.0.0.1\/0" is not a Redis URL/],
       [['--cache-backend', 'memcached', '--cache-hosts', '127.0.0.1'], /--cache-hosts "127.0.0.1" is not a list of memcached servers/],
+      // What the settings check would refuse on the next command is not written
+      [['--cache-backend', 'redis', '--cache-url', 'redis://:hunter2@127.0.0.1:99999/0'], /--cache-url "redis:\/\/:\*\*\*@127.0.0.1:99999\/0" is not a Redis URL/],
+      [['--cache-backend', 'memcached', '--cache-hosts', '127.0.0.1:99999'], /--cache-hosts "127.0.0.1:99999" is not a list of memcached servers/],
     ]
     const runs = await Promise.all(cases.map(([args]) => runCli(['init', '--ini', newPath(), '--backend', 'memory', ...args])))
     for (const [i, [args, message]] of cases.entries()) {

@@ -4,8 +4,8 @@
  */
 import {randomBytes} from 'node:crypto'
 import {gzipSync} from 'node:zlib'
-import {execFileSync} from 'node:child_process'
-import {chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {execFileSync, spawnSync} from 'node:child_process'
+import {chmodSync, existsSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
 import pg from 'pg'
@@ -114,6 +114,92 @@ function freezeFolder(dir: string): {undo: () => void} | {skip: string} {
   }
   return {undo: () => execFileSync('chattr', ['-i', dir], {stdio: 'ignore'})}
 }
+
+describe('an embedded folder this user cannot read', () => {
+  it('is named as such (run as its owner), not as a folder that holds no database', async (ctx: TestContext) => {
+    const dir = tmp()
+    const ini = embeddedIni(dir)
+    const migrated = await runCli(['migrate', '--ini', ini])
+    expect(migrated.code, migrated.stderr).toBe(0)
+    const data = path.join(dir, 'data')
+    // Root reads every folder: as root, the commands run as nobody, who may read the ini only.
+    let user: string | undefined
+    if (process.getuid?.() === 0) {
+      if (spawnSync('runuser', ['-u', 'nobody', '--', 'true']).status !== 0) {
+        console.log('SKIPPED: running as root without runuser and a nobody user to run as')
+        return ctx.skip()
+      }
+      user = 'nobody'
+      // (its folder open to it: the lock files go beside the database folder)
+      chmodSync(dir, 0o777)
+      chmodSync(ini, 0o644)
+      chmodSync(data, 0o700)
+    } else {
+      chmodSync(data, 0o000)
+    }
+    try {
+      for (const args of [['db', 'status'], ['migrate', '--check'], ['flush-cache']]) {
+        const r = await runCli([...args, '--ini', ini, '--json'], {user})
+        expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(1)
+        expect(JSON.parse(r.stdout).error, args.join(' ')).toEqual({
+          code: 'KINTO_DB_FOLDER_INVALID',
+          message: `The embedded database folder ${data} cannot be read and written by this user.`,
+          hint: 'Run as the user that owns the folder, or fix its permissions (the engine writes to it on every start).',
+        })
+      }
+    } finally {
+      chmodSync(data, 0o700)
+    }
+  }, 120_000)
+})
+
+describe('a full disk', () => {
+  it('a write the database has no room for is KINTO_DB_DISK_FULL; a lock file that cannot be written is named and not left behind', async (ctx: TestContext) => {
+    const dir = tmp()
+    // A small file system of its own (root only): the embedded database fills it.
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=80m', 'tmpfs', dir], {stdio: 'ignore'})
+    } catch {
+      console.log('SKIPPED: cannot mount a tmpfs (needs root) to fill a file system')
+      return ctx.skip()
+    }
+    try {
+      const ini = embeddedIni(dir)
+      const migrated = await runCli(['migrate', '--ini', ini])
+      expect(migrated.code, migrated.stderr).toBe(0)
+      const fill = (leaveBytes: number) => {
+        const {bavail, bsize} = statfsSync(dir)
+        writeFileSync(path.join(dir, `filler-${randomBytes(4).toString('hex')}`), Buffer.alloc(Math.max(0, bavail * bsize - leaveBytes)))
+      }
+      // Room for the lock file, not for the rows.
+      fill(8192)
+      const user = await runCli(['create-user', '--ini', ini, '-u', 'carol', '--generate-password', '--json'])
+      expect(user.code, user.stdout + user.stderr).toBe(1)
+      expect(JSON.parse(user.stdout).error).toMatchObject({code: 'KINTO_DB_DISK_FULL', message: expect.stringMatching(/^The database has no space left to write \(.*\); the transaction was rolled back\.$/)})
+      // No room at all: the lock files cannot be filled, and none is left to hold off the next command.
+      try {
+        fill(0)
+      } catch {}
+      const status = await runCli(['db', 'status', '--ini', ini, '--json'])
+      expect(status.code, status.stdout + status.stderr).toBe(1)
+      expect(JSON.parse(status.stdout).error).toMatchObject({code: 'KINTO_DB_FOLDER_INVALID', message: expect.stringMatching(/: no space left on the device\.$/)})
+      const toggle = await runCli(['readonly', 'on', '--ini', ini, '--json'])
+      expect(toggle.code, toggle.stdout + toggle.stderr).toBe(1)
+      expect(JSON.parse(toggle.stdout).error).toMatchObject({code: 'KINTO_CONFIG_WRITE_FAILED', message: `Cannot write ${ini}: no space left on the device; it was left as it was.`})
+      expect(readdirSync(dir).filter((f) => f.endsWith('.lock'))).toEqual([])
+      // A backup (of a database elsewhere) written to the full file system: said so, nothing left.
+      const elsewhere = embeddedIni(tmp())
+      expect((await runCli(['migrate', '--ini', elsewhere])).code).toBe(0)
+      const file = path.join(dir, 'kinto.kbak')
+      const backup = await runCli(['backup', '--ini', elsewhere, '-o', file, '--json'])
+      expect(backup.code, backup.stdout + backup.stderr).toBe(1)
+      expect(JSON.parse(backup.stdout).error).toMatchObject({code: 'KINTO_BACKUP_WRITE_FAILED', message: `Cannot write the backup ${file}: no space left on the device; nothing was left there.`})
+      expect(readdirSync(dir).filter((f) => f.startsWith('kinto.kbak'))).toEqual([])
+    } finally {
+      execFileSync('umount', [dir], {stdio: 'ignore'})
+    }
+  }, 120_000)
+})
 
 describe('an ini that cannot be written', () => {
   it('readonly, backoff and maintenance say KINTO_CONFIG_WRITE_FAILED and leave the ini as it was; migrate names the lock file it cannot make', async (ctx: TestContext) => {

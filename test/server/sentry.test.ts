@@ -8,11 +8,12 @@
 import {createServer, type Server} from 'node:http'
 import {gunzipSync} from 'node:zlib'
 
-import {afterEach, describe, expect, test} from 'vitest'
+import {afterEach, describe, expect, test, vi} from 'vitest'
 
 import {createBackends} from '../../src/lib/backends.js'
 import {parseIni} from '../../src/lib/config/ini.js'
 import {buildSettings} from '../../src/lib/config/settings.js'
+import {KintoError} from '../../src/lib/errors.js'
 import {KintoLogging, loggingPlan} from '../../src/lib/monitoring/index.js'
 import {createApp} from '../../src/lib/server/app.js'
 
@@ -94,6 +95,42 @@ describe('Sentry', () => {
     expect((await app.inject({method: 'GET', url: '/v1/'})).statusCode).toBe(200)
     const loaded = Object.keys((await import('node:module')).createRequire(import.meta.url).cache).some((p) => p.includes('@sentry/node'))
     expect(loaded).toBe(false)
+  })
+
+  test('a DSN the SDK cannot read: the app is not built (upstream fails too), and the DSN is never printed', () => {
+    // The SDK writes a DSN it cannot read, public key and all, to the console and runs without
+    // reporting; the key must not reach the operator's logs, and the server must not run blind.
+    const printed: string[] = []
+    const write = process.stderr.write.bind(process.stderr)
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      printed.push(String(chunk))
+      return (write as (...a: unknown[]) => boolean)(chunk, ...rest)
+    })
+    const consoleError = vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void printed.push(args.join(' ')))
+    try {
+      for (const [dsn, problem] of [
+        ['https://secretkey0123456789@o1.ingest.sentry.io/', /no project id/],
+        ['https://secret-key-0123456789@o1.ingest.sentry.io/42', /public key/],
+      ] as const) {
+        const settings = buildSettings({'kinto.userid_hmac_secret': HMAC_SECRET, 'kinto.sentry_dsn': dsn}, {})
+        const backends = createBackends(settings)
+        closers.push(() => backends.close())
+        let thrown: unknown
+        try {
+          createApp({settings, backends})
+        } catch (error) {
+          thrown = error
+        }
+        expect(thrown, dsn).toBeInstanceOf(KintoError)
+        expect((thrown as KintoError).code).toBe('KINTO_CONFIG_INVALID')
+        expect((thrown as KintoError).message).toMatch(problem)
+        expect((thrown as KintoError).message).not.toContain('secret')
+      }
+      expect(printed.join('\n')).not.toContain('secret')
+    } finally {
+      stderr.mockRestore()
+      consoleError.mockRestore()
+    }
   })
 
   test('an unexpected error and a warning arrive as events, scrubbed', async () => {

@@ -108,6 +108,24 @@ describe('errors that are always printed', () => {
     expect(JSON.parse(r.stdout).error).toMatchObject({code: 'KINTO_USAGE', message: expect.stringContaining('--bogus')})
     expect(r.stderr).not.toContain('did not parse')
   })
+
+  it('a usage error echoes what was typed with the passwords of URLs masked (a typo must not print a secret)', async () => {
+    const cases: Array<[string[], string]> = [
+      [['migrate', '--storage-url=postgresql://kinto:s3cr3t@db/kinto'], 'Nonexistent flag: --storage-url=postgresql://kinto:***@db/kinto'],
+      [['migrate', 'postgresql://kinto:s3cr3t@db/kinto'], 'Unknown command "migrate postgresql //kinto ***@db/kinto".'],
+      [['db', 'status', 'postgresql://kinto:s3cr3t@db/kinto'], 'Unknown command "db status postgresql //kinto ***@db/kinto".'],
+      [['readonly', 'redis://:s3cr3t@cache:6379/0'], '"redis://:***@cache:6379/0" is neither `on` nor `off`.'],
+    ]
+    for (const [args, message] of cases) {
+      for (const json of [true, false]) {
+        const r = await runCli([...args, ...(json ? ['--json'] : [])])
+        expect(r.code, args.join(' ')).toBe(2)
+        expect(r.stdout + r.stderr, args.join(' ')).not.toContain('s3cr3t')
+        if (json) expect(JSON.parse(r.stdout).error.message).toBe(message)
+        else expect(r.stderr.toLowerCase()).toContain(`error: ${message}`.toLowerCase())
+      }
+    }
+  })
 })
 
 describe('progress on a terminal', () => {

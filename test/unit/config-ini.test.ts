@@ -178,6 +178,38 @@ describe('ini reader: one clear error per problem, with file, line and key', () 
     )
   })
 
+  it('a bad line or a bad % shows no secret: the line and key are named, the secret part is not quoted', () => {
+    const cases: Array<[string, string]> = [
+      // the '=' forgotten after a secret's name
+      ['[app:main]\nkinto.userid_hmac_secret s3cr3t-hmac\n', `line 2: "kinto.userid_hmac_secret ***" is not a setting;`],
+      // a URL with its password, before the first section
+      ['kinto.storage_url = postgresql://kinto:s3cr3t-pw@db/kinto\n[app:main]\n', `line 1: "kinto.storage_url = postgresql://kinto:***@db/kinto" comes before`],
+      // the value of a secret that went on the next line, not indented: it may be the secret itself
+      ['[app:main]\nkinto.userid_hmac_secret =\ns3cr3t-hmac\n', `line 3: the line after kinto.userid_hmac_secret (not shown: it may hold the secret) is not a setting;`],
+      ['kinto.userid_hmac_secret = s3cr3t-hmac\n[app:main]\n', `line 1: "kinto.userid_hmac_secret = ***" comes before any [section] header;`],
+    ]
+    for (const [text, start] of cases) {
+      const file = tmpFile('secret.ini', text)
+      const err = errorOf(() => readIniFile(file))
+      expect(err.message).not.toContain('s3cr3t')
+      expect(err.message.startsWith(`${file}, ${start}`), err.message).toBe(true)
+    }
+    const doc = readIniFile(
+      tmpFile('interp-secret.ini', '[app:main]\nkinto.storage_url = postgresql://kinto:p%zzs3cr3t@db/kinto\nkinto.userid_hmac_secret = ab%(s3cr3t\nkinto.sentry_dsn = https://s3cr3t%key@o1.ingest.sentry.io/1\n'),
+    )
+    const url = errorOf(() => doc.get('app:main', 'kinto.storage_url')).message
+    expect(url).toContain(`line 2, key 'kinto.storage_url': a '%' must be followed by '%' or '(name)s', found one in "postgresql://kinto:***@db/kinto" (its password is not shown)`)
+    expect(errorOf(() => doc.get('app:main', 'kinto.userid_hmac_secret')).message).toContain(
+      `line 3, key 'kinto.userid_hmac_secret': bad reference (the value is a secret; not shown): a '%' starts a reference`,
+    )
+    expect(errorOf(() => doc.get('app:main', 'kinto.sentry_dsn')).message).toContain(
+      `line 4, key 'kinto.sentry_dsn': a '%' must be followed by '%' or '(name)s' (the value is a secret; not shown)`,
+    )
+    for (const key of ['kinto.storage_url', 'kinto.userid_hmac_secret', 'kinto.sentry_dsn']) {
+      expect(errorOf(() => doc.get('app:main', key)).message).not.toContain('s3cr3t')
+    }
+  })
+
   it('non-UTF-8 bytes', () => {
     const file = tmpFile('latin1.ini', '')
     writeFileSync(file, Buffer.from([0x5b, 0x61, 0x5d, 0x0a, 0x78, 0x3d, 0xe9, 0x0a]))

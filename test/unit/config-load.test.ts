@@ -293,6 +293,23 @@ describe('bad values: one error naming file, line and key, and what is allowed',
       'line 4, key \'kinto.cache_url\': "localhost:6379" is not a Redis URL; expected redis://host:port/db (or rediss://, unix://).',
       '',
     ],
+    // A URL of the right form that the cache client cannot open is refused here, with the line,
+    // not found out when the cache is first used (KINTO_UNEXPECTED in check, flush-cache, start).
+    [
+      'kinto.cache_backend = kinto.core.cache.redis\nkinto.cache_url = redis://:s3cr3t@127.0.0.1:99999/0',
+      'line 4, key \'kinto.cache_url\': "redis://:***@127.0.0.1:99999/0" is not a valid URL (a port from 1 to 65535, a host name or address, special characters of the password percent-encoded); expected redis://host:port/db (or rediss://, unix://).',
+      '',
+    ],
+    [
+      'kinto.cache_backend = kinto.core.cache.redis\nkinto.cache_url = redis://:s3cr3t@127.0.0.1:6379/cache',
+      'line 4, key \'kinto.cache_url\': "redis://:***@127.0.0.1:6379/cache" names the database "cache", and Redis databases are numbers; expected redis://host:port/db (or rediss://, unix://).',
+      '',
+    ],
+    [
+      'kinto.cache_backend = kinto.core.cache.memcached\nkinto.cache_hosts = 127.0.0.1:11211 127.0.0.1:99999',
+      'line 4, key \'kinto.cache_hosts\': "127.0.0.1:99999" has port 99999, and ports go from 1 to 65535; expected host:port such as 127.0.0.1:11211.',
+      '',
+    ],
     [
       'kinto.cache_backend = kinto.core.cache.memcached\nkinto.cache_url = 127.0.0.1:11211',
       "line 3, key 'kinto.cache_backend': kinto.core.cache.memcached reads its servers from kinto.cache_hosts, which is empty; set it to host:port entries separated by spaces, such as 127.0.0.1:11211.",

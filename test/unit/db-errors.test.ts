@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {connectionError} from '../../src/lib/db/errors.js'
+import {connectionError, databaseConditionError} from '../../src/lib/db/errors.js'
 import {connectionLost} from '../../src/lib/db/pg-driver.js'
 
 const target = {host: 'db.example', port: 5433, database: 'kinto', user: 'kinto'}
@@ -55,3 +55,18 @@ describe('connectionLost', () => {
     expect(connectionLost(err('deadlock detected', '40P01'))).toBe(false)
   })
 })
+
+describe('databaseConditionError', () => {
+  it('a full disk (53100), wrapped by a backend error: KINTO_DB_DISK_FULL naming what PostgreSQL said; other errors: undefined', () => {
+    const cause = err('could not extend file "base/5/16454": No space left on device', '53100')
+    const wrapped = Object.assign(new Error('Permission backend failure: could not extend file'), {cause})
+    const e = databaseConditionError(wrapped)!
+    expect(e.code).toBe('KINTO_DB_DISK_FULL')
+    expect(e.exit).toBe(1)
+    expect(e.message).toBe('The database has no space left to write (could not extend file "base/5/16454": No space left on device); the transaction was rolled back.')
+    expect(e.hint).toMatch(/^Free space/)
+    expect(databaseConditionError(err('duplicate key', '23505'))).toBeUndefined()
+    expect(databaseConditionError(new Error('boom'))).toBeUndefined()
+  })
+})
+

@@ -3,7 +3,7 @@
  * reload, endpoint parsing, and the toggle state with deadlines.
  */
 import {spawnSync} from 'node:child_process'
-import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -62,6 +62,32 @@ describe('run registry', () => {
     expect(listRuns(file, {})).toEqual(processStartTime(process.pid) === undefined ? [expect.objectContaining({pid: process.pid})] : [])
     expect(existsSync(path.join(run, `${dead}.json`))).toBe(false)
     expect(existsSync(socket)).toBe(false)
+  })
+
+  // Every user may write a kinto-run-* folder in the shared temporary folder, and every such
+  // folder is read: an entry written by another user than the process it names must not make an
+  // operator (root) signal that process, nor delete the path it names as its socket.
+  test.skipIf(process.getuid?.() !== 0)('an entry whose file another user wrote is ignored: not listed (so never signalled), its socket path not removed', () => {
+    const dir = folder()
+    const file = ini(dir)
+    const run = path.join(dir, '.kinto-run')
+    new RunRecord({...base, ini: file}, {}).remove() // creates the folder
+    const victim = path.join(dir, 'precious')
+    writeFileSync(victim, 'keep me')
+    const dead = spawnSync(process.execPath, ['-e', 'process.exit(0)']).pid!
+    const planted = [
+      // names this (root) process, with its true start time: a target for SIGHUP
+      {...base, pid: process.pid, ini: file, startedAt: '', procStart: processStartTime(process.pid)},
+      // a dead pid whose "socket" is a file of root's
+      {...base, pid: dead, ini: file, startedAt: '', control: victim},
+    ]
+    for (const entry of planted) {
+      const f = path.join(run, `${entry.pid}.json`)
+      writeFileSync(f, JSON.stringify(entry))
+      chownSync(f, 65534, 65534)
+    }
+    expect(listRuns(file, {})).toEqual([])
+    expect(readFileSync(victim, 'utf8')).toBe('keep me')
   })
 
   test('when the folder beside the ini cannot be made, the per-user temporary folder is used and still found', () => {

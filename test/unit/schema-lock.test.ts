@@ -1,5 +1,5 @@
 import {createHash} from 'node:crypto'
-import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -75,5 +75,22 @@ describe('migration lock', () => {
     writeFileSync(lock, '999999999')
     expect(await withFileLock(lock, {target: 'db', noWait: true}, async () => 'ran')).toBe('ran')
     expect(existsSync(lock)).toBe(false)
+  })
+
+  it('file lock: takes over an empty lock file some seconds old (its writer could not write its pid: a full disk)', async () => {
+    const lock = pgliteLockPath(path.join(tmp(), 'data'))
+    writeFileSync(lock, '')
+    const old = new Date(Date.now() - 60_000)
+    utimesSync(lock, old, old)
+    // Before: every command waited for it until its timeout, then said a migration held it.
+    expect(await withFileLock(lock, {target: 'db', noWait: true}, async () => 'ran')).toBe('ran')
+    expect(existsSync(lock)).toBe(false)
+  })
+
+  it('file lock: a fresh empty lock file is a writer about to write its pid: waited for', async () => {
+    const lock = pgliteLockPath(path.join(tmp(), 'data'))
+    writeFileSync(lock, '')
+    await expect(withFileLock(lock, {target: 'db', noWait: true}, async () => 'ran')).rejects.toMatchObject({code: 'KINTO_MIGRATE_LOCKED'})
+    expect(existsSync(lock)).toBe(true)
   })
 })

@@ -13,11 +13,11 @@ import {Readable, Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {createGzip} from 'node:zlib'
 
-import {FileExistsError} from '../config/atomic.js'
+import {FileExistsError, writeFailureReason} from '../config/atomic.js'
 import {loadConfig} from '../config/index.js'
 import {asBool, type Settings} from '../config/settings.js'
 import {DatabaseRegistry, isPostgresUrl, maskUrl, type Queryable, type SqlClient, withRegistry} from '../db/index.js'
-import {ExitCode, KintoError, UsageError} from '../errors.js'
+import {ExitCode, isKintoError, KintoError, UsageError} from '../errors.js'
 import {runViaServer, serverHolding} from '../ops/control.js'
 import {ensureSchema} from '../schema/index.js'
 import {privilegeError, withMigrationLocks} from '../schema/migrate.js'
@@ -262,6 +262,15 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
     try {
       unlinkSync(partial)
     } catch {}
+    // (EEXIST: another backup to the same file made its .partial meanwhile; not a disk problem)
+    const reason = isKintoError(error) || (error as NodeJS.ErrnoException).code === 'EEXIST' ? undefined : writeFailureReason(error)
+    if (reason) {
+      throw new KintoError(`Cannot write the backup ${file}: ${reason}; nothing was left there.`, {
+        code: 'KINTO_BACKUP_WRITE_FAILED',
+        hint: 'Give -o a file on a file system with room, in a folder this user may write.',
+        cause: error,
+      })
+    }
     throw error
   }
 }

@@ -27,6 +27,7 @@ import {crc32} from 'node:zlib'
 
 import type * as Memjs from 'memjs'
 
+import {MEMCACHED_HOST_FORM, parseMemcachedHost} from '../config/cache-addresses.js'
 import {lazyRequire} from '../lazy.js'
 import {BackendError} from '../storage/types.js'
 import {type CacheAddress, CacheValueTooLarge, decodeJson, encodeJson, tooLargeMessage} from './codec.js'
@@ -52,10 +53,10 @@ interface Envelope {
   ttl?: number | null
 }
 
-export function parseMemcachedHost(entry: string): {host: string; port: number} {
-  const m = /^(?:\[([0-9a-f:.]+)\]|([^\s:/[\]]+)):(\d{1,5})$/i.exec(entry.trim())
-  if (!m) throw new BackendError(`${JSON.stringify(entry)} is not a memcached server; expected host:port such as 127.0.0.1:11211.`)
-  return {host: m[1] ?? m[2]!, port: Number(m[3])}
+function serverOf(entry: string): {host: string; port: number} {
+  const parsed = parseMemcachedHost(entry)
+  if (!parsed.ok) throw new BackendError(`${JSON.stringify(entry)} ${parsed.problem}; expected ${MEMCACHED_HOST_FORM}.`)
+  return parsed.value
 }
 
 /** python-memcached's cmemcache_hash: bits 16 to 30 of the CRC-32, 0 counted as 1. */
@@ -98,7 +99,7 @@ export class MemcachedCache implements Cache {
     if (options.hosts.length === 0) throw new BackendError('The memcached cache needs at least one server in kinto.cache_hosts.')
     this.prefix = options.prefix ?? ''
     this.timeoutMs = options.timeoutMs ?? 5000
-    this.servers = options.hosts.map(parseMemcachedHost)
+    this.servers = options.hosts.map(serverOf)
     this.hosts = this.servers.map(formatHost)
     this.address = {backend: 'memcached', where: options.hosts.join(' ')}
     const memjs = loadMemjs()

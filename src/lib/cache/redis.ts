@@ -17,6 +17,7 @@
  */
 import type {Redis, RedisOptions} from 'ioredis'
 
+import {parseRedisUrl, REDIS_URL_FORM} from '../config/cache-addresses.js'
 import {lazyRequire} from '../lazy.js'
 import {BackendError} from '../storage/types.js'
 import {type CacheAddress, checkValueSize, decodeJson, encodeJson} from './codec.js'
@@ -49,12 +50,10 @@ export function describeRedisUrl(url: string): string {
 
 /** ioredis options for a cache_url (throws a one-line error for a URL it cannot use). */
 export function redisOptions(url: string, commandTimeoutMs: number): RedisOptions {
-  let u: URL
-  try {
-    u = new URL(url.trim())
-  } catch {
-    throw new BackendError('kinto.cache_url is not a Redis URL; expected redis://[:password@]host:port/db.')
-  }
+  // The one reading of the URL the settings check also uses (config/cache-addresses.ts).
+  const parsed = parseRedisUrl(url)
+  if (!parsed.ok) throw new BackendError(`kinto.cache_url ${parsed.problem}; expected ${REDIS_URL_FORM}.`)
+  const a = parsed.value
   const base: RedisOptions = {
     lazyConnect: true,
     connectTimeout: Math.min(commandTimeoutMs, 3000),
@@ -65,22 +64,12 @@ export function redisOptions(url: string, commandTimeoutMs: number): RedisOption
     maxRetriesPerRequest: 1,
     retryStrategy: (times) => Math.min(50 * times, 500),
     enableAutoPipelining: false,
-    username: u.username ? decodeURIComponent(u.username) : undefined,
-    password: u.password ? decodeURIComponent(u.password) : undefined,
+    username: a.username,
+    password: a.password,
+    db: a.db,
   }
-  if (u.protocol === 'unix:') return {...base, path: u.pathname, db: Number(u.searchParams.get('db') ?? 0)}
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-    throw new BackendError(`kinto.cache_url uses ${u.protocol}//; the Redis cache needs redis://, rediss:// or unix://.`)
-  }
-  const db = u.pathname.replace(/^\//, '') || u.searchParams.get('db') || '0'
-  if (!/^\d+$/.test(db)) throw new BackendError(`kinto.cache_url names the database ${JSON.stringify(db)}; Redis databases are numbers (redis://host:6379/0).`)
-  return {
-    ...base,
-    host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
-    port: Number(u.port || 6379),
-    db: Number(db),
-    ...(u.protocol === 'rediss:' ? {tls: {}} : {}),
-  }
+  if (a.protocol === 'unix') return {...base, path: a.path}
+  return {...base, host: a.host, port: a.port, ...(a.protocol === 'rediss' ? {tls: {}} : {})}
 }
 
 /** Escapes a literal for a Redis glob pattern (SCAN MATCH). */

@@ -8,22 +8,10 @@ import {request as httpsRequest} from 'node:https'
 
 import {type KintoConfig, describeSettingSource} from '../config/index.js'
 import {asString} from '../config/settings.js'
+import {parseSentryDsn} from '../monitoring/sentry.js'
 import {type Finding, error, ok, warning} from './types.js'
 
-/** The parts of a DSN, or what is wrong with it. */
-export function parseSentryDsn(dsn: string): {origin: string; project: string} | {problem: string} {
-  let url: URL
-  try {
-    url = new URL(dsn.trim())
-  } catch {
-    return {problem: 'it is not a URL'}
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return {problem: `its scheme is ${url.protocol.replace(/:$/, '')}, Sentry takes https (or http)`}
-  if (!url.username) return {problem: 'it has no public key (https://<key>@<host>/<project>)'}
-  const project = url.pathname.split('/').filter(Boolean).pop()
-  if (!project) return {problem: 'it has no project id (https://<key>@<host>/<project>)'}
-  return {origin: url.origin, project}
-}
+export {parseSentryDsn}
 
 function answers(origin: string, timeoutMs: number): Promise<string | null> {
   return new Promise((resolve) => {

@@ -52,6 +52,12 @@ const WRITE_FAILURES: Record<string, string> = {
   ENOTDIR: 'a parent is not a folder',
   EEXIST: 'a parent is not a folder',
   ENOENT: 'a folder on its path cannot be made',
+  EIO: 'an input/output error',
+}
+
+/** Why a file could not be written, in words (permissions, a read-only or full disk), or undefined for any other error. */
+export function writeFailureReason(error: unknown): string | undefined {
+  return WRITE_FAILURES[(error as NodeJS.ErrnoException | null)?.code ?? '']
 }
 
 /**
@@ -60,7 +66,7 @@ const WRITE_FAILURES: Record<string, string> = {
  * atomic): the message says so.
  */
 export function configWriteError(file: string, error: unknown, options: {existing: boolean; hint: string}): KintoError | undefined {
-  const reason = WRITE_FAILURES[(error as NodeJS.ErrnoException | null)?.code ?? '']
+  const reason = writeFailureReason(error)
   if (!reason) return undefined
   return new KintoError(`Cannot write ${file}: ${reason}${options.existing ? '; it was left as it was' : ''}.`, {
     code: 'KINTO_CONFIG_WRITE_FAILED',

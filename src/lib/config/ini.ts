@@ -14,7 +14,9 @@
 import {readFileSync} from 'node:fs'
 import path from 'node:path'
 
+import {maskUrl} from '../db/url.js'
 import {KintoError} from '../errors.js'
+import {isSecretKey} from './validate.js'
 
 export const DEFAULT_SECTION = 'DEFAULT'
 /** configparser's MAX_INTERPOLATION_DEPTH. */
@@ -93,6 +95,30 @@ export function splitLines(text: string): IniLine[] {
 function quoteText(s: string): string {
   const shown = s.length > 60 ? s.slice(0, 57) + '...' : s
   return JSON.stringify(shown)
+}
+
+/**
+ * A line of the file as an error quotes it, with no secret: the value of a secret setting
+ * (`kinto.userid_hmac_secret s3cr3t`, its '=' forgotten) is replaced by ***, a URL's password is
+ * masked. A line that follows a secret setting (an unindented continuation of its value may be
+ * the secret itself) is named, not quoted.
+ */
+function quoteLine(text: string, previousKey?: string): string {
+  if (previousKey !== undefined && isSecretKey(previousKey)) return `the line after ${previousKey} (not shown: it may hold the secret)`
+  const m = /^(.*?)(\s*[=:]\s*|\s+)(\S.*)$/.exec(text)
+  if (m && m[1] && isSecretKey(m[1])) return quoteText(`${m[1]}${m[2]}***`)
+  return quoteText(text.split(/(\s+)/).map((word) => maskUrl(word)).join(''))
+}
+
+/** A value's text from `fragment` on, as an interpolation error shows it: none of a secret. */
+function quoteFragment(key: string, value: string, fragment: string): {found: string; text: string} {
+  if (isSecretKey(key)) return {found: ' (the value is a secret; not shown)', text: ' (the value is a secret; not shown)'}
+  const masked = maskUrl(value)
+  if (masked !== value) {
+    const shown = `${quoteText(masked)} (its password is not shown)`
+    return {found: `, found one in ${shown}`, text: ` in ${shown}`}
+  }
+  return {found: `, found ${quoteText(fragment)}`, text: ` ${quoteText(fragment)}`}
 }
 
 export class IniDocument {
@@ -193,6 +219,8 @@ export class IniDocument {
     const fail = (problem: string) => new KintoError(`${where}: ${problem}`, {code: 'KINTO_CONFIG_INVALID'})
     const out: string[] = []
     const walk = (rest: string, depth: number): void => {
+      // The text this level reads (the value, or the value of a reference), for messages.
+      const whole = rest
       if (depth > MAX_INTERPOLATION_DEPTH) {
         throw fail(`%(name)s references are nested more than ${MAX_INTERPOLATION_DEPTH} levels deep (a reference loop?).`)
       }
@@ -214,7 +242,7 @@ export class IniDocument {
           const m = /^%\(([^)]+)\)s/.exec(rest)
           if (!m) {
             throw fail(
-              `bad reference ${quoteText(rest)}: a '%' starts a reference written %(name)s; write %% for a literal '%'.`,
+              `bad reference${quoteFragment(key, whole, rest).text}: a '%' starts a reference written %(name)s; write %% for a literal '%'.`,
             )
           }
           const name = m[1]
@@ -229,7 +257,7 @@ export class IniDocument {
           if (v.includes('%')) walk(v, depth + 1)
           else out.push(v)
         } else {
-          throw fail(`a '%' must be followed by '%' or '(name)s', found ${quoteText(rest)}; write %% for a literal '%'.`)
+          throw fail(`a '%' must be followed by '%' or '(name)s'${quoteFragment(key, whole, rest).found}; write %% for a literal '%'.`)
         }
       }
     }
@@ -292,7 +320,7 @@ export class IniDocument {
           file,
           lineno,
           undefined,
-          `${quoteText(value)} comes before any [section] header; a Kinto ini starts with a section such as [server:main] or [app:main].`,
+          `${quoteLine(value)} comes before any [section] header; a Kinto ini starts with a section such as [server:main] or [app:main].`,
         )
       }
       const m = /^(.*?)\s*(=|:)\s*(.*)$/.exec(value)
@@ -302,7 +330,7 @@ export class IniDocument {
           file,
           lineno,
           undefined,
-          `${quoteText(value)} is not a setting; expected 'key = value' or 'key: value', a [section] header, ` +
+          `${quoteLine(value, opt?.entry.key)} is not a setting; expected 'key = value' or 'key: value', a [section] header, ` +
             `a line indented under a setting to continue its value, or a comment line starting with # or ;.`,
         )
       }

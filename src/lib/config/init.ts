@@ -12,6 +12,7 @@ import {KintoError, UsageError} from '../errors.js'
 import {askInput, askPassword, askSelect} from '../interactive.js'
 import {packageRoot, packageVersion} from '../version.js'
 import {configWriteError, FileExistsError, writeFileAtomic} from './atomic.js'
+import {parseMemcachedHost, parseRedisUrl} from './cache-addresses.js'
 import {parseIni} from './ini.js'
 
 export const STORAGE_CHOICES = ['embedded', 'postgresql', 'memory'] as const
@@ -186,8 +187,8 @@ interface BackendValues {
   cache_settings: string
 }
 
-const REDIS_URL = /^(redis|rediss):\/\/[^\s/]*(\/\d+)?$|^unix:\/\/\/\S+$/i
-const MEMCACHED_HOST = /^(\[[0-9a-f:.]+\]|[^\s:/[\],]+):\d{1,5}$/i
+const isRedisUrl = (url: string) => parseRedisUrl(url).ok
+const isMemcachedHost = (host: string) => parseMemcachedHost(host).ok
 
 /** The Redis URL to write (checked; `%` doubled). */
 function redisUrlFor(cache: CacheChoice, given: string | undefined): string {
@@ -196,7 +197,7 @@ function redisUrlFor(cache: CacheChoice, given: string | undefined): string {
     throw new UsageError(`--cache-url applies to --cache-backend redis, not ${cache}.`, {hint: 'Drop --cache-url, or add --cache-backend redis.'})
   }
   const url = given.trim()
-  if (!REDIS_URL.test(url)) {
+  if (!isRedisUrl(url)) {
     throw new UsageError(`--cache-url ${JSON.stringify(maskUrl(url))} is not a Redis URL.`, {
       hint: 'Use redis://[:password@]host:6379/0 (percent-encode special characters in the password), rediss:// for TLS.',
     })
@@ -211,7 +212,7 @@ function memcachedHostsFor(cache: CacheChoice, given: string | undefined): strin
     throw new UsageError(`--cache-hosts applies to --cache-backend memcached, not ${cache}.`, {hint: 'Drop --cache-hosts, or add --cache-backend memcached.'})
   }
   const hosts = given.split(/[\s,]+/).filter(Boolean)
-  const bad = hosts.find((h) => !MEMCACHED_HOST.test(h))
+  const bad = hosts.find((h) => !isMemcachedHost(h))
   if (hosts.length === 0 || bad !== undefined) {
     throw new UsageError(`--cache-hosts ${JSON.stringify(bad ?? given)} is not a list of memcached servers.`, {
       hint: 'Use host:port entries separated by spaces, e.g. --cache-hosts "10.0.0.5:11211 10.0.0.6:11211".',
@@ -429,7 +430,7 @@ export function interactiveInitPrompter(): InitPrompter {
       askInput('Redis URL', {
         default: def,
         flagHint: 'Pass --cache-url redis://[:password@]host:6379/0.',
-        validate: (v) => (REDIS_URL.test(v.trim()) ? true : 'Expected redis://[:password@]host:6379/0'),
+        validate: (v) => (isRedisUrl(v) ? true : 'Expected redis://[:password@]host:6379/0'),
       }),
     cacheHosts: (def) =>
       askInput('memcached servers (host:port, separated by spaces)', {
@@ -437,7 +438,7 @@ export function interactiveInitPrompter(): InitPrompter {
         flagHint: 'Pass --cache-hosts "host:11211 host2:11211".',
         validate: (v) => {
           const hosts = v.split(/[\s,]+/).filter(Boolean)
-          return hosts.length > 0 && hosts.every((h) => MEMCACHED_HOST.test(h)) ? true : 'Expected host:port entries such as 127.0.0.1:11211'
+          return hosts.length > 0 && hosts.every(isMemcachedHost) ? true : 'Expected host:port entries such as 127.0.0.1:11211'
         },
       }),
     publicUrl: () =>

@@ -7,6 +7,7 @@
 import {maskUrl, parseDbUrl} from '../db/url.js'
 import {KintoError} from '../errors.js'
 import {type BackendFamily, backendKind, backendModules, POOL_CLASSES} from './backend-modules.js'
+import {MEMCACHED_HOST_FORM, parseMemcachedHost, parseRedisUrl, REDIS_URL_FORM} from './cache-addresses.js'
 import {DB_URL_FORMS, emptyDatabaseUrlError} from './database-url.js'
 import {PYTHON_LEVELS, type Settings} from './settings.js'
 
@@ -270,8 +271,9 @@ export function validateSettings(settings: Settings, options: {dir: string; orig
   if (cache === 'redis') {
     // An empty cache_url is upstream's default Redis, localhost:6379/0 (src/lib/cache/index.ts).
     const url = out.cache_url
-    if (!isEmpty(url) && (typeof url !== 'string' || !/^(redis|rediss|unix):\/\/\S+$/i.test(url.trim()))) {
-      throw urlProblem('cache_url', origin, `${displayValue('cache_url', url)} is not a Redis URL; expected redis://host:port/db (or rediss://, unix://).`)
+    const parsed = isEmpty(url) ? null : typeof url === 'string' ? parseRedisUrl(url) : {ok: false, problem: 'is not a Redis URL'}
+    if (parsed && !parsed.ok) {
+      throw urlProblem('cache_url', origin, `${displayValue('cache_url', url)} ${parsed.problem}; expected ${REDIS_URL_FORM}.`)
     }
   }
   if (cache === 'memcached') {
@@ -285,9 +287,9 @@ export function validateSettings(settings: Settings, options: {dir: string; orig
           'set it to host:port entries separated by spaces, such as 127.0.0.1:11211.',
       )
     }
-    const bad = list.find((h) => !/^(\[[0-9a-f:.]+\]|[^\s:/]+):\d{1,5}$/i.test(h))
-    if (bad !== undefined) {
-      throw urlProblem('cache_hosts', origin, `${JSON.stringify(bad)} is not a memcached server; expected host:port such as 127.0.0.1:11211.`)
+    for (const host of list) {
+      const parsed = parseMemcachedHost(host)
+      if (!parsed.ok) throw urlProblem('cache_hosts', origin, `${JSON.stringify(host)} ${parsed.problem}; expected ${MEMCACHED_HOST_FORM}.`)
     }
   }
   return out

@@ -71,3 +71,21 @@ export function connectionError(error: unknown, target: DbTarget): KintoError | 
     },
   )
 }
+
+/**
+ * A KintoError for a database condition the operator fixes, raised by any statement (not only
+ * while connecting), or undefined: SQLSTATE 53100, the disk of the database (a PostgreSQL server's
+ * data directory, the file system of an embedded folder) is full. The transaction was rolled back.
+ */
+export function databaseConditionError(error: unknown): KintoError | undefined {
+  if (sqlStateOf(error) !== '53100') return undefined
+  let detail = ''
+  for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if ((e as {code?: unknown}).code === '53100') detail = e.message
+  }
+  return new KintoError(`The database has no space left to write${detail ? ` (${detail})` : ''}; the transaction was rolled back.`, {
+    code: 'KINTO_DB_DISK_FULL',
+    hint: "Free space on the database's disk (the PostgreSQL server's data directory, or the file system of the embedded folder), then run this again.",
+    cause: error,
+  })
+}

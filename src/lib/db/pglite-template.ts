@@ -161,6 +161,8 @@ export function refuseForeignFolder(dir: string): void {
     return
   }
   if (!isDir) throw folderError(dir, 'is not a folder', 'Point the storage URL (pglite:<folder>) at a folder.')
+  // A folder this user cannot list looks empty of PG_VERSION: say what it is, not "no database".
+  if (!accessible(dir)) throw unwritableFolder(dir)
   if (!isDatabaseFolder(dir) && !isEmptyOrMissing(dir)) {
     throw folderError(
       dir,
@@ -190,13 +192,23 @@ export function unopenableFolder(dir: string, error: unknown): KintoError {
       error,
     )
   }
-  try {
-    accessSync(dir, constants.R_OK | constants.W_OK)
-  } catch {
-    return folderError(dir, 'cannot be read and written by this user', 'Run as the user that owns the folder, or fix its permissions (the engine writes to it on every start).', error)
-  }
+  if (!accessible(dir)) return unwritableFolder(dir, error)
   const reason = error instanceof Error && error.message && !/^Aborted\(/.test(error.message) ? error.message : 'the engine stopped while reading it'
   return folderError(dir, `cannot be opened (${reason}); it may be damaged`, 'Restore the database from a backup into a new folder (kinto restore); keep this folder for inspection.', error)
+}
+
+/** Whether this user may list, read and write in dir (the engine writes to it on every start). */
+function accessible(dir: string): boolean {
+  try {
+    accessSync(dir, constants.R_OK | constants.W_OK | constants.X_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function unwritableFolder(dir: string, cause?: unknown): KintoError {
+  return folderError(dir, 'cannot be read and written by this user', 'Run as the user that owns the folder, or fix its permissions (the engine writes to it on every start).', cause)
 }
 
 function isEmptyOrMissing(dir: string): boolean {

@@ -15,6 +15,7 @@
 import type {ErrorEvent as SentryEvent, Breadcrumb, NodeClient} from '@sentry/node'
 
 import {asInt, asString, type Settings} from '../config/settings.js'
+import {KintoError} from '../errors.js'
 import {lazyRequire} from '../lazy.js'
 import type {Logger} from '../logger.js'
 import type {RuntimeHooks} from '../server/hooks.js'
@@ -45,6 +46,33 @@ function sentryLevel(pino: number): 'debug' | 'info' | 'warning' | 'error' | 'fa
 export function sentryDsn(settings: Settings): string | null {
   const dsn = (asString(settings, 'sentry_dsn') ?? '').trim()
   return dsn && dsn !== 'None' ? dsn : null
+}
+
+/**
+ * The parts of a DSN, or what is wrong with it (never the DSN itself: its public key is a
+ * credential). What passes is what the SDK reads: given a DSN it cannot read, the SDK prints it
+ * whole on the console and runs without reporting anything.
+ */
+export function parseSentryDsn(dsn: string): {origin: string; project: string} | {problem: string} {
+  const text = dsn.trim()
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    return {problem: 'it is not a URL'}
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return {problem: `its scheme is ${url.protocol.replace(/:$/, '')}, Sentry takes https (or http)`}
+  if (!url.username) return {problem: 'it has no public key (https://<key>@<host>/<project>)'}
+  if (!/^\w+$/.test(url.username) || !/^\w*$/.test(url.password)) {
+    return {problem: 'its public key holds characters other than letters, digits and _ (copy it again from Sentry)'}
+  }
+  const project = url.pathname.split('/').filter(Boolean).pop()
+  if (!project || !/^\d+$/.test(project)) return {problem: 'it has no project id (https://<key>@<host>/<project>, a number)'}
+  // The SDK's own reading (@sentry/core dsn.ts), on the text as written.
+  if (!/^(?:\w+:)\/\/(?:\w+(?::\w*)?@)(?:\[[:.%\w]+\]|[\w.-]+)(?::\d+)?\/.+/.test(text)) {
+    return {problem: 'it is not of the form https://<key>@<host>/<project>'}
+  }
+  return {origin: url.origin, project}
 }
 
 const SECRET_SETTING = /secret|password|passwd|token|dsn|key|_url$/i
@@ -112,6 +140,14 @@ export interface SentryReporting {
 export function startSentry(settings: Settings, hooks: RuntimeHooks, logging: KintoLogging | undefined, logger: Logger): SentryReporting | null {
   const dsn = sentryDsn(settings)
   if (!dsn) return null
+  const parsed = parseSentryDsn(dsn)
+  if ('problem' in parsed) {
+    // Upstream does not start either (sentry_sdk raises BadDsn).
+    throw new KintoError(`kinto.sentry_dsn is not a Sentry DSN: ${parsed.problem}.`, {
+      code: 'KINTO_CONFIG_INVALID',
+      hint: 'Copy the DSN from the Sentry project settings (Client Keys), or remove kinto.sentry_dsn; `kinto check` says where it is set.',
+    })
+  }
   const Sentry = sentrySdk()
   const secrets = secretValues(settings)
   const breadcrumbsMin = pinoLevelOf(asInt(settings, 'sentry_breadcrumbs_min_level', 10) ?? 10)

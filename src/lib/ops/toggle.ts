@@ -101,8 +101,12 @@ async function withIniEditLock<T>(iniPath: string, fn: () => Promise<T>): Promis
     }
     if (isKintoError(error) && error.code === 'KINTO_DB_FOLDER_INVALID') {
       // The lock file goes where the edit's new file would: the same refusal, the same words.
-      const hint = 'Run as a user allowed to write the file and its folder (the new file is written beside it, then renamed).'
-      throw configWriteError(iniPath, (error as {cause?: unknown}).cause, {existing: true, hint}) ?? error
+      const cause = (error as {cause?: unknown}).cause
+      const full = ['ENOSPC', 'EDQUOT'].includes((cause as NodeJS.ErrnoException | undefined)?.code ?? '')
+      const hint = full
+        ? 'Free space on the file system of the ini (the new file is written beside it, then renamed), then run this again.'
+        : 'Run as a user allowed to write the file and its folder (the new file is written beside it, then renamed).'
+      throw configWriteError(iniPath, cause, {existing: true, hint}) ?? error
     }
     throw error
   }

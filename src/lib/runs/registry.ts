@@ -12,7 +12,7 @@
  * recorded (setting names, never values, except the toggles).
  */
 import {createHash} from 'node:crypto'
-import {readFileSync, readdirSync, realpathSync, unlinkSync} from 'node:fs'
+import {lstatSync, readFileSync, readdirSync, realpathSync, unlinkSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -115,6 +115,15 @@ function entryAlive(entry: RunEntry): boolean {
   return now === undefined || now === entry.procStart
 }
 
+/** The uid owning a path (not following a last symbolic link), or undefined (none, or no uids here). */
+function ownerOf(file: string): number | undefined {
+  try {
+    return lstatSync(file).uid
+  } catch {
+    return undefined
+  }
+}
+
 function readEntry(file: string): RunEntry | null {
   try {
     const entry = JSON.parse(readFileSync(file, 'utf8')) as RunEntry
@@ -140,9 +149,17 @@ export function listRuns(iniPath: string, env: NodeJS.ProcessEnv = process.env):
       const file = path.join(dir, name)
       const entry = readEntry(file)
       if (!entry) continue
+      // Every user may make a kinto-run-* folder in the temporary folder, and all are read: an
+      // entry counts only when its writer runs the process it names (else an operator, root,
+      // would signal a process of someone's choosing, or remove the path it names as its socket).
+      const writer = ownerOf(file)
+      const runner = ownerOf(`/proc/${entry.pid}`)
+      if (writer !== undefined && runner !== undefined && writer !== runner) continue
       if (!entryAlive(entry)) {
-        // A server killed outright leaves its entry and its control socket: both go.
-        for (const stale of entry.control ? [file, entry.control] : [file]) {
+        // A server killed outright leaves its entry and its control socket: both go (the socket
+        // only when the entry's writer owns it).
+        const control = entry.control && writer !== undefined && ownerOf(entry.control) === writer ? [entry.control] : []
+        for (const stale of [file, ...control]) {
           try {
             unlinkSync(stale)
           } catch {}

@@ -13,12 +13,12 @@
  * it for its whole life and says so in the file (second line, JSON owner): the other commands then
  * fail at once naming its pid instead of waiting for a lock that will not be released.
  */
-import {closeSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync} from 'node:fs'
+import {closeSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync} from 'node:fs'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import type {Queryable} from '../db/index.js'
-import {ExitCode, KintoError, type KintoErrorOptions} from '../errors.js'
+import {ExitCode, isKintoError, KintoError, type KintoErrorOptions} from '../errors.js'
 import {mkdirs} from '../fs.js'
 import {processAlive} from '../process.js'
 
@@ -179,6 +179,30 @@ function inUseError(opts: LockWaitOptions, h: FileLockHolder): KintoError {
   )
 }
 
+/** A lock file without a pid this old is stale: its writer failed to write the pid (see acquireFileLock). */
+const PIDLESS_STALE_MS = 5000
+
+const LOCK_FILE_FAILURES: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is exhausted',
+  EIO: 'an input/output error',
+}
+
+/** KINTO_DB_FOLDER_INVALID for a lock file that cannot be made or written, or undefined. */
+function lockFileError(lockPath: string, opts: LockWaitOptions, error: unknown): KintoError | undefined {
+  const code = (error as NodeJS.ErrnoException | null)?.code ?? ''
+  const reason = LOCK_FILE_FAILURES[code]
+  if (!reason) return undefined
+  const hint =
+    reason === 'permission denied' || code === 'EROFS'
+      ? 'Run as the user that owns the embedded folder and the folder it is in (the lock file goes beside it).'
+      : 'Free space on the file system of the embedded folder (the lock file goes beside it), then run this again.'
+  return new KintoError(`Cannot create the lock file ${lockPath} of the ${opts.target}: ${reason}.`, {code: 'KINTO_DB_FOLDER_INVALID', hint, cause: error})
+}
+
 export function pgliteLockPath(dataDir: string): string {
   return `${dataDir.replace(/[\\/]+$/, '')}.kinto-migrate.lock`
 }
@@ -199,30 +223,33 @@ export async function acquireFileLock(lockPath: string, opts: LockWaitOptions): 
       const fd = openSync(lockPath, 'wx', 0o600)
       try {
         writeSync(fd, opts.owner ? `${process.pid}\n${JSON.stringify(opts.owner)}\n` : String(process.pid))
-      } finally {
+      } catch (error) {
+        // A lock file without our pid would hold every other command off: take it back.
         closeSync(fd)
+        try {
+          unlinkSync(lockPath)
+        } catch {}
+        throw lockFileError(lockPath, opts, error) ?? error
       }
+      closeSync(fd)
       break
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code
-      if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-        throw new KintoError(`Cannot create the lock file ${lockPath} of the ${opts.target}: ${code === 'EROFS' ? 'the file system is read-only' : 'permission denied'}.`, {
-          code: 'KINTO_DB_FOLDER_INVALID',
-          hint: 'Run as the user that owns the embedded folder and the folder it is in (the lock file goes beside it).',
-          cause: error,
-        })
-      }
-      if (code !== 'EEXIST') throw error
+      if (isKintoError(error)) throw error
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw lockFileError(lockPath, opts, error) ?? error
     }
     let pid = Number.NaN
     let held: FileLockHolder
+    let stale: boolean
     try {
       held = parseLockFile(readFileSync(lockPath, 'utf8'))
       pid = held.pid
+      // Dead owner; or no pid in a file some seconds old (its writer could not write it: a full
+      // disk, before this took the file back; a fresh one is a writer about to write its pid).
+      stale = Number.isInteger(pid) && pid > 0 ? !processAlive(pid) : Date.now() - statSync(lockPath).mtimeMs > PIDLESS_STALE_MS
     } catch {
       continue // removed between open and read: try again at once
     }
-    if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) {
+    if (stale) {
       // Stale: its owner died (e.g. SIGKILL). Move it aside (rename is atomic), and if what we moved
       // turns out to be a fresh lock another process took meanwhile, put it back.
       const aside = `${lockPath}.${process.pid}.stale`
@@ -232,7 +259,7 @@ export async function acquireFileLock(lockPath: string, opts: LockWaitOptions): 
         continue
       }
       try {
-        if (parseLockFile(readFileSync(aside, 'utf8')).pid !== pid) linkSync(aside, lockPath)
+        if (!Object.is(parseLockFile(readFileSync(aside, 'utf8')).pid, pid)) linkSync(aside, lockPath)
       } catch {}
       try {
         unlinkSync(aside)
