@@ -204,6 +204,16 @@ describe('kinto backup and restore on the embedded engine', () => {
     expect(text.stdout).toContain(`  kinto.storage_url = pglite:${path.join(cwd, 'moved2', 'data')}`)
   }, 120_000)
 
+  it('db copy from a source it cannot reach leaves the target as it was: no folder created, nothing migrated', async () => {
+    const cwd = tmp()
+    // nothing listens on port 1: refused at once
+    const ini = writeIni(cwd, 'postgresql://postgres@127.0.0.1:1/kinto')
+    const r = await runCli(['db', 'copy', '--ini', ini, '--to', 'pglite:never/data', '--json'], {cwd, timeoutMs: 60_000, env: {KINTO_INI: undefined}})
+    expect(r.code).toBe(1)
+    expect(json(r.stdout).error.code).toBe('KINTO_DB_UNREACHABLE')
+    expect(existsSync(path.join(cwd, 'never', 'data'))).toBe(false)
+  }, 60_000)
+
   it('a folder another command holds (a long restore): backup and restore time out with a hint they can follow', async () => {
     const other = await embedded()
     const taken = path.join(other.dir, 'taken.gz')

@@ -493,7 +493,6 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
   try {
     return await withMigrationLocks([src.storage, src.permission], srcRegistry, lockOpts, false, () =>
       withMigrationLocks([tgt.backends.storage, tgt.backends.permission, tgt.backends.cache].filter((x) => x.kind === 'postgresql'), tgtRegistry, lockOpts, false, async () => {
-        const migrated = await migrateTargets(tgtRegistry, schemaTargets(tgt.backends))
         const srcClients = {storage: clientFor(srcRegistry, src.storage), permission: clientFor(srcRegistry, src.permission)}
         const tgtClients = {storage: clientFor(tgtRegistry, tgt.backends.storage), permission: clientFor(tgtRegistry, tgt.backends.permission)}
         return withSnapshot(srcClients, async (conns) => {
@@ -506,6 +505,9 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
               }
             }
           }
+          // The target's schema only once the source is open and known to be another database:
+          // a source that cannot be read leaves the target as it was (no new folder, no tables).
+          const migrated = await migrateTargets(tgtRegistry, schemaTargets(tgt.backends))
           const schema = await snapshotSchema(conns, where(src))
           const trailer: {counts?: Counts} = {}
           const res = await restoreInto(tgtClients, {batches: counted(snapshotRows(conns), trailer), trailer}, {
