@@ -86,7 +86,7 @@ export async function waitReady(options: WaitReadyOptions): Promise<WaitReadyRes
     await Promise.all([...clients.values()].map((c) => c.close()))
   }
   throw new KintoError(
-    `${last?.endpoint?.display ?? shown} was not ready after ${Math.round((Date.now() - started) / 100) / 10} s (${attempts} attempts; last: ${observed}).`,
+    `${last?.endpoint?.display ?? shown} was not ready after ${Math.round((Date.now() - started) / 100) / 10} s (${attempts} attempt${attempts === 1 ? '' : 's'}; last: ${observed}).`,
     {
       code: 'KINTO_NOT_READY',
       exit: ExitCode.FAILED,
