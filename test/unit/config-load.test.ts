@@ -384,6 +384,8 @@ describe('resolveIniPath and parseDuration', () => {
     expect(resolveIniPath('a/b.ini', {env: {KINTO_INI: 'x.ini'}, cwd: '/srv'})).toBe('/srv/a/b.ini')
     expect(resolveIniPath(undefined, {env: {KINTO_INI: 'x.ini'}, cwd: '/srv'})).toBe('/srv/x.ini')
     expect(resolveIniPath(undefined, {env: {}, cwd: '/srv'})).toBe('/srv/config/kinto.ini')
+    // an empty --ini (an unset shell variable) never falls back to another ini
+    for (const empty of ['', '  ']) expect(() => resolveIniPath(empty, {env: {KINTO_INI: 'x.ini'}, cwd: '/srv'})).toThrow(/--ini is empty/)
     expect(resolveIniPath('/etc/kinto.ini', {env: {}, cwd: '/srv'})).toBe('/etc/kinto.ini')
   })
 

@@ -5,7 +5,7 @@
  */
 import path from 'node:path'
 
-import {KintoError} from '../errors.js'
+import {KintoError, UsageError} from '../errors.js'
 import {DEFAULT_SECTION, IniDocument, iniError, iniLocation, readIniFile} from './ini.js'
 import {nearest} from '../text/nearest.js'
 import {DEFAULT_SETTINGS, type RawSetting, type SettingSource, type Settings, resolveSettings, settingKey} from './settings.js'
@@ -60,11 +60,18 @@ export interface LoadConfigOptions {
   httpPort?: number | string
 }
 
-/** The ini path to use: the flag's value, else $KINTO_INI, else config/kinto.ini; absolute. */
+/**
+ * The ini path to use: the flag's value, else $KINTO_INI, else config/kinto.ini; absolute. An
+ * empty flag (`--ini "$INI"` with INI unset) is an error, never the default ini: a script would
+ * otherwise migrate or toggle another deployment than the one it names.
+ */
 export function resolveIniPath(
   flagValue?: string,
   {env = process.env, cwd = process.cwd()}: {env?: NodeJS.ProcessEnv; cwd?: string} = {},
 ): string {
+  if (flagValue !== undefined && flagValue.trim() === '') {
+    throw new UsageError('--ini is empty.', {hint: 'Give the path of the ini file, or leave --ini out to use $KINTO_INI or config/kinto.ini.'})
+  }
   const chosen = flagValue?.trim() || env.KINTO_INI?.trim() || DEFAULT_INI_PATH
   return path.resolve(cwd, chosen)
 }
