@@ -529,6 +529,21 @@ const rows: Row[] = [
       expect(head.headers['Content-Type']).toMatch(/^application\/json/)
     },
   },
+  // ---- write paths and preconditions (differential review against upstream 26.3.1)
+  {
+    name: 'an empty If-Match is no precondition (colander drops an empty header): the PUT replaces',
+    setup: (r) => r('PUT', `${C}/records/empty-if-match`, {body: {data: {v: 1}}}),
+    run: (r) => r('PUT', `${C}/records/empty-if-match`, {body: {data: {v: 2}}, headers: {'if-match': ''}}),
+    status: 200,
+    body: (b) => expect(b.data.v).toBe(2),
+  },
+  {
+    name: 'an empty If-None-Match is no precondition on a read',
+    setup: (r) => r('PUT', `${C}/records/empty-inm`, {body: {data: {}}}),
+    run: (r) => r('GET', `${C}/records/empty-inm`, {headers: {'if-none-match': ''}}),
+    status: 200,
+    headers: {etag: /^"\d+"$/},
+  },
 ]
 
 for (const backend of ['memory', 'postgresql'] as const) {
