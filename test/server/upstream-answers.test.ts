@@ -544,6 +544,44 @@ const rows: Row[] = [
     status: 200,
     headers: {etag: /^"\d+"$/},
   },
+  {
+    name: 'a JSON-Patch operation whose op or path Python reads as false is missing: Required',
+    run: (r) => r('PATCH', B, {raw: '[{"op": null, "path": "", "value": 1}, {"op": 1, "path": ["/data"]}]', headers: JSON_PATCH}),
+    status: 400,
+    errno: 107,
+    body: (b) =>
+      expect(b.details).toEqual([
+        {location: 'body', name: '0.op', description: 'Required'},
+        {location: 'body', name: '0.path', description: 'Required'},
+        {location: 'body', name: '1.op', description: "1 is not a string: {'op': ''}"},
+        {location: 'body', name: '1.path', description: "['/data'] is not a string: {'path': ''}"},
+      ]),
+  },
+  {
+    name: 'a JSON-Patch from that Python reads as false is dropped: the operation then has none',
+    run: (r) => r('PATCH', B, {raw: '[{"op": "copy", "from": "", "path": "/data/y"}]', headers: JSON_PATCH}),
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.message).toBe("body: JSON Patch operation failed: The operation does not contain a 'from' member"),
+  },
+  {
+    name: 'a batch sub-request whose method Python reads as false is a GET',
+    run: (r) => r('POST', '/v1/batch', {body: {requests: [{method: '', path: '/buckets/b'}, {method: null, path: '/buckets/b'}]}}),
+    status: 200,
+    body: (b) => expect(b.responses.map((x: any) => x.status)).toEqual([200, 200]),
+  },
+  {
+    name: 'a batch path Python reads as false is missing (Required); a non-string is not a string',
+    run: (r) => r('POST', '/v1/batch', {body: {defaults: {path: ''}, requests: [{method: 'GET'}, {path: 1}, {path: 'buckets'}]}}),
+    status: 400,
+    errno: 107,
+    body: (b) =>
+      expect(b.details).toEqual([
+        {location: 'body', name: 'requests.0.path', description: 'Required'},
+        {location: 'body', name: 'requests.1.path', description: "1 is not a string: {'path': ''}"},
+        {location: 'body', name: 'requests.2.path', description: 'String does not match expected pattern'},
+      ]),
+  },
 ]
 
 for (const backend of ['memory', 'postgresql'] as const) {
