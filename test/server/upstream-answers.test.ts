@@ -582,6 +582,32 @@ const rows: Row[] = [
         {location: 'body', name: 'requests.2.path', description: 'String does not match expected pattern'},
       ]),
   },
+  {
+    name: 'a 404 outside every service exposes the default headers without an Origin too',
+    run: (r) => r('GET', '/v1/nothing-here'),
+    status: 404,
+    errno: 111,
+    headers: {'access-control-expose-headers': /^(?=.*Backoff)(?=.*Retry-After)(?=.*Alert)(?=.*Content-Length)(?=.*Content-Type)/, 'access-control-allow-origin': null},
+  },
+  {
+    name: 'the trailing-slash redirect exposes the default headers without an Origin too',
+    run: (r) => r('GET', `${B}/collections/`),
+    status: 307,
+    headers: {'access-control-expose-headers': /Backoff/},
+  },
+  {
+    name: 'a 405 (a method the endpoint lacks) exposes no headers, Origin or not',
+    run: async (r) => {
+      const withOrigin = await r('PUT', '/v1/buckets', {body: {data: {}}, headers: {origin: 'http://example.com'}})
+      expect(withOrigin.status).toBe(405)
+      expect(withOrigin.headers['access-control-expose-headers']).toBeUndefined()
+      expect(withOrigin.headers['access-control-allow-origin']).toBe('*')
+      return r('DELETE', '/v1/')
+    },
+    status: 405,
+    errno: 115,
+    headers: {'access-control-expose-headers': null, allow: 'GET, HEAD, OPTIONS'},
+  },
 ]
 
 for (const backend of ['memory', 'postgresql'] as const) {

@@ -490,15 +490,17 @@ export class Runtime {
       // As upstream's CORS layer: the exposed headers on every answer of a service (batch
       // sub-responses included), the allowed origin only when the request names one.
       if (origin && this.cors.matches(origin)) h['Access-Control-Allow-Origin'] = this.cors.allowOrigin(origin)
-      if (req.method !== 'OPTIONS') {
-        const view = findView(service, req.method)
-        // A replayed answer keeps its view's; the replaying view's own answers (errors) the defaults.
-        if (view?.replaysExposedHeaders) h['Access-Control-Expose-Headers'] ??= exposedHeadersValue(undefined)
-        else h['Access-Control-Expose-Headers'] = exposedHeadersValue(view)
+      const view = req.method === 'OPTIONS' ? undefined : findView(service, req.method)
+      // A method the service lacks (405) is answered outside it: no exposed headers, as upstream.
+      // A replayed answer keeps its view's; the replaying view's own answers (errors) the defaults.
+      if (view?.replaysExposedHeaders) h['Access-Control-Expose-Headers'] ??= exposedHeadersValue(undefined)
+      else if (view) h['Access-Control-Expose-Headers'] = exposedHeadersValue(view)
+    } else {
+      // Outside every service (404, redirects): upstream's default exposed headers, Origin or not.
+      if (origin) {
+        const allowed = this.cors.allowOriginOutsideServices(origin)
+        if (allowed) h['Access-Control-Allow-Origin'] = allowed
       }
-    } else if (origin) {
-      const allowed = this.cors.allowOriginOutsideServices(origin)
-      if (allowed) h['Access-Control-Allow-Origin'] = allowed
       h['Access-Control-Expose-Headers'] = DEFAULT_EXPOSED_HEADERS.join(',')
     }
     // HEAD and preflight answers carry GET's Content-Type, as upstream's; a 304 has no body type.
