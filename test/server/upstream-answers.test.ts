@@ -608,6 +608,28 @@ const rows: Row[] = [
     errno: 115,
     headers: {'access-control-expose-headers': null, allow: 'GET, HEAD, OPTIONS'},
   },
+  ...(
+    [
+      ['add beyond the end of a list', [{op: 'add', path: '/data/l/10', value: 0}], "can't insert outside of list"],
+      ['replace a missing member', [{op: 'replace', path: '/data/zz', value: 5}], "can't replace a non-existent object 'zz'"],
+      ['replace beyond the end of a list', [{op: 'replace', path: '/data/l/2', value: 5}], "can't replace outside of list"],
+      ['a failed test', [{op: 'test', path: '/data/n', value: 6}], "5 (<class 'int'>) is not equal to tested value 6 (<class 'int'>)"],
+      ['a failed test on a string', [{op: 'test', path: '/data/s', value: null}], "abc (<class 'str'>) is not equal to tested value None (<class 'NoneType'>)"],
+      ['copy from a missing member', [{op: 'copy', from: '/data/nope', path: '/data/o3'}], "'nope'"],
+      ['move from beyond the end of a list', [{op: 'move', from: '/data/l/5', path: '/data/x'}], 'list index out of range'],
+      ['move into its own child', [{op: 'move', from: '/data/o', path: '/data/o/x'}], 'Cannot move values into their own children'],
+      ['add a record:create principal without a value', [{op: 'add', path: '/permissions/record:create/bob'}], "The operation does not contain a 'value' member"],
+    ] as const
+  ).map(
+    ([what, ops, message]): Row => ({
+      name: `JSON-Patch, ${what}: python-json-patch's message`,
+      setup: (r) => r('PUT', `${B}/collections/jp-messages`, {body: {data: {l: [1, 2], n: 5, s: 'abc', o: {p: 1}}}}),
+      run: (r) => r('PATCH', `${B}/collections/jp-messages`, {body: ops, headers: JSON_PATCH}),
+      status: 400,
+      errno: 107,
+      body: (b) => expect(b.message).toBe(`body: JSON Patch operation failed: ${message}`),
+    }),
+  ),
 ]
 
 for (const backend of ['memory', 'postgresql'] as const) {

@@ -94,6 +94,10 @@ export function applyPatchDocument(obj: Annotated | null, ops: PatchOperation[])
   }
   for (const op of ops.filter(isPrincipalOp)) {
     const [, perm, principal] = PRINCIPAL_OP.exec(op.path)!
+    // Upstream gives the principal as value to read and write operations only: others need theirs.
+    if (op.op === 'add' && op.value === undefined && perm !== 'read' && perm !== 'write') {
+      throw invalid('body', null, "JSON Patch operation failed: The operation does not contain a 'value' member")
+    }
     const set = new Set(Object.hasOwn(permissions, perm) ? permissions[perm] : [])
     if (op.op === 'add') set.add(principal)
     // As a JSON pointer would (upstream): removing what is not there fails the whole patch.
