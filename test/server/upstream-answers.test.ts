@@ -630,6 +630,16 @@ const rows: Row[] = [
       body: (b) => expect(b.message).toBe(`body: JSON Patch operation failed: ${message}`),
     }),
   ),
+  {
+    name: "HEAD comes right after GET in a 405's Allow and a preflight's methods (cornice adds it there)",
+    run: async (r) => {
+      const preflight = await r('OPTIONS', `${B}/history`, {headers: {origin: 'http://example.com', 'access-control-request-method': 'GET'}})
+      expect(preflight.headers['access-control-allow-methods']).toBe('GET,HEAD,DELETE,OPTIONS')
+      return r('POST', B, {body: {data: {}}})
+    },
+    status: 405,
+    headers: {allow: 'GET, HEAD, PUT, PATCH, DELETE, OPTIONS'},
+  },
 ]
 
 for (const backend of ['memory', 'postgresql'] as const) {

@@ -161,7 +161,8 @@ export function findView(service: Service, method: string): ViewDef | undefined 
 /** The methods a service answers (405 Allow), HEAD included when it serves GET. */
 export function allowedMethods(service: Service): string[] {
   const methods = [...service.views.keys()]
-  if (methods.includes('GET') && !methods.includes('HEAD')) methods.push('HEAD')
+  // HEAD right after GET, where upstream's cornice adds it.
+  if (methods.includes('GET') && !methods.includes('HEAD')) methods.splice(methods.indexOf('GET') + 1, 0, 'HEAD')
   // Every service answers preflights (upstream's cornice adds an OPTIONS view to each).
   if (!methods.includes('OPTIONS')) methods.push('OPTIONS')
   return methods
