@@ -640,6 +640,21 @@ const rows: Row[] = [
     status: 405,
     headers: {allow: 'GET, HEAD, PUT, PATCH, DELETE, OPTIONS'},
   },
+  {
+    name: "a HEAD answer's Content-Length is its GET body's (object, error), {\"data\":[]} on a list",
+    run: async (r) => {
+      for (const url of [B, `${C}/records/head-missing`]) {
+        const get = await r('GET', url)
+        const head = await r('HEAD', url)
+        expect(head.status).toBe(get.status)
+        expect(head.raw).toBe('')
+        expect(head.headers['content-length'], url).toBe(String(Buffer.byteLength(get.raw)))
+      }
+      return r('HEAD', `${C}/records`)
+    },
+    status: 200,
+    headers: {'content-length': '11', 'total-records': /^\d+$/},
+  },
 ]
 
 for (const backend of ['memory', 'postgresql'] as const) {

@@ -1,5 +1,7 @@
 /** Response header helpers shared by the runtime and the resources. */
+import {stringifyJson} from '../json.js'
 import {PeriodText, pad} from '../time-text.js'
+import {RawBody} from './types.js'
 
 /** The Content-Security-Policy of every answer of the API (the admin's pages set their own). */
 export const CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
@@ -52,4 +54,9 @@ export function backoffHeader(active: {backoff: number | null; backoffPercentage
   if (active.backoff === null) return null
   if (active.backoffPercentage !== null && !(random() < active.backoffPercentage / 100)) return null
   return String(active.backoff)
+}
+
+/** A HEAD answer's Content-Length: that of the body a GET would get, as upstream's (unsent). */
+export function headLength(body: unknown): string {
+  return String(body instanceof RawBody ? body.bytes.length : Buffer.byteLength(stringifyJson(body)))
 }
