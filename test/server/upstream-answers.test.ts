@@ -655,6 +655,19 @@ const rows: Row[] = [
     status: 200,
     headers: {'content-length': '11', 'total-records': /^\d+$/},
   },
+  {
+    name: "a preflight on the default bucket is the resource's own (the bucket's, the records list's), as upstream's routes answer it",
+    run: async (r) => {
+      const preflight = {origin: 'http://example.com', 'access-control-request-method': 'GET'}
+      const bucket = await r('OPTIONS', '/v1/buckets/default', {auth: null, headers: preflight})
+      expect(bucket.status).toBe(200)
+      expect(bucket.headers['access-control-allow-methods']).toBe('GET,HEAD,PUT,PATCH,DELETE,OPTIONS')
+      expect(String(bucket.headers['access-control-allow-headers'])).not.toMatch(/Next-Page|Total-Records/)
+      return r('OPTIONS', '/v1/buckets/default/collections/x/records', {auth: null, headers: preflight})
+    },
+    status: 200,
+    headers: {'access-control-allow-methods': 'HEAD,GET,POST,DELETE,OPTIONS', 'access-control-allow-headers': /Total-Records/},
+  },
 ]
 
 for (const backend of ['memory', 'postgresql'] as const) {

@@ -100,10 +100,15 @@ export class Router {
     return this.routes.map((r) => r.service)
   }
 
-  /** Matches a decoded path below the version prefix (`/buckets/b1`, `/` for the root). */
-  match(path: string): {service: Service; params: Record<string, string>} | null {
+  /**
+   * Matches a decoded path below the version prefix (`/buckets/b1`, `/` for the root). A preflight
+   * (`method` OPTIONS) skips the aliases without an OPTIONS view: upstream's resource routes answer
+   * it (`/buckets/default` is the bucket's preflight).
+   */
+  match(path: string, method?: string): {service: Service; params: Record<string, string>} | null {
     const parts = path === '/' ? [] : path.split('/').slice(1)
     for (const route of this.routes) {
+      if (route.service.matchFirst && method === 'OPTIONS' && !route.service.views.has('OPTIONS')) continue
       const last = route.segments[route.segments.length - 1]
       const rest = last !== undefined && 'rest' in last
       if (rest ? parts.length < route.segments.length : route.segments.length !== parts.length) continue

@@ -225,7 +225,7 @@ export class Runtime {
       const ttl = asInt(this.settings, 'version_prefix_redirect_ttl_seconds', -1) ?? -1
       return {response: redirect(req, location, ttl)}
     }
-    const match = this.route(req.path)
+    const match = this.route(req.path, false, req.method)
     if (!match) return {response: this.notFoundResponse(req, prefix)}
 
     const {service, params} = match
@@ -342,7 +342,7 @@ export class Runtime {
       let response: KintoResponse
       let ctx: RequestContext | undefined
       try {
-        const match = this.route(current.path)
+        const match = this.route(current.path, false, current.method)
         if (!match) {
           response = this.notFoundResponse(current, `/${this.routePrefix}`)
         } else if (current.method === 'OPTIONS' && !match.service.views.has('OPTIONS')) {
@@ -514,11 +514,11 @@ export class Runtime {
    * does (outside the version prefix, or no route). `ignoreTrailingSlash` matches
    * `/v1/buckets/` as `/v1/buckets` (what its redirect leads to).
    */
-  route(path: string, ignoreTrailingSlash = false): {service: Service; params: Record<string, string>} | null {
+  route(path: string, ignoreTrailingSlash = false, method?: string): {service: Service; params: Record<string, string>} | null {
     const prefix = `/${this.routePrefix}`
     if (!path.startsWith(`${prefix}/`)) return null
     const below = path.slice(prefix.length)
-    return this.router.match(ignoreTrailingSlash ? below.replace(/(.)\/+$/, '$1') : below)
+    return this.router.match(ignoreTrailingSlash ? below.replace(/(.)\/+$/, '$1') : below, method)
   }
 }
 
