@@ -668,6 +668,22 @@ const rows: Row[] = [
     status: 200,
     headers: {'access-control-allow-methods': 'HEAD,GET,POST,DELETE,OPTIONS', 'access-control-allow-headers': /Total-Records/},
   },
+  {
+    name: "a redirect to a client that does not accept JSON has webob's HTML page (trailing slash, version prefix)",
+    run: async (r) => {
+      const prefix = await r('GET', '/buckets')
+      expect(prefix.status).toBe(307)
+      expect(prefix.raw).toContain('The resource has been moved to /v1/buckets; you should be redirected automatically.')
+      return r('GET', `${B}/`)
+    },
+    status: 307,
+    headers: {'content-type': 'text/html; charset=UTF-8', location: /\/v1\/buckets\/b$/},
+    body: (_b, res) =>
+      expect(res.raw).toBe(
+        '<html>\n <head>\n  <title>307 Temporary Redirect</title>\n </head>\n <body>\n  <h1>307 Temporary Redirect</h1>\n' +
+          '  The resource has been moved to /v1/buckets/b; you should be redirected automatically.\n\n\n </body>\n</html>',
+      ),
+  },
 ]
 
 for (const backend of ['memory', 'postgresql'] as const) {

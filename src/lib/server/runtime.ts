@@ -38,7 +38,7 @@ import {RuntimeHooks, measure, observedBackends} from './hooks.js'
 import {idGeneratorsFromSettings, type IdGenerator} from './ids.js'
 import {checkNegotiation} from './negotiation.js'
 import {parseQuery} from './querystring.js'
-import {CONTENT_SECURITY_POLICY, backoffHeader, cacheExpiresHeaders, headLength} from './headers.js'
+import {CONTENT_SECURITY_POLICY, backoffHeader, headLength, redirect} from './headers.js'
 import {Router, allowedMethods, decodePath, findView, type Service, type ViewDef} from './router.js'
 import {isReloadableSetting, type SettingsChange} from './settings-reload.js'
 import type {Backends, KintoRequest, KintoResponse, TxBackends, ViewResult} from './types.js'
@@ -585,14 +585,3 @@ function fromPageScript(req: KintoRequest): boolean {
   return req.headers['sec-fetch-dest'] === 'empty'
 }
 
-/**
- * A 307 as upstream's web framework answers it: an absolute Location and, for a client that
- * accepts JSON, a JSON body that names the target (built from the path as given).
- */
-function redirect(req: KintoRequest, location: string, ttlSeconds: number): KintoResponse {
-  const headers: Record<string, string> = {Location: `${req.scheme}://${req.host}${location}`}
-  if (ttlSeconds >= 0) Object.assign(headers, cacheExpiresHeaders(ttlSeconds))
-  if (!(req.headers.accept ?? '').includes('application/json')) return {status: 307, headers}
-  const message = `The resource has been moved to ${location}; you should be redirected automatically.\n\n`
-  return {status: 307, headers, body: {message, code: '307 Temporary Redirect', title: 'Temporary Redirect'}}
-}
