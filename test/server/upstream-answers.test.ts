@@ -669,12 +669,13 @@ const rows: Row[] = [
     headers: {'access-control-allow-methods': 'HEAD,GET,POST,DELETE,OPTIONS', 'access-control-allow-headers': /Total-Records/},
   },
   {
-    name: "a redirect to a client that does not accept JSON has webob's HTML page (trailing slash, version prefix)",
+    name: "a redirect to a client that does not accept JSON has webob's HTML page, or its text without an Accept",
     run: async (r) => {
       const prefix = await r('GET', '/buckets')
       expect(prefix.status).toBe(307)
-      expect(prefix.raw).toContain('The resource has been moved to /v1/buckets; you should be redirected automatically.')
-      return r('GET', `${B}/`)
+      expect(prefix.headers['content-type']).toBe('text/plain; charset=UTF-8')
+      expect(prefix.raw).toBe('307 Temporary Redirect\n\nThe resource has been moved to /v1/buckets; you should be redirected automatically.\n\n')
+      return r('GET', `${B}/`, {headers: {accept: '*/*'}})
     },
     status: 307,
     headers: {'content-type': 'text/html; charset=UTF-8', location: /\/v1\/buckets\/b$/},

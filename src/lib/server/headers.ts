@@ -66,7 +66,7 @@ const HTML_ESCAPES: Record<string, string> = {'&': '&amp;', '<': '&lt;', '>': '&
 /**
  * A 307 as upstream's web framework (webob) answers it: an absolute Location and a body naming the
  * target (built from the path as given): JSON for a client that accepts JSON, an HTML page for one
- * that accepts HTML or says nothing, plain text otherwise.
+ * that accepts HTML (any type included), plain text otherwise (no Accept header included).
  */
 export function redirect(req: KintoRequest, location: string, ttlSeconds: number): KintoResponse {
   const headers: Record<string, string> = {Location: `${req.scheme}://${req.host}${location}`}
@@ -76,7 +76,7 @@ export function redirect(req: KintoRequest, location: string, ttlSeconds: number
   const accept = req.headers.accept ?? ''
   if (accept.includes('application/json')) return {status: 307, headers, body: {message, code: title, title: 'Temporary Redirect'}}
   let text = `${title}\n\n${message}`
-  if (!accept || /text\/html|text\/\*|\*\/\*/.test(accept)) {
+  if (/text\/html|text\/\*|\*\/\*/.test(accept)) {
     const escaped = message.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c])
     text = `<html>\n <head>\n  <title>${title}</title>\n </head>\n <body>\n  <h1>${title}</h1>\n  ${escaped}\n </body>\n</html>`
     headers['Content-Type'] = 'text/html; charset=UTF-8'
