@@ -529,6 +529,162 @@ const rows: Row[] = [
       expect(head.headers['Content-Type']).toMatch(/^application\/json/)
     },
   },
+  // ---- write paths and preconditions (differential review against upstream 26.3.1)
+  {
+    name: 'an empty If-Match is no precondition (colander drops an empty header): the PUT replaces',
+    setup: (r) => r('PUT', `${C}/records/empty-if-match`, {body: {data: {v: 1}}}),
+    run: (r) => r('PUT', `${C}/records/empty-if-match`, {body: {data: {v: 2}}, headers: {'if-match': ''}}),
+    status: 200,
+    body: (b) => expect(b.data.v).toBe(2),
+  },
+  {
+    name: 'an empty If-None-Match is no precondition on a read',
+    setup: (r) => r('PUT', `${C}/records/empty-inm`, {body: {data: {}}}),
+    run: (r) => r('GET', `${C}/records/empty-inm`, {headers: {'if-none-match': ''}}),
+    status: 200,
+    headers: {etag: /^"\d+"$/},
+  },
+  {
+    name: 'a JSON-Patch operation whose op or path Python reads as false is missing: Required',
+    run: (r) => r('PATCH', B, {raw: '[{"op": null, "path": "", "value": 1}, {"op": 1, "path": ["/data"]}]', headers: JSON_PATCH}),
+    status: 400,
+    errno: 107,
+    body: (b) =>
+      expect(b.details).toEqual([
+        {location: 'body', name: '0.op', description: 'Required'},
+        {location: 'body', name: '0.path', description: 'Required'},
+        {location: 'body', name: '1.op', description: "1 is not a string: {'op': ''}"},
+        {location: 'body', name: '1.path', description: "['/data'] is not a string: {'path': ''}"},
+      ]),
+  },
+  {
+    name: 'a JSON-Patch from that Python reads as false is dropped: the operation then has none',
+    run: (r) => r('PATCH', B, {raw: '[{"op": "copy", "from": "", "path": "/data/y"}]', headers: JSON_PATCH}),
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.message).toBe("body: JSON Patch operation failed: The operation does not contain a 'from' member"),
+  },
+  {
+    name: 'a batch sub-request whose method Python reads as false is a GET',
+    run: (r) => r('POST', '/v1/batch', {body: {requests: [{method: '', path: '/buckets/b'}, {method: null, path: '/buckets/b'}]}}),
+    status: 200,
+    body: (b) => expect(b.responses.map((x: any) => x.status)).toEqual([200, 200]),
+  },
+  {
+    name: 'a batch path Python reads as false is missing (Required); a non-string is not a string',
+    run: (r) => r('POST', '/v1/batch', {body: {defaults: {path: ''}, requests: [{method: 'GET'}, {path: 1}, {path: 'buckets'}]}}),
+    status: 400,
+    errno: 107,
+    body: (b) =>
+      expect(b.details).toEqual([
+        {location: 'body', name: 'requests.0.path', description: 'Required'},
+        {location: 'body', name: 'requests.1.path', description: "1 is not a string: {'path': ''}"},
+        {location: 'body', name: 'requests.2.path', description: 'String does not match expected pattern'},
+      ]),
+  },
+  {
+    name: 'a 404 outside every service exposes the default headers without an Origin too',
+    run: (r) => r('GET', '/v1/nothing-here'),
+    status: 404,
+    errno: 111,
+    headers: {'access-control-expose-headers': /^(?=.*Backoff)(?=.*Retry-After)(?=.*Alert)(?=.*Content-Length)(?=.*Content-Type)/, 'access-control-allow-origin': null},
+  },
+  {
+    name: 'the trailing-slash redirect exposes the default headers without an Origin too',
+    run: (r) => r('GET', `${B}/collections/`),
+    status: 307,
+    headers: {'access-control-expose-headers': /Backoff/},
+  },
+  {
+    name: 'a 405 (a method the endpoint lacks) exposes no headers, Origin or not',
+    run: async (r) => {
+      const withOrigin = await r('PUT', '/v1/buckets', {body: {data: {}}, headers: {origin: 'http://example.com'}})
+      expect(withOrigin.status).toBe(405)
+      expect(withOrigin.headers['access-control-expose-headers']).toBeUndefined()
+      expect(withOrigin.headers['access-control-allow-origin']).toBe('*')
+      return r('DELETE', '/v1/')
+    },
+    status: 405,
+    errno: 115,
+    headers: {'access-control-expose-headers': null, allow: 'GET, HEAD, OPTIONS'},
+  },
+  ...(
+    [
+      ['add beyond the end of a list', [{op: 'add', path: '/data/l/10', value: 0}], "can't insert outside of list"],
+      ['replace a missing member', [{op: 'replace', path: '/data/zz', value: 5}], "can't replace a non-existent object 'zz'"],
+      ['replace beyond the end of a list', [{op: 'replace', path: '/data/l/2', value: 5}], "can't replace outside of list"],
+      ['a failed test', [{op: 'test', path: '/data/n', value: 6}], "5 (<class 'int'>) is not equal to tested value 6 (<class 'int'>)"],
+      ['a failed test on a string', [{op: 'test', path: '/data/s', value: null}], "abc (<class 'str'>) is not equal to tested value None (<class 'NoneType'>)"],
+      ['copy from a missing member', [{op: 'copy', from: '/data/nope', path: '/data/o3'}], "'nope'"],
+      ['move from beyond the end of a list', [{op: 'move', from: '/data/l/5', path: '/data/x'}], 'list index out of range'],
+      ['move into its own child', [{op: 'move', from: '/data/o', path: '/data/o/x'}], 'Cannot move values into their own children'],
+      ['add a record:create principal without a value', [{op: 'add', path: '/permissions/record:create/bob'}], "The operation does not contain a 'value' member"],
+    ] as const
+  ).map(
+    ([what, ops, message]): Row => ({
+      name: `JSON-Patch, ${what}: python-json-patch's message`,
+      setup: (r) => r('PUT', `${B}/collections/jp-messages`, {body: {data: {l: [1, 2], n: 5, s: 'abc', o: {p: 1}}}}),
+      run: (r) => r('PATCH', `${B}/collections/jp-messages`, {body: ops, headers: JSON_PATCH}),
+      status: 400,
+      errno: 107,
+      body: (b) => expect(b.message).toBe(`body: JSON Patch operation failed: ${message}`),
+    }),
+  ),
+  {
+    name: "HEAD comes right after GET in a 405's Allow and a preflight's methods (cornice adds it there)",
+    run: async (r) => {
+      const preflight = await r('OPTIONS', `${B}/history`, {headers: {origin: 'http://example.com', 'access-control-request-method': 'GET'}})
+      expect(preflight.headers['access-control-allow-methods']).toBe('GET,HEAD,DELETE,OPTIONS')
+      return r('POST', B, {body: {data: {}}})
+    },
+    status: 405,
+    headers: {allow: 'GET, HEAD, PUT, PATCH, DELETE, OPTIONS'},
+  },
+  {
+    name: "a HEAD answer's Content-Length is its GET body's (object, error), {\"data\":[]} on a list",
+    run: async (r) => {
+      for (const url of [B, `${C}/records/head-missing`]) {
+        const get = await r('GET', url)
+        const head = await r('HEAD', url)
+        expect(head.status).toBe(get.status)
+        expect(head.raw).toBe('')
+        expect(head.headers['content-length'], url).toBe(String(Buffer.byteLength(get.raw)))
+      }
+      return r('HEAD', `${C}/records`)
+    },
+    status: 200,
+    headers: {'content-length': '11', 'total-records': /^\d+$/},
+  },
+  {
+    name: "a preflight on the default bucket is the resource's own (the bucket's, the records list's), as upstream's routes answer it",
+    run: async (r) => {
+      const preflight = {origin: 'http://example.com', 'access-control-request-method': 'GET'}
+      const bucket = await r('OPTIONS', '/v1/buckets/default', {auth: null, headers: preflight})
+      expect(bucket.status).toBe(200)
+      expect(bucket.headers['access-control-allow-methods']).toBe('GET,HEAD,PUT,PATCH,DELETE,OPTIONS')
+      expect(String(bucket.headers['access-control-allow-headers'])).not.toMatch(/Next-Page|Total-Records/)
+      return r('OPTIONS', '/v1/buckets/default/collections/x/records', {auth: null, headers: preflight})
+    },
+    status: 200,
+    headers: {'access-control-allow-methods': 'HEAD,GET,POST,DELETE,OPTIONS', 'access-control-allow-headers': /Total-Records/},
+  },
+  {
+    name: "a redirect to a client that does not accept JSON has webob's HTML page, or its text without an Accept",
+    run: async (r) => {
+      const prefix = await r('GET', '/buckets')
+      expect(prefix.status).toBe(307)
+      expect(prefix.headers['content-type']).toBe('text/plain; charset=UTF-8')
+      expect(prefix.raw).toBe('307 Temporary Redirect\n\nThe resource has been moved to /v1/buckets; you should be redirected automatically.\n\n')
+      return r('GET', `${B}/`, {headers: {accept: '*/*'}})
+    },
+    status: 307,
+    headers: {'content-type': 'text/html; charset=UTF-8', location: /\/v1\/buckets\/b$/},
+    body: (_b, res) =>
+      expect(res.raw).toBe(
+        '<html>\n <head>\n  <title>307 Temporary Redirect</title>\n </head>\n <body>\n  <h1>307 Temporary Redirect</h1>\n' +
+          '  The resource has been moved to /v1/buckets/b; you should be redirected automatically.\n\n\n </body>\n</html>',
+      ),
+  },
 ]
 
 for (const backend of ['memory', 'postgresql'] as const) {

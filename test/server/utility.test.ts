@@ -249,6 +249,15 @@ describe('CORS', () => {
     expect(no.status).toBe(400)
     expect(no.headers['access-control-allow-origin']).toBeUndefined()
   })
+
+  test("a preflight from a refused origin is refused for its origin alone, before its method (upstream's origin check runs first)", async () => {
+    const {req} = setup({'kinto.cors_origins': 'https://*.example.com'})
+    const r = await req('OPTIONS', '/v1/batch', {auth: null, headers: {origin: 'https://evil.test', 'access-control-request-method': 'GET'}})
+    expect(r.status).toBe(400)
+    expect(r.body.details).toEqual([{location: 'header', name: 'Origin', description: 'https://evil.test not allowed'}])
+    const noMethod = await req('OPTIONS', '/v1/batch', {auth: null, headers: {origin: 'https://evil.test'}})
+    expect(noMethod.body.details).toEqual([{location: 'header', name: 'Origin', description: 'https://evil.test not allowed'}])
+  })
 })
 
 describe('readonly, backoff, end of service', () => {

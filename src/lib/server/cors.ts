@@ -78,6 +78,8 @@ export function corsPolicyFrom(settings: Settings): CorsPolicy {
 export function preflight(req: KintoRequest, service: Service, cors: CorsPolicy, readonly: boolean): KintoResponse {
   const origin = req.headers.origin
   const requestedMethod = req.headers['access-control-request-method']
+  // Upstream checks a given Origin first (its CORS validator), and stops there when refused.
+  if (origin && !cors.matches(origin)) throw invalid('header', 'Origin', `${origin} not allowed`)
   const issues = []
   if (!origin) issues.push({location: 'header', name: 'Origin', description: 'this header is mandatory'})
   if (!requestedMethod) {
@@ -101,7 +103,6 @@ export function preflight(req: KintoRequest, service: Service, cors: CorsPolicy,
     'Access-Control-Allow-Methods': methods.join(','),
   }
   if (cors.maxAgeSeconds !== null) headers['Access-Control-Max-Age'] = String(cors.maxAgeSeconds)
-  if (!cors.matches(origin!)) throw invalid('header', 'Origin', `${origin} not allowed`)
   // Upstream's preflight view renders None: the JSON `null`.
   return {status: 200, headers, body: null}
 }

@@ -1,5 +1,7 @@
 /** Response header helpers shared by the runtime and the resources. */
+import {stringifyJson} from '../json.js'
 import {PeriodText, pad} from '../time-text.js'
+import {RawBody, type KintoRequest, type KintoResponse} from './types.js'
 
 /** The Content-Security-Policy of every answer of the API (the admin's pages set their own). */
 export const CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
@@ -52,4 +54,32 @@ export function backoffHeader(active: {backoff: number | null; backoffPercentage
   if (active.backoff === null) return null
   if (active.backoffPercentage !== null && !(random() < active.backoffPercentage / 100)) return null
   return String(active.backoff)
+}
+
+/** A HEAD answer's Content-Length: that of the body a GET would get, as upstream's (unsent). */
+export function headLength(body: unknown): string {
+  return String(body instanceof RawBody ? body.bytes.length : Buffer.byteLength(stringifyJson(body)))
+}
+
+const HTML_ESCAPES: Record<string, string> = {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#x27;'}
+
+/**
+ * A 307 as upstream's web framework (webob) answers it: an absolute Location and a body naming the
+ * target (built from the path as given): JSON for a client that accepts JSON, an HTML page for one
+ * that accepts HTML (any type included), plain text otherwise (no Accept header included).
+ */
+export function redirect(req: KintoRequest, location: string, ttlSeconds: number): KintoResponse {
+  const headers: Record<string, string> = {Location: `${req.scheme}://${req.host}${location}`}
+  if (ttlSeconds >= 0) Object.assign(headers, cacheExpiresHeaders(ttlSeconds))
+  const title = '307 Temporary Redirect'
+  const message = `The resource has been moved to ${location}; you should be redirected automatically.\n\n`
+  const accept = req.headers.accept ?? ''
+  if (accept.includes('application/json')) return {status: 307, headers, body: {message, code: title, title: 'Temporary Redirect'}}
+  let text = `${title}\n\n${message}`
+  if (/text\/html|text\/\*|\*\/\*/.test(accept)) {
+    const escaped = message.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c])
+    text = `<html>\n <head>\n  <title>${title}</title>\n </head>\n <body>\n  <h1>${title}</h1>\n  ${escaped}\n </body>\n</html>`
+    headers['Content-Type'] = 'text/html; charset=UTF-8'
+  } else headers['Content-Type'] = 'text/plain; charset=UTF-8'
+  return {status: 307, headers, body: new RawBody(Buffer.from(text))}
 }

@@ -1,6 +1,7 @@
 /**
  * PATCH helpers: JSON merge-patch (RFC 7396) and JSON-Patch (RFC 6902), applied to copies.
  */
+import {pyRepr} from './py-repr.js'
 
 export type Json = null | boolean | number | string | Json[] | {[key: string]: Json}
 
@@ -107,7 +108,10 @@ function add(doc: unknown, pointer: string, value: unknown): unknown {
   const tokens = parsePointer(pointer)
   if (tokens.length === 0) return value
   const {parent, key} = resolveParent(doc, tokens)
-  if (Array.isArray(parent)) parent.splice(arrayIndex(parent, key, true), 0, value)
+  if (Array.isArray(parent)) {
+    if (key !== '-' && /^(0|[1-9][0-9]*)$/.test(key) && Number(key) > parent.length) throw new JsonPatchError("can't insert outside of list")
+    parent.splice(arrayIndex(parent, key, true), 0, value)
+  }
   else if (isPlainObject(parent)) setOwn(parent, key, value)
   else throw new JsonPatchError(`cannot add to a scalar at ${pointer}`)
   return doc
@@ -121,6 +125,38 @@ function remove(doc: unknown, pointer: string): unknown {
   else if (isPlainObject(parent) && Object.hasOwn(parent, key)) delete parent[key]
   else throw new JsonPatchError(`can't remove a non-existent object '${key}'`)
   return doc
+}
+
+/** What python-json-patch's replace checks before replacing: the target exists (its messages). */
+function replaceable(doc: unknown, pointer: string): void {
+  const tokens = parsePointer(pointer)
+  if (tokens.length === 0) return
+  const {parent, key} = resolveParent(doc, tokens)
+  if (Array.isArray(parent)) {
+    if (key === '-') throw new JsonPatchError("'path' with '-' can't be applied to 'replace' operation")
+    if (/^(0|[1-9][0-9]*)$/.test(key) && Number(key) >= parent.length) throw new JsonPatchError("can't replace outside of list")
+  } else if (isPlainObject(parent) && !Object.hasOwn(parent, key)) {
+    throw new JsonPatchError(`can't replace a non-existent object '${key}'`)
+  }
+  getAt(doc, pointer)
+}
+
+/** The value at a move's or copy's `from`; a missing last member fails as Python's KeyError / IndexError. */
+function source(doc: unknown, pointer: string): unknown {
+  const tokens = parsePointer(pointer)
+  if (tokens.length > 0) {
+    const {parent, key} = resolveParent(doc, tokens)
+    if (isPlainObject(parent) && !Object.hasOwn(parent, key)) throw new JsonPatchError(`'${key}'`)
+    if (Array.isArray(parent) && /^(0|[1-9][0-9]*)$/.test(key) && Number(key) >= parent.length) throw new JsonPatchError('list index out of range')
+  }
+  return getAt(doc, pointer)
+}
+
+/** Python's type() of a JSON value, as python-json-patch's failed test shows it (with str()). */
+function pyType(v: unknown): string {
+  const name =
+    v === null ? 'NoneType' : typeof v === 'boolean' ? 'bool' : typeof v === 'number' ? (Number.isInteger(v) ? 'int' : 'float') : typeof v === 'string' ? 'str' : Array.isArray(v) ? 'list' : 'dict'
+  return `<class '${name}'>`
 }
 
 export interface PatchOperation {
@@ -152,24 +188,31 @@ export function applyJsonPatch(doc: unknown, ops: PatchOperation[]): unknown {
         break
       case 'replace': {
         const value = member(op, 'value')
-        getAt(result, op.path)
+        replaceable(result, op.path)
         result = remove(result, op.path)
         result = add(result, op.path, deepClone(value))
         break
       }
       case 'move': {
         const from = member(op, 'from') as string
-        const value = getAt(result, from)
+        const value = source(result, from)
+        if (from === op.path) break
+        if (op.path.startsWith(`${from}/`) && isPlainObject(resolveParent(result, parsePointer(from)).parent)) {
+          throw new JsonPatchError('Cannot move values into their own children')
+        }
         result = remove(result, from)
         result = add(result, op.path, value)
         break
       }
       case 'copy':
-        result = add(result, op.path, deepClone(getAt(result, member(op, 'from') as string)))
+        result = add(result, op.path, deepClone(source(result, member(op, 'from') as string)))
         break
-      case 'test':
-        if (!deepEqual(getAt(result, op.path), member(op, 'value'))) throw new JsonPatchError(`test failed at ${op.path}`)
+      case 'test': {
+        const found = getAt(result, op.path)
+        const value = member(op, 'value')
+        if (!deepEqual(found, value)) throw new JsonPatchError(`${pyRepr(found)} (${pyType(found)}) is not equal to tested value ${pyRepr(value)} (${pyType(value)})`)
         break
+      }
       default:
         throw new JsonPatchError(`unknown operation '${op.op}'`)
     }

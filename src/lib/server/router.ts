@@ -100,10 +100,15 @@ export class Router {
     return this.routes.map((r) => r.service)
   }
 
-  /** Matches a decoded path below the version prefix (`/buckets/b1`, `/` for the root). */
-  match(path: string): {service: Service; params: Record<string, string>} | null {
+  /**
+   * Matches a decoded path below the version prefix (`/buckets/b1`, `/` for the root). A preflight
+   * (`method` OPTIONS) skips the aliases without an OPTIONS view: upstream's resource routes answer
+   * it (`/buckets/default` is the bucket's preflight).
+   */
+  match(path: string, method?: string): {service: Service; params: Record<string, string>} | null {
     const parts = path === '/' ? [] : path.split('/').slice(1)
     for (const route of this.routes) {
+      if (route.service.matchFirst && method === 'OPTIONS' && !route.service.views.has('OPTIONS')) continue
       const last = route.segments[route.segments.length - 1]
       const rest = last !== undefined && 'rest' in last
       if (rest ? parts.length < route.segments.length : route.segments.length !== parts.length) continue
@@ -161,7 +166,8 @@ export function findView(service: Service, method: string): ViewDef | undefined 
 /** The methods a service answers (405 Allow), HEAD included when it serves GET. */
 export function allowedMethods(service: Service): string[] {
   const methods = [...service.views.keys()]
-  if (methods.includes('GET') && !methods.includes('HEAD')) methods.push('HEAD')
+  // HEAD right after GET, where upstream's cornice adds it.
+  if (methods.includes('GET') && !methods.includes('HEAD')) methods.splice(methods.indexOf('GET') + 1, 0, 'HEAD')
   // Every service answers preflights (upstream's cornice adds an OPTIONS view to each).
   if (!methods.includes('OPTIONS')) methods.push('OPTIONS')
   return methods

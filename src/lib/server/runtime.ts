@@ -38,7 +38,7 @@ import {RuntimeHooks, measure, observedBackends} from './hooks.js'
 import {idGeneratorsFromSettings, type IdGenerator} from './ids.js'
 import {checkNegotiation} from './negotiation.js'
 import {parseQuery} from './querystring.js'
-import {CONTENT_SECURITY_POLICY, backoffHeader, cacheExpiresHeaders} from './headers.js'
+import {CONTENT_SECURITY_POLICY, backoffHeader, headLength, redirect} from './headers.js'
 import {Router, allowedMethods, decodePath, findView, type Service, type ViewDef} from './router.js'
 import {isReloadableSetting, type SettingsChange} from './settings-reload.js'
 import type {Backends, KintoRequest, KintoResponse, TxBackends, ViewResult} from './types.js'
@@ -225,7 +225,7 @@ export class Runtime {
       const ttl = asInt(this.settings, 'version_prefix_redirect_ttl_seconds', -1) ?? -1
       return {response: redirect(req, location, ttl)}
     }
-    const match = this.route(req.path)
+    const match = this.route(req.path, false, req.method)
     if (!match) return {response: this.notFoundResponse(req, prefix)}
 
     const {service, params} = match
@@ -342,7 +342,7 @@ export class Runtime {
       let response: KintoResponse
       let ctx: RequestContext | undefined
       try {
-        const match = this.route(current.path)
+        const match = this.route(current.path, false, current.method)
         if (!match) {
           response = this.notFoundResponse(current, `/${this.routePrefix}`)
         } else if (current.method === 'OPTIONS' && !match.service.views.has('OPTIONS')) {
@@ -461,7 +461,8 @@ export class Runtime {
       if (challenge) headers['WWW-Authenticate'] = challenge
       else delete headers['WWW-Authenticate']
     }
-    return {status: error.status, headers, body: error.body()}
+    const body = error.body()
+    return {status: error.status, headers: req.method === 'HEAD' ? {...headers, 'Content-Length': headLength(body)} : headers, body}
   }
 
   /**
@@ -490,15 +491,17 @@ export class Runtime {
       // As upstream's CORS layer: the exposed headers on every answer of a service (batch
       // sub-responses included), the allowed origin only when the request names one.
       if (origin && this.cors.matches(origin)) h['Access-Control-Allow-Origin'] = this.cors.allowOrigin(origin)
-      if (req.method !== 'OPTIONS') {
-        const view = findView(service, req.method)
-        // A replayed answer keeps its view's; the replaying view's own answers (errors) the defaults.
-        if (view?.replaysExposedHeaders) h['Access-Control-Expose-Headers'] ??= exposedHeadersValue(undefined)
-        else h['Access-Control-Expose-Headers'] = exposedHeadersValue(view)
+      const view = req.method === 'OPTIONS' ? undefined : findView(service, req.method)
+      // A method the service lacks (405) is answered outside it: no exposed headers, as upstream.
+      // A replayed answer keeps its view's; the replaying view's own answers (errors) the defaults.
+      if (view?.replaysExposedHeaders) h['Access-Control-Expose-Headers'] ??= exposedHeadersValue(undefined)
+      else if (view) h['Access-Control-Expose-Headers'] = exposedHeadersValue(view)
+    } else {
+      // Outside every service (404, redirects): upstream's default exposed headers, Origin or not.
+      if (origin) {
+        const allowed = this.cors.allowOriginOutsideServices(origin)
+        if (allowed) h['Access-Control-Allow-Origin'] = allowed
       }
-    } else if (origin) {
-      const allowed = this.cors.allowOriginOutsideServices(origin)
-      if (allowed) h['Access-Control-Allow-Origin'] = allowed
       h['Access-Control-Expose-Headers'] = DEFAULT_EXPOSED_HEADERS.join(',')
     }
     // HEAD and preflight answers carry GET's Content-Type, as upstream's; a 304 has no body type.
@@ -511,11 +514,11 @@ export class Runtime {
    * does (outside the version prefix, or no route). `ignoreTrailingSlash` matches
    * `/v1/buckets/` as `/v1/buckets` (what its redirect leads to).
    */
-  route(path: string, ignoreTrailingSlash = false): {service: Service; params: Record<string, string>} | null {
+  route(path: string, ignoreTrailingSlash = false, method?: string): {service: Service; params: Record<string, string>} | null {
     const prefix = `/${this.routePrefix}`
     if (!path.startsWith(`${prefix}/`)) return null
     const below = path.slice(prefix.length)
-    return this.router.match(ignoreTrailingSlash ? below.replace(/(.)\/+$/, '$1') : below)
+    return this.router.match(ignoreTrailingSlash ? below.replace(/(.)\/+$/, '$1') : below, method)
   }
 }
 
@@ -563,9 +566,10 @@ function toResponse(result: ViewResult, method: string): KintoResponse {
   // view's own values replace them. Added later to the copy of the view's headers, their two
   // stores cost more than everything else finalizeHeaders does (~7 µs of a GET in the profile:
   // a new property on an object cloned by spread).
-  const headers = {'Content-Security-Policy': CONTENT_SECURITY_POLICY, 'X-Content-Type-Options': 'nosniff', ...result.headers}
+  const headers: Record<string, string> = {'Content-Security-Policy': CONTENT_SECURITY_POLICY, 'X-Content-Type-Options': 'nosniff', ...result.headers}
   const response: KintoResponse = {status: result.status ?? 200, headers}
   if (result.body !== undefined && method !== 'HEAD') response.body = result.body
+  else if (result.body !== undefined) headers['Content-Length'] ??= headLength(result.body)
   return response
 }
 
@@ -581,14 +585,3 @@ function fromPageScript(req: KintoRequest): boolean {
   return req.headers['sec-fetch-dest'] === 'empty'
 }
 
-/**
- * A 307 as upstream's web framework answers it: an absolute Location and, for a client that
- * accepts JSON, a JSON body that names the target (built from the path as given).
- */
-function redirect(req: KintoRequest, location: string, ttlSeconds: number): KintoResponse {
-  const headers: Record<string, string> = {Location: `${req.scheme}://${req.host}${location}`}
-  if (ttlSeconds >= 0) Object.assign(headers, cacheExpiresHeaders(ttlSeconds))
-  if (!(req.headers.accept ?? '').includes('application/json')) return {status: 307, headers}
-  const message = `The resource has been moved to ${location}; you should be redirected automatically.\n\n`
-  return {status: 307, headers, body: {message, code: '307 Temporary Redirect', title: 'Temporary Redirect'}}
-}

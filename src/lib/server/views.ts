@@ -17,7 +17,7 @@ import {parseQuery} from './querystring.js'
 import {consumeTokenNonce} from './resource/pagination.js'
 import {Turns} from './batch-turns.js'
 import {batchBackends} from './prefetch.js'
-import {pyRepr} from './py-repr.js'
+import {colanderStringError, pyRepr} from './py-repr.js'
 import {writeTarget} from './resource/services.js'
 import {decodePath, type Service, type ViewDef} from './router.js'
 import type {Runtime} from './runtime.js'
@@ -202,13 +202,19 @@ function validateBatchRequest(spec: unknown, where: string, issues: ValidationIs
   if (unknown.length > 0) {
     issues.push({location: 'body', name: where, description: `Unrecognized keys in mapping: "${pyRepr(Object.fromEntries(unknown.map((k) => [k, spec[k]])))}"`})
   }
-  if (spec.method !== undefined && (typeof spec.method !== 'string' || !BATCH_METHODS.includes(spec.method))) {
+  // colander String nodes: a value Python reads as false is missing (an optional one is dropped:
+  // a method of "" or null is GET), another non-string is refused.
+  const methodError = colanderStringError(spec.method, 'method')
+  if (methodError === undefined && !BATCH_METHODS.includes(spec.method as string)) {
     issues.push({location: 'body', name: `${where}.method`, description: `"${pyRepr(spec.method)}" is not one of ${BATCH_METHODS.join(', ')}`})
+  } else if (methodError !== undefined && methodError !== 'Required') {
+    issues.push({location: 'body', name: `${where}.method`, description: methodError})
   }
-  if (spec.path === undefined) {
-    if (pathRequired) issues.push({location: 'body', name: `${where}.path`, description: 'Required'})
-  } else if (typeof spec.path !== 'string' || !spec.path.startsWith('/')) {
+  const pathError = colanderStringError(spec.path, 'path')
+  if (pathError === undefined && !(spec.path as string).startsWith('/')) {
     issues.push({location: 'body', name: `${where}.path`, description: 'String does not match expected pattern'})
+  } else if (pathError !== undefined && (pathRequired || pathError !== 'Required')) {
+    issues.push({location: 'body', name: `${where}.path`, description: pathError})
   }
   if (spec.headers !== undefined) {
     if (!isPlainObject(spec.headers)) {
@@ -227,7 +233,7 @@ function validateBatchRequest(spec: unknown, where: string, issues: ValidationIs
     issues.push({location: 'body', name: `${where}.body`, description: `"${pyRepr(spec.body)}" is not a mapping type: Does not implement dict-like functionality.`})
   }
   return {
-    method: (spec.method as string | undefined) ?? 'GET',
+    method: methodError === 'Required' ? 'GET' : (spec.method as string),
     path: spec.path as string,
     headers: (spec.headers as Record<string, string> | undefined) ?? {},
     body: spec.body as Record<string, unknown> | undefined,

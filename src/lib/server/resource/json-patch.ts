@@ -5,7 +5,7 @@
 import {invalid, invalidParameters, type ValidationIssue} from '../errors.js'
 import {applyJsonPatch, isPlainObject, JsonPatchError, setOwn, type PatchOperation} from '../patch.js'
 import {PERMISSIONS_FIELD, type Annotated} from './definition.js'
-import {pyRepr} from '../py-repr.js'
+import {colanderStringError, pyRepr} from '../py-repr.js'
 
 export function validateJsonPatch(body: unknown): PatchOperation[] {
   if (!Array.isArray(body)) throw invalid('body', '', `"${pyRepr(body)}" is not iterable`)
@@ -18,16 +18,27 @@ export function validateJsonPatch(body: unknown): PatchOperation[] {
     }
     const unknown = Object.keys(op).filter((k) => !['op', 'path', 'from', 'value'].includes(k))
     if (unknown.length > 0) issues.push({location: 'body', name: String(i), description: `Unrecognized keys in mapping: "${pyRepr(Object.fromEntries(unknown.map((k) => [k, op[k]])))}"`})
-    if (typeof op.op !== 'string' || !['test', 'add', 'remove', 'replace', 'move', 'copy'].includes(op.op)) {
+    // colander String nodes: a value Python reads as false is missing (`from` is optional: dropped).
+    const opError = colanderStringError(op.op, 'op')
+    if (opError) issues.push({location: 'body', name: `${i}.op`, description: opError})
+    else if (!['test', 'add', 'remove', 'replace', 'move', 'copy'].includes(op.op as string)) {
       issues.push({location: 'body', name: `${i}.op`, description: `"${pyRepr(op.op)}" is not one of test, add, remove, replace, move, copy`})
     }
+    let operation = op
     for (const key of ['path', 'from'] as const) {
-      if (key === 'from' && op.from === undefined) continue
-      if (typeof op[key] !== 'string' || !/^(\/\w*)+/u.test(op[key] as string)) {
-        issues.push({location: 'body', name: `${i}.${key}`, description: op[key] === undefined ? 'Required' : 'String does not match expected pattern'})
+      const error = colanderStringError(op[key], key)
+      if (key === 'from' && error === 'Required') {
+        if (op.from !== undefined) {
+          operation = {...op}
+          delete operation.from
+        }
+        continue
+      }
+      if (error || !/^(\/\w*)+/u.test(op[key] as string)) {
+        issues.push({location: 'body', name: `${i}.${key}`, description: error ?? 'String does not match expected pattern'})
       }
     }
-    ops.push(op as unknown as PatchOperation)
+    ops.push(operation as unknown as PatchOperation)
   })
   if (issues.length > 0) throw invalidParameters(issues)
   return ops
@@ -83,6 +94,10 @@ export function applyPatchDocument(obj: Annotated | null, ops: PatchOperation[])
   }
   for (const op of ops.filter(isPrincipalOp)) {
     const [, perm, principal] = PRINCIPAL_OP.exec(op.path)!
+    // Upstream gives the principal as value to read and write operations only: others need theirs.
+    if (op.op === 'add' && op.value === undefined && perm !== 'read' && perm !== 'write') {
+      throw invalid('body', null, "JSON Patch operation failed: The operation does not contain a 'value' member")
+    }
     const set = new Set(Object.hasOwn(permissions, perm) ? permissions[perm] : [])
     if (op.op === 'add') set.add(principal)
     // As a JSON pointer would (upstream): removing what is not there fails the whole patch.

@@ -33,7 +33,8 @@ interface Preconditions {
 }
 
 function preconditionHeader(value: string | undefined, name: string): number | '*' | undefined {
-  if (value === undefined) return undefined
+  // An empty value is no precondition: upstream's header schema drops it as a missing field.
+  if (value === undefined || value === '') return undefined
   const v = value.trim()
   if (v === '*') return '*'
   const m = /^"([0-9]+)"$/.exec(v)
