@@ -47,7 +47,11 @@ export function httpErrorFor(err: unknown, req: KintoRequest, options: ErrorMapp
     // A database that cannot be reached (down, restarting, out of connections) is the backend's
     // failure, not a bug: 503 errno 201 with Retry-After, so clients back off and retry. Logged
     // CRITICAL as upstream logs backend errors (what log-based alerts on an outage look for).
-    const fields = {rid: req.scope?.rid, err, path: req.path, method: req.method, errno: ERRNO.BACKEND}
+    // A database that cannot be reached is said in full by the message (server, database, reason):
+    // its stack, the same for every request of an outage, is left out (tens of thousands of lines
+    // for a few seconds under load). Other backend failures keep theirs.
+    const unreachable = isKintoError(err) && err.code === 'KINTO_DB_UNREACHABLE'
+    const fields = {rid: req.scope?.rid, ...(unreachable ? {} : {err}), path: req.path, method: req.method, errno: ERRNO.BACKEND}
     if (logger.fatal) logger.fatal(fields, (err as Error).message)
     else logger.error(fields, (err as Error).message)
     return serviceUnavailable(retryAfter)
