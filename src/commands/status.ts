@@ -14,7 +14,7 @@ export default class Status extends BaseCommand<typeof Status> {
 
 With --url: what the server there says: heartbeat, the Backoff header, hello's readonly and maintenance, end-of-service Alert. The ini part is skipped when the ini does not exist.`
 
-  static exitCodes = exitCodes({0: 'shown', 1: 'failed (unreadable ini), or --url is unreachable or its heartbeat is not 200'})
+  static exitCodes = exitCodes({0: 'shown', 1: 'failed (an ini that cannot be read: its running servers are still shown), or --url is unreachable or its heartbeat is not 200'})
 
   static examples = ['<%= config.bin %> status', '<%= config.bin %> status --url https://kinto.example.com/v1/ --json']
 
@@ -31,7 +31,7 @@ With --url: what the server there says: heartbeat, the Backoff header, hello's r
     const endpoint = flags.url ? parseEndpoint(flags.url) : undefined
     const result = await status({iniPath: resolveIniPath(flags.ini), endpoint, timeoutMs: flags.timeout * 1000})
     if (!this.jsonEnabled()) for (const line of renderStatus(result)) this.log(line)
-    if (result.remote && !result.remote.healthy) process.exitCode = ExitCode.FAILED
+    if ((result.remote && !result.remote.healthy) || result.configError) process.exitCode = ExitCode.FAILED
     return result
   }
 }

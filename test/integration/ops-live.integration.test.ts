@@ -4,7 +4,7 @@
  * a second of each edit, the process stays the same. Then SIGTERM during a slow request: the
  * request completes, the process exits 0. On memory, the embedded database and (CI) PostgreSQL.
  */
-import {statSync} from 'node:fs'
+import {readFileSync, statSync, writeFileSync} from 'node:fs'
 import {request as httpRequest} from 'node:http'
 
 import {afterAll, describe, expect, test} from 'vitest'
@@ -192,3 +192,26 @@ test('backoff --for: the running server drops the header by itself when the time
   // The server applied the toggle with its date: past it, the server is shown without it too.
   expect(s.servers).toEqual([expect.objectContaining({pid: server.pid, current: true, backoff: null})])
 }, 90_000)
+
+test('status on an ini edited into an error still lists its running servers (exit 1, the error, what they run)', async () => {
+  const i = await opsIni('memory')
+  inis.push(i)
+  const server = await spawnStart(['--ini', i.ini, '--port', '0'])
+  servers.push(server)
+  const original = readFileSync(i.ini, 'utf8')
+  writeFileSync(i.ini, original.replace('[app:main]', '[app:main]\nkinto.paginate_by = many'))
+  try {
+    const json = await runCli(['status', '--ini', i.ini, '--json'])
+    expect(json.code).toBe(1)
+    const s = JSON.parse(json.stdout)
+    expect(s.configError).toMatchObject({code: 'KINTO_CONFIG_INVALID', message: expect.stringContaining("key 'kinto.paginate_by'")})
+    expect(s.configured).toBeNull()
+    expect(s.servers).toEqual([expect.objectContaining({pid: server.pid, current: false})])
+    const text = await runCli(['status', '--ini', i.ini])
+    expect(text.code).toBe(1)
+    expect(text.stdout).toContain(`cannot be read: ${i.ini}`)
+    expect(text.stdout).toMatch(new RegExp(`pid ${server.pid} .*runs an OLDER version of the file \\(fix the ini, then kinto reload\\)`))
+  } finally {
+    writeFileSync(i.ini, original)
+  }
+}, 60_000)

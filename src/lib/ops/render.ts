@@ -78,8 +78,27 @@ function toggleWord(t: ToggleStatus, on: string): string {
   return t.until ? `${on} until ${t.until}` : on
 }
 
+/** The running servers of an ini, a line or two each (`unreadable`: the ini as it is cannot be loaded). */
+function serverLines(servers: StatusResult['servers'], unreadable = false): string[] {
+  if (servers.length === 0) return ['  running servers: none found']
+  const lines: string[] = []
+  for (const s of servers) {
+    const applied = [s.backoff !== null ? `backoff ${s.backoff}` : null, s.readonly ? 'readonly' : null, s.maintenance ? 'maintenance' : null].filter(Boolean)
+    const older = unreadable ? 'runs an OLDER version of the file (fix the ini, then kinto reload)' : 'runs an OLDER version of the file (kinto reload)'
+    const state = s.reloadError ? `rejected the current file (${s.reloadError})` : s.current ? 'runs the current file' : older
+    lines.push(`  ${who(s)}: ${state}${applied.length ? `; ${applied.join(', ')}` : ''}`)
+    if (s.needRestart.length) lines.push(`    needs a restart for: ${s.needRestart.join(', ')}`)
+  }
+  return lines
+}
+
 export function renderStatus(r: StatusResult): string[] {
   const lines: string[] = []
+  if (r.configError && r.ini) {
+    lines.push(`Ini: ${r.ini}`, `  cannot be read: ${r.configError.message}`)
+    if (r.configError.hint) lines.push(`  hint: ${r.configError.hint}`)
+    lines.push(...serverLines(r.servers, true))
+  }
   if (r.configured && r.ini) {
     const c = r.configured
     lines.push(`Ini: ${r.ini}`)
@@ -91,13 +110,7 @@ export function renderStatus(r: StatusResult): string[] {
     for (const e of r.embedded) {
       lines.push(`  embedded database ${e.folder}: ${e.heldBy ? `open in pid ${e.heldBy.pid} (${e.heldBy.command})` : 'not open'}`)
     }
-    if (r.servers.length === 0) lines.push('  running servers: none found')
-    for (const s of r.servers) {
-      const applied = [s.backoff !== null ? `backoff ${s.backoff}` : null, s.readonly ? 'readonly' : null, s.maintenance ? 'maintenance' : null].filter(Boolean)
-      const state = s.reloadError ? `rejected the current file (${s.reloadError})` : s.current ? 'runs the current file' : 'runs an OLDER version of the file (kinto reload)'
-      lines.push(`  ${who(s)}: ${state}${applied.length ? `; ${applied.join(', ')}` : ''}`)
-      if (s.needRestart.length) lines.push(`    needs a restart for: ${s.needRestart.join(', ')}`)
-    }
+    lines.push(...serverLines(r.servers))
   }
   if (r.remote) {
     const m = r.remote

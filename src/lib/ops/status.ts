@@ -5,8 +5,10 @@
  * database, and with a URL what a running server says (hello, heartbeat, Backoff header).
  */
 import {existsSync} from 'node:fs'
+import path from 'node:path'
 
-import {loadConfig} from '../config/index.js'
+import {type KintoConfig, loadConfig} from '../config/index.js'
+import {isKintoError} from '../errors.js'
 import {asString} from '../config/settings.js'
 import {pgliteLockPath, readFileLockHolder} from '../schema/lock.js'
 import {configuredBackends} from '../schema/targets.js'
@@ -65,6 +67,11 @@ export interface RemoteStatus {
 export interface StatusResult {
   ini: string | null
   configured: ConfiguredStatus | null
+  /**
+   * The ini cannot be read as a configuration (KINTO_CONFIG_INVALID): its running servers are
+   * still listed (they serve what they loaded; a reload would be rejected), configured is null.
+   */
+  configError?: {code: string; message: string; hint?: string}
   servers: ServerStatus[]
   embedded: Array<{folder: string; heldBy: {pid: number; command: string} | null}>
   remote: RemoteStatus | null
@@ -148,10 +155,18 @@ export async function status(options: StatusOptions): Promise<StatusResult> {
   const now = options.now ?? Date.now()
   const result: StatusResult = {ini: null, configured: null, servers: [], embedded: [], remote: null}
   if (options.iniPath && (existsSync(options.iniPath) || !options.endpoint)) {
-    const config = loadConfig(options.iniPath, {env})
-    result.ini = config.path
-    result.configured = configuredStatus(config.settings, now)
-    const {servers} = describeServers(config.path, env)
+    let config: KintoConfig | undefined
+    try {
+      config = loadConfig(options.iniPath, {env})
+    } catch (error) {
+      // An ini edited into an error while servers run it: they still serve what they loaded, and
+      // the operator needs to see them (and that a reload would be rejected) as much as the error.
+      if (!isKintoError(error) || error.code !== 'KINTO_CONFIG_INVALID') throw error
+      result.configError = {code: error.code, message: error.message, ...(error.hint ? {hint: error.hint} : {})}
+    }
+    result.ini = config?.path ?? path.resolve(options.iniPath)
+    result.configured = config ? configuredStatus(config.settings, now) : null
+    const {servers} = describeServers(result.ini, env)
     result.servers = servers.map((s) => {
       // In force now: a toggle the server applied with a --for date that has passed is off there.
       const active = s.toggles ? activeState(appliedState(s.toggles), now) : null
@@ -167,7 +182,7 @@ export async function status(options: StatusOptions): Promise<StatusResult> {
         maintenance: active?.maintenance ?? false,
       }
     })
-    const folders = new Set(configuredBackends(config.settings, config.dir).flatMap((b) => (b.pgliteDir ? [b.pgliteDir] : [])))
+    const folders = new Set(config ? configuredBackends(config.settings, config.dir).flatMap((b) => (b.pgliteDir ? [b.pgliteDir] : [])) : [])
     for (const folder of folders) {
       const holder = readFileLockHolder(pgliteLockPath(folder))
       result.embedded.push({folder, heldBy: holder ? {pid: holder.pid, command: holder.owner?.command ?? 'unknown'} : null})
