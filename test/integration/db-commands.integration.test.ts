@@ -8,7 +8,7 @@ import {randomBytes} from 'node:crypto'
 import pg from 'pg'
 import {afterEach, describe, expect, it} from 'vitest'
 
-import {scramVerifier} from '../../src/lib/schema/roles.js'
+import {scramVerifier} from '../../src/lib/db/scram.js'
 import {runCli} from '../helpers/cli.js'
 import {createPgliteDatabase, createServerDatabase, realServerUrl} from '../helpers/db.js'
 import {writeTestIni} from '../helpers/schema-env.js'

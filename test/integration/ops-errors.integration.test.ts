@@ -12,6 +12,7 @@ import pg from 'pg'
 import {describe, expect, it, type TestContext} from 'vitest'
 
 import {encodeBackup, FORMAT_NAME, FORMAT_VERSION} from '../../src/lib/backup/format.js'
+import {scramVerifier} from '../../src/lib/db/scram.js'
 import {CURRENT_VERSIONS} from '../../src/lib/schema/sql-files.js'
 import {repoRoot, runCli} from '../helpers/cli.js'
 import {realServerUrl} from '../helpers/db.js'
@@ -295,6 +296,11 @@ async function withRoleRig(ctx: TestContext, prefix: string, fn: (rig: RoleRig) 
   }
 }
 
+/** The owner of a database on the real server, or undefined when there is no such database. */
+async function ownerOf(admin: pg.Client, database: string): Promise<string | undefined> {
+  return (await admin.query<{o: string}>('SELECT pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = $1', [database])).rows[0]?.o
+}
+
 describe('PostgreSQL roles', () => {
   it('migrate with a role that may not create in schema public names the role and the fix', (ctx) =>
     withRoleRig(ctx, 'low', async ({role, database, admin, ini}) => {
@@ -412,21 +418,65 @@ describe('PostgreSQL roles', () => {
       expect(JSON.parse(r.stdout).error.code).toBe('KINTO_DB_READONLY')
     }), 90_000)
 
-  it('db create refuses an owner role that does not exist, and fixes the owner of an existing database', (ctx) =>
+  it('db create creates the owner role that does not exist (with the URL\'s password), and fixes the owner of an existing database', (ctx) =>
     withRoleRig(ctx, 'owner', async ({role, database, admin, ini}) => {
-      const ownerOf = async () => (await admin.query<{o: string}>('SELECT pg_get_userbyid(datdba) AS o FROM pg_database WHERE datname = $1', [database])).rows[0]?.o
+      const owner = () => ownerOf(admin, database)
       const adminUrl = new URL(realServerUrl!)
       adminUrl.pathname = '/postgres'
-      const missing = await runCli(['db', 'create', '--ini', ini, '--admin-url', adminUrl.toString()])
-      expect(missing.code).toBe(1)
-      expect(missing.stderr).toContain(`The role ${role} of kinto.storage_url does not exist`)
-      expect(await ownerOf()).toBeUndefined()
-      // created by hand (owned by the admin), then the role: a rerun gives the database to the role
+      // the URL with a password (a '/' in it, as generated base64 passwords have)
+      const password = `s3cr/et-${randomBytes(6).toString('hex')}`
+      const withPassword = path.join(tmp(), 'kinto.ini')
+      writeFileSync(withPassword, readFileSync(ini, 'utf8').replace(`://${role}@`, `://${role}:${password}@`))
+      const made = await runCli(['db', 'create', '--ini', withPassword, '--admin-url', adminUrl.toString(), '--json'])
+      expect(made.code, made.stderr).toBe(0)
+      const result = JSON.parse(made.stdout)
+      expect(result).toMatchObject({created: true, owner: role, roleCreated: true})
+      expect(result.statements[0]).toBe(`CREATE ROLE "${role}" LOGIN PASSWORD '***'`)
+      expect(made.stdout + made.stderr).not.toContain(password)
+      expect(await owner()).toBe(role)
+      // the role logs in; its stored password is a SCRAM verifier of the URL's
+      const stored = (await admin.query<{p: string; login: boolean}>('SELECT rolpassword AS p, rolcanlogin AS login FROM pg_authid WHERE rolname = $1', [role])).rows[0]
+      expect(stored.login).toBe(true)
+      const m = /^SCRAM-SHA-256\$(\d+):([^$]+)\$/.exec(stored.p)!
+      expect(stored.p).toBe(scramVerifier(password, Buffer.from(m[2], 'base64'), Number(m[1])))
+      // the database is the role's: migrate as the role installs the schema
+      const migrated = await runCli(['migrate', '--ini', withPassword])
+      expect(migrated.code, migrated.stderr).toBe(0)
+      // again: nothing to create
+      const again = await runCli(['db', 'create', '--ini', withPassword, '--admin-url', adminUrl.toString(), '--json'])
+      expect(again.code, again.stderr).toBe(0)
+      expect(JSON.parse(again.stdout)).toMatchObject({created: false, owner: role})
+      expect(JSON.parse(again.stdout).roleCreated).toBeUndefined()
+
+      // a database created by hand (owned by the admin): a rerun gives it to the role
+      await admin.query(`DROP DATABASE ${database} WITH (FORCE)`)
       await admin.query(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`)
-      await admin.query(`CREATE ROLE ${role} LOGIN`)
       const fixed = await runCli(['db', 'create', '--ini', ini, '--admin-url', adminUrl.toString(), '--json'])
       expect(fixed.code, fixed.stderr).toBe(0)
       expect(JSON.parse(fixed.stdout)).toMatchObject({created: false, owner: role, ownerChanged: true})
-      expect(await ownerOf()).toBe(role)
+      expect(await owner()).toBe(role)
+    }), 60_000)
+
+  it('db create refuses an owner role it may not create (an admin without CREATEROLE), creating nothing', (ctx) =>
+    withRoleRig(ctx, 'norole', async ({role, database, admin, ini}) => {
+      const creator = `${role}_dbonly`
+      await admin.query(`CREATE ROLE ${creator} LOGIN CREATEDB`)
+      try {
+        const adminUrl = new URL(realServerUrl!)
+        adminUrl.username = creator
+        adminUrl.password = ''
+        adminUrl.pathname = '/postgres'
+        const r = await runCli(['db', 'create', '--ini', ini, '--admin-url', adminUrl.toString(), '--json'])
+        expect(r.code, r.stdout + r.stderr).toBe(1)
+        const error = JSON.parse(r.stdout).error
+        expect(error.code).toBe('KINTO_DB_ROLE_MISSING')
+        expect(error.message).toContain(`The role ${role} of kinto.storage_url does not exist on`)
+        expect(error.message).toContain(`${creator} may not create it`)
+        expect(error.hint).toContain('CREATEROLE')
+        expect(await ownerOf(admin, database)).toBeUndefined()
+        expect((await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])).rowCount).toBe(0)
+      } finally {
+        await admin.query(`DROP ROLE IF EXISTS ${creator}`)
+      }
     }), 60_000)
 })

@@ -26,6 +26,19 @@ describe('connectionError', () => {
     expect(missing.hint).toMatch(/kinto db create/)
   })
 
+  it('says how to create a role that does not exist, on the same server (TCP or Unix socket)', () => {
+    const role = connectionError(err('role "kinto" does not exist', '28000'), target)!
+    expect(role.message).toBe('Cannot connect to PostgreSQL at db.example:5433, database kinto as kinto: login refused: role "kinto" does not exist.')
+    expect(role.hint).toBe(
+      "Create the role with `kinto db create --admin-url postgresql://postgres@db.example:5433/postgres` (an administrator's URL: it creates the role, with the URL's password, and the database), or fix the user name in the URL.",
+    )
+    const socket = connectionError(err('role "kinto" does not exist', '28000'), {...target, host: '/run/postgresql', port: 5432})!
+    expect(socket.hint).toContain('`kinto db create --admin-url postgresql://postgres@/postgres?host=/run/postgresql`')
+    // other refusals keep the general hint
+    const hba = connectionError(err('no pg_hba.conf entry for host "10.0.0.2", user "kinto", database "kinto", no encryption', '28000'), target)!
+    expect(hba.hint).toMatch(/^Check that the server runs/)
+  })
+
   it('maps a connection ended by the server or left unanswered (restart, pg_terminate_backend, blackhole)', () => {
     expect(connectionError(err('terminating connection due to administrator command', '57P01'), target)!.message).toMatch(/ended the connection \(a restart/)
     expect(connectionError(err('terminating connection because of crash of another server process', '57P02'), target)!.message).toMatch(/crash restart/)

@@ -10,9 +10,9 @@ export default class DbCreate extends BaseCommand<typeof DbCreate> {
   static summary = 'Create the storage database (UTF8, timezone UTC); idempotent.'
   static description = `Runs CREATE DATABASE … WITH ENCODING UTF8 (from template0) and ALTER DATABASE … SET TIMEZONE TO UTC, as Kinto's storage needs. On an existing database it checks the encoding (not UTF8 fails) and sets the timezone. The database is the one of kinto.storage_url unless --database names another.
 
-The connection: --admin-url when given (a role allowed to create databases), else the storage URL's server and credentials on the maintenance database postgres. When the storage URL's user differs from the admin and exists, it becomes the new database's owner, so that kinto migrate can create the tables. Nothing to do for the embedded engine (pglite:).`
+The connection: --admin-url when given (a role allowed to create databases), else the storage URL's server and credentials on the maintenance database postgres. When the storage URL's user differs from the admin, it becomes the database's owner, so that kinto migrate can create the tables; a user that does not exist yet is created first (LOGIN, with the URL's password, sent as a SCRAM verifier), as the production guide's createuser step. Nothing to do for the embedded engine (pglite:).`
 
-  static exitCodes = exitCodes({0: 'done', 1: 'failed (unreachable, permission denied, wrong encoding, owner role missing)'})
+  static exitCodes = exitCodes({0: 'done', 1: 'failed (unreachable, permission denied, wrong encoding, owner role missing and not creatable)'})
 
   static examples = [
     '<%= config.bin %> db create',
@@ -44,7 +44,7 @@ The connection: --admin-url when given (a role allowed to create databases), els
     })
     if (!json) {
       this.log(
-        `${result.database} on ${result.server}: ${result.created ? 'created' : result.ownerChanged ? 'exists (owner fixed)' : 'exists'}, encoding ${result.encoding}, timezone UTC${result.owner ? `, owner ${result.owner}` : ''}.`,
+        `${result.database} on ${result.server}: ${result.created ? 'created' : result.ownerChanged ? 'exists (owner fixed)' : 'exists'}, encoding ${result.encoding}, timezone UTC${result.owner ? `, owner ${result.owner}${result.roleCreated ? ' (role created)' : ''}` : ''}.`,
       )
     }
     return result

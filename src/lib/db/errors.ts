@@ -46,6 +46,11 @@ function sqlStateReason(code: string, message: string): string | undefined {
   return undefined
 }
 
+/** An administrator's URL on the target's server, for hints (the Unix-socket form for a socket). */
+function adminUrlFor(target: DbTarget): string {
+  return target.host.startsWith('/') ? `postgresql://postgres@/postgres?host=${target.host}` : `postgresql://postgres@${target.host}:${target.port}/postgres`
+}
+
 /** A KintoError for an error raised while connecting, or undefined for any other error. */
 export function connectionError(error: unknown, target: DbTarget): KintoError | undefined {
   if (!(error instanceof Error)) return undefined
@@ -59,14 +64,17 @@ export function connectionError(error: unknown, target: DbTarget): KintoError | 
   else if (/self.signed certificate|certificate|SSL|ssl/.test(e.message) && /connect|SSL|ssl/.test(e.message)) reason = `TLS: ${e.message}`
   if (!reason) return undefined
   const who = target.user ? ` as ${target.user}` : ''
+  const code = (error as {code?: string}).code
   return new KintoError(
     `Cannot connect to PostgreSQL at ${target.host}:${target.port}, database ${target.database}${who}: ${reason}.`,
     {
       code: 'KINTO_DB_UNREACHABLE',
       hint:
-        (error as {code?: string}).code === '3D000'
+        code === '3D000'
           ? 'Create it with `kinto db create` (UTF8, UTC), or fix the database name in the URL.'
-          : 'Check that the server runs and that the URL in the ini (host, port, database, user, password) is right.',
+          : code === '28000' && /^role ".*" does not exist$/.test(e.message)
+            ? `Create the role with \`kinto db create --admin-url ${adminUrlFor(target)}\` (an administrator's URL: it creates the role, with the URL's password, and the database), or fix the user name in the URL.`
+            : 'Check that the server runs and that the URL in the ini (host, port, database, user, password) is right.',
       cause: error,
     },
   )

@@ -6,8 +6,9 @@ import {parseDbUrl} from './url.js'
 
 export type {DriverKind, PoolOptions, Queryable, QueryResult, SqlClient} from './types.js'
 export {DEFAULT_CONNECT_TIMEOUT_MS} from './pg-driver.js'
-export {describeDbUrl, isPostgresUrl, maskUrl, parseDbUrl} from './url.js'
+export {dbUrlPassword, describeDbUrl, isPostgresUrl, maskUrl, parseDbUrl} from './url.js'
 export {isDatabaseFolder, refuseForeignFolder} from './pglite-template.js'
+export {scramVerifier} from './scram.js'
 
 /** Opens a client for a URL (see url.ts for the accepted forms). The caller closes it. */
 export function openDatabase(url: string, options: PoolOptions = {}): SqlClient {

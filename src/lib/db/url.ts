@@ -76,6 +76,30 @@ export function isPostgresUrl(url: string): boolean {
   return /^(postgres|postgresql)(\+[a-z0-9_]+)?:\/\//i.test(url) || /^pglite:/i.test(url)
 }
 
+/** `user:pass@/db?host=/run/postgresql`: credentials and no host name, the server in the query. */
+function hasNoHost(connectionString: string): boolean {
+  return /^postgresql:\/\/[^@/?#]*@(?=[/?#]|$)/.test(connectionString)
+}
+
+/**
+ * A `postgresql://` connection string (parseDbUrl's) as a WHATWG URL. The Unix-socket form
+ * (hasNoHost: SQLAlchemy's and libpq's, so upstream's) is read by node-postgres as written;
+ * WHATWG URLs refuse credentials without a host, so this reading only puts a stand-in host there.
+ */
+function whatwgUrl(connectionString: string): URL {
+  return new URL(hasNoHost(connectionString) ? connectionString.replace('@', '@_') : connectionString)
+}
+
+/**
+ * The password a PostgreSQL URL logs in with (its credentials, else libpq's `?password=`), or
+ * undefined. A secret: for statements that set it (CREATE ROLE), never for output.
+ */
+export function dbUrlPassword(parsed: Extract<ParsedDbUrl, {driver: 'pg'}>): string | undefined {
+  const url = whatwgUrl(parsed.connectionString)
+  const password = url.password ? decodeURIComponent(url.password) : url.searchParams.get('password')
+  return password || undefined
+}
+
 export function parseDbUrl(url: string, baseDir: string = process.cwd()): ParsedDbUrl {
   const trimmed = url.trim()
   const pglite = /^pglite:(.*)$/i.exec(trimmed)
@@ -99,13 +123,9 @@ export function parseDbUrl(url: string, baseDir: string = process.cwd()): Parsed
   }
   const connectionString = 'postgresql://' + encodePassword(trimmed).slice(m[0].length)
   let parsed: URL
-  const noHost = /^postgresql:\/\/[^@/?#]*@(?=[/?#]|$)/.test(connectionString)
+  const noHost = hasNoHost(connectionString)
   try {
-    // `user:pass@/db?host=/run/postgresql`: credentials and no host name, the server in the
-    // query (SQLAlchemy's and libpq's form for a Unix socket, so upstream's). node-postgres
-    // reads it as written; WHATWG URLs refuse credentials without a host, so this reading only
-    // puts a stand-in host there.
-    parsed = new URL(noHost ? connectionString.replace('@', '@_') : connectionString)
+    parsed = whatwgUrl(connectionString)
   } catch {
     throw new KintoError(`Invalid database URL ${maskUrl(trimmed)}.`, {
       code: 'KINTO_DB_URL_INVALID',

@@ -2,7 +2,7 @@
  * `kinto db create`: the storage database, UTF8 and UTC, as upstream's storage requires.
  * Idempotent: an existing database has its encoding checked and its timezone set.
  */
-import {type SqlClient, openDatabase, parseDbUrl, quoteIdent} from '../db/index.js'
+import {type SqlClient, dbUrlPassword, openDatabase, parseDbUrl, quoteIdent, quoteLiteral, scramVerifier} from '../db/index.js'
 import type {Settings} from '../config/settings.js'
 import {KintoError, UsageError} from '../errors.js'
 import {checkAdminUrl, serverStorage, urlForDatabase} from './admin.js'
@@ -26,6 +26,8 @@ export interface CreateDatabaseResult {
   timezone: 'UTC'
   /** Owner given to a new database (the storage URL's user), when it differs from the admin. */
   owner?: string
+  /** `owner` did not exist and was created (LOGIN, with the storage URL's password). */
+  roleCreated?: boolean
   /** The existing database was owned by another role and now belongs to `owner`. */
   ownerChanged?: boolean
   statements: string[]
@@ -81,11 +83,29 @@ export async function createDatabase(opts: CreateDatabaseOptions): Promise<Creat
     )
     const {me, target, current} = who.rows[0]
     const owner = parsed.user && parsed.user !== me ? parsed.user : undefined
+    let roleCreated = false
     if (owner && !target) {
-      throw new KintoError(`The role ${owner} of kinto.storage_url does not exist on ${server}; the database would be owned by ${me}, and ${owner} could not log in.`, {
-        code: 'KINTO_DB_ROLE_MISSING',
-        hint: `Create it first (as ${me}: CREATE ROLE ${quoteIdent(owner)} LOGIN PASSWORD '…'), then run kinto db create again.`,
-      })
+      // The role Kinto logs in as, made as the URL says (the production guide's `createuser`):
+      // LOGIN, with the URL's password when it has one (as a SCRAM verifier: the password itself
+      // never reaches the server's logs), nothing more than owning the database below.
+      const password = dbUrlPassword(parsed)
+      const role = quoteIdent(owner)
+      const sql = password ? `CREATE ROLE ${role} LOGIN PASSWORD ${quoteLiteral(scramVerifier(password))}` : `CREATE ROLE ${role} LOGIN`
+      statements.push(password ? `CREATE ROLE ${role} LOGIN PASSWORD '***'` : sql)
+      try {
+        await admin.exec(sql)
+        roleCreated = true
+        opts.report?.(`Created role ${owner} on ${server} (LOGIN${password ? ', the password of kinto.storage_url' : ', no password: kinto.storage_url gives none'}).`)
+      } catch (error) {
+        const code = (error as {code?: string}).code
+        // Created meanwhile by a concurrent run: fine.
+        if (code !== '42710') {
+          throw new KintoError(`The role ${owner} of kinto.storage_url does not exist on ${server}, and ${me} may not create it: ${(error as Error).message}.`, {
+            code: 'KINTO_DB_ROLE_MISSING',
+            hint: `Run kinto db create with --admin-url of a role allowed to create roles (CREATEROLE), or create it first (CREATE ROLE ${role} LOGIN PASSWORD '…').`,
+          })
+        }
+      }
     }
     let ownerChanged = false
     if (!found) {
@@ -128,7 +148,7 @@ export async function createDatabase(opts: CreateDatabaseOptions): Promise<Creat
       throw mapAdminError(error, database, server)
     })
     opts.report?.(`Database ${database}: timezone set to UTC (for new sessions).`)
-    return {database, server, created, encoding, timezone: 'UTC', ...(owner ? {owner} : {}), ...(ownerChanged ? {ownerChanged} : {}), statements}
+    return {database, server, created, encoding, timezone: 'UTC', ...(owner ? {owner} : {}), ...(roleCreated ? {roleCreated} : {}), ...(ownerChanged ? {ownerChanged} : {}), statements}
   } finally {
     await admin.close()
   }

@@ -5,9 +5,9 @@
  * Identifiers only pass through quoteIdent; the password never appears in argv, output or the
  * server's statement log: we send a SCRAM-SHA-256 verifier computed here, not the password.
  */
-import {createHash, createHmac, pbkdf2Sync, randomBytes} from 'node:crypto'
+import {randomBytes} from 'node:crypto'
 
-import {openDatabase, parseDbUrl, type Queryable, quoteIdent, quoteLiteral, type SqlClient} from '../db/index.js'
+import {openDatabase, parseDbUrl, type Queryable, quoteIdent, quoteLiteral, scramVerifier, type SqlClient} from '../db/index.js'
 import type {Settings} from '../config/settings.js'
 import {ExitCode, KintoError, UsageError} from '../errors.js'
 import {checkAdminUrl, serverStorage, urlForDatabase} from './admin.js'
@@ -49,18 +49,6 @@ export interface GrantReadonlyResult {
 
 const STORAGE_TABLES = ['objects', 'timestamps', 'metadata']
 const PERMISSION_TABLES = ['user_principals', 'access_control_entries']
-
-/** SCRAM-SHA-256 verifier as PostgreSQL stores it (RFC 5802/7677, 4096 iterations). */
-export function scramVerifier(password: string, salt: Buffer = randomBytes(16), iterations = 4096): string {
-  // PostgreSQL applies SASLprep; for ASCII passwords that is the identity, NFKC approximates it otherwise.
-  // eslint-disable-next-line no-control-regex
-  const normalised = /^[\x00-\x7f]*$/.test(password) ? password : password.normalize('NFKC')
-  const salted = pbkdf2Sync(normalised, salt, iterations, 32, 'sha256')
-  const clientKey = createHmac('sha256', salted).update('Client Key').digest()
-  const storedKey = createHash('sha256').update(clientKey).digest()
-  const serverKey = createHmac('sha256', salted).update('Server Key').digest()
-  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`
-}
 
 export function generatePassword(): string {
   return randomBytes(24).toString('base64url')
