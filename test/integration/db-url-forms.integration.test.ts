@@ -28,6 +28,12 @@ function opensslMissing(): string | null {
 const skip = clusterUnavailable() ?? opensslMissing()
 if (skip) console.log(`SKIPPED: database URL forms: ${skip}`)
 
+/** An IPv4 address of this machine off loopback (a server "elsewhere" for the client), if any. */
+const lan = Object.values(os.networkInterfaces())
+  .flat()
+  .find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address
+if (!skip && !lan) console.log('SKIPPED: a URL without sslmode to a server elsewhere: this machine has no IPv4 address off loopback')
+
 /** Whether the connection of this URL is encrypted, as the server sees it. */
 async function encrypted(url: string): Promise<boolean> {
   const c = openDatabase(url, {connectTimeoutMs: 5000})
@@ -50,8 +56,12 @@ describe.skipIf(skip !== null)('database URLs read as libpq reads them', () => {
     const crt = path.join(certDir, 'server.crt')
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', crt, '-subj', '/CN=kinto-test-db', '-days', '2'], {stdio: 'ignore'})
     cluster = await createCluster({
-      conf: {ssl: 'on', ssl_cert_file: "'server.crt'", ssl_key_file: "'server.key'"},
-      files: {'server.crt': readFileSync(crt, 'utf8'), 'server.key': readFileSync(key, 'utf8')},
+      conf: {ssl: 'on', ssl_cert_file: "'server.crt'", ssl_key_file: "'server.key'", ...(lan ? {listen_addresses: `'127.0.0.1,${lan}'`} : {})},
+      files: {
+        'server.crt': readFileSync(crt, 'utf8'),
+        'server.key': readFileSync(key, 'utf8'),
+        'pg_hba.conf': ['local all all trust', 'host all all 127.0.0.1/32 trust', ...(lan ? [`host all all ${lan}/32 trust`] : []), ''].join('\n'),
+      },
     })
     base = `postgresql://postgres@127.0.0.1:${cluster.port}/postgres`
   }, 120_000)
@@ -121,6 +131,20 @@ describe.skipIf(skip !== null)('database URLs read as libpq reads them', () => {
       expect(r.stdout).toMatch(/storage: installed version 26 on .*:\d+\/kinto_socket/)
     } finally {
       rmSync(dir, {recursive: true, force: true})
+    }
+  })
+
+  it.skipIf(!lan)("a URL without sslmode to a server elsewhere is encrypted when the server offers TLS, in clear when it does not (libpq's prefer); on this machine it stays in clear", async () => {
+    const elsewhere = `postgresql://postgres@${lan}:${cluster.port}/postgres`
+    expect(await encrypted(elsewhere)).toBe(true)
+    expect(await encrypted(base)).toBe(false)
+    await cluster.sql('ALTER SYSTEM SET ssl = off')
+    await cluster.sql('SELECT pg_reload_conf()')
+    try {
+      expect(await encrypted(elsewhere)).toBe(false)
+    } finally {
+      await cluster.sql('ALTER SYSTEM SET ssl = on')
+      await cluster.sql('SELECT pg_reload_conf()')
     }
   })
 

@@ -64,10 +64,16 @@ describe('pgTls: sslmode as libpq reads it', () => {
     expect(pgTls(`${base}?sslmode=require&host=/run/pg`, '/run/pg', base, {})).toEqual({connectionString: `${base}?host=%2Frun%2Fpg`, ssl: false, plainIfRefused: false})
   })
 
-  it('takes PGSSLMODE when the URL has no sslmode, and leaves a URL without either to node-postgres', () => {
+  it("takes PGSSLMODE when the URL has no sslmode; without either, libpq's prefer for a server elsewhere, node-postgres's clear connection on this machine", () => {
     expect(pgTls(base, 'db.example', base, {PGSSLMODE: 'require'})).toEqual({connectionString: base, ssl: {rejectUnauthorized: false}, plainIfRefused: false})
     expect(pgTls(`${base}?sslmode=disable`, 'db.example', base, {PGSSLMODE: 'require'}).ssl).toBe(false)
-    expect(pgTls(base, 'db.example', base, {})).toEqual({connectionString: base, plainIfRefused: false})
+    expect(pgTls(base, 'db.example', base, {})).toEqual({connectionString: base, ssl: {rejectUnauthorized: false}, plainIfRefused: true})
+    expect(pgTls(base, '10.1.2.3', base, {})).toEqual({connectionString: base, ssl: {rejectUnauthorized: false}, plainIfRefused: true})
+    for (const host of ['localhost', 'LOCALHOST', '127.0.0.1', '127.1.2.3', '::1', '[::1]', '::ffff:127.0.0.1']) {
+      expect(pgTls(base, host, base, {}), host).toEqual({connectionString: base, plainIfRefused: false})
+    }
+    // an explicit mode is kept on this machine too
+    expect(pgTls(`${base}?sslmode=require`, '127.0.0.1', base, {}).ssl).toEqual({rejectUnauthorized: false})
     expect(() => pgTls(base, 'db.example', base, {PGSSLMODE: 'yes'})).toThrow('Invalid sslmode "yes" in PGSSLMODE.')
   })
 })

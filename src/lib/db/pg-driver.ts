@@ -124,11 +124,11 @@ export class PgClient implements SqlClient {
   private readonly maxBacklog: number
   private readonly maxConnections: number
   /**
-   * The connections' settings while a URL without sslmode (nor PGSSLMODE) over TCP has not
-   * connected yet: libpq, which reads upstream's URLs, tries TLS by default (prefer), so such a URL
-   * reaches a server that takes encrypted connections only. Here connections are in clear, as
-   * before; if the server refuses one for that, they use TLS from then on (clearOrTls). Unset
-   * once a connection has opened.
+   * The connections' settings while a URL without sslmode (nor PGSSLMODE) to a server on this
+   * machine has not connected yet (elsewhere such a URL is libpq's prefer: tls.ts). libpq, which
+   * reads upstream's URLs, tries TLS by default, so such a URL reaches a server that takes
+   * encrypted connections only. Here connections are in clear; if the server refuses one for
+   * that, they use TLS from then on (clearOrTls). Unset once a connection has opened.
    */
   private tlsOnRefusal: pg.ClientConfig | undefined
 

@@ -46,15 +46,25 @@ function readPem(params: URLSearchParams, name: string): string | undefined {
  *
  * (*) allow tries without TLS first in libpq; both connect to the same servers, prefer encrypts
  * more often. No TLS on a Unix socket (libpq never uses it there). A URL without sslmode takes
- * PGSSLMODE, as libpq; without either it is left to node-postgres (no TLS unless `ssl=`), where
- * libpq would prefer TLS; a server that refuses clear connections gets TLS then (pg-driver.ts,
- * clearOrTls).
+ * PGSSLMODE, as libpq; without either it is prefer, libpq's default, for a server elsewhere: the
+ * traffic upstream encrypts on the network is encrypted here too. A server on this machine
+ * (loopback: `localhost`, 127.0.0.0/8, ::1) is left to node-postgres, in clear: nothing leaves
+ * the machine, and TLS would cost every request CPU; one that refuses clear connections gets
+ * TLS then (pg-driver.ts, clearOrTls).
  */
+/** A host whose connections never leave this machine: `localhost` and loopback addresses. */
+export function onThisMachine(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase()
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
+}
+
 export function pgTls(connectionString: string, host: string, shown: string, env: NodeJS.ProcessEnv = process.env): PgTls {
   const q = connectionString.indexOf('?')
   const params = new URLSearchParams(q < 0 ? '' : connectionString.slice(q + 1))
   // libpq's environment variable when the URL has none (node-postgres reads it as verify-full too)
-  const mode = sslModeOf(params, `in the database URL ${shown}`) ?? sslModeOf(new URLSearchParams(env.PGSSLMODE ? {sslmode: env.PGSSLMODE} : {}), 'in PGSSLMODE')
+  const given = sslModeOf(params, `in the database URL ${shown}`) ?? sslModeOf(new URLSearchParams(env.PGSSLMODE ? {sslmode: env.PGSSLMODE} : {}), 'in PGSSLMODE')
+  // Neither: libpq's default (prefer), but for a server on this machine (below).
+  const mode = given ?? (onThisMachine(host) ? undefined : 'prefer')
   if (mode === undefined) return {connectionString, plainIfRefused: false}
   const rest = new URLSearchParams([...params].filter(([k]) => !TLS_PARAMS.includes(k)))
   const query = rest.toString()
