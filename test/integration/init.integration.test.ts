@@ -316,6 +316,14 @@ describe('kinto init (subprocess, stdin closed, no TTY)', () => {
     expect(r.stderr).toMatch(/^Error: Cannot write .*blocker\/kinto\.ini: a parent is not a folder\.\nHint: /)
   })
 
+  // A file that exists and that even root may not replace: sysfs refuses new files beside it.
+  const sysFile = '/sys/kernel/notes'
+  it.skipIf(!existsSync(sysFile))(`--force over a file it cannot replace: exit 1, says the file was left as it was${existsSync(sysFile) ? '' : ' SKIPPED: no /sys/kernel/notes here'}`, async () => {
+    const r = await runCli(['init', '--ini', sysFile, '--force'])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/^Error: Cannot write \/sys\/kernel\/notes: permission denied; it was left as it was\.\nHint: /)
+  })
+
   // mkdir answers ENOENT under /proc, where Node's recursive mkdir makes the parent again forever.
   it.skipIf(!existsSync('/proc/self'))(`a folder that cannot be made (under /proc): exit 1 at once, one line, JSON under --json${existsSync('/proc/self') ? '' : ' SKIPPED: no /proc here'}`, async () => {
     const file = path.join('/proc', `kinto-ops-${process.pid}`, 'kinto.ini')

@@ -355,11 +355,12 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
   doc.items('app:main')
   doc.items('server:main', {vars: {http_port: '8888'}})
 
+  // Over an existing file (--force): the write is atomic, so a failure leaves it as it was (said).
   try {
     writeFileAtomic(file, text, {mode: 0o600, overwrite: Boolean(options.force), mkdirs: true})
   } catch (error) {
     if (error instanceof FileExistsError) throw configExists(file)
-    throw configWriteError(file, error, {existing: false, hint: 'Choose another --ini, or run as a user allowed to write there.'}) ?? error
+    throw configWriteError(file, error, {existing, hint: 'Choose another --ini, or run as a user allowed to write there.'}) ?? error
   }
 
   const dir = path.dirname(file)
