@@ -148,6 +148,27 @@ describe.skipIf(skip !== null)('database URLs read as libpq reads them', () => {
     }
   })
 
+  it.skipIf(!lan)('kinto check says whether connections to a server elsewhere are encrypted (db-tls)', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-tls-check-'))
+    const tlsFinding = async (url: string) => {
+      const ini = path.join(dir, 'kinto.ini')
+      writeFileSync(ini, ['[app:main]', 'use = egg:kinto', 'kinto.storage_backend = kinto.core.storage.postgresql', `kinto.storage_url = ${url}`, ''].join('\n'))
+      const r = await runCli(['check', '--ini', ini, '--json'])
+      const found = (JSON.parse(r.stdout) as {findings: Array<{id: string; level: string; message: string; fix: string | null}>}).findings.filter((f) => f.id === 'db-tls')
+      expect(found, r.stdout).toHaveLength(1)
+      return found[0]
+    }
+    try {
+      const elsewhere = `postgresql://postgres@${lan}:${cluster.port}/postgres`
+      expect(await tlsFinding(elsewhere)).toMatchObject({level: 'ok', message: expect.stringContaining("connections are encrypted (TLS; sslmode=verify-full would also check the server's certificate)")})
+      expect(await tlsFinding(base)).toMatchObject({level: 'ok', message: expect.stringContaining('a server on this machine (127.0.0.1): connections in clear')})
+      const clear = await tlsFinding(`${elsewhere}?sslmode=disable`)
+      expect(clear).toMatchObject({level: 'warning', message: expect.stringContaining('connections are in clear'), fix: expect.stringContaining('sslmode=verify-full')})
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
+  })
+
   it('a URL without sslmode reaches a server that takes encrypted connections only (libpq tries TLS by default); one that takes clear ones stays in clear', async () => {
     expect(await encrypted(base)).toBe(false)
     const hba = path.join(cluster.socketDir, 'data', 'pg_hba.conf')

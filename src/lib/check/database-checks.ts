@@ -9,7 +9,8 @@ import {existsSync} from 'node:fs'
 
 import type {KintoConfig} from '../config/index.js'
 import {asBool, asInt, type Settings} from '../config/settings.js'
-import {quoteIdent, withRegistry} from '../db/index.js'
+import {parseDbUrl, type Queryable, quoteIdent, withRegistry} from '../db/index.js'
+import {onThisMachine} from '../db/tls.js'
 import {isKintoError} from '../errors.js'
 import {markerPath, readMarker, RECENT_BACKUP_DAYS} from '../backup/marker.js'
 import {connectionLimits, isUtcTimezone} from '../schema/inspect.js'
@@ -177,9 +178,11 @@ async function connectionFindings(config: KintoConfig, group: ConfiguredBackend[
   return withRegistry(config.dir, async (registry) => {
     const client = registry.get(group[0].url!, {poolSize: 1, maxOverflow: 0, connectTimeoutMs: timeoutMs})
     const limits = await withTimeout(connectionLimits(client), timeoutMs * 2, label(group))
+    const tls = await withTimeout(tlsFinding(client, group[0].url!, label(group)), timeoutMs * 2, label(group))
     const available = limits.maxConnections - limits.reservedConnections
     if (perProcess > available) {
       return [
+        tls,
         warning(
           'db-connections',
           `${label(group)}: one Kinto process may open ${perProcess} connections (pool_size + max_overflow of each pool) but the server accepts ${available} (max_connections ${limits.maxConnections} minus ${limits.reservedConnections} reserved).`,
@@ -188,12 +191,36 @@ async function connectionFindings(config: KintoConfig, group: ConfiguredBackend[
       ]
     }
     return [
+      tls,
       ok(
         'db-connections',
         `${label(group)}: one process may open up to ${perProcess} connections; the server accepts ${available}, so ${Math.floor(available / Math.max(1, perProcess))} such process(es) at most at full load.`,
       ),
     ]
   }, {closeTimeoutMs: timeoutMs}).catch(() => [] as Finding[]) // the connection finding already says what is wrong
+}
+
+/**
+ * Whether the connections to a server elsewhere are encrypted, as that server sees one of them
+ * (pg_stat_ssl). A URL without sslmode is libpq's prefer there (db/tls.ts): a server that offers
+ * no TLS gets the statements and records in clear, which nothing else would show.
+ */
+async function tlsFinding(client: Queryable, url: string, where: string): Promise<Finding> {
+  const parsed = parseDbUrl(url)
+  const host = parsed.driver === 'pg' ? parsed.host : ''
+  if (host.startsWith('/') || onThisMachine(host)) {
+    return ok('db-tls', `${where}: a server on this machine (${host.startsWith('/') ? 'Unix socket' : host}): connections in clear, nothing leaves the machine.`)
+  }
+  const res = await client.query<{ssl: boolean | null}>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')
+  if (res.rows[0]?.ssl !== true) {
+    return warning(
+      'db-tls',
+      `${where}: connections are in clear: statements, records and account hashes cross the network unencrypted (the server offers no TLS, or sslmode=disable).`,
+      'Turn ssl on in the PostgreSQL server, then write ?sslmode=verify-full (or require) in the URL so that a clear connection is refused.',
+    )
+  }
+  const mode = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '').get('sslmode')
+  return ok('db-tls', `${where}: connections are encrypted (TLS${mode === 'verify-full' ? ', the server\'s certificate and name checked' : '; sslmode=verify-full would also check the server\'s certificate'}).`)
 }
 
 async function checkGroup(config: KintoConfig, group: ConfiguredBackend[], timeoutMs: number): Promise<Finding[]> {
