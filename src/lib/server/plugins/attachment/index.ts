@@ -33,6 +33,8 @@ import {FILE_FIELD, receiveUpload, type ReceivedUpload} from './upload.js'
 export const ATTACHMENT_VERSION = '9.0.1'
 const LINKS = 'attachments'
 const LINKS_PARENT = '__attachments__'
+/** The resource name of the links kinto-attachment < 9.0 wrote (its 9.0 migration renames them to `attachments`). */
+const LEGACY_LINKS = ''
 const RECORD_PATTERN = '/buckets/{bucket_id}/collections/{collection_id}/records/{id}'
 
 export interface AttachmentRuntime {
@@ -123,8 +125,14 @@ function subrequestFailure(response: KintoResponse): HttpError {
 async function unlinkFiles(ctx: RequestContext, field: string, uriList: string[]): Promise<Array<{location: string; bucket: string; collection: string}>> {
   if (uriList.length === 0) return []
   const filters = [{field, operator: 'in' as const, value: uriList}]
-  const links = await ctx.tx.storage.list(LINKS, LINKS_PARENT, {filters})
-  if (links.length > 0) await ctx.tx.storage.deleteAll(LINKS, LINKS_PARENT, {filters, withDeleted: false})
+  const links: KintoObject[] = []
+  // Links written by kinto-attachment before 9.0 (resource name '') count too: upstream's
+  // `kinto migrate` renames them, ours never did, and their files would outlive their records.
+  for (const name of [LINKS, LEGACY_LINKS]) {
+    const found = await ctx.tx.storage.list(name, LINKS_PARENT, {filters})
+    if (found.length > 0) await ctx.tx.storage.deleteAll(name, LINKS_PARENT, {filters, withDeleted: false})
+    links.push(...found)
+  }
   return links.map((l: KintoObject) => {
     const parts = String(l.collection_uri ?? '').split('/')
     return {location: String(l.location), bucket: parts[2] ?? '', collection: parts[4] ?? ''}
