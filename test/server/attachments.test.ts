@@ -405,6 +405,55 @@ describe('kinto_attachment on kinto start', () => {
   })
 })
 
+describe('long ids and names (Kinto sets no length limit on ids; file systems do on names)', () => {
+  let srv: TestServer
+  let files: string
+  const long = (c: string, n: number) => c.repeat(n)
+
+  beforeAll(async () => {
+    ;({srv, files} = await startWith({
+      'kinto.attachment.folder': '{bucket_id}/{collection_id}',
+      'kinto.attachment.extensions': 'any',
+      'kinto.attachment.resources.b.pattern.filename_pattern': '{rid}-{filename}',
+    }))
+    for (const p of ['/buckets/b', '/buckets/b/collections/c', '/buckets/b/collections/pattern', `/buckets/b/collections/${long('c', 150)}`]) {
+      expect((await call(srv.remote, 'PUT', p)).status).toBe(201)
+    }
+  }, 60_000)
+  afterAll(async () => srv?.close())
+
+  const upload = (p: string, filename = 'f.txt') => call(srv.remote, 'POST', `${p}/attachment`, {body: form([['attachment', {content: 'x', filename}]])})
+
+  test('an upload to a record below a collection id over 100 characters is read as an upload', async () => {
+    const res = await upload(`/buckets/b/collections/${long('c', 150)}/records/r1`)
+    expect(res.status).toBe(201)
+    expect(res.body.filename).toBe('f.txt')
+  })
+
+  test('a record id too long for filename_pattern, or an extension too long for the file system, still stores the file', async () => {
+    const rid = await upload(`/buckets/b/collections/pattern/records/${long('r', 300)}`)
+    expect(rid.status).toBe(201)
+    expect(rid.body.location).toMatch(/\/b\/pattern\/[0-9a-f-]{36}\.txt$/)
+    const ext = await upload('/buckets/b/collections/c/records/r2', `x.${long('e', 300)}`)
+    expect(ext.status).toBe(201)
+    expect(ext.body.filename).toBe(`x.${long('e', 300)}`)
+    const name = path.basename(new URL(ext.body.location).pathname)
+    expect(name.length).toBeLessThanOrEqual(240)
+    expect(statSync(path.join(files, 'b', 'c', name)).isFile()).toBe(true)
+  })
+
+  test('a folder name too long for the file system: 400, nothing written', async () => {
+    const bid = long('b', 300)
+    expect((await call(srv.remote, 'PUT', `/buckets/${bid}`)).status).toBe(201)
+    expect((await call(srv.remote, 'PUT', `/buckets/${bid}/collections/c`)).status).toBe(201)
+    const res = await upload(`/buckets/${bid}/collections/c/records/r`)
+    expect(res.status).toBe(400)
+    expect(res.body).toMatchObject({errno: 107, details: [{location: 'path'}]})
+    expect(res.body.message).toMatch(/too long for the file system/)
+    expect((await call(srv.remote, 'GET', `/buckets/${bid}/collections/c/records/r`)).status).toBe(404)
+  })
+})
+
 describe('attachment settings', () => {
   test('base_path is required', () => {
     expect(() => readAttachmentSettings(buildSettings({'kinto.attachment.base_url': 'http://x/'}))).toThrow(KintoError)

@@ -112,6 +112,12 @@ export async function receiveUpload(
         const written = await store.write(part.file, folder, options.maxSizeBytes)
         file = {...written, filename: part.filename, mimetype: settings.mimetypes[path.extname(part.filename)] ?? part.mimetype}
       } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENAMETOOLONG') {
+          // kinto.attachment.folder with long bucket or collection ids (Kinto sets no length limit).
+          await drain(part.file)
+          fileError = invalid('path', null, 'The attachment folder of this bucket and collection is a name too long for the file system (kinto.attachment.folder).')
+          continue
+        }
         if (!(err instanceof FileTooLargeError)) throw err
         fileError = invalid('body', null, err.message)
       }
