@@ -218,6 +218,8 @@ describe('kinto_attachment on kinto start', () => {
     // The file is on disk under its final name when the record's write fails: it is removed.
     ['a record the write refuses', () => form([['attachment', {content: 'a', filename: 'a.txt'}], ['data', '{"id": "another"}']]), 107, /id/],
     ['a file over max_size_bytes', () => form([['attachment', {content: Buffer.alloc(1500, 1), filename: 'big.txt'}]]), 107, 'body: File size (1500 bytes) exceeds the limit (1000 bytes).'],
+    // Upstream's order: the size is checked before the extension.
+    ['a file over max_size_bytes of a forbidden extension', () => form([['attachment', {content: Buffer.alloc(1500, 1), filename: 'big.exe'}]]), 107, 'body: File size (1500 bytes) exceeds the limit (1000 bytes).'],
   ])('%s: 400 with Kinto’s error body, nothing written', async (_name, body, errno, message) => {
     const before = filesIn(files)
     const res = await call(srv.remote, 'POST', `${REC}/invalid/attachment`, {body: body()})

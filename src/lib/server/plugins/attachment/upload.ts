@@ -45,8 +45,11 @@ function postedDataError(message: string): HttpError {
   return new HttpError(400, {errno: ERRNO.INVALID_POSTED_DATA, message})
 }
 
-async function drain(stream: Readable): Promise<void> {
-  for await (const _ of stream as AsyncIterable<Buffer>) void _
+/** Reads a stream to its end; returns how many bytes it held. */
+async function drain(stream: Readable): Promise<number> {
+  let size = 0
+  for await (const chunk of stream as AsyncIterable<Buffer>) size += chunk.length
+  return size
 }
 
 function extensionAllowed(filename: string, extensions: Set<string>): boolean {
@@ -104,8 +107,10 @@ export async function receiveUpload(
         continue
       }
       if (!extensionAllowed(part.filename, settings.extensions)) {
-        await drain(part.file)
-        fileError = invalid('body', null, 'File extension is not allowed.')
+        // Upstream checks the size first: a file both too large and of a refused type is refused for its size.
+        const size = await drain(part.file)
+        const tooLarge = options.maxSizeBytes > 0 && size > options.maxSizeBytes
+        fileError = invalid('body', null, tooLarge ? new FileTooLargeError(size, options.maxSizeBytes).message : 'File extension is not allowed.')
         continue
       }
       try {
