@@ -456,6 +456,26 @@ describe('long ids and names (Kinto sets no length limit on ids; file systems do
   })
 })
 
+describe('metrics of the file storage', () => {
+  test('stores and removals are timed as upstream times its LocalFileStorage: backend.localfilestorage.seconds', async () => {
+    const {srv} = await startWith({'kinto.includes': 'kinto_attachment kinto.plugins.prometheus'})
+    try {
+      expect((await call(srv.remote, 'PUT', '/buckets/m')).status).toBe(201)
+      expect((await call(srv.remote, 'PUT', '/buckets/m/collections/c')).status).toBe(201)
+      const up = await call(srv.remote, 'POST', '/buckets/m/collections/c/records/r/attachment', {body: form([['attachment', {content: 'm', filename: 'm.txt'}]])})
+      expect(up.status).toBe(201)
+      expect((await call(srv.remote, 'DELETE', '/buckets/m/collections/c/records/r/attachment')).status).toBe(204)
+      const metrics = (await call(srv.remote, 'GET', '/__metrics__', {auth: null})).text
+      expect(metrics).toMatch(/^\w*backend_localfilestorage_seconds\w*\{[^}]*method="save"[^}]*\} /m)
+      expect(metrics).toMatch(/^\w*backend_localfilestorage_seconds\w*\{[^}]*method="delete"[^}]*\} /m)
+      // Not one of the production guide's per-backend names.
+      expect(metrics).not.toMatch(/^\w*localfilestorage_(save|delete)/m)
+    } finally {
+      await srv.close()
+    }
+  })
+})
+
 describe('attachment settings', () => {
   test('base_path is required', () => {
     expect(() => readAttachmentSettings(buildSettings({'kinto.attachment.base_url': 'http://x/'}))).toThrow(KintoError)

@@ -21,6 +21,7 @@ import {permits, type AuthorizationContext} from '../../authorization.js'
 import {RequestContext} from '../../context.js'
 import {ERRNO, forbidden, HttpError, unauthorized} from '../../errors.js'
 import type {ResourceEvent} from '../../events.js'
+import {measure} from '../../hooks.js'
 import type {Runtime} from '../../runtime.js'
 import {deepEqual} from '../../patch.js'
 import type {ViewDef} from '../../router.js'
@@ -292,11 +293,26 @@ function heartbeat(a: AttachmentRuntime) {
   }
 }
 
+/**
+ * Upstream times every method of its file storage as `backend.localfilestorage.seconds`
+ * (label `method`): storing a file is `save`, removing one `delete`.
+ */
+function timeStore(runtime: Runtime, store: LocalStore): void {
+  const timed = <A extends unknown[], R>(method: string, fn: (...args: A) => Promise<R>) => (...args: A): Promise<R> =>
+    measure(
+      () => fn(...args),
+      (elapsedMs, result, failed) => runtime.hooks.emit('backendCall', {family: 'localfilestorage', method, elapsedMs, result, failed}),
+    )
+  store.write = timed('save', store.write.bind(store))
+  store.delete = timed('delete', store.delete.bind(store))
+}
+
 export function includeAttachments(runtime: Runtime, settings: Settings, baseDir?: string): AttachmentRuntime {
   const parsed = readAttachmentSettings(settings)
   // A relative base_path is taken from the ini's folder, as other paths of the ini.
   const a: AttachmentRuntime = {settings: parsed, store: new LocalStore(path.resolve(baseDir ?? '.', parsed.basePath))}
   byRuntime.set(runtime, a)
+  if (runtime.hooks.has('backendCall')) timeStore(runtime, a.store)
   if (!parsed.global.randomize || [...parsed.overrides.values()].some((o) => o.randomize === false)) {
     runtime.logger.warn({}, 'kinto.attachment.randomize = false is ignored: kinto-ops never names stored files after the client\'s filename.')
   }
