@@ -177,8 +177,10 @@ function multipartError(err: unknown): unknown {
   if (typeof e?.code === 'string' && e.code.startsWith('FST_') && e.statusCode === 413) return requestTooLarge()
   if (typeof e?.code === 'string' && e.code.startsWith('FST_')) return new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: e.message})
   if (err instanceof Error && !(err as NodeJS.ErrnoException).syscall) {
-    // busboy's parse errors (Unexpected end of form, Malformed part header…).
-    return new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: err.message})
+    // busboy's parse errors (Unexpected end of form, Malformed part header…). A Content-Type
+    // without a boundary is said as upstream's parser (Python's cgi) says it.
+    const message = err.message === 'Multipart: Boundary not found' ? "Invalid boundary in multipart form: b''" : err.message
+    return new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message})
   }
   return err
 }
