@@ -218,6 +218,8 @@ describe('kinto_attachment on kinto start', () => {
     // The file is on disk under its final name when the record's write fails: it is removed.
     ['a record the write refuses', () => form([['attachment', {content: 'a', filename: 'a.txt'}], ['data', '{"id": "another"}']]), 107, /id/],
     ['a file over max_size_bytes', () => form([['attachment', {content: Buffer.alloc(1500, 1), filename: 'big.txt'}]]), 107, 'body: File size (1500 bytes) exceeds the limit (1000 bytes).'],
+    // Upstream's order: the size is checked before the extension.
+    ['a file over max_size_bytes of a forbidden extension', () => form([['attachment', {content: Buffer.alloc(1500, 1), filename: 'big.exe'}]]), 107, 'body: File size (1500 bytes) exceeds the limit (1000 bytes).'],
   ])('%s: 400 with Kinto’s error body, nothing written', async (_name, body, errno, message) => {
     const before = filesIn(files)
     const res = await call(srv.remote, 'POST', `${REC}/invalid/attachment`, {body: body()})
@@ -243,7 +245,8 @@ describe('kinto_attachment on kinto start', () => {
     expect(truncated.body.errno).toBe(107)
     const multipart = (body: string, contentType = 'multipart/form-data; boundary=x') =>
       call(srv.remote, 'POST', `${REC}/hostile/attachment`, {body, headers: {'Content-Type': contentType}})
-    expect((await multipart('abc', 'multipart/form-data')).body).toMatchObject({code: 400, errno: 107, message: 'Multipart: Boundary not found'})
+    // Upstream's words (Python's cgi, a bytes repr included).
+    expect((await multipart('abc', 'multipart/form-data')).body).toMatchObject({code: 400, errno: 107, message: "Invalid boundary in multipart form: b''"})
     expect((await multipart('--x\r\nContent-Disposition: form-data; name="__proto__"\r\n\r\n1\r\n--x--\r\n')).status).toBe(400)
     // A binary part without a filename is no file either.
     const nameless = '--x\r\nContent-Disposition: form-data; name="attachment"\r\nContent-Type: application/octet-stream\r\n\r\nabc\r\n--x--\r\n'
@@ -402,6 +405,75 @@ describe('kinto_attachment on kinto start', () => {
   test('the heartbeat checks that base_path is writable', async () => {
     const res = await call(srv.remote, 'GET', '/__heartbeat__', {auth: null})
     expect(res.body.attachments).toBe(true)
+  })
+})
+
+describe('long ids and names (Kinto sets no length limit on ids; file systems do on names)', () => {
+  let srv: TestServer
+  let files: string
+  const long = (c: string, n: number) => c.repeat(n)
+
+  beforeAll(async () => {
+    ;({srv, files} = await startWith({
+      'kinto.attachment.folder': '{bucket_id}/{collection_id}',
+      'kinto.attachment.extensions': 'any',
+      'kinto.attachment.resources.b.pattern.filename_pattern': '{rid}-{filename}',
+    }))
+    for (const p of ['/buckets/b', '/buckets/b/collections/c', '/buckets/b/collections/pattern', `/buckets/b/collections/${long('c', 150)}`]) {
+      expect((await call(srv.remote, 'PUT', p)).status).toBe(201)
+    }
+  }, 60_000)
+  afterAll(async () => srv?.close())
+
+  const upload = (p: string, filename = 'f.txt') => call(srv.remote, 'POST', `${p}/attachment`, {body: form([['attachment', {content: 'x', filename}]])})
+
+  test('an upload to a record below a collection id over 100 characters is read as an upload', async () => {
+    const res = await upload(`/buckets/b/collections/${long('c', 150)}/records/r1`)
+    expect(res.status).toBe(201)
+    expect(res.body.filename).toBe('f.txt')
+  })
+
+  test('a record id too long for filename_pattern, or an extension too long for the file system, still stores the file', async () => {
+    const rid = await upload(`/buckets/b/collections/pattern/records/${long('r', 300)}`)
+    expect(rid.status).toBe(201)
+    expect(rid.body.location).toMatch(/\/b\/pattern\/[0-9a-f-]{36}\.txt$/)
+    const ext = await upload('/buckets/b/collections/c/records/r2', `x.${long('e', 300)}`)
+    expect(ext.status).toBe(201)
+    expect(ext.body.filename).toBe(`x.${long('e', 300)}`)
+    const name = path.basename(new URL(ext.body.location).pathname)
+    expect(name.length).toBeLessThanOrEqual(240)
+    expect(statSync(path.join(files, 'b', 'c', name)).isFile()).toBe(true)
+  })
+
+  test('a folder name too long for the file system: 400, nothing written', async () => {
+    const bid = long('b', 300)
+    expect((await call(srv.remote, 'PUT', `/buckets/${bid}`)).status).toBe(201)
+    expect((await call(srv.remote, 'PUT', `/buckets/${bid}/collections/c`)).status).toBe(201)
+    const res = await upload(`/buckets/${bid}/collections/c/records/r`)
+    expect(res.status).toBe(400)
+    expect(res.body).toMatchObject({errno: 107, details: [{location: 'path'}]})
+    expect(res.body.message).toMatch(/too long for the file system/)
+    expect((await call(srv.remote, 'GET', `/buckets/${bid}/collections/c/records/r`)).status).toBe(404)
+  })
+})
+
+describe('metrics of the file storage', () => {
+  test('stores and removals are timed as upstream times its LocalFileStorage: backend.localfilestorage.seconds', async () => {
+    const {srv} = await startWith({'kinto.includes': 'kinto_attachment kinto.plugins.prometheus'})
+    try {
+      expect((await call(srv.remote, 'PUT', '/buckets/m')).status).toBe(201)
+      expect((await call(srv.remote, 'PUT', '/buckets/m/collections/c')).status).toBe(201)
+      const up = await call(srv.remote, 'POST', '/buckets/m/collections/c/records/r/attachment', {body: form([['attachment', {content: 'm', filename: 'm.txt'}]])})
+      expect(up.status).toBe(201)
+      expect((await call(srv.remote, 'DELETE', '/buckets/m/collections/c/records/r/attachment')).status).toBe(204)
+      const metrics = (await call(srv.remote, 'GET', '/__metrics__', {auth: null})).text
+      expect(metrics).toMatch(/^\w*backend_localfilestorage_seconds\w*\{[^}]*method="save"[^}]*\} /m)
+      expect(metrics).toMatch(/^\w*backend_localfilestorage_seconds\w*\{[^}]*method="delete"[^}]*\} /m)
+      // Not one of the production guide's per-backend names.
+      expect(metrics).not.toMatch(/^\w*localfilestorage_(save|delete)/m)
+    } finally {
+      await srv.close()
+    }
   })
 })
 

@@ -89,6 +89,10 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     logController: new LogController({disableRequestLogging: true}),
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     exposeHeadRoutes: false,
+    // Ids have no length limit in Kinto: the upload route's parameters must match ids of any length
+    // (past Fastify's default of 100 characters the upload fell to the catch-all route, which reads
+    // no multipart body). The request line is bounded by maxHeaderSize anyway.
+    routerOptions: {maxParamLength: MAX_HEADER_BYTES},
     // Requests Node's parser refuses (bad request line, oversized headers) get Kinto's JSON error
     // body; a request without Host is refused by toKintoRequest(), with the same body.
     clientErrorHandler: writeClientError,

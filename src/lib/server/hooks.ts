@@ -47,7 +47,8 @@ export interface ViewEvent {
 export type BackendFamily = 'storage' | 'permission' | 'cache'
 
 export interface BackendCallEvent {
-  family: BackendFamily
+  /** A backend, or kinto_attachment's file storage (upstream times its LocalFileStorage as a backend). */
+  family: BackendFamily | 'localfilestorage'
   /** Our method name (`getUserPrincipals`, `list`). */
   method: string
   elapsedMs: number

@@ -21,6 +21,7 @@ import {permits, type AuthorizationContext} from '../../authorization.js'
 import {RequestContext} from '../../context.js'
 import {ERRNO, forbidden, HttpError, unauthorized} from '../../errors.js'
 import type {ResourceEvent} from '../../events.js'
+import {measure} from '../../hooks.js'
 import type {Runtime} from '../../runtime.js'
 import {deepEqual} from '../../patch.js'
 import type {ViewDef} from '../../router.js'
@@ -33,6 +34,8 @@ import {FILE_FIELD, receiveUpload, type ReceivedUpload} from './upload.js'
 export const ATTACHMENT_VERSION = '9.0.1'
 const LINKS = 'attachments'
 const LINKS_PARENT = '__attachments__'
+/** The resource name of the links kinto-attachment < 9.0 wrote (its 9.0 migration renames them to `attachments`). */
+const LEGACY_LINKS = ''
 const RECORD_PATTERN = '/buckets/{bucket_id}/collections/{collection_id}/records/{id}'
 
 export interface AttachmentRuntime {
@@ -123,8 +126,14 @@ function subrequestFailure(response: KintoResponse): HttpError {
 async function unlinkFiles(ctx: RequestContext, field: string, uriList: string[]): Promise<Array<{location: string; bucket: string; collection: string}>> {
   if (uriList.length === 0) return []
   const filters = [{field, operator: 'in' as const, value: uriList}]
-  const links = await ctx.tx.storage.list(LINKS, LINKS_PARENT, {filters})
-  if (links.length > 0) await ctx.tx.storage.deleteAll(LINKS, LINKS_PARENT, {filters, withDeleted: false})
+  const links: KintoObject[] = []
+  // Links written by kinto-attachment before 9.0 (resource name '') count too: upstream's
+  // `kinto migrate` renames them, ours never did, and their files would outlive their records.
+  for (const name of [LINKS, LEGACY_LINKS]) {
+    const found = await ctx.tx.storage.list(name, LINKS_PARENT, {filters})
+    if (found.length > 0) await ctx.tx.storage.deleteAll(name, LINKS_PARENT, {filters, withDeleted: false})
+    links.push(...found)
+  }
   return links.map((l: KintoObject) => {
     const parts = String(l.collection_uri ?? '').split('/')
     return {location: String(l.location), bucket: parts[2] ?? '', collection: parts[4] ?? ''}
@@ -284,11 +293,26 @@ function heartbeat(a: AttachmentRuntime) {
   }
 }
 
+/**
+ * Upstream times every method of its file storage as `backend.localfilestorage.seconds`
+ * (label `method`): storing a file is `save`, removing one `delete`.
+ */
+function timeStore(runtime: Runtime, store: LocalStore): void {
+  const timed = <A extends unknown[], R>(method: string, fn: (...args: A) => Promise<R>) => (...args: A): Promise<R> =>
+    measure(
+      () => fn(...args),
+      (elapsedMs, result, failed) => runtime.hooks.emit('backendCall', {family: 'localfilestorage', method, elapsedMs, result, failed}),
+    )
+  store.write = timed('save', store.write.bind(store))
+  store.delete = timed('delete', store.delete.bind(store))
+}
+
 export function includeAttachments(runtime: Runtime, settings: Settings, baseDir?: string): AttachmentRuntime {
   const parsed = readAttachmentSettings(settings)
   // A relative base_path is taken from the ini's folder, as other paths of the ini.
   const a: AttachmentRuntime = {settings: parsed, store: new LocalStore(path.resolve(baseDir ?? '.', parsed.basePath))}
   byRuntime.set(runtime, a)
+  if (runtime.hooks.has('backendCall')) timeStore(runtime, a.store)
   if (!parsed.global.randomize || [...parsed.overrides.values()].some((o) => o.randomize === false)) {
     runtime.logger.warn({}, 'kinto.attachment.randomize = false is ignored: kinto-ops never names stored files after the client\'s filename.')
   }

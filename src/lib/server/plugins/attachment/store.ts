@@ -59,14 +59,26 @@ function compactDate(now: Date): string {
   return `${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`
 }
 
-/** The name a new file gets in its folder: a random UUID with the extension, through filename_pattern if set. */
+/**
+ * The longest stored name: file systems refuse names over 255 bytes (ENAMETOOLONG), and commit()
+ * may add `-999` before the extension. Stored names are ASCII, so characters are bytes.
+ */
+export const MAX_STORED_NAME = 240
+
+/**
+ * The name a new file gets in its folder: a random UUID with the extension, through filename_pattern
+ * if set. Never longer than MAX_STORED_NAME: a longer extension is cut (the client's filename is
+ * kept in the record), a pattern that makes a longer name (a long record id) gives the random name.
+ */
 export function newFileName(options: ResourceOptions, filename: string, recordId: string, now = new Date()): string {
-  const random = `${randomUUID()}${storedExtension(filename)}`
+  const uuid = randomUUID()
+  const random = `${uuid}${storedExtension(filename).slice(0, MAX_STORED_NAME - uuid.length)}`
   if (!options.filenamePattern) return random
   const formatted = options.filenamePattern.replace(/\{(datetime|rid|filename)\}/g, (_, key: string) =>
     key === 'datetime' ? compactDate(now) : key === 'rid' ? recordId : random,
   )
-  return secureFilename(formatted) || random
+  const name = secureFilename(formatted)
+  return name && name.length <= MAX_STORED_NAME ? name : random
 }
 
 export class LocalStore {

@@ -45,8 +45,11 @@ function postedDataError(message: string): HttpError {
   return new HttpError(400, {errno: ERRNO.INVALID_POSTED_DATA, message})
 }
 
-async function drain(stream: Readable): Promise<void> {
-  for await (const _ of stream as AsyncIterable<Buffer>) void _
+/** Reads a stream to its end; returns how many bytes it held. */
+async function drain(stream: Readable): Promise<number> {
+  let size = 0
+  for await (const chunk of stream as AsyncIterable<Buffer>) size += chunk.length
+  return size
 }
 
 function extensionAllowed(filename: string, extensions: Set<string>): boolean {
@@ -104,14 +107,22 @@ export async function receiveUpload(
         continue
       }
       if (!extensionAllowed(part.filename, settings.extensions)) {
-        await drain(part.file)
-        fileError = invalid('body', null, 'File extension is not allowed.')
+        // Upstream checks the size first: a file both too large and of a refused type is refused for its size.
+        const size = await drain(part.file)
+        const tooLarge = options.maxSizeBytes > 0 && size > options.maxSizeBytes
+        fileError = invalid('body', null, tooLarge ? new FileTooLargeError(size, options.maxSizeBytes).message : 'File extension is not allowed.')
         continue
       }
       try {
         const written = await store.write(part.file, folder, options.maxSizeBytes)
         file = {...written, filename: part.filename, mimetype: settings.mimetypes[path.extname(part.filename)] ?? part.mimetype}
       } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENAMETOOLONG') {
+          // kinto.attachment.folder with long bucket or collection ids (Kinto sets no length limit).
+          await drain(part.file)
+          fileError = invalid('path', null, 'The attachment folder of this bucket and collection is a name too long for the file system (kinto.attachment.folder).')
+          continue
+        }
         if (!(err instanceof FileTooLargeError)) throw err
         fileError = invalid('body', null, err.message)
       }
@@ -166,8 +177,10 @@ function multipartError(err: unknown): unknown {
   if (typeof e?.code === 'string' && e.code.startsWith('FST_') && e.statusCode === 413) return requestTooLarge()
   if (typeof e?.code === 'string' && e.code.startsWith('FST_')) return new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: e.message})
   if (err instanceof Error && !(err as NodeJS.ErrnoException).syscall) {
-    // busboy's parse errors (Unexpected end of form, Malformed part header…).
-    return new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: err.message})
+    // busboy's parse errors (Unexpected end of form, Malformed part header…). A Content-Type
+    // without a boundary is said as upstream's parser (Python's cgi) says it.
+    const message = err.message === 'Multipart: Boundary not found' ? "Invalid boundary in multipart form: b''" : err.message
+    return new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message})
   }
   return err
 }
