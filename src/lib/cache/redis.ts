@@ -171,8 +171,13 @@ export class RedisCache implements Cache {
 
   delete<T = unknown>(key: string): Promise<T | undefined> {
     return this.call('delete', async (client) => {
-      const text = await client.getdel(this.prefix + key)
-      return text === null ? undefined : decodeJson<T>(text, this.address, key)
+      // GET and DEL in one MULTI: atomic as GETDEL (a login state or a pagination token is taken
+      // once), and understood by every Redis, where GETDEL needs 6.2 (Debian 11 ships 6.0, Ubuntu
+      // 20.04 5.0: there every delete, the heartbeat's included, failed with "unknown command").
+      const results = await client.multi().get(this.prefix + key).del(this.prefix + key).exec()
+      const [getError, text] = results?.[0] ?? [new Error('the transaction was aborted'), null]
+      if (getError) throw getError
+      return text === null || text === undefined ? undefined : decodeJson<T>(text as string, this.address, key)
     })
   }
 
