@@ -147,6 +147,27 @@ describe.skipIf(skip !== '')(`redis cache ${skip}`, () => {
     }
   })
 
+  it.skipIf(!redisBinary)('a user name in cache_url: an ACL user authenticates as itself; any other name with the default password works, as upstream (which sends the password alone)', async () => {
+    const {port} = await startRedis(['--requirepass', 'default-pw', '--user', 'alice', 'on', '>alice-pw', '~alice:*', '+@all'], 19303)
+    const upstreamForm = new RedisCache({url: `redis://h:default-pw@127.0.0.1:${port}/0`, prefix: 'h:', commandTimeoutMs: 2000, poolSize: 2})
+    const acl = new RedisCache({url: `redis://alice:alice-pw@127.0.0.1:${port}/0`, prefix: 'alice:', commandTimeoutMs: 2000})
+    const aclElsewhere = new RedisCache({url: `redis://alice:alice-pw@127.0.0.1:${port}/0`, prefix: 'bob:', commandTimeoutMs: 2000})
+    const wrong = new RedisCache({url: `redis://h:wrong-secret-xyz@127.0.0.1:${port}/0`, commandTimeoutMs: 2000})
+    opened.push(upstreamForm, acl, aclElsewhere, wrong)
+    await Promise.all([upstreamForm.set('k', 'v', 60), upstreamForm.set('l', 'w', 60)])
+    expect(await upstreamForm.get('k')).toBe('v')
+    expect(await upstreamForm.get('l')).toBe('w')
+    await upstreamForm.ping()
+    await acl.set('k', 'mine', 60)
+    expect(await acl.get('k')).toBe('mine')
+    // alice's keys are alice:*: the ACL user is the one connected, not the default user.
+    const refused = await aclElsewhere.set('k', 'v', 60).then(() => 'no error', (e: Error) => e.message)
+    expect(refused).toMatch(/NOPERM/)
+    const message = await wrong.get('k').then(() => 'no error', (e: Error) => e.message)
+    expect(message).toMatch(new RegExp(`^Cache backend failure \\(Redis 127\\.0\\.0\\.1:${port}/0, get\\): .*(WRONGPASS|NOAUTH)`))
+    expect(message).not.toContain('wrong-secret-xyz')
+  })
+
   it.skipIf(!redisBinary)('a password in cache_url authenticates; a wrong one fails clearly, the password never shown', async () => {
     const {port} = await startRedis(['--requirepass', 'right-p@ss'])
     const good = new RedisCache({url: `redis://:${encodeURIComponent('right-p@ss')}@127.0.0.1:${port}/2`, commandTimeoutMs: 2000})

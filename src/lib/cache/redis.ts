@@ -14,6 +14,10 @@
  * (HTTP 503 for a request that needed the cache), one that refuses connections at once; the client
  * reconnects on its own meanwhile (every 0.5 s at most).
  * Error messages name host:port/db, never the password.
+ *
+ * Credentials: upstream sends only the URL's password (AUTH <password>, the default user). A user
+ * name is sent too (a Redis 6 ACL user); when Redis refuses that pair, the password alone is tried,
+ * so an upstream URL with a user name Redis does not know (`redis://h:<password>@…`) still works.
  */
 import type {Redis, RedisOptions} from 'ioredis'
 
@@ -77,24 +81,34 @@ function globLiteral(text: string): string {
   return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 }
 
+/** A call not sent: ioredis is between two connection attempts after a refusal. */
+class NotConnected extends Error {}
+
 export class RedisCache implements Cache {
   readonly kind = 'redis' as const
   readonly address: CacheAddress
   private readonly prefix: string
-  private readonly clients: Redis[]
+  private clients: Redis[]
   private next = 0
   private closed = false
   /** The last connection error (the reason a command failed while reconnecting). */
   private connectionError: Error | undefined
+  private readonly size: number
+  /** ioredis options; without the user name once the password alone proved to be what authenticates. */
+  private redisOpts: RedisOptions
 
   constructor(options: RedisCacheOptions) {
     this.prefix = options.prefix ?? ''
     this.address = {backend: 'Redis', where: describeRedisUrl(options.url)}
-    const redisOpts = redisOptions(options.url, options.commandTimeoutMs ?? 5000)
+    this.redisOpts = redisOptions(options.url, options.commandTimeoutMs ?? 5000)
+    this.size = Math.max(1, options.poolSize ?? 1)
+    this.clients = this.connect()
+  }
+
+  private connect(): Redis[] {
     const {Redis: RedisClient} = loadIoredis()
-    const size = Math.max(1, options.poolSize ?? 1)
-    this.clients = Array.from({length: size}, () => {
-      const client = new RedisClient(redisOpts)
+    return Array.from({length: this.size}, () => {
+      const client = new RedisClient(this.redisOpts)
       // Connection errors surface in the calls that need Redis; without a listener ioredis would
       // print each one to stderr.
       client.on('error', (error: Error) => (this.connectionError = error))
@@ -108,25 +122,59 @@ export class RedisCache implements Cache {
     return this.clients[this.next]!
   }
 
+  /**
+   * Upstream reads only the password of cache_url (redis-py's AUTH <password>, as the default
+   * user), so an upstream ini may carry any user name (`redis://h:<password>@…`, the old hosted
+   * Redis form). When Redis refuses the user name with that password (or, before Redis 6, any
+   * user name), the password alone is tried, as upstream sends it: true when the clients were
+   * rebuilt so, and the call should be made again.
+   */
+  private authenticateAsUpstream(error: unknown): boolean {
+    if (this.redisOpts.username === undefined || this.closed) return false
+    const message = (error as Error)?.message ?? ''
+    if (!/WRONGPASS|NOAUTH|wrong number of arguments for 'auth'/i.test(message)) return false
+    const old = this.clients
+    this.redisOpts = {...this.redisOpts, username: undefined}
+    this.connectionError = undefined
+    this.clients = this.connect()
+    for (const client of old) client.disconnect()
+    return true
+  }
+
   private async call<T>(what: string, fn: (client: Redis) => Promise<T>): Promise<T> {
     if (this.closed) throw new BackendError(`Cache backend (${this.address.backend} ${this.address.where}) is closed.`)
+    const clients = this.clients
+    try {
+      return await this.attempt(fn)
+    } catch (error) {
+      // Rebuilt meanwhile by a concurrent call's refusal: this one goes again too.
+      if (this.clients === clients && !this.authenticateAsUpstream(error)) return this.fail(what, error)
+    }
+    try {
+      return await this.attempt(fn)
+    } catch (error) {
+      return this.fail(what, error)
+    }
+  }
+
+  private attempt<T>(fn: (client: Redis) => Promise<T>): Promise<T> {
     const client = this.client
     // Redis refused the last attempt and ioredis waits to try again: fail now, as upstream's client
     // does, instead of holding the request until the next attempt.
     if (client.status === 'reconnecting' && this.connectionError) {
-      throw new BackendError(`Cache backend failure (Redis ${this.address.where}, ${what}): cannot connect (${this.connectionError.message})`)
+      return Promise.reject(new NotConnected(`cannot connect (${this.connectionError.message})`))
     }
-    try {
-      return await fn(client)
-    } catch (error) {
-      if (error instanceof BackendError || error instanceof TypeError) throw error
-      let reason = (error as Error)?.message ?? String(error)
-      // A command given up while reconnecting: say why the connection fails, not ioredis's retry count.
-      if ((error as Error)?.name === 'MaxRetriesPerRequestError' || /max retries per request/i.test(reason)) {
-        reason = `cannot connect (${this.connectionError?.message ?? 'no connection'})`
-      }
-      throw new BackendError(`Cache backend failure (Redis ${this.address.where}, ${what}): ${reason}`, {cause: error})
+    return fn(client)
+  }
+
+  private fail(what: string, error: unknown): never {
+    if (error instanceof BackendError || error instanceof TypeError) throw error
+    let reason = (error as Error)?.message ?? String(error)
+    // A command given up while reconnecting: say why the connection fails, not ioredis's retry count.
+    if ((error as Error)?.name === 'MaxRetriesPerRequestError' || /max retries per request/i.test(reason)) {
+      reason = `cannot connect (${this.connectionError?.message ?? 'no connection'})`
     }
+    throw new BackendError(`Cache backend failure (Redis ${this.address.where}, ${what}): ${reason}`, {cause: error})
   }
 
   heartbeat(): Promise<boolean> {
