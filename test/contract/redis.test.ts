@@ -75,6 +75,30 @@ describe.skipIf(skip !== '')(`redis cache ${skip}`, () => {
     expect(await Promise.all(Array.from({length: 12}, (_, i) => pooled.get(`pool-${i}`)))).toEqual(Array.from({length: 12}, (_, i) => i))
   })
 
+  it.skipIf(!redisBinary)('cache_pool_size is the most connections, opened as calls overlap (as upstream\'s pool), not all at once', async () => {
+    const server = await startRedis([], 19305)
+    const {Redis} = await import('ioredis')
+    const probe = new Redis({port: server.port, host: '127.0.0.1', lazyConnect: true})
+    const connections = async () => Number(/connected_clients:(\d+)/.exec(await probe.info('clients'))![1]) - 1
+    const cache = new RedisCache({url: server.url, prefix: base, poolSize: 50})
+    opened.push(cache)
+    try {
+      for (let i = 0; i < 60; i++) await cache.set(`seq-${i}`, i, 60)
+      expect(await connections()).toBe(1)
+      await Promise.all(Array.from({length: 8}, (_, i) => cache.get(`seq-${i}`)))
+      const overlapping = await connections()
+      expect(overlapping).toBeGreaterThan(1)
+      expect(overlapping).toBeLessThanOrEqual(8)
+      const small = new RedisCache({url: server.url, prefix: base, poolSize: 3})
+      opened.push(small)
+      expect(await Promise.all(Array.from({length: 30}, (_, i) => small.get(`seq-${i}`)))).toEqual(Array.from({length: 30}, (_, i) => i))
+      expect((await connections()) - overlapping).toBe(3)
+    } finally {
+      probe.disconnect()
+      await server.stop()
+    }
+  })
+
   it('a Redis that is not there fails each call within the timeout as a BackendError, without the password', async () => {
     const port = await freePort()
     const down = new RedisCache({url: `redis://:s3cret-pass@127.0.0.1:${port}/0`, commandTimeoutMs: 1000})

@@ -1,7 +1,8 @@
 /**
  * Redis cache (upstream: kinto.core.cache.redis) through ioredis. Settings as upstream:
  * `cache_url = redis://[[user]:password@]host:port/db` (also rediss:// and unix:///path?db=N),
- * `cache_pool_size` (connections; ioredis pipelines, so the default is one), `cache_pool_timeout`
+ * `cache_pool_size` (the most connections, opened as calls overlap; ioredis pipelines, so the default
+ * is one), `cache_pool_timeout`
  * (seconds a command may take, default 5), `cache_prefix`.
  *
  * Key layout as upstream: `<cache_prefix><key>`, the value JSON text, TTLs as Redis expirations
@@ -35,7 +36,7 @@ export const REDIS_MAX_VALUE_BYTES = 512 * 1024 * 1024
 export interface RedisCacheOptions {
   url: string
   prefix?: string
-  /** Connections opened (round robin); default 1. */
+  /** The most connections opened (one more only when every open one has a call under way); default 1. */
   poolSize?: number
   /** Bound on one command, connection included (default 5000 ms). */
   commandTimeoutMs?: number
@@ -88,11 +89,13 @@ export class RedisCache implements Cache {
   readonly kind = 'redis' as const
   readonly address: CacheAddress
   private readonly prefix: string
-  private clients: Redis[]
-  private next = 0
+  /** The connections opened so far (at most `size`), with the calls each has under way. */
+  private clients: Redis[] = []
+  private readonly inflight = new Map<Redis, number>()
   private closed = false
   /** The last connection error (the reason a command failed while reconnecting). */
   private connectionError: Error | undefined
+  /** cache_pool_size: the most connections opened, as upstream's pool (max_connections). */
   private readonly size: number
   /** ioredis options; without the user name once the password alone proved to be what authenticates. */
   private redisOpts: RedisOptions
@@ -102,24 +105,34 @@ export class RedisCache implements Cache {
     this.address = {backend: 'Redis', where: describeRedisUrl(options.url)}
     this.redisOpts = redisOptions(options.url, options.commandTimeoutMs ?? 5000)
     this.size = Math.max(1, options.poolSize ?? 1)
-    this.clients = this.connect()
+    loadIoredis()
   }
 
-  private connect(): Redis[] {
+  private open(): Redis {
     const {Redis: RedisClient} = loadIoredis()
-    return Array.from({length: this.size}, () => {
-      const client = new RedisClient(this.redisOpts)
-      // Connection errors surface in the calls that need Redis; without a listener ioredis would
-      // print each one to stderr.
-      client.on('error', (error: Error) => (this.connectionError = error))
-      client.on('ready', () => (this.connectionError = undefined))
-      return client
-    })
+    const client = new RedisClient(this.redisOpts)
+    // Connection errors surface in the calls that need Redis; without a listener ioredis would
+    // print each one to stderr.
+    client.on('error', (error: Error) => (this.connectionError = error))
+    client.on('ready', () => (this.connectionError = undefined))
+    this.clients.push(client)
+    return client
   }
 
-  private get client(): Redis {
-    this.next = (this.next + 1) % this.clients.length
-    return this.clients[this.next]!
+  /**
+   * A connection for the next call: one with nothing under way, else a new one while fewer than
+   * cache_pool_size are open, else the least busy (ioredis pipelines). As upstream's pool, a
+   * connection is opened only when calls overlap: `cache_pool_size = 50` (upstream's example) is
+   * at most 50 connections per process, not 50 from the first request on.
+   */
+  private acquire(): Redis {
+    let best: Redis | undefined
+    for (const client of this.clients) {
+      const busy = this.inflight.get(client) ?? 0
+      if (busy === 0) return client
+      if (!best || busy < (this.inflight.get(best) ?? 0)) best = client
+    }
+    return this.clients.length < this.size || !best ? this.open() : best
   }
 
   /**
@@ -136,7 +149,7 @@ export class RedisCache implements Cache {
     const old = this.clients
     this.redisOpts = {...this.redisOpts, username: undefined}
     this.connectionError = undefined
-    this.clients = this.connect()
+    this.clients = []
     for (const client of old) client.disconnect()
     return true
   }
@@ -157,14 +170,21 @@ export class RedisCache implements Cache {
     }
   }
 
-  private attempt<T>(fn: (client: Redis) => Promise<T>): Promise<T> {
-    const client = this.client
+  private async attempt<T>(fn: (client: Redis) => Promise<T>): Promise<T> {
+    const client = this.acquire()
     // Redis refused the last attempt and ioredis waits to try again: fail now, as upstream's client
     // does, instead of holding the request until the next attempt.
     if (client.status === 'reconnecting' && this.connectionError) {
-      return Promise.reject(new NotConnected(`cannot connect (${this.connectionError.message})`))
+      throw new NotConnected(`cannot connect (${this.connectionError.message})`)
     }
-    return fn(client)
+    this.inflight.set(client, (this.inflight.get(client) ?? 0) + 1)
+    try {
+      return await fn(client)
+    } finally {
+      const left = (this.inflight.get(client) ?? 1) - 1
+      if (left > 0) this.inflight.set(client, left)
+      else this.inflight.delete(client)
+    }
   }
 
   private fail(what: string, error: unknown): never {
