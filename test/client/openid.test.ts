@@ -6,6 +6,7 @@
  * verification ttl; the JWT check when an audience is set; start-up without the provider.
  */
 import {createHmac} from 'node:crypto'
+import {createServer} from 'node:http'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -520,6 +521,39 @@ describe('OpenID Connect: start-up', () => {
       }
     } finally {
       await up.close()
+    }
+  })
+
+  test('an authorization endpoint with a query of its own (Azure AD B2C: ?p=<policy>) gets the login parameters after it, not a second "?"', async () => {
+    const port = 19330
+    const issuer = `http://127.0.0.1:${port}`
+    const discovery = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json')
+      res.end(
+        JSON.stringify({
+          issuer,
+          authorization_endpoint: `${issuer}/authorize?p=b2c_1_signin`,
+          token_endpoint: `${issuer}/token`,
+          userinfo_endpoint: `${issuer}/userinfo`,
+        }),
+      )
+    })
+    await new Promise<void>((resolve) => discovery.listen(port, '127.0.0.1', resolve))
+    const settings = buildSettings({...openidSettings(issuer), 'multiauth.policies': 'oidc'}, {})
+    const app = createApp({settings, backends: createBackends(settings)})
+    try {
+      await app.ready()
+      const res = await app.inject({method: 'GET', url: `/v1/openid/oidc/login?callback=${encodeURIComponent(CALLBACK)}&scope=openid`})
+      expect(res.statusCode).toBe(307)
+      const location = new URL(res.headers.location as string)
+      expect(`${location.origin}${location.pathname}`).toBe(`${issuer}/authorize`)
+      expect(location.searchParams.get('p')).toBe('b2c_1_signin')
+      expect(location.searchParams.get('client_id')).toBe('kinto')
+      expect(location.searchParams.get('response_type')).toBe('code')
+      expect(location.searchParams.get('state')).toMatch(/^[0-9a-f]{64}$/)
+    } finally {
+      await app.close()
+      await new Promise((resolve) => discovery.close(resolve))
     }
   })
 

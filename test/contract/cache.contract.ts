@@ -73,6 +73,14 @@ export function cacheContract(make: (prefix: string) => Cache, limits: CacheLimi
       expect(await cache.delete('k')).toBeUndefined()
     })
 
+    it('a key deleted by several callers at once is taken by one (login states and DELETE page tokens are single use)', async () => {
+      for (let round = 0; round < 5; round++) {
+        await cache.set('state', `callback-${round}`, 60)
+        const taken = await Promise.all([cache.delete('state'), cache.delete('state'), cache.delete('state')])
+        expect(taken.filter((v) => v !== undefined)).toEqual([`callback-${round}`])
+      }
+    })
+
     it('flush removes every key', async () => {
       await cache.set('a', 1, 60)
       await cache.set('b', 2, 60)

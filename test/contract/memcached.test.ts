@@ -3,9 +3,15 @@
  * (SKIPPED when the binary is missing), plus memcached's own limits: item size, key length,
  * second-granular expiry, flush by prefix.
  */
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {CacheValueTooLarge} from '../../src/lib/cache/codec.js'
+import {networkCache} from '../../src/lib/cache/index.js'
+import {loadConfig} from '../../src/lib/config/index.js'
 import {MemcachedCache} from '../../src/lib/cache/memcached.js'
 import {BackendError} from '../../src/lib/storage/types.js'
 import {memcachedMissing, startMemcached, stopAll} from '../helpers/cache-servers.js'
@@ -151,5 +157,26 @@ describe.skipIf(memcachedMissing !== '')(`memcached cache ${memcachedMissing}`, 
     await expect(down.ping()).rejects.toThrow(`Cache backend failure (memcached 127.0.0.1:${free}, ping)`)
     expect(Date.now() - started).toBeLessThan(5000)
     expect(port).toBeGreaterThan(0)
+  })
+
+  it("cache_hosts in upstream's (python-memcached's) forms: a host alone is port 11211, inet:host:port, inet6:[addr]:port; a unix: socket is refused clearly", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-memcached-hosts-'))
+    const load = (hostsLine: string) => {
+      const ini = path.join(dir, 'kinto.ini')
+      writeFileSync(ini, `[app:main]\nkinto.cache_backend = kinto.core.cache.memcached\nkinto.cache_hosts = ${hostsLine}\n`)
+      return loadConfig(ini, {env: {}}).settings
+    }
+    try {
+      const listed = networkCache(load(`inet:127.0.0.1:${port} memcached.internal inet6:[::1]:11311 inet6:[::1]`)) as MemcachedCache
+      opened.push(listed)
+      expect(listed.hosts).toEqual([`127.0.0.1:${port}`, 'memcached.internal:11211', '[::1]:11311', '[::1]:11211'])
+      const cache = networkCache(load(`inet:127.0.0.1:${port}`)) as MemcachedCache
+      opened.push(cache)
+      await cache.set('inet-form', {ok: true}, 60)
+      expect(await make('').get('inet-form')).toEqual({ok: true})
+      expect(() => load('unix:/var/run/memcached.sock')).toThrow(/"unix:\/var\/run\/memcached.sock" is a Unix socket, and kinto-ops reaches memcached over TCP only/)
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
   })
 })

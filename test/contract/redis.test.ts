@@ -75,6 +75,30 @@ describe.skipIf(skip !== '')(`redis cache ${skip}`, () => {
     expect(await Promise.all(Array.from({length: 12}, (_, i) => pooled.get(`pool-${i}`)))).toEqual(Array.from({length: 12}, (_, i) => i))
   })
 
+  it.skipIf(!redisBinary)('cache_pool_size is the most connections, opened as calls overlap (as upstream\'s pool), not all at once', async () => {
+    const server = await startRedis([], 19305)
+    const {Redis} = await import('ioredis')
+    const probe = new Redis({port: server.port, host: '127.0.0.1', lazyConnect: true})
+    const connections = async () => Number(/connected_clients:(\d+)/.exec(await probe.info('clients'))![1]) - 1
+    const cache = new RedisCache({url: server.url, prefix: base, poolSize: 50})
+    opened.push(cache)
+    try {
+      for (let i = 0; i < 60; i++) await cache.set(`seq-${i}`, i, 60)
+      expect(await connections()).toBe(1)
+      await Promise.all(Array.from({length: 8}, (_, i) => cache.get(`seq-${i}`)))
+      const overlapping = await connections()
+      expect(overlapping).toBeGreaterThan(1)
+      expect(overlapping).toBeLessThanOrEqual(8)
+      const small = new RedisCache({url: server.url, prefix: base, poolSize: 3})
+      opened.push(small)
+      expect(await Promise.all(Array.from({length: 30}, (_, i) => small.get(`seq-${i}`)))).toEqual(Array.from({length: 30}, (_, i) => i))
+      expect((await connections()) - overlapping).toBe(3)
+    } finally {
+      probe.disconnect()
+      await server.stop()
+    }
+  })
+
   it('a Redis that is not there fails each call within the timeout as a BackendError, without the password', async () => {
     const port = await freePort()
     const down = new RedisCache({url: `redis://:s3cret-pass@127.0.0.1:${port}/0`, commandTimeoutMs: 1000})
@@ -125,6 +149,47 @@ describe.skipIf(skip !== '')(`redis cache ${skip}`, () => {
     } finally {
       await back.stop()
     }
+  })
+
+  it.skipIf(!redisBinary)('a Redis older than 6.2 (no GETDEL): delete, the heartbeat and flush work, a key is taken once', async () => {
+    // Redis before 6.2 answers GETDEL with "unknown command", as this server does.
+    const old = await startRedis(['--rename-command', 'getdel', ''], 19302)
+    const cache = new RedisCache({url: old.url, prefix: base, commandTimeoutMs: 2000})
+    opened.push(cache)
+    try {
+      expect(await cache.heartbeat()).toBe(true)
+      await cache.set('state', 'https://app.example.com/#tokens=', 60)
+      const taken = await Promise.all([cache.delete('state'), cache.delete('state'), cache.delete('state')])
+      expect(taken.filter((v) => v !== undefined)).toEqual(['https://app.example.com/#tokens='])
+      expect(await cache.get('state')).toBeUndefined()
+      expect(await cache.delete('missing')).toBeUndefined()
+      await cache.set('other', {a: 1}, 60)
+      await cache.flush()
+      expect(await cache.get('other')).toBeUndefined()
+    } finally {
+      await old.stop()
+    }
+  })
+
+  it.skipIf(!redisBinary)('a user name in cache_url: an ACL user authenticates as itself; any other name with the default password works, as upstream (which sends the password alone)', async () => {
+    const {port} = await startRedis(['--requirepass', 'default-pw', '--user', 'alice', 'on', '>alice-pw', '~alice:*', '+@all'], 19303)
+    const upstreamForm = new RedisCache({url: `redis://h:default-pw@127.0.0.1:${port}/0`, prefix: 'h:', commandTimeoutMs: 2000, poolSize: 2})
+    const acl = new RedisCache({url: `redis://alice:alice-pw@127.0.0.1:${port}/0`, prefix: 'alice:', commandTimeoutMs: 2000})
+    const aclElsewhere = new RedisCache({url: `redis://alice:alice-pw@127.0.0.1:${port}/0`, prefix: 'bob:', commandTimeoutMs: 2000})
+    const wrong = new RedisCache({url: `redis://h:wrong-secret-xyz@127.0.0.1:${port}/0`, commandTimeoutMs: 2000})
+    opened.push(upstreamForm, acl, aclElsewhere, wrong)
+    await Promise.all([upstreamForm.set('k', 'v', 60), upstreamForm.set('l', 'w', 60)])
+    expect(await upstreamForm.get('k')).toBe('v')
+    expect(await upstreamForm.get('l')).toBe('w')
+    await upstreamForm.ping()
+    await acl.set('k', 'mine', 60)
+    expect(await acl.get('k')).toBe('mine')
+    // alice's keys are alice:*: the ACL user is the one connected, not the default user.
+    const refused = await aclElsewhere.set('k', 'v', 60).then(() => 'no error', (e: Error) => e.message)
+    expect(refused).toMatch(/NOPERM/)
+    const message = await wrong.get('k').then(() => 'no error', (e: Error) => e.message)
+    expect(message).toMatch(new RegExp(`^Cache backend failure \\(Redis 127\\.0\\.0\\.1:${port}/0, get\\): .*(WRONGPASS|NOAUTH)`))
+    expect(message).not.toContain('wrong-secret-xyz')
   })
 
   it.skipIf(!redisBinary)('a password in cache_url authenticates; a wrong one fails clearly, the password never shown', async () => {

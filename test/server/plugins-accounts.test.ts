@@ -61,6 +61,14 @@ describe('password hashes', () => {
   })
 })
 
+describe('policy class', () => {
+  test("written in Pyramid's module:attribute form, as pyramid_multiauth resolves it", async () => {
+    const {req} = setup({'multiauth.policy.account.use': 'kinto.plugins.accounts.authentication:AccountsAuthenticationPolicy'})
+    expect((await req('PUT', '/v1/accounts/alice', {body: {data: {password: 'alice-pw'}}})).status).toBe(201)
+    expect((await req('GET', '/v1/', {auth: basic('alice', 'alice-pw')})).body.user?.id).toBe('account:alice')
+  })
+})
+
 describe('creation', () => {
   test('anyone may create an account (POST with data.id, or PUT); the password is stored hashed', async () => {
     const {app, req} = setup()

@@ -212,8 +212,11 @@ export class MemcachedCache implements Cache {
   delete<T = unknown>(key: string): Promise<T | undefined> {
     return this.call('delete', async () => {
       const envelope = await this.read(key)
-      await this.client.delete(this.keyOf(key))
-      return envelope?.value as T | undefined
+      // memcached has no GETDEL: the caller whose DELETE removes the item is the one that takes its
+      // value; another caller that read it meanwhile gets nothing (a login state, a DELETE page
+      // token are used once; upstream hands the value to every concurrent reader).
+      const deleted = await this.client.delete(this.keyOf(key))
+      return deleted ? (envelope?.value as T | undefined) : undefined
     })
   }
 

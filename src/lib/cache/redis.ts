@@ -1,7 +1,8 @@
 /**
  * Redis cache (upstream: kinto.core.cache.redis) through ioredis. Settings as upstream:
  * `cache_url = redis://[[user]:password@]host:port/db` (also rediss:// and unix:///path?db=N),
- * `cache_pool_size` (connections; ioredis pipelines, so the default is one), `cache_pool_timeout`
+ * `cache_pool_size` (the most connections, opened as calls overlap; ioredis pipelines, so the default
+ * is one), `cache_pool_timeout`
  * (seconds a command may take, default 5), `cache_prefix`.
  *
  * Key layout as upstream: `<cache_prefix><key>`, the value JSON text, TTLs as Redis expirations
@@ -14,6 +15,10 @@
  * (HTTP 503 for a request that needed the cache), one that refuses connections at once; the client
  * reconnects on its own meanwhile (every 0.5 s at most).
  * Error messages name host:port/db, never the password.
+ *
+ * Credentials: upstream sends only the URL's password (AUTH <password>, the default user). A user
+ * name is sent too (a Redis 6 ACL user); when Redis refuses that pair, the password alone is tried,
+ * so an upstream URL with a user name Redis does not know (`redis://h:<password>@…`) still works.
  */
 import type {Redis, RedisOptions} from 'ioredis'
 
@@ -31,7 +36,7 @@ export const REDIS_MAX_VALUE_BYTES = 512 * 1024 * 1024
 export interface RedisCacheOptions {
   url: string
   prefix?: string
-  /** Connections opened (round robin); default 1. */
+  /** The most connections opened (one more only when every open one has a call under way); default 1. */
   poolSize?: number
   /** Bound on one command, connection included (default 5000 ms). */
   commandTimeoutMs?: number
@@ -77,56 +82,119 @@ function globLiteral(text: string): string {
   return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 }
 
+/** A call not sent: ioredis is between two connection attempts after a refusal. */
+class NotConnected extends Error {}
+
 export class RedisCache implements Cache {
   readonly kind = 'redis' as const
   readonly address: CacheAddress
   private readonly prefix: string
-  private readonly clients: Redis[]
-  private next = 0
+  /** The connections opened so far (at most `size`), with the calls each has under way. */
+  private clients: Redis[] = []
+  private readonly inflight = new Map<Redis, number>()
   private closed = false
   /** The last connection error (the reason a command failed while reconnecting). */
   private connectionError: Error | undefined
+  /** cache_pool_size: the most connections opened, as upstream's pool (max_connections). */
+  private readonly size: number
+  /** ioredis options; without the user name once the password alone proved to be what authenticates. */
+  private redisOpts: RedisOptions
 
   constructor(options: RedisCacheOptions) {
     this.prefix = options.prefix ?? ''
     this.address = {backend: 'Redis', where: describeRedisUrl(options.url)}
-    const redisOpts = redisOptions(options.url, options.commandTimeoutMs ?? 5000)
-    const {Redis: RedisClient} = loadIoredis()
-    const size = Math.max(1, options.poolSize ?? 1)
-    this.clients = Array.from({length: size}, () => {
-      const client = new RedisClient(redisOpts)
-      // Connection errors surface in the calls that need Redis; without a listener ioredis would
-      // print each one to stderr.
-      client.on('error', (error: Error) => (this.connectionError = error))
-      client.on('ready', () => (this.connectionError = undefined))
-      return client
-    })
+    this.redisOpts = redisOptions(options.url, options.commandTimeoutMs ?? 5000)
+    this.size = Math.max(1, options.poolSize ?? 1)
+    loadIoredis()
   }
 
-  private get client(): Redis {
-    this.next = (this.next + 1) % this.clients.length
-    return this.clients[this.next]!
+  private open(): Redis {
+    const {Redis: RedisClient} = loadIoredis()
+    const client = new RedisClient(this.redisOpts)
+    // Connection errors surface in the calls that need Redis; without a listener ioredis would
+    // print each one to stderr.
+    client.on('error', (error: Error) => (this.connectionError = error))
+    client.on('ready', () => (this.connectionError = undefined))
+    this.clients.push(client)
+    return client
+  }
+
+  /**
+   * A connection for the next call: one with nothing under way, else a new one while fewer than
+   * cache_pool_size are open, else the least busy (ioredis pipelines). As upstream's pool, a
+   * connection is opened only when calls overlap: `cache_pool_size = 50` (upstream's example) is
+   * at most 50 connections per process, not 50 from the first request on.
+   */
+  private acquire(): Redis {
+    let best: Redis | undefined
+    for (const client of this.clients) {
+      const busy = this.inflight.get(client) ?? 0
+      if (busy === 0) return client
+      if (!best || busy < (this.inflight.get(best) ?? 0)) best = client
+    }
+    return this.clients.length < this.size || !best ? this.open() : best
+  }
+
+  /**
+   * Upstream reads only the password of cache_url (redis-py's AUTH <password>, as the default
+   * user), so an upstream ini may carry any user name (`redis://h:<password>@…`, the old hosted
+   * Redis form). When Redis refuses the user name with that password (or, before Redis 6, any
+   * user name), the password alone is tried, as upstream sends it: true when the clients were
+   * rebuilt so, and the call should be made again.
+   */
+  private authenticateAsUpstream(error: unknown): boolean {
+    if (this.redisOpts.username === undefined || this.closed) return false
+    const message = (error as Error)?.message ?? ''
+    if (!/WRONGPASS|NOAUTH|wrong number of arguments for 'auth'/i.test(message)) return false
+    const old = this.clients
+    this.redisOpts = {...this.redisOpts, username: undefined}
+    this.connectionError = undefined
+    this.clients = []
+    for (const client of old) client.disconnect()
+    return true
   }
 
   private async call<T>(what: string, fn: (client: Redis) => Promise<T>): Promise<T> {
     if (this.closed) throw new BackendError(`Cache backend (${this.address.backend} ${this.address.where}) is closed.`)
-    const client = this.client
+    const clients = this.clients
+    try {
+      return await this.attempt(fn)
+    } catch (error) {
+      // Rebuilt meanwhile by a concurrent call's refusal: this one goes again too.
+      if (this.clients === clients && !this.authenticateAsUpstream(error)) return this.fail(what, error)
+    }
+    try {
+      return await this.attempt(fn)
+    } catch (error) {
+      return this.fail(what, error)
+    }
+  }
+
+  private async attempt<T>(fn: (client: Redis) => Promise<T>): Promise<T> {
+    const client = this.acquire()
     // Redis refused the last attempt and ioredis waits to try again: fail now, as upstream's client
     // does, instead of holding the request until the next attempt.
     if (client.status === 'reconnecting' && this.connectionError) {
-      throw new BackendError(`Cache backend failure (Redis ${this.address.where}, ${what}): cannot connect (${this.connectionError.message})`)
+      throw new NotConnected(`cannot connect (${this.connectionError.message})`)
     }
+    this.inflight.set(client, (this.inflight.get(client) ?? 0) + 1)
     try {
       return await fn(client)
-    } catch (error) {
-      if (error instanceof BackendError || error instanceof TypeError) throw error
-      let reason = (error as Error)?.message ?? String(error)
-      // A command given up while reconnecting: say why the connection fails, not ioredis's retry count.
-      if ((error as Error)?.name === 'MaxRetriesPerRequestError' || /max retries per request/i.test(reason)) {
-        reason = `cannot connect (${this.connectionError?.message ?? 'no connection'})`
-      }
-      throw new BackendError(`Cache backend failure (Redis ${this.address.where}, ${what}): ${reason}`, {cause: error})
+    } finally {
+      const left = (this.inflight.get(client) ?? 1) - 1
+      if (left > 0) this.inflight.set(client, left)
+      else this.inflight.delete(client)
     }
+  }
+
+  private fail(what: string, error: unknown): never {
+    if (error instanceof BackendError || error instanceof TypeError) throw error
+    let reason = (error as Error)?.message ?? String(error)
+    // A command given up while reconnecting: say why the connection fails, not ioredis's retry count.
+    if ((error as Error)?.name === 'MaxRetriesPerRequestError' || /max retries per request/i.test(reason)) {
+      reason = `cannot connect (${this.connectionError?.message ?? 'no connection'})`
+    }
+    throw new BackendError(`Cache backend failure (Redis ${this.address.where}, ${what}): ${reason}`, {cause: error})
   }
 
   heartbeat(): Promise<boolean> {
@@ -171,8 +239,13 @@ export class RedisCache implements Cache {
 
   delete<T = unknown>(key: string): Promise<T | undefined> {
     return this.call('delete', async (client) => {
-      const text = await client.getdel(this.prefix + key)
-      return text === null ? undefined : decodeJson<T>(text, this.address, key)
+      // GET and DEL in one MULTI: atomic as GETDEL (a login state or a pagination token is taken
+      // once), and understood by every Redis, where GETDEL needs 6.2 (Debian 11 ships 6.0, Ubuntu
+      // 20.04 5.0: there every delete, the heartbeat's included, failed with "unknown command").
+      const results = await client.multi().get(this.prefix + key).del(this.prefix + key).exec()
+      const [getError, text] = results?.[0] ?? [new Error('the transaction was aborted'), null]
+      if (getError) throw getError
+      return text === null || text === undefined ? undefined : decodeJson<T>(text as string, this.address, key)
     })
   }
 

@@ -69,11 +69,27 @@ export function parseRedisUrl(url: string): Parsed<RedisAddress> {
 /** How a memcached server is written, for the messages of those who call parseMemcachedHost. */
 export const MEMCACHED_HOST_FORM = 'host:port such as 127.0.0.1:11211'
 
-/** Reads one `host:port` entry of kinto.cache_hosts (IPv6 as `[addr]:port`). */
-export function parseMemcachedHost(entry: string): Parsed<{host: string; port: number}> {
-  const m = /^(?:\[([0-9a-f:.]+)\]|([^\s:/[\],]+)):(\d{1,5})$/i.exec(entry.trim())
+/** The default memcached port (python-memcached's, for an entry without one). */
+export const MEMCACHED_DEFAULT_PORT = 11211
+
+/**
+ * Reads one entry of kinto.cache_hosts (memcached) as upstream's client (python-memcached) does:
+ * `host[:port]`, `inet:host[:port]`, `inet6:[addr][:port]`, the port 11211 when none is given;
+ * also `[addr]:port` for IPv6. `unix:/path` sockets are refused with a clear problem (the client
+ * here reaches memcached over TCP only). With `requirePort`, an entry must name its port (what
+ * `kinto init` writes).
+ */
+export function parseMemcachedHost(entry: string, options: {requirePort?: boolean} = {}): Parsed<{host: string; port: number}> {
+  const text = entry.trim()
+  if (text.startsWith('unix:')) return {ok: false, problem: 'is a Unix socket, and kinto-ops reaches memcached over TCP only (give host:port)'}
+  const m =
+    /^inet6:\[([0-9a-f:.]+)\](?::(\d{1,5}))?$/i.exec(text) ??
+    /^inet:([^\s:/[\],]+)(?::(\d{1,5}))?$/.exec(text) ??
+    /^\[([0-9a-f:.]+)\](?::(\d{1,5}))?$/i.exec(text) ??
+    /^([^\s:/[\],]+)(?::(\d{1,5}))?$/.exec(text)
   if (!m) return {ok: false, problem: 'is not a memcached server'}
-  const port = Number(m[3])
+  if (m[2] === undefined && options.requirePort) return {ok: false, problem: 'names no port'}
+  const port = m[2] === undefined ? MEMCACHED_DEFAULT_PORT : Number(m[2])
   if (port < 1 || port > 65535) return {ok: false, problem: `has port ${port}, and ports go from 1 to 65535`}
-  return {ok: true, value: {host: m[1] ?? m[2]!, port}}
+  return {ok: true, value: {host: m[1]!, port}}
 }

@@ -188,7 +188,8 @@ interface BackendValues {
 }
 
 const isRedisUrl = (url: string) => parseRedisUrl(url).ok
-const isMemcachedHost = (host: string) => parseMemcachedHost(host).ok
+// What init writes names its port (the ini reader also takes upstream's forms without one).
+const isMemcachedHost = (host: string) => parseMemcachedHost(host, {requirePort: true}).ok
 
 /** The Redis URL to write (checked; `%` doubled). */
 function redisUrlFor(cache: CacheChoice, given: string | undefined): string {

@@ -165,7 +165,8 @@ export function policyDefinitions(settings: Settings): PolicyDefinition[] {
   return names.map((name) => {
     const options = policyOptions(settings, name)
     const use = typeof options.use === 'string' ? options.use : undefined
-    const factory = use ? POLICY_FACTORIES.get(use) : name === 'basicauth' ? POLICY_FACTORIES.get('kinto.core.authentication.BasicAuthAuthenticationPolicy') : undefined
+    // Pyramid resolves `package.module:Class` as it does `package.module.Class`.
+    const factory = use ? POLICY_FACTORIES.get(use.trim().replace(':', '.')) : name === 'basicauth' ? POLICY_FACTORIES.get('kinto.core.authentication.BasicAuthAuthenticationPolicy') : undefined
     if (!factory) {
       throw new KintoError(
         use

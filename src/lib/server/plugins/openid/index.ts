@@ -102,6 +102,16 @@ function headerSafeUrl(url: string): string {
   return url.replace(/[^\x21-\x7e]/gu, (c) => [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''))
 }
 
+/**
+ * The authorization endpoint with the login parameters added to its query. Upstream writes
+ * `<endpoint>?<params>`, which breaks an endpoint that has a query of its own (Azure AD B2C's
+ * `…/authorize?p=<policy>`): the provider then reads `p=<policy>?client_id=…` and no client id.
+ */
+function withQuery(endpoint: string, params: URLSearchParams): string {
+  if (!endpoint.includes('?')) return `${endpoint}?${params.toString()}`
+  return `${endpoint}${/[?&]$/.test(endpoint) ? '' : '&'}${params.toString()}`
+}
+
 function positiveInt(ctx: RequestContext, key: string, fallback: number): number {
   const raw = (asString(ctx.settings, key) ?? '').trim()
   return /^\d+$/.test(raw) ? Number(raw) : fallback
@@ -143,7 +153,7 @@ const loginView: ViewDef = {
     const params = new URLSearchParams({client_id: clientId, response_type: 'code', scope, redirect_uri: tokenUrl(ctx, provider), state})
     if (prompt) params.set('prompt', prompt)
     if (audience !== '') params.set('audience', audience)
-    return {status: 307, headers: {Location: `${config.authorization_endpoint}?${params.toString()}`}}
+    return {status: 307, headers: {Location: withQuery(config.authorization_endpoint, params)}}
   },
 }
 
