@@ -4,6 +4,8 @@
  * responses the runtime never sees (413), and no secret in any line: not the Authorization
  * header, not the hmac secret of the ini, not a password in a body or a database URL.
  */
+import {existsSync} from 'node:fs'
+
 import {afterEach, describe, expect, test} from 'vitest'
 
 import {createBackends} from '../../src/lib/backends.js'
@@ -191,6 +193,38 @@ describe('request.summary', () => {
     expect(JSON.stringify(failure[0])).not.toContain('db-SECRET-5d1c')
     // one line that says it all, without the stack every request of the outage would repeat
     expect(failure[0].Fields.msg).toMatch(/^Cannot connect to PostgreSQL at 127\.0\.0\.1:1, database kinto as kinto: connection refused/)
+    expect(JSON.stringify(failure[0])).not.toMatch(/\n\s+at |stack|traceback/i)
+  })
+
+  test('an attachment folder that cannot be written: a 500 and one line naming folder and reason, without the stack', async () => {
+    // sysfs: a folder nobody (root included) may create files or folders in
+    const base = '/sys/kernel/kinto-attachments-test'
+    if (!existsSync('/sys/kernel')) {
+      console.log('SKIPPED: no /sys/kernel here (a folder root may not write)')
+      return
+    }
+    const {app, lines} = setup({
+      'kinto.includes': 'kinto_attachment',
+      'kinto.bucket_create_principals': 'system.Authenticated',
+      'kinto.attachment.base_path': base,
+      'kinto.attachment.base_url': 'http://localhost/files/',
+    })
+    const json = {authorization: auth, 'content-type': 'application/json'}
+    expect((await app.inject({method: 'PUT', url: '/v1/buckets/b', headers: json})).statusCode).toBe(201)
+    expect((await app.inject({method: 'PUT', url: '/v1/buckets/b/collections/c', headers: json})).statusCode).toBe(201)
+    const boundary = 'kinto-test-boundary'
+    const payload = [`--${boundary}`, 'Content-Disposition: form-data; name="attachment"; filename="a.txt"', 'Content-Type: text/plain', '', 'hello', `--${boundary}--`, ''].join('\r\n')
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/buckets/b/collections/c/records/r/attachment',
+      headers: {authorization: auth, 'content-type': `multipart/form-data; boundary=${boundary}`, 'x-request-id': 'req-store'},
+      payload,
+    })
+    expect(res.statusCode, res.body).toBe(500)
+    expect(res.json()).toMatchObject({code: 500, errno: 999, error: 'Internal Server Error'})
+    const failure = lines().filter((l) => l.Type === 'kinto' && l.Fields.rid === 'req-store')
+    expect(failure).toHaveLength(1)
+    expect(failure[0].Fields.msg).toBe('Cannot store the attachment in /sys/kernel/kinto-attachments-test: permission denied.')
     expect(JSON.stringify(failure[0])).not.toMatch(/\n\s+at |stack|traceback/i)
   })
 

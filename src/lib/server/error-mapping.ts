@@ -30,6 +30,9 @@ export interface ErrorMappingOptions {
   settings: Settings
 }
 
+/** Failures answered 500 whose message says all an operator needs (logged without their stack). */
+const OPERATOR_CONDITIONS = new Set(['KINTO_ATTACHMENT_STORE_FAILED'])
+
 /** The HTTP error a failure is answered with. */
 export function httpErrorFor(err: unknown, req: KintoRequest, options: ErrorMappingOptions): HttpError {
   const {logger, retryAfter} = options
@@ -56,7 +59,10 @@ export function httpErrorFor(err: unknown, req: KintoRequest, options: ErrorMapp
     else logger.error(fields, (err as Error).message)
     return serviceUnavailable(retryAfter)
   }
-  logger.error({rid: req.scope?.rid, err, path: req.path, method: req.method, errno: ERRNO.UNDEFINED}, (err as Error)?.message ?? String(err))
+  // A condition of the machine that the message says whole (an attachment folder that cannot be
+  // written): its stack, the same for every request until the operator acts, is left out.
+  const condition = isKintoError(err) && OPERATOR_CONDITIONS.has(err.code)
+  logger.error({rid: req.scope?.rid, ...(condition ? {} : {err}), path: req.path, method: req.method, errno: ERRNO.UNDEFINED}, (err as Error)?.message ?? String(err))
   return internalError(asString(options.settings, 'error_info_link') ?? '')
 }
 

@@ -13,11 +13,25 @@ import {Transform, type Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {createGzip} from 'node:zlib'
 
+import {writeFailureReason} from '../../../config/atomic.js'
+import {KintoError} from '../../../errors.js'
 import type {ResourceOptions} from './settings.js'
 
 /** Folder mode: others may read and traverse (a web server serves base_path), nobody else writes. */
 const FOLDER_MODE = 0o755
 const FILE_MODE = 0o644
+
+/**
+ * KINTO_ATTACHMENT_STORE_FAILED for a file that could not be stored because of the folder or its
+ * disk (permissions, a read-only or full file system), or undefined for any other error. The
+ * operator's problem, said whole in one line: the server logs it without a stack (error-mapping.ts),
+ * once per failing upload, and answers the client's 500 as upstream.
+ */
+export function storeFailure(err: unknown, folder: string): KintoError | undefined {
+  const reason = writeFailureReason(err)
+  if (!reason) return undefined
+  return new KintoError(`Cannot store the attachment in ${folder}: ${reason}.`, {code: 'KINTO_ATTACHMENT_STORE_FAILED', cause: err})
+}
 
 export class FileTooLargeError extends Error {
   constructor(
@@ -110,6 +124,14 @@ export class LocalStore {
    * file removed and a FileTooLargeError thrown with the full size.
    */
   async write(source: Readable, folder: string, maxSize: number): Promise<WrittenFile> {
+    try {
+      return await this.writeTemp(source, folder, maxSize)
+    } catch (err) {
+      throw storeFailure(err, this.resolve(folder)) ?? err
+    }
+  }
+
+  private async writeTemp(source: Readable, folder: string, maxSize: number): Promise<WrittenFile> {
     const dir = await this.ensureFolder(folder)
     const tempPath = path.join(dir, `.upload-${randomUUID()}.tmp`)
     const fh = await open(tempPath, 'wx', FILE_MODE)

@@ -8,6 +8,7 @@
 import path from 'node:path'
 import type {Readable} from 'node:stream'
 
+import {isKintoError} from '../../../errors.js'
 import {ERRNO, HttpError, invalid, requestTooLarge} from '../../errors.js'
 import type {AttachmentSettings, ResourceOptions} from './settings.js'
 import {FileTooLargeError, type LocalStore, type WrittenFile} from './store.js'
@@ -172,7 +173,8 @@ async function removeTemp(store: LocalStore, file: ReceivedFile | undefined): Pr
 
 /** A failure of the multipart parser itself (malformed body, client gone): 400 as upstream. */
 function multipartError(err: unknown): unknown {
-  if (err instanceof HttpError) return err
+  // Ours (the store's KINTO_ATTACHMENT_STORE_FAILED): not the parser's.
+  if (err instanceof HttpError || isKintoError(err)) return err
   const e = err as {code?: string; message?: string; statusCode?: number}
   if (typeof e?.code === 'string' && e.code.startsWith('FST_') && e.statusCode === 413) return requestTooLarge()
   if (typeof e?.code === 'string' && e.code.startsWith('FST_')) return new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: e.message})
