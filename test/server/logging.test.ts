@@ -194,6 +194,38 @@ describe('request.summary', () => {
     expect(JSON.stringify(failure[0])).not.toMatch(/\n\s+at |stack|traceback/i)
   })
 
+  test('a heartbeat check past heartbeat_timeout_seconds is named in the log, as upstream names it', async () => {
+    const {app, lines} = setup({'kinto.heartbeat_timeout_seconds': '0.2'})
+    await app.ready()
+    app.kinto.heartbeats.set('slow', () => new Promise(() => {}))
+    const res = await app.inject({method: 'GET', url: '/v1/__heartbeat__', headers: {'x-request-id': 'hb-slow'}})
+    expect(res.statusCode).toBe(503)
+    const errors = lines().filter((l) => l.Type === 'kinto' && l.Fields.rid === 'hb-slow' && l.Severity === 3)
+    // one line per check still running (upstream: "'cache' heartbeat has exceeded timeout of 0.2 seconds.")
+    expect(errors.map((l) => l.Fields.msg)).toEqual(["'slow' heartbeat has exceeded timeout of 0.2 seconds."])
+  }, 5000)
+
+  test('a heartbeat that cannot reach the database logs one line naming the check, without the stack', async () => {
+    const url = 'postgresql://kinto:db-SECRET-5d1c@127.0.0.1:1/kinto'
+    const {app, lines} = setup({
+      'kinto.storage_backend': 'kinto.core.storage.postgresql',
+      'kinto.storage_url': url,
+      'kinto.permission_backend': 'kinto.core.permission.postgresql',
+      'kinto.permission_url': url,
+    })
+    const res = await app.inject({method: 'GET', url: '/v1/__heartbeat__', headers: {'x-request-id': 'hb-db-down'}})
+    expect(res.statusCode).toBe(503)
+    expect(JSON.parse(res.body)).toEqual({storage: false, permission: false, cache: true})
+    const failed = lines().filter((l) => l.Type === 'kinto' && l.Fields.rid === 'hb-db-down' && l.Severity === 3)
+    expect(failed.map((l) => l.Fields.msg).sort()).toEqual(["'permission' heartbeat failed.", "'storage' heartbeat failed."])
+    for (const line of failed) {
+      expect(line.Fields.reason).toMatch(/^Cannot connect to PostgreSQL at 127\.0\.0\.1:1, database kinto as kinto: connection refused/)
+      // what a load balancer polling every second during an outage would otherwise repeat
+      expect(JSON.stringify(line)).not.toMatch(/\n\s+at |stack|traceback/i)
+      expect(JSON.stringify(line)).not.toContain('db-SECRET-5d1c')
+    }
+  })
+
   test('the start-up and runtime messages go to the kinto logger', async () => {
     const {app, lines} = setup({'kinto.includes': 'kinto.plugins.quotas'})
     await app.ready()
