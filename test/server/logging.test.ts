@@ -62,11 +62,12 @@ afterEach(async () => {
   for (const close of closers.splice(0)) await close()
 })
 
-function setup(raw: Record<string, string> = {}, level = 'INFO') {
+function setup(raw: Record<string, string> = {}, level = 'INFO', patch?: (backends: ReturnType<typeof createBackends>) => void) {
   const out: string[] = []
   const logging = new KintoLogging(loggingPlan(parseIni(jsonIni(level))), {projectName: 'kinto', stdout: {write: (s: string) => void out.push(s)}})
   const settings = buildSettings({'kinto.userid_hmac_secret': HMAC_SECRET, ...raw}, {})
   const backends = createBackends(settings)
+  patch?.(backends)
   const app = createApp({settings, backends, logger: logging.root, bodyLimit: 4096})
   closers.push(async () => {
     await app.close()
@@ -192,6 +193,26 @@ describe('request.summary', () => {
     // one line that says it all, without the stack every request of the outage would repeat
     expect(failure[0].Fields.msg).toMatch(/^Cannot connect to PostgreSQL at 127\.0\.0\.1:1, database kinto as kinto: connection refused/)
     expect(JSON.stringify(failure[0])).not.toMatch(/\n\s+at |stack|traceback/i)
+  })
+
+  test('an unexpected error (500) is logged ERROR with path, method, querystring and errno, as upstream', async () => {
+    const {app, lines} = setup({}, 'INFO', (backends) => {
+      const transaction = backends.transaction.bind(backends)
+      backends.transaction = (fn) =>
+        transaction((tx) => {
+          const storage = Object.create(tx.storage) as typeof tx.storage
+          storage.create = async () => {
+            throw new TypeError('storage bug')
+          }
+          return fn({...tx, storage})
+        })
+    })
+    const res = await app.inject({method: 'PUT', url: '/v1/buckets/b1?_since=5&has_title=true', headers: {authorization: auth, 'x-request-id': 'req-500'}})
+    expect(res.statusCode).toBe(500)
+    const failure = lines().filter((l) => l.Type === 'kinto' && l.Fields.rid === 'req-500' && l.Severity === 3)
+    expect(failure).toHaveLength(1)
+    expect(failure[0].Fields).toMatchObject({path: '/v1/buckets/b1', method: 'PUT', errno: 999, querystring: {_since: '5', has_title: 'true'}, msg: 'storage bug'})
+    expect(failure[0].Fields.traceback).toMatch(/TypeError: storage bug/)
   })
 
   test('a heartbeat check past heartbeat_timeout_seconds is named in the log, as upstream names it', async () => {
