@@ -195,6 +195,19 @@ describe('request.summary', () => {
     expect(JSON.stringify(failure[0])).not.toMatch(/\n\s+at |stack|traceback/i)
   })
 
+  test("the default bucket's inner request is no batch sub-request: one request.summary, no subrequest.summary (as upstream)", async () => {
+    const {app, lines} = setup({'kinto.includes': 'kinto.plugins.default_bucket'})
+    const headers = {authorization: auth, 'x-request-id': 'req-default'}
+    expect((await app.inject({method: 'PUT', url: '/v1/buckets/default/collections/c1', headers})).statusCode).toBe(201)
+    expect((await app.inject({method: 'GET', url: '/v1/buckets/default/collections/c1/records', headers})).statusCode).toBe(200)
+    const mine = lines().filter((l) => l.Fields.rid === 'req-default')
+    expect(mine.map((l) => [l.Type, l.Fields.method, l.Fields.path])).toEqual([
+      ['request.summary', 'PUT', '/v1/buckets/default/collections/c1'],
+      ['request.summary', 'GET', '/v1/buckets/default/collections/c1/records'],
+    ])
+    expect(mine.every((l) => l.Fields.batch_size === undefined)).toBe(true)
+  })
+
   test('an unexpected error (500) is logged ERROR with path, method, querystring and errno, as upstream', async () => {
     const {app, lines} = setup({}, 'INFO', (backends) => {
       const transaction = backends.transaction.bind(backends)

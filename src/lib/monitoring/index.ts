@@ -141,10 +141,13 @@ export class Monitoring {
 
   private subrequest({parent, req, response, elapsedMs}: SubrequestEvent): void {
     const scope = parent.req.scope
-    if (scope && scope.batchSize === undefined) scope.batchSize = batchSize(parent)
+    // upstream's subrequest.summary is the batch's: the inner requests of the default bucket and of
+    // attachments are told by their own request's summary line.
+    const batch = parent.service?.name === 'batch'
+    if (batch && scope && scope.batchSize === undefined) scope.batchSize = batchSize(parent)
     // upstream's subrequest.summary: the batch's own context, with the sub-request's path and method.
     const fields = summaryFields(parent.req, undefined, parent, undefined, scope, req)
-    this.writeSubrequest(fields)
+    if (batch) this.writeSubrequest(fields)
     if (this.responseMetrics) this.emitMetrics({
       method: req.method,
       path: req.path,
