@@ -309,6 +309,22 @@ describe('Sentry', () => {
     expect(sink.raw.join('\n')).not.toContain(PASSWORD)
   }, 60_000)
 
+  test("SENTRY_RELEASE and SENTRY_ENVIRONMENT, which upstream's SDK reads, set the release and the environment", async () => {
+    const sink = await ingest()
+    closers.push(() => new Promise((r) => sink.server.close(() => r())))
+    vi.stubEnv('SENTRY_RELEASE', 'kinto@9.9.9-qa')
+    vi.stubEnv('SENTRY_ENVIRONMENT', 'stage-qa')
+    closers.push(async () => void vi.unstubAllEnvs())
+    const settings = buildSettings({'kinto.userid_hmac_secret': HMAC_SECRET, 'kinto.sentry_dsn': sink.dsn}, {})
+    const backends = createBackends(settings)
+    closers.push(() => backends.close())
+    const app = createApp({settings, backends})
+    await app.close()
+    const events = sink.envelopes.flatMap((e) => e.items.filter((i) => i.header.type === 'event').map((i) => i.payload as any))
+    expect(events.length).toBeGreaterThan(0)
+    for (const event of events) expect([event.release, event.environment]).toEqual(['kinto@9.9.9-qa', 'stage-qa'])
+  }, 60_000)
+
   test('once the app is built, the start-up event upstream documents as the setup check', async () => {
     const sink = await ingest()
     closers.push(() => new Promise((r) => sink.server.close(() => r())))
