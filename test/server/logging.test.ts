@@ -64,11 +64,12 @@ afterEach(async () => {
   for (const close of closers.splice(0)) await close()
 })
 
-function setup(raw: Record<string, string> = {}, level = 'INFO') {
+function setup(raw: Record<string, string> = {}, level = 'INFO', patch?: (backends: ReturnType<typeof createBackends>) => void) {
   const out: string[] = []
   const logging = new KintoLogging(loggingPlan(parseIni(jsonIni(level))), {projectName: 'kinto', stdout: {write: (s: string) => void out.push(s)}})
   const settings = buildSettings({'kinto.userid_hmac_secret': HMAC_SECRET, ...raw}, {})
   const backends = createBackends(settings)
+  patch?.(backends)
   const app = createApp({settings, backends, logger: logging.root, bodyLimit: 4096})
   closers.push(async () => {
     await app.close()
@@ -226,6 +227,71 @@ describe('request.summary', () => {
     expect(failure).toHaveLength(1)
     expect(failure[0].Fields.msg).toBe('Cannot store the attachment in /sys/kernel/kinto-attachments-test: permission denied.')
     expect(JSON.stringify(failure[0])).not.toMatch(/\n\s+at |stack|traceback/i)
+  })
+
+  test("the default bucket's inner request is no batch sub-request: one request.summary, no subrequest.summary (as upstream)", async () => {
+    const {app, lines} = setup({'kinto.includes': 'kinto.plugins.default_bucket'})
+    const headers = {authorization: auth, 'x-request-id': 'req-default'}
+    expect((await app.inject({method: 'PUT', url: '/v1/buckets/default/collections/c1', headers})).statusCode).toBe(201)
+    expect((await app.inject({method: 'GET', url: '/v1/buckets/default/collections/c1/records', headers})).statusCode).toBe(200)
+    const mine = lines().filter((l) => l.Fields.rid === 'req-default')
+    expect(mine.map((l) => [l.Type, l.Fields.method, l.Fields.path])).toEqual([
+      ['request.summary', 'PUT', '/v1/buckets/default/collections/c1'],
+      ['request.summary', 'GET', '/v1/buckets/default/collections/c1/records'],
+    ])
+    expect(mine.every((l) => l.Fields.batch_size === undefined)).toBe(true)
+  })
+
+  test('an unexpected error (500) is logged ERROR with path, method, querystring and errno, as upstream', async () => {
+    const {app, lines} = setup({}, 'INFO', (backends) => {
+      const transaction = backends.transaction.bind(backends)
+      backends.transaction = (fn) =>
+        transaction((tx) => {
+          const storage = Object.create(tx.storage) as typeof tx.storage
+          storage.create = async () => {
+            throw new TypeError('storage bug')
+          }
+          return fn({...tx, storage})
+        })
+    })
+    const res = await app.inject({method: 'PUT', url: '/v1/buckets/b1?_since=5&has_title=true', headers: {authorization: auth, 'x-request-id': 'req-500'}})
+    expect(res.statusCode).toBe(500)
+    const failure = lines().filter((l) => l.Type === 'kinto' && l.Fields.rid === 'req-500' && l.Severity === 3)
+    expect(failure).toHaveLength(1)
+    expect(failure[0].Fields).toMatchObject({path: '/v1/buckets/b1', method: 'PUT', errno: 999, querystring: {_since: '5', has_title: 'true'}, msg: 'storage bug'})
+    expect(failure[0].Fields.traceback).toMatch(/TypeError: storage bug/)
+  })
+
+  test('a heartbeat check past heartbeat_timeout_seconds is named in the log, as upstream names it', async () => {
+    const {app, lines} = setup({'kinto.heartbeat_timeout_seconds': '0.2'})
+    await app.ready()
+    app.kinto.heartbeats.set('slow', () => new Promise(() => {}))
+    const res = await app.inject({method: 'GET', url: '/v1/__heartbeat__', headers: {'x-request-id': 'hb-slow'}})
+    expect(res.statusCode).toBe(503)
+    const errors = lines().filter((l) => l.Type === 'kinto' && l.Fields.rid === 'hb-slow' && l.Severity === 3)
+    // one line per check still running (upstream: "'cache' heartbeat has exceeded timeout of 0.2 seconds.")
+    expect(errors.map((l) => l.Fields.msg)).toEqual(["'slow' heartbeat has exceeded timeout of 0.2 seconds."])
+  }, 5000)
+
+  test('a heartbeat that cannot reach the database logs one line naming the check, without the stack', async () => {
+    const url = 'postgresql://kinto:db-SECRET-5d1c@127.0.0.1:1/kinto'
+    const {app, lines} = setup({
+      'kinto.storage_backend': 'kinto.core.storage.postgresql',
+      'kinto.storage_url': url,
+      'kinto.permission_backend': 'kinto.core.permission.postgresql',
+      'kinto.permission_url': url,
+    })
+    const res = await app.inject({method: 'GET', url: '/v1/__heartbeat__', headers: {'x-request-id': 'hb-db-down'}})
+    expect(res.statusCode).toBe(503)
+    expect(JSON.parse(res.body)).toEqual({storage: false, permission: false, cache: true})
+    const failed = lines().filter((l) => l.Type === 'kinto' && l.Fields.rid === 'hb-db-down' && l.Severity === 3)
+    expect(failed.map((l) => l.Fields.msg).sort()).toEqual(["'permission' heartbeat failed.", "'storage' heartbeat failed."])
+    for (const line of failed) {
+      expect(line.Fields.reason).toMatch(/^Cannot connect to PostgreSQL at 127\.0\.0\.1:1, database kinto as kinto: connection refused/)
+      // what a load balancer polling every second during an outage would otherwise repeat
+      expect(JSON.stringify(line)).not.toMatch(/\n\s+at |stack|traceback/i)
+      expect(JSON.stringify(line)).not.toContain('db-SECRET-5d1c')
+    }
   })
 
   test('the start-up and runtime messages go to the kinto logger', async () => {

@@ -48,6 +48,32 @@ describe('kinto.plugins.prometheus', () => {
     expect(text).toMatch(/^kinto_request_size_sum\{method="put",endpoint="bucket-object",bucket_id="b1",collection_id="",group_id="",record_id=""\} [1-9]\d*$/m)
   })
 
+  test("paths outside /v1 are labelled with upstream's route, redirect_to_version; other redirects unnamed, 404s unknown", async () => {
+    const a = app({'kinto.includes': 'kinto.plugins.prometheus'})
+    const req = client(a, null)
+    expect((await req('GET', '/')).status).toBe(307)
+    expect((await req('GET', '/buckets/b1?_since=1')).status).toBe(307)
+    expect((await req('OPTIONS', '/buckets')).status).toBe(200)
+    expect((await req('GET', '/v1/buckets/')).status).toBe(307)
+    expect((await req('GET', '/v2/buckets')).status).toBe(404)
+    const text = (await req('GET', '/v1/__metrics__')).raw
+    const summary = (method: string, endpoint: string, status: number) =>
+      new RegExp(`^kinto_request_summary_total\\{method="${method}",endpoint="${endpoint}",bucket_id="",collection_id="",group_id="",record_id="",status="${status}"\\} (\\d+)$`, 'm')
+    expect(text.match(summary('get', 'redirect_to_version', 307))?.[1]).toBe('2')
+    expect(text.match(summary('options', 'redirect_to_version', 200))?.[1]).toBe('1')
+    expect(text.match(summary('get', 'unnamed', 307))?.[1]).toBe('1')
+    expect(text.match(summary('get', 'unknown', 404))?.[1]).toBe('1')
+  })
+
+  test('without the version redirect, a path outside /v1 is a 404: unknown', async () => {
+    const a = app({'kinto.includes': 'kinto.plugins.prometheus', 'kinto.version_prefix_redirect_enabled': 'false'})
+    const req = client(a, null)
+    expect((await req('GET', '/buckets')).status).toBe(404)
+    const text = (await req('GET', '/v1/__metrics__')).raw
+    expect(text).toMatch(/^kinto_request_summary_total\{method="get",endpoint="unknown",[^}]*status="404"\} 1$/m)
+    expect(text).not.toMatch(/redirect_to_version/)
+  })
+
   test('anonymous CORS preflights for made-up ids make no new series', async () => {
     const a = app({'kinto.includes': 'kinto.plugins.prometheus'})
     const req = client(a, null)

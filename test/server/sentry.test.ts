@@ -269,6 +269,62 @@ describe('Sentry', () => {
     expect(sink.raw.join('\n')).not.toContain(PASSWORD)
   }, 60_000)
 
+  test('with the logs on (as kinto start runs), an unreachable database is still one event per request, and a heartbeat probe one per check', async () => {
+    const sink = await ingest()
+    closers.push(() => new Promise((r) => sink.server.close(() => r())))
+    const url = `postgresql://kinto:${PASSWORD}@127.0.0.1:1/kinto`
+    const logging = new KintoLogging(loggingPlan(parseIni(jsonIni())), {projectName: 'kinto', stdout: {write: () => true}})
+    const settings = buildSettings(
+      {
+        'kinto.userid_hmac_secret': HMAC_SECRET,
+        'kinto.sentry_dsn': sink.dsn,
+        'kinto.storage_backend': 'kinto.core.storage.postgresql',
+        'kinto.storage_url': url,
+        'kinto.permission_backend': 'kinto.core.permission.postgresql',
+        'kinto.permission_url': url,
+      },
+      {},
+    )
+    const backends = createBackends(settings)
+    closers.push(() => backends.close())
+    const app = createApp({settings, backends, logger: logging.root})
+    const basic = `Basic ${Buffer.from(`alice:${PASSWORD}`).toString('base64')}`
+    const res = await app.inject({method: 'PUT', url: '/v1/buckets/b1', headers: {authorization: basic, 'x-request-id': 'req-db-down'}})
+    expect(res.statusCode).toBe(503)
+    app.kinto.heartbeats.set('broken', async () => {
+      throw new Error('attachments folder is gone')
+    })
+    const heartbeat = await app.inject({method: 'GET', url: '/v1/__heartbeat__', headers: {'x-request-id': 'req-hb-down'}})
+    expect(heartbeat.statusCode).toBe(503)
+    await app.close()
+    const events = sink.envelopes.flatMap((e) => e.items.filter((i) => i.header.type === 'event').map((i) => i.payload as any))
+    const summary = JSON.stringify(events.map((e) => [e.tags?.request_id, e.message ?? e.exception?.values?.[0]?.value]))
+    // the exception, once: its CRITICAL log line is the same failure, not a second event
+    const reported = events.filter((e) => e.tags?.request_id === 'req-db-down')
+    expect(reported, summary).toHaveLength(1)
+    expect(reported[0].exception.values[0].value).toMatch(/Cannot connect to PostgreSQL/)
+    // a heartbeat's failing checks are ERROR records (upstream's "Heartbeat Error" events), one per check
+    const probes = events.filter((e) => e.tags?.request_id === 'req-hb-down')
+    expect(probes.map((e) => e.message).sort(), summary).toEqual(["'broken' heartbeat failed.", "'permission' heartbeat failed.", "'storage' heartbeat failed."])
+    expect(sink.raw.join('\n')).not.toContain(PASSWORD)
+  }, 60_000)
+
+  test("SENTRY_RELEASE and SENTRY_ENVIRONMENT, which upstream's SDK reads, set the release and the environment", async () => {
+    const sink = await ingest()
+    closers.push(() => new Promise((r) => sink.server.close(() => r())))
+    vi.stubEnv('SENTRY_RELEASE', 'kinto@9.9.9-qa')
+    vi.stubEnv('SENTRY_ENVIRONMENT', 'stage-qa')
+    closers.push(async () => void vi.unstubAllEnvs())
+    const settings = buildSettings({'kinto.userid_hmac_secret': HMAC_SECRET, 'kinto.sentry_dsn': sink.dsn}, {})
+    const backends = createBackends(settings)
+    closers.push(() => backends.close())
+    const app = createApp({settings, backends})
+    await app.close()
+    const events = sink.envelopes.flatMap((e) => e.items.filter((i) => i.header.type === 'event').map((i) => i.payload as any))
+    expect(events.length).toBeGreaterThan(0)
+    for (const event of events) expect([event.release, event.environment]).toEqual(['kinto@9.9.9-qa', 'stage-qa'])
+  }, 60_000)
+
   test('once the app is built, the start-up event upstream documents as the setup check', async () => {
     const sink = await ingest()
     closers.push(() => new Promise((r) => sink.server.close(() => r())))

@@ -18,7 +18,7 @@ import type {RequestContext} from '../server/context.js'
 import type {ResponseEvent, RuntimeHooks, SubrequestEvent} from '../server/hooks.js'
 import type {KintoRequest, KintoResponse} from '../server/types.js'
 import {isoNow} from '../time-text.js'
-import {ResponseMetrics, subscribeTimers, type ResponseFacts, type RouteOf} from './instrument.js'
+import {ResponseMetrics, subscribeTimers, type ResponseFacts, type RouteOf, type NamedRouteOf} from './instrument.js'
 import {loggingOf, SUBREQUEST_LOGGER, SUMMARY_LOGGER} from './logging.js'
 import {FanoutMetrics, StatsdMetrics, type Metrics} from './metrics.js'
 import {prometheusEnabled, prometheusFor} from './prometheus.js'
@@ -89,8 +89,8 @@ export class Monitoring {
   }
 
   /** Once the runtime's services are known (the app is built): per-response metrics need its routes. */
-  attach(route: RouteOf): void {
-    if (this.metrics) this.responseMetrics = new ResponseMetrics(route, this.metrics, this.options.settings)
+  attach(route: RouteOf, namedRoute?: NamedRouteOf): void {
+    if (this.metrics) this.responseMetrics = new ResponseMetrics(route, this.metrics, this.options.settings, namedRoute)
     this.sentry?.started()
   }
 
@@ -141,10 +141,13 @@ export class Monitoring {
 
   private subrequest({parent, req, response, elapsedMs}: SubrequestEvent): void {
     const scope = parent.req.scope
-    if (scope && scope.batchSize === undefined) scope.batchSize = batchSize(parent)
+    // upstream's subrequest.summary is the batch's: the inner requests of the default bucket and of
+    // attachments are told by their own request's summary line.
+    const batch = parent.service?.name === 'batch'
+    if (batch && scope && scope.batchSize === undefined) scope.batchSize = batchSize(parent)
     // upstream's subrequest.summary: the batch's own context, with the sub-request's path and method.
     const fields = summaryFields(parent.req, undefined, parent, undefined, scope, req)
-    this.writeSubrequest(fields)
+    if (batch) this.writeSubrequest(fields)
     if (this.responseMetrics) this.emitMetrics({
       method: req.method,
       path: req.path,

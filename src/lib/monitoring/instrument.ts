@@ -55,6 +55,9 @@ export function subscribeTimers(hooks: RuntimeHooks, metrics: Metrics): void {
 /** The service and route params serving a decoded path, or null (404, redirects). */
 export type RouteOf = (path: string) => {service: Service; params: Record<string, string>} | null
 
+/** The name of the plain route (no service) serving a path, or null: upstream's `redirect_to_version`. */
+export type NamedRouteOf = (path: string) => string | null
+
 export interface ResponseFacts {
   /** Upper-case method. */
   method: string
@@ -80,6 +83,7 @@ export class ResponseMetrics {
     private readonly route: RouteOf,
     private readonly metrics: Metrics,
     settings: Settings,
+    private readonly namedRoute?: NamedRouteOf,
   ) {
     this.matchdictFields = asList(settings, 'metrics_matchdict_fields')
   }
@@ -98,7 +102,9 @@ export class ResponseMetrics {
     // id without being authenticated: each made new series, without bound.
     const params: Record<string, string> = facts.status >= 400 || facts.method === 'OPTIONS' || !match ? {} : {...match.params}
     if (match?.service.resourceName) params[`${match.service.resourceName}_id`] = params.id ?? ''
-    const endpoint = match ? match.service.name : facts.status === 404 ? 'unknown' : 'unnamed'
+    // upstream: the service's name, else the matched route's (redirect_to_version), else unnamed
+    // (trailing-slash redirects) or unknown (404).
+    const endpoint = match ? match.service.name : (this.namedRoute?.(facts.path) ?? (facts.status === 404 ? 'unknown' : 'unnamed'))
     const labels: Label[] = [
       ['method', facts.method.toLowerCase()],
       ['endpoint', endpoint],

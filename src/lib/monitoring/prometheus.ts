@@ -17,7 +17,7 @@
  * `prometheus_disabled_metrics` lists names (with or without the prefix) never exported.
  *
  * With `--workers N` each worker keeps its own registry; the worker answering a scrape asks the
- * primary, which gathers every worker's (prom-client's AggregatorRegistry over the cluster IPC
+ * primary, which gathers the serving workers' (prom-client's protocol over the cluster IPC
  * channel) and sums them: one scrape shows the whole server.
  */
 import cluster from 'node:cluster'
@@ -350,15 +350,94 @@ async function scrapeText(metrics: PrometheusMetrics): Promise<string> {
   })
 }
 
+/** prom-client's own messages between a primary and its workers' AggregatorRegistry listeners. */
+const WORKER_METRICS_REQ = 'prom-client:getMetricsReq'
+const WORKER_METRICS_RES = 'prom-client:getMetricsRes'
+/** How long the primary waits for the workers: below the scraping worker's own wait. */
+const GATHER_TIMEOUT_MS = SCRAPE_TIMEOUT_MS - 1000
+
+/** A worker as the primary sees it (node:cluster's Worker). */
+export interface RelayWorker {
+  send(msg: unknown): unknown
+  isConnected(): boolean
+  once(event: 'exit', listener: () => void): unknown
+  off(event: 'exit', listener: () => void): unknown
+}
+
+interface Gathering {
+  waiting: Set<RelayWorker>
+  parts: unknown[]
+  timer: NodeJS.Timeout
+  /** Removes the exit listeners this gathering added. */
+  cleanups: Array<() => void>
+  settle(error: Error | null): void
+}
+
 /**
  * In the primary of `--workers N` with Prometheus on: a handler of worker messages answering
- * scrape requests with every worker's metrics summed. Returns null when Prometheus is off.
+ * scrape requests with the metrics of the workers that serve, summed (`serving()`: those
+ * listening, retiring ones included until they exit). Returns null when Prometheus is off.
+ *
+ * prom-client's `clusterMetrics()` asked every forked worker, including one still starting
+ * during a rolling restart (SIGUSR2) or after a crash: it answers nothing until it has loaded,
+ * so scrapes then waited 5 s and failed (503, a target down on every deployment). A worker that
+ * does not serve yet has counted no request; one that exits while asked is not waited for.
  */
-export function primaryScrapeRelay(settings: Settings): ((worker: {send(msg: unknown): unknown}, msg: unknown) => boolean) | null {
+export function primaryScrapeRelay(settings: Settings, serving: () => Iterable<RelayWorker>): ((worker: RelayWorker, msg: unknown) => boolean) | null {
   if (!prometheusEnabled(settings)) return null
-  const aggregator = new (promClient().AggregatorRegistry)()
+  const {AggregatorRegistry} = promClient()
+  const gatherings = new Map<number, Gathering>()
+  let ids = 0
+
+  const gather = (): Promise<string> => {
+    const workers = [...serving()].filter((w) => w.isConnected())
+    if (workers.length === 0) return Promise.resolve('')
+    const id = ++ids
+    return new Promise<string>((resolve, reject) => {
+      const gathering: Gathering = {
+        waiting: new Set(workers),
+        parts: [],
+        cleanups: [],
+        timer: setTimeout(() => gathering.settle(new Error(`${gathering.waiting.size} of ${workers.length} workers did not send their metrics within ${GATHER_TIMEOUT_MS / 1000} s.`)), GATHER_TIMEOUT_MS),
+        settle: (error) => {
+          if (!gatherings.delete(id)) return
+          clearTimeout(gathering.timer)
+          for (const cleanup of gathering.cleanups) cleanup()
+          if (error) reject(error)
+          else AggregatorRegistry.aggregate(gathering.parts as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics().then(resolve, reject)
+        },
+      }
+      gatherings.set(id, gathering)
+      for (const worker of workers) {
+        const gone = () => {
+          if (!gathering.waiting.delete(worker)) return
+          if (gathering.waiting.size === 0) gathering.settle(null)
+        }
+        worker.once('exit', gone)
+        gathering.cleanups.push(() => worker.off('exit', gone))
+        try {
+          worker.send({type: WORKER_METRICS_REQ, requestId: id})
+        } catch {
+          gone()
+        }
+      }
+    })
+  }
+
   return (worker, msg) => {
-    const request = msg as ScrapeRequest | null
+    const message = msg as (ScrapeRequest & {type?: undefined}) | {type: string; requestId: number; metrics?: unknown[]; error?: string} | null
+    if (message?.type === WORKER_METRICS_RES) {
+      const gathering = gatherings.get(message.requestId)
+      // Late (after the timeout) or not ours: nothing waits for it.
+      if (!gathering || !gathering.waiting.delete(worker)) return true
+      if (message.error !== undefined) gathering.settle(new Error(message.error))
+      else {
+        gathering.parts.push(...(message.metrics ?? []))
+        if (gathering.waiting.size === 0) gathering.settle(null)
+      }
+      return true
+    }
+    const request = message as ScrapeRequest | null
     if (request?.kind !== 'kinto-metrics-request') return false
     const reply = (answer: ScrapeResponse) => {
       try {
@@ -367,7 +446,7 @@ export function primaryScrapeRelay(settings: Settings): ((worker: {send(msg: unk
         // The worker is gone: nobody waits for the answer.
       }
     }
-    aggregator.clusterMetrics().then(
+    gather().then(
       (text) => reply({kind: 'kinto-metrics-response', id: request.id, text}),
       (err: Error) => reply({kind: 'kinto-metrics-response', id: request.id, error: err.message}),
     )

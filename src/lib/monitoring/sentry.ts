@@ -189,7 +189,9 @@ export function startSentry(settings: Settings, hooks: RuntimeHooks, logging: Ki
     const message = typeof fields.msg === 'string' ? fields.msg : loggerName
     // Summaries are the request log, not events: breadcrumbs only. A request's unexpected error
     // is logged (with its rid) and reported by the error hook, with the request's details: once.
-    const requestError = fields.error !== undefined && fields.rid !== undefined
+    // Such a record carries the errno of the answer (error-mapping.ts; an unreachable database's
+    // has no `error`). Other errors of a request (a failing heartbeat check) are events, as upstream.
+    const requestError = fields.rid !== undefined && fields.errno !== undefined
     if (level >= eventsMin && loggerName !== 'request.summary' && loggerName !== 'subrequest.summary' && !requestError) {
       Sentry.withScope((scope) => {
         if (typeof fields.rid === 'string') scope.setTag('request_id', fields.rid)

@@ -47,6 +47,8 @@ export class Primary {
   private readonly crashes: number[] = []
   /** kinto.plugins.prometheus: a worker answering a scrape asks here for every worker's metrics. */
   private scrapeRelay: ReturnType<typeof primaryScrapeRelay> = null
+  /** Workers that listen (until they exit): a scrape sums theirs, never waits for one starting. */
+  private readonly serving = new Set<Worker>()
   private readonly done: Promise<number>
   private resolveDone: (code: number) => void = () => {}
 
@@ -79,7 +81,7 @@ export class Primary {
       workers: this.count,
       version: packageVersion(),
     })
-    this.scrapeRelay = primaryScrapeRelay(config.settings)
+    this.scrapeRelay = primaryScrapeRelay(config.settings, () => this.serving)
     this.signals.on('SIGHUP', () => this.reload(record))
     this.signals.on('SIGUSR2', () => void this.rollingRestart(record))
     cluster.on('listening', (_worker, address) => {
@@ -118,6 +120,9 @@ export class Primary {
     // Once the deployment serves, a new worker must not exit because the database is down.
     const worker = cluster.fork(this.url === null ? {} : {[REPLACEMENT_ENV]: '1'})
     this.current.add(worker)
+    worker.once('listening', () => {
+      if (!worker.isDead()) this.serving.add(worker)
+    })
     worker.on('message', (msg: WorkerMessage) => {
       if (this.scrapeRelay?.(worker, msg)) return
       if (msg?.kind === 'kinto-worker-failed') {
@@ -133,6 +138,7 @@ export class Primary {
   private exited(worker: Worker, code: number | null, signal: string | null): void {
     const {log} = this.options
     this.current.delete(worker)
+    this.serving.delete(worker)
     const wasRetiring = this.retiring.delete(worker)
     const failure = this.failures.get(worker)
     this.failures.delete(worker)

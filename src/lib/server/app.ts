@@ -77,7 +77,10 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
   })
   try {
     parsePlugins(runtime, options.baseDir)
-    monitoring.attach((path) => runtime.route(path))
+    monitoring.attach(
+      (path) => runtime.route(path),
+      (path) => (runtime.redirectsToVersion(path) ? 'redirect_to_version' : null),
+    )
   } catch (err) {
     void monitoring.close()
     throw err

@@ -54,7 +54,7 @@ export function httpErrorFor(err: unknown, req: KintoRequest, options: ErrorMapp
     // its stack, the same for every request of an outage, is left out (tens of thousands of lines
     // for a few seconds under load). Other backend failures keep theirs.
     const unreachable = isKintoError(err) && err.code === 'KINTO_DB_UNREACHABLE'
-    const fields = {rid: req.scope?.rid, ...(unreachable ? {} : {err}), path: req.path, method: req.method, errno: ERRNO.BACKEND}
+    const fields = {rid: req.scope?.rid, ...(unreachable ? {} : {err}), ...requestFields(req), errno: ERRNO.BACKEND}
     if (logger.fatal) logger.fatal(fields, (err as Error).message)
     else logger.error(fields, (err as Error).message)
     return serviceUnavailable(retryAfter)
@@ -62,8 +62,13 @@ export function httpErrorFor(err: unknown, req: KintoRequest, options: ErrorMapp
   // A condition of the machine that the message says whole (an attachment folder that cannot be
   // written): its stack, the same for every request until the operator acts, is left out.
   const condition = isKintoError(err) && OPERATOR_CONDITIONS.has(err.code)
-  logger.error({rid: req.scope?.rid, ...(condition ? {} : {err}), path: req.path, method: req.method, errno: ERRNO.UNDEFINED}, (err as Error)?.message ?? String(err))
+  logger.error({rid: req.scope?.rid, ...(condition ? {} : {err}), ...requestFields(req), errno: ERRNO.UNDEFINED}, (err as Error)?.message ?? String(err))
   return internalError(asString(options.settings, 'error_info_link') ?? '')
+}
+
+/** What upstream's error view logs of the request: path, method and the querystring when there is one. */
+function requestFields(req: KintoRequest): {path: string; method: string; querystring?: Record<string, unknown>} {
+  return {path: req.path, method: req.method, ...(req.rawQuery ? {querystring: Object.fromEntries(req.query)} : {})}
 }
 
 /** A failure of a backend (answered 503 errno 201): a BackendError, or a database that cannot be reached. */

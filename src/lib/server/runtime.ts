@@ -214,12 +214,17 @@ export class Runtime {
     return response
   }
 
+  /** Whether a path is redirected to the current version (upstream's `redirect_to_version` route). */
+  redirectsToVersion(path: string): boolean {
+    return !/^\/v\d+/.test(path) && asBool(this.settings, 'version_prefix_redirect_enabled')
+  }
+
   private async handleInner(req: KintoRequest): Promise<{response: KintoResponse; ctx?: RequestContext}> {
     const active = this.active
     if (active.readonly && !READ_METHODS.has(req.method)) throw methodNotAllowed()
     const prefix = `/${this.routePrefix}`
     // Paths outside of /v<digits> go to the current version.
-    if (!/^\/v\d+/.test(req.path) && asBool(this.settings, 'version_prefix_redirect_enabled')) {
+    if (this.redirectsToVersion(req.path)) {
       if (req.method === 'OPTIONS') return {response: {status: 200, headers: {}}}
       const location = `${prefix}${req.rawPath}${req.rawQuery ? `?${req.rawQuery}` : ''}`
       const ttl = asInt(this.settings, 'version_prefix_redirect_ttl_seconds', -1) ?? -1

@@ -11,6 +11,7 @@ import type {BatchWrite} from './auth.js'
 import {RequestContext} from './context.js'
 import {ERRNO, HttpError, invalid, invalidParameters, type ValidationIssue} from './errors.js'
 import {cacheExpiresHeaders} from './headers.js'
+import {isKintoError} from '../errors.js'
 import {stringifyJson} from '../json.js'
 import {isPlainObject, ownValue, setOwn} from './patch.js'
 import {parseQuery} from './querystring.js'
@@ -79,14 +80,21 @@ export function heartbeatService(runtime: Runtime): Service {
         const rid = ctx.req.scope?.rid
         const seconds = Number(runtime.settings.heartbeat_timeout_seconds ?? 10)
         const status: Record<string, boolean | null> = {}
+        const pending = new Set<string>()
         const checks = [...runtime.heartbeats.entries()].map(async ([name, check]) => {
           status[name] = false
+          pending.add(name)
           try {
             // In maintenance the checks only read, as in readonly (a migration may hold the tables).
             status[name] = await check(runtime.backends, runtime.readonly || runtime.maintenance)
           } catch (err) {
-            runtime.logger.error({rid, err}, `'${name}' heartbeat failed.`)
+            // A database that cannot be reached is said in full by its message (server, database,
+            // reason); its stack, the same at every probe of an outage, is left out.
+            const unreachable = isKintoError(err) && err.code === 'KINTO_DB_UNREACHABLE'
+            runtime.logger.error(unreachable ? {rid, reason: (err as Error).message} : {rid, err}, `'${name}' heartbeat failed.`)
             status[name] = false
+          } finally {
+            pending.delete(name)
           }
         })
         let timer: NodeJS.Timeout | undefined
@@ -95,7 +103,8 @@ export function heartbeatService(runtime: Runtime): Service {
         })
         const outcome = await Promise.race([Promise.all(checks).then(() => 'done' as const), timeout])
         clearTimeout(timer)
-        if (outcome === 'timeout') runtime.logger.error({rid}, `A heartbeat has exceeded the timeout of ${seconds} seconds.`)
+        // As upstream: one line per check still running, naming it (which backend hangs).
+        if (outcome === 'timeout') for (const name of pending) runtime.logger.error({rid}, `'${name}' heartbeat has exceeded timeout of ${seconds} seconds.`)
         const snapshot = {...status}
         const failed = Object.values(snapshot).some((v) => v === false)
         // Reads are served in maintenance, so the heartbeat stays 200 and says why writes are not.
