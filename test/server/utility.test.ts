@@ -25,7 +25,7 @@ describe('hello', () => {
       project_name: 'kinto',
       http_api_version: '1.23',
       project_docs: 'https://kinto.readthedocs.io/',
-      url: 'http://localhost:80/v1/',
+      url: 'http://localhost/v1/',
       config: null,
       settings: {batch_max_requests: 25, readonly: false, explicit_permissions: true},
       capabilities: {basicauth: {description: expect.any(String), url: expect.any(String)}},
@@ -155,8 +155,8 @@ describe('redirects and unknown URLs', () => {
     const {req} = setup()
     const r = await req('GET', '/buckets?a=1', {auth: null})
     expect(r.status).toBe(307)
-    expect(r.headers.location).toBe('http://localhost:80/v1/buckets?a=1')
-    expect((await req('GET', '/', {auth: null})).headers.location).toBe('http://localhost:80/v1/')
+    expect(r.headers.location).toBe('http://localhost/v1/buckets?a=1')
+    expect((await req('GET', '/', {auth: null})).headers.location).toBe('http://localhost/v1/')
   })
 
   test('OPTIONS outside /v1 answers 200 for CORS', async () => {
@@ -168,11 +168,11 @@ describe('redirects and unknown URLs', () => {
     const {req} = setup()
     const r = await req('GET', '/v1/buckets/?_limit=2', {auth: null})
     expect(r.status).toBe(307)
-    expect(r.headers.location).toBe('http://localhost:80/v1/buckets?_limit=2')
+    expect(r.headers.location).toBe('http://localhost/v1/buckets?_limit=2')
     expect(r.headers['cache-control']).toBe('max-age=3600')
     const v1 = await req('GET', '/v1', {auth: null})
     expect(v1.status).toBe(307)
-    expect(v1.headers.location).toBe('http://localhost:80/v1/')
+    expect(v1.headers.location).toBe('http://localhost/v1/')
   })
 
   test('trailing slash redirect can be disabled', async () => {

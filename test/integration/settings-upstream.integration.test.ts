@@ -1,0 +1,76 @@
+/**
+ * How a real `kinto start` turns upstream Kinto's settings into what clients see, against upstream
+ * 26.3.1 (Pyramid and webob under waitress): the absolute URLs it builds (hello's url, Next-Page,
+ * the version-prefix redirect's Location, __api__'s host).
+ */
+import {connect} from 'node:net'
+
+import {afterAll, describe, expect, test} from 'vitest'
+
+import {httpRequest, stopAll} from '../helpers/deploy-servers.js'
+import {type KintoServer, startMemoryKinto} from '../helpers/kinto-server.js'
+
+afterAll(stopAll)
+
+const SECRET = 'kinto.userid_hmac_secret = 5f0e1c2d3b4a59687766554433221100ffeeddccbbaa99887766554433221100'
+const BASIC = {authorization: `Basic ${Buffer.from('alice:secret').toString('base64')}`}
+
+/** A request with no Host header at all (HTTP/1.0), as the raw bytes a client sends. */
+function http10(base: string, path: string): Promise<string> {
+  const {hostname, port} = new URL(base)
+  return new Promise((resolve, reject) => {
+    const socket = connect({host: hostname, port: Number(port)})
+    let text = ''
+    socket.setEncoding('utf8')
+    socket.on('data', (d) => (text += d))
+    socket.on('end', () => resolve(text))
+    socket.on('error', reject)
+    socket.write(`GET ${path} HTTP/1.0\r\n\r\n`)
+  })
+}
+
+describe('absolute URLs without the default port, as upstream (webob) writes them', () => {
+  let plain: KintoServer
+  let proxied: KintoServer
+
+  test('servers start', async () => {
+    ;[plain, proxied] = await Promise.all([
+      startMemoryKinto('settings-urls-plain', ['multiauth.policies = basicauth', SECRET, 'kinto.bucket_create_principals = system.Authenticated', 'kinto.paginate_by = 1']),
+      startMemoryKinto('settings-urls-proxied', ['multiauth.policies = basicauth', SECRET, 'kinto.http_scheme = https', 'kinto.http_host = kinto.example.com:443', 'kinto.paginate_by = 1']),
+    ])
+  }, 90_000)
+
+  test('Host: example.com:80 over http: hello, Location and Next-Page name http://example.com', async () => {
+    const host = {host: 'example.com:80'}
+    const hello = await httpRequest(`${plain.base}/v1/`, {headers: host})
+    expect(JSON.parse(hello.body).url).toBe('http://example.com/v1/')
+    const moved = await httpRequest(`${plain.base}/buckets?x=1`, {headers: host})
+    expect(moved.status).toBe(307)
+    expect(moved.headers.location).toBe('http://example.com/v1/buckets?x=1')
+    for (const id of ['a', 'b']) {
+      expect((await httpRequest(`${plain.base}/v1/buckets/${id}`, {method: 'PUT', headers: BASIC})).status).toBe(201)
+    }
+    const list = await httpRequest(`${plain.base}/v1/buckets`, {headers: {...host, ...BASIC}})
+    expect(list.headers['next-page']).toMatch(/^http:\/\/example\.com\/v1\/buckets\?_limit=1&_token=/)
+    // Another port is kept.
+    const other = await httpRequest(`${plain.base}/v1/`, {headers: {host: 'example.com:8080'}})
+    expect(JSON.parse(other.body).url).toBe('http://example.com:8080/v1/')
+  })
+
+  test('kinto.http_host = kinto.example.com:443 with https: https://kinto.example.com/v1/; __api__ host is http_host', async () => {
+    const hello = await httpRequest(`${proxied.base}/v1/`)
+    expect(JSON.parse(hello.body).url).toBe('https://kinto.example.com/v1/')
+    const moved = await httpRequest(`${proxied.base}/v1/buckets/`)
+    expect(moved.headers.location).toBe('https://kinto.example.com/v1/buckets')
+    // upstream's request.host is http_host once set, whatever the client sent
+    const api = await httpRequest(`${proxied.base}/v1/__api__`, {headers: {host: '127.0.0.1:9'}})
+    expect(JSON.parse(api.body)).toMatchObject({host: 'kinto.example.com:443', schemes: ['https']})
+  })
+
+  test('an HTTP/1.0 request without Host gets URLs naming the address it reached, not http:///v1/', async () => {
+    const reply = await http10(plain.base, '/v1/')
+    expect(reply).toMatch(/^HTTP\/1\.1 200/)
+    const body = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as {url: string}
+    expect(body.url).toBe(`${plain.base}/v1/`)
+  })
+})
