@@ -1,7 +1,7 @@
 /**
  * How a real `kinto start` turns upstream Kinto's settings into what clients see, against upstream
  * 26.3.1 (Pyramid and webob under waitress): the absolute URLs it builds (hello's url, Next-Page,
- * the version-prefix redirect's Location, __api__'s host).
+ * the Location of redirects, __api__'s host).
  */
 import {connect} from 'node:net'
 
@@ -36,7 +36,14 @@ describe('absolute URLs without the default port, as upstream (webob) writes the
   test('servers start', async () => {
     ;[plain, proxied] = await Promise.all([
       startMemoryKinto('settings-urls-plain', ['multiauth.policies = basicauth', SECRET, 'kinto.bucket_create_principals = system.Authenticated', 'kinto.paginate_by = 1']),
-      startMemoryKinto('settings-urls-proxied', ['multiauth.policies = basicauth', SECRET, 'kinto.http_scheme = https', 'kinto.http_host = kinto.example.com:443', 'kinto.paginate_by = 1']),
+      startMemoryKinto('settings-urls-proxied', [
+        'multiauth.policies = basicauth',
+        SECRET,
+        'kinto.includes = kinto.plugins.admin kinto.plugins.default_bucket',
+        'kinto.http_scheme = https',
+        'kinto.http_host = kinto.example.com:443',
+        'kinto.paginate_by = 1',
+      ]),
     ])
   }, 90_000)
 
@@ -62,6 +69,10 @@ describe('absolute URLs without the default port, as upstream (webob) writes the
     expect(JSON.parse(hello.body).url).toBe('https://kinto.example.com/v1/')
     const moved = await httpRequest(`${proxied.base}/v1/buckets/`)
     expect(moved.headers.location).toBe('https://kinto.example.com/v1/buckets')
+    // Plugins' redirects are absolute too (webob makes every Location absolute).
+    expect((await httpRequest(`${proxied.base}/v1/admin`)).headers.location).toBe('https://kinto.example.com/v1/admin/')
+    const alias = await httpRequest(`${proxied.base}/v1/buckets/default/?a=1`, {headers: BASIC})
+    expect(alias.headers.location).toBe('https://kinto.example.com/v1/buckets/default?a=1')
     // upstream's request.host is http_host once set, whatever the client sent
     const api = await httpRequest(`${proxied.base}/v1/__api__`, {headers: {host: '127.0.0.1:9'}})
     expect(JSON.parse(api.body)).toMatchObject({host: 'kinto.example.com:443', schemes: ['https']})
