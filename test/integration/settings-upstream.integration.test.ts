@@ -1,12 +1,13 @@
 /**
  * How a real `kinto start` turns upstream Kinto's settings into what clients see, against upstream
  * 26.3.1 (Pyramid and webob under waitress): the absolute URLs it builds (hello's url, Next-Page,
- * the Location of redirects, __api__'s host).
+ * the Location of redirects, __api__'s host); settings upstream starts with.
  */
 import {connect} from 'node:net'
 
 import {afterAll, describe, expect, test} from 'vitest'
 
+import {runCli} from '../helpers/cli.js'
 import {httpRequest, stopAll} from '../helpers/deploy-servers.js'
 import {type KintoServer, startMemoryKinto} from '../helpers/kinto-server.js'
 
@@ -84,4 +85,19 @@ describe('absolute URLs without the default port, as upstream (webob) writes the
     const body = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as {url: string}
     expect(body.url).toBe(`${plain.base}/v1/`)
   })
+})
+
+describe('settings that upstream Kinto starts with', () => {
+  test('kinto.batch_max_requests left empty: no limit, as upstream (its falsy test), not a refusal to start', async () => {
+    const server = await startMemoryKinto('settings-batch-empty', ['multiauth.policies = basicauth', SECRET, 'kinto.batch_max_requests ='])
+    const hello = JSON.parse((await httpRequest(`${server.base}/v1/`)).body) as {settings: Record<string, unknown>}
+    expect(hello.settings.batch_max_requests).toBeNull()
+    const requests = Array.from({length: 30}, () => ({path: '/'}))
+    const batch = await httpRequest(`${server.base}/v1/batch`, {method: 'POST', headers: {...BASIC, 'content-type': 'application/json'}, body: JSON.stringify({requests})})
+    expect(batch.status, batch.body).toBe(200)
+    expect((JSON.parse(batch.body) as {responses: unknown[]}).responses).toHaveLength(30)
+    const check = await runCli(['check', '--ini', server.ini, '--no-db', '--json'])
+    const finding = (JSON.parse(check.stdout) as {findings: Array<{id: string; level: string; message: string}>}).findings.find((f) => f.id === 'batch-max-requests')
+    expect(finding).toMatchObject({level: 'error', message: expect.stringContaining('is empty')})
+  }, 90_000)
 })

@@ -23,7 +23,8 @@ export type SettingRule =
 
 
 const EXACT: Record<string, SettingRule> = {
-  batch_max_requests: {type: 'int', min: 0},
+  // Empty is upstream's falsy value: no limit (as 0), and its servers start with it.
+  batch_max_requests: {type: 'int', min: 0, nullable: true},
   paginate_by: {type: 'int', min: 0, nullable: true},
   storage_max_fetch_size: {type: 'int', min: 1},
   pagination_token_validity_seconds: {type: 'int', min: 0},
