@@ -101,3 +101,33 @@ describe('settings that upstream Kinto starts with', () => {
     expect(finding).toMatchObject({level: 'error', message: expect.stringContaining('is empty')})
   }, 90_000)
 })
+
+describe('environment variables, as upstream reads them', () => {
+  test('KINTO_X wins over X; both override ini keys (prefixed or not) and defaults, JSON-decoded; none adds a setting', async () => {
+    const env = {
+      BATCH_MAX_REQUESTS: '9',
+      KINTO_BATCH_MAX_REQUESTS: '7',
+      KINTO_EXPLICIT_PERMISSIONS: 'false',
+      KINTO_PROJECT_NAME: '"quoted-name"',
+      KINTO_CORS_ORIGINS: '["https://app.example"]',
+      // Not in the ini and no default: ignored, as upstream (anonymous writes stay refused).
+      KINTO_BUCKET_WRITE_PRINCIPALS: 'system.Everyone',
+      KINTO_BUCKET_CREATE_PRINCIPALS: 'system.Everyone',
+    }
+    const server = await startMemoryKinto('settings-env', ['multiauth.policies = basicauth', SECRET, 'explicit_permissions = true', 'kinto.bucket_create_principals = basicauth:nobody'], undefined, env)
+    const hello = JSON.parse((await httpRequest(`${server.base}/v1/`)).body) as {project_name: string; settings: Record<string, unknown>}
+    expect(hello.project_name).toBe('quoted-name')
+    expect(hello.settings).toEqual({batch_max_requests: 7, readonly: false, explicit_permissions: false})
+    // explicit_permissions off: the creator gets no write permission of its own
+    const created = await httpRequest(`${server.base}/v1/buckets/b1`, {method: 'PUT', headers: BASIC})
+    expect(created.status).toBe(201)
+    expect(JSON.parse(created.body).permissions).toEqual({})
+    // bucket_create_principals from the environment: even anonymous requests may create
+    expect((await httpRequest(`${server.base}/v1/buckets/b2`, {method: 'PUT'})).status).toBe(201)
+    expect((await httpRequest(`${server.base}/v1/buckets/b1`, {method: 'PATCH', headers: {'content-type': 'application/json'}, body: '{"data": {}}'})).status).toBe(401)
+    const cors = await httpRequest(`${server.base}/v1/`, {headers: {origin: 'https://app.example'}})
+    expect(cors.headers['access-control-allow-origin']).toBe('https://app.example')
+    const other = await httpRequest(`${server.base}/v1/`, {headers: {origin: 'https://elsewhere.example'}})
+    expect(other.headers['access-control-allow-origin']).toBeUndefined()
+  }, 90_000)
+})
