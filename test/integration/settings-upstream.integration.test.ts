@@ -88,8 +88,19 @@ describe('absolute URLs without the default port, as upstream (webob) writes the
 })
 
 describe('settings that upstream Kinto starts with', () => {
+  let server: KintoServer
+  test('kinto start accepts them', async () => {
+    server = await startMemoryKinto('settings-upstream-values', ['multiauth.policies = basicauth', SECRET, 'kinto.batch_max_requests =', 'kinto.backoff = 10', 'kinto.backoff_percentage = 12.5'])
+  }, 90_000)
+
+  test('kinto.backoff_percentage = 12.5: Backoff on some responses, not all', async () => {
+    const sent: boolean[] = []
+    for (let i = 0; i < 200; i++) sent.push((await httpRequest(`${server.base}/v1/__lbheartbeat__`)).headers.backoff === '10')
+    expect(sent).toContain(true)
+    expect(sent).toContain(false)
+  })
+
   test('kinto.batch_max_requests left empty: no limit, as upstream (its falsy test), not a refusal to start', async () => {
-    const server = await startMemoryKinto('settings-batch-empty', ['multiauth.policies = basicauth', SECRET, 'kinto.batch_max_requests ='])
     const hello = JSON.parse((await httpRequest(`${server.base}/v1/`)).body) as {settings: Record<string, unknown>}
     expect(hello.settings.batch_max_requests).toBeNull()
     const requests = Array.from({length: 30}, () => ({path: '/'}))
@@ -99,7 +110,7 @@ describe('settings that upstream Kinto starts with', () => {
     const check = await runCli(['check', '--ini', server.ini, '--no-db', '--json'])
     const finding = (JSON.parse(check.stdout) as {findings: Array<{id: string; level: string; message: string}>}).findings.find((f) => f.id === 'batch-max-requests')
     expect(finding).toMatchObject({level: 'error', message: expect.stringContaining('is empty')})
-  }, 90_000)
+  })
 })
 
 describe('environment variables, as upstream reads them', () => {

@@ -295,6 +295,15 @@ describe('readonly, backoff, end of service', () => {
     expect((await req('GET', '/v1/')).headers.backoff).toBeUndefined()
   })
 
+  test('backoff_percentage may have a fraction (12.5), as upstream takes float(backoff_percentage)', async () => {
+    const {req} = setup({'kinto.backoff': '10', 'kinto.backoff_percentage': '12.5'})
+    const sent: boolean[] = []
+    for (let i = 0; i < 200; i++) sent.push((await req('GET', '/v1/__lbheartbeat__', {auth: null})).headers.backoff === '10')
+    // 12.5 % of 200: none or all of them would take odds below one in 10^11
+    expect(sent).toContain(true)
+    expect(sent).toContain(false)
+  })
+
   test('soft end of service: Alert; hard: 410 errno 202', async () => {
     const soft = setup({'kinto.eos': '2999-01-01', 'kinto.eos_message': 'Moving', 'kinto.eos_url': 'https://x.test'})
     const r = await soft.req('GET', '/v1/')

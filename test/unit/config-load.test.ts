@@ -242,7 +242,7 @@ describe('bad values: one error naming file, line and key, and what is allowed',
   const cases: Array<[string, string, string]> = [
     ['kinto.batch_max_requests = many', 'line 3, key \'kinto.batch_max_requests\': "many" is not valid; expected a whole number (0 or more), or empty.', ''],
     ['kinto.paginate_by = -5', 'line 3, key \'kinto.paginate_by\': "-5" is not valid; expected a whole number (0 or more), or empty.', ''],
-    ['kinto.backoff_percentage = 150', 'line 3, key \'kinto.backoff_percentage\': "150" is not valid; expected a whole number from 0 to 100, or empty.', ''],
+    ['kinto.backoff_percentage = 150', 'line 3, key \'kinto.backoff_percentage\': "150" is not valid; expected a number from 0 to 100, or empty.', ''],
     ['kinto.storage_pool_size = 2.5', 'line 3, key \'kinto.storage_pool_size\': "2.5" is not valid; expected a whole number (0 or more).', ''],
     [
       'kinto.pagination_token_validity_seconds = soon',
