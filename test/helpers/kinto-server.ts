@@ -22,9 +22,10 @@ export interface KintoServer {
 
 /**
  * Starts `kinto start` with memory backends and these `[app:main]` lines, on `port` when given
- * (a caller that must know the URL first, e.g. for an OpenID redirect URI), else a free one.
+ * (a caller that must know the URL first, e.g. for an OpenID redirect URI), else a free one; `env`
+ * is added to the process's environment (KINTO_* overrides).
  */
-export async function startMemoryKinto(name: string, lines: string[], port?: number): Promise<KintoServer> {
+export async function startMemoryKinto(name: string, lines: string[], port?: number, env: NodeJS.ProcessEnv = {}): Promise<KintoServer> {
   const dir = tempDir(name)
   port ??= await freePort()
   const base = `http://127.0.0.1:${port}`
@@ -47,7 +48,7 @@ export async function startMemoryKinto(name: string, lines: string[], port?: num
     ].join('\n'),
     {mode: 0o600},
   )
-  const kinto = startProcess(process.execPath, [cliBin, 'start', '--ini', ini], {cwd: dir, env: {NO_COLOR: '1', CI: 'true'}})
+  const kinto = startProcess(process.execPath, [cliBin, 'start', '--ini', ini], {cwd: dir, env: {...env, NO_COLOR: '1', CI: 'true'}})
   await waitFor(async () => (await httpRequest(`${base}/v1/__lbheartbeat__`, {timeoutMs: 2000})).status === 200, 45_000, () => `kinto start: ${kinto.output()}`)
   return {base, dir, ini, output: kinto.output}
 }

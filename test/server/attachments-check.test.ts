@@ -93,6 +93,16 @@ describe('kinto init --attachments', () => {
     expect(config.settings['attachment.base_url']).toBe('http://127.0.0.1:8888/attachments/')
   })
 
+  test('with --public-url, base_url is below the public URL (not the loopback clients cannot reach)', async () => {
+    const cwd = tmp()
+    const result = await initConfig({iniPath: 'kinto.ini', cwd, backend: 'memory', attachments: 'files', publicUrl: 'https://Kinto.Example.com:443'})
+    const config = loadConfig(result.path, {env: {}})
+    expect(config.settings['attachment.base_url']).toBe('https://kinto.example.com/attachments/')
+    expect(config.settings.http_host).toBe('kinto.example.com')
+    const other = await initConfig({iniPath: 'kinto.ini', cwd: tmp(), backend: 'memory', attachments: 'files', publicUrl: 'http://10.0.0.5:8443'})
+    expect(loadConfig(other.path, {env: {}}).settings['attachment.base_url']).toBe('http://10.0.0.5:8443/attachments/')
+  })
+
   test('without the flag the plugin stays commented out', async () => {
     const cwd = tmp()
     const result = await initConfig({iniPath: 'kinto.ini', cwd, backend: 'memory'})

@@ -53,7 +53,7 @@ describe('the bundled console (dist/admin, made by npm run build)', () => {
     const {req} = setup(ADMIN)
     const r = await req('GET', '/v1/admin?x=1')
     expect(r.status).toBe(307)
-    expect(r.headers.location).toBe('/v1/admin/')
+    expect(r.headers.location).toBe('http://localhost/v1/admin/')
   })
 
   test('/v1/admin/ is the page: HTML, not cached, upstream CSP, the server policies in it, no warning', async () => {

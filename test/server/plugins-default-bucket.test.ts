@@ -225,7 +225,7 @@ describe('the replayed request', () => {
     const {req} = setup()
     const r = await req('GET', path)
     expect(r.status).toBe(307)
-    expect(r.headers.location).toBe(location)
+    expect(r.headers.location).toBe(`http://localhost${location}`)
   })
 
   test('readonly: 405', async () => {

@@ -25,7 +25,7 @@ describe('hello', () => {
       project_name: 'kinto',
       http_api_version: '1.23',
       project_docs: 'https://kinto.readthedocs.io/',
-      url: 'http://localhost:80/v1/',
+      url: 'http://localhost/v1/',
       config: null,
       settings: {batch_max_requests: 25, readonly: false, explicit_permissions: true},
       capabilities: {basicauth: {description: expect.any(String), url: expect.any(String)}},
@@ -155,8 +155,8 @@ describe('redirects and unknown URLs', () => {
     const {req} = setup()
     const r = await req('GET', '/buckets?a=1', {auth: null})
     expect(r.status).toBe(307)
-    expect(r.headers.location).toBe('http://localhost:80/v1/buckets?a=1')
-    expect((await req('GET', '/', {auth: null})).headers.location).toBe('http://localhost:80/v1/')
+    expect(r.headers.location).toBe('http://localhost/v1/buckets?a=1')
+    expect((await req('GET', '/', {auth: null})).headers.location).toBe('http://localhost/v1/')
   })
 
   test('OPTIONS outside /v1 answers 200 for CORS', async () => {
@@ -168,11 +168,11 @@ describe('redirects and unknown URLs', () => {
     const {req} = setup()
     const r = await req('GET', '/v1/buckets/?_limit=2', {auth: null})
     expect(r.status).toBe(307)
-    expect(r.headers.location).toBe('http://localhost:80/v1/buckets?_limit=2')
+    expect(r.headers.location).toBe('http://localhost/v1/buckets?_limit=2')
     expect(r.headers['cache-control']).toBe('max-age=3600')
     const v1 = await req('GET', '/v1', {auth: null})
     expect(v1.status).toBe(307)
-    expect(v1.headers.location).toBe('http://localhost:80/v1/')
+    expect(v1.headers.location).toBe('http://localhost/v1/')
   })
 
   test('trailing slash redirect can be disabled', async () => {
@@ -293,6 +293,15 @@ describe('readonly, backoff, end of service', () => {
   test('backoff_percentage 0 never sends it', async () => {
     const {req} = setup({'kinto.backoff': '10', 'kinto.backoff_percentage': '0'})
     expect((await req('GET', '/v1/')).headers.backoff).toBeUndefined()
+  })
+
+  test('backoff_percentage may have a fraction (12.5), as upstream takes float(backoff_percentage)', async () => {
+    const {req} = setup({'kinto.backoff': '10', 'kinto.backoff_percentage': '12.5'})
+    const sent: boolean[] = []
+    for (let i = 0; i < 200; i++) sent.push((await req('GET', '/v1/__lbheartbeat__', {auth: null})).headers.backoff === '10')
+    // 12.5 % of 200: none or all of them would take odds below one in 10^11
+    expect(sent).toContain(true)
+    expect(sent).toContain(false)
   })
 
   test('soft end of service: Alert; hard: 410 errno 202', async () => {

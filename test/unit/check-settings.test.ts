@@ -100,6 +100,7 @@ const CASES: Case[] = [
   ['paginate_by missing', {'kinto.paginate_by': undefined}, 'paginate-by', 'warning', /up to storage_max_fetch_size \(10000\)/],
   ['paginate_by above the fetch cap', {'kinto.paginate_by': '20000'}, 'paginate-by', 'warning', /larger than kinto.storage_max_fetch_size/],
   ['batch_max_requests unlimited', {'kinto.batch_max_requests': '0'}, 'batch-max-requests', 'error', /unlimited/],
+  ['batch_max_requests empty', {'kinto.batch_max_requests': ''}, 'batch-max-requests', 'error', /is empty.*which means unlimited/],
   ['batch_max_requests huge', {'kinto.batch_max_requests': '1000'}, 'batch-max-requests', 'warning', /= 1000/],
   ['storage pool size missing', {'kinto.storage_pool_size': undefined}, 'pool-size', 'warning', /default of 25/],
   ['storage pool size 0', {'kinto.storage_pool_size': '0'}, 'pool-size', 'error', /is 0/],

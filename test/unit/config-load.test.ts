@@ -226,7 +226,7 @@ describe('environment overrides (upstream rules)', () => {
     const err = errorOf(() => loadConfig(file, {env: {KINTO_BATCH_MAX_REQUESTS: 'lots'}}))
     expect(err.code).toBe('KINTO_CONFIG_INVALID')
     expect(err.message).toBe(
-      `environment variable KINTO_BATCH_MAX_REQUESTS (setting 'batch_max_requests'): "lots" is not valid; expected a whole number (0 or more).`,
+      `environment variable KINTO_BATCH_MAX_REQUESTS (setting 'batch_max_requests'): "lots" is not valid; expected a whole number (0 or more), or empty.`,
     )
     expect(err.hint).toBe('Fix or unset KINTO_BATCH_MAX_REQUESTS.')
     const url = errorOf(() => loadConfig(file, {env: {STORAGE_URL: 'mysql://root:hunter2@db/kinto'}}))
@@ -240,9 +240,9 @@ describe('environment overrides (upstream rules)', () => {
 
 describe('bad values: one error naming file, line and key, and what is allowed', () => {
   const cases: Array<[string, string, string]> = [
-    ['kinto.batch_max_requests = many', 'line 3, key \'kinto.batch_max_requests\': "many" is not valid; expected a whole number (0 or more).', ''],
+    ['kinto.batch_max_requests = many', 'line 3, key \'kinto.batch_max_requests\': "many" is not valid; expected a whole number (0 or more), or empty.', ''],
     ['kinto.paginate_by = -5', 'line 3, key \'kinto.paginate_by\': "-5" is not valid; expected a whole number (0 or more), or empty.', ''],
-    ['kinto.backoff_percentage = 150', 'line 3, key \'kinto.backoff_percentage\': "150" is not valid; expected a whole number from 0 to 100, or empty.', ''],
+    ['kinto.backoff_percentage = 150', 'line 3, key \'kinto.backoff_percentage\': "150" is not valid; expected a number from 0 to 100, or empty.', ''],
     ['kinto.storage_pool_size = 2.5', 'line 3, key \'kinto.storage_pool_size\': "2.5" is not valid; expected a whole number (0 or more).', ''],
     [
       'kinto.pagination_token_validity_seconds = soon',

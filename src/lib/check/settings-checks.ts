@@ -67,12 +67,13 @@ export const checkPaginateBy: SettingsCheck = (config) => {
 const MAX_REASONABLE_BATCH = 100
 
 export const checkBatchMaxRequests: SettingsCheck = (config) => {
-  const n = asInt(config.settings, 'batch_max_requests', 25) ?? 0
+  const n = asInt(config.settings, 'batch_max_requests', 0) ?? 0
   if (n === 0) {
+    const said = config.settings.batch_max_requests === null ? 'empty' : '0'
     return [
       error(
         'batch-max-requests',
-        `kinto.batch_max_requests is 0${from(config, 'batch_max_requests')}, which means unlimited: one POST /v1/batch can carry any number of sub-requests in a single transaction.`,
+        `kinto.batch_max_requests is ${said}${from(config, 'batch_max_requests')}, which means unlimited: one POST /v1/batch can carry any number of sub-requests in a single transaction.`,
         'Set kinto.batch_max_requests = 25 (the default and the production guide\'s value).',
       ),
     ]

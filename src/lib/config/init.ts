@@ -292,14 +292,19 @@ export function renderKintoIni(options: {
     userid_hmac_secret: newSecret(),
     default_bucket_hmac_secret: newSecret(),
     ...backendValues(options.backend, options.cacheBackend, storageUrl, options.cacheUrl, options.cacheHosts),
-    ...attachmentValues(options.attachments, options.host),
+    ...attachmentValues(options.attachments, options.host, options.publicUrl),
     ...publicValues(options.publicUrl),
   }
   return renderTemplate(readFileSync(templatePath(), 'utf8'), values)
 }
 
-/** The attachment lines: on (include + base_path + base_url served by kinto start) or commented out. */
-function attachmentValues(folder: string | undefined, host: string): Record<string, string> {
+/**
+ * The attachment lines: on (include + base_path + base_url served by kinto start) or commented out.
+ * base_url is what clients download from: below the public URL when there is one (the files are
+ * served at its path by kinto start, or by the web server `kinto deploy nginx` configures), else
+ * kinto start's own address.
+ */
+function attachmentValues(folder: string | undefined, host: string, publicUrl?: string): Record<string, string> {
   if (folder === undefined) {
     return {
       attachment_include: '#                kinto_attachment',
@@ -307,14 +312,27 @@ function attachmentValues(folder: string | undefined, host: string): Record<stri
     }
   }
   if (/[\r\n]/.test(folder)) throw new UsageError('--attachments: the folder name holds a line break.', {hint: 'Choose a plain folder path.'})
-  const publicHost = ['0.0.0.0', '::', '[::]'].includes(host) ? 'localhost' : host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
+  const basePath = `kinto.attachment.base_path = ${folder.replaceAll('%', '%%')}`
+  if (publicUrl !== undefined && publicUrl.trim() !== '') {
+    const {scheme, host: publicHost} = publicUrlParts(publicUrl)
+    return {
+      attachment_include: '                 kinto_attachment',
+      attachment_settings: [
+        basePath,
+        '# Where clients download the files, below the public URL: kinto start serves this path itself,',
+        '# and `kinto deploy nginx` serves it from base_path.',
+        `kinto.attachment.base_url = ${new URL(`${scheme}://${publicHost}`).origin}/attachments/`,
+      ].join('\n'),
+    }
+  }
+  const listenHost = ['0.0.0.0', '::', '[::]'].includes(host) ? 'localhost' : host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
   return {
     attachment_include: '                 kinto_attachment',
     attachment_settings: [
-      `kinto.attachment.base_path = ${folder.replaceAll('%', '%%')}`,
+      basePath,
       '# Where clients download the files: kinto start serves this path itself (change the port if',
       '# `kinto start --port` is not 8888, or use the public URL of the web server serving base_path).',
-      `kinto.attachment.base_url = http://${publicHost}:8888/attachments/`,
+      `kinto.attachment.base_url = http://${listenHost}:8888/attachments/`,
     ].join('\n'),
   }
 }

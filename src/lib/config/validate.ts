@@ -13,7 +13,7 @@ import {PYTHON_LEVELS, type Settings} from './settings.js'
 
 export type SettingRule =
   | {type: 'int'; min?: number; max?: number; nullable?: boolean}
-  | {type: 'number'; min?: number; nullable?: boolean}
+  | {type: 'number'; min?: number; max?: number; nullable?: boolean}
   | {type: 'bool'}
   | {type: 'list'}
   | {type: 'backend'; family: BackendFamily}
@@ -23,14 +23,16 @@ export type SettingRule =
 
 
 const EXACT: Record<string, SettingRule> = {
-  batch_max_requests: {type: 'int', min: 0},
+  // Empty is upstream's falsy value: no limit (as 0), and its servers start with it.
+  batch_max_requests: {type: 'int', min: 0, nullable: true},
   paginate_by: {type: 'int', min: 0, nullable: true},
   storage_max_fetch_size: {type: 'int', min: 1},
   pagination_token_validity_seconds: {type: 'int', min: 0},
   cache_max_size_bytes: {type: 'int', min: 0},
   cors_max_age_seconds: {type: 'int', min: -1, nullable: true},
   backoff: {type: 'int', min: 0, nullable: true},
-  backoff_percentage: {type: 'int', min: 0, max: 100, nullable: true},
+  // upstream compares a random number with float(backoff_percentage) / 100: 12.5 is fine
+  backoff_percentage: {type: 'number', min: 0, max: 100, nullable: true},
   retry_after_seconds: {type: 'int', min: 0},
   heartbeat_timeout_seconds: {type: 'number', min: 0},
   root_cache_expires_seconds: {type: 'int', min: -1},
@@ -125,6 +127,7 @@ function describeRule(rule: SettingRule): string {
       return `a whole number${range}${rule.nullable ? ', or empty' : ''}`
     }
     case 'number':
+      if (rule.max !== undefined) return `a number from ${rule.min ?? 0} to ${rule.max}${rule.nullable ? ', or empty' : ''}`
       return `a number of seconds (0 or more)${rule.nullable ? ', or empty' : ''}`
     case 'bool':
       return 'true or false'
@@ -176,7 +179,7 @@ function check(key: string, value: unknown, rule: SettingRule, origin: OriginOf)
         throw fail()
       }
       const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN
-      if (!Number.isFinite(n) || (rule.min !== undefined && n < rule.min)) throw fail()
+      if (!Number.isFinite(n) || (rule.min !== undefined && n < rule.min) || (rule.max !== undefined && n > rule.max)) throw fail()
       return n
     }
     case 'bool': {

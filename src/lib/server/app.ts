@@ -246,8 +246,19 @@ function unusedSchemaCompiler(): never {
 
 function requestOrigin(runtime: Runtime, raw: IncomingMessage): {scheme: string; host: string} {
   const scheme = asString(runtime.settings, 'http_scheme') || ((raw.socket as TLSSocket | null)?.encrypted ? 'https' : 'http')
-  const host = asString(runtime.settings, 'http_host') || raw.headers.host || ''
+  const host = asString(runtime.settings, 'http_host') || raw.headers.host || listeningAddress(raw)
   return {scheme, host}
+}
+
+/**
+ * The address a request without a Host header (HTTP/1.0) reached, for the URLs built for it, as
+ * upstream falls back to the server's name and port (`http://127.0.0.1:8888/v1/`, not `http:///v1/`).
+ */
+function listeningAddress(raw: IncomingMessage): string {
+  const {localAddress, localPort} = raw.socket
+  if (!localAddress || !localPort) return 'localhost' // a unix socket
+  const address = localAddress.startsWith('::ffff:') ? localAddress.slice('::ffff:'.length) : localAddress
+  return address.includes(':') ? `[${address}]:${localPort}` : `${address}:${localPort}`
 }
 
 function headersOf(raw: IncomingMessage): Record<string, string | undefined> {

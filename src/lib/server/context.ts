@@ -8,6 +8,7 @@ import type {Settings} from '../config/settings.js'
 import type {KintoObject} from '../storage/types.js'
 import {identify, type Identity} from './auth.js'
 import {invalid} from './errors.js'
+import {urlOrigin} from './headers.js'
 import {EventCollector, type Action} from './events.js'
 import {parseJsonBody} from './json.js'
 import type {Service, ViewDef} from './router.js'
@@ -174,7 +175,7 @@ export class RequestContext {
   /** Absolute URL of a path below the version prefix. */
   absoluteUrl(pathBelowPrefix: string, query?: string): string {
     const q = query ? `?${query}` : ''
-    return `${this.req.scheme}://${this.req.host}/${this.runtime.routePrefix}${pathBelowPrefix}${q}`
+    return `${urlOrigin(this.req)}/${this.runtime.routePrefix}${pathBelowPrefix}${q}`
   }
 
   /**

@@ -3,6 +3,18 @@ import {stringifyJson} from '../json.js'
 import {PeriodText, pad} from '../time-text.js'
 import {RawBody, type KintoRequest, type KintoResponse} from './types.js'
 
+/**
+ * `scheme://host` of the absolute URLs the API builds (hello's url, Next-Page, Location), without
+ * the scheme's default port, as upstream's web framework (webob) writes them: a request with
+ * `Host: kinto.example.com:443` (or `kinto.http_host = kinto.example.com:443`) over https gets
+ * `https://kinto.example.com/v1/`.
+ */
+export function urlOrigin(req: Pick<KintoRequest, 'scheme' | 'host'>): string {
+  const defaultPort = req.scheme === 'https' ? ':443' : req.scheme === 'http' ? ':80' : ''
+  const host = defaultPort && req.host.endsWith(defaultPort) ? req.host.slice(0, -defaultPort.length) : req.host
+  return `${req.scheme}://${host}`
+}
+
 /** The Content-Security-Policy of every answer of the API (the admin's pages set their own). */
 export const CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
 
@@ -69,7 +81,7 @@ const HTML_ESCAPES: Record<string, string> = {'&': '&amp;', '<': '&lt;', '>': '&
  * that accepts HTML (any type included), plain text otherwise (no Accept header included).
  */
 export function redirect(req: KintoRequest, location: string, ttlSeconds: number): KintoResponse {
-  const headers: Record<string, string> = {Location: `${req.scheme}://${req.host}${location}`}
+  const headers: Record<string, string> = {Location: `${urlOrigin(req)}${location}`}
   if (ttlSeconds >= 0) Object.assign(headers, cacheExpiresHeaders(ttlSeconds))
   const title = '307 Temporary Redirect'
   const message = `The resource has been moved to ${location}; you should be redirected automatically.\n\n`

@@ -89,7 +89,7 @@ export function openapiService(runtime: Runtime): Service {
           body: {
             swagger: '2.0',
             info: {title: asString(runtime.settings, 'project_name') ?? 'kinto', version},
-            host: ctx.req.headers.host ?? ctx.req.host,
+            host: ctx.req.host,
             basePath: `/v${version.split('.')[0]}`,
             schemes: [asString(runtime.settings, 'http_scheme') || 'http'],
             ...built,

@@ -283,7 +283,8 @@ export function batchService(runtime: Runtime): Service {
       },
       handler: async (ctx) => {
         const specs = batchSpecs(ctx)
-        const limit = asInt(runtime.settings, 'batch_max_requests', 25)
+        // 0 or empty (null): no limit, as upstream's falsy test
+        const limit = asInt(runtime.settings, 'batch_max_requests', 0)
         if (limit && specs.length > limit) throw invalid('body', 'requests', `Number of requests is limited to ${limit}`)
         const targets = specs.map((s) => subrequestTarget(runtime, s.path))
         if (targets.some((t) => t?.name === 'batch')) {

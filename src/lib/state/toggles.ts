@@ -59,10 +59,17 @@ export function parseDeadline(key: string, value: unknown): number | null {
   return ms
 }
 
+/** backoff_percentage as validated (a number from 0 to 100, fractions allowed), or null. */
+function percentage(value: unknown): number | null {
+  if (typeof value === 'number') return value
+  if (typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value))) return Number(value)
+  return null
+}
+
 export function serviceStateFrom(settings: Settings): ServiceState {
   return {
     backoff: asInt(settings, 'backoff', null),
-    backoffPercentage: asInt(settings, 'backoff_percentage', null),
+    backoffPercentage: percentage(settings.backoff_percentage),
     backoffUntil: parseDeadline(EXPIRY_KEYS.backoff, settings[EXPIRY_KEYS.backoff]),
     readonly: asBool(settings, 'readonly'),
     readonlyUntil: parseDeadline(EXPIRY_KEYS.readonly, settings[EXPIRY_KEYS.readonly]),

@@ -21,6 +21,7 @@ import {type AdminBuild, BUNDLED_ADMIN_DIR, findAdminBuild} from '../../admin-co
 import {asList} from '../../config/settings.js'
 import type {RequestContext} from '../context.js'
 import {ERRNO, HttpError, notFound} from '../errors.js'
+import {urlOrigin} from '../headers.js'
 import type {ViewDef} from '../router.js'
 import type {Capability, Runtime} from '../runtime.js'
 import {RawBody, type ViewResult} from '../types.js'
@@ -154,12 +155,12 @@ function adminViews(build: AdminBuild, runtime: Runtime): {home: ViewDef; files:
   return {home: {...files, handler: index}, files}
 }
 
-/** Upstream: /v1/admin → 307 /v1/admin/. */
+/** Upstream: /v1/admin → 307 /v1/admin/ (made absolute by its web framework, webob). */
 const redirectToSlash: ViewDef = {
   method: 'GET',
   permission: 'public',
   async handler(ctx) {
-    return {status: 307, headers: {Location: `${ctx.req.rawPath}/`}}
+    return {status: 307, headers: {Location: `${urlOrigin(ctx.req)}${ctx.req.rawPath}/`}}
   },
 }
 

@@ -14,7 +14,7 @@ import {ObjectNotFoundError, UnicityError, type KintoObject} from '../../storage
 import {RequestContext} from '../context.js'
 import {invalid, methodNotAllowed, unauthorized} from '../errors.js'
 import {drainEvents} from '../events.js'
-import {cacheExpiresHeaders} from '../headers.js'
+import {cacheExpiresHeaders, urlOrigin} from '../headers.js'
 import {stringifyJson} from '../../json.js'
 import {isPlainObject} from '../patch.js'
 import {PERMISSIONS_FIELD, type ResourceDefinition} from '../resource/definition.js'
@@ -199,7 +199,7 @@ async function defaultBucketView(ctx: RequestContext): Promise<ViewResult> {
   if (ctx.req.path.endsWith('/') && asBool(ctx.settings, 'trailing_slash_redirect_enabled')) {
     // As upstream: the alias itself is redirected (`/buckets/default/` → `/buckets/default`).
     const ttl = asInt(ctx.settings, 'trailing_slash_redirect_ttl_seconds', 3600) ?? 3600
-    const location = ctx.req.rawPath.replace(/\/+$/, '') + (ctx.req.rawQuery ? `?${ctx.req.rawQuery}` : '')
+    const location = urlOrigin(ctx.req) + ctx.req.rawPath.replace(/\/+$/, '') + (ctx.req.rawQuery ? `?${ctx.req.rawQuery}` : '')
     return {status: 307, headers: {Location: location, ...(ttl >= 0 ? cacheExpiresHeaders(ttl) : {})}}
   }
   const bucketId = defaultBucketId(ctx.settings, identity.userId)

@@ -8,6 +8,7 @@ import {asInt} from '../../config/settings.js'
 import {MISSING, type Filter, type JsonValue, type Sort} from '../../storage/types.js'
 import type {RequestContext} from '../context.js'
 import {invalidParameters} from '../errors.js'
+import {urlOrigin} from '../headers.js'
 import {isPlainObject} from '../patch.js'
 import {encodeQuery, extractToken, type RawQuery} from '../querystring.js'
 import {findNestedValue} from './fields.js'
@@ -55,7 +56,7 @@ export async function nextPageUrl(r: ResourceRequest, sorting: Sort[], limit: nu
   for (const [k, v] of r.ctx.req.query) params.set(k, Array.isArray(v) ? v[v.length - 1] : v)
   params.set('_limit', String(limit))
   params.set('_token', token)
-  return `${r.ctx.req.scheme}://${r.ctx.req.host}${r.ctx.req.rawPath}?${encodeQuery(params)}`
+  return `${urlOrigin(r.ctx.req)}${r.ctx.req.rawPath}?${encodeQuery(params)}`
 }
 
 /** upstream's _build_pagination_rules: OR of (equal on earlier sort keys, beyond on the last). */
