@@ -154,6 +154,58 @@ describe('an embedded folder this user cannot read', () => {
   }, 120_000)
 })
 
+describe("another user's lock on an embedded folder (a server of another user holds it)", () => {
+  it('is named at once (exit 1, KINTO_DB_FOLDER_INVALID), not waited for forever; a backup it may not read neither', async (ctx: TestContext) => {
+    const dir = tmp()
+    const ini = embeddedIni(dir)
+    const migrated = await runCli(['migrate', '--ini', ini])
+    expect(migrated.code, migrated.stderr).toBe(0)
+    const backup = path.join(dir, 'b.ndjson.gz')
+    const taken = await runCli(['backup', '--ini', ini, '-o', backup])
+    expect(taken.code, taken.stderr).toBe(0)
+    const data = path.join(dir, 'data')
+    const lock = `${data}.kinto-migrate.lock`
+    // What a live `kinto start` leaves there, with mode 0600 (this process stands for that server).
+    writeFileSync(lock, `${process.pid}\n${JSON.stringify({command: 'kinto start', serves: true, detail: ini})}\n`, {mode: 0o600})
+    let user: string | undefined
+    if (process.getuid?.() === 0) {
+      if (spawnSync('runuser', ['-u', 'nobody', '--', 'true']).status !== 0) {
+        console.log('SKIPPED: running as root without runuser and a nobody user to run as')
+        return ctx.skip()
+      }
+      user = 'nobody'
+      chmodSync(dir, 0o777)
+      chmodSync(ini, 0o644)
+    } else {
+      chmodSync(lock, 0o000)
+      chmodSync(backup, 0o000)
+    }
+    try {
+      // Each read the lock file in a loop that never yielded (100% CPU, deaf to SIGTERM).
+      for (const args of [['flush-cache'], ['backup', '-o', path.join(dir, 'other.ndjson.gz')], ['migrate'], ['purge-deleted', 'record', '1']]) {
+        const r = await runCli([...args, '--ini', ini, '--json'], {user, timeoutMs: 30_000})
+        expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(1)
+        expect(JSON.parse(r.stdout).error, args.join(' ')).toEqual({
+          code: 'KINTO_DB_FOLDER_INVALID',
+          message: `Cannot read the lock file ${lock} of the embedded database in ${data}: permission denied.`,
+          hint: 'Run as the user that owns the embedded folder (and runs its server, if one holds it).',
+        })
+      }
+      // The backup file (0600, the user that took it) was an "unexpected failure".
+      const r = await runCli(['restore', backup, '--ini', ini, '--force', '--json'], {user, timeoutMs: 30_000})
+      expect(r.code, r.stdout + r.stderr).toBe(1)
+      expect(JSON.parse(r.stdout).error).toEqual({
+        code: 'KINTO_BACKUP_INVALID',
+        message: `${backup} cannot be read (permission denied); nothing was restored.`,
+        hint: 'Run as a user that may read it (kinto backup writes it with mode 0600, for the user that took it), or fix its mode.',
+      })
+    } finally {
+      chmodSync(lock, 0o600)
+      chmodSync(backup, 0o600)
+    }
+  }, 240_000)
+})
+
 describe('a full disk', () => {
   it('a write the database has no room for is KINTO_DB_DISK_FULL; a lock file that cannot be written is named and not left behind', async (ctx: TestContext) => {
     const dir = tmp()

@@ -191,11 +191,19 @@ const LOCK_FILE_FAILURES: Record<string, string> = {
   EIO: 'an input/output error',
 }
 
-/** KINTO_DB_FOLDER_INVALID for a lock file that cannot be made or written, or undefined. */
-function lockFileError(lockPath: string, opts: LockWaitOptions, error: unknown): KintoError | undefined {
+/** KINTO_DB_FOLDER_INVALID for a lock file that cannot be made, written or read, or undefined. */
+function lockFileError(lockPath: string, opts: LockWaitOptions, error: unknown, verb: 'create' | 'read' = 'create'): KintoError | undefined {
   const code = (error as NodeJS.ErrnoException | null)?.code ?? ''
   const reason = LOCK_FILE_FAILURES[code]
   if (!reason) return undefined
+  if (verb === 'read') {
+    // Another user's lock (its process, e.g. a server, holds the folder): waiting would never end.
+    return new KintoError(`Cannot read the lock file ${lockPath} of the ${opts.target}: ${reason}.`, {
+      code: 'KINTO_DB_FOLDER_INVALID',
+      hint: 'Run as the user that owns the embedded folder (and runs its server, if one holds it).',
+      cause: error,
+    })
+  }
   const hint =
     reason === 'permission denied' || code === 'EROFS'
       ? 'Run as the user that owns the embedded folder and the folder it is in (the lock file goes beside it).'
@@ -246,8 +254,11 @@ export async function acquireFileLock(lockPath: string, opts: LockWaitOptions): 
       // Dead owner; or no pid in a file some seconds old (its writer could not write it: a full
       // disk, before this took the file back; a fresh one is a writer about to write its pid).
       stale = Number.isInteger(pid) && pid > 0 ? !processAlive(pid) : Date.now() - statSync(lockPath).mtimeMs > PIDLESS_STALE_MS
-    } catch {
-      continue // removed between open and read: try again at once
+    } catch (error) {
+      // Removed between open and read: try again at once. Any other failure (a lock file of
+      // another user this one may not read) would come back on every turn of this loop.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
+      throw lockFileError(lockPath, opts, error, 'read') ?? error
     }
     if (stale) {
       // Stale: its owner died (e.g. SIGKILL). Move it aside (rename is atomic), and if what we moved
