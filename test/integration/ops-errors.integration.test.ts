@@ -206,6 +206,34 @@ describe("another user's lock on an embedded folder (a server of another user ho
   }, 240_000)
 })
 
+describe('an ini this user may not read', () => {
+  it('kinto status says so (exit 1, configError), not "unexpected failure"', async (ctx: TestContext) => {
+    const dir = tmp()
+    const ini = embeddedIni(dir)
+    let user: string | undefined
+    if (process.getuid?.() === 0) {
+      if (spawnSync('runuser', ['-u', 'nobody', '--', 'true']).status !== 0) {
+        console.log('SKIPPED: running as root without runuser and a nobody user to run as')
+        return ctx.skip()
+      }
+      user = 'nobody'
+      chmodSync(dir, 0o755)
+      chmodSync(ini, 0o600)
+    } else {
+      chmodSync(ini, 0o000)
+    }
+    try {
+      const r = await runCli(['status', '--ini', ini, '--json'], {user, timeoutMs: 30_000})
+      expect(r.code, r.stdout + r.stderr).toBe(1)
+      const out = JSON.parse(r.stdout)
+      expect(out.configError).toEqual({code: 'KINTO_CONFIG_INVALID', message: `${ini}: the file cannot be read (permission denied); run as its owner or fix its mode.`})
+      expect(out.servers).toEqual([])
+    } finally {
+      chmodSync(ini, 0o600)
+    }
+  }, 60_000)
+})
+
 describe('a full disk', () => {
   it('a write the database has no room for is KINTO_DB_DISK_FULL; a lock file that cannot be written is named and not left behind', async (ctx: TestContext) => {
     const dir = tmp()

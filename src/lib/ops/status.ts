@@ -14,7 +14,7 @@ import {pgliteLockPath, readFileLockHolder} from '../schema/lock.js'
 import {configuredBackends} from '../schema/targets.js'
 import {parseEosDate} from '../state/eos.js'
 import {describeHttpError, EndpointClient, type Endpoint} from './endpoint.js'
-import {describeServers} from './reload.js'
+import {describeServers, describeServersOfUnreadable, type ServerReport} from './reload.js'
 import type {AppliedToggles, RunRole} from '../runs/registry.js'
 import {activeState, EXPIRY_KEYS, parseDeadline, type ServiceState, serviceStateFrom, toggleDeadline, toggleSet, TOGGLES, type ToggleName} from '../state/toggles.js'
 
@@ -166,7 +166,14 @@ export async function status(options: StatusOptions): Promise<StatusResult> {
     }
     result.ini = config?.path ?? path.resolve(options.iniPath)
     result.configured = config ? configuredStatus(config.settings, now) : null
-    const {servers} = describeServers(result.ini, env)
+    let servers: ServerReport[]
+    try {
+      ;({servers} = describeServers(result.ini, env))
+    } catch (error) {
+      // An ini this user may not read (configError above): its servers are still listed.
+      if (!result.configError || !['EACCES', 'EPERM'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error
+      servers = describeServersOfUnreadable(result.ini, env)
+    }
     result.servers = servers.map((s) => {
       // In force now: a toggle the server applied with a --for date that has passed is off there.
       const active = s.toggles ? activeState(appliedState(s.toggles), now) : null
