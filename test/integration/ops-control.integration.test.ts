@@ -131,4 +131,31 @@ describe('pglite:memory:', () => {
       expect((await server.stop()).code).toBe(0)
     }
   }, 180_000)
+
+  test('the commands say what they can do on it (nothing): migrate skips it, --check passes, flush-cache and purge-deleted say why; start without --migrate names the flag', async () => {
+    const dir = tmp()
+    const ini = path.join(dir, 'kinto.ini')
+    const lines = ['[app:main]', 'kinto.userid_hmac_secret = memory-tests']
+    for (const b of ['storage', 'permission', 'cache']) lines.push(`kinto.${b}_backend = kinto.core.${b}.postgresql`, `kinto.${b}_url = pglite:memory:`)
+    writeFileSync(ini, `${lines.join('\n')}\n`)
+    const skipped = 'in-memory embedded database: it starts empty in each process; `kinto start --migrate` installs the schema in the server'
+    // Each migrated a database of its own that ended with it, and --check always said "pending" (3).
+    for (const mode of [[], ['--check'], ['--dry-run']]) {
+      const r = await runCli(['migrate', ...mode, '--ini', ini, '--json'])
+      expect(r.code, r.stdout + r.stderr).toBe(0)
+      const out = JSON.parse(r.stdout)
+      expect(out.pending).toBe(false)
+      expect(out.backends.map((b: {skipped?: string}) => b.skipped)).toEqual([skipped, skipped, skipped])
+    }
+    // They said "Run `kinto migrate` first", which cannot help.
+    const flushed = await runCli(['flush-cache', '--ini', ini, '--json'])
+    expect(flushed.code, flushed.stderr).toBe(0)
+    expect(JSON.parse(flushed.stdout)).toMatchObject({flushed: false, note: expect.stringContaining('in-memory embedded cache (pglite:memory:) lives inside each server process')})
+    const purged = await runCli(['purge-deleted', 'record', '1', '--ini', ini, '--json'])
+    expect(purged.code, purged.stderr).toBe(0)
+    expect(JSON.parse(purged.stdout)).toMatchObject({total: 0, note: expect.stringContaining('in-memory embedded storage (pglite:memory:) lives inside each server process')})
+    const started = await runCli(['start', '--ini', ini, '--port', '0'])
+    expect(started.code).toBe(1)
+    expect(started.stderr).toContain(`Hint: An in-memory embedded database (pglite:memory:) starts empty: serve it with \`kinto start --migrate --ini ${ini}\`.`)
+  }, 180_000)
 })
