@@ -282,6 +282,34 @@ describe('a full disk', () => {
   }, 120_000)
 })
 
+describe('an embedded folder on a read-only file system', () => {
+  it('is named as such, with a way out that works (not "run as the user that owns the folder")', async (ctx: TestContext) => {
+    const dir = tmp()
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=80m', 'tmpfs', dir], {stdio: 'ignore'})
+    } catch {
+      console.log('SKIPPED: cannot mount a tmpfs (needs root) to make a read-only file system')
+      return ctx.skip()
+    }
+    try {
+      const ini = embeddedIni(dir)
+      expect((await runCli(['migrate', '--ini', ini])).code).toBe(0)
+      execFileSync('mount', ['-o', 'remount,ro', dir], {stdio: 'ignore'})
+      for (const args of [['db', 'status'], ['backup', '-o', path.join(tmp(), 'b.ndjson.gz')]]) {
+        const r = await runCli([...args, '--ini', ini, '--json'])
+        expect(r.code, r.stdout + r.stderr).toBe(1)
+        expect(JSON.parse(r.stdout).error).toEqual({
+          code: 'KINTO_DB_FOLDER_INVALID',
+          message: `Cannot create the lock file ${path.join(dir, 'data')}.kinto-migrate.lock of the embedded database in ${path.join(dir, 'data')}: the file system is read-only.`,
+          hint: 'Remount that file system read-write, or copy the embedded folder to a writable place and point the ini at the copy (the engine writes to its folder even to read it).',
+        })
+      }
+    } finally {
+      execFileSync('umount', [dir], {stdio: 'ignore'})
+    }
+  }, 120_000)
+})
+
 describe('an ini that cannot be written', () => {
   it('readonly, backoff and maintenance say KINTO_CONFIG_WRITE_FAILED and leave the ini as it was; migrate names the lock file it cannot make', async (ctx: TestContext) => {
     const dir = tmp()

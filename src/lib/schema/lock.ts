@@ -205,9 +205,12 @@ function lockFileError(lockPath: string, opts: LockWaitOptions, error: unknown, 
     })
   }
   const hint =
-    reason === 'permission denied' || code === 'EROFS'
-      ? 'Run as the user that owns the embedded folder and the folder it is in (the lock file goes beside it).'
-      : 'Free space on the file system of the embedded folder (the lock file goes beside it), then run this again.'
+    code === 'EROFS'
+      ? // No user can help there: the engine writes to its folder even to read it.
+        'Remount that file system read-write, or copy the embedded folder to a writable place and point the ini at the copy (the engine writes to its folder even to read it).'
+      : reason === 'permission denied'
+        ? 'Run as the user that owns the embedded folder and the folder it is in (the lock file goes beside it).'
+        : 'Free space on the file system of the embedded folder (the lock file goes beside it), then run this again.'
   return new KintoError(`Cannot create the lock file ${lockPath} of the ${opts.target}: ${reason}.`, {code: 'KINTO_DB_FOLDER_INVALID', hint, cause: error})
 }
 
