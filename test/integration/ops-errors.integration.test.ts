@@ -13,6 +13,7 @@ import {describe, expect, it, type TestContext} from 'vitest'
 
 import {encodeBackup, FORMAT_NAME, FORMAT_VERSION} from '../../src/lib/backup/format.js'
 import {scramVerifier} from '../../src/lib/db/scram.js'
+import {processIdentity} from '../../src/lib/process.js'
 import {CURRENT_VERSIONS} from '../../src/lib/schema/sql-files.js'
 import {repoRoot, runCli} from '../helpers/cli.js'
 import {realServerUrl} from '../helpers/db.js'
@@ -204,6 +205,23 @@ describe("another user's lock on an embedded folder (a server of another user ho
       chmodSync(backup, 0o600)
     }
   }, 240_000)
+})
+
+describe('the lock file of a server killed before a reboot', () => {
+  it('does not block the commands when its pid now names another process', async (ctx: TestContext) => {
+    const me = processIdentity(process.pid)
+    if (me === null) {
+      console.log('SKIPPED: no /proc to tell processes apart')
+      return ctx.skip()
+    }
+    const dir = tmp()
+    const ini = embeddedIni(dir)
+    expect((await runCli(['migrate', '--ini', ini])).code).toBe(0)
+    // A server SIGKILLed, then the machine restarted: this process was given its pid.
+    writeFileSync(`${path.join(dir, 'data')}.kinto-migrate.lock`, `${process.pid}\n${JSON.stringify({command: 'kinto start', serves: true, detail: ini, process: {...me, start: '1'}})}\n`)
+    const r = await runCli(['db', 'status', '--ini', ini, '--json'])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+  }, 60_000)
 })
 
 describe('an ini this user may not read', () => {
