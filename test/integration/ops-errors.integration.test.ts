@@ -192,6 +192,12 @@ describe("another user's lock on an embedded folder (a server of another user ho
           hint: 'Run as the user that owns the embedded folder (and runs its server, if one holds it).',
         })
       }
+      // status said "not open" while another user's server held it.
+      const status = await runCli(['status', '--ini', ini, '--json'], {user, timeoutMs: 30_000})
+      expect(status.code, status.stdout + status.stderr).toBe(0)
+      expect(JSON.parse(status.stdout).embedded).toEqual([
+        {folder: data, heldBy: null, unknown: `its lock file ${lock} cannot be read by this user (a process of another user may hold it)`},
+      ])
       // The backup file (0600, the user that took it) was an "unexpected failure".
       const r = await runCli(['restore', backup, '--ini', ini, '--force', '--json'], {user, timeoutMs: 30_000})
       expect(r.code, r.stdout + r.stderr).toBe(1)

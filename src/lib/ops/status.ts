@@ -10,7 +10,7 @@ import path from 'node:path'
 import {type KintoConfig, loadConfig} from '../config/index.js'
 import {isKintoError} from '../errors.js'
 import {asString} from '../config/settings.js'
-import {pgliteLockPath, readFileLockHolder} from '../schema/lock.js'
+import {lockFileUnreadable, pgliteLockPath, readFileLockHolder} from '../schema/lock.js'
 import {configuredBackends} from '../schema/targets.js'
 import {parseEosDate} from '../state/eos.js'
 import {describeHttpError, EndpointClient, type Endpoint} from './endpoint.js'
@@ -73,7 +73,8 @@ export interface StatusResult {
    */
   configError?: {code: string; message: string; hint?: string}
   servers: ServerStatus[]
-  embedded: Array<{folder: string; heldBy: {pid: number; command: string} | null}>
+  /** heldBy null and `unknown` set: the lock file exists but this user may not read it. */
+  embedded: Array<{folder: string; heldBy: {pid: number; command: string} | null; unknown?: string}>
   remote: RemoteStatus | null
 }
 
@@ -191,8 +192,11 @@ export async function status(options: StatusOptions): Promise<StatusResult> {
     })
     const folders = new Set(config ? configuredBackends(config.settings, config.dir).flatMap((b) => (b.pgliteDir ? [b.pgliteDir] : [])) : [])
     for (const folder of folders) {
-      const holder = readFileLockHolder(pgliteLockPath(folder))
-      result.embedded.push({folder, heldBy: holder ? {pid: holder.pid, command: holder.owner?.command ?? 'unknown'} : null})
+      const lock = pgliteLockPath(folder)
+      const holder = readFileLockHolder(lock)
+      // Another user's lock file (a server of that user, mode 0600) is not "not open".
+      const unknown = !holder && lockFileUnreadable(lock) ? `its lock file ${lock} cannot be read by this user (a process of another user may hold it)` : undefined
+      result.embedded.push({folder, heldBy: holder ? {pid: holder.pid, command: holder.owner?.command ?? 'unknown'} : null, ...(unknown ? {unknown} : {})})
     }
   }
   if (options.endpoint) result.remote = await probe(options.endpoint, options.timeoutMs ?? 5000)

@@ -175,6 +175,17 @@ export function readFileLockHolder(lockPath: string): FileLockHolder | null {
   return Number.isInteger(holder.pid) && holder.pid > 0 && sameProcessAlive(holder.pid, holder.owner?.process) ? holder : null
 }
 
+/** Whether the lock file exists but this user may not read it (another user's). */
+export function lockFileUnreadable(lockPath: string): boolean {
+  try {
+    readFileSync(lockPath)
+    return false
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    return code === 'EACCES' || code === 'EPERM'
+  }
+}
+
 function inUseError(opts: LockWaitOptions, h: FileLockHolder): KintoError {
   return new KintoError(
     `The ${opts.target} is open in a running server (${describeHolder(h)}); PGlite lets one process use a folder at a time.`,
