@@ -57,3 +57,13 @@ export function sameProcessAlive(pid: number, identity: ProcessIdentity | undefi
   if (now === null || now.pidns !== identity.pidns) return true
   return now.start === identity.start
 }
+
+/** Whether `pid` is stopped (SIGSTOP, Ctrl-Z: state T in /proc); false where /proc does not say. */
+export function processStopped(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return /^[Tt]$/.test(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '')
+  } catch {
+    return false
+  }
+}

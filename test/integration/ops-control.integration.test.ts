@@ -114,6 +114,37 @@ describe('maintenance commands against a serving embedded folder', () => {
   }, 180_000)
 })
 
+describe('a serving embedded folder whose server is stopped (SIGSTOP, Ctrl-Z)', () => {
+  test('the commands say so within seconds (they waited 10 minutes); once it goes on, they work', async () => {
+    const i = await opsIni('pglite', ACCOUNTS)
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0'])
+    try {
+      process.kill(server.pid!, 'SIGSTOP')
+      try {
+        for (const args of [['db', 'status'], ['backup', '-o', path.join(i.dir, 'b.ndjson.gz')]]) {
+          const started = Date.now()
+          const r = await runCli([...args, '--ini', i.ini, '--json'], {timeoutMs: 60_000})
+          expect(r.code, r.stdout + r.stderr).toBe(1)
+          expect(JSON.parse(r.stdout).error).toEqual({
+            code: 'KINTO_CONTROL_FAILED',
+            message: `The server holding the embedded folder (pid ${server.pid}) is stopped (SIGSTOP, or Ctrl-Z in its terminal), so it cannot answer.`,
+            hint: `Let it go on (kill -CONT ${server.pid}, or fg in its terminal), then run this again.`,
+          })
+          expect(Date.now() - started).toBeLessThan(30_000)
+        }
+        expect(readdirSync(i.dir).filter((f) => f.startsWith('b.ndjson.gz'))).toEqual([])
+      } finally {
+        process.kill(server.pid!, 'SIGCONT')
+      }
+      const again = await runCli(['db', 'status', '--ini', i.ini, '--json'])
+      expect(again.code, again.stderr).toBe(0)
+    } finally {
+      expect((await server.stop()).code).toBe(0)
+    }
+  }, 180_000)
+})
+
 describe('pglite:memory:', () => {
   test('`kinto start --migrate` serves an in-memory embedded database (migrated on the connection it serves from)', async () => {
     const dir = tmp()
