@@ -178,6 +178,12 @@ describe('pglite:memory:', () => {
       expect(out.pending).toBe(false)
       expect(out.backends.map((b: {skipped?: string}) => b.skipped)).toEqual([skipped, skipped, skipped])
     }
+    // db status read its own empty database and said "not installed, pending" without a word on why.
+    const status = await runCli(['db', 'status', '--ini', ini, '--json'])
+    expect(status.code, status.stderr).toBe(0)
+    for (const b of JSON.parse(status.stdout).backends) {
+      expect(b.notes[0]).toBe('in-memory embedded database: this command opened a new, empty one of its own; each process (a server) has its own, which kinto start --migrate installs')
+    }
     // They said "Run `kinto migrate` first", which cannot help.
     const flushed = await runCli(['flush-cache', '--ini', ini, '--json'])
     expect(flushed.code, flushed.stderr).toBe(0)
