@@ -258,6 +258,45 @@ describe('an ini this user may not read', () => {
   }, 60_000)
 })
 
+describe("an embedded folder of another user, run as root (sudo kinto …)", () => {
+  it('is refused before the engine writes files of root into it; files of root left there are named with the chown that fixes them', async (ctx: TestContext) => {
+    if (process.getuid?.() !== 0 || spawnSync('runuser', ['-u', 'nobody', '--', 'true']).status !== 0) {
+      console.log('SKIPPED: needs root and runuser to run as nobody')
+      return ctx.skip()
+    }
+    const dir = tmp()
+    const ini = embeddedIni(dir)
+    chmodSync(ini, 0o644)
+    execFileSync('chown', ['nobody', dir])
+    const migrated = await runCli(['migrate', '--ini', ini], {user: 'nobody'})
+    expect(migrated.code, migrated.stderr).toBe(0)
+    const data = path.join(dir, 'data')
+    // root's flush-cache left root-owned files there, and nobody's server then said "it may be damaged".
+    for (const args of [['flush-cache'], ['backup', '-o', path.join(tmp(), 'b.ndjson.gz')]]) {
+      const r = await runCli([...args, '--ini', ini, '--json'])
+      expect(r.code, r.stdout + r.stderr).toBe(1)
+      expect(JSON.parse(r.stdout).error).toEqual({
+        code: 'KINTO_DB_FOLDER_INVALID',
+        message: `The embedded database folder ${data} belongs to nobody, not to root: the files the engine writes there on every opening would be root's, and nobody's server could no longer open it.`,
+        hint: 'Run it as nobody (e.g. sudo -u nobody kinto …).',
+      })
+    }
+    expect(execFileSync('find', [data, '!', '-user', 'nobody'], {encoding: 'utf8'})).toBe('')
+    // A folder an earlier release let root write into: named, with the fix.
+    const rootFile = path.join(data, 'pg_logical', 'replorigin_checkpoint')
+    const bytes = readFileSync(rootFile)
+    rmSync(rootFile)
+    writeFileSync(rootFile, bytes, {mode: 0o600})
+    const status = await runCli(['db', 'status', '--ini', ini, '--json'], {user: 'nobody'})
+    expect(status.code, status.stdout + status.stderr).toBe(1)
+    expect(JSON.parse(status.stdout).error).toEqual({
+      code: 'KINTO_DB_FOLDER_INVALID',
+      message: `The embedded database folder ${data} cannot be opened: it holds files of root (pg_logical/replorigin_checkpoint), which nobody may not be able to change.`,
+      hint: `Give them back to nobody: chown -R nobody ${data} (as root), then run this again.`,
+    })
+  }, 120_000)
+})
+
 describe('a full disk', () => {
   it('a write the database has no room for is KINTO_DB_DISK_FULL; a lock file that cannot be written is named and not left behind', async (ctx: TestContext) => {
     const dir = tmp()
