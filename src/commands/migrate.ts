@@ -11,7 +11,7 @@ import {migrate, type MigrateEvent, type MigrateMode, type MigrateResult} from '
 
 export default class Migrate extends BaseCommand<typeof Migrate> {
   static summary = 'Install or upgrade the PostgreSQL schema of the configured backends.'
-  static description = `For each configured PostgreSQL backend, in upstream's order (cache, storage, permission), reads the installed schema version and installs or upgrades it to the current one: the same tables, functions, triggers and version rows as upstream Kinto, so either can serve the database. Memory, memcached and redis backends are skipped with a line saying so.
+  static description = `For each configured PostgreSQL backend, in upstream's order (cache, storage, permission), reads the installed schema version and installs or upgrades it to the current one: the same tables, functions, triggers and version rows as upstream Kinto, so either can serve the database. Memory, memcached and redis backends, and an in-memory embedded database (pglite:memory:, served with kinto start --migrate), are skipped with a line saying so.
 
 The lock is a session advisory lock whose key is the first 8 bytes of sha256("kinto-ops:migrate") as a signed int64 (1303967871420726987); advisory locks are per database. Each backend is migrated in one transaction (its steps and their version rows commit together, so a run killed half-way leaves the old version intact). Runs are serialised per database by a PostgreSQL advisory lock (a lock file beside an embedded database): a second run waits, saying which process holds the lock, for up to --lock-timeout seconds. A content hash of every step applied is recorded in metadata; a step applied with different SQL, or one this release does not ship, is drift (exit 5).
 

@@ -214,6 +214,30 @@ describe('kinto backup and restore on the embedded engine', () => {
     expect(existsSync(path.join(cwd, 'never', 'data'))).toBe(false)
   }, 60_000)
 
+  it('db copy --to what it cannot copy to is a usage error naming --to; a target that holds data says nothing was copied', async () => {
+    const cwd = tmp()
+    const what = 'Give --to a PostgreSQL URL (postgresql://user:password@host/dbname), pglite:<folder>, or the path of an existing ini.'
+    // These said "Config file <cwd>/mysql:/… does not exist" with "Run `kinto init --ini …`".
+    for (const [to, message] of [
+      ['mysql://kinto:secret@db/kinto', '--to mysql://kinto:***@db/kinto is not a database kinto-ops can copy to.'],
+      ['missing.ini', `--to ${path.join(cwd, 'missing.ini')}: no such ini.`],
+    ]) {
+      const r = await runCli(['db', 'copy', '--ini', source.ini, '--to', to!, '--json'], {cwd, timeoutMs: 60_000, env: {KINTO_INI: undefined}})
+      expect(r.code, r.stdout + r.stderr).toBe(2)
+      expect(json(r.stdout).error).toEqual({code: 'KINTO_USAGE', message, hint: what})
+    }
+    expect(readdirSync(cwd)).toEqual([])
+    const first = await runCli(['db', 'copy', '--ini', source.ini, '--to', 'pglite:full/data', '--json'], {cwd, timeoutMs: 120_000, env: {KINTO_INI: undefined}})
+    expect(first.code, first.stdout + first.stderr).toBe(0)
+    const again = await runCli(['db', 'copy', '--ini', source.ini, '--to', 'pglite:full/data', '--json'], {cwd, timeoutMs: 120_000, env: {KINTO_INI: undefined}})
+    expect(again.code).toBe(2)
+    expect(json(again.stdout).error).toMatchObject({
+      code: 'KINTO_RESTORE_NOT_EMPTY',
+      message: expect.stringMatching(/ is not empty \(.*\); nothing was copied\.$/),
+      hint: 'Add --force to replace everything it holds with the copy (in the same transaction), or copy into an empty database.',
+    })
+  }, 240_000)
+
   it('a folder another command holds (a long restore): backup and restore time out with a hint they can follow', async () => {
     const other = await embedded()
     const taken = path.join(other.dir, 'taken.gz')

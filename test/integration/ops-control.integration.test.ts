@@ -114,6 +114,37 @@ describe('maintenance commands against a serving embedded folder', () => {
   }, 180_000)
 })
 
+describe('a serving embedded folder whose server is stopped (SIGSTOP, Ctrl-Z)', () => {
+  test('the commands say so within seconds (they waited 10 minutes); once it goes on, they work', async () => {
+    const i = await opsIni('pglite', ACCOUNTS)
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0'])
+    try {
+      process.kill(server.pid!, 'SIGSTOP')
+      try {
+        for (const args of [['db', 'status'], ['backup', '-o', path.join(i.dir, 'b.ndjson.gz')]]) {
+          const started = Date.now()
+          const r = await runCli([...args, '--ini', i.ini, '--json'], {timeoutMs: 60_000})
+          expect(r.code, r.stdout + r.stderr).toBe(1)
+          expect(JSON.parse(r.stdout).error).toEqual({
+            code: 'KINTO_CONTROL_FAILED',
+            message: `The server holding the embedded folder (pid ${server.pid}) is stopped (SIGSTOP, or Ctrl-Z in its terminal), so it cannot answer.`,
+            hint: `Let it go on (kill -CONT ${server.pid}, or fg in its terminal), then run this again.`,
+          })
+          expect(Date.now() - started).toBeLessThan(30_000)
+        }
+        expect(readdirSync(i.dir).filter((f) => f.startsWith('b.ndjson.gz'))).toEqual([])
+      } finally {
+        process.kill(server.pid!, 'SIGCONT')
+      }
+      const again = await runCli(['db', 'status', '--ini', i.ini, '--json'])
+      expect(again.code, again.stderr).toBe(0)
+    } finally {
+      expect((await server.stop()).code).toBe(0)
+    }
+  }, 180_000)
+})
+
 describe('pglite:memory:', () => {
   test('`kinto start --migrate` serves an in-memory embedded database (migrated on the connection it serves from)', async () => {
     const dir = tmp()
@@ -130,5 +161,38 @@ describe('pglite:memory:', () => {
     } finally {
       expect((await server.stop()).code).toBe(0)
     }
+  }, 180_000)
+
+  test('the commands say what they can do on it (nothing): migrate skips it, --check passes, flush-cache and purge-deleted say why; start without --migrate names the flag', async () => {
+    const dir = tmp()
+    const ini = path.join(dir, 'kinto.ini')
+    const lines = ['[app:main]', 'kinto.userid_hmac_secret = memory-tests']
+    for (const b of ['storage', 'permission', 'cache']) lines.push(`kinto.${b}_backend = kinto.core.${b}.postgresql`, `kinto.${b}_url = pglite:memory:`)
+    writeFileSync(ini, `${lines.join('\n')}\n`)
+    const skipped = 'in-memory embedded database: it starts empty in each process; `kinto start --migrate` installs the schema in the server'
+    // Each migrated a database of its own that ended with it, and --check always said "pending" (3).
+    for (const mode of [[], ['--check'], ['--dry-run']]) {
+      const r = await runCli(['migrate', ...mode, '--ini', ini, '--json'])
+      expect(r.code, r.stdout + r.stderr).toBe(0)
+      const out = JSON.parse(r.stdout)
+      expect(out.pending).toBe(false)
+      expect(out.backends.map((b: {skipped?: string}) => b.skipped)).toEqual([skipped, skipped, skipped])
+    }
+    // db status read its own empty database and said "not installed, pending" without a word on why.
+    const status = await runCli(['db', 'status', '--ini', ini, '--json'])
+    expect(status.code, status.stderr).toBe(0)
+    for (const b of JSON.parse(status.stdout).backends) {
+      expect(b.notes[0]).toBe('in-memory embedded database: this command opened a new, empty one of its own; each process (a server) has its own, which kinto start --migrate installs')
+    }
+    // They said "Run `kinto migrate` first", which cannot help.
+    const flushed = await runCli(['flush-cache', '--ini', ini, '--json'])
+    expect(flushed.code, flushed.stderr).toBe(0)
+    expect(JSON.parse(flushed.stdout)).toMatchObject({flushed: false, note: expect.stringContaining('in-memory embedded cache (pglite:memory:) lives inside each server process')})
+    const purged = await runCli(['purge-deleted', 'record', '1', '--ini', ini, '--json'])
+    expect(purged.code, purged.stderr).toBe(0)
+    expect(JSON.parse(purged.stdout)).toMatchObject({total: 0, note: expect.stringContaining('in-memory embedded storage (pglite:memory:) lives inside each server process')})
+    const started = await runCli(['start', '--ini', ini, '--port', '0'])
+    expect(started.code).toBe(1)
+    expect(started.stderr).toContain(`Hint: An in-memory embedded database (pglite:memory:) starts empty: serve it with \`kinto start --migrate --ini ${ini}\`.`)
   }, 180_000)
 })

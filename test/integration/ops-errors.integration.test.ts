@@ -13,6 +13,7 @@ import {describe, expect, it, type TestContext} from 'vitest'
 
 import {encodeBackup, FORMAT_NAME, FORMAT_VERSION} from '../../src/lib/backup/format.js'
 import {scramVerifier} from '../../src/lib/db/scram.js'
+import {processIdentity} from '../../src/lib/process.js'
 import {CURRENT_VERSIONS} from '../../src/lib/schema/sql-files.js'
 import {repoRoot, runCli} from '../helpers/cli.js'
 import {realServerUrl} from '../helpers/db.js'
@@ -154,6 +155,148 @@ describe('an embedded folder this user cannot read', () => {
   }, 120_000)
 })
 
+describe("another user's lock on an embedded folder (a server of another user holds it)", () => {
+  it('is named at once (exit 1, KINTO_DB_FOLDER_INVALID), not waited for forever; a backup it may not read neither', async (ctx: TestContext) => {
+    const dir = tmp()
+    const ini = embeddedIni(dir)
+    const migrated = await runCli(['migrate', '--ini', ini])
+    expect(migrated.code, migrated.stderr).toBe(0)
+    const backup = path.join(dir, 'b.ndjson.gz')
+    const taken = await runCli(['backup', '--ini', ini, '-o', backup])
+    expect(taken.code, taken.stderr).toBe(0)
+    const data = path.join(dir, 'data')
+    const lock = `${data}.kinto-migrate.lock`
+    // What a live `kinto start` leaves there, with mode 0600 (this process stands for that server).
+    writeFileSync(lock, `${process.pid}\n${JSON.stringify({command: 'kinto start', serves: true, detail: ini})}\n`, {mode: 0o600})
+    let user: string | undefined
+    if (process.getuid?.() === 0) {
+      if (spawnSync('runuser', ['-u', 'nobody', '--', 'true']).status !== 0) {
+        console.log('SKIPPED: running as root without runuser and a nobody user to run as')
+        return ctx.skip()
+      }
+      user = 'nobody'
+      chmodSync(dir, 0o777)
+      chmodSync(ini, 0o644)
+    } else {
+      chmodSync(lock, 0o000)
+      chmodSync(backup, 0o000)
+    }
+    try {
+      // Each read the lock file in a loop that never yielded (100% CPU, deaf to SIGTERM).
+      for (const args of [['flush-cache'], ['backup', '-o', path.join(dir, 'other.ndjson.gz')], ['migrate'], ['purge-deleted', 'record', '1']]) {
+        const r = await runCli([...args, '--ini', ini, '--json'], {user, timeoutMs: 30_000})
+        expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(1)
+        expect(JSON.parse(r.stdout).error, args.join(' ')).toEqual({
+          code: 'KINTO_DB_FOLDER_INVALID',
+          message: `Cannot read the lock file ${lock} of the embedded database in ${data}: permission denied.`,
+          hint: 'Run as the user that owns the embedded folder (and runs its server, if one holds it).',
+        })
+      }
+      // status said "not open" while another user's server held it.
+      const status = await runCli(['status', '--ini', ini, '--json'], {user, timeoutMs: 30_000})
+      expect(status.code, status.stdout + status.stderr).toBe(0)
+      expect(JSON.parse(status.stdout).embedded).toEqual([
+        {folder: data, heldBy: null, unknown: `its lock file ${lock} cannot be read by this user (a process of another user may hold it)`},
+      ])
+      // The backup file (0600, the user that took it) was an "unexpected failure".
+      const r = await runCli(['restore', backup, '--ini', ini, '--force', '--json'], {user, timeoutMs: 30_000})
+      expect(r.code, r.stdout + r.stderr).toBe(1)
+      expect(JSON.parse(r.stdout).error).toEqual({
+        code: 'KINTO_BACKUP_INVALID',
+        message: `${backup} cannot be read (permission denied); nothing was restored.`,
+        hint: 'Run as a user that may read it (kinto backup writes it with mode 0600, for the user that took it), or fix its mode.',
+      })
+    } finally {
+      chmodSync(lock, 0o600)
+      chmodSync(backup, 0o600)
+    }
+  }, 240_000)
+})
+
+describe('the lock file of a server killed before a reboot', () => {
+  it('does not block the commands when its pid now names another process', async (ctx: TestContext) => {
+    const me = processIdentity(process.pid)
+    if (me === null) {
+      console.log('SKIPPED: no /proc to tell processes apart')
+      return ctx.skip()
+    }
+    const dir = tmp()
+    const ini = embeddedIni(dir)
+    expect((await runCli(['migrate', '--ini', ini])).code).toBe(0)
+    // A server SIGKILLed, then the machine restarted: this process was given its pid.
+    writeFileSync(`${path.join(dir, 'data')}.kinto-migrate.lock`, `${process.pid}\n${JSON.stringify({command: 'kinto start', serves: true, detail: ini, process: {...me, start: '1'}})}\n`)
+    const r = await runCli(['db', 'status', '--ini', ini, '--json'])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+  }, 60_000)
+})
+
+describe('an ini this user may not read', () => {
+  it('kinto status says so (exit 1, configError), not "unexpected failure"', async (ctx: TestContext) => {
+    const dir = tmp()
+    const ini = embeddedIni(dir)
+    let user: string | undefined
+    if (process.getuid?.() === 0) {
+      if (spawnSync('runuser', ['-u', 'nobody', '--', 'true']).status !== 0) {
+        console.log('SKIPPED: running as root without runuser and a nobody user to run as')
+        return ctx.skip()
+      }
+      user = 'nobody'
+      chmodSync(dir, 0o755)
+      chmodSync(ini, 0o600)
+    } else {
+      chmodSync(ini, 0o000)
+    }
+    try {
+      const r = await runCli(['status', '--ini', ini, '--json'], {user, timeoutMs: 30_000})
+      expect(r.code, r.stdout + r.stderr).toBe(1)
+      const out = JSON.parse(r.stdout)
+      expect(out.configError).toEqual({code: 'KINTO_CONFIG_INVALID', message: `${ini}: the file cannot be read (permission denied); run as its owner or fix its mode.`})
+      expect(out.servers).toEqual([])
+    } finally {
+      chmodSync(ini, 0o600)
+    }
+  }, 60_000)
+})
+
+describe("an embedded folder of another user, run as root (sudo kinto …)", () => {
+  it('is refused before the engine writes files of root into it; files of root left there are named with the chown that fixes them', async (ctx: TestContext) => {
+    if (process.getuid?.() !== 0 || spawnSync('runuser', ['-u', 'nobody', '--', 'true']).status !== 0) {
+      console.log('SKIPPED: needs root and runuser to run as nobody')
+      return ctx.skip()
+    }
+    const dir = tmp()
+    const ini = embeddedIni(dir)
+    chmodSync(ini, 0o644)
+    execFileSync('chown', ['nobody', dir])
+    const migrated = await runCli(['migrate', '--ini', ini], {user: 'nobody'})
+    expect(migrated.code, migrated.stderr).toBe(0)
+    const data = path.join(dir, 'data')
+    // root's flush-cache left root-owned files there, and nobody's server then said "it may be damaged".
+    for (const args of [['flush-cache'], ['backup', '-o', path.join(tmp(), 'b.ndjson.gz')]]) {
+      const r = await runCli([...args, '--ini', ini, '--json'])
+      expect(r.code, r.stdout + r.stderr).toBe(1)
+      expect(JSON.parse(r.stdout).error).toEqual({
+        code: 'KINTO_DB_FOLDER_INVALID',
+        message: `The embedded database folder ${data} belongs to nobody, not to root: the files the engine writes there on every opening would be root's, and nobody's server could no longer open it.`,
+        hint: 'Run it as nobody (e.g. sudo -u nobody kinto …).',
+      })
+    }
+    expect(execFileSync('find', [data, '!', '-user', 'nobody'], {encoding: 'utf8'})).toBe('')
+    // A folder an earlier release let root write into: named, with the fix.
+    const rootFile = path.join(data, 'pg_logical', 'replorigin_checkpoint')
+    const bytes = readFileSync(rootFile)
+    rmSync(rootFile)
+    writeFileSync(rootFile, bytes, {mode: 0o600})
+    const status = await runCli(['db', 'status', '--ini', ini, '--json'], {user: 'nobody'})
+    expect(status.code, status.stdout + status.stderr).toBe(1)
+    expect(JSON.parse(status.stdout).error).toEqual({
+      code: 'KINTO_DB_FOLDER_INVALID',
+      message: `The embedded database folder ${data} cannot be opened: it holds files of root (pg_logical/replorigin_checkpoint), which nobody may not be able to change.`,
+      hint: `Give them back to nobody: chown -R nobody ${data} (as root), then run this again.`,
+    })
+  }, 120_000)
+})
+
 describe('a full disk', () => {
   it('a write the database has no room for is KINTO_DB_DISK_FULL; a lock file that cannot be written is named and not left behind', async (ctx: TestContext) => {
     const dir = tmp()
@@ -196,6 +339,34 @@ describe('a full disk', () => {
       expect(backup.code, backup.stdout + backup.stderr).toBe(1)
       expect(JSON.parse(backup.stdout).error).toMatchObject({code: 'KINTO_BACKUP_WRITE_FAILED', message: `Cannot write the backup ${file}: no space left on the device; nothing was left there.`})
       expect(readdirSync(dir).filter((f) => f.startsWith('kinto.kbak'))).toEqual([])
+    } finally {
+      execFileSync('umount', [dir], {stdio: 'ignore'})
+    }
+  }, 120_000)
+})
+
+describe('an embedded folder on a read-only file system', () => {
+  it('is named as such, with a way out that works (not "run as the user that owns the folder")', async (ctx: TestContext) => {
+    const dir = tmp()
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=80m', 'tmpfs', dir], {stdio: 'ignore'})
+    } catch {
+      console.log('SKIPPED: cannot mount a tmpfs (needs root) to make a read-only file system')
+      return ctx.skip()
+    }
+    try {
+      const ini = embeddedIni(dir)
+      expect((await runCli(['migrate', '--ini', ini])).code).toBe(0)
+      execFileSync('mount', ['-o', 'remount,ro', dir], {stdio: 'ignore'})
+      for (const args of [['db', 'status'], ['backup', '-o', path.join(tmp(), 'b.ndjson.gz')]]) {
+        const r = await runCli([...args, '--ini', ini, '--json'])
+        expect(r.code, r.stdout + r.stderr).toBe(1)
+        expect(JSON.parse(r.stdout).error).toEqual({
+          code: 'KINTO_DB_FOLDER_INVALID',
+          message: `Cannot create the lock file ${path.join(dir, 'data')}.kinto-migrate.lock of the embedded database in ${path.join(dir, 'data')}: the file system is read-only.`,
+          hint: 'Remount that file system read-write, or copy the embedded folder to a writable place and point the ini at the copy (the engine writes to its folder even to read it).',
+        })
+      }
     } finally {
       execFileSync('umount', [dir], {stdio: 'ignore'})
     }

@@ -97,4 +97,21 @@ describe('shared_buffers reaches the engine', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /)
     expect(existsSync(path.join(dir, 'kinto-data'))).toBe(false)
   })
+
+  it('two URLs of one folder with different shared_buffers are refused before the folder is made (migrate installed the cache, then failed)', async () => {
+    const dir = tmp()
+    const ini = path.join(dir, 'kinto.ini')
+    const lines = ['[app:main]']
+    for (const [b, q] of [['cache', ''], ['storage', '?shared_buffers=8MB'], ['permission', '?shared_buffers=64MB']]) {
+      lines.push(`kinto.${b}_backend = kinto.core.${b}.postgresql`, `kinto.${b}_url = pglite:%(here)s/kinto-data${q}`)
+    }
+    writeFileSync(ini, `${lines.join('\n')}\n`)
+    const r = await runCli(['migrate', '--ini', ini, '--json'])
+    expect(r.code, r.stdout + r.stderr).toBe(1)
+    expect(JSON.parse(r.stdout).error).toMatchObject({
+      code: 'KINTO_CONFIG_INVALID',
+      message: `${ini}, line 7, key 'kinto.permission_url': shared_buffers=64MB for the embedded database ${path.join(dir, 'kinto-data')}, which kinto.storage_url gives shared_buffers=8MB: one engine serves the folder. Give shared_buffers once, or the same on every pglite: URL of that folder.`,
+    })
+    expect(existsSync(path.join(dir, 'kinto-data'))).toBe(false)
+  })
 })

@@ -6,7 +6,8 @@ import path from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
 
 import {ExitCode, KintoError} from '../../src/lib/errors.js'
-import {MIGRATION_LOCK_KEY, MIGRATION_LOCK_NAME, pgliteLockPath, withFileLock} from '../../src/lib/schema/lock.js'
+import {processIdentity} from '../../src/lib/process.js'
+import {MIGRATION_LOCK_KEY, MIGRATION_LOCK_NAME, pgliteLockPath, readFileLockHolder, withFileLock} from '../../src/lib/schema/lock.js'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -92,5 +93,41 @@ describe('migration lock', () => {
     writeFileSync(lock, '')
     await expect(withFileLock(lock, {target: 'db', noWait: true}, async () => 'ran')).rejects.toMatchObject({code: 'KINTO_MIGRATE_LOCKED'})
     expect(existsSync(lock)).toBe(true)
+  })
+
+  describe('a server lock whose pid now names another process (a reboot, a reused pid)', () => {
+    const serverLock = (pid: number, identity: unknown) => {
+      const lock = pgliteLockPath(path.join(tmp(), 'data'))
+      writeFileSync(lock, `${pid}\n${JSON.stringify({command: 'kinto start', serves: true, detail: '/srv/kinto.ini', process: identity})}\n`)
+      return lock
+    }
+    const me = processIdentity(process.ppid)
+
+    it.skipIf(me === null)('is stale when that pid started at another time: taken over (it said "open in a running server" for ever)', async () => {
+      const lock = serverLock(process.ppid, {...me, start: '1'})
+      expect(readFileLockHolder(lock)).toBeNull()
+      expect(await withFileLock(lock, {target: 'db', noWait: true}, async () => 'ran')).toBe('ran')
+    })
+
+    it.skipIf(me === null)('is stale after a reboot (another boot id), whatever runs with that pid now', async () => {
+      const lock = serverLock(process.ppid, {...me, boot: '00000000-0000-0000-0000-000000000000'})
+      expect(await withFileLock(lock, {target: 'db', noWait: true}, async () => 'ran')).toBe('ran')
+    })
+
+    it.skipIf(me === null)('holds while the very process that wrote it runs, and when its pid is of another namespace (cannot be checked)', async () => {
+      for (const identity of [me, {...me, start: '1', pidns: 'pid:[1]'}]) {
+        const lock = serverLock(process.ppid, identity)
+        expect(readFileLockHolder(lock)?.pid).toBe(process.ppid)
+        await expect(withFileLock(lock, {target: 'db', noWait: true}, async () => 'ran')).rejects.toMatchObject({code: 'KINTO_DB_IN_USE'})
+      }
+    })
+
+    it.skipIf(me === null)('is written by a server with its own identity', async () => {
+      const lock = pgliteLockPath(path.join(tmp(), 'data'))
+      await withFileLock(lock, {target: 'db', owner: {command: 'kinto start', serves: true}}, async () => {
+        const [, owner] = readFileSync(lock, 'utf8').split('\n')
+        expect(JSON.parse(owner!).process).toEqual(processIdentity(process.pid))
+      })
+    })
   })
 })

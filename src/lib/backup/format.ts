@@ -195,6 +195,12 @@ async function* gunzipped(file: string): AsyncGenerator<Buffer> {
       throw new KintoError(`${file} does not exist.`, {code: 'KINTO_BACKUP_INVALID', hint: 'Give the path of a file written by `kinto backup`.'})
     }
     if (e.code === 'EISDIR') throw corrupt(file, 'it is a folder')
+    if (e.code === 'EACCES' || e.code === 'EPERM') {
+      throw new KintoError(`${file} cannot be read (permission denied); nothing was restored.`, {
+        code: 'KINTO_BACKUP_INVALID',
+        hint: 'Run as a user that may read it (kinto backup writes it with mode 0600, for the user that took it), or fix its mode.',
+      })
+    }
     if (e.code === 'Z_BUF_ERROR' || /unexpected end/i.test(e.message)) throw corrupt(file, 'it is truncated (the compressed data ends early)')
     if (typeof e.code === 'string' && e.code.startsWith('Z_')) throw corrupt(file, `the compressed data is damaged (${e.message})`)
     throw error

@@ -450,7 +450,14 @@ export interface CopyResult {
 
 function targetOf(options: CopyOptions): {backends: DataBackends; dir: string; ini?: string; url?: string} {
   if (isPostgresUrl(options.to)) return {backends: backendsForUrl(options.to, options.cwd), dir: options.cwd, url: options.to}
-  const config = loadConfig(path.resolve(options.cwd, options.to))
+  const what = 'Give --to a PostgreSQL URL (postgresql://user:password@host/dbname), pglite:<folder>, or the path of an existing ini.'
+  // Read as a path, `mysql://…` was "Config file <cwd>/mysql:/… does not exist: run kinto init --ini …".
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(options.to)) {
+    throw new UsageError(`--to ${maskUrl(options.to)} is not a database kinto-ops can copy to.`, {hint: what})
+  }
+  const iniPath = path.resolve(options.cwd, options.to)
+  if (!existsSync(iniPath)) throw new UsageError(`--to ${iniPath}: no such ini.`, {hint: what})
+  const config = loadConfig(iniPath)
   return {backends: dataBackends(config.settings, config.dir, 'kinto db copy'), dir: config.dir, ini: config.path}
 }
 
@@ -515,6 +522,7 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
             signal: options.signal,
             where: where(tgt.backends),
             onProgress: options.onProgress,
+            copy: true,
           })
           // A relative pglite: folder was resolved against the current folder; an ini reads one
           // from its own folder: name the folder itself.

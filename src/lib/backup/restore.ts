@@ -59,6 +59,8 @@ export interface RestoreIntoOptions {
   onProgress?: (table: TableName, done: number, total: number | null) => void
   /** Seconds to wait for servers' writes to the target's tables to finish (default 30). */
   lockTimeoutS?: number
+  /** `kinto db copy` (the source is a database, not a backup file), for messages. */
+  copy?: boolean
 }
 
 export interface RestoreIntoResult {
@@ -162,10 +164,11 @@ export async function restoreInto(clients: {storage: SqlClient; permission: SqlC
     if (nonEmpty.length > 0) {
       if (!options.force) {
         const where = [...new Set(nonEmpty.map((t) => options.where[TABLE_BACKEND[t]]))].join(' and ')
-        throw new KintoError(`The target ${where} is not empty (${nonEmpty.map((t) => `${replaced[t]} row(s) in ${t}`).join(', ')}); nothing was restored.`, {
+        const [done, source, into] = options.copy ? ['copied', 'the copy', 'copy into an empty database'] : ['restored', 'the backup', 'restore into an empty, migrated database']
+        throw new KintoError(`The target ${where} is not empty (${nonEmpty.map((t) => `${replaced[t]} row(s) in ${t}`).join(', ')}); nothing was ${done}.`, {
           code: 'KINTO_RESTORE_NOT_EMPTY',
           exit: ExitCode.USAGE,
-          hint: 'Add --force to replace everything it holds with the backup (in the same transaction), or restore into an empty, migrated database.',
+          hint: `Add --force to replace everything it holds with ${source} (in the same transaction), or ${into}.`,
         })
       }
       for (const t of nonEmpty) await conns[TABLE_BACKEND[t]].exec(`TRUNCATE ${t}`)

@@ -255,6 +255,31 @@ function checkDbUrl(settings: Settings, family: BackendFamily, dir: string, orig
 }
 
 /**
+ * One engine per embedded folder: two of its URLs with different shared_buffers are one error here,
+ * before any command opens (and writes to) the folder with the first of them.
+ */
+function checkSharedBuffers(settings: Settings, dir: string, origin: OriginOf): void {
+  const given = new Map<string, {key: string; value: string}>()
+  for (const family of ['storage', 'permission', 'cache'] as const) {
+    if (backendKind(settings[`${family}_backend`]) !== 'postgresql') continue
+    const url = settings[`${family}_url`]
+    if (typeof url !== 'string') continue
+    const parsed = parseDbUrl(url, dir)
+    if (parsed.driver !== 'pglite' || parsed.dataDir === null || parsed.sharedBuffers === undefined) continue
+    const key = `${family}_url`
+    const first = given.get(parsed.dataDir)
+    if (!first) given.set(parsed.dataDir, {key, value: parsed.sharedBuffers})
+    else if (first.value !== parsed.sharedBuffers) {
+      throw urlProblem(
+        key,
+        origin,
+        `shared_buffers=${parsed.sharedBuffers} for the embedded database ${parsed.dataDir}, which kinto.${first.key} gives shared_buffers=${first.value}: one engine serves the folder. Give shared_buffers once, or the same on every pglite: URL of that folder.`,
+      )
+    }
+  }
+}
+
+/**
  * Validates and normalises settings in place order: one rule per known key, then the backend/URL
  * pairs. Returns a new settings object. Throws the first problem as one KintoError.
  */
@@ -271,6 +296,7 @@ export function validateSettings(settings: Settings, options: {dir: string; orig
   }
   const cache = backendKind(out.cache_backend)
   if (cache === 'postgresql') checkDbUrl(out, 'cache', dir, origin)
+  checkSharedBuffers(out, dir, origin)
   if (cache === 'redis') {
     // An empty cache_url is upstream's default Redis, localhost:6379/0 (src/lib/cache/index.ts).
     const url = out.cache_url

@@ -23,6 +23,7 @@ import {KintoError} from '../errors.js'
 import {mkdirs} from '../fs.js'
 import {lazy} from '../lazy.js'
 import {processAlive} from '../process.js'
+import {foreignFile, foreignOwner, userName} from './folder-owner.js'
 
 export interface TemplateStamp {
   /** @electric-sql/pglite version that made the template. */
@@ -163,6 +164,15 @@ export function refuseForeignFolder(dir: string): void {
   if (!isDir) throw folderError(dir, 'is not a folder', 'Point the storage URL (pglite:<folder>) at a folder.')
   // A folder this user cannot list looks empty of PG_VERSION: say what it is, not "no database".
   if (!accessible(dir)) throw unwritableFolder(dir)
+  const owner = isDatabaseFolder(dir) ? foreignOwner(dir) : null
+  if (owner !== null) {
+    const me = userName(process.geteuid!())
+    throw folderError(
+      dir,
+      `belongs to ${userName(owner)}, not to ${me}: the files the engine writes there on every opening would be ${me}'s, and ${userName(owner)}'s server could no longer open it`,
+      `Run it as ${userName(owner)} (e.g. sudo -u ${userName(owner)} kinto …).`,
+    )
+  }
   if (!isDatabaseFolder(dir) && !isEmptyOrMissing(dir)) {
     throw folderError(
       dir,
@@ -193,6 +203,17 @@ export function unopenableFolder(dir: string, error: unknown): KintoError {
     )
   }
   if (!accessible(dir)) return unwritableFolder(dir, error)
+  // Files another user left (e.g. root, before commands refused a folder that is not theirs).
+  const foreign = foreignFile(dir)
+  if (foreign) {
+    const me = userName(process.geteuid!())
+    return folderError(
+      dir,
+      `cannot be opened: it holds files of ${userName(foreign.uid)} (${path.relative(dir, foreign.file)}), which ${me} may not be able to change`,
+      `Give them back to ${me}: chown -R ${me} ${dir} (as root), then run this again.`,
+      error,
+    )
+  }
   const reason = error instanceof Error && error.message && !/^Aborted\(/.test(error.message) ? error.message : 'the engine stopped while reading it'
   return folderError(dir, `cannot be opened (${reason}); it may be damaged`, 'Restore the database from a backup into a new folder (kinto restore); keep this folder for inspection.', error)
 }

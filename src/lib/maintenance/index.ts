@@ -43,6 +43,14 @@ export interface FlushCacheResult {
 
 const MEMORY_NOTE = 'lives inside each server process; restart the servers (kinto reload --restart with workers) to empty it'
 
+/**
+ * `pglite:memory:` opened by this command: a new, empty database of its own, not the one any
+ * server serves (a server's own registry, through its control socket, is another matter).
+ */
+function inMemoryEmbedded(options: TaskOptions, b: ConfiguredBackend): boolean {
+  return b.kind === 'postgresql' && b.pgliteDir === null && options.registry === undefined
+}
+
 /** The configured storage, permission or cache backend of the task's settings. */
 function configured(options: TaskOptions, name: BackendName): ConfiguredBackend {
   return configuredBackends(options.settings, options.dir).find((b) => b.backend === name)!
@@ -86,6 +94,7 @@ async function withBackendClient<T>(options: TaskOptions, configuredBackend: Con
 export async function flushCache(options: TaskOptions): Promise<FlushCacheResult> {
   const cache = configured(options, 'cache')
   if (cache.kind === 'memory') return {backend: cache.module, flushed: false, note: `the memory cache ${MEMORY_NOTE}`}
+  if (inMemoryEmbedded(options, cache)) return {backend: cache.module, flushed: false, note: `the in-memory embedded cache (pglite:memory:) ${MEMORY_NOTE}`}
   const prefix = asString(options.settings, 'cache_prefix') ?? ''
   const shared = networkCache(options.settings)
   if (shared) {
@@ -132,6 +141,9 @@ export async function purgeDeleted(options: PurgeDeletedOptions): Promise<PurgeD
   const deleted: Record<string, number> = {}
   const base = {backend: storage.module, maxRetained: options.maxRetained, deleted, total: 0}
   if (storage.kind === 'memory') return {...base, note: `the memory storage ${MEMORY_NOTE.replace('empty it', 'start empty')}`}
+  if (inMemoryEmbedded(options, storage)) {
+    return {...base, note: `the in-memory embedded storage (pglite:memory:) ${MEMORY_NOTE.replace('empty it', 'start empty')}`}
+  }
   if (asBool(options.settings, 'readonly')) {
     throw new KintoError('kinto.readonly is true, so kinto purge-deleted deletes nothing.', {
       code: 'KINTO_READONLY',

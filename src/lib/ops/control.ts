@@ -20,6 +20,7 @@ import {ExitCode, type ExitCodeValue, isKintoError, KintoError} from '../errors.
 import {mkdirs} from '../fs.js'
 import {pgliteLockPath, readFileLockHolder} from '../schema/lock.js'
 import {configuredBackends} from '../schema/targets.js'
+import {processStopped} from '../process.js'
 import {listRuns} from '../runs/registry.js'
 
 /** What an operation may send before its result. */
@@ -205,6 +206,7 @@ export function runViaServer<T = unknown>(socketPath: string, op: string, args: 
       if (settled) return
       settled = true
       clearTimeout(timer)
+      clearInterval(watch)
       options.signal?.removeEventListener('abort', onAbort)
       socket.destroy()
       fn()
@@ -213,6 +215,21 @@ export function runViaServer<T = unknown>(socketPath: string, op: string, args: 
     const timeoutMs = options.timeoutMs ?? 600_000
     const silent = () => finish(() => reject(new KintoError(`The server at ${socketPath} sent nothing for ${Math.round(timeoutMs / 1000)} s while running ${op}.`, {code: 'KINTO_CONTROL_FAILED'})))
     let timer = setTimeout(silent, timeoutMs)
+    // A server stopped with SIGSTOP or Ctrl-Z accepts the connection (the kernel does) and never
+    // answers: say so at once rather than wait out the silence. (Its socket is named after its pid.)
+    const pid = Number(path.basename(socketPath, '.sock'))
+    const watch = setInterval(() => {
+      if (!Number.isInteger(pid) || !processStopped(pid)) return
+      finish(() =>
+        reject(
+          new KintoError(`The server holding the embedded folder (pid ${pid}) is stopped (SIGSTOP, or Ctrl-Z in its terminal), so it cannot answer.`, {
+            code: 'KINTO_CONTROL_FAILED',
+            hint: `Let it go on (kill -CONT ${pid}, or fg in its terminal), then run this again.`,
+          }),
+        ),
+      )
+    }, 1000)
+    watch.unref()
     const onAbort = () => finish(() => reject(new KintoError(`Interrupted: ${op} stopped.`, {code: 'KINTO_INTERRUPTED'})))
     if (options.signal?.aborted) return onAbort()
     options.signal?.addEventListener('abort', onAbort, {once: true})

@@ -45,7 +45,18 @@ function report(entry: RunEntry, outcome: ServerReport['outcome'], message?: str
 
 /** The servers of the ini as they are, without signalling (for --no-reload and status). */
 export function describeServers(iniPath: string, env: NodeJS.ProcessEnv = process.env): {configHash: string; servers: ServerReport[]} {
-  const configHash = sha256File(iniPath)
+  return serversAgainst(sha256File(iniPath), iniPath, env)
+}
+
+/**
+ * The servers of an ini this user may not read (status): listed all the same, none known to run
+ * the current file.
+ */
+export function describeServersOfUnreadable(iniPath: string, env: NodeJS.ProcessEnv = process.env): ServerReport[] {
+  return serversAgainst(null, iniPath, env).servers
+}
+
+function serversAgainst<H extends string | null>(configHash: H, iniPath: string, env: NodeJS.ProcessEnv): {configHash: H; servers: ServerReport[]} {
   const servers = listRuns(iniPath, env).map((e) => {
     if (e.configHash === configHash) return report(e, 'reloaded')
     if (e.reloadError?.configHash === configHash) return report(e, 'failed', e.reloadError.message)

@@ -108,7 +108,7 @@ export function renderStatus(r: StatusResult): string[] {
     lines.push(`  maintenance: ${toggleWord(c.maintenance, 'on')}`)
     if (c.eos.date) lines.push(`  end of service: ${c.eos.date} (${c.eos.state === 'hard' ? 'passed: 410 Gone' : c.eos.state === 'soft' ? 'announced: Alert header' : 'unreadable date'})`)
     for (const e of r.embedded) {
-      lines.push(`  embedded database ${e.folder}: ${e.heldBy ? `open in pid ${e.heldBy.pid} (${e.heldBy.command})` : 'not open'}`)
+      lines.push(`  embedded database ${e.folder}: ${e.heldBy ? `open in pid ${e.heldBy.pid} (${e.heldBy.command})` : e.unknown ? `cannot tell: ${e.unknown}` : 'not open'}`)
     }
     lines.push(...serverLines(r.servers))
   }

@@ -10,11 +10,11 @@ import path from 'node:path'
 import {type KintoConfig, loadConfig} from '../config/index.js'
 import {isKintoError} from '../errors.js'
 import {asString} from '../config/settings.js'
-import {pgliteLockPath, readFileLockHolder} from '../schema/lock.js'
+import {lockFileUnreadable, pgliteLockPath, readFileLockHolder} from '../schema/lock.js'
 import {configuredBackends} from '../schema/targets.js'
 import {parseEosDate} from '../state/eos.js'
 import {describeHttpError, EndpointClient, type Endpoint} from './endpoint.js'
-import {describeServers} from './reload.js'
+import {describeServers, describeServersOfUnreadable, type ServerReport} from './reload.js'
 import type {AppliedToggles, RunRole} from '../runs/registry.js'
 import {activeState, EXPIRY_KEYS, parseDeadline, type ServiceState, serviceStateFrom, toggleDeadline, toggleSet, TOGGLES, type ToggleName} from '../state/toggles.js'
 
@@ -73,7 +73,8 @@ export interface StatusResult {
    */
   configError?: {code: string; message: string; hint?: string}
   servers: ServerStatus[]
-  embedded: Array<{folder: string; heldBy: {pid: number; command: string} | null}>
+  /** heldBy null and `unknown` set: the lock file exists but this user may not read it. */
+  embedded: Array<{folder: string; heldBy: {pid: number; command: string} | null; unknown?: string}>
   remote: RemoteStatus | null
 }
 
@@ -166,7 +167,14 @@ export async function status(options: StatusOptions): Promise<StatusResult> {
     }
     result.ini = config?.path ?? path.resolve(options.iniPath)
     result.configured = config ? configuredStatus(config.settings, now) : null
-    const {servers} = describeServers(result.ini, env)
+    let servers: ServerReport[]
+    try {
+      ;({servers} = describeServers(result.ini, env))
+    } catch (error) {
+      // An ini this user may not read (configError above): its servers are still listed.
+      if (!result.configError || !['EACCES', 'EPERM'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error
+      servers = describeServersOfUnreadable(result.ini, env)
+    }
     result.servers = servers.map((s) => {
       // In force now: a toggle the server applied with a --for date that has passed is off there.
       const active = s.toggles ? activeState(appliedState(s.toggles), now) : null
@@ -184,8 +192,11 @@ export async function status(options: StatusOptions): Promise<StatusResult> {
     })
     const folders = new Set(config ? configuredBackends(config.settings, config.dir).flatMap((b) => (b.pgliteDir ? [b.pgliteDir] : [])) : [])
     for (const folder of folders) {
-      const holder = readFileLockHolder(pgliteLockPath(folder))
-      result.embedded.push({folder, heldBy: holder ? {pid: holder.pid, command: holder.owner?.command ?? 'unknown'} : null})
+      const lock = pgliteLockPath(folder)
+      const holder = readFileLockHolder(lock)
+      // Another user's lock file (a server of that user, mode 0600) is not "not open".
+      const unknown = !holder && lockFileUnreadable(lock) ? `its lock file ${lock} cannot be read by this user (a process of another user may hold it)` : undefined
+      result.embedded.push({folder, heldBy: holder ? {pid: holder.pid, command: holder.owner?.command ?? 'unknown'} : null, ...(unknown ? {unknown} : {})})
     }
   }
   if (options.endpoint) result.remote = await probe(options.endpoint, options.timeoutMs ?? 5000)

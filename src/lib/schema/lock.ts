@@ -9,7 +9,9 @@
  *
  * PGlite (embedded): one process may open a data folder at a time, so the lock is a file next to
  * the folder (`<folder>.kinto-migrate.lock`, holding the owner's pid), taken before the folder is
- * opened. A lock file whose process is gone is stale and taken over. A server (`kinto start`) holds
+ * opened. A lock file whose process is gone is stale and taken over (a lock file of a server also
+ * records which process it was, so that a later process given the same pid, after a reboot, is
+ * not taken for it). A server (`kinto start`) holds
  * it for its whole life and says so in the file (second line, JSON owner): the other commands then
  * fail at once naming its pid instead of waiting for a lock that will not be released.
  */
@@ -20,7 +22,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import type {Queryable} from '../db/index.js'
 import {ExitCode, isKintoError, KintoError, type KintoErrorOptions} from '../errors.js'
 import {mkdirs} from '../fs.js'
-import {processAlive} from '../process.js'
+import {type ProcessIdentity, processIdentity, sameProcessAlive} from '../process.js'
 
 export const MIGRATION_LOCK_NAME = 'kinto-ops:migrate'
 /** int64 of the first 8 bytes of sha256(MIGRATION_LOCK_NAME), big-endian, signed. */
@@ -51,6 +53,11 @@ export interface LockOwner {
   serves?: boolean
   /** e.g. the URL served. */
   detail?: string
+  /**
+   * processIdentity of the holder (written by acquireFileLock): a later process given the same
+   * pid (a container restarted, a reboot) is not taken for the holder.
+   */
+  process?: ProcessIdentity
 }
 
 export interface FileLockHolder {
@@ -165,7 +172,18 @@ export function readFileLockHolder(lockPath: string): FileLockHolder | null {
   } catch {
     return null
   }
-  return Number.isInteger(holder.pid) && holder.pid > 0 && processAlive(holder.pid) ? holder : null
+  return Number.isInteger(holder.pid) && holder.pid > 0 && sameProcessAlive(holder.pid, holder.owner?.process) ? holder : null
+}
+
+/** Whether the lock file exists but this user may not read it (another user's). */
+export function lockFileUnreadable(lockPath: string): boolean {
+  try {
+    readFileSync(lockPath)
+    return false
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    return code === 'EACCES' || code === 'EPERM'
+  }
 }
 
 function inUseError(opts: LockWaitOptions, h: FileLockHolder): KintoError {
@@ -191,15 +209,26 @@ const LOCK_FILE_FAILURES: Record<string, string> = {
   EIO: 'an input/output error',
 }
 
-/** KINTO_DB_FOLDER_INVALID for a lock file that cannot be made or written, or undefined. */
-function lockFileError(lockPath: string, opts: LockWaitOptions, error: unknown): KintoError | undefined {
+/** KINTO_DB_FOLDER_INVALID for a lock file that cannot be made, written or read, or undefined. */
+function lockFileError(lockPath: string, opts: LockWaitOptions, error: unknown, verb: 'create' | 'read' = 'create'): KintoError | undefined {
   const code = (error as NodeJS.ErrnoException | null)?.code ?? ''
   const reason = LOCK_FILE_FAILURES[code]
   if (!reason) return undefined
+  if (verb === 'read') {
+    // Another user's lock (its process, e.g. a server, holds the folder): waiting would never end.
+    return new KintoError(`Cannot read the lock file ${lockPath} of the ${opts.target}: ${reason}.`, {
+      code: 'KINTO_DB_FOLDER_INVALID',
+      hint: 'Run as the user that owns the embedded folder (and runs its server, if one holds it).',
+      cause: error,
+    })
+  }
   const hint =
-    reason === 'permission denied' || code === 'EROFS'
-      ? 'Run as the user that owns the embedded folder and the folder it is in (the lock file goes beside it).'
-      : 'Free space on the file system of the embedded folder (the lock file goes beside it), then run this again.'
+    code === 'EROFS'
+      ? // No user can help there: the engine writes to its folder even to read it.
+        'Remount that file system read-write, or copy the embedded folder to a writable place and point the ini at the copy (the engine writes to its folder even to read it).'
+      : reason === 'permission denied'
+        ? 'Run as the user that owns the embedded folder and the folder it is in (the lock file goes beside it).'
+        : 'Free space on the file system of the embedded folder (the lock file goes beside it), then run this again.'
   return new KintoError(`Cannot create the lock file ${lockPath} of the ${opts.target}: ${reason}.`, {code: 'KINTO_DB_FOLDER_INVALID', hint, cause: error})
 }
 
@@ -222,7 +251,9 @@ export async function acquireFileLock(lockPath: string, opts: LockWaitOptions): 
     try {
       const fd = openSync(lockPath, 'wx', 0o600)
       try {
-        writeSync(fd, opts.owner ? `${process.pid}\n${JSON.stringify(opts.owner)}\n` : String(process.pid))
+        const identity = processIdentity(process.pid)
+        const owner = opts.owner && identity ? {...opts.owner, process: identity} : opts.owner
+        writeSync(fd, owner ? `${process.pid}\n${JSON.stringify(owner)}\n` : String(process.pid))
       } catch (error) {
         // A lock file without our pid would hold every other command off: take it back.
         closeSync(fd)
@@ -245,9 +276,12 @@ export async function acquireFileLock(lockPath: string, opts: LockWaitOptions): 
       pid = held.pid
       // Dead owner; or no pid in a file some seconds old (its writer could not write it: a full
       // disk, before this took the file back; a fresh one is a writer about to write its pid).
-      stale = Number.isInteger(pid) && pid > 0 ? !processAlive(pid) : Date.now() - statSync(lockPath).mtimeMs > PIDLESS_STALE_MS
-    } catch {
-      continue // removed between open and read: try again at once
+      stale = Number.isInteger(pid) && pid > 0 ? !sameProcessAlive(pid, held.owner?.process) : Date.now() - statSync(lockPath).mtimeMs > PIDLESS_STALE_MS
+    } catch (error) {
+      // Removed between open and read: try again at once. Any other failure (a lock file of
+      // another user this one may not read) would come back on every turn of this loop.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
+      throw lockFileError(lockPath, opts, error, 'read') ?? error
     }
     if (stale) {
       // Stale: its owner died (e.g. SIGKILL). Move it aside (rename is atomic), and if what we moved

@@ -196,18 +196,25 @@ async function planAll(pg: ConfiguredBackend[], registry: DatabaseRegistry, opts
   return plans
 }
 
+/** Why `kinto migrate` leaves a `pglite:memory:` backend alone. */
+export const IN_MEMORY_SKIP = 'in-memory embedded database: it starts empty in each process; `kinto start --migrate` installs the schema in the server'
+
 export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   const mode = opts.mode ?? 'apply'
   const all = configuredBackends(opts.settings, opts.dir)
   const reports = new Map<BackendName, BackendReport>()
+  // An in-memory embedded database starts empty in each process: migrating this command's own
+  // copy would change nothing a server sees (`kinto start --migrate` migrates the server's, and
+  // passes its registry).
+  const inMemory = (b: ConfiguredBackend) => b.kind === 'postgresql' && b.pgliteDir === null && opts.registry === undefined
   for (const b of all) {
-    if (b.kind !== 'postgresql') {
-      const reason = `${b.module || 'not configured'}: nothing to migrate`
+    if (b.kind !== 'postgresql' || inMemory(b)) {
+      const reason = inMemory(b) ? IN_MEMORY_SKIP : `${b.module || 'not configured'}: nothing to migrate`
       reports.set(b.backend, {backend: b.backend, module: b.module, skipped: reason})
       opts.report?.({type: 'skip', backend: b.backend, module: b.module, reason})
     }
   }
-  const pg = all.filter((b) => b.kind === 'postgresql')
+  const pg = all.filter((b) => b.kind === 'postgresql' && !inMemory(b))
   const result = (): MigrateResult => {
     const backends = all.map((b) => reports.get(b.backend)!)
     return {

@@ -12,10 +12,13 @@ import {type BackendName, CURRENT_VERSIONS} from './sql-files.js'
  * Throws KINTO_SCHEMA_MISSING / _BEHIND / _NEWER unless `backend`'s schema on q is current.
  * `where` names the database (password masked); `iniPath` goes in the hint.
  */
-export async function requireSchema(q: Queryable, backend: BackendName, where: string, iniPath: string): Promise<void> {
+export async function requireSchema(q: Queryable, backend: BackendName, where: string, iniPath: string, options: {inMemory?: boolean} = {}): Promise<void> {
   const plan = await planBackend(q, backend)
   if (plan.state === 'current') return
-  const hint = `Run \`kinto migrate --ini ${iniPath}\` first.`
+  // `kinto migrate` cannot reach an in-memory database: it starts empty in each process.
+  const hint = options.inMemory
+    ? `An in-memory embedded database (pglite:memory:) starts empty: serve it with \`kinto start --migrate --ini ${iniPath}\`.`
+    : `Run \`kinto migrate --ini ${iniPath}\` first.`
   if (plan.state === 'missing') {
     throw new KintoError(`The ${backend} schema is not installed in ${where}.`, {code: 'KINTO_SCHEMA_MISSING', hint})
   }

@@ -95,6 +95,10 @@ async function holdsData(conn: Queryable): Promise<boolean> {
   return Boolean(res.rows[0]?.any)
 }
 
+/** db status of `pglite:memory:`: what it read is not what any server serves. */
+export const IN_MEMORY_STATUS_NOTE =
+  'in-memory embedded database: this command opened a new, empty one of its own; each process (a server) has its own, which kinto start --migrate installs'
+
 export async function databaseStatusReport(opts: {
   settings: Settings
   dir: string
@@ -134,7 +138,11 @@ export async function databaseStatusReport(opts: {
             drift: plan.drift,
             canWrite: await canWrite(conn, b.backend, db.readOnly),
             ...(b.backend === 'storage' && plan.installed !== null ? {holdsData: await holdsData(conn)} : {}),
-            notes: b.absent ? [`${b.database} holds no database yet (nothing was created); kinto migrate creates it`, ...plan.notes] : plan.notes,
+            notes: b.absent
+              ? [`${b.database} holds no database yet (nothing was created); kinto migrate creates it`, ...plan.notes]
+              : b.pgliteDir === null && opts.registry === undefined
+                ? [IN_MEMORY_STATUS_NOTE, ...plan.notes]
+                : plan.notes,
           }
         })
         out[out.findIndex((o) => o.backend === b.backend)] = status

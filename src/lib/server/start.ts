@@ -19,7 +19,7 @@ import type {FastifyInstance} from 'fastify'
 import {createBackends} from '../backends.js'
 import {backendKind, loadConfig, type KintoConfig, type ServerConfig} from '../config/index.js'
 import {asString, type Settings} from '../config/settings.js'
-import {DatabaseRegistry, maskUrl, type SqlClient} from '../db/index.js'
+import {DatabaseRegistry, maskUrl, parseDbUrl, type SqlClient} from '../db/index.js'
 import {isKintoError, KintoError} from '../errors.js'
 import {bracketHost} from '../net.js'
 import {RunRecord, sha256File, type AppliedToggles, type RunRole} from '../runs/registry.js'
@@ -131,7 +131,9 @@ async function checkSchemas(config: KintoConfig, registry: DatabaseRegistry, unr
     // One warning per database, not one per backend on it.
     if (unreached.has(client)) continue
     try {
-      await requireSchema(client, backend, `${maskUrl(url)} (${backend})`, config.path)
+      const parsed = parseDbUrl(url, config.dir)
+      const inMemory = parsed.driver === 'pglite' && parsed.dataDir === null
+      await requireSchema(client, backend, `${maskUrl(url)} (${backend})`, config.path, {inMemory})
     } catch (error) {
       if (!unreachable || !isKintoError(error) || error.code !== 'KINTO_DB_UNREACHABLE') throw error
       unreached.add(client)
