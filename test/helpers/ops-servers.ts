@@ -7,16 +7,14 @@ import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
-import {DatabaseRegistry} from '../../src/lib/db/index.js'
-import {ensureSchema} from '../../src/lib/schema/index.js'
-import {iniText} from '../client/helpers.js'
+import {BACKEND_KINDS, backendSettings, type BackendKind, iniText} from '../client/helpers.js'
 import {cliBin, repoRoot} from './cli.js'
-import {createPgliteDatabase, createServerDatabase, realServerUrl, type TestDatabase} from './db.js'
+import type {TestDatabase} from './db.js'
 
-export type OpsKind = 'memory' | 'pglite' | 'postgresql'
+export type OpsKind = BackendKind
 
 /** The kinds this run can test (PostgreSQL when KINTO_TEST_DATABASE_URL is set). */
-export const OPS_KINDS: OpsKind[] = realServerUrl ? ['memory', 'pglite', 'postgresql'] : ['memory', 'pglite']
+export const OPS_KINDS: OpsKind[] = BACKEND_KINDS
 
 export interface OpsIni {
   dir: string
@@ -25,27 +23,10 @@ export interface OpsIni {
   cleanup(): Promise<void>
 }
 
-export async function databaseSettings(kind: OpsKind, db?: TestDatabase): Promise<{settings: Record<string, string>; db?: TestDatabase}> {
-  if (kind === 'memory') return {settings: {}}
-  const database = db ?? (kind === 'pglite' ? createPgliteDatabase() : await createServerDatabase(realServerUrl!))
-  const registry = new DatabaseRegistry()
-  try {
-    await ensureSchema(registry.get(database.url), ['storage', 'permission', 'cache'])
-  } finally {
-    await registry.closeAll()
-  }
-  const settings: Record<string, string> = {}
-  for (const b of ['storage', 'permission', 'cache']) {
-    settings[`kinto.${b}_backend`] = `kinto.core.${b}.postgresql`
-    settings[`kinto.${b}_url`] = database.url
-  }
-  return {settings, db: database}
-}
-
 /** An ini over a database of this kind (schema installed), plus extra settings and sections. */
 export async function opsIni(kind: OpsKind, extra: Record<string, string> = {}, tail = ''): Promise<OpsIni> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-ops-'))
-  const {settings, db} = await databaseSettings(kind)
+  const {settings, db} = await backendSettings(kind)
   const ini = path.join(dir, 'kinto.ini')
   writeFileSync(ini, iniText({'kinto.userid_hmac_secret': 'ops-tests', ...settings, ...extra}) + tail)
   return {
