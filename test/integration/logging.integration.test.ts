@@ -12,6 +12,7 @@ import path from 'node:path'
 import {afterAll, afterEach, describe, expect, test} from 'vitest'
 
 import {cliBin, repoRoot} from '../helpers/cli.js'
+import {tplLogging} from '../helpers/logging-ini.js'
 
 const HMAC_SECRET = 'hmac-SECRET-a41c9d'
 const PASSWORD = 'pw-SECRET-0b7e'
@@ -37,37 +38,7 @@ use = egg:waitress#main
 host = 127.0.0.1
 port = %(http_port)s
 
-[loggers]
-keys = root, kinto
-
-[handlers]
-keys = console
-
-[formatters]
-keys = color, json
-
-[logger_root]
-level = INFO
-handlers = console
-
-[logger_kinto]
-level = DEBUG
-handlers = console
-qualname = kinto
-propagate = 0
-
-[handler_console]
-class = kinto.core.StreamHandlerWithRequestID
-args = (${stream},)
-level = NOTSET
-formatter = ${formatter}
-
-[formatter_color]
-class = logging_color_formatter.ColorFormatter
-
-[formatter_json]
-class = kinto.core.JsonLogFormatter
-`,
+${tplLogging({formatter, stream})}`,
   )
   return file
 }
