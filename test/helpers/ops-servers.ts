@@ -44,21 +44,28 @@ export interface Started {
   child: ChildProcess
   pid: number
   url: string
+  /** stdout and stderr as they came. */
   output(): string
+  stdout(): string
+  stderr(): string
   exit: Promise<{code: number | null; signal: NodeJS.Signals | null}>
   /** SIGTERM, then the exit status (SIGKILL after 30 s). */
   stop(): Promise<{code: number | null; signal: NodeJS.Signals | null}>
 }
 
-/** Spawns `kinto start ARGS` and waits for its "Serving <url>" line (stdout and stderr collected). */
-export function spawnStart(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Started> {
+/** Spawns `kinto start ARGS` (in `cwd`, else the repository) and waits for its "Serving <url>" line (stdout and stderr collected). */
+export function spawnStart(args: string[], env: NodeJS.ProcessEnv = {}, cwd = repoRoot): Promise<Started> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliBin, 'start', ...args], {
-      cwd: repoRoot,
+      cwd,
       env: {...process.env, NO_COLOR: '1', ...env},
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let output = ''
+    let stdout = ''
+    let stderr = ''
+    child.stdout!.on('data', (d) => (stdout += d))
+    child.stderr!.on('data', (d) => (stderr += d))
     const exit = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((res) => child.on('exit', (code, signal) => res({code, signal})))
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
@@ -78,6 +85,8 @@ export function spawnStart(args: string[], env: NodeJS.ProcessEnv = {}): Promise
           pid: child.pid!,
           url: m[1],
           output: () => output,
+          stdout: () => stdout,
+          stderr: () => stderr,
           exit,
           async stop() {
             if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
