@@ -8,6 +8,15 @@ export function terminalProgress(json: boolean, verb: string): ProgressLine | un
   return !json && richProgress() ? progressLine((t) => process.stderr.write(t), verb) : undefined
 }
 
+/**
+ * Runs a backup, restore or copy with what the three share: a progress line on a terminal unless
+ * the output is JSON (fn gets no onProgress then), and SIGINT / SIGTERM as an abort (interruptible).
+ */
+export function withProgress<T>(json: boolean, verb: string, fn: (signal: AbortSignal, onProgress: ProgressLine['update'] | undefined) => Promise<T>): Promise<T> {
+  const progress = terminalProgress(json, verb)
+  return interruptible(progress, (signal) => fn(signal, progress && ((table, done, total) => progress.update(table, done, total))))
+}
+
 /** After SIGINT / SIGTERM, how long the work may take to stop by itself before the command stops waiting for it. */
 export const STOP_GRACE_MS = 5000
 

@@ -2,10 +2,10 @@ import path from 'node:path'
 
 import {Flags} from '@oclif/core'
 
-import {interruptible, terminalProgress} from '../backup-output.js'
+import {withProgress} from '../backup-output.js'
 import {BaseCommand} from '../base-command.js'
 import {forceFlag, iniFlag} from '../flags.js'
-import {backup, type BackupResult, defaultBackupName} from '../lib/backup/index.js'
+import {backup, type BackupResult, countsText, defaultBackupName} from '../lib/backup/index.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {exitCodes} from '../lib/errors.js'
 
@@ -35,8 +35,7 @@ On success .kinto-backup beside the ini records the time (kinto check reminds wh
   async run(): Promise<BackupResult> {
     const config = loadConfig(resolveIniPath(this.flags.ini))
     const file = path.resolve(this.flags.output ?? defaultBackupName(new Date()))
-    const progress = terminalProgress(this.jsonEnabled(), 'backing up')
-    const result = await interruptible(progress, (signal) =>
+    const result = await withProgress(this.jsonEnabled(), 'backing up', (signal, onProgress) =>
       backup({
         settings: config.settings,
         dir: config.dir,
@@ -44,13 +43,12 @@ On success .kinto-backup beside the ini records the time (kinto check reminds wh
         file,
         force: this.flags.force,
         signal,
-        onProgress: progress && ((e) => progress.update(e.table, e.done, e.total)),
+        onProgress: onProgress && ((e) => onProgress(e.table, e.done, e.total)),
       }),
     )
     if (!this.jsonEnabled()) {
-      const c = result.counts
       this.log(`Backup written to ${result.file} (${(result.bytes / 1048576).toFixed(1)} MB, snapshot at ${result.createdAt}).`)
-      this.log(`  ${c.objects} objects, ${c.timestamps} list timestamps, ${c.access_control_entries} permissions, ${c.user_principals} principals; schema storage ${result.schema.storage}, permission ${result.schema.permission}.`)
+      this.log(`  ${countsText(result.counts)}; schema storage ${result.schema.storage}, permission ${result.schema.permission}.`)
       this.log(`  sha256 ${result.sha256}`)
       this.log(`Restore it with: kinto restore ${result.file} --ini <target ini>`)
     }

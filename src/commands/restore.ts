@@ -2,10 +2,10 @@ import path from 'node:path'
 
 import {Args} from '@oclif/core'
 
-import {interruptible, terminalProgress} from '../backup-output.js'
+import {withProgress} from '../backup-output.js'
 import {BaseCommand} from '../base-command.js'
 import {forceFlag, iniFlag} from '../flags.js'
-import {restore, type RestoreResult} from '../lib/backup/index.js'
+import {countsText, restore, type RestoreResult} from '../lib/backup/index.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {exitCodes} from '../lib/errors.js'
 
@@ -32,24 +32,15 @@ The target must be empty; --force replaces everything it holds, in the same tran
 
   async run(): Promise<RestoreResult> {
     const config = loadConfig(resolveIniPath(this.flags.ini))
-    const progress = terminalProgress(this.jsonEnabled(), 'restoring')
-    const result = await interruptible(progress, (signal) =>
-      restore({
-        settings: config.settings,
-        dir: config.dir,
-        file: path.resolve(this.args.file),
-        force: this.flags.force,
-        signal,
-        onProgress: progress && ((table, done, total) => progress.update(table, done, total)),
-      }),
+    const result = await withProgress(this.jsonEnabled(), 'restoring', (signal, onProgress) =>
+      restore({settings: config.settings, dir: config.dir, file: path.resolve(this.args.file), force: this.flags.force, signal, onProgress}),
     )
     if (!this.jsonEnabled()) {
-      const c = result.counts
       for (const step of result.migrated) this.log(`Migrated the target: ${step}.`)
       for (const n of result.notes) this.log(`Note: ${n}.`)
       const replaced = Object.values(result.replaced).some((n) => n > 0) ? ' (replacing what it held)' : ''
       this.log(`Restored ${result.file} (snapshot at ${result.createdAt}) into ${[...new Set(Object.values(result.target))].join(' and ')}${replaced}.`)
-      this.log(`  ${c.objects} objects, ${c.timestamps} list timestamps, ${c.access_control_entries} permissions, ${c.user_principals} principals; counts and checksum verified.`)
+      this.log(`  ${countsText(result.counts)}; counts and checksum verified.`)
       this.log('Restart the servers of this database so that they drop their caches.')
     }
     return result

@@ -6,10 +6,11 @@
 import {execFile} from 'node:child_process'
 import {promisify} from 'node:util'
 
-import {afterAll, beforeAll, describe, expect, test} from 'vitest'
+import {afterAll, beforeAll, describe, expect, test, type TestContext} from 'vitest'
 
 import {acceptanceFile} from '../helpers/schema-catalog.js'
-import {BACKEND_KINDS, startTestServer, type TestServer} from './helpers.js'
+import {ACCEPTANCE_PLUGINS} from '../server/plugins-helpers.js'
+import {BACKEND_KINDS, type BackendKind, startTestServer, type TestServer} from './helpers.js'
 
 const run = promisify(execFile)
 const script = acceptanceFile('http_checks.py')
@@ -23,60 +24,47 @@ async function python(): Promise<string | undefined> {
   }
 }
 
-describe.each(BACKEND_KINDS)('http_checks.py core (%s)', (kind) => {
+/** A server of this kind with these settings for the describe block around (started before its tests, closed after). */
+function serverOf(kind: BackendKind, settings?: Record<string, string>): () => TestServer {
   let srv: TestServer
   beforeAll(async () => {
-    srv = await startTestServer(kind)
+    srv = await startTestServer(kind, settings)
   }, 120_000)
   afterAll(async () => srv?.close())
+  return () => srv
+}
+
+/** What http_checks.py prints for these groups against srv; undefined when the test skipped (no script or no python3). */
+async function httpChecks(ctx: TestContext, srv: TestServer, groups: string[]): Promise<string | undefined> {
+  const py = await python()
+  if (!script || !py) {
+    console.log(`SKIPPED: ${script ? 'python3' : 'shared/acceptance/http_checks.py'} not found`)
+    ctx.skip()
+    return undefined
+  }
+  try {
+    return (await run(py, [script, srv.remote, ...groups], {timeout: 120_000})).stdout
+  } catch (err) {
+    return (err as {stdout?: string}).stdout ?? String(err)
+  }
+}
+
+describe.each(BACKEND_KINDS)('http_checks.py core (%s)', (kind) => {
+  const server = serverOf(kind)
 
   test('all 40 core checks pass', async (ctx) => {
-    const py = await python()
-    if (!script || !py) {
-      console.log(`SKIPPED: ${script ? 'python3' : 'shared/acceptance/http_checks.py'} not found`)
-      ctx.skip()
-      return
-    }
-    let stdout = ''
-    try {
-      ;({stdout} = await run(py, [script, srv.remote, 'core'], {timeout: 120_000}))
-    } catch (err) {
-      stdout = (err as {stdout?: string}).stdout ?? String(err)
-    }
+    const stdout = await httpChecks(ctx, server(), ['core'])
+    if (stdout === undefined) return
     expect(stdout.trim().split('\n').pop()).toBe('40 passed, 0 failed')
   }, 180_000)
 })
 
-/** The settings shared/acceptance/README.md gives for the `plugins` group. */
-const PLUGIN_SETTINGS: Record<string, string> = {
-  'kinto.includes': 'kinto.plugins.default_bucket kinto.plugins.history kinto.plugins.accounts kinto.plugins.flush',
-  'kinto.flush_endpoint_enabled': 'true',
-  'kinto.experimental_permissions_endpoint': 'true',
-  'multiauth.policies': 'account basicauth',
-  'multiauth.policy.account.use': 'kinto.plugins.accounts.AccountsPolicy',
-  'kinto.account_create_principals': 'system.Everyone',
-}
-
 describe.each(BACKEND_KINDS)('http_checks.py core plugins (%s)', (kind) => {
-  let srv: TestServer
-  beforeAll(async () => {
-    srv = await startTestServer(kind, PLUGIN_SETTINGS)
-  }, 120_000)
-  afterAll(async () => srv?.close())
+  const server = serverOf(kind, ACCEPTANCE_PLUGINS)
 
   test('all 50 checks pass', async (ctx) => {
-    const py = await python()
-    if (!script || !py) {
-      console.log(`SKIPPED: ${script ? 'python3' : 'shared/acceptance/http_checks.py'} not found`)
-      ctx.skip()
-      return
-    }
-    let stdout = ''
-    try {
-      ;({stdout} = await run(py, [script, srv.remote, 'core', 'plugins'], {timeout: 120_000}))
-    } catch (err) {
-      stdout = (err as {stdout?: string}).stdout ?? String(err)
-    }
+    const stdout = await httpChecks(ctx, server(), ['core', 'plugins'])
+    if (stdout === undefined) return
     expect(stdout.trim(), stdout).toMatch(/(^|\n)50 passed, 0 failed$/)
   }, 180_000)
 })

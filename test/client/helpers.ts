@@ -12,7 +12,7 @@ import {loadConfig} from '../../src/lib/config/index.js'
 import {DatabaseRegistry} from '../../src/lib/db/index.js'
 import {ensureSchema} from '../../src/lib/schema/index.js'
 import {startServer, type RunningServer} from '../../src/lib/server/start.js'
-import {createPgliteDatabase, createServerDatabase, realServerUrl, type TestDatabase} from '../helpers/db.js'
+import {createPgliteDatabase, createServerDatabase, postgresqlSettings, realServerUrl, type TestDatabase} from '../helpers/db.js'
 
 export type BackendKind = 'memory' | 'pglite' | 'postgresql'
 
@@ -46,12 +46,7 @@ export async function backendSettings(kind: BackendKind, db?: TestDatabase): Pro
   } finally {
     await registry.closeAll()
   }
-  const settings: Record<string, string> = {}
-  for (const b of ['storage', 'permission', 'cache']) {
-    settings[`kinto.${b}_backend`] = `kinto.core.${b}.postgresql`
-    settings[`kinto.${b}_url`] = database.url
-  }
-  return {settings, db: database}
+  return {settings: postgresqlSettings(database.url), db: database}
 }
 
 export async function startTestServer(kind: BackendKind, extra: Record<string, string> = {}, db?: TestDatabase, port = 0): Promise<TestServer> {

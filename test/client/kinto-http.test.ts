@@ -5,21 +5,10 @@
  */
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
-import {KintoClient, type KintoBatchClient} from '../helpers/kinto-http.js'
+import {failure, KintoClient, type KintoBatchClient} from '../helpers/kinto-http.js'
 import {BACKEND_KINDS, basicAuth, startTestServer, type TestServer} from './helpers.js'
 
 type Rec = {id: string; last_modified: number; title?: string; n?: number; [k: string]: unknown}
-
-/** Status and errno of a failed client call. */
-async function failure(promise: Promise<unknown>): Promise<{status?: number; errno?: number}> {
-  try {
-    await promise
-  } catch (err) {
-    const e = err as {response?: {status: number}; data?: {errno: number; code: number}}
-    return {status: e.response?.status ?? e.data?.code, errno: e.data?.errno}
-  }
-  throw new Error('expected the call to fail')
-}
 
 describe.each(BACKEND_KINDS)('kinto-http against kinto start (%s)', (kind) => {
   let srv: TestServer

@@ -26,7 +26,7 @@ import {createBackends} from '../../src/lib/backends.js'
 import {createApp} from '../../src/lib/server/app.js'
 import {verifyJwt} from '../../src/lib/server/plugins/openid/jwt.js'
 import {freePort} from '../helpers/deploy-servers.js'
-import {KintoClient} from '../helpers/kinto-http.js'
+import {failure, KintoClient} from '../helpers/kinto-http.js'
 import {statsdListener, type StatsdListener} from '../server/statsd-listener.js'
 import {Browser, startProvider, tokensFrom, type ClientConfig, type TestProvider} from '../helpers/oidc-provider.js'
 import {BACKEND_KINDS, iniText, startTestServer, type TestServer} from './helpers.js'
@@ -50,17 +50,6 @@ function openidSettings(issuer: string, secondIssuer = issuer): Record<string, s
     'multiauth.policy.shortlived.userid_field': 'email',
     'multiauth.policy.shortlived.verification_ttl_seconds': '1',
   }
-}
-
-/** Status and errno of a failed client call. */
-async function failure(promise: Promise<unknown>): Promise<{status?: number; errno?: number}> {
-  try {
-    await promise
-  } catch (err) {
-    const e = err as {response?: {status: number}; data?: {errno: number; code: number}}
-    return {status: e.response?.status ?? e.data?.code, errno: e.data?.errno}
-  }
-  throw new Error('expected the call to fail')
 }
 
 function bearer(remote: string, token: string): KintoClient {

@@ -7,7 +7,7 @@
  */
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
-import {executeJson, KintoClient} from '../helpers/kinto-http.js'
+import {executeJson, failure, KintoClient} from '../helpers/kinto-http.js'
 import {BACKEND_KINDS, basicAuth, startTestServer, type TestServer} from './helpers.js'
 
 const PLUGINS: Record<string, string> = {
@@ -39,16 +39,6 @@ function http(remote: string) {
     const text = await res.text()
     return {status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : undefined) as Json}
   }
-}
-
-async function failure(promise: Promise<unknown>): Promise<{status?: number; errno?: number; message?: string}> {
-  try {
-    await promise
-  } catch (err) {
-    const e = err as {response?: {status: number}; data?: {errno: number; code: number; message: string}}
-    return {status: e.response?.status ?? e.data?.code, errno: e.data?.errno, message: e.data?.message}
-  }
-  throw new Error('expected the call to fail')
 }
 
 describe.each(BACKEND_KINDS)('plugins on kinto start (%s)', (kind) => {

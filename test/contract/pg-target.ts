@@ -3,7 +3,7 @@ import {type Backends, createBackends} from '../../src/lib/backends.js'
 import {buildSettings} from '../../src/lib/config/settings.js'
 import {DatabaseRegistry} from '../../src/lib/db/index.js'
 import {ensureSchema} from '../../src/lib/schema/index.js'
-import {createPgliteDatabase, createServerDatabase, realServerUrl, type TestDatabase} from '../helpers/db.js'
+import {createPgliteDatabase, createServerDatabase, postgresqlSettings, realServerUrl, type TestDatabase} from '../helpers/db.js'
 
 export interface PgTarget {
   db: TestDatabase
@@ -16,15 +16,7 @@ export async function openTarget(kind: 'pglite' | 'postgresql', extra: Record<st
   const db = kind === 'pglite' ? createPgliteDatabase({schema: true}) : await createServerDatabase(realServerUrl!)
   const registry = new DatabaseRegistry()
   await ensureSchema(registry.get(db.url), ['storage', 'permission', 'cache'])
-  const settings = buildSettings({
-    'kinto.storage_backend': 'kinto.core.storage.postgresql',
-    'kinto.storage_url': db.url,
-    'kinto.permission_backend': 'kinto.core.permission.postgresql',
-    'kinto.permission_url': db.url,
-    'kinto.cache_backend': 'kinto.core.cache.postgresql',
-    'kinto.cache_url': db.url,
-    ...extra,
-  })
+  const settings = buildSettings({...postgresqlSettings(db.url), ...extra})
   return {db, registry, backends: createBackends(settings, {registry})}
 }
 

@@ -33,3 +33,14 @@ export type KintoRequest = Parameters<KintoClient['execute']>[0]
 export async function executeJson<T>(client: KintoClient, request: KintoRequest): Promise<T> {
   return (await client.execute<T>(request)) as T
 }
+
+/** Status, errno and message of a client call that must fail (the test fails when it succeeds). */
+export async function failure(promise: Promise<unknown>): Promise<{status?: number; errno?: number; message?: string}> {
+  try {
+    await promise
+  } catch (err) {
+    const e = err as {response?: {status: number}; data?: {errno: number; code: number; message: string}}
+    return {status: e.response?.status ?? e.data?.code, errno: e.data?.errno, message: e.data?.message}
+  }
+  throw new Error('expected the call to fail')
+}

@@ -7,16 +7,14 @@ import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
-import {DatabaseRegistry} from '../../src/lib/db/index.js'
-import {ensureSchema} from '../../src/lib/schema/index.js'
-import {iniText} from '../client/helpers.js'
+import {BACKEND_KINDS, backendSettings, type BackendKind, iniText} from '../client/helpers.js'
 import {cliBin, repoRoot} from './cli.js'
-import {createPgliteDatabase, createServerDatabase, realServerUrl, type TestDatabase} from './db.js'
+import type {TestDatabase} from './db.js'
 
-export type OpsKind = 'memory' | 'pglite' | 'postgresql'
+export type OpsKind = BackendKind
 
 /** The kinds this run can test (PostgreSQL when KINTO_TEST_DATABASE_URL is set). */
-export const OPS_KINDS: OpsKind[] = realServerUrl ? ['memory', 'pglite', 'postgresql'] : ['memory', 'pglite']
+export const OPS_KINDS: OpsKind[] = BACKEND_KINDS
 
 export interface OpsIni {
   dir: string
@@ -25,27 +23,10 @@ export interface OpsIni {
   cleanup(): Promise<void>
 }
 
-export async function databaseSettings(kind: OpsKind, db?: TestDatabase): Promise<{settings: Record<string, string>; db?: TestDatabase}> {
-  if (kind === 'memory') return {settings: {}}
-  const database = db ?? (kind === 'pglite' ? createPgliteDatabase() : await createServerDatabase(realServerUrl!))
-  const registry = new DatabaseRegistry()
-  try {
-    await ensureSchema(registry.get(database.url), ['storage', 'permission', 'cache'])
-  } finally {
-    await registry.closeAll()
-  }
-  const settings: Record<string, string> = {}
-  for (const b of ['storage', 'permission', 'cache']) {
-    settings[`kinto.${b}_backend`] = `kinto.core.${b}.postgresql`
-    settings[`kinto.${b}_url`] = database.url
-  }
-  return {settings, db: database}
-}
-
 /** An ini over a database of this kind (schema installed), plus extra settings and sections. */
 export async function opsIni(kind: OpsKind, extra: Record<string, string> = {}, tail = ''): Promise<OpsIni> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-ops-'))
-  const {settings, db} = await databaseSettings(kind)
+  const {settings, db} = await backendSettings(kind)
   const ini = path.join(dir, 'kinto.ini')
   writeFileSync(ini, iniText({'kinto.userid_hmac_secret': 'ops-tests', ...settings, ...extra}) + tail)
   return {
@@ -63,21 +44,28 @@ export interface Started {
   child: ChildProcess
   pid: number
   url: string
+  /** stdout and stderr as they came. */
   output(): string
+  stdout(): string
+  stderr(): string
   exit: Promise<{code: number | null; signal: NodeJS.Signals | null}>
   /** SIGTERM, then the exit status (SIGKILL after 30 s). */
   stop(): Promise<{code: number | null; signal: NodeJS.Signals | null}>
 }
 
-/** Spawns `kinto start ARGS` and waits for its "Serving <url>" line (stdout and stderr collected). */
-export function spawnStart(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Started> {
+/** Spawns `kinto start ARGS` (in `cwd`, else the repository) and waits for its "Serving <url>" line (stdout and stderr collected). */
+export function spawnStart(args: string[], env: NodeJS.ProcessEnv = {}, cwd = repoRoot): Promise<Started> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliBin, 'start', ...args], {
-      cwd: repoRoot,
+      cwd,
       env: {...process.env, NO_COLOR: '1', ...env},
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let output = ''
+    let stdout = ''
+    let stderr = ''
+    child.stdout!.on('data', (d) => (stdout += d))
+    child.stderr!.on('data', (d) => (stderr += d))
     const exit = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((res) => child.on('exit', (code, signal) => res({code, signal})))
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
@@ -97,6 +85,8 @@ export function spawnStart(args: string[], env: NodeJS.ProcessEnv = {}): Promise
           pid: child.pid!,
           url: m[1],
           output: () => output,
+          stdout: () => stdout,
+          stderr: () => stderr,
           exit,
           async stop() {
             if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')

@@ -1,4 +1,4 @@
-import {mkdtempSync, rmSync} from 'node:fs'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -14,5 +14,15 @@ export function tempFolders(prefix: string): () => string {
     const dir = mkdtempSync(path.join(os.tmpdir(), `kinto-${prefix}-`))
     made.push(dir)
     return dir
+  }
+}
+
+/** A maker of files, each alone in a new folder of tempFolders(prefix): file(name, text) writes it and gives its path. */
+export function tempFiles(prefix: string): (name: string, text: string) => string {
+  const folder = tempFolders(prefix)
+  return (name, text) => {
+    const file = path.join(folder(), name)
+    writeFileSync(file, text)
+    return file
   }
 }

@@ -56,7 +56,7 @@ describe.skipIf(skipReason !== '')(`the admin console signing in with OpenID Con
         'multiauth.policy.oidc.client_id = kinto',
         'multiauth.policy.oidc.client_secret = kinto-secret',
       ],
-      port,
+      {port},
     )
     browser = await launchChromium()
   }, 90_000)

@@ -10,9 +10,10 @@ import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {cliBin, runCli} from '../helpers/cli.js'
+import {runCli} from '../helpers/cli.js'
 import {nginxOptionsFrom, renderNginx} from '../../src/lib/deploy/index.js'
-import {freePort, httpRequest, missing, nginxTest, readLog, startNginx, startProcess, stopAll, tempDir, waitFor} from '../helpers/deploy-servers.js'
+import {freePort, missing, nginxTest, readLog, startNginx, stopAll, tempDir} from '../helpers/deploy-servers.js'
+import {startMemoryKinto} from '../helpers/kinto-server.js'
 
 const skipReason = missing('nginx')
 const AUTH = `Basic ${Buffer.from('uploader:secret').toString('base64')}`
@@ -28,23 +29,11 @@ describe.skipIf(skipReason !== '')(`attachments through nginx ${skipReason}`, ()
   beforeAll(async () => {
     const dir = tempDir('attach-nginx')
     files = path.join(dir, 'files')
-    const kintoPort = await freePort()
     const nginxPort = await freePort()
     base = `http://127.0.0.1:${nginxPort}`
-    const ini = path.join(dir, 'kinto.ini')
-    writeFileSync(
-      ini,
+    const {ini, output} = await startMemoryKinto(
+      'attach-nginx',
       [
-        '[server:main]',
-        'use = egg:waitress#main',
-        'host = 127.0.0.1',
-        `port = ${kintoPort}`,
-        '',
-        '[app:main]',
-        'use = egg:kinto',
-        'kinto.storage_backend = kinto.core.storage.memory',
-        'kinto.permission_backend = kinto.core.permission.memory',
-        'kinto.cache_backend = kinto.core.cache.memory',
         `kinto.userid_hmac_secret = ${randomBytes(16).toString('hex')}`,
         'multiauth.policies = basicauth',
         'kinto.bucket_create_principals = system.Authenticated',
@@ -52,21 +41,14 @@ describe.skipIf(skipReason !== '')(`attachments through nginx ${skipReason}`, ()
         `kinto.attachment.base_path = ${files}`,
         `kinto.attachment.base_url = ${base}/attachments/`,
         'kinto.attachment.folder = {bucket_id}/{collection_id}',
-        '',
-      ].join('\n'),
-      {mode: 0o600},
-    )
-    const kinto = startProcess(process.execPath, [cliBin, 'start', '--ini', ini], {cwd: dir, env: {NO_COLOR: '1', CI: 'true'}})
-    await waitFor(
-      async () => (await httpRequest(`http://127.0.0.1:${kintoPort}/v1/__lbheartbeat__`, {timeoutMs: 2000})).status === 200,
-      45_000,
-      () => `kinto start on port ${kintoPort}: ${kinto.output()}`,
+      ],
+      {dir},
     )
     const conf = await runCli(['deploy', 'nginx', '--ini', ini, '--listen', `127.0.0.1:${nginxPort}`])
     expect(conf.code, conf.stderr).toBe(0)
     snippet = conf.stdout
     const nginx = await startNginx(snippet, nginxPort)
-    logs = () => `${kinto.output()}\n${readLog(nginx.setup.errorLog)}`
+    logs = () => `${output()}\n${readLog(nginx.setup.errorLog)}`
   }, 90_000)
 
   it('the snippet serves base_path at base_url’s path', () => {

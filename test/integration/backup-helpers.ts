@@ -12,6 +12,7 @@ import {createBackends} from '../../src/lib/backends.js'
 import {buildSettings} from '../../src/lib/config/settings.js'
 import {DatabaseRegistry} from '../../src/lib/db/index.js'
 import {createApp} from '../../src/lib/server/app.js'
+import {postgresqlSettings} from '../helpers/db.js'
 import {basic, client} from '../server/helpers.js'
 
 export const SETTINGS: Record<string, string> = {
@@ -24,17 +25,9 @@ export const SETTINGS: Record<string, string> = {
   'kinto.bucket_create_principals': 'system.Authenticated',
 }
 
-const backendSettings = (url: string): Record<string, string> =>
-  Object.fromEntries(
-    (['storage', 'permission', 'cache'] as const).flatMap((b) => [
-      [`kinto.${b}_backend`, `kinto.core.${b}.postgresql`],
-      [`kinto.${b}_url`, url],
-    ]),
-  )
-
 /** Writes DIR/kinto.ini for a database URL; returns its path. */
 export function writeIni(dir: string, url: string): string {
-  const lines = ['[app:main]', 'use = egg:kinto', ...Object.entries({...SETTINGS, ...backendSettings(url)}).map(([k, v]) => `${k} = ${v}`)]
+  const lines = ['[app:main]', 'use = egg:kinto', ...Object.entries({...SETTINGS, ...postgresqlSettings(url)}).map(([k, v]) => `${k} = ${v}`)]
   lines.push('', '[server:main]', 'use = egg:waitress#main', 'host = 127.0.0.1', 'port = %(http_port)s', '')
   const ini = path.join(dir, 'kinto.ini')
   writeFileSync(ini, lines.join('\n'))
@@ -50,7 +43,7 @@ export interface TestApp {
 /** The app over a database whose schema is installed (the caller migrated it). */
 export function openApp(url: string): TestApp {
   const registry = new DatabaseRegistry()
-  const settings = buildSettings({...SETTINGS, ...backendSettings(url)}, {})
+  const settings = buildSettings({...SETTINGS, ...postgresqlSettings(url)}, {})
   const backends = createBackends(settings, {registry})
   const app = createApp({settings, backends})
   return {

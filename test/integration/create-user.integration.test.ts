@@ -6,7 +6,6 @@
  * folder held by a running server (the work runs in it, through its control socket), and
  * PostgreSQL when KINTO_TEST_DATABASE_URL is set.
  */
-import {spawn, type ChildProcess} from 'node:child_process'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -18,8 +17,9 @@ import {DatabaseRegistry} from '../../src/lib/db/index.js'
 import {ensureSchema} from '../../src/lib/schema/index.js'
 import {createBackends} from '../../src/lib/backends.js'
 import {basicAuth, iniText} from '../client/helpers.js'
-import {cliBin, runCli} from '../helpers/cli.js'
+import {runCli} from '../helpers/cli.js'
 import {createServerDatabase, realServerUrl} from '../helpers/db.js'
+import {spawnStart} from '../helpers/ops-servers.js'
 
 const dirs: string[] = []
 function tempDir(): string {
@@ -30,31 +30,6 @@ function tempDir(): string {
 afterAll(() => {
   for (const d of dirs) rmSync(d, {recursive: true, force: true})
 })
-
-/** Spawns `kinto start` in a folder and waits for its "Serving <url>" line. */
-function spawnStart(cwd: string): Promise<{child: ChildProcess; url: string; exit: Promise<number | null>}> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliBin, 'start', '--port', '0'], {cwd, env: {...process.env, NO_COLOR: '1'}, stdio: ['ignore', 'ignore', 'pipe']})
-    let stderr = ''
-    const exit = new Promise<number | null>((res) => child.on('exit', (code) => res(code)))
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`kinto start did not start: ${stderr}`))
-    }, 60_000)
-    child.stderr!.on('data', (d) => {
-      stderr += d
-      const m = /Serving (\S+)/.exec(stderr)
-      if (m) {
-        clearTimeout(timer)
-        resolve({child, url: m[1].replace(/\/$/, ''), exit})
-      }
-    })
-    void exit.then((code) => {
-      clearTimeout(timer)
-      reject(new Error(`kinto start exited (${code}) before serving: ${stderr}`))
-    })
-  })
-}
 
 async function get(url: string, auth?: string, init: RequestInit = {}) {
   const headers: Record<string, string> = {...(init.headers as Record<string, string>)}
@@ -76,25 +51,26 @@ describe('a new deployment: init, migrate, create-user, start', () => {
     expect(created.stdout).toMatch(/^Account 'admin' created: user id account:admin, in embedded database in .*kinto-data\.\n$/)
     expect(created.stdout + created.stderr).not.toContain('s3cret-admin')
 
-    const server = await spawnStart(dir)
+    const server = await spawnStart(['--port', '0'], {}, dir)
+    const url = server.url.replace(/\/$/, '')
     try {
       const admin = basicAuth('admin', 's3cret-admin')
-      const hello = await get(`${server.url}/`, admin)
+      const hello = await get(`${url}/`, admin)
       expect(hello.body.user.id).toBe('account:admin')
       // The template includes the admin console (served from the build), as upstream's.
       expect(Object.keys(hello.body.capabilities).sort()).toEqual(['accounts', 'admin', 'default_bucket', 'permissions_endpoint'])
       // bucket_create_principals = account:admin in the template.
-      expect((await get(`${server.url}/buckets/team`, admin, {method: 'PUT', body: '{}'})).status).toBe(201)
+      expect((await get(`${url}/buckets/team`, admin, {method: 'PUT', body: '{}'})).status).toBe(201)
       // Anyone may create an account (account_create_principals = system.Everyone)…
-      expect((await get(`${server.url}/accounts/bob`, undefined, {method: 'PUT', body: JSON.stringify({data: {password: 'bob-pw'}})})).status).toBe(201)
+      expect((await get(`${url}/accounts/bob`, undefined, {method: 'PUT', body: JSON.stringify({data: {password: 'bob-pw'}})})).status).toBe(201)
       const bob = basicAuth('bob', 'bob-pw')
       // …that may not create buckets, but has its default bucket.
-      expect((await get(`${server.url}/buckets/bobs`, bob, {method: 'PUT', body: '{}'})).status).toBe(403)
-      expect((await get(`${server.url}/buckets/default/collections/notes/records`, bob, {method: 'POST', body: '{"data":{}}'})).status).toBe(201)
+      expect((await get(`${url}/buckets/bobs`, bob, {method: 'PUT', body: '{}'})).status).toBe(403)
+      expect((await get(`${url}/buckets/default/collections/notes/records`, bob, {method: 'POST', body: '{"data":{}}'})).status).toBe(201)
       // The admin reaches bob's account (account_write_principals = account:admin).
-      expect((await get(`${server.url}/accounts/bob`, admin)).body.data.id).toBe('bob')
-      expect((await get(`${server.url}/accounts/admin`, bob)).status).toBe(403)
-      const page = await fetch(`${server.url}/admin/`)
+      expect((await get(`${url}/accounts/bob`, admin)).body.data.id).toBe('bob')
+      expect((await get(`${url}/accounts/admin`, bob)).status).toBe(403)
+      const page = await fetch(`${url}/admin/`)
       expect(page.status).toBe(200)
       expect(await page.text()).toMatch(/^<!doctype html>/i)
       // While the server holds the embedded folder, create-user runs in it (its control socket),
@@ -103,10 +79,10 @@ describe('a new deployment: init, migrate, create-user, start', () => {
       expect(live.code, live.stderr).toBe(0)
       const carol = JSON.parse(live.stdout)
       expect(carol).toMatchObject({username: 'carol', userId: 'account:carol', created: true})
-      expect((await get(`${server.url}/`, basicAuth('carol', carol.password))).body.user.id).toBe('account:carol')
+      expect((await get(`${url}/`, basicAuth('carol', carol.password))).body.user.id).toBe('account:carol')
     } finally {
       server.child.kill('SIGTERM')
-      expect(await server.exit).toBe(0)
+      expect((await server.exit).code).toBe(0)
     }
 
     // Run again: the password is replaced, and the stored hash is upstream's form.

@@ -9,13 +9,11 @@
  * Loopback ports only; every process is stopped in afterAll (also on failure).
  */
 import {randomBytes} from 'node:crypto'
-import {existsSync, writeFileSync} from 'node:fs'
-import {request} from 'node:http'
 import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {cliBin, runCli} from '../helpers/cli.js'
+import {runCli} from '../helpers/cli.js'
 import {
   APACHE_PROXY_MODULES,
   type HttpReply,
@@ -25,11 +23,9 @@ import {
   readLog,
   startApache,
   startNginx,
-  startProcess,
   stopAll,
-  tempDir,
-  waitFor,
 } from '../helpers/deploy-servers.js'
+import {startMemoryKinto} from '../helpers/kinto-server.js'
 
 const skipReason = missing('nginx') || missing('apache2', 'modProxyHttp')
 
@@ -41,27 +37,12 @@ let kintoPort = 0
 let kintoBase = ''
 let kintoOutput: () => string = () => ''
 
-function writeIni(file: string, listen: string[]): void {
-  writeFileSync(
-    file,
-    [
-      '[server:main]',
-      'use = egg:waitress#main',
-      ...listen,
-      '',
-      '[app:main]',
-      'use = egg:kinto',
-      'kinto.storage_backend = kinto.core.storage.memory',
-      'kinto.permission_backend = kinto.core.permission.memory',
-      'kinto.cache_backend = kinto.core.cache.memory',
-      `kinto.userid_hmac_secret = ${randomBytes(32).toString('hex')}`,
-      'multiauth.policies = basicauth',
-      'kinto.includes = kinto.plugins.admin kinto.plugins.prometheus',
-      '',
-    ].join('\n'),
-    {mode: 0o600},
-  )
-}
+/** The [app:main] lines of both servers (the one on a port, the one on a unix socket). */
+const appLines = () => [
+  `kinto.userid_hmac_secret = ${randomBytes(32).toString('hex')}`,
+  'multiauth.policies = basicauth',
+  'kinto.includes = kinto.plugins.admin kinto.plugins.prometheus',
+]
 
 async function api(method: string, p: string, body?: unknown): Promise<HttpReply> {
   const r = await httpRequest(`${kintoBase}${p}`, {method, headers: JSON_HEADERS, body: body === undefined ? undefined : JSON.stringify(body)})
@@ -76,22 +57,10 @@ describe.skipIf(skipReason !== '')(`real proxies in front of kinto start ${skipR
   let ini = ''
 
   beforeAll(async () => {
-    dir = tempDir('deploy-e2e')
-    kintoPort = await freePort()
-    kintoBase = `http://127.0.0.1:${kintoPort}`
-    ini = path.join(dir, 'kinto.ini')
-    writeIni(ini, ['host = 127.0.0.1', `port = ${kintoPort}`])
     // Host and port come from [server:main], as for the deploy commands.
-    const kinto = startProcess(process.execPath, [cliBin, 'start', '--ini', ini], {
-      cwd: dir,
-      env: {NO_COLOR: '1', CI: 'true'},
-    })
-    kintoOutput = kinto.output
-    await waitFor(
-      async () => (await httpRequest(`${kintoBase}/v1/__lbheartbeat__`, {timeoutMs: 2000})).status === 200,
-      45_000,
-      () => `kinto start on port ${kintoPort}: ${kinto.output()}`,
-    )
+    const kinto = await startMemoryKinto('deploy-e2e', appLines())
+    ;({dir, ini, base: kintoBase, output: kintoOutput} = kinto)
+    kintoPort = kinto.port!
     // A collection that anonymous users may read, with cache headers (collection cache_expires).
     await api('PUT', '/v1/buckets/site')
     await api('PUT', '/v1/buckets/site/collections/articles', {data: {cache_expires: 3600}, permissions: {read: ['system.Everyone']}})
@@ -242,24 +211,9 @@ describe.skipIf(skipReason !== '')(`real proxies in front of kinto start ${skipR
     let base = ''
 
     beforeAll(async () => {
-      const socketIni = path.join(dir, 'socket.ini')
-      writeIni(socketIni, ['unix_socket = kinto.sock'])
-      const socketPath = path.join(dir, 'kinto.sock')
-      const kinto = startProcess(process.execPath, [cliBin, 'start', '--ini', socketIni], {cwd: dir, env: {NO_COLOR: '1', CI: 'true'}})
-      await waitFor(
-        () =>
-          new Promise<boolean>((resolve) => {
-            if (!existsSync(socketPath)) return resolve(false)
-            const req = request({socketPath, path: '/v1/__lbheartbeat__'}, (res) => {
-              res.resume()
-              resolve(res.statusCode === 200)
-            })
-            req.on('error', () => resolve(false))
-            req.end()
-          }),
-        45_000,
-        () => `kinto start on ${socketPath}: ${kinto.output()}`,
-      )
+      const kinto = await startMemoryKinto('deploy-e2e-socket', appLines(), {unixSocket: 'kinto.sock'})
+      const socketIni = kinto.ini
+      const socketPath = kinto.socket!
       const port = await freePort()
       const conf = await runCli(['deploy', 'nginx', '--ini', socketIni, '--server-name', PUBLIC_HOST, '--listen', `127.0.0.1:${port}`])
       expect(conf.code, conf.stderr).toBe(0)

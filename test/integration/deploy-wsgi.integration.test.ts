@@ -26,6 +26,7 @@ import {
   tools,
   waitForPort,
 } from '../helpers/deploy-servers.js'
+import {memoryIniText} from '../helpers/kinto-server.js'
 
 afterAll(stopAll)
 
@@ -72,39 +73,29 @@ def main(global_config, **settings):
     return app
 `
 
+/** Logging sections that show the stand-in's INFO line in the server's output. */
+const LOGGING = [
+  '[loggers]',
+  'keys = root',
+  '[handlers]',
+  'keys = console',
+  '[formatters]',
+  'keys = generic',
+  '[logger_root]',
+  'level = INFO',
+  'handlers = console',
+  '[handler_console]',
+  'class = StreamHandler',
+  'args = (sys.stderr,)',
+  'formatter = generic',
+  '[formatter_generic]',
+  'format = %(levelname)s [%(name)s] %(message)s',
+]
+
 function writeIni(dir: string, port: number): string {
   const file = path.join(dir, 'kinto.ini')
-  writeFileSync(
-    file,
-    [
-      '[server:main]',
-      'use = egg:waitress#main',
-      'host = 127.0.0.1',
-      `port = ${port}`,
-      '',
-      '[app:main]',
-      'use = egg:kinto',
-      'kinto.http_host = kinto.example.test',
-      'kinto.storage_url = %(here)s/data',
-      '',
-      '[loggers]',
-      'keys = root',
-      '[handlers]',
-      'keys = console',
-      '[formatters]',
-      'keys = generic',
-      '[logger_root]',
-      'level = INFO',
-      'handlers = console',
-      '[handler_console]',
-      'class = StreamHandler',
-      'args = (sys.stderr,)',
-      'formatter = generic',
-      '[formatter_generic]',
-      'format = %(levelname)s [%(name)s] %(message)s',
-      '',
-    ].join('\n'),
-  )
+  const app = ['kinto.http_host = kinto.example.test', 'kinto.storage_url = %(here)s/data']
+  writeFileSync(file, memoryIniText(['host = 127.0.0.1', `port = ${port}`], app, LOGGING))
   return file
 }
 

@@ -4,14 +4,15 @@
  * an Authorization header); with upstream's generated ini (colour formatter on stderr) the log is
  * readable lines on stderr and stdout stays empty.
  */
-import {spawn, type ChildProcess} from 'node:child_process'
+import type {ChildProcess} from 'node:child_process'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
 import {afterAll, afterEach, describe, expect, test} from 'vitest'
 
-import {cliBin, repoRoot} from '../helpers/cli.js'
+import {tplLogging} from '../helpers/logging-ini.js'
+import {spawnStart} from '../helpers/ops-servers.js'
 
 const HMAC_SECRET = 'hmac-SECRET-a41c9d'
 const PASSWORD = 'pw-SECRET-0b7e'
@@ -37,77 +38,9 @@ use = egg:waitress#main
 host = 127.0.0.1
 port = %(http_port)s
 
-[loggers]
-keys = root, kinto
-
-[handlers]
-keys = console
-
-[formatters]
-keys = color, json
-
-[logger_root]
-level = INFO
-handlers = console
-
-[logger_kinto]
-level = DEBUG
-handlers = console
-qualname = kinto
-propagate = 0
-
-[handler_console]
-class = kinto.core.StreamHandlerWithRequestID
-args = (${stream},)
-level = NOTSET
-formatter = ${formatter}
-
-[formatter_color]
-class = logging_color_formatter.ColorFormatter
-
-[formatter_json]
-class = kinto.core.JsonLogFormatter
-`,
+${tplLogging({formatter, stream})}`,
   )
   return file
-}
-
-interface Started {
-  child: ChildProcess
-  url: string
-  stdout(): string
-  stderr(): string
-  exit: Promise<number | null>
-}
-
-function spawnStart(ini: string): Promise<Started> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliBin, 'start', '--ini', ini, '--port', '0'], {
-      cwd: repoRoot,
-      env: {...process.env, NO_COLOR: '1'},
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    const exit = new Promise<number | null>((res) => child.on('exit', (code) => res(code)))
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`kinto start did not start: ${stderr}`))
-    }, 60_000)
-    child.stdout!.on('data', (d) => (stdout += d))
-    child.stderr!.on('data', (d) => {
-      stderr += d
-      const m = /Serving (http\S+)/.exec(stderr)
-      if (m) {
-        clearTimeout(timer)
-        resolve({child, url: m[1], stdout: () => stdout, stderr: () => stderr, exit})
-      }
-    })
-    void exit.then((code) => {
-      clearTimeout(timer)
-      reject(new Error(`kinto start exited (${code}) before serving: ${stderr}`))
-    })
-  })
 }
 
 async function until(check: () => boolean, what: string): Promise<void> {
@@ -127,7 +60,7 @@ const authorization = 'Basic ' + Buffer.from(`alice:${PASSWORD}`).toString('base
 
 describe('kinto start logging', () => {
   test('[formatter_json] on sys.stdout: mozlog JSON lines on stdout, no secrets', async () => {
-    const started = await spawnStart(iniWithLogging('json', 'sys.stdout'))
+    const started = await spawnStart(['--ini', iniWithLogging('json', 'sys.stdout'), '--port', '0'])
     running.push(started.child)
     const hello = await fetch(started.url, {headers: {Authorization: authorization, 'X-Request-Id': 'e2e-1'}})
     expect(hello.status).toBe(200)
@@ -140,7 +73,7 @@ describe('kinto start logging', () => {
     expect((await fetch(`${started.url}buckets/b1`, {headers: {Authorization: 'Bearer ' + PASSWORD}})).status).toBe(401)
     await until(() => started.stdout().split('\n').filter((l) => l.includes('"request.summary"')).length >= 3, 'three summaries')
     started.child.kill('SIGTERM')
-    expect(await started.exit).toBe(0)
+    expect((await started.exit).code).toBe(0)
 
     const lines = started.stdout().split('\n').filter(Boolean).map((l) => JSON.parse(l))
     for (const line of lines) {
@@ -162,12 +95,12 @@ describe('kinto start logging', () => {
   })
 
   test("upstream's generated ini (colour formatter on stderr): readable lines on stderr, nothing on stdout", async () => {
-    const started = await spawnStart(iniWithLogging('color', 'sys.stderr'))
+    const started = await spawnStart(['--ini', iniWithLogging('color', 'sys.stderr'), '--port', '0'])
     running.push(started.child)
     expect((await fetch(`${started.url}__heartbeat__`)).status).toBe(200)
     await until(() => /\[request\.summary\] GET \/v1\/__heartbeat__ 200 \d+ms/.test(started.stderr()), 'the summary line')
     started.child.kill('SIGTERM')
-    expect(await started.exit).toBe(0)
+    expect((await started.exit).code).toBe(0)
     expect(started.stdout()).toBe('')
     expect(started.stderr()).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO +\[kinto\] Running kinto on http/m)
     expect(started.stderr()).not.toContain('\u001b[') // not a terminal

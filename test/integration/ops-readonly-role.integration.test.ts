@@ -15,10 +15,10 @@ import {afterAll, describe, expect, test} from 'vitest'
 
 import {loadConfig} from '../../src/lib/config/index.js'
 import {startServer} from '../../src/lib/server/start.js'
-import {iniText} from '../client/helpers.js'
+import {backendSettings, iniText} from '../client/helpers.js'
 import {runCli} from '../helpers/cli.js'
 import {realServerUrl, type TestDatabase} from '../helpers/db.js'
-import {databaseSettings, spawnStart, type Started} from '../helpers/ops-servers.js'
+import {spawnStart, type Started} from '../helpers/ops-servers.js'
 
 const cleanups: Array<() => Promise<unknown> | unknown> = []
 afterAll(async () => {
@@ -45,7 +45,7 @@ describe.skipIf(!realServerUrl)('readonly over a read-only role (PostgreSQL)', (
   test('reads served (lists never written too), writes 405 errno 115, heartbeat 200, no permission error logged', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-ops-ro-'))
     cleanups.push(() => rmSync(dir, {recursive: true, force: true}))
-    const {settings, db} = await databaseSettings('postgresql')
+    const {settings, db} = await backendSettings('postgresql')
     const database = db as TestDatabase
     const role = `kinto_ro_${randomBytes(4).toString('hex')}`
     cleanups.push(() => admin(`DROP ROLE IF EXISTS ${role}`))

@@ -125,7 +125,7 @@ describe('environment variables, as upstream reads them', () => {
       KINTO_BUCKET_WRITE_PRINCIPALS: 'system.Everyone',
       KINTO_BUCKET_CREATE_PRINCIPALS: 'system.Everyone',
     }
-    const server = await startMemoryKinto('settings-env', ['multiauth.policies = basicauth', SECRET, 'explicit_permissions = true', 'kinto.bucket_create_principals = basicauth:nobody'], undefined, env)
+    const server = await startMemoryKinto('settings-env', ['multiauth.policies = basicauth', SECRET, 'explicit_permissions = true', 'kinto.bucket_create_principals = basicauth:nobody'], {env})
     const hello = JSON.parse((await httpRequest(`${server.base}/v1/`)).body) as {project_name: string; settings: Record<string, unknown>}
     expect(hello.project_name).toBe('quoted-name')
     expect(hello.settings).toEqual({batch_max_requests: 7, readonly: false, explicit_permissions: false})

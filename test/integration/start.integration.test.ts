@@ -2,7 +2,7 @@
  * `kinto start` as a real process: listens as configured, serves the API, exits 0 on SIGTERM
  * after finishing; refuses to start (exit 1, one line and a hint) on configuration errors.
  */
-import {spawn, type ChildProcess} from 'node:child_process'
+import type {ChildProcess} from 'node:child_process'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import os from 'node:os'
@@ -14,7 +14,8 @@ import {afterAll, afterEach, describe, expect, test} from 'vitest'
 import {loadConfig} from '../../src/lib/config/index.js'
 import {startServer} from '../../src/lib/server/start.js'
 import {iniText} from '../client/helpers.js'
-import {cliBin, repoRoot, runCli} from '../helpers/cli.js'
+import {runCli} from '../helpers/cli.js'
+import {spawnStart} from '../helpers/ops-servers.js'
 
 const dirs: string[] = []
 function iniFile(settings: Record<string, string>, name = 'kinto.ini'): string {
@@ -27,39 +28,6 @@ function iniFile(settings: Record<string, string>, name = 'kinto.ini'): string {
 afterAll(() => {
   for (const d of dirs) rmSync(d, {recursive: true, force: true})
 })
-
-interface Started {
-  child: ChildProcess
-  url: string
-  stderr(): string
-  exit: Promise<{code: number | null; signal: NodeJS.Signals | null}>
-}
-
-/** Spawns `kinto start` and waits for its "Serving <url>" line. */
-function spawnStart(args: string[]): Promise<Started> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliBin, 'start', ...args], {cwd: repoRoot, env: {...process.env, NO_COLOR: '1'}, stdio: ['ignore', 'pipe', 'pipe']})
-    let stderr = ''
-    const exit = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((res) => child.on('exit', (code, signal) => res({code, signal})))
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`kinto start did not start: ${stderr}`))
-    }, 60_000)
-    child.stdout!.resume()
-    child.stderr!.on('data', (d) => {
-      stderr += d
-      const m = /Serving (\S+)/.exec(stderr)
-      if (m) {
-        clearTimeout(timer)
-        resolve({child, url: m[1], stderr: () => stderr, exit})
-      }
-    })
-    void exit.then(({code}) => {
-      clearTimeout(timer)
-      reject(new Error(`kinto start exited (${code}) before serving: ${stderr}`))
-    })
-  })
-}
 
 describe('kinto start', () => {
   const running: ChildProcess[] = []

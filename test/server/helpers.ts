@@ -65,24 +65,13 @@ export function client(app: FastifyInstance, defaultAuth: string | null = ALICE)
  * when KINTO_TEST_DATABASE_URL is set), schema installed. `close()` also drops the database.
  */
 export async function postgresApp(raw: Record<string, string> = {}): Promise<{app: FastifyInstance; url: string; close(): Promise<void>}> {
-  const {createTestDatabase} = await import('../helpers/db.js')
+  const {createTestDatabase, postgresqlSettings} = await import('../helpers/db.js')
   const {DatabaseRegistry} = await import('../../src/lib/db/index.js')
   const {ensureSchema} = await import('../../src/lib/schema/index.js')
   const db = await createTestDatabase({schema: true})
   const registry = new DatabaseRegistry()
   await ensureSchema(registry.get(db.url), ['storage', 'permission', 'cache'])
-  const settings = buildSettings(
-    {
-      'kinto.storage_backend': 'kinto.core.storage.postgresql',
-      'kinto.storage_url': db.url,
-      'kinto.permission_backend': 'kinto.core.permission.postgresql',
-      'kinto.permission_url': db.url,
-      'kinto.cache_backend': 'kinto.core.cache.postgresql',
-      'kinto.cache_url': db.url,
-      ...raw,
-    },
-    {},
-  )
+  const settings = buildSettings({...postgresqlSettings(db.url), ...raw}, {})
   const backends = createBackends(settings, {registry})
   const app = createApp({settings, backends})
   return {

@@ -14,6 +14,7 @@ import {buildSettings} from '../../src/lib/config/settings.js'
 import {flushLogLines, KintoLogging, loggingPlan} from '../../src/lib/monitoring/index.js'
 import {createApp} from '../../src/lib/server/app.js'
 import {knownPlugins} from '../../src/lib/server/plugins/index.js'
+import {tplLogging} from '../helpers/logging-ini.js'
 import {basic} from './helpers.js'
 
 const HMAC_SECRET = 'hmac-SECRET-6f1d0c'
@@ -21,34 +22,7 @@ const PASSWORD = 'pw-SECRET-93ab'
 const BODY_PASSWORD = 'body-SECRET-77e2'
 
 function jsonIni(level = 'INFO'): string {
-  return `[loggers]
-keys = root, kinto
-
-[handlers]
-keys = console
-
-[formatters]
-keys = json
-
-[logger_root]
-level = ${level}
-handlers = console
-
-[logger_kinto]
-level = DEBUG
-handlers = console
-qualname = kinto
-propagate = 0
-
-[handler_console]
-class = kinto.core.StreamHandlerWithRequestID
-args = (sys.stdout,)
-level = NOTSET
-formatter = json
-
-[formatter_json]
-class = kinto.core.JsonLogFormatter
-`
+  return tplLogging({formatter: 'json', stream: 'sys.stdout', rootLevel: level, formatters: ['json']})
 }
 
 interface Line {

@@ -7,27 +7,17 @@
 import {createHmac} from 'node:crypto'
 
 import type {FastifyInstance} from 'fastify'
-import {afterAll, afterEach, describe, expect, test} from 'vitest'
+import {afterAll, describe, expect, test} from 'vitest'
 
 import type {ResourceEvent} from '../../src/lib/server/events.js'
 import {defaultBucketId} from '../../src/lib/server/plugins/default-bucket.js'
 import {ALICE, BOB, basic, client, postgresApp} from './helpers.js'
-import {pluginApp} from './plugins-helpers.js'
+import {pluginPrincipal, pluginSetup} from './plugins-helpers.js'
 
-const apps: FastifyInstance[] = []
-function setup(raw: Record<string, string> = {}) {
-  const app = pluginApp({'kinto.includes': 'kinto.plugins.default_bucket', ...raw})
-  apps.push(app)
-  return {app, req: client(app)}
-}
-afterEach(async () => {
-  await Promise.all(apps.splice(0).map((a) => a.close()))
-})
+const setup = pluginSetup({'kinto.includes': 'kinto.plugins.default_bucket'})
 
 /** The basicauth user id of ALICE under the test secret. */
-function aliceId(): string {
-  return `basicauth:${createHmac('sha256', 'plugin-tests').update('alice:secret').digest('hex')}`
-}
+const aliceId = () => pluginPrincipal('alice')
 
 function recordEvents(app: FastifyInstance): ResourceEvent[] {
   const events: ResourceEvent[] = []

@@ -1,11 +1,18 @@
 /** Helpers for the plugin tests: apps with the plugins' settings and a logger that keeps warnings. */
+import {createHmac} from 'node:crypto'
+
 import type {FastifyInstance} from 'fastify'
 import pino from 'pino'
+import {afterEach} from 'vitest'
 
 import {createBackends} from '../../src/lib/backends.js'
 import {buildSettings} from '../../src/lib/config/settings.js'
 import {createApp} from '../../src/lib/server/app.js'
 import type {Logger} from '../../src/lib/logger.js'
+import {ALICE, client} from './helpers.js'
+
+/** The userid_hmac_secret of pluginApp's apps. */
+const PLUGIN_SECRET = 'plugin-tests'
 
 /** The settings http_checks.py's `plugins` group needs (shared/acceptance/README.md). */
 export const ACCEPTANCE_PLUGINS: Record<string, string> = {
@@ -52,9 +59,30 @@ export function capturingLogger(): Captured {
 
 /** An app on fresh memory backends; `logger` receives the startup warnings. */
 export function pluginApp(raw: Record<string, string>, captured: Captured = capturingLogger()): FastifyInstance {
-  const settings = buildSettings({'kinto.userid_hmac_secret': 'plugin-tests', ...raw}, {})
+  const settings = buildSettings({'kinto.userid_hmac_secret': PLUGIN_SECRET, ...raw}, {})
   const backends = createBackends(settings)
   const app = createApp({settings, backends, logger: captured.logger})
   app.addHook('onClose', async () => backends.close())
   return app
+}
+
+/** The basicauth user id of user:password on a pluginApp (the hmac of the credentials, as upstream derives it). */
+export function pluginPrincipal(user: string, password = 'secret'): string {
+  return `basicauth:${createHmac('sha256', PLUGIN_SECRET).update(`${user}:${password}`).digest('hex')}`
+}
+
+/**
+ * A test file's setup(raw): a pluginApp with these settings (raw over them) and a client on it
+ * sending `defaultAuth` (ALICE unless given); the apps are closed after each test.
+ */
+export function pluginSetup(base: Record<string, string>, defaultAuth: string | null = ALICE) {
+  const apps: FastifyInstance[] = []
+  afterEach(async () => {
+    await Promise.all(apps.splice(0).map((a) => a.close()))
+  })
+  return (raw: Record<string, string> = {}) => {
+    const app = pluginApp({...base, ...raw})
+    apps.push(app)
+    return {app, req: client(app, defaultAuth)}
+  }
 }

@@ -4,30 +4,17 @@
  * permissions, history.exclude_resources / exclude_user_ids / auto_trim_*, entries gone with their
  * bucket, and the snapshot endpoint. Upstream's tests/plugins/test_history.py scenarios, rewritten.
  */
-import {createHmac} from 'node:crypto'
-
 import type {FastifyInstance} from 'fastify'
-import {afterAll, afterEach, beforeEach, describe, expect, test} from 'vitest'
+import {afterAll, beforeEach, describe, expect, test} from 'vitest'
 
 import {ALICE, BOB, basic, client, postgresApp} from './helpers.js'
-import {pluginApp} from './plugins-helpers.js'
+import {pluginPrincipal, pluginSetup} from './plugins-helpers.js'
 
 const HISTORY = {'kinto.includes': 'kinto.plugins.history'}
 const DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00$/
 
-const apps: FastifyInstance[] = []
-function setup(raw: Record<string, string> = {}) {
-  const app = pluginApp({...HISTORY, ...raw})
-  apps.push(app)
-  return {app, req: client(app)}
-}
-afterEach(async () => {
-  await Promise.all(apps.splice(0).map((a) => a.close()))
-})
-
-function principal(user: string, password = 'secret'): string {
-  return `basicauth:${createHmac('sha256', 'plugin-tests').update(`${user}:${password}`).digest('hex')}`
-}
+const setup = pluginSetup(HISTORY)
+const principal = pluginPrincipal
 
 type Entry = Record<string, any>
 

@@ -3,14 +3,11 @@
  * with implied permissions, objects granted by `*_principals` settings, filters, sorting and
  * pagination; upstream's tests/test_views_permissions.py and the accounts plugin's scenarios.
  */
-import {createHmac} from 'node:crypto'
-
-import type {FastifyInstance} from 'fastify'
 import bcrypt from 'bcryptjs'
-import {afterAll, afterEach, beforeEach, describe, expect, test, vi} from 'vitest'
+import {afterAll, beforeEach, describe, expect, test, vi} from 'vitest'
 
 import {ALICE, BOB, basic, client, postgresApp} from './helpers.js'
-import {ACCOUNTS, pluginApp} from './plugins-helpers.js'
+import {ACCOUNTS, pluginPrincipal, pluginSetup} from './plugins-helpers.js'
 
 vi.mock('../../src/lib/accounts/index.js', async (importOriginal) => {
   const original = await importOriginal<typeof import('../../src/lib/accounts/index.js')>()
@@ -19,19 +16,8 @@ vi.mock('../../src/lib/accounts/index.js', async (importOriginal) => {
 
 const ENDPOINT = {'kinto.experimental_permissions_endpoint': 'true'}
 
-const apps: FastifyInstance[] = []
-function setup(raw: Record<string, string> = {}) {
-  const app = pluginApp({...ENDPOINT, ...raw})
-  apps.push(app)
-  return {app, req: client(app)}
-}
-afterEach(async () => {
-  await Promise.all(apps.splice(0).map((a) => a.close()))
-})
-
-function principal(user: string, password = 'secret'): string {
-  return `basicauth:${createHmac('sha256', 'plugin-tests').update(`${user}:${password}`).digest('hex')}`
-}
+const setup = pluginSetup(ENDPOINT)
+const principal = pluginPrincipal
 
 type Entry = {uri: string; resource_name: string; permissions: string[]; [k: string]: unknown}
 

@@ -1,5 +1,5 @@
 import {spawnSync} from 'node:child_process'
-import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {readFileSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -8,28 +8,15 @@ import {describe, expect, it} from 'vitest'
 import {parseIni, readIniFile} from '../../src/lib/config/ini.js'
 import {KintoError} from '../../src/lib/errors.js'
 import {repoRoot} from '../helpers/cli.js'
+import {kintoErrorOf} from '../helpers/errors.js'
+import {tempFiles} from '../helpers/tmp.js'
 
 const fixtures = path.join(repoRoot, 'test', 'fixtures', 'ini')
 const fixture = (name: string) => path.join(fixtures, name)
 const FIXTURES = ['kinto-tpl-rendered.ini', 'production.ini', 'continuation.ini', 'interpolation.ini', 'crlf.ini', 'no-trailing-newline.ini']
 
-function tmpFile(name: string, text: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-ini-'))
-  const file = path.join(dir, name)
-  writeFileSync(file, text)
-  return file
-}
-
-/** The KintoError thrown by fn (fails the test when nothing or something else is thrown). */
-function errorOf(fn: () => unknown): KintoError {
-  try {
-    fn()
-  } catch (error) {
-    expect(error).toBeInstanceOf(KintoError)
-    return error as KintoError
-  }
-  throw new Error('expected an error')
-}
+const tmpFile = tempFiles('ini')
+const errorOf = kintoErrorOf
 
 describe('ini reader: configparser rules as PasteDeploy sets them up', () => {
   it('reads the layout of upstream kinto init output: continuation with an inner comment, logging sections', () => {

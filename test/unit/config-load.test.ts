@@ -1,32 +1,19 @@
-import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
-import os from 'node:os'
+import {readFileSync} from 'node:fs'
 import path from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
 import {displayValue, loadConfig, parseDuration, resolveIniPath, tryParseDuration} from '../../src/lib/config/index.js'
-import {KintoError} from '../../src/lib/errors.js'
 import {repoRoot} from '../helpers/cli.js'
+import {kintoErrorOf} from '../helpers/errors.js'
+import {tempFiles} from '../helpers/tmp.js'
 
 const fixtures = path.join(repoRoot, 'test', 'fixtures', 'ini')
 const fixture = (name: string) => path.join(fixtures, name)
 
-function tmpIni(text: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-load-'))
-  const file = path.join(dir, 'kinto.ini')
-  writeFileSync(file, text)
-  return file
-}
-
-function errorOf(fn: () => unknown): KintoError {
-  try {
-    fn()
-  } catch (error) {
-    expect(error).toBeInstanceOf(KintoError)
-    return error as KintoError
-  }
-  throw new Error('expected an error')
-}
+const tmpFile = tempFiles('load')
+const tmpIni = (text: string) => tmpFile('kinto.ini', text)
+const errorOf = kintoErrorOf
 
 const APP = '[app:main]\nuse = egg:kinto\n'
 

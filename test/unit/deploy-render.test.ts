@@ -22,6 +22,7 @@ import type {ApacheFlags, DeployConfig, NginxFlags, UwsgiFlags} from '../../src/
 import {renderTemplate} from '../../src/lib/deploy/template.js'
 import {parseUpstream} from '../../src/lib/deploy/upstream.js'
 import {ExitCode, KintoError} from '../../src/lib/errors.js'
+import {kintoErrorOf} from '../helpers/errors.js'
 
 function config(overrides: Partial<DeployConfig> = {}): DeployConfig {
   return {
@@ -33,15 +34,7 @@ function config(overrides: Partial<DeployConfig> = {}): DeployConfig {
   }
 }
 
-function thrown(fn: () => unknown): KintoError {
-  try {
-    fn()
-  } catch (error) {
-    expect(error).toBeInstanceOf(KintoError)
-    return error as KintoError
-  }
-  throw new Error('expected an error')
-}
+const thrown = kintoErrorOf
 
 describe('template engine', () => {
   it('substitutes, repeats, inverts and drops standalone tag lines', () => {

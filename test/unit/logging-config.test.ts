@@ -25,52 +25,16 @@ import {
   resolveLogger,
   scrubSecrets,
 } from '../../src/lib/monitoring/index.js'
+import {tplLogging} from '../helpers/logging-ini.js'
 
 const dirs: string[] = []
 afterAll(() => {
   for (const d of dirs) rmSync(d, {recursive: true, force: true})
 })
 
-/** Upstream's generated ini (kinto.tpl) logging part, with the console formatter chosen. */
-function tplIni(formatter: string, stream = 'sys.stderr', extra = ''): string {
-  return `[app:main]
-use = egg:kinto
-
-[loggers]
-keys = root, kinto
-
-[handlers]
-keys = console
-
-[formatters]
-keys = color, json, generic
-
-[logger_root]
-level = INFO
-handlers = console
-
-[logger_kinto]
-level = DEBUG
-handlers = console
-qualname = kinto
-propagate = 0
-
-[handler_console]
-class = kinto.core.StreamHandlerWithRequestID
-args = (${stream},)
-level = NOTSET
-formatter = ${formatter}
-
-[formatter_color]
-class = logging_color_formatter.ColorFormatter
-
-[formatter_json]
-class = kinto.core.JsonLogFormatter
-
-[formatter_generic]
-format = %(asctime)s,%(msecs)03d %(levelname)-5.5s [%(name)s] %(message)s
-datefmt = %H:%M:%S
-${extra}`
+/** Upstream's generated ini (kinto.tpl) logging part, with the console formatter chosen (and a `generic` one declared). */
+function tplIni(formatter: string, stream: 'sys.stdout' | 'sys.stderr' = 'sys.stderr', extra = ''): string {
+  return `[app:main]\nuse = egg:kinto\n\n${tplLogging({formatter, stream, formatters: ['color', 'json', 'generic']})}${extra}`
 }
 
 function collector(isTTY = false) {

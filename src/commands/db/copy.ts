@@ -1,9 +1,9 @@
 import {Flags} from '@oclif/core'
 
-import {interruptible, terminalProgress} from '../../backup-output.js'
+import {withProgress} from '../../backup-output.js'
 import {BaseCommand} from '../../base-command.js'
 import {forceFlag, iniFlag} from '../../flags.js'
-import {copy, type CopyResult} from '../../lib/backup/index.js'
+import {copy, type CopyResult, countsText} from '../../lib/backup/index.js'
 import {loadConfig, resolveIniPath} from '../../lib/config/index.js'
 import {exitCodes} from '../../lib/errors.js'
 
@@ -35,22 +35,12 @@ The target must be empty unless --force. Stop the server of an embedded source f
 
   async run(): Promise<CopyResult> {
     const config = loadConfig(resolveIniPath(this.flags.ini))
-    const progress = terminalProgress(this.jsonEnabled(), 'copying')
-    const result = await interruptible(progress, (signal) =>
-      copy({
-        settings: config.settings,
-        dir: config.dir,
-        to: this.flags.to,
-        cwd: process.cwd(),
-        force: this.flags.force,
-        signal,
-        onProgress: progress && ((table, done, total) => progress.update(table, done, total)),
-      }),
+    const result = await withProgress(this.jsonEnabled(), 'copying', (signal, onProgress) =>
+      copy({settings: config.settings, dir: config.dir, to: this.flags.to, cwd: process.cwd(), force: this.flags.force, signal, onProgress}),
     )
     if (!this.jsonEnabled()) {
-      const c = result.counts
       for (const step of result.migrated) this.log(`Migrated the target: ${step}.`)
-      this.log(`Copied ${c.objects} objects, ${c.timestamps} list timestamps, ${c.access_control_entries} permissions, ${c.user_principals} principals`)
+      this.log(`Copied ${countsText(result.counts)}`)
       this.log(`  from ${[...new Set(Object.values(result.from))].join(' and ')} to ${[...new Set(Object.values(result.to))].join(' and ')}; counts verified.`)
       if (result.toIni) this.log(`${result.toIni} already uses the target: serve it with kinto start --ini ${result.toIni}.`)
       else {

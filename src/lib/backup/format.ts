@@ -55,6 +55,11 @@ export interface RowBatch {
   rows: unknown[][]
 }
 
+/** The counts as the commands print them: `N objects, N list timestamps, N permissions, N principals`. */
+export function countsText(c: Counts): string {
+  return `${c.objects} objects, ${c.timestamps} list timestamps, ${c.access_control_entries} permissions, ${c.user_principals} principals`
+}
+
 export const emptyCounts = (): Counts => ({objects: 0, timestamps: 0, access_control_entries: 0, user_principals: 0})
 
 function corrupt(file: string, problem: string): KintoError {

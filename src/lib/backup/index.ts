@@ -31,7 +31,7 @@ import {restoreInto} from './restore.js'
 import {type ProgressEvent, ROW_FORMAT_SINCE, snapshotRows, snapshotSchema, withSnapshot} from './snapshot.js'
 import {assertNotServed, backendsForUrl, type DataBackends, dataBackends, sameDatabase} from './targets.js'
 
-export {FORMAT_VERSION, TABLE_NAMES, type Counts, type TableName} from './format.js'
+export {countsText, FORMAT_VERSION, TABLE_NAMES, type Counts, type TableName} from './format.js'
 export {markerPath, readMarker, RECENT_BACKUP_DAYS} from './marker.js'
 export type {ProgressEvent} from './snapshot.js'
 

@@ -4,10 +4,9 @@
  */
 import {type Journal, Mutex, rollback} from '../storage/mutex.js'
 import {hasWildcard, wildcardMatcher} from '../storage/wildcard.js'
-import type {BoundPermissions, Permission} from './types.js'
+import {type BoundPermissions, type Permission, permissionHeartbeat} from './types.js'
 
 const SYSTEM_AUTHENTICATED = 'system.Authenticated'
-const HEARTBEAT_KEY = '__heartbeat__'
 
 export class MemoryPermissionState {
   /** user id → extra principals */
@@ -88,14 +87,8 @@ export class MemoryPermission implements Permission {
 
   // --- Permission ---
 
-  async heartbeat(readonly: boolean): Promise<boolean> {
-    if (readonly) {
-      await this.getUserPrincipals(HEARTBEAT_KEY)
-      return true
-    }
-    await this.addUserPrincipal(HEARTBEAT_KEY, 'alive')
-    await this.removeUserPrincipal(HEARTBEAT_KEY, 'alive')
-    return true
+  heartbeat(readonly: boolean): Promise<boolean> {
+    return permissionHeartbeat(this, readonly)
   }
 
   async flush(): Promise<void> {

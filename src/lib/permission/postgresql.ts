@@ -6,9 +6,7 @@
 import type {Queryable, SqlClient} from '../db/index.js'
 import {PostgresBackend, runTransaction} from '../db/backend.js'
 import {hasWildcard, wildcardToLike} from '../storage/wildcard.js'
-import type {BoundPermissions, Permission} from './types.js'
-
-const HEARTBEAT_KEY = '__heartbeat__'
+import {type BoundPermissions, type Permission, permissionHeartbeat} from './types.js'
 
 export class PostgresPermission extends PostgresBackend implements Permission {
   readonly kind = 'postgresql' as const
@@ -34,14 +32,8 @@ export class PostgresPermission extends PostgresBackend implements Permission {
     await this.guard(() => this.q.query(sql, params))
   }
 
-  async heartbeat(readonly: boolean): Promise<boolean> {
-    if (readonly) {
-      await this.getUserPrincipals(HEARTBEAT_KEY)
-      return true
-    }
-    await this.addUserPrincipal(HEARTBEAT_KEY, 'alive')
-    await this.removeUserPrincipal(HEARTBEAT_KEY, 'alive')
-    return true
+  heartbeat(readonly: boolean): Promise<boolean> {
+    return permissionHeartbeat(this, readonly)
   }
 
   async flush(): Promise<void> {

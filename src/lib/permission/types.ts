@@ -51,3 +51,15 @@ export interface Permission {
   getAuthorizedPrincipals(boundPermissions: BoundPermissions): Promise<Set<string>>
   close(): Promise<void>
 }
+
+/** Every permission backend's heartbeat, as upstream's: a read when readonly, else a principal added to a user and removed. */
+export async function permissionHeartbeat(permission: Pick<Permission, 'getUserPrincipals' | 'addUserPrincipal' | 'removeUserPrincipal'>, readonly: boolean): Promise<boolean> {
+  const key = '__heartbeat__'
+  if (readonly) {
+    await permission.getUserPrincipals(key)
+    return true
+  }
+  await permission.addUserPrincipal(key, 'alive')
+  await permission.removeUserPrincipal(key, 'alive')
+  return true
+}

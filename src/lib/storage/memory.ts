@@ -6,8 +6,6 @@
  * Every method runs synchronously once called, so each one is atomic in Node's single thread.
  * Transactions (`transaction(fn)`) run one at a time and undo their changes when fn throws.
  */
-import {randomUUID} from 'node:crypto'
-
 import {compareBySorting, matchesAll, matchesRules} from './evaluate.js'
 import {type Journal, Mutex, rollback} from './mutex.js'
 import {
@@ -17,9 +15,11 @@ import {
   ObjectNotFoundError,
   PreconditionFailedError,
   type Storage,
+  storageHeartbeat,
   UnicityError,
   type WriteCondition,
 } from './types.js'
+import {newObjectId, toEpoch} from './values.js'
 import {hasWildcard, wildcardMatcher} from './wildcard.js'
 
 export interface MemoryStorageOptions {
@@ -72,12 +72,6 @@ export class MemoryStorageState {
 
 function clone<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T
-}
-
-function toEpoch(value: unknown): number | null {
-  if (typeof value === 'number' && Number.isFinite(value)) return Math.round(value)
-  if (typeof value === 'string' && /^\d+$/.test(value.trim())) return Number(value.trim())
-  return null
 }
 
 /** The stored body of an object: its fields without id and last_modified (upstream's `data`). */
@@ -191,14 +185,8 @@ export class MemoryStorage implements Storage {
 
   // --- Storage --------------------------------------------------------------------------------
 
-  async heartbeat(readonly: boolean): Promise<boolean> {
-    if (readonly) {
-      await this.list('__heartbeat__', '__heartbeat__', {limit: 1})
-      return true
-    }
-    await this.create('__heartbeat__', '__heartbeat__', {__heartbeat__: true})
-    await this.deleteAll('__heartbeat__', '__heartbeat__', {withDeleted: false})
-    return true
+  heartbeat(readonly: boolean): Promise<boolean> {
+    return storageHeartbeat(this, readonly)
   }
 
   async flush(): Promise<void> {
@@ -234,7 +222,7 @@ export class MemoryStorage implements Storage {
   }
 
   async create(resourceName: string, parentId: string, obj: Record<string, unknown>, options: {idGenerator?: () => string} = {}): Promise<KintoObject> {
-    const id = typeof obj.id === 'string' ? obj.id : obj.id !== undefined && obj.id !== null ? String(obj.id) : (options.idGenerator ?? randomUUID)()
+    const id = newObjectId(obj, options.idGenerator)
     const coll = this.collection(parentId, resourceName, true)
     const existing = coll.live.get(id)
     if (existing) throw new UnicityError('id', clone(existing))

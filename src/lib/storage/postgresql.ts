@@ -10,8 +10,6 @@
  * on (parent_id, resource_name, last_modified) is never hit by concurrency. Conditional writes
  * (If-Match / If-None-Match) are single statements whose WHERE carries the condition.
  */
-import {randomUUID} from 'node:crypto'
-
 import type {Queryable, SqlClient} from '../db/index.js'
 import {PostgresBackend, runTransaction} from '../db/backend.js'
 import {statementName} from '../db/statement-names.js'
@@ -24,9 +22,11 @@ import {
   ObjectNotFoundError,
   PreconditionFailedError,
   type Storage,
+  storageHeartbeat,
   UnicityError,
   type WriteCondition,
 } from './types.js'
+import {newObjectId, toEpoch} from './values.js'
 import {hasWildcard} from './wildcard.js'
 
 export interface PostgresStorageOptions {
@@ -48,17 +48,6 @@ interface ObjectRow {
   id: string
   last_modified: number
   data: Record<string, unknown>
-}
-
-function toEpoch(value: unknown): number | null {
-  if (typeof value === 'number' && Number.isFinite(value)) return Math.round(value)
-  if (typeof value === 'string' && /^\d+$/.test(value.trim())) return Number(value.trim())
-  return null
-}
-
-/** The id create() gives an object: its own (as text), else a new one. */
-function newObjectId(obj: Record<string, unknown>, idGenerator?: () => string): string {
-  return typeof obj.id === 'string' ? obj.id : obj.id !== undefined && obj.id !== null ? String(obj.id) : (idGenerator ?? randomUUID)()
 }
 
 /** The `data` column: the object without id and last_modified. */
@@ -176,14 +165,8 @@ export class PostgresStorage extends PostgresBackend implements Storage {
     return res.rows[0] ? toObject(res.rows[0]) : undefined
   }
 
-  async heartbeat(readonly: boolean): Promise<boolean> {
-    if (readonly) {
-      await this.list('__heartbeat__', '__heartbeat__', {limit: 1})
-      return true
-    }
-    await this.create('__heartbeat__', '__heartbeat__', {__heartbeat__: true})
-    await this.deleteAll('__heartbeat__', '__heartbeat__', {withDeleted: false})
-    return true
+  heartbeat(readonly: boolean): Promise<boolean> {
+    return storageHeartbeat(this, readonly)
   }
 
   flush(): Promise<void> {

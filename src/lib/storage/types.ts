@@ -137,3 +137,14 @@ export interface Storage {
   trimObjects?(resourceName: string, parentId: string, filters: Filter[], maxObjects: number): Promise<number>
   close(): Promise<void>
 }
+
+/** Every storage backend's heartbeat: a read when readonly, else an object written and removed again (upstream's writes one and removes them only now and then). */
+export async function storageHeartbeat(storage: Pick<Storage, 'list' | 'create' | 'deleteAll'>, readonly: boolean): Promise<boolean> {
+  if (readonly) {
+    await storage.list('__heartbeat__', '__heartbeat__', {limit: 1})
+    return true
+  }
+  await storage.create('__heartbeat__', '__heartbeat__', {__heartbeat__: true})
+  await storage.deleteAll('__heartbeat__', '__heartbeat__', {withDeleted: false})
+  return true
+}
