@@ -505,6 +505,12 @@ describe('OpenID Connect: start-up', () => {
           ],
         ])
         expect(JSON.stringify(report)).not.toContain('short-secret')
+        // cors_origins * (the default): the login sends tokens to any callback
+        expect(report.findings.filter((f) => f.id === 'openid-callback').map((f) => [f.level, f.message])).toEqual([
+          ['warning', 'kinto.cors_origins is *: the OpenID login sends the tokens to any callback it is given, so a crafted login link hands them to another site.'],
+        ])
+        writeFileSync(ini, iniText({...settings, 'kinto.cors_origins': 'https://app.example.com'}), {mode: 0o600})
+        expect((await checkIni(ini, {db: false, env: {}})).findings.filter((f) => f.id === 'openid-callback')).toEqual([])
       } finally {
         rmSync(dir, {recursive: true, force: true})
       }
@@ -542,6 +548,42 @@ describe('OpenID Connect: start-up', () => {
       expect(location.searchParams.get('state')).toMatch(/^[0-9a-f]{64}$/)
     } finally {
       await app.close()
+      await new Promise((resolve) => discovery.close(resolve))
+    }
+  })
+
+  test('with kinto.cors_origins restricted, the tokens go only to a callback on this server or an allowed origin; with *, anywhere (as upstream)', async () => {
+    const discovery = createServer((req, res) => {
+      const issuer = `http://127.0.0.1:${(discovery.address() as {port: number}).port}`
+      res.setHeader('content-type', 'application/json')
+      res.end(JSON.stringify({issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`, userinfo_endpoint: `${issuer}/userinfo`}))
+    })
+    await new Promise<void>((resolve) => discovery.listen(0, '127.0.0.1', resolve))
+    const issuer = `http://127.0.0.1:${(discovery.address() as {port: number}).port}`
+    const login = async (extra: Record<string, string>, callback: string) => {
+      const settings = buildSettings({...openidSettings(issuer), 'multiauth.policies': 'oidc', ...extra}, {})
+      const app = createApp({settings, backends: createBackends(settings)})
+      try {
+        await app.ready()
+        const res = await app.inject({method: 'GET', url: `/v1/openid/oidc/login?callback=${encodeURIComponent(callback)}&scope=openid`, headers: {host: 'kinto.example.com'}})
+        return {status: res.statusCode, body: res.statusCode === 307 ? null : res.json()}
+      } finally {
+        await app.close()
+      }
+    }
+    try {
+      const restricted = {'kinto.cors_origins': 'https://app.example.com https://*.trusted.example'}
+      for (const callback of ['https://app.example.com/#tokens=', 'https://ops.trusted.example/cb#tokens=', 'http://kinto.example.com/v1/admin/#auth/oidc/']) {
+        expect((await login(restricted, callback)).status, callback).toBe(307)
+      }
+      for (const callback of ['https://evil.example/#tokens=', 'http://app.example.com/#tokens=', 'https://app.example.com.evil.example/#tokens=']) {
+        const refused = await login(restricted, callback)
+        expect(refused.status, callback).toBe(400)
+        expect(refused.body).toMatchObject({errno: 107, details: [{location: 'querystring', name: 'callback', description: 'Not on an origin allowed by kinto.cors_origins'}]})
+      }
+      // the default (*): any callback, as upstream
+      expect((await login({}, 'https://evil.example/#tokens=')).status).toBe(307)
+    } finally {
       await new Promise((resolve) => discovery.close(resolve))
     }
   })

@@ -13,6 +13,7 @@ import {type Finding, error, ok, warning} from './types.js'
 
 export async function checkOpenId(config: KintoConfig): Promise<Finding[]> {
   const findings: Finding[] = []
+  let providers = 0
   for (const name of asList(config.settings, 'multiauth.policies')) {
     const setting = (key: string) => (asString(config.settings, `multiauth.policy.${name}.${key}`) ?? '').trim()
     if (!setting('use').endsWith('OpenIDConnectPolicy')) continue
@@ -25,6 +26,8 @@ export async function checkOpenId(config: KintoConfig): Promise<Finding[]> {
       findings.push(error('openid', `${err.message} The server refuses to start.`, err.hint ?? `Fix the multiauth.policy.${name}.* settings (see docs/auth.md).`))
       continue
     }
+    // a provider start accepts: its login flow will run
+    providers++
     const issuer = setting('issuer')
     try {
       const discovery = await fetchOpenIdConfiguration(issuer)
@@ -43,6 +46,17 @@ export async function checkOpenId(config: KintoConfig): Promise<Finding[]> {
         ),
       )
     }
+  }
+  // The login flow sends the tokens to the callback it is given: to any, unless cors_origins is
+  // restricted (plugins/openid callbackAllowed).
+  if (providers > 0 && asList(config.settings, 'cors_origins').includes('*')) {
+    findings.push(
+      warning(
+        'openid-callback',
+        'kinto.cors_origins is *: the OpenID login sends the tokens to any callback it is given, so a crafted login link hands them to another site.',
+        "Set kinto.cors_origins to your front-ends' origins (e.g. https://app.example.com): callbacks are then accepted on those and on this server's own (the admin console).",
+      ),
+    )
   }
   return findings
 }

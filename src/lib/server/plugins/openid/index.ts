@@ -15,6 +15,7 @@ import {describeHttpError} from '../../../http.js'
 import {registerAuthenticationPolicy} from '../../auth.js'
 import type {RequestContext} from '../../context.js'
 import {ERRNO, HttpError, invalidParameters, serviceUnavailable, type ValidationIssue} from '../../errors.js'
+import {urlOrigin} from '../../headers.js'
 import type {Service, ViewDef} from '../../router.js'
 import type {KintoPlugin} from '../index.js'
 import {exchangeCode, fetchOpenIdConfiguration} from './discovery.js'
@@ -117,6 +118,28 @@ function positiveInt(ctx: RequestContext, key: string, fallback: number): number
   return /^\d+$/.test(raw) ? Number(raw) : fallback
 }
 
+/**
+ * Whether the tokens may be sent to this callback. Upstream sends them to any: a crafted login
+ * link (`callback=https://elsewhere/`) hands the signed-in user's tokens to another site. With
+ * kinto.cors_origins restricted (no `*`), the callback must be on this server's origin (the admin
+ * console) or on an origin cors_origins allows: a page of any other origin could not call the API
+ * with the tokens (its browser refuses it), only carry them away. With `*`, the default, any
+ * callback, as upstream. The origin is the one a browser goes to: the callback read against this
+ * request's URL (`//elsewhere/…` is elsewhere, `elsewhere/…` a path here).
+ */
+function callbackAllowed(ctx: RequestContext, callback: string): boolean {
+  const cors = ctx.runtime.cors
+  if (cors.hasWildcard) return true
+  const here = urlOrigin(ctx.req)
+  let origin: string
+  try {
+    origin = new URL(callback, `${here}${ctx.req.path}`).origin
+  } catch {
+    return false
+  }
+  return origin === here || cors.matches(origin)
+}
+
 const loginView: ViewDef = {
   method: 'GET',
   permission: 'public',
@@ -137,6 +160,9 @@ const loginView: ViewDef = {
       issues.push({location: 'querystring', name: 'prompt', description: 'String does not match expected pattern'})
     }
     providerIssue(ctx, issues)
+    if (issues.length === 0 && !callbackAllowed(ctx, callback)) {
+      issues.push({location: 'querystring', name: 'callback', description: 'Not on an origin allowed by kinto.cors_origins'})
+    }
     if (issues.length > 0) throw invalidParameters(issues)
 
     const prefix = `multiauth.policy.${provider}.`
