@@ -73,7 +73,9 @@ export function spawnStart(args: string[], env: NodeJS.ProcessEnv = {}, cwd = re
     }, 90_000)
     const onData = (d: Buffer) => {
       output += d
-      const m = /Serving (\S+)/.exec(output)
+      // the line `kinto start` prints once it listens (`Serving <url> (<ini>…`), not a warning that
+      // starts with the same word ("Serving without checking the schema: …")
+      const m = /Serving (\S+) \(/.exec(output)
       if (m) {
         clearTimeout(timer)
         child.stdout!.off('data', onData)
