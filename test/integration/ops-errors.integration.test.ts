@@ -29,6 +29,20 @@ function embeddedIni(dir: string, extra = ''): string {
   return ini
 }
 
+/**
+ * The user a test runs the CLI as to meet another user's files: `nobody` when this runs as root
+ * (runuser switches to it), undefined otherwise (the test then takes permissions away from its
+ * files instead). Skips the test when root has no way to switch.
+ */
+function otherUser(ctx: TestContext): 'nobody' | undefined {
+  if (process.getuid?.() !== 0) return undefined
+  if (spawnSync('runuser', ['-u', 'nobody', '--', 'true']).status !== 0) {
+    console.log('SKIPPED: running as root without runuser and a nobody user to run as')
+    ctx.skip()
+  }
+  return 'nobody'
+}
+
 describe('commands that only read create nothing', () => {
   it('migrate --check, migrate --dry-run, db status and check on a folder that does not exist leave it absent', async () => {
     const dir = tmp()
@@ -125,13 +139,8 @@ describe('an embedded folder this user cannot read', () => {
     expect(migrated.code, migrated.stderr).toBe(0)
     const data = path.join(dir, 'data')
     // Root reads every folder: as root, the commands run as nobody, who may read the ini only.
-    let user: string | undefined
-    if (process.getuid?.() === 0) {
-      if (spawnSync('runuser', ['-u', 'nobody', '--', 'true']).status !== 0) {
-        console.log('SKIPPED: running as root without runuser and a nobody user to run as')
-        return ctx.skip()
-      }
-      user = 'nobody'
+    const user = otherUser(ctx)
+    if (user) {
       // (its folder open to it: the lock files go beside the database folder)
       chmodSync(dir, 0o777)
       chmodSync(ini, 0o644)
@@ -168,13 +177,8 @@ describe("another user's lock on an embedded folder (a server of another user ho
     const lock = `${data}.kinto-migrate.lock`
     // What a live `kinto start` leaves there, with mode 0600 (this process stands for that server).
     writeFileSync(lock, `${process.pid}\n${JSON.stringify({command: 'kinto start', serves: true, detail: ini})}\n`, {mode: 0o600})
-    let user: string | undefined
-    if (process.getuid?.() === 0) {
-      if (spawnSync('runuser', ['-u', 'nobody', '--', 'true']).status !== 0) {
-        console.log('SKIPPED: running as root without runuser and a nobody user to run as')
-        return ctx.skip()
-      }
-      user = 'nobody'
+    const user = otherUser(ctx)
+    if (user) {
       chmodSync(dir, 0o777)
       chmodSync(ini, 0o644)
     } else {
@@ -234,13 +238,8 @@ describe('an ini this user may not read', () => {
   it('kinto status says so (exit 1, configError), not "unexpected failure"', async (ctx: TestContext) => {
     const dir = tmp()
     const ini = embeddedIni(dir)
-    let user: string | undefined
-    if (process.getuid?.() === 0) {
-      if (spawnSync('runuser', ['-u', 'nobody', '--', 'true']).status !== 0) {
-        console.log('SKIPPED: running as root without runuser and a nobody user to run as')
-        return ctx.skip()
-      }
-      user = 'nobody'
+    const user = otherUser(ctx)
+    if (user) {
       chmodSync(dir, 0o755)
       chmodSync(ini, 0o600)
     } else {
