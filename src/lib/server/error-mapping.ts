@@ -30,8 +30,18 @@ export interface ErrorMappingOptions {
   settings: Settings
 }
 
-/** Failures answered 500 whose message says all an operator needs (logged without their stack). */
-const OPERATOR_CONDITIONS = new Set(['KINTO_ATTACHMENT_STORE_FAILED'])
+/**
+ * Conditions of the machine whose message says all an operator needs (a database that cannot be
+ * reached: server, database, reason; an attachment folder that cannot be written: folder,
+ * reason). They are logged without their stack, the same for every request (and heartbeat) until
+ * the operator acts: tens of thousands of lines for a few seconds under load.
+ */
+const SAID_WHOLE = new Set(['KINTO_DB_UNREACHABLE', 'KINTO_ATTACHMENT_STORE_FAILED'])
+
+/** Whether a failure is logged by its message alone, without its stack (SAID_WHOLE). */
+export function saidWhole(err: unknown): boolean {
+  return isKintoError(err) && SAID_WHOLE.has(err.code)
+}
 
 /** The HTTP error a failure is answered with. */
 export function httpErrorFor(err: unknown, req: KintoRequest, options: ErrorMappingOptions): HttpError {
@@ -50,19 +60,13 @@ export function httpErrorFor(err: unknown, req: KintoRequest, options: ErrorMapp
     // A database that cannot be reached (down, restarting, out of connections) is the backend's
     // failure, not a bug: 503 errno 201 with Retry-After, so clients back off and retry. Logged
     // CRITICAL as upstream logs backend errors (what log-based alerts on an outage look for).
-    // A database that cannot be reached is said in full by the message (server, database, reason):
-    // its stack, the same for every request of an outage, is left out (tens of thousands of lines
-    // for a few seconds under load). Other backend failures keep theirs.
-    const unreachable = isKintoError(err) && err.code === 'KINTO_DB_UNREACHABLE'
-    const fields = {rid: req.scope?.rid, ...(unreachable ? {} : {err}), ...requestFields(req), errno: ERRNO.BACKEND}
+    // Other backend failures than an unreachable database keep their stack.
+    const fields = {rid: req.scope?.rid, ...(saidWhole(err) ? {} : {err}), ...requestFields(req), errno: ERRNO.BACKEND}
     if (logger.fatal) logger.fatal(fields, (err as Error).message)
     else logger.error(fields, (err as Error).message)
     return serviceUnavailable(retryAfter)
   }
-  // A condition of the machine that the message says whole (an attachment folder that cannot be
-  // written): its stack, the same for every request until the operator acts, is left out.
-  const condition = isKintoError(err) && OPERATOR_CONDITIONS.has(err.code)
-  logger.error({rid: req.scope?.rid, ...(condition ? {} : {err}), ...requestFields(req), errno: ERRNO.UNDEFINED}, (err as Error)?.message ?? String(err))
+  logger.error({rid: req.scope?.rid, ...(saidWhole(err) ? {} : {err}), ...requestFields(req), errno: ERRNO.UNDEFINED}, (err as Error)?.message ?? String(err))
   return internalError(asString(options.settings, 'error_info_link') ?? '')
 }
 

@@ -11,7 +11,7 @@ import type {BatchWrite} from './auth.js'
 import {RequestContext} from './context.js'
 import {ERRNO, HttpError, invalid, invalidParameters, type ValidationIssue} from './errors.js'
 import {cacheExpiresHeaders} from './headers.js'
-import {isKintoError} from '../errors.js'
+import {saidWhole} from './error-mapping.js'
 import {stringifyJson} from '../json.js'
 import {isPlainObject, ownValue, setOwn} from './patch.js'
 import {parseQuery} from './querystring.js'
@@ -88,10 +88,8 @@ export function heartbeatService(runtime: Runtime): Service {
             // In maintenance the checks only read, as in readonly (a migration may hold the tables).
             status[name] = await check(runtime.backends, runtime.readonly || runtime.maintenance)
           } catch (err) {
-            // A database that cannot be reached is said in full by its message (server, database,
-            // reason); its stack, the same at every probe of an outage, is left out.
-            const unreachable = isKintoError(err) && err.code === 'KINTO_DB_UNREACHABLE'
-            runtime.logger.error(unreachable ? {rid, reason: (err as Error).message} : {rid, err}, `'${name}' heartbeat failed.`)
+            // A condition said whole by its message (an unreachable database): no stack at every probe.
+            runtime.logger.error(saidWhole(err) ? {rid, reason: (err as Error).message} : {rid, err}, `'${name}' heartbeat failed.`)
             status[name] = false
           } finally {
             pending.delete(name)
