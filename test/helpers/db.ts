@@ -15,10 +15,16 @@ import pg from 'pg'
 export const realServerUrl = process.env.KINTO_TEST_DATABASE_URL || undefined
 export const dbKind: 'postgresql' | 'pglite' = realServerUrl ? 'postgresql' : 'pglite'
 
-/** The ini settings that put storage, permission and cache on the postgresql backends of one database URL. */
-export function postgresqlSettings(url: string): Record<string, string> {
+/**
+ * The ini settings that put storage, permission and cache (or the backends named) on the postgresql
+ * backends of one database URL.
+ */
+export function postgresqlSettings(
+  url: string,
+  backends: ReadonlyArray<'storage' | 'permission' | 'cache'> = ['storage', 'permission', 'cache'],
+): Record<string, string> {
   const settings: Record<string, string> = {}
-  for (const b of ['storage', 'permission', 'cache']) {
+  for (const b of backends) {
     settings[`kinto.${b}_backend`] = `kinto.core.${b}.postgresql`
     settings[`kinto.${b}_url`] = url
   }

@@ -27,7 +27,7 @@ import {buildSettings} from '../../src/lib/config/settings.js'
 import {DatabaseRegistry, type PoolOptions, type Queryable, type SqlClient} from '../../src/lib/db/index.js'
 import {ensureSchema} from '../../src/lib/schema/index.js'
 import {createApp} from '../../src/lib/server/app.js'
-import {createTestDatabase, dbKind, type TestDatabase} from '../helpers/db.js'
+import {createTestDatabase, dbKind, postgresqlSettings, type TestDatabase} from '../helpers/db.js'
 import {startProxy, type TcpProxy} from '../helpers/tcp-proxy.js'
 
 /** The statements seen since the last reset (the SQL, whitespace collapsed), and their names. */
@@ -155,10 +155,7 @@ beforeAll(async () => {
   await ensureSchema(registry.get(url), ['storage', 'permission'])
   const settings = buildSettings(
     {
-      'kinto.storage_backend': 'kinto.core.storage.postgresql',
-      'kinto.storage_url': url,
-      'kinto.permission_backend': 'kinto.core.permission.postgresql',
-      'kinto.permission_url': url,
+      ...postgresqlSettings(url, ['storage', 'permission']),
       'kinto.cache_backend': 'kinto.core.cache.memory',
       'kinto.userid_hmac_secret': 'bench-secret',
       'multiauth.policies': 'basicauth',

@@ -20,7 +20,7 @@ import {RedisCache} from '../../src/lib/cache/redis.js'
 import {buildSettings} from '../../src/lib/config/settings.js'
 import {redisMissing, stopAll, testRedisUrl, uniquePrefix} from '../helpers/cache-servers.js'
 import {runCli} from '../helpers/cli.js'
-import {createServerDatabase, realServerUrl, type TestDatabase} from '../helpers/db.js'
+import {createServerDatabase, postgresqlSettings, realServerUrl, type TestDatabase} from '../helpers/db.js'
 import {freePort} from '../helpers/deploy-servers.js'
 import {Browser, startProvider, tokensFrom, type TestProvider} from '../helpers/oidc-provider.js'
 import {spawnStart, type Started} from '../helpers/ops-servers.js'
@@ -71,10 +71,7 @@ describe.skipIf(skip !== '')(`two kinto start sharing PostgreSQL and Redis ${ski
     dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-scaling-'))
     ini = path.join(dir, 'kinto.ini')
     const settings: Record<string, string> = {
-      'kinto.storage_backend': 'kinto.core.storage.postgresql',
-      'kinto.storage_url': db.url,
-      'kinto.permission_backend': 'kinto.core.permission.postgresql',
-      'kinto.permission_url': db.url,
+      ...postgresqlSettings(db.url, ['storage', 'permission']),
       'kinto.cache_backend': 'kinto.core.cache.redis',
       'kinto.cache_url': redisUrl,
       'kinto.cache_prefix': prefix,

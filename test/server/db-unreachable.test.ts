@@ -9,16 +9,14 @@ import {afterAll, describe, expect, it} from 'vitest'
 import {createBackends} from '../../src/lib/backends.js'
 import {buildSettings} from '../../src/lib/config/settings.js'
 import {createApp} from '../../src/lib/server/app.js'
+import {postgresqlSettings} from '../helpers/db.js'
 import {ALICE} from './helpers.js'
 
 // Port 1 on loopback: nothing listens there, the connection is refused at once.
 const url = 'postgresql://postgres@127.0.0.1:1/kinto'
 const settings = buildSettings(
   {
-    'kinto.storage_backend': 'kinto.core.storage.postgresql',
-    'kinto.storage_url': url,
-    'kinto.permission_backend': 'kinto.core.permission.postgresql',
-    'kinto.permission_url': url,
+    ...postgresqlSettings(url, ['storage', 'permission']),
     'kinto.bucket_create_principals': 'system.Authenticated',
   },
   {},
@@ -59,10 +57,7 @@ describe('storage_max_backlog', () => {
     const stuckUrl = `postgresql://postgres@127.0.0.1:${port}/kinto`
     const stuck = buildSettings(
       {
-        'kinto.storage_backend': 'kinto.core.storage.postgresql',
-        'kinto.storage_url': stuckUrl,
-        'kinto.permission_backend': 'kinto.core.permission.postgresql',
-        'kinto.permission_url': stuckUrl,
+        ...postgresqlSettings(stuckUrl, ['storage', 'permission']),
         'kinto.storage_pool_size': '1',
         'kinto.storage_max_overflow': '0',
         'kinto.storage_max_backlog': '0',

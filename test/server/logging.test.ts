@@ -14,6 +14,7 @@ import {buildSettings} from '../../src/lib/config/settings.js'
 import {flushLogLines, KintoLogging, loggingPlan} from '../../src/lib/monitoring/index.js'
 import {createApp} from '../../src/lib/server/app.js'
 import {knownPlugins} from '../../src/lib/server/plugins/index.js'
+import {postgresqlSettings} from '../helpers/db.js'
 import {tplLogging} from '../helpers/logging-ini.js'
 import {basic} from './helpers.js'
 
@@ -155,10 +156,7 @@ describe('request.summary', () => {
     // Port 1 on loopback: nothing listens there, the connection is refused at once.
     const url = 'postgresql://kinto:db-SECRET-5d1c@127.0.0.1:1/kinto'
     const {app, lines} = setup({
-      'kinto.storage_backend': 'kinto.core.storage.postgresql',
-      'kinto.storage_url': url,
-      'kinto.permission_backend': 'kinto.core.permission.postgresql',
-      'kinto.permission_url': url,
+      ...postgresqlSettings(url, ['storage', 'permission']),
     })
     const res = await app.inject({method: 'GET', url: '/v1/buckets/b1', headers: {authorization: auth, 'x-request-id': 'req-db-down'}})
     expect(res.statusCode).toBe(503)
@@ -250,10 +248,7 @@ describe('request.summary', () => {
   test('a heartbeat that cannot reach the database logs one line naming the check, without the stack', async () => {
     const url = 'postgresql://kinto:db-SECRET-5d1c@127.0.0.1:1/kinto'
     const {app, lines} = setup({
-      'kinto.storage_backend': 'kinto.core.storage.postgresql',
-      'kinto.storage_url': url,
-      'kinto.permission_backend': 'kinto.core.permission.postgresql',
-      'kinto.permission_url': url,
+      ...postgresqlSettings(url, ['storage', 'permission']),
     })
     const res = await app.inject({method: 'GET', url: '/v1/__heartbeat__', headers: {'x-request-id': 'hb-db-down'}})
     expect(res.statusCode).toBe(503)

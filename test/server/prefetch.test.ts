@@ -17,7 +17,7 @@ import {DatabaseRegistry} from '../../src/lib/db/index.js'
 import {ensureSchema} from '../../src/lib/schema/index.js'
 import {createApp} from '../../src/lib/server/app.js'
 import {PostgresStorage} from '../../src/lib/storage/postgresql.js'
-import {createTestDatabase, dbKind, type TestDatabase} from '../helpers/db.js'
+import {createTestDatabase, dbKind, postgresqlSettings, type TestDatabase} from '../helpers/db.js'
 import {basic} from './helpers.js'
 
 const ALICE = basic('alice')
@@ -44,10 +44,7 @@ const logLines: Array<Record<string, unknown>> = []
 function open(prefetch: boolean): FastifyInstance {
   const settings = buildSettings(
     {
-      'kinto.storage_backend': 'kinto.core.storage.postgresql',
-      'kinto.storage_url': db.url,
-      'kinto.permission_backend': 'kinto.core.permission.postgresql',
-      'kinto.permission_url': db.url,
+      ...postgresqlSettings(db.url, ['storage', 'permission']),
       'kinto.cache_backend': 'kinto.core.cache.memory',
       'kinto.userid_hmac_secret': 'prefetch-tests',
       'kinto.record_cache_expires_seconds': '15',

@@ -16,6 +16,7 @@ import {buildSettings} from '../../src/lib/config/settings.js'
 import {KintoError} from '../../src/lib/errors.js'
 import {KintoLogging, loggingPlan} from '../../src/lib/monitoring/index.js'
 import {createApp} from '../../src/lib/server/app.js'
+import {postgresqlSettings} from '../helpers/db.js'
 
 const HMAC_SECRET = 'hmac-sentry-Zq81xw0p'
 const PASSWORD = 'pw-sentry-Lk29vbn4'
@@ -245,10 +246,7 @@ describe('Sentry', () => {
       {
         'kinto.userid_hmac_secret': HMAC_SECRET,
         'kinto.sentry_dsn': sink.dsn,
-        'kinto.storage_backend': 'kinto.core.storage.postgresql',
-        'kinto.storage_url': url,
-        'kinto.permission_backend': 'kinto.core.permission.postgresql',
-        'kinto.permission_url': url,
+        ...postgresqlSettings(url, ['storage', 'permission']),
       },
       {},
     )
@@ -278,10 +276,7 @@ describe('Sentry', () => {
       {
         'kinto.userid_hmac_secret': HMAC_SECRET,
         'kinto.sentry_dsn': sink.dsn,
-        'kinto.storage_backend': 'kinto.core.storage.postgresql',
-        'kinto.storage_url': url,
-        'kinto.permission_backend': 'kinto.core.permission.postgresql',
-        'kinto.permission_url': url,
+        ...postgresqlSettings(url, ['storage', 'permission']),
       },
       {},
     )
