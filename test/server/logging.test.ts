@@ -263,6 +263,21 @@ describe('request.summary', () => {
     }
   })
 
+  test.each([
+    ['Redis', {'kinto.cache_backend': 'kinto.core.cache.redis', 'kinto.cache_url': 'redis://:cache-SECRET-77a1@127.0.0.1:1/0'}, /^Cache backend failure \(Redis 127\.0\.0\.1:1\/0, set\): cannot connect \(.*ECONNREFUSED/],
+    ['memcached', {'kinto.cache_backend': 'kinto.core.cache.memcached', 'kinto.cache_hosts': '127.0.0.1:1'}, /^Cache backend failure \(memcached 127\.0\.0\.1:1, set\): No servers available/],
+  ])('a heartbeat that cannot reach %s logs one line naming the check, without the stack', async (_name, cache, reason) => {
+    const {app, lines} = setup(cache)
+    const res = await app.inject({method: 'GET', url: '/v1/__heartbeat__', headers: {'x-request-id': 'hb-cache-down'}})
+    expect(res.statusCode).toBe(503)
+    expect(JSON.parse(res.body)).toEqual({storage: true, permission: true, cache: false})
+    const failed = lines().filter((l) => l.Type === 'kinto' && l.Fields.rid === 'hb-cache-down' && l.Severity === 3)
+    expect(failed.map((l) => l.Fields.msg)).toEqual(["'cache' heartbeat failed."])
+    expect(failed[0]!.Fields.reason).toMatch(reason)
+    expect(JSON.stringify(failed[0])).not.toMatch(/\n\s+at |stack|traceback/i)
+    expect(JSON.stringify(failed[0])).not.toContain('cache-SECRET-77a1')
+  })
+
   test('the start-up and runtime messages go to the kinto logger', async () => {
     const {app, lines} = setup({'kinto.includes': 'kinto.plugins.quotas'})
     await app.ready()

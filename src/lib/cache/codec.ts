@@ -22,6 +22,18 @@ export function encodeJson(value: unknown): string {
   return json
 }
 
+/** Reasons that say the server could not be reached or did not answer (not a refusal of the call). */
+const UNREACHABLE = /cannot connect|No servers available|no answer within|Command timed out|Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE/
+
+/**
+ * The BackendError for a failed call (`what`) of a network cache: names the server and the reason,
+ * never the credentials; marked `unreachable` (logged without its stack) when the server could not
+ * be reached.
+ */
+export function cacheFailure(address: CacheAddress, what: string, reason: string, cause: unknown): BackendError {
+  return new BackendError(`Cache backend failure (${address.backend} ${address.where}, ${what}): ${reason}`, {cause, unreachable: UNREACHABLE.test(reason)})
+}
+
 export function decodeJson<T>(text: string, address: CacheAddress, key: string): T {
   try {
     return JSON.parse(text) as T

@@ -30,7 +30,7 @@ import type * as Memjs from 'memjs'
 import {MEMCACHED_HOST_FORM, parseMemcachedHost} from '../config/cache-addresses.js'
 import {lazyRequire} from '../lazy.js'
 import {BackendError} from '../storage/types.js'
-import {type CacheAddress, CacheValueTooLarge, decodeJson, encodeJson, tooLargeMessage} from './codec.js'
+import {type CacheAddress, cacheFailure, CacheValueTooLarge, decodeJson, encodeJson, tooLargeMessage} from './codec.js'
 import {type Cache, writeReadHeartbeat} from './types.js'
 
 const loadMemjs = lazyRequire<typeof Memjs>('memjs')
@@ -138,7 +138,7 @@ export class MemcachedCache implements Cache {
     } catch (error) {
       if (error instanceof BackendError || error instanceof TypeError) throw error
       const reason = (error as Error)?.message ?? String(error)
-      throw new BackendError(`Cache backend failure (memcached ${this.address.where}, ${what}): ${reason}`, {cause: error})
+      throw cacheFailure(this.address, what, reason, error)
     } finally {
       clearTimeout(timer)
     }

@@ -25,7 +25,7 @@ import type {Redis, RedisOptions} from 'ioredis'
 import {parseRedisUrl, REDIS_URL_FORM} from '../config/cache-addresses.js'
 import {lazyRequire} from '../lazy.js'
 import {BackendError} from '../storage/types.js'
-import {type CacheAddress, checkValueSize, decodeJson, encodeJson} from './codec.js'
+import {type CacheAddress, cacheFailure, checkValueSize, decodeJson, encodeJson} from './codec.js'
 import {type Cache, writeReadHeartbeat} from './types.js'
 
 const loadIoredis = lazyRequire<{Redis: new (options: RedisOptions) => Redis}>('ioredis')
@@ -194,7 +194,7 @@ export class RedisCache implements Cache {
     if ((error as Error)?.name === 'MaxRetriesPerRequestError' || /max retries per request/i.test(reason)) {
       reason = `cannot connect (${this.connectionError?.message ?? 'no connection'})`
     }
-    throw new BackendError(`Cache backend failure (Redis ${this.address.where}, ${what}): ${reason}`, {cause: error})
+    throw cacheFailure(this.address, what, reason, error)
   }
 
   heartbeat(): Promise<boolean> {

@@ -25,11 +25,17 @@ export class IntegrityError extends TypedBackendError {
 export class BackendError extends TypedBackendError {
   /** True for a deadlock or serialisation failure: running the whole transaction again may succeed. */
   readonly retryable: boolean
+  /**
+   * True when the backend could not be reached (refused, timed out, closed): the message then names
+   * the server and the reason, all an operator needs, and it is logged without its stack.
+   */
+  readonly unreachable: boolean
 
-  constructor(message: string, options?: {cause?: unknown; retryable?: boolean}) {
+  constructor(message: string, options?: {cause?: unknown; retryable?: boolean; unreachable?: boolean}) {
     super(message, options)
     this.name = 'BackendError'
     this.retryable = options?.retryable ?? false
+    this.unreachable = options?.unreachable ?? false
   }
 }
 

@@ -31,8 +31,8 @@ export interface ErrorMappingOptions {
 }
 
 /**
- * Conditions of the machine whose message says all an operator needs (a database that cannot be
- * reached: server, database, reason; an attachment folder that cannot be written: folder,
+ * Conditions of the machine whose message says all an operator needs (a database or a cache that
+ * cannot be reached: server, database, reason; an attachment folder that cannot be written: folder,
  * reason). They are logged without their stack, the same for every request (and heartbeat) until
  * the operator acts: tens of thousands of lines for a few seconds under load.
  */
@@ -40,7 +40,7 @@ const SAID_WHOLE = new Set(['KINTO_DB_UNREACHABLE', 'KINTO_ATTACHMENT_STORE_FAIL
 
 /** Whether a failure is logged by its message alone, without its stack (SAID_WHOLE). */
 export function saidWhole(err: unknown): boolean {
-  return isKintoError(err) && SAID_WHOLE.has(err.code)
+  return (isKintoError(err) && SAID_WHOLE.has(err.code)) || (err instanceof BackendError && err.unreachable)
 }
 
 /** The HTTP error a failure is answered with. */
