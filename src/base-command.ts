@@ -4,6 +4,7 @@ import {databaseConditionError} from './lib/db/errors.js'
 import {useBaselineWasm} from './lib/db/pglite-driver.js'
 import {type ExitCodeTable, ExitCode, isKintoError, KintoError, UsageError} from './lib/errors.js'
 import {scrubSecrets} from './lib/monitoring/redact.js'
+import {noticeSlowServersWith} from './lib/ops/control.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
@@ -71,6 +72,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     this.flags = parsed.flags as BaseFlags<T>
     this.args = parsed.args as BaseArgs<T>
     this.positional = parsed.argv.map(String)
+    // A running server that keeps a command waiting through its control socket is said on stderr.
+    noticeSlowServersWith((message) => this.logToStderr(`Note: ${message}`))
   }
 
   /** Progress and warnings on stderr; silenced by --quiet (errors are written by catch()). */

@@ -48,6 +48,22 @@ describe('control channel streams', () => {
     expect(got).toHaveLength(8)
   })
 
+  it('a server that takes the request and answers nothing (busy, or hung) is said once, then still waited for', async () => {
+    const server = await serve({mute: async () => sleep(600)})
+    const notes: string[] = []
+    const result = await runViaServer(server.path, 'mute', {}, {timeoutMs: 2000, waitNoticeMs: 150, onWaiting: (m) => notes.push(m)})
+    expect(result).toBeNull()
+    expect(notes).toEqual([`The server at ${server.path} has not answered mute for 0.15 s: it is busy (a long statement) or hung. Still waiting, up to 2 s of silence; Ctrl-C stops waiting.`])
+  })
+
+  it('a server that answers before the notice is not said to be slow', async () => {
+    const server = await serve({quick: async () => ({ok: true})})
+    const notes: string[] = []
+    expect(await runViaServer(server.path, 'quick', {}, {waitNoticeMs: 150, onWaiting: (m) => notes.push(m)})).toEqual({ok: true})
+    await sleep(300)
+    expect(notes).toEqual([])
+  })
+
   it('still gives up on a server silent for longer than the timeout', async () => {
     const server = await serve({mute: async () => sleep(1000)})
     await expect(runViaServer(server.path, 'mute', {}, {timeoutMs: 200})).rejects.toMatchObject({code: 'KINTO_CONTROL_FAILED'})

@@ -189,8 +189,22 @@ export interface RunViaServerOptions {
   onChunk?: (chunk: Buffer) => void
   /** Give up when the server has sent nothing for this long (default 10 min). */
   timeoutMs?: number
+  /**
+   * Told once, with a line to show, when the server has answered nothing at all for `waitNoticeMs`
+   * (default 15 s): a server busy with a long statement, or hung, is waited for, not silently.
+   * Default: the notice set by noticeSlowServersWith() (the CLI's stderr).
+   */
+  onWaiting?: (message: string) => void
+  waitNoticeMs?: number
   /** Aborting closes the connection (the server's operation then stops) and fails with KINTO_INTERRUPTED. */
   signal?: AbortSignal
+}
+
+let slowServerNotice: ((message: string) => void) | undefined
+
+/** Where runViaServer tells about a server that keeps a command waiting (the CLI: its stderr). */
+export function noticeSlowServersWith(notice: ((message: string) => void) | undefined): void {
+  slowServerNotice = notice
 }
 
 /**
@@ -206,6 +220,7 @@ export function runViaServer<T = unknown>(socketPath: string, op: string, args: 
       if (settled) return
       settled = true
       clearTimeout(timer)
+      clearTimeout(notice)
       clearInterval(watch)
       options.signal?.removeEventListener('abort', onAbort)
       socket.destroy()
@@ -215,9 +230,19 @@ export function runViaServer<T = unknown>(socketPath: string, op: string, args: 
     const timeoutMs = options.timeoutMs ?? 600_000
     const silent = () => finish(() => reject(new KintoError(`The server at ${socketPath} sent nothing for ${Math.round(timeoutMs / 1000)} s while running ${op}.`, {code: 'KINTO_CONTROL_FAILED'})))
     let timer = setTimeout(silent, timeoutMs)
+    // A server whose event loop is held (a long statement of the embedded engine, or a bug) takes
+    // the connection and answers nothing: say what is waited for, and how to stop waiting.
+    const pid = Number(path.basename(socketPath, '.sock'))
+    const waitNoticeMs = options.waitNoticeMs ?? 15_000
+    const notice = setTimeout(() => {
+      const server = Number.isInteger(pid) ? `The server holding the embedded folder (pid ${pid})` : `The server at ${socketPath}`
+      ;(options.onWaiting ?? slowServerNotice)?.(
+        `${server} has not answered ${op} for ${waitNoticeMs / 1000} s: it is busy (a long statement) or hung. Still waiting, up to ${timeoutMs / 1000} s of silence; Ctrl-C stops waiting.`,
+      )
+    }, waitNoticeMs)
+    notice.unref()
     // A server stopped with SIGSTOP or Ctrl-Z accepts the connection (the kernel does) and never
     // answers: say so at once rather than wait out the silence. (Its socket is named after its pid.)
-    const pid = Number(path.basename(socketPath, '.sock'))
     const watch = setInterval(() => {
       if (!Number.isInteger(pid) || !processStopped(pid)) return
       finish(() =>
@@ -236,6 +261,7 @@ export function runViaServer<T = unknown>(socketPath: string, op: string, args: 
     socket.setEncoding('utf8')
     socket.on('connect', () => socket.write(`${JSON.stringify({op, args})}\n`))
     socket.on('data', (data: string) => {
+      clearTimeout(notice)
       clearTimeout(timer)
       timer = setTimeout(silent, timeoutMs)
       buffer += data
