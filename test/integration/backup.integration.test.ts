@@ -238,6 +238,25 @@ describe('kinto backup and restore on the embedded engine', () => {
     })
   }, 240_000)
 
+
+  it('db copy into a target that refuses the rows says nothing was copied (not restored), and leaves it empty', async () => {
+    const target = await embedded()
+    const c = openDatabase(target.url)
+    try {
+      // A foreign trigger that moves timestamps: the copy must not keep rows it did not write as read.
+      await c.exec(`CREATE FUNCTION shift_ts() RETURNS trigger AS $$ BEGIN NEW.last_modified := NEW.last_modified + interval '1 second'; RETURN NEW; END $$ LANGUAGE plpgsql;
+        CREATE TRIGGER shift_ts BEFORE INSERT ON objects FOR EACH ROW EXECUTE FUNCTION shift_ts();`)
+    } finally {
+      await c.close()
+    }
+    const r = await runCli(['db', 'copy', '--ini', source.ini, '--to', target.url, '--json'], {timeoutMs: 120_000, env: {KINTO_INI: undefined}})
+    expect(r.code, r.stdout + r.stderr).toBe(1)
+    expect(json(r.stdout).error).toMatchObject({
+      code: 'KINTO_RESTORE_FAILED',
+      message: expect.stringMatching(/^The target changed the last_modified of \d+ copied object\(s\) \(\d+ of \d+ inserted\); nothing was copied\.$/),
+    })
+    expect(await rowCounts(target.url)).toEqual([0, 0, 0, 0])
+  }, 180_000)
   it('a folder another command holds (a long restore): backup and restore time out with a hint they can follow', async () => {
     const other = await embedded()
     const taken = path.join(other.dir, 'taken.gz')

@@ -71,14 +71,14 @@ export interface RestoreIntoResult {
 
 const columns = (rows: unknown[][], n: number) => Array.from({length: n}, (_, i) => rows.map((r) => r[i]))
 
-async function lockAndCount(conn: Queryable, tables: TableName[], timeoutS: number, where: string): Promise<Partial<Counts>> {
+async function lockAndCount(conn: Queryable, tables: TableName[], timeoutS: number, where: string, done: string): Promise<Partial<Counts>> {
   await conn.exec(`SET LOCAL lock_timeout = '${Math.max(1, Math.round(timeoutS))}s'`)
   try {
     // EXCLUSIVE: readers go on, writers wait until COMMIT (nobody writes between the check and the copy)
     await conn.exec(`LOCK TABLE ${tables.join(', ')} IN EXCLUSIVE MODE`)
   } catch (error) {
     if ((error as {code?: string}).code === '55P03') {
-      throw new KintoError(`Timed out after ${timeoutS} s waiting for the tables of ${where} (a long transaction holds them); nothing was restored.`, {
+      throw new KintoError(`Timed out after ${timeoutS} s waiting for the tables of ${where} (a long transaction holds them); nothing was ${done}.`, {
         code: 'KINTO_RESTORE_LOCKED',
         exit: ExitCode.LOCK_TIMEOUT,
         hint: 'Stop the servers writing to the target (or wait for their transactions), then run this again.',
@@ -91,7 +91,7 @@ async function lockAndCount(conn: Queryable, tables: TableName[], timeoutS: numb
   return out
 }
 
-async function insertBatch(conn: Queryable, batch: RowBatch): Promise<void> {
+async function insertBatch(conn: Queryable, batch: RowBatch, done: string): Promise<void> {
   const {table, rows} = batch
   const params = columns(rows, rows[0].length)
   if (table !== 'objects') {
@@ -101,7 +101,7 @@ async function insertBatch(conn: Queryable, batch: RowBatch): Promise<void> {
   const res = await conn.query<{inserted: number; moved: number}>(INSERTS.objects, params)
   const {inserted, moved} = res.rows[0]
   if (inserted !== rows.length || moved !== 0) {
-    throw new KintoError(`The target changed the last_modified of ${moved} restored object(s) (${inserted} of ${rows.length} inserted); nothing was restored.`, {
+    throw new KintoError(`The target changed the last_modified of ${moved} ${done} object(s) (${inserted} of ${rows.length} inserted); nothing was ${done}.`, {
       code: 'KINTO_RESTORE_FAILED',
       hint: 'The target database must have the kinto-ops storage schema (kinto migrate) and no other trigger on objects.',
     })
@@ -125,15 +125,22 @@ function interrupted(): KintoError {
  * rows the schema refuses (a file made or edited by other means that kept a valid checksum), or a
  * role that may not write. Anything else is rethrown as it is.
  */
-function rowsRefused(table: string, error: unknown, where: string): unknown {
+function rowsRefused(table: string, error: unknown, where: string, copy: boolean): unknown {
   const e = error as {code?: unknown; message?: unknown} | null
   if (typeof e?.code !== 'string' || !/^[0-9A-Z]{5}$/.test(e.code)) return error
   const readOnly = readOnlyDatabaseError(error, where)
   if (readOnly) return readOnly
   if (e.code === '42501') {
-    return new KintoError(`The role of ${where} may not write ${table} (${String(e.message)}); nothing was restored.`, {
+    return new KintoError(`The role of ${where} may not write ${table} (${String(e.message)}); nothing was ${copy ? 'copied' : 'restored'}.`, {
       code: 'KINTO_DB_PERMISSION',
-      hint: 'Restore as the role that owns the Kinto tables (the one kinto migrate ran as).',
+      hint: `${copy ? 'Copy' : 'Restore'} as the role that owns the Kinto tables (the one kinto migrate ran as).`,
+      cause: error,
+    })
+  }
+  if (copy) {
+    return new KintoError(`${where} refused the source's ${table} rows (${String(e.message)}); nothing was copied.`, {
+      code: 'KINTO_RESTORE_FAILED',
+      hint: 'The source holds rows the target schema does not accept: migrate both to the same schema (kinto migrate), then copy again.',
       cause: error,
     })
   }
@@ -152,19 +159,20 @@ export async function restoreInto(clients: {storage: SqlClient; permission: SqlC
   const counts = emptyCounts()
   const replaced = emptyCounts()
   const timeoutS = options.lockTimeoutS ?? 30
+  const done = options.copy ? 'copied' : 'restored'
   await inTransactions(clients, async (conns) => {
     for (const backend of ['storage', 'permission'] as const) {
       // storage and permission in one transaction: lock all four tables at once
       if (backend === 'permission' && conns.permission === conns.storage) continue
       const tables = conns.permission === conns.storage ? TABLE_NAMES : BACKEND_TABLES[backend]
-      const held = await lockAndCount(conns[backend], tables, timeoutS, options.where[backend])
+      const held = await lockAndCount(conns[backend], tables, timeoutS, options.where[backend], done)
       Object.assign(replaced, held)
     }
     const nonEmpty = TABLE_NAMES.filter((t) => replaced[t] > 0)
     if (nonEmpty.length > 0) {
       if (!options.force) {
         const where = [...new Set(nonEmpty.map((t) => options.where[TABLE_BACKEND[t]]))].join(' and ')
-        const [done, source, into] = options.copy ? ['copied', 'the copy', 'copy into an empty database'] : ['restored', 'the backup', 'restore into an empty, migrated database']
+        const [source, into] = options.copy ? ['the copy', 'copy into an empty database'] : ['the backup', 'restore into an empty, migrated database']
         throw new KintoError(`The target ${where} is not empty (${nonEmpty.map((t) => `${replaced[t]} row(s) in ${t}`).join(', ')}); nothing was ${done}.`, {
           code: 'KINTO_RESTORE_NOT_EMPTY',
           exit: ExitCode.USAGE,
@@ -179,11 +187,11 @@ export async function restoreInto(clients: {storage: SqlClient; permission: SqlC
         const batch = next.value
         if (options.signal?.aborted) throw interrupted()
         if (batch.rows.length === 0) continue
-        await insertBatch(conns[TABLE_BACKEND[batch.table]], batch).catch(async (error: unknown) => {
+        await insertBatch(conns[TABLE_BACKEND[batch.table]], batch, done).catch(async (error: unknown) => {
           // Rows the database refuses may come from a damaged file: its checksum, at its end, says
           // so first (the rest is read, and a damaged file throws KINTO_BACKUP_INVALID there).
           while (!(await batches.next()).done);
-          throw rowsRefused(batch.table, error, options.where[TABLE_BACKEND[batch.table]])
+          throw rowsRefused(batch.table, error, options.where[TABLE_BACKEND[batch.table]], options.copy ?? false)
         })
         counts[batch.table] += batch.rows.length
         options.onProgress?.(batch.table, counts[batch.table], source.trailer.counts?.[batch.table] ?? null)
@@ -197,7 +205,7 @@ export async function restoreInto(clients: {storage: SqlClient; permission: SqlC
     for (const t of TABLE_NAMES) {
       const n = Number((await conns[TABLE_BACKEND[t]].query<{n: number}>(`SELECT count(*) AS n FROM ${t}`)).rows[0].n)
       if (!expected || n !== expected[t] || n !== counts[t]) {
-        throw new KintoError(`After the copy ${t} holds ${n} row(s) where ${String(expected?.[t] ?? counts[t])} were expected; nothing was restored.`, {
+        throw new KintoError(`After the copy ${t} holds ${n} row(s) where ${String(expected?.[t] ?? counts[t])} were expected; nothing was ${done}.`, {
           code: 'KINTO_RESTORE_FAILED',
           hint: 'Run it again; if it fails again, report it with the backup header (zcat FILE | head -1).',
         })
