@@ -4,7 +4,7 @@ import {BaseCommand} from '../base-command.js'
 import {durationFlag, iniFlag} from '../flags.js'
 import {resolveIniPath} from '../lib/config/index.js'
 import {exitCodes} from '../lib/errors.js'
-import {parseEndpoint} from '../lib/ops/endpoint.js'
+import {describeEndpointUrl, parseEndpoint} from '../lib/ops/endpoint.js'
 import {targetFromIni, waitReady, type WaitReadyResult, type WaitTarget} from '../lib/ops/wait-ready.js'
 
 export default class WaitReady extends BaseCommand<typeof WaitReady> {
@@ -30,7 +30,7 @@ A server in maintenance is ready (it serves reads; its heartbeat says "maintenan
     const {flags} = this
     const iniPath = resolveIniPath(flags.ini)
     const endpoint = flags.url ? parseEndpoint(flags.url) : () => targetFromIni(iniPath)
-    const onTarget = (t: WaitTarget) => this.logToStderr(t.endpoint ? `Polling ${t.endpoint.display}__heartbeat__ (${t.why}).` : `Waiting: ${t.why}.`)
+    const onTarget = (t: WaitTarget) => this.logToStderr(t.endpoint ? `Polling ${describeEndpointUrl(t.endpoint, '__heartbeat__')} (${t.why}).` : `Waiting: ${t.why}.`)
     const result = await waitReady({endpoint, timeoutMs: flags.timeout * 1000, intervalMs: flags.interval, onTarget: this.jsonEnabled() ? undefined : onTarget})
     if (!this.jsonEnabled()) this.log(`${result.url} is ready (${result.attempts} attempt${result.attempts === 1 ? '' : 's'}, ${(result.elapsedMs / 1000).toFixed(1)} s).`)
     return result

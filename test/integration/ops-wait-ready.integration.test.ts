@@ -6,12 +6,16 @@ import {spawn} from 'node:child_process'
 import {createServer} from 'node:http'
 import {readFileSync, unlinkSync, writeFileSync} from 'node:fs'
 import type {AddressInfo} from 'node:net'
+import path from 'node:path'
 
 import {describe, expect, test} from 'vitest'
 
 import {listRuns} from '../../src/lib/runs/registry.js'
 import {cliBin, repoRoot, runCli} from '../helpers/cli.js'
 import {opsIni, sleep} from '../helpers/ops-servers.js'
+import {tempFolders} from '../helpers/tmp.js'
+
+const tempDir = tempFolders('wait-ready')
 
 describe('kinto wait-ready', () => {
   test('waits for the server of the ini (registered, starting on another port), not for whoever answers on [server:main]', async () => {
@@ -56,5 +60,23 @@ describe('kinto wait-ready', () => {
       } catch {}
     }
   }, 240_000)
-})
 
+  test('--url unix:SOCKET: the progress line names the heartbeat it polls on that socket', async () => {
+    const socket = path.join(tempDir(), 'kinto.sock')
+    const paths: string[] = []
+    const server = createServer((req, res) => {
+      paths.push(req.url ?? '')
+      res.setHeader('Content-Type', 'application/json')
+      res.end('{"storage": true}')
+    })
+    await new Promise<void>((r) => server.listen(socket, () => r()))
+    try {
+      const r = await runCli(['wait-ready', '--url', `unix:${socket}`, '--timeout', '10s'])
+      expect(r.code, r.stderr).toBe(0)
+      expect(paths).toContain('/v1/__heartbeat__')
+      expect(r.stderr).toContain(`Polling /v1/__heartbeat__ on unix:${socket} (given with --url).`)
+    } finally {
+      server.close()
+    }
+  })
+})

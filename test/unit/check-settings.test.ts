@@ -202,6 +202,13 @@ const CASES: Case[] = [
     'error',
     /kinto\.prometheus_prefix = 1kinto makes metric names .*: kinto start refuses to start/,
   ],
+  [
+    'an upstream plugin kinto-ops skips',
+    {'kinto.includes': 'kinto.plugins.statsd kinto.plugins.quotas'},
+    'includes',
+    'warning',
+    /kinto\.plugins\.quotas .*line \d+, key 'kinto\.includes'.*skipped \(upstream Kinto removed it in version 20\.0\.0\)/,
+  ],
   ['a key in the wrong case', {'kinto.PAGINATE_BY': '50'}, 'config-warning', 'warning', /case-sensitive/],
   ['admin console folder missing', {'kinto.includes': 'kinto.plugins.statsd kinto.plugins.admin', 'kinto.admin_assets_path': 'no-such-build'}, 'admin-console', 'error', /no-such-build: no such folder .*refuses to start/],
 ]

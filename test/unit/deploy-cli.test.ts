@@ -29,6 +29,25 @@ afterAll(() => rmSync(dir, {recursive: true, force: true}))
 
 const noStack = /\n\s+at /
 
+describe('the examples of each deploy command\'s help', () => {
+  const commands = [
+    ['nginx', () => import('../../src/commands/deploy/nginx.js')],
+    ['uwsgi', () => import('../../src/commands/deploy/uwsgi.js')],
+    ['apache', () => import('../../src/commands/deploy/apache.js')],
+  ] as const
+  it.each(commands)('kinto deploy %s: each example runs as written (files under a temporary folder)', async (name, load) => {
+    const examples = (await load()).default.examples as string[]
+    expect(examples.length).toBeGreaterThan(0)
+    for (const [i, example] of examples.entries()) {
+      // `> FILE` is the shell's; paths given to --output or --check are moved into the temporary folder.
+      const words = example.replace('<%= config.bin %> ', '').replace(/\s*>.*$/, '').split(/\s+/)
+      const args = words.map((w, j) => (['--output', '--check'].includes(words[j - 1]) ? path.join(dir, `example-${name}-${i}-${path.basename(w)}`) : w))
+      const r = await runCli([...args, '--ini', ini])
+      expect([0, 6], `${example}\n${r.stderr}`).toContain(r.code)
+    }
+  })
+})
+
 describe('kinto deploy nginx', () => {
   it('prints the block from the ini; --output writes the same bytes; --check agrees, then reports drift', async () => {
     const printed = await runCli(['deploy', 'nginx', '--ini', ini])

@@ -23,7 +23,7 @@ Values that would break the file (a ';', a brace, a line break in a name) are re
   static examples = [
     '<%= config.bin %> deploy nginx --server-name kinto.example.com > /etc/nginx/conf.d/kinto.conf',
     '<%= config.bin %> deploy nginx --cache --allow 10.0.0.0/8 --output /etc/nginx/conf.d/kinto.conf --force',
-    '<%= config.bin %> deploy nginx --uwsgi --upstream uwsgi+unix:/run/uwsgi/kinto.sock',
+    '<%= config.bin %> deploy nginx --upstream uwsgi+unix:/run/uwsgi/kinto.sock',
     '<%= config.bin %> deploy nginx --check deploy/nginx.conf',
   ]
 

@@ -54,7 +54,7 @@ export async function runChecks(config: KintoConfig, options: RunChecksOptions =
 async function checkIncludes(config: KintoConfig): Promise<Finding[]> {
   // Loaded here only: the plugins are the server's code, which the other checks do not need.
   // The plugins first: importing them registers their authentication policies.
-  const {checkEventListeners, pluginsFromSettings} = await import('../server/plugins/index.js')
+  const {checkEventListeners, pluginsFromSettings, skippedPluginWarnings} = await import('../server/plugins/index.js')
   const {checkAuthorizationHooks, policyDefinitions} = await import('../server/auth.js')
   const {idGeneratorsFromSettings} = await import('../server/ids.js')
   const s = config.settings
@@ -70,6 +70,10 @@ async function checkIncludes(config: KintoConfig): Promise<Finding[]> {
   }
   let plugins: ReturnType<typeof pluginsFromSettings> = []
   refused('includes', 'includes', () => (plugins = pluginsFromSettings(s)), 'Remove it from kinto.includes.')
+  // Served all the same, with the warning kinto start logs.
+  for (const {plugin, message} of skippedPluginWarnings(s)) {
+    findings.push(warning('includes', message.replace(`lists ${plugin},`, `lists ${plugin} (${describeSettingSource(config, 'includes')}),`), `Remove ${plugin} from kinto.includes.`))
+  }
   // Each included plugin's own settings (their messages name them).
   for (const plugin of plugins) refused('includes', null, () => plugin.checkSettings?.(s), `Fix the settings of ${plugin.name}.`)
   refused('event-listeners', 'event_listeners', () => checkEventListeners(s), 'Remove kinto.event_listeners.')

@@ -23,6 +23,12 @@ export interface Endpoint {
   socketPath?: string
 }
 
+/** One URL below the API base, for messages: `http://…/v1/__heartbeat__`, or `/v1/__heartbeat__ on unix:/run/kinto.sock`. */
+export function describeEndpointUrl(endpoint: Endpoint, relative: string): string {
+  const url = new URL(relative, endpoint.base)
+  return endpoint.socketPath === undefined ? url.href : `${url.pathname} on ${endpoint.display}`
+}
+
 /** Parses --url: a base URL (`/v1/` appended when the path has no version) or `unix:<socket path>`. */
 export function parseEndpoint(text: string): Endpoint {
   const raw = text.trim()

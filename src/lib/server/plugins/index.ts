@@ -70,7 +70,7 @@ const REGISTRY = new Map<string, KintoPlugin>()
 
 /** Upstream plugins we do not carry, and what including them means here. */
 const NOT_CARRIED = new Map<string, string>([
-  ['kinto.plugins.quotas', 'upstream Kinto removed it in version 20.0.0.'],
+  ['kinto.plugins.quotas', 'upstream Kinto removed it in version 20.0.0'],
 ])
 
 /** Plugins shipped with kinto-ops. */
@@ -86,16 +86,24 @@ export function knownPlugins(): string[] {
   return [...REGISTRY.keys()].sort()
 }
 
+function notCarriedMessage(name: string, consequence: string): string {
+  return `kinto.includes lists ${name}, an upstream Kinto plugin that kinto-ops does not carry: skipped (${consequence}).`
+}
+
 function notCarried(name: string, consequence: string): KintoPlugin {
   return {
     name,
     includeme(api) {
-      api.runtime.logger.warn(
-        {plugin: name},
-        `kinto.includes lists ${name}, an upstream Kinto plugin that kinto-ops does not carry: skipped (${consequence})`,
-      )
+      api.runtime.logger.warn({plugin: name}, notCarriedMessage(name, consequence))
     },
   }
+}
+
+/** The warning kinto start logs for each plugin of `includes` it skips (`kinto check` shows the same). */
+export function skippedPluginWarnings(settings: Record<string, unknown>): {plugin: string; message: string}[] {
+  return [...new Set(asList(settings, 'includes'))]
+    .filter((name) => !REGISTRY.has(name) && NOT_CARRIED.has(name))
+    .map((name) => ({plugin: name, message: notCarriedMessage(name, NOT_CARRIED.get(name)!)}))
 }
 
 /**
