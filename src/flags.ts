@@ -101,7 +101,7 @@ export const deployAllowFlag = Flags.string({
 })
 
 export const deployMaxBodySizeFlag = Flags.string({
-  summary: 'Largest request body accepted, nginx syntax (75m, 512k, bytes). Default: 75m.',
+  summary: 'Largest request body accepted, nginx syntax (75m, 512k, bytes). Default: 75m, or kinto.attachment.max_size_bytes (the largest, plus 1 MiB) when more.',
   env: 'KINTO_DEPLOY_MAX_BODY_SIZE',
   helpValue: 'SIZE',
 })
