@@ -2,6 +2,9 @@
  * Library verbs of `kinto deploy nginx | uwsgi | apache`: options from the loaded ini and the
  * flags, the snippet rendered from templates/, then printed, written or checked for drift.
  */
+import {existsSync} from 'node:fs'
+import path from 'node:path'
+
 import {UsageError} from '../errors.js'
 import {renderApache} from './apache.js'
 import {renderNginx} from './nginx.js'
@@ -25,11 +28,27 @@ export interface DeployTarget {
   force?: boolean
 }
 
-export type DeployResult = DeliverResult & {snippet: string}
+/** `warnings`: what would keep the snippet from working on this machine (shown on stderr). */
+export type DeployResult = DeliverResult & {snippet: string; warnings?: string[]}
 
 export async function deployNginx(config: DeployConfig, flags: NginxFlags, target: DeployTarget): Promise<DeployResult> {
-  const content = renderNginx(nginxOptionsFrom(config, flags))
-  return {snippet: 'nginx', ...(await deliver({...target, content, label: 'nginx configuration', command: 'kinto deploy nginx'}))}
+  const options = nginxOptionsFrom(config, flags)
+  const content = renderNginx(options)
+  const warnings = options.cachePath ? cachePathWarnings(options.cachePath) : []
+  const result = await deliver({...target, content, label: 'nginx configuration', command: 'kinto deploy nginx'})
+  return {snippet: 'nginx', ...result, ...(warnings.length > 0 ? {warnings} : {})}
+}
+
+/**
+ * nginx makes only the last folder of proxy_cache_path (`nginx -t`: "mkdir() … failed"), and
+ * Debian's and Ubuntu's nginx packages have no /var/cache/nginx (nginx.org's do).
+ */
+function cachePathWarnings(cachePath: string): string[] {
+  const parent = path.dirname(cachePath)
+  if (existsSync(cachePath) || existsSync(parent)) return []
+  return [
+    `${parent} does not exist on this machine, and nginx creates only the last folder of proxy_cache_path (${cachePath}): \`nginx -t\` fails until you run \`mkdir -p ${parent}\` (or choose another --cache-path).`,
+  ]
 }
 
 export async function deployUwsgi(config: DeployConfig, flags: UwsgiFlags & {'app-wsgi'?: boolean}, target: DeployTarget): Promise<DeployResult> {
