@@ -203,6 +203,15 @@ const CASES: Case[] = [
     /kinto\.prometheus_prefix = 1kinto makes metric names .*: kinto start refuses to start/,
   ],
   ['a key in the wrong case', {'kinto.PAGINATE_BY': '50'}, 'config-warning', 'warning', /case-sensitive/],
+  [
+    'a CORS origin with a trailing slash (browsers send Origin without one: it never matches)',
+    {'kinto.cors_origins': 'https://app.example.com/'},
+    'cors-origins',
+    'warning',
+    /^kinto\.cors_origins has "https:\/\/app\.example\.com\/" \(.*kinto\.ini, line \d+, key 'kinto\.cors_origins'\), which no Origin header matches/,
+  ],
+  ['a CORS origin without its scheme', {'kinto.cors_origins': 'https://ok.example.com app.example.com'}, 'cors-origins', 'warning', /"app\.example\.com".*no Origin header matches/],
+  ['a CORS origin with a path', {'kinto.cors_origins': 'https://app.example.com/editor'}, 'cors-origins', 'warning', /"https:\/\/app\.example\.com\/editor".*no Origin header matches/],
   ['admin console folder missing', {'kinto.includes': 'kinto.plugins.statsd kinto.plugins.admin', 'kinto.admin_assets_path': 'no-such-build'}, 'admin-console', 'error', /no-such-build: no such folder .*refuses to start/],
 ]
 
@@ -229,6 +238,19 @@ describe('each mistake of the checklist', () => {
     expect(f?.fix).toMatch(/--workers 1/)
     // With the default (one process), nothing to say.
     expect((await lint({'kinto.storage_backend': 'kinto.core.storage.memory'})).find((x) => x.id === 'workers')).toBeUndefined()
+  })
+
+  it('CORS origins as browsers send them (a port, a glob, a default port spelled out aside) give no warning', async () => {
+    const findings = await lint({'kinto.cors_origins': 'https://app.example.com http://localhost:3000 https://*.example.org null'})
+    expect(problems(findings)).toEqual([])
+    expect(findings.find((f) => f.id === 'cors-origins')?.level).toBe('ok')
+    // The fix gives the form a browser sends.
+    const fixes = (await lint({'kinto.cors_origins': 'https://App.example.com:443/ moz-extension://5a7c/ app.example.net'})).filter((f) => f.id === 'cors-origins').map((f) => f.fix)
+    expect(fixes).toEqual([
+      'Write https://app.example.com instead in kinto.cors_origins.',
+      'Write moz-extension://5a7c instead in kinto.cors_origins.',
+      'Write https://app.example.net instead in kinto.cors_origins.',
+    ])
   })
 
   it('names where a bad value was set', async () => {
