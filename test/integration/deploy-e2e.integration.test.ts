@@ -13,6 +13,7 @@ import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {nginxOptionsFrom, renderNginx} from '../../src/lib/deploy/index.js'
 import {runCli} from '../helpers/cli.js'
 import {
   APACHE_PROXY_MODULES,
@@ -24,6 +25,7 @@ import {
   startApache,
   startNginx,
   stopAll,
+  tempDir,
 } from '../helpers/deploy-servers.js'
 import {startMemoryKinto} from '../helpers/kinto-server.js'
 
@@ -227,5 +229,26 @@ describe.skipIf(skipReason !== '')(`real proxies in front of kinto start ${skipR
       expect(r.status, r.body).toBe(200)
       expect(JSON.parse(r.body).url).toBe(`http://${PUBLIC_HOST}/v1/`)
     })
+  })
+})
+
+describe.skipIf(missing('nginx') !== '')(`nginx when Kinto does not answer ${missing('nginx')}`, () => {
+  it.each([[false], [true]])('--cache %s: Kinto’s 503 (JSON, errno 201, Retry-After of kinto.retry_after_seconds), not nginx’s HTML 502', async (cache) => {
+    const dir = tempDir('deploy-down')
+    const [port, deadPort] = [await freePort(), await freePort()]
+    const snippet = renderNginx(
+      nginxOptionsFrom(
+        {path: path.join(dir, 'kinto.ini'), dir, settings: {retry_after_seconds: 17}, server: {host: '127.0.0.1', port: deadPort}},
+        {listen: `127.0.0.1:${port}`, 'server-name': [PUBLIC_HOST], cache, 'cache-path': cache ? path.join(dir, 'cache') : undefined},
+      ),
+    )
+    await startNginx(snippet, port)
+    for (const p of ['/v1/', '/v1/buckets/site/collections/articles/records']) {
+      const r = await httpRequest(`http://127.0.0.1:${port}${p}`, {headers: {Host: PUBLIC_HOST}})
+      expect(r.status, r.body).toBe(503)
+      expect(r.headers['content-type']).toBe('application/json')
+      expect(r.headers['retry-after']).toBe('17')
+      expect(JSON.parse(r.body)).toMatchObject({code: 503, errno: 201, error: 'Service Unavailable'})
+    }
   })
 })

@@ -143,8 +143,18 @@ export function nginxOptionsFrom(config: DeployConfig, flags: NginxFlags): Nginx
     maxBodySize: maxBodySize(config, flags['max-body-size'], origins),
     source: path.basename(config.path),
     attachments: attachmentsFrom(config, origins),
+    retryAfterSeconds: retryAfter(config, origins),
     origins,
   }
+}
+
+/** kinto.retry_after_seconds (upstream's default 3), as the runtime's own 503 answers say it. */
+function retryAfter(config: DeployConfig, origins: Origins): number {
+  const value = config.settings.retry_after_seconds
+  if (value === undefined || value === null || String(value).trim() === '') return 3
+  origins.retryAfterSeconds = config.describeSetting?.('retry_after_seconds') ?? iniOrigin(config, 'kinto.retry_after_seconds')
+  const n = Number(String(value).trim())
+  return Number.isInteger(n) && n >= 0 ? n : (value as number)
 }
 
 /** kinto_attachment on local storage with a base_url path nginx can serve: where and from what folder. */
