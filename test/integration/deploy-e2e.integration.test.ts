@@ -13,7 +13,7 @@ import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {nginxOptionsFrom, renderNginx} from '../../src/lib/deploy/index.js'
+import {apacheOptionsFrom, nginxOptionsFrom, renderApache, renderNginx} from '../../src/lib/deploy/index.js'
 import {runCli} from '../helpers/cli.js'
 import {
   APACHE_PROXY_MODULES,
@@ -250,5 +250,24 @@ describe.skipIf(missing('nginx') !== '')(`nginx when Kinto does not answer ${mis
       expect(r.headers['retry-after']).toBe('17')
       expect(JSON.parse(r.body)).toMatchObject({code: 503, errno: 201, error: 'Service Unavailable'})
     }
+  })
+})
+
+describe.skipIf(missing('apache2', 'modProxyHttp') !== '')(`Apache mod_proxy when Kinto does not answer ${missing('apache2', 'modProxyHttp')}`, () => {
+  it('Kinto’s 503 (JSON, errno 201, Retry-After of kinto.retry_after_seconds), not Apache’s HTML page', async () => {
+    const dir = tempDir('deploy-down-apache')
+    const [port, deadPort] = [await freePort(), await freePort()]
+    const snippet = renderApache(
+      apacheOptionsFrom(
+        {path: path.join(dir, 'kinto.ini'), dir, settings: {retry_after_seconds: 17}, server: {host: '127.0.0.1', port: deadPort}},
+        {'server-name': [PUBLIC_HOST]},
+      ),
+    ).replace('<VirtualHost *:80>', `<VirtualHost 127.0.0.1:${port}>`)
+    await startApache(snippet, APACHE_PROXY_MODULES, port)
+    const r = await httpRequest(`http://127.0.0.1:${port}/v1/buckets`, {headers: {Host: PUBLIC_HOST}})
+    expect(r.status, r.body).toBe(503)
+    expect(r.headers['content-type']).toBe('application/json')
+    expect(r.headers['retry-after']).toBe('17')
+    expect(JSON.parse(r.body)).toMatchObject({code: 503, errno: 201, error: 'Service Unavailable'})
   })
 })

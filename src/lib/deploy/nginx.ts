@@ -68,7 +68,8 @@ export function renderNginx(options: NginxOptions): string {
   })
 }
 
-function retryAfter(seconds: unknown, origin?: string): number {
+/** kinto.retry_after_seconds, checked for a Retry-After header. */
+export function retryAfter(seconds: unknown, origin?: string): number {
   if (seconds === undefined) return 3
   if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 0 || seconds > 86_400) {
     throw new DeployValueError('retry_after_seconds', seconds, 'it is not a whole number of seconds', origin, 'Use a number of seconds such as 30.')

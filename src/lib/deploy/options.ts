@@ -249,6 +249,7 @@ export function apacheOptionsFrom(config: DeployConfig, flags: ApacheFlags): Apa
     return {
       ...common,
       mode: 'proxy',
+      retryAfterSeconds: retryAfter(config, origins),
       upstream: take(flags.upstream, upstreamFromIni(config, 'http'), 'upstream', origins, 'upstream', iniOrigin(config, '[server:main]')),
     }
   }
