@@ -96,6 +96,20 @@ describe.skipIf(skipReason !== '')(`real proxies in front of kinto start ${skipR
       expect(JSON.parse(r.body).url).toBe(`http://${publicHost}/v1/`)
     })
 
+    it('an HTTP/1.0 request without Host (a HAProxy health check) reaches Kinto with one', async () => {
+      const {connect} = await import('node:net')
+      const raw = await new Promise<string>((resolve, reject) => {
+        const socket = connect({host: '127.0.0.1', port: Number(new URL(base).port)}, () => socket.write('GET /v1/__lbheartbeat__ HTTP/1.0\r\n\r\n'))
+        let text = ''
+        socket.setEncoding('utf8')
+        socket.on('data', (d) => (text += d))
+        socket.on('end', () => resolve(text))
+        socket.on('error', reject)
+        socket.setTimeout(10_000, () => socket.destroy(new Error(`no answer: ${text}`)))
+      })
+      expect(raw.split('\r\n')[0], raw).toMatch(/^HTTP\/1\.1 200 /)
+    })
+
     it('ETag, Last-Modified, Next-Page and CORS headers reach the client', async () => {
       const r = await get('/v1/buckets/site/collections/articles/records?_limit=1&_sort=title', {Origin: 'https://app.example'})
       expect(r.status, r.body).toBe(200)
