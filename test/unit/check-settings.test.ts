@@ -272,6 +272,25 @@ describe('each mistake of the checklist', () => {
     expect(f.fix).toMatch(/^chmod 600 /)
   })
 
+  it.each([
+    ['602', 0o602, 'error', /any user of this machine can change it \(mode 602\)/],
+    ['620', 0o620, 'warning', /the users of its group can change it \(mode 620\)/],
+  ])('an ini other users can write (mode %s) is reported as such, not as readable', async (_label, mode, level, text) => {
+    const found = (await lint({}, mode)).filter((x) => x.id === 'ini-permissions')
+    expect(found).toHaveLength(1)
+    expect(found[0].level).toBe(level)
+    expect(found[0].message).toMatch(text)
+    expect(found[0].message).toMatch(/point Kinto at another database/)
+    expect(found[0].message).not.toMatch(/can read/)
+    expect(found[0].fix).toMatch(/^chmod 600 /)
+  })
+
+  it('an ini without secrets that any user can change is still reported', async () => {
+    const file = writeIni({'kinto.storage_backend': 'kinto.core.storage.memory'}, 0o666)
+    const found = (await runChecks(loadConfig(file, {env: {}}), {db: false, resolve})).filter((x) => x.id === 'ini-permissions')
+    expect(found.map((f) => f.level)).toEqual(['error'])
+  })
+
   it('counts an OpenID Connect client secret among the secrets of an ini', async () => {
     const findings = await lint({'multiauth.policy.google.client_secret': 'UAlL-054uyh5in4b6u8jhg5o3hnj'}, 0o644)
     const f = findings.find((x) => x.id === 'ini-permissions')!

@@ -390,8 +390,8 @@ function iniHoldsSecrets(config: KintoConfig): string[] {
 }
 
 export const checkIniPermissions: SettingsCheck = (config) => {
+  if (process.platform === 'win32') return []
   const secrets = iniHoldsSecrets(config)
-  if (secrets.length === 0 || process.platform === 'win32') return []
   let mode: number
   try {
     mode = statSync(config.path).mode & 0o777
@@ -399,14 +399,21 @@ export const checkIniPermissions: SettingsCheck = (config) => {
     return []
   }
   const octal = mode.toString(8).padStart(3, '0')
-  if ((mode & 0o007) !== 0) {
+  const fix = `chmod 600 ${config.path} (or 640 with a group for the service)${secrets.length > 0 ? ', or move the secrets to environment variables (KINTO_USERID_HMAC_SECRET…)' : ''}.`
+  // Whoever can write the ini decides what Kinto runs with, secrets or not.
+  const writers = mode & 0o002 ? 'any user of this machine' : mode & 0o020 ? 'the users of its group' : undefined
+  if (writers) {
     return [
-      warning(
+      (mode & 0o002 ? error : warning)(
         'ini-permissions',
-        `${config.path} holds secrets (${secrets.join(', ')}) and any user of this machine can read it (mode ${octal}).`,
-        `chmod 600 ${config.path} (or 640 with a group for the service), or move the secrets to environment variables (KINTO_USERID_HMAC_SECRET…).`,
+        `${config.path}: ${writers} can change it (mode ${octal}), so they could point Kinto at another database, grant themselves permissions or turn on plugins at the next start or reload.`,
+        fix,
       ),
     ]
+  }
+  if (secrets.length === 0) return []
+  if ((mode & 0o004) !== 0) {
+    return [warning('ini-permissions', `${config.path} holds secrets (${secrets.join(', ')}) and any user of this machine can read it (mode ${octal}).`, fix)]
   }
   return [ok('ini-permissions', `${config.path} holds secrets and is not readable by other users (mode ${octal}).`)]
 }
