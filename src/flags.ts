@@ -89,7 +89,7 @@ export const deployServerNameFlag = Flags.string({
 })
 
 export const deployListenFlag = Flags.string({
-  summary: 'Port or ADDR:PORT the proxy listens on. Default: 80.',
+  summary: 'Port or ADDR:PORT the proxy listens on. Default: 80. The block has no TLS: terminate TLS in front of it, or add the certificate directives (a warning says so for 443).',
   env: 'KINTO_DEPLOY_LISTEN',
   helpValue: 'PORT|ADDR:PORT',
 })

@@ -111,6 +111,14 @@ describe('kinto deploy nginx', () => {
     expect(fine.stderr).toBe('')
   })
 
+  it.each([['nginx'], ['apache']])('deploy %s --listen 443: a warning that the block serves plain HTTP there (no TLS in it)', async (server) => {
+    const r = await runCli(['deploy', server, '--ini', ini, '--listen', '443'])
+    expect(r.code).toBe(0)
+    expect(r.stderr).toContain('Warning: port 443 is HTTPS')
+    const plain = await runCli(['deploy', server, '--ini', ini, '--listen', '127.0.0.1:8080'])
+    expect(plain.stderr).not.toContain('443')
+  })
+
   it('--json returns the snippet, or the check with its diff', async () => {
     const r = await runCli(['deploy', 'nginx', '--ini', ini, '--json', '--uwsgi', '--server-name', 'a.example.com'])
     expect(r.code).toBe(0)

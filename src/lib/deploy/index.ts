@@ -34,9 +34,17 @@ export type DeployResult = DeliverResult & {snippet: string; warnings?: string[]
 export async function deployNginx(config: DeployConfig, flags: NginxFlags, target: DeployTarget): Promise<DeployResult> {
   const options = nginxOptionsFrom(config, flags)
   const content = renderNginx(options)
-  const warnings = options.cachePath ? cachePathWarnings(options.cachePath) : []
+  const warnings = [...listenWarnings(options.listen), ...(options.cachePath ? cachePathWarnings(options.cachePath) : [])]
   const result = await deliver({...target, content, label: 'nginx configuration', command: 'kinto deploy nginx'})
   return {snippet: 'nginx', ...result, ...(warnings.length > 0 ? {warnings} : {})}
+}
+
+/** The snippets have no TLS: a listen on 443 would serve plain HTTP where clients speak TLS. */
+function listenWarnings(listen: string): string[] {
+  if (!/(^|:)443$/.test(listen)) return []
+  return [
+    'port 443 is HTTPS, but this block has no TLS: it serves plain HTTP there, which browsers and clients cannot talk to. Add the certificate directives to it (nginx: `listen 443 ssl;`, ssl_certificate…; Apache: SSLEngine on, SSLCertificateFile…), or listen on 80 behind the TLS terminator.',
+  ]
 }
 
 /**
@@ -71,5 +79,7 @@ export async function deployApache(config: DeployConfig, flags: ApacheFlags & {'
   }
   const content = renderApache(options)
   const command = options.mode === 'wsgi' ? 'kinto deploy apache --mode wsgi' : 'kinto deploy apache'
-  return {snippet: `apache-${options.mode}`, ...(await deliver({...target, content, label: 'Apache configuration', command}))}
+  const warnings = listenWarnings(options.listen)
+  const result = await deliver({...target, content, label: 'Apache configuration', command})
+  return {snippet: `apache-${options.mode}`, ...result, ...(warnings.length > 0 ? {warnings} : {})}
 }
