@@ -32,6 +32,7 @@ export abstract class DeployCommand<T extends typeof Command> extends BaseComman
     }
     const report = reportDeployResult(result)
     if (!this.jsonEnabled()) {
+      for (const warning of result.warnings ?? []) this.logToStderr(`Warning: ${warning}`)
       if (report.stdout) process.stdout.write(report.stdout)
       if (report.stderr) this.logToStderr(report.stderr)
     }

@@ -89,7 +89,7 @@ export const deployServerNameFlag = Flags.string({
 })
 
 export const deployListenFlag = Flags.string({
-  summary: 'Port or ADDR:PORT the proxy listens on. Default: 80.',
+  summary: 'Port or ADDR:PORT the proxy listens on. Default: 80. The block has no TLS: terminate TLS in front of it, or add the certificate directives (a warning says so for 443).',
   env: 'KINTO_DEPLOY_LISTEN',
   helpValue: 'PORT|ADDR:PORT',
 })
@@ -101,7 +101,7 @@ export const deployAllowFlag = Flags.string({
 })
 
 export const deployMaxBodySizeFlag = Flags.string({
-  summary: 'Largest request body accepted, nginx syntax (75m, 512k, bytes). Default: 75m.',
+  summary: 'Largest request body accepted, nginx syntax (75m, 512k, bytes). Default: 75m, or kinto.attachment.max_size_bytes (the largest, plus 1 MiB) when more.',
   env: 'KINTO_DEPLOY_MAX_BODY_SIZE',
   helpValue: 'SIZE',
 })

@@ -210,4 +210,26 @@ describe.skipIf(skip !== '')(`redis cache ${skip}`, () => {
       expect(message).not.toContain('right-p@ss')
     }
   })
+  it.skipIf(!redisBinary)('a database the server does not have (cache_url …/5 on a Redis of 2 databases) fails each call, ping included, and writes nothing to database 0', async () => {
+    const server = await startRedis(['--databases', '2'], 21160)
+    const cache = new RedisCache({url: `redis://127.0.0.1:${server.port}/5`, prefix: base, commandTimeoutMs: 2000})
+    opened.push(cache)
+    const {Redis} = await import('ioredis')
+    const db0 = new Redis(`redis://127.0.0.1:${server.port}/0`, {lazyConnect: true})
+    try {
+      for (const call of [() => cache.set('k', 'v', 60), () => cache.ping(), () => cache.get('k'), () => cache.flush()]) {
+        const error = await call().then(
+          () => null,
+          (e: Error) => e,
+        )
+        expect(error).toBeInstanceOf(BackendError)
+        expect(error!.message).toMatch(/database 5.*(out of range|invalid DB index)/i)
+      }
+      // ioredis would otherwise go on with the connection on database 0, another application's.
+      expect(await db0.dbsize()).toBe(0)
+    } finally {
+      db0.disconnect()
+      await server.stop()
+    }
+  })
 })

@@ -13,6 +13,7 @@ import path from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {apacheOptionsFrom, nginxOptionsFrom, renderApache, renderNginx} from '../../src/lib/deploy/index.js'
 import {runCli} from '../helpers/cli.js'
 import {
   APACHE_PROXY_MODULES,
@@ -24,6 +25,7 @@ import {
   startApache,
   startNginx,
   stopAll,
+  tempDir,
 } from '../helpers/deploy-servers.js'
 import {startMemoryKinto} from '../helpers/kinto-server.js'
 
@@ -92,6 +94,20 @@ describe.skipIf(skipReason !== '')(`real proxies in front of kinto start ${skipR
       const r = await get('/v1/')
       expect(r.status, `${r.body} ${readLog(errorLog)} ${kintoOutput()}`).toBe(200)
       expect(JSON.parse(r.body).url).toBe(`http://${publicHost}/v1/`)
+    })
+
+    it('an HTTP/1.0 request without Host (a HAProxy health check) reaches Kinto with one', async () => {
+      const {connect} = await import('node:net')
+      const raw = await new Promise<string>((resolve, reject) => {
+        const socket = connect({host: '127.0.0.1', port: Number(new URL(base).port)}, () => socket.write('GET /v1/__lbheartbeat__ HTTP/1.0\r\n\r\n'))
+        let text = ''
+        socket.setEncoding('utf8')
+        socket.on('data', (d) => (text += d))
+        socket.on('end', () => resolve(text))
+        socket.on('error', reject)
+        socket.setTimeout(10_000, () => socket.destroy(new Error(`no answer: ${text}`)))
+      })
+      expect(raw.split('\r\n')[0], raw).toMatch(/^HTTP\/1\.1 200 /)
     })
 
     it('ETag, Last-Modified, Next-Page and CORS headers reach the client', async () => {
@@ -227,5 +243,45 @@ describe.skipIf(skipReason !== '')(`real proxies in front of kinto start ${skipR
       expect(r.status, r.body).toBe(200)
       expect(JSON.parse(r.body).url).toBe(`http://${PUBLIC_HOST}/v1/`)
     })
+  })
+})
+
+describe.skipIf(missing('nginx') !== '')(`nginx when Kinto does not answer ${missing('nginx')}`, () => {
+  it.each([[false], [true]])('--cache %s: Kinto’s 503 (JSON, errno 201, Retry-After of kinto.retry_after_seconds), not nginx’s HTML 502', async (cache) => {
+    const dir = tempDir('deploy-down')
+    const [port, deadPort] = [await freePort(), await freePort()]
+    const snippet = renderNginx(
+      nginxOptionsFrom(
+        {path: path.join(dir, 'kinto.ini'), dir, settings: {retry_after_seconds: 17}, server: {host: '127.0.0.1', port: deadPort}},
+        {listen: `127.0.0.1:${port}`, 'server-name': [PUBLIC_HOST], cache, 'cache-path': cache ? path.join(dir, 'cache') : undefined},
+      ),
+    )
+    await startNginx(snippet, port)
+    for (const p of ['/v1/', '/v1/buckets/site/collections/articles/records']) {
+      const r = await httpRequest(`http://127.0.0.1:${port}${p}`, {headers: {Host: PUBLIC_HOST}})
+      expect(r.status, r.body).toBe(503)
+      expect(r.headers['content-type']).toBe('application/json')
+      expect(r.headers['retry-after']).toBe('17')
+      expect(JSON.parse(r.body)).toMatchObject({code: 503, errno: 201, error: 'Service Unavailable'})
+    }
+  })
+})
+
+describe.skipIf(missing('apache2', 'modProxyHttp') !== '')(`Apache mod_proxy when Kinto does not answer ${missing('apache2', 'modProxyHttp')}`, () => {
+  it('Kinto’s 503 (JSON, errno 201, Retry-After of kinto.retry_after_seconds), not Apache’s HTML page', async () => {
+    const dir = tempDir('deploy-down-apache')
+    const [port, deadPort] = [await freePort(), await freePort()]
+    const snippet = renderApache(
+      apacheOptionsFrom(
+        {path: path.join(dir, 'kinto.ini'), dir, settings: {retry_after_seconds: 17}, server: {host: '127.0.0.1', port: deadPort}},
+        {'server-name': [PUBLIC_HOST]},
+      ),
+    ).replace('<VirtualHost *:80>', `<VirtualHost 127.0.0.1:${port}>`)
+    await startApache(snippet, APACHE_PROXY_MODULES, port)
+    const r = await httpRequest(`http://127.0.0.1:${port}/v1/buckets`, {headers: {Host: PUBLIC_HOST}})
+    expect(r.status, r.body).toBe(503)
+    expect(r.headers['content-type']).toBe('application/json')
+    expect(r.headers['retry-after']).toBe('17')
+    expect(JSON.parse(r.body)).toMatchObject({code: 503, errno: 201, error: 'Service Unavailable'})
   })
 })

@@ -210,6 +210,15 @@ const CASES: Case[] = [
     /kinto\.plugins\.quotas .*line \d+, key 'kinto\.includes'.*skipped \(upstream Kinto removed it in version 20\.0\.0\)/,
   ],
   ['a key in the wrong case', {'kinto.PAGINATE_BY': '50'}, 'config-warning', 'warning', /case-sensitive/],
+  [
+    'a CORS origin with a trailing slash (browsers send Origin without one: it never matches)',
+    {'kinto.cors_origins': 'https://app.example.com/'},
+    'cors-origins',
+    'warning',
+    /^kinto\.cors_origins has "https:\/\/app\.example\.com\/" \(.*kinto\.ini, line \d+, key 'kinto\.cors_origins'\), which no Origin header matches/,
+  ],
+  ['a CORS origin without its scheme', {'kinto.cors_origins': 'https://ok.example.com app.example.com'}, 'cors-origins', 'warning', /"app\.example\.com".*no Origin header matches/],
+  ['a CORS origin with a path', {'kinto.cors_origins': 'https://app.example.com/editor'}, 'cors-origins', 'warning', /"https:\/\/app\.example\.com\/editor".*no Origin header matches/],
   ['admin console folder missing', {'kinto.includes': 'kinto.plugins.statsd kinto.plugins.admin', 'kinto.admin_assets_path': 'no-such-build'}, 'admin-console', 'error', /no-such-build: no such folder .*refuses to start/],
 ]
 
@@ -238,6 +247,19 @@ describe('each mistake of the checklist', () => {
     expect((await lint({'kinto.storage_backend': 'kinto.core.storage.memory'})).find((x) => x.id === 'workers')).toBeUndefined()
   })
 
+  it('CORS origins as browsers send them (a port, a glob, a default port spelled out aside) give no warning', async () => {
+    const findings = await lint({'kinto.cors_origins': 'https://app.example.com http://localhost:3000 https://*.example.org null'})
+    expect(problems(findings)).toEqual([])
+    expect(findings.find((f) => f.id === 'cors-origins')?.level).toBe('ok')
+    // The fix gives the form a browser sends.
+    const fixes = (await lint({'kinto.cors_origins': 'https://App.example.com:443/ moz-extension://5a7c/ app.example.net'})).filter((f) => f.id === 'cors-origins').map((f) => f.fix)
+    expect(fixes).toEqual([
+      'Write https://app.example.com instead in kinto.cors_origins.',
+      'Write moz-extension://5a7c instead in kinto.cors_origins.',
+      'Write https://app.example.net instead in kinto.cors_origins.',
+    ])
+  })
+
   it('names where a bad value was set', async () => {
     const f = (await lint({'kinto.batch_max_requests': '0'})).find((x) => x.id === 'batch-max-requests')!
     expect(f.message).toMatch(/kinto\.ini, line \d+, key 'kinto\.batch_max_requests'/)
@@ -255,6 +277,25 @@ describe('each mistake of the checklist', () => {
     expect(f.level).toBe('warning')
     expect(f.message).toContain('mode 644')
     expect(f.fix).toMatch(/^chmod 600 /)
+  })
+
+  it.each([
+    ['602', 0o602, 'error', /any user of this machine can change it \(mode 602\)/],
+    ['620', 0o620, 'warning', /the users of its group can change it \(mode 620\)/],
+  ])('an ini other users can write (mode %s) is reported as such, not as readable', async (_label, mode, level, text) => {
+    const found = (await lint({}, mode)).filter((x) => x.id === 'ini-permissions')
+    expect(found).toHaveLength(1)
+    expect(found[0].level).toBe(level)
+    expect(found[0].message).toMatch(text)
+    expect(found[0].message).toMatch(/point Kinto at another database/)
+    expect(found[0].message).not.toMatch(/can read/)
+    expect(found[0].fix).toMatch(/^chmod 600 /)
+  })
+
+  it('an ini without secrets that any user can change is still reported', async () => {
+    const file = writeIni({'kinto.storage_backend': 'kinto.core.storage.memory'}, 0o666)
+    const found = (await runChecks(loadConfig(file, {env: {}}), {db: false, resolve})).filter((x) => x.id === 'ini-permissions')
+    expect(found.map((f) => f.level)).toEqual(['error'])
   })
 
   it('counts an OpenID Connect client secret among the secrets of an ini', async () => {

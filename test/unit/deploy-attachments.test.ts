@@ -1,7 +1,7 @@
 /** `kinto deploy nginx` with kinto_attachment configured: the files location, and its checked values. */
 import {describe, expect, test} from 'vitest'
 
-import {DeployValueError, nginxOptionsFrom, renderNginx, type DeployConfig} from '../../src/lib/deploy/index.js'
+import {DeployValueError, apacheOptionsFrom, nginxOptionsFrom, renderApache, renderNginx, type DeployConfig} from '../../src/lib/deploy/index.js'
 
 function config(settings: Record<string, unknown>): DeployConfig {
   return {path: '/etc/kinto/kinto.ini', dir: '/etc/kinto', settings, server: {host: '127.0.0.1', port: 8888}}
@@ -58,5 +58,17 @@ describe('deploy nginx and attachments', () => {
     }
     expect(error).toBeInstanceOf(DeployValueError)
     expect((error as Error).message).toMatch(/kinto.attachment.base_url/)
+  })
+  test.each([
+    ['kinto.attachment.max_size_bytes', {'attachment.max_size_bytes': 200 * 1024 * 1024}],
+    ['a collection’s max_size_bytes', {'attachment.max_size_bytes': 1024, 'attachment.resources.main.videos.max_size_bytes': String(200 * 1024 * 1024)}],
+  ])('%s over the default body size: the proxies let such an upload through (with room for the multipart envelope)', (_name, extra) => {
+    const settings = {...ATTACHMENTS, ...extra}
+    expect(renderNginx(nginxOptionsFrom(config(settings), {}))).toContain('client_max_body_size 201m;')
+    expect(renderApache(apacheOptionsFrom(config(settings), {}))).toContain(`LimitRequestBody ${201 * 1024 * 1024}`)
+    // Under the default, or without the plugin: the default; --max-body-size always wins.
+    expect(renderNginx(nginxOptionsFrom(config({...ATTACHMENTS, 'attachment.max_size_bytes': 1024 * 1024}), {}))).toContain('client_max_body_size 75m;')
+    expect(renderNginx(nginxOptionsFrom(config({...settings, includes: ''}), {}))).toContain('client_max_body_size 75m;')
+    expect(renderNginx(nginxOptionsFrom(config(settings), {'max-body-size': '10m'}))).toContain('client_max_body_size 10m;')
   })
 })

@@ -117,6 +117,27 @@ describe('kinto deploy nginx', () => {
     expect(b.stderr).toContain('--uwsgi and --upstream cannot be used together.')
   })
 
+  it('--cache-path whose parent folder is missing here: a warning (nginx -t would fail: nginx makes only the last folder), the block all the same', async () => {
+    const missingParent = path.join(dir, 'no-such-folder', 'kinto')
+    const r = await runCli(['deploy', 'nginx', '--ini', ini, '--cache-path', missingParent])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain(`proxy_cache_path ${missingParent} `)
+    expect(r.stderr).toContain(`Warning: ${path.join(dir, 'no-such-folder')} does not exist`)
+    expect(r.stderr).toContain(`mkdir -p ${path.join(dir, 'no-such-folder')}`)
+    const json = await runCli(['deploy', 'nginx', '--ini', ini, '--cache-path', missingParent, '--json'])
+    expect(JSON.parse(json.stdout)).toMatchObject({action: 'print', warnings: [expect.stringContaining('does not exist')]})
+    const fine = await runCli(['deploy', 'nginx', '--ini', ini, '--cache-path', path.join(dir, 'cache-zone')])
+    expect(fine.stderr).toBe('')
+  })
+
+  it.each([['nginx'], ['apache']])('deploy %s --listen 443: a warning that the block serves plain HTTP there (no TLS in it)', async (server) => {
+    const r = await runCli(['deploy', server, '--ini', ini, '--listen', '443'])
+    expect(r.code).toBe(0)
+    expect(r.stderr).toContain('Warning: port 443 is HTTPS')
+    const plain = await runCli(['deploy', server, '--ini', ini, '--listen', '127.0.0.1:8080'])
+    expect(plain.stderr).not.toContain('443')
+  })
+
   it('--json returns the snippet, or the check with its diff', async () => {
     const r = await runCli(['deploy', 'nginx', '--ini', ini, '--json', '--uwsgi', '--server-name', 'a.example.com'])
     expect(r.code).toBe(0)

@@ -43,7 +43,7 @@ Values that would break the file (a ';', a brace, a line break in a name) are re
     allow: deployAllowFlag,
     cache: Flags.boolean({summary: 'Cache anonymous reads that Kinto marks cacheable.', default: false}),
     'cache-path': Flags.string({
-      summary: 'Folder of the nginx cache (implies --cache). Default: /var/cache/nginx/kinto.',
+      summary: 'Folder of the nginx cache (implies --cache). Default: /var/cache/nginx/kinto. nginx makes only this last folder: its parent must exist (Debian and Ubuntu have no /var/cache/nginx; a warning says so).',
       env: 'KINTO_DEPLOY_CACHE_PATH',
       helpValue: 'DIR',
     }),

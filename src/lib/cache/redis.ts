@@ -113,7 +113,16 @@ export class RedisCache implements Cache {
     const client = new RedisClient(this.redisOpts)
     // Connection errors surface in the calls that need Redis; without a listener ioredis would
     // print each one to stderr.
-    client.on('error', (error: Error) => (this.connectionError = error))
+    client.on('error', (error: Error & {command?: {name?: string}}) => {
+      this.connectionError = error
+      // A database the server does not have (a db index past its `databases`): ioredis reports
+      // the refused SELECT here only, then serves the connection on database 0, another
+      // application's. Such a connection is closed before it sends anything; the calls fail.
+      if (error.command?.name === 'select') {
+        this.connectionError = new Error(`database ${this.redisOpts.db ?? 0} cannot be selected: ${error.message}`)
+        client.disconnect()
+      }
+    })
     client.on('ready', () => (this.connectionError = undefined))
     this.clients.push(client)
     return client
@@ -126,6 +135,10 @@ export class RedisCache implements Cache {
    * at most 50 connections per process, not 50 from the first request on.
    */
   private acquire(): Redis {
+    // Closed connections (a refused SELECT) are dropped: the next call opens a new one.
+    for (let i = this.clients.length - 1; i >= 0; i--) {
+      if (this.clients[i].status === 'end' && !this.inflight.has(this.clients[i])) this.clients.splice(i, 1)
+    }
     let best: Redis | undefined
     for (const client of this.clients) {
       const busy = this.inflight.get(client) ?? 0
@@ -191,7 +204,7 @@ export class RedisCache implements Cache {
     if (error instanceof BackendError || error instanceof TypeError) throw error
     let reason = (error as Error)?.message ?? String(error)
     // A command given up while reconnecting: say why the connection fails, not ioredis's retry count.
-    if ((error as Error)?.name === 'MaxRetriesPerRequestError' || /max retries per request/i.test(reason)) {
+    if ((error as Error)?.name === 'MaxRetriesPerRequestError' || /max retries per request|^Connection is closed/i.test(reason)) {
       reason = `cannot connect (${this.connectionError?.message ?? 'no connection'})`
     }
     throw cacheFailure(this.address, what, reason, error)

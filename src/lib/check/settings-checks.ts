@@ -390,8 +390,8 @@ function iniHoldsSecrets(config: KintoConfig): string[] {
 }
 
 export const checkIniPermissions: SettingsCheck = (config) => {
+  if (process.platform === 'win32') return []
   const secrets = iniHoldsSecrets(config)
-  if (secrets.length === 0 || process.platform === 'win32') return []
   let mode: number
   try {
     mode = statSync(config.path).mode & 0o777
@@ -399,14 +399,21 @@ export const checkIniPermissions: SettingsCheck = (config) => {
     return []
   }
   const octal = mode.toString(8).padStart(3, '0')
-  if ((mode & 0o007) !== 0) {
+  const fix = `chmod 600 ${config.path} (or 640 with a group for the service)${secrets.length > 0 ? ', or move the secrets to environment variables (KINTO_USERID_HMAC_SECRET…)' : ''}.`
+  // Whoever can write the ini decides what Kinto runs with, secrets or not.
+  const writers = mode & 0o002 ? 'any user of this machine' : mode & 0o020 ? 'the users of its group' : undefined
+  if (writers) {
     return [
-      warning(
+      (mode & 0o002 ? error : warning)(
         'ini-permissions',
-        `${config.path} holds secrets (${secrets.join(', ')}) and any user of this machine can read it (mode ${octal}).`,
-        `chmod 600 ${config.path} (or 640 with a group for the service), or move the secrets to environment variables (KINTO_USERID_HMAC_SECRET…).`,
+        `${config.path}: ${writers} can change it (mode ${octal}), so they could point Kinto at another database, grant themselves permissions or turn on plugins at the next start or reload.`,
+        fix,
       ),
     ]
+  }
+  if (secrets.length === 0) return []
+  if ((mode & 0o004) !== 0) {
+    return [warning('ini-permissions', `${config.path} holds secrets (${secrets.join(', ')}) and any user of this machine can read it (mode ${octal}).`, fix)]
   }
   return [ok('ini-permissions', `${config.path} holds secrets and is not readable by other users (mode ${octal}).`)]
 }
@@ -495,6 +502,55 @@ export const checkAdminConsole: SettingsCheck = (config) => {
   return [ok('admin-console', `The Kinto Admin console ${build.version} (${source}) is served at /v1/admin/.`)]
 }
 
+/**
+ * What a browser puts in Origin for an entry of cors_origins meant for one site, or undefined when
+ * the entry is already that (or a pattern this cannot judge). Origin is `scheme://host[:port]`: no
+ * path, no trailing slash, a lower-case host, no default port; the entries are matched whole
+ * (globs), so `https://app.example.com/` or `app.example.com` lets no page in.
+ */
+function originMeant(entry: string): string | undefined {
+  if (entry === '*' || entry === 'null') return undefined
+  if (/[*?[]/.test(entry)) {
+    if (entry.endsWith('/')) return entry.replace(/\/+$/, '')
+    return /^[*?[]/.test(entry) || entry.includes('://') ? undefined : `https://${entry}`
+  }
+  if (!entry.includes('://')) {
+    try {
+      return new URL(`https://${entry}`).origin
+    } catch {
+      return 'https://HOST[:PORT]'
+    }
+  }
+  let url: URL
+  try {
+    url = new URL(entry)
+  } catch {
+    return undefined
+  }
+  // Other schemes (moz-extension://…): only their path can be told wrong.
+  const origin = url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : `${url.protocol}//${url.host}`
+  return origin === entry ? undefined : origin
+}
+
+export const checkCorsOrigins: SettingsCheck = (config) => {
+  const entries = asList(config.settings, 'cors_origins')
+  const findings: Finding[] = []
+  for (const entry of entries) {
+    const meant = originMeant(entry)
+    if (meant === undefined) continue
+    findings.push(
+      warning(
+        'cors-origins',
+        `kinto.cors_origins has ${JSON.stringify(entry)}${from(config, 'cors_origins')}, which no Origin header matches: browsers send scheme://host[:port] alone (no path, no trailing slash, no default port), so the pages of that site cannot call this Kinto.`,
+        `Write ${meant} instead in kinto.cors_origins.`,
+      ),
+    )
+  }
+  if (findings.length > 0) return findings
+  const shown = entries.length === 0 ? 'empty: no browser page of another site may call this Kinto' : entries.includes('*') ? '*: pages of any site may call this Kinto (the default)' : entries.join(' ')
+  return [ok('cors-origins', `kinto.cors_origins is ${shown}.`)]
+}
+
 export const SETTINGS_CHECKS: readonly SettingsCheck[] = [
   checkBackends,
   checkHttpScheme,
@@ -510,4 +566,5 @@ export const SETTINGS_CHECKS: readonly SettingsCheck[] = [
   checkFlushEndpoint,
   checkAccountValidation,
   checkAdminConsole,
+  checkCorsOrigins,
 ]

@@ -4,7 +4,7 @@
  */
 import path from 'node:path'
 
-import {sourceName} from './nginx.js'
+import {retryAfter, sourceName} from './nginx.js'
 import {renderTemplateFile} from './template.js'
 import {apacheProxyTarget, hostPort, parseUpstream} from './upstream.js'
 import {type Origins, DeployValueError, checkAllowAddress, checkListen, checkPath, checkServerName, checkSize} from './values.js'
@@ -19,6 +19,8 @@ interface ApacheCommon {
   /** LimitRequestBody, nginx size syntax (`75m`). */
   maxBodySize: string
   source: string
+  /** Retry-After of the 503 answered while Kinto does not answer (kinto.retry_after_seconds; 3). */
+  retryAfterSeconds?: number
   origins?: Origins
 }
 
@@ -68,6 +70,7 @@ export function renderApache(options: ApacheOptions): string {
     }
     return renderTemplateFile('apache-proxy.conf', {
       ...common,
+      retry_after: retryAfter(options.retryAfterSeconds, o.retryAfterSeconds),
       proxy_target: apacheProxyTarget(upstream),
       proxy_reverse: upstream.kind === 'unix' ? 'http://localhost/' : `http://${hostPort(upstream.host, upstream.port)}/`,
     })

@@ -2,6 +2,9 @@
  * Library verbs of `kinto deploy nginx | uwsgi | apache`: options from the loaded ini and the
  * flags, the snippet rendered from templates/, then printed, written or checked for drift.
  */
+import {existsSync} from 'node:fs'
+import path from 'node:path'
+
 import {UsageError} from '../errors.js'
 import {renderApache} from './apache.js'
 import {renderNginx} from './nginx.js'
@@ -25,11 +28,35 @@ export interface DeployTarget {
   force?: boolean
 }
 
-export type DeployResult = DeliverResult & {snippet: string}
+/** `warnings`: what would keep the snippet from working on this machine (shown on stderr). */
+export type DeployResult = DeliverResult & {snippet: string; warnings?: string[]}
 
 export async function deployNginx(config: DeployConfig, flags: NginxFlags, target: DeployTarget): Promise<DeployResult> {
-  const content = renderNginx(nginxOptionsFrom(config, flags))
-  return {snippet: 'nginx', ...(await deliver({...target, content, label: 'nginx configuration', command: 'kinto deploy nginx'}))}
+  const options = nginxOptionsFrom(config, flags)
+  const content = renderNginx(options)
+  const warnings = [...listenWarnings(options.listen), ...(options.cachePath ? cachePathWarnings(options.cachePath) : [])]
+  const result = await deliver({...target, content, label: 'nginx configuration', command: 'kinto deploy nginx'})
+  return {snippet: 'nginx', ...result, ...(warnings.length > 0 ? {warnings} : {})}
+}
+
+/** The snippets have no TLS: a listen on 443 would serve plain HTTP where clients speak TLS. */
+function listenWarnings(listen: string): string[] {
+  if (!/(^|:)443$/.test(listen)) return []
+  return [
+    'port 443 is HTTPS, but this block has no TLS: it serves plain HTTP there, which browsers and clients cannot talk to. Add the certificate directives to it (nginx: `listen 443 ssl;`, ssl_certificate…; Apache: SSLEngine on, SSLCertificateFile…), or listen on 80 behind the TLS terminator.',
+  ]
+}
+
+/**
+ * nginx makes only the last folder of proxy_cache_path (`nginx -t`: "mkdir() … failed"), and
+ * Debian's and Ubuntu's nginx packages have no /var/cache/nginx (nginx.org's do).
+ */
+function cachePathWarnings(cachePath: string): string[] {
+  const parent = path.dirname(cachePath)
+  if (existsSync(cachePath) || existsSync(parent)) return []
+  return [
+    `${parent} does not exist on this machine, and nginx creates only the last folder of proxy_cache_path (${cachePath}): \`nginx -t\` fails until you run \`mkdir -p ${parent}\` (or choose another --cache-path).`,
+  ]
 }
 
 export async function deployUwsgi(config: DeployConfig, flags: UwsgiFlags & {'app-wsgi'?: boolean}, target: DeployTarget): Promise<DeployResult> {
@@ -52,5 +79,7 @@ export async function deployApache(config: DeployConfig, flags: ApacheFlags & {'
   }
   const content = renderApache(options)
   const command = options.mode === 'wsgi' ? 'kinto deploy apache --mode wsgi' : 'kinto deploy apache'
-  return {snippet: `apache-${options.mode}`, ...(await deliver({...target, content, label: 'Apache configuration', command}))}
+  const warnings = listenWarnings(options.listen)
+  const result = await deliver({...target, content, label: 'Apache configuration', command})
+  return {snippet: `apache-${options.mode}`, ...result, ...(warnings.length > 0 ? {warnings} : {})}
 }

@@ -1,7 +1,7 @@
 /** `kinto deploy nginx`: a reverse-proxy server block (http {} context) from templates/nginx.conf. */
 import {renderTemplateFile} from './template.js'
 import {type Upstream, nginxServerAddress, parseUpstream} from './upstream.js'
-import {type Origins, checkAllowAddress, checkListen, checkPath, checkServerName, checkSize, checkUrlPath} from './values.js'
+import {type Origins, DeployValueError, checkAllowAddress, checkListen, checkPath, checkServerName, checkSize, checkUrlPath} from './values.js'
 
 export interface NginxOptions {
   /** `server_name` values; `_` (any host) when empty. */
@@ -23,6 +23,8 @@ export interface NginxOptions {
    * new upload may take an old file's name (then its URL is revalidated, never cached as immutable).
    */
   attachments?: {urlPath: string; basePath: string; namesReused?: boolean}
+  /** Retry-After of the 503 answered while Kinto does not answer (kinto.retry_after_seconds; 3). */
+  retryAfterSeconds?: number
   /** Where each value came from, for error messages (keys: the option names above). */
   origins?: Origins
 }
@@ -62,7 +64,17 @@ export function renderNginx(options: NginxOptions): string {
     attachments_url: attachments?.url,
     attachments_path: attachments?.path.replace(/\/+$/, ''),
     attachments_names_reused: options.attachments?.namesReused === true,
+    retry_after: retryAfter(options.retryAfterSeconds, origins.retryAfterSeconds),
   })
+}
+
+/** kinto.retry_after_seconds, checked for a Retry-After header. */
+export function retryAfter(seconds: unknown, origin?: string): number {
+  if (seconds === undefined) return 3
+  if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 0 || seconds > 86_400) {
+    throw new DeployValueError('retry_after_seconds', seconds, 'it is not a whole number of seconds', origin, 'Use a number of seconds such as 30.')
+  }
+  return seconds
 }
 
 /** The source name for a header comment: one line, no comment-breaking characters. */

@@ -17,7 +17,7 @@ import type {NginxOptions} from './nginx.js'
 import {connectHost, hostPort} from './upstream.js'
 import type {UwsgiOptions} from './uwsgi.js'
 import type {Origins} from './values.js'
-import {serverNameFromHttpHost} from './values.js'
+import {checkSize, serverNameFromHttpHost} from './values.js'
 
 export interface DeployConfig {
   /** Absolute path of the ini file. */
@@ -89,6 +89,29 @@ function upstreamFromIni(config: DeployConfig, protocol: 'http' | 'uwsgi'): stri
   return `${protocol}://${hostPort(connectHost(server.host), server.port)}`
 }
 
+/**
+ * The body size the proxy accepts: --max-body-size, else the default, raised to let through the
+ * largest attachment kinto_attachment accepts (kinto.attachment.max_size_bytes, or a bucket's or
+ * collection's), with 1 MiB for the multipart envelope and the record's fields.
+ */
+function maxBodySize(config: DeployConfig, flag: string | undefined, origins: Origins): string {
+  if (flag !== undefined || !asList(config.settings, 'includes').includes('kinto_attachment')) {
+    return take(flag, DEPLOY_DEFAULTS.maxBodySize, 'max-body-size', origins, 'maxBodySize')
+  }
+  let largest = 0
+  let largestKey = ''
+  for (const [key, value] of Object.entries(config.settings)) {
+    if (key !== 'attachment.max_size_bytes' && !(key.startsWith('attachment.resources.') && key.endsWith('.max_size_bytes'))) continue
+    const n = Number(String(value).trim())
+    if (Number.isSafeInteger(n) && n > largest) [largest, largestKey] = [n, key]
+  }
+  const mib = 1024 * 1024
+  const needed = Math.ceil(largest / mib) + 1
+  if (largest === 0 || needed * mib <= checkSize(DEPLOY_DEFAULTS.maxBodySize).bytes) return DEPLOY_DEFAULTS.maxBodySize
+  origins.maxBodySize = `${config.describeSetting?.(largestKey) ?? iniOrigin(config, `kinto.${largestKey}`)} (the largest attachment, plus 1 MiB)`
+  return `${needed}m`
+}
+
 function take<T>(flag: T | undefined, fallback: T, name: string, origins: Origins, key: string, iniWhat?: string): T {
   if (flag !== undefined) {
     origins[key] = `--${name}`
@@ -117,11 +140,21 @@ export function nginxOptionsFrom(config: DeployConfig, flags: NginxFlags): Nginx
     upstream: take(flags.upstream, upstreamFromIni(config, flags.uwsgi ? 'uwsgi' : 'http'), 'upstream', origins, 'upstream', iniOrigin(config, '[server:main]')),
     allow: allowList(flags.allow, origins),
     cachePath: flags.cache || flags['cache-path'] !== undefined ? take(flags['cache-path'], DEPLOY_DEFAULTS.cachePath, 'cache-path', origins, 'cachePath') : false,
-    maxBodySize: take(flags['max-body-size'], DEPLOY_DEFAULTS.maxBodySize, 'max-body-size', origins, 'maxBodySize'),
+    maxBodySize: maxBodySize(config, flags['max-body-size'], origins),
     source: path.basename(config.path),
     attachments: attachmentsFrom(config, origins),
+    retryAfterSeconds: retryAfter(config, origins),
     origins,
   }
+}
+
+/** kinto.retry_after_seconds (upstream's default 3), as the runtime's own 503 answers say it. */
+function retryAfter(config: DeployConfig, origins: Origins): number {
+  const value = config.settings.retry_after_seconds
+  if (value === undefined || value === null || String(value).trim() === '') return 3
+  origins.retryAfterSeconds = config.describeSetting?.('retry_after_seconds') ?? iniOrigin(config, 'kinto.retry_after_seconds')
+  const n = Number(String(value).trim())
+  return Number.isInteger(n) && n >= 0 ? n : (value as number)
 }
 
 /** kinto_attachment on local storage with a base_url path nginx can serve: where and from what folder. */
@@ -199,7 +232,7 @@ export function apacheOptionsFrom(config: DeployConfig, flags: ApacheFlags): Apa
     serverNames: serverNames(config, flags, origins),
     listen: take(flags.listen, DEPLOY_DEFAULTS.listen, 'listen', origins, 'listen'),
     allow: allowList(flags.allow, origins),
-    maxBodySize: take(flags['max-body-size'], DEPLOY_DEFAULTS.maxBodySize, 'max-body-size', origins, 'maxBodySize'),
+    maxBodySize: maxBodySize(config, flags['max-body-size'], origins),
     source: path.basename(config.path),
     origins,
   }
@@ -216,6 +249,7 @@ export function apacheOptionsFrom(config: DeployConfig, flags: ApacheFlags): Apa
     return {
       ...common,
       mode: 'proxy',
+      retryAfterSeconds: retryAfter(config, origins),
       upstream: take(flags.upstream, upstreamFromIni(config, 'http'), 'upstream', origins, 'upstream', iniOrigin(config, '[server:main]')),
     }
   }
