@@ -77,6 +77,21 @@ function parseReply(all: Buffer): RawReply {
   }
 }
 
+/** The replies of pipelined requests, in order (each with a Content-Length). */
+function splitReplies(all: Buffer): RawReply[] {
+  const replies: RawReply[] = []
+  let offset = 0
+  while (offset < all.length) {
+    const reply = parseReply(all.subarray(offset))
+    const head = all.indexOf('\r\n\r\n', offset) + 4
+    const length = Number(reply.headers['content-length'] ?? 0)
+    reply.body = all.subarray(head, head + length)
+    replies.push(reply)
+    offset = head + length
+  }
+  return replies
+}
+
 function dechunk(data: Buffer): Buffer {
   const parts: Buffer[] = []
   let i = 0
@@ -264,6 +279,32 @@ describe.each(BACKEND_KINDS)('hostile input over HTTP (%s)', (kind) => {
     expect(reply.status).toBe(400)
     expect(JSON.parse(reply.body.toString())).toMatchObject({errno: 107})
   }, 60_000)
+
+  test('pipelined requests are served one after the other: a read after a write sees it', async () => {
+    // Written at once on one connection, before any answer (RFC 9112 §9.3.2: only safe methods
+    // may be processed in parallel). The GET, served without Fastify, must not overtake the PUT
+    // whose body Fastify is still reading.
+    const url = `${R}/pipelined`
+    const put = (body: string) => encodeRequest('PUT', url, {Authorization: ALICE, 'Content-Type': 'application/json'}, body).toString('latin1').replace('Connection: close\r\n', '')
+    const plain = (method: string, close = false) => {
+      const text = encodeRequest(method, url, {Authorization: ALICE}).toString('latin1')
+      return close ? text : text.replace('Connection: close\r\n', '')
+    }
+    const data = put('{"data": {"n": 1}}') + plain('GET') + plain('DELETE') + plain('GET') + put('{"data": {"n": 2}}') + plain('GET', true)
+    const socket = net.connect(port, '127.0.0.1')
+    const chunks: Buffer[] = []
+    socket.on('data', (d) => chunks.push(d))
+    await new Promise<void>((resolve, reject) => {
+      socket.on('close', () => resolve())
+      socket.on('error', reject)
+      socket.write(data)
+    })
+    const replies = splitReplies(Buffer.concat(chunks))
+    expect(replies.map((r) => r.status)).toEqual([201, 200, 200, 404, 201, 200])
+    expect(JSON.parse(replies[1].body.toString()).data.n).toBe(1)
+    expect(JSON.parse(replies[5].body.toString()).data.n).toBe(2)
+    await stillServing()
+  })
 
   test('a client that goes away mid-body does not hurt the server', async () => {
     const socket = net.connect(port, '127.0.0.1')

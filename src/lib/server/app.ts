@@ -6,6 +6,7 @@
  * by Fastify or not, leaves through writeResponse (http-response.ts).
  */
 import type {IncomingMessage, ServerResponse} from 'node:http'
+import type {Socket} from 'node:net'
 import type {TLSSocket} from 'node:tls'
 
 import Fastify, {LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply} from 'fastify'
@@ -194,16 +195,18 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
   const listeners = app.server.listeners('request')
   if (listeners.length === 1 && listeners[0] === routing) {
     app.server.removeListener('request', routing)
-    app.server.on('request', (raw: IncomingMessage, res: ServerResponse) => {
-      if (!servedDirectly(raw, apiPrefix)) routing(raw, res)
-      else {
-        serveDirect(raw, res).catch((err: unknown) => {
-          // handle() answers every failure and sendResponse() its own: this is a bug, not a request's fault.
-          runtime.logger.error({err}, 'Unable to answer a request.')
-          res.destroy()
-        })
-      }
-    })
+    app.server.on('request', (raw: IncomingMessage, res: ServerResponse) =>
+      inTurn(raw, res, () => {
+        if (!servedDirectly(raw, apiPrefix)) routing(raw, res)
+        else {
+          serveDirect(raw, res).catch((err: unknown) => {
+            // handle() answers every failure and sendResponse() its own: this is a bug, not a request's fault.
+            runtime.logger.error({err}, 'Unable to answer a request.')
+            res.destroy()
+          })
+        }
+      }),
+    )
   }
 
   app.setNotFoundHandler(async (req, reply) => {
@@ -230,6 +233,36 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
   })
 
   return app
+}
+
+/** Per connection, the pipelined requests waiting for the one being served to be answered. */
+const waitingTurn = new WeakMap<Socket, Array<() => void>>()
+
+/**
+ * Serves a request once every request read before it on the same connection has been answered.
+ * Node's parser hands over each pipelined request (several written before the first answer) as
+ * soon as it is read, and answers go back in order, but the work would run concurrently: a GET
+ * written after a PUT could read before the PUT's body was even parsed. RFC 9112 §9.3.2 allows
+ * that only for safe methods; upstream's server (waitress) serves a connection's requests one at
+ * a time. A connection that is not pipelining never waits.
+ */
+function inTurn(raw: IncomingMessage, res: ServerResponse, serve: () => void): void {
+  const socket = raw.socket
+  const start = () => {
+    // 'close' follows the end of the answer, or the connection's loss.
+    res.once('close', () => {
+      const next = waitingTurn.get(socket)?.shift()
+      if (next) next()
+      else waitingTurn.delete(socket)
+    })
+    serve()
+  }
+  const queue = waitingTurn.get(socket)
+  if (queue) queue.push(start)
+  else {
+    waitingTurn.set(socket, [])
+    start()
+  }
 }
 
 /** A read with no body below the API prefix: served without Fastify (see createApp). */
