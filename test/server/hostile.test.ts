@@ -73,6 +73,13 @@ describe('hostile input on memory backends', () => {
     expect(JSON.parse(res.body).errno).toBe(107)
   })
 
+  test('a body repeating a key keeps the integers beyond 2^53 of its other members', async () => {
+    const res = await app.inject({method: 'PUT', url: `${R}/dup`, headers: {authorization: ALICE, 'content-type': 'application/json'}, payload: '{"data": {"a": 1, "a": 2, "big": 12345678901234567890}}'})
+    expect(res.statusCode).toBe(201)
+    const back = await app.inject({method: 'GET', url: `${R}/dup`, headers: {authorization: ALICE}})
+    expect(back.body).toContain('"a":2,"big":12345678901234567890,')
+  })
+
   test('accepted hostile values are stored and returned intact', async () => {
     const res = await app.inject({method: 'POST', url: R, headers: {authorization: ALICE, 'content-type': 'application/json'}, payload: '{"data": {"título": "日本語 🎉"}}'})
     const id = JSON.parse(res.body).data.id
