@@ -306,6 +306,39 @@ describe.each(BACKEND_KINDS)('hostile input over HTTP (%s)', (kind) => {
     await stillServing()
   })
 
+  test('a body that stops arriving is answered 408 once the connection idles, also after a first request', async () => {
+    const http = server.server.app.server
+    const runtime = server.server.app.kinto
+    const idle = http.timeout
+    expect(idle).toBe(60_000)
+    http.timeout = 1000
+    const handle = runtime.handle
+    runtime.handle = async (req) => {
+      if (req.path.endsWith('/slow')) await new Promise((resolve) => setTimeout(resolve, 2500))
+      return handle.call(runtime, req)
+    }
+    try {
+      const stalled = `POST ${R} HTTP/1.1\r\nHost: x\r\nAuthorization: ${ALICE}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"data":`
+      const first = await rawRequest(port, stalled, 10_000)
+      expect(first.status).toBe(408)
+      expect(JSON.parse(first.body.toString())).toMatchObject({code: 408, errno: 999, error: 'Request Timeout'})
+      // Node drops its socket timeout after a keep-alive request: the next one is bounded too.
+      const quick = encodeRequest('GET', `${R}/x`, {Authorization: ALICE}).toString('latin1').replace('Connection: close\r\n', '')
+      const second = await rawRequest(port, quick + stalled, 10_000)
+      expect(second.status).toBe(200)
+      expect(second.text).toContain('HTTP/1.1 408 Request Timeout')
+      // A request the server works on for longer than that is answered, read or write.
+      for (const method of ['PUT', 'GET']) {
+        const slow = await rawRequest(port, encodeRequest(method, `${R}/slow`, {Authorization: ALICE, 'Content-Type': 'application/json'}, method === 'PUT' ? '{}' : undefined), 10_000)
+        expect(slow.status, slow.text.slice(0, 200)).toBeLessThan(300)
+      }
+    } finally {
+      http.timeout = idle
+      runtime.handle = handle
+    }
+    await stillServing()
+  })
+
   test('a client that goes away mid-body does not hurt the server', async () => {
     const socket = net.connect(port, '127.0.0.1')
     await new Promise<void>((resolve) => socket.on('connect', () => resolve()))

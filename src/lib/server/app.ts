@@ -37,6 +37,15 @@ export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024
  */
 export const MAX_HEADER_BYTES = 256 * 1024
 
+/**
+ * How long a connection may stay silent while a request is read from it, or an answer written to
+ * it (nginx's client_body_timeout and send_timeout; waitress's channel_timeout is 120 s). A body
+ * that stops arriving is then answered 408 and the connection closed; a client that stops reading
+ * its answer is cut. The server's own work on a request it has read is not bounded by this.
+ * Node's `server.timeout`, which tests may lower.
+ */
+export const IDLE_TIMEOUT_MS = 60_000
+
 export interface CreateAppOptions {
   settings: Settings
   backends: Backends
@@ -101,6 +110,7 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     // body; a request without Host is refused by toKintoRequest(), with the same body.
     clientErrorHandler: writeClientError,
     http: {requireHostHeader: false, maxHeaderSize: MAX_HEADER_BYTES},
+    connectionTimeout: IDLE_TIMEOUT_MS,
     // While closing (SIGTERM, a worker's rolling restart), a request already on an open connection is
     // served, not answered with Fastify's own 503: the server stops accepting new connections, idle
     // keep-alive ones are closed, and in-flight ones finish (bounded by --shutdown-timeout).
@@ -195,7 +205,10 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
   const listeners = app.server.listeners('request')
   if (listeners.length === 1 && listeners[0] === routing) {
     app.server.removeListener('request', routing)
-    app.server.on('request', (raw: IncomingMessage, res: ServerResponse) =>
+    app.server.on('request', (raw: IncomingMessage, res: ServerResponse) => {
+      // Node applies `server.timeout` to a connection's first request only (a keep-alive
+      // connection then has none): every request gets it.
+      raw.socket.setTimeout(app.server.timeout)
       inTurn(raw, res, () => {
         if (!servedDirectly(raw, apiPrefix)) routing(raw, res)
         else {
@@ -205,8 +218,9 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
             res.destroy()
           })
         }
-      }),
-    )
+      })
+    })
+    app.server.on('timeout', onIdle)
   }
 
   app.setNotFoundHandler(async (req, reply) => {
@@ -237,6 +251,22 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
 
 /** Per connection, the pipelined requests waiting for the one being served to be answered. */
 const waitingTurn = new WeakMap<Socket, Array<() => void>>()
+/** Per connection, the request being served (until its answer is written). */
+const serving = new WeakMap<Socket, {raw: IncomingMessage; res: ServerResponse}>()
+
+/**
+ * A connection silent for IDLE_TIMEOUT_MS (Node's 'timeout'; with this listener, Node leaves the
+ * socket to it). While a request's body is awaited: 408, closed. While the server works on a
+ * request it has read whole: kept (the answer's writes wake the timer again). Otherwise (an answer
+ * the client does not read, an idle keep-alive connection, a request line that never comes):
+ * closed, as Node would.
+ */
+function onIdle(socket: Socket): void {
+  const current = serving.get(socket)
+  if (current && !current.raw.complete) writeClientError(Object.assign(new Error('Request body timeout'), {code: 'ERR_HTTP_REQUEST_TIMEOUT'}), socket)
+  else if (current && !current.res.headersSent) return
+  else socket.destroy()
+}
 
 /**
  * Serves a request once every request read before it on the same connection has been answered.
@@ -249,8 +279,10 @@ const waitingTurn = new WeakMap<Socket, Array<() => void>>()
 function inTurn(raw: IncomingMessage, res: ServerResponse, serve: () => void): void {
   const socket = raw.socket
   const start = () => {
+    serving.set(socket, {raw, res})
     // 'close' follows the end of the answer, or the connection's loss.
     res.once('close', () => {
+      if (serving.get(socket)?.res === res) serving.delete(socket)
       const next = waitingTurn.get(socket)?.shift()
       if (next) next()
       else waitingTurn.delete(socket)
