@@ -253,19 +253,22 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
 const waitingTurn = new WeakMap<Socket, Array<() => void>>()
 /** Per connection, the request being served (until its answer is written). */
 const serving = new WeakMap<Socket, {raw: IncomingMessage; res: ServerResponse}>()
+/** Per connection, how many bytes had been read when its last answer was written. */
+const readAtLastAnswer = new WeakMap<Socket, number>()
 
 /**
  * A connection silent for IDLE_TIMEOUT_MS (Node's 'timeout'; with this listener, Node leaves the
  * socket to it). While a request's body is awaited: 408, closed. While the server works on a
- * request it has read whole: kept (the answer's writes wake the timer again). Otherwise (an answer
- * the client does not read, an idle keep-alive connection, a request line that never comes):
- * closed, as Node would.
+ * request it has read whole: kept (the answer's writes wake the timer again). Request headers
+ * begun and not finished: 408, closed (as Node's headersTimeout answers later). Otherwise (an
+ * answer the client does not read, an idle connection): closed, as Node would.
  */
 function onIdle(socket: Socket): void {
   const current = serving.get(socket)
-  if (current && !current.raw.complete) writeClientError(Object.assign(new Error('Request body timeout'), {code: 'ERR_HTTP_REQUEST_TIMEOUT'}), socket)
-  else if (current && !current.res.headersSent) return
-  else socket.destroy()
+  const awaited = current ? !current.raw.complete : socket.bytesRead > (readAtLastAnswer.get(socket) ?? 0)
+  if (current?.res.headersSent) socket.destroy()
+  else if (awaited) writeClientError(Object.assign(new Error('Request timeout'), {code: 'ERR_HTTP_REQUEST_TIMEOUT'}), socket)
+  else if (!current) socket.destroy()
 }
 
 /**
@@ -283,6 +286,7 @@ function inTurn(raw: IncomingMessage, res: ServerResponse, serve: () => void): v
     // 'close' follows the end of the answer, or the connection's loss.
     res.once('close', () => {
       if (serving.get(socket)?.res === res) serving.delete(socket)
+      readAtLastAnswer.set(socket, socket.bytesRead)
       const next = waitingTurn.get(socket)?.shift()
       if (next) next()
       else waitingTurn.delete(socket)
