@@ -341,6 +341,20 @@ describe.each(BACKEND_KINDS)('hostile input over HTTP (%s)', (kind) => {
     await stillServing()
   })
 
+  test('Expect: 100-continue with a body over the limit is refused before the body is sent', async () => {
+    const head = (length: number) => `POST ${R} HTTP/1.1\r\nHost: x\r\nAuthorization: ${ALICE}\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`
+    // No body follows: the answer must come without it, and close the connection.
+    const refused = await rawRequest(port, head(999_999_999), 10_000)
+    expect(refused.text.startsWith('HTTP/1.1 413 '), refused.text.slice(0, 200)).toBe(true)
+    expect(refused.headers.connection).toBe('close')
+    expect(JSON.parse(refused.body.toString())).toMatchObject({code: 413, errno: 113})
+    // Within the limit the body is invited (100 Continue) and served.
+    const served = await rawRequest(port, `${head(2).replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n')}{}`, 10_000)
+    expect(served.text.startsWith('HTTP/1.1 100 Continue'), served.text.slice(0, 200)).toBe(true)
+    expect(served.status).toBe(201)
+    await stillServing()
+  })
+
   test('a client that goes away mid-body does not hurt the server', async () => {
     const socket = net.connect(port, '127.0.0.1')
     await new Promise<void>((resolve) => socket.on('connect', () => resolve()))

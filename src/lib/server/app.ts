@@ -153,6 +153,21 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     res.shouldKeepAlive = false
     res.socket?.end(rawHttpResponse(err))
   })
+  // `Expect: 100-continue` with a declared body over the limit: 413 at once, without inviting the
+  // body (RFC 9110 §10.1.1), and the connection closed rather than kept to swallow a body that may
+  // still come. Other requests get Node's 100 Continue. (Uploads have no size limit.)
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT
+  app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (Number(req.headers['content-length']) > bodyLimit && !/^\s*multipart\//i.test(req.headers['content-type'] ?? '')) {
+      const minimal = minimalRequest(runtime, req)
+      res.shouldKeepAlive = false
+      const started = performance.now()
+      respond(res, minimal, runtime.errorResponse(requestTooLarge(), minimal), () => performance.now() - started)
+      return
+    }
+    res.writeContinue()
+    app.server.emit('request', req, res)
+  })
   // An empty `Content-Type:` is read as none (upstream parses the body as JSON then); Fastify
   // would refuse it as an invalid media type before the runtime sees the request.
   app.addHook('onRequest', (req, _reply, done) => {
