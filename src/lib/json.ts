@@ -42,11 +42,44 @@ export function exactValue(text: string, parsed: unknown): unknown {
   try {
     return losslessJson().parse(text, null, exactNumber)
   } catch {
-    // Its only refusal of what JSON.parse accepted: a key repeated with another value (the last
-    // one wins, as in JSON.parse and upstream). Such a text keeps JSON.parse's numbers.
-    return parsed
+    // Its only refusal of what JSON.parse accepted: a key repeated with another value. There the
+    // last one wins, as in JSON.parse and upstream; the integers are marked in the text first.
+    return JSON.parse(markExactIntegers(text))
   }
 }
+
+/**
+ * `text` (valid JSON) with each integer beyond 2^53 outside strings written as its marked string,
+ * for JSON.parse: a linear scan, no recursion.
+ */
+function markExactIntegers(text: string): string {
+  let out = ''
+  let copied = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c /* \ */) i++
+      else if (c === 0x22 /* " */) inString = false
+      continue
+    }
+    if (c === 0x22) {
+      inString = true
+    } else if (c === 0x2d /* - */ || (c >= 0x30 && c <= 0x39)) {
+      let end = i + 1
+      while (end < text.length && NUMBER_CHAR.test(text[end])) end++
+      const value = exactNumber(text.slice(i, end))
+      if (typeof value === 'string') {
+        out += text.slice(copied, i) + JSON.stringify(value)
+        copied = end
+      }
+      i = end - 1
+    }
+  }
+  return out + text.slice(copied)
+}
+
+const NUMBER_CHAR = /[0-9.eE+-]/
 
 /** JSON.stringify, writing exact integers back as numbers. */
 export function stringifyJson(value: unknown): string {

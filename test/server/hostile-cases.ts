@@ -286,6 +286,26 @@ const depthCases: Case[] = [
   {name: 'brackets inside strings do not count', method: 'POST', url: R, body: JSON.stringify({data: {a: '['.repeat(5000)}}), status: 201},
 ]
 
+const sortFields = (n: number) => Array.from({length: n}, (_, i) => `f${i}`).join(',')
+const filters = (n: number) => Array.from({length: n}, (_, i) => `f${i}=1`).join('&')
+
+/**
+ * Lists sorted on thousands of fields or filtered by tens of thousands of parameters: PostgreSQL
+ * refuses the statement (1,664 columns, 65,535 bind parameters) and a page token over n sort
+ * fields builds n² conditions. Bounded: 400 errno 107, never a 503 that tells clients to retry.
+ */
+const listLimitCases: Case[] = [
+  {name: '_sort with 32 fields (the limit)', method: 'GET', url: `${R}?_sort=${sortFields(32)}`, status: 200},
+  {name: '_sort with 33 fields', method: 'GET', url: `${R}?_sort=${sortFields(33)}`, status: 400, errno: 107},
+  {name: '_sort with 2,000 fields', method: 'GET', url: `${R}?_sort=${sortFields(2000)}`, status: 400, errno: 107},
+  {name: '_sort with 2,000 fields on DELETE', method: 'DELETE', url: `${R}?_sort=${sortFields(2000)}&_limit=1`, status: 400, errno: 107},
+  {name: '500 filters (the limit)', method: 'GET', url: `${R}?${filters(500)}`, status: 200},
+  {name: '501 filters', method: 'GET', url: `${R}?${filters(501)}`, status: 400, errno: 107},
+  {name: '25,000 filters', method: 'GET', url: `${R}?${filters(25_000)}`, status: 400, errno: 107},
+  {name: '25,000 filters on DELETE', method: 'DELETE', url: `${R}?${filters(25_000)}&_limit=1`, status: 400, errno: 107},
+  {name: '25,000 ignored parameters', method: 'GET', url: `${R}?${Array.from({length: 25_000}, (_, i) => `_x${i}=1`).join('&')}`, status: 200},
+]
+
 /** Methods Kinto does not serve, on every kind of endpoint: 405 (or 400 for the parser's). */
 const methodCases: Case[] = ['PROPFIND', 'LOCK', 'MKCOL', 'PURGE', 'SEARCH', 'REPORT', 'TRACE', 'OPTIONS', 'PATCH', 'PUT'].flatMap((method) =>
   ['/v1/', '/v1/batch', '/v1/__heartbeat__', R, '/v1/buckets'].map((url) => ({name: `${method} ${url}`, method, url})),
@@ -306,6 +326,7 @@ export const ALL = [
   ...batchSubErrors,
   ...depthCases,
   ...methodCases,
+  ...listLimitCases,
 ]
 
 /** The bucket b, collection c, record x and three more records the cases run against. */

@@ -77,6 +77,21 @@ function parseReply(all: Buffer): RawReply {
   }
 }
 
+/** The replies of pipelined requests, in order (each with a Content-Length). */
+function splitReplies(all: Buffer): RawReply[] {
+  const replies: RawReply[] = []
+  let offset = 0
+  while (offset < all.length) {
+    const reply = parseReply(all.subarray(offset))
+    const head = all.indexOf('\r\n\r\n', offset) + 4
+    const length = Number(reply.headers['content-length'] ?? 0)
+    reply.body = all.subarray(head, head + length)
+    replies.push(reply)
+    offset = head + length
+  }
+  return replies
+}
+
 function dechunk(data: Buffer): Buffer {
   const parts: Buffer[] = []
   let i = 0
@@ -264,6 +279,81 @@ describe.each(BACKEND_KINDS)('hostile input over HTTP (%s)', (kind) => {
     expect(reply.status).toBe(400)
     expect(JSON.parse(reply.body.toString())).toMatchObject({errno: 107})
   }, 60_000)
+
+  test('pipelined requests are served one after the other: a read after a write sees it', async () => {
+    // Written at once on one connection, before any answer (RFC 9112 §9.3.2: only safe methods
+    // may be processed in parallel). The GET, served without Fastify, must not overtake the PUT
+    // whose body Fastify is still reading.
+    const url = `${R}/pipelined`
+    const put = (body: string) => encodeRequest('PUT', url, {Authorization: ALICE, 'Content-Type': 'application/json'}, body).toString('latin1').replace('Connection: close\r\n', '')
+    const plain = (method: string, close = false) => {
+      const text = encodeRequest(method, url, {Authorization: ALICE}).toString('latin1')
+      return close ? text : text.replace('Connection: close\r\n', '')
+    }
+    const data = put('{"data": {"n": 1}}') + plain('GET') + plain('DELETE') + plain('GET') + put('{"data": {"n": 2}}') + plain('GET', true)
+    const socket = net.connect(port, '127.0.0.1')
+    const chunks: Buffer[] = []
+    socket.on('data', (d) => chunks.push(d))
+    await new Promise<void>((resolve, reject) => {
+      socket.on('close', () => resolve())
+      socket.on('error', reject)
+      socket.write(data)
+    })
+    const replies = splitReplies(Buffer.concat(chunks))
+    expect(replies.map((r) => r.status)).toEqual([201, 200, 200, 404, 201, 200])
+    expect(JSON.parse(replies[1].body.toString()).data.n).toBe(1)
+    expect(JSON.parse(replies[5].body.toString()).data.n).toBe(2)
+    await stillServing()
+  })
+
+  test('a body that stops arriving is answered 408 once the connection idles, also after a first request', async () => {
+    const http = server.server.app.server
+    const runtime = server.server.app.kinto
+    const idle = http.timeout
+    expect(idle).toBe(60_000)
+    http.timeout = 1000
+    const handle = runtime.handle
+    runtime.handle = async (req) => {
+      if (req.path.endsWith('/slow')) await new Promise((resolve) => setTimeout(resolve, 2500))
+      return handle.call(runtime, req)
+    }
+    try {
+      const stalled = `POST ${R} HTTP/1.1\r\nHost: x\r\nAuthorization: ${ALICE}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"data":`
+      const first = await rawRequest(port, stalled, 10_000)
+      expect(first.status).toBe(408)
+      expect(JSON.parse(first.body.toString())).toMatchObject({code: 408, errno: 999, error: 'Request Timeout'})
+      // Node drops its socket timeout after a keep-alive request: the next one is bounded too.
+      const quick = encodeRequest('GET', `${R}/x`, {Authorization: ALICE}).toString('latin1').replace('Connection: close\r\n', '')
+      const second = await rawRequest(port, quick + stalled, 10_000)
+      expect(second.status).toBe(200)
+      expect(second.text).toContain('HTTP/1.1 408 Request Timeout')
+      // Headers that stop arriving (after a first request, Node's headersTimeout answers them).
+      expect((await rawRequest(port, 'GET /v1/ HTTP/1.1\r\nHost: x\r\nX-Slow: ', 10_000)).status).toBe(408)
+      // A request the server works on for longer than that is answered, read or write.
+      for (const method of ['PUT', 'GET']) {
+        const slow = await rawRequest(port, encodeRequest(method, `${R}/slow`, {Authorization: ALICE, 'Content-Type': 'application/json'}, method === 'PUT' ? '{}' : undefined), 10_000)
+        expect(slow.status, slow.text.slice(0, 200)).toBeLessThan(300)
+      }
+    } finally {
+      http.timeout = idle
+      runtime.handle = handle
+    }
+    await stillServing()
+  })
+
+  test('Expect: 100-continue with a body over the limit is refused before the body is sent', async () => {
+    const head = (length: number) => `POST ${R} HTTP/1.1\r\nHost: x\r\nAuthorization: ${ALICE}\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`
+    // No body follows: the answer must come without it, and close the connection.
+    const refused = await rawRequest(port, head(999_999_999), 10_000)
+    expect(refused.text.startsWith('HTTP/1.1 413 '), refused.text.slice(0, 200)).toBe(true)
+    expect(refused.headers.connection).toBe('close')
+    expect(JSON.parse(refused.body.toString())).toMatchObject({code: 413, errno: 113})
+    // Within the limit the body is invited (100 Continue) and served.
+    const served = await rawRequest(port, `${head(2).replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n')}{}`, 10_000)
+    expect(served.text.startsWith('HTTP/1.1 100 Continue'), served.text.slice(0, 200)).toBe(true)
+    expect(served.status).toBe(201)
+    await stillServing()
+  })
 
   test('a client that goes away mid-body does not hurt the server', async () => {
     const socket = net.connect(port, '127.0.0.1')

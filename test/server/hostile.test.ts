@@ -9,6 +9,7 @@ import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
 import {ALL, prepare, R, type Case} from './hostile-cases.js'
 import {ALICE, memoryApp, postgresApp} from './helpers.js'
+import {MAX_FIELD_DEPTH, MAX_SORT_FIELDS} from '../../src/lib/server/querystring.js'
 
 async function check(app: FastifyInstance, c: Case): Promise<void> {
   const headers: Record<string, string> = {authorization: ALICE, ...c.headers}
@@ -70,6 +71,13 @@ describe('hostile input on memory backends', () => {
     const res = await app.inject({method: 'POST', url: R, headers: {authorization: ALICE, 'content-type': 'application/json'}, payload: Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d])})
     expect(res.statusCode).toBe(400)
     expect(JSON.parse(res.body).errno).toBe(107)
+  })
+
+  test('a body repeating a key keeps the integers beyond 2^53 of its other members', async () => {
+    const res = await app.inject({method: 'PUT', url: `${R}/dup`, headers: {authorization: ALICE, 'content-type': 'application/json'}, payload: '{"data": {"a": 1, "a": 2, "big": 12345678901234567890}}'})
+    expect(res.statusCode).toBe(201)
+    const back = await app.inject({method: 'GET', url: `${R}/dup`, headers: {authorization: ALICE}})
+    expect(back.body).toContain('"a":2,"big":12345678901234567890,')
   })
 
   test('accepted hostile values are stored and returned intact', async () => {
@@ -165,6 +173,16 @@ describe('hostile input on the postgresql backends', () => {
   test('every case answers below 500', async () => {
     for (const c of ALL) await check(env.app, c)
   }, 120_000)
+
+  test('the next page of a list sorted on the most fields accepted is served', async () => {
+    const sort = Array.from({length: MAX_SORT_FIELDS}, (_, i) => `${i % 2 ? '-' : ''}${'f.'.repeat(MAX_FIELD_DEPTH - 1)}x${i}`).join(',')
+    const first = await env.app.inject({method: 'GET', url: `${R}?_sort=${sort}&_limit=1`, headers: {authorization: ALICE}})
+    expect(first.statusCode).toBe(200)
+    const next = new URL(first.headers['next-page'] as string)
+    const second = await env.app.inject({method: 'GET', url: next.pathname + next.search, headers: {authorization: ALICE}})
+    expect(second.statusCode, second.body.slice(0, 300)).toBe(200)
+    expect(JSON.parse(second.body).data).toHaveLength(1)
+  })
 })
 
 describe('private endpoints through /batch', () => {

@@ -27,10 +27,17 @@ describe('the JSON codec keeps integers exact', () => {
     expect(parseJson('[1e400000000000000000]')).toEqual([Infinity])
   })
 
-  test('texts without a long digit run take the plain path; a repeated key keeps JSON.parse', () => {
+  test('texts without a long digit run take the plain path', () => {
     expect(parseJson('{"a": 1}')).toEqual({a: 1})
-    const dup = parseJson('{"a": 1, "a": 12345678901234567890}') as {a: unknown}
-    expect(dup.a).toBe(12345678901234567000)
+  })
+
+  test('a repeated key: the last one wins (as JSON.parse and upstream), and integers keep every digit', () => {
+    const dup = parseJson('{"a": 1, "a": 12345678901234567890, "b": {"c": -98765432109876543210, "c": 2}, "s": "12345678901234567890", "e": 1.5e300}') as Record<string, unknown>
+    expect(exactIntegerText(dup.a)).toBe('12345678901234567890')
+    expect(dup.b).toEqual({c: 2})
+    expect(dup.s).toBe('12345678901234567890')
+    expect(dup.e).toBe(1.5e300)
+    expect(stringifyJson(parseJson('{"k": 1, "k": 2, "big": [12345678901234567890, "\\\\"]}'))).toBe('{"k":2,"big":[12345678901234567890,"\\\\"]}')
   })
 
   test('a string that merely looks like the marker is not rewritten', () => {

@@ -6,6 +6,7 @@
  * by Fastify or not, leaves through writeResponse (http-response.ts).
  */
 import type {IncomingMessage, ServerResponse} from 'node:http'
+import type {Socket} from 'node:net'
 import type {TLSSocket} from 'node:tls'
 
 import Fastify, {LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply} from 'fastify'
@@ -35,6 +36,15 @@ export const DEFAULT_BODY_LIMIT = 10 * 1024 * 1024
  * default (16 KiB) would refuse them.
  */
 export const MAX_HEADER_BYTES = 256 * 1024
+
+/**
+ * How long a connection may stay silent while a request is read from it, or an answer written to
+ * it (nginx's client_body_timeout and send_timeout; waitress's channel_timeout is 120 s). A body
+ * that stops arriving is then answered 408 and the connection closed; a client that stops reading
+ * its answer is cut. The server's own work on a request it has read is not bounded by this.
+ * Node's `server.timeout`, which tests may lower.
+ */
+export const IDLE_TIMEOUT_MS = 60_000
 
 export interface CreateAppOptions {
   settings: Settings
@@ -100,6 +110,7 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     // body; a request without Host is refused by toKintoRequest(), with the same body.
     clientErrorHandler: writeClientError,
     http: {requireHostHeader: false, maxHeaderSize: MAX_HEADER_BYTES},
+    connectionTimeout: IDLE_TIMEOUT_MS,
     // While closing (SIGTERM, a worker's rolling restart), a request already on an open connection is
     // served, not answered with Fastify's own 503: the server stops accepting new connections, idle
     // keep-alive ones are closed, and in-flight ones finish (bounded by --shutdown-timeout).
@@ -141,6 +152,21 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     const err = new HttpError(417, {errno: ERRNO.INVALID_PARAMETERS, error: 'Expectation Failed', message: 'Only "Expect: 100-continue" is supported.'})
     res.shouldKeepAlive = false
     res.socket?.end(rawHttpResponse(err))
+  })
+  // `Expect: 100-continue` with a declared body over the limit: 413 at once, without inviting the
+  // body (RFC 9110 §10.1.1), and the connection closed rather than kept to swallow a body that may
+  // still come. Other requests get Node's 100 Continue. (Uploads have no size limit.)
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT
+  app.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (Number(req.headers['content-length']) > bodyLimit && !/^\s*multipart\//i.test(req.headers['content-type'] ?? '')) {
+      const minimal = minimalRequest(runtime, req)
+      res.shouldKeepAlive = false
+      const started = performance.now()
+      respond(res, minimal, runtime.errorResponse(requestTooLarge(), minimal), () => performance.now() - started)
+      return
+    }
+    res.writeContinue()
+    app.server.emit('request', req, res)
   })
   // An empty `Content-Type:` is read as none (upstream parses the body as JSON then); Fastify
   // would refuse it as an invalid media type before the runtime sees the request.
@@ -195,15 +221,21 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
   if (listeners.length === 1 && listeners[0] === routing) {
     app.server.removeListener('request', routing)
     app.server.on('request', (raw: IncomingMessage, res: ServerResponse) => {
-      if (!servedDirectly(raw, apiPrefix)) routing(raw, res)
-      else {
-        serveDirect(raw, res).catch((err: unknown) => {
-          // handle() answers every failure and sendResponse() its own: this is a bug, not a request's fault.
-          runtime.logger.error({err}, 'Unable to answer a request.')
-          res.destroy()
-        })
-      }
+      // Node applies `server.timeout` to a connection's first request only (a keep-alive
+      // connection then has none): every request gets it.
+      raw.socket.setTimeout(app.server.timeout)
+      inTurn(raw, res, () => {
+        if (!servedDirectly(raw, apiPrefix)) routing(raw, res)
+        else {
+          serveDirect(raw, res).catch((err: unknown) => {
+            // handle() answers every failure and sendResponse() its own: this is a bug, not a request's fault.
+            runtime.logger.error({err}, 'Unable to answer a request.')
+            res.destroy()
+          })
+        }
+      })
     })
+    app.server.on('timeout', onIdle)
   }
 
   app.setNotFoundHandler(async (req, reply) => {
@@ -230,6 +262,58 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
   })
 
   return app
+}
+
+/** Per connection, the pipelined requests waiting for the one being served to be answered. */
+const waitingTurn = new WeakMap<Socket, Array<() => void>>()
+/** Per connection, the request being served (until its answer is written). */
+const serving = new WeakMap<Socket, {raw: IncomingMessage; res: ServerResponse}>()
+/** Per connection, how many bytes had been read when its last answer was written. */
+const readAtLastAnswer = new WeakMap<Socket, number>()
+
+/**
+ * A connection silent for IDLE_TIMEOUT_MS (Node's 'timeout'; with this listener, Node leaves the
+ * socket to it). While a request's body is awaited: 408, closed. While the server works on a
+ * request it has read whole: kept (the answer's writes wake the timer again). Request headers
+ * begun and not finished: 408, closed (as Node's headersTimeout answers later). Otherwise (an
+ * answer the client does not read, an idle connection): closed, as Node would.
+ */
+function onIdle(socket: Socket): void {
+  const current = serving.get(socket)
+  const awaited = current ? !current.raw.complete : socket.bytesRead > (readAtLastAnswer.get(socket) ?? 0)
+  if (current?.res.headersSent) socket.destroy()
+  else if (awaited) writeClientError(Object.assign(new Error('Request timeout'), {code: 'ERR_HTTP_REQUEST_TIMEOUT'}), socket)
+  else if (!current) socket.destroy()
+}
+
+/**
+ * Serves a request once every request read before it on the same connection has been answered.
+ * Node's parser hands over each pipelined request (several written before the first answer) as
+ * soon as it is read, and answers go back in order, but the work would run concurrently: a GET
+ * written after a PUT could read before the PUT's body was even parsed. RFC 9112 §9.3.2 allows
+ * that only for safe methods; upstream's server (waitress) serves a connection's requests one at
+ * a time. A connection that is not pipelining never waits.
+ */
+function inTurn(raw: IncomingMessage, res: ServerResponse, serve: () => void): void {
+  const socket = raw.socket
+  const start = () => {
+    serving.set(socket, {raw, res})
+    // 'close' follows the end of the answer, or the connection's loss.
+    res.once('close', () => {
+      if (serving.get(socket)?.res === res) serving.delete(socket)
+      readAtLastAnswer.set(socket, socket.bytesRead)
+      const next = waitingTurn.get(socket)?.shift()
+      if (next) next()
+      else waitingTurn.delete(socket)
+    })
+    serve()
+  }
+  const queue = waitingTurn.get(socket)
+  if (queue) queue.push(start)
+  else {
+    waitingTurn.set(socket, [])
+    start()
+  }
 }
 
 /** A read with no body below the API prefix: served without Fastify (see createApp). */

@@ -10,7 +10,7 @@ import {identify, type Identity} from './auth.js'
 import {invalid} from './errors.js'
 import {urlOrigin} from './headers.js'
 import {EventCollector, type Action} from './events.js'
-import {parseJsonBody} from './json.js'
+import {charsetOf, parseJsonBody} from './json.js'
 import type {Service, ViewDef} from './router.js'
 import type {Runtime} from './runtime.js'
 import type {KintoRequest, TxBackends} from './types.js'
@@ -152,7 +152,7 @@ export class RequestContext {
         if (!raw || raw.length === 0) {
           this.bodyValue = {}
         } else {
-          const value = parseJsonBody(raw)
+          const value = parseJsonBody(raw, charsetOf(this.req.headers['content-type']))
           if (value === null || typeof value !== 'object') {
             throw invalid('body', '', 'Should be a JSON object or an array')
           }

@@ -11,18 +11,44 @@ export const MAX_JSON_DEPTH = 100
 
 const utf8 = new TextDecoder('utf-8', {fatal: true})
 
-/** Parses a request body; throws a 400 errno 107 "Invalid JSON: …" on anything unsafe. */
-export function parseJsonBody(raw: Buffer | string): unknown {
-  let text: string
-  if (typeof raw === 'string') {
-    text = raw
-  } else {
+/** Python's names of ISO-8859-1, which WHATWG's TextDecoder reads as windows-1252. */
+const LATIN1 = new Set(['latin1', 'latin-1', 'latin_1', 'iso-8859-1', 'iso8859-1', 'iso_8859_1', 'iso_8859-1', 'l1', 'cp819', '8859', 'latin'])
+
+/** The `charset` parameter of a Content-Type, lower-cased, or undefined. */
+export function charsetOf(contentType: string | undefined): string | undefined {
+  const m = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(contentType ?? '')
+  return m ? m[1].toLowerCase() : undefined
+}
+
+/** The body's text in `charset` (UTF-8 when none, as upstream's WebOb). */
+function decodeBody(raw: Buffer, charset: string | undefined): string {
+  if (charset === undefined || charset === 'utf-8' || charset === 'utf8') {
     try {
-      text = utf8.decode(raw)
+      return utf8.decode(raw)
     } catch {
       throw invalid('body', '', 'Invalid JSON: the body is not valid UTF-8')
     }
   }
+  if (LATIN1.has(charset)) return raw.toString('latin1')
+  let decoder: InstanceType<typeof TextDecoder>
+  try {
+    decoder = new TextDecoder(charset, {fatal: true})
+  } catch {
+    throw invalid('body', '', `Invalid JSON: unknown charset "${charset.slice(0, 64)}"`)
+  }
+  try {
+    return decoder.decode(raw)
+  } catch {
+    throw invalid('body', '', `Invalid JSON: the body is not valid ${decoder.encoding}`)
+  }
+}
+
+/**
+ * Parses a request body, decoded with the charset of its Content-Type; throws a 400 errno 107
+ * "Invalid JSON: …" on anything unsafe.
+ */
+export function parseJsonBody(raw: Buffer | string, charset?: string): unknown {
+  const text = typeof raw === 'string' ? raw : decodeBody(raw, charset)
   const depth = maxNesting(text)
   if (depth > MAX_JSON_DEPTH) {
     throw invalid('body', '', `Invalid JSON: nesting deeper than ${MAX_JSON_DEPTH} levels`)

@@ -149,6 +149,16 @@ export function decodedQuery(query: RawQuery): Map<string, unknown> {
 export const MAX_FIELD_DEPTH = 32
 export const MAX_FIELD_LENGTH = 1024
 
+/**
+ * Sort fields and filters of one list request. PostgreSQL refuses a statement of more than 1,664
+ * columns or 65,535 bind parameters, a page token over n sort fields becomes n² conditions, and
+ * each filter costs planning time: past these, a request is a 400, not a 503 that says "retry".
+ * (Upstream has no such bound; no client needs more.) With MAX_FIELD_DEPTH, a statement stays
+ * far below PostgreSQL's limits.
+ */
+export const MAX_SORT_FIELDS = 32
+export const MAX_FILTERS = 500
+
 function fieldTooComplex(field: string): boolean {
   return field.length > MAX_FIELD_LENGTH || field.split('.').length > MAX_FIELD_DEPTH
 }
@@ -229,6 +239,7 @@ export function extractFilters(query: RawQuery, options: {nowMs?: number} = {}):
       throw fail(`Field '${field}' is not an array`)
     }
     filters.push({field, value: v as JsonValue, operator})
+    if (filters.length > MAX_FILTERS) throw fail(`Too many filters: at most ${MAX_FILTERS} per request`)
   }
   return {filters, alert}
 }
@@ -252,6 +263,7 @@ export function extractSorting(query: RawQuery): Sort[] {
       throw invalid('querystring', '_sort', `Sort field '${m[2].slice(0, 64)}…' is too long or too deep`)
     }
     sorting.push({field: m[2], direction: m[1] === '-' ? -1 : 1})
+    if (sorting.length > MAX_SORT_FIELDS) throw invalid('querystring', '_sort', `Too many sort fields: at most ${MAX_SORT_FIELDS}`)
   }
   // As upstream: only the exact entry `last_modified` counts (so `-last_modified` is repeated; harmless).
   if (!specified.includes('last_modified')) sorting.push({field: 'last_modified', direction: -1})

@@ -209,6 +209,8 @@ async function defaultBucketView(ctx: RequestContext): Promise<ViewResult> {
   const headers = {...ctx.req.headers}
   delete headers['content-length']
   if (json && !(ctx.req.body && ctx.req.body.length > 0)) headers['content-type'] = 'application/json'
+  // A rewritten body is UTF-8, whatever charset the client's was in.
+  else if (json && headers['content-type']) headers['content-type'] = headers['content-type'].replace(/;\s*charset\s*=\s*("[^"]*"|[^;]*)/i, '; charset=utf-8')
   const sub: KintoRequest = {...ctx.req, ...realPaths(ctx, bucketId), headers, body}
   const {response} = await ctx.runtime.subrequest(ctx, sub)
   return {status: response.status, headers: response.headers, body: response.body}
