@@ -2,6 +2,7 @@
  * Filters, pagination rules and sorting evaluated in memory with the postgresql backend's semantics
  *: the same rows match and come out in the same order as the SQL would give.
  */
+import {exactIntegerText, stringifyJson} from '../json.js'
 import {compareCodePoints, compareJsonb, ilikeMatcher, jsonbAsText, jsonbContains, jsonbEquals, pyTruthy} from './jsonb.js'
 import {type Filter, type JsonValue, type KintoObject, MISSING, type Missing, type Sort} from './types.js'
 
@@ -50,8 +51,10 @@ function asList(value: unknown): JsonValue[] {
   return Array.isArray(value) ? (value as JsonValue[]) : [value as JsonValue]
 }
 
-function idText(v: unknown): string {
-  return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : JSON.stringify(v)
+/** A filter value on the id column as text: a number as its digits (upstream's str()), an exact integer too. */
+export function idText(v: unknown): string {
+  if (typeof v === 'string') return exactIntegerText(v) ?? v
+  return typeof v === 'number' ? String(v) : stringifyJson(v)
 }
 
 function epoch(v: unknown): number {
