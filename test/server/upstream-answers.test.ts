@@ -201,6 +201,20 @@ const rows: Row[] = [
     errno: 107,
     body: (b) => expect(b.details[0].name).toBe('data.schema'),
   },
+  {
+    name: 'a schema holding an integer beyond 2^53 is a valid schema, and records are validated against it',
+    setup: (r) => r('PUT', `${B}/collections/bigschema`, {raw: `{"data": {"schema": {"type": "object", "properties": {"n": {"maximum": ${BIG}}, "e": {"enum": [${BIG}, 1]}}}}}`}),
+    run: async (r) => {
+      const c = `${B}/collections/bigschema/records`
+      expect((await r('PUT', `${c}/ok`, {raw: `{"data": {"n": 5, "e": ${BIG}}}`})).status).toBe(201)
+      const refused = await r('PUT', `${c}/ko`, {raw: '{"data": {"e": 2}}'})
+      expect(refused.status).toBe(400)
+      expect(refused.body.details).toEqual([{location: 'body', name: 'e', description: `2 is not one of [${BIG}, 1]`}])
+      return r('GET', `${B}/collections/bigschema`)
+    },
+    status: 200,
+    body: (_b, res) => expect(res.raw).toContain(`"maximum":${BIG}`),
+  },
   // ---- a collection's cache_expires is colander.Int(missing=drop): Python's int() of what is
   // sent, and a value colander reads as "nothing" (null, "", [], {}) drops the field
   ...(['null', '""', '[]', '{}'] as const).map(

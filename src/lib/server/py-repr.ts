@@ -3,6 +3,8 @@
  * (colander's and jsonschema's messages show request values this way).
  */
 
+import {exactIntegerText} from '../json.js'
+
 /** Python's repr() of a JSON value: `None`, `True`, `'text'`, `[1, 'a']`, `{'k': 'v'}`. */
 export function pythonRepr(v: unknown): string {
   if (v === null || v === undefined) return 'None'
@@ -10,6 +12,9 @@ export function pythonRepr(v: unknown): string {
   if (v === false) return 'False'
   if (typeof v === 'number') return String(v)
   if (typeof v === 'string') {
+    // An integer beyond 2^53 held exact (../json.ts): Python's int, all its digits.
+    const digits = exactIntegerText(v)
+    if (digits !== undefined) return digits
     if (v.includes("'") && !v.includes('"')) return `"${v}"`
     return `'${v.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`
   }
