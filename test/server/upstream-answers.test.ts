@@ -385,6 +385,7 @@ const rows: Row[] = [
     ['1', "1 is not a string: {'': ''}"],
     ['true', "True is not a string: {'': ''}"],
     ['{"a": 1}', "{'a': 1} is not a string: {'': ''}"],
+    [BIG, `${BIG} is not a string: {'': ''}`],
   ] as const).flatMap(([item, description]): Row[] => [
     {
       name: `group members [${item}]: ${description}`,
@@ -403,6 +404,7 @@ const rows: Row[] = [
   ]),
   ...([
     ['12', "12 is not a string: {'password': ''}"],
+    [BIG, `${BIG} is not a string: {'password': ''}`],
     ['["a"]', "['a'] is not a string: {'password': ''}"],
     ['null', 'Required'],
     ['0', 'Required'],
@@ -416,6 +418,31 @@ const rows: Row[] = [
       body: (b) => expect(b.details).toEqual([{location: 'body', name: 'data.password', description}]),
     }),
   ),
+  {
+    name: 'a batch sub-request whose method or path is an integer beyond 2^53 is not a string',
+    run: (r) => r('POST', '/v1/batch', {raw: `{"requests": [{"method": ${BIG}, "path": ${BIG}}]}`}),
+    status: 400,
+    errno: 107,
+    body: (b) =>
+      expect(b.details).toEqual([
+        {location: 'body', name: 'requests.0.method', description: `${BIG} is not a string: {'method': ''}`},
+        {location: 'body', name: 'requests.0.path', description: `${BIG} is not a string: {'path': ''}`},
+      ]),
+  },
+  {
+    name: 'a batch header whose value is an integer beyond 2^53 is a non string value',
+    run: (r) => r('POST', '/v1/batch', {raw: `{"requests": [{"path": "/", "headers": {"X-A": ${BIG}}}]}`}),
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.details).toEqual([{location: 'body', name: 'requests.0.headers', description: `{'X-A': ${BIG}} contains non string value`}]),
+  },
+  {
+    name: 'a body whose data is an integer beyond 2^53 is not a mapping (its digits in the message)',
+    run: (r) => r('PUT', `${C}/records/bigdata`, {raw: `{"data": ${BIG}}`}),
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.details).toEqual([{location: 'body', name: 'data', description: `"${BIG}" is not a mapping type: Does not implement dict-like functionality.`}]),
+  },
   // a plural POST reads no querystring (its request schema has none): nothing there is refused
   ...(['_limit=abc', '_since=abc', '_before=-1', 'last_modified=abc', 'id=5', 'id=a&id=b'] as const).map(
     (qs): Row => ({

@@ -8,7 +8,7 @@ import type {ErrorObject, ValidateFunction} from 'ajv'
 
 import {withDoubles} from '../json.js'
 import {lazy, lazyRequire} from '../lazy.js'
-import {pythonRepr} from './py-repr.js'
+import {isPythonStr, pythonRepr} from './py-repr.js'
 
 type AjvClass = typeof AjvModule.default
 const ajvModule = lazyRequire<{default?: AjvClass} & AjvClass>('ajv')
@@ -255,7 +255,7 @@ function describe(error: ErrorObject): {field: string; message: string} {
   let field = path.pop()
   if (field === undefined) {
     const value = error.schema as unknown
-    if ((Array.isArray(value) || typeof value === 'string') && value.length > 0) field = String(value[value.length - 1])
+    if ((Array.isArray(value) || isPythonStr(value)) && value.length > 0) field = String(value[value.length - 1])
     else field = error.schemaPath.split('/').pop() ?? ''
   }
   return {field, message: pythonMessage(error)}

@@ -25,7 +25,12 @@ export function pythonRepr(v: unknown): string {
 
 /** Python's str() of a JSON value (colander's `%s`): a string as it is, anything else as repr(). */
 export function pyRepr(v: unknown): string {
-  return typeof v === 'string' ? v : pythonRepr(v)
+  return isPythonStr(v) ? v : pythonRepr(v)
+}
+
+/** A JSON string of a request body: not an integer held exact (../json.ts), whose marker is a JS string. */
+export function isPythonStr(v: unknown): v is string {
+  return typeof v === 'string' && exactIntegerText(v) === undefined
 }
 
 /**
@@ -35,7 +40,7 @@ export function pyRepr(v: unknown): string {
  * "<value> is not a string: {'<node name>': ''}".
  */
 export function colanderStringError(v: unknown, nodeName = ''): string | undefined {
-  if (typeof v === 'string') return v === '' ? 'Required' : undefined
+  if (isPythonStr(v)) return v === '' ? 'Required' : undefined
   const falsy =
     v === undefined || v === null || v === false || v === 0 || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && Object.keys(v as object).length === 0)
   return falsy ? 'Required' : `${pyRepr(v)} is not a string: {'${nodeName}': ''}`
