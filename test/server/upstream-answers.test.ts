@@ -113,6 +113,55 @@ const rows: Row[] = [
     }),
   ),
   {
+    name: 'like_ ending with a lone backslash matches a literal backslash (not a storage error)',
+    setup: async (r) => {
+      await r('PUT', `${B}/collections/likeslash`)
+      await r('PUT', `${B}/collections/likeslash/records/slash`, {raw: '{"data": {"s": "b\\\\"}}'})
+      await r('PUT', `${B}/collections/likeslash/records/plain`, {raw: '{"data": {"s": "b"}}'})
+    },
+    run: (r) => r('GET', `${B}/collections/likeslash/records?like_s=${encodeURIComponent('*\\')}`),
+    status: 200,
+    body: (b) => expect(b.data.map((o: {id: string}) => o.id)).toEqual(['slash']),
+  },
+  {
+    name: 'a filter value holding a lone surrogate is a 400 (not a storage error)',
+    run: (r) => r('GET', `${C}/records?s=${encodeURIComponent('"\\ud800"')}`),
+    status: 400,
+    errno: 107,
+  },
+  {
+    name: 'a _token whose last object holds a NUL character has invalid content (not a storage error)',
+    run: (r) =>
+      r('GET', `${C}/records?_sort=s&_token=${encodeURIComponent(Buffer.from(JSON.stringify({last_object: {s: '\u0000x'}, offset: 0, nonce: 'n'})).toString('base64'))}`),
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.message).toBe('querystring: _token has invalid content'),
+  },
+  {
+    name: 'pages sorted on integers beyond 2^53 visit every record once',
+    setup: async (r) => {
+      await r('PUT', `${B}/collections/bigpages`)
+      for (const [id, v] of [['a', BIG], ['b', '12345678901234567891'], ['c', '5'], ['d', '12345678901234567892']]) {
+        await r('PUT', `${B}/collections/bigpages/records/${id}`, {raw: `{"data": {"v": ${v}}}`})
+      }
+    },
+    run: async (r) => {
+      const seen: string[] = []
+      let url: string | undefined = `${B}/collections/bigpages/records?_sort=v&_limit=1`
+      let last: Res | undefined
+      while (url) {
+        last = await r('GET', url)
+        expect(last.status, last.raw).toBe(200)
+        seen.push(...last.body.data.map((o: {id: string}) => o.id))
+        const next = last.headers['next-page'] as string | undefined
+        url = next ? next.replace(/^https?:\/\/[^/]+/, '') : undefined
+      }
+      expect(seen).toEqual(['c', 'a', 'b', 'd'])
+      return last!
+    },
+    status: 200,
+  },
+  {
     name: '_limit just above 2^63 is a 400 (compared exactly)',
     run: (r) => r('GET', `${C}/records?_limit=9223372036854775809`),
     status: 400,

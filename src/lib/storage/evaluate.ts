@@ -30,7 +30,10 @@ export function fieldValue(obj: KintoObject, field: string): JsonValue | Missing
 /** The ILIKE pattern upstream builds for `like`: `*` → `%`, and `%v%` when there is no `*`. */
 export function likePattern(value: unknown): string {
   const s = typeof value === 'string' ? value : String(value)
-  return (s.includes('*') ? s : `*${s}*`).replaceAll('*', '%')
+  const pattern = (s.includes('*') ? s : `*${s}*`).replaceAll('*', '%')
+  // A pattern ending with an unpaired escape character is an error in PostgreSQL (a 503 for a
+  // client's typo): that backslash stands for itself, as the in-memory matcher reads it.
+  return /(^|[^\\])(\\\\)*\\$/.test(pattern) ? pattern + '\\' : pattern
 }
 
 const likeCache = new Map<string, (text: string) => boolean>()
