@@ -6,8 +6,10 @@
 import {beforeEach, describe, expect, it} from 'vitest'
 
 import type {Backends} from '../../src/lib/backends.js'
+import {EXACT_INTEGER} from '../../src/lib/json.js'
 import {
   type Filter,
+  type JsonValue,
   type KintoObject,
   MISSING,
   ObjectNotFoundError,
@@ -419,6 +421,54 @@ export function storageContract(get: () => Backends): void {
       const tomb = await storage.delete(R, P, 'a')
       const since = await storage.list(R, P, {filters: [{field: 'last_modified', operator: 'gt', value: all[5].last_modified}], includeDeleted: true})
       expect(since).toEqual([{deleted: true, id: 'a', last_modified: tomb.last_modified}])
+    })
+  })
+
+  describe('integers beyond 2^53 (held exact: EXACT_INTEGER)', () => {
+    // jsonb keeps them as numeric: they are numbers among numbers, compared digit for digit;
+    // a double compares as the decimal text it is written as.
+    const big = (digits: string) => (EXACT_INTEGER + digits) as unknown as JsonValue
+    beforeEach(async () => {
+      const rows: Array<Record<string, unknown>> = [
+        {id: 'small', v: 5},
+        {id: 'big', v: big('12345678901234567890'), list: [big('12345678901234567890')]},
+        {id: 'bigger', v: big('12345678901234567891')},
+        {id: 'negative', v: big('-12345678901234567890')},
+        {id: 'double', v: 12345678901234567000},
+        {id: 'text', v: 'a'},
+      ]
+      for (const r of rows) await storage.create(R, P, r)
+    })
+
+    const cases: Array<[string, Filter, string[]]> = [
+      ['eq', {field: 'v', operator: 'eq', value: big('12345678901234567890')}, ['big']],
+      ['eq: a double is not the integer next to it', {field: 'v', operator: 'eq', value: big('12345678901234567000')}, ['double']],
+      ['gt a small number', {field: 'v', operator: 'gt', value: 5}, ['big', 'bigger', 'double']],
+      ['lt a small number', {field: 'v', operator: 'lt', value: 5}, ['negative', 'text']],
+      ['gt between two of them', {field: 'v', operator: 'gt', value: big('12345678901234567890')}, ['bigger']],
+      ['max: the double is below (as its decimal text, not its binary value)', {field: 'v', operator: 'max', value: big('12345678901234567100')}, ['double', 'negative', 'small', 'text']],
+      ['in', {field: 'v', operator: 'in', value: [big('12345678901234567891'), 5]}, ['bigger', 'small']],
+      ['contains', {field: 'list', operator: 'contains', value: [big('12345678901234567890')]}, ['big']],
+      ['contains_any', {field: 'list', operator: 'contains_any', value: [big('12345678901234567890')]}, ['big']],
+      ['like reads the digits', {field: 'v', operator: 'like', value: '*67890'}, ['big', 'negative']],
+    ]
+
+    for (const [title, filter, expected] of cases) {
+      it(title, async () => {
+        expect(sortedIds(await storage.list(R, P, {filters: [filter]}))).toEqual(expected)
+      })
+    }
+
+    it('a filter on id reads the digits', async () => {
+      await storage.create(R, P, {id: '12345678901234567890'})
+      for (const operator of ['eq', 'in'] as const) {
+        expect(ids(await storage.list(R, P, {filters: [{field: 'id', operator, value: big('12345678901234567890')}]}))).toEqual(['12345678901234567890'])
+      }
+    })
+
+    it('sort among numbers', async () => {
+      const sorting: Sort[] = [{field: 'v', direction: 1}]
+      expect(ids(await storage.list(R, P, {sorting}))).toEqual(['text', 'negative', 'small', 'double', 'big', 'bigger'])
     })
   })
 

@@ -77,6 +77,97 @@ const rows: Row[] = [
       expect(res.raw).toContain(`"v":${BIG}`)
     },
   },
+  // The querystring is JSON-decoded by upstream's native_value, whose parser keeps 64-bit integers
+  // exact: a filter on an integer beyond 2^53 finds it, and it sorts among numbers.
+  {
+    name: 'a filter on an integer beyond 2^53 compares every digit (eq, in, gt, not)',
+    setup: async (r) => {
+      const c = `${B}/collections/bigfilter`
+      await r('PUT', c)
+      await r('PUT', `${c}/records/big`, {raw: `{"data": {"v": ${BIG}}}`})
+      await r('PUT', `${c}/records/next`, {raw: '{"data": {"v": 12345678901234567891}}'})
+      await r('PUT', `${c}/records/small`, {raw: '{"data": {"v": 5}}'})
+      await r('PUT', `${c}/records/text`, {raw: '{"data": {"v": "a"}}'})
+    },
+    run: async (r) => {
+      const c = `${B}/collections/bigfilter/records`
+      const ids = async (qs: string) => ((await r('GET', `${c}?${qs}&_sort=id`)).body.data as Array<{id: string}>).map((o) => o.id)
+      expect(await ids(`v=${BIG}`)).toEqual(['big'])
+      expect(await ids(`in_v=${BIG},5`)).toEqual(['big', 'small'])
+      expect(await ids(`gt_v=${BIG}`)).toEqual(['next'])
+      expect(await ids('gt_v=5')).toEqual(['big', 'next'])
+      expect(await ids(`not_v=${BIG}`)).toEqual(['next', 'small', 'text'])
+      expect(await ids(`lt_v=${BIG}`)).toEqual(['small', 'text'])
+      return r('GET', `${c}?_sort=-v`)
+    },
+    status: 200,
+    body: (b) => expect(b.data.map((o: {id: string}) => o.id)).toEqual(['next', 'big', 'small', 'text']),
+  },
+  ...([`in_id=${BIG}`, `like_v=${BIG}`] as const).map(
+    (qs): Row => ({
+      name: `${qs} is "Invalid value for …" (an integer, not a string)`,
+      run: (r) => r('GET', `${C}/records?${qs}`),
+      status: 400,
+      errno: 107,
+      body: (b) => expect(b.message).toBe(`Invalid value for ${qs.split('=')[0]}`),
+    }),
+  ),
+  {
+    name: 'like_ ending with a lone backslash matches a literal backslash (not a storage error)',
+    setup: async (r) => {
+      await r('PUT', `${B}/collections/likeslash`)
+      await r('PUT', `${B}/collections/likeslash/records/slash`, {raw: '{"data": {"s": "b\\\\"}}'})
+      await r('PUT', `${B}/collections/likeslash/records/plain`, {raw: '{"data": {"s": "b"}}'})
+    },
+    run: (r) => r('GET', `${B}/collections/likeslash/records?like_s=${encodeURIComponent('*\\')}`),
+    status: 200,
+    body: (b) => expect(b.data.map((o: {id: string}) => o.id)).toEqual(['slash']),
+  },
+  {
+    name: 'a filter value holding a lone surrogate is a 400 (not a storage error)',
+    run: (r) => r('GET', `${C}/records?s=${encodeURIComponent('"\\ud800"')}`),
+    status: 400,
+    errno: 107,
+  },
+  {
+    name: 'a _token whose last object holds a NUL character has invalid content (not a storage error)',
+    run: (r) =>
+      r('GET', `${C}/records?_sort=s&_token=${encodeURIComponent(Buffer.from(JSON.stringify({last_object: {s: '\u0000x'}, offset: 0, nonce: 'n'})).toString('base64'))}`),
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.message).toBe('querystring: _token has invalid content'),
+  },
+  {
+    name: 'pages sorted on integers beyond 2^53 visit every record once',
+    setup: async (r) => {
+      await r('PUT', `${B}/collections/bigpages`)
+      for (const [id, v] of [['a', BIG], ['b', '12345678901234567891'], ['c', '5'], ['d', '12345678901234567892']]) {
+        await r('PUT', `${B}/collections/bigpages/records/${id}`, {raw: `{"data": {"v": ${v}}}`})
+      }
+    },
+    run: async (r) => {
+      const seen: string[] = []
+      let url: string | undefined = `${B}/collections/bigpages/records?_sort=v&_limit=1`
+      let last: Res | undefined
+      while (url) {
+        last = await r('GET', url)
+        expect(last.status, last.raw).toBe(200)
+        seen.push(...last.body.data.map((o: {id: string}) => o.id))
+        const next = last.headers['next-page'] as string | undefined
+        url = next ? next.replace(/^https?:\/\/[^/]+/, '') : undefined
+      }
+      expect(seen).toEqual(['c', 'a', 'b', 'd'])
+      return last!
+    },
+    status: 200,
+  },
+  {
+    name: '_limit just above 2^63 is a 400 (compared exactly)',
+    run: (r) => r('GET', `${C}/records?_limit=9223372036854775809`),
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.message).toBe('_limit in querystring: 9223372036854775809 is greater than maximum value 9223372036854775808'),
+  },
   {
     name: "a client-given last_modified in the past never becomes the list's timestamp",
     run: async (r) => {
@@ -158,6 +249,20 @@ const rows: Row[] = [
     status: 400,
     errno: 107,
     body: (b) => expect(b.details[0].name).toBe('data.schema'),
+  },
+  {
+    name: 'a schema holding an integer beyond 2^53 is a valid schema, and records are validated against it',
+    setup: (r) => r('PUT', `${B}/collections/bigschema`, {raw: `{"data": {"schema": {"type": "object", "properties": {"n": {"maximum": ${BIG}}, "e": {"enum": [${BIG}, 1]}}}}}`}),
+    run: async (r) => {
+      const c = `${B}/collections/bigschema/records`
+      expect((await r('PUT', `${c}/ok`, {raw: `{"data": {"n": 5, "e": ${BIG}}}`})).status).toBe(201)
+      const refused = await r('PUT', `${c}/ko`, {raw: '{"data": {"e": 2}}'})
+      expect(refused.status).toBe(400)
+      expect(refused.body.details).toEqual([{location: 'body', name: 'e', description: `2 is not one of [${BIG}, 1]`}])
+      return r('GET', `${B}/collections/bigschema`)
+    },
+    status: 200,
+    body: (_b, res) => expect(res.raw).toContain(`"maximum":${BIG}`),
   },
   // ---- a collection's cache_expires is colander.Int(missing=drop): Python's int() of what is
   // sent, and a value colander reads as "nothing" (null, "", [], {}) drops the field
@@ -329,6 +434,7 @@ const rows: Row[] = [
     ['1', "1 is not a string: {'': ''}"],
     ['true', "True is not a string: {'': ''}"],
     ['{"a": 1}', "{'a': 1} is not a string: {'': ''}"],
+    [BIG, `${BIG} is not a string: {'': ''}`],
   ] as const).flatMap(([item, description]): Row[] => [
     {
       name: `group members [${item}]: ${description}`,
@@ -347,6 +453,7 @@ const rows: Row[] = [
   ]),
   ...([
     ['12', "12 is not a string: {'password': ''}"],
+    [BIG, `${BIG} is not a string: {'password': ''}`],
     ['["a"]', "['a'] is not a string: {'password': ''}"],
     ['null', 'Required'],
     ['0', 'Required'],
@@ -360,6 +467,31 @@ const rows: Row[] = [
       body: (b) => expect(b.details).toEqual([{location: 'body', name: 'data.password', description}]),
     }),
   ),
+  {
+    name: 'a batch sub-request whose method or path is an integer beyond 2^53 is not a string',
+    run: (r) => r('POST', '/v1/batch', {raw: `{"requests": [{"method": ${BIG}, "path": ${BIG}}]}`}),
+    status: 400,
+    errno: 107,
+    body: (b) =>
+      expect(b.details).toEqual([
+        {location: 'body', name: 'requests.0.method', description: `${BIG} is not a string: {'method': ''}`},
+        {location: 'body', name: 'requests.0.path', description: `${BIG} is not a string: {'path': ''}`},
+      ]),
+  },
+  {
+    name: 'a batch header whose value is an integer beyond 2^53 is a non string value',
+    run: (r) => r('POST', '/v1/batch', {raw: `{"requests": [{"path": "/", "headers": {"X-A": ${BIG}}}]}`}),
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.details).toEqual([{location: 'body', name: 'requests.0.headers', description: `{'X-A': ${BIG}} contains non string value`}]),
+  },
+  {
+    name: 'a body whose data is an integer beyond 2^53 is not a mapping (its digits in the message)',
+    run: (r) => r('PUT', `${C}/records/bigdata`, {raw: `{"data": ${BIG}}`}),
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.details).toEqual([{location: 'body', name: 'data', description: `"${BIG}" is not a mapping type: Does not implement dict-like functionality.`}]),
+  },
   // a plural POST reads no querystring (its request schema has none): nothing there is refused
   ...(['_limit=abc', '_since=abc', '_before=-1', 'last_modified=abc', 'id=5', 'id=a&id=b'] as const).map(
     (qs): Row => ({

@@ -118,7 +118,8 @@ function unsafeString(s: string): string | null {
 
 /**
  * upstream's native_value for querystring values: JSON-decode when it parses, else keep the raw
- * string. Numbers that overflow stay strings.
+ * string. Numbers that overflow stay strings. Integers beyond 2^53 keep every digit (an exact
+ * integer, see ../json.ts), as upstream's parser keeps them: `?v=12345678901234567890` finds them.
  */
 export function nativeValue(raw: string): unknown {
   const trimmed = raw.trim()
@@ -129,7 +130,7 @@ export function nativeValue(raw: string): unknown {
   try {
     const v = JSON.parse(trimmed)
     if (typeof v === 'number' && !Number.isFinite(v)) return raw
-    return v
+    return exactValue(trimmed, v)
   } catch {
     return raw
   }

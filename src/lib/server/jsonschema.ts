@@ -8,7 +8,7 @@ import type {ErrorObject, ValidateFunction} from 'ajv'
 
 import {withDoubles} from '../json.js'
 import {lazy, lazyRequire} from '../lazy.js'
-import {pythonRepr} from './py-repr.js'
+import {isPythonStr, pythonRepr} from './py-repr.js'
 
 type AjvClass = typeof AjvModule.default
 const ajvModule = lazyRequire<{default?: AjvClass} & AjvClass>('ajv')
@@ -85,7 +85,8 @@ function bestError(errors: ErrorObject[]): ErrorObject {
 /** Why `schema` is not a valid Draft 7 JSON schema (upstream: `<field><message>`), or null. */
 export function checkSchema(schema: unknown): string | null {
   const {draft7} = validator()
-  if (draft7(schema)) return null
+  // An integer beyond 2^53 (`"maximum": 12345678901234567890`) is a number for the meta-schema.
+  if (draft7(withDoubles(schema))) return null
   if (!draft7.errors?.length) return 'Invalid JSON schema'
   const error = bestError(draft7.errors)
   const where = error.instancePath ? (error.instancePath.split('/').pop() ?? '') : ''
@@ -173,7 +174,8 @@ function compile(schema: Record<string, unknown>, allErrors = false): ValidateFu
     // Schemas are checked as Draft 7 whatever their `$schema` says, as upstream's checks do.
     const {$schema: _ignored, ...rest} = schema
     try {
-      fn = (allErrors ? allErrorsValidator() : validator().ajv).compile(withLazyRefs(rest))
+      // Integers beyond 2^53 as the nearest doubles, as the data is validated (ajv knows numbers only).
+      fn = (allErrors ? allErrorsValidator() : validator().ajv).compile(withLazyRefs(withDoubles(rest) as Record<string, unknown>))
     } catch (err) {
       throw new SchemaValidationError('schema', (err as Error).message)
     }
@@ -253,10 +255,31 @@ function describe(error: ErrorObject): {field: string; message: string} {
   let field = path.pop()
   if (field === undefined) {
     const value = error.schema as unknown
-    if ((Array.isArray(value) || typeof value === 'string') && value.length > 0) field = String(value[value.length - 1])
+    if ((Array.isArray(value) || isPythonStr(value)) && value.length > 0) field = String(value[value.length - 1])
     else field = error.schemaPath.split('/').pop() ?? ''
   }
   return {field, message: pythonMessage(error)}
+}
+
+/** The value a JSON pointer (`/a/0`, from ajv's instancePath) names in `root`, or undefined. */
+function instanceTarget(root: unknown, pointer: string): unknown {
+  let cur: unknown = root
+  for (const raw of pointer.split('/').slice(1)) {
+    const part = raw.replaceAll('~1', '/').replaceAll('~0', '~')
+    if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, part)) return undefined
+    cur = (cur as Record<string, unknown>)[part]
+  }
+  return cur
+}
+
+/**
+ * The error with the failing value and keyword value taken from the data and schema as sent
+ * (validation saw integers beyond 2^53 as doubles): messages show every digit, as upstream's.
+ */
+function withOriginalValues(error: ErrorObject, data: unknown, schema: Record<string, unknown>): ErrorObject {
+  const value = instanceTarget(data, error.instancePath)
+  const keyword = pointerTarget(schema, error.schemaPath)
+  return {...error, data: value === undefined ? error.data : value, schema: keyword === undefined ? error.schema : keyword}
 }
 
 /**
@@ -291,7 +314,8 @@ export function validateAgainstSchema(
     const all = compile(effective, true)
     all(filtered)
     const {$schema: _ignored, ...rest} = effective
-    const {field, message} = describe(all.errors?.length ? withAllExtras(firstInSchemaOrder(all.errors, rest), all.errors) : bestError(fn.errors!))
+    const error = all.errors?.length ? withAllExtras(firstInSchemaOrder(all.errors, rest), all.errors) : bestError(fn.errors!)
+    const {field, message} = describe(withOriginalValues(error, Object.fromEntries(Object.entries(data).filter(([k]) => !ignore.includes(k))), rest))
     throw new SchemaValidationError(field, message)
   }
 }

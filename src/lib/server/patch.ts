@@ -2,6 +2,7 @@
  * PATCH helpers: JSON merge-patch (RFC 7396) and JSON-Patch (RFC 6902), applied to copies.
  */
 import {pyRepr} from './py-repr.js'
+import {exactIntegerText} from '../json.js'
 
 export type Json = null | boolean | number | string | Json[] | {[key: string]: Json}
 
@@ -155,7 +156,7 @@ function source(doc: unknown, pointer: string): unknown {
 /** Python's type() of a JSON value, as python-json-patch's failed test shows it (with str()). */
 function pyType(v: unknown): string {
   const name =
-    v === null ? 'NoneType' : typeof v === 'boolean' ? 'bool' : typeof v === 'number' ? (Number.isInteger(v) ? 'int' : 'float') : typeof v === 'string' ? 'str' : Array.isArray(v) ? 'list' : 'dict'
+    v === null ? 'NoneType' : typeof v === 'boolean' ? 'bool' : typeof v === 'number' || exactIntegerText(v) !== undefined ? (typeof v !== 'number' || Number.isInteger(v) ? 'int' : 'float') : typeof v === 'string' ? 'str' : Array.isArray(v) ? 'list' : 'dict'
   return `<class '${name}'>`
 }
 

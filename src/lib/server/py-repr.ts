@@ -3,6 +3,8 @@
  * (colander's and jsonschema's messages show request values this way).
  */
 
+import {exactIntegerText} from '../json.js'
+
 /** Python's repr() of a JSON value: `None`, `True`, `'text'`, `[1, 'a']`, `{'k': 'v'}`. */
 export function pythonRepr(v: unknown): string {
   if (v === null || v === undefined) return 'None'
@@ -10,6 +12,9 @@ export function pythonRepr(v: unknown): string {
   if (v === false) return 'False'
   if (typeof v === 'number') return String(v)
   if (typeof v === 'string') {
+    // An integer beyond 2^53 held exact (../json.ts): Python's int, all its digits.
+    const digits = exactIntegerText(v)
+    if (digits !== undefined) return digits
     if (v.includes("'") && !v.includes('"')) return `"${v}"`
     return `'${v.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`
   }
@@ -20,7 +25,12 @@ export function pythonRepr(v: unknown): string {
 
 /** Python's str() of a JSON value (colander's `%s`): a string as it is, anything else as repr(). */
 export function pyRepr(v: unknown): string {
-  return typeof v === 'string' ? v : pythonRepr(v)
+  return isPythonStr(v) ? v : pythonRepr(v)
+}
+
+/** A JSON string of a request body: not an integer held exact (../json.ts), whose marker is a JS string. */
+export function isPythonStr(v: unknown): v is string {
+  return typeof v === 'string' && exactIntegerText(v) === undefined
 }
 
 /**
@@ -30,7 +40,7 @@ export function pyRepr(v: unknown): string {
  * "<value> is not a string: {'<node name>': ''}".
  */
 export function colanderStringError(v: unknown, nodeName = ''): string | undefined {
-  if (typeof v === 'string') return v === '' ? 'Required' : undefined
+  if (isPythonStr(v)) return v === '' ? 'Required' : undefined
   const falsy =
     v === undefined || v === null || v === false || v === 0 || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && Object.keys(v as object).length === 0)
   return falsy ? 'Required' : `${pyRepr(v)} is not a string: {'${nodeName}': ''}`

@@ -18,7 +18,7 @@ import {parseQuery} from './querystring.js'
 import {consumeTokenNonce} from './resource/pagination.js'
 import {Turns} from './batch-turns.js'
 import {batchBackends} from './prefetch.js'
-import {colanderStringError, pyRepr} from './py-repr.js'
+import {colanderStringError, isPythonStr, pyRepr} from './py-repr.js'
 import {writeTarget} from './resource/services.js'
 import {decodePath, type Service, type ViewDef} from './router.js'
 import type {Runtime} from './runtime.js'
@@ -226,7 +226,7 @@ function validateBatchRequest(spec: unknown, where: string, issues: ValidationIs
   if (spec.headers !== undefined) {
     if (!isPlainObject(spec.headers)) {
       issues.push({location: 'body', name: `${where}.headers`, description: `"${pyRepr(spec.headers)}" is not a mapping type: Does not implement dict-like functionality.`})
-    } else if (!Object.values(spec.headers).every((v) => typeof v === 'string')) {
+    } else if (!Object.values(spec.headers).every(isPythonStr)) {
       issues.push({location: 'body', name: `${where}.headers`, description: `${pyRepr(spec.headers)} contains non string value`})
     } else {
       for (const [k, v] of Object.entries(spec.headers)) {

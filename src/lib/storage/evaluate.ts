@@ -2,6 +2,7 @@
  * Filters, pagination rules and sorting evaluated in memory with the postgresql backend's semantics
  *: the same rows match and come out in the same order as the SQL would give.
  */
+import {exactIntegerText, stringifyJson} from '../json.js'
 import {compareCodePoints, compareJsonb, ilikeMatcher, jsonbAsText, jsonbContains, jsonbEquals, pyTruthy} from './jsonb.js'
 import {type Filter, type JsonValue, type KintoObject, MISSING, type Missing, type Sort} from './types.js'
 
@@ -29,7 +30,10 @@ export function fieldValue(obj: KintoObject, field: string): JsonValue | Missing
 /** The ILIKE pattern upstream builds for `like`: `*` → `%`, and `%v%` when there is no `*`. */
 export function likePattern(value: unknown): string {
   const s = typeof value === 'string' ? value : String(value)
-  return (s.includes('*') ? s : `*${s}*`).replaceAll('*', '%')
+  const pattern = (s.includes('*') ? s : `*${s}*`).replaceAll('*', '%')
+  // A pattern ending with an unpaired escape character is an error in PostgreSQL (a 503 for a
+  // client's typo): that backslash stands for itself, as the in-memory matcher reads it.
+  return /(^|[^\\])(\\\\)*\\$/.test(pattern) ? pattern + '\\' : pattern
 }
 
 const likeCache = new Map<string, (text: string) => boolean>()
@@ -50,8 +54,10 @@ function asList(value: unknown): JsonValue[] {
   return Array.isArray(value) ? (value as JsonValue[]) : [value as JsonValue]
 }
 
-function idText(v: unknown): string {
-  return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : JSON.stringify(v)
+/** A filter value on the id column as text: a number as its digits (upstream's str()), an exact integer too. */
+export function idText(v: unknown): string {
+  if (typeof v === 'string') return exactIntegerText(v) ?? v
+  return typeof v === 'number' ? String(v) : stringifyJson(v)
 }
 
 function epoch(v: unknown): number {

@@ -4,6 +4,7 @@
  * containment (`@>`), the text form of `->>` and ILIKE patterns. Strings compare as in the "C"
  * collation (code point order), which is what the PGlite engine and C/C.UTF-8 databases use.
  */
+import {exactIntegerText} from '../json.js'
 import type {JsonValue} from './types.js'
 
 // jsonb value type codes, in PostgreSQL's order (jbvNull < jbvString < jbvNumeric < jbvBool < jbvArray < jbvObject).
@@ -30,7 +31,8 @@ function scalarType(v: JsonValue): number {
   if (v === null) return T_NULL
   switch (typeof v) {
     case 'string':
-      return T_STRING
+      // An integer beyond 2^53 held exact (json.ts) is a number: jsonb stores it as numeric.
+      return exactIntegerText(v) === undefined ? T_STRING : T_NUMBER
     case 'number':
       return T_NUMBER
     case 'boolean':
@@ -106,12 +108,50 @@ function compareScalars(type: number, a: JsonValue, b: JsonValue): number {
     case T_STRING:
       return compareCodePoints(a as string, b as string)
     case T_NUMBER:
-      return (a as number) === (b as number) ? 0 : (a as number) < (b as number) ? -1 : 1
+      return compareNumbers(a as number | string, b as number | string)
     case T_BOOL:
       return a === b ? 0 : a ? 1 : -1
     default:
       return 0
   }
+}
+
+/**
+ * Two jsonb numbers, as PostgreSQL's numeric compares them. Doubles compare as doubles (the same
+ * order as their decimal texts); an exact integer (json.ts) is compared with the decimal text the
+ * other number is stored as (numericText): 12345678901234567000 is below 12345678901234567100,
+ * although the double written 12345678901234567000 is 12345678901234567168.
+ */
+export function compareNumbers(a: number | string, b: number | string): number {
+  if (typeof a === 'number' && typeof b === 'number') return a === b ? 0 : a < b ? -1 : 1
+  return compareDecimals(numberText(a), numberText(b))
+}
+
+function numberText(v: number | string): string {
+  return typeof v === 'number' ? numericText(v) : (exactIntegerText(v) ?? v)
+}
+
+/** Two decimal texts without exponent (`-12.50`), compared by value. */
+function compareDecimals(a: string, b: string): number {
+  const pa = decimalParts(a)
+  const pb = decimalParts(b)
+  if (pa.negative !== pb.negative) return pa.negative ? -1 : 1
+  const sign = pa.negative ? -1 : 1
+  if (pa.int.length !== pb.int.length) return pa.int.length < pb.int.length ? -sign : sign
+  if (pa.int !== pb.int) return pa.int < pb.int ? -sign : sign
+  const width = Math.max(pa.frac.length, pb.frac.length)
+  const fa = pa.frac.padEnd(width, '0')
+  const fb = pb.frac.padEnd(width, '0')
+  return fa === fb ? 0 : fa < fb ? -sign : sign
+}
+
+function decimalParts(text: string): {negative: boolean; int: string; frac: string} {
+  const negative = text.startsWith('-')
+  const [intPart, frac = ''] = text.replace(/^[-+]/, '').split('.')
+  const int = intPart.replace(/^0+/, '')
+  const fraction = frac.replace(/0+$/, '')
+  // Zero has no sign in numeric.
+  return {negative: negative && (int !== '' || fraction !== ''), int, frac: fraction}
 }
 
 /**
@@ -208,7 +248,7 @@ export function numericText(n: number): string {
 /** The text PostgreSQL prints for a jsonb value (`jsonb::text`): `{"a": 1, "b": [1, 2]}`. */
 export function jsonbText(v: JsonValue): string {
   if (v === null) return 'null'
-  if (typeof v === 'string') return JSON.stringify(v)
+  if (typeof v === 'string') return exactIntegerText(v) ?? JSON.stringify(v)
   if (typeof v === 'number') return numericText(v)
   if (typeof v === 'boolean') return v ? 'true' : 'false'
   if (Array.isArray(v)) return '[' + v.map(jsonbText).join(', ') + ']'
@@ -219,7 +259,7 @@ export function jsonbText(v: JsonValue): string {
 /** `->>`: a string's own text, SQL NULL (undefined) for JSON null, the jsonb text otherwise. */
 export function jsonbAsText(v: JsonValue): string | undefined {
   if (v === null) return undefined
-  if (typeof v === 'string') return v
+  if (typeof v === 'string') return exactIntegerText(v) ?? v
   return jsonbText(v)
 }
 

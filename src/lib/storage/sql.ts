@@ -3,7 +3,8 @@
  * `objects` table. Every value AND every JSON path element is a bind parameter; the SQL text is only
  * ever made of fixed pieces and `$n` placeholders, never of input.
  */
-import {likePattern} from './evaluate.js'
+import {stringifyJson} from '../json.js'
+import {idText, likePattern} from './evaluate.js'
 import {type Filter, type JsonValue, MISSING, type Sort} from './types.js'
 import {pyTruthy} from './jsonb.js'
 import {hasWildcard, wildcardToLike} from './wildcard.js'
@@ -32,7 +33,7 @@ function jsonField(field: string, params: Params, lastAsText = false): string {
 function containmentJson(field: string, value: JsonValue): string {
   let obj: JsonValue = value
   for (const part of field.split('.').reverse()) obj = {[part]: obj}
-  return JSON.stringify(obj)
+  return stringifyJson(obj)
 }
 
 function isScalar(v: unknown): boolean {
@@ -41,10 +42,6 @@ function isScalar(v: unknown): boolean {
 
 function asList(value: unknown): JsonValue[] {
   return Array.isArray(value) ? (value as JsonValue[]) : [value as JsonValue]
-}
-
-function idText(v: unknown): string {
-  return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : JSON.stringify(v)
 }
 
 function epochParam(v: unknown): string {
@@ -124,32 +121,32 @@ function dataCondition(f: Filter, params: Params): string {
   switch (f.operator) {
     case 'eq':
       if (isScalar(v)) return `(${field} IS NOT NULL AND data @> ${params.add(containmentJson(f.field, v))}::jsonb)`
-      return `(${field} IS NOT NULL AND ${field} = ${params.add(JSON.stringify(v))}::jsonb)`
+      return `(${field} IS NOT NULL AND ${field} = ${params.add(stringifyJson(v))}::jsonb)`
     case 'not':
-      return `(${field} IS NULL OR ${field} <> ${params.add(JSON.stringify(v))}::jsonb)`
+      return `(${field} IS NULL OR ${field} <> ${params.add(stringifyJson(v))}::jsonb)`
     case 'lt':
     case 'max':
-      return `${field} ${COMPARATORS[f.operator]} ${params.add(JSON.stringify(v))}::jsonb`
+      return `${field} ${COMPARATORS[f.operator]} ${params.add(stringifyJson(v))}::jsonb`
     case 'gt':
     case 'min':
-      return `(${field} IS NULL OR ${field} ${COMPARATORS[f.operator]} ${params.add(JSON.stringify(v))}::jsonb)`
+      return `(${field} IS NULL OR ${field} ${COMPARATORS[f.operator]} ${params.add(stringifyJson(v))}::jsonb)`
     case 'in': {
       const list = asList(v)
       if (list.length === 0) return 'FALSE'
-      return `(${field} IS NOT NULL AND ${field} = ANY(${params.add(list.map((x) => JSON.stringify(x)))}::jsonb[]))`
+      return `(${field} IS NOT NULL AND ${field} = ANY(${params.add(list.map((x) => stringifyJson(x)))}::jsonb[]))`
     }
     case 'exclude': {
       const list = asList(v)
       // Upstream's `NOT IN (NULL)` for an empty list: only objects without the field match.
       if (list.length === 0) return `${field} IS NULL`
-      return `(${field} IS NULL OR ${field} <> ALL(${params.add(list.map((x) => JSON.stringify(x)))}::jsonb[]))`
+      return `(${field} IS NULL OR ${field} <> ALL(${params.add(list.map((x) => stringifyJson(x)))}::jsonb[]))`
     }
     case 'has':
       return pyTruthy(v) ? `${field} IS NOT NULL` : `${field} IS NULL`
     case 'contains':
       return `(${field} IS NOT NULL AND data @> ${params.add(containmentJson(f.field, v))}::jsonb)`
     case 'contains_any': {
-      const list = asList(v).map((x) => JSON.stringify(x))
+      const list = asList(v).map((x) => stringifyJson(x))
       return (
         `(${field} IS NOT NULL AND jsonb_typeof(${field}) = 'array'` +
         ` AND (SELECT array_agg(e) FROM jsonb_array_elements(${field}) AS e) && ${params.add(list)}::jsonb[])`

@@ -5,7 +5,7 @@
 import {invalid, invalidParameters, type ValidationIssue} from '../errors.js'
 import {applyJsonPatch, isPlainObject, JsonPatchError, setOwn, type PatchOperation} from '../patch.js'
 import {PERMISSIONS_FIELD, type Annotated} from './definition.js'
-import {colanderStringError, pyRepr} from '../py-repr.js'
+import {colanderStringError, isPythonStr, pyRepr} from '../py-repr.js'
 
 export function validateJsonPatch(body: unknown): PatchOperation[] {
   if (!Array.isArray(body)) throw invalid('body', '', `"${pyRepr(body)}" is not iterable`)
@@ -89,7 +89,7 @@ export function applyPatchDocument(obj: Annotated | null, ops: PatchOperation[])
   if (isPlainObject(doc.permissions)) {
     for (const [perm, principals] of Object.entries(doc.permissions)) {
       if (isPlainObject(principals)) setOwn(permissions, perm, Object.keys(principals))
-      else if (Array.isArray(principals)) setOwn(permissions, perm, principals.filter((p): p is string => typeof p === 'string'))
+      else if (Array.isArray(principals)) setOwn(permissions, perm, principals.filter(isPythonStr))
     }
   }
   for (const op of ops.filter(isPrincipalOp)) {

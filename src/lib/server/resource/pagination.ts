@@ -5,6 +5,8 @@
 import {randomUUID} from 'node:crypto'
 
 import {asInt} from '../../config/settings.js'
+import {parseJson, stringifyJson, withDoubles} from '../../json.js'
+import {unsafeValue} from '../json.js'
 import {MISSING, type Filter, type JsonValue, type Sort} from '../../storage/types.js'
 import type {RequestContext} from '../context.js'
 import {invalidParameters} from '../errors.js'
@@ -51,7 +53,7 @@ export async function nextPageUrl(r: ResourceRequest, sorting: Sort[], limit: nu
     const v = findNestedValue(lastObject, field)
     if (v !== MISSING) last[field] = v
   }
-  const token = Buffer.from(JSON.stringify({last_object: last, offset, nonce}), 'utf8').toString('base64')
+  const token = Buffer.from(stringifyJson({last_object: last, offset, nonce}), 'utf8').toString('base64')
   const params = new Map<string, string>()
   for (const [k, v] of r.ctx.req.query) params.set(k, Array.isArray(v) ? v[v.length - 1] : v)
   params.set('_limit', String(limit))
@@ -82,11 +84,14 @@ function valueOrMissing(obj: Record<string, unknown>, field: string): JsonValue 
 function decodeToken(token: string): Record<string, unknown> | null {
   let info: unknown
   try {
-    info = JSON.parse(decodeBase64Strict(token))
+    info = parseJson(decodeBase64Strict(token))
   } catch {
     return null
   }
   if (!isPlainObject(info) || !isPlainObject(info.last_object) || !('offset' in info) || !('nonce' in info)) return null
+  // Values the storage cannot compare (a NUL, a lone surrogate: PostgreSQL refuses them) are not
+  // from a token of ours. Integers beyond 2^53 are written as numbers and read back exact.
+  if (unsafeValue(withDoubles(info.last_object)) !== null) return null
   return info
 }
 
