@@ -137,6 +137,32 @@ describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
     expect(fresh.some((w) => processAlive(w.pid))).toBe(false)
   }, 240_000)
 
+  test('a worker that stops answering its primary (blocked event loop) is killed after --worker-timeout and replaced', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2', '--worker-timeout', '3'])
+    servers.push(server)
+    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
+    const before = await until('2 workers', () => workers().length === 2 && workers())
+    // A stopped process runs nothing, as one stuck in an endless loop: connections handed to it
+    // would hang until their clients give up, and it would never be replaced.
+    const stuck = before[0].pid
+    process.kill(stuck, 'SIGSTOP')
+    const after = await until(
+      'the stuck worker replaced',
+      () => {
+        const w = workers()
+        return !processAlive(stuck) && w.length === 2 && !w.some((e) => e.pid === stuck) && w
+      },
+      40_000,
+    )
+    expect(after.map((w) => w.pid)).toContain(before[1].pid)
+    expect(server.output()).toMatch(new RegExp(`Worker ${stuck} has not answered for more than 3 s`))
+    expect(server.output()).toMatch(new RegExp(`Worker ${stuck} exited \\(SIGKILL\\); starting another`))
+    expect((await freshGet(server.url)).status).toBe(200)
+    expect(await server.stop()).toEqual({code: 0, signal: null})
+  }, 120_000)
+
   test('a rolling restart whose new worker cannot start: the running workers stay, reload --restart says why and exits 1 at once', async () => {
     const i = await opsIni('postgresql')
     inis.push(i)

@@ -20,6 +20,13 @@ export interface WorkerMessage {
   hint?: string
 }
 
+/** A serving worker's sign of life, sent every WORKER_ALIVE_MS: its event loop runs. */
+export interface WorkerAlive {
+  kind: 'kinto-worker-alive'
+}
+
+export const WORKER_ALIVE_MS = 1000
+
 export async function serveWorker(options: ServeOptions): Promise<number> {
   const {config, log} = options
   const signals = signalQueue()
@@ -32,6 +39,11 @@ export async function serveWorker(options: ServeOptions): Promise<number> {
   // The primary is gone (killed): stop as if told to.
   const orphaned = () => process.emit('SIGTERM', 'SIGTERM')
   process.on('disconnect', orphaned)
+  // Timer callbacks run only while the event loop does: a worker stuck in a request stops sending.
+  const alive: WorkerAlive = {kind: 'kinto-worker-alive'}
+  const heartbeat = setInterval(() => {
+    if (process.connected) process.send?.(alive)
+  }, WORKER_ALIVE_MS).unref()
   try {
     try {
       server = await startServer(config, {
@@ -58,6 +70,7 @@ export async function serveWorker(options: ServeOptions): Promise<number> {
     const {forced} = await server.close()
     return forced ? ExitCode.FAILED : ExitCode.OK
   } finally {
+    clearInterval(heartbeat)
     process.off('disconnect', orphaned)
     signals.dispose()
     // The IPC channel would keep this process alive: let go of the primary.
