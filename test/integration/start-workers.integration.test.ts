@@ -163,6 +163,36 @@ describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
     expect(await server.stop()).toEqual({code: 0, signal: null})
   }, 120_000)
 
+  test('a primary killed (SIGKILL, OOM killer): each worker finishes its requests in flight, then stops', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2'])
+    servers.push(server)
+    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
+    const before = await until('2 workers', () => workers().length === 2 && workers())
+    // A request in flight on a worker: its body arrives in two parts, the primary dies in between.
+    const body = JSON.stringify({data: {id: 'orphaned'}})
+    const answer = new Promise<number>((resolve, reject) => {
+      const req = httpRequest(`${server.url}buckets`, {
+        method: 'POST',
+        agent: false,
+        headers: {'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Authorization: 'Basic ' + Buffer.from('a:b').toString('base64')},
+      })
+      req.on('response', (res) => {
+        res.resume()
+        resolve(res.statusCode!)
+      })
+      req.on('error', reject)
+      req.write(body.slice(0, 5))
+      setTimeout(() => {
+        process.kill(server.pid, 'SIGKILL')
+        setTimeout(() => req.end(body.slice(5)), 1000)
+      }, 500)
+    })
+    expect(await answer).toBe(201)
+    await until('the workers to stop', () => !before.some((w) => processAlive(w.pid)))
+  }, 120_000)
+
   test('a rolling restart whose new worker cannot start: the running workers stay, reload --restart says why and exits 1 at once', async () => {
     const i = await opsIni('postgresql')
     inis.push(i)

@@ -36,7 +36,12 @@ export async function serveWorker(options: ServeOptions): Promise<number> {
     if (!server) pendingReload = true
     else reloadAndLog(server, log, ` (worker ${process.pid})`)
   })
-  // The primary is gone (killed): stop as if told to.
+  // The primary is gone (killed): stop as if told to, finishing the requests in flight. node:cluster
+  // exits a worker at once when its channel to the primary closes unless the worker disconnected
+  // itself (its exitedAfterDisconnect): that cut every request the worker was serving, and left
+  // its run record and database connections behind. The flag is node:cluster's own, on this
+  // process's side only (the primary keeps its own for this worker).
+  if (cluster.worker) cluster.worker.exitedAfterDisconnect = true
   const orphaned = () => process.emit('SIGTERM', 'SIGTERM')
   process.on('disconnect', orphaned)
   // Timer callbacks run only while the event loop does: a worker stuck in a request stops sending.
@@ -73,7 +78,8 @@ export async function serveWorker(options: ServeOptions): Promise<number> {
     clearInterval(heartbeat)
     process.off('disconnect', orphaned)
     signals.dispose()
-    // The IPC channel would keep this process alive: let go of the primary.
-    cluster.worker?.disconnect()
+    // The IPC channel would keep this process alive: let go of the primary (if it is still there:
+    // disconnecting a closed channel is an error).
+    if (process.connected) cluster.worker?.disconnect()
   }
 }
