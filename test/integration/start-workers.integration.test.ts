@@ -144,6 +144,9 @@ describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
     servers.push(server)
     const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
     const before = await until('2 workers', () => workers().length === 2 && workers())
+    // SIGUSR2 sent to a worker too (to the process group) is the primary's business: the worker
+    // ignores it instead of dying of it (checked below: it still serves, never replaced).
+    process.kill(before[1].pid, 'SIGUSR2')
     // A stopped process runs nothing, as one stuck in an endless loop: connections handed to it
     // would hang until their clients give up, and it would never be replaced.
     const stuck = before[0].pid

@@ -73,6 +73,19 @@ describe('kinto start', () => {
     expect(readdirSync(path.join(path.dirname(ini), '.kinto-run')).filter((f) => f.startsWith(`${started.pid}.`))).toEqual([])
   }, 90_000)
 
+  test('SIGUSR2 (the rolling restart of --workers) does not kill a single-process server: it says so and serves on', async () => {
+    const ini = iniFile({})
+    const started = await spawnStart(['--ini', ini, '--port', '0'])
+    running.push(started.child)
+    started.child.kill('SIGUSR2')
+    await new Promise((r) => setTimeout(r, 500))
+    expect([started.child.exitCode, started.child.signalCode]).toEqual([null, null])
+    expect((await fetch(started.url)).status).toBe(200)
+    expect(started.stderr()).toMatch(/SIGUSR2: .*restart it with its process manager/)
+    started.child.kill('SIGTERM')
+    expect(await started.exit).toEqual({code: 0, signal: null})
+  }, 90_000)
+
   test('[server:main] port is used unless --port says otherwise', async () => {
     const free = await new Promise<number>((resolve) => {
       const s = createServer().listen(0, '127.0.0.1', () => {

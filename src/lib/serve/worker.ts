@@ -36,6 +36,9 @@ export async function serveWorker(options: ServeOptions): Promise<number> {
     if (!server) pendingReload = true
     else reloadAndLog(server, log, ` (worker ${process.pid})`)
   })
+  // A rolling restart is the primary's: a worker that also got SIGUSR2 (sent to the process group)
+  // must not die of its default action, all workers at once.
+  signals.on('SIGUSR2', () => {})
   // The primary is gone (killed): stop as if told to, finishing the requests in flight. node:cluster
   // exits a worker at once when its channel to the primary closes unless the worker disconnected
   // itself (its exitedAfterDisconnect): that cut every request the worker was serving, and left
