@@ -196,6 +196,20 @@ describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
     await until('the workers to stop', () => !before.some((w) => processAlive(w.pid)))
   }, 120_000)
 
+  test('SIGTERM during a rolling restart stops everything, exit 0, without reporting the restart as failed', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2'])
+    servers.push(server)
+    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
+    await until('2 workers', () => workers().length === 2 && workers())
+    server.child.kill('SIGUSR2')
+    await until('the restart to begin', () => /SIGUSR2: restarting/.test(server.output()))
+    expect(await server.stop()).toEqual({code: 0, signal: null})
+    expect(server.output()).not.toMatch(/did not start/)
+    expect(listRuns(i.ini)).toEqual([])
+  }, 120_000)
+
   test('a rolling restart whose new worker cannot start: the running workers stay, reload --restart says why and exits 1 at once', async () => {
     const i = await opsIni('postgresql')
     inis.push(i)

@@ -276,6 +276,8 @@ export class Primary {
         this.candidates.add(fresh)
         const started = await listening(fresh)
         this.candidates.delete(fresh)
+        // Stopped meanwhile: the new worker was stopped with the others, it did not fail.
+        if (this.stopping) return
         if (!started) {
           const why = this.candidateFailure ?? 'it exited before listening'
           log(`Error: a new worker did not start (${why}); the rolling restart stops and the running workers stay.`)
