@@ -210,6 +210,19 @@ describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
     expect(listRuns(i.ini)).toEqual([])
   }, 120_000)
 
+  test('a worker that does not stop by the shutdown deadline is killed, said, and the exit is 1 (requests were cut)', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2', '--worker-timeout', '0', '--shutdown-timeout', '1'])
+    servers.push(server)
+    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
+    const before = await until('2 workers', () => workers().length === 2 && workers())
+    process.kill(before[0].pid, 'SIGSTOP')
+    expect(await server.stop()).toEqual({code: 1, signal: null})
+    expect(server.output()).toMatch(new RegExp(`Worker ${before[0].pid} did not stop .*; killing it`))
+    expect(processAlive(before[0].pid)).toBe(false)
+  }, 120_000)
+
   test('a rolling restart whose new worker cannot start: the running workers stay, reload --restart says why and exits 1 at once', async () => {
     const i = await opsIni('postgresql')
     inis.push(i)

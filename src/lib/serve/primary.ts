@@ -234,10 +234,15 @@ export class Primary {
       this.resolveDone(this.url === null ? ExitCode.FAILED : this.anyForced ? ExitCode.FAILED : ExitCode.OK)
     }
     for (const w of this.current) w.process.kill('SIGTERM')
-    // Bounded: workers cut their requests at the shutdown deadline; past it, kill what is left.
+    // Bounded: workers cut their requests at the shutdown deadline; past it, kill what is left (a
+    // worker stuck or stopped): whatever it was serving is cut, so the exit says so (1).
     setTimeout(
       () => {
-        for (const w of this.current) w.process.kill('SIGKILL')
+        for (const w of this.current) {
+          this.anyForced = true
+          this.options.log(`Worker ${w.process.pid} did not stop within the shutdown deadline; killing it.`)
+          w.process.kill('SIGKILL')
+        }
       },
       (this.options.shutdownTimeoutMs ?? 30_000) + 10_000,
     ).unref()
