@@ -121,6 +121,11 @@ let stdoutGuarded = false
  * stderr, whatever the command had done: exit 1 (or the command's own failure code). oclif's
  * listener rethrows the error, which Node printed as an uncaught exception with its stack. A
  * reader that went away (EPIPE: `| head`) still ends the output quietly.
+ *
+ * stderr has no listener of its own: one failed write there (its reader gone: a pipe to `head`, a
+ * logging daemon that restarted) was an uncaught exception, so that `kinto start` crashed on its
+ * next line (a SIGHUP's or SIGTERM's) without finishing its requests, and a command such as
+ * `kinto migrate` stopped in the middle. A line that cannot be written to stderr is lost, nothing else.
  */
 function guardStdout(): void {
   if (stdoutGuarded) return
@@ -140,6 +145,8 @@ function guardStdout(): void {
   process.on('exit', () => {
     if (failed && !process.exitCode) process.exitCode = ExitCode.FAILED
   })
+  // Nowhere left to say it.
+  process.stderr.on('error', () => {})
 }
 
 const OUTPUT_FAILURES: Record<string, string> = {

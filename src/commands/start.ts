@@ -13,7 +13,7 @@ Logs follow the ini's [loggers]/[handlers]/[formatters] sections: mozlog JSON li
 
 Signals: SIGHUP re-reads the ini and applies what can change live (backoff, readonly, maintenance, end of service, CORS, principals, redirects, …) without refusing a connection; settings that need a restart (backend URLs, host, port, plugins…) are logged, and kinto status lists them. SIGTERM or SIGINT stops accepting connections, lets requests in flight finish (up to --shutdown-timeout), closes the database pools and exits. Each running server is recorded in .kinto-run/ beside the ini, which is how kinto backoff, readonly, maintenance, reload and status find it.
 
---workers N (default: [uwsgi] processes of the ini, else 1) runs N processes sharing the port (PostgreSQL backends only). Every signal reaches every worker; SIGUSR2 restarts the workers one at a time, so new code and restart-only settings are taken without downtime.`
+--workers N (default: [uwsgi] processes of the ini, else 1) runs N processes sharing the port (PostgreSQL backends only). Every signal reaches every worker; SIGUSR2 restarts the workers one at a time, so new code and restart-only settings are taken without downtime (a single-process server logs that it cannot, and serves on). A worker that crashes is replaced; one whose event loop is blocked (no word to its primary for --worker-timeout) is killed and replaced.`
 
   static exitCodes = exitCodes({0: 'stopped by a signal after finishing every request', 1: 'failed to start (invalid configuration, schema missing, address in use), or requests were cut at the shutdown deadline', 4: 'the embedded database folder is held by another process'})
 
@@ -50,6 +50,11 @@ Signals: SIGHUP re-reads the ini and applies what can change live (backoff, read
       env: 'KINTO_START_MIGRATE',
       default: false,
     }),
+    'worker-timeout': durationFlag({
+      summary: 'With --workers: a worker that has not answered its primary for this long (its event loop blocked) is killed and replaced; 0: never.',
+      env: 'KINTO_WORKER_TIMEOUT',
+      default: 30,
+    }),
     'shutdown-timeout': durationFlag({
       summary: 'On SIGTERM, how long requests in flight may run before they are cut.',
       env: 'KINTO_SHUTDOWN_TIMEOUT',
@@ -75,6 +80,7 @@ Signals: SIGHUP re-reads the ini and applies what can change live (backoff, read
       workers: flags.workers,
       migrate: flags.migrate,
       shutdownTimeoutMs: shutdownSeconds * 1000,
+      workerTimeoutMs: flags['worker-timeout'] * 1000,
       log: (line) => this.logToStderr(line),
     })
   }

@@ -137,6 +137,92 @@ describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
     expect(fresh.some((w) => processAlive(w.pid))).toBe(false)
   }, 240_000)
 
+  test('a worker that stops answering its primary (blocked event loop) is killed after --worker-timeout and replaced', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2', '--worker-timeout', '3'])
+    servers.push(server)
+    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
+    const before = await until('2 workers', () => workers().length === 2 && workers())
+    // SIGUSR2 sent to a worker too (to the process group) is the primary's business: the worker
+    // ignores it instead of dying of it (checked below: it still serves, never replaced).
+    process.kill(before[1].pid, 'SIGUSR2')
+    // A stopped process runs nothing, as one stuck in an endless loop: connections handed to it
+    // would hang until their clients give up, and it would never be replaced.
+    const stuck = before[0].pid
+    process.kill(stuck, 'SIGSTOP')
+    const after = await until(
+      'the stuck worker replaced',
+      () => {
+        const w = workers()
+        return !processAlive(stuck) && w.length === 2 && !w.some((e) => e.pid === stuck) && w
+      },
+      40_000,
+    )
+    expect(after.map((w) => w.pid)).toContain(before[1].pid)
+    expect(server.output()).toMatch(new RegExp(`Worker ${stuck} has not answered for more than 3 s`))
+    expect(server.output()).toMatch(new RegExp(`Worker ${stuck} exited \\(SIGKILL\\); starting another`))
+    expect((await freshGet(server.url)).status).toBe(200)
+    expect(await server.stop()).toEqual({code: 0, signal: null})
+  }, 120_000)
+
+  test('a primary killed (SIGKILL, OOM killer): each worker finishes its requests in flight, then stops', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2'])
+    servers.push(server)
+    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
+    const before = await until('2 workers', () => workers().length === 2 && workers())
+    // A request in flight on a worker: its body arrives in two parts, the primary dies in between.
+    const body = JSON.stringify({data: {id: 'orphaned'}})
+    const answer = new Promise<number>((resolve, reject) => {
+      const req = httpRequest(`${server.url}buckets`, {
+        method: 'POST',
+        agent: false,
+        headers: {'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Authorization: 'Basic ' + Buffer.from('a:b').toString('base64')},
+      })
+      req.on('response', (res) => {
+        res.resume()
+        resolve(res.statusCode!)
+      })
+      req.on('error', reject)
+      req.write(body.slice(0, 5))
+      setTimeout(() => {
+        process.kill(server.pid, 'SIGKILL')
+        setTimeout(() => req.end(body.slice(5)), 1000)
+      }, 500)
+    })
+    expect(await answer).toBe(201)
+    await until('the workers to stop', () => !before.some((w) => processAlive(w.pid)))
+  }, 120_000)
+
+  test('SIGTERM during a rolling restart stops everything, exit 0, without reporting the restart as failed', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2'])
+    servers.push(server)
+    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
+    await until('2 workers', () => workers().length === 2 && workers())
+    server.child.kill('SIGUSR2')
+    await until('the restart to begin', () => /SIGUSR2: restarting/.test(server.output()))
+    expect(await server.stop()).toEqual({code: 0, signal: null})
+    expect(server.output()).not.toMatch(/did not start/)
+    expect(listRuns(i.ini)).toEqual([])
+  }, 120_000)
+
+  test('a worker that does not stop by the shutdown deadline is killed, said, and the exit is 1 (requests were cut)', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2', '--worker-timeout', '0', '--shutdown-timeout', '1'])
+    servers.push(server)
+    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
+    const before = await until('2 workers', () => workers().length === 2 && workers())
+    process.kill(before[0].pid, 'SIGSTOP')
+    expect(await server.stop()).toEqual({code: 1, signal: null})
+    expect(server.output()).toMatch(new RegExp(`Worker ${before[0].pid} did not stop .*; killing it`))
+    expect(processAlive(before[0].pid)).toBe(false)
+  }, 120_000)
+
   test('a rolling restart whose new worker cannot start: the running workers stay, reload --restart says why and exits 1 at once', async () => {
     const i = await opsIni('postgresql')
     inis.push(i)

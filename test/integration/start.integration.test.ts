@@ -3,7 +3,7 @@
  * after finishing; refuses to start (exit 1, one line and a hint) on configuration errors.
  */
 import type {ChildProcess} from 'node:child_process'
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -54,6 +54,36 @@ describe('kinto start', () => {
     started.child.kill('SIGTERM')
     expect(await started.exit).toEqual({code: 0, signal: null})
     expect(started.stderr()).toMatch(/SIGTERM: finishing requests in flight/)
+  }, 90_000)
+
+  test('a reader of its output that went away (a pipe to head, a logging daemon restarted) stops nothing: SIGHUP and SIGTERM still work, exit 0', async () => {
+    const ini = iniFile({})
+    const started = await spawnStart(['--ini', ini, '--port', '0'])
+    running.push(started.child)
+    // The read ends closed: every later line the server writes fails with EPIPE.
+    started.child.stdout!.destroy()
+    started.child.stderr!.destroy()
+    expect((await fetch(started.url)).status).toBe(200)
+    started.child.kill('SIGHUP')
+    await new Promise((r) => setTimeout(r, 500))
+    expect((await fetch(started.url)).status).toBe(200)
+    started.child.kill('SIGTERM')
+    expect(await started.exit).toEqual({code: 0, signal: null})
+    // A graceful stop, not a crash: the run registry entry is gone.
+    expect(readdirSync(path.join(path.dirname(ini), '.kinto-run')).filter((f) => f.startsWith(`${started.pid}.`))).toEqual([])
+  }, 90_000)
+
+  test('SIGUSR2 (the rolling restart of --workers) does not kill a single-process server: it says so and serves on', async () => {
+    const ini = iniFile({})
+    const started = await spawnStart(['--ini', ini, '--port', '0'])
+    running.push(started.child)
+    started.child.kill('SIGUSR2')
+    await new Promise((r) => setTimeout(r, 500))
+    expect([started.child.exitCode, started.child.signalCode]).toEqual([null, null])
+    expect((await fetch(started.url)).status).toBe(200)
+    expect(started.stderr()).toMatch(/SIGUSR2: .*restart it with its process manager/)
+    started.child.kill('SIGTERM')
+    expect(await started.exit).toEqual({code: 0, signal: null})
   }, 90_000)
 
   test('[server:main] port is used unless --port says otherwise', async () => {

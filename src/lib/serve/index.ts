@@ -7,7 +7,9 @@
  * - SIGTERM / SIGINT: stop accepting, finish requests in flight (bounded), close the pools, exit 0
  *   (1 when requests had to be cut at the deadline);
  * - SIGUSR2 (workers only): rolling restart, one worker at a time (a new one listens before the old
- *   one stops), so new code and settings that need a restart are taken without downtime.
+ *   one stops), so new code and settings that need a restart are taken without downtime. A single
+ *   server and the workers themselves (a signal to the process group) say so or ignore it: its
+ *   default action would kill them.
  *
  * This is the one place below src/commands that handles process signals and exit codes: it is the
  * process's main loop. It returns the exit code; the command sets it.
@@ -60,6 +62,11 @@ async function serveSingle(options: ServeOptions): Promise<number> {
       return
     }
     reloadAndLog(server, log)
+  })
+  // Its default action kills the process: a signal meant for a deployment with workers (a unit's
+  // ExecReload, kill -USR2 in a script) would cut this server's requests and leave its run record.
+  signals.on('SIGUSR2', () => {
+    log('SIGUSR2: a single-process server cannot restart itself (no --workers); restart it with its process manager. Still serving.')
   })
   try {
     server = await startServer(config, {

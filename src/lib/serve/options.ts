@@ -14,6 +14,8 @@ export interface ServeOptions {
   workers?: number
   migrate?: boolean
   shutdownTimeoutMs?: number
+  /** A serving worker silent this long is killed and replaced (0: never; default 30 s). */
+  workerTimeoutMs?: number
   /** Lines for the operator (stderr). */
   log: (line: string) => void
 }

@@ -16,10 +16,13 @@ import {appliedToggles, clearStaleSocket} from '../server/start.js'
 import {packageVersion} from '../version.js'
 import {workersFromIni, type ServeOptions} from './options.js'
 import {signalQueue, type SignalQueue} from './signals.js'
-import {REPLACEMENT_ENV, type WorkerMessage} from './worker.js'
+import {REPLACEMENT_ENV, WORKER_ALIVE_MS, type WorkerAlive, type WorkerMessage} from './worker.js'
 
 /** Worker exits within a minute (after serving began) past which the primary gives up. */
 const MAX_CRASHES_PER_MINUTE = 5
+
+/** How long a serving worker may stay silent before it is killed (ServeOptions.workerTimeoutMs). */
+export const DEFAULT_WORKER_TIMEOUT_MS = 30_000
 
 export class Primary {
   /** Taken at once: a signal while the primary starts is not lost. */
@@ -49,6 +52,15 @@ export class Primary {
   private scrapeRelay: ReturnType<typeof primaryScrapeRelay> = null
   /** Workers that listen (until they exit): a scrape sums theirs, never waits for one starting. */
   private readonly serving = new Set<Worker>()
+  /**
+   * When each serving worker last showed that its event loop runs. One that is blocked (a request
+   * in an endless loop, a process stopped) still holds the connections handed to it and its
+   * kept-alive ones (a proxy's): they would hang until their clients give up, and the worker would
+   * never be replaced, so the primary kills it past the worker timeout (as gunicorn's `timeout`).
+   */
+  private readonly lastAlive = new Map<Worker, number>()
+  /** The watchdog's previous run (killSilent). */
+  private lastCheck = Date.now()
   private readonly done: Promise<number>
   private resolveDone: (code: number) => void = () => {}
 
@@ -93,6 +105,9 @@ export class Primary {
       )
     })
 
+    const timeoutMs = this.options.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS
+    this.lastCheck = Date.now()
+    const watchdog = timeoutMs > 0 ? setInterval(() => this.killSilent(timeoutMs), Math.min(WORKER_ALIVE_MS, timeoutMs)) : undefined
     try {
       for (let i = 0; i < this.count; i++) this.fork()
       const stopSignal = this.signals.stopped().then((signal) => {
@@ -103,6 +118,7 @@ export class Primary {
       void stopSignal
       return this.url === null && !this.signals.stopSignal ? ExitCode.FAILED : code
     } finally {
+      clearInterval(watchdog)
       record.remove()
       this.signals.dispose()
       cluster.removeAllListeners('listening')
@@ -121,9 +137,15 @@ export class Primary {
     const worker = cluster.fork(this.url === null ? {} : {[REPLACEMENT_ENV]: '1'})
     this.current.add(worker)
     worker.once('listening', () => {
-      if (!worker.isDead()) this.serving.add(worker)
+      if (worker.isDead()) return
+      this.serving.add(worker)
+      this.lastAlive.set(worker, Date.now())
     })
-    worker.on('message', (msg: WorkerMessage) => {
+    worker.on('message', (msg: WorkerMessage | WorkerAlive) => {
+      if (msg?.kind === 'kinto-worker-alive') {
+        if (this.lastAlive.has(worker)) this.lastAlive.set(worker, Date.now())
+        return
+      }
       if (this.scrapeRelay?.(worker, msg)) return
       if (msg?.kind === 'kinto-worker-failed') {
         this.failure ??= msg
@@ -139,6 +161,7 @@ export class Primary {
     const {log} = this.options
     this.current.delete(worker)
     this.serving.delete(worker)
+    this.lastAlive.delete(worker)
     const wasRetiring = this.retiring.delete(worker)
     const failure = this.failures.get(worker)
     this.failures.delete(worker)
@@ -178,6 +201,32 @@ export class Primary {
     this.fork()
   }
 
+  /**
+   * Kills the serving workers silent for longer than the timeout; their exit is a crash like any
+   * other (replaced, counted against the crash limit). Not while stopping: the stop has its own
+   * deadline, and a worker closing its connections may no longer reach the primary.
+   */
+  private killSilent(timeoutMs: number): void {
+    if (this.stopping) return
+    const now = Date.now()
+    const late = now - this.lastCheck > 2 * Math.min(WORKER_ALIVE_MS, timeoutMs)
+    this.lastCheck = now
+    if (late) {
+      // The primary itself did not run (stopped, a machine suspended): the workers' words wait
+      // unread, and timers run before they are read. Count from now.
+      for (const worker of this.lastAlive.keys()) this.lastAlive.set(worker, now)
+      return
+    }
+    for (const [worker, at] of this.lastAlive) {
+      if (now - at <= timeoutMs || this.retiring.has(worker)) continue
+      this.lastAlive.delete(worker)
+      this.options.log(
+        `Worker ${worker.process.pid} has not answered for more than ${timeoutMs / 1000} s (its event loop is blocked: a request that never ends?); killing it.`,
+      )
+      worker.process.kill('SIGKILL')
+    }
+  }
+
   private stopAll(): void {
     if (this.stopping) return
     this.stopping = true
@@ -185,10 +234,15 @@ export class Primary {
       this.resolveDone(this.url === null ? ExitCode.FAILED : this.anyForced ? ExitCode.FAILED : ExitCode.OK)
     }
     for (const w of this.current) w.process.kill('SIGTERM')
-    // Bounded: workers cut their requests at the shutdown deadline; past it, kill what is left.
+    // Bounded: workers cut their requests at the shutdown deadline; past it, kill what is left (a
+    // worker stuck or stopped): whatever it was serving is cut, so the exit says so (1).
     setTimeout(
       () => {
-        for (const w of this.current) w.process.kill('SIGKILL')
+        for (const w of this.current) {
+          this.anyForced = true
+          this.options.log(`Worker ${w.process.pid} did not stop within the shutdown deadline; killing it.`)
+          w.process.kill('SIGKILL')
+        }
       },
       (this.options.shutdownTimeoutMs ?? 30_000) + 10_000,
     ).unref()
@@ -227,6 +281,8 @@ export class Primary {
         this.candidates.add(fresh)
         const started = await listening(fresh)
         this.candidates.delete(fresh)
+        // Stopped meanwhile: the new worker was stopped with the others, it did not fail.
+        if (this.stopping) return
         if (!started) {
           const why = this.candidateFailure ?? 'it exited before listening'
           log(`Error: a new worker did not start (${why}); the rolling restart stops and the running workers stay.`)

@@ -20,6 +20,13 @@ export interface WorkerMessage {
   hint?: string
 }
 
+/** A serving worker's sign of life, sent every WORKER_ALIVE_MS: its event loop runs. */
+export interface WorkerAlive {
+  kind: 'kinto-worker-alive'
+}
+
+export const WORKER_ALIVE_MS = 1000
+
 export async function serveWorker(options: ServeOptions): Promise<number> {
   const {config, log} = options
   const signals = signalQueue()
@@ -29,9 +36,22 @@ export async function serveWorker(options: ServeOptions): Promise<number> {
     if (!server) pendingReload = true
     else reloadAndLog(server, log, ` (worker ${process.pid})`)
   })
-  // The primary is gone (killed): stop as if told to.
+  // A rolling restart is the primary's: a worker that also got SIGUSR2 (sent to the process group)
+  // must not die of its default action, all workers at once.
+  signals.on('SIGUSR2', () => {})
+  // The primary is gone (killed): stop as if told to, finishing the requests in flight. node:cluster
+  // exits a worker at once when its channel to the primary closes unless the worker disconnected
+  // itself (its exitedAfterDisconnect): that cut every request the worker was serving, and left
+  // its run record and database connections behind. The flag is node:cluster's own, on this
+  // process's side only (the primary keeps its own for this worker).
+  if (cluster.worker) cluster.worker.exitedAfterDisconnect = true
   const orphaned = () => process.emit('SIGTERM', 'SIGTERM')
   process.on('disconnect', orphaned)
+  // Timer callbacks run only while the event loop does: a worker stuck in a request stops sending.
+  const alive: WorkerAlive = {kind: 'kinto-worker-alive'}
+  const heartbeat = setInterval(() => {
+    if (process.connected) process.send?.(alive)
+  }, WORKER_ALIVE_MS).unref()
   try {
     try {
       server = await startServer(config, {
@@ -58,9 +78,11 @@ export async function serveWorker(options: ServeOptions): Promise<number> {
     const {forced} = await server.close()
     return forced ? ExitCode.FAILED : ExitCode.OK
   } finally {
+    clearInterval(heartbeat)
     process.off('disconnect', orphaned)
     signals.dispose()
-    // The IPC channel would keep this process alive: let go of the primary.
-    cluster.worker?.disconnect()
+    // The IPC channel would keep this process alive: let go of the primary (if it is still there:
+    // disconnecting a closed channel is an error).
+    if (process.connected) cluster.worker?.disconnect()
   }
 }
