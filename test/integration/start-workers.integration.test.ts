@@ -33,7 +33,7 @@ describe('refusals', () => {
     inis.push(lite)
     const l = await runCli(['start', '--ini', lite.ini, '--port', '0', '--workers', '3'])
     expect(l.code).toBe(2)
-    expect(l.stderr).toMatch(/backend uses the embedded database in .*, which one process at a time may open/)
+    expect(l.stderr).toMatch(/the storage, permission and cache backends use the embedded database in .*, which one process at a time may open/)
   }, 120_000)
 })
 

@@ -39,13 +39,19 @@ export function workersFromIni(config: KintoConfig): number | undefined {
   return undefined
 }
 
+const FAMILY_ORDER = ['storage', 'permission', 'cache']
+
 /** Why N processes cannot serve this config, or null. */
 export function workersRefusal(config: KintoConfig, workers: number): string | null {
   if (workers <= 1) return null
-  for (const b of configuredBackends(config.settings, config.dir)) {
-    if (b.pgliteDir !== undefined) {
-      return `the ${b.backend} backend uses the ${b.database}, which one process at a time may open`
-    }
+  // Named storage first (configuredBackends lists them in upstream's migration order, cache first).
+  const embedded = configuredBackends(config.settings, config.dir)
+    .filter((b) => b.pgliteDir !== undefined)
+    .sort((a, b) => FAMILY_ORDER.indexOf(a.backend) - FAMILY_ORDER.indexOf(b.backend))
+  if (embedded.length > 0) {
+    const names = embedded.map((b) => b.backend)
+    const which = names.length === 1 ? `the ${names[0]} backend uses` : `the ${names.slice(0, -1).join(', ')} and ${names.at(-1)} backends use`
+    return `${which} the ${embedded[0].database}, which one process at a time may open`
   }
   for (const family of ['storage', 'permission'] as const) {
     if (backendKind(config.settings[`${family}_backend`]) === 'memory') {
