@@ -223,6 +223,24 @@ describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
     expect(processAlive(before[0].pid)).toBe(false)
   }, 120_000)
 
+  test('a second SIGTERM to the primary while the workers finish kills them at once, said, exit 1', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2', '--worker-timeout', '0', '--shutdown-timeout', '60'])
+    servers.push(server)
+    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
+    const before = await until('2 workers', () => workers().length === 2 && workers())
+    // A worker that cannot finish (stopped): the first SIGTERM waits up to the 60 s deadline.
+    process.kill(before[0].pid, 'SIGSTOP')
+    server.child.kill('SIGTERM')
+    expect(await Promise.race([server.exit, sleep(1500).then(() => 'running' as const)])).toBe('running')
+    server.child.kill('SIGTERM')
+    const status = await Promise.race([server.exit, sleep(10_000).then(() => ({code: 'still running 10 s after the second SIGTERM', signal: null}))])
+    expect(status).toEqual({code: 1, signal: null})
+    expect(server.output()).toMatch(/SIGTERM again: killing the workers; their requests still running are cut\./)
+    expect(processAlive(before[0].pid)).toBe(false)
+  }, 120_000)
+
   test('a rolling restart whose new worker cannot start: the running workers stay, reload --restart says why and exits 1 at once', async () => {
     const i = await opsIni('postgresql')
     inis.push(i)

@@ -81,7 +81,8 @@ async function serveSingle(options: ServeOptions): Promise<number> {
     log(`Serving ${server.url} (${config.path}, pid ${process.pid}); SIGHUP reloads, SIGINT or SIGTERM stops.`)
     if (pendingReload) reloadAndLog(server, log)
     const signal = await signals.stopped()
-    log(`${signal}: finishing requests in flight, then stopping.`)
+    log(`${signal}: finishing requests in flight, then stopping (${signal} again: at once).`)
+    signals.onRepeatedStop((again) => server?.cutNow(`${again} again`))
     await control?.close()
     const {forced} = await server.close()
     return forced ? ExitCode.FAILED : ExitCode.OK

@@ -111,8 +111,17 @@ export class Primary {
     try {
       for (let i = 0; i < this.count; i++) this.fork()
       const stopSignal = this.signals.stopped().then((signal) => {
-        log(`${signal}: the workers finish requests in flight, then stop.`)
+        log(`${signal}: the workers finish requests in flight, then stop (${signal} again: at once).`)
         this.stopAll()
+        // A second stop signal: the primary ends the workers at once. (The workers do not act on a
+        // repeated signal themselves: one Ctrl-C already gives them two, the terminal's SIGINT and
+        // the primary's SIGTERM.)
+        this.signals.onRepeatedStop((again) => {
+          if (this.current.size === 0) return
+          this.anyForced = true
+          log(`${again} again: killing the workers; their requests still running are cut.`)
+          for (const w of this.current) w.process.kill('SIGKILL')
+        })
       })
       const code = await this.done
       void stopSignal

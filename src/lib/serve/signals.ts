@@ -7,6 +7,7 @@ const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM']
 export function signalQueue() {
   let stop: NodeJS.Signals | undefined
   let wake: (() => void) | undefined
+  let again: ((s: NodeJS.Signals) => void) | undefined
   const handlers: Array<[NodeJS.Signals, (s: NodeJS.Signals) => void]> = []
   const on = (signal: NodeJS.Signals, fn: (s: NodeJS.Signals) => void) => {
     process.on(signal, fn)
@@ -14,6 +15,7 @@ export function signalQueue() {
   }
   for (const s of STOP_SIGNALS) {
     on(s, (signal) => {
+      if (stop) again?.(signal)
       stop ??= signal
       wake?.()
     })
@@ -22,6 +24,10 @@ export function signalQueue() {
     on,
     get stopSignal() {
       return stop
+    },
+    /** `fn` runs on each stop signal after the first (a second Ctrl-C: stop waiting for requests). */
+    onRepeatedStop(fn: (s: NodeJS.Signals) => void) {
+      again = fn
     },
     stopped: () => new Promise<NodeJS.Signals>((resolve) => (stop ? resolve(stop) : (wake = () => resolve(stop!)))),
     dispose() {

@@ -97,6 +97,8 @@ export interface RunningServer {
   reload(): ReloadReport
   /** Stops accepting, waits for in-flight requests (up to the deadline), closes the backends. Idempotent. */
   close(): Promise<CloseReport>
+  /** During close(): reach its deadline now (a second Ctrl-C): the requests still running are cut. */
+  cutNow(reason: string): void
 }
 
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000
@@ -355,6 +357,7 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
   })
 
   let closing: Promise<CloseReport> | undefined
+  let cut: ((reason: string) => void) | undefined
   return {
     app,
     url,
@@ -368,19 +371,23 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
         // Node closes idle keep-alive connections only when close() starts; connections whose
         // request finishes later would hold the close for the whole keep-alive timeout.
         const sweep = setInterval(() => app.server.closeIdleConnections?.(), 100)
-        const deadline = setTimeout(() => {
+        cut = (reason) => {
+          if (forced) return
           forced = true
-          logger.error({}, 'Shutdown deadline reached: cutting the requests still running.')
+          clearTimeout(deadline)
+          logger.error({}, `${reason}: cutting the requests still running.`)
           app.server.closeAllConnections?.()
           // Requests waiting on a database that stopped answering would hold the process until the
           // driver gives up on their connections (statement + connect timeout): cut those too.
           backends.abort?.()
-        }, options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS)
+        }
+        const deadline = setTimeout(() => cut?.('Shutdown deadline reached'), options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS)
         try {
           await app.close()
         } finally {
           clearInterval(sweep)
           clearTimeout(deadline)
+          cut = undefined
         }
         record?.remove()
         // Requests cut at the deadline may still hold connections: closing the pools waits for
@@ -392,6 +399,9 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
         return {forced}
       })()
       return closing
+    },
+    cutNow(reason) {
+      cut?.(reason)
     },
   }
 }
