@@ -6,7 +6,7 @@
  */
 import {spawn} from 'node:child_process'
 import {existsSync, mkdtempSync, rmSync, statSync, writeFileSync} from 'node:fs'
-import {connect} from 'node:net'
+import {connect, type Socket} from 'node:net'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
@@ -100,17 +100,22 @@ describe('unix socket', () => {
   }, 60_000)
 })
 
+/** A connection to `base` whose request (a PUT) never finishes sending its body, once the server has it. */
+async function requestNeverFinished(base: string): Promise<Socket> {
+  const url = new URL(base)
+  const socket = connect(Number(url.port), url.hostname)
+  await new Promise<void>((r) => socket.once('connect', () => r()))
+  socket.write(`PUT ${url.pathname}buckets/b HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`)
+  await new Promise((r) => setTimeout(r, 300))
+  return socket
+}
+
 test('shutdown deadline: a request still running at --shutdown-timeout is cut, exit 1', async () => {
   const i = await opsIni('memory')
   inis.push(i)
   const server = await spawnStart(['--ini', i.ini, '--port', '0', '--shutdown-timeout', '1s'])
   servers.push(server)
-  const url = new URL(server.url)
-  // a request whose body never finishes
-  const socket = connect(Number(url.port), url.hostname)
-  await new Promise<void>((r) => socket.once('connect', () => r()))
-  socket.write(`PUT ${url.pathname}buckets/b HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`)
-  await new Promise((r) => setTimeout(r, 300))
+  const socket = await requestNeverFinished(server.url)
   server.child.kill('SIGTERM')
   // The 1 s deadline cuts the request: the process is gone within 8 s, or the race says it is not.
   const status = await Promise.race([server.exit, sleep(8000).then(() => ({code: 'still running after 8 s'}))])
@@ -124,12 +129,7 @@ test('a second SIGINT or SIGTERM while requests finish cuts them at once, exit 1
   inis.push(i)
   const server = await spawnStart(['--ini', i.ini, '--port', '0', '--shutdown-timeout', '60s'])
   servers.push(server)
-  const url = new URL(server.url)
-  // a request whose body never finishes
-  const socket = connect(Number(url.port), url.hostname)
-  await new Promise<void>((r) => socket.once('connect', () => r()))
-  socket.write(`PUT ${url.pathname}buckets/b HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`)
-  await new Promise((r) => setTimeout(r, 300))
+  const socket = await requestNeverFinished(server.url)
   server.child.kill('SIGINT')
   // the first one waits for the request (up to 60 s)
   const first = await Promise.race([server.exit, sleep(1500).then(() => 'running' as const)])

@@ -49,6 +49,11 @@ function freshGet(url: string): Promise<{status: number; backoff: string | undef
   })
 }
 
+/** The workers of the deployment started from `ini` that serve (their run records). */
+function servingWorkers(ini: string): RunEntry[] {
+  return listRuns(ini).filter((e) => e.role === 'worker' && e.url !== null)
+}
+
 async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -67,7 +72,7 @@ describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
     servers.push(server)
     expect(server.output()).toMatch(/with 3 workers, primary pid \d+/)
     // A worker counts once it listens (it registers before, with url null, while it starts).
-    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
+    const workers = () => servingWorkers(i.ini)
     const first = await until('3 workers', () => workers().length === 3 && workers())
     expect(listRuns(i.ini).filter((e) => e.role === 'primary').map((e) => e.pid)).toEqual([server.pid])
     expect(first.every((w) => w.primaryPid === server.pid && w.url === server.url)).toBe(true)
@@ -142,7 +147,7 @@ describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
     inis.push(i)
     const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2', '--worker-timeout', '3'])
     servers.push(server)
-    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
+    const workers = () => servingWorkers(i.ini)
     const before = await until('2 workers', () => workers().length === 2 && workers())
     // SIGUSR2 sent to a worker too (to the process group) is the primary's business: the worker
     // ignores it instead of dying of it (checked below: it still serves, never replaced).
@@ -171,7 +176,7 @@ describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
     inis.push(i)
     const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2'])
     servers.push(server)
-    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
+    const workers = () => servingWorkers(i.ini)
     const before = await until('2 workers', () => workers().length === 2 && workers())
     // A request in flight on a worker: its body arrives in two parts, the primary dies in between.
     const body = JSON.stringify({data: {id: 'orphaned'}})
@@ -201,7 +206,7 @@ describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
     inis.push(i)
     const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2'])
     servers.push(server)
-    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
+    const workers = () => servingWorkers(i.ini)
     await until('2 workers', () => workers().length === 2 && workers())
     server.child.kill('SIGUSR2')
     await until('the restart to begin', () => /SIGUSR2: restarting/.test(server.output()))
@@ -215,7 +220,7 @@ describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
     inis.push(i)
     const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2', '--worker-timeout', '0', '--shutdown-timeout', '1'])
     servers.push(server)
-    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
+    const workers = () => servingWorkers(i.ini)
     const before = await until('2 workers', () => workers().length === 2 && workers())
     process.kill(before[0].pid, 'SIGSTOP')
     expect(await server.stop()).toEqual({code: 1, signal: null})
@@ -228,7 +233,7 @@ describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
     inis.push(i)
     const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2', '--worker-timeout', '0', '--shutdown-timeout', '60'])
     servers.push(server)
-    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
+    const workers = () => servingWorkers(i.ini)
     const before = await until('2 workers', () => workers().length === 2 && workers())
     // A worker that cannot finish (stopped): the first SIGTERM waits up to the 60 s deadline.
     process.kill(before[0].pid, 'SIGSTOP')
@@ -246,7 +251,7 @@ describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
     inis.push(i)
     const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2'])
     servers.push(server)
-    const workers = () => listRuns(i.ini).filter((e) => e.role === 'worker' && e.url !== null)
+    const workers = () => servingWorkers(i.ini)
     const before = await until('2 workers', () => workers().length === 2 && workers())
     // A file that loads, but with which no worker can start.
     const text = readFileSync(i.ini, 'utf8').replace('[app:main]\n', '[app:main]\nkinto.includes = kinto.plugins.nosuchplugin\n')
