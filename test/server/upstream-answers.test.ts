@@ -751,6 +751,11 @@ const rows: Row[] = [
       ['move from beyond the end of a list', [{op: 'move', from: '/data/l/5', path: '/data/x'}], 'list index out of range'],
       ['move into its own child', [{op: 'move', from: '/data/o', path: '/data/o/x'}], 'Cannot move values into their own children'],
       ['add a record:create principal without a value', [{op: 'add', path: '/permissions/record:create/bob'}], "The operation does not contain a 'value' member"],
+      // python-jsonpointer refuses a `~` not followed by 0 or 1 before it reads the path.
+      ['a path with an invalid escape', [{op: 'add', path: '/data/a~2b', value: 1}], 'Found invalid escape ~2'],
+      ['a path ending with ~', [{op: 'replace', path: '/data/n~', value: 1}], 'Found invalid escape ~'],
+      ['a from with an invalid escape', [{op: 'copy', from: '/data/~x', path: '/data/y'}], 'Found invalid escape ~x'],
+      ['a principal with an invalid escape', [{op: 'add', path: '/permissions/read/bob~3'}], 'Found invalid escape ~3'],
     ] as const
   ).map(
     ([what, ops, message]): Row => ({

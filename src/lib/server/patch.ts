@@ -71,7 +71,14 @@ function unescapeToken(t: string): string {
   return t.replaceAll('~1', '/').replaceAll('~0', '~')
 }
 
+/** python-jsonpointer's rule (upstream's): `~` must be followed by 0 or 1, checked before anything else. */
+export function checkPointerEscapes(pointer: string): void {
+  const bad = /~[^01]|~$/.exec(pointer)
+  if (bad) throw new JsonPatchError(`Found invalid escape ${bad[0]}`)
+}
+
 function parsePointer(pointer: string): string[] {
+  checkPointerEscapes(pointer)
   if (pointer === '') return []
   if (!pointer.startsWith('/')) throw new JsonPatchError(`Location must start with /: ${pointer}`)
   return pointer.slice(1).split('/').map(unescapeToken)

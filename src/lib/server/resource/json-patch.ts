@@ -3,7 +3,7 @@
  * upstream), and their application to an object's data and permissions.
  */
 import {invalid, invalidParameters, type ValidationIssue} from '../errors.js'
-import {applyJsonPatch, isPlainObject, JsonPatchError, setOwn, type PatchOperation} from '../patch.js'
+import {applyJsonPatch, checkPointerEscapes, isPlainObject, JsonPatchError, setOwn, type PatchOperation} from '../patch.js'
 import {PERMISSIONS_FIELD, type Annotated} from './definition.js'
 import {colanderStringError, isPythonStr, pyRepr} from '../py-repr.js'
 
@@ -80,6 +80,7 @@ function principalValue(op: PatchOperation): PatchOperation {
 export function applyPatchDocument(obj: Annotated | null, ops: PatchOperation[]): {data: unknown; permissions: Record<string, string[]>} {
   let doc: {data?: unknown; permissions?: unknown}
   try {
+    for (const op of ops) if (isPrincipalOp(op)) checkPointerEscapes(op.path)
     doc = applyJsonPatch(patchDocument(obj ?? ({} as Annotated)), ops.filter((op) => !isPrincipalOp(op)).map(principalValue)) as typeof doc
   } catch (err) {
     if (err instanceof JsonPatchError) throw invalid('body', null, `JSON Patch operation failed: ${err.message}`)
