@@ -251,10 +251,16 @@ function childResourceNames(runtime: Runtime): string[] {
   return [...new Set([...runtime.resourceNames, 'history'])].filter((n) => n !== 'bucket')
 }
 
+/**
+ * Hard-deletes every object below `pattern`, in the request's transaction. deleteAll takes at most
+ * storage_max_fetch_size objects per call (upstream's cap, which upstream's cascades leave at one
+ * call: the rest of a big collection outlived it and came back with a collection of the same
+ * name); a cascade repeats it until none is left, a bounded number of rows in memory at a time.
+ */
 async function deleteEverythingBelow(ctx: RequestContext, pattern: string): Promise<void> {
   const {storage} = ctx.tx
   for (const name of childResourceNames(ctx.runtime)) {
-    await storage.deleteAll(name, pattern, {withDeleted: false})
+    while ((await storage.deleteAll(name, pattern, {withDeleted: false})).length > 0);
   }
   await storage.purgeDeleted(null, pattern)
 }

@@ -1,0 +1,71 @@
+/**
+ * Lists longer than kinto.storage_max_fetch_size (lowered to 3 here, so that a handful of objects
+ * stands for the 100k-record collections of a real deployment): deleting their collection or
+ * bucket removes every object below it, and a page of a plural DELETE leaves the permissions of
+ * the objects it did not reach. On memory and on PostgreSQL (PGlite here, the real server when
+ * KINTO_TEST_DATABASE_URL is set).
+ */
+import type {FastifyInstance} from 'fastify'
+import {afterEach, describe, expect, test} from 'vitest'
+
+import {client, memoryApp, postgresApp} from './helpers.js'
+
+const cleanups: Array<() => Promise<void>> = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c()
+})
+
+const SETTINGS = {'kinto.includes': 'kinto.plugins.history', 'kinto.storage_max_fetch_size': '3', 'kinto.bucket_create_principals': 'system.Authenticated'}
+
+const kinds: Array<[string, () => Promise<{app: FastifyInstance; close(): Promise<void>}>]> = [
+  ['memory', async () => {
+    const app = memoryApp(SETTINGS)
+    return {app, close: () => app.close()}
+  }],
+  ['postgresql', () => postgresApp(SETTINGS)],
+]
+
+async function open(make: () => Promise<{app: FastifyInstance; close(): Promise<void>}>) {
+  const {app, close} = await make()
+  cleanups.push(close)
+  return client(app)
+}
+
+/** Seven records in /buckets/b/collections/<cid> (more than two fetches of three). */
+async function fill(req: ReturnType<typeof client>, cid: string): Promise<void> {
+  expect((await req('PUT', `/v1/buckets/b/collections/${cid}`, {body: {}})).status).toBe(201)
+  for (let i = 0; i < 7; i++) {
+    expect((await req('PUT', `/v1/buckets/b/collections/${cid}/records/r${i}`, {body: {data: {i}}})).status).toBe(201)
+  }
+}
+
+describe.each(kinds)('more objects than storage_max_fetch_size (%s)', (_kind, make) => {
+  test('deleting a collection deletes all its records, not one fetch of them', async () => {
+    const req = await open(make)
+    expect((await req('PUT', '/v1/buckets/b', {body: {}})).status).toBe(201)
+    await fill(req, 'c')
+    expect((await req('DELETE', '/v1/buckets/b/collections/c')).status).toBe(200)
+    expect((await req('PUT', '/v1/buckets/b/collections/c', {body: {}})).status).toBe(201)
+    const left = await req('HEAD', '/v1/buckets/b/collections/c/records')
+    expect(left.headers['total-objects']).toBe('0')
+    expect((await req('GET', '/v1/buckets/b/collections/c/records?_since=0')).body.data).toEqual([])
+    expect((await req('GET', '/v1/buckets/b/collections/c/records/r6')).status).toBe(404)
+  })
+
+  test('deleting a bucket deletes all its collections, records and history', async () => {
+    const req = await open(make)
+    expect((await req('PUT', '/v1/buckets/b', {body: {}})).status).toBe(201)
+    await fill(req, 'c1')
+    await fill(req, 'c2')
+    for (let i = 0; i < 4; i++) expect((await req('PUT', `/v1/buckets/b/groups/g${i}`, {body: {data: {members: []}}})).status).toBe(201)
+    expect((await req('DELETE', '/v1/buckets/b')).status).toBe(200)
+    expect((await req('PUT', '/v1/buckets/b', {body: {}})).status).toBe(201)
+    expect((await req('HEAD', '/v1/buckets/b/collections')).headers['total-objects']).toBe('0')
+    expect((await req('HEAD', '/v1/buckets/b/groups')).headers['total-objects']).toBe('0')
+    expect((await req('PUT', '/v1/buckets/b/collections/c1', {body: {}})).status).toBe(201)
+    expect((await req('HEAD', '/v1/buckets/b/collections/c1/records')).headers['total-objects']).toBe('0')
+    // The new bucket's history: its creation and the collection's, nothing of the old bucket.
+    const history = await req('GET', '/v1/buckets/b/history')
+    expect(history.body.data.map((h: {action: string; resource_name: string}) => `${h.action} ${h.resource_name}`)).toEqual(['create collection', 'create bucket'])
+  })
+})
