@@ -69,3 +69,26 @@ describe.each(kinds)('more objects than storage_max_fetch_size (%s)', (_kind, ma
     expect(history.body.data.map((h: {action: string; resource_name: string}) => `${h.action} ${h.resource_name}`)).toEqual(['create collection', 'create bucket'])
   })
 })
+
+describe.each(kinds)('a plural DELETE of one page (%s)', (_kind, make) => {
+  test('leaves the permissions of the records beyond the page', async () => {
+    const req = await open(make)
+    expect((await req('PUT', '/v1/buckets/b', {body: {}})).status).toBe(201)
+    expect((await req('PUT', '/v1/buckets/b/collections/c', {body: {}})).status).toBe(201)
+    const R = '/v1/buckets/b/collections/c/records'
+    for (let i = 0; i < 5; i++) {
+      expect((await req('PUT', `${R}/r${i}`, {body: {data: {i}, permissions: {read: ['system.Authenticated']}}})).status).toBe(201)
+    }
+    const page = await req('DELETE', `${R}?_sort=i`)
+    expect(page.body.data.map((d: {id: string}) => d.id)).toEqual(['r0', 'r1', 'r2'])
+    expect(page.headers['next-page']).toBeDefined()
+    const kept = await req('GET', `${R}/r4`)
+    expect(kept.status).toBe(200)
+    expect(kept.body.permissions.read).toEqual(['system.Authenticated'])
+    // The last page takes the rest, and their permissions with them.
+    const rest = await req('DELETE', R)
+    expect(rest.body.data.map((d: {id: string}) => d.id).sort()).toEqual(['r3', 'r4'])
+    expect(rest.headers['next-page']).toBeUndefined()
+    expect((await req('PUT', `${R}/r4`, {body: {data: {}}})).body.permissions.read).toBeUndefined()
+  })
+})
