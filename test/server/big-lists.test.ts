@@ -8,6 +8,11 @@
 import type {FastifyInstance} from 'fastify'
 import {afterEach, describe, expect, test} from 'vitest'
 
+import {DatabaseRegistry} from '../../src/lib/db/index.js'
+import {postgresPrefetch, type PrefetchQuery} from '../../src/lib/prefetch.js'
+import {ensureSchema} from '../../src/lib/schema/index.js'
+import {PostgresStorage} from '../../src/lib/storage/postgresql.js'
+import {createTestDatabase} from '../helpers/db.js'
 import {client, memoryApp, postgresApp} from './helpers.js'
 
 const cleanups: Array<() => Promise<void>> = []
@@ -91,4 +96,32 @@ describe.each(kinds)('a plural DELETE of one page (%s)', (_kind, make) => {
     expect(rest.headers['next-page']).toBeUndefined()
     expect((await req('PUT', `${R}/r4`, {body: {data: {}}})).body.permissions.read).toBeUndefined()
   })
+})
+
+test('the read prefetch leaves a page bigger than its byte bound to storage.list (a 600 MB page as one column crashed the server)', async () => {
+  const db = await createTestDatabase({schema: true})
+  const registry = new DatabaseRegistry()
+  cleanups.push(async () => {
+    await registry.closeAll()
+    await db.drop()
+  })
+  const sql = registry.get(db.url)
+  await ensureSchema(sql, ['storage', 'permission', 'cache'])
+  const storage = new PostgresStorage(sql)
+  await sql.query(`INSERT INTO access_control_entries (object_id, permission, principal) VALUES ('/buckets/b', 'read', 'system.Everyone')`)
+  for (let i = 0; i < 3; i++) await storage.create('record', '/buckets/b/collections/c', {blob: 'x'.repeat(1000)})
+  const query: PrefetchQuery = {
+    userId: null,
+    principals: ['system.Everyone'],
+    bound: [['/buckets/b', 'read']],
+    objects: [],
+    acls: [],
+    page: {resourceName: 'record', parentId: '/buckets/b/collections/c', options: {limit: 11}},
+  }
+  const small = await postgresPrefetch(sql, query, storage, {pageMaxBytes: 1_000_000})
+  expect(small.allowed).toBe(true)
+  expect(small.page?.map((o) => (o.blob as string).length)).toEqual([1000, 1000, 1000])
+  const big = await postgresPrefetch(sql, query, storage, {pageMaxBytes: 2000})
+  expect(big.allowed).toBe(true)
+  expect(big.page).toBeNull()
 })
