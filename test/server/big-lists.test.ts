@@ -6,19 +6,23 @@
  * KINTO_TEST_DATABASE_URL is set).
  */
 import type {FastifyInstance} from 'fastify'
-import {afterEach, describe, expect, test} from 'vitest'
+import {createHmac} from 'node:crypto'
+
+import {afterEach, describe, expect, test, vi} from 'vitest'
 
 import {DatabaseRegistry} from '../../src/lib/db/index.js'
 import {postgresPrefetch, type PrefetchQuery} from '../../src/lib/prefetch.js'
 import {ensureSchema} from '../../src/lib/schema/index.js'
 import {PostgresStorage} from '../../src/lib/storage/postgresql.js'
 import {createTestDatabase} from '../helpers/db.js'
-import {client, memoryApp, postgresApp} from './helpers.js'
+import {BOB, client, memoryApp, postgresApp} from './helpers.js'
 
 const cleanups: Array<() => Promise<void>> = []
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
 })
+
+const BOB_ID = 'basicauth:' + createHmac('sha256', '').update('bob:secret').digest('hex')
 
 const SETTINGS = {'kinto.includes': 'kinto.plugins.history', 'kinto.storage_max_fetch_size': '3', 'kinto.bucket_create_principals': 'system.Authenticated'}
 
@@ -124,4 +128,35 @@ test('the read prefetch leaves a page bigger than its byte bound to storage.list
   const big = await postgresPrefetch(sql, query, storage, {pageMaxBytes: 2000})
   expect(big.allowed).toBe(true)
   expect(big.page).toBeNull()
+})
+
+describe.each(kinds)('the history of a page of a plural DELETE (%s)', (kind, make) => {
+  test('one entry per record, readable by who could read the record, written in one INSERT on PostgreSQL', async () => {
+    const req = await open(make)
+    expect((await req('PUT', '/v1/buckets/b', {body: {}})).status).toBe(201)
+    // bob reads the collection, not the bucket: he sees the entries through their own ACEs.
+    expect((await req('PUT', '/v1/buckets/b/collections/c', {body: {permissions: {read: [BOB_ID]}}})).status).toBe(201)
+    const R = '/v1/buckets/b/collections/c/records'
+    for (let i = 0; i < 3; i++) expect((await req('PUT', `${R}/r${i}`, {body: {data: {i}}})).status).toBe(201)
+    const creates = vi.spyOn(PostgresStorage.prototype, 'create')
+    const createMany = vi.spyOn(PostgresStorage.prototype, 'createMany')
+    try {
+      const deleted = await req('DELETE', R)
+      expect(deleted.body.data).toHaveLength(3)
+      if (kind === 'postgresql') {
+        // (The memory storage has no createMany: its entries go one by one.)
+        expect(creates.mock.calls.filter(([resource]) => resource === 'history')).toHaveLength(0)
+        expect(createMany.mock.calls.filter(([resource]) => resource === 'history').map(([, , items]) => items.length)).toEqual([3])
+      }
+    } finally {
+      creates.mockRestore()
+      createMany.mockRestore()
+    }
+    const history = await req('GET', '/v1/buckets/b/history?resource_name=record&action=delete', {auth: BOB})
+    expect(history.status).toBe(200)
+    const entries = history.body.data as Array<{record_id: string; uri: string; target: {data: {deleted?: boolean}}; last_modified: number}>
+    expect(entries.map((e) => e.record_id).sort()).toEqual(['r0', 'r1', 'r2'])
+    expect(entries.every((e) => e.uri === `/buckets/b/collections/c/records/${e.record_id}` && e.target.data.deleted === true)).toBe(true)
+    expect(new Set(entries.map((e) => e.last_modified)).size).toBe(3)
+  })
 })
