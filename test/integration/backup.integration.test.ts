@@ -270,11 +270,14 @@ describe('kinto backup and restore on the embedded engine', () => {
     expect((await kinto(['backup', '--ini', other.ini, '-o', taken])).code).toBe(0)
     await withFileLock(pgliteLockPath(path.join(other.dir, 'data')), {target: 'test', owner: {command: 'kinto restore'}}, async () => {
       for (const args of [['backup', '-o', path.join(other.dir, 'x.gz')], ['restore', taken, '--force']]) {
-        const r = await kinto([...args, '--ini', other.ini, '--json'])
+        // --lock-timeout 1: the wait it bounds (10 s by default) ends in a second
+        const r = await kinto([...args, '--ini', other.ini, '--lock-timeout', '1', '--json'])
         expect(r.code, r.stdout + r.stderr).toBe(4)
         const error = json(r.stdout).error
+        expect(error.message).toMatch(/^Timed out after 1 s /)
         expect(error.message).toContain('kinto restore')
-        // these commands have no --lock-timeout, and what holds the folder need not be a migration
+        // what holds the folder need not be a migration: not migrate's hint (wait for the other
+        // migration, or raise --lock-timeout)
         expect(error.hint).not.toMatch(/--lock-timeout|other migration/)
         expect(error.hint).toMatch(/run this again/i)
       }
