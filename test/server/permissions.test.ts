@@ -346,6 +346,26 @@ for (const backend of ['memory', 'postgresql'] as const) {
       expect((await req('GET', `${B}/collections/c`, {auth: CAROL})).status).toBe(200)
     })
 
+    test("a JSON Patch of one principal applies to that permission's principals: a group URI, a first collection:create (docs/architecture.md, differences)", async () => {
+      const B = await freshBucket()
+      await req('PUT', `${B}/groups/g`, {body: {data: {members: [carol]}}})
+      const group = `${B.slice(3)}/groups/g`
+      const JP = {'content-type': 'application/json-patch+json'}
+      // As kinto-http's addPermissions sends them: `/permissions/<permission>/<principal>`.
+      const ops = [
+        {op: 'add', path: `/permissions/read/${group}`},
+        {op: 'add', path: `/permissions/collection:create/${bob}`, value: bob},
+      ]
+      const patched = await req('PATCH', B, {raw: JSON.stringify(ops), headers: JP})
+      expect(patched.status).toBe(200)
+      expect(patched.body.permissions).toMatchObject({read: [group], 'collection:create': [bob]})
+      expect((await req('GET', B, {auth: CAROL})).status).toBe(200)
+      expect((await req('PUT', `${B}/collections/bobs`, {auth: BOB})).status).toBe(201)
+      const removed = await req('PATCH', B, {raw: JSON.stringify([{op: 'remove', path: `/permissions/read/${group}`}]), headers: JP})
+      expect(removed.body.permissions.read).toBeUndefined()
+      expect((await req('GET', B, {auth: CAROL})).status).toBe(403)
+    })
+
     test("a writer by inheritance who merge-patches or JSON-patches an object's permissions replaces its ACL (upstream starts from the ACL it shows them: none)", async () => {
       const B = await freshBucket({write: [carol]})
       const C = `${B}/collections/c`
