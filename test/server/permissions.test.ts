@@ -329,6 +329,24 @@ for (const backend of ['memory', 'postgresql'] as const) {
       expect((await req('GET', '/v1/', {auth: BOB})).body.user.principals).not.toContain(G.slice(3))
     })
 
+    test('deleting a bucket takes its groups from their members: a bucket made again under that name gives them nothing (docs/architecture.md, differences)', async () => {
+      const B = await freshBucket()
+      const group = `${B.slice(3)}/groups/g`
+      await req('PUT', `${B}/groups/g`, {body: {data: {members: [carol, 'system.Authenticated']}}})
+      await req('PUT', `${B}/groups/h`, {body: {data: {members: [carol]}}})
+      expect((await req('GET', '/v1/', {auth: CAROL})).body.user.principals).toEqual(expect.arrayContaining([group, `${B.slice(3)}/groups/h`]))
+      expect((await req('DELETE', B)).status).toBe(200)
+      for (const auth of [CAROL, BOB]) {
+        const principals = (await req('GET', '/v1/', {auth})).body.user.principals as string[]
+        expect(principals.filter((p) => p.startsWith(`${B.slice(3)}/`))).toEqual([])
+      }
+      // The bucket made again, with an ACE naming the old group URI: no former member gets in.
+      await req('PUT', B)
+      await req('PUT', `${B}/collections/c`, {body: {permissions: {read: [group]}}})
+      expect((await req('GET', `${B}/collections/c`, {auth: CAROL})).status).toBe(403)
+      expect((await req('GET', `${B}/collections/c`, {auth: BOB})).status).toBe(403)
+    })
+
     test("in a batch, the caller's groups are those it started with (upstream reads them once per batch)", async () => {
       const B = await freshBucket({'group:create': [carol]})
       await req('PUT', `${B}/collections/c`, {body: {permissions: {read: [`${B.slice(3)}/groups/g`]}}})
