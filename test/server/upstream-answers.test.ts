@@ -218,6 +218,45 @@ const rows: Row[] = [
     errno: 107,
     body: (b) => expect(b.details[0]).toEqual({location: 'body', name: 'permissions', description: '"bogus" is not one of read, write, record:create'}),
   },
+  ...(
+    [
+      ['a bucket', '/v1/buckets/e3', 'read, write, collection:create, group:create'],
+      ['a group', `${B}/groups/e4`, 'read, write'],
+      ['a record', `${C}/records/e5`, 'read, write'],
+    ] as const
+  ).map(
+    ([what, url, names]): Row => ({
+      name: `an unknown permission name on ${what} lists that resource's permissions`,
+      run: (r) => r('PUT', url, {body: {permissions: {read: ['a'], 'record:create2': ['a'], bogus: ['a']}}}),
+      status: 400,
+      errno: 107,
+      body: (b) => expect(b.details).toEqual([{location: 'body', name: 'permissions', description: `"record:create2" is not one of ${names}`}]),
+    }),
+  ),
+  // kinto.core's process_object: a PUT replaces the ACL only when some permission is given (not
+  // null); a plain PATCH replaces the permissions it names, keeping the others.
+  ...(
+    [
+      ['a PUT with permissions {}', 'PUT', {permissions: {}}, {read: ['x'], write: ['w']}],
+      ['a PUT with every permission null', 'PUT', {permissions: {read: null, write: null}}, {read: ['x'], write: ['w']}],
+      ['a PUT naming one permission', 'PUT', {permissions: {read: ['y']}}, {read: ['y']}],
+      ['a PATCH emptying one permission', 'PATCH', {permissions: {read: []}}, {write: ['w']}],
+      ['a PATCH with permissions {}', 'PATCH', {permissions: {}}, {read: ['x'], write: ['w']}],
+    ] as const
+  ).map(
+    ([what, method, body, kept]): Row => ({
+      name: `${what}: the ACL upstream leaves (and the writer)`,
+      setup: (r) => r('PUT', `${B}/collections/acl`, {body: {permissions: {read: ['x'], write: ['w']}}}),
+      run: (r) => r(method, `${B}/collections/acl`, {body}),
+      status: 200,
+      body: (b) => {
+        const {write = [], ...others} = b.permissions as Record<string, string[]>
+        expect(write.filter((p) => p.startsWith('basicauth:'))).toHaveLength(1)
+        const rest = write.filter((p) => !p.startsWith('basicauth:'))
+        expect({...others, ...(rest.length > 0 ? {write: rest} : {})}).toEqual(kept)
+      },
+    }),
+  ),
   {
     name: 'a JSON-patch removing a principal that is not there is a 400',
     run: (r) => r('PATCH', C, {raw: '[{"op": "remove", "path": "/permissions/read/system.Everyone"}]', headers: JSON_PATCH}),

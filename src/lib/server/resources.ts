@@ -251,12 +251,16 @@ function childResourceNames(runtime: Runtime): string[] {
   return [...new Set([...runtime.resourceNames, 'history'])].filter((n) => n !== 'bucket')
 }
 
-async function deleteEverythingBelow(ctx: RequestContext, pattern: string): Promise<void> {
+/** Deletes every object below `pattern`; returns the groups deleted (their ids). */
+async function deleteEverythingBelow(ctx: RequestContext, pattern: string): Promise<string[]> {
   const {storage} = ctx.tx
+  const groups: string[] = []
   for (const name of childResourceNames(ctx.runtime)) {
-    await storage.deleteAll(name, pattern, {withDeleted: false})
+    const deleted = await storage.deleteAll(name, pattern, {withDeleted: false})
+    if (name === 'group') for (const group of deleted) groups.push(group.id as string)
   }
   await storage.purgeDeleted(null, pattern)
+  return groups
 }
 
 /** Registers the core cascades (upstream's subscribers in kinto/views/*.py). */
@@ -266,8 +270,12 @@ export function registerCoreListeners(runtime: Runtime): void {
       if (!old) continue
       const uri = `/buckets/${old.id as string}`
       for (const pattern of [uri, `${uri}/*`]) {
-        await deleteEverythingBelow(ctx, pattern)
+        const groups = await deleteEverythingBelow(ctx, pattern)
         await ctx.tx.permission.deleteObjectPermissions(pattern)
+        // Unlike upstream (its cascade deletes the groups without their event), the members lose
+        // these groups, as when a group is deleted: a bucket made again under the same name, with
+        // ACEs naming a group URI, must give them nothing.
+        for (const id of groups) await ctx.tx.permission.removePrincipal(`${uri}/groups/${id}`)
       }
     }
   })
