@@ -822,6 +822,286 @@ const rows: Row[] = [
           '  The resource has been moved to /v1/buckets/b; you should be redirected automatically.\n\n\n </body>\n</html>',
       ),
   },
+  // ---- the sync protocol (tombstones, timestamps, preconditions), as kinto.js and kinto-http.js use it
+  {
+    name: '_since, _before and gt_last_modified list a deletion as a tombstone of id, last_modified and deleted only',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const put = await r('PUT', `${c}/records/gone`, {body: {data: {title: 'x', n: 1}}})
+      const del = await r('DELETE', `${c}/records/gone`)
+      expect(del.body.data).toEqual({id: 'gone', last_modified: del.body.data.last_modified, deleted: true})
+      expect(del.body.data.last_modified).toBeGreaterThan(put.body.data.last_modified)
+      const tomb = {id: 'gone', last_modified: del.body.data.last_modified, deleted: true}
+      const since = put.body.data.last_modified
+      expect((await r('GET', `${c}/records?_before=${del.body.data.last_modified + 1}`)).body.data).toEqual([tomb])
+      expect((await r('GET', `${c}/records?gt_last_modified=${since}`)).body.data).toEqual([tomb])
+      expect((await r('GET', `${c}/records`)).body.data).toEqual([])
+      return r('GET', `${c}/records?_since=${encodeURIComponent(`"${since}"`)}`)
+    },
+    status: 200,
+    body: (b) => expect(b.data).toEqual([{id: 'gone', last_modified: b.data[0].last_modified, deleted: true}]),
+  },
+  {
+    name: 'a tombstone has no data fields: a filter on one leaves it out, deleted=true keeps only tombstones, _fields drops its deleted',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      await r('PUT', `${c}/records/a`, {body: {data: {title: 'x'}}})
+      await r('PUT', `${c}/records/b`, {body: {data: {title: 'x'}}})
+      await r('DELETE', `${c}/records/a`)
+      const byTitle = await r('GET', `${c}/records?_since=0&title=x`)
+      expect(byTitle.body.data.map((o: {id: string}) => o.id)).toEqual(['b'])
+      // _fields keeps id, last_modified and the fields named: upstream's tombstone loses its
+      // `deleted` unless it is named too.
+      const fields = await r('GET', `${c}/records?_since=0&_fields=title`)
+      expect(fields.body.data).toEqual([
+        {id: 'a', last_modified: fields.body.data[0].last_modified},
+        {id: 'b', last_modified: fields.body.data[1].last_modified, title: 'x'},
+      ])
+      const named = await r('GET', `${c}/records?_since=0&_fields=title,deleted`)
+      expect(named.body.data[0]).toEqual({id: 'a', last_modified: named.body.data[0].last_modified, deleted: true})
+      return r('GET', `${c}/records?_since=0&deleted=true`)
+    },
+    status: 200,
+    body: (b) => expect(b.data.map((o: {id: string}) => o.id)).toEqual(['a']),
+  },
+  {
+    name: 'Total-Records and Total-Objects (HEAD) count live records only, with _since and filters; a GET list has neither',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const first = await r('PUT', `${c}/records/a`, {body: {data: {title: 'x'}}})
+      await r('PUT', `${c}/records/b`, {body: {data: {title: 'x'}}})
+      await r('PUT', `${c}/records/c`, {body: {data: {title: 'y'}}})
+      await r('DELETE', `${c}/records/b`)
+      const all = await r('HEAD', `${c}/records`)
+      expect([all.headers['total-records'], all.headers['total-objects']]).toEqual(['2', '2'])
+      expect((await r('HEAD', `${c}/records?title=x`)).headers['total-records']).toBe('1')
+      const get = await r('GET', `${c}/records?_since=0&_limit=1`)
+      expect(get.headers['total-records']).toBeUndefined()
+      expect(get.headers['total-objects']).toBeUndefined()
+      return r('HEAD', `${c}/records?_since=${first.body.data.last_modified}`)
+    },
+    status: 200,
+    headers: {'total-records': '1', 'total-objects': '1'},
+  },
+  {
+    name: 'a tombstone re-created by PUT is a creation (201, If-None-Match: * passes), listed once by _since',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const put = await r('PUT', `${c}/records/back`, {body: {data: {v: 1}}})
+      await r('DELETE', `${c}/records/back`)
+      const again = await r('PUT', `${c}/records/back`, {body: {data: {v: 2}}, headers: {'if-none-match': '*'}})
+      expect(again.status).toBe(201)
+      expect(again.body.data).toEqual({id: 'back', v: 2, last_modified: again.body.data.last_modified})
+      expect((await r('GET', `${c}/records/back`)).body.data.v).toBe(2)
+      return r('GET', `${c}/records?_since=${put.body.data.last_modified}`)
+    },
+    status: 200,
+    body: (b) => expect(b.data).toEqual([{id: 'back', v: 2, last_modified: b.data[0].last_modified}]),
+  },
+  {
+    name: 'a deleted collection takes its records and their tombstones: re-created, _since from an old timestamp lists nothing',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const put = await r('PUT', `${c}/records/a`, {body: {data: {v: 1}}})
+      await r('PUT', `${c}/records/b`, {body: {data: {v: 1}}})
+      await r('DELETE', `${c}/records/b`)
+      const old = await r('GET', `${c}/records`)
+      expect((await r('DELETE', c)).status).toBe(200)
+      expect((await r('PUT', c)).status).toBe(201)
+      const fresh2 = await r('GET', `${c}/records`)
+      expect(Number(String(fresh2.headers.etag).slice(1, -1))).toBeGreaterThanOrEqual(Number(String(old.headers.etag).slice(1, -1)))
+      return r('GET', `${c}/records?_since=${put.body.data.last_modified - 1}`)
+    },
+    status: 200,
+    body: (b) => expect(b.data).toEqual([]),
+  },
+  {
+    name: "a list's ETag is its newest change (a deletion too); If-None-Match with it is a 304, an older one a 200",
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const put = await r('PUT', `${c}/records/a`, {body: {data: {}}})
+      const list1 = await r('GET', `${c}/records`)
+      expect(list1.headers.etag).toBe(`"${put.body.data.last_modified}"`)
+      const del = await r('DELETE', `${c}/records/a`)
+      const list2 = await r('GET', `${c}/records`)
+      expect(list2.headers.etag).toBe(`"${del.body.data.last_modified}"`)
+      expect(list2.headers['last-modified']).toBe(new Date(Math.floor(del.body.data.last_modified / 1000) * 1000).toUTCString())
+      const stale = await r('GET', `${c}/records`, {headers: {'if-none-match': String(list1.headers.etag)}})
+      expect(stale.status).toBe(200)
+      // Filters do not change a list's ETag.
+      expect((await r('GET', `${c}/records?v=1`, {headers: {'if-none-match': String(list2.headers.etag)}})).status).toBe(304)
+      return r('HEAD', `${c}/records?_since=0`, {headers: {'if-none-match': String(list2.headers.etag)}})
+    },
+    status: 304,
+    headers: {etag: /^"\d+"$/, 'total-records': null},
+    body: (_b, res) => expect(res.raw).toBe(''),
+  },
+  {
+    name: 'If-Match on a list: the current ETag reads, an older one is a 412 without details',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const list = await r('GET', `${c}/records`)
+      await r('PUT', `${c}/records/a`, {body: {data: {}}})
+      const now = await r('GET', `${c}/records`)
+      expect((await r('GET', `${c}/records`, {headers: {'if-match': String(now.headers.etag)}})).status).toBe(200)
+      return r('GET', `${c}/records`, {headers: {'if-match': String(list.headers.etag)}})
+    },
+    status: 412,
+    errno: 114,
+    headers: {etag: /^"\d+"$/},
+    body: (b) => {
+      expect(b.message).toBe('Resource was modified meanwhile')
+      expect(b).not.toHaveProperty('details')
+    },
+  },
+  {
+    name: 'If-None-Match: * on a list (GET, DELETE) is a 412: a list always exists',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      await r('PUT', `${c}/records/a`, {body: {data: {}}})
+      expect((await r('GET', `${c}/records`, {headers: {'if-none-match': '*'}})).status).toBe(412)
+      return r('DELETE', `${c}/records`, {headers: {'if-none-match': '*'}})
+    },
+    status: 412,
+    errno: 114,
+  },
+  {
+    name: 'If-Match with an old timestamp on a record write is a 412 with the current record (no permissions) in details.existing',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const v1 = await r('PUT', `${c}/records/a`, {body: {data: {v: 1}}})
+      await r('PUT', `${c}/records/a`, {body: {data: {v: 2}}})
+      return r('PATCH', `${c}/records/a`, {body: {data: {v: 3}}, headers: {'if-match': `"${v1.body.data.last_modified}"`}})
+    },
+    status: 412,
+    errno: 114,
+    headers: {etag: /^"\d+"$/},
+    body: (b, res) => {
+      expect(b.details.existing).toEqual({id: 'a', v: 2, last_modified: Number(String(res.headers.etag).slice(1, -1))})
+    },
+  },
+  {
+    name: 'If-None-Match: * on PUT of an existing record is a 412 with it; on a new id a 201; If-Match on a missing one a 412 without details',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      expect((await r('PUT', `${c}/records/new`, {body: {data: {v: 1}}, headers: {'if-none-match': '*'}})).status).toBe(201)
+      const missing = await r('PUT', `${c}/records/missing`, {body: {data: {}}, headers: {'if-match': '"123"'}})
+      expect(missing.status).toBe(412)
+      expect(missing.body).not.toHaveProperty('details')
+      const get = await r('GET', `${c}/records/new`, {headers: {'if-none-match': '*'}})
+      expect(get.status).toBe(412)
+      return r('PUT', `${c}/records/new`, {body: {data: {v: 2}}, headers: {'if-none-match': '*'}})
+    },
+    status: 412,
+    errno: 114,
+    body: (b) => expect(b.details.existing).toMatchObject({id: 'new', v: 1}),
+  },
+  {
+    name: "a bucket's ETag is its own timestamp: a collection or record written inside does not change it (the collections list's does)",
+    run: async (r) => {
+      const b = '/v1/buckets/etags'
+      const put = await r('PUT', b)
+      const buckets = await r('GET', '/v1/buckets')
+      const cols = await r('GET', `${b}/collections`)
+      const col = await r('PUT', `${b}/collections/c`)
+      await r('PUT', `${b}/collections/c/records/r`, {body: {data: {}}})
+      const bucket = await r('GET', b)
+      expect(bucket.headers.etag).toBe(`"${put.body.data.last_modified}"`)
+      expect((await r('GET', b, {headers: {'if-none-match': `"${put.body.data.last_modified}"`}})).status).toBe(304)
+      expect((await r('GET', '/v1/buckets')).headers.etag).toBe(buckets.headers.etag)
+      const cols2 = await r('GET', `${b}/collections`)
+      expect(cols2.headers.etag).toBe(`"${col.body.data.last_modified}"`)
+      expect(cols2.headers.etag).not.toBe(cols.headers.etag)
+      // The record does not change its collection's timestamp either.
+      return r('GET', `${b}/collections/c`, {headers: {'if-none-match': `"${col.body.data.last_modified}"`}})
+    },
+    status: 304,
+  },
+  {
+    name: '_expected (remote-settings cache busting) is not a filter, and Next-Page keeps it with the filters, _since and _sort',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      for (const id of ['a', 'b', 'c']) await r('PUT', `${c}/records/${id}`, {body: {data: {k: 1}}})
+      return r('GET', `${c}/records?_expected=42&k=1&_since=0&_sort=id&_fields=k`, {headers: {}}).then(async (first) => {
+        expect(first.body.data.map((o: {id: string}) => o.id)).toEqual(['a', 'b', 'c'])
+        return r('GET', `${c}/records?_expected=42&k=1&_since=0&_sort=id&_limit=2`)
+      })
+    },
+    status: 200,
+    headers: {'next-page': /\?(?=.*_expected=42)(?=.*k=1)(?=.*_since=0)(?=.*_sort=id)(?=.*_limit=2)(?=.*_token=)/},
+  },
+  {
+    name: "kinto.js's last pull: _since (unquoted) with exclude_id leaves out the excluded ids, tombstones too",
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const start = await r('PUT', `${c}/records/old`, {body: {data: {}}})
+      for (const id of ['a', 'b', 'c']) await r('PUT', `${c}/records/${id}`, {body: {data: {}}})
+      await r('DELETE', `${c}/records/a`)
+      await r('DELETE', `${c}/records/c`)
+      return r('GET', `${c}/records?_since=${start.body.data.last_modified}&exclude_id=a,b&_sort=-last_modified`)
+    },
+    status: 200,
+    body: (b) => expect(b.data).toEqual([{id: 'c', last_modified: b.data[0].last_modified, deleted: true}]),
+  },
+  {
+    name: 'a deleted record is a 404 before any precondition: DELETE or PATCH with If-Match, GET with If-None-Match',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const put = await r('PUT', `${c}/records/gone`, {body: {data: {}}})
+      const del = await r('DELETE', `${c}/records/gone`)
+      const ifMatch = {'if-match': `"${put.body.data.last_modified}"`}
+      expect((await r('PATCH', `${c}/records/gone`, {body: {data: {}}, headers: ifMatch})).status).toBe(404)
+      expect((await r('GET', `${c}/records/gone`, {headers: {'if-none-match': `"${del.body.data.last_modified}"`}})).status).toBe(404)
+      return r('DELETE', `${c}/records/gone`, {headers: ifMatch})
+    },
+    status: 404,
+    errno: 110,
+  },
+  {
+    name: "kinto-http's safe batch: a stale If-Match or If-None-Match: * on an existing record is a sub-response 412 with the current record",
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const v1 = await r('PUT', `${c}/records/a`, {body: {data: {v: 1}}})
+      const v2 = await r('PUT', `${c}/records/a`, {body: {data: {v: 2}}})
+      const path = `${c.slice(3)}/records/a`
+      return r('POST', '/v1/batch', {
+        body: {
+          requests: [
+            {method: 'PUT', path, body: {data: {v: 3}}, headers: {'If-Match': `"${v1.body.data.last_modified}"`}},
+            {method: 'DELETE', path, headers: {'If-Match': `"${v1.body.data.last_modified}"`}},
+            {method: 'PUT', path, body: {data: {v: 3}}, headers: {'If-None-Match': '*'}},
+            {method: 'PUT', path, body: {data: {v: 3}}, headers: {'If-Match': `"${v2.body.data.last_modified}"`}},
+          ],
+        },
+      })
+    },
+    status: 200,
+    body: (b) => {
+      const [stale, staleDelete, create, ok] = b.responses
+      for (const sub of [stale, staleDelete, create]) {
+        expect(sub.status).toBe(412)
+        expect(sub.body.errno).toBe(114)
+        expect(sub.body.details.existing).toEqual({id: 'a', v: 2, last_modified: sub.body.details.existing.last_modified})
+        expect(sub.headers.ETag).toBe(`"${sub.body.details.existing.last_modified}"`)
+      }
+      expect(ok.status).toBe(200)
+      expect(ok.body.data.v).toBe(3)
+    },
+  },
 ]
 
 for (const backend of ['memory', 'postgresql'] as const) {
