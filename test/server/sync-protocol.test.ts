@@ -187,6 +187,17 @@ for (const backend of ['memory', 'postgresql'] as const) {
       }
     })
 
+    test('a write given the timestamp of another record of the list is refused: a page boundary never falls between equal timestamps', async () => {
+      const c = await collection(0)
+      const a = await alice('PUT', `${c}/records/a`, {body: {data: {}}})
+      await alice('PUT', `${c}/records/z`, {body: {data: {}}})
+      const clash = await bob('PUT', `${c}/records/y`, {body: {data: {last_modified: a.body.data.last_modified}}})
+      expect(clash.status).toBe(409)
+      const all = (await pageAll(alice, `${c}/records`)).flatMap((p) => p.ids)
+      expect((await pageAll(alice, `${c}/records?_limit=1`)).flatMap((p) => p.ids)).toEqual(all)
+      expect(all).toEqual(['z', 'a'])
+    })
+
     test('paging while many writes run at the same time: untouched records once, the next sync sees every write', async () => {
       const c = await collection(30)
       const writes: Array<Promise<unknown>> = []
