@@ -1208,6 +1208,26 @@ const rows: Row[] = [
     headers: {'retry-after': /^\d+$/},
     body: (b) => expect(b.message).toBe('Integrity constraint violated, please retry.'),
   },
+  {
+    name: "preconditions on a bucket and a collection: a stale If-Match, If-None-Match: * on an existing one: 412 with it (no permissions); a collection's change leaves its records list's ETag",
+    run: async (r) => {
+      const b = '/v1/buckets/preconds'
+      const bucket = await r('PUT', b, {body: {data: {v: 1}}})
+      await r('PATCH', b, {body: {data: {v: 2}}})
+      const stale = await r('PATCH', b, {body: {data: {v: 3}}, headers: {'if-match': `"${bucket.body.data.last_modified}"`}})
+      expect(stale.status).toBe(412)
+      expect(stale.body.details.existing).toEqual({id: 'preconds', v: 2, last_modified: stale.body.details.existing.last_modified})
+      const col = await r('PUT', `${b}/collections/c`, {body: {data: {v: 1}}})
+      const records = await r('GET', `${b}/collections/c/records`)
+      await r('PATCH', `${b}/collections/c`, {body: {data: {v: 2}}})
+      expect((await r('GET', `${b}/collections/c/records`, {headers: {'if-none-match': String(records.headers.etag)}})).status).toBe(304)
+      expect((await r('GET', `${b}/collections/c`, {headers: {'if-none-match': `"${col.body.data.last_modified}"`}})).status).toBe(200)
+      return r('PUT', `${b}/collections/c`, {body: {data: {}}, headers: {'if-none-match': '*'}})
+    },
+    status: 412,
+    errno: 114,
+    body: (b) => expect(b.details.existing).toEqual({id: 'c', v: 2, last_modified: b.details.existing.last_modified}),
+  },
 ]
 
 for (const backend of ['memory', 'postgresql'] as const) {
