@@ -195,6 +195,22 @@ for (const backend of ['memory', 'postgresql'] as const) {
       }
     })
 
+    test('paging by a nested field (the token keeps it under its dotted name), equal values and missing ones: each record once, in order', async () => {
+      const c = await collection(0)
+      const ranks = [3, 1, 2, 1, null, 3, undefined, 2, {}, 'x']
+      for (const [i, rank] of ranks.entries()) {
+        const meta = rank === undefined ? {} : {rank}
+        expect((await alice('PUT', `${c}/records/n${i}`, {body: {data: {meta}}})).status).toBe(201)
+      }
+      for (const sort of ['meta.rank', '-meta.rank', 'meta.rank,id', '-meta.rank,-id']) {
+        const all = (await pageAll(alice, `${c}/records?_sort=${sort}`)).flatMap((p) => p.ids)
+        for (const limit of [1, 2, 3]) {
+          expect((await pageAll(alice, `${c}/records?_sort=${sort}&_limit=${limit}`)).flatMap((p) => p.ids), `${sort} ${limit}`).toEqual(all)
+        }
+        expect(all).toHaveLength(ranks.length)
+      }
+    })
+
     test('a write given the timestamp of another record of the list is refused: a page boundary never falls between equal timestamps', async () => {
       const c = await collection(0)
       const a = await alice('PUT', `${c}/records/a`, {body: {data: {}}})
