@@ -1,5 +1,6 @@
 import {Args, Flags, type Interfaces} from '@oclif/core'
 
+import {FOLDER_LOCK_SECONDS} from './lib/backup/index.js'
 import {DURATION_FORMAT, MAX_DURATION_SECONDS, tryParseDuration} from './lib/config/duration.js'
 import {UsageError} from './lib/errors.js'
 
@@ -67,6 +68,19 @@ export function durationFlag(options: DurationOptions): Interfaces.OptionFlag<nu
       return seconds
     },
   })()
+}
+
+/**
+ * --lock-timeout of backup, restore and db copy (`env` names its variable): how long to wait for
+ * another kinto command using the database (in seconds; default FOLDER_LOCK_SECONDS).
+ */
+export function folderLockTimeoutFlag(env: string): Interfaces.OptionFlag<number> {
+  return durationFlag({
+    summary: `How long to wait for another kinto command (a migration, backup, restore or copy) using the database (${FOLDER_LOCK_SECONDS}, 1m…).`,
+    env,
+    default: FOLDER_LOCK_SECONDS,
+    min: 0,
+  })
 }
 
 // ---- `kinto deploy nginx | uwsgi | apache` (shared by the three commands)

@@ -4,7 +4,7 @@ import {Flags} from '@oclif/core'
 
 import {withProgress} from '../backup-output.js'
 import {BaseCommand} from '../base-command.js'
-import {forceFlag, iniFlag} from '../flags.js'
+import {folderLockTimeoutFlag, forceFlag, iniFlag} from '../flags.js'
 import {backup, type BackupResult, countsText, defaultBackupName} from '../lib/backup/index.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {exitCodes} from '../lib/errors.js'
@@ -30,6 +30,7 @@ On success .kinto-backup beside the ini records the time (kinto check reminds wh
       helpValue: 'FILE',
     }),
     force: {...forceFlag, summary: 'Replace FILE when it exists.'},
+    'lock-timeout': folderLockTimeoutFlag('KINTO_BACKUP_LOCK_TIMEOUT'),
   }
 
   async run(): Promise<BackupResult> {
@@ -42,6 +43,7 @@ On success .kinto-backup beside the ini records the time (kinto check reminds wh
         iniPath: config.path,
         file,
         force: this.flags.force,
+        lockTimeoutMs: this.flags['lock-timeout'] * 1000,
         signal,
         onProgress: onProgress && ((e) => onProgress(e.table, e.done, e.total)),
       }),

@@ -4,7 +4,7 @@ import {Args} from '@oclif/core'
 
 import {withProgress} from '../backup-output.js'
 import {BaseCommand} from '../base-command.js'
-import {forceFlag, iniFlag} from '../flags.js'
+import {folderLockTimeoutFlag, forceFlag, iniFlag} from '../flags.js'
 import {countsText, restore, type RestoreResult} from '../lib/backup/index.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {exitCodes} from '../lib/errors.js'
@@ -28,12 +28,13 @@ The target must be empty; --force replaces everything it holds, in the same tran
   static flags = {
     ini: iniFlag,
     force: {...forceFlag, summary: 'Replace what the target database holds (in the same transaction).'},
+    'lock-timeout': folderLockTimeoutFlag('KINTO_RESTORE_LOCK_TIMEOUT'),
   }
 
   async run(): Promise<RestoreResult> {
     const config = loadConfig(resolveIniPath(this.flags.ini))
     const result = await withProgress(this.jsonEnabled(), 'restoring', (signal, onProgress) =>
-      restore({settings: config.settings, dir: config.dir, file: path.resolve(this.args.file), force: this.flags.force, signal, onProgress}),
+      restore({settings: config.settings, dir: config.dir, file: path.resolve(this.args.file), force: this.flags.force, lockTimeoutMs: this.flags['lock-timeout'] * 1000, signal, onProgress}),
     )
     if (!this.jsonEnabled()) {
       for (const step of result.migrated) this.log(`Migrated the target: ${step}.`)

@@ -6,6 +6,7 @@
 import {beforeEach, describe, expect, it} from 'vitest'
 
 import type {Backends} from '../../src/lib/backends.js'
+import {IntegrityError} from '../../src/lib/db/backend.js'
 import {EXACT_INTEGER} from '../../src/lib/json.js'
 import {
   type Filter,
@@ -177,6 +178,19 @@ export function storageContract(get: () => Backends): void {
       expect((await storage.update(R, P, 'd', {last_modified: past})).last_modified).toBe(past)
       expect(await storage.resourceTimestamp(R, P)).toBe(future)
       expect((await storage.create(R, P, {id: 'e'})).last_modified).toBe(future + 1)
+    })
+
+    it("refuses a given timestamp held by another object or tombstone of the list (the unique index), not the object's own", async () => {
+      const a = await storage.create(R, P, {id: 'a'})
+      const gone = await storage.create(R, P, {id: 'gone'})
+      const tomb = await storage.delete(R, P, 'gone')
+      await storage.create(R, P, {id: 'newest'})
+      await expect(storage.create(R, P, {id: 'b', last_modified: a.last_modified})).rejects.toBeInstanceOf(IntegrityError)
+      await expect(storage.update(R, P, 'b', {last_modified: tomb.last_modified})).rejects.toBeInstanceOf(IntegrityError)
+      await expect(storage.delete(R, P, 'newest', {lastModified: a.last_modified})).rejects.toBeInstanceOf(IntegrityError)
+      expect((await storage.update(R, P, 'a', {v: 2, last_modified: a.last_modified})).last_modified).toBe(a.last_modified)
+      expect((await storage.update(R, P, 'gone', {last_modified: tomb.last_modified})).last_modified).toBe(tomb.last_modified)
+      expect((await storage.update(R, P, 'newest', {last_modified: gone.last_modified})).last_modified).toBe(gone.last_modified)
     })
 
     it('a delete may carry its timestamp', async () => {

@@ -1,8 +1,9 @@
 /**
- * kinto backup / restore / db copy, for real: the CLI as a subprocess on embedded folders and (with
- * KINTO_TEST_DATABASE_URL) PostgreSQL databases; the data written and compared through the HTTP
- * API, request by request (bodies, ETags, Last-Modified, permissions, `_since`); every bad file a
- * clear error with the target unchanged.
+ * kinto backup / restore / db copy, for real: the CLI (run in this process, see `kinto` below; a
+ * subprocess where one is needed) on embedded folders and (with KINTO_TEST_DATABASE_URL)
+ * PostgreSQL databases; the data written and compared through the HTTP API, request by request
+ * (bodies, ETags, Last-Modified, permissions, `_since`); every bad file a clear error with the
+ * target unchanged.
  */
 import {type ChildProcess, execFile, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
@@ -17,7 +18,8 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {openDatabase} from '../../src/lib/db/index.js'
 import {ensureSchema} from '../../src/lib/schema/index.js'
 import {pgliteLockPath, withFileLock} from '../../src/lib/schema/lock.js'
-import {cliBin, repoRoot, runCli} from '../helpers/cli.js'
+import {cliBin, repoRoot} from '../helpers/cli.js'
+import {runCliInProcess} from '../helpers/cli-in-process.js'
 import {createServerDatabase, realServerUrl, type TestDatabase} from '../helpers/db.js'
 import {acceptanceHttpChecks} from '../helpers/schema-catalog.js'
 import {tempFolders} from '../helpers/tmp.js'
@@ -82,7 +84,12 @@ async function rowCounts(url: string): Promise<number[]> {
   }
 }
 
-const kinto = (args: string[], timeoutMs = 120_000) => runCli(args, {timeoutMs, env: {KINTO_INI: undefined}})
+/**
+ * `kinto ARGS` run in this process (runCliInProcess: the same exit code and output, without the
+ * second or more of starting a process each call); what needs a process of its own (kinto start,
+ * a restore sent SIGTERM) is spawned where it is used.
+ */
+const kinto = (args: string[], options: {cwd?: string; env?: NodeJS.ProcessEnv} = {}) => runCliInProcess(args, {cwd: options.cwd, env: {KINTO_INI: undefined, ...options.env}})
 
 function json(stdout: string): any {
   try {
@@ -189,7 +196,7 @@ describe('kinto backup and restore on the embedded engine', () => {
 
   it('db copy --to a relative pglite: folder prints ini lines naming that folder wherever the ini is', async () => {
     const cwd = tmp()
-    const r = await runCli(['db', 'copy', '--ini', source.ini, '--to', 'pglite:moved/data', '--json'], {cwd, timeoutMs: 120_000, env: {KINTO_INI: undefined}})
+    const r = await kinto(['db', 'copy', '--ini', source.ini, '--to', 'pglite:moved/data', '--json'], {cwd})
     expect(r.code, r.stdout + r.stderr).toBe(0)
     const folder = path.join(cwd, 'moved', 'data')
     expect(json(r.stdout).to.storage).toContain(folder)
@@ -198,7 +205,7 @@ describe('kinto backup and restore on the embedded engine', () => {
     expect(json(r.stdout).iniLines).toContain(`kinto.permission_url = pglite:${folder}`)
     expect((await rowCounts(`pglite:${folder}`))[0]).toBeGreaterThan(100)
     // Without --json: the lines to paste, and no password to put back into an embedded URL.
-    const text = await runCli(['db', 'copy', '--ini', source.ini, '--to', 'pglite:moved2/data'], {cwd, timeoutMs: 120_000, env: {KINTO_INI: undefined}})
+    const text = await kinto(['db', 'copy', '--ini', source.ini, '--to', 'pglite:moved2/data'], {cwd})
     expect(text.code, text.stderr).toBe(0)
     expect(text.stdout).toContain('To serve it, set these lines in [app:main] of the ini, then kinto start:')
     expect(text.stdout).toContain(`  kinto.storage_url = pglite:${path.join(cwd, 'moved2', 'data')}`)
@@ -208,7 +215,7 @@ describe('kinto backup and restore on the embedded engine', () => {
     const cwd = tmp()
     // nothing listens on port 1: refused at once
     const ini = writeIni(cwd, 'postgresql://postgres@127.0.0.1:1/kinto')
-    const r = await runCli(['db', 'copy', '--ini', ini, '--to', 'pglite:never/data', '--json'], {cwd, timeoutMs: 60_000, env: {KINTO_INI: undefined}})
+    const r = await kinto(['db', 'copy', '--ini', ini, '--to', 'pglite:never/data', '--json'], {cwd})
     expect(r.code).toBe(1)
     expect(json(r.stdout).error.code).toBe('KINTO_DB_UNREACHABLE')
     expect(existsSync(path.join(cwd, 'never', 'data'))).toBe(false)
@@ -222,14 +229,14 @@ describe('kinto backup and restore on the embedded engine', () => {
       ['mysql://kinto:secret@db/kinto', '--to mysql://kinto:***@db/kinto is not a database kinto-ops can copy to.'],
       ['missing.ini', `--to ${path.join(cwd, 'missing.ini')}: no such ini.`],
     ]) {
-      const r = await runCli(['db', 'copy', '--ini', source.ini, '--to', to!, '--json'], {cwd, timeoutMs: 60_000, env: {KINTO_INI: undefined}})
+      const r = await kinto(['db', 'copy', '--ini', source.ini, '--to', to!, '--json'], {cwd})
       expect(r.code, r.stdout + r.stderr).toBe(2)
       expect(json(r.stdout).error).toEqual({code: 'KINTO_USAGE', message, hint: what})
     }
     expect(readdirSync(cwd)).toEqual([])
-    const first = await runCli(['db', 'copy', '--ini', source.ini, '--to', 'pglite:full/data', '--json'], {cwd, timeoutMs: 120_000, env: {KINTO_INI: undefined}})
+    const first = await kinto(['db', 'copy', '--ini', source.ini, '--to', 'pglite:full/data', '--json'], {cwd})
     expect(first.code, first.stdout + first.stderr).toBe(0)
-    const again = await runCli(['db', 'copy', '--ini', source.ini, '--to', 'pglite:full/data', '--json'], {cwd, timeoutMs: 120_000, env: {KINTO_INI: undefined}})
+    const again = await kinto(['db', 'copy', '--ini', source.ini, '--to', 'pglite:full/data', '--json'], {cwd})
     expect(again.code).toBe(2)
     expect(json(again.stdout).error).toMatchObject({
       code: 'KINTO_RESTORE_NOT_EMPTY',
@@ -249,7 +256,7 @@ describe('kinto backup and restore on the embedded engine', () => {
     } finally {
       await c.close()
     }
-    const r = await runCli(['db', 'copy', '--ini', source.ini, '--to', target.url, '--json'], {timeoutMs: 120_000, env: {KINTO_INI: undefined}})
+    const r = await kinto(['db', 'copy', '--ini', source.ini, '--to', target.url, '--json'])
     expect(r.code, r.stdout + r.stderr).toBe(1)
     expect(json(r.stdout).error).toMatchObject({
       code: 'KINTO_RESTORE_FAILED',
@@ -263,11 +270,14 @@ describe('kinto backup and restore on the embedded engine', () => {
     expect((await kinto(['backup', '--ini', other.ini, '-o', taken])).code).toBe(0)
     await withFileLock(pgliteLockPath(path.join(other.dir, 'data')), {target: 'test', owner: {command: 'kinto restore'}}, async () => {
       for (const args of [['backup', '-o', path.join(other.dir, 'x.gz')], ['restore', taken, '--force']]) {
-        const r = await kinto([...args, '--ini', other.ini, '--json'])
+        // --lock-timeout 1: the wait it bounds (10 s by default) ends in a second
+        const r = await kinto([...args, '--ini', other.ini, '--lock-timeout', '1', '--json'])
         expect(r.code, r.stdout + r.stderr).toBe(4)
         const error = json(r.stdout).error
+        expect(error.message).toMatch(/^Timed out after 1 s /)
         expect(error.message).toContain('kinto restore')
-        // these commands have no --lock-timeout, and what holds the folder need not be a migration
+        // what holds the folder need not be a migration: not migrate's hint (wait for the other
+        // migration, or raise --lock-timeout)
         expect(error.hint).not.toMatch(/--lock-timeout|other migration/)
         expect(error.hint).toMatch(/run this again/i)
       }
@@ -304,7 +314,7 @@ describe('kinto backup and restore on the embedded engine', () => {
   it('restore into an ini that says kinto.readonly = true writes nothing (KINTO_READONLY), as migrate and purge-deleted', async () => {
     const target = await embedded()
     const before = await answersOf(target.url)
-    const r = await runCli(['restore', file, '--ini', target.ini, '--json'], {timeoutMs: 120_000, env: {KINTO_INI: undefined, KINTO_READONLY: 'true'}})
+    const r = await kinto(['restore', file, '--ini', target.ini, '--json'], {env: {KINTO_READONLY: 'true'}})
     expect(r.code, r.stderr).toBe(1)
     expect(json(r.stdout).error).toEqual(expect.objectContaining({code: 'KINTO_READONLY', message: expect.stringMatching(/kinto\.readonly is true, so kinto restore writes nothing/)}))
     expect(await answersOf(target.url)).toEqual(before)
@@ -604,7 +614,7 @@ describe('kinto backup and restore on the embedded engine', () => {
       const ini = writeIni(dir, pg.url)
       const other = new URL(pg.url)
       other.hostname = other.hostname === 'localhost' ? '127.0.0.1' : 'localhost'
-      const r = await kinto(['db', 'copy', '--ini', ini, '--to', other.toString(), '--force', '--json'], 60_000)
+      const r = await kinto(['db', 'copy', '--ini', ini, '--to', other.toString(), '--force', '--json'])
       expect(r.code, r.stdout + r.stderr).toBe(2)
       expect(json(r.stdout).error.message).toMatch(/is the source database .* under another name/)
     }, 120_000)

@@ -1,5 +1,6 @@
 /**
- * kinto db create | grant-readonly | status, as subprocesses.
+ * kinto db create | grant-readonly | status, run in this process (runCliInProcess: the same exit code
+ * and output as a subprocess, without its start-up).
  * Roles and databases need a real PostgreSQL server: those tests run when KINTO_TEST_DATABASE_URL
  * is set and are skipped otherwise (PGlite is one user and one database).
  */
@@ -9,7 +10,7 @@ import pg from 'pg'
 import {afterEach, describe, expect, it} from 'vitest'
 
 import {scramVerifier} from '../../src/lib/db/scram.js'
-import {runCli} from '../helpers/cli.js'
+import {runCliInProcess} from '../helpers/cli-in-process.js'
 import {createPgliteDatabase, createServerDatabase, realServerUrl} from '../helpers/db.js'
 import {writeTestIni} from '../helpers/schema-env.js'
 
@@ -51,7 +52,7 @@ async function migratedDatabase(opts: {cache?: boolean} = {}) {
   await admin((c) => c.query(`ALTER DATABASE ${name} OWNER TO ${migrator}`))
   const ini = writeTestIni(urlAs(migrator, name), {cache: opts.cache ?? true})
   cleanups.push(() => ini.cleanup())
-  const m = await runCli(['migrate', '--ini', ini.ini])
+  const m = await runCliInProcess(['migrate', '--ini', ini.ini])
   expect(m.code, m.stderr).toBe(0)
   return {migrator, name, ini: ini.ini}
 }
@@ -83,7 +84,7 @@ describe('kinto db grant-readonly refuses the role Kinto writes with', () => {
     const ini = writeTestIni('postgresql://kinto_writer@127.0.0.1:1/kinto', {cache: true})
     cleanups.push(() => ini.cleanup())
     for (const mode of [[], ['--dry-run']]) {
-      const r = await runCli(['db', 'grant-readonly', '--ini', ini.ini, '--role', 'kinto_writer', ...mode, '--json'])
+      const r = await runCliInProcess(['db', 'grant-readonly', '--ini', ini.ini, '--role', 'kinto_writer', ...mode, '--json'])
       expect(r.code, r.stdout + r.stderr).toBe(2)
       expect(JSON.parse(r.stdout).error.message).toBe('--role kinto_writer is the role Kinto writes with (kinto.storage_url): read-only, it would make every write fail.')
     }
@@ -96,12 +97,12 @@ describe.skipIf(!realServerUrl)('kinto db grant-readonly (real PostgreSQL only: 
     const role = `kinto_ro_${suffix()}`
     cleanups.unshift(() => admin((c) => c.query(`DROP ROLE IF EXISTS ${role}`)))
 
-    const before = await runCli(['db', 'grant-readonly', '--ini', ini, '--role', role, '--check', '--admin-url', adminUrl()])
+    const before = await runCliInProcess(['db', 'grant-readonly', '--ini', ini, '--role', role, '--check', '--admin-url', adminUrl()])
     expect(before.code).toBe(6)
     expect(before.stdout).toMatch(/MISSING role .* exists and can log in/)
 
     const password = `pw-${suffix()}-secret`
-    const r = await runCli(['db', 'grant-readonly', '--ini', ini, '--role', role, '--password-stdin', '--admin-url', adminUrl()], {
+    const r = await runCliInProcess(['db', 'grant-readonly', '--ini', ini, '--role', role, '--password-stdin', '--admin-url', adminUrl()], {
       input: `${password}\n`,
     })
     expect(r.code, r.stderr).toBe(0)
@@ -138,12 +139,12 @@ describe.skipIf(!realServerUrl)('kinto db grant-readonly (real PostgreSQL only: 
     const m = /^SCRAM-SHA-256\$(\d+):([^$]+)\$/.exec(stored.rows[0].p)!
     expect(stored.rows[0].p).toBe(scramVerifier(password, Buffer.from(m[2], 'base64'), Number(m[1])))
 
-    const again = await runCli(['db', 'grant-readonly', '--ini', ini, '--role', role, '--admin-url', adminUrl(), '--json'])
+    const again = await runCliInProcess(['db', 'grant-readonly', '--ini', ini, '--role', role, '--admin-url', adminUrl(), '--json'])
     expect(again.code).toBe(0)
     const json = JSON.parse(again.stdout)
     expect(json).toMatchObject({roleCreated: false, missing: []})
     expect(json.generatedPassword).toBeUndefined()
-    const check = await runCli(['db', 'grant-readonly', '--ini', ini, '--role', role, '--check', '--admin-url', adminUrl()])
+    const check = await runCliInProcess(['db', 'grant-readonly', '--ini', ini, '--role', role, '--check', '--admin-url', adminUrl()])
     expect(check.code).toBe(0)
     expect(check.stdout).toMatch(/All read-only grants hold/)
   }, 60_000)
@@ -158,7 +159,7 @@ describe.skipIf(!realServerUrl)('kinto db grant-readonly (real PostgreSQL only: 
     )
     const role = `kinto_ro_${suffix()}`
     cleanups.unshift(() => admin((c) => c.query(`DROP ROLE IF EXISTS ${role}`)))
-    const r = await runCli(['db', 'grant-readonly', '--ini', memoryCacheIni, '--role', role, '--admin-url', adminUrl(), '--json'])
+    const r = await runCliInProcess(['db', 'grant-readonly', '--ini', memoryCacheIni, '--role', role, '--admin-url', adminUrl(), '--json'])
     expect(r.code, r.stderr).toBe(0)
     const json = JSON.parse(r.stdout)
     expect(json.generatedPassword).toMatch(/^[A-Za-z0-9_-]{32}$/)
@@ -173,10 +174,10 @@ describe.skipIf(!realServerUrl)('kinto db grant-readonly (real PostgreSQL only: 
     const {name, ini} = await migratedDatabase()
     const role = `ro"; DROP TABLE objects; -- ${suffix()}`
     cleanups.unshift(() => admin((c) => c.query(`DROP ROLE IF EXISTS "${role.replaceAll('"', '""')}"`)))
-    const dry = await runCli(['db', 'grant-readonly', '--ini', ini, '--role', role, '--dry-run', '--admin-url', adminUrl()])
+    const dry = await runCliInProcess(['db', 'grant-readonly', '--ini', ini, '--role', role, '--dry-run', '--admin-url', adminUrl()])
     expect(dry.code).toBe(0)
     expect(dry.stdout).toContain(`CREATE ROLE "${role.replaceAll('"', '""')}" LOGIN PASSWORD '***'`)
-    const r = await runCli(['db', 'grant-readonly', '--ini', ini, '--role', role, '--admin-url', adminUrl()])
+    const r = await runCliInProcess(['db', 'grant-readonly', '--ini', ini, '--role', role, '--admin-url', adminUrl()])
     expect(r.code, r.stderr).toBe(0)
     const exists = await admin((c) => c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]))
     expect(exists.rows).toHaveLength(1)
@@ -187,10 +188,10 @@ describe.skipIf(!realServerUrl)('kinto db grant-readonly (real PostgreSQL only: 
   it('refuses names PostgreSQL would truncate or reserves', async () => {
     const ini = writeTestIni(urlAs('postgres', 'postgres'))
     cleanups.push(() => ini.cleanup())
-    const long = await runCli(['db', 'grant-readonly', '--ini', ini.ini, '--role', 'r'.repeat(64), '--dry-run'])
+    const long = await runCliInProcess(['db', 'grant-readonly', '--ini', ini.ini, '--role', 'r'.repeat(64), '--dry-run'])
     expect(long.code).toBe(2)
     expect(long.stderr).toMatch(/longer than 63 bytes/)
-    const reserved = await runCli(['db', 'grant-readonly', '--ini', ini.ini, '--role', 'pg_mine', '--dry-run'])
+    const reserved = await runCliInProcess(['db', 'grant-readonly', '--ini', ini.ini, '--role', 'pg_mine', '--dry-run'])
     expect(reserved.code).toBe(2)
   })
 })
@@ -201,10 +202,10 @@ describe.skipIf(!realServerUrl)('kinto db create (real PostgreSQL only: PGlite h
     cleanups.push(() => admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)))
     const ini = writeTestIni(urlAs('postgres', name))
     cleanups.push(() => ini.cleanup())
-    const first = await runCli(['db', 'create', '--ini', ini.ini])
+    const first = await runCliInProcess(['db', 'create', '--ini', ini.ini])
     expect(first.code, first.stderr).toBe(0)
     expect(first.stdout).toMatch(new RegExp(`${name} on .*: created, encoding UTF8, timezone UTC`))
-    const second = await runCli(['db', 'create', '--ini', ini.ini, '--json'])
+    const second = await runCliInProcess(['db', 'create', '--ini', ini.ini, '--json'])
     expect(second.code).toBe(0)
     expect(JSON.parse(second.stdout)).toMatchObject({database: name, created: false, encoding: 'UTF8', timezone: 'UTC'})
     const info = await admin((c) =>
@@ -217,7 +218,7 @@ describe.skipIf(!realServerUrl)('kinto db create (real PostgreSQL only: PGlite h
     )
     expect(info.rows[0]).toEqual({enc: 'UTF8', cfg: ['TimeZone=UTC']})
     // and migrate then works on it
-    expect((await runCli(['migrate', '--ini', ini.ini])).code).toBe(0)
+    expect((await runCliInProcess(['migrate', '--ini', ini.ini])).code).toBe(0)
   })
 
   it('refuses an existing database that is not UTF8', async () => {
@@ -226,7 +227,7 @@ describe.skipIf(!realServerUrl)('kinto db create (real PostgreSQL only: PGlite h
     cleanups.push(() => admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)))
     const ini = writeTestIni(urlAs('postgres', name))
     cleanups.push(() => ini.cleanup())
-    const r = await runCli(['db', 'create', '--ini', ini.ini])
+    const r = await runCliInProcess(['db', 'create', '--ini', ini.ini])
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/uses encoding SQL_ASCII; Kinto's storage needs UTF8/)
   })
@@ -238,14 +239,14 @@ describe('kinto db commands on the embedded engine', () => {
     cleanups.push(() => db.drop())
     const ini = writeTestIni(db.url)
     cleanups.push(() => ini.cleanup())
-    const create = await runCli(['db', 'create', '--ini', ini.ini])
+    const create = await runCliInProcess(['db', 'create', '--ini', ini.ini])
     expect(create.code).toBe(0)
     expect(create.stderr).toMatch(/embedded engine.*created on first use/)
-    const grant = await runCli(['db', 'grant-readonly', '--ini', ini.ini, '--role', 'ro'])
+    const grant = await runCliInProcess(['db', 'grant-readonly', '--ini', ini.ini, '--role', 'ro'])
     expect(grant.code).toBe(1)
     expect(grant.stderr).toMatch(/needs a PostgreSQL server; the storage is the embedded engine/)
 
-    const before = await runCli(['db', 'status', '--ini', ini.ini, '--json'])
+    const before = await runCliInProcess(['db', 'status', '--ini', ini.ini, '--json'])
     expect(before.code, before.stderr).toBe(0)
     const s1 = JSON.parse(before.stdout)
     expect(s1.backends.map((b: {backend: string; state: string; pending: string[]}) => [b.backend, b.state, b.pending])).toEqual([
@@ -254,8 +255,8 @@ describe('kinto db commands on the embedded engine', () => {
       ['permission', 'missing', ['schema_002']],
     ])
     expect(s1.backends[1].database).toMatchObject({engine: 'pglite', encoding: 'UTF8'})
-    expect((await runCli(['migrate', '--ini', ini.ini])).code).toBe(0)
-    const after = await runCli(['db', 'status', '--ini', ini.ini])
+    expect((await runCliInProcess(['migrate', '--ini', ini.ini])).code).toBe(0)
+    const after = await runCliInProcess(['db', 'status', '--ini', ini.ini])
     expect(after.code).toBe(0)
     expect(after.stdout).toMatch(/storage: schema 26 \(current 26\), up to date/)
     expect(after.stdout).toMatch(/can write/)
@@ -267,10 +268,10 @@ describe.skipIf(!realServerUrl)('kinto db status with a read-only role (real Pos
     const {name, ini} = await migratedDatabase()
     const role = `kinto_ro_${suffix()}`
     cleanups.unshift(() => admin((c) => c.query(`DROP ROLE IF EXISTS ${role}`)))
-    expect((await runCli(['db', 'grant-readonly', '--ini', ini, '--role', role, '--admin-url', adminUrl()])).code).toBe(0)
+    expect((await runCliInProcess(['db', 'grant-readonly', '--ini', ini, '--role', role, '--admin-url', adminUrl()])).code).toBe(0)
     const roIni = writeTestIni(urlAs(role, name))
     cleanups.push(() => roIni.cleanup())
-    const r = await runCli(['db', 'status', '--ini', roIni.ini, '--json'])
+    const r = await runCliInProcess(['db', 'status', '--ini', roIni.ini, '--json'])
     expect(r.code, r.stderr).toBe(0)
     const s = JSON.parse(r.stdout)
     const byName = Object.fromEntries(s.backends.map((b: {backend: string}) => [b.backend, b]))

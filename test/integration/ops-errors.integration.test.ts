@@ -16,10 +16,18 @@ import {scramVerifier} from '../../src/lib/db/scram.js'
 import {processIdentity} from '../../src/lib/process.js'
 import {CURRENT_VERSIONS} from '../../src/lib/schema/sql-files.js'
 import {repoRoot, runCli} from '../helpers/cli.js'
+import {runCliInProcess} from '../helpers/cli-in-process.js'
 import {realServerUrl} from '../helpers/db.js'
 import {tempFolders} from '../helpers/tmp.js'
 
 const tmp = tempFolders('ops-errors')
+
+/*
+ * The commands run in this process (runCliInProcess: a second or more saved on each) unless the
+ * test needs a process of its own: another user (runuser), a server (kinto start), a lock file
+ * naming a pid, a file system that is full, read-only or frozen (the engine would fail in the
+ * test's own process).
+ */
 
 function embeddedIni(dir: string, extra = ''): string {
   const ini = path.join(dir, 'kinto.ini')
@@ -47,16 +55,16 @@ describe('commands that only read create nothing', () => {
   it('migrate --check, migrate --dry-run, db status and check on a folder that does not exist leave it absent', async () => {
     const dir = tmp()
     const ini = embeddedIni(dir)
-    const check = await runCli(['migrate', '--check', '--ini', ini])
+    const check = await runCliInProcess(['migrate', '--check', '--ini', ini])
     expect(check.code, check.stderr).toBe(3)
     expect(check.stdout).toContain('Migrations are pending.')
-    const dry = await runCli(['migrate', '--dry-run', '--ini', ini])
+    const dry = await runCliInProcess(['migrate', '--dry-run', '--ini', ini])
     expect(dry.code, dry.stderr).toBe(0)
     expect(dry.stdout).toContain('would install')
-    const status = await runCli(['db', 'status', '--ini', ini, '--json'])
+    const status = await runCliInProcess(['db', 'status', '--ini', ini, '--json'])
     expect(status.code, status.stderr).toBe(0)
     expect(JSON.parse(status.stdout).backends[1]).toMatchObject({backend: 'storage', state: 'missing'})
-    await runCli(['check', '--ini', ini])
+    await runCliInProcess(['check', '--ini', ini])
     expect(readdirSync(dir)).toEqual(['kinto.ini'])
   }, 120_000)
 })
@@ -65,7 +73,7 @@ describe('a path that is not an embedded database is refused and left as it is',
   it('a folder with files but no PG_VERSION, another major, a file: KINTO_DB_FOLDER_INVALID, nothing written', async () => {
     const dir = tmp()
     const ini = embeddedIni(dir)
-    const made = await runCli(['migrate', '--ini', ini])
+    const made = await runCliInProcess(['migrate', '--ini', ini])
     expect(made.code, made.stderr).toBe(0)
     const data = path.join(dir, 'data')
     const version = readFileSync(path.join(data, 'PG_VERSION'), 'utf8').trim()
@@ -80,7 +88,7 @@ describe('a path that is not an embedded database is refused and left as it is',
       ['flush-cache', '--ini', ini, '--json'],
     ]
     for (const args of runs) {
-      const r = await runCli(args)
+      const r = await runCliInProcess(args)
       expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(1)
       const error = JSON.parse(r.stdout).error as {code: string; message: string}
       expect(error.code, args.join(' ')).toBe('KINTO_DB_FOLDER_INVALID')
@@ -97,7 +105,7 @@ describe('a path that is not an embedded database is refused and left as it is',
 
     // Written by another PostgreSQL major: both majors named, with the way across.
     writeFileSync(path.join(data, 'PG_VERSION'), '16\n')
-    const other = await runCli(['db', 'status', '--ini', ini, '--json'])
+    const other = await runCliInProcess(['db', 'status', '--ini', ini, '--json'])
     expect(other.code, other.stdout).toBe(1)
     const otherError = JSON.parse(other.stdout).error as {code: string; message: string; hint: string}
     expect(otherError).toMatchObject({code: 'KINTO_DB_FOLDER_INVALID'})
@@ -108,7 +116,7 @@ describe('a path that is not an embedded database is refused and left as it is',
     // A file where the folder should be.
     const fileIni = path.join(dir, 'file.ini')
     writeFileSync(fileIni, readFileSync(ini, 'utf8').replaceAll('pglite:data', 'pglite:kinto.ini'))
-    const file = await runCli(['migrate', '--ini', fileIni, '--json'])
+    const file = await runCliInProcess(['migrate', '--ini', fileIni, '--json'])
     expect(file.code, file.stdout).toBe(1)
     expect(JSON.parse(file.stdout).error).toMatchObject({code: 'KINTO_DB_FOLDER_INVALID', message: `The embedded database folder ${path.join(dir, 'kinto.ini')} is not a folder.`})
   }, 180_000)
@@ -414,7 +422,7 @@ describe('a missing schema is named as such, with the fix', () => {
       ['create-user', '-u', 'bob', '--password-stdin', '--ini', ini, '--json'],
     ]
     for (const args of runs) {
-      const r = await runCli(args, {input: 'a-password\n'})
+      const r = await runCliInProcess(args, {input: 'a-password\n'})
       expect(r.code, `${args[0]}: ${r.stdout}${r.stderr}`).toBe(1)
       const error = JSON.parse(r.stdout).error as {code: string; message: string; hint: string}
       expect(error.code, args[0]).toBe('KINTO_SCHEMA_MISSING')
@@ -422,7 +430,7 @@ describe('a missing schema is named as such, with the fix', () => {
       expect(error.message).not.toMatch(/unexpected/)
     }
     // and in text, the same line as kinto start's
-    const text = await runCli(['flush-cache', '--ini', ini])
+    const text = await runCliInProcess(['flush-cache', '--ini', ini])
     expect(text.stderr).toMatch(/^Error: The cache schema is not installed in embedded database in .*\.\nHint: Run `kinto migrate --ini /m)
   }, 120_000)
 })
@@ -476,7 +484,7 @@ describe('PostgreSQL roles', () => {
     withRoleRig(ctx, 'low', async ({role, database, admin, ini}) => {
       await admin.query(`CREATE ROLE ${role} LOGIN`)
       await admin.query(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`)
-      const r = await runCli(['migrate', '--ini', ini, '--json'])
+      const r = await runCliInProcess(['migrate', '--ini', ini, '--json'])
       expect(r.code).toBe(1)
       const error = JSON.parse(r.stdout).error as {code: string; message: string; hint: string}
       expect(error.code).toBe('KINTO_DB_PERMISSION')
@@ -499,7 +507,7 @@ describe('PostgreSQL roles', () => {
       } finally {
         await owner.end()
       }
-      const r = await runCli(['migrate', '--ini', ini, '--json'])
+      const r = await runCliInProcess(['migrate', '--ini', ini, '--json'])
       expect(r.code, r.stdout + r.stderr).toBe(1)
       const error = JSON.parse(r.stdout).error as {code: string; message: string; hint: string}
       expect(error.code).toBe('KINTO_DB_PERMISSION')
@@ -533,7 +541,7 @@ describe('PostgreSQL roles', () => {
     withRoleRig(ctx, 'rlow', async ({role, database, admin, ini}) => {
       await admin.query(`CREATE ROLE ${role} LOGIN`)
       await admin.query(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`)
-      const r = await runCli(['restore', await emptyBackup(), '--ini', withPermission(ini), '--json'])
+      const r = await runCliInProcess(['restore', await emptyBackup(), '--ini', withPermission(ini), '--json'])
       expect(r.code, r.stdout + r.stderr).toBe(1)
       const error = JSON.parse(r.stdout).error as {code: string; message: string; hint: string}
       expect(error.code).toBe('KINTO_DB_PERMISSION')
@@ -551,10 +559,10 @@ describe('PostgreSQL roles', () => {
       writeFileSync(ownerIni, `[app:main]\nkinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = ${ownerUrl}\n`)
       withPermission(ownerIni)
       withPermission(ini)
-      const installed = await runCli(['migrate', '--ini', ownerIni])
+      const installed = await runCliInProcess(['migrate', '--ini', ownerIni])
       expect(installed.code, installed.stderr).toBe(0)
       for (const args of [['restore', await emptyBackup()], ['migrate'], ['migrate', '--check']]) {
-        const r = await runCli([...args, '--ini', ini, '--json'])
+        const r = await runCliInProcess([...args, '--ini', ini, '--json'])
         expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(1)
         const error = JSON.parse(r.stdout).error as {code: string; message: string; hint: string}
         expect(error.code, args.join(' ')).toBe('KINTO_DB_PERMISSION')
@@ -572,7 +580,7 @@ describe('PostgreSQL roles', () => {
       writeFileSync(ini, `[app:main]\nkinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = ${url}\n`)
       withPermission(ini)
       for (const args of [['restore', await emptyBackup()], ['migrate']]) {
-        const r = await runCli([...args, '--ini', ini, '--json'])
+        const r = await runCliInProcess([...args, '--ini', ini, '--json'])
         expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(1)
         const error = JSON.parse(r.stdout).error as {code: string; message: string; hint: string}
         expect(error.code, args.join(' ')).toBe('KINTO_DB_READONLY')
@@ -581,9 +589,9 @@ describe('PostgreSQL roles', () => {
       }
       // the schema installed while writable, then the database turned read-only: the rows are refused as such
       await admin.query(`ALTER DATABASE ${database} RESET default_transaction_read_only`)
-      expect((await runCli(['migrate', '--ini', ini])).code).toBe(0)
+      expect((await runCliInProcess(['migrate', '--ini', ini])).code).toBe(0)
       await admin.query(`ALTER DATABASE ${database} SET default_transaction_read_only = on`)
-      const r = await runCli(['restore', await emptyBackup([['b1', '', 'bucket', '2026-01-01 00:00:00.001', false, '{}']]), '--ini', ini, '--json'])
+      const r = await runCliInProcess(['restore', await emptyBackup([['b1', '', 'bucket', '2026-01-01 00:00:00.001', false, '{}']]), '--ini', ini, '--json'])
       expect(r.code, r.stdout + r.stderr).toBe(1)
       expect(JSON.parse(r.stdout).error.code).toBe('KINTO_DB_READONLY')
     }), 90_000)
@@ -597,7 +605,7 @@ describe('PostgreSQL roles', () => {
       const password = `s3cr/et-${randomBytes(6).toString('hex')}`
       const withPassword = path.join(tmp(), 'kinto.ini')
       writeFileSync(withPassword, readFileSync(ini, 'utf8').replace(`://${role}@`, `://${role}:${password}@`))
-      const made = await runCli(['db', 'create', '--ini', withPassword, '--admin-url', adminUrl.toString(), '--json'])
+      const made = await runCliInProcess(['db', 'create', '--ini', withPassword, '--admin-url', adminUrl.toString(), '--json'])
       expect(made.code, made.stderr).toBe(0)
       const result = JSON.parse(made.stdout)
       expect(result).toMatchObject({created: true, owner: role, roleCreated: true})
@@ -610,10 +618,10 @@ describe('PostgreSQL roles', () => {
       const m = /^SCRAM-SHA-256\$(\d+):([^$]+)\$/.exec(stored.p)!
       expect(stored.p).toBe(scramVerifier(password, Buffer.from(m[2], 'base64'), Number(m[1])))
       // the database is the role's: migrate as the role installs the schema
-      const migrated = await runCli(['migrate', '--ini', withPassword])
+      const migrated = await runCliInProcess(['migrate', '--ini', withPassword])
       expect(migrated.code, migrated.stderr).toBe(0)
       // again: nothing to create
-      const again = await runCli(['db', 'create', '--ini', withPassword, '--admin-url', adminUrl.toString(), '--json'])
+      const again = await runCliInProcess(['db', 'create', '--ini', withPassword, '--admin-url', adminUrl.toString(), '--json'])
       expect(again.code, again.stderr).toBe(0)
       expect(JSON.parse(again.stdout)).toMatchObject({created: false, owner: role})
       expect(JSON.parse(again.stdout).roleCreated).toBeUndefined()
@@ -621,7 +629,7 @@ describe('PostgreSQL roles', () => {
       // a database created by hand (owned by the admin): a rerun gives it to the role
       await admin.query(`DROP DATABASE ${database} WITH (FORCE)`)
       await admin.query(`CREATE DATABASE ${database} TEMPLATE template0 ENCODING 'UTF8'`)
-      const fixed = await runCli(['db', 'create', '--ini', ini, '--admin-url', adminUrl.toString(), '--json'])
+      const fixed = await runCliInProcess(['db', 'create', '--ini', ini, '--admin-url', adminUrl.toString(), '--json'])
       expect(fixed.code, fixed.stderr).toBe(0)
       expect(JSON.parse(fixed.stdout)).toMatchObject({created: false, owner: role, ownerChanged: true})
       expect(await owner()).toBe(role)
@@ -636,7 +644,7 @@ describe('PostgreSQL roles', () => {
         adminUrl.username = creator
         adminUrl.password = ''
         adminUrl.pathname = '/postgres'
-        const r = await runCli(['db', 'create', '--ini', ini, '--admin-url', adminUrl.toString(), '--json'])
+        const r = await runCliInProcess(['db', 'create', '--ini', ini, '--admin-url', adminUrl.toString(), '--json'])
         expect(r.code, r.stdout + r.stderr).toBe(1)
         const error = JSON.parse(r.stdout).error
         expect(error.code).toBe('KINTO_DB_ROLE_MISSING')

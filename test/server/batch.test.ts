@@ -192,7 +192,12 @@ describe('integrity conflicts', () => {
       }
     }, 60_000)
   }
-  // Only the postgresql backends have the unique (parent, resource, last_modified) index; the
-  // memory backend, like upstream's, accepts equal timestamps.
+  // The postgresql backends' unique (parent, resource, last_modified) index; the memory backend
+  // keeps the same rule (upstream's memory backend accepts equal timestamps, and its pages can then
+  // skip a record).
   cases('postgresql', () => postgresApp())
+  cases('memory', async () => {
+    const app = memoryApp()
+    return {app, close: () => app.close()}
+  })
 })

@@ -66,8 +66,11 @@ describe.each(kinds)('more objects than storage_max_fetch_size (%s)', (_kind, ma
     expect((await req('PUT', '/v1/buckets/b', {body: {}})).status).toBe(201)
     await fill(req, 'c1')
     await fill(req, 'c2')
-    for (let i = 0; i < 4; i++) expect((await req('PUT', `/v1/buckets/b/groups/g${i}`, {body: {data: {members: []}}})).status).toBe(201)
+    for (let i = 0; i < 4; i++) expect((await req('PUT', `/v1/buckets/b/groups/g${i}`, {body: {data: {members: [BOB_ID]}}})).status).toBe(201)
+    expect((await req('GET', '/v1/', {auth: BOB})).body.user.principals.filter((p: string) => p.startsWith('/buckets/b/'))).toHaveLength(4)
     expect((await req('DELETE', '/v1/buckets/b')).status).toBe(200)
+    // Bob loses all four groups, not the first fetch of them.
+    expect((await req('GET', '/v1/', {auth: BOB})).body.user.principals.filter((p: string) => p.startsWith('/buckets/b/'))).toEqual([])
     expect((await req('PUT', '/v1/buckets/b', {body: {}})).status).toBe(201)
     expect((await req('HEAD', '/v1/buckets/b/collections')).headers['total-objects']).toBe('0')
     expect((await req('HEAD', '/v1/buckets/b/groups')).headers['total-objects']).toBe('0')

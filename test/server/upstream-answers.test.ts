@@ -218,6 +218,45 @@ const rows: Row[] = [
     errno: 107,
     body: (b) => expect(b.details[0]).toEqual({location: 'body', name: 'permissions', description: '"bogus" is not one of read, write, record:create'}),
   },
+  ...(
+    [
+      ['a bucket', '/v1/buckets/e3', 'read, write, collection:create, group:create'],
+      ['a group', `${B}/groups/e4`, 'read, write'],
+      ['a record', `${C}/records/e5`, 'read, write'],
+    ] as const
+  ).map(
+    ([what, url, names]): Row => ({
+      name: `an unknown permission name on ${what} lists that resource's permissions`,
+      run: (r) => r('PUT', url, {body: {permissions: {read: ['a'], 'record:create2': ['a'], bogus: ['a']}}}),
+      status: 400,
+      errno: 107,
+      body: (b) => expect(b.details).toEqual([{location: 'body', name: 'permissions', description: `"record:create2" is not one of ${names}`}]),
+    }),
+  ),
+  // kinto.core's process_object: a PUT replaces the ACL only when some permission is given (not
+  // null); a plain PATCH replaces the permissions it names, keeping the others.
+  ...(
+    [
+      ['a PUT with permissions {}', 'PUT', {permissions: {}}, {read: ['x'], write: ['w']}],
+      ['a PUT with every permission null', 'PUT', {permissions: {read: null, write: null}}, {read: ['x'], write: ['w']}],
+      ['a PUT naming one permission', 'PUT', {permissions: {read: ['y']}}, {read: ['y']}],
+      ['a PATCH emptying one permission', 'PATCH', {permissions: {read: []}}, {write: ['w']}],
+      ['a PATCH with permissions {}', 'PATCH', {permissions: {}}, {read: ['x'], write: ['w']}],
+    ] as const
+  ).map(
+    ([what, method, body, kept]): Row => ({
+      name: `${what}: the ACL upstream leaves (and the writer)`,
+      setup: (r) => r('PUT', `${B}/collections/acl`, {body: {permissions: {read: ['x'], write: ['w']}}}),
+      run: (r) => r(method, `${B}/collections/acl`, {body}),
+      status: 200,
+      body: (b) => {
+        const {write = [], ...others} = b.permissions as Record<string, string[]>
+        expect(write.filter((p) => p.startsWith('basicauth:'))).toHaveLength(1)
+        const rest = write.filter((p) => !p.startsWith('basicauth:'))
+        expect({...others, ...(rest.length > 0 ? {write: rest} : {})}).toEqual(kept)
+      },
+    }),
+  ),
   {
     name: 'a JSON-patch removing a principal that is not there is a 400',
     run: (r) => r('PATCH', C, {raw: '[{"op": "remove", "path": "/permissions/read/system.Everyone"}]', headers: JSON_PATCH}),
@@ -821,6 +860,412 @@ const rows: Row[] = [
         '<html>\n <head>\n  <title>307 Temporary Redirect</title>\n </head>\n <body>\n  <h1>307 Temporary Redirect</h1>\n' +
           '  The resource has been moved to /v1/buckets/b; you should be redirected automatically.\n\n\n </body>\n</html>',
       ),
+  },
+  // ---- the sync protocol (tombstones, timestamps, preconditions), as kinto.js and kinto-http.js use it
+  {
+    name: '_since, _before and gt_last_modified list a deletion as a tombstone of id, last_modified and deleted only',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const put = await r('PUT', `${c}/records/gone`, {body: {data: {title: 'x', n: 1}}})
+      const del = await r('DELETE', `${c}/records/gone`)
+      expect(del.body.data).toEqual({id: 'gone', last_modified: del.body.data.last_modified, deleted: true})
+      expect(del.body.data.last_modified).toBeGreaterThan(put.body.data.last_modified)
+      const tomb = {id: 'gone', last_modified: del.body.data.last_modified, deleted: true}
+      const since = put.body.data.last_modified
+      expect((await r('GET', `${c}/records?_before=${del.body.data.last_modified + 1}`)).body.data).toEqual([tomb])
+      expect((await r('GET', `${c}/records?gt_last_modified=${since}`)).body.data).toEqual([tomb])
+      expect((await r('GET', `${c}/records`)).body.data).toEqual([])
+      return r('GET', `${c}/records?_since=${encodeURIComponent(`"${since}"`)}`)
+    },
+    status: 200,
+    body: (b) => expect(b.data).toEqual([{id: 'gone', last_modified: b.data[0].last_modified, deleted: true}]),
+  },
+  {
+    name: 'a tombstone has no data fields: a filter on one leaves it out, deleted=true keeps only tombstones, _fields drops its deleted',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      await r('PUT', `${c}/records/a`, {body: {data: {title: 'x'}}})
+      await r('PUT', `${c}/records/b`, {body: {data: {title: 'x'}}})
+      await r('DELETE', `${c}/records/a`)
+      const byTitle = await r('GET', `${c}/records?_since=0&title=x`)
+      expect(byTitle.body.data.map((o: {id: string}) => o.id)).toEqual(['b'])
+      // _fields keeps id, last_modified and the fields named: upstream's tombstone loses its
+      // `deleted` unless it is named too.
+      const fields = await r('GET', `${c}/records?_since=0&_fields=title`)
+      expect(fields.body.data).toEqual([
+        {id: 'a', last_modified: fields.body.data[0].last_modified},
+        {id: 'b', last_modified: fields.body.data[1].last_modified, title: 'x'},
+      ])
+      const named = await r('GET', `${c}/records?_since=0&_fields=title,deleted`)
+      expect(named.body.data[0]).toEqual({id: 'a', last_modified: named.body.data[0].last_modified, deleted: true})
+      return r('GET', `${c}/records?_since=0&deleted=true`)
+    },
+    status: 200,
+    body: (b) => expect(b.data.map((o: {id: string}) => o.id)).toEqual(['a']),
+  },
+  {
+    name: 'Total-Records and Total-Objects (HEAD) count live records only, with _since and filters; a GET list has neither',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const first = await r('PUT', `${c}/records/a`, {body: {data: {title: 'x'}}})
+      await r('PUT', `${c}/records/b`, {body: {data: {title: 'x'}}})
+      await r('PUT', `${c}/records/c`, {body: {data: {title: 'y'}}})
+      await r('DELETE', `${c}/records/b`)
+      const all = await r('HEAD', `${c}/records`)
+      expect([all.headers['total-records'], all.headers['total-objects']]).toEqual(['2', '2'])
+      expect((await r('HEAD', `${c}/records?title=x`)).headers['total-records']).toBe('1')
+      const get = await r('GET', `${c}/records?_since=0&_limit=1`)
+      expect(get.headers['total-records']).toBeUndefined()
+      expect(get.headers['total-objects']).toBeUndefined()
+      return r('HEAD', `${c}/records?_since=${first.body.data.last_modified}`)
+    },
+    status: 200,
+    headers: {'total-records': '1', 'total-objects': '1'},
+  },
+  {
+    name: 'a tombstone re-created by PUT is a creation (201, If-None-Match: * passes), listed once by _since',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const put = await r('PUT', `${c}/records/back`, {body: {data: {v: 1}}})
+      await r('DELETE', `${c}/records/back`)
+      const again = await r('PUT', `${c}/records/back`, {body: {data: {v: 2}}, headers: {'if-none-match': '*'}})
+      expect(again.status).toBe(201)
+      expect(again.body.data).toEqual({id: 'back', v: 2, last_modified: again.body.data.last_modified})
+      expect((await r('GET', `${c}/records/back`)).body.data.v).toBe(2)
+      return r('GET', `${c}/records?_since=${put.body.data.last_modified}`)
+    },
+    status: 200,
+    body: (b) => expect(b.data).toEqual([{id: 'back', v: 2, last_modified: b.data[0].last_modified}]),
+  },
+  {
+    name: 'a deleted collection takes its records and their tombstones: re-created, _since from an old timestamp lists nothing',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const put = await r('PUT', `${c}/records/a`, {body: {data: {v: 1}}})
+      await r('PUT', `${c}/records/b`, {body: {data: {v: 1}}})
+      await r('DELETE', `${c}/records/b`)
+      const old = await r('GET', `${c}/records`)
+      expect((await r('DELETE', c)).status).toBe(200)
+      expect((await r('PUT', c)).status).toBe(201)
+      const fresh2 = await r('GET', `${c}/records`)
+      expect(Number(String(fresh2.headers.etag).slice(1, -1))).toBeGreaterThanOrEqual(Number(String(old.headers.etag).slice(1, -1)))
+      return r('GET', `${c}/records?_since=${put.body.data.last_modified - 1}`)
+    },
+    status: 200,
+    body: (b) => expect(b.data).toEqual([]),
+  },
+  {
+    name: "a list's ETag is its newest change (a deletion too); If-None-Match with it is a 304, an older one a 200",
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const put = await r('PUT', `${c}/records/a`, {body: {data: {}}})
+      const list1 = await r('GET', `${c}/records`)
+      expect(list1.headers.etag).toBe(`"${put.body.data.last_modified}"`)
+      const del = await r('DELETE', `${c}/records/a`)
+      const list2 = await r('GET', `${c}/records`)
+      expect(list2.headers.etag).toBe(`"${del.body.data.last_modified}"`)
+      expect(list2.headers['last-modified']).toBe(new Date(Math.floor(del.body.data.last_modified / 1000) * 1000).toUTCString())
+      const stale = await r('GET', `${c}/records`, {headers: {'if-none-match': String(list1.headers.etag)}})
+      expect(stale.status).toBe(200)
+      // Filters do not change a list's ETag.
+      expect((await r('GET', `${c}/records?v=1`, {headers: {'if-none-match': String(list2.headers.etag)}})).status).toBe(304)
+      return r('HEAD', `${c}/records?_since=0`, {headers: {'if-none-match': String(list2.headers.etag)}})
+    },
+    status: 304,
+    headers: {etag: /^"\d+"$/, 'total-records': null},
+    body: (_b, res) => expect(res.raw).toBe(''),
+  },
+  {
+    name: 'If-Match on a list: the current ETag reads, an older one is a 412 without details',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const list = await r('GET', `${c}/records`)
+      await r('PUT', `${c}/records/a`, {body: {data: {}}})
+      const now = await r('GET', `${c}/records`)
+      expect((await r('GET', `${c}/records`, {headers: {'if-match': String(now.headers.etag)}})).status).toBe(200)
+      return r('GET', `${c}/records`, {headers: {'if-match': String(list.headers.etag)}})
+    },
+    status: 412,
+    errno: 114,
+    headers: {etag: /^"\d+"$/},
+    body: (b) => {
+      expect(b.message).toBe('Resource was modified meanwhile')
+      expect(b).not.toHaveProperty('details')
+    },
+  },
+  {
+    name: 'If-None-Match: * on a list (GET, DELETE) is a 412: a list always exists',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      await r('PUT', `${c}/records/a`, {body: {data: {}}})
+      expect((await r('GET', `${c}/records`, {headers: {'if-none-match': '*'}})).status).toBe(412)
+      return r('DELETE', `${c}/records`, {headers: {'if-none-match': '*'}})
+    },
+    status: 412,
+    errno: 114,
+  },
+  {
+    name: 'If-Match with an old timestamp on a record write is a 412 with the current record (no permissions) in details.existing',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const v1 = await r('PUT', `${c}/records/a`, {body: {data: {v: 1}}})
+      await r('PUT', `${c}/records/a`, {body: {data: {v: 2}}})
+      return r('PATCH', `${c}/records/a`, {body: {data: {v: 3}}, headers: {'if-match': `"${v1.body.data.last_modified}"`}})
+    },
+    status: 412,
+    errno: 114,
+    headers: {etag: /^"\d+"$/},
+    body: (b, res) => {
+      expect(b.details.existing).toEqual({id: 'a', v: 2, last_modified: Number(String(res.headers.etag).slice(1, -1))})
+    },
+  },
+  {
+    name: 'If-None-Match: * on PUT of an existing record is a 412 with it; on a new id a 201; If-Match on a missing one a 412 without details',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      expect((await r('PUT', `${c}/records/new`, {body: {data: {v: 1}}, headers: {'if-none-match': '*'}})).status).toBe(201)
+      const missing = await r('PUT', `${c}/records/missing`, {body: {data: {}}, headers: {'if-match': '"123"'}})
+      expect(missing.status).toBe(412)
+      expect(missing.body).not.toHaveProperty('details')
+      const get = await r('GET', `${c}/records/new`, {headers: {'if-none-match': '*'}})
+      expect(get.status).toBe(412)
+      return r('PUT', `${c}/records/new`, {body: {data: {v: 2}}, headers: {'if-none-match': '*'}})
+    },
+    status: 412,
+    errno: 114,
+    body: (b) => expect(b.details.existing).toMatchObject({id: 'new', v: 1}),
+  },
+  {
+    name: "a bucket's ETag is its own timestamp: a collection or record written inside does not change it (the collections list's does)",
+    run: async (r) => {
+      const b = '/v1/buckets/etags'
+      const put = await r('PUT', b)
+      const buckets = await r('GET', '/v1/buckets')
+      const cols = await r('GET', `${b}/collections`)
+      const col = await r('PUT', `${b}/collections/c`)
+      await r('PUT', `${b}/collections/c/records/r`, {body: {data: {}}})
+      const bucket = await r('GET', b)
+      expect(bucket.headers.etag).toBe(`"${put.body.data.last_modified}"`)
+      expect((await r('GET', b, {headers: {'if-none-match': `"${put.body.data.last_modified}"`}})).status).toBe(304)
+      expect((await r('GET', '/v1/buckets')).headers.etag).toBe(buckets.headers.etag)
+      const cols2 = await r('GET', `${b}/collections`)
+      expect(cols2.headers.etag).toBe(`"${col.body.data.last_modified}"`)
+      expect(cols2.headers.etag).not.toBe(cols.headers.etag)
+      // The record does not change its collection's timestamp either.
+      return r('GET', `${b}/collections/c`, {headers: {'if-none-match': `"${col.body.data.last_modified}"`}})
+    },
+    status: 304,
+  },
+  {
+    name: '_expected (remote-settings cache busting) is not a filter, and Next-Page keeps it with the filters, _since and _sort',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      for (const id of ['a', 'b', 'c']) await r('PUT', `${c}/records/${id}`, {body: {data: {k: 1}}})
+      const all = await r('GET', `${c}/records?_expected=42&k=1&_since=0&_sort=id`)
+      expect(all.body.data.map((o: {id: string}) => o.id)).toEqual(['a', 'b', 'c'])
+      return r('GET', `${c}/records?_expected=42&k=1&_since=0&_sort=id&_limit=2`)
+    },
+    status: 200,
+    headers: {'next-page': /\?(?=.*_expected=42)(?=.*k=1)(?=.*_since=0)(?=.*_sort=id)(?=.*_limit=2)(?=.*_token=)/},
+  },
+  {
+    name: "kinto.js's last pull: _since (unquoted) with exclude_id leaves out the excluded ids, tombstones too",
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const start = await r('PUT', `${c}/records/old`, {body: {data: {}}})
+      for (const id of ['a', 'b', 'c']) await r('PUT', `${c}/records/${id}`, {body: {data: {}}})
+      await r('DELETE', `${c}/records/a`)
+      await r('DELETE', `${c}/records/c`)
+      return r('GET', `${c}/records?_since=${start.body.data.last_modified}&exclude_id=a,b&_sort=-last_modified`)
+    },
+    status: 200,
+    body: (b) => expect(b.data).toEqual([{id: 'c', last_modified: b.data[0].last_modified, deleted: true}]),
+  },
+  {
+    name: 'a deleted record is a 404 before any precondition: DELETE or PATCH with If-Match, GET with If-None-Match',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const put = await r('PUT', `${c}/records/gone`, {body: {data: {}}})
+      const del = await r('DELETE', `${c}/records/gone`)
+      const ifMatch = {'if-match': `"${put.body.data.last_modified}"`}
+      expect((await r('PATCH', `${c}/records/gone`, {body: {data: {}}, headers: ifMatch})).status).toBe(404)
+      expect((await r('GET', `${c}/records/gone`, {headers: {'if-none-match': `"${del.body.data.last_modified}"`}})).status).toBe(404)
+      return r('DELETE', `${c}/records/gone`, {headers: ifMatch})
+    },
+    status: 404,
+    errno: 110,
+  },
+  {
+    name: "kinto-http's safe batch: a stale If-Match or If-None-Match: * on an existing record is a sub-response 412 with the current record",
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const v1 = await r('PUT', `${c}/records/a`, {body: {data: {v: 1}}})
+      const v2 = await r('PUT', `${c}/records/a`, {body: {data: {v: 2}}})
+      const path = `${c.slice(3)}/records/a`
+      return r('POST', '/v1/batch', {
+        body: {
+          requests: [
+            {method: 'PUT', path, body: {data: {v: 3}}, headers: {'If-Match': `"${v1.body.data.last_modified}"`}},
+            {method: 'DELETE', path, headers: {'If-Match': `"${v1.body.data.last_modified}"`}},
+            {method: 'PUT', path, body: {data: {v: 3}}, headers: {'If-None-Match': '*'}},
+            {method: 'PUT', path, body: {data: {v: 3}}, headers: {'If-Match': `"${v2.body.data.last_modified}"`}},
+          ],
+        },
+      })
+    },
+    status: 200,
+    body: (b) => {
+      const [stale, staleDelete, create, ok] = b.responses
+      for (const sub of [stale, staleDelete, create]) {
+        expect(sub.status).toBe(412)
+        expect(sub.body.errno).toBe(114)
+        expect(sub.body.details.existing).toEqual({id: 'a', v: 2, last_modified: sub.body.details.existing.last_modified})
+        expect(sub.headers.ETag).toBe(`"${sub.body.details.existing.last_modified}"`)
+      }
+      expect(ok.status).toBe(200)
+      expect(ok.body.data.v).toBe(3)
+    },
+  },
+  {
+    name: "a list never written keeps the ETag of its first read (stored): a 304 on it, a write's ETag beyond it",
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const first = await r('GET', `${c}/records`)
+      const again = await r('GET', `${c}/records`)
+      expect(again.headers.etag).toBe(first.headers.etag)
+      expect((await r('GET', `${c}/records`, {headers: {'if-none-match': String(first.headers.etag)}})).status).toBe(304)
+      const put = await r('PUT', `${c}/records/a`, {body: {data: {}}})
+      expect(put.body.data.last_modified).toBeGreaterThan(Number(String(first.headers.etag).slice(1, -1)))
+      return r('GET', `${c}/records?_since=${encodeURIComponent(String(first.headers.etag))}`)
+    },
+    status: 200,
+    body: (b) => expect(b.data.map((o: {id: string}) => o.id)).toEqual(['a']),
+  },
+  {
+    name: "DELETE on a list answers the tombstones with the newest one's ETag; _since from before lists them",
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const a = await r('PUT', `${c}/records/a`, {body: {data: {}}})
+      await r('PUT', `${c}/records/b`, {body: {data: {}}})
+      const del = await r('DELETE', `${c}/records`)
+      expect(del.body.data.map((o: {id: string; deleted: boolean}) => [o.id, o.deleted])).toEqual([['b', true], ['a', true]])
+      const newest = Math.max(...del.body.data.map((o: {last_modified: number}) => o.last_modified))
+      expect(del.headers.etag).toBe(`"${newest}"`)
+      expect((await r('GET', `${c}/records`)).headers.etag).toBe(`"${newest}"`)
+      // Deleted in the list's order (newest first, as upstream's memory backend does), so the
+      // oldest record gets the newest tombstone.
+      return r('GET', `${c}/records?_since=${a.body.data.last_modified - 1}`)
+    },
+    status: 200,
+    body: (b) => expect(b.data.map((o: {id: string; deleted: boolean}) => [o.id, o.deleted])).toEqual([['a', true], ['b', true]]),
+  },
+  {
+    name: 'If-Match: * passes on an existing record and is a 412 on a missing one; If-None-Match with a timestamp is no precondition on a write',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      await r('PUT', `${c}/records/a`, {body: {data: {v: 1}}})
+      expect((await r('PUT', `${c}/records/a`, {body: {data: {v: 2}}, headers: {'if-match': '*'}})).status).toBe(200)
+      expect((await r('PUT', `${c}/records/a`, {body: {data: {v: 3}}, headers: {'if-none-match': '"1"'}})).status).toBe(200)
+      expect((await r('PUT', `${c}/records/new`, {body: {data: {}}, headers: {'if-none-match': '"1"'}})).status).toBe(201)
+      return r('PUT', `${c}/records/missing`, {body: {data: {}}, headers: {'if-match': '*'}})
+    },
+    status: 412,
+    errno: 114,
+    body: (b) => expect(b).not.toHaveProperty('details'),
+  },
+  {
+    name: 'a GET of a record with a stale If-Match is a 412 with the record in details.existing',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const v1 = await r('PUT', `${c}/records/a`, {body: {data: {v: 1}}})
+      await r('PUT', `${c}/records/a`, {body: {data: {v: 2}}})
+      return r('GET', `${c}/records/a`, {headers: {'if-match': `"${v1.body.data.last_modified}"`}})
+    },
+    status: 412,
+    errno: 114,
+    body: (b) => expect(b.details.existing).toMatchObject({id: 'a', v: 2}),
+  },
+  {
+    name: 'a deleted bucket takes its collections: re-created, _since on its collections from an old timestamp lists nothing',
+    run: async (r) => {
+      const b = '/v1/buckets/purged'
+      await r('PUT', b)
+      const col = await r('PUT', `${b}/collections/x`)
+      await r('PUT', `${b}/collections/x/records/r`, {body: {data: {}}})
+      await r('DELETE', `${b}/collections/y`)
+      expect((await r('DELETE', b)).status).toBe(200)
+      await r('PUT', b)
+      await r('PUT', `${b}/collections/x`)
+      const records = await r('GET', `${b}/collections/x/records?_since=0`)
+      expect(records.body.data).toEqual([])
+      return r('GET', `${b}/collections?_since=${col.body.data.last_modified - 1}`)
+    },
+    status: 200,
+    body: (b) => expect(b.data.map((o: {id: string}) => o.id)).toEqual(['x']),
+  },
+  {
+    name: "a write given the last_modified of another record or tombstone of its list is a 409 errno 122 (the list's unique timestamps), on memory too",
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      const a = await r('PUT', `${c}/records/a`, {body: {data: {}}})
+      const gone = await r('PUT', `${c}/records/gone`, {body: {data: {}}})
+      const del = await r('DELETE', `${c}/records/gone`)
+      await r('PUT', `${c}/records/newest`, {body: {data: {}}})
+      // Its own timestamp is no collision; another record's or tombstone's is.
+      const own = await r('PUT', `${c}/records/a`, {body: {data: {v: 2, last_modified: a.body.data.last_modified}}})
+      expect(own.status).toBe(200)
+      expect((await r('PUT', `${c}/records/b`, {body: {data: {last_modified: del.body.data.last_modified}}})).status).toBe(409)
+      // A timestamp no longer held (gone's before its deletion) is free.
+      expect((await r('PATCH', `${c}/records/newest`, {body: {data: {last_modified: gone.body.data.last_modified}}})).status).toBe(200)
+      // The tombstone of the same id is the same row: no collision.
+      expect((await r('PUT', `${c}/records/gone`, {body: {data: {last_modified: del.body.data.last_modified}}})).status).toBe(201)
+      const ids = (await r('GET', `${c}/records?_sort=id`)).body.data.map((o: {id: string}) => o.id)
+      expect(ids).toEqual(['a', 'gone', 'newest'])
+      return r('POST', `${c}/records`, {body: {data: {id: 'c', last_modified: own.body.data.last_modified}}})
+    },
+    status: 409,
+    errno: 122,
+    headers: {'retry-after': /^\d+$/},
+    body: (b) => expect(b.message).toBe('Integrity constraint violated, please retry.'),
+  },
+  {
+    name: "preconditions on a bucket and a collection: a stale If-Match, If-None-Match: * on an existing one: 412 with it (no permissions); a collection's change leaves its records list's ETag",
+    run: async (r) => {
+      const b = '/v1/buckets/preconds'
+      const bucket = await r('PUT', b, {body: {data: {v: 1}}})
+      await r('PATCH', b, {body: {data: {v: 2}}})
+      const stale = await r('PATCH', b, {body: {data: {v: 3}}, headers: {'if-match': `"${bucket.body.data.last_modified}"`}})
+      expect(stale.status).toBe(412)
+      expect(stale.body.details.existing).toEqual({id: 'preconds', v: 2, last_modified: stale.body.details.existing.last_modified})
+      const col = await r('PUT', `${b}/collections/c`, {body: {data: {v: 1}}})
+      const records = await r('GET', `${b}/collections/c/records`)
+      await r('PATCH', `${b}/collections/c`, {body: {data: {v: 2}}})
+      expect((await r('GET', `${b}/collections/c/records`, {headers: {'if-none-match': String(records.headers.etag)}})).status).toBe(304)
+      expect((await r('GET', `${b}/collections/c`, {headers: {'if-none-match': `"${col.body.data.last_modified}"`}})).status).toBe(200)
+      return r('PUT', `${b}/collections/c`, {body: {data: {}}, headers: {'if-none-match': '*'}})
+    },
+    status: 412,
+    errno: 114,
+    body: (b) => expect(b.details.existing).toEqual({id: 'c', v: 2, last_modified: b.details.existing.last_modified}),
   },
 ]
 

@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {withProgress} from '../../backup-output.js'
 import {BaseCommand} from '../../base-command.js'
-import {forceFlag, iniFlag} from '../../flags.js'
+import {folderLockTimeoutFlag, forceFlag, iniFlag} from '../../flags.js'
 import {copy, type CopyResult, countsText} from '../../lib/backup/index.js'
 import {loadConfig, resolveIniPath} from '../../lib/config/index.js'
 import {exitCodes} from '../../lib/errors.js'
@@ -31,12 +31,13 @@ The target must be empty unless --force. Stop the server of an embedded source f
       helpValue: 'URL|INI',
     }),
     force: {...forceFlag, summary: 'Replace what the target database holds (in the same transaction).'},
+    'lock-timeout': folderLockTimeoutFlag('KINTO_COPY_LOCK_TIMEOUT'),
   }
 
   async run(): Promise<CopyResult> {
     const config = loadConfig(resolveIniPath(this.flags.ini))
     const result = await withProgress(this.jsonEnabled(), 'copying', (signal, onProgress) =>
-      copy({settings: config.settings, dir: config.dir, to: this.flags.to, cwd: process.cwd(), force: this.flags.force, signal, onProgress}),
+      copy({settings: config.settings, dir: config.dir, to: this.flags.to, cwd: process.cwd(), force: this.flags.force, lockTimeoutMs: this.flags['lock-timeout'] * 1000, signal, onProgress}),
     )
     if (!this.jsonEnabled()) {
       for (const step of result.migrated) this.log(`Migrated the target: ${step}.`)

@@ -35,11 +35,15 @@ export {countsText, FORMAT_VERSION, TABLE_NAMES, type Counts, type TableName} fr
 export {markerPath, readMarker, RECENT_BACKUP_DAYS} from './marker.js'
 export type {ProgressEvent} from './snapshot.js'
 
-/** Wait this long for a command holding an embedded folder (a migration, a backup). */
-const FOLDER_LOCK_MS = 10_000
-/** backup, restore and copy have no --lock-timeout: what the operator can do when the wait ends. */
+/**
+ * How long backup, restore and copy wait by default for another command holding the database (a
+ * migration, a backup: the lock file of an embedded folder, the migration lock on PostgreSQL);
+ * their --lock-timeout.
+ */
+export const FOLDER_LOCK_SECONDS = 10
+/** What the operator can do when that wait ends. */
 const FOLDER_LOCK_HINT = 'Another kinto command (a migration, backup, restore or copy) is using this database: run this again once it has finished.'
-const lockOptions = {lockTimeoutMs: FOLDER_LOCK_MS, timeoutHint: FOLDER_LOCK_HINT}
+const lockOptions = (lockTimeoutMs = FOLDER_LOCK_SECONDS * 1000) => ({lockTimeoutMs, timeoutHint: FOLDER_LOCK_HINT})
 
 const engine = (b: ConfiguredBackend) => (b.pgliteDir !== undefined ? 'pglite' : 'postgresql')
 const where = (b: DataBackends) => ({storage: b.storage.database!, permission: b.permission.database!})
@@ -65,6 +69,8 @@ export interface BackupOptions {
   file: string
   /** Replace an existing file. */
   force?: boolean
+  /** How long to wait for another command holding the database (default FOLDER_LOCK_SECONDS). */
+  lockTimeoutMs?: number
   /** Count each table first and report progress (a terminal). */
   onProgress?: (event: ProgressEvent) => void
   /** When aborted the backup stops, and FILE.partial is removed. */
@@ -170,6 +176,8 @@ export interface ReadBackupOptions {
   dir: string
   /** The open databases of a running server (its control channel): no lock taken, nothing closed. */
   registry?: DatabaseRegistry
+  /** How long to wait for another command holding the database (default FOLDER_LOCK_SECONDS). */
+  lockTimeoutMs?: number
   /** Count each table first and report progress. */
   onProgress?: (event: ProgressEvent) => void
   signal?: AbortSignal
@@ -182,7 +190,7 @@ export interface ReadBackupOptions {
  */
 export async function readBackup(options: ReadBackupOptions, sink: () => Writable): Promise<BackupContent> {
   const b = dataBackends(options.settings, options.dir, 'kinto backup')
-  const lockOpts = {...lockOptions, held: options.registry !== undefined}
+  const lockOpts = {...lockOptions(options.lockTimeoutMs), held: options.registry !== undefined}
   return withRegistry(
     options.dir,
     (registry) =>
@@ -355,6 +363,8 @@ export interface RestoreOptions {
   /** The backup file (absolute path). */
   file: string
   force?: boolean
+  /** How long to wait for another command holding the database (default FOLDER_LOCK_SECONDS). */
+  lockTimeoutMs?: number
   signal?: AbortSignal
   onProgress?: (table: TableName, done: number, total: number | null) => void
 }
@@ -393,7 +403,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     assertNotServed([b.storage, b.permission], 'restore into')
     const registry = new DatabaseRegistry(options.dir)
     try {
-      return await withMigrationLocks([b.storage, b.permission], registry, lockOptions, false, async () => {
+      return await withMigrationLocks([b.storage, b.permission], registry, lockOptions(options.lockTimeoutMs), false, async () => {
         const targets = schemaTargets(b)
         // A target that needs migrations is changed before the first row: check the whole file first.
         if (await pendingSchema(registry, targets)) await verifyBackup(options.file)
@@ -430,6 +440,8 @@ export interface CopyOptions {
   /** Folder a relative --to (URL folder or ini path) is resolved against. */
   cwd: string
   force?: boolean
+  /** How long to wait for another command holding the database (default FOLDER_LOCK_SECONDS). */
+  lockTimeoutMs?: number
   signal?: AbortSignal
   onProgress?: (table: TableName, done: number, total: number | null) => void
 }
@@ -496,7 +508,7 @@ export async function copy(options: CopyOptions): Promise<CopyResult> {
   assertNotServed([src.storage, src.permission, tgt.backends.storage, tgt.backends.permission], 'copy')
   const srcRegistry = new DatabaseRegistry(options.dir)
   const tgtRegistry = new DatabaseRegistry(tgt.dir)
-  const lockOpts = lockOptions
+  const lockOpts = lockOptions(options.lockTimeoutMs)
   try {
     return await withMigrationLocks([src.storage, src.permission], srcRegistry, lockOpts, false, () =>
       withMigrationLocks([tgt.backends.storage, tgt.backends.permission, tgt.backends.cache].filter((x) => x.kind === 'postgresql'), tgtRegistry, lockOpts, false, async () => {

@@ -252,17 +252,24 @@ function childResourceNames(runtime: Runtime): string[] {
 }
 
 /**
- * Hard-deletes every object below `pattern`, in the request's transaction. deleteAll takes at most
- * storage_max_fetch_size objects per call (upstream's cap, which upstream's cascades leave at one
- * call: the rest of a big collection outlived it and came back with a collection of the same
- * name); a cascade repeats it until none is left, a bounded number of rows in memory at a time.
+ * Hard-deletes every object below `pattern`, in the request's transaction; returns the groups
+ * deleted (their ids). deleteAll takes at most storage_max_fetch_size objects per call (upstream's
+ * cap, which upstream's cascades leave at one call: the rest of a big collection outlived it and
+ * came back with a collection of the same name); a cascade repeats it until none is left, a
+ * bounded number of rows in memory at a time.
  */
-async function deleteEverythingBelow(ctx: RequestContext, pattern: string): Promise<void> {
+async function deleteEverythingBelow(ctx: RequestContext, pattern: string): Promise<string[]> {
   const {storage} = ctx.tx
+  const groups: string[] = []
   for (const name of childResourceNames(ctx.runtime)) {
-    while ((await storage.deleteAll(name, pattern, {withDeleted: false})).length > 0);
+    let deleted: KintoObject[]
+    do {
+      deleted = await storage.deleteAll(name, pattern, {withDeleted: false})
+      if (name === 'group') for (const group of deleted) groups.push(group.id as string)
+    } while (deleted.length > 0)
   }
   await storage.purgeDeleted(null, pattern)
+  return groups
 }
 
 /** Registers the core cascades (upstream's subscribers in kinto/views/*.py). */
@@ -272,8 +279,12 @@ export function registerCoreListeners(runtime: Runtime): void {
       if (!old) continue
       const uri = `/buckets/${old.id as string}`
       for (const pattern of [uri, `${uri}/*`]) {
-        await deleteEverythingBelow(ctx, pattern)
+        const groups = await deleteEverythingBelow(ctx, pattern)
         await ctx.tx.permission.deleteObjectPermissions(pattern)
+        // Unlike upstream (its cascade deletes the groups without their event), the members lose
+        // these groups, as when a group is deleted: a bucket made again under the same name, with
+        // ACEs naming a group URI, must give them nothing.
+        for (const id of groups) await ctx.tx.permission.removePrincipal(`${uri}/groups/${id}`)
       }
     }
   })

@@ -6,6 +6,7 @@
  * Every method runs synchronously once called, so each one is atomic in Node's single thread.
  * Transactions (`transaction(fn)`) run one at a time and undo their changes when fn throws.
  */
+import {IntegrityError} from '../db/backend.js'
 import {compareBySorting, matchesAll, matchesRules} from './evaluate.js'
 import {type Journal, Mutex, rollback} from './mutex.js'
 import {
@@ -159,12 +160,22 @@ export class MemoryStorage implements Storage {
     })
   }
 
-  /** The bump_timestamp trigger: clock (or previous+1), unless a given value differs from previous. */
-  private bump(coll: Collection, given: number | null): number {
+  /**
+   * The bump_timestamp trigger: clock (or previous+1), unless a given value differs from previous.
+   * A given value kept must be free in the list, as PostgreSQL's unique index on (parent_id,
+   * resource_name, last_modified) wants it (the object's own row aside): two objects sharing a
+   * timestamp would let a page boundary between them skip one (cursors compare last_modified).
+   */
+  private bump(coll: Collection, given: number | null, id: string): number {
     const previous = coll.latest()
     let current = this.now()
     if (previous !== undefined && previous >= current) current = previous + 1
     if (given === null || given === previous) return current
+    for (const entries of [coll.live, coll.tombs]) {
+      for (const [other, obj] of entries) {
+        if (other !== id && obj.last_modified === given) throw new IntegrityError('Integrity constraint violated')
+      }
+    }
     return given
   }
 
@@ -231,7 +242,7 @@ export class MemoryStorage implements Storage {
 
   /** Stores a live object (reviving a tombstone) with a bumped timestamp. */
   private write(coll: Collection, id: string, data: Record<string, unknown>, given: number | null): KintoObject {
-    const last_modified = this.bump(coll, given)
+    const last_modified = this.bump(coll, given, id)
     const stored = {...data, id, last_modified} as KintoObject
     if (coll.tombs.has(id)) this.setEntry(coll, 'tombs', id, undefined)
     this.setEntry(coll, 'live', id, stored)
@@ -293,7 +304,7 @@ export class MemoryStorage implements Storage {
       this.setEntry(coll, 'live', id, undefined)
       return {id, last_modified: existing.last_modified, deleted: true}
     }
-    const last_modified = this.bump(coll, given)
+    const last_modified = this.bump(coll, given, id)
     const tomb: KintoObject = {deleted: true, id, last_modified}
     this.setEntry(coll, 'live', id, undefined)
     this.setEntry(coll, 'tombs', id, tomb)
