@@ -87,6 +87,66 @@ export function stringifyJson(value: unknown): string {
   return text !== undefined && text.includes(MARKED_TEXT) ? text.replace(MARKED, '$1') : text
 }
 
+/** The longest string V8 makes (Node 20): JSON longer than that cannot be one string. */
+const STRING_MAX_CHARS = 0x1fffffe8
+
+function isPlainContainer(value: unknown): value is Record<string, unknown> | unknown[] {
+  if (value === null || typeof value !== 'object') return false
+  if (Array.isArray(value)) return true
+  const proto = Object.getPrototypeOf(value) as unknown
+  return (proto === Object.prototype || proto === null) && typeof (value as {toJSON?: unknown}).toJSON !== 'function'
+}
+
+/**
+ * stringifyJson's text, or its UTF-8 bytes when it cannot be one string (a page of big records:
+ * sixty 10 MB records made a 600 MB answer past V8's string limit, and the server answered 500).
+ * The bytes are written part by part (the members of its arrays and objects), each part a string
+ * of its own under `maxChars`, and are the bytes stringifyJson's text would be.
+ */
+export function stringifyJsonOrBytes(value: unknown, maxChars = STRING_MAX_CHARS): string | Buffer {
+  let text: string | undefined
+  try {
+    text = stringifyJson(value)
+  } catch (error) {
+    if (!(error instanceof RangeError) || !isPlainContainer(value)) throw error
+  }
+  if (text !== undefined && text.length <= maxChars) return text
+  if (!isPlainContainer(value)) {
+    // undefined or a function (no JSON): what stringifyJson answers.
+    if (text === undefined) return stringifyJson(value)
+    throw new RangeError(`A JSON string is longer than ${maxChars} characters.`)
+  }
+  const parts: Buffer[] = []
+  const member = (v: unknown, inArray: boolean): void => {
+    if (v === undefined || typeof v === 'function' || typeof v === 'symbol') {
+      // JSON.stringify leaves such a member out of an object, and writes null in an array.
+      if (inArray) parts.push(Buffer.from('null'))
+      return
+    }
+    const out = stringifyJsonOrBytes(v, maxChars)
+    parts.push(typeof out === 'string' ? Buffer.from(out) : out)
+  }
+  if (Array.isArray(value)) {
+    parts.push(Buffer.from('['))
+    value.forEach((item, i) => {
+      if (i > 0) parts.push(Buffer.from(','))
+      member(item, true)
+    })
+    parts.push(Buffer.from(']'))
+  } else {
+    parts.push(Buffer.from('{'))
+    let first = true
+    for (const [key, v] of Object.entries(value)) {
+      if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue
+      parts.push(Buffer.from(`${first ? '' : ','}${JSON.stringify(key)}:`))
+      first = false
+      member(v, false)
+    }
+    parts.push(Buffer.from('}'))
+  }
+  return Buffer.concat(parts)
+}
+
 /** The exact integer a marked string holds, or undefined. */
 export function exactIntegerText(value: unknown): string | undefined {
   return typeof value === 'string' && value.startsWith(EXACT_INTEGER) ? value.slice(EXACT_INTEGER.length) : undefined

@@ -77,12 +77,20 @@ export interface Prefetched {
 }
 
 /**
+ * Most bytes of a page read as one column: the driver makes that column one string, and a string
+ * past Node's limit (512 MiB) threw in the socket's data handler, which took the whole server
+ * down (a list of sixty 10 MB records, each under the body limit). A bigger page is left to
+ * storage.list, row by row.
+ */
+export const PAGE_COLUMN_MAX_BYTES = 64 * 1024 * 1024
+
+/**
  * The statement for one shape of query (how many bound permissions, objects, ACLs; a timestamp
  * or not), with scalar parameters: PostgreSQL then settles on one generic plan for the named
  * statement instead of planning every execution (planning this statement costs several times
  * running it). Built once per shape.
  */
-function statementFor(shape: {bound: number; objects: number; acls: number; timestamp: boolean}, page?: string): {name: string; sql: string} {
+function statementFor(shape: {bound: number; objects: number; acls: number; timestamp: boolean}, page?: {sql: string; maxBytes: number}): {name: string; sql: string} {
   let n = 1
   const next = () => `$${++n}`
   const ctes: string[] = []
@@ -120,10 +128,12 @@ function statementFor(shape: {bound: number; objects: number; acls: number; time
   }
   if (page !== undefined) {
     // storage.list's own statement, its rows in its order (an aggregate over a sorted, limited
-    // subquery keeps the order), read only when the permission test passed.
-    columns.push(`CASE WHEN (SELECT allowed FROM p) THEN (SELECT COALESCE(json_agg(json_build_array(l.id, l.last_modified, l.data)), '[]'::json) FROM (
-    ${page}
-   ) AS l) END AS page`)
+    // subquery keeps the order), read only when the permission test passed, and NULL past
+    // maxBytes (PAGE_COLUMN_MAX_BYTES; pg_column_size of the aggregate is its length, no copy).
+    columns.push(`CASE WHEN (SELECT allowed FROM p) THEN (SELECT CASE WHEN pg_column_size(agg.a) <= ${Math.trunc(page.maxBytes)} THEN agg.a END FROM (
+    SELECT COALESCE(json_agg(json_build_array(l.id, l.last_modified, l.data)), '[]'::json) AS a FROM (
+    ${page.sql}
+   ) AS l) AS agg) END AS page`)
   }
   const sql = `WITH g AS (
   SELECT principal FROM user_principals
@@ -158,7 +168,8 @@ function planFollowsValues(options: ListOptions): boolean {
 }
 
 /** Runs the prefetch statement (PostgreSQL server or PGlite). */
-export async function postgresPrefetch(q: Queryable | SqlClient, query: PrefetchQuery, pages?: PageSql): Promise<Prefetched> {
+export async function postgresPrefetch(q: Queryable | SqlClient, query: PrefetchQuery, pages?: PageSql, options: {pageMaxBytes?: number} = {}): Promise<Prefetched> {
+  const pageMaxBytes = options.pageMaxBytes ?? PAGE_COLUMN_MAX_BYTES
   const shape = {bound: query.bound.length, objects: query.objects.length, acls: query.acls.length, timestamp: query.timestamp !== undefined}
   const params: unknown[] = [query.userId]
   if (query.bound.length > 0) params.push(query.principals)
@@ -183,10 +194,10 @@ export async function postgresPrefetch(q: Queryable | SqlClient, query: Prefetch
     statement = statements.get(key)
     if (!statement) statements.set(key, (statement = statementFor(shape)))
   } else {
-    const pageKey = `${key}\u0000${page}`
+    const pageKey = `${key}\u0000${pageMaxBytes}\u0000${page}`
     statement = statements.get(pageKey)
     if (!statement) {
-      const built = statementFor(shape, page)
+      const built = statementFor(shape, {sql: page, maxBytes: pageMaxBytes})
       // One name per page text (statement-names.ts); past the bound it runs unnamed, built again.
       statement = {name: statementName(`${built.name}_page`, pageKey), sql: built.sql}
       if (statement.name !== undefined) statements.set(pageKey, statement)
@@ -219,7 +230,8 @@ export async function postgresPrefetch(q: Queryable | SqlClient, query: Prefetch
     }
   } else {
     row = (await run(q)).rows[0]
-    // Null when the test failed (the CASE), an array (maybe empty) when the page was read.
+    // Null when the test failed or the page passed pageMaxBytes (storage.list then reads it), an
+    // array (maybe empty) when the page was read.
     pageRows = page === undefined || !row.page ? null : row.page.map(([id, lastModified, data]) => objectOfRow(id, lastModified, data))
   }
   const objects = query.objects.map((_, i) => {

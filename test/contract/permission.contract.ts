@@ -172,6 +172,14 @@ export function permissionContract(get: () => Permission): void {
       await perm.deleteObjectPermissions()
     })
 
+    it('deleteObjectPermissions: a page of 70000 ids at once (more than a statement has parameters)', async () => {
+      const ids = Array.from({length: 70000}, (_, i) => `${C}/records/x${i}`)
+      await perm.addPrincipalToAce(ids[69999], 'read', 'bob')
+      await perm.deleteObjectPermissions(...ids, B + '/groups/*')
+      expect(await perm.getObjectPermissions(ids[69999])).toEqual({})
+      expect(await perm.getObjectPermissions(REC)).not.toEqual({})
+    })
+
     it('deleteObjectPermissions: _ and % are not wildcards', async () => {
       await perm.addPrincipalToAce('/buckets/a_b', 'write', 'x')
       await perm.addPrincipalToAce('/buckets/aXb', 'write', 'x')

@@ -151,7 +151,8 @@ describe('a batch of creates written together answers as one after the other', (
     const seen: string[] = []
     const saved = PostgresStorage.prototype.createMany
     PostgresStorage.prototype.createMany = async function (this: PostgresStorage, ...args: Parameters<typeof saved>) {
-      seen.push(`${args[2].length}`)
+      // The records' runs (the history of the batch is one more createMany, of 'history').
+      if (args[0] === 'record') seen.push(`${args[2].length}`)
       return saved.apply(this, args)
     }
     try {
@@ -260,7 +261,7 @@ describe('run detection builds each sub-request once', () => {
     const runs: number[] = []
     const saved = PostgresStorage.prototype.createMany
     PostgresStorage.prototype.createMany = async function (this: PostgresStorage, ...args: Parameters<typeof saved>) {
-      runs.push(args[2].length)
+      if (args[0] === 'record') runs.push(args[2].length)
       return saved.apply(this, args)
     }
     let r

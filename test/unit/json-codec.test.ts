@@ -1,6 +1,6 @@
 import {describe, expect, test} from 'vitest'
 
-import {EXACT_INTEGER, exactIntegerText, parseJson, stringifyJson} from '../../src/lib/json.js'
+import {EXACT_INTEGER, exactIntegerText, parseJson, stringifyJson, stringifyJsonOrBytes} from '../../src/lib/json.js'
 
 describe('the JSON codec keeps integers exact', () => {
   test('integers beyond 2^53 round-trip with every digit, others are plain numbers', () => {
@@ -44,5 +44,23 @@ describe('the JSON codec keeps integers exact', () => {
     const text = stringifyJson({s: '\\u0000n:12'})
     expect(JSON.parse(text)).toEqual({s: '\\u0000n:12'})
     expect(EXACT_INTEGER.startsWith('\u0000')).toBe(true)
+  })
+})
+
+describe('JSON longer than one string can be', () => {
+  // The limit is lowered so that a few bytes stand for the 512 MB of a V8 string.
+  const page = {data: [{id: 'a', blob: 'é'.repeat(15), n: parseJson('12345678901234567890'), skip: undefined}, {id: 'b', f: () => 1}, [undefined, null]], more: false, gone: undefined}
+
+  test('is written as bytes, part by part, equal to the text it would be', () => {
+    const bytes = stringifyJsonOrBytes(page, 24)
+    expect(Buffer.isBuffer(bytes)).toBe(true)
+    expect((bytes as Buffer).toString('utf8')).toBe(stringifyJson(page))
+    expect((bytes as Buffer).toString('utf8')).toContain('"n":12345678901234567890')
+  })
+
+  test('under the limit it is the plain text; a single string past it is still an error', () => {
+    expect(stringifyJsonOrBytes(page)).toBe(stringifyJson(page))
+    expect(stringifyJsonOrBytes(undefined)).toBeUndefined()
+    expect(() => stringifyJsonOrBytes({s: 'x'.repeat(50)}, 20)).toThrow(RangeError)
   })
 })

@@ -182,12 +182,18 @@ export class PostgresPermission extends PostgresBackend implements Permission {
 
   async deleteObjectPermissions(...objectIds: string[]): Promise<void> {
     if (objectIds.length === 0) return
-    const params: unknown[] = []
-    // One indexable condition per id (the object_id column is C-collated: LIKE 'prefix%' uses the index).
-    const conds = objectIds.map((id) => {
-      params.push(hasWildcard(id) ? wildcardToLike(id) : id)
-      return hasWildcard(id) ? `object_id LIKE $${params.length}` : `object_id = $${params.length}`
-    })
+    // The exact ids as one array parameter: a page of a plural DELETE names up to
+    // storage_max_fetch_size of them, and one `object_id = $n` each took PostgreSQL 11 s to plan
+    // for 10000 ids and failed past 65535 (the most parameters a statement has). A wildcard is a
+    // LIKE each (the object_id column is C-collated: LIKE 'prefix%' uses the index).
+    const exact = objectIds.filter((id) => !hasWildcard(id))
+    const params: unknown[] = [exact]
+    const conds = ['object_id = ANY($1::text[])']
+    for (const id of objectIds) {
+      if (!hasWildcard(id)) continue
+      params.push(wildcardToLike(id))
+      conds.push(`object_id LIKE $${params.length}`)
+    }
     await this.run(`DELETE FROM access_control_entries WHERE ${conds.join(' OR ')}`, params)
   }
 

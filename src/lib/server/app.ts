@@ -21,7 +21,7 @@ import {registerPlugin} from './plugins/index.js'
 import {statsdPlugin} from './plugins/statsd.js'
 import {parsePlugins} from './setup.js'
 import type {Logger} from '../logger.js'
-import {stringifyJson} from '../json.js'
+import {stringifyJsonOrBytes} from '../json.js'
 import {decodePath} from './router.js'
 import {Runtime, type ConfigInfo} from './runtime.js'
 import {parseQuery} from './querystring.js'
@@ -398,7 +398,7 @@ function minimalRequest(runtime: Runtime, raw: IncomingMessage, scope?: RequestS
 function payloadOf(req: KintoRequest, response: KintoResponse): string | Buffer | undefined {
   const body = response.body
   if (body === undefined || req.method === 'HEAD' || response.status === 304) return undefined
-  return body instanceof RawBody ? body.bytes : stringifyJson(body)
+  return body instanceof RawBody ? body.bytes : stringifyJsonOrBytes(body)
 }
 
 interface SendOptions {

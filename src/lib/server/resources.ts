@@ -251,13 +251,22 @@ function childResourceNames(runtime: Runtime): string[] {
   return [...new Set([...runtime.resourceNames, 'history'])].filter((n) => n !== 'bucket')
 }
 
-/** Deletes every object below `pattern`; returns the groups deleted (their ids). */
+/**
+ * Hard-deletes every object below `pattern`, in the request's transaction; returns the groups
+ * deleted (their ids). deleteAll takes at most storage_max_fetch_size objects per call (upstream's
+ * cap, which upstream's cascades leave at one call: the rest of a big collection outlived it and
+ * came back with a collection of the same name); a cascade repeats it until none is left, a
+ * bounded number of rows in memory at a time.
+ */
 async function deleteEverythingBelow(ctx: RequestContext, pattern: string): Promise<string[]> {
   const {storage} = ctx.tx
   const groups: string[] = []
   for (const name of childResourceNames(ctx.runtime)) {
-    const deleted = await storage.deleteAll(name, pattern, {withDeleted: false})
-    if (name === 'group') for (const group of deleted) groups.push(group.id as string)
+    let deleted: KintoObject[]
+    do {
+      deleted = await storage.deleteAll(name, pattern, {withDeleted: false})
+      if (name === 'group') for (const group of deleted) groups.push(group.id as string)
+    } while (deleted.length > 0)
   }
   await storage.purgeDeleted(null, pattern)
   return groups

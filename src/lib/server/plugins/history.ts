@@ -107,16 +107,33 @@ async function onResourceChanged(event: ResourceEvent, ctx: RequestContext): Pro
   const explicit = asBool(settings, 'explicit_permissions')
   const trimEnabled = trimMax > 0 && (trimUserIds.length === 0 || trimUserIds.includes(String(userId)))
 
-  for (const {uri, target} of targets) {
+  const entries = targets.map(({uri, target}) => {
     const perms = asLists(permsById.get(uri) ?? {})
     const {timestamp: _timestamp, bucket_id: _bucketId, ...attrs} = payload
     attrs[`${resourceName}_id`] = target.id
     attrs.uri = uri
-    const entry = await storage.create('history', bucketUri, {
-      date: isoDateUtc(),
-      target: {data: target, permissions: perms},
-      ...attrs,
+    return {perms, obj: {date: isoDateUtc(), target: {data: target, permissions: perms}, ...attrs}}
+  })
+  const readersOf = (perms: Record<string, string[]>) => new Set([...readPrincipals, ...(perms.read ?? []), ...(perms.write ?? [])])
+
+  // Many entries (a page of a plural DELETE: up to storage_max_fetch_size) in one INSERT and one
+  // ACL write where the backends offer them: one by one, a 10000-record page took 13 s of its
+  // 15 s writing its history. Auto-trim counts after each entry: that stays one by one.
+  if (entries.length > 1 && !trimEnabled && storage.createMany && (!explicit || permission.addPrincipalsToAcesAndRead)) {
+    const created = await storage.createMany('history', bucketUri, entries.map(({obj}) => ({obj})))
+    if (!explicit) return
+    const aces: Array<[string, string, string]> = []
+    created.forEach((entry, i) => {
+      // A history id is a fresh uuid: createMany answers null only for an id already live.
+      if (!entry) throw new Error('A new history entry id is already taken.')
+      for (const p of readersOf(entries[i].perms)) aces.push([`${bucketUri}/history/${entry.id}`, 'read', p])
     })
+    await permission.addPrincipalsToAcesAndRead!(aces)
+    return
+  }
+
+  for (const {perms, obj} of entries) {
+    const entry = await storage.create('history', bucketUri, obj)
 
     if (trimEnabled) {
       const filters: Filter[] = [{field: 'resource_name', value: resourceName, operator: 'eq'}]
@@ -130,10 +147,7 @@ async function onResourceChanged(event: ResourceEvent, ctx: RequestContext): Pro
 
     // Without explicit permissions, entries are readable through the bucket's permissions only.
     if (!explicit) continue
-    const readers = new Set(readPrincipals)
-    for (const p of perms.read ?? []) readers.add(p)
-    for (const p of perms.write ?? []) readers.add(p)
-    await permission.replaceObjectPermissions(`${bucketUri}/history/${entry.id}`, {read: [...readers]})
+    await permission.replaceObjectPermissions(`${bucketUri}/history/${entry.id}`, {read: [...readersOf(perms)]})
   }
 }
 

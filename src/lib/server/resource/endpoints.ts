@@ -106,7 +106,11 @@ export async function pluralDelete(r: ResourceRequest): Promise<ViewResult> {
   const {rules, offset} = await paginationRules(r, sorting)
   const objects = await r.storage.list(r.def.name, r.parentId, {filters, sorting, limit: limit + 1, paginationRules: rules})
   const deleted = await r.storage.deleteAll(r.def.name, r.parentId, {filters, sorting, limit, paginationRules: rules})
-  if (filters.length === 0) await r.permission.deleteObjectPermissions(r.objectUri('*'))
+  // Every object of the list gone (no filter, no earlier page, no next one): one wildcard
+  // delete, upstream's shortcut. Upstream takes it for any page without a filter, which also
+  // stripped the permissions of the objects the page did not reach.
+  const wholeList = filters.length === 0 && !rules?.length && objects.length <= limit
+  if (wholeList) await r.permission.deleteObjectPermissions(r.objectUri('*'))
   else if (deleted.length > 0) await r.permission.deleteObjectPermissions(...deleted.map((d) => r.objectUri(d.id)))
   const headers: Record<string, string> = {}
   if (deleted.length > 0) {
