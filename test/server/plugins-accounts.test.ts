@@ -107,6 +107,48 @@ describe('creation', () => {
     expect(noId.body.message).toBe('data.id in body: Required')
   })
 
+  test('a password longer than 72 bytes (UTF-8) is refused, not cut: bcrypt reads 72 bytes only', async () => {
+    // Upstream's bcrypt (pyca 5) raises on such a password (a 500); before it, the rest was
+    // dropped, so any password sharing the first 72 bytes logged in.
+    const {app, req} = setup()
+    const tooLong = 'é'.repeat(36) + 'x' // 73 bytes
+    const refused = {location: 'body', name: 'data.password', description: 'Longer than 72 bytes (UTF-8): bcrypt would ignore the rest'}
+    for (const [method, url, body] of [
+      ['PUT', '/v1/accounts/long', {data: {password: tooLong}}],
+      ['POST', '/v1/accounts', {data: {id: 'long', password: tooLong}}],
+    ] as const) {
+      const res = await req(method, url, {body})
+      expect(res.status, method).toBe(400)
+      expect(res.body.errno, method).toBe(107)
+      expect(res.body.details, method).toEqual([refused])
+    }
+    expect(await app.kinto.backends.storage.list('account', '*')).toEqual([])
+    // 72 bytes are taken, and all of them count.
+    const longest = 'é'.repeat(36)
+    expect((await req('PUT', '/v1/accounts/long', {body: {data: {password: longest}}})).status).toBe(201)
+    expect((await req('GET', '/v1/', {auth: basic('long', longest)})).body.user?.id).toBe('account:long')
+    expect((await req('GET', '/v1/', {auth: basic('long', 'é'.repeat(35) + 'e')})).body.user).toBeUndefined()
+    // A change to a longer password is refused, whichever way it comes.
+    const auth = basic('long', longest)
+    const patched = await req('PATCH', '/v1/accounts/long', {body: {data: {password: tooLong}}, auth})
+    expect(patched.status).toBe(400)
+    expect(patched.body.details).toEqual([{...refused, name: 'password'}])
+    const jsonPatch = await req('PATCH', '/v1/accounts/long', {
+      raw: JSON.stringify([{op: 'replace', path: '/data/password', value: tooLong}]),
+      headers: {'content-type': 'application/json-patch+json'},
+      auth,
+    })
+    expect(jsonPatch.status).toBe(400)
+    expect((await req('GET', '/v1/', {auth})).body.user?.id).toBe('account:long')
+  })
+
+  test('an account an older upstream made with a longer password (its hash of the first 72 bytes) still logs in with it', async () => {
+    const {app, req} = setup()
+    const typed = 'p'.repeat(72) + '-and-more'
+    await app.kinto.backends.storage.create('account', 'legacy', {id: 'legacy', password: bcrypt.hashSync('p'.repeat(72), 4)})
+    expect((await req('GET', '/v1/', {auth: basic('legacy', typed)})).body.user?.id).toBe('account:legacy')
+  })
+
   test('an existing account is not replaced by an anonymous POST (401), its owner gets it back (200)', async () => {
     const {req} = setup()
     await req('POST', '/v1/accounts', {body: {data: {id: 'me', password: 'bouh'}}})

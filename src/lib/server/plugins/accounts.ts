@@ -21,6 +21,7 @@ import {
   accountPrincipal,
   accountValidationWarning,
   hashPassword,
+  passwordLengthError,
   verifiedCacheValue,
   verifyPassword,
 } from '../../accounts/index.js'
@@ -167,6 +168,9 @@ export const accountResource: ResourceDefinition = {
   validateData(data, _r, prefix) {
     const error = colanderStringError(data.password, 'password')
     if (error !== undefined) throw invalid('body', `${prefix}password`, error)
+    // A password being set (a stored hash is 60 bytes, never too long).
+    const tooLong = passwordLengthError(data.password as string)
+    if (tooLong !== undefined) throw invalid('body', `${prefix}password`, tooLong)
     return data
   },
   async processObject(r, obj, old) {
