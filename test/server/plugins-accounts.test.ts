@@ -237,6 +237,20 @@ describe('login, the verification cache and changes', () => {
     expect(renamed.status).toBe(400)
   })
 
+  test('an account read and PUT back as it is keeps its password', async () => {
+    // Upstream hashes whatever data.password a PUT carries: the stored hash sent back becomes
+    // the password (its text), and the one the user knows stops working.
+    const {req} = setup()
+    await req('PUT', '/v1/accounts/alice', {body: {data: {password: '123456'}}})
+    const auth = basic('alice', '123456')
+    const {data} = (await req('GET', '/v1/accounts/alice', {auth})).body
+    const put = await req('PUT', '/v1/accounts/alice', {body: {data: {...data, age: 42}}, auth})
+    expect(put.status).toBe(200)
+    expect(put.body.data).toMatchObject({age: 42, password: data.password})
+    expect((await req('GET', '/v1/', {auth})).body.user?.id).toBe('account:alice')
+    expect((await req('GET', '/v1/', {auth: basic('alice', data.password)})).body.user).toBeUndefined()
+  })
+
   test('deleting an account ends its logins', async () => {
     const {req} = setup()
     await req('PUT', '/v1/accounts/alice', {body: {data: {password: '123456'}}})
