@@ -492,6 +492,49 @@ describe('on the postgresql backends (PGlite here, the server in CI)', () => {
     expect((await req('GET', '/v1/', {auth: basic('alice', 'new')})).body.user.id).toBe('account:alice')
   }, 60_000)
 
+  test('with a memory cache, a password changed or an account deleted by another process stops working at once', async () => {
+    // Two servers (workers, hosts) on one database, each with its memory cache: what one forgets
+    // on a change, the other still remembers. kinto create-user, which writes the database
+    // directly, is another such process.
+    const {createTestDatabase, postgresqlSettings} = await import('../helpers/db.js')
+    const {DatabaseRegistry} = await import('../../src/lib/db/index.js')
+    const {ensureSchema} = await import('../../src/lib/schema/index.js')
+    const {buildSettings} = await import('../../src/lib/config/settings.js')
+    const {createBackends} = await import('../../src/lib/backends.js')
+    const {createApp} = await import('../../src/lib/server/app.js')
+    const db = await createTestDatabase({schema: true})
+    const registry = new DatabaseRegistry()
+    const servers: FastifyInstance[] = []
+    try {
+      await ensureSchema(registry.get(db.url), ['storage', 'permission'])
+      const settings = buildSettings({...postgresqlSettings(db.url, ['storage', 'permission']), ...ACCOUNTS, 'kinto.account_cache_ttl_seconds': '300'}, {})
+      const [one, other] = [0, 1].map(() => {
+        const app = createApp({settings, backends: createBackends(settings, {registry})})
+        servers.push(app)
+        return client(app, null)
+      })
+      expect((await one('PUT', '/v1/accounts/alice', {body: {data: {password: 'pw-1'}}})).status).toBe(201)
+      expect((await other('GET', '/v1/', {auth: basic('alice', 'pw-1')})).body.user?.id).toBe('account:alice')
+      expect((await one('PATCH', '/v1/accounts/alice', {body: {data: {password: 'pw-2'}}, auth: basic('alice', 'pw-1')})).status).toBe(200)
+      expect((await other('GET', '/v1/', {auth: basic('alice', 'pw-1')})).body.user).toBeUndefined()
+      expect((await other('GET', '/v1/', {auth: basic('alice', 'pw-2')})).body.user?.id).toBe('account:alice')
+      // Verified once, the new password is remembered there (no bcrypt), until the account goes.
+      const compare = vi.spyOn(bcrypt, 'compare')
+      try {
+        expect((await other('GET', '/v1/', {auth: basic('alice', 'pw-2')})).body.user?.id).toBe('account:alice')
+        expect(compare).not.toHaveBeenCalled()
+      } finally {
+        compare.mockRestore()
+      }
+      expect((await one('DELETE', '/v1/accounts/alice', {auth: basic('alice', 'pw-2')})).status).toBe(200)
+      expect((await other('GET', '/v1/', {auth: basic('alice', 'pw-2')})).body.user).toBeUndefined()
+    } finally {
+      for (const app of servers) await app.close()
+      await registry.closeAll()
+      await db.drop()
+    }
+  }, 60_000)
+
   test('a sub-request logs in with an account written earlier in its batch (inside the transaction, without the cache PGlite cannot serve there)', async () => {
     const other = await postgresApp({...ACCOUNTS, 'multiauth.policies': 'account basicauth', 'kinto.userid_hmac_secret': 'pg-tests'})
     try {
