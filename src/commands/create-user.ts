@@ -4,7 +4,7 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
 import {iniFlag} from '../flags.js'
-import {ACCOUNT_ID_PATTERN} from '../lib/accounts/index.js'
+import {ACCOUNT_ID_PATTERN, passwordLengthError} from '../lib/accounts/index.js'
 import {checkCreateUser, createUser, type CreateUserResult} from '../lib/accounts/create-user.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {ExitCode, exitCodes, KintoError, UsageError} from '../lib/errors.js'
@@ -93,6 +93,8 @@ An embedded database (pglite:<folder>) is used by one process at a time: stop a 
       throw error
     }
 
+    // The password's own rules, before the database (or a server holding it) is reached.
+    checkCreateUser(config, username, password)
     if (!json) this.logToStderr(`Creating user '${username}'`)
     const pass = password
     const result = await viaServerWhenHeld(config, 'create-user', {username, password: pass}, () => createUser({config, username, password: pass}))
@@ -121,7 +123,9 @@ async function readFirstLine(): Promise<string> {
 
 async function askTwice(username: string): Promise<string> {
   for (;;) {
-    const first = await askPassword(`Please enter a password for ${username}:`, {validate: (v) => v.length > 0 || 'The password cannot be empty.'})
+    const first = await askPassword(`Please enter a password for ${username}:`, {
+      validate: (v) => (v.length > 0 ? (passwordLengthError(v) ?? true) : 'The password cannot be empty.'),
+    })
     const again = await askPassword('Please confirm the password:')
     if (first === again) return first
     process.stderr.write('Sorry, passwords do not match, please try again.\n')

@@ -154,6 +154,15 @@ describe('refusals', () => {
     expect(r.stderr).toMatch(/no password/)
   })
 
+  test('a password longer than bcrypt reads (72 bytes) is refused, before the database is opened', async () => {
+    // No schema is installed: the refusal comes first. Upstream's bcrypt (pyca 5) fails with a
+    // traceback; older versions stored a hash of the first 72 bytes only.
+    const r = await runCli(['create-user', '--ini', ini(ACCOUNTS), '-u', 'admin', '--password-stdin'], {input: `${'ü'.repeat(36)}!\n`})
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/longer than 72 bytes/)
+    expect(r.stderr).not.toMatch(/kinto migrate/)
+  })
+
   test('a schema that is not installed says to run kinto migrate', async () => {
     const r = await runCli(['create-user', '--ini', ini(ACCOUNTS), '-u', 'admin', '--password-stdin'], {input: 'pw\n'})
     expect(r.code).toBe(1)

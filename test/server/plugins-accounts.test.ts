@@ -107,6 +107,48 @@ describe('creation', () => {
     expect(noId.body.message).toBe('data.id in body: Required')
   })
 
+  test('a password longer than 72 bytes (UTF-8) is refused, not cut: bcrypt reads 72 bytes only', async () => {
+    // Upstream's bcrypt (pyca 5) raises on such a password (a 500); before it, the rest was
+    // dropped, so any password sharing the first 72 bytes logged in.
+    const {app, req} = setup()
+    const tooLong = 'é'.repeat(36) + 'x' // 73 bytes
+    const refused = {location: 'body', name: 'data.password', description: 'Longer than 72 bytes (UTF-8): bcrypt would ignore the rest'}
+    for (const [method, url, body] of [
+      ['PUT', '/v1/accounts/long', {data: {password: tooLong}}],
+      ['POST', '/v1/accounts', {data: {id: 'long', password: tooLong}}],
+    ] as const) {
+      const res = await req(method, url, {body})
+      expect(res.status, method).toBe(400)
+      expect(res.body.errno, method).toBe(107)
+      expect(res.body.details, method).toEqual([refused])
+    }
+    expect(await app.kinto.backends.storage.list('account', '*')).toEqual([])
+    // 72 bytes are taken, and all of them count.
+    const longest = 'é'.repeat(36)
+    expect((await req('PUT', '/v1/accounts/long', {body: {data: {password: longest}}})).status).toBe(201)
+    expect((await req('GET', '/v1/', {auth: basic('long', longest)})).body.user?.id).toBe('account:long')
+    expect((await req('GET', '/v1/', {auth: basic('long', 'é'.repeat(35) + 'e')})).body.user).toBeUndefined()
+    // A change to a longer password is refused, whichever way it comes.
+    const auth = basic('long', longest)
+    const patched = await req('PATCH', '/v1/accounts/long', {body: {data: {password: tooLong}}, auth})
+    expect(patched.status).toBe(400)
+    expect(patched.body.details).toEqual([{...refused, name: 'password'}])
+    const jsonPatch = await req('PATCH', '/v1/accounts/long', {
+      raw: JSON.stringify([{op: 'replace', path: '/data/password', value: tooLong}]),
+      headers: {'content-type': 'application/json-patch+json'},
+      auth,
+    })
+    expect(jsonPatch.status).toBe(400)
+    expect((await req('GET', '/v1/', {auth})).body.user?.id).toBe('account:long')
+  })
+
+  test('an account an older upstream made with a longer password (its hash of the first 72 bytes) still logs in with it', async () => {
+    const {app, req} = setup()
+    const typed = 'p'.repeat(72) + '-and-more'
+    await app.kinto.backends.storage.create('account', 'legacy', {id: 'legacy', password: bcrypt.hashSync('p'.repeat(72), 4)})
+    expect((await req('GET', '/v1/', {auth: basic('legacy', typed)})).body.user?.id).toBe('account:legacy')
+  })
+
   test('an existing account is not replaced by an anonymous POST (401), its owner gets it back (200)', async () => {
     const {req} = setup()
     await req('POST', '/v1/accounts', {body: {data: {id: 'me', password: 'bouh'}}})
@@ -193,6 +235,20 @@ describe('login, the verification cache and changes', () => {
     expect((await req('GET', '/v1/', {auth: basic('alice', 'via-patch')})).body.user.id).toBe('account:alice')
     const renamed = await req('PATCH', '/v1/accounts/alice', {body: {data: {id: 'bob', password: 'bouh'}}, auth: basic('alice', 'via-patch')})
     expect(renamed.status).toBe(400)
+  })
+
+  test('an account read and PUT back as it is keeps its password', async () => {
+    // Upstream hashes whatever data.password a PUT carries: the stored hash sent back becomes
+    // the password (its text), and the one the user knows stops working.
+    const {req} = setup()
+    await req('PUT', '/v1/accounts/alice', {body: {data: {password: '123456'}}})
+    const auth = basic('alice', '123456')
+    const {data} = (await req('GET', '/v1/accounts/alice', {auth})).body
+    const put = await req('PUT', '/v1/accounts/alice', {body: {data: {...data, age: 42}}, auth})
+    expect(put.status).toBe(200)
+    expect(put.body.data).toMatchObject({age: 42, password: data.password})
+    expect((await req('GET', '/v1/', {auth})).body.user?.id).toBe('account:alice')
+    expect((await req('GET', '/v1/', {auth: basic('alice', data.password)})).body.user).toBeUndefined()
   })
 
   test('deleting an account ends its logins', async () => {
@@ -434,6 +490,49 @@ describe('on the postgresql backends (PGlite here, the server in CI)', () => {
     expect((await req('PATCH', '/v1/accounts/alice', {body: {data: {password: 'new'}}, auth: basic('alice', 'pw-a')})).status).toBe(200)
     expect((await req('GET', '/v1/', {auth: basic('alice', 'pw-a')})).body.user).toBeUndefined()
     expect((await req('GET', '/v1/', {auth: basic('alice', 'new')})).body.user.id).toBe('account:alice')
+  }, 60_000)
+
+  test('with a memory cache, a password changed or an account deleted by another process stops working at once', async () => {
+    // Two servers (workers, hosts) on one database, each with its memory cache: what one forgets
+    // on a change, the other still remembers. kinto create-user, which writes the database
+    // directly, is another such process.
+    const {createTestDatabase, postgresqlSettings} = await import('../helpers/db.js')
+    const {DatabaseRegistry} = await import('../../src/lib/db/index.js')
+    const {ensureSchema} = await import('../../src/lib/schema/index.js')
+    const {buildSettings} = await import('../../src/lib/config/settings.js')
+    const {createBackends} = await import('../../src/lib/backends.js')
+    const {createApp} = await import('../../src/lib/server/app.js')
+    const db = await createTestDatabase({schema: true})
+    const registry = new DatabaseRegistry()
+    const servers: FastifyInstance[] = []
+    try {
+      await ensureSchema(registry.get(db.url), ['storage', 'permission'])
+      const settings = buildSettings({...postgresqlSettings(db.url, ['storage', 'permission']), ...ACCOUNTS, 'kinto.account_cache_ttl_seconds': '300'}, {})
+      const [one, other] = [0, 1].map(() => {
+        const app = createApp({settings, backends: createBackends(settings, {registry})})
+        servers.push(app)
+        return client(app, null)
+      })
+      expect((await one('PUT', '/v1/accounts/alice', {body: {data: {password: 'pw-1'}}})).status).toBe(201)
+      expect((await other('GET', '/v1/', {auth: basic('alice', 'pw-1')})).body.user?.id).toBe('account:alice')
+      expect((await one('PATCH', '/v1/accounts/alice', {body: {data: {password: 'pw-2'}}, auth: basic('alice', 'pw-1')})).status).toBe(200)
+      expect((await other('GET', '/v1/', {auth: basic('alice', 'pw-1')})).body.user).toBeUndefined()
+      expect((await other('GET', '/v1/', {auth: basic('alice', 'pw-2')})).body.user?.id).toBe('account:alice')
+      // Verified once, the new password is remembered there (no bcrypt), until the account goes.
+      const compare = vi.spyOn(bcrypt, 'compare')
+      try {
+        expect((await other('GET', '/v1/', {auth: basic('alice', 'pw-2')})).body.user?.id).toBe('account:alice')
+        expect(compare).not.toHaveBeenCalled()
+      } finally {
+        compare.mockRestore()
+      }
+      expect((await one('DELETE', '/v1/accounts/alice', {auth: basic('alice', 'pw-2')})).status).toBe(200)
+      expect((await other('GET', '/v1/', {auth: basic('alice', 'pw-2')})).body.user).toBeUndefined()
+    } finally {
+      for (const app of servers) await app.close()
+      await registry.closeAll()
+      await db.drop()
+    }
   }, 60_000)
 
   test('a sub-request logs in with an account written earlier in its batch (inside the transaction, without the cache PGlite cannot serve there)', async () => {

@@ -89,6 +89,17 @@ describe('implicit creations', () => {
     expect(events[2].payload.uri).toBe(`/buckets/${bucketId}/collections/articles/records/implicit`)
   })
 
+  test('PUT of a record whose path ends with the collection id creates the collection too', async () => {
+    // Upstream skips the collection when the path ends with its id (meant for a PUT of the
+    // collection itself), so this PUT finds no collection there: a 404.
+    const {req} = setup()
+    for (const path of ['/v1/buckets/default/collections/tasks/records/mytasks', '/v1/buckets/default/collections/c/records/c']) {
+      const r = await req('PUT', path, {body: {data: {done: false}}})
+      expect(r.status, path).toBe(201)
+    }
+    expect((await req('GET', '/v1/buckets/default/collections/tasks/records')).body.data.map((r: {id: string}) => r.id)).toEqual(['mytasks'])
+  })
+
   test('explicit creation of the bucket and the collection still works (no implicit one first)', async () => {
     const {req} = setup()
     const bucket = await req('PUT', '/v1/buckets/default', {body: {permissions: {read: ['system.Everyone']}}})

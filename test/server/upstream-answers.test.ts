@@ -9,7 +9,7 @@ import type {FastifyInstance} from 'fastify'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
 import {ACCEPTANCE_PLUGINS} from './plugins-helpers.js'
-import {ALICE, client, memoryApp, postgresApp, type Res} from './helpers.js'
+import {ALICE, basic as basicAuth, client, memoryApp, postgresApp, type Res} from './helpers.js'
 
 const SETTINGS: Record<string, string> = {
   ...ACCEPTANCE_PLUGINS,
@@ -680,6 +680,19 @@ const rows: Row[] = [
     run: (r) => r('PUT', '/v1/accounts/bob', {auth: null, body: {data: {password: 's3cret-passw0rd'}}}),
     status: 201,
     body: (b) => expect(b.permissions).toEqual({write: ['account:bob']}),
+  },
+  {
+    name: 'a PATCH of an account nobody has by a user: 403 (the missing account is under no parent of theirs)',
+    setup: (r) => r('PUT', '/v1/accounts/patcher', {auth: null, body: {data: {password: 'patcher-pw'}}}),
+    run: (r) => r('PATCH', '/v1/accounts/nobody-here', {auth: basicAuth('patcher', 'patcher-pw'), body: {data: {password: 'x'}}}),
+    status: 403,
+    errno: 121,
+  },
+  {
+    name: "DELETE /buckets/default of a user who has none: it is created, then deleted (upstream's alias creates it first)",
+    run: (r) => r('DELETE', '/v1/buckets/default', {auth: basicAuth('no-bucket-yet', 'pw')}),
+    status: 200,
+    body: (b) => expect(b.data).toMatchObject({deleted: true, id: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)}),
   },
   {
     name: 'batch sub-responses carry Content-Length and the exposed headers',

@@ -14,7 +14,16 @@ import {withMigrationLocks} from '../schema/migrate.js'
 import {requireSchema} from '../schema/require.js'
 import {clientFor, configuredBackends} from '../schema/targets.js'
 import {ObjectNotFoundError} from '../storage/types.js'
-import {ACCOUNT_ID_PATTERN, ACCOUNT_RESOURCE, accountCacheKey, accountPrincipal, accountUri, hashPassword} from './index.js'
+import {
+  ACCOUNT_ID_PATTERN,
+  ACCOUNT_RESOURCE,
+  BCRYPT_MAX_PASSWORD_BYTES,
+  accountCacheKey,
+  accountPrincipal,
+  accountUri,
+  hashPassword,
+  passwordLengthError,
+} from './index.js'
 
 export interface CreateUserOptions {
   config: Pick<KintoConfig, 'settings' | 'dir' | 'path'>
@@ -63,6 +72,12 @@ export function checkCreateUser(config: CreateUserOptions['config'], username: s
   }
   if (password === '') {
     throw new UsageError('The password is empty.', {code: 'KINTO_PASSWORD_EMPTY', hint: 'Give a non-empty password (or --generate-password).'})
+  }
+  if (passwordLengthError(password) !== undefined) {
+    throw new UsageError(`The password is longer than ${BCRYPT_MAX_PASSWORD_BYTES} bytes (UTF-8): bcrypt would ignore the rest.`, {
+      code: 'KINTO_PASSWORD_TOO_LONG',
+      hint: `Give a password of at most ${BCRYPT_MAX_PASSWORD_BYTES} bytes (or --generate-password).`,
+    })
   }
   const storage = backendKind(settings.storage_backend)
   const url = asString(settings, 'storage_url') ?? ''

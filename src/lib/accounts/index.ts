@@ -37,6 +37,19 @@ export function accountCacheTtl(settings: Settings): number {
   return asInt(settings, 'account_cache_ttl_seconds', 30) ?? 30
 }
 
+/** bcrypt reads this many bytes of a password; the rest would be ignored. */
+export const BCRYPT_MAX_PASSWORD_BYTES = 72
+
+/**
+ * Why a new password cannot be hashed, or undefined: longer than bcrypt reads. Upstream's bcrypt
+ * (pyca 5) refuses such a password; older versions cut it, so that any password sharing its first
+ * 72 bytes logged in. Logging in still cuts (verifyPassword), for the hashes those versions wrote.
+ */
+export function passwordLengthError(password: string): string | undefined {
+  if (Buffer.byteLength(password, 'utf8') <= BCRYPT_MAX_PASSWORD_BYTES) return undefined
+  return `Longer than ${BCRYPT_MAX_PASSWORD_BYTES} bytes (UTF-8): bcrypt would ignore the rest`
+}
+
 /** A `$2b$` bcrypt hash of the password (UTF-8), cost 12, as upstream stores it. */
 export async function hashPassword(password: string): Promise<string> {
   const {default: bcrypt} = await import('bcryptjs')

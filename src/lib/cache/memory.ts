@@ -37,6 +37,7 @@ function sizeOf(key: string, json: string): number {
 
 export class MemoryCache implements Cache {
   readonly kind = 'memory' as const
+  readonly processLocal = true
   readonly state: MemoryCacheState
   private readonly prefix: string
   private readonly maxSizeBytes: number | null

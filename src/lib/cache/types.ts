@@ -21,6 +21,11 @@ export interface Cache {
    * they go after it (RequestContext's afterTransaction). Every other cache may be used at any time.
    */
   readonly waitsForTransaction?: boolean
+  /**
+   * True when what the cache holds lives in this process only (the memory cache): a delete made by
+   * another process (a worker, another host, a command) never reaches it.
+   */
+  readonly processLocal?: boolean
 }
 
 /** Every backend's heartbeat, as upstream's: a key written, read back and removed. */

@@ -16,15 +16,17 @@ import {asList} from '../../config/settings.js'
 import {
   ACCOUNT_ID_PATTERN,
   ACCOUNT_POLICY_NAME,
+  ACCOUNT_RESOURCE,
   accountCacheKey,
   accountCacheTtl,
   accountPrincipal,
   accountValidationWarning,
   hashPassword,
+  passwordLengthError,
   verifiedCacheValue,
   verifyPassword,
 } from '../../accounts/index.js'
-import {ObjectNotFoundError} from '../../storage/types.js'
+import {ObjectNotFoundError, type KintoObject} from '../../storage/types.js'
 import {basicCredentials, registerAuthenticationPolicy, type AuthenticationEnv, type AuthenticationPolicy, type BatchWrite} from '../auth.js'
 import {EVERYONE, inheritanceTree, registerInheritance} from '../authorization.js'
 import type {RequestContext} from '../context.js'
@@ -38,23 +40,40 @@ import type {KintoPlugin} from './index.js'
 
 const POLICY_CLASSES = ['kinto.plugins.accounts.AccountsPolicy', 'kinto.plugins.accounts.authentication.AccountsAuthenticationPolicy']
 
-/** upstream's account_check: the verification cache first, then bcrypt against the stored hash. */
+async function storedAccount(env: AuthenticationEnv, username: string): Promise<KintoObject | null> {
+  try {
+    return await env.storage.get(ACCOUNT_RESOURCE, username, username)
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return null
+    throw err
+  }
+}
+
+/**
+ * upstream's account_check: the verification cache first, then bcrypt against the stored hash.
+ *
+ * A change or a deletion of the account forgets its verification, in the cache of the process that
+ * made it. A process-local (memory) cache never hears of another process's (a worker's, another
+ * host's, `kinto create-user`'s): there a verification is bound to the hash it was made against,
+ * read again at each login (a read, not bcrypt), so a replaced or deleted one no longer matches.
+ */
 export async function checkAccountCredentials(username: string, password: string, env: AuthenticationEnv): Promise<boolean> {
   const cacheKey = accountCacheKey(env.settings, username)
   const ttl = accountCacheTtl(env.settings)
-  const verified = verifiedCacheValue(cacheKey, password)
+  let account: KintoObject | null | undefined
+  let verifiedText = password
+  if (env.cache.processLocal) {
+    account = await storedAccount(env, username)
+    if (account === null) return false
+    verifiedText = `${String(account.password)}\n${password}`
+  }
+  const verified = verifiedCacheValue(cacheKey, verifiedText)
   if ((await env.cache.get(cacheKey)) === verified) {
     await env.cache.expire(cacheKey, ttl)
     return true
   }
-  let account
-  try {
-    account = await env.storage.get('account', username, username)
-  } catch (err) {
-    if (err instanceof ObjectNotFoundError) return false
-    throw err
-  }
-  if (!(await verifyPassword(password, account.password))) return false
+  account ??= await storedAccount(env, username)
+  if (account === null || !(await verifyPassword(password, account.password))) return false
   await env.cache.set(cacheKey, verified, ttl)
   return true
 }
@@ -167,6 +186,9 @@ export const accountResource: ResourceDefinition = {
   validateData(data, _r, prefix) {
     const error = colanderStringError(data.password, 'password')
     if (error !== undefined) throw invalid('body', `${prefix}password`, error)
+    // A password being set (a stored hash is 60 bytes, never too long).
+    const tooLong = passwordLengthError(data.password as string)
+    if (tooLong !== undefined) throw invalid('body', `${prefix}password`, tooLong)
     return data
   },
   async processObject(r, obj, old) {
