@@ -85,6 +85,26 @@ describe('hello', () => {
   })
 })
 
+describe('HEAD', () => {
+  test('a HEAD answer carries the Content-Type and Content-Length of the GET answer', async () => {
+    const {req} = setup()
+    await req('PUT', '/v1/buckets/b', {body: {}})
+    for (const url of ['/v1/', '/v1/buckets/b', '/v1/buckets', '/v1/__heartbeat__', '/v1/__api__']) {
+      const get = await req('GET', url)
+      const head = await req('HEAD', url)
+      expect(head.status, url).toBe(get.status)
+      expect(head.headers['content-type'], url).toBe(get.headers['content-type'])
+      // a list's HEAD is a view of its own (upstream's plural_head: no page read), its length its own
+      if (url !== '/v1/buckets') expect(head.headers['content-length'], url).toBe(get.headers['content-length'])
+      expect(head.raw, url).toBe('')
+    }
+    // errors too
+    const missing = await req('HEAD', '/v1/buckets/nope')
+    expect(missing.status).toBe(403)
+    expect(missing.headers['content-type']).toBe((await req('GET', '/v1/buckets/nope')).headers['content-type'])
+  })
+})
+
 describe('heartbeats and version', () => {
   test('__heartbeat__ checks every backend', async () => {
     const {req} = setup()

@@ -27,7 +27,7 @@ const CHARSET = /;\s*charset\s*=/i
 const textTypes = new Map<string, string>()
 
 /** The Content-Type of a text body: a JSON type without a charset gets `; charset=utf-8`. */
-function textContentType(type: string | undefined): string {
+export function textContentType(type: string | undefined): string {
   if (type === undefined || type === '') return 'text/plain; charset=utf-8'
   let out = textTypes.get(type)
   if (out === undefined) {
