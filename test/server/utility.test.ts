@@ -277,6 +277,23 @@ describe('CORS', () => {
     expect(no.headers['access-control-allow-origin']).toBeUndefined()
   })
 
+  test('a list of origins (no `*`): every answer varies on Origin, so that a cache never gives one origin the answer of another', async () => {
+    const {req} = setup({'kinto.cors_origins': 'https://a.example.com https://b.example.com', 'kinto.bucket_read_principals': 'system.Everyone', 'kinto.bucket_cache_expires_seconds': '60'})
+    await req('PUT', '/v1/buckets/b', {body: {}})
+    const a = await req('GET', '/v1/buckets/b', {auth: null, headers: {origin: 'https://a.example.com'}})
+    expect(a.headers['access-control-allow-origin']).toBe('https://a.example.com')
+    expect(a.headers['cache-control']).toBe('max-age=60')
+    expect(String(a.headers.vary).split(/,\s*/).sort()).toEqual(['Authorization', 'Origin'])
+    // the same URL without Origin (a cache may keep it and give it to a page of b.example.com)
+    expect((await req('GET', '/v1/buckets/b', {auth: null})).headers.vary).toContain('Origin')
+    for (const url of ['/v1/', '/v1/nowhere', '/buckets']) expect((await req('GET', url, {headers: {origin: 'https://b.example.com'}})).headers.vary, url).toContain('Origin')
+    const preflight = await req('OPTIONS', '/v1/buckets', {auth: null, headers: {origin: 'https://b.example.com', 'access-control-request-method': 'GET'}})
+    expect(preflight.headers.vary).toBe('Origin')
+    // with `*` the answer is the same for every origin: nothing to vary on (as upstream)
+    const any = setup()
+    expect((await any.req('GET', '/v1/', {headers: {origin: 'https://a.example.com'}})).headers.vary).toBeUndefined()
+  })
+
   test("a preflight from a refused origin is refused for its origin alone, before its method (upstream's origin check runs first)", async () => {
     const {req} = setup({'kinto.cors_origins': 'https://*.example.com'})
     const r = await req('OPTIONS', '/v1/batch', {auth: null, headers: {origin: 'https://evil.test', 'access-control-request-method': 'GET'}})

@@ -27,7 +27,7 @@ const CHARSET = /;\s*charset\s*=/i
 const textTypes = new Map<string, string>()
 
 /** The Content-Type of a text body: a JSON type without a charset gets `; charset=utf-8`. */
-export function textContentType(type: string | undefined): string {
+function textContentType(type: string | undefined): string {
   if (type === undefined || type === '') return 'text/plain; charset=utf-8'
   let out = textTypes.get(type)
   if (out === undefined) {
@@ -36,6 +36,9 @@ export function textContentType(type: string | undefined): string {
   }
   return out
 }
+
+/** A JSON answer's Content-Type on the wire, for the answers without a body to write (HEAD). */
+export const JSON_WITHOUT_BODY = textContentType('application/json')
 
 export interface WireOptions {
   /** The request's method (HEAD keeps a Content-Length the view set). */

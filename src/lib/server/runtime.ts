@@ -39,7 +39,7 @@ import {idGeneratorsFromSettings, type IdGenerator} from './ids.js'
 import {checkNegotiation} from './negotiation.js'
 import {parseQuery} from './querystring.js'
 import {CONTENT_SECURITY_POLICY, backoffHeader, headLength, redirect} from './headers.js'
-import {textContentType} from './http-response.js'
+import {JSON_WITHOUT_BODY} from './http-response.js'
 import {Router, allowedMethods, decodePath, findView, type Service, type ViewDef} from './router.js'
 import {isReloadableSetting, type SettingsChange} from './settings-reload.js'
 import type {Backends, KintoRequest, KintoResponse, TxBackends, ViewResult} from './types.js'
@@ -75,8 +75,6 @@ export interface RuntimeOptions {
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
-/** The Content-Type of a JSON answer on the wire (http-response.ts), for answers without a body. */
-const JSON_WITHOUT_BODY = textContentType('application/json')
 
 export class Runtime {
   readonly settings: Settings
@@ -512,6 +510,7 @@ export class Runtime {
       }
       h['Access-Control-Expose-Headers'] = DEFAULT_EXPOSED_HEADERS.join(',')
     }
+    this.cors.addVary(h)
     // HEAD and preflight answers carry GET's Content-Type, as upstream's; a 304 has no body type.
     // Without a body to write (HEAD), the writer cannot add the charset a GET's JSON gets: given here.
     if (!h['Content-Type']) {
