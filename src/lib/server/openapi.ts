@@ -157,7 +157,7 @@ export function openapiService(runtime: Runtime): Service {
     [
       publicGet(async (ctx) => {
         if (!built) {
-          const securityDefinitions: Record<string, Record<string, string>> = {}
+          const securityDefinitions: Record<string, Record<string, unknown>> = {}
           for (const p of runtime.policies) {
             const own = p.securityDefinition?.()
             if (own) securityDefinitions[own.name] = own.definition
