@@ -393,6 +393,18 @@ describe('OpenID Connect: JWT access tokens when an audience is set', () => {
         corp: {type: 'oauth2', flow: 'accessCode', authorizationUrl: `${provider.issuer}/auth`, tokenUrl: `${provider.issuer}/token`, scopes: {}},
       })
       expect(res.json().paths['/buckets'].get.security).toEqual([{corp: []}])
+      // the login and token endpoints with their querystring, as upstream's schemas give them
+      const query = (path: string) => (res.json().paths[path].get.parameters as Array<{name: string; in: string; required: boolean}>).map((p) => [p.name, p.in, p.required])
+      expect(query('/openid/{provider}/login')).toEqual([
+        ['callback', 'query', true],
+        ['scope', 'query', true],
+        ['prompt', 'query', false],
+      ])
+      expect(query('/openid/{provider}/token')).toEqual([
+        ['code', 'query', true],
+        ['state', 'query', true],
+      ])
+      expect(Object.keys(res.json().paths['/openid/{provider}/login'].get.responses).sort()).toEqual(['307', '400'])
     } finally {
       await app.close()
     }

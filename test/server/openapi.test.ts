@@ -169,6 +169,8 @@ describe('/__api__ as upstream words it', () => {
     expect(bucket.get.responses['404'].schema).toMatchObject({type: 'object', properties: {code: {type: 'integer'}, errno: {type: 'integer'}, error: {type: 'string'}, message: {type: 'string'}}})
     expect(buckets.get.responses['200'].schema).toMatchObject({type: 'object', properties: {data: {type: 'array'}}})
     expect(codes(paths['/__heartbeat__'].get)).toEqual(['200', '503'])
+    // the heartbeat's 503 is its status map, not an error body
+    expect(paths['/__heartbeat__'].get.responses['503'].schema).toEqual({type: 'object'})
     expect(codes(paths['/batch'].post)).toEqual(['200', '400', 'default'])
   })
 

@@ -100,15 +100,18 @@ function defaultOperationId(s: Service, method: string): string {
 
 function operation(s: Service, view: ViewDef, hints: OpenApiHints, security: Array<Record<string, string[]>>): Json {
   const method = view.method
-  const parameters: Parameter[] = s.resourceName ? resourceParameters(s, method) : []
+  const parameters: Parameter[] = s.resourceName ? resourceParameters(s, method) : (hints.query ?? []).map((q) => ({...q, in: 'query'}))
   if (!s.resourceName && hints.body && view.parseBody) parameters.push({name: hints.body.name, in: 'body', required: true, schema: hints.body.schema})
   const consumes = view.contentTypes?.filter((t) => DOCUMENTED_CONTENT_TYPES.has(t))
   let responses: Json
   if (s.resourceName) responses = resourceResponses(s, method)
   else if (hints.responses) {
     responses = {}
-    for (const [code, description] of Object.entries(hints.responses)) {
-      responses[code] = {description, schema: code === '200' ? {type: 'object'} : ERROR_SCHEMA}
+    for (const [code, response] of Object.entries(hints.responses)) {
+      if (typeof response !== 'string') responses[code] = response
+      else if (code.startsWith('2')) responses[code] = {description: response, schema: {type: 'object'}}
+      else if (code.startsWith('3')) responses[code] = {description: response}
+      else responses[code] = error(response)
     }
   } else responses = {default: {description: 'The answer.'}}
   return {

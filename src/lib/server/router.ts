@@ -75,8 +75,13 @@ export interface OpenApiHints {
   path?: string
   /** Types of the path parameters that are not strings. */
   pathTypes?: Record<string, string>
-  /** Description by status code of every operation's answers. */
-  responses?: Record<string, string>
+  /**
+   * Every operation's answers by status code: a description (the body an object for a 2xx, the
+   * error body for a 4xx, 5xx or default, none for a 3xx), or a Swagger response object.
+   */
+  responses?: Record<string, string | {description: string; schema?: Record<string, unknown>}>
+  /** Its querystring parameters (a Swagger parameter each: name, type, required…). */
+  query?: Array<{name: string; type: string; required: boolean} & Record<string, unknown>>
   /** The body parameter of its operations that read one: upstream's name for it and its schema. */
   body?: {name: string; schema: Record<string, unknown>}
 }

@@ -29,7 +29,7 @@ export function service(name: string, pattern: string, views: ViewDef[], options
 }
 
 /** How `/__api__` names a utility endpoint's GET (upstream's tag and operationId) and its answers. */
-export function utility(operationId: string, responses: Record<string, string>): OpenApiHints {
+export function utility(operationId: string, responses: OpenApiHints['responses']): OpenApiHints {
   return {tags: ['Utilities'], operationIds: {GET: operationId}, responses}
 }
 
@@ -115,7 +115,7 @@ export function heartbeatService(runtime: Runtime): Service {
         return {status: failed ? 503 : 200, body: snapshot}
       }),
     ],
-    {noTransaction: true, openapi: utility('__heartbeat__', {'200': 'Every backend answers.', '503': 'A backend failed or did not answer in time.'})},
+    {noTransaction: true, openapi: utility('__heartbeat__', {'200': 'Every backend answers.', '503': {description: 'A backend failed or did not answer in time.', schema: {type: 'object'}}})},
   )
 }
 
