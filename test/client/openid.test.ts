@@ -384,12 +384,27 @@ describe('OpenID Connect: JWT access tokens when an audience is set', () => {
     }
   })
 
-  test('/__api__ describes each provider as upstream: an oauth2 method with its authorization endpoint', async () => {
+  test('/__api__ describes each provider as an oauth2 method with its endpoints, valid Swagger 2.0 (flow, tokenUrl and scopes, which upstream omits)', async () => {
     const app = audienceApp(provider.jwtResource.audience)
     try {
       const res = await app.inject({method: 'GET', url: '/v1/__api__'})
       expect(res.statusCode).toBe(200)
-      expect(res.json().securityDefinitions).toEqual({corp: {type: 'oauth2', authorizationUrl: `${provider.issuer}/auth`}})
+      expect(res.json().securityDefinitions).toEqual({
+        corp: {type: 'oauth2', flow: 'accessCode', authorizationUrl: `${provider.issuer}/auth`, tokenUrl: `${provider.issuer}/token`, scopes: {}},
+      })
+      expect(res.json().paths['/buckets'].get.security).toEqual([{corp: []}])
+      // the login and token endpoints with their querystring, as upstream's schemas give them
+      const query = (path: string) => (res.json().paths[path].get.parameters as Array<{name: string; in: string; required: boolean}>).map((p) => [p.name, p.in, p.required])
+      expect(query('/openid/{provider}/login')).toEqual([
+        ['callback', 'query', true],
+        ['scope', 'query', true],
+        ['prompt', 'query', false],
+      ])
+      expect(query('/openid/{provider}/token')).toEqual([
+        ['code', 'query', true],
+        ['state', 'query', true],
+      ])
+      expect(Object.keys(res.json().paths['/openid/{provider}/login'].get.responses).sort()).toEqual(['307', '400'])
     } finally {
       await app.close()
     }

@@ -85,6 +85,26 @@ describe('hello', () => {
   })
 })
 
+describe('HEAD', () => {
+  test('a HEAD answer carries the Content-Type and Content-Length of the GET answer', async () => {
+    const {req} = setup()
+    await req('PUT', '/v1/buckets/b', {body: {}})
+    for (const url of ['/v1/', '/v1/buckets/b', '/v1/buckets', '/v1/__heartbeat__', '/v1/__api__']) {
+      const get = await req('GET', url)
+      const head = await req('HEAD', url)
+      expect(head.status, url).toBe(get.status)
+      expect(head.headers['content-type'], url).toBe(get.headers['content-type'])
+      // a list's HEAD is a view of its own (upstream's plural_head: no page read), its length its own
+      if (url !== '/v1/buckets') expect(head.headers['content-length'], url).toBe(get.headers['content-length'])
+      expect(head.raw, url).toBe('')
+    }
+    // errors too
+    const missing = await req('HEAD', '/v1/buckets/nope')
+    expect(missing.status).toBe(403)
+    expect(missing.headers['content-type']).toBe((await req('GET', '/v1/buckets/nope')).headers['content-type'])
+  })
+})
+
 describe('heartbeats and version', () => {
   test('__heartbeat__ checks every backend', async () => {
     const {req} = setup()
@@ -125,19 +145,26 @@ describe('heartbeats and version', () => {
     expect(r.body).toMatchObject({swagger: '2.0', info: {title: 'kinto', version: '1.23'}, host: 'kinto.example.com:8443', basePath: '/v1', schemes: ['https']})
     expect(r.body.securityDefinitions).toEqual({basicauth: expect.objectContaining({type: 'basic'})})
     const paths = r.body.paths as Record<string, Record<string, {operationId: string; tags: string[]; parameters: Array<{name: string; in: string}>; security: unknown[]}>>
-    expect(Object.keys(paths['/buckets/{id}']).sort()).toEqual(['delete', 'get', 'head', 'patch', 'put'])
-    expect(Object.keys(paths['/buckets']).sort()).toEqual(['delete', 'get', 'head', 'post'])
+    // HEAD and OPTIONS are not described, as upstream (test/server/openapi.test.ts for the rest)
+    expect(Object.keys(paths['/buckets/{id}']).sort()).toEqual(['delete', 'get', 'parameters', 'patch', 'put'])
+    expect(Object.keys(paths['/buckets']).sort()).toEqual(['delete', 'get', 'post'])
+    const record = paths['/buckets/{bucket_id}/collections/{collection_id}/records/{id}'] as unknown as Record<string, {operationId: string}> & {parameters: unknown[]}
+    expect(record.parameters).toEqual([
+      {name: 'bucket_id', in: 'path', required: true, type: 'string'},
+      {name: 'collection_id', in: 'path', required: true, type: 'string'},
+      {name: 'id', in: 'path', required: true, type: 'string'},
+    ])
     expect(paths['/buckets/{bucket_id}/collections/{collection_id}/records/{id}'].put).toMatchObject({
       operationId: 'update_record',
       tags: ['Records'],
-      parameters: [{name: 'bucket_id', in: 'path'}, {name: 'collection_id', in: 'path'}, {name: 'id', in: 'path'}, {name: 'body', in: 'body'}],
+      parameters: expect.arrayContaining([{name: 'ObjectSchema', in: 'body', required: true, schema: expect.objectContaining({type: 'object'})}]),
       security: [{basicauth: []}],
     })
     expect(paths['/buckets'].get.operationId).toBe('get_buckets')
     expect(paths['/__heartbeat__'].get).toMatchObject({tags: ['Utilities'], security: []})
     // a plugin's endpoints are described too
     expect(paths['/buckets/{bucket_id}/history']?.get).toBeDefined()
-    expect(paths['/__api__'].get.operationId).toBe('get_openapi')
+    expect(paths['/__api__'].get.operationId).toBe('get_openapi_spec')
   })
 
   test('/contribute.json: the project and where to take part (upstream endpoint), public', async () => {
@@ -248,6 +275,23 @@ describe('CORS', () => {
     const no = await req('GET', '/v1/buckets', {headers: {origin: 'https://evil.test'}})
     expect(no.status).toBe(400)
     expect(no.headers['access-control-allow-origin']).toBeUndefined()
+  })
+
+  test('a list of origins (no `*`): every answer varies on Origin, so that a cache never gives one origin the answer of another', async () => {
+    const {req} = setup({'kinto.cors_origins': 'https://a.example.com https://b.example.com', 'kinto.bucket_read_principals': 'system.Everyone', 'kinto.bucket_cache_expires_seconds': '60'})
+    await req('PUT', '/v1/buckets/b', {body: {}})
+    const a = await req('GET', '/v1/buckets/b', {auth: null, headers: {origin: 'https://a.example.com'}})
+    expect(a.headers['access-control-allow-origin']).toBe('https://a.example.com')
+    expect(a.headers['cache-control']).toBe('max-age=60')
+    expect(String(a.headers.vary).split(/,\s*/).sort()).toEqual(['Authorization', 'Origin'])
+    // the same URL without Origin (a cache may keep it and give it to a page of b.example.com)
+    expect((await req('GET', '/v1/buckets/b', {auth: null})).headers.vary).toContain('Origin')
+    for (const url of ['/v1/', '/v1/nowhere', '/buckets']) expect((await req('GET', url, {headers: {origin: 'https://b.example.com'}})).headers.vary, url).toContain('Origin')
+    const preflight = await req('OPTIONS', '/v1/buckets', {auth: null, headers: {origin: 'https://b.example.com', 'access-control-request-method': 'GET'}})
+    expect(preflight.headers.vary).toBe('Origin')
+    // with `*` the answer is the same for every origin: nothing to vary on (as upstream)
+    const any = setup()
+    expect((await any.req('GET', '/v1/', {headers: {origin: 'https://a.example.com'}})).headers.vary).toBeUndefined()
   })
 
   test("a preflight from a refused origin is refused for its origin alone, before its method (upstream's origin check runs first)", async () => {

@@ -49,7 +49,7 @@ export interface AuthenticationPolicy {
    */
   isOutage?(err: unknown): boolean
   /** The policy's entry in `/__api__`'s securityDefinitions, when it exposes one of its own. */
-  securityDefinition?(): {name: string; definition: Record<string, string>}
+  securityDefinition?(): {name: string; definition: Record<string, unknown>}
   /**
    * Start-up work before the first request (an OpenID provider's discovery document). The app
    * runs it when it gets ready (listen, inject); a rejection stops the start.

@@ -42,6 +42,8 @@ export function globToRegExp(pattern: string): RegExp {
 export class CorsPolicy {
   private readonly patterns: RegExp[]
   readonly hasWildcard: boolean
+  /** Whether answers depend on the request's Origin: origins are allowed, and not all of them. */
+  readonly variesOnOrigin: boolean
 
   constructor(
     readonly origins: string[],
@@ -49,10 +51,19 @@ export class CorsPolicy {
   ) {
     this.patterns = origins.map(globToRegExp)
     this.hasWildcard = origins.includes('*')
+    this.variesOnOrigin = origins.length > 0 && !this.hasWildcard
   }
 
   matches(origin: string): boolean {
     return this.patterns.some((p) => p.test(origin))
+  }
+
+  /**
+   * Adds `Vary: Origin` when answers depend on the Origin (its Allow-Origin, or none), which a
+   * cache must know not to give one origin's answer to another. Upstream omits it.
+   */
+  addVary(headers: Record<string, string>): void {
+    if (this.variesOnOrigin && !/\bOrigin\b/.test(headers.Vary ?? '')) headers.Vary = headers.Vary ? `${headers.Vary}, Origin` : 'Origin'
   }
 
   /** Access-Control-Allow-Origin value for an allowed origin. */

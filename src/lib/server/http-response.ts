@@ -37,6 +37,9 @@ function textContentType(type: string | undefined): string {
   return out
 }
 
+/** A JSON answer's Content-Type on the wire, for the answers without a body to write (HEAD). */
+export const JSON_WITHOUT_BODY = textContentType('application/json')
+
 export interface WireOptions {
   /** The request's method (HEAD keeps a Content-Length the view set). */
   method: string

@@ -61,6 +61,29 @@ export interface Service {
   noTransaction?: boolean
   /** Tried before the services without it (aliases over resource routes). */
   matchFirst?: boolean
+  /** How `/__api__` describes it (openapi.ts); false: left out, as upstream's plain routes are. */
+  openapi?: OpenApiHints | false
+}
+
+/** What `/__api__` cannot tell from a service itself: upstream's names and words for it. */
+export interface OpenApiHints {
+  /** The operations' tags (default: the service name's, as upstream makes them). */
+  tags?: string[]
+  /** operationId by method (default: `<verb>_<name>`, as upstream makes them). */
+  operationIds?: Record<string, string>
+  /** The path as documented, when the router's pattern differs (`{spec}` standing for two). */
+  path?: string
+  /** Types of the path parameters that are not strings. */
+  pathTypes?: Record<string, string>
+  /**
+   * Every operation's answers by status code: a description (the body an object for a 2xx, the
+   * error body for a 4xx, 5xx or default, none for a 3xx), or a Swagger response object.
+   */
+  responses?: Record<string, string | {description: string; schema?: Record<string, unknown>}>
+  /** Its querystring parameters (a Swagger parameter each: name, type, required…). */
+  query?: Array<{name: string; type: string; required: boolean} & Record<string, unknown>>
+  /** The body parameter of its operations that read one: upstream's name for it and its schema. */
+  body?: {name: string; schema: Record<string, unknown>}
 }
 
 interface CompiledRoute {

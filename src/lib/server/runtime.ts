@@ -39,6 +39,7 @@ import {idGeneratorsFromSettings, type IdGenerator} from './ids.js'
 import {checkNegotiation} from './negotiation.js'
 import {parseQuery} from './querystring.js'
 import {CONTENT_SECURITY_POLICY, backoffHeader, headLength, redirect} from './headers.js'
+import {JSON_WITHOUT_BODY} from './http-response.js'
 import {Router, allowedMethods, decodePath, findView, type Service, type ViewDef} from './router.js'
 import {isReloadableSetting, type SettingsChange} from './settings-reload.js'
 import type {Backends, KintoRequest, KintoResponse, TxBackends, ViewResult} from './types.js'
@@ -509,9 +510,14 @@ export class Runtime {
       }
       h['Access-Control-Expose-Headers'] = DEFAULT_EXPOSED_HEADERS.join(',')
     }
+    this.cors.addVary(h)
     // HEAD and preflight answers carry GET's Content-Type, as upstream's; a 304 has no body type.
-    const typed = response.body !== undefined || ((req.method === 'HEAD' || req.method === 'OPTIONS') && response.status !== 304)
-    if (typed && !h['Content-Type']) h['Content-Type'] = 'application/json'
+    // Without a body to write (HEAD), the writer cannot add the charset a GET's JSON gets: given here.
+    if (!h['Content-Type']) {
+      const head = req.method === 'HEAD'
+      if (response.body !== undefined && !head) h['Content-Type'] = 'application/json'
+      else if ((response.body !== undefined || head || req.method === 'OPTIONS') && response.status !== 304) h['Content-Type'] = JSON_WITHOUT_BODY
+    }
   }
 
   /**

@@ -20,12 +20,17 @@ import {Turns} from './batch-turns.js'
 import {batchBackends} from './prefetch.js'
 import {colanderStringError, isPythonStr, pyRepr} from './py-repr.js'
 import {writeTarget} from './resource/services.js'
-import {decodePath, type Service, type ViewDef} from './router.js'
+import {decodePath, type OpenApiHints, type Service, type ViewDef} from './router.js'
 import type {Runtime} from './runtime.js'
 import type {KintoRequest, KintoResponse, ViewResult} from './types.js'
 
 export function service(name: string, pattern: string, views: ViewDef[], options: Partial<Service> = {}): Service {
   return {name, pattern, views: new Map(views.map((v) => [v.method, v])), ...options}
+}
+
+/** How `/__api__` names a utility endpoint's GET (upstream's tag and operationId) and its answers. */
+export function utility(operationId: string, responses: OpenApiHints['responses']): OpenApiHints {
+  return {tags: ['Utilities'], operationIds: {GET: operationId}, responses}
 }
 
 export function publicGet(handler: (ctx: RequestContext) => Promise<ViewResult>): ViewDef {
@@ -67,7 +72,7 @@ export function helloService(runtime: Runtime, userInfoHooks: UserInfoHook[]): S
         return {headers, body: data}
       }),
     ],
-    {noTransaction: true},
+    {noTransaction: true, openapi: utility('server_info', {'200': 'What this server is, serves and knows of the caller.'})},
   )
 }
 
@@ -110,12 +115,15 @@ export function heartbeatService(runtime: Runtime): Service {
         return {status: failed ? 503 : 200, body: snapshot}
       }),
     ],
-    {noTransaction: true},
+    {noTransaction: true, openapi: utility('__heartbeat__', {'200': 'Every backend answers.', '503': {description: 'A backend failed or did not answer in time.', schema: {type: 'object'}}})},
   )
 }
 
 export function lbHeartbeatService(): Service {
-  return service('lbheartbeat', '/__lbheartbeat__', [publicGet(async () => ({body: {}}))], {noTransaction: true})
+  return service('lbheartbeat', '/__lbheartbeat__', [publicGet(async () => ({body: {}}))], {
+    noTransaction: true,
+    openapi: utility('__lbheartbeat__', {'200': 'The server answers requests.'}),
+  })
 }
 
 /** Upstream's `/contribute.json` (Mozilla's format): where the project lives and how to take part. */
@@ -134,7 +142,7 @@ export function contributeService(runtime: Runtime): Service {
         },
       })),
     ],
-    {noTransaction: true},
+    {noTransaction: true, openapi: utility('contribute', {'200': 'Where the project lives and how to take part.'})},
   )
 }
 
@@ -149,7 +157,7 @@ export function versionService(runtime: Runtime, baseDir: string | undefined): S
         return {body: memo}
       }),
     ],
-    {noTransaction: true},
+    {noTransaction: true, openapi: utility('__version__', {'200': 'The version of the running server.'})},
   )
 }
 
@@ -336,7 +344,31 @@ export function batchService(runtime: Runtime): Service {
         return {body: {responses}}
       },
     },
-  ])
+  ], {openapi: BATCH_OPENAPI})
+}
+
+/** `/__api__`'s batch operation, named as upstream's (tag Batch, operationId batch). */
+const BATCH_OPENAPI: OpenApiHints = {
+  tags: ['Batch'],
+  operationIds: {POST: 'batch'},
+  responses: {'200': 'The answer of each sub-request, in order.', '400': 'The batch is invalid.', default: 'An error.'},
+  body: {
+    name: 'BatchPayloadSchema',
+    schema: (() => {
+      const request = (pathRequired: boolean) => ({
+        type: 'object',
+        properties: {
+          method: {type: 'string', enum: BATCH_METHODS},
+          path: {type: 'string', pattern: '^/'},
+          headers: {type: 'object', additionalProperties: {type: 'string'}},
+          body: {type: 'object'},
+        },
+        ...(pathRequired ? {required: ['path']} : {}),
+        additionalProperties: false,
+      })
+      return {type: 'object', properties: {defaults: request(false), requests: {type: 'array', items: request(true)}}, required: ['requests'], additionalProperties: false}
+    })(),
+  },
 }
 
 /** A sub-response as the batch answers it. */

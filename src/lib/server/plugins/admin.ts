@@ -189,8 +189,8 @@ function includeAdmin(api: PluginApi, build: AdminBuild | null): void {
         throw new HttpError(404, {errno: ERRNO.MISSING_RESOURCE, message: ADMIN_NOT_BUILT})
       },
     }
-    api.addService({name: 'admin_redirect', pattern: '/admin', views: redirect, noTransaction: true})
-    api.addService({name: 'catchall_static', pattern: '/admin/{subpath*}', views: new Map([['GET', notBuilt]]), noTransaction: true})
+    api.addService({name: 'admin_redirect', pattern: '/admin', views: redirect, noTransaction: true, openapi: false})
+    api.addService({name: 'catchall_static', pattern: '/admin/{subpath*}', views: new Map([['GET', notBuilt]]), noTransaction: true, openapi: false})
     return
   }
   runtime.addCapability('admin', {
@@ -199,7 +199,7 @@ function includeAdmin(api: PluginApi, build: AdminBuild | null): void {
     version: build.version,
   })
   const {home, files} = adminViews(build, runtime)
-  api.addService({name: 'admin_redirect', pattern: '/admin', views: redirect, noTransaction: true})
-  api.addService({name: 'admin_home', pattern: '/admin/', views: new Map([['GET', home]]), noTransaction: true})
-  api.addService({name: 'catchall_static', pattern: '/admin/{subpath*}', views: new Map([['GET', files]]), noTransaction: true})
+  api.addService({name: 'admin_redirect', pattern: '/admin', views: redirect, noTransaction: true, openapi: false})
+  api.addService({name: 'admin_home', pattern: '/admin/', views: new Map([['GET', home]]), noTransaction: true, openapi: false})
+  api.addService({name: 'catchall_static', pattern: '/admin/{subpath*}', views: new Map([['GET', files]]), noTransaction: true, openapi: false})
 }

@@ -238,8 +238,8 @@ function views(): Map<string, ViewDef> {
 export const defaultBucketPlugin: KintoPlugin = {
   name: 'kinto.plugins.default_bucket',
   includeme(api) {
-    api.addService({name: 'default_bucket', pattern: '/buckets/default', views: views(), matchFirst: true})
-    api.addService({name: 'default_bucket_collection', pattern: '/buckets/default/{subpath*}', views: views(), matchFirst: true})
+    api.addService({name: 'default_bucket', pattern: '/buckets/default', views: views(), matchFirst: true, openapi: false})
+    api.addService({name: 'default_bucket_collection', pattern: '/buckets/default/{subpath*}', views: views(), matchFirst: true, openapi: false})
     api.addUserInfo(async (ctx, info) => {
       const identity = await ctx.identity()
       if (identity.userId) info.bucket = defaultBucketId(ctx.settings, identity.userId)

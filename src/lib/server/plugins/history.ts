@@ -157,6 +157,7 @@ export const historyResource: ResourceDefinition = {
   objectPath: null,
   permissions: ['read', 'write'],
   pluralMethods: ['GET', 'DELETE'],
+  openapi: {tags: ['History'], operationIds: {GET: 'get_history', DELETE: 'delete_history'}},
   parentId: (params) => `/buckets/${params.bucket_id}`,
   knownFields: ['user_id', 'uri', 'action', 'date', 'resource_name', 'bucket_id', 'collection_id', 'group_id', 'record_id', 'target'],
   adjustFilters(filters) {
@@ -271,6 +272,11 @@ export const historyPlugin: KintoPlugin = {
       name: 'history_snapshot',
       pattern: '/buckets/{bucket_id}/snapshot/collections/{spec}',
       views: new Map([['GET', snapshotView]]),
+      openapi: {
+        path: '/buckets/{bucket_id}/snapshot/collections/{collection_id}@{timestamp}',
+        pathTypes: {timestamp: 'integer'},
+        responses: {'200': 'The records of the collection at that timestamp.', '401': 'The collection is not readable anonymously.', '403': 'The caller may not read the collection.'},
+      },
     })
     // Timed as upstream times it (`plugins.history.seconds`) when metrics are on.
     runtime.events.onChanged({resources: ['bucket', 'group', 'collection', 'record']}, timedListener(runtime.hooks, 'plugins.history', onResourceChanged))

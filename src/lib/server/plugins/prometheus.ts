@@ -29,6 +29,7 @@ export const prometheusPlugin: KintoPlugin = {
       name: 'prometheus_metrics',
       pattern: '/__metrics__',
       noTransaction: true,
+      openapi: false,
       views: new Map([
         [
           'GET',

@@ -5,6 +5,7 @@
 import type {Filter, KintoObject, Sort, Storage} from '../../storage/types.js'
 import type {ObjectKey} from '../../prefetch.js'
 import type {BoundData, RequestContext} from '../context.js'
+import type {OpenApiHints} from '../router.js'
 import type {ResourceRequest} from './request.js'
 
 export const PERMISSIONS_FIELD = '__permissions__'
@@ -64,4 +65,6 @@ export interface ResourceDefinition {
   cacheHeaders?(r: ResourceRequest, headers: Record<string, string>): void
   pluralMethods?: readonly string[]
   objectMethods?: readonly string[]
+  /** Upstream's names for its operations in `/__api__`, where they are not the default ones. */
+  openapi?: OpenApiHints
 }

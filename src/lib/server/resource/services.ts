@@ -29,13 +29,14 @@ export function resourceServices(def: ResourceDefinition, ctx: {settings: Record
     const key = `${type}_${def.name}_${method.toLowerCase()}_enabled`
     return ctx.settings[key] === undefined ? true : asBool(ctx.settings, key)
   }
-  const plural: Service = {name: `${def.name}-plural`, pattern: def.pluralPath, views: new Map(), resourceName: def.name, endpointType: 'plural'}
+  const hints = def.openapi ? {openapi: def.openapi} : {}
+  const plural: Service = {name: `${def.name}-plural`, pattern: def.pluralPath, views: new Map(), resourceName: def.name, endpointType: 'plural', ...hints}
   for (const method of def.pluralMethods ?? DEFAULT_PLURAL_METHODS) {
     if (enabled('plural', method)) plural.views.set(method, pluralView(def, method))
   }
   services.push(plural)
   if (def.objectPath) {
-    const object: Service = {name: `${def.name}-object`, pattern: def.objectPath, views: new Map(), resourceName: def.name, endpointType: 'object'}
+    const object: Service = {name: `${def.name}-object`, pattern: def.objectPath, views: new Map(), resourceName: def.name, endpointType: 'object', ...hints}
     for (const method of def.objectMethods ?? DEFAULT_OBJECT_METHODS) {
       if (enabled('object', method)) object.views.set(method, objectView(def, method))
     }

@@ -220,8 +220,32 @@ const tokenView: ViewDef = {
 
 function openidServices(): Service[] {
   return [
-    {name: 'openid_login', pattern: '/openid/{provider}/login', views: new Map([['GET', loginView]]), noTransaction: true},
-    {name: 'openid_token', pattern: '/openid/{provider}/token', views: new Map([['GET', tokenView]]), noTransaction: true},
+    {
+      name: 'openid_login',
+      pattern: '/openid/{provider}/login',
+      views: new Map([['GET', loginView]]),
+      noTransaction: true,
+      openapi: {
+        query: [
+          {name: 'callback', type: 'string', format: 'uri', required: true},
+          {name: 'scope', type: 'string', required: true},
+          {name: 'prompt', type: 'string', enum: ['none'], required: false},
+        ],
+        responses: {'307': "To the provider's sign-in page.", '400': 'The request is invalid.'},
+      },
+    },
+    {
+      name: 'openid_token',
+      pattern: '/openid/{provider}/token',
+      views: new Map([['GET', tokenView]]),
+      noTransaction: true,
+      openapi: {
+        query: [
+          {name: 'code', type: 'string', required: true},
+          {name: 'state', type: 'string', required: true},
+        ],
+      },
+    },
   ]
 }
 

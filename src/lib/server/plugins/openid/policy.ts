@@ -185,9 +185,17 @@ export class OpenIdConnectPolicy implements AuthenticationPolicy {
     return err instanceof ProviderUnreachable
   }
 
-  /** As upstream exposes each provider in /__api__: an OAuth2 method named as configured. */
-  securityDefinition(): {name: string; definition: Record<string, string>} {
-    return {name: this.configuredName, definition: {type: 'oauth2', authorizationUrl: this.config?.authorization_endpoint ?? ''}}
+  /**
+   * Each provider in /__api__, as upstream: an OAuth2 method named as configured, with its
+   * authorization endpoint; and what Swagger 2.0 requires of one, which upstream omits (its flow,
+   * the authorization code one the login endpoint runs, its token endpoint and its scopes).
+   */
+  securityDefinition(): {name: string; definition: Record<string, unknown>} {
+    const config = this.config
+    return {
+      name: this.configuredName,
+      definition: {type: 'oauth2', flow: 'accessCode', authorizationUrl: config?.authorization_endpoint ?? '', tokenUrl: config?.token_endpoint ?? '', scopes: {}},
+    }
   }
 
   challenge(): Record<string, string> {
