@@ -9,6 +9,7 @@ import {resourceServices} from './resource/services.js'
 import {openapiService} from './openapi.js'
 import {CORE_RESOURCES, registerCoreListeners} from './resources.js'
 import type {Runtime} from './runtime.js'
+import {userDataServices} from './user-data.js'
 import {batchService, contributeService, heartbeatService, helloService, lbHeartbeatService, versionService, type UserInfoHook} from './views.js'
 
 export function parsePlugins(runtime: Runtime, baseDir?: string): void {
@@ -24,6 +25,7 @@ export function parsePlugins(runtime: Runtime, baseDir?: string): void {
   for (const def of CORE_RESOURCES) {
     for (const service of resourceServices(def, {settings: runtime.settings, readonly: runtime.readonly})) runtime.addService(service)
   }
+  for (const service of userDataServices(runtime)) runtime.addService(service)
   registerCoreListeners(runtime)
 
   runtime.heartbeats.set('storage', (b, readonly) => b.storage.heartbeat(readonly))
