@@ -85,6 +85,21 @@ describe('entries', () => {
     expect(await app.kinto.backends.storage.list('history', '/buckets/other')).toEqual([])
   })
 
+  test('a bucket deleted and made again in one batch: its history starts afresh', async () => {
+    const r = await req('POST', '/v1/batch', {
+      body: {
+        requests: [
+          {method: 'PATCH', path: '/buckets/test', body: {data: {before: true}}},
+          {method: 'DELETE', path: '/buckets/test'},
+          {method: 'PUT', path: '/buckets/test', body: {}},
+          {method: 'PUT', path: '/buckets/test/collections/col', body: {}},
+        ],
+      },
+    })
+    expect(r.body.responses.map((x: Entry) => x.status)).toEqual([200, 200, 201, 201])
+    expect((await list()).map((e) => `${e.action} ${e.uri}`)).toEqual(['create /buckets/test/collections/col', 'create /buckets/test'])
+  })
+
   test('only GET and DELETE on the list; no object endpoint', async () => {
     expect((await req('PUT', '/v1/buckets/test/history', {body: {}})).status).toBe(405)
     expect((await req('PATCH', '/v1/buckets/test/history', {body: {}})).status).toBe(405)

@@ -101,6 +101,11 @@ export class EventCollector {
     return this.events.size
   }
 
+  /** The events not drained yet, in order. */
+  pending(): IterableIterator<ResourceEvent> {
+    return this.events.values()
+  }
+
   /** Takes the next pending event (insertion order), or undefined. */
   next(): ResourceEvent | undefined {
     const first = this.events.keys().next()

@@ -16,6 +16,7 @@ import {stringifyJson} from '../json.js'
 import {isPlainObject, ownValue, setOwn} from './patch.js'
 import {parseQuery} from './querystring.js'
 import {consumeTokenNonce} from './resource/pagination.js'
+import {drainEvents} from './events.js'
 import {Turns} from './batch-turns.js'
 import {batchBackends} from './prefetch.js'
 import {colanderStringError, isPythonStr, pyRepr} from './py-repr.js'
@@ -304,6 +305,10 @@ export function batchService(runtime: Runtime): Service {
         const built: Built[] = []
         const build = (i: number): Built => (built[i] ??= tryBuildSubrequest(ctx, specs[i], runtime.routePrefix))
         for (let i = 0; i < specs.length; ) {
+          const first = build(i)
+          if ('sub' in first && !ctx.bound.abort && reachesPendingDeletion(ctx, runtime, first.sub.path)) {
+            await drainEvents(runtime.events, ctx.bound.events, ctx)
+          }
           const run = createRun(ctx, runtime, specs, i, build)
           if (run) {
             // Consecutive creates in one list: their INSERTs and ACEs written together (batch-turns.ts).
@@ -337,6 +342,30 @@ export function batchService(runtime: Runtime): Service {
       },
     },
   ])
+}
+
+/**
+ * Whether a sub-request reaches (at or below) a bucket, collection or group that an earlier
+ * sub-request of the batch deleted, while that deletion's event still waits for the end of the
+ * batch. Its cascade (the children and ACEs of the deleted object) must run first: run at the
+ * end, it would also delete what the batch made there again after the deletion (the bucket's new
+ * ACEs, its new collections and records), as upstream's does. `/buckets/default` may name any
+ * bucket.
+ */
+function reachesPendingDeletion(ctx: RequestContext, runtime: Runtime, path: string): boolean {
+  const prefix = `/${runtime.routePrefix}`
+  const uri = path.startsWith(prefix + '/') ? path.slice(prefix.length) : path
+  for (const event of ctx.bound.events.pending()) {
+    if (event.action !== 'delete') continue
+    const plural = {bucket: '/buckets', collection: `${event.parentId}/collections`, group: `${event.parentId}/groups`}[event.resourceName]
+    if (plural === undefined) continue
+    if (event.resourceName === 'bucket' && (uri === '/buckets/default' || uri.startsWith('/buckets/default/'))) return true
+    for (const {old} of event.impacted) {
+      const deleted = `${plural}/${(old ?? {}).id as string}`
+      if (uri === deleted || uri.startsWith(deleted + '/')) return true
+    }
+  }
+  return false
 }
 
 /** A sub-response as the batch answers it. */
