@@ -230,6 +230,25 @@ describe('integrity conflicts', () => {
         expect(r.status).toBe(200)
         expect(r.body.responses.map((x: {status: number}) => x.status)).toEqual([201, 409])
         expect((await req('GET', '/v1/buckets/i/collections/c/records/first')).status).toBe(404)
+
+        // What comes after the conflict is not run (it would be rolled back with the rest, or
+        // meet PostgreSQL's failed transaction): each answers the same 409 instead of a 2xx
+        // for a write that is not kept.
+        const after = await req('POST', '/v1/batch', {
+          body: {
+            requests: [
+              {method: 'PUT', path: '/buckets/i/collections/c/records/first', body: {data: {}}},
+              {method: 'PUT', path: '/buckets/i/collections/c/records/clash', body: {data: {last_modified: 1000}}},
+              {method: 'PUT', path: '/buckets/i/collections/c/records/after', body: {data: {}}},
+              {method: 'GET', path: '/buckets/i/collections/c/records/first'},
+            ],
+          },
+        })
+        expect(after.status).toBe(200)
+        expect(after.body.responses.map((x: {status: number}) => x.status)).toEqual([201, 409, 409, 409])
+        expect(after.body.responses[2]).toMatchObject({path: '/v1/buckets/i/collections/c/records/after', headers: {'Retry-After': '3'}, body: {errno: 122}})
+        expect(after.body.responses[3].path).toBe('/v1/buckets/i/collections/c/records/first')
+        expect((await req('GET', '/v1/buckets/i/collections/c/records/after')).status).toBe(404)
       } finally {
         await env.close()
       }

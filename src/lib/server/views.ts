@@ -9,7 +9,7 @@ import {asInt, asString, settingPathCandidates} from '../config/settings.js'
 import {packageRoot, packageVersion} from '../version.js'
 import type {BatchWrite} from './auth.js'
 import {RequestContext} from './context.js'
-import {ERRNO, HttpError, invalid, invalidParameters, type ValidationIssue} from './errors.js'
+import {ERRNO, HttpError, integrityError, invalid, invalidParameters, type ValidationIssue} from './errors.js'
 import {cacheExpiresHeaders} from './headers.js'
 import {saidWhole} from './error-mapping.js'
 import {stringifyJson} from '../json.js'
@@ -305,6 +305,19 @@ export function batchService(runtime: Runtime): Service {
         const built: Built[] = []
         const build = (i: number): Built => (built[i] ??= tryBuildSubrequest(ctx, specs[i], runtime.routePrefix))
         for (let i = 0; i < specs.length; ) {
+          if (ctx.bound.abort) {
+            // A 409 rolled the batch back: what comes after is not run (on PostgreSQL the
+            // transaction is failed; elsewhere its writes would be answered 2xx, then undone). Each
+            // answers the conflict too. Upstream runs them in a new transaction and keeps them,
+            // while the sub-requests before the 409 are undone.
+            for (; i < specs.length; i++) {
+              const one = build(i)
+              const path = 'sub' in one ? one.sub.path : specs[i].path
+              const failed = runtime.errorResponse(integrityError(runtime.retryAfter), {...ctx.req, method: specs[i].method, path, rawPath: path})
+              responses.push({status: failed.status, path, headers: failed.headers, body: failed.body ?? ''})
+            }
+            break
+          }
           const first = build(i)
           if ('sub' in first && !ctx.bound.abort && reachesPendingDeletion(ctx, runtime, first.sub.path)) {
             await drainEvents(runtime.events, ctx.bound.events, ctx)
