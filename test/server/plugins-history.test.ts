@@ -318,8 +318,8 @@ describe('settings', () => {
     expect(new Set(entries.map((e) => e.user_id))).toEqual(new Set([principal('alice')]))
   })
 
-  test('history.auto_trim_max_count keeps that many entries per resource type', async () => {
-    const {req} = setup({'kinto.history.auto_trim_max_count': '5', 'kinto.history.auto_trim_threshold': '0'})
+  test('history.auto_trim_max_count keeps that many entries per resource type (and the ACEs of those only)', async () => {
+    const {app, req} = setup({'kinto.history.auto_trim_max_count': '5', 'kinto.history.auto_trim_threshold': '0'})
     for (let i = 0; i < 10; i++) {
       await req('PUT', '/v1/buckets/bid', {body: {data: {i}}})
       await req('PUT', `/v1/buckets/bid/collections/cid-${i}`, {body: {}})
@@ -334,6 +334,11 @@ describe('settings', () => {
       '/buckets/bid/collections/cid-8': 1,
       '/buckets/bid/collections/cid-9': 1,
     })
+    // A trimmed entry takes its read ACEs with it: the permission rows stay bounded as the entries.
+    const readable = await app.kinto.backends.permission.getAccessibleObjects([principal('alice')])
+    const aces = [...readable.keys()].filter((uri) => uri.startsWith('/buckets/bid/history/'))
+    const ids = ((await req('GET', '/v1/buckets/bid/history')).body.data as Entry[]).map((e) => `/buckets/bid/history/${e.id}`)
+    expect(aces.sort()).toEqual(ids.sort())
   })
 
   test('history.auto_trim_user_ids trims only those users', async () => {
@@ -427,5 +432,22 @@ describe('on the postgresql backends (PGlite here, the server in CI)', () => {
     expect((await req('GET', '/v1/buckets/bid/history')).body.data).toHaveLength(3)
     await req('DELETE', '/v1/buckets/bid')
     expect(await pg.app.kinto.backends.storage.list('history', '/buckets/bid')).toEqual([])
+  }, 60_000)
+
+  test('auto-trim deletes the trimmed entries and their ACEs', async () => {
+    const trimmed = await postgresApp({...HISTORY, 'kinto.userid_hmac_secret': 'plugin-tests', 'kinto.history.auto_trim_max_count': '2', 'kinto.history.auto_trim_threshold': '0'})
+    try {
+      const req = client(trimmed.app)
+      await req('PUT', '/v1/buckets/tb', {body: {}})
+      for (let i = 0; i < 5; i++) await req('PUT', `/v1/buckets/tb/collections/c${i}`, {body: {}})
+      const entries = (await req('GET', '/v1/buckets/tb/history?resource_name=collection')).body.data as Entry[]
+      expect(entries.map((e) => e.uri)).toEqual(['/buckets/tb/collections/c4', '/buckets/tb/collections/c3'])
+      const readable = await trimmed.app.kinto.backends.permission.getAccessibleObjects([principal('alice')])
+      const aces = [...readable.keys()].filter((uri) => uri.startsWith('/buckets/tb/history/'))
+      const all = ((await req('GET', '/v1/buckets/tb/history')).body.data as Entry[]).map((e) => `/buckets/tb/history/${e.id}`)
+      expect(aces.sort()).toEqual(all.sort())
+    } finally {
+      await trimmed.close()
+    }
   }, 60_000)
 })

@@ -141,7 +141,13 @@ async function onResourceChanged(event: ResourceEvent, ctx: RequestContext): Pro
       const count = await storage.count('history', bucketUri, filters)
       if (count > trimMax + trimThreshold && storage.trimObjects) {
         const deleted = await storage.trimObjects('history', bucketUri, filters, trimMax)
-        ctx.runtime.logger.debug?.({rid: ctx.req.scope?.rid, deleted, bucket: bucketUri, resource: resourceName}, 'Trimmed old history entries.')
+        // Their read ACEs go with them (upstream leaves them: the permission table grows without
+        // bound while auto-trim bounds the entries). In slices: the first trim of a long history
+        // deletes as many entries as it holds, more than a call takes arguments.
+        for (let i = 0; i < deleted.length; i += 1000) {
+          await permission.deleteObjectPermissions(...deleted.slice(i, i + 1000).map((id) => `${bucketUri}/history/${id}`))
+        }
+        ctx.runtime.logger.debug?.({rid: ctx.req.scope?.rid, deleted: deleted.length, bucket: bucketUri, resource: resourceName}, 'Trimmed old history entries.')
       }
     }
 
