@@ -100,6 +100,45 @@ describe('entries', () => {
     expect((await list()).map((e) => `${e.action} ${e.uri}`)).toEqual(['create /buckets/test/collections/col', 'create /buckets/test'])
   })
 
+  test('buckets made or changed in one batch: each entry in its own bucket, read by its own readers', async () => {
+    await req('PUT', '/v1/buckets/other', {body: {permissions: {read: [principal('bob')]}}})
+    const r = await req('POST', '/v1/batch', {
+      body: {
+        requests: [
+          {method: 'PATCH', path: '/v1/buckets/other', body: {data: {secret: 1}}},
+          {method: 'PATCH', path: '/v1/buckets/test', body: {data: {open: 1}}},
+          {method: 'POST', path: '/v1/buckets', body: {data: {id: 'posted'}}},
+        ],
+      },
+    })
+    expect(r.body.responses.map((x: Entry) => x.status)).toEqual([200, 200, 201])
+    const uris = async (bid: string, auth?: string) =>
+      ((await req('GET', `/v1/buckets/${bid}/history?resource_name=bucket`, {auth})).body.data as Entry[]).map((e) => `${e.action} ${e.uri} ${e.bucket_id}`)
+    expect(await uris('other')).toEqual(['update /buckets/other other', 'create /buckets/other other'])
+    expect(await uris('test')).toEqual(['update /buckets/test test', 'create /buckets/test test'])
+    expect(await uris('posted')).toEqual(['create /buckets/posted posted'])
+    // A reader of "other" only reads about "other".
+    expect(await uris('other', BOB)).toEqual(['update /buckets/other other', 'create /buckets/other other'])
+    expect((await req('GET', '/v1/buckets/test/history', {auth: BOB})).status).toBe(403)
+  })
+
+  test('each entry of a batch names the user of its own sub-request', async () => {
+    await req('PATCH', '/v1/buckets/test/collections/col', {body: {permissions: {'record:create': ['system.Authenticated']}}})
+    await req('POST', '/v1/batch', {
+      body: {
+        requests: [
+          {method: 'POST', path: '/buckets/test/collections/col/records', body: {data: {by: 'alice'}}},
+          {method: 'POST', path: '/buckets/test/collections/col/records', body: {data: {by: 'bob'}}, headers: {Authorization: BOB}},
+        ],
+      },
+    })
+    const entries = (await req('GET', '/v1/buckets/test/history?action=create&resource_name=record&has_target.data.by=true')).body.data as Entry[]
+    expect(entries.map((e) => [e.target.data.by, e.user_id])).toEqual([
+      ['bob', principal('bob')],
+      ['alice', principal('alice')],
+    ])
+  })
+
   test('only GET and DELETE on the list; no object endpoint', async () => {
     expect((await req('PUT', '/v1/buckets/test/history', {body: {}})).status).toBe(405)
     expect((await req('PATCH', '/v1/buckets/test/history', {body: {}})).status).toBe(405)
