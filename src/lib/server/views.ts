@@ -372,7 +372,7 @@ function reachesPendingDeletion(ctx: RequestContext, runtime: Runtime, path: str
     if (event.action !== 'delete') continue
     const plural = {bucket: '/buckets', collection: `${event.parentId}/collections`, group: `${event.parentId}/groups`}[event.resourceName]
     if (plural === undefined) continue
-    if (event.resourceName === 'bucket' && (uri === '/buckets/default' || uri.startsWith('/buckets/default/'))) return true
+    if (uri === '/buckets/default' || uri.startsWith('/buckets/default/')) return true
     for (const {old} of event.impacted) {
       const deleted = `${plural}/${(old ?? {}).id as string}`
       if (uri === deleted || uri.startsWith(deleted + '/')) return true
