@@ -473,6 +473,33 @@ describe('on the postgresql backends (PGlite here, the server in CI)', () => {
     expect(await pg.app.kinto.backends.storage.list('history', '/buckets/bid')).toEqual([])
   }, 60_000)
 
+  test('buckets of one batch: each entry in its own bucket (one INSERT per bucket)', async () => {
+    const multi = await postgresApp({...HISTORY, 'kinto.userid_hmac_secret': 'plugin-tests', 'kinto.bucket_create_principals': 'system.Authenticated'})
+    try {
+      const req = client(multi.app)
+      await req('PUT', '/v1/buckets/test', {body: {}})
+      await req('PUT', '/v1/buckets/other', {body: {permissions: {read: [principal('bob')]}}})
+      const r = await req('POST', '/v1/batch', {
+        body: {
+          requests: [
+            {method: 'PATCH', path: '/buckets/other', body: {data: {secret: 1}}},
+            {method: 'PATCH', path: '/buckets/test', body: {data: {open: 1}}},
+            {method: 'POST', path: '/buckets', body: {data: {id: 'posted'}}},
+          ],
+        },
+      })
+      expect(r.body.responses.map((x: Entry) => x.status)).toEqual([200, 200, 201])
+      const uris = async (bid: string, auth?: string) =>
+        ((await req('GET', `/v1/buckets/${bid}/history?resource_name=bucket`, {auth})).body.data as Entry[]).map((e) => `${e.action} ${e.uri}`)
+      expect(await uris('test')).toEqual(['update /buckets/test', 'create /buckets/test'])
+      expect(await uris('posted')).toEqual(['create /buckets/posted'])
+      expect(await uris('other', BOB)).toEqual(['update /buckets/other', 'create /buckets/other'])
+      expect((await req('GET', '/v1/buckets/test/history', {auth: BOB})).status).toBe(403)
+    } finally {
+      await multi.close()
+    }
+  }, 60_000)
+
   test('auto-trim deletes the trimmed entries and their ACEs', async () => {
     const trimmed = await postgresApp({...HISTORY, 'kinto.userid_hmac_secret': 'plugin-tests', 'kinto.history.auto_trim_max_count': '2', 'kinto.history.auto_trim_threshold': '0'})
     try {
