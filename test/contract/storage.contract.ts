@@ -340,8 +340,8 @@ export function storageContract(get: () => Backends): void {
 
     it('trimObjects keeps the newest N matching objects', async () => {
       for (let i = 0; i < 5; i++) await storage.create('history', '/buckets/b', {id: `h${i}`, user_id: i < 4 ? 'alice' : 'bob'})
-      const n = await storage.trimObjects!('history', '/buckets/b', [{field: 'user_id', operator: 'eq', value: 'alice'}], 2)
-      expect(n).toBe(2)
+      const deleted = await storage.trimObjects!('history', '/buckets/b', [{field: 'user_id', operator: 'eq', value: 'alice'}], 2)
+      expect(deleted.sort()).toEqual(['h0', 'h1'])
       expect(sortedIds(await storage.list('history', '/buckets/b', {includeDeleted: true}))).toEqual(['h2', 'h3', 'h4'])
     })
 

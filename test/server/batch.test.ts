@@ -124,6 +124,49 @@ function suite(name: string, make: () => Promise<{app: FastifyInstance; close():
       expect(created.map((d: {n: number}) => d.n)).toEqual([1, 2, 4, 6])
     })
 
+    test('a bucket or collection deleted then made again in one batch keeps what the batch put in it after', async () => {
+      // kinto-http's "start afresh" batch: deleteBucket, createBucket, createCollection… The
+      // cascade of a deletion reaches what was there when it was deleted, not what came after.
+      await req('PUT', '/v1/buckets/again', {body: {}})
+      await req('PUT', '/v1/buckets/again/collections/old', {body: {}})
+      await req('PUT', '/v1/buckets/again/collections/old/records/gone', {body: {data: {}}})
+      await req('PUT', '/v1/buckets/again/collections/kept', {body: {}})
+      await req('PUT', '/v1/buckets/again/collections/kept/records/gone', {body: {data: {}}})
+      const r = await req('POST', '/v1/batch', {
+        body: {
+          requests: [
+            {method: 'DELETE', path: '/buckets/again'},
+            {method: 'PUT', path: '/buckets/again', body: {data: {n: 2}}},
+            {method: 'PUT', path: '/buckets/again/collections/c', body: {}},
+            {method: 'PUT', path: '/buckets/again/collections/c/records/r', body: {data: {v: 1}}},
+            {method: 'PUT', path: '/buckets/again/collections/kept', body: {}},
+            {method: 'PUT', path: '/buckets/again/collections/kept/records/r', body: {data: {v: 2}}},
+            {method: 'DELETE', path: '/buckets/again/collections/kept'},
+            {method: 'PUT', path: '/buckets/again/collections/kept', body: {}},
+            {method: 'PUT', path: '/buckets/again/collections/kept/records/r2', body: {data: {v: 3}}},
+          ],
+        },
+      })
+      expect(r.body.responses.map((x: {status: number}) => x.status)).toEqual([200, 201, 201, 201, 201, 201, 200, 201, 201])
+      const bucket = await req('GET', '/v1/buckets/again')
+      expect(bucket.status).toBe(200)
+      expect(bucket.body.data.n).toBe(2)
+      expect((await req('GET', '/v1/buckets/again/collections?_sort=id')).body.data.map((c: {id: string}) => c.id)).toEqual(['c', 'kept'])
+      expect((await req('GET', '/v1/buckets/again/collections/c/records/r')).body.data.v).toBe(1)
+      expect((await req('GET', '/v1/buckets/again/collections/kept/records')).body.data.map((x: {id: string}) => x.id)).toEqual(['r2'])
+      expect((await req('GET', '/v1/buckets/again/collections/old/records/gone')).status).toBe(404)
+    })
+
+    test('a group made, deleted and made again in one batch gives its members its principal', async () => {
+      const carol = 'Basic ' + Buffer.from('carol:x').toString('base64')
+      const carolId = (await req('GET', '/v1/', {auth: carol})).body.user.id as string
+      await req('PUT', '/v1/buckets/gg', {body: {}})
+      const group = {method: 'PUT', path: '/buckets/gg/groups/g', body: {data: {members: [carolId]}}}
+      const r = await req('POST', '/v1/batch', {body: {requests: [group, {method: 'DELETE', path: '/buckets/gg/groups/g'}, group]}})
+      expect(r.body.responses.map((x: {status: number}) => x.status)).toEqual([201, 200, 201])
+      expect((await req('GET', '/v1/', {auth: carol})).body.user.principals).toContain('/buckets/gg/groups/g')
+    })
+
     test('DELETE pagination tokens work inside a batch', async () => {
       for (let i = 0; i < 3; i++) await req('POST', '/v1/buckets/bb/collections/cc/records', {body: {data: {del: true}}})
       const first = await req('DELETE', '/v1/buckets/bb/collections/cc/records?del=true&_limit=1')
@@ -187,6 +230,25 @@ describe('integrity conflicts', () => {
         expect(r.status).toBe(200)
         expect(r.body.responses.map((x: {status: number}) => x.status)).toEqual([201, 409])
         expect((await req('GET', '/v1/buckets/i/collections/c/records/first')).status).toBe(404)
+
+        // What comes after the conflict is not run (it would be rolled back with the rest, or
+        // meet PostgreSQL's failed transaction): each answers the same 409 instead of a 2xx
+        // for a write that is not kept.
+        const after = await req('POST', '/v1/batch', {
+          body: {
+            requests: [
+              {method: 'PUT', path: '/buckets/i/collections/c/records/first', body: {data: {}}},
+              {method: 'PUT', path: '/buckets/i/collections/c/records/clash', body: {data: {last_modified: 1000}}},
+              {method: 'PUT', path: '/buckets/i/collections/c/records/after', body: {data: {}}},
+              {method: 'GET', path: '/buckets/i/collections/c/records/first'},
+            ],
+          },
+        })
+        expect(after.status).toBe(200)
+        expect(after.body.responses.map((x: {status: number}) => x.status)).toEqual([201, 409, 409, 409])
+        expect(after.body.responses[2]).toMatchObject({path: '/v1/buckets/i/collections/c/records/after', headers: {'Retry-After': '3'}, body: {errno: 122}})
+        expect(after.body.responses[3].path).toBe('/v1/buckets/i/collections/c/records/first')
+        expect((await req('GET', '/v1/buckets/i/collections/c/records/after')).status).toBe(404)
       } finally {
         await env.close()
       }

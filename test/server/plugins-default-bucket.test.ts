@@ -140,6 +140,27 @@ describe('implicit creations', () => {
     ])
   })
 
+  test('a batch deleting the bucket or a collection makes them again for the sub-requests after', async () => {
+    const {req} = setup()
+    await req('PUT', '/v1/buckets/default/collections/tasks/records/old', {body: {data: {}}})
+    const r = await req('POST', '/v1/batch', {
+      body: {
+        requests: [
+          {method: 'DELETE', path: '/buckets/default'},
+          {method: 'PUT', path: '/buckets/default/collections/c/records/r', body: {data: {}}},
+          {method: 'DELETE', path: '/buckets/default/collections/c'},
+          {method: 'PUT', path: '/buckets/default/collections/c/records/r2', body: {data: {}}},
+        ],
+      },
+    })
+    expect(r.body.responses.map((x: {status: number}) => x.status)).toEqual([200, 201, 200, 201])
+    // Read without the alias, which would make them itself.
+    const bucket = `/v1/buckets/${(await req('GET', '/v1/')).body.user.bucket as string}`
+    expect((await req('GET', bucket)).status).toBe(200)
+    expect((await req('GET', `${bucket}/collections`)).body.data.map((c: {id: string}) => c.id)).toEqual(['c'])
+    expect((await req('GET', `${bucket}/collections/c/records`)).body.data.map((x: {id: string}) => x.id)).toEqual(['r2'])
+  })
+
   test('a bucket id starting with default is an ordinary bucket', async () => {
     const {req} = setup()
     expect((await req('PUT', '/v1/buckets/default-1234', {body: {}})).body.data.id).toBe('default-1234')

@@ -85,6 +85,60 @@ describe('entries', () => {
     expect(await app.kinto.backends.storage.list('history', '/buckets/other')).toEqual([])
   })
 
+  test('a bucket deleted and made again in one batch: its history starts afresh', async () => {
+    const r = await req('POST', '/v1/batch', {
+      body: {
+        requests: [
+          {method: 'PATCH', path: '/buckets/test', body: {data: {before: true}}},
+          {method: 'DELETE', path: '/buckets/test'},
+          {method: 'PUT', path: '/buckets/test', body: {}},
+          {method: 'PUT', path: '/buckets/test/collections/col', body: {}},
+        ],
+      },
+    })
+    expect(r.body.responses.map((x: Entry) => x.status)).toEqual([200, 200, 201, 201])
+    expect((await list()).map((e) => `${e.action} ${e.uri}`)).toEqual(['create /buckets/test/collections/col', 'create /buckets/test'])
+  })
+
+  test('buckets made or changed in one batch: each entry in its own bucket, read by its own readers', async () => {
+    await req('PUT', '/v1/buckets/other', {body: {permissions: {read: [principal('bob')]}}})
+    const r = await req('POST', '/v1/batch', {
+      body: {
+        requests: [
+          {method: 'PATCH', path: '/v1/buckets/other', body: {data: {secret: 1}}},
+          {method: 'PATCH', path: '/v1/buckets/test', body: {data: {open: 1}}},
+          {method: 'POST', path: '/v1/buckets', body: {data: {id: 'posted'}}},
+        ],
+      },
+    })
+    expect(r.body.responses.map((x: Entry) => x.status)).toEqual([200, 200, 201])
+    const uris = async (bid: string, auth?: string) =>
+      ((await req('GET', `/v1/buckets/${bid}/history?resource_name=bucket`, {auth})).body.data as Entry[]).map((e) => `${e.action} ${e.uri} ${e.bucket_id}`)
+    expect(await uris('other')).toEqual(['update /buckets/other other', 'create /buckets/other other'])
+    expect(await uris('test')).toEqual(['update /buckets/test test', 'create /buckets/test test'])
+    expect(await uris('posted')).toEqual(['create /buckets/posted posted'])
+    // A reader of "other" only reads about "other".
+    expect(await uris('other', BOB)).toEqual(['update /buckets/other other', 'create /buckets/other other'])
+    expect((await req('GET', '/v1/buckets/test/history', {auth: BOB})).status).toBe(403)
+  })
+
+  test('each entry of a batch names the user of its own sub-request', async () => {
+    await req('PATCH', '/v1/buckets/test/collections/col', {body: {permissions: {'record:create': ['system.Authenticated']}}})
+    await req('POST', '/v1/batch', {
+      body: {
+        requests: [
+          {method: 'POST', path: '/buckets/test/collections/col/records', body: {data: {by: 'alice'}}},
+          {method: 'POST', path: '/buckets/test/collections/col/records', body: {data: {by: 'bob'}}, headers: {Authorization: BOB}},
+        ],
+      },
+    })
+    const entries = (await req('GET', '/v1/buckets/test/history?action=create&resource_name=record&has_target.data.by=true')).body.data as Entry[]
+    expect(entries.map((e) => [e.target.data.by, e.user_id])).toEqual([
+      ['bob', principal('bob')],
+      ['alice', principal('alice')],
+    ])
+  })
+
   test('only GET and DELETE on the list; no object endpoint', async () => {
     expect((await req('PUT', '/v1/buckets/test/history', {body: {}})).status).toBe(405)
     expect((await req('PATCH', '/v1/buckets/test/history', {body: {}})).status).toBe(405)
@@ -303,8 +357,8 @@ describe('settings', () => {
     expect(new Set(entries.map((e) => e.user_id))).toEqual(new Set([principal('alice')]))
   })
 
-  test('history.auto_trim_max_count keeps that many entries per resource type', async () => {
-    const {req} = setup({'kinto.history.auto_trim_max_count': '5', 'kinto.history.auto_trim_threshold': '0'})
+  test('history.auto_trim_max_count keeps that many entries per resource type (and the ACEs of those only)', async () => {
+    const {app, req} = setup({'kinto.history.auto_trim_max_count': '5', 'kinto.history.auto_trim_threshold': '0'})
     for (let i = 0; i < 10; i++) {
       await req('PUT', '/v1/buckets/bid', {body: {data: {i}}})
       await req('PUT', `/v1/buckets/bid/collections/cid-${i}`, {body: {}})
@@ -319,6 +373,11 @@ describe('settings', () => {
       '/buckets/bid/collections/cid-8': 1,
       '/buckets/bid/collections/cid-9': 1,
     })
+    // A trimmed entry takes its read ACEs with it: the permission rows stay bounded as the entries.
+    const readable = await app.kinto.backends.permission.getAccessibleObjects([principal('alice')])
+    const aces = [...readable.keys()].filter((uri) => uri.startsWith('/buckets/bid/history/'))
+    const ids = ((await req('GET', '/v1/buckets/bid/history')).body.data as Entry[]).map((e) => `/buckets/bid/history/${e.id}`)
+    expect(aces.sort()).toEqual(ids.sort())
   })
 
   test('history.auto_trim_user_ids trims only those users', async () => {
@@ -412,5 +471,49 @@ describe('on the postgresql backends (PGlite here, the server in CI)', () => {
     expect((await req('GET', '/v1/buckets/bid/history')).body.data).toHaveLength(3)
     await req('DELETE', '/v1/buckets/bid')
     expect(await pg.app.kinto.backends.storage.list('history', '/buckets/bid')).toEqual([])
+  }, 60_000)
+
+  test('buckets of one batch: each entry in its own bucket (one INSERT per bucket)', async () => {
+    const multi = await postgresApp({...HISTORY, 'kinto.userid_hmac_secret': 'plugin-tests', 'kinto.bucket_create_principals': 'system.Authenticated'})
+    try {
+      const req = client(multi.app)
+      await req('PUT', '/v1/buckets/test', {body: {}})
+      await req('PUT', '/v1/buckets/other', {body: {permissions: {read: [principal('bob')]}}})
+      const r = await req('POST', '/v1/batch', {
+        body: {
+          requests: [
+            {method: 'PATCH', path: '/buckets/other', body: {data: {secret: 1}}},
+            {method: 'PATCH', path: '/buckets/test', body: {data: {open: 1}}},
+            {method: 'POST', path: '/buckets', body: {data: {id: 'posted'}}},
+          ],
+        },
+      })
+      expect(r.body.responses.map((x: Entry) => x.status)).toEqual([200, 200, 201])
+      const uris = async (bid: string, auth?: string) =>
+        ((await req('GET', `/v1/buckets/${bid}/history?resource_name=bucket`, {auth})).body.data as Entry[]).map((e) => `${e.action} ${e.uri}`)
+      expect(await uris('test')).toEqual(['update /buckets/test', 'create /buckets/test'])
+      expect(await uris('posted')).toEqual(['create /buckets/posted'])
+      expect(await uris('other', BOB)).toEqual(['update /buckets/other', 'create /buckets/other'])
+      expect((await req('GET', '/v1/buckets/test/history', {auth: BOB})).status).toBe(403)
+    } finally {
+      await multi.close()
+    }
+  }, 60_000)
+
+  test('auto-trim deletes the trimmed entries and their ACEs', async () => {
+    const trimmed = await postgresApp({...HISTORY, 'kinto.userid_hmac_secret': 'plugin-tests', 'kinto.history.auto_trim_max_count': '2', 'kinto.history.auto_trim_threshold': '0'})
+    try {
+      const req = client(trimmed.app)
+      await req('PUT', '/v1/buckets/tb', {body: {}})
+      for (let i = 0; i < 5; i++) await req('PUT', `/v1/buckets/tb/collections/c${i}`, {body: {}})
+      const entries = (await req('GET', '/v1/buckets/tb/history?resource_name=collection')).body.data as Entry[]
+      expect(entries.map((e) => e.uri)).toEqual(['/buckets/tb/collections/c4', '/buckets/tb/collections/c3'])
+      const readable = await trimmed.app.kinto.backends.permission.getAccessibleObjects([principal('alice')])
+      const aces = [...readable.keys()].filter((uri) => uri.startsWith('/buckets/tb/history/'))
+      const all = ((await req('GET', '/v1/buckets/tb/history')).body.data as Entry[]).map((e) => `/buckets/tb/history/${e.id}`)
+      expect(aces.sort()).toEqual(all.sort())
+    } finally {
+      await trimmed.close()
+    }
   }, 60_000)
 })

@@ -24,6 +24,12 @@ export interface ResourceEvent {
   /** For changes: {new, old?}; for reads: the objects read. */
   impacted: ImpactedObject[]
   readObjects: Record<string, unknown>[]
+  /**
+   * For changes: the payload each impacted object came with, in the same order. A grouped event
+   * keeps its first one in `payload` (as upstream); a batch's sub-requests may differ in user
+   * (their own Authorization) and, for buckets, in bucket.
+   */
+  payloads?: Record<string, unknown>[]
 }
 
 export interface EventFilter {
@@ -89,16 +95,24 @@ export class EventCollector {
   add(event: Omit<ResourceEvent, 'readObjects' | 'impacted'> & {impacted?: ImpactedObject[]; readObjects?: Record<string, unknown>[]}): void {
     const key = `${this.cascadeLevel}\u0000${event.resourceName}\u0000${event.action}\u0000${event.parentId}`
     const existing = this.events.get(key)
+    const impacted = event.impacted ?? []
     if (existing) {
-      existing.impacted.push(...(event.impacted ?? []))
+      existing.impacted.push(...impacted)
       existing.readObjects.push(...(event.readObjects ?? []))
+      existing.payloads?.push(...impacted.map(() => event.payload))
       return
     }
-    this.events.set(key, {...event, impacted: [...(event.impacted ?? [])], readObjects: [...(event.readObjects ?? [])]})
+    const payloads = event.action === 'read' ? undefined : impacted.map(() => event.payload)
+    this.events.set(key, {...event, impacted: [...impacted], readObjects: [...(event.readObjects ?? [])], payloads})
   }
 
   get size(): number {
     return this.events.size
+  }
+
+  /** The events not drained yet, in order. */
+  pending(): IterableIterator<ResourceEvent> {
+    return this.events.values()
   }
 
   /** Takes the next pending event (insertion order), or undefined. */

@@ -9,13 +9,14 @@ import {asInt, asString, settingPathCandidates} from '../config/settings.js'
 import {packageRoot, packageVersion} from '../version.js'
 import type {BatchWrite} from './auth.js'
 import {RequestContext} from './context.js'
-import {ERRNO, HttpError, invalid, invalidParameters, type ValidationIssue} from './errors.js'
+import {ERRNO, HttpError, integrityError, invalid, invalidParameters, type ValidationIssue} from './errors.js'
 import {cacheExpiresHeaders} from './headers.js'
 import {saidWhole} from './error-mapping.js'
 import {stringifyJson} from '../json.js'
 import {isPlainObject, ownValue, setOwn} from './patch.js'
 import {parseQuery} from './querystring.js'
 import {consumeTokenNonce} from './resource/pagination.js'
+import {drainEvents} from './events.js'
 import {Turns} from './batch-turns.js'
 import {batchBackends} from './prefetch.js'
 import {colanderStringError, isPythonStr, pyRepr} from './py-repr.js'
@@ -312,6 +313,23 @@ export function batchService(runtime: Runtime): Service {
         const built: Built[] = []
         const build = (i: number): Built => (built[i] ??= tryBuildSubrequest(ctx, specs[i], runtime.routePrefix))
         for (let i = 0; i < specs.length; ) {
+          if (ctx.bound.abort) {
+            // A 409 rolled the batch back: what comes after is not run (on PostgreSQL the
+            // transaction is failed; elsewhere its writes would be answered 2xx, then undone). Each
+            // answers the conflict too. Upstream runs them in a new transaction and keeps them,
+            // while the sub-requests before the 409 are undone.
+            for (; i < specs.length; i++) {
+              const one = build(i)
+              const path = 'sub' in one ? one.sub.path : specs[i].path
+              const failed = runtime.errorResponse(integrityError(runtime.retryAfter), {...ctx.req, method: specs[i].method, path, rawPath: path})
+              responses.push({status: failed.status, path, headers: failed.headers, body: failed.body ?? ''})
+            }
+            break
+          }
+          const first = build(i)
+          if ('sub' in first && !ctx.bound.abort && reachesPendingDeletion(ctx, runtime, first.sub.path)) {
+            await drainEvents(runtime.events, ctx.bound.events, ctx)
+          }
           const run = createRun(ctx, runtime, specs, i, build)
           if (run) {
             // Consecutive creates in one list: their INSERTs and ACEs written together (batch-turns.ts).
@@ -369,6 +387,30 @@ const BATCH_OPENAPI: OpenApiHints = {
       return {type: 'object', properties: {defaults: request(false), requests: {type: 'array', items: request(true)}}, required: ['requests'], additionalProperties: false}
     })(),
   },
+}
+
+/**
+ * Whether a sub-request reaches (at or below) a bucket, collection or group that an earlier
+ * sub-request of the batch deleted, while that deletion's event still waits for the end of the
+ * batch. Its cascade (the children and ACEs of the deleted object) must run first: run at the
+ * end, it would also delete what the batch made there again after the deletion (the bucket's new
+ * ACEs, its new collections and records), as upstream's does. `/buckets/default` may name any
+ * bucket.
+ */
+function reachesPendingDeletion(ctx: RequestContext, runtime: Runtime, path: string): boolean {
+  const prefix = `/${runtime.routePrefix}`
+  const uri = path.startsWith(prefix + '/') ? path.slice(prefix.length) : path
+  for (const event of ctx.bound.events.pending()) {
+    if (event.action !== 'delete') continue
+    const plural = {bucket: '/buckets', collection: `${event.parentId}/collections`, group: `${event.parentId}/groups`}[event.resourceName]
+    if (plural === undefined) continue
+    if (uri === '/buckets/default' || uri.startsWith('/buckets/default/')) return true
+    for (const {old} of event.impacted) {
+      const deleted = `${plural}/${(old ?? {}).id as string}`
+      if (uri === deleted || uri.startsWith(deleted + '/')) return true
+    }
+  }
+  return false
 }
 
 /** A sub-response as the batch answers it. */

@@ -379,14 +379,14 @@ export class MemoryStorage implements Storage {
     return {objects, tombstones}
   }
 
-  async trimObjects(resourceName: string, parentId: string, filters: Filter[], maxObjects: number): Promise<number> {
+  async trimObjects(resourceName: string, parentId: string, filters: Filter[], maxObjects: number): Promise<string[]> {
     const coll = this.collection(parentId, resourceName)
-    if (!coll) return 0
+    if (!coll) return []
     const all = [...coll.live.values(), ...coll.tombs.values()].filter((o) => matchesAll(o, filters))
     all.sort((a, b) => b.last_modified - a.last_modified)
     const doomed = all.slice(Math.max(0, maxObjects))
     for (const o of doomed) this.setEntry(coll, o.deleted === true && coll.tombs.get(o.id) === o ? 'tombs' : 'live', o.id, undefined)
-    return doomed.length
+    return doomed.map((o) => o.id)
   }
 
   async close(): Promise<void> {}

@@ -529,7 +529,7 @@ export class PostgresStorage extends PostgresBackend implements Storage {
     })
   }
 
-  trimObjects(resourceName: string, parentId: string, filters: Filter[], maxObjects: number): Promise<number> {
+  trimObjects(resourceName: string, parentId: string, filters: Filter[], maxObjects: number): Promise<string[]> {
     const params = new Params()
     const sql = `WITH doomed AS (
                    SELECT id, parent_id, resource_name FROM objects
@@ -537,8 +537,9 @@ export class PostgresStorage extends PostgresBackend implements Storage {
                     ORDER BY last_modified DESC OFFSET ${params.add(Math.max(0, maxObjects))}
                  )
                  DELETE FROM objects USING doomed d
-                  WHERE objects.id = d.id AND objects.parent_id = d.parent_id AND objects.resource_name = d.resource_name`
-    return this.guard(async () => (await this.q.query(sql, params.values)).rowCount)
+                  WHERE objects.id = d.id AND objects.parent_id = d.parent_id AND objects.resource_name = d.resource_name
+              RETURNING objects.id`
+    return this.guard(async () => (await this.q.query<{id: string}>(sql, params.values)).rows.map((row) => row.id))
   }
 
   async close(): Promise<void> {

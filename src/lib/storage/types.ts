@@ -133,8 +133,8 @@ export interface Storage {
   count(resourceName: string, parentId: string, filters?: Filter[]): Promise<number>
   /** Live objects and tombstones of a resource type under every parent (one query: /__counters__). */
   countAll(resourceName: string): Promise<{objects: number; tombstones: number}>
-  /** History auto-trim: keep the newest `maxObjects` matching, delete the rest; returns how many deleted. */
-  trimObjects?(resourceName: string, parentId: string, filters: Filter[], maxObjects: number): Promise<number>
+  /** History auto-trim: keep the newest `maxObjects` matching, delete the rest; returns the ids deleted. */
+  trimObjects?(resourceName: string, parentId: string, filters: Filter[], maxObjects: number): Promise<string[]>
   close(): Promise<void>
 }
 

@@ -81,6 +81,22 @@ async function implicitCreate(
   return obj as KintoObject
 }
 
+/**
+ * A DELETE of the bucket or of one of its collections: the sub-requests of the batch after it
+ * must make it again (upstream's memo keeps it as made, and they then write below an object that
+ * is gone: a 403, or records in a bucket that no longer exists).
+ */
+function forgetDeleted(ctx: RequestContext, created: Set<string>, bucketUri: string): void {
+  if (ctx.method !== 'DELETE') return
+  const subpath = ctx.params.subpath?.replace(/\/+$/, '')
+  if (subpath === undefined || subpath === '') {
+    for (const uri of [...created]) if (uri === bucketUri || uri.startsWith(`${bucketUri}/`)) created.delete(uri)
+    return
+  }
+  const match = /^collections\/([^/]+)$/.exec(subpath)
+  if (match) created.delete(`${bucketUri}/collections/${match[1]}`)
+}
+
 /** What the request needs created: the bucket unless it is this very PUT, and the collection it names. */
 function implicitTargets(ctx: RequestContext): {bucket: boolean; collectionId: string | null} {
   const subpath = ctx.params.subpath
@@ -95,6 +111,11 @@ function implicitTargets(ctx: RequestContext): {bucket: boolean; collectionId: s
 }
 
 async function createImplicitObjects(ctx: RequestContext, bucketId: string): Promise<void> {
+  await createMissing(ctx, bucketId)
+  forgetDeleted(ctx, createdSet(ctx), `/buckets/${bucketId}`)
+}
+
+async function createMissing(ctx: RequestContext, bucketId: string): Promise<void> {
   const created = createdSet(ctx)
   const bucketUri = `/buckets/${bucketId}`
   const targets = implicitTargets(ctx)

@@ -59,95 +59,112 @@ function asLists(perms: Record<string, Set<string>>): Record<string, string[]> {
 
 /** upstream's on_resource_changed, run before the request's transaction commits. */
 async function onResourceChanged(event: ResourceEvent, ctx: RequestContext): Promise<void> {
-  const {payload} = event
   const settings = ctx.settings
-  const resourceName = payload.resource_name as string
-  const userId = payload.user_id as string | null
-  if (asList(settings, 'history.exclude_user_ids').includes(String(userId))) return
+  const resourceName = event.payload.resource_name as string
   // A deleted bucket takes its history with it (upstream writes the entry, then the bucket's
   // cascade removes it): nothing to write.
   if (resourceName === 'bucket' && event.action === 'delete') return
 
+  const excludedUserIds = asList(settings, 'history.exclude_user_ids')
   const excluded = asList(settings, 'history.exclude_resources')
   const trimMax = asInt(settings, 'history.auto_trim_max_count', -1) ?? -1
   const trimUserIds = asList(settings, 'history.auto_trim_user_ids')
   const trimThreshold = asInt(settings, 'history.auto_trim_threshold', 100) ?? 100
   const {storage, permission} = ctx.tx
 
-  const targets: Array<{uri: string; target: Record<string, unknown>; bucketId: string}> = []
-  let bucketUri: string | null = null
-  let collectionUri: string | null = null
-  let bucketId = ''
-  for (const impacted of event.impacted) {
+  // Each impacted object with the payload of the sub-request that changed it: a batch's grouped
+  // event holds objects of several users (their own Authorization) and, for buckets, of several
+  // buckets. Upstream takes the first sub-request's payload for all of them, which files every
+  // bucket of the batch in the first one's history, readable by that bucket's readers.
+  interface Target {
+    uri: string
+    target: Record<string, unknown>
+    own: Record<string, unknown>
+    bucketId: string
+    bucketUri: string
+    collectionUri: string | null
+  }
+  const targets: Target[] = []
+  event.impacted.forEach((impacted, i) => {
+    const own = event.payloads?.[i] ?? event.payload
+    if (excludedUserIds.includes(String(own.user_id))) return
     const target = impacted.new
     const objId = target.id as string
-    bucketId = (payload.bucket_id as string | undefined) ?? objId
-    bucketUri = `/buckets/${bucketId}`
-    if (excluded.includes(bucketUri)) continue
-    if ('collection_id' in payload) {
-      collectionUri = `${bucketUri}/collections/${payload.collection_id as string}`
-      if (excluded.includes(collectionUri)) continue
+    const bucketId = resourceName === 'bucket' ? objId : ((own.bucket_id as string | undefined) ?? objId)
+    const bucketUri = `/buckets/${bucketId}`
+    if (excluded.includes(bucketUri)) return
+    let collectionUri: string | null = null
+    if ('collection_id' in own) {
+      collectionUri = `${bucketUri}/collections/${own.collection_id as string}`
+      if (excluded.includes(collectionUri)) return
     }
-    const uri = objectUri(resourceName, {id: objId, bucket_id: bucketId, collection_id: payload.collection_id as string | undefined})
-    if (excluded.includes(uri)) continue
-    targets.push({uri, target, bucketId})
-  }
-  if (targets.length === 0 || bucketUri === null) return
+    const uri = objectUri(resourceName, {id: objId, bucket_id: bucketId, collection_id: own.collection_id as string | undefined})
+    if (excluded.includes(uri)) return
+    targets.push({uri, target, own, bucketId, bucketUri, collectionUri})
+  })
+  if (targets.length === 0) return
 
-  const ids = [...new Set([...targets.map((t) => t.uri), bucketUri, ...(collectionUri ? [collectionUri] : [])])]
+  const ids = [...new Set(targets.flatMap((t) => [t.uri, t.bucketUri, ...(t.collectionUri ? [t.collectionUri] : [])]))]
   const all = await permission.getObjectsPermissions(ids)
   const permsById = new Map(ids.map((id, i) => [id, all[i] ?? {}]))
-  const bucketPerms = permsById.get(bucketUri) ?? {}
-  const collectionPerms = collectionUri ? (permsById.get(collectionUri) ?? {}) : {}
-  const readPrincipals = new Set<string>()
-  for (const perms of [bucketPerms, collectionPerms]) {
-    for (const p of perms.read ?? []) readPrincipals.add(p)
-    for (const p of perms.write ?? []) readPrincipals.add(p)
-  }
   const explicit = asBool(settings, 'explicit_permissions')
-  const trimEnabled = trimMax > 0 && (trimUserIds.length === 0 || trimUserIds.includes(String(userId)))
+  const trimFor = (userId: unknown) => trimMax > 0 && (trimUserIds.length === 0 || trimUserIds.includes(String(userId)))
 
-  const entries = targets.map(({uri, target}) => {
-    const perms = asLists(permsById.get(uri) ?? {})
-    const {timestamp: _timestamp, bucket_id: _bucketId, ...attrs} = payload
-    attrs[`${resourceName}_id`] = target.id
-    attrs.uri = uri
-    return {perms, obj: {date: isoDateUtc(), target: {data: target, permissions: perms}, ...attrs}}
+  const entries = targets.map((t) => {
+    const perms = asLists(permsById.get(t.uri) ?? {})
+    const {timestamp: _timestamp, bucket_id: _bucketId, ...attrs} = t.own
+    attrs[`${resourceName}_id`] = t.target.id
+    attrs.uri = t.uri
+    // The bucket's and the collection's readers and writers, and the object's.
+    const readers = new Set<string>()
+    for (const p of [permsById.get(t.bucketUri) ?? {}, t.collectionUri ? (permsById.get(t.collectionUri) ?? {}) : {}, perms]) {
+      for (const principal of p.read ?? []) readers.add(principal)
+      for (const principal of p.write ?? []) readers.add(principal)
+    }
+    return {t, readers, obj: {date: isoDateUtc(), target: {data: t.target, permissions: perms}, ...attrs}}
   })
-  const readersOf = (perms: Record<string, string[]>) => new Set([...readPrincipals, ...(perms.read ?? []), ...(perms.write ?? [])])
 
-  // Many entries (a page of a plural DELETE: up to storage_max_fetch_size) in one INSERT and one
-  // ACL write where the backends offer them: one by one, a 10000-record page took 13 s of its
-  // 15 s writing its history. Auto-trim counts after each entry: that stays one by one.
-  if (entries.length > 1 && !trimEnabled && storage.createMany && (!explicit || permission.addPrincipalsToAcesAndRead)) {
-    const created = await storage.createMany('history', bucketUri, entries.map(({obj}) => ({obj})))
-    if (!explicit) return
+  // Many entries (a page of a plural DELETE: up to storage_max_fetch_size) in one INSERT per
+  // bucket and one ACL write where the backends offer them: one by one, a 10000-record page took
+  // 13 s of its 15 s writing its history. Auto-trim counts after each entry: that stays one by one.
+  if (entries.length > 1 && !entries.some(({t}) => trimFor(t.own.user_id)) && storage.createMany && (!explicit || permission.addPrincipalsToAcesAndRead)) {
+    const byBucket = new Map<string, typeof entries>()
+    for (const entry of entries) byBucket.set(entry.t.bucketUri, [...(byBucket.get(entry.t.bucketUri) ?? []), entry])
     const aces: Array<[string, string, string]> = []
-    created.forEach((entry, i) => {
-      // A history id is a fresh uuid: createMany answers null only for an id already live.
-      if (!entry) throw new Error('A new history entry id is already taken.')
-      for (const p of readersOf(entries[i].perms)) aces.push([`${bucketUri}/history/${entry.id}`, 'read', p])
-    })
-    await permission.addPrincipalsToAcesAndRead!(aces)
+    for (const [bucketUri, group] of byBucket) {
+      const created = await storage.createMany('history', bucketUri, group.map(({obj}) => ({obj})))
+      created.forEach((entry, i) => {
+        // A history id is a fresh uuid: createMany answers null only for an id already live.
+        if (!entry) throw new Error('A new history entry id is already taken.')
+        for (const p of group[i].readers) aces.push([`${bucketUri}/history/${entry.id}`, 'read', p])
+      })
+    }
+    if (explicit) await permission.addPrincipalsToAcesAndRead!(aces)
     return
   }
 
-  for (const {perms, obj} of entries) {
-    const entry = await storage.create('history', bucketUri, obj)
+  for (const {t, readers, obj} of entries) {
+    const entry = await storage.create('history', t.bucketUri, obj)
 
-    if (trimEnabled) {
+    if (trimFor(t.own.user_id)) {
       const filters: Filter[] = [{field: 'resource_name', value: resourceName, operator: 'eq'}]
-      if (trimUserIds.length > 0) filters.push({field: 'user_id', value: userId, operator: 'eq'})
-      const count = await storage.count('history', bucketUri, filters)
+      if (trimUserIds.length > 0) filters.push({field: 'user_id', value: t.own.user_id as string | null, operator: 'eq'})
+      const count = await storage.count('history', t.bucketUri, filters)
       if (count > trimMax + trimThreshold && storage.trimObjects) {
-        const deleted = await storage.trimObjects('history', bucketUri, filters, trimMax)
-        ctx.runtime.logger.debug?.({rid: ctx.req.scope?.rid, deleted, bucket: bucketUri, resource: resourceName}, 'Trimmed old history entries.')
+        const deleted = await storage.trimObjects('history', t.bucketUri, filters, trimMax)
+        // Their read ACEs go with them (upstream leaves them: the permission table grows without
+        // bound while auto-trim bounds the entries). In slices: the first trim of a long history
+        // deletes as many entries as it holds, more than a call takes arguments.
+        for (let i = 0; i < deleted.length; i += 1000) {
+          await permission.deleteObjectPermissions(...deleted.slice(i, i + 1000).map((id) => `${t.bucketUri}/history/${id}`))
+        }
+        ctx.runtime.logger.debug?.({rid: ctx.req.scope?.rid, deleted: deleted.length, bucket: t.bucketUri, resource: resourceName}, 'Trimmed old history entries.')
       }
     }
 
     // Without explicit permissions, entries are readable through the bucket's permissions only.
     if (!explicit) continue
-    await permission.replaceObjectPermissions(`${bucketUri}/history/${entry.id}`, {read: [...readersOf(perms)]})
+    await permission.replaceObjectPermissions(`${t.bucketUri}/history/${entry.id}`, {read: [...readers]})
   }
 }
 
