@@ -129,7 +129,11 @@ async function onResourceChanged(event: ResourceEvent, ctx: RequestContext): Pro
   // 13 s of its 15 s writing its history. Auto-trim counts after each entry: that stays one by one.
   if (entries.length > 1 && !entries.some(({t}) => trimFor(t.own.user_id)) && storage.createMany && (!explicit || permission.addPrincipalsToAcesAndRead)) {
     const byBucket = new Map<string, typeof entries>()
-    for (const entry of entries) byBucket.set(entry.t.bucketUri, [...(byBucket.get(entry.t.bucketUri) ?? []), entry])
+    for (const entry of entries) {
+      const group = byBucket.get(entry.t.bucketUri)
+      if (group) group.push(entry)
+      else byBucket.set(entry.t.bucketUri, [entry])
+    }
     const aces: Array<[string, string, string]> = []
     for (const [bucketUri, group] of byBucket) {
       const created = await storage.createMany('history', bucketUri, group.map(({obj}) => ({obj})))
