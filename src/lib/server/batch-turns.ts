@@ -12,7 +12,7 @@
  * view runs (`view`, `permission`) come as each gets there. What changes is only when the INSERT and the ACE of the run's creates happen: a
  * sub-request of the run has read (its parent, its permission, its own id) before the creates
  * before it were written. The batch view makes a run only of sub-requests for which that reads
- * the same (views.ts `createRun`).
+ * the same (batch.ts `createRun`).
  *
  * The run's ids (creates with an id read it first: a live object answers 200) are read in one
  * statement too (`storage.getMany`), at the first sub-request's read of its id, and each

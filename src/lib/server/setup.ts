@@ -10,7 +10,8 @@ import {openapiService} from './openapi.js'
 import {CORE_RESOURCES, registerCoreListeners} from './resources.js'
 import type {Runtime} from './runtime.js'
 import {userDataServices} from './user-data.js'
-import {batchService, contributeService, heartbeatService, helloService, lbHeartbeatService, versionService, type UserInfoHook} from './views.js'
+import {batchService} from './batch.js'
+import {contributeService, heartbeatService, helloService, lbHeartbeatService, versionService, type UserInfoHook} from './views.js'
 
 export function parsePlugins(runtime: Runtime, baseDir?: string): void {
   const userInfoHooks: UserInfoHook[] = []
