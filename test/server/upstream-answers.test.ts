@@ -137,6 +137,33 @@ const rows: Row[] = [
     errno: 107,
     body: (b) => expect(b.message).toBe('querystring: _token has invalid content'),
   },
+  // in_/exclude_ values are upstream's FieldList: split on commas, empty items dropped, each item
+  // JSON-decoded; a repeated parameter gives its values as the items (kinto/core/resource/schema.py)
+  ...(
+    [
+      ['in_e=', []],
+      ['in_e=x,', ['x']],
+      ['in_e=,1', ['one']],
+      ['exclude_e=', ['none']],
+      ['exclude_e=,', ['none']],
+      ['exclude_e=x,,1', ['empty', 'none', 'text1']],
+      ['in_e=1&in_e=x', ['one', 'x']],
+      ['exclude_e=1&exclude_e=x', ['empty', 'none', 'text1']],
+    ] as const
+  ).map(
+    ([qs, ids]): Row => ({
+      name: `${qs} reads its items as upstream (empty items dropped, repeated values decoded): ${JSON.stringify(ids)}`,
+      setup: async (r) => {
+        await r('PUT', `${B}/collections/initems`)
+        for (const [id, e] of [['empty', '""'], ['x', '"x"'], ['one', '1'], ['text1', '"1"'], ['none', undefined]]) {
+          await r('PUT', `${B}/collections/initems/records/${id}`, {raw: `{"data": {${e === undefined ? '' : `"e": ${e}`}}}`})
+        }
+      },
+      run: (r) => r('GET', `${B}/collections/initems/records?${qs}`),
+      status: 200,
+      body: (b) => expect(b.data.map((o: {id: string}) => o.id).sort()).toEqual([...ids].sort()),
+    }),
+  ),
   {
     name: 'pages sorted on integers beyond 2^53 visit every record once',
     setup: async (r) => {

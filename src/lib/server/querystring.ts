@@ -135,16 +135,19 @@ export function queryFieldList(query: RawQuery, name: string): string[] | undefi
 export function decodedQuery(query: RawQuery): Map<string, unknown> {
   const values = new Map<string, unknown>()
   for (const [k, raw] of query) {
-    if (Array.isArray(raw)) {
+    if (k.startsWith('in_') || k.startsWith('exclude_')) {
+      // A FieldList: the raw text split on commas (a repeated parameter: its values), an empty
+      // item dropped (colander's String reads it as nothing), each item then JSON-decoded.
+      const items = Array.isArray(raw) ? raw : raw.split(',')
+      values.set(
+        k,
+        items.filter((item) => item !== '').map((item) => nativeValue(item)),
+      )
+    } else if (Array.isArray(raw)) {
       values.set(k, raw)
     } else if (k.startsWith('contains_')) {
       const v = nativeValue(raw)
       values.set(k, Array.isArray(v) ? v : [v])
-    } else if (k.startsWith('in_') || k.startsWith('exclude_')) {
-      values.set(
-        k,
-        raw.split(',').map((item) => nativeValue(item)),
-      )
     } else {
       values.set(k, nativeValue(raw))
     }
