@@ -164,6 +164,24 @@ const rows: Row[] = [
       body: (b) => expect(b.data.map((o: {id: string}) => o.id).sort()).toEqual([...ids].sort()),
     }),
   ),
+  // A query value nesting deeper than a body may (MAX_JSON_DEPTH) is a 400, never a 500
+  ...(['n', 'contains_tags', 'in_n', 'has_n', 'id'] as const).map(
+    (name): Row => ({
+      name: `${name}= a JSON value nested 5000 deep is a 400 (not a 500)`,
+      run: (r) => r('GET', `${C}/records?${name}=${encodeURIComponent('['.repeat(5000) + ']'.repeat(5000))}`),
+      status: 400,
+      errno: 107,
+      body: (b) => expect(b.details[0].name).toBe(name),
+    }),
+  ),
+  {
+    name: 'a _token whose last object nests 5000 deep has invalid content (not a 500)',
+    run: (r) =>
+      r('GET', `${C}/records?_sort=s&_token=${encodeURIComponent(Buffer.from(`{"last_object": {"s": ${'['.repeat(5000) + ']'.repeat(5000)}}, "offset": 0, "nonce": "n"}`).toString('base64'))}`),
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.message).toBe('querystring: _token has invalid content'),
+  },
   {
     name: 'pages sorted on integers beyond 2^53 visit every record once',
     setup: async (r) => {

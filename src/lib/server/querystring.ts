@@ -4,7 +4,7 @@
  * `_sort`, `_limit`, `_token`, `_fields`, `_since`/`_before`/`_to`.
  */
 import {ERRNO, HttpError, invalid} from './errors.js'
-import {nativeValue, unsafeValue} from './json.js'
+import {MAX_JSON_DEPTH, maxNesting, nativeValue, unsafeValue} from './json.js'
 import {colanderNull, pythonRepr} from './py-repr.js'
 import {exactIntegerText, withDoubles} from '../json.js'
 import {pyTruthy} from '../storage/jsonb.js'
@@ -113,7 +113,7 @@ export function queryInteger(query: RawQuery, name: string): number | null | und
 export function checkIdParameter(query: RawQuery): void {
   const raw = query.get('id')
   if (raw === undefined) return
-  const v = Array.isArray(raw) ? raw : nativeValue(raw)
+  const v = Array.isArray(raw) ? raw : decodeValue('id', raw)
   const digits = exactIntegerText(v)
   if ((typeof v === 'string' && digits === undefined) || !pyTruthy(v)) return
   throw invalid('querystring', 'id', `${digits ?? pythonRepr(v)} is not a string: {'id': ''}`)
@@ -141,18 +141,31 @@ export function decodedQuery(query: RawQuery): Map<string, unknown> {
       const items = Array.isArray(raw) ? raw : raw.split(',')
       values.set(
         k,
-        items.filter((item) => item !== '').map((item) => nativeValue(item)),
+        items.filter((item) => item !== '').map((item) => decodeValue(k, item)),
       )
     } else if (Array.isArray(raw)) {
       values.set(k, raw)
     } else if (k.startsWith('contains_')) {
-      const v = nativeValue(raw)
+      const v = decodeValue(k, raw)
       values.set(k, Array.isArray(v) ? v : [v])
     } else {
-      values.set(k, nativeValue(raw))
+      values.set(k, decodeValue(k, raw))
     }
   }
   return values
+}
+
+/**
+ * A query value JSON-decoded (nativeValue). An array or object nesting deeper than a body may
+ * (MAX_JSON_DEPTH) is a 400: what reads filter values walks them recursively, and no stored value
+ * is that deep.
+ */
+function decodeValue(name: string, raw: string): unknown {
+  const v = nativeValue(raw)
+  if (v !== null && typeof v === 'object' && maxNesting(raw) > MAX_JSON_DEPTH) {
+    throw invalid('querystring', name, `Invalid value for ${name}: nesting deeper than ${MAX_JSON_DEPTH} levels`)
+  }
+  return v
 }
 
 /**

@@ -6,7 +6,7 @@ import {randomUUID} from 'node:crypto'
 
 import {asInt} from '../../config/settings.js'
 import {parseJson, stringifyJson, withDoubles} from '../../json.js'
-import {unsafeValue} from '../json.js'
+import {MAX_JSON_DEPTH, maxNesting, unsafeValue} from '../json.js'
 import {MISSING, type Filter, type JsonValue, type Sort} from '../../storage/types.js'
 import type {RequestContext} from '../context.js'
 import {invalidParameters} from '../errors.js'
@@ -84,7 +84,10 @@ function valueOrMissing(obj: Record<string, unknown>, field: string): JsonValue 
 function decodeToken(token: string): Record<string, unknown> | null {
   let info: unknown
   try {
-    info = parseJson(decodeBase64Strict(token))
+    const text = decodeBase64Strict(token)
+    // A value of the last object nests at most as deep as a stored one (two levels above it).
+    if (maxNesting(text) > MAX_JSON_DEPTH + 2) return null
+    info = parseJson(text)
   } catch {
     return null
   }
