@@ -229,6 +229,10 @@ export function storageContract(get: () => Backends): void {
 
     it('include tombstones', async () => {
       await storage.create(R, P, {id: 'a'})
+      // A null bound (`_since=null`) is SQL NULL: no comparison with it holds.
+      for (const operator of ['gt', 'lt', 'eq', 'not', 'min', 'max'] as const) {
+        expect(await storage.list(R, P, {filters: [{field: 'last_modified', operator, value: null}], includeDeleted: true}), operator).toEqual([])
+      }
       const tomb = await storage.delete(R, P, 'a')
       expect(await storage.resourceTimestamp(R, P)).toBe(tomb.last_modified)
     })
@@ -247,6 +251,10 @@ export function storageContract(get: () => Backends): void {
     it('delete leaves a tombstone, shown only with includeDeleted', async () => {
       await storage.create(R, P, {id: 'a', v: 1})
       await storage.create(R, P, {id: 'b', v: 2})
+      // A null bound (`_since=null`) is SQL NULL: no comparison with it holds.
+      for (const operator of ['gt', 'lt', 'eq', 'not', 'min', 'max'] as const) {
+        expect(await storage.list(R, P, {filters: [{field: 'last_modified', operator, value: null}], includeDeleted: true}), operator).toEqual([])
+      }
       const tomb = await storage.delete(R, P, 'a')
       expect(tomb).toEqual({id: 'a', last_modified: tomb.last_modified, deleted: true})
       expect(await rejection(storage.get(R, P, 'a'))).toBeInstanceOf(ObjectNotFoundError)
@@ -432,6 +440,10 @@ export function storageContract(get: () => Backends): void {
       expect(ids(await storage.list(R, P, {filters: [{field: 'last_modified', operator: 'in', value: [pivot, all[0].last_modified]}], sorting: [{field: 'id', direction: 1}]}))).toEqual(
         [all[0].id, all[2].id].sort(),
       )
+      // A null bound (`_since=null`) is SQL NULL: no comparison with it holds.
+      for (const operator of ['gt', 'lt', 'eq', 'not', 'min', 'max'] as const) {
+        expect(await storage.list(R, P, {filters: [{field: 'last_modified', operator, value: null}], includeDeleted: true}), operator).toEqual([])
+      }
       const tomb = await storage.delete(R, P, 'a')
       const since = await storage.list(R, P, {filters: [{field: 'last_modified', operator: 'gt', value: all[5].last_modified}], includeDeleted: true})
       expect(since).toEqual([{deleted: true, id: 'a', last_modified: tomb.last_modified}])

@@ -494,16 +494,22 @@ const rows: Row[] = [
     }),
   ),
   {
-    name: '_since=null is no bound (every record), _before=null matches nothing',
+    // The view passes the null on: upstream's PostgreSQL compares with from_epoch(NULL), which
+    // nothing passes (its memory backend lets every record pass _since=null).
+    name: '_since=null, _before=null and _to=null match nothing (a NULL bound, as on PostgreSQL)',
     setup: (r) => r('PUT', `${C}/records/since-null`, {body: {data: {}}}),
     run: async (r) => {
-      const before = await r('GET', `${C}/records?_before=null`)
-      expect(before.status).toBe(200)
-      expect(before.body.data).toEqual([])
+      for (const qs of ['_before=null', '_to=null']) {
+        const res = await r('GET', `${C}/records?${qs}`)
+        expect(res.status).toBe(200)
+        expect(res.body.data).toEqual([])
+      }
+      const head = await r('HEAD', `${C}/records?_since=null`)
+      expect(head.headers['total-objects']).toBe('0')
       return r('GET', `${C}/records?_since=null`)
     },
     status: 200,
-    body: (b) => expect(b.data.map((o: {id: string}) => o.id)).toContain('since-null'),
+    body: (b) => expect(b.data).toEqual([]),
   },
   ...(['_since=', '_before=', `_since=${encodeURIComponent('[]')}`, 'last_modified=null', 'last_modified='] as const).map(
     (qs): Row => ({

@@ -75,7 +75,7 @@ export const POSTGRESQL_MAX_INTEGER = 2n ** 63n
  * An integer query parameter in [0, 2^63] (upstream's positive_big_integer), or undefined. Null
  * when its value is one colander's Integer reads as nothing (`null`, empty, `[]`, `{}`): the
  * schema drops it and lets it pass, and the view decides (`_limit` is then no limit,
- * `_since=null` no bound, `_since=` "Invalid value for _since").
+ * `_since=null` a NULL bound that nothing passes, `_since=` "Invalid value for _since").
  */
 export function queryInteger(query: RawQuery, name: string): number | null | undefined {
   const raw = query.get(name)
@@ -241,7 +241,8 @@ export function extractFilters(query: RawQuery, options: {nowMs?: number} = {}):
     if (param === '_since' || param === '_to' || param === '_before') {
       if (param === '_to') alert = '_to is now deprecated, you should use _before instead'
       if (value !== null && !isValidTimestamp(value, nowMs)) throw fail()
-      filters.push({field: 'last_modified', value: timestampValue(value), operator: param === '_since' ? 'gt' : 'lt'})
+      // A null bound is kept: the storage compares with it as upstream's PostgreSQL (nothing passes).
+      filters.push({field: 'last_modified', value: value === null ? null : timestampValue(value), operator: param === '_since' ? 'gt' : 'lt'})
       continue
     }
     const m = FILTER_PARAM.exec(param)

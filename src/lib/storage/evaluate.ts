@@ -113,6 +113,8 @@ function matchId(id: string, f: Filter): boolean {
 
 function matchModified(ts: number, f: Filter): boolean {
   const v = f.value
+  // A null bound (`_since=null`) is SQL NULL: no comparison with it holds.
+  if (v === null) return false
   switch (f.operator) {
     case 'eq':
       return ts === epoch(v)

@@ -74,6 +74,8 @@ function idCondition(f: Filter, params: Params): string {
 
 function modifiedCondition(f: Filter, params: Params): string {
   const v = f.value
+  // A null bound (`_since=null`): from_epoch(NULL) is NULL, and no comparison with it holds.
+  if (v === null) return 'FALSE'
   const op = COMPARATORS[f.operator]
   // from_epoch() on the value keeps the column bare, so the indexes on last_modified serve it.
   if (op) return `last_modified ${op} from_epoch(${params.add(epochParam(v))}::bigint)`
