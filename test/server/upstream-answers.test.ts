@@ -668,6 +668,16 @@ const rows: Row[] = [
     status: 400,
     errno: 107,
   },
+  {
+    // _plural_get reads _fields before it answers a HEAD (kinto/core/resource/__init__.py)
+    name: '/permissions and /history: HEAD with an unknown _fields is a 400 too',
+    run: async (r) => {
+      const history = await r('HEAD', `${B}/history?_fields=nope`)
+      expect(history.status).toBe(400)
+      return r('HEAD', '/v1/permissions?_fields=nope')
+    },
+    status: 400,
+  },
   ...['id=5', 'id=true', 'id=a&id=b'].map(
     (qs): Row => ({name: `/permissions: a non-string id filter (${qs}) is a 400`, run: (r) => r('GET', `/v1/permissions?${qs}`), status: 400, errno: 107}),
   ),
