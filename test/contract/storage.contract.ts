@@ -424,6 +424,15 @@ export function storageContract(get: () => Backends): void {
       })
     }
 
+    it('a null or boolean value on id reads as on PostgreSQL: null is SQL NULL, booleans are True/False', async () => {
+      for (const id of ['null', 'true', 'True']) await storage.create(R, P, {id})
+      for (const operator of ['eq', 'not', 'lt', 'max', 'gt', 'min'] as const) {
+        expect(await storage.list(R, P, {filters: [{field: 'id', operator, value: null}]}), operator).toEqual([])
+      }
+      expect(ids(await storage.list(R, P, {filters: [{field: 'id', operator: 'eq', value: true}]}))).toEqual(['True'])
+      expect(sortedIds(await storage.list(R, P, {filters: [{field: 'id', operator: 'gt', value: false}]}))).toEqual(['True', 'a', 'b', 'c', 'd', 'e', 'f', 'null', 'true'])
+    })
+
     it('several filters combine with AND', async () => {
       const filters: Filter[] = [
         {field: 'b', operator: 'eq', value: true},

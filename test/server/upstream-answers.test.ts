@@ -164,6 +164,22 @@ const rows: Row[] = [
       body: (b) => expect(b.data.map((o: {id: string}) => o.id).sort()).toEqual([...ids].sort()),
     }),
   ),
+  {
+    // id is a text column: upstream compares with NULL (id = NULL, id <> NULL: nothing passes)
+    name: 'id=null and not_id=null match nothing, not the record "null"',
+    setup: async (r) => {
+      await r('PUT', `${B}/collections/idnull`)
+      await r('PUT', `${B}/collections/idnull/records/null`, {body: {data: {}}})
+      await r('PUT', `${B}/collections/idnull/records/other`, {body: {data: {}}})
+    },
+    run: async (r) => {
+      const not = await r('GET', `${B}/collections/idnull/records?not_id=null`)
+      expect(not.body.data).toEqual([])
+      return r('GET', `${B}/collections/idnull/records?id=null`)
+    },
+    status: 200,
+    body: (b) => expect(b.data).toEqual([]),
+  },
   // A query value nesting deeper than a body may (MAX_JSON_DEPTH) is a 400, never a 500
   ...(['n', 'contains_tags', 'in_n', 'has_n', 'id'] as const).map(
     (name): Row => ({

@@ -54,9 +54,13 @@ function asList(value: unknown): JsonValue[] {
   return Array.isArray(value) ? (value as JsonValue[]) : [value as JsonValue]
 }
 
-/** A filter value on the id column as text: a number as its digits (upstream's str()), an exact integer too. */
+/**
+ * A filter value on the id column as text: a number as its digits (upstream's str()), an exact
+ * integer too, a boolean as Python's `True`/`False` (bool is an int to upstream).
+ */
 export function idText(v: unknown): string {
   if (typeof v === 'string') return exactIntegerText(v) ?? v
+  if (typeof v === 'boolean') return v ? 'True' : 'False'
   return typeof v === 'number' ? String(v) : stringifyJson(v)
 }
 
@@ -83,6 +87,8 @@ function matchMissing(field: string, operator: Filter['operator'], left: JsonVal
 
 function matchId(id: string, f: Filter): boolean {
   const v = f.value
+  // A null value (`?id=null`) is SQL NULL on the id column: no comparison with it holds.
+  if (v === null && f.operator !== 'has') return false
   switch (f.operator) {
     case 'eq':
       return id === idText(v)

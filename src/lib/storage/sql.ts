@@ -53,6 +53,8 @@ const COMPARATORS: Partial<Record<Filter['operator'], string>> = {eq: '=', not: 
 function idCondition(f: Filter, params: Params): string {
   const v = f.value
   const op = COMPARATORS[f.operator]
+  // A null value (`?id=null`) is SQL NULL: no comparison with it holds.
+  if (v === null && f.operator !== 'has') return 'FALSE'
   if (op) return `id ${op} ${params.add(idText(v))}`
   switch (f.operator) {
     case 'in': {
