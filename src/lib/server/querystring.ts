@@ -227,7 +227,7 @@ function timestampValue(value: unknown): number {
 }
 
 /** Filters of a list request (upstream's _extract_filters), in querystring order. */
-export function extractFilters(query: RawQuery, options: {nowMs?: number} = {}): {filters: Filter[]; alert?: string} {
+export function extractFilters(query: RawQuery, options: {nowMs?: number; isKnownField?: (field: string) => boolean} = {}): {filters: Filter[]; alert?: string} {
   const nowMs = options.nowMs ?? Date.now()
   const decoded = decodedQuery(query)
   // Schema fields first: they validate even when not used as filters.
@@ -252,6 +252,8 @@ export function extractFilters(query: RawQuery, options: {nowMs?: number} = {}):
       operator = m[1] as FilterOperator
       field = m[2]
     }
+    // A closed schema's unknown field is refused before its value is looked at, as upstream.
+    if (options.isKnownField && !options.isKnownField(field)) throw fail(`Unknown filter field '${param}'`)
     let v: unknown = value
     if (field === 'id' && operator === 'eq' && param === 'id') v = idString(value)
     if (operator === 'like' && !isText(v)) throw fail()
