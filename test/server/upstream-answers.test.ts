@@ -559,6 +559,24 @@ const rows: Row[] = [
       }),
     ),
   ),
+  // `_token` is a colander String too (PluralQuerySchema)
+  ...([
+    ['_token=5', '5'],
+    ['_token=true', 'True'],
+    ['_token=a&_token=b', "['a', 'b']"],
+    [`_token=${encodeURIComponent('{"a": 1}')}`, "{'a': 1}"],
+  ] as const).map(
+    ([qs, shown]): Row => ({
+      name: `GET records?${qs} is a 400 (not a string)`,
+      run: (r) => r('GET', `${C}/records?${qs}`),
+      status: 400,
+      errno: 107,
+      body: (b) => expect(b.details).toEqual([{location: 'querystring', name: '_token', description: `${shown} is not a string: {'_token': ''}`}]),
+    }),
+  ),
+  ...(['_token=0', '_token=null', '_token=false', '_token='] as const).map(
+    (qs): Row => ({name: `GET records?${qs} passes (no token)`, run: (r) => r('GET', `${C}/records?${qs}`), status: 200}),
+  ),
   ...(['id=null', 'id=0', 'id=false', `id=${encodeURIComponent('{}')}`, 'id='] as const).flatMap((qs): Row[] =>
     [`${C}/records`, '/v1/permissions'].map(
       (path): Row => ({name: `GET ${path}?${qs} passes (colander reads it as no value)`, run: (r) => r('GET', `${path}?${qs}`), status: 200}),

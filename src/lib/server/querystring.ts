@@ -106,17 +106,17 @@ export function queryInteger(query: RawQuery, name: string): number | null | und
 }
 
 /**
- * `id`, a colander String in every plural endpoint's querystring schema: once JSON-decoded, a
- * value other than a string is a 400 (`?id=5`, `?id=true`, a repeated `id`), unless Python
- * reads it as false (`null`, `0`, `false`, `{}`…), which the schema lets pass.
+ * A colander String of the querystring schemas (`id` of every plural endpoint, `_token`): once
+ * JSON-decoded, a value other than a string is a 400 (`?id=5`, `?id=true`, a repeated `id`),
+ * unless Python reads it as false (`null`, `0`, `false`, `{}`…), which the schema lets pass.
  */
-export function checkIdParameter(query: RawQuery): void {
-  const raw = query.get('id')
+export function checkStringParameter(query: RawQuery, name: string): void {
+  const raw = query.get(name)
   if (raw === undefined) return
-  const v = Array.isArray(raw) ? raw : decodeValue('id', raw)
+  const v = Array.isArray(raw) ? raw : decodeValue(name, raw)
   const digits = exactIntegerText(v)
   if ((typeof v === 'string' && digits === undefined) || !pyTruthy(v)) return
-  throw invalid('querystring', 'id', `${digits ?? pythonRepr(v)} is not a string: {'id': ''}`)
+  throw invalid('querystring', name, `${digits ?? pythonRepr(v)} is not a string: {'${name}': ''}`)
 }
 
 /**
@@ -321,14 +321,11 @@ export function extractFields(query: RawQuery): string[] | undefined {
   return [...fields, 'id', 'last_modified']
 }
 
-/** The `_token` parameter as a string (numbers stringified as upstream's schema does). */
+/** The `_token` parameter: a string (checkStringParameter), or undefined when absent or Python-false. */
 export function extractToken(query: RawQuery): string | undefined {
+  checkStringParameter(query, '_token')
   const raw = query.get('_token')
-  if (raw === undefined) return undefined
-  if (Array.isArray(raw)) throw invalid('querystring', '_token', `${JSON.stringify(raw)} is not a string`)
+  if (raw === undefined || Array.isArray(raw)) return undefined
   const v = nativeValue(raw)
-  if (typeof v === 'string') return exactIntegerText(v) ?? v
-  if (typeof v === 'number') return String(v)
-  if (v === null || v === '') return undefined
-  throw invalid('querystring', '_token', `${raw} is not a string`)
+  return typeof v === 'string' && v !== '' ? v : undefined
 }
