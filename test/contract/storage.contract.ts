@@ -433,6 +433,18 @@ export function storageContract(get: () => Backends): void {
       expect(sortedIds(await storage.list(R, P, {filters: [{field: 'id', operator: 'gt', value: false}]}))).toEqual(['True', 'a', 'b', 'c', 'd', 'e', 'f', 'null', 'true'])
     })
 
+    it('long in/exclude lists match by jsonb equality: 2.5 is 2.50, 1 is not "1" nor true, containers exactly', async () => {
+      const many = Array.from({length: 5000}, (_, i) => `x${i}`)
+      const values: JsonValue[] = [...many, 1, 2.50, '3', 'three', [1], {k: 'w'}, EXACT_INTEGER + '12345678901234567890']
+      expect(sortedIds(await storage.list(R, P, {filters: [{field: 'n', operator: 'in', value: values}]}))).toEqual(['a', 'd', 'f'])
+      expect(sortedIds(await storage.list(R, P, {filters: [{field: 'o', operator: 'in', value: values}]}))).toEqual(['b'])
+      expect(sortedIds(await storage.list(R, P, {filters: [{field: 'arr', operator: 'in', value: values}]}))).toEqual(['f'])
+      expect(sortedIds(await storage.list(R, P, {filters: [{field: 'b', operator: 'in', value: [1, 0, 'true']}]}))).toEqual([])
+      expect(sortedIds(await storage.list(R, P, {filters: [{field: 'n', operator: 'exclude', value: values}]}))).toEqual(['b', 'c', 'e'])
+      expect(sortedIds(await storage.list(R, P, {filters: [{field: 'id', operator: 'in', value: [...many, 'b', 'e']}]}))).toEqual(['b', 'e'])
+      expect(sortedIds(await storage.list(R, P, {filters: [{field: 'id', operator: 'exclude', value: [...many, 'b', 'e']}]}))).toEqual(['a', 'c', 'd', 'f'])
+    })
+
     it('several filters combine with AND', async () => {
       const filters: Filter[] = [
         {field: 'b', operator: 'eq', value: true},
