@@ -150,10 +150,13 @@ function dataCondition(f: Filter, params: Params): string {
     case 'contains':
       return `(${field} IS NOT NULL AND data @> ${params.add(containmentJson(f.field, v))}::jsonb)`
     case 'contains_any': {
+      // Upstream's `array_agg(elements) && $n` compares every element with every item (a
+      // 40,000-item list on 10,000 records: two minutes); each element is looked up in the items
+      // instead (hashed when planned for them, hasLongList). CASE: elements only of an array.
       const list = asList(v).map((x) => stringifyJson(x))
       return (
-        `(${field} IS NOT NULL AND jsonb_typeof(${field}) = 'array'` +
-        ` AND (SELECT array_agg(e) FROM jsonb_array_elements(${field}) AS e) && ${params.add(list)}::jsonb[])`
+        `CASE WHEN jsonb_typeof(${field}) = 'array'` +
+        ` THEN EXISTS (SELECT 1 FROM jsonb_array_elements(${field}) AS e WHERE e = ANY(${params.add(list)}::jsonb[])) ELSE FALSE END`
       )
     }
     default:
