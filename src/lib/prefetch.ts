@@ -19,7 +19,7 @@ import type {BoundPermissions} from './permission/types.js'
 import {translateError} from './db/backend.js'
 import {statementName} from './db/statement-names.js'
 import {objectOfRow} from './storage/postgresql.js'
-import {Params} from './storage/sql.js'
+import {Params, hasLongList} from './storage/sql.js'
 import type {KintoObject, ListOptions} from './storage/types.js'
 
 export interface ObjectKey {
@@ -161,10 +161,10 @@ type Row = {
  * statement, planned for its values in a tenth of that, is sent right behind it on the same
  * connection, in the same round trip (pg's pipeline mode, db/pg-driver.ts). PostgreSQL runs them
  * in order, so the timestamp is read before the page, the order upstream reads a list in. Filters
- * on last_modified (`_since`) keep a good generic plan.
+ * on last_modified (`_since`) keep a good generic plan, unless one holds a long list (hasLongList).
  */
 function planFollowsValues(options: ListOptions): boolean {
-  return (options.filters ?? []).some((f) => f.field !== 'last_modified')
+  return (options.filters ?? []).some((f) => f.field !== 'last_modified') || hasLongList(options.filters)
 }
 
 /** Runs the prefetch statement (PostgreSQL server or PGlite). */

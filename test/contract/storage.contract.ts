@@ -229,6 +229,10 @@ export function storageContract(get: () => Backends): void {
 
     it('include tombstones', async () => {
       await storage.create(R, P, {id: 'a'})
+      // A null bound (`_since=null`) is SQL NULL: no comparison with it holds.
+      for (const operator of ['gt', 'lt', 'eq', 'not', 'min', 'max'] as const) {
+        expect(await storage.list(R, P, {filters: [{field: 'last_modified', operator, value: null}], includeDeleted: true}), operator).toEqual([])
+      }
       const tomb = await storage.delete(R, P, 'a')
       expect(await storage.resourceTimestamp(R, P)).toBe(tomb.last_modified)
     })
@@ -247,6 +251,10 @@ export function storageContract(get: () => Backends): void {
     it('delete leaves a tombstone, shown only with includeDeleted', async () => {
       await storage.create(R, P, {id: 'a', v: 1})
       await storage.create(R, P, {id: 'b', v: 2})
+      // A null bound (`_since=null`) is SQL NULL: no comparison with it holds.
+      for (const operator of ['gt', 'lt', 'eq', 'not', 'min', 'max'] as const) {
+        expect(await storage.list(R, P, {filters: [{field: 'last_modified', operator, value: null}], includeDeleted: true}), operator).toEqual([])
+      }
       const tomb = await storage.delete(R, P, 'a')
       expect(tomb).toEqual({id: 'a', last_modified: tomb.last_modified, deleted: true})
       expect(await rejection(storage.get(R, P, 'a'))).toBeInstanceOf(ObjectNotFoundError)
@@ -416,6 +424,27 @@ export function storageContract(get: () => Backends): void {
       })
     }
 
+    it('a null or boolean value on id reads as on PostgreSQL: null is SQL NULL, booleans are True/False', async () => {
+      for (const id of ['null', 'true', 'True']) await storage.create(R, P, {id})
+      for (const operator of ['eq', 'not', 'lt', 'max', 'gt', 'min'] as const) {
+        expect(await storage.list(R, P, {filters: [{field: 'id', operator, value: null}]}), operator).toEqual([])
+      }
+      expect(ids(await storage.list(R, P, {filters: [{field: 'id', operator: 'eq', value: true}]}))).toEqual(['True'])
+      expect(sortedIds(await storage.list(R, P, {filters: [{field: 'id', operator: 'gt', value: false}]}))).toEqual(['True', 'a', 'b', 'c', 'd', 'e', 'f', 'null', 'true'])
+    })
+
+    it('long in/exclude lists match by jsonb equality: 2.5 is 2.50, 1 is not "1" nor true, containers exactly', async () => {
+      const many = Array.from({length: 5000}, (_, i) => `x${i}`)
+      const values: JsonValue[] = [...many, 1, 2.50, '3', 'three', [1], {k: 'w'}, EXACT_INTEGER + '12345678901234567890']
+      expect(sortedIds(await storage.list(R, P, {filters: [{field: 'n', operator: 'in', value: values}]}))).toEqual(['a', 'd', 'f'])
+      expect(sortedIds(await storage.list(R, P, {filters: [{field: 'o', operator: 'in', value: values}]}))).toEqual(['b'])
+      expect(sortedIds(await storage.list(R, P, {filters: [{field: 'arr', operator: 'in', value: values}]}))).toEqual(['f'])
+      expect(sortedIds(await storage.list(R, P, {filters: [{field: 'b', operator: 'in', value: [1, 0, 'true']}]}))).toEqual([])
+      expect(sortedIds(await storage.list(R, P, {filters: [{field: 'n', operator: 'exclude', value: values}]}))).toEqual(['b', 'c', 'e'])
+      expect(sortedIds(await storage.list(R, P, {filters: [{field: 'id', operator: 'in', value: [...many, 'b', 'e']}]}))).toEqual(['b', 'e'])
+      expect(sortedIds(await storage.list(R, P, {filters: [{field: 'id', operator: 'exclude', value: [...many, 'b', 'e']}]}))).toEqual(['a', 'c', 'd', 'f'])
+    })
+
     it('several filters combine with AND', async () => {
       const filters: Filter[] = [
         {field: 'b', operator: 'eq', value: true},
@@ -432,6 +461,10 @@ export function storageContract(get: () => Backends): void {
       expect(ids(await storage.list(R, P, {filters: [{field: 'last_modified', operator: 'in', value: [pivot, all[0].last_modified]}], sorting: [{field: 'id', direction: 1}]}))).toEqual(
         [all[0].id, all[2].id].sort(),
       )
+      // A null bound (`_since=null`) is SQL NULL: no comparison with it holds.
+      for (const operator of ['gt', 'lt', 'eq', 'not', 'min', 'max'] as const) {
+        expect(await storage.list(R, P, {filters: [{field: 'last_modified', operator, value: null}], includeDeleted: true}), operator).toEqual([])
+      }
       const tomb = await storage.delete(R, P, 'a')
       const since = await storage.list(R, P, {filters: [{field: 'last_modified', operator: 'gt', value: all[5].last_modified}], includeDeleted: true})
       expect(since).toEqual([{deleted: true, id: 'a', last_modified: tomb.last_modified}])

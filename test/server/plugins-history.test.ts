@@ -180,6 +180,9 @@ describe('filters, sorting, pagination, deletion', () => {
     expect(filter.status).toBe(400)
     expect(filter.body.details).toEqual([{location: 'querystring', name: 'movie', description: "Unknown filter field 'movie'"}])
     expect((await req('GET', '/v1/buckets/bid/history?in_movie=a,b')).body.message).toBe("Unknown filter field 'in_movie'")
+    // The field is checked before the value (upstream's _extract_filters): not "Invalid value for like_movie"
+    expect((await req('GET', '/v1/buckets/bid/history?like_movie=5')).body.message).toBe("Unknown filter field 'like_movie'")
+    expect((await req('GET', '/v1/buckets/bid/history?in_movie=[[1]]&in_id=5')).body.message).toBe("Unknown filter field 'in_movie'")
     expect((await req('GET', '/v1/buckets/bid/history?_sort=movie')).status).toBe(400)
     expect((await req('GET', '/v1/buckets/bid/history?_fields=movie')).status).toBe(400)
   })

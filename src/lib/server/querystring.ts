@@ -4,7 +4,7 @@
  * `_sort`, `_limit`, `_token`, `_fields`, `_since`/`_before`/`_to`.
  */
 import {ERRNO, HttpError, invalid} from './errors.js'
-import {nativeValue, unsafeValue} from './json.js'
+import {MAX_JSON_DEPTH, maxNesting, nativeValue, unsafeValue} from './json.js'
 import {colanderNull, pythonRepr} from './py-repr.js'
 import {exactIntegerText, withDoubles} from '../json.js'
 import {pyTruthy} from '../storage/jsonb.js'
@@ -75,7 +75,7 @@ export const POSTGRESQL_MAX_INTEGER = 2n ** 63n
  * An integer query parameter in [0, 2^63] (upstream's positive_big_integer), or undefined. Null
  * when its value is one colander's Integer reads as nothing (`null`, empty, `[]`, `{}`): the
  * schema drops it and lets it pass, and the view decides (`_limit` is then no limit,
- * `_since=null` no bound, `_since=` "Invalid value for _since").
+ * `_since=null` a NULL bound that nothing passes, `_since=` "Invalid value for _since").
  */
 export function queryInteger(query: RawQuery, name: string): number | null | undefined {
   const raw = query.get(name)
@@ -106,17 +106,17 @@ export function queryInteger(query: RawQuery, name: string): number | null | und
 }
 
 /**
- * `id`, a colander String in every plural endpoint's querystring schema: once JSON-decoded, a
- * value other than a string is a 400 (`?id=5`, `?id=true`, a repeated `id`), unless Python
- * reads it as false (`null`, `0`, `false`, `{}`…), which the schema lets pass.
+ * A colander String of the querystring schemas (`id` of every plural endpoint, `_token`): once
+ * JSON-decoded, a value other than a string is a 400 (`?id=5`, `?id=true`, a repeated `id`),
+ * unless Python reads it as false (`null`, `0`, `false`, `{}`…), which the schema lets pass.
  */
-export function checkIdParameter(query: RawQuery): void {
-  const raw = query.get('id')
+export function checkStringParameter(query: RawQuery, name: string): void {
+  const raw = query.get(name)
   if (raw === undefined) return
-  const v = Array.isArray(raw) ? raw : nativeValue(raw)
+  const v = Array.isArray(raw) ? raw : decodeValue(name, raw)
   const digits = exactIntegerText(v)
   if ((typeof v === 'string' && digits === undefined) || !pyTruthy(v)) return
-  throw invalid('querystring', 'id', `${digits ?? pythonRepr(v)} is not a string: {'id': ''}`)
+  throw invalid('querystring', name, `${digits ?? pythonRepr(v)} is not a string: {'${name}': ''}`)
 }
 
 /**
@@ -135,21 +135,37 @@ export function queryFieldList(query: RawQuery, name: string): string[] | undefi
 export function decodedQuery(query: RawQuery): Map<string, unknown> {
   const values = new Map<string, unknown>()
   for (const [k, raw] of query) {
-    if (Array.isArray(raw)) {
-      values.set(k, raw)
-    } else if (k.startsWith('contains_')) {
-      const v = nativeValue(raw)
-      values.set(k, Array.isArray(v) ? v : [v])
-    } else if (k.startsWith('in_') || k.startsWith('exclude_')) {
+    if (k.startsWith('in_') || k.startsWith('exclude_')) {
+      // A FieldList: the raw text split on commas (a repeated parameter: its values), an empty
+      // item dropped (colander's String reads it as nothing), each item then JSON-decoded.
+      const items = Array.isArray(raw) ? raw : raw.split(',')
       values.set(
         k,
-        raw.split(',').map((item) => nativeValue(item)),
+        items.filter((item) => item !== '').map((item) => decodeValue(k, item)),
       )
+    } else if (Array.isArray(raw)) {
+      values.set(k, raw)
+    } else if (k.startsWith('contains_')) {
+      const v = decodeValue(k, raw)
+      values.set(k, Array.isArray(v) ? v : [v])
     } else {
-      values.set(k, nativeValue(raw))
+      values.set(k, decodeValue(k, raw))
     }
   }
   return values
+}
+
+/**
+ * A query value JSON-decoded (nativeValue). An array or object nesting deeper than a body may
+ * (MAX_JSON_DEPTH) is a 400: what reads filter values walks them recursively, and no stored value
+ * is that deep.
+ */
+function decodeValue(name: string, raw: string): unknown {
+  const v = nativeValue(raw)
+  if (v !== null && typeof v === 'object' && maxNesting(raw) > MAX_JSON_DEPTH) {
+    throw invalid('querystring', name, `Invalid value for ${name}: nesting deeper than ${MAX_JSON_DEPTH} levels`)
+  }
+  return v
 }
 
 /**
@@ -211,7 +227,7 @@ function timestampValue(value: unknown): number {
 }
 
 /** Filters of a list request (upstream's _extract_filters), in querystring order. */
-export function extractFilters(query: RawQuery, options: {nowMs?: number} = {}): {filters: Filter[]; alert?: string} {
+export function extractFilters(query: RawQuery, options: {nowMs?: number; isKnownField?: (field: string) => boolean} = {}): {filters: Filter[]; alert?: string} {
   const nowMs = options.nowMs ?? Date.now()
   const decoded = decodedQuery(query)
   // Schema fields first: they validate even when not used as filters.
@@ -225,7 +241,8 @@ export function extractFilters(query: RawQuery, options: {nowMs?: number} = {}):
     if (param === '_since' || param === '_to' || param === '_before') {
       if (param === '_to') alert = '_to is now deprecated, you should use _before instead'
       if (value !== null && !isValidTimestamp(value, nowMs)) throw fail()
-      filters.push({field: 'last_modified', value: timestampValue(value), operator: param === '_since' ? 'gt' : 'lt'})
+      // A null bound is kept: the storage compares with it as upstream's PostgreSQL (nothing passes).
+      filters.push({field: 'last_modified', value: value === null ? null : timestampValue(value), operator: param === '_since' ? 'gt' : 'lt'})
       continue
     }
     const m = FILTER_PARAM.exec(param)
@@ -235,6 +252,8 @@ export function extractFilters(query: RawQuery, options: {nowMs?: number} = {}):
       operator = m[1] as FilterOperator
       field = m[2]
     }
+    // A closed schema's unknown field is refused before its value is looked at, as upstream.
+    if (options.isKnownField && !options.isKnownField(field)) throw fail(`Unknown filter field '${param}'`)
     let v: unknown = value
     if (field === 'id' && operator === 'eq' && param === 'id') v = idString(value)
     if (operator === 'like' && !isText(v)) throw fail()
@@ -302,14 +321,11 @@ export function extractFields(query: RawQuery): string[] | undefined {
   return [...fields, 'id', 'last_modified']
 }
 
-/** The `_token` parameter as a string (numbers stringified as upstream's schema does). */
+/** The `_token` parameter: a string (checkStringParameter), or undefined when absent or Python-false. */
 export function extractToken(query: RawQuery): string | undefined {
+  checkStringParameter(query, '_token')
   const raw = query.get('_token')
-  if (raw === undefined) return undefined
-  if (Array.isArray(raw)) throw invalid('querystring', '_token', `${JSON.stringify(raw)} is not a string`)
+  if (raw === undefined || Array.isArray(raw)) return undefined
   const v = nativeValue(raw)
-  if (typeof v === 'string') return exactIntegerText(v) ?? v
-  if (typeof v === 'number') return String(v)
-  if (v === null || v === '') return undefined
-  throw invalid('querystring', '_token', `${raw} is not a string`)
+  return typeof v === 'string' && v !== '' ? v : undefined
 }

@@ -3,7 +3,7 @@
  *: the same rows match and come out in the same order as the SQL would give.
  */
 import {exactIntegerText, stringifyJson} from '../json.js'
-import {compareCodePoints, compareJsonb, ilikeMatcher, jsonbAsText, jsonbContains, jsonbEquals, pyTruthy} from './jsonb.js'
+import {compareCodePoints, compareJsonb, ilikeMatcher, jsonbAsText, jsonbContains, jsonbEquals, pyTruthy, scalarKey} from './jsonb.js'
 import {type Filter, type JsonValue, type KintoObject, MISSING, type Missing, type Sort} from './types.js'
 
 export const ID_FIELD = 'id'
@@ -54,9 +54,49 @@ function asList(value: unknown): JsonValue[] {
   return Array.isArray(value) ? (value as JsonValue[]) : [value as JsonValue]
 }
 
-/** A filter value on the id column as text: a number as its digits (upstream's str()), an exact integer too. */
+/** The values of an in/exclude list, made once per list (one list call tests it on every object). */
+interface ValueSet {
+  /** idText of each value, for the id column. */
+  ids: Set<string>
+  /** epoch of each value, for last_modified. */
+  epochs: Set<number>
+  /** scalarKey of each scalar value, for data fields. */
+  scalars: Set<string>
+  /** The arrays and objects of the list, compared one by one. */
+  containers: JsonValue[]
+}
+
+const valueSets = new WeakMap<object, ValueSet>()
+
+function valueSet(value: unknown): ValueSet {
+  const list = asList(value)
+  let set = valueSets.get(list)
+  if (!set) {
+    set = {ids: new Set(list.map(idText)), epochs: new Set(list.map(epoch)), scalars: new Set(), containers: []}
+    for (const v of list) {
+      const key = scalarKey(v)
+      if (key === undefined) set.containers.push(v)
+      else set.scalars.add(key)
+    }
+    // A single value wrapped here is a new array each time: keep only the caller's arrays.
+    if (Array.isArray(value)) valueSets.set(list, set)
+  }
+  return set
+}
+
+/** Whether a stored value equals one of the list's values (jsonbEquals on each, by sets). */
+function inValueSet(left: JsonValue, set: ValueSet): boolean {
+  const key = scalarKey(left)
+  return key === undefined ? set.containers.some((x) => jsonbEquals(left, x)) : set.scalars.has(key)
+}
+
+/**
+ * A filter value on the id column as text: a number as its digits (upstream's str()), an exact
+ * integer too, a boolean as Python's `True`/`False` (bool is an int to upstream).
+ */
 export function idText(v: unknown): string {
   if (typeof v === 'string') return exactIntegerText(v) ?? v
+  if (typeof v === 'boolean') return v ? 'True' : 'False'
   return typeof v === 'number' ? String(v) : stringifyJson(v)
 }
 
@@ -83,6 +123,8 @@ function matchMissing(field: string, operator: Filter['operator'], left: JsonVal
 
 function matchId(id: string, f: Filter): boolean {
   const v = f.value
+  // A null value (`?id=null`) is SQL NULL on the id column: no comparison with it holds.
+  if (v === null && f.operator !== 'has') return false
   switch (f.operator) {
     case 'eq':
       return id === idText(v)
@@ -97,10 +139,10 @@ function matchId(id: string, f: Filter): boolean {
     case 'min':
       return compareCodePoints(id, idText(v)) >= 0
     case 'in':
-      return asList(v).map(idText).includes(id)
+      return valueSet(v).ids.has(id)
     case 'exclude': {
-      const list = asList(v)
-      return list.length > 0 && !list.map(idText).includes(id)
+      const ids = valueSet(v).ids
+      return ids.size > 0 && !ids.has(id)
     }
     case 'like':
       return likeMatcher(v)(id)
@@ -113,6 +155,8 @@ function matchId(id: string, f: Filter): boolean {
 
 function matchModified(ts: number, f: Filter): boolean {
   const v = f.value
+  // A null bound (`_since=null`) is SQL NULL: no comparison with it holds.
+  if (v === null) return false
   switch (f.operator) {
     case 'eq':
       return ts === epoch(v)
@@ -127,10 +171,10 @@ function matchModified(ts: number, f: Filter): boolean {
     case 'min':
       return ts >= epoch(v)
     case 'in':
-      return asList(v).map(epoch).includes(ts)
+      return valueSet(v).epochs.has(ts)
     case 'exclude': {
-      const list = asList(v)
-      return list.length > 0 && !list.map(epoch).includes(ts)
+      const epochs = valueSet(v).epochs
+      return epochs.size > 0 && !epochs.has(ts)
     }
     case 'like':
       return likeMatcher(v)(String(ts))
@@ -158,15 +202,11 @@ function matchData(left: JsonValue | Missing, f: Filter): boolean {
       return !present || compareJsonb(l, v) > 0
     case 'min':
       return !present || compareJsonb(l, v) >= 0
-    case 'in': {
-      const list = asList(v)
-      return present && list.some((x) => jsonbEquals(l, x))
-    }
-    case 'exclude': {
-      const list = asList(v)
-      if (list.length === 0) return !present
-      return !present || !list.some((x) => jsonbEquals(l, x))
-    }
+    case 'in':
+      return present && inValueSet(l, valueSet(v))
+    case 'exclude':
+      if (asList(v).length === 0) return !present
+      return !present || !inValueSet(l, valueSet(v))
     case 'like': {
       if (!present) return false
       const text = jsonbAsText(l)
@@ -176,10 +216,8 @@ function matchData(left: JsonValue | Missing, f: Filter): boolean {
       return pyTruthy(v) ? present : !present
     case 'contains':
       return present && jsonbContains(l, v)
-    case 'contains_any': {
-      const list = asList(v)
-      return present && Array.isArray(l) && l.some((e) => list.some((x) => jsonbEquals(e, x)))
-    }
+    case 'contains_any':
+      return present && Array.isArray(l) && l.some((e) => inValueSet(e, valueSet(v)))
     default:
       return false
   }

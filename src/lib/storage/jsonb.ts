@@ -155,6 +155,28 @@ function decimalParts(text: string): {negative: boolean; int: string; frac: stri
 }
 
 /**
+ * A key equal for two scalars exactly when jsonbEquals says so (numbers by decimal value: 2.5 and
+ * 2.50, an exact integer and the double written with the same digits), for sets of values.
+ * Undefined for an array or object.
+ */
+export function scalarKey(v: JsonValue): string | undefined {
+  switch (scalarType(v)) {
+    case T_NULL:
+      return 'z'
+    case T_BOOL:
+      return v ? 'b1' : 'b0'
+    case T_STRING:
+      return 's' + (v as string)
+    case T_NUMBER: {
+      const {negative, int, frac} = decimalParts(numberText(v as number | string))
+      return `n${negative ? '-' : ''}${int}.${frac}`
+    }
+    default:
+      return undefined
+  }
+}
+
+/**
  * jsonb ordering (PostgreSQL's compareJsonbContainers): Object > Array > Boolean > Number > String >
  * Null; arrays and objects with more members are greater; an empty top-level array sorts below null;
  * a top-level scalar sorts below a one-element array.

@@ -14,7 +14,7 @@ import type {Queryable, SqlClient} from '../db/index.js'
 import {PostgresBackend, runTransaction} from '../db/backend.js'
 import {statementName} from '../db/statement-names.js'
 import {parseJson, stringifyJson} from '../json.js'
-import {Params, filtersSql, orderSql, parentSql, rulesSql} from './sql.js'
+import {Params, filtersSql, hasLongList, orderSql, parentSql, rulesSql} from './sql.js'
 import {
   type Filter,
   type KintoObject,
@@ -501,7 +501,8 @@ export class PostgresStorage extends PostgresBackend implements Storage {
     const sql = this.listSql(resourceName, parentId, options, params)
     // Named per text: parsed once per connection, and planned for its values when that is
     // cheaper than its generic plan (a filter PostgreSQL cannot estimate without its value).
-    const name = statementName('kinto_list_', sql)
+    // Not with a long list, which needs the plan made for its values (hasLongList).
+    const name = hasLongList(options.filters) ? undefined : statementName('kinto_list_', sql)
     return this.guard(async () => {
       const res = await this.q.query<ObjectRow>(sql, params.values, name === undefined ? undefined : {name})
       return res.rows.map(toObject)

@@ -34,7 +34,8 @@ export async function pluralGet(r: ResourceRequest, head: boolean): Promise<View
   const {filters, alert} = listFilters(r)
   const limit = listLimit(r)
   const sorting = listSorting(r)
-  const fields = head ? undefined : listFields(r)
+  // Read (and checked) for a HEAD too, before its answer, as upstream's _plural_get.
+  const fields = listFields(r)
   if (alert) headers.Alert = alertHeader('soft-eol', alert, LEGACY_TO_URL)
   const {rules, offset} = await paginationRules(r, sorting)
 

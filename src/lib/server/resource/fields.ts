@@ -1,22 +1,5 @@
-/** Dotted field paths in objects: values for pagination cursors, subsets for `_fields`. */
-import {MISSING} from '../../storage/types.js'
+/** Dotted field paths in objects: subsets for `_fields`. */
 import {isPlainObject, ownValue, setOwn} from '../patch.js'
-
-/** upstream's find_nested_value: dotted paths, preferring the longest existing key. */
-export function findNestedValue(d: Record<string, unknown>, path: string): unknown {
-  if (Object.hasOwn(d, path)) return d[path]
-  const parts = path.split('.')
-  let root: string | undefined
-  for (let i = parts.length; i > 0; i--) {
-    const candidate = parts.slice(0, i).join('.')
-    if (Object.hasOwn(d, candidate)) {
-      root = candidate
-      break
-    }
-  }
-  if (root === undefined || !isPlainObject(d[root])) return MISSING
-  return findNestedValue(d[root] as Record<string, unknown>, path.slice(root.length + 1))
-}
 
 /** upstream's dict_subset for `_fields`. */
 export function dictSubset(d: Record<string, unknown>, keys: string[]): Record<string, unknown> {

@@ -6,14 +6,14 @@ import {randomUUID} from 'node:crypto'
 
 import {asInt} from '../../config/settings.js'
 import {parseJson, stringifyJson, withDoubles} from '../../json.js'
-import {unsafeValue} from '../json.js'
-import {MISSING, type Filter, type JsonValue, type Sort} from '../../storage/types.js'
+import {MAX_JSON_DEPTH, maxNesting, unsafeValue} from '../json.js'
+import {fieldValue} from '../../storage/evaluate.js'
+import {MISSING, type Filter, type JsonValue, type KintoObject, type Sort} from '../../storage/types.js'
 import type {RequestContext} from '../context.js'
 import {invalidParameters} from '../errors.js'
 import {urlOrigin} from '../headers.js'
 import {isPlainObject} from '../patch.js'
 import {encodeQuery, extractToken, type RawQuery} from '../querystring.js'
-import {findNestedValue} from './fields.js'
 import type {ResourceRequest} from './request.js'
 
 export async function paginationRules(r: ResourceRequest, sorting: Sort[]): Promise<{rules?: Filter[][]; offset: number}> {
@@ -48,9 +48,12 @@ export async function nextPageUrl(r: ResourceRequest, sorting: Sort[], limit: nu
     if (cache.waitsForTransaction) r.ctx.bound.afterTransaction.push(() => cache.set(nonce, '', validity))
     else await cache.set(nonce, '', validity)
   }
+  // Each sort field's value as the storage sorted on it (`a.b` is b inside a, never a key "a.b":
+  // upstream's find_nested_value prefers such a key, and its next page then starts elsewhere than
+  // where this one stopped, looping or skipping records).
   const last: Record<string, unknown> = {}
   for (const {field} of sorting) {
-    const v = findNestedValue(lastObject, field)
+    const v = fieldValue(lastObject as unknown as KintoObject, field)
     if (v !== MISSING) last[field] = v
   }
   const token = Buffer.from(stringifyJson({last_object: last, offset, nonce}), 'utf8').toString('base64')
@@ -84,7 +87,10 @@ function valueOrMissing(obj: Record<string, unknown>, field: string): JsonValue 
 function decodeToken(token: string): Record<string, unknown> | null {
   let info: unknown
   try {
-    info = parseJson(decodeBase64Strict(token))
+    const text = decodeBase64Strict(token)
+    // A value of the last object nests at most as deep as a stored one (two levels above it).
+    if (maxNesting(text) > MAX_JSON_DEPTH + 2) return null
+    info = parseJson(text)
   } catch {
     return null
   }

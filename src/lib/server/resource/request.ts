@@ -17,7 +17,7 @@ import {deepClone, isPlainObject, recursiveUpdate, type PatchOperation} from '..
 import {prefetchRead, prefetchWrite, type ReadPlan} from '../prefetch.js'
 import {listFilters, listLimit, listSorting, pageOptions} from './list-query.js'
 import {paginationRules} from './pagination.js'
-import {checkIdParameter, extractToken, queryFieldList, queryInteger} from '../querystring.js'
+import {checkStringParameter, extractToken, queryFieldList, queryInteger} from '../querystring.js'
 import {formatPattern} from '../router.js'
 import {PERMISSIONS_FIELD, type Annotated, type ResourceDefinition} from './definition.js'
 import {jsonPatchPermissions, validateJsonPatch} from './json-patch.js'
@@ -419,7 +419,7 @@ export class ResourceRequest {
     // A plural POST has no querystring schema upstream: what is there is not read, so not refused.
     if (this.kind === 'plural' && method !== 'POST') {
       for (const name of ['_limit', '_since', '_to', '_before', 'last_modified']) queryInteger(q, name)
-      checkIdParameter(q)
+      checkStringParameter(q, 'id')
       queryFieldList(q, '_sort')
       extractToken(q)
       if (method === 'GET' || method === 'HEAD') queryFieldList(q, '_fields')
