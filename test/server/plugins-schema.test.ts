@@ -180,3 +180,61 @@ describe('schemas are JSON schemas (always checked)', () => {
     expect((await req('GET', '/v1/')).body.capabilities).not.toHaveProperty('schema')
   })
 })
+
+describe('patterns mean what they mean to upstream (Python re, searched)', () => {
+  beforeEach(async () => {
+    setup()
+    await req('PUT', '/v1/buckets/blog', {body: {}})
+  })
+  const withPattern = async (pattern: string) => {
+    const schema = {type: 'object', properties: {a: {type: 'string', pattern}}, patternProperties: {[pattern]: {type: 'string'}}}
+    const r = await req('PUT', '/v1/buckets/blog/collections/p', {body: {data: {schema}}})
+    expect(r.status, JSON.stringify(r.body)).toBeLessThan(300)
+    return async (a: string) => (await req('POST', '/v1/buckets/blog/collections/p/records', {body: {data: {a}}})).status
+  }
+
+  test.each([
+    // \w, \d and \b are Unicode-aware in Python 3
+    ['^\\w+$', ['José', 'Ωμέγα', 'x_1'], ['a-b', 'a b']],
+    ['^\\d{3}$', ['123', '٣٤٥'], ['12a']],
+    ['^[\\w-]+$', ['Müller-Lüdenscheidt'], ['a b']],
+    ['\\bété\\b', ['en été chaud'], ['étés']],
+    // an escaped punctuation character is that character (JS's u flag refuses `\-`, `\_`, `\'`…)
+    ['^\\d{3}\\-\\d{4}$', ['555-1234'], ['5551234']],
+    ['^[a-z\\_\\.]+$', ['a_b.c'], ['a-b']],
+    // `$` also matches before a final newline; `.` takes a carriage return; \A and \Z are the ends
+    ['^[a-z]+$', ['abc', 'abc\n'], ['abc\n\n', 'ABC']],
+    ['^a.b$', ['a\rb'], ['a\nb']],
+    ['\\Aab\\Z', ['ab'], ['ab\n', 'xab']],
+    // a leading `]` of a set is a member; a `{` that is no repetition is itself
+    ['^[]a]+$', [']a]'], ['b']],
+    ['^{x}$', ['{x}'], ['x']],
+    ['^a{,2}$', ['', 'aa'], ['aaa']],
+    // Python's named groups and inline flags
+    ['^(?P<w>[a-z])(?P=w)$', ['aa'], ['ab']],
+    ['(?i)^abc$', ['ABC', 'abc'], ['abd']],
+  ])('%s', async (pattern, matching, notMatching) => {
+    const post = await withPattern(pattern)
+    for (const s of matching) expect(await post(s), `${pattern} ~ ${JSON.stringify(s)}`).toBe(201)
+    for (const s of notMatching) expect(await post(s), `${pattern} !~ ${JSON.stringify(s)}`).toBe(400)
+  })
+})
+
+describe('a pattern that backtracks for ever', () => {
+  test('is stopped: the record is refused naming the schema, and the server goes on', async () => {
+    setup()
+    await req('PUT', '/v1/buckets/blog', {body: {}})
+    const schema = {type: 'object', properties: {a: {type: 'string', pattern: '^(a+)+$'}}}
+    expect((await req('PUT', '/v1/buckets/blog/collections/redos', {body: {data: {schema}}})).status).toBe(201)
+    const url = '/v1/buckets/blog/collections/redos/records'
+    expect((await req('POST', url, {body: {data: {a: 'aaaa'}}})).status).toBe(201)
+    const started = Date.now()
+    const r = await req('POST', url, {body: {data: {a: `${'a'.repeat(64)}!`}}})
+    expect(Date.now() - started).toBeLessThan(5000)
+    expect(r.status).toBe(400)
+    expect(r.body).toMatchObject({errno: 107, details: [{location: 'body', name: 'schema', description: "'^(a+)+$' took too long to match"}]})
+    // The same pattern still works on data it can match.
+    expect((await req('POST', url, {body: {data: {a: 'aaa'}}})).status).toBe(201)
+    expect((await req('POST', url, {body: {data: {a: 'b'}}})).status).toBe(400)
+  }, 20_000)
+})

@@ -9,6 +9,7 @@ import type {ErrorObject, ValidateFunction} from 'ajv'
 import {withDoubles} from '../json.js'
 import {lazy, lazyRequire} from '../lazy.js'
 import {isPythonStr, pythonRepr} from './py-repr.js'
+import {PatternSyntaxError, PatternTimeoutError, schemaRegExp} from './schema-regex.js'
 
 type AjvClass = typeof AjvModule.default
 const ajvModule = lazyRequire<{default?: AjvClass} & AjvClass>('ajv')
@@ -16,7 +17,8 @@ const ajvModule = lazyRequire<{default?: AjvClass} & AjvClass>('ajv')
 function makeAjv(allErrors: boolean) {
   const Ajv = ajvModule().default ?? ajvModule()
   // verbose: errors carry the failing value and the keyword's value, for Python-style messages.
-  const ajv = new Ajv({strict: false, validateFormats: false, allErrors, verbose: true})
+  // Patterns are read as Python's and matched with a time limit (schema-regex.ts).
+  const ajv = new Ajv({strict: false, validateFormats: false, allErrors, verbose: true, code: {regExp: schemaRegExp}})
   // Stands for a `$ref` that resolves nowhere: fails only when validation reaches it.
   ajv.addKeyword({keyword: UNRESOLVABLE, schemaType: 'string', validate: () => false, errors: false})
   return ajv
@@ -64,12 +66,45 @@ function withLazyRefs(root: Record<string, unknown>): Record<string, unknown> {
 
 /** Why a valid Draft 7 schema cannot be used for validation at all (an invalid regex…), or null. */
 export function unusableSchema(schema: Record<string, unknown>): string | null {
+  const pattern = unreadablePattern(schema)
+  if (pattern) return pattern
   try {
     compile(schema)
     return null
   } catch (err) {
-    return err instanceof SchemaValidationError ? err.message : (err as Error).message
+    return (err as Error).message
   }
+}
+
+/** Keywords whose values are data, not schemas. */
+const DATA_KEYWORDS = new Set(['enum', 'const', 'default', 'examples'])
+
+/**
+ * A `pattern` or `patternProperties` key that is no regular expression, worded as upstream's
+ * meta-schema check (the keyword, then the pattern), or null. Every one is read, also those ajv
+ * would never compile (the key of an always-valid patternProperties).
+ */
+function unreadablePattern(node: unknown): string | null {
+  if (node === null || typeof node !== 'object') return null
+  if (Array.isArray(node)) return node.reduce<string | null>((found, v) => found ?? unreadablePattern(v), null)
+  const obj = node as Record<string, unknown>
+  const candidates: [string, string][] = []
+  if (typeof obj.pattern === 'string') candidates.push(['pattern', obj.pattern])
+  if (obj.patternProperties !== null && typeof obj.patternProperties === 'object') for (const key of Object.keys(obj.patternProperties)) candidates.push(['patternProperties', key])
+  for (const [keyword, pattern] of candidates) {
+    try {
+      schemaRegExp(pattern, 'u')
+    } catch (err) {
+      if (err instanceof PatternSyntaxError) return `${keyword}${pythonRepr(pattern)} is not a 'regex'`
+      throw err
+    }
+  }
+  for (const [key, v] of Object.entries(obj)) {
+    if (DATA_KEYWORDS.has(key)) continue
+    const found = unreadablePattern(v)
+    if (found) return found
+  }
+  return null
 }
 
 /**
@@ -282,6 +317,16 @@ function withOriginalValues(error: ErrorObject, data: unknown, schema: Record<st
   return {...error, data: value === undefined ? error.data : value, schema: keyword === undefined ? error.schema : keyword}
 }
 
+/** `fn(data)`, where a pattern that runs out of time is the schema's fault. */
+function matchesInTime(fn: ValidateFunction, data: unknown): boolean {
+  try {
+    return fn(data) as boolean
+  } catch (err) {
+    if (err instanceof PatternTimeoutError) throw new SchemaValidationError('schema', `${pythonRepr(err.pattern)} took too long to match`)
+    throw err
+  }
+}
+
 /**
  * upstream's validate_schema: ignores `ignoreFields` (and `id` unless the schema declares it) in
  * the data and in `required`; throws SchemaValidationError naming the field.
@@ -304,7 +349,7 @@ export function validateAgainstSchema(
   // Integers beyond 2^53 are validated as the numbers they are (lib/json.ts keeps their digits).
   const filtered = withDoubles(Object.fromEntries(Object.entries(data).filter(([k]) => !ignore.includes(k))))
   const fn = compile(effective)
-  if (!fn(filtered)) {
+  if (!matchesInTime(fn, filtered)) {
     const unresolved = fn.errors!.find((e) => e.keyword === UNRESOLVABLE)
     if (unresolved) {
       const ref = String(unresolved.schema)
@@ -312,7 +357,7 @@ export function validateAgainstSchema(
       throw new SchemaValidationError('schema', message)
     }
     const all = compile(effective, true)
-    all(filtered)
+    matchesInTime(all, filtered)
     const {$schema: _ignored, ...rest} = effective
     const error = all.errors?.length ? withAllExtras(firstInSchemaOrder(all.errors, rest), all.errors) : bestError(fn.errors!)
     const {field, message} = describe(withOriginalValues(error, Object.fromEntries(Object.entries(data).filter(([k]) => !ignore.includes(k))), rest))
