@@ -238,3 +238,51 @@ describe('a pattern that backtracks for ever', () => {
     expect((await req('POST', url, {body: {data: {a: 'b'}}})).status).toBe(400)
   }, 20_000)
 })
+
+// Upstream checks a schema against Draft 7 when it is stored, then validates records with the
+// draft its `$schema` names, Draft 2020-12 without one (jsonschema's validator_for).
+describe('the draft records are validated with', () => {
+  beforeEach(async () => {
+    setup()
+    await req('PUT', '/v1/buckets/blog', {body: {}})
+  })
+  let n = 0
+  const collectionWith = async (schema: Record<string, unknown>) => {
+    const url = `/v1/buckets/blog/collections/d${++n}`
+    const r = await req('PUT', url, {body: {data: {schema}}})
+    expect(r.status, JSON.stringify(r.body)).toBe(201)
+    return (data: Record<string, unknown>) => req('POST', `${url}/records`, {body: {data}})
+  }
+  const DRAFT7 = 'http://json-schema.org/draft-07/schema#'
+
+  test('without $schema, 2020-12: `dependencies` means nothing, prefixItems and unevaluatedProperties apply', async () => {
+    expect((await (await collectionWith({type: 'object', dependencies: {a: ['b']}}))({a: 1})).status).toBe(201)
+    const prefix = await (await collectionWith({type: 'object', properties: {l: {type: 'array', prefixItems: [{type: 'string'}]}}}))({l: [1]})
+    expect(prefix.status).toBe(400)
+    expect(prefix.body.details).toEqual([{location: 'body', name: '0', description: "1 is not of type 'string'"}])
+    const unevaluated = await (await collectionWith({type: 'object', properties: {a: {}}, unevaluatedProperties: false}))({a: 1, b: 2})
+    expect(unevaluated.status).toBe(400)
+    expect(unevaluated.body.details).toEqual([{location: 'body', name: 'unevaluatedProperties', description: "Unevaluated properties are not allowed ('b' was unexpected)"}])
+    const dependent = await (await collectionWith({type: 'object', properties: {a: {type: 'object', dependentRequired: {x: ['y']}}}}))({a: {x: 1}})
+    expect(dependent.status).toBe(400)
+    expect(dependent.body.details).toEqual([{location: 'body', name: 'a', description: "'y' is a dependency of 'x'"}])
+  })
+
+  test('a Draft 7 $schema: `dependencies` applies, and a $ref hides the keywords beside it', async () => {
+    const post = await collectionWith({$schema: DRAFT7, type: 'object', properties: {a: {type: 'object', dependencies: {x: ['y']}}}})
+    expect((await post({a: {x: 1}})).body.details).toEqual([{location: 'body', name: 'a', description: "'y' is a dependency of 'x'"}])
+    expect((await post({a: {x: 1, y: 2}})).status).toBe(201)
+    const refs = await collectionWith({$schema: DRAFT7, type: 'object', definitions: {s: {type: 'string'}}, properties: {a: {$ref: '#/definitions/s', maxLength: 2}}})
+    expect((await refs({a: 'long'})).status).toBe(201)
+    expect((await refs({a: 1})).status).toBe(400)
+    const refs2020 = await collectionWith({type: 'object', definitions: {s: {type: 'string'}}, properties: {a: {$ref: '#/definitions/s', maxLength: 2}}})
+    expect((await refs2020({a: 'long'})).body.details).toEqual([{location: 'body', name: 'a', description: "'long' is too long"}])
+  })
+
+  // Upstream answers 500 to every record of such a collection: its 2020-12 check of the schema fails.
+  test('a schema that is no 2020-12 schema (a list of `items`) is validated as Draft 7', async () => {
+    const post = await collectionWith({type: 'object', properties: {l: {type: 'array', items: [{type: 'string'}]}}})
+    expect((await post({l: ['a', 2]})).status).toBe(201)
+    expect((await post({l: [1]})).body.details).toEqual([{location: 'body', name: '0', description: "1 is not of type 'string'"}])
+  })
+})

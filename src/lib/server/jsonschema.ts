@@ -1,7 +1,8 @@
 /**
  * JSON schemas stored in buckets and collections: meta-validation
  * against Draft 7 (always), and record/collection/group validation when
- * `experimental_collection_schema_validation` is on.
+ * `experimental_collection_schema_validation` is on, with the draft the schema's `$schema` names
+ * (Draft 2020-12 without one), as upstream's validator picks it.
  */
 import type AjvModule from 'ajv'
 import type {ErrorObject, ValidateFunction} from 'ajv'
@@ -12,15 +13,37 @@ import {isPythonStr, pythonRepr} from './py-repr.js'
 import {PatternSyntaxError, PatternTimeoutError, schemaRegExp} from './schema-regex.js'
 
 type AjvClass = typeof AjvModule.default
-const ajvModule = lazyRequire<{default?: AjvClass} & AjvClass>('ajv')
+type AjvModuleShape = {default?: AjvClass} & AjvClass
+const AJV_MODULES = {
+  7: lazyRequire<AjvModuleShape>('ajv'),
+  2019: lazyRequire<AjvModuleShape>('ajv/dist/2019'),
+  2020: lazyRequire<AjvModuleShape>('ajv/dist/2020'),
+}
+type Draft = keyof typeof AJV_MODULES
 
-function makeAjv(allErrors: boolean) {
-  const Ajv = ajvModule().default ?? ajvModule()
+/**
+ * The draft upstream's validator (jsonschema's validator_for) takes for a schema: the one its
+ * `$schema` names, Draft 2020-12 when it names none or one it does not know. Drafts 3 to 6 are
+ * read as Draft 7 (their schemas passed the Draft 7 check when stored).
+ */
+function draftOf(schema: Record<string, unknown>): Draft {
+  if (typeof schema.$schema !== 'string') return 2020
+  const uri = schema.$schema.replace(/^[a-z]+:/i, (scheme) => scheme.toLowerCase()).replace(/#$/, '')
+  if (/^http:\/\/json-schema\.org\/draft-0[3467]\/schema$/.test(uri)) return 7
+  if (uri === 'https://json-schema.org/draft/2019-09/schema') return 2019
+  return 2020
+}
+
+function makeAjv(allErrors: boolean, draft: Draft = 7) {
+  const module = AJV_MODULES[draft]()
+  const Ajv = module.default ?? module
   // verbose: errors carry the failing value and the keyword's value, for Python-style messages.
   // Patterns are read as Python's and matched with a time limit (schema-regex.ts).
   const ajv = new Ajv({strict: false, validateFormats: false, allErrors, verbose: true, code: {regExp: schemaRegExp}})
   // Stands for a `$ref` that resolves nowhere: fails only when validation reaches it.
   ajv.addKeyword({keyword: UNRESOLVABLE, schemaType: 'string', validate: () => false, errors: false})
+  // `dependencies` became dependentRequired/dependentSchemas in 2019-09: upstream ignores it there.
+  if (draft !== 7) ajv.removeKeyword('dependencies')
   return ajv
 }
 
@@ -30,8 +53,19 @@ const validator = lazy(() => {
   return {ajv, draft7: ajv.getSchema('http://json-schema.org/draft-07/schema')!}
 })
 
-/** A validator listing every error: only asked once data is known to be invalid, to pick one. */
-const allErrorsValidator = lazy(() => makeAjv(true))
+const validators = new Map<string, ReturnType<typeof makeAjv>>()
+
+/** The ajv of a draft (the first or every error); made when first needed. */
+function ajvFor(draft: Draft, allErrors: boolean): ReturnType<typeof makeAjv> {
+  if (draft === 7 && !allErrors) return validator().ajv
+  const key = `${draft}/${allErrors}`
+  let ajv = validators.get(key)
+  if (!ajv) {
+    ajv = makeAjv(allErrors, draft)
+    validators.set(key, ajv)
+  }
+  return ajv
+}
 
 const UNRESOLVABLE = 'x-kinto-unresolvable-ref'
 
@@ -53,12 +87,15 @@ function pointerTarget(root: unknown, ref: string): unknown {
  * Upstream's validator resolves references lazily: data that never reaches a bad reference is
  * valid, data that does fails on it (ajv would refuse the whole schema up front).
  */
-function withLazyRefs(root: Record<string, unknown>): Record<string, unknown> {
+function withLazyRefs(root: Record<string, unknown>, draft: Draft): Record<string, unknown> {
   const walk = (node: unknown): unknown => {
     if (Array.isArray(node)) return node.map(walk)
     if (node === null || typeof node !== 'object') return node
-    const obj = node as Record<string, unknown>
+    let obj = node as Record<string, unknown>
     if (typeof obj.$ref === 'string' && pointerTarget(root, obj.$ref) === undefined) return {[UNRESOLVABLE]: obj.$ref}
+    // Up to Draft 7, a $ref is the whole schema: the keywords beside it are not applied (the
+    // definitions there stay, for the references to them).
+    if (typeof obj.$ref === 'string' && draft === 7) obj = Object.fromEntries(Object.entries(obj).filter(([k]) => ['$ref', 'definitions', '$defs'].includes(k)))
     return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, k === 'enum' || k === 'const' ? v : walk(v)]))
   }
   return walk(root) as Record<string, unknown>
@@ -140,10 +177,13 @@ function pythonMessage(error: ErrorObject): string {
     }
     case 'required':
       return `${pythonRepr(params.missingProperty)} is a required property`
-    case 'additionalProperties': {
+    case 'additionalProperties':
+    case 'unevaluatedProperties': {
       // Every unexpected property, sorted, as upstream lists them (see withAllExtras).
-      const extras = Array.isArray(params.additionalProperty) ? params.additionalProperty : [params.additionalProperty]
-      return `Additional properties are not allowed (${extras.map(pythonRepr).join(', ')} ${extras.length === 1 ? 'was' : 'were'} unexpected)`
+      const extra = params[EXTRA_PARAM[error.keyword]]
+      const extras = Array.isArray(extra) ? extra : [extra]
+      const what = error.keyword === 'additionalProperties' ? 'Additional' : 'Unevaluated'
+      return `${what} properties are not allowed (${extras.map(pythonRepr).join(', ')} ${extras.length === 1 ? 'was' : 'were'} unexpected)`
     }
     case 'enum':
       return `${value} is not one of ${pythonRepr(schema)}`
@@ -179,6 +219,7 @@ function pythonMessage(error: ErrorObject): string {
     case 'not':
       return `${value} should not be valid under ${pythonRepr(schema)}`
     case 'dependencies':
+    case 'dependentRequired':
       return `${pythonRepr(params.missingProperty)} is a dependency of ${pythonRepr(params.property)}`
     case 'contains':
       return `${value} does not contain items matching the given schema`
@@ -188,6 +229,9 @@ function pythonMessage(error: ErrorObject): string {
       return `${value} ${error.message ?? 'is invalid'}`
   }
 }
+
+/** ajv's parameter naming the unexpected property of each error of these keywords. */
+const EXTRA_PARAM: Record<string, string> = {additionalProperties: 'additionalProperty', unevaluatedProperties: 'unevaluatedProperty'}
 
 const compiled = new Map<string, ValidateFunction>()
 const MAX_CACHED = 256
@@ -206,11 +250,16 @@ function compile(schema: Record<string, unknown>, allErrors = false): ValidateFu
   const key = JSON.stringify(schema)
   let fn = cache.get(key)
   if (!fn) {
-    // Schemas are checked as Draft 7 whatever their `$schema` says, as upstream's checks do.
+    // The draft comes from `$schema`, which ajv is not given (it would look the URI up).
     const {$schema: _ignored, ...rest} = schema
+    // Integers beyond 2^53 as the nearest doubles, as the data is validated (ajv knows numbers only).
+    const doubles = withDoubles(rest) as Record<string, unknown>
+    let draft = draftOf(schema)
+    // A Draft 7 schema that is no schema of its draft (a list as `items` in 2020-12), which
+    // upstream answers with a 500 for every object, is read as the Draft 7 schema it was stored as.
+    if (draft !== 7 && !ajvFor(draft, false).validateSchema(doubles)) draft = 7
     try {
-      // Integers beyond 2^53 as the nearest doubles, as the data is validated (ajv knows numbers only).
-      fn = (allErrors ? allErrorsValidator() : validator().ajv).compile(withLazyRefs(withDoubles(rest) as Record<string, unknown>))
+      fn = ajvFor(draft, allErrors).compile(withLazyRefs(doubles, draft))
     } catch (err) {
       throw new SchemaValidationError('schema', (err as Error).message)
     }
@@ -272,12 +321,13 @@ function firstInSchemaOrder(errors: ErrorObject[], schema: Record<string, unknow
 
 /** An additionalProperties error naming every unexpected property of its object (ajv: one each). */
 function withAllExtras(error: ErrorObject, errors: ErrorObject[]): ErrorObject {
-  if (error.keyword !== 'additionalProperties') return error
+  const param = EXTRA_PARAM[error.keyword]
+  if (!param) return error
   const extras = errors
-    .filter((e) => e.keyword === 'additionalProperties' && e.instancePath === error.instancePath && e.schemaPath === error.schemaPath)
-    .map((e) => String((e.params as Record<string, unknown>).additionalProperty))
+    .filter((e) => e.keyword === error.keyword && e.instancePath === error.instancePath && e.schemaPath === error.schemaPath)
+    .map((e) => String((e.params as Record<string, unknown>)[param]))
     .sort()
-  return {...error, params: {...error.params, additionalProperty: extras}}
+  return {...error, params: {...error.params, [param]: extras}}
 }
 
 /**
