@@ -220,6 +220,18 @@ describe('patterns mean what they mean to upstream (Python re, searched)', () =>
   })
 })
 
+describe('a schema whose $ref leads back to itself', () => {
+  // Upstream answers 500 (Python's RecursionError) once validation reaches such a reference.
+  test('is a 400 naming the schema for the data that reaches it, not a 500', async () => {
+    setup()
+    await req('PUT', '/v1/buckets/blog', {body: {}})
+    expect((await req('PUT', '/v1/buckets/blog/collections/self', {body: {data: {schema: {$ref: '#'}}}})).status).toBe(201)
+    const r = await req('POST', '/v1/buckets/blog/collections/self/records', {body: {data: {a: 1}}})
+    expect(r.status).toBe(400)
+    expect(r.body).toMatchObject({errno: 107, details: [{location: 'body', name: 'schema', description: 'Maximum recursion depth exceeded while validating'}]})
+  })
+})
+
 describe('a pattern that backtracks for ever', () => {
   test('is stopped: the record is refused naming the schema, and the server goes on', async () => {
     setup()

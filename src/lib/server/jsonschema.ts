@@ -367,12 +367,16 @@ function withOriginalValues(error: ErrorObject, data: unknown, schema: Record<st
   return {...error, data: value === undefined ? error.data : value, schema: keyword === undefined ? error.schema : keyword}
 }
 
-/** `fn(data)`, where a pattern that runs out of time is the schema's fault. */
+/**
+ * `fn(data)`, where a pattern that runs out of time, or a `$ref` that leads back to itself (`#` at
+ * the root) without end, is the schema's fault.
+ */
 function matchesInTime(fn: ValidateFunction, data: unknown): boolean {
   try {
     return fn(data) as boolean
   } catch (err) {
     if (err instanceof PatternTimeoutError) throw new SchemaValidationError('schema', `${pythonRepr(err.pattern)} took too long to match`)
+    if (err instanceof RangeError) throw new SchemaValidationError('schema', 'Maximum recursion depth exceeded while validating')
     throw err
   }
 }
