@@ -64,6 +64,26 @@ describe('records against the collection schema', () => {
     expect(r.body.details).toEqual([{location: 'body', name, description}])
   })
 
+  // Python jsonschema's multipleOf: an exact remainder for an integer divisor, an integral quotient
+  // for a float one; oneOf names the other valid subschemas, then the first.
+  test.each([
+    [{type: 'object', properties: {a: {multipleOf: 3}}}, {a: 1e300}, null],
+    [{type: 'object', properties: {a: {multipleOf: 0.1}}}, {a: 0.7}, '0.7 is not a multiple of 0.1'],
+    [{type: 'object', properties: {a: {multipleOf: 0.5}}}, {a: 2.5}, null],
+    [{type: 'object', properties: {a: {multipleOf: 2}}}, {a: 3}, '3 is not a multiple of 2'],
+    [{type: 'object', properties: {a: {oneOf: [{type: 'string'}, {type: 'string', minLength: 1}]}}}, {a: 'x'}, "'x' is valid under each of {'type': 'string', 'minLength': 1}, {'type': 'string'}"],
+    // items beyond the ones a schema names
+    [{type: 'object', properties: {a: {items: [{}], additionalItems: false}}}, {a: [1, 'x', null]}, "Additional items are not allowed ('x', None were unexpected)"],
+    [{type: 'object', properties: {a: {prefixItems: [{}], items: false}}}, {a: [1, 'x']}, "Expected at most 1 item but found 1 extra: 'x'"],
+    [{type: 'object', properties: {a: {prefixItems: [{}, {}], items: false}}}, {a: [1, 2, 3, 4]}, 'Expected at most 2 items but found 2 extra: [3, 4]'],
+    [{type: 'object', properties: {a: {prefixItems: [{}], unevaluatedItems: false}}}, {a: [1, 'x']}, "Unevaluated items are not allowed ('x' was unexpected)"],
+  ])('%j: %j → %s', async (schema, data, description) => {
+    await req('PUT', '/v1/buckets/blog/collections/m', {body: {data: {schema}}})
+    const r = await req('POST', '/v1/buckets/blog/collections/m/records', {body: {data}})
+    if (description === null) expect(r.status, JSON.stringify(r.body)).toBe(201)
+    else expect(r.body.details).toEqual([{location: 'body', name: 'a', description}])
+  })
+
   test('items of arrays are validated (the field is the index)', async () => {
     const r = await post({title: 't', tags: ['ok', 0]})
     expect(r.status).toBe(400)

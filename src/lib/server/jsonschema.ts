@@ -42,9 +42,21 @@ function makeAjv(allErrors: boolean, draft: Draft = 7) {
   const ajv = new Ajv({strict: false, validateFormats: false, allErrors, verbose: true, code: {regExp: schemaRegExp}})
   // Stands for a `$ref` that resolves nowhere: fails only when validation reaches it.
   ajv.addKeyword({keyword: UNRESOLVABLE, schemaType: 'string', validate: () => false, errors: false})
+  // Python jsonschema's multipleOf: ajv's compares the quotient with its parseInt, which reads
+  // `3.3e+299` as 3 (1e300 is a multiple of 3).
+  ajv.removeKeyword('multipleOf')
+  ajv.addKeyword({keyword: 'multipleOf', type: 'number', schemaType: 'number', validate: isMultipleOf})
   // `dependencies` became dependentRequired/dependentSchemas in 2019-09: upstream ignores it there.
   if (draft !== 7) ajv.removeKeyword('dependencies')
   return ajv
+}
+
+/**
+ * Whether `value` is a multiple of `divisor` as upstream's validator decides: the remainder for an
+ * integer divisor, an integral quotient for a float one (0.7 is no multiple of 0.1).
+ */
+function isMultipleOf(divisor: number, value: number): boolean {
+  return Number.isInteger(divisor) ? value % divisor === 0 : Number.isInteger(value / divisor)
 }
 
 /** The validator and the Draft 7 meta-schema check, made when a schema is first seen. */
@@ -185,6 +197,20 @@ function pythonMessage(error: ErrorObject): string {
       const what = error.keyword === 'additionalProperties' ? 'Additional' : 'Unevaluated'
       return `${what} properties are not allowed (${extras.map(pythonRepr).join(', ')} ${extras.length === 1 ? 'was' : 'were'} unexpected)`
     }
+    case 'additionalItems':
+    case 'unevaluatedItems':
+    case 'items': {
+      // The items beyond the `limit` first ones (ajv: additionalItems or items false after
+      // prefixItems, unevaluatedItems after them).
+      if (typeof params.limit !== 'number') return `${value} ${error.message ?? 'is invalid'}`
+      const limit = params.limit
+      const extras = Array.isArray(error.data) ? error.data.slice(limit) : []
+      if (error.keyword === 'items') {
+        return `Expected at most ${limit} ${limit === 1 ? 'item' : 'items'} but found ${extras.length} extra: ${pythonRepr(extras.length === 1 ? extras[0] : extras)}`
+      }
+      const what = error.keyword === 'additionalItems' ? 'Additional' : 'Unevaluated'
+      return `${what} items are not allowed (${extras.map(pythonRepr).join(', ')} ${extras.length === 1 ? 'was' : 'were'} unexpected)`
+    }
     case 'enum':
       return `${value} is not one of ${pythonRepr(schema)}`
     case 'const':
@@ -215,7 +241,13 @@ function pythonMessage(error: ErrorObject): string {
       return `${value} has non-unique elements`
     case 'anyOf':
     case 'oneOf':
-      return params.passingSchemas ? `${value} is valid under each of ${pythonRepr(error.parentSchema?.[error.keyword])}` : `${value} is not valid under any of the given schemas`
+      if (params.passingSchemas) {
+        // The valid subschemas after the first, then the first (ajv names two of them).
+        const [first, other] = params.passingSchemas as [number, number]
+        const branches = error.schema as unknown[]
+        return `${value} is valid under each of ${[branches[other], branches[first]].map(pythonRepr).join(', ')}`
+      }
+      return `${value} is not valid under any of the given schemas`
     case 'not':
       return `${value} should not be valid under ${pythonRepr(schema)}`
     case 'dependencies':
