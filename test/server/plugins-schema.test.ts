@@ -233,6 +233,7 @@ describe('patterns mean what they mean to upstream (Python re, searched)', () =>
     // Python's named groups and inline flags
     ['^(?P<w>[a-z])(?P=w)$', ['aa'], ['ab']],
     ['(?i)^abc$', ['ABC', 'abc'], ['abd']],
+    ['(?a)^\\w+$', ['abc'], ['José']],
   ])('%s', async (pattern, matching, notMatching) => {
     const post = await withPattern(pattern)
     for (const s of matching) expect(await post(s), `${pattern} ~ ${JSON.stringify(s)}`).toBe(201)

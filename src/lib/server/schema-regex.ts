@@ -37,9 +37,11 @@ const ESCAPES: Record<string, string> = {a: '\\x07', A: '^', Z: '$'}
 export function pythonPattern(source: string): {source: string; flags: string} {
   let flags = ''
   let i = 0
+  let ascii = false
   const inline = /^\(\?([aiLmsux]+)\)/.exec(source)
   if (inline) {
     flags = [...new Set(inline[1])].filter((f) => 'ims'.includes(f)).join('')
+    ascii = inline[1].includes('a')
     i = inline[0].length
   }
   const multiline = flags.includes('m')
@@ -51,7 +53,9 @@ export function pythonPattern(source: string): {source: string; flags: string} {
     if (c === '\\' && i + 1 < source.length) {
       const e = String.fromCodePoint(source.codePointAt(i + 1)!)
       i += 1 + e.length
-      if (e === 'd') out += '\\p{Nd}'
+      // (?a): JavaScript's own \d, \w and \b are Python's ASCII ones.
+      if (ascii && 'dDwWbB'.includes(e)) out += `\\${e}`
+      else if (e === 'd') out += '\\p{Nd}'
       else if (e === 'D' && !inClass) out += '\\P{Nd}'
       else if (e === 'w') out += inClass ? WORD : `[${WORD}]`
       else if (e === 'W' && !inClass) out += `[^${WORD}]`
