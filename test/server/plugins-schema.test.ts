@@ -72,6 +72,10 @@ describe('records against the collection schema', () => {
     [{type: 'object', properties: {a: {multipleOf: 0.5}}}, {a: 2.5}, null],
     [{type: 'object', properties: {a: {multipleOf: 2}}}, {a: 3}, '3 is not a multiple of 2'],
     [{type: 'object', properties: {a: {oneOf: [{type: 'string'}, {type: 'string', minLength: 1}]}}}, {a: 'x'}, "'x' is valid under each of {'type': 'string', 'minLength': 1}, {'type': 'string'}"],
+    // a `false` subschema: upstream names the step above it
+    [{type: 'object', properties: {a: {type: 'object', properties: {b: false}}}}, {a: {b: 1}}, 'False schema does not allow 1'],
+    [{type: 'object', properties: {a: {prefixItems: [{}, false]}}}, {a: [0, 'x']}, "False schema does not allow 'x'"],
+    [{type: 'object', properties: {a: {allOf: [false]}}}, {a: [1]}, 'False schema does not allow [1]'],
     // items beyond the ones a schema names
     [{type: 'object', properties: {a: {items: [{}], additionalItems: false}}}, {a: [1, 'x', null]}, "Additional items are not allowed ('x', None were unexpected)"],
     [{type: 'object', properties: {a: {prefixItems: [{}], items: false}}}, {a: [1, 'x']}, "Expected at most 1 item but found 1 extra: 'x'"],
@@ -82,6 +86,12 @@ describe('records against the collection schema', () => {
     const r = await req('POST', '/v1/buckets/blog/collections/m/records', {body: {data}})
     if (description === null) expect(r.status, JSON.stringify(r.body)).toBe(201)
     else expect(r.body.details).toEqual([{location: 'body', name: 'a', description}])
+  })
+
+  test('a `false` property schema at the root: upstream names `properties`', async () => {
+    await req('PUT', '/v1/buckets/blog/collections/f', {body: {data: {schema: {type: 'object', properties: {a: false}}}}})
+    const r = await req('POST', '/v1/buckets/blog/collections/f/records', {body: {data: {a: 's'}}})
+    expect(r.body.details).toEqual([{location: 'body', name: 'properties', description: "False schema does not allow 's'"}])
   })
 
   test('items of arrays are validated (the field is the index)', async () => {

@@ -362,6 +362,12 @@ function withAllExtras(error: ErrorObject, errors: ErrorObject[]): ErrorObject {
   return {...error, params: {...error.params, [param]: extras}}
 }
 
+/** Keywords whose subschemas apply to a member or item of the value, not the value. */
+const STEPPING_KEYWORDS = new Set(['properties', 'patternProperties', 'additionalProperties', 'items', 'prefixItems', 'additionalItems', 'contains', 'unevaluatedItems', 'unevaluatedProperties'])
+
+/** Keywords whose value is one subschema (not a map or list of them). */
+const SINGLE_SCHEMA_KEYWORDS = new Set(['items', 'additionalItems', 'additionalProperties', 'contains', 'propertyNames', 'not', 'if', 'then', 'else', 'unevaluatedItems', 'unevaluatedProperties'])
+
 /**
  * The field upstream names (its validate_schema): the last step of the value's path; at the root,
  * the last item of the keyword's value when it is a non-empty list or string (`required` gives
@@ -369,11 +375,19 @@ function withAllExtras(error: ErrorObject, errors: ErrorObject[]): ErrorObject {
  */
 function describe(error: ErrorObject): {field: string; message: string} {
   const path = error.instancePath.split('/').filter(Boolean).map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'))
+  const schemaPath = error.schemaPath.split('/')
+  if (error.keyword === 'false schema') {
+    // Upstream's error for a `false` subschema leaves out the step its keyword takes into the
+    // value (`properties`: the member), and of the schema's path the subschema's name or index.
+    schemaPath.pop()
+    if (!SINGLE_SCHEMA_KEYWORDS.has(schemaPath[schemaPath.length - 1])) schemaPath.pop()
+    if (STEPPING_KEYWORDS.has(schemaPath[schemaPath.length - 1])) path.pop()
+  }
   let field = path.pop()
   if (field === undefined) {
     const value = error.schema as unknown
     if ((Array.isArray(value) || isPythonStr(value)) && value.length > 0) field = String(value[value.length - 1])
-    else field = error.schemaPath.split('/').pop() ?? ''
+    else field = schemaPath.pop() ?? ''
   }
   return {field, message: pythonMessage(error)}
 }
