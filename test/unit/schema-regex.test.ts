@@ -5,7 +5,7 @@
 import {describe, expect, test} from 'vitest'
 
 import {validateAgainstSchema} from '../../src/lib/server/jsonschema.js'
-import {pythonPattern, schemaRegExp} from '../../src/lib/server/schema-regex.js'
+import {pythonPattern, repetitions, schemaRegExp} from '../../src/lib/server/schema-regex.js'
 
 describe('pythonPattern', () => {
   test.each([
@@ -19,6 +19,22 @@ describe('pythonPattern', () => {
   ])('%s → %s', (source, js, flags) => {
     expect(pythonPattern(source)).toEqual({source: js, flags})
   })
+})
+
+// The repetitions that bound a pattern's backtracking (it then runs in the server's thread for
+// short values), or undefined when nothing simple bounds it (it always runs in the matching thread).
+test.each([
+  ['^abc$', 0],
+  ['^[a-z]+$', 1],
+  ['^\\d{4}-\\d{2}*?x?', 4],
+  ['^[\\p{L}+*]+\\u{2a}\\+$', 1],
+  ['(?:ab)*', undefined],
+  ['(a+)+$', undefined],
+  ['a|b', undefined],
+  ['(a)\\1', undefined],
+  ['(?<n>a)\\k<n>', undefined],
+])('repetitions(%s) = %s', (source, count) => {
+  expect(repetitions(source)).toBe(count)
 })
 
 describe('the matching thread', () => {

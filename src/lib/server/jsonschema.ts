@@ -10,7 +10,7 @@ import type {ErrorObject, ValidateFunction} from 'ajv'
 import {withDoubles} from '../json.js'
 import {lazy, lazyRequire} from '../lazy.js'
 import {isPythonStr, pythonRepr} from './py-repr.js'
-import {PatternSyntaxError, PatternTimeoutError, schemaRegExp} from './schema-regex.js'
+import {PatternSyntaxError, PatternTimeoutError, schemaRegExp, withMatchBudget} from './schema-regex.js'
 
 type AjvClass = typeof AjvModule.default
 type AjvModuleShape = {default?: AjvClass} & AjvClass
@@ -436,6 +436,11 @@ export function validateAgainstSchema(
   schema: Record<string, unknown>,
   ignoreFields: string[],
 ): void {
+  // Both validations (the first error, then every error) share the patterns' time.
+  withMatchBudget(() => validateWithin(data, schema, ignoreFields))
+}
+
+function validateWithin(data: Record<string, unknown>, schema: Record<string, unknown>, ignoreFields: string[]): void {
   const ignore = [...ignoreFields]
   const properties = (schema.properties ?? {}) as Record<string, unknown>
   if (!(typeof properties === 'object' && properties !== null && 'id' in properties)) ignore.push('id')

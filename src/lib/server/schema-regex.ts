@@ -5,7 +5,7 @@
  */
 import {Worker} from 'node:worker_threads'
 
-/** How long one match may take before the value is refused. */
+/** How long the matches of one validation may take before the value is refused. */
 const MATCH_TIMEOUT_MS = 500
 
 /** A match that did not finish in time: the schema's pattern is at fault. */
@@ -114,7 +114,7 @@ export function pythonPattern(source: string): {source: string; flags: string} {
 
 /**
  * The matching thread: it tests what it is sent and answers through shared memory, so the server
- * waits for it synchronously, at most MATCH_TIMEOUT_MS, and stops it when a match runs longer.
+ * waits for it synchronously, until the deadline, and stops it when a match runs longer.
  */
 const WORKER = `
 const {parentPort, workerData} = require('node:worker_threads')
@@ -135,7 +135,25 @@ parentPort.on('message', ({source, flags, value}) => {
 const state = new Int32Array(new SharedArrayBuffer(4))
 let worker: Worker | undefined
 
-function matchesInTime(source: string, flags: string, value: string, pattern: string): boolean {
+/** When the matches of the validation under way must have ended (withMatchBudget). */
+let deadline: number | undefined
+
+/**
+ * `run()`, whose pattern matches share MATCH_TIMEOUT_MS between them: a value whose match runs
+ * past it (or one more match after it) throws PatternTimeoutError. Without it, each match has
+ * that time of its own.
+ */
+export function withMatchBudget<T>(run: () => T): T {
+  if (deadline !== undefined) return run()
+  deadline = performance.now() + MATCH_TIMEOUT_MS
+  try {
+    return run()
+  } finally {
+    deadline = undefined
+  }
+}
+
+function matchInThread(source: string, flags: string, value: string, pattern: string, until: number): boolean {
   if (!worker) {
     worker = new Worker(WORKER, {eval: true, workerData: state.buffer})
     worker.unref()
@@ -144,9 +162,8 @@ function matchesInTime(source: string, flags: string, value: string, pattern: st
   worker.postMessage({source, flags, value})
   // The wait may end before the answer is written (V8 wakes it to run interrupts): only the
   // answer, or the deadline, ends it.
-  const deadline = performance.now() + MATCH_TIMEOUT_MS
   while (Atomics.load(state, 0) === 0) {
-    const left = deadline - performance.now()
+    const left = until - performance.now()
     if (left <= 0) {
       void worker.terminate()
       worker = undefined
@@ -157,9 +174,44 @@ function matchesInTime(source: string, flags: string, value: string, pattern: st
   return Atomics.load(state, 0) === 2
 }
 
+/** The steps a match may take here, in the server's thread, rather than in the matching thread. */
+const INLINE_STEPS = 1e6
+
+/**
+ * How many repetitions `source` (JavaScript) holds, when that bounds its backtracking: a match
+ * of a value of length n then tries at most about (n + 1)^(count + 1) paths. Undefined when
+ * nothing simple bounds it: a repeated group, an alternative, a back-reference.
+ */
+export function repetitions(source: string): number | undefined {
+  let count = 0
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i]
+    if (c === '\\') {
+      const e = source[i + 1]
+      if (/[1-9k]/.test(e)) return undefined
+      i = 'pPu'.includes(e) && source[i + 2] === '{' ? source.indexOf('}', i) : i + 1
+    } else if (c === '[') {
+      for (i++; i < source.length && source[i] !== ']'; i++) {
+        if (source[i] === '\\') i = 'pPu'.includes(source[i + 1]) && source[i + 2] === '{' ? source.indexOf('}', i) : i + 1
+      }
+    } else if (c === '|') {
+      return undefined
+    } else if (c === '*' || c === '+' || c === '{' || (c === '?' && source[i - 1] !== '(')) {
+      if (source[i - 1] === ')') return undefined
+      // The `?` of a lazy repetition (`*?`) is no repetition of its own.
+      if (c === '?' && '*+?}'.includes(source[i - 1])) continue
+      count++
+      if (c === '{') i = source.indexOf('}', i)
+    }
+    if (i < 0) return undefined
+  }
+  return count
+}
+
 /**
  * ajv's `code.regExp`: the pattern read as Python's, compiled here (a syntax error refuses the
- * schema), matched in the matching thread.
+ * schema). A match whose backtracking is bounded small runs here; any other in the matching
+ * thread, within the time left.
  */
 export function schemaRegExp(pattern: string, u: string): {test: (value: string) => boolean; toString: () => string} {
   const translated = pythonPattern(pattern)
@@ -169,8 +221,14 @@ export function schemaRegExp(pattern: string, u: string): {test: (value: string)
   } catch {
     throw new PatternSyntaxError(pattern)
   }
+  const count = repetitions(re.source)
   return {
-    test: (value: string) => matchesInTime(re.source, re.flags, value, pattern),
+    test: (value: string) => {
+      const now = performance.now()
+      if (deadline !== undefined && now >= deadline) throw new PatternTimeoutError(pattern)
+      if (count !== undefined && (value.length + 1) ** (count + 1) <= INLINE_STEPS) return re.test(value)
+      return matchInThread(re.source, re.flags, value, pattern, deadline ?? now + MATCH_TIMEOUT_MS)
+    },
     toString: () => `${re}`,
   }
 }
