@@ -199,6 +199,24 @@ describe('the bucket schemas', () => {
   })
 })
 
+describe('references', () => {
+  beforeEach(async () => {
+    setup()
+    await req('PUT', '/v1/buckets/blog', {body: {}})
+  })
+  test.each([
+    // an anchor, and an $id a reference names (no network: they are in the schema)
+    [{type: 'object', $defs: {s: {$anchor: 'str', type: 'string'}}, properties: {a: {$ref: '#str'}}}, 'a', "1 is not of type 'string'"],
+    [{$id: 'https://example.com/root', type: 'object', $defs: {s: {$id: 's', type: 'string'}}, properties: {a: {$ref: 's'}}}, 'a', "1 is not of type 'string'"],
+    [{type: 'object', properties: {a: {$ref: '#nope'}}}, 'schema', "NoSuchAnchor: 'nope' does not exist within {'type': 'object', 'properties': {'a': {'$ref': '#nope'}}}"],
+    [{type: 'object', properties: {a: {$ref: 'http://127.0.0.1:9/s.json'}}}, 'schema', 'Unresolvable: http://127.0.0.1:9/s.json'],
+  ])('%j', async (schema, name, description) => {
+    expect((await req('PUT', '/v1/buckets/blog/collections/refs', {body: {data: {schema}}})).status).toBeLessThan(300)
+    const r = await req('POST', '/v1/buckets/blog/collections/refs/records', {body: {data: {a: 1}}})
+    expect(r.body.details).toEqual([{location: 'body', name, description}])
+  })
+})
+
 describe('schemas are JSON schemas (always checked)', () => {
   test.each([
     ['/v1/buckets/blog', {'collection:schema': {...SCHEMA, type: 'Washmachine'}}, 'data.collection:schema'],

@@ -95,16 +95,58 @@ function pointerTarget(root: unknown, ref: string): unknown {
 }
 
 /**
+ * Whether a `$ref` of `root` names something in it: a JSON pointer to a value, an anchor (`#a`:
+ * `$anchor: a`, or `$id: '#a'` up to Draft 7), or a schema's `$id` (as written, or resolved
+ * against the root's). Nothing is fetched: any other reference resolves nowhere, as upstream's.
+ */
+function resolvableRefs(root: Record<string, unknown>): (ref: string) => boolean {
+  const anchors = new Set<string>()
+  const ids = new Set<string>()
+  const rootId = typeof root.$id === 'string' ? root.$id : undefined
+  const absolute = (uri: string): string | undefined => {
+    try {
+      return new URL(uri, rootId).href.replace(/#$/, '')
+    } catch {
+      return undefined
+    }
+  }
+  const collect = (node: unknown): void => {
+    if (node === null || typeof node !== 'object') return
+    if (Array.isArray(node)) return node.forEach(collect)
+    const obj = node as Record<string, unknown>
+    if (typeof obj.$anchor === 'string') anchors.add(obj.$anchor)
+    if (typeof obj.$id === 'string') {
+      if (obj.$id.startsWith('#')) anchors.add(obj.$id.slice(1))
+      else {
+        ids.add(obj.$id.replace(/#$/, ''))
+        const full = absolute(obj.$id)
+        if (full) ids.add(full)
+      }
+    }
+    for (const [k, v] of Object.entries(obj)) if (!DATA_KEYWORDS.has(k)) collect(v)
+  }
+  collect(root)
+  return (ref) => {
+    if (ref === '#' || ref.startsWith('#/')) return pointerTarget(root, ref) !== undefined
+    if (ref.startsWith('#')) return anchors.has(ref.slice(1))
+    const base = ref.replace(/#.*$/, '')
+    const full = absolute(base)
+    return ids.has(base) || (full !== undefined && ids.has(full))
+  }
+}
+
+/**
  * The schema with each `$ref` that resolves nowhere replaced by a keyword that fails when reached.
  * Upstream's validator resolves references lazily: data that never reaches a bad reference is
  * valid, data that does fails on it (ajv would refuse the whole schema up front).
  */
 function withLazyRefs(root: Record<string, unknown>, draft: Draft): Record<string, unknown> {
+  const resolves = resolvableRefs(root)
   const walk = (node: unknown): unknown => {
     if (Array.isArray(node)) return node.map(walk)
     if (node === null || typeof node !== 'object') return node
     let obj = node as Record<string, unknown>
-    if (typeof obj.$ref === 'string' && pointerTarget(root, obj.$ref) === undefined) return {[UNRESOLVABLE]: obj.$ref}
+    if (typeof obj.$ref === 'string' && !resolves(obj.$ref)) return {[UNRESOLVABLE]: obj.$ref}
     // Up to Draft 7, a $ref is the whole schema: the keywords beside it are not applied (the
     // definitions there stay, for the references to them).
     if (typeof obj.$ref === 'string' && draft === 7) obj = Object.fromEntries(Object.entries(obj).filter(([k]) => ['$ref', 'definitions', '$defs'].includes(k)))
@@ -457,8 +499,10 @@ function validateWithin(data: Record<string, unknown>, schema: Record<string, un
   if (!matchesInTime(fn, filtered)) {
     const unresolved = fn.errors!.find((e) => e.keyword === UNRESOLVABLE)
     if (unresolved) {
+      // jsonschema wraps the referencing library's error: its class, then its words.
       const ref = String(unresolved.schema)
-      const message = ref.startsWith('#') ? `Unresolvable JSON pointer: ${pythonRepr(ref.slice(2))}` : `Unresolvable: ${ref}`
+      const within = `${pythonRepr(ref.slice(1))} does not exist within ${pythonRepr(effective)}`
+      const message = ref === '#' || ref.startsWith('#/') ? `PointerToNowhere: ${within}` : ref.startsWith('#') ? `NoSuchAnchor: ${within}` : `Unresolvable: ${ref}`
       throw new SchemaValidationError('schema', message)
     }
     const all = compile(effective, true)
