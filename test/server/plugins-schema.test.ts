@@ -64,6 +64,36 @@ describe('records against the collection schema', () => {
     expect(r.body.details).toEqual([{location: 'body', name, description}])
   })
 
+  // Python jsonschema's multipleOf: an exact remainder for an integer divisor, an integral quotient
+  // for a float one; oneOf names the other valid subschemas, then the first.
+  test.each([
+    [{type: 'object', properties: {a: {multipleOf: 3}}}, {a: 1e300}, null],
+    [{type: 'object', properties: {a: {multipleOf: 0.1}}}, {a: 0.7}, '0.7 is not a multiple of 0.1'],
+    [{type: 'object', properties: {a: {multipleOf: 0.5}}}, {a: 2.5}, null],
+    [{type: 'object', properties: {a: {multipleOf: 2}}}, {a: 3}, '3 is not a multiple of 2'],
+    [{type: 'object', properties: {a: {oneOf: [{type: 'string'}, {type: 'string', minLength: 1}]}}}, {a: 'x'}, "'x' is valid under each of {'type': 'string', 'minLength': 1}, {'type': 'string'}"],
+    // a `false` subschema: upstream names the step above it
+    [{type: 'object', properties: {a: {type: 'object', properties: {b: false}}}}, {a: {b: 1}}, 'False schema does not allow 1'],
+    [{type: 'object', properties: {a: {prefixItems: [{}, false]}}}, {a: [0, 'x']}, "False schema does not allow 'x'"],
+    [{type: 'object', properties: {a: {allOf: [false]}}}, {a: [1]}, 'False schema does not allow [1]'],
+    // items beyond the ones a schema names
+    [{type: 'object', properties: {a: {items: [{}], additionalItems: false}}}, {a: [1, 'x', null]}, "Additional items are not allowed ('x', None were unexpected)"],
+    [{type: 'object', properties: {a: {prefixItems: [{}], items: false}}}, {a: [1, 'x']}, "Expected at most 1 item but found 1 extra: 'x'"],
+    [{type: 'object', properties: {a: {prefixItems: [{}, {}], items: false}}}, {a: [1, 2, 3, 4]}, 'Expected at most 2 items but found 2 extra: [3, 4]'],
+    [{type: 'object', properties: {a: {prefixItems: [{}], unevaluatedItems: false}}}, {a: [1, 'x']}, "Unevaluated items are not allowed ('x' was unexpected)"],
+  ])('%j: %j → %s', async (schema, data, description) => {
+    await req('PUT', '/v1/buckets/blog/collections/m', {body: {data: {schema}}})
+    const r = await req('POST', '/v1/buckets/blog/collections/m/records', {body: {data}})
+    if (description === null) expect(r.status, JSON.stringify(r.body)).toBe(201)
+    else expect(r.body.details).toEqual([{location: 'body', name: 'a', description}])
+  })
+
+  test('a `false` property schema at the root: upstream names `properties`', async () => {
+    await req('PUT', '/v1/buckets/blog/collections/f', {body: {data: {schema: {type: 'object', properties: {a: false}}}}})
+    const r = await req('POST', '/v1/buckets/blog/collections/f/records', {body: {data: {a: 's'}}})
+    expect(r.body.details).toEqual([{location: 'body', name: 'properties', description: "False schema does not allow 's'"}])
+  })
+
   test('items of arrays are validated (the field is the index)', async () => {
     const r = await post({title: 't', tags: ['ok', 0]})
     expect(r.status).toBe(400)
@@ -95,6 +125,20 @@ describe('records against the collection schema', () => {
     expect(r.status).toBe(400)
     expect(r.body.message).toBe("'unknown' is a required property")
     expect((await req('POST', '/v1/buckets/blog/collections/ids/records', {body: {data: {title: 'bug 1243'}}})).status).toBe(400)
+  })
+
+  // Upstream validates a POST before the id is made: a schema naming `id` sees only an id sent.
+  test('a schema naming id validates the id sent, and a POST without one as without id', async () => {
+    await req('PUT', '/v1/buckets/blog/collections/ids', {body: {data: {schema: {type: 'object', properties: {id: {type: 'string', pattern: '^[0-7]$'}}}}}})
+    const url = '/v1/buckets/blog/collections/ids/records'
+    expect((await req('POST', url, {body: {data: {id: '1'}}})).status).toBe(201)
+    expect((await req('POST', url, {body: {data: {id: 'a'}}})).status).toBe(400)
+    expect((await req('PUT', `${url}/b`, {body: {data: {}}})).status).toBe(400)
+    expect((await req('POST', url, {body: {data: {}}})).status).toBe(201)
+    await req('PUT', '/v1/buckets/blog/collections/rid', {body: {data: {schema: {type: 'object', properties: {id: {}}, required: ['id']}}}})
+    const missing = await req('POST', '/v1/buckets/blog/collections/rid/records', {body: {data: {}}})
+    expect(missing.body.details).toEqual([{location: 'body', name: 'id', description: "'id' is a required property"}])
+    expect((await req('PUT', '/v1/buckets/blog/collections/rid/records/x', {body: {data: {}}})).status).toBe(201)
   })
 
   test('a batch: one valid, one invalid record', async () => {
@@ -155,6 +199,24 @@ describe('the bucket schemas', () => {
   })
 })
 
+describe('references', () => {
+  beforeEach(async () => {
+    setup()
+    await req('PUT', '/v1/buckets/blog', {body: {}})
+  })
+  test.each([
+    // an anchor, and an $id a reference names (no network: they are in the schema)
+    [{type: 'object', $defs: {s: {$anchor: 'str', type: 'string'}}, properties: {a: {$ref: '#str'}}}, 'a', "1 is not of type 'string'"],
+    [{$id: 'https://example.com/root', type: 'object', $defs: {s: {$id: 's', type: 'string'}}, properties: {a: {$ref: 's'}}}, 'a', "1 is not of type 'string'"],
+    [{type: 'object', properties: {a: {$ref: '#nope'}}}, 'schema', "NoSuchAnchor: 'nope' does not exist within {'type': 'object', 'properties': {'a': {'$ref': '#nope'}}}"],
+    [{type: 'object', properties: {a: {$ref: 'http://127.0.0.1:9/s.json'}}}, 'schema', 'Unresolvable: http://127.0.0.1:9/s.json'],
+  ])('%j', async (schema, name, description) => {
+    expect((await req('PUT', '/v1/buckets/blog/collections/refs', {body: {data: {schema}}})).status).toBeLessThan(300)
+    const r = await req('POST', '/v1/buckets/blog/collections/refs/records', {body: {data: {a: 1}}})
+    expect(r.body.details).toEqual([{location: 'body', name, description}])
+  })
+})
+
 describe('schemas are JSON schemas (always checked)', () => {
   test.each([
     ['/v1/buckets/blog', {'collection:schema': {...SCHEMA, type: 'Washmachine'}}, 'data.collection:schema'],
@@ -178,5 +240,131 @@ describe('schemas are JSON schemas (always checked)', () => {
     expect(rec.status).toBe(201)
     expect(rec.body.data).not.toHaveProperty('schema')
     expect((await req('GET', '/v1/')).body.capabilities).not.toHaveProperty('schema')
+  })
+})
+
+describe('patterns mean what they mean to upstream (Python re, searched)', () => {
+  beforeEach(async () => {
+    setup()
+    await req('PUT', '/v1/buckets/blog', {body: {}})
+  })
+  const withPattern = async (pattern: string) => {
+    const schema = {type: 'object', properties: {a: {type: 'string', pattern}}, patternProperties: {[pattern]: {type: 'string'}}}
+    const r = await req('PUT', '/v1/buckets/blog/collections/p', {body: {data: {schema}}})
+    expect(r.status, JSON.stringify(r.body)).toBeLessThan(300)
+    return async (a: string) => (await req('POST', '/v1/buckets/blog/collections/p/records', {body: {data: {a}}})).status
+  }
+
+  test.each([
+    // \w, \d and \b are Unicode-aware in Python 3
+    ['^\\w+$', ['José', 'Ωμέγα', 'x_1'], ['a-b', 'a b']],
+    ['^\\d{3}$', ['123', '٣٤٥'], ['12a']],
+    ['^[\\w-]+$', ['Müller-Lüdenscheidt'], ['a b']],
+    ['\\bété\\b', ['en été chaud'], ['étés']],
+    // an escaped punctuation character is that character (JS's u flag refuses `\-`, `\_`, `\'`…)
+    ['^\\d{3}\\-\\d{4}$', ['555-1234'], ['5551234']],
+    ['^[a-z\\_\\.]+$', ['a_b.c'], ['a-b']],
+    // `$` also matches before a final newline; `.` takes a carriage return; \A and \Z are the ends
+    ['^[a-z]+$', ['abc', 'abc\n'], ['abc\n\n', 'ABC']],
+    ['^a.b$', ['a\rb'], ['a\nb']],
+    ['\\Aab\\Z', ['ab'], ['ab\n', 'xab']],
+    // a leading `]` of a set is a member; a `{` that is no repetition is itself
+    ['^[]a]+$', [']a]'], ['b']],
+    ['^{x}$', ['{x}'], ['x']],
+    ['^a{,2}$', ['', 'aa'], ['aaa']],
+    // Python's named groups and inline flags
+    ['^(?P<w>[a-z])(?P=w)$', ['aa'], ['ab']],
+    ['(?i)^abc$', ['ABC', 'abc'], ['abd']],
+    ['(?a)^\\w+$', ['abc'], ['José']],
+  ])('%s', async (pattern, matching, notMatching) => {
+    const post = await withPattern(pattern)
+    for (const s of matching) expect(await post(s), `${pattern} ~ ${JSON.stringify(s)}`).toBe(201)
+    for (const s of notMatching) expect(await post(s), `${pattern} !~ ${JSON.stringify(s)}`).toBe(400)
+  })
+})
+
+describe('a schema whose $ref leads back to itself', () => {
+  // Upstream answers 500 (Python's RecursionError) once validation reaches such a reference.
+  test('is a 400 naming the schema for the data that reaches it, not a 500', async () => {
+    setup()
+    await req('PUT', '/v1/buckets/blog', {body: {}})
+    expect((await req('PUT', '/v1/buckets/blog/collections/self', {body: {data: {schema: {$ref: '#'}}}})).status).toBe(201)
+    const r = await req('POST', '/v1/buckets/blog/collections/self/records', {body: {data: {a: 1}}})
+    expect(r.status).toBe(400)
+    expect(r.body).toMatchObject({errno: 107, details: [{location: 'body', name: 'schema', description: 'Maximum recursion depth exceeded while validating'}]})
+  })
+})
+
+describe('a pattern that backtracks for ever', () => {
+  test('is stopped: the record is refused naming the schema, and the server goes on', async () => {
+    setup()
+    await req('PUT', '/v1/buckets/blog', {body: {}})
+    const schema = {type: 'object', properties: {a: {type: 'string', pattern: '^(a+)+$'}}}
+    expect((await req('PUT', '/v1/buckets/blog/collections/redos', {body: {data: {schema}}})).status).toBe(201)
+    const url = '/v1/buckets/blog/collections/redos/records'
+    expect((await req('POST', url, {body: {data: {a: 'aaaa'}}})).status).toBe(201)
+    const started = Date.now()
+    const r = await req('POST', url, {body: {data: {a: `${'a'.repeat(64)}!`}}})
+    expect(Date.now() - started).toBeLessThan(5000)
+    expect(r.status).toBe(400)
+    expect(r.body).toMatchObject({errno: 107, details: [{location: 'body', name: 'schema', description: "'^(a+)+$' took too long to match"}]})
+    // Many values, each matched in less time than the limit: the limit is for them all.
+    const slow = Array.from({length: 60}, () => `${'a'.repeat(21)}!`)
+    await req('PUT', '/v1/buckets/blog/collections/redos2', {body: {data: {schema: {type: 'object', properties: {l: {items: {pattern: '^(a+)+$'}}}}}}})
+    const many = Date.now()
+    const r2 = await req('POST', '/v1/buckets/blog/collections/redos2/records', {body: {data: {l: slow}}})
+    expect(Date.now() - many).toBeLessThan(2000)
+    expect(r2.body.details).toEqual([{location: 'body', name: 'schema', description: "'^(a+)+$' took too long to match"}])
+    // The same pattern still works on data it can match.
+    expect((await req('POST', url, {body: {data: {a: 'aaa'}}})).status).toBe(201)
+    expect((await req('POST', url, {body: {data: {a: 'b'}}})).status).toBe(400)
+  }, 20_000)
+})
+
+// Upstream checks a schema against Draft 7 when it is stored, then validates records with the
+// draft its `$schema` names, Draft 2020-12 without one (jsonschema's validator_for).
+describe('the draft records are validated with', () => {
+  beforeEach(async () => {
+    setup()
+    await req('PUT', '/v1/buckets/blog', {body: {}})
+  })
+  let n = 0
+  const collectionWith = async (schema: Record<string, unknown>) => {
+    const url = `/v1/buckets/blog/collections/d${++n}`
+    const r = await req('PUT', url, {body: {data: {schema}}})
+    expect(r.status, JSON.stringify(r.body)).toBe(201)
+    return (data: Record<string, unknown>) => req('POST', `${url}/records`, {body: {data}})
+  }
+  const DRAFT7 = 'http://json-schema.org/draft-07/schema#'
+
+  test('without $schema, 2020-12: `dependencies` means nothing, prefixItems and unevaluatedProperties apply', async () => {
+    expect((await (await collectionWith({type: 'object', dependencies: {a: ['b']}}))({a: 1})).status).toBe(201)
+    const prefix = await (await collectionWith({type: 'object', properties: {l: {type: 'array', prefixItems: [{type: 'string'}]}}}))({l: [1]})
+    expect(prefix.status).toBe(400)
+    expect(prefix.body.details).toEqual([{location: 'body', name: '0', description: "1 is not of type 'string'"}])
+    const unevaluated = await (await collectionWith({type: 'object', properties: {a: {}}, unevaluatedProperties: false}))({a: 1, b: 2})
+    expect(unevaluated.status).toBe(400)
+    expect(unevaluated.body.details).toEqual([{location: 'body', name: 'unevaluatedProperties', description: "Unevaluated properties are not allowed ('b' was unexpected)"}])
+    const dependent = await (await collectionWith({type: 'object', properties: {a: {type: 'object', dependentRequired: {x: ['y']}}}}))({a: {x: 1}})
+    expect(dependent.status).toBe(400)
+    expect(dependent.body.details).toEqual([{location: 'body', name: 'a', description: "'y' is a dependency of 'x'"}])
+  })
+
+  test('a Draft 7 $schema: `dependencies` applies, and a $ref hides the keywords beside it', async () => {
+    const post = await collectionWith({$schema: DRAFT7, type: 'object', properties: {a: {type: 'object', dependencies: {x: ['y']}}}})
+    expect((await post({a: {x: 1}})).body.details).toEqual([{location: 'body', name: 'a', description: "'y' is a dependency of 'x'"}])
+    expect((await post({a: {x: 1, y: 2}})).status).toBe(201)
+    const refs = await collectionWith({$schema: DRAFT7, type: 'object', definitions: {s: {type: 'string'}}, properties: {a: {$ref: '#/definitions/s', maxLength: 2}}})
+    expect((await refs({a: 'long'})).status).toBe(201)
+    expect((await refs({a: 1})).status).toBe(400)
+    const refs2020 = await collectionWith({type: 'object', definitions: {s: {type: 'string'}}, properties: {a: {$ref: '#/definitions/s', maxLength: 2}}})
+    expect((await refs2020({a: 'long'})).body.details).toEqual([{location: 'body', name: 'a', description: "'long' is too long"}])
+  })
+
+  // Upstream answers 500 to every record of such a collection: its 2020-12 check of the schema fails.
+  test('a schema that is no 2020-12 schema (a list of `items`) is validated as Draft 7', async () => {
+    const post = await collectionWith({type: 'object', properties: {l: {type: 'array', items: [{type: 'string'}]}}})
+    expect((await post({l: ['a', 2]})).status).toBe(201)
+    expect((await post({l: [1]})).body.details).toEqual([{location: 'body', name: '0', description: "1 is not of type 'string'"}])
   })
 })

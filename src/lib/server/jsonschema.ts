@@ -1,7 +1,8 @@
 /**
  * JSON schemas stored in buckets and collections: meta-validation
  * against Draft 7 (always), and record/collection/group validation when
- * `experimental_collection_schema_validation` is on.
+ * `experimental_collection_schema_validation` is on, with the draft the schema's `$schema` names
+ * (Draft 2020-12 without one), as upstream's validator picks it.
  */
 import type AjvModule from 'ajv'
 import type {ErrorObject, ValidateFunction} from 'ajv'
@@ -9,17 +10,53 @@ import type {ErrorObject, ValidateFunction} from 'ajv'
 import {withDoubles} from '../json.js'
 import {lazy, lazyRequire} from '../lazy.js'
 import {isPythonStr, pythonRepr} from './py-repr.js'
+import {PatternSyntaxError, PatternTimeoutError, schemaRegExp, withMatchBudget} from './schema-regex.js'
 
 type AjvClass = typeof AjvModule.default
-const ajvModule = lazyRequire<{default?: AjvClass} & AjvClass>('ajv')
+type AjvModuleShape = {default?: AjvClass} & AjvClass
+const AJV_MODULES = {
+  7: lazyRequire<AjvModuleShape>('ajv'),
+  2019: lazyRequire<AjvModuleShape>('ajv/dist/2019'),
+  2020: lazyRequire<AjvModuleShape>('ajv/dist/2020'),
+}
+type Draft = keyof typeof AJV_MODULES
 
-function makeAjv(allErrors: boolean) {
-  const Ajv = ajvModule().default ?? ajvModule()
+/**
+ * The draft upstream's validator (jsonschema's validator_for) takes for a schema: the one its
+ * `$schema` names, Draft 2020-12 when it names none or one it does not know. Drafts 3 to 6 are
+ * read as Draft 7 (their schemas passed the Draft 7 check when stored).
+ */
+function draftOf(schema: Record<string, unknown>): Draft {
+  if (typeof schema.$schema !== 'string') return 2020
+  const uri = schema.$schema.replace(/^[a-z]+:/i, (scheme) => scheme.toLowerCase()).replace(/#$/, '')
+  if (/^http:\/\/json-schema\.org\/draft-0[3467]\/schema$/.test(uri)) return 7
+  if (uri === 'https://json-schema.org/draft/2019-09/schema') return 2019
+  return 2020
+}
+
+function makeAjv(allErrors: boolean, draft: Draft = 7) {
+  const module = AJV_MODULES[draft]()
+  const Ajv = module.default ?? module
   // verbose: errors carry the failing value and the keyword's value, for Python-style messages.
-  const ajv = new Ajv({strict: false, validateFormats: false, allErrors, verbose: true})
+  // Patterns are read as Python's and matched with a time limit (schema-regex.ts).
+  const ajv = new Ajv({strict: false, validateFormats: false, allErrors, verbose: true, code: {regExp: schemaRegExp}})
   // Stands for a `$ref` that resolves nowhere: fails only when validation reaches it.
   ajv.addKeyword({keyword: UNRESOLVABLE, schemaType: 'string', validate: () => false, errors: false})
+  // Python jsonschema's multipleOf: ajv's compares the quotient with its parseInt, which reads
+  // `3.3e+299` as 3 (1e300 is a multiple of 3).
+  ajv.removeKeyword('multipleOf')
+  ajv.addKeyword({keyword: 'multipleOf', type: 'number', schemaType: 'number', validate: isMultipleOf})
+  // `dependencies` became dependentRequired/dependentSchemas in 2019-09: upstream ignores it there.
+  if (draft !== 7) ajv.removeKeyword('dependencies')
   return ajv
+}
+
+/**
+ * Whether `value` is a multiple of `divisor` as upstream's validator decides: the remainder for an
+ * integer divisor, an integral quotient for a float one (0.7 is no multiple of 0.1).
+ */
+function isMultipleOf(divisor: number, value: number): boolean {
+  return Number.isInteger(divisor) ? value % divisor === 0 : Number.isInteger(value / divisor)
 }
 
 /** The validator and the Draft 7 meta-schema check, made when a schema is first seen. */
@@ -28,8 +65,19 @@ const validator = lazy(() => {
   return {ajv, draft7: ajv.getSchema('http://json-schema.org/draft-07/schema')!}
 })
 
-/** A validator listing every error: only asked once data is known to be invalid, to pick one. */
-const allErrorsValidator = lazy(() => makeAjv(true))
+const validators = new Map<string, ReturnType<typeof makeAjv>>()
+
+/** The ajv of a draft (the first or every error); made when first needed. */
+function ajvFor(draft: Draft, allErrors: boolean): ReturnType<typeof makeAjv> {
+  if (draft === 7 && !allErrors) return validator().ajv
+  const key = `${draft}/${allErrors}`
+  let ajv = validators.get(key)
+  if (!ajv) {
+    ajv = makeAjv(allErrors, draft)
+    validators.set(key, ajv)
+  }
+  return ajv
+}
 
 const UNRESOLVABLE = 'x-kinto-unresolvable-ref'
 
@@ -47,16 +95,61 @@ function pointerTarget(root: unknown, ref: string): unknown {
 }
 
 /**
+ * Whether a `$ref` of `root` names something in it: a JSON pointer to a value, an anchor (`#a`:
+ * `$anchor: a`, or `$id: '#a'` up to Draft 7), or a schema's `$id` (as written, or resolved
+ * against the root's). Nothing is fetched: any other reference resolves nowhere, as upstream's.
+ */
+function resolvableRefs(root: Record<string, unknown>): (ref: string) => boolean {
+  const anchors = new Set<string>()
+  const ids = new Set<string>()
+  const rootId = typeof root.$id === 'string' ? root.$id : undefined
+  const absolute = (uri: string): string | undefined => {
+    try {
+      return new URL(uri, rootId).href.replace(/#$/, '')
+    } catch {
+      return undefined
+    }
+  }
+  const collect = (node: unknown): void => {
+    if (node === null || typeof node !== 'object') return
+    if (Array.isArray(node)) return node.forEach(collect)
+    const obj = node as Record<string, unknown>
+    if (typeof obj.$anchor === 'string') anchors.add(obj.$anchor)
+    if (typeof obj.$id === 'string') {
+      if (obj.$id.startsWith('#')) anchors.add(obj.$id.slice(1))
+      else {
+        ids.add(obj.$id.replace(/#$/, ''))
+        const full = absolute(obj.$id)
+        if (full) ids.add(full)
+      }
+    }
+    for (const [k, v] of Object.entries(obj)) if (!DATA_KEYWORDS.has(k)) collect(v)
+  }
+  collect(root)
+  return (ref) => {
+    if (ref === '#' || ref.startsWith('#/')) return pointerTarget(root, ref) !== undefined
+    if (ref.startsWith('#')) return anchors.has(ref.slice(1))
+    const base = ref.replace(/#.*$/, '')
+    const full = absolute(base)
+    return ids.has(base) || (full !== undefined && ids.has(full))
+  }
+}
+
+/**
  * The schema with each `$ref` that resolves nowhere replaced by a keyword that fails when reached.
  * Upstream's validator resolves references lazily: data that never reaches a bad reference is
  * valid, data that does fails on it (ajv would refuse the whole schema up front).
  */
-function withLazyRefs(root: Record<string, unknown>): Record<string, unknown> {
+function withLazyRefs(root: Record<string, unknown>, draft: Draft): Record<string, unknown> {
+  const resolves = resolvableRefs(root)
   const walk = (node: unknown): unknown => {
     if (Array.isArray(node)) return node.map(walk)
     if (node === null || typeof node !== 'object') return node
-    const obj = node as Record<string, unknown>
-    if (typeof obj.$ref === 'string' && pointerTarget(root, obj.$ref) === undefined) return {[UNRESOLVABLE]: obj.$ref}
+    let obj = node as Record<string, unknown>
+    if (typeof obj.$ref === 'string' && !resolves(obj.$ref)) return {[UNRESOLVABLE]: obj.$ref}
+    // Up to Draft 7, a $ref is the whole schema: the keywords beside it are not applied (the
+    // definitions there stay, for the references to them).
+    if (typeof obj.$ref === 'string' && draft === 7) obj = Object.fromEntries(Object.entries(obj).filter(([k]) => ['$ref', 'definitions', '$defs'].includes(k)))
     return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, k === 'enum' || k === 'const' ? v : walk(v)]))
   }
   return walk(root) as Record<string, unknown>
@@ -64,12 +157,45 @@ function withLazyRefs(root: Record<string, unknown>): Record<string, unknown> {
 
 /** Why a valid Draft 7 schema cannot be used for validation at all (an invalid regex…), or null. */
 export function unusableSchema(schema: Record<string, unknown>): string | null {
+  const pattern = unreadablePattern(schema)
+  if (pattern) return pattern
   try {
     compile(schema)
     return null
   } catch (err) {
-    return err instanceof SchemaValidationError ? err.message : (err as Error).message
+    return (err as Error).message
   }
+}
+
+/** Keywords whose values are data, not schemas. */
+const DATA_KEYWORDS = new Set(['enum', 'const', 'default', 'examples'])
+
+/**
+ * A `pattern` or `patternProperties` key that is no regular expression, worded as upstream's
+ * meta-schema check (the keyword, then the pattern), or null. Every one is read, also those ajv
+ * would never compile (the key of an always-valid patternProperties).
+ */
+function unreadablePattern(node: unknown): string | null {
+  if (node === null || typeof node !== 'object') return null
+  if (Array.isArray(node)) return node.reduce<string | null>((found, v) => found ?? unreadablePattern(v), null)
+  const obj = node as Record<string, unknown>
+  const candidates: [string, string][] = []
+  if (typeof obj.pattern === 'string') candidates.push(['pattern', obj.pattern])
+  if (obj.patternProperties !== null && typeof obj.patternProperties === 'object') for (const key of Object.keys(obj.patternProperties)) candidates.push(['patternProperties', key])
+  for (const [keyword, pattern] of candidates) {
+    try {
+      schemaRegExp(pattern, 'u')
+    } catch (err) {
+      if (err instanceof PatternSyntaxError) return `${keyword}${pythonRepr(pattern)} is not a 'regex'`
+      throw err
+    }
+  }
+  for (const [key, v] of Object.entries(obj)) {
+    if (DATA_KEYWORDS.has(key)) continue
+    const found = unreadablePattern(v)
+    if (found) return found
+  }
+  return null
 }
 
 /**
@@ -105,10 +231,27 @@ function pythonMessage(error: ErrorObject): string {
     }
     case 'required':
       return `${pythonRepr(params.missingProperty)} is a required property`
-    case 'additionalProperties': {
+    case 'additionalProperties':
+    case 'unevaluatedProperties': {
       // Every unexpected property, sorted, as upstream lists them (see withAllExtras).
-      const extras = Array.isArray(params.additionalProperty) ? params.additionalProperty : [params.additionalProperty]
-      return `Additional properties are not allowed (${extras.map(pythonRepr).join(', ')} ${extras.length === 1 ? 'was' : 'were'} unexpected)`
+      const extra = params[EXTRA_PARAM[error.keyword]]
+      const extras = Array.isArray(extra) ? extra : [extra]
+      const what = error.keyword === 'additionalProperties' ? 'Additional' : 'Unevaluated'
+      return `${what} properties are not allowed (${extras.map(pythonRepr).join(', ')} ${extras.length === 1 ? 'was' : 'were'} unexpected)`
+    }
+    case 'additionalItems':
+    case 'unevaluatedItems':
+    case 'items': {
+      // The items beyond the `limit` first ones (ajv: additionalItems or items false after
+      // prefixItems, unevaluatedItems after them).
+      if (typeof params.limit !== 'number') return `${value} ${error.message ?? 'is invalid'}`
+      const limit = params.limit
+      const extras = Array.isArray(error.data) ? error.data.slice(limit) : []
+      if (error.keyword === 'items') {
+        return `Expected at most ${limit} ${limit === 1 ? 'item' : 'items'} but found ${extras.length} extra: ${pythonRepr(extras.length === 1 ? extras[0] : extras)}`
+      }
+      const what = error.keyword === 'additionalItems' ? 'Additional' : 'Unevaluated'
+      return `${what} items are not allowed (${extras.map(pythonRepr).join(', ')} ${extras.length === 1 ? 'was' : 'were'} unexpected)`
     }
     case 'enum':
       return `${value} is not one of ${pythonRepr(schema)}`
@@ -140,10 +283,17 @@ function pythonMessage(error: ErrorObject): string {
       return `${value} has non-unique elements`
     case 'anyOf':
     case 'oneOf':
-      return params.passingSchemas ? `${value} is valid under each of ${pythonRepr(error.parentSchema?.[error.keyword])}` : `${value} is not valid under any of the given schemas`
+      if (params.passingSchemas) {
+        // The valid subschemas after the first, then the first (ajv names two of them).
+        const [first, other] = params.passingSchemas as [number, number]
+        const branches = error.schema as unknown[]
+        return `${value} is valid under each of ${[branches[other], branches[first]].map(pythonRepr).join(', ')}`
+      }
+      return `${value} is not valid under any of the given schemas`
     case 'not':
       return `${value} should not be valid under ${pythonRepr(schema)}`
     case 'dependencies':
+    case 'dependentRequired':
       return `${pythonRepr(params.missingProperty)} is a dependency of ${pythonRepr(params.property)}`
     case 'contains':
       return `${value} does not contain items matching the given schema`
@@ -153,6 +303,9 @@ function pythonMessage(error: ErrorObject): string {
       return `${value} ${error.message ?? 'is invalid'}`
   }
 }
+
+/** ajv's parameter naming the unexpected property of each error of these keywords. */
+const EXTRA_PARAM: Record<string, string> = {additionalProperties: 'additionalProperty', unevaluatedProperties: 'unevaluatedProperty'}
 
 const compiled = new Map<string, ValidateFunction>()
 const MAX_CACHED = 256
@@ -171,11 +324,16 @@ function compile(schema: Record<string, unknown>, allErrors = false): ValidateFu
   const key = JSON.stringify(schema)
   let fn = cache.get(key)
   if (!fn) {
-    // Schemas are checked as Draft 7 whatever their `$schema` says, as upstream's checks do.
+    // The draft comes from `$schema`, which ajv is not given (it would look the URI up).
     const {$schema: _ignored, ...rest} = schema
+    // Integers beyond 2^53 as the nearest doubles, as the data is validated (ajv knows numbers only).
+    const doubles = withDoubles(rest) as Record<string, unknown>
+    let draft = draftOf(schema)
+    // A Draft 7 schema that is no schema of its draft (a list as `items` in 2020-12), which
+    // upstream answers with a 500 for every object, is read as the Draft 7 schema it was stored as.
+    if (draft !== 7 && !ajvFor(draft, false).validateSchema(doubles)) draft = 7
     try {
-      // Integers beyond 2^53 as the nearest doubles, as the data is validated (ajv knows numbers only).
-      fn = (allErrors ? allErrorsValidator() : validator().ajv).compile(withLazyRefs(withDoubles(rest) as Record<string, unknown>))
+      fn = ajvFor(draft, allErrors).compile(withLazyRefs(doubles, draft))
     } catch (err) {
       throw new SchemaValidationError('schema', (err as Error).message)
     }
@@ -237,13 +395,20 @@ function firstInSchemaOrder(errors: ErrorObject[], schema: Record<string, unknow
 
 /** An additionalProperties error naming every unexpected property of its object (ajv: one each). */
 function withAllExtras(error: ErrorObject, errors: ErrorObject[]): ErrorObject {
-  if (error.keyword !== 'additionalProperties') return error
+  const param = EXTRA_PARAM[error.keyword]
+  if (!param) return error
   const extras = errors
-    .filter((e) => e.keyword === 'additionalProperties' && e.instancePath === error.instancePath && e.schemaPath === error.schemaPath)
-    .map((e) => String((e.params as Record<string, unknown>).additionalProperty))
+    .filter((e) => e.keyword === error.keyword && e.instancePath === error.instancePath && e.schemaPath === error.schemaPath)
+    .map((e) => String((e.params as Record<string, unknown>)[param]))
     .sort()
-  return {...error, params: {...error.params, additionalProperty: extras}}
+  return {...error, params: {...error.params, [param]: extras}}
 }
+
+/** Keywords whose subschemas apply to a member or item of the value, not the value. */
+const STEPPING_KEYWORDS = new Set(['properties', 'patternProperties', 'additionalProperties', 'items', 'prefixItems', 'additionalItems', 'contains', 'unevaluatedItems', 'unevaluatedProperties'])
+
+/** Keywords whose value is one subschema (not a map or list of them). */
+const SINGLE_SCHEMA_KEYWORDS = new Set(['items', 'additionalItems', 'additionalProperties', 'contains', 'propertyNames', 'not', 'if', 'then', 'else', 'unevaluatedItems', 'unevaluatedProperties'])
 
 /**
  * The field upstream names (its validate_schema): the last step of the value's path; at the root,
@@ -252,11 +417,19 @@ function withAllExtras(error: ErrorObject, errors: ErrorObject[]): ErrorObject {
  */
 function describe(error: ErrorObject): {field: string; message: string} {
   const path = error.instancePath.split('/').filter(Boolean).map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'))
+  const schemaPath = error.schemaPath.split('/')
+  if (error.keyword === 'false schema') {
+    // Upstream's error for a `false` subschema leaves out the step its keyword takes into the
+    // value (`properties`: the member), and of the schema's path the subschema's name or index.
+    schemaPath.pop()
+    if (!SINGLE_SCHEMA_KEYWORDS.has(schemaPath[schemaPath.length - 1])) schemaPath.pop()
+    if (STEPPING_KEYWORDS.has(schemaPath[schemaPath.length - 1])) path.pop()
+  }
   let field = path.pop()
   if (field === undefined) {
     const value = error.schema as unknown
     if ((Array.isArray(value) || isPythonStr(value)) && value.length > 0) field = String(value[value.length - 1])
-    else field = error.schemaPath.split('/').pop() ?? ''
+    else field = schemaPath.pop() ?? ''
   }
   return {field, message: pythonMessage(error)}
 }
@@ -283,6 +456,20 @@ function withOriginalValues(error: ErrorObject, data: unknown, schema: Record<st
 }
 
 /**
+ * `fn(data)`, where a pattern that runs out of time, or a `$ref` that leads back to itself (`#` at
+ * the root) without end, is the schema's fault.
+ */
+function matchesInTime(fn: ValidateFunction, data: unknown): boolean {
+  try {
+    return fn(data) as boolean
+  } catch (err) {
+    if (err instanceof PatternTimeoutError) throw new SchemaValidationError('schema', `${pythonRepr(err.pattern)} took too long to match`)
+    if (err instanceof RangeError) throw new SchemaValidationError('schema', 'Maximum recursion depth exceeded while validating')
+    throw err
+  }
+}
+
+/**
  * upstream's validate_schema: ignores `ignoreFields` (and `id` unless the schema declares it) in
  * the data and in `required`; throws SchemaValidationError naming the field.
  */
@@ -291,6 +478,11 @@ export function validateAgainstSchema(
   schema: Record<string, unknown>,
   ignoreFields: string[],
 ): void {
+  // Both validations (the first error, then every error) share the patterns' time.
+  withMatchBudget(() => validateWithin(data, schema, ignoreFields))
+}
+
+function validateWithin(data: Record<string, unknown>, schema: Record<string, unknown>, ignoreFields: string[]): void {
   const ignore = [...ignoreFields]
   const properties = (schema.properties ?? {}) as Record<string, unknown>
   if (!(typeof properties === 'object' && properties !== null && 'id' in properties)) ignore.push('id')
@@ -304,15 +496,17 @@ export function validateAgainstSchema(
   // Integers beyond 2^53 are validated as the numbers they are (lib/json.ts keeps their digits).
   const filtered = withDoubles(Object.fromEntries(Object.entries(data).filter(([k]) => !ignore.includes(k))))
   const fn = compile(effective)
-  if (!fn(filtered)) {
+  if (!matchesInTime(fn, filtered)) {
     const unresolved = fn.errors!.find((e) => e.keyword === UNRESOLVABLE)
     if (unresolved) {
+      // jsonschema wraps the referencing library's error: its class, then its words.
       const ref = String(unresolved.schema)
-      const message = ref.startsWith('#') ? `Unresolvable JSON pointer: ${pythonRepr(ref.slice(2))}` : `Unresolvable: ${ref}`
+      const within = `${pythonRepr(ref.slice(1))} does not exist within ${pythonRepr(effective)}`
+      const message = ref === '#' || ref.startsWith('#/') ? `PointerToNowhere: ${within}` : ref.startsWith('#') ? `NoSuchAnchor: ${within}` : `Unresolvable: ${ref}`
       throw new SchemaValidationError('schema', message)
     }
     const all = compile(effective, true)
-    all(filtered)
+    matchesInTime(all, filtered)
     const {$schema: _ignored, ...rest} = effective
     const error = all.errors?.length ? withAllExtras(firstInSchemaOrder(all.errors, rest), all.errors) : bestError(fn.errors!)
     const {field, message} = describe(withOriginalValues(error, Object.fromEntries(Object.entries(data).filter(([k]) => !ignore.includes(k))), rest))
