@@ -107,6 +107,8 @@ const CASES: Case[] = [
   ['permission pool size ignored', {'kinto.permission_pool_size': '5'}, 'pool-size', 'warning', /has no effect.*storage_pool_size \(20\)/],
   ['bucket_read_principals Everyone', {'kinto.bucket_read_principals': 'system.Everyone'}, 'bucket-read-principals', 'warning', /everyone, even anonymous clients, can read every bucket and list them all/],
   ['bucket_read_principals Authenticated', {'kinto.bucket_read_principals': 'system.Authenticated'}, 'bucket-read-principals', 'warning', /every authenticated user can read every bucket/],
+  ['user-data deletion by Everyone', {'kinto.user-data_delete_principals': 'system.Everyone'}, 'user-data-delete-principals', 'error', /anyone, even an anonymous client, can delete any user's data/],
+  ['user-data deletion by Authenticated', {'kinto.user-data_delete_principals': 'account:admin system.Authenticated'}, 'user-data-delete-principals', 'error', /every authenticated user can delete any user's data/],
   ['userid secret empty', {'kinto.userid_hmac_secret': undefined}, 'userid-hmac-secret', 'error', /is empty/],
   ['userid secret from the docs', {'kinto.userid_hmac_secret': 'have-you-seen-the-new-carioca'}, 'userid-hmac-secret', 'error', /published/],
   ['userid secret weak', {'kinto.userid_hmac_secret': 'hunter2'}, 'userid-hmac-secret', 'error', /too short or too simple/],
@@ -232,6 +234,13 @@ describe('each mistake of the checklist', () => {
     // exactly this problem: nothing else of the good ini turned bad (the statsd plugin cases give two)
     const others = problems(findings).filter((f) => f !== found[0])
     expect(others.every((f) => ['statsd-plugin', 'statsd', 'pool-size'].includes(f.id) || f.id === 'flush-endpoint'), JSON.stringify(others)).toBe(true)
+  })
+
+  it('user-data_delete_principals naming administrators: reported, no problem; unset: nothing to report', async () => {
+    const named = await lint({'kinto.user-data_delete_principals': 'account:admin'})
+    expect(problems(named)).toEqual([])
+    expect(named.find((f) => f.id === 'user-data-delete-principals')?.message).toMatch(/= account:admin.*: they may delete any user's data/)
+    expect((await lint()).some((f) => f.id === 'user-data-delete-principals')).toBe(false)
   })
 
   it('[uwsgi] processes with memory storage: kinto start refuses that many workers, so check says so', async () => {

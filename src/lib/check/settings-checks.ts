@@ -236,6 +236,28 @@ export const checkBucketReadPrincipals: SettingsCheck = (config) => {
   ]
 }
 
+/**
+ * `DELETE /__user_data__/<principal>` deletes what a principal alone may write, for whoever
+ * `user-data_delete_principals` names (nobody by default, as upstream): reported when set.
+ */
+export const checkUserDataDeletePrincipals: SettingsCheck = (config) => {
+  const principals = asList(config.settings, 'user-data_delete_principals')
+  if (principals.length === 0) return []
+  const id = 'user-data-delete-principals'
+  const shown = `kinto.user-data_delete_principals = ${principals.join(' ')}${from(config, 'user-data_delete_principals')}`
+  const who = principals.includes('system.Everyone') ? 'anyone, even an anonymous client,' : principals.includes('system.Authenticated') ? 'every authenticated user' : null
+  if (who !== null) {
+    return [
+      error(
+        id,
+        `${shown}: ${who} can delete any user's data (DELETE /v1/__user_data__/<principal>): their buckets, collections, records and account.`,
+        'Name only the administrators who handle data deletion requests (e.g. kinto.user-data_delete_principals = account:admin).',
+      ),
+    ]
+  }
+  return [ok(id, `${shown}: they may delete any user's data (DELETE /v1/__user_data__/<principal>).`)]
+}
+
 export const checkAuthPolicies: SettingsCheck = (config) => {
   const policies = asList(config.settings, 'multiauth.policies')
   if (policies.length > 0) return [ok('multiauth-policies', `multiauth.policies = ${policies.join(' ')}.`)]
@@ -559,6 +581,7 @@ export const SETTINGS_CHECKS: readonly SettingsCheck[] = [
   checkBatchMaxRequests,
   checkPoolSizes,
   checkBucketReadPrincipals,
+  checkUserDataDeletePrincipals,
   checkAuthPolicies,
   checkSecrets,
   checkDatabasePasswords,
