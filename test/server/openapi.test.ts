@@ -61,8 +61,9 @@ function swaggerProblems(doc: {paths: Record<string, PathItem>} & Record<string,
   for (const [path, item] of Object.entries(doc.paths)) {
     if (!path.startsWith('/')) problems.push(`${path}: not starting with /`)
     const templated = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1])
-    for (const [method, op] of Object.entries(item)) {
+    for (const [method, value] of Object.entries(item)) {
       if (method === 'parameters') continue
+      const op = value as Operation
       if (!OPERATION_METHODS.includes(method)) {
         problems.push(`${path}: unknown key ${method}`)
         continue
