@@ -226,6 +226,27 @@ describe('DELETE /__user_data__ with accounts and history', () => {
   })
 })
 
+describe('DELETE /__user_data__/system.Everyone or system.Authenticated', () => {
+  test('400: they are nobody’s user id, and every public or logged-in ACE would go with them', async () => {
+    const app = memoryApp(SETTINGS)
+    try {
+      const req = client(app, null)
+      expect((await req('PUT', '/v1/buckets/public', {auth: SAFE, body: {permissions: {read: ['system.Everyone', 'system.Authenticated']}}})).status).toBe(201)
+      for (const principal of ['system.Everyone', 'system.Authenticated']) {
+        const res = await req('DELETE', `/v1/__user_data__/${principal}`, {auth: ADMIN})
+        expect(res.status, principal).toBe(400)
+        expect(res.body).toMatchObject({errno: 107, details: [{location: 'path', name: 'principal'}]})
+        // Not a way around the permission check: others still get their 403.
+        expect((await req('DELETE', `/v1/__user_data__/${principal}`, {auth: DOOMED})).status).toBe(403)
+      }
+      const perms = await (app.kinto as Runtime).backends.permission.getObjectPermissions('/buckets/public')
+      expect([...(perms.read ?? [])].sort()).toEqual(['system.Authenticated', 'system.Everyone'])
+    } finally {
+      await app.close()
+    }
+  })
+})
+
 describe('DELETE /__user_data__ in read-only mode', () => {
   test('405 errno 115, as every write', async () => {
     const app = memoryApp({...SETTINGS, 'kinto.readonly': 'true'})
