@@ -190,18 +190,21 @@ for (const backend of ['memory', 'postgresql'] as const) {
   })
 }
 
-describe('DELETE /__user_data__ with accounts and history', () => {
+// On postgresql the login cache is the PostgreSQL one, shared by every process: the delete must
+// empty it, where the memory cache reads the stored account again.
+for (const backend of ['memory', 'postgresql'] as const) describe(`DELETE /__user_data__ with accounts and history (${backend})`, () => {
   let app: FastifyInstance
+  let close: () => Promise<void>
   let req: ReturnType<typeof client>
   const EVE = basic('eve', 'eve-password')
   beforeAll(async () => {
-    app = memoryApp({
+    ;({app, close} = await appOn(backend, {
       ...SETTINGS,
       'kinto.includes': 'kinto.plugins.accounts kinto.plugins.history',
       'multiauth.policies': 'account basicauth',
       'multiauth.policy.account.use': 'kinto.plugins.accounts.AccountsPolicy',
       'kinto.account_create_principals': 'system.Everyone',
-    })
+    }))
     req = client(app, null)
     expect((await req('PUT', '/v1/accounts/eve', {body: {data: {password: 'eve-password'}}})).status).toBe(201)
     expect((await req('GET', '/v1/', {auth: EVE})).body.user.id).toBe('account:eve')
@@ -211,7 +214,7 @@ describe('DELETE /__user_data__ with accounts and history', () => {
     expect((await req('PUT', '/v1/buckets/eve-b', {auth: EVE})).status).toBe(201)
     expect((await req('DELETE', '/v1/__user_data__/account:eve', {auth: ADMIN})).status).toBe(200)
   })
-  afterAll(async () => app?.close())
+  afterAll(async () => close?.())
 
   test('the account goes too (upstream keeps it, without its permissions): its password no longer logs in', async () => {
     // (basicauth, after the account policy, takes the credentials as any Basic ones)
