@@ -5,6 +5,9 @@
  * and its group memberships go. Upstream's tests/test_views_admin.py scenario, rewritten.
  */
 import {createHmac} from 'node:crypto'
+import {mkdtempSync, readdirSync, rmSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 
 import type {FastifyInstance} from 'fastify'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
@@ -13,6 +16,7 @@ import type {ResourceEvent} from '../../src/lib/server/events.js'
 import type {Runtime} from '../../src/lib/server/runtime.js'
 import {outermost, parentUri} from '../../src/lib/server/user-data.js'
 import {ObjectNotFoundError} from '../../src/lib/storage/types.js'
+import {basicAuth, startTestServer} from '../client/helpers.js'
 import {basic, client, memoryApp, postgresApp} from './helpers.js'
 
 const SECRET = 'user-data-tests'
@@ -186,18 +190,21 @@ for (const backend of ['memory', 'postgresql'] as const) {
   })
 }
 
-describe('DELETE /__user_data__ with accounts and history', () => {
+// On postgresql the login cache is the PostgreSQL one, shared by every process: the delete must
+// empty it, where the memory cache reads the stored account again.
+for (const backend of ['memory', 'postgresql'] as const) describe(`DELETE /__user_data__ with accounts and history (${backend})`, () => {
   let app: FastifyInstance
+  let close: () => Promise<void>
   let req: ReturnType<typeof client>
   const EVE = basic('eve', 'eve-password')
   beforeAll(async () => {
-    app = memoryApp({
+    ;({app, close} = await appOn(backend, {
       ...SETTINGS,
       'kinto.includes': 'kinto.plugins.accounts kinto.plugins.history',
       'multiauth.policies': 'account basicauth',
       'multiauth.policy.account.use': 'kinto.plugins.accounts.AccountsPolicy',
       'kinto.account_create_principals': 'system.Everyone',
-    })
+    }))
     req = client(app, null)
     expect((await req('PUT', '/v1/accounts/eve', {body: {data: {password: 'eve-password'}}})).status).toBe(201)
     expect((await req('GET', '/v1/', {auth: EVE})).body.user.id).toBe('account:eve')
@@ -207,7 +214,7 @@ describe('DELETE /__user_data__ with accounts and history', () => {
     expect((await req('PUT', '/v1/buckets/eve-b', {auth: EVE})).status).toBe(201)
     expect((await req('DELETE', '/v1/__user_data__/account:eve', {auth: ADMIN})).status).toBe(200)
   })
-  afterAll(async () => app?.close())
+  afterAll(async () => close?.())
 
   test('the account goes too (upstream keeps it, without its permissions): its password no longer logs in', async () => {
     // (basicauth, after the account policy, takes the credentials as any Basic ones)
@@ -226,6 +233,27 @@ describe('DELETE /__user_data__ with accounts and history', () => {
   })
 })
 
+describe('DELETE /__user_data__/system.Everyone or system.Authenticated', () => {
+  test('400: they are nobody’s user id, and every public or logged-in ACE would go with them', async () => {
+    const app = memoryApp(SETTINGS)
+    try {
+      const req = client(app, null)
+      expect((await req('PUT', '/v1/buckets/public', {auth: SAFE, body: {permissions: {read: ['system.Everyone', 'system.Authenticated']}}})).status).toBe(201)
+      for (const principal of ['system.Everyone', 'system.Authenticated']) {
+        const res = await req('DELETE', `/v1/__user_data__/${principal}`, {auth: ADMIN})
+        expect(res.status, principal).toBe(400)
+        expect(res.body).toMatchObject({errno: 107, details: [{location: 'path', name: 'principal'}]})
+        // Not a way around the permission check: others still get their 403.
+        expect((await req('DELETE', `/v1/__user_data__/${principal}`, {auth: DOOMED})).status).toBe(403)
+      }
+      const perms = await (app.kinto as Runtime).backends.permission.getObjectPermissions('/buckets/public')
+      expect([...(perms.read ?? [])].sort()).toEqual(['system.Authenticated', 'system.Everyone'])
+    } finally {
+      await app.close()
+    }
+  })
+})
+
 describe('DELETE /__user_data__ in read-only mode', () => {
   test('405 errno 115, as every write', async () => {
     const app = memoryApp({...SETTINGS, 'kinto.readonly': 'true'})
@@ -237,4 +265,54 @@ describe('DELETE /__user_data__ in read-only mode', () => {
       await app.close()
     }
   })
+})
+
+describe('DELETE /__user_data__ with kinto_attachment', () => {
+  test('the files of its records go, those below its bucket too; the others’ stay', async () => {
+    const files = mkdtempSync(path.join(os.tmpdir(), 'user-data-files-'))
+    const hmac = (u: string, p: string) => `basicauth:${createHmac('sha256', 'client-tests').update(`${u}:${p}`).digest('hex')}`
+    const srv = await startTestServer('memory', {
+      'kinto.includes': 'kinto_attachment',
+      'kinto.bucket_create_principals': 'system.Authenticated',
+      'kinto.user-data_delete_principals': hmac('admin', 'pw'),
+      'kinto.attachment.base_path': files,
+      'kinto.attachment.base_url': 'http://localhost/files/',
+    })
+    const listFiles = () => readdirSync(files, {recursive: true, withFileTypes: true}).filter((e) => e.isFile()).map((e) => e.name)
+    try {
+      const A = basicAuth('alice', 'pw')
+      const B = basicAuth('bob', 'pw')
+      const call = async (method: string, p: string, auth: string, body?: unknown) => {
+        const init: RequestInit = {method, headers: {authorization: auth}}
+        if (body instanceof FormData) init.body = body
+        else if (body !== undefined) {
+          init.body = JSON.stringify(body)
+          init.headers = {authorization: auth, 'content-type': 'application/json'}
+        }
+        const res = await fetch(`${srv.remote}${p}`, init)
+        return {status: res.status, body: await res.json().catch(() => null)}
+      }
+      const upload = async (p: string, auth: string) => {
+        const fd = new FormData()
+        fd.append('attachment', new Blob(['content']), 'f.txt')
+        expect((await call('POST', `${p}/attachment`, auth, fd)).status, p).toBe(201)
+      }
+      expect((await call('PUT', '/buckets/alice', A, {permissions: {write: [hmac('bob', 'pw')]}})).status).toBe(201)
+      expect((await call('PUT', '/buckets/alice/collections/c', A)).status).toBe(201)
+      await upload('/buckets/alice/collections/c/records/alice-r', A)
+      await upload('/buckets/alice/collections/c/records/bob-r', B)
+      expect((await call('PUT', '/buckets/bob', B)).status).toBe(201)
+      expect((await call('PUT', '/buckets/bob/collections/c', B)).status).toBe(201)
+      await upload('/buckets/bob/collections/c/records/r', B)
+      expect(listFiles()).toHaveLength(3)
+      const res = await call('DELETE', `/__user_data__/${hmac('bob', 'pw')}`, basicAuth('admin', 'pw'))
+      expect(res.status).toBe(200)
+      expect(listFiles()).toHaveLength(1)
+      const kept = await call('GET', '/buckets/alice/collections/c/records/alice-r', A)
+      expect(listFiles()).toEqual([path.basename(new URL(kept.body.data.attachment.location).pathname)])
+    } finally {
+      await srv.close()
+      rmSync(files, {recursive: true, force: true})
+    }
+  }, 60_000)
 })

@@ -9,6 +9,7 @@ import {asList, type Settings} from '../config/settings.js'
 import type {BoundPermissions, Permission} from '../permission/types.js'
 
 export const EVERYONE = 'system.Everyone'
+export const AUTHENTICATED = 'system.Authenticated'
 type Tree = Record<string, Record<string, Record<string, string[]>>>
 
 /** Which permissions on which related objects grant a permission (upstream's inheritance tree). */

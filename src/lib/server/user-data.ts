@@ -9,11 +9,14 @@
  * One difference from upstream: an account owned by the principal (`/accounts/<id>`, stored under
  * its own id) is deleted too; upstream looks for it under the wrong parent, keeps it, and strips
  * only its permissions, so the account can still log in but no longer change its password.
+ * Another: system.Everyone and system.Authenticated are refused (400); upstream strips them from
+ * every ACE of the server.
  */
 import {asInt} from '../config/settings.js'
 import type {Filter, KintoObject} from '../storage/types.js'
-import type {AuthorizationContext} from './authorization.js'
+import {AUTHENTICATED, EVERYONE, type AuthorizationContext} from './authorization.js'
 import type {RequestContext} from './context.js'
+import {invalid} from './errors.js'
 import type {Service, ViewDef} from './router.js'
 import type {Runtime} from './runtime.js'
 import type {ViewResult} from './types.js'
@@ -62,6 +65,10 @@ function locate(runtime: Runtime, uri: string): Located | null {
 
 async function deleteUserData(ctx: RequestContext): Promise<ViewResult> {
   const principal = ctx.params.principal
+  // Nobody's user id: every public or logged-in ACE of the server would go (upstream strips them).
+  if (principal === EVERYONE || principal === AUTHENTICATED) {
+    throw invalid('path', 'principal', `${principal} is not a user: it names everyone, or every logged-in user.`)
+  }
   const {storage, permission} = ctx.tx
 
   const accessible = await permission.getAccessibleObjects([principal])
