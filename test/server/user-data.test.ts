@@ -309,7 +309,7 @@ describe('DELETE /__user_data__ with kinto_attachment', () => {
       expect(res.status).toBe(200)
       expect(listFiles()).toHaveLength(1)
       const kept = await call('GET', '/buckets/alice/collections/c/records/alice-r', A)
-      expect(listFiles()).toEqual([path.basename(new URL(kept.body.data.attachment.location).pathname)])
+      expect(listFiles()).toEqual([path.basename(new URL((kept.body as {data: {attachment: {location: string}}}).data.attachment.location).pathname)])
     } finally {
       await srv.close()
       rmSync(files, {recursive: true, force: true})
