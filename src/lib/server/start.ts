@@ -19,6 +19,7 @@ import type {FastifyInstance} from 'fastify'
 import {createBackends} from '../backends.js'
 import {backendKind, loadConfig, type KintoConfig, type ServerConfig} from '../config/index.js'
 import {asString, type Settings} from '../config/settings.js'
+import {startAutoAnalyze} from '../db/auto-analyze.js'
 import {DatabaseRegistry, maskUrl, parseDbUrl, type SqlClient} from '../db/index.js'
 import {isKintoError, KintoError} from '../errors.js'
 import {bracketHost} from '../net.js'
@@ -147,6 +148,17 @@ async function checkSchemas(config: KintoConfig, registry: DatabaseRegistry, unr
 /** Embedded folders of the config (one lock each). */
 function embeddedFolders(config: KintoConfig): string[] {
   return [...new Set(configuredBackends(config.settings, config.dir).flatMap((b) => (b.pgliteDir ? [b.pgliteDir] : [])))]
+}
+
+/** The embedded engines the server serves from (one client per database, whatever serves it). */
+function embeddedClients(config: KintoConfig, registry: DatabaseRegistry): SqlClient[] {
+  const clients = new Set<SqlClient>()
+  for (const backend of ['storage', 'permission', 'cache'] as const) {
+    if (backendKind(config.settings[`${backend}_backend`]) !== 'postgresql') continue
+    const client = registry.get(asString(config.settings, `${backend}_url`) ?? '')
+    if (client.kind === 'pglite') clients.add(client)
+  }
+  return [...clients]
 }
 
 /** Takes the lock of every embedded folder for the server's life; waits for a migration, not for a server. */
@@ -328,6 +340,14 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
   }
   logger.info({url}, `Running ${String(config.settings.project_name ?? 'kinto')} on ${url}`)
 
+  // The embedded engine has no autovacuum: the server gathers its planner statistics.
+  const analyzers = embeddedClients(config, registry).map((client) =>
+    startAutoAnalyze(client, {
+      onError: (err) => logger.warn({database: client.displayUrl, error: (err as Error).message}, 'Could not gather the planner statistics of the embedded database; trying again in a minute.'),
+      onAnalyzed: (tables) => logger.debug?.({database: client.displayUrl, tables}, 'Gathered planner statistics (ANALYZE).'),
+    }),
+  )
+
   const runtime = app.kinto
   const startedHash = hashOf(config.path)
   record?.update({url, configHash: startedHash, toggles: appliedToggles(runtime.settings)})
@@ -390,6 +410,7 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
           cut = undefined
         }
         record?.remove()
+        await Promise.all(analyzers.map((a) => a.stop()))
         // Requests cut at the deadline may still hold connections: closing the pools waits for
         // them, so that wait is bounded too.
         const backendsClosed = backends.close().catch((err) => logger.error({err}, 'Closing the backends failed.'))
