@@ -11,7 +11,7 @@ import path from 'node:path'
 import pino from 'pino'
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
-import {analyzeDue, startAutoAnalyze} from '../../src/lib/db/auto-analyze.js'
+import {analyzeDue, startAutoAnalyze, type Baselines} from '../../src/lib/db/auto-analyze.js'
 import {openDatabase, type SqlClient} from '../../src/lib/db/index.js'
 import {loadConfig} from '../../src/lib/config/index.js'
 import {ensureSchema} from '../../src/lib/schema/index.js'
@@ -32,6 +32,8 @@ describe('analyzeDue', () => {
   let db: TestDatabase
   let client: SqlClient
   let storage: PostgresStorage
+  // What a server's checks keep between them.
+  const baselines: Baselines = new Map()
   beforeAll(async () => {
     db = createPgliteDatabase()
     client = openDatabase(db.url)
@@ -43,10 +45,19 @@ describe('analyzeDue', () => {
     await db?.drop()
   })
 
-  test('the first check analyzes every table of Kinto present, whatever changed', async () => {
+  test('the first check analyzes the tables never analyzed (not the cache, whose plans are by key)', async () => {
     expect(Object.values(await lastAnalyzed(client)).some(Boolean)).toBe(false)
-    expect(await analyzeDue(client, true)).toEqual(['access_control_entries', 'cache', 'objects', 'timestamps', 'user_principals'])
-    expect(await lastAnalyzed(client)).toEqual({objects: true, timestamps: true, access_control_entries: true, user_principals: true, cache: true})
+    expect(await analyzeDue(client, baselines)).toEqual(['access_control_entries', 'objects', 'timestamps', 'user_principals'])
+    expect(await lastAnalyzed(client)).toEqual({objects: true, timestamps: true, access_control_entries: true, user_principals: true, cache: false})
+    // Nothing changed since: nothing to do.
+    expect(await analyzeDue(client, baselines)).toEqual([])
+  })
+
+  test('objects: the key columns only, not the JSON documents', async () => {
+    const res = await client.query<{attname: string}>(
+      `SELECT a.attname FROM pg_statistic s JOIN pg_class r ON r.oid = s.starelid JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum = s.staattnum WHERE r.relname = 'objects' ORDER BY 1`,
+    )
+    expect(res.rows.map((r) => r.attname)).not.toContain('data')
   })
 
   test('then only a table changed past 50 rows + 10 % of its rows', async () => {
@@ -54,7 +65,7 @@ describe('analyzeDue', () => {
     const due = async () => {
       await client.query('SELECT pg_stat_force_next_flush()')
       await client.query('SELECT 1')
-      return analyzeDue(client, false)
+      return analyzeDue(client, baselines)
     }
     await insert(storage, '/buckets/b/collections/small', 40)
     expect(await due()).toEqual([])
@@ -84,7 +95,7 @@ describe('a plural DELETE of a page on a table never analyzed', () => {
       }
       const perRow = /Nested Loop[\s\S]*CTE Scan on matching[\s\S]*Index Scan using idx_objects_resource_name_parent_id_deleted/
       expect(await plan()).toMatch(perRow)
-      await analyzeDue(client, true)
+      await analyzeDue(client)
       expect(await plan()).not.toMatch(perRow)
     } finally {
       await client.close()
@@ -106,6 +117,9 @@ describe('startAutoAnalyze', () => {
       await insert(new PostgresStorage(client), '/buckets/b/collections/c', 100)
       await expect.poll(() => analyzed.length, {timeout: 10_000}).toBe(2)
       expect(analyzed[1]).toContain('objects')
+      // Nothing changed since: ten more checks analyze nothing.
+      await new Promise((r) => setTimeout(r, 200))
+      expect(analyzed.length).toBe(2)
       await auto.stop()
       const after = analyzed.length
       await insert(new PostgresStorage(client), '/buckets/b/collections/c', 200)
