@@ -67,6 +67,19 @@ export function permissionContract(get: () => Permission): void {
       expect(await perm.getObjectPermissionPrincipals('/nothing', 'write')).toEqual(new Set())
     })
 
+    it('removePrincipalFromObjects takes the principal out of every ACE of the named objects only', async () => {
+      await perm.addPrincipalToAce(B, 'read', 'alice')
+      await perm.addPrincipalToAce(C, 'read', 'alice')
+      await perm.addPrincipalToAce(C, 'record:create', 'alice')
+      await perm.removePrincipalFromObjects('alice', [B, C, '/nothing'])
+      await perm.removePrincipalFromObjects('alice', [])
+      expect(await perm.getObjectPermissions(B)).toEqual({read: new Set(['system.Everyone'])})
+      expect(await perm.getObjectPermissions(C)).toEqual({write: new Set(['bob']), 'record:create': new Set(['carol'])})
+      // Not named: kept.
+      expect(await perm.getObjectPermissionPrincipals('/buckets/b2', 'write')).toEqual(new Set(['alice']))
+      expect(await perm.getObjectPermissionPrincipals('/buckets/b2/collections/c9', 'read')).toEqual(new Set(['alice']))
+    })
+
     it('addPrincipalToAceAndRead adds (idempotently) and answers the whole ACL, each entry once', async () => {
       expect(await perm.addPrincipalToAceAndRead(C, 'write', 'erin')).toEqual({write: new Set(['bob', 'erin']), 'record:create': new Set(['carol'])})
       expect(await perm.addPrincipalToAceAndRead(C, 'write', 'erin')).toEqual({write: new Set(['bob', 'erin']), 'record:create': new Set(['carol'])})

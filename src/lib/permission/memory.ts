@@ -152,6 +152,12 @@ export class MemoryPermission implements Permission {
     this.setAce(objectId, permission, next)
   }
 
+  async removePrincipalFromObjects(principal: string, objectIds: string[]): Promise<void> {
+    for (const objectId of objectIds) {
+      for (const permission of [...(this.state.aces.get(objectId)?.keys() ?? [])]) await this.removePrincipalFromAce(objectId, permission, principal)
+    }
+  }
+
   async getObjectPermissions(objectId: string, permissions?: string[]): Promise<Record<string, Set<string>>> {
     return (await this.getObjectsPermissions([objectId], permissions))[0]
   }

@@ -129,6 +129,11 @@ export class PostgresPermission extends PostgresBackend implements Permission {
     ])
   }
 
+  removePrincipalFromObjects(principal: string, objectIds: string[]): Promise<void> {
+    if (objectIds.length === 0) return Promise.resolve()
+    return this.run('DELETE FROM access_control_entries WHERE principal = $1 AND object_id = ANY($2::text[])', [principal, objectIds])
+  }
+
   async getObjectPermissions(objectId: string, permissions?: string[]): Promise<Record<string, Set<string>>> {
     return (await this.getObjectsPermissions([objectId], permissions))[0]
   }

@@ -21,6 +21,8 @@ export interface Permission {
   getObjectPermissionPrincipals(objectId: string, permission: string): Promise<Set<string>>
   addPrincipalToAce(objectId: string, permission: string, principal: string): Promise<void>
   removePrincipalFromAce(objectId: string, permission: string, principal: string): Promise<void>
+  /** The principal out of every ACE of these objects, whatever the permission (one write). */
+  removePrincipalFromObjects(principal: string, objectIds: string[]): Promise<void>
   /**
    * addPrincipalToAce, then the object's whole ACL as getObjectPermissions gives it after the
    * write: what a create or update answers with, in one round trip where the backend can.

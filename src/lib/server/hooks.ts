@@ -141,6 +141,7 @@ export const OBSERVED_METHODS: Record<BackendFamily, readonly string[]> = {
     'addPrincipalToAce',
     'addPrincipalToAceAndRead',
     'removePrincipalFromAce',
+    'removePrincipalFromObjects',
     'getObjectPermissions',
     'getObjectsPermissions',
     'replaceObjectPermissions',

@@ -165,6 +165,7 @@ export function batchBackends(tx: TxBackends, active: () => boolean): TxBackends
     removePrincipal: (principal) => (memo.written(null), inner.removePrincipal(principal)),
     addPrincipalToAce: (objectId, perm, principal) => (memo.written([objectId]), inner.addPrincipalToAce(objectId, perm, principal)),
     removePrincipalFromAce: (objectId, perm, principal) => (memo.written([objectId]), inner.removePrincipalFromAce(objectId, perm, principal)),
+    removePrincipalFromObjects: (principal, objectIds) => (memo.written(objectIds), inner.removePrincipalFromObjects(principal, objectIds)),
     addPrincipalToAceAndRead: (objectId, perm, principal) => (memo.written([objectId]), inner.addPrincipalToAceAndRead(objectId, perm, principal)),
     replaceObjectPermissions: (objectId, perms) => (memo.written([objectId]), inner.replaceObjectPermissions(objectId, perms)),
     deleteObjectPermissions: (...objectIds) => (memo.written(objectIds), inner.deleteObjectPermissions(...objectIds)),

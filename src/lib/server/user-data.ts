@@ -21,6 +21,7 @@ import type {Service, ViewDef} from './router.js'
 import type {Runtime} from './runtime.js'
 import type {ViewResult} from './types.js'
 import {service} from './views.js'
+import {storedParentId} from './resource/services.js'
 
 /** The parent URI of an object URI (`/buckets/b/collections/c` → `/buckets/b`), '' at the root. */
 export function parentUri(objectUri: string): string {
@@ -57,10 +58,9 @@ function locate(runtime: Runtime, uri: string): Located | null {
   if (!match || match.service.endpointType !== 'object' || !match.service.resourceName) return null
   const {id, ...resourceData} = match.params
   if (id === undefined) return null
-  const resourceName = match.service.resourceName
-  // An account is stored under its own id (it is its own parent), every other object under the
-  // URI of the object holding it.
-  return {resourceName, parentId: resourceName === 'account' ? id : parentUri(uri), id, resourceData}
+  const parentId = storedParentId(match.service, match.params)
+  if (parentId === null) return null
+  return {resourceName: match.service.resourceName, parentId, id, resourceData}
 }
 
 async function deleteUserData(ctx: RequestContext): Promise<ViewResult> {
@@ -80,10 +80,10 @@ async function deleteUserData(ctx: RequestContext): Promise<ViewResult> {
     if (write !== undefined && write.size === 1 && write.has(principal)) owned.add(uri)
   })
   // The objects it shares with others stay, without it.
-  for (const [uri, perms] of accessible) {
-    if (owned.has(uri)) continue
-    for (const perm of perms) await permission.removePrincipalFromAce(uri, perm, principal)
-  }
+  await permission.removePrincipalFromObjects(
+    principal,
+    uris.filter((uri) => !owned.has(uri)),
+  )
 
   // Its objects, one delete per list (and per page of storage_max_fetch_size ids).
   const lists = new Map<string, {located: Located; ids: string[]; uris: string[]}>()

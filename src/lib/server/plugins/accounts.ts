@@ -175,6 +175,8 @@ export const accountResource: ResourceDefinition = {
   permissions: ['read', 'write'],
   dataRequired: true,
   parentId: accountParentId,
+  // Each account is its own parent: `/accounts/<id>` is stored under <id>.
+  storedParentId: (params) => params.id,
   async init(r) {
     if (r.parentId === ANONYMOUS_LIST) throw new HttpError(401, {errno: ERRNO.UNDEFINED, error: 'Cannot read accounts.'})
   },

@@ -27,6 +27,11 @@ export interface ResourceDefinition {
    * set when it is called (a parentId without it lets reads authenticate with their prefetch).
    */
   parentId(params: Record<string, string>, ctx: RequestContext): string
+  /**
+   * Where an object is stored, told from its route alone, for a resource whose parentId depends on
+   * the caller (an account is stored under its own id); DELETE /__user_data__ finds objects by URI.
+   */
+  storedParentId?(params: Record<string, string>): string
   /** The principal given the write permission on what a request writes (default: the caller). */
   writerPrincipal?(r: ResourceRequest, caller: string): string
   /**

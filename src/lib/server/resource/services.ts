@@ -60,6 +60,19 @@ export function writeTarget(service: Service, method: string, params: Record<str
   return [def.name, (def.parentId as (p: Record<string, string>) => string)(params)]
 }
 
+/**
+ * The parent id the object a route names is stored under, told from the route alone, with no
+ * caller (DELETE /__user_data__ finds objects by URI); null for a computed model or a parent that
+ * depends on the caller and no `storedParentId`.
+ */
+export function storedParentId(service: Service, params: Record<string, string>): string | null {
+  const def = definitions.get(service)
+  if (!def || def.model) return null
+  if (def.storedParentId) return def.storedParentId(params)
+  if (def.parentId.length > 1) return null
+  return (def.parentId as (p: Record<string, string>) => string)(params)
+}
+
 function baseView(def: ResourceDefinition, kind: 'plural' | 'object', method: string): Omit<ViewDef, 'handler'> {
   const contentTypes = method === 'PATCH' ? PATCH_TYPES : method === 'POST' || method === 'PUT' ? JSON_TYPES : undefined
   return {
