@@ -54,16 +54,42 @@ function asList(value: unknown): JsonValue[] {
   return Array.isArray(value) ? (value as JsonValue[]) : [value as JsonValue]
 }
 
-/** The values of an in/exclude list, made once per list (one list call tests it on every object). */
-interface ValueSet {
+/**
+ * The values of an in/exclude list, made once per list (one list call tests it on every object),
+ * each form when first asked: a filter on id needs only the ids, one on last_modified the epochs.
+ */
+class ValueSet {
+  private idSet?: Set<string>
+  private epochSet?: Set<number>
+  private scalarSet?: Set<string>
+  private containerList?: JsonValue[]
+
+  constructor(private readonly list: JsonValue[]) {}
+
   /** idText of each value, for the id column. */
-  ids: Set<string>
+  get ids(): Set<string> {
+    return (this.idSet ??= new Set(this.list.map(idText)))
+  }
+
   /** epoch of each value, for last_modified. */
-  epochs: Set<number>
-  /** scalarKey of each scalar value, for data fields. */
-  scalars: Set<string>
-  /** The arrays and objects of the list, compared one by one. */
-  containers: JsonValue[]
+  get epochs(): Set<number> {
+    return (this.epochSet ??= new Set(this.list.map(epoch)))
+  }
+
+  /** Whether a stored value equals one of the list's (jsonbEquals on each, by sets). */
+  has(left: JsonValue): boolean {
+    if (this.scalarSet === undefined) {
+      this.scalarSet = new Set()
+      this.containerList = []
+      for (const v of this.list) {
+        const key = scalarKey(v)
+        if (key === undefined) this.containerList.push(v)
+        else this.scalarSet.add(key)
+      }
+    }
+    const key = scalarKey(left)
+    return key === undefined ? this.containerList!.some((x) => jsonbEquals(left, x)) : this.scalarSet.has(key)
+  }
 }
 
 const valueSets = new WeakMap<object, ValueSet>()
@@ -72,22 +98,11 @@ function valueSet(value: unknown): ValueSet {
   const list = asList(value)
   let set = valueSets.get(list)
   if (!set) {
-    set = {ids: new Set(list.map(idText)), epochs: new Set(list.map(epoch)), scalars: new Set(), containers: []}
-    for (const v of list) {
-      const key = scalarKey(v)
-      if (key === undefined) set.containers.push(v)
-      else set.scalars.add(key)
-    }
+    set = new ValueSet(list)
     // A single value wrapped here is a new array each time: keep only the caller's arrays.
     if (Array.isArray(value)) valueSets.set(list, set)
   }
   return set
-}
-
-/** Whether a stored value equals one of the list's values (jsonbEquals on each, by sets). */
-function inValueSet(left: JsonValue, set: ValueSet): boolean {
-  const key = scalarKey(left)
-  return key === undefined ? set.containers.some((x) => jsonbEquals(left, x)) : set.scalars.has(key)
 }
 
 /**
@@ -203,10 +218,10 @@ function matchData(left: JsonValue | Missing, f: Filter): boolean {
     case 'min':
       return !present || compareJsonb(l, v) >= 0
     case 'in':
-      return present && inValueSet(l, valueSet(v))
+      return present && valueSet(v).has(l)
     case 'exclude':
       if (asList(v).length === 0) return !present
-      return !present || !inValueSet(l, valueSet(v))
+      return !present || !valueSet(v).has(l)
     case 'like': {
       if (!present) return false
       const text = jsonbAsText(l)
@@ -217,7 +232,7 @@ function matchData(left: JsonValue | Missing, f: Filter): boolean {
     case 'contains':
       return present && jsonbContains(l, v)
     case 'contains_any':
-      return present && Array.isArray(l) && l.some((e) => inValueSet(e, valueSet(v)))
+      return present && Array.isArray(l) && l.some((e) => valueSet(v).has(e))
     default:
       return false
   }
