@@ -104,6 +104,7 @@ An embedded database (pglite:<folder>) is used by one process at a time: stop a 
       if (!result.administrator) {
         this.logToStderr(`Note: ${result.userId} is not in kinto.account_write_principals, so this account is not an administrator.`)
       }
+      for (const warning of result.warnings) this.logToStderr(`Warning: ${warning}`)
     }
     return generated ? {...result, password: generated} : result
   }

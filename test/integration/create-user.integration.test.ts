@@ -170,6 +170,27 @@ describe('refusals', () => {
   })
 })
 
+describe('a shared login cache that cannot be reached', () => {
+  test('the account is written, and the operator is told the old password may work until the cache entry expires', async () => {
+    const dir = tempDir()
+    // Port 1: nothing listens, the connection is refused at once. The URL's password must not show.
+    const init = await runCli(['init', '--yes', '--cache-backend', 'redis', '--cache-url', 'redis://:cache-s3cret@127.0.0.1:1/0'], {cwd: dir})
+    expect(init.code, init.stderr).toBe(0)
+    expect((await runCli(['migrate'], {cwd: dir})).code).toBe(0)
+    const text = await runCli(['create-user', '-u', 'admin', '--password-stdin'], {cwd: dir, input: 'first-pw\n'})
+    expect(text.code, text.stderr).toBe(0)
+    expect(text.stdout).toMatch(/^Account 'admin' created/)
+    expect(text.stderr).toMatch(/Warning: The login cache could not be cleared \(.*127\.0\.0\.1:1.*\): a server that verified the old password in the last 30 s/)
+    const json = await runCli(['create-user', '-u', 'admin', '--password-stdin', '--json'], {cwd: dir, input: 'second-pw\n'})
+    expect(json.code, json.stderr).toBe(0)
+    const result = JSON.parse(json.stdout)
+    expect(result).toMatchObject({created: false})
+    expect(result.warnings).toHaveLength(1)
+    expect(result.warnings[0]).toMatch(/kinto\.account_cache_ttl_seconds/)
+    expect(text.stdout + text.stderr + json.stdout + json.stderr).not.toContain('cache-s3cret')
+  }, 120_000)
+})
+
 describe.runIf(realServerUrl)('on PostgreSQL', () => {
   test('creates the account in the server database; a second run replaces the password', async () => {
     const db = await createServerDatabase(realServerUrl!)

@@ -19,6 +19,7 @@ import {
   ACCOUNT_RESOURCE,
   BCRYPT_MAX_PASSWORD_BYTES,
   accountCacheKey,
+  accountCacheTtl,
   accountPrincipal,
   accountUri,
   hashPassword,
@@ -45,6 +46,8 @@ export interface CreateUserResult {
   administrator: boolean
   /** Where it was written (password masked). */
   database: string
+  /** What the operator should know though the account was written (a login cache not cleared). */
+  warnings: string[]
 }
 
 /** Checks that do not need the database: readonly, plugin, name, password, storage kind. */
@@ -101,6 +104,7 @@ export async function createUser(options: CreateUserOptions): Promise<CreateUser
   // One process per embedded folder: wait for a migration, refuse while a server holds one.
   const databases = configuredBackends(settings, config.dir).filter((b) => b.kind === 'postgresql')
   const lockOpts = {lockTimeoutMs: options.lockTimeoutMs ?? 30_000, held: options.registry !== undefined}
+  const warnings: string[] = []
   const created = await withRegistry(
     config.dir,
     (registry) =>
@@ -123,8 +127,15 @@ export async function createUser(options: CreateUserOptions): Promise<CreateUser
             await tx.permission.addPrincipalToAce(accountUri(username), 'write', accountPrincipal(username))
             return !existed
           })
-          // A server may have verified the old password recently: forget it (best effort).
-          await backends.cache.delete(accountCacheKey(settings, username)).catch(() => undefined)
+          // A server may have verified the old password recently: forget it. A shared cache that
+          // fails here leaves the old password working on the servers for a while: say so.
+          await backends.cache.delete(accountCacheKey(settings, username)).catch((err: unknown) => {
+            const reason = (err instanceof Error ? err.message : String(err)).replace(/\.$/, '')
+            warnings.push(
+              `The login cache could not be cleared (${reason}): a server that verified the old password in the last ` +
+                `${accountCacheTtl(settings)} s (kinto.account_cache_ttl_seconds) may accept it until then.`,
+            )
+          })
           return isNew
         } finally {
           if (!options.registry) await backends.close().catch(() => undefined)
@@ -138,5 +149,6 @@ export async function createUser(options: CreateUserOptions): Promise<CreateUser
     created,
     administrator,
     database: describeDbUrl(storageUrl, config.dir),
+    warnings,
   }
 }
