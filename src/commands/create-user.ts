@@ -15,11 +15,13 @@ export default class CreateUser extends BaseCommand<typeof CreateUser> {
   static summary = 'Create an account (kinto.plugins.accounts) in the configured storage, or replace its password.'
   static description = `Writes the account straight into the storage the ini configures, as upstream's kinto create-user does: {id, password} with a bcrypt hash ($2b$, cost 12, readable by upstream Kinto), parent id = the username, and the write permission on /accounts/<name> for account:<name>. An existing account of that name gets the new password. With account:<name> in kinto.account_write_principals (kinto init writes account:admin) the account is an administrator.
 
+After writing, the account's entry in the login cache is cleared; a shared cache (Redis, memcached, PostgreSQL) that cannot be reached is a warning, because a server that verified the old password within kinto.account_cache_ttl_seconds may accept it until then.
+
 The password is never taken on the command line: pipe it with --password-stdin (the first line of stdin), let --generate-password make one (printed once), or type it twice on a terminal. Without a terminal, every missing value is an error (exit 2) rather than a question.
 
 An embedded database (pglite:<folder>) is used by one process at a time: stop a server using it first, or create the account over HTTP (PUT /v1/accounts/<name>).`
 
-  static exitCodes = exitCodes({0: 'done', 1: 'failed (database unreachable, schema missing, memory storage)', 4: 'the embedded database is held by a running server that offers no control socket (it could not write its run registry)', 51: 'the ini is readonly (upstream\'s code)', 52: 'kinto.plugins.accounts is not in kinto.includes (upstream\'s code)', 53: 'the questions were left unanswered (upstream\'s code)'})
+  static exitCodes = exitCodes({0: 'done (a shared login cache that could not be cleared is a warning: on stderr, in `warnings` under --json)', 1: 'failed (database unreachable, schema missing, memory storage)', 4: 'the embedded database is held by a running server that offers no control socket (it could not write its run registry)', 51: 'the ini is readonly (upstream\'s code)', 52: 'kinto.plugins.accounts is not in kinto.includes (upstream\'s code)', 53: 'the questions were left unanswered (upstream\'s code)'})
 
   static examples = [
     '<%= config.bin %> create-user -u admin',
