@@ -97,6 +97,12 @@ describe('objects', () => {
     expect(p2.status).toBe(200)
     expect(p2.body.data).not.toHaveProperty('a')
     expect(p2.body.data.nested).toEqual({x: 9, y: 3})
+    // A charset parameter changes nothing (upstream compares the whole header: a plain PATCH).
+    const p2b = await req('PATCH', `${R}/${rec.id}`, {
+      raw: JSON.stringify({data: {nested: {z: 4}}}),
+      headers: {'content-type': 'application/merge-patch+json; charset=utf-8'},
+    })
+    expect(p2b.body.data.nested).toEqual({x: 9, y: 3, z: 4})
     const p3 = await req('PATCH', `${R}/${rec.id}`, {
       raw: JSON.stringify([
         {op: 'add', path: '/data/tags', value: ['t']},
@@ -403,6 +409,13 @@ describe('concurrency control', () => {
     expect((await req('GET', R, {headers: {'if-none-match': '*'}})).status).toBe(412)
     expect((await req('POST', R, {body: {data: {}}, headers: {'if-match': '"1"'}})).status).toBe(412)
     expect((await req('PUT', `${R}/absent`, {body: {}, headers: {'if-match': '"1"'}})).status).toBe(412)
+  })
+
+  test('If-Match: "0" is a precondition (upstream reads it as no header)', async () => {
+    const rec = await create({a: 1})
+    const r = await req('PUT', `${R}/${rec.id}`, {body: {data: {}}, headers: {'if-match': '"0"'}})
+    expect(r.status).toBe(412)
+    expect((await req('GET', R, {headers: {'if-match': '"0"'}})).status).toBe(412)
   })
 
   test('malformed If-Match is 400', async () => {
