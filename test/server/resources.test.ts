@@ -445,6 +445,16 @@ describe('cache headers', () => {
     expect(zero.headers['cache-control']).toBe('max-age=0, must-revalidate, no-cache, no-store')
     expect(zero.headers.pragma).toBe('no-cache')
   })
+
+  test('a cache_expires beyond what a date holds is capped at 2^31 seconds (RFC 9111), with a valid Expires', async () => {
+    await req('PATCH', '/v1/buckets/b', {body: {permissions: {read: ['system.Everyone']}}})
+    for (const huge of ['1e300', '123456789012345678901234567890']) {
+      await req('PATCH', '/v1/buckets/b/collections/c', {raw: `{"data": {"cache_expires": ${huge}}}`})
+      const anon = await req('GET', R, {auth: null})
+      expect(anon.headers['cache-control'], huge).toBe('max-age=2147483648')
+      expect(Number.isNaN(Date.parse(String(anon.headers.expires))), huge).toBe(false)
+    }
+  })
 })
 
 describe('cascades', () => {
