@@ -71,6 +71,24 @@ function suite(name: string, make: () => Promise<{app: FastifyInstance; close():
       expect(r.body.responses[0].status).toBe(403)
     })
 
+    test('a PATCH sub-request sent as merge-patch is merged as one (RFC 7396), as outside a batch', async () => {
+      const R = '/buckets/mp/collections/c/records/merged'
+      const r = await req('POST', '/v1/batch', {
+        body: {
+          requests: [
+            {method: 'PUT', path: '/buckets/mp'},
+            {method: 'PUT', path: '/buckets/mp/collections/c'},
+            {method: 'PUT', path: R, body: {data: {n: {x: 1}, gone: 1}}},
+            {method: 'PATCH', path: R, headers: {'Content-Type': 'application/merge-patch+json'}, body: {data: {n: {y: 2}, gone: null}}},
+            // Other sub-requests with a body are read as JSON whatever they say (upstream).
+            {method: 'PUT', path: `${R}-2`, headers: {'Content-Type': 'application/merge-patch+json'}, body: {data: {}}},
+          ],
+        },
+      })
+      expect(r.body.responses.map((x: {status: number}) => x.status)).toEqual([201, 201, 201, 200, 201])
+      expect(r.body.responses[3].body.data).toEqual({n: {x: 1, y: 2}, id: 'merged', last_modified: r.body.responses[3].body.data.last_modified})
+    })
+
     test('limits: batch_max_requests and no recursion', async () => {
       const many = await req('POST', '/v1/batch', {body: {requests: Array.from({length: 26}, () => ({path: '/'}))}})
       expect(many.status).toBe(400)

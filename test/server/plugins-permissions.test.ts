@@ -100,6 +100,22 @@ describe('entries', () => {
     expect((await entries(ALICE, '?_since=1')).length).toBe(5)
   })
 
+  test('its ETag never changes, so it is no validator: never a 304 (the list changes with the ACLs)', async () => {
+    const first = await req('GET', '/v1/permissions')
+    const etag = String(first.headers.etag)
+    await req('PUT', '/v1/buckets/beers/collections/wheat', {body: {}})
+    // Upstream compares preconditions with its computed model's timestamp, 0 (an If-None-Match of
+    // "0" is no header there): the stored ETag never matches.
+    for (const value of [etag, '"0"']) {
+      const again = await req('GET', '/v1/permissions', {headers: {'if-none-match': value}})
+      expect(again.status, value).toBe(200)
+      expect(again.body.data.map((e: Entry) => e.uri), value).toContain('/buckets/beers/collections/wheat')
+    }
+    const stale = await req('GET', '/v1/permissions', {headers: {'if-match': etag}})
+    expect(stale.status).toBe(412)
+    expect(stale.headers.etag).toBe('"0"')
+  })
+
   test('a closed schema: unknown fields are a 400', async () => {
     const r = await req('GET', '/v1/permissions?movie=bourne')
     expect(r.status).toBe(400)

@@ -97,6 +97,12 @@ describe('objects', () => {
     expect(p2.status).toBe(200)
     expect(p2.body.data).not.toHaveProperty('a')
     expect(p2.body.data.nested).toEqual({x: 9, y: 3})
+    // A charset parameter changes nothing (upstream compares the whole header: a plain PATCH).
+    const p2b = await req('PATCH', `${R}/${rec.id}`, {
+      raw: JSON.stringify({data: {nested: {z: 4}}}),
+      headers: {'content-type': 'application/merge-patch+json; charset=utf-8'},
+    })
+    expect(p2b.body.data.nested).toEqual({x: 9, y: 3, z: 4})
     const p3 = await req('PATCH', `${R}/${rec.id}`, {
       raw: JSON.stringify([
         {op: 'add', path: '/data/tags', value: ['t']},
@@ -405,6 +411,13 @@ describe('concurrency control', () => {
     expect((await req('PUT', `${R}/absent`, {body: {}, headers: {'if-match': '"1"'}})).status).toBe(412)
   })
 
+  test('If-Match: "0" is a precondition (upstream reads it as no header)', async () => {
+    const rec = await create({a: 1})
+    const r = await req('PUT', `${R}/${rec.id}`, {body: {data: {}}, headers: {'if-match': '"0"'}})
+    expect(r.status).toBe(412)
+    expect((await req('GET', R, {headers: {'if-match': '"0"'}})).status).toBe(412)
+  })
+
   test('malformed If-Match is 400', async () => {
     const r = await req('PUT', `${R}/x`, {body: {}, headers: {'if-match': 'nope'}})
     expect(r.status).toBe(400)
@@ -431,6 +444,16 @@ describe('cache headers', () => {
     const zero = await req('GET', R, {auth: null})
     expect(zero.headers['cache-control']).toBe('max-age=0, must-revalidate, no-cache, no-store')
     expect(zero.headers.pragma).toBe('no-cache')
+  })
+
+  test('a cache_expires beyond what a date holds is capped at 2^31 seconds (RFC 9111), with a valid Expires', async () => {
+    await req('PATCH', '/v1/buckets/b', {body: {permissions: {read: ['system.Everyone']}}})
+    for (const huge of ['1e300', '123456789012345678901234567890']) {
+      await req('PATCH', '/v1/buckets/b/collections/c', {raw: `{"data": {"cache_expires": ${huge}}}`})
+      const anon = await req('GET', R, {auth: null})
+      expect(anon.headers['cache-control'], huge).toBe('max-age=2147483648')
+      expect(Number.isNaN(Date.parse(String(anon.headers.expires))), huge).toBe(false)
+    }
   })
 })
 

@@ -4,7 +4,7 @@
  */
 import {asInt} from '../config/settings.js'
 import type {BatchWrite} from './auth.js'
-import {RequestContext} from './context.js'
+import {RequestContext, mediaType} from './context.js'
 import {ERRNO, HttpError, integrityError, invalid, invalidParameters, type ValidationIssue} from './errors.js'
 import {stringifyJson} from '../json.js'
 import {isPlainObject, ownValue, setOwn} from './patch.js'
@@ -414,7 +414,10 @@ function buildSubrequest(parent: RequestContext, spec: SubrequestSpec, routePref
   for (const [k, v] of Object.entries(spec.headers)) headers[k.toLowerCase()] = v
   let body: Buffer | null = null
   if (spec.body !== undefined) {
-    headers['content-type'] = 'application/json; charset=utf-8'
+    // The body is sent as JSON (upstream's rule), but a PATCH keeps its merge-patch flavour:
+    // upstream turns it into a plain JSON PATCH (nested objects replaced, nulls stored).
+    const merge = spec.method === 'PATCH' && mediaType(headers['content-type']) === 'application/merge-patch+json'
+    headers['content-type'] = `${merge ? 'application/merge-patch+json' : 'application/json'}; charset=utf-8`
     body = Buffer.from(stringifyJson(spec.body), 'utf8')
   }
   const path = decodePath(rawPath)

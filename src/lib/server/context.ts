@@ -138,7 +138,7 @@ export class RequestContext {
 
   /** The media type of the request body, lower-cased, without parameters. */
   get contentType(): string {
-    return (this.req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
+    return mediaType(this.req.headers['content-type'])
   }
 
   /**
@@ -225,4 +225,9 @@ export class RequestContext {
     } else impacted = [{new: options.data as Record<string, unknown>, old: options.old as Record<string, unknown>}]
     this.bound.events.add({action: options.action, resourceName: options.resourceName, parentId: options.parentId, payload, impacted})
   }
+}
+
+/** The media type of a Content-Type value, lower-cased, without parameters (`''` when none). */
+export function mediaType(contentType: string | undefined): string {
+  return (contentType ?? '').split(';')[0].trim().toLowerCase()
 }

@@ -18,6 +18,8 @@ export function urlOrigin(req: Pick<KintoRequest, 'scheme' | 'host'>): string {
 /** The Content-Security-Policy of every answer of the API (the admin's pages set their own). */
 export const CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
 
+const MAX_DELTA_SECONDS = 2 ** 31
+
 /**
  * `Cache-Control: max-age=N` + `Expires`, or the "expire now" set for 0 (webob's cache_expires).
  * An answer that may be kept also says `Vary: Authorization`: what the API answers depends on who
@@ -27,6 +29,9 @@ export const CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'non
  */
 export function cacheExpiresHeaders(seconds: number): Record<string, string> {
   const now = Date.now()
+  // RFC 9111's cap for delta-seconds: what a cache must read a bigger value as (a bigger one, such
+  // as a collection's cache_expires of 1e300, would also overflow Expires; upstream fails with a 500).
+  seconds = Math.min(seconds, MAX_DELTA_SECONDS)
   if (seconds === 0) {
     return {
       'Cache-Control': 'max-age=0, must-revalidate, no-cache, no-store',

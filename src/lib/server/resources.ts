@@ -235,7 +235,8 @@ export const recordResource: ResourceDefinition = {
     const metadata = collection?.cache_expires
     if (metadata !== undefined && metadata !== null) {
       const fromSetting = Number(cacheExpires) || -1
-      cacheExpires = Math.max(Math.trunc(fromSetting), Math.trunc(Number(metadata)))
+      // An integer beyond 2^53 is kept as its digits (exact integer text): its nearest double.
+      cacheExpires = Math.max(Math.trunc(fromSetting), Math.trunc(Number(exactIntegerText(metadata) ?? metadata)))
     }
     if (cacheExpires !== undefined && cacheExpires !== null && Number.isFinite(Number(cacheExpires))) {
       delete headers.Pragma

@@ -169,6 +169,9 @@ export const permissionsResource: ResourceDefinition = {
     return kept
   },
   model: permissionsModel,
+  // Its ETag (the stored list timestamp, as upstream) does not change with the ACLs, so it cannot
+  // validate: preconditions compare with 0, as upstream's (never a 304, an If-Match fails).
+  preconditionTimestamp: 0,
 }
 
 /** Switched on by core settings (experimental_permissions_endpoint) or the admin plugin. */

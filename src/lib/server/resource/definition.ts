@@ -46,6 +46,11 @@ export interface ResourceDefinition {
   /** Reads come from this instead of the storage backend (a computed list such as /permissions). */
   model?(r: ResourceRequest): Storage
   /**
+   * The list timestamp If-Match / If-None-Match are compared with, where it is not the one the
+   * answers carry: /permissions' entries have none (upstream's computed model says 0).
+   */
+  preconditionTimestamp?: number
+  /**
    * Validates and normalises `data` of a full object (create, replace, and after a PATCH);
    * returns the normalised data or throws a 400. `prefix` names fields in errors (`data.`).
    */

@@ -374,7 +374,7 @@ export class ResourceRequest {
     else if (ifMatch !== undefined && ifMatch !== '*') expected = ifMatch
     else return
     const hasObject = obj !== null && Object.keys(obj).length > 0
-    const current = hasObject ? (obj as Annotated).last_modified : await this.timestamp()
+    const current = hasObject ? (obj as Annotated).last_modified : await this.preconditionTimestamp()
     if (current !== expected) {
       let details: unknown
       // A PUT with If-None-Match: * is allowed by the create permission alone (upstream's rule):
@@ -400,12 +400,17 @@ export class ResourceRequest {
     return checkPermission(this.ctx.settings, this.permission, this.def.name, 'read', identity.principals, bound)
   }
 
-  /** 304 when If-None-Match is the current timestamp. */
+  /** 304 when If-None-Match is the current timestamp ("0" is no validator: upstream ignores it). */
   async raise304IfNotModified(obj: Annotated | null): Promise<void> {
     const {ifNoneMatch} = this.preconditions()
-    if (ifNoneMatch === undefined || ifNoneMatch === '*') return
-    const current = obj ? obj.last_modified : await this.timestamp()
+    if (ifNoneMatch === undefined || ifNoneMatch === '*' || ifNoneMatch === 0) return
+    const current = obj ? obj.last_modified : await this.preconditionTimestamp()
     if (current === ifNoneMatch) throw new NotModified(current)
+  }
+
+  /** The list timestamp preconditions are compared with (the list's, unless the resource says). */
+  private async preconditionTimestamp(): Promise<number> {
+    return this.def.preconditionTimestamp ?? (await this.timestamp())
   }
 
   /**
