@@ -175,6 +175,22 @@ describe('filters, sorting, pagination, deletion', () => {
     expect(await count('/v1/buckets/bid/history?target.data.id=rid')).toBe(3)
   })
 
+  test('group ids and ids that read as other JSON values are compared as the text sent (kinto-admin group history)', async () => {
+    await req('PUT', '/v1/buckets/0/groups/123', {body: {}})
+    await req('PUT', '/v1/buckets/0/groups/1e3', {body: {}})
+    await req('PUT', '/v1/buckets/0/collections/1e3', {body: {}})
+    await req('PUT', '/v1/buckets/0/collections/1e3/records/true', {body: {}})
+    // kinto-admin's group history: ?group_id=<id>, which upstream decodes to the number 123.
+    expect(await count('/v1/buckets/0/history?group_id=123')).toBe(1)
+    expect(await count('/v1/buckets/0/history?group_id="123"')).toBe(1)
+    expect(await count('/v1/buckets/0/history?group_id=1e3')).toBe(1)
+    expect(await count('/v1/buckets/0/history?in_group_id=123,1e3')).toBe(2)
+    expect(await count('/v1/buckets/0/history?exclude_group_id=123&resource_name=group')).toBe(1)
+    expect(await count('/v1/buckets/0/history?not_group_id=123&resource_name=group')).toBe(1)
+    expect(await count('/v1/buckets/0/history?collection_id=1e3')).toBe(2)
+    expect(await count('/v1/buckets/0/history?collection_id=1e3&record_id=true')).toBe(1)
+  })
+
   test('a closed schema: unknown filter and sort fields are 400, unknown _fields too', async () => {
     const filter = await req('GET', '/v1/buckets/bid/history?movie=bourne')
     expect(filter.status).toBe(400)
