@@ -434,12 +434,27 @@ describe('snapshot', () => {
     expect(now.body.data.map((r: Entry) => r.id).sort()).toEqual(['a', 'b', 'later'])
   })
 
+  test('a record deleted before the timestamp and made again after it is not in the snapshot (upstream gives its tombstone)', async () => {
+    const {req} = setup()
+    await req('PUT', '/v1/buckets/bid', {body: {}})
+    await req('PUT', '/v1/buckets/bid/collections/cid', {body: {}})
+    await req('PUT', '/v1/buckets/bid/collections/cid/records/a', {body: {data: {v: 1}}})
+    await req('PUT', '/v1/buckets/bid/collections/cid/records/b', {body: {data: {v: 1}}})
+    const at = (await req('DELETE', '/v1/buckets/bid/collections/cid/records/a')).body.data.last_modified
+    await req('PUT', '/v1/buckets/bid/collections/cid/records/a', {body: {data: {v: 2}}})
+    const snap = await req('GET', `/v1/buckets/bid/snapshot/collections/cid@${at}`)
+    expect(snap.body.data.map((r: Entry) => r.id)).toEqual(['b'])
+  })
+
   test('bad timestamps are 400, other methods 405, readers only', async () => {
     const {req} = setup()
     await req('PUT', '/v1/buckets/bid', {body: {}})
     await req('PUT', '/v1/buckets/bid/collections/cid', {body: {}})
     expect((await req('GET', '/v1/buckets/bid/snapshot/collections/cid@abc')).status).toBe(400)
     expect((await req('GET', '/v1/buckets/bid/snapshot/collections/cid@-1')).status).toBe(400)
+    // As upstream's route ({collection_id}@{timestamp}, each one character or more): no timestamp, no route.
+    expect((await req('GET', '/v1/buckets/bid/snapshot/collections/cid@')).body.errno).toBe(111)
+    expect((await req('GET', '/v1/buckets/bid/snapshot/collections/@1')).body.errno).toBe(111)
     expect((await req('PUT', '/v1/buckets/bid/snapshot/collections/cid@1', {body: {}})).status).toBe(405)
     expect((await req('GET', '/v1/buckets/bid/snapshot/collections/cid@1', {auth: null})).status).toBe(401)
     expect((await req('GET', '/v1/buckets/bid/snapshot/collections/cid@1', {auth: BOB})).status).toBe(403)

@@ -192,12 +192,11 @@ const snapshotView: ViewDef = {
   permission: 'public',
   accept: ['application/json'],
   async handler(ctx) {
-    const spec = ctx.params.spec
-    const at = spec.lastIndexOf('@')
-    if (at < 1) throw notFound()
+    // Upstream's route `{collection_id}@{timestamp}`: both non-empty, the id taking what it can.
+    const match = /^(.+)@(.+)$/s.exec(ctx.params.spec)
+    if (!match) throw notFound()
     const bucketId = ctx.params.bucket_id
-    const collectionId = spec.slice(0, at)
-    const raw = spec.slice(at + 1)
+    const [, collectionId, raw] = match
     if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
       throw invalid('path', 'timestamp', `Invalid timestamp '${raw}'`)
     }
