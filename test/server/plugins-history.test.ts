@@ -460,6 +460,10 @@ describe('snapshot', () => {
     expect((await req('GET', '/v1/buckets/bid/snapshot/collections/cid@1', {auth: BOB})).status).toBe(403)
     await req('PATCH', '/v1/buckets/bid/collections/cid', {body: {permissions: {read: ['system.Everyone']}}})
     expect((await req('GET', '/v1/buckets/bid/snapshot/collections/cid@1', {auth: null})).status).toBe(200)
+    // A plain service upstream (no Accept rule): JSON whatever the client asks for.
+    const plain = await req('GET', '/v1/buckets/bid/snapshot/collections/cid@1', {headers: {accept: 'text/plain'}})
+    expect(plain.status).toBe(200)
+    expect(plain.body).toEqual({data: []})
   })
 })
 

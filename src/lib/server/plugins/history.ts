@@ -190,7 +190,6 @@ export const historyResource: ResourceDefinition = {
 const snapshotView: ViewDef = {
   method: 'GET',
   permission: 'public',
-  accept: ['application/json'],
   async handler(ctx) {
     // Upstream's route `{collection_id}@{timestamp}`: both non-empty, the id taking what it can.
     const match = /^(.+)@(.+)$/s.exec(ctx.params.spec)
