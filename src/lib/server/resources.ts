@@ -3,7 +3,7 @@
  * fields, parents, cache rules and the cascades that run when they change (deleting a bucket
  * deletes what is inside; group members get or lose the group principal).
  */
-import {asBool} from '../config/settings.js'
+import {asBool, asList} from '../config/settings.js'
 import {EXACT_INTEGER, exactIntegerText} from '../json.js'
 import {ObjectNotFoundError, type KintoObject} from '../storage/types.js'
 import type {RequestContext} from './context.js'
@@ -95,12 +95,19 @@ function cascaded(r: ResourceRequest): boolean {
  * its members and writers.
  */
 async function bucketOfCreation(r: ResourceRequest, old: unknown): Promise<void> {
-  if (old !== null) return
+  // Otherwise the create right came from an ACE of the bucket, deleted with it: it exists.
+  if (old !== null || !(cascaded(r) || createRightsFromSettings(r))) return
   if (!cascaded(r)) {
     await requestBucket(r)
     return
   }
   if (!(await exists(r, 'bucket', '', r.params.bucket_id))) throw missingParent('bucket', r.params.bucket_id)
+}
+
+/** Whether settings may let callers create this resource's objects (`group_create_principals`…). */
+function createRightsFromSettings(r: ResourceRequest): boolean {
+  const name = r.def.name
+  return [`${name}_create_principals`, `${name}_write_principals`].some((key) => asList(r.ctx.settings, key).length > 0)
 }
 
 async function exists(r: ResourceRequest, resourceName: string, parentId: string, id: string): Promise<boolean> {
