@@ -185,6 +185,7 @@ describe('filters, sorting, pagination, deletion', () => {
     expect(await count('/v1/buckets/0/history?group_id="123"')).toBe(1)
     expect(await count('/v1/buckets/0/history?group_id=1e3')).toBe(1)
     expect(await count('/v1/buckets/0/history?in_group_id=123,1e3')).toBe(2)
+    expect(await count('/v1/buckets/0/history?in_group_id=123&in_group_id=1e3')).toBe(2)
     expect(await count('/v1/buckets/0/history?exclude_group_id=123&resource_name=group')).toBe(1)
     expect(await count('/v1/buckets/0/history?not_group_id=123&resource_name=group')).toBe(1)
     expect(await count('/v1/buckets/0/history?collection_id=1e3')).toBe(2)

@@ -297,13 +297,14 @@ function idString(value: unknown): unknown {
  * boolean (`?group_id=123`, `1e3`, `true`), for equality and lists; a quoted value is already text.
  */
 function sentText(value: unknown, raw: string | string[] | undefined, operator: FilterOperator): unknown {
-  if (typeof raw !== 'string') return value
+  if (raw === undefined) return value
   const decodedAway = (x: unknown) => typeof x === 'number' || typeof x === 'boolean' || exactIntegerText(x) !== undefined
   if (operator === 'in' || operator === 'exclude') {
-    const items = raw.split(',').filter((item) => item !== '')
+    // The items decodedQuery decoded, in its order.
+    const items = (Array.isArray(raw) ? raw : raw.split(',')).filter((item) => item !== '')
     return (value as unknown[]).map((x, i) => (decodedAway(x) ? items[i] : x))
   }
-  return (operator === 'eq' || operator === 'not') && decodedAway(value) ? raw : value
+  return typeof raw === 'string' && (operator === 'eq' || operator === 'not') && decodedAway(value) ? raw : value
 }
 
 /** `_sort=a,-b` (invalid entries ignored as upstream does), with `-last_modified` appended. */
