@@ -175,6 +175,25 @@ function suite(name: string, make: () => Promise<{app: FastifyInstance; close():
       expect((await req('GET', '/v1/buckets/again/collections/old/records/gone')).status).toBe(404)
     })
 
+    test('a record written after its collection was deleted in the same batch is a 404, not a record below nothing', async () => {
+      await req('PUT', '/v1/buckets/gone', {body: {}})
+      await req('PUT', '/v1/buckets/gone/collections/c', {body: {}})
+      const r = await req('POST', '/v1/batch', {
+        body: {
+          requests: [
+            {method: 'PUT', path: '/buckets/gone/collections/c/records/r1', body: {data: {}}},
+            {method: 'DELETE', path: '/buckets/gone/collections/c'},
+            {method: 'PUT', path: '/buckets/gone/collections/c/records/r2', body: {data: {}}},
+            {method: 'POST', path: '/buckets/gone/collections/c/records', body: {data: {}}},
+          ],
+        },
+      })
+      const answers = r.body.responses.map((x: {status: number; body: {errno?: number}}) => [x.status, x.body.errno])
+      expect(answers).toEqual([[201, undefined], [200, undefined], [404, 111], [404, 111]])
+      await req('PUT', '/v1/buckets/gone/collections/c', {body: {}})
+      expect((await req('GET', '/v1/buckets/gone/collections/c/records')).body.data).toEqual([])
+    })
+
     test('a group made, deleted and made again in one batch gives its members its principal', async () => {
       const carol = 'Basic ' + Buffer.from('carol:x').toString('base64')
       const carolId = (await req('GET', '/v1/', {auth: carol})).body.user.id as string

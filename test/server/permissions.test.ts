@@ -157,6 +157,23 @@ describe('inheritance and shared lists', () => {
     expect((await other.req('GET', '/v1/buckets/b/collections/c/records', {auth: null})).status).toBe(200)
   })
 
+  test('create rights from settings make no group or collection in a bucket that does not exist (404 errno 111)', async () => {
+    const {req} = await setup({
+      'kinto.group_create_principals': 'system.Authenticated',
+      'kinto.collection_create_principals': 'system.Authenticated',
+    })
+    const group = await req('PUT', '/v1/buckets/typo/groups/admins', {body: {data: {members: [userId('bob')]}}, auth: BOB})
+    expect(group.status).toBe(404)
+    expect(group.body).toMatchObject({errno: 111, details: {id: 'typo', resource_name: 'bucket'}})
+    expect((await req('POST', '/v1/buckets/typo/collections', {body: {data: {id: 'c'}}})).status).toBe(404)
+    expect((await req('PUT', '/v1/buckets/typo/collections/c', {body: {}})).status).toBe(404)
+    // The membership was not given either.
+    expect((await req('GET', '/v1/', {auth: BOB})).body.user.principals).not.toContain('/buckets/typo/groups/admins')
+    await req('PUT', '/v1/buckets/typo', {body: {}})
+    expect((await req('PUT', '/v1/buckets/typo/groups/admins', {body: {}, auth: BOB})).status).toBe(201)
+    expect((await req('PUT', '/v1/buckets/typo/collections/c', {body: {}, auth: BOB})).status).toBe(201)
+  })
+
   test('system.Everyone in an ACE opens an object to anonymous users', async () => {
     const {req} = await setup()
     await req('PUT', '/v1/buckets/b', {body: {permissions: {read: ['system.Everyone']}}})

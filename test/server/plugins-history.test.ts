@@ -175,6 +175,23 @@ describe('filters, sorting, pagination, deletion', () => {
     expect(await count('/v1/buckets/bid/history?target.data.id=rid')).toBe(3)
   })
 
+  test('group ids and ids that read as other JSON values are compared as the text sent (kinto-admin group history)', async () => {
+    await req('PUT', '/v1/buckets/0/groups/123', {body: {}})
+    await req('PUT', '/v1/buckets/0/groups/1e3', {body: {}})
+    await req('PUT', '/v1/buckets/0/collections/1e3', {body: {}})
+    await req('PUT', '/v1/buckets/0/collections/1e3/records/true', {body: {}})
+    // kinto-admin's group history: ?group_id=<id>, which upstream decodes to the number 123.
+    expect(await count('/v1/buckets/0/history?group_id=123')).toBe(1)
+    expect(await count('/v1/buckets/0/history?group_id="123"')).toBe(1)
+    expect(await count('/v1/buckets/0/history?group_id=1e3')).toBe(1)
+    expect(await count('/v1/buckets/0/history?in_group_id=123,1e3')).toBe(2)
+    expect(await count('/v1/buckets/0/history?in_group_id=123&in_group_id=1e3')).toBe(2)
+    expect(await count('/v1/buckets/0/history?exclude_group_id=123&resource_name=group')).toBe(1)
+    expect(await count('/v1/buckets/0/history?not_group_id=123&resource_name=group')).toBe(1)
+    expect(await count('/v1/buckets/0/history?collection_id=1e3')).toBe(2)
+    expect(await count('/v1/buckets/0/history?collection_id=1e3&record_id=true')).toBe(1)
+  })
+
   test('a closed schema: unknown filter and sort fields are 400, unknown _fields too', async () => {
     const filter = await req('GET', '/v1/buckets/bid/history?movie=bourne')
     expect(filter.status).toBe(400)
@@ -418,17 +435,36 @@ describe('snapshot', () => {
     expect(now.body.data.map((r: Entry) => r.id).sort()).toEqual(['a', 'b', 'later'])
   })
 
+  test('a record deleted before the timestamp and made again after it is not in the snapshot (upstream gives its tombstone)', async () => {
+    const {req} = setup()
+    await req('PUT', '/v1/buckets/bid', {body: {}})
+    await req('PUT', '/v1/buckets/bid/collections/cid', {body: {}})
+    await req('PUT', '/v1/buckets/bid/collections/cid/records/a', {body: {data: {v: 1}}})
+    await req('PUT', '/v1/buckets/bid/collections/cid/records/b', {body: {data: {v: 1}}})
+    const at = (await req('DELETE', '/v1/buckets/bid/collections/cid/records/a')).body.data.last_modified
+    await req('PUT', '/v1/buckets/bid/collections/cid/records/a', {body: {data: {v: 2}}})
+    const snap = await req('GET', `/v1/buckets/bid/snapshot/collections/cid@${at}`)
+    expect(snap.body.data.map((r: Entry) => r.id)).toEqual(['b'])
+  })
+
   test('bad timestamps are 400, other methods 405, readers only', async () => {
     const {req} = setup()
     await req('PUT', '/v1/buckets/bid', {body: {}})
     await req('PUT', '/v1/buckets/bid/collections/cid', {body: {}})
     expect((await req('GET', '/v1/buckets/bid/snapshot/collections/cid@abc')).status).toBe(400)
     expect((await req('GET', '/v1/buckets/bid/snapshot/collections/cid@-1')).status).toBe(400)
+    // As upstream's route ({collection_id}@{timestamp}, each one character or more): no timestamp, no route.
+    expect((await req('GET', '/v1/buckets/bid/snapshot/collections/cid@')).body.errno).toBe(111)
+    expect((await req('GET', '/v1/buckets/bid/snapshot/collections/@1')).body.errno).toBe(111)
     expect((await req('PUT', '/v1/buckets/bid/snapshot/collections/cid@1', {body: {}})).status).toBe(405)
     expect((await req('GET', '/v1/buckets/bid/snapshot/collections/cid@1', {auth: null})).status).toBe(401)
     expect((await req('GET', '/v1/buckets/bid/snapshot/collections/cid@1', {auth: BOB})).status).toBe(403)
     await req('PATCH', '/v1/buckets/bid/collections/cid', {body: {permissions: {read: ['system.Everyone']}}})
     expect((await req('GET', '/v1/buckets/bid/snapshot/collections/cid@1', {auth: null})).status).toBe(200)
+    // A plain service upstream (no Accept rule): JSON whatever the client asks for.
+    const plain = await req('GET', '/v1/buckets/bid/snapshot/collections/cid@1', {headers: {accept: 'text/plain'}})
+    expect(plain.status).toBe(200)
+    expect(plain.body).toEqual({data: []})
   })
 })
 

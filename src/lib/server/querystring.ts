@@ -227,7 +227,10 @@ function timestampValue(value: unknown): number {
 }
 
 /** Filters of a list request (upstream's _extract_filters), in querystring order. */
-export function extractFilters(query: RawQuery, options: {nowMs?: number; isKnownField?: (field: string) => boolean} = {}): {filters: Filter[]; alert?: string} {
+export function extractFilters(
+  query: RawQuery,
+  options: {nowMs?: number; isKnownField?: (field: string) => boolean; textFields?: readonly string[]} = {},
+): {filters: Filter[]; alert?: string} {
   const nowMs = options.nowMs ?? Date.now()
   const decoded = decodedQuery(query)
   // Schema fields first: they validate even when not used as filters.
@@ -256,6 +259,7 @@ export function extractFilters(query: RawQuery, options: {nowMs?: number; isKnow
     if (options.isKnownField && !options.isKnownField(field)) throw fail(`Unknown filter field '${param}'`)
     let v: unknown = value
     if (field === 'id' && operator === 'eq' && param === 'id') v = idString(value)
+    if (options.textFields?.includes(field)) v = sentText(v, query.get(rawParam), operator)
     if (operator === 'like' && !isText(v)) throw fail()
     if (operator === 'in' || operator === 'exclude') {
       const list = v as unknown[]
@@ -286,6 +290,21 @@ function idString(value: unknown): unknown {
   if (typeof value === 'number') return String(value)
   if (typeof value === 'boolean') return value ? 'True' : 'False'
   return value
+}
+
+/**
+ * A string field's value compared as the text sent where JSON decoding made it a number or a
+ * boolean (`?group_id=123`, `1e3`, `true`), for equality and lists; a quoted value is already text.
+ */
+function sentText(value: unknown, raw: string | string[] | undefined, operator: FilterOperator): unknown {
+  if (raw === undefined) return value
+  const decodedAway = (x: unknown) => typeof x === 'number' || typeof x === 'boolean' || exactIntegerText(x) !== undefined
+  if (operator === 'in' || operator === 'exclude') {
+    // The items decodedQuery decoded, in its order.
+    const items = (Array.isArray(raw) ? raw : raw.split(',')).filter((item) => item !== '')
+    return (value as unknown[]).map((x, i) => (decodedAway(x) ? items[i] : x))
+  }
+  return typeof raw === 'string' && (operator === 'eq' || operator === 'not') && decodedAway(value) ? raw : value
 }
 
 /** `_sort=a,-b` (invalid entries ignored as upstream does), with `-last_modified` appended. */

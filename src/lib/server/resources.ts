@@ -3,7 +3,7 @@
  * fields, parents, cache rules and the cascades that run when they change (deleting a bucket
  * deletes what is inside; group members get or lose the group principal).
  */
-import {asBool} from '../config/settings.js'
+import {asBool, asList} from '../config/settings.js'
 import {EXACT_INTEGER, exactIntegerText} from '../json.js'
 import {ObjectNotFoundError, type KintoObject} from '../storage/types.js'
 import type {RequestContext} from './context.js'
@@ -80,6 +80,54 @@ function validateOr400(obj: Record<string, unknown>, schema: Record<string, unkn
 
 const INTERNAL_FIELDS = ['last_modified', PERMISSIONS_FIELD]
 
+const CASCADED = 'cascaded'
+
+/** Whether a bucket or a collection was deleted earlier in this request or its batch. */
+function cascaded(r: ResourceRequest): boolean {
+  return r.ctx.bound.extra.get(CASCADED) === true
+}
+
+/**
+ * A group or a collection is made only in a bucket that exists (404 errno 111, as a record in a
+ * missing collection). Only create rights from settings (`group_create_principals`…), or a batch
+ * that deleted the bucket before, get here without one; upstream then stores the object below no
+ * bucket, where nobody lists it, and a bucket made later under that name finds it there, with
+ * its members and writers.
+ */
+async function bucketOfCreation(r: ResourceRequest, old: unknown): Promise<void> {
+  // Otherwise the create right came from an ACE of the bucket, deleted with it: it exists.
+  if (old !== null || !(cascaded(r) || createRightsFromSettings(r))) return
+  if (!cascaded(r)) {
+    await requestBucket(r)
+    return
+  }
+  if (!(await exists(r, 'bucket', '', r.params.bucket_id))) throw missingParent('bucket', r.params.bucket_id)
+}
+
+/** Whether settings may let callers create this resource's objects (`group_create_principals`…). */
+function createRightsFromSettings(r: ResourceRequest): boolean {
+  const name = r.def.name
+  return [`${name}_create_principals`, `${name}_write_principals`].some((key) => asList(r.ctx.settings, key).length > 0)
+}
+
+async function exists(r: ResourceRequest, resourceName: string, parentId: string, id: string): Promise<boolean> {
+  try {
+    await r.storage.get(resourceName, parentId, id)
+    return true
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return false
+    throw err
+  }
+}
+
+/** A record written after a deletion in its batch: its collection, loaded before, may be gone. */
+async function liveCollection(r: ResourceRequest): Promise<void> {
+  if (!cascaded(r)) return
+  if (!(await exists(r, 'collection', `/buckets/${r.params.bucket_id}`, r.params.collection_id))) {
+    throw missingParent('collection', r.params.collection_id)
+  }
+}
+
 export const bucketResource: ResourceDefinition = {
   name: 'bucket',
   pluralPath: '/buckets',
@@ -136,7 +184,8 @@ export const collectionResource: ResourceDefinition = {
     throwIssues(issues)
     return data
   },
-  async processObject(r, obj) {
+  async processObject(r, obj, old) {
+    await bucketOfCreation(r, old)
     await validateFromBucketSchema(r, obj, [...INTERNAL_FIELDS])
     return obj
   },
@@ -167,7 +216,8 @@ export const groupResource: ResourceDefinition = {
     throwIssues(issues)
     return data
   },
-  async processObject(r, obj) {
+  async processObject(r, obj, old) {
+    await bucketOfCreation(r, old)
     await validateFromBucketSchema(r, obj, [...INTERNAL_FIELDS])
     return obj
   },
@@ -204,6 +254,7 @@ export const recordResource: ResourceDefinition = {
       ? []
       : [{resourceName: 'collection', parentId: `/buckets/${params.bucket_id}`, id: params.collection_id}],
   async processObject(r, obj) {
+    await liveCollection(r)
     if (!schemaValidationEnabled(r)) return obj
     const collection = await recordCollection(r)
     const ignore = ['last_modified', 'schema', PERMISSIONS_FIELD]
@@ -273,12 +324,23 @@ async function deleteEverythingBelow(ctx: RequestContext, pattern: string): Prom
   return groups
 }
 
+/**
+ * Marks the request (its batch) as having deleted a bucket or a collection: the bucket and the
+ * collections it loaded before may be gone, so a write below one looks again (bucketOfCreation,
+ * liveCollection) rather than make objects below nothing. Upstream trusts what it loaded and
+ * deletes such objects at the end of the batch, after answering 201.
+ */
+function markCascaded(ctx: RequestContext): void {
+  ctx.bound.extra.set(CASCADED, true)
+}
+
 /** Registers the core cascades (upstream's subscribers in kinto/views/*.py). */
 export function registerCoreListeners(runtime: Runtime): void {
   runtime.events.onChanged({resources: ['bucket'], actions: ['delete']}, async (event: ResourceEvent, ctx) => {
     for (const {old} of event.impacted) {
       if (!old) continue
       const uri = `/buckets/${old.id as string}`
+      markCascaded(ctx)
       for (const pattern of [uri, `${uri}/*`]) {
         const groups = await deleteEverythingBelow(ctx, pattern)
         await ctx.tx.permission.deleteObjectPermissions(pattern)
@@ -293,6 +355,7 @@ export function registerCoreListeners(runtime: Runtime): void {
     for (const {old} of event.impacted) {
       if (!old) continue
       const uri = `${event.parentId}/collections/${old.id as string}`
+      markCascaded(ctx)
       await deleteEverythingBelow(ctx, uri)
       await ctx.tx.permission.deleteObjectPermissions(`${uri}/*`)
     }

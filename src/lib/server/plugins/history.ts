@@ -181,26 +181,21 @@ export const historyResource: ResourceDefinition = {
   openapi: {tags: ['History'], operationIds: {GET: 'get_history', DELETE: 'delete_history'}},
   parentId: (params) => `/buckets/${params.bucket_id}`,
   knownFields: ['user_id', 'uri', 'action', 'date', 'resource_name', 'bucket_id', 'collection_id', 'group_id', 'record_id', 'target'],
-  adjustFilters(filters) {
-    // Ids are strings: `?collection_id=1` is the collection "1", not the number 1.
-    return filters.map((f) =>
-      ['record_id', 'collection_id', 'bucket_id'].includes(f.field) && typeof f.value === 'number' ? {...f, value: String(f.value)} : f,
-    )
-  },
+  // Ids are strings: `?collection_id=1` is the collection "1", not the number 1. Upstream turns
+  // integers back into text for three of them only, not group_id (kinto-admin's group history).
+  textFields: ['bucket_id', 'collection_id', 'group_id', 'record_id'],
 }
 
 /** GET /buckets/{bid}/snapshot/collections/{cid}@{timestamp}: the records as they were then. */
 const snapshotView: ViewDef = {
   method: 'GET',
   permission: 'public',
-  accept: ['application/json'],
   async handler(ctx) {
-    const spec = ctx.params.spec
-    const at = spec.lastIndexOf('@')
-    if (at < 1) throw notFound()
+    // Upstream's route `{collection_id}@{timestamp}`: both non-empty, the id taking what it can.
+    const match = /^(.+)@(.+)$/s.exec(ctx.params.spec)
+    if (!match) throw notFound()
     const bucketId = ctx.params.bucket_id
-    const collectionId = spec.slice(0, at)
-    const raw = spec.slice(at + 1)
+    const [, collectionId, raw] = match
     if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
       throw invalid('path', 'timestamp', `Invalid timestamp '${raw}'`)
     }

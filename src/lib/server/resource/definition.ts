@@ -39,7 +39,12 @@ export interface ResourceDefinition {
    * id, last_modified, deleted); unknown ones are a 400 as upstream. Undefined: any field.
    */
   knownFields?: readonly string[]
-  /** Rewrites the list filters taken from the querystring (history: ids compared as strings). */
+  /**
+   * String fields whose filter values are the text sent even when it reads as a number or a
+   * boolean (history's ids: `?group_id=123` is the group "123").
+   */
+  textFields?: readonly string[]
+  /** Rewrites the list filters taken from the querystring (/permissions: no last_modified). */
   adjustFilters?(filters: Filter[]): Filter[]
   /** Rewrites the list sorting taken from the querystring (permissions: by uri, no last_modified). */
   adjustSorting?(sorting: Sort[]): Sort[]

@@ -13,7 +13,10 @@ export function listFilters(r: ResourceRequest): {filters: Filter[]; alert?: str
   const q = r.ctx.req.query
   // Schema-validated parameters (400 on bad values even when unused).
   queryInteger(q, '_limit')
-  const extracted = extractFilters(q, {isKnownField: r.def.knownFields ? (field) => isKnownField(r.def, field) : undefined})
+  const extracted = extractFilters(q, {
+    isKnownField: r.def.knownFields ? (field) => isKnownField(r.def, field) : undefined,
+    textFields: r.def.textFields,
+  })
   let filters = extracted.filters
   if (r.def.adjustFilters) filters = r.def.adjustFilters(filters)
   if (r.ctx.sharedIds !== null) filters.unshift({field: 'id', value: r.ctx.sharedIds, operator: 'in'})
