@@ -20,7 +20,7 @@ import {ensureSchema} from '../../src/lib/schema/index.js'
 import {pgliteLockPath, withFileLock} from '../../src/lib/schema/lock.js'
 import {cliBin, repoRoot} from '../helpers/cli.js'
 import {runCliInProcess} from '../helpers/cli-in-process.js'
-import {createServerDatabase, realServerUrl, type TestDatabase} from '../helpers/db.js'
+import {createServerDatabase, realServerUrl, serverSkip, type TestDatabase} from '../helpers/db.js'
 import {acceptanceHttpChecks} from '../helpers/schema-catalog.js'
 import {tempFolders} from '../helpers/tmp.js'
 import {startTestServer} from '../client/helpers.js'
@@ -558,7 +558,7 @@ describe('kinto backup and restore on the embedded engine', () => {
     }, 180_000)
   })
 
-  describe.runIf(realServerUrl)('with PostgreSQL', () => {
+  describe.skipIf(!realServerUrl)(`with PostgreSQL: db copy embedded -> PostgreSQL -> embedded, backup under write load${serverSkip}`, () => {
     const dbs: TestDatabase[] = []
     const pgDatabase = async () => {
       const db = await createServerDatabase(realServerUrl!)
@@ -745,10 +745,6 @@ describe('kinto backup and restore on the embedded engine', () => {
         await app.close()
       }
     }, 240_000)
-  })
-
-  it.skipIf(realServerUrl)('PostgreSQL round trips', () => {
-    console.log('SKIPPED: PostgreSQL round trips (db copy embedded -> PostgreSQL -> embedded, backup under write load) need KINTO_TEST_DATABASE_URL')
   })
 })
 
