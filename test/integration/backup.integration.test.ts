@@ -221,6 +221,27 @@ describe('kinto backup and restore on the embedded engine', () => {
     expect(existsSync(path.join(cwd, 'never', 'data'))).toBe(false)
   }, 60_000)
 
+  it('the password of an unreachable database URL (the ini\'s, or --to) never shows in db copy or backup, text or JSON', async () => {
+    const cwd = tmp()
+    const secret = 'Sup3rSecret-5f2a'
+    // nothing listens on port 1: refused at once
+    const ini = writeIni(cwd, `postgresql://postgres:${secret}@127.0.0.1:1/kinto`)
+    const source = await embedded()
+    for (const args of [
+      ['db', 'copy', '--ini', ini, '--to', 'pglite:never/data'],
+      ['db', 'copy', '--ini', ini, '--to', 'pglite:never/data', '--json'],
+      ['backup', '--ini', ini, '-o', path.join(cwd, 'x.gz')],
+      ['backup', '--ini', ini, '-o', path.join(cwd, 'x.gz'), '--json'],
+      ['db', 'copy', '--ini', source.ini, '--to', `postgresql://postgres:${secret}@127.0.0.1:1/other`],
+      ['db', 'copy', '--ini', source.ini, '--to', `postgresql://postgres:${secret}@127.0.0.1:1/other`, '--json'],
+    ]) {
+      const r = await kinto(args, {cwd})
+      expect(r.code, args.join(' ')).toBe(1)
+      expect(r.stdout + r.stderr, args.join(' ')).toMatch(/127\.0\.0\.1:1/)
+      expect(r.stdout + r.stderr, args.join(' ')).not.toContain(secret)
+    }
+  }, 60_000)
+
   it('db copy --to what it cannot copy to is a usage error naming --to; a target that holds data says nothing was copied', async () => {
     const cwd = tmp()
     const what = 'Give --to a PostgreSQL URL (postgresql://user:password@host/dbname), pglite:<folder>, or the path of an existing ini.'
