@@ -32,6 +32,13 @@ export default tseslint.config(
     rules: {'@typescript-eslint/no-explicit-any': 'off'},
   },
   {
+    // An assertion on a promise that nobody awaits (`expect(p).rejects…`, `expect.poll`) never fails
+    // its test: every promise of a test is awaited, or marked `void` when left to run on purpose.
+    files: ['test/**/*.ts'],
+    languageOptions: {parserOptions: {project: './test/tsconfig.json', tsconfigRootDir: import.meta.dirname}},
+    rules: {'@typescript-eslint/no-floating-promises': 'error'},
+  },
+  {
     // Code that runs in the browser (the admin console build, its fixture) or with fetch's globals.
     files: ['scripts/kinto-admin/**', 'test/fixtures/admin-build/**', 'bench/**'],
     languageOptions: {globals: {document: 'readonly', window: 'readonly', localStorage: 'readonly', Headers: 'readonly'}},

@@ -38,8 +38,7 @@ function serverOf(kind: BackendKind, settings?: Record<string, string>): () => T
 async function httpChecks(ctx: TestContext, srv: TestServer, groups: string[]): Promise<string | undefined> {
   const py = await python()
   if (!script || !py) {
-    console.log(`SKIPPED: ${script ? 'python3' : 'shared/acceptance/http_checks.py'} not found`)
-    ctx.skip()
+    ctx.skip(`SKIPPED: ${script ? 'python3' : 'shared/acceptance/http_checks.py'} not found`)
     return undefined
   }
   try {

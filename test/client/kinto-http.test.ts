@@ -137,15 +137,15 @@ describe.each(BACKEND_KINDS)('kinto-http against kinto start (%s)', (kind) => {
     await alice.createBucket('batched')
     await alice.bucket('batched').createCollection('c')
     const responses = (await alice.bucket('batched').collection('c').batch((batch) => {
-      for (let i = 0; i < 30; i++) batch.createRecord({i})
+      for (let i = 0; i < 30; i++) void batch.createRecord({i})
     })) as Array<{status: number}>
     expect(responses).toHaveLength(30)
     expect(responses.every((r) => r.status === 201)).toBe(true)
     expect(await alice.bucket('batched').collection('c').getTotalRecords()).toBe(30)
     const aggregate = await alice.batch(
       (batch: KintoBatchClient) => {
-        batch.createBucket('batched', {safe: true})
-        batch.bucket('batched').createCollection('d')
+        void batch.createBucket('batched', {safe: true})
+        void batch.bucket('batched').createCollection('d')
       },
       {aggregate: true},
     )

@@ -116,8 +116,8 @@ describe.each(BACKEND_KINDS)('plugins on kinto start (%s)', (kind) => {
     await alice.createBucket('batched')
     await alice.bucket('batched').createCollection('c')
     const responses = (await alice.bucket('batched').collection('c').batch((b) => {
-      for (let i = 0; i < 3; i++) b.createRecord({i})
-      b.updateRecord({id: 'missing', x: 1}, {safe: true, last_modified: 1})
+      for (let i = 0; i < 3; i++) void b.createRecord({i})
+      void b.updateRecord({id: 'missing', x: 1}, {safe: true, last_modified: 1})
     })) as Array<{status: number}>
     expect(responses.map((r) => r.status)).toEqual([201, 201, 201, 412])
     expect(await alice.bucket('batched').collection('c').getTotalRecords()).toBe(3)

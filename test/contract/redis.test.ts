@@ -33,6 +33,8 @@ it('an ini naming the Redis cache without kinto.cache_url loads, and uses upstre
 })
 
 const skip = await redisMissing()
+/** The tests that start and stop a redis-server of their own need the binary, not just a Redis to reach. */
+const ownRedisSkip = redisBinary ? '' : ' (SKIPPED: redis-server is not installed; CI installs it)'
 const url = (await testRedisUrl()) ?? ''
 
 describe.skipIf(skip !== '')(`redis cache ${skip}`, () => {
@@ -75,7 +77,7 @@ describe.skipIf(skip !== '')(`redis cache ${skip}`, () => {
     expect(await Promise.all(Array.from({length: 12}, (_, i) => pooled.get(`pool-${i}`)))).toEqual(Array.from({length: 12}, (_, i) => i))
   })
 
-  it.skipIf(!redisBinary)('cache_pool_size is the most connections, opened as calls overlap (as upstream\'s pool), not all at once', async () => {
+  it.skipIf(!redisBinary)(`cache_pool_size is the most connections, opened as calls overlap (as upstream's pool), not all at once${ownRedisSkip}`, async () => {
     const server = await startRedis([], 19305)
     const {Redis} = await import('ioredis')
     const probe = new Redis({port: server.port, host: '127.0.0.1', lazyConnect: true})
@@ -115,7 +117,7 @@ describe.skipIf(skip !== '')(`redis cache ${skip}`, () => {
     await expect(down.heartbeat()).rejects.toBeInstanceOf(BackendError)
   })
 
-  it.skipIf(!redisBinary)('a stopped Redis fails each call at once (not after a reconnection wait), and is used again soon after it is back', async () => {
+  it.skipIf(!redisBinary)(`a stopped Redis fails each call at once (not after a reconnection wait), and is used again soon after it is back${ownRedisSkip}`, async () => {
     const server = await startRedis()
     const cache = new RedisCache({url: server.url, prefix: base, commandTimeoutMs: 5000})
     opened.push(cache)
@@ -151,7 +153,7 @@ describe.skipIf(skip !== '')(`redis cache ${skip}`, () => {
     }
   })
 
-  it.skipIf(!redisBinary)('a Redis older than 6.2 (no GETDEL): delete, the heartbeat and flush work, a key is taken once', async () => {
+  it.skipIf(!redisBinary)(`a Redis older than 6.2 (no GETDEL): delete, the heartbeat and flush work, a key is taken once${ownRedisSkip}`, async () => {
     // Redis before 6.2 answers GETDEL with "unknown command", as this server does.
     const old = await startRedis(['--rename-command', 'getdel', ''], 19302)
     const cache = new RedisCache({url: old.url, prefix: base, commandTimeoutMs: 2000})
@@ -171,7 +173,7 @@ describe.skipIf(skip !== '')(`redis cache ${skip}`, () => {
     }
   })
 
-  it.skipIf(!redisBinary)('a user name in cache_url: an ACL user authenticates as itself; any other name with the default password works, as upstream (which sends the password alone)', async () => {
+  it.skipIf(!redisBinary)(`a user name in cache_url: an ACL user authenticates as itself; any other name with the default password works, as upstream (which sends the password alone)${ownRedisSkip}`, async () => {
     const {port} = await startRedis(['--requirepass', 'default-pw', '--user', 'alice', 'on', '>alice-pw', '~alice:*', '+@all'], 19303)
     const upstreamForm = new RedisCache({url: `redis://h:default-pw@127.0.0.1:${port}/0`, prefix: 'h:', commandTimeoutMs: 2000, poolSize: 2})
     const acl = new RedisCache({url: `redis://alice:alice-pw@127.0.0.1:${port}/0`, prefix: 'alice:', commandTimeoutMs: 2000})
@@ -192,7 +194,7 @@ describe.skipIf(skip !== '')(`redis cache ${skip}`, () => {
     expect(message).not.toContain('wrong-secret-xyz')
   })
 
-  it.skipIf(!redisBinary)('a password in cache_url authenticates; a wrong one fails clearly, the password never shown', async () => {
+  it.skipIf(!redisBinary)(`a password in cache_url authenticates; a wrong one fails clearly, the password never shown${ownRedisSkip}`, async () => {
     const {port} = await startRedis(['--requirepass', 'right-p@ss'])
     const good = new RedisCache({url: `redis://:${encodeURIComponent('right-p@ss')}@127.0.0.1:${port}/2`, commandTimeoutMs: 2000})
     const bad = new RedisCache({url: `redis://:wrong-secret-xyz@127.0.0.1:${port}/2`, commandTimeoutMs: 2000})
@@ -210,7 +212,7 @@ describe.skipIf(skip !== '')(`redis cache ${skip}`, () => {
       expect(message).not.toContain('right-p@ss')
     }
   })
-  it.skipIf(!redisBinary)('a database the server does not have (cache_url …/5 on a Redis of 2 databases) fails each call, ping included, and writes nothing to database 0', async () => {
+  it.skipIf(!redisBinary)(`a database the server does not have (cache_url …/5 on a Redis of 2 databases) fails each call, ping included, and writes nothing to database 0${ownRedisSkip}`, async () => {
     const server = await startRedis(['--databases', '2'], 21160)
     const cache = new RedisCache({url: `redis://127.0.0.1:${server.port}/5`, prefix: base, commandTimeoutMs: 2000})
     opened.push(cache)

@@ -14,6 +14,11 @@ import pg from 'pg'
  */
 export const realServerUrl = process.env.KINTO_TEST_DATABASE_URL || undefined
 export const dbKind: 'postgresql' | 'pglite' = realServerUrl ? 'postgresql' : 'pglite'
+/**
+ * '' with a PostgreSQL server, else the SKIPPED reason a server-only test or group appends to its
+ * name (`describe.skipIf(!realServerUrl)(`name${serverSkip}`)`), so that the skip says why.
+ */
+export const serverSkip = realServerUrl ? '' : ' (SKIPPED: needs a PostgreSQL server; KINTO_TEST_DATABASE_URL is not set)'
 
 /**
  * The ini settings that put storage, permission and cache (or the backends named) on the postgresql

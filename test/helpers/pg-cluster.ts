@@ -5,19 +5,37 @@
  * they run as the `postgres` user (runuser) in a folder that user owns.
  */
 import {execFile, execFileSync} from 'node:child_process'
-import {chownSync, existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {chownSync, existsSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync} from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 
 import pg from 'pg'
 
-export const PG_BIN = process.env.KINTO_TEST_PG_BIN ?? '/usr/lib/postgresql/15/bin'
+import {findBinary} from './deploy-servers.js'
+
+/**
+ * The folder of the server binaries: KINTO_TEST_PG_BIN, else Debian's PostgreSQL 15 (the version CI
+ * and docs/reliability.md use), else the newest Debian version installed, else the folder `initdb`
+ * on the PATH resolves to. A machine whose server is not 15 runs the fault tests instead of
+ * skipping them.
+ */
+function serverBinaries(): string {
+  if (process.env.KINTO_TEST_PG_BIN) return process.env.KINTO_TEST_PG_BIN
+  const debian = '/usr/lib/postgresql'
+  const versions = existsSync(debian) ? readdirSync(debian).filter((v) => /^\d+$/.test(v)) : []
+  const ordered = [...versions.filter((v) => v === '15'), ...versions.filter((v) => v !== '15').sort((a, b) => Number(b) - Number(a))]
+  for (const v of ordered) if (existsSync(path.join(debian, v, 'bin', 'initdb'))) return path.join(debian, v, 'bin')
+  const initdb = findBinary('initdb')
+  return initdb ? path.dirname(realpathSync(initdb)) : path.join(debian, '15', 'bin')
+}
+
+export const PG_BIN = serverBinaries()
 
 /** Why a private cluster cannot be made here, or null. */
 export function clusterUnavailable(): string | null {
   for (const b of ['initdb', 'pg_ctl', 'postgres']) {
-    if (!existsSync(path.join(PG_BIN, b))) return `${path.join(PG_BIN, b)} is missing (PostgreSQL 15 server binaries)`
+    if (!existsSync(path.join(PG_BIN, b))) return `${path.join(PG_BIN, b)} is missing (PostgreSQL server binaries; KINTO_TEST_PG_BIN names their folder)`
   }
   if (process.getuid?.() === 0) {
     try {

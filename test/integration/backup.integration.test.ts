@@ -20,7 +20,7 @@ import {ensureSchema} from '../../src/lib/schema/index.js'
 import {pgliteLockPath, withFileLock} from '../../src/lib/schema/lock.js'
 import {cliBin, repoRoot} from '../helpers/cli.js'
 import {runCliInProcess} from '../helpers/cli-in-process.js'
-import {createServerDatabase, realServerUrl, type TestDatabase} from '../helpers/db.js'
+import {createServerDatabase, realServerUrl, serverSkip, type TestDatabase} from '../helpers/db.js'
 import {acceptanceHttpChecks} from '../helpers/schema-catalog.js'
 import {tempFolders} from '../helpers/tmp.js'
 import {startTestServer} from '../client/helpers.js'
@@ -219,6 +219,27 @@ describe('kinto backup and restore on the embedded engine', () => {
     expect(r.code).toBe(1)
     expect(json(r.stdout).error.code).toBe('KINTO_DB_UNREACHABLE')
     expect(existsSync(path.join(cwd, 'never', 'data'))).toBe(false)
+  }, 60_000)
+
+  it('the password of an unreachable database URL (the ini\'s, or --to) never shows in db copy or backup, text or JSON', async () => {
+    const cwd = tmp()
+    const secret = 'Sup3rSecret-5f2a'
+    // nothing listens on port 1: refused at once
+    const ini = writeIni(cwd, `postgresql://postgres:${secret}@127.0.0.1:1/kinto`)
+    const source = await embedded()
+    for (const args of [
+      ['db', 'copy', '--ini', ini, '--to', 'pglite:never/data'],
+      ['db', 'copy', '--ini', ini, '--to', 'pglite:never/data', '--json'],
+      ['backup', '--ini', ini, '-o', path.join(cwd, 'x.gz')],
+      ['backup', '--ini', ini, '-o', path.join(cwd, 'x.gz'), '--json'],
+      ['db', 'copy', '--ini', source.ini, '--to', `postgresql://postgres:${secret}@127.0.0.1:1/other`],
+      ['db', 'copy', '--ini', source.ini, '--to', `postgresql://postgres:${secret}@127.0.0.1:1/other`, '--json'],
+    ]) {
+      const r = await kinto(args, {cwd})
+      expect(r.code, args.join(' ')).toBe(1)
+      expect(r.stdout + r.stderr, args.join(' ')).toMatch(/127\.0\.0\.1:1/)
+      expect(r.stdout + r.stderr, args.join(' ')).not.toContain(secret)
+    }
   }, 60_000)
 
   it('db copy --to what it cannot copy to is a usage error naming --to; a target that holds data says nothing was copied', async () => {
@@ -558,7 +579,7 @@ describe('kinto backup and restore on the embedded engine', () => {
     }, 180_000)
   })
 
-  describe.runIf(realServerUrl)('with PostgreSQL', () => {
+  describe.skipIf(!realServerUrl)(`with PostgreSQL: db copy embedded -> PostgreSQL -> embedded, backup under write load${serverSkip}`, () => {
     const dbs: TestDatabase[] = []
     const pgDatabase = async () => {
       const db = await createServerDatabase(realServerUrl!)
@@ -745,10 +766,6 @@ describe('kinto backup and restore on the embedded engine', () => {
         await app.close()
       }
     }, 240_000)
-  })
-
-  it.skipIf(realServerUrl)('PostgreSQL round trips', () => {
-    console.log('SKIPPED: PostgreSQL round trips (db copy embedded -> PostgreSQL -> embedded, backup under write load) need KINTO_TEST_DATABASE_URL')
   })
 })
 

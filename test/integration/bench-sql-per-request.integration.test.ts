@@ -27,7 +27,7 @@ import {buildSettings} from '../../src/lib/config/settings.js'
 import {DatabaseRegistry, type PoolOptions, type Queryable, type SqlClient} from '../../src/lib/db/index.js'
 import {ensureSchema} from '../../src/lib/schema/index.js'
 import {createApp} from '../../src/lib/server/app.js'
-import {createTestDatabase, dbKind, postgresqlSettings, type TestDatabase} from '../helpers/db.js'
+import {createTestDatabase, dbKind, postgresqlSettings, serverSkip, type TestDatabase} from '../helpers/db.js'
 import {startProxy, type TcpProxy} from '../helpers/tcp-proxy.js'
 
 /** The statements seen since the last reset (the SQL, whitespace collapsed), and their names. */
@@ -276,7 +276,7 @@ describe(`SQL statements per request (${dbKind})`, () => {
     expect(r.names[1]).toMatch(/^kinto_list_\d+$/)
   })
 
-  test.skipIf(dbKind !== 'postgresql')('round trips to the server: one per read, the filtered list included', async () => {
+  test.skipIf(dbKind !== 'postgresql')(`round trips to the server: one per read, the filtered list included${serverSkip}`, async () => {
     const trips: Record<string, number | undefined> = {}
     for (const [what, url] of [
       ['record', `${BASE}/r005`],

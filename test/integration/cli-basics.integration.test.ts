@@ -46,7 +46,7 @@ describe('kinto CLI basics', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /)
   })
 
-  it.skipIf(!existsSync('/dev/full'))('an output that cannot be written (a full disk) is one line on stderr and exit 1, no stack trace', async () => {
+  it.skipIf(!existsSync('/dev/full'))(`an output that cannot be written (a full disk) is one line on stderr and exit 1, no stack trace${existsSync('/dev/full') ? '' : ' (SKIPPED: no /dev/full here)'}`, async () => {
     const dir = tmp()
     const ini = path.join(dir, 'kinto.ini')
     writeFileSync(ini, '[app:main]\nkinto.userid_hmac_secret = abc\n')

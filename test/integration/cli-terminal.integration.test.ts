@@ -13,8 +13,7 @@ const tmp = tempFolders('cli-terminal')
 describe('progress on a terminal', () => {
   it('Ctrl-C during `kinto migrate` on a terminal dies of SIGINT (130), as without a terminal', async (ctx) => {
     if (spawnSync('script', ['--version']).status !== 0) {
-      console.log('SKIPPED: no `script` (util-linux) to give the command a terminal')
-      ctx.skip()
+      ctx.skip('SKIPPED: no `script` (util-linux) to give the command a terminal')
     }
     const dir = tmp()
     const ini = path.join(dir, 'kinto.ini')
@@ -45,8 +44,7 @@ describe('progress on a terminal', () => {
 
   it('`kinto create-user --json` on a terminal asks nothing: the missing flags as the one JSON document, exit 2', async (ctx) => {
     if (spawnSync('script', ['--version']).status !== 0) {
-      console.log('SKIPPED: no `script` (util-linux) to give the command a terminal')
-      ctx.skip()
+      ctx.skip('SKIPPED: no `script` (util-linux) to give the command a terminal')
     }
     const dir = tmp()
     const ini = path.join(dir, 'kinto.ini')

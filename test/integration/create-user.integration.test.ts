@@ -18,7 +18,7 @@ import {ensureSchema} from '../../src/lib/schema/index.js'
 import {createBackends} from '../../src/lib/backends.js'
 import {basicAuth, iniText} from '../client/helpers.js'
 import {runCli} from '../helpers/cli.js'
-import {createServerDatabase, realServerUrl} from '../helpers/db.js'
+import {createServerDatabase, realServerUrl, serverSkip} from '../helpers/db.js'
 import {spawnStart} from '../helpers/ops-servers.js'
 
 const dirs: string[] = []
@@ -191,7 +191,7 @@ describe('a shared login cache that cannot be reached', () => {
   }, 120_000)
 })
 
-describe.runIf(realServerUrl)('on PostgreSQL', () => {
+describe.skipIf(!realServerUrl)(`on PostgreSQL${serverSkip}`, () => {
   test('creates the account in the server database; a second run replaces the password', async () => {
     const db = await createServerDatabase(realServerUrl!)
     try {

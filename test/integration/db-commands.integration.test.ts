@@ -11,7 +11,7 @@ import {afterEach, describe, expect, it} from 'vitest'
 
 import {scramVerifier} from '../../src/lib/db/scram.js'
 import {runCliInProcess} from '../helpers/cli-in-process.js'
-import {createPgliteDatabase, createServerDatabase, realServerUrl} from '../helpers/db.js'
+import {createPgliteDatabase, createServerDatabase, realServerUrl, serverSkip} from '../helpers/db.js'
 import {writeTestIni} from '../helpers/schema-env.js'
 
 const cleanups: Array<() => Promise<unknown> | unknown> = []
@@ -91,7 +91,7 @@ describe('kinto db grant-readonly refuses the role Kinto writes with', () => {
   })
 })
 
-describe.skipIf(!realServerUrl)('kinto db grant-readonly (real PostgreSQL only: PGlite has one user, so roles cannot be tested there)', () => {
+describe.skipIf(!realServerUrl)(`kinto db grant-readonly (real PostgreSQL only: PGlite has one user, so roles cannot be tested there)${serverSkip}`, () => {
   it('grants what a read-only instance needs, verified by connecting as the role', async () => {
     const {migrator, name, ini} = await migratedDatabase()
     const role = `kinto_ro_${suffix()}`
@@ -196,7 +196,7 @@ describe.skipIf(!realServerUrl)('kinto db grant-readonly (real PostgreSQL only: 
   })
 })
 
-describe.skipIf(!realServerUrl)('kinto db create (real PostgreSQL only: PGlite has one database)', () => {
+describe.skipIf(!realServerUrl)(`kinto db create (real PostgreSQL only: PGlite has one database)${serverSkip}`, () => {
   it('creates a UTF8 database with timezone UTC, idempotently', async () => {
     const name = `kinto_create_${suffix()}`
     cleanups.push(() => admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)))
@@ -263,7 +263,7 @@ describe('kinto db commands on the embedded engine', () => {
   }, 60_000)
 })
 
-describe.skipIf(!realServerUrl)('kinto db status with a read-only role (real PostgreSQL only: PGlite has one user)', () => {
+describe.skipIf(!realServerUrl)(`kinto db status with a read-only role (real PostgreSQL only: PGlite has one user)${serverSkip}`, () => {
   it('shows versions, pending steps and whether the configured user can write', async () => {
     const {name, ini} = await migratedDatabase()
     const role = `kinto_ro_${suffix()}`

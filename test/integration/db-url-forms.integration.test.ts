@@ -26,13 +26,12 @@ function opensslMissing(): string | null {
 }
 
 const skip = clusterUnavailable() ?? opensslMissing()
-if (skip) console.log(`SKIPPED: database URL forms: ${skip}`)
 
 /** An IPv4 address of this machine off loopback (a server "elsewhere" for the client), if any. */
 const lan = Object.values(os.networkInterfaces())
   .flat()
   .find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address
-if (!skip && !lan) console.log('SKIPPED: a URL without sslmode to a server elsewhere: this machine has no IPv4 address off loopback')
+const noLan = lan ? '' : ' (SKIPPED: this machine has no IPv4 address off loopback)'
 
 /** Whether the connection of this URL is encrypted, as the server sees it. */
 async function encrypted(url: string): Promise<boolean> {
@@ -45,7 +44,7 @@ async function encrypted(url: string): Promise<boolean> {
   }
 }
 
-describe.skipIf(skip !== null)('database URLs read as libpq reads them', () => {
+describe.skipIf(skip !== null)(`database URLs read as libpq reads them${skip ? ` (SKIPPED: ${skip})` : ''}`, () => {
   let cluster: PgCluster
   let certDir: string
   let base: string
@@ -134,7 +133,7 @@ describe.skipIf(skip !== null)('database URLs read as libpq reads them', () => {
     }
   })
 
-  it.skipIf(!lan)("a URL without sslmode to a server elsewhere is encrypted when the server offers TLS, in clear when it does not (libpq's prefer); on this machine it stays in clear", async () => {
+  it.skipIf(!lan)(`a URL without sslmode to a server elsewhere is encrypted when the server offers TLS, in clear when it does not (libpq's prefer); on this machine it stays in clear${noLan}`, async () => {
     const elsewhere = `postgresql://postgres@${lan}:${cluster.port}/postgres`
     expect(await encrypted(elsewhere)).toBe(true)
     expect(await encrypted(base)).toBe(false)
@@ -148,7 +147,7 @@ describe.skipIf(skip !== null)('database URLs read as libpq reads them', () => {
     }
   })
 
-  it.skipIf(!lan)('kinto check says whether connections to a server elsewhere are encrypted (db-tls)', async () => {
+  it.skipIf(!lan)(`kinto check says whether connections to a server elsewhere are encrypted (db-tls)${noLan}`, async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-tls-check-'))
     const tlsFinding = async (url: string) => {
       const ini = path.join(dir, 'kinto.ini')

@@ -41,7 +41,7 @@ function cartesian<T extends Record<string, unknown[]>>(axes: T): {[K in keyof T
   return out as {[K in keyof T]: T[K][number]}[]
 }
 
-describe.skipIf(missing('nginx'))('nginx -t accepts every generated server block', () => {
+describe.skipIf(missing('nginx'))(`nginx -t accepts every generated server block ${missing('nginx')}`, () => {
   const cacheDir = tempDir('nginx-cache')
   const combos = cartesian({
     upstream: [undefined, 'unix:/run/kinto/kinto.sock', 'uwsgi', 'uwsgi+unix:/run/uwsgi/kinto.sock', 'http://[::1]:8889'],
@@ -78,7 +78,7 @@ describe.skipIf(missing('nginx'))('nginx -t accepts every generated server block
   })
 })
 
-describe.skipIf(missing('apache2ctl', 'modProxyHttp'))('apache2ctl -t accepts every generated mod_proxy virtual host', () => {
+describe.skipIf(missing('apache2ctl', 'modProxyHttp'))(`apache2ctl -t accepts every generated mod_proxy virtual host ${missing('apache2ctl', 'modProxyHttp')}`, () => {
   const combos = cartesian({
     upstream: [undefined, 'unix:/run/kinto/kinto.sock', 'http://[::1]:8889'],
     names: [undefined, [], ['kinto.example.com', 'kinto.example.org', '*.kinto.example.com']],
@@ -108,7 +108,7 @@ describe.skipIf(missing('apache2ctl', 'modProxyHttp'))('apache2ctl -t accepts ev
   })
 })
 
-describe.skipIf(missing('apache2ctl', 'modWsgi'))('apache2ctl -t accepts every generated mod_wsgi virtual host', () => {
+describe.skipIf(missing('apache2ctl', 'modWsgi'))(`apache2ctl -t accepts every generated mod_wsgi virtual host ${missing('apache2ctl', 'modWsgi')}`, () => {
   const combos = cartesian({
     venv: [undefined, '/srv/kinto/.venv'],
     pythonPath: [undefined, '/srv/kinto/lib'],
@@ -128,7 +128,7 @@ describe.skipIf(missing('apache2ctl', 'modWsgi'))('apache2ctl -t accepts every g
   })
 })
 
-describe.skipIf(missing('uwsgi', 'uwsgiPython'))('uwsgi parses every generated [uwsgi] section', () => {
+describe.skipIf(missing('uwsgi', 'uwsgiPython'))(`uwsgi parses every generated [uwsgi] section ${missing('uwsgi', 'uwsgiPython')}`, () => {
   const combos = cartesian({
     socket: [undefined, 'unix:/run/uwsgi/kinto.sock', 'uwsgi+unix:/run/uwsgi/kinto.sock', '127.0.0.1:3031'],
     ini: [{}, {server: {host: '127.0.0.1', port: 8888, unixSocket: 'run/kinto.sock', unixSocketMode: '0660'}}],
@@ -155,7 +155,7 @@ describe.skipIf(missing('uwsgi', 'uwsgiPython'))('uwsgi parses every generated [
   })
 })
 
-describe.skipIf(missing('python3'))('app.wsgi is valid Python', () => {
+describe.skipIf(missing('python3'))(`app.wsgi is valid Python ${missing('python3')}`, () => {
   it.each([['uwsgi'], ['apache']] as const)('for %s', (command) => {
     const dir = tempDir('wsgi')
     const file = path.join(dir, 'app.wsgi')

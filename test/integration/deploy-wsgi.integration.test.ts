@@ -99,7 +99,7 @@ function writeIni(dir: string, port: number): string {
   return file
 }
 
-describe.skipIf(missing('nginx', 'uwsgi', 'uwsgiPython'))('nginx (uwsgi_pass, --cache) in front of uwsgi running app.wsgi', () => {
+describe.skipIf(missing('nginx', 'uwsgi', 'uwsgiPython'))(`nginx (uwsgi_pass, --cache) in front of uwsgi running app.wsgi ${missing('nginx', 'uwsgi', 'uwsgiPython')}`, () => {
   let base = ''
   let uwsgiOutput: () => string = () => ''
   let nginxErrors = ''
@@ -191,7 +191,7 @@ describe.skipIf(missing('nginx', 'uwsgi', 'uwsgiPython'))('nginx (uwsgi_pass, --
   })
 })
 
-describe.skipIf(missing('apache2', 'modWsgi'))('Apache mod_wsgi running app.wsgi (kinto deploy apache --mode wsgi)', () => {
+describe.skipIf(missing('apache2', 'modWsgi'))(`Apache mod_wsgi running app.wsgi (kinto deploy apache --mode wsgi) ${missing('apache2', 'modWsgi')}`, () => {
   let base = ''
   let ini = ''
   let errorLog = ''

@@ -14,9 +14,8 @@ import {clusterUnavailable} from '../helpers/pg-cluster.js'
 import {createRig, lostWrites, type FaultRig} from '../helpers/pg-faults.js'
 
 const skip = clusterUnavailable()
-if (skip) console.log(`SKIPPED: ${skip}`)
 
-describe.skipIf(skip !== null)('the PostgreSQL cache unreachable, storage fine', () => {
+describe.skipIf(skip !== null)(`the PostgreSQL cache unreachable, storage fine${skip ? ` (SKIPPED: ${skip})` : ''}`, () => {
   let rig: FaultRig
   beforeAll(async () => {
     rig = await createRig({proxy: ['cache']})

@@ -22,7 +22,6 @@ import {startProxy, type TcpProxy} from '../helpers/tcp-proxy.js'
 import {tempFolders} from '../helpers/tmp.js'
 
 const skip = clusterUnavailable()
-if (skip) console.log(`SKIPPED: ${skip}`)
 const tempDir = tempFolders('faults-commands')
 
 function writeIni(url: string, extra: Record<string, string> = {}): string {
@@ -51,7 +50,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   return [r, Date.now() - t]
 }
 
-describe.skipIf(skip !== null)('commands under faults', () => {
+describe.skipIf(skip !== null)(`commands under faults${skip ? ` (SKIPPED: ${skip})` : ''}`, () => {
   let cluster: PgCluster
   let proxy: TcpProxy
   let silent: net.Server

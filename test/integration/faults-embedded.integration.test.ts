@@ -110,9 +110,8 @@ function tmpfsUnavailable(probe: string): string | null {
 
 const probeDir = tempDir()
 const noTmpfs = tmpfsUnavailable(probeDir)
-if (noTmpfs) console.log(`SKIPPED: full disk test: ${noTmpfs}`)
 
-describe.skipIf(noTmpfs !== null)('a full disk under the embedded data folder', () => {
+describe.skipIf(noTmpfs !== null)(`a full disk under the embedded data folder${noTmpfs ? ` (SKIPPED: ${noTmpfs})` : ''}`, () => {
   const mnt = path.join(probeDir, 'mnt')
   let server: Started | undefined
   afterAll(async () => {

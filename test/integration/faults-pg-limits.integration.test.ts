@@ -15,9 +15,8 @@ import {clusterUnavailable} from '../helpers/pg-cluster.js'
 import {checkFault, createRig, FAULT_SETTINGS, report, type FaultRig} from '../helpers/pg-faults.js'
 
 const skip = clusterUnavailable()
-if (skip) console.log(`SKIPPED: ${skip}`)
 
-describe.skipIf(skip !== null)('PostgreSQL out of slots, stuck or unreachable', () => {
+describe.skipIf(skip !== null)(`PostgreSQL out of slots, stuck or unreachable${skip ? ` (SKIPPED: ${skip})` : ''}`, () => {
   let rig: FaultRig
   beforeAll(async () => {
     rig = await createRig({proxy: true, cluster: {conf: {max_connections: 20, superuser_reserved_connections: 3, authentication_timeout: "'5s'"}}})

@@ -15,9 +15,8 @@ import {clusterUnavailable} from '../helpers/pg-cluster.js'
 import {checkFault, createRig, report, type FaultRig} from '../helpers/pg-faults.js'
 
 const skip = clusterUnavailable()
-if (skip) console.log(`SKIPPED: ${skip}`)
 
-describe.skipIf(skip !== null)('PostgreSQL restarts under load', () => {
+describe.skipIf(skip !== null)(`PostgreSQL restarts under load${skip ? ` (SKIPPED: ${skip})` : ''}`, () => {
   let rig: FaultRig
   beforeAll(async () => {
     rig = await createRig()

@@ -23,7 +23,6 @@ import {spawnStart, type Started} from '../helpers/ops-servers.js'
 
 const pgbouncer = findBinary('pgbouncer')
 const skip = clusterUnavailable() ?? (pgbouncer ? null : 'pgbouncer is not installed (Debian package pgbouncer)')
-if (skip) console.log(`SKIPPED: ${skip}`)
 
 const asRoot = process.getuid?.() === 0
 
@@ -74,7 +73,7 @@ async function startPgbouncer(cluster: PgCluster, mode: 'session' | 'transaction
   }
 }
 
-describe.skipIf(skip !== null).each(['session', 'transaction'] as const)('kinto start behind PgBouncer (%s pooling)', (mode) => {
+describe.skipIf(skip !== null).each(['session', 'transaction'] as const)(`kinto start behind PgBouncer (%s pooling)${skip ? ` (SKIPPED: ${skip})` : ''}`, (mode) => {
   let cluster: PgCluster
   let bouncer: Awaited<ReturnType<typeof startPgbouncer>>
   let server: Started

@@ -13,9 +13,8 @@ import {clusterUnavailable} from '../helpers/pg-cluster.js'
 import {createRig, type FaultRig} from '../helpers/pg-faults.js'
 
 const skip = clusterUnavailable()
-if (skip) console.log(`SKIPPED: ${skip}`)
 
-describe.skipIf(skip !== null)('SIGTERM while the database is blackholed', () => {
+describe.skipIf(skip !== null)(`SIGTERM while the database is blackholed${skip ? ` (SKIPPED: ${skip})` : ''}`, () => {
   let rig: FaultRig
   beforeAll(async () => {
     const settings: Record<string, string> = {}

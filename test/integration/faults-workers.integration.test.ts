@@ -13,9 +13,8 @@ import {clusterUnavailable} from '../helpers/pg-cluster.js'
 import {checkFault, createRig, lostWrites, partialWrites, report, type FaultRig} from '../helpers/pg-faults.js'
 
 const skip = clusterUnavailable()
-if (skip) console.log(`SKIPPED: ${skip}`)
 
-describe.skipIf(skip !== null)('workers under faults', () => {
+describe.skipIf(skip !== null)(`workers under faults${skip ? ` (SKIPPED: ${skip})` : ''}`, () => {
   let rig: FaultRig
   // A worker counts once it listens (it registers before, with url null, while it starts).
   const workers = () => listRuns(rig.ini).filter((e) => e.role === 'worker' && e.url !== null)

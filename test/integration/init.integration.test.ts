@@ -219,7 +219,7 @@ describe('kinto init (subprocess, stdin closed, no TTY)', () => {
   })
 
   const python = spawnSync('python3', ['-c', 'import configparser'], {encoding: 'utf8'}).status === 0
-  it.skipIf(!python)("Python's configparser, set up as PasteDeploy does, reads the same values (upstream can load it)", async () => {
+  it.skipIf(!python)(`Python's configparser, set up as PasteDeploy does, reads the same values (upstream can load it)${python ? '' : ' (SKIPPED: no python3 with configparser)'}`, async () => {
     const files = [newPath(), newPath()]
     const runs = await Promise.all([
       runCli(['init', '--ini', files[0], '--backend', 'postgresql', '--storage-url', 'postgresql://kinto:p%40ss@db/kinto']),
@@ -384,7 +384,7 @@ function runOnTerminal(args: string[], env: NodeJS.ProcessEnv, answers: Array<[R
   })
 }
 
-describe.skipIf(!hasScript)('kinto init on a terminal', () => {
+describe.skipIf(!hasScript)(`kinto init on a terminal${hasScript ? '' : ' (SKIPPED: no script (util-linux) to give the command a terminal)'}`, () => {
   it('with CI=true it never prompts', async () => {
     const file = newPath()
     const r = await runOnTerminal(['init', '--ini', file], {CI: 'true'}, [])

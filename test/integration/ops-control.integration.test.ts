@@ -87,8 +87,7 @@ describe('maintenance commands against a serving embedded folder', () => {
   test('only the owner of the server process may use its control socket', async (ctx) => {
     if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
       // Without root we cannot run a client as another user; the socket's mode (0600) is checked above.
-      console.log('SKIPPED: needs root to run a client as another user')
-      return ctx.skip()
+      return ctx.skip('SKIPPED: needs root to run a client as another user')
     }
     const i = await opsIni('pglite')
     inis.push(i)

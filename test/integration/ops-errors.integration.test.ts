@@ -45,8 +45,7 @@ function embeddedIni(dir: string, extra = ''): string {
 function otherUser(ctx: TestContext): 'nobody' | undefined {
   if (process.getuid?.() !== 0) return undefined
   if (spawnSync('runuser', ['-u', 'nobody', '--', 'true']).status !== 0) {
-    console.log('SKIPPED: running as root without runuser and a nobody user to run as')
-    ctx.skip()
+    ctx.skip('SKIPPED: running as root without runuser and a nobody user to run as')
   }
   return 'nobody'
 }
@@ -229,8 +228,7 @@ describe('the lock file of a server killed before a reboot', () => {
   it('does not block the commands when its pid now names another process', async (ctx: TestContext) => {
     const me = processIdentity(process.pid)
     if (me === null) {
-      console.log('SKIPPED: no /proc to tell processes apart')
-      return ctx.skip()
+      return ctx.skip('SKIPPED: no /proc to tell processes apart')
     }
     const dir = tmp()
     const ini = embeddedIni(dir)
@@ -268,8 +266,7 @@ describe('an ini this user may not read', () => {
 describe("an embedded folder of another user, run as root (sudo kinto …)", () => {
   it('is refused before the engine writes files of root into it; files of root left there are named with the chown that fixes them', async (ctx: TestContext) => {
     if (process.getuid?.() !== 0 || spawnSync('runuser', ['-u', 'nobody', '--', 'true']).status !== 0) {
-      console.log('SKIPPED: needs root and runuser to run as nobody')
-      return ctx.skip()
+      return ctx.skip('SKIPPED: needs root and runuser to run as nobody')
     }
     const dir = tmp()
     const ini = embeddedIni(dir)
@@ -311,8 +308,7 @@ describe('a full disk', () => {
     try {
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=80m', 'tmpfs', dir], {stdio: 'ignore'})
     } catch {
-      console.log('SKIPPED: cannot mount a tmpfs (needs root) to fill a file system')
-      return ctx.skip()
+      return ctx.skip('SKIPPED: cannot mount a tmpfs (needs root) to fill a file system')
     }
     try {
       const ini = embeddedIni(dir)
@@ -358,8 +354,7 @@ describe('an embedded folder on a read-only file system', () => {
     try {
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=80m', 'tmpfs', dir], {stdio: 'ignore'})
     } catch {
-      console.log('SKIPPED: cannot mount a tmpfs (needs root) to make a read-only file system')
-      return ctx.skip()
+      return ctx.skip('SKIPPED: cannot mount a tmpfs (needs root) to make a read-only file system')
     }
     try {
       const ini = embeddedIni(dir)
@@ -387,8 +382,7 @@ describe('an ini that cannot be written', () => {
     const before = readFileSync(ini, 'utf8')
     const frozen = freezeFolder(dir)
     if ('skip' in frozen) {
-      console.log(frozen.skip)
-      return ctx.skip()
+      return ctx.skip(frozen.skip)
     }
     try {
       for (const args of [['readonly', 'on'], ['backoff', '30'], ['maintenance', 'on']]) {
@@ -451,8 +445,7 @@ interface RoleRig {
  */
 async function withRoleRig(ctx: TestContext, prefix: string, fn: (rig: RoleRig) => Promise<void>): Promise<void> {
   if (!realServerUrl) {
-    console.log('SKIPPED: KINTO_TEST_DATABASE_URL is not set (needs a real PostgreSQL server)')
-    return ctx.skip()
+    return ctx.skip('SKIPPED: KINTO_TEST_DATABASE_URL is not set (needs a real PostgreSQL server)')
   }
   const suffix = randomBytes(4).toString('hex')
   const role = `kinto_${prefix}_role_${suffix}`

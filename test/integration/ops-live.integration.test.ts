@@ -136,8 +136,9 @@ describe.each(OPS_KINDS)('%s', (kind) => {
     }
     const url = new URL(server.url)
     const body = JSON.stringify({data: {slow: 'x'.repeat(2000)}})
+    let req!: ReturnType<typeof httpRequest>
     const response = new Promise<{status: number; body: string}>((resolve, reject) => {
-      const req = httpRequest(
+      req = httpRequest(
         {
           host: url.hostname,
           port: url.port,
@@ -152,19 +153,24 @@ describe.each(OPS_KINDS)('%s', (kind) => {
         },
       )
       req.on('error', reject)
-      req.write(body.slice(0, 100))
-      setTimeout(() => {
-        server.child.kill('SIGTERM')
-        setTimeout(async () => {
-          // the request is still in flight: the process waits for it and takes no new connection
-          expect(server.child.exitCode).toBeNull()
-          // (a connection of its own: one kept alive from the load above is still answered during
-          // the stop's grace, with `Connection: close`, so that its client is not cut mid-request)
-          await expect(freshConnectionGet(`${server.url}__lbheartbeat__`)).rejects.toThrow()
-          req.end(body.slice(100))
-        }, 700)
-      }, 300)
     })
+    // Awaited below; marked handled meanwhile, so that a failure during the waits is reported there.
+    response.catch(() => undefined)
+    // In the test's own flow (not in timer callbacks, where a failed expect is an unhandled error
+    // and leaves the request open until the test times out): the body is finished in any case.
+    try {
+      req.write(body.slice(0, 100))
+      await sleep(300)
+      server.child.kill('SIGTERM')
+      await sleep(700)
+      // the request is still in flight: the process waits for it and takes no new connection
+      expect(server.child.exitCode).toBeNull()
+      // (a connection of its own: one kept alive from the load above is still answered during
+      // the stop's grace, with `Connection: close`, so that its client is not cut mid-request)
+      await expect(freshConnectionGet(`${server.url}__lbheartbeat__`)).rejects.toThrow()
+    } finally {
+      req.end(body.slice(100))
+    }
     const done = await response
     expect(done.status).toBe(201)
     expect(JSON.parse(done.body).data.slow).toHaveLength(2000)

@@ -17,7 +17,7 @@ import {loadConfig} from '../../src/lib/config/index.js'
 import {startServer} from '../../src/lib/server/start.js'
 import {backendSettings, iniText} from '../client/helpers.js'
 import {runCli} from '../helpers/cli.js'
-import {realServerUrl, type TestDatabase} from '../helpers/db.js'
+import {realServerUrl, serverSkip, type TestDatabase} from '../helpers/db.js'
 import {spawnStart, type Started} from '../helpers/ops-servers.js'
 
 const cleanups: Array<() => Promise<unknown> | unknown> = []
@@ -41,7 +41,7 @@ async function put2(base: string, p: string, auth: string): Promise<number> {
   return res.status
 }
 
-describe.skipIf(!realServerUrl)('readonly over a read-only role (PostgreSQL)', () => {
+describe.skipIf(!realServerUrl)(`readonly over a read-only role (PostgreSQL)${serverSkip}`, () => {
   test('reads served (lists never written too), writes 405 errno 115, heartbeat 200, no permission error logged', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-ops-ro-'))
     cleanups.push(() => rmSync(dir, {recursive: true, force: true}))

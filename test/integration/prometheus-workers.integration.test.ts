@@ -8,7 +8,7 @@ import {request as httpRequest} from 'node:http'
 
 import {afterAll, describe, expect, test} from 'vitest'
 
-import {realServerUrl} from '../helpers/db.js'
+import {realServerUrl, serverSkip} from '../helpers/db.js'
 import {opsIni, sleep, spawnStart, type OpsIni, type Started} from '../helpers/ops-servers.js'
 
 let ini: OpsIni | undefined
@@ -32,7 +32,7 @@ function freshGet(url: string): Promise<{status: number; ms: number}> {
   })
 }
 
-describe.skipIf(!realServerUrl)('Prometheus with --workers 2', () => {
+describe.skipIf(!realServerUrl)(`Prometheus with --workers 2${serverSkip}`, () => {
   test('scrapes during a rolling restart (SIGUSR2) are all answered', async () => {
     ini = await opsIni('postgresql', {'kinto.includes': 'kinto.plugins.prometheus'})
     server = await spawnStart(['--ini', ini.ini, '--host', '127.0.0.1', '--port', '0', '--workers', '2'])

@@ -21,7 +21,6 @@ import {opsIni, sleep, spawnStart, type OpsIni, type Started} from '../helpers/o
 const prometheusBin = findBinary('prometheus')
 const promtoolBin = findBinary('promtool')
 const skipReason = prometheusBin && promtoolBin ? '' : 'SKIPPED: prometheus/promtool not installed (CI installs the Debian prometheus package)'
-if (skipReason) console.log(skipReason)
 
 const workers = realServerUrl ? 2 : 1
 const HELLO_REQUESTS = 12
@@ -68,7 +67,7 @@ function sample(text: string, name: string, labels: Record<string, string>): num
   return undefined
 }
 
-describe.skipIf(Boolean(skipReason))(`Prometheus scrapes /__metrics__ (${workers} worker${workers > 1 ? 's' : ''})`, () => {
+describe.skipIf(Boolean(skipReason))(`Prometheus scrapes /__metrics__ (${workers} worker${workers > 1 ? 's' : ''}) ${skipReason}`, () => {
   test('promtool finds no error; prometheus sees the target up and counts the requests made', async () => {
     ini = await opsIni(realServerUrl ? 'postgresql' : 'memory', {
       'kinto.includes': 'kinto.plugins.prometheus',

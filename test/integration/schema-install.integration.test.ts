@@ -47,7 +47,7 @@ describe(`ensureSchema on ${dbKind}`, () => {
     ])
   })
 
-  it.skipIf(!hasAcceptance)("gives exactly upstream Kinto 26's catalog (acceptance/catalog.sql)", async () => {
+  it.skipIf(!hasAcceptance)(`gives exactly upstream Kinto 26's catalog (acceptance/catalog.sql)${hasAcceptance ? '' : ' (SKIPPED: ../shared/acceptance is not there; CI requires it)'}`, async () => {
     const c = await fresh()
     await ensureSchema(c, ['storage', 'permission', 'cache'])
     expect(await acceptanceCatalog(c)).toEqual(expectedAcceptanceLines())

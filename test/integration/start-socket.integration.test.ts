@@ -51,7 +51,7 @@ describe('unix socket', () => {
   test('config: unix_socket_perms as server.unixSocketMode; a bad mode is a config error', async () => {
     const {i} = await socketIni('0660')
     expect(loadConfig(i.ini, {env: {}}).server.unixSocketMode).toBe('660')
-    const bad = await opsIni('memory', {}, 'unix_socket = /tmp/x.sock\nunix_socket_perms = rw-rw-rw-\n')
+    const bad = await opsIni('memory', {}, 'unix_socket = kinto.sock\nunix_socket_perms = rw-rw-rw-\n')
     inis.push(bad)
     expect(() => loadConfig(bad.ini, {env: {}})).toThrow(/unix_socket_perms.*not a file mode/)
   })

@@ -6,10 +6,10 @@
 import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
 import {basicAuth, startTestServer, type TestServer} from '../client/helpers.js'
-import {createServerDatabase, realServerUrl, type TestDatabase} from '../helpers/db.js'
+import {createServerDatabase, realServerUrl, serverSkip, type TestDatabase} from '../helpers/db.js'
 import {KintoClient} from '../helpers/kinto-http.js'
 
-describe.skipIf(!realServerUrl)('two servers on one database', () => {
+describe.skipIf(!realServerUrl)(`two servers on one database${serverSkip}`, () => {
   let db: TestDatabase
   let a: TestServer
   let b: TestServer

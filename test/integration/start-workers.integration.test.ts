@@ -12,7 +12,7 @@ import {afterAll, describe, expect, test} from 'vitest'
 import {listRuns, type RunEntry} from '../../src/lib/runs/registry.js'
 import {processAlive} from '../../src/lib/process.js'
 import {runCli} from '../helpers/cli.js'
-import {realServerUrl} from '../helpers/db.js'
+import {realServerUrl, serverSkip} from '../helpers/db.js'
 import {opsIni, sleep, spawnStart, type OpsIni, type Started} from '../helpers/ops-servers.js'
 
 const inis: OpsIni[] = []
@@ -64,7 +64,7 @@ async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs
   }
 }
 
-describe.skipIf(!realServerUrl)('workers on PostgreSQL', () => {
+describe.skipIf(!realServerUrl)(`workers on PostgreSQL${serverSkip}`, () => {
   test('N processes answer, SIGHUP reaches each, crashes are replaced, rolling restart, SIGTERM stops all', async () => {
     const i = await opsIni('postgresql')
     inis.push(i)

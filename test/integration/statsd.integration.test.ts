@@ -40,8 +40,8 @@ describe(`StatsD from a running server (${kind})`, () => {
     await coll.createRecord({title: 'one'})
     await coll.listRecords()
     await alice.batch((batch: KintoBatchClient) => {
-      batch.bucket('b1').collection('c1').createRecord({title: 'two'})
-      batch.bucket('b1').createGroup('g1', [])
+      void batch.bucket('b1').collection('c1').createRecord({title: 'two'})
+      void batch.bucket('b1').createGroup('g1', [])
     })
     const heartbeat = await fetch(`${srv.remote}/__heartbeat__`)
     expect(heartbeat.status).toBe(200)

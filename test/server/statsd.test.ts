@@ -9,9 +9,9 @@ import {afterEach, describe, expect, test} from 'vitest'
 
 import {createBackends} from '../../src/lib/backends.js'
 import {buildSettings} from '../../src/lib/config/settings.js'
-import {KintoError} from '../../src/lib/errors.js'
 import {StatsdMetrics} from '../../src/lib/monitoring/index.js'
 import {createApp} from '../../src/lib/server/app.js'
+import {kintoErrorOf} from '../helpers/errors.js'
 import {ALICE, client} from './helpers.js'
 import {statsdListener, type StatsdListener} from './statsd-listener.js'
 
@@ -127,13 +127,9 @@ describe('StatsD metrics', () => {
     const settings = buildSettings({'kinto.includes': 'kinto.plugins.statsd'}, {})
     const backends = createBackends(settings)
     cleanups.push(() => backends.close())
-    expect(() => createApp({settings, backends})).toThrow(KintoError)
-    try {
-      createApp({settings, backends})
-    } catch (err) {
-      expect((err as KintoError).code).toBe('KINTO_CONFIG_INVALID')
-      expect((err as KintoError).message).toContain('kinto.statsd_url is not set')
-    }
+    const refused = kintoErrorOf(() => createApp({settings, backends}))
+    expect(refused.code).toBe('KINTO_CONFIG_INVALID')
+    expect(refused.message).toContain('kinto.statsd_url is not set')
   })
 
   test.each([

@@ -232,7 +232,7 @@ print(json.dumps(out))
 `
 const python = spawnSync('python3', ['-c', 'import configparser'], {encoding: 'utf8'}).status === 0
 
-describe.skipIf(!python)('ini reader agrees with Python configparser', () => {
+describe.skipIf(!python)(`ini reader agrees with Python configparser${python ? '' : ' (SKIPPED: no python3 with configparser)'}`, () => {
   it('on every fixture and on tricky inputs', () => {
     const extra: Record<string, string> = {
       'tabs-and-colons.ini': '[a]\nx:1\n\ty = 2\n[b]\nk : v : w\nurl = http://h:80/p?q=1\n',

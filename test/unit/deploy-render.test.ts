@@ -309,8 +309,7 @@ describe('unifiedDiff', () => {
 
   it('is a patch `patch` applies, a missing final newline included', (ctx) => {
     if (spawnSync('patch', ['--version']).status !== 0) {
-      console.log('SKIPPED: no `patch` program')
-      return ctx.skip()
+      return ctx.skip('SKIPPED: no `patch` program')
     }
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-diff-'))
     try {

@@ -67,7 +67,7 @@ describe('run registry', () => {
   // Every user may write a kinto-run-* folder in the shared temporary folder, and every such
   // folder is read: an entry written by another user than the process it names must not make an
   // operator (root) signal that process, nor delete the path it names as its socket.
-  test.skipIf(process.getuid?.() !== 0)('an entry whose file another user wrote is ignored: not listed (so never signalled), its socket path not removed', () => {
+  test.skipIf(process.getuid?.() !== 0)(`an entry whose file another user wrote is ignored: not listed (so never signalled), its socket path not removed${process.getuid?.() === 0 ? '' : ' (SKIPPED: needs root to write a file as another user)'}`, () => {
     const dir = folder()
     const file = ini(dir)
     const run = path.join(dir, '.kinto-run')

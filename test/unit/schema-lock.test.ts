@@ -102,19 +102,20 @@ describe('migration lock', () => {
       return lock
     }
     const me = processIdentity(process.ppid)
+    const noProc = me === null ? ' (SKIPPED: no /proc to read a process identity from)' : ''
 
-    it.skipIf(me === null)('is stale when that pid started at another time: taken over (it said "open in a running server" for ever)', async () => {
+    it.skipIf(me === null)(`is stale when that pid started at another time: taken over (it said "open in a running server" for ever)${noProc}`, async () => {
       const lock = serverLock(process.ppid, {...me, start: '1'})
       expect(readFileLockHolder(lock)).toBeNull()
       expect(await withFileLock(lock, {target: 'db', noWait: true}, async () => 'ran')).toBe('ran')
     })
 
-    it.skipIf(me === null)('is stale after a reboot (another boot id), whatever runs with that pid now', async () => {
+    it.skipIf(me === null)(`is stale after a reboot (another boot id), whatever runs with that pid now${noProc}`, async () => {
       const lock = serverLock(process.ppid, {...me, boot: '00000000-0000-0000-0000-000000000000'})
       expect(await withFileLock(lock, {target: 'db', noWait: true}, async () => 'ran')).toBe('ran')
     })
 
-    it.skipIf(me === null)('holds while the very process that wrote it runs, and when its pid is of another namespace (cannot be checked)', async () => {
+    it.skipIf(me === null)(`holds while the very process that wrote it runs, and when its pid is of another namespace (cannot be checked)${noProc}`, async () => {
       for (const identity of [me, {...me, start: '1', pidns: 'pid:[1]'}]) {
         const lock = serverLock(process.ppid, identity)
         expect(readFileLockHolder(lock)?.pid).toBe(process.ppid)
@@ -122,7 +123,7 @@ describe('migration lock', () => {
       }
     })
 
-    it.skipIf(me === null)('is written by a server with its own identity', async () => {
+    it.skipIf(me === null)(`is written by a server with its own identity${noProc}`, async () => {
       const lock = pgliteLockPath(path.join(tmp(), 'data'))
       await withFileLock(lock, {target: 'db', owner: {command: 'kinto start', serves: true}}, async () => {
         const [, owner] = readFileSync(lock, 'utf8').split('\n')
