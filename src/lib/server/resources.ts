@@ -5,7 +5,7 @@
  */
 import {asBool, asList} from '../config/settings.js'
 import {EXACT_INTEGER, exactIntegerText} from '../json.js'
-import {ObjectNotFoundError, type KintoObject} from '../storage/types.js'
+import {ObjectNotFoundError, getOrNull, type KintoObject} from '../storage/types.js'
 import type {RequestContext} from './context.js'
 import {invalid, invalidParameters, missingParent, type ValidationIssue} from './errors.js'
 import type {ResourceEvent} from './events.js'
@@ -101,7 +101,7 @@ async function bucketOfCreation(r: ResourceRequest, old: unknown): Promise<void>
     await requestBucket(r)
     return
   }
-  if (!(await exists(r, 'bucket', '', r.params.bucket_id))) throw missingParent('bucket', r.params.bucket_id)
+  if ((await getOrNull(r.storage, 'bucket', '', r.params.bucket_id)) === null) throw missingParent('bucket', r.params.bucket_id)
 }
 
 /** Whether settings may let callers create this resource's objects (`group_create_principals`…). */
@@ -110,20 +110,10 @@ function createRightsFromSettings(r: ResourceRequest): boolean {
   return [`${name}_create_principals`, `${name}_write_principals`].some((key) => asList(r.ctx.settings, key).length > 0)
 }
 
-async function exists(r: ResourceRequest, resourceName: string, parentId: string, id: string): Promise<boolean> {
-  try {
-    await r.storage.get(resourceName, parentId, id)
-    return true
-  } catch (err) {
-    if (err instanceof ObjectNotFoundError) return false
-    throw err
-  }
-}
-
 /** A record written after a deletion in its batch: its collection, loaded before, may be gone. */
 async function liveCollection(r: ResourceRequest): Promise<void> {
   if (!cascaded(r)) return
-  if (!(await exists(r, 'collection', `/buckets/${r.params.bucket_id}`, r.params.collection_id))) {
+  if ((await getOrNull(r.storage, 'collection', `/buckets/${r.params.bucket_id}`, r.params.collection_id)) === null) {
     throw missingParent('collection', r.params.collection_id)
   }
 }

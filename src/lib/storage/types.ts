@@ -139,6 +139,16 @@ export interface Storage {
 }
 
 /** Every storage backend's heartbeat: a read when readonly, else an object written and removed again (upstream's writes one and removes them only now and then). */
+/** The object, or null where storage.get finds none (ObjectNotFoundError); other errors go on. */
+export async function getOrNull(storage: Pick<Storage, 'get'>, resourceName: string, parentId: string, id: string): Promise<KintoObject | null> {
+  try {
+    return await storage.get(resourceName, parentId, id)
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return null
+    throw err
+  }
+}
+
 export async function storageHeartbeat(storage: Pick<Storage, 'list' | 'create' | 'deleteAll'>, readonly: boolean): Promise<boolean> {
   if (readonly) {
     await storage.list('__heartbeat__', '__heartbeat__', {limit: 1})

@@ -26,7 +26,7 @@ import {
   verifiedCacheValue,
   verifyPassword,
 } from '../../accounts/index.js'
-import {ObjectNotFoundError, type KintoObject} from '../../storage/types.js'
+import {getOrNull, type KintoObject} from '../../storage/types.js'
 import {basicCredentials, registerAuthenticationPolicy, type AuthenticationEnv, type AuthenticationPolicy, type BatchWrite} from '../auth.js'
 import {EVERYONE, inheritanceTree, registerInheritance} from '../authorization.js'
 import type {RequestContext} from '../context.js'
@@ -40,13 +40,8 @@ import type {KintoPlugin} from './index.js'
 
 const POLICY_CLASSES = ['kinto.plugins.accounts.AccountsPolicy', 'kinto.plugins.accounts.authentication.AccountsAuthenticationPolicy']
 
-async function storedAccount(env: AuthenticationEnv, username: string): Promise<KintoObject | null> {
-  try {
-    return await env.storage.get(ACCOUNT_RESOURCE, username, username)
-  } catch (err) {
-    if (err instanceof ObjectNotFoundError) return null
-    throw err
-  }
+function storedAccount(env: AuthenticationEnv, username: string): Promise<KintoObject | null> {
+  return getOrNull(env.storage, ACCOUNT_RESOURCE, username, username)
 }
 
 /**

@@ -10,7 +10,7 @@
 import {createHmac} from 'node:crypto'
 
 import {asBool, asInt, asString, type Settings} from '../../config/settings.js'
-import {ObjectNotFoundError, UnicityError, type KintoObject} from '../../storage/types.js'
+import {UnicityError, getOrNull, type KintoObject} from '../../storage/types.js'
 import {RequestContext} from '../context.js'
 import {invalid, methodNotAllowed, unauthorized} from '../errors.js'
 import {drainEvents} from '../events.js'
@@ -22,7 +22,7 @@ import {consumeTokenNonce} from '../resource/pagination.js'
 import {ResourceRequest} from '../resource/request.js'
 import {bucketResource, collectionResource} from '../resources.js'
 import {findView, type ViewDef} from '../router.js'
-import type {KintoRequest, TxBackends, ViewResult} from '../types.js'
+import type {KintoRequest, ViewResult} from '../types.js'
 import type {KintoPlugin} from './index.js'
 
 /** The personal bucket id of a (prefixed) user id. */
@@ -39,16 +39,6 @@ function createdSet(ctx: RequestContext): Set<string> {
   let set = ctx.bound.extra.get(CREATED) as Set<string> | undefined
   if (!set) ctx.bound.extra.set(CREATED, (set = new Set()))
   return set
-}
-
-async function exists(tx: TxBackends, resourceName: string, parentId: string, id: string): Promise<boolean> {
-  try {
-    await tx.storage.get(resourceName, parentId, id)
-    return true
-  } catch (err) {
-    if (err instanceof ObjectNotFoundError) return false
-    throw err
-  }
 }
 
 /**
@@ -147,8 +137,8 @@ async function createMissing(ctx: RequestContext, bucketId: string): Promise<voi
     return
   }
   // A read (GET) runs without a transaction: look first, and create what is missing in one.
-  const missingBucket = wantBucket && !(await exists(ctx.tx, 'bucket', '', bucketId))
-  const missingCollection = wantCollection && !(await exists(ctx.tx, 'collection', bucketUri, targets.collectionId!))
+  const missingBucket = wantBucket && (await getOrNull(ctx.tx.storage, 'bucket', '', bucketId)) === null
+  const missingCollection = wantCollection && (await getOrNull(ctx.tx.storage, 'collection', bucketUri, targets.collectionId!)) === null
   if (!missingBucket && !missingCollection) {
     if (wantBucket) created.add(bucketUri)
     if (wantCollection) created.add(collectionUri!)
