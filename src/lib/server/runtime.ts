@@ -199,8 +199,7 @@ export class Runtime {
       if (eos === 'hard') {
         throw new HttpError(410, {errno: ERRNO.SERVICE_DEPRECATED, message: MESSAGES.deprecated})
       }
-      // Before the date every answer carries the Alert, errors included (upstream's tween sets it
-      // on whatever the view answered).
+      // Before the date every answer carries the Alert, errors included (as upstream's tween).
       if (eos === 'soft') alert = eosAlertHeader(this.settings, 'soft-eol')
       const result = await this.handleInner(req)
       response = result.response
