@@ -138,6 +138,9 @@ const headerCases: Case[] = [
   // A header that does not parse is no header (upstream's WebOb): not a 406.
   {name: 'Accept not a media range', method: 'GET', url: R, headers: {accept: 'garbage'}, status: 200},
   {name: 'Accept with a bad q', method: 'GET', url: R, headers: {accept: 'text/html;q=2'}, status: 200},
+  // An empty list is a valid header that accepts nothing (WebOb, as upstream answers): a 406.
+  {name: 'Accept empty', method: 'GET', url: R, headers: {accept: ''}, status: 406, errno: 107},
+  {name: 'Accept of empty elements', method: 'GET', url: R, headers: {accept: ' , '}, status: 406, errno: 107},
   {name: 'Accept html, parameters', method: 'GET', url: R, headers: {accept: 'text/html;level=1;q=0.9'}, status: 406},
   {name: 'Response-Behavior garbage', method: 'PATCH', url: `${R}/x`, body: '{"data":{}}', headers: {'response-behavior': '\u00e9'}},
   {name: 'Origin garbage', method: 'GET', url: R, headers: {origin: '\u0001'}},

@@ -165,7 +165,23 @@ describe('end of service', () => {
     expect(JSON.parse(String(hard.headers.alert)).code).toBe('hard-eol')
   })
 
-  test('the Alert header is written as upstream writes it (Python json.dumps: ", " and ": ", non-ASCII escaped), so any eos_message is served', async () => {
+  test('before the date, error responses carry the soft-eol Alert too (upstream sets it on whatever the view answered)', async () => {
+    const {request, ini, server} = await serve({'kinto.eos_message': 'Moved', 'kinto.eos_url': 'https://example.test/new'})
+    setIniValue(ini, 'app:main', 'kinto.eos', '2999-01-01')
+    server.reload()
+    const expected = {code: 'soft-eol', message: 'Moved', url: 'https://example.test/new'}
+    const answers = [
+      await request('GET', '/v1/nothing'), // 404 from the router
+      await request('GET', '/v1/buckets', {auth: null}), // 401
+      await request('GET', '/v1/buckets/missing'), // 403
+      await request('POST', '/v1/buckets/b1', {body: {}}), // 405
+      await request('POST', '/v1/batch', {body: {requests: 'no'}}), // 400
+    ]
+    expect(answers.map((r) => r.status)).toEqual([404, 401, 403, 405, 400])
+    for (const r of answers) expect(JSON.parse(String(r.headers.alert))).toEqual(expected)
+  })
+
+  test('the Alert header is written as upstream writes it (rapidjson dumps: compact, non-ASCII escaped as \\uXXXX), so any eos_message is served', async () => {
     const {ini, server} = await serve({'kinto.eos_message': 'Fin du service — merci 🙂 "é"', 'kinto.eos_url': 'https://example.test/new'})
     setIniValue(ini, 'app:main', 'kinto.eos', '2999-01-01')
     server.reload()
@@ -173,7 +189,7 @@ describe('end of service', () => {
     const soft = await fetch(`${server.url}`)
     expect(soft.status).toBe(200)
     expect(soft.headers.get('alert')).toBe(
-      '{"code": "soft-eol", "message": "Fin du service \\u2014 merci \\ud83d\\ude42 \\"\\u00e9\\"", "url": "https://example.test/new"}',
+      '{"code":"soft-eol","message":"Fin du service \\u2014 merci \\uD83D\\uDE42 \\"\\u00E9\\"","url":"https://example.test/new"}',
     )
     setIniValue(ini, 'app:main', 'kinto.eos', '2000-01-01')
     server.reload()
@@ -185,7 +201,7 @@ describe('end of service', () => {
     await request('PUT', '/v1/buckets/b', {body: {}})
     await request('PUT', '/v1/buckets/b/collections/c', {body: {}})
     const to = await request('GET', '/v1/buckets/b/collections/c/records?_to=5')
-    expect(String(to.headers.alert)).toMatch(/^\{"code": "soft-eol", "message": "_to is now deprecated, you should use _before instead", "url": "[^"]+"\}$/)
+    expect(String(to.headers.alert)).toMatch(/^\{"code":"soft-eol","message":"_to is now deprecated, you should use _before instead","url":"[^"]+"\}$/)
   })
 })
 

@@ -233,6 +233,22 @@ describe('redirects and unknown URLs', () => {
     expect(heartbeat.status).toBe(405)
     expect(heartbeat.headers.allow).toBe('GET, HEAD, OPTIONS')
   })
+
+  test('a method no endpoint serves (PROPFIND) is routed as any other: Allow on a 405, 404 elsewhere, redirects kept', async () => {
+    const {app} = setup()
+    const send = (url: string) => app.inject({method: 'PROPFIND' as 'GET', url, headers: {authorization: ALICE}})
+    const list = await send('/v1/buckets')
+    expect(list.statusCode).toBe(405)
+    expect(list.json().errno).toBe(115)
+    expect(list.headers.allow).toBe('HEAD, GET, POST, DELETE, OPTIONS')
+    expect((await send('/v1/__heartbeat__')).headers.allow).toBe('GET, HEAD, OPTIONS')
+    const unknown = await send('/v1/nowhere')
+    expect(unknown.statusCode).toBe(404)
+    expect(unknown.json().errno).toBe(111)
+    const outside = await send('/buckets')
+    expect(outside.statusCode).toBe(307)
+    expect(outside.headers.location).toBe('http://localhost/v1/buckets')
+  })
 })
 
 describe('CORS', () => {

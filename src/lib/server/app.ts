@@ -238,12 +238,9 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     app.server.on('timeout', onIdle)
   }
 
-  app.setNotFoundHandler(async (req, reply) => {
-    // Methods Fastify does not route (PROPFIND…): 405 as for any method an endpoint lacks.
-    const minimal = minimalRequest(runtime, req.raw)
-    const err = new HttpError(405, {errno: ERRNO.METHOD_NOT_ALLOWED, message: 'Method not allowed on this endpoint.'})
-    return replyWith(reply, minimal, runtime.errorResponse(err, minimal))
-  })
+  // Methods Fastify does not route (PROPFIND…) go to the runtime as any other: a 405 with the
+  // endpoint's Allow, a 404 off every route, the redirects (upstream routes them the same way).
+  app.setNotFoundHandler((req, reply) => serve(req, reply))
 
   app.setErrorHandler(async (error: Error & {code?: string; statusCode?: number}, req, reply) => {
     const minimal = minimalRequest(runtime, req.raw)

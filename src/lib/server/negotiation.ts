@@ -52,12 +52,14 @@ function mediaRanges(header: string): Array<{type: string; q: number}> | null {
 }
 
 /**
- * True when the Accept header allows one of the offered types. A missing, empty or malformed
- * header allows all (upstream: WebOb reads a header it cannot parse as no header).
+ * True when the Accept header allows one of the offered types. A missing or malformed header
+ * allows all (upstream: WebOb reads a header it cannot parse as no header); an empty one (`Accept:`,
+ * `Accept: ,`) is a valid empty list that allows none, a 406 as upstream answers.
  */
 function acceptable(header: string | undefined, offers: string[]): boolean {
   const ranges = header === undefined ? null : mediaRanges(header)
-  if (ranges === null || ranges.length === 0) return true
+  if (ranges === null) return true
+  if (ranges.length === 0) return false
   return offers.some((offer) => {
     const [otype, osub] = offer.toLowerCase().split('/')
     let best: {specificity: number; q: number} | null = null

@@ -199,10 +199,11 @@ export class Runtime {
       if (eos === 'hard') {
         throw new HttpError(410, {errno: ERRNO.SERVICE_DEPRECATED, message: MESSAGES.deprecated})
       }
+      // Before the date every answer carries the Alert, errors included (as upstream's tween).
+      if (eos === 'soft') alert = eosAlertHeader(this.settings, 'soft-eol')
       const result = await this.handleInner(req)
       response = result.response
       ctx = result.ctx
-      if (eos === 'soft') alert = eosAlertHeader(this.settings, 'soft-eol')
     } catch (err) {
       response = this.errorResponse(err, req)
       ctx = (err as {kintoContext?: RequestContext} | null)?.kintoContext

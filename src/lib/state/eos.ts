@@ -21,14 +21,13 @@ export function endOfService(settings: Settings, now: number = Date.now()): 'sof
 }
 
 /**
- * An `Alert` header value as upstream writes it (`json.dumps` of {code, message, url}): Python's
- * default separators (", " and ": ") and every non-ASCII character escaped as \uXXXX. The
- * escaping is also what makes any message servable: an HTTP header value cannot carry characters
- * beyond Latin-1 (Node refuses the whole response).
+ * An `Alert` header value as upstream writes it (its rapidjson `dumps` of {code, message, url}):
+ * compact, every non-ASCII character escaped as \uXXXX (upper-case hex). The escaping is also what
+ * makes any message servable: an HTTP header value cannot carry characters beyond Latin-1 (Node
+ * refuses the whole response).
  */
 export function alertHeader(code: 'soft-eol' | 'hard-eol', message: string | null, url: string | null): string {
-  const entries = Object.entries({code, message, url}).map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`)
-  return `{${entries.join(', ')}}`.replace(/[^ -~]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return JSON.stringify({code, message, url}).replace(/[^ -~]/g, (c) => `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`)
 }
 
 /** The Alert header of an end-of-service response. */
