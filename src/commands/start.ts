@@ -50,6 +50,12 @@ Signals: SIGHUP re-reads the ini and applies what can change live (backoff, read
       env: 'KINTO_START_MIGRATE',
       default: false,
     }),
+    'serve-unreachable': Flags.boolean({
+      summary: 'Serve even when a PostgreSQL database cannot be reached at start (503 until it answers, as upstream Kinto), instead of exiting 1.',
+      description: 'Its schema is then not checked: run kinto migrate (or kinto check) once it answers. For a database started beside the server (compose, a pod) without a health check or a restart policy.',
+      env: 'KINTO_START_SERVE_UNREACHABLE',
+      default: false,
+    }),
     'worker-timeout': durationFlag({
       summary: 'With --workers: a worker that has not answered its primary for this long (its event loop blocked) is killed and replaced; 0: never.',
       env: 'KINTO_WORKER_TIMEOUT',
@@ -79,6 +85,7 @@ Signals: SIGHUP re-reads the ini and applies what can change live (backoff, read
       httpPort,
       workers: flags.workers,
       migrate: flags.migrate,
+      serveUnreachable: flags['serve-unreachable'],
       shutdownTimeoutMs: shutdownSeconds * 1000,
       workerTimeoutMs: flags['worker-timeout'] * 1000,
       log: (line) => this.logToStderr(line),

@@ -76,6 +76,7 @@ async function serveSingle(options: ServeOptions): Promise<number> {
       migrate: options.migrate,
       shutdownTimeoutMs: options.shutdownTimeoutMs,
       record: {role: 'server'},
+      serveWhileUnreachable: options.serveUnreachable,
     })
     control = await openControl(server, config, log)
     log(`Serving ${server.url} (${config.path}, pid ${process.pid}); SIGHUP reloads, SIGINT or SIGTERM stops.`)

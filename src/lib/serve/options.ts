@@ -13,6 +13,11 @@ export interface ServeOptions {
   /** From --workers; undefined: the ini's [uwsgi] processes, else 1. */
   workers?: number
   migrate?: boolean
+  /**
+   * A PostgreSQL database that cannot be reached at start is served all the same (503 until it
+   * answers, as upstream Kinto starts), its schema left unchecked, instead of an exit 1.
+   */
+  serveUnreachable?: boolean
   shutdownTimeoutMs?: number
   /** A serving worker silent this long is killed and replaced (0: never; default 30 s). */
   workerTimeoutMs?: number

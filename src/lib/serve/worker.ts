@@ -61,7 +61,7 @@ export async function serveWorker(options: ServeOptions): Promise<number> {
         shutdownTimeoutMs: options.shutdownTimeoutMs,
         record: {role: 'worker', primaryPid: process.ppid},
         prepareSocket: false,
-        serveWhileUnreachable: process.env[REPLACEMENT_ENV] === '1',
+        serveWhileUnreachable: options.serveUnreachable || process.env[REPLACEMENT_ENV] === '1',
       })
     } catch (error) {
       // The primary reports it once, instead of N workers printing the same line.

@@ -50,7 +50,8 @@ export interface StartServerOptions {
    * A database the schema check cannot reach is warned about, and the server serves (503 errno
    * 201 until the database answers) instead of refusing to start. For a worker that replaces one
    * that died: its deployment checked the schemas when it started, and a replacement that exited
-   * during a database outage would be replaced again and again until the primary gave up.
+   * during a database outage would be replaced again and again until the primary gave up. And
+   * for `kinto start --serve-unreachable`, a deployment whose database starts beside it.
    */
   serveWhileUnreachable?: boolean
   /** Install or upgrade the PostgreSQL schemas before serving (`kinto start --migrate`). */
