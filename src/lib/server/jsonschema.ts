@@ -9,6 +9,7 @@ import type {ErrorObject, ValidateFunction} from 'ajv'
 
 import {withDoubles} from '../json.js'
 import {lazy, lazyRequire} from '../lazy.js'
+import type {IssueName} from './errors.js'
 import {isPythonStr, pythonRepr} from './py-repr.js'
 import {PatternSyntaxError, PatternTimeoutError, schemaRegExp, withMatchBudget} from './schema-regex.js'
 
@@ -62,7 +63,12 @@ function isMultipleOf(divisor: number, value: number): boolean {
 /** The validator and the Draft 7 meta-schema check, made when a schema is first seen. */
 const validator = lazy(() => {
   const ajv = makeAjv(false)
-  return {ajv, draft7: ajv.getSchema('http://json-schema.org/draft-07/schema')!}
+  // Python jsonschema's copy of the Draft 7 meta-schema lets an enum repeat a value; ajv's copy
+  // does not. (An empty enum stays refused: ajv cannot compile one.)
+  const meta = structuredClone(ajv.getSchema('http://json-schema.org/draft-07/schema')!.schema) as Record<string, Record<string, unknown>>
+  meta.$id = 'urn:kinto-ops:draft-07-meta' as never
+  meta.properties.enum = {type: 'array', items: true, minItems: 1}
+  return {ajv, draft7: ajv.compile(meta)}
 })
 
 const validators = new Map<string, ReturnType<typeof makeAjv>>()
@@ -267,16 +273,17 @@ function pythonMessage(error: ErrorObject): string {
       return `${value} is greater than or equal to the maximum of ${pythonRepr(schema)}`
     case 'multipleOf':
       return `${value} is not a multiple of ${pythonRepr(schema)}`
+    // jsonschema 4.x words the bounds of 1 (a minimum) and 0 (a maximum) apart.
     case 'minLength':
     case 'minItems':
-      return `${value} is too short`
+      return Number(schema) === 1 ? `${value} should be non-empty` : `${value} is too short`
     case 'maxLength':
     case 'maxItems':
-      return `${value} is too long`
+      return Number(schema) === 0 ? `${value} is expected to be empty` : `${value} is too long`
     case 'minProperties':
-      return `${value} does not have enough properties`
+      return Number(schema) === 1 ? `${value} should be non-empty` : `${value} does not have enough properties`
     case 'maxProperties':
-      return `${value} has too many properties`
+      return Number(schema) === 0 ? `${value} is expected to be empty` : `${value} has too many properties`
     case 'pattern':
       return `${value} does not match ${pythonRepr(schema)}`
     case 'uniqueItems':
@@ -312,7 +319,7 @@ const MAX_CACHED = 256
 
 export class SchemaValidationError extends Error {
   constructor(
-    readonly field: string,
+    readonly field: IssueName,
     message: string,
   ) {
     super(message)
@@ -411,11 +418,12 @@ const STEPPING_KEYWORDS = new Set(['properties', 'patternProperties', 'additiona
 const SINGLE_SCHEMA_KEYWORDS = new Set(['items', 'additionalItems', 'additionalProperties', 'contains', 'propertyNames', 'not', 'if', 'then', 'else', 'unevaluatedItems', 'unevaluatedProperties'])
 
 /**
- * The field upstream names (its validate_schema): the last step of the value's path; at the root,
- * the last item of the keyword's value when it is a non-empty list or string (`required` gives
- * the last required field), else the keyword itself (`additionalProperties`).
+ * The field upstream names (its validate_schema): the last step of the value's path (an index of
+ * a list is a number there); at the root, the last item of the keyword's value when it is a
+ * non-empty list or string (`required` gives the last required field, `oneOf` its last
+ * subschema), else the keyword itself (`additionalProperties`).
  */
-function describe(error: ErrorObject): {field: string; message: string} {
+function describe(error: ErrorObject, data: unknown): {field: IssueName; message: string} {
   const path = error.instancePath.split('/').filter(Boolean).map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'))
   const schemaPath = error.schemaPath.split('/')
   if (error.keyword === 'false schema') {
@@ -425,10 +433,15 @@ function describe(error: ErrorObject): {field: string; message: string} {
     if (!SINGLE_SCHEMA_KEYWORDS.has(schemaPath[schemaPath.length - 1])) schemaPath.pop()
     if (STEPPING_KEYWORDS.has(schemaPath[schemaPath.length - 1])) path.pop()
   }
-  let field = path.pop()
-  if (field === undefined) {
+  const last = path.pop()
+  let field: IssueName
+  if (last !== undefined) {
+    const parent = instanceTarget(data, path.map((p) => '/' + p.replaceAll('~', '~0').replaceAll('/', '~1')).join(''))
+    field = Array.isArray(parent) ? Number(last) : last
+  } else {
     const value = error.schema as unknown
-    if ((Array.isArray(value) || isPythonStr(value)) && value.length > 0) field = String(value[value.length - 1])
+    if (Array.isArray(value) && value.length > 0) field = value[value.length - 1] as IssueName
+    else if (isPythonStr(value) && value.length > 0) field = value[value.length - 1]
     else field = schemaPath.pop() ?? ''
   }
   return {field, message: pythonMessage(error)}
@@ -509,7 +522,8 @@ function validateWithin(data: Record<string, unknown>, schema: Record<string, un
     matchesInTime(all, filtered)
     const {$schema: _ignored, ...rest} = effective
     const error = all.errors?.length ? withAllExtras(firstInSchemaOrder(all.errors, rest), all.errors) : bestError(fn.errors!)
-    const {field, message} = describe(withOriginalValues(error, Object.fromEntries(Object.entries(data).filter(([k]) => !ignore.includes(k))), rest))
+    const sent = Object.fromEntries(Object.entries(data).filter(([k]) => !ignore.includes(k)))
+    const {field, message} = describe(withOriginalValues(error, sent, rest), sent)
     throw new SchemaValidationError(field, message)
   }
 }
