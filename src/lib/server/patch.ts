@@ -148,6 +148,8 @@ function remove(doc: unknown, pointer: string): unknown {
   if (tokens.length === 0) throw new JsonPatchError('cannot remove the whole document')
   const {parent, key} = resolveParent(doc, tokens)
   if (Array.isArray(parent)) {
+    // `-` passes python-jsonpointer's index check and fails python-json-patch's remove.
+    if (key === '-') throw new JsonPatchError("invalid array index '-'")
     if (!/^(0|[1-9][0-9]*)$/.test(key)) arrayIndex(parent, key, false)
     const i = Number(key)
     // python-json-patch's `del` of a missing index.
