@@ -222,8 +222,16 @@ export function applyJsonPatch(doc: unknown, ops: PatchOperation[]): unknown {
       case 'replace': {
         const value = member(op, 'value')
         replaceable(result, op.path)
-        result = remove(result, op.path)
-        result = add(result, op.path, deepClone(value))
+        const tokens = parsePointer(op.path)
+        if (tokens.length === 0) {
+          result = deepClone(value)
+          break
+        }
+        // In place, as python-json-patch assigns: a replaced member keeps its position.
+        const {parent, key} = resolveParent(result, tokens)
+        if (Array.isArray(parent)) parent[Number(key)] = deepClone(value)
+        else if (isPlainObject(parent)) setOwn(parent, key, deepClone(value))
+        else throw new JsonPatchError(`unable to fully resolve json pointer ${op.path}, part ${key}`)
         break
       }
       case 'move': {
