@@ -949,6 +949,7 @@ const rows: Row[] = [
       ['a path through a missing member', [{op: 'add', path: '/data/o/q/x', value: 1}], "member 'q' not found in {'p': 1}"],
       ['a test of a missing member', [{op: 'test', path: '/data/o/q', value: 1}], "member 'q' not found in {'p': 1}"],
       ['a test beyond the end of a list', [{op: 'test', path: '/data/l/5', value: 1}], "index '5' is out of bounds"],
+      ['a test of the end of a list (`-`)', [{op: 'test', path: '/data/l/-', value: 2}], "EndOfList([1, 2]) (<class 'jsonpointer.EndOfList'>) is not equal to tested value 2 (<class 'int'>)"],
       ['remove the end of a list (`-`)', [{op: 'remove', path: '/data/l/-'}], "invalid array index '-'"],
       ['remove beyond the end of a list', [{op: 'remove', path: '/data/l/5'}], "can't remove a non-existent object '5'"],
       ['add under a number', [{op: 'add', path: '/data/n/x', value: 1}], "Document '<class 'int'>' does not support indexing, must be mapping/sequence or support __getitem__"],

@@ -1,7 +1,7 @@
 /**
  * PATCH helpers: JSON merge-patch (RFC 7396) and JSON-Patch (RFC 6902), applied to copies.
  */
-import {pyRepr} from './py-repr.js'
+import {pyRepr, pythonRepr} from './py-repr.js'
 import {exactIntegerText} from '../json.js'
 
 export type Json = null | boolean | number | string | Json[] | {[key: string]: Json}
@@ -249,6 +249,15 @@ export function applyJsonPatch(doc: unknown, ops: PatchOperation[]): unknown {
         result = add(result, op.path, deepClone(source(result, member(op, 'from') as string)))
         break
       case 'test': {
+        const tokens = parsePointer(op.path)
+        if (tokens[tokens.length - 1] === '-') {
+          // python-jsonpointer resolves a list's `-` to its EndOfList marker, equal to no value.
+          const {parent} = resolveParent(result, tokens)
+          if (Array.isArray(parent)) {
+            const value = member(op, 'value')
+            throw new JsonPatchError(`EndOfList(${pythonRepr(parent)}) (<class 'jsonpointer.EndOfList'>) is not equal to tested value ${pyRepr(value)} (${pyType(value)})`)
+          }
+        }
         const found = getAt(result, op.path)
         const value = member(op, 'value')
         if (!deepEqual(found, value)) throw new JsonPatchError(`${pyRepr(found)} (${pyType(found)}) is not equal to tested value ${pyRepr(value)} (${pyType(value)})`)
