@@ -950,6 +950,7 @@ const rows: Row[] = [
       ['a test of a missing member', [{op: 'test', path: '/data/o/q', value: 1}], "member 'q' not found in {'p': 1}"],
       ['a test beyond the end of a list', [{op: 'test', path: '/data/l/5', value: 1}], "index '5' is out of bounds"],
       ['a test of the end of a list (`-`)', [{op: 'test', path: '/data/l/-', value: 2}], "EndOfList([1, 2]) (<class 'jsonpointer.EndOfList'>) is not equal to tested value 2 (<class 'int'>)"],
+      ['a principal added after a copy into the permission', [{op: 'copy', from: '/data/o', path: '/permissions/read/x'}, {op: 'add', path: '/permissions/read/y'}, {op: 'test', path: '/permissions/read', value: 1}], "{'x': {'p': 1}, 'y': 'y'} (<class 'dict'>) is not equal to tested value 1 (<class 'int'>)"],
       ['remove the end of a list (`-`)', [{op: 'remove', path: '/data/l/-'}], "invalid array index '-'"],
       ['remove beyond the end of a list', [{op: 'remove', path: '/data/l/5'}], "can't remove a non-existent object '5'"],
       ['add under a number', [{op: 'add', path: '/data/n/x', value: 1}], "Document '<class 'int'>' does not support indexing, must be mapping/sequence or support __getitem__"],

@@ -89,8 +89,9 @@ function applyPrincipalOp(doc: {permissions?: unknown}, op: PatchOperation): voi
   }
   if (!isPlainObject(doc.permissions)) throw new JsonPatchError("member 'permissions' not found")
   const current = Object.hasOwn(doc.permissions, perm) ? doc.permissions[perm] : undefined
-  const set: Record<string, string> = {}
-  if (isPlainObject(current)) for (const p of Object.keys(current)) set[p] = p
+  // Its members stay as they are in the document (a later test or message shows them).
+  const set: Record<string, unknown> = {}
+  if (isPlainObject(current)) for (const [p, v] of Object.entries(current)) setOwn(set, p, v)
   else if (Array.isArray(current)) for (const p of current.filter(isPythonStr)) set[p] = p
   if (op.op === 'add') setOwn(set, principal, principal)
   // As a JSON pointer would (upstream): removing what is not there fails the whole patch.
