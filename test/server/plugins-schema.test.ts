@@ -71,6 +71,9 @@ describe('records against the collection schema', () => {
     [{type: 'object', properties: {l: {type: 'array', items: {type: 'integer'}}}}, {l: [1, 'x']}, 1, "'x' is not of type 'integer'", "1 in body: 'x' is not of type 'integer'"],
     [{type: 'object', oneOf: [{required: ['x']}, {required: ['y']}]}, {}, {required: ['y']}, '{} is not valid under any of the given schemas', "{'required': ['y']} in body: {} is not valid under any of the given schemas"],
     [{type: 'object', oneOf: [{required: ['x']}, {required: ['y']}]}, {x: 1, y: 1}, {required: ['y']}, "{'x': 1, 'y': 1} is valid under each of {'required': ['y']}, {'required': ['x']}", "{'x': 1, 'y': 1} is valid under each of {'required': ['y']}, {'required': ['x']}"],
+    // Item after item, each against every keyword of `items` (upstream raises the first): the
+    // first item's `minItems` before the second's `minimum`, though `minimum` is written first.
+    [{type: 'object', properties: {a: {type: 'array', items: {minimum: 2, minItems: 2}}}}, {a: [[], -3]}, 0, '[] is too short', '0 in body: [] is too short'],
     [{type: 'object', properties: {q: {minItems: 1}}}, {q: []}, 'q', '[] should be non-empty', 'q in body: [] should be non-empty'],
     [{type: 'object', properties: {z: {maxLength: 0}}}, {z: 'a'}, 'z', "'a' is expected to be empty", "z in body: 'a' is expected to be empty"],
   ])('%j, %j → 400 naming %j', async (schema, data, name, description, message) => {

@@ -366,22 +366,34 @@ function firstInSchemaOrder(errors: ErrorObject[], schema: Record<string, unknow
   if (candidates.length === 0) return bestError(errors)
   const rank = (e: ErrorObject): number[] => {
     const key: number[] = []
+    const items = e.instancePath.split('/').slice(1)
+    let item = 0
     let node: unknown = schema
+    let previous = ''
     for (const raw of e.schemaPath.replace(/^#\/?/, '').split('/').filter(Boolean)) {
       const seg = decodeURIComponent(raw).replaceAll('~1', '/').replaceAll('~0', '~')
       if (Array.isArray(node)) {
         key.push(Number(seg))
         node = node[Number(seg)]
+        previous = ''
+        continue
       } else if (node !== null && typeof node === 'object') {
         const at = Object.keys(node).indexOf(seg)
         key.push(at < 0 ? Number.MAX_SAFE_INTEGER : at)
         node = (node as Record<string, unknown>)[seg]
+        const keyword = !NAMED.has(previous)
+        // A keyword applying one subschema to each item checks item after item, every keyword of
+        // the subschema on one item before the next item (the item's index ranks before them).
+        if (keyword && ITEM_KEYWORDS.has(seg) && !Array.isArray(node)) {
+          const index = Number(items[item++])
+          key.push(Number.isInteger(index) ? index : 0)
+        } else if (keyword && ['properties', 'patternProperties', 'additionalProperties', 'prefixItems'].includes(seg)) item++
+        else if (keyword && seg === 'items') item++
       } else {
         key.push(Number.MAX_SAFE_INTEGER)
       }
+      previous = seg
     }
-    // Array items are checked in index order.
-    for (const seg of e.instancePath.split('/')) if (/^\d+$/.test(seg)) key.push(Number(seg))
     return key
   }
   const compare = (a: number[], b: number[]): number => {
@@ -410,6 +422,12 @@ function withAllExtras(error: ErrorObject, errors: ErrorObject[]): ErrorObject {
     .sort()
   return {...error, params: {...error.params, [param]: extras}}
 }
+
+/** Keywords applying one subschema to every item of a list (in index order). */
+const ITEM_KEYWORDS = new Set(['items', 'additionalItems', 'unevaluatedItems'])
+
+/** Keywords whose value maps names to subschemas: the next step of a schema path is a name. */
+const NAMED = new Set(['properties', 'patternProperties', 'definitions', '$defs', 'dependencies', 'dependentSchemas'])
 
 /** Keywords whose subschemas apply to a member or item of the value, not the value. */
 const STEPPING_KEYWORDS = new Set(['properties', 'patternProperties', 'additionalProperties', 'items', 'prefixItems', 'additionalItems', 'contains', 'unevaluatedItems', 'unevaluatedProperties'])
