@@ -10,6 +10,7 @@ import type {ErrorObject, ValidateFunction} from 'ajv'
 import {withDoubles} from '../json.js'
 import {lazy, lazyRequire} from '../lazy.js'
 import type {IssueName} from './errors.js'
+import {isPlainObject} from './patch.js'
 import {isPythonStr, pythonRepr} from './py-repr.js'
 import {PatternSyntaxError, PatternTimeoutError, schemaRegExp, withMatchBudget} from './schema-regex.js'
 
@@ -362,7 +363,9 @@ const WHOLE = /\/(anyOf|oneOf|not|contains|if)\//
  * validator; the keyword positions along each error's schema path order them.
  */
 function firstInSchemaOrder(errors: ErrorObject[], schema: Record<string, unknown>): ErrorObject {
-  const candidates = errors.filter((e) => e.keyword !== 'if' && !WHOLE.test(e.schemaPath))
+  // A property name failing `propertyNames` is the error of its subschema's keyword (ajv adds a
+  // propertyNames error after them).
+  const candidates = errors.filter((e) => e.keyword !== 'if' && !WHOLE.test(e.schemaPath) && !(e.keyword === 'propertyNames' && errors.some((x) => x.propertyName !== undefined)))
   if (candidates.length === 0) return bestError(errors)
   const rank = (e: ErrorObject): number[] => {
     const key: number[] = []
@@ -387,6 +390,10 @@ function firstInSchemaOrder(errors: ErrorObject[], schema: Record<string, unknow
         if (keyword && ITEM_KEYWORDS.has(seg) && !Array.isArray(node)) {
           const index = Number(items[item++])
           key.push(Number.isInteger(index) ? index : 0)
+        } else if (keyword && seg === 'propertyNames' && e.propertyName !== undefined) {
+          // Property after property, in the object's order.
+          const owner = errors.find((x) => x.keyword === 'propertyNames' && x.instancePath === e.instancePath)
+          key.push(isPlainObject(owner?.data) ? Object.keys(owner.data).indexOf(e.propertyName) : 0)
         } else if (keyword && ['properties', 'patternProperties', 'additionalProperties', 'prefixItems'].includes(seg)) item++
         else if (keyword && seg === 'items') item++
       } else {
@@ -481,7 +488,8 @@ function instanceTarget(root: unknown, pointer: string): unknown {
  * (validation saw integers beyond 2^53 as doubles): messages show every digit, as upstream's.
  */
 function withOriginalValues(error: ErrorObject, data: unknown, schema: Record<string, unknown>): ErrorObject {
-  const value = instanceTarget(data, error.instancePath)
+  // A property name's error is about the name, not the object ajv's path names.
+  const value = error.propertyName !== undefined ? error.propertyName : instanceTarget(data, error.instancePath)
   const keyword = pointerTarget(schema, error.schemaPath)
   return {...error, data: value === undefined ? error.data : value, schema: keyword === undefined ? error.schema : keyword}
 }
