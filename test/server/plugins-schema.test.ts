@@ -76,6 +76,8 @@ describe('records against the collection schema', () => {
     [{type: 'object', properties: {a: {type: 'array', items: {minimum: 2, minItems: 2}}}}, {a: [[], -3]}, 0, '[] is too short', '0 in body: [] is too short'],
     // A property name failing `propertyNames`: its subschema's error, about the name (names in order).
     [{type: 'object', properties: {p: {propertyNames: {pattern: '^q', maxLength: 1}}}}, {p: {qq: 1, n: 2}}, 'p', "'qq' is too long", "p in body: 'qq' is too long"],
+    [{$schema: 'http://json-schema.org/draft-07/schema#', type: 'object', properties: {k: {contains: {const: 1}}}}, {k: [2]}, 'k', 'None of [2] are valid under the given schema', 'k in body: None of [2] are valid under the given schema'],
+    [{type: 'object', properties: {c: {contains: {const: 1}}}}, {c: [2]}, 'c', '[2] does not contain items matching the given schema', '[2] does not contain items matching the given schema'],
     [{type: 'object', properties: {q: {minItems: 1}}}, {q: []}, 'q', '[] should be non-empty', 'q in body: [] should be non-empty'],
     [{type: 'object', properties: {z: {maxLength: 0}}}, {z: 'a'}, 'z', "'a' is expected to be empty", "z in body: 'a' is expected to be empty"],
   ])('%j, %j → 400 naming %j', async (schema, data, name, description, message) => {

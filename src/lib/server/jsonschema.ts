@@ -549,7 +549,10 @@ function validateWithin(data: Record<string, unknown>, schema: Record<string, un
     const {$schema: _ignored, ...rest} = effective
     const error = all.errors?.length ? withAllExtras(firstInSchemaOrder(all.errors, rest), all.errors) : bestError(fn.errors!)
     const sent = Object.fromEntries(Object.entries(data).filter(([k]) => !ignore.includes(k)))
-    const {field, message} = describe(withOriginalValues(error, sent, rest), sent)
+    const original = withOriginalValues(error, sent, rest)
+    const {field, message} = describe(original, sent)
+    // Drafts 6 and 7 word a failed `contains` their own way (jsonschema's legacy keyword).
+    if (original.keyword === 'contains' && draftOf(effective) === 7) throw new SchemaValidationError(field, `None of ${pythonRepr(original.data)} are valid under the given schema`)
     throw new SchemaValidationError(field, message)
   }
 }
