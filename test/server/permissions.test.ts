@@ -401,6 +401,26 @@ for (const backend of ['memory', 'postgresql'] as const) {
       expect((await req('GET', B, {auth: CAROL})).status).toBe(403)
     })
 
+    test('JSON Patch operations on principals apply in their order: a later test or replace sees an earlier add or remove', async () => {
+      const B = await freshBucket()
+      const JP = {'content-type': 'application/json-patch+json'}
+      const patch = (ops: unknown[]) => req('PATCH', B, {raw: JSON.stringify(ops), headers: JP})
+      const added = await patch([
+        {op: 'add', path: `/permissions/read/${bob}`},
+        {op: 'test', path: `/permissions/read/${bob}`},
+        {op: 'replace', path: `/permissions/read/${bob}`},
+      ])
+      expect(added.status).toBe(200)
+      expect(added.body.permissions.read).toEqual([bob])
+      const removed = await patch([{op: 'remove', path: `/permissions/read/${bob}`}, {op: 'replace', path: `/permissions/read/${bob}`}])
+      expect(removed.status).toBe(400)
+      expect(removed.body.message).toBe(`body: JSON Patch operation failed: can't replace a non-existent object '${bob}'`)
+      const moved = await patch([{op: 'add', path: `/permissions/read/${carol}`}, {op: 'move', from: `/permissions/read/${carol}`, path: `/permissions/write/${carol}`}])
+      expect(moved.status).toBe(200)
+      expect(moved.body.permissions).toMatchObject({read: [bob], write: expect.arrayContaining([carol])})
+      expect((await req('GET', B)).body.permissions.read).toEqual([bob])
+    })
+
     test("a writer by inheritance who merge-patches or JSON-patches an object's permissions replaces its ACL (upstream starts from the ACL it shows them: none)", async () => {
       const B = await freshBucket({write: [carol]})
       const C = `${B}/collections/c`

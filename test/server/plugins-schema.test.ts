@@ -64,6 +64,36 @@ describe('records against the collection schema', () => {
     expect(r.body.details).toEqual([{location: 'body', name, description}])
   })
 
+  // The name is the last step of the value's path, a number for a list's item, or at the root the
+  // last item of the keyword's value (oneOf: its last subschema, an object); jsonschema 4 words a
+  // bound of 1 item or character (0 at most) apart.
+  test.each([
+    [{type: 'object', properties: {l: {type: 'array', items: {type: 'integer'}}}}, {l: [1, 'x']}, 1, "'x' is not of type 'integer'", "1 in body: 'x' is not of type 'integer'"],
+    [{type: 'object', oneOf: [{required: ['x']}, {required: ['y']}]}, {}, {required: ['y']}, '{} is not valid under any of the given schemas', "{'required': ['y']} in body: {} is not valid under any of the given schemas"],
+    [{type: 'object', oneOf: [{required: ['x']}, {required: ['y']}]}, {x: 1, y: 1}, {required: ['y']}, "{'x': 1, 'y': 1} is valid under each of {'required': ['y']}, {'required': ['x']}", "{'x': 1, 'y': 1} is valid under each of {'required': ['y']}, {'required': ['x']}"],
+    // Item after item, each against every keyword of `items` (upstream raises the first): the
+    // first item's `minItems` before the second's `minimum`, though `minimum` is written first.
+    [{type: 'object', properties: {a: {type: 'array', items: {minimum: 2, minItems: 2}}}}, {a: [[], -3]}, 0, '[] is too short', '0 in body: [] is too short'],
+    // A property name failing `propertyNames`: its subschema's error, about the name (names in order).
+    [{type: 'object', properties: {p: {propertyNames: {pattern: '^q', maxLength: 1}}}}, {p: {qq: 1, n: 2}}, 'p', "'qq' is too long", "p in body: 'qq' is too long"],
+    [{$schema: 'http://json-schema.org/draft-07/schema#', type: 'object', properties: {k: {contains: {const: 1}}}}, {k: [2]}, 'k', 'None of [2] are valid under the given schema', 'k in body: None of [2] are valid under the given schema'],
+    [{type: 'object', properties: {c: {contains: {const: 1}}}}, {c: [2]}, 'c', '[2] does not contain items matching the given schema', '[2] does not contain items matching the given schema'],
+    [{type: 'object', properties: {q: {minItems: 1}}}, {q: []}, 'q', '[] should be non-empty', 'q in body: [] should be non-empty'],
+    [{type: 'object', properties: {z: {maxLength: 0}}}, {z: 'a'}, 'z', "'a' is expected to be empty", "z in body: 'a' is expected to be empty"],
+  ])('%j, %j → 400 naming %j', async (schema, data, name, description, message) => {
+    await req('PUT', '/v1/buckets/blog/collections/named', {body: {data: {schema}}})
+    const r = await req('PUT', '/v1/buckets/blog/collections/named/records/r', {body: {data}})
+    expect(r.status).toBe(400)
+    expect(r.body.message).toBe(message)
+    expect(r.body.details).toEqual([{location: 'body', name, description}])
+  })
+
+  test('a schema whose enum repeats a value is a valid Draft 7 schema (as Python jsonschema reads it)', async () => {
+    const r = await req('PUT', '/v1/buckets/blog/collections/dup', {body: {data: {schema: {type: 'object', properties: {k: {enum: [1, 1]}}}}}})
+    expect(r.status).toBe(201)
+    expect((await req('PUT', '/v1/buckets/blog/collections/dup/records/r', {body: {data: {k: 2}}})).body.message).toBe('k in body: 2 is not one of [1, 1]')
+  })
+
   // Python jsonschema's multipleOf: an exact remainder for an integer divisor, an integral quotient
   // for a float one; oneOf names the other valid subschemas, then the first.
   test.each([
@@ -341,7 +371,7 @@ describe('the draft records are validated with', () => {
     expect((await (await collectionWith({type: 'object', dependencies: {a: ['b']}}))({a: 1})).status).toBe(201)
     const prefix = await (await collectionWith({type: 'object', properties: {l: {type: 'array', prefixItems: [{type: 'string'}]}}}))({l: [1]})
     expect(prefix.status).toBe(400)
-    expect(prefix.body.details).toEqual([{location: 'body', name: '0', description: "1 is not of type 'string'"}])
+    expect(prefix.body.details).toEqual([{location: 'body', name: 0, description: "1 is not of type 'string'"}])
     const unevaluated = await (await collectionWith({type: 'object', properties: {a: {}}, unevaluatedProperties: false}))({a: 1, b: 2})
     expect(unevaluated.status).toBe(400)
     expect(unevaluated.body.details).toEqual([{location: 'body', name: 'unevaluatedProperties', description: "Unevaluated properties are not allowed ('b' was unexpected)"}])
@@ -365,6 +395,6 @@ describe('the draft records are validated with', () => {
   test('a schema that is no 2020-12 schema (a list of `items`) is validated as Draft 7', async () => {
     const post = await collectionWith({type: 'object', properties: {l: {type: 'array', items: [{type: 'string'}]}}})
     expect((await post({l: ['a', 2]})).status).toBe(201)
-    expect((await post({l: [1]})).body.details).toEqual([{location: 'body', name: '0', description: "1 is not of type 'string'"}])
+    expect((await post({l: [1]})).body.details).toEqual([{location: 'body', name: 0, description: "1 is not of type 'string'"}])
   })
 })

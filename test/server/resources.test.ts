@@ -123,6 +123,14 @@ describe('objects', () => {
     expect(bad.body.message).toMatch(/JSON Patch operation failed/)
   })
 
+  test('a JSON-Patch replace keeps the member where it was (python-json-patch assigns in place)', async () => {
+    const rec = await create({a: 1, b: 2, c: 3})
+    const r = await req('PATCH', `${R}/${rec.id}`, {raw: JSON.stringify([{op: 'replace', path: '/data/a', value: 9}]), headers: {'content-type': 'application/json-patch+json'}})
+    expect(r.status).toBe(200)
+    expect(Object.keys(r.body.data).slice(0, 3)).toEqual(['a', 'b', 'c'])
+    expect((await req('GET', `${R}/${rec.id}`)).body.data.a).toBe(9)
+  })
+
   test('JSON-Patch operations missing their value or from fail (400) and change nothing', async () => {
     const rec = await create({keep: 1})
     const patch = (ops: unknown) => req('PATCH', `${R}/${rec.id}`, {raw: JSON.stringify(ops), headers: {'content-type': 'application/json-patch+json'}})

@@ -945,6 +945,15 @@ const rows: Row[] = [
       ['copy from a missing member', [{op: 'copy', from: '/data/nope', path: '/data/o3'}], "'nope'"],
       ['move from beyond the end of a list', [{op: 'move', from: '/data/l/5', path: '/data/x'}], 'list index out of range'],
       ['move into its own child', [{op: 'move', from: '/data/o', path: '/data/o/x'}], 'Cannot move values into their own children'],
+      // python-jsonpointer's messages: a missing member names the mapping it was looked for in.
+      ['a path through a missing member', [{op: 'add', path: '/data/o/q/x', value: 1}], "member 'q' not found in {'p': 1}"],
+      ['a test of a missing member', [{op: 'test', path: '/data/o/q', value: 1}], "member 'q' not found in {'p': 1}"],
+      ['a test beyond the end of a list', [{op: 'test', path: '/data/l/5', value: 1}], "index '5' is out of bounds"],
+      ['a test of the end of a list (`-`)', [{op: 'test', path: '/data/l/-', value: 2}], "EndOfList([1, 2]) (<class 'jsonpointer.EndOfList'>) is not equal to tested value 2 (<class 'int'>)"],
+      ['a principal added after a copy into the permission', [{op: 'copy', from: '/data/o', path: '/permissions/read/x'}, {op: 'add', path: '/permissions/read/y'}, {op: 'test', path: '/permissions/read', value: 1}], "{'x': {'p': 1}, 'y': 'y'} (<class 'dict'>) is not equal to tested value 1 (<class 'int'>)"],
+      ['remove the end of a list (`-`)', [{op: 'remove', path: '/data/l/-'}], "invalid array index '-'"],
+      ['remove beyond the end of a list', [{op: 'remove', path: '/data/l/5'}], "can't remove a non-existent object '5'"],
+      ['add under a number', [{op: 'add', path: '/data/n/x', value: 1}], "Document '<class 'int'>' does not support indexing, must be mapping/sequence or support __getitem__"],
       ['add a record:create principal without a value', [{op: 'add', path: '/permissions/record:create/bob'}], "The operation does not contain a 'value' member"],
       // python-jsonpointer refuses a `~` not followed by 0 or 1 before it reads the path.
       ['a path with an invalid escape', [{op: 'add', path: '/data/a~2b', value: 1}], 'Found invalid escape ~2'],

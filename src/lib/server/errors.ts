@@ -6,6 +6,7 @@
  * {location, name, description} details, sorted by name, the first one giving the message.
  */
 import {CONTENT_SECURITY_POLICY} from './headers.js'
+import {pyRepr} from './py-repr.js'
 
 /** Kinto's errno values. Stable: clients test them. */
 export const ERRNO = {
@@ -122,9 +123,12 @@ function isEmpty(value: unknown): boolean {
 }
 
 /** One validation failure: where (`body`, `querystring`, `header`, `path`), which field, what. */
+/** What a detail names: a field, or (a JSON schema's error, as upstream) a list index or a subschema. */
+export type IssueName = string | number | boolean | object | null
+
 export interface ValidationIssue {
   location: string
-  name: string | null
+  name: IssueName
   description: string
 }
 
@@ -138,13 +142,14 @@ export function invalidParameters(issues: ValidationIssue[] | ValidationIssue, s
     name: i.name,
     description: i.description,
   }))
-  list.sort((a, b) => compareNames(String(a.name ?? 'None'), String(b.name ?? 'None')))
+  // Python's str() of each name: sorted by it, and the message shows it.
+  list.sort((a, b) => compareNames(pyRepr(a.name ?? 'None'), pyRepr(b.name ?? 'None')))
   const first = list[0]
   let message: string
   if (first.name !== null && first.name !== undefined) {
-    message = first.description.includes(String(first.name))
+    message = first.description.includes(pyRepr(first.name))
       ? first.description
-      : `${first.name} in ${first.location}: ${first.description}`
+      : `${pyRepr(first.name)} in ${first.location}: ${first.description}`
   } else {
     message = `${first.location}: ${first.description}`
   }
@@ -156,7 +161,7 @@ function compareNames(a: string, b: string): number {
 }
 
 /** Shortcut for one failing field. */
-export function invalid(location: string, name: string | null, description: string): HttpError {
+export function invalid(location: string, name: IssueName, description: string): HttpError {
   return invalidParameters({location, name, description})
 }
 

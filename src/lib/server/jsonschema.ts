@@ -9,6 +9,8 @@ import type {ErrorObject, ValidateFunction} from 'ajv'
 
 import {withDoubles} from '../json.js'
 import {lazy, lazyRequire} from '../lazy.js'
+import type {IssueName} from './errors.js'
+import {isPlainObject} from './patch.js'
 import {isPythonStr, pythonRepr} from './py-repr.js'
 import {PatternSyntaxError, PatternTimeoutError, schemaRegExp, withMatchBudget} from './schema-regex.js'
 
@@ -62,7 +64,12 @@ function isMultipleOf(divisor: number, value: number): boolean {
 /** The validator and the Draft 7 meta-schema check, made when a schema is first seen. */
 const validator = lazy(() => {
   const ajv = makeAjv(false)
-  return {ajv, draft7: ajv.getSchema('http://json-schema.org/draft-07/schema')!}
+  // Python jsonschema's copy of the Draft 7 meta-schema lets an enum repeat a value; ajv's copy
+  // does not. (An empty enum stays refused: ajv cannot compile one.)
+  const meta = structuredClone(ajv.getSchema('http://json-schema.org/draft-07/schema')!.schema) as Record<string, Record<string, unknown>>
+  meta.$id = 'urn:kinto-ops:draft-07-meta' as never
+  meta.properties.enum = {type: 'array', items: true, minItems: 1}
+  return {ajv, draft7: ajv.compile(meta)}
 })
 
 const validators = new Map<string, ReturnType<typeof makeAjv>>()
@@ -267,16 +274,17 @@ function pythonMessage(error: ErrorObject): string {
       return `${value} is greater than or equal to the maximum of ${pythonRepr(schema)}`
     case 'multipleOf':
       return `${value} is not a multiple of ${pythonRepr(schema)}`
+    // jsonschema 4.x words the bounds of 1 (a minimum) and 0 (a maximum) apart.
     case 'minLength':
     case 'minItems':
-      return `${value} is too short`
+      return Number(schema) === 1 ? `${value} should be non-empty` : `${value} is too short`
     case 'maxLength':
     case 'maxItems':
-      return `${value} is too long`
+      return Number(schema) === 0 ? `${value} is expected to be empty` : `${value} is too long`
     case 'minProperties':
-      return `${value} does not have enough properties`
+      return Number(schema) === 1 ? `${value} should be non-empty` : `${value} does not have enough properties`
     case 'maxProperties':
-      return `${value} has too many properties`
+      return Number(schema) === 0 ? `${value} is expected to be empty` : `${value} has too many properties`
     case 'pattern':
       return `${value} does not match ${pythonRepr(schema)}`
     case 'uniqueItems':
@@ -312,7 +320,7 @@ const MAX_CACHED = 256
 
 export class SchemaValidationError extends Error {
   constructor(
-    readonly field: string,
+    readonly field: IssueName,
     message: string,
   ) {
     super(message)
@@ -355,26 +363,44 @@ const WHOLE = /\/(anyOf|oneOf|not|contains|if)\//
  * validator; the keyword positions along each error's schema path order them.
  */
 function firstInSchemaOrder(errors: ErrorObject[], schema: Record<string, unknown>): ErrorObject {
-  const candidates = errors.filter((e) => e.keyword !== 'if' && !WHOLE.test(e.schemaPath))
+  // A property name failing `propertyNames` is the error of its subschema's keyword (ajv adds a
+  // propertyNames error after them).
+  const candidates = errors.filter((e) => e.keyword !== 'if' && !WHOLE.test(e.schemaPath) && !(e.keyword === 'propertyNames' && errors.some((x) => x.propertyName !== undefined)))
   if (candidates.length === 0) return bestError(errors)
   const rank = (e: ErrorObject): number[] => {
     const key: number[] = []
+    const items = e.instancePath.split('/').slice(1)
+    let item = 0
     let node: unknown = schema
+    let previous = ''
     for (const raw of e.schemaPath.replace(/^#\/?/, '').split('/').filter(Boolean)) {
       const seg = decodeURIComponent(raw).replaceAll('~1', '/').replaceAll('~0', '~')
       if (Array.isArray(node)) {
         key.push(Number(seg))
         node = node[Number(seg)]
+        previous = ''
+        continue
       } else if (node !== null && typeof node === 'object') {
         const at = Object.keys(node).indexOf(seg)
         key.push(at < 0 ? Number.MAX_SAFE_INTEGER : at)
         node = (node as Record<string, unknown>)[seg]
+        const keyword = !NAMED.has(previous)
+        // A keyword applying one subschema to each item checks item after item, every keyword of
+        // the subschema on one item before the next item (the item's index ranks before them).
+        if (keyword && ITEM_KEYWORDS.has(seg) && !Array.isArray(node)) {
+          const index = Number(items[item++])
+          key.push(Number.isInteger(index) ? index : 0)
+        } else if (keyword && seg === 'propertyNames' && e.propertyName !== undefined) {
+          // Property after property, in the object's order.
+          const owner = errors.find((x) => x.keyword === 'propertyNames' && x.instancePath === e.instancePath)
+          key.push(isPlainObject(owner?.data) ? Object.keys(owner.data).indexOf(e.propertyName) : 0)
+        } else if (keyword && ['properties', 'patternProperties', 'additionalProperties', 'prefixItems'].includes(seg)) item++
+        else if (keyword && seg === 'items') item++
       } else {
         key.push(Number.MAX_SAFE_INTEGER)
       }
+      previous = seg
     }
-    // Array items are checked in index order.
-    for (const seg of e.instancePath.split('/')) if (/^\d+$/.test(seg)) key.push(Number(seg))
     return key
   }
   const compare = (a: number[], b: number[]): number => {
@@ -404,6 +430,12 @@ function withAllExtras(error: ErrorObject, errors: ErrorObject[]): ErrorObject {
   return {...error, params: {...error.params, [param]: extras}}
 }
 
+/** Keywords applying one subschema to every item of a list (in index order). */
+const ITEM_KEYWORDS = new Set(['items', 'additionalItems', 'unevaluatedItems'])
+
+/** Keywords whose value maps names to subschemas: the next step of a schema path is a name. */
+const NAMED = new Set(['properties', 'patternProperties', 'definitions', '$defs', 'dependencies', 'dependentSchemas'])
+
 /** Keywords whose subschemas apply to a member or item of the value, not the value. */
 const STEPPING_KEYWORDS = new Set(['properties', 'patternProperties', 'additionalProperties', 'items', 'prefixItems', 'additionalItems', 'contains', 'unevaluatedItems', 'unevaluatedProperties'])
 
@@ -411,11 +443,12 @@ const STEPPING_KEYWORDS = new Set(['properties', 'patternProperties', 'additiona
 const SINGLE_SCHEMA_KEYWORDS = new Set(['items', 'additionalItems', 'additionalProperties', 'contains', 'propertyNames', 'not', 'if', 'then', 'else', 'unevaluatedItems', 'unevaluatedProperties'])
 
 /**
- * The field upstream names (its validate_schema): the last step of the value's path; at the root,
- * the last item of the keyword's value when it is a non-empty list or string (`required` gives
- * the last required field), else the keyword itself (`additionalProperties`).
+ * The field upstream names (its validate_schema): the last step of the value's path (an index of
+ * a list is a number there); at the root, the last item of the keyword's value when it is a
+ * non-empty list or string (`required` gives the last required field, `oneOf` its last
+ * subschema), else the keyword itself (`additionalProperties`).
  */
-function describe(error: ErrorObject): {field: string; message: string} {
+function describe(error: ErrorObject, data: unknown): {field: IssueName; message: string} {
   const path = error.instancePath.split('/').filter(Boolean).map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'))
   const schemaPath = error.schemaPath.split('/')
   if (error.keyword === 'false schema') {
@@ -425,10 +458,15 @@ function describe(error: ErrorObject): {field: string; message: string} {
     if (!SINGLE_SCHEMA_KEYWORDS.has(schemaPath[schemaPath.length - 1])) schemaPath.pop()
     if (STEPPING_KEYWORDS.has(schemaPath[schemaPath.length - 1])) path.pop()
   }
-  let field = path.pop()
-  if (field === undefined) {
+  const last = path.pop()
+  let field: IssueName
+  if (last !== undefined) {
+    const parent = instanceTarget(data, path.map((p) => '/' + p.replaceAll('~', '~0').replaceAll('/', '~1')).join(''))
+    field = Array.isArray(parent) ? Number(last) : last
+  } else {
     const value = error.schema as unknown
-    if ((Array.isArray(value) || isPythonStr(value)) && value.length > 0) field = String(value[value.length - 1])
+    if (Array.isArray(value) && value.length > 0) field = value[value.length - 1] as IssueName
+    else if (isPythonStr(value) && value.length > 0) field = value[value.length - 1]
     else field = schemaPath.pop() ?? ''
   }
   return {field, message: pythonMessage(error)}
@@ -450,7 +488,8 @@ function instanceTarget(root: unknown, pointer: string): unknown {
  * (validation saw integers beyond 2^53 as doubles): messages show every digit, as upstream's.
  */
 function withOriginalValues(error: ErrorObject, data: unknown, schema: Record<string, unknown>): ErrorObject {
-  const value = instanceTarget(data, error.instancePath)
+  // A property name's error is about the name, not the object ajv's path names.
+  const value = error.propertyName !== undefined ? error.propertyName : instanceTarget(data, error.instancePath)
   const keyword = pointerTarget(schema, error.schemaPath)
   return {...error, data: value === undefined ? error.data : value, schema: keyword === undefined ? error.schema : keyword}
 }
@@ -509,7 +548,11 @@ function validateWithin(data: Record<string, unknown>, schema: Record<string, un
     matchesInTime(all, filtered)
     const {$schema: _ignored, ...rest} = effective
     const error = all.errors?.length ? withAllExtras(firstInSchemaOrder(all.errors, rest), all.errors) : bestError(fn.errors!)
-    const {field, message} = describe(withOriginalValues(error, Object.fromEntries(Object.entries(data).filter(([k]) => !ignore.includes(k))), rest))
+    const sent = Object.fromEntries(Object.entries(data).filter(([k]) => !ignore.includes(k)))
+    const original = withOriginalValues(error, sent, rest)
+    const {field, message} = describe(original, sent)
+    // Drafts 6 and 7 word a failed `contains` their own way (jsonschema's legacy keyword).
+    if (original.keyword === 'contains' && draftOf(effective) === 7) throw new SchemaValidationError(field, `None of ${pythonRepr(original.data)} are valid under the given schema`)
     throw new SchemaValidationError(field, message)
   }
 }

@@ -1,7 +1,7 @@
 /**
  * PATCH helpers: JSON merge-patch (RFC 7396) and JSON-Patch (RFC 6902), applied to copies.
  */
-import {pyRepr} from './py-repr.js'
+import {pyRepr, pythonRepr} from './py-repr.js'
 import {exactIntegerText} from '../json.js'
 
 export type Json = null | boolean | number | string | Json[] | {[key: string]: Json}
@@ -88,27 +88,45 @@ function arrayIndex(container: unknown[], token: string, forAdd: boolean): numbe
   if (forAdd && token === '-') return container.length
   if (!/^(0|[1-9][0-9]*)$/.test(token)) throw new JsonPatchError(`'${token}' is not a valid sequence index`)
   const i = Number(token)
-  if (i > container.length || (!forAdd && i === container.length)) throw new JsonPatchError(`index '${i}' out of range`)
+  if (i > container.length || (!forAdd && i === container.length)) throw new JsonPatchError(`index '${i}' is out of bounds`)
   return i
+}
+
+function isText(v: unknown): v is string {
+  return typeof v === 'string' && exactIntegerText(v) === undefined
+}
+
+/** python-jsonpointer's refusal to index a number, a boolean or null (its type, as Python names it). */
+function notIndexable(v: unknown): JsonPatchError {
+  return new JsonPatchError(`Document '${pyType(v)}' does not support indexing, must be mapping/sequence or support __getitem__`)
+}
+
+/** One step of a JSON pointer, with python-jsonpointer's messages (a missing member names the mapping). */
+function walk(cur: unknown, token: string): unknown {
+  if (Array.isArray(cur)) return cur[arrayIndex(cur, token, false)]
+  if (isPlainObject(cur)) {
+    if (Object.hasOwn(cur, token)) return cur[token]
+    throw new JsonPatchError(`member '${token}' not found in ${pyRepr(cur)}`)
+  }
+  // A string is a sequence (of characters) to Python.
+  if (isText(cur)) return Array.from(cur)[arrayIndex(Array.from(cur), token, false)]
+  throw notIndexable(cur)
 }
 
 function resolveParent(doc: unknown, tokens: string[]): {parent: unknown; key: string} {
   let cur = doc
-  for (const token of tokens.slice(0, -1)) {
-    if (Array.isArray(cur)) cur = cur[arrayIndex(cur, token, false)]
-    else if (isPlainObject(cur) && Object.hasOwn(cur, token)) cur = cur[token]
-    else throw new JsonPatchError(`member '${token}' not found`)
+  for (const token of tokens.slice(0, -1)) cur = walk(cur, token)
+  const parent = cur
+  if (!Array.isArray(parent) && !isPlainObject(parent)) {
+    if (!isText(parent)) throw notIndexable(parent)
+    arrayIndex(Array.from(parent), tokens[tokens.length - 1], true)
   }
-  return {parent: cur, key: tokens[tokens.length - 1]}
+  return {parent, key: tokens[tokens.length - 1]}
 }
 
 function getAt(doc: unknown, pointer: string): unknown {
   let cur = doc
-  for (const token of parsePointer(pointer)) {
-    if (Array.isArray(cur)) cur = cur[arrayIndex(cur, token, false)]
-    else if (isPlainObject(cur) && Object.hasOwn(cur, token)) cur = cur[token]
-    else throw new JsonPatchError(`member '${token}' not found`)
-  }
+  for (const token of parsePointer(pointer)) cur = walk(cur, token)
   return cur
 }
 
@@ -121,7 +139,7 @@ function add(doc: unknown, pointer: string, value: unknown): unknown {
     parent.splice(arrayIndex(parent, key, true), 0, value)
   }
   else if (isPlainObject(parent)) setOwn(parent, key, value)
-  else throw new JsonPatchError(`cannot add to a scalar at ${pointer}`)
+  else throw new JsonPatchError(`unable to fully resolve json pointer ${pointer}, part ${key}`)
   return doc
 }
 
@@ -129,8 +147,15 @@ function remove(doc: unknown, pointer: string): unknown {
   const tokens = parsePointer(pointer)
   if (tokens.length === 0) throw new JsonPatchError('cannot remove the whole document')
   const {parent, key} = resolveParent(doc, tokens)
-  if (Array.isArray(parent)) parent.splice(arrayIndex(parent, key, false), 1)
-  else if (isPlainObject(parent) && Object.hasOwn(parent, key)) delete parent[key]
+  if (Array.isArray(parent)) {
+    // `-` passes python-jsonpointer's index check and fails python-json-patch's remove.
+    if (key === '-') throw new JsonPatchError("invalid array index '-'")
+    if (!/^(0|[1-9][0-9]*)$/.test(key)) arrayIndex(parent, key, false)
+    const i = Number(key)
+    // python-json-patch's `del` of a missing index.
+    if (i >= parent.length) throw new JsonPatchError(`can't remove a non-existent object '${key}'`)
+    parent.splice(i, 1)
+  } else if (isPlainObject(parent) && Object.hasOwn(parent, key)) delete parent[key]
   else throw new JsonPatchError(`can't remove a non-existent object '${key}'`)
   return doc
 }
@@ -197,8 +222,16 @@ export function applyJsonPatch(doc: unknown, ops: PatchOperation[]): unknown {
       case 'replace': {
         const value = member(op, 'value')
         replaceable(result, op.path)
-        result = remove(result, op.path)
-        result = add(result, op.path, deepClone(value))
+        const tokens = parsePointer(op.path)
+        if (tokens.length === 0) {
+          result = deepClone(value)
+          break
+        }
+        // In place, as python-json-patch assigns: a replaced member keeps its position.
+        const {parent, key} = resolveParent(result, tokens)
+        if (Array.isArray(parent)) parent[Number(key)] = deepClone(value)
+        else if (isPlainObject(parent)) setOwn(parent, key, deepClone(value))
+        else throw new JsonPatchError(`unable to fully resolve json pointer ${op.path}, part ${key}`)
         break
       }
       case 'move': {
@@ -216,6 +249,15 @@ export function applyJsonPatch(doc: unknown, ops: PatchOperation[]): unknown {
         result = add(result, op.path, deepClone(source(result, member(op, 'from') as string)))
         break
       case 'test': {
+        const tokens = parsePointer(op.path)
+        if (tokens[tokens.length - 1] === '-') {
+          // python-jsonpointer resolves a list's `-` to its EndOfList marker, equal to no value.
+          const {parent} = resolveParent(result, tokens)
+          if (Array.isArray(parent)) {
+            const value = member(op, 'value')
+            throw new JsonPatchError(`EndOfList(${pythonRepr(parent)}) (<class 'jsonpointer.EndOfList'>) is not equal to tested value ${pyRepr(value)} (${pyType(value)})`)
+          }
+        }
         const found = getAt(result, op.path)
         const value = member(op, 'value')
         if (!deepEqual(found, value)) throw new JsonPatchError(`${pyRepr(found)} (${pyType(found)}) is not equal to tested value ${pyRepr(value)} (${pyType(value)})`)

@@ -76,12 +76,38 @@ function principalValue(op: PatchOperation): PatchOperation {
   return {...op, value: op.path.split('/').pop()}
 }
 
-/** Applies a JSON-Patch to {data, permissions}; returns both (permissions as principal lists). */
+/**
+ * A principal `add`/`remove` applied to the patched document's permission sets, in its place in
+ * the sequence (a later `test` or `replace` of the same principal sees it, as upstream's would).
+ */
+function applyPrincipalOp(doc: {permissions?: unknown}, op: PatchOperation): void {
+  checkPointerEscapes(op.path)
+  const [, perm, principal] = PRINCIPAL_OP.exec(op.path)!
+  // Upstream gives the principal as value to read and write operations only: others need theirs.
+  if (op.op === 'add' && op.value === undefined && perm !== 'read' && perm !== 'write') {
+    throw new JsonPatchError("The operation does not contain a 'value' member")
+  }
+  if (!isPlainObject(doc.permissions)) throw new JsonPatchError("member 'permissions' not found")
+  const current = Object.hasOwn(doc.permissions, perm) ? doc.permissions[perm] : undefined
+  // Its members stay as they are in the document (a later test or message shows them).
+  const set: Record<string, unknown> = {}
+  if (isPlainObject(current)) for (const [p, v] of Object.entries(current)) setOwn(set, p, v)
+  else if (Array.isArray(current)) for (const p of current.filter(isPythonStr)) set[p] = p
+  if (op.op === 'add') setOwn(set, principal, principal)
+  // As a JSON pointer would (upstream): removing what is not there fails the whole patch.
+  else if (Object.hasOwn(set, principal)) delete set[principal]
+  else throw new JsonPatchError(`can't remove a non-existent object '${principal}'`)
+  setOwn(doc.permissions, perm, set)
+}
+
+/** Applies a JSON-Patch to {data, permissions}, operation by operation; returns both (permissions as principal lists). */
 export function applyPatchDocument(obj: Annotated | null, ops: PatchOperation[]): {data: unknown; permissions: Record<string, string[]>} {
-  let doc: {data?: unknown; permissions?: unknown}
+  let doc = patchDocument(obj ?? ({} as Annotated)) as {data?: unknown; permissions?: unknown}
   try {
-    for (const op of ops) if (isPrincipalOp(op)) checkPointerEscapes(op.path)
-    doc = applyJsonPatch(patchDocument(obj ?? ({} as Annotated)), ops.filter((op) => !isPrincipalOp(op)).map(principalValue)) as typeof doc
+    for (const op of ops) {
+      if (isPrincipalOp(op)) applyPrincipalOp(doc, op)
+      else doc = applyJsonPatch(doc, [principalValue(op)]) as typeof doc
+    }
   } catch (err) {
     if (err instanceof JsonPatchError) throw invalid('body', null, `JSON Patch operation failed: ${err.message}`)
     throw err
@@ -92,18 +118,6 @@ export function applyPatchDocument(obj: Annotated | null, ops: PatchOperation[])
       if (isPlainObject(principals)) setOwn(permissions, perm, Object.keys(principals))
       else if (Array.isArray(principals)) setOwn(permissions, perm, principals.filter(isPythonStr))
     }
-  }
-  for (const op of ops.filter(isPrincipalOp)) {
-    const [, perm, principal] = PRINCIPAL_OP.exec(op.path)!
-    // Upstream gives the principal as value to read and write operations only: others need theirs.
-    if (op.op === 'add' && op.value === undefined && perm !== 'read' && perm !== 'write') {
-      throw invalid('body', null, "JSON Patch operation failed: The operation does not contain a 'value' member")
-    }
-    const set = new Set(Object.hasOwn(permissions, perm) ? permissions[perm] : [])
-    if (op.op === 'add') set.add(principal)
-    // As a JSON pointer would (upstream): removing what is not there fails the whole patch.
-    else if (!set.delete(principal)) throw invalid('body', null, `JSON Patch operation failed: can't remove a non-existent object '${principal}'`)
-    setOwn(permissions, perm, [...set])
   }
   return {data: doc.data, permissions}
 }
