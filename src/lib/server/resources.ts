@@ -95,13 +95,14 @@ function cascaded(r: ResourceRequest): boolean {
  * its members and writers.
  */
 async function bucketOfCreation(r: ResourceRequest, old: unknown): Promise<void> {
-  // Otherwise the create right came from an ACE of the bucket, deleted with it: it exists.
-  if (old !== null || !(cascaded(r) || createRightsFromSettings(r))) return
-  if (!cascaded(r)) {
+  if (old !== null) return
+  if (cascaded(r)) {
+    // The batch's bucket, loaded before the deletion, may be gone: read it again.
+    if ((await getOrNull(r.storage, 'bucket', '', r.params.bucket_id)) === null) throw missingParent('bucket', r.params.bucket_id)
+  } else if (createRightsFromSettings(r)) {
     await requestBucket(r)
-    return
   }
-  if ((await getOrNull(r.storage, 'bucket', '', r.params.bucket_id)) === null) throw missingParent('bucket', r.params.bucket_id)
+  // Otherwise the create right came from an ACE of the bucket, deleted with it: it exists.
 }
 
 /** Whether settings may let callers create this resource's objects (`group_create_principals`…). */
