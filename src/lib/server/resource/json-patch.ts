@@ -104,10 +104,22 @@ function applyPrincipalOp(doc: {permissions?: unknown}, op: PatchOperation): voi
 export function applyPatchDocument(obj: Annotated | null, ops: PatchOperation[]): {data: unknown; permissions: Record<string, string[]>} {
   let doc = patchDocument(obj ?? ({} as Annotated)) as {data?: unknown; permissions?: unknown}
   try {
-    for (const op of ops) {
-      if (isPrincipalOp(op)) applyPrincipalOp(doc, op)
-      else doc = applyJsonPatch(doc, [principalValue(op)]) as typeof doc
+    // The other operations between two principal ones go to applyJsonPatch together: it copies
+    // the document once per call, not once per operation.
+    let run: PatchOperation[] = []
+    const applyRun = () => {
+      if (run.length > 0) doc = applyJsonPatch(doc, run) as typeof doc
+      run = []
     }
+    for (const op of ops) {
+      if (!isPrincipalOp(op)) {
+        run.push(principalValue(op))
+        continue
+      }
+      applyRun()
+      applyPrincipalOp(doc, op)
+    }
+    applyRun()
   } catch (err) {
     if (err instanceof JsonPatchError) throw invalid('body', null, `JSON Patch operation failed: ${err.message}`)
     throw err
