@@ -126,7 +126,11 @@ export function checkStringParameter(query: RawQuery, name: string): void {
  */
 export function queryFieldList(query: RawQuery, name: string): string[] | undefined {
   const raw = query.get(name)
-  if (raw === undefined) return undefined
+  return raw === undefined ? undefined : fieldListItems(raw)
+}
+
+/** The items of a FieldList parameter: the text split on commas (a repeated parameter: its values), empty items dropped. */
+function fieldListItems(raw: string | string[]): string[] {
   const entries = Array.isArray(raw) ? raw : raw.split(',')
   return entries.includes('') ? entries.filter((e) => e !== '') : entries
 }
@@ -136,13 +140,8 @@ export function decodedQuery(query: RawQuery): Map<string, unknown> {
   const values = new Map<string, unknown>()
   for (const [k, raw] of query) {
     if (k.startsWith('in_') || k.startsWith('exclude_')) {
-      // A FieldList: the raw text split on commas (a repeated parameter: its values), an empty
-      // item dropped (colander's String reads it as nothing), each item then JSON-decoded.
-      const items = Array.isArray(raw) ? raw : raw.split(',')
-      values.set(
-        k,
-        items.filter((item) => item !== '').map((item) => decodeValue(k, item)),
-      )
+      // A FieldList (an empty item: colander's String reads it as nothing), each item JSON-decoded.
+      values.set(k, fieldListItems(raw).map((item) => decodeValue(k, item)))
     } else if (Array.isArray(raw)) {
       values.set(k, raw)
     } else if (k.startsWith('contains_')) {
@@ -301,7 +300,7 @@ function sentText(value: unknown, raw: string | string[] | undefined, operator: 
   const decodedAway = (x: unknown) => typeof x === 'number' || typeof x === 'boolean' || exactIntegerText(x) !== undefined
   if (operator === 'in' || operator === 'exclude') {
     // The items decodedQuery decoded, in its order.
-    const items = (Array.isArray(raw) ? raw : raw.split(',')).filter((item) => item !== '')
+    const items = fieldListItems(raw)
     return (value as unknown[]).map((x, i) => (decodedAway(x) ? items[i] : x))
   }
   return typeof raw === 'string' && (operator === 'eq' || operator === 'not') && decodedAway(value) ? raw : value
