@@ -65,6 +65,16 @@ describe('kinto help', () => {
     expect(one.stdout).toContain('EXIT CODES')
   })
 
+  it('`-h` is --help, for the root and each command (upstream\'s argparse CLI takes both)', async () => {
+    for (const args of [['-h'], ['migrate', '-h'], ['db', 'status', '-h']]) {
+      const short = await runCli(args)
+      const long = await runCli([...args.slice(0, -1), '--help'])
+      expect(short.code, args.join(' ')).toBe(0)
+      expect(short.stdout, args.join(' ')).toBe(long.stdout)
+      expect(short.stdout, args.join(' ')).toContain('USAGE')
+    }
+  })
+
   it('`kinto help <unknown>` is a usage error with the nearest command', async () => {
     const r = await runCli(['help', 'migrat'])
     expect(r.code).toBe(2)
