@@ -56,6 +56,12 @@ Signals: SIGHUP re-reads the ini and applies what can change live (backoff, read
       env: 'KINTO_START_SERVE_UNREACHABLE',
       default: false,
     }),
+    reload: Flags.boolean({
+      summary: 'Reload the ini when its content changes, as on SIGHUP (upstream: restart on a code or config change).',
+      description: 'Settings that need a restart are named in the log line of each reload; with --workers, SIGUSR2 restarts the workers one by one.',
+      env: 'KINTO_START_RELOAD',
+      default: false,
+    }),
     'worker-timeout': durationFlag({
       summary: 'With --workers: a worker that has not answered its primary for this long (its event loop blocked) is killed and replaced; 0: never.',
       env: 'KINTO_WORKER_TIMEOUT',
@@ -86,6 +92,7 @@ Signals: SIGHUP re-reads the ini and applies what can change live (backoff, read
       workers: flags.workers,
       migrate: flags.migrate,
       serveUnreachable: flags['serve-unreachable'],
+      reload: flags.reload,
       shutdownTimeoutMs: shutdownSeconds * 1000,
       workerTimeoutMs: flags['worker-timeout'] * 1000,
       log: (line) => this.logToStderr(line),

@@ -1,7 +1,7 @@
 /**
  * `kinto start --workers N`: N processes share the port and answer; SIGHUP (kinto reload) reaches
- * every one of them; a crashed worker is replaced; SIGUSR2 (kinto reload --restart) replaces them
- * all one at a time without a failed request; SIGTERM stops them all, exit 0. Workers need
+ * every one of them (so does a change of the ini with --reload); a crashed worker is replaced;
+ * SIGUSR2 (kinto reload --restart) replaces them all one at a time without a failed request; SIGTERM stops them all, exit 0. Workers need
  * PostgreSQL (KINTO_TEST_DATABASE_URL); the refusals on memory and embedded run everywhere.
  */
 import {readFileSync, writeFileSync} from 'node:fs'
@@ -141,6 +141,26 @@ describe.skipIf(!realServerUrl)(`workers on PostgreSQL${serverSkip}`, () => {
     expect(listRuns(i.ini)).toEqual([])
     expect(fresh.some((w) => processAlive(w.pid))).toBe(false)
   }, 240_000)
+
+  test('--reload: the primary sees the ini change and every worker reloads it', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2', '--reload'])
+    servers.push(server)
+    await until('2 workers', () => servingWorkers(i.ini).length === 2)
+    // The ini edited, no signal sent: --reload alone must bring the change.
+    const edit = await runCli(['backoff', '30', '--no-reload', '--ini', i.ini, '--json'])
+    expect(edit.code, edit.stderr).toBe(0)
+    const hash = JSON.parse(edit.stdout).reload.configHash as string
+    await until('both workers to reload', () => {
+      const w = servingWorkers(i.ini)
+      return w.length === 2 && w.every((e) => e.configHash === hash)
+    })
+    const all = await Promise.all(Array.from({length: 10}, () => freshGet(server.url)))
+    expect(all.every((r) => r.status === 200 && r.backoff === '30')).toBe(true)
+    expect(server.output()).toMatch(/changed \(--reload\): reloading it as on SIGHUP/)
+    expect(await server.stop()).toEqual({code: 0, signal: null})
+  }, 120_000)
 
   test('a worker that stops answering its primary (blocked event loop) is killed after --worker-timeout and replaced', async () => {
     const i = await opsIni('postgresql')

@@ -3,7 +3,7 @@
  * after finishing; refuses to start (exit 1, one line and a hint) on configuration errors.
  */
 import type {ChildProcess} from 'node:child_process'
-import {mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -15,6 +15,7 @@ import {loadConfig} from '../../src/lib/config/index.js'
 import {startServer} from '../../src/lib/server/start.js'
 import {iniText} from '../client/helpers.js'
 import {runCli} from '../helpers/cli.js'
+import {until} from '../helpers/fault-load.js'
 import {spawnStart} from '../helpers/ops-servers.js'
 
 const dirs: string[] = []
@@ -71,6 +72,31 @@ describe('kinto start', () => {
     expect(await started.exit).toEqual({code: 0, signal: null})
     // A graceful stop, not a crash: the run registry entry is gone.
     expect(readdirSync(path.join(path.dirname(ini), '.kinto-run')).filter((f) => f.startsWith(`${started.pid}.`))).toEqual([])
+  }, 90_000)
+
+  test('--reload: a change of the ini\'s content is reloaded (a file renamed over it too); the same content or a broken file keeps what is in force', async () => {
+    const ini = iniFile({})
+    const started = await spawnStart(['--ini', ini, '--port', '0', '--reload'])
+    running.push(started.child)
+    const backoff = async () => (await fetch(started.url)).headers.get('backoff')
+    const reloads = () => started.stderr().match(/changed \(--reload\)/g)?.length ?? 0
+    expect(await backoff()).toBeNull()
+    // Saved as editors do: a new file renamed over the old one.
+    writeFileSync(`${ini}.new`, iniText({'kinto.backoff': '7'}))
+    renameSync(`${ini}.new`, ini)
+    expect(await until(async () => (await backoff()) === '7', 10_000), 'the new backoff served').toBe(true)
+    expect(started.stderr()).toMatch(/SIGHUP: reloaded; applied backoff/)
+    expect(reloads()).toBe(1)
+    // Written again with the same content: no reload.
+    writeFileSync(ini, iniText({'kinto.backoff': '7'}))
+    await new Promise((r) => setTimeout(r, 1000))
+    expect(reloads()).toBe(1)
+    // A broken file: refused, the settings in force kept.
+    writeFileSync(ini, `${iniText({'kinto.backoff': '9'})}\nnot a setting\n`)
+    expect(await until(() => /the ini was not reloaded \(.*not a setting/.test(started.stderr()), 10_000), started.stderr()).toBe(true)
+    expect(await backoff()).toBe('7')
+    started.child.kill('SIGTERM')
+    expect(await started.exit).toEqual({code: 0, signal: null})
   }, 90_000)
 
   test('SIGUSR2 (the rolling restart of --workers) does not kill a single-process server: it says so and serves on', async () => {

@@ -4,6 +4,7 @@
  *
  * Signals (to the single server, or to the primary, which passes them on to every worker):
  * - SIGHUP: reload the ini (src/lib/server/start.ts reload()); nothing is refused or dropped;
+ *   with --reload, a change of the ini's content does the same;
  * - SIGTERM / SIGINT: stop accepting, finish requests in flight (bounded), close the pools, exit 0
  *   (1 when requests had to be cut at the deadline);
  * - SIGUSR2 (workers only): rolling restart, one worker at a time (a new one listens before the old
@@ -25,6 +26,7 @@ import {controlOperations} from './control-ops.js'
 import {workersFromIni, workersRefusal, type ServeOptions} from './options.js'
 import {Primary} from './primary.js'
 import {reloadAndLog, signalQueue} from './signals.js'
+import {watchIni} from './watch-ini.js'
 import {serveWorker} from './worker.js'
 
 export type {ServeOptions} from './options.js'
@@ -44,9 +46,28 @@ export async function serve(options: ServeOptions): Promise<number> {
         hint: 'Use PostgreSQL for storage and permission (kinto.*_url = postgresql://…), or --workers 1.',
       })
     }
-    return new Primary(options, workers).run()
   }
-  return serveSingle(options)
+  const stopWatching = options.reload ? watchIniAndReload(options) : undefined
+  try {
+    return workers > 1 ? await new Primary(options, workers).run() : await serveSingle(options)
+  } finally {
+    stopWatching?.()
+  }
+}
+
+/**
+ * --reload: a change of the ini's content is taken as a SIGHUP is (the same handlers: the single
+ * server's, or the primary's, which passes it on to the workers).
+ */
+function watchIniAndReload({config, log}: ServeOptions): () => void {
+  return watchIni(
+    config.path,
+    () => {
+      log(`${config.path} changed (--reload): reloading it as on SIGHUP.`)
+      process.emit('SIGHUP', 'SIGHUP')
+    },
+    (error) => log(`Warning: --reload stopped watching ${config.path} (${error.message}); SIGHUP still reloads it.`),
+  )
 }
 
 async function serveSingle(options: ServeOptions): Promise<number> {

@@ -18,6 +18,8 @@ export interface ServeOptions {
    * answers, as upstream Kinto starts), its schema left unchecked, instead of an exit 1.
    */
   serveUnreachable?: boolean
+  /** Reload the ini when its content changes (as on SIGHUP). */
+  reload?: boolean
   shutdownTimeoutMs?: number
   /** A serving worker silent this long is killed and replaced (0: never; default 30 s). */
   workerTimeoutMs?: number
