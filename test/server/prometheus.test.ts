@@ -93,6 +93,19 @@ describe('kinto.plugins.prometheus', () => {
     expect(bounds).toEqual(['0.01', '0.05', '0.1', '0.5', '1.0', '3.0', '6.0', '+Inf'])
   })
 
+  test("no line repeats, blank lines included (upstream's functional test: families back to back, as Python's client writes them)", async () => {
+    const a = app({'kinto.includes': 'kinto.plugins.prometheus'})
+    const req = client(a)
+    expect((await req('GET', '/v1/')).status).toBe(200)
+    expect((await req('POST', '/v1/buckets', {body: {data: {id: 'b'}}})).status).toBe(201)
+    const lines = (await req('GET', '/v1/__metrics__')).raw.split('\n')
+    // One final newline, no blank line inside.
+    expect(lines.at(-1)).toBe('')
+    expect(lines.slice(0, -1).filter((l) => l === '')).toEqual([])
+    expect(new Set(lines).size).toBe(lines.length)
+    expect(lines.filter((l) => l.startsWith('# TYPE ')).length).toBeGreaterThan(5)
+  })
+
   test('prometheus_histogram_buckets out of order, repeated or not numbers stop the start, as upstream', async () => {
     for (const [buckets, word] of [
       ['0.5 0.1 1.0 Inf', '0.1'],

@@ -314,12 +314,17 @@ const SCRAPE_TIMEOUT_MS = 5000
 let scrapeIds = 0
 
 /**
- * Bucket bounds as Python's client writes them (Go's float format): `le="1.0"` where prom-client
- * writes `le="1"`. Prometheus 2 stores the label as scraped, so a query or an alert written against
- * upstream's `le="1.0"` would find no series.
+ * The text as Python's client writes it:
+ * - bucket bounds in Go's float format: `le="1.0"` where prom-client writes `le="1"`. Prometheus 2
+ *   stores the label as scraped, so a query or an alert written against upstream's `le="1.0"`
+ *   would find no series;
+ * - one family after the other, no blank line between them (prom-client writes one). Prometheus
+ *   skips blank lines, but tools that read the lines (upstream's own functional test asserts that
+ *   no line of /__metrics__ repeats) see them. A label value cannot hold a raw line break (it is
+ *   escaped), so no line of a sample is touched.
  */
-function goBucketBounds(text: string): string {
-  return text.replace(/\ble="(\d{1,6})"/g, 'le="$1.0"')
+function pythonClientLayout(text: string): string {
+  return text.replace(/\ble="(\d{1,6})"/g, 'le="$1.0"').replace(/\n{2,}/g, '\n')
 }
 
 /**
@@ -327,7 +332,7 @@ function goBucketBounds(text: string): string {
  * the primary); else this process'.
  */
 export async function scrape(metrics: PrometheusMetrics): Promise<string> {
-  return goBucketBounds(await scrapeText(metrics))
+  return pythonClientLayout(await scrapeText(metrics))
 }
 
 async function scrapeText(metrics: PrometheusMetrics): Promise<string> {
