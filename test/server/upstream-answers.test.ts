@@ -1245,6 +1245,35 @@ const rows: Row[] = [
     headers: {'next-page': /\?(?=.*_expected=42)(?=.*k=1)(?=.*_since=0)(?=.*_sort=id)(?=.*_limit=2)(?=.*_token=)/},
   },
   {
+    // Upstream's plural_get adds what it read (limit + 1) to the token's offset; plural_delete
+    // passes on the offset it was given, so every DELETE page's token says 0.
+    name: "a _token's offset: GET adds the objects it read, a plural DELETE passes on the one it got",
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      for (const id of ['a', 'b', 'c', 'd']) await r('PUT', `${c}/records/${id}`)
+      const offsetOf = (res: Res) => {
+        const token = new URL(String(res.headers['next-page'])).searchParams.get('_token')!
+        return JSON.parse(Buffer.from(token, 'base64').toString('utf8')).offset
+      }
+      const get1 = await r('GET', `${c}/records?_limit=1`)
+      expect(offsetOf(get1)).toBe(2)
+      const get2 = await r('GET', String(get1.headers['next-page']).replace(/^https?:\/\/[^/]+/, ''))
+      expect(offsetOf(get2)).toBe(4)
+      const del1 = await r('DELETE', `${c}/records?_limit=1`)
+      expect(del1.body.data).toHaveLength(1)
+      expect(offsetOf(del1)).toBe(0)
+      return r('DELETE', String(del1.headers['next-page']).replace(/^https?:\/\/[^/]+/, ''))
+    },
+    status: 200,
+    headers: {'next-page': /_token=/},
+    body: (b, res) => {
+      expect(b.data).toHaveLength(1)
+      const token = new URL(String(res.headers['next-page'])).searchParams.get('_token')!
+      expect(JSON.parse(Buffer.from(token, 'base64').toString('utf8')).offset).toBe(0)
+    },
+  },
+  {
     name: "kinto.js's last pull: _since (unquoted) with exclude_id leaves out the excluded ids, tombstones too",
     run: async (r) => {
       const c = fresh()

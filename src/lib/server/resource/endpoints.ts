@@ -119,7 +119,8 @@ export async function pluralDelete(r: ResourceRequest): Promise<ViewResult> {
       // Upstream builds the cursor from the last tombstone, which lacks the sorted fields
       // (a second page sorted on a data field then deletes nothing); the last object deleted,
       // as it was, gives the same cursor for the default sort and a right one for the others.
-      headers['Next-Page'] = await nextPageUrl(r, sorting, limit, objects[limit - 1], offset + objects.length)
+      // The token's offset is the one this page was given, as upstream (a GET adds what it read).
+      headers['Next-Page'] = await nextPageUrl(r, sorting, limit, objects[limit - 1], offset)
     }
     Object.assign(headers, timestampHeaders(Math.max(...deleted.map((d) => d.last_modified))))
   } else {
