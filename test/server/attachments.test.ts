@@ -190,7 +190,11 @@ describe('kinto_attachment on kinto start', () => {
     const del = await call(srv.remote, 'DELETE', `${REC}/del/attachment`)
     expect(del.status).toBe(204)
     expect(del.text).toBe('')
-    expect((await call(srv.remote, 'GET', `${REC}/del`)).body.data.attachment).toBeNull()
+    const after = await call(srv.remote, 'GET', `${REC}/del`)
+    expect(after.body.data.attachment).toBeNull()
+    // As upstream (and as the upload): the record's new timestamp, for a following If-Match.
+    expect(del.headers.get('etag')).toBe(`"${after.body.data.last_modified}"`)
+    expect(del.headers.get('last-modified')).toBe(after.headers.get('last-modified'))
     expect(filesIn(files).length).toBe(before - 1)
     expect((await served(up.body.location)).status).toBe(404)
   })
