@@ -199,6 +199,24 @@ describe('kinto_attachment on kinto start', () => {
     expect((await served(up.body.location)).status).toBe(404)
   })
 
+  test('If-Match and If-None-Match are preconditions on the record (upstream ignores them): 412, nothing changed', async () => {
+    const up = await call(srv.remote, 'POST', `${REC}/cond/attachment`, {body: form([['attachment', {content: 'x', filename: 'x.txt'}]])})
+    expect(up.status).toBe(201)
+    const before = filesIn(files)
+    const stale = {'If-Match': '"1"'}
+    const post = await call(srv.remote, 'POST', `${REC}/cond/attachment`, {body: form([['attachment', {content: 'y', filename: 'y.txt'}]]), headers: stale})
+    expect(post.status).toBe(412)
+    expect(post.body.errno).toBe(114)
+    const create = await call(srv.remote, 'POST', `${REC}/cond/attachment`, {body: form([['attachment', {content: 'y', filename: 'y.txt'}]]), headers: {'If-None-Match': '*'}})
+    expect(create.status).toBe(412)
+    expect((await call(srv.remote, 'DELETE', `${REC}/cond/attachment`, {headers: stale})).status).toBe(412)
+    const record = await call(srv.remote, 'GET', `${REC}/cond`)
+    expect(record.body.data.attachment.location).toBe(up.body.location)
+    expect(filesIn(files)).toEqual(before)
+    const fresh = {'If-Match': `"${record.body.data.last_modified}"`}
+    expect((await call(srv.remote, 'DELETE', `${REC}/cond/attachment`, {headers: fresh})).status).toBe(204)
+  })
+
   test.each([
     ['a forbidden extension', () => form([['attachment', {content: 'MZ', filename: 'tool.exe'}]]), 107, 'body: File extension is not allowed.'],
     ['no file field', () => form([['data', '{"a": 1}']]), 109, 'Attachment missing.'],
