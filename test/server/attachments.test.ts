@@ -190,9 +190,31 @@ describe('kinto_attachment on kinto start', () => {
     const del = await call(srv.remote, 'DELETE', `${REC}/del/attachment`)
     expect(del.status).toBe(204)
     expect(del.text).toBe('')
-    expect((await call(srv.remote, 'GET', `${REC}/del`)).body.data.attachment).toBeNull()
+    const after = await call(srv.remote, 'GET', `${REC}/del`)
+    expect(after.body.data.attachment).toBeNull()
+    // As upstream (and as the upload): the record's new timestamp, for a following If-Match.
+    expect(del.headers.get('etag')).toBe(`"${after.body.data.last_modified}"`)
+    expect(del.headers.get('last-modified')).toBe(after.headers.get('last-modified'))
     expect(filesIn(files).length).toBe(before - 1)
     expect((await served(up.body.location)).status).toBe(404)
+  })
+
+  test('If-Match and If-None-Match are preconditions on the record (upstream ignores them): 412, nothing changed', async () => {
+    const up = await call(srv.remote, 'POST', `${REC}/cond/attachment`, {body: form([['attachment', {content: 'x', filename: 'x.txt'}]])})
+    expect(up.status).toBe(201)
+    const before = filesIn(files)
+    const stale = {'If-Match': '"1"'}
+    const post = await call(srv.remote, 'POST', `${REC}/cond/attachment`, {body: form([['attachment', {content: 'y', filename: 'y.txt'}]]), headers: stale})
+    expect(post.status).toBe(412)
+    expect(post.body.errno).toBe(114)
+    const create = await call(srv.remote, 'POST', `${REC}/cond/attachment`, {body: form([['attachment', {content: 'y', filename: 'y.txt'}]]), headers: {'If-None-Match': '*'}})
+    expect(create.status).toBe(412)
+    expect((await call(srv.remote, 'DELETE', `${REC}/cond/attachment`, {headers: stale})).status).toBe(412)
+    const record = await call(srv.remote, 'GET', `${REC}/cond`)
+    expect(record.body.data.attachment.location).toBe(up.body.location)
+    expect(filesIn(files)).toEqual(before)
+    const fresh = {'If-Match': `"${record.body.data.last_modified}"`}
+    expect((await call(srv.remote, 'DELETE', `${REC}/cond/attachment`, {headers: fresh})).status).toBe(204)
   })
 
   test.each([

@@ -250,6 +250,28 @@ describe('the replayed request', () => {
     expect(r.headers.location).toBe(`http://localhost${location}`)
   })
 
+  test('trailing slash: the redirect answer has the body and headers of any other trailing-slash redirect', async () => {
+    // Upstream's default bucket view lets the 404 of its replayed request reach kinto.core's
+    // not-found view, which answers the one redirect page for every path.
+    const {req} = setup()
+    const html = await req('GET', '/v1/buckets/default/collections/', {headers: {Accept: 'text/html'}})
+    expect(html.status).toBe(307)
+    expect(html.headers['content-type']).toBe('text/html; charset=UTF-8')
+    expect(html.raw).toContain('<h1>307 Temporary Redirect</h1>')
+    expect(html.raw).toContain('The resource has been moved to /v1/buckets/default/collections; you should be redirected automatically.')
+    expect(html.headers['access-control-expose-headers']).toBe('Backoff,Retry-After,Alert,Content-Length,Content-Type')
+    const json = await req('GET', '/v1/buckets/default/?_limit=2', {headers: {Accept: 'application/json'}})
+    expect(json.status).toBe(307)
+    expect(json.headers.location).toBe('http://localhost/v1/buckets/default?_limit=2')
+    expect(json.body).toEqual({
+      code: '307 Temporary Redirect',
+      title: 'Temporary Redirect',
+      message: 'The resource has been moved to /v1/buckets/default?_limit=2; you should be redirected automatically.\n\n',
+    })
+    const other = await req('GET', '/v1/buckets/', {headers: {Accept: 'text/html'}})
+    expect(html.raw.replace('/default/collections', '')).toBe(other.raw)
+  })
+
   test('readonly: 405', async () => {
     const {req} = setup({'kinto.readonly': 'true'})
     expect((await req('GET', '/v1/buckets/default')).status).toBe(405)

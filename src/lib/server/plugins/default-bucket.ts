@@ -14,7 +14,8 @@ import {UnicityError, getOrNull, type KintoObject} from '../../storage/types.js'
 import {RequestContext} from '../context.js'
 import {invalid, methodNotAllowed, unauthorized} from '../errors.js'
 import {drainEvents} from '../events.js'
-import {cacheExpiresHeaders, urlOrigin} from '../headers.js'
+import {DEFAULT_EXPOSED_HEADERS} from '../cors.js'
+import {redirect} from '../headers.js'
 import {stringifyJson} from '../../json.js'
 import {isPlainObject} from '../patch.js'
 import {PERMISSIONS_FIELD, type ResourceDefinition} from '../resource/definition.js'
@@ -208,10 +209,13 @@ async function defaultBucketView(ctx: RequestContext): Promise<ViewResult> {
   if (identity.userId === null) throw unauthorized()
   if (ctx.runtime.readonly) throw methodNotAllowed()
   if (ctx.req.path.endsWith('/') && asBool(ctx.settings, 'trailing_slash_redirect_enabled')) {
-    // As upstream: the alias itself is redirected (`/buckets/default/` → `/buckets/default`).
+    // As upstream: the alias itself is redirected (`/buckets/default/` → `/buckets/default`), with
+    // the answer of every trailing-slash redirect (upstream's not-found view makes it, outside any
+    // service: the default exposed headers).
     const ttl = asInt(ctx.settings, 'trailing_slash_redirect_ttl_seconds', 3600) ?? 3600
-    const location = urlOrigin(ctx.req) + ctx.req.rawPath.replace(/\/+$/, '') + (ctx.req.rawQuery ? `?${ctx.req.rawQuery}` : '')
-    return {status: 307, headers: {Location: location, ...(ttl >= 0 ? cacheExpiresHeaders(ttl) : {})}}
+    const response = redirect(ctx.req, ctx.req.rawPath.replace(/\/+$/, '') + (ctx.req.rawQuery ? `?${ctx.req.rawQuery}` : ''), ttl)
+    response.headers['Access-Control-Expose-Headers'] = DEFAULT_EXPOSED_HEADERS.join(',')
+    return response
   }
   const bucketId = defaultBucketId(ctx.settings, identity.userId)
   await createImplicitObjects(ctx, bucketId)

@@ -215,8 +215,7 @@ function postView(a: AttachmentRuntime): ViewDef {
         if (!bound.abort) state.committed = true
       })
       // Absolute, as upstream's web framework sends a Location.
-      const headers: Record<string, string> = {Location: ctx.absoluteUrl(u.record)}
-      for (const h of ['ETag', 'Last-Modified']) if (response.headers[h]) headers[h] = response.headers[h]
+      const headers: Record<string, string> = {Location: ctx.absoluteUrl(u.record), ...recordTimestampHeaders(response)}
       return {status: response.status, body: attachment, headers}
     },
   }
@@ -240,9 +239,16 @@ function deleteView(a: AttachmentRuntime): ViewDef {
       const response = await patchRecord(ctx, {data: {[FILE_FIELD]: null}}, false)
       if (response.status >= 400) throw subrequestFailure(response)
       removeAfterCommit(ctx, a, await unlinkFiles(ctx, 'record_uri', [u.record]))
-      return {status: 204}
+      return {status: 204, headers: recordTimestampHeaders(response)}
     },
   }
+}
+
+/** The written record's ETag and Last-Modified, which upstream's answers to POST and DELETE carry. */
+function recordTimestampHeaders(response: {headers: Record<string, string>}): Record<string, string> {
+  const headers: Record<string, string> = {}
+  for (const h of ['ETag', 'Last-Modified']) if (response.headers[h]) headers[h] = response.headers[h]
+  return headers
 }
 
 /** upstream's on_delete_record: deleted records, collections, buckets take their files. */
