@@ -7,10 +7,9 @@ import type {Cache} from '../cache/types.js'
 import type {Settings} from '../config/settings.js'
 import type {KintoObject} from '../storage/types.js'
 import {identify, type Identity} from './auth.js'
-import {invalid} from './errors.js'
 import {urlOrigin} from './headers.js'
 import {EventCollector, type Action} from './events.js'
-import {charsetOf, parseJsonBody} from './json.js'
+import {charsetOf, invalidBody, parseJsonBody} from './json.js'
 import type {Service, ViewDef} from './router.js'
 import type {Runtime} from './runtime.js'
 import type {KintoRequest, TxBackends} from './types.js'
@@ -154,7 +153,7 @@ export class RequestContext {
         } else {
           const value = parseJsonBody(raw, charsetOf(this.req.headers['content-type']))
           if (value === null || typeof value !== 'object') {
-            throw invalid('body', '', 'Should be a JSON object or an array')
+            throw invalidBody('Should be a JSON object or an array')
           }
           this.bodyValue = value
         }

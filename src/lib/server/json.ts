@@ -4,12 +4,14 @@
  * because everything accepted here may end up in a PostgreSQL jsonb column.
  */
 import {exactValue} from '../json.js'
-import {invalid} from './errors.js'
+import {type HttpError, invalidParameters} from './errors.js'
+import {rapidjsonError, utf8DecodeError} from './json-errors.js'
 
 /** Deepest nesting of arrays/objects accepted in a request body. */
 export const MAX_JSON_DEPTH = 100
 
-const utf8 = new TextDecoder('utf-8', {fatal: true})
+// A byte order mark is kept, as Python's decoder keeps it: it is then no JSON, as upstream says.
+const utf8 = new TextDecoder('utf-8', {fatal: true, ignoreBOM: true})
 
 /** Python's names of ISO-8859-1, which WHATWG's TextDecoder reads as windows-1252. */
 const LATIN1 = new Set(['latin1', 'latin-1', 'latin_1', 'iso-8859-1', 'iso8859-1', 'iso_8859_1', 'iso_8859-1', 'l1', 'cp819', '8859', 'latin'])
@@ -26,7 +28,7 @@ function decodeBody(raw: Buffer, charset: string | undefined): string {
     try {
       return utf8.decode(raw)
     } catch {
-      throw invalid('body', '', 'Invalid JSON: the body is not valid UTF-8')
+      throw invalidBody(`Invalid JSON: ${utf8DecodeError(raw) ?? 'the body is not valid UTF-8'}`)
     }
   }
   if (LATIN1.has(charset)) return raw.toString('latin1')
@@ -34,33 +36,47 @@ function decodeBody(raw: Buffer, charset: string | undefined): string {
   try {
     decoder = new TextDecoder(charset, {fatal: true})
   } catch {
-    throw invalid('body', '', `Invalid JSON: unknown charset "${charset.slice(0, 64)}"`)
+    throw invalidBody(`Invalid JSON: unknown charset "${charset.slice(0, 64)}"`)
   }
   try {
     return decoder.decode(raw)
   } catch {
-    throw invalid('body', '', `Invalid JSON: the body is not valid ${decoder.encoding}`)
+    throw invalidBody(`Invalid JSON: the body is not valid ${decoder.encoding}`)
   }
 }
 
 /**
+ * A body that is not a JSON object or array: upstream's validator then reads the request as
+ * having no body at all, so its answer lists the reason and then the body as missing.
+ */
+export function invalidBody(description: string): HttpError {
+  return invalidParameters([
+    {location: 'body', name: '', description},
+    {location: 'body', name: '', description: 'Required'},
+  ])
+}
+
+/**
  * Parses a request body, decoded with the charset of its Content-Type; throws a 400 errno 107
- * "Invalid JSON: …" on anything unsafe.
+ * "Invalid JSON: …" on anything unsafe, in upstream's words where upstream refuses it too
+ * (json-errors.ts).
  */
 export function parseJsonBody(raw: Buffer | string, charset?: string): unknown {
   const text = typeof raw === 'string' ? raw : decodeBody(raw, charset)
   const depth = maxNesting(text)
   if (depth > MAX_JSON_DEPTH) {
-    throw invalid('body', '', `Invalid JSON: nesting deeper than ${MAX_JSON_DEPTH} levels`)
+    throw invalidBody(`Invalid JSON: nesting deeper than ${MAX_JSON_DEPTH} levels`)
   }
   let value: unknown
   try {
     value = JSON.parse(text)
   } catch (error) {
-    throw invalid('body', '', `Invalid JSON: ${(error as Error).message}`)
+    throw invalidBody(`Invalid JSON: ${rapidjsonError(text) ?? (error as Error).message}`)
   }
+  // A value upstream's parser refuses too (a lone surrogate, a number past the largest double)
+  // gets its message; one only we refuse (a NUL character: PostgreSQL's jsonb cannot hold it), ours.
   const problem = unsafeValue(value)
-  if (problem) throw invalid('body', '', `Invalid JSON: ${problem}`)
+  if (problem) throw invalidBody(`Invalid JSON: ${rapidjsonError(text) ?? problem}`)
   return exactValue(text, value)
 }
 

@@ -15,12 +15,34 @@ export function pythonRepr(v: unknown): string {
     // An integer beyond 2^53 held exact (../json.ts): Python's int, all its digits.
     const digits = exactIntegerText(v)
     if (digits !== undefined) return digits
-    if (v.includes("'") && !v.includes('"')) return `"${v}"`
-    return `'${v.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`
+    return pythonStrRepr(v)
   }
   if (Array.isArray(v)) return `[${v.map(pythonRepr).join(', ')}]`
   if (typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${pythonRepr(k)}: ${pythonRepr(x)}`).join(', ')}}`
   return String(v)
+}
+
+/** Characters Python's repr() writes as escapes: not printable (control, format, private, unassigned) or a separator but the space. */
+const PY_UNPRINTABLE = /[\\\t\n\r]|(?! )[\p{C}\p{Z}]/gu
+
+const PY_ESCAPES: Record<string, string> = {'\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r'}
+
+/**
+ * Python's repr() of a str: single quotes unless the text holds one and no double quote, the
+ * quote and backslash escaped, \t \n \r, and other unprintable characters as \xhh, \uhhhh or
+ * \Uhhhhhhhh.
+ */
+function pythonStrRepr(v: string): string {
+  const quote = v.includes("'") && !v.includes('"') ? '"' : "'"
+  const body = v.replace(PY_UNPRINTABLE, (c) => {
+    const known = PY_ESCAPES[c]
+    if (known) return known
+    const code = c.codePointAt(0)!
+    if (code < 0x100) return `\\x${code.toString(16).padStart(2, '0')}`
+    if (code < 0x10000) return `\\u${code.toString(16).padStart(4, '0')}`
+    return `\\U${code.toString(16).padStart(8, '0')}`
+  })
+  return quote + (quote === "'" ? body.replaceAll("'", "\\'") : body) + quote
 }
 
 /** Python's str() of a JSON value (colander's `%s`): a string as it is, anything else as repr(). */
