@@ -127,6 +127,22 @@ describe('/__api__ as upstream words it', () => {
     expect(named('/__flush__', 'post')).toEqual({operationId: 'create_flush', tags: ['Flush']})
   })
 
+  // Upstream's default_security: `[]` for a view declared with NO_PERMISSION_REQUIRED, every exposed
+  // method otherwise, also for the history snapshot, whose view has no `permission` (it checks read
+  // access itself). Its basicauth definition is `{"type": "basic"}`, nothing more.
+  test('security: none where upstream requires no permission, every method elsewhere', async () => {
+    const doc = await apiDocument()
+    const {paths} = doc
+    const methods = [{account: []}, {basicauth: []}]
+    for (const [path, method] of [['/', 'get'], ['/__heartbeat__', 'get'], ['/__lbheartbeat__', 'get'], ['/__version__', 'get'], ['/contribute.json', 'get'], ['/__api__', 'get'], ['/batch', 'post'], ['/__flush__', 'post']]) {
+      expect(paths[path][method].security, `${method} ${path}`).toEqual([])
+    }
+    expect(paths['/buckets/{id}'].get.security).toEqual(methods)
+    expect(paths['/buckets/{bucket_id}/history'].get.security).toEqual(methods)
+    expect(paths['/buckets/{bucket_id}/snapshot/collections/{collection_id}@{timestamp}'].get.security).toEqual(methods)
+    expect((doc.securityDefinitions as Record<string, unknown>).basicauth).toEqual({type: 'basic'})
+  })
+
   test('HEAD and OPTIONS are not described, nor the routes upstream serves outside its services', async () => {
     const {paths} = await apiDocument()
     for (const [path, item] of Object.entries(paths)) {

@@ -121,7 +121,7 @@ function operation(s: Service, view: ViewDef, hints: OpenApiHints, security: Arr
     produces: ['application/json'],
     ...(parameters.length > 0 ? {parameters} : {}),
     responses,
-    security: view.permission === 'public' ? [] : security,
+    security: view.permission === 'public' && !hints.authenticated ? [] : security,
   }
 }
 
@@ -164,7 +164,8 @@ export function openapiService(runtime: Runtime): Service {
           for (const p of runtime.policies) {
             const own = p.securityDefinition?.()
             if (own) securityDefinitions[own.name] = own.definition
-            else securityDefinitions[p.name] = p.name === 'basicauth' || p.name === 'account' ? {type: 'basic', description: `${p.name} (HTTP Basic)`} : {type: 'apiKey', name: 'Authorization', in: 'header'}
+            // Upstream's basicauth definition is `{"type": "basic"}` alone.
+            else securityDefinitions[p.name] = p.name === 'basicauth' || p.name === 'account' ? {type: 'basic'} : {type: 'apiKey', name: 'Authorization', in: 'header'}
           }
           const security = Object.keys(securityDefinitions).map((name) => ({[name]: []}))
           const paths = pathsOf(runtime.router.services, security)

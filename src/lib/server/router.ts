@@ -84,6 +84,11 @@ export interface OpenApiHints {
   query?: Array<{name: string; type: string; required: boolean} & Record<string, unknown>>
   /** The body parameter of its operations that read one: upstream's name for it and its schema. */
   body?: {name: string; schema: Record<string, unknown>}
+  /**
+   * Described with the authentication methods although its views are public to the router: they
+   * check access themselves (upstream's view has no `permission`, so its `security` lists them).
+   */
+  authenticated?: boolean
 }
 
 interface CompiledRoute {

@@ -291,6 +291,8 @@ export const historyPlugin: KintoPlugin = {
       openapi: {
         path: '/buckets/{bucket_id}/snapshot/collections/{collection_id}@{timestamp}',
         pathTypes: {timestamp: 'integer'},
+        // The view checks read access itself; upstream's has no `permission` and is described so.
+        authenticated: true,
         responses: {'200': 'The records of the collection at that timestamp.', '401': 'The collection is not readable anonymously.', '403': 'The caller may not read the collection.'},
       },
     })
