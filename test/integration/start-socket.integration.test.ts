@@ -141,3 +141,18 @@ test('a second SIGINT or SIGTERM while requests finish cuts them at once, exit 1
   expect(status.code).toBe(1)
   expect(server.output()).toMatch(/SIGINT again: cutting the requests still running\./)
 }, 60_000)
+
+test('a second SIGTERM soon after the first (while kept-alive connections drain) still cuts at once', async () => {
+  const i = await opsIni('memory')
+  inis.push(i)
+  const server = await spawnStart(['--ini', i.ini, '--port', '0', '--shutdown-timeout', '60s'])
+  servers.push(server)
+  const socket = await requestNeverFinished(server.url)
+  server.child.kill('SIGTERM')
+  await sleep(100)
+  server.child.kill('SIGTERM')
+  const status = await Promise.race([server.exit, sleep(3000).then(() => ({code: 'still running 3 s after the second SIGTERM'}))])
+  socket.destroy()
+  expect(status.code).toBe(1)
+  expect(server.output()).toMatch(/SIGTERM again: cutting the requests still running\./)
+}, 60_000)

@@ -6,6 +6,7 @@
  */
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import http from 'node:http'
+import {connect} from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -15,7 +16,7 @@ import {afterEach, describe, expect, test} from 'vitest'
 import {loadConfig, setIniValue, setIniValues} from '../../src/lib/config/index.js'
 import {listRuns} from '../../src/lib/runs/registry.js'
 import {backoffHeader} from '../../src/lib/server/headers.js'
-import {startServer, type RunningServer} from '../../src/lib/server/start.js'
+import {DRAIN_GRACE_MS, startServer, type RunningServer} from '../../src/lib/server/start.js'
 import {iniText} from '../client/helpers.js'
 import {ALICE, client} from './helpers.js'
 
@@ -296,5 +297,42 @@ describe('stopping under keep-alive load', () => {
     expect(before).toBeGreaterThan(10)
     expect(errors).toEqual([])
     expect(report.forced).toBe(false)
+  })
+
+  /** A connection whose request (a PUT) never finishes sending its body, once the server has it. */
+  async function requestNeverFinished(url: string) {
+    const {port} = new URL(url)
+    const socket = connect(Number(port), '127.0.0.1')
+    await new Promise<void>((r) => socket.once('connect', () => r()))
+    socket.on('error', () => {})
+    socket.write('PUT /v1/buckets/b HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{')
+    await new Promise((r) => setTimeout(r, 200))
+    return socket
+  }
+
+  const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, new Promise<'still closing'>((r) => setTimeout(() => r('still closing'), ms))])
+
+  // `kinto start` says `SIGTERM again: at once`: a second signal soon after the first (a test
+  // harness stopping a server and starting the next on its port, an operator's double Ctrl-C) came
+  // while kept-alive connections were being drained, and was lost: the server went on waiting for
+  // its requests, up to the shutdown deadline.
+  test('cutNow while close() still drains kept-alive connections cuts at once', async () => {
+    const {server} = await serve()
+    const socket = await requestNeverFinished(server.url)
+    const closing = server.close()
+    await new Promise((r) => setTimeout(r, 50))
+    server.cutNow('A second SIGTERM')
+    const report = await within(closing, DRAIN_GRACE_MS / 2)
+    socket.destroy()
+    expect(report).toEqual({forced: true})
+  })
+
+  test('cutNow just before close() (while the control socket closes) makes that close cut at once', async () => {
+    const {server} = await serve()
+    const socket = await requestNeverFinished(server.url)
+    server.cutNow('A second SIGTERM')
+    const report = await within(server.close(), DRAIN_GRACE_MS / 2)
+    socket.destroy()
+    expect(report).toEqual({forced: true})
   })
 })

@@ -99,7 +99,10 @@ export interface RunningServer {
   reload(): ReloadReport
   /** Stops accepting, waits for in-flight requests (up to the deadline), closes the backends. Idempotent. */
   close(): Promise<CloseReport>
-  /** During close(): reach its deadline now (a second Ctrl-C): the requests still running are cut. */
+  /**
+   * During close(), its drain of kept-alive connections included: reach its deadline now (a second
+   * Ctrl-C): the requests still running are cut. Before close(): the coming close() cuts at once.
+   */
   cutNow(reason: string): void
 }
 
@@ -379,6 +382,8 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
 
   let closing: Promise<CloseReport> | undefined
   let cut: ((reason: string) => void) | undefined
+  // A cut asked for before close() began (a second signal while the control socket closes).
+  let cutBeforeClose: string | undefined
   return {
     app,
     url,
@@ -388,10 +393,9 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
     close() {
       closing ??= (async () => {
         let forced = false
-        await drainKeptAlive(app, options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS, () => (draining = true))
-        // Node closes idle keep-alive connections only when close() starts; connections whose
-        // request finishes later would hold the close for the whole keep-alive timeout.
-        const sweep = setInterval(() => app.server.closeIdleConnections?.(), 100)
+        let deadline: NodeJS.Timeout | undefined
+        // Ready before the drain: a cut asked for during it (a second SIGTERM within its grace)
+        // closes every connection, which also ends the drain.
         cut = (reason) => {
           if (forced) return
           forced = true
@@ -402,7 +406,14 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
           // driver gives up on their connections (statement + connect timeout): cut those too.
           backends.abort?.()
         }
-        const deadline = setTimeout(() => cut?.('Shutdown deadline reached'), options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS)
+        await drainKeptAlive(app, options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS, () => {
+          draining = true
+          if (cutBeforeClose !== undefined) cut?.(cutBeforeClose)
+        })
+        // Node closes idle keep-alive connections only when close() starts; connections whose
+        // request finishes later would hold the close for the whole keep-alive timeout.
+        const sweep = setInterval(() => app.server.closeIdleConnections?.(), 100)
+        if (!forced) deadline = setTimeout(() => cut?.('Shutdown deadline reached'), options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS)
         try {
           await app.close()
         } finally {
@@ -423,7 +434,8 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
       return closing
     },
     cutNow(reason) {
-      cut?.(reason)
+      if (cut) cut(reason)
+      else if (!closing) cutBeforeClose ??= reason
     },
   }
 }
