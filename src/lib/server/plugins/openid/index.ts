@@ -14,7 +14,7 @@ import {asString, type Settings} from '../../../config/settings.js'
 import {describeHttpError} from '../../../http.js'
 import {registerAuthenticationPolicy} from '../../auth.js'
 import type {RequestContext} from '../../context.js'
-import {ERRNO, HttpError, invalidParameters, serviceUnavailable, type ValidationIssue} from '../../errors.js'
+import {ERRNO, invalidParameters, serviceUnavailable, type ValidationIssue} from '../../errors.js'
 import {urlOrigin} from '../../headers.js'
 import type {Service, ViewDef} from '../../router.js'
 import type {KintoPlugin} from '../index.js'
@@ -199,12 +199,8 @@ const tokenView: ViewDef = {
     // A state is used once.
     const callback = await ctx.runtime.backends.cache.delete<string>(`openid:state:${state}`)
     if (callback === undefined || callback === null) {
-      throw new HttpError(400, {
-        errno: ERRNO.INVALID_AUTH_TOKEN,
-        error: 'Invalid parameters',
-        message: 'state in body: Invalid state',
-        details: [{location: 'body', name: 'state', description: 'Invalid state'}],
-      })
+      // Upstream's answer: errno 105 in the detail only, errno 107 for the answer.
+      throw invalidParameters({location: 'body', name: 'state', description: 'Invalid state', errno: ERRNO.INVALID_AUTH_TOKEN})
     }
     let answer: string
     try {
