@@ -249,6 +249,30 @@ describe.each(BACKEND_KINDS)('OpenID Connect against oidc-provider (%s)', (kind)
     expect(other.hitsOf('/me') - before).toBe(1)
   })
 
+  test("login and token redirects carry upstream's (webob's) 307 body: HTML, JSON or text as the client accepts", async () => {
+    const cb = encodeURIComponent('http://ui.example.com/#tokens=')
+    const open = (path: string, accept?: string) =>
+      fetch(`${srv.remote}${path}`, {redirect: 'manual', headers: accept === undefined ? {} : {accept}, signal: AbortSignal.timeout(10_000)})
+    const html = await open(`/openid/oidc/login?callback=${cb}&scope=openid`, 'text/html,*/*')
+    expect(html.status).toBe(307)
+    const location = html.headers.get('location')!
+    expect(html.headers.get('content-type')).toBe('text/html; charset=UTF-8')
+    expect(await html.text()).toContain(`<h1>307 Temporary Redirect</h1>\n  The resource has been moved to ${location.replace(/&/g, '&amp;')}; you should be redirected automatically.`)
+    const json = await open(`/openid/oidc/login?callback=${cb}&scope=openid`, 'application/json')
+    expect(await json.json()).toEqual({
+      message: `The resource has been moved to ${json.headers.get('location')}; you should be redirected automatically.\n\n`,
+      code: '307 Temporary Redirect',
+      title: 'Temporary Redirect',
+    })
+    // The token endpoint's redirect to the callback (here with the provider's refusal of a bad code).
+    const state = new URL(location).searchParams.get('state')
+    const token = await open(`/openid/oidc/token?code=bad&state=${state}`, '')
+    expect(token.status).toBe(307)
+    expect(token.headers.get('location')).toMatch(/^http:\/\/ui\.example\.com\/#tokens=/)
+    expect(token.headers.get('content-type')).toBe('text/plain; charset=UTF-8')
+    expect(await token.text()).toBe(`307 Temporary Redirect\n\nThe resource has been moved to ${token.headers.get('location')}; you should be redirected automatically.\n\n`)
+  })
+
   test('login and token endpoints validate their parameters as upstream', async () => {
     const get = async (path: string) => {
       const res = await fetch(`${srv.remote}${path}`, {redirect: 'manual', signal: AbortSignal.timeout(10_000)})

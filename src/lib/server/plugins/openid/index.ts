@@ -15,7 +15,7 @@ import {describeHttpError} from '../../../http.js'
 import {registerAuthenticationPolicy} from '../../auth.js'
 import type {RequestContext} from '../../context.js'
 import {ERRNO, invalidParameters, serviceUnavailable, type ValidationIssue} from '../../errors.js'
-import {urlOrigin} from '../../headers.js'
+import {redirect, urlOrigin} from '../../headers.js'
 import type {Service, ViewDef} from '../../router.js'
 import type {KintoPlugin} from '../index.js'
 import {exchangeCode, fetchOpenIdConfiguration} from './discovery.js'
@@ -179,7 +179,7 @@ const loginView: ViewDef = {
     const params = new URLSearchParams({client_id: clientId, response_type: 'code', scope, redirect_uri: tokenUrl(ctx, provider), state})
     if (prompt) params.set('prompt', prompt)
     if (audience !== '') params.set('audience', audience)
-    return {status: 307, headers: {Location: withQuery(config.authorization_endpoint, params)}}
+    return redirect(ctx.req, withQuery(config.authorization_endpoint, params), -1)
   },
 }
 
@@ -210,7 +210,7 @@ const tokenView: ViewDef = {
     }
     // The provider's answer (tokens, or its error) goes to the client in the callback URL.
     const encoded = Buffer.from(answer, 'utf8').toString('base64')
-    return {status: 307, headers: {Location: `${headerSafeUrl(String(callback))}${quoteBase64(encoded)}`}}
+    return redirect(ctx.req, `${headerSafeUrl(String(callback))}${quoteBase64(encoded)}`, -1)
   },
 }
 
