@@ -189,7 +189,15 @@ describe.each(BACKEND_KINDS)('OpenID Connect against oidc-provider (%s)', (kind)
     const tokenHits = provider.hitsOf('/token')
     const res = await fetch(tokenUrl, {redirect: 'manual', signal: AbortSignal.timeout(10_000)})
     expect(res.status).toBe(400)
-    expect(await res.json()).toMatchObject({errno: 105, message: 'state in body: Invalid state'})
+    // As upstream 26.3.1 answers it: its raise_invalid(errno=105) puts the errno in the detail, and
+    // the answer keeps errno 107; the message is the description, which names the field.
+    expect(await res.json()).toEqual({
+      code: 400,
+      errno: 107,
+      error: 'Invalid parameters',
+      message: 'Invalid state',
+      details: [{location: 'body', name: 'state', description: 'Invalid state', errno: 105}],
+    })
     expect(provider.hitsOf('/token')).toBe(tokenHits)
   })
 
@@ -241,6 +249,30 @@ describe.each(BACKEND_KINDS)('OpenID Connect against oidc-provider (%s)', (kind)
     expect(other.hitsOf('/me') - before).toBe(1)
   })
 
+  test("login and token redirects carry upstream's (webob's) 307 body: HTML, JSON or text as the client accepts", async () => {
+    const cb = encodeURIComponent('http://ui.example.com/#tokens=')
+    const open = (path: string, accept?: string) =>
+      fetch(`${srv.remote}${path}`, {redirect: 'manual', headers: accept === undefined ? {} : {accept}, signal: AbortSignal.timeout(10_000)})
+    const html = await open(`/openid/oidc/login?callback=${cb}&scope=openid`, 'text/html,*/*')
+    expect(html.status).toBe(307)
+    const location = html.headers.get('location')!
+    expect(html.headers.get('content-type')).toBe('text/html; charset=UTF-8')
+    expect(await html.text()).toContain(`<h1>307 Temporary Redirect</h1>\n  The resource has been moved to ${location.replace(/&/g, '&amp;')}; you should be redirected automatically.`)
+    const json = await open(`/openid/oidc/login?callback=${cb}&scope=openid`, 'application/json')
+    expect(await json.json()).toEqual({
+      message: `The resource has been moved to ${json.headers.get('location')}; you should be redirected automatically.\n\n`,
+      code: '307 Temporary Redirect',
+      title: 'Temporary Redirect',
+    })
+    // The token endpoint's redirect to the callback (here with the provider's refusal of a bad code).
+    const state = new URL(location).searchParams.get('state')
+    const token = await open(`/openid/oidc/token?code=bad&state=${state}`, '')
+    expect(token.status).toBe(307)
+    expect(token.headers.get('location')).toMatch(/^http:\/\/ui\.example\.com\/#tokens=/)
+    expect(token.headers.get('content-type')).toBe('text/plain; charset=UTF-8')
+    expect(await token.text()).toBe(`307 Temporary Redirect\n\nThe resource has been moved to ${token.headers.get('location')}; you should be redirected automatically.\n\n`)
+  })
+
   test('login and token endpoints validate their parameters as upstream', async () => {
     const get = async (path: string) => {
       const res = await fetch(`${srv.remote}${path}`, {redirect: 'manual', signal: AbortSignal.timeout(10_000)})
@@ -280,7 +312,7 @@ describe.each(BACKEND_KINDS)('OpenID Connect against oidc-provider (%s)', (kind)
     expect((await get('/openid/oidc/token')).status).toBe(400)
     expect((await get('/openid/oidc/token?code=abc')).body).toMatchObject({message: 'state in querystring: Required'})
     expect((await get('/openid/oidc/token?state=abc')).body).toMatchObject({message: 'code in querystring: Required'})
-    expect((await get('/openid/oidc/token?code=abc&state=abc')).body).toMatchObject({errno: 105})
+    expect((await get('/openid/oidc/token?code=abc&state=abc')).body).toMatchObject({errno: 107, message: 'Invalid state', details: [{name: 'state', errno: 105}]})
     expect((await get('/openid/fxa/token?code=abc&state=abc')).body).toMatchObject({errno: 107, details: [{name: 'provider'}]})
   })
 })

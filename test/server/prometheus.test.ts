@@ -48,6 +48,42 @@ describe('kinto.plugins.prometheus', () => {
     expect(text).toMatch(/^kinto_request_size_sum\{method="put",endpoint="bucket-object",bucket_id="b1",collection_id="",group_id="",record_id=""\} [1-9]\d*$/m)
   })
 
+  test("a creation's writer ACE is timed under upstream's name, add_principal_to_ace (ours reads the ACL back in the same call)", async () => {
+    const a = app({'kinto.includes': 'kinto.plugins.prometheus'})
+    const req = client(a)
+    expect((await req('PUT', '/v1/buckets/b1', {body: {}})).status).toBe(201)
+    const text = (await req('GET', '/v1/__metrics__')).raw
+    expect(text).toMatch(/^kinto_backend_permission_seconds_count\{method="add_principal_to_ace"\} 1$/m)
+    expect(text).toMatch(/^kinto_permission_add_principal_to_ace_count 1$/m)
+    expect(text).not.toMatch(/and_read/)
+  })
+
+  test("a batch's sub-requests observe request_size too: their body as a response of its own, as upstream", async () => {
+    const a = app({'kinto.includes': 'kinto.plugins.prometheus'})
+    const req = client(a)
+    expect((await req('PUT', '/v1/buckets/b1', {body: {}})).status).toBe(201)
+    const batch = await req('POST', '/v1/batch', {body: {requests: [{path: '/buckets/b1'}]}})
+    expect(batch.status).toBe(200)
+    const sub = batch.body.responses[0]
+    const text = (await req('GET', '/v1/__metrics__')).raw
+    const series = 'method="get",endpoint="bucket-object",bucket_id="b1",collection_id="",group_id="",record_id=""'
+    expect(text).toContain(`kinto_request_size_count{${series}} 1\n`)
+    expect(text).toContain(`kinto_request_size_sum{${series}} ${sub.headers['Content-Length']}\n`)
+  })
+
+  test('a batch counts its sub-requests as users and authentications, not itself (it needs no identity), as upstream', async () => {
+    const a = app({'kinto.includes': 'kinto.plugins.prometheus'})
+    const req = client(a)
+    expect((await req('PUT', '/v1/buckets/b1', {body: {}})).status).toBe(201)
+    expect((await req('POST', '/v1/batch', {body: {requests: [{path: '/buckets/b1'}, {path: '/buckets/b1/collections'}]}})).status).toBe(200)
+    expect((await req('POST', '/v1/batch', {body: {requests: []}})).status).toBe(200)
+    const text = (await req('GET', '/v1/__metrics__')).raw
+    // The PUT, then the two sub-requests: the batches themselves add nothing.
+    expect(text).toMatch(/^kinto_users_total\{auth="basicauth",userid="[0-9a-f]{64}"\} 3$/m)
+    expect(text).toMatch(/^kinto_authentication_total\{type="basicauth"\} 3$/m)
+    expect(text).toMatch(/^kinto_authn_type_basicauth_total 3$/m)
+  })
+
   test("paths outside /v1 are labelled with upstream's route, redirect_to_version; other redirects unnamed, 404s unknown", async () => {
     const a = app({'kinto.includes': 'kinto.plugins.prometheus'})
     const req = client(a, null)

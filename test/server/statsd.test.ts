@@ -151,6 +151,24 @@ describe('StatsD metrics', () => {
     await statsd.waitFor('kinto-prod.view.hello.GET')
   })
 
+  test("a batch: each sub-request sends its size and its user, the batch its size only (as upstream's)", async () => {
+    const statsd = await listener()
+    const a = app({'kinto.statsd_url': statsd.url})
+    const req = client(a)
+    expect((await req('PUT', '/v1/buckets/b1', {body: {}})).status).toBe(201)
+    await statsd.waitFor(/^kinto\.request_summary:method\.put\./)
+    statsd.lines.length = 0
+    const batch = await req('POST', '/v1/batch', {body: {requests: [{path: '/buckets/b1'}, {path: '/buckets/b1/collections'}]}})
+    expect(batch.status).toBe(200)
+    await statsd.waitFor(/^kinto\.request_summary:method\.post\.endpoint\.batch\./)
+    const sizes = statsd.lines.filter((l) => l.startsWith('kinto.request_size:'))
+    const subSizes = batch.body.responses.map((r: {headers: Record<string, string>}) => `kinto.request_size:${r.headers['Content-Length']}|g`)
+    expect(sizes).toEqual([...subSizes, `kinto.request_size:${Buffer.byteLength(batch.raw)}|g`])
+    expect(statsd.lines.filter((l) => l.startsWith('kinto.users:'))).toHaveLength(2)
+    expect(statsd.lines.filter((l) => l === 'kinto.authentication:type.basicauth|s')).toHaveLength(2)
+    expect(statsd.lines.filter((l) => l === 'kinto.authn_type.basicauth:1|c')).toHaveLength(2)
+  })
+
   test('the cache counts hits and misses', async () => {
     const statsd = await listener()
     const a = app({'kinto.statsd_url': statsd.url})

@@ -13,6 +13,7 @@
  * to the app's logger as it is).
  */
 import type {Settings} from '../config/settings.js'
+import {stringifyJson} from '../json.js'
 import {silentLogger, type Logger} from '../logger.js'
 import type {RequestContext} from '../server/context.js'
 import type {ResponseEvent, RuntimeHooks, SubrequestEvent} from '../server/hooks.js'
@@ -106,13 +107,14 @@ export class Monitoring {
       this.writeSummary(summary)
     }
     // Only with metrics on: the facts (the payload's byte length) cost a request nothing otherwise.
+    const identified = scope?.identityUsed !== false
     if (this.responseMetrics) this.emitMetrics({
       method: req.method,
       path: req.path,
       status: response.status,
       durationMs: typeof summary.t === 'number' ? summary.t : elapsedMs,
-      uid: summary.uid as string | undefined,
-      authnType: summary.authn_type as string | undefined,
+      uid: identified ? (summary.uid as string | undefined) : undefined,
+      authnType: identified ? (summary.authn_type as string | undefined) : undefined,
       bytes: payload === undefined ? 0 : Buffer.byteLength(payload),
     })
   }
@@ -135,7 +137,10 @@ export class Monitoring {
 
   private summary({req, response, ctx, elapsedMs}: ResponseEvent): void {
     const fields = summaryFields(req, response, ctx, elapsedMs, req.scope)
-    if (req.scope) req.scope.summary = fields
+    if (req.scope) {
+      req.scope.summary = fields
+      if (ctx) req.scope.identityUsed = ctx.identityUsed
+    }
     this.writeSummary(fields)
   }
 
@@ -155,8 +160,16 @@ export class Monitoring {
       durationMs: elapsedMs,
       uid: fields.uid as string | undefined,
       authnType: fields.authn_type as string | undefined,
+      // Its body as a response of its own (upstream observes every response, sub-requests included).
+      bytes: req.method === 'HEAD' || response.body === undefined || response.status === 304 ? 0 : bodyLength(response.body),
     })
   }
+}
+
+/** A sub-response body's length as the response it would be alone: JSON, or raw bytes (RawBody). */
+function bodyLength(body: unknown): number {
+  const raw = (body as {bytes?: unknown}).bytes
+  return Buffer.isBuffer(raw) ? raw.length : Buffer.byteLength(stringifyJson(body))
 }
 
 export function createMonitoring(options: MonitoringOptions): Monitoring {

@@ -19,7 +19,8 @@ import type {RuntimeHooks} from '../server/hooks.js'
 import type {Service} from '../server/router.js'
 import type {Label, Metrics} from './metrics.js'
 
-const UPSTREAM_NAMES: Record<string, string> = {list: 'list_all', count: 'count_all', heartbeat: 'ping'}
+// addPrincipalToAceAndRead: upstream's add_principal_to_ace, with the ACL read back in the same call.
+const UPSTREAM_NAMES: Record<string, string> = {list: 'list_all', count: 'count_all', heartbeat: 'ping', addPrincipalToAceAndRead: 'add_principal_to_ace'}
 
 /** Our method name → upstream's (`getUserPrincipals` → `get_user_principals`, `list` → `list_all`). */
 export function upstreamMethodName(name: string): string {

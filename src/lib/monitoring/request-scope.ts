@@ -12,6 +12,11 @@ export interface RequestScope {
   rid: string
   /** The request.summary fields, set when the line was written. */
   summary?: Record<string, unknown>
+  /**
+   * False when the request was served without needing its caller's identity (a batch, a flush):
+   * its metrics then count no user, as upstream's (RequestContext.identityUsed).
+   */
+  identityUsed?: boolean
   /** Number of sub-requests of a batch (`batch_size`). */
   batchSize?: number
 }

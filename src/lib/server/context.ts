@@ -87,6 +87,7 @@ export class RequestContext {
    */
   knownIdentity?: Identity
   private identityPromise?: Promise<Identity>
+  private identityAsked = false
   private bodyValue: unknown = undefined
   private bodyParsed = false
   private bodyError: unknown
@@ -111,8 +112,13 @@ export class RequestContext {
     return this.req.method
   }
 
-  /** Who is calling (computed once; group principals cached per batch). */
-  identity(): Promise<Identity> {
+  /**
+   * Who is calling (computed once; group principals cached per batch). `ahead`: the runtime
+   * authenticating before a transaction opens, which does not by itself make the identity the
+   * request's (see identityUsed).
+   */
+  identity(ahead = false): Promise<Identity> {
+    if (!ahead) this.identityAsked = true
     if (!this.identityPromise) {
       const key = this.req.headers.authorization ?? ''
       let shared = this.bound.identities.get(key)
@@ -133,6 +139,16 @@ export class RequestContext {
       this.identityPromise = shared.then((identity) => (this.knownIdentity = identity))
     }
     return this.identityPromise
+  }
+
+  /**
+   * Whether serving the request needed to know who calls: its view checks a permission, or asked
+   * for the identity (hello, the default bucket). Upstream authenticates only then, and counts
+   * only those requests in its `users` and `authentication` metrics: a batch (its sub-requests
+   * authenticate, each counted) or a flush never is.
+   */
+  get identityUsed(): boolean {
+    return this.identityAsked || (this.view !== undefined && this.view.permission !== 'public')
   }
 
   /** The media type of the request body, lower-cased, without parameters. */

@@ -130,6 +130,8 @@ export interface ValidationIssue {
   location: string
   name: IssueName
   description: string
+  /** Kept in the detail, as upstream's raise_invalid(errno=…) keeps it (the answer's errno stays 107). */
+  errno?: number
 }
 
 /**
@@ -141,6 +143,7 @@ export function invalidParameters(issues: ValidationIssue[] | ValidationIssue, s
     location: i.location,
     name: i.name,
     description: i.description,
+    ...(i.errno === undefined ? {} : {errno: i.errno}),
   }))
   // Python's str() of each name: sorted by it, and the message shows it.
   list.sort((a, b) => compareNames(pyRepr(a.name ?? 'None'), pyRepr(b.name ?? 'None')))

@@ -82,11 +82,13 @@ const HTML_ESCAPES: Record<string, string> = {'&': '&amp;', '<': '&lt;', '>': '&
 
 /**
  * A 307 as upstream's web framework (webob) answers it: an absolute Location and a body naming the
- * target (built from the path as given): JSON for a client that accepts JSON, an HTML page for one
- * that accepts HTML (any type included), plain text otherwise (no Accept header included).
+ * target as given (a path of this server, or an absolute URL: the OpenID provider, the login
+ * callback): JSON for a client that accepts JSON, an HTML page for one that accepts HTML (any type
+ * included), plain text otherwise (no Accept header included). ttlSeconds < 0: no cache headers.
  */
 export function redirect(req: KintoRequest, location: string, ttlSeconds: number): KintoResponse {
-  const headers: Record<string, string> = {Location: `${urlOrigin(req)}${location}`}
+  const absolute = /^[a-z][a-z0-9+.-]*:/i.test(location)
+  const headers: Record<string, string> = {Location: absolute ? location : `${urlOrigin(req)}${location}`}
   if (ttlSeconds >= 0) Object.assign(headers, cacheExpiresHeaders(ttlSeconds))
   const title = '307 Temporary Redirect'
   const message = `The resource has been moved to ${location}; you should be redirected automatically.\n\n`

@@ -258,7 +258,7 @@ export class Runtime {
       // Authenticate before the transaction opens: policies may reach the cache, which PGlite's
       // single connection cannot serve while a transaction holds it. Reads open none: they
       // authenticate when they need to (a resource read fetches the groups with its data).
-      await ctx.identity()
+      await ctx.identity(true)
     }
     if (view.beforeTransaction && !service.noTransaction) await view.beforeTransaction(ctx)
     let restore: (() => void) | undefined

@@ -14,8 +14,8 @@ import {asString, type Settings} from '../../../config/settings.js'
 import {describeHttpError} from '../../../http.js'
 import {registerAuthenticationPolicy} from '../../auth.js'
 import type {RequestContext} from '../../context.js'
-import {ERRNO, HttpError, invalidParameters, serviceUnavailable, type ValidationIssue} from '../../errors.js'
-import {urlOrigin} from '../../headers.js'
+import {ERRNO, invalidParameters, serviceUnavailable, type ValidationIssue} from '../../errors.js'
+import {redirect, urlOrigin} from '../../headers.js'
 import type {Service, ViewDef} from '../../router.js'
 import type {KintoPlugin} from '../index.js'
 import {exchangeCode, fetchOpenIdConfiguration} from './discovery.js'
@@ -179,7 +179,7 @@ const loginView: ViewDef = {
     const params = new URLSearchParams({client_id: clientId, response_type: 'code', scope, redirect_uri: tokenUrl(ctx, provider), state})
     if (prompt) params.set('prompt', prompt)
     if (audience !== '') params.set('audience', audience)
-    return {status: 307, headers: {Location: withQuery(config.authorization_endpoint, params)}}
+    return redirect(ctx.req, withQuery(config.authorization_endpoint, params), -1)
   },
 }
 
@@ -199,12 +199,8 @@ const tokenView: ViewDef = {
     // A state is used once.
     const callback = await ctx.runtime.backends.cache.delete<string>(`openid:state:${state}`)
     if (callback === undefined || callback === null) {
-      throw new HttpError(400, {
-        errno: ERRNO.INVALID_AUTH_TOKEN,
-        error: 'Invalid parameters',
-        message: 'state in body: Invalid state',
-        details: [{location: 'body', name: 'state', description: 'Invalid state'}],
-      })
+      // Upstream's answer: errno 105 in the detail only, errno 107 for the answer.
+      throw invalidParameters({location: 'body', name: 'state', description: 'Invalid state', errno: ERRNO.INVALID_AUTH_TOKEN})
     }
     let answer: string
     try {
@@ -214,7 +210,7 @@ const tokenView: ViewDef = {
     }
     // The provider's answer (tokens, or its error) goes to the client in the callback URL.
     const encoded = Buffer.from(answer, 'utf8').toString('base64')
-    return {status: 307, headers: {Location: `${headerSafeUrl(String(callback))}${quoteBase64(encoded)}`}}
+    return redirect(ctx.req, `${headerSafeUrl(String(callback))}${quoteBase64(encoded)}`, -1)
   },
 }
 
