@@ -168,7 +168,7 @@ export class Monitoring {
 
 /** A sub-response body's length as the response it would be alone: JSON, or raw bytes (RawBody). */
 function bodyLength(body: unknown): number {
-  const raw = (body as {bytes?: unknown}).bytes
+  const raw = body !== null && typeof body === 'object' ? (body as {bytes?: unknown}).bytes : undefined
   return Buffer.isBuffer(raw) ? raw.length : Buffer.byteLength(stringifyJson(body))
 }
 
