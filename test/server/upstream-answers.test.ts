@@ -892,6 +892,43 @@ const rows: Row[] = [
     body: (b) => expect(b.message).toBe("body: JSON Patch operation failed: The operation does not contain a 'from' member"),
   },
   {
+    // One colander schema validates header, querystring and body: each invalid field is listed.
+    name: 'invalid querystring integers are all reported, with the JSON-decoded value in the message',
+    run: (r) => r('GET', '/v1/buckets?_limit=-1&_before=%22abc%22&_since=%7B%22a%22%3A1%7D'),
+    status: 400,
+    errno: 107,
+    body: (b) => {
+      expect(b.message).toBe('_before in querystring: "abc" is not a number')
+      expect(b.details).toEqual([
+        {location: 'querystring', name: '_before', description: '"abc" is not a number'},
+        {location: 'querystring', name: '_limit', description: '-1 is less than minimum value 0'},
+        {location: 'querystring', name: '_since', description: `"{'a': 1}" is not a number`},
+      ])
+    },
+  },
+  {
+    name: 'an invalid If-Match, Response-Behavior and body are reported together',
+    run: (r) =>
+      r('PATCH', B, {body: {data: 'x'}, headers: {'if-match': 'abc', 'response-behavior': 'x'}}),
+    status: 400,
+    errno: 107,
+    body: (b) => {
+      expect(b.message).toBe('If-Match in header: The value should be integer between double quotes.')
+      expect(b.details.map((d: any) => `${d.location}.${d.name}`)).toEqual(['header.If-Match', 'header.Response-Behavior', 'body.data'])
+    },
+  },
+  {
+    // Upstream's build_request sends `body or ""`: an empty object is no body, which the default
+    // bucket's view then replaces with {"data": {}} (a group gets its default members).
+    name: 'a batch sub-request whose body is an empty object is sent without a body (default bucket group gets members [])',
+    run: (r) => r('POST', '/v1/batch', {body: {requests: [{method: 'PUT', path: '/buckets/default/groups/fuzz-empty', body: {}}]}}),
+    status: 200,
+    body: (b) => {
+      expect(b.responses[0].status).toBe(201)
+      expect(b.responses[0].body.data.members).toEqual([])
+    },
+  },
+  {
     name: 'a batch sub-request whose method Python reads as false is a GET',
     run: (r) => r('POST', '/v1/batch', {body: {requests: [{method: '', path: '/buckets/b'}, {method: null, path: '/buckets/b'}]}}),
     status: 200,
