@@ -892,6 +892,16 @@ const rows: Row[] = [
     body: (b) => expect(b.message).toBe("body: JSON Patch operation failed: The operation does not contain a 'from' member"),
   },
   {
+    name: 'a body that is not JSON is all a 400 reports, not the invalid headers beside it',
+    run: (r) => r('PATCH', B, {raw: 'not json', headers: {'if-match': 'abc', 'response-behavior': 'bogus'}}),
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.details).toEqual([
+      {location: 'body', name: '', description: 'Invalid JSON: Parse error at offset 1: Invalid value.'},
+      {location: 'body', name: '', description: 'Required'},
+    ]),
+  },
+  {
     // Upstream's RouteFactory reads data.id of a POST on a plural endpoint before the view lookup.
     name: 'a POST on history (no POST view) whose data.id is invalid is a 400 Invalid object id before the 405',
     run: async (r) => {

@@ -420,10 +420,13 @@ export class ResourceRequest {
   validateRequest(): void {
     // One colander schema upstream (header, querystring, body): every invalid field of each is
     // reported together, not only the first one met.
-    const issues: ValidationIssue[] = []
-    collectIssues(issues, () => this.preconditions())
     const q = this.ctx.req.query
     const method = this.ctx.method
+    // A body that cannot be read (not JSON, not an object or array, an unknown charset): upstream
+    // reports only that, not the other fields.
+    if (method === 'POST' || method === 'PUT' || method === 'PATCH') this.ctx.body()
+    const issues: ValidationIssue[] = []
+    collectIssues(issues, () => this.preconditions())
     // A plural POST has no querystring schema upstream: what is there is not read, so not refused.
     if (this.kind === 'plural' && method !== 'POST') {
       for (const name of ['_limit', '_since', '_to', '_before', 'last_modified']) collectIssues(issues, () => queryInteger(q, name))
