@@ -37,12 +37,10 @@ import {EventBus, EventCollector, drainEvents} from './events.js'
 import {RuntimeHooks, measure, observedBackends} from './hooks.js'
 import {idGeneratorsFromSettings, type IdGenerator} from './ids.js'
 import {checkNegotiation} from './negotiation.js'
-import {charsetOf, parseJsonBody} from './json.js'
-import {isPlainObject} from './patch.js'
 import {parseQuery} from './querystring.js'
 import {CONTENT_SECURITY_POLICY, backoffHeader, headLength, redirect} from './headers.js'
 import {JSON_WITHOUT_BODY} from './http-response.js'
-import {Router, allowedMethods, decodePath, findView, type Service, type ViewDef} from './router.js'
+import {Router, decodePath, findView, methodNotAllowedFor, type Service, type ViewDef} from './router.js'
 import {isReloadableSetting, type SettingsChange} from './settings-reload.js'
 import type {Backends, KintoRequest, KintoResponse, TxBackends, ViewResult} from './types.js'
 
@@ -186,28 +184,6 @@ export class Runtime {
     return this.idGenerators.get(resourceName) ?? this.idGenerators.get('')!
   }
 
-  /**
-   * A POST to a resource's plural endpoint that has no POST view (history): upstream's
-   * RouteFactory reads the object id from the body's `data.id` before the view is looked up, so
-   * an invalid one is a 400 "Invalid object id" rather than the 405. A body that is not JSON, or
-   * has no `data.id`, goes on to the 405.
-   */
-  private checkPostedIdBefore405(service: Service, req: KintoRequest): void {
-    if (req.method !== 'POST' || service.endpointType !== 'plural' || !service.resourceName) return
-    if (!req.body || req.body.length === 0) return
-    let body: unknown
-    try {
-      body = parseJsonBody(req.body, charsetOf(req.headers['content-type']))
-    } catch {
-      return
-    }
-    if (!isPlainObject(body) || !isPlainObject(body.data) || !Object.hasOwn(body.data, 'id')) return
-    const id = body.data.id
-    if (typeof id !== 'string' || !this.idGeneratorFor(service.resourceName).match(id)) {
-      throw invalid('path', null, 'Invalid object id')
-    }
-  }
-
   // ---------------------------------------------------------------------------------------------
   // Outer requests
 
@@ -265,10 +241,7 @@ export class Runtime {
       return {response: preflight(req, service, this.cors, this.readonly)}
     }
     const view = findView(service, req.method)
-    if (!view) {
-      this.checkPostedIdBefore405(service, req)
-      throw methodNotAllowed(allowedMethods(service))
-    }
+    if (!view) throw methodNotAllowedFor(this, service, req)
     // Maintenance: writes wait; a batch runs, and fails as a whole if it holds a write.
     if (active.maintenance && !READ_METHODS.has(req.method) && service.name !== 'batch') throw serviceUnavailable(this.retryAfter)
 
@@ -383,10 +356,7 @@ export class Runtime {
           response = preflight(current, match.service, this.cors, this.readonly)
         } else {
           const view = findView(match.service, current.method)
-          if (!view) {
-            this.checkPostedIdBefore405(match.service, current)
-            throw methodNotAllowed(allowedMethods(match.service))
-          }
+          if (!view) throw methodNotAllowedFor(this, match.service, current)
           if (this.maintenance && !READ_METHODS.has(current.method)) throw serviceUnavailable(this.retryAfter)
           ctx = new RequestContext(this, current, parent.tx, parent.bound, parent)
           ctx.service = match.service

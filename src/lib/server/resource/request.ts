@@ -418,12 +418,10 @@ export class ResourceRequest {
    * endpoint runs (400 errno 107).
    */
   validateRequest(): void {
-    // One colander schema upstream (header, querystring, body): every invalid field of each is
-    // reported together, not only the first one met.
+    // One colander schema upstream: every invalid header, querystring and body field is reported
+    // together, except after a body that cannot be read (not JSON…): then only that.
     const q = this.ctx.req.query
     const method = this.ctx.method
-    // A body that cannot be read (not JSON, not an object or array, an unknown charset): upstream
-    // reports only that, not the other fields.
     if (method === 'POST' || method === 'PUT' || method === 'PATCH') this.ctx.body()
     const issues: ValidationIssue[] = []
     collectIssues(issues, () => this.preconditions())
@@ -443,11 +441,7 @@ export class ResourceRequest {
         issues.push({location: 'header', name: 'Response-Behavior', description: `"${behavior}" is not one of full, light, diff`})
       }
     }
-    if (method === 'POST' || method === 'PUT' || method === 'PATCH') {
-      collectIssues(issues, () => {
-        this.payloadValue = this.validatedBody(method)
-      })
-    }
+    if (method === 'POST' || method === 'PUT' || method === 'PATCH') collectIssues(issues, () => (this.payloadValue = this.validatedBody(method)))
     if (issues.length > 0) throw invalidParameters(issues)
   }
 
