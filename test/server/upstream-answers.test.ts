@@ -892,6 +892,15 @@ const rows: Row[] = [
     body: (b) => expect(b.message).toBe("body: JSON Patch operation failed: The operation does not contain a 'from' member"),
   },
   {
+    name: 'a method the endpoint below /buckets/default has no view for (405) makes no collection there',
+    run: async (r) => {
+      expect((await r('PUT', '/v1/buckets/default/collections/c405/records', {body: {data: {}}})).status).toBe(405)
+      return r('GET', '/v1/buckets/default/collections')
+    },
+    status: 200,
+    body: (b) => expect(b.data.map((c: any) => c.id)).not.toContain('c405'),
+  },
+  {
     name: 'a body that is not JSON is all a 400 reports, not the invalid headers beside it',
     run: (r) => r('PATCH', B, {raw: 'not json', headers: {'if-match': 'abc', 'response-behavior': 'bogus'}}),
     status: 400,
