@@ -413,7 +413,9 @@ function buildSubrequest(parent: RequestContext, spec: SubrequestSpec, routePref
   delete headers['content-length']
   for (const [k, v] of Object.entries(spec.headers)) headers[k.toLowerCase()] = v
   let body: Buffer | null = null
-  if (spec.body !== undefined) {
+  // An empty object is no body, as upstream's `body or ""` (the default bucket's view then reads
+  // the sub-request as bodiless: {"data": {}}).
+  if (spec.body !== undefined && Object.keys(spec.body).length > 0) {
     // The body is sent as JSON (upstream's rule), but a PATCH keeps its merge-patch flavour:
     // upstream turns it into a plain JSON PATCH (nested objects replaced, nulls stored).
     const merge = spec.method === 'PATCH' && mediaType(headers['content-type']) === 'application/merge-patch+json'

@@ -98,7 +98,8 @@ export function queryInteger(query: RawQuery, name: string): number | null | und
     n = v ? 1 : 0
     exact = BigInt(n)
   } else {
-    throw fail(`"${raw}" is not a number`)
+    // colander's message shows the JSON-decoded value (upstream's QueryField), as Python's str().
+    throw fail(`"${typeof v === 'string' ? v : pythonRepr(v)}" is not a number`)
   }
   if (exact < 0n) throw fail(`${exact} is less than minimum value 0`)
   if (exact > POSTGRESQL_MAX_INTEGER) throw fail(`${exact} is greater than maximum value ${POSTGRESQL_MAX_INTEGER}`)

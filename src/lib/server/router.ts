@@ -8,8 +8,11 @@
  */
 import type {AuthorizationContext} from './authorization.js'
 import type {RequestContext} from './context.js'
-import {ERRNO, HttpError} from './errors.js'
-import type {ViewResult} from './types.js'
+import {ERRNO, HttpError, invalid, methodNotAllowed} from './errors.js'
+import type {IdGenerator} from './ids.js'
+import {charsetOf, parseJsonBody} from './json.js'
+import {isPlainObject} from './patch.js'
+import type {KintoRequest, ViewResult} from './types.js'
 
 export type PermissionMode =
   /** Resource permissions, decided by the view's prepare() result. */
@@ -208,4 +211,32 @@ export function decodePath(raw: string): string {
   } catch {
     throw new HttpError(400, {errno: ERRNO.INVALID_PARAMETERS, message: 'Invalid URL path.'})
   }
+}
+
+/**
+ * The 405 of a method the endpoint has no view for. But a POST to a resource's plural endpoint
+ * (history has none): upstream's RouteFactory reads the object id from the body's `data.id`
+ * before the view is looked up, so an invalid one is a 400 "Invalid object id" instead. A body
+ * that is not JSON, or has no `data.id`, gets the 405.
+ */
+export function methodNotAllowedFor(
+  ids: {idGeneratorFor(resourceName: string): IdGenerator},
+  service: Service,
+  req: KintoRequest,
+): HttpError {
+  const notAllowed = methodNotAllowed(allowedMethods(service))
+  if (req.method !== 'POST' || service.endpointType !== 'plural' || !service.resourceName) return notAllowed
+  if (!req.body || req.body.length === 0) return notAllowed
+  let body: unknown
+  try {
+    body = parseJsonBody(req.body, charsetOf(req.headers['content-type']))
+  } catch {
+    return notAllowed
+  }
+  if (!isPlainObject(body) || !isPlainObject(body.data) || !Object.hasOwn(body.data, 'id')) return notAllowed
+  const id = body.data.id
+  if (typeof id !== 'string' || !ids.idGeneratorFor(service.resourceName).match(id)) {
+    return invalid('path', null, 'Invalid object id')
+  }
+  return notAllowed
 }

@@ -40,7 +40,7 @@ import {checkNegotiation} from './negotiation.js'
 import {parseQuery} from './querystring.js'
 import {CONTENT_SECURITY_POLICY, backoffHeader, headLength, redirect} from './headers.js'
 import {JSON_WITHOUT_BODY} from './http-response.js'
-import {Router, allowedMethods, decodePath, findView, type Service, type ViewDef} from './router.js'
+import {Router, decodePath, findView, methodNotAllowedFor, type Service, type ViewDef} from './router.js'
 import {isReloadableSetting, type SettingsChange} from './settings-reload.js'
 import type {Backends, KintoRequest, KintoResponse, TxBackends, ViewResult} from './types.js'
 
@@ -241,7 +241,7 @@ export class Runtime {
       return {response: preflight(req, service, this.cors, this.readonly)}
     }
     const view = findView(service, req.method)
-    if (!view) throw methodNotAllowed(allowedMethods(service))
+    if (!view) throw methodNotAllowedFor(this, service, req)
     // Maintenance: writes wait; a batch runs, and fails as a whole if it holds a write.
     if (active.maintenance && !READ_METHODS.has(req.method) && service.name !== 'batch') throw serviceUnavailable(this.retryAfter)
 
@@ -356,7 +356,7 @@ export class Runtime {
           response = preflight(current, match.service, this.cors, this.readonly)
         } else {
           const view = findView(match.service, current.method)
-          if (!view) throw methodNotAllowed(allowedMethods(match.service))
+          if (!view) throw methodNotAllowedFor(this, match.service, current)
           if (this.maintenance && !READ_METHODS.has(current.method)) throw serviceUnavailable(this.retryAfter)
           ctx = new RequestContext(this, current, parent.tx, parent.bound, parent)
           ctx.service = match.service

@@ -418,15 +418,19 @@ export class ResourceRequest {
    * endpoint runs (400 errno 107).
    */
   validateRequest(): void {
-    this.preconditions()
+    // One colander schema upstream: every invalid header, querystring and body field is reported
+    // together, except after a body that cannot be read (not JSON…): then only that.
     const q = this.ctx.req.query
     const method = this.ctx.method
+    if (method === 'POST' || method === 'PUT' || method === 'PATCH') this.ctx.body()
+    const issues: ValidationIssue[] = []
+    collectIssues(issues, () => this.preconditions())
     // A plural POST has no querystring schema upstream: what is there is not read, so not refused.
     if (this.kind === 'plural' && method !== 'POST') {
-      for (const name of ['_limit', '_since', '_to', '_before', 'last_modified']) queryInteger(q, name)
-      checkStringParameter(q, 'id')
+      for (const name of ['_limit', '_since', '_to', '_before', 'last_modified']) collectIssues(issues, () => queryInteger(q, name))
+      collectIssues(issues, () => checkStringParameter(q, 'id'))
       queryFieldList(q, '_sort')
-      extractToken(q)
+      collectIssues(issues, () => extractToken(q))
       if (method === 'GET' || method === 'HEAD') queryFieldList(q, '_fields')
     } else if (method === 'GET' || method === 'HEAD') {
       queryFieldList(q, '_fields')
@@ -434,10 +438,11 @@ export class ResourceRequest {
     if (method === 'PATCH') {
       const behavior = (this.ctx.req.headers['response-behavior'] ?? 'full').trim()
       if (!['full', 'light', 'diff'].includes(behavior)) {
-        throw invalid('header', 'Response-Behavior', `"${behavior}" is not one of full, light, diff`)
+        issues.push({location: 'header', name: 'Response-Behavior', description: `"${behavior}" is not one of full, light, diff`})
       }
     }
-    if (method === 'POST' || method === 'PUT' || method === 'PATCH') this.payloadValue = this.validatedBody(method)
+    if (method === 'POST' || method === 'PUT' || method === 'PATCH') collectIssues(issues, () => (this.payloadValue = this.validatedBody(method)))
+    if (issues.length > 0) throw invalidParameters(issues)
   }
 
   /** The validated body (validateRequest() reads it first). */
