@@ -110,12 +110,17 @@ async function requestNeverFinished(base: string): Promise<Socket> {
   return socket
 }
 
-test('shutdown deadline: a request still running at --shutdown-timeout is cut, exit 1', async () => {
+/** A server on memory (stopped after the file) with a request it will never finish answering. */
+async function serverWithRequestRunning(shutdownTimeout: string) {
   const i = await opsIni('memory')
   inis.push(i)
-  const server = await spawnStart(['--ini', i.ini, '--port', '0', '--shutdown-timeout', '1s'])
+  const server = await spawnStart(['--ini', i.ini, '--port', '0', '--shutdown-timeout', shutdownTimeout])
   servers.push(server)
-  const socket = await requestNeverFinished(server.url)
+  return {server, socket: await requestNeverFinished(server.url)}
+}
+
+test('shutdown deadline: a request still running at --shutdown-timeout is cut, exit 1', async () => {
+  const {server, socket} = await serverWithRequestRunning('1s')
   server.child.kill('SIGTERM')
   // The 1 s deadline cuts the request: the process is gone within 8 s, or the race says it is not.
   const status = await Promise.race([server.exit, sleep(8000).then(() => ({code: 'still running after 8 s'}))])
@@ -125,11 +130,7 @@ test('shutdown deadline: a request still running at --shutdown-timeout is cut, e
 }, 60_000)
 
 test('a second SIGINT or SIGTERM while requests finish cuts them at once, exit 1 (the deadline is not waited for)', async () => {
-  const i = await opsIni('memory')
-  inis.push(i)
-  const server = await spawnStart(['--ini', i.ini, '--port', '0', '--shutdown-timeout', '60s'])
-  servers.push(server)
-  const socket = await requestNeverFinished(server.url)
+  const {server, socket} = await serverWithRequestRunning('60s')
   server.child.kill('SIGINT')
   // the first one waits for the request (up to 60 s)
   const first = await Promise.race([server.exit, sleep(1500).then(() => 'running' as const)])
@@ -143,11 +144,7 @@ test('a second SIGINT or SIGTERM while requests finish cuts them at once, exit 1
 }, 60_000)
 
 test('a second SIGTERM soon after the first (while kept-alive connections drain) still cuts at once', async () => {
-  const i = await opsIni('memory')
-  inis.push(i)
-  const server = await spawnStart(['--ini', i.ini, '--port', '0', '--shutdown-timeout', '60s'])
-  servers.push(server)
-  const socket = await requestNeverFinished(server.url)
+  const {server, socket} = await serverWithRequestRunning('60s')
   server.child.kill('SIGTERM')
   await sleep(100)
   server.child.kill('SIGTERM')
