@@ -6,6 +6,8 @@ import {randomInt, randomUUID} from 'node:crypto'
 
 import {KintoError} from '../errors.js'
 import type {Settings} from '../config/settings.js'
+import {invalid} from './errors.js'
+import {isPlainObject} from './patch.js'
 
 /**
  * Longest id accepted. Upstream has no limit of its own; PostgreSQL's btree index on
@@ -77,4 +79,20 @@ export function idGeneratorsFromSettings(settings: Settings): Map<string, IdGene
   }
   if (!generators.has('')) generators.set('', idGeneratorByName('kinto.core.storage.generators.UUID4', 'id_generator'))
   return generators
+}
+
+/**
+ * The id a POST body chooses (`data.id`), or null when it chooses none; an id the generator does
+ * not accept is a 400 "Invalid object id", as upstream's RouteFactory reads it.
+ */
+export function postedObjectId(body: unknown, generator: IdGenerator): string | null {
+  if (!isPlainObject(body) || !isPlainObject(body.data) || !Object.hasOwn(body.data, 'id')) return null
+  const id = body.data.id
+  checkObjectId(id, generator)
+  return id
+}
+
+/** An object id a client chose (URL or body): a 400 "Invalid object id" unless the generator accepts it. */
+export function checkObjectId(id: unknown, generator: IdGenerator): asserts id is string {
+  if (typeof id !== 'string' || !generator.match(id)) throw invalid('path', null, 'Invalid object id')
 }

@@ -8,10 +8,9 @@
  */
 import type {AuthorizationContext} from './authorization.js'
 import type {RequestContext} from './context.js'
-import {ERRNO, HttpError, invalid, methodNotAllowed} from './errors.js'
-import type {IdGenerator} from './ids.js'
+import {ERRNO, HttpError, methodNotAllowed} from './errors.js'
+import {postedObjectId, type IdGenerator} from './ids.js'
 import {charsetOf, parseJsonBody} from './json.js'
-import {isPlainObject} from './patch.js'
 import type {KintoRequest, ViewResult} from './types.js'
 
 export type PermissionMode =
@@ -233,10 +232,10 @@ export function methodNotAllowedFor(
   } catch {
     return notAllowed
   }
-  if (!isPlainObject(body) || !isPlainObject(body.data) || !Object.hasOwn(body.data, 'id')) return notAllowed
-  const id = body.data.id
-  if (typeof id !== 'string' || !ids.idGeneratorFor(service.resourceName).match(id)) {
-    return invalid('path', null, 'Invalid object id')
+  try {
+    postedObjectId(body, ids.idGeneratorFor(service.resourceName))
+  } catch (error) {
+    return error as HttpError
   }
   return notAllowed
 }

@@ -12,7 +12,7 @@ import type {RequestContext} from '../context.js'
 import {ERRNO, HttpError, MESSAGES, invalid, invalidParameters, notFoundObject, type ValidationIssue} from '../errors.js'
 import type {Action} from '../events.js'
 import {timestampHeaders} from '../headers.js'
-import type {IdGenerator} from '../ids.js'
+import {checkObjectId, postedObjectId, type IdGenerator} from '../ids.js'
 import {deepClone, isPlainObject, recursiveUpdate, type PatchOperation} from '../patch.js'
 import {prefetchRead, prefetchWrite, type ReadPlan} from '../prefetch.js'
 import {listFilters, listLimit, listSorting, pageOptions} from './list-query.js'
@@ -118,10 +118,7 @@ export class ResourceRequest {
       } catch {
         return null
       }
-      if (!isPlainObject(body) || !isPlainObject(body.data) || !Object.hasOwn(body.data, 'id')) return null
-      const id = body.data.id
-      this.checkId(id)
-      return id as string
+      return postedObjectId(body, this.idGenerator)
     }
     return this.params.id ?? null
   }
@@ -136,9 +133,7 @@ export class ResourceRequest {
   }
 
   checkId(id: unknown): void {
-    if (typeof id !== 'string' || !this.idGenerator.match(id)) {
-      throw invalid('path', null, 'Invalid object id')
-    }
+    checkObjectId(id, this.idGenerator)
   }
 
   // -------------------------------------------------------------------------------------------
