@@ -221,7 +221,8 @@ async function defaultBucketView(ctx: RequestContext): Promise<ViewResult> {
   // A method the real endpoint has no view for: upstream's sub-request raises its 405, which rolls
   // the implicit creations back (a plural PUT makes no personal bucket). Not in a batch, whose
   // view turns it into a sub-response and keeps them.
-  const target = ctx.runtime.route(realPaths(ctx, bucketId).path)
+  const real = realPaths(ctx, bucketId)
+  const target = ctx.runtime.route(real.path)
   if (ctx.parent || !target || findView(target.service, ctx.req.method)) await createImplicitObjects(ctx, bucketId)
 
   const {body, json} = rewrittenBody(ctx, bucketId)
@@ -230,7 +231,7 @@ async function defaultBucketView(ctx: RequestContext): Promise<ViewResult> {
   if (json && !(ctx.req.body && ctx.req.body.length > 0)) headers['content-type'] = 'application/json'
   // A rewritten body is UTF-8, whatever charset the client's was in.
   else if (json && headers['content-type']) headers['content-type'] = headers['content-type'].replace(/;\s*charset\s*=\s*("[^"]*"|[^;]*)/i, '; charset=utf-8')
-  const sub: KintoRequest = {...ctx.req, ...realPaths(ctx, bucketId), headers, body}
+  const sub: KintoRequest = {...ctx.req, ...real, headers, body}
   const {response} = await ctx.runtime.subrequest(ctx, sub)
   return {status: response.status, headers: response.headers, body: response.body}
 }
