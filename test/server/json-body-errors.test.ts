@@ -11,7 +11,7 @@ import {afterAll, beforeAll, describe, expect, test} from 'vitest'
 
 import {rapidjsonError, utf8DecodeError} from '../../src/lib/server/json-errors.js'
 import {pythonRepr} from '../../src/lib/server/py-repr.js'
-import {client, memoryApp} from './helpers.js'
+import {ALICE, BOB, client, memoryApp} from './helpers.js'
 
 const app = memoryApp()
 afterAll(() => app.close())
@@ -110,6 +110,41 @@ describe('a body that is not JSON: upstream\'s message, and "Required"', () => {
     const res = await req('POST', '/v1/buckets/b/collections/c/records', {raw: '{"data": {"a": "\\u0000"}}'})
     expect(res.status).toBe(400)
     expect(res.body).toMatchObject({message: 'Invalid JSON: Invalid character 0x00'})
+  })
+})
+
+describe('a GET, HEAD or DELETE with a JSON body it cannot read: 400, one detail (upstream reads every body)', () => {
+  const PARSE_ERROR = 'Invalid JSON: Parse error at offset 1: Missing a name for object member.'
+  test.each([
+    ['GET', '/v1/buckets/b/collections/c/records'],
+    ['GET', '/v1/buckets/b'],
+    ['DELETE', '/v1/buckets/b/collections/c/records'],
+    ['HEAD', '/v1/buckets/b/collections/c/records'],
+  ])('%s %s', async (method, path) => {
+    const res = await req(method, path, {raw: '{'})
+    expect(res.status).toBe(400)
+    // Nothing is required of such a body: no second detail "Required".
+    if (method !== 'HEAD') expect(res.body).toEqual({code: 400, errno: 107, error: 'Invalid parameters', message: PARSE_ERROR, details: [{location: 'body', name: '', description: PARSE_ERROR}]})
+    expect((await req('GET', '/v1/buckets/b/collections/c')).status).toBe(200)
+  })
+
+  test('a scalar is refused, a JSON object or array is not read, a body of another type is not read', async () => {
+    const scalar = await req('GET', '/v1/buckets/b', {raw: '12'})
+    expect(scalar.body).toMatchObject({message: 'Should be a JSON object or an array', details: [{location: 'body', name: '', description: 'Should be a JSON object or an array'}]})
+    expect(scalar.body.details).toHaveLength(1)
+    for (const raw of ['{"data": {"x": 1}}', '[1]']) expect((await req('GET', '/v1/buckets/b', {raw})).status, raw).toBe(200)
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'foo']) {
+      const res = await req('DELETE', '/v1/buckets/b/collections/c/records', {raw: '{', headers: {'content-type': type}})
+      expect(res.status, type).toBe(200)
+    }
+    // No Content-Type at all: read as JSON, as on a write.
+    const untyped = await app.inject({method: 'GET', url: '/v1/buckets/b', headers: {authorization: ALICE}, payload: '{'})
+    expect(untyped.statusCode).toBe(400)
+  })
+
+  test('the permission is checked first: a caller who may not read gets its 401/403, not the 400', async () => {
+    expect((await req('GET', '/v1/buckets/b', {raw: '{', auth: null})).status).toBe(401)
+    expect((await req('DELETE', '/v1/buckets/b', {raw: '{', auth: BOB})).status).toBe(403)
   })
 })
 

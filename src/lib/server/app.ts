@@ -67,6 +67,7 @@ declare module 'fastify' {
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE']
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH'])
 
 registerPlugin(statsdPlugin)
 
@@ -127,6 +128,9 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     },
   })
   app.decorate('kinto', runtime)
+  // A GET or HEAD may carry a body, which upstream's request validator reads as it reads any other
+  // (an unreadable JSON body is a 400 there): Fastify would leave it unread.
+  for (const method of ['GET', 'HEAD']) app.addHttpMethod(method, {hasBody: true, overrideExisting: true})
   // From the start of close() on, answers say `Connection: close` (as Fastify's own did).
   let closing = false
   app.addHook('preClose', async () => {
@@ -246,7 +250,11 @@ export function createApp(options: CreateAppOptions): FastifyInstance {
     const minimal = minimalRequest(runtime, req.raw)
     let err: unknown = error
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') err = requestTooLarge()
-    else if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    else if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' && !WRITE_METHODS.has(req.method)) {
+      // Only a write's body must be of a type the view reads (415); upstream leaves any other
+      // request's body of an unknown type unread, as here.
+      return serve(req, reply)
+    } else if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       err = invalid('header', 'Content-Type', 'Content-Type header is not supported')
       err = new HttpError(415, {errno: ERRNO.INVALID_PARAMETERS, error: 'Invalid parameters', message: (err as HttpError).publicMessage})
     } else if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {

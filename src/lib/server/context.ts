@@ -8,6 +8,7 @@ import type {Settings} from '../config/settings.js'
 import type {KintoObject} from '../storage/types.js'
 import {identify, type Identity} from './auth.js'
 import {urlOrigin} from './headers.js'
+import {HttpError, invalidParameters, type ValidationIssue} from './errors.js'
 import {EventCollector, type Action} from './events.js'
 import {charsetOf, invalidBody, parseJsonBody} from './json.js'
 import type {Service, ViewDef} from './router.js'
@@ -70,6 +71,9 @@ export function newBoundData(): BoundData {
     extra: new Map(),
   }
 }
+
+/** The media types upstream's validator reads as JSON (cornice: `^application/(.*?)json$`). */
+const JSON_MEDIA_TYPE = /^application\/.*json$/
 
 export class RequestContext {
   service?: Service
@@ -180,6 +184,25 @@ export class RequestContext {
     }
     if (this.bodyError) throw this.bodyError
     return this.bodyValue
+  }
+
+  /**
+   * Refuses a JSON body that cannot be read on a request that has no body to validate (GET, HEAD,
+   * DELETE): upstream's validator reads the body of every request (a JSON type or none), so such a
+   * body is a 400 there, with one detail (nothing is required of it). A body of another type is
+   * not read.
+   */
+  refuseUnreadableBody(): void {
+    const raw = this.req.body
+    if (!raw || raw.length === 0) return
+    const type = this.contentType
+    if (type !== '' && !JSON_MEDIA_TYPE.test(type)) return
+    try {
+      this.body()
+    } catch (err) {
+      if (err instanceof HttpError && Array.isArray(err.details)) throw invalidParameters(err.details.slice(0, 1) as ValidationIssue[])
+      throw err
+    }
   }
 
   /** The request path without the version prefix (`/buckets/b1`). */

@@ -418,6 +418,7 @@ export class ResourceRequest {
     const q = this.ctx.req.query
     const method = this.ctx.method
     if (method === 'POST' || method === 'PUT' || method === 'PATCH') this.ctx.body()
+    else this.ctx.refuseUnreadableBody()
     const issues: ValidationIssue[] = []
     collectIssues(issues, () => this.preconditions())
     // A plural POST has no querystring schema upstream: what is there is not read, so not refused.
