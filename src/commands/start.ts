@@ -52,7 +52,7 @@ Signals: SIGHUP re-reads the ini and applies what can change live (backoff, read
     }),
     'serve-unreachable': Flags.boolean({
       summary: 'Serve even when a PostgreSQL database cannot be reached at start (503 until it answers, as upstream Kinto), instead of exiting 1.',
-      description: 'Its schema is then not checked: run kinto migrate (or kinto check) once it answers. For a database started beside the server (compose, a pod) without a health check or a restart policy.',
+      description: 'Its schema is then not checked: run kinto migrate (or kinto check) once it answers; with --migrate, the server migrates it once it answers (503 until then). For a database started beside the server (compose, a pod) without a health check or a restart policy.',
       env: 'KINTO_START_SERVE_UNREACHABLE',
       default: false,
     }),

@@ -217,6 +217,26 @@ describe.skipIf(proxySkip !== '')(`pg pool bounds from Kinto's settings ${proxyS
     }
   })
 
+  it('hold(reason): every statement fails at once with it (an unreachable BackendError) until lifted', async () => {
+    const c = openDatabase(db.url, {poolSize: 1})
+    try {
+      await c.query('SELECT 1')
+      c.hold?.('The database schemas are not migrated yet.')
+      for (const call of [() => c.query('SELECT 1'), () => c.exec('SELECT 1'), () => c.withConnection(async () => 1), () => c.transaction(async () => 1)]) {
+        const error = await call().then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+        expect(error).toBeInstanceOf(BackendError)
+        expect(error).toMatchObject({unreachable: true, message: 'The database schemas are not migrated yet.'})
+      }
+      c.hold?.(undefined)
+      expect((await c.query<{v: number}>('SELECT 5 AS v')).rows).toEqual([{v: 5}])
+    } finally {
+      await c.close()
+    }
+  })
+
   it('max_backlog 0 refuses any wait; unset, callers queue', async () => {
     for (const maxBacklog of [0, undefined]) {
       const c = openDatabase(db.url, {poolSize: 1, maxOverflow: 0, maxBacklog, poolTimeoutSeconds: 20})

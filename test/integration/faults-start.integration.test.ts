@@ -2,11 +2,15 @@
  * `kinto start` while its PostgreSQL is down (a private cluster, test/helpers/pg-cluster.ts): it
  * refuses to start (exit 1, the database named), unless --serve-unreachable, with which it serves
  * 503 errno 201 until the database answers, then serves it, as upstream Kinto starts (one server,
- * and workers).
+ * and workers); with --migrate too, it migrates the database once it answers, and serves it then.
  */
+import {readFileSync, writeFileSync} from 'node:fs'
+import path from 'node:path'
+
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {AUTH, until} from '../helpers/fault-load.js'
+import {spawnStart} from '../helpers/ops-servers.js'
 import {clusterUnavailable} from '../helpers/pg-cluster.js'
 import {createRig, type FaultRig} from '../helpers/pg-faults.js'
 
@@ -57,6 +61,48 @@ describe.skipIf(skip !== null)(`kinto start with its PostgreSQL down${skip ? ` (
       } finally {
         expect((await server.stop()).code).toBe(0)
         rig.server = undefined
+      }
+    }, 120_000)
+  }
+
+  for (const workers of [1, 2]) {
+    it(`--migrate --serve-unreachable${workers > 1 ? ' --workers 2' : ''}: 503 while it is down, migrated and served once it is up`, async () => {
+      // A database without any schema: only the deferred migration can make the PUT below succeed.
+      const database = `fresh${workers}`
+      await rig.cluster.start().catch(() => {})
+      await rig.cluster.sql(`CREATE DATABASE ${database} OWNER kinto ENCODING 'UTF8' TEMPLATE template0`)
+      const ini = path.join(rig.dir, `${database}.ini`)
+      writeFileSync(ini, readFileSync(rig.ini, 'utf8').replaceAll(`:${rig.cluster.port}/kinto`, `:${rig.cluster.port}/${database}`))
+      await rig.cluster.stop('fast')
+      const server = await spawnStart(['--ini', ini, '--port', '0', '--migrate', '--serve-unreachable', '--workers', String(workers)])
+      try {
+        expect(server.output()).toMatch(/Serving without migrating: Cannot connect to PostgreSQL at 127\.0\.0\.1/)
+        const base = server.url.replace(/\/$/, '')
+        const down = await answer(`${base}/buckets/down`, {method: 'PUT', body: '{}'})
+        expect(down.status).toBe(503)
+        expect(down.body.errno).toBe(201)
+
+        await rig.cluster.start()
+        // Until the schema is migrated every write is a 503, never another failure; then served.
+        const statuses: number[] = []
+        const served = await until(
+          async () => {
+            const r = await answer(`${base}/buckets/up-${statuses.length}`, {method: 'PUT', body: '{}'})
+            statuses.push(r.status)
+            return r.status !== 503
+          },
+          60_000,
+          200,
+        )
+        expect(served).toBe(true)
+        expect(statuses.slice(0, -1).every((s) => s === 503)).toBe(true)
+        expect(statuses.at(-1)).toBe(201)
+        expect(server.output()).toMatch(/Migrated the storage schema of .* to version \d+/)
+        expect(server.output()).toMatch(/its schemas are migrated: serving it/)
+        const tables = await rig.cluster.sql<{n: number}>(`SELECT count(*)::int AS n FROM pg_tables WHERE tablename IN ('objects', 'access_control_entries', 'cache')`, [], database)
+        expect(tables[0].n).toBe(3)
+      } finally {
+        expect((await server.stop()).code).toBe(0)
       }
     }, 120_000)
   }

@@ -256,6 +256,7 @@ export class PgClient implements SqlClient {
    * instead of queueing until pool_timeout while the database is slow.
    */
   private refusal(): BackendError | undefined {
+    if (this.held) return this.held
     const bound = this.maxBacklog
     if (bound < 0) return undefined
     const pool = this.pool
@@ -264,6 +265,12 @@ export class PgClient implements SqlClient {
     return new BackendError(
       `All ${this.maxConnections} connections to PostgreSQL at ${host}:${port}, database ${database} are busy and ${pool.waitingCount} callers already wait for one (max_backlog = ${bound}).`,
     )
+  }
+
+  private held: BackendError | undefined
+
+  hold(reason: string | undefined): void {
+    this.held = reason === undefined ? undefined : new BackendError(reason, {unreachable: true})
   }
 
   query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<T>> {

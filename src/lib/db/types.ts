@@ -46,6 +46,12 @@ export interface SqlClient extends Queryable {
    * instead of waiting on the network (a shutdown past its deadline). close() still follows.
    */
   abort?(): void
+  /**
+   * While a reason is given, every statement fails at once with it (a BackendError: 503 errno 201
+   * for a request), as if the database could not be reached: a server whose schema is still to be
+   * migrated (kinto start --migrate --serve-unreachable). undefined lifts it.
+   */
+  hold?(reason: string | undefined): void
 }
 
 export interface PoolOptions {

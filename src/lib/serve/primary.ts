@@ -12,11 +12,12 @@ import {primaryScrapeRelay} from '../monitoring/prometheus.js'
 import {bracketHost} from '../net.js'
 import {RunRecord, sha256File} from '../runs/registry.js'
 import {migrate} from '../schema/migrate.js'
+import {unreachableDatabase} from '../server/deferred-migration.js'
 import {appliedToggles, clearStaleSocket} from '../server/start.js'
 import {packageVersion} from '../version.js'
 import {workersFromIni, type ServeOptions} from './options.js'
 import {signalQueue, type SignalQueue} from './signals.js'
-import {REPLACEMENT_ENV, WORKER_ALIVE_MS, type WorkerAlive, type WorkerMessage} from './worker.js'
+import {MIGRATE_ENV, REPLACEMENT_ENV, WORKER_ALIVE_MS, type WorkerAlive, type WorkerMessage} from './worker.js'
 
 /** Worker exits within a minute (after serving began) past which the primary gives up. */
 const MAX_CRASHES_PER_MINUTE = 5
@@ -61,6 +62,8 @@ export class Primary {
   private readonly lastAlive = new Map<Worker, number>()
   /** The watchdog's previous run (killSilent). */
   private lastCheck = Date.now()
+  /** The migration --migrate asked for could not reach the database: the workers run it. */
+  private migrateInWorkers = false
   private readonly done: Promise<number>
   private resolveDone: (code: number) => void = () => {}
 
@@ -78,8 +81,14 @@ export class Primary {
   async run(): Promise<number> {
     const {config, log} = this.options
     if (this.options.migrate) {
-      // Once, before the workers start (they would otherwise queue on the migration lock).
-      await migrate({settings: config.settings, dir: config.dir, mode: 'apply'})
+      try {
+        // Once, before the workers start (they would otherwise queue on the migration lock).
+        await migrate({settings: config.settings, dir: config.dir, mode: 'apply'})
+      } catch (error) {
+        // --serve-unreachable: each worker migrates once the database answers (the lock lets one do it).
+        if (!this.options.serveUnreachable || !unreachableDatabase(error)) throw error
+        this.migrateInWorkers = true
+      }
     }
     if (this.usesSocket) await clearStaleSocket(config.server.unixSocket!)
 
@@ -143,7 +152,7 @@ export class Primary {
 
   private fork(): Worker {
     // Once the deployment serves, a new worker must not exit because the database is down.
-    const worker = cluster.fork(this.url === null ? {} : {[REPLACEMENT_ENV]: '1'})
+    const worker = cluster.fork({...(this.url === null ? {} : {[REPLACEMENT_ENV]: '1'}), ...(this.migrateInWorkers ? {[MIGRATE_ENV]: '1'} : {})})
     this.current.add(worker)
     worker.once('listening', () => {
       if (worker.isDead()) return

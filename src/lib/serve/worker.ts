@@ -12,6 +12,8 @@ import {reloadAndLog, signalQueue} from './signals.js'
  * (503 until the database answers) instead of exiting on the schema check.
  */
 export const REPLACEMENT_ENV = 'KINTO_WORKER_REPLACEMENT'
+/** Set by the primary when `--migrate` could not reach the database: the worker migrates (deferred-migration.ts). */
+export const MIGRATE_ENV = 'KINTO_WORKER_MIGRATE'
 
 /** What a worker that could not start tells the primary (which reports it once). */
 export interface WorkerMessage {
@@ -62,6 +64,7 @@ export async function serveWorker(options: ServeOptions): Promise<number> {
         record: {role: 'worker', primaryPid: process.ppid},
         prepareSocket: false,
         serveWhileUnreachable: options.serveUnreachable || process.env[REPLACEMENT_ENV] === '1',
+        migrate: process.env[MIGRATE_ENV] === '1',
       })
     } catch (error) {
       // The primary reports it once, instead of N workers printing the same line.

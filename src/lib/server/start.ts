@@ -26,12 +26,13 @@ import {bracketHost} from '../net.js'
 import {RunRecord, sha256File, type AppliedToggles, type RunRole} from '../runs/registry.js'
 import {EXPIRY_KEYS, serviceStateFrom} from '../state/toggles.js'
 import {acquireFileLock, pgliteLockPath} from '../schema/lock.js'
-import {migrate, type MigrateEvent} from '../schema/migrate.js'
+import {migrate} from '../schema/migrate.js'
 import {requireSchema} from '../schema/require.js'
 import {configuredBackends} from '../schema/targets.js'
 import {packageVersion} from '../version.js'
 import {createLogging} from '../monitoring/index.js'
 import {createApp} from './app.js'
+import {migrateWhenReachable, migrationReport, unreachableDatabase} from './deferred-migration.js'
 import type {Logger} from '../logger.js'
 import type {ConfigInfo} from './runtime.js'
 
@@ -154,13 +155,12 @@ function embeddedFolders(config: KintoConfig): string[] {
   return [...new Set(configuredBackends(config.settings, config.dir).flatMap((b) => (b.pgliteDir ? [b.pgliteDir] : [])))]
 }
 
-/** The embedded engines the server serves from (one client per database, whatever serves it). */
-function embeddedClients(config: KintoConfig, registry: DatabaseRegistry): SqlClient[] {
+/** The databases the server serves from (one client per database, whatever serves it). */
+function serverClients(config: KintoConfig, registry: DatabaseRegistry): SqlClient[] {
   const clients = new Set<SqlClient>()
   for (const backend of ['storage', 'permission', 'cache'] as const) {
     if (backendKind(config.settings[`${backend}_backend`]) !== 'postgresql') continue
-    const client = registry.get(asString(config.settings, `${backend}_url`) ?? '')
-    if (client.kind === 'pglite') clients.add(client)
+    clients.add(registry.get(asString(config.settings, `${backend}_url`) ?? ''))
   }
   return [...clients]
 }
@@ -273,18 +273,21 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
     for (const release of releaseLocks) release()
   }
   let backends
+  let unmigrated: Error | undefined
   try {
     backends = createBackends(config.settings, {registry, baseDir: config.dir})
     if (options.migrate) {
-      const report = (e: MigrateEvent) => {
-        if (e.type === 'done') logger.info({backend: e.backend, from: e.from, to: e.to}, `Migrated the ${e.backend} schema of ${e.database} to version ${e.to}.`)
-        if (e.type === 'lock-wait') logger.warn({holder: e.holder}, `Waiting for the migration lock on ${e.database} (held by ${e.holder}).`)
+      try {
+        // On the clients the server serves from (made first, with its pool sizes): an in-memory
+        // database (pglite:memory:) is the one migrated, and an embedded folder is not reopened.
+        await migrate({settings: config.settings, dir: config.dir, mode: 'apply', report: migrationReport(logger), registry})
+      } catch (error) {
+        // --serve-unreachable: migrated once the database answers (deferred-migration.ts).
+        if (!options.serveWhileUnreachable || !unreachableDatabase(error)) throw error
+        unmigrated = error as Error
       }
-      // On the clients the server serves from (made first, with its pool sizes): an in-memory
-      // database (pglite:memory:) is the one migrated, and an embedded folder is not reopened.
-      await migrate({settings: config.settings, dir: config.dir, mode: 'apply', report, registry})
     }
-    if (!options.skipSchemaCheck) {
+    if (!options.skipSchemaCheck && !unmigrated) {
       const unreachable = options.serveWhileUnreachable
         ? (error: KintoError) => logger.warn({}, `Serving without checking the schema: ${error.message} Requests that need it get 503 until it answers.`)
         : undefined
@@ -345,12 +348,14 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
   logger.info({url}, `Running ${String(config.settings.project_name ?? 'kinto')} on ${url}`)
 
   // The embedded engine has no autovacuum: the server gathers its planner statistics.
-  const analyzers = embeddedClients(config, registry).map((client) =>
+  const analyzers = serverClients(config, registry).filter((client) => client.kind === 'pglite').map((client) =>
     startAutoAnalyze(client, {
       onError: (err) => logger.warn({database: client.displayUrl, error: (err as Error).message}, 'Could not gather the planner statistics of the embedded database; trying again in a minute.'),
       onAnalyzed: (tables) => logger.debug?.({database: client.displayUrl, tables}, 'Gathered planner statistics (ANALYZE).'),
     }),
   )
+
+  const deferred = unmigrated ? migrateWhenReachable(config, serverClients(config, registry), logger, unmigrated) : undefined
 
   const runtime = app.kinto
   const startedHash = hashOf(config.path)
@@ -422,7 +427,7 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
           cut = undefined
         }
         record?.remove()
-        await Promise.all(analyzers.map((a) => a.stop()))
+        await Promise.all([...analyzers.map((a) => a.stop()), deferred?.stop()])
         // Requests cut at the deadline may still hold connections: closing the pools waits for
         // them, so that wait is bounded too.
         const backendsClosed = backends.close().catch((err) => logger.error({err}, 'Closing the backends failed.'))
