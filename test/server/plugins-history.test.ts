@@ -220,6 +220,21 @@ describe('filters, sorting, pagination, deletion', () => {
     expect(byDate[0].date < byDate[byDate.length - 1].date).toBe(true)
   })
 
+  // Upstream dates each entry with datetime.now(), microseconds apart: the entries of one batch
+  // (or plural DELETE) sort by date in the order they were written, not by the last_modified
+  // tie-breaker (newest first), which a date to the millisecond left them to.
+  test('the entries of one batch have distinct dates, in the order of the batch', async () => {
+    const requests = Array.from({length: 8}, (_, i) => ({method: 'PUT', path: `/buckets/bid/collections/cid/records/b${i}`, body: {data: {}}}))
+    expect((await req('POST', '/v1/batch', {body: {requests}})).status).toBe(200)
+    const entries: Entry[] = (await req('GET', '/v1/buckets/bid/history?like_record_id=b*&_sort=date')).body.data
+    expect(entries.map((e) => e.record_id)).toEqual(requests.map((_, i) => `b${i}`))
+    expect(new Set(entries.map((e) => e.date)).size).toBe(8)
+    const deleted: Entry[] = (await req('DELETE', '/v1/buckets/bid/collections/cid/records?like_id=b*&_sort=id')).body.data
+    const byDate: Entry[] = (await req('GET', '/v1/buckets/bid/history?action=delete&_sort=date')).body.data
+    expect(new Set(byDate.map((e) => e.date)).size).toBe(byDate.length)
+    expect(byDate.map((e) => e.record_id).filter((id) => id?.startsWith('b'))).toEqual(deleted.map((o) => o.id))
+  })
+
   test('DELETE empties it, or what _before selects', async () => {
     const before = Number(JSON.parse(String((await req('GET', '/v1/buckets/bid/history')).headers.etag)))
     await req('PUT', '/v1/buckets/bid/collections/cid2', {body: {}})

@@ -33,9 +33,19 @@ export function uriToDict(uri: string): Record<string, string> {
   throw new Error(`Invalid URI: ${uri}`)
 }
 
-/** Python's datetime.now(timezone.utc).isoformat(): microseconds and +00:00. */
-export function isoDateUtc(now: Date = new Date()): string {
-  return now.toISOString().replace(/\.(\d{3})Z$/, (_, ms: string) => `.${ms}000+00:00`)
+let lastMicros = 0
+
+/**
+ * Python's datetime.now(timezone.utc).isoformat(): microseconds and +00:00. The clock gives
+ * milliseconds; dates taken within one millisecond count its microseconds up, so they strictly
+ * increase within the process, as upstream's successive datetime.now() calls: the entries of one
+ * batch or plural DELETE sort by date in the order they were written.
+ */
+export function isoDateUtc(): string {
+  const micros = Math.max(Date.now() * 1000, lastMicros + 1)
+  lastMicros = micros
+  const iso = new Date(Math.floor(micros / 1000)).toISOString()
+  return `${iso.slice(0, 19)}.${String(micros % 1_000_000).padStart(6, '0')}+00:00`
 }
 
 function objectUri(resourceName: string, params: {id: string; bucket_id?: string; collection_id?: string}): string {
