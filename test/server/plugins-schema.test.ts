@@ -94,6 +94,20 @@ describe('records against the collection schema', () => {
     expect((await req('PUT', '/v1/buckets/blog/collections/dup/records/r', {body: {data: {k: 2}}})).body.message).toBe('k in body: 2 is not one of [1, 1]')
   })
 
+  test('an empty enum is a valid Draft 7 schema that no value passes (as Python jsonschema reads it)', async () => {
+    const put = (path: string, schema: unknown) => req('PUT', `/v1/buckets/blog/collections/${path}`, {body: {data: {schema}}})
+    expect((await put('none', {type: 'object', properties: {e: {enum: []}, l: {items: {enum: []}}}})).status).toBe(201)
+    const record = (data: unknown) => req('PUT', '/v1/buckets/blog/collections/none/records/r', {body: {data}})
+    expect((await record({e: 1})).body).toMatchObject({message: '1 is not one of []', details: [{location: 'body', name: 'e', description: '1 is not one of []'}]})
+    expect((await record({l: [1]})).body).toMatchObject({message: '0 in body: 1 is not one of []', details: [{location: 'body', name: 0, description: '1 is not one of []'}]})
+    expect((await record({})).status).toBe(201)
+    // at the root, upstream names the keyword (its value has no last item)
+    expect((await put('root', {enum: []})).status).toBe(201)
+    const root = await req('PUT', '/v1/buckets/blog/collections/root/records/r', {body: {data: {a: 1}}})
+    expect(root.body).toMatchObject({message: "enum in body: {'a': 1} is not one of []", details: [{location: 'body', name: 'enum', description: "{'a': 1} is not one of []"}]})
+    expect((await req('PATCH', '/v1/buckets/blog', {body: {data: {'group:schema': {enum: []}}}})).status).toBe(200)
+  })
+
   // Python jsonschema's multipleOf: an exact remainder for an integer divisor, an integral quotient
   // for a float one; oneOf names the other valid subschemas, then the first.
   test.each([

@@ -44,6 +44,7 @@ function makeAjv(allErrors: boolean, draft: Draft = 7) {
   const ajv = new Ajv({strict: false, validateFormats: false, allErrors, verbose: true, code: {regExp: schemaRegExp}})
   // Stands for a `$ref` that resolves nowhere: fails only when validation reaches it.
   ajv.addKeyword({keyword: UNRESOLVABLE, schemaType: 'string', validate: () => false, errors: false})
+  ajv.addKeyword({keyword: EMPTY_ENUM, schemaType: 'boolean', validate: () => false, errors: false})
   // Python jsonschema's multipleOf: ajv's compares the quotient with its parseInt, which reads
   // `3.3e+299` as 3 (1e300 is a multiple of 3).
   ajv.removeKeyword('multipleOf')
@@ -64,11 +65,11 @@ function isMultipleOf(divisor: number, value: number): boolean {
 /** The validator and the Draft 7 meta-schema check, made when a schema is first seen. */
 const validator = lazy(() => {
   const ajv = makeAjv(false)
-  // Python jsonschema's copy of the Draft 7 meta-schema lets an enum repeat a value; ajv's copy
-  // does not. (An empty enum stays refused: ajv cannot compile one.)
+  // Python jsonschema's copy of the Draft 7 meta-schema lets an enum repeat a value or be empty;
+  // ajv's copy does not (an empty one is validated through EMPTY_ENUM: ajv cannot compile it).
   const meta = structuredClone(ajv.getSchema('http://json-schema.org/draft-07/schema')!.schema) as Record<string, Record<string, unknown>>
   meta.$id = 'urn:kinto-ops:draft-07-meta' as never
-  meta.properties.enum = {type: 'array', items: true, minItems: 1}
+  meta.properties.enum = {type: 'array', items: true}
   return {ajv, draft7: ajv.compile(meta)}
 })
 
@@ -87,6 +88,15 @@ function ajvFor(draft: Draft, allErrors: boolean): ReturnType<typeof makeAjv> {
 }
 
 const UNRESOLVABLE = 'x-kinto-unresolvable-ref'
+/** Stands for an empty `enum` (no value passes), which ajv refuses to compile. */
+const EMPTY_ENUM = 'x-kinto-empty-enum'
+
+/** ajv's errors with an EMPTY_ENUM failure told as the `enum` failure it stands for. */
+function withEnums(errors: ErrorObject[]): ErrorObject[] {
+  return errors.map((e) =>
+    e.keyword === EMPTY_ENUM ? {...e, keyword: 'enum', schemaPath: e.schemaPath.slice(0, -EMPTY_ENUM.length) + 'enum', schema: [], params: {allowedValues: []}} : e,
+  )
+}
 
 /** The value a JSON pointer (`#/definitions/a`) names in `root`, or undefined. */
 function pointerTarget(root: unknown, ref: string): unknown {
@@ -157,7 +167,12 @@ function withLazyRefs(root: Record<string, unknown>, draft: Draft): Record<strin
     // Up to Draft 7, a $ref is the whole schema: the keywords beside it are not applied (the
     // definitions there stay, for the references to them).
     if (typeof obj.$ref === 'string' && draft === 7) obj = Object.fromEntries(Object.entries(obj).filter(([k]) => ['$ref', 'definitions', '$defs'].includes(k)))
-    return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, k === 'enum' || k === 'const' ? v : walk(v)]))
+    return Object.fromEntries(
+      Object.entries(obj).map(([k, v]) => {
+        if (k === 'enum' && Array.isArray(v) && v.length === 0) return [EMPTY_ENUM, true]
+        return [k, k === 'enum' || k === 'const' ? v : walk(v)]
+      }),
+    )
   }
   return walk(root) as Record<string, unknown>
 }
@@ -547,7 +562,8 @@ function validateWithin(data: Record<string, unknown>, schema: Record<string, un
     const all = compile(effective, true)
     matchesInTime(all, filtered)
     const {$schema: _ignored, ...rest} = effective
-    const error = all.errors?.length ? withAllExtras(firstInSchemaOrder(all.errors, rest), all.errors) : bestError(fn.errors!)
+    const allErrors = withEnums(all.errors ?? [])
+    const error = allErrors.length ? withAllExtras(firstInSchemaOrder(allErrors, rest), allErrors) : bestError(withEnums(fn.errors!))
     const sent = Object.fromEntries(Object.entries(data).filter(([k]) => !ignore.includes(k)))
     const original = withOriginalValues(error, sent, rest)
     const {field, message} = describe(original, sent)
