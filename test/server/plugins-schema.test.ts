@@ -125,6 +125,18 @@ describe('records against the collection schema', () => {
     [{type: 'object', properties: {a: {prefixItems: [{}], items: false}}}, {a: [1, 'x']}, "Expected at most 1 item but found 1 extra: 'x'"],
     [{type: 'object', properties: {a: {prefixItems: [{}, {}], items: false}}}, {a: [1, 2, 3, 4]}, 'Expected at most 2 items but found 2 extra: [3, 4]'],
     [{type: 'object', properties: {a: {prefixItems: [{}], unevaluatedItems: false}}}, {a: [1, 'x']}, "Unevaluated items are not allowed ('x' was unexpected)"],
+    // unevaluated members failing a subschema: one error for the object or list, naming them (a
+    // property once per failure, in the object's order)
+    [{type: 'object', properties: {a: {prefixItems: [{}], unevaluatedItems: {type: 'integer'}}}}, {a: ['x', 1, 'y', 'z']}, "Unevaluated items are not allowed ('y', 'z' were unexpected)"],
+    [{type: 'object', properties: {a: {properties: {k: {}}, unevaluatedProperties: {type: 'integer', minimum: 5}}}}, {a: {k: 's', z: 't'}}, "Unevaluated properties are not valid under the given schema ('z' was unevaluated and invalid)"],
+    [{type: 'object', properties: {a: {properties: {k: {}}, unevaluatedProperties: {type: 'integer', minimum: 5}}}}, {a: {z: 6, b: 'x', a: 'y'}}, "Unevaluated properties are not valid under the given schema ('b', 'a' were unevaluated and invalid)"],
+    [{type: 'object', properties: {a: {properties: {k: {}}, unevaluatedProperties: {type: 'integer', minimum: 5}}}}, {a: {z: 1.5}}, "Unevaluated properties are not valid under the given schema ('z', 'z' were unevaluated and invalid)"],
+    [{type: 'object', properties: {a: {properties: {k: {}}, unevaluatedProperties: {type: 'integer', minimum: 5}}}}, {a: {k: 's', z: 7}}, null],
+    // minContains and maxContains
+    [{type: 'object', properties: {a: {contains: {type: 'integer'}, minContains: 2, maxContains: 3}}}, {a: [1, 'x']}, 'Too few items match the given schema (expected at least 2 but only 1 matched)'],
+    [{type: 'object', properties: {a: {contains: {type: 'integer'}, minContains: 2, maxContains: 3}}}, {a: [1, 2, 3, 4]}, 'Too many items match the given schema (expected at most 3)'],
+    [{type: 'object', properties: {a: {contains: {type: 'integer'}, minContains: 2, maxContains: 3}}}, {a: ['x']}, "['x'] does not contain items matching the given schema"],
+    [{type: 'object', properties: {a: {contains: {type: 'integer'}, minContains: 2, maxContains: 3}}}, {a: [1, 'x', 2]}, null],
   ])('%j: %j → %s', async (schema, data, description) => {
     await req('PUT', '/v1/buckets/blog/collections/m', {body: {data: {schema}}})
     const r = await req('POST', '/v1/buckets/blog/collections/m/records', {body: {data}})

@@ -253,16 +253,28 @@ function pythonMessage(error: ErrorObject): string {
     }
     case 'required':
       return `${pythonRepr(params.missingProperty)} is a required property`
-    case 'additionalProperties':
-    case 'unevaluatedProperties': {
+    case 'unevaluatedProperties':
+      // Properties failing the keyword's subschema, once per failure (withUnevaluated).
+      if (Array.isArray(params.members)) {
+        const names = params.members as string[]
+        return `Unevaluated properties are not valid under the given schema (${names.map(pythonRepr).join(', ')} ${names.length === 1 ? 'was' : 'were'} unevaluated and invalid)`
+      }
+    // falls through
+    case 'additionalProperties': {
       // Every unexpected property, sorted, as upstream lists them (see withAllExtras).
       const extra = params[EXTRA_PARAM[error.keyword]]
       const extras = Array.isArray(extra) ? extra : [extra]
       const what = error.keyword === 'additionalProperties' ? 'Additional' : 'Unevaluated'
       return `${what} properties are not allowed (${extras.map(pythonRepr).join(', ')} ${extras.length === 1 ? 'was' : 'were'} unexpected)`
     }
-    case 'additionalItems':
     case 'unevaluatedItems':
+      // Items failing the keyword's subschema, each once (withUnevaluated).
+      if (Array.isArray(params.members)) {
+        const items = params.members.map((i) => (Array.isArray(error.data) ? error.data[Number(i)] : undefined))
+        return `Unevaluated items are not allowed (${items.map(pythonRepr).join(', ')} ${items.length === 1 ? 'was' : 'were'} unexpected)`
+      }
+    // falls through
+    case 'additionalItems':
     case 'items': {
       // The items beyond the `limit` first ones (ajv: additionalItems or items false after
       // prefixItems, unevaluatedItems after them).
@@ -320,6 +332,10 @@ function pythonMessage(error: ErrorObject): string {
       return `${pythonRepr(params.missingProperty)} is a dependency of ${pythonRepr(params.property)}`
     case 'contains':
       return `${value} does not contain items matching the given schema`
+    case 'maxContains':
+      return `Too many items match the given schema (expected at most ${pythonRepr(schema)})`
+    case 'minContains':
+      return `Too few items match the given schema (expected at least ${pythonRepr(schema)} but only ${String(params.matches)} matched)`
     case 'false schema':
       return `False schema does not allow ${value}`
     default:
@@ -434,10 +450,106 @@ function firstInSchemaOrder(errors: ErrorObject[], schema: Record<string, unknow
   return best
 }
 
+/** Keywords whose one subschema applies to a member or an item of the value. */
+const MEMBER_KEYWORDS = new Set(['additionalProperties', 'unevaluatedProperties', 'additionalItems', 'unevaluatedItems', 'contains', 'items'])
+
+/** A schema path's step (`properties`, `~1a`, `%25`) as the key it names. */
+const decodeStep = (raw: string): string => decodeURIComponent(raw).replaceAll('~1', '/').replaceAll('~0', '~')
+
+/**
+ * How many steps into the value the schema path `segments` (below the schema `node`) takes: one
+ * per property name of `properties`, item index of a list of subschemas, or member keyword gone
+ * into. Undefined when the path leaves the schema (a `$ref` restarts ajv's path elsewhere).
+ */
+function valueSteps(node: unknown, segments: string[]): number | undefined {
+  let steps = 0
+  for (let i = 0; i < segments.length; ) {
+    if (node === null || typeof node !== 'object' || Array.isArray(node)) return i === segments.length - 1 ? steps : undefined
+    const keyword = segments[i]
+    const value = (node as Record<string, unknown>)[keyword]
+    const last = i === segments.length - 1
+    if (NAMED.has(keyword) && !last) {
+      if (keyword === 'properties' || keyword === 'patternProperties') steps++
+      node = isPlainObject(value) ? value[segments[i + 1]] : undefined
+      i += 2
+    } else if (Array.isArray(value) && !last) {
+      if (keyword === 'prefixItems' || keyword === 'items') steps++
+      node = value[Number(segments[i + 1])]
+      i += 2
+    } else {
+      if (MEMBER_KEYWORDS.has(keyword) && !last) steps++
+      node = value
+      i += 1
+    }
+  }
+  return steps
+}
+
+const UNEVALUATED_STEP = /\/(unevaluatedProperties|unevaluatedItems)\//
+
+/**
+ * The errors with those of a non-boolean `unevaluatedProperties` / `unevaluatedItems` subschema
+ * folded into one error of the keyword on the object or list, as upstream's validator reports
+ * them: `members` lists the failing properties (once per failure) or item indexes (once each).
+ */
+function withUnevaluated(errors: ErrorObject[], schema: Record<string, unknown>): ErrorObject[] {
+  const out: ErrorObject[] = []
+  const summaries = new Map<string, ErrorObject>()
+  for (const e of errors) {
+    const found = UNEVALUATED_STEP.exec(e.schemaPath)
+    if (!found) {
+      out.push(e)
+      continue
+    }
+    const keyword = found[1]
+    const at = e.schemaPath.slice(0, found.index + keyword.length + 1)
+    const subschema = pointerTarget(schema, at)
+    const below = valueSteps(subschema, e.schemaPath.slice(at.length + 1).split('/').map(decodeStep))
+    const path = e.instancePath.split('/')
+    if (below === undefined || path.length < below + 2) {
+      out.push(e)
+      continue
+    }
+    const member = decodeStep(path[path.length - below - 1])
+    const owner = path.slice(0, path.length - below - 1).join('/')
+    let summary = summaries.get(`${at} ${owner}`)
+    if (!summary) {
+      summary = {...e, keyword, instancePath: owner, schemaPath: at, schema: subschema, params: {members: []}}
+      summaries.set(`${at} ${owner}`, summary)
+      out.push(summary)
+    }
+    const members = summary.params.members as string[]
+    if (keyword === 'unevaluatedProperties' || !members.includes(member)) members.push(member)
+  }
+  for (const summary of summaries.values()) if (summary.keyword === 'unevaluatedItems') (summary.params.members as string[]).sort((a, b) => Number(a) - Number(b))
+  return out
+}
+
+/**
+ * A `contains` error as upstream's validator words it from the number of matching items: too
+ * many (`maxContains`), too few of at least one (`minContains`), or none. ajv's errors of the
+ * items that do not match (every item is tried unless there are too many) give that number.
+ */
+function withContainsCount(error: ErrorObject, errors: ErrorObject[]): ErrorObject {
+  if (error.keyword !== 'contains' || !Array.isArray(error.data)) return error
+  const failing = new Set<string>()
+  for (const e of errors) {
+    if (e.schemaPath.startsWith(`${error.schemaPath}/`) && e.instancePath.startsWith(`${error.instancePath}/`)) {
+      failing.add(e.instancePath.slice(error.instancePath.length + 1).split('/')[0])
+    }
+  }
+  const matches = error.data.length - failing.size
+  const parent = error.schemaPath.slice(0, -'contains'.length)
+  const {maxContains} = error.params as {maxContains?: number}
+  if (maxContains !== undefined && matches > maxContains) return {...error, keyword: 'maxContains', schemaPath: `${parent}maxContains`, params: {}}
+  if (matches === 0) return error
+  return {...error, keyword: 'minContains', schemaPath: `${parent}minContains`, params: {matches}}
+}
+
 /** An additionalProperties error naming every unexpected property of its object (ajv: one each). */
 function withAllExtras(error: ErrorObject, errors: ErrorObject[]): ErrorObject {
   const param = EXTRA_PARAM[error.keyword]
-  if (!param) return error
+  if (!param || 'members' in error.params) return error
   const extras = errors
     .filter((e) => e.keyword === error.keyword && e.instancePath === error.instancePath && e.schemaPath === error.schemaPath)
     .map((e) => String((e.params as Record<string, unknown>)[param]))
@@ -562,8 +674,8 @@ function validateWithin(data: Record<string, unknown>, schema: Record<string, un
     const all = compile(effective, true)
     matchesInTime(all, filtered)
     const {$schema: _ignored, ...rest} = effective
-    const allErrors = withEnums(all.errors ?? [])
-    const error = allErrors.length ? withAllExtras(firstInSchemaOrder(allErrors, rest), allErrors) : bestError(withEnums(fn.errors!))
+    const allErrors = withUnevaluated(withEnums(all.errors ?? []), rest)
+    const error = allErrors.length ? withContainsCount(withAllExtras(firstInSchemaOrder(allErrors, rest), allErrors), allErrors) : bestError(withEnums(fn.errors!))
     const sent = Object.fromEntries(Object.entries(data).filter(([k]) => !ignore.includes(k)))
     const original = withOriginalValues(error, sent, rest)
     const {field, message} = describe(original, sent)
