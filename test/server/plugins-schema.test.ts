@@ -132,6 +132,9 @@ describe('records against the collection schema', () => {
     [{type: 'object', properties: {a: {properties: {k: {}}, unevaluatedProperties: {type: 'integer', minimum: 5}}}}, {a: {z: 6, b: 'x', a: 'y'}}, "Unevaluated properties are not valid under the given schema ('b', 'a' were unevaluated and invalid)"],
     [{type: 'object', properties: {a: {properties: {k: {}}, unevaluatedProperties: {type: 'integer', minimum: 5}}}}, {a: {z: 1.5}}, "Unevaluated properties are not valid under the given schema ('z', 'z' were unevaluated and invalid)"],
     [{type: 'object', properties: {a: {properties: {k: {}}, unevaluatedProperties: {type: 'integer', minimum: 5}}}}, {a: {k: 's', z: 7}}, null],
+    // additionalProperties false beside patternProperties names the patterns
+    [{type: 'object', properties: {a: {patternProperties: {'^x': {}, '^a': {}}, additionalProperties: false}}}, {a: {c: 1, b: 2, xa: 3}}, "'b', 'c' do not match any of the regexes: '^a', '^x'"],
+    [{type: 'object', properties: {a: {patternProperties: {'^x': {}}, additionalProperties: false}}}, {a: {b: 1}}, "'b' does not match any of the regexes: '^x'"],
     // minContains and maxContains
     [{type: 'object', properties: {a: {contains: {type: 'integer'}, minContains: 2, maxContains: 3}}}, {a: [1, 'x']}, 'Too few items match the given schema (expected at least 2 but only 1 matched)'],
     [{type: 'object', properties: {a: {contains: {type: 'integer'}, minContains: 2, maxContains: 3}}}, {a: [1, 2, 3, 4]}, 'Too many items match the given schema (expected at most 3)'],

@@ -264,6 +264,12 @@ function pythonMessage(error: ErrorObject): string {
       // Every unexpected property, sorted, as upstream lists them (see withAllExtras).
       const extra = params[EXTRA_PARAM[error.keyword]]
       const extras = Array.isArray(extra) ? extra : [extra]
+      const patterns = (error.parentSchema as Record<string, unknown> | undefined)?.patternProperties
+      if (error.keyword === 'additionalProperties' && isPlainObject(patterns)) {
+        // Beside patternProperties, upstream names the patterns none of them matches.
+        const names = extras.map(pythonRepr).join(', ')
+        return `${names} ${extras.length === 1 ? 'does' : 'do'} not match any of the regexes: ${Object.keys(patterns).sort().map(pythonRepr).join(', ')}`
+      }
       const what = error.keyword === 'additionalProperties' ? 'Additional' : 'Unevaluated'
       return `${what} properties are not allowed (${extras.map(pythonRepr).join(', ')} ${extras.length === 1 ? 'was' : 'were'} unexpected)`
     }
