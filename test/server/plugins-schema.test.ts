@@ -94,6 +94,20 @@ describe('records against the collection schema', () => {
     expect((await req('PUT', '/v1/buckets/blog/collections/dup/records/r', {body: {data: {k: 2}}})).body.message).toBe('k in body: 2 is not one of [1, 1]')
   })
 
+  test('an empty enum is a valid Draft 7 schema that no value passes (as Python jsonschema reads it)', async () => {
+    const put = (path: string, schema: unknown) => req('PUT', `/v1/buckets/blog/collections/${path}`, {body: {data: {schema}}})
+    expect((await put('none', {type: 'object', properties: {e: {enum: []}, l: {items: {enum: []}}}})).status).toBe(201)
+    const record = (data: unknown) => req('PUT', '/v1/buckets/blog/collections/none/records/r', {body: {data}})
+    expect((await record({e: 1})).body).toMatchObject({message: '1 is not one of []', details: [{location: 'body', name: 'e', description: '1 is not one of []'}]})
+    expect((await record({l: [1]})).body).toMatchObject({message: '0 in body: 1 is not one of []', details: [{location: 'body', name: 0, description: '1 is not one of []'}]})
+    expect((await record({})).status).toBe(201)
+    // at the root, upstream names the keyword (its value has no last item)
+    expect((await put('root', {enum: []})).status).toBe(201)
+    const root = await req('PUT', '/v1/buckets/blog/collections/root/records/r', {body: {data: {a: 1}}})
+    expect(root.body).toMatchObject({message: "enum in body: {'a': 1} is not one of []", details: [{location: 'body', name: 'enum', description: "{'a': 1} is not one of []"}]})
+    expect((await req('PATCH', '/v1/buckets/blog', {body: {data: {'group:schema': {enum: []}}}})).status).toBe(200)
+  })
+
   // Python jsonschema's multipleOf: an exact remainder for an integer divisor, an integral quotient
   // for a float one; oneOf names the other valid subschemas, then the first.
   test.each([
@@ -111,6 +125,21 @@ describe('records against the collection schema', () => {
     [{type: 'object', properties: {a: {prefixItems: [{}], items: false}}}, {a: [1, 'x']}, "Expected at most 1 item but found 1 extra: 'x'"],
     [{type: 'object', properties: {a: {prefixItems: [{}, {}], items: false}}}, {a: [1, 2, 3, 4]}, 'Expected at most 2 items but found 2 extra: [3, 4]'],
     [{type: 'object', properties: {a: {prefixItems: [{}], unevaluatedItems: false}}}, {a: [1, 'x']}, "Unevaluated items are not allowed ('x' was unexpected)"],
+    // unevaluated members failing a subschema: one error for the object or list, naming them (a
+    // property once per failure, in the object's order)
+    [{type: 'object', properties: {a: {prefixItems: [{}], unevaluatedItems: {type: 'integer'}}}}, {a: ['x', 1, 'y', 'z']}, "Unevaluated items are not allowed ('y', 'z' were unexpected)"],
+    [{type: 'object', properties: {a: {properties: {k: {}}, unevaluatedProperties: {type: 'integer', minimum: 5}}}}, {a: {k: 's', z: 't'}}, "Unevaluated properties are not valid under the given schema ('z' was unevaluated and invalid)"],
+    [{type: 'object', properties: {a: {properties: {k: {}}, unevaluatedProperties: {type: 'integer', minimum: 5}}}}, {a: {z: 6, b: 'x', a: 'y'}}, "Unevaluated properties are not valid under the given schema ('b', 'a' were unevaluated and invalid)"],
+    [{type: 'object', properties: {a: {properties: {k: {}}, unevaluatedProperties: {type: 'integer', minimum: 5}}}}, {a: {z: 1.5}}, "Unevaluated properties are not valid under the given schema ('z', 'z' were unevaluated and invalid)"],
+    [{type: 'object', properties: {a: {properties: {k: {}}, unevaluatedProperties: {type: 'integer', minimum: 5}}}}, {a: {k: 's', z: 7}}, null],
+    // additionalProperties false beside patternProperties names the patterns
+    [{type: 'object', properties: {a: {patternProperties: {'^x': {}, '^a': {}}, additionalProperties: false}}}, {a: {c: 1, b: 2, xa: 3}}, "'b', 'c' do not match any of the regexes: '^a', '^x'"],
+    [{type: 'object', properties: {a: {patternProperties: {'^x': {}}, additionalProperties: false}}}, {a: {b: 1}}, "'b' does not match any of the regexes: '^x'"],
+    // minContains and maxContains
+    [{type: 'object', properties: {a: {contains: {type: 'integer'}, minContains: 2, maxContains: 3}}}, {a: [1, 'x']}, 'Too few items match the given schema (expected at least 2 but only 1 matched)'],
+    [{type: 'object', properties: {a: {contains: {type: 'integer'}, minContains: 2, maxContains: 3}}}, {a: [1, 2, 3, 4]}, 'Too many items match the given schema (expected at most 3)'],
+    [{type: 'object', properties: {a: {contains: {type: 'integer'}, minContains: 2, maxContains: 3}}}, {a: ['x']}, "['x'] does not contain items matching the given schema"],
+    [{type: 'object', properties: {a: {contains: {type: 'integer'}, minContains: 2, maxContains: 3}}}, {a: [1, 'x', 2]}, null],
   ])('%j: %j → %s', async (schema, data, description) => {
     await req('PUT', '/v1/buckets/blog/collections/m', {body: {data: {schema}}})
     const r = await req('POST', '/v1/buckets/blog/collections/m/records', {body: {data}})

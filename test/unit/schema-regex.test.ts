@@ -5,7 +5,7 @@
 import {describe, expect, test} from 'vitest'
 
 import {validateAgainstSchema} from '../../src/lib/server/jsonschema.js'
-import {pythonPattern, repetitions, schemaRegExp} from '../../src/lib/server/schema-regex.js'
+import {PatternSyntaxError, pythonPattern, repetitions, schemaRegExp} from '../../src/lib/server/schema-regex.js'
 
 describe('pythonPattern', () => {
   test.each([
@@ -19,6 +19,30 @@ describe('pythonPattern', () => {
   ])('%s → %s', (source, js, flags) => {
     expect(pythonPattern(source)).toEqual({source: js, flags})
   })
+})
+
+// Read as Python's `re` reads them: comments, verbose mode, a `]` outside a set.
+test.each([
+  ['(?#note)x', 'xxy', true],
+  ['(?#note)x', 'aa', false],
+  ['x(?#a)y', 'xy', true],
+  ['[[:alpha:]]', 'a]', true],
+  ['[[:alpha:]]', 'a', false],
+  ['a]', 'a]', true],
+  ['(?x) a b # c', 'ab', true],
+  ['(?x)a b', 'a b', false],
+  ['(?x)[ ]', ' ', true],
+  ['(?x)a\\ b', 'a b', true],
+  ['(?x)a#x\nb', 'ab', true],
+  ['(?x)a[#]b', 'a#b', true],
+  ['(?x)a\\#b', 'a#b', true],
+  ['(?x)a{2} b', 'aab', true],
+])('%j searched in %j: %s (Python)', (pattern, value, found) => {
+  expect(schemaRegExp(pattern, 'u').test(value)).toBe(found)
+})
+
+test.each(['(?<n>a)', '(?P<n>a)\\k<n>'])('%s is no Python pattern', (pattern) => {
+  expect(() => schemaRegExp(pattern, 'u')).toThrow(PatternSyntaxError)
 })
 
 // The repetitions that bound a pattern's backtracking (it then runs in the server's thread for

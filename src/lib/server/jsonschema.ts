@@ -5,13 +5,25 @@
  * (Draft 2020-12 without one), as upstream's validator picks it.
  */
 import type AjvModule from 'ajv'
-import type {ErrorObject, ValidateFunction} from 'ajv'
+import type {ValidateFunction} from 'ajv'
 
 import {withDoubles} from '../json.js'
 import {lazy, lazyRequire} from '../lazy.js'
 import type {IssueName} from './errors.js'
-import {isPlainObject} from './patch.js'
-import {isPythonStr, pythonRepr} from './py-repr.js'
+import {
+  EMPTY_ENUM,
+  bestError,
+  describe,
+  firstInSchemaOrder,
+  pointerTarget,
+  pythonMessage,
+  withAllExtras,
+  withContainsCount,
+  withEnums,
+  withOriginalValues,
+  withUnevaluated,
+} from './jsonschema-errors.js'
+import {pythonRepr} from './py-repr.js'
 import {PatternSyntaxError, PatternTimeoutError, schemaRegExp, withMatchBudget} from './schema-regex.js'
 
 type AjvClass = typeof AjvModule.default
@@ -44,6 +56,7 @@ function makeAjv(allErrors: boolean, draft: Draft = 7) {
   const ajv = new Ajv({strict: false, validateFormats: false, allErrors, verbose: true, code: {regExp: schemaRegExp}})
   // Stands for a `$ref` that resolves nowhere: fails only when validation reaches it.
   ajv.addKeyword({keyword: UNRESOLVABLE, schemaType: 'string', validate: () => false, errors: false})
+  ajv.addKeyword({keyword: EMPTY_ENUM, schemaType: 'boolean', validate: () => false, errors: false})
   // Python jsonschema's multipleOf: ajv's compares the quotient with its parseInt, which reads
   // `3.3e+299` as 3 (1e300 is a multiple of 3).
   ajv.removeKeyword('multipleOf')
@@ -64,11 +77,11 @@ function isMultipleOf(divisor: number, value: number): boolean {
 /** The validator and the Draft 7 meta-schema check, made when a schema is first seen. */
 const validator = lazy(() => {
   const ajv = makeAjv(false)
-  // Python jsonschema's copy of the Draft 7 meta-schema lets an enum repeat a value; ajv's copy
-  // does not. (An empty enum stays refused: ajv cannot compile one.)
+  // Python jsonschema's copy of the Draft 7 meta-schema lets an enum repeat a value or be empty;
+  // ajv's copy does not (an empty one is validated through EMPTY_ENUM: ajv cannot compile it).
   const meta = structuredClone(ajv.getSchema('http://json-schema.org/draft-07/schema')!.schema) as Record<string, Record<string, unknown>>
   meta.$id = 'urn:kinto-ops:draft-07-meta' as never
-  meta.properties.enum = {type: 'array', items: true, minItems: 1}
+  meta.properties.enum = {type: 'array', items: true}
   return {ajv, draft7: ajv.compile(meta)}
 })
 
@@ -87,19 +100,6 @@ function ajvFor(draft: Draft, allErrors: boolean): ReturnType<typeof makeAjv> {
 }
 
 const UNRESOLVABLE = 'x-kinto-unresolvable-ref'
-
-/** The value a JSON pointer (`#/definitions/a`) names in `root`, or undefined. */
-function pointerTarget(root: unknown, ref: string): unknown {
-  if (ref === '#') return root
-  if (!ref.startsWith('#/')) return undefined
-  let cur: unknown = root
-  for (const raw of ref.slice(2).split('/')) {
-    const part = decodeURIComponent(raw).replaceAll('~1', '/').replaceAll('~0', '~')
-    if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, part)) return undefined
-    cur = (cur as Record<string, unknown>)[part]
-  }
-  return cur
-}
 
 /**
  * Whether a `$ref` of `root` names something in it: a JSON pointer to a value, an anchor (`#a`:
@@ -157,7 +157,12 @@ function withLazyRefs(root: Record<string, unknown>, draft: Draft): Record<strin
     // Up to Draft 7, a $ref is the whole schema: the keywords beside it are not applied (the
     // definitions there stay, for the references to them).
     if (typeof obj.$ref === 'string' && draft === 7) obj = Object.fromEntries(Object.entries(obj).filter(([k]) => ['$ref', 'definitions', '$defs'].includes(k)))
-    return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, k === 'enum' || k === 'const' ? v : walk(v)]))
+    return Object.fromEntries(
+      Object.entries(obj).map(([k, v]) => {
+        if (k === 'enum' && Array.isArray(v) && v.length === 0) return [EMPTY_ENUM, true]
+        return [k, k === 'enum' || k === 'const' ? v : walk(v)]
+      }),
+    )
   }
   return walk(root) as Record<string, unknown>
 }
@@ -205,16 +210,6 @@ function unreadablePattern(node: unknown): string | null {
   return null
 }
 
-/**
- * The error upstream's jsonschema would report (its best_match, roughly). ajv stops at the first
- * failing keyword and lists the errors of anyOf/oneOf branches before the combinator's own: the
- * last one is the outermost failure (but `if` reports its branch's error).
- */
-function bestError(errors: ErrorObject[]): ErrorObject {
-  const last = errors[errors.length - 1]
-  return last.keyword === 'if' && errors.length > 1 ? errors[errors.length - 2] : last
-}
-
 /** Why `schema` is not a valid Draft 7 JSON schema (upstream: `<field><message>`), or null. */
 export function checkSchema(schema: unknown): string | null {
   const {draft7} = validator()
@@ -225,95 +220,6 @@ export function checkSchema(schema: unknown): string | null {
   const where = error.instancePath ? (error.instancePath.split('/').pop() ?? '') : ''
   return `${where}${pythonMessage(error)}`
 }
-
-/** jsonschema's (Python) message for an error, from ajv's (verbose) error object. */
-function pythonMessage(error: ErrorObject): string {
-  const value = pythonRepr(error.data)
-  const params = error.params as Record<string, unknown>
-  const schema = error.schema as unknown
-  switch (error.keyword) {
-    case 'type': {
-      const types = Array.isArray(schema) ? schema : [schema]
-      return `${value} is not of type ${types.map(pythonRepr).join(', ')}`
-    }
-    case 'required':
-      return `${pythonRepr(params.missingProperty)} is a required property`
-    case 'additionalProperties':
-    case 'unevaluatedProperties': {
-      // Every unexpected property, sorted, as upstream lists them (see withAllExtras).
-      const extra = params[EXTRA_PARAM[error.keyword]]
-      const extras = Array.isArray(extra) ? extra : [extra]
-      const what = error.keyword === 'additionalProperties' ? 'Additional' : 'Unevaluated'
-      return `${what} properties are not allowed (${extras.map(pythonRepr).join(', ')} ${extras.length === 1 ? 'was' : 'were'} unexpected)`
-    }
-    case 'additionalItems':
-    case 'unevaluatedItems':
-    case 'items': {
-      // The items beyond the `limit` first ones (ajv: additionalItems or items false after
-      // prefixItems, unevaluatedItems after them).
-      if (typeof params.limit !== 'number') return `${value} ${error.message ?? 'is invalid'}`
-      const limit = params.limit
-      const extras = Array.isArray(error.data) ? error.data.slice(limit) : []
-      if (error.keyword === 'items') {
-        return `Expected at most ${limit} ${limit === 1 ? 'item' : 'items'} but found ${extras.length} extra: ${pythonRepr(extras.length === 1 ? extras[0] : extras)}`
-      }
-      const what = error.keyword === 'additionalItems' ? 'Additional' : 'Unevaluated'
-      return `${what} items are not allowed (${extras.map(pythonRepr).join(', ')} ${extras.length === 1 ? 'was' : 'were'} unexpected)`
-    }
-    case 'enum':
-      return `${value} is not one of ${pythonRepr(schema)}`
-    case 'const':
-      return `${pythonRepr(schema)} was expected`
-    case 'minimum':
-      return `${value} is less than the minimum of ${pythonRepr(schema)}`
-    case 'maximum':
-      return `${value} is greater than the maximum of ${pythonRepr(schema)}`
-    case 'exclusiveMinimum':
-      return `${value} is less than or equal to the minimum of ${pythonRepr(schema)}`
-    case 'exclusiveMaximum':
-      return `${value} is greater than or equal to the maximum of ${pythonRepr(schema)}`
-    case 'multipleOf':
-      return `${value} is not a multiple of ${pythonRepr(schema)}`
-    // jsonschema 4.x words the bounds of 1 (a minimum) and 0 (a maximum) apart.
-    case 'minLength':
-    case 'minItems':
-      return Number(schema) === 1 ? `${value} should be non-empty` : `${value} is too short`
-    case 'maxLength':
-    case 'maxItems':
-      return Number(schema) === 0 ? `${value} is expected to be empty` : `${value} is too long`
-    case 'minProperties':
-      return Number(schema) === 1 ? `${value} should be non-empty` : `${value} does not have enough properties`
-    case 'maxProperties':
-      return Number(schema) === 0 ? `${value} is expected to be empty` : `${value} has too many properties`
-    case 'pattern':
-      return `${value} does not match ${pythonRepr(schema)}`
-    case 'uniqueItems':
-      return `${value} has non-unique elements`
-    case 'anyOf':
-    case 'oneOf':
-      if (params.passingSchemas) {
-        // The valid subschemas after the first, then the first (ajv names two of them).
-        const [first, other] = params.passingSchemas as [number, number]
-        const branches = error.schema as unknown[]
-        return `${value} is valid under each of ${[branches[other], branches[first]].map(pythonRepr).join(', ')}`
-      }
-      return `${value} is not valid under any of the given schemas`
-    case 'not':
-      return `${value} should not be valid under ${pythonRepr(schema)}`
-    case 'dependencies':
-    case 'dependentRequired':
-      return `${pythonRepr(params.missingProperty)} is a dependency of ${pythonRepr(params.property)}`
-    case 'contains':
-      return `${value} does not contain items matching the given schema`
-    case 'false schema':
-      return `False schema does not allow ${value}`
-    default:
-      return `${value} ${error.message ?? 'is invalid'}`
-  }
-}
-
-/** ajv's parameter naming the unexpected property of each error of these keywords. */
-const EXTRA_PARAM: Record<string, string> = {additionalProperties: 'additionalProperty', unevaluatedProperties: 'unevaluatedProperty'}
 
 const compiled = new Map<string, ValidateFunction>()
 const MAX_CACHED = 256
@@ -352,147 +258,6 @@ function compile(schema: Record<string, unknown>, allErrors = false): ValidateFu
 }
 
 const compiledAll = new Map<string, ValidateFunction>()
-
-/** Keywords whose failure upstream reports as one error of their own, not their branches'. */
-const WHOLE = /\/(anyOf|oneOf|not|contains|if)\//
-
-/**
- * The error upstream raises: its validator walks the schema's keywords in their written order
- * (the entries of `properties` in theirs, array items by index) and raises the first failure,
- * where ajv checks `required` before `properties`, for one. `errors` come from the all-errors
- * validator; the keyword positions along each error's schema path order them.
- */
-function firstInSchemaOrder(errors: ErrorObject[], schema: Record<string, unknown>): ErrorObject {
-  // A property name failing `propertyNames` is the error of its subschema's keyword (ajv adds a
-  // propertyNames error after them).
-  const candidates = errors.filter((e) => e.keyword !== 'if' && !WHOLE.test(e.schemaPath) && !(e.keyword === 'propertyNames' && errors.some((x) => x.propertyName !== undefined)))
-  if (candidates.length === 0) return bestError(errors)
-  const rank = (e: ErrorObject): number[] => {
-    const key: number[] = []
-    const items = e.instancePath.split('/').slice(1)
-    let item = 0
-    let node: unknown = schema
-    let previous = ''
-    for (const raw of e.schemaPath.replace(/^#\/?/, '').split('/').filter(Boolean)) {
-      const seg = decodeURIComponent(raw).replaceAll('~1', '/').replaceAll('~0', '~')
-      if (Array.isArray(node)) {
-        key.push(Number(seg))
-        node = node[Number(seg)]
-        previous = ''
-        continue
-      } else if (node !== null && typeof node === 'object') {
-        const at = Object.keys(node).indexOf(seg)
-        key.push(at < 0 ? Number.MAX_SAFE_INTEGER : at)
-        node = (node as Record<string, unknown>)[seg]
-        const keyword = !NAMED.has(previous)
-        // A keyword applying one subschema to each item checks item after item, every keyword of
-        // the subschema on one item before the next item (the item's index ranks before them).
-        if (keyword && ITEM_KEYWORDS.has(seg) && !Array.isArray(node)) {
-          const index = Number(items[item++])
-          key.push(Number.isInteger(index) ? index : 0)
-        } else if (keyword && seg === 'propertyNames' && e.propertyName !== undefined) {
-          // Property after property, in the object's order.
-          const owner = errors.find((x) => x.keyword === 'propertyNames' && x.instancePath === e.instancePath)
-          key.push(isPlainObject(owner?.data) ? Object.keys(owner.data).indexOf(e.propertyName) : 0)
-        } else if (keyword && ['properties', 'patternProperties', 'additionalProperties', 'prefixItems'].includes(seg)) item++
-        else if (keyword && seg === 'items') item++
-      } else {
-        key.push(Number.MAX_SAFE_INTEGER)
-      }
-      previous = seg
-    }
-    return key
-  }
-  const compare = (a: number[], b: number[]): number => {
-    for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i]
-    return a.length - b.length
-  }
-  let best = candidates[0]
-  let bestRank = rank(best)
-  for (const e of candidates.slice(1)) {
-    const r = rank(e)
-    if (compare(r, bestRank) < 0) {
-      best = e
-      bestRank = r
-    }
-  }
-  return best
-}
-
-/** An additionalProperties error naming every unexpected property of its object (ajv: one each). */
-function withAllExtras(error: ErrorObject, errors: ErrorObject[]): ErrorObject {
-  const param = EXTRA_PARAM[error.keyword]
-  if (!param) return error
-  const extras = errors
-    .filter((e) => e.keyword === error.keyword && e.instancePath === error.instancePath && e.schemaPath === error.schemaPath)
-    .map((e) => String((e.params as Record<string, unknown>)[param]))
-    .sort()
-  return {...error, params: {...error.params, [param]: extras}}
-}
-
-/** Keywords applying one subschema to every item of a list (in index order). */
-const ITEM_KEYWORDS = new Set(['items', 'additionalItems', 'unevaluatedItems'])
-
-/** Keywords whose value maps names to subschemas: the next step of a schema path is a name. */
-const NAMED = new Set(['properties', 'patternProperties', 'definitions', '$defs', 'dependencies', 'dependentSchemas'])
-
-/** Keywords whose subschemas apply to a member or item of the value, not the value. */
-const STEPPING_KEYWORDS = new Set(['properties', 'patternProperties', 'additionalProperties', 'items', 'prefixItems', 'additionalItems', 'contains', 'unevaluatedItems', 'unevaluatedProperties'])
-
-/** Keywords whose value is one subschema (not a map or list of them). */
-const SINGLE_SCHEMA_KEYWORDS = new Set(['items', 'additionalItems', 'additionalProperties', 'contains', 'propertyNames', 'not', 'if', 'then', 'else', 'unevaluatedItems', 'unevaluatedProperties'])
-
-/**
- * The field upstream names (its validate_schema): the last step of the value's path (an index of
- * a list is a number there); at the root, the last item of the keyword's value when it is a
- * non-empty list or string (`required` gives the last required field, `oneOf` its last
- * subschema), else the keyword itself (`additionalProperties`).
- */
-function describe(error: ErrorObject, data: unknown): {field: IssueName; message: string} {
-  const path = error.instancePath.split('/').filter(Boolean).map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'))
-  const schemaPath = error.schemaPath.split('/')
-  if (error.keyword === 'false schema') {
-    // Upstream's error for a `false` subschema leaves out the step its keyword takes into the
-    // value (`properties`: the member), and of the schema's path the subschema's name or index.
-    schemaPath.pop()
-    if (!SINGLE_SCHEMA_KEYWORDS.has(schemaPath[schemaPath.length - 1])) schemaPath.pop()
-    if (STEPPING_KEYWORDS.has(schemaPath[schemaPath.length - 1])) path.pop()
-  }
-  const last = path.pop()
-  let field: IssueName
-  if (last !== undefined) {
-    const parent = instanceTarget(data, path.map((p) => '/' + p.replaceAll('~', '~0').replaceAll('/', '~1')).join(''))
-    field = Array.isArray(parent) ? Number(last) : last
-  } else {
-    const value = error.schema as unknown
-    if (Array.isArray(value) && value.length > 0) field = value[value.length - 1] as IssueName
-    else if (isPythonStr(value) && value.length > 0) field = value[value.length - 1]
-    else field = schemaPath.pop() ?? ''
-  }
-  return {field, message: pythonMessage(error)}
-}
-
-/** The value a JSON pointer (`/a/0`, from ajv's instancePath) names in `root`, or undefined. */
-function instanceTarget(root: unknown, pointer: string): unknown {
-  let cur: unknown = root
-  for (const raw of pointer.split('/').slice(1)) {
-    const part = raw.replaceAll('~1', '/').replaceAll('~0', '~')
-    if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, part)) return undefined
-    cur = (cur as Record<string, unknown>)[part]
-  }
-  return cur
-}
-
-/**
- * The error with the failing value and keyword value taken from the data and schema as sent
- * (validation saw integers beyond 2^53 as doubles): messages show every digit, as upstream's.
- */
-function withOriginalValues(error: ErrorObject, data: unknown, schema: Record<string, unknown>): ErrorObject {
-  // A property name's error is about the name, not the object ajv's path names.
-  const value = error.propertyName !== undefined ? error.propertyName : instanceTarget(data, error.instancePath)
-  const keyword = pointerTarget(schema, error.schemaPath)
-  return {...error, data: value === undefined ? error.data : value, schema: keyword === undefined ? error.schema : keyword}
-}
 
 /**
  * `fn(data)`, where a pattern that runs out of time, or a `$ref` that leads back to itself (`#` at
@@ -547,7 +312,8 @@ function validateWithin(data: Record<string, unknown>, schema: Record<string, un
     const all = compile(effective, true)
     matchesInTime(all, filtered)
     const {$schema: _ignored, ...rest} = effective
-    const error = all.errors?.length ? withAllExtras(firstInSchemaOrder(all.errors, rest), all.errors) : bestError(fn.errors!)
+    const allErrors = withUnevaluated(withEnums(all.errors ?? []), rest)
+    const error = allErrors.length ? withContainsCount(withAllExtras(firstInSchemaOrder(allErrors, rest), allErrors), allErrors) : bestError(withEnums(fn.errors!))
     const sent = Object.fromEntries(Object.entries(data).filter(([k]) => !ignore.includes(k)))
     const original = withOriginalValues(error, sent, rest)
     const {field, message} = describe(original, sent)

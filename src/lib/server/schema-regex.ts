@@ -31,8 +31,9 @@ const ESCAPES: Record<string, string> = {a: '\\x07', A: '^', Z: '$'}
  * A Python `re` pattern written for JavaScript (u flag) and the flags its inline `(?aimsx)`
  * prefix asks for. What differs: `\w`, `\d`, `\b` are Unicode-aware; `$` also matches before a
  * final newline and `.` takes `\r`; any escaped punctuation is that character; a leading `]` of a
- * set is a member; a `{` that is no repetition is itself; `(?P<n>…)`, `(?P=n)`, `\A`, `\Z`.
- * Something Python refuses but JavaScript reads is left to JavaScript.
+ * set is a member, one outside a set is itself; a `{` that is no repetition is itself; `(?P<n>…)`,
+ * `(?P=n)`, `\A`, `\Z`; `(?#…)` comments; `(?x)`: blanks and `#…` line comments outside sets.
+ * JavaScript's own `(?<n>…)`, `\k<n>` and `\cX` throw PatternSyntaxError, as Python refuses them.
  */
 export function pythonPattern(source: string): {source: string; flags: string} {
   let flags = ''
@@ -44,6 +45,7 @@ export function pythonPattern(source: string): {source: string; flags: string} {
     ascii = inline[1].includes('a')
     i = inline[0].length
   }
+  const verbose = inline?.[1].includes('x') ?? false
   const multiline = flags.includes('m')
   const dotAll = flags.includes('s')
   let out = ''
@@ -53,6 +55,8 @@ export function pythonPattern(source: string): {source: string; flags: string} {
     if (c === '\\' && i + 1 < source.length) {
       const e = String.fromCodePoint(source.codePointAt(i + 1)!)
       i += 1 + e.length
+      // Escapes only JavaScript reads (a named back-reference, a control character).
+      if (e === 'k' || e === 'c') throw new PatternSyntaxError(source)
       // (?a): JavaScript's own \d, \w and \b are Python's ASCII ones.
       if (ascii && 'dDwWbB'.includes(e)) out += `\\${e}`
       else if (e === 'd') out += '\\p{Nd}'
@@ -73,6 +77,27 @@ export function pythonPattern(source: string): {source: string; flags: string} {
     if (inClass) {
       if (c === ']') inClass = false
       out += c === '[' ? '\\[' : c
+      i++
+      continue
+    }
+    if (verbose && /[ \t\n\r\v\f]/.test(c)) {
+      i++
+      continue
+    }
+    if (verbose && c === '#') {
+      const end = source.indexOf('\n', i)
+      i = end < 0 ? source.length : end + 1
+      continue
+    }
+    // `(?<name>…)` is JavaScript's named group; Python reads only look-behinds there.
+    if (source.startsWith('(?<', i) && !'=!'.includes(source[i + 3] ?? '')) throw new PatternSyntaxError(source)
+    const comment = source.startsWith('(?#', i) ? source.indexOf(')', i) : -1
+    if (comment >= 0) {
+      i = comment + 1
+      continue
+    }
+    if (c === ']') {
+      out += '\\]'
       i++
       continue
     }
