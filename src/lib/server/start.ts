@@ -33,6 +33,8 @@ import {packageVersion} from '../version.js'
 import {createLogging} from '../monitoring/index.js'
 import {createApp} from './app.js'
 import {migrateWhenReachable, migrationReport, unreachableDatabase} from './deferred-migration.js'
+
+export {unreachableDatabase}
 import type {Logger} from '../logger.js'
 import type {ConfigInfo} from './runtime.js'
 
