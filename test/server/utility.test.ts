@@ -5,6 +5,7 @@
 import {afterEach, describe, expect, test} from 'vitest'
 
 import {ALICE, client, memoryApp} from './helpers.js'
+import {ACCEPTANCE_PLUGINS} from './plugins-helpers.js'
 
 const apps: Array<ReturnType<typeof memoryApp>> = []
 function setup(raw: Record<string, string> = {}) {
@@ -317,6 +318,45 @@ describe('CORS', () => {
     expect(r.body.details).toEqual([{location: 'header', name: 'Origin', description: 'https://evil.test not allowed'}])
     const noMethod = await req('OPTIONS', '/v1/batch', {auth: null, headers: {origin: 'https://evil.test'}})
     expect(noMethod.body.details).toEqual([{location: 'header', name: 'Origin', description: 'https://evil.test not allowed'}])
+  })
+
+  test('a refused origin is checked once the resource is set up (as upstream): its 404 or 401 comes first, and the 400 lists the invalid parameters with it', async () => {
+    const {req} = setup({...ACCEPTANCE_PLUGINS, 'kinto.cors_origins': 'https://*.example.com'})
+    await req('PUT', '/v1/buckets/b', {body: {}})
+    await req('PUT', '/v1/buckets/b/collections/c', {body: {}})
+    const evil = {origin: 'https://evil.test'}
+    const originIssue = {location: 'header', name: 'Origin', description: 'https://evil.test not allowed'}
+    // a record below a collection that does not exist: the collection's 404
+    for (const url of ['/v1/buckets/b/collections/missing/records', '/v1/buckets/b/collections/missing/records/r']) {
+      const missing = await req('GET', url, {headers: evil})
+      expect(missing.status, url).toBe(404)
+      expect(missing.body).toMatchObject({errno: 111, details: {id: 'missing', resource_name: 'collection'}})
+    }
+    // an anonymous account list: "Cannot read accounts."
+    for (const method of ['GET', 'DELETE']) {
+      const accounts = await req(method, '/v1/accounts', {auth: null, headers: evil})
+      expect(accounts.status, method).toBe(401)
+      expect(accounts.body).toMatchObject({errno: 999, error: 'Cannot read accounts.'})
+    }
+    // the anonymous personal bucket: its 401 (the alias' own answer)
+    const personal = await req('GET', '/v1/buckets/default/collections/x', {auth: null, headers: evil})
+    expect(personal.status).toBe(401)
+    expect(personal.body.errno).toBe(104)
+    // upstream's CORS validator only notes the refusal: the request's other faults come with it
+    const limit = await req('GET', '/v1/buckets/b/collections/c/records?_limit=x', {headers: evil})
+    expect(limit.status).toBe(400)
+    expect(limit.body.message).toBe('Origin in header: https://evil.test not allowed')
+    expect(limit.body.details).toEqual([originIssue, {location: 'querystring', name: '_limit', description: '"x" is not a number'}])
+    const body = await req('PUT', '/v1/buckets/b/collections/c/records/r', {body: {data: 3}, headers: evil})
+    expect(body.body.details).toEqual([originIssue, {location: 'body', name: 'data', description: '"3" is not a mapping type: Does not implement dict-like functionality.'}])
+    const json = await req('PUT', '/v1/buckets/b/collections/c/records/r', {raw: '{', headers: evil})
+    expect(json.body.message).toBe('Invalid JSON: Parse error at offset 1: Missing a name for object member.')
+    expect(json.body.details.at(-1)).toEqual(originIssue)
+    // a valid request from a refused origin: the refusal alone, and nothing written
+    const put = await req('PUT', '/v1/buckets/b/collections/c/records/r', {body: {data: {}}, headers: evil})
+    expect(put.status).toBe(400)
+    expect(put.body.details).toEqual([originIssue])
+    expect((await req('GET', '/v1/buckets/b/collections/c/records/r')).status).toBe(404)
   })
 })
 

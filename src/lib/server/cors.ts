@@ -3,7 +3,7 @@
  * exposed headers per method, and the preflight answer.
  */
 import {asInt, asList, type Settings} from '../config/settings.js'
-import {invalid, invalidParameters} from './errors.js'
+import {invalid, invalidParameters, type ValidationIssue} from './errors.js'
 import {allowedMethods, type Service, type ViewDef} from './router.js'
 import type {KintoRequest, KintoResponse} from './types.js'
 
@@ -56,6 +56,13 @@ export class CorsPolicy {
 
   matches(origin: string): boolean {
     return this.patterns.some((p) => p.test(origin))
+  }
+
+  /** The 400's detail for a request whose Origin is not allowed; null when it has none or is. */
+  refusal(req: KintoRequest): ValidationIssue | null {
+    const origin = req.headers.origin
+    if (!origin || this.matches(origin)) return null
+    return {location: 'header', name: 'Origin', description: `${origin} not allowed`}
   }
 
   /**

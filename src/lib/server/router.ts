@@ -48,6 +48,13 @@ export interface ViewDef {
   replaysExposedHeaders?: boolean
   /** Parse the body as JSON (POST/PUT/PATCH views). */
   parseBody?: boolean
+  /**
+   * The view refuses a request from an Origin not allowed itself, instead of the runtime before
+   * it: a resource once it is set up (upstream builds the resource before its CORS validator, so
+   * a missing parent is a 404 and an anonymous account list a 401 first), the default bucket
+   * alias through the request it replays (an anonymous one is a 401 first).
+   */
+  checksOrigin?: boolean
 }
 
 export interface Service {

@@ -27,7 +27,7 @@ import {
   HttpError,
   MESSAGES,
   forbidden,
-  invalid,
+  invalidParameters,
   isHttpError,
   methodNotAllowed,
   serviceUnavailable,
@@ -413,10 +413,8 @@ export class Runtime {
         throw forbidden()
       }
     }
-    const origin = ctx.req.headers.origin
-    if (origin && !this.cors.matches(origin)) {
-      throw invalid('header', 'Origin', `${origin} not allowed`)
-    }
+    const refusal = view.checksOrigin ? null : this.cors.refusal(ctx.req)
+    if (refusal) throw invalidParameters(refusal)
     if (preparedAt >= 0) this.hooks.emit('permission', {service, elapsedMs: performance.now() - preparedAt})
     if (!this.hooks.has('view')) return view.handler(ctx)
     const method = ctx.req.method
