@@ -203,6 +203,19 @@ describe('redirects and unknown URLs', () => {
     expect(v1.headers.location).toBe('http://localhost/v1/')
   })
 
+  test('a HEAD redirect tells the Content-Length of the body its GET gets, as every HEAD (and upstream)', async () => {
+    const {req} = setup()
+    for (const url of ['/v1', '/v1/buckets/', '/buckets', '/v1/buckets/default/']) {
+      for (const accept of ['text/html', 'application/json', '']) {
+        const get = await req('GET', url, {headers: {accept}})
+        const head = await req('HEAD', url, {headers: {accept}})
+        expect(head.status, `${url} ${accept}`).toBe(307)
+        expect(head.raw, url).toBe('')
+        expect(head.headers['content-length'], `${url} ${accept}`).toBe(String(Buffer.byteLength(get.raw)))
+      }
+    }
+  })
+
   test('trailing slash redirect can be disabled', async () => {
     const {req} = setup({'kinto.trailing_slash_redirect_enabled': 'false'})
     const r = await req('GET', '/v1/buckets/', {auth: null})

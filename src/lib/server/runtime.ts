@@ -512,6 +512,9 @@ export class Runtime {
     this.cors.addVary(h)
     // HEAD and preflight answers carry GET's Content-Type, as upstream's; a 304 has no body type.
     // Without a body to write (HEAD), the writer cannot add the charset a GET's JSON gets: given here.
+    // A HEAD answered before any view (a redirect) tells the length of the body a GET gets, as
+    // every HEAD (toResponse) and upstream's.
+    if (req.method === 'HEAD' && response.body !== undefined) h['Content-Length'] ??= headLength(response.body)
     if (!h['Content-Type']) {
       const head = req.method === 'HEAD'
       if (response.body !== undefined && !head) h['Content-Type'] = 'application/json'
