@@ -499,7 +499,8 @@ export class Runtime {
       const view = req.method === 'OPTIONS' ? undefined : findView(service, req.method)
       // A method the service lacks (405) is answered outside it: no exposed headers, as upstream.
       // A replayed answer keeps its view's; the replaying view's own answers (errors) the defaults.
-      if (view?.replaysExposedHeaders) h['Access-Control-Expose-Headers'] ??= exposedHeadersValue(undefined)
+      // (Its own answers are rendered outside any service upstream, whose list has no spaces.)
+      if (view?.replaysExposedHeaders) h['Access-Control-Expose-Headers'] ??= DEFAULT_EXPOSED_HEADERS.join(',')
       else if (view) h['Access-Control-Expose-Headers'] = exposedHeadersValue(view)
     } else {
       // Outside every service (404, redirects): upstream's default exposed headers, Origin or not.
