@@ -192,6 +192,19 @@ describe('redirects and unknown URLs', () => {
     expect((await req('OPTIONS', '/buckets', {auth: null})).status).toBe(200)
   })
 
+  test("OPTIONS outside /v1 is an empty answer typed as upstream's web framework types it (text/html), with the default exposed headers", async () => {
+    const {req} = setup()
+    for (const url of ['/buckets', '/']) {
+      const r = await req('OPTIONS', url, {auth: null, headers: {origin: 'http://app.example', 'access-control-request-method': 'GET'}})
+      expect(r.status, url).toBe(200)
+      expect(r.raw, url).toBe('')
+      expect(r.headers['content-type'], url).toBe('text/html; charset=UTF-8')
+      expect(r.headers['content-length'], url).toBe('0')
+      expect(r.headers['access-control-allow-origin'], url).toBe('*')
+      expect(r.headers['access-control-expose-headers'], url).toBe('Backoff,Retry-After,Alert,Content-Length,Content-Type')
+    }
+  })
+
   test('trailing slashes redirect, /v1 goes to /v1/', async () => {
     const {req} = setup()
     const r = await req('GET', '/v1/buckets/?_limit=2', {auth: null})

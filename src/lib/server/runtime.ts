@@ -227,7 +227,8 @@ export class Runtime {
     const prefix = `/${this.routePrefix}`
     // Paths outside of /v<digits> go to the current version.
     if (this.redirectsToVersion(req.path)) {
-      if (req.method === 'OPTIONS') return {response: {status: 200, headers: {}}}
+      // Upstream's route answers it with its web framework's empty default response (HTML).
+      if (req.method === 'OPTIONS') return {response: {status: 200, headers: {'Content-Type': 'text/html; charset=UTF-8'}}}
       const location = `${prefix}${req.rawPath}${req.rawQuery ? `?${req.rawQuery}` : ''}`
       const ttl = asInt(this.settings, 'version_prefix_redirect_ttl_seconds', -1) ?? -1
       return {response: redirect(req, location, ttl)}
