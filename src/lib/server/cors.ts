@@ -65,6 +65,12 @@ export class CorsPolicy {
     return {location: 'header', name: 'Origin', description: `${origin} not allowed`}
   }
 
+  /** Refuses (400) a request whose Origin is not allowed. */
+  checkOrigin(req: KintoRequest): void {
+    const refusal = this.refusal(req)
+    if (refusal) throw invalidParameters(refusal)
+  }
+
   /**
    * Adds `Vary: Origin` when answers depend on the Origin (its Allow-Origin, or none), which a
    * cache must know not to give one origin's answer to another. Upstream omits it.

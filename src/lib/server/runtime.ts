@@ -27,7 +27,6 @@ import {
   HttpError,
   MESSAGES,
   forbidden,
-  invalidParameters,
   isHttpError,
   methodNotAllowed,
   serviceUnavailable,
@@ -225,9 +224,9 @@ export class Runtime {
     const active = this.active
     if (active.readonly && !READ_METHODS.has(req.method)) throw methodNotAllowed()
     const prefix = `/${this.routePrefix}`
-    // Paths outside of /v<digits> go to the current version.
+    // Paths outside of /v<digits> go to the current version (OPTIONS: upstream's route answers its
+    // web framework's empty default response, HTML).
     if (this.redirectsToVersion(req.path)) {
-      // Upstream's route answers it with its web framework's empty default response (HTML).
       if (req.method === 'OPTIONS') return {response: {status: 200, headers: {'Content-Type': 'text/html; charset=UTF-8'}}}
       const location = `${prefix}${req.rawPath}${req.rawQuery ? `?${req.rawQuery}` : ''}`
       const ttl = asInt(this.settings, 'version_prefix_redirect_ttl_seconds', -1) ?? -1
@@ -414,8 +413,7 @@ export class Runtime {
         throw forbidden()
       }
     }
-    const refusal = view.checksOrigin ? null : this.cors.refusal(ctx.req)
-    if (refusal) throw invalidParameters(refusal)
+    if (!view.checksOrigin) this.cors.checkOrigin(ctx.req)
     if (preparedAt >= 0) this.hooks.emit('permission', {service, elapsedMs: performance.now() - preparedAt})
     if (!this.hooks.has('view')) return view.handler(ctx)
     const method = ctx.req.method
@@ -499,8 +497,8 @@ export class Runtime {
       if (origin && this.cors.matches(origin)) h['Access-Control-Allow-Origin'] = this.cors.allowOrigin(origin)
       const view = req.method === 'OPTIONS' ? undefined : findView(service, req.method)
       // A method the service lacks (405) is answered outside it: no exposed headers, as upstream.
-      // A replayed answer keeps its view's; the replaying view's own answers (errors) the defaults.
-      // (Its own answers are rendered outside any service upstream, whose list has no spaces.)
+      // A replayed answer keeps its view's; the replaying view's own (errors) upstream's defaults
+      // outside any service (no spaces).
       if (view?.replaysExposedHeaders) h['Access-Control-Expose-Headers'] ??= DEFAULT_EXPOSED_HEADERS.join(',')
       else if (view) h['Access-Control-Expose-Headers'] = exposedHeadersValue(view)
     } else {
@@ -512,10 +510,9 @@ export class Runtime {
       h['Access-Control-Expose-Headers'] = DEFAULT_EXPOSED_HEADERS.join(',')
     }
     this.cors.addVary(h)
-    // HEAD and preflight answers carry GET's Content-Type, as upstream's; a 304 has no body type.
-    // Without a body to write (HEAD), the writer cannot add the charset a GET's JSON gets: given here.
-    // A HEAD answered before any view (a redirect) tells the length of the body a GET gets, as
-    // every HEAD (toResponse) and upstream's.
+    // HEAD and preflight answers carry GET's Content-Type (and a HEAD answered before any view, a
+    // redirect, its length), as upstream's; a 304 has no body type. Without a body to write (HEAD),
+    // the writer cannot add the charset a GET's JSON gets: given here.
     if (req.method === 'HEAD' && response.body !== undefined) h['Content-Length'] ??= headLength(response.body)
     if (!h['Content-Type']) {
       const head = req.method === 'HEAD'
