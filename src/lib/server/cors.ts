@@ -3,7 +3,7 @@
  * exposed headers per method, and the preflight answer.
  */
 import {asInt, asList, type Settings} from '../config/settings.js'
-import {invalid, invalidParameters, type ValidationIssue} from './errors.js'
+import {ERRNO, type HttpError, invalid, invalidParameters, isHttpError, type ValidationIssue} from './errors.js'
 import {allowedMethods, type Service, type ViewDef} from './router.js'
 import type {KintoRequest, KintoResponse} from './types.js'
 
@@ -90,6 +90,22 @@ export class CorsPolicy {
     if (this.origins.includes(origin)) return origin
     return null
   }
+}
+
+/**
+ * The 400 of a request from a refused Origin, once its view is set up: upstream's CORS validator
+ * only notes the refusal and the view's request schema is still validated, so the answer lists
+ * every invalid parameter with it (sorted by name, as any 400).
+ */
+export function originRefused(refusal: ValidationIssue, validate: () => unknown): HttpError {
+  try {
+    validate()
+  } catch (err) {
+    if (isHttpError(err) && err.status === 400 && err.errno === ERRNO.INVALID_PARAMETERS && Array.isArray(err.details)) {
+      return invalidParameters([refusal, ...(err.details as ValidationIssue[])])
+    }
+  }
+  return invalidParameters(refusal)
 }
 
 /** The CORS policy of `cors_origins` and `cors_max_age_seconds`. */

@@ -5,7 +5,7 @@
  */
 import {asBool} from '../../config/settings.js'
 import type {RequestContext} from '../context.js'
-import {ERRNO, type HttpError, invalidParameters, isHttpError, type ValidationIssue} from '../errors.js'
+import {originRefused} from '../cors.js'
 import type {Service, ViewDef} from '../router.js'
 import type {ViewResult} from '../types.js'
 import type {ResourceDefinition} from './definition.js'
@@ -102,27 +102,12 @@ function runner(def: ResourceDefinition, kind: 'plural' | 'object') {
     const r = ResourceRequest.get(ctx, def, kind)
     await r.init()
     const refusal = ctx.runtime.cors.refusal(ctx.req)
-    if (refusal) throw originRefused(refusal, r)
+    if (refusal) throw originRefused(refusal, () => r.validateRequest())
     r.validateRequest()
     return fn(r)
   }
 }
 
-/**
- * A request from an Origin not allowed, once its resource is set up: upstream's CORS validator
- * only notes the refusal, and the request schema's validator still runs, so the 400 lists every
- * invalid parameter with it (sorted by name, as any 400).
- */
-function originRefused(refusal: ValidationIssue, r: ResourceRequest): HttpError {
-  try {
-    r.validateRequest()
-  } catch (err) {
-    if (isHttpError(err) && err.status === 400 && err.errno === ERRNO.INVALID_PARAMETERS && Array.isArray(err.details)) {
-      return invalidParameters([refusal, ...(err.details as ValidationIssue[])])
-    }
-  }
-  return invalidParameters(refusal)
-}
 
 function pluralView(def: ResourceDefinition, method: string): ViewDef {
   const base = baseView(def, 'plural', method)
