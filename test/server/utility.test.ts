@@ -337,6 +337,27 @@ describe('CORS', () => {
     expect((await any.req('GET', '/v1/', {headers: {origin: 'https://a.example.com'}})).headers.vary).toBeUndefined()
   })
 
+  test('an empty cors_origins turns CORS off, as upstream: no Origin refused, OPTIONS a 405, no CORS header', async () => {
+    const {req} = setup({'kinto.cors_origins': ''})
+    const origin = {origin: 'http://app.example'}
+    // a page served from the server's own origin sends its Origin with every write
+    const put = await req('PUT', '/v1/buckets/b', {body: {}, headers: origin})
+    expect(put.status).toBe(201)
+    expect(put.headers['access-control-allow-origin']).toBeUndefined()
+    expect(put.headers['access-control-expose-headers']).toBeUndefined()
+    expect(put.headers.vary).toBeUndefined()
+    const batch = await req('POST', '/v1/batch', {body: {requests: [{method: 'GET', path: '/buckets/b', headers: {Origin: 'http://other.example'}}]}, headers: origin})
+    expect(batch.status).toBe(200)
+    expect(batch.body.responses[0].status).toBe(200)
+    for (const url of ['/v1/', '/v1/buckets/b', '/v1/batch']) {
+      const preflight = await req('OPTIONS', url, {auth: null, headers: {...origin, 'access-control-request-method': 'GET'}})
+      expect(preflight.status, url).toBe(405)
+      expect(preflight.headers.allow, url).not.toContain('OPTIONS')
+      expect(preflight.headers['access-control-allow-methods'], url).toBeUndefined()
+    }
+    expect((await req('GET', '/v1/batch')).headers.allow).toBe('POST')
+  })
+
   test("a preflight from a refused origin is refused for its origin alone, before its method (upstream's origin check runs first)", async () => {
     const {req} = setup({'kinto.cors_origins': 'https://*.example.com'})
     const r = await req('OPTIONS', '/v1/batch', {auth: null, headers: {origin: 'https://evil.test', 'access-control-request-method': 'GET'}})

@@ -44,6 +44,11 @@ export class CorsPolicy {
   readonly hasWildcard: boolean
   /** Whether answers depend on the request's Origin: origins are allowed, and not all of them. */
   readonly variesOnOrigin: boolean
+  /**
+   * False when `cors_origins` is empty: as upstream's services then, no Origin is checked, no
+   * preflight answered (OPTIONS is a 405) and no CORS header sent.
+   */
+  readonly enabled: boolean
 
   constructor(
     readonly origins: string[],
@@ -52,6 +57,7 @@ export class CorsPolicy {
     this.patterns = origins.map(globToRegExp)
     this.hasWildcard = origins.includes('*')
     this.variesOnOrigin = origins.length > 0 && !this.hasWildcard
+    this.enabled = origins.length > 0
   }
 
   matches(origin: string): boolean {
@@ -61,7 +67,7 @@ export class CorsPolicy {
   /** The 400's detail for a request whose Origin is not allowed; null when it has none or is. */
   refusal(req: KintoRequest): ValidationIssue | null {
     const origin = req.headers.origin
-    if (!origin || this.matches(origin)) return null
+    if (!origin || !this.enabled || this.matches(origin)) return null
     return {location: 'header', name: 'Origin', description: `${origin} not allowed`}
   }
 

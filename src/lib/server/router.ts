@@ -201,12 +201,13 @@ export function findView(service: Service, method: string): ViewDef | undefined 
 }
 
 /** The methods a service answers (405 Allow), HEAD included when it serves GET. */
-export function allowedMethods(service: Service): string[] {
+export function allowedMethods(service: Service, corsEnabled = true): string[] {
   const methods = [...service.views.keys()]
   // HEAD right after GET, where upstream's cornice adds it.
   if (methods.includes('GET') && !methods.includes('HEAD')) methods.splice(methods.indexOf('GET') + 1, 0, 'HEAD')
-  // Every service answers preflights (upstream's cornice adds an OPTIONS view to each).
-  if (!methods.includes('OPTIONS')) methods.push('OPTIONS')
+  // Every service answers preflights (upstream's cornice adds an OPTIONS view to each), unless
+  // CORS is off (`cors_origins` empty).
+  if (corsEnabled && !methods.includes('OPTIONS')) methods.push('OPTIONS')
   return methods
 }
 
@@ -229,8 +230,9 @@ export function methodNotAllowedFor(
   ids: {idGeneratorFor(resourceName: string): IdGenerator},
   service: Service,
   req: KintoRequest,
+  corsEnabled = true,
 ): HttpError {
-  const notAllowed = methodNotAllowed(allowedMethods(service))
+  const notAllowed = methodNotAllowed(allowedMethods(service, corsEnabled))
   if (req.method !== 'POST' || service.endpointType !== 'plural' || !service.resourceName) return notAllowed
   if (!req.body || req.body.length === 0) return notAllowed
   let body: unknown

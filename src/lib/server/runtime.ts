@@ -236,12 +236,12 @@ export class Runtime {
     if (!match) return {response: this.notFoundResponse(req, prefix)}
 
     const {service, params} = match
-    // Preflight requests need no transaction.
-    if (req.method === 'OPTIONS' && !service.views.has('OPTIONS')) {
+    // Preflight requests need no transaction (no preflight when CORS is off: a 405, as upstream).
+    if (req.method === 'OPTIONS' && !service.views.has('OPTIONS') && this.cors.enabled) {
       return {response: preflight(req, service, this.cors, this.readonly)}
     }
     const view = findView(service, req.method)
-    if (!view) throw methodNotAllowedFor(this, service, req)
+    if (!view) throw methodNotAllowedFor(this, service, req, this.cors.enabled)
     // Maintenance: writes wait; a batch runs, and fails as a whole if it holds a write.
     if (active.maintenance && !READ_METHODS.has(req.method) && service.name !== 'batch') throw serviceUnavailable(this.retryAfter)
 
@@ -352,11 +352,11 @@ export class Runtime {
         const match = this.route(current.path, false, current.method)
         if (!match) {
           response = this.notFoundResponse(current, `/${this.routePrefix}`)
-        } else if (current.method === 'OPTIONS' && !match.service.views.has('OPTIONS')) {
+        } else if (current.method === 'OPTIONS' && !match.service.views.has('OPTIONS') && this.cors.enabled) {
           response = preflight(current, match.service, this.cors, this.readonly)
         } else {
           const view = findView(match.service, current.method)
-          if (!view) throw methodNotAllowedFor(this, match.service, current)
+          if (!view) throw methodNotAllowedFor(this, match.service, current, this.cors.enabled)
           if (this.maintenance && !READ_METHODS.has(current.method)) throw serviceUnavailable(this.retryAfter)
           ctx = new RequestContext(this, current, parent.tx, parent.bound, parent)
           ctx.service = match.service
@@ -495,10 +495,10 @@ export class Runtime {
       // As upstream's CORS layer: the exposed headers on every answer of a service (batch
       // sub-responses included), the allowed origin only when the request names one.
       if (origin && this.cors.matches(origin)) h['Access-Control-Allow-Origin'] = this.cors.allowOrigin(origin)
-      const view = req.method === 'OPTIONS' ? undefined : findView(service, req.method)
-      // A method the service lacks (405) is answered outside it: no exposed headers, as upstream.
-      // A replayed answer keeps its view's; the replaying view's own (errors) upstream's defaults
-      // outside any service (no spaces).
+      const view = req.method === 'OPTIONS' || !this.cors.enabled ? undefined : findView(service, req.method)
+      // A method the service lacks (405) is answered outside it: no exposed headers, as upstream
+      // (nor any answer of a service when CORS is off).
+      // A replayed answer keeps its view's; the replaying view's own (errors) the defaults, unspaced.
       if (view?.replaysExposedHeaders) h['Access-Control-Expose-Headers'] ??= DEFAULT_EXPOSED_HEADERS.join(',')
       else if (view) h['Access-Control-Expose-Headers'] = exposedHeadersValue(view)
     } else {
