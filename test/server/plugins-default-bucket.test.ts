@@ -224,6 +224,8 @@ describe('the replayed request', () => {
       const own = await req('GET', `/v1/buckets/default${sub}`, {headers: origin})
       expect(own.status, sub).toBeGreaterThanOrEqual(400)
       expect(exposed(own), sub).toEqual(['Alert', 'Backoff', 'Content-Length', 'Content-Type', 'Retry-After'])
+      // written as upstream's answers outside a service: in its order, without spaces
+      expect(own.headers['access-control-expose-headers'], sub).toBe('Backoff,Retry-After,Alert,Content-Length,Content-Type')
     }
     // The record list exposes no Total-Records (a HEAD's): as upstream's record GET.
     expect(exposed(await req('GET', '/v1/buckets/default/collections/tasks/records'))).not.toContain('Total-Records')

@@ -5,6 +5,7 @@
 import {afterEach, describe, expect, test} from 'vitest'
 
 import {ALICE, client, memoryApp} from './helpers.js'
+import {ACCEPTANCE_PLUGINS} from './plugins-helpers.js'
 
 const apps: Array<ReturnType<typeof memoryApp>> = []
 function setup(raw: Record<string, string> = {}) {
@@ -191,6 +192,19 @@ describe('redirects and unknown URLs', () => {
     expect((await req('OPTIONS', '/buckets', {auth: null})).status).toBe(200)
   })
 
+  test("OPTIONS outside /v1 is an empty answer typed as upstream's web framework types it (text/html), with the default exposed headers", async () => {
+    const {req} = setup()
+    for (const url of ['/buckets', '/']) {
+      const r = await req('OPTIONS', url, {auth: null, headers: {origin: 'http://app.example', 'access-control-request-method': 'GET'}})
+      expect(r.status, url).toBe(200)
+      expect(r.raw, url).toBe('')
+      expect(r.headers['content-type'], url).toBe('text/html; charset=UTF-8')
+      expect(r.headers['content-length'], url).toBe('0')
+      expect(r.headers['access-control-allow-origin'], url).toBe('*')
+      expect(r.headers['access-control-expose-headers'], url).toBe('Backoff,Retry-After,Alert,Content-Length,Content-Type')
+    }
+  })
+
   test('trailing slashes redirect, /v1 goes to /v1/', async () => {
     const {req} = setup()
     const r = await req('GET', '/v1/buckets/?_limit=2', {auth: null})
@@ -200,6 +214,19 @@ describe('redirects and unknown URLs', () => {
     const v1 = await req('GET', '/v1', {auth: null})
     expect(v1.status).toBe(307)
     expect(v1.headers.location).toBe('http://localhost/v1/')
+  })
+
+  test('a HEAD redirect tells the Content-Length of the body its GET gets, as every HEAD (and upstream)', async () => {
+    const {req} = setup()
+    for (const url of ['/v1', '/v1/buckets/', '/buckets', '/v1/buckets/default/']) {
+      for (const accept of ['text/html', 'application/json', '']) {
+        const get = await req('GET', url, {headers: {accept}})
+        const head = await req('HEAD', url, {headers: {accept}})
+        expect(head.status, `${url} ${accept}`).toBe(307)
+        expect(head.raw, url).toBe('')
+        expect(head.headers['content-length'], `${url} ${accept}`).toBe(String(Buffer.byteLength(get.raw)))
+      }
+    }
   })
 
   test('trailing slash redirect can be disabled', async () => {
@@ -310,6 +337,27 @@ describe('CORS', () => {
     expect((await any.req('GET', '/v1/', {headers: {origin: 'https://a.example.com'}})).headers.vary).toBeUndefined()
   })
 
+  test('an empty cors_origins turns CORS off, as upstream: no Origin refused, OPTIONS a 405, no CORS header', async () => {
+    const {req} = setup({'kinto.cors_origins': ''})
+    const origin = {origin: 'http://app.example'}
+    // a page served from the server's own origin sends its Origin with every write
+    const put = await req('PUT', '/v1/buckets/b', {body: {}, headers: origin})
+    expect(put.status).toBe(201)
+    expect(put.headers['access-control-allow-origin']).toBeUndefined()
+    expect(put.headers['access-control-expose-headers']).toBeUndefined()
+    expect(put.headers.vary).toBeUndefined()
+    const batch = await req('POST', '/v1/batch', {body: {requests: [{method: 'GET', path: '/buckets/b', headers: {Origin: 'http://other.example'}}]}, headers: origin})
+    expect(batch.status).toBe(200)
+    expect(batch.body.responses[0].status).toBe(200)
+    for (const url of ['/v1/', '/v1/buckets/b', '/v1/batch']) {
+      const preflight = await req('OPTIONS', url, {auth: null, headers: {...origin, 'access-control-request-method': 'GET'}})
+      expect(preflight.status, url).toBe(405)
+      expect(preflight.headers.allow, url).not.toContain('OPTIONS')
+      expect(preflight.headers['access-control-allow-methods'], url).toBeUndefined()
+    }
+    expect((await req('GET', '/v1/batch')).headers.allow).toBe('POST')
+  })
+
   test("a preflight from a refused origin is refused for its origin alone, before its method (upstream's origin check runs first)", async () => {
     const {req} = setup({'kinto.cors_origins': 'https://*.example.com'})
     const r = await req('OPTIONS', '/v1/batch', {auth: null, headers: {origin: 'https://evil.test', 'access-control-request-method': 'GET'}})
@@ -317,6 +365,54 @@ describe('CORS', () => {
     expect(r.body.details).toEqual([{location: 'header', name: 'Origin', description: 'https://evil.test not allowed'}])
     const noMethod = await req('OPTIONS', '/v1/batch', {auth: null, headers: {origin: 'https://evil.test'}})
     expect(noMethod.body.details).toEqual([{location: 'header', name: 'Origin', description: 'https://evil.test not allowed'}])
+  })
+
+  test('a refused origin is checked once the resource is set up (as upstream): its 404 or 401 comes first, and the 400 lists the invalid parameters with it', async () => {
+    const {req} = setup({...ACCEPTANCE_PLUGINS, 'kinto.cors_origins': 'https://*.example.com'})
+    await req('PUT', '/v1/buckets/b', {body: {}})
+    await req('PUT', '/v1/buckets/b/collections/c', {body: {}})
+    const evil = {origin: 'https://evil.test'}
+    const originIssue = {location: 'header', name: 'Origin', description: 'https://evil.test not allowed'}
+    // a record below a collection that does not exist: the collection's 404
+    for (const url of ['/v1/buckets/b/collections/missing/records', '/v1/buckets/b/collections/missing/records/r']) {
+      const missing = await req('GET', url, {headers: evil})
+      expect(missing.status, url).toBe(404)
+      expect(missing.body).toMatchObject({errno: 111, details: {id: 'missing', resource_name: 'collection'}})
+    }
+    // an anonymous account list: "Cannot read accounts."
+    for (const method of ['GET', 'DELETE']) {
+      const accounts = await req(method, '/v1/accounts', {auth: null, headers: evil})
+      expect(accounts.status, method).toBe(401)
+      expect(accounts.body).toMatchObject({errno: 999, error: 'Cannot read accounts.'})
+    }
+    // the anonymous personal bucket: its 401 (the alias' own answer)
+    const personal = await req('GET', '/v1/buckets/default/collections/x', {auth: null, headers: evil})
+    expect(personal.status).toBe(401)
+    expect(personal.body.errno).toBe(104)
+    // upstream's CORS validator only notes the refusal: the request's other faults come with it
+    const limit = await req('GET', '/v1/buckets/b/collections/c/records?_limit=x', {headers: evil})
+    expect(limit.status).toBe(400)
+    expect(limit.body.message).toBe('Origin in header: https://evil.test not allowed')
+    expect(limit.body.details).toEqual([originIssue, {location: 'querystring', name: '_limit', description: '"x" is not a number'}])
+    const body = await req('PUT', '/v1/buckets/b/collections/c/records/r', {body: {data: 3}, headers: evil})
+    expect(body.body.details).toEqual([originIssue, {location: 'body', name: 'data', description: '"3" is not a mapping type: Does not implement dict-like functionality.'}])
+    const json = await req('PUT', '/v1/buckets/b/collections/c/records/r', {raw: '{', headers: evil})
+    expect(json.body.message).toBe('Invalid JSON: Parse error at offset 1: Missing a name for object member.')
+    expect(json.body.details.at(-1)).toEqual(originIssue)
+    // a valid request from a refused origin: the refusal alone, and nothing written
+    const put = await req('PUT', '/v1/buckets/b/collections/c/records/r', {body: {data: {}}, headers: evil})
+    expect(put.status).toBe(400)
+    expect(put.body.details).toEqual([originIssue])
+    expect((await req('GET', '/v1/buckets/b/collections/c/records/r')).status).toBe(404)
+    // a batch: its body's schema too (not the checks its view makes after: the number of requests)
+    const batch = await req('POST', '/v1/batch', {body: {requests: [{method: 'GET'}], x: 1}, headers: evil})
+    expect(batch.status).toBe(400)
+    expect(batch.body.message).toBe('Unrecognized keys in mapping: "{\'x\': 1}"')
+    expect(batch.body.details).toContainEqual(originIssue)
+    const path = await req('POST', '/v1/batch', {body: {requests: [{method: 'GET'}]}, headers: evil})
+    expect(path.body.details).toEqual([originIssue, {location: 'body', name: 'requests.0.path', description: 'Required'}])
+    const many = await req('POST', '/v1/batch', {body: {requests: Array.from({length: 30}, () => ({path: '/'}))}, headers: evil})
+    expect(many.body.details).toEqual([originIssue])
   })
 })
 

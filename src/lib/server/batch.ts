@@ -5,6 +5,7 @@
 import {asInt} from '../config/settings.js'
 import type {BatchWrite} from './auth.js'
 import {RequestContext, mediaType} from './context.js'
+import {originRefused} from './cors.js'
 import {ERRNO, HttpError, integrityError, invalid, invalidParameters, type ValidationIssue} from './errors.js'
 import {stringifyJson} from '../json.js'
 import {isPlainObject, ownValue, setOwn} from './patch.js'
@@ -100,7 +101,9 @@ export function batchService(runtime: Runtime): Service {
       permission: 'public',
       contentTypes: ['application/json'],
       parseBody: true,
+      checksOrigin: true,
       beforeTransaction: async (ctx) => {
+        if (runtime.cors.refusal(ctx.req)) return // refused by the handler
         let specs: SubrequestSpec[]
         try {
           specs = batchSpecs(ctx)
@@ -126,6 +129,8 @@ export function batchService(runtime: Runtime): Service {
         }
       },
       handler: async (ctx) => {
+        const refusal = runtime.cors.refusal(ctx.req)
+        if (refusal) throw originRefused(refusal, () => batchSpecs(ctx))
         const specs = batchSpecs(ctx)
         // 0 or empty (null): no limit, as upstream's falsy test
         const limit = asInt(runtime.settings, 'batch_max_requests', 0)

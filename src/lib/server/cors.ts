@@ -3,7 +3,7 @@
  * exposed headers per method, and the preflight answer.
  */
 import {asInt, asList, type Settings} from '../config/settings.js'
-import {invalid, invalidParameters} from './errors.js'
+import {ERRNO, type HttpError, invalid, invalidParameters, isHttpError, type ValidationIssue} from './errors.js'
 import {allowedMethods, type Service, type ViewDef} from './router.js'
 import type {KintoRequest, KintoResponse} from './types.js'
 
@@ -44,6 +44,11 @@ export class CorsPolicy {
   readonly hasWildcard: boolean
   /** Whether answers depend on the request's Origin: origins are allowed, and not all of them. */
   readonly variesOnOrigin: boolean
+  /**
+   * False when `cors_origins` is empty: as upstream's services then, no Origin is checked, no
+   * preflight answered (OPTIONS is a 405) and no CORS header sent.
+   */
+  readonly enabled: boolean
 
   constructor(
     readonly origins: string[],
@@ -52,10 +57,24 @@ export class CorsPolicy {
     this.patterns = origins.map(globToRegExp)
     this.hasWildcard = origins.includes('*')
     this.variesOnOrigin = origins.length > 0 && !this.hasWildcard
+    this.enabled = origins.length > 0
   }
 
   matches(origin: string): boolean {
     return this.patterns.some((p) => p.test(origin))
+  }
+
+  /** The 400's detail for a request whose Origin is not allowed; null when it has none or is. */
+  refusal(req: KintoRequest): ValidationIssue | null {
+    const origin = req.headers.origin
+    if (!origin || !this.enabled || this.matches(origin)) return null
+    return {location: 'header', name: 'Origin', description: `${origin} not allowed`}
+  }
+
+  /** Refuses (400) a request whose Origin is not allowed. */
+  checkOrigin(req: KintoRequest): void {
+    const refusal = this.refusal(req)
+    if (refusal) throw invalidParameters(refusal)
   }
 
   /**
@@ -77,6 +96,22 @@ export class CorsPolicy {
     if (this.origins.includes(origin)) return origin
     return null
   }
+}
+
+/**
+ * The 400 of a request from a refused Origin, once its view is set up: upstream's CORS validator
+ * only notes the refusal and the view's request schema is still validated, so the answer lists
+ * every invalid parameter with it (sorted by name, as any 400).
+ */
+export function originRefused(refusal: ValidationIssue, validate: () => unknown): HttpError {
+  try {
+    validate()
+  } catch (err) {
+    if (isHttpError(err) && err.status === 400 && err.errno === ERRNO.INVALID_PARAMETERS && Array.isArray(err.details)) {
+      return invalidParameters([refusal, ...(err.details as ValidationIssue[])])
+    }
+  }
+  return invalidParameters(refusal)
 }
 
 /** The CORS policy of `cors_origins` and `cors_max_age_seconds`. */

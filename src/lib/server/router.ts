@@ -48,6 +48,13 @@ export interface ViewDef {
   replaysExposedHeaders?: boolean
   /** Parse the body as JSON (POST/PUT/PATCH views). */
   parseBody?: boolean
+  /**
+   * The view refuses a request from an Origin not allowed itself, instead of the runtime before
+   * it: a resource once it is set up (upstream builds the resource before its CORS validator, so
+   * a missing parent is a 404 and an anonymous account list a 401 first), the default bucket
+   * alias through the request it replays (an anonymous one is a 401 first).
+   */
+  checksOrigin?: boolean
 }
 
 export interface Service {
@@ -194,12 +201,13 @@ export function findView(service: Service, method: string): ViewDef | undefined 
 }
 
 /** The methods a service answers (405 Allow), HEAD included when it serves GET. */
-export function allowedMethods(service: Service): string[] {
+export function allowedMethods(service: Service, corsEnabled = true): string[] {
   const methods = [...service.views.keys()]
   // HEAD right after GET, where upstream's cornice adds it.
   if (methods.includes('GET') && !methods.includes('HEAD')) methods.splice(methods.indexOf('GET') + 1, 0, 'HEAD')
-  // Every service answers preflights (upstream's cornice adds an OPTIONS view to each).
-  if (!methods.includes('OPTIONS')) methods.push('OPTIONS')
+  // Every service answers preflights (upstream's cornice adds an OPTIONS view to each), unless
+  // CORS is off (`cors_origins` empty).
+  if (corsEnabled && !methods.includes('OPTIONS')) methods.push('OPTIONS')
   return methods
 }
 
@@ -222,8 +230,9 @@ export function methodNotAllowedFor(
   ids: {idGeneratorFor(resourceName: string): IdGenerator},
   service: Service,
   req: KintoRequest,
+  corsEnabled = true,
 ): HttpError {
-  const notAllowed = methodNotAllowed(allowedMethods(service))
+  const notAllowed = methodNotAllowed(allowedMethods(service, corsEnabled))
   if (req.method !== 'POST' || service.endpointType !== 'plural' || !service.resourceName) return notAllowed
   if (!req.body || req.body.length === 0) return notAllowed
   let body: unknown

@@ -27,7 +27,6 @@ import {
   HttpError,
   MESSAGES,
   forbidden,
-  invalid,
   isHttpError,
   methodNotAllowed,
   serviceUnavailable,
@@ -225,9 +224,10 @@ export class Runtime {
     const active = this.active
     if (active.readonly && !READ_METHODS.has(req.method)) throw methodNotAllowed()
     const prefix = `/${this.routePrefix}`
-    // Paths outside of /v<digits> go to the current version.
+    // Paths outside of /v<digits> go to the current version (OPTIONS: upstream's route answers its
+    // web framework's empty default response, HTML).
     if (this.redirectsToVersion(req.path)) {
-      if (req.method === 'OPTIONS') return {response: {status: 200, headers: {}}}
+      if (req.method === 'OPTIONS') return {response: {status: 200, headers: {'Content-Type': 'text/html; charset=UTF-8'}}}
       const location = `${prefix}${req.rawPath}${req.rawQuery ? `?${req.rawQuery}` : ''}`
       const ttl = asInt(this.settings, 'version_prefix_redirect_ttl_seconds', -1) ?? -1
       return {response: redirect(req, location, ttl)}
@@ -236,12 +236,12 @@ export class Runtime {
     if (!match) return {response: this.notFoundResponse(req, prefix)}
 
     const {service, params} = match
-    // Preflight requests need no transaction.
-    if (req.method === 'OPTIONS' && !service.views.has('OPTIONS')) {
+    // Preflight requests need no transaction (no preflight when CORS is off: a 405, as upstream).
+    if (req.method === 'OPTIONS' && !service.views.has('OPTIONS') && this.cors.enabled) {
       return {response: preflight(req, service, this.cors, this.readonly)}
     }
     const view = findView(service, req.method)
-    if (!view) throw methodNotAllowedFor(this, service, req)
+    if (!view) throw methodNotAllowedFor(this, service, req, this.cors.enabled)
     // Maintenance: writes wait; a batch runs, and fails as a whole if it holds a write.
     if (active.maintenance && !READ_METHODS.has(req.method) && service.name !== 'batch') throw serviceUnavailable(this.retryAfter)
 
@@ -352,11 +352,11 @@ export class Runtime {
         const match = this.route(current.path, false, current.method)
         if (!match) {
           response = this.notFoundResponse(current, `/${this.routePrefix}`)
-        } else if (current.method === 'OPTIONS' && !match.service.views.has('OPTIONS')) {
+        } else if (current.method === 'OPTIONS' && !match.service.views.has('OPTIONS') && this.cors.enabled) {
           response = preflight(current, match.service, this.cors, this.readonly)
         } else {
           const view = findView(match.service, current.method)
-          if (!view) throw methodNotAllowedFor(this, match.service, current)
+          if (!view) throw methodNotAllowedFor(this, match.service, current, this.cors.enabled)
           if (this.maintenance && !READ_METHODS.has(current.method)) throw serviceUnavailable(this.retryAfter)
           ctx = new RequestContext(this, current, parent.tx, parent.bound, parent)
           ctx.service = match.service
@@ -413,10 +413,7 @@ export class Runtime {
         throw forbidden()
       }
     }
-    const origin = ctx.req.headers.origin
-    if (origin && !this.cors.matches(origin)) {
-      throw invalid('header', 'Origin', `${origin} not allowed`)
-    }
+    if (!view.checksOrigin) this.cors.checkOrigin(ctx.req)
     if (preparedAt >= 0) this.hooks.emit('permission', {service, elapsedMs: performance.now() - preparedAt})
     if (!this.hooks.has('view')) return view.handler(ctx)
     const method = ctx.req.method
@@ -498,10 +495,11 @@ export class Runtime {
       // As upstream's CORS layer: the exposed headers on every answer of a service (batch
       // sub-responses included), the allowed origin only when the request names one.
       if (origin && this.cors.matches(origin)) h['Access-Control-Allow-Origin'] = this.cors.allowOrigin(origin)
-      const view = req.method === 'OPTIONS' ? undefined : findView(service, req.method)
-      // A method the service lacks (405) is answered outside it: no exposed headers, as upstream.
-      // A replayed answer keeps its view's; the replaying view's own answers (errors) the defaults.
-      if (view?.replaysExposedHeaders) h['Access-Control-Expose-Headers'] ??= exposedHeadersValue(undefined)
+      const view = req.method === 'OPTIONS' || !this.cors.enabled ? undefined : findView(service, req.method)
+      // A method the service lacks (405) is answered outside it: no exposed headers, as upstream
+      // (nor any answer of a service when CORS is off).
+      // A replayed answer keeps its view's; the replaying view's own (errors) the defaults, unspaced.
+      if (view?.replaysExposedHeaders) h['Access-Control-Expose-Headers'] ??= DEFAULT_EXPOSED_HEADERS.join(',')
       else if (view) h['Access-Control-Expose-Headers'] = exposedHeadersValue(view)
     } else {
       // Outside every service (404, redirects): upstream's default exposed headers, Origin or not.
@@ -512,8 +510,10 @@ export class Runtime {
       h['Access-Control-Expose-Headers'] = DEFAULT_EXPOSED_HEADERS.join(',')
     }
     this.cors.addVary(h)
-    // HEAD and preflight answers carry GET's Content-Type, as upstream's; a 304 has no body type.
-    // Without a body to write (HEAD), the writer cannot add the charset a GET's JSON gets: given here.
+    // HEAD and preflight answers carry GET's Content-Type (and a HEAD answered before any view, a
+    // redirect, its length), as upstream's; a 304 has no body type. Without a body to write (HEAD),
+    // the writer cannot add the charset a GET's JSON gets: given here.
+    if (req.method === 'HEAD' && response.body !== undefined) h['Content-Length'] ??= headLength(response.body)
     if (!h['Content-Type']) {
       const head = req.method === 'HEAD'
       if (response.body !== undefined && !head) h['Content-Type'] = 'application/json'

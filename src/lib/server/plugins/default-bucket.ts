@@ -246,7 +246,7 @@ const EXPOSED = ['Next-Page', 'Last-Modified', 'ETag', 'Cache-Control', 'Expires
 function views(): Map<string, ViewDef> {
   return new Map(
     METHODS.map((method) => {
-      const view: ViewDef = {method, permission: 'public', corsHeaders: EXPOSED, replaysExposedHeaders: true, handler: defaultBucketView}
+      const view: ViewDef = {method, permission: 'public', corsHeaders: EXPOSED, replaysExposedHeaders: true, checksOrigin: true, handler: defaultBucketView}
       // A list DELETE's pagination token is taken from the cache before the transaction.
       if (method === 'DELETE') view.beforeTransaction = (ctx) => consumeTokenNonce(ctx, ctx.req.query)
       if (method === 'POST') view.beforeTransaction = beforeUpload

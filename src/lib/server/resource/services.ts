@@ -5,6 +5,7 @@
  */
 import {asBool} from '../../config/settings.js'
 import type {RequestContext} from '../context.js'
+import {originRefused} from '../cors.js'
 import type {Service, ViewDef} from '../router.js'
 import type {ViewResult} from '../types.js'
 import type {ResourceDefinition} from './definition.js'
@@ -81,6 +82,7 @@ function baseView(def: ResourceDefinition, kind: 'plural' | 'object', method: st
     accept: JSON_TYPES,
     contentTypes,
     parseBody: contentTypes !== undefined,
+    checksOrigin: true,
     prepare: async (ctx) => {
       // Who calls is known before the resource is set up when its parent depends on it (a
       // parentId that takes the context, as accounts'). Otherwise a read learns it with its data.
@@ -99,10 +101,13 @@ function runner(def: ResourceDefinition, kind: 'plural' | 'object') {
   return (fn: (r: ResourceRequest) => Promise<ViewResult>) => async (ctx: RequestContext) => {
     const r = ResourceRequest.get(ctx, def, kind)
     await r.init()
+    const refusal = ctx.runtime.cors.refusal(ctx.req)
+    if (refusal) throw originRefused(refusal, () => r.validateRequest())
     r.validateRequest()
     return fn(r)
   }
 }
+
 
 function pluralView(def: ResourceDefinition, method: string): ViewDef {
   const base = baseView(def, 'plural', method)
