@@ -172,6 +172,16 @@ describe('kinto backup and restore on the embedded engine', () => {
     }
     expect(statSync('/dev/null').isCharacterDevice()).toBe(true)
     expect(lstatSync(link).isSymbolicLink()).toBe(true)
+    // a folder on the path that is a file, or missing: a usage error naming it (was KINTO_UNEXPECTED for a file)
+    for (const [target, what] of [
+      [path.join(file, 'x.gz'), 'is not a folder'],
+      [path.join(file, 'sub', 'x.gz'), 'is not a folder'],
+      [path.join(source.dir, 'none', 'x.gz'), 'does not exist'],
+    ]) {
+      const r = await kinto(['backup', '--ini', source.ini, '-o', target, '--json'])
+      expect(r.code, r.stdout).toBe(2)
+      expect(json(r.stdout).error).toMatchObject({code: 'KINTO_USAGE', message: `The folder of ${target} ${what}.`})
+    }
   }, 120_000)
 
   it('a FILE.partial left behind (a killed run, or planted) never decides the mode or the place of the backup', async () => {

@@ -115,6 +115,19 @@ function nonRegular(file: string): string | null {
   return 'a device'
 }
 
+/**
+ * What is wrong with the folder `file` would go in (missing, or a file), or null (a folder, or one
+ * that cannot be looked at: the write then says why).
+ */
+function parentKind(file: string): string | null {
+  try {
+    return statSync(path.dirname(file)).isDirectory() ? null : 'is not a folder'
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    return code === 'ENOTDIR' ? 'is not a folder' : code === 'ENOENT' ? 'does not exist' : null
+  }
+}
+
 function fsyncPath(p: string): void {
   let fd: number | undefined
   try {
@@ -247,12 +260,13 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
     throw new UsageError(`${file} is ${kind}: a backup is written to a regular file.`, {hint: 'Give -o the path of a new file (or of an earlier backup, with --force).'})
   }
   if (!options.force && existsSync(file)) throw new FileExistsError(file)
-  if (!existsSync(path.dirname(file))) {
-    throw new UsageError(`The folder of ${file} does not exist.`, {hint: 'Create it, or give -o a file in an existing folder.'})
+  const parent = parentKind(file)
+  if (parent) {
+    throw new UsageError(`The folder of ${file} ${parent}.`, {hint: 'Create it, or give -o a file in an existing folder.'})
   }
   const partial = `${file}.partial`
-  clearPartial(partial)
   try {
+    clearPartial(partial)
     const content = server
       ? await receiveBackup(server.control, partial, options)
       : await readBackup(options, () => createWriteStream(partial, {mode: 0o600, flags: 'wx'}))
