@@ -164,6 +164,20 @@ describe('flags every command reads the same way', () => {
     expect(lock.code, lock.stderr).toBe(0)
   })
 
+  it('a number out of range or not a number names its flag (oclif\'s own message did not)', async () => {
+    const cases: Array<[string[], string]> = [
+      [['wait-ready', '--interval', '0'], '--interval: Expected an integer greater than or equal to 10 but received: 0'],
+      [['backoff', '10', '--percentage', '200'], '--percentage: Expected an integer less than or equal to 100 but received: 200'],
+      [['deploy', 'uwsgi', '--processes', 'x'], '--processes: Expected an integer but received: x'],
+      [['init', '--backend', 'foo'], 'Expected --backend=foo to be one of: embedded, postgresql, memory'],
+    ]
+    for (const [args, message] of cases) {
+      const r = await runCli([...args, '--json'])
+      expect(r.code, args.join(' ')).toBe(2)
+      expect(JSON.parse(r.stdout).error.message, args.join(' ')).toBe(message)
+    }
+  })
+
   it('`maintenance ON` is `maintenance on`', async () => {
     const ini = iniWithMaintenance()
     const r = await runCli(['maintenance', 'ON', '--no-reload', '--ini', ini])
