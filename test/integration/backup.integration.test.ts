@@ -7,7 +7,7 @@
  */
 import {type ChildProcess, execFile, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {promisify} from 'node:util'
 import {gunzipSync, gzipSync} from 'node:zlib'
@@ -265,6 +265,22 @@ describe('kinto backup and restore on the embedded engine', () => {
       expect(json(r.stdout).error).toEqual({code: 'KINTO_USAGE', message, hint: what})
     }
     expect(readdirSync(cwd)).toEqual([])
+    // These blamed kinto.storage_url and --ini: the message is about --to.
+    mkdirSync(path.join(cwd, 'folder'))
+    writeFileSync(path.join(cwd, 'notes.txt'), 'not an ini\n')
+    for (const [to, code, exit, message] of [
+      ['pglite:memory:', 'KINTO_USAGE', 2, '--to pglite:memory: is an in-memory embedded database: the copy would be gone when this command exits.'],
+      ['folder', 'KINTO_USAGE', 2, `--to ${path.join(cwd, 'folder')} is a folder: an embedded database folder is given as pglite:<folder>.`],
+      ['notes.txt', 'KINTO_CONFIG_INVALID', 1, `--to ${path.join(cwd, 'notes.txt')}, line 1: "not an ini" comes before any [section] header`],
+    ] as const) {
+      const r = await kinto(['db', 'copy', '--ini', source.ini, '--to', to, '--json'], {cwd})
+      expect(r.code, to).toBe(exit)
+      expect(json(r.stdout).error.code, to).toBe(code)
+      expect(json(r.stdout).error.message, to).toContain(message)
+    }
+    expect(readdirSync(cwd).sort()).toEqual(['folder', 'notes.txt'])
+    rmSync(path.join(cwd, 'folder'), {recursive: true})
+    rmSync(path.join(cwd, 'notes.txt'))
     const first = await kinto(['db', 'copy', '--ini', source.ini, '--to', 'pglite:full/data', '--json'], {cwd})
     expect(first.code, first.stdout + first.stderr).toBe(0)
     const again = await kinto(['db', 'copy', '--ini', source.ini, '--to', 'pglite:full/data', '--json'], {cwd})

@@ -475,15 +475,38 @@ export interface CopyResult {
 }
 
 function targetOf(options: CopyOptions): {backends: DataBackends; dir: string; ini?: string; url?: string} {
-  if (isPostgresUrl(options.to)) return {backends: backendsForUrl(options.to, options.cwd), dir: options.cwd, url: options.to}
   const what = 'Give --to a PostgreSQL URL (postgresql://user:password@host/dbname), pglite:<folder>, or the path of an existing ini.'
+  if (isPostgresUrl(options.to)) {
+    let backends: DataBackends
+    try {
+      backends = backendsForUrl(options.to, options.cwd)
+    } catch (error) {
+      // Worded for an ini ("kinto.storage_url is an in-memory embedded database"): this is --to.
+      if (isKintoError(error) && error.code === 'KINTO_BACKUP_UNSUPPORTED') {
+        throw new UsageError(`--to ${maskUrl(options.to)} is an in-memory embedded database: the copy would be gone when this command exits.`, {hint: what})
+      }
+      throw error
+    }
+    return {backends, dir: options.cwd, url: options.to}
+  }
   // Read as a path, `mysql://…` was "Config file <cwd>/mysql:/… does not exist: run kinto init --ini …".
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(options.to)) {
     throw new UsageError(`--to ${maskUrl(options.to)} is not a database kinto-ops can copy to.`, {hint: what})
   }
   const iniPath = path.resolve(options.cwd, options.to)
   if (!existsSync(iniPath)) throw new UsageError(`--to ${iniPath}: no such ini.`, {hint: what})
-  const config = loadConfig(iniPath)
+  // Read as an ini, a folder was "this is a folder; --ini takes the path of an ini file".
+  if (statSync(iniPath).isDirectory()) throw new UsageError(`--to ${iniPath} is a folder: an embedded database folder is given as pglite:<folder>.`, {hint: what})
+  let config
+  try {
+    config = loadConfig(iniPath)
+  } catch (error) {
+    // "<path>: there is no [app:main] section", "<path>, line 3: …": say it is the ini of --to.
+    if (isKintoError(error) && error.message.startsWith(iniPath)) {
+      throw new KintoError(`--to ${error.message}`, {code: error.code, exit: error.exit, hint: error.hint, cause: error})
+    }
+    throw error
+  }
   return {backends: dataBackends(config.settings, config.dir, 'kinto db copy'), dir: config.dir, ini: config.path}
 }
 
