@@ -43,6 +43,15 @@ export async function deliver(options: DeliverOptions): Promise<DeliverResult> {
   return {action: 'print', content: options.content}
 }
 
+/** Why a --check file could not be read, in words (node's own message is "EISDIR: illegal operation on a directory, read"). */
+const READ_FAILURES: Record<string, string> = {
+  EISDIR: 'it is a folder',
+  ENOTDIR: 'a folder on its path is a file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EIO: 'an input/output error',
+}
+
 async function check(file: string, content: string): Promise<DeliverResult> {
   let onDisk: string
   try {
@@ -50,7 +59,8 @@ async function check(file: string, content: string): Promise<DeliverResult> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOENT') return {action: 'check', file, upToDate: false, missing: true, diff: unifiedDiff('', content, `${file} (missing)`, 'generated')}
-    throw new KintoError(`Cannot read ${file}: ${(error as Error).message}.`, {code: 'KINTO_DEPLOY_CHECK_UNREADABLE', cause: error})
+    const reason = READ_FAILURES[code ?? ''] ?? (error as Error).message
+    throw new KintoError(`Cannot read ${file}: ${reason}.`, {code: 'KINTO_DEPLOY_CHECK_UNREADABLE', hint: 'Give --check the path of the file the snippet was written to.', cause: error})
   }
   const upToDate = onDisk === content
   return {action: 'check', file, upToDate, missing: false, diff: upToDate ? '' : unifiedDiff(onDisk, content, file, 'generated')}
@@ -72,7 +82,8 @@ async function write(options: DeliverOptions): Promise<DeliverResult> {
   }
   const dirStat = await fs.stat(dir).catch(() => undefined)
   if (!dirStat?.isDirectory()) {
-    throw new KintoError(`Cannot write ${file}: the folder ${dir} does not exist.`, {code: 'KINTO_DEPLOY_OUTPUT_FAILED', hint: 'Create the folder first, or choose another --output.'})
+    const what = dirStat ? `${dir} is a file, not a folder` : `the folder ${dir} does not exist`
+    throw new KintoError(`Cannot write ${file}: ${what}.`, {code: 'KINTO_DEPLOY_OUTPUT_FAILED', hint: 'Create the folder first, or choose another --output.'})
   }
   try {
     writeFileAtomic(file, options.content, {mode: 0o644, overwrite: Boolean(options.force)})
