@@ -109,6 +109,12 @@ describe('ini reader: one clear error per problem, with file, line and key', () 
     expect(err.message).toBe(`${os.tmpdir()}: this is a folder; --ini takes the path of an ini file.`)
   })
 
+  it('a device given as the ini is refused, not read forever (/dev/zero never ends)', () => {
+    const err = errorOf(() => readIniFile('/dev/zero'))
+    expect(err.code).toBe('KINTO_CONFIG_INVALID')
+    expect(err.message).toBe('/dev/zero: this is a device, not a file; --ini takes the path of an ini file.')
+  })
+
   const cases: Array<[string, string, string]> = [
     [
       'duplicate section',

@@ -11,7 +11,7 @@
  * The document keeps every line (and its line ending) so that edit.ts can change one key and keep
  * every other byte.
  */
-import {readFileSync} from 'node:fs'
+import {readFileSync, statSync} from 'node:fs'
 import path from 'node:path'
 
 import {maskUrl} from '../db/url.js'
@@ -381,8 +381,14 @@ export function readIniFile(file: string): IniDocument {
   const abs = path.resolve(file)
   let bytes: Buffer
   try {
+    // A device never ends (/dev/zero, /dev/urandom) or waits for a terminal: refused, not read until memory runs out.
+    const st = statSync(abs)
+    if (st.isCharacterDevice() || st.isBlockDevice()) {
+      throw iniError(abs, undefined, undefined, 'this is a device, not a file; --ini takes the path of an ini file.')
+    }
     bytes = readFileSync(abs)
   } catch (error) {
+    if (error instanceof KintoError) throw error
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOENT' || code === 'ENOTDIR') throw missingIniError(abs)
     if (code === 'EISDIR') throw iniError(abs, undefined, undefined, 'this is a folder; --ini takes the path of an ini file.')
