@@ -173,14 +173,14 @@ describe('kinto backup and restore on the embedded engine', () => {
     expect(statSync('/dev/null').isCharacterDevice()).toBe(true)
     expect(lstatSync(link).isSymbolicLink()).toBe(true)
     // a folder on the path that is a file, or missing: a usage error naming it (was KINTO_UNEXPECTED for a file)
-    for (const [target, what] of [
-      [path.join(file, 'x.gz'), 'is not a folder'],
-      [path.join(file, 'sub', 'x.gz'), 'is not a folder'],
-      [path.join(source.dir, 'none', 'x.gz'), 'does not exist'],
+    for (const [target, message] of [
+      [path.join(file, 'x.gz'), `Cannot write ${path.join(file, 'x.gz')}: ${file} is a file, not a folder.`],
+      [path.join(file, 'sub', 'x.gz'), `Cannot write ${path.join(file, 'sub', 'x.gz')}: a folder on its path is a file.`],
+      [path.join(source.dir, 'none', 'x.gz'), `The folder of ${path.join(source.dir, 'none', 'x.gz')} does not exist.`],
     ]) {
       const r = await kinto(['backup', '--ini', source.ini, '-o', target, '--json'])
       expect(r.code, r.stdout).toBe(2)
-      expect(json(r.stdout).error).toMatchObject({code: 'KINTO_USAGE', message: `The folder of ${target} ${what}.`})
+      expect(json(r.stdout).error).toMatchObject({code: 'KINTO_USAGE', message})
     }
   }, 120_000)
 

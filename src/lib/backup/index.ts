@@ -116,15 +116,17 @@ function nonRegular(file: string): string | null {
 }
 
 /**
- * What is wrong with the folder `file` would go in (missing, or a file), or null (a folder, or one
- * that cannot be looked at: the write then says why).
+ * What is wrong with the folder `file` would go in (missing, a file, a file on its path), or null
+ * (a folder, or one that cannot be looked at: the write then says why).
  */
-function parentKind(file: string): string | null {
+function parentProblem(file: string): string | null {
+  const dir = path.dirname(file)
   try {
-    return statSync(path.dirname(file)).isDirectory() ? null : 'is not a folder'
+    return statSync(dir).isDirectory() ? null : `Cannot write ${file}: ${dir} is a file, not a folder.`
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
-    return code === 'ENOTDIR' ? 'is not a folder' : code === 'ENOENT' ? 'does not exist' : null
+    if (code === 'ENOTDIR') return `Cannot write ${file}: a folder on its path is a file.`
+    return code === 'ENOENT' ? `The folder of ${file} does not exist.` : null
   }
 }
 
@@ -260,10 +262,8 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
     throw new UsageError(`${file} is ${kind}: a backup is written to a regular file.`, {hint: 'Give -o the path of a new file (or of an earlier backup, with --force).'})
   }
   if (!options.force && existsSync(file)) throw new FileExistsError(file)
-  const parent = parentKind(file)
-  if (parent) {
-    throw new UsageError(`The folder of ${file} ${parent}.`, {hint: 'Create it, or give -o a file in an existing folder.'})
-  }
+  const parent = parentProblem(file)
+  if (parent) throw new UsageError(parent, {hint: 'Create the folder, or give -o a file in an existing folder.'})
   const partial = `${file}.partial`
   try {
     clearPartial(partial)
