@@ -297,6 +297,10 @@ describe('kinto init (subprocess, stdin closed, no TTY)', () => {
       [['--host', 'my host'], 'Error: --host "my host" is not a host name or IP address.'],
       [['--public-url', 'https://kinto.example.com/v1'], 'Error: --public-url "https://kinto.example.com/v1" is not a public URL'],
       [['--public-url', 'kinto.example.com'], 'Error: --public-url "kinto.example.com" is not a public URL'],
+      // the refusal echoed the password of the URL
+      [['--public-url', 'https://admin:pw@kinto.example.com'], 'Error: --public-url "https://admin:***@kinto.example.com" is not a public URL'],
+      // an empty folder was the current folder: its files would have been served as attachments
+      [['--attachments', ''], 'Error: --attachments is empty.'],
     ]
     const runs = await Promise.all(cases.map(([args]) => runCli(['init', '--ini', newPath(), ...args])))
     for (const [i, [args, text]] of cases.entries()) {

@@ -127,7 +127,7 @@ export function publicUrlParts(given: string): {scheme: 'http' | 'https'; host: 
     url = undefined
   }
   if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) {
-    throw new UsageError(`--public-url ${JSON.stringify(given)} is not a public URL (a scheme and a host, nothing else).`, {
+    throw new UsageError(`--public-url ${JSON.stringify(maskUrl(given))} is not a public URL (a scheme and a host, nothing else).`, {
       hint: 'Use e.g. --public-url https://kinto.example.com (the address clients use; the /v1 prefix is added by Kinto).',
     })
   }
@@ -367,6 +367,10 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
   let publicUrl = options.publicUrl
   if (publicUrl === undefined && ask) publicUrl = await ask.publicUrl()
 
+  // An empty --attachments resolved to the current folder: its files would have been served as attachments.
+  if (options.attachments !== undefined && options.attachments.trim() === '') {
+    throw new UsageError('--attachments is empty.', {hint: 'Give the folder that will hold the attached files, e.g. --attachments /var/lib/kinto/attachments, or leave it out.'})
+  }
   const attachments = options.attachments === undefined ? undefined : path.resolve(options.cwd ?? process.cwd(), options.attachments)
   const text = renderKintoIni({backend, cacheBackend, storageUrl, cacheUrl, cacheHosts, host, publicUrl, attachments, now: options.now})
   // What we write must read back: parse it and expand every [app:main] and [server:main] value.
