@@ -97,8 +97,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
           cause: err,
         }))
     process.exitCode = known.exit
+    // The last guard: a message that echoes what was typed (a URL refused as malformed) never shows its password.
+    const message = scrubSecrets(known.message)
+    const hint = known.hint === undefined ? undefined : scrubSecrets(known.hint)
     if (this.jsonEnabled()) {
-      this.logJson({error: {code: known.code, message: known.message, ...(known.hint ? {hint: known.hint} : {})}})
+      this.logJson({error: {code: known.code, message, ...(hint ? {hint} : {})}})
       if (debug && err.stack) process.stderr.write(`${err.stack}\n`)
       return
     }
@@ -107,8 +110,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       return
     }
     // Errors go to stderr even under --quiet.
-    const lines = [`Error: ${known.message}`]
-    if (known.hint) lines.push(`Hint: ${known.hint}`)
+    const lines = [`Error: ${message}`]
+    if (hint) lines.push(`Hint: ${hint}`)
     if (debug && err.stack) lines.push(err.stack)
     process.stderr.write(`${lines.join('\n')}\n`)
   }

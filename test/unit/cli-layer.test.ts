@@ -125,6 +125,8 @@ describe('errors that are always printed', () => {
       [['migrate', 'postgresql://kinto:s3cr3t@db/kinto'], 'Unknown command "migrate postgresql //kinto ***@db/kinto".'],
       [['db', 'status', 'postgresql://kinto:s3cr3t@db/kinto'], 'Unknown command "db status postgresql //kinto ***@db/kinto".'],
       [['readonly', 'redis://:s3cr3t@cache:6379/0'], '"redis://:***@cache:6379/0" is neither `on` nor `off`.'],
+      // a value refused as malformed is echoed: the printing of every error masks what it holds
+      [['check', '--url', 'https://kinto:s3cr3t@kinto example.com'], '--url "https://kinto:***@kinto example.com" is not a URL.'],
     ]
     for (const [args, message] of cases) {
       for (const json of [true, false]) {
