@@ -8,6 +8,7 @@ import {folderLockTimeoutFlag, forceFlag, iniFlag} from '../flags.js'
 import {backup, type BackupResult, countsText, defaultBackupName} from '../lib/backup/index.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {exitCodes} from '../lib/errors.js'
+import {shellArg} from '../lib/text/shell.js'
 
 export default class Backup extends BaseCommand<typeof Backup> {
   static summary = 'Write a consistent, compressed backup of the storage and permission data to one file.'
@@ -52,7 +53,7 @@ On success .kinto-backup beside the ini records the time (kinto check reminds wh
       this.log(`Backup written to ${result.file} (${(result.bytes / 1048576).toFixed(1)} MB, snapshot at ${result.createdAt}).`)
       this.log(`  ${countsText(result.counts)}; schema storage ${result.schema.storage}, permission ${result.schema.permission}.`)
       this.log(`  sha256 ${result.sha256}`)
-      this.log(`Restore it with: kinto restore ${result.file} --ini <target ini>`)
+      this.log(`Restore it with: kinto restore ${shellArg(result.file)} --ini <target ini>`)
     }
     if (result.markerError) this.logToStderr(`Warning: ${result.markerError}.`)
     return result

@@ -103,6 +103,12 @@ describe('ini reader: one clear error per problem, with file, line and key', () 
     expect(err.hint).toContain(`kinto init --ini ${missing}`)
   })
 
+  it('the command in the hint runs as printed: a path with a space or a quote is quoted for the shell', () => {
+    const missing = path.join(os.tmpdir(), "no such folder kinto", "bob's kinto.ini")
+    const err = errorOf(() => readIniFile(missing))
+    expect(err.hint).toBe(`Run \`kinto init --ini '${missing.replaceAll("'", "'\\''")}'\` to create one, or point --ini (or KINTO_INI) at an existing file.`)
+  })
+
   it('a folder given as the ini', () => {
     const err = errorOf(() => readIniFile(os.tmpdir()))
     expect(err.code).toBe('KINTO_CONFIG_INVALID')

@@ -17,6 +17,7 @@ import path from 'node:path'
 import {maskUrl} from '../db/url.js'
 import {KintoError} from '../errors.js'
 import {isSecretKey} from './validate.js'
+import {shellArg} from '../text/shell.js'
 
 export const DEFAULT_SECTION = 'DEFAULT'
 /** configparser's MAX_INTERPOLATION_DEPTH. */
@@ -372,7 +373,7 @@ export function decodeIniBytes(bytes: Uint8Array, file?: string): string {
 export function missingIniError(file: string): KintoError {
   return new KintoError(`Config file ${file} does not exist.`, {
     code: 'KINTO_CONFIG_MISSING',
-    hint: `Run \`kinto init --ini ${file}\` to create one, or point --ini (or KINTO_INI) at an existing file.`,
+    hint: `Run \`kinto init --ini ${shellArg(file)}\` to create one, or point --ini (or KINTO_INI) at an existing file.`,
   })
 }
 

@@ -14,6 +14,7 @@ import {packageRoot, packageVersion} from '../version.js'
 import {configWriteError, FileExistsError, writeFileAtomic} from './atomic.js'
 import {parseMemcachedHost, parseRedisUrl} from './cache-addresses.js'
 import {parseIni} from './ini.js'
+import {shellArg} from '../text/shell.js'
 
 export const STORAGE_CHOICES = ['embedded', 'postgresql', 'memory'] as const
 export const CACHE_CHOICES = ['embedded', 'postgresql', 'memory', 'memcached', 'redis'] as const
@@ -345,7 +346,7 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
     const st = statSync(file)
     if (st.isDirectory()) {
       throw new UsageError(`${file} is a folder; --ini takes the path of the file to write.`, {
-        hint: `Use e.g. --ini ${path.join(file, 'kinto.ini')}.`,
+        hint: `Use e.g. --ini ${shellArg(path.join(file, 'kinto.ini'))}.`,
       })
     }
     existing = true
@@ -422,7 +423,7 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
 export function initNextSteps(backend: StorageChoice, cacheBackend: CacheChoice, iniArg: string | undefined, env = process.env): string[] {
   const found = env.KINTO_INI?.trim() || DEFAULT_INI_PATH
   const given = iniArg?.trim()
-  const ini = !given || given === found ? '' : ` --ini ${/^[\w./@:+-]+$/.test(given) ? given : `'${given.replaceAll("'", "'\\''")}'`}`
+  const ini = !given || given === found ? '' : ` --ini ${shellArg(given)}`
   const steps: string[] = []
   if (backend === 'postgresql') steps.push(`kinto db create${ini}`)
   if (backend !== 'memory' || cacheBackend === 'postgresql' || cacheBackend === 'embedded') steps.push(`kinto migrate${ini}`)
