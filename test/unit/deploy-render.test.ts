@@ -294,6 +294,12 @@ describe('output: print, write without overwriting, check for drift', () => {
     expect((error as KintoError).message).toBe('Cannot write /nonexistent-kinto-dir/kinto.conf: the folder /nonexistent-kinto-dir does not exist.')
   })
 
+  it('a folder it may not write in: said in words, not node\'s message naming the temporary file', async () => {
+    // sysfs refuses new files, even to root
+    const error = await deliver({...base, content: 'x', output: '/sys/kernel/kinto.conf'}).catch((e: KintoError) => e)
+    expect(error).toMatchObject({code: 'KINTO_DEPLOY_OUTPUT_FAILED', message: expect.stringMatching(/^Cannot write the .* to \/sys\/kernel\/kinto\.conf: permission denied; nothing was written\.$/)})
+  })
+
   it('a file where a folder is expected, or a folder to --check: said in words (was node\'s "EISDIR: illegal operation…")', async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-deploy-out-'))
     const file = path.join(dir, 'a-file')

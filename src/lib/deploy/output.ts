@@ -8,7 +8,7 @@ import path from 'node:path'
 
 import {createTwoFilesPatch, FILE_HEADERS_ONLY} from 'diff'
 
-import {FileExistsError, writeFileAtomic} from '../config/atomic.js'
+import {FileExistsError, writeFailureReason, writeFileAtomic} from '../config/atomic.js'
 import {ExitCode, KintoError} from '../errors.js'
 
 export interface DeliverOptions {
@@ -93,7 +93,13 @@ async function write(options: DeliverOptions): Promise<DeliverResult> {
       throw new KintoError(`${file} already exists; it was left unchanged.`, {code: 'KINTO_DEPLOY_OUTPUT_EXISTS', exit: ExitCode.USAGE, hint: 'Add --force to replace it.'})
     }
     if (error instanceof KintoError) throw error
-    throw new KintoError(`Cannot write the ${options.label} to ${file}: ${(error as Error).message}.`, {code: 'KINTO_DEPLOY_OUTPUT_FAILED', cause: error})
+    // In words (permission denied, a full or read-only disk), not node's message naming the temporary file.
+    const reason = writeFailureReason(error) ?? (error as Error).message
+    throw new KintoError(`Cannot write the ${options.label} to ${file}: ${reason}; nothing was written.`, {
+      code: 'KINTO_DEPLOY_OUTPUT_FAILED',
+      hint: 'Choose an --output in a folder this user may write (the file is written beside it, then renamed), or print the snippet and redirect it.',
+      cause: error,
+    })
   }
   return {action: 'write', file, replaced: Boolean(existing)}
 }
