@@ -97,9 +97,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
           cause: err,
         }))
     process.exitCode = known.exit
-    // The last guard: a message that echoes what was typed (a URL refused as malformed) never shows its password.
-    const message = scrubSecrets(known.message)
-    const hint = known.hint === undefined ? undefined : scrubSecrets(known.hint)
+    const {message, hint} = known
     if (this.jsonEnabled()) {
       this.logJson({error: {code: known.code, message, ...(hint ? {hint} : {})}})
       if (debug && err.stack) process.stderr.write(`${err.stack}\n`)
