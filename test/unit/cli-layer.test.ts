@@ -180,6 +180,29 @@ describe('flags every command reads the same way', () => {
     }
   })
 
+  it('an empty file or URL given on the command line is a usage error, not the current folder nor "not given"', async () => {
+    // `check --url "$UNSET"` checked the ini; `backup -o ""` wrote into the current folder's name
+    const ini = iniWithMaintenance()
+    const cases: Array<[string[], string]> = [
+      [['check', '--url', ''], '--url is empty.'],
+      [['status', '--url', ' '], '--url is empty.'],
+      [['wait-ready', '--url', ''], '--url is empty.'],
+      [['backup', '-o', ''], '--output is empty.'],
+      [['restore', ''], 'FILE is empty.'],
+      [['db', 'copy', '--to', ''], '--to is empty.'],
+      [['deploy', 'nginx', '--output', ''], '--output is empty.'],
+      [['deploy', 'nginx', '--check', ''], '--check is empty.'],
+    ]
+    for (const [args, message] of cases) {
+      const r = await runCli([...args, '--ini', ini, '--json'])
+      expect(r.code, args.join(' ')).toBe(2)
+      expect(JSON.parse(r.stdout).error.message, args.join(' ')).toBe(message)
+    }
+    // an empty environment variable is unset, as before
+    const env = await runCli(['status', '--ini', ini, '--json'], {env: {KINTO_URL: ''}})
+    expect(env.code, env.stderr).toBe(0)
+  })
+
   it('`maintenance ON` is `maintenance on`', async () => {
     const ini = iniWithMaintenance()
     const r = await runCli(['maintenance', 'ON', '--no-reload', '--ini', ini])

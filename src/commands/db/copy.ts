@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {withProgress} from '../../backup-output.js'
 import {BaseCommand} from '../../base-command.js'
-import {folderLockTimeoutFlag, forceFlag, iniFlag} from '../../flags.js'
+import {folderLockTimeoutFlag, forceFlag, iniFlag, nonEmpty} from '../../flags.js'
 import {copy, type CopyResult, countsText} from '../../lib/backup/index.js'
 import {loadConfig, resolveIniPath} from '../../lib/config/index.js'
 import {exitCodes} from '../../lib/errors.js'
@@ -30,6 +30,7 @@ The target must be empty unless --force. Stop the server of an embedded source f
       env: 'KINTO_COPY_TO',
       required: true,
       helpValue: 'URL|INI',
+      parse: nonEmpty('--to', 'Give --to a PostgreSQL URL (postgresql://user:password@host/dbname), pglite:<folder>, or the path of an existing ini.'),
     }),
     force: {...forceFlag, summary: 'Replace what the target database holds (in the same transaction).'},
     'lock-timeout': folderLockTimeoutFlag('KINTO_COPY_LOCK_TIMEOUT'),
