@@ -222,6 +222,13 @@ export class IniDocument {
     const walk = (rest: string, depth: number): void => {
       // The text this level reads (the value, or the value of a reference), for messages.
       const whole = rest
+      // The file's own folder (%(here)s, %(__file__)s) with a '%': no edit of the file can fix that.
+      if (whole.includes('%') && (whole === this.here || (this.path !== undefined && whole === path.resolve(this.path)))) {
+        throw new KintoError(
+          `${this.path ?? 'the ini'}: its folder ${this.here} holds a '%', which the ini reader (configparser, as Kinto reads it) takes for the start of a reference when it expands %(here)s; move the ini to a folder whose path has no '%'.`,
+          {code: 'KINTO_CONFIG_INVALID'},
+        )
+      }
       if (depth > MAX_INTERPOLATION_DEPTH) {
         throw fail(`%(name)s references are nested more than ${MAX_INTERPOLATION_DEPTH} levels deep (a reference loop?).`)
       }
