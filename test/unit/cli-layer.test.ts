@@ -203,6 +203,13 @@ describe('flags every command reads the same way', () => {
     expect(env.code, env.stderr).toBe(0)
   })
 
+  it('a unix: URL with no socket there is said in words (was node\'s "connect ENOENT …")', async () => {
+    const sock = path.join(tmp(), 'kinto.sock')
+    const r = await runCli(['wait-ready', '--url', `unix:${sock}`, '--timeout', '1', '--json'])
+    expect(r.code).toBe(1)
+    expect(JSON.parse(r.stdout).error.message).toMatch(/; last: no such socket \(is the server running\?\)\)\.$/)
+  })
+
   it('`maintenance ON` is `maintenance on`', async () => {
     const ini = iniWithMaintenance()
     const r = await runCli(['maintenance', 'ON', '--no-reload', '--ini', ini])
