@@ -6,7 +6,7 @@ import {withProgress} from '../backup-output.js'
 import {BaseCommand} from '../base-command.js'
 import {folderLockTimeoutFlag, forceFlag, iniFlag, nonEmpty} from '../flags.js'
 import {backup, type BackupResult, countsText, defaultBackupName} from '../lib/backup/index.js'
-import {loadConfig, resolveIniPath} from '../lib/config/index.js'
+import {assertFilePath, loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {exitCodes} from '../lib/errors.js'
 import {shellArg} from '../lib/text/shell.js'
 
@@ -37,6 +37,7 @@ On success .kinto-backup beside the ini records the time (kinto check reminds wh
 
   async run(): Promise<BackupResult> {
     const config = loadConfig(resolveIniPath(this.flags.ini))
+    if (this.flags.output !== undefined) assertFilePath(this.flags.output, defaultBackupName(new Date()))
     const file = path.resolve(this.flags.output ?? defaultBackupName(new Date()))
     const result = await withProgress(this.jsonEnabled(), 'backing up', (signal, onProgress) =>
       backup({

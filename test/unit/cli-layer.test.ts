@@ -3,7 +3,7 @@
  * errors that are always printed (as JSON under --json), typo suggestions. The commands run
  * in-process; Ctrl-C under a terminal needs a process of its own (integration/cli-terminal).
  */
-import {readFileSync, writeFileSync} from 'node:fs'
+import {readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
 import {describe, expect, it} from 'vitest'
@@ -201,6 +201,24 @@ describe('flags every command reads the same way', () => {
     // an empty environment variable is unset, as before
     const env = await runCli(['status', '--ini', ini, '--json'], {env: {KINTO_URL: ''}})
     expect(env.code, env.stderr).toBe(0)
+  })
+
+  it('a file path ending with / is refused: init, backup and deploy wrote a file named as the folder', async () => {
+    const ini = iniWithMaintenance()
+    const dir = tmp()
+    const cases: Array<[string[], string]> = [
+      [['init', '--ini', `${dir}/conf/`, '--backend', 'memory'], `${dir}/conf/kinto.ini`],
+      [['backup', '--ini', ini, '-o', `${dir}/backups/`], `${dir}/backups/kinto-backup-`],
+      [['deploy', 'nginx', '--ini', ini, '--output', `${dir}/nginx/`], `${dir}/nginx/kinto.conf`],
+    ]
+    for (const [args, example] of cases) {
+      const r = await runCli([...args, '--json'])
+      expect(r.code, args.join(' ')).toBe(2)
+      const error = JSON.parse(r.stdout).error
+      expect(error.message, args.join(' ')).toMatch(/ ends with '\/': it names a folder, and a file is written here\.$/)
+      expect(error.hint, args.join(' ')).toContain(example)
+    }
+    expect(readdirSync(dir)).toEqual([])
   })
 
   it('a unix: URL with no socket there is said in words (was node\'s "connect ENOENT …")', async () => {

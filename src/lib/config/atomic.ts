@@ -116,6 +116,16 @@ function notAFile(target: string): string | undefined {
   return 'a device'
 }
 
+/**
+ * A path that ends with a separator names a folder: `--ini conf/` wrote a file named `conf`, which
+ * `--ini conf/` could not read back. Refused, with the file name to add.
+ */
+export function assertFilePath(file: string, example: string): void {
+  if (file.endsWith('/') || file.endsWith(path.sep)) {
+    throw new UsageError(`${file} ends with '/': it names a folder, and a file is written here.`, {hint: `Give the file's path, e.g. ${path.join(file, example)}.`})
+  }
+}
+
 export function writeFileAtomic(file: string, data: string | Uint8Array, options: AtomicWriteOptions): string {
   const target = resolveTarget(file)
   const kind = notAFile(target)

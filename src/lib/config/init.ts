@@ -11,7 +11,7 @@ import {describeDbUrl, maskUrl, parseDbUrl} from '../db/url.js'
 import {KintoError, UsageError} from '../errors.js'
 import {askInput, askPassword, askSelect} from '../interactive.js'
 import {packageRoot, packageVersion} from '../version.js'
-import {configWriteError, FileExistsError, writeFileAtomic} from './atomic.js'
+import {assertFilePath, configWriteError, FileExistsError, writeFileAtomic} from './atomic.js'
 import {parseMemcachedHost, parseRedisUrl} from './cache-addresses.js'
 import {parseIni} from './ini.js'
 import {shellArg} from '../text/shell.js'
@@ -339,6 +339,7 @@ function attachmentValues(folder: string | undefined, host: string, publicUrl?: 
 }
 
 export async function initConfig(options: InitOptions): Promise<InitResult> {
+  assertFilePath(options.iniArg?.trim() ?? options.iniPath, 'kinto.ini')
   const file = path.resolve(options.cwd ?? process.cwd(), options.iniPath)
   const report = options.report ?? (() => {})
   let existing = false

@@ -8,7 +8,7 @@ import path from 'node:path'
 
 import {createTwoFilesPatch, FILE_HEADERS_ONLY} from 'diff'
 
-import {FileExistsError, writeFailureReason, writeFileAtomic} from '../config/atomic.js'
+import {assertFilePath, FileExistsError, writeFailureReason, writeFileAtomic} from '../config/atomic.js'
 import {ExitCode, KintoError} from '../errors.js'
 
 export interface DeliverOptions {
@@ -68,6 +68,7 @@ async function check(file: string, content: string): Promise<DeliverResult> {
 
 async function write(options: DeliverOptions): Promise<DeliverResult> {
   const file = options.output!
+  assertFilePath(file, 'kinto.conf')
   const dir = path.dirname(path.resolve(file))
   const existing = await fs.stat(file).catch(() => undefined)
   if (existing?.isDirectory()) {
