@@ -4,7 +4,7 @@
  * existing file is only replaced with `force`.
  */
 import {randomBytes} from 'node:crypto'
-import {readFileSync, statSync} from 'node:fs'
+import {constants, copyFileSync, readFileSync, statSync} from 'node:fs'
 import path from 'node:path'
 
 import {describeDbUrl, maskUrl, parseDbUrl} from '../db/url.js'
@@ -78,6 +78,8 @@ export interface InitResult {
   host: string
   /** True when an existing file was replaced (--force). */
   replaced: boolean
+  /** Where the replaced file was kept (its secrets and settings), when one was replaced. */
+  previous?: string
   /** The commands that bring the new configuration into service, in order. */
   nextSteps: string[]
 }
@@ -380,8 +382,12 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
   doc.items('app:main')
   doc.items('server:main', {vars: {http_port: '8888'}})
 
-  // Over an existing file (--force): the write is atomic, so a failure leaves it as it was (said).
+  // Over an existing file (--force): it is kept beside, with its mode (its hmac secrets make the
+  // user ids of existing accounts; losing them is not undone by anything else); then the write is
+  // atomic, so a failure leaves it as it was (said).
+  let previous: string | undefined
   try {
+    if (existing && options.force) previous = keepPrevious(file, options.now ?? new Date())
     writeFileAtomic(file, text, {mode: 0o600, overwrite: Boolean(options.force), mkdirs: true})
   } catch (error) {
     if (error instanceof FileExistsError) throw configExists(file)
@@ -410,10 +416,26 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
   else report('public URL: not set; kinto check reports kinto.http_scheme until it is (rerun with --public-url https://kinto.example.com, or set kinto.http_scheme and kinto.http_host)')
   if (attachments) report(`attachments: kinto_attachment, files in ${attachments}`)
   report(`secrets: new kinto.userid_hmac_secret and kinto.default_bucket_hmac_secret written (file mode 0600)`)
+  if (previous) report(`replaced: the previous file is kept as ${previous} (its secrets and settings)`)
   const nextSteps = initNextSteps(backend, cacheBackend, options.iniArg)
   report('next steps:')
   for (const step of nextSteps) report(`  ${step}`)
-  return {path: file, backend, cacheBackend, host, replaced: existing, nextSteps}
+  return {path: file, backend, cacheBackend, host, replaced: existing, ...(previous ? {previous} : {}), nextSteps}
+}
+
+/** A copy of the ini about to be replaced, beside it, never over another file: `kinto.ini.20261207T101500Z.bak`. */
+function keepPrevious(file: string, now: Date): string | undefined {
+  if (!statSync(file).isFile()) return undefined
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+  for (let n = 0; ; n++) {
+    const copy = `${file}.${stamp}${n === 0 ? '' : `-${n}`}.bak`
+    try {
+      copyFileSync(file, copy, constants.COPYFILE_EXCL)
+      return copy
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+  }
 }
 
 /**
