@@ -221,6 +221,19 @@ describe('flags every command reads the same way', () => {
     expect(readdirSync(dir)).toEqual([])
   })
 
+  it('status --ini of a folder or a device: the config error and no servers (a folder was an unexpected failure, a device was read forever)', async () => {
+    for (const [ini, problem] of [
+      [tmp(), 'this is a folder'],
+      ['/dev/zero', 'this is a device, not a file'],
+    ]) {
+      const r = await runCli(['status', '--ini', ini, '--json'])
+      expect(r.code, ini).toBe(1)
+      const out = JSON.parse(r.stdout)
+      expect(out.configError.message, ini).toContain(`${ini}: ${problem}`)
+      expect(out.servers, ini).toEqual([])
+    }
+  })
+
   it('a unix: URL with no socket there is said in words (was node\'s "connect ENOENT …")', async () => {
     const sock = path.join(tmp(), 'kinto.sock')
     const r = await runCli(['wait-ready', '--url', `unix:${sock}`, '--timeout', '1', '--json'])
