@@ -365,6 +365,11 @@ describe('kinto backup and restore on the embedded engine', () => {
     expect(r.code, r.stderr).toBe(1)
     expect(json(r.stdout).error).toEqual(expect.objectContaining({code: 'KINTO_READONLY', message: expect.stringMatching(/kinto\.readonly is true, so kinto restore writes nothing/)}))
     expect(await answersOf(target.url)).toEqual(before)
+    // db copy --to that ini, the same (it copied into it)
+    const c = await kinto(['db', 'copy', '--ini', source.ini, '--to', target.ini, '--force', '--json'], {env: {KINTO_READONLY: 'true'}})
+    expect(c.code, c.stdout).toBe(1)
+    expect(json(c.stdout).error).toEqual(expect.objectContaining({code: 'KINTO_READONLY', message: `kinto.readonly is true in ${target.ini}, so kinto db copy writes nothing there.`}))
+    expect(await answersOf(target.url)).toEqual(before)
   }, 120_000)
 
   describe('bad files: a clear error, nothing written', () => {

@@ -507,6 +507,14 @@ function targetOf(options: CopyOptions): {backends: DataBackends; dir: string; i
     }
     throw error
   }
+  // As restore: the ini of a read-only instance (a replica, a read-only role) is not written.
+  if (asBool(config.settings, 'readonly')) {
+    throw new KintoError(`kinto.readonly is true in ${config.path}, so kinto db copy writes nothing there.`, {
+      code: 'KINTO_READONLY',
+      exit: ExitCode.FAILED,
+      hint: 'Give --to the ini of a writable instance (kinto.readonly = false), or its database URL.',
+    })
+  }
   return {backends: dataBackends(config.settings, config.dir, 'kinto db copy'), dir: config.dir, ini: config.path}
 }
 
