@@ -7,7 +7,7 @@
  * Embedded folders are locked first. A backup of a folder a running server holds is read by that
  * server (its control channel) and streamed here; restore and copy refuse such a folder.
  */
-import {closeSync, createWriteStream, existsSync, fsyncSync, linkSync, lstatSync, openSync, renameSync, statSync, unlinkSync, writeSync} from 'node:fs'
+import {closeSync, createWriteStream, existsSync, fsyncSync, linkSync, openSync, renameSync, statSync, unlinkSync, writeSync} from 'node:fs'
 import path from 'node:path'
 import {Readable, Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
@@ -27,6 +27,7 @@ import {clientFor, type ConfiguredBackend} from '../schema/targets.js'
 import {packageVersion} from '../version.js'
 import {type BackupHeader, type Counts, decodeBackup, emptyCounts, encodeBackup, FORMAT_NAME, FORMAT_VERSION, type RowBatch, type TableName} from './format.js'
 import {markerPath, writeMarker} from './marker.js'
+import {nonRegular, parentProblem} from './paths.js'
 import {restoreInto} from './restore.js'
 import {type ProgressEvent, ROW_FORMAT_SINCE, snapshotRows, snapshotSchema, withSnapshot} from './snapshot.js'
 import {assertNotServed, backendsForUrl, type DataBackends, dataBackends, sameDatabase} from './targets.js'
@@ -97,37 +98,6 @@ export interface BackupResult {
 /** Default file name: kinto-backup-20261204T230552Z.ndjson.gz */
 export function defaultBackupName(at: Date): string {
   return `kinto-backup-${at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.ndjson.gz`
-}
-
-/** What stands at `file` when it is not a regular file (a folder, a device, a link…), or null. */
-function nonRegular(file: string): string | null {
-  let st
-  try {
-    st = lstatSync(file)
-  } catch {
-    return null
-  }
-  if (st.isFile()) return null
-  if (st.isDirectory()) return 'a folder'
-  if (st.isSymbolicLink()) return 'a symbolic link'
-  if (st.isFIFO()) return 'a named pipe'
-  if (st.isSocket()) return 'a socket'
-  return 'a device'
-}
-
-/**
- * What is wrong with the folder `file` would go in (missing, a file, a file on its path), or null
- * (a folder, or one that cannot be looked at: the write then says why).
- */
-function parentProblem(file: string): string | null {
-  const dir = path.dirname(file)
-  try {
-    return statSync(dir).isDirectory() ? null : `Cannot write ${file}: ${dir} is a file, not a folder.`
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    if (code === 'ENOTDIR') return `Cannot write ${file}: a folder on its path is a file.`
-    return code === 'ENOENT' ? `The folder of ${file} does not exist.` : null
-  }
 }
 
 function fsyncPath(p: string): void {
