@@ -97,8 +97,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
           cause: err,
         }))
     process.exitCode = known.exit
+    const {message, hint} = known
     if (this.jsonEnabled()) {
-      this.logJson({error: {code: known.code, message: known.message, ...(known.hint ? {hint: known.hint} : {})}})
+      this.logJson({error: {code: known.code, message, ...(hint ? {hint} : {})}})
       if (debug && err.stack) process.stderr.write(`${err.stack}\n`)
       return
     }
@@ -107,8 +108,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       return
     }
     // Errors go to stderr even under --quiet.
-    const lines = [`Error: ${known.message}`]
-    if (known.hint) lines.push(`Hint: ${known.hint}`)
+    const lines = [`Error: ${message}`]
+    if (hint) lines.push(`Hint: ${hint}`)
     if (debug && err.stack) lines.push(err.stack)
     process.stderr.write(`${lines.join('\n')}\n`)
   }
@@ -160,9 +161,12 @@ const OUTPUT_FAILURES: Record<string, string> = {
 function parseMessage(error: unknown): string {
   // What was typed is echoed (an unknown flag, an unexpected argument, a bad value): never a URL's password.
   const text = scrubSecrets(error instanceof Error ? error.message : String(error))
-  // A flag's own parse error comes wrapped as "Parsing --x\n\t<our message>": keep ours.
+  // A flag's own parse error comes wrapped as "Parsing --x\n\t<our message>": keep ours, and
+  // name the flag when the message does not (oclif's own integer and option checks).
+  const flag = /^Parsing (--\S+)\s*$/m.exec(text)?.[1]
   const lines = text.split('\n').filter((l) => l.trim() !== '' && !/^(See more help with|Parsing --\S+$)/.test(l.trim()))
-  return lines.map((l) => l.trim()).join('\n  ')
+  const message = lines.map((l) => l.trim()).join('\n  ')
+  return flag && !message.includes(flag) ? `${flag}: ${message}` : message
 }
 
 export {ExitCode}

@@ -4,6 +4,18 @@ import {FOLDER_LOCK_SECONDS} from './lib/backup/index.js'
 import {DURATION_FORMAT, MAX_DURATION_SECONDS, tryParseDuration} from './lib/config/duration.js'
 import {UsageError} from './lib/errors.js'
 
+/**
+ * The parse of a flag or argument that names something (a file, a URL): an empty value given on the
+ * command line is a usage error, not the current folder (`-o ""`) nor "not given" (`--url "$UNSET"`
+ * checked the ini instead of the URL). An empty environment variable stays unset (oclif skips it).
+ */
+export function nonEmpty(name: string, hint = `Give a value, or leave ${name} out.`): (input: string) => Promise<string> {
+  return async (input) => {
+    if (input.trim() === '') throw new UsageError(`${name} is empty.`, {hint})
+    return input
+  }
+}
+
 /** Shared flags, defined once. Every command that reads config takes --ini. */
 export const iniFlag = Flags.string({
   summary: 'Kinto ini file to read.',
@@ -89,11 +101,13 @@ export const deployOutputFlag = Flags.string({
   char: 'o',
   summary: 'Write the snippet to this file instead of printing it (an existing file needs --force).',
   helpValue: 'FILE',
+  parse: nonEmpty('--output'),
 })
 
 export const deployCheckFlag = Flags.string({
   summary: 'Compare FILE with what would be generated; print a diff and exit 6 when they differ.',
   helpValue: 'FILE',
+  parse: nonEmpty('--check'),
 })
 
 export const deployServerNameFlag = Flags.string({

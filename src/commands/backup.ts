@@ -4,10 +4,11 @@ import {Flags} from '@oclif/core'
 
 import {withProgress} from '../backup-output.js'
 import {BaseCommand} from '../base-command.js'
-import {folderLockTimeoutFlag, forceFlag, iniFlag} from '../flags.js'
+import {folderLockTimeoutFlag, forceFlag, iniFlag, nonEmpty} from '../flags.js'
 import {backup, type BackupResult, countsText, defaultBackupName} from '../lib/backup/index.js'
-import {loadConfig, resolveIniPath} from '../lib/config/index.js'
+import {assertFilePath, loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {exitCodes} from '../lib/errors.js'
+import {shellArg} from '../lib/text/shell.js'
 
 export default class Backup extends BaseCommand<typeof Backup> {
   static summary = 'Write a consistent, compressed backup of the storage and permission data to one file.'
@@ -28,6 +29,7 @@ On success .kinto-backup beside the ini records the time (kinto check reminds wh
       summary: 'File to write. Default: kinto-backup-<UTC time>.ndjson.gz in the current folder.',
       env: 'KINTO_BACKUP_FILE',
       helpValue: 'FILE',
+      parse: nonEmpty('--output'),
     }),
     force: {...forceFlag, summary: 'Replace FILE when it exists.'},
     'lock-timeout': folderLockTimeoutFlag('KINTO_BACKUP_LOCK_TIMEOUT'),
@@ -35,6 +37,7 @@ On success .kinto-backup beside the ini records the time (kinto check reminds wh
 
   async run(): Promise<BackupResult> {
     const config = loadConfig(resolveIniPath(this.flags.ini))
+    if (this.flags.output !== undefined) assertFilePath(this.flags.output, defaultBackupName(new Date()))
     const file = path.resolve(this.flags.output ?? defaultBackupName(new Date()))
     const result = await withProgress(this.jsonEnabled(), 'backing up', (signal, onProgress) =>
       backup({
@@ -52,7 +55,7 @@ On success .kinto-backup beside the ini records the time (kinto check reminds wh
       this.log(`Backup written to ${result.file} (${(result.bytes / 1048576).toFixed(1)} MB, snapshot at ${result.createdAt}).`)
       this.log(`  ${countsText(result.counts)}; schema storage ${result.schema.storage}, permission ${result.schema.permission}.`)
       this.log(`  sha256 ${result.sha256}`)
-      this.log(`Restore it with: kinto restore ${result.file} --ini <target ini>`)
+      this.log(`Restore it with: kinto restore ${shellArg(result.file)} --ini <target ini>`)
     }
     if (result.markerError) this.logToStderr(`Warning: ${result.markerError}.`)
     return result

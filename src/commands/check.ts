@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {durationFlag, iniFlag} from '../flags.js'
+import {durationFlag, iniFlag, nonEmpty} from '../flags.js'
 import {type CheckReport, checkIni, DEFAULT_PROBE_ORIGIN, probeDeployment, renderReport} from '../lib/check/index.js'
 import {resolveIniPath} from '../lib/config/index.js'
 import {ExitCode, exitCodes, UsageError} from '../lib/errors.js'
@@ -38,6 +38,7 @@ Every finding says what to change.`
       summary: 'Probe this live deployment (its public root, e.g. https://kinto.example.com) instead of reading the ini.',
       env: 'KINTO_CHECK_URL',
       helpValue: 'URL',
+      parse: nonEmpty('--url'),
     }),
     list: Flags.string({
       summary: 'With --url: a list anonymous clients may read, holding 2 objects or more. Default: /buckets.',

@@ -8,7 +8,7 @@ import {ACCOUNT_ID_PATTERN, passwordLengthError} from '../lib/accounts/index.js'
 import {checkCreateUser, createUser, type CreateUserResult} from '../lib/accounts/create-user.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {ExitCode, exitCodes, KintoError, UsageError} from '../lib/errors.js'
-import {askInput, askPassword, mayAsk} from '../lib/interactive.js'
+import {askInput, askPassword, mayAsk, readStdinSecret} from '../lib/interactive.js'
 import {viaServerWhenHeld} from '../lib/ops/control.js'
 
 export default class CreateUser extends BaseCommand<typeof CreateUser> {
@@ -117,9 +117,7 @@ async function readFirstLine(): Promise<string> {
   if (process.stdin.isTTY) {
     throw new UsageError('--password-stdin reads a pipe, but stdin is a terminal.', {hint: 'Pipe the password in, or leave the flag out to be asked.'})
   }
-  const chunks: Buffer[] = []
-  for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk as Buffer))
-  const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0]
+  const line = await readStdinSecret(process.stdin, {flag: '--password-stdin', firstLine: true})
   if (!line) throw new UsageError('--password-stdin: stdin holds no password (empty first line).', {code: 'KINTO_PASSWORD_EMPTY'})
   return line
 }

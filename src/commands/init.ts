@@ -9,7 +9,7 @@ import {exitCodes} from '../lib/errors.js'
 
 export default class Init extends BaseCommand<typeof Init> {
   static summary = 'Write a new Kinto ini file (upstream layout, fresh secrets).'
-  static description = `Creates the ini that every other command reads: [server:main], [app:main] with the chosen backends and two new random secrets, and the logging sections. The file gets mode 0600 and is written atomically; parent folders are created.
+  static description = `Creates the ini that every other command reads: [server:main], [app:main] with the chosen backends and two new random secrets, and the logging sections. The file gets mode 0600 and is written atomically; parent folders are created. With --force, the file it replaces is kept beside it (<file>.<UTC time>.bak, its mode kept): its secrets make the user ids of existing accounts.
 
 Backends: embedded (the default) is PostgreSQL running in-process (PGlite), keeping its data in kinto-data beside the ini (pglite:%(here)s/kinto-data), so nothing needs installing; postgresql uses a server (upstream's URL postgresql://postgres:postgres@localhost/postgres unless --storage-url); memory keeps nothing. The cache follows the storage unless --cache-backend says otherwise: redis writes kinto.cache_url (--cache-url), memcached kinto.cache_hosts (--cache-hosts), as upstream's backends read them.
 
@@ -78,7 +78,7 @@ On a terminal, the backends (and the PostgreSQL password, masked) not given as f
     force: forceFlag,
   }
 
-  async run(): Promise<{path: string; backend: string; cacheBackend: string; host: string; nextSteps: string[]}> {
+  async run(): Promise<{path: string; backend: string; cacheBackend: string; host: string; previous?: string; nextSteps: string[]}> {
     const {flags} = this
     const json = this.jsonEnabled()
     const result = await initConfig({
@@ -97,6 +97,7 @@ On a terminal, the backends (and the PostgreSQL password, masked) not given as f
       report: json ? undefined : (line) => this.logToStderr(line),
     })
     if (!json) this.log(result.path)
-    return {path: result.path, backend: result.backend, cacheBackend: result.cacheBackend, host: result.host, nextSteps: result.nextSteps}
+    const {path, backend, cacheBackend, host, previous, nextSteps} = result
+    return {path, backend, cacheBackend, host, ...(previous ? {previous} : {}), nextSteps}
   }
 }

@@ -3,8 +3,8 @@ import {Args} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {iniFlag} from '../flags.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
-import {exitCodes, UsageError} from '../lib/errors.js'
-import {purgeDeleted, type PurgeDeletedResult} from '../lib/maintenance/index.js'
+import {exitCodes} from '../lib/errors.js'
+import {purgeArguments, purgeDeleted, type PurgeDeletedResult} from '../lib/maintenance/index.js'
 import {viaServerWhenHeld} from '../lib/ops/control.js'
 
 export default class PurgeDeleted extends BaseCommand<typeof PurgeDeleted> {
@@ -28,15 +28,8 @@ A pglite: folder a running server holds is purged by that server, through its co
 
   async run(): Promise<PurgeDeletedResult> {
     // Every positional value (strict = false): resource names, then max-retained.
-    const {positional} = this
-    if (positional.length < 2) throw new UsageError('Give at least one resource name and the number of tombstones to keep, e.g. `kinto purge-deleted record 1000`.')
-    const last = positional.at(-1)!
-    if (!/^\d+$/.test(last)) throw new UsageError(`max-retained: ${JSON.stringify(last)} is not a whole number (0 or more).`)
-    const resources = positional.slice(0, -1)
-    const bad = resources.find((r) => !/^[a-z][a-z0-9_-]*$/i.test(r))
-    if (bad) throw new UsageError(`${JSON.stringify(bad)} is not a resource name (e.g. record, collection, group, bucket).`)
+    const {resources, maxRetained} = purgeArguments(this.positional)
     const config = loadConfig(resolveIniPath(this.flags.ini))
-    const maxRetained = Number(last)
     const result = await viaServerWhenHeld(config, 'purge-deleted', {resources, maxRetained}, () =>
       purgeDeleted({settings: config.settings, dir: config.dir, iniPath: config.path, resources, maxRetained}),
     )

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {durationFlag, iniFlag} from '../flags.js'
+import {durationFlag, iniFlag, nonEmpty} from '../flags.js'
 import {resolveIniPath} from '../lib/config/index.js'
 import {ExitCode, exitCodes} from '../lib/errors.js'
 import {parseEndpoint} from '../lib/ops/endpoint.js'
@@ -22,7 +22,7 @@ With --url: what the server there says: heartbeat, the Backoff header, hello's r
 
   static flags = {
     ini: iniFlag,
-    url: Flags.string({summary: 'Also ask the server at this URL (http(s)://…/v1/ or unix:/path/to/socket).', env: 'KINTO_URL', helpValue: 'URL'}),
+    url: Flags.string({summary: 'Also ask the server at this URL (http(s)://…/v1/ or unix:/path/to/socket).', env: 'KINTO_URL', helpValue: 'URL', parse: nonEmpty('--url')}),
     timeout: durationFlag({summary: 'How long to wait for each answer of --url (5, 90s, 2m…).', default: 5, above: 0}),
   }
 

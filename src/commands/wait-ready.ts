@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {durationFlag, iniFlag} from '../flags.js'
+import {durationFlag, iniFlag, nonEmpty} from '../flags.js'
 import {resolveIniPath} from '../lib/config/index.js'
 import {exitCodes} from '../lib/errors.js'
 import {describeEndpointUrl, parseEndpoint} from '../lib/ops/endpoint.js'
@@ -21,7 +21,7 @@ A server in maintenance is ready (it serves reads; its heartbeat says "maintenan
 
   static flags = {
     ini: iniFlag,
-    url: Flags.string({summary: 'Base URL of the API (http(s)://…/v1/ or unix:/path/to/socket).', env: 'KINTO_URL', helpValue: 'URL'}),
+    url: Flags.string({summary: 'Base URL of the API (http(s)://…/v1/ or unix:/path/to/socket).', env: 'KINTO_URL', helpValue: 'URL', parse: nonEmpty('--url')}),
     timeout: durationFlag({summary: 'Give up after this long (seconds, or 90s, 2m…).', env: 'KINTO_WAIT_TIMEOUT', default: 30, above: 0}),
     interval: Flags.integer({summary: 'Milliseconds between attempts.', default: 250, min: 10, helpValue: 'MS'}),
   }

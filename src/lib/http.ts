@@ -146,6 +146,11 @@ export function describeHttpError(e: unknown): string {
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
       return 'host unreachable'
+    // a unix: URL (node says "connect ENOENT /run/kinto.sock")
+    case 'ENOENT':
+      return 'no such socket (is the server running?)'
+    case 'EACCES':
+      return 'permission denied'
     default:
       if (err.name === 'TimeoutError' || err.name === 'AbortError') return 'no complete response within the timeout'
       if (code && /CERT|SSL|TLS/i.test(code)) return `TLS error (${code}): ${err.message}`

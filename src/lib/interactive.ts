@@ -115,3 +115,29 @@ export async function askConfirm(message: string, options: {default?: boolean; f
   const {confirm} = await import('@inquirer/prompts')
   return answered(confirm({message, default: options.default}))
 }
+
+/** The most a secret piped on stdin may hold (a password, not a file). */
+export const STDIN_SECRET_MAX_BYTES = 64 * 1024
+
+/**
+ * A secret piped on stdin (`--password-stdin`): its first line (`firstLine`, a CR/LF dropped) or
+ * all of it (one trailing line break dropped). Reading stops at the first line break, or fails
+ * past STDIN_SECRET_MAX_BYTES: input that never ends (/dev/zero, `yes`) is an error, not a hang.
+ */
+export async function readStdinSecret(input: AsyncIterable<unknown>, options: {flag: string; firstLine: boolean}): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of input) {
+    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk))
+    chunks.push(bytes)
+    size += bytes.length
+    if (options.firstLine && bytes.includes(0x0a)) break
+    if (size > STDIN_SECRET_MAX_BYTES) {
+      throw new UsageError(`${options.flag}: stdin holds more than ${STDIN_SECRET_MAX_BYTES / 1024} KiB${options.firstLine ? ' before its first line break' : ''}, which is no password.`, {
+        hint: `Pipe the password alone, e.g. printf %s "$PASSWORD" | kinto … ${options.flag}`,
+      })
+    }
+  }
+  const text = Buffer.concat(chunks).toString('utf8')
+  return options.firstLine ? text.split(/\r?\n/)[0] : text.replace(/\r?\n$/, '')
+}

@@ -7,7 +7,7 @@
  */
 import {type ChildProcess, execFile, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync} from 'node:fs'
+import {chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {promisify} from 'node:util'
 import {gunzipSync, gzipSync} from 'node:zlib'
@@ -172,6 +172,16 @@ describe('kinto backup and restore on the embedded engine', () => {
     }
     expect(statSync('/dev/null').isCharacterDevice()).toBe(true)
     expect(lstatSync(link).isSymbolicLink()).toBe(true)
+    // a folder on the path that is a file, or missing: a usage error naming it (was KINTO_UNEXPECTED for a file)
+    for (const [target, message] of [
+      [path.join(file, 'x.gz'), `Cannot write ${path.join(file, 'x.gz')}: ${file} is a file, not a folder.`],
+      [path.join(file, 'sub', 'x.gz'), `Cannot write ${path.join(file, 'sub', 'x.gz')}: a folder on its path is a file.`],
+      [path.join(source.dir, 'none', 'x.gz'), `The folder of ${path.join(source.dir, 'none', 'x.gz')} does not exist.`],
+    ]) {
+      const r = await kinto(['backup', '--ini', source.ini, '-o', target, '--json'])
+      expect(r.code, r.stdout).toBe(2)
+      expect(json(r.stdout).error).toMatchObject({code: 'KINTO_USAGE', message})
+    }
   }, 120_000)
 
   it('a FILE.partial left behind (a killed run, or planted) never decides the mode or the place of the backup', async () => {
@@ -255,6 +265,22 @@ describe('kinto backup and restore on the embedded engine', () => {
       expect(json(r.stdout).error).toEqual({code: 'KINTO_USAGE', message, hint: what})
     }
     expect(readdirSync(cwd)).toEqual([])
+    // These blamed kinto.storage_url and --ini: the message is about --to.
+    mkdirSync(path.join(cwd, 'folder'))
+    writeFileSync(path.join(cwd, 'notes.txt'), 'not an ini\n')
+    for (const [to, code, exit, message] of [
+      ['pglite:memory:', 'KINTO_USAGE', 2, '--to pglite:memory: is an in-memory embedded database: the copy would be gone when this command exits.'],
+      ['folder', 'KINTO_USAGE', 2, `--to ${path.join(cwd, 'folder')} is a folder: an embedded database folder is given as pglite:<folder>.`],
+      ['notes.txt', 'KINTO_CONFIG_INVALID', 1, `--to ${path.join(cwd, 'notes.txt')}, line 1: "not an ini" comes before any [section] header`],
+    ] as const) {
+      const r = await kinto(['db', 'copy', '--ini', source.ini, '--to', to, '--json'], {cwd})
+      expect(r.code, to).toBe(exit)
+      expect(json(r.stdout).error.code, to).toBe(code)
+      expect(json(r.stdout).error.message, to).toContain(message)
+    }
+    expect(readdirSync(cwd).sort()).toEqual(['folder', 'notes.txt'])
+    rmSync(path.join(cwd, 'folder'), {recursive: true})
+    rmSync(path.join(cwd, 'notes.txt'))
     const first = await kinto(['db', 'copy', '--ini', source.ini, '--to', 'pglite:full/data', '--json'], {cwd})
     expect(first.code, first.stdout + first.stderr).toBe(0)
     const again = await kinto(['db', 'copy', '--ini', source.ini, '--to', 'pglite:full/data', '--json'], {cwd})
@@ -338,6 +364,11 @@ describe('kinto backup and restore on the embedded engine', () => {
     const r = await kinto(['restore', file, '--ini', target.ini, '--json'], {env: {KINTO_READONLY: 'true'}})
     expect(r.code, r.stderr).toBe(1)
     expect(json(r.stdout).error).toEqual(expect.objectContaining({code: 'KINTO_READONLY', message: expect.stringMatching(/kinto\.readonly is true, so kinto restore writes nothing/)}))
+    expect(await answersOf(target.url)).toEqual(before)
+    // db copy --to that ini, the same (it copied into it)
+    const c = await kinto(['db', 'copy', '--ini', source.ini, '--to', target.ini, '--force', '--json'], {env: {KINTO_READONLY: 'true'}})
+    expect(c.code, c.stdout).toBe(1)
+    expect(json(c.stdout).error).toEqual(expect.objectContaining({code: 'KINTO_READONLY', message: `kinto.readonly is true in ${target.ini}, so kinto db copy writes nothing there.`}))
     expect(await answersOf(target.url)).toEqual(before)
   }, 120_000)
 

@@ -6,6 +6,7 @@
  * folder held by a running server (the work runs in it, through its control socket), and
  * PostgreSQL when KINTO_TEST_DATABASE_URL is set.
  */
+import {spawn} from 'node:child_process'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -17,7 +18,7 @@ import {DatabaseRegistry} from '../../src/lib/db/index.js'
 import {ensureSchema} from '../../src/lib/schema/index.js'
 import {createBackends} from '../../src/lib/backends.js'
 import {basicAuth, iniText} from '../client/helpers.js'
-import {runCli} from '../helpers/cli.js'
+import {cliBin, runCli} from '../helpers/cli.js'
 import {createServerDatabase, realServerUrl, serverSkip} from '../helpers/db.js'
 import {spawnStart} from '../helpers/ops-servers.js'
 
@@ -153,6 +154,39 @@ describe('refusals', () => {
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/no password/)
   })
+
+  test('--password-stdin reads the first line without waiting for the end of stdin; input with no line break is bounded', async () => {
+    // stdin stays open (a pipe whose writer goes on): it used to wait for its end, forever.
+    const run = (write: (stdin: NodeJS.WritableStream) => void) =>
+      new Promise<{code: number | null; stdout: string; stderr: string}>((resolve, reject) => {
+        const child = spawn(process.execPath, [cliBin, 'create-user', '--ini', ini(ACCOUNTS), '-u', 'admin', '--password-stdin', '--json'], {
+          env: {...process.env, NO_COLOR: '1'},
+          stdio: ['pipe', 'pipe', 'pipe'],
+        })
+        let stdout = ''
+        let stderr = ''
+        child.stdout.on('data', (d) => (stdout += d))
+        child.stderr.on('data', (d) => (stderr += d))
+        child.stdin.on('error', () => {})
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+        child.on('error', reject)
+        child.on('close', (code) => {
+          clearTimeout(timer)
+          resolve({code, stdout, stderr})
+        })
+        write(child.stdin)
+      })
+    // a first line (too long for bcrypt: refused before any database) and no end of input
+    const line = await run((stdin) => stdin.write(`${'x'.repeat(80)}\nmore`))
+    expect(line.code, line.stderr).toBe(2)
+    expect(JSON.parse(line.stdout).error.message).toMatch(/longer than 72 bytes/)
+    // 100 KiB and no line break, no end of input
+    const endless = await run((stdin) => stdin.write('y'.repeat(100 * 1024)))
+    expect(endless.code, endless.stderr).toBe(2)
+    expect(JSON.parse(endless.stdout).error.message).toBe(
+      '--password-stdin: stdin holds more than 64 KiB before its first line break, which is no password.',
+    )
+  }, 90_000)
 
   test('a password longer than bcrypt reads (72 bytes) is refused, before the database is opened', async () => {
     // No schema is installed: the refusal comes first. Upstream's bcrypt (pyca 5) fails with a

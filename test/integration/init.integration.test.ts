@@ -1,5 +1,5 @@
 import {spawn, spawnSync} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -109,6 +109,17 @@ describe('kinto init (subprocess, stdin closed, no TTY)', () => {
     expect(secretsOf(after).filter((s) => secretsOf(before).includes(s))).toEqual([])
     expect(loadConfig(file, {env: {}}).settings.storage_backend).toBe('kinto.core.storage.memory')
     expect(statSync(file).mode & 0o777).toBe(0o600)
+    // the replaced file (its secrets make the user ids of existing accounts) is kept beside, 0600
+    const kept = readdirSync(path.dirname(file)).filter((f) => /^kinto\.ini\.\d{8}T\d{6}Z\.bak$/.test(f))
+    expect(kept).toHaveLength(1)
+    expect(readFileSync(path.join(path.dirname(file), kept[0]), 'utf8')).toBe(before)
+    expect(statSync(path.join(path.dirname(file), kept[0])).mode & 0o777).toBe(0o600)
+    expect(forced.stderr).toContain(`replaced: the previous file is kept as ${path.join(path.dirname(file), kept[0])}`)
+    // again, within the same second: a second copy, never over the first
+    const twice = await runCli(['init', '--ini', file, '--backend', 'memory', '--force', '--json'])
+    expect(twice.code).toBe(0)
+    expect(readFileSync(JSON.parse(twice.stdout).previous, 'utf8')).toBe(after)
+    expect(readFileSync(path.join(path.dirname(file), kept[0]), 'utf8')).toBe(before)
   })
 
   const combos: Array<{args: string[]; json: Record<string, string>; settings: Record<string, unknown>}> = [
@@ -297,6 +308,10 @@ describe('kinto init (subprocess, stdin closed, no TTY)', () => {
       [['--host', 'my host'], 'Error: --host "my host" is not a host name or IP address.'],
       [['--public-url', 'https://kinto.example.com/v1'], 'Error: --public-url "https://kinto.example.com/v1" is not a public URL'],
       [['--public-url', 'kinto.example.com'], 'Error: --public-url "kinto.example.com" is not a public URL'],
+      // the refusal echoed the password of the URL
+      [['--public-url', 'https://admin:pw@kinto.example.com'], 'Error: --public-url "https://admin:***@kinto.example.com" is not a public URL'],
+      // an empty folder was the current folder: its files would have been served as attachments
+      [['--attachments', ''], 'Error: --attachments is empty.'],
     ]
     const runs = await Promise.all(cases.map(([args]) => runCli(['init', '--ini', newPath(), ...args])))
     for (const [i, [args, text]] of cases.entries()) {

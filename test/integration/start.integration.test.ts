@@ -141,6 +141,17 @@ describe('kinto start', () => {
     }
   }, 90_000)
 
+  test('an address this machine does not have is said in words, with a hint about --host (not node\'s "listen EADDRNOTAVAIL…")', async () => {
+    // 203.0.113.0/24 is TEST-NET-3: on no interface
+    const r = await runCli(['start', '--ini', iniFile({}), '--host', '203.0.113.5', '--port', '8080'])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(
+      'Error: Cannot listen on 203.0.113.5:8080: no network interface of this machine has that address.\n' +
+        'Hint: Choose a --host this machine has (127.0.0.1, 0.0.0.0 for every interface), or [server:main] host in the ini.\n',
+    )
+    expect(r.stderr).not.toMatch(/\n\s+at /)
+  }, 90_000)
+
   test('unknown plugins and policies refuse to start', async () => {
     const plugin = await runCli(['start', '--ini', iniFile({'kinto.includes': 'kinto.plugins.unknown'}), '--port', '0'])
     expect(plugin.code).toBe(1)

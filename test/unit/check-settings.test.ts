@@ -3,7 +3,7 @@
  * warning; each mistake of the production checklist gives its finding (id, level, and a fix);
  * secrets never appear in any finding.
  */
-import {appendFileSync, chmodSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {appendFileSync, chmodSync, mkdtempSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -286,6 +286,14 @@ describe('each mistake of the checklist', () => {
     expect(f.level).toBe('warning')
     expect(f.message).toContain('mode 644')
     expect(f.fix).toMatch(/^chmod 600 /)
+  })
+
+  it('the chmod it proposes runs as printed for a path with a space (quoted for the shell)', async () => {
+    const file = writeIni(GOOD, 0o644)
+    const spaced = path.join(path.dirname(file), 'my kinto.ini')
+    renameSync(file, spaced)
+    const findings = await runChecks(loadConfig(spaced, {env: {}}), {db: false, resolve})
+    expect(findings.find((x) => x.id === 'ini-permissions')!.fix).toMatch(new RegExp(`^chmod 600 '${spaced.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}' `))
   })
 
   it.each([

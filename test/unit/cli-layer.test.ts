@@ -3,7 +3,7 @@
  * errors that are always printed (as JSON under --json), typo suggestions. The commands run
  * in-process; Ctrl-C under a terminal needs a process of its own (integration/cli-terminal).
  */
-import {readFileSync, writeFileSync} from 'node:fs'
+import {readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
 import {describe, expect, it} from 'vitest'
@@ -125,6 +125,8 @@ describe('errors that are always printed', () => {
       [['migrate', 'postgresql://kinto:s3cr3t@db/kinto'], 'Unknown command "migrate postgresql //kinto ***@db/kinto".'],
       [['db', 'status', 'postgresql://kinto:s3cr3t@db/kinto'], 'Unknown command "db status postgresql //kinto ***@db/kinto".'],
       [['readonly', 'redis://:s3cr3t@cache:6379/0'], '"redis://:***@cache:6379/0" is neither `on` nor `off`.'],
+      // a value refused as malformed is echoed: the printing of every error masks what it holds
+      [['check', '--url', 'https://kinto:s3cr3t@kinto example.com'], '--url "https://kinto:***@kinto example.com" is not a URL.'],
     ]
     for (const [args, message] of cases) {
       for (const json of [true, false]) {
@@ -162,6 +164,81 @@ describe('flags every command reads the same way', () => {
     expect(bad.stderr).toBe('Error: --timeout: "soon" is not a duration; expected a duration such as 90s, 30m, 2h, 1d or 1h30m (or a number of seconds).\nHint: See `kinto status --help`.\n')
     const lock = await runCli(['migrate', '--ini', ini, '--lock-timeout', '1m', '--check'])
     expect(lock.code, lock.stderr).toBe(0)
+  })
+
+  it('a number out of range or not a number names its flag (oclif\'s own message did not)', async () => {
+    const cases: Array<[string[], string]> = [
+      [['wait-ready', '--interval', '0'], '--interval: Expected an integer greater than or equal to 10 but received: 0'],
+      [['backoff', '10', '--percentage', '200'], '--percentage: Expected an integer less than or equal to 100 but received: 200'],
+      [['deploy', 'uwsgi', '--processes', 'x'], '--processes: Expected an integer but received: x'],
+      [['init', '--backend', 'foo'], 'Expected --backend=foo to be one of: embedded, postgresql, memory'],
+    ]
+    for (const [args, message] of cases) {
+      const r = await runCli([...args, '--json'])
+      expect(r.code, args.join(' ')).toBe(2)
+      expect(JSON.parse(r.stdout).error.message, args.join(' ')).toBe(message)
+    }
+  })
+
+  it('an empty file or URL given on the command line is a usage error, not the current folder nor "not given"', async () => {
+    // `check --url "$UNSET"` checked the ini; `backup -o ""` wrote into the current folder's name
+    const ini = iniWithMaintenance()
+    const cases: Array<[string[], string]> = [
+      [['check', '--url', ''], '--url is empty.'],
+      [['status', '--url', ' '], '--url is empty.'],
+      [['wait-ready', '--url', ''], '--url is empty.'],
+      [['backup', '-o', ''], '--output is empty.'],
+      [['restore', ''], 'FILE is empty.'],
+      [['db', 'copy', '--to', ''], '--to is empty.'],
+      [['deploy', 'nginx', '--output', ''], '--output is empty.'],
+      [['deploy', 'nginx', '--check', ''], '--check is empty.'],
+    ]
+    for (const [args, message] of cases) {
+      const r = await runCli([...args, '--ini', ini, '--json'])
+      expect(r.code, args.join(' ')).toBe(2)
+      expect(JSON.parse(r.stdout).error.message, args.join(' ')).toBe(message)
+    }
+    // an empty environment variable is unset, as before
+    const env = await runCli(['status', '--ini', ini, '--json'], {env: {KINTO_URL: ''}})
+    expect(env.code, env.stderr).toBe(0)
+  })
+
+  it('a file path ending with / is refused: init, backup and deploy wrote a file named as the folder', async () => {
+    const ini = iniWithMaintenance()
+    const dir = tmp()
+    const cases: Array<[string[], string]> = [
+      [['init', '--ini', `${dir}/conf/`, '--backend', 'memory'], `${dir}/conf/kinto.ini`],
+      [['backup', '--ini', ini, '-o', `${dir}/backups/`], `${dir}/backups/kinto-backup-`],
+      [['deploy', 'nginx', '--ini', ini, '--output', `${dir}/nginx/`], `${dir}/nginx/kinto.conf`],
+    ]
+    for (const [args, example] of cases) {
+      const r = await runCli([...args, '--json'])
+      expect(r.code, args.join(' ')).toBe(2)
+      const error = JSON.parse(r.stdout).error
+      expect(error.message, args.join(' ')).toMatch(/ ends with '\/': it names a folder, and a file is written here\.$/)
+      expect(error.hint, args.join(' ')).toContain(example)
+    }
+    expect(readdirSync(dir)).toEqual([])
+  })
+
+  it('status --ini of a folder or a device: the config error and no servers (a folder was an unexpected failure, a device was read forever)', async () => {
+    for (const [ini, problem] of [
+      [tmp(), 'this is a folder'],
+      ['/dev/zero', 'this is a device, not a file'],
+    ]) {
+      const r = await runCli(['status', '--ini', ini, '--json'])
+      expect(r.code, ini).toBe(1)
+      const out = JSON.parse(r.stdout)
+      expect(out.configError.message, ini).toContain(`${ini}: ${problem}`)
+      expect(out.servers, ini).toEqual([])
+    }
+  })
+
+  it('a unix: URL with no socket there is said in words (was node\'s "connect ENOENT …")', async () => {
+    const sock = path.join(tmp(), 'kinto.sock')
+    const r = await runCli(['wait-ready', '--url', `unix:${sock}`, '--timeout', '1', '--json'])
+    expect(r.code).toBe(1)
+    expect(JSON.parse(r.stdout).error.message).toMatch(/; last: no such socket \(is the server running\?\)\)\.$/)
   })
 
   it('`maintenance ON` is `maintenance on`', async () => {

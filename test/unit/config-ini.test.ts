@@ -103,10 +103,31 @@ describe('ini reader: one clear error per problem, with file, line and key', () 
     expect(err.hint).toContain(`kinto init --ini ${missing}`)
   })
 
+  it('the command in the hint runs as printed: a path with a space or a quote is quoted for the shell', () => {
+    const missing = path.join(os.tmpdir(), "no such folder kinto", "bob's kinto.ini")
+    const err = errorOf(() => readIniFile(missing))
+    expect(err.hint).toBe(`Run \`kinto init --ini '${missing.replaceAll("'", "'\\''")}'\` to create one, or point --ini (or KINTO_INI) at an existing file.`)
+  })
+
+  it('an ini in a folder whose path holds a \'%\': said as such (it blamed key \'here\', which no edit can fix)', () => {
+    const file = '/srv/100%/kinto.ini'
+    const err = errorOf(() => parseIni('[app:main]\nkinto.storage_url = pglite:%(here)s/data\n', {path: file}).items('app:main'))
+    expect(err.code).toBe('KINTO_CONFIG_INVALID')
+    expect(err.message).toBe(
+      "/srv/100%/kinto.ini: its folder /srv/100% holds a '%', which the ini reader (configparser, as Kinto reads it) takes for the start of a reference when it expands %(here)s; move the ini to a folder whose path has no '%'.",
+    )
+  })
+
   it('a folder given as the ini', () => {
     const err = errorOf(() => readIniFile(os.tmpdir()))
     expect(err.code).toBe('KINTO_CONFIG_INVALID')
     expect(err.message).toBe(`${os.tmpdir()}: this is a folder; --ini takes the path of an ini file.`)
+  })
+
+  it('a device given as the ini is refused, not read forever (/dev/zero never ends)', () => {
+    const err = errorOf(() => readIniFile('/dev/zero'))
+    expect(err.code).toBe('KINTO_CONFIG_INVALID')
+    expect(err.message).toBe('/dev/zero: this is a device, not a file; --ini takes the path of an ini file.')
   })
 
   const cases: Array<[string, string, string]> = [

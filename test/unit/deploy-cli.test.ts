@@ -108,6 +108,15 @@ describe('kinto deploy nginx', () => {
     expect(r.stderr).not.toMatch(noStack)
   })
 
+  it('refuses an upstream with credentials without echoing the password (it was shown as a bad port)', async () => {
+    for (const upstream of ['http://kinto:s3cr3t@app:8888', 'kinto:s3cr3t@app:8888']) {
+      const r = await runCli(['deploy', 'nginx', '--ini', ini, '--upstream', upstream, '--json'])
+      expect(r.code, upstream).toBe(2)
+      expect(r.stdout + r.stderr, upstream).not.toContain('s3cr3t')
+      expect(JSON.parse(r.stdout).error.message, upstream).toMatch(/^Invalid upstream ".*\*\*\*@app:8888" \(from --upstream\): it carries credentials/)
+    }
+  })
+
   it('refuses --output with --check, and --uwsgi with --upstream (exit 2)', async () => {
     const a = await runCli(['deploy', 'nginx', '--ini', ini, '--output', path.join(dir, 'x'), '--check', path.join(dir, 'y')])
     expect(a.code).toBe(2)

@@ -293,6 +293,27 @@ describe('output: print, write without overwriting, check for drift', () => {
     const error = await deliver({...base, content: 'x', output: '/nonexistent-kinto-dir/kinto.conf'}).catch((e: KintoError) => e)
     expect((error as KintoError).message).toBe('Cannot write /nonexistent-kinto-dir/kinto.conf: the folder /nonexistent-kinto-dir does not exist.')
   })
+
+  it('a folder it may not write in: said in words, not node\'s message naming the temporary file', async () => {
+    // sysfs refuses new files, even to root
+    const error = await deliver({...base, content: 'x', output: '/sys/kernel/kinto.conf'}).catch((e: KintoError) => e)
+    expect(error).toMatchObject({code: 'KINTO_DEPLOY_OUTPUT_FAILED', message: expect.stringMatching(/^Cannot write the .* to \/sys\/kernel\/kinto\.conf: permission denied; nothing was written\.$/)})
+  })
+
+  it('a file where a folder is expected, or a folder to --check: said in words (was node\'s "EISDIR: illegal operation…")', async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-deploy-out-'))
+    const file = path.join(dir, 'a-file')
+    writeFileSync(file, 'x\n')
+    const write = await deliver({...base, content: 'x', output: path.join(file, 'kinto.conf')}).catch((e: KintoError) => e)
+    expect((write as KintoError).message).toBe(`Cannot write ${path.join(file, 'kinto.conf')}: ${file} is a file, not a folder.`)
+    for (const [target, reason] of [
+      [dir, 'it is a folder'],
+      [path.join(file, 'kinto.conf'), 'a folder on its path is a file'],
+    ]) {
+      const error = await deliver({...base, content: 'x', check: target}).catch((e: KintoError) => e)
+      expect(error).toMatchObject({code: 'KINTO_DEPLOY_CHECK_UNREADABLE', message: `Cannot read ${target}: ${reason}.`})
+    }
+  })
 })
 
 describe('unifiedDiff', () => {

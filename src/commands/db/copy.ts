@@ -2,10 +2,11 @@ import {Flags} from '@oclif/core'
 
 import {withProgress} from '../../backup-output.js'
 import {BaseCommand} from '../../base-command.js'
-import {folderLockTimeoutFlag, forceFlag, iniFlag} from '../../flags.js'
+import {folderLockTimeoutFlag, forceFlag, iniFlag, nonEmpty} from '../../flags.js'
 import {copy, type CopyResult, countsText} from '../../lib/backup/index.js'
 import {loadConfig, resolveIniPath} from '../../lib/config/index.js'
 import {exitCodes} from '../../lib/errors.js'
+import {shellArg} from '../../lib/text/shell.js'
 
 export default class DbCopy extends BaseCommand<typeof DbCopy> {
   static summary = 'Copy the storage and permission data to another database (e.g. embedded to PostgreSQL) in one step.'
@@ -29,6 +30,7 @@ The target must be empty unless --force. Stop the server of an embedded source f
       env: 'KINTO_COPY_TO',
       required: true,
       helpValue: 'URL|INI',
+      parse: nonEmpty('--to', 'Give --to a PostgreSQL URL (postgresql://user:password@host/dbname), pglite:<folder>, or the path of an existing ini.'),
     }),
     force: {...forceFlag, summary: 'Replace what the target database holds (in the same transaction).'},
     'lock-timeout': folderLockTimeoutFlag('KINTO_COPY_LOCK_TIMEOUT'),
@@ -43,7 +45,7 @@ The target must be empty unless --force. Stop the server of an embedded source f
       for (const step of result.migrated) this.log(`Migrated the target: ${step}.`)
       this.log(`Copied ${countsText(result.counts)}`)
       this.log(`  from ${[...new Set(Object.values(result.from))].join(' and ')} to ${[...new Set(Object.values(result.to))].join(' and ')}; counts verified.`)
-      if (result.toIni) this.log(`${result.toIni} already uses the target: serve it with kinto start --ini ${result.toIni}.`)
+      if (result.toIni) this.log(`${result.toIni} already uses the target: serve it with kinto start --ini ${shellArg(result.toIni)}.`)
       else {
         this.log(`To serve it, set these lines in [app:main] of the ini${result.iniLines.some((l) => l.includes(':***@') || l.includes('password=***')) ? ' (with the real password)' : ''}, then kinto start:`)
         for (const line of result.iniLines) this.log(`  ${line}`)

@@ -4,6 +4,7 @@ import {BaseCommand} from '../../base-command.js'
 import {adminUrlFlag, dryRunFlag, iniFlag} from '../../flags.js'
 import {loadConfig, resolveIniPath} from '../../lib/config/index.js'
 import {ExitCode, exitCodes, UsageError} from '../../lib/errors.js'
+import {readStdinSecret} from '../../lib/interactive.js'
 import {grantReadonly, type GrantReadonlyResult} from '../../lib/schema/roles.js'
 
 export default class DbGrantReadonly extends BaseCommand<typeof DbGrantReadonly> {
@@ -79,7 +80,5 @@ async function readStdin(): Promise<string> {
       hint: 'printf %s "$PASSWORD" | kinto db grant-readonly --role NAME --password-stdin',
     })
   }
-  const chunks: Buffer[] = []
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+  return readStdinSecret(process.stdin, {flag: '--password-stdin', firstLine: false})
 }

@@ -7,7 +7,7 @@
  * Embedded folders are locked first. A backup of a folder a running server holds is read by that
  * server (its control channel) and streamed here; restore and copy refuse such a folder.
  */
-import {closeSync, createWriteStream, existsSync, fsyncSync, linkSync, lstatSync, openSync, renameSync, statSync, unlinkSync, writeSync} from 'node:fs'
+import {closeSync, createWriteStream, existsSync, fsyncSync, linkSync, openSync, renameSync, statSync, unlinkSync, writeSync} from 'node:fs'
 import path from 'node:path'
 import {Readable, Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
@@ -27,6 +27,7 @@ import {clientFor, type ConfiguredBackend} from '../schema/targets.js'
 import {packageVersion} from '../version.js'
 import {type BackupHeader, type Counts, decodeBackup, emptyCounts, encodeBackup, FORMAT_NAME, FORMAT_VERSION, type RowBatch, type TableName} from './format.js'
 import {markerPath, writeMarker} from './marker.js'
+import {nonRegular, parentProblem} from './paths.js'
 import {restoreInto} from './restore.js'
 import {type ProgressEvent, ROW_FORMAT_SINCE, snapshotRows, snapshotSchema, withSnapshot} from './snapshot.js'
 import {assertNotServed, backendsForUrl, type DataBackends, dataBackends, sameDatabase} from './targets.js'
@@ -97,22 +98,6 @@ export interface BackupResult {
 /** Default file name: kinto-backup-20261204T230552Z.ndjson.gz */
 export function defaultBackupName(at: Date): string {
   return `kinto-backup-${at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.ndjson.gz`
-}
-
-/** What stands at `file` when it is not a regular file (a folder, a device, a link…), or null. */
-function nonRegular(file: string): string | null {
-  let st
-  try {
-    st = lstatSync(file)
-  } catch {
-    return null
-  }
-  if (st.isFile()) return null
-  if (st.isDirectory()) return 'a folder'
-  if (st.isSymbolicLink()) return 'a symbolic link'
-  if (st.isFIFO()) return 'a named pipe'
-  if (st.isSocket()) return 'a socket'
-  return 'a device'
 }
 
 function fsyncPath(p: string): void {
@@ -247,12 +232,11 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
     throw new UsageError(`${file} is ${kind}: a backup is written to a regular file.`, {hint: 'Give -o the path of a new file (or of an earlier backup, with --force).'})
   }
   if (!options.force && existsSync(file)) throw new FileExistsError(file)
-  if (!existsSync(path.dirname(file))) {
-    throw new UsageError(`The folder of ${file} does not exist.`, {hint: 'Create it, or give -o a file in an existing folder.'})
-  }
+  const parent = parentProblem(file)
+  if (parent) throw new UsageError(parent, {hint: 'Create the folder, or give -o a file in an existing folder.'})
   const partial = `${file}.partial`
-  clearPartial(partial)
   try {
+    clearPartial(partial)
     const content = server
       ? await receiveBackup(server.control, partial, options)
       : await readBackup(options, () => createWriteStream(partial, {mode: 0o600, flags: 'wx'}))
@@ -461,15 +445,46 @@ export interface CopyResult {
 }
 
 function targetOf(options: CopyOptions): {backends: DataBackends; dir: string; ini?: string; url?: string} {
-  if (isPostgresUrl(options.to)) return {backends: backendsForUrl(options.to, options.cwd), dir: options.cwd, url: options.to}
   const what = 'Give --to a PostgreSQL URL (postgresql://user:password@host/dbname), pglite:<folder>, or the path of an existing ini.'
+  if (isPostgresUrl(options.to)) {
+    let backends: DataBackends
+    try {
+      backends = backendsForUrl(options.to, options.cwd)
+    } catch (error) {
+      // Worded for an ini ("kinto.storage_url is an in-memory embedded database"): this is --to.
+      if (isKintoError(error) && error.code === 'KINTO_BACKUP_UNSUPPORTED') {
+        throw new UsageError(`--to ${maskUrl(options.to)} is an in-memory embedded database: the copy would be gone when this command exits.`, {hint: what})
+      }
+      throw error
+    }
+    return {backends, dir: options.cwd, url: options.to}
+  }
   // Read as a path, `mysql://…` was "Config file <cwd>/mysql:/… does not exist: run kinto init --ini …".
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(options.to)) {
     throw new UsageError(`--to ${maskUrl(options.to)} is not a database kinto-ops can copy to.`, {hint: what})
   }
   const iniPath = path.resolve(options.cwd, options.to)
   if (!existsSync(iniPath)) throw new UsageError(`--to ${iniPath}: no such ini.`, {hint: what})
-  const config = loadConfig(iniPath)
+  // Read as an ini, a folder was "this is a folder; --ini takes the path of an ini file".
+  if (statSync(iniPath).isDirectory()) throw new UsageError(`--to ${iniPath} is a folder: an embedded database folder is given as pglite:<folder>.`, {hint: what})
+  let config
+  try {
+    config = loadConfig(iniPath)
+  } catch (error) {
+    // "<path>: there is no [app:main] section", "<path>, line 3: …": say it is the ini of --to.
+    if (isKintoError(error) && error.message.startsWith(iniPath)) {
+      throw new KintoError(`--to ${error.message}`, {code: error.code, exit: error.exit, hint: error.hint, cause: error})
+    }
+    throw error
+  }
+  // As restore: the ini of a read-only instance (a replica, a read-only role) is not written.
+  if (asBool(config.settings, 'readonly')) {
+    throw new KintoError(`kinto.readonly is true in ${config.path}, so kinto db copy writes nothing there.`, {
+      code: 'KINTO_READONLY',
+      exit: ExitCode.FAILED,
+      hint: 'Give --to the ini of a writable instance (kinto.readonly = false), or its database URL.',
+    })
+  }
   return {backends: dataBackends(config.settings, config.dir, 'kinto db copy'), dir: config.dir, ini: config.path}
 }
 

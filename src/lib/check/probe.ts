@@ -12,6 +12,7 @@
 import {lookup} from 'node:dns/promises'
 import {BlockList, isIP} from 'node:net'
 
+import {maskUrl} from '../db/url.js'
 import {UsageError} from '../errors.js'
 import {HttpClient, type HttpResponse, describeHttpError} from '../http.js'
 import {type CheckReport, type Finding, error, ok, summarize, warning} from './types.js'
@@ -79,10 +80,10 @@ export function publicRoot(input: string): URL {
   try {
     url = new URL(input.trim())
   } catch {
-    throw new UsageError(`--url ${JSON.stringify(input)} is not a URL.`, {hint: 'Pass the public address, e.g. --url https://kinto.example.com'})
+    throw new UsageError(`--url ${JSON.stringify(maskUrl(input))} is not a URL.`, {hint: 'Pass the public address, e.g. --url https://kinto.example.com'})
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UsageError(`--url ${JSON.stringify(input)} is not an http(s) URL.`, {hint: 'Pass the public address, e.g. --url https://kinto.example.com'})
+    throw new UsageError(`--url ${JSON.stringify(maskUrl(input))} is not an http(s) URL.`, {hint: 'Pass the public address, e.g. --url https://kinto.example.com'})
   }
   if (url.username || url.password) {
     throw new UsageError('--url must not carry credentials.', {hint: 'Remove user:password@ from the URL; to read the list as an account, set KINTO_CHECK_AUTH=user:password (or --user).'})

@@ -13,6 +13,7 @@ import {parseDbUrl} from '../db/url.js'
 import {isKintoError} from '../errors.js'
 import {serverNameFromHttpHost} from '../deploy/values.js'
 import {type Finding, error, ok, warning} from './types.js'
+import {shellArg} from '../text/shell.js'
 
 export type SettingsCheck = (config: KintoConfig) => Finding[]
 
@@ -421,7 +422,7 @@ export const checkIniPermissions: SettingsCheck = (config) => {
     return []
   }
   const octal = mode.toString(8).padStart(3, '0')
-  const fix = `chmod 600 ${config.path} (or 640 with a group for the service)${secrets.length > 0 ? ', or move the secrets to environment variables (KINTO_USERID_HMAC_SECRET…)' : ''}.`
+  const fix = `chmod 600 ${shellArg(config.path)} (or 640 with a group for the service)${secrets.length > 0 ? ', or move the secrets to environment variables (KINTO_USERID_HMAC_SECRET…)' : ''}.`
   // Whoever can write the ini decides what Kinto runs with, secrets or not.
   const writers = mode & 0o002 ? 'any user of this machine' : mode & 0o020 ? 'the users of its group' : undefined
   if (writers) {

@@ -12,6 +12,7 @@ import {
   fchownSync,
   fsyncSync,
   linkSync,
+  lstatSync,
   openSync,
   realpathSync,
   renameSync,
@@ -20,7 +21,7 @@ import {
 } from 'node:fs'
 import path from 'node:path'
 
-import {KintoError} from '../errors.js'
+import {KintoError, UsageError} from '../errors.js'
 import {mkdirs} from '../fs.js'
 
 export interface AtomicWriteOptions {
@@ -96,8 +97,44 @@ function resolveTarget(file: string): string {
   }
 }
 
+/**
+ * What stands at `target` when it is neither a regular file nor absent: the rename would put a
+ * regular file in place of a device (/dev/full), a named pipe or a link that leads nowhere
+ * (/dev/stdout on a pipe), which nobody asks for even with --force. Folders are the callers' to word.
+ */
+function notAFile(target: string): string | undefined {
+  let st
+  try {
+    st = lstatSync(target)
+  } catch {
+    return undefined
+  }
+  if (st.isFile() || st.isDirectory()) return undefined
+  if (st.isSymbolicLink()) return 'a symbolic link that leads nowhere'
+  if (st.isFIFO()) return 'a named pipe'
+  if (st.isSocket()) return 'a socket'
+  return 'a device'
+}
+
+/**
+ * A path that ends with a separator names a folder: `--ini conf/` wrote a file named `conf`, which
+ * `--ini conf/` could not read back. Refused, with the file name to add.
+ */
+export function assertFilePath(file: string, example: string): void {
+  if (file.endsWith('/') || file.endsWith(path.sep)) {
+    throw new UsageError(`${file} ends with '/': it names a folder, and a file is written here.`, {hint: `Give the file's path, e.g. ${path.join(file, example)}.`})
+  }
+}
+
 export function writeFileAtomic(file: string, data: string | Uint8Array, options: AtomicWriteOptions): string {
   const target = resolveTarget(file)
+  const kind = notAFile(target)
+  if (kind) {
+    throw new UsageError(`${file} is ${kind}: it is written only as a regular file, and was left as it was.`, {
+      code: 'KINTO_NOT_A_FILE',
+      hint: 'Give the path of a regular file (new or existing).',
+    })
+  }
   const dir = path.dirname(target)
   if (options.mkdirs) mkdirs(dir)
   const tmp = path.join(dir, `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`)

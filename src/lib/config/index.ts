@@ -11,7 +11,7 @@ import {nearest} from '../text/nearest.js'
 import {DEFAULT_SETTINGS, type RawSetting, type SettingSource, type Settings, resolveSettings, settingKey} from './settings.js'
 import {isSecretKey, knownSettingKeys, type OriginOf, ruleFor, validateSettings} from './validate.js'
 
-export {writeFileAtomic} from './atomic.js'
+export {assertFilePath, writeFileAtomic} from './atomic.js'
 export {DURATION_FORMAT, parseDuration, tryParseDuration} from './duration.js'
 export {editIniText, type IniChange, type IniChangeResult, setIniValue, setIniValues} from './edit.js'
 export {DEFAULT_SECTION, IniDocument, type IniEntry, type IniSection, parseIni, readIniFile} from './ini.js'

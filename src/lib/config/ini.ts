@@ -11,12 +11,13 @@
  * The document keeps every line (and its line ending) so that edit.ts can change one key and keep
  * every other byte.
  */
-import {readFileSync} from 'node:fs'
+import {readFileSync, statSync} from 'node:fs'
 import path from 'node:path'
 
 import {maskUrl} from '../db/url.js'
 import {KintoError} from '../errors.js'
 import {isSecretKey} from './validate.js'
+import {shellArg} from '../text/shell.js'
 
 export const DEFAULT_SECTION = 'DEFAULT'
 /** configparser's MAX_INTERPOLATION_DEPTH. */
@@ -221,6 +222,13 @@ export class IniDocument {
     const walk = (rest: string, depth: number): void => {
       // The text this level reads (the value, or the value of a reference), for messages.
       const whole = rest
+      // The file's own folder (%(here)s, %(__file__)s) with a '%': no edit of the file can fix that.
+      if (whole.includes('%') && (whole === this.here || (this.path !== undefined && whole === path.resolve(this.path)))) {
+        throw new KintoError(
+          `${this.path ?? 'the ini'}: its folder ${this.here} holds a '%', which the ini reader (configparser, as Kinto reads it) takes for the start of a reference when it expands %(here)s; move the ini to a folder whose path has no '%'.`,
+          {code: 'KINTO_CONFIG_INVALID'},
+        )
+      }
       if (depth > MAX_INTERPOLATION_DEPTH) {
         throw fail(`%(name)s references are nested more than ${MAX_INTERPOLATION_DEPTH} levels deep (a reference loop?).`)
       }
@@ -372,7 +380,7 @@ export function decodeIniBytes(bytes: Uint8Array, file?: string): string {
 export function missingIniError(file: string): KintoError {
   return new KintoError(`Config file ${file} does not exist.`, {
     code: 'KINTO_CONFIG_MISSING',
-    hint: `Run \`kinto init --ini ${file}\` to create one, or point --ini (or KINTO_INI) at an existing file.`,
+    hint: `Run \`kinto init --ini ${shellArg(file)}\` to create one, or point --ini (or KINTO_INI) at an existing file.`,
   })
 }
 
@@ -381,8 +389,14 @@ export function readIniFile(file: string): IniDocument {
   const abs = path.resolve(file)
   let bytes: Buffer
   try {
+    // A device never ends (/dev/zero, /dev/urandom) or waits for a terminal: refused, not read until memory runs out.
+    const st = statSync(abs)
+    if (st.isCharacterDevice() || st.isBlockDevice()) {
+      throw iniError(abs, undefined, undefined, 'this is a device, not a file; --ini takes the path of an ini file.')
+    }
     bytes = readFileSync(abs)
   } catch (error) {
+    if (error instanceof KintoError) throw error
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOENT' || code === 'ENOTDIR') throw missingIniError(abs)
     if (code === 'EISDIR') throw iniError(abs, undefined, undefined, 'this is a folder; --ini takes the path of an ini file.')

@@ -4,16 +4,17 @@
  * existing file is only replaced with `force`.
  */
 import {randomBytes} from 'node:crypto'
-import {readFileSync, statSync} from 'node:fs'
+import {constants, copyFileSync, readFileSync, statSync} from 'node:fs'
 import path from 'node:path'
 
 import {describeDbUrl, maskUrl, parseDbUrl} from '../db/url.js'
 import {KintoError, UsageError} from '../errors.js'
 import {askInput, askPassword, askSelect} from '../interactive.js'
 import {packageRoot, packageVersion} from '../version.js'
-import {configWriteError, FileExistsError, writeFileAtomic} from './atomic.js'
+import {assertFilePath, configWriteError, FileExistsError, writeFileAtomic} from './atomic.js'
 import {parseMemcachedHost, parseRedisUrl} from './cache-addresses.js'
 import {parseIni} from './ini.js'
+import {shellArg} from '../text/shell.js'
 
 export const STORAGE_CHOICES = ['embedded', 'postgresql', 'memory'] as const
 export const CACHE_CHOICES = ['embedded', 'postgresql', 'memory', 'memcached', 'redis'] as const
@@ -77,6 +78,8 @@ export interface InitResult {
   host: string
   /** True when an existing file was replaced (--force). */
   replaced: boolean
+  /** Where the replaced file was kept (its secrets and settings), when one was replaced. */
+  previous?: string
   /** The commands that bring the new configuration into service, in order. */
   nextSteps: string[]
 }
@@ -127,7 +130,7 @@ export function publicUrlParts(given: string): {scheme: 'http' | 'https'; host: 
     url = undefined
   }
   if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) {
-    throw new UsageError(`--public-url ${JSON.stringify(given)} is not a public URL (a scheme and a host, nothing else).`, {
+    throw new UsageError(`--public-url ${JSON.stringify(maskUrl(given))} is not a public URL (a scheme and a host, nothing else).`, {
       hint: 'Use e.g. --public-url https://kinto.example.com (the address clients use; the /v1 prefix is added by Kinto).',
     })
   }
@@ -338,6 +341,7 @@ function attachmentValues(folder: string | undefined, host: string, publicUrl?: 
 }
 
 export async function initConfig(options: InitOptions): Promise<InitResult> {
+  assertFilePath(options.iniArg?.trim() ?? options.iniPath, 'kinto.ini')
   const file = path.resolve(options.cwd ?? process.cwd(), options.iniPath)
   const report = options.report ?? (() => {})
   let existing = false
@@ -345,7 +349,7 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
     const st = statSync(file)
     if (st.isDirectory()) {
       throw new UsageError(`${file} is a folder; --ini takes the path of the file to write.`, {
-        hint: `Use e.g. --ini ${path.join(file, 'kinto.ini')}.`,
+        hint: `Use e.g. --ini ${shellArg(path.join(file, 'kinto.ini'))}.`,
       })
     }
     existing = true
@@ -367,6 +371,10 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
   let publicUrl = options.publicUrl
   if (publicUrl === undefined && ask) publicUrl = await ask.publicUrl()
 
+  // An empty --attachments resolved to the current folder: its files would have been served as attachments.
+  if (options.attachments !== undefined && options.attachments.trim() === '') {
+    throw new UsageError('--attachments is empty.', {hint: 'Give the folder that will hold the attached files, e.g. --attachments /var/lib/kinto/attachments, or leave it out.'})
+  }
   const attachments = options.attachments === undefined ? undefined : path.resolve(options.cwd ?? process.cwd(), options.attachments)
   const text = renderKintoIni({backend, cacheBackend, storageUrl, cacheUrl, cacheHosts, host, publicUrl, attachments, now: options.now})
   // What we write must read back: parse it and expand every [app:main] and [server:main] value.
@@ -374,8 +382,12 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
   doc.items('app:main')
   doc.items('server:main', {vars: {http_port: '8888'}})
 
-  // Over an existing file (--force): the write is atomic, so a failure leaves it as it was (said).
+  // Over an existing file (--force): it is kept beside, with its mode (its hmac secrets make the
+  // user ids of existing accounts; losing them is not undone by anything else); then the write is
+  // atomic, so a failure leaves it as it was (said).
+  let previous: string | undefined
   try {
+    if (existing && options.force) previous = keepPrevious(file, options.now ?? new Date())
     writeFileAtomic(file, text, {mode: 0o600, overwrite: Boolean(options.force), mkdirs: true})
   } catch (error) {
     if (error instanceof FileExistsError) throw configExists(file)
@@ -404,10 +416,26 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
   else report('public URL: not set; kinto check reports kinto.http_scheme until it is (rerun with --public-url https://kinto.example.com, or set kinto.http_scheme and kinto.http_host)')
   if (attachments) report(`attachments: kinto_attachment, files in ${attachments}`)
   report(`secrets: new kinto.userid_hmac_secret and kinto.default_bucket_hmac_secret written (file mode 0600)`)
+  if (previous) report(`replaced: the previous file is kept as ${previous} (its secrets and settings)`)
   const nextSteps = initNextSteps(backend, cacheBackend, options.iniArg)
   report('next steps:')
   for (const step of nextSteps) report(`  ${step}`)
-  return {path: file, backend, cacheBackend, host, replaced: existing, nextSteps}
+  return {path: file, backend, cacheBackend, host, replaced: existing, ...(previous ? {previous} : {}), nextSteps}
+}
+
+/** A copy of the ini about to be replaced, beside it, never over another file: `kinto.ini.20261207T101500Z.bak`. */
+function keepPrevious(file: string, now: Date): string | undefined {
+  if (!statSync(file).isFile()) return undefined
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+  for (let n = 0; ; n++) {
+    const copy = `${file}.${stamp}${n === 0 ? '' : `-${n}`}.bak`
+    try {
+      copyFileSync(file, copy, constants.COPYFILE_EXCL)
+      return copy
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+  }
 }
 
 /**
@@ -418,7 +446,7 @@ export async function initConfig(options: InitOptions): Promise<InitResult> {
 export function initNextSteps(backend: StorageChoice, cacheBackend: CacheChoice, iniArg: string | undefined, env = process.env): string[] {
   const found = env.KINTO_INI?.trim() || DEFAULT_INI_PATH
   const given = iniArg?.trim()
-  const ini = !given || given === found ? '' : ` --ini ${/^[\w./@:+-]+$/.test(given) ? given : `'${given.replaceAll("'", "'\\''")}'`}`
+  const ini = !given || given === found ? '' : ` --ini ${shellArg(given)}`
   const steps: string[] = []
   if (backend === 'postgresql') steps.push(`kinto db create${ini}`)
   if (backend !== 'memory' || cacheBackend === 'postgresql' || cacheBackend === 'embedded') steps.push(`kinto migrate${ini}`)

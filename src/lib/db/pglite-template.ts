@@ -24,6 +24,7 @@ import {mkdirs} from '../fs.js'
 import {lazy} from '../lazy.js'
 import {processAlive} from '../process.js'
 import {foreignFile, foreignOwner, userName} from './folder-owner.js'
+import {shellArg} from '../text/shell.js'
 
 export interface TemplateStamp {
   /** @electric-sql/pglite version that made the template. */
@@ -210,7 +211,7 @@ export function unopenableFolder(dir: string, error: unknown): KintoError {
     return folderError(
       dir,
       `cannot be opened: it holds files of ${userName(foreign.uid)} (${path.relative(dir, foreign.file)}), which ${me} may not be able to change`,
-      `Give them back to ${me}: chown -R ${me} ${dir} (as root), then run this again.`,
+      `Give them back to ${me}: chown -R ${me} ${shellArg(dir)} (as root), then run this again.`,
       error,
     )
   }

@@ -8,7 +8,7 @@ import path from 'node:path'
 
 import {createTwoFilesPatch, FILE_HEADERS_ONLY} from 'diff'
 
-import {FileExistsError, writeFileAtomic} from '../config/atomic.js'
+import {assertFilePath, FileExistsError, writeFailureReason, writeFileAtomic} from '../config/atomic.js'
 import {ExitCode, KintoError} from '../errors.js'
 
 export interface DeliverOptions {
@@ -43,6 +43,15 @@ export async function deliver(options: DeliverOptions): Promise<DeliverResult> {
   return {action: 'print', content: options.content}
 }
 
+/** Why a --check file could not be read, in words (node's own message is "EISDIR: illegal operation on a directory, read"). */
+const READ_FAILURES: Record<string, string> = {
+  EISDIR: 'it is a folder',
+  ENOTDIR: 'a folder on its path is a file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EIO: 'an input/output error',
+}
+
 async function check(file: string, content: string): Promise<DeliverResult> {
   let onDisk: string
   try {
@@ -50,7 +59,8 @@ async function check(file: string, content: string): Promise<DeliverResult> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOENT') return {action: 'check', file, upToDate: false, missing: true, diff: unifiedDiff('', content, `${file} (missing)`, 'generated')}
-    throw new KintoError(`Cannot read ${file}: ${(error as Error).message}.`, {code: 'KINTO_DEPLOY_CHECK_UNREADABLE', cause: error})
+    const reason = READ_FAILURES[code ?? ''] ?? (error as Error).message
+    throw new KintoError(`Cannot read ${file}: ${reason}.`, {code: 'KINTO_DEPLOY_CHECK_UNREADABLE', hint: 'Give --check the path of the file the snippet was written to.', cause: error})
   }
   const upToDate = onDisk === content
   return {action: 'check', file, upToDate, missing: false, diff: upToDate ? '' : unifiedDiff(onDisk, content, file, 'generated')}
@@ -58,6 +68,7 @@ async function check(file: string, content: string): Promise<DeliverResult> {
 
 async function write(options: DeliverOptions): Promise<DeliverResult> {
   const file = options.output!
+  assertFilePath(file, 'kinto.conf')
   const dir = path.dirname(path.resolve(file))
   const existing = await fs.stat(file).catch(() => undefined)
   if (existing?.isDirectory()) {
@@ -72,7 +83,8 @@ async function write(options: DeliverOptions): Promise<DeliverResult> {
   }
   const dirStat = await fs.stat(dir).catch(() => undefined)
   if (!dirStat?.isDirectory()) {
-    throw new KintoError(`Cannot write ${file}: the folder ${dir} does not exist.`, {code: 'KINTO_DEPLOY_OUTPUT_FAILED', hint: 'Create the folder first, or choose another --output.'})
+    const what = dirStat ? `${dir} is a file, not a folder` : `the folder ${dir} does not exist`
+    throw new KintoError(`Cannot write ${file}: ${what}.`, {code: 'KINTO_DEPLOY_OUTPUT_FAILED', hint: 'Create the folder first, or choose another --output.'})
   }
   try {
     writeFileAtomic(file, options.content, {mode: 0o644, overwrite: Boolean(options.force)})
@@ -82,7 +94,13 @@ async function write(options: DeliverOptions): Promise<DeliverResult> {
       throw new KintoError(`${file} already exists; it was left unchanged.`, {code: 'KINTO_DEPLOY_OUTPUT_EXISTS', exit: ExitCode.USAGE, hint: 'Add --force to replace it.'})
     }
     if (error instanceof KintoError) throw error
-    throw new KintoError(`Cannot write the ${options.label} to ${file}: ${(error as Error).message}.`, {code: 'KINTO_DEPLOY_OUTPUT_FAILED', cause: error})
+    // In words (permission denied, a full or read-only disk), not node's message naming the temporary file.
+    const reason = writeFailureReason(error) ?? (error as Error).message
+    throw new KintoError(`Cannot write the ${options.label} to ${file}: ${reason}; nothing was written.`, {
+      code: 'KINTO_DEPLOY_OUTPUT_FAILED',
+      hint: 'Choose an --output in a folder this user may write (the file is written beside it, then renamed), or print the snippet and redirect it.',
+      cause: error,
+    })
   }
   return {action: 'write', file, replaced: Boolean(existing)}
 }

@@ -18,6 +18,11 @@ const HINT = 'Use http://127.0.0.1:8888, unix:/run/kinto/kinto.sock, uwsgi://127
 export function parseUpstream(spec: string, origin?: string): Upstream {
   const text = String(spec)
   let match: RegExpExecArray | null
+  // `http://user:password@host:port`: read as host `user`, port `password@host:port`, the password
+  // was echoed as a bad port. A proxy's upstream takes no credentials: refused, the password masked.
+  if ((match = /^((?:[a-z][a-z0-9+.-]*:\/\/)?)[^/@]*@(.*)$/i.exec(text))) {
+    throw new DeployValueError('upstream', `${match[1]}***@${match[2]}`, 'it carries credentials (user:password@), which a proxy does not send upstream', origin, HINT)
+  }
   if ((match = /^(uwsgi\+)?unix:(.*)$/.exec(text))) {
     return {protocol: match[1] ? 'uwsgi' : 'http', kind: 'unix', path: checkPath('upstream socket path', match[2], origin)}
   }

@@ -11,7 +11,7 @@ import {PostgresCache} from '../cache/postgresql.js'
 import {asBool, asString, type Settings} from '../config/settings.js'
 import {withRegistry, type DatabaseRegistry, type SqlClient} from '../db/index.js'
 import {sqlStateOf} from '../db/errors.js'
-import {ExitCode, KintoError} from '../errors.js'
+import {ExitCode, KintoError, UsageError} from '../errors.js'
 import {withMigrationLocks} from '../schema/migrate.js'
 import {requireSchema} from '../schema/require.js'
 import type {BackendName} from '../schema/sql-files.js'
@@ -134,6 +134,25 @@ export interface PurgeDeletedResult {
   deleted: Record<string, number>
   total: number
   note?: string
+}
+
+/**
+ * `kinto purge-deleted RESOURCE… MAX_RETAINED` as typed: the resource names, then the number of
+ * tombstones to keep (a whole number the database can compare: 100000000000000000000 was out of
+ * range for bigint, an unexpected failure).
+ */
+export function purgeArguments(positional: string[]): {resources: string[]; maxRetained: number} {
+  if (positional.length < 2) throw new UsageError('Give at least one resource name and the number of tombstones to keep, e.g. `kinto purge-deleted record 1000`.')
+  const last = positional.at(-1)!
+  if (!/^\d+$/.test(last)) throw new UsageError(`max-retained: ${JSON.stringify(last)} is not a whole number (0 or more).`)
+  const maxRetained = Number(last)
+  if (!Number.isSafeInteger(maxRetained)) {
+    throw new UsageError(`max-retained: ${last} is too large (at most ${Number.MAX_SAFE_INTEGER}).`, {hint: 'Give the number of tombstones to keep per list, e.g. 1000.'})
+  }
+  const resources = positional.slice(0, -1)
+  const bad = resources.find((r) => !/^[a-z][a-z0-9_-]*$/i.test(r))
+  if (bad) throw new UsageError(`${JSON.stringify(bad)} is not a resource name (e.g. record, collection, group, bucket).`)
+  return {resources, maxRetained}
 }
 
 export async function purgeDeleted(options: PurgeDeletedOptions): Promise<PurgeDeletedResult> {

@@ -4,7 +4,7 @@
  * applied, whether it runs the current file, what needs a restart), who holds each embedded
  * database, and with a URL what a running server says (hello, heartbeat, Backoff header).
  */
-import {existsSync} from 'node:fs'
+import {existsSync, statSync} from 'node:fs'
 import path from 'node:path'
 
 import {type KintoConfig, loadConfig} from '../config/index.js'
@@ -169,10 +169,12 @@ export async function status(options: StatusOptions): Promise<StatusResult> {
     result.configured = config ? configuredStatus(config.settings, now) : null
     let servers: ServerReport[]
     try {
-      ;({servers} = describeServers(result.ini, env))
+      // An ini that failed to load and is no file (a folder, a device that never ends) is not hashed.
+      if (result.configError && !statSync(result.ini, {throwIfNoEntry: false})?.isFile()) servers = describeServersOfUnreadable(result.ini, env)
+      else ({servers} = describeServers(result.ini, env))
     } catch (error) {
       // An ini this user may not read (configError above): its servers are still listed.
-      if (!result.configError || !['EACCES', 'EPERM'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error
+      if (!result.configError) throw error
       servers = describeServersOfUnreadable(result.ini, env)
     }
     result.servers = servers.map((s) => {

@@ -13,6 +13,7 @@ import {isKintoError, KintoError} from '../errors.js'
 import {acquireFileLock, LockWaitError} from '../schema/lock.js'
 import {describeServers, reloadServers, type ReloadResult} from './reload.js'
 import {EXPIRY_KEYS, formatDeadline, type ToggleName} from '../state/toggles.js'
+import {shellArg} from '../text/shell.js'
 
 export interface ToggleOptions {
   iniPath: string
@@ -96,7 +97,7 @@ async function withIniEditLock<T>(iniPath: string, fn: () => Promise<T>): Promis
       const {holder} = error
       throw new KintoError(`Another kinto command${holder ? ` (${holder})` : ''} has been editing ${iniPath} for ${EDIT_LOCK_TIMEOUT_MS / 1000} s; nothing was changed.`, {
         code: 'KINTO_CONFIG_BUSY',
-        hint: `Run it again once that command has finished (if no kinto command runs, remove ${lockPath}).`,
+        hint: `Run it again once that command has finished (if no kinto command runs, remove ${shellArg(lockPath)}).`,
       })
     }
     if (isKintoError(error) && error.code === 'KINTO_DB_FOLDER_INVALID') {

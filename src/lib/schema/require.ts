@@ -7,6 +7,7 @@ import type {Queryable} from '../db/index.js'
 import {KintoError} from '../errors.js'
 import {planBackend} from './migrator.js'
 import {type BackendName, CURRENT_VERSIONS} from './sql-files.js'
+import {shellArg} from '../text/shell.js'
 
 /**
  * Throws KINTO_SCHEMA_MISSING / _BEHIND / _NEWER unless `backend`'s schema on q is current.
@@ -17,8 +18,8 @@ export async function requireSchema(q: Queryable, backend: BackendName, where: s
   if (plan.state === 'current') return
   // `kinto migrate` cannot reach an in-memory database: it starts empty in each process.
   const hint = options.inMemory
-    ? `An in-memory embedded database (pglite:memory:) starts empty: serve it with \`kinto start --migrate --ini ${iniPath}\`.`
-    : `Run \`kinto migrate --ini ${iniPath}\` first.`
+    ? `An in-memory embedded database (pglite:memory:) starts empty: serve it with \`kinto start --migrate --ini ${shellArg(iniPath)}\`.`
+    : `Run \`kinto migrate --ini ${shellArg(iniPath)}\` first.`
   if (plan.state === 'missing') {
     throw new KintoError(`The ${backend} schema is not installed in ${where}.`, {code: 'KINTO_SCHEMA_MISSING', hint})
   }

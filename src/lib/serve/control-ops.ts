@@ -16,6 +16,7 @@ import {migrate, type MigrateMode, type MigrateResult} from '../schema/migrate.j
 import {databaseStatusReport} from '../schema/status.js'
 import type {ControlOperation} from '../ops/control.js'
 import {flushCache, purgeDeleted} from '../maintenance/index.js'
+import {shellArg} from '../text/shell.js'
 
 /** What the operations need from the server: where its ini is, its settings now, its databases. */
 export interface ControlTarget {
@@ -78,7 +79,7 @@ export function controlOperations(target: ControlTarget): Record<string, Control
         throw new KintoError(`The schema in ${describe(read)} needs changes, and a running server (process ${process.pid}) serves from it; it cannot be changed under that server.`, {
           code: 'KINTO_DB_IN_USE',
           exit: ExitCode.LOCK_TIMEOUT,
-          hint: `Restart the server with \`kinto start --migrate --ini ${target.iniPath}\` (it upgrades the schema before serving), or stop it (kill -TERM ${process.pid}) and run kinto migrate.`,
+          hint: `Restart the server with \`kinto start --migrate --ini ${shellArg(target.iniPath)}\` (it upgrades the schema before serving), or stop it (kill -TERM ${process.pid}) and run kinto migrate.`,
         })
       }
       return {...read, mode: 'apply'}

@@ -189,6 +189,15 @@ async function lockEmbedded(config: KintoConfig, logger: Logger): Promise<Array<
 }
 
 /** Removes a socket file no process listens on; refuses a live socket and anything that is not a socket. */
+/** Why `kinto start` could not listen on --host/--port, in words (node says "listen EADDRNOTAVAIL: address not available 203.0.113.5:80"). */
+const LISTEN_FAILURES: Record<string, {reason: string; hint: string}> = {
+  EADDRINUSE: {reason: 'the address is already in use', hint: 'Choose another --port or --host, or stop the process using it.'},
+  EACCES: {reason: 'permission denied (ports below 1024 need privileges)', hint: 'Choose a --port of 1024 or more (behind a proxy), or give the runtime the right to bind it.'},
+  EADDRNOTAVAIL: {reason: 'no network interface of this machine has that address', hint: 'Choose a --host this machine has (127.0.0.1, 0.0.0.0 for every interface), or [server:main] host in the ini.'},
+  ENOTFOUND: {reason: 'the host name is unknown', hint: 'Choose a --host this machine has (127.0.0.1, 0.0.0.0 for every interface), or [server:main] host in the ini.'},
+  EAI_AGAIN: {reason: 'the host name could not be resolved (DNS did not answer)', hint: 'Give --host as an IP address, or check the resolver.'},
+}
+
 export async function clearStaleSocket(file: string): Promise<void> {
   let stat
   try {
@@ -339,11 +348,9 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
     await backends.close().catch(() => {})
     await cleanup()
     const e = err as NodeJS.ErrnoException
-    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND') {
-      throw new KintoError(`Cannot listen on ${host}:${port}: ${e.code === 'EADDRINUSE' ? 'the address is already in use' : e.message}.`, {
-        code: 'KINTO_LISTEN_FAILED',
-        hint: 'Choose another --port or --host, or stop the process using it.',
-      })
+    const failure = LISTEN_FAILURES[e.code ?? '']
+    if (failure) {
+      throw new KintoError(`Cannot listen on ${bracketHost(host)}:${port}: ${failure.reason}.`, {code: 'KINTO_LISTEN_FAILED', hint: failure.hint})
     }
     throw err
   }
