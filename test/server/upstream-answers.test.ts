@@ -1049,6 +1049,15 @@ const rows: Row[] = [
     }),
   ),
   {
+    // python-jsonpointer walks to the permission before it looks for the principal.
+    name: 'JSON-Patch, remove a principal of a permission the object does not have: the permission is the missing member',
+    setup: (r) => r('PUT', `${B}/collections/jp-noperm`, {body: {permissions: {read: ['x']}}}),
+    run: (r) => r('PATCH', `${B}/collections/jp-noperm`, {body: [{op: 'remove', path: '/permissions/record:create/x'}], headers: JSON_PATCH}),
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.message).toMatch(/^body: JSON Patch operation failed: member 'record:create' not found in \{'read': \{'x': 'x'\}, 'write': \{'[^']+': '[^']+'\}\}$/),
+  },
+  {
     name: "HEAD comes right after GET in a 405's Allow and a preflight's methods (cornice adds it there)",
     run: async (r) => {
       const preflight = await r('OPTIONS', `${B}/history`, {headers: {origin: 'http://example.com', 'access-control-request-method': 'GET'}})

@@ -89,6 +89,8 @@ function applyPrincipalOp(doc: {permissions?: unknown}, op: PatchOperation): voi
   }
   if (!isPlainObject(doc.permissions)) throw new JsonPatchError("member 'permissions' not found")
   const current = Object.hasOwn(doc.permissions, perm) ? doc.permissions[perm] : undefined
+  // A JSON pointer reaches the permission first: removing from one the object lacks names it.
+  if (op.op === 'remove' && current === undefined) throw new JsonPatchError(`member '${perm}' not found in ${pyRepr(doc.permissions)}`)
   // Its members stay as they are in the document (a later test or message shows them).
   const set: Record<string, unknown> = {}
   if (isPlainObject(current)) for (const [p, v] of Object.entries(current)) setOwn(set, p, v)
