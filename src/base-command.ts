@@ -97,9 +97,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
           cause: err,
         }))
     process.exitCode = known.exit
-    const {message, hint} = known
     if (this.jsonEnabled()) {
-      this.logJson({error: {code: known.code, message, ...(hint ? {hint} : {})}})
+      this.logJson({error: {code: known.code, message: known.message, ...(known.hint ? {hint: known.hint} : {})}})
       if (debug && err.stack) process.stderr.write(`${err.stack}\n`)
       return
     }
@@ -108,8 +107,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       return
     }
     // Errors go to stderr even under --quiet.
-    const lines = [`Error: ${message}`]
-    if (hint) lines.push(`Hint: ${hint}`)
+    const lines = [`Error: ${known.message}`]
+    if (known.hint) lines.push(`Hint: ${known.hint}`)
     if (debug && err.stack) lines.push(err.stack)
     process.stderr.write(`${lines.join('\n')}\n`)
   }

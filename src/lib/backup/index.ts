@@ -26,8 +26,8 @@ import {type BackendName, CURRENT_VERSIONS} from '../schema/sql-files.js'
 import {clientFor, type ConfiguredBackend} from '../schema/targets.js'
 import {packageVersion} from '../version.js'
 import {type BackupHeader, type Counts, decodeBackup, emptyCounts, encodeBackup, FORMAT_NAME, FORMAT_VERSION, type RowBatch, type TableName} from './format.js'
+import {folderProblem, nonRegularKind} from '../fs.js'
 import {markerPath, writeMarker} from './marker.js'
-import {nonRegular, parentProblem} from './paths.js'
 import {restoreInto} from './restore.js'
 import {type ProgressEvent, ROW_FORMAT_SINCE, snapshotRows, snapshotSchema, withSnapshot} from './snapshot.js'
 import {assertNotServed, backendsForUrl, type DataBackends, dataBackends, sameDatabase} from './targets.js'
@@ -226,14 +226,17 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
   const server = options.iniPath ? serverHolding({settings: options.settings, dir: options.dir, path: options.iniPath}) : null
   if (!server) assertNotServed([b.storage, b.permission], 'back up')
   const file = options.file
-  const kind = nonRegular(file)
+  const kind = nonRegularKind(file)
   if (kind) {
     // The file is written beside and renamed into place: that would replace the device or the link.
     throw new UsageError(`${file} is ${kind}: a backup is written to a regular file.`, {hint: 'Give -o the path of a new file (or of an earlier backup, with --force).'})
   }
   if (!options.force && existsSync(file)) throw new FileExistsError(file)
-  const parent = parentProblem(file)
-  if (parent) throw new UsageError(parent, {hint: 'Create the folder, or give -o a file in an existing folder.'})
+  const parent = folderProblem(path.dirname(file))
+  if (parent) {
+    const message = parent === 'missing' ? `The folder of ${file} does not exist.` : `Cannot write ${file}: ${parent}.`
+    throw new UsageError(message, {hint: 'Create the folder, or give -o a file in an existing folder.'})
+  }
   const partial = `${file}.partial`
   try {
     clearPartial(partial)

@@ -12,7 +12,6 @@ import {
   fchownSync,
   fsyncSync,
   linkSync,
-  lstatSync,
   openSync,
   realpathSync,
   renameSync,
@@ -22,7 +21,7 @@ import {
 import path from 'node:path'
 
 import {KintoError, UsageError} from '../errors.js'
-import {mkdirs} from '../fs.js'
+import {mkdirs, nonRegularKind} from '../fs.js'
 
 export interface AtomicWriteOptions {
   /** File mode of the result (umask does not apply). */
@@ -103,17 +102,10 @@ function resolveTarget(file: string): string {
  * (/dev/stdout on a pipe), which nobody asks for even with --force. Folders are the callers' to word.
  */
 function notAFile(target: string): string | undefined {
-  let st
-  try {
-    st = lstatSync(target)
-  } catch {
-    return undefined
-  }
-  if (st.isFile() || st.isDirectory()) return undefined
-  if (st.isSymbolicLink()) return 'a symbolic link that leads nowhere'
-  if (st.isFIFO()) return 'a named pipe'
-  if (st.isSocket()) return 'a socket'
-  return 'a device'
+  const kind = nonRegularKind(target)
+  if (kind === null || kind === 'a folder') return undefined
+  // resolveTarget() followed any link that leads somewhere.
+  return kind === 'a symbolic link' ? 'a symbolic link that leads nowhere' : kind
 }
 
 /**

@@ -10,6 +10,7 @@ import {createTwoFilesPatch, FILE_HEADERS_ONLY} from 'diff'
 
 import {assertFilePath, FileExistsError, writeFailureReason, writeFileAtomic} from '../config/atomic.js'
 import {ExitCode, KintoError} from '../errors.js'
+import {folderProblem} from '../fs.js'
 
 export interface DeliverOptions {
   content: string
@@ -81,9 +82,9 @@ async function write(options: DeliverOptions): Promise<DeliverResult> {
       hint: `Add --force to replace it, or compare it first with \`${options.command} --check ${file}\`.`,
     })
   }
-  const dirStat = await fs.stat(dir).catch(() => undefined)
-  if (!dirStat?.isDirectory()) {
-    const what = dirStat ? `${dir} is a file, not a folder` : `the folder ${dir} does not exist`
+  const problem = folderProblem(dir)
+  if (problem) {
+    const what = problem === 'missing' ? `the folder ${dir} does not exist` : problem
     throw new KintoError(`Cannot write ${file}: ${what}.`, {code: 'KINTO_DEPLOY_OUTPUT_FAILED', hint: 'Create the folder first, or choose another --output.'})
   }
   try {

@@ -108,7 +108,6 @@ function runner(def: ResourceDefinition, kind: 'plural' | 'object') {
   }
 }
 
-
 function pluralView(def: ResourceDefinition, method: string): ViewDef {
   const base = baseView(def, 'plural', method)
   const run = runner(def, 'plural')
