@@ -16,6 +16,20 @@ export function nonEmpty(name: string, hint = `Give a value, or leave ${name} ou
   }
 }
 
+/**
+ * The parse of a flag or argument naming a file that kinto reads or writes by name: not empty, and
+ * not `-`, which Unix tools read as standard input or output; here it would have been a file
+ * called `-` in the current folder (a backup written there while the pipe got nothing). `./-`
+ * still names such a file.
+ */
+export function filePath(name: string, hint: string): (input: string) => Promise<string> {
+  const present = nonEmpty(name, `${hint}.`)
+  return async (input) => {
+    if (input.trim() === '-') throw new UsageError(`${name} is '-': it names a file here, not standard input or output.`, {hint: `${hint} (./- names a file called '-').`})
+    return present(input)
+  }
+}
+
 /** Shared flags, defined once. Every command that reads config takes --ini. */
 export const iniFlag = Flags.string({
   summary: 'Kinto ini file to read.',
@@ -99,7 +113,7 @@ export function folderLockTimeoutFlag(env: string): Interfaces.OptionFlag<number
 
 export const deployOutputFlag = Flags.string({
   char: 'o',
-  summary: 'Write the snippet to this file instead of printing it (an existing file needs --force).',
+  summary: "Write the snippet to this file instead of printing it (an existing file needs --force); '-' prints it.",
   helpValue: 'FILE',
   parse: nonEmpty('--output'),
 })
@@ -107,7 +121,7 @@ export const deployOutputFlag = Flags.string({
 export const deployCheckFlag = Flags.string({
   summary: 'Compare FILE with what would be generated; print a diff and exit 6 when they differ.',
   helpValue: 'FILE',
-  parse: nonEmpty('--check'),
+  parse: filePath('--check', 'Give the path of the file the snippet was written to'),
 })
 
 export const deployServerNameFlag = Flags.string({

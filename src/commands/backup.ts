@@ -4,7 +4,7 @@ import {Flags} from '@oclif/core'
 
 import {withProgress} from '../backup-output.js'
 import {BaseCommand} from '../base-command.js'
-import {folderLockTimeoutFlag, forceFlag, iniFlag, nonEmpty} from '../flags.js'
+import {filePath, folderLockTimeoutFlag, forceFlag, iniFlag} from '../flags.js'
 import {backup, type BackupResult, countsText, defaultBackupName} from '../lib/backup/index.js'
 import {assertFilePath, loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {exitCodes} from '../lib/errors.js'
@@ -29,7 +29,7 @@ On success .kinto-backup beside the ini records the time (kinto check reminds wh
       summary: 'File to write. Default: kinto-backup-<UTC time>.ndjson.gz in the current folder.',
       env: 'KINTO_BACKUP_FILE',
       helpValue: 'FILE',
-      parse: nonEmpty('--output'),
+      parse: filePath('--output', 'Give the path of the file to write (it is written beside as FILE.partial and renamed when complete, so it cannot be a pipe)'),
     }),
     force: {...forceFlag, summary: 'Replace FILE when it exists.'},
     'lock-timeout': folderLockTimeoutFlag('KINTO_BACKUP_LOCK_TIMEOUT'),

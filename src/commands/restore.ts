@@ -4,7 +4,7 @@ import {Args} from '@oclif/core'
 
 import {withProgress} from '../backup-output.js'
 import {BaseCommand} from '../base-command.js'
-import {folderLockTimeoutFlag, forceFlag, iniFlag, nonEmpty} from '../flags.js'
+import {filePath, folderLockTimeoutFlag, forceFlag, iniFlag} from '../flags.js'
 import {countsText, restore, type RestoreResult} from '../lib/backup/index.js'
 import {loadConfig, resolveIniPath} from '../lib/config/index.js'
 import {exitCodes} from '../lib/errors.js'
@@ -22,7 +22,7 @@ The target must be empty; --force replaces everything it holds, in the same tran
   static enableJsonFlag = true
 
   static args = {
-    file: Args.string({description: 'Backup file written by kinto backup.', required: true, parse: nonEmpty('FILE', 'Give the path of a file written by `kinto backup`.')}),
+    file: Args.string({description: 'Backup file written by kinto backup.', required: true, parse: filePath('FILE', 'Give the path of a file written by `kinto backup`')}),
   }
 
   static flags = {

@@ -203,6 +203,29 @@ describe('flags every command reads the same way', () => {
     expect(env.code, env.stderr).toBe(0)
   })
 
+  it("'-' is refused where a file is read or written by name (backup -o - wrote a file called '-' while the pipe got nothing); deploy -o - prints", async () => {
+    const ini = iniWithMaintenance()
+    const dir = tmp()
+    const cases: Array<[string[], string]> = [
+      [['backup', '--ini', ini, '-o', '-'], "--output is '-': it names a file here, not standard input or output."],
+      [['restore', '-', '--ini', ini], "FILE is '-': it names a file here, not standard input or output."],
+      [['deploy', 'nginx', '--ini', ini, '--check', '-'], "--check is '-': it names a file here, not standard input or output."],
+      [['status', '--ini', '-'], "--ini (or KINTO_INI) is '-': the ini is read from a file, not standard input."],
+    ]
+    for (const [args, message] of cases) {
+      const r = await runCli([...args, '--json'], {cwd: dir})
+      expect(r.code, args.join(' ')).toBe(2)
+      const error = JSON.parse(r.stdout).error
+      expect(error.message, args.join(' ')).toBe(message)
+      expect(error.hint, args.join(' ')).toContain("./- names a file called '-'")
+    }
+    const printed = await runCli(['deploy', 'nginx', '--ini', ini, '-o', '-', '--server-name', 'kinto.example.com'], {cwd: dir})
+    expect(printed.code, printed.stderr).toBe(0)
+    expect(printed.stdout).toContain('server_name kinto.example.com;')
+    expect(printed.stdout).toContain('proxy_pass http://kinto_backend;')
+    expect(readdirSync(dir)).toEqual([])
+  })
+
   it('a file path ending with / is refused: init, backup and deploy wrote a file named as the folder', async () => {
     const ini = iniWithMaintenance()
     const dir = tmp()

@@ -374,6 +374,10 @@ describe('resolveIniPath and parseDuration', () => {
     // an empty --ini (an unset shell variable) never falls back to another ini
     for (const empty of ['', '  ']) expect(() => resolveIniPath(empty, {env: {KINTO_INI: 'x.ini'}, cwd: '/srv'})).toThrow(/--ini is empty/)
     expect(resolveIniPath('/etc/kinto.ini', {env: {}, cwd: '/srv'})).toBe('/etc/kinto.ini')
+    // '-' is not standard input: the ini is a file servers read again and commands edit
+    expect(() => resolveIniPath('-', {env: {}, cwd: '/srv'})).toThrow(/is '-': the ini is read from a file/)
+    expect(() => resolveIniPath(undefined, {env: {KINTO_INI: ' - '}, cwd: '/srv'})).toThrow(/is '-'/)
+    expect(resolveIniPath('./-', {env: {}, cwd: '/srv'})).toBe('/srv/-')
   })
 
   it('parses 90s, 30m, 2h, 1d, 1h30m and plain seconds; rejects the rest', () => {

@@ -73,6 +73,10 @@ export function resolveIniPath(
     throw new UsageError('--ini is empty.', {hint: 'Give the path of the ini file, or leave --ini out to use $KINTO_INI or config/kinto.ini.'})
   }
   const chosen = flagValue?.trim() || env.KINTO_INI?.trim() || DEFAULT_INI_PATH
+  if (chosen === '-') {
+    // Servers read the ini again on SIGHUP and commands edit it in place: it is always a file.
+    throw new UsageError("--ini (or KINTO_INI) is '-': the ini is read from a file, not standard input.", {hint: "Give the path of the ini file (./- names a file called '-')."})
+  }
   return path.resolve(cwd, chosen)
 }
 

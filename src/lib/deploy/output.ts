@@ -40,7 +40,8 @@ export async function deliver(options: DeliverOptions): Promise<DeliverResult> {
     })
   }
   if (options.check !== undefined) return check(options.check, options.content)
-  if (options.output !== undefined) return write(options)
+  // `-o -` prints, as curl's and tar's `-`; `./-` names a file called '-'.
+  if (options.output !== undefined && options.output !== '-') return write(options)
   return {action: 'print', content: options.content}
 }
 
