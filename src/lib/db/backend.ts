@@ -12,14 +12,23 @@ export class TypedBackendError extends Error {}
 /**
  * A write hit the unique index on (parent_id, resource_name, last_modified): a client-given
  * `last_modified` equal to another object's in the same list. Upstream: 409 errno 122 + Retry-After.
- * (Concurrent writes never cause it: the backends serialise timestamp bumps per list.)
+ * Our own concurrent writes never cause it (the backends serialise timestamp bumps per list), but
+ * a writer that takes none of our locks does (upstream Kinto serving the same database): its
+ * uncommitted row got the timestamp the trigger then gives ours too. `retryable`: the timestamp was
+ * the trigger's, so the transaction run again (once that writer is done) gets the next one.
  */
 export class IntegrityError extends TypedBackendError {
-  constructor(message = 'Integrity constraint violated', options?: {cause?: unknown}) {
+  readonly retryable: boolean
+
+  constructor(message = 'Integrity constraint violated', options?: {cause?: unknown; retryable?: boolean}) {
     super(message, options)
     this.name = 'IntegrityError'
+    this.retryable = options?.retryable ?? false
   }
 }
+
+/** The unique index of upstream's schema that keeps the timestamps of one list distinct. */
+const LIST_TIMESTAMPS_INDEX = 'idx_objects_parent_id_resource_name_last_modified'
 
 /** Any other failure of the backend (connection lost, …): becomes a 503. */
 export class BackendError extends TypedBackendError {
@@ -43,7 +52,7 @@ export class BackendError extends TypedBackendError {
 export function translateError(error: unknown, what = 'Storage'): Error {
   if (error instanceof TypedBackendError || isKintoError(error)) return error as Error
   const e = error as {code?: string; constraint?: string; message?: string}
-  if (e?.code === '23505') return new IntegrityError('Integrity constraint violated', {cause: error})
+  if (e?.code === '23505') return new IntegrityError('Integrity constraint violated', {cause: error, retryable: e.constraint === LIST_TIMESTAMPS_INDEX})
   if (e?.code === '40P01' || e?.code === '40001') {
     return new BackendError(`${what} backend: transaction aborted by a concurrent one (${e.code}); retry it.`, {cause: error, retryable: true})
   }

@@ -24,6 +24,8 @@ export interface BoundData {
   identities: Map<string, Promise<Identity>>
   /** Set when a sub-request asks the whole transaction to be rolled back (a 409 in a batch). */
   abort: boolean
+  /** Set with abort when that 409 was a timestamp taken by a writer outside our locks (retryable). */
+  abortRetryable: boolean
   /** Pagination nonces consumed from the cache before the transaction: nonce → was valid. */
   nonces: Map<string, boolean>
   /** Cache writes and other work to run once the transaction has committed (awaited before responding). */
@@ -66,6 +68,7 @@ export function newBoundData(): BoundData {
     collections: new Map(),
     identities: new Map(),
     abort: false,
+    abortRetryable: false,
     nonces: new Map(),
     afterTransaction: [],
     extra: new Map(),

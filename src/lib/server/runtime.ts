@@ -15,9 +15,9 @@ import {asBool, asInt, asString, type Settings} from '../config/settings.js'
 import {silentLogger, type Logger} from '../logger.js'
 import {HTTP_API_VERSION} from '../version.js'
 import {activeState, serviceStateFrom, type ActiveState, type ServiceState} from '../state/toggles.js'
-import {BackendError} from '../storage/types.js'
 import {policiesFromSettings, type AuthenticationPolicy} from './auth.js'
 import {permits} from './authorization.js'
+import {AbortTransaction, TRANSACTION_ATTEMPTS, attemptSnapshot, isRetryable} from './attempts.js'
 import {RequestContext, newBoundData, type BoundData} from './context.js'
 import {CorsPolicy, DEFAULT_EXPOSED_HEADERS, corsPolicyFrom, exposedHeadersValue, preflight} from './cors.js'
 import {endOfService, eosAlertHeader} from '../state/eos.js'
@@ -32,7 +32,7 @@ import {
   serviceUnavailable,
   unauthorized,
 } from './errors.js'
-import {EventBus, EventCollector, drainEvents} from './events.js'
+import {EventBus, drainEvents} from './events.js'
 import {RuntimeHooks, measure, observedBackends} from './hooks.js'
 import {idGeneratorsFromSettings, type IdGenerator} from './ids.js'
 import {checkNegotiation} from './negotiation.js'
@@ -270,7 +270,7 @@ export class Runtime {
       ctx.tx = tx
       const result = await this.runView(ctx, service, view)
       // A rolled-back batch runs no listeners (on PostgreSQL its transaction is already failed).
-      if (bound.abort) throw new AbortTransaction(result)
+      if (bound.abort) throw new AbortTransaction(result, bound.abortRetryable)
       await drainEvents(this.events, bound.events, ctx)
       return result
     }
@@ -299,13 +299,17 @@ export class Runtime {
     return {response: toResponse(result, req.method), ctx}
   }
 
-  /** Runs fn in a backend transaction, retrying once on deadlocks and serialisation failures. */
+  /**
+   * Runs fn in a backend transaction, running it again on deadlocks and serialisation failures, and
+   * on a timestamp a writer outside our locks (upstream Kinto on the same database) took first
+   * (also when it rolled a batch back).
+   */
   private async inTransaction<T>(fn: (tx: TxBackends) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.backends.transaction(fn)
       } catch (err) {
-        if (!(err instanceof BackendError && err.retryable) || attempt >= TRANSACTION_ATTEMPTS) throw err
+        if (!isRetryable(err) || attempt >= TRANSACTION_ATTEMPTS) throw err
         // Apart, so that the transactions that deadlocked do not meet again at once.
         await sleep(5 + Math.random() * 20 * attempt)
       }
@@ -368,7 +372,10 @@ export class Runtime {
         const rendered = this.errorResponse(err, current)
         if (rendered.status >= 500) throw err
         response = rendered
-        if (response.status === 409) parent.bound.abort = true
+        if (response.status === 409) {
+          parent.bound.abort = true
+          if (isRetryable(err)) parent.bound.abortRetryable = true
+        }
       }
       this.finalizeHeaders(current, response, ctx)
       if (response.status === 307 && response.headers.Location) {
@@ -531,45 +538,6 @@ export class Runtime {
     if (!path.startsWith(`${prefix}/`)) return null
     const below = path.slice(prefix.length)
     return this.router.match(ignoreTrailingSlash ? below.replace(/(.)\/+$/, '$1') : below, method)
-  }
-}
-
-/** Runs of a request transaction aborted by a deadlock or serialisation failure, at most. */
-const TRANSACTION_ATTEMPTS = 4
-
-/**
- * What a transaction attempt may change in the request's state (caches of objects read, events,
- * queued post-commit work, plugin data, response headers), and a function putting it back as it
- * was before the first attempt; what came before the transaction (identities, nonces taken from
- * the cache, parsed batch specs, work queued by authentication) stays.
- */
-function attemptSnapshot(ctx: RequestContext): () => void {
-  const bound = ctx.bound
-  const locals = new Map(ctx.locals)
-  const extra = new Map(bound.extra)
-  const collections = new Map(bound.collections)
-  const queued = bound.afterTransaction.length
-  const headers = {...ctx.responseHeaders}
-  return () => {
-    ctx.locals.clear()
-    for (const [k, v] of locals) ctx.locals.set(k, v)
-    bound.extra.clear()
-    for (const [k, v] of extra) bound.extra.set(k, v)
-    bound.collections.clear()
-    for (const [k, v] of collections) bound.collections.set(k, v)
-    bound.afterTransaction.length = queued
-    bound.events = new EventCollector()
-    bound.abort = false
-    ctx.sharedIds = null
-    for (const k of Object.keys(ctx.responseHeaders)) delete ctx.responseHeaders[k]
-    Object.assign(ctx.responseHeaders, headers)
-  }
-}
-
-/** Thrown to roll back a transaction while still answering with a result (409 in a batch). */
-class AbortTransaction extends Error {
-  constructor(readonly result: ViewResult) {
-    super('transaction aborted')
   }
 }
 

@@ -11,7 +11,7 @@
  * (If-Match / If-None-Match) are single statements whose WHERE carries the condition.
  */
 import type {Queryable, SqlClient} from '../db/index.js'
-import {PostgresBackend, runTransaction} from '../db/backend.js'
+import {IntegrityError, PostgresBackend, runTransaction} from '../db/backend.js'
 import {statementName} from '../db/statement-names.js'
 import {parseJson, stringifyJson} from '../json.js'
 import {Params, filtersSql, hasLongList, orderSql, parentSql, rulesSql} from './sql.js'
@@ -78,6 +78,18 @@ export function objectOfRow(id: string, lastModified: number | string, data: unk
   obj.id = id
   obj.last_modified = Number(lastModified)
   return obj as KintoObject
+}
+
+/**
+ * A write whose timestamp the client gave: a collision on the list's unique timestamps is with an
+ * object that holds it, whatever the attempt, so it is not retryable (translateError's guess is for
+ * the trigger's timestamps).
+ */
+function givenTimestamp<T>(given: number | null, write: Promise<T>): Promise<T> {
+  if (given === null) return write
+  return write.catch((error: unknown) => {
+    throw error instanceof IntegrityError && error.retryable ? new IntegrityError(error.message, {cause: error.cause}) : error
+  })
 }
 
 /** Takes the per-list advisory locks (sorted, so that two writers always lock in the same order). */
@@ -244,7 +256,8 @@ export class PostgresStorage extends PostgresBackend implements Storage {
   create(resourceName: string, parentId: string, obj: Record<string, unknown>, options: {idGenerator?: () => string} = {}): Promise<KintoObject> {
     const id = newObjectId(obj, options.idGenerator)
     const data = dataJson(obj)
-    return this.locked([[parentId, resourceName]], async (q) => {
+    const given = toEpoch(obj.last_modified)
+    return givenTimestamp(given, this.locked([[parentId, resourceName]], async (q) => {
       // A tombstone with this id is revived; a live object is left alone (no row returned).
       const res = await q.query<{last_modified: number}>(
         `INSERT INTO objects (id, parent_id, resource_name, data, last_modified, deleted)
@@ -253,14 +266,14 @@ export class PostgresStorage extends PostgresBackend implements Storage {
             SET last_modified = from_epoch($5::bigint), data = $4::jsonb, deleted = FALSE
           WHERE objects.deleted
          RETURNING as_epoch(last_modified) AS last_modified`,
-        [id, parentId, resourceName, data, toEpoch(obj.last_modified)],
+        [id, parentId, resourceName, data, given],
       )
       if (res.rows.length === 0) {
         const existing = await this.fetchLive(q, resourceName, parentId, id)
         throw new UnicityError('id', existing ?? ({id, last_modified: 0} as KintoObject))
       }
       return {...(parseJson(data) as object), id, last_modified: Number(res.rows[0].last_modified)} as KintoObject
-    })
+    }))
   }
 
   createMany(resourceName: string, parentId: string, items: Array<{obj: Record<string, unknown>; idGenerator?: () => string}>): Promise<Array<KintoObject | null>> {
@@ -321,7 +334,7 @@ export class PostgresStorage extends PostgresBackend implements Storage {
     const data = dataJson(obj)
     const given = toEpoch(obj.last_modified)
     const condition = options.condition
-    return this.locked([[parentId, resourceName]], async (q) => {
+    return givenTimestamp(given, this.locked([[parentId, resourceName]], async (q) => {
       let rows: Array<{last_modified: number}>
       if (!condition || condition.kind === 'absent') {
         // Upstream's upsert; with If-None-Match: * only a tombstone may be overwritten.
@@ -354,7 +367,7 @@ export class PostgresStorage extends PostgresBackend implements Storage {
       }
       if (rows.length === 0) throw new PreconditionFailedError(await this.fetchLive(q, resourceName, parentId, objectId))
       return {...(parseJson(data) as object), id: objectId, last_modified: Number(rows[0].last_modified)} as KintoObject
-    })
+    }))
   }
 
   delete(
@@ -394,7 +407,7 @@ export class PostgresStorage extends PostgresBackend implements Storage {
       return {id: objectId, last_modified: Number(res.rows[0].last_modified), deleted: true} as KintoObject
     }
     // A hard delete fires no trigger: no list lock needed.
-    return withDeleted ? this.locked([[parentId, resourceName]], run) : this.guard(() => run(this.q))
+    return withDeleted ? givenTimestamp(toEpoch(options.lastModified), this.locked([[parentId, resourceName]], run)) : this.guard(() => run(this.q))
   }
 
   deleteAll(resourceName: string, parentId: string, options: ListOptions & {withDeleted?: boolean} = {}): Promise<KintoObject[]> {
