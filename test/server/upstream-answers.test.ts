@@ -947,6 +947,19 @@ const rows: Row[] = [
     },
   },
   {
+    // A repeated parameter reaches colander's Integer as the list of its texts (not decoded): its str().
+    name: 'a repeated querystring integer is reported as the Python list of its texts',
+    run: (r) => r('GET', "/v1/buckets?_limit=1&_limit=abc&_since=1&_since=%22it's%22"),
+    status: 400,
+    errno: 107,
+    body: (b) => {
+      expect(b.details).toEqual([
+        {location: 'querystring', name: '_limit', description: `"['1', 'abc']" is not a number`},
+        {location: 'querystring', name: '_since', description: `"['1', '"it\\'s"']" is not a number`},
+      ])
+    },
+  },
+  {
     name: 'an invalid If-Match, Response-Behavior and body are reported together',
     run: (r) =>
       r('PATCH', B, {body: {data: 'x'}, headers: {'if-match': 'abc', 'response-behavior': 'x'}}),

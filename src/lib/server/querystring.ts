@@ -81,7 +81,8 @@ export function queryInteger(query: RawQuery, name: string): number | null | und
   const raw = query.get(name)
   if (raw === undefined) return undefined
   const fail = (description: string) => invalid('querystring', name, description)
-  if (Array.isArray(raw)) throw fail(`${JSON.stringify(raw)} is not a number`)
+  // A repeated parameter: colander's Integer gets the list of its texts (not decoded) and shows its str().
+  if (Array.isArray(raw)) throw fail(`"${pythonRepr(raw)}" is not a number`)
   const v = nativeValue(raw)
   if (colanderNull(v)) return null
   // Python's int(): an integer text (an exact integer beyond 2^53 too) is read digit for digit.
