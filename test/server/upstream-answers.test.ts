@@ -960,6 +960,32 @@ const rows: Row[] = [
     },
   },
   {
+    // Upstream's _extract_filters sends it, and a plural DELETE reads its filters there too.
+    name: 'a plural DELETE with the deprecated _to carries the soft-eol Alert, as a list GET',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      await r('PUT', `${c}/records/r1`, {body: {data: {}}})
+      return r('DELETE', `${c}/records?_to=5`)
+    },
+    status: 200,
+    headers: {alert: /^\{"code":"soft-eol","message":"_to is now deprecated, you should use _before instead","url":"https:\/\/kinto\.readthedocs\.io\/[^"]+"\}$/},
+  },
+  {
+    // Upstream's words (two strings joined without a space), then the querystring as it came.
+    name: 'a querystring that is not UTF-8 is refused in upstream words, quoting the querystring as sent',
+    run: (r) => r('GET', `${C}/records?flag=%FF&_limit=1&x=%22a+b%22`),
+    status: 400,
+    errno: 107,
+    body: (b) =>
+      expect(b).toEqual({
+        code: 400,
+        errno: 107,
+        error: 'Bad Request',
+        message: 'A request with an incorrect encoding in the querystring wasreceived. Please make sure your requests are encoded in UTF-8: flag=%FF&_limit=1&x=%22a+b%22',
+      }),
+  },
+  {
     name: 'an invalid If-Match, Response-Behavior and body are reported together',
     run: (r) =>
       r('PATCH', B, {body: {data: 'x'}, headers: {'if-match': 'abc', 'response-behavior': 'x'}}),

@@ -47,8 +47,8 @@ export function parseQuery(raw: string): RawQuery {
     } catch {
       throw new HttpError(400, {
         errno: ERRNO.INVALID_PARAMETERS,
-        message:
-          'A request with an incorrect encoding in the querystring was received. Please make sure your requests are encoded in UTF-8.',
+        // Upstream's words (its two strings joined without a space), with the querystring as sent.
+        message: `A request with an incorrect encoding in the querystring wasreceived. Please make sure your requests are encoded in UTF-8: ${raw}`,
       })
     }
     const existing = result.get(key)
