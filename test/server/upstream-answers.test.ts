@@ -986,6 +986,53 @@ const rows: Row[] = [
       }),
   },
   {
+    // native_value is rapidjson's loads: only JSON's whitespace (space, tab, CR, LF) may surround a value.
+    name: 'a filter value surrounded by other whitespace (no-break space, vertical tab, BOM) is text, not a number',
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      await r('PUT', `${c}/records/one`, {body: {data: {n: 1}}})
+      const ids = async (q: string) => (await r('GET', `${c}/records?${q}`)).body.data.map((o: any) => o.id)
+      expect(await ids('n=%201%0A')).toEqual(['one'])
+      for (const q of ['n=%C2%A01', 'n=%0B1', 'n=%0C1', 'n=%E2%80%831', 'n=%EF%BB%BF1']) expect(await ids(q), q).toEqual([])
+      return r('GET', `${c}/records?not_n=%C2%A01`)
+    },
+    status: 200,
+    body: (b) => expect(b.data.map((o: any) => o.id)).toEqual(['one']),
+  },
+  {
+    // Upstream strips filter names and sort entries with Python's str.strip(): its whitespace, not JavaScript's.
+    name: "filter names and sort fields are stripped of Python's whitespace (\\x1c to \\x1f, \\x85), not of a BOM",
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      for (const [id, n] of [['a', 2], ['b', 1], ['c', 3]] as const) await r('PUT', `${c}/records/${id}`, {body: {data: {n}}})
+      const ids = async (q: string) => (await r('GET', `${c}/records?${q}`)).body.data.map((o: any) => o.id)
+      expect(await ids('%1Cn=1')).toEqual(['b'])
+      expect(await ids('%C2%85n%1F=3')).toEqual(['c'])
+      expect(await ids('%EF%BB%BFn=1')).toEqual([])
+      expect(await ids('_sort=%1Dn')).toEqual(['b', 'a', 'c'])
+      expect(await ids('_sort=%C2%85-n')).toEqual(['c', 'a', 'b'])
+      // A BOM is no whitespace to Python: the entry is no field name and is left out (default order).
+      return r('GET', `${c}/records?_sort=%EF%BB%BFn`)
+    },
+    status: 200,
+    body: (b) => expect(b.data.map((o: any) => o.id)).toEqual(['c', 'b', 'a']),
+  },
+  {
+    // Upstream decodes the credentials with Python's UTF-8 codec, which keeps a leading BOM.
+    name: 'a Basic username that starts with a BOM is another user than the one without',
+    run: async (r) => {
+      const as = (user: string) => r('GET', '/v1/', {auth: 'Basic ' + Buffer.from(`${user}:pw`).toString('base64')})
+      const plain = await as('bob')
+      const bom = await as('\ufeffbob')
+      expect(bom.body.user.id).toMatch(/^basicauth:[0-9a-f]{64}$/)
+      expect(bom.body.user.id).not.toBe(plain.body.user.id)
+      return bom
+    },
+    status: 200,
+  },
+  {
     name: 'an invalid If-Match, Response-Behavior and body are reported together',
     run: (r) =>
       r('PATCH', B, {body: {data: 'x'}, headers: {'if-match': 'abc', 'response-behavior': 'x'}}),

@@ -74,3 +74,12 @@ export function colanderNull(v: unknown): boolean {
   if (Array.isArray(v)) return v.length === 0
   return typeof v === 'object' && Object.keys(v as object).length === 0
 }
+
+/** What Python's str.isspace() calls whitespace (JavaScript's trim() adds the BOM and lacks \x1c-\x1f, \x85). */
+const PY_SPACE = '[\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]'
+const PY_STRIP = new RegExp(`^${PY_SPACE}+|${PY_SPACE}+$`, 'g')
+
+/** Python's str.strip() without argument. */
+export function pythonStrip(s: string): string {
+  return s.replace(PY_STRIP, '')
+}

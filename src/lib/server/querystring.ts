@@ -5,14 +5,15 @@
  */
 import {ERRNO, HttpError, invalid} from './errors.js'
 import {MAX_JSON_DEPTH, maxNesting, nativeValue, unsafeValue} from './json.js'
-import {colanderNull, pythonRepr} from './py-repr.js'
+import {colanderNull, pythonRepr, pythonStrip} from './py-repr.js'
 import {exactIntegerText, withDoubles} from '../json.js'
 import {pyTruthy} from '../storage/jsonb.js'
 import type {Filter, FilterOperator, JsonValue, Sort} from '../storage/types.js'
 
 export type RawQuery = Map<string, string | string[]>
 
-const utf8 = new TextDecoder('utf-8', {fatal: true})
+// ignoreBOM keeps a leading U+FEFF: it is a character of the value, as for Python's decoder.
+const utf8 = new TextDecoder('utf-8', {fatal: true, ignoreBOM: true})
 
 function decodeComponent(s: string): string {
   const plus = s.replaceAll('+', ' ')
@@ -239,7 +240,7 @@ export function extractFilters(
   const filters: Filter[] = []
   let alert: string | undefined
   for (const [rawParam, value] of decoded) {
-    const param = rawParam.trim()
+    const param = pythonStrip(rawParam)
     const fail = (description = `Invalid value for ${param}`) => invalid('querystring', param, description)
     if (param.startsWith('_') && !['_since', '_to', '_before'].includes(param)) continue
     if (param === '_since' || param === '_to' || param === '_before') {
@@ -313,7 +314,7 @@ export function extractSorting(query: RawQuery): Sort[] {
   const specified = queryFieldList(query, '_sort') ?? []
   const sorting: Sort[] = []
   for (const entry of specified) {
-    const m = SORT_FIELD.exec(entry.trim())
+    const m = SORT_FIELD.exec(pythonStrip(entry))
     if (!m) continue
     if (fieldTooComplex(m[2])) {
       throw invalid('querystring', '_sort', `Sort field '${m[2].slice(0, 64)}…' is too long or too deep`)
