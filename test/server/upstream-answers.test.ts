@@ -1033,6 +1033,29 @@ const rows: Row[] = [
     status: 200,
   },
   {
+    // colander's Integer is Python's int(): any script's digits, `_` between digits, its whitespace (not a BOM).
+    name: "querystring integers are read as Python's int() reads them (_limit=1_0, Arabic-Indic digits), a BOM is no whitespace",
+    run: async (r) => {
+      const c = fresh()
+      await r('PUT', c)
+      for (const id of ['a', 'b', 'c']) await r('PUT', `${c}/records/${id}`, {body: {data: {}}})
+      const count = async (q: string) => (await r('GET', `${c}/records?${q}`)).body.data.length
+      expect(await count('_limit=0_2')).toBe(2)
+      expect(await count('_limit=%D9%A1')).toBe(1)
+      expect(await count('_limit=%EF%BC%92')).toBe(2)
+      expect(await count('_limit=%C2%851%C2%A0')).toBe(1)
+      // `_since` and `last_modified` are the schema's integers too: `1_0` is 10, a past timestamp.
+      expect(await count('_since=1_0')).toBe(3)
+      expect(await count('_before=%D9%A1%D9%A0')).toBe(0)
+      expect((await r('GET', `${c}/records?gt_last_modified=1_0`)).status).toBe(400)
+      expect((await r('GET', `${c}/records?_limit=1__0`)).body.details).toEqual([{location: 'querystring', name: '_limit', description: '"1__0" is not a number'}])
+      return r('GET', `${c}/records?_limit=%EF%BB%BF1`)
+    },
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.details).toEqual([{location: 'querystring', name: '_limit', description: '"\ufeff1" is not a number'}]),
+  },
+  {
     name: 'an invalid If-Match, Response-Behavior and body are reported together',
     run: (r) =>
       r('PATCH', B, {body: {data: 'x'}, headers: {'if-match': 'abc', 'response-behavior': 'x'}}),

@@ -83,3 +83,28 @@ const PY_STRIP = new RegExp(`^${PY_SPACE}+|${PY_SPACE}+$`, 'g')
 export function pythonStrip(s: string): string {
   return s.replace(PY_STRIP, '')
 }
+
+/** The whitespace Python's int() skips around a number: str.isspace() but \x1c-\x1f. */
+const PY_INT_SPACE = '[\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]'
+const PY_INT = new RegExp(`^${PY_INT_SPACE}*([-+]?)(\\p{Nd}+(?:_\\p{Nd}+)*)${PY_INT_SPACE}*$`, 'u')
+const DECIMAL_DIGIT = /\p{Nd}/u
+
+/** ASCII digits for decimal digits of any script (each script's ten are consecutive code points, from its zero). */
+export function asciiDigits(digits: string): string {
+  let out = ''
+  for (const ch of digits) {
+    const cp = ch.codePointAt(0)!
+    let start = cp
+    while (start > 0 && DECIMAL_DIGIT.test(String.fromCodePoint(start - 1))) start--
+    out += String((cp - start) % 10)
+  }
+  return out
+}
+
+/** The integer Python's int() reads in a text (any script's digits, `_` between digits), as `-?digits`; undefined when it raises. */
+export function pythonIntText(text: string): string | undefined {
+  const m = PY_INT.exec(text)
+  if (!m) return undefined
+  const digits = asciiDigits(m[2].replaceAll('_', ''))
+  return m[1] === '-' ? `-${digits}` : digits
+}

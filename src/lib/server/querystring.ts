@@ -5,7 +5,7 @@
  */
 import {ERRNO, HttpError, invalid} from './errors.js'
 import {MAX_JSON_DEPTH, maxNesting, nativeValue, unsafeValue} from './json.js'
-import {colanderNull, pythonRepr, pythonStrip} from './py-repr.js'
+import {asciiDigits, colanderNull, pythonIntText, pythonRepr, pythonStrip} from './py-repr.js'
 import {exactIntegerText, withDoubles} from '../json.js'
 import {pyTruthy} from '../storage/jsonb.js'
 import type {Filter, FilterOperator, JsonValue, Sort} from '../storage/types.js'
@@ -87,7 +87,7 @@ export function queryInteger(query: RawQuery, name: string): number | null | und
   const v = nativeValue(raw)
   if (colanderNull(v)) return null
   // Python's int(): an integer text (an exact integer beyond 2^53 too) is read digit for digit.
-  const text = exactIntegerText(v) ?? (typeof v === 'string' && /^\s*[-+]?\d+\s*$/.test(v) ? v.trim() : undefined)
+  const text = exactIntegerText(v) ?? (typeof v === 'string' ? pythonIntText(v) : undefined)
   let n: number
   let exact: bigint
   if (text !== undefined) {
@@ -210,8 +210,9 @@ function hasNul(value: unknown): boolean {
 function isValidTimestamp(value: unknown, nowMs: number): boolean {
   let n: number
   if (typeof value === 'string') {
-    if (!/^(\d+)$|^("\d+")$/.test(value)) return false
-    n = Number(value.replaceAll('"', ''))
+    // Python's re: `\d` is any script's decimal digit and `$` also matches before a final newline.
+    if (!TIMESTAMP_TEXT.test(value)) return false
+    n = timestampValue(value)
   } else if (typeof value === 'number') {
     n = Math.trunc(value)
   } else if (typeof value === 'boolean') {
@@ -222,11 +223,15 @@ function isValidTimestamp(value: unknown, nowMs: number): boolean {
   return Number.isFinite(n) && n >= 0 && n < nowMs + 24 * 3600 * 1000
 }
 
+const TIMESTAMP_TEXT = /^(\p{Nd}+)\n?$|^("\p{Nd}+")\n?$/u
+
 function timestampValue(value: unknown): number {
-  if (typeof value === 'string') return Number(value.replaceAll('"', ''))
+  if (typeof value === 'string') return Number(asciiDigits(value.replace(/\n$/, '').replaceAll('"', '')))
   if (typeof value === 'boolean') return value ? 1 : 0
   return Math.trunc(value as number)
 }
+
+const SCHEMA_INTEGERS = ['_since', '_to', '_before', 'last_modified']
 
 /** Filters of a list request (upstream's _extract_filters), in querystring order. */
 export function extractFilters(
@@ -236,18 +241,21 @@ export function extractFilters(
   const nowMs = options.nowMs ?? Date.now()
   const decoded = decodedQuery(query)
   // Schema fields first: they validate even when not used as filters.
-  for (const name of ['_since', '_to', '_before', 'last_modified']) queryInteger(query, name)
+  for (const name of SCHEMA_INTEGERS) queryInteger(query, name)
   const filters: Filter[] = []
   let alert: string | undefined
   for (const [rawParam, value] of decoded) {
     const param = pythonStrip(rawParam)
     const fail = (description = `Invalid value for ${param}`) => invalid('querystring', param, description)
     if (param.startsWith('_') && !['_since', '_to', '_before'].includes(param)) continue
+    // The schema's fields are read as its Integer reads them (`_since=1_0` is 10), unless it dropped them (`_since=`).
+    const fromSchema = rawParam === param && SCHEMA_INTEGERS.includes(param) ? queryInteger(query, param) : undefined
+    const schemaValue = typeof fromSchema === 'number' ? fromSchema : value
     if (param === '_since' || param === '_to' || param === '_before') {
       if (param === '_to') alert = '_to is now deprecated, you should use _before instead'
-      if (value !== null && !isValidTimestamp(value, nowMs)) throw fail()
+      if (schemaValue !== null && !isValidTimestamp(schemaValue, nowMs)) throw fail()
       // A null bound is kept: the storage compares with it as upstream's PostgreSQL (nothing passes).
-      filters.push({field: 'last_modified', value: value === null ? null : timestampValue(value), operator: param === '_since' ? 'gt' : 'lt'})
+      filters.push({field: 'last_modified', value: schemaValue === null ? null : timestampValue(schemaValue), operator: param === '_since' ? 'gt' : 'lt'})
       continue
     }
     const m = FILTER_PARAM.exec(param)
@@ -259,7 +267,7 @@ export function extractFilters(
     }
     // A closed schema's unknown field is refused before its value is looked at, as upstream.
     if (options.isKnownField && !options.isKnownField(field)) throw fail(`Unknown filter field '${param}'`)
-    let v: unknown = value
+    let v: unknown = schemaValue
     if (field === 'id' && operator === 'eq' && param === 'id') v = idString(value)
     if (options.textFields?.includes(field)) v = sentText(v, query.get(rawParam), operator)
     if (operator === 'like' && !isText(v)) throw fail()
