@@ -232,6 +232,7 @@ function timestampValue(value: unknown): number {
 }
 
 const SCHEMA_INTEGERS = ['_since', '_to', '_before', 'last_modified']
+const LIST_OPERATORS: FilterOperator[] = ['in', 'exclude', 'contains', 'contains_any']
 
 /** Filters of a list request (upstream's _extract_filters), in querystring order. */
 export function extractFilters(
@@ -268,6 +269,19 @@ export function extractFilters(
     // A closed schema's unknown field is refused before its value is looked at, as upstream.
     if (options.isKnownField && !options.isKnownField(field)) throw fail(`Unknown filter field '${param}'`)
     let v: unknown = schemaValue
+    // A list operator whose raw name does not start with it (` in_x=a,b`: upstream strips the name
+    // only after decoding its value) gets one value, which upstream's storage iterates: a text's
+    // characters, an object's keys; anything else fails there (a 500), a 400 here. `contains_`
+    // then asks the field to hold that value (`data @> {"x": value}`): equality here.
+    if (LIST_OPERATORS.includes(operator) && !Array.isArray(v)) {
+      if (operator === 'contains') {
+        if (field === 'id' || field === 'last_modified') throw fail(`Field '${field}' is not an array`)
+        operator = 'eq'
+      }
+      else if (typeof v === 'string' && exactIntegerText(v) === undefined) v = Array.from(v)
+      else if (v !== null && typeof v === 'object') v = Object.keys(v)
+      else throw fail()
+    }
     if (field === 'id' && operator === 'eq' && param === 'id') v = idString(value)
     if (options.textFields?.includes(field)) v = sentText(v, query.get(rawParam), operator)
     if (operator === 'like' && !isText(v)) throw fail()
