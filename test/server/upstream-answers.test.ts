@@ -1081,6 +1081,21 @@ const rows: Row[] = [
     body: (b) => expect(b.details).toEqual([{location: 'querystring', name: 'in_s', description: 'Invalid value for in_s'}]),
   },
   {
+    // The value is a Python float once JSON-decoded, and its repr() is what colander shows.
+    name: 'an id or _token written as a float is refused showing the Python float (1e3 is 1000.0)',
+    run: async (r) => {
+      const description = async (q: string) => (await r('GET', `/v1/buckets?${q}`)).body.details[0].description
+      expect(await description('id=1e-7')).toBe("1e-07 is not a string: {'id': ''}")
+      expect(await description('id=-2.0')).toBe("-2.0 is not a string: {'id': ''}")
+      expect(await description('id=1E16')).toBe("1e+16 is not a string: {'id': ''}")
+      expect(await description('_token=2e1')).toBe("20.0 is not a string: {'_token': ''}")
+      return r('GET', '/v1/buckets?id=1e3')
+    },
+    status: 400,
+    errno: 107,
+    body: (b) => expect(b.message).toBe("1000.0 is not a string: {'id': ''}"),
+  },
+  {
     name: 'an invalid If-Match, Response-Behavior and body are reported together',
     run: (r) =>
       r('PATCH', B, {body: {data: 'x'}, headers: {'if-match': 'abc', 'response-behavior': 'x'}}),

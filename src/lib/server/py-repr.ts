@@ -108,3 +108,14 @@ export function pythonIntText(text: string): string | undefined {
   const digits = asciiDigits(m[2].replaceAll('_', ''))
   return m[1] === '-' ? `-${digits}` : digits
 }
+
+/** Python's repr() of a float: shortest digits, `.0` on an integral value, an exponent below 1e-4 and from 1e16 (`1e-07`, `1e+16`). */
+export function pythonFloatRepr(n: number): string {
+  if (!Number.isFinite(n)) return Number.isNaN(n) ? 'nan' : n > 0 ? 'inf' : '-inf'
+  if (n === 0) return Object.is(n, -0) ? '-0.0' : '0.0'
+  const [mantissa, exp] = n.toExponential().split('e')
+  const e = Number(exp)
+  if (e < -4 || e >= 16) return `${mantissa}e${e < 0 ? '-' : '+'}${String(Math.abs(e)).padStart(2, '0')}`
+  const text = n.toFixed(Math.max(0, mantissa.replace(/^-?\d\.?/, '').length - e))
+  return text.includes('.') ? text : `${text}.0`
+}

@@ -5,7 +5,7 @@
  */
 import {ERRNO, HttpError, invalid} from './errors.js'
 import {MAX_JSON_DEPTH, maxNesting, nativeValue, unsafeValue} from './json.js'
-import {asciiDigits, colanderNull, pythonIntText, pythonRepr, pythonStrip} from './py-repr.js'
+import {asciiDigits, colanderNull, pythonFloatRepr, pythonIntText, pythonRepr, pythonStrip} from './py-repr.js'
 import {exactIntegerText, withDoubles} from '../json.js'
 import {pyTruthy} from '../storage/jsonb.js'
 import type {Filter, FilterOperator, JsonValue, Sort} from '../storage/types.js'
@@ -119,7 +119,9 @@ export function checkStringParameter(query: RawQuery, name: string): void {
   const v = Array.isArray(raw) ? raw : decodeValue(name, raw)
   const digits = exactIntegerText(v)
   if ((typeof v === 'string' && digits === undefined) || !pyTruthy(v)) return
-  throw invalid('querystring', name, `${digits ?? pythonRepr(v)} is not a string: {'${name}': ''}`)
+  // A number written with a fraction or an exponent is a Python float (`1e3` shows as 1000.0).
+  const float = typeof v === 'number' && typeof raw === 'string' && /[.eE]/.test(raw)
+  throw invalid('querystring', name, `${digits ?? (float ? pythonFloatRepr(v) : pythonRepr(v))} is not a string: {'${name}': ''}`)
 }
 
 /**
