@@ -70,7 +70,8 @@ export function hmacDigest(secret: string, message: string): string {
   return createHmac('sha256', Buffer.from(secret, 'utf8')).update(message, 'utf8').digest('hex')
 }
 
-const strictUtf8 = new TextDecoder('utf-8', {fatal: true})
+// ignoreBOM keeps a leading U+FEFF in the name, as Python's decoder: \ufeffbob is not bob.
+const strictUtf8 = new TextDecoder('utf-8', {fatal: true, ignoreBOM: true})
 
 /** `Authorization: Basic …` credentials, or null (malformed headers are simply not credentials). */
 export function basicCredentials(header: string | undefined): {username: string; password: string} | null {

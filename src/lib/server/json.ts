@@ -138,7 +138,8 @@ function unsafeString(s: string): string | null {
  * integer, see ../json.ts), as upstream's parser keeps them: `?v=12345678901234567890` finds them.
  */
 export function nativeValue(raw: string): unknown {
-  const trimmed = raw.trim()
+  // JSON's own whitespace only, as rapidjson reads it: `\u00a01` stays the text it is.
+  const trimmed = raw.replace(/^[ \t\n\r]+|[ \t\n\r]+$/g, '')
   if (trimmed === '') return raw
   const first = trimmed[0]
   // Fast path: most values are plain words, which never parse as JSON.

@@ -74,3 +74,48 @@ export function colanderNull(v: unknown): boolean {
   if (Array.isArray(v)) return v.length === 0
   return typeof v === 'object' && Object.keys(v as object).length === 0
 }
+
+/** What Python's str.isspace() calls whitespace (JavaScript's trim() adds the BOM and lacks \x1c-\x1f, \x85). */
+const PY_SPACE = '[\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]'
+const PY_STRIP = new RegExp(`^${PY_SPACE}+|${PY_SPACE}+$`, 'g')
+
+/** Python's str.strip() without argument. */
+export function pythonStrip(s: string): string {
+  return s.replace(PY_STRIP, '')
+}
+
+/** The whitespace Python's int() skips around a number: str.isspace() but \x1c-\x1f. */
+const PY_INT_SPACE = '[\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]'
+const PY_INT = new RegExp(`^${PY_INT_SPACE}*([-+]?)(\\p{Nd}+(?:_\\p{Nd}+)*)${PY_INT_SPACE}*$`, 'u')
+const DECIMAL_DIGIT = /\p{Nd}/u
+
+/** ASCII digits for decimal digits of any script (each script's ten are consecutive code points, from its zero). */
+export function asciiDigits(digits: string): string {
+  let out = ''
+  for (const ch of digits) {
+    const cp = ch.codePointAt(0)!
+    let start = cp
+    while (start > 0 && DECIMAL_DIGIT.test(String.fromCodePoint(start - 1))) start--
+    out += String((cp - start) % 10)
+  }
+  return out
+}
+
+/** The integer Python's int() reads in a text (any script's digits, `_` between digits), as `-?digits`; undefined when it raises. */
+export function pythonIntText(text: string): string | undefined {
+  const m = PY_INT.exec(text)
+  if (!m) return undefined
+  const digits = asciiDigits(m[2].replaceAll('_', ''))
+  return m[1] === '-' ? `-${digits}` : digits
+}
+
+/** Python's repr() of a float: shortest digits, `.0` on an integral value, an exponent below 1e-4 and from 1e16 (`1e-07`, `1e+16`). */
+export function pythonFloatRepr(n: number): string {
+  if (!Number.isFinite(n)) return Number.isNaN(n) ? 'nan' : n > 0 ? 'inf' : '-inf'
+  if (n === 0) return Object.is(n, -0) ? '-0.0' : '0.0'
+  const [mantissa, exp] = n.toExponential().split('e')
+  const e = Number(exp)
+  if (e < -4 || e >= 16) return `${mantissa}e${e < 0 ? '-' : '+'}${String(Math.abs(e)).padStart(2, '0')}`
+  const text = n.toFixed(Math.max(0, mantissa.replace(/^-?\d\.?/, '').length - e))
+  return text.includes('.') ? text : `${text}.0`
+}

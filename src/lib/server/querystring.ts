@@ -5,14 +5,15 @@
  */
 import {ERRNO, HttpError, invalid} from './errors.js'
 import {MAX_JSON_DEPTH, maxNesting, nativeValue, unsafeValue} from './json.js'
-import {colanderNull, pythonRepr} from './py-repr.js'
+import {asciiDigits, colanderNull, pythonFloatRepr, pythonIntText, pythonRepr, pythonStrip} from './py-repr.js'
 import {exactIntegerText, withDoubles} from '../json.js'
 import {pyTruthy} from '../storage/jsonb.js'
 import type {Filter, FilterOperator, JsonValue, Sort} from '../storage/types.js'
 
 export type RawQuery = Map<string, string | string[]>
 
-const utf8 = new TextDecoder('utf-8', {fatal: true})
+// ignoreBOM keeps a leading U+FEFF: it is a character of the value, as for Python's decoder.
+const utf8 = new TextDecoder('utf-8', {fatal: true, ignoreBOM: true})
 
 function decodeComponent(s: string): string {
   const plus = s.replaceAll('+', ' ')
@@ -47,8 +48,8 @@ export function parseQuery(raw: string): RawQuery {
     } catch {
       throw new HttpError(400, {
         errno: ERRNO.INVALID_PARAMETERS,
-        message:
-          'A request with an incorrect encoding in the querystring was received. Please make sure your requests are encoded in UTF-8.',
+        // Upstream's words (its two strings joined without a space), with the querystring as sent.
+        message: `A request with an incorrect encoding in the querystring wasreceived. Please make sure your requests are encoded in UTF-8: ${raw}`,
       })
     }
     const existing = result.get(key)
@@ -81,11 +82,12 @@ export function queryInteger(query: RawQuery, name: string): number | null | und
   const raw = query.get(name)
   if (raw === undefined) return undefined
   const fail = (description: string) => invalid('querystring', name, description)
-  if (Array.isArray(raw)) throw fail(`${JSON.stringify(raw)} is not a number`)
+  // A repeated parameter: colander's Integer gets the list of its texts (not decoded) and shows its str().
+  if (Array.isArray(raw)) throw fail(`"${pythonRepr(raw)}" is not a number`)
   const v = nativeValue(raw)
   if (colanderNull(v)) return null
   // Python's int(): an integer text (an exact integer beyond 2^53 too) is read digit for digit.
-  const text = exactIntegerText(v) ?? (typeof v === 'string' && /^\s*[-+]?\d+\s*$/.test(v) ? v.trim() : undefined)
+  const text = exactIntegerText(v) ?? (typeof v === 'string' ? pythonIntText(v) : undefined)
   let n: number
   let exact: bigint
   if (text !== undefined) {
@@ -117,7 +119,9 @@ export function checkStringParameter(query: RawQuery, name: string): void {
   const v = Array.isArray(raw) ? raw : decodeValue(name, raw)
   const digits = exactIntegerText(v)
   if ((typeof v === 'string' && digits === undefined) || !pyTruthy(v)) return
-  throw invalid('querystring', name, `${digits ?? pythonRepr(v)} is not a string: {'${name}': ''}`)
+  // A number written with a fraction or an exponent is a Python float (`1e3` shows as 1000.0).
+  const float = typeof v === 'number' && typeof raw === 'string' && /[.eE]/.test(raw)
+  throw invalid('querystring', name, `${digits ?? (float ? pythonFloatRepr(v) : pythonRepr(v))} is not a string: {'${name}': ''}`)
 }
 
 /**
@@ -208,8 +212,9 @@ function hasNul(value: unknown): boolean {
 function isValidTimestamp(value: unknown, nowMs: number): boolean {
   let n: number
   if (typeof value === 'string') {
-    if (!/^(\d+)$|^("\d+")$/.test(value)) return false
-    n = Number(value.replaceAll('"', ''))
+    // Python's re: `\d` is any script's decimal digit and `$` also matches before a final newline.
+    if (!TIMESTAMP_TEXT.test(value)) return false
+    n = timestampValue(value)
   } else if (typeof value === 'number') {
     n = Math.trunc(value)
   } else if (typeof value === 'boolean') {
@@ -220,11 +225,16 @@ function isValidTimestamp(value: unknown, nowMs: number): boolean {
   return Number.isFinite(n) && n >= 0 && n < nowMs + 24 * 3600 * 1000
 }
 
+const TIMESTAMP_TEXT = /^(\p{Nd}+)\n?$|^("\p{Nd}+")\n?$/u
+
 function timestampValue(value: unknown): number {
-  if (typeof value === 'string') return Number(value.replaceAll('"', ''))
+  if (typeof value === 'string') return Number(asciiDigits(value.replace(/\n$/, '').replaceAll('"', '')))
   if (typeof value === 'boolean') return value ? 1 : 0
   return Math.trunc(value as number)
 }
+
+const SCHEMA_INTEGERS = ['_since', '_to', '_before', 'last_modified']
+const LIST_OPERATORS: FilterOperator[] = ['in', 'exclude', 'contains', 'contains_any']
 
 /** Filters of a list request (upstream's _extract_filters), in querystring order. */
 export function extractFilters(
@@ -234,18 +244,21 @@ export function extractFilters(
   const nowMs = options.nowMs ?? Date.now()
   const decoded = decodedQuery(query)
   // Schema fields first: they validate even when not used as filters.
-  for (const name of ['_since', '_to', '_before', 'last_modified']) queryInteger(query, name)
+  for (const name of SCHEMA_INTEGERS) queryInteger(query, name)
   const filters: Filter[] = []
   let alert: string | undefined
   for (const [rawParam, value] of decoded) {
-    const param = rawParam.trim()
+    const param = pythonStrip(rawParam)
     const fail = (description = `Invalid value for ${param}`) => invalid('querystring', param, description)
     if (param.startsWith('_') && !['_since', '_to', '_before'].includes(param)) continue
+    // The schema's fields are read as its Integer reads them (`_since=1_0` is 10), unless it dropped them (`_since=`).
+    const fromSchema = rawParam === param && SCHEMA_INTEGERS.includes(param) ? queryInteger(query, param) : undefined
+    const schemaValue = typeof fromSchema === 'number' ? fromSchema : value
     if (param === '_since' || param === '_to' || param === '_before') {
       if (param === '_to') alert = '_to is now deprecated, you should use _before instead'
-      if (value !== null && !isValidTimestamp(value, nowMs)) throw fail()
+      if (schemaValue !== null && !isValidTimestamp(schemaValue, nowMs)) throw fail()
       // A null bound is kept: the storage compares with it as upstream's PostgreSQL (nothing passes).
-      filters.push({field: 'last_modified', value: value === null ? null : timestampValue(value), operator: param === '_since' ? 'gt' : 'lt'})
+      filters.push({field: 'last_modified', value: schemaValue === null ? null : timestampValue(schemaValue), operator: param === '_since' ? 'gt' : 'lt'})
       continue
     }
     const m = FILTER_PARAM.exec(param)
@@ -257,7 +270,20 @@ export function extractFilters(
     }
     // A closed schema's unknown field is refused before its value is looked at, as upstream.
     if (options.isKnownField && !options.isKnownField(field)) throw fail(`Unknown filter field '${param}'`)
-    let v: unknown = value
+    let v: unknown = schemaValue
+    // A list operator whose raw name does not start with it (` in_x=a,b`: upstream strips the name
+    // only after decoding its value) gets one value, which upstream's storage iterates: a text's
+    // characters, an object's keys; anything else fails there (a 500), a 400 here. `contains_`
+    // then asks the field to hold that value (`data @> {"x": value}`): equality here.
+    if (LIST_OPERATORS.includes(operator) && !Array.isArray(v)) {
+      if (operator === 'contains') {
+        if (field === 'id' || field === 'last_modified') throw fail(`Field '${field}' is not an array`)
+        operator = 'eq'
+      }
+      else if (typeof v === 'string' && exactIntegerText(v) === undefined) v = Array.from(v)
+      else if (v !== null && typeof v === 'object') v = Object.keys(v)
+      else throw fail()
+    }
     if (field === 'id' && operator === 'eq' && param === 'id') v = idString(value)
     if (options.textFields?.includes(field)) v = sentText(v, query.get(rawParam), operator)
     if (operator === 'like' && !isText(v)) throw fail()
@@ -312,7 +338,7 @@ export function extractSorting(query: RawQuery): Sort[] {
   const specified = queryFieldList(query, '_sort') ?? []
   const sorting: Sort[] = []
   for (const entry of specified) {
-    const m = SORT_FIELD.exec(entry.trim())
+    const m = SORT_FIELD.exec(pythonStrip(entry))
     if (!m) continue
     if (fieldTooComplex(m[2])) {
       throw invalid('querystring', '_sort', `Sort field '${m[2].slice(0, 64)}…' is too long or too deep`)

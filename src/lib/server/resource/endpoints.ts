@@ -101,7 +101,7 @@ export async function pluralPost(r: ResourceRequest): Promise<ViewResult> {
 export async function pluralDelete(r: ResourceRequest): Promise<ViewResult> {
   await r.storage.lockList?.(r.def.name, r.parentId)
   await r.raise412IfModified({})
-  const {filters} = listFilters(r)
+  const {filters, alert} = listFilters(r)
   const limit = listLimit(r)
   const sorting = listSorting(r)
   const {rules, offset} = await paginationRules(r, sorting)
@@ -114,6 +114,7 @@ export async function pluralDelete(r: ResourceRequest): Promise<ViewResult> {
   if (wholeList) await r.permission.deleteObjectPermissions(r.objectUri('*'))
   else if (deleted.length > 0) await r.permission.deleteObjectPermissions(...deleted.map((d) => r.objectUri(d.id)))
   const headers: Record<string, string> = {}
+  if (alert) headers.Alert = alertHeader('soft-eol', alert, LEGACY_TO_URL)
   if (deleted.length > 0) {
     if (limit && objects.length === limit + 1) {
       // Upstream builds the cursor from the last tombstone, which lacks the sorted fields
