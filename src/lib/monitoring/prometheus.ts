@@ -351,7 +351,14 @@ async function scrapeText(metrics: PrometheusMetrics): Promise<string> {
       else resolve(msg.text)
     }
     process.on('message', onMessage)
-    process.send!({kind: 'kinto-metrics-request', id} satisfies ScrapeRequest)
+    // With a callback, a channel that just closed (the primary gone) fails this scrape; without
+    // one, node emits the write error on the process, an uncaught exception.
+    process.send!({kind: 'kinto-metrics-request', id} satisfies ScrapeRequest, undefined, {}, (error) => {
+      if (!error) return
+      clearTimeout(timer)
+      process.off('message', onMessage)
+      reject(new Error(`The primary process could not be asked for the other workers’ metrics (${error.message}).`))
+    })
   })
 }
 
@@ -363,7 +370,8 @@ const GATHER_TIMEOUT_MS = SCRAPE_TIMEOUT_MS - 1000
 
 /** A worker as the primary sees it (node:cluster's Worker). */
 export interface RelayWorker {
-  send(msg: unknown): unknown
+  /** node:cluster's: the callback gets the write's error, else emitted on the worker (uncaught). */
+  send(msg: unknown, handle: undefined, options: object, callback: (error: Error | null) => void): unknown
   isConnected(): boolean
   once(event: 'exit', listener: () => void): unknown
   off(event: 'exit', listener: () => void): unknown
@@ -420,8 +428,13 @@ export function primaryScrapeRelay(settings: Settings, serving: () => Iterable<R
         }
         worker.once('exit', gone)
         gathering.cleanups.push(() => worker.off('exit', gone))
+        // A worker disconnecting as it retires can still look connected here: the write then
+        // fails (EPIPE) after this returns. Without the callback that error was emitted on the
+        // worker, an uncaught exception that ended the primary and with it every worker.
         try {
-          worker.send({type: WORKER_METRICS_REQ, requestId: id})
+          worker.send({type: WORKER_METRICS_REQ, requestId: id}, undefined, {}, (error) => {
+            if (error) gone()
+          })
         } catch {
           gone()
         }
@@ -446,7 +459,9 @@ export function primaryScrapeRelay(settings: Settings, serving: () => Iterable<R
     if (request?.kind !== 'kinto-metrics-request') return false
     const reply = (answer: ScrapeResponse) => {
       try {
-        worker.send(answer)
+        worker.send(answer, undefined, {}, () => {
+          // An error: the worker is gone, nobody waits for the answer.
+        })
       } catch {
         // The worker is gone: nobody waits for the answer.
       }

@@ -169,6 +169,10 @@ export class Primary {
         this.failures.set(worker, msg)
       }
     })
+    // A write to a worker whose channel has just closed (it is exiting) fails after send returned;
+    // node emits that on the worker, and an 'error' nobody listens to would end the primary and
+    // with it the deployment. Its exit follows and is handled there.
+    worker.on('error', (error) => this.options.log(`Worker ${worker.process.pid}: ${error.message}`))
     worker.on('exit', (code, signal) => this.exited(worker, code, signal))
     return worker
   }

@@ -52,7 +52,8 @@ export async function serveWorker(options: ServeOptions): Promise<number> {
   // Timer callbacks run only while the event loop does: a worker stuck in a request stops sending.
   const alive: WorkerAlive = {kind: 'kinto-worker-alive'}
   const heartbeat = setInterval(() => {
-    if (process.connected) process.send?.(alive)
+    // With a callback: the primary gone between the check and the write is no uncaught error.
+    if (process.connected) process.send?.(alive, undefined, {}, () => {})
   }, WORKER_ALIVE_MS).unref()
   try {
     try {
