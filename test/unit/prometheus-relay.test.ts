@@ -7,10 +7,11 @@
  * (CI, stop 41). A real child process makes the race: it closes its channel while the parent's
  * event loop is held, so the parent still sees it connected.
  */
-import {fork, type ChildProcess} from 'node:child_process'
-import {existsSync, mkdtempSync, rmSync} from 'node:fs'
+import {fork, spawnSync, type ChildProcess} from 'node:child_process'
+import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {join, resolve} from 'node:path'
+import {pathToFileURL} from 'node:url'
 
 import {afterEach, expect, test} from 'vitest'
 
@@ -99,4 +100,37 @@ test('a worker whose channel closes as it is asked for its metrics ends neither 
   expect(child.signalCode).toBeNull()
   // (No worker's metrics: the registry of nothing, one line break.)
   expect(answers).toEqual([{kind: 'kinto-metrics-response', id: 7, text: '\n'}])
+})
+
+test('a worker asked for its metrics as it disconnects (stopping) still exits cleanly', {timeout: 30_000}, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kinto-relay-'))
+  cleanups.push(() => rmSync(dir, {recursive: true, force: true}))
+  const script = join(dir, 'cluster.mts')
+  const module = pathToFileURL(resolve('src/lib/monitoring/prometheus.ts')).href
+  const promClient = pathToFileURL(resolve('node_modules/prom-client/index.js')).href
+  // A real node:cluster worker with the exporter: the primary's request is read, then the worker
+  // disconnects as serveWorker does at the end of a stop, before its answer is ready (a series
+  // slow to collect holds the answer until the channel has closed).
+  writeFileSync(
+    script,
+    `
+    import cluster from 'node:cluster'
+    if (cluster.isPrimary) {
+      cluster.setupPrimary({execArgv: ['--import', 'tsx']})
+      const worker = cluster.fork()
+      worker.on('exit', (code, signal) => console.log(JSON.stringify({code, signal})))
+    } else {
+      const {PrometheusMetrics} = await import(${JSON.stringify(module)})
+      const metrics = new PrometheusMetrics({includes: 'kinto.plugins.prometheus'})
+      metrics.count('requests')
+      const {default: client} = await import(${JSON.stringify(promClient)})
+      new client.Gauge({name: 'slow', help: 'slow', registers: [metrics.registry], collect: () => new Promise((done) => setTimeout(done, 300))})
+      process.emit('message', {type: 'prom-client:getMetricsReq', requestId: 1})
+      cluster.worker.disconnect()
+    }
+    `,
+  )
+  const run = spawnSync(process.execPath, ['--import', 'tsx', script], {encoding: 'utf8', timeout: 25_000})
+  expect(run.stderr).not.toMatch(/ERR_IPC_CHANNEL_CLOSED|Unhandled 'error'/)
+  expect(JSON.parse(run.stdout.trim()), run.stderr).toEqual({code: 0, signal: null})
 })

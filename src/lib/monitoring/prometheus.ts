@@ -17,7 +17,7 @@
  * `prometheus_disabled_metrics` lists names (with or without the prefix) never exported.
  *
  * With `--workers N` each worker keeps its own registry; the worker answering a scrape asks the
- * primary, which gathers the serving workers' (prom-client's protocol over the cluster IPC
+ * primary, which gathers the serving workers' (prom-client's messages over the cluster IPC
  * channel) and sums them: one scrape shows the whole server.
  */
 import cluster from 'node:cluster'
@@ -100,9 +100,9 @@ export class PrometheusMetrics implements Metrics {
     this.disabled = new Set(asList(settings, 'prometheus_disabled_metrics').map((m) => (this.prefix && m.startsWith(this.prefix) ? m.slice(this.prefix.length) : m)))
     this.created = settings.prometheus_created_metrics_enabled === undefined || asBool(settings, 'prometheus_created_metrics_enabled')
     this.buckets = histogramBuckets(settings)
-    // In a worker, an AggregatorRegistry also answers the primary's requests for its metrics.
-    this.registry = cluster.isWorker ? new client.AggregatorRegistry() : new client.Registry()
-    if (cluster.isWorker) client.AggregatorRegistry.setRegistries([this.registry])
+    this.registry = new client.Registry()
+    // In a worker, this registry answers the primary's requests for its metrics.
+    if (cluster.isWorker) answerPrimary(this.registry)
     registerProcessMetrics(client, this.registry)
   }
 
@@ -362,9 +362,35 @@ async function scrapeText(metrics: PrometheusMetrics): Promise<string> {
   })
 }
 
-/** prom-client's own messages between a primary and its workers' AggregatorRegistry listeners. */
+/** The primary's request for a worker's metrics and the answer (prom-client's message types). */
 const WORKER_METRICS_REQ = 'prom-client:getMetricsReq'
 const WORKER_METRICS_RES = 'prom-client:getMetricsRes'
+
+/** The registry a worker's answers come from (the last one made: one per process). */
+let workerRegistry: Registry | undefined
+
+/**
+ * In a worker: answers the primary's requests with this registry's metrics, as JSON for
+ * `AggregatorRegistry.aggregate`. prom-client's AggregatorRegistry listener did this, but wrote
+ * without a callback: a request answered just after the worker disconnected (a retiring or
+ * stopping worker) made node emit the write error on the process, an uncaught exception that
+ * turned a clean stop into a crash.
+ */
+function answerPrimary(registry: Registry): void {
+  if (workerRegistry === undefined) {
+    process.on('message', (msg: {type?: unknown; requestId?: unknown} | null) => {
+      if (msg?.type !== WORKER_METRICS_REQ) return
+      const reply = (answer: object) => {
+        if (process.connected) process.send?.({type: WORKER_METRICS_RES, requestId: msg.requestId, ...answer}, undefined, {}, () => {})
+      }
+      workerRegistry!.getMetricsAsJSON().then(
+        (metrics) => reply({metrics: [metrics]}),
+        (error: Error) => reply({error: error.message}),
+      )
+    })
+  }
+  workerRegistry = registry
+}
 /** How long the primary waits for the workers: below the scraping worker's own wait. */
 const GATHER_TIMEOUT_MS = SCRAPE_TIMEOUT_MS - 1000
 
