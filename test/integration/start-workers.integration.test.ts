@@ -13,6 +13,7 @@ import {listRuns, type RunEntry} from '../../src/lib/runs/registry.js'
 import {processAlive} from '../../src/lib/process.js'
 import {runCli} from '../helpers/cli.js'
 import {realServerUrl, serverSkip} from '../helpers/db.js'
+import {freePort} from '../helpers/deploy-servers.js'
 import {opsIni, sleep, spawnStart, type OpsIni, type Started} from '../helpers/ops-servers.js'
 
 const inis: OpsIni[] = []
@@ -264,6 +265,32 @@ describe.skipIf(!realServerUrl)(`workers on PostgreSQL${serverSkip}`, () => {
     expect(status).toEqual({code: 1, signal: null})
     expect(server.output()).toMatch(/SIGTERM again: killing the workers; their requests still running are cut\./)
     expect(processAlive(before[0].pid)).toBe(false)
+  }, 120_000)
+
+  test('a worker crashing during a rolling restart: replaced once, the deployment ends with its N new workers', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    // A fixed port: with both workers gone the primary closes the socket, and the next worker
+    // to listen would get another port for port 0 (node:cluster asks for the address given).
+    const server = await spawnStart(['--ini', i.ini, '--port', String(await freePort()), '--workers', '2'])
+    servers.push(server)
+    const workers = () => servingWorkers(i.ini)
+    const before = await until('2 workers', () => workers().length === 2 && workers())
+    server.child.kill('SIGUSR2')
+    await until('the restart to begin', () => /SIGUSR2: restarting/.test(server.output()))
+    // Both old workers die while the first new one starts: the one being replaced and the one
+    // waiting for its turn. Each is replaced once, not once more by the restart.
+    for (const w of before) process.kill(w.pid, 'SIGKILL')
+    await until('the restart to end', () => /SIGUSR2: every worker was restarted/.test(server.output()), 60_000)
+    const after = await until('2 new workers', () => {
+      const w = workers()
+      return w.length === 2 && !w.some((e) => before.some((b) => b.pid === e.pid)) && w
+    })
+    // Nothing more starts or stops afterwards.
+    await sleep(2000)
+    expect(workers().map((w) => w.pid).sort()).toEqual(after.map((w) => w.pid).sort())
+    expect((await freshGet(server.url)).status).toBe(200)
+    expect(await server.stop()).toEqual({code: 0, signal: null})
   }, 120_000)
 
   test('a rolling restart whose new worker cannot start: the running workers stay, reload --restart says why and exits 1 at once', async () => {

@@ -298,6 +298,8 @@ export class Primary {
     try {
       for (const old of [...this.current]) {
         if (this.stopping) return
+        // It crashed meanwhile: exited() started its replacement (a new worker already).
+        if (!this.current.has(old)) continue
         const fresh = this.fork()
         this.candidates.add(fresh)
         const started = await listening(fresh)
@@ -310,9 +312,11 @@ export class Primary {
           record.update({restartError: {message: why, at: new Date().toISOString()}})
           return
         }
-        this.retiring.add(old)
-        this.current.delete(old)
-        old.process.kill('SIGTERM')
+        // The old one crashed while this one started, and was replaced then: one too many.
+        const retired = this.current.has(old) ? old : fresh
+        this.retiring.add(retired)
+        this.current.delete(retired)
+        retired.process.kill('SIGTERM')
       }
       record.update({configHash: sha256File(config.path), needRestart: [], reloadedAt: new Date().toISOString(), restartError: undefined})
       log('SIGUSR2: every worker was restarted.')
