@@ -22,13 +22,16 @@ afterEach(() => {
   for (const cleanup of cleanups.splice(0)) cleanup()
 })
 
-/** A child that closes its IPC channel when asked, then writes `marker` and lives on for a while. */
+/**
+ * A child that closes its IPC channel when asked, writes `marker` once closed ('disconnect' comes
+ * right after node closes the channel, a tick after disconnect()), and lives on for a while.
+ */
 const CHILD = `
 const {writeFileSync} = require('node:fs')
 process.on('message', (m) => {
   if (m !== 'disconnect') return
+  process.once('disconnect', () => writeFileSync(process.argv[1], ''))
   process.disconnect()
-  writeFileSync(process.argv[1], '')
   setTimeout(() => {}, 10_000)
 })
 process.send('ready')
