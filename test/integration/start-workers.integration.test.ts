@@ -293,6 +293,29 @@ describe.skipIf(!realServerUrl)(`workers on PostgreSQL${serverSkip}`, () => {
     expect(await server.stop()).toEqual({code: 0, signal: null})
   }, 120_000)
 
+  test('SIGHUP during a rolling restart: the worker starting is reloaded once it listens, not killed', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2'])
+    servers.push(server)
+    const workers = () => servingWorkers(i.ini)
+    const before = await until('2 workers', () => workers().length === 2 && workers())
+    server.child.kill('SIGUSR2')
+    await until('the restart to begin', () => /SIGUSR2: restarting/.test(server.output()))
+    // The new worker has just been forked: it has no SIGHUP handler yet, and the signal's default
+    // action killed it, ending the restart ("a new worker did not start … (SIGHUP)").
+    server.child.kill('SIGHUP')
+    await until('the restart to end', () => /SIGUSR2: every worker was restarted|did not start/.test(server.output()), 60_000)
+    expect(server.output()).not.toMatch(/did not start|exited \(SIGHUP\)/)
+    const after = await until('2 new workers', () => {
+      const w = workers()
+      return w.length === 2 && !w.some((e) => before.some((b) => b.pid === e.pid)) && w
+    })
+    // The one starting took the SIGHUP once it listened (the other one started after it).
+    await until('its reload', () => after.some((w) => new RegExp(`SIGHUP \\(worker ${w.pid}\\): reloaded`).test(server.output())), 20_000)
+    expect(await server.stop()).toEqual({code: 0, signal: null})
+  }, 120_000)
+
   test('a worker the rolling restart retires that does not stop (SIGSTOP) is killed past the shutdown deadline', async () => {
     const i = await opsIni('postgresql')
     inis.push(i)

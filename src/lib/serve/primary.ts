@@ -59,6 +59,8 @@ export class Primary {
    * never be replaced, so the primary kills it past the worker timeout (as gunicorn's `timeout`).
    */
   private readonly lastAlive = new Map<Worker, number>()
+  /** Workers still starting when a SIGHUP came: they get it once they listen (see reload). */
+  private readonly reloadOnListen = new Set<Worker>()
   /** The watchdog's previous run (killSilent). */
   private lastCheck = Date.now()
   /** The migration --migrate asked for could not reach the database: the workers run it. */
@@ -157,6 +159,7 @@ export class Primary {
       if (worker.isDead()) return
       this.serving.add(worker)
       this.lastAlive.set(worker, Date.now())
+      if (this.reloadOnListen.delete(worker)) worker.process.kill('SIGHUP')
     })
     worker.on('message', (msg: WorkerMessage | WorkerAlive) => {
       if (msg?.kind === 'kinto-worker-alive') {
@@ -183,6 +186,7 @@ export class Primary {
     this.current.delete(worker)
     this.serving.delete(worker)
     this.lastAlive.delete(worker)
+    this.reloadOnListen.delete(worker)
     const wasRetiring = this.retiring.delete(worker)
     const failure = this.failures.get(worker)
     this.failures.delete(worker)
@@ -315,7 +319,13 @@ export class Primary {
     } catch (error) {
       record.update({reloadError: {configHash: sha256File(config.path), message: (error as Error).message, at: new Date().toISOString()}})
     }
-    for (const w of this.current) w.process.kill('SIGHUP')
+    // A worker still starting (a replacement, a rolling restart's new one) has no handler yet:
+    // SIGHUP's default action killed it, which also ended a rolling restart. It may have read the
+    // ini before the change, so it reloads once it listens (its handlers are in place by then).
+    for (const w of this.current) {
+      if (this.serving.has(w)) w.process.kill('SIGHUP')
+      else this.reloadOnListen.add(w)
+    }
     log(`SIGHUP: reloading ${this.current.size} workers.`)
   }
 
