@@ -293,6 +293,66 @@ describe.skipIf(!realServerUrl)(`workers on PostgreSQL${serverSkip}`, () => {
     expect(await server.stop()).toEqual({code: 0, signal: null})
   }, 120_000)
 
+  test('SIGHUP during a rolling restart: the worker starting is reloaded once it listens, not killed', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2'])
+    servers.push(server)
+    const workers = () => servingWorkers(i.ini)
+    const before = await until('2 workers', () => workers().length === 2 && workers())
+    server.child.kill('SIGUSR2')
+    await until('the restart to begin', () => /SIGUSR2: restarting/.test(server.output()))
+    // The new worker has just been forked: it has no SIGHUP handler yet, and the signal's default
+    // action killed it, ending the restart ("a new worker did not start … (SIGHUP)").
+    server.child.kill('SIGHUP')
+    await until('the restart to end', () => /SIGUSR2: every worker was restarted|did not start/.test(server.output()), 60_000)
+    expect(server.output()).not.toMatch(/did not start|exited \(SIGHUP\)/)
+    const after = await until('2 new workers', () => {
+      const w = workers()
+      return w.length === 2 && !w.some((e) => before.some((b) => b.pid === e.pid)) && w
+    })
+    // The one starting took the SIGHUP once it listened (the other one started after it).
+    await until('its reload', () => after.some((w) => new RegExp(`SIGHUP \\(worker ${w.pid}\\): reloaded`).test(server.output())), 20_000)
+    expect(await server.stop()).toEqual({code: 0, signal: null})
+  }, 120_000)
+
+  test('a worker the rolling restart retires that does not stop (SIGSTOP) is killed past the shutdown deadline', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2', '--worker-timeout', '0', '--shutdown-timeout', '1'])
+    servers.push(server)
+    const workers = () => servingWorkers(i.ini)
+    const before = await until('2 workers', () => workers().length === 2 && workers())
+    process.kill(before[0].pid, 'SIGSTOP')
+    server.child.kill('SIGUSR2')
+    await until('the restart to end', () => /SIGUSR2: every worker was restarted/.test(server.output()), 60_000)
+    // Retired, it got SIGTERM and cannot act on it: it stayed forever (the watchdog spares retiring
+    // workers), the primary still handing it connections that hung.
+    await until('the stopped worker to be killed', () => !processAlive(before[0].pid), 30_000)
+    expect(server.output()).toMatch(new RegExp(`Worker ${before[0].pid} did not stop .*; killing it`))
+    expect(await server.stop()).toEqual({code: 0, signal: null})
+    expect(listRuns(i.ini)).toEqual([])
+  }, 120_000)
+
+  test('SIGTERM while a worker the rolling restart retires does not stop: it is killed and the primary exits 1', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2', '--worker-timeout', '0', '--shutdown-timeout', '1'])
+    servers.push(server)
+    const workers = () => servingWorkers(i.ini)
+    const before = await until('2 workers', () => workers().length === 2 && workers())
+    process.kill(before[0].pid, 'SIGSTOP')
+    server.child.kill('SIGUSR2')
+    await until('the restart to end', () => /SIGUSR2: every worker was restarted/.test(server.output()), 60_000)
+    // The stop waited for the serving workers only: the retiring one was neither waited for nor
+    // killed, and its open channel kept the primary from ever exiting.
+    server.child.kill('SIGTERM')
+    const status = await Promise.race([server.exit, sleep(25_000).then(() => ({code: 'still running 25 s after SIGTERM', signal: null}))])
+    expect(status).toEqual({code: 1, signal: null})
+    expect(processAlive(before[0].pid)).toBe(false)
+    expect(listRuns(i.ini)).toEqual([])
+  }, 120_000)
+
   test('a rolling restart whose new worker cannot start: the running workers stay, reload --restart says why and exits 1 at once', async () => {
     const i = await opsIni('postgresql')
     inis.push(i)

@@ -195,4 +195,29 @@ describe('graceful close', () => {
     expect(closed).toBe(true)
     await expect(fetch(`${server.url}__lbheartbeat__`)).rejects.toThrow()
   }, 30_000)
+
+  test('a request whose client went away is still waited for before the pools close', async () => {
+    const config = loadConfig(iniFile({}), {env: {}})
+    const server = await startServer(config, {port: 0, logger: pino({level: 'silent'})})
+    let release!: () => void
+    let finished = false
+    server.app.kinto.heartbeats.set('slow', () => new Promise((resolve) => (release = () => resolve(true))))
+    server.app.kinto.hooks.on('response', () => (finished = true))
+    const client = new AbortController()
+    const inFlight = fetch(`${server.url}__heartbeat__`, {signal: client.signal}).catch(() => 'aborted')
+    await new Promise((r) => setTimeout(r, 100))
+    // A client timing out, a proxy giving up: the connection is gone, the handler still runs.
+    client.abort()
+    expect(await inFlight).toBe('aborted')
+    const closing = server.close()
+    let closed = false
+    void closing.then(() => (closed = true))
+    await new Promise((r) => setTimeout(r, 300))
+    // The close waited for connections only: it closed the pools under the running handler,
+    // whose next query failed ("Cannot use a pool after calling end on the pool", a stack trace).
+    expect(closed).toBe(false)
+    release()
+    expect(await closing).toEqual({forced: false})
+    expect(finished).toBe(true)
+  }, 30_000)
 })

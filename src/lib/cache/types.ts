@@ -3,6 +3,8 @@
  * `cache_prefix`; TTLs in seconds (fractions kept). It holds what every process of a deployment
  * must share: verified logins, single-use pagination tokens, OpenID verifications and login states.
  */
+import {randomUUID} from 'node:crypto'
+
 export interface Cache {
   heartbeat(): Promise<boolean>
   flush(): Promise<void>
@@ -28,10 +30,16 @@ export interface Cache {
   readonly processLocal?: boolean
 }
 
-/** Every backend's heartbeat, as upstream's: a key written, read back and removed. */
+/**
+ * Every backend's heartbeat, as upstream's: a key written, read back and removed. The key is this
+ * ping's own: with one shared key (upstream's), two pings at once (two workers, two load
+ * balancers) raced, one's delete falling between the other's write and read, and a healthy cache
+ * answered false (503).
+ */
 export async function writeReadHeartbeat(cache: Pick<Cache, 'set' | 'get' | 'delete'>): Promise<boolean> {
-  await cache.set('__heartbeat__', 'alive', 3600)
-  const ok = (await cache.get('__heartbeat__')) === 'alive'
-  await cache.delete('__heartbeat__')
+  const key = `__heartbeat__${randomUUID()}`
+  await cache.set(key, 'alive', 3600)
+  const ok = (await cache.get(key)) === 'alive'
+  await cache.delete(key)
   return ok
 }

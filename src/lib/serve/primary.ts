@@ -59,6 +59,8 @@ export class Primary {
    * never be replaced, so the primary kills it past the worker timeout (as gunicorn's `timeout`).
    */
   private readonly lastAlive = new Map<Worker, number>()
+  /** Workers still starting when a SIGHUP came: they get it once they listen (see reload). */
+  private readonly reloadOnListen = new Set<Worker>()
   /** The watchdog's previous run (killSilent). */
   private lastCheck = Date.now()
   /** The migration --migrate asked for could not reach the database: the workers run it. */
@@ -157,6 +159,7 @@ export class Primary {
       if (worker.isDead()) return
       this.serving.add(worker)
       this.lastAlive.set(worker, Date.now())
+      if (this.reloadOnListen.delete(worker)) worker.process.kill('SIGHUP')
     })
     worker.on('message', (msg: WorkerMessage | WorkerAlive) => {
       if (msg?.kind === 'kinto-worker-alive') {
@@ -183,6 +186,7 @@ export class Primary {
     this.current.delete(worker)
     this.serving.delete(worker)
     this.lastAlive.delete(worker)
+    this.reloadOnListen.delete(worker)
     const wasRetiring = this.retiring.delete(worker)
     const failure = this.failures.get(worker)
     this.failures.delete(worker)
@@ -192,11 +196,11 @@ export class Primary {
       // rollingRestart) and the workers serving stay. Replacing it would only repeat the
       // failure until the crash limit stops the whole deployment.
       this.candidateFailure = failure?.message ?? `it exited (${signal ?? code}) before listening`
-      if (this.stopping && this.current.size === 0) this.resolveDone(this.anyForced ? ExitCode.FAILED : ExitCode.OK)
+      this.stoppedAll()
       return
     }
     if (this.stopping || wasRetiring) {
-      if (this.current.size === 0 && this.stopping) this.resolveDone(this.anyForced ? ExitCode.FAILED : ExitCode.OK)
+      this.stoppedAll()
       return
     }
     if (this.url === null) {
@@ -251,22 +255,52 @@ export class Primary {
   private stopAll(): void {
     if (this.stopping) return
     this.stopping = true
-    if (this.current.size === 0) {
+    if (this.current.size === 0 && this.retiring.size === 0) {
       this.resolveDone(this.url === null ? ExitCode.FAILED : this.anyForced ? ExitCode.FAILED : ExitCode.OK)
     }
     for (const w of this.current) w.process.kill('SIGTERM')
     // Bounded: workers cut their requests at the shutdown deadline; past it, kill what is left (a
-    // worker stuck or stopped): whatever it was serving is cut, so the exit says so (1).
-    setTimeout(
-      () => {
-        for (const w of this.current) {
-          this.anyForced = true
-          this.options.log(`Worker ${w.process.pid} did not stop within the shutdown deadline; killing it.`)
-          w.process.kill('SIGKILL')
-        }
-      },
-      (this.options.shutdownTimeoutMs ?? 30_000) + 10_000,
-    ).unref()
+    // worker stuck or stopped): whatever it was serving is cut, so the exit says so (1). Retiring
+    // workers too: they have their own deadline, but this one may come first.
+    setTimeout(() => {
+      for (const w of [...this.current, ...this.retiring]) this.killLate(w)
+    }, this.stopDeadlineMs()).unref()
+  }
+
+  /**
+   * The end of a stop: every worker has exited, those a rolling restart was retiring included (one
+   * left behind would keep the primary, whose channel to it stays open, from ever exiting).
+   */
+  private stoppedAll(): void {
+    if (!this.stopping || this.current.size > 0 || this.retiring.size > 0) return
+    this.resolveDone(this.anyForced ? ExitCode.FAILED : ExitCode.OK)
+  }
+
+  /** How long a worker told to stop may take: its own shutdown deadline, then some margin. */
+  private stopDeadlineMs(): number {
+    return (this.options.shutdownTimeoutMs ?? 30_000) + 10_000
+  }
+
+  /** A worker that did not stop when told to (stuck, or a stopped process): what it serves is cut. */
+  private killLate(worker: Worker): void {
+    if (worker.isDead()) return
+    if (this.stopping) this.anyForced = true
+    this.options.log(`Worker ${worker.process.pid} did not stop within the shutdown deadline; killing it.`)
+    worker.process.kill('SIGKILL')
+  }
+
+  /**
+   * A worker a rolling restart replaced: told to stop, and killed past the shutdown deadline. The
+   * watchdog leaves a retiring worker alone, so without this one that never exits (a process
+   * stopped, SIGSTOP) stayed forever, and with it the connections the primary kept handing it
+   * (they hung) and, on SIGTERM, the primary itself.
+   */
+  private retire(worker: Worker): void {
+    this.retiring.add(worker)
+    this.current.delete(worker)
+    worker.process.kill('SIGTERM')
+    const deadline = setTimeout(() => this.killLate(worker), this.stopDeadlineMs()).unref()
+    worker.once('exit', () => clearTimeout(deadline))
   }
 
   /** SIGHUP: the primary re-reads the ini to report it, and passes the signal on. */
@@ -285,7 +319,13 @@ export class Primary {
     } catch (error) {
       record.update({reloadError: {configHash: sha256File(config.path), message: (error as Error).message, at: new Date().toISOString()}})
     }
-    for (const w of this.current) w.process.kill('SIGHUP')
+    // A worker still starting (a replacement, a rolling restart's new one) has no handler yet:
+    // SIGHUP's default action killed it, which also ended a rolling restart. It may have read the
+    // ini before the change, so it reloads once it listens (its handlers are in place by then).
+    for (const w of this.current) {
+      if (this.serving.has(w)) w.process.kill('SIGHUP')
+      else this.reloadOnListen.add(w)
+    }
     log(`SIGHUP: reloading ${this.current.size} workers.`)
   }
 
@@ -313,10 +353,7 @@ export class Primary {
           return
         }
         // The old one crashed while this one started, and was replaced then: one too many.
-        const retired = this.current.has(old) ? old : fresh
-        this.retiring.add(retired)
-        this.current.delete(retired)
-        retired.process.kill('SIGTERM')
+        this.retire(this.current.has(old) ? old : fresh)
       }
       record.update({configHash: sha256File(config.path), needRestart: [], reloadedAt: new Date().toISOString(), restartError: undefined})
       log('SIGUSR2: every worker was restarted.')

@@ -97,6 +97,9 @@ export class Runtime {
   readonly resourceNames = new Set<string>()
   /** backoff / readonly / maintenance as configured, deadlines included (src/lib/state/toggles.ts). */
   private serviceState: ServiceState
+  /** Requests being handled, and who waits for there to be none (settled()). */
+  private handling = 0
+  private onSettled: Array<() => void> = []
 
   constructor(options: RuntimeOptions) {
     this.settings = options.settings
@@ -186,8 +189,27 @@ export class Runtime {
   // ---------------------------------------------------------------------------------------------
   // Outer requests
 
+  /**
+   * Resolves once no request is being handled. A stopping server waits for it before closing the
+   * pools: a request whose client went away (a timeout, a proxy giving up) holds no connection,
+   * so the HTTP close does not wait for it, yet its handler still runs and needs the database.
+   */
+  settled(): Promise<void> {
+    if (this.handling === 0) return Promise.resolve()
+    return new Promise((resolve) => this.onSettled.push(resolve))
+  }
+
   /** Serves one HTTP request. Never throws: every failure is a Kinto error response. */
   async handle(req: KintoRequest): Promise<KintoResponse> {
+    this.handling++
+    try {
+      return await this.handleCounted(req)
+    } finally {
+      if (--this.handling === 0) for (const resolve of this.onSettled.splice(0)) resolve()
+    }
+  }
+
+  private async handleCounted(req: KintoRequest): Promise<KintoResponse> {
     const started = performance.now()
     this.hooks.emit('requestStart', req)
     let response: KintoResponse

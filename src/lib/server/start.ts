@@ -408,6 +408,8 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
       closing ??= (async () => {
         let forced = false
         let deadline: NodeJS.Timeout | undefined
+        let wasCut: () => void = () => {}
+        const cutDone = new Promise<void>((resolve) => (wasCut = resolve))
         // Ready before the drain: a cut asked for during it (a second SIGTERM within its grace)
         // closes every connection, which also ends the drain.
         cut = (reason) => {
@@ -419,6 +421,7 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
           // Requests waiting on a database that stopped answering would hold the process until the
           // driver gives up on their connections (statement + connect timeout): cut those too.
           backends.abort?.()
+          wasCut()
         }
         await drainKeptAlive(app, options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS, () => {
           draining = true
@@ -430,6 +433,10 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
         if (!forced) deadline = setTimeout(() => cut?.('Shutdown deadline reached'), options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS)
         try {
           await app.close()
+          // Handlers of requests whose clients went away still run (runtime.settled()): closing
+          // the pools under them failed them with a stack trace. Under the same deadline; once cut,
+          // the aborted queries end them soon (bounded anyway, as the pools' close below).
+          await Promise.race([app.kinto.settled(), cutDone.then(() => sleep(5000, undefined, {ref: false}))])
         } finally {
           clearInterval(sweep)
           clearTimeout(deadline)
