@@ -353,6 +353,44 @@ describe.skipIf(!realServerUrl)(`workers on PostgreSQL${serverSkip}`, () => {
     expect(listRuns(i.ini)).toEqual([])
   }, 120_000)
 
+  test('a SIGUSR2 during a rolling restart runs another after it, said; a worker killed during a stop makes the exit 1', async () => {
+    const i = await opsIni('postgresql')
+    inis.push(i)
+    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2'])
+    servers.push(server)
+    const workers = () => servingWorkers(i.ini)
+    const before = await until('2 workers', () => workers().length === 2 && workers())
+    server.child.kill('SIGUSR2')
+    await until('the restart to begin', () => /SIGUSR2: restarting/.test(server.output()))
+    server.child.kill('SIGUSR2')
+    server.child.kill('SIGUSR2')
+    await until('two restarts', () => server.output().match(/SIGUSR2: every worker was restarted/g)?.length === 2, 60_000)
+    expect(server.output().match(/another one follows it/g)).toHaveLength(1)
+    expect(server.output().match(/SIGUSR2: restarting/g)).toHaveLength(2)
+    const after = await until('2 new workers', () => {
+      const w = workers()
+      return w.length === 2 && !w.some((e) => before.some((b) => b.pid === e.pid)) && w
+    })
+
+    // A request in flight keeps its worker stopping; killed then (an operator, the OOM killer),
+    // what it was serving is cut: not a clean stop.
+    const body = JSON.stringify({data: {id: 'cut'}})
+    const req = httpRequest(`${server.url}buckets`, {
+      method: 'POST',
+      agent: false,
+      headers: {'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Authorization: 'Basic ' + Buffer.from('a:b').toString('base64')},
+    })
+    req.on('error', () => {})
+    req.write(body.slice(0, 5))
+    await sleep(500)
+    server.child.kill('SIGTERM')
+    await until('the stop to begin', () => /SIGTERM: the workers finish/.test(server.output()))
+    for (const w of after) if (processAlive(w.pid)) process.kill(w.pid, 'SIGKILL')
+    const status = await Promise.race([server.exit, sleep(20_000).then(() => ({code: 'still running', signal: null}))])
+    expect(status).toEqual({code: 1, signal: null})
+    req.destroy()
+  }, 120_000)
+
   test('a rolling restart whose new worker cannot start: the running workers stay, reload --restart says why and exits 1 at once', async () => {
     const i = await opsIni('postgresql')
     inis.push(i)

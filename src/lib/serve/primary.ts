@@ -40,6 +40,8 @@ export class Primary {
   private url: string | null = null
   private stopping = false
   private restarting = false
+  /** A SIGUSR2 came during a rolling restart: another one runs when it ends. */
+  private restartAgain = false
   /** A worker exited non-zero while stopping (requests cut), or workers kept crashing. */
   private anyForced = false
   /** The first start failure a worker reported. */
@@ -190,7 +192,9 @@ export class Primary {
     const wasRetiring = this.retiring.delete(worker)
     const failure = this.failures.get(worker)
     this.failures.delete(worker)
-    if (code !== 0 && code !== null) this.anyForced ||= this.stopping
+    // A worker that failed, or was killed (by anyone: the OOM killer, an operator), while
+    // stopping may have cut requests: the exit says so. (Workers end SIGTERM with an exit code.)
+    if ((code !== 0 && code !== null) || signal !== null) this.anyForced ||= this.stopping
     if (this.candidates.delete(worker)) {
       // A rolling restart's new worker that never listened: the restart stops there (see
       // rollingRestart) and the workers serving stay. Replacing it would only repeat the
@@ -332,7 +336,13 @@ export class Primary {
   /** SIGUSR2: each worker replaced in turn, the new one listening before the old one stops. */
   private async rollingRestart(record: RunRecord): Promise<void> {
     const {config, log} = this.options
-    if (this.restarting || this.stopping) return
+    if (this.stopping) return
+    if (this.restarting) {
+      // The workers it replaced already may have read an older ini: one more restart, after it.
+      if (!this.restartAgain) log('SIGUSR2: a rolling restart is running; another one follows it.')
+      this.restartAgain = true
+      return
+    }
     this.restarting = true
     log(`SIGUSR2: restarting ${this.current.size} workers one at a time.`)
     try {
@@ -359,6 +369,11 @@ export class Primary {
       log('SIGUSR2: every worker was restarted.')
     } finally {
       this.restarting = false
+      // After a failed one too: the signal may have come with the ini that mends it.
+      if (this.restartAgain) {
+        this.restartAgain = false
+        void this.rollingRestart(record)
+      }
     }
   }
 }
