@@ -186,15 +186,16 @@ export class Primary {
   private exited(worker: Worker, code: number | null, signal: string | null): void {
     const {log} = this.options
     this.current.delete(worker)
-    this.serving.delete(worker)
+    const wasServing = this.serving.delete(worker)
     this.lastAlive.delete(worker)
     this.reloadOnListen.delete(worker)
     const wasRetiring = this.retiring.delete(worker)
     const failure = this.failures.get(worker)
     this.failures.delete(worker)
-    // A worker that failed, or was killed (by anyone: the OOM killer, an operator), while
-    // stopping may have cut requests: the exit says so. (Workers end SIGTERM with an exit code.)
-    if ((code !== 0 && code !== null) || signal !== null) this.anyForced ||= this.stopping
+    // A worker that failed, or a serving one killed (by anyone: the OOM killer, an operator), while
+    // stopping may have cut requests: the exit says so. (A serving worker ends SIGTERM with an exit
+    // code; one still starting has no handler yet and dies of it, having served nothing.)
+    if ((code !== 0 && code !== null) || (signal !== null && wasServing)) this.anyForced ||= this.stopping
     if (this.candidates.delete(worker)) {
       // A rolling restart's new worker that never listened: the restart stops there (see
       // rollingRestart) and the workers serving stay. Replacing it would only repeat the
