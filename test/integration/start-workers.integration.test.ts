@@ -65,6 +65,34 @@ async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs
   }
 }
 
+/**
+ * `kinto start --workers 2` on a database of its own (port 0 unless `args` names one), once both
+ * workers serve: the ini, the server, its serving workers now and then.
+ */
+async function twoWorkers(args: string[]): Promise<{i: OpsIni; server: Started; workers: () => RunEntry[]; before: RunEntry[]}> {
+  const i = await opsIni('postgresql')
+  inis.push(i)
+  const server = await spawnStart(['--ini', i.ini, ...(args.includes('--port') ? [] : ['--port', '0']), '--workers', '2', ...args])
+  servers.push(server)
+  const workers = () => servingWorkers(i.ini)
+  const before = await until('2 workers', () => workers().length === 2 && workers())
+  return {i, server, workers, before}
+}
+
+/** SIGUSR2 to the primary, once the rolling restart has begun. */
+async function beginRestart(server: Started): Promise<void> {
+  server.child.kill('SIGUSR2')
+  await until('the restart to begin', () => /SIGUSR2: restarting/.test(server.output()))
+}
+
+/** Two serving workers, none of `before`. */
+function newWorkers(workers: () => RunEntry[], before: RunEntry[]): Promise<RunEntry[]> {
+  return until('2 new workers', () => {
+    const w = workers()
+    return w.length === 2 && !w.some((e) => before.some((b) => b.pid === e.pid)) && w
+  })
+}
+
 describe.skipIf(!realServerUrl)(`workers on PostgreSQL${serverSkip}`, () => {
   test('N processes answer, SIGHUP reaches each, crashes are replaced, rolling restart, SIGTERM stops all', async () => {
     const i = await opsIni('postgresql')
@@ -164,12 +192,7 @@ describe.skipIf(!realServerUrl)(`workers on PostgreSQL${serverSkip}`, () => {
   }, 120_000)
 
   test('a worker that stops answering its primary (blocked event loop) is killed after --worker-timeout and replaced', async () => {
-    const i = await opsIni('postgresql')
-    inis.push(i)
-    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2', '--worker-timeout', '3'])
-    servers.push(server)
-    const workers = () => servingWorkers(i.ini)
-    const before = await until('2 workers', () => workers().length === 2 && workers())
+    const {server, workers, before} = await twoWorkers(['--worker-timeout', '3'])
     // SIGUSR2 sent to a worker too (to the process group) is the primary's business: the worker
     // ignores it instead of dying of it (checked below: it still serves, never replaced).
     process.kill(before[1].pid, 'SIGUSR2')
@@ -193,12 +216,7 @@ describe.skipIf(!realServerUrl)(`workers on PostgreSQL${serverSkip}`, () => {
   }, 120_000)
 
   test('a primary killed (SIGKILL, OOM killer): each worker finishes its requests in flight, then stops', async () => {
-    const i = await opsIni('postgresql')
-    inis.push(i)
-    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2'])
-    servers.push(server)
-    const workers = () => servingWorkers(i.ini)
-    const before = await until('2 workers', () => workers().length === 2 && workers())
+    const {server, before} = await twoWorkers([])
     // A request in flight on a worker: its body arrives in two parts, the primary dies in between.
     const body = JSON.stringify({data: {id: 'orphaned'}})
     const answer = new Promise<number>((resolve, reject) => {
@@ -223,26 +241,15 @@ describe.skipIf(!realServerUrl)(`workers on PostgreSQL${serverSkip}`, () => {
   }, 120_000)
 
   test('SIGTERM during a rolling restart stops everything, exit 0, without reporting the restart as failed', async () => {
-    const i = await opsIni('postgresql')
-    inis.push(i)
-    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2'])
-    servers.push(server)
-    const workers = () => servingWorkers(i.ini)
-    await until('2 workers', () => workers().length === 2 && workers())
-    server.child.kill('SIGUSR2')
-    await until('the restart to begin', () => /SIGUSR2: restarting/.test(server.output()))
+    const {i, server} = await twoWorkers([])
+    await beginRestart(server)
     expect(await server.stop()).toEqual({code: 0, signal: null})
     expect(server.output()).not.toMatch(/did not start/)
     expect(listRuns(i.ini)).toEqual([])
   }, 120_000)
 
   test('a worker that does not stop by the shutdown deadline is killed, said, and the exit is 1 (requests were cut)', async () => {
-    const i = await opsIni('postgresql')
-    inis.push(i)
-    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2', '--worker-timeout', '0', '--shutdown-timeout', '1'])
-    servers.push(server)
-    const workers = () => servingWorkers(i.ini)
-    const before = await until('2 workers', () => workers().length === 2 && workers())
+    const {server, before} = await twoWorkers(['--worker-timeout', '0', '--shutdown-timeout', '1'])
     process.kill(before[0].pid, 'SIGSTOP')
     expect(await server.stop()).toEqual({code: 1, signal: null})
     expect(server.output()).toMatch(new RegExp(`Worker ${before[0].pid} did not stop .*; killing it`))
@@ -250,12 +257,7 @@ describe.skipIf(!realServerUrl)(`workers on PostgreSQL${serverSkip}`, () => {
   }, 120_000)
 
   test('a second SIGTERM to the primary while the workers finish kills them at once, said, exit 1', async () => {
-    const i = await opsIni('postgresql')
-    inis.push(i)
-    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2', '--worker-timeout', '0', '--shutdown-timeout', '60'])
-    servers.push(server)
-    const workers = () => servingWorkers(i.ini)
-    const before = await until('2 workers', () => workers().length === 2 && workers())
+    const {server, before} = await twoWorkers(['--worker-timeout', '0', '--shutdown-timeout', '60'])
     // A worker that cannot finish (stopped): the first SIGTERM waits up to the 60 s deadline.
     process.kill(before[0].pid, 'SIGSTOP')
     server.child.kill('SIGTERM')
@@ -268,24 +270,15 @@ describe.skipIf(!realServerUrl)(`workers on PostgreSQL${serverSkip}`, () => {
   }, 120_000)
 
   test('a worker crashing during a rolling restart: replaced once, the deployment ends with its N new workers', async () => {
-    const i = await opsIni('postgresql')
-    inis.push(i)
     // A fixed port: with both workers gone the primary closes the socket, and the next worker
     // to listen would get another port for port 0 (node:cluster asks for the address given).
-    const server = await spawnStart(['--ini', i.ini, '--port', String(await freePort()), '--workers', '2'])
-    servers.push(server)
-    const workers = () => servingWorkers(i.ini)
-    const before = await until('2 workers', () => workers().length === 2 && workers())
-    server.child.kill('SIGUSR2')
-    await until('the restart to begin', () => /SIGUSR2: restarting/.test(server.output()))
+    const {server, workers, before} = await twoWorkers(['--port', String(await freePort())])
+    await beginRestart(server)
     // Both old workers die while the first new one starts: the one being replaced and the one
     // waiting for its turn. Each is replaced once, not once more by the restart.
     for (const w of before) process.kill(w.pid, 'SIGKILL')
     await until('the restart to end', () => /SIGUSR2: every worker was restarted/.test(server.output()), 60_000)
-    const after = await until('2 new workers', () => {
-      const w = workers()
-      return w.length === 2 && !w.some((e) => before.some((b) => b.pid === e.pid)) && w
-    })
+    const after = await newWorkers(workers, before)
     // Nothing more starts or stops afterwards.
     await sleep(2000)
     expect(workers().map((w) => w.pid).sort()).toEqual(after.map((w) => w.pid).sort())
@@ -294,35 +287,21 @@ describe.skipIf(!realServerUrl)(`workers on PostgreSQL${serverSkip}`, () => {
   }, 120_000)
 
   test('SIGHUP during a rolling restart: the worker starting is reloaded once it listens, not killed', async () => {
-    const i = await opsIni('postgresql')
-    inis.push(i)
-    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2'])
-    servers.push(server)
-    const workers = () => servingWorkers(i.ini)
-    const before = await until('2 workers', () => workers().length === 2 && workers())
-    server.child.kill('SIGUSR2')
-    await until('the restart to begin', () => /SIGUSR2: restarting/.test(server.output()))
+    const {server, workers, before} = await twoWorkers([])
+    await beginRestart(server)
     // The new worker has just been forked: it has no SIGHUP handler yet, and the signal's default
     // action killed it, ending the restart ("a new worker did not start … (SIGHUP)").
     server.child.kill('SIGHUP')
     await until('the restart to end', () => /SIGUSR2: every worker was restarted|did not start/.test(server.output()), 60_000)
     expect(server.output()).not.toMatch(/did not start|exited \(SIGHUP\)/)
-    const after = await until('2 new workers', () => {
-      const w = workers()
-      return w.length === 2 && !w.some((e) => before.some((b) => b.pid === e.pid)) && w
-    })
+    const after = await newWorkers(workers, before)
     // The one starting took the SIGHUP once it listened (the other one started after it).
     await until('its reload', () => after.some((w) => new RegExp(`SIGHUP \\(worker ${w.pid}\\): reloaded`).test(server.output())), 20_000)
     expect(await server.stop()).toEqual({code: 0, signal: null})
   }, 120_000)
 
   test('a worker the rolling restart retires that does not stop (SIGSTOP) is killed past the shutdown deadline', async () => {
-    const i = await opsIni('postgresql')
-    inis.push(i)
-    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2', '--worker-timeout', '0', '--shutdown-timeout', '1'])
-    servers.push(server)
-    const workers = () => servingWorkers(i.ini)
-    const before = await until('2 workers', () => workers().length === 2 && workers())
+    const {i, server, before} = await twoWorkers(['--worker-timeout', '0', '--shutdown-timeout', '1'])
     process.kill(before[0].pid, 'SIGSTOP')
     server.child.kill('SIGUSR2')
     await until('the restart to end', () => /SIGUSR2: every worker was restarted/.test(server.output()), 60_000)
@@ -335,12 +314,7 @@ describe.skipIf(!realServerUrl)(`workers on PostgreSQL${serverSkip}`, () => {
   }, 120_000)
 
   test('SIGTERM while a worker the rolling restart retires does not stop: it is killed and the primary exits 1', async () => {
-    const i = await opsIni('postgresql')
-    inis.push(i)
-    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2', '--worker-timeout', '0', '--shutdown-timeout', '1'])
-    servers.push(server)
-    const workers = () => servingWorkers(i.ini)
-    const before = await until('2 workers', () => workers().length === 2 && workers())
+    const {i, server, before} = await twoWorkers(['--worker-timeout', '0', '--shutdown-timeout', '1'])
     process.kill(before[0].pid, 'SIGSTOP')
     server.child.kill('SIGUSR2')
     await until('the restart to end', () => /SIGUSR2: every worker was restarted/.test(server.output()), 60_000)
@@ -354,23 +328,14 @@ describe.skipIf(!realServerUrl)(`workers on PostgreSQL${serverSkip}`, () => {
   }, 120_000)
 
   test('a SIGUSR2 during a rolling restart runs another after it, said; a worker killed during a stop makes the exit 1', async () => {
-    const i = await opsIni('postgresql')
-    inis.push(i)
-    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2'])
-    servers.push(server)
-    const workers = () => servingWorkers(i.ini)
-    const before = await until('2 workers', () => workers().length === 2 && workers())
-    server.child.kill('SIGUSR2')
-    await until('the restart to begin', () => /SIGUSR2: restarting/.test(server.output()))
+    const {server, workers, before} = await twoWorkers([])
+    await beginRestart(server)
     server.child.kill('SIGUSR2')
     server.child.kill('SIGUSR2')
     await until('two restarts', () => server.output().match(/SIGUSR2: every worker was restarted/g)?.length === 2, 60_000)
     expect(server.output().match(/another one follows it/g)).toHaveLength(1)
     expect(server.output().match(/SIGUSR2: restarting/g)).toHaveLength(2)
-    const after = await until('2 new workers', () => {
-      const w = workers()
-      return w.length === 2 && !w.some((e) => before.some((b) => b.pid === e.pid)) && w
-    })
+    const after = await newWorkers(workers, before)
 
     // A request in flight keeps its worker stopping; killed then (an operator, the OOM killer),
     // what it was serving is cut: not a clean stop.
@@ -392,12 +357,7 @@ describe.skipIf(!realServerUrl)(`workers on PostgreSQL${serverSkip}`, () => {
   }, 120_000)
 
   test('a rolling restart whose new worker cannot start: the running workers stay, reload --restart says why and exits 1 at once', async () => {
-    const i = await opsIni('postgresql')
-    inis.push(i)
-    const server = await spawnStart(['--ini', i.ini, '--port', '0', '--workers', '2'])
-    servers.push(server)
-    const workers = () => servingWorkers(i.ini)
-    const before = await until('2 workers', () => workers().length === 2 && workers())
+    const {i, server, workers, before} = await twoWorkers([])
     // A file that loads, but with which no worker can start.
     const text = readFileSync(i.ini, 'utf8').replace('[app:main]\n', '[app:main]\nkinto.includes = kinto.plugins.nosuchplugin\n')
     writeFileSync(i.ini, text)
