@@ -456,14 +456,11 @@ export function primaryScrapeRelay(settings: Settings, serving: () => Iterable<R
         gathering.cleanups.push(() => worker.off('exit', gone))
         // A worker disconnecting as it retires can still look connected here: the write then
         // fails (EPIPE) after this returns. Without the callback that error was emitted on the
-        // worker, an uncaught exception that ended the primary and with it every worker.
-        try {
-          worker.send({type: WORKER_METRICS_REQ, requestId: id}, undefined, {}, (error) => {
-            if (error) gone()
-          })
-        } catch {
-          gone()
-        }
+        // worker, an uncaught exception that ended the primary and with it every worker. (With
+        // one, send never throws for a closed channel: the callback gets it.)
+        worker.send({type: WORKER_METRICS_REQ, requestId: id}, undefined, {}, (error) => {
+          if (error) gone()
+        })
       }
     })
   }
@@ -483,15 +480,10 @@ export function primaryScrapeRelay(settings: Settings, serving: () => Iterable<R
     }
     const request = message as ScrapeRequest | null
     if (request?.kind !== 'kinto-metrics-request') return false
-    const reply = (answer: ScrapeResponse) => {
-      try {
-        worker.send(answer, undefined, {}, () => {
-          // An error: the worker is gone, nobody waits for the answer.
-        })
-      } catch {
-        // The worker is gone: nobody waits for the answer.
-      }
-    }
+    const reply = (answer: ScrapeResponse) =>
+      worker.send(answer, undefined, {}, () => {
+        // An error: the worker is gone, nobody waits for the answer.
+      })
     gather().then(
       (text) => reply({kind: 'kinto-metrics-response', id: request.id, text}),
       (err: Error) => reply({kind: 'kinto-metrics-response', id: request.id, error: err.message}),

@@ -176,7 +176,8 @@ export class Primary {
     })
     // A write to a worker whose channel has just closed (it is exiting) fails after send returned;
     // node emits that on the worker, and an 'error' nobody listens to would end the primary and
-    // with it the deployment. Its exit follows and is handled there.
+    // with it the deployment. Our writes pass callbacks; node's own cluster messages (a
+    // connection handed over, round robin) do not. Its exit follows and is handled there.
     worker.on('error', (error) => this.options.log(`Worker ${worker.process.pid}: ${error.message}`))
     worker.on('exit', (code, signal) => this.exited(worker, code, signal))
     return worker

@@ -201,20 +201,13 @@ export class Runtime {
 
   /** Serves one HTTP request. Never throws: every failure is a Kinto error response. */
   async handle(req: KintoRequest): Promise<KintoResponse> {
-    this.handling++
-    try {
-      return await this.handleCounted(req)
-    } finally {
-      if (--this.handling === 0) for (const resolve of this.onSettled.splice(0)) resolve()
-    }
-  }
-
-  private async handleCounted(req: KintoRequest): Promise<KintoResponse> {
     const started = performance.now()
     this.hooks.emit('requestStart', req)
     let response: KintoResponse
     let ctx: RequestContext | undefined
     let alert: string | undefined
+    // Counted while it may use the backends (settled()); what follows the try is synchronous.
+    this.handling++
     try {
       const eos = endOfService(this.settings, this.clock())
       if (eos === 'hard') {
@@ -230,6 +223,8 @@ export class Runtime {
       ctx = (err as {kintoContext?: RequestContext} | null)?.kintoContext
       if (isHttpError(err) && err.status === 410) alert = eosAlertHeader(this.settings, 'hard-eol')
       if (response.status >= 500) this.unexpected(err, req, response.status, ctx)
+    } finally {
+      if (--this.handling === 0) for (const resolve of this.onSettled.splice(0)) resolve()
     }
     if (alert) response.headers.Alert = alert
     this.finalizeHeaders(req, response, ctx)
