@@ -78,7 +78,7 @@ describe.skipIf(skip !== null)(`workers under faults${skip ? ` (SKIPPED: ${skip}
       expect(rig.server!.child.exitCode, rig.server!.output().slice(-2000)).toBeNull()
       expect(rig.server!.output()).not.toMatch(/keep exiting/)
       // Once per database (storage, permission and cache share it here).
-      expect(rig.server!.output().match(/Serving without checking the schema/g)).toHaveLength(1)
+      expect(rig.server!.output().match(/Serving without checking the schema/g), rig.server!.output().slice(-4000)).toHaveLength(1)
       const down = await fetch(rig.server!.url + 'buckets/b', {headers: {Authorization: AUTH}})
       expect(down.status).toBe(503)
       expect(((await down.json()) as {errno: number}).errno).toBe(201)

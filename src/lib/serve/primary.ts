@@ -56,8 +56,8 @@ export class Primary {
   private readonly serving = new Set<Worker>()
   /**
    * When each serving worker last showed that its event loop runs. One that is blocked (a request
-   * in an endless loop, a process stopped) still holds the connections handed to it and its
-   * kept-alive ones (a proxy's): they would hang until their clients give up, and the worker would
+   * in an endless loop, a process stopped) accepts no new connection, but those it holds (a
+   * proxy's kept alive among them) would hang until their clients give up, and the worker would
    * never be replaced, so the primary kills it past the worker timeout (as gunicorn's `timeout`).
    */
   private readonly lastAlive = new Map<Worker, number>()
@@ -121,6 +121,7 @@ export class Primary {
     this.lastCheck = Date.now()
     const watchdog = timeoutMs > 0 ? setInterval(() => this.killSilent(timeoutMs), Math.min(WORKER_ALIVE_MS, timeoutMs)) : undefined
     try {
+      useSharedAccept()
       for (let i = 0; i < this.count; i++) this.fork()
       const stopSignal = this.signals.stopped().then((signal) => {
         log(`${signal}: the workers finish requests in flight, then stop (${signal} again: at once).`)
@@ -176,8 +177,9 @@ export class Primary {
     })
     // A write to a worker whose channel has just closed (it is exiting) fails after send returned;
     // node emits that on the worker, and an 'error' nobody listens to would end the primary and
-    // with it the deployment. Our writes pass callbacks; node's own cluster messages (a
-    // connection handed over, round robin) do not. Its exit follows and is handled there.
+    // with it the deployment. Our writes pass callbacks; node's own cluster messages (the shared
+    // handle; a connection handed over under NODE_CLUSTER_SCHED_POLICY=rr) do not. Its exit follows
+    // and is handled there.
     worker.on('error', (error) => this.options.log(`Worker ${worker.process.pid}: ${error.message}`))
     worker.on('exit', (code, signal) => this.exited(worker, code, signal))
     return worker
@@ -394,4 +396,19 @@ function listening(worker: Worker): Promise<boolean> {
     worker.once('listening', onListen)
     worker.once('exit', onExit)
   })
+}
+
+/**
+ * The workers accept connections themselves from the socket they share (node's SCHED_NONE), as
+ * uwsgi's and gunicorn's prefork workers do, rather than the primary accepting each one and handing
+ * it over (node's default on Linux, round-robin). With round-robin the primary's one core does the
+ * accept and the hand-off of every new connection (clients without keep-alive: 2 workers served
+ * 40-75 % of the requests they serve when they accept, bench/ANALYSIS.md round fifteen), a stopped
+ * worker is handed a new connection that hangs until the watchdog kills it, and a connection
+ * handed to a worker at the moment it is killed hangs for good. A worker that does not run takes
+ * no new connection here.
+ * `NODE_CLUSTER_SCHED_POLICY=rr` in the environment keeps node's default.
+ */
+function useSharedAccept(): void {
+  if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE
 }
