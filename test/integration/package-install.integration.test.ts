@@ -6,13 +6,15 @@
  * installed package can get wrong: a file left out of package.json "files", a devDependency imported
  * at run time, a path resolved from the repository.
  *
- * The tree is packed from a copy (the build writes dist/ there, not under the other tests' feet;
- * dist/admin and the PGlite template are copied in, so their stamps spare the build redoing them).
+ * The tree is packed from a copy (the build writes dist/ there, not under the other tests' feet; the
+ * admin console and PGlite template of the tree's dist/ come along, so their stamps spare the build
+ * redoing them), with NODE_ENV=development and a compiled command whose source is gone planted in
+ * its dist/: the package must not depend on either.
  * The install prefers npm's cache (--prefer-offline); when it cannot reach the packages it needs,
  * the tests are SKIPPED with npm's reason, any other install failure fails them.
  */
 import {execFile, type ChildProcess} from 'node:child_process'
-import {cpSync, existsSync, readdirSync, readFileSync, symlinkSync} from 'node:fs'
+import {cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {promisify} from 'node:util'
 
@@ -23,9 +25,10 @@ import {freePort, httpRequest, startProcess, stopAll, stopProcess, tempDir, wait
 
 const run = promisify(execFile)
 
-/** What the build makes or no build reads: not copied (dist/admin and the template are, below). */
-const NOT_COPIED = new Set(['node_modules', '.git', 'dist', 'test', 'bench', 'config', 'kinto-data', 'coverage', '.tmp', 'oclif.manifest.json'])
-const BUILD_CACHES = ['dist/admin', 'dist/pglite-template.tar.gz', 'dist/pglite-template.tar.gz.json']
+/** What no build reads: not copied. dist/ is, with what a build left (its admin console and template spare the build redoing them). */
+const NOT_COPIED = new Set(['node_modules', '.git', 'test', 'bench', 'config', 'kinto-data', 'coverage', '.tmp'])
+/** A command compiled by an earlier build whose source is gone: the build must drop it. */
+const STALE_COMMAND = 'dist/commands/zz-removed-command.js'
 /** npm's words for a registry it could not reach (or a package missing from the cache offline). */
 const INSTALL_TIMEOUT_MS = 180_000
 const UNREACHABLE = /\b(ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|ENOTCACHED)\b|network request|request to \S+ failed/
@@ -43,6 +46,8 @@ function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 interface Installed {
   /** The installed `kinto` (node_modules/.bin/kinto of the prefix). */
   bin: string
+  /** The installed package's folder. */
+  root: string
   version: string
 }
 
@@ -53,7 +58,8 @@ let skipReason = ''
 async function pack(): Promise<string> {
   const copy = tempDir('pack-tree')
   cpSync(repoRoot, copy, {recursive: true, filter: (src) => path.dirname(src) !== repoRoot || !NOT_COPIED.has(path.basename(src))})
-  for (const f of BUILD_CACHES) if (existsSync(path.join(repoRoot, f))) cpSync(path.join(repoRoot, f), path.join(copy, f), {recursive: true})
+  mkdirSync(path.join(copy, 'dist', 'commands'), {recursive: true})
+  writeFileSync(path.join(copy, STALE_COMMAND), "import {Command} from '@oclif/core'\nexport default class Removed extends Command {\n  async run() {}\n}\n")
   symlinkSync(path.join(repoRoot, 'node_modules'), path.join(copy, 'node_modules'))
   const out = tempDir('pack-out')
   // NODE_ENV=development, as in many a developer's shell: the build must not depend on it.
@@ -82,8 +88,9 @@ beforeAll(async () => {
     skipReason = `SKIPPED: npm install could not reach the packages it needs (${unreachable}); the packed package was not tried`
     return
   }
-  const pkg = JSON.parse(readFileSync(path.join(prefix, 'node_modules', 'kinto-ops', 'package.json'), 'utf8')) as {version: string}
-  installed = {bin: path.join(prefix, 'node_modules', '.bin', 'kinto'), version: pkg.version}
+  const root = path.join(prefix, 'node_modules', 'kinto-ops')
+  const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {version: string}
+  installed = {bin: path.join(prefix, 'node_modules', '.bin', 'kinto'), root, version: pkg.version}
 }, 300_000)
 
 afterAll(() => stopAll())
@@ -109,6 +116,9 @@ describe('the packed package, installed with --omit=dev', () => {
     expect(help.code, help.stderr).toBe(0)
     expect(help.stdout).toContain('kinto init')
     expect(help.stderr).toBe('')
+    // the command compiled before its source was removed: neither shipped nor listed
+    expect(existsSync(path.join(installed.root, STALE_COMMAND))).toBe(false)
+    expect(Object.keys((JSON.parse(readFileSync(path.join(installed.root, 'oclif.manifest.json'), 'utf8')) as {commands: object}).commands)).not.toContain('zz-removed-command')
   })
 
   it('init, migrate and start on the embedded engine; an authenticated write and read; the admin console; stop', async (ctx) => {
