@@ -29,8 +29,9 @@ const run = promisify(execFile)
 const NOT_COPIED = new Set(['node_modules', '.git', 'test', 'bench', 'config', 'kinto-data', 'coverage', '.tmp'])
 /** A command compiled by an earlier build whose source is gone: the build must drop it. */
 const STALE_COMMAND = 'dist/commands/zz-removed-command.js'
-/** npm's words for a registry it could not reach (or a package missing from the cache offline). */
+/** An install that gives no result in this time is taken as one that cannot reach the registry. */
 const INSTALL_TIMEOUT_MS = 180_000
+/** npm's words for a registry it could not reach (or a package missing from the cache offline). */
 const UNREACHABLE = /\b(ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|ENOTCACHED)\b|network request|request to \S+ failed/
 
 /**
