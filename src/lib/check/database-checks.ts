@@ -21,6 +21,7 @@ import {type BackendStatus, type DatabaseStatus, databaseStatusReport} from '../
 import {type ConfiguredBackend, configuredBackends} from '../schema/targets.js'
 import {type Finding, error, ok, warning} from './types.js'
 import {shellArg} from '../text/shell.js'
+import {docsFile} from '../version.js'
 
 export interface DatabaseCheckOptions {
   /** Connection timeout (and the wait for a running migration on an embedded folder); default 5 s. */
@@ -280,7 +281,7 @@ function backupFindings(config: KintoConfig, backends: BackendStatus[]): Finding
   if (!backends.some((b) => b.backend === 'storage' && b.holdsData)) return []
   const marker = readMarker(config.dir)
   const ageDays = marker ? (Date.now() - Date.parse(marker.at)) / 86_400_000 : Infinity
-  const fix = `Run kinto backup --ini ${shellArg(config.path)} -o <file> (and schedule it); see docs/backup.md.`
+  const fix = `Run kinto backup --ini ${shellArg(config.path)} -o <file> (and schedule it); see ${docsFile('backup.md')}.`
   if (!marker) return [warning('backup', `No backup of this data was taken with kinto backup (no ${markerPath(config.dir)}).`, fix)]
   if (ageDays > RECENT_BACKUP_DAYS) {
     return [warning('backup', `The last kinto backup of this data is ${Math.floor(ageDays)} days old (${marker.at}, ${marker.file}).`, fix)]

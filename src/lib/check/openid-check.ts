@@ -10,6 +10,7 @@ import {policyOptions} from '../server/auth.js'
 import {fetchOpenIdConfiguration} from '../server/plugins/openid/discovery.js'
 import {openIdPolicy} from '../server/plugins/openid/policy.js'
 import {type Finding, error, ok, warning} from './types.js'
+import {docsFile} from '../version.js'
 
 export async function checkOpenId(config: KintoConfig): Promise<Finding[]> {
   const findings: Finding[] = []
@@ -23,7 +24,7 @@ export async function checkOpenId(config: KintoConfig): Promise<Finding[]> {
       openIdPolicy(name, policyOptions(config.settings, name))
     } catch (err) {
       if (!isKintoError(err)) throw err
-      findings.push(error('openid', `${err.message} The server refuses to start.`, err.hint ?? `Fix the multiauth.policy.${name}.* settings (see docs/auth.md).`))
+      findings.push(error('openid', `${err.message} The server refuses to start.`, err.hint ?? `Fix the multiauth.policy.${name}.* settings (see ${docsFile('auth.md')}).`))
       continue
     }
     // a provider start accepts: its login flow will run

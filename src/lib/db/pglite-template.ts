@@ -25,6 +25,7 @@ import {lazy} from '../lazy.js'
 import {processAlive} from '../process.js'
 import {foreignFile, foreignOwner, userName} from './folder-owner.js'
 import {shellArg} from '../text/shell.js'
+import {docsFile} from '../version.js'
 
 export interface TemplateStamp {
   /** @electric-sql/pglite version that made the template. */
@@ -199,7 +200,7 @@ export function unopenableFolder(dir: string, error: unknown): KintoError {
     return folderError(
       dir,
       `was written by PostgreSQL ${version}, and this kinto-ops embeds PostgreSQL ${embedded}`,
-      'Back it up with the kinto-ops release that wrote it (kinto backup), then restore the file into a new folder with this one (kinto restore); see docs/upgrade.md.',
+      `Back it up with the kinto-ops release that wrote it (kinto backup), then restore the file into a new folder with this one (kinto restore); see ${docsFile('upgrade.md')}.`,
       error,
     )
   }

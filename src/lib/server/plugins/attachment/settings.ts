@@ -8,6 +8,7 @@ import path from 'node:path'
 
 import {asBool, asInt, asString, type Settings} from '../../../config/settings.js'
 import {KintoError} from '../../../errors.js'
+import {docsFile} from '../../../version.js'
 
 /** Allowed extensions by group name, as upstream (`kinto.attachment.extensions = default+video`). */
 const EXTENSION_GROUPS: Record<string, string[]> = {
@@ -67,7 +68,7 @@ export function resolveExtensions(spec: string): Set<string> {
 }
 
 function configError(message: string): KintoError {
-  return new KintoError(message, {code: 'KINTO_CONFIG_INVALID', hint: 'See docs/attachments.md for the kinto.attachment.* settings.'})
+  return new KintoError(message, {code: 'KINTO_CONFIG_INVALID', hint: `See ${docsFile('attachments.md')} for the kinto.attachment.* settings.`})
 }
 
 function parseMimetypes(raw: string | null): Record<string, string> {

@@ -14,6 +14,7 @@ import {ERRNO, HttpError} from '../../errors.js'
 import {describeHttpError} from '../../../http.js'
 import {fetchOpenIdConfiguration, fetchUserInfo, type OpenIdConfiguration} from './discovery.js'
 import {verifyJwt} from './jwt.js'
+import {docsFile} from '../../../version.js'
 
 export const OPENID_POLICY_CLASS = 'kinto.plugins.openid.OpenIDConnectPolicy'
 
@@ -76,7 +77,7 @@ export class OpenIdConnectPolicy implements AuthenticationPolicy {
       if (!value) {
         throw new KintoError(`The OpenID Connect policy '${configuredName}' has no multiauth.policy.${configuredName}.${key} setting.`, {
           code: 'KINTO_CONFIG_INVALID',
-          hint: `Set multiauth.policy.${configuredName}.issuer and multiauth.policy.${configuredName}.client_id (see docs/auth.md).`,
+          hint: `Set multiauth.policy.${configuredName}.issuer and multiauth.policy.${configuredName}.client_id (see ${docsFile('auth.md')}).`,
         })
       }
       return value
