@@ -122,6 +122,14 @@ describe('the packed package, installed with --omit=dev', () => {
     expect(Object.keys((JSON.parse(readFileSync(path.join(installed.root, 'oclif.manifest.json'), 'utf8')) as {commands: object}).commands)).not.toContain('zz-removed-command')
   })
 
+  it('ships a PGlite template made by the PGlite the install resolves (else every new embedded database runs initdb)', (ctx) => {
+    if (!installed) return ctx.skip(skipReason)
+    const stamp = JSON.parse(readFileSync(path.join(installed.root, 'dist', 'pglite-template.tar.gz.json'), 'utf8')) as {pglite: string}
+    const prefix = path.dirname(path.dirname(installed.root))
+    const engine = JSON.parse(readFileSync(path.join(prefix, 'node_modules', '@electric-sql', 'pglite', 'package.json'), 'utf8')) as {version: string}
+    expect(stamp.pglite).toBe(engine.version)
+  })
+
   it('init, migrate and start on the embedded engine; an authenticated write and read; the admin console; stop', async (ctx) => {
     if (!installed) return ctx.skip(skipReason)
     const dir = tempDir('pack-smoke')
