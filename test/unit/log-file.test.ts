@@ -1,0 +1,169 @@
+/**
+ * Log files that survive rotation (log-file.ts), on real files in a temporary folder: a file moved
+ * away (logrotate) is reopened at its path, at once on SIGHUP (reopenFiles); a RotatingFileHandler
+ * rolls over as Python's does; two processes writing one rotating file lose no line, duplicate
+ * none, and roll over once per crossing.
+ */
+import {spawn} from 'node:child_process'
+import {existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {pathToFileURL} from 'node:url'
+
+import {afterAll, describe, expect, test} from 'vitest'
+
+import {parseIni} from '../../src/lib/config/ini.js'
+import {flushLogLines, KintoLogging, loggingPlan, SUMMARY_LOGGER} from '../../src/lib/monitoring/index.js'
+import {LogFile} from '../../src/lib/monitoring/log-file.js'
+
+const dirs: string[] = []
+afterAll(() => {
+  for (const d of dirs) rmSync(d, {recursive: true, force: true})
+})
+
+function tempDir(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-logrotate-'))
+  dirs.push(dir)
+  return dir
+}
+
+/** An ini whose root logger writes `%(message)s` lines through one file handler. */
+function fileLogging(dir: string, cls: string, args: string): KintoLogging {
+  const ini = `[loggers]\nkeys = root\n[handlers]\nkeys = f\n[formatters]\nkeys = plain\n[logger_root]\nlevel = INFO\nhandlers = f\n[handler_f]\nclass = ${cls}\nargs = ${args}\nformatter = plain\n[formatter_plain]\nformat = %(message)s\n`
+  const logging = new KintoLogging(loggingPlan(parseIni(ini, {here: dir})))
+  expect(logging.warnings).toEqual([])
+  return logging
+}
+
+const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [])
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describe('a log file moved away (logrotate)', () => {
+  test('WatchedFileHandler: the next lines land in a new file at the path, none lost', async () => {
+    const dir = tempDir()
+    const file = path.join(dir, 'kinto.log')
+    const logging = fileLogging(dir, 'logging.handlers.WatchedFileHandler', "('kinto.log',)")
+    logging.root.info('line 0')
+    renameSync(file, `${file}.1`)
+    let n = 0
+    const deadline = Date.now() + 10_000
+    while (lines(file).length === 0 && Date.now() < deadline) {
+      logging.root.info(`line ${++n}`)
+      await sleep(20)
+    }
+    const written = Array.from({length: n + 1}, (_, i) => `line ${i}`)
+    expect(lines(file).length).toBeGreaterThan(0)
+    expect([...lines(`${file}.1`), ...lines(file)]).toEqual(written)
+  })
+
+  test('a plain FileHandler removed (logrotate without delaycompress) is recreated too', async () => {
+    const dir = tempDir()
+    const file = path.join(dir, 'logs', 'kinto.log')
+    const logging = fileLogging(dir, 'FileHandler', "('logs/kinto.log', 'a')")
+    logging.root.info('before')
+    unlinkSync(file)
+    const deadline = Date.now() + 10_000
+    let n = 0
+    while (lines(file).length === 0 && Date.now() < deadline) {
+      logging.root.info(`after ${++n}`)
+      await sleep(20)
+    }
+    expect(lines(file).at(-1)).toBe(`after ${n}`)
+  })
+
+  test('reopenFiles (SIGHUP, postrotate kill -HUP): the very next line is in the new file', () => {
+    const dir = tempDir()
+    const file = path.join(dir, 'kinto.log')
+    const logging = fileLogging(dir, 'logging.FileHandler', "('kinto.log',)")
+    const summaries = logging.infoWriter(SUMMARY_LOGGER)!
+    logging.root.info('one')
+    summaries({method: 'GET', path: '/v1/', code: 200, t: 1})
+    flushLogLines()
+    renameSync(file, `${file}.1`)
+    logging.reopenFiles()
+    logging.root.info('two')
+    expect(lines(`${file}.1`)).toEqual(['one', expect.stringContaining('path=/v1/')])
+    expect(lines(file)).toEqual(['two'])
+  })
+})
+
+describe('RotatingFileHandler', () => {
+  test('three crossings of maxBytes with backupCount 2: file, file.1, file.2, every kept line once and in order', () => {
+    const dir = tempDir()
+    const file = path.join(dir, 'kinto.log')
+    const logging = fileLogging(dir, 'logging.handlers.RotatingFileHandler', "('kinto.log', 'a', 200, 2)")
+    const written: string[] = []
+    // 20-byte lines: 9 fit under 200 bytes (Python: roll over when size + line >= maxBytes).
+    for (let i = 0; written.length < 9 * 3 + 4; i++) {
+      const line = `line ${String(i).padStart(14, '0')}`
+      written.push(line)
+      logging.root.info(line)
+    }
+    expect(readdirSync(dir).sort()).toEqual(['kinto.log', 'kinto.log.1', 'kinto.log.2'])
+    for (const f of ['kinto.log.1', 'kinto.log.2']) expect(lines(path.join(dir, f))).toHaveLength(9)
+    const kept = [...lines(`${file}.2`), ...lines(`${file}.1`), ...lines(file)]
+    expect(kept).toEqual(written.slice(9))
+  })
+
+  test('a batch of summaries crossing maxBytes is cut at the last line that fits', () => {
+    const dir = tempDir()
+    const file = path.join(dir, 'kinto.log')
+    const log = new LogFile(file, {maxBytes: 100, backupCount: 3})
+    // 20-byte lines.
+    const batch = (from: number, n: number) => Array.from({length: n}, (_, i) => `batch line ${String(from + i).padStart(8, '0')}\n`).join('')
+    log.write(batch(0, 3)) // 60 bytes
+    log.write(batch(3, 4)) // line 3 fits (80), line 4 would reach 100: cut there
+    log.write(batch(7, 4)) // 60 + 20 fits, then cut again
+    expect(lines(`${file}.2`)).toHaveLength(4)
+    expect(lines(`${file}.1`)).toHaveLength(4)
+    expect(lines(file)).toHaveLength(3)
+    expect([...lines(`${file}.2`), ...lines(`${file}.1`), ...lines(file)].map((l) => Number(l.split(' ')[2]))).toEqual(Array.from({length: 11}, (_, i) => i))
+    for (const f of [file, `${file}.1`, `${file}.2`]) expect(statSync(f).size).toBeLessThan(100)
+  })
+
+  test('two processes writing one file (as the workers of --workers): no line lost or duplicated, one rollover per crossing', async () => {
+    const dir = tempDir()
+    const file = path.join(dir, 'kinto.log')
+    const module = pathToFileURL(path.resolve('src/lib/monitoring/log-file.ts')).href
+    const maxBytes = 2000
+    const count = 1500
+    const start = Date.now() + 2500
+    const script = (tag: string) => `
+      const {LogFile} = await import(${JSON.stringify(module)})
+      const log = new LogFile(${JSON.stringify(file)}, {maxBytes: ${maxBytes}, backupCount: 1000, shared: true})
+      while (Date.now() < ${start}) await new Promise((r) => setTimeout(r, 5))
+      for (let i = 0; i < ${count}; i++) {
+        log.write('${tag} ' + String(i).padStart(6, '0') + ' ' + 'x'.repeat(i % 17) + '\\n')
+        if (i % 20 === 0) await new Promise((r) => setImmediate(r))
+      }`
+    const run = (tag: string) =>
+      new Promise<string>((resolve) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script(tag)], {stdio: ['ignore', 'ignore', 'pipe']})
+        let stderr = ''
+        child.stderr.on('data', (d) => (stderr += d))
+        child.on('exit', (code) => resolve(code === 0 ? '' : `${tag} exited ${code}: ${stderr}`))
+      })
+    expect((await Promise.all([run('A'), run('B')])).join('')).toBe('')
+
+    const backups = readdirSync(dir)
+      .filter((f) => /^kinto\.log\.\d+$/.test(f))
+      .map((f) => Number(f.split('.').pop()))
+      .sort((a, b) => b - a)
+    expect(backups.length).toBeGreaterThan(10)
+    expect(backups).toEqual(Array.from({length: backups.length}, (_, i) => backups.length - i))
+    expect(existsSync(`${file}.lock`)).toBe(false)
+    const ordered = [...backups.map((n) => `${file}.${n}`), file].flatMap(lines)
+    for (const tag of ['A', 'B']) {
+      const mine = ordered.filter((l) => l.startsWith(`${tag} `)).map((l) => Number(l.split(' ')[1]))
+      expect(mine).toEqual(Array.from({length: count}, (_, i) => i))
+    }
+    // A second rollover for one crossing would leave a backup far short of maxBytes; a process
+    // writing on into a file the other rotated, one far past it (a line each may race).
+    const longest = 1 + 1 + 6 + 1 + 16 + 1
+    for (const n of backups) {
+      const size = statSync(`${file}.${n}`).size
+      expect(size, `kinto.log.${n}`).toBeGreaterThanOrEqual(maxBytes - longest)
+      expect(size, `kinto.log.${n}`).toBeLessThanOrEqual(maxBytes + 2 * longest)
+    }
+  })
+})
