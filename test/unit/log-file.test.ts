@@ -5,7 +5,7 @@
  * none, and roll over once per crossing.
  */
 import {spawn} from 'node:child_process'
-import {existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync} from 'node:fs'
+import {existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {pathToFileURL} from 'node:url'
@@ -121,29 +121,40 @@ describe('RotatingFileHandler', () => {
     for (const f of [file, `${file}.1`, `${file}.2`]) expect(statSync(f).size).toBeLessThan(100)
   })
 
-  test('two processes writing one file (as the workers of --workers): no line lost or duplicated, one rollover per crossing', async () => {
+  test('two workers (node:cluster, as --workers) writing one file: no line lost or duplicated, one rollover per crossing', async () => {
     const dir = tempDir()
     const file = path.join(dir, 'kinto.log')
-    const module = pathToFileURL(path.resolve('src/lib/monitoring/log-file.ts')).href
     const maxBytes = 2000
     const count = 1500
-    const start = Date.now() + 2500
-    const script = (tag: string) => `
-      const {LogFile} = await import(${JSON.stringify(module)})
-      const log = new LogFile(${JSON.stringify(file)}, {maxBytes: ${maxBytes}, backupCount: 1000, shared: true})
-      while (Date.now() < ${start}) await new Promise((r) => setTimeout(r, 5))
-      for (let i = 0; i < ${count}; i++) {
-        log.write('${tag} ' + String(i).padStart(6, '0') + ' ' + 'x'.repeat(i % 17) + '\\n')
-        if (i % 20 === 0) await new Promise((r) => setImmediate(r))
-      }`
-    const run = (tag: string) =>
-      new Promise<string>((resolve) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script(tag)], {stdio: ['ignore', 'ignore', 'pipe']})
-        let stderr = ''
-        child.stderr.on('data', (d) => (stderr += d))
-        child.on('exit', (code) => resolve(code === 0 ? '' : `${tag} exited ${code}: ${stderr}`))
-      })
-    expect((await Promise.all([run('A'), run('B')])).join('')).toBe('')
+    const ini = `[loggers]\nkeys = root\n[handlers]\nkeys = f\n[formatters]\nkeys = plain\n[logger_root]\nlevel = INFO\nhandlers = f\n[handler_f]\nclass = logging.handlers.RotatingFileHandler\nargs = ('kinto.log',)\nkwargs = {'maxBytes': ${maxBytes}, 'backupCount': 1000}\nformatter = plain\n[formatter_plain]\nformat = %(message)s\n`
+    const script = path.join(dir, 'workers.mts')
+    writeFileSync(
+      script,
+      `import cluster from 'node:cluster'
+      if (cluster.isPrimary) {
+        const start = Date.now() + 2500
+        const exits = ['A', 'B'].map((tag) => new Promise((resolve) => cluster.fork({TAG: tag, START: String(start)}).on('exit', resolve)))
+        process.exitCode = (await Promise.all(exits)).some((code) => code !== 0) ? 1 : 0
+      } else {
+        const {KintoLogging, loggingPlan} = await import(${JSON.stringify(pathToFileURL(path.resolve('src/lib/monitoring/index.ts')).href)})
+        const {parseIni} = await import(${JSON.stringify(pathToFileURL(path.resolve('src/lib/config/ini.ts')).href)})
+        const log = new KintoLogging(loggingPlan(parseIni(${JSON.stringify(ini)}, {here: ${JSON.stringify(dir)}}))).root
+        const tag = process.env.TAG
+        while (Date.now() < Number(process.env.START)) await new Promise((r) => setTimeout(r, 5))
+        for (let i = 0; i < ${count}; i++) {
+          log.info(tag + ' ' + String(i).padStart(6, '0') + ' ' + 'x'.repeat(i % 17))
+          if (i % 20 === 0) await new Promise((r) => setImmediate(r))
+        }
+        process.disconnect()
+      }`,
+    )
+    const failure = await new Promise<string>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', script], {stdio: ['ignore', 'ignore', 'pipe']})
+      let stderr = ''
+      child.stderr.on('data', (d) => (stderr += d))
+      child.on('exit', (code) => resolve(code === 0 ? '' : `exited ${code}: ${stderr}`))
+    })
+    expect(failure).toBe('')
 
     const backups = readdirSync(dir)
       .filter((f) => /^kinto\.log\.\d+$/.test(f))
