@@ -5,7 +5,7 @@
  * none, and roll over once per crossing.
  */
 import {spawn} from 'node:child_process'
-import {existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {pathToFileURL} from 'node:url'
@@ -14,7 +14,7 @@ import {afterAll, describe, expect, test} from 'vitest'
 
 import {parseIni} from '../../src/lib/config/ini.js'
 import {flushLogLines, KintoLogging, loggingPlan, SUMMARY_LOGGER} from '../../src/lib/monitoring/index.js'
-import {LogFile} from '../../src/lib/monitoring/log-file.js'
+import {LogFile, timedSchedule} from '../../src/lib/monitoring/log-file.js'
 
 const dirs: string[] = []
 afterAll(() => {
@@ -176,5 +176,76 @@ describe('RotatingFileHandler', () => {
       expect(size, `kinto.log.${n}`).toBeGreaterThanOrEqual(maxBytes - longest)
       expect(size, `kinto.log.${n}`).toBeLessThanOrEqual(maxBytes + 2 * longest)
     }
+  })
+})
+
+describe('TimedRotatingFileHandler', () => {
+  test("the schedule and the rolled-over names are Python's (values from CPython 3.11, utc)", () => {
+    const t = 1765100000_000 // 2025-12-07 09:33:20 UTC, a Sunday
+    const cases: Array<[string, number, string, string]> = [
+      ['S', 1, '2025-12-07T09:33:21', '2025-12-07_09-33-20'],
+      ['M', 5, '2025-12-07T09:38:20', '2025-12-07_09-33'],
+      ['h', 2, '2025-12-07T11:33:20', '2025-12-07_09'],
+      ['D', 1, '2025-12-08T09:33:20', '2025-12-07'],
+      ['midnight', 1, '2025-12-08T00:00:00', '2025-12-07'],
+      ['W0', 1, '2025-12-09T00:00:00', '2025-12-02'],
+      ['W6', 1, '2025-12-08T00:00:00', '2025-12-01'],
+      ['w3', 1, '2025-12-12T00:00:00', '2025-12-05'],
+    ]
+    for (const [when, interval, at, suffix] of cases) {
+      const schedule = timedSchedule({when, interval, backupCount: 0, utc: true})
+      const next = schedule.next(t)
+      expect([when, new Date(next).toISOString().slice(0, 19), schedule.suffix(next)]).toEqual([when, at, suffix])
+    }
+    // interval counts days and weeks for midnight and W (Python 3.11 ignored it there).
+    expect(new Date(timedSchedule({when: 'midnight', interval: 3, backupCount: 0, utc: true}).next(t)).toISOString()).toBe('2025-12-10T00:00:00.000Z')
+    expect(timedSchedule({when: 'D', interval: 1, backupCount: 0, utc: true}).ext.test('2025-12-07.gz')).toBe(true)
+    expect(timedSchedule({when: 'H', interval: 1, backupCount: 0, utc: true}).ext.test('2025-12-07')).toBe(false)
+  })
+
+  test('a file last written before the period ends rolls over at the first line, named for its day', () => {
+    const dir = tempDir()
+    const file = path.join(dir, 'kinto.log')
+    writeFileSync(file, 'old line\n')
+    const old = new Date(Date.UTC(2025, 11, 5, 12, 0, 0))
+    utimesSync(file, old, old)
+    const logging = fileLogging(dir, 'logging.handlers.TimedRotatingFileHandler', "('kinto.log', 'midnight', 1, 3, None, False, True)")
+    logging.root.info('new line')
+    expect(readdirSync(dir).sort()).toEqual(['kinto.log', 'kinto.log.2025-12-05'])
+    expect(lines(`${file}.2025-12-05`)).toEqual(['old line'])
+    expect(lines(file)).toEqual(['new line'])
+  })
+
+  test("when = 'S', backupCount 2: dated files of the second their lines began, the oldest removed, every kept line once and in order", async () => {
+    const dir = tempDir()
+    const file = path.join(dir, 'kinto.log')
+    const logging = fileLogging(dir, 'logging.handlers.TimedRotatingFileHandler', "('kinto.log',)\nkwargs = {'when': 'S', 'backupCount': 2, 'utc': True}")
+    const written: string[] = []
+    const dated = () => readdirSync(dir).filter((f) => f !== 'kinto.log')
+    for (let i = 0; dated().length < 2 || written.length < 150; i++) {
+      const line = `${i} ${new Date().toISOString()}`
+      written.push(line)
+      logging.root.info(line)
+      await sleep(10)
+    }
+    // One more second at least: a third rollover, which removes the oldest.
+    const until = Date.now() + 1500
+    for (let i = written.length; Date.now() < until; i++) {
+      const line = `${i} ${new Date().toISOString()}`
+      written.push(line)
+      logging.root.info(line)
+      await sleep(10)
+    }
+    const names = dated().sort()
+    expect(names).toHaveLength(2)
+    for (const name of names) {
+      expect(name).toMatch(/^kinto\.log\.\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d$/)
+      // A period begins at a rollover, after the second its name says.
+      const second = name.slice('kinto.log.'.length).replace(/_(\d\d)-(\d\d)-(\d\d)$/, 'T$1:$2:$3')
+      for (const line of lines(path.join(dir, name))) expect(line.split(' ')[1].slice(0, 19) >= second, `${line} in ${name}`).toBe(true)
+    }
+    const kept = [...names.map((n) => path.join(dir, n)), file].flatMap(lines)
+    expect(kept.length).toBeLessThan(written.length)
+    expect(kept).toEqual(written.slice(written.length - kept.length))
   })
 })

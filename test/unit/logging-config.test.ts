@@ -151,7 +151,7 @@ describe('file handler args and kwargs (Python literals)', () => {
     expect(fileHandlerParams('FileHandler', "('k.log',)", "{'maxBytes': 1}")).toMatch(/FileHandler has no parameter maxBytes/)
   })
 
-  test('RotatingFileHandler rolls over only with maxBytes and backupCount; mode w truncates; Timed is said to be appended', () => {
+  test('RotatingFileHandler rolls over only with maxBytes and backupCount; mode w truncates; TimedRotatingFileHandler by its when', () => {
     expect(target(plan('logging.handlers.RotatingFileHandler', "('logs/k.log', 'a', 1048576, 5)"))).toEqual({
       kind: 'file',
       path: '/srv/kinto/logs/k.log',
@@ -164,9 +164,16 @@ describe('file handler args and kwargs (Python literals)', () => {
     expect(target(plan('logging.handlers.RotatingFileHandler', "('k.log', 'a', 0, 3)"))).toEqual({kind: 'file', path: '/srv/kinto/k.log'})
     expect(target(plan('logging.handlers.WatchedFileHandler', "('k.log',)"))).toEqual({kind: 'file', path: '/srv/kinto/k.log'})
     expect(target(plan('logging.FileHandler', "('k.log', 'w')"))).toEqual({kind: 'file', path: '/srv/kinto/k.log', truncate: true})
-    const timed = plan('logging.handlers.TimedRotatingFileHandler', "('k.log', 'midnight', 1, 7)")
-    expect(target(timed)).toEqual({kind: 'file', path: '/srv/kinto/k.log'})
-    expect(timed.warnings.join('\n')).toMatch(/does not roll over by time/)
+    expect(target(plan('logging.handlers.TimedRotatingFileHandler', "('k.log', 'midnight', 1, 7)"))).toEqual({
+      kind: 'file',
+      path: '/srv/kinto/k.log',
+      timed: {when: 'midnight', interval: 1, backupCount: 7, utc: false},
+    })
+    expect(target(plan('handlers.TimedRotatingFileHandler', "('k.log',)", "{'when': 'W6', 'utc': True, 'backupCount': 4}"))).toMatchObject({timed: {when: 'W6', interval: 1, backupCount: 4, utc: true}})
+    expect(target(plan('handlers.TimedRotatingFileHandler', "('k.log',)"))).toMatchObject({timed: {when: 'h', interval: 1, backupCount: 0, utc: false}})
+    const badWhen = plan('logging.handlers.TimedRotatingFileHandler', "('k.log', 'W7')")
+    expect(target(badWhen)).toEqual({kind: 'file', path: '/srv/kinto/k.log'})
+    expect(badWhen.warnings.join('\n')).toMatch(/expected when S, M, H, D, midnight or W0-W6/)
     const unreadable = plan('logging.FileHandler', "(os.path.join('a', 'b'),)")
     expect(target(unreadable)).toBeUndefined()
     expect(unreadable.warnings.join('\n')).toMatch(/not a tuple of literals kinto-ops can read; the handler is skipped/)

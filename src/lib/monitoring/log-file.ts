@@ -26,11 +26,13 @@
  *   writes on to its open file and looks again at its next write). A lock left by a dead process
  *   (its pid gone, or older than a minute) is removed.
  */
-import {closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync} from 'node:fs'
-import {dirname} from 'node:path'
+import {closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync} from 'node:fs'
+import {basename, dirname} from 'node:path'
 
 /** How often (at most) the path is compared with the open file: Python does it before each record. */
 export const WATCH_INTERVAL_MS = 1000
+/** setTimeout's longest delay (a weekly rollover is further away: the timer is armed again). */
+const MAX_TIMER_MS = 2 ** 31 - 1
 /** A lock file older than this is stale whatever its pid (a rollover takes milliseconds). */
 const STALE_LOCK_MS = 60_000
 
@@ -39,6 +41,8 @@ export interface LogFileOptions {
   maxBytes?: number
   /** How many rolled-over files to keep (file.1 … file.N; 0: never roll over). */
   backupCount?: number
+  /** Roll over by time (TimedRotatingFileHandler; see timedSchedule). */
+  timed?: TimedRollover
   /** Truncate the file when first opened (FileHandler's mode 'w'). */
   truncate?: boolean
   /** Told once per distinct failure (a full disk, a removed folder); never throws. */
@@ -68,6 +72,13 @@ export class LogFile {
   private readonly intervalMs: number
   /** A rotating file that others write too: checked before each write (see LogFileOptions.shared). */
   private checkEachWrite: boolean
+  private mtimeMs = 0
+  /** Timed rollover: the schedule, the next rollover (ms) and the timer that makes it due. */
+  private readonly schedule: TimedSchedule | null
+  private rolloverAt = Number.POSITIVE_INFINITY
+  private timeTimer: NodeJS.Timeout | undefined
+  /** Until when a taken lock is not waited for again (a holder stopped, not dead: no wait per write). */
+  private lockBusyUntil = 0
 
   constructor(
     readonly file: string,
@@ -80,6 +91,9 @@ export class LogFile {
     mkdirSync(dirname(file), {recursive: true})
     this.adopt(openSync(file, options.truncate ? 'w' : 'a', 0o644))
     this.armWatch()
+    this.schedule = options.timed ? timedSchedule(options.timed) : null
+    // Python: from the file's last change (a server restarted late rolls the old file over at once).
+    if (this.schedule) this.reschedule(Math.floor(this.mtimeMs / 1000) * 1000)
   }
 
   write(text: string): boolean {
@@ -125,6 +139,7 @@ export class LogFile {
     this.dev = st.dev
     this.ino = st.ino
     this.size = st.size
+    this.mtimeMs = st.mtimeMs
   }
 
   /** Writes to the open file; without one (it could not be opened) the text is lost (reported once). */
@@ -138,17 +153,21 @@ export class LogFile {
     }
   }
 
-  /** Python's WatchedFileHandler.reopenIfNeeded, at most once per interval. */
+  /** Python's WatchedFileHandler.reopenIfNeeded, at most once per interval; a timed rollover when due. */
   private check(): void {
     const st = this.stat()
-    if (!st || st.dev !== this.dev || st.ino !== this.ino || this.fd < 0) this.reopen()
-    else {
+    if (!st || st.dev !== this.dev || st.ino !== this.ino || this.fd < 0) {
+      this.reopen()
+      // A new file (another process rolled it over, or logrotate moved it): its period starts now.
+      if (this.schedule) this.reschedule(Date.now())
+    } else {
       // More than this process wrote: another one writes it too.
       if (this.maxBytes > 0 && st.size > this.size) this.checkEachWrite = true
       this.size = st.size
       this.due = false
       this.armWatch()
     }
+    if (this.schedule && Date.now() >= this.rolloverAt) this.rolloverByTime()
   }
 
   /** The path's dev, inode and size (undefined: gone, or not readable). */
@@ -207,7 +226,7 @@ export class LogFile {
    */
   private rollover(nextBytes: number): boolean {
     const lock = `${this.file}.lock`
-    if (!takeLock(lock)) return false
+    if (!this.lock(lock)) return false
     try {
       const st = this.stat()
       if (!st || st.dev !== this.dev || st.ino !== this.ino || this.fd < 0) {
@@ -240,6 +259,84 @@ export class LogFile {
         // removed as stale by another process: nothing to release
       }
     }
+  }
+
+  /** Takes the rollover lock, waiting for it unless it was found taken for that long lately. */
+  private lock(lock: string): boolean {
+    const now = Date.now()
+    if (takeLock(lock, now < this.lockBusyUntil ? 0 : LOCK_WAIT_MS)) return true
+    this.lockBusyUntil = now + this.intervalMs
+    return false
+  }
+
+  /**
+   * The next timed rollover after `from` (a file's last change, or now), and the timer that makes
+   * the next write look at it. From an old file's time it may be past: the first write rolls over.
+   */
+  private reschedule(from: number): void {
+    this.rolloverAt = this.schedule!.next(from)
+    if (this.rolloverAt <= Date.now()) this.due = true
+    else this.armTime()
+  }
+
+  private armTime(): void {
+    clearTimeout(this.timeTimer)
+    const wait = Math.min(MAX_TIMER_MS, Math.max(0, this.rolloverAt - Date.now()))
+    this.timeTimer = setTimeout(() => {
+      this.timeTimer = undefined
+      if (Date.now() >= this.rolloverAt) this.due = true
+      else this.armTime()
+    }, wait).unref()
+  }
+
+  /**
+   * TimedRotatingFileHandler.doRollover: the file is renamed with the date of the period it holds
+   * (`kinto.log.2026-12-07`), the oldest beyond backupCount removed. Under the lock: a process that
+   * finds the path changed (another one rolled over) or the dated name taken only reopens.
+   */
+  private rolloverByTime(): void {
+    const lock = `${this.file}.lock`
+    if (!this.lock(lock)) {
+      this.due = true
+      return
+    }
+    const schedule = this.schedule!
+    try {
+      const st = this.stat()
+      if (!st || st.dev !== this.dev || st.ino !== this.ino || this.fd < 0) {
+        this.reopen()
+      } else {
+        const dated = `${this.file}.${schedule.suffix(this.rolloverAt)}`
+        if (!existsSync(dated)) {
+          this.close()
+          renameSync(this.file, dated)
+          this.reopen()
+          this.removeOldDated(schedule)
+        }
+      }
+    } catch (error) {
+      this.failed('roll over', error)
+      if (this.fd < 0) this.open('a')
+    } finally {
+      try {
+        unlinkSync(lock)
+      } catch {
+        // removed as stale by another process: nothing to release
+      }
+    }
+    this.reschedule(Date.now())
+  }
+
+  /** Python's getFilesToDelete: the dated files of this log beyond the newest backupCount. */
+  private removeOldDated(schedule: TimedSchedule): void {
+    const keep = this.options.timed?.backupCount ?? 0
+    if (keep <= 0) return
+    const dir = dirname(this.file)
+    const prefix = `${basename(this.file)}.`
+    const dated = readdirSync(dir)
+      .filter((name) => name.startsWith(prefix) && schedule.ext.test(name.slice(prefix.length)))
+      .sort()
+    for (const name of dated.slice(0, Math.max(0, dated.length - keep))) unlinkSync(`${dir}/${name}`)
   }
 
   private failed(what: string, error: unknown): void {
@@ -278,8 +375,8 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4))
  * Creates the lock file (O_EXCL) with our pid, waiting up to LOCK_WAIT_MS for another process to
  * release it (a sleep, not a spin); a stale one (dead pid, or old) is removed. False: still taken.
  */
-function takeLock(lock: string): boolean {
-  const deadline = Date.now() + LOCK_WAIT_MS
+function takeLock(lock: string, waitMs: number): boolean {
+  const deadline = Date.now() + waitMs
   for (;;) {
     try {
       writeFileSync(lock, String(process.pid), {flag: 'wx'})
@@ -308,5 +405,84 @@ function staleLock(lock: string): boolean {
     return false
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'ESRCH'
+  }
+}
+
+/** TimedRotatingFileHandler's parameters (its `when` as given: S, M, H, D, midnight, W0-W6). */
+export interface TimedRollover {
+  when: string
+  interval: number
+  backupCount: number
+  utc: boolean
+}
+
+/** When a timed file rolls over and what its rolled-over copy is named. */
+export interface TimedSchedule {
+  /** The first rollover after `t` (ms). */
+  next(t: number): number
+  /** The name's suffix of the file a rollover at `rolloverAt` closes (the start of its period). */
+  suffix(rolloverAt: number): string
+  /** Suffixes of this schedule's files (with a compression extension: `.gz`). */
+  ext: RegExp
+}
+
+const DAY_MS = 86_400_000
+const FIXED_UNITS: Readonly<Record<string, [number, string, string]>> = {
+  S: [1000, '%Y-%m-%d_%H-%M-%S', String.raw`\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}`],
+  M: [60_000, '%Y-%m-%d_%H-%M', String.raw`\d{4}-\d{2}-\d{2}_\d{2}-\d{2}`],
+  H: [3_600_000, '%Y-%m-%d_%H', String.raw`\d{4}-\d{2}-\d{2}_\d{2}`],
+  D: [DAY_MS, '%Y-%m-%d', String.raw`\d{4}-\d{2}-\d{2}`],
+}
+
+/** Whether `when` is one TimedRotatingFileHandler takes (case-insensitive, as Python upper-cases it). */
+export function validWhen(when: string): boolean {
+  return /^(?:[SMHD]|MIDNIGHT|W[0-6])$/i.test(when)
+}
+
+/**
+ * Python's schedule: S/M/H/D roll over `interval` units after the file's period began;
+ * `midnight` at the next midnight (then every `interval` days), `W0`…`W6` at the midnight that
+ * ends that weekday (0 is Monday; then every `interval` weeks), local time unless utc. Local
+ * midnights are calendar ones (a DST day is 23 or 25 hours), as Python's DST correction aims at.
+ */
+export function timedSchedule({when, interval, utc}: TimedRollover): TimedSchedule {
+  const kind = when.toUpperCase()
+  const n = Math.max(1, Math.floor(interval))
+  const at = (t: number) => {
+    const d = new Date(t)
+    return utc
+      ? {y: d.getUTCFullYear(), m: d.getUTCMonth(), d: d.getUTCDate(), H: d.getUTCHours(), M: d.getUTCMinutes(), S: d.getUTCSeconds(), wday: (d.getUTCDay() + 6) % 7}
+      : {y: d.getFullYear(), m: d.getMonth(), d: d.getDate(), H: d.getHours(), M: d.getMinutes(), S: d.getSeconds(), wday: (d.getDay() + 6) % 7}
+  }
+  const midnight = (y: number, m: number, d: number) => (utc ? Date.UTC(y, m, d) : new Date(y, m, d).getTime())
+  const format = (t: number, fmt: string) => {
+    const p = at(t)
+    const two = (v: number) => String(v).padStart(2, '0')
+    return fmt.replace(/%([YmdHMS])/g, (_, k: string) => (k === 'Y' ? String(p.y) : two(k === 'm' ? p.m + 1 : k === 'd' ? p.d : k === 'H' ? p.H : k === 'M' ? p.M : p.S)))
+  }
+  const fixed = FIXED_UNITS[kind]
+  if (fixed) {
+    const [unit, fmt, ext] = fixed
+    return {
+      next: (t) => Math.floor(t / 1000) * 1000 + n * unit,
+      suffix: (rolloverAt) => format(rolloverAt - n * unit, fmt),
+      ext: new RegExp(`^${ext}(?:\\.\\w+)?$`),
+    }
+  }
+  const days = kind === 'MIDNIGHT' ? n : 7 * n
+  const dayOfWeek = kind === 'MIDNIGHT' ? -1 : Number(kind.slice(1))
+  return {
+    next(t) {
+      const p = at(t)
+      let wait = 0
+      if (dayOfWeek >= 0 && p.wday !== dayOfWeek) wait = p.wday < dayOfWeek ? dayOfWeek - p.wday : 6 - p.wday + dayOfWeek + 1
+      // The midnight ending today (or the weekday), then the interval's further days or weeks.
+      return midnight(p.y, p.m, p.d + 1 + wait + days - (dayOfWeek >= 0 ? 7 : 1))
+    },
+    suffix(rolloverAt) {
+      const p = at(rolloverAt)
+      return format(midnight(p.y, p.m, p.d - days), '%Y-%m-%d')
+    },
+    ext: new RegExp(String.raw`^\d{4}-\d{2}-\d{2}(?:\.\w+)?$`),
   }
 }

@@ -19,6 +19,7 @@ import path from 'node:path'
 
 import type {IniDocument} from '../config/ini.js'
 import {PYTHON_LEVELS} from '../config/settings.js'
+import {type TimedRollover, validWhen} from './log-file.js'
 
 /** Python's level numbers: DEBUG 10, INFO 20, WARNING 30, ERROR 40, CRITICAL 50; 0 = NOTSET. */
 export type PyLevel = number
@@ -31,12 +32,14 @@ export type FormatterSpec =
 /**
  * A file handler's file. Every file class is watched (reopened when logrotate moves it, and on
  * SIGHUP); `rotate` only for a RotatingFileHandler that rolls over (maxBytes and backupCount > 0);
- * `truncate` for mode 'w'.
+ * `timed` for a TimedRotatingFileHandler; `truncate` for mode 'w'.
  */
 export interface FileTarget {
   kind: 'file'
   path: string
   rotate?: {maxBytes: number; backupCount: number}
+  /** TimedRotatingFileHandler (log-file.ts timedSchedule). */
+  timed?: TimedRollover
   truncate?: boolean
 }
 
@@ -250,7 +253,14 @@ function fileTarget(cls: string, args: string, kwargs: string | undefined, where
     warnings.push(`${where} mode ${JSON.stringify(mode)}: only 'a' and 'w' are understood; appending.`)
   }
   if (short === 'TimedRotatingFileHandler') {
-    warnings.push(`${where} TimedRotatingFileHandler: kinto-ops does not roll over by time; the file is appended to and reopened when moved (rotate it with logrotate, see docs/monitoring.md).`)
+    const when = typeof params.when === 'string' ? params.when : 'h'
+    const interval = Number(params.interval ?? 1)
+    if (!validWhen(when) || !Number.isInteger(interval) || interval < 1) {
+      warnings.push(`${where} TimedRotatingFileHandler when = ${JSON.stringify(params.when)}, interval = ${JSON.stringify(params.interval)}: expected when S, M, H, D, midnight or W0-W6 and a whole interval >= 1; the file is appended to without rolling over.`)
+    } else {
+      target.timed = {when, interval, backupCount: Math.max(0, Number(params.backupCount ?? 0)), utc: params.utc === true}
+      if (params.atTime !== undefined && params.atTime !== null) warnings.push(`${where} atTime is not supported (a datetime.time in Python); rolling over at midnight.`)
+    }
   }
   return target
 }

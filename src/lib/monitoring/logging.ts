@@ -300,6 +300,7 @@ export class KintoLogging {
           const file = new LogFile(spec.path, {
             maxBytes: spec.rotate?.maxBytes,
             backupCount: spec.rotate?.backupCount,
+            timed: spec.timed,
             // With --workers each worker opens the file: one truncating it would cut the others' lines.
             truncate: spec.truncate === true && !cluster.isWorker,
             shared: cluster.isWorker,
