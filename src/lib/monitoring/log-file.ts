@@ -1,6 +1,7 @@
 /**
- * A log file that survives rotation: what Python's WatchedFileHandler and RotatingFileHandler do,
- * safe for the several processes of `kinto start --workers` writing one file.
+ * A log file that survives rotation: what Python's WatchedFileHandler, RotatingFileHandler and
+ * TimedRotatingFileHandler do, safe for the several processes of `kinto start --workers` writing
+ * one file.
  *
  * - Watched (every file handler class): when the path no longer names the file we have open
  *   (logrotate moved or removed it), the next write reopens the path, creating it. Python stats the
@@ -19,10 +20,13 @@
  *   at a check or a rollover) is stat'ed before each write instead (a write(2) carries a batch of
  *   summaries, so that is one stat per batch): a process must not go on writing into a file another
  *   one rotated (its lines would pass maxBytes there, and be lost once it passes backupCount).
- *   Several processes: a rollover is done under a lock file (`<file>.lock`, created O_EXCL, holding
- *   the pid); whoever takes it first checks that the path is still the file it has open (else
- *   another process rotated already: it reopens) and that the file is really full, so one crossing
- *   is one rollover. A process that finds the lock taken waits for it (LOCK_WAIT_MS at most, then
+ * - Timed (timedSchedule): at the end of a period the file is renamed with the period's start
+ *   (`kinto.log.2026-12-07`), the dated files beyond backupCount removed. A timer armed for the
+ *   rollover time makes the next write look, so a line costs nothing more here either.
+ * - Several processes: a rollover (by size or time) is done under a lock file (`<file>.lock`,
+ *   created O_EXCL, holding the pid); whoever takes it first checks that the path is still the
+ *   file it has open (else another process rotated already: it reopens) and that the file is
+ *   really full (or its dated name free), so one crossing or period is one rollover. A process that finds the lock taken waits for it (LOCK_WAIT_MS at most, then
  *   writes on to its open file and looks again at its next write). A lock left by a dead process
  *   (its pid gone, or older than a minute) is removed.
  */
@@ -204,7 +208,7 @@ export class LogFile {
         this.size += Buffer.byteLength(head)
         rest = rest.slice(cut)
       }
-      if (!this.rollover(Buffer.byteLength(rest))) {
+      if (Date.now() < this.lockBusyUntil || !this.rollover(Buffer.byteLength(rest))) {
         // Another process holds the lock: write on, look again at the next write.
         this.append(rest)
         this.size += Buffer.byteLength(rest)
@@ -251,7 +255,9 @@ export class LogFile {
     } catch (error) {
       this.failed('roll over', error)
       if (this.fd < 0) this.open('a')
-      return true
+      // Not again before the next check: a rename that fails would fail on every line.
+      this.lockBusyUntil = Date.now() + this.intervalMs
+      return false
     } finally {
       try {
         unlinkSync(lock)
@@ -264,7 +270,12 @@ export class LogFile {
   /** Takes the rollover lock, waiting for it unless it was found taken for that long lately. */
   private lock(lock: string): boolean {
     const now = Date.now()
-    if (takeLock(lock, now < this.lockBusyUntil ? 0 : LOCK_WAIT_MS)) return true
+    try {
+      if (takeLock(lock, now < this.lockBusyUntil ? 0 : LOCK_WAIT_MS)) return true
+    } catch (error) {
+      // The folder takes no lock file (read-only, full): reported once, the log goes on growing.
+      this.failed('lock (for a rollover)', error)
+    }
     this.lockBusyUntil = now + this.intervalMs
     return false
   }
