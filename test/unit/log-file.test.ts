@@ -4,7 +4,7 @@
  * rolls over as Python's does; two processes writing one rotating file lose no line, duplicate
  * none, and roll over once per crossing.
  */
-import {spawn} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import {existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -87,6 +87,18 @@ describe('a log file moved away (logrotate)', () => {
   })
 })
 
+describe('FileHandler mode', () => {
+  test("'w' truncates the file when the server starts, 'a' appends", () => {
+    const dir = tempDir()
+    const file = path.join(dir, 'kinto.log')
+    writeFileSync(file, 'from before\n')
+    fileLogging(dir, 'FileHandler', "('kinto.log', 'a')").root.info('appended')
+    expect(lines(file)).toEqual(['from before', 'appended'])
+    fileLogging(dir, 'FileHandler', "('kinto.log', 'w')").root.info('alone')
+    expect(lines(file)).toEqual(['alone'])
+  })
+})
+
 describe('RotatingFileHandler', () => {
   test('three crossings of maxBytes with backupCount 2: file, file.1, file.2, every kept line once and in order', () => {
     const dir = tempDir()
@@ -119,6 +131,22 @@ describe('RotatingFileHandler', () => {
     expect(lines(file)).toHaveLength(3)
     expect([...lines(`${file}.2`), ...lines(`${file}.1`), ...lines(file)].map((l) => Number(l.split(' ')[2]))).toEqual(Array.from({length: 11}, (_, i) => i))
     for (const f of [file, `${file}.1`, `${file}.2`]) expect(statSync(f).size).toBeLessThan(100)
+  })
+
+  test('a lock file left by a dead process does not stop rollovers; a live holder is waited for, then written past', () => {
+    const dir = tempDir()
+    const file = path.join(dir, 'kinto.log')
+    const dead = spawnSync('true').pid!
+    writeFileSync(`${file}.lock`, String(dead))
+    const log = new LogFile(file, {maxBytes: 50, backupCount: 1})
+    for (let i = 0; i < 4; i++) log.write(`line ${String(i).padStart(14, '0')}\n`) // 20 bytes each
+    expect(lines(`${file}.1`)).toHaveLength(2)
+    expect(existsSync(`${file}.lock`)).toBe(false)
+
+    writeFileSync(`${file}.lock`, String(process.pid))
+    for (let i = 4; i < 8; i++) log.write(`line ${String(i).padStart(14, '0')}\n`)
+    expect([...lines(`${file}.1`), ...lines(file)].map((l) => Number(l.split(' ')[1]))).toEqual([0, 1, 2, 3, 4, 5, 6, 7])
+    unlinkSync(`${file}.lock`)
   })
 
   test('two workers (node:cluster, as --workers) writing one file: no line lost or duplicated, one rollover per crossing', async () => {
