@@ -111,7 +111,8 @@ export class LogFile {
   reopen(): void {
     this.close()
     this.open('a')
-    this.due = false
+    // A timed rollover that was due stays due.
+    this.due = this.rolloverAt <= Date.now()
     this.armWatch()
   }
 
