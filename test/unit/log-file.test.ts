@@ -250,7 +250,8 @@ describe('TimedRotatingFileHandler', () => {
     const logging = fileLogging(dir, 'logging.handlers.TimedRotatingFileHandler', "('kinto.log',)\nkwargs = {'when': 'S', 'backupCount': 2, 'utc': True}")
     const written: string[] = []
     const dated = () => readdirSync(dir).filter((f) => f !== 'kinto.log')
-    for (let i = 0; dated().length < 2 || written.length < 150; i++) {
+    const deadline = Date.now() + 15_000
+    for (let i = 0; (dated().length < 2 || written.length < 150) && Date.now() < deadline; i++) {
       const line = `${i} ${new Date().toISOString()}`
       written.push(line)
       logging.root.info(line)
