@@ -5,8 +5,10 @@
  * - loggers: `[logger_root]` and `[logger_<key>]` (`qualname`, `level`, `handlers`, `propagate`);
  *   a record goes to its logger's handlers, then up to its ancestors' while `propagate` is not 0.
  * - handlers: StreamHandler (and kinto.core.StreamHandlerWithRequestID) on `sys.stdout` or
- *   `sys.stderr` (the default), FileHandler-like classes on the file of their first argument,
- *   NullHandler; others (Sentry, syslog…) are skipped with a warning. Each has its `level`.
+ *   `sys.stderr` (the default); FileHandler, WatchedFileHandler, RotatingFileHandler and
+ *   TimedRotatingFileHandler with their parameters from `args` and `kwargs` (Python literals; the
+ *   files themselves: log-file.ts); NullHandler; others (Sentry, syslog…) are skipped with a
+ *   warning. Each has its `level`.
  * - formatters: upstream's JSON formatter classes (`kinto.core.JsonLogFormatter`, the older
  *   `kinto.core.logs.JsonLogFormatter`, mozilla-cloud-services-logger's and dockerflow's) give
  *   mozlog JSON lines; colour formatters and unknown classes give our readable lines (coloured on
