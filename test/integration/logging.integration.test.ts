@@ -5,7 +5,7 @@
  * readable lines on stderr and stdout stays empty.
  */
 import type {ChildProcess} from 'node:child_process'
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
@@ -104,5 +104,75 @@ describe('kinto start logging', () => {
     expect(started.stdout()).toBe('')
     expect(started.stderr()).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO +\[kinto\] Running kinto on http/m)
     expect(started.stderr()).not.toContain('\u001b[') // not a terminal
+  })
+
+  test('WatchedFileHandler: a log file logrotate moved is reopened at its path; SIGHUP reopens it at once', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kinto-logrotate-'))
+    dirs.push(dir)
+    const ini = path.join(dir, 'kinto.ini')
+    const log = path.join(dir, 'kinto.log')
+    writeFileSync(
+      ini,
+      `[app:main]
+use = egg:kinto
+kinto.userid_hmac_secret = ${HMAC_SECRET}
+
+[server:main]
+use = egg:waitress#main
+host = 127.0.0.1
+port = %(http_port)s
+
+[loggers]
+keys = root
+
+[handlers]
+keys = file
+
+[formatters]
+keys = json
+
+[logger_root]
+level = INFO
+handlers = file
+
+[handler_file]
+class = logging.handlers.WatchedFileHandler
+args = ('%(here)s/kinto.log',)
+formatter = json
+
+[formatter_json]
+class = kinto.core.JsonLogFormatter
+`,
+    )
+    const started = await spawnStart(['--ini', ini, '--port', '0'])
+    running.push(started.child)
+    const summaries = (file: string) =>
+      (existsSync(file) ? readFileSync(file, 'utf8') : '')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.Type === 'request.summary')
+        .map((l) => l.Fields.path)
+    expect((await fetch(`${started.url}?n=0`)).status).toBe(200)
+    await until(() => summaries(log).length === 1, 'the first summary')
+
+    // logrotate (no copytruncate, no postrotate): the file is moved, the server keeps serving.
+    renameSync(log, `${log}.1`)
+    await until(() => {
+      void fetch(`${started.url}__heartbeat__`)
+      return summaries(log).length > 0
+    }, 'a summary in the new file')
+    expect(summaries(`${log}.1`)[0]).toBe('/v1/')
+    expect(summaries(log).every((p) => p === '/v1/__heartbeat__')).toBe(true)
+
+    // postrotate kill -HUP: the reload's own line already goes to the new file.
+    renameSync(log, `${log}.2`)
+    started.child.kill('SIGHUP')
+    await until(() => /SIGHUP: reloaded/.test(started.output()), 'the reload')
+    const lines = readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
+    expect(lines.map((l) => l.Fields.msg)).toContain('Configuration reloaded.')
+    expect((await fetch(`${started.url}__heartbeat__`)).status).toBe(200)
+    await until(() => summaries(log).length === 1, 'the summary after SIGHUP')
+    expect(await started.stop()).toEqual({code: 0, signal: null})
   })
 })

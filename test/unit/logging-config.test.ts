@@ -13,6 +13,7 @@ import {afterAll, describe, expect, test} from 'vitest'
 
 import {parseIni} from '../../src/lib/config/ini.js'
 import {
+  fileHandlerParams,
   flushLogLines,
   KintoLogging,
   RUNTIME_LOGGER,
@@ -21,6 +22,7 @@ import {
   SUMMARY_LOGGER,
   logFields,
   loggingPlan,
+  parsePyLiteral,
   renderReadable,
   resolveLogger,
   scrubSecrets,
@@ -118,6 +120,63 @@ class = kinto.core.JsonLogFormatter
     expect(plan.warnings).toHaveLength(2)
     expect(plan.warnings[0]).toMatch(/\[logger_root\]: level "LOUD" is not a logging level/)
     expect(plan.warnings[1]).toMatch(/SentryHandler is not a handler kinto-ops supports/)
+  })
+})
+
+describe('file handler args and kwargs (Python literals)', () => {
+  const plan = (cls: string, args: string, kwargs?: string) =>
+    loggingPlan(
+      parseIni(
+        `[loggers]\nkeys = root\n[handlers]\nkeys = f\n[logger_root]\nlevel = INFO\nhandlers = f\n[handler_f]\nclass = ${cls}\nargs = ${args}\n${kwargs ? `kwargs = ${kwargs}\n` : ''}`,
+        {here: '/srv/kinto'},
+      ),
+    )
+  const target = (p: ReturnType<typeof plan>) => resolveLogger(p, RUNTIME_LOGGER).handlers[0]?.target
+
+  test('literals: strings (both quotes, raw, escapes), numbers and their products, None/True/False, names', () => {
+    expect(parsePyLiteral(`('a.log', "b", r'c\\d', 'e\\'f', 10*1024*1024, 1_000, -2, 1.5, None, True, False, sys.stdout,)`)).toEqual({
+      values: ['a.log', 'b', 'c\\d', "e'f", 10485760, 1000, -2, 1.5, null, true, false, {name: 'sys.stdout'}],
+      keys: null,
+    })
+    expect(parsePyLiteral(`{'maxBytes': 1024, "backupCount": 3}`)).toEqual({values: [1024, 3], keys: ['maxBytes', 'backupCount']})
+    expect(parsePyLiteral('()')).toEqual({values: [], keys: null})
+    for (const bad of ["('a.log'", "os.path.join('a', 'b')", "('a' + 'b',)", "{'a' 1}", "('a',) x"]) expect(parsePyLiteral(bad), bad).toBeNull()
+  })
+
+  test('parameters by name, positional then kwargs, as Python calls each class', () => {
+    expect(fileHandlerParams('logging.handlers.RotatingFileHandler', "('k.log', 'a', 1024, 3)", undefined)).toEqual({filename: 'k.log', mode: 'a', maxBytes: 1024, backupCount: 3})
+    expect(fileHandlerParams('handlers.RotatingFileHandler', "('k.log',)", "{'maxBytes': 10*1024, 'backupCount': 2}")).toEqual({filename: 'k.log', maxBytes: 10240, backupCount: 2})
+    expect(fileHandlerParams('logging.handlers.TimedRotatingFileHandler', "('k.log', 'midnight', 1, 7)", undefined)).toEqual({filename: 'k.log', when: 'midnight', interval: 1, backupCount: 7})
+    expect(fileHandlerParams('FileHandler', "('k.log', 'a', 1, 2, 3, 4)", undefined)).toMatch(/more values than FileHandler takes/)
+    expect(fileHandlerParams('FileHandler', "('k.log',)", "{'maxBytes': 1}")).toMatch(/FileHandler has no parameter maxBytes/)
+  })
+
+  test('RotatingFileHandler rolls over only with maxBytes and backupCount; mode w truncates; TimedRotatingFileHandler by its when', () => {
+    expect(target(plan('logging.handlers.RotatingFileHandler', "('logs/k.log', 'a', 1048576, 5)"))).toEqual({
+      kind: 'file',
+      path: '/srv/kinto/logs/k.log',
+      rotate: {maxBytes: 1048576, backupCount: 5},
+    })
+    expect(target(plan('logging.handlers.RotatingFileHandler', "('k.log',)", "{'maxBytes': 2048, 'backupCount': 1}"))).toEqual({kind: 'file', path: '/srv/kinto/k.log', rotate: {maxBytes: 2048, backupCount: 1}})
+    const noBackups = plan('logging.handlers.RotatingFileHandler', "('k.log', 'a', 1048576)")
+    expect(target(noBackups)).toEqual({kind: 'file', path: '/srv/kinto/k.log'})
+    expect(noBackups.warnings.join('\n')).toMatch(/backupCount = 0: as in Python, the file is never rolled over/)
+    expect(target(plan('logging.handlers.RotatingFileHandler', "('k.log', 'a', 0, 3)"))).toEqual({kind: 'file', path: '/srv/kinto/k.log'})
+    expect(target(plan('logging.handlers.WatchedFileHandler', "('k.log',)"))).toEqual({kind: 'file', path: '/srv/kinto/k.log'})
+    expect(target(plan('logging.FileHandler', "('k.log', 'w')"))).toEqual({kind: 'file', path: '/srv/kinto/k.log', truncate: true})
+    expect(target(plan('logging.handlers.TimedRotatingFileHandler', "('k.log', 'midnight', 1, 7)"))).toEqual({
+      kind: 'file',
+      path: '/srv/kinto/k.log',
+      timed: {when: 'midnight', interval: 1, backupCount: 7, utc: false},
+    })
+    expect(target(plan('handlers.TimedRotatingFileHandler', "('k.log',)", "{'when': 'W6', 'utc': True, 'backupCount': 4}"))).toMatchObject({timed: {when: 'W6', interval: 1, backupCount: 4, utc: true}})
+    expect(target(plan('handlers.TimedRotatingFileHandler', "('k.log',)"))).toMatchObject({timed: {when: 'h', interval: 1, backupCount: 0, utc: false}})
+    const badWhen = plan('logging.handlers.TimedRotatingFileHandler', "('k.log', 'W7')")
+    expect(target(badWhen)).toEqual({kind: 'file', path: '/srv/kinto/k.log'})
+    expect(badWhen.warnings.join('\n')).toMatch(/expected when S, M, H, D, midnight or W0-W6/)
+    const unreadable = plan('logging.FileHandler', "(os.path.join('a', 'b'),)")
+    expect(target(unreadable)).toBeUndefined()
+    expect(unreadable.warnings.join('\n')).toMatch(/not a tuple of literals kinto-ops can read; the handler is skipped/)
   })
 })
 

@@ -29,7 +29,7 @@ import {statsdBackendWarning, statsdTarget} from './statsd-settings.js'
 
 export {subscribeTimers, upstreamMethodName} from './instrument.js'
 export {createLogging, flushLogLines, KintoLogging, loggingOf, renderReadable, RUNTIME_LOGGER, SUBREQUEST_LOGGER, SUMMARY_LINGER_MS, SUMMARY_LOGGER, type LineSink, type LoggingOptions} from './logging.js'
-export {defaultPlan, JSON_FORMATTER_CLASSES, loggingPlan, resolveLogger, type LoggingPlan} from './logging-config.js'
+export {defaultPlan, fileHandlerParams, JSON_FORMATTER_CLASSES, loggingPlan, parsePyLiteral, resolveLogger, type LoggingPlan} from './logging-config.js'
 export {FanoutMetrics, formatLabels, RecordingMetrics, sanitizeLabel, StatsdMetrics, type Label, type Metrics, type StatsdTarget} from './metrics.js'
 export {allowLogFields, logFields, scrubSecrets} from './redact.js'
 export {newRequestScope, REQUEST_SCOPE, requestIdFrom, type RequestScope} from './request-scope.js'

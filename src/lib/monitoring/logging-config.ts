@@ -5,8 +5,10 @@
  * - loggers: `[logger_root]` and `[logger_<key>]` (`qualname`, `level`, `handlers`, `propagate`);
  *   a record goes to its logger's handlers, then up to its ancestors' while `propagate` is not 0.
  * - handlers: StreamHandler (and kinto.core.StreamHandlerWithRequestID) on `sys.stdout` or
- *   `sys.stderr` (the default), FileHandler-like classes on the file of their first argument,
- *   NullHandler; others (Sentry, syslog…) are skipped with a warning. Each has its `level`.
+ *   `sys.stderr` (the default); FileHandler, WatchedFileHandler, RotatingFileHandler and
+ *   TimedRotatingFileHandler with their parameters from `args` and `kwargs` (Python literals; the
+ *   files themselves: log-file.ts); NullHandler; others (Sentry, syslog…) are skipped with a
+ *   warning. Each has its `level`.
  * - formatters: upstream's JSON formatter classes (`kinto.core.JsonLogFormatter`, the older
  *   `kinto.core.logs.JsonLogFormatter`, mozilla-cloud-services-logger's and dockerflow's) give
  *   mozlog JSON lines; colour formatters and unknown classes give our readable lines (coloured on
@@ -19,6 +21,7 @@ import path from 'node:path'
 
 import type {IniDocument} from '../config/ini.js'
 import {PYTHON_LEVELS} from '../config/settings.js'
+import {type TimedRollover, validWhen} from './log-file.js'
 
 /** Python's level numbers: DEBUG 10, INFO 20, WARNING 30, ERROR 40, CRITICAL 50; 0 = NOTSET. */
 export type PyLevel = number
@@ -28,7 +31,21 @@ export type FormatterSpec =
   | {kind: 'text'; color: boolean}
   | {kind: 'format'; format: string; datefmt?: string}
 
-export type TargetSpec = {kind: 'stdout'} | {kind: 'stderr'} | {kind: 'file'; path: string} | {kind: 'null'}
+/**
+ * A file handler's file. Every file class is watched (reopened when logrotate moves it, and on
+ * SIGHUP); `rotate` only for a RotatingFileHandler that rolls over (maxBytes and backupCount > 0);
+ * `timed` for a TimedRotatingFileHandler; `truncate` for mode 'w'.
+ */
+export interface FileTarget {
+  kind: 'file'
+  path: string
+  rotate?: {maxBytes: number; backupCount: number}
+  /** TimedRotatingFileHandler (log-file.ts timedSchedule). */
+  timed?: TimedRollover
+  truncate?: boolean
+}
+
+export type TargetSpec = {kind: 'stdout'} | {kind: 'stderr'} | FileTarget | {kind: 'null'}
 
 export interface HandlerSpec {
   name: string
@@ -68,16 +85,14 @@ const COLOR_FORMATTER_CLASSES = ['logging_color_formatter.ColorFormatter', 'kint
 const PLAIN_FORMATTER_CLASSES = ['logging.Formatter', 'Formatter', '']
 
 const STREAM_HANDLERS = ['StreamHandler', 'logging.StreamHandler', 'kinto.core.StreamHandlerWithRequestID', 'kinto.core.logs.StreamHandlerWithRequestID']
-const FILE_HANDLERS = [
-  'FileHandler',
-  'logging.FileHandler',
-  'handlers.WatchedFileHandler',
-  'logging.handlers.WatchedFileHandler',
-  'handlers.RotatingFileHandler',
-  'logging.handlers.RotatingFileHandler',
-  'handlers.TimedRotatingFileHandler',
-  'logging.handlers.TimedRotatingFileHandler',
-]
+/** File handler classes (without their `logging.` / `handlers.` prefix) and their parameters, in Python's order. */
+const FILE_HANDLER_PARAMS: Readonly<Record<string, readonly string[]>> = {
+  FileHandler: ['filename', 'mode', 'encoding', 'delay', 'errors'],
+  WatchedFileHandler: ['filename', 'mode', 'encoding', 'delay', 'errors'],
+  RotatingFileHandler: ['filename', 'mode', 'maxBytes', 'backupCount', 'encoding', 'delay', 'errors'],
+  TimedRotatingFileHandler: ['filename', 'when', 'interval', 'backupCount', 'encoding', 'delay', 'utc', 'atTime', 'errors'],
+}
+const FILE_HANDLERS = Object.keys(FILE_HANDLER_PARAMS).flatMap((c) => (c === 'FileHandler' ? [c, `logging.${c}`] : [`handlers.${c}`, `logging.handlers.${c}`]))
 const NULL_HANDLERS = ['NullHandler', 'logging.NullHandler']
 
 /** What applies without any logging configuration. */
@@ -117,6 +132,139 @@ function firstArg(args: string): string | null {
   const m = /^\(\s*(?:(sys\.std(?:out|err))|'([^']*)'|"([^"]*)")\s*[,)]/.exec(args.trim())
   if (!m) return null
   return m[1] ?? m[2] ?? m[3] ?? null
+}
+
+/** A Python literal as handler `args` / `kwargs` hold them: None is null, `sys.stdout` a name. */
+export type PyValue = string | number | boolean | null | {name: string}
+
+/**
+ * The values of a Python tuple literal (`args = ('kinto.log', 'a', 10*1024*1024, 3)`) or the
+ * entries of a dict literal (`kwargs = {'maxBytes': 1024}`): strings, numbers (and products of
+ * them, as configs write sizes), None, True, False and dotted names. Python evaluates them; we
+ * read these forms and say which text we could not (null).
+ */
+export function parsePyLiteral(text: string): {values: PyValue[]; keys: string[] | null} | null {
+  const src = text.trim()
+  let i = 0
+  const space = () => {
+    while (i < src.length && /\s/.test(src[i])) i++
+  }
+  const value = (): PyValue | undefined => {
+    space()
+    let raw = false
+    if ((src[i] === 'r' || src[i] === 'R') && (src[i + 1] === "'" || src[i + 1] === '"')) {
+      raw = true
+      i++
+    }
+    const quote = src[i]
+    if (quote === "'" || quote === '"') {
+      let out = ''
+      for (i++; i < src.length && src[i] !== quote; i++) {
+        if (src[i] === '\\' && !raw) {
+          const e = src[++i]
+          out += e === 'n' ? '\n' : e === 't' ? '\t' : e
+        } else out += src[i]
+      }
+      if (src[i] !== quote) return undefined
+      i++
+      return out
+    }
+    const m = /^[A-Za-z_][\w.]*|^[-+]?\d[\d_]*(?:\.\d*)?(?:[eE][-+]?\d+)?(?:\s*\*\s*[-+]?\d[\d_]*(?:\.\d*)?)*/.exec(src.slice(i))
+    if (!m) return undefined
+    i += m[0].length
+    if (m[0] === 'None') return null
+    if (m[0] === 'True') return true
+    if (m[0] === 'False') return false
+    if (/^[A-Za-z_]/.test(m[0])) return {name: m[0]}
+    return m[0].split('*').reduce((product, n) => product * Number(n.trim().replaceAll('_', '')), 1)
+  }
+  const open = src[0]
+  const close = open === '(' ? ')' : open === '{' ? '}' : ''
+  if (!close) return null
+  i = 1
+  const values: PyValue[] = []
+  const keys: string[] = []
+  for (;;) {
+    space()
+    if (src[i] === close) {
+      i++
+      break
+    }
+    if (close === '}') {
+      const key = value()
+      space()
+      if (typeof key !== 'string' || src[i] !== ':') return null
+      i++
+      keys.push(key)
+    }
+    const v = value()
+    if (v === undefined) return null
+    values.push(v)
+    space()
+    if (src[i] === ',') i++
+    else if (src[i] !== close) return null
+  }
+  space()
+  if (i !== src.length) return null
+  return {values, keys: close === '}' ? keys : null}
+}
+
+/** A file handler's parameters by name, from `args` (positional) and `kwargs`, as Python calls the class. */
+export function fileHandlerParams(cls: string, args: string, kwargs: string | undefined): Record<string, PyValue> | string {
+  const names = FILE_HANDLER_PARAMS[cls.replace(/^(?:logging\.)?(?:handlers\.)?/, '')]
+  const positional = parsePyLiteral(args.trim() === '' ? '()' : args)
+  if (!names || !positional || positional.keys) return `args = ${args.trim()} is not a tuple of literals kinto-ops can read`
+  if (positional.values.length > names.length) return `args = ${args.trim()} has more values than ${cls} takes`
+  const params: Record<string, PyValue> = {}
+  positional.values.forEach((v, n) => (params[names[n]] = v))
+  if (kwargs !== undefined && kwargs.trim() !== '') {
+    const named = parsePyLiteral(kwargs)
+    if (!named?.keys) return `kwargs = ${kwargs.trim()} is not a dict of literals kinto-ops can read`
+    for (const [n, key] of named.keys.entries()) {
+      if (!names.includes(key)) return `kwargs: ${cls} has no parameter ${key}`
+      params[key] = named.values[n]
+    }
+  }
+  return params
+}
+
+/** The file a file handler writes and how (see FileTarget); null (with a warning) when it cannot be read. */
+function fileTarget(cls: string, args: string, kwargs: string | undefined, where: string, here: string, warnings: string[]): FileTarget | null {
+  const params = fileHandlerParams(cls, args, kwargs)
+  if (typeof params === 'string') {
+    warnings.push(`${where} ${params}; the handler is skipped.`)
+    return null
+  }
+  const file = params.filename
+  if (typeof file !== 'string' || file === '') {
+    warnings.push(`${where} args = ${args.trim()}: expected the file name as first argument; the handler is skipped.`)
+    return null
+  }
+  const target: FileTarget = {kind: 'file', path: path.resolve(here, file)}
+  const short = cls.replace(/^(?:logging\.)?(?:handlers\.)?/, '')
+  const mode = params.mode ?? 'a'
+  const maxBytes = Number(params.maxBytes ?? 0)
+  const backupCount = Number(params.backupCount ?? 0)
+  if (short === 'RotatingFileHandler' && maxBytes > 0) {
+    // Python: maxBytes > 0 forces mode 'a'; backupCount 0 never rolls over.
+    if (backupCount > 0) target.rotate = {maxBytes, backupCount}
+    else warnings.push(`${where} maxBytes = ${maxBytes} with backupCount = 0: as in Python, the file is never rolled over (set backupCount).`)
+  } else if (mode === 'w') {
+    target.truncate = true
+  } else if (typeof mode !== 'string' || !mode.startsWith('a')) {
+    warnings.push(`${where} mode ${JSON.stringify(mode)}: only 'a' and 'w' are understood; appending.`)
+  }
+  if (short === 'TimedRotatingFileHandler') {
+    const when = typeof params.when === 'string' ? params.when : 'h'
+    const interval = Number(params.interval ?? 1)
+    if (!validWhen(when) || !Number.isInteger(interval) || interval < 1) {
+      warnings.push(`${where} TimedRotatingFileHandler when = ${JSON.stringify(params.when)}, interval = ${JSON.stringify(params.interval)}: expected when S, M, H, D, midnight or W0-W6 and a whole interval >= 1; the file is appended to without rolling over.`)
+    } else {
+      target.timed = {when, interval, backupCount: Math.max(0, Number(params.backupCount ?? 0)), utc: params.utc === true}
+      if (params.atTime !== undefined && params.atTime !== null) warnings.push(`${where} atTime is not supported (a datetime.time in Python); rolling over at midnight.`)
+    }
+  }
+  return target
 }
 
 function formatterSpec(ini: IniDocument, name: string | undefined, declared: Set<string>, warnings: string[]): FormatterSpec {
@@ -159,12 +307,9 @@ function handlerSpec(ini: IniDocument, name: string, formatters: Set<string>, wa
       target = {kind: 'stderr'}
     }
   } else if (FILE_HANDLERS.includes(cls)) {
-    const file = firstArg(args)
-    if (!file || file.startsWith('sys.')) {
-      warnings.push(`[${section}] args = ${args.trim()}: expected the file name as first argument; the handler is skipped.`)
-      return null
-    }
-    target = {kind: 'file', path: path.resolve(ini.here, file)}
+    const file = fileTarget(cls, args, ini.get(section, 'kwargs'), `[${section}]`, ini.here, warnings)
+    if (!file) return null
+    target = file
   } else if (NULL_HANDLERS.includes(cls)) {
     target = {kind: 'null'}
   } else {

@@ -12,6 +12,7 @@
  * `subrequest.summary` (one per batch sub-request), `kinto` (everything else the runtime says).
  * Fields pass through redact.ts: only known fields, secrets masked.
  */
+import cluster from 'node:cluster'
 import os from 'node:os'
 
 import {Chalk, type ChalkInstance} from 'chalk'
@@ -21,6 +22,7 @@ import type {IniDocument} from '../config/ini.js'
 import {asString, type Settings} from '../config/settings.js'
 import {type FormatterSpec, type HandlerSpec, type LoggingPlan, type PyLevel, type TargetSpec, levelName, loggingPlan, resolveLogger} from './logging-config.js'
 import {PeriodText, pad} from '../time-text.js'
+import {LogFile} from './log-file.js'
 import {logFields} from './redact.js'
 
 export const RUNTIME_LOGGER = 'kinto'
@@ -175,6 +177,7 @@ export class KintoLogging {
   private readonly recordListeners: RecordListener[] = []
   private readonly loggers = new Map<string, PinoLogger>()
   private readonly targets = new Map<string, SummaryBatch | null>()
+  private readonly files: LogFile[] = []
   private readonly projectName: string
   private readonly env: NodeJS.ProcessEnv
   private readonly hostname = os.hostname()
@@ -208,6 +211,14 @@ export class KintoLogging {
    */
   onRecord(listener: RecordListener): void {
     this.recordListeners.push(listener)
+  }
+
+  /**
+   * Reopens every log file at once (SIGHUP: logrotate's `postrotate kill -HUP`); without it a
+   * moved file is reopened at the first line written after a check (log-file.ts).
+   */
+  reopenFiles(): void {
+    for (const file of this.files) file.reopen()
   }
 
   /** The logger of a dotted name, levels and handlers as the configuration says. */
@@ -286,7 +297,17 @@ export class KintoLogging {
         break
       case 'file':
         try {
-          sink = pino.destination({dest: spec.path, append: true, mkdir: true, sync: true})
+          const file = new LogFile(spec.path, {
+            maxBytes: spec.rotate?.maxBytes,
+            backupCount: spec.rotate?.backupCount,
+            timed: spec.timed,
+            // With --workers each worker opens the file: one truncating it would cut the others' lines.
+            truncate: spec.truncate === true && !cluster.isWorker,
+            shared: cluster.isWorker,
+            onError: (message) => this.target({kind: 'stderr'})?.write(`${message}\n`),
+          })
+          this.files.push(file)
+          sink = file
         } catch (err) {
           this.warn(`Cannot open the log file ${spec.path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); writing to stderr instead.`)
           const stderr = this.target({kind: 'stderr'})

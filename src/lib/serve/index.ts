@@ -3,8 +3,9 @@
  * the listening socket so that one machine's cores are used.
  *
  * Signals (to the single server, or to the primary, which passes them on to every worker):
- * - SIGHUP: reload the ini (src/lib/server/start.ts reload()); nothing is refused or dropped;
- *   with --reload, a change of the ini's content does the same;
+ * - SIGHUP: reopen the log files (logrotate's postrotate) and reload the ini
+ *   (src/lib/server/start.ts reload()); nothing is refused or dropped; with --reload, a change of
+ *   the ini's content does the same;
  * - SIGTERM / SIGINT: stop accepting, finish requests in flight (bounded), close the pools, exit 0
  *   (1 when requests had to be cut at the deadline);
  * - SIGUSR2 (workers only): rolling restart, one worker at a time (a new one listens before the old

@@ -30,7 +30,7 @@ import {migrate} from '../schema/migrate.js'
 import {requireSchema} from '../schema/require.js'
 import {configuredBackends} from '../schema/targets.js'
 import {packageVersion} from '../version.js'
-import {createLogging} from '../monitoring/index.js'
+import {createLogging, loggingOf} from '../monitoring/index.js'
 import {createApp} from './app.js'
 import {migrateWhenReachable, migrationReport, unreachableDatabase} from './deferred-migration.js'
 
@@ -372,6 +372,8 @@ export async function startServer(config: KintoConfig, options: StartServerOptio
   if (record?.error) logger.warn({error: record.error}, 'Cannot write the run registry entry: kinto backoff/readonly/maintenance will not find this server.')
 
   const reload = (): ReloadReport => {
+    // SIGHUP is also logrotate's `postrotate kill -HUP`: the log files are reopened first, whatever the ini says.
+    loggingOf(logger)?.reopenFiles()
     const configHash = hashOf(config.path)
     try {
       const next = loadConfig(config.path, {httpPort: options.httpPort, env: options.env ?? process.env})
