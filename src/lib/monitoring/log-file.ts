@@ -33,6 +33,8 @@
 import {closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync} from 'node:fs'
 import {basename, dirname} from 'node:path'
 
+import {processAlive} from '../process.js'
+
 /** How often (at most) the path is compared with the open file: Python does it before each record. */
 export const WATCH_INTERVAL_MS = 1000
 /** setTimeout's longest delay (a weekly rollover is further away: the timer is armed again). */
@@ -413,10 +415,10 @@ function staleLock(lock: string): boolean {
     if (Date.now() - st.mtimeMs > STALE_LOCK_MS) return true
     const pid = Number(readFileSync(lock, 'utf8'))
     if (!Number.isInteger(pid) || pid <= 0) return false
-    process.kill(pid, 0)
+    return !processAlive(pid)
+  } catch {
+    // the lock went away meanwhile (released): not stale, try to take it again
     return false
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH'
   }
 }
 
