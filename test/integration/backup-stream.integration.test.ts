@@ -194,6 +194,7 @@ describe('kinto backup -o - and kinto restore - on the embedded engine', () => {
       expect(r.code, what).toBe(1)
       expect(r.stderr, what).toMatch(/^Error: \(standard input\) is not a usable kinto backup: /)
       expect(r.stderr, what).toMatch(message)
+      expect(r.stderr, what).toContain("nothing was restored. The target's schema was installed first; it holds no rows.")
       noStack(r.stderr)
       expect(await rowCounts(target.url), what).toEqual([0, 0, 0, 0])
     }
@@ -203,6 +204,36 @@ describe('kinto backup -o - and kinto restore - on the embedded engine', () => {
     const r = await kinto(['restore', '-', '--ini', held.ini, '--force'], {input: whole.subarray(0, whole.length - 20)}).done
     expect(r.code).toBe(1)
     expect(await rowCounts(held.url)).toEqual([5, 0, 0, 0])
+  }, 180_000)
+
+  it('restore - into a target whose schema must be upgraded: refused (exit 2) before anything changes; kinto migrate, then it restores', async () => {
+    const whole = (await kinto(['backup', '-o', '-', '--ini', source.ini, '-q']).done).stdout
+    const target = await embedded(true)
+    const storageVersion = async () => {
+      const c = openDatabase(target.url)
+      try {
+        return (await c.query<{value: string}>("SELECT value FROM metadata WHERE name = 'storage_schema_version'")).rows[0].value
+      } finally {
+        await c.close()
+      }
+    }
+    // upstream Kinto's storage schema 20 (a deployment of long ago)
+    const c = openDatabase(target.url)
+    try {
+      for (const f of ['storage_v020.sql', 'permission_v001.sql']) await c.exec(readFileSync(path.join(repoRoot, 'test', 'fixtures', 'sql', f), 'utf8'))
+    } finally {
+      await c.close()
+    }
+    expect(await storageVersion()).toBe('20')
+    const r = await kinto(['restore', '-', '--ini', target.ini], {input: whole}).done
+    expect(r.code, r.stderr).toBe(2)
+    expect(r.stderr).toMatch(/^Error: The storage schema of .* is at version 20, behind 26: restore - reads standard input once, so it cannot verify the backup before upgrading the schema; nothing was changed\.\nHint: Run kinto migrate with the same --ini first/)
+    expect(await storageVersion()).toBe('20')
+    expect((await kinto(['migrate', '--ini', target.ini]).done).code).toBe(0)
+    // (the fixture holds rows of its own: --force replaces them)
+    const again = await kinto(['restore', '-', '--ini', target.ini, '--force'], {input: whole}).done
+    expect(again.code, again.stderr).toBe(0)
+    expect(await rowCounts(target.url)).toEqual(sourceCounts)
   }, 180_000)
 
   it.skipIf(!existsSync('/usr/bin/script'))('on a terminal: backup -o - and restore - are refused (exit 2), nothing written', async () => {
