@@ -2,8 +2,8 @@
  * `kinto backup`, `kinto restore` and `kinto db copy` as library verbs (docs/backup.md).
  *
  * backup: a consistent snapshot (snapshot.ts) streamed through the format's encoder and gzip into
- * FILE.partial, renamed to FILE when complete. restore: the file decoded as it streams into one
- * transaction per database (restore.ts). copy: the snapshot streamed straight into the restore.
+ * FILE.partial, renamed when complete, or into stdout (stream.ts). restore: the file (or stdin)
+ * decoded as it streams into one transaction per database (restore.ts). copy: snapshot into restore.
  * Embedded folders are locked first. A backup of a folder a running server holds is read by that
  * server (its control channel) and streamed here; restore and copy refuse such a folder.
  */
