@@ -43,7 +43,7 @@ describe('control channel streams', () => {
       },
     })
     const got: string[] = []
-    const result = await runViaServer(server.path, 'slow', {}, {timeoutMs: 400, onChunk: (c) => got.push(c.toString())})
+    const result = await runViaServer(server.path, 'slow', {}, {timeoutMs: 400, onChunk: (c) => void got.push(c.toString())})
     expect(result).toEqual({parts: 8})
     expect(got).toHaveLength(8)
   })
@@ -97,5 +97,32 @@ describe('control channel streams', () => {
     while (failure === undefined && Date.now() - started < 5000) await sleep(50)
     expect(failure, `the server still waits on a stalled client after ${sent} chunks`).toMatchObject({code: 'KINTO_CONTROL_STALLED'})
     expect(Date.now() - started).toBeLessThan(3000)
+  })
+
+  it('an onChunk that returns a promise (a full pipe: backup -o -) pauses the connection: the server waits for it, and a rejection fails the run', async () => {
+    let sent = 0
+    const server = await serve({
+      flood: async (_args, stream) => {
+        for (let i = 0; i < 200; i++) {
+          await stream.chunk(Buffer.alloc(64 * 1024, 1))
+          sent++
+        }
+        return {sent}
+      },
+    })
+    // the sink takes one chunk and then is full for 400 ms: the server must not run ahead
+    let received = 0
+    let release: () => void = () => {}
+    const blocked = new Promise<void>((resolve) => (release = resolve))
+    const run = runViaServer(server.path, 'flood', {}, {onChunk: (c) => ((received += c.length), received > 64 * 1024 ? blocked : undefined)})
+    await sleep(400)
+    // socket buffers hold a few chunks at most, never the 200 (12.8 MB)
+    expect(sent).toBeLessThan(60)
+    release()
+    expect(await run).toEqual({sent: 200})
+    expect(received).toBe(200 * 64 * 1024)
+
+    const failing = runViaServer(server.path, 'flood', {}, {onChunk: () => Promise.reject(Object.assign(new Error('write EPIPE'), {code: 'EPIPE'}))})
+    await expect(failing).rejects.toMatchObject({code: 'EPIPE'})
   })
 })

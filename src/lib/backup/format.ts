@@ -11,6 +11,7 @@
  */
 import {createHash, type Hash} from 'node:crypto'
 import {createReadStream} from 'node:fs'
+import type {Readable} from 'node:stream'
 import {createGunzip} from 'node:zlib'
 
 import {KintoError} from '../errors.js'
@@ -186,11 +187,11 @@ function checkRow(row: unknown, table: TableName, file: string): unknown[] {
   return row
 }
 
-/** Reads the file's gzip stream; the underlying error becomes one clear line. */
-async function* gunzipped(file: string): AsyncGenerator<Buffer> {
-  const input = createReadStream(file)
+/** Reads the file's gzip stream (or `source`, named `file` in messages); the underlying error becomes one clear line. */
+async function* gunzipped(file: string, source?: Readable): AsyncGenerator<Buffer> {
+  const input = source ?? createReadStream(file)
   const gunzip = createGunzip()
-  input.on('error', (error) => gunzip.destroy(error))
+  input.on('error', (error: Error) => gunzip.destroy(error))
   input.pipe(gunzip)
   try {
     for await (const chunk of gunzip) yield chunk as Buffer
@@ -218,9 +219,10 @@ async function* gunzipped(file: string): AsyncGenerator<Buffer> {
 /**
  * Opens a backup file: reads and checks the header at once (a newer format, a damaged start),
  * then hands out the rows; the checksum and counts are checked when the trailer is reached.
+ * With `source` (standard input) that stream is read instead, once, and `file` only names it.
  */
-export async function decodeBackup(file: string, options: DecodeOptions = {}): Promise<DecodedBackup> {
-  const it = lines(gunzipped(file), file)
+export async function decodeBackup(file: string, options: DecodeOptions = {}, source?: Readable): Promise<DecodedBackup> {
+  const it = lines(gunzipped(file, source), file)
   const first = await it.next()
   if (first.done) throw corrupt(file, 'it is empty')
   const hash: Hash = createHash('sha256')

@@ -2,8 +2,8 @@
  * `kinto backup`, `kinto restore` and `kinto db copy` as library verbs (docs/backup.md).
  *
  * backup: a consistent snapshot (snapshot.ts) streamed through the format's encoder and gzip into
- * FILE.partial, renamed to FILE when complete. restore: the file decoded as it streams into one
- * transaction per database (restore.ts). copy: the snapshot streamed straight into the restore.
+ * FILE.partial, renamed when complete, or into stdout (stream.ts). restore: the file (or stdin)
+ * decoded as it streams into one transaction per database (restore.ts). copy: snapshot into restore.
  * Embedded folders are locked first. A backup of a folder a running server holds is read by that
  * server (its control channel) and streamed here; restore and copy refuse such a folder.
  */
@@ -19,21 +19,21 @@ import {asBool, type Settings} from '../config/settings.js'
 import {DatabaseRegistry, isPostgresUrl, maskUrl, type Queryable, type SqlClient, withRegistry} from '../db/index.js'
 import {ExitCode, isKintoError, KintoError, UsageError} from '../errors.js'
 import {runViaServer, serverHolding} from '../ops/control.js'
-import {ensureSchema} from '../schema/index.js'
-import {privilegeError, withMigrationLocks} from '../schema/migrate.js'
-import {planBackend} from '../schema/migrator.js'
-import {type BackendName, CURRENT_VERSIONS} from '../schema/sql-files.js'
+import {withMigrationLocks} from '../schema/migrate.js'
 import {clientFor, type ConfiguredBackend} from '../schema/targets.js'
 import {packageVersion} from '../version.js'
 import {type BackupHeader, type Counts, decodeBackup, emptyCounts, encodeBackup, FORMAT_NAME, FORMAT_VERSION, type RowBatch, type TableName} from './format.js'
 import {folderProblem, nonRegularKind} from '../fs.js'
 import {markerPath, writeMarker} from './marker.js'
 import {restoreInto} from './restore.js'
-import {type ProgressEvent, ROW_FORMAT_SINCE, snapshotRows, snapshotSchema, withSnapshot} from './snapshot.js'
+import {countingInto, STANDARD_INPUT, STANDARD_OUTPUT, streamStopped, writeWaiting} from './stream.js'
+import {assertNoUpgrade, checkFileSchema, migrateTargets, pendingSchema, schemaTargets} from './target-schema.js'
+import {type ProgressEvent, snapshotRows, snapshotSchema, withSnapshot} from './snapshot.js'
 import {assertNotServed, backendsForUrl, type DataBackends, dataBackends, sameDatabase} from './targets.js'
 
 export {countsText, FORMAT_VERSION, TABLE_NAMES, type Counts, type TableName} from './format.js'
 export {markerPath, readMarker, RECENT_BACKUP_DAYS} from './marker.js'
+export {STANDARD_INPUT, STANDARD_OUTPUT} from './stream.js'
 export type {ProgressEvent} from './snapshot.js'
 
 /**
@@ -66,8 +66,14 @@ export interface BackupOptions {
    * control channel (without it such a folder is refused).
    */
   iniPath?: string
-  /** Absolute path of the file to write. */
+  /** Absolute path of the file to write (ignored when `stream` is given). */
   file: string
+  /**
+   * Write the backup to this stream instead of a file (standard output, for `-o -`): the same
+   * bytes, as they are produced, waiting for the reader (backpressure). Refused when it is a
+   * terminal. A failure midway leaves the reader a backup without its trailer, which restore refuses.
+   */
+  stream?: Writable & {isTTY?: boolean}
   /** Replace an existing file. */
   force?: boolean
   /** How long to wait for another command holding the database (default FOLDER_LOCK_SECONDS). */
@@ -201,23 +207,83 @@ export async function readBackup(options: ReadBackupOptions, sink: () => Writabl
   )
 }
 
-/** The file's bytes as the server sends them, written as they come (memory stays flat). */
-async function receiveBackup(control: string, partial: string, options: BackupOptions): Promise<BackupContent> {
+/**
+ * The file's bytes as the server sends them, written as they come (memory stays flat): `write`
+ * returns a promise when the sink must be waited for (a pipe), and the socket pauses meanwhile.
+ */
+async function receiveBackup(control: string, write: (chunk: Buffer) => void | Promise<void>, options: BackupOptions): Promise<BackupContent> {
+  return runViaServer<BackupContent>(
+    control,
+    'backup',
+    {progress: Boolean(options.onProgress)},
+    {
+      onChunk: write,
+      onEvent: (event) => options.onProgress?.(event as ProgressEvent),
+      signal: options.signal,
+    },
+  )
+}
+
+async function receiveBackupFile(control: string, partial: string, options: BackupOptions): Promise<BackupContent> {
   const fd = openSync(partial, 'wx', 0o600)
   try {
-    return await runViaServer<BackupContent>(
-      control,
-      'backup',
-      {progress: Boolean(options.onProgress)},
-      {
-        onChunk: (chunk) => void writeSync(fd, chunk),
-        onEvent: (event) => options.onProgress?.(event as ProgressEvent),
-        signal: options.signal,
-      },
-    )
+    return await receiveBackup(control, (chunk) => void writeSync(fd, chunk), options)
   } finally {
     closeSync(fd)
   }
+}
+
+/**
+ * `kinto backup -o -`: the snapshot encoded and compressed by the same code as a file, into
+ * `stream` as it is produced. Nothing is written before the snapshot is taken; a failure after
+ * that leaves the reader a stream without a trailer (kinto restore refuses it), and says so.
+ */
+async function backupToStream(options: BackupOptions & {stream: Writable & {isTTY?: boolean}}, b: DataBackends, server: {control: string} | null): Promise<BackupResult> {
+  const started = Date.now()
+  const out = options.stream
+  if (out.isTTY) {
+    throw new UsageError('-o - writes the compressed backup to standard output, which is a terminal here.', {
+      hint: 'Pipe it (kinto backup -o - | ssh host \'cat > kinto.ndjson.gz\') or redirect it to a file, or give -o a file name.',
+    })
+  }
+  const counter = {bytes: 0}
+  const write = writeWaiting(out, counter)
+  let opened = false
+  // (a reader that goes away is said once, by the failure below; never an unhandled error event)
+  const ignore = () => {}
+  out.on('error', ignore)
+  let content: BackupContent
+  try {
+    content = server
+      ? await receiveBackup(
+          server.control,
+          (chunk) => {
+            opened = true
+            return write(chunk)
+          },
+          options,
+        )
+      : await readBackup(options, () => {
+          opened = true
+          return countingInto(out, counter)
+        })
+    // (the server path ends the stream here; the file path's pipeline has ended it)
+    if (server) await new Promise<void>((resolve, reject) => out.end(() => (out.errored ? reject(out.errored) : resolve())))
+  } catch (error) {
+    if (!opened) throw error
+    throw streamStopped(error, counter.bytes)
+  } finally {
+    out.off('error', ignore)
+  }
+  // Complete: every byte, trailer included, went to the reader (whether the far end kept it is the pipeline's exit status).
+  let marker: string | null = null
+  let markerError: string | undefined
+  try {
+    marker = writeMarker(options.dir, {at: content.createdAt, file: STANDARD_OUTPUT, sha256: content.sha256, counts: content.counts})
+  } catch (error) {
+    markerError = `${markerPath(options.dir)} could not be written (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); kinto check will not know of this backup`
+  }
+  return {file: STANDARD_OUTPUT, bytes: counter.bytes, ...content, source: where(b), marker, ...(markerError ? {markerError} : {}), seconds: (Date.now() - started) / 1000}
 }
 
 export async function backup(options: BackupOptions): Promise<BackupResult> {
@@ -225,6 +291,7 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
   const b = dataBackends(options.settings, options.dir, 'kinto backup')
   const server = options.iniPath ? serverHolding({settings: options.settings, dir: options.dir, path: options.iniPath}) : null
   if (!server) assertNotServed([b.storage, b.permission], 'back up')
+  if (options.stream) return backupToStream({...options, stream: options.stream}, b, server)
   const file = options.file
   const kind = nonRegularKind(file)
   if (kind) {
@@ -241,7 +308,7 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
   try {
     clearPartial(partial)
     const content = server
-      ? await receiveBackup(server.control, partial, options)
+      ? await receiveBackupFile(server.control, partial, options)
       : await readBackup(options, () => createWriteStream(partial, {mode: 0o600, flags: 'wx'}))
     publish(partial, file, Boolean(options.force))
     // The file is complete from here on: a marker that cannot be written is said, not a failure.
@@ -272,30 +339,6 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
 
 // ---- restore
 
-/** A file's schema versions: newer than ours refused; older ones restore when their rows have this layout. */
-function checkFileSchema(header: BackupHeader, file: string): string[] {
-  const notes: string[] = []
-  for (const backend of ['storage', 'permission'] as const) {
-    const v = header.schema[backend]
-    if (v > CURRENT_VERSIONS[backend]) {
-      throw new KintoError(
-        `${file} was taken from a ${backend} schema version ${v}, newer than this kinto-ops knows (${CURRENT_VERSIONS[backend]}); nothing was restored.`,
-        {code: 'KINTO_BACKUP_NEWER', hint: `Restore it with kinto-ops ${header.kinto_ops} or newer.`},
-      )
-    }
-    if (v < ROW_FORMAT_SINCE[backend]) {
-      throw new KintoError(`${file} claims a ${backend} schema version ${v}, older than any this format was written from; nothing was restored.`, {
-        code: 'KINTO_BACKUP_INVALID',
-        hint: 'Use a file written by `kinto backup`.',
-      })
-    }
-    if (v < CURRENT_VERSIONS[backend]) {
-      notes.push(`${backend} rows of schema ${v} restored into schema ${CURRENT_VERSIONS[backend]} (the migrations in between change no rows)`)
-    }
-  }
-  return notes
-}
-
 /** Reads a whole file, checking its checksum and counts; throws KINTO_BACKUP_INVALID when it is damaged. */
 export async function verifyBackup(file: string): Promise<{header: BackupHeader; counts: Counts}> {
   const decoded = await decodeBackup(file)
@@ -303,52 +346,17 @@ export async function verifyBackup(file: string): Promise<{header: BackupHeader;
   return {header: decoded.header, counts: decoded.trailer.counts!}
 }
 
-/** Per distinct database, the backends whose schema lives there (the cache too, so that the target can be served). */
-function schemaTargets(b: DataBackends): Array<{backend: ConfiguredBackend; names: BackendName[]}> {
-  const list = [b.storage, b.permission, ...(b.cache.kind === 'postgresql' ? [b.cache] : [])]
-  const out: Array<{backend: ConfiguredBackend; names: BackendName[]}> = []
-  for (const x of list) {
-    const same = out.find((o) => sameDatabase(o.backend, x))
-    if (same) same.names.push(x.backend)
-    else out.push({backend: x, names: [x.backend]})
-  }
-  return out
-}
-
-async function pendingSchema(registry: DatabaseRegistry, targets: ReturnType<typeof schemaTargets>): Promise<boolean> {
-  for (const t of targets) {
-    const client = clientFor(registry, t.backend)
-    for (const name of t.names) {
-      const plan = await client.withConnection((conn) => planBackend(conn, name)).catch((error: unknown) => {
-        throw privilegeError(error, t.backend, 'read', name) ?? error
-      })
-      if (plan.steps.length > 0) return true
-    }
-  }
-  return false
-}
-
-/** Installs or upgrades the target's schemas (the normal migrations); the steps that ran. */
-async function migrateTargets(registry: DatabaseRegistry, targets: ReturnType<typeof schemaTargets>): Promise<string[]> {
-  const steps: string[] = []
-  for (const t of targets) {
-    // ensureSchema reads each backend's version, then installs: say which role lacks what
-    const plans = await ensureSchema(clientFor(registry, t.backend), t.names).catch(async (error: unknown) => {
-      const code = (error as {code?: string} | null)?.code
-      if (code !== '42501' && code !== '25006') throw error
-      const pending = await pendingSchema(registry, [t])
-      throw privilegeError(error, t.backend, pending ? 'install' : 'read', t.names.find((n) => n !== 'cache') ?? t.names[0]) ?? error
-    })
-    for (const plan of plans) steps.push(...plan.steps.map((s) => `${plan.backend} ${s.name}`))
-  }
-  return steps
-}
-
 export interface RestoreOptions {
   settings: Settings
   dir: string
-  /** The backup file (absolute path). */
+  /** The backup file (absolute path); ignored when `stream` is given. */
   file: string
+  /**
+   * Read the backup from this stream instead (standard input, for `restore -`), once: refused when
+   * it is a terminal, or when the target's schema must be upgraded first (that would be changed
+   * before the input is verified; a target without any schema gets it installed).
+   */
+  stream?: Readable & {isTTY?: boolean}
   force?: boolean
   /** How long to wait for another command holding the database (default FOLDER_LOCK_SECONDS). */
   lockTimeoutMs?: number
@@ -384,21 +392,34 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     })
   }
   const b = dataBackends(options.settings, options.dir, 'kinto restore')
-  const decoded = await decodeBackup(options.file)
+  const stream = options.stream
+  if (stream?.isTTY) {
+    throw new UsageError('restore - reads the backup from standard input, which is a terminal here.', {
+      hint: 'Pipe the backup in (ssh host cat kinto.ndjson.gz | kinto restore - --ini …), or give the path of the file.',
+    })
+  }
+  const file = stream ? STANDARD_INPUT : options.file
+  const decoded = await decodeBackup(file, {}, stream)
   try {
-    const notes = checkFileSchema(decoded.header, options.file)
+    const notes = checkFileSchema(decoded.header, file)
     assertNotServed([b.storage, b.permission], 'restore into')
     const registry = new DatabaseRegistry(options.dir)
     try {
       return await withMigrationLocks([b.storage, b.permission], registry, lockOptions(options.lockTimeoutMs), false, async () => {
         const targets = schemaTargets(b)
-        // A target that needs migrations is changed before the first row: check the whole file first.
-        if (await pendingSchema(registry, targets)) await verifyBackup(options.file)
+        // A target that needs migrations is changed before the first row: check the whole file
+        // first. Standard input is read once: a target without any schema gets it (an empty
+        // database stays empty of rows whatever the input); one to upgrade is left to kinto migrate.
+        if (stream) await assertNoUpgrade(registry, targets)
+        else if (await pendingSchema(registry, targets)) await verifyBackup(options.file)
         const migrated = await migrateTargets(registry, targets)
         const clients = {storage: clientFor(registry, b.storage), permission: clientFor(registry, b.permission)}
-        const res = await restoreInto(clients, decoded, {force: options.force, signal: options.signal, where: where(b), onProgress: options.onProgress})
+        const res = await restoreInto(clients, decoded, {force: options.force, signal: options.signal, where: where(b), onProgress: options.onProgress}).catch((error: unknown) => {
+          if (!(stream && migrated.length > 0 && isKintoError(error))) throw error
+          throw new KintoError(`${error.message} The target's schema was installed first; it holds no rows.`, {code: error.code, exit: error.exit, hint: error.hint, cause: error})
+        })
         return {
-          file: options.file,
+          file,
           createdAt: decoded.header.created_at,
           writtenBy: decoded.header.kinto_ops,
           schema: decoded.header.schema,

@@ -186,7 +186,8 @@ function handleConnection(socket: Socket, operations: Record<string, ControlOper
 
 export interface RunViaServerOptions {
   onEvent?: (event: unknown) => void
-  onChunk?: (chunk: Buffer) => void
+  /** A piece of a streamed result; when it returns a promise, the connection pauses until it settles (a rejection fails the run). */
+  onChunk?: (chunk: Buffer) => void | Promise<void>
   /** Give up when the server has sent nothing for this long (default 10 min). */
   timeoutMs?: number
   /**
@@ -276,7 +277,19 @@ export function runViaServer<T = unknown>(socketPath: string, op: string, args: 
           continue
         }
         if ('event' in message) options.onEvent?.(message.event)
-        else if (typeof message.chunk === 'string') options.onChunk?.(Buffer.from(message.chunk, 'base64'))
+        else if (typeof message.chunk === 'string') {
+          const wait = options.onChunk?.(Buffer.from(message.chunk, 'base64'))
+          if (wait) {
+            // the sink is full (a slow pipe): read nothing more until it drains (the server waits too)
+            socket.pause()
+            wait.then(
+              () => {
+                if (!settled) socket.resume()
+              },
+              (error: unknown) => finish(() => reject(error)),
+            )
+          }
+        }
         else if ('result' in message) return finish(() => resolve(message.result as T))
         else if (message.error) {
           const e = message.error
