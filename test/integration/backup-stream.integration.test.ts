@@ -127,6 +127,9 @@ describe('kinto backup -o - and kinto restore - on the embedded engine', () => {
     expect(createHash('sha256').update(lines.join('\n') + '\n').digest('hex')).toBe(result.sha256)
     const marker = JSON.parse(readFileSync(path.join(source.dir, '.kinto-backup'), 'utf8'))
     expect(marker).toMatchObject({file: '(standard output)', sha256: result.sha256, at: result.createdAt})
+    const check = await kinto(['check', '--ini', source.ini, '--json']).done
+    const findings = (JSON.parse(check.stdout.toString('utf8')) as {findings: Array<{id: string; message: string}>}).findings
+    expect(findings.find((f) => f.id === 'backup')?.message).toBe(`Last kinto backup at ${result.createdAt} (standard output).`)
     // no file left anywhere in the ini's folder (no '-', no .partial)
     expect(readdirSync(source.dir).sort()).toEqual(['.kinto-backup', 'data', 'kinto.ini'])
 

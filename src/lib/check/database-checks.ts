@@ -286,7 +286,9 @@ function backupFindings(config: KintoConfig, backends: BackendStatus[]): Finding
   if (ageDays > RECENT_BACKUP_DAYS) {
     return [warning('backup', `The last kinto backup of this data is ${Math.floor(ageDays)} days old (${marker.at}, ${marker.file}).`, fix)]
   }
-  return [ok('backup', `Last kinto backup at ${marker.at} (${marker.file}).`)]
+  // A streamed backup's marker names no file: "(standard output)" is written as it is.
+  const where = marker.file.startsWith('(') ? marker.file : `(${marker.file})`
+  return [ok('backup', `Last kinto backup at ${marker.at} ${where}.`)]
 }
 
 /** Database findings for every PostgreSQL backend of the config; [] when none is configured. */
