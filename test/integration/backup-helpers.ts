@@ -10,7 +10,8 @@ import type {FastifyInstance} from 'fastify'
 
 import {createBackends} from '../../src/lib/backends.js'
 import {buildSettings} from '../../src/lib/config/settings.js'
-import {DatabaseRegistry} from '../../src/lib/db/index.js'
+import {DatabaseRegistry, openDatabase} from '../../src/lib/db/index.js'
+import {ensureSchema} from '../../src/lib/schema/index.js'
 import {createApp} from '../../src/lib/server/app.js'
 import {postgresqlSettings} from '../helpers/db.js'
 import {basic, client} from '../server/helpers.js'
@@ -146,4 +147,55 @@ export async function apiAnswers(t: TestApp, perCollection = 100): Promise<Recor
     }
   }
   return out
+}
+
+/** The tables a backup carries, in the order of rowCounts. */
+export const BACKUP_TABLES = ['objects', 'timestamps', 'access_control_entries', 'user_principals']
+
+/** Installs the cache, storage and permission schemas in the database of `url`. */
+export async function migrated(url: string): Promise<void> {
+  const c = openDatabase(url)
+  try {
+    await ensureSchema(c, ['cache', 'storage', 'permission'])
+  } finally {
+    await c.close()
+  }
+}
+
+/** An ini over a new embedded folder made by `folder` (schema installed unless bare). */
+export async function embedded(folder: () => string, bare = false): Promise<{ini: string; url: string; dir: string}> {
+  const dir = folder()
+  const url = `pglite:${path.join(dir, 'data')}`
+  if (!bare) await migrated(url)
+  return {ini: writeIni(dir, url), url, dir}
+}
+
+/** Rows per table of BACKUP_TABLES; zero for a table that does not exist (no schema yet). */
+export async function rowCounts(url: string): Promise<number[]> {
+  const c = openDatabase(url)
+  try {
+    const out: number[] = []
+    for (const t of BACKUP_TABLES) {
+      const exists = (await c.query<{r: string | null}>('SELECT to_regclass($1) AS r', [t])).rows[0].r
+      out.push(exists ? Number((await c.query<{n: number}>(`SELECT count(*) AS n FROM ${t}`)).rows[0].n) : 0)
+    }
+    return out
+  } finally {
+    await c.close()
+  }
+}
+
+/** `n` records of ~200 bytes in /buckets/bulk/collections/rows, in one statement (timestamps by the trigger, as for any write). */
+export async function insertBulkRows(url: string, n: number): Promise<void> {
+  const c = openDatabase(url)
+  try {
+    await c.query(
+      `INSERT INTO objects (id, parent_id, resource_name, data, deleted)
+       SELECT 'bulk' || i, '/buckets/bulk/collections/rows', 'record', jsonb_build_object('i', i, 'pad', repeat('x', 200)), FALSE
+         FROM generate_series(1, $1::int) AS i`,
+      [n],
+    )
+  } finally {
+    await c.close()
+  }
 }

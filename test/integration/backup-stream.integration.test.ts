@@ -12,60 +12,13 @@ import {gunzipSync, gzipSync} from 'node:zlib'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {openDatabase} from '../../src/lib/db/index.js'
-import {ensureSchema} from '../../src/lib/schema/index.js'
 import {cliBin, repoRoot} from '../helpers/cli.js'
 import {createServerDatabase, realServerUrl, serverSkip, type TestDatabase} from '../helpers/db.js'
 import {tempFolders} from '../helpers/tmp.js'
-import {openApp, populate, writeIni} from './backup-helpers.js'
+import {BACKUP_TABLES, embedded as embeddedIn, insertBulkRows, migrated, openApp, populate, rowCounts, writeIni} from './backup-helpers.js'
 
 const tmp = tempFolders('backup-stream')
-const TABLES = ['objects', 'timestamps', 'access_control_entries', 'user_principals']
-
-async function migrated(url: string): Promise<void> {
-  const c = openDatabase(url)
-  try {
-    await ensureSchema(c, ['cache', 'storage', 'permission'])
-  } finally {
-    await c.close()
-  }
-}
-
-/** An ini over a new embedded folder (schema installed unless bare). */
-async function embedded(bare = false): Promise<{ini: string; url: string; dir: string}> {
-  const dir = tmp()
-  const url = `pglite:${path.join(dir, 'data')}`
-  if (!bare) await migrated(url)
-  return {ini: writeIni(dir, url), url, dir}
-}
-
-/** Rows per table; all zero when the schema is missing too. */
-async function rowCounts(url: string): Promise<number[]> {
-  const c = openDatabase(url)
-  try {
-    const out: number[] = []
-    for (const t of TABLES) {
-      const exists = (await c.query<{r: string | null}>('SELECT to_regclass($1) AS r', [t])).rows[0].r
-      out.push(exists ? Number((await c.query<{n: number}>(`SELECT count(*) AS n FROM ${t}`)).rows[0].n) : 0)
-    }
-    return out
-  } finally {
-    await c.close()
-  }
-}
-
-async function insertBulkRows(url: string, n: number): Promise<void> {
-  const c = openDatabase(url)
-  try {
-    await c.query(
-      `INSERT INTO objects (id, parent_id, resource_name, data, deleted)
-       SELECT 'bulk' || i, '/buckets/bulk/collections/rows', 'record', jsonb_build_object('i', i, 'pad', md5(i::text) || repeat('x', 100)), FALSE
-         FROM generate_series(1, $1::int) AS i`,
-      [n],
-    )
-  } finally {
-    await c.close()
-  }
-}
+const embedded = (bare = false) => embeddedIn(tmp, bare)
 
 const children: ChildProcess[] = []
 afterAll(() => {
@@ -117,7 +70,7 @@ describe('kinto backup -o - and kinto restore - on the embedded engine', () => {
     expect(r.code, r.stderr).toBe(0)
     const result = JSON.parse(r.stderr.trim().split('\n').pop()!)
     expect(result).toMatchObject({file: '(standard output)', bytes: r.stdout.length, schema: {storage: 26, permission: 2}})
-    expect(TABLES.map((t) => result.counts[t])).toEqual(sourceCounts)
+    expect(BACKUP_TABLES.map((t) => result.counts[t])).toEqual(sourceCounts)
     // the file format: header, tables, trailer with counts and the sha256 of what precedes it
     const lines = gunzipSync(r.stdout).toString('utf8').split('\n')
     expect(lines.pop()).toBe('')
@@ -158,7 +111,7 @@ describe('kinto backup -o - and kinto restore - on the embedded engine', () => {
     expect(restored.code, restored.stderr).toBe(0)
     const result = JSON.parse(restored.stdout.toString())
     expect(result.file).toBe('(standard input)')
-    expect(TABLES.map((t) => result.counts[t])).toEqual(sourceCounts)
+    expect(BACKUP_TABLES.map((t) => result.counts[t])).toEqual(sourceCounts)
     expect(await rowCounts(target.url)).toEqual(sourceCounts)
   }, 120_000)
 

@@ -16,7 +16,6 @@ import Pg from 'pg'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {openDatabase} from '../../src/lib/db/index.js'
-import {ensureSchema} from '../../src/lib/schema/index.js'
 import {pgliteLockPath, withFileLock} from '../../src/lib/schema/lock.js'
 import {cliBin, repoRoot} from '../helpers/cli.js'
 import {runCliInProcess} from '../helpers/cli-in-process.js'
@@ -24,28 +23,12 @@ import {createServerDatabase, realServerUrl, serverSkip, type TestDatabase} from
 import {acceptanceHttpChecks} from '../helpers/schema-catalog.js'
 import {tempFolders} from '../helpers/tmp.js'
 import {startTestServer} from '../client/helpers.js'
-import {ALICE, type Answer, apiAnswers, openApp, populate, writeIni} from './backup-helpers.js'
+import {ALICE, type Answer, apiAnswers, embedded as embeddedIn, insertBulkRows, migrated, openApp, populate, rowCounts, writeIni} from './backup-helpers.js'
 
 const tmp = tempFolders('backup')
+const embedded = (bare = false) => embeddedIn(tmp, bare)
 const execFileP = promisify(execFile)
 const acceptanceScript = acceptanceHttpChecks
-
-async function migrated(url: string): Promise<void> {
-  const c = openDatabase(url)
-  try {
-    await ensureSchema(c, ['cache', 'storage', 'permission'])
-  } finally {
-    await c.close()
-  }
-}
-
-/** An ini over a fresh embedded folder (schema installed unless bare). */
-async function embedded(bare = false): Promise<{ini: string; url: string; dir: string}> {
-  const dir = tmp()
-  const url = `pglite:${path.join(dir, 'data')}`
-  if (!bare) await migrated(url)
-  return {ini: writeIni(dir, url), url, dir}
-}
 
 async function answersOf(url: string): Promise<Record<string, Answer>> {
   const t = openApp(url)
@@ -53,34 +36,6 @@ async function answersOf(url: string): Promise<Record<string, Answer>> {
     return await apiAnswers(t)
   } finally {
     await t.close()
-  }
-}
-
-/** `n` records of ~200 bytes in /buckets/bulk/collections/rows, in one statement (timestamps by the trigger, as for any write). */
-async function insertBulkRows(url: string, n: number): Promise<void> {
-  const c = openDatabase(url)
-  try {
-    await c.query(
-      `INSERT INTO objects (id, parent_id, resource_name, data, deleted)
-       SELECT 'bulk' || i, '/buckets/bulk/collections/rows', 'record', jsonb_build_object('i', i, 'pad', repeat('x', 200)), FALSE
-         FROM generate_series(1, $1::int) AS i`,
-      [n],
-    )
-  } finally {
-    await c.close()
-  }
-}
-
-async function rowCounts(url: string): Promise<number[]> {
-  const c = openDatabase(url)
-  try {
-    const out: number[] = []
-    for (const t of ['objects', 'timestamps', 'access_control_entries', 'user_principals']) {
-      out.push(Number((await c.query<{n: number}>(`SELECT count(*) AS n FROM ${t}`)).rows[0].n))
-    }
-    return out
-  } finally {
-    await c.close()
   }
 }
 
