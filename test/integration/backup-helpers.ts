@@ -199,3 +199,15 @@ export async function insertBulkRows(url: string, n: number): Promise<void> {
     await c.close()
   }
 }
+
+/** An embedded folder (embedded()) filled with populate()'s dataset. */
+export async function populatedEmbedded(folder: () => string): Promise<{ini: string; url: string; dir: string}> {
+  const source = await embedded(folder)
+  const t = openApp(source.url)
+  try {
+    await populate(t)
+  } finally {
+    await t.close()
+  }
+  return source
+}

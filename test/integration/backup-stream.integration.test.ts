@@ -15,7 +15,7 @@ import {openDatabase} from '../../src/lib/db/index.js'
 import {cliBin, repoRoot} from '../helpers/cli.js'
 import {createServerDatabase, realServerUrl, serverSkip, type TestDatabase} from '../helpers/db.js'
 import {tempFolders} from '../helpers/tmp.js'
-import {BACKUP_TABLES, embedded as embeddedIn, insertBulkRows, migrated, openApp, populate, rowCounts, writeIni} from './backup-helpers.js'
+import {BACKUP_TABLES, embedded as embeddedIn, insertBulkRows, migrated, openApp, populate, populatedEmbedded, rowCounts, writeIni} from './backup-helpers.js'
 
 const tmp = tempFolders('backup-stream')
 const embedded = (bare = false) => embeddedIn(tmp, bare)
@@ -55,13 +55,7 @@ describe('kinto backup -o - and kinto restore - on the embedded engine', () => {
   let sourceCounts: number[]
 
   beforeAll(async () => {
-    source = await embedded()
-    const t = openApp(source.url)
-    try {
-      await populate(t)
-    } finally {
-      await t.close()
-    }
+    source = await populatedEmbedded(tmp)
     sourceCounts = await rowCounts(source.url)
   }, 120_000)
 

@@ -23,7 +23,7 @@ import {createServerDatabase, realServerUrl, serverSkip, type TestDatabase} from
 import {acceptanceHttpChecks} from '../helpers/schema-catalog.js'
 import {tempFolders} from '../helpers/tmp.js'
 import {startTestServer} from '../client/helpers.js'
-import {ALICE, type Answer, apiAnswers, embedded as embeddedIn, insertBulkRows, migrated, openApp, populate, rowCounts, writeIni} from './backup-helpers.js'
+import {ALICE, type Answer, apiAnswers, embedded as embeddedIn, insertBulkRows, migrated, openApp, populate, populatedEmbedded, rowCounts, writeIni} from './backup-helpers.js'
 
 const tmp = tempFolders('backup')
 const embedded = (bare = false) => embeddedIn(tmp, bare)
@@ -68,13 +68,7 @@ describe('kinto backup and restore on the embedded engine', () => {
   let restored: {ini: string; url: string; dir: string}
 
   beforeAll(async () => {
-    source = await embedded()
-    const t = openApp(source.url)
-    try {
-      await populate(t)
-    } finally {
-      await t.close()
-    }
+    source = await populatedEmbedded(tmp)
     answers = await answersOf(source.url)
   }, 120_000)
 
