@@ -49,16 +49,21 @@ export function schemaTargets(b: DataBackends): Array<{backend: ConfiguredBacken
   return out
 }
 
-export async function pendingSchema(registry: DatabaseRegistry, targets: ReturnType<typeof schemaTargets>): Promise<boolean> {
+/** Each backend's migration plan on its target, in order (a role that cannot read it: said). */
+async function* targetPlans(registry: DatabaseRegistry, targets: ReturnType<typeof schemaTargets>) {
   for (const t of targets) {
     const client = clientFor(registry, t.backend)
     for (const name of t.names) {
       const plan = await client.withConnection((conn) => planBackend(conn, name)).catch((error: unknown) => {
         throw privilegeError(error, t.backend, 'read', name) ?? error
       })
-      if (plan.steps.length > 0) return true
+      yield {target: t, name, plan}
     }
   }
+}
+
+export async function pendingSchema(registry: DatabaseRegistry, targets: ReturnType<typeof schemaTargets>): Promise<boolean> {
+  for await (const {plan} of targetPlans(registry, targets)) if (plan.steps.length > 0) return true
   return false
 }
 
@@ -83,17 +88,11 @@ export async function migrateTargets(registry: DatabaseRegistry, targets: Return
  * input, read once, is verified). A target without a schema, or a current one, is fine.
  */
 export async function assertNoUpgrade(registry: DatabaseRegistry, targets: ReturnType<typeof schemaTargets>): Promise<void> {
-  for (const t of targets) {
-    const client = clientFor(registry, t.backend)
-    for (const name of t.names) {
-      const plan = await client.withConnection((conn) => planBackend(conn, name)).catch((error: unknown) => {
-        throw privilegeError(error, t.backend, 'read', name) ?? error
-      })
-      if (plan.state !== 'behind') continue
-      throw new UsageError(
-        `The ${name} schema of ${t.backend.database} is at version ${plan.installed}, behind ${plan.current}: restore - reads standard input once, so it cannot verify the backup before upgrading the schema; nothing was changed.`,
-        {hint: 'Run kinto migrate with the same --ini first (or restore from a file), then run this again.'},
-      )
-    }
+  for await (const {target, name, plan} of targetPlans(registry, targets)) {
+    if (plan.state !== 'behind') continue
+    throw new UsageError(
+      `The ${name} schema of ${target.backend.database} is at version ${plan.installed}, behind ${plan.current}: restore - reads standard input once, so it cannot verify the backup before upgrading the schema; nothing was changed.`,
+      {hint: 'Run kinto migrate with the same --ini first (or restore from a file), then run this again.'},
+    )
   }
 }

@@ -163,7 +163,7 @@ export class LogFile {
   /** Python's WatchedFileHandler.reopenIfNeeded, at most once per interval; a timed rollover when due. */
   private check(): void {
     const st = this.stat()
-    if (!st || st.dev !== this.dev || st.ino !== this.ino || this.fd < 0) {
+    if (!this.stillOurs(st)) {
       this.reopen()
       // A new file (another process rolled it over, or logrotate moved it): its period starts now.
       if (this.schedule) this.reschedule(Date.now())
@@ -186,6 +186,16 @@ export class LogFile {
     }
   }
 
+  /** Whether the path (its stat) still names the file we have open (not moved, removed or rotated). */
+  private stillOurs<S extends {dev: number; ino: number}>(st: S | undefined): st is S {
+    return st !== undefined && st.dev === this.dev && st.ino === this.ino && this.fd >= 0
+  }
+
+  /** Whether `bytes` more stay under maxBytes (an empty file takes anything: Python's rule). */
+  private fits(bytes: number): boolean {
+    return this.size === 0 || this.size + bytes < this.maxBytes
+  }
+
   private armWatch(): void {
     if (this.timer) return
     this.timer = setTimeout(() => {
@@ -198,7 +208,7 @@ export class LogFile {
     let rest = text
     for (;;) {
       const bytes = Buffer.byteLength(rest)
-      if (this.size === 0 || this.size + bytes < this.maxBytes) {
+      if (this.fits(bytes)) {
         this.append(rest)
         this.size += bytes
         return true
@@ -220,7 +230,7 @@ export class LogFile {
       }
       // One rollover per write: a line longer than maxBytes gets a file of its own, no more.
       const after = Buffer.byteLength(rest)
-      if (this.size === 0 || this.size + after < this.maxBytes) continue
+      if (this.fits(after)) continue
       this.append(rest)
       this.size += after
       return true
@@ -236,14 +246,14 @@ export class LogFile {
     if (!this.lock(lock)) return false
     try {
       const st = this.stat()
-      if (!st || st.dev !== this.dev || st.ino !== this.ino || this.fd < 0) {
+      if (!this.stillOurs(st)) {
         // Rotated by another process (or moved): the new file is ours too.
         this.checkEachWrite = true
         this.reopen()
-        if (this.size === 0 || this.size + nextBytes < this.maxBytes) return true
+        if (this.fits(nextBytes)) return true
       } else {
         this.size = fstatSync(this.fd).size
-        if (this.size === 0 || this.size + nextBytes < this.maxBytes) return true
+        if (this.fits(nextBytes)) return true
       }
       this.close()
       const backupCount = this.options.backupCount ?? 0
@@ -262,11 +272,7 @@ export class LogFile {
       this.lockBusyUntil = Date.now() + this.intervalMs
       return false
     } finally {
-      try {
-        unlinkSync(lock)
-      } catch {
-        // removed as stale by another process: nothing to release
-      }
+      releaseLock(lock)
     }
   }
 
@@ -317,7 +323,7 @@ export class LogFile {
     const schedule = this.schedule!
     try {
       const st = this.stat()
-      if (!st || st.dev !== this.dev || st.ino !== this.ino || this.fd < 0) {
+      if (!this.stillOurs(st)) {
         this.reopen()
       } else {
         const dated = `${this.file}.${schedule.suffix(this.rolloverAt)}`
@@ -332,11 +338,7 @@ export class LogFile {
       this.failed('roll over', error)
       if (this.fd < 0) this.open('a')
     } finally {
-      try {
-        unlinkSync(lock)
-      } catch {
-        // removed as stale by another process: nothing to release
-      }
+      releaseLock(lock)
     }
     this.reschedule(Date.now())
   }
@@ -359,6 +361,14 @@ export class LogFile {
     if (message === this.lastError) return
     this.lastError = message
     this.options.onError?.(message)
+  }
+}
+
+function releaseLock(lock: string): void {
+  try {
+    unlinkSync(lock)
+  } catch {
+    // removed as stale by another process: nothing to release
   }
 }
 
