@@ -9,7 +9,7 @@ import path from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
-import {DEFAULT_SETTINGS, ruleFor, settingKey} from '../../src/lib/config/index.js'
+import {DEFAULT_SETTINGS, envNames, ruleFor, settingKey} from '../../src/lib/config/index.js'
 import {repoRoot} from '../helpers/cli.js'
 
 interface Doc {
@@ -68,16 +68,23 @@ const where = (s: Snippet) => `${s.file}:${s.line}`
 
 // ---- settings -------------------------------------------------------------------------------
 
-const sourceText = (() => {
+/** The text of every source file below some folders of the repository, read once. */
+function filesText(dirs: string[]): () => string {
   let text: string | undefined
   return () => {
-    text ??= readdirSync(path.join(repoRoot, 'src'), {recursive: true, encoding: 'utf8'})
-      .filter((f) => f.endsWith('.ts'))
-      .map((f) => readFileSync(path.join(repoRoot, 'src', f), 'utf8'))
+    text ??= dirs
+      .flatMap((dir) =>
+        readdirSync(path.join(repoRoot, dir), {recursive: true, encoding: 'utf8'})
+          .filter((f) => /\.(ts|mts|js|mjs|sh)$/.test(f))
+          .map((f) => readFileSync(path.join(repoRoot, dir, f), 'utf8')),
+      )
       .join('\n')
     return text
   }
-})()
+}
+
+const sourceText = filesText(['src'])
+const testsAndScriptsText = filesText(['test/helpers', 'test/integration', 'scripts'])
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
@@ -166,6 +173,18 @@ function invocations(docs: Doc[]): Snippet[] {
   return found
 }
 
+/**
+ * Whether a `KINTO_*` variable a doc names is one something reads: a flag's environment twin, a
+ * setting's override (`KINTO_<KEY>`), an error code, or a variable of the tests or scripts.
+ */
+function environmentIsRead(name: string): boolean {
+  if (surface.some((c) => Object.values(c.flags).some((f) => f.env === name))) return true
+  const lower = name.slice('KINTO_'.length).toLowerCase()
+  if (ruleFor(lower) || Object.keys(DEFAULT_SETTINGS).some((k) => envNames(k)[1] === name)) return true
+  if (new RegExp(`['"\`]${name}['"\`]`).test(sourceText())) return true // an error code
+  return testsAndScriptsText().includes(name)
+}
+
 // ---- links and paths --------------------------------------------------------------------------
 
 /** GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens. */
@@ -228,6 +247,12 @@ describe('README.md and docs/*.md', () => {
     expect(problems).toEqual([])
   })
 
+  it('name only KINTO_* environment variables that something reads', () => {
+    const named = docs.flatMap((d) => [...d.text.matchAll(/\bKINTO_[A-Z0-9_]+\b/g)].map((m) => `${d.file}: ${m[0]}`))
+    expect(named.length).toBeGreaterThan(50)
+    expect([...new Set(named)].filter((n) => !environmentIsRead(n.split(': ')[1]))).toEqual([])
+  })
+
   it('link to files and headings that exist, and name repository paths that exist', () => {
     expect(docs.flatMap(linkProblems)).toEqual([])
   })
@@ -247,6 +272,11 @@ describe('the docs checks themselves', () => {
     expect(settingIsRead('kinto.attachment.bas_path')).toBe(false)
     expect(settingIsRead('multiauth.policy.google.relm')).toBe(false)
     expect(settingIsRead('kinto.prometheus_prefx')).toBe(false)
+
+    expect(environmentIsRead('KINTO_START_SERVE_UNREACHABLE')).toBe(true)
+    expect(environmentIsRead('KINTO_BUCKET_WRITE_PRINCIPALS')).toBe(true)
+    expect(environmentIsRead('KINTO_TEST_DATABASE_URL')).toBe(true)
+    expect(environmentIsRead('KINTO_START_SERVE_UNREACHABLE_AT_ONCE')).toBe(false)
 
     expect(invocationProblems('kinto backup --ini a.ini -o - --force')).toEqual([])
     expect(invocationProblems('kinto backoff off --no-reload')).toEqual([])
