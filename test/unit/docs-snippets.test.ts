@@ -264,6 +264,23 @@ describe('README.md and docs/*.md', () => {
   })
 })
 
+describe('the ini kinto init writes (templates/kinto.ini)', () => {
+  const template = readFileSync(path.join(repoRoot, 'templates/kinto.ini'), 'utf8')
+
+  it('offers as commented examples only settings kinto-ops reads', () => {
+    // `# kinto.x = value` (or indented under a comment): what an operator uncomments
+    const examples = [...template.matchAll(/^#\s*((?:kinto|multiauth)\.[\w.-]+)\s*=/gm)].map((m) => m[1])
+    expect(examples.length).toBeGreaterThan(40)
+    expect(examples.filter((key) => !settingIsRead(key))).toEqual([])
+  })
+
+  it('names docs and commands that exist', () => {
+    expect(linkProblems({file: 'templates/kinto.ini', text: template})).toEqual([])
+    const commands = [...template.matchAll(/`(kinto [^`]+)`/g)].flatMap((m) => invocationProblems(m[1]))
+    expect(commands).toEqual([])
+  })
+})
+
 describe('the docs checks themselves', () => {
   it('catch a setting nobody reads, a flag or command that does not exist, and a dead link', () => {
     expect(settingIsRead('kinto.attachment.base_path')).toBe(true)
