@@ -221,7 +221,8 @@ function linkProblems(doc: Doc): string[] {
       else if (anchor && resolved.endsWith('.md') && !anchorsOf(resolved).has(anchor)) problems.push(`${at}: link to ${target}: no such heading`)
     }
     // paths of this repository named in the text (docs/upgrade.md, src/lib/…, test/…), from its root
-    for (const [, p] of line.matchAll(/(?<![\w/.-])((?:docs|src|test|scripts|bench|sql|templates)\/[\w./*-]*\.(?:md|ts|mts|js|mjs|sh|sql|json|png))(?![\w/])/g)) {
+    // (a file of ours by its extension, or a folder by its trailing /: upstream's docs/….rst are not ours)
+    for (const [, p] of line.matchAll(/(?<![\w/.-])((?:docs|src|test|scripts|bench|sql|templates)\/(?:[\w.*-]+\/)*(?:[\w.*-]+\.(?:md|ts|mts|js|mjs|sh|sql|json|png|ini|conf|wsgi)\b|(?=[\s`),;]|$)))/g)) {
       if (!repoPathExists(p)) problems.push(`${at}: ${p}: no such file`)
     }
   })
@@ -302,11 +303,12 @@ describe('the docs checks themselves', () => {
     expect(invocationProblems('kinto db drop --ini x')).toEqual(["no command 'kinto db drop'"])
     expect(invocationProblems('kinto frobnicate')).toEqual(["no command 'kinto frobnicate'"])
 
-    const doc = {file: 'docs/x.md', text: '[a](upgrade.md#the-script) [b](upgrade.md#no-such) [c](nowhere.md) see src/lib/nowhere.ts\n'}
+    const doc = {file: 'docs/x.md', text: '[a](upgrade.md#the-script) [b](upgrade.md#no-such) [c](nowhere.md) see src/lib/nowhere.ts, `src/lib/ops/`, `src/lib/opz/`\n'}
     expect(linkProblems(doc)).toEqual([
       'docs/x.md:1: link to upgrade.md#no-such: no such heading',
       'docs/x.md:1: link to nowhere.md: no such file',
       'docs/x.md:1: src/lib/nowhere.ts: no such file',
+      'docs/x.md:1: src/lib/opz/: no such file',
     ])
   })
 })
