@@ -9,6 +9,7 @@ import path from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
+import type {SurfaceCommand} from '../../scripts/cli-surface.mjs'
 import {DEFAULT_SETTINGS, envNames, ruleFor, settingKey} from '../../src/lib/config/index.js'
 import {repoRoot} from '../helpers/cli.js'
 
@@ -22,11 +23,6 @@ interface Snippet {
   file: string
   line: number
   text: string
-}
-
-interface SurfaceCommand {
-  id: string
-  flags: Record<string, {type: 'boolean' | 'option'; char?: string}>
 }
 
 function readDocs(): Doc[] {
