@@ -7,7 +7,7 @@
  */
 import {createHash, randomUUID} from 'node:crypto'
 import {createReadStream, createWriteStream} from 'node:fs'
-import {link, mkdir, open, rm, unlink} from 'node:fs/promises'
+import {chmod, link, mkdir, open, rm, unlink} from 'node:fs/promises'
 import path from 'node:path'
 import {Transform, type Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
@@ -17,7 +17,11 @@ import {writeFailureReason} from '../../../config/atomic.js'
 import {KintoError} from '../../../errors.js'
 import type {ResourceOptions} from './settings.js'
 
-/** Folder mode: others may read and traverse (a web server serves base_path), nobody else writes. */
+/**
+ * Folder mode: others may read and traverse (a web server serves base_path), nobody else writes.
+ * Set whatever the process's umask (a service's UMask=0077 would otherwise hide every file from
+ * the web server `kinto deploy nginx` sends to base_path).
+ */
 const FOLDER_MODE = 0o755
 const FILE_MODE = 0o644
 
@@ -114,7 +118,9 @@ export class LocalStore {
   /** Creates base_path/folder (and its parents) with mode 0755; returns its absolute path. */
   async ensureFolder(folder: string): Promise<string> {
     const full = this.resolve(folder)
-    await mkdir(full, {recursive: true, mode: FOLDER_MODE})
+    const first = await mkdir(full, {recursive: true, mode: FOLDER_MODE})
+    // the folders made here, from the first one down to `full` (never base_path's own parents)
+    for (let dir = full; first && dir.length >= first.length; dir = path.dirname(dir)) await chmod(dir, FOLDER_MODE)
     return full
   }
 
@@ -139,6 +145,7 @@ export class LocalStore {
     let size = 0
     let closed = false
     try {
+      await fh.chmod(FILE_MODE)
       let tooLarge = false
       for await (const chunk of source as AsyncIterable<Buffer>) {
         size += chunk.length
@@ -178,7 +185,7 @@ export class LocalStore {
     try {
       await pipeline(createReadStream(file.tempPath), createGzip(), tap, createWriteStream(tempPath, {flags: 'wx', mode: FILE_MODE}))
       const fh = await open(tempPath, 'r')
-      await fh.sync().finally(() => fh.close())
+      await Promise.all([fh.chmod(FILE_MODE), fh.sync()]).finally(() => fh.close())
     } catch (err) {
       await rm(tempPath, {force: true})
       throw err
