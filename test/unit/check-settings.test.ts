@@ -345,6 +345,7 @@ describe('secrets', () => {
       ...(await lint({'kinto.userid_hmac_secret': weak})),
       ...(await lint({'kinto.storage_url': 'postgresql://postgres:postgres@db.internal/kinto'})),
       ...(await lint({'kinto.storage_backend': 'kinto.core.storage.memory'})),
+      ...(await lint({'kinto.statsd_url': `udp://kinto:${DB_PASSWORD}@statsd.internal:8125`})),
     ]
     const text = JSON.stringify(all)
     expect(text).not.toContain(SECRET)
