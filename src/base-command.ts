@@ -132,10 +132,11 @@ let stdoutGuarded = false
  */
 /**
  * Any user of the machine reads every process's arguments (`ps`, /proc/<pid>/cmdline), and a URL
- * flag may carry a password (`db create --admin-url`, `db copy --to`, `init --storage-url`): the
- * command line is rewritten with those passwords masked as the command starts (Linux, where Node
- * writes the process title over the arguments), as mysql does with -p. Only the moment before
- * that showed them; the flags' environment variables (KINTO_ADMIN_URL…) never do.
+ * flag may carry a password (`db create --admin-url`, `db copy --to`, `init --storage-url`), as
+ * does `check --user USER:PASSWORD`: the command line is rewritten with those passwords masked as
+ * the command starts (Linux, where Node writes the process title over the arguments), as mysql
+ * does with -p. Only the moment before that showed them; the flags' environment variables
+ * (KINTO_ADMIN_URL, KINTO_CHECK_AUTH…) never do.
  */
 function hideArgumentSecrets(): void {
   if (process.platform !== 'linux') return
@@ -146,7 +147,10 @@ function hideArgumentSecrets(): void {
     return
   }
   if (args.at(-1) === '') args.pop()
-  const masked = args.map((arg) => scrubSecrets(arg))
+  // `check --user USER:PASSWORD` (Basic auth), whether written --user X or --user=X.
+  const masked = args.map((arg, i) =>
+    args[i - 1] === '--user' ? arg.replace(/:.*/s, ':***') : arg.startsWith('--user=') ? arg.replace(/^(--user=[^:]*):.*/s, '$1:***') : scrubSecrets(arg),
+  )
   if (masked.some((arg, i) => arg !== args[i])) process.title = masked.join(' ')
 }
 
