@@ -1,3 +1,5 @@
+import {readFileSync} from 'node:fs'
+
 import {Command, Flags, Interfaces} from '@oclif/core'
 
 import {databaseConditionError} from './lib/db/errors.js'
@@ -43,6 +45,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected positional: string[] = []
 
   public async init(): Promise<void> {
+    hideArgumentSecrets()
     guardStdout()
     await super.init()
     // Every command but the server is one-shot: no optimising compile of PGlite's wasm (see there).
@@ -127,6 +130,30 @@ let stdoutGuarded = false
  * next line (a SIGHUP's or SIGTERM's) without finishing its requests, and a command such as
  * `kinto migrate` stopped in the middle. A line that cannot be written to stderr is lost, nothing else.
  */
+/**
+ * Any user of the machine reads every process's arguments (`ps`, /proc/<pid>/cmdline), and a URL
+ * flag may carry a password (`db create --admin-url`, `db copy --to`, `init --storage-url`), as
+ * does `check --user USER:PASSWORD`: the command line is rewritten with those passwords masked as
+ * the command starts (Linux, where Node writes the process title over the arguments), as mysql
+ * does with -p. Only the moment before that showed them; the flags' environment variables
+ * (KINTO_ADMIN_URL, KINTO_CHECK_AUTH…) never do.
+ */
+function hideArgumentSecrets(): void {
+  if (process.platform !== 'linux') return
+  let args: string[]
+  try {
+    args = readFileSync('/proc/self/cmdline', 'utf8').split('\0')
+  } catch {
+    return
+  }
+  if (args.at(-1) === '') args.pop()
+  // `check --user USER:PASSWORD` (Basic auth), whether written --user X or --user=X.
+  const masked = args.map((arg, i) =>
+    args[i - 1] === '--user' ? arg.replace(/:.*/s, ':***') : arg.startsWith('--user=') ? arg.replace(/^(--user=[^:]*):.*/s, '$1:***') : scrubSecrets(arg),
+  )
+  if (masked.some((arg, i) => arg !== args[i])) process.title = masked.join(' ')
+}
+
 function guardStdout(): void {
   if (stdoutGuarded) return
   stdoutGuarded = true

@@ -208,6 +208,8 @@ describe('kinto backup and restore on the embedded engine', () => {
     for (const [to, message] of [
       ['mysql://kinto:secret@db/kinto', '--to mysql://kinto:***@db/kinto is not a database kinto-ops can copy to.'],
       ['missing.ini', `--to ${path.join(cwd, 'missing.ini')}: no such ini.`],
+      // A URL whose scheme was forgotten is read as a path, and its password not shown.
+      ['kinto:secret@db/kinto', `--to ${path.join(cwd, 'kinto:***@db/kinto')}: no such ini.`],
     ]) {
       const r = await kinto(['db', 'copy', '--ini', source.ini, '--to', to!, '--json'], {cwd})
       expect(r.code, r.stdout + r.stderr).toBe(2)

@@ -143,6 +143,15 @@ describe('StatsD metrics', () => {
     expect(() => createApp({settings, backends})).toThrow(problem)
   })
 
+  test('a refused statsd_url is quoted with its password masked', () => {
+    const settings = buildSettings({'kinto.statsd_url': 'udp://kinto:Pw-9fQ2-zK7@localhost:8125'}, {})
+    const backends = createBackends(settings)
+    cleanups.push(() => backends.close())
+    const refused = kintoErrorOf(() => createApp({settings, backends}))
+    expect(refused.message).toContain('"udp://kinto:***@localhost:8125" is not a StatsD URL')
+    expect(refused.message).not.toContain('Pw-9fQ2-zK7')
+  })
+
   test("prefix: the project name; statsd_prefix when the project name is empty", async () => {
     const statsd = await listener()
     await client(app({'kinto.statsd_url': statsd.url, 'kinto.project_name': 'myproject'}))('GET', '/v1/')

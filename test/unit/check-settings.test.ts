@@ -322,6 +322,23 @@ describe('each mistake of the checklist', () => {
     expect(f.message).not.toContain('UAlL-054uyh5in4b6u8jhg5o3hnj')
   })
 
+  it.each([
+    ['a database URL with libpq\'s ?password=', {'kinto.storage_url': `postgresql://kinto@db.internal/kinto?password=${DB_PASSWORD}`}, 'kinto.storage_url'],
+    ['a database password with a /, read up to the first @', {'kinto.storage_url': `postgresql://kinto:${DB_PASSWORD}/x@db.internal/kinto`}, 'kinto.storage_url'],
+    ['a Sentry DSN', {'kinto.sentry_dsn': 'https://0123456789abcdef@o0.ingest.sentry.io/42'}, 'kinto.sentry_dsn'],
+  ])('counts %s among the secrets of an ini', async (_label, changes, key) => {
+    // Only that secret in the ini: the hmac secret and the database URLs come from the environment.
+    const fromEnv = {'kinto.userid_hmac_secret': undefined, 'kinto.storage_url': undefined, 'kinto.permission_url': undefined, 'kinto.cache_url': undefined}
+    const file = writeIni({...GOOD, ...fromEnv, ...changes}, 0o644)
+    const env: Record<string, string> = {KINTO_USERID_HMAC_SECRET: SECRET, KINTO_STORAGE_URL: URL, KINTO_PERMISSION_URL: URL, KINTO_CACHE_URL: URL}
+    delete env[key.toUpperCase().replace('.', '_')]
+    const config = loadConfig(file, {env})
+    const f = (await runChecks(config, {db: false, resolve})).find((x) => x.id === 'ini-permissions')
+    expect(f?.level).toBe('warning')
+    expect(f?.message).toContain(`holds secrets (${key}) and any user of this machine can read it (mode 644)`)
+    expect(f?.message).not.toContain(DB_PASSWORD)
+  })
+
   it('reports every mistake of a bad ini at once', async () => {
     const findings = await lint({
       'kinto.http_scheme': undefined,
@@ -345,6 +362,7 @@ describe('secrets', () => {
       ...(await lint({'kinto.userid_hmac_secret': weak})),
       ...(await lint({'kinto.storage_url': 'postgresql://postgres:postgres@db.internal/kinto'})),
       ...(await lint({'kinto.storage_backend': 'kinto.core.storage.memory'})),
+      ...(await lint({'kinto.statsd_url': `udp://kinto:${DB_PASSWORD}@statsd.internal:8125`})),
     ]
     const text = JSON.stringify(all)
     expect(text).not.toContain(SECRET)

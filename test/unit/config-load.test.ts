@@ -297,6 +297,12 @@ describe('bad values: one error naming file, line and key, and what is allowed',
       'line 4, key \'kinto.cache_hosts\': "127.0.0.1:99999" has port 99999, and ports go from 1 to 65535; expected host:port such as 127.0.0.1:11211.',
       '',
     ],
+    // memcached servers take no credentials; a user:password@ written anyway is not quoted back
+    [
+      'kinto.cache_backend = kinto.core.cache.memcached\nkinto.cache_hosts = 127.0.0.1:11211 kinto:s3cr3t@127.0.0.1:11211',
+      'line 4, key \'kinto.cache_hosts\': "kinto:***@127.0.0.1:11211" is not a memcached server; expected host:port such as 127.0.0.1:11211.',
+      '',
+    ],
     [
       'kinto.cache_backend = kinto.core.cache.memcached\nkinto.cache_url = 127.0.0.1:11211',
       "line 3, key 'kinto.cache_backend': kinto.core.cache.memcached reads its servers from kinto.cache_hosts, which is empty; set it to host:port entries separated by spaces, such as 127.0.0.1:11211.",

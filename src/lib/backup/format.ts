@@ -14,6 +14,7 @@ import {createReadStream} from 'node:fs'
 import type {Readable} from 'node:stream'
 import {createGunzip} from 'node:zlib'
 
+import {maskUrl} from '../db/url.js'
 import {KintoError} from '../errors.js'
 
 export const FORMAT_NAME = 'kinto-backup'
@@ -198,7 +199,7 @@ async function* gunzipped(file: string, source?: Readable): AsyncGenerator<Buffe
   } catch (error) {
     const e = error as NodeJS.ErrnoException
     if (e.code === 'ENOENT') {
-      throw new KintoError(`${file} does not exist.`, {code: 'KINTO_BACKUP_INVALID', hint: 'Give the path of a file written by `kinto backup`.'})
+      throw new KintoError(`${maskUrl(file)} does not exist.`, {code: 'KINTO_BACKUP_INVALID', hint: 'Give the path of a file written by `kinto backup`.'})
     }
     if (e.code === 'EISDIR') throw corrupt(file, 'it is a folder')
     if (e.code === 'EACCES' || e.code === 'EPERM') {

@@ -488,7 +488,7 @@ function targetOf(options: CopyOptions): {backends: DataBackends; dir: string; i
     throw new UsageError(`--to ${maskUrl(options.to)} is not a database kinto-ops can copy to.`, {hint: what})
   }
   const iniPath = path.resolve(options.cwd, options.to)
-  if (!existsSync(iniPath)) throw new UsageError(`--to ${iniPath}: no such ini.`, {hint: what})
+  if (!existsSync(iniPath)) throw new UsageError(`--to ${maskUrl(iniPath)}: no such ini.`, {hint: what}) // `user:pw@host/db`: masked
   // Read as an ini, a folder was "this is a folder; --ini takes the path of an ini file".
   if (statSync(iniPath).isDirectory()) throw new UsageError(`--to ${iniPath} is a folder: an embedded database folder is given as pglite:<folder>.`, {hint: what})
   let config

@@ -28,6 +28,7 @@ import {crc32} from 'node:zlib'
 import type * as Memjs from 'memjs'
 
 import {MEMCACHED_HOST_FORM, parseMemcachedHost} from '../config/cache-addresses.js'
+import {displayValue} from '../config/validate.js'
 import {lazyRequire} from '../lazy.js'
 import {BackendError} from '../storage/types.js'
 import {type CacheAddress, cacheFailure, CacheValueTooLarge, decodeJson, encodeJson, tooLargeMessage} from './codec.js'
@@ -55,7 +56,7 @@ interface Envelope {
 
 function serverOf(entry: string): {host: string; port: number} {
   const parsed = parseMemcachedHost(entry)
-  if (!parsed.ok) throw new BackendError(`${JSON.stringify(entry)} ${parsed.problem}; expected ${MEMCACHED_HOST_FORM}.`)
+  if (!parsed.ok) throw new BackendError(`${displayValue('cache_hosts', entry)} ${parsed.problem}; expected ${MEMCACHED_HOST_FORM}.`)
   return parsed.value
 }
 

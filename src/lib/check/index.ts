@@ -4,6 +4,7 @@
  * they return findings and never print or exit.
  */
 import {describeSettingSource, type KintoConfig, loadConfig} from '../config/index.js'
+import {maskUrl} from '../db/url.js'
 import {isKintoError, KintoError} from '../errors.js'
 import {workersFromIni, workersRefusal} from '../serve/options.js'
 import {checkAttachments} from './attachments-check.js'
@@ -105,7 +106,8 @@ export async function checkIni(iniPath: string, options: RunChecksOptions & {env
   } catch (e) {
     if (!isKintoError(e)) throw e
     const findings = [error('config', e.message, e.hint ?? 'Fix the ini file, then run kinto check again.')]
-    return {target: {kind: 'ini', path: iniPath}, findings, summary: summarize(findings)}
+    // The path as given, which may be a mistyped URL with its password (see missingIniError).
+    return {target: {kind: 'ini', path: maskUrl(iniPath)}, findings, summary: summarize(findings)}
   }
   const findings = await runChecks(config, options)
   return {target: {kind: 'ini', path: config.path}, findings, summary: summarize(findings)}

@@ -9,7 +9,8 @@ import {accountValidationWarning} from '../accounts/index.js'
 import {type AdminBuild, findAdminBuild} from '../admin-console.js'
 import {type KintoConfig, backendKind, describeSettingSource} from '../config/index.js'
 import {asBool, asInt, asList, asString, EMPTY_POLICIES_MEANING} from '../config/settings.js'
-import {parseDbUrl} from '../db/url.js'
+import {isSecretKey} from '../config/validate.js'
+import {maskUrl, parseDbUrl} from '../db/url.js'
 import {isKintoError} from '../errors.js'
 import {serverNameFromHttpHost} from '../deploy/values.js'
 import {type Finding, error, ok, warning} from './types.js'
@@ -393,21 +394,17 @@ export const checkDatabasePasswords: SettingsCheck = (config) => {
   return findings
 }
 
-/** The ini holds a secret when it sets an hmac secret or a database URL with a password. */
+/**
+ * The settings of the ini that hold a secret, as the ini names them: those whose name says so
+ * (isSecretKey: hmac secrets, OpenID client secrets, passwords, tokens, the Sentry DSN) and every
+ * URL with a password (what maskUrl would hide: `user:password@`, `?password=`).
+ */
 function iniHoldsSecrets(config: KintoConfig): string[] {
   const keys: string[] = []
-  for (const key of ['userid_hmac_secret', 'default_bucket_hmac_secret']) {
-    if (config.sources[key]?.kind === 'ini' && isSet(config.settings[key])) keys.push(`kinto.${key}`)
-  }
-  // OpenID Connect client secrets (kinto.plugins.openid).
-  for (const key of Object.keys(config.settings)) {
-    if (/^multiauth\.policy\.[^.]+\.client_secret$/.test(key) && config.sources[key]?.kind === 'ini' && isSet(config.settings[key])) keys.push(key)
-  }
-  for (const backend of ['storage', 'cache', 'permission']) {
-    const url = config.settings[`${backend}_url`]
-    if (config.sources[`${backend}_url`]?.kind === 'ini' && typeof url === 'string' && /^[a-z0-9+]+:\/\/[^:/@?#]*:[^@/?#]+@/i.test(url)) {
-      keys.push(`kinto.${backend}_url`)
-    }
+  for (const [key, value] of Object.entries(config.settings)) {
+    const source = config.sources[key]
+    if (source?.kind !== 'ini' || !isSet(value)) continue
+    if (isSecretKey(key) || (typeof value === 'string' && maskUrl(value) !== value)) keys.push(source.key)
   }
   return keys
 }

@@ -6,7 +6,7 @@ import {lookup} from 'node:dns/promises'
 
 import {type KintoConfig, describeSettingSource} from '../config/index.js'
 import {asList, asString} from '../config/settings.js'
-import {parseStatsdUrl} from '../monitoring/statsd-settings.js'
+import {parseStatsdUrl, statsdUrlText} from '../monitoring/statsd-settings.js'
 import {type Finding, error, ok, warning} from './types.js'
 
 export interface StatsdCheckOptions {
@@ -60,7 +60,7 @@ export async function checkStatsd(config: KintoConfig, options: StatsdCheckOptio
     return [
       error(
         'statsd',
-        `kinto.statsd_url = ${JSON.stringify(url)} (${where}) is not a StatsD URL: ${parsed.problem}.`,
+        `${statsdUrlText(url)} (${where}) is not a StatsD URL: ${parsed.problem}.`,
         'Set kinto.statsd_url = udp://<host>:<port>, e.g. udp://localhost:8125.',
       ),
     ]

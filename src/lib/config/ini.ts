@@ -376,11 +376,15 @@ export function decodeIniBytes(bytes: Uint8Array, file?: string): string {
   }
 }
 
-/** The error for an ini file that is not there, with the command that creates one. */
+/**
+ * The error for an ini file that is not there, with the command that creates one. A database URL
+ * given as the ini (`--ini postgresql://user:password@…`) is such a path: its password is masked.
+ */
 export function missingIniError(file: string): KintoError {
-  return new KintoError(`Config file ${file} does not exist.`, {
+  const shown = maskUrl(file)
+  return new KintoError(`Config file ${shown} does not exist.`, {
     code: 'KINTO_CONFIG_MISSING',
-    hint: `Run \`kinto init --ini ${shellArg(file)}\` to create one, or point --ini (or KINTO_INI) at an existing file.`,
+    hint: `Run \`kinto init --ini ${shellArg(shown)}\` to create one, or point --ini (or KINTO_INI) at an existing file.`,
   })
 }
 

@@ -14,6 +14,7 @@ import {packageRoot, packageVersion} from '../version.js'
 import {assertFilePath, configWriteError, FileExistsError, writeFileAtomic} from './atomic.js'
 import {parseMemcachedHost, parseRedisUrl} from './cache-addresses.js'
 import {parseIni} from './ini.js'
+import {displayValue} from './validate.js'
 import {shellArg} from '../text/shell.js'
 
 export const STORAGE_CHOICES = ['embedded', 'postgresql', 'memory'] as const
@@ -218,7 +219,7 @@ function memcachedHostsFor(cache: CacheChoice, given: string | undefined): strin
   const hosts = given.split(/[\s,]+/).filter(Boolean)
   const bad = hosts.find((h) => !isMemcachedHost(h))
   if (hosts.length === 0 || bad !== undefined) {
-    throw new UsageError(`--cache-hosts ${JSON.stringify(bad ?? given)} is not a list of memcached servers.`, {
+    throw new UsageError(`--cache-hosts ${displayValue('cache_hosts', bad ?? given)} is not a list of memcached servers.`, {
       hint: 'Use host:port entries separated by spaces, e.g. --cache-hosts "10.0.0.5:11211 10.0.0.6:11211".',
     })
   }

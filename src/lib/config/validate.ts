@@ -318,7 +318,7 @@ export function validateSettings(settings: Settings, options: {dir: string; orig
     }
     for (const host of list) {
       const parsed = parseMemcachedHost(host)
-      if (!parsed.ok) throw urlProblem('cache_hosts', origin, `${JSON.stringify(host)} ${parsed.problem}; expected ${MEMCACHED_HOST_FORM}.`)
+      if (!parsed.ok) throw urlProblem('cache_hosts', origin, `${displayValue('cache_hosts', host)} ${parsed.problem}; expected ${MEMCACHED_HOST_FORM}.`)
     }
   }
   return out

@@ -7,8 +7,14 @@
  * name is empty.
  */
 import {asString, type Settings} from '../config/settings.js'
+import {displayValue} from '../config/validate.js'
 import {KintoError} from '../errors.js'
 import type {StatsdTarget} from './metrics.js'
+
+/** `kinto.statsd_url = "…"` as a message may quote it: a password it carries masked (displayValue). */
+export function statsdUrlText(url: string): string {
+  return `kinto.statsd_url = ${displayValue('statsd_url', url)}`
+}
 
 /** `udp://host:port` → host and port, or a description of what is wrong. */
 export function parseStatsdUrl(url: string): {host: string; port: number} | {problem: string} {
@@ -37,7 +43,7 @@ export function statsdTarget(settings: Settings): StatsdTarget | null {
   if (!url || url === 'None') return null
   const parsed = parseStatsdUrl(url)
   if ('problem' in parsed) {
-    throw new KintoError(`kinto.statsd_url = ${JSON.stringify(url)} is not a StatsD URL: ${parsed.problem}.`, {
+    throw new KintoError(`${statsdUrlText(url)} is not a StatsD URL: ${parsed.problem}.`, {
       code: 'KINTO_CONFIG_INVALID',
       hint: 'Set kinto.statsd_url = udp://<host>:<port> (e.g. udp://localhost:8125), or remove it to send no metrics.',
     })
