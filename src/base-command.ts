@@ -117,19 +117,6 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 }
 
-let stdoutGuarded = false
-
-/**
- * A stdout that cannot be written (a full disk, an I/O error) fails the command with one line on
- * stderr, whatever the command had done: exit 1 (or the command's own failure code). oclif's
- * listener rethrows the error, which Node printed as an uncaught exception with its stack. A
- * reader that went away (EPIPE: `| head`) still ends the output quietly.
- *
- * stderr has no listener of its own: one failed write there (its reader gone: a pipe to `head`, a
- * logging daemon that restarted) was an uncaught exception, so that `kinto start` crashed on its
- * next line (a SIGHUP's or SIGTERM's) without finishing its requests, and a command such as
- * `kinto migrate` stopped in the middle. A line that cannot be written to stderr is lost, nothing else.
- */
 /**
  * Any user of the machine reads every process's arguments (`ps`, /proc/<pid>/cmdline), and a URL
  * flag may carry a password (`db create --admin-url`, `db copy --to`, `init --storage-url`), as
@@ -154,6 +141,19 @@ function hideArgumentSecrets(): void {
   if (masked.some((arg, i) => arg !== args[i])) process.title = masked.join(' ')
 }
 
+let stdoutGuarded = false
+
+/**
+ * A stdout that cannot be written (a full disk, an I/O error) fails the command with one line on
+ * stderr, whatever the command had done: exit 1 (or the command's own failure code). oclif's
+ * listener rethrows the error, which Node printed as an uncaught exception with its stack. A
+ * reader that went away (EPIPE: `| head`) still ends the output quietly.
+ *
+ * stderr has no listener of its own: one failed write there (its reader gone: a pipe to `head`, a
+ * logging daemon that restarted) was an uncaught exception, so that `kinto start` crashed on its
+ * next line (a SIGHUP's or SIGTERM's) without finishing its requests, and a command such as
+ * `kinto migrate` stopped in the middle. A line that cannot be written to stderr is lost, nothing else.
+ */
 function guardStdout(): void {
   if (stdoutGuarded) return
   stdoutGuarded = true
