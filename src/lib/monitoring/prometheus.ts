@@ -58,8 +58,17 @@ interface Family {
   metric: Histogram | Counter | Summary
   labelNames: string[]
   created?: Gauge
-  seen: Set<string>
+  /** The label values of each series (key: joined), the least recently observed first. */
+  seen: Map<string, string[]>
 }
+
+/**
+ * Series one metric keeps at most. The matchdict labels (`record_id`…) and `users` name objects
+ * and users, without bound, and each series costs memory for the life of the process and lines
+ * in every scrape: past the bound, the series observed least recently goes (seen again, it starts
+ * from zero, which Prometheus reads as a counter reset).
+ */
+export const MAX_SERIES_PER_METRIC = 10_000
 
 /**
  * The finite bounds of `prometheus_histogram_buckets` (or the default); throws for a word that is
@@ -92,8 +101,10 @@ export class PrometheusMetrics implements Metrics {
   private readonly buckets: number[]
   private readonly created: boolean
   private readonly families = new Map<string, Family>()
+  private readonly maxSeries: number
 
-  constructor(settings: Settings) {
+  constructor(settings: Settings, options: {maxSeries?: number} = {}) {
+    this.maxSeries = options.maxSeries ?? MAX_SERIES_PER_METRIC
     const client = promClient()
     this.prefix = prometheusPrefix(settings)
     checkPrometheusNames(settings)
@@ -122,21 +133,32 @@ export class PrometheusMetrics implements Metrics {
       const created = this.created
         ? new client.Gauge({name: `${full}_created`, help: `${kind === 'counter' ? 'Counter' : kind === 'histogram' ? 'Histogram' : 'Summary'} of ${full}`, labelNames, registers: [this.registry], aggregator: 'min'})
         : undefined
-      family = {kind, metric, labelNames, created, seen: new Set()}
+      family = {kind, metric, labelNames, created, seen: new Map()}
       this.families.set(name, family)
     } else if (family.kind !== kind || family.labelNames.length !== labelNames.length) {
       // One name, one type and label set (upstream raises; a metric is never worth a failed request).
       return null
     }
     const values = (labels ?? []).map(([, v]) => v)
-    if (family.created) {
-      const id = values.join('\u0000')
-      if (!family.seen.has(id)) {
-        family.seen.add(id)
-        family.created.set(labelObject(family.labelNames, values), Date.now() / 1000)
-      }
-    }
+    this.observed(family, values)
     return {family, values}
+  }
+
+  /** Keeps the series' place among the most recent (MAX_SERIES_PER_METRIC), its `_created` when new. */
+  private observed(family: Family, values: string[]): void {
+    const id = values.join('\u0000')
+    if (family.seen.delete(id)) {
+      family.seen.set(id, values)
+      return
+    }
+    family.seen.set(id, values)
+    family.created?.set(labelObject(family.labelNames, values), Date.now() / 1000)
+    if (family.seen.size <= this.maxSeries) return
+    const [oldest, oldValues] = family.seen.entries().next().value!
+    family.seen.delete(oldest)
+    const gone = labelObject(family.labelNames, oldValues)
+    family.metric.remove(gone)
+    family.created?.remove(gone)
   }
 
   timer(key: string, ms: number, labels?: readonly Label[]): void {

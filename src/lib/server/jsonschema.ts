@@ -85,11 +85,15 @@ const validator = lazy(() => {
   return {ajv, draft7: ajv.compile(meta)}
 })
 
+/**
+ * The ajvs compiling stored schemas, by draft and error mode. An ajv keeps every schema it
+ * compiles (also when the compilation fails) and the nested `$id`s for its life: compile()
+ * replaces these instances, with its compiled functions, every MAX_COMPILATIONS compilations.
+ */
 const validators = new Map<string, ReturnType<typeof makeAjv>>()
 
 /** The ajv of a draft (the first or every error); made when first needed. */
 function ajvFor(draft: Draft, allErrors: boolean): ReturnType<typeof makeAjv> {
-  if (draft === 7 && !allErrors) return validator().ajv
   const key = `${draft}/${allErrors}`
   let ajv = validators.get(key)
   if (!ajv) {
@@ -222,7 +226,9 @@ export function checkSchema(schema: unknown): string | null {
 }
 
 const compiled = new Map<string, ValidateFunction>()
-const MAX_CACHED = 256
+/** Compilations (both error modes) between two renewals of the ajvs and of the compiled functions. */
+const MAX_COMPILATIONS = 512
+let compilations = 0
 
 export class SchemaValidationError extends Error {
   constructor(
@@ -246,18 +252,51 @@ function compile(schema: Record<string, unknown>, allErrors = false): ValidateFu
     // A Draft 7 schema that is no schema of its draft (a list as `items` in 2020-12), which
     // upstream answers with a 500 for every object, is read as the Draft 7 schema it was stored as.
     if (draft !== 7 && !ajvFor(draft, false).validateSchema(doubles)) draft = 7
+    // Each compilation, failed or not, leaves its schema in the ajv that made it.
+    if (++compilations > MAX_COMPILATIONS) {
+      compiled.clear()
+      compiledAll.clear()
+      validators.clear()
+      compilations = 1
+    }
+    const ajv = ajvFor(draft, allErrors)
+    releaseId(ajv, doubles)
     try {
-      fn = ajvFor(draft, allErrors).compile(withLazyRefs(doubles, draft))
+      fn = ajv.compile(withLazyRefs(doubles, draft))
     } catch (err) {
       throw new SchemaValidationError('schema', (err as Error).message)
     }
-    if (cache.size >= MAX_CACHED) cache.clear()
     cache.set(key, fn)
   }
   return fn
 }
 
 const compiledAll = new Map<string, ValidateFunction>()
+
+/**
+ * Frees the schema's `$id` in `ajv`, which refuses an `$id` it holds: the collection's previous
+ * schema (or another collection's with that `$id`) keeps its compiled function. A meta-schema's
+ * stays (the schema is then refused, as it was).
+ */
+function releaseId(ajv: ReturnType<typeof makeAjv>, schema: Record<string, unknown>): void {
+  if (typeof schema.$id !== 'string') return
+  // As ajv's normalizeId.
+  const key = schema.$id.replace(/#\/?$/, '')
+  const held = ajv.schemas[key] ?? ajv.refs[key]
+  if (held !== undefined && !(typeof held === 'object' && held.meta)) ajv.removeSchema(key)
+}
+
+/**
+ * How many schemas this module's ajv instances hold, the meta-schemas left out: a bound that
+ * tests check (ajv keeps them in a private map, read here and nowhere else).
+ */
+export function heldSchemaCount(): number {
+  let held = 0
+  for (const ajv of [validator().ajv, ...validators.values()]) {
+    for (const env of (ajv as unknown as {_cache: Map<unknown, {meta?: boolean}>})._cache.values()) if (!env.meta) held++
+  }
+  return held
+}
 
 /**
  * `fn(data)`, where a pattern that runs out of time, or a `$ref` that leads back to itself (`#` at
