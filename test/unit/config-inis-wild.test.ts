@@ -54,6 +54,9 @@ describe('ini files from the wild', () => {
         expect(error.code).toBe('KINTO_PLUGIN_UNKNOWN')
         expect(error.message).toMatch(refused.message)
         expect(error.message).not.toMatch(/\n\s+at /)
+        // Before: only the list of plugins kinto-ops carries, not what to do.
+        expect(error.hint).toMatch(/^kinto-ops runs no Python package \(kinto_signer, kinto_emailer…\): remove them from kinto\.includes|^kinto-ops runs no Python package \(kinto_signer, kinto_emailer…\): remove it from kinto\.includes/)
+        expect(error.hint).toContain('or keep serving this ini with upstream Kinto')
         return
       }
       expect(() => pluginsFromSettings(config.settings)).not.toThrow()

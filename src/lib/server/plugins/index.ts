@@ -117,7 +117,10 @@ export function pluginsFromSettings(settings: Record<string, unknown>): KintoPlu
   if (unknown.length > 0) {
     throw new KintoError(`Unknown ${unknown.length === 1 ? 'plugin' : 'plugins'} ${unknown.map((name) => `'${name}'`).join(', ')} in kinto.includes.`, {
       code: 'KINTO_PLUGIN_UNKNOWN',
-      hint: `Available plugins: ${knownPlugins().join(', ')}. Upstream plugins skipped with a warning: ${[...NOT_CARRIED.keys()].join(', ')}.`,
+      hint:
+        `kinto-ops runs no Python package (kinto_signer, kinto_emailer…): remove ${unknown.length === 1 ? 'it' : 'them'} from kinto.includes ` +
+        `(with ${unknown.length === 1 ? 'its' : 'their'} settings) to serve without what ${unknown.length === 1 ? 'it adds' : 'they add'}, or keep serving this ini with upstream Kinto. ` +
+        `Plugins kinto-ops carries: ${knownPlugins().join(', ')}; skipped with a warning: ${[...NOT_CARRIED.keys()].join(', ')}.`,
     })
   }
   const plugins = names.map((name) => REGISTRY.get(name) ?? notCarried(name, NOT_CARRIED.get(name)!))
