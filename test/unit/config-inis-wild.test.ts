@@ -31,6 +31,7 @@ const REFUSED: Record<string, {at: 'load' | 'plugins'; message: RegExp}> = {
   'remote-settings-local.ini': {at: 'plugins', message: /'kinto_emailer', 'kinto_slack', 'kinto_remote_settings'/},
   'remote-settings-changes.ini': {at: 'plugins', message: /'kinto_remote_settings\.changes'/},
   'kinto-dist-2021-listeners.ini': {at: 'plugins', message: /'kinto_changes', 'kinto_signer', 'kinto_megaphone'/},
+  'comma-lists.ini': {at: 'plugins', message: /'kinto\.plugins\.default_bucket,'/},
 }
 
 const names = readdirSync(dir).filter((n) => n.endsWith('.ini')).sort()
@@ -55,14 +56,30 @@ describe('ini files from the wild', () => {
         expect(error.message).toMatch(refused.message)
         expect(error.message).not.toMatch(/\n\s+at /)
         // Before: only the list of plugins kinto-ops carries, not what to do.
-        expect(error.hint).toMatch(/^kinto-ops runs no Python package \(kinto_signer, kinto_emailer…\): remove them from kinto\.includes|^kinto-ops runs no Python package \(kinto_signer, kinto_emailer…\): remove it from kinto\.includes/)
-        expect(error.hint).toContain('or keep serving this ini with upstream Kinto')
+        expect(error.hint).toMatch(/^kinto-ops runs no Python package \(kinto_signer, kinto_emailer…\): remove (them|it) from kinto\.includes|^'kinto\.plugins\.default_bucket,': entries are separated by spaces or new lines, not commas\./)
         return
       }
       expect(() => pluginsFromSettings(config.settings)).not.toThrow()
       expect(() => workersFromIni(config, {})).not.toThrow()
     })
   }
+
+  it('comma-lists.ini: every list written with commas is pointed out, not only principals', () => {
+    const config = loadConfig(fixture('comma-lists.ini'), {env: {}})
+    // Before: only *_principals were checked; kinto.includes failed as an unknown Python package.
+    expect(config.keyProblems.map((p) => p.message.replace(/^.*key /, 'key '))).toEqual([
+      "key 'kinto.includes': the entries of this list are separated by spaces or new lines, not commas: Kinto (upstream Kinto too) reads 'kinto.plugins.default_bucket,' as one entry.",
+      "key 'kinto.cors_origins': the entries of this list are separated by spaces or new lines, not commas: Kinto (upstream Kinto too) reads 'https://a.example.com,https://b.example.com' as one entry.",
+    ])
+    expect(config.keyProblems[0].fix).toBe('Write kinto.includes = kinto.plugins.default_bucket kinto.plugins.history')
+    const hint = kintoErrorOf(() => pluginsFromSettings(config.settings)).hint ?? ''
+    expect(hint).not.toContain('Python package')
+  })
+
+  it('a typo of a carried plugin is named as such, not as a Python package', () => {
+    const hint = kintoErrorOf(() => pluginsFromSettings({includes: 'kinto.plugins.histroy'})).hint ?? ''
+    expect(hint).toMatch(/^'kinto\.plugins\.histroy': did you mean 'kinto\.plugins\.history'\?/)
+  })
 
   it('bom-crlf-tabs.ini reads as kinto-tpl-2017.ini: the BOM, CRLF and tabs change nothing', () => {
     const a = loadConfig(fixture('bom-crlf-tabs.ini'), {env: {}}).settings
