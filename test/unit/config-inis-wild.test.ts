@@ -103,6 +103,13 @@ describe('ini files from the wild', () => {
     expect(config.settings.version_json_path).toBe(path.join(dir, 'version.json'))
   })
 
+  it('heroku.ini without its platform variables: the error names the variable that sets the URL', () => {
+    // Before: only "set it to postgresql://…", as if the ini were the only place.
+    expect(kintoErrorOf(() => loadConfig(fixture('heroku.ini'), {env: {}})).message).toContain(
+      "kinto.core.storage.postgresql needs kinto.storage_url, which is empty; set it (in the ini, or in the environment as KINTO_STORAGE_URL) to postgresql://",
+    )
+  })
+
   it('heroku.ini takes its URLs and secret from KINTO_* variables', () => {
     const config = loadConfig(fixture('heroku.ini'), {env: ENV['heroku.ini']})
     expect(config.settings.storage_url).toBe(PG)
