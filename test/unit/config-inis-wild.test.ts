@@ -9,6 +9,7 @@ import path from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
+import {runChecks} from '../../src/lib/check/index.js'
 import {asList, loadConfig} from '../../src/lib/config/index.js'
 import {uwsgiOption} from '../../src/lib/config/uwsgi.js'
 import {workersFromIni} from '../../src/lib/serve/options.js'
@@ -80,6 +81,16 @@ describe('ini files from the wild', () => {
     const hint = kintoErrorOf(() => pluginsFromSettings({includes: 'kinto.plugins.histroy'})).hint ?? ''
     expect(hint).toMatch(/^'kinto\.plugins\.histroy': did you mean 'kinto\.plugins\.history'\?/)
   })
+
+  it('kinto check (settings, no database) on every fixture that loads: one includes error for the refused ones, no stack trace', async () => {
+    for (const name of names.filter((n) => REFUSED[n]?.at !== 'load')) {
+      const config = loadConfig(fixture(name), {env: ENV[name] ?? {}})
+      const findings = await runChecks(config, {db: false, timeoutMs: 1000, resolve: async () => ['127.0.0.1']})
+      const includes = findings.filter((f) => f.id === 'includes' && f.level === 'error')
+      expect([name, includes.length]).toEqual([name, REFUSED[name] ? 1 : 0])
+      for (const f of findings) expect([name, f.message]).not.toEqual([name, expect.stringMatching(/\n\s+at /)])
+    }
+  }, 60_000)
 
   it('bom-crlf-tabs.ini reads as kinto-tpl-2017.ini: the BOM, CRLF and tabs change nothing', () => {
     const a = loadConfig(fixture('bom-crlf-tabs.ini'), {env: {}}).settings
