@@ -262,7 +262,7 @@ describe('bad values: one error naming file, line and key, and what is allowed',
     ],
     [
       'kinto.permission_backend = kinto.core.permission.postgresql',
-      "line 3, key 'kinto.permission_backend': kinto.core.permission.postgresql needs kinto.permission_url, which is empty; set it to postgresql://user:password@host:5432/dbname, or pglite:<folder> for the embedded engine.",
+      "line 3, key 'kinto.permission_backend': kinto.core.permission.postgresql needs kinto.permission_url, which is empty; set it (in the ini, or in the environment as KINTO_PERMISSION_URL) to postgresql://user:password@host:5432/dbname, or pglite:<folder> for the embedded engine.",
       '',
     ],
     [

@@ -173,12 +173,14 @@ function keyProblems(ini: IniDocument, raw: RawSetting[]): KeyProblem[] {
         fix: `Move the comment to a line of its own, starting with ${comment[1][0]}.`,
       })
     }
-    if (/_principals$/.test(key) && typeof r.value === 'string' && r.value.includes(',')) {
-      // upstream's docs say "comma,separated,principals"; its code (aslist) splits on blanks only
+    if (ruleFor(key)?.type === 'list' && typeof r.value === 'string' && r.value.includes(',')) {
+      // upstream's docs say "comma,separated,principals"; its code (aslist) splits on blanks only,
+      // for kinto.includes, multiauth.policies and every other list as well
       const glued = r.value.split(/\s+/).find((p) => p.includes(','))
+      const [items, item] = /_principals$/.test(key) ? ['principals', 'principal'] : ['the entries of this list', 'entry']
       problems.push({
         error: false,
-        message: `${where}: principals are separated by spaces or new lines, not commas: Kinto (upstream Kinto too) reads '${glued}' as one principal.`,
+        message: `${where}: ${items} are separated by spaces or new lines, not commas: Kinto (upstream Kinto too) reads '${glued}' as one ${item}.`,
         fix: `Write ${r.key} = ${r.value.split(/[\s,]+/).filter(Boolean).join(' ')}`,
       })
     }

@@ -1,6 +1,7 @@
 /** What `kinto start` serves with: its options, and the number of worker processes and whether the config allows them. */
 import type {KintoConfig} from '../config/index.js'
 import {backendKind} from '../config/backend-modules.js'
+import {uwsgiOption, uwsgiSection} from '../config/uwsgi.js'
 import {KintoError} from '../errors.js'
 import {configuredBackends} from '../schema/targets.js'
 
@@ -27,16 +28,19 @@ export interface ServeOptions {
   log: (line: string) => void
 }
 
-/** Workers from the ini: `[uwsgi] processes` (or its alias `workers`), as a uwsgi deployment says. */
-export function workersFromIni(config: KintoConfig): number | undefined {
-  const section = config.ini.sectionNames().find((n) => n.trim() === 'uwsgi')
-  if (!section) return undefined
+/**
+ * Workers from the ini: `[uwsgi] processes` (or its alias `workers`), as a uwsgi deployment says,
+ * read with uWSGI's own expansions (`%k`, `$(ENV)`, `%(option)`).
+ */
+export function workersFromIni(config: KintoConfig, env: NodeJS.ProcessEnv = process.env): number | undefined {
   for (const key of ['processes', 'workers']) {
-    const raw = config.ini.get(section, key)?.trim()
+    const raw = uwsgiOption(config.ini, key, {env})?.trim()
     if (raw === undefined || raw === '') continue
     const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN
     if (!(n >= 1 && n <= 256)) {
-      throw new KintoError(`${config.path}: [uwsgi] ${key} = ${JSON.stringify(raw)} is not a number of processes (1 to 256).`, {
+      const written = config.ini.ownEntry(uwsgiSection(config.ini)!, key)?.value.trim()
+      const shown = written !== undefined && written !== raw ? `${JSON.stringify(written)} (${JSON.stringify(raw)} here)` : JSON.stringify(raw)
+      throw new KintoError(`${config.path}: [uwsgi] ${key} = ${shown} is not a number of processes (1 to 256).`, {
         code: 'KINTO_CONFIG_INVALID',
         hint: 'Fix the value, or give --workers.',
       })

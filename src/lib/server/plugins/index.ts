@@ -26,6 +26,7 @@
  * - includeme runs synchronously: createApp throws configuration errors as KintoError.
  */
 import {KintoError} from '../../errors.js'
+import {nearest} from '../../text/nearest.js'
 import {asBool, asList, asString} from '../../config/settings.js'
 import type {ResourceDefinition} from '../resource/definition.js'
 import {resourceServices} from '../resource/services.js'
@@ -107,6 +108,31 @@ export function skippedPluginWarnings(settings: Record<string, unknown>): {plugi
 }
 
 /**
+ * What to do about names of `includes` that are no plugin here: a comma glued to a name, a typo of
+ * one we carry, or a Python package for upstream Kinto (kinto_signer…), which kinto-ops cannot run.
+ */
+function unknownPluginsHint(unknown: string[]): string {
+  const known = knownPlugins()
+  const advice: string[] = []
+  const packages: string[] = []
+  for (const name of unknown) {
+    const close = nearest(name.replace(/,+$/, ''), known, 2)
+    if (name.includes(',')) advice.push(`'${name}': entries are separated by spaces or new lines, not commas.`)
+    else if (close.length > 0) advice.push(`'${name}': did you mean '${close[0]}'?`)
+    else packages.push(name)
+  }
+  if (packages.length > 0) {
+    const one = packages.length === 1
+    advice.push(
+      `kinto-ops runs no Python package (kinto_signer, kinto_emailer…): remove ${one ? 'it' : 'them'} from kinto.includes ` +
+        `(with ${one ? 'its' : 'their'} settings) to serve without what ${one ? 'it adds' : 'they add'}, or keep serving this ini with upstream Kinto.`,
+    )
+  }
+  advice.push(`Plugins kinto-ops carries: ${known.join(', ')}; skipped with a warning: ${[...NOT_CARRIED.keys()].join(', ')}.`)
+  return advice.join(' ')
+}
+
+/**
  * The plugins named in `includes`, in order (each once), then what core settings switch on
  * (`/permissions`). Throws a KintoError for names that are no plugin we know.
  */
@@ -117,7 +143,7 @@ export function pluginsFromSettings(settings: Record<string, unknown>): KintoPlu
   if (unknown.length > 0) {
     throw new KintoError(`Unknown ${unknown.length === 1 ? 'plugin' : 'plugins'} ${unknown.map((name) => `'${name}'`).join(', ')} in kinto.includes.`, {
       code: 'KINTO_PLUGIN_UNKNOWN',
-      hint: `Available plugins: ${knownPlugins().join(', ')}. Upstream plugins skipped with a warning: ${[...NOT_CARRIED.keys()].join(', ')}.`,
+      hint: unknownPluginsHint(unknown),
     })
   }
   const plugins = names.map((name) => REGISTRY.get(name) ?? notCarried(name, NOT_CARRIED.get(name)!))
