@@ -276,6 +276,11 @@ describe('bad values: one error naming file, line and key, and what is allowed',
       '',
     ],
     [
+      'kinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = postgresql://kinto:s3cr3t@db/kinto?port=abc',
+      'line 4, key \'kinto.storage_url\': Invalid port "abc" in the database URL postgresql://kinto:***@db/kinto?port=abc. The port is a number from 1 to 65535 (5432 by default): postgresql://user:password@host:5432/dbname.',
+      '',
+    ],
+    [
       'kinto.cache_backend = kinto.core.cache.redis\nkinto.cache_url = localhost:6379',
       'line 4, key \'kinto.cache_url\': "localhost:6379" is not a Redis URL; expected redis://host:port/db (or rediss://, unix://).',
       '',

@@ -40,6 +40,15 @@ describe('parseDbUrl', () => {
     )
   })
 
+  it('refuses a port that is no number from 1 to 65535 (the driver never connected nor failed: the command ended in silence, exit 13)', () => {
+    for (const port of ['abc', '0', '70000', '5432x', '']) {
+      const url = `postgresql://kinto:s3cret@db/kinto?port=${port}`
+      if (port === '') expect(parseDbUrl(url)).toMatchObject({port: 5432})
+      else expect(() => parseDbUrl(url)).toThrow(`Invalid port "${port}" in the database URL postgresql://kinto:***@db/kinto?port=${port}.`)
+    }
+    expect(parseDbUrl('postgresql://kinto@db/kinto?port=5433')).toMatchObject({port: 5433})
+  })
+
   it('still refuses what is not a URL', () => {
     expect(() => parseDbUrl('postgresql://kinto@db host/kinto')).toThrow(/Invalid database URL/)
   })

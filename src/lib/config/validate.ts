@@ -248,8 +248,8 @@ function checkDbUrl(settings: Settings, family: BackendFamily, dir: string, orig
     parseDbUrl(url, dir)
   } catch (error) {
     if (!(error instanceof KintoError)) throw error
-    // a pglite: URL fails only on its options, a postgresql: one may on its sslmode: say which, and how to write them
-    if (/^\s*pglite:/i.test(url) || /sslmode/.test(error.message)) throw urlProblem(urlKey, origin, `${error.message} ${error.hint ?? ''}`.trim())
+    // a pglite: URL fails only on its options, a postgresql: one may on its sslmode or port: say which, and how to write them
+    if (/^\s*pglite:/i.test(url) || /sslmode|Invalid port/.test(error.message)) throw urlProblem(urlKey, origin, `${error.message} ${error.hint ?? ''}`.trim())
     throw urlProblem(urlKey, origin, `${JSON.stringify(maskUrl(url))} is not a database URL kinto-ops can use; expected ${DB_URL_FORMS}.`)
   }
 }

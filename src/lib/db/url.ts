@@ -133,11 +133,20 @@ export function parseDbUrl(url: string, baseDir: string = process.cwd()): Parsed
     })
   }
   sslModeOf(parsed.searchParams, `in the database URL ${maskUrl(trimmed)}`)
+  const port = parsed.port || parsed.searchParams.get('port') || '5432'
+  // The driver is given the text: one that is no port number (`?port=abc`) never connected, nor
+  // failed, and the command ended on an unsettled promise (exit 13) without a word.
+  if (!/^\d{1,5}$/.test(port.trim()) || Number(port) < 1 || Number(port) > 65535) {
+    throw new KintoError(`Invalid port ${JSON.stringify(port)} in the database URL ${maskUrl(trimmed)}.`, {
+      code: 'KINTO_DB_URL_INVALID',
+      hint: 'The port is a number from 1 to 65535 (5432 by default): postgresql://user:password@host:5432/dbname.',
+    })
+  }
   return {
     driver: 'pg',
     connectionString,
     host: (noHost ? '' : parsed.hostname) || parsed.searchParams.get('host') || 'localhost',
-    port: Number(parsed.port || parsed.searchParams.get('port') || 5432),
+    port: Number(port),
     database: decodeURIComponent(parsed.pathname.replace(/^\//, '')) || decodeURIComponent(parsed.username) || 'postgres',
     user: parsed.username ? decodeURIComponent(parsed.username) : (parsed.searchParams.get('user') ?? undefined),
   }
