@@ -46,6 +46,14 @@ describe('connectionError', () => {
     expect(connectionError(err('Query read timeout'), target)!.message).toMatch(/no answer within the statement timeout/)
   })
 
+  it('names a setting of the URL the server refuses at login, and says to fix it there', () => {
+    for (const [message, code] of [['invalid value for parameter "statement_timeout": "NaN"', '22023'], ['unrecognized configuration parameter "work_mme"', '42704']]) {
+      const e = connectionError(err(message, code), target)!
+      expect(e.message).toContain(`the server refused a setting of the URL: ${message}.`)
+      expect(e.hint).toMatch(/^Fix or remove that setting in the URL/)
+    }
+  })
+
   it('leaves other errors alone', () => {
     expect(connectionError(err('relation "objects" does not exist', '42P01'), target)).toBeUndefined()
     expect(connectionError(err('syntax error', '42601'), target)).toBeUndefined()

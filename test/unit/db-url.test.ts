@@ -85,6 +85,16 @@ describe('pgTls: sslmode as libpq reads it', () => {
     expect(pgTls(`${base}?sslmode=require`, '127.0.0.1', base, {}).ssl).toEqual({rejectUnauthorized: false})
     expect(() => pgTls(base, 'db.example', base, {PGSSLMODE: 'yes'})).toThrow('Invalid sslmode "yes" in PGSSLMODE.')
   })
+
+  it('refuses a certificate file it cannot read in one clear error, also for a server on this machine without sslmode (node-postgres reads them there)', () => {
+    for (const name of ['sslrootcert', 'sslcert', 'sslkey']) {
+      for (const [host, mode] of [['127.0.0.1', ''], ['db.example', '&sslmode=require']]) {
+        expect(() => pgTls(`${base}?${name}=/nonexistent/file.pem${mode}`, host, base, {}), `${name} ${host}`).toThrow(`Cannot read ${name} /nonexistent/file.pem of the database URL`)
+      }
+    }
+    // not read when TLS is off, as libpq
+    expect(pgTls(`${base}?sslcert=/nonexistent/file.pem&sslmode=disable`, 'db.example', base, {}).ssl).toBe(false)
+  })
 })
 
 describe('passwords as upstream (SQLAlchemy) reads them: up to the first @', () => {

@@ -43,6 +43,8 @@ function sqlStateReason(code: string, message: string): string | undefined {
   if (code === '57P02') return 'the server ended the connection after a crash of another session (crash restart)'
   if (code === '53300') return `too many connections (${message})`
   if (code.startsWith('08')) return `connection failure: ${message}`
+  // A parameter of the URL the server refuses at login (`?statement_timeout=abc`, `options=-c x=y`).
+  if (code === '22023' || code === '42704') return `the server refused a setting of the URL: ${message}`
   return undefined
 }
 
@@ -74,7 +76,9 @@ export function connectionError(error: unknown, target: DbTarget): KintoError | 
           ? 'Create it with `kinto db create` (UTF8, UTC), or fix the database name in the URL.'
           : code === '28000' && /^role ".*" does not exist$/.test(e.message)
             ? `Create the role with \`kinto db create --admin-url ${adminUrlFor(target)}\` (an administrator's URL: it creates the role, with the URL's password, and the database), or fix the user name in the URL.`
-            : 'Check that the server runs and that the URL in the ini (host, port, database, user, password) is right.',
+            : code === '22023' || code === '42704'
+              ? 'Fix or remove that setting in the URL (its query string, or its options=-c …).'
+              : 'Check that the server runs and that the URL in the ini (host, port, database, user, password) is right.',
       cause: error,
     },
   )

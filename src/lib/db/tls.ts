@@ -65,7 +65,11 @@ export function pgTls(connectionString: string, host: string, shown: string, env
   const given = sslModeOf(params, `in the database URL ${shown}`) ?? sslModeOf(new URLSearchParams(env.PGSSLMODE ? {sslmode: env.PGSSLMODE} : {}), 'in PGSSLMODE')
   // Neither: libpq's default (prefer), but for a server on this machine (below).
   const mode = given ?? (onThisMachine(host) ? undefined : 'prefer')
-  if (mode === undefined) return {connectionString, plainIfRefused: false}
+  if (mode === undefined) {
+    // node-postgres reads these files itself, and a missing one was an unexpected failure.
+    for (const name of ['sslrootcert', 'sslcert', 'sslkey']) readPem(params, name)
+    return {connectionString, plainIfRefused: false}
+  }
   const rest = new URLSearchParams([...params].filter(([k]) => !TLS_PARAMS.includes(k)))
   const query = rest.toString()
   const stripped = q < 0 ? connectionString : connectionString.slice(0, q) + (query ? `?${query}` : '')
