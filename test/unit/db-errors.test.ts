@@ -54,6 +54,15 @@ describe('connectionError', () => {
     }
   })
 
+  it("names a certificate the checks refuse (verify-ca, verify-full) and a password the server asks for and the URL lacks", () => {
+    for (const [message, code] of [['self-signed certificate', 'DEPTH_ZERO_SELF_SIGNED_CERT'], ["Hostname/IP does not match certificate's altnames: IP: 10.0.0.9 is not in the cert's list: ", 'ERR_TLS_CERT_ALTNAME_INVALID'], ['certificate has expired', 'CERT_HAS_EXPIRED'], ['unable to verify the first certificate', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE']]) {
+      const e = connectionError(err(message, code), target)!
+      expect(e.message, code).toContain(`TLS: the server's certificate is not accepted (${message})`)
+      expect(e.hint, code).toMatch(/sslrootcert=<file>.*sslmode=require/)
+    }
+    expect(connectionError(err('SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string'), target)!.message).toMatch(/: the server asks for a password, and the URL has none\.$/)
+  })
+
   it('leaves other errors alone', () => {
     expect(connectionError(err('relation "objects" does not exist', '42P01'), target)).toBeUndefined()
     expect(connectionError(err('syntax error', '42601'), target)).toBeUndefined()

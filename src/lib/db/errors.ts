@@ -64,6 +64,10 @@ export function connectionError(error: unknown, target: DbTarget): KintoError | 
   else if (/^Query read timeout$/i.test(e.message)) reason = 'no answer within the statement timeout (the connection stopped answering)'
   else if (/Connection terminated unexpectedly/i.test(e.message)) reason = 'the server closed the connection'
   else if (/self.signed certificate|certificate|SSL|ssl/.test(e.message) && /connect|SSL|ssl/.test(e.message)) reason = `TLS: ${e.message}`
+  // Node's certificate checks (verify-ca, verify-full): DEPTH_ZERO_SELF_SIGNED_CERT, CERT_HAS_EXPIRED, ERR_TLS_CERT_ALTNAME_INVALID…
+  else if (e.code && /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(e.code)) reason = `TLS: the server's certificate is not accepted (${e.message})`
+  // A server asking for a password (scram, md5) of a URL without one: node-postgres's own words.
+  else if (/client password must be a string/.test(e.message)) reason = 'the server asks for a password, and the URL has none'
   if (!reason) return undefined
   const who = target.user ? ` as ${target.user}` : ''
   const code = (error as {code?: string}).code
@@ -76,7 +80,9 @@ export function connectionError(error: unknown, target: DbTarget): KintoError | 
           ? 'Create it with `kinto db create` (UTF8, UTC), or fix the database name in the URL.'
           : code === '28000' && /^role ".*" does not exist$/.test(e.message)
             ? `Create the role with \`kinto db create --admin-url ${adminUrlFor(target)}\` (an administrator's URL: it creates the role, with the URL's password, and the database), or fix the user name in the URL.`
-            : code === '22023' || code === '42704'
+            : code && /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code)
+              ? "Give the URL the CA that signed the server's certificate (sslrootcert=<file>), or use sslmode=require to encrypt without checking it."
+              : code === '22023' || code === '42704'
               ? 'Fix or remove that setting in the URL (its query string, or its options=-c …).'
               : 'Check that the server runs and that the URL in the ini (host, port, database, user, password) is right.',
       cause: error,
