@@ -199,9 +199,12 @@ describe.skipIf(skip !== '')(`redis cache ${skip}`, () => {
     const good = new RedisCache({url: `redis://:${encodeURIComponent('right-p@ss')}@127.0.0.1:${port}/2`, commandTimeoutMs: 2000})
     const bad = new RedisCache({url: `redis://:wrong-secret-xyz@127.0.0.1:${port}/2`, commandTimeoutMs: 2000})
     const none = new RedisCache({url: `redis://127.0.0.1:${port}/2`, commandTimeoutMs: 2000})
-    opened.push(good, bad, none)
+    // redis-py's from_url (upstream) also reads the password from the query string
+    const query = new RedisCache({url: `redis://127.0.0.1:${port}/2?password=${encodeURIComponent('right-p@ss')}`, commandTimeoutMs: 2000})
+    opened.push(good, bad, none, query)
     await good.set('k', 'v', 60)
     expect(await good.get('k')).toBe('v')
+    expect(await query.get('k')).toBe('v')
     for (const cache of [bad, none]) {
       const message = await cache.get('k').then(
         () => 'no error',

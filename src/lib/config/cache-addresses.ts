@@ -44,10 +44,11 @@ export function parseRedisUrl(url: string): Parsed<RedisAddress> {
   const protocol = u.protocol.slice(0, -1).toLowerCase() as RedisAddress['protocol']
   let credentials: {username?: string; password?: string}
   try {
-    credentials = {
-      ...(u.username ? {username: decodeURIComponent(u.username)} : {}),
-      ...(u.password ? {password: decodeURIComponent(u.password)} : {}),
-    }
+    // The query's `username`/`password` when the URL has none before its host, as redis-py's
+    // from_url (upstream's client) reads them; URLSearchParams has decoded them already.
+    const username = u.username ? decodeURIComponent(u.username) : u.searchParams.get('username') || undefined
+    const password = u.password ? decodeURIComponent(u.password) : u.searchParams.get('password') || undefined
+    credentials = {...(username ? {username} : {}), ...(password ? {password} : {})}
   } catch {
     return fail("has a '%' in its user or password that is not a percent-encoded character (write %25 for '%')")
   }
