@@ -13,6 +13,8 @@ describe('connectionError', () => {
     expect(e.message).toBe('Cannot connect to PostgreSQL at db.example:5433, database kinto as kinto: connection refused (is PostgreSQL running and listening there?).')
     expect(e.code).toBe('KINTO_DB_UNREACHABLE')
     expect(e.cause).toBe(cause)
+    // the URL may be the ini's or a flag's (db create --admin-url, db copy --to): the hint blames neither
+    expect(e.hint).toBe('Check that the server runs and that the database URL (host, port, database, user, password) is right.')
   })
 
   it('maps DNS, timeouts, authentication and missing databases', () => {

@@ -84,7 +84,7 @@ export function connectionError(error: unknown, target: DbTarget): KintoError | 
               ? "Give the URL the CA that signed the server's certificate (sslrootcert=<file>), or use sslmode=require to encrypt without checking it."
               : code === '22023' || code === '42704'
               ? 'Fix or remove that setting in the URL (its query string, or its options=-c …).'
-              : 'Check that the server runs and that the URL in the ini (host, port, database, user, password) is right.',
+              : 'Check that the server runs and that the database URL (host, port, database, user, password) is right.',
       cause: error,
     },
   )
