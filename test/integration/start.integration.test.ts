@@ -152,6 +152,14 @@ describe('kinto start', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /)
   }, 90_000)
 
+  test('a host no resolver takes (a 300-character name) is said in words, not "unexpected failure: getaddrinfo EINVAL"', async () => {
+    const host = 'x'.repeat(300)
+    const r = await runCli(['start', '--ini', iniFile({}), '--host', host, '--port', '8080'])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`Error: Cannot listen on ${host}:8080: the host is no address or host name.\n`)
+    expect(r.stderr).not.toMatch(/unexpected failure|\n\s+at /)
+  }, 90_000)
+
   test('unknown plugins and policies refuse to start', async () => {
     const plugin = await runCli(['start', '--ini', iniFile({'kinto.includes': 'kinto.plugins.unknown'}), '--port', '0'])
     expect(plugin.code).toBe(1)

@@ -236,6 +236,17 @@ describe('bad values: one error naming file, line and key, and what is allowed',
       'line 3, key \'kinto.pagination_token_validity_seconds\': "soon" is not valid; expected a whole number (0 or more).',
       '',
     ],
+    // Node fires a timer longer than 2^31-1 ms after 1 ms: such a wait would be none at all
+    [
+      'kinto.storage_connect_timeout = 99999999999999999999',
+      'line 3, key \'kinto.storage_connect_timeout\': "99999999999999999999" is not valid; expected a number of seconds from 0 to 2147483 (about 24 days, the longest wait a timer holds).',
+      '',
+    ],
+    [
+      'kinto.heartbeat_timeout_seconds = 3000000',
+      'line 3, key \'kinto.heartbeat_timeout_seconds\': "3000000" is not valid; expected a number of seconds from 0 to 2147483 (about 24 days, the longest wait a timer holds).',
+      '',
+    ],
     ['kinto.readonly = maybe', 'line 3, key \'kinto.readonly\': "maybe" is not valid; expected true or false.', ''],
     [
       'kinto.storage_poolclass = sqlalchemy.pool.StaticPool',
@@ -278,6 +289,22 @@ describe('bad values: one error naming file, line and key, and what is allowed',
     [
       'kinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = postgresql://kinto:s3cr3t@db/kinto?port=abc',
       'line 4, key \'kinto.storage_url\': Invalid port "abc" in the database URL postgresql://kinto:***@db/kinto?port=abc. The port is a number from 1 to 65535 (5432 by default): postgresql://user:password@host:5432/dbname.',
+      '',
+    ],
+    // node-postgres connects to ?port= over the host's port, and sent parseInt of these timeouts ("NaN")
+    [
+      'kinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = postgresql://kinto:s3cr3t@db:5432/kinto?port=-1',
+      'line 4, key \'kinto.storage_url\': Invalid port "-1" in the database URL postgresql://kinto:***@db:5432/kinto?port=-1. The port is a number from 1 to 65535 (5432 by default): postgresql://user:password@host:5432/dbname.',
+      '',
+    ],
+    [
+      'kinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = postgresql://kinto:s3cr3t@db/kinto?idle_in_transaction_session_timeout=abc',
+      'line 4, key \'kinto.storage_url\': Invalid idle_in_transaction_session_timeout "abc" in the database URL postgresql://kinto:***@db/kinto?idle_in_transaction_session_timeout=abc. idle_in_transaction_session_timeout is a whole number of milliseconds (0 for none), such as idle_in_transaction_session_timeout=30000: the driver sends only the number, without a unit.',
+      '',
+    ],
+    [
+      'kinto.storage_backend = kinto.core.storage.postgresql\nkinto.storage_url = postgresql://kinto:s3cr3t@db/kinto?lock_timeout=10s',
+      'line 4, key \'kinto.storage_url\': Invalid lock_timeout "10s" in the database URL postgresql://kinto:***@db/kinto?lock_timeout=10s. lock_timeout is a whole number of milliseconds (0 for none), such as lock_timeout=30000: the driver sends only the number, without a unit.',
       '',
     ],
     [

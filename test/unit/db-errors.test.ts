@@ -49,7 +49,7 @@ describe('connectionError', () => {
   })
 
   it('names a setting of the URL the server refuses at login, and says to fix it there', () => {
-    for (const [message, code] of [['invalid value for parameter "statement_timeout": "NaN"', '22023'], ['unrecognized configuration parameter "work_mme"', '42704']]) {
+    for (const [message, code] of [['invalid value for parameter "statement_timeout": "NaN"', '22023'], ['unrecognized configuration parameter "work_mme"', '42704'], ['invalid command-line argument for server process: abc', '42601']]) {
       const e = connectionError(err(message, code), target)!
       expect(e.message).toContain(`the server refused a setting of the URL: ${message}.`)
       expect(e.hint).toMatch(/^Fix or remove that setting in the URL/)

@@ -22,6 +22,15 @@ export type SettingRule =
   | {type: 'choice'; values: readonly string[]}
 
 
+/**
+ * The longest wait a setting in seconds may give: Node's timers (setTimeout, socket timeouts) hold
+ * 2^31-1 ms, about 24.8 days, and PostgreSQL's statement_timeout the same. A longer one is not a
+ * long wait: Node fires the timer after 1 ms, so `kinto.storage_connect_timeout = 1e20` made every
+ * connection "time out" at once.
+ */
+export const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000)
+const SECONDS_TO_WAIT: SettingRule = {type: 'number', min: 0, max: MAX_TIMER_SECONDS}
+
 const EXACT: Record<string, SettingRule> = {
   // Empty is upstream's falsy value: no limit (as 0), and its servers start with it.
   batch_max_requests: {type: 'int', min: 0, nullable: true},
@@ -34,7 +43,7 @@ const EXACT: Record<string, SettingRule> = {
   // upstream compares a random number with float(backoff_percentage) / 100: 12.5 is fine
   backoff_percentage: {type: 'number', min: 0, max: 100, nullable: true},
   retry_after_seconds: {type: 'int', min: 0},
-  heartbeat_timeout_seconds: {type: 'number', min: 0},
+  heartbeat_timeout_seconds: SECONDS_TO_WAIT,
   root_cache_expires_seconds: {type: 'int', min: -1},
   version_prefix_redirect_ttl_seconds: {type: 'int', min: -1},
   trailing_slash_redirect_ttl_seconds: {type: 'int', min: -1},
@@ -73,7 +82,7 @@ const EXACT: Record<string, SettingRule> = {
 const PATTERNS: Array<[RegExp, SettingRule]> = [
   [/^(storage|permission|cache)_(pool_size|max_overflow)$/, {type: 'int', min: 0}],
   [/^(storage|permission|cache)_(pool_recycle|max_backlog)$/, {type: 'int', min: -1}],
-  [/^(storage|permission|cache)_(pool_timeout|connect_timeout|statement_timeout)$/, {type: 'number', min: 0}],
+  [/^(storage|permission|cache)_(pool_timeout|connect_timeout|statement_timeout)$/, SECONDS_TO_WAIT],
   [/^(storage|permission|cache)_poolclass$/, {type: 'choice', values: Object.keys(POOL_CLASSES)}],
   [/^[a-z0-9_-]+_cache_expires_seconds$/, {type: 'int', min: -1}],
   [/^(plural|object)_[a-z0-9_-]+_(get|post|put|patch|delete)_enabled$/, {type: 'bool'}],
@@ -127,6 +136,7 @@ function describeRule(rule: SettingRule): string {
       return `a whole number${range}${rule.nullable ? ', or empty' : ''}`
     }
     case 'number':
+      if (rule.max === MAX_TIMER_SECONDS) return `a number of seconds from 0 to ${MAX_TIMER_SECONDS} (about 24 days, the longest wait a timer holds)`
       if (rule.max !== undefined) return `a number from ${rule.min ?? 0} to ${rule.max}${rule.nullable ? ', or empty' : ''}`
       return `a number of seconds (0 or more)${rule.nullable ? ', or empty' : ''}`
     case 'bool':
@@ -248,8 +258,9 @@ function checkDbUrl(settings: Settings, family: BackendFamily, dir: string, orig
     parseDbUrl(url, dir)
   } catch (error) {
     if (!(error instanceof KintoError)) throw error
-    // a pglite: URL fails only on its options, a postgresql: one may on its sslmode or port: say which, and how to write them
-    if (/^\s*pglite:/i.test(url) || /sslmode|Invalid port/.test(error.message)) throw urlProblem(urlKey, origin, `${error.message} ${error.hint ?? ''}`.trim())
+    // a pglite: URL fails only on its options, a postgresql: one may on one of its parameters
+    // (sslmode, port, a timeout: 'Invalid port "abc" in the database URL …'): say which, and how to write it
+    if (/^\s*pglite:/i.test(url) || /^Invalid \S+ ".*" in the database URL /s.test(error.message)) throw urlProblem(urlKey, origin, `${error.message} ${error.hint ?? ''}`.trim())
     throw urlProblem(urlKey, origin, `${JSON.stringify(maskUrl(url))} is not a database URL kinto-ops can use; expected ${DB_URL_FORMS}.`)
   }
 }

@@ -33,6 +33,16 @@ export function sqlStateOf(error: unknown): string | undefined {
   return undefined
 }
 
+/**
+ * A SQLSTATE and message of a parameter of the URL the server refuses at login: `?statement_timeout=…` or
+ * `options=-c x=y` with a bad value (22023) or name (42704), `options=abc` (42601, "invalid
+ * command-line argument for server process").
+ */
+function refusedUrlSetting(code: string, message: string): boolean {
+  // 42601 is any syntax error too: only the login's own words are a setting of the URL
+  return code === '22023' || code === '42704' || (code === '42601' && /command-line argument for server process|requires a value/.test(message))
+}
+
 /** SQLSTATE classes and codes that mean "could not get a usable session". */
 function sqlStateReason(code: string, message: string): string | undefined {
   if (code === '3D000') return `database does not exist (${message})`
@@ -43,8 +53,7 @@ function sqlStateReason(code: string, message: string): string | undefined {
   if (code === '57P02') return 'the server ended the connection after a crash of another session (crash restart)'
   if (code === '53300') return `too many connections (${message})`
   if (code.startsWith('08')) return `connection failure: ${message}`
-  // A parameter of the URL the server refuses at login (`?statement_timeout=abc`, `options=-c x=y`).
-  if (code === '22023' || code === '42704') return `the server refused a setting of the URL: ${message}`
+  if (refusedUrlSetting(code, message)) return `the server refused a setting of the URL: ${message}`
   return undefined
 }
 
@@ -82,7 +91,7 @@ export function connectionError(error: unknown, target: DbTarget): KintoError | 
             ? `Create the role with \`kinto db create --admin-url ${adminUrlFor(target)}\` (an administrator's URL: it creates the role, with the URL's password, and the database), or fix the user name in the URL.`
             : code && /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code)
               ? "Give the URL the CA that signed the server's certificate (sslrootcert=<file>), or use sslmode=require to encrypt without checking it."
-              : code === '22023' || code === '42704'
+              : code && refusedUrlSetting(code, e.message)
               ? 'Fix or remove that setting in the URL (its query string, or its options=-c …).'
               : 'Check that the server runs and that the database URL (host, port, database, user, password) is right.',
       cause: error,

@@ -100,6 +100,9 @@ export function dbUrlPassword(parsed: Extract<ParsedDbUrl, {driver: 'pg'}>): str
   return password || undefined
 }
 
+/** The URL parameters node-postgres sends to the server as parseInt of their text (milliseconds). */
+const DRIVER_MS_PARAMS = ['statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout'] as const
+
 export function parseDbUrl(url: string, baseDir: string = process.cwd()): ParsedDbUrl {
   const trimmed = url.trim()
   const pglite = /^pglite:(.*)$/i.exec(trimmed)
@@ -133,14 +136,26 @@ export function parseDbUrl(url: string, baseDir: string = process.cwd()): Parsed
     })
   }
   sslModeOf(parsed.searchParams, `in the database URL ${maskUrl(trimmed)}`)
-  const port = parsed.port || parsed.searchParams.get('port') || '5432'
+  // node-postgres connects to a non-empty `?port=`, whatever the port after the host says.
+  const port = parsed.searchParams.get('port') || parsed.port || '5432'
   // The driver is given the text: one that is no port number (`?port=abc`) never connected, nor
-  // failed, and the command ended on an unsettled promise (exit 13) without a word.
+  // failed, and the command ended on an unsettled promise (exit 13) without a word; `?port=-1`
+  // beside a host's port crashed on an unhandled socket error.
   if (!/^\d{1,5}$/.test(port.trim()) || Number(port) < 1 || Number(port) > 65535) {
     throw new KintoError(`Invalid port ${JSON.stringify(port)} in the database URL ${maskUrl(trimmed)}.`, {
       code: 'KINTO_DB_URL_INVALID',
       hint: 'The port is a number from 1 to 65535 (5432 by default): postgresql://user:password@host:5432/dbname.',
     })
+  }
+  for (const name of DRIVER_MS_PARAMS) {
+    const value = parsed.searchParams.get(name)
+    // node-postgres sends parseInt of the text: `abc` reached the server as "NaN", `10s` as 10 ms
+    if (value !== null && value !== '' && !/^\d+$/.test(value.trim())) {
+      throw new KintoError(`Invalid ${name} ${JSON.stringify(value)} in the database URL ${maskUrl(trimmed)}.`, {
+        code: 'KINTO_DB_URL_INVALID',
+        hint: `${name} is a whole number of milliseconds (0 for none), such as ${name}=30000: the driver sends only the number, without a unit.`,
+      })
+    }
   }
   return {
     driver: 'pg',

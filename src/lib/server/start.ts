@@ -196,6 +196,8 @@ const LISTEN_FAILURES: Record<string, {reason: string; hint: string}> = {
   EADDRNOTAVAIL: {reason: 'no network interface of this machine has that address', hint: 'Choose a --host this machine has (127.0.0.1, 0.0.0.0 for every interface), or [server:main] host in the ini.'},
   ENOTFOUND: {reason: 'the host name is unknown', hint: 'Choose a --host this machine has (127.0.0.1, 0.0.0.0 for every interface), or [server:main] host in the ini.'},
   EAI_AGAIN: {reason: 'the host name could not be resolved (DNS did not answer)', hint: 'Give --host as an IP address, or check the resolver.'},
+  // getaddrinfo's answer to a name no resolver takes (over 253 characters, a label over 63)
+  EINVAL: {reason: 'the host is no address or host name', hint: 'Choose a --host this machine has (127.0.0.1, 0.0.0.0 for every interface), or [server:main] host in the ini.'},
 }
 
 export async function clearStaleSocket(file: string): Promise<void> {
