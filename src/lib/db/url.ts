@@ -50,15 +50,20 @@ function pgliteOptions(query: string, url: string): {sharedBuffers?: string} {
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const
 export type SslMode = (typeof SSL_MODES)[number]
 
+/**
+ * A parameter of a database URL that cannot be used, in the one form every such refusal takes
+ * (`Invalid <name> "<value>" <where>.`; config/validate.ts passes these through with the ini line).
+ */
+function invalidUrlParam(name: string, value: string, where: string, hint: string): KintoError {
+  return new KintoError(`Invalid ${name} ${JSON.stringify(value)} ${where}.`, {code: 'KINTO_DB_URL_INVALID', hint})
+}
+
 /** The sslmode of a URL, checked (libpq refuses an unknown one); undefined when not given. */
 export function sslModeOf(params: URLSearchParams, where: string): SslMode | undefined {
   const mode = params.get('sslmode')
   if (mode === null) return undefined
   if ((SSL_MODES as readonly string[]).includes(mode)) return mode as SslMode
-  throw new KintoError(`Invalid sslmode ${JSON.stringify(mode)} ${where}.`, {
-    code: 'KINTO_DB_URL_INVALID',
-    hint: `Use one of ${SSL_MODES.join(', ')} (libpq's values).`,
-  })
+  throw invalidUrlParam('sslmode', mode, where, `Use one of ${SSL_MODES.join(', ')} (libpq's values).`)
 }
 
 /**
@@ -135,26 +140,21 @@ export function parseDbUrl(url: string, baseDir: string = process.cwd()): Parsed
       hint: 'Use postgresql://user:password@host:5432/dbname.',
     })
   }
-  sslModeOf(parsed.searchParams, `in the database URL ${maskUrl(trimmed)}`)
+  const where = `in the database URL ${maskUrl(trimmed)}`
+  sslModeOf(parsed.searchParams, where)
   // node-postgres connects to a non-empty `?port=`, whatever the port after the host says.
   const port = parsed.searchParams.get('port') || parsed.port || '5432'
   // The driver is given the text: one that is no port number (`?port=abc`) never connected, nor
   // failed, and the command ended on an unsettled promise (exit 13) without a word; `?port=-1`
   // beside a host's port crashed on an unhandled socket error.
   if (!/^\d{1,5}$/.test(port.trim()) || Number(port) < 1 || Number(port) > 65535) {
-    throw new KintoError(`Invalid port ${JSON.stringify(port)} in the database URL ${maskUrl(trimmed)}.`, {
-      code: 'KINTO_DB_URL_INVALID',
-      hint: 'The port is a number from 1 to 65535 (5432 by default): postgresql://user:password@host:5432/dbname.',
-    })
+    throw invalidUrlParam('port', port, where, 'The port is a number from 1 to 65535 (5432 by default): postgresql://user:password@host:5432/dbname.')
   }
   for (const name of DRIVER_MS_PARAMS) {
     const value = parsed.searchParams.get(name)
     // node-postgres sends parseInt of the text: `abc` reached the server as "NaN", `10s` as 10 ms
     if (value !== null && value !== '' && !/^\d+$/.test(value.trim())) {
-      throw new KintoError(`Invalid ${name} ${JSON.stringify(value)} in the database URL ${maskUrl(trimmed)}.`, {
-        code: 'KINTO_DB_URL_INVALID',
-        hint: `${name} is a whole number of milliseconds (0 for none), such as ${name}=30000: the driver sends only the number, without a unit.`,
-      })
+      throw invalidUrlParam(name, value, where, `${name} is a whole number of milliseconds (0 for none), such as ${name}=30000: the driver sends only the number, without a unit.`)
     }
   }
   return {
