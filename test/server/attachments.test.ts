@@ -23,7 +23,7 @@ const tmp = tempFolders('attach')
 
 type Json = Record<string, any>
 
-/** Every file below a folder (relative paths), the heartbeat's folder aside. */
+/** Every file below a folder (relative paths). */
 function filesIn(dir: string): string[] {
   const out: string[] = []
   const walk = (d: string) => {
@@ -424,9 +424,12 @@ describe('kinto_attachment on kinto start', () => {
     expect(filesIn(path.join(files, 'race'))).toEqual([new URL(location).pathname.replace('/files/race/', '')])
   })
 
-  test('the heartbeat checks that base_path is writable', async () => {
+  test('the heartbeat checks that base_path is writable, and leaves nothing there', async () => {
+    const before = readdirSync(files)
     const res = await call(srv.remote, 'GET', '/__heartbeat__', {auth: null})
     expect(res.body.attachments).toBe(true)
+    expect(readdirSync(files)).toEqual(before)
+    expect(before.filter((f) => f.includes('heartbeat'))).toEqual([])
   })
 })
 

@@ -288,12 +288,15 @@ export function attachmentCapability(settings: AttachmentSettings): Record<strin
   }
 }
 
-/** upstream's heartbeat: a file can be written and removed below base_path. */
+/**
+ * upstream's heartbeat: a file can be written and removed in base_path (its own folder: a folder
+ * made for the check would be left behind, and removing it would race a concurrent check).
+ */
 function heartbeat(a: AttachmentRuntime) {
   return async (_backends: unknown, readonly: boolean): Promise<boolean> => {
     if (readonly) return true
     const {Readable} = await import('node:stream')
-    const written = await a.store.write(Readable.from([Buffer.from('{"test": "write"}')]), 'heartbeat-test', 0)
+    const written = await a.store.write(Readable.from([Buffer.from('{"test": "write"}')]), '', 0)
     await a.store.delete(path.relative(a.store.basePath, written.tempPath))
     return true
   }
