@@ -22,6 +22,8 @@ const HMAC_SECRET = 'hmac-sentry-Zq81xw0p'
 const PASSWORD = 'pw-sentry-Lk29vbn4'
 const BEARER = 'tok-sentry-Qw73Rt55yy'
 const PUBLIC_KEY = 'abcdef0123456789abcdef0123456789'
+/** A password given as a URL parameter (redis-py and libpq read `?password=`). */
+const PARAM_PASSWORD = 'pw-param-Hy62Nc0r'
 
 interface Ingest {
   server: Server
@@ -143,6 +145,8 @@ describe('Sentry', () => {
         'kinto.userid_hmac_secret': HMAC_SECRET,
         'kinto.sentry_dsn': sink.dsn,
         'kinto.sentry_env': 'test-env',
+        // A secret URL setting no backend of this test opens.
+        'kinto.example_url': `redis://cache.invalid:6379/0?password=${PARAM_PASSWORD}`,
         // Upstream plugin we do not carry: a WARNING at start-up.
         'kinto.includes': 'kinto.plugins.quotas',
       },
@@ -155,7 +159,7 @@ describe('Sentry', () => {
       transaction((tx) => {
         const storage = Object.create(tx.storage) as typeof tx.storage
         storage.create = async () => {
-          throw new TypeError(`storage bug near ${HMAC_SECRET}`)
+          throw new TypeError(`storage bug near ${HMAC_SECRET} and ${PARAM_PASSWORD}`)
         }
         return fn({...tx, storage})
       })
@@ -200,7 +204,7 @@ describe('Sentry', () => {
 
     const received = sink.raw.join('\n')
     expect(received.length).toBeGreaterThan(0)
-    for (const secret of [HMAC_SECRET, PASSWORD, BEARER, basic, basic.slice(6)]) expect(received, secret).not.toContain(secret)
+    for (const secret of [HMAC_SECRET, PARAM_PASSWORD, PASSWORD, BEARER, basic, basic.slice(6)]) expect(received, secret).not.toContain(secret)
   }, 60_000)
 
   test("an error's breadcrumbs are its own request's, never other users' requests", async () => {

@@ -83,10 +83,11 @@ function secretValues(settings: Settings): string[] {
   for (const [key, value] of Object.entries(settings)) {
     if (typeof value !== 'string' || !SECRET_SETTING.test(key)) continue
     if (/_url$/i.test(key) || /dsn/i.test(key)) {
-      // URLs: only their password (and a DSN's public key) is secret.
+      // URLs: only their password (also as a parameter, which redis-py and libpq read) and a DSN's public key are secret.
       try {
         const url = new URL(value)
         if (url.password.length >= 6) out.add(decodeURIComponent(url.password))
+        for (const name of ['password', 'passwd']) for (const p of url.searchParams.getAll(name)) if (p.length >= 6) out.add(p)
         if (/dsn/i.test(key) && url.username.length >= 6) out.add(url.username)
       } catch {
         // not a URL
