@@ -4,7 +4,7 @@
  * masked) and says what is allowed. Valid integers and booleans are normalised to numbers and
  * booleans; other settings (plugin keys, `fxa-oauth.*`, `kinto.attachment.*`…) are kept as they are.
  */
-import {maskUrl, parseDbUrl} from '../db/url.js'
+import {maskUrl, parseDbUrl, UrlParamError} from '../db/url.js'
 import {KintoError} from '../errors.js'
 import {type BackendFamily, backendKind, backendModules, POOL_CLASSES} from './backend-modules.js'
 import {MEMCACHED_HOST_FORM, parseMemcachedHost, parseRedisUrl, REDIS_URL_FORM} from './cache-addresses.js'
@@ -260,7 +260,7 @@ function checkDbUrl(settings: Settings, family: BackendFamily, dir: string, orig
     if (!(error instanceof KintoError)) throw error
     // a pglite: URL fails only on its options, a postgresql: one may on one of its parameters
     // (sslmode, port, a timeout: 'Invalid port "abc" in the database URL …'): say which, and how to write it
-    if (/^\s*pglite:/i.test(url) || /^Invalid \S+ ".*" in the database URL /s.test(error.message)) throw urlProblem(urlKey, origin, `${error.message} ${error.hint ?? ''}`.trim())
+    if (/^\s*pglite:/i.test(url) || error instanceof UrlParamError) throw urlProblem(urlKey, origin, `${error.message} ${error.hint ?? ''}`.trim())
     throw urlProblem(urlKey, origin, `${JSON.stringify(maskUrl(url))} is not a database URL kinto-ops can use; expected ${DB_URL_FORMS}.`)
   }
 }

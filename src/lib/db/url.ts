@@ -51,11 +51,15 @@ export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 
 export type SslMode = (typeof SSL_MODES)[number]
 
 /**
- * A parameter of a database URL that cannot be used, in the one form every such refusal takes
- * (`Invalid <name> "<value>" <where>.`; config/validate.ts passes these through with the ini line).
+ * A parameter of a database URL that cannot be used (sslmode, port, a timeout), in the one form
+ * every such refusal takes: `Invalid <name> "<value>" <where>.` config/validate.ts tells it from a
+ * URL that is no database URL at all by its class, and passes it through with the ini line.
  */
-function invalidUrlParam(name: string, value: string, where: string, hint: string): KintoError {
-  return new KintoError(`Invalid ${name} ${JSON.stringify(value)} ${where}.`, {code: 'KINTO_DB_URL_INVALID', hint})
+export class UrlParamError extends KintoError {
+  constructor(name: string, value: string, where: string, hint: string) {
+    super(`Invalid ${name} ${JSON.stringify(value)} ${where}.`, {code: 'KINTO_DB_URL_INVALID', hint})
+    this.name = 'UrlParamError'
+  }
 }
 
 /** The sslmode of a URL, checked (libpq refuses an unknown one); undefined when not given. */
@@ -63,7 +67,7 @@ export function sslModeOf(params: URLSearchParams, where: string): SslMode | und
   const mode = params.get('sslmode')
   if (mode === null) return undefined
   if ((SSL_MODES as readonly string[]).includes(mode)) return mode as SslMode
-  throw invalidUrlParam('sslmode', mode, where, `Use one of ${SSL_MODES.join(', ')} (libpq's values).`)
+  throw new UrlParamError('sslmode', mode, where, `Use one of ${SSL_MODES.join(', ')} (libpq's values).`)
 }
 
 /**
@@ -148,13 +152,13 @@ export function parseDbUrl(url: string, baseDir: string = process.cwd()): Parsed
   // failed, and the command ended on an unsettled promise (exit 13) without a word; `?port=-1`
   // beside a host's port crashed on an unhandled socket error.
   if (!/^\d{1,5}$/.test(port.trim()) || Number(port) < 1 || Number(port) > 65535) {
-    throw invalidUrlParam('port', port, where, 'The port is a number from 1 to 65535 (5432 by default): postgresql://user:password@host:5432/dbname.')
+    throw new UrlParamError('port', port, where, 'The port is a number from 1 to 65535 (5432 by default): postgresql://user:password@host:5432/dbname.')
   }
   for (const name of DRIVER_MS_PARAMS) {
     const value = parsed.searchParams.get(name)
     // node-postgres sends parseInt of the text: `abc` reached the server as "NaN", `10s` as 10 ms
     if (value !== null && value !== '' && !/^\d+$/.test(value.trim())) {
-      throw invalidUrlParam(name, value, where, `${name} is a whole number of milliseconds (0 for none), such as ${name}=30000: the driver sends only the number, without a unit.`)
+      throw new UrlParamError(name, value, where, `${name} is a whole number of milliseconds (0 for none), such as ${name}=30000: the driver sends only the number, without a unit.`)
     }
   }
   return {
