@@ -7,6 +7,8 @@ import type {Reporter, TestCase, TestModule, Vitest} from 'vitest/node'
  *   shows neither); a test skipped without either (an `it.skip`, a `test.todo` left behind) is
  *   listed as such, so that no skip is silent
  *   (not when a -t pattern filters the tests: those it leaves out are skipped too);
+ * - the slowest files with their durations (collection, hooks and tests), so that a CI log says
+ *   where a lane's time went;
  * - then one closing line `N passed, N failed, N skipped`, so that CI logs (and the tools that read
  *   them) see the totals in a plain, runner-independent form.
  */
@@ -41,9 +43,23 @@ export default class SummaryReporter implements Reporter {
     failed += unhandledErrors.length
     const lines = [...reasons].map(([reason, n]) => `SKIPPED (${n}): ${reason}`)
     if (unexplained.length > 0) lines.push(`SKIPPED without a reason (${unexplained.length}):`, ...unexplained.map((name) => `  ${name}`))
+    lines.push(...slowest(testModules))
     process.stdout.write(`${lines.length > 0 ? `\n${lines.join('\n')}\n` : ''}\n${passed} passed, ${failed} failed, ${skipped} skipped\n`)
   }
 }
+
+/** The files that took longest, a line each (seconds, then the file), when there are several. */
+function slowest(testModules: ReadonlyArray<TestModule>, count = SLOWEST_SHOWN): string[] {
+  if (testModules.length < 2) return []
+  const timed = testModules.map((mod) => {
+    const d = mod.diagnostic()
+    return {name: mod.relativeModuleId, seconds: (d.collectDuration + d.duration) / 1000}
+  })
+  timed.sort((a, b) => b.seconds - a.seconds)
+  const shown = timed.slice(0, count)
+  return [`Slowest files (${shown.length} of ${timed.length}):`, ...shown.map((t) => `  ${t.seconds.toFixed(1).padStart(7)} s  ${t.name}`)]
+}
+const SLOWEST_SHOWN = 25
 
 /** Why a skipped test was skipped: its ctx.skip note, else the `SKIPPED: …` of its name or a group's. */
 function skipReason(test: TestCase): string | undefined {
