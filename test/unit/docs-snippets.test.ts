@@ -4,7 +4,7 @@
  * must lead somewhere. Reads the files only (no CLI run): the commands and flags come from
  * test/fixtures/cli-surface.json, which test/unit/cli-surface.test.ts keeps equal to src/commands.
  */
-import {existsSync, readdirSync, readFileSync} from 'node:fs'
+import {existsSync, readdirSync, readFileSync, statSync} from 'node:fs'
 import path from 'node:path'
 
 import {describe, expect, it} from 'vitest'
@@ -64,15 +64,17 @@ const where = (s: Snippet) => `${s.file}:${s.line}`
 
 // ---- settings -------------------------------------------------------------------------------
 
-/** The text of every source file below some folders of the repository, read once. */
-function filesText(dirs: string[]): () => string {
+/** The text of some files and of every source file below some folders of the repository, read once. */
+function filesText(paths: string[]): () => string {
   let text: string | undefined
   return () => {
-    text ??= dirs
-      .flatMap((dir) =>
-        readdirSync(path.join(repoRoot, dir), {recursive: true, encoding: 'utf8'})
-          .filter((f) => /\.(ts|mts|js|mjs|sh)$/.test(f))
-          .map((f) => readFileSync(path.join(repoRoot, dir, f), 'utf8')),
+    text ??= paths
+      .flatMap((p) =>
+        statSync(path.join(repoRoot, p)).isFile()
+          ? [readFileSync(path.join(repoRoot, p), 'utf8')]
+          : readdirSync(path.join(repoRoot, p), {recursive: true, encoding: 'utf8'})
+              .filter((f) => /\.(ts|mts|js|mjs|sh)$/.test(f))
+              .map((f) => readFileSync(path.join(repoRoot, p, f), 'utf8')),
       )
       .join('\n')
     return text
@@ -80,7 +82,7 @@ function filesText(dirs: string[]): () => string {
 }
 
 const sourceText = filesText(['src'])
-const testsAndScriptsText = filesText(['test/helpers', 'test/integration', 'scripts'])
+const testsAndScriptsText = filesText(['test/helpers', 'test/integration', 'scripts', 'vitest.config.ts'])
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
