@@ -256,6 +256,10 @@ describe('bad values: one error naming file, line and key, and what is allowed',
     ['flush_endpoint_enabled = 2', 'line 3, key \'flush_endpoint_enabled\': "2" is not valid; expected true or false.', ''],
     ['kinto.includes = 12', 'line 3, key \'kinto.includes\': "12" is not valid; expected names separated by spaces or new lines.', ''],
     ['kinto.eos = someday', 'line 3, key \'kinto.eos\': "someday" is not valid; expected a date such as 2030-01-31, or empty.', ''],
+    // what JavaScript's parser takes for a date, and would put the service past its end (every request a 410)
+    ['kinto.eos = 0', 'line 3, key \'kinto.eos\': "0" is not valid; expected a date such as 2030-01-31, or empty.', ''],
+    ['kinto.eos = 1.5', 'line 3, key \'kinto.eos\': "1.5" is not valid; expected a date such as 2030-01-31, or empty.', ''],
+    ['kinto.eos = 2030-02-30', 'line 3, key \'kinto.eos\': "2030-02-30" is not valid; expected a date such as 2030-01-31, or empty.', ''],
     [
       'kinto.sentry_events_min_level = LOUD',
       'line 3, key \'kinto.sentry_events_min_level\': "LOUD" is not valid; expected a logging level: DEBUG, INFO, WARNING, ERROR, CRITICAL or a number such as 30.',

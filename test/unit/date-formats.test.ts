@@ -1,6 +1,7 @@
 /** httpDate() and isoNow(): the Last-Modified of every answer and the time of every summary, written by hand, must be what Date writes. */
 import {describe, expect, test} from 'vitest'
 
+import {parseDateSetting} from '../../src/lib/config/dates.js'
 import {httpDate} from '../../src/lib/server/headers.js'
 import {isoNow} from '../../src/lib/time-text.js'
 
@@ -29,5 +30,21 @@ describe('isoNow (the request summary time)', () => {
     const instants = [0, 1, 9, 10, 99, 100, 999, 1000, -1, -999, -1001, 1_796_482_849_372, 253_402_300_799_999, 253_402_300_800_000]
     for (let i = 0; i < 3000; i++) instants.push(1_796_400_000_000 + Math.floor(random() * 5_000_000))
     for (const ms of instants) expect(isoNow(ms), String(ms)).toBe(new Date(ms).toISOString())
+  })
+})
+
+describe('parseDateSetting (the eos date)', () => {
+  test('an ISO day is local midnight; a time, and a month in words, are read too', () => {
+    expect(parseDateSetting(' 2030-01-31 ')?.getTime()).toBe(new Date(2030, 0, 31).getTime())
+    expect(parseDateSetting('2030-01-31T12:00:00Z')?.toISOString()).toBe('2030-01-31T12:00:00.000Z')
+    expect(parseDateSetting('2030-01-31 12:00')?.getTime()).toBe(new Date(2030, 0, 31, 12).getTime())
+    expect(parseDateSetting('Jan 31 2030')?.getTime()).toBe(new Date(2030, 0, 31).getTime())
+    expect(parseDateSetting('2028-02-29')?.getDate()).toBe(29)
+  })
+
+  test("what JavaScript's parser takes for a date but no operator writes for one is no date", () => {
+    for (const value of ['0', '1', '-1', '1.5', '12', '2030', '20300131', '12/31/30', '2030-02-30', '2029-02-29', '2030-13-01', '2030-01-31x', 'yes', 'off', '']) {
+      expect(parseDateSetting(value), value).toBeNull()
+    }
   })
 })

@@ -9,6 +9,7 @@ import {KintoError} from '../errors.js'
 import {type BackendFamily, backendKind, backendModules, POOL_CLASSES} from './backend-modules.js'
 import {MEMCACHED_HOST_FORM, parseMemcachedHost, parseRedisUrl, REDIS_URL_FORM} from './cache-addresses.js'
 import {DB_URL_FORMS, emptyDatabaseUrlError} from './database-url.js'
+import {parseDateSetting} from './dates.js'
 import {PYTHON_LEVELS, type Settings} from './settings.js'
 
 export type SettingRule =
@@ -224,7 +225,7 @@ function check(key: string, value: unknown, rule: SettingRule, origin: OriginOf)
         if (rule.nullable) return null
         throw fail()
       }
-      if (typeof value !== 'string' || Number.isNaN(Date.parse(value))) throw fail()
+      if (typeof value !== 'string' || parseDateSetting(value) === null) throw fail()
       return value
     }
     case 'level': {

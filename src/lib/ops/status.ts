@@ -12,7 +12,7 @@ import {isKintoError} from '../errors.js'
 import {asString} from '../config/settings.js'
 import {lockFileUnreadable, pgliteLockPath, readFileLockHolder} from '../schema/lock.js'
 import {configuredBackends} from '../schema/targets.js'
-import {parseEosDate} from '../state/eos.js'
+import {parseDateSetting} from '../config/dates.js'
 import {describeHttpError, EndpointClient, type Endpoint} from './endpoint.js'
 import {describeServers, describeServersOfUnreadable, type ServerReport} from './reload.js'
 import type {AppliedToggles, RunRole} from '../runs/registry.js'
@@ -97,7 +97,7 @@ function configuredStatus(settings: Record<string, unknown>, now: number): Confi
     return {set, active: on, until: deadline === null ? null : new Date(deadline).toISOString(), expired: set && deadline !== null && deadline <= now}
   }
   const eosText = asString(settings, 'eos')
-  const eosDate = eosText ? parseEosDate(eosText) : null
+  const eosDate = eosText ? parseDateSetting(eosText) : null
   const [backoff, readonly, maintenance] = TOGGLES.map(one)
   return {
     backoff: {...backoff, seconds: state.backoff, percentage: state.backoffPercentage},

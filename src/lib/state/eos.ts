@@ -2,20 +2,14 @@
  * End of service (`eos`, `eos_message`, `eos_url`): before the date responses carry a soft-eol
  * Alert header, after it every request is a 410 with a hard-eol Alert.
  */
+import {parseDateSetting} from '../config/dates.js'
 import {asString, type Settings} from '../config/settings.js'
-
-/** `eos` dates: ISO dates or datetimes, compared with the local clock as upstream does. */
-export function parseEosDate(value: string): Date | null {
-  const trimmed = value.trim()
-  const d = /^\d{4}-\d{2}-\d{2}$/.test(trimmed) ? new Date(`${trimmed}T00:00:00`) : new Date(trimmed)
-  return Number.isNaN(d.getTime()) ? null : d
-}
 
 /** Whether the service has reached its end: 'soft' before the `eos` date, 'hard' after, null without one. */
 export function endOfService(settings: Settings, now: number = Date.now()): 'soft' | 'hard' | null {
   const eos = asString(settings, 'eos')
   if (!eos) return null
-  const date = parseEosDate(eos)
+  const date = parseDateSetting(eos)
   if (date === null) return null
   return date.getTime() > now ? 'soft' : 'hard'
 }
