@@ -36,16 +36,15 @@ function databaseBlind(): string[] {
   const files = readdirSync('test', {recursive: true, encoding: 'utf8'}).filter((f) => f.endsWith('.ts')).map((f) => path.join('test', f))
   const text = new Map(files.map((f) => [f, readFileSync(f, 'utf8')]))
   const chooses = /\bKINTO_TEST_DATABASE_URL\b|helpers\/db\.js'/
-  const seen = new Map<string, boolean>()
-  const dependsOnDatabase = (file: string): boolean => {
-    const known = seen.get(file)
-    if (known !== undefined) return known
-    seen.set(file, false) // an import cycle adds nothing
-    const source = text.get(file) ?? ''
-    const imported = [...source.matchAll(/from '(\.{1,2}\/[^']+)\.js'/g)].map((m) => path.join(path.dirname(file), `${m[1]}.ts`))
-    const result = chooses.test(source) || imported.some((f) => text.has(f) && dependsOnDatabase(f))
-    seen.set(file, result)
-    return result
+  const importsOf = (file: string) =>
+    [...(text.get(file) ?? '').matchAll(/(?:from |import\()'(\.{1,2}\/[^']+)\.js'/g)].map((m) => path.join(path.dirname(file), `${m[1]}.ts`)).filter((f) => text.has(f))
+  const dependsOnDatabase = (testFile: string): boolean => {
+    const reached = new Set([testFile])
+    for (const file of reached) {
+      if (chooses.test(text.get(file) ?? '')) return true
+      for (const next of importsOf(file)) reached.add(next)
+    }
+    return false
   }
   return files.filter((f) => f.endsWith('.test.ts') && !dependsOnDatabase(f))
 }
