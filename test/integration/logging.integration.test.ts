@@ -172,7 +172,9 @@ class = kinto.core.JsonLogFormatter
     const lines = readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
     expect(lines.map((l) => l.Fields.msg)).toContain('Configuration reloaded.')
     expect((await fetch(`${started.url}__heartbeat__`)).status).toBe(200)
-    await until(() => summaries(log).length === 1, 'the summary after SIGHUP')
+    // At least one: a heartbeat the loop above fired and did not wait for may be answered after the
+    // second move and be summarised here too (seen under load, when `=== 1` then never held).
+    await until(() => summaries(log).length >= 1, 'the summary after SIGHUP')
     expect(await started.stop()).toEqual({code: 0, signal: null})
   })
 })
