@@ -5,13 +5,16 @@
 import {parseDateSetting} from '../config/dates.js'
 import {asString, type Settings} from '../config/settings.js'
 
+/** The last `eos` text read and its time (NaN: no date): asked on every request, parsed once per text. */
+let parsed = {text: '', time: Number.NaN}
+
 /** Whether the service has reached its end: 'soft' before the `eos` date, 'hard' after, null without one. */
 export function endOfService(settings: Settings, now: number = Date.now()): 'soft' | 'hard' | null {
   const eos = asString(settings, 'eos')
   if (!eos) return null
-  const date = parseDateSetting(eos)
-  if (date === null) return null
-  return date.getTime() > now ? 'soft' : 'hard'
+  if (parsed.text !== eos) parsed = {text: eos, time: parseDateSetting(eos)?.getTime() ?? Number.NaN}
+  if (Number.isNaN(parsed.time)) return null
+  return parsed.time > now ? 'soft' : 'hard'
 }
 
 /**
